@@ -1,0 +1,105 @@
+//! CPU identification and control-register setup.
+
+use raw_cpuid::CpuId;
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Features {
+    pub smep: bool,
+    pub smap: bool,
+    pub nx: bool,
+    pub pdpe1gb: bool,
+    pub invariant_tsc: bool,
+    pub x2apic: bool,
+    pub rdrand: bool,
+    pub rdseed: bool,
+    pub fsgsbase: bool,
+    pub tsc_deadline: bool,
+}
+
+pub fn features() -> Features {
+    let id = CpuId::new();
+    let f = id.get_feature_info();
+    let ext = id.get_extended_feature_info();
+    let ext_fn = id.get_extended_processor_and_feature_identifiers();
+    let pm = id.get_advanced_power_mgmt_info();
+    Features {
+        smep: ext.as_ref().is_some_and(|e| e.has_smep()),
+        smap: ext.as_ref().is_some_and(|e| e.has_smap()),
+        fsgsbase: ext.as_ref().is_some_and(|e| e.has_fsgsbase()),
+        rdseed: ext.as_ref().is_some_and(|e| e.has_rdseed()),
+        nx: ext_fn.as_ref().is_some_and(|e| e.has_execute_disable()),
+        pdpe1gb: ext_fn.as_ref().is_some_and(|e| e.has_1gib_pages()),
+        invariant_tsc: pm.as_ref().is_some_and(|p| p.has_invariant_tsc()),
+        x2apic: f.as_ref().is_some_and(|f| f.has_x2apic()),
+        rdrand: f.as_ref().is_some_and(|f| f.has_rdrand()),
+        tsc_deadline: f.as_ref().is_some_and(|f| f.has_tsc_deadline()),
+    }
+}
+
+pub fn brand() -> alloc::string::String {
+    CpuId::new()
+        .get_processor_brand_string()
+        .map(|b| alloc::string::String::from(b.as_str().trim()))
+        .unwrap_or_else(|| alloc::string::String::from("unknown x86_64"))
+}
+
+/// Turns on NX, write protection, global pages, and SMEP/SMAP when the CPU has them.
+pub fn enable_protections(f: &Features) {
+    // SAFETY: these bits only restrict what the CPU allows; the kernel's page tables are built
+    // with NX where intended and never execute or touch user pages without stac/clac.
+    unsafe {
+        if f.nx {
+            Efer::update(|e| *e |= EferFlags::NO_EXECUTE_ENABLE);
+        }
+        Cr0::update(|c| *c |= Cr0Flags::WRITE_PROTECT);
+        let mut cr4 = Cr4::read() | Cr4Flags::PAGE_GLOBAL;
+        if f.smep {
+            cr4 |= Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION;
+        }
+        if f.smap {
+            cr4 |= Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION;
+        }
+        Cr4::write(cr4);
+    }
+}
+
+pub fn cr4() -> Cr4Flags {
+    Cr4::read()
+}
+
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Hardware random number (RDSEED, then RDRAND), or None if the CPU has neither.
+pub fn hw_random() -> Option<u64> {
+    let f = features();
+    if !f.rdseed && !f.rdrand {
+        return None;
+    }
+    for _ in 0..64 {
+        let v: u64;
+        let ok: u8;
+        // SAFETY: only executed when CPUID says the instruction exists; it only writes the
+        // named registers and the carry flag.
+        unsafe {
+            if f.rdseed {
+                core::arch::asm!("rdseed {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack));
+            } else {
+                core::arch::asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack));
+            }
+        }
+        if ok == 1 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+pub fn read_cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}

@@ -1,0 +1,67 @@
+//! x86_64: boot stub, descriptor tables, interrupts, paging helpers, per-CPU data.
+
+pub mod apic;
+pub mod cpu;
+pub mod gdt;
+pub mod idt;
+pub mod percpu;
+pub mod serial;
+pub mod switch;
+
+// The boot stub switches between Intel and AT&T syntax for one far jump.
+#[allow(bad_asm_style)]
+mod boot_stub {
+    core::arch::global_asm!(include_str!("boot.S"));
+}
+
+/// Local interrupt flag control.
+pub mod irq {
+    use x86_64::instructions::interrupts;
+
+    /// Disables interrupts and returns whether they were enabled.
+    #[inline]
+    pub fn save_and_disable() -> bool {
+        let was = interrupts::are_enabled();
+        interrupts::disable();
+        was
+    }
+
+    #[inline]
+    pub fn restore(was_enabled: bool) {
+        if was_enabled {
+            interrupts::enable();
+        }
+    }
+
+    #[inline]
+    pub fn enabled() -> bool {
+        interrupts::are_enabled()
+    }
+
+    #[inline]
+    pub fn enable() {
+        interrupts::enable();
+    }
+
+    /// Enables interrupts and halts until the next one, atomically (no lost wake-up).
+    #[inline]
+    pub fn enable_and_halt() {
+        interrupts::enable_and_hlt();
+    }
+}
+
+/// QEMU `isa-debug-exit` (iobase 0xf4): QEMU exits with status `(code << 1) | 1`.
+pub fn qemu_exit(code: u8) -> ! {
+    // SAFETY: port 0xf4 is the isa-debug-exit device on every QEMU command line xtask builds;
+    // on real hardware the write is ignored and we fall through to halting.
+    unsafe { x86_64::instructions::port::Port::<u32>::new(0xf4).write(u32::from(code)) };
+    halt_forever()
+}
+
+/// Stops this CPU for good.
+pub fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}

@@ -1,0 +1,158 @@
+//! Boot sequence: from the boot stub's hand-off to a running scheduler.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::{self, apic, cpu, gdt, idt, percpu};
+use crate::bootinfo::{self, BootInfo};
+use crate::cmdline::Cmdline;
+use crate::mm::{self, layout, phys};
+use crate::{println, sched, symbols, time};
+
+const MULTIBOOT2_MAGIC: u64 = 0x36d7_6289;
+
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+static CMDLINE: spin::Once<Cmdline> = spin::Once::new();
+/// Monotonic ns at which kmain started its main thread.
+pub static BOOT_DONE_NS: AtomicU64 = AtomicU64::new(0);
+
+pub fn info() -> &'static BootInfo {
+    BOOT_INFO.get().expect("boot info not collected yet")
+}
+
+pub fn cmdline() -> &'static Cmdline {
+    CMDLINE.get().expect("command line not parsed yet")
+}
+
+unsafe extern "C" {
+    static __kernel_end: u8;
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
+    arch::serial::init();
+    println!("\nAdrOS {} starting", env!("CARGO_PKG_VERSION"));
+    if magic != MULTIBOOT2_MAGIC {
+        println!("boot: not started by a Multiboot2 loader (magic {magic:#x}); stopping");
+        arch::qemu_exit(crate::panic::EXIT_FAILURE);
+    }
+
+    // 1. Frames, under the boot identity map (GRUB put everything below 1 GiB).
+    // SAFETY: GRUB handed us this pointer; the boot stub identity-maps the first GiB.
+    let mbi = unsafe { bootinfo::load(mbi_phys) }.unwrap_or_else(|| {
+        println!("boot: the Multiboot2 information at {mbi_phys:#x} is malformed; stopping");
+        arch::qemu_exit(crate::panic::EXIT_FAILURE)
+    });
+    let mut regions = [bootinfo::MemRegion { start: 0, end: 0, kind: bootinfo::RegionKind::Reserved }; 128];
+    let mut nregions = 0;
+    let have_map = bootinfo::for_each_region(&mbi, |r| {
+        if let Some(slot) = regions.get_mut(nregions) {
+            *slot = r;
+            nregions += 1;
+        }
+    });
+    if !have_map {
+        println!("boot: the boot loader gave no memory map; stopping");
+        arch::qemu_exit(crate::panic::EXIT_FAILURE);
+    }
+    let regions = &regions[..nregions];
+    // SAFETY: only the address of the linker symbol is used.
+    let kernel_end_phys = unsafe { &__kernel_end as *const u8 as u64 } - layout::KERNEL_VMA;
+    let mut reserved = [(0u64, 0u64); 16];
+    let mut nres = 0;
+    reserved[0] = (0x10_0000, kernel_end_phys);
+    nres += 1;
+    bootinfo::for_each_loader_range(&mbi, |s, e| {
+        if let Some(slot) = reserved.get_mut(nres) {
+            *slot = (s, e);
+            nres += 1;
+        }
+    });
+    phys::init(regions, &reserved[..nres]);
+
+    // 2. Our own page tables (W^X, guard pages, linear map), then CPU protections.
+    let feats = cpu::features();
+    mm::paging::init(regions, feats.pdpe1gb);
+    cpu::enable_protections(&feats);
+
+    // 3. The heap works from here on.
+    // SAFETY: the information structure is reserved RAM, now reached through the linear map.
+    let mbi = unsafe { bootinfo::load(mm::phys_to_virt(mbi_phys)) }.expect("boot information vanished");
+    let info = BOOT_INFO.call_once(|| bootinfo::collect(&mbi, layout::PHYS_OFFSET));
+    let cmd = CMDLINE.call_once(|| Cmdline::parse(&info.cmdline));
+    let level = cmd.loglevel.as_deref().and_then(crate::klog::parse_level).unwrap_or(log::LevelFilter::Info);
+    crate::klog::init(level);
+
+    // 4. This CPU: per-CPU block (GS), GDT/TSS with IST stacks, IDT.
+    let pc = percpu::init_this_cpu(0, 0);
+    let _ = pc;
+    gdt::init_this_cpu();
+    idt::init();
+
+    if let Some(m) = info.module("symbols") {
+        let len = (m.end - m.start) as usize;
+        // SAFETY: the module is reserved RAM in the linear map, never written.
+        let bytes = unsafe { core::slice::from_raw_parts(mm::phys_to_virt(m.start) as *const u8, len) };
+        if let Ok(text) = core::str::from_utf8(bytes) {
+            symbols::install(symbols::SymbolTable::parse(text));
+        }
+    }
+
+    // 5. Clocks: LAPIC + TSC calibrated against the PIT.
+    apic::init_this_cpu(feats.x2apic);
+    let tsc_hz = time::calibrate_tsc();
+    let lapic_per_ms = apic::calibrate();
+
+    println!("AdrOS: command line: {}", if info.cmdline.is_empty() { "(empty)" } else { &info.cmdline });
+    log::info!("boot loader: {}", info.loader);
+    log::info!(
+        "cpu: {}; smep={} smap={} nx={} x2apic={} 1g-pages={} invariant-tsc={}",
+        cpu::brand(),
+        feats.smep,
+        feats.smap,
+        feats.nx,
+        feats.x2apic,
+        feats.pdpe1gb,
+        feats.invariant_tsc
+    );
+    log::info!("clock: TSC {}.{:03} MHz, LAPIC timer {} ticks/ms (÷16), both against the PIT", tsc_hz / 1_000_000, (tsc_hz / 1000) % 1000, lapic_per_ms);
+
+    // 6. Scheduler: this context becomes the boot thread; the tick starts.
+    percpu::current();
+    sched::init_this_cpu("kmain");
+    idt::register(idt::VECTOR_TIMER, sched::timer_tick);
+    idt::register(idt::VECTOR_RESCHED, sched::resched_ipi);
+    apic::start_timer(time::TICK_HZ);
+    arch::irq::enable();
+
+    crate::platform_init();
+    print_banner(info);
+    BOOT_DONE_NS.store(time::now_ns(), Ordering::Relaxed);
+
+    if let Some(filter) = cmd.param("ktest.run").map(String::from).or_else(|| cmd.init_args.iter().any(|a| a == "ktest").then(String::new)) {
+        crate::ktest::run_all(&filter);
+    }
+    if cmd.init_args.iter().any(|a| a == "poweroff") {
+        println!("AdrOS: 'poweroff' on the command line: powering off");
+        crate::power_off();
+    }
+    println!("AdrOS: no init yet (user space is the next milestone); idling. Press Ctrl-A X to leave QEMU.");
+    loop {
+        sched::sleep_ms(1000);
+    }
+}
+
+fn print_banner(info: &BootInfo) {
+    let (free, total) = phys::stats();
+    let usable = info.usable_bytes();
+    println!("================================================================");
+    println!(" AdrOS {} — x86_64, NetBSD rump kernel hypercall ABI", env!("CARGO_PKG_VERSION"));
+    println!(" memory: {} MiB usable of {} MiB RAM top; {} MiB free ({} of {} frames)", usable >> 20, info.ram_top() >> 20, (free as u64 * 4096) >> 20, free, total);
+    let mut lines: Vec<String> = Vec::new();
+    crate::describe_platform(&mut lines);
+    for l in lines {
+        println!(" {l}");
+    }
+    println!("================================================================");
+}

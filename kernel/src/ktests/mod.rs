@@ -1,0 +1,13 @@
+//! The in-kernel test cases, one module per subsystem.
+
+use crate::ktest::TestFn;
+
+mod faults;
+mod memory;
+mod sched;
+
+pub fn register(v: &mut alloc::vec::Vec<(&'static str, TestFn)>) {
+    memory::register(v);
+    faults::register(v);
+    sched::register(v);
+}

@@ -1,0 +1,35 @@
+//! AdrOS kernel entry. The boot stub (`arch/x86_64/boot.S`) reaches `kmain` in long mode on
+//! the boot stack with the Multiboot2 magic and information pointer.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![cfg_attr(not(target_os = "none"), allow(dead_code, unused_imports))]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod bootinfo;
+pub mod cmdline;
+pub mod klog;
+pub mod mm;
+pub mod symbols;
+pub mod sync;
+pub mod time;
+
+#[cfg(target_os = "none")]
+pub mod boot;
+#[cfg(target_os = "none")]
+pub mod ktest;
+#[cfg(target_os = "none")]
+pub mod ktests;
+#[cfg(target_os = "none")]
+pub mod panic;
+#[cfg(target_os = "none")]
+pub mod platform;
+#[cfg(target_os = "none")]
+pub use platform::{describe_platform, platform_init, power_off};
+#[cfg(target_os = "none")]
+pub mod sched;
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("adros-kernel is built for x86_64-unknown-none; on the host only its unit tests run (cargo test -p adros-kernel)");
+}

@@ -1,0 +1,355 @@
+//! Preemptive kernel threads with per-CPU run queues.
+//!
+//! Lock order (outermost first): wait-queue locks → run-queue locks (ascending CPU index) →
+//! heap → page tables → frame allocator. A CPU's run-queue lock is held *across* a context
+//! switch and released by the thread switched to (`finish_switch`), so a waker that takes
+//! that lock sees a thread either still deciding to block (`on_cpu`, it will see the
+//! wake-up) or fully switched out (safe to enqueue): no lost wake-ups, no double runs.
+//!
+//! A thread's state and its sleep generation share one atomic word, so a timeout that fires
+//! after the thread already woke (and maybe blocked again) is recognised as stale.
+
+pub mod thread;
+pub mod wait;
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cell::{Cell, UnsafeCell};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::arch::idt::TrapFrame;
+use crate::arch::percpu;
+use crate::sync::spin::IrqSpinLock;
+pub use thread::{JoinHandle, Thread, ThreadRef, current, sleep_ms, sleep_until, spawn, yield_now};
+
+pub const STATE_RUNNING: u64 = 0;
+pub const STATE_RUNNABLE: u64 = 1;
+pub const STATE_BLOCKED: u64 = 2;
+pub const STATE_DEAD: u64 = 3;
+
+/// Scheduler ticks a thread runs before a waiting peer preempts it.
+const TIMESLICE_TICKS: u32 = 10;
+
+pub(crate) struct RunQueue {
+    pub(crate) queue: VecDeque<ThreadRef>,
+    /// (deadline ns, sleep generation, thread), unsorted; small.
+    pub(crate) timers: Vec<(u64, u64, ThreadRef)>,
+}
+
+pub struct CpuSched {
+    pub cpu: usize,
+    pub(crate) rq: IrqSpinLock<RunQueue>,
+    current: UnsafeCell<Option<ThreadRef>>,
+    idle: UnsafeCell<Option<ThreadRef>>,
+    /// The thread we just switched away from; `finish_switch` settles it.
+    prev: UnsafeCell<Option<ThreadRef>>,
+    need_resched: AtomicBool,
+    preempt_disabled: Cell<u32>,
+    slice_left: Cell<u32>,
+    pub ticks: AtomicU64,
+    pub switches: AtomicU64,
+    pub idle_ticks: AtomicU64,
+}
+
+impl CpuSched {
+    pub fn new(cpu: usize) -> Self {
+        Self {
+            cpu,
+            rq: IrqSpinLock::new(RunQueue { queue: VecDeque::new(), timers: Vec::new() }),
+            current: UnsafeCell::new(None),
+            idle: UnsafeCell::new(None),
+            prev: UnsafeCell::new(None),
+            need_resched: AtomicBool::new(false),
+            preempt_disabled: Cell::new(0),
+            slice_left: Cell::new(TIMESLICE_TICKS),
+            ticks: AtomicU64::new(0),
+            switches: AtomicU64::new(0),
+            idle_ticks: AtomicU64::new(0),
+        }
+    }
+
+    /// The running thread. Only this CPU writes `current`, with interrupts off.
+    pub fn current(&self) -> ThreadRef {
+        let _irq = IrqOff::new();
+        // SAFETY: `current` is only written by this CPU with interrupts disabled, and we are
+        // on this CPU with interrupts disabled.
+        unsafe { (*self.current.get()).clone().expect("scheduler not started on this CPU") }
+    }
+
+    pub fn runnable(&self) -> usize {
+        self.rq.lock().queue.len()
+    }
+}
+
+/// Interrupts off for a scope.
+pub struct IrqOff(bool);
+impl IrqOff {
+    pub fn new() -> Self {
+        Self(crate::arch::irq::save_and_disable())
+    }
+}
+impl Default for IrqOff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+impl Drop for IrqOff {
+    fn drop(&mut self) {
+        crate::arch::irq::restore(self.0);
+    }
+}
+
+/// Disables preemption (not interrupts) until the guard drops.
+pub struct NoPreempt(());
+impl NoPreempt {
+    pub fn new() -> Self {
+        let _i = IrqOff::new();
+        let s = &percpu::current().sched;
+        s.preempt_disabled.set(s.preempt_disabled.get() + 1);
+        Self(())
+    }
+}
+impl Default for NoPreempt {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+impl Drop for NoPreempt {
+    fn drop(&mut self) {
+        let _i = IrqOff::new();
+        let s = &percpu::current().sched;
+        s.preempt_disabled.set(s.preempt_disabled.get() - 1);
+    }
+}
+
+/// Makes the calling context (the boot stack) this CPU's first thread and creates its idle
+/// thread. After this, `spawn` and blocking work on this CPU.
+pub fn init_this_cpu(boot_name: &str) {
+    let s = &percpu::current().sched;
+    let boot = Thread::new_bootstrap(boot_name, s.cpu);
+    let idle = Thread::new_kernel("idle", s.cpu, idle_loop).expect("no memory for the idle thread");
+    let _irq = IrqOff::new();
+    // SAFETY: this CPU, interrupts off, scheduler not yet running here.
+    unsafe {
+        *s.current.get() = Some(boot);
+        *s.idle.get() = Some(idle);
+    }
+}
+
+fn idle_loop() {
+    loop {
+        let s = &percpu::current().sched;
+        let _ = s;
+        // Halt until an interrupt; the timer tick or a wake-up IPI brings us back, and
+        // `schedule` picks whatever became runnable.
+        crate::arch::irq::save_and_disable();
+        let empty = percpu::current().sched.rq.lock().queue.is_empty();
+        if empty {
+            crate::arch::irq::enable_and_halt();
+        } else {
+            crate::arch::irq::enable();
+        }
+        schedule();
+    }
+}
+
+/// Gives up the CPU: requeues the current thread unless it is blocked or dead.
+pub fn schedule() {
+    schedule_inner(false);
+}
+
+/// `preempt`: the thread did not ask to stop (timer or IPI), so even one that was about to
+/// block stays queued; it finishes blocking when it runs again.
+fn schedule_inner(preempt: bool) {
+    let was = crate::arch::irq::save_and_disable();
+    let pc = percpu::current();
+    let s = &pc.sched;
+    let rq = s.rq.lock();
+    let mut rq = rq;
+    // SAFETY: this CPU, interrupts off (the rq lock guard disabled them).
+    let prev = unsafe { (*s.current.get()).clone().expect("schedule before init") };
+    // SAFETY: as above.
+    let idle = unsafe { (*s.idle.get()).clone().expect("no idle thread") };
+    let is_idle = Arc::ptr_eq(&prev, &idle);
+    let st = prev.state();
+    if !is_idle && st != STATE_DEAD && (st != STATE_BLOCKED || preempt) {
+        if st == STATE_RUNNING {
+            prev.set_state(STATE_RUNNABLE);
+        }
+        prev.queued.store(true, Ordering::Relaxed);
+        rq.queue.push_back(prev.clone());
+    }
+    let next = rq.queue.pop_front().unwrap_or_else(|| idle.clone());
+    next.queued.store(false, Ordering::Relaxed);
+    s.need_resched.store(false, Ordering::Relaxed);
+    s.slice_left.set(TIMESLICE_TICKS);
+    if Arc::ptr_eq(&next, &prev) {
+        if prev.state() == STATE_RUNNABLE {
+            prev.set_state(STATE_RUNNING);
+        }
+        drop(rq);
+        crate::arch::irq::restore(was);
+        return;
+    }
+    if next.state() == STATE_RUNNABLE {
+        next.set_state(STATE_RUNNING);
+    }
+    next.on_cpu.store(true, Ordering::Relaxed);
+    next.cpu.store(s.cpu, Ordering::Relaxed);
+    s.switches.fetch_add(1, Ordering::Relaxed);
+    let next_rsp = next.saved_rsp();
+    let prev_rsp_slot = prev.saved_rsp_slot();
+    // SAFETY: this CPU, interrupts off, rq lock held.
+    unsafe {
+        *s.current.get() = Some(next);
+        *s.prev.get() = Some(prev);
+    }
+    // Keep the run-queue lock across the switch; `finish_switch` releases it.
+    let _ = rq.leak();
+    // SAFETY: interrupts are off; `next_rsp` was saved by a switch or built by `init_stack`;
+    // `prev` stays alive in `s.prev` until `finish_switch`, so its rsp slot is valid.
+    unsafe { crate::arch::switch::switch_context(prev_rsp_slot, next_rsp) };
+    finish_switch();
+    crate::arch::irq::restore(was);
+}
+
+/// Runs on the new thread right after a switch: marks the previous thread off-CPU and drops
+/// the run-queue lock held across the switch. Interrupts stay off.
+pub(crate) fn finish_switch() {
+    let s = &percpu::current().sched;
+    // SAFETY: this CPU, interrupts off, and we hold the rq lock taken by `schedule`.
+    let prev = unsafe { (*s.prev.get()).take() };
+    if let Some(p) = &prev {
+        p.on_cpu.store(false, Ordering::Release);
+    }
+    // SAFETY: `schedule` leaked the guard of this lock just before switching to us.
+    unsafe { s.rq.force_unlock() };
+    // A dead thread's last reference may be this one: its stack is freed here, after we
+    // left it.
+    drop(prev);
+}
+
+/// Called by the interrupt dispatcher on the way out of every device/timer interrupt.
+pub fn preempt_on_irq_exit(_frame: &mut TrapFrame) {
+    if !percpu::is_ready() {
+        return;
+    }
+    let s = &percpu::current().sched;
+    if s.need_resched.load(Ordering::Relaxed) && s.preempt_disabled.get() == 0 {
+        // SAFETY: reading our own current pointer with interrupts off (we are in a handler).
+        if unsafe { (*s.current.get()).is_some() } {
+            schedule_inner(true);
+        }
+    }
+}
+
+/// Asks this CPU to reschedule at the next interrupt exit (or now, if called from a thread).
+pub fn set_need_resched() {
+    percpu::current().sched.need_resched.store(true, Ordering::Relaxed);
+}
+
+/// The LAPIC timer tick (interrupt context).
+pub fn timer_tick(_frame: &mut TrapFrame) {
+    let s = &percpu::current().sched;
+    s.ticks.fetch_add(1, Ordering::Relaxed);
+    let now = crate::time::now_ns();
+    // Expired timers: wake their threads (stale generations are ignored by `wake_gen`).
+    let mut expired: [Option<(u64, ThreadRef)>; 16] = Default::default();
+    let mut n = 0;
+    {
+        let mut rq = s.rq.lock();
+        let mut i = 0;
+        while i < rq.timers.len() && n < expired.len() {
+            if rq.timers[i].0 <= now {
+                let (_, sgen, t) = rq.timers.swap_remove(i);
+                expired[n] = Some((sgen, t));
+                n += 1;
+            } else {
+                i += 1;
+            }
+        }
+        // SAFETY: this CPU, interrupts off.
+        let cur = unsafe { (*s.current.get()).clone() };
+        let idle = unsafe { (*s.idle.get()).clone() };
+        let on_idle = matches!((&cur, &idle), (Some(c), Some(i)) if Arc::ptr_eq(c, i));
+        if on_idle {
+            s.idle_ticks.fetch_add(1, Ordering::Relaxed);
+            if !rq.queue.is_empty() {
+                s.need_resched.store(true, Ordering::Relaxed);
+            }
+        } else {
+            let left = s.slice_left.get().saturating_sub(1);
+            s.slice_left.set(left);
+            if left == 0 && !rq.queue.is_empty() {
+                s.need_resched.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    for (sgen, t) in expired.iter_mut().filter_map(|e| e.take()) {
+        wake_gen(&t, Some(sgen));
+    }
+}
+
+/// Wakes a blocked thread. Returns false if it was not blocked (already awake or dead).
+pub fn wake(t: &ThreadRef) -> bool {
+    wake_gen(t, None)
+}
+
+/// Wakes `t` if it is blocked (and, with `sgen`, only if it is still in that same sleep).
+pub(crate) fn wake_gen(t: &ThreadRef, sgen: Option<u64>) -> bool {
+    // Lock the run queue of the CPU that owns `t`; re-check in case it moved.
+    loop {
+        let cpu = t.cpu.load(Ordering::Acquire);
+        let Some(pc) = percpu::get(cpu) else { return false };
+        let mut rq = pc.sched.rq.lock();
+        if t.cpu.load(Ordering::Acquire) != cpu {
+            continue;
+        }
+        if !t.try_unblock(sgen) {
+            return false;
+        }
+        if !t.on_cpu.load(Ordering::Acquire) && !t.queued.load(Ordering::Relaxed) {
+            t.queued.store(true, Ordering::Relaxed);
+            rq.queue.push_back(t.clone());
+            // Wake an idle CPU (or ask the current one to reconsider).
+            if cpu == percpu::cpu_id() {
+                pc.sched.need_resched.store(true, Ordering::Relaxed);
+            } else {
+                pc.sched.need_resched.store(true, Ordering::Relaxed);
+                crate::arch::apic::send_ipi(pc.apic_id, crate::arch::idt::VECTOR_RESCHED);
+            }
+        }
+        return true;
+    }
+}
+
+/// Blocks the current thread, which must already be marked blocked (see
+/// [`Thread::prepare_block`]), until woken or until `deadline` (monotonic ns).
+/// Returns true if the deadline passed first.
+pub fn block(deadline: Option<u64>, sgen: u64) -> bool {
+    let me = current();
+    let timer_cpu = deadline.map(|d| {
+        let s = &percpu::current().sched;
+        s.rq.lock().timers.push((d, sgen, me.clone()));
+        s.cpu
+    });
+    schedule();
+    let Some(d) = deadline else { return false };
+    // Drop our timer if it has not fired.
+    if let Some(pc) = timer_cpu.and_then(percpu::get) {
+        pc.sched.rq.lock().timers.retain(|(_, g, t)| !(Arc::ptr_eq(t, &me) && *g == sgen));
+    }
+    crate::time::now_ns() >= d
+}
+
+/// Handler for the reschedule IPI: nothing to do but return through the preemption point.
+pub fn resched_ipi(_frame: &mut TrapFrame) {
+    set_need_resched();
+}
+
+/// Per-CPU counters for tests and /proc.
+pub fn stats() -> (u64, u64, u64) {
+    let s = &percpu::current().sched;
+    (s.ticks.load(Ordering::Relaxed), s.switches.load(Ordering::Relaxed), s.idle_ticks.load(Ordering::Relaxed))
+}

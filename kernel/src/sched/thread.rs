@@ -1,0 +1,212 @@
+//! Kernel threads.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use super::wait::WaitQueue;
+use super::{STATE_BLOCKED, STATE_DEAD, STATE_RUNNABLE, STATE_RUNNING};
+use crate::arch::percpu;
+use crate::mm::kstack::{DEFAULT_STACK, KernelStack};
+
+pub type ThreadRef = Arc<Thread>;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub struct Thread {
+    pub id: u64,
+    pub name: String,
+    /// Low 8 bits: state; the rest: sleep generation (bumped by every `prepare_block`).
+    state_gen: AtomicU64,
+    pub(crate) on_cpu: AtomicBool,
+    /// In some run queue (changed only under that queue's lock).
+    pub(crate) queued: AtomicBool,
+    pub(crate) cpu: AtomicUsize,
+    saved_rsp: UnsafeCell<u64>,
+    stack: Option<KernelStack>,
+    entry: UnsafeCell<Option<Box<dyn FnOnce() + Send>>>,
+    exited: AtomicBool,
+    joiners: WaitQueue,
+}
+
+// SAFETY: `saved_rsp` is only touched by the scheduler with the owning run-queue lock held
+// and interrupts off; `entry` only by the thread itself when it first runs.
+unsafe impl Sync for Thread {}
+// SAFETY: as above.
+unsafe impl Send for Thread {}
+
+impl Thread {
+    fn alloc(name: &str, cpu: usize, stack: Option<KernelStack>) -> Self {
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name: String::from(name),
+            state_gen: AtomicU64::new(STATE_RUNNABLE),
+            on_cpu: AtomicBool::new(false),
+            queued: AtomicBool::new(false),
+            cpu: AtomicUsize::new(cpu),
+            saved_rsp: UnsafeCell::new(0),
+            stack,
+            entry: UnsafeCell::new(None),
+            exited: AtomicBool::new(false),
+            joiners: WaitQueue::new(),
+        }
+    }
+
+    /// The context already running on a CPU (its boot stack).
+    pub(crate) fn new_bootstrap(name: &str, cpu: usize) -> ThreadRef {
+        let t = Self::alloc(name, cpu, None);
+        t.state_gen.store(STATE_RUNNING, Ordering::Relaxed);
+        t.on_cpu.store(true, Ordering::Relaxed);
+        Arc::new(t)
+    }
+
+    /// A thread that runs `f` on its own stack when first scheduled.
+    pub(crate) fn new_kernel(name: &str, cpu: usize, f: fn()) -> Option<ThreadRef> {
+        Self::new_with(name, cpu, Box::new(f))
+    }
+
+    fn new_with(name: &str, cpu: usize, f: Box<dyn FnOnce() + Send>) -> Option<ThreadRef> {
+        let stack = KernelStack::new(DEFAULT_STACK)?;
+        let top = stack.top();
+        let t = Arc::new(Self::alloc(name, cpu, Some(stack)));
+        // SAFETY: the thread is not yet visible to any scheduler.
+        unsafe {
+            *t.entry.get() = Some(f);
+            *t.saved_rsp.get() = crate::arch::switch::init_stack(top, thread_entry, 0);
+        }
+        Some(t)
+    }
+
+    pub fn state(&self) -> u64 {
+        self.state_gen.load(Ordering::Acquire) & 0xff
+    }
+
+    pub(crate) fn set_state(&self, st: u64) {
+        let v = self.state_gen.load(Ordering::Relaxed);
+        self.state_gen.store((v & !0xff) | st, Ordering::Release);
+    }
+
+    /// Marks the current thread as about to block and returns its new sleep generation.
+    /// Call with the wait queue's lock held, then drop the lock and call `sched::block`.
+    pub fn prepare_block(&self) -> u64 {
+        let v = self.state_gen.load(Ordering::Relaxed);
+        let sgen = (v >> 8) + 1;
+        self.state_gen.store((sgen << 8) | STATE_BLOCKED, Ordering::Release);
+        sgen
+    }
+
+    /// Blocked → runnable (only for sleep `sgen`, if given). False if not blocked.
+    pub(crate) fn try_unblock(&self, sgen: Option<u64>) -> bool {
+        let mut v = self.state_gen.load(Ordering::Acquire);
+        loop {
+            if v & 0xff != STATE_BLOCKED || sgen.is_some_and(|g| g != v >> 8) {
+                return false;
+            }
+            match self.state_gen.compare_exchange_weak(v, (v & !0xff) | STATE_RUNNABLE, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(x) => v = x,
+            }
+        }
+    }
+
+    pub(crate) fn saved_rsp(&self) -> u64 {
+        // SAFETY: read by the scheduler with the run-queue lock held, after the owner saved it.
+        unsafe { *self.saved_rsp.get() }
+    }
+
+    pub(crate) fn saved_rsp_slot(&self) -> *mut u64 {
+        self.saved_rsp.get()
+    }
+
+    pub fn has_exited(&self) -> bool {
+        self.exited.load(Ordering::Acquire)
+    }
+
+    pub fn stack_guard(&self) -> Option<u64> {
+        self.stack.as_ref().map(|s| s.guard_page())
+    }
+}
+
+extern "C" fn thread_entry(_arg: u64) -> ! {
+    super::finish_switch();
+    crate::arch::irq::enable();
+    let me = current();
+    // SAFETY: only this thread touches its entry, once, here.
+    let f = unsafe { (*me.entry.get()).take() };
+    drop(me);
+    if let Some(f) = f {
+        f();
+    }
+    exit_current()
+}
+
+/// Ends the calling thread.
+pub fn exit_current() -> ! {
+    let me = current();
+    me.exited.store(true, Ordering::Release);
+    me.joiners.wake_all();
+    crate::arch::irq::save_and_disable();
+    me.set_state(STATE_DEAD);
+    drop(me);
+    super::schedule();
+    unreachable!("a dead thread was scheduled again");
+}
+
+pub fn current() -> ThreadRef {
+    percpu::current().sched.current()
+}
+
+pub struct JoinHandle {
+    thread: ThreadRef,
+}
+
+impl JoinHandle {
+    pub fn thread(&self) -> &ThreadRef {
+        &self.thread
+    }
+
+    /// Waits for the thread to finish.
+    pub fn join(self) {
+        let t = self.thread.clone();
+        self.thread.joiners.wait_until(|| t.has_exited(), None);
+    }
+
+    /// Waits at most until `deadline`; false on timeout.
+    pub fn join_until(&self, deadline: u64) -> bool {
+        let t = self.thread.clone();
+        self.thread.joiners.wait_until(|| t.has_exited(), Some(deadline))
+    }
+}
+
+/// Starts a kernel thread on the current CPU.
+pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> JoinHandle {
+    spawn_on(name, percpu::cpu_id(), f)
+}
+
+/// Starts a kernel thread owned by `cpu`'s run queue.
+pub fn spawn_on<F: FnOnce() + Send + 'static>(name: &str, cpu: usize, f: F) -> JoinHandle {
+    let t = Thread::new_with(name, cpu, Box::new(f)).expect("out of memory creating a thread");
+    t.set_state(STATE_BLOCKED);
+    super::wake(&t);
+    JoinHandle { thread: t }
+}
+
+pub fn yield_now() {
+    super::schedule();
+}
+
+/// Sleeps until the monotonic clock reaches `deadline` ns.
+pub fn sleep_until(deadline: u64) {
+    while crate::time::now_ns() < deadline {
+        let me = current();
+        let sgen = me.prepare_block();
+        drop(me);
+        super::block(Some(deadline), sgen);
+    }
+}
+
+pub fn sleep_ms(ms: u64) {
+    sleep_until(crate::time::now_ns() + ms * 1_000_000);
+}

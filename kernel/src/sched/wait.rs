@@ -1,0 +1,120 @@
+//! Wait queues: the one blocking primitive everything else (mutex, condvar, rwlock, join,
+//! timed sleeps) is built on. A waiter checks its condition and enqueues itself under the
+//! queue lock, and wakers dequeue and wake under the same lock, so a wake-up can be neither
+//! lost nor delivered to a later, unrelated sleep.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+
+use super::thread::{ThreadRef, current};
+use crate::sync::spin::{IrqSpinGuard, IrqSpinLock};
+
+pub struct WaitQueue {
+    waiters: IrqSpinLock<VecDeque<ThreadRef>>,
+}
+
+impl Default for WaitQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WaitQueue {
+    pub const fn new() -> Self {
+        Self { waiters: IrqSpinLock::new(VecDeque::new()) }
+    }
+
+    /// Blocks until `cond()` is true (checked under the queue lock before each sleep) or the
+    /// monotonic clock passes `deadline`. Returns true if the condition held.
+    pub fn wait_until(&self, mut cond: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
+        loop {
+            let mut q = self.waiters.lock();
+            if cond() {
+                return true;
+            }
+            if deadline.is_some_and(|d| crate::time::now_ns() >= d) {
+                return false;
+            }
+            let me = current();
+            let sgen = me.prepare_block();
+            q.push_back(me.clone());
+            drop(q);
+            super::block(deadline, sgen);
+            self.remove(&me);
+        }
+    }
+
+    /// Sleeps once: enqueue, release `guard` (the caller's lock on the state this queue
+    /// signals), block. Returns true if woken (false: timed out). The caller re-takes its
+    /// lock and re-checks its condition.
+    pub fn sleep_releasing<T>(&self, guard: IrqSpinGuard<'_, T>, deadline: Option<u64>) -> bool {
+        let me = current();
+        let sgen;
+        {
+            let mut q = self.waiters.lock();
+            sgen = me.prepare_block();
+            q.push_back(me.clone());
+        }
+        drop(guard);
+        super::block(deadline, sgen);
+        // Still queued means nobody woke us: it was the deadline (or a spurious return).
+        !self.remove(&me)
+    }
+
+    /// Enqueues the current thread and marks it blocked; the caller then releases whatever
+    /// it holds and calls [`super::block`] with the returned generation.
+    pub fn prepare_wait(&self) -> (ThreadRef, u64) {
+        let me = current();
+        let mut q = self.waiters.lock();
+        let sgen = me.prepare_block();
+        q.push_back(me.clone());
+        (me, sgen)
+    }
+
+    /// Removes `t` if it is still queued; true if it was.
+    pub fn remove(&self, t: &ThreadRef) -> bool {
+        let mut q = self.waiters.lock();
+        match q.iter().position(|x| Arc::ptr_eq(x, t)) {
+            Some(i) => {
+                q.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn wake_one(&self) -> bool {
+        let mut q = self.waiters.lock();
+        while let Some(t) = q.pop_front() {
+            if super::wake(&t) {
+                return true;
+            }
+            // Not blocked any more (it is between waking and removing itself): skip it; it
+            // will re-check its condition.
+        }
+        false
+    }
+
+    pub fn wake_all(&self) -> usize {
+        let mut q = self.waiters.lock();
+        let mut n = 0;
+        while let Some(t) = q.pop_front() {
+            if super::wake(&t) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    pub fn has_waiters(&self) -> bool {
+        !self.waiters.lock().is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiters.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

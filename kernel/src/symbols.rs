@@ -1,0 +1,74 @@
+//! Kernel symbol table for backtraces. `cargo xtask build` writes `nm -n` output of the
+//! kernel ELF next to it and GRUB loads it as the `symbols` module.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+pub struct SymbolTable {
+    /// (address, name), sorted by address.
+    entries: Vec<(u64, &'static str)>,
+}
+
+impl SymbolTable {
+    /// Parses `nm -n` lines: `ffffffff80200000 T name`. Malformed lines are skipped.
+    pub fn parse(text: &'static str) -> Self {
+        let mut entries: Vec<(u64, &'static str)> = text
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.splitn(3, ' ');
+                let addr = u64::from_str_radix(it.next()?, 16).ok()?;
+                let kind = it.next()?;
+                let name = it.next()?;
+                matches!(kind, "T" | "t" | "W" | "w").then_some((addr, name))
+            })
+            .collect();
+        entries.sort_by_key(|e| e.0);
+        Self { entries }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The symbol containing `addr` and the offset into it.
+    pub fn lookup(&self, addr: u64) -> Option<(&'static str, u64)> {
+        let i = self.entries.partition_point(|e| e.0 <= addr);
+        let (a, n) = *self.entries.get(i.checked_sub(1)?)?;
+        Some((n, addr - a))
+    }
+}
+
+static TABLE: spin::Once<SymbolTable> = spin::Once::new();
+
+pub fn install(t: SymbolTable) {
+    TABLE.call_once(|| t);
+}
+
+/// Formats an address as `0x… name+0xoff`.
+pub struct Sym(pub u64);
+
+impl fmt::Display for Sym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match TABLE.get().and_then(|t| t.lookup(self.0)) {
+            Some((name, off)) => write!(f, "{:#018x} {}+{:#x}", self.0, name, off),
+            None => write!(f, "{:#018x} ?", self.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn lookup_between_symbols() {
+        let t = SymbolTable::parse("ffffffff80200000 T kmain\nffffffff80200100 t helper\nbogus line\nffffffff80300000 D data\n");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.lookup(0xffffffff80200010), Some(("kmain", 0x10)));
+        assert_eq!(t.lookup(0xffffffff80200100), Some(("helper", 0)));
+        assert_eq!(t.lookup(0x1000), None);
+    }
+}

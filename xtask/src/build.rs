@@ -1,0 +1,94 @@
+//! `cargo xtask build`: kernel → symbol table → GRUB ISO.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::Args;
+
+use crate::util::{Result, root, run_checked, spinner, target_dir};
+
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 loglevel=6";
+pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
+
+#[derive(Args, Clone, Default)]
+pub struct BuildArgs {
+    /// Build the kernel with the dev profile (faster to compile, slower to run).
+    #[arg(long)]
+    pub debug: bool,
+}
+
+pub struct Built {
+    pub kernel: PathBuf,
+    pub symbols: PathBuf,
+    pub iso: PathBuf,
+}
+
+/// Builds the kernel and the default ISO (`target/adros.iso`).
+pub fn build(args: &BuildArgs) -> Result<Built> {
+    crate::deps::ensure(true)?;
+    let kernel = build_kernel(args)?;
+    let symbols = write_symbols(&kernel)?;
+    let iso = target_dir().join("adros.iso");
+    make_iso(&kernel, &symbols, DEFAULT_CMDLINE, &iso)?;
+    eprintln!("xtask: built {}", iso.display());
+    Ok(Built { kernel, symbols, iso })
+}
+
+pub fn build_kernel(args: &BuildArgs) -> Result<PathBuf> {
+    let pb = spinner("building the kernel (cargo build -p adros-kernel)");
+    let profile = if args.debug { "dev" } else { "release" };
+    let out = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["build", "-p", "adros-kernel", "--target", KERNEL_TARGET, "--profile", profile])
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    pb.finish_and_clear();
+    if !out.status.success() {
+        return Err(format!("kernel build failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let dir = if args.debug { "debug" } else { "release" };
+    Ok(target_dir().join(KERNEL_TARGET).join(dir).join("adros-kernel"))
+}
+
+/// `nm -n -C` of the kernel, text symbols only: GRUB loads it as the `symbols` module so
+/// panics and exceptions print function names.
+pub fn write_symbols(kernel: &Path) -> Result<PathBuf> {
+    let out = Command::new("nm").args(["-n", "-C", "--defined-only"]).arg(kernel).output().map_err(|e| format!("cannot run nm: {e} (install binutils)"))?;
+    if !out.status.success() {
+        return Err(format!("nm failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let text: String = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| matches!(l.split(' ').nth(1), Some("T" | "t" | "W" | "w")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = kernel.with_extension("sym");
+    std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// Writes a GRUB ISO booting `kernel` with `cmdline` to `iso`.
+pub fn make_iso(kernel: &Path, symbols: &Path, cmdline: &str, iso: &Path) -> Result<()> {
+    let stage = iso.with_extension("d");
+    let _ = std::fs::remove_dir_all(&stage);
+    let boot = stage.join("boot");
+    std::fs::create_dir_all(boot.join("grub")).map_err(|e| format!("creating {}: {e}", boot.display()))?;
+    std::fs::copy(kernel, boot.join("adros-kernel")).map_err(|e| format!("copying the kernel: {e}"))?;
+    std::fs::copy(symbols, boot.join("adros.sym")).map_err(|e| format!("copying the symbol table: {e}"))?;
+    if cmdline.contains('\n') || cmdline.contains('}') {
+        return Err("the kernel command line may not contain newlines or '}'".into());
+    }
+    let cfg = format!(
+        "set timeout=0\nset default=0\nserial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n\
+         menuentry \"AdrOS\" {{\n    multiboot2 /boot/adros-kernel {cmdline}\n    module2 /boot/adros.sym symbols\n    boot\n}}\n"
+    );
+    std::fs::write(boot.join("grub/grub.cfg"), cfg).map_err(|e| format!("writing grub.cfg: {e}"))?;
+    let pb = spinner(format!("making {} (grub-mkrescue)", iso.file_name().unwrap_or_default().to_string_lossy()));
+    let r = run_checked(
+        Command::new("grub-mkrescue").arg("-o").arg(iso).arg(&stage),
+        "grub-mkrescue",
+        "Is grub-pc-bin installed? `cargo xtask deps` installs it.",
+    );
+    pb.finish_and_clear();
+    r
+}

@@ -1,0 +1,50 @@
+//! `cargo xtask` — every build, run and test step of AdrOS.
+
+mod build;
+mod deps;
+mod qemu;
+mod run;
+mod test;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test AdrOS")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Check for (and, as root on Debian, install) everything the build needs.
+    Deps {
+        /// Only report; never install.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Build the kernel, the symbol table and the bootable ISO (target/adros.iso).
+    Build(build::BuildArgs),
+    /// Boot AdrOS in QEMU.
+    Run(run::RunArgs),
+    /// Everything CI runs: host tests, in-kernel tests, QEMU integration tests.
+    Test(test::TestArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Deps { check } => deps::ensure(!check).map(|_| 0),
+        Cmd::Build(a) => build::build(&a).map(|_| 0),
+        Cmd::Run(a) => run::run(a),
+        Cmd::Test(a) => test::test(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            std::process::exit(2);
+        }
+    }
+}
