@@ -133,6 +133,9 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     if let Some(filter) = cmd.param("ktest.run").map(String::from).or_else(|| cmd.init_args.iter().any(|a| a == "ktest").then(String::new)) {
         crate::ktest::run_all(&filter);
     }
+    if let Some(kind) = cmd.param("debug.crash") {
+        crash(kind);
+    }
     if cmd.init_args.iter().any(|a| a == "poweroff") {
         println!("AdrOS: 'poweroff' on the command line: powering off");
         crate::power_off();
@@ -155,4 +158,38 @@ fn print_banner(info: &BootInfo) {
         println!(" {l}");
     }
     println!("================================================================");
+}
+
+/// `debug.crash=panic|pagefault|ud|stackoverflow` on the command line: crash on purpose
+/// after boot, so the integration tests can check that every kind of kernel death is
+/// reported and fails the run.
+fn crash(kind: &str) {
+    println!("AdrOS: crashing on purpose (debug.crash={kind})");
+    match kind {
+        "panic" => panic!("deliberate panic requested on the command line"),
+        "pagefault" => {
+            // SAFETY: deliberately reads an unmapped kernel address to test the fault path.
+            let v = unsafe { core::ptr::read_volatile((layout::MMIO_OFFSET - 0x30_0000) as *const u64) };
+            println!("read {v} from an unmapped page?!");
+        }
+        "ud" => {
+            // SAFETY: deliberately raises #UD to test the fault path.
+            unsafe { core::arch::asm!("ud2") };
+        }
+        "stackoverflow" => {
+            let h = sched::spawn("overflow", || {
+                recurse(0);
+            });
+            h.join();
+        }
+        other => log::warn!("debug.crash={other}: unknown kind (panic, pagefault, ud, stackoverflow)"),
+    }
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let pad = [depth; 64];
+    core::hint::black_box(&pad);
+    recurse(depth + 1) + pad[3]
 }

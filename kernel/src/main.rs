@@ -15,6 +15,8 @@ pub mod sync;
 pub mod time;
 
 #[cfg(target_os = "none")]
+pub mod acpi;
+#[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]
 pub mod ktest;
@@ -22,6 +24,8 @@ pub mod ktest;
 pub mod ktests;
 #[cfg(target_os = "none")]
 pub mod panic;
+#[cfg(target_os = "none")]
+pub mod pci;
 #[cfg(target_os = "none")]
 pub mod platform;
 #[cfg(target_os = "none")]

@@ -35,7 +35,9 @@ pub fn print_registers(f: &TrapFrame) {
 /// Walks the frame-pointer chain (the kernel is built with frame pointers).
 pub fn backtrace_from(mut rbp: u64) {
     print(format_args!("    backtrace:\n"));
-    for depth in 0..32 {
+    let mut last = 0;
+    let mut repeats = 0;
+    for depth in 0..64 {
         if rbp == 0 || rbp % 8 != 0 || rbp < 0xFFFF_8000_0000_0000 {
             break;
         }
@@ -48,8 +50,20 @@ pub fn backtrace_from(mut rbp: u64) {
         if ret == 0 {
             break;
         }
-        print(format_args!("      #{depth:<2} {}\n", Sym(ret)));
+        if ret == last {
+            repeats += 1;
+        } else {
+            if repeats > 0 {
+                print(format_args!("      ... previous frame repeated {repeats} more times\n"));
+            }
+            repeats = 0;
+            print(format_args!("      #{depth:<2} {}\n", Sym(ret)));
+        }
+        last = ret;
         rbp = next;
+    }
+    if repeats > 0 {
+        print(format_args!("      ... previous frame repeated {repeats} more times\n"));
     }
 }
 

@@ -6,10 +6,14 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-pub fn platform_init() {}
+pub fn platform_init() {
+    crate::acpi::init();
+    crate::pci::init();
+}
 
 pub fn describe_platform(lines: &mut Vec<String>) {
     lines.push(format!("cpus: 1 (boot CPU; ACPI MADT not parsed yet)"));
+    crate::pci::describe(lines);
 }
 
 /// Powers the machine off (ACPI S5 when available), else exits QEMU.

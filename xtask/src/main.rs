@@ -3,6 +3,7 @@
 mod build;
 mod deps;
 mod qemu;
+mod rump;
 mod run;
 mod test;
 mod util;
@@ -30,6 +31,8 @@ enum Cmd {
     Run(run::RunArgs),
     /// Everything CI runs: host tests, in-kernel tests, QEMU integration tests.
     Test(test::TestArgs),
+    /// NetBSD rump components: `cargo xtask rump build --target host|kernel`.
+    Rump(rump::RumpArgs),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
         Cmd::Build(a) => build::build(&a).map(|_| 0),
         Cmd::Run(a) => run::run(a),
         Cmd::Test(a) => test::test(a),
+        Cmd::Rump(a) => rump::rump(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

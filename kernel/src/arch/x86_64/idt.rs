@@ -291,6 +291,9 @@ fn fatal(frame: &TrapFrame) -> ! {
             if crate::mm::kstack_guard_hit(cr2) { " — kernel STACK OVERFLOW (guard page)" } else { "" },
         ));
     }
+    if v == 8 && (crate::mm::kstack_guard_hit(cr2) || crate::mm::kstack_guard_hit(frame.rsp)) {
+        crate::panic::print(format_args!("    kernel STACK OVERFLOW: the stack ran into its guard page (cr2 {cr2:#x})\n"));
+    }
     crate::panic::print_registers(frame);
     crate::panic::print(format_args!("    rip: {}\n", crate::symbols::Sym(frame.rip)));
     crate::panic::backtrace_from(frame.rbp);
