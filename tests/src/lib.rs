@@ -1,1 +1,306 @@
+//! `adros-tests`: QEMU integration tests for AdrOS, and the harness they (and `cargo xtask`)
+//! share.
+//!
+//! - [`qemu`]: the machine definition and a headless run with a timeout — the single source
+//!   of AdrOS's QEMU command line (`cargo xtask run` uses it too).
+//! - [`Boot`]: a test boots the ISO with a command line, memory, CPUs and disks, gets a
+//!   [`Transcript`], and asserts on it. When the test fails, the transcript is kept under
+//!   `<target>/test-logs/<test>.log` and its tail is part of the failure message.
+//! - [`banner`]: parsers for the boot banner (memory, CPUs, PCI lines).
+//! - [`skip`]: the skip convention (`SKIPPED: <test>: <reason>` on stdout), which
+//!   `cargo xtask test` counts as skipped, never as passed (see docs/testing.md).
+//!
+//! The integration tests find the build through environment variables set by
+//! `cargo xtask test`: `ADROS_ISO` (the default ISO), `ADROS_ISO_STAGE` (its GRUB staging
+//! directory, used to make ISOs with other command lines) and `ADROS_TEST_DIR` (where
+//! per-test ISOs, disk images and logs go). Without them they fall back to
+//! `<target>/adros.iso` as written by `cargo xtask build`.
 
+pub mod banner;
+pub mod qemu;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use qemu::{Machine, Outcome, describe};
+
+/// The default kernel command line of the built ISO (`xtask/src/build.rs`).
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 loglevel=6";
+
+/// Default per-test timeout: generous for TCG on a loaded 2-core host.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Prints the skip marker `cargo xtask test` counts. Call it, then return from the test.
+pub fn skip(test: &str, reason: &str) {
+    println!("SKIPPED: {test}: {reason}");
+}
+
+/// The workspace's target directory (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).join("target"))
+}
+
+/// Where this run's ISOs, disk images and logs live.
+pub fn test_dir() -> PathBuf {
+    std::env::var_os("ADROS_TEST_DIR").map(PathBuf::from).unwrap_or_else(|| target_dir().join("test-logs"))
+}
+
+/// The ISO with the default command line.
+pub fn default_iso() -> PathBuf {
+    let iso = std::env::var_os("ADROS_ISO").map(PathBuf::from).unwrap_or_else(|| target_dir().join("adros.iso"));
+    assert!(iso.exists(), "{} does not exist: run the tests with `cargo xtask test` (or `cargo xtask build` first)", iso.display());
+    iso
+}
+
+fn stage_dir() -> PathBuf {
+    std::env::var_os("ADROS_ISO_STAGE").map(PathBuf::from).unwrap_or_else(|| default_iso().with_extension("d"))
+}
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+/// An ISO booting the same kernel (and modules) as the default ISO with `cmdline`: a copy of
+/// the default ISO's GRUB staging directory whose `multiboot2` line gets the new command
+/// line, packed with `grub-mkrescue`. Cached by command line for the run.
+pub fn iso_with_cmdline(cmdline: &str) -> Result<PathBuf, String> {
+    if cmdline == DEFAULT_CMDLINE && std::env::var_os("ADROS_ISO").is_some() {
+        return Ok(default_iso());
+    }
+    if cmdline.contains('\n') || cmdline.contains('}') {
+        return Err("a kernel command line may not contain newlines or '}'".into());
+    }
+    let mut h = DefaultHasher::new();
+    cmdline.hash(&mut h);
+    let dir = test_dir().join("isos");
+    let iso = dir.join(format!("{:016x}.iso", h.finish()));
+    if iso.exists() {
+        return Ok(iso);
+    }
+    let stage = stage_dir();
+    let cfg_path = stage.join("boot/grub/grub.cfg");
+    let cfg = std::fs::read_to_string(&cfg_path).map_err(|e| format!("reading {}: {e} (build the ISO with `cargo xtask build`)", cfg_path.display()))?;
+    let mut found = false;
+    let new_cfg: String = cfg
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            if let Some(rest) = t.strip_prefix("multiboot2 ") {
+                found = true;
+                let kernel = rest.split_whitespace().next().unwrap_or("/boot/adros-kernel");
+                format!("{}multiboot2 {kernel} {cmdline}\n", &l[..l.len() - t.len()])
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    if !found {
+        return Err(format!("{} has no multiboot2 line", cfg_path.display()));
+    }
+    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+    let tmp_stage = dir.join(format!("stage-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp_stage);
+    copy_dir(&stage, &tmp_stage)?;
+    std::fs::write(tmp_stage.join("boot/grub/grub.cfg"), new_cfg).map_err(|e| format!("writing grub.cfg: {e}"))?;
+    let tmp_iso = dir.join(format!("tmp-{}-{n}.iso", std::process::id()));
+    let out = Command::new("grub-mkrescue").arg("-o").arg(&tmp_iso).arg(&tmp_stage).output().map_err(|e| format!("cannot run grub-mkrescue: {e}"))?;
+    let _ = std::fs::remove_dir_all(&tmp_stage);
+    if !out.status.success() {
+        return Err(format!("grub-mkrescue failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    // Atomic: a concurrent test asking for the same command line sees a whole ISO or none.
+    std::fs::rename(&tmp_iso, &iso).map_err(|e| format!("renaming {}: {e}", tmp_iso.display()))?;
+    Ok(iso)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| format!("creating {}: {e}", to.display()))?;
+    for e in std::fs::read_dir(from).map_err(|e| format!("reading {}: {e}", from.display()))? {
+        let e = e.map_err(|e| e.to_string())?;
+        let dst = to.join(e.file_name());
+        if e.file_type().map_err(|e| e.to_string())?.is_dir() {
+            copy_dir(&e.path(), &dst)?;
+        } else {
+            std::fs::copy(e.path(), &dst).map_err(|err| format!("copying {}: {err}", e.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A zero-filled raw disk image of `mib` MiB for this run, named after the test.
+pub fn scratch_disk(name: &str, mib: u64) -> PathBuf {
+    let dir = test_dir().join("disks");
+    std::fs::create_dir_all(&dir).expect("creating the disk directory");
+    let p = dir.join(format!("{name}.img"));
+    let f = std::fs::File::create(&p).expect("creating a disk image");
+    f.set_len(mib << 20).expect("sizing a disk image");
+    p
+}
+
+/// One boot of AdrOS for a test.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    name: String,
+    cmdline: String,
+    machine: Machine,
+    timeout: Duration,
+    until_banner: bool,
+}
+
+impl Boot {
+    /// `name` names the transcript file (use the test's name).
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            cmdline: DEFAULT_CMDLINE.to_string(),
+            machine: Machine::new(Path::new("")),
+            timeout: DEFAULT_TIMEOUT,
+            until_banner: false,
+        }
+    }
+    /// Words appended to the default command line.
+    pub fn args(mut self, words: &str) -> Self {
+        self.cmdline = format!("{DEFAULT_CMDLINE} {words}");
+        self
+    }
+    pub fn mem_mib(mut self, mib: u64) -> Self {
+        self.machine.mem_mib = mib;
+        self
+    }
+    pub fn smp(mut self, n: u32) -> Self {
+        self.machine.smp = n;
+        self
+    }
+    pub fn disk(mut self, img: PathBuf) -> Self {
+        self.machine.disks.push(img);
+        self
+    }
+    pub fn usb_disk(mut self, img: PathBuf) -> Self {
+        self.machine.usb_disks.push(img);
+        self
+    }
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+    /// Stop (kill QEMU) as soon as the boot banner is complete, instead of waiting for the
+    /// guest to exit. A guest that idles after boot needs this.
+    pub fn until_banner(mut self) -> Self {
+        self.until_banner = true;
+        self
+    }
+
+    /// Boots and returns the transcript. Panics (failing the test) only if QEMU cannot run.
+    pub fn run(mut self) -> Transcript {
+        self.machine.iso = iso_with_cmdline(&self.cmdline).unwrap_or_else(|e| panic!("{}: cannot make the ISO: {e}", self.name));
+        let stop: &dyn Fn(&str) -> bool = &|s: &str| banner::complete(s);
+        let out = qemu::run_headless(&self.machine, self.timeout, |_| {}, if self.until_banner { Some(stop) } else { None })
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        Transcript { name: self.name, cmdline: self.cmdline, machine: self.machine, timeout: self.timeout, out }
+    }
+}
+
+/// What one boot printed and how it ended. If the test panics while this is alive, the
+/// transcript is written to `<test dir>/<name>.log`.
+pub struct Transcript {
+    pub name: String,
+    pub cmdline: String,
+    pub machine: Machine,
+    pub timeout: Duration,
+    pub out: Outcome,
+}
+
+impl Transcript {
+    pub fn serial(&self) -> &str {
+        &self.out.serial
+    }
+    pub fn status(&self) -> Option<i32> {
+        self.out.status
+    }
+
+    /// The last `n` lines of the transcript, for failure messages.
+    pub fn tail(&self, n: usize) -> String {
+        let lines: Vec<&str> = self.out.serial.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Fails the test with `msg`, how the guest ended and the transcript's tail.
+    pub fn fail(&self, msg: &str) -> ! {
+        panic!(
+            "{}: {msg}\n  command line: {}\n  machine: -smp {} -m {}M, {} virtio disk(s), {} usb disk(s)\n  guest: {} (status {:?}){} after {:.1} s\n  --- last lines of serial ---\n{}\n  ---",
+            self.name,
+            self.cmdline,
+            self.machine.smp,
+            self.machine.mem_mib,
+            self.machine.disks.len(),
+            self.machine.usb_disks.len(),
+            describe(self.out.status),
+            self.out.status,
+            if self.out.timed_out { format!(", TIMED OUT at {} s", self.timeout.as_secs()) } else { String::new() },
+            self.out.elapsed.as_secs_f64(),
+            self.tail(40)
+        )
+    }
+
+    /// The guest must have booted to a complete banner without crashing.
+    pub fn expect_banner(&self) {
+        if let Some(report) = banner::crash_report(&self.out.serial) {
+            self.fail(&format!("the kernel crashed:\n{report}"));
+        }
+        if self.out.timed_out {
+            self.fail("no complete boot banner before the timeout");
+        }
+        if !banner::complete(&self.out.serial) {
+            self.fail("the boot banner is incomplete");
+        }
+    }
+
+    /// The guest must have ended with one of `statuses`.
+    pub fn expect_status(&self, statuses: &[i32]) {
+        match self.out.status {
+            Some(s) if statuses.contains(&s) => {}
+            _ => self.fail(&format!("expected QEMU status {statuses:?}")),
+        }
+    }
+
+    /// The transcript must contain `needle`.
+    pub fn expect_contains(&self, needle: &str) {
+        if !self.out.serial.contains(needle) {
+            self.fail(&format!("the serial output lacks {needle:?}"));
+        }
+    }
+
+    pub fn write_log(&self) -> PathBuf {
+        let dir = test_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        let p = dir.join(format!("{}.log", self.name.replace(['/', ':'], "_")));
+        let _ = std::fs::write(
+            &p,
+            format!(
+                "# {}\n# command line: {}\n# qemu {}\n# ended: {} (status {:?}), timed out: {}, {:.1} s\n{}",
+                self.name,
+                self.cmdline,
+                self.machine.args().join(" "),
+                describe(self.out.status),
+                self.out.status,
+                self.out.timed_out,
+                self.out.elapsed.as_secs_f64(),
+                self.out.serial
+            ),
+        );
+        p
+    }
+}
+
+impl Drop for Transcript {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let p = self.write_log();
+            eprintln!("{}: serial transcript kept in {}", self.name, p.display());
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The one place that knows how AdrOS is booted in QEMU: the machine (q35, `-cpu max`,
+//! TCG multi-threaded by default, `isa-debug-exit`), its disks, and a headless run with a
+//! timeout that captures the serial console. `cargo xtask run` and the integration tests
+//! both use it, so the guest a user boots is the guest the tests boot.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// QEMU's status when the kernel wrote `0x10` to `isa-debug-exit` (`(code << 1) | 1`).
+pub const STATUS_SUCCESS: i32 = 33;
+/// The kernel reported a failure (e.g. an in-kernel test failed).
+pub const STATUS_FAILURE: i32 = 35;
+/// Kernel panic or fatal exception.
+pub const STATUS_PANIC: i32 = 37;
+/// ACPI power-off (S5): QEMU exits 0.
+pub const STATUS_POWEROFF: i32 = 0;
+/// The boot stub gave up (not Multiboot2, no long mode, …).
+pub const STATUS_BOOT_STUB: i32 = 255;
+
+#[derive(Clone, Debug)]
+pub struct Machine {
+    pub iso: PathBuf,
+    pub smp: u32,
+    pub mem_mib: u64,
+    /// `tcg` (default; run multi-threaded) or `kvm`.
+    pub accel: String,
+    /// Raw images attached as virtio-blk-pci.
+    pub disks: Vec<PathBuf>,
+    /// Raw images attached as usb-storage on a qemu-xhci controller.
+    pub usb_disks: Vec<PathBuf>,
+}
+
+impl Machine {
+    /// The default machine: 2 CPUs, 1 GiB, TCG.
+    pub fn new(iso: &Path) -> Self {
+        Self { iso: iso.to_path_buf(), smp: 2, mem_mib: 1024, accel: "tcg".into(), disks: vec![], usb_disks: vec![] }
+    }
+
+    /// Arguments shared by every way of running the guest (interactive or headless).
+    pub fn args(&self) -> Vec<String> {
+        let accel = if self.accel == "tcg" { "tcg,thread=multi".to_string() } else { self.accel.clone() };
+        let mut a: Vec<String> =
+            ["-machine", "q35", "-cpu", "max", "-accel", &accel, "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-boot", "d"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        a.extend(["-smp".into(), self.smp.to_string(), "-m".into(), format!("{}M", self.mem_mib)]);
+        a.extend(["-cdrom".into(), self.iso.display().to_string()]);
+        for (i, d) in self.disks.iter().enumerate() {
+            a.extend(["-drive".into(), format!("file={},if=none,id=vd{i},format=raw", d.display())]);
+            a.extend(["-device".into(), format!("virtio-blk-pci,drive=vd{i}")]);
+        }
+        if !self.usb_disks.is_empty() {
+            a.extend(["-device".into(), "qemu-xhci,id=xhci".into()]);
+            for (i, d) in self.usb_disks.iter().enumerate() {
+                a.extend(["-drive".into(), format!("file={},if=none,id=ud{i},format=raw", d.display())]);
+                a.extend(["-device".into(), format!("usb-storage,bus=xhci.0,drive=ud{i}")]);
+            }
+        }
+        a
+    }
+
+    /// Extra arguments for a headless run: no display, serial on stdout, no monitor.
+    pub fn headless_args() -> [&'static str; 6] {
+        ["-display", "none", "-serial", "stdio", "-monitor", "none"]
+    }
+}
+
+/// What a headless run produced.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The serial transcript (CRs removed), followed by QEMU's stderr if it said anything.
+    pub serial: String,
+    /// QEMU's exit status; None if we killed it (timeout or `stop_when`).
+    pub status: Option<i32>,
+    pub timed_out: bool,
+    /// Whether `stop_when` ended the run.
+    pub stopped: bool,
+    pub elapsed: Duration,
+}
+
+/// How the guest ended, from QEMU's status.
+pub fn describe(status: Option<i32>) -> &'static str {
+    match status {
+        Some(STATUS_POWEROFF) => "powered off",
+        Some(STATUS_SUCCESS) => "success",
+        Some(STATUS_FAILURE) => "failure reported by the kernel",
+        Some(STATUS_PANIC) => "kernel panic or fatal exception",
+        Some(STATUS_BOOT_STUB) => "boot stub failure",
+        None => "stopped (timeout or by the harness)",
+        _ => "QEMU error",
+    }
+}
+
+/// Runs the guest headless, passing serial output to `echo` as it arrives, until QEMU exits
+/// or `timeout` passes (then QEMU is killed). `stop_when` can end the run early (QEMU is
+/// killed) once the transcript so far satisfies it.
+pub fn run_headless(m: &Machine, timeout: Duration, mut echo: impl FnMut(&[u8]), stop_when: Option<&dyn Fn(&str) -> bool>) -> Result<Outcome, String> {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(m.args()).args(Machine::headless_args());
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child: Child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {e}. Run `cargo xtask deps`."))?;
+    let mut stdout = child.stdout.take().ok_or("qemu stdout not piped")?;
+    let mut stderr = child.stderr.take().ok_or("qemu stderr not piped")?;
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut serial = Vec::new();
+    let (mut timed_out, mut stopped) = (false, false);
+    let status = loop {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(50)) {
+            echo(&chunk);
+            serial.extend_from_slice(&chunk);
+            if let Some(f) = stop_when {
+                if f(&String::from_utf8_lossy(&serial)) {
+                    stopped = true;
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+            }
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            // Drain what is left.
+            while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+                echo(&chunk);
+                serial.extend_from_slice(&chunk);
+            }
+            break st.code();
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+    };
+    let _ = reader.join();
+    let qemu_err = err_reader.join().unwrap_or_default();
+    let mut serial = String::from_utf8_lossy(&serial).replace('\r', "");
+    if !qemu_err.trim().is_empty() {
+        serial.push_str("\n[qemu stderr] ");
+        serial.push_str(qemu_err.trim());
+        serial.push('\n');
+    }
+    Ok(Outcome { serial, status, timed_out, stopped, elapsed: start.elapsed() })
+}
