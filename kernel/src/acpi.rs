@@ -25,3 +25,17 @@ pub fn mcfg_regions() -> Vec<McfgRegion> {
 pub fn pci_route_irq(_bus: u8, _dev: u8, _func: u8, _pin: u8) -> Option<u32> {
     None
 }
+
+/// A processor from the MADT.
+#[derive(Clone, Copy, Debug)]
+pub struct AcpiCpu {
+    pub apic_id: u32,
+    pub uid: u32,
+    pub enabled: bool,
+    pub online_capable: bool,
+}
+
+/// Every processor the MADT lists (the boot CPU included).
+pub fn cpus() -> Vec<AcpiCpu> {
+    Vec::new()
+}

@@ -89,6 +89,7 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     let _ = pc;
     gdt::init_this_cpu();
     idt::init();
+    arch::tlb::init();
 
     if let Some(m) = info.module("symbols") {
         let len = (m.end - m.start) as usize;
@@ -127,6 +128,7 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     arch::irq::enable();
 
     crate::platform_init();
+    start_other_cpus(cmd);
     print_banner(info);
     BOOT_DONE_NS.store(time::now_ns(), Ordering::Relaxed);
 
@@ -144,6 +146,21 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     loop {
         sched::sleep_ms(1000);
     }
+}
+
+/// Brings up the application processors the MADT lists (`nosmp` / `maxcpus=N` limit it).
+fn start_other_cpus(cmd: &Cmdline) {
+    let max = if cmd.nosmp { 1 } else { cmd.maxcpus.unwrap_or(usize::MAX).max(1) };
+    let ids: Vec<u32> = crate::acpi::cpus().iter().filter(|c| c.enabled || c.online_capable).map(|c| c.apic_id).collect();
+    if ids.len() <= 1 || max == 1 {
+        if ids.len() > 1 {
+            log::info!("smp: {} CPUs present, only the boot CPU used ({})", ids.len(), if cmd.nosmp { "nosmp" } else { "maxcpus=1" });
+        }
+        return;
+    }
+    let t0 = time::now_ns();
+    let n = arch::smp::start_aps(&ids, max);
+    log::info!("smp: {n} of {} CPUs online ({} ms)", ids.len(), (time::now_ns() - t0) / 1_000_000);
 }
 
 fn print_banner(info: &BootInfo) {

@@ -1,4 +1,9 @@
 //! `cargo xtask deps`: what the build needs from the host, installed with apt when we can.
+//!
+//! Checking is one `dpkg-query` call on Debian (file checks elsewhere), so `run`, `build`
+//! and `test`, which all call [`ensure`] first, pay a few milliseconds when everything is
+//! there. Installing needs root (or password-less sudo) and apt-get; otherwise the exact
+//! command is printed.
 
 use std::path::Path;
 use std::process::Command;
@@ -8,7 +13,7 @@ use crate::util::{Result, which};
 struct Dep {
     /// Debian package providing it.
     package: &'static str,
-    /// How to tell it is there.
+    /// How to tell it is there without dpkg (other distributions, containers without dpkg).
     present: fn() -> bool,
     why: &'static str,
 }
@@ -18,15 +23,16 @@ fn has_cmd(c: &str) -> bool {
 }
 
 fn has_libclang() -> bool {
-    ["/usr/lib", "/usr/lib/x86_64-linux-gnu"].iter().any(|base| {
-        std::fs::read_dir(base).map(|rd| {
-            rd.flatten().any(|e| {
-                let p = e.path();
-                let name = e.file_name().to_string_lossy().to_string();
-                (name.starts_with("llvm-") && p.join("lib/libclang.so").exists()) || name.starts_with("libclang.so") || name.starts_with("libclang-")
+    ["/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"].iter().any(|base| {
+        std::fs::read_dir(base)
+            .map(|rd| {
+                rd.flatten().any(|e| {
+                    let p = e.path();
+                    let name = e.file_name().to_string_lossy().to_string();
+                    (name.starts_with("llvm-") && p.join("lib/libclang.so").exists()) || name.starts_with("libclang.so") || name.starts_with("libclang-")
+                })
             })
-        })
-        .unwrap_or(false)
+            .unwrap_or(false)
     })
 }
 
@@ -43,12 +49,37 @@ const DEPS: &[Dep] = &[
     Dep { package: "libclang-dev", present: has_libclang, why: "bindgen for the rump bindings" },
     Dep { package: "lz4", present: || has_cmd("lz4"), why: "inspecting the initrd" },
     Dep { package: "binutils", present: || has_cmd("nm"), why: "the kernel symbol table" },
+    Dep { package: "gcc", present: || has_cmd("cc") || has_cmd("gcc"), why: "buildrump.sh and C test programs" },
+    Dep { package: "make", present: || has_cmd("make"), why: "buildrump.sh" },
+    Dep { package: "git", present: || has_cmd("git"), why: "the netbsd-src and buildrump.sh submodules" },
 ];
 
+/// Which of `DEPS` are missing: asked of dpkg in one call when it exists (exact package
+/// names, e.g. busybox-static rather than any busybox), else by file checks.
+fn missing() -> Vec<&'static Dep> {
+    if which("dpkg-query").is_some() {
+        let out = Command::new("dpkg-query").args(["-W", "-f", "${Package} ${db:Status-Status}\\n"]).args(DEPS.iter().map(|d| d.package)).output();
+        if let Ok(out) = out {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let installed: Vec<&str> = text.lines().filter_map(|l| l.strip_suffix(" installed")).map(|p| p.split(':').next().unwrap_or(p)).collect();
+            return DEPS.iter().filter(|d| !installed.contains(&d.package)).collect();
+        }
+    }
+    DEPS.iter().filter(|d| !(d.present)()).collect()
+}
+
+/// `cargo xtask deps [--check]`: like [`ensure`], and says so when all is well.
+pub fn command(install: bool) -> Result<()> {
+    ensure(install)?;
+    eprintln!("xtask deps: all {} host packages are installed ({})", DEPS.len(), DEPS.iter().map(|d| d.package).collect::<Vec<_>>().join(" "));
+    Ok(())
+}
+
 /// Ensures every dependency is present; installs the missing ones with apt-get when
-/// `install` is set and we are root on Debian, otherwise explains how.
+/// `install` is set and we are root (or have password-less sudo) on Debian, otherwise
+/// explains how. Silent and fast when nothing is missing.
 pub fn ensure(install: bool) -> Result<()> {
-    let missing: Vec<&Dep> = DEPS.iter().filter(|d| !(d.present)()).collect();
+    let missing = missing();
     if missing.is_empty() {
         return Ok(());
     }
@@ -56,34 +87,38 @@ pub fn ensure(install: bool) -> Result<()> {
     for d in &missing {
         eprintln!("xtask deps: missing {} ({})", d.package, d.why);
     }
-    let cmd_line = format!("apt-get install -y {}", pkgs.join(" "));
-    let root = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false);
-    if !install || !root || which("apt-get").is_none() {
-        return Err(format!("missing host packages. Install them with:\n    sudo {cmd_line}\nthen run the command again."));
+    let cmd_line = format!("apt-get install -y --no-install-recommends {}", pkgs.join(" "));
+    let is_root = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false);
+    let sudo = !is_root && which("sudo").is_some() && Command::new("sudo").args(["-n", "true"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if !install || !(is_root || sudo) || which("apt-get").is_none() {
+        let how = if install { "" } else { " (--check: not installing)" };
+        return Err(format!("missing host packages{how}. Install them with:\n    sudo {cmd_line}\nthen run the command again."));
     }
     let pb = crate::util::spinner(format!("installing {}", pkgs.join(" ")));
-    let mut ok = apt_install(&pkgs);
+    let mut ok = apt(sudo, &["install", "-y", "-q", "--no-install-recommends"], &pkgs);
     if !ok {
+        // A fresh container has no package lists yet.
         pb.set_message("apt-get update");
-        let _ = Command::new("apt-get").args(["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive").output();
+        let _ = apt(sudo, &["update", "-q"], &[]);
         pb.set_message(format!("installing {}", pkgs.join(" ")));
-        ok = apt_install(&pkgs);
+        ok = apt(sudo, &["install", "-y", "-q", "--no-install-recommends"], &pkgs);
     }
     pb.finish_and_clear();
-    let still: Vec<&str> = DEPS.iter().filter(|d| !(d.present)()).map(|d| d.package).collect();
+    let still: Vec<&str> = self::missing().iter().map(|d| d.package).collect();
     if !ok || !still.is_empty() {
-        return Err(format!("could not install {}. Try by hand:\n    {cmd_line}", still.join(" ")));
+        return Err(format!("could not install {}. Try by hand:\n    sudo {cmd_line}", still.join(" ")));
     }
     eprintln!("xtask deps: installed {}", pkgs.join(" "));
     Ok(())
 }
 
-fn apt_install(pkgs: &[&str]) -> bool {
-    Command::new("apt-get")
-        .args(["install", "-y", "-q", "--no-install-recommends"])
-        .args(pkgs)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+fn apt(sudo: bool, args: &[&str], pkgs: &[&str]) -> bool {
+    let mut cmd = if sudo {
+        let mut c = Command::new("sudo");
+        c.args(["-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+        c
+    } else {
+        Command::new("apt-get")
+    };
+    cmd.args(args).args(pkgs).env("DEBIAN_FRONTEND", "noninteractive").output().map(|o| o.status.success()).unwrap_or(false)
 }

@@ -38,7 +38,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Deps { check } => deps::ensure(!check).map(|_| 0),
+        Cmd::Deps { check } => deps::command(!check).map(|_| 0),
         Cmd::Build(a) => build::build(&a).map(|_| 0),
         Cmd::Run(a) => run::run(a),
         Cmd::Test(a) => test::test(a),

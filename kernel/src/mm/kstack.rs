@@ -11,10 +11,13 @@ use crate::sync::spin::IrqSpinLock;
 
 struct Slots {
     next: u64,
-    free: Vec<u64>,
+    /// Freed stacks, still mapped: (slot, pages). Reusing them needs no page-table change,
+    /// so freeing a stack never requires a TLB shootdown (it often happens with interrupts
+    /// off, in the scheduler, right after switching away from a dead thread).
+    cached: Vec<(u64, usize)>,
 }
 
-static SLOTS: IrqSpinLock<Slots> = IrqSpinLock::new(Slots { next: 0, free: Vec::new() });
+static SLOTS: IrqSpinLock<Slots> = IrqSpinLock::new(Slots { next: 0, cached: Vec::new() });
 
 pub const DEFAULT_STACK: usize = 64 << 10;
 
@@ -29,14 +32,15 @@ impl KernelStack {
         let pages = size.div_ceil(4096).clamp(1, (KSTACK_SLOT / 4096 - 1) as usize);
         let slot = {
             let mut s = SLOTS.lock();
-            match s.free.pop() {
-                Some(x) => x,
-                None if s.next < KSTACK_SLOTS => {
-                    s.next += 1;
-                    s.next - 1
-                }
-                None => return None,
+            if let Some(i) = s.cached.iter().position(|&(_, p)| p == pages) {
+                let (slot, pages) = s.cached.swap_remove(i);
+                return Some(Self { slot, pages });
             }
+            if s.next >= KSTACK_SLOTS {
+                return None;
+            }
+            s.next += 1;
+            s.next - 1
         };
         let stack = Self { slot, pages: 0 };
         let mut stack = stack;
@@ -70,12 +74,12 @@ impl KernelStack {
 
 impl Drop for KernelStack {
     fn drop(&mut self) {
-        let top = self.top();
-        for i in 0..self.pages as u64 {
-            if let Ok(pa) = paging::unmap(top - (i + 1) * 4096) {
-                phys::free_frame(pa);
-            }
-        }
-        SLOTS.lock().free.push(self.slot);
+        SLOTS.lock().cached.push((self.slot, self.pages));
     }
+}
+
+/// (stacks handed out ever, stacks cached for reuse)
+pub fn stats() -> (u64, usize) {
+    let s = SLOTS.lock();
+    (s.next, s.cached.len())
 }

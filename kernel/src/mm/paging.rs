@@ -174,17 +174,24 @@ pub fn map(va: u64, pa: u64, flags: Flags) -> Result<(), MapError> {
 }
 
 /// Unmaps one page and returns the physical address it pointed at.
+/// Every CPU's TLB is flushed before this returns, so the frame may be reused at once.
 pub fn unmap(va: u64) -> Result<u64, MapError> {
-    let root = KERNEL_PML4.lock();
-    let mut m = mapper(*root);
-    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
-    match m.unmap(page) {
-        Ok((frame, flush)) => {
-            flush.flush();
-            Ok(frame.start_address().as_u64())
+    let r = {
+        let root = KERNEL_PML4.lock();
+        let mut m = mapper(*root);
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
+        match m.unmap(page) {
+            Ok((frame, flush)) => {
+                flush.ignore();
+                Ok(frame.start_address().as_u64())
+            }
+            Err(_) => Err(MapError::NotMapped),
         }
-        Err(_) => Err(MapError::NotMapped),
+    };
+    if r.is_ok() {
+        crate::arch::tlb::shootdown(va);
     }
+    r
 }
 
 /// Changes the flags of one mapped page.
@@ -194,13 +201,18 @@ pub fn protect(va: u64, flags: Flags) -> Result<(), MapError> {
     let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
     // SAFETY: changing permissions cannot break memory safety of Rust code that does not
     // hold references into the page; callers only protect pages they own.
-    match unsafe { m.update_flags(page, flags) } {
+    let r = match unsafe { m.update_flags(page, flags) } {
         Ok(flush) => {
-            flush.flush();
+            flush.ignore();
             Ok(())
         }
         Err(_) => Err(MapError::NotMapped),
+    };
+    drop(root);
+    if r.is_ok() {
+        crate::arch::tlb::shootdown(va);
     }
+    r
 }
 
 /// (physical address, flags) of a mapped 4 KiB page, or None.

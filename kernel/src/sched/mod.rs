@@ -50,6 +50,7 @@ pub struct CpuSched {
     pub ticks: AtomicU64,
     pub switches: AtomicU64,
     pub idle_ticks: AtomicU64,
+    running_idle: AtomicBool,
 }
 
 impl CpuSched {
@@ -66,6 +67,7 @@ impl CpuSched {
             ticks: AtomicU64::new(0),
             switches: AtomicU64::new(0),
             idle_ticks: AtomicU64::new(0),
+            running_idle: AtomicBool::new(false),
         }
     }
 
@@ -75,6 +77,11 @@ impl CpuSched {
         // SAFETY: `current` is only written by this CPU with interrupts disabled, and we are
         // on this CPU with interrupts disabled.
         unsafe { (*self.current.get()).clone().expect("scheduler not started on this CPU") }
+    }
+
+    /// True while this CPU runs its idle thread (racy by nature; for placement hints).
+    pub fn is_idle(&self) -> bool {
+        self.running_idle.load(Ordering::Relaxed)
     }
 
     pub fn runnable(&self) -> usize {
@@ -128,7 +135,7 @@ impl Drop for NoPreempt {
 pub fn init_this_cpu(boot_name: &str) {
     let s = &percpu::current().sched;
     let boot = Thread::new_bootstrap(boot_name, s.cpu);
-    let idle = Thread::new_kernel("idle", s.cpu, idle_loop).expect("no memory for the idle thread");
+    let idle = Thread::new_kernel("idle", s.cpu, idle_forever_fn).expect("no memory for the idle thread");
     let _irq = IrqOff::new();
     // SAFETY: this CPU, interrupts off, scheduler not yet running here.
     unsafe {
@@ -137,14 +144,33 @@ pub fn init_this_cpu(boot_name: &str) {
     }
 }
 
-fn idle_loop() {
+/// For application processors: the calling context (the AP's boot stack) becomes this CPU's
+/// idle thread; call [`idle_forever`] next.
+pub fn init_this_cpu_idle() {
+    let s = &percpu::current().sched;
+    let idle = Thread::new_bootstrap("idle", s.cpu);
+    let _irq = IrqOff::new();
+    s.running_idle.store(true, Ordering::Relaxed);
+    // SAFETY: this CPU, interrupts off, scheduler not yet running here.
+    unsafe {
+        *s.current.get() = Some(idle.clone());
+        *s.idle.get() = Some(idle);
+    }
+}
+
+fn idle_forever_fn() {
+    idle_forever()
+}
+
+/// The idle loop: pull work from busier CPUs, else halt until the next interrupt.
+pub fn idle_forever() -> ! {
     loop {
-        let s = &percpu::current().sched;
-        let _ = s;
-        // Halt until an interrupt; the timer tick or a wake-up IPI brings us back, and
-        // `schedule` picks whatever became runnable.
         crate::arch::irq::save_and_disable();
-        let empty = percpu::current().sched.rq.lock().queue.is_empty();
+        let pc = percpu::current();
+        let mut empty = pc.sched.rq.lock().queue.is_empty();
+        if empty && steal_work(pc.sched.cpu) {
+            empty = false;
+        }
         if empty {
             crate::arch::irq::enable_and_halt();
         } else {
@@ -152,6 +178,38 @@ fn idle_loop() {
         }
         schedule();
     }
+}
+
+/// Moves one runnable thread from the busiest other CPU to `cpu`. Returns true if it did.
+fn steal_work(cpu: usize) -> bool {
+    let mut busiest: Option<(usize, usize)> = None;
+    for pc in percpu::online_cpus() {
+        if pc.sched.cpu == cpu {
+            continue;
+        }
+        let n = pc.sched.rq.lock().queue.len();
+        if n > 0 && busiest.is_none_or(|(_, m)| n > m) {
+            busiest = Some((pc.sched.cpu, n));
+        }
+    }
+    let Some((from, _)) = busiest else { return false };
+    let Some(src) = percpu::get(from) else { return false };
+    let t = {
+        let mut rq = src.sched.rq.lock();
+        let pos = rq.queue.iter().rposition(|t| t.may_run_on(cpu));
+        match pos.and_then(|i| rq.queue.remove(i)) {
+            Some(t) => {
+                // Still `queued`; only its CPU changes, under the source lock, so wakers that
+                // re-check `t.cpu` after locking find it.
+                t.cpu.store(cpu, Ordering::Release);
+                t
+            }
+            None => return false,
+        }
+    };
+    let Some(dst) = percpu::get(cpu) else { return false };
+    dst.sched.rq.lock().queue.push_back(t);
+    true
 }
 
 /// Gives up the CPU: requeues the current thread unless it is blocked or dead.
@@ -177,8 +235,11 @@ fn schedule_inner(preempt: bool) {
         if st == STATE_RUNNING {
             prev.set_state(STATE_RUNNABLE);
         }
-        prev.queued.store(true, Ordering::Relaxed);
-        rq.queue.push_back(prev.clone());
+        // A runnable thread whose affinity excludes this CPU is handed on by `finish_switch`.
+        if prev.may_run_on(s.cpu) || st == STATE_BLOCKED {
+            prev.queued.store(true, Ordering::Relaxed);
+            rq.queue.push_back(prev.clone());
+        }
     }
     let next = rq.queue.pop_front().unwrap_or_else(|| idle.clone());
     next.queued.store(false, Ordering::Relaxed);
@@ -196,6 +257,7 @@ fn schedule_inner(preempt: bool) {
         next.set_state(STATE_RUNNING);
     }
     next.on_cpu.store(true, Ordering::Relaxed);
+    s.running_idle.store(Arc::ptr_eq(&next, &idle), Ordering::Relaxed);
     next.cpu.store(s.cpu, Ordering::Relaxed);
     s.switches.fetch_add(1, Ordering::Relaxed);
     let next_rsp = next.saved_rsp();
@@ -225,6 +287,14 @@ pub(crate) fn finish_switch() {
     }
     // SAFETY: `schedule` leaked the guard of this lock just before switching to us.
     unsafe { s.rq.force_unlock() };
+    if let Some(p) = &prev {
+        // Runnable, in no queue, off-CPU: only we can move it (wakers act on blocked threads,
+        // stealers on queued ones).
+        if p.state() == STATE_RUNNABLE && !p.queued.load(Ordering::Relaxed) && !p.may_run_on(s.cpu) {
+            let target = place_new(p);
+            enqueue_on(p, target);
+        }
+    }
     // A dead thread's last reference may be this one: its stack is freed here, after we
     // left it.
     drop(prev);
@@ -309,19 +379,83 @@ pub(crate) fn wake_gen(t: &ThreadRef, sgen: Option<u64>) -> bool {
         if !t.try_unblock(sgen) {
             return false;
         }
-        if !t.on_cpu.load(Ordering::Acquire) && !t.queued.load(Ordering::Relaxed) {
+        if t.on_cpu.load(Ordering::Acquire) || t.queued.load(Ordering::Relaxed) {
+            // Still running (it will see the wake-up when it tries to sleep) or already queued.
+            return true;
+        }
+        // Placement: stay on the last CPU (warm cache) unless it is busy and another allowed
+        // CPU is idle. `t` is runnable and in no queue, so nobody else moves it meanwhile.
+        let busy = !rq.queue.is_empty() || !pc.sched.is_idle() || !t.may_run_on(cpu);
+        let target = if busy { idle_cpu_for(t, cpu).unwrap_or(cpu) } else { cpu };
+        if target == cpu && t.may_run_on(cpu) {
             t.queued.store(true, Ordering::Relaxed);
             rq.queue.push_back(t.clone());
-            // Wake an idle CPU (or ask the current one to reconsider).
-            if cpu == percpu::cpu_id() {
-                pc.sched.need_resched.store(true, Ordering::Relaxed);
-            } else {
-                pc.sched.need_resched.store(true, Ordering::Relaxed);
-                crate::arch::apic::send_ipi(pc.apic_id, crate::arch::idt::VECTOR_RESCHED);
-            }
+            drop(rq);
+            kick(pc);
+        } else {
+            drop(rq);
+            let target = if t.may_run_on(target) { target } else { place_new(t) };
+            enqueue_on(t, target);
         }
         return true;
     }
+}
+
+/// Puts a runnable thread that is in no queue on `cpu`'s queue and kicks that CPU.
+fn enqueue_on(t: &ThreadRef, cpu: usize) {
+    let Some(pc) = percpu::get(cpu) else { return };
+    {
+        let mut rq = pc.sched.rq.lock();
+        t.cpu.store(cpu, Ordering::Release);
+        t.queued.store(true, Ordering::Relaxed);
+        rq.queue.push_back(t.clone());
+    }
+    kick(pc);
+}
+
+/// Asks `pc` to reschedule: locally by flag, remotely by IPI.
+fn kick(pc: &percpu::PerCpu) {
+    pc.sched.need_resched.store(true, Ordering::Relaxed);
+    if pc.sched.cpu != percpu::cpu_id() {
+        crate::arch::apic::send_ipi(pc.apic_id, crate::arch::idt::VECTOR_RESCHED);
+    }
+}
+
+/// An online CPU other than `except` that `t` may run on and that is idle with an empty queue.
+fn idle_cpu_for(t: &ThreadRef, except: usize) -> Option<usize> {
+    percpu::online_cpus()
+        .filter(|pc| pc.sched.cpu != except && t.may_run_on(pc.sched.cpu))
+        .find(|pc| pc.sched.is_idle() && pc.sched.rq.try_lock().is_some_and(|q| q.queue.is_empty()))
+        .map(|pc| pc.sched.cpu)
+}
+
+/// The least loaded online CPU `t` may run on (for new threads).
+pub(crate) fn place_new(t: &ThreadRef) -> usize {
+    let here = percpu::cpu_id();
+    let mut best = (here, usize::MAX);
+    for pc in percpu::online_cpus() {
+        if !t.may_run_on(pc.sched.cpu) {
+            continue;
+        }
+        let load = pc.sched.rq.lock().queue.len() + usize::from(!pc.sched.is_idle());
+        if load < best.1 || (load == best.1 && pc.sched.cpu == here) {
+            best = (pc.sched.cpu, load);
+        }
+    }
+    best.0
+}
+
+/// Starts a thread that was just created (runnable, in no queue) on the best CPU.
+pub(crate) fn start_new(t: &ThreadRef) {
+    let cpu = place_new(t);
+    t.set_state(STATE_RUNNABLE);
+    enqueue_on(t, cpu);
+}
+
+/// Moves the current thread off this CPU (its affinity no longer allows it here): the
+/// switch leaves it out of this queue and `finish_switch` hands it to an allowed CPU.
+pub(crate) fn migrate_current() {
+    schedule();
 }
 
 /// Blocks the current thread, which must already be marked blocked (see

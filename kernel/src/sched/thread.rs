@@ -29,6 +29,8 @@ pub struct Thread {
     entry: UnsafeCell<Option<Box<dyn FnOnce() + Send>>>,
     exited: AtomicBool,
     joiners: WaitQueue,
+    /// CPUs this thread may run on (bit n = CPU n; CPUs >= 64 follow bit 63).
+    affinity: AtomicU64,
 }
 
 // SAFETY: `saved_rsp` is only touched by the scheduler with the owning run-queue lock held
@@ -51,6 +53,7 @@ impl Thread {
             entry: UnsafeCell::new(None),
             exited: AtomicBool::new(false),
             joiners: WaitQueue::new(),
+            affinity: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -120,6 +123,14 @@ impl Thread {
         self.saved_rsp.get()
     }
 
+    pub fn may_run_on(&self, cpu: usize) -> bool {
+        self.affinity.load(Ordering::Relaxed) & (1u64 << cpu.min(63)) != 0
+    }
+
+    pub fn affinity(&self) -> u64 {
+        self.affinity.load(Ordering::Relaxed)
+    }
+
     pub fn has_exited(&self) -> bool {
         self.exited.load(Ordering::Acquire)
     }
@@ -180,17 +191,33 @@ impl JoinHandle {
     }
 }
 
-/// Starts a kernel thread on the current CPU.
+/// Starts a kernel thread on the least loaded CPU.
 pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> JoinHandle {
-    spawn_on(name, percpu::cpu_id(), f)
+    spawn_with_affinity(name, u64::MAX, f)
 }
 
-/// Starts a kernel thread owned by `cpu`'s run queue.
-pub fn spawn_on<F: FnOnce() + Send + 'static>(name: &str, cpu: usize, f: F) -> JoinHandle {
-    let t = Thread::new_with(name, cpu, Box::new(f)).expect("out of memory creating a thread");
-    t.set_state(STATE_BLOCKED);
-    super::wake(&t);
+/// Starts a kernel thread that may only run on the CPUs in `mask` (bit n = CPU n).
+pub fn spawn_with_affinity<F: FnOnce() + Send + 'static>(name: &str, mask: u64, f: F) -> JoinHandle {
+    let mask = if mask == 0 { u64::MAX } else { mask };
+    let t = Thread::new_with(name, percpu::cpu_id(), Box::new(f)).expect("out of memory creating a thread");
+    t.affinity.store(mask, Ordering::Relaxed);
+    super::start_new(&t);
     JoinHandle { thread: t }
+}
+
+/// Starts a kernel thread pinned to one CPU.
+pub fn spawn_on<F: FnOnce() + Send + 'static>(name: &str, cpu: usize, f: F) -> JoinHandle {
+    spawn_with_affinity(name, 1u64 << cpu.min(63), f)
+}
+
+/// Changes where the current thread may run; it moves right away if it must.
+pub fn set_current_affinity(mask: u64) {
+    let me = current();
+    me.affinity.store(if mask == 0 { u64::MAX } else { mask }, Ordering::Relaxed);
+    if !me.may_run_on(percpu::cpu_id()) {
+        drop(me);
+        super::migrate_current();
+    }
 }
 
 pub fn yield_now() {

@@ -104,16 +104,57 @@ pub fn eoi() {
 
 /// Sends a fixed IPI to one CPU (by APIC id).
 pub fn send_ipi(apic_id: u32, vector: u8) {
+    send_raw_ipi(apic_id, u32::from(vector));
+}
+
+/// ICR delivery modes for [`send_raw_ipi`].
+pub const ICR_INIT: u32 = 0x0000_4500; // INIT, level assert
+pub const ICR_STARTUP: u32 = 0x0000_4600; // SIPI; OR in the start page number
+pub const ICR_NMI: u32 = 0x0000_0400;
+
+/// Writes the interrupt command register (`icr_low`: vector | delivery mode | level bits)
+/// for one destination, with interrupts off so the two xAPIC halves are not interleaved.
+pub fn send_raw_ipi(apic_id: u32, icr_low: u32) {
+    let was = super::irq::save_and_disable();
     if is_x2apic() {
         // SAFETY: the x2APIC ICR is a single 64-bit MSR.
-        unsafe { Msr::new(0x830).write((u64::from(apic_id) << 32) | u64::from(vector)) };
+        unsafe { Msr::new(0x830).write((u64::from(apic_id) << 32) | u64::from(icr_low)) };
     } else {
         write(REG_ICR_HIGH, apic_id << 24);
-        write(REG_ICR_LOW, u32::from(vector));
+        write(REG_ICR_LOW, icr_low);
         while read(REG_ICR_LOW) & (1 << 12) != 0 {
             core::hint::spin_loop();
         }
     }
+    super::irq::restore(was);
+}
+
+/// Measures this CPU's LAPIC timer against the (already calibrated) TSC over `ms`.
+pub fn calibrate_against_tsc(ms: u64) -> u32 {
+    let was = super::irq::save_and_disable();
+    write(REG_LVT_TIMER, 1 << 16);
+    write(REG_TIMER_DIV, 0x3);
+    write(REG_TIMER_INIT, u32::MAX);
+    let l0 = read(REG_TIMER_CUR);
+    let t0 = crate::time::now_ns();
+    while crate::time::now_ns() - t0 < ms * 1_000_000 {
+        core::hint::spin_loop();
+    }
+    let l1 = read(REG_TIMER_CUR);
+    let dt = crate::time::now_ns() - t0;
+    write(REG_TIMER_INIT, 0);
+    super::irq::restore(was);
+    let per_ms = (u64::from(l0 - l1) * 1_000_000 / dt.max(1)).max(1) as u32;
+    PER_CPU_TICKS[super::percpu::cpu_id() % PER_CPU_TICKS.len()].store(per_ms, Ordering::Relaxed);
+    per_ms
+}
+
+/// Each CPU's own LAPIC timer rate (0 = use the boot CPU's).
+static PER_CPU_TICKS: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
+
+fn this_cpu_ticks_per_ms() -> u32 {
+    let v = PER_CPU_TICKS[super::percpu::cpu_id() % PER_CPU_TICKS.len()].load(Ordering::Relaxed);
+    if v != 0 { v } else { TICKS_PER_MS.load(Ordering::Relaxed) }
 }
 
 /// Busy-waits about `us` microseconds on PIT channel 2, returning the TSC and LAPIC-timer
@@ -157,7 +198,7 @@ pub fn ticks_per_ms() -> u32 {
 
 /// Starts the periodic scheduler tick at `hz`.
 pub fn start_timer(hz: u32) {
-    let per_ms = TICKS_PER_MS.load(Ordering::Relaxed);
+    let per_ms = this_cpu_ticks_per_ms();
     let init = (u64::from(per_ms) * 1000 / u64::from(hz)).max(1) as u32;
     write(REG_TIMER_DIV, 0x3);
     write(REG_LVT_TIMER, (1 << 17) | u32::from(VECTOR_TIMER)); // periodic
@@ -172,4 +213,10 @@ pub fn timer_one_shot_count(init: u32) {
 
 pub fn timer_current() -> u32 {
     read(REG_TIMER_CUR)
+}
+
+/// Stores the boot CPU's timer rate when it was measured elsewhere (against the HPET, by
+/// `time::calibrate`).
+pub fn set_ticks_per_ms(v: u32) {
+    TICKS_PER_MS.store(v.max(1), Ordering::Relaxed);
 }

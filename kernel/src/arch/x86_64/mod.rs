@@ -6,7 +6,9 @@ pub mod gdt;
 pub mod idt;
 pub mod percpu;
 pub mod serial;
+pub mod smp;
 pub mod switch;
+pub mod tlb;
 
 // The boot stub switches between Intel and AT&T syntax for one far jump.
 #[allow(bad_asm_style)]
