@@ -1,9 +1,380 @@
-//! PCI enumeration (ECAM when ACPI has an MCFG, port I/O otherwise). Being filled in.
+//! PCI: configuration access (ECAM when ACPI has an MCFG, port I/O 0xCF8/0xCFC otherwise),
+//! one enumeration at boot (`adros_pci` does the walk), and the API drivers use.
+//!
+//! The device list is built once by [`init`] and never changes, so drivers hold
+//! `&'static PciDevice`s. ECAM windows are mapped lazily, one bus (1 MiB) at a time, the
+//! first time a bus is touched: a whole 256-bus window would be 64 Ki page mappings for the
+//! handful of buses a machine really has. The only `unsafe` here is the port I/O and MMIO
+//! accessors.
 
+use alloc::boxed::Box;
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
-pub fn init() {}
+pub use adros_pci::{Bar, BarKind, Capability, CommandRegister, ConfigSpace, PciAddress, PciDevice};
 
-/// `lspci`-style lines for the boot banner.
-pub fn describe(_lines: &mut Vec<String>) {}
+use crate::acpi::McfgRegion;
+use crate::mm::mmio::{self, Cache};
+use crate::mm::paging::MapError;
+use crate::sync::spin::IrqSpinLock;
+
+const CONFIG_ADDRESS: u16 = 0xcf8;
+const CONFIG_DATA: u16 = 0xcfc;
+
+/// Configuration mechanism #1 (ports 0xCF8/0xCFC): segment 0, offsets below 256 only.
+pub struct PortIo {
+    /// Keeps the address/data port pair atomic across CPUs and interrupt handlers.
+    lock: IrqSpinLock<()>,
+}
+
+/// The one port-I/O accessor (there is one pair of ports per machine).
+pub static PORT_IO: PortIo = PortIo { lock: IrqSpinLock::new(()) };
+
+impl PortIo {
+    fn address(a: PciAddress, offset: u16) -> Option<u32> {
+        if a.segment() != 0 || offset >= 256 || offset & 3 != 0 {
+            return None;
+        }
+        Some(0x8000_0000 | (u32::from(a.bus()) << 16) | (u32::from(a.device()) << 11) | (u32::from(a.function()) << 8) | u32::from(offset))
+    }
+}
+
+impl ConfigSpace for PortIo {
+    fn read(&self, a: PciAddress, offset: u16) -> u32 {
+        let Some(addr) = Self::address(a, offset) else {
+            return 0xffff_ffff;
+        };
+        let _g = self.lock.lock();
+        // SAFETY: 0xCF8/0xCFC are configuration mechanism #1, decoded by every PC chipset
+        // (q35, i440fx); writing an enabled address and reading the data port has no effect
+        // beyond the config read. The lock makes the two accesses one transaction.
+        unsafe {
+            x86_64::instructions::port::Port::<u32>::new(CONFIG_ADDRESS).write(addr);
+            x86_64::instructions::port::Port::<u32>::new(CONFIG_DATA).read()
+        }
+    }
+
+    fn write(&self, a: PciAddress, offset: u16, value: u32) {
+        let Some(addr) = Self::address(a, offset) else {
+            return;
+        };
+        let _g = self.lock.lock();
+        // SAFETY: as for `read`; the config write itself is what the caller asked for, and
+        // configuration space holds no memory the Rust program relies on.
+        unsafe {
+            x86_64::instructions::port::Port::<u32>::new(CONFIG_ADDRESS).write(addr);
+            x86_64::instructions::port::Port::<u32>::new(CONFIG_DATA).write(value);
+        }
+    }
+}
+
+/// One ECAM window (bus `n` of the segment lives at `base + n << 20`, as in the MCFG).
+struct Window {
+    region: McfgRegion,
+    /// Virtual address of each bus's 1 MiB, 0 until mapped.
+    bus_virt: Box<[AtomicU64]>,
+}
+
+/// Enhanced configuration access through memory-mapped windows.
+pub struct Ecam {
+    windows: Vec<Window>,
+}
+
+impl Ecam {
+    pub fn new(regions: &[McfgRegion]) -> Self {
+        let windows = regions
+            .iter()
+            .filter(|r| r.bus_start <= r.bus_end && r.base != 0)
+            .map(|r| Window { region: *r, bus_virt: (0..256).map(|_| AtomicU64::new(0)).collect() })
+            .collect();
+        Self { windows }
+    }
+
+    pub fn regions(&self) -> impl Iterator<Item = McfgRegion> + '_ {
+        self.windows.iter().map(|w| w.region)
+    }
+
+    /// Virtual address of a dword of configuration space, mapping its bus on first use.
+    fn locate(&self, a: PciAddress, offset: u16) -> Option<u64> {
+        if offset >= 4096 || offset & 3 != 0 {
+            return None;
+        }
+        let bus = a.bus();
+        let w = self.windows.iter().find(|w| w.region.segment == a.segment() && (w.region.bus_start..=w.region.bus_end).contains(&bus))?;
+        let slot = &w.bus_virt[usize::from(bus)];
+        let mut base = slot.load(Ordering::Acquire);
+        if base == 0 {
+            let pa = w.region.base + (u64::from(bus) << 20);
+            base = match mmio::map(pa, 1 << 20, Cache::Uncached) {
+                Ok(va) => va,
+                Err(e) => {
+                    log::warn!("pci: cannot map ECAM for bus {bus:02x} at {pa:#x}: {e:?}");
+                    return None;
+                }
+            };
+            slot.store(base, Ordering::Release);
+        }
+        Some(base + (u64::from(a.device()) << 15) + (u64::from(a.function()) << 12) + u64::from(offset))
+    }
+
+    /// Whether this window set covers `a` (else reads return all ones).
+    pub fn covers(&self, a: PciAddress) -> bool {
+        self.windows.iter().any(|w| w.region.segment == a.segment() && (w.region.bus_start..=w.region.bus_end).contains(&a.bus()))
+    }
+}
+
+impl ConfigSpace for Ecam {
+    fn read(&self, a: PciAddress, offset: u16) -> u32 {
+        match self.locate(a, offset) {
+            // SAFETY: `va` is inside the 1 MiB of this bus's ECAM window, which `locate`
+            // mapped uncached and which stays mapped for good; the address is dword-aligned,
+            // and an ECAM read has no side effects on memory the program uses.
+            Some(va) => unsafe { core::ptr::read_volatile(va as *const u32) },
+            None => 0xffff_ffff,
+        }
+    }
+
+    fn write(&self, a: PciAddress, offset: u16, value: u32) {
+        if let Some(va) = self.locate(a, offset) {
+            // SAFETY: as for `read`; the write reaches only the device's configuration
+            // space, which is what the caller asked for.
+            unsafe { core::ptr::write_volatile(va as *mut u32, value) }
+        }
+    }
+}
+
+/// The platform's accessor: ECAM where a window covers the function, port I/O otherwise
+/// (segment 0 only).
+pub struct Platform {
+    ecam: Option<Ecam>,
+}
+
+impl ConfigSpace for Platform {
+    fn read(&self, a: PciAddress, offset: u16) -> u32 {
+        match &self.ecam {
+            Some(e) if e.covers(a) => e.read(a, offset),
+            _ => PORT_IO.read(a, offset),
+        }
+    }
+
+    fn write(&self, a: PciAddress, offset: u16, value: u32) {
+        match &self.ecam {
+            Some(e) if e.covers(a) => e.write(a, offset, value),
+            _ => PORT_IO.write(a, offset, value),
+        }
+    }
+}
+
+static PLATFORM: spin::Once<Platform> = spin::Once::new();
+static DEVICES: spin::Once<Vec<PciDevice>> = spin::Once::new();
+static NO_PLATFORM: Platform = Platform { ecam: None };
+
+/// The configuration accessor; port I/O until [`init`] has looked for an MCFG.
+pub fn config() -> &'static Platform {
+    PLATFORM.get().unwrap_or(&NO_PLATFORM)
+}
+
+/// The ECAM accessor, when the MCFG gave one.
+pub fn ecam() -> Option<&'static Ecam> {
+    config().ecam.as_ref()
+}
+
+/// Enumerates every segment/root bus once and caches the result. Call after `acpi::init`.
+pub fn init() {
+    DEVICES.call_once(|| {
+        let regions = crate::acpi::mcfg_regions();
+        let platform = PLATFORM.call_once(|| Platform { ecam: (!regions.is_empty()).then(|| Ecam::new(&regions)) });
+        let roots: Vec<(u16, u8)> = match &platform.ecam {
+            Some(e) => {
+                let mut r: Vec<(u16, u8)> = e.regions().map(|w| (w.segment, w.bus_start)).collect();
+                if !r.iter().any(|&(s, _)| s == 0) {
+                    r.insert(0, (0, 0));
+                }
+                r
+            }
+            None => alloc::vec![(0, 0)],
+        };
+        let mut devices = Vec::new();
+        for (seg, bus) in roots {
+            let e = adros_pci::enumerate(platform, seg, bus);
+            for b in &e.skipped_bridges {
+                log::debug!("pci: bridge {} has no new secondary bus; not followed", adros_pci::slot_name(*b));
+            }
+            devices.extend(e.devices);
+        }
+        let snapshot = devices.clone();
+        for d in &mut devices {
+            if d.addr.segment() == 0 {
+                d.irq = adros_pci::route_irq(&snapshot, d, crate::acpi::pci_route_irq);
+            }
+            if d.capabilities_malformed {
+                log::warn!("pci: {}: malformed capability list, cut short after {} entries", adros_pci::slot_name(d.addr), d.capabilities.len());
+            }
+        }
+        log::info!("pci: {} functions via {}", devices.len(), access_name());
+        devices
+    });
+}
+
+fn access_name() -> String {
+    match ecam() {
+        Some(e) => {
+            let ws: Vec<String> = e.regions().map(|r| format!("segment {} buses {:02x}-{:02x} at {:#x}", r.segment, r.bus_start, r.bus_end, r.base)).collect();
+            format!("ECAM ({})", ws.join(", "))
+        }
+        None => String::from("port I/O 0xcf8 (no MCFG)"),
+    }
+}
+
+/// Every function found at boot, in `lspci` order (empty before [`init`]).
+pub fn devices() -> &'static [PciDevice] {
+    DEVICES.get().map_or(&[], |v| v.as_slice())
+}
+
+/// The first function with this vendor and device ID.
+pub fn find(vendor: u16, device: u16) -> Option<&'static PciDevice> {
+    devices().iter().find(|d| d.vendor_id == vendor && d.device_id == device)
+}
+
+/// Every function with this vendor and device ID.
+pub fn find_all(vendor: u16, device: u16) -> impl Iterator<Item = &'static PciDevice> {
+    devices().iter().filter(move |d| d.vendor_id == vendor && d.device_id == device)
+}
+
+/// Every function of this class and subclass.
+pub fn find_class(class: u8, subclass: u8) -> impl Iterator<Item = &'static PciDevice> {
+    devices().iter().filter(move |d| d.class == class && d.subclass == subclass)
+}
+
+/// A dword of configuration space (`offset` dword-aligned).
+pub fn read_config(addr: PciAddress, offset: u16) -> u32 {
+    config().read(addr, offset)
+}
+
+pub fn write_config(addr: PciAddress, offset: u16, value: u32) {
+    config().write(addr, offset, value)
+}
+
+/// Changes the command register without disturbing the status register's sticky bits.
+pub fn update_command(dev: &PciDevice, f: impl FnOnce(CommandRegister) -> CommandRegister) -> CommandRegister {
+    adros_pci::update_command(config(), dev.addr, f)
+}
+
+pub fn enable_bus_master(dev: &PciDevice) {
+    update_command(dev, |c| c | CommandRegister::BUS_MASTER_ENABLE);
+}
+
+pub fn enable_memory(dev: &PciDevice) {
+    update_command(dev, |c| c | CommandRegister::MEMORY_ENABLE);
+}
+
+pub fn enable_io(dev: &PciDevice) {
+    update_command(dev, |c| c | CommandRegister::IO_ENABLE);
+}
+
+/// BAR `index` as sized at boot.
+pub fn bar(dev: &PciDevice, index: usize) -> Option<Bar> {
+    dev.bar(index)
+}
+
+/// The routed GSI of the function's INTx pin; `None` when it has no pin or ACPI does not
+/// route it.
+pub fn irq(dev: &PciDevice) -> Option<u32> {
+    dev.irq
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum BarError {
+    NoSuchBar,
+    NotMemory,
+    /// Firmware left the BAR at address 0.
+    Unassigned,
+    Map(MapError),
+}
+
+/// Maps memory BAR `index` uncached and returns the virtual address of its start. Mapping
+/// twice is harmless. Memory decode is not switched on here: see [`enable_memory`].
+pub fn map_bar(dev: &PciDevice, index: usize) -> Result<u64, BarError> {
+    map_bar_regs(dev, index).map(|r| r.base)
+}
+
+/// A memory BAR mapped for good, with bounds-checked register access, for drivers that
+/// must stay free of `unsafe`.
+#[derive(Clone, Copy, Debug)]
+pub struct BarRegs {
+    base: u64,
+    len: u64,
+}
+
+impl BarRegs {
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check(&self, offset: u64, width: u64) -> u64 {
+        assert!(offset % width == 0 && offset.checked_add(width).is_some_and(|e| e <= self.len), "BAR access at {offset:#x} (+{width}) outside {:#x} bytes", self.len);
+        self.base + offset
+    }
+
+    pub fn read32(&self, offset: u64) -> u32 {
+        let va = self.check(offset, 4);
+        // SAFETY: `check` keeps the aligned access inside the BAR, which `map_bar_regs`
+        // mapped uncached and which is never unmapped; it is device memory, not Rust memory.
+        unsafe { core::ptr::read_volatile(va as *const u32) }
+    }
+
+    pub fn write32(&self, offset: u64, value: u32) {
+        let va = self.check(offset, 4);
+        // SAFETY: as for `read32`.
+        unsafe { core::ptr::write_volatile(va as *mut u32, value) }
+    }
+
+    pub fn read64(&self, offset: u64) -> u64 {
+        let va = self.check(offset, 8);
+        // SAFETY: as for `read32`.
+        unsafe { core::ptr::read_volatile(va as *const u64) }
+    }
+
+    pub fn write64(&self, offset: u64, value: u64) {
+        let va = self.check(offset, 8);
+        // SAFETY: as for `read32`.
+        unsafe { core::ptr::write_volatile(va as *mut u64, value) }
+    }
+}
+
+pub fn map_bar_regs(dev: &PciDevice, index: usize) -> Result<BarRegs, BarError> {
+    let b = dev.bar(index).ok_or(BarError::NoSuchBar)?;
+    if !b.is_memory() {
+        return Err(BarError::NotMemory);
+    }
+    if b.address == 0 {
+        return Err(BarError::Unassigned);
+    }
+    let base = mmio::map(b.address, b.size, Cache::Uncached).map_err(BarError::Map)?;
+    Ok(BarRegs { base, len: b.size })
+}
+
+/// One `lspci`-style line per function for the boot banner, each followed by an indented
+/// line with its BARs and routed IRQ (with `loglevel=7` also prog-if, subsystem and
+/// capabilities).
+pub fn describe(lines: &mut Vec<String>) {
+    let devs = devices();
+    lines.push(format!("pci: {} functions via {}", devs.len(), access_name()));
+    let verbose = log::max_level() >= log::LevelFilter::Debug;
+    for d in devs {
+        lines.push(format!("  {}", adros_pci::lspci_line(d)));
+        if let Some(more) = adros_pci::details_line(d, verbose) {
+            lines.push(format!("          {more}"));
+        }
+    }
+}

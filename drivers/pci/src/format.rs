@@ -21,7 +21,7 @@ pub fn slot_name(a: PciAddress) -> String {
 pub fn size_string(size: u64) -> String {
     const UNITS: [(u64, &str); 4] = [(1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
     for (unit, suffix) in UNITS {
-        if size >= unit && size % unit == 0 {
+        if size >= unit && size.is_multiple_of(unit) {
             return format!("{}{suffix}", size / unit);
         }
     }

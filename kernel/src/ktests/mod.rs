@@ -4,10 +4,12 @@ use crate::ktest::TestFn;
 
 mod faults;
 mod memory;
+mod pci;
 mod sched;
 
 pub fn register(v: &mut alloc::vec::Vec<(&'static str, TestFn)>) {
     memory::register(v);
     faults::register(v);
     sched::register(v);
+    pci::register(v);
 }
