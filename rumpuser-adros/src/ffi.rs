@@ -1,0 +1,824 @@
+//! The `extern "C"` hypercalls: every `rumpuser_*` symbol of `rumpuser.h` version 17.
+//!
+//! Each shim only turns C arguments into Rust values (checking what can be checked: null
+//! pointers, flag values, UTF-8 paths) and calls the safe code in `locks`, `bio` and the
+//! installed [`Host`](crate::Host). Return values are NetBSD errno numbers.
+
+// Safety contract of every function here: called by the rump kernel (C) as rumpuser(3) /
+// pci_user.h specify — pointers valid for the documented access, lock objects from the
+// matching `*_init` and not yet destroyed.
+#![allow(clippy::missing_safety_doc)]
+
+use alloc::boxed::Box;
+use core::ffi::{CStr, c_char, c_int, c_void};
+use core::ptr::{self, NonNull};
+
+use crate::errno::{Errno, ret};
+use crate::host::{FileType, OpenFlags, SyncFlags, ThreadCookie};
+use crate::hyp::{self, Hyperup};
+use crate::locks::{Condvar, Mutex, RelTimeout, RwLock};
+use crate::sync::RwMode;
+use crate::{bio, host, params, printf};
+
+pub const RUMPUSER_VERSION: c_int = 17;
+
+// Opaque C names for the lock objects.
+pub type RumpuserMtx = Mutex;
+pub type RumpuserRw = RwLock;
+pub type RumpuserCv = Condvar;
+
+/// `struct rumpuser_iovec`.
+#[repr(C)]
+pub struct RumpuserIovec {
+    pub iov_base: *mut c_void,
+    pub iov_len: usize,
+}
+
+/// `rump_biodone_fn`.
+pub type BiodoneFn = unsafe extern "C" fn(*mut c_void, usize, c_int);
+
+fn path_arg<'a>(p: *const c_char) -> Result<&'a str, Errno> {
+    if p.is_null() {
+        return Err(Errno::EFAULT);
+    }
+    // SAFETY: rump passes NUL-terminated path strings that live for the call.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().map_err(|_| Errno::EINVAL)
+}
+
+/// Writes `v` through an out-pointer if it is not null.
+fn put<T>(p: *mut T, v: T) {
+    if !p.is_null() {
+        // SAFETY: rump's out-pointers point at a writable, aligned T (checked non-null).
+        unsafe { p.write(v) };
+    }
+}
+
+// ---- init, parameters, errno ----------------------------------------------------------------
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_init(version: c_int, hyp: *const Hyperup) -> c_int {
+    if version != RUMPUSER_VERSION {
+        host::host().console_write(b"rumpuser: hypercall version mismatch (kernel wants another than 17)\n");
+        return Errno::EINVAL.code();
+    }
+    if hyp.is_null() {
+        return Errno::EINVAL.code();
+    }
+    // SAFETY: rump passes a valid table; we copy it.
+    hyp::install(unsafe { *hyp });
+    0
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_getparam(name: *const c_char, buf: *mut c_void, blen: usize) -> c_int {
+    let name = match path_arg(name) {
+        Ok(n) => n,
+        Err(e) => return e.code(),
+    };
+    if buf.is_null() || blen == 0 {
+        return Errno::EINVAL.code();
+    }
+    // SAFETY: rump gives a writable buffer of blen bytes.
+    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), blen) };
+    ret(params::getparam(host::host(), name, out))
+}
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    static ERRNO: core::cell::Cell<c_int> = const { core::cell::Cell::new(0) };
+}
+
+/// `rumpuser_seterrno`: the rump kernel's per-thread errno for its syscall wrappers. With `std`
+/// it is also stored into the C library's errno (what `rump_sys_*` callers read).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_seterrno(error: c_int) {
+    #[cfg(feature = "std")]
+    {
+        ERRNO.with(|e| e.set(error));
+        crate::std_host::set_errno(error);
+    }
+    #[cfg(not(feature = "std"))]
+    let _ = error;
+}
+
+// ---- memory ----------------------------------------------------------------------------------
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_malloc(len: usize, align: c_int, memp: *mut *mut c_void) -> c_int {
+    if memp.is_null() {
+        return Errno::EINVAL.code();
+    }
+    let align = if align <= 0 { core::mem::size_of::<usize>() } else { align as usize };
+    if !align.is_power_of_two() {
+        return Errno::EINVAL.code();
+    }
+    match host::host().alloc(len, align) {
+        Ok(p) => {
+            put(memp, p.as_ptr().cast());
+            0
+        }
+        Err(e) => {
+            put(memp, ptr::null_mut());
+            e.code()
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_free(p: *mut c_void, len: usize) {
+    if let Some(p) = NonNull::new(p.cast::<u8>()) {
+        // SAFETY: rump frees only what rumpuser_malloc gave it, with the requested length.
+        unsafe { host::host().free(p, len) };
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_anonmmap(_pref: *mut c_void, _len: usize, _alignbit: c_int, _exec: c_int, memp: *mut *mut c_void) -> c_int {
+    put(memp, ptr::null_mut());
+    Errno::ENOSYS.code()
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_unmap(_p: *mut c_void, _len: usize) {}
+
+// ---- console -------------------------------------------------------------------------------
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_putchar(c: c_int) {
+    host::host().putchar(c as u8);
+}
+
+struct VaArgs {
+    regs: *const u64,
+    stack: *const u64,
+    idx: usize,
+}
+
+impl printf::Args for VaArgs {
+    fn next(&mut self) -> u64 {
+        let i = self.idx;
+        self.idx += 1;
+        // SAFETY: the dprintf entry saved the five integer argument registers after `fmt` at
+        // `regs` and points `stack` at the caller's stack arguments; the format string (the
+        // caller's promise) says how many there are.
+        unsafe {
+            if i < 5 { *self.regs.add(i) } else { *self.stack.add(i - 5) }
+        }
+    }
+    fn cstr(&self, p: u64) -> &[u8] {
+        // SAFETY: a %s argument is a NUL-terminated string (the caller's promise).
+        unsafe { CStr::from_ptr(p as usize as *const c_char).to_bytes() }
+    }
+}
+
+/// The body of `rumpuser_dprintf`, called by its entry stub with the saved arguments.
+extern "C" fn dprintf_impl(fmt: *const c_char, regs: *const u64, stack: *const u64) {
+    if fmt.is_null() {
+        return;
+    }
+    // SAFETY: fmt is the caller's NUL-terminated format string.
+    let fmt = unsafe { CStr::from_ptr(fmt) }.to_bytes();
+    let h = host::host();
+    printf::format(fmt, &mut VaArgs { regs, stack, idx: 0 }, &mut |s| h.console_write(s));
+}
+
+/// `void rumpuser_dprintf(const char *fmt, ...)`. Stable Rust cannot define C-variadic
+/// functions, so this entry saves the integer argument registers (`rsi, rdx, rcx, r8, r9`)
+/// in order and passes them, with the address of the stack arguments, to `dprintf_impl`.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(no_mangle)]
+#[unsafe(naked)]
+pub unsafe extern "C" fn rumpuser_dprintf() {
+    core::arch::naked_asm!(
+        "push rbp",
+        "mov rbp, rsp",
+        "push r9",
+        "push r8",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "mov rsi, rsp",
+        "lea rdx, [rbp + 16]",
+        "sub rsp, 8",
+        "call {imp}",
+        "leave",
+        "ret",
+        imp = sym dprintf_impl,
+    )
+}
+
+// ---- clocks and randomness -----------------------------------------------------------------
+
+const CLOCK_RELWALL: c_int = 0;
+const CLOCK_ABSMONO: c_int = 1;
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_clock_gettime(which: c_int, sec: *mut i64, nsec: *mut core::ffi::c_long) -> c_int {
+    let h = host::host();
+    let (s, ns) = match which {
+        CLOCK_RELWALL => {
+            let (s, ns) = h.wall_clock();
+            (s, i64::from(ns))
+        }
+        CLOCK_ABSMONO => {
+            let t = h.monotonic_ns();
+            ((t / 1_000_000_000) as i64, (t % 1_000_000_000) as i64)
+        }
+        _ => return Errno::EINVAL.code(),
+    };
+    put(sec, s);
+    put(nsec, ns as core::ffi::c_long);
+    0
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_clock_sleep(which: c_int, sec: i64, nsec: core::ffi::c_long) -> c_int {
+    let h = host::host();
+    let ns = u64::try_from(i128::from(sec.max(0)) * 1_000_000_000 + i128::from(nsec.max(0))).unwrap_or(u64::MAX);
+    match which {
+        CLOCK_RELWALL => {
+            let deadline = h.monotonic_ns().saturating_add(ns);
+            hyp::without_vcpu(|| h.sleep_until(deadline));
+        }
+        CLOCK_ABSMONO => hyp::without_vcpu(|| h.sleep_until(ns)),
+        _ => return Errno::EINVAL.code(),
+    }
+    0
+}
+
+const RANDOM_HARD: c_int = 0x01;
+const RANDOM_NOWAIT: c_int = 0x02;
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_getrandom(buf: *mut c_void, len: usize, flags: c_int, retp: *mut usize) -> c_int {
+    if buf.is_null() && len > 0 {
+        return Errno::EFAULT.code();
+    }
+    if flags & !(RANDOM_HARD | RANDOM_NOWAIT) != 0 {
+        return Errno::EINVAL.code();
+    }
+    let out: &mut [u8] = if len == 0 {
+        &mut []
+    } else {
+        // SAFETY: rump gives a writable buffer of len bytes.
+        unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) }
+    };
+    match host::host().getrandom(out, flags & RANDOM_HARD != 0, flags & RANDOM_NOWAIT != 0) {
+        Ok(n) => {
+            put(retp, n);
+            0
+        }
+        Err(e) => e.code(),
+    }
+}
+
+// ---- files and block I/O -------------------------------------------------------------------
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_open(path: *const c_char, ruflags: c_int, fdp: *mut c_int) -> c_int {
+    let path = match path_arg(path) {
+        Ok(p) => p,
+        Err(e) => return e.code(),
+    };
+    let (read, write) = match ruflags & 0x3 {
+        0 => (true, false),
+        1 => (false, true),
+        2 => (true, true),
+        _ => return Errno::EINVAL.code(),
+    };
+    if ruflags & !0x1f != 0 {
+        return Errno::EINVAL.code();
+    }
+    let flags = OpenFlags { read, write, create: ruflags & 0x4 != 0, excl: ruflags & 0x8 != 0, bio: ruflags & 0x10 != 0 };
+    match hyp::without_vcpu(|| host::host().open(path, flags)) {
+        Ok(fd) => {
+            put(fdp, fd);
+            0
+        }
+        Err(e) => e.code(),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_close(fd: c_int) -> c_int {
+    ret(host::host().close(fd))
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_getfileinfo(path: *const c_char, sizep: *mut u64, ftp: *mut c_int) -> c_int {
+    let path = match path_arg(path) {
+        Ok(p) => p,
+        Err(e) => return e.code(),
+    };
+    match host::host().file_info(path) {
+        Ok((size, ft)) => {
+            put(sizep, size);
+            put(ftp, ft as c_int);
+            0
+        }
+        Err(e) => e.code(),
+    }
+}
+
+/// A queued block I/O request (raw pointers from rump, handed to the bio thread).
+pub struct BioReq {
+    pub fd: c_int,
+    pub write: bool,
+    pub sync: bool,
+    pub data: *mut u8,
+    pub len: usize,
+    pub off: u64,
+    pub done: BiodoneFn,
+    pub arg: *mut c_void,
+}
+
+// SAFETY: the request's buffer and argument stay valid until `done` is called (rump's bio
+// contract); exactly one thread (the bio thread) uses them after submission.
+unsafe impl Send for BioReq {}
+
+impl BioReq {
+    /// Performs the I/O; returns (bytes, NetBSD errno).
+    pub fn perform(&self) -> (usize, c_int) {
+        let h = host::host();
+        let r = if self.write {
+            // SAFETY: rump's buffer of len bytes, valid until completion.
+            let buf = unsafe { core::slice::from_raw_parts(self.data, self.len) };
+            h.write_at(self.fd, buf, Some(self.off)).and_then(|n| {
+                if self.sync {
+                    h.sync(self.fd, SyncFlags { read: false, write: true, barrier: false, sync: true })?;
+                }
+                Ok(n)
+            })
+        } else {
+            // SAFETY: as above, writable.
+            let buf = unsafe { core::slice::from_raw_parts_mut(self.data, self.len) };
+            h.read_at(self.fd, buf, Some(self.off))
+        };
+        match r {
+            Ok(n) => (n, 0),
+            Err(e) => (0, e.code()),
+        }
+    }
+
+    /// Calls rump's completion callback (the caller holds a vCPU with its own lwp).
+    pub fn complete(self, n: usize, error: c_int) {
+        // SAFETY: rump's callback with its own argument, called once.
+        unsafe { (self.done)(self.arg, n, error) }
+    }
+}
+
+const BIO_READ: c_int = 0x01;
+const BIO_WRITE: c_int = 0x02;
+const BIO_SYNC: c_int = 0x04;
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_bio(fd: c_int, op: c_int, data: *mut c_void, dlen: usize, doff: i64, done: Option<BiodoneFn>, arg: *mut c_void) {
+    let Some(done) = done else {
+        host::host().console_write(b"rumpuser_bio: no completion callback\n");
+        return;
+    };
+    let write = op & BIO_WRITE != 0;
+    let bad = data.is_null() || doff < 0 || (op & (BIO_READ | BIO_WRITE)) == 0 || (op & BIO_READ != 0 && write);
+    let req = BioReq { fd, write, sync: op & BIO_SYNC != 0, data: data.cast(), len: dlen, off: doff.max(0) as u64, done, arg };
+    if bad {
+        // Complete with EINVAL in a rump context like any other completion.
+        bio::submit_error(req, Errno::EINVAL);
+        return;
+    }
+    bio::submit(req);
+}
+
+fn iov_slices<'a>(iov: *const RumpuserIovec, n: usize) -> Result<&'a [RumpuserIovec], Errno> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if iov.is_null() {
+        return Err(Errno::EFAULT);
+    }
+    // SAFETY: rump passes an array of n iovecs.
+    Ok(unsafe { core::slice::from_raw_parts(iov, n) })
+}
+
+fn iov_off(off: i64) -> Option<u64> {
+    if off == -1 { None } else { Some(off as u64) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_iovread(fd: c_int, iov: *mut RumpuserIovec, n: usize, off: i64, retp: *mut usize) -> c_int {
+    let iov = match iov_slices(iov, n) {
+        Ok(v) => v,
+        Err(e) => return e.code(),
+    };
+    let h = host::host();
+    let r = hyp::without_vcpu(|| {
+        let mut total = 0usize;
+        let mut pos = iov_off(off);
+        for v in iov {
+            if v.iov_len == 0 {
+                continue;
+            }
+            if v.iov_base.is_null() {
+                return Err(Errno::EFAULT);
+            }
+            // SAFETY: each iovec describes a writable buffer (rump's promise).
+            let buf = unsafe { core::slice::from_raw_parts_mut(v.iov_base.cast::<u8>(), v.iov_len) };
+            let got = h.read_at(fd, buf, pos)?;
+            total += got;
+            pos = pos.map(|p| p + got as u64);
+            if got < v.iov_len {
+                break;
+            }
+        }
+        Ok(total)
+    });
+    match r {
+        Ok(t) => {
+            put(retp, t);
+            0
+        }
+        Err(e) => e.code(),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_iovwrite(fd: c_int, iov: *const RumpuserIovec, n: usize, off: i64, retp: *mut usize) -> c_int {
+    let iov = match iov_slices(iov, n) {
+        Ok(v) => v,
+        Err(e) => return e.code(),
+    };
+    let h = host::host();
+    let r = hyp::without_vcpu(|| {
+        let mut total = 0usize;
+        let mut pos = iov_off(off);
+        for v in iov {
+            if v.iov_len == 0 {
+                continue;
+            }
+            if v.iov_base.is_null() {
+                return Err(Errno::EFAULT);
+            }
+            // SAFETY: each iovec describes a readable buffer (rump's promise).
+            let buf = unsafe { core::slice::from_raw_parts(v.iov_base.cast::<u8>(), v.iov_len) };
+            let put_n = h.write_at(fd, buf, pos)?;
+            total += put_n;
+            pos = pos.map(|p| p + put_n as u64);
+            if put_n < v.iov_len {
+                break;
+            }
+        }
+        Ok(total)
+    });
+    match r {
+        Ok(t) => {
+            put(retp, t);
+            0
+        }
+        Err(e) => e.code(),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_syncfd(fd: c_int, flags: c_int, _start: u64, _len: u64) -> c_int {
+    if flags & 0x3 == 0 {
+        return Errno::EINVAL.code();
+    }
+    if flags & 0x2 == 0 {
+        return 0;
+    }
+    let f = SyncFlags { read: flags & 1 != 0, write: true, barrier: flags & 4 != 0, sync: flags & 8 != 0 };
+    ret(hyp::without_vcpu(|| host::host().sync(fd, f)))
+}
+
+// ---- threads and curlwp ----------------------------------------------------------------------
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_thread_create(
+    f: Option<crate::host::ThreadEntry>,
+    arg: *mut c_void,
+    name: *const c_char,
+    mustjoin: c_int,
+    _pri: c_int,
+    cpuidx: c_int,
+    cookie: *mut *mut c_void,
+) -> c_int {
+    let Some(f) = f else { return Errno::EINVAL.code() };
+    if mustjoin != 0 && cookie.is_null() {
+        return Errno::EINVAL.code();
+    }
+    let name = if name.is_null() { "rump" } else { path_arg(name).unwrap_or("rump") };
+    match host::host().thread_create(f, arg, name, mustjoin != 0, cpuidx) {
+        Ok(c) => {
+            if mustjoin != 0 {
+                put(cookie, c.map_or(0, |c| c.0) as *mut c_void);
+            }
+            0
+        }
+        Err(e) => e.code(),
+    }
+}
+
+/// `C-unwind`: on the std host this ends in `pthread_exit`, a forced unwind that must be allowed
+/// to pass this frame.
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn rumpuser_thread_exit() -> ! {
+    host::host().thread_exit()
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_thread_join(cookie: *mut c_void) -> c_int {
+    if cookie.is_null() {
+        return Errno::EINVAL.code();
+    }
+    let c = ThreadCookie(cookie as usize);
+    ret(hyp::without_vcpu(|| host::host().thread_join(c)))
+}
+
+const LWP_CREATE: c_int = 0;
+const LWP_DESTROY: c_int = 1;
+const LWP_SET: c_int = 2;
+const LWP_CLEAR: c_int = 3;
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_curlwpop(op: c_int, l: *mut c_void) {
+    let h = host::host();
+    match op {
+        LWP_CREATE | LWP_DESTROY => {}
+        LWP_SET => {
+            debug_assert_eq!(h.curlwp(), 0, "LWP_SET over an existing curlwp");
+            h.set_curlwp(l as usize);
+        }
+        LWP_CLEAR => {
+            debug_assert_eq!(h.curlwp(), l as usize, "LWP_CLEAR of another lwp");
+            h.set_curlwp(0);
+        }
+        _ => h.console_write(b"rumpuser_curlwpop: bad op\n"),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn rumpuser_curlwp() -> *mut c_void {
+    host::host().curlwp() as *mut c_void
+}
+
+// ---- mutexes ---------------------------------------------------------------------------------
+
+/// Borrows a lock object rump got from our `*_init`.
+fn obj<'a, T>(p: *mut T) -> &'a T {
+    assert!(!p.is_null(), "rumpuser: null lock object");
+    // SAFETY: rump passes only objects from rumpuser_{mutex,rw,cv}_init that it has not
+    // destroyed; they are Boxes we leaked and are shared immutably (interior mutability).
+    unsafe { &*p }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_mutex_init(mtxp: *mut *mut RumpuserMtx, flags: c_int) {
+    assert!(!mtxp.is_null());
+    put(mtxp, Box::into_raw(Box::new(Mutex::new(flags))));
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_mutex_enter(m: *mut RumpuserMtx) {
+    obj(m).enter(host::host());
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_mutex_enter_nowrap(m: *mut RumpuserMtx) {
+    obj(m).enter_nowrap(host::host());
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_mutex_tryenter(m: *mut RumpuserMtx) -> c_int {
+    ret(obj(m).tryenter(host::host()))
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_mutex_exit(m: *mut RumpuserMtx) {
+    obj(m).exit();
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_mutex_destroy(m: *mut RumpuserMtx) {
+    if !m.is_null() {
+        // SAFETY: created by Box::into_raw in rumpuser_mutex_init; rump destroys it once.
+        drop(unsafe { Box::from_raw(m) });
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_mutex_owner(m: *mut RumpuserMtx, lp: *mut *mut c_void) {
+    match obj(m).owner() {
+        Some(o) => put(lp, o as *mut c_void),
+        None => {
+            host::host().console_write(b"panic: rumpuser_mutex_owner on a non-kmutex\n");
+            host::host().exit(-1, true)
+        }
+    }
+}
+
+// ---- rwlocks ---------------------------------------------------------------------------------
+
+fn rw_mode(m: c_int) -> Option<RwMode> {
+    match m {
+        0 => Some(RwMode::Read),
+        1 => Some(RwMode::Write),
+        _ => None,
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_rw_init(rwp: *mut *mut RumpuserRw) {
+    assert!(!rwp.is_null());
+    put(rwp, Box::into_raw(Box::new(RwLock::new())));
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_rw_enter(mode: c_int, rw: *mut RumpuserRw) {
+    let mode = rw_mode(mode).expect("rumpuser_rw_enter: bad mode");
+    obj(rw).enter(host::host(), mode);
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_rw_tryenter(mode: c_int, rw: *mut RumpuserRw) -> c_int {
+    match rw_mode(mode) {
+        Some(m) => ret(obj(rw).tryenter(host::host(), m)),
+        None => Errno::EINVAL.code(),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_rw_tryupgrade(rw: *mut RumpuserRw) -> c_int {
+    ret(obj(rw).tryupgrade(host::host()))
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_rw_downgrade(rw: *mut RumpuserRw) {
+    obj(rw).downgrade();
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_rw_exit(rw: *mut RumpuserRw) {
+    obj(rw).exit();
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_rw_destroy(rw: *mut RumpuserRw) {
+    if !rw.is_null() {
+        // SAFETY: created by Box::into_raw in rumpuser_rw_init; destroyed once.
+        drop(unsafe { Box::from_raw(rw) });
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_rw_held(mode: c_int, rw: *mut RumpuserRw, rv: *mut c_int) {
+    let v = rw_mode(mode).map_or(0, |m| obj(rw).held(host::host(), m));
+    put(rv, v);
+}
+
+// ---- condition variables ---------------------------------------------------------------------
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_cv_init(cvp: *mut *mut RumpuserCv) {
+    assert!(!cvp.is_null());
+    put(cvp, Box::into_raw(Box::new(Condvar::new())));
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_cv_destroy(cv: *mut RumpuserCv) {
+    if !cv.is_null() {
+        // SAFETY: created by Box::into_raw in rumpuser_cv_init; destroyed once.
+        drop(unsafe { Box::from_raw(cv) });
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_cv_wait(cv: *mut RumpuserCv, m: *mut RumpuserMtx) {
+    let _ = obj(cv).wait(host::host(), obj(m), None);
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_cv_wait_nowrap(cv: *mut RumpuserCv, m: *mut RumpuserMtx) {
+    obj(cv).wait_nowrap(host::host(), obj(m));
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_cv_timedwait(cv: *mut RumpuserCv, m: *mut RumpuserMtx, sec: i64, nsec: i64) -> c_int {
+    ret(obj(cv).wait(host::host(), obj(m), Some(RelTimeout { sec, nsec })))
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_cv_signal(cv: *mut RumpuserCv) {
+    obj(cv).signal();
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_cv_broadcast(cv: *mut RumpuserCv) {
+    obj(cv).broadcast();
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_cv_has_waiters(cv: *mut RumpuserCv, n: *mut c_int) {
+    put(n, obj(cv).has_waiters());
+}
+
+// ---- process ---------------------------------------------------------------------------------
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_kill(pid: i64, sig: c_int) -> c_int {
+    ret(host::host().kill(pid, sig))
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_exit(code: c_int) -> ! {
+    let h = host::host();
+    h.console_write(b"halted\n");
+    h.exit(code, code == -1)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_daemonize_begin() -> c_int {
+    Errno::ENOSYS.code()
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_daemonize_done(_error: c_int) -> c_int {
+    Errno::ENOSYS.code()
+}
+
+/// Components reach the rump kernel through ELF link sets in a static image, so there is
+/// nothing to load.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rumpuser_dl_bootstrap(_modinit: *mut c_void, _symload: *mut c_void, _compload: *mut c_void) {}
+
+/// References every hypercall symbol, so that linking a test or image against the rump
+/// archives pulls them all in even though nothing in Rust calls them. Returns how many.
+pub fn link_all() -> usize {
+    let all: [usize; 62] = [
+        rumpuser_init as *const () as usize,
+        rumpuser_getparam as *const () as usize,
+        rumpuser_seterrno as *const () as usize,
+        rumpuser_malloc as *const () as usize,
+        rumpuser_free as *const () as usize,
+        rumpuser_anonmmap as *const () as usize,
+        rumpuser_unmap as *const () as usize,
+        rumpuser_putchar as *const () as usize,
+        rumpuser_dprintf as *const () as usize,
+        rumpuser_clock_gettime as *const () as usize,
+        rumpuser_clock_sleep as *const () as usize,
+        rumpuser_getrandom as *const () as usize,
+        rumpuser_open as *const () as usize,
+        rumpuser_close as *const () as usize,
+        rumpuser_getfileinfo as *const () as usize,
+        rumpuser_bio as *const () as usize,
+        rumpuser_iovread as *const () as usize,
+        rumpuser_iovwrite as *const () as usize,
+        rumpuser_syncfd as *const () as usize,
+        rumpuser_thread_create as *const () as usize,
+        rumpuser_thread_exit as *const () as usize,
+        rumpuser_thread_join as *const () as usize,
+        rumpuser_curlwpop as *const () as usize,
+        rumpuser_curlwp as *const () as usize,
+        rumpuser_mutex_init as *const () as usize,
+        rumpuser_mutex_enter as *const () as usize,
+        rumpuser_mutex_enter_nowrap as *const () as usize,
+        rumpuser_mutex_tryenter as *const () as usize,
+        rumpuser_mutex_exit as *const () as usize,
+        rumpuser_mutex_destroy as *const () as usize,
+        rumpuser_mutex_owner as *const () as usize,
+        rumpuser_rw_init as *const () as usize,
+        rumpuser_rw_enter as *const () as usize,
+        rumpuser_rw_tryenter as *const () as usize,
+        rumpuser_rw_tryupgrade as *const () as usize,
+        rumpuser_rw_downgrade as *const () as usize,
+        rumpuser_rw_exit as *const () as usize,
+        rumpuser_rw_destroy as *const () as usize,
+        rumpuser_rw_held as *const () as usize,
+        rumpuser_cv_init as *const () as usize,
+        rumpuser_cv_destroy as *const () as usize,
+        rumpuser_cv_wait as *const () as usize,
+        rumpuser_cv_wait_nowrap as *const () as usize,
+        rumpuser_cv_timedwait as *const () as usize,
+        rumpuser_cv_signal as *const () as usize,
+        rumpuser_cv_broadcast as *const () as usize,
+        rumpuser_cv_has_waiters as *const () as usize,
+        rumpuser_kill as *const () as usize,
+        rumpuser_exit as *const () as usize,
+        rumpuser_daemonize_begin as *const () as usize,
+        rumpuser_daemonize_done as *const () as usize,
+        rumpuser_dl_bootstrap as *const () as usize,
+        crate::pci::rumpcomp_pci_confread as *const () as usize,
+        crate::pci::rumpcomp_pci_confwrite as *const () as usize,
+        crate::pci::rumpcomp_pci_map as *const () as usize,
+        crate::pci::rumpcomp_pci_iospace_init as *const () as usize,
+        crate::pci::rumpcomp_pci_dmalloc as *const () as usize,
+        crate::pci::rumpcomp_pci_dmamem_map as *const () as usize,
+        crate::pci::rumpcomp_pci_dmafree as *const () as usize,
+        crate::pci::rumpcomp_pci_virt_to_mach as *const () as usize,
+        crate::pci::rumpcomp_pci_irq_map as *const () as usize,
+        crate::pci::rumpcomp_pci_irq_establish as *const () as usize,
+    ];
+    core::hint::black_box(&all).iter().filter(|&&p| p != 0).count()
+}
+
+/// The FileType numbering is the C one.
+const _: () = assert!(FileType::Blk as i32 == 3);

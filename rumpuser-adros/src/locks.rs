@@ -1,0 +1,230 @@
+//! The rumpuser lock objects — `struct rumpuser_mtx`, `rumpuser_rw`, `rumpuser_cv` — with the
+//! rules of NetBSD's `lib/librumpuser/rumpuser_pth.c`:
+//!
+//! * a `SPIN` mutex never releases the virtual CPU (`enter` is `enter_nowrap`);
+//! * a `KMUTEX` records its owning lwp (`rumpuser_mutex_owner`);
+//! * a blocking acquisition first tries without blocking, then releases the vCPU around the
+//!   wait (`KLOCK_WRAP`);
+//! * `cv_wait` releases the vCPU with the mutex as interlock *before* dropping the mutex, and on
+//!   wake-up, for a `SPIN|KMUTEX` interlock, takes the vCPU back *before* relocking
+//!   (`cv_reschedule`); otherwise it relocks first and then takes the vCPU;
+//! * `cv_timedwait` takes a *relative* timeout, measured from entry, and returns `ETIMEDOUT`.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+
+use crate::errno::Errno;
+use crate::host::Host;
+use crate::hyp;
+use crate::sync::{RawCondvar, RawMutex, RawRwLock, RwMode};
+
+pub const MTX_SPIN: i32 = 0x01;
+pub const MTX_KMUTEX: i32 = 0x02;
+
+/// `struct rumpuser_mtx`. Cache-line aligned like NetBSD's (`RUMPUSER_LOCKALIGN`).
+#[repr(align(64))]
+pub struct Mutex {
+    raw: RawMutex,
+    owner: AtomicUsize,
+    flags: i32,
+}
+
+impl Mutex {
+    pub fn new(flags: i32) -> Mutex {
+        Mutex { raw: RawMutex::new(), owner: AtomicUsize::new(0), flags }
+    }
+
+    /// Whether the underlying lock is held (by anyone); for tests and assertions.
+    pub fn is_locked(&self) -> bool {
+        self.raw.is_locked()
+    }
+
+    pub fn flags(&self) -> i32 {
+        self.flags
+    }
+
+    fn is_spin(&self) -> bool {
+        self.flags & MTX_SPIN != 0
+    }
+
+    fn is_kmutex(&self) -> bool {
+        self.flags & MTX_KMUTEX != 0
+    }
+
+    /// The pointer rump's scheduler compares with its CPU mutex (`interlock`).
+    fn interlock(&self) -> *mut c_void {
+        self as *const Mutex as *mut c_void
+    }
+
+    fn mark_entered(&self, host: &dyn Host) {
+        if self.is_kmutex() {
+            debug_assert_eq!(self.owner.load(Ordering::Relaxed), 0, "kmutex entered twice");
+            self.owner.store(host.curlwp(), Ordering::Relaxed);
+        }
+    }
+
+    fn mark_exited(&self) {
+        if self.is_kmutex() {
+            self.owner.store(0, Ordering::Relaxed);
+        }
+    }
+
+    pub fn enter(&self, host: &dyn Host) {
+        if self.is_spin() {
+            self.enter_nowrap(host);
+            return;
+        }
+        if !self.raw.try_lock() {
+            let n = hyp::unschedule(core::ptr::null_mut());
+            self.raw.lock(host);
+            hyp::schedule(n, core::ptr::null_mut());
+        }
+        self.mark_entered(host);
+    }
+
+    pub fn enter_nowrap(&self, host: &dyn Host) {
+        self.raw.lock(host);
+        self.mark_entered(host);
+    }
+
+    pub fn tryenter(&self, host: &dyn Host) -> Result<(), Errno> {
+        if self.raw.try_lock() {
+            self.mark_entered(host);
+            Ok(())
+        } else {
+            Err(Errno::EBUSY)
+        }
+    }
+
+    pub fn exit(&self) {
+        self.mark_exited();
+        self.raw.unlock();
+    }
+
+    /// The owning lwp of a `KMUTEX` (0 when unowned); `None` for other mutexes, on which
+    /// NetBSD's host panics.
+    pub fn owner(&self) -> Option<usize> {
+        self.is_kmutex().then(|| self.owner.load(Ordering::Relaxed))
+    }
+}
+
+/// `struct rumpuser_rw`.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct RwLock {
+    raw: RawRwLock,
+}
+
+impl RwLock {
+    pub fn new() -> RwLock {
+        RwLock { raw: RawRwLock::new() }
+    }
+
+    pub fn enter(&self, host: &dyn Host, mode: RwMode) {
+        let lwp = host.curlwp();
+        if !self.raw.try_lock(mode, lwp) {
+            hyp::without_vcpu(|| self.raw.lock(host, mode, lwp));
+        }
+    }
+
+    pub fn tryenter(&self, host: &dyn Host, mode: RwMode) -> Result<(), Errno> {
+        if self.raw.try_lock(mode, host.curlwp()) { Ok(()) } else { Err(Errno::EBUSY) }
+    }
+
+    pub fn tryupgrade(&self, host: &dyn Host) -> Result<(), Errno> {
+        if self.raw.try_upgrade(host.curlwp()) { Ok(()) } else { Err(Errno::EBUSY) }
+    }
+
+    pub fn downgrade(&self) {
+        self.raw.downgrade();
+    }
+
+    pub fn exit(&self) {
+        self.raw.unlock();
+    }
+
+    /// `rumpuser_rw_held`: WRITER — the calling lwp holds it for writing; READER — the number
+    /// of readers (NetBSD's host cannot tell which lwps they are either).
+    pub fn held(&self, host: &dyn Host, mode: RwMode) -> i32 {
+        match mode {
+            RwMode::Write => i32::from(self.raw.write_owner() == Some(host.curlwp())),
+            RwMode::Read => i32::try_from(self.raw.readers()).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+/// `struct rumpuser_cv`.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct Condvar {
+    raw: RawCondvar,
+    nwaiters: AtomicI32,
+}
+
+/// How long a `cv_timedwait` may wait.
+#[derive(Clone, Copy, Debug)]
+pub struct RelTimeout {
+    pub sec: i64,
+    pub nsec: i64,
+}
+
+impl RelTimeout {
+    fn deadline_from(self, now_ns: u64) -> u64 {
+        let ns = i128::from(self.sec.max(0)) * 1_000_000_000 + i128::from(self.nsec.max(0));
+        let ns = u64::try_from(ns).unwrap_or(u64::MAX);
+        now_ns.saturating_add(ns)
+    }
+}
+
+impl Condvar {
+    pub fn new() -> Condvar {
+        Condvar::default()
+    }
+
+    /// `rumpuser_cv_wait` / `rumpuser_cv_timedwait`.
+    pub fn wait(&self, host: &dyn Host, m: &Mutex, timeout: Option<RelTimeout>) -> Result<(), Errno> {
+        // Read the clock before giving up the CPU, as NetBSD does.
+        let deadline = timeout.map(|t| t.deadline_from(host.monotonic_ns()));
+        self.nwaiters.fetch_add(1, Ordering::Relaxed);
+        let nlocks = hyp::unschedule(m.interlock());
+        m.mark_exited();
+        let w = self.raw.enqueue(host);
+        m.raw.unlock();
+        let signalled = self.raw.block(host, &w, deadline);
+        if m.flags & (MTX_SPIN | MTX_KMUTEX) == (MTX_SPIN | MTX_KMUTEX) {
+            // cv_reschedule: vCPU first, then the spin mutex (resource order).
+            hyp::schedule(nlocks, m.interlock());
+            m.enter_nowrap(host);
+        } else {
+            m.raw.lock(host);
+            m.mark_entered(host);
+            hyp::schedule(nlocks, m.interlock());
+        }
+        self.nwaiters.fetch_sub(1, Ordering::Relaxed);
+        if signalled { Ok(()) } else { Err(Errno::ETIMEDOUT) }
+    }
+
+    /// `rumpuser_cv_wait_nowrap`: the vCPU stays held.
+    pub fn wait_nowrap(&self, host: &dyn Host, m: &Mutex) {
+        self.nwaiters.fetch_add(1, Ordering::Relaxed);
+        m.mark_exited();
+        let w = self.raw.enqueue(host);
+        m.raw.unlock();
+        self.raw.block(host, &w, None);
+        m.raw.lock(host);
+        m.mark_entered(host);
+        self.nwaiters.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn signal(&self) {
+        self.raw.signal();
+    }
+
+    pub fn broadcast(&self) {
+        self.raw.broadcast();
+    }
+
+    pub fn has_waiters(&self) -> i32 {
+        self.nwaiters.load(Ordering::Relaxed)
+    }
+}
