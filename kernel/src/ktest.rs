@@ -17,7 +17,26 @@ pub fn all() -> alloc::vec::Vec<(&'static str, TestFn)> {
     v
 }
 
+/// A test running longer than this is declared hung: the watchdog panics, and the panic
+/// report prints every CPU's backtrace.
+const TEST_LIMIT_NS: u64 = 120_000_000_000;
+static RUNNING_SINCE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static RUNNING_NAME: spin::Mutex<&'static str> = spin::Mutex::new("");
+
+fn start_watchdog() {
+    use core::sync::atomic::Ordering;
+    crate::sched::spawn("ktest-watchdog", || loop {
+        crate::sched::sleep_ms(1000);
+        let since = RUNNING_SINCE.load(Ordering::Relaxed);
+        if since != 0 && crate::time::now_ns() - since > TEST_LIMIT_NS {
+            let name = *RUNNING_NAME.lock();
+            panic!("ktest watchdog: {name} has run for more than {} s (deadlock or lost wake-up?)", TEST_LIMIT_NS / 1_000_000_000);
+        }
+    });
+}
+
 pub fn run_all(filter: &str) -> ! {
+    start_watchdog();
     let tests = all();
     let selected: alloc::vec::Vec<_> = tests.iter().filter(|(n, _)| filter.is_empty() || n.contains(filter)).collect();
     println!("ktest: running {} tests", selected.len());
@@ -28,7 +47,10 @@ pub fn run_all(filter: &str) -> ! {
     for (name, f) in selected {
         println!("ktest: RUN {name}");
         let t0 = crate::time::now_ns();
+        *RUNNING_NAME.lock() = name;
+        RUNNING_SINCE.store(t0, core::sync::atomic::Ordering::Relaxed);
         let r = f();
+        RUNNING_SINCE.store(0, core::sync::atomic::Ordering::Relaxed);
         let ms = (crate::time::now_ns() - t0) / 1_000_000;
         match r {
             Ok(()) => {

@@ -1,7 +1,7 @@
 //! Panic and fatal-exception reporting: message, registers, symbolized backtrace, then a
 //! failing QEMU exit status (`isa-debug-exit`) so a test run never hangs on a dead kernel.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::arch::idt::TrapFrame;
 use crate::symbols::Sym;
@@ -11,14 +11,66 @@ pub const EXIT_SUCCESS: u8 = 0x10; // QEMU exits 33
 pub const EXIT_FAILURE: u8 = 0x11; // 35
 pub const EXIT_PANIC: u8 = 0x12; // 37
 
-static PANICKING: AtomicBool = AtomicBool::new(false);
+/// The CPU reporting a panic (usize::MAX: none).
+static PANIC_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// Other CPUs that have printed their state and stopped.
+static STOPPED: AtomicUsize = AtomicUsize::new(0);
+/// Serialises the stopped CPUs' reports.
+static REPORT_LOCK: AtomicBool = AtomicBool::new(false);
 
+pub fn is_panicking() -> bool {
+    PANIC_CPU.load(Ordering::SeqCst) != usize::MAX
+}
+
+/// Claims the panic report for this CPU. A CPU that panics while another is reporting just
+/// stops; a second panic on the reporting CPU ends the run at once.
 pub fn begin() {
     crate::arch::irq::save_and_disable();
-    if PANICKING.swap(true, Ordering::SeqCst) {
-        // A second panic while reporting the first: stop quietly.
-        crate::arch::qemu_exit(EXIT_PANIC);
+    let me = crate::arch::percpu::cpu_id();
+    match PANIC_CPU.compare_exchange(usize::MAX, me, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => {}
+        Err(c) if c == me => crate::arch::qemu_exit(EXIT_PANIC),
+        Err(_) => crate::arch::halt_forever(),
     }
+}
+
+/// Stops every other CPU with an NMI; each prints where it was (see [`nmi_stop`]).
+fn stop_other_cpus() {
+    use crate::arch::{apic, percpu};
+    if !percpu::is_ready() {
+        return;
+    }
+    let me = percpu::cpu_id();
+    let n = percpu::online_cpus().filter(|pc| pc.cpu_id != me).count();
+    if n == 0 {
+        return;
+    }
+    print(format_args!("    stopping {n} other CPU(s):\n"));
+    for pc in percpu::online_cpus().filter(|pc| pc.cpu_id != me) {
+        apic::send_raw_ipi(pc.apic_id, apic::ICR_NMI);
+    }
+    let t0 = crate::arch::cpu::rdtsc();
+    let limit = crate::time::tsc_hz().max(1_000_000_000); // about a second
+    while STOPPED.load(Ordering::SeqCst) < n && crate::arch::cpu::rdtsc() - t0 < limit {
+        core::hint::spin_loop();
+    }
+    let s = STOPPED.load(Ordering::SeqCst);
+    if s < n {
+        print(format_args!("    {} CPU(s) did not answer the stop NMI\n", n - s));
+    }
+}
+
+/// NMI handler while a panic is being reported: print this CPU's state, then halt.
+pub fn nmi_stop(f: &TrapFrame) -> ! {
+    while REPORT_LOCK.swap(true, Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    print(format_args!("  --- CPU {} was at {}\n", crate::arch::percpu::cpu_id(), Sym(f.rip)));
+    print_registers(f);
+    backtrace_from(f.rbp);
+    REPORT_LOCK.store(false, Ordering::Release);
+    STOPPED.fetch_add(1, Ordering::SeqCst);
+    crate::arch::halt_forever()
 }
 
 pub fn print(args: core::fmt::Arguments<'_>) {
@@ -75,6 +127,7 @@ pub fn current_rbp() -> u64 {
 }
 
 pub fn end() -> ! {
+    stop_other_cpus();
     print(format_args!("!!! end of report; stopping (QEMU exit status {})\n", (EXIT_PANIC << 1) | 1));
     crate::arch::qemu_exit(EXIT_PANIC)
 }

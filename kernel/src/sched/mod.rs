@@ -11,6 +11,7 @@
 
 pub mod thread;
 pub mod wait;
+pub mod watchdog;
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
@@ -322,8 +323,11 @@ pub fn set_need_resched() {
 /// The LAPIC timer tick (interrupt context).
 pub fn timer_tick(_frame: &mut TrapFrame) {
     let s = &percpu::current().sched;
-    s.ticks.fetch_add(1, Ordering::Relaxed);
+    let ticks = s.ticks.fetch_add(1, Ordering::Relaxed);
     let now = crate::time::now_ns();
+    if ticks % 500 == 0 {
+        watchdog::check(s.cpu, now);
+    }
     // Expired timers: wake their threads (stale generations are ignored by `wake_gen`).
     let mut expired: [Option<(u64, ThreadRef)>; 16] = Default::default();
     let mut n = 0;
