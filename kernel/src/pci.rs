@@ -1,6 +1,8 @@
 //! PCI: configuration access (ECAM when ACPI has an MCFG, port I/O 0xCF8/0xCFC otherwise),
 //! one enumeration at boot (`adros_pci` does the walk), and the API drivers use.
 //!
+//! `pci.ecam=off` on the command line forces port I/O even when there is an MCFG.
+//!
 //! The device list is built once by [`init`] and never changes, so drivers hold
 //! `&'static PciDevice`s. ECAM windows are mapped lazily, one bus (1 MiB) at a time, the
 //! first time a bus is touched: a whole 256-bus window would be 64 Ki page mappings for the
@@ -184,7 +186,9 @@ pub fn ecam() -> Option<&'static Ecam> {
 /// Enumerates every segment/root bus once and caches the result. Call after `acpi::init`.
 pub fn init() {
     DEVICES.call_once(|| {
-        let regions = crate::acpi::mcfg_regions();
+        // `pci.ecam=off` forces port I/O (Linux's `pci=nommconf`), so both paths can be tested.
+        let ecam_off = crate::boot::cmdline().param("pci.ecam") == Some("off");
+        let regions = if ecam_off { Vec::new() } else { crate::acpi::mcfg_regions() };
         let platform = PLATFORM.call_once(|| Platform { ecam: (!regions.is_empty()).then(|| Ecam::new(&regions)) });
         let roots: Vec<(u16, u8)> = match &platform.ecam {
             Some(e) => {
@@ -224,6 +228,7 @@ fn access_name() -> String {
             let ws: Vec<String> = e.regions().map(|r| format!("segment {} buses {:02x}-{:02x} at {:#x}", r.segment, r.bus_start, r.bus_end, r.base)).collect();
             format!("ECAM ({})", ws.join(", "))
         }
+        None if crate::boot::cmdline().param("pci.ecam") == Some("off") => String::from("port I/O 0xcf8 (pci.ecam=off)"),
         None => String::from("port I/O 0xcf8 (no MCFG)"),
     }
 }

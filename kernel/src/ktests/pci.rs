@@ -58,7 +58,7 @@ fn test_ecam() -> Option<pci::Ecam> {
         _ => return None,
     };
     let base = raw & 0x7f_ffff_f000 & !(len - 1);
-    crate::println!("ktest: note: no MCFG from ACPI; using the q35 PCIEXBAR window at {base:#x}");
+    crate::println!("ktest: note: ECAM not in use (no MCFG, or pci.ecam=off); using the q35 PCIEXBAR window at {base:#x}");
     Some(pci::Ecam::new(&[McfgRegion { base, segment: 0, bus_start: 0, bus_end }]))
 }
 
