@@ -11,7 +11,7 @@
 //! that dies mid-run (every test it did not report counts as failed) are failures. The last
 //! line is `N passed, N failed, N skipped`. See docs/testing.md.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -87,6 +87,7 @@ fn cargo() -> String {
 pub fn test(a: TestArgs) -> Result<i32> {
     let start = Instant::now();
     let want = |l: &str| a.levels.is_empty() || a.levels.iter().any(|x| x == l);
+    eprintln!("==> deps (host packages)");
     crate::deps::ensure(true)?;
 
     // Stale logs from an earlier run would be mistaken for this run's.
@@ -403,21 +404,27 @@ fn run_cargo_test(args: &[String], env: &[(String, String)], pb: &ProgressBar, p
             return r;
         }
     };
-    let current_binary = Arc::new(Mutex::new(String::new()));
+    // cargo names each test binary on stderr ("Running tests/s00_boot.rs (…)") before it
+    // starts it; libtest then says "running N tests" on stdout. A queue pairs them up.
+    let queued: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
     let stderr = child.stderr.take().map(BufReader::new);
-    let (pb2, cur2) = (pb.clone(), current_binary.clone());
+    let (pb2, q2) = (pb.clone(), queued.clone());
     let err_thread = std::thread::spawn(move || {
         let mut all = String::new();
         if let Some(stderr) = stderr {
             for line in stderr.lines().map_while(std::result::Result::ok) {
                 let t = line.trim();
+                let head = pb2.message().split(" — ").next().unwrap_or("").to_string();
                 if let Some(rest) = t.strip_prefix("Running ") {
-                    // "Running tests/s00_boot.rs (target/…)" / "Running unittests src/lib.rs (…)"
                     let src = rest.split(" (").next().unwrap_or(rest).to_string();
-                    *cur2.lock().unwrap_or_else(|e| e.into_inner()) = src.clone();
-                    pb2.set_message(format!("{} — running {src}", pb2.message().split(" — ").next().unwrap_or("")));
-                } else if t.starts_with("Compiling ") || t.starts_with("Doc-tests ") {
-                    pb2.set_message(format!("{} — {t}", pb2.message().split(" — ").next().unwrap_or("")));
+                    let stem = Path::new(&src).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or(src.clone());
+                    q2.lock().unwrap_or_else(|e| e.into_inner()).push_back(stem);
+                    pb2.set_message(format!("{head} — running {src}"));
+                } else if let Some(rest) = t.strip_prefix("Doc-tests ") {
+                    q2.lock().unwrap_or_else(|e| e.into_inner()).push_back(format!("{rest} (doc)"));
+                    pb2.set_message(format!("{head} — {t}"));
+                } else if t.starts_with("Compiling ") {
+                    pb2.set_message(format!("{head} — {t}"));
                 }
                 all.push_str(&line);
                 all.push('\n');
@@ -426,14 +433,25 @@ fn run_cargo_test(args: &[String], env: &[(String, String)], pb: &ProgressBar, p
         all
     });
     let mut section = Section::Other;
+    let mut binary = String::new();
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(std::result::Result::ok) {
+            if line.starts_with("running ") && line.ends_with(" test") || line.starts_with("running ") && line.ends_with(" tests") {
+                let t0 = Instant::now();
+                binary = loop {
+                    if let Some(b) = queued.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
+                        break b;
+                    }
+                    if t0.elapsed() > Duration::from_secs(2) {
+                        break String::from("?");
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                };
+            }
             if per_test {
                 if let Some(rest) = line.strip_prefix("test ") {
                     if rest.contains(" ... ") && !rest.starts_with("result") {
-                        let bin = current_binary.lock().map(|s| s.clone()).unwrap_or_default();
-                        let bin = Path::new(&bin).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-                        say(pb, format!("  {bin}::{rest}"));
+                        say(pb, format!("  {binary}::{rest}"));
                     }
                 }
                 if line.contains("SKIPPED: ") && section != Section::Failures {
@@ -592,8 +610,11 @@ fn qemu_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
         ("ADROS_ISO_STAGE".into(), stage.display().to_string()),
         ("ADROS_KERNEL".into(), built.kernel.display().to_string()),
         ("ADROS_TEST_DIR".into(), logs.display().to_string()),
+        // A failing QEMU test's message carries the serial tail; the host backtrace of the
+        // assertion adds nothing.
+        ("RUST_BACKTRACE".into(), "0".into()),
     ];
-    let mut args: Vec<String> = ["test", "-p", "adros-tests", "--tests", "--no-fail-fast", "--"].iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> = ["test", "-p", "adros-tests", "--test", "*", "--no-fail-fast", "--"].iter().map(|s| s.to_string()).collect();
     if let Some(f) = &a.qemu_filter {
         args.push(f.clone());
     }
