@@ -8,6 +8,7 @@ extern crate alloc;
 pub mod arch;
 pub mod bootinfo;
 pub mod cmdline;
+pub mod errno;
 pub mod firmware;
 pub mod klog;
 pub mod mm;
