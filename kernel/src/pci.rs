@@ -327,7 +327,7 @@ impl BarRegs {
     }
 
     fn check(&self, offset: u64, width: u64) -> u64 {
-        assert!(offset % width == 0 && offset.checked_add(width).is_some_and(|e| e <= self.len), "BAR access at {offset:#x} (+{width}) outside {:#x} bytes", self.len);
+        assert!(offset.is_multiple_of(width) && offset.checked_add(width).is_some_and(|e| e <= self.len), "BAR access at {offset:#x} (+{width}) outside {:#x} bytes", self.len);
         self.base + offset
     }
 

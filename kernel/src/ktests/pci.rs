@@ -100,7 +100,7 @@ fn bars_sane() -> Result<(), String> {
     for d in pci::devices() {
         for b in d.bars.iter().flatten() {
             ensure!(b.size.is_power_of_two(), "{:?} BAR{}: size {:#x}", d.addr, b.index, b.size);
-            ensure!(b.address % b.size == 0, "{:?} BAR{}: {:#x} not aligned to {:#x}", d.addr, b.index, b.address, b.size);
+            ensure!(b.address.is_multiple_of(b.size), "{:?} BAR{}: {:#x} not aligned to {:#x}", d.addr, b.index, b.address, b.size);
             ensure!(if b.is_io() { b.size >= 4 && b.address + b.size <= 0x1_0000 } else { b.size >= 16 }, "{:?} BAR{}: implausible {b:?}", d.addr, b.index);
             ensure!(pci::bar(d, usize::from(b.index)) == Some(*b), "bar() disagrees");
             n += 1;
