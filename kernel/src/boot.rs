@@ -100,10 +100,10 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
         }
     }
 
-    // 5. Clocks: LAPIC + TSC calibrated against the PIT.
+    // 5. Clocks: ACPI tables, I/O APICs masked, HPET; LAPIC + TSC calibrated against the
+    // HPET (the PIT without one); wall clock from the RTC.
     apic::init_this_cpu(feats.x2apic);
-    let tsc_hz = time::calibrate_tsc();
-    let lapic_per_ms = apic::calibrate();
+    let cal = crate::platform::init_clocks();
 
     println!("AdrOS: command line: {}", if info.cmdline.is_empty() { "(empty)" } else { &info.cmdline });
     log::info!("boot loader: {}", info.loader);
@@ -117,7 +117,13 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
         feats.pdpe1gb,
         feats.invariant_tsc
     );
-    log::info!("clock: TSC {}.{:03} MHz, LAPIC timer {} ticks/ms (÷16), both against the PIT", tsc_hz / 1_000_000, (tsc_hz / 1000) % 1000, lapic_per_ms);
+    log::info!(
+        "clock: TSC {}.{:03} MHz, LAPIC timer {} ticks/ms (÷16), both against the {}",
+        cal.tsc_hz / 1_000_000,
+        (cal.tsc_hz / 1000) % 1000,
+        cal.lapic_per_ms,
+        cal.reference
+    );
 
     // 6. Scheduler: this context becomes the boot thread; the tick starts.
     percpu::current();

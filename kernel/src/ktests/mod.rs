@@ -4,6 +4,7 @@ use crate::ktest::TestFn;
 
 mod faults;
 mod memory;
+mod platform;
 mod pci;
 mod sched;
 
@@ -11,5 +12,6 @@ pub fn register(v: &mut alloc::vec::Vec<(&'static str, TestFn)>) {
     memory::register(v);
     faults::register(v);
     sched::register(v);
+    platform::register(v);
     pci::register(v);
 }

@@ -58,3 +58,114 @@ pub fn calibrate_tsc() -> u64 {
     set_tsc_hz(hz, crate::arch::cpu::rdtsc());
     hz
 }
+
+/// How the clocks were calibrated at boot.
+#[derive(Clone, Copy, Debug)]
+pub struct Calibration {
+    pub tsc_hz: u64,
+    /// LAPIC timer ticks per millisecond (divide by 16).
+    pub lapic_per_ms: u32,
+    /// "HPET" or "PIT".
+    pub reference: &'static str,
+}
+
+/// One window of the TSC and the LAPIC timer measured against the HPET.
+#[derive(Clone, Copy, Debug)]
+pub struct HpetSample {
+    /// Window length on the HPET, in ns.
+    pub ns: u64,
+    pub tsc: u64,
+    pub lapic: u32,
+}
+
+/// Measures the TSC and the LAPIC timer (one-shot from `u32::MAX`, divide by 16; its
+/// interrupt stays masked, so the caller restarts the scheduler tick afterwards) over `ms`
+/// of HPET time. Interrupts must be off. `None` without an HPET.
+#[cfg(target_os = "none")]
+pub fn measure_against_hpet(ms: u64) -> Option<HpetSample> {
+    use crate::arch::{apic, cpu, hpet};
+    if !hpet::available() {
+        return None;
+    }
+    let ticks = (u128::from(ms) * 1_000_000_000_000 / u128::from(hpet::period_fs().max(1))) as u64;
+    // Both ends are sampled by the same code in the same order, so the time each read
+    // takes (an HPET read is a slow MMIO exit under TCG) cancels out of the differences.
+    let sample = || {
+        let h = hpet::counter();
+        let t = cpu::rdtsc();
+        let l = apic::timer_current();
+        (h, t, l)
+    };
+    apic::timer_one_shot_count(u32::MAX);
+    let (h0, t0, l0) = sample();
+    while hpet::counter().wrapping_sub(h0) < ticks {
+        core::hint::spin_loop();
+    }
+    let (h1, t1, l1) = sample();
+    apic::timer_one_shot_count(0);
+    Some(HpetSample { ns: hpet::ticks_to_ns(h1.wrapping_sub(h0)).max(1), tsc: t1.wrapping_sub(t0), lapic: l0.wrapping_sub(l1) })
+}
+
+/// Calibrates the TSC clocksource and the boot CPU's LAPIC timer: against the HPET when
+/// there is one (median of three 20 ms windows, so one host-scheduling hiccup under TCG
+/// cannot skew it), else against the PIT. Run with interrupts off, before the tick starts.
+#[cfg(target_os = "none")]
+pub fn calibrate() -> Calibration {
+    use crate::arch::{apic, hpet};
+    if hpet::available() {
+        let mut tsc = [0u64; 3];
+        let mut lapic = [0u64; 3];
+        for i in 0..3 {
+            if let Some(s) = measure_against_hpet(20) {
+                tsc[i] = (u128::from(s.tsc) * 1_000_000_000 / u128::from(s.ns)) as u64;
+                lapic[i] = u64::from(s.lapic) * 1_000_000 / s.ns;
+            }
+        }
+        tsc.sort_unstable();
+        lapic.sort_unstable();
+        if tsc[1] != 0 && lapic[1] != 0 {
+            let lapic_per_ms = u32::try_from(lapic[1]).unwrap_or(u32::MAX);
+            set_tsc_hz(tsc[1], crate::arch::cpu::rdtsc());
+            apic::set_ticks_per_ms(lapic_per_ms);
+            return Calibration { tsc_hz: tsc[1], lapic_per_ms, reference: "HPET" };
+        }
+        log::warn!("time: the HPET did not advance during calibration; using the PIT");
+    }
+    let tsc_hz = calibrate_tsc();
+    let lapic_per_ms = apic::calibrate();
+    Calibration { tsc_hz, lapic_per_ms, reference: "PIT" }
+}
+
+/// Unix time (ns) read from the RTC at boot, and the monotonic time of that read.
+static WALL_BASE_NS: AtomicU64 = AtomicU64::new(0);
+static WALL_AT_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Reads the RTC once; [`wall_clock_ns`] runs on from it with the monotonic clock.
+#[cfg(target_os = "none")]
+pub fn init_wall_clock() -> Option<u64> {
+    if let Some(c) = crate::acpi::fadt().map(|f| f.century) {
+        crate::arch::rtc::set_century_register(c);
+    }
+    let secs = crate::arch::rtc::unix_time();
+    match secs {
+        Some(s) => {
+            WALL_AT_NS.store(now_ns(), Ordering::Relaxed);
+            WALL_BASE_NS.store(s.saturating_mul(1_000_000_000), Ordering::Release);
+        }
+        None => log::warn!("time: the CMOS RTC is absent or unreadable; wall-clock time starts at the epoch"),
+    }
+    secs
+}
+
+/// Wall-clock time in ns since the Unix epoch (UTC): the RTC at boot plus monotonic time
+/// since. Without an RTC it counts from the epoch.
+pub fn wall_clock_ns() -> u64 {
+    let base = WALL_BASE_NS.load(Ordering::Acquire);
+    base + now_ns().saturating_sub(WALL_AT_NS.load(Ordering::Relaxed))
+}
+
+/// The RTC's reading at boot, in seconds since the epoch (`None` if there was none).
+pub fn boot_unix_time() -> Option<u64> {
+    let b = WALL_BASE_NS.load(Ordering::Acquire);
+    (b != 0).then_some(b / 1_000_000_000)
+}

@@ -1,10 +1,14 @@
 //! x86_64: boot stub, descriptor tables, interrupts, paging helpers, per-CPU data.
 
+pub mod acpi_io;
 pub mod apic;
 pub mod cpu;
 pub mod gdt;
+pub mod hpet;
 pub mod idt;
+pub mod ioapic;
 pub mod percpu;
+pub mod rtc;
 pub mod serial;
 pub mod smp;
 pub mod switch;
