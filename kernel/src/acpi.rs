@@ -18,6 +18,7 @@
 //! - i440fx (PIIX3, host bridge 8086:1237, links `LNKA`..`LNKD`, `LNKS`): slot/pin → link,
 //!   and the link's ISA IRQ from the PIIX PIRQ route registers (00:01.0, 0x60-0x63) that
 //!   the firmware programmed, mapped to a GSI through the MADT overrides.
+//!
 //! On any other platform it returns `None` (and says so once in the log). As with a real
 //! `_PRT`, only the root bus is answered: functions behind bridges are resolved by the
 //! caller swizzling up to the root bus (`adros_pci::route_irq`).

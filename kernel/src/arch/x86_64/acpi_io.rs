@@ -35,7 +35,7 @@ impl Register {
         };
         let ok = match space {
             Space::Io => address != 0 && address + u64::from(bits / 8) <= 0x1_0000,
-            Space::Memory => address != 0 && address % u64::from(bits / 8) == 0 && address < MMIO_WINDOW,
+            Space::Memory => address != 0 && address.is_multiple_of(u64::from(bits / 8)) && address < MMIO_WINDOW,
         };
         ok.then_some(Self { space, address, bits })
     }
@@ -118,7 +118,7 @@ static CF8: IrqSpinLock<()> = IrqSpinLock::new(());
 /// (physical base of its bus `bus_start`), or `None` to use I/O ports 0xCF8/0xCFC.
 /// `None` for out-of-range input.
 pub fn pci_config_read32(ecam: Option<(u64, u8)>, bus: u8, dev: u8, func: u8, offset: u16) -> Option<u32> {
-    if dev > 31 || func > 7 || offset > 0xffc || offset % 4 != 0 {
+    if dev > 31 || func > 7 || offset > 0xffc || !offset.is_multiple_of(4) {
         return None;
     }
     match ecam {

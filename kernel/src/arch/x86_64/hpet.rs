@@ -57,7 +57,7 @@ fn reg_write(base: u64, reg: u64, val: u64) {
 /// Maps and starts the HPET at `phys`. Errors leave the HPET unused (callers fall back to
 /// the PIT).
 pub fn init(phys: u64) -> Result<HpetInfo, &'static str> {
-    if phys == 0 || phys % 8 != 0 || phys.saturating_add(0x400) > MMIO_WINDOW {
+    if phys == 0 || !phys.is_multiple_of(8) || phys.saturating_add(0x400) > MMIO_WINDOW {
         return Err("implausible HPET address");
     }
     let base = mmio::map(phys, 0x400, Cache::Uncached).map_err(|_| "cannot map the HPET")?;
