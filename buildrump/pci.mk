@@ -1,0 +1,5 @@
+# AdrOS: included by NetBSD's sys/rump/dev/lib/libpci/Makefile through
+# RUMPCOMP_MAKEFILEINC_rumpdev_pci (and by our xHCI component): puts our
+# rumpcomp_userfeatures_pci.h on the include path. The rumpcomp_pci_* functions themselves are
+# supplied by rumpuser-adros, so no user sources are compiled here.
+CPPFLAGS+=	-I${.PARSEDIR}
