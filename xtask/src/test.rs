@@ -236,7 +236,7 @@ fn host_level() -> Tally {
     match crate::rump::ensure_host_build() {
         Ok(Some(dir)) => {
             say(&pb, format!("  rump host components: {}", dir.display()));
-            env.push(("ADROS_RUMP_HOST_DIR".into(), dir.display().to_string()));
+            env.push((crate::rump::HOST_DIR_ENV.into(), dir.display().to_string()));
         }
         Ok(None) => say(&pb, "  no NetBSD source: tests that need rump components skip (see README)"),
         Err(e) => tally.fail(format!("rump host build (cargo xtask rump build --target host):\n{}", indent(&e))),
