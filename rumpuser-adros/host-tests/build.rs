@@ -1,0 +1,75 @@
+//! Links the NetBSD rump component archives into this crate's test binaries when a host build
+//! exists: `$ADROS_RUMP_HOST_DIR` (set by `cargo xtask test`), else the newest complete host
+//! build in `~/.cache/adros/rump/` (made by `cargo xtask rump build --target host`). Without
+//! one the tests are compiled without `cfg(rump_host)` and print `SKIPPED`.
+
+use std::path::PathBuf;
+
+/// Components the tests use, linked whole (they register through ELF link sets).
+const COMPONENTS: &[&str] = &[
+    "rump",
+    "rumpvfs",
+    "rumpdev",
+    "rumpdev_disk",
+    "rumpfs_ffs",
+    "rumpfs_ext2fs",
+    "rumpfs_tmpfs",
+    "rumpfs_msdos",
+    "rumpnet",
+    "rumpnet_net",
+    "rumpnet_netinet",
+    "rumpnet_netinet6",
+    "rumpnet_local",
+    "rumpnet_config",
+];
+
+fn find() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("ADROS_RUMP_HOST_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    let base = std::env::var_os("ADROS_RUMP_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/adros/rump")))?;
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for e in std::fs::read_dir(base).ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let stamp = e.path().join(".complete");
+        if !name.contains("-host-") {
+            continue;
+        }
+        if let Ok(m) = std::fs::metadata(&stamp).and_then(|m| m.modified()) {
+            if best.as_ref().is_none_or(|(t, _)| m > *t) {
+                best = Some((m, e.path().join("dest")));
+            }
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(rump_host)");
+    println!("cargo::rerun-if-env-changed=ADROS_RUMP_HOST_DIR");
+    println!("cargo::rerun-if-env-changed=ADROS_RUMP_CACHE");
+    let Some(dir) = find() else { return };
+    println!("cargo::rerun-if-env-changed=ADROS_RUMP_TEST_COMPONENTS");
+    // Debugging aid: link only these components (space-separated).
+    let over: Option<Vec<String>> = std::env::var("ADROS_RUMP_TEST_COMPONENTS").ok().map(|s| s.split_whitespace().map(String::from).collect());
+    let list: Vec<String> = over.unwrap_or_else(|| COMPONENTS.iter().map(|s| s.to_string()).collect());
+    let lib = dir.join("lib");
+    let missing: Vec<_> = list.iter().filter(|c| !lib.join(format!("lib{c}_pic.a")).is_file()).collect();
+    if !missing.is_empty() {
+        println!("cargo::warning=rump host build at {} lacks {missing:?}; rump tests will skip", dir.display());
+        return;
+    }
+    println!("cargo::rerun-if-changed={}", dir.join("lib").display());
+    println!("cargo::rustc-cfg=rump_host");
+    println!("cargo::rustc-env=ADROS_RUMP_LINKED_DIR={}", dir.display());
+    // Components find each other through link sets (__start_/__stop_ sections), which
+    // --gc-sections would drop under lld's default.
+    println!("cargo::rustc-link-arg-tests=-Wl,-z,nostart-stop-gc");
+    println!("cargo::rustc-link-arg-tests=-Wl,--whole-archive");
+    for c in &list {
+        println!("cargo::rustc-link-arg-tests={}", lib.join(format!("lib{c}_pic.a")).display());
+    }
+    println!("cargo::rustc-link-arg-tests=-Wl,--no-whole-archive");
+}
