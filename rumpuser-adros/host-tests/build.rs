@@ -37,10 +37,10 @@ fn find() -> Option<PathBuf> {
         if !name.contains("-host-") {
             continue;
         }
-        if let Ok(m) = std::fs::metadata(&stamp).and_then(|m| m.modified()) {
-            if best.as_ref().is_none_or(|(t, _)| m > *t) {
-                best = Some((m, e.path().join("dest")));
-            }
+        if let Ok(m) = std::fs::metadata(&stamp).and_then(|m| m.modified())
+            && best.as_ref().is_none_or(|(t, _)| m > *t)
+        {
+            best = Some((m, e.path().join("dest")));
         }
     }
     best.map(|(_, p)| p)

@@ -84,20 +84,13 @@ pub unsafe extern "C" fn rumpuser_getparam(name: *const c_char, buf: *mut c_void
     ret(params::getparam(host::host(), name, out))
 }
 
-#[cfg(feature = "std")]
-std::thread_local! {
-    static ERRNO: core::cell::Cell<c_int> = const { core::cell::Cell::new(0) };
-}
-
-/// `rumpuser_seterrno`: the rump kernel's per-thread errno for its syscall wrappers. With `std`
-/// it is also stored into the C library's errno (what `rump_sys_*` callers read).
+/// `rumpuser_seterrno`: the errno of the calling thread for `rump_sys_*` callers. With `std`
+/// it is the C library's errno; in the kernel the rump syscall bridge reads return values and
+/// does not need it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_seterrno(error: c_int) {
     #[cfg(feature = "std")]
-    {
-        ERRNO.with(|e| e.set(error));
-        crate::std_host::set_errno(error);
-    }
+    crate::std_host::set_errno(error);
     #[cfg(not(feature = "std"))]
     let _ = error;
 }

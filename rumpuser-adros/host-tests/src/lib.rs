@@ -11,10 +11,17 @@ use std::ffi::{CString, c_char, c_int, c_void};
 macro_rules! require_rump {
     () => {
         if !$crate::LINKED {
-            println!("SKIPPED: no NetBSD source (see README)");
+            $crate::skip("no NetBSD source (see README)");
             return;
         }
     };
+}
+
+/// Prints `SKIPPED: <test>: <reason>` (the line `cargo xtask test` counts; libtest names each
+/// test's thread after the test).
+pub fn skip(reason: &str) {
+    let t = std::thread::current();
+    println!("SKIPPED: {}: {reason}", t.name().unwrap_or("?"));
 }
 
 /// Whether real NetBSD components are linked into the test binaries.

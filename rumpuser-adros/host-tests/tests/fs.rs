@@ -104,7 +104,7 @@ fn mutate(mnt: &str, t: &mut BTreeMap<String, Vec<u8>>) {
 fn ext2fs_on_mke2fs_image() {
     require_rump!();
     let (Some(mke2fs), Some(e2fsck), Some(debugfs)) = (tool("mke2fs"), tool("e2fsck"), tool("debugfs")) else {
-        println!("SKIPPED: e2fsprogs (mke2fs, e2fsck, debugfs) not installed");
+        skip("e2fsprogs (mke2fs, e2fsck, debugfs) not installed");
         return;
     };
     let dir = scratch("ext2");
@@ -175,7 +175,7 @@ fn tmpfs_read_write() {
 fn msdosfs_on_mkfs_vfat_image() {
     require_rump!();
     let (Some(mkfs), Some(fsck), Some(mcopy)) = (tool("mkfs.vfat"), tool("fsck.vfat"), tool("mcopy")) else {
-        println!("SKIPPED: dosfstools (mkfs.vfat, fsck.vfat) or mtools (mcopy) not installed");
+        skip("dosfstools (mkfs.vfat, fsck.vfat) or mtools (mcopy) not installed");
         return;
     };
     let dir = scratch("msdos");
