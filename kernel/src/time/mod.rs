@@ -1,5 +1,6 @@
-//! Time: a TSC clocksource with nanosecond monotonic time (calibrated at boot), and the
-//! periodic tick that drives timers and preemption.
+//! Time: a TSC clocksource with nanosecond monotonic time, calibrated at boot together with
+//! the LAPIC timer against the HPET (the PIT without one); wall-clock time from the CMOS RTC
+//! read at boot plus monotonic time since; the periodic tick that drives timers and preemption.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -43,20 +44,6 @@ pub fn spin_ns(ns: u64) {
     while now_ns() < end {
         core::hint::spin_loop();
     }
-}
-
-/// Calibrates the TSC against the PIT: the median of three 20 ms windows.
-#[cfg(target_os = "none")]
-pub fn calibrate_tsc() -> u64 {
-    let mut v = [0u64; 3];
-    for s in v.iter_mut() {
-        let (tsc, _) = crate::arch::apic::pit_measure(20_000);
-        *s = tsc * 50;
-    }
-    v.sort_unstable();
-    let hz = v[1];
-    set_tsc_hz(hz, crate::arch::cpu::rdtsc());
-    hz
 }
 
 /// How the clocks were calibrated at boot.
@@ -131,9 +118,24 @@ pub fn calibrate() -> Calibration {
         }
         log::warn!("time: the HPET did not advance during calibration; using the PIT");
     }
-    let tsc_hz = calibrate_tsc();
-    let lapic_per_ms = apic::calibrate();
-    Calibration { tsc_hz, lapic_per_ms, reference: "PIT" }
+    // The PIT: both clocks over the same three ~50 ms channel-2 windows, medians taken.
+    const PIT_HZ: u64 = 1_193_182;
+    let us = 50_000u32;
+    let window_ns = (PIT_HZ * u64::from(us) / 1_000_000) * 1_000_000_000 / PIT_HZ;
+    let mut tsc = [0u64; 3];
+    let mut lapic = [0u64; 3];
+    for i in 0..3 {
+        let (t, l) = apic::pit_measure(us);
+        tsc[i] = (u128::from(t) * 1_000_000_000 / u128::from(window_ns)) as u64;
+        lapic[i] = u64::from(l) * 1_000_000 / window_ns;
+    }
+    log::debug!("time: PIT windows: TSC {tsc:?} Hz, LAPIC {lapic:?} ticks/ms");
+    tsc.sort_unstable();
+    lapic.sort_unstable();
+    let lapic_per_ms = u32::try_from(lapic[1]).unwrap_or(u32::MAX).max(1);
+    set_tsc_hz(tsc[1].max(1), crate::arch::cpu::rdtsc());
+    apic::set_ticks_per_ms(lapic_per_ms);
+    Calibration { tsc_hz: tsc[1], lapic_per_ms, reference: "PIT" }
 }
 
 /// Unix time (ns) read from the RTC at boot, and the monotonic time of that read.
