@@ -42,6 +42,7 @@ pub use crate::firmware::{AcpiCpu, HpetEntry, InterruptOverride, IoApicEntry, Lo
 
 /// Highest physical address the MMIO window can map (see `mm::layout`).
 const MMIO_WINDOW: u64 = 1 << 44;
+const MAX_TABLE_LEN: u64 = 64 << 20;
 
 /// Backs mappings of physical addresses that cannot be mapped: reads as zeros, so the crate
 /// sees an invalid signature and skips the table instead of us panicking.
@@ -60,20 +61,27 @@ impl AcpiHandler for Mapper {
         // Cover the whole `T` (the crate reads fixed-size structs such as the FADT even
         // from shorter, older tables) and round up to the page.
         let len = (size.max(core::mem::size_of::<T>()) as u64).max(1);
-        let mapped = pa.checked_add(len).filter(|&end| pa != 0 && end <= MMIO_WINDOW).and_then(|_| mmio::map(pa, len, Cache::WriteBack).ok());
-        let (va, mapped_len) = match mapped {
-            Some(va) => (va, (((pa + len + 0xfff) & !0xfff) - pa) as usize),
+        // No real table is anywhere near 64 MiB: a larger length is corruption, and mapping
+        // it would only waste page tables.
+        let mapped = pa
+            .checked_add(len)
+            .filter(|&end| pa != 0 && end <= MMIO_WINDOW && len <= MAX_TABLE_LEN)
+            .and_then(|_| mmio::map(pa, len, Cache::WriteBack).ok());
+        let (va, region_len, mapped_len) = match mapped {
+            Some(va) => (va, size, (((pa + len + 0xfff) & !0xfff) - pa) as usize),
             None => {
                 log::warn!("acpi: cannot map a table at {pa:#x} (+{len:#x}); treating it as absent");
-                assert!(len as usize <= ZERO_PAGE.0.len(), "acpi: unmappable table larger than a page");
-                (ZERO_PAGE.0.as_ptr() as u64, ZERO_PAGE.0.len())
+                // The crate checks a header's signature before anything else, so it reads
+                // only the (zero) header here and rejects the table.
+                let n = ZERO_PAGE.0.len();
+                (ZERO_PAGE.0.as_ptr() as u64, size.min(n), n)
             }
         };
         let ptr = NonNull::new(va as *mut T).expect("the MMIO window and ZERO_PAGE are never null");
-        // SAFETY: `ptr` points at `mapped_len >= size` readable bytes that stay mapped for the
-        // life of the kernel (or at the zero page, which the crate only reads); `pa` is the
-        // physical address they map.
-        unsafe { PhysicalMapping::new(physical_address, ptr, size, mapped_len, *self) }
+        // SAFETY: `ptr` points at `mapped_len >= region_len` readable bytes that stay mapped for
+        // the life of the kernel (or at the zero page, which the crate only reads); `pa` is
+        // the physical address they map.
+        unsafe { PhysicalMapping::new(physical_address, ptr, region_len, mapped_len, *self) }
     }
 
     fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}

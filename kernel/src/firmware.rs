@@ -190,6 +190,13 @@ pub fn parse_madt(t: &[u8]) -> Madt {
         }
         off += len;
     }
+    // Firmware may describe a processor twice (type 0 and type 9): keep the first.
+    let mut seen = Vec::with_capacity(m.cpus.len());
+    m.cpus.retain(|c| {
+        let dup = seen.contains(&c.apic_id);
+        seen.push(c.apic_id);
+        !dup
+    });
     m
 }
 
@@ -486,6 +493,7 @@ mod tests {
         b.extend_from_slice(&[2, 10, 0, 9, 9, 0, 0, 0, 0x0d, 0]); // IRQ9 level high
         b.extend_from_slice(&[4, 6, 0xff, 0, 0, 1]); // LINT1 NMI all
         b.extend_from_slice(&[9, 16, 0, 0, 0x10, 0x01, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0]); // x2APIC 0x110
+        b.extend_from_slice(&[9, 16, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]); // APIC 1 again, as x2APIC
         b.extend_from_slice(&[0, 8, 2]); // truncated
         header(b"APIC", &b)
     }
