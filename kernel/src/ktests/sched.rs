@@ -227,22 +227,30 @@ fn contention() -> Result<(), String> {
 fn clocks_vs_pit() -> Result<(), String> {
     let tsc_hz = crate::time::tsc_hz();
     let lapic_per_ms = u64::from(crate::arch::apic::ticks_per_ms());
-    // The PIT one-shot tops out at ~55 ms: two 50 ms windows make 100 ms.
-    let _irq = sched::IrqOff::new();
-    let mut tsc = 0;
-    let mut lapic = 0u64;
-    for _ in 0..2 {
-        let (t, l) = crate::arch::apic::pit_measure(50_000);
-        tsc += t;
-        lapic += u64::from(l);
+    // The PIT one-shot tops out at ~55 ms: two 50 ms windows make 100 ms. Under TCG one
+    // host scheduling hiccup can land inside a window, so take the median of three
+    // 100 ms measurements; the 1% bound itself is never relaxed.
+    let mut et = [0f64; 3];
+    let mut el = [0f64; 3];
+    for i in 0..3 {
+        let _irq = sched::IrqOff::new();
+        let mut tsc = 0;
+        let mut lapic = 0u64;
+        for _ in 0..2 {
+            let (t, l) = crate::arch::apic::pit_measure(50_000);
+            tsc += t;
+            lapic += u64::from(l);
+        }
+        drop(_irq);
+        let err = |got: u64, want: u64| (got as f64 - want as f64).abs() / want as f64 * 100.0;
+        et[i] = err(tsc, tsc_hz / 10);
+        el[i] = err(lapic, lapic_per_ms * 100);
     }
-    drop(_irq);
     crate::arch::apic::start_timer(crate::time::TICK_HZ);
-    let tsc_expect = tsc_hz / 10;
-    let lapic_expect = lapic_per_ms * 100;
-    let err = |got: u64, want: u64| (got as f64 - want as f64).abs() / want as f64 * 100.0;
-    let (et, el) = (err(tsc, tsc_expect), err(lapic, lapic_expect));
-    log::info!("clocks over 100 ms of PIT: TSC off by {et:.3}%, LAPIC off by {el:.3}%");
+    et.sort_by(|a, b| a.partial_cmp(b).unwrap_or(core::cmp::Ordering::Equal));
+    el.sort_by(|a, b| a.partial_cmp(b).unwrap_or(core::cmp::Ordering::Equal));
+    let (et, el) = (et[1], el[1]);
+    log::info!("clocks over 100 ms of PIT (median of 3): TSC off by {et:.3}%, LAPIC off by {el:.3}%");
     ensure!(et < 1.0, "TSC disagrees with the PIT by {et:.3}% over 100 ms");
     ensure!(el < 1.0, "LAPIC timer disagrees with the PIT by {el:.3}% over 100 ms");
     Ok(())
