@@ -10,6 +10,7 @@ pub mod bootinfo;
 pub mod cmdline;
 pub mod errno;
 pub mod firmware;
+pub mod fs;
 pub mod klog;
 pub mod mm;
 pub mod symbols;

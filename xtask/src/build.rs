@@ -28,6 +28,8 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     crate::deps::ensure(true)?;
     let kernel = build_kernel(args)?;
     let symbols = write_symbols(&kernel)?;
+    // <target>/initrd.tar.lz4, which every ISO made by `make_iso` carries.
+    crate::initrd::build(&[])?;
     let iso = target_dir().join("adros.iso");
     make_iso(&kernel, &symbols, DEFAULT_CMDLINE, &iso)?;
     eprintln!("xtask: built {}", iso.display());
@@ -67,7 +69,9 @@ pub fn write_symbols(kernel: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Writes a GRUB ISO booting `kernel` with `cmdline` to `iso`.
+/// Writes a GRUB ISO booting `kernel` with `cmdline` to `iso`, with `<target>/initrd.tar.lz4`
+/// (when built) as the `initrd` module. The tests crate copies this staging directory for
+/// its per-command-line ISOs, so they carry the same modules.
 pub fn make_iso(kernel: &Path, symbols: &Path, cmdline: &str, iso: &Path) -> Result<()> {
     let stage = iso.with_extension("d");
     let _ = std::fs::remove_dir_all(&stage);
@@ -75,12 +79,19 @@ pub fn make_iso(kernel: &Path, symbols: &Path, cmdline: &str, iso: &Path) -> Res
     std::fs::create_dir_all(boot.join("grub")).map_err(|e| format!("creating {}: {e}", boot.display()))?;
     std::fs::copy(kernel, boot.join("adros-kernel")).map_err(|e| format!("copying the kernel: {e}"))?;
     std::fs::copy(symbols, boot.join("adros.sym")).map_err(|e| format!("copying the symbol table: {e}"))?;
+    let initrd = target_dir().join("initrd.tar.lz4");
+    let initrd_line = if initrd.exists() {
+        std::fs::copy(&initrd, boot.join("initrd.tar.lz4")).map_err(|e| format!("copying the initrd: {e}"))?;
+        format!("    module2 /boot/initrd.tar.lz4 {}\n", crate::initrd::MODULE_NAME)
+    } else {
+        String::new()
+    };
     if cmdline.contains('\n') || cmdline.contains('}') {
         return Err("the kernel command line may not contain newlines or '}'".into());
     }
     let cfg = format!(
         "set timeout=0\nset default=0\nserial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n\
-         menuentry \"AdrOS\" {{\n    multiboot2 /boot/adros-kernel {cmdline}\n    module2 /boot/adros.sym symbols\n    boot\n}}\n"
+         menuentry \"AdrOS\" {{\n    multiboot2 /boot/adros-kernel {cmdline}\n    module2 /boot/adros.sym symbols\n{initrd_line}    boot\n}}\n"
     );
     std::fs::write(boot.join("grub/grub.cfg"), cfg).map_err(|e| format!("writing grub.cfg: {e}"))?;
     let pb = spinner(format!("making {} (grub-mkrescue)", iso.file_name().unwrap_or_default().to_string_lossy()));

@@ -2,6 +2,7 @@
 
 mod build;
 mod deps;
+mod initrd;
 mod qemu;
 mod rump;
 mod run;

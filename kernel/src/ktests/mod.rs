@@ -3,6 +3,7 @@
 use crate::ktest::TestFn;
 
 mod faults;
+mod fs;
 mod memory;
 mod platform;
 mod pci;
@@ -14,4 +15,5 @@ pub fn register(v: &mut alloc::vec::Vec<(&'static str, TestFn)>) {
     sched::register(v);
     platform::register(v);
     pci::register(v);
+    fs::register(v);
 }
