@@ -107,8 +107,7 @@ impl File {
             Kind::Node => {
                 let node = self.node()?;
                 let mut pos = self.pos.lock();
-                let off = if self.flags() & O_APPEND != 0 { node.stat().size as u64 } else { *pos };
-                let n = node.write_at(off, buf)?;
+                let (off, n) = if self.flags() & O_APPEND != 0 { node.append(buf)? } else { (*pos, node.write_at(*pos, buf)?) };
                 *pos = off + n as u64;
                 Ok(n)
             }

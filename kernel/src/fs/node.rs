@@ -161,6 +161,11 @@ pub trait Inode: Send + Sync + Any {
     fn write_at(&self, _off: u64, _buf: &[u8]) -> KResult<usize> {
         Err(Errno::EINVAL)
     }
+    /// Appends atomically with respect to other appends; returns (offset written at, count).
+    fn append(&self, buf: &[u8]) -> KResult<(u64, usize)> {
+        let off = self.stat().size as u64;
+        Ok((off, self.write_at(off, buf)?))
+    }
     fn truncate(&self, _len: u64) -> KResult<()> {
         Err(Errno::EINVAL)
     }

@@ -424,3 +424,18 @@ fn file_flags() {
     assert_eq!(f.flags() & (O_APPEND | O_NONBLOCK | O_ACCMODE), O_APPEND | O_RDWR);
     let _ = Arc::strong_count(&f);
 }
+
+#[test]
+fn append_from_two_opens_never_overwrites() {
+    let c = ns();
+    write_file(&c, "/log", b"");
+    let a = open(&c, None, "/log", O_WRONLY | O_APPEND, 0).unwrap();
+    let b = open(&c, None, "/log", O_WRONLY | O_APPEND, 0).unwrap();
+    let ta = std::thread::spawn(move || (0..500).for_each(|_| assert_eq!(a.write(b"aaaa").unwrap(), 4)));
+    let tb = std::thread::spawn(move || (0..500).for_each(|_| assert_eq!(b.write(b"bbbb").unwrap(), 4)));
+    ta.join().unwrap();
+    tb.join().unwrap();
+    let data = read_all(&c, "/log");
+    assert_eq!(data.len(), 4000);
+    assert!(data.chunks(4).all(|ch| ch == b"aaaa" || ch == b"bbbb"));
+}

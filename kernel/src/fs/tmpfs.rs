@@ -512,36 +512,11 @@ impl Inode for TmpInode {
     }
 
     fn write_at(&self, off: u64, buf: &[u8]) -> KResult<usize> {
-        let mut data = match &self.body {
-            Body::File(d) => d.lock(),
-            Body::Dir(_) => return Err(Errno::EISDIR),
-            _ => return Err(Errno::EINVAL),
-        };
-        off.checked_add(buf.len() as u64).filter(|&e| e <= i64::MAX as u64).ok_or(Errno::EFBIG)?;
-        let mut done = 0;
-        while done < buf.len() {
-            let pos = off + done as u64;
-            let (pg, po) = (pos / PAGE as u64, (pos % PAGE as u64) as usize);
-            let chunk = (PAGE - po).min(buf.len() - done);
-            if let alloc::collections::btree_map::Entry::Vacant(slot) = data.pages.entry(pg) {
-                match alloc_page() {
-                    Ok(p) => {
-                        slot.insert(p);
-                        self.fs.pages.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) if done == 0 => return Err(e),
-                    Err(_) => break,
-                }
-            }
-            if let Some(p) = data.pages.get_mut(&pg) {
-                p[po..po + chunk].copy_from_slice(&buf[done..done + chunk]);
-            }
-            done += chunk;
-        }
-        data.size = data.size.max(off + done as u64);
-        drop(data);
-        self.touch(true, true);
-        Ok(done)
+        self.write_locked(Some(off), buf).map(|(_, n)| n)
+    }
+
+    fn append(&self, buf: &[u8]) -> KResult<(u64, usize)> {
+        self.write_locked(None, buf)
     }
 
     fn truncate(&self, len: u64) -> KResult<()> {
@@ -585,6 +560,44 @@ impl Inode for TmpInode {
             Body::Fifo(p) => Some(p.clone()),
             _ => None,
         }
+    }
+}
+
+
+impl TmpInode {
+    /// Writes at `off` (None: at the end, under the same lock that finds the end).
+    fn write_locked(&self, off: Option<u64>, buf: &[u8]) -> KResult<(u64, usize)> {
+        let mut data = match &self.body {
+            Body::File(d) => d.lock(),
+            Body::Dir(_) => return Err(Errno::EISDIR),
+            _ => return Err(Errno::EINVAL),
+        };
+        let off = off.unwrap_or(data.size);
+        off.checked_add(buf.len() as u64).filter(|&e| e <= i64::MAX as u64).ok_or(Errno::EFBIG)?;
+        let mut done = 0;
+        while done < buf.len() {
+            let pos = off + done as u64;
+            let (pg, po) = (pos / PAGE as u64, (pos % PAGE as u64) as usize);
+            let chunk = (PAGE - po).min(buf.len() - done);
+            if let alloc::collections::btree_map::Entry::Vacant(slot) = data.pages.entry(pg) {
+                match alloc_page() {
+                    Ok(p) => {
+                        slot.insert(p);
+                        self.fs.pages.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) if done == 0 => return Err(e),
+                    Err(_) => break,
+                }
+            }
+            if let Some(p) = data.pages.get_mut(&pg) {
+                p[po..po + chunk].copy_from_slice(&buf[done..done + chunk]);
+            }
+            done += chunk;
+        }
+        data.size = data.size.max(off + done as u64);
+        drop(data);
+        self.touch(true, true);
+        Ok((off, done))
     }
 }
 
