@@ -185,7 +185,8 @@ pub trait Host: Sync {
     fn pci_dmalloc(&self, _size: usize, _align: usize) -> Result<DmaBlock, Errno> {
         Err(Errno::ENOSYS)
     }
-    fn pci_dmafree(&self, _pa: u64, _size: usize) {}
+    /// Frees a [`Host::pci_dmalloc`] block, identified (as rump does) by its *virtual* address.
+    fn pci_dmafree(&self, _va: usize, _size: usize) {}
     /// A VA covering DMA segments (by physical address) that are contiguous in VA space.
     fn pci_dmamem_map(&self, _segs: &[(u64, u64)], _total: usize) -> Result<NonNull<u8>, Errno> {
         Err(Errno::ENOSYS)

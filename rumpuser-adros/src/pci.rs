@@ -90,9 +90,10 @@ pub unsafe extern "C" fn rumpcomp_pci_dmalloc(size: usize, align: usize, pap: *m
     }
 }
 
+/// `vacookie` is the *virtual* address from `rumpcomp_pci_dmalloc` (what rump's bus_dma passes).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpcomp_pci_dmafree(pa: c_ulong, size: usize) {
-    host::host().pci_dmafree(pa, size);
+pub unsafe extern "C" fn rumpcomp_pci_dmafree(vacookie: c_ulong, size: usize) {
+    host::host().pci_dmafree(vacookie as usize, size);
 }
 
 #[unsafe(no_mangle)]
