@@ -21,15 +21,32 @@ const COMPONENTS: &[&str] = &[
     "rumpnet_netinet6",
     "rumpnet_local",
     "rumpnet_config",
+    // The device components are linked too, so every test proves they resolve against our
+    // rumpcomp_pci_* hypercalls; the std host has no PCI, so the bus attaches empty.
+    "rumpdev_pci",
+    "rumpdev_pci_usbhc",
+    "rumpdev_pci_xhci",
+    "rumpdev_usb",
+    "rumpdev_umass",
+    "rumpdev_scsipi",
+    "rumpdev_pci_if_wm",
+    "rumpdev_miiphy",
+    "rumpdev_audio",
+    "rumpdev_pci_hdaudio",
+    "rumpdev_hdaudio_hdafg",
 ];
+
+fn cache_base() -> Option<PathBuf> {
+    std::env::var_os("ADROS_RUMP_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/adros/rump")))
+}
 
 fn find() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("ADROS_RUMP_HOST_DIR") {
         return Some(PathBuf::from(d));
     }
-    let base = std::env::var_os("ADROS_RUMP_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/adros/rump")))?;
+    let base = cache_base()?;
     let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
     for e in std::fs::read_dir(base).ok()?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -50,6 +67,10 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(rump_host)");
     println!("cargo::rerun-if-env-changed=ADROS_RUMP_HOST_DIR");
     println!("cargo::rerun-if-env-changed=ADROS_RUMP_CACHE");
+    if let Some(base) = cache_base() {
+        // A build appearing later should re-run this script.
+        println!("cargo::rerun-if-changed={}", base.display());
+    }
     let Some(dir) = find() else { return };
     println!("cargo::rerun-if-env-changed=ADROS_RUMP_TEST_COMPONENTS");
     // Debugging aid: link only these components (space-separated).
