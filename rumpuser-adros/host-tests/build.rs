@@ -65,6 +65,12 @@ fn find() -> Option<PathBuf> {
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(rump_host)");
+    println!("cargo::rustc-check-cfg=cfg(rumpuser_posix)");
+    println!("cargo::rerun-if-env-changed=ADROS_RUMP_BENCH_POSIX_DIR");
+    if let Some(posix) = std::env::var_os("ADROS_RUMP_BENCH_POSIX_DIR") {
+        link_posix(&PathBuf::from(posix));
+        return;
+    }
     println!("cargo::rerun-if-env-changed=ADROS_RUMP_HOST_DIR");
     println!("cargo::rerun-if-env-changed=ADROS_RUMP_CACHE");
     if let Some(base) = cache_base() {
@@ -93,4 +99,31 @@ fn main() {
         println!("cargo::rustc-link-arg-tests={}", lib.join(format!("lib{c}_pic.a")).display());
     }
     println!("cargo::rustc-link-arg-tests=-Wl,--no-whole-archive");
+    // The benchmark links the same way (only the file-system components).
+    println!("cargo::rustc-link-arg-benches=-Wl,-z,nostart-stop-gc");
+    println!("cargo::rustc-link-arg-benches=-Wl,--whole-archive");
+    for c in BENCH_COMPONENTS {
+        println!("cargo::rustc-link-arg-benches={}", lib.join(format!("lib{c}_pic.a")).display());
+    }
+    println!("cargo::rustc-link-arg-benches=-Wl,--no-whole-archive");
+}
+
+const BENCH_COMPONENTS: &[&str] = &["rump", "rumpvfs", "rumpdev", "rumpdev_disk", "rumpfs_ffs", "rumpfs_ext2fs"];
+
+/// The benchmark's peer: the same components from the `posix` build, hosted by NetBSD's own
+/// librumpuser instead of rumpuser-adros (whose symbols are then never referenced, so not
+/// linked).
+fn link_posix(dir: &std::path::Path) {
+    let lib = dir.join("lib");
+    println!("cargo::rustc-cfg=rump_host");
+    println!("cargo::rustc-cfg=rumpuser_posix");
+    println!("cargo::rustc-link-arg-benches=-Wl,-z,nostart-stop-gc");
+    println!("cargo::rustc-link-arg-benches=-Wl,--whole-archive");
+    for c in BENCH_COMPONENTS.iter().chain(["rumpuser"].iter()) {
+        println!("cargo::rustc-link-arg-benches={}", lib.join(format!("lib{c}_pic.a")).display());
+    }
+    println!("cargo::rustc-link-arg-benches=-Wl,--no-whole-archive");
+    for l in ["-lpthread", "-lrt", "-ldl"] {
+        println!("cargo::rustc-link-arg-benches={l}");
+    }
 }
