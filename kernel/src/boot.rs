@@ -90,6 +90,7 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     gdt::init_this_cpu();
     idt::init();
     arch::tlb::init();
+    arch::user::init_this_cpu();
 
     if let Some(m) = info.module("symbols") {
         let len = (m.end - m.start) as usize;
@@ -149,9 +150,65 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
         println!("AdrOS: 'poweroff' on the command line: powering off");
         crate::power_off();
     }
-    println!("AdrOS: no init yet (user space is the next milestone); idling. Press Ctrl-A X to leave QEMU.");
+    start_init(cmd);
     loop {
         sched::sleep_ms(1000);
+    }
+}
+
+/// `adros.exec=HEX`: run the hex-encoded command with `/bin/sh -c` as pid 1, print its exit
+/// status between markers, and power off (what `cargo xtask run --exec` uses).
+fn exec_command(cmd: &Cmdline) -> Option<String> {
+    let hex = cmd.param("adros.exec")?;
+    let bytes: Option<Vec<u8>> = (0..hex.len() / 2).map(|i| u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()).collect();
+    bytes.and_then(|b| String::from_utf8(b).ok())
+}
+
+/// Starts pid 1: `init=` (default /sbin/init) with the command line's init words, or the
+/// `adros.exec` command.
+fn start_init(cmd: &Cmdline) {
+    let exec = exec_command(cmd);
+    let (path, mut argv): (String, Vec<Vec<u8>>) = match &exec {
+        Some(c) => (String::from("/bin/sh"), alloc::vec![b"/bin/sh".to_vec(), b"-c".to_vec(), c.as_bytes().to_vec()]),
+        None => {
+            let p = cmd.init.clone().unwrap_or_else(|| String::from("/sbin/init"));
+            let mut words = p.split_whitespace();
+            let path = String::from(words.next().unwrap_or("/sbin/init"));
+            let mut argv: Vec<Vec<u8>> = alloc::vec![path.as_bytes().to_vec()];
+            argv.extend(words.map(|w| w.as_bytes().to_vec()));
+            (path, argv)
+        }
+    };
+    if exec.is_none() {
+        argv.extend(cmd.init_args.iter().filter(|a| *a != "ktest" && *a != "poweroff").map(|a| a.as_bytes().to_vec()));
+    }
+    let mut envp: Vec<Vec<u8>> = ["HOME=/", "TERM=linux", "PATH=/sbin:/bin:/usr/sbin:/usr/bin"].iter().map(|s| s.as_bytes().to_vec()).collect();
+    envp.extend(cmd.init_env.iter().map(|e| e.as_bytes().to_vec()));
+    if exec.is_some() {
+        crate::proc::on_init_exit(|st| {
+            let code = match st {
+                crate::proc::ExitStatus::Exited(c) => i32::from(c),
+                crate::proc::ExitStatus::Signaled(s) => 128 + i32::from(s),
+            };
+            println!("\n@@ADROS-EXEC-EXIT {code}@@");
+            crate::power_off();
+        });
+        println!("@@ADROS-EXEC-BEGIN@@");
+    } else {
+        crate::proc::on_init_exit(|st| {
+            log::error!("init exited ({st:?}); powering off");
+            crate::power_off();
+        });
+    }
+    match crate::proc::spawn_init(&path, argv, envp) {
+        Ok(pid) => log::info!("init: started {path} as pid {pid}"),
+        Err(e) => {
+            log::error!("init: cannot start {path}: {e:?}; the kernel keeps running without user space");
+            if exec.is_some() {
+                println!("\n@@ADROS-EXEC-EXIT 127@@");
+                crate::power_off();
+            }
+        }
     }
 }
 

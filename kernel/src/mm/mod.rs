@@ -15,6 +15,8 @@ pub mod mmio;
 pub mod paging;
 #[cfg(target_os = "none")]
 pub mod phys;
+#[cfg(target_os = "none")]
+pub mod uspace;
 
 #[cfg(target_os = "none")]
 pub use phys::{phys_to_virt, virt_to_phys};

@@ -131,6 +131,7 @@ pub fn init(regions: &[MemRegion], huge_1g: bool) {
     unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4)), Cr3Flags::empty()) };
     phys::switch_to_linear_map();
     *KERNEL_PML4.lock() = pml4;
+    KERNEL_PML4_PHYS.store(pml4, core::sync::atomic::Ordering::Relaxed);
 }
 
 fn map_in(m: &mut OffsetPageTable<'static>, fa: &mut GlobalFrames, va: u64, pa: u64, flags: F) {
@@ -152,8 +153,11 @@ pub enum MapError {
 }
 
 pub fn kernel_pml4() -> u64 {
-    *KERNEL_PML4.lock()
+    KERNEL_PML4_PHYS.load(core::sync::atomic::Ordering::Relaxed)
 }
+
+/// Lock-free copy of the kernel PML4 address (read on every context switch).
+static KERNEL_PML4_PHYS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Maps one 4 KiB page of the kernel half.
 pub fn map(va: u64, pa: u64, flags: Flags) -> Result<(), MapError> {

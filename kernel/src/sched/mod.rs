@@ -22,7 +22,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::arch::idt::TrapFrame;
 use crate::arch::percpu;
 use crate::sync::spin::IrqSpinLock;
-pub use thread::{JoinHandle, Thread, ThreadRef, current, sleep_ms, sleep_until, spawn, yield_now};
+pub use thread::{JoinHandle, Thread, ThreadRef, current, exit_current, sleep_ms, sleep_until, spawn, start_user_thread, yield_now};
 
 pub const STATE_RUNNING: u64 = 0;
 pub const STATE_RUNNABLE: u64 = 1;
@@ -263,6 +263,7 @@ fn schedule_inner(preempt: bool) {
     s.switches.fetch_add(1, Ordering::Relaxed);
     let next_rsp = next.saved_rsp();
     let prev_rsp_slot = prev.saved_rsp_slot();
+    switch_user_state(&prev, &next);
     // SAFETY: this CPU, interrupts off, rq lock held.
     unsafe {
         *s.current.get() = Some(next);
@@ -275,6 +276,36 @@ fn schedule_inner(preempt: bool) {
     unsafe { crate::arch::switch::switch_context(prev_rsp_slot, next_rsp) };
     finish_switch();
     crate::arch::irq::restore(was);
+}
+
+/// Hands the CPU's user-visible state from `prev` to `next`: SSE registers, FS base, the
+/// kernel stack for user entries, and the address space.
+fn switch_user_state(prev: &ThreadRef, next: &ThreadRef) {
+    use x86_64::registers::control::Cr3;
+    use x86_64::registers::model_specific::FsBase;
+    if prev.task.get().is_some() {
+        prev.save_fpu();
+        prev.fs_base.store(FsBase::read().as_u64(), Ordering::Relaxed);
+    }
+    if let Some(top) = next.kstack_top() {
+        crate::arch::user::set_kernel_stack(top);
+    }
+    if next.task.get().is_some() {
+        next.restore_fpu();
+        FsBase::write(x86_64::VirtAddr::new(next.fs_base.load(Ordering::Relaxed)));
+    }
+    let want = match next.cr3.load(Ordering::Acquire) {
+        0 => crate::mm::paging::kernel_pml4(),
+        v => v,
+    };
+    let (cur, flags) = Cr3::read_raw();
+    if cur.start_address().as_u64() != want {
+        // SAFETY: `want` is a live PML4 (the kernel's, or one owned by next's process, which
+        // next keeps alive); all share the kernel half, so this code stays mapped.
+        unsafe {
+            Cr3::write_raw(x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(want)), flags);
+        }
+    }
 }
 
 /// Runs on the new thread right after a switch: marks the previous thread off-CPU and drops

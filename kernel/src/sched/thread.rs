@@ -31,6 +31,14 @@ pub struct Thread {
     joiners: WaitQueue,
     /// CPUs this thread may run on (bit n = CPU n; CPUs >= 64 follow bit 63).
     affinity: AtomicU64,
+    /// User-mode state, for threads that run a process.
+    pub task: spin::Once<Arc<crate::proc::Task>>,
+    /// Page-table root to run with (0: the kernel's).
+    pub cr3: AtomicU64,
+    /// User FS base (TLS), restored on every switch to this thread.
+    pub fs_base: AtomicU64,
+    /// SSE/x87 registers of a user thread, saved while it is switched out.
+    fpu: UnsafeCell<Option<Box<crate::arch::user::FpuState>>>,
 }
 
 // SAFETY: `saved_rsp` is only touched by the scheduler with the owning run-queue lock held
@@ -54,6 +62,10 @@ impl Thread {
             exited: AtomicBool::new(false),
             joiners: WaitQueue::new(),
             affinity: AtomicU64::new(u64::MAX),
+            task: spin::Once::new(),
+            cr3: AtomicU64::new(0),
+            fs_base: AtomicU64::new(0),
+            fpu: UnsafeCell::new(None),
         }
     }
 
@@ -80,6 +92,61 @@ impl Thread {
             *t.saved_rsp.get() = crate::arch::switch::init_stack(top, thread_entry, 0);
         }
         Some(t)
+    }
+
+    /// A thread that enters user mode with `frame` as soon as it first runs. The frame sits
+    /// at the top of its kernel stack, where every later user→kernel entry builds its own.
+    pub fn new_user(name: &str, frame: &crate::arch::idt::TrapFrame, fpu: crate::arch::user::FpuState) -> Option<ThreadRef> {
+        let stack = KernelStack::new(DEFAULT_STACK)?;
+        let top = stack.top();
+        let frame_at = top - core::mem::size_of::<crate::arch::idt::TrapFrame>() as u64;
+        let t = Arc::new(Self::alloc(name, percpu::cpu_id(), Some(stack)));
+        // SAFETY: the stack is freshly mapped and ours; the thread is not yet visible to any
+        // scheduler.
+        unsafe {
+            (frame_at as *mut crate::arch::idt::TrapFrame).write(*frame);
+            *t.fpu.get() = Some(Box::new(fpu));
+            *t.saved_rsp.get() = crate::arch::switch::init_stack(frame_at, user_thread_entry, frame_at);
+        }
+        Some(t)
+    }
+
+    /// Top of this thread's kernel stack (None for boot stacks).
+    pub fn kstack_top(&self) -> Option<u64> {
+        self.stack.as_ref().map(|s| s.top())
+    }
+
+    /// Saves the live SSE state into this thread (call on the CPU it runs on, at switch-out).
+    pub(crate) fn save_fpu(&self) {
+        // SAFETY: only the scheduler calls this, for the thread running on this CPU, with
+        // interrupts off.
+        if let Some(f) = unsafe { (*self.fpu.get()).as_mut() } {
+            f.save();
+        }
+    }
+
+    pub(crate) fn restore_fpu(&self) {
+        // SAFETY: as in `save_fpu`, for the thread about to run on this CPU.
+        if let Some(f) = unsafe { (*self.fpu.get()).as_ref() } {
+            f.restore();
+        }
+    }
+
+    /// A copy of the (saved) SSE state, for fork. Call from the thread itself.
+    pub fn fpu_snapshot(&self) -> crate::arch::user::FpuState {
+        let _irq = super::IrqOff::new();
+        self.save_fpu();
+        // SAFETY: interrupts are off and this is the running thread; nothing else touches it.
+        unsafe { (*self.fpu.get()).as_deref().cloned().unwrap_or_else(crate::arch::user::FpuState::initial) }
+    }
+
+    /// Resets the SSE state (execve).
+    pub fn reset_fpu(&self) {
+        let _irq = super::IrqOff::new();
+        let f = crate::arch::user::FpuState::initial();
+        f.restore();
+        // SAFETY: running thread, interrupts off.
+        unsafe { *self.fpu.get() = Some(Box::new(f)) };
     }
 
     pub fn state(&self) -> u64 {
@@ -151,6 +218,18 @@ extern "C" fn thread_entry(_arg: u64) -> ! {
         f();
     }
     exit_current()
+}
+
+extern "C" fn user_thread_entry(frame_at: u64) -> ! {
+    super::finish_switch();
+    // SAFETY: `new_user` placed a valid user frame at `frame_at`, the top of this thread's
+    // kernel stack, and the scheduler loaded this thread's address space.
+    unsafe { crate::arch::user::enter_user(frame_at as *const crate::arch::idt::TrapFrame) }
+}
+
+/// Starts a user thread created with [`Thread::new_user`].
+pub fn start_user_thread(t: &ThreadRef) {
+    super::start_new(t);
 }
 
 /// Ends the calling thread.

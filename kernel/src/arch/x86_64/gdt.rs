@@ -33,6 +33,7 @@ pub fn init_this_cpu() -> &'static mut TaskStateSegment {
     }
     let tss: &'static mut TaskStateSegment = Box::leak(tss);
     let tss_ptr: *const TaskStateSegment = tss;
+    super::percpu::current().tss.store(tss_ptr as u64, core::sync::atomic::Ordering::Release);
 
     let mut gdt = Box::new(GlobalDescriptorTable::<8>::new());
     let kcs = gdt.append(Descriptor::kernel_code_segment());

@@ -223,6 +223,9 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
     let v = frame.vector as usize;
     if v < 32 {
         exception(frame);
+        if frame.from_user() {
+            crate::proc::return_to_user_hook(frame);
+        }
         return;
     }
     let h = HANDLERS[v].load(Ordering::Acquire);
@@ -238,10 +241,32 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
     }
     // Preemption point: the timer (or a wake-up IPI) may have asked for a reschedule.
     crate::sched::preempt_on_irq_exit(frame);
+    if frame.from_user() {
+        crate::proc::return_to_user_hook(frame);
+    }
 }
 
 fn exception(frame: &mut TrapFrame) {
     let v = frame.vector as u8;
+    if v == 14 {
+        let cr2 = super::cpu::read_cr2();
+        let write = frame.error_code & 2 != 0;
+        let exec = frame.error_code & 16 != 0;
+        // User addresses: demand paging / copy-on-write, from user mode or a user copy.
+        if cr2 < crate::mm::uspace::USER_TOP && (frame.from_user() || super::uaccess::fixup_for(frame.rip).is_some()) {
+            if crate::proc::resolve_fault(cr2, write, exec) {
+                return;
+            }
+            if let Some(fix) = super::uaccess::fixup_for(frame.rip) {
+                frame.rip = fix;
+                return;
+            }
+        }
+    }
+    if frame.from_user() {
+        crate::proc::user_exception(frame);
+        return;
+    }
     if v == 2 {
         if crate::panic::is_panicking() {
             crate::panic::nmi_stop(frame);

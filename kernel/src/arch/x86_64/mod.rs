@@ -13,6 +13,8 @@ pub mod serial;
 pub mod smp;
 pub mod switch;
 pub mod tlb;
+pub mod uaccess;
+pub mod user;
 
 // The boot stub switches between Intel and AT&T syntax for one far jump.
 #[allow(bad_asm_style)]

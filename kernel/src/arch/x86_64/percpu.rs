@@ -35,6 +35,8 @@ pub struct PerCpu {
     /// The last exception report taken through a fixup (vector, rip, error code).
     pub last_fault: Cell<Option<(u8, u64, u64)>>,
     pub online: AtomicBool,
+    /// This CPU's TSS (for rsp0), set by `gdt::init_this_cpu`.
+    pub tss: AtomicU64,
 }
 
 static READY: AtomicBool = AtomicBool::new(false);
@@ -51,6 +53,7 @@ pub fn init_this_cpu(cpu_id: usize, apic_id: u32) -> &'static PerCpu {
         fault_fixup: Cell::new(None),
         last_fault: Cell::new(None),
         online: AtomicBool::new(true),
+        tss: AtomicU64::new(0),
     }));
     pc.self_ptr = pc as *const PerCpu;
     GsBase::write(VirtAddr::new(pc as *const PerCpu as u64));

@@ -194,6 +194,7 @@ extern "C" fn ap_entry(arg: u64) -> ! {
     percpu::init_this_cpu(index, apic_id);
     gdt::init_this_cpu();
     idt::load();
+    super::user::init_this_cpu();
     apic::init_this_cpu(feats.x2apic);
     apic::calibrate_against_tsc(10);
     crate::sched::init_this_cpu_idle();

@@ -1,0 +1,122 @@
+//! Checked access to user memory. Every copy between kernel and user space goes through
+//! `rep movsb` between two known labels; a page fault there is first offered to the process's
+//! address space (demand paging, copy-on-write) and, if it cannot be resolved, makes the copy
+//! return EFAULT instead of crashing the kernel. SMAP is lifted only around that instruction.
+
+use crate::errno::{Errno, KResult};
+use crate::mm::uspace::USER_TOP;
+
+core::arch::global_asm!(
+    r#"
+.section .text.uaccess, "ax"
+.global adros_uaccess_copy
+.global adros_uaccess_fault_start
+.global adros_uaccess_fault_end
+.global adros_uaccess_fixup
+/* rdi = dst, rsi = src, rdx = len; rax = 0 on success, 1 on an unresolvable fault */
+adros_uaccess_copy:
+    mov rcx, rdx
+    stac
+adros_uaccess_fault_start:
+    rep movsb
+adros_uaccess_fault_end:
+    clac
+    xor eax, eax
+    ret
+adros_uaccess_fixup:
+    clac
+    mov eax, 1
+    ret
+"#
+);
+
+unsafe extern "C" {
+    fn adros_uaccess_copy(dst: *mut u8, src: *const u8, len: usize) -> u64;
+    static adros_uaccess_fault_start: u8;
+    static adros_uaccess_fault_end: u8;
+    static adros_uaccess_fixup: u8;
+}
+
+/// If `rip` is the user-copy instruction, the address to resume at after an unresolvable fault.
+pub fn fixup_for(rip: u64) -> Option<u64> {
+    // SAFETY: only the addresses of the labels are taken.
+    let (s, e, f) = unsafe {
+        (
+            &adros_uaccess_fault_start as *const u8 as u64,
+            &adros_uaccess_fault_end as *const u8 as u64,
+            &adros_uaccess_fixup as *const u8 as u64,
+        )
+    };
+    (s..=e).contains(&rip).then_some(f)
+}
+
+fn check(addr: u64, len: usize) -> KResult<()> {
+    match addr.checked_add(len as u64) {
+        Some(end) if end <= USER_TOP => Ok(()),
+        _ => Err(Errno::EFAULT),
+    }
+}
+
+/// Copies `dst.len()` bytes from user address `src`.
+pub fn copy_from_user(dst: &mut [u8], src: u64) -> KResult<()> {
+    if dst.is_empty() {
+        return Ok(());
+    }
+    check(src, dst.len())?;
+    // SAFETY: `dst` is a valid kernel buffer; `src` is a user address whose faults are
+    // handled by the fixup above.
+    match unsafe { adros_uaccess_copy(dst.as_mut_ptr(), src as *const u8, dst.len()) } {
+        0 => Ok(()),
+        _ => Err(Errno::EFAULT),
+    }
+}
+
+/// Copies `src` to user address `dst`.
+pub fn copy_to_user(dst: u64, src: &[u8]) -> KResult<()> {
+    if src.is_empty() {
+        return Ok(());
+    }
+    check(dst, src.len())?;
+    // SAFETY: as in `copy_from_user`, the other way round.
+    match unsafe { adros_uaccess_copy(dst as *mut u8, src.as_ptr(), src.len()) } {
+        0 => Ok(()),
+        _ => Err(Errno::EFAULT),
+    }
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG beyond).
+pub fn read_cstr(addr: u64, max: usize) -> KResult<alloc::vec::Vec<u8>> {
+    let mut out = alloc::vec::Vec::new();
+    let mut at = addr;
+    loop {
+        let chunk = (4096 - (at % 4096)) as usize;
+        let mut buf = alloc::vec![0u8; chunk.min(max + 1 - out.len())];
+        copy_from_user(&mut buf, at)?;
+        if let Some(p) = buf.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..p]);
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf);
+        if out.len() > max {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        at += buf.len() as u64;
+    }
+}
+
+/// Reads a plain value from user memory.
+pub fn read_val<T: Copy + Default>(addr: u64) -> KResult<T> {
+    let mut v = T::default();
+    // SAFETY: `v` is a valid T; we fill its bytes from user memory (callers only use
+    // plain-old-data T: integers and repr(C) structs of integers).
+    let bytes = unsafe { core::slice::from_raw_parts_mut(&mut v as *mut T as *mut u8, core::mem::size_of::<T>()) };
+    copy_from_user(bytes, addr)?;
+    Ok(v)
+}
+
+/// Writes a plain value to user memory.
+pub fn write_val<T: Copy>(addr: u64, v: &T) -> KResult<()> {
+    // SAFETY: reading the bytes of a plain-old-data value.
+    let bytes = unsafe { core::slice::from_raw_parts(v as *const T as *const u8, core::mem::size_of::<T>()) };
+    copy_to_user(addr, bytes)
+}

@@ -1,0 +1,495 @@
+//! User address spaces: a PML4 per process sharing the kernel half, VMAs, demand-zero
+//! anonymous memory, copy-on-write after fork, and the user page-fault handler.
+//!
+//! File contents are copied into anonymous pages when a segment is loaded, so a page fault
+//! never has to block on a file system and can be served under the address-space spinlock.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use x86_64::structures::paging::{PageTable, PageTableFlags as F};
+
+use super::layout::KERNEL_PML4_FIRST;
+use super::phys::{self, phys_to_virt};
+use crate::errno::{Errno, KResult};
+use crate::sync::spin::IrqSpinLock;
+
+pub const PAGE: u64 = 4096;
+/// End of the user half (exclusive); the last page below it is never mapped.
+pub const USER_TOP: u64 = 0x0000_7fff_ffff_f000;
+pub const STACK_TOP: u64 = 0x0000_7fff_ffff_e000;
+pub const STACK_SIZE: u64 = 8 << 20;
+pub const MMAP_BASE: u64 = 0x0000_7f00_0000_0000;
+/// PTE software bit marking a copy-on-write page.
+const COW: F = F::BIT_9;
+
+pub const PROT_READ: u32 = 1;
+pub const PROT_WRITE: u32 = 2;
+pub const PROT_EXEC: u32 = 4;
+
+#[derive(Clone, Debug)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub prot: u32,
+    /// Shown in /proc/PID/maps ("[stack]", "[heap]", a path).
+    pub name: alloc::string::String,
+}
+
+impl Vma {
+    fn pte_flags(&self) -> F {
+        let mut f = F::PRESENT | F::USER_ACCESSIBLE;
+        if self.prot & PROT_WRITE != 0 {
+            f |= F::WRITABLE;
+        }
+        if self.prot & PROT_EXEC == 0 {
+            f |= F::NO_EXECUTE;
+        }
+        f
+    }
+}
+
+struct Inner {
+    vmas: BTreeMap<u64, Vma>,
+    brk_start: u64,
+    brk: u64,
+    mmap_hint: u64,
+}
+
+pub struct AddressSpace {
+    pml4: u64,
+    inner: IrqSpinLock<Inner>,
+}
+
+/// Owners of frames shared copy-on-write (absent = one owner).
+static SHARED: IrqSpinLock<BTreeMap<u64, u32>> = IrqSpinLock::new(BTreeMap::new());
+
+fn table(pa: u64) -> &'static mut PageTable {
+    // SAFETY: `pa` is a page-table frame owned by an address space whose lock the caller
+    // holds (or which is being built/torn down by its only owner); reached via the linear map.
+    unsafe { &mut *(phys_to_virt(pa) as *mut PageTable) }
+}
+
+/// Finds (optionally creating) the PTE for `va`.
+fn pte(pml4: u64, va: u64, create: bool) -> KResult<Option<&'static mut x86_64::structures::paging::page_table::PageTableEntry>> {
+    let idx = [(va >> 39) & 511, (va >> 30) & 511, (va >> 21) & 511, (va >> 12) & 511];
+    let mut t = table(pml4);
+    for &i in &idx[..3] {
+        let e = &mut t[i as usize];
+        if e.is_unused() {
+            if !create {
+                return Ok(None);
+            }
+            let f = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
+            e.set_addr(x86_64::PhysAddr::new(f), F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE);
+        }
+        if e.flags().contains(F::HUGE_PAGE) {
+            return Err(Errno::EFAULT);
+        }
+        t = table(e.addr().as_u64());
+    }
+    Ok(Some(&mut t[idx[3] as usize]))
+}
+
+fn share(frame: u64) {
+    let mut s = SHARED.lock();
+    *s.entry(frame).or_insert(1) += 1;
+}
+
+/// Drops one owner of `frame`; frees it when none remain.
+fn release(frame: u64) {
+    let last = {
+        let mut s = SHARED.lock();
+        match s.get_mut(&frame) {
+            Some(n) if *n > 2 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                s.remove(&frame);
+                false
+            }
+            None => true,
+        }
+    };
+    if last {
+        phys::free_frame(frame);
+    }
+}
+
+fn owners(frame: u64) -> u32 {
+    SHARED.lock().get(&frame).copied().unwrap_or(1)
+}
+
+fn flush(va: u64) {
+    crate::arch::tlb::shootdown(va);
+}
+
+impl AddressSpace {
+    /// An empty user half sharing the kernel half.
+    pub fn new() -> KResult<Self> {
+        let pml4 = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
+        let k = table(super::paging::kernel_pml4());
+        let t = table(pml4);
+        for i in KERNEL_PML4_FIRST..512 {
+            t[i] = k[i].clone();
+        }
+        Ok(Self { pml4, inner: IrqSpinLock::new(Inner { vmas: BTreeMap::new(), brk_start: 0, brk: 0, mmap_hint: MMAP_BASE }) })
+    }
+
+    pub fn pml4(&self) -> u64 {
+        self.pml4
+    }
+
+    /// Adds a VMA for `[start, end)`, replacing whatever was mapped there.
+    pub fn map_anon(&self, start: u64, end: u64, prot: u32, name: &str) -> KResult<()> {
+        if start % PAGE != 0 || end <= start || end > USER_TOP {
+            return Err(Errno::EINVAL);
+        }
+        self.unmap(start, end)?;
+        self.inner.lock().vmas.insert(start, Vma { start, end, prot, name: alloc::string::String::from(name) });
+        Ok(())
+    }
+
+    /// Adds a VMA over an unmapped range (the ELF loader; no existing pages are dropped).
+    pub fn map_anon_keep(&self, start: u64, end: u64, prot: u32, name: &str) -> KResult<()> {
+        if start % PAGE != 0 || end <= start || end > USER_TOP {
+            return Err(Errno::EINVAL);
+        }
+        self.inner.lock().vmas.insert(start, Vma { start, end, prot, name: alloc::string::String::from(name) });
+        Ok(())
+    }
+
+    /// ORs `prot` into the VMAs covering `[start, end)` (segments sharing an edge page).
+    pub fn add_prot(&self, start: u64, end: u64, prot: u32) {
+        let mut g = self.inner.lock();
+        for v in g.vmas.values_mut().filter(|v| v.start < end && v.end > start) {
+            v.prot |= prot;
+        }
+    }
+
+    /// Removes mappings in `[start, end)`, splitting VMAs at the edges.
+    pub fn unmap(&self, start: u64, end: u64) -> KResult<()> {
+        if start % PAGE != 0 || end < start || end > USER_TOP {
+            return Err(Errno::EINVAL);
+        }
+        let mut g = self.inner.lock();
+        let overlapping: Vec<u64> = g.vmas.range(..end).filter(|(_, v)| v.end > start).map(|(&k, _)| k).collect();
+        for k in overlapping {
+            let Some(v) = g.vmas.remove(&k) else { continue };
+            if v.start < start {
+                g.vmas.insert(v.start, Vma { end: start, ..v.clone() });
+            }
+            if v.end > end {
+                g.vmas.insert(end, Vma { start: end, ..v.clone() });
+            }
+        }
+        drop(g);
+        let mut va = start;
+        while va < end {
+            if let Ok(Some(e)) = pte(self.pml4, va, false) {
+                if !e.is_unused() {
+                    let f = e.addr().as_u64();
+                    e.set_unused();
+                    flush(va);
+                    release(f);
+                }
+            }
+            va += PAGE;
+        }
+        Ok(())
+    }
+
+    /// Changes protection of `[start, end)` (whole pages; VMAs split as needed).
+    pub fn protect(&self, start: u64, end: u64, prot: u32) -> KResult<()> {
+        if start % PAGE != 0 || end < start || end > USER_TOP {
+            return Err(Errno::EINVAL);
+        }
+        let mut g = self.inner.lock();
+        let keys: Vec<u64> = g.vmas.range(..end).filter(|(_, v)| v.end > start).map(|(&k, _)| k).collect();
+        let covered: u64 = keys.iter().filter_map(|k| g.vmas.get(k)).map(|v| v.end.min(end) - v.start.max(start)).sum();
+        if covered != end - start {
+            return Err(Errno::ENOMEM);
+        }
+        for k in keys {
+            let Some(v) = g.vmas.remove(&k) else { continue };
+            if v.start < start {
+                g.vmas.insert(v.start, Vma { end: start, ..v.clone() });
+            }
+            if v.end > end {
+                g.vmas.insert(end, Vma { start: end, ..v.clone() });
+            }
+            let mid = Vma { start: v.start.max(start), end: v.end.min(end), prot, ..v.clone() };
+            let flags = mid.pte_flags();
+            let mut va = mid.start;
+            while va < mid.end {
+                if let Ok(Some(e)) = pte(self.pml4, va, false) {
+                    if !e.is_unused() {
+                        let cow = e.flags().contains(COW);
+                        let mut f = flags;
+                        if cow {
+                            f = (f - F::WRITABLE) | COW;
+                        }
+                        let addr = e.addr();
+                        e.set_addr(addr, f);
+                        flush(va);
+                    }
+                }
+                va += PAGE;
+            }
+            g.vmas.insert(mid.start, mid);
+        }
+        Ok(())
+    }
+
+    /// A free range of `len` bytes for mmap (top-down from the last hint).
+    pub fn find_free(&self, len: u64) -> KResult<u64> {
+        let g = self.inner.lock();
+        let mut top = g.mmap_hint;
+        loop {
+            let start = top.checked_sub(len).ok_or(Errno::ENOMEM)? & !(PAGE - 1);
+            if start < 0x1_0000_0000 {
+                return Err(Errno::ENOMEM);
+            }
+            match g.vmas.range(..start + len).rev().find(|(_, v)| v.end > start) {
+                None => return Ok(start),
+                Some((_, v)) => top = v.start,
+            }
+        }
+    }
+
+    pub fn set_brk_start(&self, at: u64) {
+        let mut g = self.inner.lock();
+        g.brk_start = at;
+        g.brk = at;
+    }
+
+    /// `brk(2)`: returns the (possibly unchanged) break.
+    pub fn brk(&self, want: u64) -> u64 {
+        let (start, cur) = {
+            let g = self.inner.lock();
+            (g.brk_start, g.brk)
+        };
+        if want < start || want > start + (1 << 34) {
+            return cur;
+        }
+        let old_end = cur.next_multiple_of(PAGE);
+        let new_end = want.next_multiple_of(PAGE);
+        if new_end > old_end {
+            let clash = self.inner.lock().vmas.range(..new_end).any(|(_, v)| v.end > old_end && v.start < new_end && v.name != "[heap]");
+            if clash {
+                return cur;
+            }
+            // Extend (or create) the heap VMA.
+            let mut g = self.inner.lock();
+            let heap = g.vmas.values().find(|v| v.name == "[heap]").map(|v| v.start);
+            match heap {
+                Some(s) => {
+                    if let Some(v) = g.vmas.get_mut(&s) {
+                        v.end = new_end;
+                    }
+                }
+                None => {
+                    g.vmas.insert(start, Vma { start, end: new_end, prot: PROT_READ | PROT_WRITE, name: "[heap]".into() });
+                }
+            }
+        } else if new_end < old_end && self.unmap(new_end, old_end).is_ok() && new_end > start {
+            let mut g = self.inner.lock();
+            g.vmas.insert(start, Vma { start, end: new_end, prot: PROT_READ | PROT_WRITE, name: "[heap]".into() });
+        }
+        self.inner.lock().brk = want;
+        want
+    }
+
+    /// Resolves a fault at `va`. Ok if the access may now be retried.
+    pub fn handle_fault(&self, va: u64, write: bool, exec: bool) -> KResult<()> {
+        let _g = self.inner.lock();
+        let vma = _g.vmas.range(..=va).next_back().map(|(_, v)| v).filter(|v| va < v.end).ok_or(Errno::EFAULT)?;
+        if (write && vma.prot & PROT_WRITE == 0) || (exec && vma.prot & PROT_EXEC == 0) || vma.prot == 0 {
+            return Err(Errno::EFAULT);
+        }
+        let page = va & !(PAGE - 1);
+        let flags = vma.pte_flags();
+        let e = pte(self.pml4, page, true)?.ok_or(Errno::EFAULT)?;
+        if e.is_unused() {
+            let f = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
+            e.set_addr(x86_64::PhysAddr::new(f), flags);
+            return Ok(());
+        }
+        if write && e.flags().contains(COW) {
+            let old = e.addr().as_u64();
+            if owners(old) > 1 {
+                let new = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
+                // SAFETY: both frames are in the linear map; `new` is ours, `old` is only read.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(phys_to_virt(old) as *const u8, phys_to_virt(new) as *mut u8, PAGE as usize);
+                }
+                e.set_addr(x86_64::PhysAddr::new(new), flags);
+                release(old);
+            } else {
+                e.set_addr(x86_64::PhysAddr::new(old), flags);
+            }
+            flush(page);
+            return Ok(());
+        }
+        // Present and allowed by the VMA: bring the PTE up to the VMA's permissions (a
+        // segment widened after its page was first mapped), or it was a stale TLB entry.
+        let addr = e.addr();
+        e.set_addr(addr, flags);
+        flush(page);
+        Ok(())
+    }
+
+    /// Copies `data` into the address space at `va` (pages must be inside writable-or-not
+    /// VMAs; used by the ELF loader before the process runs). Faults pages in as needed.
+    pub fn write_bytes(&self, va: u64, data: &[u8]) -> KResult<()> {
+        let mut off = 0usize;
+        while off < data.len() {
+            let a = va + off as u64;
+            let page = a & !(PAGE - 1);
+            let frame = self.frame_for(page)?;
+            let in_page = (a - page) as usize;
+            let n = (PAGE as usize - in_page).min(data.len() - off);
+            // SAFETY: `frame` is a present user frame of this address space, reached through
+            // the linear map; the range stays inside it.
+            unsafe {
+                core::ptr::copy_nonoverlapping(data.as_ptr().add(off), (phys_to_virt(frame) as *mut u8).add(in_page), n);
+            }
+            off += n;
+        }
+        Ok(())
+    }
+
+    /// The frame backing `page`, faulting it in (for writing) if needed.
+    fn frame_for(&self, page: u64) -> KResult<u64> {
+        {
+            let _g = self.inner.lock();
+            if let Ok(Some(e)) = pte(self.pml4, page, false) {
+                if !e.is_unused() && !e.flags().contains(COW) {
+                    return Ok(e.addr().as_u64());
+                }
+            }
+        }
+        // Not present (or shared): resolve as a write fault, ignoring VMA write permission.
+        let _g = self.inner.lock();
+        _g.vmas.range(..=page).next_back().filter(|(_, v)| page < v.end).ok_or(Errno::EFAULT)?;
+        let e = pte(self.pml4, page, true)?.ok_or(Errno::EFAULT)?;
+        if e.is_unused() {
+            let f = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
+            let vma = _g.vmas.range(..=page).next_back().map(|(_, v)| v.clone()).ok_or(Errno::EFAULT)?;
+            e.set_addr(x86_64::PhysAddr::new(f), vma.pte_flags());
+            return Ok(f);
+        }
+        drop(_g);
+        self.handle_fault(page, true, false).or_else(|_| {
+            // Read-only VMA holding a COW page: break the sharing by hand.
+            let _g = self.inner.lock();
+            let e = pte(self.pml4, page, false)?.ok_or(Errno::EFAULT)?;
+            let old = e.addr().as_u64();
+            let new = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
+            // SAFETY: as in handle_fault.
+            unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(old) as *const u8, phys_to_virt(new) as *mut u8, PAGE as usize) };
+            let fl = (e.flags() - COW) - F::WRITABLE;
+            e.set_addr(x86_64::PhysAddr::new(new), fl);
+            release(old);
+            flush(page);
+            Ok(())
+        })?;
+        let _g = self.inner.lock();
+        Ok(pte(self.pml4, page, false)?.ok_or(Errno::EFAULT)?.addr().as_u64())
+    }
+
+    /// A copy-on-write duplicate (fork).
+    pub fn fork(&self) -> KResult<AddressSpace> {
+        let child = AddressSpace::new()?;
+        let g = self.inner.lock();
+        for v in g.vmas.values() {
+            let mut va = v.start;
+            while va < v.end {
+                if let Ok(Some(e)) = pte(self.pml4, va, false) {
+                    if !e.is_unused() {
+                        let frame = e.addr();
+                        let mut fl = e.flags();
+                        if fl.contains(F::WRITABLE) || fl.contains(COW) {
+                            fl = (fl - F::WRITABLE) | COW;
+                            e.set_flags(fl);
+                        }
+                        share(frame.as_u64());
+                        let ce = pte(child.pml4, va, true)?.ok_or(Errno::ENOMEM)?;
+                        ce.set_addr(frame, fl);
+                    }
+                }
+                va += PAGE;
+            }
+        }
+        {
+            let mut cg = child.inner.lock();
+            cg.vmas = g.vmas.clone();
+            cg.brk_start = g.brk_start;
+            cg.brk = g.brk;
+            cg.mmap_hint = g.mmap_hint;
+        }
+        drop(g);
+        // The parent's pages just became read-only: drop stale writable TLB entries.
+        crate::arch::tlb::shootdown(u64::MAX);
+        Ok(child)
+    }
+
+    pub fn vmas(&self) -> Vec<Vma> {
+        self.inner.lock().vmas.values().cloned().collect()
+    }
+
+    /// Checks that `[va, va+len)` lies in VMAs allowing `write` (for syscall argument checks).
+    pub fn check_range(&self, va: u64, len: u64, write: bool) -> bool {
+        let Some(end) = va.checked_add(len) else { return false };
+        if end > USER_TOP {
+            return false;
+        }
+        let g = self.inner.lock();
+        let mut at = va;
+        while at < end {
+            match g.vmas.range(..=at).next_back().map(|(_, v)| v).filter(|v| at < v.end) {
+                Some(v) if v.prot & PROT_READ != 0 && (!write || v.prot & PROT_WRITE != 0) => at = v.end,
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        // Free every user frame and user page-table frame (entries 0..256).
+        let root = table(self.pml4);
+        for i in 0..KERNEL_PML4_FIRST {
+            if root[i].is_unused() {
+                continue;
+            }
+            let pdpt_pa = root[i].addr().as_u64();
+            let pdpt = table(pdpt_pa);
+            for j in 0..512 {
+                if pdpt[j].is_unused() {
+                    continue;
+                }
+                let pd_pa = pdpt[j].addr().as_u64();
+                let pd = table(pd_pa);
+                for k in 0..512 {
+                    if pd[k].is_unused() {
+                        continue;
+                    }
+                    let pt_pa = pd[k].addr().as_u64();
+                    let pt = table(pt_pa);
+                    for l in 0..512 {
+                        if !pt[l].is_unused() {
+                            release(pt[l].addr().as_u64());
+                        }
+                    }
+                    phys::free_frame(pt_pa);
+                }
+                phys::free_frame(pd_pa);
+            }
+            phys::free_frame(pdpt_pa);
+        }
+        phys::free_frame(self.pml4);
+    }
+}

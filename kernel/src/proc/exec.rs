@@ -1,0 +1,155 @@
+//! execve: reading the executable (following `#!` up to 4 levels), building the new address
+//! space, and switching the calling process over to it.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use super::{Process, elf};
+use crate::arch::idt::TrapFrame;
+use crate::errno::{Errno, KResult};
+use crate::mm::uspace::AddressSpace;
+
+/// Files larger than this are refused (the image is read into memory whole).
+const MAX_IMAGE: u64 = 256 << 20;
+
+pub struct Image {
+    pub path: String,
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    pub data: Vec<u8>,
+    pub info: elf::ElfInfo,
+}
+
+fn read_all(f: &crate::fs::File) -> KResult<Vec<u8>> {
+    let st = f.stat()?;
+    if st.size > MAX_IMAGE {
+        return Err(Errno::ENOMEM);
+    }
+    let mut data = alloc::vec![0u8; st.size as usize];
+    let mut off = 0usize;
+    while off < data.len() {
+        let n = f.pread(&mut data[off..], off as u64)?;
+        if n == 0 {
+            break;
+        }
+        off += n;
+    }
+    data.truncate(off);
+    Ok(data)
+}
+
+impl Image {
+    /// Opens `path` (relative to `p`'s cwd or `dirfd`) and prepares it, resolving scripts.
+    pub fn load(p: &Process, path: &str, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<Image> {
+        Self::load_at(p, None, path, argv, envp)
+    }
+
+    pub fn load_at(p: &Process, base: Option<&Arc<crate::fs::File>>, path: &str, mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<Image> {
+        let ctx = p.fs_ctx();
+        let mut path = String::from(path);
+        let mut base = base.cloned();
+        for _ in 0..4 {
+            let f = crate::fs::open_at_file(&ctx, base.as_ref(), &path, 0, 0)?;
+            let st = f.stat()?;
+            if st.mode & 0o170000 != 0o100000 {
+                return Err(Errno::EACCES);
+            }
+            if crate::fs::access(&ctx, base.as_ref(), &path, 1).is_err() {
+                return Err(Errno::EACCES);
+            }
+            let data = read_all(&f)?;
+            if data.starts_with(b"#!") {
+                let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len()).min(255);
+                let line = core::str::from_utf8(&data[2..line_end]).map_err(|_| Errno::ENOEXEC)?.trim();
+                let (interp, arg) = match line.split_once(char::is_whitespace) {
+                    Some((i, a)) => (i.trim(), Some(a.trim())),
+                    None => (line, None),
+                };
+                if interp.is_empty() {
+                    return Err(Errno::ENOEXEC);
+                }
+                let mut new_argv = alloc::vec![interp.as_bytes().to_vec()];
+                if let Some(a) = arg.filter(|a| !a.is_empty()) {
+                    new_argv.push(a.as_bytes().to_vec());
+                }
+                new_argv.push(path.as_bytes().to_vec());
+                new_argv.extend(argv.into_iter().skip(1));
+                argv = new_argv;
+                path = String::from(interp);
+                base = None;
+                continue;
+            }
+            let info = elf::parse(&data)?;
+            return Ok(Image { path, argv, envp, data, info });
+        }
+        Err(Errno::ELOOP)
+    }
+
+    /// Builds a fresh address space for the image, installs it in `p`, and returns the
+    /// user frame to start it with.
+    pub fn install(self, p: &Arc<Process>) -> KResult<TrapFrame> {
+        let aspace = Arc::new(AddressSpace::new()?);
+        let ld = elf::load(&aspace, &self.data, &self.info)?;
+        aspace.set_brk_start(ld.brk.next_multiple_of(crate::mm::uspace::PAGE));
+        let creds = *p.creds.lock();
+        let rsp = elf::setup_stack(&aspace, &ld, &self.argv, &self.envp, self.path.as_bytes(), creds.uid, creds.gid)?;
+        *p.aspace.lock() = aspace;
+        *p.name.lock() = String::from(self.path.rsplit('/').next().unwrap_or(&self.path));
+        *p.cmdline.lock() = self.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        Ok(crate::arch::user::user_frame(ld.entry, rsp))
+    }
+}
+
+/// The `execve` system call: on success the calling thread continues in the new image.
+pub fn execve(frame: &mut TrapFrame, dirfd: Option<i32>, path: &str, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<()> {
+    let t = super::current_task().ok_or(Errno::EPERM)?;
+    let p = t.process.clone();
+    let base = match dirfd {
+        Some(fd) if fd != -100 && !path.starts_with('/') => Some(p.files.lock().get(fd)?),
+        _ => None,
+    };
+    let img = Image::load_at(&p, base.as_ref(), path, argv, envp)?;
+    if p.live_threads().len() > 1 {
+        // Other threads die (Linux's de_thread).
+        for o in p.live_threads() {
+            if o.tid != t.tid {
+                o.killed.store(true, Ordering::Release);
+                if let Some(th) = o.thread.get() {
+                    crate::sched::wake(th);
+                }
+            }
+        }
+    }
+    let new = img.install(&p)?;
+    // Switch this thread to the new address space now (the old one is freed when the
+    // last reference — possibly this CPU's CR3 — goes away).
+    let th = crate::sched::current();
+    th.cr3.store(p.aspace().pml4(), Ordering::Release);
+    {
+        let _irq = crate::sched::IrqOff::new();
+        // SAFETY: the new PML4 shares the kernel half; we keep running in the kernel.
+        unsafe {
+            x86_64::registers::control::Cr3::write(
+                x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(p.aspace().pml4())),
+                x86_64::registers::control::Cr3Flags::empty(),
+            );
+        }
+        x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(0));
+    }
+    th.fs_base.store(0, Ordering::Relaxed);
+    th.reset_fpu();
+    p.files.lock().close_on_exec();
+    p.sig.lock().reset_for_exec();
+    {
+        let mut s = t.sig.lock();
+        s.pending = 0;
+        s.altstack = (0, 0, 2);
+    }
+    t.clear_child_tid.store(0, Ordering::Relaxed);
+    p.vfork_released.store(true, Ordering::Release);
+    p.vfork_done.wake_all();
+    *frame = new;
+    Ok(())
+}

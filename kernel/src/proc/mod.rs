@@ -1,0 +1,464 @@
+//! Processes and their threads (tasks): creation from an executable, fork/clone, execve,
+//! exit and wait, signals, and the hooks the trap handlers call for user-mode faults.
+//!
+//! Lock order: a process's `children` lock → `state` lock → any thread's locks. Never hold
+//! a process lock while blocking.
+
+pub mod elf;
+pub mod exec;
+pub mod fd;
+pub mod signal;
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+use crate::arch::idt::TrapFrame;
+use crate::errno::{Errno, KResult};
+use crate::mm::uspace::AddressSpace;
+use crate::sched::wait::WaitQueue;
+use crate::sched::{self, ThreadRef};
+use crate::sync::spin::IrqSpinLock;
+
+pub use signal::SigState;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Creds {
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub egid: u32,
+}
+
+/// How a process ended, as `wait4` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(u8),
+    Signaled(u8),
+}
+
+impl ExitStatus {
+    /// The `wstatus` word.
+    pub fn wstatus(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => i32::from(c) << 8,
+            ExitStatus::Signaled(s) => i32::from(s),
+        }
+    }
+}
+
+pub struct Process {
+    pub pid: u32,
+    pub ppid: AtomicU32,
+    pub pgid: AtomicU32,
+    pub sid: AtomicU32,
+    pub aspace: IrqSpinLock<Arc<AddressSpace>>,
+    pub files: IrqSpinLock<fd::FdTable>,
+    pub fs: IrqSpinLock<Option<crate::fs::FsCtx>>,
+    pub creds: IrqSpinLock<Creds>,
+    pub children: IrqSpinLock<Vec<Arc<Process>>>,
+    pub threads: IrqSpinLock<Vec<Weak<Task>>>,
+    pub exit: IrqSpinLock<Option<ExitStatus>>,
+    /// Set once every thread has gone: the process is a zombie until reaped.
+    pub zombie: AtomicBool,
+    /// The parent sleeps here in wait4; children wake it when they change state.
+    pub child_event: WaitQueue,
+    pub sig: IrqSpinLock<signal::Actions>,
+    pub name: IrqSpinLock<String>,
+    pub cmdline: IrqSpinLock<Vec<String>>,
+    pub start_ns: u64,
+    pub exit_code_for_group: AtomicI32,
+    /// vfork/CLONE_VFORK parents wait here until the child execs or exits.
+    pub vfork_done: WaitQueue,
+    pub vfork_released: AtomicBool,
+}
+
+/// A user thread: the process it belongs to and its per-thread state.
+pub struct Task {
+    pub tid: u32,
+    pub process: Arc<Process>,
+    pub sig: IrqSpinLock<SigState>,
+    pub clear_child_tid: AtomicU64,
+    /// Set when the thread must die at its next return to user mode (exit_group, fatal signal).
+    pub killed: AtomicBool,
+    pub thread: spin::Once<ThreadRef>,
+}
+
+static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+static PROCS: IrqSpinLock<BTreeMap<u32, Weak<Process>>> = IrqSpinLock::new(BTreeMap::new());
+static TASKS: IrqSpinLock<BTreeMap<u32, Weak<Task>>> = IrqSpinLock::new(BTreeMap::new());
+
+/// Called when pid 1 exits (the boot code powers off or reports).
+static INIT_EXIT: spin::Once<fn(ExitStatus)> = spin::Once::new();
+
+pub fn on_init_exit(f: fn(ExitStatus)) {
+    INIT_EXIT.call_once(|| f);
+}
+
+fn alloc_pid() -> u32 {
+    NEXT_PID.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn process(pid: u32) -> Option<Arc<Process>> {
+    PROCS.lock().get(&pid).and_then(|w| w.upgrade())
+}
+
+pub fn task(tid: u32) -> Option<Arc<Task>> {
+    TASKS.lock().get(&tid).and_then(|w| w.upgrade())
+}
+
+pub fn all_processes() -> Vec<Arc<Process>> {
+    PROCS.lock().values().filter_map(|w| w.upgrade()).collect()
+}
+
+/// The calling thread's task, if it runs a process.
+pub fn current_task() -> Option<Arc<Task>> {
+    sched::current().task.get().cloned()
+}
+
+pub fn current_process() -> Option<Arc<Process>> {
+    current_task().map(|t| t.process.clone())
+}
+
+impl Process {
+    fn new(pid: u32, ppid: u32, aspace: Arc<AddressSpace>, name: &str) -> Arc<Process> {
+        let p = Arc::new(Process {
+            pid,
+            ppid: AtomicU32::new(ppid),
+            pgid: AtomicU32::new(pid),
+            sid: AtomicU32::new(pid),
+            aspace: IrqSpinLock::new(aspace),
+            files: IrqSpinLock::new(fd::FdTable::new()),
+            fs: IrqSpinLock::new(None),
+            creds: IrqSpinLock::new(Creds::default()),
+            children: IrqSpinLock::new(Vec::new()),
+            threads: IrqSpinLock::new(Vec::new()),
+            exit: IrqSpinLock::new(None),
+            zombie: AtomicBool::new(false),
+            child_event: WaitQueue::new(),
+            sig: IrqSpinLock::new(signal::Actions::default()),
+            name: IrqSpinLock::new(String::from(name)),
+            cmdline: IrqSpinLock::new(Vec::new()),
+            start_ns: crate::time::now_ns(),
+            exit_code_for_group: AtomicI32::new(-1),
+            vfork_done: WaitQueue::new(),
+            vfork_released: AtomicBool::new(false),
+        });
+        PROCS.lock().insert(pid, Arc::downgrade(&p));
+        p
+    }
+
+    pub fn aspace(&self) -> Arc<AddressSpace> {
+        self.aspace.lock().clone()
+    }
+
+    pub fn fs_ctx(&self) -> crate::fs::FsCtx {
+        self.fs.lock().clone().unwrap_or_else(crate::fs::FsCtx::root_ctx)
+    }
+
+    pub fn live_threads(&self) -> Vec<Arc<Task>> {
+        self.threads.lock().iter().filter_map(|w| w.upgrade()).collect()
+    }
+
+    pub fn parent(&self) -> Option<Arc<Process>> {
+        process(self.ppid.load(Ordering::Relaxed))
+    }
+}
+
+impl Task {
+    fn new(tid: u32, process: Arc<Process>, sig: SigState) -> Arc<Task> {
+        let t = Arc::new(Task {
+            tid,
+            process: process.clone(),
+            sig: IrqSpinLock::new(sig),
+            clear_child_tid: AtomicU64::new(0),
+            killed: AtomicBool::new(false),
+            thread: spin::Once::new(),
+        });
+        process.threads.lock().push(Arc::downgrade(&t));
+        TASKS.lock().insert(tid, Arc::downgrade(&t));
+        t
+    }
+}
+
+/// Creates a kernel thread for `task` that enters user mode with `frame`.
+fn start_task(task: &Arc<Task>, frame: &TrapFrame, fpu: crate::arch::user::FpuState, fs_base: u64) -> KResult<()> {
+    let name = task.process.name.lock().clone();
+    let t = crate::sched::Thread::new_user(&name, frame, fpu).ok_or(Errno::ENOMEM)?;
+    t.cr3.store(task.process.aspace().pml4(), Ordering::Release);
+    t.fs_base.store(fs_base, Ordering::Relaxed);
+    t.task.call_once(|| task.clone());
+    task.thread.call_once(|| t.clone());
+    sched::start_user_thread(&t);
+    Ok(())
+}
+
+/// Starts pid 1 from `path` with `argv`/`envp`.
+pub fn spawn_init(path: &str, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<u32> {
+    let pid = alloc_pid();
+    let aspace = Arc::new(AddressSpace::new()?);
+    let p = Process::new(pid, 0, aspace, path.rsplit('/').next().unwrap_or(path));
+    *p.fs.lock() = Some(crate::fs::FsCtx::root_ctx());
+    fd::open_console_stdio(&p)?;
+    let task = Task::new(pid, p.clone(), SigState::default());
+    let image = exec::Image::load(&p, path, argv, envp)?;
+    let frame = image.install(&p)?;
+    start_task(&task, &frame, crate::arch::user::FpuState::initial(), 0)?;
+    Ok(pid)
+}
+
+/// `fork`/`vfork`/`clone` without CLONE_VM: a copy of the calling process.
+pub fn fork(frame: &TrapFrame, child_stack: u64, tls: Option<u64>, flags: u64) -> KResult<(Arc<Process>, Arc<Task>)> {
+    let me = current_task().ok_or(Errno::EPERM)?;
+    let parent = me.process.clone();
+    let aspace = Arc::new(parent.aspace().fork()?);
+    let pid = alloc_pid();
+    let child = Process::new(pid, parent.pid, aspace, &parent.name.lock().clone());
+    child.pgid.store(parent.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
+    child.sid.store(parent.sid.load(Ordering::Relaxed), Ordering::Relaxed);
+    *child.files.lock() = parent.files.lock().clone_table();
+    *child.fs.lock() = parent.fs.lock().clone();
+    *child.creds.lock() = *parent.creds.lock();
+    *child.sig.lock() = parent.sig.lock().clone();
+    *child.cmdline.lock() = parent.cmdline.lock().clone();
+    parent.children.lock().push(child.clone());
+    let sig = me.sig.lock().fork_child();
+    let task = Task::new(pid, child.clone(), sig);
+    let mut cf = *frame;
+    cf.rax = 0;
+    if child_stack != 0 {
+        cf.rsp = child_stack;
+    }
+    let fpu = sched::current().fpu_snapshot();
+    let fs_base = match tls {
+        Some(t) => t,
+        None => x86_64::registers::model_specific::FsBase::read().as_u64(),
+    };
+    let _ = flags;
+    start_task(&task, &cf, fpu, fs_base)?;
+    Ok((child, task))
+}
+
+/// `clone` with CLONE_VM|CLONE_THREAD: a new thread in the calling process.
+pub fn clone_thread(frame: &TrapFrame, child_stack: u64, tls: Option<u64>, child_tid_clear: Option<u64>) -> KResult<Arc<Task>> {
+    let me = current_task().ok_or(Errno::EPERM)?;
+    let tid = alloc_pid();
+    let sig = me.sig.lock().fork_child();
+    let task = Task::new(tid, me.process.clone(), sig);
+    if let Some(a) = child_tid_clear {
+        task.clear_child_tid.store(a, Ordering::Relaxed);
+    }
+    let mut cf = *frame;
+    cf.rax = 0;
+    if child_stack != 0 {
+        cf.rsp = child_stack;
+    }
+    let fpu = sched::current().fpu_snapshot();
+    let fs_base = tls.unwrap_or_else(|| x86_64::registers::model_specific::FsBase::read().as_u64());
+    start_task(&task, &cf, fpu, fs_base)?;
+    Ok(task)
+}
+
+/// Ends the calling thread; the last thread out turns the process into a zombie.
+pub fn exit_thread(status: ExitStatus) -> ! {
+    if let Some(me) = current_task() {
+        let addr = me.clear_child_tid.swap(0, Ordering::Relaxed);
+        if addr != 0 {
+            let _ = crate::arch::uaccess::write_val(addr, &0u32);
+            crate::syscall::futex::wake(addr, 1);
+        }
+        let p = me.process.clone();
+        {
+            let mut ex = p.exit.lock();
+            if ex.is_none() {
+                *ex = Some(status);
+            }
+        }
+        TASKS.lock().remove(&me.tid);
+        let last = {
+            let mut th = p.threads.lock();
+            th.retain(|w| w.upgrade().is_some_and(|t| t.tid != me.tid));
+            th.is_empty()
+        };
+        drop(me);
+        if last {
+            finish_process(&p);
+        }
+    }
+    sched::exit_current()
+}
+
+/// `exit_group`: every thread of the process dies.
+pub fn exit_group(status: ExitStatus) -> ! {
+    if let Some(me) = current_task() {
+        let p = me.process.clone();
+        {
+            let mut ex = p.exit.lock();
+            if ex.is_none() {
+                *ex = Some(status);
+            }
+        }
+        for t in p.live_threads() {
+            if t.tid != me.tid {
+                t.killed.store(true, Ordering::Release);
+                if let Some(th) = t.thread.get() {
+                    sched::wake(th);
+                }
+            }
+        }
+    }
+    exit_thread(status)
+}
+
+/// Last thread gone: close files, release memory, reparent children, notify the parent.
+fn finish_process(p: &Arc<Process>) {
+    p.files.lock().close_all();
+    *p.fs.lock() = None;
+    let status = p.exit.lock().unwrap_or(ExitStatus::Exited(0));
+    // Orphans go to init (pid 1).
+    let kids: Vec<Arc<Process>> = core::mem::take(&mut *p.children.lock());
+    if !kids.is_empty() {
+        let init = process(1);
+        for k in kids {
+            k.ppid.store(1, Ordering::Relaxed);
+            if let Some(i) = &init {
+                if i.pid != p.pid {
+                    i.children.lock().push(k);
+                }
+            }
+        }
+        if let Some(i) = init {
+            i.child_event.wake_all();
+        }
+    }
+    p.zombie.store(true, Ordering::Release);
+    p.vfork_done.wake_all();
+    if p.pid == 1 {
+        if let Some(f) = INIT_EXIT.get() {
+            f(status);
+        }
+    }
+    if let Some(parent) = p.parent() {
+        signal::send_process(&parent, signal::SIGCHLD);
+        parent.child_event.wake_all();
+    }
+}
+
+/// `wait4`: reaps a zombie child (pid > 0: that one; -1: any). Returns (pid, status), or
+/// None with WNOHANG when no child has exited yet.
+pub fn wait_child(pid: i64, nohang: bool) -> KResult<Option<(u32, ExitStatus)>> {
+    let me = current_process().ok_or(Errno::ECHILD)?;
+    loop {
+        let mut found = None;
+        let mut any = false;
+        {
+            let mut kids = me.children.lock();
+            for (i, k) in kids.iter().enumerate() {
+                let matches = match pid {
+                    -1 => true,
+                    p if p > 0 => k.pid as i64 == p,
+                    0 => k.pgid.load(Ordering::Relaxed) == me.pgid.load(Ordering::Relaxed),
+                    p => k.pgid.load(Ordering::Relaxed) as i64 == -p,
+                };
+                if !matches {
+                    continue;
+                }
+                any = true;
+                if k.zombie.load(Ordering::Acquire) {
+                    found = Some(i);
+                    break;
+                }
+            }
+            if let Some(i) = found {
+                let k = kids.remove(i);
+                let st = k.exit.lock().unwrap_or(ExitStatus::Exited(0));
+                PROCS.lock().remove(&k.pid);
+                return Ok(Some((k.pid, st)));
+            }
+        }
+        if !any {
+            return Err(Errno::ECHILD);
+        }
+        if nohang {
+            return Ok(None);
+        }
+        let me2 = me.clone();
+        let interrupted = {
+            let mut intr = false;
+            me.child_event.wait_until(
+                || {
+                    if signal::pending_for_current() {
+                        intr = true;
+                        return true;
+                    }
+                    me2.children.lock().iter().any(|k| k.zombie.load(Ordering::Acquire))
+                },
+                None,
+            );
+            intr
+        };
+        if interrupted {
+            return Err(Errno::EINTR);
+        }
+    }
+}
+
+/// Page fault on a user address (from user mode or a user copy). True if resolved.
+pub fn resolve_fault(addr: u64, write: bool, exec: bool) -> bool {
+    let Some(t) = sched::current().task.get().cloned() else { return false };
+    let a = t.process.aspace();
+    a.handle_fault(addr, write, exec).is_ok()
+}
+
+/// A CPU exception in user mode: turn it into a signal.
+pub fn user_exception(frame: &mut TrapFrame) {
+    let sig = match frame.vector {
+        0 | 16 | 19 => signal::SIGFPE,
+        6 => signal::SIGILL,
+        3 => signal::SIGTRAP,
+        13 | 14 | 12 | 11 => signal::SIGSEGV,
+        17 => signal::SIGBUS,
+        _ => signal::SIGSEGV,
+    };
+    if let Some(t) = current_task() {
+        log::debug!(
+            "pid {} ({}): {} at rip {:#x} addr {:#x} -> signal {}",
+            t.process.pid,
+            t.process.name.lock().clone(),
+            crate::arch::idt::EXCEPTION_NAMES.get(frame.vector as usize).copied().unwrap_or("?"),
+            frame.rip,
+            crate::arch::cpu::read_cr2(),
+            sig
+        );
+        signal::force(&t, sig);
+    }
+}
+
+/// On every return to user mode: die if killed, deliver pending signals.
+pub fn return_to_user_hook(frame: &mut TrapFrame) {
+    let Some(t) = sched::current().task.get().cloned() else { return };
+    if t.killed.load(Ordering::Acquire) {
+        let st = t.process.exit.lock().unwrap_or(ExitStatus::Signaled(signal::SIGKILL as u8));
+        drop(t);
+        exit_thread(st);
+    }
+    signal::deliver(&t, frame);
+}
+
+/// Fills `buf` with random bytes (RDSEED/RDRAND, else a TSC-seeded generator).
+pub fn random_bytes(buf: &mut [u8]) {
+    static STATE: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
+    for chunk in buf.chunks_mut(8) {
+        let v = crate::arch::cpu::hw_random().unwrap_or_else(|| {
+            let mut x = STATE.load(Ordering::Relaxed) ^ crate::arch::cpu::rdtsc();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            STATE.store(x, Ordering::Relaxed);
+            x
+        });
+        chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
+    }
+}

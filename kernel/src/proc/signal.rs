@@ -1,0 +1,373 @@
+//! Signals: actions per process, mask and pending set per thread, delivery on the way back
+//! to user mode through a Linux-compatible `rt_sigframe`, and `rt_sigreturn`.
+
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+
+use super::{ExitStatus, Process, Task};
+use crate::arch::idt::TrapFrame;
+use crate::arch::uaccess::{copy_from_user, copy_to_user, read_val, write_val};
+use crate::errno::{Errno, KResult};
+
+pub const SIGHUP: u32 = 1;
+pub const SIGINT: u32 = 2;
+pub const SIGQUIT: u32 = 3;
+pub const SIGILL: u32 = 4;
+pub const SIGTRAP: u32 = 5;
+pub const SIGABRT: u32 = 6;
+pub const SIGBUS: u32 = 7;
+pub const SIGFPE: u32 = 8;
+pub const SIGKILL: u32 = 9;
+pub const SIGUSR1: u32 = 10;
+pub const SIGSEGV: u32 = 11;
+pub const SIGUSR2: u32 = 12;
+pub const SIGPIPE: u32 = 13;
+pub const SIGALRM: u32 = 14;
+pub const SIGTERM: u32 = 15;
+pub const SIGCHLD: u32 = 17;
+pub const SIGCONT: u32 = 18;
+pub const SIGSTOP: u32 = 19;
+pub const SIGTSTP: u32 = 20;
+pub const SIGTTIN: u32 = 21;
+pub const SIGTTOU: u32 = 22;
+pub const SIGURG: u32 = 23;
+pub const SIGWINCH: u32 = 28;
+
+pub const SA_SIGINFO: u64 = 4;
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+pub const SA_RESTORER: u64 = 0x0400_0000;
+pub const SA_RESTART: u64 = 0x1000_0000;
+pub const SA_NODEFER: u64 = 0x4000_0000;
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+
+pub const SIG_DFL: u64 = 0;
+pub const SIG_IGN: u64 = 1;
+
+fn bit(sig: u32) -> u64 {
+    1u64 << (sig - 1)
+}
+
+/// The kernel's `struct sigaction` (x86_64): handler, flags, restorer, mask.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+#[derive(Clone)]
+pub struct Actions(pub [SigAction; 64]);
+
+impl Default for Actions {
+    fn default() -> Self {
+        Actions([SigAction::default(); 64])
+    }
+}
+
+impl Actions {
+    pub fn get(&self, sig: u32) -> SigAction {
+        self.0.get(sig as usize - 1).copied().unwrap_or_default()
+    }
+    /// execve: caught signals revert to default; ignored stay ignored.
+    pub fn reset_for_exec(&mut self) {
+        for a in self.0.iter_mut() {
+            if a.handler != SIG_IGN {
+                *a = SigAction::default();
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Default, Debug)]
+pub struct SigState {
+    pub mask: u64,
+    pub pending: u64,
+    /// The faulting address for a pending SIGSEGV/SIGBUS.
+    pub fault_addr: u64,
+    pub altstack: (u64, u64, i32),
+    /// The mask to restore after a handler that interrupted `rt_sigsuspend`.
+    pub restore_mask: Option<u64>,
+}
+
+impl SigState {
+    pub fn fork_child(&self) -> SigState {
+        SigState { mask: self.mask, pending: 0, fault_addr: 0, altstack: self.altstack, restore_mask: None }
+    }
+}
+
+pub fn valid(sig: u32) -> bool {
+    (1..=64).contains(&sig)
+}
+
+enum Default_ {
+    Terminate,
+    Ignore,
+    Stop,
+    Continue,
+}
+
+fn default_action(sig: u32) -> Default_ {
+    match sig {
+        SIGCHLD | SIGURG | SIGWINCH => Default_::Ignore,
+        SIGCONT => Default_::Continue,
+        SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => Default_::Stop,
+        _ => Default_::Terminate,
+    }
+}
+
+/// Marks `sig` pending on one thread and wakes it so a blocking call can return EINTR.
+pub fn send_task(t: &Arc<Task>, sig: u32) {
+    if sig == 0 {
+        return;
+    }
+    // An ignored signal that is not blocked is discarded, as on Linux (it must not make a
+    // blocking call return EINTR).
+    if is_ignored(&t.process, sig) && t.sig.lock().mask & bit(sig) == 0 {
+        return;
+    }
+    t.sig.lock().pending |= bit(sig);
+    if sig == SIGKILL {
+        t.killed.store(true, Ordering::Release);
+        let mut ex = t.process.exit.lock();
+        if ex.is_none() {
+            *ex = Some(ExitStatus::Signaled(SIGKILL as u8));
+        }
+    }
+    if let Some(th) = t.thread.get() {
+        crate::sched::wake(th);
+    }
+}
+
+/// True if delivering `sig` to `p` would do nothing.
+pub fn is_ignored(p: &Process, sig: u32) -> bool {
+    if sig == SIGKILL || sig == SIGSTOP {
+        return false;
+    }
+    let a = p.sig.lock().get(sig);
+    a.handler == SIG_IGN || (a.handler == SIG_DFL && matches!(default_action(sig), Default_::Ignore))
+}
+
+/// Process-directed signal: the first thread not blocking it (else the first thread).
+pub fn send_process(p: &Arc<Process>, sig: u32) {
+    let threads = p.live_threads();
+    let pick = threads.iter().find(|t| t.sig.lock().mask & bit(sig) == 0).or(threads.first()).cloned();
+    if let Some(t) = pick {
+        if sig == SIGKILL {
+            for other in &threads {
+                send_task(other, SIGKILL);
+            }
+        } else {
+            send_task(&t, sig);
+        }
+    }
+}
+
+/// A synchronous fault signal: it cannot be blocked or ignored.
+pub fn force(t: &Arc<Task>, sig: u32) {
+    {
+        let mut s = t.sig.lock();
+        s.mask &= !bit(sig);
+        s.pending |= bit(sig);
+        s.fault_addr = crate::arch::cpu::read_cr2();
+    }
+    let mut acts = t.process.sig.lock();
+    let a = acts.get(sig);
+    if a.handler == SIG_IGN {
+        acts.0[sig as usize - 1].handler = SIG_DFL;
+    }
+}
+
+/// True if the calling thread has a deliverable signal (blocking calls return EINTR).
+pub fn pending_for_current() -> bool {
+    match super::current_task() {
+        Some(t) => {
+            if t.killed.load(Ordering::Acquire) {
+                return true;
+            }
+            let s = *t.sig.lock();
+            s.pending & !s.mask != 0
+        }
+        None => false,
+    }
+}
+
+// rt_sigframe layout (Linux x86_64).
+const UC_OFF: u64 = 8; // after pretcode
+const UC_MCONTEXT: u64 = 40; // uc_flags, uc_link, uc_stack(24)
+const UC_SIGMASK: u64 = UC_MCONTEXT + 256;
+const UC_SIZE: u64 = UC_SIGMASK + 8 + 128; // + spare room glibc expects for its sigset
+const INFO_OFF: u64 = UC_OFF + UC_SIZE;
+const FRAME_SIZE: u64 = INFO_OFF + 128;
+
+fn sigcontext(f: &TrapFrame, mask: u64, fpstate: u64, err_trap: (u64, u64), cr2: u64) -> [u64; 32] {
+    let mut c = [0u64; 32];
+    let regs = [f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.rdi, f.rsi, f.rbp, f.rbx, f.rdx, f.rax, f.rcx, f.rsp, f.rip, f.rflags];
+    c[..18].copy_from_slice(&regs);
+    c[18] = (f.cs & 0xffff) | ((f.ss & 0xffff) << 48);
+    c[19] = err_trap.0;
+    c[20] = err_trap.1;
+    c[21] = mask;
+    c[22] = cr2;
+    c[23] = fpstate;
+    c
+}
+
+/// Delivers one pending, unblocked signal (if any) by rewriting `frame`.
+pub fn deliver(t: &Arc<Task>, frame: &mut TrapFrame) {
+    deliver_one(t, frame);
+    // rt_sigsuspend's temporary mask ends once the wait is over, handler or not.
+    let mut s = t.sig.lock();
+    if let Some(m) = s.restore_mask.take() {
+        s.mask = m;
+    }
+}
+
+fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) {
+    let (sig, mask, fault_addr) = {
+        let mut s = t.sig.lock();
+        let ready = s.pending & !s.mask;
+        if ready == 0 {
+            return;
+        }
+        // The frame records the mask to return to: the pre-sigsuspend one if any.
+        let frame_mask = s.restore_mask.take().unwrap_or(s.mask);
+        let sig = ready.trailing_zeros() + 1;
+        s.pending &= !bit(sig);
+        s.mask = frame_mask;
+        (sig, frame_mask, s.fault_addr)
+    };
+
+    let act = t.process.sig.lock().get(sig);
+    match act.handler {
+        SIG_IGN if sig != SIGKILL && sig != SIGSTOP => return,
+        SIG_DFL | SIG_IGN => match default_action(sig) {
+            Default_::Ignore | Default_::Continue => return,
+            Default_::Stop => {
+                // Job control stops are not implemented yet: treat as ignored.
+                log::debug!("pid {}: stop signal {sig} ignored (job control not implemented)", t.process.pid);
+                return;
+            }
+            Default_::Terminate => {
+                let p = t.process.clone();
+                drop(p);
+                super::exit_group(ExitStatus::Signaled(sig as u8));
+            }
+        },
+        _ => {}
+    }
+    // Restart or fail an interrupted system call.
+    if frame.vector == crate::arch::user::SYSCALL_VECTOR {
+        let ret = frame.rax as i64;
+        if ret == -(Errno::ERESTARTSYS as i64) {
+            if act.flags & SA_RESTART != 0 {
+                frame.rax = frame.error_code; // the original syscall number
+                frame.rip -= 2;
+            } else {
+                frame.rax = Errno::EINTR.to_ret();
+            }
+        }
+    }
+    if setup_frame(t, frame, sig, &act, mask, fault_addr).is_err() {
+        // Cannot build the frame (bad stack): the process dies of SIGSEGV.
+        super::exit_group(ExitStatus::Signaled(SIGSEGV as u8));
+    }
+    let mut s = t.sig.lock();
+    s.mask |= act.mask;
+    if act.flags & SA_NODEFER == 0 {
+        s.mask |= bit(sig);
+    }
+    s.mask &= !(bit(SIGKILL) | bit(SIGSTOP));
+    if act.flags & SA_RESETHAND != 0 {
+        t.process.sig.lock().0[sig as usize - 1] = SigAction::default();
+    }
+}
+
+fn setup_frame(t: &Arc<Task>, frame: &mut TrapFrame, sig: u32, act: &SigAction, mask: u64, fault_addr: u64) -> KResult<()> {
+    let (ss_sp, ss_size, _) = t.sig.lock().altstack;
+    let mut sp = if act.flags & SA_ONSTACK != 0 && ss_size != 0 && !(ss_sp..ss_sp + ss_size).contains(&frame.rsp) {
+        ss_sp + ss_size
+    } else {
+        frame.rsp - 128 // red zone
+    };
+    // FXSAVE area.
+    sp = (sp - 512) & !63;
+    let fp_at = sp;
+    let fpu = crate::sched::current().fpu_snapshot();
+    copy_to_user(fp_at, &fpu.0)?;
+    // The frame, so that the handler starts with rsp % 16 == 8 (as after a call).
+    sp = ((sp - FRAME_SIZE) & !15) - 8;
+    let base = sp;
+    let restorer = if act.flags & SA_RESTORER != 0 { act.restorer } else { 0 };
+    write_val(base, &restorer)?;
+    // ucontext: flags, link, stack, mcontext, sigmask
+    write_val(base + UC_OFF, &0u64)?;
+    write_val(base + UC_OFF + 8, &0u64)?;
+    let (a_sp, a_size, a_flags) = t.sig.lock().altstack;
+    write_val(base + UC_OFF + 16, &a_sp)?;
+    write_val(base + UC_OFF + 24, &(a_flags as u64))?;
+    write_val(base + UC_OFF + 32, &a_size)?;
+    let cr2 = if sig == SIGSEGV || sig == SIGBUS { fault_addr } else { 0 };
+    let sc = sigcontext(frame, mask, fp_at, (frame.error_code, frame.vector), cr2);
+    let bytes: alloc::vec::Vec<u8> = sc.iter().flat_map(|w| w.to_le_bytes()).collect();
+    copy_to_user(base + UC_OFF + UC_MCONTEXT, &bytes)?;
+    write_val(base + UC_OFF + UC_SIGMASK, &mask)?;
+    // siginfo
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&(sig as i32).to_le_bytes());
+    if sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE {
+        info[16..24].copy_from_slice(&fault_addr.to_le_bytes());
+    }
+    copy_to_user(base + INFO_OFF, &info)?;
+    frame.rsp = base;
+    frame.rip = act.handler;
+    frame.rdi = u64::from(sig);
+    frame.rsi = base + INFO_OFF;
+    frame.rdx = base + UC_OFF;
+    frame.rax = 0;
+    frame.rflags &= !(1 << 10); // DF clear
+    Ok(())
+}
+
+/// `rt_sigreturn`: restores the context saved by `setup_frame`.
+pub fn sigreturn(frame: &mut TrapFrame) -> KResult<u64> {
+    let t = super::current_task().ok_or(Errno::EPERM)?;
+    let base = frame.rsp - 8; // the handler's `ret` popped pretcode
+    let mut raw = [0u8; 256];
+    copy_from_user(&mut raw, base + UC_OFF + UC_MCONTEXT)?;
+    let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    let mask: u64 = read_val(base + UC_OFF + UC_SIGMASK)?;
+    frame.r8 = w(0);
+    frame.r9 = w(1);
+    frame.r10 = w(2);
+    frame.r11 = w(3);
+    frame.r12 = w(4);
+    frame.r13 = w(5);
+    frame.r14 = w(6);
+    frame.r15 = w(7);
+    frame.rdi = w(8);
+    frame.rsi = w(9);
+    frame.rbp = w(10);
+    frame.rbx = w(11);
+    frame.rdx = w(12);
+    frame.rax = w(13);
+    frame.rcx = w(14);
+    frame.rsp = w(15);
+    frame.rip = w(16);
+    // Only the arithmetic/direction flags come from user space; IF stays on.
+    frame.rflags = (w(17) & 0x0cd5) | 0x202;
+    frame.cs = u64::from(crate::arch::gdt::USER_CS.0);
+    frame.ss = u64::from(crate::arch::gdt::USER_DS.0);
+    let fp = w(23);
+    if fp != 0 {
+        let mut st = crate::arch::user::FpuState::initial();
+        copy_from_user(&mut st.0, fp)?;
+        // Keep MXCSR reserved bits clear so fxrstor cannot #GP.
+        let mxcsr = u32::from_le_bytes([st.0[24], st.0[25], st.0[26], st.0[27]]) & 0xffff;
+        st.0[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        st.restore();
+    }
+    t.sig.lock().mask = mask & !(bit(SIGKILL) | bit(SIGSTOP));
+    Ok(frame.rax)
+}

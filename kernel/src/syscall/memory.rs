@@ -1,0 +1,152 @@
+//! brk, mmap, munmap, mprotect, mremap, madvise, msync, mincore.
+
+use super::{Call, Table};
+use crate::errno::{Errno, KResult};
+use crate::mm::uspace::{PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP};
+use crate::proc::current_process;
+
+pub fn register(t: &mut Table) {
+    t.add(12, "brk", brk);
+    t.add(9, "mmap", mmap);
+    t.add(11, "munmap", munmap);
+    t.add(10, "mprotect", mprotect);
+    t.add(25, "mremap", mremap);
+    t.add(28, "madvise", madvise);
+    t.add(26, "msync", msync);
+}
+
+fn brk(c: &mut Call<'_>) -> KResult<u64> {
+    let p = current_process().ok_or(Errno::ESRCH)?;
+    Ok(p.aspace().brk(c.a0()))
+}
+
+const MAP_SHARED: u64 = 0x01;
+const MAP_PRIVATE: u64 = 0x02;
+const MAP_FIXED: u64 = 0x10;
+const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_FIXED_NOREPLACE: u64 = 0x100000;
+
+fn prot_ok(prot: u64) -> KResult<u32> {
+    if prot & !0x7 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(prot as u32 & (PROT_READ | PROT_WRITE | PROT_EXEC))
+}
+
+fn mmap(c: &mut Call<'_>) -> KResult<u64> {
+    let (addr, len, prot, flags, fd, off) = (c.a0(), c.a1(), c.a2(), c.a3(), c.i32(4), c.a5());
+    if len == 0 || off % PAGE != 0 || (flags & (MAP_SHARED | MAP_PRIVATE)) == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.checked_add(PAGE - 1).ok_or(Errno::ENOMEM)? & !(PAGE - 1);
+    let prot = prot_ok(prot)?;
+    let p = current_process().ok_or(Errno::ESRCH)?;
+    let a = p.aspace();
+    let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
+        if addr % PAGE != 0 || addr.checked_add(len).is_none_or(|e| e > USER_TOP) || addr == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags & MAP_FIXED_NOREPLACE != 0 && a.vmas().iter().any(|v| v.start < addr + len && v.end > addr) {
+            return Err(Errno::EEXIST);
+        }
+        addr
+    } else {
+        a.find_free(len)?
+    };
+    let file = if flags & MAP_ANONYMOUS == 0 { Some(p.files.lock().get(fd)?) } else { None };
+    if flags & MAP_SHARED != 0 && file.is_some() && prot & PROT_WRITE != 0 {
+        // Writable shared file mappings would need write-back to the file.
+        return Err(Errno::ENODEV);
+    }
+    let name = if file.is_some() { "file" } else { "anon" };
+    // Map writable first so file contents can be copied in, then apply the real protection.
+    a.map_anon(start, start + len, prot | PROT_WRITE, name)?;
+    if let Some(f) = file {
+        let mut buf = alloc::vec![0u8; 64 * 1024];
+        let mut done = 0u64;
+        while done < len {
+            let want = ((len - done) as usize).min(buf.len());
+            let n = f.pread(&mut buf[..want], off + done)?;
+            if n == 0 {
+                break;
+            }
+            a.write_bytes(start + done, &buf[..n])?;
+            done += n as u64;
+        }
+    }
+    if prot & PROT_WRITE == 0 {
+        a.protect(start, start + len, prot)?;
+    }
+    Ok(start)
+}
+
+fn munmap(c: &mut Call<'_>) -> KResult<u64> {
+    let (addr, len) = (c.a0(), c.a1());
+    if addr % PAGE != 0 || len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = addr.checked_add(len.next_multiple_of(PAGE)).ok_or(Errno::EINVAL)?;
+    current_process().ok_or(Errno::ESRCH)?.aspace().unmap(addr, end)?;
+    Ok(0)
+}
+
+fn mprotect(c: &mut Call<'_>) -> KResult<u64> {
+    let (addr, len) = (c.a0(), c.a1());
+    if addr % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let prot = prot_ok(c.a2() & 0x7)?;
+    let end = addr.checked_add(len.next_multiple_of(PAGE)).ok_or(Errno::ENOMEM)?;
+    if end == addr {
+        return Ok(0);
+    }
+    current_process().ok_or(Errno::ESRCH)?.aspace().protect(addr, end, prot)?;
+    Ok(0)
+}
+
+const MREMAP_MAYMOVE: u64 = 1;
+
+fn mremap(c: &mut Call<'_>) -> KResult<u64> {
+    let (old, old_len, new_len, flags) = (c.a0(), c.a1().next_multiple_of(PAGE), c.a2().next_multiple_of(PAGE), c.a3());
+    if old % PAGE != 0 || new_len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let p = current_process().ok_or(Errno::ESRCH)?;
+    let a = p.aspace();
+    let vma = a.vmas().into_iter().find(|v| v.start <= old && old < v.end).ok_or(Errno::EFAULT)?;
+    if new_len <= old_len {
+        a.unmap(old + new_len, old + old_len)?;
+        return Ok(old);
+    }
+    // Grow in place if the following range is free.
+    let free_after = !a.vmas().iter().any(|v| v.start < old + new_len && v.end > old + old_len);
+    if free_after && old + new_len <= USER_TOP {
+        a.map_anon(old + old_len, old + new_len, vma.prot, &vma.name)?;
+        return Ok(old);
+    }
+    if flags & MREMAP_MAYMOVE == 0 {
+        return Err(Errno::ENOMEM);
+    }
+    let new = a.find_free(new_len)?;
+    a.map_anon(new, new + new_len, vma.prot | PROT_WRITE, &vma.name)?;
+    let mut buf = alloc::vec![0u8; 4096];
+    let mut o = 0;
+    while o < old_len {
+        crate::arch::uaccess::copy_from_user(&mut buf, old + o)?;
+        a.write_bytes(new + o, &buf)?;
+        o += 4096;
+    }
+    if vma.prot & PROT_WRITE == 0 {
+        a.protect(new, new + new_len, vma.prot)?;
+    }
+    a.unmap(old, old + old_len)?;
+    Ok(new)
+}
+
+fn madvise(_c: &mut Call<'_>) -> KResult<u64> {
+    Ok(0)
+}
+
+fn msync(_c: &mut Call<'_>) -> KResult<u64> {
+    Ok(0)
+}

@@ -1,0 +1,67 @@
+//! getrandom, sysinfo, sethostname, getcpu, umask lives with files.
+
+use super::{Call, Table};
+use crate::arch::uaccess::{copy_to_user, read_cstr, write_val};
+use crate::errno::{Errno, KResult};
+use crate::sync::spin::IrqSpinLock;
+
+static HOSTNAME: IrqSpinLock<alloc::string::String> = IrqSpinLock::new(alloc::string::String::new());
+
+pub fn hostname() -> alloc::string::String {
+    let h = HOSTNAME.lock().clone();
+    if h.is_empty() { alloc::string::String::from("adros") } else { h }
+}
+
+pub fn register(t: &mut Table) {
+    t.add(318, "getrandom", getrandom);
+    t.add(99, "sysinfo", sysinfo);
+    t.add(170, "sethostname", sethostname);
+    t.add(309, "getcpu", getcpu);
+}
+
+fn getrandom(c: &mut Call<'_>) -> KResult<u64> {
+    let len = (c.a1() as usize).min(1 << 20);
+    let mut buf = alloc::vec![0u8; len];
+    crate::proc::random_bytes(&mut buf);
+    copy_to_user(c.a0(), &buf)?;
+    Ok(len as u64)
+}
+
+fn sysinfo(c: &mut Call<'_>) -> KResult<u64> {
+    let (free, total) = crate::mm::phys::stats();
+    let mut info = [0u8; 112];
+    let up = crate::time::now_ns() / 1_000_000_000;
+    info[0..8].copy_from_slice(&up.to_le_bytes());
+    info[32..40].copy_from_slice(&(total as u64 * 4096).to_le_bytes());
+    info[40..48].copy_from_slice(&(free as u64 * 4096).to_le_bytes());
+    let procs = crate::proc::all_processes().len() as u16;
+    info[80..82].copy_from_slice(&procs.to_le_bytes());
+    info[104..108].copy_from_slice(&1u32.to_le_bytes()); // mem_unit
+    copy_to_user(c.a0(), &info)?;
+    Ok(0)
+}
+
+fn sethostname(c: &mut Call<'_>) -> KResult<u64> {
+    if c.a1() > 64 {
+        return Err(Errno::EINVAL);
+    }
+    let p = crate::proc::current_process().ok_or(Errno::ESRCH)?;
+    if p.creds.lock().euid != 0 {
+        return Err(Errno::EPERM);
+    }
+    let mut name = read_cstr(c.a0(), 65)?;
+    name.truncate(c.a1() as usize);
+    *HOSTNAME.lock() = alloc::string::String::from_utf8_lossy(&name).into_owned();
+    Ok(0)
+}
+
+fn getcpu(c: &mut Call<'_>) -> KResult<u64> {
+    let cpu = crate::arch::percpu::cpu_id() as u32;
+    if c.a0() != 0 {
+        write_val(c.a0(), &cpu)?;
+    }
+    if c.a1() != 0 {
+        write_val(c.a1(), &0u32)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,120 @@
+//! The Linux x86_64 system-call layer: numbers → handlers through a table that each family
+//! module fills in (`process`, `memory`, `signal`, `time`, `futex`, `file`, `misc`).
+//! Handlers get typed access to the arguments and return `KResult<u64>`; errors become
+//! `-errno` in rax. `implemented()` is the machine-readable list a test checks.
+
+pub mod file;
+pub mod futex;
+pub mod memory;
+pub mod misc;
+pub mod process;
+pub mod signal;
+pub mod time;
+
+use alloc::vec::Vec;
+
+use crate::arch::idt::TrapFrame;
+use crate::errno::{Errno, KResult};
+
+pub const MAX_NR: usize = 460;
+
+/// The arguments and the trap frame of one system call.
+pub struct Call<'a> {
+    pub frame: &'a mut TrapFrame,
+}
+
+impl Call<'_> {
+    pub fn nr(&self) -> u64 {
+        self.frame.error_code
+    }
+    pub fn a0(&self) -> u64 {
+        self.frame.rdi
+    }
+    pub fn a1(&self) -> u64 {
+        self.frame.rsi
+    }
+    pub fn a2(&self) -> u64 {
+        self.frame.rdx
+    }
+    pub fn a3(&self) -> u64 {
+        self.frame.r10
+    }
+    pub fn a4(&self) -> u64 {
+        self.frame.r8
+    }
+    pub fn a5(&self) -> u64 {
+        self.frame.r9
+    }
+    /// Argument `i` as a signed int (fds, pids).
+    pub fn i32(&self, i: usize) -> i32 {
+        [self.a0(), self.a1(), self.a2(), self.a3(), self.a4(), self.a5()][i] as i32
+    }
+}
+
+pub type Handler = fn(&mut Call<'_>) -> KResult<u64>;
+
+#[derive(Clone, Copy)]
+pub struct Entry {
+    pub name: &'static str,
+    pub handler: Handler,
+}
+
+pub struct Table([Option<Entry>; MAX_NR]);
+
+impl Table {
+    pub fn add(&mut self, nr: usize, name: &'static str, handler: Handler) {
+        if let Some(slot) = self.0.get_mut(nr) {
+            *slot = Some(Entry { name, handler });
+        }
+    }
+}
+
+static TABLE: spin::Once<Table> = spin::Once::new();
+
+fn table() -> &'static Table {
+    TABLE.call_once(|| {
+        let mut t = Table([None; MAX_NR]);
+        process::register(&mut t);
+        memory::register(&mut t);
+        signal::register(&mut t);
+        time::register(&mut t);
+        futex::register(&mut t);
+        file::register(&mut t);
+        misc::register(&mut t);
+        t
+    })
+}
+
+/// (number, name) of every implemented system call.
+pub fn implemented() -> Vec<(usize, &'static str)> {
+    table().0.iter().enumerate().filter_map(|(i, e)| e.map(|e| (i, e.name))).collect()
+}
+
+/// Entry from `arch::user`: rax holds the number; the result goes back in rax.
+pub fn dispatch(frame: &mut TrapFrame) {
+    let nr = frame.rax as usize;
+    frame.error_code = nr as u64; // kept for SA_RESTART
+    let entry = table().0.get(nr).copied().flatten();
+    let r = match entry {
+        Some(e) => {
+            let mut c = Call { frame };
+            let r = (e.handler)(&mut c);
+            if log::log_enabled!(log::Level::Trace) {
+                log::trace!("syscall {}({:#x}, {:#x}, {:#x}) = {:?}", e.name, c.a0(), c.a1(), c.a2(), r);
+            }
+            r
+        }
+        None => {
+            log::debug!("unimplemented syscall {nr}");
+            Err(Errno::ENOSYS)
+        }
+    };
+    // rt_sigreturn and execve set the whole frame themselves.
+    if nr == 15 || (nr == 59 && r.is_ok()) || (nr == 322 && r.is_ok()) {
+        return;
+    }
+    frame.rax = match r {
+        Ok(v) => v,
+        Err(e) => e.to_ret(),
+    };
+}

@@ -1,0 +1,489 @@
+//! Process and thread calls: ids, fork/vfork/clone, execve, exit, wait4, credentials,
+//! sessions and groups, uname, arch_prctl, set_tid_address, rlimits, affinity.
+
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use super::{Call, Table};
+use crate::arch::uaccess::{copy_to_user, read_cstr, read_val, write_val};
+use crate::errno::{Errno, KResult};
+use crate::proc::{self, ExitStatus, current_process, current_task};
+
+pub fn register(t: &mut Table) {
+    t.add(39, "getpid", getpid);
+    t.add(186, "gettid", gettid);
+    t.add(110, "getppid", getppid);
+    t.add(57, "fork", fork);
+    t.add(58, "vfork", vfork);
+    t.add(56, "clone", clone);
+    t.add(59, "execve", execve);
+    t.add(322, "execveat", execveat);
+    t.add(60, "exit", exit);
+    t.add(231, "exit_group", exit_group);
+    t.add(61, "wait4", wait4);
+    t.add(247, "waitid", waitid);
+    t.add(102, "getuid", getuid);
+    t.add(104, "getgid", getgid);
+    t.add(107, "geteuid", geteuid);
+    t.add(108, "getegid", getegid);
+    t.add(105, "setuid", setuid);
+    t.add(106, "setgid", setgid);
+    t.add(113, "setreuid", setreuid);
+    t.add(114, "setregid", setregid);
+    t.add(117, "setresuid", setresuid);
+    t.add(119, "setresgid", setresgid);
+    t.add(118, "getresuid", getresuid);
+    t.add(120, "getresgid", getresgid);
+    t.add(115, "getgroups", getgroups);
+    t.add(116, "setgroups", setgroups);
+    t.add(109, "setpgid", setpgid);
+    t.add(121, "getpgid", getpgid);
+    t.add(111, "getpgrp", getpgrp);
+    t.add(112, "setsid", setsid);
+    t.add(124, "getsid", getsid);
+    t.add(63, "uname", uname);
+    t.add(158, "arch_prctl", arch_prctl);
+    t.add(218, "set_tid_address", set_tid_address);
+    t.add(97, "getrlimit", getrlimit);
+    t.add(160, "setrlimit", setrlimit);
+    t.add(302, "prlimit64", prlimit64);
+    t.add(24, "sched_yield", sched_yield);
+    t.add(203, "sched_setaffinity", sched_setaffinity);
+    t.add(204, "sched_getaffinity", sched_getaffinity);
+    t.add(157, "prctl", prctl);
+    t.add(273, "set_robust_list", set_robust_list);
+    t.add(334, "rseq", rseq);
+}
+
+fn getpid(_c: &mut Call<'_>) -> KResult<u64> {
+    Ok(u64::from(current_process().ok_or(Errno::ESRCH)?.pid))
+}
+fn gettid(_c: &mut Call<'_>) -> KResult<u64> {
+    Ok(u64::from(current_task().ok_or(Errno::ESRCH)?.tid))
+}
+fn getppid(_c: &mut Call<'_>) -> KResult<u64> {
+    Ok(u64::from(current_process().ok_or(Errno::ESRCH)?.ppid.load(Ordering::Relaxed)))
+}
+
+fn fork(c: &mut Call<'_>) -> KResult<u64> {
+    let (child, _) = proc::fork(c.frame, 0, None, 0)?;
+    Ok(u64::from(child.pid))
+}
+
+/// vfork: the parent waits until the child execs or exits (memory is copied, not shared).
+fn vfork(c: &mut Call<'_>) -> KResult<u64> {
+    let (child, task) = proc::fork(c.frame, 0, None, 0)?;
+    let _ = task;
+    let ch = child.clone();
+    child.vfork_done.wait_until(|| ch.vfork_released.load(Ordering::Acquire) || ch.zombie.load(Ordering::Acquire), None);
+    Ok(u64::from(child.pid))
+}
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_PARENT_SETTID: u64 = 0x100000;
+const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+const CLONE_CHILD_SETTID: u64 = 0x1000000;
+
+fn clone(c: &mut Call<'_>) -> KResult<u64> {
+    let flags = c.a0();
+    let stack = c.a1();
+    let ptid = c.a2();
+    let ctid = c.a3();
+    let tls = (flags & CLONE_SETTLS != 0).then_some(c.a4());
+    if flags & CLONE_THREAD != 0 {
+        if flags & CLONE_VM == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let t = proc::clone_thread(c.frame, stack, tls, (flags & CLONE_CHILD_CLEARTID != 0).then_some(ctid))?;
+        if flags & CLONE_PARENT_SETTID != 0 {
+            write_val(ptid, &t.tid)?;
+        }
+        if flags & CLONE_CHILD_SETTID != 0 {
+            write_val(ctid, &t.tid)?;
+        }
+        return Ok(u64::from(t.tid));
+    }
+    // A new process. CLONE_VM without CLONE_THREAD (posix_spawn's vfork-style clone) is
+    // served by copying: the child gets its own copy-on-write space, which is
+    // indistinguishable for a child that only execs or exits.
+    let (child, task) = proc::fork(c.frame, stack, tls, flags)?;
+    if flags & CLONE_CHILD_CLEARTID != 0 {
+        task.clear_child_tid.store(ctid, Ordering::Relaxed);
+    }
+    if flags & CLONE_PARENT_SETTID != 0 {
+        write_val(ptid, &child.pid)?;
+    }
+    if flags & (CLONE_VFORK | CLONE_VM) != 0 {
+        let ch = child.clone();
+        child.vfork_done.wait_until(|| ch.vfork_released.load(Ordering::Acquire) || ch.zombie.load(Ordering::Acquire), None);
+    }
+    Ok(u64::from(child.pid))
+}
+
+fn read_str_array(addr: u64) -> KResult<Vec<Vec<u8>>> {
+    let mut v = Vec::new();
+    if addr == 0 {
+        return Ok(v);
+    }
+    for i in 0..4096u64 {
+        let p: u64 = read_val(addr + i * 8)?;
+        if p == 0 {
+            return Ok(v);
+        }
+        v.push(read_cstr(p, 128 * 1024)?);
+    }
+    Err(Errno::E2BIG)
+}
+
+fn execve(c: &mut Call<'_>) -> KResult<u64> {
+    let path = read_cstr(c.a0(), 4096)?;
+    let argv = read_str_array(c.a1())?;
+    let envp = read_str_array(c.a2())?;
+    let path = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
+    proc::exec::execve(c.frame, None, path, argv, envp)?;
+    Ok(0)
+}
+
+fn execveat(c: &mut Call<'_>) -> KResult<u64> {
+    let path = read_cstr(c.a1(), 4096)?;
+    let argv = read_str_array(c.a2())?;
+    let envp = read_str_array(c.a3())?;
+    let path = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
+    proc::exec::execve(c.frame, Some(c.i32(0)), path, argv, envp)?;
+    Ok(0)
+}
+
+fn exit(c: &mut Call<'_>) -> KResult<u64> {
+    proc::exit_thread(ExitStatus::Exited(c.a0() as u8))
+}
+
+fn exit_group(c: &mut Call<'_>) -> KResult<u64> {
+    proc::exit_group(ExitStatus::Exited(c.a0() as u8))
+}
+
+const WNOHANG: u64 = 1;
+
+fn wait4(c: &mut Call<'_>) -> KResult<u64> {
+    let pid = c.i32(0) as i64;
+    match proc::wait_child(pid, c.a2() & WNOHANG != 0)? {
+        None => Ok(0),
+        Some((pid, st)) => {
+            if c.a1() != 0 {
+                write_val(c.a1(), &st.wstatus())?;
+            }
+            if c.a3() != 0 {
+                copy_to_user(c.a3(), &[0u8; 144])?; // struct rusage: zeros
+            }
+            Ok(u64::from(pid))
+        }
+    }
+}
+
+fn waitid(c: &mut Call<'_>) -> KResult<u64> {
+    // idtype: 0 P_ALL, 1 P_PID, 2 P_PGID
+    let pid = match c.a0() {
+        0 => -1,
+        1 => c.a1() as i64,
+        2 => -(c.a1() as i64),
+        _ => return Err(Errno::EINVAL),
+    };
+    let r = proc::wait_child(pid, c.a3() & WNOHANG != 0)?;
+    if c.a2() != 0 {
+        let mut info = [0u8; 128];
+        if let Some((p, st)) = r {
+            info[0..4].copy_from_slice(&(crate::proc::signal::SIGCHLD as i32).to_le_bytes());
+            let (code, status) = match st {
+                ExitStatus::Exited(v) => (1i32, i32::from(v)),  // CLD_EXITED
+                ExitStatus::Signaled(s) => (2i32, i32::from(s)), // CLD_KILLED
+            };
+            info[8..12].copy_from_slice(&code.to_le_bytes());
+            info[16..20].copy_from_slice(&(p as i32).to_le_bytes());
+            info[24..28].copy_from_slice(&status.to_le_bytes());
+        }
+        copy_to_user(c.a2(), &info)?;
+    }
+    Ok(0)
+}
+
+fn creds() -> KResult<proc::Creds> {
+    Ok(*current_process().ok_or(Errno::ESRCH)?.creds.lock())
+}
+fn getuid(_c: &mut Call<'_>) -> KResult<u64> {
+    Ok(u64::from(creds()?.uid))
+}
+fn getgid(_c: &mut Call<'_>) -> KResult<u64> {
+    Ok(u64::from(creds()?.gid))
+}
+fn geteuid(_c: &mut Call<'_>) -> KResult<u64> {
+    Ok(u64::from(creds()?.euid))
+}
+fn getegid(_c: &mut Call<'_>) -> KResult<u64> {
+    Ok(u64::from(creds()?.egid))
+}
+
+fn set_ids(uid: Option<u32>, euid: Option<u32>, gid: Option<u32>, egid: Option<u32>) -> KResult<u64> {
+    let p = current_process().ok_or(Errno::ESRCH)?;
+    let mut c = p.creds.lock();
+    let root = c.euid == 0;
+    let ok = |v: Option<u32>, cur: (u32, u32)| v.is_none_or(|v| root || v == cur.0 || v == cur.1);
+    if !ok(uid, (c.uid, c.euid)) || !ok(euid, (c.uid, c.euid)) || !ok(gid, (c.gid, c.egid)) || !ok(egid, (c.gid, c.egid)) {
+        return Err(Errno::EPERM);
+    }
+    if let Some(v) = uid {
+        c.uid = v;
+    }
+    if let Some(v) = euid {
+        c.euid = v;
+    }
+    if let Some(v) = gid {
+        c.gid = v;
+    }
+    if let Some(v) = egid {
+        c.egid = v;
+    }
+    if let Some(ctx) = p.fs.lock().as_mut() {
+        ctx.uid = c.euid;
+        ctx.gid = c.egid;
+    }
+    Ok(0)
+}
+
+fn id_arg(v: u64) -> Option<u32> {
+    (v as u32 != u32::MAX).then_some(v as u32)
+}
+
+fn setuid(c: &mut Call<'_>) -> KResult<u64> {
+    let v = c.a0() as u32;
+    set_ids(Some(v), Some(v), None, None)
+}
+fn setgid(c: &mut Call<'_>) -> KResult<u64> {
+    let v = c.a0() as u32;
+    set_ids(None, None, Some(v), Some(v))
+}
+fn setreuid(c: &mut Call<'_>) -> KResult<u64> {
+    set_ids(id_arg(c.a0()), id_arg(c.a1()), None, None)
+}
+fn setregid(c: &mut Call<'_>) -> KResult<u64> {
+    set_ids(None, None, id_arg(c.a0()), id_arg(c.a1()))
+}
+fn setresuid(c: &mut Call<'_>) -> KResult<u64> {
+    set_ids(id_arg(c.a0()), id_arg(c.a1()), None, None)
+}
+fn setresgid(c: &mut Call<'_>) -> KResult<u64> {
+    set_ids(None, None, id_arg(c.a0()), id_arg(c.a1()))
+}
+fn getresuid(c: &mut Call<'_>) -> KResult<u64> {
+    let cr = creds()?;
+    write_val(c.a0(), &cr.uid)?;
+    write_val(c.a1(), &cr.euid)?;
+    write_val(c.a2(), &cr.euid)?;
+    Ok(0)
+}
+fn getresgid(c: &mut Call<'_>) -> KResult<u64> {
+    let cr = creds()?;
+    write_val(c.a0(), &cr.gid)?;
+    write_val(c.a1(), &cr.egid)?;
+    write_val(c.a2(), &cr.egid)?;
+    Ok(0)
+}
+fn getgroups(c: &mut Call<'_>) -> KResult<u64> {
+    let g = creds()?.egid;
+    if c.a0() >= 1 && c.a1() != 0 {
+        write_val(c.a1(), &g)?;
+    }
+    Ok(1)
+}
+fn setgroups(_c: &mut Call<'_>) -> KResult<u64> {
+    if creds()?.euid != 0 {
+        return Err(Errno::EPERM);
+    }
+    Ok(0)
+}
+
+fn setpgid(c: &mut Call<'_>) -> KResult<u64> {
+    let me = current_process().ok_or(Errno::ESRCH)?;
+    let pid = if c.a0() == 0 { me.pid } else { c.a0() as u32 };
+    let p = proc::process(pid).ok_or(Errno::ESRCH)?;
+    if p.pid != me.pid && p.ppid.load(Ordering::Relaxed) != me.pid {
+        return Err(Errno::ESRCH);
+    }
+    let pg = if c.a1() == 0 { pid } else { c.a1() as u32 };
+    p.pgid.store(pg, Ordering::Relaxed);
+    Ok(0)
+}
+fn getpgid(c: &mut Call<'_>) -> KResult<u64> {
+    let p = if c.a0() == 0 { current_process() } else { proc::process(c.a0() as u32) }.ok_or(Errno::ESRCH)?;
+    Ok(u64::from(p.pgid.load(Ordering::Relaxed)))
+}
+fn getpgrp(_c: &mut Call<'_>) -> KResult<u64> {
+    Ok(u64::from(current_process().ok_or(Errno::ESRCH)?.pgid.load(Ordering::Relaxed)))
+}
+fn setsid(_c: &mut Call<'_>) -> KResult<u64> {
+    let p = current_process().ok_or(Errno::ESRCH)?;
+    if p.pgid.load(Ordering::Relaxed) == p.pid && p.pid != 1 {
+        return Err(Errno::EPERM);
+    }
+    p.sid.store(p.pid, Ordering::Relaxed);
+    p.pgid.store(p.pid, Ordering::Relaxed);
+    Ok(u64::from(p.pid))
+}
+fn getsid(c: &mut Call<'_>) -> KResult<u64> {
+    let p = if c.a0() == 0 { current_process() } else { proc::process(c.a0() as u32) }.ok_or(Errno::ESRCH)?;
+    Ok(u64::from(p.sid.load(Ordering::Relaxed)))
+}
+
+fn uname(c: &mut Call<'_>) -> KResult<u64> {
+    let mut u = [0u8; 65 * 6];
+    let host = crate::syscall::misc::hostname();
+    let fields: [&[u8]; 6] = [b"Linux", host.as_bytes(), b"6.1.0-adros", b"#1 SMP AdrOS 0.1.0", b"x86_64", b"(none)"];
+    for (i, f) in fields.iter().enumerate() {
+        let n = f.len().min(64);
+        u[i * 65..i * 65 + n].copy_from_slice(&f[..n]);
+    }
+    copy_to_user(c.a0(), &u)?;
+    Ok(0)
+}
+
+const ARCH_SET_GS: u64 = 0x1001;
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
+
+fn arch_prctl(c: &mut Call<'_>) -> KResult<u64> {
+    use x86_64::registers::model_specific::{FsBase, KernelGsBase};
+    match c.a0() {
+        ARCH_SET_FS => {
+            if c.a1() >= crate::mm::uspace::USER_TOP {
+                return Err(Errno::EPERM);
+            }
+            FsBase::write(x86_64::VirtAddr::try_new(c.a1()).map_err(|_| Errno::EPERM)?);
+            crate::sched::current().fs_base.store(c.a1(), Ordering::Relaxed);
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            write_val(c.a1(), &FsBase::read().as_u64())?;
+            Ok(0)
+        }
+        ARCH_SET_GS => {
+            // The user GS base lives in KERNEL_GS_BASE while we run in the kernel.
+            KernelGsBase::write(x86_64::VirtAddr::try_new(c.a1()).map_err(|_| Errno::EPERM)?);
+            Ok(0)
+        }
+        ARCH_GET_GS => {
+            write_val(c.a1(), &KernelGsBase::read().as_u64())?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn set_tid_address(c: &mut Call<'_>) -> KResult<u64> {
+    let t = current_task().ok_or(Errno::ESRCH)?;
+    t.clear_child_tid.store(c.a0(), Ordering::Relaxed);
+    Ok(u64::from(t.tid))
+}
+
+const RLIM_INFINITY: u64 = u64::MAX;
+
+fn rlimit_of(res: u64) -> KResult<(u64, u64)> {
+    Ok(match res {
+        3 => (8 << 20, RLIM_INFINITY),   // RLIMIT_STACK
+        7 => (1024, 4096),               // RLIMIT_NOFILE
+        6 => (4096, 4096),               // RLIMIT_NPROC
+        0..=15 => (RLIM_INFINITY, RLIM_INFINITY),
+        _ => return Err(Errno::EINVAL),
+    })
+}
+
+fn getrlimit(c: &mut Call<'_>) -> KResult<u64> {
+    let (cur, max) = rlimit_of(c.a0())?;
+    write_val(c.a1(), &[cur, max])?;
+    Ok(0)
+}
+fn setrlimit(c: &mut Call<'_>) -> KResult<u64> {
+    rlimit_of(c.a0())?;
+    Ok(0)
+}
+fn prlimit64(c: &mut Call<'_>) -> KResult<u64> {
+    if c.a0() != 0 && proc::process(c.a0() as u32).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    let (cur, max) = rlimit_of(c.a1())?;
+    if c.a3() != 0 {
+        write_val(c.a3(), &[cur, max])?;
+    }
+    Ok(0)
+}
+
+fn sched_yield(_c: &mut Call<'_>) -> KResult<u64> {
+    crate::sched::yield_now();
+    Ok(0)
+}
+
+fn sched_setaffinity(c: &mut Call<'_>) -> KResult<u64> {
+    let len = c.a1() as usize;
+    if len < 8 {
+        return Err(Errno::EINVAL);
+    }
+    let mask: u64 = read_val(c.a2())?;
+    let online = crate::arch::smp::online_count();
+    let valid = if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
+    if mask & valid == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = if c.a0() == 0 { current_task() } else { proc::task(c.a0() as u32) }.ok_or(Errno::ESRCH)?;
+    let me = current_task().ok_or(Errno::ESRCH)?;
+    if target.tid == me.tid {
+        crate::sched::thread::set_current_affinity(mask & valid);
+    } else {
+        return Err(Errno::EPERM);
+    }
+    Ok(0)
+}
+
+fn sched_getaffinity(c: &mut Call<'_>) -> KResult<u64> {
+    let len = c.a1() as usize;
+    if len < 8 {
+        return Err(Errno::EINVAL);
+    }
+    let t = if c.a0() == 0 { current_task() } else { proc::task(c.a0() as u32) }.ok_or(Errno::ESRCH)?;
+    let th = t.thread.get().ok_or(Errno::ESRCH)?;
+    let online = crate::arch::smp::online_count();
+    let valid = if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
+    let mask = th.affinity() & valid;
+    write_val(c.a2(), &mask)?;
+    Ok(8)
+}
+
+fn prctl(c: &mut Call<'_>) -> KResult<u64> {
+    const PR_SET_NAME: u64 = 15;
+    const PR_GET_NAME: u64 = 16;
+    let p = current_process().ok_or(Errno::ESRCH)?;
+    match c.a0() {
+        PR_SET_NAME => {
+            let n = read_cstr(c.a1(), 16)?;
+            *p.name.lock() = alloc::string::String::from_utf8_lossy(&n[..n.len().min(15)]).into_owned();
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let mut b = [0u8; 16];
+            let n = p.name.lock().clone();
+            let l = n.len().min(15);
+            b[..l].copy_from_slice(&n.as_bytes()[..l]);
+            copy_to_user(c.a1(), &b)?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn set_robust_list(_c: &mut Call<'_>) -> KResult<u64> {
+    Ok(0)
+}
+
+fn rseq(_c: &mut Call<'_>) -> KResult<u64> {
+    Err(Errno::ENOSYS)
+}

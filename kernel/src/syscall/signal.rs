@@ -1,0 +1,173 @@
+//! rt_sigaction, rt_sigprocmask, rt_sigreturn, sigaltstack, kill, tgkill, tkill,
+//! rt_sigpending, rt_sigsuspend, pause.
+
+use core::sync::atomic::Ordering;
+
+use super::{Call, Table};
+use crate::arch::uaccess::{read_val, write_val};
+use crate::errno::{Errno, KResult};
+use crate::proc::signal::{self as sig, SigAction};
+use crate::proc::{self, current_task};
+
+pub fn register(t: &mut Table) {
+    t.add(13, "rt_sigaction", rt_sigaction);
+    t.add(14, "rt_sigprocmask", rt_sigprocmask);
+    t.add(15, "rt_sigreturn", rt_sigreturn);
+    t.add(34, "pause", pause);
+    t.add(62, "kill", kill);
+    t.add(127, "rt_sigpending", rt_sigpending);
+    t.add(130, "rt_sigsuspend", rt_sigsuspend);
+    t.add(131, "sigaltstack", sigaltstack);
+    t.add(200, "tkill", tkill);
+    t.add(234, "tgkill", tgkill);
+}
+
+fn rt_sigaction(c: &mut Call<'_>) -> KResult<u64> {
+    let s = c.a0() as u32;
+    if !sig::valid(s) || c.a3() != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let t = current_task().ok_or(Errno::EPERM)?;
+    let old = t.process.sig.lock().get(s);
+    if c.a1() != 0 {
+        if s == sig::SIGKILL || s == sig::SIGSTOP {
+            return Err(Errno::EINVAL);
+        }
+        let new: SigAction = read_val(c.a1())?;
+        t.process.sig.lock().0[s as usize - 1] = new;
+    }
+    if c.a2() != 0 {
+        write_val(c.a2(), &old)?;
+    }
+    Ok(0)
+}
+
+fn rt_sigprocmask(c: &mut Call<'_>) -> KResult<u64> {
+    if c.a3() != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let t = current_task().ok_or(Errno::EPERM)?;
+    let old = t.sig.lock().mask;
+    if c.a1() != 0 {
+        let set: u64 = read_val(c.a1())?;
+        let never = (1 << (sig::SIGKILL - 1)) | (1 << (sig::SIGSTOP - 1));
+        let mut st = t.sig.lock();
+        st.mask = match c.a0() {
+            0 => st.mask | set,
+            1 => st.mask & !set,
+            2 => set,
+            _ => return Err(Errno::EINVAL),
+        } & !never;
+    }
+    if c.a2() != 0 {
+        write_val(c.a2(), &old)?;
+    }
+    Ok(0)
+}
+
+fn rt_sigreturn(c: &mut Call<'_>) -> KResult<u64> {
+    sig::sigreturn(c.frame)
+}
+
+fn rt_sigpending(c: &mut Call<'_>) -> KResult<u64> {
+    let t = current_task().ok_or(Errno::EPERM)?;
+    let p = t.sig.lock().pending;
+    write_val(c.a0(), &p)?;
+    Ok(0)
+}
+
+/// Sleeps until a signal is delivered (always "fails" with EINTR).
+fn wait_for_signal() -> Errno {
+    let t = current_task();
+    let wq = crate::sched::wait::WaitQueue::new();
+    wq.wait_until(sig::pending_for_current, None);
+    drop(t);
+    Errno::EINTR
+}
+
+fn pause(_c: &mut Call<'_>) -> KResult<u64> {
+    Err(wait_for_signal())
+}
+
+fn rt_sigsuspend(c: &mut Call<'_>) -> KResult<u64> {
+    let t = current_task().ok_or(Errno::EPERM)?;
+    let set: u64 = read_val(c.a0())?;
+    {
+        let mut s = t.sig.lock();
+        s.restore_mask = Some(s.mask);
+        s.mask = set & !((1 << (sig::SIGKILL - 1)) | (1 << (sig::SIGSTOP - 1)));
+    }
+    // The old mask is restored by signal delivery on the way out (see `deliver`).
+    Err(wait_for_signal())
+}
+
+fn sigaltstack(c: &mut Call<'_>) -> KResult<u64> {
+    let t = current_task().ok_or(Errno::EPERM)?;
+    let old = t.sig.lock().altstack;
+    if c.a1() != 0 {
+        // stack_t { void *ss_sp; int ss_flags; size_t ss_size; }
+        write_val(c.a1(), &old.0)?;
+        write_val(c.a1() + 8, &(if old.1 == 0 { 2i32 } else { old.2 }))?; // SS_DISABLE
+        write_val(c.a1() + 16, &old.1)?;
+    }
+    if c.a0() != 0 {
+        let sp: u64 = read_val(c.a0())?;
+        let flags: i32 = read_val(c.a0() + 8)?;
+        let size: u64 = read_val(c.a0() + 16)?;
+        if flags & 2 != 0 {
+            t.sig.lock().altstack = (0, 0, 2);
+        } else {
+            if size < 2048 {
+                return Err(Errno::ENOMEM);
+            }
+            t.sig.lock().altstack = (sp, size, flags);
+        }
+    }
+    Ok(0)
+}
+
+fn kill(c: &mut Call<'_>) -> KResult<u64> {
+    let pid = c.i32(0);
+    let s = c.a1() as u32;
+    if s != 0 && !sig::valid(s) {
+        return Err(Errno::EINVAL);
+    }
+    let me = proc::current_process().ok_or(Errno::EPERM)?;
+    let targets: alloc::vec::Vec<_> = match pid {
+        p if p > 0 => proc::process(p as u32).into_iter().collect(),
+        0 => proc::all_processes().into_iter().filter(|p| p.pgid.load(Ordering::Relaxed) == me.pgid.load(Ordering::Relaxed)).collect(),
+        -1 => proc::all_processes().into_iter().filter(|p| p.pid != 1 && p.pid != me.pid).collect(),
+        p => proc::all_processes().into_iter().filter(|x| x.pgid.load(Ordering::Relaxed) == (-p) as u32).collect(),
+    };
+    let targets: alloc::vec::Vec<_> = targets.into_iter().filter(|p| !p.zombie.load(Ordering::Acquire)).collect();
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    for p in targets {
+        sig::send_process(&p, s);
+    }
+    Ok(0)
+}
+
+fn tkill(c: &mut Call<'_>) -> KResult<u64> {
+    let t = proc::task(c.a0() as u32).ok_or(Errno::ESRCH)?;
+    let s = c.a1() as u32;
+    if s != 0 && !sig::valid(s) {
+        return Err(Errno::EINVAL);
+    }
+    sig::send_task(&t, s);
+    Ok(0)
+}
+
+fn tgkill(c: &mut Call<'_>) -> KResult<u64> {
+    let t = proc::task(c.a1() as u32).ok_or(Errno::ESRCH)?;
+    if t.process.pid != c.a0() as u32 {
+        return Err(Errno::ESRCH);
+    }
+    let s = c.a2() as u32;
+    if s != 0 && !sig::valid(s) {
+        return Err(Errno::EINVAL);
+    }
+    sig::send_task(&t, s);
+    Ok(0)
+}

@@ -1,0 +1,116 @@
+//! clock_gettime, clock_getres, gettimeofday, time, nanosleep, clock_nanosleep, times.
+
+use super::{Call, Table};
+use crate::arch::uaccess::{read_val, write_val};
+use crate::errno::{Errno, KResult};
+
+pub fn register(t: &mut Table) {
+    t.add(228, "clock_gettime", clock_gettime);
+    t.add(229, "clock_getres", clock_getres);
+    t.add(96, "gettimeofday", gettimeofday);
+    t.add(201, "time", time);
+    t.add(35, "nanosleep", nanosleep);
+    t.add(230, "clock_nanosleep", clock_nanosleep);
+    t.add(100, "times", times);
+}
+
+fn now(clock: u64) -> KResult<u64> {
+    match clock {
+        0 | 5 | 8 | 11 => Ok(crate::time::wall_clock_ns()), // REALTIME(_COARSE/_ALARM), TAI
+        1 | 4 | 6 | 7 | 9 | 2 | 3 => Ok(crate::time::now_ns()), // MONOTONIC*, BOOTTIME*, CPUTIME
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn clock_gettime(c: &mut Call<'_>) -> KResult<u64> {
+    let ns = now(c.a0())?;
+    write_val(c.a1(), &[(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64])?;
+    Ok(0)
+}
+
+fn clock_getres(c: &mut Call<'_>) -> KResult<u64> {
+    now(c.a0())?;
+    if c.a1() != 0 {
+        write_val(c.a1(), &[0i64, 1])?;
+    }
+    Ok(0)
+}
+
+fn gettimeofday(c: &mut Call<'_>) -> KResult<u64> {
+    let ns = crate::time::wall_clock_ns();
+    if c.a0() != 0 {
+        write_val(c.a0(), &[(ns / 1_000_000_000) as i64, ((ns / 1000) % 1_000_000) as i64])?;
+    }
+    Ok(0)
+}
+
+fn time(c: &mut Call<'_>) -> KResult<u64> {
+    let s = crate::time::wall_clock_ns() / 1_000_000_000;
+    if c.a0() != 0 {
+        write_val(c.a0(), &s)?;
+    }
+    Ok(s)
+}
+
+/// Sleeps until `deadline` (monotonic ns); EINTR (with the time left) if a signal arrives.
+fn sleep_until(deadline: u64) -> Result<(), u64> {
+    let wq = crate::sched::wait::WaitQueue::new();
+    let mut intr = false;
+    wq.wait_until(
+        || {
+            if crate::proc::signal::pending_for_current() {
+                intr = true;
+                return true;
+            }
+            crate::time::now_ns() >= deadline
+        },
+        Some(deadline),
+    );
+    if intr { Err(deadline.saturating_sub(crate::time::now_ns())) } else { Ok(()) }
+}
+
+fn read_ts(addr: u64) -> KResult<u64> {
+    let ts: [i64; 2] = read_val(addr)?;
+    if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+        return Err(Errno::EINVAL);
+    }
+    Ok((ts[0] as u64).saturating_mul(1_000_000_000).saturating_add(ts[1] as u64))
+}
+
+fn nanosleep(c: &mut Call<'_>) -> KResult<u64> {
+    let d = read_ts(c.a0())?;
+    match sleep_until(crate::time::now_ns().saturating_add(d)) {
+        Ok(()) => Ok(0),
+        Err(left) => {
+            if c.a1() != 0 {
+                write_val(c.a1(), &[(left / 1_000_000_000) as i64, (left % 1_000_000_000) as i64])?;
+            }
+            Err(Errno::EINTR)
+        }
+    }
+}
+
+fn clock_nanosleep(c: &mut Call<'_>) -> KResult<u64> {
+    let clock = c.a0();
+    now(clock)?;
+    let t = read_ts(c.a2())?;
+    let deadline = if c.a1() & 1 != 0 {
+        // TIMER_ABSTIME
+        let offset = now(clock)? as i64 - crate::time::now_ns() as i64;
+        (t as i64 - offset).max(0) as u64
+    } else {
+        crate::time::now_ns().saturating_add(t)
+    };
+    match sleep_until(deadline) {
+        Ok(()) => Ok(0),
+        Err(_) => Err(Errno::EINTR),
+    }
+}
+
+fn times(c: &mut Call<'_>) -> KResult<u64> {
+    let ticks = crate::time::now_ns() / 10_000_000;
+    if c.a0() != 0 {
+        write_val(c.a0(), &[ticks, 0u64, 0, 0])?;
+    }
+    Ok(ticks)
+}
