@@ -135,7 +135,9 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     arch::irq::enable();
 
     crate::platform_init();
+    crate::platform_init();
     crate::fs::init();
+    crate::tty::init();
     start_other_cpus(cmd);
     print_banner(info);
     BOOT_DONE_NS.store(time::now_ns(), Ordering::Relaxed);

@@ -36,6 +36,8 @@ pub mod proc;
 #[cfg(target_os = "none")]
 pub mod syscall;
 #[cfg(target_os = "none")]
+pub mod tty;
+#[cfg(target_os = "none")]
 pub mod platform;
 #[cfg(target_os = "none")]
 pub use platform::{describe_platform, platform_init, power_off};

@@ -173,12 +173,12 @@ const AT_EXECFN: u64 = 31;
 pub fn setup_stack(aspace: &AddressSpace, ld: &Loaded, argv: &[Vec<u8>], envp: &[Vec<u8>], execfn: &[u8], uid: u32, gid: u32) -> KResult<u64> {
     aspace.map_anon(STACK_TOP - STACK_SIZE, STACK_TOP, PROT_READ | PROT_WRITE, "[stack]")?;
     let mut sp = STACK_TOP;
-    let mut push_bytes = |sp: &mut u64, b: &[u8]| -> KResult<u64> {
+    let push_bytes = |sp: &mut u64, b: &[u8]| -> KResult<u64> {
         *sp -= b.len() as u64;
         aspace.write_bytes(*sp, b)?;
         Ok(*sp)
     };
-    let mut with_nul = |v: &[u8]| {
+    let with_nul = |v: &[u8]| {
         let mut x = v.to_vec();
         x.push(0);
         x

@@ -62,3 +62,22 @@ pub fn panic_write_fmt(args: fmt::Arguments<'_>) {
     }
     write_fmt(args);
 }
+
+/// Enables the UART's receive interrupt and routes ISA IRQ 4 to `handler` through the
+/// IOAPIC. Returns false if no vector or route is available.
+pub fn enable_rx_interrupt(handler: super::idt::Handler) -> bool {
+    let Some(vector) = super::ioapic::alloc_vector() else { return false };
+    super::idt::register(vector, handler);
+    let (gsi, active_low, level) = crate::acpi::isa_irq_to_gsi(4);
+    let dest = super::apic::id();
+    if super::ioapic::route(gsi, vector, dest, level, active_low).is_err() {
+        return false;
+    }
+    {
+        let mut g = COM1.lock();
+        if let Some(u) = g.as_mut() {
+            u.enable_interrupts(uart_16550::spec::registers::IER::DATA_READY);
+        }
+    }
+    super::ioapic::unmask(gsi).is_ok()
+}
