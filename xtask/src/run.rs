@@ -48,16 +48,22 @@ pub struct RunArgs {
 }
 
 pub fn run(a: RunArgs) -> Result<i32> {
-    if a.exec.is_some() || !a.add.is_empty() {
-        return Err("--exec and --add need AdrOS's user space (initrd, /bin/sh), which is not built yet (issue 3). \
-                    Boot without them, or use --cmdline."
-            .into());
-    }
     if !matches!(a.accel.as_str(), "tcg" | "kvm") {
         return Err(format!("--accel {}: use tcg or kvm", a.accel));
     }
-    let built = build::build(&a.build)?;
-    let iso = match &a.cmdline {
+    let built = build::build_with(&a.build, &a.add)?;
+    let mut cmdline = a.cmdline.clone();
+    if let Some(e) = &a.exec {
+        // The command travels hex-encoded (any bytes survive GRUB and the kernel's word
+        // splitting); boot messages are kept quiet so its output stays clean.
+        let hex: String = e.bytes().map(|b| format!("{b:02x}")).collect();
+        let base = cmdline.clone().unwrap_or_else(|| build::DEFAULT_CMDLINE.to_string());
+        cmdline = Some(format!("{base} loglevel=3 adros.exec={hex}"));
+    }
+    if cmdline.is_none() && !a.add.is_empty() {
+        cmdline = Some(build::DEFAULT_CMDLINE.to_string());
+    }
+    let iso = match &cmdline {
         None => built.iso.clone(),
         Some(c) => {
             let iso = target_dir().join("adros-run.iso");
@@ -75,6 +81,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
         if !d.exists() {
             return Err(format!("disk image {} does not exist", d.display()));
         }
+    }
+    if a.exec.is_some() {
+        return run_exec(&m, a.timeout.unwrap_or(600));
     }
     if a.headless || a.timeout.is_some() {
         let timeout = Duration::from_secs(a.timeout.unwrap_or(u64::MAX / 4));
@@ -111,4 +120,65 @@ pub fn run(a: RunArgs) -> Result<i32> {
         Some(0) | Some(33) => 0,
         _ => 1,
     })
+}
+
+/// `--exec`: stream what the command prints (between the kernel's markers) to stdout, keep
+/// the boot log in target/exec-boot.log, and return the command's exit status.
+fn run_exec(m: &Machine, timeout_s: u64) -> Result<i32> {
+    const BEGIN: &str = "@@ADROS-EXEC-BEGIN@@\n";
+    const EXIT: &str = "@@ADROS-EXEC-EXIT ";
+    let log_path = target_dir().join("exec-boot.log");
+    let mut seen = String::new();
+    let mut printed = 0usize; // bytes of the command's output already written
+    let mut in_cmd = false;
+    let mut status: Option<i32> = None;
+    let out = qemu::run_headless(
+        m,
+        Duration::from_secs(timeout_s),
+        |b| {
+            seen.push_str(&String::from_utf8_lossy(b).replace('\r', ""));
+            if !in_cmd {
+                if let Some(i) = seen.find(BEGIN) {
+                    in_cmd = true;
+                    printed = i + BEGIN.len();
+                }
+            }
+            if in_cmd && status.is_none() {
+                // Print everything up to a possible (partial) marker.
+                let tail = &seen[printed..];
+                let safe = match tail.find("\n@@ADROS-EXEC-EXIT") {
+                    Some(i) => i,
+                    None => tail.len().saturating_sub(EXIT.len() + 1),
+                };
+                let safe = (0..=safe).rev().find(|&i| tail.is_char_boundary(i)).unwrap_or(0);
+                if safe > 0 {
+                    let mut o = std::io::stdout().lock();
+                    let _ = o.write_all(tail[..safe].as_bytes());
+                    let _ = o.flush();
+                    printed += safe;
+                }
+                if let Some(i) = seen.find(EXIT) {
+                    let rest = &seen[i + EXIT.len()..];
+                    if let Some(end) = rest.find("@@") {
+                        status = rest[..end].trim().parse().ok();
+                    }
+                }
+            }
+        },
+        None,
+    )?;
+    let _ = std::fs::write(&log_path, &out.serial);
+    if let Some(code) = status {
+        return Ok(code);
+    }
+    if out.timed_out {
+        eprintln!("xtask: the command did not finish within {timeout_s} s; boot log in {}", log_path.display());
+        return Ok(124);
+    }
+    eprintln!(
+        "xtask: the guest ended ({}) without reporting the command's status; boot log in {}",
+        qemu::describe(out.status),
+        log_path.display()
+    );
+    Ok(125)
 }
