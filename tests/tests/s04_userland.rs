@@ -52,9 +52,10 @@ fn bash_runs_a_script() {
 
 #[test]
 fn signals_and_wait_statuses() {
-    let (out, st) = exec("s04_userland-signals", "sleep 30 & kill -TERM $!; wait $!; echo status=$?; (kill -9 $$) ; echo after", 2);
+    let (out, st) = exec("s04_userland-signals", "sleep 30 & kill -TERM $!; wait $!; echo status=$?; sh -c 'kill -9 $$'; echo kill9=$?", 2);
     assert_eq!(st, 0, "output was {out:?}");
     assert!(out.contains("status=143"), "a TERM-killed child must report 128+15, output was {out:?}");
+    assert!(out.contains("kill9=137"), "a KILLed child must report 128+9, output was {out:?}");
 }
 
 #[test]
