@@ -97,6 +97,7 @@ impl Image {
         let rsp = elf::setup_stack(&aspace, &ld, &self.argv, &self.envp, self.path.as_bytes(), creds.uid, creds.gid)?;
         *p.aspace.lock() = aspace;
         *p.name.lock() = String::from(self.path.rsplit('/').next().unwrap_or(&self.path));
+        *p.exe.lock() = self.path.clone();
         *p.cmdline.lock() = self.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
         Ok(crate::arch::user::user_frame(ld.entry, rsp))
     }

@@ -68,6 +68,8 @@ pub struct Process {
     pub sig: IrqSpinLock<signal::Actions>,
     pub name: IrqSpinLock<String>,
     pub cmdline: IrqSpinLock<Vec<String>>,
+    /// Path of the running executable (/proc/PID/exe).
+    pub exe: IrqSpinLock<String>,
     pub start_ns: u64,
     pub exit_code_for_group: AtomicI32,
     /// vfork/CLONE_VFORK parents wait here until the child execs or exits.
@@ -99,6 +101,11 @@ pub fn on_init_exit(f: fn(ExitStatus)) {
 
 fn alloc_pid() -> u32 {
     NEXT_PID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The most recently allocated pid (for /proc/loadavg).
+pub fn last_pid() -> u32 {
+    NEXT_PID.load(Ordering::Relaxed).saturating_sub(1)
 }
 
 pub fn process(pid: u32) -> Option<Arc<Process>> {
@@ -141,6 +148,7 @@ impl Process {
             sig: IrqSpinLock::new(signal::Actions::default()),
             name: IrqSpinLock::new(String::from(name)),
             cmdline: IrqSpinLock::new(Vec::new()),
+            exe: IrqSpinLock::new(String::new()),
             start_ns: crate::time::now_ns(),
             exit_code_for_group: AtomicI32::new(-1),
             vfork_done: WaitQueue::new(),
