@@ -234,7 +234,7 @@ impl Inode for Node {
             }
             Kind::PidFile(pid, "cwd") => {
                 let p = crate::proc::process(*pid).ok_or(Errno::ENOENT)?;
-                Ok(crate::fs::getcwd(&p.fs_ctx()))
+                crate::fs::getcwd(&p.fs_ctx())
             }
             Kind::PidFile(pid, "exe") => {
                 let p = crate::proc::process(*pid).ok_or(Errno::ENOENT)?;
@@ -256,7 +256,9 @@ fn global(name: &str) -> KResult<String> {
             s.push_str("Linux version 6.1.0-adros (AdrOS 0.1.0, rustc) #1 SMP\n");
         }
         "filesystems" => {
-            s.push_str("nodev\ttmpfs\nnodev\tdevtmpfs\nnodev\tproc\nnodev\tpipefs\n");
+            for f in crate::fs::filesystems() {
+                let _ = writeln!(s, "nodev\t{f}");
+            }
         }
         "uptime" => {
             let ns = crate::time::now_ns();
@@ -312,8 +314,8 @@ fn global(name: &str) -> KResult<String> {
             let _ = writeln!(s, "intr 0\nctxt {switches}\nbtime {}\nprocesses {}\nprocs_running 1\nprocs_blocked 0", boot_time().sec, crate::proc::last_pid());
         }
         "mounts" => {
-            for (dev, path, fstype) in crate::fs::mounts() {
-                let _ = writeln!(s, "{dev} {path} {fstype} rw 0 0");
+            for m in crate::fs::mounts() {
+                let _ = writeln!(s, "{} {} {} rw 0 0", m.source, m.path, m.fstype);
             }
         }
         _ => return Err(Errno::ENOENT),

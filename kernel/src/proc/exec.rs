@@ -24,7 +24,7 @@ pub struct Image {
 
 fn read_all(f: &crate::fs::File) -> KResult<Vec<u8>> {
     let st = f.stat()?;
-    if st.size > MAX_IMAGE {
+    if st.size < 0 || st.size as u64 > MAX_IMAGE {
         return Err(Errno::ENOMEM);
     }
     let mut data = alloc::vec![0u8; st.size as usize];
@@ -46,17 +46,17 @@ impl Image {
         Self::load_at(p, None, path, argv, envp)
     }
 
-    pub fn load_at(p: &Process, base: Option<&Arc<crate::fs::File>>, path: &str, mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<Image> {
+    pub fn load_at(p: &Process, base: Option<&crate::fs::PathRef>, path: &str, mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<Image> {
         let ctx = p.fs_ctx();
         let mut path = String::from(path);
         let mut base = base.cloned();
         for _ in 0..4 {
-            let f = crate::fs::open_at_file(&ctx, base.as_ref(), &path, 0, 0)?;
+            let f = crate::fs::open(&ctx, base.as_ref(), &path, 0, 0)?;
             let st = f.stat()?;
             if st.mode & 0o170000 != 0o100000 {
                 return Err(Errno::EACCES);
             }
-            if crate::fs::access(&ctx, base.as_ref(), &path, 1).is_err() {
+            if crate::fs::access(&ctx, base.as_ref(), &path, 1, true).is_err() {
                 return Err(Errno::EACCES);
             }
             let data = read_all(&f)?;
@@ -108,7 +108,7 @@ pub fn execve(frame: &mut TrapFrame, dirfd: Option<i32>, path: &str, argv: Vec<V
     let t = super::current_task().ok_or(Errno::EPERM)?;
     let p = t.process.clone();
     let base = match dirfd {
-        Some(fd) if fd != -100 && !path.starts_with('/') => Some(p.files.lock().get(fd)?),
+        Some(fd) if fd != -100 && !path.starts_with('/') => Some(p.files.lock().get(fd)?.path_ref().ok_or(Errno::ENOTDIR)?.clone()),
         _ => None,
     };
     let img = Image::load_at(&p, base.as_ref(), path, argv, envp)?;

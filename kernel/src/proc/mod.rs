@@ -163,7 +163,7 @@ impl Process {
     }
 
     pub fn fs_ctx(&self) -> crate::fs::FsCtx {
-        self.fs.lock().clone().unwrap_or_else(crate::fs::FsCtx::root_ctx)
+        self.fs.lock().clone().unwrap_or_else(crate::fs::FsCtx::kernel)
     }
 
     pub fn live_threads(&self) -> Vec<Arc<Task>> {
@@ -208,7 +208,7 @@ pub fn spawn_init(path: &str, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult
     let pid = alloc_pid();
     let aspace = Arc::new(AddressSpace::new()?);
     let p = Process::new(pid, 0, aspace, path.rsplit('/').next().unwrap_or(path));
-    *p.fs.lock() = Some(crate::fs::FsCtx::root_ctx());
+    *p.fs.lock() = Some(crate::fs::FsCtx::kernel());
     fd::open_console_stdio(&p)?;
     let task = Task::new(pid, p.clone(), SigState::default());
     let image = exec::Image::load(&p, path, argv, envp)?;

@@ -71,6 +71,11 @@ impl WaitQueue {
         (me, sgen)
     }
 
+    /// Adds `t` without touching its state (for [`wait_any`]).
+    fn add(&self, t: &ThreadRef) {
+        self.waiters.lock().push_back(t.clone());
+    }
+
     /// Removes `t` if it is still queued; true if it was.
     pub fn remove(&self, t: &ThreadRef) -> bool {
         let mut q = self.waiters.lock();
@@ -116,5 +121,35 @@ impl WaitQueue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Sleeps until `cond()` holds, waking whenever any of `queues` is signalled (poll/select),
+/// or until `deadline`. Returns whether `cond` held.
+pub fn wait_any(queues: &[&WaitQueue], mut cond: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
+    loop {
+        if cond() {
+            return true;
+        }
+        if deadline.is_some_and(|d| crate::time::now_ns() >= d) {
+            return false;
+        }
+        let me = current();
+        let sgen = me.prepare_block();
+        for q in queues {
+            q.add(&me);
+        }
+        // Re-check after enqueueing: a wake-up before this point finds us queued.
+        if cond() {
+            me.try_unblock(None);
+            for q in queues {
+                q.remove(&me);
+            }
+            return true;
+        }
+        super::block(deadline, sgen);
+        for q in queues {
+            q.remove(&me);
+        }
     }
 }
