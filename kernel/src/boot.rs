@@ -135,8 +135,9 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     arch::irq::enable();
 
     crate::platform_init();
-    crate::platform_init();
     crate::fs::init();
+    crate::fs::set_interrupt_check(crate::proc::signal::pending_for_current);
+    crate::procfs::init();
     crate::tty::init();
     start_other_cpus(cmd);
     print_banner(info);

@@ -28,11 +28,11 @@ pub mod ktests;
 #[cfg(target_os = "none")]
 pub mod panic;
 #[cfg(target_os = "none")]
-pub mod fs;
-#[cfg(target_os = "none")]
 pub mod pci;
 #[cfg(target_os = "none")]
 pub mod proc;
+#[cfg(target_os = "none")]
+pub mod procfs;
 #[cfg(target_os = "none")]
 pub mod syscall;
 #[cfg(target_os = "none")]

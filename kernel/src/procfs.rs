@@ -40,6 +40,16 @@ struct Node {
     kind: Kind,
 }
 
+/// Registers `proc` with `mount -t proc` and mounts it on /proc (Linux leaves that to
+/// init; we do it so `--exec` commands and pid 1 alike find it).
+pub fn init() {
+    crate::fs::register_filesystem("proc", |_src| Ok(new() as Arc<dyn FileSystem>));
+    let ctx = crate::fs::FsCtx::kernel();
+    if let Err(e) = crate::fs::mount(&ctx, "proc", "proc", None, "/proc") {
+        log::warn!("procfs: not mounted on /proc: {e:?}");
+    }
+}
+
 pub fn new() -> Arc<ProcFs> {
     Arc::new_cyclic(|me| ProcFs { me: me.clone(), rename: SleepLock::new(()) })
 }

@@ -380,6 +380,7 @@ impl Tty {
 
 /// Routes COM1's receive interrupt (ISA IRQ 4) through the IOAPIC to the terminal.
 pub fn init() {
+    register_devices();
     let t = console();
     let cmd = crate::boot::cmdline();
     if let (Some(r), Some(c)) = (cmd.param("tty.rows").and_then(|v| v.parse().ok()), cmd.param("tty.cols").and_then(|v| v.parse().ok())) {
@@ -393,5 +394,42 @@ pub fn init() {
 fn serial_irq(_f: &mut crate::arch::idt::TrapFrame) {
     while let Some(b) = crate::arch::serial::try_read() {
         console().receive(b);
+    }
+}
+
+/// The terminal as `/dev/console`, `/dev/tty` and `/dev/ttyS0`.
+struct TtyDevice;
+
+impl crate::fs::devfs::Device for TtyDevice {
+    fn read(&self, file: &crate::fs::file::File, buf: &mut [u8], _off: u64) -> KResult<usize> {
+        console().read(buf, file.flags() & crate::fs::consts::O_NONBLOCK != 0)
+    }
+    fn write(&self, _file: &crate::fs::file::File, buf: &[u8], _off: u64) -> KResult<usize> {
+        console().write(buf)
+    }
+    fn poll(&self, _file: &crate::fs::file::File, events: u32) -> u32 {
+        use crate::fs::consts::{POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
+        let mut r = events & (POLLOUT | POLLWRNORM);
+        if console().readable() {
+            r |= events & (POLLIN | POLLRDNORM);
+        }
+        r
+    }
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(console().wait_queue())
+    }
+    fn ioctl(&self, _file: &crate::fs::file::File, cmd: u32, arg: u64) -> KResult<u64> {
+        console().ioctl(cmd, arg)
+    }
+    fn open(self: alloc::sync::Arc<Self>, _flags: u32) -> KResult<alloc::sync::Arc<dyn crate::fs::devfs::Device>> {
+        Ok(self)
+    }
+}
+
+fn register_devices() {
+    use crate::fs::devfs::{self, DevKind};
+    let d: alloc::sync::Arc<dyn devfs::Device> = alloc::sync::Arc::new(TtyDevice);
+    for rdev in [devfs::TTY, devfs::CONSOLE_DEV, devfs::TTYS0] {
+        devfs::register_device(DevKind::Char, rdev, d.clone());
     }
 }

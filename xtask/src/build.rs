@@ -25,11 +25,17 @@ pub struct Built {
 
 /// Builds the kernel and the default ISO (`target/adros.iso`).
 pub fn build(args: &BuildArgs) -> Result<Built> {
+    build_with(args, &[])
+}
+
+/// `build`, with extra `HOST:GUEST` files packed into the initrd (`run --add`).
+pub fn build_with(args: &BuildArgs, adds: &[String]) -> Result<Built> {
+    let extras = adds.iter().map(|a| crate::initrd::parse_extra(a)).collect::<Result<Vec<_>>>()?;
     crate::deps::ensure(true)?;
     let kernel = build_kernel(args)?;
     let symbols = write_symbols(&kernel)?;
     // <target>/initrd.tar.lz4, which every ISO made by `make_iso` carries.
-    crate::initrd::build(&[])?;
+    crate::initrd::build(&extras)?;
     let iso = target_dir().join("adros.iso");
     make_iso(&kernel, &symbols, DEFAULT_CMDLINE, &iso)?;
     eprintln!("xtask: built {}", iso.display());
