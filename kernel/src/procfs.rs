@@ -365,13 +365,16 @@ fn per_pid(pid: u32, name: &str) -> KResult<String> {
             let start = (p.start_ns / 10_000_000) as u64;
             let _ = writeln!(
                 s,
-                "{} ({}) {} {} {} {} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {} 0 {} {} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0",
+                "{} ({}) {} {} {} {} 0 -1 4194560 0 0 0 0 {} 0 {} 0 20 {} {} 0 {} {} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0",
                 pid,
                 comm,
                 state_char(&p),
                 p.ppid.load(Ordering::Relaxed),
                 p.pgid.load(Ordering::Relaxed),
                 p.sid.load(Ordering::Relaxed),
+                p.cpu_ns() / 10_000_000,
+                p.children_ns.load(Ordering::Relaxed) / 10_000_000,
+                p.nice.load(Ordering::Relaxed),
                 threads,
                 start,
                 vsize,

@@ -76,6 +76,13 @@ pub fn iso_with_cmdline(cmdline: &str) -> Result<PathBuf, String> {
     }
     let mut h = DefaultHasher::new();
     cmdline.hash(&mut h);
+    // A rebuilt kernel or initrd must not be served from an ISO cached by an earlier build.
+    for f in ["boot/adros-kernel", "boot/initrd.tar.lz4"] {
+        if let Ok(m) = std::fs::metadata(stage_dir().join(f)) {
+            m.len().hash(&mut h);
+            m.modified().ok().hash(&mut h);
+        }
+    }
     let dir = test_dir().join("isos");
     let iso = dir.join(format!("{:016x}.iso", h.finish()));
     if iso.exists() {

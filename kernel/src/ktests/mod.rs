@@ -8,6 +8,7 @@ mod memory;
 mod platform;
 mod pci;
 mod sched;
+mod userland;
 
 pub fn register(v: &mut alloc::vec::Vec<(&'static str, TestFn)>) {
     memory::register(v);
@@ -16,4 +17,5 @@ pub fn register(v: &mut alloc::vec::Vec<(&'static str, TestFn)>) {
     platform::register(v);
     pci::register(v);
     fs::register(v);
+    userland::register(v);
 }

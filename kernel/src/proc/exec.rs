@@ -143,11 +143,8 @@ pub fn execve(frame: &mut TrapFrame, dirfd: Option<i32>, path: &str, argv: Vec<V
     th.reset_fpu();
     p.files.lock().close_on_exec();
     p.sig.lock().reset_for_exec();
-    {
-        let mut s = t.sig.lock();
-        s.pending = 0;
-        s.altstack = (0, 0, 2);
-    }
+    // Pending signals and the mask survive execve (POSIX); only the alternate stack goes.
+    t.sig.lock().altstack = (0, 0, 2);
     t.clear_child_tid.store(0, Ordering::Relaxed);
     p.vfork_released.store(true, Ordering::Release);
     p.vfork_done.wake_all();

@@ -72,6 +72,14 @@ pub struct Process {
     pub exe: IrqSpinLock<String>,
     pub start_ns: u64,
     pub exit_code_for_group: AtomicI32,
+    /// CPU time of threads that already exited (ns).
+    pub dead_threads_ns: AtomicU64,
+    /// CPU time of reaped children (ns), for RUSAGE_CHILDREN.
+    pub children_ns: AtomicU64,
+    /// Nice value (-20..19), reported by getpriority.
+    pub nice: AtomicI32,
+    /// ITIMER_REAL: (generation, interval ns); a timer thread fires SIGALRM.
+    pub itimer: IrqSpinLock<(u64, u64, u64)>,
     /// vfork/CLONE_VFORK parents wait here until the child execs or exits.
     pub vfork_done: WaitQueue,
     pub vfork_released: AtomicBool,
@@ -151,6 +159,10 @@ impl Process {
             exe: IrqSpinLock::new(String::new()),
             start_ns: crate::time::now_ns(),
             exit_code_for_group: AtomicI32::new(-1),
+            dead_threads_ns: AtomicU64::new(0),
+            children_ns: AtomicU64::new(0),
+            nice: AtomicI32::new(0),
+            itimer: IrqSpinLock::new((0, 0, 0)),
             vfork_done: WaitQueue::new(),
             vfork_released: AtomicBool::new(false),
         });
@@ -164,6 +176,12 @@ impl Process {
 
     pub fn fs_ctx(&self) -> crate::fs::FsCtx {
         self.fs.lock().clone().unwrap_or_else(crate::fs::FsCtx::kernel)
+    }
+
+    /// CPU time of this process's threads so far (ns); exited threads' time is kept.
+    pub fn cpu_ns(&self) -> u64 {
+        self.dead_threads_ns.load(Ordering::Relaxed)
+            + self.live_threads().iter().filter_map(|t| t.thread.get()).map(|th| th.run_ns.load(Ordering::Relaxed)).sum::<u64>()
     }
 
     pub fn live_threads(&self) -> Vec<Arc<Task>> {
@@ -285,6 +303,7 @@ pub fn exit_thread(status: ExitStatus) -> ! {
             }
         }
         TASKS.lock().remove(&me.tid);
+        me.process.dead_threads_ns.fetch_add(sched::current().run_ns.load(Ordering::Relaxed), Ordering::Relaxed);
         let last = {
             let mut th = p.threads.lock();
             th.retain(|w| w.upgrade().is_some_and(|t| t.tid != me.tid));
@@ -382,6 +401,7 @@ pub fn wait_child(pid: i64, nohang: bool) -> KResult<Option<(u32, ExitStatus)>> 
             if let Some(i) = found {
                 let k = kids.remove(i);
                 let st = k.exit.lock().unwrap_or(ExitStatus::Exited(0));
+                me.children_ns.fetch_add(k.cpu_ns() + k.children_ns.load(Ordering::Relaxed), Ordering::Relaxed);
                 PROCS.lock().remove(&k.pid);
                 return Ok(Some((k.pid, st)));
             }

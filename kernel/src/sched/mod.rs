@@ -281,6 +281,12 @@ fn schedule_inner(preempt: bool) {
 /// Hands the CPU's user-visible state from `prev` to `next`: SSE registers, FS base, the
 /// kernel stack for user entries, and the address space.
 fn switch_user_state(prev: &ThreadRef, next: &ThreadRef) {
+    let now = crate::time::now_ns();
+    let since = prev.ran_since.load(Ordering::Relaxed);
+    if since != 0 {
+        prev.run_ns.fetch_add(now.saturating_sub(since), Ordering::Relaxed);
+    }
+    next.ran_since.store(now, Ordering::Relaxed);
     use x86_64::registers::control::Cr3;
     use x86_64::registers::model_specific::FsBase;
     if prev.task.get().is_some() {

@@ -35,6 +35,9 @@ pub struct Thread {
     pub task: spin::Once<Arc<crate::proc::Task>>,
     /// Page-table root to run with (0: the kernel's).
     pub cr3: AtomicU64,
+    /// CPU time consumed (ns), and when it last started running (for accounting).
+    pub run_ns: AtomicU64,
+    pub(crate) ran_since: AtomicU64,
     /// User FS base (TLS), restored on every switch to this thread.
     pub fs_base: AtomicU64,
     /// SSE/x87 registers of a user thread, saved while it is switched out.
@@ -65,6 +68,8 @@ impl Thread {
             task: spin::Once::new(),
             cr3: AtomicU64::new(0),
             fs_base: AtomicU64::new(0),
+            run_ns: AtomicU64::new(0),
+            ran_since: AtomicU64::new(0),
             fpu: UnsafeCell::new(None),
         }
     }
@@ -222,6 +227,10 @@ extern "C" fn thread_entry(_arg: u64) -> ! {
 
 extern "C" fn user_thread_entry(frame_at: u64) -> ! {
     super::finish_switch();
+    crate::arch::irq::enable();
+    // Signals sent before the thread first ran are delivered before its first instruction.
+    // SAFETY: `new_user` placed a valid frame at `frame_at`; nothing else references it.
+    crate::proc::return_to_user_hook(unsafe { &mut *(frame_at as *mut crate::arch::idt::TrapFrame) });
     // SAFETY: `new_user` placed a valid user frame at `frame_at`, the top of this thread's
     // kernel stack, and the scheduler loaded this thread's address space.
     unsafe { crate::arch::user::enter_user(frame_at as *const crate::arch::idt::TrapFrame) }

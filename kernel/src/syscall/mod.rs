@@ -8,6 +8,7 @@ pub mod futex;
 pub mod memory;
 pub mod misc;
 pub mod process;
+pub mod sched_time;
 pub mod signal;
 pub mod time;
 
@@ -81,6 +82,7 @@ fn table() -> &'static Table {
         futex::register(&mut t);
         file::register(&mut t);
         misc::register(&mut t);
+        sched_time::register(&mut t);
         t
     })
 }

@@ -108,9 +108,13 @@ fn clock_nanosleep(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn times(c: &mut Call<'_>) -> KResult<u64> {
+    // clock_t in USER_HZ (100/s); CPU time is not split into user and system time.
     let ticks = crate::time::now_ns() / 10_000_000;
     if c.a0() != 0 {
-        write_val(c.a0(), &[ticks, 0u64, 0, 0])?;
+        let p = crate::proc::current_process().ok_or(Errno::ESRCH)?;
+        let me = p.cpu_ns() / 10_000_000;
+        let kids = p.children_ns.load(core::sync::atomic::Ordering::Relaxed) / 10_000_000;
+        write_val(c.a0(), &[me, 0u64, kids, 0])?;
     }
     Ok(ticks)
 }
