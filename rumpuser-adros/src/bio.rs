@@ -3,6 +3,8 @@
 //! its own rump lwp (`hyp_schedule` + `hyp_lwproc_newlwp(0)` once) performs the I/O and calls
 //! the completion with a vCPU held (`backend_schedule` / `backend_unschedule` around it).
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::ffi::c_void;

@@ -1,6 +1,8 @@
 //! Error numbers in NetBSD numbering (`sys/sys/errno.h`), the only numbering the rump
 //! kernel understands. Every hypercall returns one of these (or 0).
 
+#![forbid(unsafe_code)]
+
 /// A NetBSD errno value. `Errno as i32` is what crosses the hypercall boundary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i32)]

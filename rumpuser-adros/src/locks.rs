@@ -10,6 +10,8 @@
 //!   (`cv_reschedule`); otherwise it relocks first and then takes the vCPU;
 //! * `cv_timedwait` takes a *relative* timeout, measured from entry, and returns `ETIMEDOUT`.
 
+#![forbid(unsafe_code)]
+
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 

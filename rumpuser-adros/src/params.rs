@@ -3,6 +3,8 @@
 //! `RUMP_VERBOSE`, `RUMP_MEMLIMIT`, …) looked up in the host's configuration (`ENOENT` when
 //! unset). Values are NUL-terminated; a too-small buffer is `ERANGE`.
 
+#![forbid(unsafe_code)]
+
 use alloc::format;
 use alloc::string::String;
 

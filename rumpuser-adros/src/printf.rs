@@ -3,6 +3,8 @@
 //! `<float>` (they are passed in vector registers, which `dprintf`'s entry does not save;
 //! rump's debug output does not use them).
 
+#![forbid(unsafe_code)]
+
 /// Where the formatter takes its arguments from.
 pub trait Args {
     /// The next integer-class argument (as the raw 64-bit register/stack slot).

@@ -6,6 +6,8 @@
 //! goes through a [`Waiter`] queued *before* the lock protecting the condition is dropped, so
 //! a wake-up can never be lost.
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
