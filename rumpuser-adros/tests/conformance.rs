@@ -807,7 +807,9 @@ fn bio_completes_in_a_rump_context() {
     unsafe {
         assert_eq!(rumpuser_getfileinfo(cpath.as_ptr(), &mut size, &mut ft), 0);
         assert_eq!((size, ft), (64 * 1024, 2));
+        let before = counts();
         assert_eq!(rumpuser_open(cpath.as_ptr(), 0x2 | 0x10, &mut fd), 0);
+        assert_eq!(counts().0 - before.0, 1, "open releases the vCPU");
     }
     assert!(fd >= 0);
     let slot: DoneSlot = std::sync::Mutex::new(None);
@@ -834,8 +836,10 @@ fn bio_completes_in_a_rump_context() {
     let mut b = [0u8; 1000];
     let iov = [RumpuserIovec { iov_base: a.as_mut_ptr().cast(), iov_len: 100 }, RumpuserIovec { iov_base: b.as_mut_ptr().cast(), iov_len: 1000 }];
     let mut got = 0usize;
+    let before = counts();
     // SAFETY: iovecs describe our buffers.
     assert_eq!(unsafe { rumpuser_iovread(fd, iov.as_ptr() as *mut _, 2, 500, &mut got) }, 0);
+    assert_eq!(counts().0 - before.0, 1, "iovread releases the vCPU once");
     assert_eq!(got, 1100);
     assert_eq!(&a[..12], &data[500..512]);
     assert!(a[12..].iter().all(|&x| x == 0x5a));
@@ -846,9 +850,12 @@ fn bio_completes_in_a_rump_context() {
     let wiov = [RumpuserIovec { iov_base: w.as_ptr() as *mut c_void, iov_len: 3 }];
     // SAFETY: as above.
     unsafe {
+        let before = counts();
         assert_eq!(rumpuser_iovwrite(fd, wiov.as_ptr(), 1, 0, &mut got), 0);
         assert_eq!(got, 3);
         assert_eq!(rumpuser_syncfd(fd, 0x2, 0, 0), 0);
+        let after = counts();
+        assert_eq!((after.0 - before.0, after.1 - before.1), (2, 2), "iovwrite and syncfd release the vCPU");
         assert_eq!(rumpuser_syncfd(fd, 0, 0, 0), EINVAL);
     }
     // A bad request still completes, with EINVAL, in a rump context.
