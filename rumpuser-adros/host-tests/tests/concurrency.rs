@@ -1,6 +1,6 @@
 //! 8 host threads issuing rump syscalls at once for 10 s, with `_RUMPUSER_NCPU` at 1 and at
 //! 4: no deadlock, no error, every thread makes progress. Each CPU count needs its own rump
-//! kernel, so the test re-runs this binary as a child process per count (with a watchdog).
+//! kernel, so the test re-runs itself as a child process per count (with a watchdog).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -54,25 +54,19 @@ fn workload(seconds: u64) {
     assert!(ops.iter().all(|&n| n > 10), "a thread starved: {ops:?}");
 }
 
-/// The child half: runs only when re-executed by `eight_threads_ncpu_1_and_4` (ignored in
-/// normal runs).
-#[test]
-#[ignore = "helper: run by eight_threads_ncpu_1_and_4 in a child process"]
-fn concurrency_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
-        return;
-    }
-    workload(10);
-}
-
 #[test]
 fn eight_threads_ncpu_1_and_4() {
     require_rump!();
+    if std::env::var_os(CHILD_ENV).is_some() {
+        // Re-executed by the parent below: one rump kernel with the given RUMP_NCPU.
+        workload(10);
+        return;
+    }
     let exe = std::env::current_exe().unwrap();
     for ncpu in ["1", "4"] {
         let t0 = Instant::now();
         let mut child = Command::new(&exe)
-            .args(["--exact", "concurrency_child", "--include-ignored", "--nocapture", "--test-threads", "1"])
+            .args(["--exact", "eight_threads_ncpu_1_and_4", "--nocapture", "--test-threads", "1"])
             .env(CHILD_ENV, "1")
             .env("RUMP_NCPU", ncpu)
             .stdout(std::process::Stdio::piped())
