@@ -297,7 +297,8 @@ fn our_buildrump_files() -> Vec<PathBuf> {
             }
             if p.is_dir() {
                 walk(&p, out);
-            } else {
+            } else if p.extension().is_none_or(|x| x != "md") {
+                // Documentation does not change the build.
                 out.push(p);
             }
         }
