@@ -203,6 +203,21 @@ impl Thread {
         self.affinity.load(Ordering::Relaxed)
     }
 
+    /// One-line scheduler state, for diagnostics.
+    pub fn debug_state(&self) -> alloc::string::String {
+        let v = self.state_gen.load(Ordering::Acquire);
+        alloc::format!(
+            "thread {} '{}': state {} gen {} on_cpu {} queued {} cpu {}",
+            self.id,
+            self.name,
+            ["running", "runnable", "blocked", "dead"].get((v & 0xff) as usize).copied().unwrap_or("?"),
+            v >> 8,
+            self.on_cpu.load(Ordering::Relaxed),
+            self.queued.load(Ordering::Relaxed),
+            self.cpu.load(Ordering::Relaxed)
+        )
+    }
+
     pub fn has_exited(&self) -> bool {
         self.exited.load(Ordering::Acquire)
     }
