@@ -39,6 +39,7 @@ impl<T: ?Sized> IrqSpinLock<T> {
         {
             while self.locked.load(Ordering::Relaxed) {
                 core::hint::spin_loop();
+                service_ipis();
             }
         }
         IrqSpinGuard { lock: self, irq_was_enabled }
@@ -122,6 +123,7 @@ unsafe impl talc::lock_api::RawMutex for RawIrqSpin {
         let was = irq::save_and_disable();
         while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             core::hint::spin_loop();
+            service_ipis();
         }
         self.irq_was_enabled.store(was, Ordering::Relaxed);
     }
@@ -142,4 +144,12 @@ unsafe impl talc::lock_api::RawMutex for RawIrqSpin {
         self.locked.store(false, Ordering::Release);
         irq::restore(was);
     }
+}
+
+/// While spinning with interrupts off, keep answering TLB shootdown requests (see
+/// `arch::tlb`): the lock holder may be waiting for exactly that.
+#[inline]
+fn service_ipis() {
+    #[cfg(target_os = "none")]
+    crate::arch::tlb::service();
 }

@@ -32,10 +32,15 @@ fn flush_local(va: u64) {
     }
 }
 
-/// Handles a request aimed at this CPU, if any.
-fn service() {
+/// Handles a request aimed at this CPU, if any. Spinlock loops call this while they wait
+/// with interrupts off, so a shooter never waits on a CPU that is itself waiting for a
+/// lock the shooter holds.
+pub fn service() {
+    if !percpu::is_ready() {
+        return;
+    }
     let me = percpu::cpu_id();
-    if PENDING[me].swap(false, Ordering::AcqRel) {
+    if PENDING[me].load(Ordering::Relaxed) && PENDING[me].swap(false, Ordering::AcqRel) {
         flush_local(REQ_VA.load(Ordering::Acquire));
         OUTSTANDING.fetch_sub(1, Ordering::AcqRel);
     }
