@@ -31,24 +31,45 @@ pub struct Machine {
     pub disks: Vec<PathBuf>,
     /// Raw images attached as usb-storage on a qemu-xhci controller.
     pub usb_disks: Vec<PathBuf>,
+    /// Boot this kernel directly (`-kernel`/`-initrd`/`-append`) instead of the ISO: the
+    /// Linux peer of `cargo xtask bench` runs on the same machine this way.
+    pub direct: Option<DirectBoot>,
+}
+
+/// A kernel QEMU loads itself (`-kernel`, `-initrd`, `-append`), no ISO, no GRUB.
+#[derive(Clone, Debug)]
+pub struct DirectBoot {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub append: String,
 }
 
 impl Machine {
     /// The default machine: 2 CPUs, 1 GiB, TCG.
     pub fn new(iso: &Path) -> Self {
-        Self { iso: iso.to_path_buf(), smp: 2, mem_mib: 1024, accel: "tcg".into(), disks: vec![], usb_disks: vec![] }
+        Self { iso: iso.to_path_buf(), smp: 2, mem_mib: 1024, accel: "tcg".into(), disks: vec![], usb_disks: vec![], direct: None }
     }
 
     /// Arguments shared by every way of running the guest (interactive or headless).
     pub fn args(&self) -> Vec<String> {
         let accel = if self.accel == "tcg" { "tcg,thread=multi".to_string() } else { self.accel.clone() };
         let mut a: Vec<String> =
-            ["-machine", "q35", "-cpu", "max", "-accel", &accel, "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-boot", "d"]
+            ["-machine", "q35", "-cpu", "max", "-accel", &accel, "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
         a.extend(["-smp".into(), self.smp.to_string(), "-m".into(), format!("{}M", self.mem_mib)]);
-        a.extend(["-cdrom".into(), self.iso.display().to_string()]);
+        match &self.direct {
+            None => a.extend(["-boot".into(), "d".into(), "-cdrom".into(), self.iso.display().to_string()]),
+            Some(d) => a.extend([
+                "-kernel".into(),
+                d.kernel.display().to_string(),
+                "-initrd".into(),
+                d.initrd.display().to_string(),
+                "-append".into(),
+                d.append.clone(),
+            ]),
+        }
         for (i, d) in self.disks.iter().enumerate() {
             a.extend(["-drive".into(), format!("file={},if=none,id=vd{i},format=raw", d.display())]);
             a.extend(["-device".into(), format!("virtio-blk-pci,drive=vd{i}")]);

@@ -1,5 +1,6 @@
 //! `cargo xtask` — every build, run and test step of AdrOS.
 
+mod bench;
 mod build;
 mod deps;
 mod initrd;
@@ -32,6 +33,8 @@ enum Cmd {
     Run(run::RunArgs),
     /// Everything CI runs: host tests, in-kernel tests, QEMU integration tests.
     Test(test::TestArgs),
+    /// AdrOS beside a Linux guest on the same QEMU: `cargo xtask bench [syscall boot fs smp]`.
+    Bench(bench::BenchArgs),
     /// NetBSD rump components: `cargo xtask rump build --target host|kernel`.
     Rump(rump::RumpArgs),
 }
@@ -43,6 +46,7 @@ fn main() {
         Cmd::Build(a) => build::build(&a).map(|_| 0),
         Cmd::Run(a) => run::run(a),
         Cmd::Test(a) => test::test(a),
+        Cmd::Bench(a) => bench::bench(a),
         Cmd::Rump(a) => rump::rump(a),
     };
     match result {

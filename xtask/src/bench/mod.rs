@@ -1,0 +1,395 @@
+//! `cargo xtask bench [SUITE…]`: the same benchmark program (bench/adros-bench.c, static
+//! musl) run in AdrOS and in a Linux peer (Debian's kernel, same busybox) on the same QEMU
+//! machine, alternating A/B/A/B over N fresh boots each; prints median (min–max) of each
+//! figure for both guests and the AdrOS/Linux ratio, writes target/bench/<suite>.json and
+//! target/bench/summary.svg. See docs/bench.md.
+
+mod peer;
+mod report;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use crate::build::{self, BuildArgs};
+use crate::qemu::{self, Machine};
+use crate::util::{Result, parse_mem, root, run_checked, spinner, target_dir, which};
+
+pub const SUITES: &[&str] = &["syscall", "boot", "fs", "smp"];
+
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// Suites to run: syscall, boot, fs, smp (default: syscall boot).
+    pub suites: Vec<String>,
+    /// Fresh boots of each guest (alternating AdrOS, Linux, AdrOS, …).
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+    /// Virtual CPUs of both guests (the smp suite runs N processes on N vCPUs vs 1 vCPU).
+    #[arg(long, default_value_t = 2)]
+    pub smp: u32,
+    /// Guest memory of both guests.
+    #[arg(long, default_value = "1G")]
+    pub mem: String,
+    /// Only AdrOS (no Linux peer; no ratios).
+    #[arg(long)]
+    pub no_peer: bool,
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// Lower or higher is better.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+/// One figure a suite reports.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    pub suite: &'static str,
+    pub name: String,
+    pub unit: &'static str,
+    pub better: Better,
+    pub what: String,
+}
+
+/// One invocation of the benchmark program in the guest script.
+struct Step {
+    /// `adros-bench` arguments.
+    args: String,
+    /// The figures it prints.
+    figures: Vec<String>,
+}
+
+fn fig(suite: &'static str, name: &str, unit: &'static str, better: Better, what: &str) -> Figure {
+    Figure { suite, name: name.to_string(), unit, better, what: what.to_string() }
+}
+
+/// The figures and guest steps of `suite`.
+fn suite(suite: &str, smp: u32) -> (Vec<Figure>, Vec<Step>) {
+    use Better::*;
+    let step = |args: &str, figures: &[&str]| Step { args: args.to_string(), figures: figures.iter().map(|s| s.to_string()).collect() };
+    match suite {
+        "syscall" => (
+            vec![
+                fig("syscall", "syscall.getpid", "us", Lower, "getpid round trip"),
+                fig("syscall", "syscall.fork_wait", "ms", Lower, "fork + _exit + waitpid"),
+                fig("syscall", "syscall.fork_exec_wait", "ms", Lower, "fork + exec /bin/busybox true + waitpid"),
+                fig("syscall", "syscall.pipe_throughput", "MB/s", Higher, "64 MiB through a pipe in 64 KiB writes, to another process"),
+                fig("syscall", "syscall.pipe_pingpong", "us", Lower, "1-byte round trip between two processes over two pipes"),
+                fig("syscall", "syscall.page_fault", "us", Lower, "first touch of one 4 KiB page of a fresh 64 MiB anonymous mapping"),
+                fig("syscall", "syscall.mmap_munmap", "us", Lower, "mmap + munmap of 1 MiB anonymous (untouched)"),
+            ],
+            vec![
+                step("getpid", &["syscall.getpid"]),
+                step("fork", &["syscall.fork_wait"]),
+                step("forkexec", &["syscall.fork_exec_wait"]),
+                step("pipe", &["syscall.pipe_throughput"]),
+                step("pingpong", &["syscall.pipe_pingpong"]),
+                step("pagefault", &["syscall.page_fault"]),
+                step("mmap", &["syscall.mmap_munmap"]),
+            ],
+        ),
+        "boot" => (
+            vec![
+                fig("boot", "boot.qemu_to_command", "s", Lower, "QEMU start to the guest command's first output (wall clock, host)"),
+                fig("boot", "boot.uptime_at_command", "s", Lower, "kernel uptime (/proc/uptime) when the guest command starts"),
+            ],
+            // Read by the script's first line (see `script`), not by the program.
+            vec![],
+        ),
+        "fs" => (
+            vec![
+                fig("fs", "fs.create", "us", Lower, "tmpfs: create (open O_CREAT + close) of one of 10,000 files"),
+                fig("fs", "fs.stat", "us", Lower, "tmpfs: stat of one of 10,000 files"),
+                fig("fs", "fs.unlink", "us", Lower, "tmpfs: unlink of one of 10,000 files"),
+            ],
+            vec![step("fs /tmp/adros-bench-fs", &["fs.create", "fs.stat", "fs.unlink"])],
+        ),
+        "smp" => {
+            let one = format!("smp.cpu_{smp}proc_1vcpu");
+            let all = format!("smp.cpu_{smp}proc_{smp}vcpu");
+            (
+                vec![
+                    fig("smp", &one, "ms", Lower, &format!("{smp} CPU-bound processes (fixed work each) pinned to CPU 0")),
+                    fig("smp", &all, "ms", Lower, &format!("the same {smp} processes free to use {smp} vCPUs")),
+                    fig("smp", "smp.speedup", "x", Higher, &format!("speedup of {smp} vCPUs over 1 (same boot)")),
+                    fig("smp", "smp.pipe_pingpong_xcpu", "us", Lower, "1-byte pipe round trip, processes pinned to CPU 0 and CPU 1"),
+                ],
+                vec![
+                    step(&format!("smp {smp}"), &[&one, &all, "smp.speedup"]),
+                    step("pingpong-xcpu", &["smp.pipe_pingpong_xcpu"]),
+                ],
+            )
+        }
+        _ => (vec![], vec![]),
+    }
+}
+
+/// The guest script (/bench/run.sh), identical in both guests.
+fn script(steps: &[Step]) -> String {
+    let mut s = String::from(
+        "# cargo xtask bench: run identically in AdrOS and the Linux peer\n\
+         read up rest < /proc/uptime && echo \"@B boot.uptime_at_command $up s\"\n",
+    );
+    for st in steps {
+        let key = st.args.split_whitespace().next().unwrap_or("");
+        s.push_str(&format!("/bench/adros-bench {} || echo \"@X {key} $?\"\n", st.args));
+    }
+    s
+}
+
+/// The command both guests run with `sh -c`.
+const COMMAND: &str = "sh /bench/run.sh";
+const BEGIN: &str = "@@ADROS-EXEC-BEGIN@@";
+const EXIT: &str = "@@ADROS-EXEC-EXIT ";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Guest {
+    AdrOS,
+    Linux,
+}
+
+impl Guest {
+    pub fn name(self) -> &'static str {
+        match self {
+            Guest::AdrOS => "AdrOS",
+            Guest::Linux => "Linux",
+        }
+    }
+}
+
+/// What one boot produced: figure → value, or figure → why it is missing.
+#[derive(Default, Debug)]
+pub struct BootResult {
+    pub values: Vec<(String, f64)>,
+    pub failures: Vec<(String, String)>,
+}
+
+pub fn bench(a: BenchArgs) -> Result<i32> {
+    let mut names: Vec<String> = if a.suites.is_empty() { vec!["syscall".into(), "boot".into()] } else { a.suites.clone() };
+    names.dedup();
+    for n in &names {
+        if !SUITES.contains(&n.as_str()) {
+            return Err(format!("unknown suite {n:?}: choose from {}", SUITES.join(", ")));
+        }
+    }
+    if a.runs == 0 {
+        return Err("--runs must be at least 1".into());
+    }
+    if names.iter().any(|n| n == "smp") && a.smp < 2 {
+        return Err("the smp suite compares N vCPUs with 1: use --smp 2 or more".into());
+    }
+    let mem_mib = parse_mem(&a.mem)?;
+    crate::deps::ensure(true)?;
+
+    let mut figures: Vec<Figure> = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
+    for n in &names {
+        let (f, s) = suite(n, a.smp);
+        figures.extend(f);
+        steps.extend(s);
+    }
+    let out_dir = target_dir().join("bench");
+    let log_dir = out_dir.join("logs");
+    std::fs::create_dir_all(&log_dir).map_err(|e| format!("creating {}: {e}", log_dir.display()))?;
+
+    // The benchmark program and the script, the same bytes in both guests.
+    let prog = out_dir.join("adros-bench");
+    compile(&root().join("bench/adros-bench.c"), &prog)?;
+    let script_path = out_dir.join("run.sh");
+    std::fs::write(&script_path, script(&steps)).map_err(|e| format!("writing {}: {e}", script_path.display()))?;
+
+    // AdrOS: the kernel and an ISO whose initrd carries the program and script.
+    let kernel = build::build_kernel(&a.build)?;
+    let symbols = build::write_symbols(&kernel)?;
+    let extras = vec![
+        crate::initrd::parse_extra(&format!("{}:/bench/adros-bench", prog.display()))?,
+        crate::initrd::parse_extra(&format!("{}:/bench/run.sh", script_path.display()))?,
+    ];
+    crate::initrd::build(&extras)?;
+    let hex: String = COMMAND.bytes().map(|b| format!("{b:02x}")).collect();
+    let iso = out_dir.join("adros-bench.iso");
+    build::make_iso(&kernel, &symbols, &format!("{} loglevel=3 adros.exec={hex}", build::DEFAULT_CMDLINE), &iso)?;
+    let mut adros = Machine::new(&iso);
+    adros.smp = a.smp;
+    adros.mem_mib = mem_mib;
+
+    // Linux: the cached Debian kernel and an initramfs with the same files.
+    let (linux, linux_version) = if a.no_peer {
+        (None, None)
+    } else {
+        let p = peer::kernel()?;
+        let cpio = out_dir.join("linux-peer.cpio");
+        let files = vec![
+            ("/bench/adros-bench".to_string(), read(&prog)?, 0o755),
+            ("/bench/run.sh".to_string(), read(&script_path)?, 0o644),
+        ];
+        peer::initramfs(&cpio, &peer::init_script(COMMAND), &files)?;
+        let mut m = Machine::new(&iso);
+        m.smp = a.smp;
+        m.mem_mib = mem_mib;
+        m.direct = Some(qemu::DirectBoot {
+            kernel: p.vmlinuz.clone(),
+            initrd: cpio,
+            append: "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init".into(),
+        });
+        (Some(m), Some(p.version))
+    };
+
+    let guests: Vec<(Guest, &Machine)> = std::iter::once((Guest::AdrOS, &adros)).chain(linux.as_ref().map(|m| (Guest::Linux, m))).collect();
+    let per_boot_timeout = Duration::from_secs(180 + 130 * steps.len() as u64);
+    let mut results: Vec<(Guest, u32, BootResult)> = Vec::new();
+    for run in 1..=a.runs {
+        for (g, m) in &guests {
+            let r = boot_once(*g, m, run, a.runs, &figures, &steps, per_boot_timeout, &log_dir)?;
+            results.push((*g, run, r));
+        }
+    }
+
+    let rows = report::aggregate(&figures, &results);
+    let cmdline = format!(
+        "cargo xtask bench {}{}{}",
+        names.join(" "),
+        if a.runs != 3 { format!(" --runs {}", a.runs) } else { String::new() },
+        if a.smp != 2 { format!(" --smp {}", a.smp) } else { String::new() }
+    );
+    let facts = report::Facts::collect(a.smp, mem_mib, a.runs, linux_version.as_deref(), &cmdline);
+    println!("{}", report::table(&rows, &facts, linux.is_some()));
+    for n in &names {
+        let path = out_dir.join(format!("{n}.json"));
+        let suite_rows: Vec<&report::Row> = rows.iter().filter(|r| r.figure.suite == n.as_str()).collect();
+        std::fs::write(&path, report::json(n, &suite_rows, &facts)).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    let svg = out_dir.join("summary.svg");
+    std::fs::write(&svg, report::svg(&rows, &facts)).map_err(|e| format!("writing {}: {e}", svg.display()))?;
+    eprintln!(
+        "xtask bench: wrote {} and {} (serial logs in {})",
+        names.iter().map(|n| out_dir.join(format!("{n}.json")).display().to_string()).collect::<Vec<_>>().join(", "),
+        svg.display(),
+        log_dir.display()
+    );
+    let failed = rows.iter().filter(|r| r.adros.values.is_empty() || (linux.is_some() && r.linux.values.is_empty())).count();
+    if failed > 0 {
+        eprintln!("xtask bench: {failed} figure(s) could not be measured in every guest; the reasons are in the table above");
+    }
+    Ok(0)
+}
+
+fn read(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))
+}
+
+/// musl-gcc -static -O2.
+fn compile(src: &Path, out: &Path) -> Result<()> {
+    if which("musl-gcc").is_none() {
+        return Err("musl-gcc is missing: install musl-tools (`cargo xtask deps`)".into());
+    }
+    let pb = spinner(format!("compiling {} (musl-gcc -static -O2)", src.file_name().unwrap_or_default().to_string_lossy()));
+    let r = run_checked(
+        Command::new("musl-gcc").args(["-static", "-O2", "-Wall", "-o"]).arg(out).arg(src),
+        "musl-gcc",
+        "Fix the benchmark source (bench/adros-bench.c).",
+    );
+    pb.finish_and_clear();
+    r
+}
+
+/// Boots `m` once, runs the script, and collects every figure (or why it is missing).
+#[allow(clippy::too_many_arguments)]
+fn boot_once(g: Guest, m: &Machine, run: u32, runs: u32, figures: &[Figure], steps: &[Step], timeout: Duration, log_dir: &Path) -> Result<BootResult> {
+    let label = format!("run {run}/{runs}: {}", g.name());
+    let pb = spinner(format!("{label}: booting"));
+    let mut seen = String::new();
+    let mut first_output: Option<Duration> = None;
+    let start = Instant::now();
+    let stop = |s: &str| s.find(EXIT).is_some_and(|i| s[i + EXIT.len()..].contains("@@"));
+    let out = qemu::run_headless(
+        m,
+        timeout,
+        |b| {
+            seen.push_str(&String::from_utf8_lossy(b).replace('\r', ""));
+            if let Some(i) = seen.find(BEGIN) {
+                let after = &seen[i + BEGIN.len()..];
+                if first_output.is_none() && !after.trim_start_matches('\n').is_empty() {
+                    first_output = Some(start.elapsed());
+                }
+                if let Some(last) = after.lines().rev().find(|l| l.starts_with("@B ") || l.starts_with("@F ")) {
+                    pb.set_message(format!("{label}: {}", last.trim_start_matches("@B ").trim_start_matches("@F ")));
+                } else {
+                    pb.set_message(format!("{label}: running the benchmarks"));
+                }
+            }
+        },
+        Some(&stop),
+    );
+    pb.finish_and_clear();
+    let out = out?;
+    let log = log_dir.join(format!("{}-{run}.log", g.name().to_lowercase()));
+    let _ = std::fs::write(&log, &out.serial);
+    let mut r = parse(&out.serial, steps);
+    if let Some(t) = first_output {
+        r.values.push(("boot.qemu_to_command".into(), t.as_secs_f64()));
+    }
+    // Whatever did not come back gets a reason.
+    let ended = if !out.serial.contains(BEGIN) {
+        format!("the guest command never started ({}; see {})", why_ended(&out), log.display())
+    } else if !stop(&out.serial) {
+        format!("the guest ended before the script finished ({}; see {})", why_ended(&out), log.display())
+    } else {
+        format!("no result printed (see {})", log.display())
+    };
+    for f in figures {
+        if !r.values.iter().any(|(n, _)| *n == f.name) && !r.failures.iter().any(|(n, _)| *n == f.name) {
+            r.failures.push((f.name.clone(), ended.clone()));
+        }
+    }
+    let ok = figures.iter().filter(|f| r.values.iter().any(|(n, _)| *n == f.name)).count();
+    eprintln!("xtask bench: {label}: {ok}/{} figures in {:.1} s", figures.len(), out.elapsed.as_secs_f64());
+    Ok(r)
+}
+
+fn why_ended(out: &qemu::Outcome) -> String {
+    if out.timed_out { "timed out".into() } else { qemu::describe(out.status).to_string() }
+}
+
+/// Parses `@B name value unit`, `@F name reason` and `@X step status` lines.
+fn parse(serial: &str, steps: &[Step]) -> BootResult {
+    let mut r = BootResult::default();
+    let body = serial.find(BEGIN).map(|i| &serial[i..]).unwrap_or("");
+    for line in body.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("@B ") {
+            let mut it = rest.split_whitespace();
+            if let (Some(n), Some(v)) = (it.next(), it.next())
+                && let Ok(v) = v.parse::<f64>()
+            {
+                r.values.push((n.to_string(), v));
+            }
+        } else if let Some(rest) = line.strip_prefix("@F ") {
+            if let Some((n, why)) = rest.split_once(' ') {
+                r.failures.push((n.to_string(), why.to_string()));
+            }
+        } else if let Some(rest) = line.strip_prefix("@X ") {
+            let mut it = rest.split_whitespace();
+            let (key, st) = (it.next().unwrap_or(""), it.next().and_then(|s| s.parse::<i32>().ok()).unwrap_or(-1));
+            let why = match st {
+                142 => "timed out (SIGALRM after 120 s)".to_string(),
+                127 => "could not be executed (status 127)".to_string(),
+                s if s > 128 => format!("killed by signal {}", s - 128),
+                s => format!("exited with status {s}"),
+            };
+            for step in steps.iter().filter(|s| s.args.split_whitespace().next() == Some(key)) {
+                for f in &step.figures {
+                    if !r.values.iter().any(|(n, _)| n == f) && !r.failures.iter().any(|(n, _)| n == f) {
+                        r.failures.push((f.clone(), format!("adros-bench {} {why}", step.args)));
+                    }
+                }
+            }
+        }
+    }
+    r
+}
