@@ -133,3 +133,10 @@ pub fn power_off() -> ! {
     log::warn!("power off: {why}; falling back to QEMU's exit device");
     crate::arch::qemu_exit(crate::panic::EXIT_SUCCESS)
 }
+
+/// Restarts the machine: the 8042 keyboard controller's reset line (every PC and QEMU
+/// machine has it); if that does nothing, a triple fault.
+pub fn reset() -> ! {
+    crate::arch::irq::save_and_disable();
+    crate::arch::reset_machine()
+}

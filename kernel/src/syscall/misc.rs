@@ -17,6 +17,38 @@ pub fn register(t: &mut Table) {
     t.add(99, "sysinfo", sysinfo);
     t.add(170, "sethostname", sethostname);
     t.add(309, "getcpu", getcpu);
+    t.add(169, "reboot", reboot);
+}
+
+const REBOOT_MAGIC1: u64 = 0xfee1_dead;
+const REBOOT_MAGIC2: [u64; 4] = [672274793, 85072278, 369367448, 537993216];
+const CMD_RESTART: u64 = 0x0123_4567;
+const CMD_HALT: u64 = 0xcdef_0123;
+const CMD_CAD_ON: u64 = 0x89ab_cdef;
+const CMD_CAD_OFF: u64 = 0;
+const CMD_POWER_OFF: u64 = 0x4321_fedc;
+
+/// `reboot(2)`: power off, halt or restart the machine (root only).
+fn reboot(c: &mut Call<'_>) -> KResult<u64> {
+    if c.a0() as u32 as u64 != REBOOT_MAGIC1 || !REBOOT_MAGIC2.contains(&(c.a1() as u32 as u64)) {
+        return Err(Errno::EINVAL);
+    }
+    let p = crate::proc::current_process().ok_or(Errno::ESRCH)?;
+    if p.creds.lock().euid != 0 {
+        return Err(Errno::EPERM);
+    }
+    match c.a2() as u32 as u64 {
+        CMD_CAD_ON | CMD_CAD_OFF => Ok(0),
+        CMD_POWER_OFF | CMD_HALT => {
+            crate::println!("reboot: power down");
+            crate::power_off()
+        }
+        CMD_RESTART => {
+            crate::println!("reboot: restarting system");
+            crate::platform::reset()
+        }
+        _ => Err(Errno::EINVAL),
+    }
 }
 
 fn getrandom(c: &mut Call<'_>) -> KResult<u64> {

@@ -18,6 +18,7 @@ pub fn register(t: &mut Table) {
     t.add(127, "rt_sigpending", rt_sigpending);
     t.add(130, "rt_sigsuspend", rt_sigsuspend);
     t.add(131, "sigaltstack", sigaltstack);
+    t.add(128, "rt_sigtimedwait", rt_sigtimedwait);
     t.add(200, "tkill", tkill);
     t.add(234, "tgkill", tgkill);
 }
@@ -170,4 +171,46 @@ fn tgkill(c: &mut Call<'_>) -> KResult<u64> {
     }
     sig::send_task(&t, s);
     Ok(0)
+}
+
+/// Waits for one of the signals in `set` (normally blocked) and takes it without running a
+/// handler. EAGAIN on timeout; EINTR if some other, unblocked signal arrives.
+fn rt_sigtimedwait(c: &mut Call<'_>) -> KResult<u64> {
+    if c.a3() != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let set: u64 = read_val(c.a0())?;
+    let deadline = if c.a2() != 0 {
+        let ts: [i64; 2] = read_val(c.a2())?;
+        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+            return Err(Errno::EINVAL);
+        }
+        Some(crate::time::now_ns() + ts[0] as u64 * 1_000_000_000 + ts[1] as u64)
+    } else {
+        None
+    };
+    let t = current_task().ok_or(Errno::EPERM)?;
+    let ready = || {
+        let s = t.sig.lock();
+        s.pending & set != 0 || s.pending & !s.mask & !set != 0 || t.killed.load(Ordering::Acquire)
+    };
+    let wq = crate::sched::wait::WaitQueue::new();
+    wq.wait_until(ready, deadline);
+    let mut s = t.sig.lock();
+    let hit = s.pending & set;
+    if hit != 0 {
+        let signo = hit.trailing_zeros() + 1;
+        s.pending &= !(1u64 << (signo - 1));
+        drop(s);
+        if c.a1() != 0 {
+            let mut info = [0u8; 128];
+            info[0..4].copy_from_slice(&(signo as i32).to_le_bytes());
+            crate::arch::uaccess::copy_to_user(c.a1(), &info)?;
+        }
+        return Ok(u64::from(signo));
+    }
+    if s.pending & !s.mask != 0 {
+        return Err(Errno::EINTR);
+    }
+    Err(Errno::EAGAIN)
 }

@@ -66,6 +66,23 @@ pub fn qemu_exit(code: u8) -> ! {
     halt_forever()
 }
 
+/// Resets the machine through the 8042 controller's reset line, then by triple fault.
+pub fn reset_machine() -> ! {
+    // SAFETY: port 0x64 is the 8042 command port; 0xFE pulses the CPU reset line.
+    unsafe { x86_64::instructions::port::Port::<u8>::new(0x64).write(0xFE) };
+    for _ in 0..1_000_000 {
+        core::hint::spin_loop();
+    }
+    // Still here: load an empty IDT and fault, which resets the CPU.
+    let empty = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::new(0) };
+    // SAFETY: deliberately invalid IDT to force a triple fault (machine reset).
+    unsafe {
+        x86_64::instructions::tables::lidt(&empty);
+        core::arch::asm!("int3");
+    }
+    halt_forever()
+}
+
 /// Stops this CPU for good.
 pub fn halt_forever() -> ! {
     loop {
