@@ -136,6 +136,7 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
 
     crate::platform_init();
     crate::fs::init();
+    crate::block::init();
     crate::fs::set_interrupt_check(crate::proc::signal::pending_for_current);
     crate::procfs::init();
     crate::tty::init();

@@ -6,6 +6,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod block;
 pub mod bootinfo;
 pub mod cmdline;
 pub mod errno;
@@ -21,6 +22,8 @@ pub mod time;
 pub mod acpi;
 #[cfg(target_os = "none")]
 pub mod boot;
+#[cfg(target_os = "none")]
+pub mod ext2_vfs;
 #[cfg(target_os = "none")]
 pub mod ktest;
 #[cfg(target_os = "none")]

@@ -855,14 +855,29 @@ pub fn register_filesystem(name: &'static str, make: FsFactory) {
     v.push((name, make));
 }
 
+/// A factory that also gets the mount's data string (`mount -o …`).
+type FsDataFactory = fn(source: &str, data: &str) -> KResult<Arc<dyn FileSystem>>;
+static FILESYSTEMS_DATA: SpinLock<Vec<(&'static str, FsDataFactory)>> = SpinLock::new(Vec::new());
+
+/// Like [`register_filesystem`], for file systems that take mount options (ext2).
+pub fn register_filesystem_data(name: &'static str, make: FsDataFactory) {
+    let mut v = FILESYSTEMS_DATA.lock();
+    v.retain(|(n, _)| *n != name);
+    v.push((name, make));
+}
+
 /// The file-system types `mount` knows (for `/proc/filesystems`).
 pub fn filesystems() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = alloc::vec!["tmpfs", "devtmpfs"];
     v.extend(FILESYSTEMS.lock().iter().map(|(n, _)| *n));
+    v.extend(FILESYSTEMS_DATA.lock().iter().map(|(n, _)| *n));
     v
 }
 
-fn make_fs(fstype: &str, source: &str) -> KResult<Arc<dyn FileSystem>> {
+fn make_fs(fstype: &str, source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
+    if let Some(f) = FILESYSTEMS_DATA.lock().iter().find(|(n, _)| *n == fstype).map(|(_, f)| *f) {
+        return f(source, data);
+    }
     match fstype {
         "tmpfs" | "ramfs" => Ok(TmpFs::new("tmpfs", 0o1777)),
         "devtmpfs" => Ok(devfs::devfs()),
@@ -879,6 +894,12 @@ fn make_fs(fstype: &str, source: &str) -> KResult<Arc<dyn FileSystem>> {
 /// Mounts a new instance of `fstype` (`tmpfs`, `devtmpfs`, or a registered type) on the
 /// directory `path`. Root only.
 pub fn mount(ctx: &FsCtx, fstype: &str, source: &str, base: Option<&PathRef>, path: &str) -> KResult<()> {
+    mount_data(ctx, fstype, source, "", base, path)
+}
+
+/// [`mount`] with the data string (`mount -o …`, `MS_RDONLY` as `ro`) for file systems
+/// registered with [`register_filesystem_data`].
+pub fn mount_data(ctx: &FsCtx, fstype: &str, source: &str, data: &str, base: Option<&PathRef>, path: &str) -> KResult<()> {
     if ctx.uid != 0 {
         return Err(Errno::EPERM);
     }
@@ -886,7 +907,7 @@ pub fn mount(ctx: &FsCtx, fstype: &str, source: &str, base: Option<&PathRef>, pa
     if !p.stat().is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    let fs = make_fs(fstype, source)?;
+    let fs = make_fs(fstype, source, data)?;
     mount_fs(fs, source, &p);
     Ok(())
 }

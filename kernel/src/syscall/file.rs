@@ -510,6 +510,7 @@ fn fsync(c: &mut Call<'_>) -> KResult<u64> {
     Ok(0)
 }
 fn sync(_c: &mut Call<'_>) -> KResult<u64> {
+    crate::ext2_vfs::sync_all();
     Ok(0)
 }
 
@@ -792,10 +793,17 @@ fn mount(c: &mut Call<'_>) -> KResult<u64> {
     let fstype = if c.a2() != 0 { path_arg(c.a2())? } else { String::new() };
     const MS_REMOUNT: u64 = 32;
     const MS_BIND: u64 = 4096;
+    const MS_RDONLY: u64 = 1;
     if c.a3() & (MS_REMOUNT | MS_BIND) != 0 {
         return Err(Errno::EINVAL);
     }
-    fs::mount(&ctx()?, &fstype, &source, None, &target)?;
+    // The data string (`mount -o`, minus the flags busybox turned into MS_*), with
+    // MS_RDONLY folded in as `ro`.
+    let mut data = if c.a4() != 0 { path_arg(c.a4())? } else { String::new() };
+    if c.a3() & MS_RDONLY != 0 {
+        data = if data.is_empty() { String::from("ro") } else { alloc::format!("ro,{data}") };
+    }
+    fs::mount_data(&ctx()?, &fstype, &source, &data, None, &target)?;
     Ok(0)
 }
 fn umount2(c: &mut Call<'_>) -> KResult<u64> {

@@ -1,0 +1,403 @@
+//! `mount -t ext2`: the VFS adapter over the native `adros-ext2` driver on a block device.
+//!
+//! Options (`mount -o`): `ro`, `rw`, `driver=native|rump`. Without `driver=`, the rump
+//! stack would be chosen when linked (it is not yet: `driver=rump` answers ENODEV and says
+//! "rump ext2 not linked"). One sleeping lock serialises the file system; in-memory inode
+//! objects are unique per inode number so an unlinked-but-open inode is freed when its
+//! last user lets go. Metadata is written back at unmount (when the last reference to the
+//! mount goes), by `sync(2)`-style [`sync_all`], and when the metadata cache fills.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::String;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::any::Any;
+
+use adros_ext2::{self as e2, Ext2};
+
+use crate::block::{self, BlockDev};
+use crate::errno::{Errno, KResult};
+use crate::fs::consts::*;
+use crate::fs::node::{DirEntry, FileSystem, Inode, InodeRef, NodeKind, SetAttr, Stat, StatFs, Timespec};
+use crate::fs::sync::{SleepLock, SpinLock};
+
+pub const EXT2_SUPER_MAGIC: u64 = 0xEF53;
+
+/// The block device as `adros-ext2` sees it.
+pub struct Disk(Arc<dyn BlockDev>);
+
+impl e2::BlockDevice for Disk {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> e2::Result<()> {
+        match block::read_bytes(&*self.0, off, buf) {
+            Ok(n) if n == buf.len() => Ok(()),
+            _ => Err(e2::Error::Io),
+        }
+    }
+    fn write_at(&self, off: u64, buf: &[u8]) -> e2::Result<()> {
+        match block::write_bytes(&*self.0, off, buf) {
+            Ok(n) if n == buf.len() => Ok(()),
+            _ => Err(e2::Error::Io),
+        }
+    }
+    fn flush(&self) -> e2::Result<()> {
+        self.0.flush().map_err(|_| e2::Error::Io)
+    }
+}
+
+fn errno(e: e2::Error) -> Errno {
+    use e2::Error::*;
+    match e {
+        Io => Errno::EIO,
+        Corrupt(what) => {
+            log::warn!("ext2: {what}");
+            Errno::EIO
+        }
+        Unsupported(_) => Errno::EINVAL,
+        NotFound => Errno::ENOENT,
+        Exists => Errno::EEXIST,
+        NotDir => Errno::ENOTDIR,
+        IsDir => Errno::EISDIR,
+        NotEmpty => Errno::ENOTEMPTY,
+        NoSpace => Errno::ENOSPC,
+        ReadOnly => Errno::EROFS,
+        NameTooLong => Errno::ENAMETOOLONG,
+        TooBig => Errno::EFBIG,
+        Invalid => Errno::EINVAL,
+        TooManyLinks => Errno::EMLINK,
+    }
+}
+
+pub struct Ext2Fs {
+    inner: SleepLock<Ext2<Disk>>,
+    dev: u64,
+    rename: SleepLock<()>,
+    nodes: SpinLock<BTreeMap<u32, Weak<Ext2Node>>>,
+    /// Unlinked inodes still in use: freed when their node drops.
+    orphans: SpinLock<BTreeSet<u32>>,
+    me: Weak<Ext2Fs>,
+}
+
+static MOUNTED: SpinLock<Vec<Weak<Ext2Fs>>> = SpinLock::new(Vec::new());
+
+fn wall_secs() -> u32 {
+    (crate::time::wall_clock_ns() / 1_000_000_000) as u32
+}
+
+impl Ext2Fs {
+    fn node(&self, ino: u32) -> Arc<Ext2Node> {
+        let mut m = self.nodes.lock();
+        if let Some(n) = m.get(&ino).and_then(Weak::upgrade) {
+            return n;
+        }
+        let fs = self.me.upgrade().expect("ext2: file system gone while in use");
+        let n = Arc::new(Ext2Node { fs, ino });
+        m.insert(ino, Arc::downgrade(&n));
+        n
+    }
+
+    /// After the last link of `ino` went: free now if nobody holds it, else when its node
+    /// drops. Called with `inner` held (`fs`).
+    fn gone(&self, fs: &mut Ext2<Disk>, ino: u32) {
+        let live = self.nodes.lock().get(&ino).is_some_and(|w| w.strong_count() > 0);
+        if live {
+            self.orphans.lock().insert(ino);
+        } else if let Err(e) = fs.evict(ino) {
+            log::warn!("ext2: freeing inode {ino}: {e}");
+        }
+    }
+
+    pub fn sync(&self) -> KResult<()> {
+        self.inner.lock().sync().map_err(errno)
+    }
+}
+
+impl Drop for Ext2Fs {
+    fn drop(&mut self) {
+        if let Err(e) = self.inner.lock().unmount() {
+            log::error!("ext2: unmount: {e}");
+        }
+    }
+}
+
+impl FileSystem for Ext2Fs {
+    fn name(&self) -> &'static str {
+        "ext2"
+    }
+    fn root(&self) -> InodeRef {
+        self.node(e2::ROOT_INO)
+    }
+    fn dev(&self) -> u64 {
+        self.dev
+    }
+    fn statfs(&self) -> StatFs {
+        let s = self.inner.lock().statfs();
+        StatFs {
+            fs_type: EXT2_SUPER_MAGIC,
+            bsize: s.block_size as u64,
+            blocks: s.blocks,
+            bfree: s.free_blocks,
+            bavail: s.avail_blocks,
+            files: s.inodes,
+            ffree: s.free_inodes,
+            fsid: self.dev,
+            namelen: 255,
+            frsize: s.block_size as u64,
+            flags: 0,
+        }
+    }
+    fn rename_lock(&self) -> &SleepLock<()> {
+        &self.rename
+    }
+}
+
+pub struct Ext2Node {
+    fs: Arc<Ext2Fs>,
+    ino: u32,
+}
+
+impl Drop for Ext2Node {
+    fn drop(&mut self) {
+        {
+            let mut m = self.fs.nodes.lock();
+            if m.get(&self.ino).is_some_and(|w| w.strong_count() == 0) {
+                m.remove(&self.ino);
+            }
+        }
+        let orphan = self.fs.orphans.lock().remove(&self.ino);
+        if orphan {
+            if let Err(e) = self.fs.inner.lock().evict(self.ino) {
+                log::warn!("ext2: freeing inode {}: {e}", self.ino);
+            }
+        }
+    }
+}
+
+fn ts(s: u32) -> Timespec {
+    Timespec { sec: s as i64, nsec: 0 }
+}
+
+fn dt(ft: u8) -> u8 {
+    match ft {
+        1 => DT_REG,
+        2 => DT_DIR,
+        3 => DT_CHR,
+        4 => DT_BLK,
+        5 => DT_FIFO,
+        6 => DT_SOCK,
+        7 => DT_LNK,
+        _ => DT_UNKNOWN,
+    }
+}
+
+impl Ext2Node {
+    fn other<'a>(&self, n: &'a InodeRef) -> KResult<&'a Ext2Node> {
+        let o = n.as_any().downcast_ref::<Ext2Node>().ok_or(Errno::EXDEV)?;
+        if !Arc::ptr_eq(&o.fs, &self.fs) {
+            return Err(Errno::EXDEV);
+        }
+        Ok(o)
+    }
+}
+
+impl Inode for Ext2Node {
+    fn stat(&self) -> Stat {
+        let a = self.fs.inner.lock().attr(self.ino);
+        let bs = 1024i64;
+        match a {
+            Ok(a) => Stat {
+                dev: self.fs.dev,
+                ino: self.ino as u64,
+                mode: a.mode as u32,
+                nlink: a.nlink as u64,
+                uid: a.uid,
+                gid: a.gid,
+                rdev: makedev(a.rdev.0, a.rdev.1),
+                size: a.size as i64,
+                blksize: bs.max(self.fs.inner.lock().block_size() as i64),
+                blocks: a.blocks as i64,
+                atime: ts(a.atime),
+                mtime: ts(a.mtime),
+                ctime: ts(a.ctime),
+            },
+            Err(_) => Stat { dev: self.fs.dev, ino: self.ino as u64, ..Stat::default() },
+        }
+    }
+
+    fn set_attr(&self, a: &SetAttr) -> KResult<()> {
+        let s = e2::SetAttr {
+            perm: a.perm.map(|p| (p & 0o7777) as u16),
+            uid: a.uid,
+            gid: a.gid,
+            atime: a.atime.map(|t| t.sec as u32),
+            mtime: a.mtime.map(|t| t.sec as u32),
+        };
+        self.fs.inner.lock().set_attr(self.ino, &s).map_err(errno)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn fs(&self) -> Arc<dyn FileSystem> {
+        self.fs.clone()
+    }
+
+    fn lookup(&self, name: &str) -> KResult<InodeRef> {
+        let ino = self.fs.inner.lock().lookup(self.ino, name.as_bytes()).map_err(errno)?;
+        Ok(self.fs.node(ino))
+    }
+
+    fn create(&self, name: &str, kind: NodeKind<'_>, perm: u32, uid: u32, gid: u32) -> KResult<InodeRef> {
+        let k = match kind {
+            NodeKind::Regular => e2::Kind::Regular,
+            NodeKind::Directory => e2::Kind::Directory,
+            NodeKind::Symlink(t) => e2::Kind::Symlink(t.as_bytes()),
+            NodeKind::CharDev(r) => e2::Kind::CharDev(major(r), minor(r)),
+            NodeKind::BlockDev(r) => e2::Kind::BlockDev(major(r), minor(r)),
+            NodeKind::Fifo => e2::Kind::Fifo,
+            NodeKind::Socket => e2::Kind::Socket,
+        };
+        let ino = self.fs.inner.lock().create(self.ino, name.as_bytes(), k, (perm & 0o7777) as u16, uid, gid).map_err(errno)?;
+        Ok(self.fs.node(ino))
+    }
+
+    fn link(&self, name: &str, target: &InodeRef) -> KResult<()> {
+        let t = self.other(target)?;
+        self.fs.inner.lock().link(self.ino, name.as_bytes(), t.ino).map_err(errno)
+    }
+
+    fn unlink(&self, name: &str, dir: bool) -> KResult<()> {
+        let mut fs = self.fs.inner.lock();
+        let (ino, last) = fs.unlink(self.ino, name.as_bytes(), dir).map_err(errno)?;
+        if last {
+            self.fs.gone(&mut fs, ino);
+        }
+        Ok(())
+    }
+
+    fn rename(&self, old: &str, new_dir: &InodeRef, new: &str, flags: u32) -> KResult<()> {
+        let nd = self.other(new_dir)?;
+        if flags & RENAME_EXCHANGE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut fs = self.fs.inner.lock();
+        if flags & RENAME_NOREPLACE != 0 && fs.lookup(nd.ino, new.as_bytes()).is_ok() {
+            return Err(Errno::EEXIST);
+        }
+        if let Some(ino) = fs.rename(self.ino, old.as_bytes(), nd.ino, new.as_bytes()).map_err(errno)? {
+            self.fs.gone(&mut fs, ino);
+        }
+        Ok(())
+    }
+
+    fn readdir(&self, offset: u64, max: usize) -> KResult<Vec<DirEntry>> {
+        let mut fs = self.fs.inner.lock();
+        let ents = fs.read_dir(self.ino, offset, max).map_err(errno)?;
+        let mut out = Vec::with_capacity(ents.len());
+        for e in ents {
+            let mut kind = dt(e.file_type);
+            if kind == DT_UNKNOWN {
+                kind = fs.attr(e.ino).map(|a| dtype(a.mode as u32)).unwrap_or(DT_UNKNOWN);
+            }
+            out.push(DirEntry { ino: e.ino as u64, kind, name: String::from_utf8_lossy(&e.name).into_owned(), next_offset: e.next });
+        }
+        Ok(out)
+    }
+
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        self.fs.inner.lock().read(self.ino, off, buf).map_err(errno)
+    }
+
+    fn write_at(&self, off: u64, buf: &[u8]) -> KResult<usize> {
+        self.fs.inner.lock().write(self.ino, off, buf).map_err(errno)
+    }
+
+    fn truncate(&self, len: u64) -> KResult<()> {
+        self.fs.inner.lock().truncate(self.ino, len).map_err(errno)
+    }
+
+    fn readlink(&self) -> KResult<String> {
+        let v = self.fs.inner.lock().readlink(self.ino).map_err(errno)?;
+        String::from_utf8(v).map_err(|_| Errno::EINVAL)
+    }
+}
+
+use crate::fs::node::dtype;
+
+/// Parsed `mount -o` options.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub read_only: bool,
+    pub rump: bool,
+}
+
+pub fn parse_options(data: &str) -> KResult<Options> {
+    let mut o = Options::default();
+    for opt in data.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match opt {
+            "ro" => o.read_only = true,
+            "rw" => o.read_only = false,
+            "driver=native" => o.rump = false,
+            "driver=rump" => o.rump = true,
+            // Options busybox or users pass that mean nothing here.
+            "defaults" | "noatime" | "relatime" | "atime" | "nodiratime" | "sync" | "async" | "exec" | "noexec" | "suid" | "nosuid" | "dev" | "nodev" => {}
+            _ if opt.starts_with("driver=") => {
+                log::warn!("ext2: unknown {opt} (native or rump)");
+                return Err(Errno::EINVAL);
+            }
+            _ => {
+                log::warn!("ext2: unknown mount option {opt}");
+                return Err(Errno::EINVAL);
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// The `mount -t ext2` factory.
+pub fn mount(source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
+    let o = parse_options(data)?;
+    let fs_ext2 = crate::boot::cmdline().param("fs.ext2");
+    let want_rump = o.rump || (data.is_empty() || !data.contains("driver=")) && fs_ext2 == Some("rump");
+    if want_rump {
+        crate::println!("ext2: rump ext2 not linked (mount -o driver=native, or build with NetBSD sources)");
+        return Err(Errno::ENODEV);
+    }
+    let dev = block::open_source(source)?;
+    let rdev = crate::fs::stat(&crate::fs::FsCtx::kernel(), None, source, true)?.rdev;
+    let ro = o.read_only || dev.read_only();
+    let mut e = Ext2::open(Disk(dev), ro).map_err(|e| {
+        crate::println!("ext2: cannot mount {source}: {e}");
+        errno(e)
+    })?;
+    e.clock = wall_secs;
+    if e.is_read_only() && !ro {
+        crate::println!("ext2: {source} has read-only-compatible features this driver does not know: mounted read-only");
+    }
+    log::info!("ext2: {source} mounted by the native driver (rev {}, {}-byte blocks{})", e.revision(), e.block_size(), if e.is_read_only() { ", read-only" } else { "" });
+    let fs = Arc::new_cyclic(|me| Ext2Fs {
+        inner: SleepLock::new(e),
+        dev: rdev,
+        rename: SleepLock::new(()),
+        nodes: SpinLock::new(BTreeMap::new()),
+        orphans: SpinLock::new(BTreeSet::new()),
+        me: me.clone(),
+    });
+    MOUNTED.lock().push(Arc::downgrade(&fs));
+    Ok(fs)
+}
+
+/// Writes back every mounted ext2 file system's metadata (`sync(2)`).
+pub fn sync_all() {
+    let v: Vec<_> = MOUNTED.lock().iter().filter_map(Weak::upgrade).collect();
+    for fs in v {
+        if let Err(e) = fs.sync() {
+            log::warn!("ext2: sync: {e:?}");
+        }
+    }
+    MOUNTED.lock().retain(|w| w.strong_count() > 0);
+}
+
+pub fn init() {
+    crate::fs::register_filesystem_data("ext2", mount);
+}
