@@ -268,7 +268,11 @@ pub fn exit_current() -> ! {
     unreachable!("a dead thread was scheduled again");
 }
 
+/// The calling thread. Interrupts go off *before* the per-CPU block is found: otherwise the
+/// thread could be preempted and moved to another CPU between reading GS and reading that
+/// CPU's `current`, and get a different thread back.
 pub fn current() -> ThreadRef {
+    let _irq = super::IrqOff::new();
     percpu::current().sched.current()
 }
 

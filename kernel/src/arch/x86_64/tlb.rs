@@ -52,6 +52,15 @@ fn ipi_handler(_f: &mut TrapFrame) {
 
 /// Flushes `va` (or everything, with u64::MAX) on this CPU and every other online CPU.
 pub fn shootdown(va: u64) {
+    // Stay on this CPU for the whole exchange (a migration would flush the wrong TLB and
+    // skip the right one). Waiting with interrupts off is safe: the loops below service
+    // requests aimed at us.
+    let was = super::irq::save_and_disable();
+    shootdown_locked(va);
+    super::irq::restore(was);
+}
+
+fn shootdown_locked(va: u64) {
     flush_local(va);
     if super::smp::online_count() <= 1 || !percpu::is_ready() {
         return;
