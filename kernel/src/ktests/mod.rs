@@ -2,6 +2,7 @@
 
 use crate::ktest::TestFn;
 
+mod block;
 mod faults;
 mod fs;
 mod memory;
@@ -17,5 +18,6 @@ pub fn register(v: &mut alloc::vec::Vec<(&'static str, TestFn)>) {
     platform::register(v);
     pci::register(v);
     fs::register(v);
+    block::register(v);
     userland::register(v);
 }
