@@ -138,9 +138,9 @@ static int b_pipe(void) {
     return 0;
 }
 
-/* Ping-pong of one byte over two pipes; with `cpus`, parent on CPU 0 and child on CPU 1. */
+/* Ping-pong of one byte over two pipes; with `cross_cpu`, parent on CPU 0 and child on CPU 1. */
 static int pingpong(const char *fig, int cross_cpu) {
-    const int n = 5000;
+    const int n = 1000;
     int a[2], b[2];
     if (pipe(a) < 0 || pipe(b) < 0) return fail(fig, "pipe");
     cpu_set_t set;

@@ -235,7 +235,12 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
         m.direct = Some(qemu::DirectBoot {
             kernel: p.vmlinuz.clone(),
             initrd: cpio,
-            append: "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init".into(),
+            append: format!(
+                "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init {}",
+                std::env::var("ADROS_BENCH_LINUX_APPEND").unwrap_or_default()
+            )
+            .trim_end()
+            .to_string(),
         });
         (Some(m), Some(p.version))
     };
