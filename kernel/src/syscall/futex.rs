@@ -116,15 +116,52 @@ fn futex(c: &mut Call<'_>) -> KResult<u64> {
                     return Err(Errno::EAGAIN);
                 }
             }
-            // Wake `val`, then wake (rather than move) up to a3 more: they re-check their
-            // futex word and sleep again if needed — correct, if less efficient.
-            let n = wake(addr, val as usize);
-            let m = wake(c.a4(), c.a3() as usize);
-            Ok((n + m) as u64)
+            // Wake `val` waiters and, instead of moving up to `val2` more onto uaddr2, wake
+            // them too: a futex waiter must tolerate spurious wake-ups, re-checks its word and
+            // waits again (on uaddr2 if that is where it now belongs). Correct, if slower.
+            let n = wake(addr, (val as usize).saturating_add(c.a3() as usize));
+            Ok(n as u64)
         }
         FUTEX_WAKE_OP => {
+            // *uaddr2 = old OP oparg (atomically); wake `val` on uaddr; if old CMP cmparg,
+            // wake `val2` on uaddr2.
+            let uaddr2 = c.a4();
+            let val3 = c.a5() as u32;
+            let op = (val3 >> 28) & 0x7;
+            let shift = (val3 >> 28) & 0x8 != 0;
+            let cmp = (val3 >> 24) & 0xf;
+            let mut oparg = (val3 >> 12) & 0xfff;
+            let cmparg = val3 & 0xfff;
+            if shift {
+                oparg = 1u32.checked_shl(oparg).unwrap_or(0);
+            }
+            let mut old: u32 = read_val(uaddr2)?;
+            loop {
+                let new = match op {
+                    0 => oparg,
+                    1 => old.wrapping_add(oparg),
+                    2 => old | oparg,
+                    3 => old & !oparg,
+                    4 => old ^ oparg,
+                    _ => return Err(Errno::ENOSYS),
+                };
+                let seen = crate::arch::uaccess::cmpxchg_user(uaddr2, old, new)?;
+                if seen == old {
+                    break;
+                }
+                old = seen;
+            }
+            let hit = match cmp {
+                0 => old == cmparg,
+                1 => old != cmparg,
+                2 => (old as i32) < (cmparg as i32),
+                3 => (old as i32) <= (cmparg as i32),
+                4 => (old as i32) > (cmparg as i32),
+                5 => (old as i32) >= (cmparg as i32),
+                _ => return Err(Errno::ENOSYS),
+            };
             let n = wake(addr, val as usize);
-            let m = wake(c.a4(), c.a3() as usize);
+            let m = if hit { wake(uaddr2, c.a3() as usize) } else { 0 };
             Ok((n + m) as u64)
         }
         _ => Err(Errno::ENOSYS),

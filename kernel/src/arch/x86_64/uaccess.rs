@@ -27,10 +27,26 @@ adros_uaccess_fixup:
     clac
     mov eax, 1
     ret
+
+/* rdi = user u32 address, esi = expected, edx = new, rcx = where to store the old value.
+   rax = 0 on success (old value stored), 1 on an unresolvable fault. */
+.global adros_uaccess_cmpxchg
+adros_uaccess_cmpxchg:
+    mov eax, esi
+    stac
+.global adros_uaccess_cmpxchg_fault
+adros_uaccess_cmpxchg_fault:
+    lock cmpxchg dword ptr [rdi], edx
+    clac
+    mov dword ptr [rcx], eax
+    xor eax, eax
+    ret
 "#
 );
 
 unsafe extern "C" {
+    fn adros_uaccess_cmpxchg(addr: u64, expected: u32, new: u32, old_out: *mut u32) -> u64;
+    static adros_uaccess_cmpxchg_fault: u8;
     fn adros_uaccess_copy(dst: *mut u8, src: *const u8, len: usize) -> u64;
     static adros_uaccess_fault_start: u8;
     static adros_uaccess_fault_end: u8;
@@ -47,7 +63,24 @@ pub fn fixup_for(rip: u64) -> Option<u64> {
             &adros_uaccess_fixup as *const u8 as u64,
         )
     };
-    (s..=e).contains(&rip).then_some(f)
+    // SAFETY: only the address of the label is taken.
+    let c = unsafe { &adros_uaccess_cmpxchg_fault as *const u8 as u64 };
+    ((s..=e).contains(&rip) || rip == c).then_some(f)
+}
+
+/// Atomic compare-and-exchange on a user u32 (futex operations); returns the old value.
+pub fn cmpxchg_user(addr: u64, expected: u32, new: u32) -> KResult<u32> {
+    if addr % 4 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    check(addr, 4)?;
+    let mut old = 0u32;
+    // SAFETY: `addr` is a checked, aligned user address whose faults are handled by the
+    // fixup; `old` is a valid kernel location.
+    match unsafe { adros_uaccess_cmpxchg(addr, expected, new, &mut old) } {
+        0 => Ok(old),
+        _ => Err(Errno::EFAULT),
+    }
 }
 
 fn check(addr: u64, len: usize) -> KResult<()> {
