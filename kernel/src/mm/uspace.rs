@@ -168,7 +168,9 @@ impl AddressSpace {
         }
     }
 
-    /// Removes mappings in `[start, end)`, splitting VMAs at the edges.
+    /// Removes mappings in `[start, end)`, splitting VMAs at the edges. The page tables are
+    /// cleared (and every TLB flushed) before the lock is released, so a thread that maps
+    /// the freed range right away can never fault in one of the old frames.
     pub fn unmap(&self, start: u64, end: u64) -> KResult<()> {
         if start % PAGE != 0 || end < start || end > USER_TOP {
             return Err(Errno::EINVAL);
@@ -184,18 +186,32 @@ impl AddressSpace {
                 g.vmas.insert(end, Vma { start: end, ..v.clone() });
             }
         }
-        drop(g);
+        let mut freed: Vec<u64> = Vec::new();
         let mut va = start;
         while va < end {
             if let Ok(Some(e)) = pte(self.pml4, va, false) {
                 if !e.is_unused() {
-                    let f = e.addr().as_u64();
+                    freed.push(e.addr().as_u64());
                     e.set_unused();
-                    flush(va);
-                    release(f);
                 }
             }
             va += PAGE;
+        }
+        if !freed.is_empty() {
+            // One shootdown for the whole range (other CPUs spinning on this lock answer it).
+            if end - start <= 32 * PAGE {
+                let mut va = start;
+                while va < end {
+                    flush(va);
+                    va += PAGE;
+                }
+            } else {
+                flush(u64::MAX);
+            }
+        }
+        drop(g);
+        for f in freed {
+            release(f);
         }
         Ok(())
     }
@@ -245,6 +261,19 @@ impl AddressSpace {
     /// A free range of `len` bytes for mmap (top-down from the last hint).
     pub fn find_free(&self, len: u64) -> KResult<u64> {
         let g = self.inner.lock();
+        Self::free_range(&g, len)
+    }
+
+    /// Finds a free range and claims it with a new VMA in one step, so two threads mapping
+    /// at once can never be handed the same range.
+    pub fn map_anon_free(&self, len: u64, prot: u32, name: &str) -> KResult<u64> {
+        let mut g = self.inner.lock();
+        let start = Self::free_range(&g, len)?;
+        g.vmas.insert(start, Vma { start, end: start + len, prot, name: alloc::string::String::from(name) });
+        Ok(start)
+    }
+
+    fn free_range(g: &Inner, len: u64) -> KResult<u64> {
         let mut top = g.mmap_hint;
         loop {
             let start = top.checked_sub(len).ok_or(Errno::ENOMEM)? & !(PAGE - 1);

@@ -42,7 +42,14 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
     let prot = prot_ok(prot)?;
     let p = current_process().ok_or(Errno::ESRCH)?;
     let a = p.aspace();
-    let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
+    let file = if flags & MAP_ANONYMOUS == 0 { Some(p.files.lock().get(fd)?) } else { None };
+    if flags & MAP_SHARED != 0 && file.is_some() && prot & PROT_WRITE != 0 {
+        // Writable shared file mappings would need write-back to the file.
+        return Err(Errno::ENODEV);
+    }
+    let name = if file.is_some() { "file" } else { "anon" };
+    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+    let start = if fixed {
         if addr % PAGE != 0 || addr.checked_add(len).is_none_or(|e| e > USER_TOP) || addr == 0 {
             return Err(Errno::EINVAL);
         }
@@ -51,16 +58,13 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
         }
         addr
     } else {
-        a.find_free(len)?
+        // Found and claimed atomically (another thread may be mapping at the same time).
+        a.map_anon_free(len, prot | PROT_WRITE, name)?
     };
-    let file = if flags & MAP_ANONYMOUS == 0 { Some(p.files.lock().get(fd)?) } else { None };
-    if flags & MAP_SHARED != 0 && file.is_some() && prot & PROT_WRITE != 0 {
-        // Writable shared file mappings would need write-back to the file.
-        return Err(Errno::ENODEV);
-    }
-    let name = if file.is_some() { "file" } else { "anon" };
     // Map writable first so file contents can be copied in, then apply the real protection.
-    a.map_anon(start, start + len, prot | PROT_WRITE, name)?;
+    if fixed {
+        a.map_anon(start, start + len, prot | PROT_WRITE, name)?;
+    }
     if let Some(f) = file {
         let mut buf = alloc::vec![0u8; 64 * 1024];
         let mut done = 0u64;
@@ -127,8 +131,7 @@ fn mremap(c: &mut Call<'_>) -> KResult<u64> {
     if flags & MREMAP_MAYMOVE == 0 {
         return Err(Errno::ENOMEM);
     }
-    let new = a.find_free(new_len)?;
-    a.map_anon(new, new + new_len, vma.prot | PROT_WRITE, &vma.name)?;
+    let new = a.map_anon_free(new_len, vma.prot | PROT_WRITE, &vma.name)?;
     let mut buf = alloc::vec![0u8; 4096];
     let mut o = 0;
     while o < old_len {
