@@ -30,8 +30,9 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
 
 /// `build`, with extra `HOST:GUEST` files packed into the initrd (`run --add`).
 pub fn build_with(args: &BuildArgs, adds: &[String]) -> Result<Built> {
-    let extras = adds.iter().map(|a| crate::initrd::parse_extra(a)).collect::<Result<Vec<_>>>()?;
+    let mut extras = adds.iter().map(|a| crate::initrd::parse_extra(a)).collect::<Result<Vec<_>>>()?;
     crate::deps::ensure(true)?;
+    extras.extend(build_user_tests()?);
     let kernel = build_kernel(args)?;
     let symbols = write_symbols(&kernel)?;
     // <target>/initrd.tar.lz4, which every ISO made by `make_iso` carries.
@@ -108,4 +109,30 @@ pub fn make_iso(kernel: &Path, symbols: &Path, cmdline: &str, iso: &Path) -> Res
     );
     pb.finish_and_clear();
     r
+}
+
+/// The guest test programs (tests/user/*.c), built static with musl-gcc and packed into the
+/// initrd under /usr/libexec/adros-tests/.
+pub fn build_user_tests() -> Result<Vec<crate::initrd::Extra>> {
+    let src = root().join("tests/user");
+    let out = target_dir().join("user");
+    std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir(&src) else { return Ok(v) };
+    let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "c")).collect();
+    files.sort();
+    for c in files {
+        let name = c.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let bin = out.join(&name);
+        let fresh = std::fs::metadata(&bin).and_then(|b| Ok(b.modified()? >= std::fs::metadata(&c)?.modified()?)).unwrap_or(false);
+        if !fresh {
+            run_checked(
+                Command::new("musl-gcc").args(["-static", "-O2", "-pthread", "-o"]).arg(&bin).arg(&c),
+                &format!("compiling {}", c.display()),
+                "musl-gcc comes with Debian's musl-tools (`cargo xtask deps`).",
+            )?;
+        }
+        v.push(crate::initrd::Extra { host: bin, guest: format!("/usr/libexec/adros-tests/{name}") });
+    }
+    Ok(v)
 }
