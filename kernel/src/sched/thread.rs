@@ -106,6 +106,8 @@ impl Thread {
         let top = stack.top();
         let frame_at = top - core::mem::size_of::<crate::arch::idt::TrapFrame>() as u64;
         let t = Arc::new(Self::alloc(name, percpu::cpu_id(), Some(stack)));
+        // A new user thread inherits its creator's CPU affinity (fork, clone, as on Linux).
+        t.affinity.store(current().affinity(), Ordering::Relaxed);
         // SAFETY: the stack is freshly mapped and ours; the thread is not yet visible to any
         // scheduler.
         unsafe {
