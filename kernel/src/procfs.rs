@@ -337,7 +337,7 @@ fn state_char(p: &crate::proc::Process) -> char {
     if p.zombie.load(Ordering::Acquire) {
         return 'Z';
     }
-    let running = p.live_threads().iter().any(|t| t.thread.get().is_some_and(|th| th.state() == crate::sched::STATE_RUNNING));
+    let running = p.live_threads().iter().any(|t| t.thread().is_some_and(|th| th.state() == crate::sched::STATE_RUNNING));
     if running { 'R' } else { 'S' }
 }
 

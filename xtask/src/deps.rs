@@ -46,6 +46,7 @@ const DEPS: &[Dep] = &[
     Dep { package: "busybox-static", present: || Path::new("/bin/busybox").exists() || has_cmd("busybox"), why: "the userland" },
     Dep { package: "bash-static", present: || Path::new("/bin/bash-static").exists() || has_cmd("bash-static"), why: "the shell" },
     Dep { package: "e2fsprogs", present: || has_cmd("mke2fs") || Path::new("/sbin/mke2fs").exists(), why: "ext2 test images" },
+    Dep { package: "dosfstools", present: || has_cmd("mkfs.vfat") || Path::new("/sbin/mkfs.vfat").exists(), why: "FAT test images for the rump msdos tests" },
     Dep { package: "libclang-dev", present: has_libclang, why: "bindgen for the rump bindings" },
     Dep { package: "lz4", present: || has_cmd("lz4"), why: "inspecting the initrd" },
     Dep { package: "binutils", present: || has_cmd("nm"), why: "the kernel symbol table" },

@@ -89,17 +89,19 @@ impl Image {
 
     /// Builds a fresh address space for the image, installs it in `p`, and returns the
     /// user frame to start it with.
-    pub fn install(self, p: &Arc<Process>) -> KResult<TrapFrame> {
+    /// The old address space is handed back: the caller drops it only once no CPU runs on
+    /// it any more (after switching CR3).
+    pub fn install(self, p: &Arc<Process>) -> KResult<(TrapFrame, Arc<AddressSpace>)> {
         let aspace = Arc::new(AddressSpace::new()?);
         let ld = elf::load(&aspace, &self.data, &self.info)?;
         aspace.set_brk_start(ld.brk.next_multiple_of(crate::mm::uspace::PAGE));
         let creds = *p.creds.lock();
         let rsp = elf::setup_stack(&aspace, &ld, &self.argv, &self.envp, self.path.as_bytes(), creds.uid, creds.gid)?;
-        *p.aspace.lock() = aspace;
+        let old = core::mem::replace(&mut *p.aspace.lock(), aspace);
         *p.name.lock() = String::from(self.path.rsplit('/').next().unwrap_or(&self.path));
         *p.exe.lock() = self.path.clone();
         *p.cmdline.lock() = self.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        Ok(crate::arch::user::user_frame(ld.entry, rsp))
+        Ok((crate::arch::user::user_frame(ld.entry, rsp), old))
     }
 }
 
@@ -117,13 +119,13 @@ pub fn execve(frame: &mut TrapFrame, dirfd: Option<i32>, path: &str, argv: Vec<V
         for o in p.live_threads() {
             if o.tid != t.tid {
                 o.killed.store(true, Ordering::Release);
-                if let Some(th) = o.thread.get() {
-                    crate::sched::wake(th);
+                if let Some(th) = o.thread() {
+                    crate::sched::wake(&th);
                 }
             }
         }
     }
-    let new = img.install(&p)?;
+    let (new, old_space) = img.install(&p)?;
     // Switch this thread to the new address space now (the old one is freed when the
     // last reference — possibly this CPU's CR3 — goes away).
     let th = crate::sched::current();
@@ -140,6 +142,7 @@ pub fn execve(frame: &mut TrapFrame, dirfd: Option<i32>, path: &str, argv: Vec<V
         x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(0));
     }
     th.fs_base.store(0, Ordering::Relaxed);
+    drop(old_space); // no CPU runs on it now (other threads of the process were killed)
     th.reset_fpu();
     p.files.lock().close_on_exec();
     p.sig.lock().reset_for_exec();

@@ -93,7 +93,10 @@ pub struct Task {
     pub clear_child_tid: AtomicU64,
     /// Set when the thread must die at its next return to user mode (exit_group, fatal signal).
     pub killed: AtomicBool,
-    pub thread: spin::Once<ThreadRef>,
+    /// The kernel thread running this task. Weak: the thread owns the task (through
+    /// `Thread::task`), and a strong link back would keep both — and the whole process with
+    /// its address space — alive forever.
+    thread: spin::Once<alloc::sync::Weak<crate::sched::Thread>>,
 }
 
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
@@ -181,7 +184,7 @@ impl Process {
     /// CPU time of this process's threads so far (ns); exited threads' time is kept.
     pub fn cpu_ns(&self) -> u64 {
         self.dead_threads_ns.load(Ordering::Relaxed)
-            + self.live_threads().iter().filter_map(|t| t.thread.get()).map(|th| th.run_ns.load(Ordering::Relaxed)).sum::<u64>()
+            + self.live_threads().iter().filter_map(|t| t.thread()).map(|th| th.run_ns.load(Ordering::Relaxed)).sum::<u64>()
     }
 
     pub fn live_threads(&self) -> Vec<Arc<Task>> {
@@ -194,6 +197,11 @@ impl Process {
 }
 
 impl Task {
+    /// The kernel thread running this task, while it exists.
+    pub fn thread(&self) -> Option<ThreadRef> {
+        self.thread.get().and_then(|w| w.upgrade())
+    }
+
     fn new(tid: u32, process: Arc<Process>, sig: SigState) -> Arc<Task> {
         let t = Arc::new(Task {
             tid,
@@ -216,7 +224,7 @@ fn start_task(task: &Arc<Task>, frame: &TrapFrame, fpu: crate::arch::user::FpuSt
     t.cr3.store(task.process.aspace().pml4(), Ordering::Release);
     t.fs_base.store(fs_base, Ordering::Relaxed);
     t.task.call_once(|| task.clone());
-    task.thread.call_once(|| t.clone());
+    task.thread.call_once(|| Arc::downgrade(&t));
     sched::start_user_thread(&t);
     Ok(())
 }
@@ -230,7 +238,7 @@ pub fn spawn_init(path: &str, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult
     fd::open_console_stdio(&p)?;
     let task = Task::new(pid, p.clone(), SigState::default());
     let image = exec::Image::load(&p, path, argv, envp)?;
-    let frame = image.install(&p)?;
+    let (frame, _empty) = image.install(&p)?;
     start_task(&task, &frame, crate::arch::user::FpuState::initial(), 0)?;
     Ok(pid)
 }
@@ -330,8 +338,8 @@ pub fn exit_group(status: ExitStatus) -> ! {
         for t in p.live_threads() {
             if t.tid != me.tid {
                 t.killed.store(true, Ordering::Release);
-                if let Some(th) = t.thread.get() {
-                    sched::wake(th);
+                if let Some(th) = t.thread() {
+                    sched::wake(&th);
                 }
             }
         }

@@ -135,8 +135,8 @@ pub fn send_task(t: &Arc<Task>, sig: u32) {
             *ex = Some(ExitStatus::Signaled(SIGKILL as u8));
         }
     }
-    if let Some(th) = t.thread.get() {
-        crate::sched::wake(th);
+    if let Some(th) = t.thread() {
+        crate::sched::wake(&th);
     }
 }
 

@@ -161,8 +161,19 @@ fn write(c: &mut Call<'_>) -> KResult<u64> {
     Ok(sigpipe_on(restartable(f.write(&buf)))? as u64)
 }
 
+/// pread/pwrite need a seekable file: pipes, FIFOs and terminals give ESPIPE.
+fn seekable(f: &File) -> KResult<()> {
+    let st = f.stat()?;
+    let tty = st.file_type() == S_IFCHR && matches!(st.rdev >> 8, 4 | 5);
+    if st.file_type() == S_IFIFO || tty {
+        return Err(Errno::ESPIPE);
+    }
+    Ok(())
+}
+
 fn pread64(c: &mut Call<'_>) -> KResult<u64> {
     let f = file(c.i32(0))?;
+    seekable(&f)?;
     if (c.a3() as i64) < 0 {
         return Err(Errno::EINVAL);
     }
@@ -174,6 +185,7 @@ fn pread64(c: &mut Call<'_>) -> KResult<u64> {
 
 fn pwrite64(c: &mut Call<'_>) -> KResult<u64> {
     let f = file(c.i32(0))?;
+    seekable(&f)?;
     if (c.a3() as i64) < 0 {
         return Err(Errno::EINVAL);
     }

@@ -99,7 +99,8 @@ fn mprotect(c: &mut Call<'_>) -> KResult<u64> {
     if addr % PAGE != 0 {
         return Err(Errno::EINVAL);
     }
-    let prot = prot_ok(c.a2() & 0x7)?;
+    // PROT_GROWSDOWN / PROT_GROWSUP are accepted (and ignored); anything else is EINVAL.
+    let prot = prot_ok(c.a2() & !0x0300_0000)?;
     let end = addr.checked_add(len.next_multiple_of(PAGE)).ok_or(Errno::ENOMEM)?;
     if end == addr {
         return Ok(0);

@@ -450,7 +450,7 @@ fn sched_getaffinity(c: &mut Call<'_>) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     let t = if c.a0() == 0 { current_task() } else { proc::task(c.a0() as u32) }.ok_or(Errno::ESRCH)?;
-    let th = t.thread.get().ok_or(Errno::ESRCH)?;
+    let th = t.thread().ok_or(Errno::ESRCH)?;
     let online = crate::arch::smp::online_count();
     let valid = if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
     let mask = th.affinity() & valid;

@@ -1,0 +1,37 @@
+//! s07: user space cannot hurt the kernel: wild pointers, huge lengths and invalid flags
+//! to dozens of system calls come back as errors (tests/user/abuse.c), and 200
+//! fork+exec+wait cycles leak no memory (tests/user/forkleak.c: MemFree within 1%).
+
+use std::time::Duration;
+
+use adros_tests::{Boot, banner};
+
+fn run(name: &str, cmd: &str, expect: &str) {
+    let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+    let t = Boot::new(name).args(&format!("loglevel=3 adros.exec={hex}")).timeout(Duration::from_secs(240)).run();
+    if let Some(report) = banner::crash_report(t.serial()) {
+        t.fail(&format!("the kernel crashed:\n{report}"));
+    }
+    let s = t.serial().replace('\r', "");
+    if !s.contains(expect) {
+        t.fail(&format!("no {expect:?} in the output"));
+    }
+    if !s.contains("@@ADROS-EXEC-EXIT 0@@") {
+        t.fail("the program did not exit 0");
+    }
+}
+
+#[test]
+fn bad_syscall_arguments_get_errors() {
+    run("s07_robustness-abuse", "/usr/libexec/adros-tests/abuse", "PASS abuse");
+}
+
+#[test]
+fn fork_exec_200_leaks_nothing() {
+    run("s07_robustness-forkleak", "/usr/libexec/adros-tests/forkleak", "PASS forkleak");
+}
+
+#[test]
+fn exec_exit_status_and_pipes() {
+    run("s07_robustness-exit", "busybox uname -a; echo hi | busybox tr a-z A-Z; bash -c 'for i in 1 2 3; do echo $((i*i)); done' | paste -sd+ | (read e; echo $((e)))", "HI\n14");
+}
