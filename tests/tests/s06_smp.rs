@@ -42,3 +42,22 @@ fn stress_smp2() {
 fn stress_smp4() {
     stress(4);
 }
+
+/// Issue 4: four CPUs are online and user space sees all four.
+#[test]
+fn nproc_sees_four_cpus() {
+    let cmd = "nproc; grep -c ^processor /proc/cpuinfo";
+    let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+    let t = Boot::new("s06_smp-nproc_sees_four_cpus").smp(4).args(&format!("loglevel=3 adros.exec={hex}")).timeout(Duration::from_secs(120)).run();
+    if let Some(report) = banner::crash_report(t.serial()) {
+        t.fail(&format!("the kernel crashed:\n{report}"));
+    }
+    let s = t.serial().replace('\r', "");
+    let Some(b) = s.find("@@ADROS-EXEC-BEGIN@@\n") else { t.fail("the command never started") };
+    let rest = &s[b + 21..];
+    let Some(e) = rest.find("\n@@ADROS-EXEC-EXIT 0@@") else { t.fail("the command did not exit 0") };
+    let lines: Vec<&str> = rest[..e].lines().map(str::trim).collect();
+    if lines != ["4", "4"] {
+        t.fail(&format!("expected 4 twice, got {lines:?}"));
+    }
+}

@@ -7,6 +7,7 @@ mod initrd;
 mod qemu;
 mod rump;
 mod run;
+mod soak;
 mod test;
 mod util;
 
@@ -35,6 +36,8 @@ enum Cmd {
     Test(test::TestArgs),
     /// AdrOS beside a Linux guest on the same QEMU: `cargo xtask bench [syscall boot fs smp]`.
     Bench(bench::BenchArgs),
+    /// The long-test target: the SMP stress suite N times in a row (default 20 at -smp 4).
+    Soak(soak::SoakArgs),
     /// NetBSD rump components: `cargo xtask rump build --target host|kernel`.
     Rump(rump::RumpArgs),
 }
@@ -48,6 +51,7 @@ fn main() {
         Cmd::Test(a) => test::test(a),
         Cmd::Bench(a) => bench::bench(a),
         Cmd::Rump(a) => rump::rump(a),
+        Cmd::Soak(a) => soak::soak(a),
     };
     match result {
         Ok(code) => std::process::exit(code),
