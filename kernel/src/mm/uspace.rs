@@ -141,6 +141,16 @@ impl AddressSpace {
         self.pml4
     }
 
+    /// Loads this address space on the current CPU (the caller keeps it alive while it is
+    /// loaded, e.g. through the thread's `cr3` and the process).
+    pub fn activate(&self) {
+        use x86_64::registers::control::{Cr3, Cr3Flags};
+        use x86_64::structures::paging::PhysFrame;
+        // SAFETY: the PML4 is live (owned by `self`) and shares the kernel half with every
+        // other address space, so the running kernel code and stack stay mapped.
+        unsafe { Cr3::write(PhysFrame::containing_address(x86_64::PhysAddr::new(self.pml4)), Cr3Flags::empty()) };
+    }
+
     /// Adds a VMA for `[start, end)`, replacing whatever was mapped there.
     pub fn map_anon(&self, start: u64, end: u64, prot: u32, name: &str) -> KResult<()> {
         if start % PAGE != 0 || end <= start || end > USER_TOP {

@@ -132,13 +132,7 @@ pub fn execve(frame: &mut TrapFrame, dirfd: Option<i32>, path: &str, argv: Vec<V
     th.cr3.store(p.aspace().pml4(), Ordering::Release);
     {
         let _irq = crate::sched::IrqOff::new();
-        // SAFETY: the new PML4 shares the kernel half; we keep running in the kernel.
-        unsafe {
-            x86_64::registers::control::Cr3::write(
-                x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(p.aspace().pml4())),
-                x86_64::registers::control::Cr3Flags::empty(),
-            );
-        }
+        p.aspace().activate();
         x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(0));
     }
     th.fs_base.store(0, Ordering::Relaxed);
