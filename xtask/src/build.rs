@@ -111,8 +111,8 @@ pub fn make_iso(kernel: &Path, symbols: &Path, cmdline: &str, iso: &Path) -> Res
     r
 }
 
-/// The guest test programs (tests/user/*.c), built static with musl-gcc and packed into the
-/// initrd under /usr/libexec/adros-tests/.
+/// The guest test programs (tests/user/*.c, built static with musl-gcc) and scripts
+/// (tests/guest/*.sh), packed into the initrd under /usr/libexec/adros-tests/.
 pub fn build_user_tests() -> Result<Vec<crate::initrd::Extra>> {
     let src = root().join("tests/user");
     let out = target_dir().join("user");
@@ -133,6 +133,15 @@ pub fn build_user_tests() -> Result<Vec<crate::initrd::Extra>> {
             )?;
         }
         v.push(crate::initrd::Extra { host: bin, guest: format!("/usr/libexec/adros-tests/{name}") });
+    }
+    // Guest shell scripts (tests/guest/*.sh) go in as they are.
+    if let Ok(rd) = std::fs::read_dir(root().join("tests/guest")) {
+        let mut scripts: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "sh")).collect();
+        scripts.sort();
+        for sh in scripts {
+            let name = sh.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            v.push(crate::initrd::Extra { host: sh, guest: format!("/usr/libexec/adros-tests/{name}") });
+        }
     }
     Ok(v)
 }

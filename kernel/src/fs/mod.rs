@@ -976,8 +976,8 @@ pub fn mounts() -> Vec<MountInfo> {
 #[cfg(target_os = "none")]
 pub fn init() {
     let t0 = crate::time::now_ns();
-    let fs = TmpFs::new("rootfs", 0o755);
-    let root = PathRef::new_root(fs, "rootfs");
+    let fs = TmpFs::new("tmpfs", 0o755);
+    let root = PathRef::new_root(fs, "tmpfs");
     ROOT.call_once(|| root.clone());
     let ctx = FsCtx::with_root(root);
     match boot_module("initrd") {
