@@ -304,12 +304,6 @@ pub fn exit_thread(status: ExitStatus) -> ! {
             crate::syscall::futex::wake(addr, 1);
         }
         let p = me.process.clone();
-        {
-            let mut ex = p.exit.lock();
-            if ex.is_none() {
-                *ex = Some(status);
-            }
-        }
         TASKS.lock().remove(&me.tid);
         me.process.dead_threads_ns.fetch_add(sched::current().run_ns.load(Ordering::Relaxed), Ordering::Relaxed);
         let last = {
@@ -319,6 +313,14 @@ pub fn exit_thread(status: ExitStatus) -> ! {
         };
         drop(me);
         if last {
+            // The last thread out decides the status, unless exit_group or a fatal signal
+            // already did (a plain thread exit never sets the process's status).
+            {
+                let mut ex = p.exit.lock();
+                if ex.is_none() {
+                    *ex = Some(status);
+                }
+            }
             finish_process(&p);
         }
     }
