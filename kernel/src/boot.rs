@@ -85,8 +85,7 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     crate::klog::init(level);
 
     // 4. This CPU: per-CPU block (GS), GDT/TSS with IST stacks, IDT.
-    let pc = percpu::init_this_cpu(0, 0);
-    let _ = pc;
+    percpu::init_this_cpu(0, 0);
     gdt::init_this_cpu();
     idt::init();
     arch::tlb::init();
@@ -127,7 +126,6 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     );
 
     // 6. Scheduler: this context becomes the boot thread; the tick starts.
-    percpu::current();
     sched::init_this_cpu("kmain");
     idt::register(idt::VECTOR_TIMER, sched::timer_tick);
     idt::register(idt::VECTOR_RESCHED, sched::resched_ipi);

@@ -161,8 +161,6 @@ fn kernel_wx() -> Result<(), String> {
 
 fn stack_guards() -> Result<(), String> {
     ensure!(paging::query(paging::boot_stack_guard()).is_none(), "boot stack guard page is mapped");
-    let me = crate::sched::current();
-    let _ = me;
     let t = crate::sched::spawn("guard-probe", || {});
     let guard = t.thread().stack_guard().ok_or("spawned thread has no own stack")?;
     ensure!(paging::query(guard).is_none(), "thread stack guard {guard:#x} is mapped");

@@ -56,7 +56,6 @@ pub fn init(regions: &[MemRegion], reserved: &[(u64, u64)]) {
     let nframes = top.div_ceil(FRAME_SIZE) as usize;
     let nwords = FrameBitmap::<&mut [u64]>::words_for(nframes);
     let bytes = (nwords * 8) as u64;
-    let overlaps = |s: u64, e: u64| reserved.iter().any(|&(rs, re)| s < re && rs < e);
     // First usable spot at or above 1 MiB, below 1 GiB, clear of every reserved range.
     let mut place = None;
     for r in regions.iter().filter(|r| r.kind == RegionKind::Usable) {
@@ -76,7 +75,6 @@ pub fn init(regions: &[MemRegion], reserved: &[(u64, u64)]) {
     let Some(bitmap_phys) = place else {
         panic!("no room below 1 GiB for the frame bitmap ({bytes} bytes)");
     };
-    let _ = overlaps;
     let ptr = bitmap_phys as *mut u64;
     // SAFETY: the range is usable RAM below 1 GiB (identity mapped by the boot stub) that no
     // reserved range overlaps; nothing else references it.

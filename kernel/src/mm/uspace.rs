@@ -268,12 +268,6 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// A free range of `len` bytes for mmap (top-down from the last hint).
-    pub fn find_free(&self, len: u64) -> KResult<u64> {
-        let g = self.inner.lock();
-        Self::free_range(&g, len)
-    }
-
     /// Finds a free range and claims it with a new VMA in one step, so two threads mapping
     /// at once can never be handed the same range.
     pub fn map_anon_free(&self, len: u64, prot: u32, name: &str) -> KResult<u64> {
@@ -283,6 +277,7 @@ impl AddressSpace {
         Ok(start)
     }
 
+    /// A free range of `len` bytes (top-down from the mmap hint).
     fn free_range(g: &Inner, len: u64) -> KResult<u64> {
         let mut top = g.mmap_hint;
         loop {

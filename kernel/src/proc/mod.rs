@@ -71,7 +71,6 @@ pub struct Process {
     /// Path of the running executable (/proc/PID/exe).
     pub exe: IrqSpinLock<String>,
     pub start_ns: u64,
-    pub exit_code_for_group: AtomicI32,
     /// CPU time of threads that already exited (ns).
     pub dead_threads_ns: AtomicU64,
     /// CPU time of reaped children (ns), for RUSAGE_CHILDREN.
@@ -161,7 +160,6 @@ impl Process {
             cmdline: IrqSpinLock::new(Vec::new()),
             exe: IrqSpinLock::new(String::new()),
             start_ns: crate::time::now_ns(),
-            exit_code_for_group: AtomicI32::new(-1),
             dead_threads_ns: AtomicU64::new(0),
             children_ns: AtomicU64::new(0),
             nice: AtomicI32::new(0),

@@ -7,7 +7,7 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 
 use super::thread::{ThreadRef, current};
-use crate::sync::spin::{IrqSpinGuard, IrqSpinLock};
+use crate::sync::spin::IrqSpinLock;
 
 pub struct WaitQueue {
     waiters: IrqSpinLock<VecDeque<ThreadRef>>,
@@ -42,23 +42,6 @@ impl WaitQueue {
             super::block(deadline, sgen);
             self.remove(&me);
         }
-    }
-
-    /// Sleeps once: enqueue, release `guard` (the caller's lock on the state this queue
-    /// signals), block. Returns true if woken (false: timed out). The caller re-takes its
-    /// lock and re-checks its condition.
-    pub fn sleep_releasing<T>(&self, guard: IrqSpinGuard<'_, T>, deadline: Option<u64>) -> bool {
-        let me = current();
-        let sgen;
-        {
-            let mut q = self.waiters.lock();
-            sgen = me.prepare_block();
-            q.push_back(me.clone());
-        }
-        drop(guard);
-        super::block(deadline, sgen);
-        // Still queued means nobody woke us: it was the deadline (or a spurious return).
-        !self.remove(&me)
     }
 
     /// Enqueues the current thread and marks it blocked; the caller then releases whatever
