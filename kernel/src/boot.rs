@@ -140,6 +140,7 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     crate::tty::init();
     start_other_cpus(cmd);
     print_banner(info);
+    crate::rump::start();
     BOOT_DONE_NS.store(time::now_ns(), Ordering::Relaxed);
 
     if let Some(filter) = cmd.param("ktest.run").map(String::from).or_else(|| cmd.init_args.iter().any(|a| a == "ktest").then(String::new)) {

@@ -1,8 +1,9 @@
 //! `mount -t ext2`: the VFS adapter over the native `adros-ext2` driver on a block device.
 //!
-//! Options (`mount -o`): `ro`, `rw`, `driver=native|rump`. Without `driver=`, the rump
-//! stack would be chosen when linked (it is not yet: `driver=rump` answers ENODEV and says
-//! "rump ext2 not linked"). One sleeping lock serialises the file system; in-memory inode
+//! Options (`mount -o`): `ro`, `rw`, `driver=native|rump`. Without `driver=`, `fs.ext2=` on
+//! the kernel command line decides, else the rump stack (NetBSD's ext2fs, [`crate::rump::vfs`])
+//! when it is linked, else this native driver. `driver=rump` without the components answers
+//! ENODEV and says "rump ext2 not linked". One sleeping lock serialises the file system; in-memory inode
 //! objects are unique per inode number so an unlinked-but-open inode is freed when its
 //! last user lets go. Metadata is written back at unmount (when the last reference to the
 //! mount goes), by `sync(2)`-style [`sync_all`], and when the metadata cache fills.
@@ -147,6 +148,9 @@ impl FileSystem for Ext2Fs {
     }
     fn rename_lock(&self) -> &SleepLock<()> {
         &self.rename
+    }
+    fn driver(&self) -> Option<&'static str> {
+        Some("native")
     }
 }
 
@@ -328,7 +332,8 @@ use crate::fs::node::dtype;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Options {
     pub read_only: bool,
-    pub rump: bool,
+    /// `driver=`: Some(true) rump, Some(false) native, None: not given.
+    pub rump: Option<bool>,
 }
 
 pub fn parse_options(data: &str) -> KResult<Options> {
@@ -337,8 +342,8 @@ pub fn parse_options(data: &str) -> KResult<Options> {
         match opt {
             "ro" => o.read_only = true,
             "rw" => o.read_only = false,
-            "driver=native" => o.rump = false,
-            "driver=rump" => o.rump = true,
+            "driver=native" => o.rump = Some(false),
+            "driver=rump" => o.rump = Some(true),
             // Options busybox or users pass that mean nothing here.
             "defaults" | "noatime" | "relatime" | "atime" | "nodiratime" | "sync" | "async" | "exec" | "noexec" | "suid" | "nosuid" | "dev" | "nodev" => {}
             _ if opt.starts_with("driver=") => {
@@ -357,11 +362,17 @@ pub fn parse_options(data: &str) -> KResult<Options> {
 /// The `mount -t ext2` factory.
 pub fn mount(source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
     let o = parse_options(data)?;
-    let fs_ext2 = crate::boot::cmdline().param("fs.ext2");
-    let want_rump = o.rump || (data.is_empty() || !data.contains("driver=")) && fs_ext2 == Some("rump");
+    let want_rump = o.rump.unwrap_or_else(|| match crate::boot::cmdline().param("fs.ext2") {
+        Some("rump") => true,
+        Some("native") => false,
+        _ => crate::rump::LINKED && crate::rump::state_name() != "not linked",
+    });
     if want_rump {
-        crate::println!("ext2: rump ext2 not linked (mount -o driver=native, or build with NetBSD sources)");
-        return Err(Errno::ENODEV);
+        if !crate::rump::LINKED {
+            crate::println!("ext2: rump ext2 not linked (mount -o driver=native, or build with NetBSD sources)");
+            return Err(Errno::ENODEV);
+        }
+        return crate::rump::vfs::mount_ext2(source, o.read_only);
     }
     let dev = block::open_source(source)?;
     let rdev = crate::fs::stat(&crate::fs::FsCtx::kernel(), None, source, true)?.rdev;
@@ -387,8 +398,9 @@ pub fn mount(source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
     Ok(fs)
 }
 
-/// Writes back every mounted ext2 file system's metadata (`sync(2)`).
+/// Writes back every mounted ext2 file system's metadata (`sync(2)`), on both stacks.
 pub fn sync_all() {
+    crate::rump::vfs::sync_all();
     let v: Vec<_> = MOUNTED.lock().iter().filter_map(Weak::upgrade).collect();
     for fs in v {
         if let Err(e) = fs.sync() {

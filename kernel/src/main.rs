@@ -37,6 +37,8 @@ pub mod proc;
 #[cfg(target_os = "none")]
 pub mod procfs;
 #[cfg(target_os = "none")]
+pub mod rump;
+#[cfg(target_os = "none")]
 pub mod syscall;
 #[cfg(target_os = "none")]
 pub mod tty;

@@ -16,7 +16,7 @@ use crate::fs::consts::*;
 use crate::fs::node::{DirEntry, FileSystem, Inode, InodeRef, SetAttr, Stat, StatFs, Timespec};
 use crate::fs::sync::SleepLock;
 
-const GLOBAL: [&str; 10] = ["cmdline", "cpuinfo", "filesystems", "loadavg", "meminfo", "mounts", "stat", "uptime", "version", "self"];
+const GLOBAL: [&str; 11] = ["cmdline", "cpuinfo", "drivers", "filesystems", "loadavg", "meminfo", "mounts", "stat", "uptime", "version", "self"];
 const PER_PID: [&str; 8] = ["cmdline", "comm", "cwd", "exe", "fd", "maps", "stat", "status"];
 
 pub struct ProcFs {
@@ -325,7 +325,29 @@ fn global(name: &str) -> KResult<String> {
         }
         "mounts" => {
             for m in crate::fs::mounts() {
-                let _ = writeln!(s, "{} {} {} rw 0 0", m.source, m.path, m.fstype);
+                match m.driver {
+                    Some(d) => writeln!(s, "{} {} {} rw,driver={d} 0 0", m.source, m.path, m.fstype),
+                    None => writeln!(s, "{} {} {} rw 0 0", m.source, m.path, m.fstype),
+                }
+                .ok();
+            }
+        }
+        "drivers" => {
+            // Which stack serves what: the rump kernel, block devices, and mounts.
+            let rump = crate::rump::state_name();
+            if crate::rump::LINKED {
+                let _ = writeln!(s, "rump {rump} netbsd=\"{}\" init_ms={} components=\"{}\"", crate::rump::sys::version(), crate::rump::init_ns() / 1_000_000, crate::rump::components());
+            } else {
+                let _ = writeln!(s, "rump not-linked");
+            }
+            let _ = writeln!(s, "ext2 default={}", if crate::rump::LINKED && rump != "not linked" { "rump" } else { "native" });
+            for (name, _, _, driver) in crate::block::list() {
+                let _ = writeln!(s, "block {name} {driver}");
+            }
+            for m in crate::fs::mounts() {
+                if let Some(d) = m.driver {
+                    let _ = writeln!(s, "mount {} {} {} {d}", m.path, m.source, m.fstype);
+                }
             }
         }
         _ => return Err(Errno::ENOENT),

@@ -85,14 +85,13 @@ pub unsafe extern "C" fn rumpuser_getparam(name: *const c_char, buf: *mut c_void
 }
 
 /// `rumpuser_seterrno`: the errno of the calling thread for `rump_sys_*` callers. With `std`
-/// it is the C library's errno; in the kernel the rump syscall bridge reads return values and
-/// does not need it.
+/// it is the C library's errno; otherwise the host's per-thread slot ([`Host::set_errno`]).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_seterrno(error: c_int) {
     #[cfg(feature = "std")]
     crate::std_host::set_errno(error);
     #[cfg(not(feature = "std"))]
-    let _ = error;
+    crate::host::host().set_errno(error);
 }
 
 // ---- memory ----------------------------------------------------------------------------------

@@ -148,6 +148,9 @@ pub trait Host: Sync {
     fn getrandom(&self, buf: &mut [u8], hard: bool, nowait: bool) -> Result<usize, Errno>;
     /// Ends everything. `panic` is `rumpuser_exit(RUMPUSER_PANIC)`.
     fn exit(&self, code: i32, panic: bool) -> !;
+    /// Records the calling thread's errno for the `rump_sys_*` call that is returning -1
+    /// (`rumpuser_seterrno`, NetBSD numbering). Hosts without a per-thread slot may ignore it.
+    fn set_errno(&self, _error: i32) {}
     /// Delivers a signal to the host process (rump numbering); hosts may ignore it.
     fn kill(&self, _pid: i64, _sig: i32) -> Result<(), Errno> {
         Err(Errno::ENOSYS)

@@ -44,11 +44,20 @@ pub fn build_with(args: &BuildArgs, adds: &[String]) -> Result<Built> {
 }
 
 pub fn build_kernel(args: &BuildArgs) -> Result<PathBuf> {
-    let pb = spinner("building the kernel (cargo build -p adros-kernel)");
+    // NetBSD's rump components go into the kernel when they can be had (see docs/rump.md).
+    let rump = crate::rump::ensure_kernel_build()?;
+    let pb = spinner(match &rump {
+        Some(_) => "building the kernel with the NetBSD rump components (cargo build -p adros-kernel)",
+        None => "building the kernel, native drivers only: no NetBSD source (cargo build -p adros-kernel)",
+    });
     let profile = if args.debug { "dev" } else { "release" };
-    let out = Command::new(env!("CARGO"))
-        .current_dir(root())
-        .args(["build", "-p", "adros-kernel", "--target", KERNEL_TARGET, "--profile", profile])
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(root()).args(["build", "-p", "adros-kernel", "--target", KERNEL_TARGET, "--profile", profile]);
+    match &rump {
+        Some(dir) => cmd.env(crate::rump::KERNEL_DIR_ENV, dir),
+        None => cmd.env_remove(crate::rump::KERNEL_DIR_ENV),
+    };
+    let out = cmd
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     pb.finish_and_clear();

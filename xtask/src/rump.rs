@@ -99,6 +99,23 @@ pub fn ensure_host_build() -> Result<Option<PathBuf>> {
     }
 }
 
+/// The variable `cargo xtask build` sets for the kernel's build script: the kernel build's
+/// `dest/` directory, whose archives are then linked into the kernel.
+pub const KERNEL_DIR_ENV: &str = "ADROS_RUMP_KERNEL_DIR";
+
+/// Used by `cargo xtask build`: the freestanding rump components to link into the kernel,
+/// built (minutes, once) or found in the cache when NetBSD source is available. `Ok(None)`:
+/// no NetBSD source, or `ADROS_RUMP=off` — the kernel is built native-only and says so.
+pub fn ensure_kernel_build() -> Result<Option<PathBuf>> {
+    if std::env::var("ADROS_RUMP").is_ok_and(|v| v == "off" || v == "0") {
+        return Ok(None);
+    }
+    match Sources::find() {
+        None => Ok(None),
+        Some(src) => build(Target::Kernel, &src, false).map(Some),
+    }
+}
+
 fn no_source_message() -> String {
     "no NetBSD source found. Rump components need the netbsd-src and buildrump.sh submodules \
      (git submodule update --init netbsd-src buildrump/buildrump.sh), or $ADROS_NETBSD_SRC and \

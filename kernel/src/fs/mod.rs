@@ -951,17 +951,19 @@ pub struct MountInfo {
     pub source: String,
     pub path: String,
     pub fstype: &'static str,
+    /// Which driver stack serves it, for file systems that have more than one.
+    pub driver: Option<&'static str>,
 }
 
 /// The mount table as seen from the initial root.
 pub fn mounts() -> Vec<MountInfo> {
     let root = root();
-    let mut v = alloc::vec![MountInfo { source: root.mnt.source.clone(), path: "/".into(), fstype: root.mnt.fs.name() }];
+    let mut v = alloc::vec![MountInfo { source: root.mnt.source.clone(), path: "/".into(), fstype: root.mnt.fs.name(), driver: root.mnt.fs.driver() }];
     let all = MOUNTS.lock().clone();
     for m in all {
         let p = PathRef { mnt: m.clone(), node: m.root.clone(), up: None };
         if let Ok(path) = path_of(&root, &p) {
-            v.push(MountInfo { source: m.source.clone(), path, fstype: m.fs.name() });
+            v.push(MountInfo { source: m.source.clone(), path, fstype: m.fs.name(), driver: m.fs.driver() });
         }
     }
     v

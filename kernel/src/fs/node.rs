@@ -188,6 +188,11 @@ pub trait FileSystem: Send + Sync {
     /// Serialises renames within this file system so the "not into itself" check holds
     /// while the rename runs (Linux's `s_vfs_rename_mutex`).
     fn rename_lock(&self) -> &super::sync::SleepLock<()>;
+    /// Which driver stack serves this mount (`native`, `rump`) when a file system type has
+    /// more than one; shown in `/proc/mounts` and `/proc/drivers`.
+    fn driver(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// `DT_*` for a mode.

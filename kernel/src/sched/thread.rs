@@ -42,6 +42,12 @@ pub struct Thread {
     pub fs_base: AtomicU64,
     /// SSE/x87 registers of a user thread, saved while it is switched out.
     fpu: UnsafeCell<Option<Box<crate::arch::user::FpuState>>>,
+    /// A wake-up for [`park`] that has not been consumed yet.
+    park_token: AtomicBool,
+    /// The NetBSD rump kernel's `curlwp` for this thread (0: none) and the errno of its last
+    /// failed `rump_sys_*` call (NetBSD numbering): the hypercall layer's per-thread slots.
+    pub rump_lwp: AtomicUsize,
+    pub rump_errno: core::sync::atomic::AtomicI32,
 }
 
 // SAFETY: `saved_rsp` is only touched by the scheduler with the owning run-queue lock held
@@ -71,6 +77,9 @@ impl Thread {
             run_ns: AtomicU64::new(0),
             ran_since: AtomicU64::new(0),
             fpu: UnsafeCell::new(None),
+            park_token: AtomicBool::new(false),
+            rump_lwp: AtomicUsize::new(0),
+            rump_errno: core::sync::atomic::AtomicI32::new(0),
         }
     }
 
@@ -341,6 +350,36 @@ pub fn sleep_until(deadline: u64) {
         drop(me);
         super::block(Some(deadline), sgen);
     }
+}
+
+/// Blocks the calling thread until [`unpark`] (or an earlier unpark not yet consumed) or the
+/// monotonic clock reaching `deadline`. May return spuriously; callers re-check their
+/// condition (the `std::thread::park` contract).
+pub fn park(deadline: Option<u64>) {
+    let me = current();
+    if me.park_token.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    let sgen = me.prepare_block();
+    // An unpark between the check above and `prepare_block` left the token set but found the
+    // thread not yet blocked: take it back and don't sleep.
+    if me.park_token.swap(false, Ordering::AcqRel) {
+        me.try_unblock(Some(sgen));
+        return;
+    }
+    drop(me);
+    if deadline.is_some_and(|d| crate::time::now_ns() >= d) {
+        current().try_unblock(Some(sgen));
+        return;
+    }
+    super::block(deadline, sgen);
+    current().park_token.store(false, Ordering::Release);
+}
+
+/// Wakes `t` from [`park`], or makes its next `park` return at once.
+pub fn unpark(t: &ThreadRef) {
+    t.park_token.store(true, Ordering::Release);
+    super::wake(t);
 }
 
 pub fn sleep_ms(ms: u64) {

@@ -1,0 +1,264 @@
+//! The kernel's [`Host`] for `rumpuser-adros`: NetBSD's hypercalls served by AdrOS threads,
+//! parking, clocks, memory, entropy, console and block devices.
+//!
+//! * Threads are ordinary kernel threads (preemptive, on any CPU); parking uses the
+//!   scheduler's park token, so a wake-up before the park is never lost.
+//! * Memory: whole pages come from the frame allocator through the linear map (virt = phys +
+//!   constant, as rump's DMA code wants); everything else from the kernel heap, with the real
+//!   start stored in front of the aligned block (rump's `free` passes the length, not the
+//!   alignment).
+//! * Files: rump opens AdrOS block devices by path (`/dev/vda`, …) for etfs; I/O goes through
+//!   the block layer.
+//! * `rumpuser_exit(RUMPUSER_PANIC)` is contained: the rump kernel is marked dead, its mounts
+//!   answer EIO, and the panicking thread parks forever; the rest of AdrOS lives on.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::task::Wake;
+use alloc::vec::Vec;
+use core::alloc::Layout;
+use core::ffi::c_void;
+use core::ptr::NonNull;
+use core::sync::atomic::Ordering;
+use core::task::Waker;
+
+use rumpuser_adros::Errno as NbErrno;
+use rumpuser_adros::host::{FileType, OpenFlags, SyncFlags, ThreadCookie, ThreadEntry};
+use rumpuser_adros::Host;
+
+use crate::block::{self, BlockDev};
+use crate::mm::phys;
+use crate::sched::thread::{self, JoinHandle, ThreadRef};
+
+const PAGE: usize = 4096;
+
+pub struct KernelHost {
+    joinable: spin::Mutex<(usize, BTreeMap<usize, JoinHandle>)>,
+    files: spin::Mutex<Vec<Option<Arc<dyn BlockDev>>>>,
+    line: spin::Mutex<Vec<u8>>,
+}
+
+pub static HOST: KernelHost = KernelHost { joinable: spin::Mutex::new((1, BTreeMap::new())), files: spin::Mutex::new(Vec::new()), line: spin::Mutex::new(Vec::new()) };
+
+struct ThreadWaker(ThreadRef);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        thread::unpark(&self.0);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        thread::unpark(&self.0);
+    }
+}
+
+fn nb(e: crate::errno::Errno) -> NbErrno {
+    NbErrno::from_linux(e as i32)
+}
+
+impl KernelHost {
+    fn file(&self, fd: i32) -> Result<Arc<dyn BlockDev>, NbErrno> {
+        let f = self.files.lock();
+        usize::try_from(fd).ok().and_then(|i| f.get(i).cloned().flatten()).ok_or(NbErrno::EBADF)
+    }
+}
+
+/// A configuration value from the kernel command line: `RUMP_VERBOSE` is `rump.verbose=`.
+fn cmdline_param(name: &str) -> Option<String> {
+    let key = alloc::format!("rump.{}", name.strip_prefix("RUMP_")?.to_ascii_lowercase());
+    crate::boot::cmdline().param(&key).map(String::from)
+}
+
+impl Host for KernelHost {
+    fn current_waker(&self) -> Waker {
+        Waker::from(Arc::new(ThreadWaker(thread::current())))
+    }
+    fn park(&self) {
+        thread::park(None);
+    }
+    fn park_until(&self, deadline_ns: u64) {
+        thread::park(Some(deadline_ns));
+    }
+
+    fn thread_create(&self, entry: ThreadEntry, arg: *mut c_void, name: &str, joinable: bool, _cpu: i32) -> Result<Option<ThreadCookie>, NbErrno> {
+        let arg = arg as usize;
+        let name = if name.is_empty() { "rump" } else { name };
+        let h = thread::spawn(name, move || {
+            entry(arg as *mut c_void);
+        });
+        if !joinable {
+            return Ok(None);
+        }
+        let mut j = self.joinable.lock();
+        let cookie = j.0;
+        j.0 += 1;
+        j.1.insert(cookie, h);
+        Ok(Some(ThreadCookie(cookie)))
+    }
+    fn thread_join(&self, cookie: ThreadCookie) -> Result<(), NbErrno> {
+        let h = self.joinable.lock().1.remove(&cookie.0).ok_or(NbErrno::ESRCH)?;
+        h.join();
+        Ok(())
+    }
+    fn thread_exit(&self) -> ! {
+        thread::exit_current()
+    }
+
+    fn curlwp(&self) -> usize {
+        thread::current().rump_lwp.load(Ordering::Relaxed)
+    }
+    fn set_curlwp(&self, lwp: usize) {
+        thread::current().rump_lwp.store(lwp, Ordering::Relaxed);
+    }
+    fn set_errno(&self, error: i32) {
+        thread::current().rump_errno.store(error, Ordering::Relaxed);
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        crate::time::now_ns()
+    }
+    fn wall_clock(&self) -> (i64, u32) {
+        let ns = crate::time::wall_clock_ns();
+        ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as u32)
+    }
+    fn sleep_until(&self, deadline_ns: u64) {
+        thread::sleep_until(deadline_ns);
+    }
+
+    fn alloc(&self, len: usize, align: usize) -> Result<NonNull<u8>, NbErrno> {
+        // Whole pages (rump's page allocator, its pools) come from the frame allocator. `free`
+        // decides by the length alone, so every page-multiple goes this way.
+        if len != 0 && len.is_multiple_of(PAGE) {
+            let pa = if len == PAGE && align <= PAGE { phys::alloc_frame() } else { phys::alloc_contig(len / PAGE, align.max(PAGE) as u64, u64::MAX) };
+            return pa.and_then(|pa| NonNull::new(phys::phys_to_virt(pa) as *mut u8)).ok_or(NbErrno::ENOMEM);
+        }
+        // Heap: [raw … | raw, total | aligned block of len …]: the two words in front of the
+        // block say how to give the allocation back.
+        let a = align.max(16);
+        let total = len.checked_add(a + 16).ok_or(NbErrno::ENOMEM)?;
+        let layout = Layout::from_size_align(total, 16).map_err(|_| NbErrno::EINVAL)?;
+        // SAFETY: `layout` has a non-zero size.
+        let raw = unsafe { alloc::alloc::alloc(layout) };
+        if raw.is_null() {
+            return Err(NbErrno::ENOMEM);
+        }
+        let aligned = (raw as usize + 16).next_multiple_of(a);
+        // SAFETY: `raw <= aligned - 16` and `aligned + len <= raw + total`, so both header
+        // words are inside the allocation, 8-byte aligned (aligned is a multiple of 16).
+        unsafe {
+            ((aligned - 16) as *mut usize).write(raw as usize);
+            ((aligned - 8) as *mut usize).write(total);
+        }
+        NonNull::new(aligned as *mut u8).ok_or(NbErrno::ENOMEM)
+    }
+
+    unsafe fn free(&self, ptr: NonNull<u8>, len: usize) {
+        let p = ptr.as_ptr() as usize;
+        if len != 0 && len.is_multiple_of(PAGE) {
+            let pa = phys::virt_to_phys(p as u64);
+            if len == PAGE {
+                phys::free_frame(pa);
+            } else {
+                phys::free_contig(pa, len / PAGE);
+            }
+            return;
+        }
+        // SAFETY: (the caller's contract) `ptr` came from `alloc`'s heap path, which stored
+        // the allocation's start and size in the two words below it.
+        unsafe {
+            let raw = ((p - 16) as *const usize).read();
+            let total = ((p - 8) as *const usize).read();
+            alloc::alloc::dealloc(raw as *mut u8, Layout::from_size_align_unchecked(total, 16));
+        }
+    }
+
+    fn putchar(&self, c: u8) {
+        let mut l = self.line.lock();
+        l.push(c);
+        if c == b'\n' || l.len() >= 256 {
+            crate::print!("{}", String::from_utf8_lossy(&l));
+            l.clear();
+        }
+    }
+    fn console_write(&self, s: &[u8]) {
+        crate::print!("{}", String::from_utf8_lossy(s));
+    }
+
+    fn getenv(&self, name: &str) -> Option<String> {
+        cmdline_param(name).or_else(|| match name {
+            // Keep rump's page cache to a quarter of RAM (at least 32 MiB): without a limit
+            // it grows until our allocator says no.
+            "RUMP_MEMLIMIT" => {
+                let (_, total) = phys::stats();
+                Some(((total * PAGE / 4).max(32 << 20)).to_string())
+            }
+            _ => None,
+        })
+    }
+    fn ncpu(&self) -> u32 {
+        crate::arch::percpu::online_cpus().count().max(1) as u32
+    }
+    fn hostname(&self) -> String {
+        String::from("adros")
+    }
+    fn getrandom(&self, buf: &mut [u8], _hard: bool, _nowait: bool) -> Result<usize, NbErrno> {
+        crate::fs::random::fill(buf);
+        Ok(buf.len())
+    }
+    fn exit(&self, code: i32, panic: bool) -> ! {
+        super::died(code, panic);
+        loop {
+            thread::park(None);
+        }
+    }
+
+    fn open(&self, path: &str, flags: OpenFlags) -> Result<i32, NbErrno> {
+        if flags.create {
+            return Err(NbErrno::EROFS);
+        }
+        let dev = block::open_source(path).map_err(nb)?;
+        if flags.write && dev.read_only() {
+            return Err(NbErrno::EROFS);
+        }
+        let mut f = self.files.lock();
+        let slot = match f.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                f.push(None);
+                f.len() - 1
+            }
+        };
+        f[slot] = Some(dev);
+        Ok(slot as i32)
+    }
+    fn close(&self, fd: i32) -> Result<(), NbErrno> {
+        let mut f = self.files.lock();
+        let slot = usize::try_from(fd).ok().and_then(|i| f.get_mut(i)).ok_or(NbErrno::EBADF)?;
+        slot.take().map(drop).ok_or(NbErrno::EBADF)
+    }
+    fn file_info(&self, path: &str) -> Result<(u64, FileType), NbErrno> {
+        let dev = block::open_source(path).map_err(nb)?;
+        Ok((dev.sectors() * 512, FileType::Blk))
+    }
+    fn read_at(&self, fd: i32, buf: &mut [u8], off: Option<u64>) -> Result<usize, NbErrno> {
+        let dev = self.file(fd)?;
+        block::read_bytes(&*dev, off.ok_or(NbErrno::ESPIPE)?, buf).map_err(nb)
+    }
+    fn write_at(&self, fd: i32, buf: &[u8], off: Option<u64>) -> Result<usize, NbErrno> {
+        let dev = self.file(fd)?;
+        block::write_bytes(&*dev, off.ok_or(NbErrno::ESPIPE)?, buf).map_err(nb)
+    }
+    fn sync(&self, fd: i32, _flags: SyncFlags) -> Result<(), NbErrno> {
+        self.file(fd)?.flush().map_err(nb)
+    }
+}
+
+/// Rump threads start through `extern "C-unwind"` entry points (on a POSIX host they may end
+/// by unwinding, `pthread_exit`), so calling one leaves an abort-on-unwind landing pad that
+/// names Rust's personality routine. Nothing unwinds in this kernel (`panic = "abort"`, and
+/// NetBSD's C code is built without exceptions), so the routine is never called; if it ever
+/// were, stopping is the only right answer.
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {
+    panic!("rust_eh_personality: unwinding is not supported in the AdrOS kernel");
+}
