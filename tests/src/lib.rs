@@ -39,6 +39,16 @@ pub fn skip(test: &str, reason: &str) {
     println!("SKIPPED: {test}: {reason}");
 }
 
+/// Whether the kernel under test has NetBSD's rump components linked in (`cargo xtask test`
+/// says so in `ADROS_RUMP_LINKED`; otherwise the kernel's symbols are asked).
+pub fn rump_linked() -> bool {
+    if let Ok(v) = std::env::var("ADROS_RUMP_LINKED") {
+        return v == "1";
+    }
+    let kernel = std::env::var_os("ADROS_KERNEL").map(PathBuf::from).unwrap_or_else(|| target_dir().join("x86_64-unknown-none/release/adros-kernel"));
+    std::process::Command::new("nm").arg("--defined-only").arg(&kernel).output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" rump_init")))
+}
+
 /// The workspace's target directory (honours `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")

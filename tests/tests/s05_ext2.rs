@@ -1,13 +1,17 @@
-//! s05: ext2 on virtio-blk with the native driver — an image made on the host by
-//! `mke2fs -d`, mounted in the guest by busybox `mount`, read (checksums match the host's),
-//! written, unmounted; then `e2fsck -fn` on the host must find it clean and `debugfs` must
-//! see what the guest wrote. Skipped when e2fsprogs is missing.
+//! s05: ext2 on virtio-blk, on both stacks — AdrOS's native driver and NetBSD's ext2fs in
+//! the rump kernel (`-o driver=rump`; skipped when the kernel was built without NetBSD
+//! sources). An image made on the host by `mke2fs -d` is mounted in the guest by busybox
+//! `mount`; every file's checksum must match the host's; a scripted workload (create, write,
+//! rename, hard/symbolic links, chmod, truncate, delete, 200 files) runs on the mount and on a
+//! host copy of the tree; after `umount` and power-off, `e2fsck -fn` must find the image clean
+//! and the image must hold exactly the host's tree (extracted with `debugfs rdump`). Skipped
+//! when e2fsprogs is missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use adros_tests::{Boot, banner, skip, test_dir};
+use adros_tests::{Boot, banner, rump_linked, skip, test_dir};
 
 fn have_e2fsprogs(test: &str) -> bool {
     let ok = Command::new("mke2fs").arg("-V").output().is_ok() && Command::new("e2fsck").arg("-V").output().is_ok();
@@ -68,45 +72,175 @@ fn debugfs_cat(img: &Path, path: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn native_mount_read_write_umount() {
-    let name = "s05_ext2-native_rw";
-    if !have_e2fsprogs(name) {
+
+/// Whether `stack` can run here (the rump stack needs the components in the kernel).
+fn stack_available(test: &str, stack: &str) -> bool {
+    if !have_e2fsprogs(test) {
+        return false;
+    }
+    if stack == "rump" && !rump_linked() {
+        skip(test, "no NetBSD source: the kernel was built without the rump components");
+        return false;
+    }
+    true
+}
+
+/// `path type mode size content` for every entry under `root` (lost+found left out), sorted:
+/// what "the same tree" means here.
+fn tree_listing(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut ents: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        ents.sort_by_key(|e| e.file_name());
+        for e in ents {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            if rel == "lost+found" {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            let mode = m.permissions().mode() & 0o7777;
+            if m.file_type().is_symlink() {
+                out.push(format!("{rel} link {}", std::fs::read_link(&p).unwrap().display()));
+            } else if m.is_dir() {
+                out.push(format!("{rel} dir {mode:o}"));
+                walk(root, &p, out);
+            } else {
+                out.push(format!("{rel} file {mode:o} {} {}", m.len(), md5(&p)));
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(root, root, &mut v);
+    v
+}
+
+/// The workload, as a POSIX shell script run from the tree's root: the same text runs in
+/// the guest (busybox sh, on the mount) and on the host (on a copy of the source tree).
+const WORKLOAD: &str = r#"echo written-in-the-guest > new.txt
+mkdir newdir && mkdir -p newdir/a/b && echo inner > newdir/f
+i=0; while [ $i -lt 200 ]; do echo "file number $i" > newdir/a/f$i; i=$((i+1)); done
+mv sub/deeper/small newdir/moved
+mv newdir/a/f7 newdir/a/b/seven
+i=0; while [ $i -lt 200 ]; do if [ $((i % 3)) -eq 0 ]; then rm -f newdir/a/f$i; fi; i=$((i+1)); done
+rm -r sub/deeper
+dd if=/dev/zero of=zeros bs=1024 count=2048 2>/dev/null
+ln new.txt hardlink
+ln -s newdir/f symlink2
+mv sub renamed-sub
+truncate -s 100000 renamed-sub/big.bin
+chmod 600 new.txt
+echo appended >> hello.txt
+echo workload-done"#;
+
+/// Mounts the image with `stack`, checks every file's checksum against the host's, runs the
+/// workload, unmounts; then checks the image on the host.
+fn read_write_workload(stack: &str) {
+    let name = &format!("s05_ext2-{stack}_rw");
+    if !stack_available(name, stack) {
         return;
     }
     let (img, src) = image(name, &[]);
-    let cmd = "mount -t ext2 -o driver=native /dev/vda /mnt && cat /mnt/hello.txt && md5sum /mnt/sub/big.bin && readlink /mnt/link \
-        && echo written-in-the-guest > /mnt/new.txt && mkdir /mnt/newdir && echo inner > /mnt/newdir/f \
-        && mv /mnt/sub/deeper/small /mnt/newdir/moved && rm -r /mnt/sub/deeper && ls /mnt && umount /mnt && echo umounted";
-    let (out, st) = exec(name, cmd, &img);
+    let cmd = format!(
+        "mount -t ext2 -o driver={stack} /dev/vda /mnt && grep ' /mnt ' /proc/mounts && (cd /mnt && find . -type f | sort | xargs md5sum) \
+         && readlink /mnt/link && cd /mnt && {{\n{WORKLOAD}\n}} && cd / && umount /mnt && echo umounted"
+    );
+    let (out, st) = exec(name, &cmd, &img);
     assert_eq!(st, 0, "guest output: {out}");
-    assert!(out.contains("hello from the host"), "{out}");
-    assert!(out.contains(&md5(&src.join("sub/big.bin"))), "checksum of big.bin differs from the host's: {out}");
-    assert!(out.contains("umounted"), "{out}");
+    assert!(out.contains(&format!("ext2 rw,driver={stack}")), "/proc/mounts does not say driver={stack}: {out}");
+    // Every file's checksum, as the host computes it.
+    let host_sums = Command::new("sh").arg("-c").arg("find . -type f | sort | xargs md5sum").current_dir(&src).output().unwrap();
+    let host_sums = String::from_utf8_lossy(&host_sums.stdout).into_owned();
+    assert!(!host_sums.trim().is_empty());
+    for line in host_sums.lines() {
+        assert!(out.lines().any(|l| l.trim() == line.trim()), "guest ({stack}) lacks the host's checksum line {line:?}:\n{out}");
+    }
+    assert!(out.contains("workload-done") && out.contains("umounted"), "{out}");
     fsck_clean(&img);
-    assert_eq!(debugfs_cat(&img, "/new.txt"), "written-in-the-guest\n");
-    assert_eq!(debugfs_cat(&img, "/newdir/f"), "inner\n");
-    assert_eq!(debugfs_cat(&img, "/newdir/moved"), "x\n");
+    // The same workload on a host copy of the tree; then the image must hold exactly it.
+    let expect = img.with_file_name("expected");
+    let _ = std::fs::remove_dir_all(&expect);
+    let cp = Command::new("cp").arg("-a").arg(&src).arg(&expect).status().unwrap();
+    assert!(cp.success());
+    let host = Command::new("sh").arg("-c").arg(WORKLOAD).current_dir(&expect).output().unwrap();
+    assert!(String::from_utf8_lossy(&host.stdout).contains("workload-done"), "the workload failed on the host: {host:?}");
+    let got = img.with_file_name("extracted");
+    let _ = std::fs::remove_dir_all(&got);
+    std::fs::create_dir_all(&got).unwrap();
+    let rd = Command::new("debugfs").args(["-R", &format!("rdump / {}", got.display())]).arg(&img).output().unwrap();
+    assert!(rd.status.success(), "debugfs rdump: {rd:?}");
+    let (want, have) = (tree_listing(&expect), tree_listing(&got));
+    let missing: Vec<_> = want.iter().filter(|l| !have.contains(l)).collect();
+    let extra: Vec<_> = have.iter().filter(|l| !want.contains(l)).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "the image ({stack}) differs from the host's tree:\nmissing {missing:#?}\nunexpected {extra:#?}");
+    assert_eq!(debugfs_cat(&img, "/newdir/a/b/seven"), "file number 7\n");
 }
 
 #[test]
-fn rump_driver_not_linked_is_enodev() {
-    let name = "s05_ext2-rump_enodev";
+fn native_read_write_workload() {
+    read_write_workload("native");
+}
+
+#[test]
+fn rump_read_write_workload() {
+    read_write_workload("rump");
+}
+
+/// Which stack `mount -t ext2` picks: rump when linked, else native; `-o driver=` and
+/// `fs.ext2=` override; `/proc/drivers` says what serves what. Also the block ioctls.
+#[test]
+fn driver_selection_and_block_ioctls() {
+    let name = "s05_ext2-driver_selection";
     if !have_e2fsprogs(name) {
         return;
     }
     let (img, _) = image(name, &[]);
-    let (out, st) = exec(name, "mount -t ext2 -o driver=rump /dev/vda /mnt; echo rc=$?; blockdev --getsize64 /dev/vda; blockdev --getss /dev/vda", &img);
+    let (out, st) = exec(
+        name,
+        "cat /proc/drivers; mount -t ext2 /dev/vda /mnt; echo rc-default=$?; grep ' /mnt ' /proc/mounts; umount /mnt; \
+         mount -t ext2 -o driver=native /dev/vda /mnt; echo rc-native=$?; grep ' /mnt ' /proc/mounts; umount /mnt; \
+         mount -t ext2 -o driver=rump /dev/vda /mnt; echo rc-rump=$?; grep ' /mnt ' /proc/mounts; umount /mnt; \
+         mount -t ext2 -o driver=bogus /dev/vda /mnt; echo rc-bogus=$?; \
+         blockdev --getsize64 /dev/vda; blockdev --getss /dev/vda",
+        &img,
+    );
     assert_eq!(st, 0, "{out}");
-    assert!(out.contains("rc=") && !out.contains("rc=0"), "mount -o driver=rump must fail while rump is not linked: {out}");
+    assert!(out.contains("rc-native=0") && out.contains("ext2 rw,driver=native"), "{out}");
+    assert!(out.contains("block vda virtio-blk"), "/proc/drivers lists the disk and its driver: {out}");
+    assert!(!out.contains("rc-bogus=0"), "driver=bogus must be refused: {out}");
+    if rump_linked() {
+        // rump_init may still be running when the first command reads /proc/drivers.
+        assert!((out.contains("rump ready") || out.contains("rump starting")) && out.contains("ext2 default=rump"), "{out}");
+        assert!(out.contains("rc-default=0") && out.contains("rc-rump=0"), "{out}");
+        assert_eq!(out.matches("ext2 rw,driver=rump").count(), 2, "default and -o driver=rump both use rump: {out}");
+    } else {
+        assert!(out.contains("rump not-linked") && out.contains("ext2 default=native"), "{out}");
+        assert!(out.contains("rc-default=0") && !out.contains("rc-rump=0"), "without rump, driver=rump must fail: {out}");
+    }
     assert!(out.contains("67108864"), "BLKGETSIZE64 of a 64 MiB disk: {out}");
     assert!(out.lines().any(|l| l.trim() == "512"), "BLKSSZGET: {out}");
 }
 
+/// `fs.ext2=native` on the kernel command line makes the native driver the default.
 #[test]
-fn corrupt_superblock_fails_the_mount_and_the_kernel_lives() {
-    let name = "s05_ext2-corrupt";
+fn cmdline_selects_native() {
+    let name = "s05_ext2-cmdline_native";
     if !have_e2fsprogs(name) {
+        return;
+    }
+    let (img, _) = image(name, &[]);
+    let cmd = "mount -t ext2 /dev/vda /mnt && grep ' /mnt ' /proc/mounts";
+    let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+    let t = Boot::new(name).disk(img).args(&format!("loglevel=3 fs.ext2=native adros.exec={hex}")).timeout(Duration::from_secs(240)).run();
+    let s = t.serial().replace('\r', "");
+    if !s.contains("ext2 rw,driver=native") || !s.contains("@@ADROS-EXEC-EXIT 0@@") {
+        t.fail("fs.ext2=native did not make the native driver the default");
+    }
+}
+
+fn corrupt_superblock(stack: &str) {
+    let name = &format!("s05_ext2-corrupt_{stack}");
+    if !stack_available(name, stack) {
         return;
     }
     let (img, _) = image(name, &[]);
@@ -115,8 +249,18 @@ fn corrupt_superblock_fails_the_mount_and_the_kernel_lives() {
     raw[1024 + 32..1024 + 36].copy_from_slice(&0u32.to_le_bytes());
     raw[1024..1028].copy_from_slice(&u32::MAX.to_le_bytes());
     std::fs::write(&img, raw).unwrap();
-    let (out, st) = exec(name, "mount -t ext2 /dev/vda /mnt; echo rc=$?; echo still-alive", &img);
+    let (out, st) = exec(name, &format!("mount -t ext2 -o driver={stack} /dev/vda /mnt; echo rc=$?; echo still-alive"), &img);
     assert_eq!(st, 0, "{out}");
     assert!(!out.contains("rc=0"), "a corrupt superblock mounted: {out}");
     assert!(out.contains("still-alive"), "{out}");
+}
+
+#[test]
+fn corrupt_superblock_native() {
+    corrupt_superblock("native");
+}
+
+#[test]
+fn corrupt_superblock_rump() {
+    corrupt_superblock("rump");
 }

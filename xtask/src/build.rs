@@ -21,6 +21,8 @@ pub struct Built {
     pub kernel: PathBuf,
     pub symbols: PathBuf,
     pub iso: PathBuf,
+    /// Whether NetBSD's rump components are linked into `kernel`.
+    pub rump_linked: bool,
 }
 
 /// Builds the kernel and the default ISO (`target/adros.iso`).
@@ -34,13 +36,14 @@ pub fn build_with(args: &BuildArgs, adds: &[String]) -> Result<Built> {
     crate::deps::ensure(true)?;
     extras.extend(build_user_tests()?);
     let kernel = build_kernel(args)?;
+    let rump_linked = kernel_has_rump(&kernel);
     let symbols = write_symbols(&kernel)?;
     // <target>/initrd.tar.lz4, which every ISO made by `make_iso` carries.
     crate::initrd::build(&extras)?;
     let iso = target_dir().join("adros.iso");
     make_iso(&kernel, &symbols, DEFAULT_CMDLINE, &iso)?;
     eprintln!("xtask: built {}", iso.display());
-    Ok(Built { kernel, symbols, iso })
+    Ok(Built { kernel, symbols, iso, rump_linked })
 }
 
 pub fn build_kernel(args: &BuildArgs) -> Result<PathBuf> {
@@ -66,6 +69,11 @@ pub fn build_kernel(args: &BuildArgs) -> Result<PathBuf> {
     }
     let dir = if args.debug { "debug" } else { "release" };
     Ok(target_dir().join(KERNEL_TARGET).join(dir).join("adros-kernel"))
+}
+
+/// Whether a built kernel contains the rump components (their `rump_init`).
+pub fn kernel_has_rump(kernel: &Path) -> bool {
+    Command::new("nm").args(["--defined-only"]).arg(kernel).output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" rump_init")))
 }
 
 /// `nm -n -C` of the kernel, text symbols only: GRUB loads it as the `symbols` module so

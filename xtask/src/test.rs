@@ -609,6 +609,7 @@ fn qemu_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
         ("ADROS_ISO".into(), built.iso.display().to_string()),
         ("ADROS_ISO_STAGE".into(), stage.display().to_string()),
         ("ADROS_KERNEL".into(), built.kernel.display().to_string()),
+        ("ADROS_RUMP_LINKED".into(), if built.rump_linked { "1" } else { "0" }.into()),
         ("ADROS_TEST_DIR".into(), logs.display().to_string()),
         // A failing QEMU test's message carries the serial tail; the host backtrace of the
         // assertion adds nothing.
