@@ -207,6 +207,14 @@ impl Host for KernelHost {
     }
     fn exit(&self, code: i32, panic: bool) -> ! {
         super::died(code, panic);
+        // This thread cannot return into the dead rump kernel. A user process that was
+        // inside it (a system call on a rump mount) is killed as by SIGKILL rather than left
+        // hanging; a kernel thread (rump's own) parks for good.
+        if let Some(p) = crate::proc::current_process() {
+            crate::println!("rump: pid {} killed: the NetBSD kernel panicked under its system call", p.pid);
+            drop(p);
+            crate::proc::exit_group(crate::proc::ExitStatus::Signaled(9));
+        }
         loop {
             thread::park(None);
         }

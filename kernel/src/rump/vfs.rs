@@ -472,6 +472,7 @@ impl Inode for RumpNode {
         if !self.is_dir() {
             return Err(Errno::ENOTDIR);
         }
+        check_alive()?;
         let mut c = self.cursor.lock();
         if offset < c.index || offset > c.index + c.pending.len() as u64 && c.at_end || offset == 0 {
             *c = Cursor { pos: -1, ..Cursor::default() };
