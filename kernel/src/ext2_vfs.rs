@@ -334,6 +334,8 @@ pub struct Options {
     pub read_only: bool,
     /// `driver=`: Some(true) rump, Some(false) native, None: not given.
     pub rump: Option<bool>,
+    /// `sync`: every write reaches the disk before the call returns (rump stack).
+    pub sync: bool,
 }
 
 pub fn parse_options(data: &str) -> KResult<Options> {
@@ -345,7 +347,9 @@ pub fn parse_options(data: &str) -> KResult<Options> {
             "driver=native" => o.rump = Some(false),
             "driver=rump" => o.rump = Some(true),
             // Options busybox or users pass that mean nothing here.
-            "defaults" | "noatime" | "relatime" | "atime" | "nodiratime" | "sync" | "async" | "exec" | "noexec" | "suid" | "nosuid" | "dev" | "nodev" => {}
+            "sync" => o.sync = true,
+            "async" => o.sync = false,
+            "defaults" | "noatime" | "relatime" | "atime" | "nodiratime" | "exec" | "noexec" | "suid" | "nosuid" | "dev" | "nodev" => {}
             _ if opt.starts_with("driver=") => {
                 log::warn!("ext2: unknown {opt} (native or rump)");
                 return Err(Errno::EINVAL);
@@ -372,7 +376,7 @@ pub fn mount(source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
             crate::println!("ext2: rump ext2 not linked (mount -o driver=native, or build with NetBSD sources)");
             return Err(Errno::ENODEV);
         }
-        return crate::rump::vfs::mount_ext2(source, o.read_only);
+        return crate::rump::vfs::mount_ext2(source, o.read_only, o.sync);
     }
     let dev = block::open_source(source)?;
     let rdev = crate::fs::stat(&crate::fs::FsCtx::kernel(), None, source, true)?.rdev;

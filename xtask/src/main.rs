@@ -2,6 +2,7 @@
 
 mod bench;
 mod build;
+mod compare;
 mod deps;
 mod initrd;
 mod qemu;
@@ -36,6 +37,9 @@ enum Cmd {
     Test(test::TestArgs),
     /// AdrOS beside a Linux guest on the same QEMU: `cargo xtask bench [syscall boot fs smp]`.
     Bench(bench::BenchArgs),
+    /// The two ext2 stacks (native, NetBSD's in rump) on the same image and workload:
+    /// `cargo xtask compare ext2`.
+    Compare(compare::CompareArgs),
     /// The long-test target: the SMP stress suite N times in a row (default 20 at -smp 4).
     Soak(soak::SoakArgs),
     /// NetBSD rump components: `cargo xtask rump build --target host|kernel`.
@@ -52,6 +56,7 @@ fn main() {
         Cmd::Bench(a) => bench::bench(a),
         Cmd::Rump(a) => rump::rump(a),
         Cmd::Soak(a) => soak::soak(a),
+        Cmd::Compare(a) => compare::compare(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -910,11 +910,39 @@ impl<D: BlockDevice> Ext2<D> {
                     break;
                 }
             };
-            let src = data.get(done..done + chunk).ok_or(Error::Io)?;
             if chunk == bs as usize {
-                self.cache.discard(pb as u64);
+                // Whole blocks: allocate on along the file and write each physically
+                // contiguous run with one request (a block at a time would be one device
+                // request per KiB). A block allocated here but not contiguous is simply
+                // found allocated by the next iteration.
+                let mut run = 1u64;
+                while run < 256 && done as u64 + (run + 1) * bs <= data.len() as u64 {
+                    let nb = match self.bmap(i, lb + run, true, &mut goal) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            err = Some(e);
+                            break;
+                        }
+                    };
+                    if nb as u64 != pb as u64 + run {
+                        break;
+                    }
+                    run += 1;
+                }
+                let len = (run * bs) as usize;
+                let src = data.get(done..done + len).ok_or(Error::Io)?;
+                for k in 0..run {
+                    self.cache.discard(pb as u64 + k);
+                }
                 self.dev.write_at(pb as u64 * bs, src)?;
-            } else {
+                done += len;
+                if err.is_some() {
+                    break;
+                }
+                continue;
+            }
+            let src = data.get(done..done + chunk).ok_or(Error::Io)?;
+            {
                 let b = if existed { self.cache.modify(&self.dev, pb as u64)? } else { self.cache.zeroed(&self.dev, pb as u64)? };
                 b.get_mut(boff..boff + chunk).ok_or(Error::Io)?.copy_from_slice(src);
             }

@@ -105,10 +105,10 @@ impl Host for KernelHost {
     }
 
     fn curlwp(&self) -> usize {
-        thread::current().rump_lwp.load(Ordering::Relaxed)
+        crate::arch::percpu::rump_lwp() as usize
     }
     fn set_curlwp(&self, lwp: usize) {
-        thread::current().rump_lwp.store(lwp, Ordering::Relaxed);
+        crate::arch::percpu::set_rump_lwp(lwp as u64);
     }
     fn set_errno(&self, error: i32) {
         thread::current().rump_errno.store(error, Ordering::Relaxed);

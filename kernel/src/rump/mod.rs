@@ -62,6 +62,7 @@ pub fn start() {
         return;
     }
     rumpuser_adros::set_host(&host::HOST);
+    crate::sched::thread::RUMP_EXIT_HOOK.call_once(|| sys::thread_exit_hook);
     STATE.store(STARTING, Ordering::Release);
     crate::sched::thread::spawn("rump_init", || {
         let t0 = crate::time::now_ns();

@@ -95,6 +95,9 @@ pub const AT_SYMLINK_NOFOLLOW: c_int = 0x200;
 pub const AT_REMOVEDIR: c_int = 0x800;
 pub const UTIME_OMIT: i64 = (1 << 30) - 2;
 pub const MNT_RDONLY: c_int = 0x1;
+pub const MNT_SYNCHRONOUS: c_int = 0x2;
+pub const MNT_ASYNC: c_int = 0x40;
+pub const MNT_RELATIME: c_int = 0x0002_0000;
 pub const MNT_FORCE: c_int = 0x0008_0000;
 pub const ST_WAIT: c_int = 1;
 
@@ -108,6 +111,8 @@ mod ffi {
         pub fn rump_init() -> c_int;
         pub fn rump_pub_etfs_register(key: *const c_char, hostpath: *const c_char, ftype: c_int) -> c_int;
         pub fn rump_pub_etfs_remove(key: *const c_char) -> c_int;
+        pub fn rump_pub_lwproc_newlwp(pid: c_int) -> c_int;
+        pub fn rump_pub_lwproc_releaselwp();
         #[link_name = "rump___sysimpl_openat"]
         pub fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: u32) -> c_int;
         #[link_name = "rump___sysimpl_close"]
@@ -180,6 +185,7 @@ mod ffi {
 
     use super::{NbStat, NbStatvfs, NbTimespec};
 
+    pub unsafe fn rump_pub_lwproc_releaselwp() {}
     macro_rules! nosys {
         ($($name:ident($($a:ty),*) -> $r:ty;)*) => {$(
             pub unsafe fn $name($(_: $a),*) -> $r { (-1i32) as $r }
@@ -189,6 +195,7 @@ mod ffi {
         rump_init() -> c_int;
         rump_pub_etfs_register(*const c_char, *const c_char, c_int) -> c_int;
         rump_pub_etfs_remove(*const c_char) -> c_int;
+        rump_pub_lwproc_newlwp(c_int) -> c_int;
         openat(c_int, *const c_char, c_int, u32) -> c_int;
         close(c_int) -> c_int;
         pread(c_int, *mut c_void, usize, i64) -> isize;
@@ -293,6 +300,32 @@ fn chk_sz(rv: isize) -> KResult<usize> {
     if rv < 0 { Err(last_errno()) } else { Ok(rv as usize) }
 }
 
+/// AdrOS threads that got their own rump lwp from [`bind`] (by thread id).
+static BOUND: crate::fs::sync::SpinLock<alloc::collections::BTreeSet<u64>> = crate::fs::sync::SpinLock::new(alloc::collections::BTreeSet::new());
+
+/// Gives the calling AdrOS thread its own rump lwp (in the rump kernel's process 1, where
+/// the bridge's descriptors live) on its first rump call. Without one, every `rump_sys_*`
+/// call would allocate and free a temporary lwp ("anyone who cares about performance will
+/// start a real thread", NetBSD's scheduler.c). Released by [`thread_exit_hook`].
+fn bind() {
+    if crate::arch::percpu::rump_lwp() != 0 || super::is_dead() {
+        return;
+    }
+    // SAFETY: plain call; on success it sets this thread's curlwp (rumpuser_curlwpop).
+    if unsafe { ffi::rump_pub_lwproc_newlwp(1) } == 0 {
+        BOUND.lock().insert(crate::sched::thread::current().id);
+    }
+}
+
+/// Called by every exiting thread that has a rump curlwp: releases the lwp [`bind`] made.
+pub fn thread_exit_hook() {
+    let id = crate::sched::thread::current().id;
+    if BOUND.lock().remove(&id) && !super::is_dead() {
+        // SAFETY: this thread's curlwp is the lwp `bind` created for it.
+        unsafe { ffi::rump_pub_lwproc_releaselwp() };
+    }
+}
+
 pub fn cstr(s: &str) -> KResult<CString> {
     CString::new(s).map_err(|_| Errno::EINVAL)
 }
@@ -321,6 +354,7 @@ pub fn version() -> alloc::string::String {
 }
 
 pub fn etfs_register_blk(key: &str, host_path: &str) -> KResult<()> {
+    bind();
     let (k, h) = (cstr(key)?, cstr(host_path)?);
     // SAFETY: valid strings for the call.
     let rv = unsafe { ffi::rump_pub_etfs_register(k.as_ptr(), h.as_ptr(), RUMP_ETFS_BLK) };
@@ -328,6 +362,7 @@ pub fn etfs_register_blk(key: &str, host_path: &str) -> KResult<()> {
 }
 
 pub fn etfs_remove(key: &str) -> KResult<()> {
+    bind();
     let k = cstr(key)?;
     // SAFETY: valid string.
     let rv = unsafe { ffi::rump_pub_etfs_remove(k.as_ptr()) };
@@ -335,27 +370,32 @@ pub fn etfs_remove(key: &str) -> KResult<()> {
 }
 
 pub fn openat(dirfd: c_int, path: &str, flags: c_int, mode: u32) -> KResult<c_int> {
+    bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
     chk(unsafe { ffi::openat(dirfd, p.as_ptr(), flags, mode) })
 }
 
 pub fn close(fd: c_int) -> KResult<()> {
+    bind();
     // SAFETY: plain call.
     chk(unsafe { ffi::close(fd) }).map(drop)
 }
 
 pub fn pread(fd: c_int, buf: &mut [u8], off: u64) -> KResult<usize> {
+    bind();
     // SAFETY: buf is writable for its length.
     chk_sz(unsafe { ffi::pread(fd, buf.as_mut_ptr().cast::<c_void>(), buf.len(), off as i64) })
 }
 
 pub fn pwrite(fd: c_int, buf: &[u8], off: u64) -> KResult<usize> {
+    bind();
     // SAFETY: buf is readable for its length.
     chk_sz(unsafe { ffi::pwrite(fd, buf.as_ptr().cast::<c_void>(), buf.len(), off as i64) })
 }
 
 pub fn fstat(fd: c_int) -> KResult<NbStat> {
+    bind();
     let mut st = NbStat::default();
     // SAFETY: valid out-pointer.
     chk(unsafe { ffi::fstat(fd, &mut st) })?;
@@ -363,6 +403,7 @@ pub fn fstat(fd: c_int) -> KResult<NbStat> {
 }
 
 pub fn fstatat(dirfd: c_int, path: &str, flags: c_int) -> KResult<NbStat> {
+    bind();
     let p = cstr(path)?;
     let mut st = NbStat::default();
     // SAFETY: valid path and out-pointer.
@@ -371,6 +412,7 @@ pub fn fstatat(dirfd: c_int, path: &str, flags: c_int) -> KResult<NbStat> {
 }
 
 pub fn lseek(fd: c_int, off: i64, whence: c_int) -> KResult<i64> {
+    bind();
     // SAFETY: plain call.
     let r = unsafe { ffi::lseek(fd, off, whence) };
     if r < 0 { Err(last_errno()) } else { Ok(r) }
@@ -378,53 +420,62 @@ pub fn lseek(fd: c_int, off: i64, whence: c_int) -> KResult<i64> {
 
 /// One `getdents` call into `buf`: the bytes filled (0 at the end).
 pub fn getdents(fd: c_int, buf: &mut [u8]) -> KResult<usize> {
+    bind();
     // SAFETY: buf is writable for its length.
     chk(unsafe { ffi::getdents(fd, buf.as_mut_ptr().cast::<c_char>(), buf.len()) }).map(|n| n as usize)
 }
 
 pub fn mkdirat(dirfd: c_int, path: &str, mode: u32) -> KResult<()> {
+    bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
     chk(unsafe { ffi::mkdirat(dirfd, p.as_ptr(), mode) }).map(drop)
 }
 
 pub fn mknodat(dirfd: c_int, path: &str, mode: u32, dev: u64) -> KResult<()> {
+    bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
     chk(unsafe { ffi::mknodat(dirfd, p.as_ptr(), mode, dev) }).map(drop)
 }
 
 pub fn mkfifoat(dirfd: c_int, path: &str, mode: u32) -> KResult<()> {
+    bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
     chk(unsafe { ffi::mkfifoat(dirfd, p.as_ptr(), mode) }).map(drop)
 }
 
 pub fn unlinkat(dirfd: c_int, path: &str, flags: c_int) -> KResult<()> {
+    bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
     chk(unsafe { ffi::unlinkat(dirfd, p.as_ptr(), flags) }).map(drop)
 }
 
 pub fn renameat(fromfd: c_int, from: &str, tofd: c_int, to: &str) -> KResult<()> {
+    bind();
     let (f, t) = (cstr(from)?, cstr(to)?);
     // SAFETY: valid paths.
     chk(unsafe { ffi::renameat(fromfd, f.as_ptr(), tofd, t.as_ptr()) }).map(drop)
 }
 
 pub fn linkat(fd1: c_int, p1: &str, fd2: c_int, p2: &str) -> KResult<()> {
+    bind();
     let (a, b) = (cstr(p1)?, cstr(p2)?);
     // SAFETY: valid paths.
     chk(unsafe { ffi::linkat(fd1, a.as_ptr(), fd2, b.as_ptr(), 0) }).map(drop)
 }
 
 pub fn symlinkat(target: &str, dirfd: c_int, path: &str) -> KResult<()> {
+    bind();
     let (t, p) = (cstr(target)?, cstr(path)?);
     // SAFETY: valid strings.
     chk(unsafe { ffi::symlinkat(t.as_ptr(), dirfd, p.as_ptr()) }).map(drop)
 }
 
 pub fn readlinkat(dirfd: c_int, path: &str) -> KResult<Vec<u8>> {
+    bind();
     let p = cstr(path)?;
     let mut buf = alloc::vec![0u8; 4096];
     // SAFETY: valid path; buf is writable for its length.
@@ -434,34 +485,40 @@ pub fn readlinkat(dirfd: c_int, path: &str) -> KResult<Vec<u8>> {
 }
 
 pub fn fchmodat(dirfd: c_int, path: &str, mode: u32, flags: c_int) -> KResult<()> {
+    bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
     chk(unsafe { ffi::fchmodat(dirfd, p.as_ptr(), mode, flags) }).map(drop)
 }
 
 pub fn fchownat(dirfd: c_int, path: &str, uid: u32, gid: u32, flags: c_int) -> KResult<()> {
+    bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
     chk(unsafe { ffi::fchownat(dirfd, p.as_ptr(), uid, gid, flags) }).map(drop)
 }
 
 pub fn utimensat(dirfd: c_int, path: &str, ts: &[NbTimespec; 2], flags: c_int) -> KResult<()> {
+    bind();
     let p = cstr(path)?;
     // SAFETY: valid path; ts points at two timespecs.
     chk(unsafe { ffi::utimensat(dirfd, p.as_ptr(), ts.as_ptr(), flags) }).map(drop)
 }
 
 pub fn ftruncate(fd: c_int, len: u64) -> KResult<()> {
+    bind();
     // SAFETY: plain call.
     chk(unsafe { ffi::ftruncate(fd, len as i64) }).map(drop)
 }
 
 pub fn fsync(fd: c_int) -> KResult<()> {
+    bind();
     // SAFETY: plain call.
     chk(unsafe { ffi::fsync(fd) }).map(drop)
 }
 
 pub fn fstatvfs(fd: c_int) -> KResult<alloc::boxed::Box<NbStatvfs>> {
+    bind();
     // SAFETY: NbStatvfs is plain integers and byte arrays: all-zero is a valid value.
     let mut st: alloc::boxed::Box<NbStatvfs> = alloc::boxed::Box::new(unsafe { core::mem::zeroed() });
     // SAFETY: valid out-pointer.
@@ -470,6 +527,7 @@ pub fn fstatvfs(fd: c_int) -> KResult<alloc::boxed::Box<NbStatvfs>> {
 }
 
 pub fn mount_ufs(fstype: &str, path: &str, flags: c_int, fspec: &str) -> KResult<()> {
+    bind();
     let (t, p, s) = (cstr(fstype)?, cstr(path)?, cstr(fspec)?);
     let mut args = UfsArgs { fspec: s.as_ptr() };
     // SAFETY: valid strings; args is a ufs_args of the given size, alive for the call.
@@ -477,33 +535,39 @@ pub fn mount_ufs(fstype: &str, path: &str, flags: c_int, fspec: &str) -> KResult
 }
 
 pub fn unmount(path: &str, flags: c_int) -> KResult<()> {
+    bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
     chk(unsafe { ffi::unmount(p.as_ptr(), flags) }).map(drop)
 }
 
 pub fn fchmod(fd: c_int, mode: u32) -> KResult<()> {
+    bind();
     // SAFETY: plain call.
     chk(unsafe { ffi::fchmod(fd, mode) }).map(drop)
 }
 
 pub fn fchown(fd: c_int, uid: u32, gid: u32) -> KResult<()> {
+    bind();
     // SAFETY: plain call.
     chk(unsafe { ffi::fchown(fd, uid, gid) }).map(drop)
 }
 
 pub fn futimens(fd: c_int, ts: &[NbTimespec; 2]) -> KResult<()> {
+    bind();
     // SAFETY: ts points at two timespecs.
     chk(unsafe { ffi::futimens(fd, ts.as_ptr()) }).map(drop)
 }
 
 /// Sets the rump process's umask (our VFS applies the caller's own before asking).
 pub fn umask(mask: u32) {
+    bind();
     // SAFETY: plain call.
     unsafe { ffi::umask(mask) };
 }
 
 pub fn sync() {
+    bind();
     // SAFETY: plain call.
     unsafe { ffi::sync() };
 }

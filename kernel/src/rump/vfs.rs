@@ -527,7 +527,10 @@ impl Inode for RumpNode {
 
 /// `mount -t ext2 -o driver=rump SOURCE`: NetBSD's ext2fs, inside the rump kernel, on the
 /// AdrOS block device `source`.
-pub fn mount_ext2(source: &str, read_only: bool) -> KResult<Arc<dyn FileSystem>> {
+///
+/// Like Linux's ext2 (and unlike NetBSD's default), metadata is written back asynchronously
+/// (`MNT_ASYNC`) unless `-o sync` asks otherwise, and access times follow `relatime`.
+pub fn mount_ext2(source: &str, read_only: bool, sync: bool) -> KResult<Arc<dyn FileSystem>> {
     super::ready().inspect_err(|_| crate::println!("ext2: the rump stack is {}", super::state_name()))?;
     let st = crate::fs::stat(&crate::fs::FsCtx::kernel(), None, source, true)?;
     if st.file_type() != S_IFBLK {
@@ -548,7 +551,8 @@ pub fn mount_ext2(source: &str, read_only: bool) -> KResult<Arc<dyn FileSystem>>
         let _ = sys::etfs_remove(&key);
         return Err(e);
     }
-    if let Err(e) = sys::mount_ufs("ext2fs", &mnt, if read_only { sys::MNT_RDONLY } else { 0 }, &key) {
+    let flags = sys::MNT_RELATIME | if read_only { sys::MNT_RDONLY } else { 0 } | if sync { sys::MNT_SYNCHRONOUS } else { sys::MNT_ASYNC };
+    if let Err(e) = sys::mount_ufs("ext2fs", &mnt, flags, &key) {
         crate::println!("ext2: NetBSD ext2fs cannot mount {source}: {e:?}");
         let _ = sys::unlinkat(sys::AT_FDCWD, &mnt, sys::AT_REMOVEDIR);
         let _ = sys::etfs_remove(&key);

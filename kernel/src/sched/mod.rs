@@ -287,6 +287,9 @@ fn switch_user_state(prev: &ThreadRef, next: &ThreadRef) {
         prev.run_ns.fetch_add(now.saturating_sub(since), Ordering::Relaxed);
     }
     next.ran_since.store(now, Ordering::Relaxed);
+    let pc = percpu::current();
+    prev.rump_lwp.store(pc.rump_lwp.load(Ordering::Relaxed) as usize, Ordering::Relaxed);
+    pc.rump_lwp.store(next.rump_lwp.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
     use x86_64::registers::control::Cr3;
     use x86_64::registers::model_specific::FsBase;
     if prev.task.get().is_some() {

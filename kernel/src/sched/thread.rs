@@ -44,8 +44,9 @@ pub struct Thread {
     fpu: UnsafeCell<Option<Box<crate::arch::user::FpuState>>>,
     /// A wake-up for [`park`] that has not been consumed yet.
     park_token: AtomicBool,
-    /// The NetBSD rump kernel's `curlwp` for this thread (0: none) and the errno of its last
-    /// failed `rump_sys_*` call (NetBSD numbering): the hypercall layer's per-thread slots.
+    /// The NetBSD rump kernel's `curlwp` for this thread (0: none) while it is switched out
+    /// (the running thread's lives in the per-CPU block: `percpu::rump_lwp`), and the errno of
+    /// its last failed `rump_sys_*` call (NetBSD numbering): the hypercall layer's slots.
     pub rump_lwp: AtomicUsize,
     pub rump_errno: core::sync::atomic::AtomicI32,
 }
@@ -268,7 +269,15 @@ pub fn start_user_thread(t: &ThreadRef) {
 }
 
 /// Ends the calling thread.
+/// Run by every exiting thread that holds a NetBSD rump lwp (set by the rump module).
+pub static RUMP_EXIT_HOOK: spin::Once<fn()> = spin::Once::new();
+
 pub fn exit_current() -> ! {
+    if percpu::rump_lwp() != 0
+        && let Some(h) = RUMP_EXIT_HOOK.get()
+    {
+        h();
+    }
     let me = current();
     me.exited.store(true, Ordering::Release);
     me.joiners.wake_all();

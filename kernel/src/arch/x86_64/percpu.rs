@@ -27,6 +27,10 @@ pub struct PerCpu {
     pub kernel_rsp: AtomicU64,
     /// gs:16 — scratch for the user stack pointer on syscall entry.
     pub user_rsp: AtomicU64,
+    /// gs:24 — the running thread's NetBSD rump `curlwp` (saved into / loaded from the
+    /// thread at every switch), so `rumpuser_curlwp`, which NetBSD calls constantly, is one
+    /// GS-relative load.
+    pub rump_lwp: AtomicU64,
     pub cpu_id: usize,
     pub apic_id: u32,
     pub sched: CpuSched,
@@ -47,6 +51,7 @@ pub fn init_this_cpu(cpu_id: usize, apic_id: u32) -> &'static PerCpu {
         self_ptr: core::ptr::null(),
         kernel_rsp: AtomicU64::new(0),
         user_rsp: AtomicU64::new(0),
+        rump_lwp: AtomicU64::new(0),
         cpu_id,
         apic_id,
         sched: CpuSched::new(cpu_id),
@@ -83,6 +88,25 @@ pub fn cpu_id() -> usize {
 pub fn is_ready() -> bool {
     READY.load(Ordering::Acquire)
 }
+
+/// The running thread's rump `curlwp` (gs:24). One instruction, so it cannot be torn by a
+/// preemption: whichever CPU runs it, it reads that CPU's copy of the running thread's slot.
+#[inline]
+pub fn rump_lwp() -> u64 {
+    let v: u64;
+    // SAFETY: gs:24 is `PerCpu::rump_lwp` (repr(C), fourth word) of this CPU's block.
+    unsafe { core::arch::asm!("mov {}, gs:[24]", out(reg) v, options(nostack, readonly, preserves_flags)) };
+    v
+}
+
+/// Sets the running thread's rump `curlwp` (see [`rump_lwp`]).
+#[inline]
+pub fn set_rump_lwp(v: u64) {
+    // SAFETY: as in `rump_lwp`; a single store to this CPU's block.
+    unsafe { core::arch::asm!("mov gs:[24], {}", in(reg) v, options(nostack, preserves_flags)) };
+}
+
+const _: () = assert!(core::mem::offset_of!(PerCpu, rump_lwp) == 24);
 
 // All CPUs' blocks, for cross-CPU wake-ups and the panic report.
 const MAX_CPUS: usize = 256;

@@ -1,0 +1,256 @@
+/* ext2work: the scripted ext2 workload `cargo xtask compare ext2` runs on each driver stack.
+ *
+ *   ext2work DEV STACK MNT [BIG_MIB] [MANY]
+ *
+ * mounts DEV on MNT with `-o driver=STACK`, then:
+ *   walk     — every regular file under MNT/tree read and hashed (FNV-1a 64), path order;
+ *   files    — 1,000 files of 4 KiB created, renamed, half unlinked, the rest read back;
+ *   seqwrite — a BIG_MIB (64) MiB file written in 1 MiB writes, fsync, unmount (the data on
+ *              the disk);
+ *   seqread  — mounted again (cold caches), the file read in 1 MiB reads;
+ *   dir      — MANY (10,000) empty files created in one directory, listed, each stat'ed,
+ *              all unlinked;
+ * and unmounts. Prints `RESULT name value unit` (timed with CLOCK_MONOTONIC) and
+ * `DIGEST name value` lines — the digests must be equal on both stacks — then `DONE`.
+ * Any failure prints `FAIL what: errno text` and exits 1. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *dev, *stack, *mnt;
+static char opts[64];
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void die(const char *what) {
+    printf("FAIL %s: %d %s\n", what, errno, strerror(errno));
+    exit(1);
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static void do_mount(void) {
+    if (mount(dev, mnt, "ext2", 0, opts) != 0) die("mount");
+}
+
+static void do_umount(void) {
+    if (umount(mnt) != 0) die("umount");
+}
+
+static char buf[1 << 20];
+
+static uint64_t hash_file(const char *path, uint64_t *bytes) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) die(path);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0) die(path);
+        if (n == 0) break;
+        h = fnv(h, buf, n);
+        *bytes += n;
+    }
+    close(fd);
+    return h;
+}
+
+static int cmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Walks `dir`, hashing regular files in sorted path order into *h. */
+static void walk(const char *dir, uint64_t *h, long *files, uint64_t *bytes) {
+    DIR *d = opendir(dir);
+    if (!d) die(dir);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    errno = 0;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            names = realloc(names, cap * sizeof *names);
+        }
+        names[n++] = strdup(e->d_name);
+    }
+    if (errno) die("readdir");
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp);
+    for (size_t i = 0; i < n; i++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        struct stat st;
+        if (lstat(p, &st) != 0) die(p);
+        *h = fnv(*h, names[i], strlen(names[i]) + 1);
+        if (S_ISDIR(st.st_mode)) {
+            walk(p, h, files, bytes);
+        } else if (S_ISREG(st.st_mode)) {
+            uint64_t fh = hash_file(p, bytes);
+            *h = fnv(*h, &fh, sizeof fh);
+            (*files)++;
+        } else if (S_ISLNK(st.st_mode)) {
+            char t[4096];
+            ssize_t k = readlink(p, t, sizeof t);
+            if (k < 0) die(p);
+            *h = fnv(*h, t, k);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: ext2work DEV STACK MNT [BIG_MIB] [MANY]\n");
+        return 2;
+    }
+    dev = argv[1];
+    stack = argv[2];
+    mnt = argv[3];
+    long big = argc > 4 ? atol(argv[4]) : 64;
+    long many = argc > 5 ? atol(argv[5]) : 10000;
+    snprintf(opts, sizeof opts, "driver=%s", stack);
+    char p[4096], q[4096];
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    double t0 = now();
+    do_mount();
+    printf("RESULT mount %.3f ms\n", (now() - t0) * 1e3);
+
+    /* walk */
+    uint64_t h = 0xcbf29ce484222325ULL, bytes = 0;
+    long files = 0;
+    snprintf(p, sizeof p, "%s/tree", mnt);
+    t0 = now();
+    walk(p, &h, &files, &bytes);
+    double dt = now() - t0;
+    printf("RESULT walk %.3f ms\n", dt * 1e3);
+    printf("DIGEST walk %016llx files=%ld bytes=%llu\n", (unsigned long long)h, files, (unsigned long long)bytes);
+
+    /* files: create, rename, unlink half, read back */
+    snprintf(p, sizeof p, "%s/work", mnt);
+    if (mkdir(p, 0755) != 0) die("mkdir work");
+    static char page[4096];
+    t0 = now();
+    for (int i = 0; i < 1000; i++) {
+        snprintf(p, sizeof p, "%s/work/f%04d", mnt, i);
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0) die("create");
+        memset(page, 'a' + i % 26, sizeof page);
+        snprintf(page, 32, "file %d\n", i);
+        if (write(fd, page, sizeof page) != (ssize_t)sizeof page) die("write");
+        close(fd);
+    }
+    for (int i = 0; i < 1000; i++) {
+        snprintf(p, sizeof p, "%s/work/f%04d", mnt, i);
+        snprintf(q, sizeof q, "%s/work/g%04d", mnt, i);
+        if (rename(p, q) != 0) die("rename");
+    }
+    for (int i = 0; i < 1000; i += 2) {
+        snprintf(q, sizeof q, "%s/work/g%04d", mnt, i);
+        if (unlink(q) != 0) die("unlink");
+    }
+    h = 0xcbf29ce484222325ULL;
+    files = 0;
+    bytes = 0;
+    snprintf(p, sizeof p, "%s/work", mnt);
+    walk(p, &h, &files, &bytes);
+    dt = now() - t0;
+    printf("RESULT files %.3f ms\n", dt * 1e3);
+    printf("DIGEST files %016llx files=%ld bytes=%llu\n", (unsigned long long)h, files, (unsigned long long)bytes);
+
+    /* seqwrite: BIG MiB, fsync, unmount */
+    snprintf(p, sizeof p, "%s/big", mnt);
+    t0 = now();
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) die("create big");
+    h = 0xcbf29ce484222325ULL;
+    for (long m = 0; m < big; m++) {
+        for (size_t i = 0; i < sizeof buf; i += 8) {
+            uint64_t v = (uint64_t)m * 0x9e3779b97f4a7c15ULL + i;
+            memcpy(buf + i, &v, 8);
+        }
+        h = fnv(h, buf, sizeof buf);
+        if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf) die("write big");
+    }
+    if (fsync(fd) != 0) die("fsync big");
+    close(fd);
+    do_umount();
+    dt = now() - t0;
+    printf("RESULT seqwrite %.1f MiB/s\n", big / dt);
+    printf("DIGEST seqwrite %016llx\n", (unsigned long long)h);
+
+    /* seqread, cold */
+    do_mount();
+    t0 = now();
+    bytes = 0;
+    uint64_t rh = hash_file(p, &bytes);
+    dt = now() - t0;
+    if (bytes != (uint64_t)big << 20) {
+        errno = EIO;
+        die("big file length");
+    }
+    printf("RESULT seqread %.1f MiB/s\n", big / dt);
+    printf("DIGEST seqread %016llx\n", (unsigned long long)rh);
+
+    /* dir: many entries */
+    snprintf(p, sizeof p, "%s/many", mnt);
+    if (mkdir(p, 0755) != 0) die("mkdir many");
+    t0 = now();
+    for (long i = 0; i < many; i++) {
+        snprintf(q, sizeof q, "%s/many/entry-%06ld", mnt, i);
+        int f = open(q, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (f < 0) die("create entry");
+        close(f);
+    }
+    printf("RESULT dir_create %.3f ms\n", (now() - t0) * 1e3);
+    t0 = now();
+    DIR *d = opendir(p);
+    if (!d) die("opendir many");
+    long seen = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(q, sizeof q, "%s/many/%s", mnt, e->d_name);
+        struct stat st;
+        if (stat(q, &st) != 0) die("stat entry");
+        seen++;
+    }
+    closedir(d);
+    printf("RESULT dir_list_stat %.3f ms\n", (now() - t0) * 1e3);
+    printf("DIGEST dir entries=%ld\n", seen);
+    t0 = now();
+    for (long i = 0; i < many; i++) {
+        snprintf(q, sizeof q, "%s/many/entry-%06ld", mnt, i);
+        if (unlink(q) != 0) die("unlink entry");
+    }
+    if (rmdir(p) != 0) die("rmdir many");
+    printf("RESULT dir_unlink %.3f ms\n", (now() - t0) * 1e3);
+
+    t0 = now();
+    do_umount();
+    printf("RESULT umount %.3f ms\n", (now() - t0) * 1e3);
+    printf("DONE\n");
+    return 0;
+}
