@@ -140,7 +140,6 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     crate::tty::init();
     start_other_cpus(cmd);
     print_banner(info);
-    crate::rump::start();
     BOOT_DONE_NS.store(time::now_ns(), Ordering::Relaxed);
 
     if let Some(filter) = cmd.param("ktest.run").map(String::from).or_else(|| cmd.init_args.iter().any(|a| a == "ktest").then(String::new)) {
@@ -149,6 +148,8 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     if let Some(kind) = cmd.param("debug.crash") {
         crash(kind);
     }
+    // After the in-kernel tests, which measure the frame allocator and the heap undisturbed.
+    crate::rump::start();
     if cmd.init_args.iter().any(|a| a == "poweroff") {
         println!("AdrOS: 'poweroff' on the command line: powering off");
         crate::power_off();

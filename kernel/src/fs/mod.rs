@@ -942,6 +942,8 @@ pub fn umount(ctx: &FsCtx, base: Option<&PathRef>, path: &str) -> KResult<()> {
         return Err(Errno::EBUSY);
     }
     v.retain(|m| m.id != p.mnt.id);
+    drop(v);
+    p.mnt.fs.detached();
     Ok(())
 }
 

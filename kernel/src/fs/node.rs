@@ -193,6 +193,10 @@ pub trait FileSystem: Send + Sync {
     fn driver(&self) -> Option<&'static str> {
         None
     }
+    /// Called when `umount` takes the file system out of the mount table; it goes away when
+    /// its last user (open file, working directory) lets go. Caches that hold inodes must
+    /// let go of them here.
+    fn detached(&self) {}
 }
 
 /// `DT_*` for a mode.

@@ -63,6 +63,15 @@ impl KernelHost {
     }
 }
 
+fn netbsd_line(l: &[u8]) {
+    let s = String::from_utf8_lossy(l);
+    if s.contains("panic") {
+        log::error!("netbsd: {s}");
+    } else {
+        log::info!("netbsd: {s}");
+    }
+}
+
 /// A configuration value from the kernel command line: `RUMP_VERBOSE` is `rump.verbose=`.
 fn cmdline_param(name: &str) -> Option<String> {
     let key = alloc::format!("rump.{}", name.strip_prefix("RUMP_")?.to_ascii_lowercase());
@@ -172,16 +181,22 @@ impl Host for KernelHost {
         }
     }
 
+    /// NetBSD's console output goes to the kernel log (it may come at any time, also while
+    /// user programs own the console), as `netbsd: …` lines; panics at error level.
     fn putchar(&self, c: u8) {
         let mut l = self.line.lock();
-        l.push(c);
+        if c != b'\n' {
+            l.push(c);
+        }
         if c == b'\n' || l.len() >= 256 {
-            crate::print!("{}", String::from_utf8_lossy(&l));
+            netbsd_line(&l);
             l.clear();
         }
     }
     fn console_write(&self, s: &[u8]) {
-        crate::print!("{}", String::from_utf8_lossy(s));
+        for line in s.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+            netbsd_line(line);
+        }
     }
 
     fn getenv(&self, name: &str) -> Option<String> {

@@ -71,11 +71,12 @@ pub fn start() {
         INIT_NS.store(dt.max(1), Ordering::Relaxed);
         match r {
             Ok(()) => {
-                crate::println!("rump: {} up on {} CPUs in {} ms ({})", sys::version(), rumpuser_adros::Host::ncpu(&host::HOST), dt / 1_000_000, components());
+                // A log line (not the console): it comes while user space may already run.
+                log::info!("rump: {} up on {} CPUs in {} ms ({})", sys::version(), rumpuser_adros::Host::ncpu(&host::HOST), dt / 1_000_000, components());
                 let _ = STATE.compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
             }
             Err(e) => {
-                crate::println!("rump: rump_init failed: NetBSD errno {e}; rump mounts are unavailable");
+                log::error!("rump: rump_init failed: NetBSD errno {e}; rump mounts are unavailable");
                 let _ = STATE.compare_exchange(STARTING, FAILED, Ordering::AcqRel, Ordering::Acquire);
             }
         }

@@ -2,12 +2,15 @@
 //! kernel, so busybox and bash work on a rump-mounted ext2 exactly as on tmpfs.
 //!
 //! A mount registers the AdrOS block device with etfs under `/adros/diskN` and has NetBSD's
-//! ext2fs mount it on `/adros/mntN` inside the rump kernel. Every inode object here holds
-//! either an open rump descriptor (directories and regular files: its identity survives
-//! renames and unlinks, as an open vnode does) or nothing (symlinks, devices, FIFOs), and
-//! its current location (parent directory node + name) for the `*at` calls that need a
-//! path; renames and unlinks made through this bridge keep locations current. Inode objects
-//! are unique per inode number while alive. NetBSD structures, flags and errno values are
+//! ext2fs mount it on `/adros/mntN` inside the rump kernel. Every inode object here knows its
+//! current location (parent directory node + name; renames and unlinks made through this
+//! bridge keep it current), so most operations are one `*at` call relative to the parent
+//! directory's rump descriptor. Descriptors are opened when first needed — a directory
+//! looked into, a file read or written — and kept while the node lives; the most recently
+//! used directories are kept alive (a small dentry cache), so a path walk costs one call per
+//! component. A regular file about to lose its last name while in use is opened first, so its
+//! data stays reachable as an open vnode's does. Inode objects are
+//! unique per inode number while alive. NetBSD structures, flags and errno values are
 //! translated in [`super::sys`].
 
 use alloc::collections::BTreeMap;
@@ -39,8 +42,13 @@ pub struct RumpFs {
     root_ino: u64,
     rename: SleepLock<()>,
     nodes: SpinLock<BTreeMap<u64, Weak<RumpNode>>>,
+    /// Recently used directories, kept open (most recent at the back).
+    recent: SpinLock<alloc::collections::VecDeque<Arc<RumpNode>>>,
     me: Weak<RumpFs>,
 }
+
+/// How many directories each mount keeps open beyond their users.
+const RECENT_DIRS: usize = 64;
 
 static MOUNTED: SpinLock<Vec<Weak<RumpFs>>> = SpinLock::new(Vec::new());
 
@@ -84,32 +92,28 @@ impl RumpFs {
     }
 
     /// The node for the object `name` in `parent` (or the root when `parent` is None) with
-    /// stat `st`: the live one for that inode number, or a new one.
-    fn node(&self, parent: Option<&Arc<RumpNode>>, name: &str, st: &NbStat) -> KResult<Arc<RumpNode>> {
-        if let Some(n) = self.nodes.lock().get(&st.st_ino).and_then(Weak::upgrade) {
+    /// stat `st`: the live one for that inode number, or a new one (holding `fd`, a
+    /// descriptor the caller opened for it, if any — else it is closed).
+    fn node(&self, parent: Option<&Arc<RumpNode>>, name: &str, st: &NbStat, fd: Option<c_int>) -> KResult<Arc<RumpNode>> {
+        let existing = self.nodes.lock().get(&st.st_ino).and_then(Weak::upgrade);
+        if let Some(n) = existing {
+            if let Some(fd) = fd {
+                let mut slot = n.fd.lock();
+                if slot.is_none() {
+                    *slot = Some(fd);
+                } else {
+                    drop(slot);
+                    let _ = sys::close(fd);
+                }
+            }
             return Ok(n);
         }
         let fs = self.me.upgrade().ok_or(Errno::EIO)?;
-        let (dirfd, path) = match parent {
-            Some(p) => (p.fd()?, String::from(name)),
-            None => (sys::AT_FDCWD, self.mnt.clone()),
-        };
-        let fd = match st.st_mode & S_IFMT {
-            S_IFDIR => Some(sys::openat(dirfd, &path, sys::O_RDONLY | sys::O_DIRECTORY | sys::O_NOFOLLOW, 0)?),
-            S_IFREG => Some(match self.read_only {
-                true => sys::openat(dirfd, &path, sys::O_RDONLY | sys::O_NOFOLLOW, 0)?,
-                false => match sys::openat(dirfd, &path, sys::O_RDWR | sys::O_NOFOLLOW, 0) {
-                    Err(Errno::EROFS | Errno::EACCES | Errno::ETXTBSY) => sys::openat(dirfd, &path, sys::O_RDONLY | sys::O_NOFOLLOW, 0)?,
-                    r => r?,
-                },
-            }),
-            _ => None,
-        };
         let n = Arc::new(RumpNode {
             fs,
             ino: st.st_ino,
             mode: st.st_mode,
-            fd,
+            fd: SpinLock::new(fd),
             loc: SpinLock::new(parent.map(|p| (p.clone(), String::from(name)))),
             cursor: SleepLock::new(Cursor::default()),
         });
@@ -154,12 +158,12 @@ impl FileSystem for RumpFs {
             return n;
         }
         let st = sys::fstatat(sys::AT_FDCWD, &self.mnt, 0).unwrap_or_default();
-        match self.node(None, "", &st) {
+        match self.node(None, "", &st, None) {
             Ok(n) => n,
             Err(e) => {
                 // Only when the rump kernel died under us: a root that answers EIO.
                 log::error!("rump: {}: cannot open the root: {e:?}", self.mnt);
-                Arc::new(RumpNode { fs: self.me.upgrade().expect("rump fs in use"), ino: self.root_ino, mode: S_IFDIR | 0o755, fd: None, loc: SpinLock::new(None), cursor: SleepLock::new(Cursor::default()) })
+                Arc::new(RumpNode { fs: self.me.upgrade().expect("rump fs in use"), ino: self.root_ino, mode: S_IFDIR | 0o755, fd: SpinLock::new(None), loc: SpinLock::new(None), cursor: SleepLock::new(Cursor::default()) })
             }
         }
     }
@@ -168,7 +172,7 @@ impl FileSystem for RumpFs {
     }
     fn statfs(&self) -> StatFs {
         let root = self.root();
-        let fd = root.as_any().downcast_ref::<RumpNode>().and_then(|n| n.fd);
+        let fd = root.as_any().downcast_ref::<RumpNode>().and_then(|n| n.fd().ok());
         match fd.map(sys::fstatvfs) {
             Some(Ok(s)) => StatFs {
                 fs_type: EXT2_SUPER_MAGIC,
@@ -192,6 +196,11 @@ impl FileSystem for RumpFs {
     fn driver(&self) -> Option<&'static str> {
         Some("rump")
     }
+    fn detached(&self) {
+        // The kept directories hold the file system; once users let go, it unmounts.
+        let kept: alloc::vec::Vec<_> = self.recent.lock().drain(..).collect();
+        drop(kept);
+    }
 }
 
 /// Where a sequential `readdir` left off: NetBSD's `struct dirent` has no per-entry offset,
@@ -211,8 +220,8 @@ pub struct RumpNode {
     fs: Arc<RumpFs>,
     ino: u64,
     mode: u32,
-    /// Open rump descriptor (directories, regular files).
-    fd: Option<c_int>,
+    /// Rump descriptor (directories, regular files), opened on first need.
+    fd: SpinLock<Option<c_int>>,
     /// Current location: parent directory and name (None for the root or once unlinked).
     loc: SpinLock<Option<(Arc<RumpNode>, String)>>,
     cursor: SleepLock<Cursor>,
@@ -226,7 +235,7 @@ impl Drop for RumpNode {
                 m.remove(&self.ino);
             }
         }
-        if let Some(fd) = self.fd
+        if let Some(fd) = *self.fd.lock()
             && !super::is_dead()
         {
             let _ = sys::close(fd);
@@ -235,21 +244,68 @@ impl Drop for RumpNode {
 }
 
 impl RumpNode {
+    fn is_root(&self) -> bool {
+        self.ino == self.fs.root_ino
+    }
+
+    /// Where this node is, for the `*at` calls: (parent directory descriptor, name), or the
+    /// mount point's path for the root.
+    fn at(&self) -> KResult<(c_int, String)> {
+        check_alive()?;
+        if self.is_root() {
+            return Ok((sys::AT_FDCWD, self.fs.mnt.clone()));
+        }
+        let (p, name) = self.loc.lock().clone().ok_or(Errno::ENOENT)?;
+        Ok((p.fd()?, name))
+    }
+
+    /// Keeps this directory open for a while (the mount's small dentry cache).
+    fn touch(self: &Arc<Self>) {
+        let mut r = self.fs.recent.lock();
+        if r.back().is_some_and(|n| Arc::ptr_eq(n, self)) {
+            return;
+        }
+        r.retain(|n| !Arc::ptr_eq(n, self));
+        r.push_back(self.clone());
+        let old = (r.len() > RECENT_DIRS).then(|| r.pop_front()).flatten();
+        drop(r);
+        drop(old);
+    }
+
+    /// The node's rump descriptor, opened now (relative to its parent's) if it has none:
+    /// directories and regular files only; a regular file read-write unless the file system
+    /// or the file says no.
     fn fd(&self) -> KResult<c_int> {
         check_alive()?;
-        self.fd.ok_or(Errno::ENOTDIR)
+        if let Some(fd) = *self.fd.lock() {
+            return Ok(fd);
+        }
+        let (dfd, name) = self.at()?;
+        let fd = match self.mode & S_IFMT {
+            S_IFDIR => sys::openat(dfd, &name, sys::O_RDONLY | sys::O_DIRECTORY | sys::O_NOFOLLOW, 0)?,
+            S_IFREG if self.fs.read_only => sys::openat(dfd, &name, sys::O_RDONLY | sys::O_NOFOLLOW, 0)?,
+            S_IFREG => match sys::openat(dfd, &name, sys::O_RDWR | sys::O_NOFOLLOW, 0) {
+                Err(Errno::EROFS | Errno::EACCES | Errno::ETXTBSY) => sys::openat(dfd, &name, sys::O_RDONLY | sys::O_NOFOLLOW, 0)?,
+                r => r?,
+            },
+            _ => return Err(Errno::EINVAL),
+        };
+        let mut slot = self.fd.lock();
+        match *slot {
+            Some(other) => {
+                drop(slot);
+                let _ = sys::close(fd);
+                Ok(other)
+            }
+            None => {
+                *slot = Some(fd);
+                Ok(fd)
+            }
+        }
     }
 
     fn is_dir(&self) -> bool {
         self.mode & S_IFMT == S_IFDIR
-    }
-
-    /// (parent descriptor, name) for the `*at` calls on a node without a descriptor.
-    fn at(&self) -> KResult<(c_int, String)> {
-        check_alive()?;
-        let l = self.loc.lock();
-        let (p, name) = l.as_ref().ok_or(Errno::ENOENT)?;
-        Ok((p.fd()?, name.clone()))
     }
 
     fn other<'a>(&self, n: &'a InodeRef) -> KResult<&'a RumpNode> {
@@ -265,15 +321,24 @@ impl RumpNode {
     }
 
     fn nb_stat(&self) -> KResult<NbStat> {
-        match self.fd {
-            Some(fd) => {
-                check_alive()?;
-                sys::fstat(fd)
-            }
+        check_alive()?;
+        let fd = *self.fd.lock();
+        match fd {
+            Some(fd) => sys::fstat(fd),
             None => {
                 let (dfd, name) = self.at()?;
                 sys::fstatat(dfd, &name, sys::AT_SYMLINK_NOFOLLOW)
             }
+        }
+    }
+
+    /// Before `name` in this directory (inode `ino`) stops naming it: a live regular file
+    /// gets its descriptor now, while the name still leads to it.
+    fn keep_open(&self, ino: u64) {
+        if let Some(n) = self.fs.live(ino)
+            && n.mode & S_IFMT == S_IFREG
+        {
+            let _ = n.fd();
         }
     }
 
@@ -336,9 +401,10 @@ impl Inode for RumpNode {
             let conv = |t: Option<Timespec>| t.map(|t| NbTimespec { tv_sec: t.sec, tv_nsec: t.nsec }).unwrap_or(omit);
             [conv(a.atime), conv(a.mtime)]
         });
-        match self.fd {
+        check_alive()?;
+        let fd = *self.fd.lock();
+        match fd {
             Some(fd) => {
-                check_alive()?;
                 if let Some(p) = a.perm {
                     sys::fchmod(fd, p & 0o7777)?;
                 }
@@ -374,7 +440,7 @@ impl Inode for RumpNode {
     }
 
     fn lookup(&self, name: &str) -> KResult<InodeRef> {
-        let fd = self.fd()?;
+        check_alive()?;
         if !self.is_dir() {
             return Err(Errno::ENOTDIR);
         }
@@ -382,88 +448,97 @@ impl Inode for RumpNode {
             return Ok(self.me()?);
         }
         if name == ".." {
-            if self.ino == self.fs.root_ino {
+            if self.is_root() {
                 return Ok(self.me()?);
             }
-            if let Some((p, _)) = self.loc.lock().clone() {
-                return Ok(p);
-            }
-            // An unlinked directory's parent is gone; NetBSD still answers "..".
-            let st = sys::fstatat(fd, "..", 0)?;
-            return self.fs.live(st.st_ino).map(|n| n as InodeRef).ok_or(Errno::ENOENT);
+            return self.loc.lock().clone().map(|(p, _)| p as InodeRef).ok_or(Errno::ENOENT);
         }
-        let st = sys::fstatat(fd, name, sys::AT_SYMLINK_NOFOLLOW)?;
-        Ok(self.fs.node(Some(&self.me()?), name, &st)?)
+        let me = self.me()?;
+        let st = sys::fstatat(self.fd()?, name, sys::AT_SYMLINK_NOFOLLOW)?;
+        me.touch();
+        Ok(self.fs.node(Some(&me), name, &st, None)?)
     }
 
     fn create(&self, name: &str, kind: NodeKind<'_>, perm: u32, uid: u32, gid: u32) -> KResult<InodeRef> {
-        let fd = self.fd()?;
+        let dfd = self.fd()?;
+        let path = name;
         let perm = perm & 0o7777;
+        let mut fd = None;
         match kind {
-            NodeKind::Regular => {
-                let f = sys::openat(fd, name, sys::O_RDWR | sys::O_CREAT | sys::O_EXCL | sys::O_NOFOLLOW, perm)?;
-                let _ = sys::close(f);
-            }
-            NodeKind::Directory => sys::mkdirat(fd, name, perm)?,
-            NodeKind::Symlink(t) => sys::symlinkat(t, fd, name)?,
-            NodeKind::CharDev(r) => sys::mknodat(fd, name, S_IFCHR | perm, linux_dev_to_nb(r))?,
-            NodeKind::BlockDev(r) => sys::mknodat(fd, name, S_IFBLK | perm, linux_dev_to_nb(r))?,
-            NodeKind::Fifo => sys::mkfifoat(fd, name, perm)?,
+            NodeKind::Regular => fd = Some(sys::openat(dfd, path, sys::O_RDWR | sys::O_CREAT | sys::O_EXCL | sys::O_NOFOLLOW, perm)?),
+            NodeKind::Directory => sys::mkdirat(dfd, path, perm)?,
+            NodeKind::Symlink(t) => sys::symlinkat(t, dfd, path)?,
+            NodeKind::CharDev(r) => sys::mknodat(dfd, path, S_IFCHR | perm, linux_dev_to_nb(r))?,
+            NodeKind::BlockDev(r) => sys::mknodat(dfd, path, S_IFBLK | perm, linux_dev_to_nb(r))?,
+            NodeKind::Fifo => sys::mkfifoat(dfd, path, perm)?,
             NodeKind::Socket => return Err(Errno::EOPNOTSUPP),
         }
-        // Ownership as the caller's (the rump kernel acts as root), and the exact mode.
-        let st = sys::fstatat(fd, name, sys::AT_SYMLINK_NOFOLLOW)?;
+        let mut st = match fd {
+            Some(f) => sys::fstat(f)?,
+            None => sys::fstatat(dfd, path, sys::AT_SYMLINK_NOFOLLOW)?,
+        };
+        // Ownership as the caller's (the rump kernel acts as root, and gives new nodes the
+        // directory's group, BSD style), and the exact mode (rump's umask is 0, but the
+        // set-group-ID rules may differ).
         if st.st_uid != uid || st.st_gid != gid {
-            sys::fchownat(fd, name, uid, gid, sys::AT_SYMLINK_NOFOLLOW)?;
+            sys::fchownat(dfd, path, uid, gid, sys::AT_SYMLINK_NOFOLLOW)?;
+            st.st_uid = uid;
+            st.st_gid = gid;
         }
         if !matches!(kind, NodeKind::Symlink(_)) && st.st_mode & 0o7777 != perm {
-            sys::fchmodat(fd, name, perm, 0)?;
+            sys::fchmodat(dfd, path, perm, 0)?;
         }
-        let st = sys::fstatat(fd, name, sys::AT_SYMLINK_NOFOLLOW)?;
-        Ok(self.fs.node(Some(&self.me()?), name, &st)?)
+        Ok(self.fs.node(Some(&self.me()?), name, &st, fd)?)
     }
 
     fn link(&self, name: &str, target: &InodeRef) -> KResult<()> {
-        let fd = self.fd()?;
         let t = self.other(target)?;
         let (tfd, tname) = t.at()?;
-        sys::linkat(tfd, &tname, fd, name)
+        sys::linkat(tfd, &tname, self.fd()?, name)
     }
 
     fn unlink(&self, name: &str, dir: bool) -> KResult<()> {
-        let fd = self.fd()?;
-        let st = sys::fstatat(fd, name, sys::AT_SYMLINK_NOFOLLOW)?;
+        let dfd = self.fd()?;
+        let st = sys::fstatat(dfd, name, sys::AT_SYMLINK_NOFOLLOW)?;
         let is_dir = st.st_mode & S_IFMT == S_IFDIR;
         match (dir, is_dir) {
             (false, true) => return Err(Errno::EISDIR),
             (true, false) => return Err(Errno::ENOTDIR),
             _ => {}
         }
-        sys::unlinkat(fd, name, if dir { sys::AT_REMOVEDIR } else { 0 })?;
+        self.keep_open(st.st_ino);
+        sys::unlinkat(dfd, name, if dir { sys::AT_REMOVEDIR } else { 0 })?;
         self.forget(st.st_ino, name);
         Ok(())
     }
 
     fn rename(&self, old: &str, new_dir: &InodeRef, new: &str, flags: u32) -> KResult<()> {
-        let fd = self.fd()?;
         let nd = self.other(new_dir)?;
-        let nfd = nd.fd()?;
         if flags & RENAME_EXCHANGE != 0 {
             return Err(Errno::EINVAL);
         }
-        let moving = sys::fstatat(fd, old, sys::AT_SYMLINK_NOFOLLOW)?;
-        let replaced = sys::fstatat(nfd, new, sys::AT_SYMLINK_NOFOLLOW).ok();
+        let (ffd, tfd) = (self.fd()?, nd.fd()?);
+        let moving = sys::fstatat(ffd, old, sys::AT_SYMLINK_NOFOLLOW)?;
+        let replaced = sys::fstatat(tfd, new, sys::AT_SYMLINK_NOFOLLOW).ok();
         if flags & RENAME_NOREPLACE != 0 && replaced.is_some() {
             return Err(Errno::EEXIST);
         }
-        sys::renameat(fd, old, nfd, new)?;
+        if let Some(r) = &replaced
+            && r.st_ino != moving.st_ino
+        {
+            nd.keep_open(r.st_ino);
+        }
+        sys::renameat(ffd, old, tfd, new)?;
         if let Some(r) = replaced
             && r.st_ino != moving.st_ino
         {
             nd.forget(r.st_ino, new);
         }
         if let Some(n) = self.fs.live(moving.st_ino) {
-            *n.loc.lock() = Some((nd.me()?, new.to_string()));
+            let mut l = n.loc.lock();
+            if l.as_ref().is_none_or(|(p, nm)| p.ino == self.ino && nm == old) {
+                *l = Some((nd.me()?, new.to_string()));
+            }
         }
         Ok(())
     }
@@ -496,26 +571,21 @@ impl Inode for RumpNode {
     }
 
     fn read_at(&self, off: u64, buf: &mut [u8]) -> KResult<usize> {
-        match self.fd {
-            Some(fd) if !self.is_dir() => {
-                check_alive()?;
-                sys::pread(fd, buf, off)
-            }
-            _ => Err(Errno::EISDIR),
-        }
-    }
-
-    fn write_at(&self, off: u64, buf: &[u8]) -> KResult<usize> {
-        let fd = self.fd()?;
         if self.is_dir() {
             return Err(Errno::EISDIR);
         }
-        sys::pwrite(fd, buf, off).map_err(|e| if e == Errno::EBADF { Errno::EROFS } else { e })
+        sys::pread(self.fd()?, buf, off)
+    }
+
+    fn write_at(&self, off: u64, buf: &[u8]) -> KResult<usize> {
+        if self.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        sys::pwrite(self.fd()?, buf, off).map_err(|e| if e == Errno::EBADF { Errno::EROFS } else { e })
     }
 
     fn truncate(&self, len: u64) -> KResult<()> {
-        let fd = self.fd()?;
-        sys::ftruncate(fd, len).map_err(|e| if e == Errno::EBADF { Errno::EROFS } else { e })
+        sys::ftruncate(self.fd()?, len).map_err(|e| if e == Errno::EBADF { Errno::EROFS } else { e })
     }
 
     fn readlink(&self) -> KResult<String> {
@@ -569,6 +639,7 @@ pub fn mount_ext2(source: &str, read_only: bool, sync: bool) -> KResult<Arc<dyn 
         root_ino: root.st_ino,
         rename: SleepLock::new(()),
         nodes: SpinLock::new(BTreeMap::new()),
+        recent: SpinLock::new(alloc::collections::VecDeque::new()),
         me: me.clone(),
     });
     MOUNTED.lock().push(Arc::downgrade(&fs));
