@@ -46,6 +46,11 @@ fn jobctl_checks_all_pass() {
 }
 
 #[test]
+fn pty_checks_all_pass() {
+    run_checks("s10_jobctl-pty", "/usr/libexec/adros-tests/pty", "pty", 40);
+}
+
+#[test]
 fn bash_job_control_on_the_console() {
     // bash becomes a session leader with the console as its controlling terminal
     // (`setsid -c`), then is driven like a user would. Markers are computed by the shell
