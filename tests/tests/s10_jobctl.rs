@@ -1,9 +1,10 @@
-//! s10: job control and terminals.
+//! s10: job control, terminals and shared memory.
 //!
 //! - `jobctl_checks_all_pass`: tests/user/jobctl.c (stop/continue signals, wait4/waitid
 //!   reports, SIGCHLD, orphaned groups, multi-threaded stops), every named check passes;
 //! - `pty_checks_all_pass`: tests/user/pty.c (/dev/ptmx, /dev/pts/N, the line discipline
 //!   through a pty, hangup, controlling terminals, background reads);
+//! - `shmap_checks_all_pass`: tests/user/shmap.c (MAP_SHARED|MAP_ANONYMOUS across fork);
 //! - `bash_job_control_on_the_console`: bash typed at over the serial console: `&`, `jobs`,
 //!   `^Z`, `bg`, `kill -STOP`, `fg`, `^C`, `kill %1`, a background read stopped by SIGTTIN.
 
@@ -48,6 +49,11 @@ fn jobctl_checks_all_pass() {
 #[test]
 fn pty_checks_all_pass() {
     run_checks("s10_jobctl-pty", "/usr/libexec/adros-tests/pty", "pty", 40);
+}
+
+#[test]
+fn shmap_checks_all_pass() {
+    run_checks("s10_jobctl-shmap", "/usr/libexec/adros-tests/shmap", "shmap", 9);
 }
 
 #[test]
