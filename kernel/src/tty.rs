@@ -1,14 +1,27 @@
-//! The serial console as a terminal: a line discipline (canonical and raw modes, echo,
-//! erase/kill, ^C/^\/^Z → signals to the foreground process group, ^D → end of file,
-//! ICRNL on input, ONLCR on output), termios and window-size ioctls, and interrupt-driven
-//! input from COM1.
+//! Terminals. One line discipline ([`Tty`]: canonical and raw modes, echo, erase/kill,
+//! ^C/^\/^Z → signals to the foreground process group, ^D → end of file, ICRNL on input,
+//! ONLCR on output, termios and window-size ioctls, job control) serves two kinds of
+//! terminal:
+//!
+//! - the serial console (COM1, interrupt-driven input): `/dev/console`, `/dev/ttyS0`;
+//! - pseudo-terminals: each open of `/dev/ptmx` makes a new master and a slave
+//!   `/dev/pts/N`; master writes are the slave's input, slave output is what master reads.
+//!
+//! Job control: a terminal belongs to at most one session (its controlling terminal) and has
+//! a foreground process group. A background group reading gets SIGTTIN (EIO if it ignores or
+//! blocks it, or is orphaned); writing with TOSTOP, or changing terminal settings, gets
+//! SIGTTOU. `/dev/tty` opens the caller's controlling terminal.
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::arch::uaccess::{read_val, write_val};
 use crate::errno::{Errno, KResult};
+use crate::fs::devfs::{self, DevKind, Device};
+use crate::fs::file::File;
+use crate::proc::signal::{self, SIGCONT, SIGHUP, SIGTTIN, SIGTTOU, SIGWINCH};
 use crate::sched::wait::WaitQueue;
 use crate::sync::spin::IrqSpinLock;
 
@@ -22,6 +35,7 @@ const ICANON: u32 = 0o000002;
 const ECHO: u32 = 0o000010;
 const ECHOE: u32 = 0o000020;
 const ECHOK: u32 = 0o000040;
+const TOSTOP: u32 = 0o000400;
 const ECHOCTL: u32 = 0o001000;
 const IEXTEN: u32 = 0o100000;
 const VINTR: usize = 0;
@@ -32,6 +46,30 @@ const VEOF: usize = 4;
 const VMIN: usize = 6;
 const VSUSP: usize = 10;
 const VWERASE: usize = 14;
+
+// ioctls
+const TCGETS: u32 = 0x5401;
+const TCSETS: u32 = 0x5402;
+const TCSETSW: u32 = 0x5403;
+const TCSETSF: u32 = 0x5404;
+const TCFLSH: u32 = 0x540B;
+const TIOCSCTTY: u32 = 0x540E;
+const TIOCGPGRP: u32 = 0x540F;
+const TIOCSPGRP: u32 = 0x5410;
+const TIOCOUTQ: u32 = 0x5411;
+const TIOCGWINSZ: u32 = 0x5413;
+const TIOCSWINSZ: u32 = 0x5414;
+const FIONREAD: u32 = 0x541B;
+const TIOCNOTTY: u32 = 0x5422;
+const TIOCGSID: u32 = 0x5429;
+const TIOCGPTN: u32 = 0x8004_5430;
+const TIOCSPTLCK: u32 = 0x4004_5431;
+const TIOCGPTLCK: u32 = 0x8004_5439;
+
+/// Bytes of unread slave output a pty master buffers before slave writers block.
+const PTY_OUT_MAX: usize = 16 * 1024;
+/// Bytes of unread input a terminal keeps; more are dropped.
+const INPUT_MAX: usize = 64 * 1024;
 
 /// Linux `struct termios` (the kernel's, as TCGETS uses: 36 bytes).
 #[repr(C)]
@@ -76,25 +114,48 @@ struct Input {
     eofs: usize,
 }
 
+/// The pty-specific half of a terminal.
+struct PtyState {
+    index: u32,
+    /// Slave output not yet read by the master.
+    out: IrqSpinLock<VecDeque<u8>>,
+    /// TIOCSPTLCK: the slave cannot be opened while locked (new masters start locked).
+    locked: AtomicBool,
+    /// Open slave files.
+    slave_opens: AtomicU32,
+    slave_opened_once: AtomicBool,
+}
+
+enum Kind {
+    Serial,
+    Pty(PtyState),
+}
+
 pub struct Tty {
     termios: IrqSpinLock<Termios>,
     input: IrqSpinLock<Input>,
-    readers: WaitQueue,
+    /// Readers, writers waiting for room, pollers: woken on any change.
+    wq: WaitQueue,
     winsize: IrqSpinLock<[u16; 4]>,
+    /// The foreground process group (0: none).
     fg_pgrp: AtomicU32,
+    /// The session this is the controlling terminal of (0: none).
     session: AtomicU32,
+    /// The master side went away: reads give end of file, writes EIO.
+    hung_up: AtomicBool,
+    kind: Kind,
 }
 
-static CONSOLE: spin::Once<Tty> = spin::Once::new();
+static CONSOLE: spin::Once<Arc<Tty>> = spin::Once::new();
+/// Live pseudo-terminals by index.
+static PTYS: IrqSpinLock<BTreeMap<u32, Weak<Tty>>> = IrqSpinLock::new(BTreeMap::new());
 
-pub fn console() -> &'static Tty {
-    CONSOLE.call_once(|| Tty {
-        termios: IrqSpinLock::new(Termios::sane()),
-        input: IrqSpinLock::new(Input { line: Vec::new(), ready: VecDeque::new(), eofs: 0 }),
-        readers: WaitQueue::new(),
-        winsize: IrqSpinLock::new([25, 80, 0, 0]),
-        fg_pgrp: AtomicU32::new(1),
-        session: AtomicU32::new(0),
+pub fn console() -> &'static Arc<Tty> {
+    CONSOLE.call_once(|| {
+        let t = Tty::new(Kind::Serial);
+        // Without a session, ^C/^Z still go to the boot shell's group (pid 1's).
+        t.fg_pgrp.store(1, Ordering::Relaxed);
+        t
     })
 }
 
@@ -112,23 +173,135 @@ impl core::fmt::Display for BytesAsStr<'_> {
     }
 }
 
-impl Tty {
-    /// Output post-processing (ONLCR) and write to the serial port.
-    pub fn write(&self, buf: &[u8]) -> KResult<usize> {
-        let t = *self.termios.lock();
-        if t.oflag & OPOST != 0 && t.oflag & ONLCR != 0 {
-            let mut out = Vec::with_capacity(buf.len() + 8);
-            for &b in buf {
-                if b == b'\n' {
-                    out.push(b'\r');
-                }
-                out.push(b);
-            }
-            raw_out(&out);
-        } else {
-            raw_out(buf);
+/// Every terminal, for finding a session's controlling terminal.
+fn all_ttys() -> Vec<Arc<Tty>> {
+    let mut v: Vec<Arc<Tty>> = alloc::vec![console().clone()];
+    v.extend(PTYS.lock().values().filter_map(|w| w.upgrade()));
+    v
+}
+
+/// The controlling terminal of session `sid`.
+pub fn ctty_of(sid: u32) -> Option<Arc<Tty>> {
+    if sid == 0 {
+        return None;
+    }
+    all_ttys().into_iter().find(|t| t.session.load(Ordering::Acquire) == sid)
+}
+
+/// A session leader exited: its controlling terminal's foreground group gets SIGHUP and the
+/// terminal belongs to no session any more.
+pub fn session_leader_exit(sid: u32) {
+    if let Some(t) = ctty_of(sid) {
+        let fg = t.fg_pgrp.swap(0, Ordering::AcqRel);
+        t.session.store(0, Ordering::Release);
+        if fg != 0 {
+            signal::send_pgrp(fg, SIGHUP);
         }
-        Ok(buf.len())
+        if !t.is_pty() {
+            t.fg_pgrp.store(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Tty {
+    fn new(kind: Kind) -> Arc<Tty> {
+        Arc::new(Tty {
+            termios: IrqSpinLock::new(Termios::sane()),
+            input: IrqSpinLock::new(Input { line: Vec::new(), ready: VecDeque::new(), eofs: 0 }),
+            wq: WaitQueue::new(),
+            winsize: IrqSpinLock::new([25, 80, 0, 0]),
+            fg_pgrp: AtomicU32::new(0),
+            session: AtomicU32::new(0),
+            hung_up: AtomicBool::new(false),
+            kind,
+        })
+    }
+
+    fn is_pty(&self) -> bool {
+        matches!(self.kind, Kind::Pty(_))
+    }
+
+    fn pty(&self) -> Option<&PtyState> {
+        match &self.kind {
+            Kind::Pty(p) => Some(p),
+            Kind::Serial => None,
+        }
+    }
+
+    /// Raw bytes toward the terminal's output (the serial port, or the master's buffer).
+    /// Echo never blocks: beyond the master's buffer it is dropped.
+    fn output(&self, b: &[u8]) {
+        match &self.kind {
+            Kind::Serial => raw_out(b),
+            Kind::Pty(p) => {
+                {
+                    let mut o = p.out.lock();
+                    let room = (PTY_OUT_MAX * 2).saturating_sub(o.len());
+                    o.extend(b.iter().take(room));
+                }
+                self.wq.wake_all();
+            }
+        }
+    }
+
+    fn post_process(t: &Termios, buf: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(buf.len() + 8);
+        let onlcr = t.oflag & OPOST != 0 && t.oflag & ONLCR != 0;
+        for &b in buf {
+            if onlcr && b == b'\n' {
+                out.push(b'\r');
+            }
+            out.push(b);
+        }
+        out
+    }
+
+    /// write(2) on the terminal: job control, then output post-processing (ONLCR).
+    pub fn write(&self, buf: &[u8], nonblock: bool) -> KResult<usize> {
+        self.check_write()?;
+        if self.hung_up.load(Ordering::Acquire) {
+            return Err(Errno::EIO);
+        }
+        let Kind::Pty(p) = &self.kind else {
+            let t = *self.termios.lock();
+            raw_out(&Self::post_process(&t, buf));
+            return Ok(buf.len());
+        };
+        // A pty: as much as fits in the master's buffer, blocking for room.
+        let mut done = 0;
+        while done < buf.len() {
+            let mut intr = false;
+            self.wq.wait_until(
+                || {
+                    if p.out.lock().len() < PTY_OUT_MAX || self.hung_up.load(Ordering::Acquire) || nonblock {
+                        return true;
+                    }
+                    intr = signal::pending_for_current();
+                    intr
+                },
+                None,
+            );
+            if self.hung_up.load(Ordering::Acquire) {
+                return if done > 0 { Ok(done) } else { Err(Errno::EIO) };
+            }
+            let t = *self.termios.lock();
+            {
+                let mut o = p.out.lock();
+                let room = PTY_OUT_MAX.saturating_sub(o.len());
+                if room == 0 {
+                    drop(o);
+                    if done > 0 {
+                        return Ok(done);
+                    }
+                    return Err(if intr { Errno::ERESTARTSYS } else { Errno::EAGAIN });
+                }
+                let n = (buf.len() - done).min(room.div_ceil(2).max(1));
+                o.extend(Self::post_process(&t, &buf[done..done + n]));
+                done += n;
+            }
+            self.wq.wake_all();
+        }
+        Ok(done)
     }
 
     fn echo(&self, t: &Termios, b: u8) {
@@ -136,15 +309,21 @@ impl Tty {
             return;
         }
         if b == b'\n' {
-            raw_out(b"\r\n");
+            self.output(b"\r\n");
         } else if b < 0x20 && b != b'\t' && t.lflag & ECHOCTL != 0 {
-            raw_out(&[b'^', b + 0x40]);
+            self.output(&[b'^', b + 0x40]);
         } else {
-            raw_out(&[b]);
+            self.output(&[b]);
         }
     }
 
-    /// One received byte (interrupt context).
+    fn erase_echo(&self, t: &Termios) {
+        if t.lflag & ECHO != 0 && t.lflag & ECHOE != 0 {
+            self.output(b"\x08 \x08");
+        }
+    }
+
+    /// One input byte (from the serial interrupt, or a pty master's write).
     pub fn receive(&self, mut b: u8) {
         let t = *self.termios.lock();
         if t.iflag & ICRNL != 0 && b == b'\r' {
@@ -152,59 +331,69 @@ impl Tty {
         }
         if t.lflag & ISIG != 0 {
             let sig = if b == t.cc[VINTR] {
-                Some(crate::proc::signal::SIGINT)
+                Some(signal::SIGINT)
             } else if b == t.cc[VQUIT] {
-                Some(crate::proc::signal::SIGQUIT)
+                Some(signal::SIGQUIT)
             } else if b == t.cc[VSUSP] {
-                Some(crate::proc::signal::SIGTSTP)
+                Some(signal::SIGTSTP)
             } else {
                 None
             };
             if let Some(s) = sig {
                 self.echo(&t, b);
-                self.input.lock().line.clear();
-                let pg = self.fg_pgrp.load(Ordering::Relaxed);
-                for p in crate::proc::all_processes() {
-                    if p.pgid.load(Ordering::Relaxed) == pg && !p.zombie.load(Ordering::Acquire) {
-                        crate::proc::signal::send_process(&p, s);
-                    }
+                {
+                    let mut i = self.input.lock();
+                    i.line.clear();
+                    i.ready.clear();
                 }
-                self.readers.wake_all();
+                let pg = self.fg_pgrp.load(Ordering::Relaxed);
+                if pg != 0 {
+                    signal::send_pgrp(pg, s);
+                }
+                self.wq.wake_all();
                 return;
             }
         }
         let mut inp = self.input.lock();
+        if inp.ready.len() + inp.line.len() >= INPUT_MAX {
+            return;
+        }
         if t.lflag & ICANON == 0 {
             inp.ready.push_back(b);
             drop(inp);
             self.echo(&t, b);
-            self.readers.wake_all();
+            self.wq.wake_all();
             return;
         }
         if b == t.cc[VERASE] || b == 8 {
-            if inp.line.pop().is_some() && t.lflag & ECHO != 0 && t.lflag & ECHOE != 0 {
-                raw_out(b"\x08 \x08");
+            if inp.line.pop().is_some() {
+                drop(inp);
+                self.erase_echo(&t);
             }
             return;
         }
         if b == t.cc[VKILL] {
             let n = inp.line.len();
             inp.line.clear();
-            if t.lflag & ECHO != 0 {
-                for _ in 0..n {
-                    raw_out(b"\x08 \x08");
-                }
+            drop(inp);
+            for _ in 0..n {
+                self.erase_echo(&t);
             }
             return;
         }
         if b == t.cc[VWERASE] {
+            let mut n = 0;
             while inp.line.last() == Some(&b' ') {
                 inp.line.pop();
-                raw_out(b"\x08 \x08");
+                n += 1;
             }
             while inp.line.last().is_some_and(|&c| c != b' ') {
                 inp.line.pop();
-                raw_out(b"\x08 \x08");
+                n += 1;
+            }
+            drop(inp);
+            for _ in 0..n {
+                self.erase_echo(&t);
             }
             return;
         }
@@ -216,7 +405,7 @@ impl Tty {
                 inp.ready.extend(l);
             }
             drop(inp);
-            self.readers.wake_all();
+            self.wq.wake_all();
             return;
         }
         inp.line.push(b);
@@ -228,8 +417,51 @@ impl Tty {
         drop(inp);
         self.echo(&t, b);
         if done {
-            self.readers.wake_all();
+            self.wq.wake_all();
         }
+    }
+
+    /// Whether the caller is in a background group of the session this terminal controls.
+    fn caller_in_background(&self) -> Option<u32> {
+        let p = crate::proc::current_process()?;
+        let sid = self.session.load(Ordering::Acquire);
+        if sid == 0 || p.sid() != sid {
+            return None;
+        }
+        let pg = p.pgid();
+        (pg != self.fg_pgrp.load(Ordering::Acquire)).then_some(pg)
+    }
+
+    /// A background read: SIGTTIN to the caller's group (the read restarts once it is
+    /// continued in the foreground), or EIO if it ignores/blocks SIGTTIN or is orphaned.
+    fn check_read(&self) -> KResult<()> {
+        let Some(pg) = self.caller_in_background() else { return Ok(()) };
+        if signal::current_blocks_or_ignores(SIGTTIN) || crate::proc::pgrp_orphaned(pg) {
+            return Err(Errno::EIO);
+        }
+        signal::send_pgrp(pg, SIGTTIN);
+        Err(Errno::ERESTARTSYS)
+    }
+
+    /// A background write with TOSTOP (or a settings change, `always`): SIGTTOU, unless
+    /// ignored or blocked (then it proceeds); EIO for an orphaned group.
+    fn check_ttou(&self, always: bool) -> KResult<()> {
+        if !always && self.termios.lock().lflag & TOSTOP == 0 {
+            return Ok(());
+        }
+        let Some(pg) = self.caller_in_background() else { return Ok(()) };
+        if signal::current_blocks_or_ignores(SIGTTOU) {
+            return Ok(());
+        }
+        if crate::proc::pgrp_orphaned(pg) {
+            return Err(Errno::EIO);
+        }
+        signal::send_pgrp(pg, SIGTTOU);
+        Err(Errno::ERESTARTSYS)
+    }
+
+    fn check_write(&self) -> KResult<()> {
+        self.check_ttou(false)
     }
 
     /// read(2) on the terminal.
@@ -237,6 +469,7 @@ impl Tty {
         if buf.is_empty() {
             return Ok(0);
         }
+        self.check_read()?;
         loop {
             {
                 let canon = self.termios.lock().lflag & ICANON != 0;
@@ -258,18 +491,23 @@ impl Tty {
                     return Ok(0);
                 }
             }
+            if self.hung_up.load(Ordering::Acquire) {
+                return Ok(0);
+            }
             if nonblock {
                 return Err(Errno::EAGAIN);
             }
             let mut intr = false;
-            self.readers.wait_until(
+            self.wq.wait_until(
                 || {
-                    if crate::proc::signal::pending_for_current() {
+                    if signal::pending_for_current() {
                         intr = true;
                         return true;
                     }
-                    let i = self.input.lock();
-                    !i.ready.is_empty() || i.eofs > 0
+                    self.hung_up.load(Ordering::Acquire) || {
+                        let i = self.input.lock();
+                        !i.ready.is_empty() || i.eofs > 0
+                    }
                 },
                 None,
             );
@@ -281,27 +519,37 @@ impl Tty {
 
     pub fn readable(&self) -> bool {
         let i = self.input.lock();
-        !i.ready.is_empty() || i.eofs > 0
+        !i.ready.is_empty() || i.eofs > 0 || self.hung_up.load(Ordering::Acquire)
     }
 
     pub fn wait_queue(&self) -> &WaitQueue {
-        &self.readers
+        &self.wq
     }
 
+    fn caller_owns(&self) -> bool {
+        crate::proc::current_process().is_some_and(|p| {
+            let s = self.session.load(Ordering::Acquire);
+            s != 0 && p.sid() == s
+        })
+    }
+
+    /// Makes this the controlling terminal of the caller's session if the caller is a
+    /// session leader without one and the terminal is free (open without O_NOCTTY).
+    fn maybe_acquire(&self, flags: u32) {
+        if flags & crate::fs::consts::O_NOCTTY != 0 {
+            return;
+        }
+        let Some(p) = crate::proc::current_process() else { return };
+        if p.pid != p.sid() || ctty_of(p.sid()).is_some() || self.hung_up.load(Ordering::Acquire) {
+            return;
+        }
+        if self.session.compare_exchange(0, p.sid(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.fg_pgrp.store(p.pgid(), Ordering::Release);
+        }
+    }
+
+    /// The ioctls both a console/slave and (through it) a master understand.
     pub fn ioctl(&self, cmd: u32, arg: u64) -> KResult<u64> {
-        const TCGETS: u32 = 0x5401;
-        const TCSETS: u32 = 0x5402;
-        const TCSETSW: u32 = 0x5403;
-        const TCSETSF: u32 = 0x5404;
-        const TCFLSH: u32 = 0x540B;
-        const TIOCSCTTY: u32 = 0x540E;
-        const TIOCGPGRP: u32 = 0x540F;
-        const TIOCSPGRP: u32 = 0x5410;
-        const TIOCGWINSZ: u32 = 0x5413;
-        const TIOCSWINSZ: u32 = 0x5414;
-        const FIONREAD: u32 = 0x541B;
-        const TIOCNOTTY: u32 = 0x5422;
-        const TIOCGSID: u32 = 0x5429;
         match cmd {
             TCGETS => {
                 let t = *self.termios.lock();
@@ -309,6 +557,7 @@ impl Tty {
                 Ok(0)
             }
             TCSETS | TCSETSW | TCSETSF => {
+                self.check_ttou(true)?;
                 let t: Termios = read_val(arg)?;
                 *self.termios.lock() = t;
                 if cmd == TCSETSF {
@@ -322,16 +571,26 @@ impl Tty {
                     let l = core::mem::take(&mut i.line);
                     i.ready.extend(l);
                 }
-                self.readers.wake_all();
+                self.wq.wake_all();
                 Ok(0)
             }
             TCFLSH => {
+                self.check_ttou(true)?;
                 if arg == 0 || arg == 2 {
                     let mut i = self.input.lock();
                     i.ready.clear();
                     i.line.clear();
                 }
-                Ok(0)
+                if arg == 1 || arg == 2 {
+                    if let Some(p) = self.pty() {
+                        p.out.lock().clear();
+                        self.wq.wake_all();
+                    }
+                }
+                match arg {
+                    0..=2 => Ok(0),
+                    _ => Err(Errno::EINVAL),
+                }
             }
             TIOCGWINSZ => {
                 let w = *self.winsize.lock();
@@ -340,32 +599,93 @@ impl Tty {
             }
             TIOCSWINSZ => {
                 let w: [u16; 4] = read_val(arg)?;
-                *self.winsize.lock() = w;
-                Ok(0)
-            }
-            TIOCGPGRP => {
-                write_val(arg, &self.fg_pgrp.load(Ordering::Relaxed))?;
-                Ok(0)
-            }
-            TIOCSPGRP => {
-                let pg: u32 = read_val(arg)?;
-                self.fg_pgrp.store(pg, Ordering::Relaxed);
-                Ok(0)
-            }
-            TIOCSCTTY => {
-                if let Some(p) = crate::proc::current_process() {
-                    self.session.store(p.sid.load(Ordering::Relaxed), Ordering::Relaxed);
-                    self.fg_pgrp.store(p.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
+                let changed = {
+                    let mut cur = self.winsize.lock();
+                    let c = *cur != w;
+                    *cur = w;
+                    c
+                };
+                let fg = self.fg_pgrp.load(Ordering::Acquire);
+                if changed && fg != 0 && self.session.load(Ordering::Acquire) != 0 {
+                    signal::send_pgrp(fg, SIGWINCH);
                 }
                 Ok(0)
             }
-            TIOCNOTTY => Ok(0),
+            TIOCGPGRP => {
+                if !self.caller_owns() {
+                    return Err(Errno::ENOTTY);
+                }
+                write_val(arg, &self.fg_pgrp.load(Ordering::Acquire))?;
+                Ok(0)
+            }
+            TIOCSPGRP => {
+                if !self.caller_owns() {
+                    return Err(Errno::ENOTTY);
+                }
+                self.check_ttou(true)?;
+                let pg: i32 = read_val(arg)?;
+                if pg < 0 {
+                    return Err(Errno::EINVAL);
+                }
+                match crate::proc::pgrp_in_session(pg as u32, self.session.load(Ordering::Acquire)) {
+                    None => Err(Errno::ESRCH),
+                    Some(false) => Err(Errno::EPERM),
+                    Some(true) => {
+                        self.fg_pgrp.store(pg as u32, Ordering::Release);
+                        Ok(0)
+                    }
+                }
+            }
+            TIOCSCTTY => {
+                let p = crate::proc::current_process().ok_or(Errno::EPERM)?;
+                let sid = p.sid();
+                if self.session.load(Ordering::Acquire) == sid {
+                    return Ok(0);
+                }
+                if p.pid != sid || ctty_of(sid).is_some() {
+                    return Err(Errno::EPERM);
+                }
+                let cur = self.session.load(Ordering::Acquire);
+                if cur != 0 {
+                    // Stealing another session's terminal: root and arg 1 only.
+                    if arg != 1 || p.creds.lock().euid != 0 {
+                        return Err(Errno::EPERM);
+                    }
+                }
+                self.session.store(sid, Ordering::Release);
+                self.fg_pgrp.store(p.pgid(), Ordering::Release);
+                Ok(0)
+            }
+            TIOCNOTTY => {
+                if !self.caller_owns() {
+                    return Err(Errno::ENOTTY);
+                }
+                let p = crate::proc::current_process().ok_or(Errno::ENOTTY)?;
+                if p.pid == p.sid() {
+                    let fg = self.fg_pgrp.load(Ordering::Acquire);
+                    self.session.store(0, Ordering::Release);
+                    self.fg_pgrp.store(if self.is_pty() { 0 } else { 1 }, Ordering::Release);
+                    if fg != 0 {
+                        signal::send_pgrp(fg, SIGHUP);
+                        signal::send_pgrp(fg, SIGCONT);
+                    }
+                }
+                Ok(0)
+            }
             TIOCGSID => {
-                write_val(arg, &self.session.load(Ordering::Relaxed))?;
+                if !self.caller_owns() {
+                    return Err(Errno::ENOTTY);
+                }
+                write_val(arg, &self.session.load(Ordering::Acquire))?;
                 Ok(0)
             }
             FIONREAD => {
                 let n = self.input.lock().ready.len() as u32;
+                write_val(arg, &n)?;
+                Ok(0)
+            }
+            TIOCOUTQ => {
+                let n = self.pty().map_or(0, |p| p.out.lock().len()) as u32;
                 write_val(arg, &n)?;
                 Ok(0)
             }
@@ -375,6 +695,22 @@ impl Tty {
 
     pub fn set_winsize(&self, rows: u16, cols: u16) {
         *self.winsize.lock() = [rows, cols, 0, 0];
+    }
+
+    fn poll_slave(&self, events: u32) -> u32 {
+        use crate::fs::consts::{POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
+        let mut r = 0;
+        let writable = self.pty().is_none_or(|p| p.out.lock().len() < PTY_OUT_MAX);
+        if writable {
+            r |= events & (POLLOUT | POLLWRNORM);
+        }
+        if self.readable() {
+            r |= events & (POLLIN | POLLRDNORM);
+        }
+        if self.hung_up.load(Ordering::Acquire) {
+            r |= POLLHUP;
+        }
+        r
     }
 }
 
@@ -397,39 +733,315 @@ fn serial_irq(_f: &mut crate::arch::idt::TrapFrame) {
     }
 }
 
-/// The terminal as `/dev/console`, `/dev/tty` and `/dev/ttyS0`.
-struct TtyDevice;
+/// An open terminal (console or pty slave): the file's view of a [`Tty`]. For a pty slave,
+/// dropping the last reference counts as a close.
+struct TtyFile {
+    tty: Arc<Tty>,
+}
 
-impl crate::fs::devfs::Device for TtyDevice {
-    fn read(&self, file: &crate::fs::file::File, buf: &mut [u8], _off: u64) -> KResult<usize> {
-        console().read(buf, file.flags() & crate::fs::consts::O_NONBLOCK != 0)
+impl TtyFile {
+    fn new(tty: Arc<Tty>) -> KResult<Arc<TtyFile>> {
+        if let Some(p) = tty.pty() {
+            if tty.hung_up.load(Ordering::Acquire) {
+                return Err(Errno::EIO);
+            }
+            p.slave_opens.fetch_add(1, Ordering::AcqRel);
+            p.slave_opened_once.store(true, Ordering::Release);
+        }
+        Ok(Arc::new(TtyFile { tty }))
     }
-    fn write(&self, _file: &crate::fs::file::File, buf: &[u8], _off: u64) -> KResult<usize> {
-        console().write(buf)
+}
+
+impl Drop for TtyFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.tty.pty() {
+            p.slave_opens.fetch_sub(1, Ordering::AcqRel);
+            self.tty.wq.wake_all();
+        }
     }
-    fn poll(&self, _file: &crate::fs::file::File, events: u32) -> u32 {
-        use crate::fs::consts::{POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
+}
+
+impl Device for TtyFile {
+    fn read(&self, file: &File, buf: &mut [u8], _off: u64) -> KResult<usize> {
+        self.tty.read(buf, file.flags() & crate::fs::consts::O_NONBLOCK != 0)
+    }
+    fn write(&self, file: &File, buf: &[u8], _off: u64) -> KResult<usize> {
+        self.tty.write(buf, file.flags() & crate::fs::consts::O_NONBLOCK != 0)
+    }
+    fn poll(&self, _file: &File, events: u32) -> u32 {
+        self.tty.poll_slave(events)
+    }
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.tty.wq)
+    }
+    fn ioctl(&self, _file: &File, cmd: u32, arg: u64) -> KResult<u64> {
+        match cmd {
+            TIOCGPTN => {
+                let p = self.tty.pty().ok_or(Errno::ENOTTY)?;
+                write_val(arg, &p.index)?;
+                Ok(0)
+            }
+            _ => self.tty.ioctl(cmd, arg),
+        }
+    }
+    fn open(self: Arc<Self>, _flags: u32) -> KResult<Arc<dyn Device>> {
+        Ok(self)
+    }
+}
+
+/// `/dev/console` (never becomes a controlling terminal by being opened, as on Linux) and
+/// `/dev/ttyS0` (does).
+struct ConsoleNode {
+    acquire: bool,
+}
+
+impl Device for ConsoleNode {
+    fn read(&self, _: &File, _: &mut [u8], _: u64) -> KResult<usize> {
+        Err(Errno::EBADF)
+    }
+    fn write(&self, _: &File, _: &[u8], _: u64) -> KResult<usize> {
+        Err(Errno::EBADF)
+    }
+    fn open(self: Arc<Self>, flags: u32) -> KResult<Arc<dyn Device>> {
+        let t = console().clone();
+        if self.acquire {
+            t.maybe_acquire(flags);
+        }
+        Ok(TtyFile::new(t)?)
+    }
+}
+
+/// `/dev/tty`: the caller's controlling terminal.
+struct CttyNode;
+
+impl Device for CttyNode {
+    fn read(&self, _: &File, _: &mut [u8], _: u64) -> KResult<usize> {
+        Err(Errno::EBADF)
+    }
+    fn write(&self, _: &File, _: &[u8], _: u64) -> KResult<usize> {
+        Err(Errno::EBADF)
+    }
+    fn open(self: Arc<Self>, _flags: u32) -> KResult<Arc<dyn Device>> {
+        let p = crate::proc::current_process().ok_or(Errno::ENXIO)?;
+        let t = ctty_of(p.sid()).ok_or(Errno::ENXIO)?;
+        Ok(TtyFile::new(t)?)
+    }
+}
+
+/// `/dev/pts/N`: the slave side of pty N.
+struct SlaveNode {
+    tty: Weak<Tty>,
+}
+
+impl Device for SlaveNode {
+    fn read(&self, _: &File, _: &mut [u8], _: u64) -> KResult<usize> {
+        Err(Errno::EBADF)
+    }
+    fn write(&self, _: &File, _: &[u8], _: u64) -> KResult<usize> {
+        Err(Errno::EBADF)
+    }
+    fn open(self: Arc<Self>, flags: u32) -> KResult<Arc<dyn Device>> {
+        let t = self.tty.upgrade().ok_or(Errno::EIO)?;
+        if t.pty().is_some_and(|p| p.locked.load(Ordering::Acquire)) {
+            return Err(Errno::EIO);
+        }
+        let f = TtyFile::new(t.clone())?;
+        t.maybe_acquire(flags);
+        Ok(f)
+    }
+}
+
+/// `/dev/ptmx`: each open makes a new pty and returns its master.
+struct PtmxNode;
+
+const PTS_MAJOR: u32 = 136;
+
+impl Device for PtmxNode {
+    fn read(&self, _: &File, _: &mut [u8], _: u64) -> KResult<usize> {
+        Err(Errno::EBADF)
+    }
+    fn write(&self, _: &File, _: &[u8], _: u64) -> KResult<usize> {
+        Err(Errno::EBADF)
+    }
+    fn open(self: Arc<Self>, _flags: u32) -> KResult<Arc<dyn Device>> {
+        let (index, tty) = {
+            let mut map = PTYS.lock();
+            map.retain(|_, w| w.strong_count() > 0);
+            let mut index = 0u32;
+            while map.contains_key(&index) {
+                index = index.checked_add(1).ok_or(Errno::ENOSPC)?;
+            }
+            let tty = Tty::new(Kind::Pty(PtyState {
+                index,
+                out: IrqSpinLock::new(VecDeque::new()),
+                locked: AtomicBool::new(true),
+                slave_opens: AtomicU32::new(0),
+                slave_opened_once: AtomicBool::new(false),
+            }));
+            map.insert(index, Arc::downgrade(&tty));
+            (index, tty)
+        };
+        let rdev = crate::fs::consts::makedev(PTS_MAJOR, index);
+        devfs::register_device(DevKind::Char, rdev, Arc::new(SlaveNode { tty: Arc::downgrade(&tty) }));
+        let (uid, gid) = crate::proc::current_process().map_or((0, 0), |p| {
+            let c = *p.creds.lock();
+            (c.euid, c.egid)
+        });
+        devfs::add_pts_node(index, rdev, uid, gid);
+        Ok(Arc::new(PtyMaster { tty }))
+    }
+}
+
+/// An open master. Its last close hangs the slave up and removes `/dev/pts/N`.
+struct PtyMaster {
+    tty: Arc<Tty>,
+}
+
+impl PtyMaster {
+    fn state(&self) -> &PtyState {
+        match &self.tty.kind {
+            Kind::Pty(p) => p,
+            Kind::Serial => unreachable!("a pty master always has pty state"),
+        }
+    }
+
+    fn slave_gone(&self) -> bool {
+        let p = self.state();
+        p.slave_opened_once.load(Ordering::Acquire) && p.slave_opens.load(Ordering::Acquire) == 0
+    }
+}
+
+impl Drop for PtyMaster {
+    fn drop(&mut self) {
+        let t = &self.tty;
+        t.hung_up.store(true, Ordering::Release);
+        let sid = t.session.swap(0, Ordering::AcqRel);
+        let fg = t.fg_pgrp.swap(0, Ordering::AcqRel);
+        if fg != 0 {
+            signal::send_pgrp(fg, SIGHUP);
+            signal::send_pgrp(fg, SIGCONT);
+        }
+        if sid != 0 {
+            if let Some(leader) = crate::proc::process(sid).filter(|p| p.alive()) {
+                signal::send_process(&leader, SIGHUP);
+                signal::send_process(&leader, SIGCONT);
+            }
+        }
+        t.wq.wake_all();
+        let index = self.state().index;
+        devfs::remove_pts_node(index);
+        devfs::unregister_device(DevKind::Char, crate::fs::consts::makedev(PTS_MAJOR, index));
+        PTYS.lock().remove(&index);
+    }
+}
+
+impl Device for PtyMaster {
+    fn read(&self, file: &File, buf: &mut [u8], _off: u64) -> KResult<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let p = self.state();
+        loop {
+            {
+                let mut o = p.out.lock();
+                if !o.is_empty() {
+                    let n = buf.len().min(o.len());
+                    for (d, s) in buf.iter_mut().zip(o.drain(..n)) {
+                        *d = s;
+                    }
+                    drop(o);
+                    self.tty.wq.wake_all();
+                    return Ok(n);
+                }
+            }
+            if self.slave_gone() {
+                return Err(Errno::EIO);
+            }
+            if file.flags() & crate::fs::consts::O_NONBLOCK != 0 {
+                return Err(Errno::EAGAIN);
+            }
+            let mut intr = false;
+            self.tty.wq.wait_until(
+                || {
+                    if signal::pending_for_current() {
+                        intr = true;
+                        return true;
+                    }
+                    !p.out.lock().is_empty() || self.slave_gone()
+                },
+                None,
+            );
+            if intr {
+                return Err(Errno::ERESTARTSYS);
+            }
+        }
+    }
+    fn write(&self, _file: &File, buf: &[u8], _off: u64) -> KResult<usize> {
+        for &b in buf {
+            self.tty.receive(b);
+        }
+        Ok(buf.len())
+    }
+    fn poll(&self, _file: &File, events: u32) -> u32 {
+        use crate::fs::consts::{POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
         let mut r = events & (POLLOUT | POLLWRNORM);
-        if console().readable() {
+        if !self.state().out.lock().is_empty() {
             r |= events & (POLLIN | POLLRDNORM);
+        }
+        if self.slave_gone() {
+            r |= POLLHUP;
         }
         r
     }
     fn wait_queue(&self) -> Option<&WaitQueue> {
-        Some(console().wait_queue())
+        Some(&self.tty.wq)
     }
-    fn ioctl(&self, _file: &crate::fs::file::File, cmd: u32, arg: u64) -> KResult<u64> {
-        console().ioctl(cmd, arg)
+    fn ioctl(&self, _file: &File, cmd: u32, arg: u64) -> KResult<u64> {
+        let p = self.state();
+        match cmd {
+            TIOCGPTN => {
+                write_val(arg, &p.index)?;
+                Ok(0)
+            }
+            TIOCSPTLCK => {
+                let v: i32 = read_val(arg)?;
+                p.locked.store(v != 0, Ordering::Release);
+                Ok(0)
+            }
+            TIOCGPTLCK => {
+                write_val(arg, &i32::from(p.locked.load(Ordering::Acquire)))?;
+                Ok(0)
+            }
+            // The foreground group and session as the master sees them (no ownership check).
+            TIOCGPGRP => {
+                write_val(arg, &self.tty.fg_pgrp.load(Ordering::Acquire))?;
+                Ok(0)
+            }
+            TIOCGSID => {
+                let s = self.tty.session.load(Ordering::Acquire);
+                if s == 0 {
+                    return Err(Errno::ENOTTY);
+                }
+                write_val(arg, &s)?;
+                Ok(0)
+            }
+            FIONREAD => {
+                write_val(arg, &(p.out.lock().len() as u32))?;
+                Ok(0)
+            }
+            TIOCSCTTY | TIOCSPGRP | TIOCNOTTY => Err(Errno::ENOTTY),
+            TCGETS | TCSETS | TCSETSW | TCSETSF | TCFLSH | TIOCGWINSZ | TIOCSWINSZ => self.tty.ioctl(cmd, arg),
+            _ => Err(Errno::ENOTTY),
+        }
     }
-    fn open(self: alloc::sync::Arc<Self>, _flags: u32) -> KResult<alloc::sync::Arc<dyn crate::fs::devfs::Device>> {
+    fn open(self: Arc<Self>, _flags: u32) -> KResult<Arc<dyn Device>> {
         Ok(self)
     }
 }
 
 fn register_devices() {
-    use crate::fs::devfs::{self, DevKind};
-    let d: alloc::sync::Arc<dyn devfs::Device> = alloc::sync::Arc::new(TtyDevice);
-    for rdev in [devfs::TTY, devfs::CONSOLE_DEV, devfs::TTYS0] {
-        devfs::register_device(DevKind::Char, rdev, d.clone());
-    }
+    devfs::register_device(DevKind::Char, devfs::TTY, Arc::new(CttyNode));
+    devfs::register_device(DevKind::Char, devfs::CONSOLE_DEV, Arc::new(ConsoleNode { acquire: false }));
+    devfs::register_device(DevKind::Char, devfs::TTYS0, Arc::new(ConsoleNode { acquire: true }));
+    devfs::register_device(DevKind::Char, devfs::PTMX, Arc::new(PtmxNode));
 }

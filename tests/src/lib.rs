@@ -26,7 +26,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use qemu::{Machine, Outcome, describe};
+pub use qemu::{InputStep, Machine, Outcome, describe};
 
 /// The default kernel command line of the built ISO (`xtask/src/build.rs`).
 pub const DEFAULT_CMDLINE: &str = "console=ttyS0 loglevel=6";
@@ -166,6 +166,7 @@ pub struct Boot {
     machine: Machine,
     timeout: Duration,
     until_banner: bool,
+    input: Vec<InputStep>,
 }
 
 impl Boot {
@@ -177,6 +178,7 @@ impl Boot {
             machine: Machine::new(Path::new("")),
             timeout: DEFAULT_TIMEOUT,
             until_banner: false,
+            input: Vec::new(),
         }
     }
     /// Words appended to the default command line.
@@ -211,11 +213,18 @@ impl Boot {
         self
     }
 
+    /// Types `send` into the serial console once `expect` appears in the output (after the
+    /// previous step's match). Steps run in order; an interactive test is a list of them.
+    pub fn type_after(mut self, expect: &str, send: &str) -> Self {
+        self.input.push(InputStep { expect: expect.to_string(), send: send.as_bytes().to_vec() });
+        self
+    }
+
     /// Boots and returns the transcript. Panics (failing the test) only if QEMU cannot run.
     pub fn run(mut self) -> Transcript {
         self.machine.iso = iso_with_cmdline(&self.cmdline).unwrap_or_else(|e| panic!("{}: cannot make the ISO: {e}", self.name));
         let stop: &dyn Fn(&str) -> bool = &|s: &str| banner::complete(s);
-        let out = qemu::run_headless(&self.machine, self.timeout, |_| {}, if self.until_banner { Some(stop) } else { None })
+        let out = qemu::run_headless_with_input(&self.machine, self.timeout, |_| {}, if self.until_banner { Some(stop) } else { None }, &self.input)
             .unwrap_or_else(|e| panic!("{}: {e}", self.name));
         Transcript { name: self.name, cmdline: self.cmdline, machine: self.machine, timeout: self.timeout, out }
     }

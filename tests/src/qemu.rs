@@ -119,12 +119,35 @@ pub fn describe(status: Option<i32>) -> &'static str {
 /// Runs the guest headless, passing serial output to `echo` as it arrives, until QEMU exits
 /// or `timeout` passes (then QEMU is killed). `stop_when` can end the run early (QEMU is
 /// killed) once the transcript so far satisfies it.
-pub fn run_headless(m: &Machine, timeout: Duration, mut echo: impl FnMut(&[u8]), stop_when: Option<&dyn Fn(&str) -> bool>) -> Result<Outcome, String> {
+pub fn run_headless(m: &Machine, timeout: Duration, echo: impl FnMut(&[u8]), stop_when: Option<&dyn Fn(&str) -> bool>) -> Result<Outcome, String> {
+    run_headless_with_input(m, timeout, echo, stop_when, &[])
+}
+
+/// One step of typing into the guest's serial console: once `expect` appears in the
+/// transcript (after where the previous step's `expect` matched), `send` is written to the
+/// serial input.
+#[derive(Clone, Debug)]
+pub struct InputStep {
+    pub expect: String,
+    pub send: Vec<u8>,
+}
+
+/// [`run_headless`], typing `script` into the serial console step by step.
+pub fn run_headless_with_input(
+    m: &Machine,
+    timeout: Duration,
+    mut echo: impl FnMut(&[u8]),
+    stop_when: Option<&dyn Fn(&str) -> bool>,
+    script: &[InputStep],
+) -> Result<Outcome, String> {
+    use std::io::Write;
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(m.args()).args(Machine::headless_args());
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if script.is_empty() { Stdio::null() } else { Stdio::piped() }).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child: Child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {e}. Run `cargo xtask deps`."))?;
+    let mut stdin = child.stdin.take();
+    let (mut step, mut matched_to) = (0usize, 0usize);
     let mut stdout = child.stdout.take().ok_or("qemu stdout not piped")?;
     let mut stderr = child.stderr.take().ok_or("qemu stderr not piped")?;
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
@@ -152,6 +175,15 @@ pub fn run_headless(m: &Machine, timeout: Duration, mut echo: impl FnMut(&[u8]),
         if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(50)) {
             echo(&chunk);
             serial.extend_from_slice(&chunk);
+            while let Some(st) = script.get(step) {
+                let hay = &serial[matched_to..];
+                let Some(at) = hay.windows(st.expect.len().max(1)).position(|w| w == st.expect.as_bytes()) else { break };
+                matched_to += at + st.expect.len();
+                if let Some(w) = stdin.as_mut() {
+                    let _ = w.write_all(&st.send).and_then(|_| w.flush());
+                }
+                step += 1;
+            }
             if let Some(f) = stop_when {
                 if f(&String::from_utf8_lossy(&serial)) {
                     stopped = true;

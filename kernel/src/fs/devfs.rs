@@ -53,6 +53,11 @@ pub fn register_device(kind: DevKind, rdev: u64, dev: Arc<dyn Device>) {
     DEVICES.lock().insert((kind, rdev), dev);
 }
 
+/// Forgets the device behind `kind` nodes with number `rdev` (a pty that went away).
+pub fn unregister_device(kind: DevKind, rdev: u64) {
+    DEVICES.lock().remove(&(kind, rdev));
+}
+
 pub fn device(kind: DevKind, rdev: u64) -> Option<Arc<dyn Device>> {
     DEVICES.lock().get(&(kind, rdev)).cloned()
 }
@@ -209,6 +214,7 @@ pub const URANDOM: u64 = makedev(1, 9);
 pub const TTY: u64 = makedev(5, 0);
 pub const CONSOLE_DEV: u64 = makedev(5, 1);
 pub const TTYS0: u64 = makedev(4, 64);
+pub const PTMX: u64 = makedev(5, 2);
 
 /// Registers the built-in devices (idempotent).
 pub fn register_builtin() {
@@ -235,7 +241,7 @@ pub fn devfs() -> Arc<TmpFs> {
         register_builtin();
         let fs = TmpFs::new("devtmpfs", 0o755);
         let root: InodeRef = fs.root();
-        let nodes: [(&str, u64, u32); 8] = [
+        let nodes: [(&str, u64, u32); 9] = [
             ("null", NULL, 0o666),
             ("zero", ZERO, 0o666),
             ("full", FULL, 0o666),
@@ -244,6 +250,7 @@ pub fn devfs() -> Arc<TmpFs> {
             ("tty", TTY, 0o666),
             ("console", CONSOLE_DEV, 0o600),
             ("ttyS0", TTYS0, 0o660),
+            ("ptmx", PTMX, 0o666),
         ];
         for (name, rdev, perm) in nodes {
             let _ = root.create(name, NodeKind::CharDev(rdev), perm, 0, 0);
@@ -256,4 +263,20 @@ pub fn devfs() -> Arc<TmpFs> {
         fs
     })
     .clone()
+}
+
+/// Adds `/dev/pts/INDEX` (a pty slave, mode 0620, owned by whoever opened the master).
+pub fn add_pts_node(index: u32, rdev: u64, uid: u32, gid: u32) {
+    if let Ok(pts) = devfs().root().lookup("pts") {
+        let name = alloc::format!("{index}");
+        let _ = pts.unlink(&name, false);
+        let _ = pts.create(&name, NodeKind::CharDev(rdev), 0o620, uid, gid);
+    }
+}
+
+/// Removes `/dev/pts/INDEX` (its master was closed).
+pub fn remove_pts_node(index: u32) {
+    if let Ok(pts) = devfs().root().lookup("pts") {
+        let _ = pts.unlink(&alloc::format!("{index}"), false);
+    }
 }

@@ -34,6 +34,9 @@ pub struct Vma {
     pub prot: u32,
     /// Shown in /proc/PID/maps ("[stack]", "[heap]", a path).
     pub name: alloc::string::String,
+    /// MAP_SHARED|MAP_ANONYMOUS: every page is allocated up front and `fork` shares the
+    /// frames writable instead of copy-on-write.
+    pub shared: bool,
 }
 
 impl Vma {
@@ -157,7 +160,7 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         self.unmap(start, end)?;
-        self.inner.lock().vmas.insert(start, Vma { start, end, prot, name: alloc::string::String::from(name) });
+        self.inner.lock().vmas.insert(start, Vma { start, end, prot, name: alloc::string::String::from(name), shared: false });
         Ok(())
     }
 
@@ -166,7 +169,7 @@ impl AddressSpace {
         if start % PAGE != 0 || end <= start || end > USER_TOP {
             return Err(Errno::EINVAL);
         }
-        self.inner.lock().vmas.insert(start, Vma { start, end, prot, name: alloc::string::String::from(name) });
+        self.inner.lock().vmas.insert(start, Vma { start, end, prot, name: alloc::string::String::from(name), shared: false });
         Ok(())
     }
 
@@ -273,8 +276,27 @@ impl AddressSpace {
     pub fn map_anon_free(&self, len: u64, prot: u32, name: &str) -> KResult<u64> {
         let mut g = self.inner.lock();
         let start = Self::free_range(&g, len)?;
-        g.vmas.insert(start, Vma { start, end: start + len, prot, name: alloc::string::String::from(name) });
+        g.vmas.insert(start, Vma { start, end: start + len, prot, name: alloc::string::String::from(name), shared: false });
         Ok(start)
+    }
+
+    /// Makes the VMA starting at `start` (ending at `end`) shared: its pages are allocated
+    /// now, zeroed, and `fork` shares them with the child instead of copying on write.
+    pub fn share_range(&self, start: u64, end: u64) -> KResult<()> {
+        let mut g = self.inner.lock();
+        let v = g.vmas.get_mut(&start).filter(|v| v.end == end).ok_or(Errno::EINVAL)?;
+        v.shared = true;
+        let flags = v.pte_flags();
+        let mut va = start;
+        while va < end {
+            let e = pte(self.pml4, va, true)?.ok_or(Errno::ENOMEM)?;
+            if e.is_unused() {
+                let f = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
+                e.set_addr(x86_64::PhysAddr::new(f), flags);
+            }
+            va += PAGE;
+        }
+        Ok(())
     }
 
     /// A free range of `len` bytes (top-down from the mmap hint).
@@ -324,12 +346,12 @@ impl AddressSpace {
                     }
                 }
                 None => {
-                    g.vmas.insert(start, Vma { start, end: new_end, prot: PROT_READ | PROT_WRITE, name: "[heap]".into() });
+                    g.vmas.insert(start, Vma { start, end: new_end, prot: PROT_READ | PROT_WRITE, name: "[heap]".into(), shared: false });
                 }
             }
         } else if new_end < old_end && self.unmap(new_end, old_end).is_ok() && new_end > start {
             let mut g = self.inner.lock();
-            g.vmas.insert(start, Vma { start, end: new_end, prot: PROT_READ | PROT_WRITE, name: "[heap]".into() });
+            g.vmas.insert(start, Vma { start, end: new_end, prot: PROT_READ | PROT_WRITE, name: "[heap]".into(), shared: false });
         }
         self.inner.lock().brk = want;
         want
@@ -444,7 +466,9 @@ impl AddressSpace {
                     if !e.is_unused() {
                         let frame = e.addr();
                         let mut fl = e.flags();
-                        if fl.contains(F::WRITABLE) || fl.contains(COW) {
+                        if v.shared {
+                            // Shared memory stays shared: same frame, same permissions.
+                        } else if fl.contains(F::WRITABLE) || fl.contains(COW) {
                             fl = (fl - F::WRITABLE) | COW;
                             e.set_flags(fl);
                         }

@@ -24,6 +24,49 @@ use crate::sync::spin::IrqSpinLock;
 
 pub use signal::SigState;
 
+/// Job-control state of a process (the "state lock" level of the lock order).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JobCtl {
+    /// Every thread parks on its way to user mode until SIGCONT or SIGKILL.
+    pub stopped: bool,
+    /// The signal that stopped it.
+    pub stop_sig: u32,
+    /// A stop that `wait` (WUNTRACED/WSTOPPED) has not reported yet.
+    pub report_stop: bool,
+    /// A continue that `wait` (WCONTINUED) has not reported yet.
+    pub report_cont: bool,
+}
+
+/// What `wait4`/`waitid` report about a child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitEvent {
+    Exited(ExitStatus),
+    Stopped(u32),
+    Continued,
+}
+
+impl WaitEvent {
+    /// The `wstatus` word.
+    pub fn wstatus(self) -> i32 {
+        match self {
+            WaitEvent::Exited(st) => st.wstatus(),
+            WaitEvent::Stopped(sig) => 0x7f | ((sig as i32) << 8),
+            WaitEvent::Continued => 0xffff,
+        }
+    }
+}
+
+/// Which events a wait call asks for.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WaitOpts {
+    pub nohang: bool,
+    pub exited: bool,
+    pub stopped: bool,
+    pub continued: bool,
+    /// Report without consuming (WNOWAIT).
+    pub nowait: bool,
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Creds {
     pub uid: u32,
@@ -82,6 +125,12 @@ pub struct Process {
     /// vfork/CLONE_VFORK parents wait here until the child execs or exits.
     pub vfork_done: WaitQueue,
     pub vfork_released: AtomicBool,
+    /// Stopped / continued (job control).
+    pub job: IrqSpinLock<JobCtl>,
+    /// Bumped by every SIGCONT: a stop signal dequeued before a SIGCONT does not stop.
+    pub cont_gen: AtomicU64,
+    /// Threads of a stopped process park here.
+    pub stop_wq: WaitQueue,
 }
 
 /// A user thread: the process it belongs to and its per-thread state.
@@ -166,6 +215,9 @@ impl Process {
             itimer: IrqSpinLock::new((0, 0, 0)),
             vfork_done: WaitQueue::new(),
             vfork_released: AtomicBool::new(false),
+            job: IrqSpinLock::new(JobCtl::default()),
+            cont_gen: AtomicU64::new(0),
+            stop_wq: WaitQueue::new(),
         });
         PROCS.lock().insert(pid, Arc::downgrade(&p));
         p
@@ -192,6 +244,61 @@ impl Process {
     pub fn parent(&self) -> Option<Arc<Process>> {
         process(self.ppid.load(Ordering::Relaxed))
     }
+
+    pub fn pgid(&self) -> u32 {
+        self.pgid.load(Ordering::Relaxed)
+    }
+
+    pub fn sid(&self) -> u32 {
+        self.sid.load(Ordering::Relaxed)
+    }
+
+    /// Not yet a zombie.
+    pub fn alive(&self) -> bool {
+        !self.zombie.load(Ordering::Acquire)
+    }
+
+    /// What a waiting parent may be told about this child (without consuming it).
+    fn wait_event(&self, o: &WaitOpts) -> Option<WaitEvent> {
+        if !self.alive() {
+            return o.exited.then(|| WaitEvent::Exited(self.exit.lock().unwrap_or(ExitStatus::Exited(0))));
+        }
+        let j = *self.job.lock();
+        if o.stopped && j.stopped && j.report_stop {
+            return Some(WaitEvent::Stopped(j.stop_sig));
+        }
+        if o.continued && j.report_cont {
+            return Some(WaitEvent::Continued);
+        }
+        None
+    }
+}
+
+/// The live members of process group `pgid`.
+pub fn pgrp_members(pgid: u32) -> Vec<Arc<Process>> {
+    all_processes().into_iter().filter(|p| p.pgid() == pgid && p.alive()).collect()
+}
+
+/// True if some live process belongs to session `sid` with group `pgid`.
+pub fn pgrp_in_session(pgid: u32, sid: u32) -> Option<bool> {
+    let m = pgrp_members(pgid);
+    if m.is_empty() {
+        return None;
+    }
+    Some(m.iter().any(|p| p.sid() == sid))
+}
+
+/// POSIX: a process group is orphaned when no member has a parent in another group of the
+/// same session (nobody left to resume it). An empty group counts as orphaned.
+pub fn pgrp_orphaned(pgid: u32) -> bool {
+    for p in pgrp_members(pgid) {
+        if let Some(par) = p.parent() {
+            if par.alive() && par.pgid() != pgid && par.sid() == p.sid() {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 impl Task {
@@ -352,6 +459,17 @@ fn finish_process(p: &Arc<Process>) {
     p.files.lock().close_all();
     *p.fs.lock() = None;
     let status = p.exit.lock().unwrap_or(ExitStatus::Exited(0));
+    if p.pid == p.sid() {
+        crate::tty::session_leader_exit(p.sid());
+    }
+    // Groups this exit may orphan: its own, and its children's groups in the same session.
+    let mut groups: Vec<u32> = alloc::vec![p.pgid()];
+    for k in p.children.lock().iter() {
+        if k.pgid() != p.pgid() && k.sid() == p.sid() && !groups.contains(&k.pgid()) {
+            groups.push(k.pgid());
+        }
+    }
+    let was_orphaned: Vec<bool> = groups.iter().map(|&g| pgrp_orphaned(g)).collect();
     // Orphans go to init (pid 1).
     let kids: Vec<Arc<Process>> = core::mem::take(&mut *p.children.lock());
     if !kids.is_empty() {
@@ -370,6 +488,18 @@ fn finish_process(p: &Arc<Process>) {
     }
     p.zombie.store(true, Ordering::Release);
     p.vfork_done.wake_all();
+    // A group orphaned by this exit that has stopped members gets SIGHUP then SIGCONT.
+    for (g, was) in groups.into_iter().zip(was_orphaned) {
+        if !was && pgrp_orphaned(g) {
+            let members = pgrp_members(g);
+            if members.iter().any(|m| m.job.lock().stopped) {
+                for m in &members {
+                    signal::send_process(m, signal::SIGHUP);
+                    signal::send_process(m, signal::SIGCONT);
+                }
+            }
+        }
+    }
     if p.pid == 1 {
         if let Some(f) = INIT_EXIT.get() {
             f(status);
@@ -381,62 +511,69 @@ fn finish_process(p: &Arc<Process>) {
     }
 }
 
-/// `wait4`: reaps a zombie child (pid > 0: that one; -1: any). Returns (pid, status), or
-/// None with WNOHANG when no child has exited yet.
-pub fn wait_child(pid: i64, nohang: bool) -> KResult<Option<(u32, ExitStatus)>> {
+/// `wait4`/`waitid`: the first matching child (pid > 0: that one; -1: any; 0: our group;
+/// < -1: group -pid) with an event `o` asks for: exit (the zombie is reaped unless
+/// `nowait`), stop or continue (each reported once unless `nowait`). None with `nohang`
+/// when no child has such an event yet.
+pub fn wait_child(pid: i64, o: WaitOpts) -> KResult<Option<(u32, WaitEvent)>> {
     let me = current_process().ok_or(Errno::ECHILD)?;
+    let matches = |me: &Process, k: &Process| match pid {
+        -1 => true,
+        p if p > 0 => k.pid as i64 == p,
+        0 => k.pgid() == me.pgid(),
+        p => k.pgid() as i64 == -p,
+    };
     loop {
-        let mut found = None;
-        let mut any = false;
         {
             let mut kids = me.children.lock();
+            let mut any = false;
+            let mut found = None;
             for (i, k) in kids.iter().enumerate() {
-                let matches = match pid {
-                    -1 => true,
-                    p if p > 0 => k.pid as i64 == p,
-                    0 => k.pgid.load(Ordering::Relaxed) == me.pgid.load(Ordering::Relaxed),
-                    p => k.pgid.load(Ordering::Relaxed) as i64 == -p,
-                };
-                if !matches {
+                if !matches(&me, k) {
                     continue;
                 }
                 any = true;
-                if k.zombie.load(Ordering::Acquire) {
-                    found = Some(i);
+                if let Some(ev) = k.wait_event(&o) {
+                    found = Some((i, ev));
                     break;
                 }
             }
-            if let Some(i) = found {
-                let k = kids.remove(i);
-                let st = k.exit.lock().unwrap_or(ExitStatus::Exited(0));
-                me.children_ns.fetch_add(k.cpu_ns() + k.children_ns.load(Ordering::Relaxed), Ordering::Relaxed);
-                PROCS.lock().remove(&k.pid);
-                return Ok(Some((k.pid, st)));
+            if !any {
+                return Err(Errno::ECHILD);
+            }
+            if let Some((i, ev)) = found {
+                let pid = kids[i].pid;
+                if !o.nowait {
+                    match ev {
+                        WaitEvent::Exited(_) => {
+                            let k = kids.remove(i);
+                            me.children_ns.fetch_add(k.cpu_ns() + k.children_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+                            PROCS.lock().remove(&k.pid);
+                        }
+                        WaitEvent::Stopped(_) => kids[i].job.lock().report_stop = false,
+                        WaitEvent::Continued => kids[i].job.lock().report_cont = false,
+                    }
+                }
+                return Ok(Some((pid, ev)));
             }
         }
-        if !any {
-            return Err(Errno::ECHILD);
-        }
-        if nohang {
+        if o.nohang {
             return Ok(None);
         }
         let me2 = me.clone();
-        let interrupted = {
-            let mut intr = false;
-            me.child_event.wait_until(
-                || {
-                    if signal::pending_for_current() {
-                        intr = true;
-                        return true;
-                    }
-                    me2.children.lock().iter().any(|k| k.zombie.load(Ordering::Acquire))
-                },
-                None,
-            );
-            intr
-        };
-        if interrupted {
-            return Err(Errno::EINTR);
+        let mut intr = false;
+        me.child_event.wait_until(
+            || {
+                if signal::pending_for_current() {
+                    intr = true;
+                    return true;
+                }
+                me2.children.lock().iter().any(|k| matches(&me2, k) && k.wait_event(&o).is_some())
+            },
+            None,
+        );
+        if intr {
+            return Err(Errno::ERESTARTSYS);
         }
     }
 }
@@ -472,15 +609,31 @@ pub fn user_exception(frame: &mut TrapFrame) {
     }
 }
 
-/// On every return to user mode: die if killed, deliver pending signals.
+/// On every return to user mode: die if killed, park while the process is stopped, deliver
+/// pending signals; a system call that asked to be restarted (ERESTARTSYS) and ran no
+/// handler is restarted.
 pub fn return_to_user_hook(frame: &mut TrapFrame) {
     let Some(t) = sched::current().task.get().cloned() else { return };
-    if t.killed.load(Ordering::Acquire) {
-        let st = t.process.exit.lock().unwrap_or(ExitStatus::Signaled(signal::SIGKILL as u8));
-        drop(t);
-        exit_thread(st);
+    loop {
+        if t.killed.load(Ordering::Acquire) {
+            let st = t.process.exit.lock().unwrap_or(ExitStatus::Signaled(signal::SIGKILL as u8));
+            drop(t);
+            exit_thread(st);
+        }
+        if t.process.job.lock().stopped {
+            let p = t.process.clone();
+            p.stop_wq.wait_until(|| !p.job.lock().stopped || t.killed.load(Ordering::Acquire), None);
+            continue;
+        }
+        match signal::deliver(&t, frame) {
+            signal::Delivered::Nothing | signal::Delivered::Handler => break,
+            signal::Delivered::Ignored | signal::Delivered::Stopped => {}
+        }
     }
-    signal::deliver(&t, frame);
+    if frame.vector == crate::arch::user::SYSCALL_VECTOR && frame.rax == Errno::ERESTARTSYS.to_ret() {
+        frame.rax = frame.error_code; // the original syscall number
+        frame.rip -= 2;
+    }
 }
 
 /// Fills `buf` with random bytes (RDSEED/RDRAND, else a TSC-seeded generator).

@@ -33,6 +33,7 @@ pub const SIGTTOU: u32 = 22;
 pub const SIGURG: u32 = 23;
 pub const SIGWINCH: u32 = 28;
 
+pub const SA_NOCLDSTOP: u64 = 1;
 pub const SA_SIGINFO: u64 = 4;
 pub const SA_ONSTACK: u64 = 0x0800_0000;
 pub const SA_RESTORER: u64 = 0x0400_0000;
@@ -117,11 +118,75 @@ fn default_action(sig: u32) -> Default_ {
     }
 }
 
+fn is_stop(sig: u32) -> bool {
+    matches!(sig, SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU)
+}
+
+const STOP_MASK: u64 = (1 << (SIGSTOP - 1)) | (1 << (SIGTSTP - 1)) | (1 << (SIGTTIN - 1)) | (1 << (SIGTTOU - 1));
+
+/// What happens when a signal is sent, whatever its action (Linux's `prepare_signal`): a
+/// stop signal discards pending SIGCONTs; SIGCONT discards pending stop signals and resumes
+/// a stopped process (its parent hears of it).
+fn prepare(p: &Arc<Process>, sig: u32) {
+    if is_stop(sig) {
+        for t in p.live_threads() {
+            t.sig.lock().pending &= !bit(SIGCONT);
+        }
+    } else if sig == SIGCONT {
+        let threads = p.live_threads();
+        let resumed = {
+            let mut j = p.job.lock();
+            p.cont_gen.fetch_add(1, Ordering::AcqRel);
+            for t in &threads {
+                t.sig.lock().pending &= !STOP_MASK;
+            }
+            let was = j.stopped;
+            if was {
+                j.stopped = false;
+                j.report_stop = false;
+                j.report_cont = true;
+            }
+            was
+        };
+        if resumed {
+            p.stop_wq.wake_all();
+            notify_parent_jobctl(p);
+        }
+    }
+}
+
+/// A child stopped or continued: SIGCHLD to the parent (unless it asked for SA_NOCLDSTOP),
+/// and wake its wait.
+fn notify_parent_jobctl(p: &Process) {
+    if let Some(parent) = p.parent() {
+        if parent.sig.lock().get(SIGCHLD).flags & SA_NOCLDSTOP == 0 {
+            send_process(&parent, SIGCHLD);
+        }
+        parent.child_event.wake_all();
+    }
+}
+
+/// Sends `sig` to every live member of process group `pgid`; false if there is none.
+pub fn send_pgrp(pgid: u32, sig: u32) -> bool {
+    let members = super::pgrp_members(pgid);
+    for p in &members {
+        send_process(p, sig);
+    }
+    !members.is_empty()
+}
+
+/// True if the calling thread blocks `sig` or its process ignores it (SIG_IGN).
+pub fn current_blocks_or_ignores(sig: u32) -> bool {
+    let Some(t) = super::current_task() else { return true };
+    t.sig.lock().mask & bit(sig) != 0 || t.process.sig.lock().get(sig).handler == SIG_IGN
+}
+
 /// Marks `sig` pending on one thread and wakes it so a blocking call can return EINTR.
 pub fn send_task(t: &Arc<Task>, sig: u32) {
     if sig == 0 {
         return;
     }
+    prepare(&t.process, sig);
     // An ignored signal that is not blocked is discarded, as on Linux (it must not make a
     // blocking call return EINTR).
     if is_ignored(&t.process, sig) && t.sig.lock().mask & bit(sig) == 0 {
@@ -214,22 +279,67 @@ fn sigcontext(f: &TrapFrame, mask: u64, fpstate: u64, err_trap: (u64, u64), cr2:
     c
 }
 
+/// What [`deliver`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivered {
+    /// No deliverable signal.
+    Nothing,
+    /// A signal whose action is to do nothing was taken; there may be more.
+    Ignored,
+    /// The process stopped: the caller parks until it continues.
+    Stopped,
+    /// `frame` now enters a handler.
+    Handler,
+}
+
 /// Delivers one pending, unblocked signal (if any) by rewriting `frame`.
-pub fn deliver(t: &Arc<Task>, frame: &mut TrapFrame) {
-    deliver_one(t, frame);
+pub fn deliver(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
+    let d = deliver_one(t, frame);
     // rt_sigsuspend's temporary mask ends once the wait is over, handler or not.
     let mut s = t.sig.lock();
     if let Some(m) = s.restore_mask.take() {
         s.mask = m;
     }
+    d
 }
 
-fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) {
+/// The default action of a stop signal: unless a SIGCONT came after it was dequeued (`cont_gen`),
+/// the process stops and its parent is told. Stops of pid 1 and terminal stops of an
+/// orphaned process group are discarded.
+fn stop_process(t: &Arc<Task>, sig: u32, cont_gen: u64) -> Delivered {
+    let p = &t.process;
+    if p.pid == 1 || (sig != SIGSTOP && super::pgrp_orphaned(p.pgid())) {
+        return Delivered::Ignored;
+    }
+    {
+        let mut j = p.job.lock();
+        if p.cont_gen.load(Ordering::Acquire) != cont_gen {
+            return Delivered::Ignored;
+        }
+        j.stopped = true;
+        j.stop_sig = sig;
+        j.report_stop = true;
+        j.report_cont = false;
+    }
+    // The other threads park at their next return to user mode.
+    for other in p.live_threads() {
+        if other.tid != t.tid {
+            if let Some(th) = other.thread() {
+                crate::sched::wake(&th);
+            }
+        }
+    }
+    notify_parent_jobctl(p);
+    Delivered::Stopped
+}
+
+fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
+    let cont_gen = t.process.cont_gen.load(Ordering::Acquire);
     let (sig, mask, fault_addr) = {
         let mut s = t.sig.lock();
         let ready = s.pending & !s.mask;
         if ready == 0 {
-            return;
+            return Delivered::Nothing;
         }
         // The frame records the mask to return to: the pre-sigsuspend one if any.
         let frame_mask = s.restore_mask.take().unwrap_or(s.mask);
@@ -241,14 +351,10 @@ fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) {
 
     let act = t.process.sig.lock().get(sig);
     match act.handler {
-        SIG_IGN if sig != SIGKILL && sig != SIGSTOP => return,
+        SIG_IGN if sig != SIGKILL && sig != SIGSTOP => return Delivered::Ignored,
         SIG_DFL | SIG_IGN => match default_action(sig) {
-            Default_::Ignore | Default_::Continue => return,
-            Default_::Stop => {
-                // Job control stops are not implemented yet: treat as ignored.
-                log::debug!("pid {}: stop signal {sig} ignored (job control not implemented)", t.process.pid);
-                return;
-            }
+            Default_::Ignore | Default_::Continue => return Delivered::Ignored,
+            Default_::Stop => return stop_process(t, sig, cont_gen),
             Default_::Terminate => {
                 let p = t.process.clone();
                 drop(p);
@@ -282,6 +388,7 @@ fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) {
     if act.flags & SA_RESETHAND != 0 {
         t.process.sig.lock().0[sig as usize - 1] = SigAction::default();
     }
+    Delivered::Handler
 }
 
 fn setup_frame(t: &Arc<Task>, frame: &mut TrapFrame, sig: u32, act: &SigAction, mask: u64, fault_addr: u64) -> KResult<()> {

@@ -65,7 +65,7 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
     if fixed {
         a.map_anon(start, start + len, prot | PROT_WRITE, name)?;
     }
-    if let Some(f) = file {
+    if let Some(f) = &file {
         let mut buf = alloc::vec![0u8; 64 * 1024];
         let mut done = 0u64;
         while done < len {
@@ -76,6 +76,12 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
             }
             a.write_bytes(start + done, &buf[..n])?;
             done += n as u64;
+        }
+    }
+    if flags & MAP_SHARED != 0 && file.is_none() {
+        if let Err(e) = a.share_range(start, start + len) {
+            let _ = a.unmap(start, start + len);
+            return Err(e);
         }
     }
     if prot & PROT_WRITE == 0 {

@@ -165,14 +165,32 @@ fn exit_group(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 const WNOHANG: u64 = 1;
+const WUNTRACED: u64 = 2; // WSTOPPED for waitid
+const WEXITED: u64 = 4;
+const WCONTINUED: u64 = 8;
+const WNOWAIT: u64 = 0x0100_0000;
+const WNOTHREAD: u64 = 0x2000_0000;
+const WALL: u64 = 0x4000_0000;
+const WCLONE: u64 = 0x8000_0000;
 
 fn wait4(c: &mut Call<'_>) -> KResult<u64> {
     let pid = c.i32(0) as i64;
-    match proc::wait_child(pid, c.a2() & WNOHANG != 0)? {
+    let opts = c.a2();
+    if opts & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let o = proc::WaitOpts {
+        nohang: opts & WNOHANG != 0,
+        exited: true,
+        stopped: opts & WUNTRACED != 0,
+        continued: opts & WCONTINUED != 0,
+        nowait: false,
+    };
+    match proc::wait_child(pid, o)? {
         None => Ok(0),
-        Some((pid, st)) => {
+        Some((pid, ev)) => {
             if c.a1() != 0 {
-                write_val(c.a1(), &st.wstatus())?;
+                write_val(c.a1(), &ev.wstatus())?;
             }
             if c.a3() != 0 {
                 copy_to_user(c.a3(), &[0u8; 144])?; // struct rusage: zeros
@@ -183,21 +201,37 @@ fn wait4(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn waitid(c: &mut Call<'_>) -> KResult<u64> {
+    let opts = c.a3();
+    if opts & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE) != 0
+        || opts & (WUNTRACED | WEXITED | WCONTINUED) == 0
+    {
+        return Err(Errno::EINVAL);
+    }
     // idtype: 0 P_ALL, 1 P_PID, 2 P_PGID
     let pid = match c.a0() {
         0 => -1,
-        1 => c.a1() as i64,
-        2 => -(c.a1() as i64),
+        1 if c.a1() as i32 > 0 => c.a1() as i32 as i64,
+        2 if c.a1() as i32 >= 0 => -(c.a1() as i32 as i64),
         _ => return Err(Errno::EINVAL),
     };
-    let r = proc::wait_child(pid, c.a3() & WNOHANG != 0)?;
+    // (P_PGID with id 0 is the caller's group, as wait4(0).)
+    let o = proc::WaitOpts {
+        nohang: opts & WNOHANG != 0,
+        exited: opts & WEXITED != 0,
+        stopped: opts & WUNTRACED != 0,
+        continued: opts & WCONTINUED != 0,
+        nowait: opts & WNOWAIT != 0,
+    };
+    let r = proc::wait_child(pid, o)?;
     if c.a2() != 0 {
         let mut info = [0u8; 128];
-        if let Some((p, st)) = r {
+        if let Some((p, ev)) = r {
             info[0..4].copy_from_slice(&(crate::proc::signal::SIGCHLD as i32).to_le_bytes());
-            let (code, status) = match st {
-                ExitStatus::Exited(v) => (1i32, i32::from(v)),  // CLD_EXITED
-                ExitStatus::Signaled(s) => (2i32, i32::from(s)), // CLD_KILLED
+            let (code, status) = match ev {
+                proc::WaitEvent::Exited(ExitStatus::Exited(v)) => (1i32, i32::from(v)), // CLD_EXITED
+                proc::WaitEvent::Exited(ExitStatus::Signaled(s)) => (2i32, i32::from(s)), // CLD_KILLED
+                proc::WaitEvent::Stopped(s) => (5i32, s as i32),                          // CLD_STOPPED
+                proc::WaitEvent::Continued => (6i32, crate::proc::signal::SIGCONT as i32), // CLD_CONTINUED
             };
             info[8..12].copy_from_slice(&code.to_le_bytes());
             info[16..20].copy_from_slice(&(p as i32).to_le_bytes());
@@ -310,7 +344,18 @@ fn setpgid(c: &mut Call<'_>) -> KResult<u64> {
     if p.pid != me.pid && p.ppid.load(Ordering::Relaxed) != me.pid {
         return Err(Errno::ESRCH);
     }
+    if (c.a1() as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
     let pg = if c.a1() == 0 { pid } else { c.a1() as u32 };
+    // A session leader stays in its group; a child must be in our session; a group joined
+    // must exist in our session.
+    if p.pid == p.sid() || p.sid() != me.sid() {
+        return Err(Errno::EPERM);
+    }
+    if pg != p.pid && proc::pgrp_in_session(pg, me.sid()) != Some(true) {
+        return Err(Errno::EPERM);
+    }
     p.pgid.store(pg, Ordering::Relaxed);
     Ok(0)
 }
