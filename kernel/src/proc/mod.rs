@@ -376,10 +376,20 @@ fn finish_process(p: &Arc<Process>) {
         }
     }
     if let Some(parent) = p.parent() {
+        // A parent ignoring SIGCHLD (or with SA_NOCLDWAIT) leaves no zombies: the child is
+        // reaped at once, and a wait4 for it ends in ECHILD once no other child remains.
+        let act = parent.sig.lock().get(signal::SIGCHLD);
+        if act.handler == signal::SIG_IGN || act.flags & SA_NOCLDWAIT != 0 {
+            parent.children.lock().retain(|k| k.pid != p.pid);
+            PROCS.lock().remove(&p.pid);
+        }
         signal::send_process(&parent, signal::SIGCHLD);
         parent.child_event.wake_all();
     }
 }
+
+/// `sa_flags` bit: children of this process are not turned into zombies.
+const SA_NOCLDWAIT: u64 = 2;
 
 /// `wait4`: reaps a zombie child (pid > 0: that one; -1: any). Returns (pid, status), or
 /// None with WNOHANG when no child has exited yet.
