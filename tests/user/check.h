@@ -1,6 +1,8 @@
 /* Shared helpers for the C test suite (tests/user/t_*.c): each check prints exactly one
  * line, "PASS: <area>.<name>" or "FAIL: <area>.<name>: <reason>", and check_done() prints
  * "SUMMARY: <area> P passed F failed" and returns the exit status (1 if anything failed).
+ * Checks of features AdrOS lacks so far sit inside "#ifdef CHECK_ALL" (build a program
+ * with -DCHECK_ALL to run them too); they are listed where each program says so.
  * Not a program itself: xtask compiles only the .c files in tests/user. */
 #ifndef ADROS_CHECK_H
 #define ADROS_CHECK_H

@@ -2,7 +2,7 @@
  * masks and pending sets, sigsuspend, sigtimedwait, sigaltstack, kill/tkill/tgkill,
  * EINTR versus restart, SIGCHLD, queued real-time signals, exec and fork inheritance, and
  * default actions seen through wait statuses. (No stop/continue: job control is tested
- * elsewhere.) Built with -DCHECK_SIGINFO_DETAILS it also checks siginfo's si_code, si_pid
+ * elsewhere.) Built with -DCHECK_ALL it also checks siginfo's si_code, si_pid
  * and si_status and the queueing of real-time signals, which AdrOS does not have yet. */
 #include "check.h"
 #include <fcntl.h>
@@ -98,12 +98,12 @@ int main(int argc, char **argv) {
     hits = 0;
     kill(getpid(), SIGUSR1);
     CHECK("sa_siginfo_signo", hits == 1 && si_signo_v == SIGUSR1);
-#ifdef CHECK_SIGINFO_DETAILS
+#ifdef CHECK_ALL
     CHECK("sa_siginfo_kill", si_code_v == SI_USER && si_pid_v == getpid());
 #endif
     syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGUSR1);
     CHECK("sa_siginfo_tgkill", hits == 2 && si_signo_v == SIGUSR1);
-#ifdef CHECK_SIGINFO_DETAILS
+#ifdef CHECK_ALL
     CHECK("sa_siginfo_tgkill_code", si_code_v == SI_TKILL);
 #endif
     syscall(SYS_tkill, syscall(SYS_gettid), SIGUSR1);
@@ -172,7 +172,7 @@ int main(int argc, char **argv) {
     raise(SIGRTMIN);
     raise(SIGRTMIN);
     sigprocmask(SIG_UNBLOCK, &set1, 0);
-#ifdef CHECK_SIGINFO_DETAILS
+#ifdef CHECK_ALL
     CHECKF("rt_signals_queue", hits == 3, "%d deliveries", (int)hits);
 #endif
     /* lower-numbered pending signals are delivered first */
@@ -199,7 +199,7 @@ int main(int argc, char **argv) {
     ts.tv_sec = 5;
     memset(&si, 0, sizeof si);
     CHECK("sigtimedwait_from_child", sigtimedwait(&set1, &si, &ts) == SIGUSR2 && si.si_signo == SIGUSR2);
-#ifdef CHECK_SIGINFO_DETAILS
+#ifdef CHECK_ALL
     CHECK("sigtimedwait_si_pid", si.si_pid == c && si.si_code == SI_USER);
 #endif
     wait_status(c);
@@ -336,7 +336,7 @@ int main(int argc, char **argv) {
     if (c == 0) _exit(7);
     sigsuspend(&empty);
     CHECK("sigchld_handler", hits == 1 && last_sig == SIGCHLD && si_signo_v == SIGCHLD);
-#ifdef CHECK_SIGINFO_DETAILS
+#ifdef CHECK_ALL
     CHECK("sigchld_siginfo", si_pid_v == c && si_code_v == CLD_EXITED && si_status_v == 7);
 #endif
     sigprocmask(SIG_UNBLOCK, &set1, 0);

@@ -303,7 +303,11 @@ pub fn exit_thread(status: ExitStatus) -> ! {
         }
         let p = me.process.clone();
         TASKS.lock().remove(&me.tid);
-        me.process.dead_threads_ns.fetch_add(sched::current().run_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+        // The thread's CPU time so far, including the slice it is running now (its last).
+        let th = sched::current();
+        let since = th.ran_since.load(Ordering::Relaxed);
+        let slice = if since != 0 { crate::time::now_ns().saturating_sub(since) } else { 0 };
+        me.process.dead_threads_ns.fetch_add(th.run_ns.load(Ordering::Relaxed) + slice, Ordering::Relaxed);
         let last = {
             let mut th = p.threads.lock();
             th.retain(|w| w.upgrade().is_some_and(|t| t.tid != me.tid));

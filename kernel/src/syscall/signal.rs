@@ -147,7 +147,7 @@ fn kill(c: &mut Call<'_>) -> KResult<u64> {
         -1 => proc::all_processes().into_iter().filter(|p| p.pid != 1 && p.pid != me.pid).collect(),
         p => proc::all_processes().into_iter().filter(|x| x.pgid.load(Ordering::Relaxed) == (-p) as u32).collect(),
     };
-    let targets: alloc::vec::Vec<_> = targets.into_iter().filter(|p| !p.zombie.load(Ordering::Acquire)).collect();
+    // A zombie still exists until reaped: signalling it succeeds and does nothing.
     if targets.is_empty() {
         return Err(Errno::ESRCH);
     }
@@ -155,8 +155,8 @@ fn kill(c: &mut Call<'_>) -> KResult<u64> {
     if targets.is_empty() {
         return Err(Errno::EPERM);
     }
-    for p in targets {
-        sig::send_process(&p, s);
+    for p in targets.iter().filter(|p| !p.zombie.load(Ordering::Acquire)) {
+        sig::send_process(p, s);
     }
     Ok(0)
 }
