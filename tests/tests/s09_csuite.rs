@@ -38,36 +38,36 @@ fn run(prog: &str, area: &str, min: usize) -> usize {
 }
 
 #[test]
-fn files() {
+fn csuite_files() {
     run("t_files", "files", 140);
 }
 
 #[test]
-fn pipes() {
+fn csuite_pipes() {
     run("t_pipes", "pipes", 50);
 }
 
 #[test]
-fn signals() {
+fn csuite_signals() {
     run("t_signals", "signals", 55);
 }
 
 #[test]
-fn proc() {
+fn csuite_proc() {
     run("t_proc", "proc", 60);
 }
 
 #[test]
-fn mem() {
+fn csuite_mem() {
     run("t_mem", "mem", 50);
 }
 
 #[test]
-fn time() {
+fn csuite_time() {
     run("t_time", "time", 45);
 }
 
 #[test]
-fn dev() {
+fn csuite_dev() {
     run("t_dev", "dev", 45);
 }
