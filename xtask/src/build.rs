@@ -138,10 +138,24 @@ pub fn build_user_tests() -> Result<Vec<crate::initrd::Extra>> {
     let Ok(rd) = std::fs::read_dir(&src) else { return Ok(v) };
     let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "c")).collect();
     files.sort();
+    // Headers (tests/user/*.h, e.g. check.h) are not programs; a program is rebuilt when
+    // it or any header is newer than its binary.
+    let newest_header = std::fs::read_dir(&src)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "h"))
+        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .max();
     for c in files {
         let name = c.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let bin = out.join(&name);
-        let fresh = std::fs::metadata(&bin).and_then(|b| Ok(b.modified()? >= std::fs::metadata(&c)?.modified()?)).unwrap_or(false);
+        let fresh = std::fs::metadata(&bin)
+            .and_then(|b| {
+                let built = b.modified()?;
+                Ok(built >= std::fs::metadata(&c)?.modified()? && newest_header.is_none_or(|h| built >= h))
+            })
+            .unwrap_or(false);
         if !fresh {
             run_checked(
                 Command::new("musl-gcc").args(["-static", "-O2", "-pthread", "-o"]).arg(&bin).arg(&c),

@@ -406,43 +406,53 @@ pub fn open(ctx: &FsCtx, base: Option<&PathRef>, path: &str, flags: u32, mode: u
         if flags & O_DIRECTORY != 0 {
             return Err(Errno::EINVAL);
         }
-        let (dir, name, trailing) = walk_parent(ctx, base, path)?;
-        if name.is_empty() || name == "." || name == ".." {
-            return Err(Errno::EISDIR);
-        }
-        permission(ctx, &dir.stat(), X_OK)?;
-        match dir.node.lookup(&name) {
-            Ok(child) => {
-                if flags & O_EXCL != 0 {
-                    return Err(Errno::EEXIST);
-                }
-                let child = cross_down(PathRef { mnt: dir.mnt.clone(), node: child, up: None });
-                if child.stat().is_symlink() {
-                    if !follow {
-                        return Err(Errno::ELOOP);
+        let (mut dir, mut name, mut trailing) = walk_parent(ctx, base, path)?;
+        let mut links = 0;
+        loop {
+            if name.is_empty() || name == "." || name == ".." {
+                return Err(Errno::EISDIR);
+            }
+            permission(ctx, &dir.stat(), X_OK)?;
+            match dir.node.lookup(&name) {
+                Ok(child) => {
+                    if flags & O_EXCL != 0 {
+                        return Err(Errno::EEXIST);
                     }
-                    let target = child.node.readlink()?;
-                    let mut links = 1;
-                    walk_from(ctx, dir, &target, true, &mut links)?
-                } else {
+                    let child = cross_down(PathRef { mnt: dir.mnt.clone(), node: child, up: None });
+                    if child.stat().is_symlink() {
+                        if !follow {
+                            return Err(Errno::ELOOP);
+                        }
+                        // Follow it; a dangling link's target is created (as on Linux).
+                        links += 1;
+                        if links > MAX_SYMLINKS {
+                            return Err(Errno::ELOOP);
+                        }
+                        let target = child.node.readlink()?;
+                        if target.is_empty() {
+                            return Err(Errno::ENOENT);
+                        }
+                        (dir, name, trailing) = walk_parent(ctx, Some(&dir), &target)?;
+                        continue;
+                    }
                     if trailing && !child.stat().is_dir() {
                         return Err(Errno::ENOTDIR);
                     }
-                    if child.stat().is_dir() { child } else { PathRef { up: Some(Arc::new((dir, name))), ..child } }
+                    break if child.stat().is_dir() { child } else { PathRef { up: Some(Arc::new((dir, name))), ..child } };
                 }
-            }
-            Err(Errno::ENOENT) => {
-                if trailing {
-                    return Err(Errno::EISDIR);
+                Err(Errno::ENOENT) => {
+                    if trailing {
+                        return Err(Errno::EISDIR);
+                    }
+                    let dst = dir.stat();
+                    permission(ctx, &dst, W_OK | X_OK)?;
+                    let gid = if dst.mode & S_ISGID != 0 { dst.gid } else { ctx.gid };
+                    let node = dir.node.create(&name, NodeKind::Regular, mode & 0o7777 & !ctx.umask, ctx.uid, gid)?;
+                    created = true;
+                    break PathRef { mnt: dir.mnt.clone(), node, up: Some(Arc::new((dir, name))) };
                 }
-                let dst = dir.stat();
-                permission(ctx, &dst, W_OK | X_OK)?;
-                let gid = if dst.mode & S_ISGID != 0 { dst.gid } else { ctx.gid };
-                let node = dir.node.create(&name, NodeKind::Regular, mode & 0o7777 & !ctx.umask, ctx.uid, gid)?;
-                created = true;
-                PathRef { mnt: dir.mnt.clone(), node, up: Some(Arc::new((dir, name))) }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
     } else {
         lookup(ctx, base, path, follow)?

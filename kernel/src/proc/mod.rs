@@ -410,7 +410,11 @@ pub fn exit_thread(status: ExitStatus) -> ! {
         }
         let p = me.process.clone();
         TASKS.lock().remove(&me.tid);
-        me.process.dead_threads_ns.fetch_add(sched::current().run_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+        // The thread's CPU time so far, including the slice it is running now (its last).
+        let th = sched::current();
+        let since = th.ran_since.load(Ordering::Relaxed);
+        let slice = if since != 0 { crate::time::now_ns().saturating_sub(since) } else { 0 };
+        me.process.dead_threads_ns.fetch_add(th.run_ns.load(Ordering::Relaxed) + slice, Ordering::Relaxed);
         let last = {
             let mut th = p.threads.lock();
             th.retain(|w| w.upgrade().is_some_and(|t| t.tid != me.tid));
@@ -506,10 +510,20 @@ fn finish_process(p: &Arc<Process>) {
         }
     }
     if let Some(parent) = p.parent() {
+        // A parent ignoring SIGCHLD (or with SA_NOCLDWAIT) leaves no zombies: the child is
+        // reaped at once, and a wait4 for it ends in ECHILD once no other child remains.
+        let act = parent.sig.lock().get(signal::SIGCHLD);
+        if act.handler == signal::SIG_IGN || act.flags & SA_NOCLDWAIT != 0 {
+            parent.children.lock().retain(|k| k.pid != p.pid);
+            PROCS.lock().remove(&p.pid);
+        }
         signal::send_process(&parent, signal::SIGCHLD);
         parent.child_event.wake_all();
     }
 }
+
+/// `sa_flags` bit: children of this process are not turned into zombies.
+const SA_NOCLDWAIT: u64 = 2;
 
 /// `wait4`/`waitid`: the first matching child (pid > 0: that one; -1: any; 0: our group;
 /// < -1: group -pid) with an event `o` asks for: exit (the zombie is reaped unless

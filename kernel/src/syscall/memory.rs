@@ -43,6 +43,15 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
     let p = current_process().ok_or(Errno::ESRCH)?;
     let a = p.aspace();
     let file = if flags & MAP_ANONYMOUS == 0 { Some(p.files.lock().get(fd)?) } else { None };
+    if let Some(f) = &file {
+        // The file must be open for reading, and for writing too if a shared mapping may write.
+        let acc = f.flags() & crate::fs::consts::O_ACCMODE;
+        if acc == crate::fs::consts::O_WRONLY
+            || (flags & MAP_SHARED != 0 && prot & PROT_WRITE != 0 && acc != crate::fs::consts::O_RDWR)
+        {
+            return Err(Errno::EACCES);
+        }
+    }
     if flags & MAP_SHARED != 0 && file.is_some() && prot & PROT_WRITE != 0 {
         // Writable shared file mappings would need write-back to the file.
         return Err(Errno::ENODEV);
@@ -153,7 +162,12 @@ fn mremap(c: &mut Call<'_>) -> KResult<u64> {
     Ok(new)
 }
 
-fn madvise(_c: &mut Call<'_>) -> KResult<u64> {
+/// Advice is accepted and ignored, but must be one Linux knows, at a page-aligned address.
+fn madvise(c: &mut Call<'_>) -> KResult<u64> {
+    let known = matches!(c.a2(), 0..=4 | 8..=23 | 25 | 100 | 101);
+    if c.a0() % PAGE != 0 || !known {
+        return Err(Errno::EINVAL);
+    }
     Ok(0)
 }
 

@@ -52,6 +52,10 @@ fn reboot(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn getrandom(c: &mut Call<'_>) -> KResult<u64> {
+    // GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE
+    if c.a2() & !7 != 0 {
+        return Err(Errno::EINVAL);
+    }
     let len = (c.a1() as usize).min(1 << 20);
     let mut buf = alloc::vec![0u8; len];
     crate::proc::random_bytes(&mut buf);

@@ -338,6 +338,9 @@ fn setgroups(_c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn setpgid(c: &mut Call<'_>) -> KResult<u64> {
+    if c.i32(1) < 0 {
+        return Err(Errno::EINVAL);
+    }
     let me = current_process().ok_or(Errno::ESRCH)?;
     let pid = if c.a0() == 0 { me.pid } else { c.a0() as u32 };
     let p = proc::process(pid).ok_or(Errno::ESRCH)?;
@@ -450,6 +453,11 @@ fn getrlimit(c: &mut Call<'_>) -> KResult<u64> {
 }
 fn setrlimit(c: &mut Call<'_>) -> KResult<u64> {
     rlimit_of(c.a0())?;
+    // Limits are not stored yet, but a soft limit above the hard one is still an error.
+    let [cur, max]: [u64; 2] = read_val(c.a1())?;
+    if cur > max {
+        return Err(Errno::EINVAL);
+    }
     Ok(0)
 }
 fn prlimit64(c: &mut Call<'_>) -> KResult<u64> {
@@ -457,6 +465,12 @@ fn prlimit64(c: &mut Call<'_>) -> KResult<u64> {
         return Err(Errno::ESRCH);
     }
     let (cur, max) = rlimit_of(c.a1())?;
+    if c.a2() != 0 {
+        let [ncur, nmax]: [u64; 2] = read_val(c.a2())?;
+        if ncur > nmax {
+            return Err(Errno::EINVAL);
+        }
+    }
     if c.a3() != 0 {
         write_val(c.a3(), &[cur, max])?;
     }
@@ -509,7 +523,8 @@ fn prctl(c: &mut Call<'_>) -> KResult<u64> {
     let p = current_process().ok_or(Errno::ESRCH)?;
     match c.a0() {
         PR_SET_NAME => {
-            let n = read_cstr(c.a1(), 16)?;
+            // Longer names are truncated to 15 bytes, as on Linux.
+            let n = read_cstr(c.a1(), 4096)?;
             *p.name.lock() = alloc::string::String::from_utf8_lossy(&n[..n.len().min(15)]).into_owned();
             Ok(0)
         }

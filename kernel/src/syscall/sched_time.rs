@@ -112,9 +112,9 @@ fn setitimer(c: &mut Call<'_>) -> KResult<u64> {
 fn getrusage(c: &mut Call<'_>) -> KResult<u64> {
     let p = current_process().ok_or(Errno::ESRCH)?;
     let ns = match c.i32(0) {
-        0 => p.cpu_ns(),                                  // RUSAGE_SELF
-        -1 => p.children_ns.load(Ordering::Relaxed),      // RUSAGE_CHILDREN
-        1 => crate::sched::current().run_ns.load(Ordering::Relaxed), // RUSAGE_THREAD
+        0 => super::time::process_cpu_ns(&p),        // RUSAGE_SELF
+        -1 => p.children_ns.load(Ordering::Relaxed), // RUSAGE_CHILDREN
+        1 => super::time::thread_cpu_ns(),           // RUSAGE_THREAD
         _ => return Err(Errno::EINVAL),
     };
     // CPU time is not split into user and system time: it is all reported as user time.

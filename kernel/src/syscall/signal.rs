@@ -36,6 +36,13 @@ fn rt_sigaction(c: &mut Call<'_>) -> KResult<u64> {
         }
         let new: SigAction = read_val(c.a1())?;
         t.process.sig.lock().0[s as usize - 1] = new;
+        // Setting an action that ignores the signal discards it where it is pending
+        // (POSIX), even where it is blocked.
+        if sig::is_ignored(&t.process, s) {
+            for th in t.process.live_threads() {
+                th.sig.lock().pending &= !(1u64 << (s - 1));
+            }
+        }
     }
     if c.a2() != 0 {
         write_val(c.a2(), &old)?;
@@ -140,14 +147,39 @@ fn kill(c: &mut Call<'_>) -> KResult<u64> {
         -1 => proc::all_processes().into_iter().filter(|p| p.pid != 1 && p.pid != me.pid).collect(),
         p => proc::all_processes().into_iter().filter(|x| x.pgid.load(Ordering::Relaxed) == (-p) as u32).collect(),
     };
-    let targets: alloc::vec::Vec<_> = targets.into_iter().filter(|p| !p.zombie.load(Ordering::Acquire)).collect();
+    // A zombie still exists until reaped: signalling it succeeds and does nothing.
     if targets.is_empty() {
         return Err(Errno::ESRCH);
     }
-    for p in targets {
-        sig::send_process(&p, s);
+    let targets: alloc::vec::Vec<_> = targets.into_iter().filter(|p| may_signal(&me, p, s)).collect();
+    if targets.is_empty() {
+        return Err(Errno::EPERM);
+    }
+    for p in targets.iter().filter(|p| !p.zombie.load(Ordering::Acquire)) {
+        sig::send_process(p, s);
     }
     Ok(0)
+}
+
+/// May `me` send `s` to `target`? Root may signal anyone; others need their real or
+/// effective uid to match the target's real or effective uid (no saved set-user-ID is
+/// kept); SIGCONT may go to any process of the same session.
+fn may_signal(me: &proc::Process, target: &proc::Process, s: u32) -> bool {
+    let a = *me.creds.lock();
+    if a.euid == 0 || core::ptr::eq(me, target) {
+        return true;
+    }
+    let b = *target.creds.lock();
+    if [a.uid, a.euid].iter().any(|u| *u == b.uid || *u == b.euid) {
+        return true;
+    }
+    s == sig::SIGCONT && me.sid.load(Ordering::Relaxed) == target.sid.load(Ordering::Relaxed)
+}
+
+/// The thread-directed kills check permission like `kill`.
+fn may_signal_task(t: &proc::Task, s: u32) -> KResult<()> {
+    let me = proc::current_process().ok_or(Errno::EPERM)?;
+    if may_signal(&me, &t.process, s) { Ok(()) } else { Err(Errno::EPERM) }
 }
 
 fn tkill(c: &mut Call<'_>) -> KResult<u64> {
@@ -156,6 +188,7 @@ fn tkill(c: &mut Call<'_>) -> KResult<u64> {
     if s != 0 && !sig::valid(s) {
         return Err(Errno::EINVAL);
     }
+    may_signal_task(&t, s)?;
     sig::send_task(&t, s);
     Ok(0)
 }
@@ -169,6 +202,7 @@ fn tgkill(c: &mut Call<'_>) -> KResult<u64> {
     if s != 0 && !sig::valid(s) {
         return Err(Errno::EINVAL);
     }
+    may_signal_task(&t, s)?;
     sig::send_task(&t, s);
     Ok(0)
 }

@@ -17,9 +17,26 @@ pub fn register(t: &mut Table) {
 fn now(clock: u64) -> KResult<u64> {
     match clock {
         0 | 5 | 8 | 11 => Ok(crate::time::wall_clock_ns()), // REALTIME(_COARSE/_ALARM), TAI
-        1 | 4 | 6 | 7 | 9 | 2 | 3 => Ok(crate::time::now_ns()), // MONOTONIC*, BOOTTIME*, CPUTIME
+        1 | 4 | 6 | 7 | 9 => Ok(crate::time::now_ns()),     // MONOTONIC*, BOOTTIME*
+        2 => Ok(process_cpu_ns(&*crate::proc::current_process().ok_or(Errno::ESRCH)?)), // PROCESS_CPUTIME_ID
+        3 => Ok(thread_cpu_ns()),                            // THREAD_CPUTIME_ID
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// CPU time of the calling thread, including the slice it is running now.
+pub(super) fn thread_cpu_ns() -> u64 {
+    let th = crate::sched::current();
+    let since = th.ran_since.load(core::sync::atomic::Ordering::Relaxed);
+    let running = if since != 0 { crate::time::now_ns().saturating_sub(since) } else { 0 };
+    th.run_ns.load(core::sync::atomic::Ordering::Relaxed) + running
+}
+
+/// CPU time of process `p` (the caller's), including the calling thread's current slice.
+pub(super) fn process_cpu_ns(p: &crate::proc::Process) -> u64 {
+    let th = crate::sched::current();
+    let since = th.ran_since.load(core::sync::atomic::Ordering::Relaxed);
+    p.cpu_ns() + if since != 0 { crate::time::now_ns().saturating_sub(since) } else { 0 }
 }
 
 fn clock_gettime(c: &mut Call<'_>) -> KResult<u64> {
@@ -112,7 +129,7 @@ fn times(c: &mut Call<'_>) -> KResult<u64> {
     let ticks = crate::time::now_ns() / 10_000_000;
     if c.a0() != 0 {
         let p = crate::proc::current_process().ok_or(Errno::ESRCH)?;
-        let me = p.cpu_ns() / 10_000_000;
+        let me = process_cpu_ns(&p) / 10_000_000;
         let kids = p.children_ns.load(core::sync::atomic::Ordering::Relaxed) / 10_000_000;
         write_val(c.a0(), &[me, 0u64, kids, 0])?;
     }
