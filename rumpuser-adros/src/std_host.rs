@@ -4,7 +4,8 @@
 //! regular files and block devices through `std::fs`, and `getrandom(2)`.
 //!
 //! Configuration: `RUMP_NCPU` (a number or `host`, default 2, as NetBSD's host), any
-//! `RUMP_*` parameter from the environment.
+//! `RUMP_*` parameter from the environment, `ADROS_RUMP_PAGE_POOL=0` to allocate the rump
+//! kernel's pages with `posix_memalign` like NetBSD's host instead of the page pool.
 
 use std::collections::HashMap;
 use std::ffi::{CString, c_void};
@@ -43,11 +44,23 @@ const PAGE: usize = 4096;
 const CHUNK: usize = 2 << 20;
 
 /// Free pages of the page pool. The rump kernel allocates its memory a page at a time
-/// (`rumpuser_malloc(4096, 4096)`): serving those from 2 MiB chunks mapped with `MAP_POPULATE`
+/// (`rumpuser_malloc(4096, 4096)`, page-aligned; other 4 KiB requests go to malloc): serving those from 2 MiB chunks mapped with `MAP_POPULATE`
 /// instead of one `posix_memalign` each avoids glibc's per-block alignment padding and a host
 /// page fault per page on first use. Pages are reused, never
 /// returned to the host (the rump kernel caches its pages the same way).
 static PAGES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// Base addresses of the page pool's chunks.
+static CHUNKS: Mutex<std::collections::BTreeSet<usize>> = Mutex::new(std::collections::BTreeSet::new());
+
+/// `ADROS_RUMP_PAGE_POOL=0` turns the page pool off (for A/B measurements).
+fn page_pool_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("ADROS_RUMP_PAGE_POOL").map_or(true, |v| v != "0"))
+}
+
+fn in_page_pool(p: usize) -> bool {
+    CHUNKS.lock().unwrap().range(..=p).next_back().is_some_and(|&b| p < b + CHUNK)
+}
 
 fn page_alloc() -> Result<NonNull<u8>, Errno> {
     if let Some(p) = PAGES.lock().unwrap().pop() {
@@ -64,6 +77,7 @@ fn page_alloc() -> Result<NonNull<u8>, Errno> {
         return Err(io_err(std::io::Error::last_os_error()));
     }
     let aligned = raw as usize;
+    CHUNKS.lock().unwrap().insert(aligned);
     let mut free = PAGES.lock().unwrap();
     free.extend((1..CHUNK / PAGE).rev().map(|i| aligned + i * PAGE));
     drop(free);
@@ -232,7 +246,7 @@ impl Host for StdHost {
     }
 
     fn alloc(&self, len: usize, align: usize) -> Result<NonNull<u8>, Errno> {
-        if len == PAGE && align <= PAGE {
+        if len == PAGE && align == PAGE && page_pool_enabled() {
             return page_alloc();
         }
         let align = align.max(std::mem::size_of::<usize>());
@@ -246,8 +260,7 @@ impl Host for StdHost {
     }
 
     unsafe fn free(&self, ptr: NonNull<u8>, len: usize) {
-        if len == PAGE {
-            // Every page-sized block came from the page pool (`alloc`, whatever the alignment).
+        if len == PAGE && in_page_pool(ptr.as_ptr() as usize) {
             PAGES.lock().unwrap().push(ptr.as_ptr() as usize);
             return;
         }
