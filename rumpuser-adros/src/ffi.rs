@@ -22,6 +22,45 @@ use crate::{bio, host, params, printf};
 
 pub const RUMPUSER_VERSION: c_int = 17;
 
+// The constants of rumpuser.h, under their C names (bindings/tests checks them against the
+// generated ones).
+pub const RUMPUSER_OPEN_RDONLY: c_int = 0x0000;
+pub const RUMPUSER_OPEN_WRONLY: c_int = 0x0001;
+pub const RUMPUSER_OPEN_RDWR: c_int = 0x0002;
+pub const RUMPUSER_OPEN_ACCMODE: c_int = 0x0003;
+pub const RUMPUSER_OPEN_CREATE: c_int = 0x0004;
+pub const RUMPUSER_OPEN_EXCL: c_int = 0x0008;
+pub const RUMPUSER_OPEN_BIO: c_int = 0x0010;
+pub const RUMPUSER_FT_OTHER: c_int = FileType::Other as c_int;
+pub const RUMPUSER_FT_DIR: c_int = FileType::Dir as c_int;
+pub const RUMPUSER_FT_REG: c_int = FileType::Reg as c_int;
+pub const RUMPUSER_FT_BLK: c_int = FileType::Blk as c_int;
+pub const RUMPUSER_FT_CHR: c_int = FileType::Chr as c_int;
+pub const RUMPUSER_BIO_READ: c_int = 0x01;
+pub const RUMPUSER_BIO_WRITE: c_int = 0x02;
+pub const RUMPUSER_BIO_SYNC: c_int = 0x04;
+pub const RUMPUSER_IOV_NOSEEK: i64 = -1;
+pub const RUMPUSER_SYNCFD_READ: c_int = 0x01;
+pub const RUMPUSER_SYNCFD_WRITE: c_int = 0x02;
+pub const RUMPUSER_SYNCFD_BOTH: c_int = RUMPUSER_SYNCFD_READ | RUMPUSER_SYNCFD_WRITE;
+pub const RUMPUSER_SYNCFD_BARRIER: c_int = 0x04;
+pub const RUMPUSER_SYNCFD_SYNC: c_int = 0x08;
+pub const RUMPUSER_CLOCK_RELWALL: c_int = 0;
+pub const RUMPUSER_CLOCK_ABSMONO: c_int = 1;
+pub const RUMPUSER_PANIC: c_int = -1;
+pub const RUMPUSER_RANDOM_HARD: c_int = 0x01;
+pub const RUMPUSER_RANDOM_NOWAIT: c_int = 0x02;
+pub const RUMPUSER_LWP_CREATE: c_int = 0;
+pub const RUMPUSER_LWP_DESTROY: c_int = 1;
+pub const RUMPUSER_LWP_SET: c_int = 2;
+pub const RUMPUSER_LWP_CLEAR: c_int = 3;
+pub const RUMPUSER_MTX_SPIN: c_int = crate::locks::MTX_SPIN;
+pub const RUMPUSER_MTX_KMUTEX: c_int = crate::locks::MTX_KMUTEX;
+pub const RUMPUSER_RW_READER: c_int = 0;
+pub const RUMPUSER_RW_WRITER: c_int = 1;
+pub const RUMPUSER_PARAM_NCPU: &str = params::PARAM_NCPU;
+pub const RUMPUSER_PARAM_HOSTNAME: &str = params::PARAM_HOSTNAME;
+
 // Opaque C names for the lock objects.
 pub type RumpuserMtx = Mutex;
 pub type RumpuserRw = RwLock;
@@ -36,6 +75,13 @@ pub struct RumpuserIovec {
 
 /// `rump_biodone_fn`.
 pub type BiodoneFn = unsafe extern "C" fn(*mut c_void, usize, c_int);
+
+/// `rump_modinit_fn` (`const struct modinfo *const *, size_t`), for `rumpuser_dl_bootstrap`.
+pub type RumpModinitFn = unsafe extern "C" fn(*const *const c_void, usize);
+/// `rump_symload_fn` (`void *, uint64_t, char *, uint64_t`).
+pub type RumpSymloadFn = unsafe extern "C" fn(*mut c_void, u64, *mut c_char, u64) -> c_int;
+/// `rump_compload_fn` (`const struct rump_component *`).
+pub type RumpComploadFn = unsafe extern "C" fn(*const c_void);
 
 fn path_arg<'a>(p: *const c_char) -> Result<&'a str, Errno> {
     if p.is_null() {
@@ -202,18 +248,15 @@ pub unsafe extern "C" fn rumpuser_dprintf() {
 
 // ---- clocks and randomness -----------------------------------------------------------------
 
-const CLOCK_RELWALL: c_int = 0;
-const CLOCK_ABSMONO: c_int = 1;
-
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_clock_gettime(which: c_int, sec: *mut i64, nsec: *mut core::ffi::c_long) -> c_int {
     let h = host::host();
     let (s, ns) = match which {
-        CLOCK_RELWALL => {
+        RUMPUSER_CLOCK_RELWALL => {
             let (s, ns) = h.wall_clock();
             (s, i64::from(ns))
         }
-        CLOCK_ABSMONO => {
+        RUMPUSER_CLOCK_ABSMONO => {
             let t = h.monotonic_ns();
             ((t / 1_000_000_000) as i64, (t % 1_000_000_000) as i64)
         }
@@ -229,25 +272,22 @@ pub unsafe extern "C" fn rumpuser_clock_sleep(which: c_int, sec: i64, nsec: core
     let h = host::host();
     let ns = u64::try_from(i128::from(sec.max(0)) * 1_000_000_000 + i128::from(nsec.max(0))).unwrap_or(u64::MAX);
     match which {
-        CLOCK_RELWALL => {
+        RUMPUSER_CLOCK_RELWALL => {
             let deadline = h.monotonic_ns().saturating_add(ns);
             hyp::without_vcpu(|| h.sleep_until(deadline));
         }
-        CLOCK_ABSMONO => hyp::without_vcpu(|| h.sleep_until(ns)),
+        RUMPUSER_CLOCK_ABSMONO => hyp::without_vcpu(|| h.sleep_until(ns)),
         _ => return Errno::EINVAL.code(),
     }
     0
 }
-
-const RANDOM_HARD: c_int = 0x01;
-const RANDOM_NOWAIT: c_int = 0x02;
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_getrandom(buf: *mut c_void, len: usize, flags: c_int, retp: *mut usize) -> c_int {
     if buf.is_null() && len > 0 {
         return Errno::EFAULT.code();
     }
-    if flags & !(RANDOM_HARD | RANDOM_NOWAIT) != 0 {
+    if flags & !(RUMPUSER_RANDOM_HARD | RUMPUSER_RANDOM_NOWAIT) != 0 {
         return Errno::EINVAL.code();
     }
     let out: &mut [u8] = if len == 0 {
@@ -256,7 +296,7 @@ pub unsafe extern "C" fn rumpuser_getrandom(buf: *mut c_void, len: usize, flags:
         // SAFETY: rump gives a writable buffer of len bytes.
         unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) }
     };
-    match host::host().getrandom(out, flags & RANDOM_HARD != 0, flags & RANDOM_NOWAIT != 0) {
+    match host::host().getrandom(out, flags & RUMPUSER_RANDOM_HARD != 0, flags & RUMPUSER_RANDOM_NOWAIT != 0) {
         Ok(n) => {
             put(retp, n);
             0
@@ -273,16 +313,23 @@ pub unsafe extern "C" fn rumpuser_open(path: *const c_char, ruflags: c_int, fdp:
         Ok(p) => p,
         Err(e) => return e.code(),
     };
-    let (read, write) = match ruflags & 0x3 {
-        0 => (true, false),
-        1 => (false, true),
-        2 => (true, true),
+    let (read, write) = match ruflags & RUMPUSER_OPEN_ACCMODE {
+        RUMPUSER_OPEN_RDONLY => (true, false),
+        RUMPUSER_OPEN_WRONLY => (false, true),
+        RUMPUSER_OPEN_RDWR => (true, true),
         _ => return Errno::EINVAL.code(),
     };
-    if ruflags & !0x1f != 0 {
+    let known = RUMPUSER_OPEN_ACCMODE | RUMPUSER_OPEN_CREATE | RUMPUSER_OPEN_EXCL | RUMPUSER_OPEN_BIO;
+    if ruflags & !known != 0 {
         return Errno::EINVAL.code();
     }
-    let flags = OpenFlags { read, write, create: ruflags & 0x4 != 0, excl: ruflags & 0x8 != 0, bio: ruflags & 0x10 != 0 };
+    let flags = OpenFlags {
+        read,
+        write,
+        create: ruflags & RUMPUSER_OPEN_CREATE != 0,
+        excl: ruflags & RUMPUSER_OPEN_EXCL != 0,
+        bio: ruflags & RUMPUSER_OPEN_BIO != 0,
+    };
     match hyp::without_vcpu(|| host::host().open(path, flags)) {
         Ok(fd) => {
             put(fdp, fd);
@@ -360,19 +407,15 @@ impl BioReq {
     }
 }
 
-const BIO_READ: c_int = 0x01;
-const BIO_WRITE: c_int = 0x02;
-const BIO_SYNC: c_int = 0x04;
-
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_bio(fd: c_int, op: c_int, data: *mut c_void, dlen: usize, doff: i64, done: Option<BiodoneFn>, arg: *mut c_void) {
     let Some(done) = done else {
         host::host().console_write(b"rumpuser_bio: no completion callback\n");
         return;
     };
-    let write = op & BIO_WRITE != 0;
-    let bad = data.is_null() || doff < 0 || (op & (BIO_READ | BIO_WRITE)) == 0 || (op & BIO_READ != 0 && write);
-    let req = BioReq { fd, write, sync: op & BIO_SYNC != 0, data: data.cast(), len: dlen, off: doff.max(0) as u64, done, arg };
+    let write = op & RUMPUSER_BIO_WRITE != 0;
+    let bad = data.is_null() || doff < 0 || (op & (RUMPUSER_BIO_READ | RUMPUSER_BIO_WRITE)) == 0 || (op & RUMPUSER_BIO_READ != 0 && write);
+    let req = BioReq { fd, write, sync: op & RUMPUSER_BIO_SYNC != 0, data: data.cast(), len: dlen, off: doff.max(0) as u64, done, arg };
     if bad {
         // Complete with EINVAL in a rump context like any other completion.
         bio::submit_error(req, Errno::EINVAL);
@@ -393,7 +436,7 @@ fn iov_slices<'a>(iov: *const RumpuserIovec, n: usize) -> Result<&'a [RumpuserIo
 }
 
 fn iov_off(off: i64) -> Option<u64> {
-    if off == -1 { None } else { Some(off as u64) }
+    if off == RUMPUSER_IOV_NOSEEK { None } else { Some(off as u64) }
 }
 
 #[unsafe(no_mangle)]
@@ -472,13 +515,18 @@ pub unsafe extern "C" fn rumpuser_iovwrite(fd: c_int, iov: *const RumpuserIovec,
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_syncfd(fd: c_int, flags: c_int, _start: u64, _len: u64) -> c_int {
-    if flags & 0x3 == 0 {
+    if flags & RUMPUSER_SYNCFD_BOTH == 0 {
         return Errno::EINVAL.code();
     }
-    if flags & 0x2 == 0 {
+    if flags & RUMPUSER_SYNCFD_WRITE == 0 {
         return 0;
     }
-    let f = SyncFlags { read: flags & 1 != 0, write: true, barrier: flags & 4 != 0, sync: flags & 8 != 0 };
+    let f = SyncFlags {
+        read: flags & RUMPUSER_SYNCFD_READ != 0,
+        write: true,
+        barrier: flags & RUMPUSER_SYNCFD_BARRIER != 0,
+        sync: flags & RUMPUSER_SYNCFD_SYNC != 0,
+    };
     ret(hyp::without_vcpu(|| host::host().sync(fd, f)))
 }
 
@@ -526,21 +574,16 @@ pub unsafe extern "C" fn rumpuser_thread_join(cookie: *mut c_void) -> c_int {
     ret(hyp::without_vcpu(|| host::host().thread_join(c)))
 }
 
-const LWP_CREATE: c_int = 0;
-const LWP_DESTROY: c_int = 1;
-const LWP_SET: c_int = 2;
-const LWP_CLEAR: c_int = 3;
-
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_curlwpop(op: c_int, l: *mut c_void) {
     let h = host::host();
     match op {
-        LWP_CREATE | LWP_DESTROY => {}
-        LWP_SET => {
+        RUMPUSER_LWP_CREATE | RUMPUSER_LWP_DESTROY => {}
+        RUMPUSER_LWP_SET => {
             debug_assert_eq!(h.curlwp(), 0, "LWP_SET over an existing curlwp");
             h.set_curlwp(l as usize);
         }
-        LWP_CLEAR => {
+        RUMPUSER_LWP_CLEAR => {
             debug_assert_eq!(h.curlwp(), l as usize, "LWP_CLEAR of another lwp");
             h.set_curlwp(0);
         }
@@ -612,8 +655,8 @@ pub unsafe extern "C" fn rumpuser_mutex_owner(m: *mut RumpuserMtx, lp: *mut *mut
 
 fn rw_mode(m: c_int) -> Option<RwMode> {
     match m {
-        0 => Some(RwMode::Read),
-        1 => Some(RwMode::Write),
+        RUMPUSER_RW_READER => Some(RwMode::Read),
+        RUMPUSER_RW_WRITER => Some(RwMode::Write),
         _ => None,
     }
 }
@@ -724,7 +767,7 @@ pub unsafe extern "C" fn rumpuser_kill(pid: i64, sig: c_int) -> c_int {
 pub unsafe extern "C" fn rumpuser_exit(code: c_int) -> ! {
     let h = host::host();
     h.console_write(b"halted\n");
-    h.exit(code, code == -1)
+    h.exit(code, code == RUMPUSER_PANIC)
 }
 
 #[unsafe(no_mangle)]
@@ -740,7 +783,7 @@ pub unsafe extern "C" fn rumpuser_daemonize_done(_error: c_int) -> c_int {
 /// Components reach the rump kernel through ELF link sets in a static image, so there is
 /// nothing to load.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_dl_bootstrap(_modinit: *mut c_void, _symload: *mut c_void, _compload: *mut c_void) {}
+pub unsafe extern "C" fn rumpuser_dl_bootstrap(_modinit: Option<RumpModinitFn>, _symload: Option<RumpSymloadFn>, _compload: Option<RumpComploadFn>) {}
 
 /// References every hypercall symbol, so that linking a test or image against the rump
 /// archives pulls them all in even though nothing in Rust calls them. Returns how many.

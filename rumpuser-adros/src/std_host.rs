@@ -4,7 +4,8 @@
 //! regular files and block devices through `std::fs`, and `getrandom(2)`.
 //!
 //! Configuration: `RUMP_NCPU` (a number or `host`, default 2, as NetBSD's host), any
-//! `RUMP_*` parameter from the environment.
+//! `RUMP_*` parameter from the environment, `ADROS_RUMP_PAGE_POOL=0` to allocate the rump
+//! kernel's pages with `posix_memalign` like NetBSD's host instead of the page pool.
 
 use std::collections::HashMap;
 use std::ffi::{CString, c_void};
@@ -36,6 +37,51 @@ impl Wake for ThreadWaker {
 std::thread_local! {
     static WAKER: Waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
     static CURLWP: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+const PAGE: usize = 4096;
+/// Page-pool chunk size.
+const CHUNK: usize = 2 << 20;
+
+/// Free pages of the page pool. The rump kernel allocates its memory a page at a time
+/// (`rumpuser_malloc(4096, 4096)`, page-aligned; other 4 KiB requests go to malloc): serving those from 2 MiB chunks mapped with `MAP_POPULATE`
+/// instead of one `posix_memalign` each avoids glibc's per-block alignment padding and a host
+/// page fault per page on first use. Pages are reused, never
+/// returned to the host (the rump kernel caches its pages the same way).
+static PAGES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// Base addresses of the page pool's chunks.
+static CHUNKS: Mutex<std::collections::BTreeSet<usize>> = Mutex::new(std::collections::BTreeSet::new());
+
+/// `ADROS_RUMP_PAGE_POOL=0` turns the page pool off (for A/B measurements).
+fn page_pool_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("ADROS_RUMP_PAGE_POOL").map_or(true, |v| v != "0"))
+}
+
+fn in_page_pool(p: usize) -> bool {
+    CHUNKS.lock().unwrap().range(..=p).next_back().is_some_and(|&b| p < b + CHUNK)
+}
+
+fn page_alloc() -> Result<NonNull<u8>, Errno> {
+    if let Some(p) = PAGES.lock().unwrap().pop() {
+        return NonNull::new(p as *mut u8).ok_or(Errno::ENOMEM);
+    }
+    // A fresh chunk, populated in one call (one kernel entry instead of a fault per page).
+    // No MADV_HUGEPAGE: with the common `defrag=madvise` setting its faults may stall in
+    // direct compaction, which measured worse than small pages.
+    // SAFETY: anonymous private mapping; no existing memory is touched.
+    let raw = unsafe {
+        libc::mmap(std::ptr::null_mut(), CHUNK, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE, -1, 0)
+    };
+    if raw == libc::MAP_FAILED {
+        return Err(io_err(std::io::Error::last_os_error()));
+    }
+    let aligned = raw as usize;
+    CHUNKS.lock().unwrap().insert(aligned);
+    let mut free = PAGES.lock().unwrap();
+    free.extend((1..CHUNK / PAGE).rev().map(|i| aligned + i * PAGE));
+    drop(free);
+    NonNull::new(aligned as *mut u8).ok_or(Errno::ENOMEM)
 }
 
 /// Open files by handle.
@@ -200,6 +246,9 @@ impl Host for StdHost {
     }
 
     fn alloc(&self, len: usize, align: usize) -> Result<NonNull<u8>, Errno> {
+        if len == PAGE && align == PAGE && page_pool_enabled() {
+            return page_alloc();
+        }
         let align = align.max(std::mem::size_of::<usize>());
         let mut p: *mut c_void = std::ptr::null_mut();
         // SAFETY: valid out-pointer; align is a power of two multiple of sizeof(void *).
@@ -210,7 +259,11 @@ impl Host for StdHost {
         NonNull::new(p.cast()).ok_or(Errno::ENOMEM)
     }
 
-    unsafe fn free(&self, ptr: NonNull<u8>, _len: usize) {
+    unsafe fn free(&self, ptr: NonNull<u8>, len: usize) {
+        if len == PAGE && in_page_pool(ptr.as_ptr() as usize) {
+            PAGES.lock().unwrap().push(ptr.as_ptr() as usize);
+            return;
+        }
         // SAFETY: ptr came from posix_memalign in alloc (the caller's contract).
         unsafe { libc::free(ptr.as_ptr().cast()) };
     }

@@ -35,7 +35,8 @@ enum Cmd {
     Run(run::RunArgs),
     /// Everything CI runs: host tests, in-kernel tests, QEMU integration tests.
     Test(test::TestArgs),
-    /// AdrOS beside a Linux guest on the same QEMU: `cargo xtask bench [syscall boot fs smp]`.
+    /// AdrOS beside a Linux guest on the same QEMU: `cargo xtask bench [syscall boot fs smp]`;
+    /// `cargo xtask bench rump`: rumpuser-adros beside NetBSD's librumpuser on the host.
     Bench(bench::BenchArgs),
     /// The two ext2 stacks (native, NetBSD's in rump) on the same image and workload:
     /// `cargo xtask compare ext2`.

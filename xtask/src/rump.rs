@@ -51,9 +51,14 @@ pub enum RumpCmd {
     },
     /// Print where the sources are and which builds are cached.
     Status,
-    /// The ext2 workload on rumpuser-adros and on NetBSD's own POSIX librumpuser (same
-    /// components, same run): prints ratios, writes target/bench/rump.json.
-    Bench,
+    /// Alias of `cargo xtask bench rump`: the ext2 workload on rumpuser-adros and on NetBSD's
+    /// own POSIX librumpuser (same components, same run, A/B alternated): prints medians and
+    /// ratios, writes target/bench/rump.json.
+    Bench {
+        /// Runs of each host (alternating rumpuser-adros, NetBSD, rumpuser-adros, …).
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+    },
 }
 
 pub fn rump(a: RumpArgs) -> Result<i32> {
@@ -71,7 +76,7 @@ pub fn rump(a: RumpArgs) -> Result<i32> {
             }
             Ok(0)
         }
-        RumpCmd::Bench => bench(),
+        RumpCmd::Bench { runs } => crate::bench::rump::run(runs),
         RumpCmd::Status => {
             match Sources::find() {
                 Some(s) => {
@@ -88,6 +93,11 @@ pub fn rump(a: RumpArgs) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The NetBSD source message for commands that cannot work without it.
+pub fn no_source() -> String {
+    no_source_message()
 }
 
 /// Used by `cargo xtask test`: builds (or finds cached) host rump components when NetBSD
@@ -243,7 +253,7 @@ const OUR_COMPONENTS: &[&str] = &["libpci_xhci"];
 
 pub struct Sources {
     netbsd: PathBuf,
-    netbsd_commit: String,
+    pub netbsd_commit: String,
     buildrump: PathBuf,
     buildrump_commit: String,
 }
@@ -598,72 +608,4 @@ fn check_no_stack_protector(dest: &Path) -> Result<()> {
     } else {
         Err(format!("kernel rump archives reference __stack_chk_fail: {}", bad.join(", ")))
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Benchmark: rumpuser-adros vs NetBSD's librumpuser
-
-/// Runs the `ext2` bench of rump-host-tests for one host; returns its `BENCH` JSON object.
-fn run_bench(label: &str, envs: &[(&str, &Path)], remove: &[&str]) -> Result<String> {
-    let pb = spinner(format!("rump bench: building and running the ext2 workload on {label}"));
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(root()).args(["bench", "-q", "-p", "rump-host-tests", "--bench", "ext2"]);
-    c.env("CARGO_TARGET_DIR", crate::util::target_dir().join("bench-rump").join(label));
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    for k in remove {
-        c.env_remove(k);
-    }
-    let out = c.output().map_err(|e| format!("cargo bench: {e}"))?;
-    pb.finish_and_clear();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if !out.status.success() {
-        return Err(format!("bench on {label} failed:\n{text}"));
-    }
-    text.lines()
-        .find_map(|l| l.find("BENCH ").map(|i| l[i + 6..].trim().to_string()))
-        .ok_or_else(|| format!("bench on {label} printed no BENCH line:\n{text}"))
-}
-
-fn json_num(obj: &str, key: &str) -> Option<f64> {
-    let i = obj.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let rest = &obj[i..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end].trim().parse().ok()
-}
-
-fn bench() -> Result<i32> {
-    let Some(src) = Sources::find() else {
-        return Err(no_source_message());
-    };
-    let host = build(Target::Host, &src, false)?;
-    let posix = build(Target::Posix, &src, false)?;
-    let ours = run_bench("rumpuser-adros", &[(HOST_DIR_ENV, &host)], &["ADROS_RUMP_BENCH_POSIX_DIR"])?;
-    let theirs = run_bench("netbsd-librumpuser", &[("ADROS_RUMP_BENCH_POSIX_DIR", &posix)], &[HOST_DIR_ENV])?;
-    let keys = [
-        ("read64_cold_mib_s", "read 64 MiB file, first read (MiB/s)"),
-        ("read64_warm_mib_s", "read 64 MiB file, from rump's cache (MiB/s)"),
-        ("create10k_per_s", "create 10,000 files (files/s)"),
-        ("stat10k_per_s", "stat 10,000 files (files/s)"),
-    ];
-    println!("{:<46} {:>14} {:>14} {:>7}", "ext2 workload (higher is better)", "rumpuser-adros", "NetBSD posix", "ratio");
-    let mut ratios = Vec::new();
-    for (k, what) in keys {
-        let (a, b) = (json_num(&ours, k).unwrap_or(f64::NAN), json_num(&theirs, k).unwrap_or(f64::NAN));
-        let r = a / b;
-        ratios.push(format!("\"{k}\":{r:.3}"));
-        println!("{what:<46} {a:>14.1} {b:>14.1} {r:>7.2}");
-    }
-    let dir = crate::util::target_dir().join("bench");
-    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let json = format!(
-        "{{\"netbsd_commit\":\"{}\",\"rumpuser_adros\":{ours},\"netbsd_librumpuser\":{theirs},\"ratio\":{{{}}}}}\n",
-        src.netbsd_commit,
-        ratios.join(",")
-    );
-    let path = dir.join("rump.json");
-    fs::write(&path, json).map_err(|e| e.to_string())?;
-    println!("written: {}", path.display());
-    Ok(0)
 }

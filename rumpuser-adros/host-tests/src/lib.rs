@@ -1,5 +1,6 @@
 //! Test support: the NetBSD rump kernel's entry points (`rump.h`, `rump_syscalls.h`), the few
-//! NetBSD structures the tests pass (amd64 layouts, written by hand from NetBSD's headers), and
+//! NetBSD structures the tests pass (amd64 layouts, written by hand from NetBSD's headers and
+//! checked against the bindgen-generated ones by `bindings/tests/host_tests_layouts.rs`), and
 //! safe wrappers returning NetBSD errno values. Only compiled into a working state when the
 //! build script found a host build of the components (`cfg(rump_host)`).
 
@@ -81,6 +82,13 @@ pub struct Stat {
 
 const _: () = assert!(std::mem::size_of::<Stat>() == 152);
 
+/// Field offsets in NetBSD's `struct dirent` (`d_fileno` u64, `d_reclen` u16, `d_namlen` u16,
+/// `d_type` u8, `d_name`), as `getdents` returns them.
+pub const DIRENT_RECLEN: usize = 8;
+pub const DIRENT_NAMLEN: usize = 10;
+pub const DIRENT_TYPE: usize = 12;
+pub const DIRENT_NAME: usize = 13;
+
 /// `struct ufs_args` (ffs, ext2fs).
 #[repr(C)]
 pub struct UfsArgs {
@@ -114,8 +122,8 @@ pub struct MsdosfsArgs {
 
 const _: () = assert!(std::mem::size_of::<MsdosfsArgs>() == 168);
 
-/// NetBSD `struct sockaddr_in`.
-#[repr(C)]
+/// NetBSD `struct sockaddr_in` (2-byte aligned: NetBSD's `struct in_addr` is `__packed`).
+#[repr(C, packed(2))]
 #[derive(Clone, Copy, Default, Debug)]
 pub struct SockaddrIn {
     pub sin_len: u8,
@@ -386,10 +394,10 @@ pub fn readdir(path: &str) -> R<Vec<(String, u8)>> {
         }
         let mut off = 0usize;
         while off < n as usize {
-            let reclen = u16::from_ne_bytes([buf[off + 8], buf[off + 9]]) as usize;
-            let namlen = u16::from_ne_bytes([buf[off + 10], buf[off + 11]]) as usize;
-            let dtype = buf[off + 12];
-            let name = String::from_utf8_lossy(&buf[off + 13..off + 13 + namlen]).into_owned();
+            let reclen = u16::from_ne_bytes([buf[off + DIRENT_RECLEN], buf[off + DIRENT_RECLEN + 1]]) as usize;
+            let namlen = u16::from_ne_bytes([buf[off + DIRENT_NAMLEN], buf[off + DIRENT_NAMLEN + 1]]) as usize;
+            let dtype = buf[off + DIRENT_TYPE];
+            let name = String::from_utf8_lossy(&buf[off + DIRENT_NAME..off + DIRENT_NAME + namlen]).into_owned();
             if name != "." && name != ".." {
                 out.push((name, dtype));
             }

@@ -6,6 +6,7 @@
 
 mod peer;
 mod report;
+pub mod rump;
 
 use std::path::Path;
 use std::process::Command;
@@ -17,13 +18,14 @@ use crate::build::{self, BuildArgs};
 use crate::qemu::{self, Machine};
 use crate::util::{Result, parse_mem, root, run_checked, spinner, target_dir, which};
 
-pub const SUITES: &[&str] = &["syscall", "boot", "fs", "smp"];
+pub const SUITES: &[&str] = &["syscall", "boot", "fs", "smp", "rump"];
 
 #[derive(Args, Clone)]
 pub struct BenchArgs {
-    /// Suites to run: syscall, boot, fs, smp (default: syscall boot).
+    /// Suites to run: syscall, boot, fs, smp (default: syscall boot), and rump (on the host, no
+    /// QEMU: rumpuser-adros against NetBSD's librumpuser hosting the same rump components).
     pub suites: Vec<String>,
-    /// Fresh boots of each guest (alternating AdrOS, Linux, AdrOS, …).
+    /// Fresh boots of each guest (alternating AdrOS, Linux, AdrOS, …); for `rump`, runs of each host.
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
     /// Virtual CPUs of both guests (the smp suite runs N processes on N vCPUs vs 1 vCPU).
@@ -179,6 +181,14 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     }
     if a.runs == 0 {
         return Err("--runs must be at least 1".into());
+    }
+    // The rump suite runs on the host (no guests): see rump.rs.
+    if names.iter().any(|n| n == "rump") {
+        names.retain(|n| n != "rump");
+        rump::run(a.runs)?;
+        if names.is_empty() {
+            return Ok(0);
+        }
     }
     if names.iter().any(|n| n == "smp") && a.smp < 2 {
         return Err("the smp suite compares N vCPUs with 1: use --smp 2 or more".into());
