@@ -320,6 +320,11 @@ impl Inode for Ext2Node {
         self.fs.inner.lock().truncate(self.ino, len).map_err(errno)
     }
 
+    fn sync(&self) -> KResult<()> {
+        // The native driver writes file data through at once; metadata waits in its cache.
+        self.fs.sync()
+    }
+
     fn readlink(&self) -> KResult<String> {
         let v = self.fs.inner.lock().readlink(self.ino).map_err(errno)?;
         String::from_utf8(v).map_err(|_| Errno::EINVAL)

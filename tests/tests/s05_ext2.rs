@@ -351,3 +351,32 @@ fn corrupt_metadata_native() {
 fn corrupt_metadata_rump() {
     corrupt_metadata("rump");
 }
+
+/// `fsync` and `sync` put data on the disk: files written and synced, then the machine
+/// powered off without unmounting, are in the image.
+fn sync_then_power_off(stack: &str) {
+    let name = &format!("s05_ext2-sync_{stack}");
+    if !stack_available(name, stack) {
+        return;
+    }
+    let (img, _) = image(name, &[]);
+    let cmd = format!(
+        "mount -t ext2 -o driver={stack} /dev/vda /mnt && echo synced-data > /mnt/f1 && dd if=/dev/zero of=/mnt/f2 bs=1024 count=100 conv=fsync 2>/dev/null && sync && echo synced"
+    );
+    let (out, st) = exec(name, &cmd, &img);
+    assert_eq!(st, 0, "{out}");
+    assert!(out.contains("synced"), "{out}");
+    assert_eq!(debugfs_cat(&img, "/f1"), "synced-data\n", "f1 is not on the disk after sync ({stack})");
+    let stat = debugfs(&img, "stat /f2");
+    assert!(stat.contains("Size: 102400"), "f2 is not on the disk after fsync+sync ({stack}): {stat}");
+}
+
+#[test]
+fn sync_then_power_off_native() {
+    sync_then_power_off("native");
+}
+
+#[test]
+fn sync_then_power_off_rump() {
+    sync_then_power_off("rump");
+}

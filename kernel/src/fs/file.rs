@@ -200,6 +200,14 @@ impl File {
         Ok(self.node()?.fs().statfs())
     }
 
+    /// `fsync`/`fdatasync`: the file's data on stable storage (no-op for pipes and devices).
+    pub fn sync(&self) -> KResult<()> {
+        match self.node() {
+            Ok(n) => n.sync(),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// `getdents64`: up to `max_entries` entries from the file offset, which moves past them.
     pub fn getdents(&self, max_entries: usize) -> KResult<Vec<DirEntry>> {
         if self.flags() & O_PATH != 0 {

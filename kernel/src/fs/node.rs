@@ -176,6 +176,11 @@ pub trait Inode: Send + Sync + Any {
     fn fifo(&self) -> Option<Arc<Pipe>> {
         None
     }
+    /// `fsync(2)`: this file's data and metadata on stable storage (nothing to do for file
+    /// systems in memory).
+    fn sync(&self) -> KResult<()> {
+        Ok(())
+    }
 }
 
 /// A mounted (or mountable) file system instance.

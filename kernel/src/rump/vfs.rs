@@ -588,6 +588,18 @@ impl Inode for RumpNode {
         sys::ftruncate(self.fd()?, len).map_err(|e| if e == Errno::EBADF { Errno::EROFS } else { e })
     }
 
+    fn sync(&self) -> KResult<()> {
+        // Only a node with a descriptor can have been written through this bridge.
+        let fd = *self.fd.lock();
+        match fd {
+            Some(fd) => {
+                check_alive()?;
+                sys::fsync(fd)
+            }
+            None => Ok(()),
+        }
+    }
+
     fn readlink(&self) -> KResult<String> {
         let (dfd, name) = self.at()?;
         let v = sys::readlinkat(dfd, &name)?;

@@ -518,7 +518,7 @@ fn flock(c: &mut Call<'_>) -> KResult<u64> {
     Ok(0)
 }
 fn fsync(c: &mut Call<'_>) -> KResult<u64> {
-    file(c.i32(0))?;
+    file(c.i32(0))?.sync()?;
     Ok(0)
 }
 fn sync(_c: &mut Call<'_>) -> KResult<u64> {
