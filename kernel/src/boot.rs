@@ -237,6 +237,11 @@ fn print_banner(info: &BootInfo) {
     println!("================================================================");
     println!(" AdrOS {} — x86_64, NetBSD rump kernel hypercall ABI", env!("CARGO_PKG_VERSION"));
     println!(" memory: {} MiB usable of {} MiB RAM top; {} MiB free ({} of {} frames)", usable >> 20, info.ram_top() >> 20, (free as u64 * 4096) >> 20, free, total);
+    if crate::rump::LINKED {
+        println!(" NetBSD rump components linked: {}", crate::rump::components());
+    } else {
+        println!(" NetBSD rump components not linked: native drivers only");
+    }
     let mut lines: Vec<String> = Vec::new();
     crate::describe_platform(&mut lines);
     for l in lines {
