@@ -10,7 +10,7 @@
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use core::task::Waker;
 
 use crate::host::Host;
@@ -61,15 +61,13 @@ impl Waiter {
     }
 }
 
-struct MutexState {
-    locked: bool,
-    waiters: VecDeque<Arc<Waiter>>,
-}
-
 /// A non-recursive blocking mutex without guards (lock and unlock are separate calls, as the
-/// C interface needs).
+/// C interface needs). The uncontended paths are one atomic operation each — the NetBSD
+/// kernel takes dozens of mutexes per system call — and only contention touches the waiter
+/// queue: `state` is 0 (free), 1 (held) or 2 (held, and someone may be waiting).
 pub struct RawMutex {
-    state: spin::Mutex<MutexState>,
+    state: AtomicU8,
+    waiters: spin::Mutex<VecDeque<Arc<Waiter>>>,
 }
 
 impl Default for RawMutex {
@@ -80,17 +78,11 @@ impl Default for RawMutex {
 
 impl RawMutex {
     pub const fn new() -> Self {
-        RawMutex { state: spin::Mutex::new(MutexState { locked: false, waiters: VecDeque::new() }) }
+        RawMutex { state: AtomicU8::new(0), waiters: spin::Mutex::new(VecDeque::new()) }
     }
 
     pub fn try_lock(&self) -> bool {
-        let mut s = self.state.lock();
-        if s.locked {
-            false
-        } else {
-            s.locked = true;
-            true
-        }
+        self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
     }
 
     /// Takes the lock, spinning briefly and then parking.
@@ -103,13 +95,14 @@ impl RawMutex {
         }
         loop {
             let w = {
-                let mut s = self.state.lock();
-                if !s.locked {
-                    s.locked = true;
+                let mut q = self.waiters.lock();
+                // Mark the lock contended; if it was free meanwhile, it is ours (still marked
+                // contended: the unlock then looks at the queue, which is harmless).
+                if self.state.swap(2, Ordering::Acquire) == 0 {
                     return;
                 }
                 let w = Waiter::new(host);
-                s.waiters.push_back(w.clone());
+                q.push_back(w.clone());
                 w
             };
             w.wait(host);
@@ -117,19 +110,20 @@ impl RawMutex {
     }
 
     pub fn unlock(&self) {
-        let next = {
-            let mut s = self.state.lock();
-            debug_assert!(s.locked, "unlock of an unlocked mutex");
-            s.locked = false;
-            s.waiters.pop_front()
-        };
-        if let Some(w) = next {
-            w.notify();
+        let was = self.state.swap(0, Ordering::Release);
+        debug_assert!(was != 0, "unlock of an unlocked mutex");
+        if was == 2 {
+            // A waiter queued itself under the queue lock after marking the state 2, so it is
+            // in the queue by the time we look (or has not parked yet and will see 0).
+            let next = self.waiters.lock().pop_front();
+            if let Some(w) = next {
+                w.notify();
+            }
         }
     }
 
     pub fn is_locked(&self) -> bool {
-        self.state.lock().locked
+        self.state.load(Ordering::Relaxed) != 0
     }
 }
 
