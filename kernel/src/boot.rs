@@ -16,6 +16,8 @@ static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 static CMDLINE: spin::Once<Cmdline> = spin::Once::new();
 /// Monotonic ns at which kmain started its main thread.
 pub static BOOT_DONE_NS: AtomicU64 = AtomicU64::new(0);
+/// When pid 1 was started (ns of uptime).
+pub static INIT_START_NS: AtomicU64 = AtomicU64::new(0);
 
 pub fn info() -> &'static BootInfo {
     BOOT_INFO.get().expect("boot info not collected yet")
@@ -204,6 +206,7 @@ fn start_init(cmd: &Cmdline) {
             crate::power_off();
         });
     }
+    INIT_START_NS.store(time::now_ns(), Ordering::Relaxed);
     match crate::proc::spawn_init(&path, argv, envp) {
         Ok(pid) => log::info!("init: started {path} as pid {pid}"),
         Err(e) => {

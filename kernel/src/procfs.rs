@@ -16,7 +16,7 @@ use crate::fs::consts::*;
 use crate::fs::node::{DirEntry, FileSystem, Inode, InodeRef, SetAttr, Stat, StatFs, Timespec};
 use crate::fs::sync::SleepLock;
 
-const GLOBAL: [&str; 11] = ["cmdline", "cpuinfo", "drivers", "filesystems", "loadavg", "meminfo", "mounts", "stat", "uptime", "version", "self"];
+const GLOBAL: [&str; 12] = ["boottimes", "cmdline", "cpuinfo", "drivers", "filesystems", "loadavg", "meminfo", "mounts", "stat", "uptime", "version", "self"];
 const PER_PID: [&str; 8] = ["cmdline", "comm", "cwd", "exe", "fd", "maps", "stat", "status"];
 
 pub struct ProcFs {
@@ -331,6 +331,14 @@ fn global(name: &str) -> KResult<String> {
                 }
                 .ok();
             }
+        }
+        "boottimes" => {
+            // Milestones in ms of uptime (the clock starts at calibration, a few ms into boot).
+            let ms = |ns: u64| if ns == 0 { alloc::string::String::from("-") } else { alloc::format!("{}.{:03}", ns / 1_000_000, (ns / 1000) % 1000) };
+            let _ = writeln!(s, "kernel_ready_ms {}", ms(crate::boot::BOOT_DONE_NS.load(Ordering::Relaxed)));
+            let _ = writeln!(s, "init_started_ms {}", ms(crate::boot::INIT_START_NS.load(Ordering::Relaxed)));
+            let _ = writeln!(s, "first_console_read_ms {}", ms(crate::tty::FIRST_CONSOLE_READ_NS.load(Ordering::Relaxed)));
+            let _ = writeln!(s, "rump_init_ms {}", ms(crate::rump::init_ns()));
         }
         "drivers" => {
             // Which stack serves what: the rump kernel, block devices, and mounts.

@@ -131,6 +131,10 @@ enum Kind {
     Pty(PtyState),
 }
 
+/// When a program first read the serial console (ns of uptime; 0: not yet) — with busybox
+/// init, the moment the shell prompt is up. Shown in `/proc/boottimes`.
+pub static FIRST_CONSOLE_READ_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 pub struct Tty {
     termios: IrqSpinLock<Termios>,
     input: IrqSpinLock<Input>,
@@ -468,6 +472,10 @@ impl Tty {
     pub fn read(&self, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
         if buf.is_empty() {
             return Ok(0);
+        }
+        if self.pty().is_none() && FIRST_CONSOLE_READ_NS.load(Ordering::Relaxed) == 0 {
+            // The first program waiting for console input: the shell showing its prompt.
+            let _ = FIRST_CONSOLE_READ_NS.compare_exchange(0, crate::time::now_ns().max(1), Ordering::Relaxed, Ordering::Relaxed);
         }
         self.check_read()?;
         loop {

@@ -71,3 +71,31 @@ fn smp4_parallel_processes() {
     }
     assert!(out.trim_end().ends_with("all"), "output was {out:?}");
 }
+
+/// `cargo xtask run`'s boot: busybox init runs /etc/init.d/rcS and a root shell on the
+/// console; a command typed at the prompt runs, `/proc/boottimes` records when the shell
+/// first waited for input (printed, not judged: timings belong in benchmarks), and
+/// `poweroff` ends the machine.
+#[test]
+fn interactive_boot_prompt_and_poweroff() {
+    let t = Boot::new("s04_userland-interactive")
+        .timeout(Duration::from_secs(180))
+        .type_after("adros:/# ", "cat /proc/boottimes; echo typed-$((6*7))\n")
+        .type_after("typed-42", "poweroff\n")
+        .run();
+    if let Some(report) = banner::crash_report(t.serial()) {
+        t.fail(&format!("the kernel crashed:\n{report}"));
+    }
+    let s = t.serial().replace('\r', "");
+    if !s.contains("typed-42") {
+        t.fail("the command typed at the shell prompt did not run");
+    }
+    let Some(line) = s.lines().find(|l| l.starts_with("first_console_read_ms ")) else { t.fail("/proc/boottimes has no first_console_read_ms") };
+    if line.ends_with(" -") {
+        t.fail("the shell read the console but /proc/boottimes says it never did");
+    }
+    println!("s04_userland-interactive: {line} (ms of kernel uptime when the shell first waited for input)");
+    if t.status() != Some(0) {
+        t.fail("poweroff at the prompt did not power the machine off (exit status 0)");
+    }
+}
