@@ -419,6 +419,23 @@ pub fn sync_all() {
     MOUNTED.lock().retain(|w| w.strong_count() > 0);
 }
 
+/// How often the native driver's cached metadata is written back (Linux's default dirty
+/// expiry; `ext2.writeback=SECS` on the command line). NetBSD's ext2fs in the rump kernel has
+/// its own syncer thread.
+const WRITEBACK_SECS: u64 = 30;
+
 pub fn init() {
     crate::fs::register_filesystem_data("ext2", mount);
+    let secs = crate::boot::cmdline().param("ext2.writeback").and_then(|v| v.parse::<u64>().ok()).filter(|&s| s > 0).unwrap_or(WRITEBACK_SECS);
+    crate::sched::thread::spawn("ext2-writeback", move || {
+        loop {
+            crate::sched::thread::sleep_ms(secs * 1000);
+            let v: Vec<_> = MOUNTED.lock().iter().filter_map(Weak::upgrade).collect();
+            for fs in v {
+                if let Err(e) = fs.sync() {
+                    log::warn!("ext2: periodic write-back: {e:?}");
+                }
+            }
+        }
+    });
 }

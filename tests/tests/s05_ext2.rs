@@ -380,3 +380,24 @@ fn sync_then_power_off_native() {
 fn sync_then_power_off_rump() {
     sync_then_power_off("rump");
 }
+
+/// The native driver writes its cached metadata back by itself (`ext2.writeback=SECS`,
+/// default 30): a file created and left alone is on the disk after a power-off without
+/// `sync` or `umount`.
+#[test]
+fn native_periodic_write_back() {
+    let name = "s05_ext2-writeback_native";
+    if !stack_available(name, "native") {
+        return;
+    }
+    let (img, _) = image(name, &[]);
+    let cmd = "mount -t ext2 -o driver=native /dev/vda /mnt && echo left-alone > /mnt/lazy && mkdir /mnt/lazydir && sleep 4 && echo slept";
+    let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+    let t = Boot::new(name).disk(img.clone()).args(&format!("loglevel=3 ext2.writeback=1 adros.exec={hex}")).timeout(Duration::from_secs(240)).run();
+    let s = t.serial().replace('\r', "");
+    if !s.contains("slept") || !s.contains("@@ADROS-EXEC-EXIT 0@@") {
+        t.fail("the guest command failed");
+    }
+    assert_eq!(debugfs_cat(&img, "/lazy"), "left-alone\n", "the file written without sync is not on the disk");
+    assert!(debugfs(&img, "stat /lazydir").contains("Type: directory"), "the directory made without sync is not on the disk");
+}
