@@ -25,6 +25,8 @@ pub mod boot;
 #[cfg(target_os = "none")]
 pub mod ext2_vfs;
 #[cfg(target_os = "none")]
+pub mod ipc;
+#[cfg(target_os = "none")]
 pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod ktests;

@@ -7,6 +7,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use super::anon::AnonFile;
 use super::consts::*;
 use super::devfs::Device;
 use super::node::{DirEntry, InodeRef, Stat, StatFs};
@@ -22,6 +23,8 @@ pub(super) enum Kind {
     Pipe(Arc<Pipe>, End),
     /// `O_PATH`: a handle for `*at` calls and `fstat` only.
     Path,
+    /// epoll, eventfd, timerfd, signalfd, sockets ([`super::anon`]).
+    Anon(Arc<dyn AnonFile>),
 }
 
 pub struct File {
@@ -42,6 +45,19 @@ impl File {
         Arc::new(File { kind, inode, path, flags: AtomicU32::new(flags & !(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)), pos: SleepLock::new(0) })
     }
 
+    /// A file with no node: `flags` holds the access mode and `O_NONBLOCK`.
+    pub fn new_anon(obj: Arc<dyn AnonFile>, flags: u32) -> Arc<File> {
+        File::new(Kind::Anon(obj), None, None, flags)
+    }
+
+    /// The object behind an anonymous file.
+    pub fn anon(&self) -> Option<&Arc<dyn AnonFile>> {
+        match &self.kind {
+            Kind::Anon(a) => Some(a),
+            _ => None,
+        }
+    }
+
     /// The open flags: access mode (`O_ACCMODE`) plus status flags (`O_APPEND`,
     /// `O_NONBLOCK`, `O_DIRECTORY`, `O_PATH`, …), as `fcntl(F_GETFL)` reports them.
     pub fn flags(&self) -> u32 {
@@ -54,7 +70,7 @@ impl File {
         let _ = self.flags.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| Some((old & !SETFL_MASK) | (flags & SETFL_MASK)));
     }
 
-    fn nonblock(&self) -> bool {
+    pub fn nonblock(&self) -> bool {
         self.flags() & O_NONBLOCK != 0
     }
 
@@ -96,6 +112,7 @@ impl File {
                 Ok(n)
             }
             Kind::Pipe(p, _) => p.read(buf, self.nonblock()),
+            Kind::Anon(a) => a.read(self, buf),
             Kind::Path => Err(Errno::EBADF),
         }
     }
@@ -118,6 +135,7 @@ impl File {
                 Ok(n)
             }
             Kind::Pipe(p, _) => p.write(buf, self.nonblock()),
+            Kind::Anon(a) => a.write(self, buf),
             Kind::Path => Err(Errno::EBADF),
         }
     }
@@ -128,7 +146,7 @@ impl File {
         match &self.kind {
             Kind::Node => self.node()?.read_at(off, buf),
             Kind::Device(d) => d.read(self, buf, off),
-            Kind::Pipe(..) => Err(Errno::ESPIPE),
+            Kind::Pipe(..) | Kind::Anon(_) => Err(Errno::ESPIPE),
             Kind::Path => Err(Errno::EBADF),
         }
     }
@@ -139,7 +157,7 @@ impl File {
         match &self.kind {
             Kind::Node => self.node()?.write_at(off, buf),
             Kind::Device(d) => d.write(self, buf, off),
-            Kind::Pipe(..) => Err(Errno::ESPIPE),
+            Kind::Pipe(..) | Kind::Anon(_) => Err(Errno::ESPIPE),
             Kind::Path => Err(Errno::EBADF),
         }
     }
@@ -147,7 +165,7 @@ impl File {
     /// `lseek`: returns the new offset.
     pub fn seek(&self, off: i64, whence: u32) -> KResult<u64> {
         match &self.kind {
-            Kind::Pipe(..) => return Err(Errno::ESPIPE),
+            Kind::Pipe(..) | Kind::Anon(_) => return Err(Errno::ESPIPE),
             Kind::Path => return Err(Errno::EBADF),
             _ => {}
         }
@@ -192,7 +210,16 @@ impl File {
                 blksize: PIPE_BUF as i64,
                 ..Stat::default()
             }),
+            (None, Kind::Anon(a)) => Ok(super::anon::stat_of(a.as_ref(), self.anon_ino())),
             _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// The inode number `fstat` reports for an anonymous file.
+    fn anon_ino(&self) -> u64 {
+        match &self.kind {
+            Kind::Anon(a) => Arc::as_ptr(a) as *const u8 as u64 >> 4,
+            _ => 0,
         }
     }
 
@@ -245,6 +272,7 @@ impl File {
                 Ok(size.saturating_sub(self.offset()))
             }
             (Kind::Device(d), _) => d.ioctl(self, cmd, arg),
+            (Kind::Anon(a), _) => a.ioctl(self, cmd, arg),
             _ => Err(Errno::ENOTTY),
         }
     }
@@ -255,6 +283,7 @@ impl File {
         match &self.kind {
             Kind::Pipe(p, end) => p.poll(*end, events),
             Kind::Device(d) => d.poll(self, events),
+            Kind::Anon(a) => a.poll(self, events),
             Kind::Node => events & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM),
             Kind::Path => POLLNVAL,
         }
@@ -266,6 +295,7 @@ impl File {
         match &self.kind {
             Kind::Pipe(p, _) => Some(p.wait_queue()),
             Kind::Device(d) => d.wait_queue(),
+            Kind::Anon(a) => a.wait_queue(),
             _ => None,
         }
     }
@@ -289,7 +319,10 @@ impl File {
     pub fn path(&self) -> String {
         match &self.path {
             Some(p) => super::path_of(&super::namespace_root(p), p).unwrap_or_else(|_| String::from("(deleted)")),
-            None => alloc::format!("pipe:[{}]", self.stat().map_or(0, |s| s.ino)),
+            None => match &self.kind {
+                Kind::Anon(a) => a.link_name(self.anon_ino()),
+                _ => alloc::format!("pipe:[{}]", self.stat().map_or(0, |s| s.ino)),
+            },
         }
     }
 

@@ -20,6 +20,7 @@
 //! Locking: inode metadata and directories use interrupt-safe spinlocks, file contents a
 //! sleeping lock; renames within a file system are serialised by its rename lock.
 
+pub mod anon;
 pub mod consts;
 pub mod devfs;
 pub mod file;

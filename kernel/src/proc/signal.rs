@@ -193,6 +193,7 @@ pub fn send_task(t: &Arc<Task>, sig: u32) {
         return;
     }
     t.sig.lock().pending |= bit(sig);
+    crate::ipc::signalfd::notify();
     if sig == SIGKILL {
         t.killed.store(true, Ordering::Release);
         let mut ex = t.process.exit.lock();

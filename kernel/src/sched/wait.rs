@@ -4,13 +4,23 @@
 //! lost nor delivered to a later, unrelated sleep.
 
 use alloc::collections::VecDeque;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
 
 use super::thread::{ThreadRef, current};
 use crate::sync::spin::IrqSpinLock;
 
+/// Told whenever a queue it watches is woken (an epoll instance or a socket relaying the
+/// queues of what it watches to its own). Called with the watched queue's lock held and
+/// possibly in interrupt context: it may only touch atomics and wake other queues.
+pub trait Notify: Send + Sync {
+    fn notify(&self);
+}
+
 pub struct WaitQueue {
     waiters: IrqSpinLock<VecDeque<ThreadRef>>,
+    /// Watchers told on every wake (dropped watchers are pruned on the next `watch`).
+    watchers: IrqSpinLock<Vec<Weak<dyn Notify>>>,
 }
 
 impl Default for WaitQueue {
@@ -21,7 +31,29 @@ impl Default for WaitQueue {
 
 impl WaitQueue {
     pub const fn new() -> Self {
-        Self { waiters: IrqSpinLock::new(VecDeque::new()) }
+        Self { waiters: IrqSpinLock::new(VecDeque::new()), watchers: IrqSpinLock::new(Vec::new()) }
+    }
+
+    /// Adds a watcher told on every later `wake_one`/`wake_all` until it is dropped or
+    /// [`WaitQueue::unwatch`]ed.
+    pub fn watch(&self, w: Weak<dyn Notify>) {
+        let mut v = self.watchers.lock();
+        v.retain(|x| x.strong_count() > 0);
+        v.push(w);
+    }
+
+    /// Removes watcher `w` (compared by address).
+    pub fn unwatch(&self, w: &Weak<dyn Notify>) {
+        self.watchers.lock().retain(|x| x.strong_count() > 0 && !Weak::ptr_eq(x, w));
+    }
+
+    fn notify_watchers(&self) {
+        let v = self.watchers.lock();
+        for w in v.iter() {
+            if let Some(n) = w.upgrade() {
+                n.notify();
+            }
+        }
     }
 
     /// Blocks until `cond()` is true (checked under the queue lock before each sleep) or the
@@ -72,25 +104,35 @@ impl WaitQueue {
     }
 
     pub fn wake_one(&self) -> bool {
-        let mut q = self.waiters.lock();
-        while let Some(t) = q.pop_front() {
-            if super::wake(&t) {
-                return true;
+        let woke = {
+            let mut q = self.waiters.lock();
+            let mut woke = false;
+            while let Some(t) = q.pop_front() {
+                if super::wake(&t) {
+                    woke = true;
+                    break;
+                }
+                // Not blocked any more (it is between waking and removing itself): skip it;
+                // it will re-check its condition.
             }
-            // Not blocked any more (it is between waking and removing itself): skip it; it
-            // will re-check its condition.
-        }
-        false
+            woke
+        };
+        self.notify_watchers();
+        woke
     }
 
     pub fn wake_all(&self) -> usize {
-        let mut q = self.waiters.lock();
-        let mut n = 0;
-        while let Some(t) = q.pop_front() {
-            if super::wake(&t) {
-                n += 1;
+        let n = {
+            let mut q = self.waiters.lock();
+            let mut n = 0;
+            while let Some(t) = q.pop_front() {
+                if super::wake(&t) {
+                    n += 1;
+                }
             }
-        }
+            n
+        };
+        self.notify_watchers();
         n
     }
 

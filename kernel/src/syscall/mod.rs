@@ -1,8 +1,10 @@
 //! The Linux x86_64 system-call layer: numbers → handlers through a table that each family
-//! module fills in (`process`, `memory`, `signal`, `time`, `futex`, `file`, `misc`).
+//! module fills in (`process`, `memory`, `signal`, `time`, `futex`, `file`, `misc`,
+//! `events`, `socket`).
 //! Handlers get typed access to the arguments and return `KResult<u64>`; errors become
 //! `-errno` in rax. `implemented()` is the machine-readable list a test checks.
 
+pub mod events;
 pub mod file;
 pub mod futex;
 pub mod memory;
@@ -10,6 +12,7 @@ pub mod misc;
 pub mod process;
 pub mod sched_time;
 pub mod signal;
+pub mod socket;
 pub mod time;
 
 use alloc::vec::Vec;
@@ -83,6 +86,8 @@ fn table() -> &'static Table {
         file::register(&mut t);
         misc::register(&mut t);
         sched_time::register(&mut t);
+        events::register(&mut t);
+        socket::register(&mut t);
         t
     })
 }
