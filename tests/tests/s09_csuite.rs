@@ -71,3 +71,13 @@ fn csuite_time() {
 fn csuite_dev() {
     run("t_dev", "dev", 45);
 }
+
+#[test]
+fn csuite_events() {
+    run("t_events", "events", 85);
+}
+
+#[test]
+fn csuite_unix() {
+    run("t_unix", "unix", 75);
+}

@@ -383,7 +383,7 @@ impl Inner {
                 }
                 match &s.conn {
                     Conn::Packet { peer } => peer.upgrade().ok_or(if self.ty == SOCK_DGRAM { Errno::ECONNREFUSED } else { Errno::EPIPE })?,
-                    _ => return Err(if self.ty == SOCK_DGRAM { Errno::EDESTADDRREQ } else { Errno::ENOTCONN }),
+                    _ => return Err(Errno::ENOTCONN),
                 }
             }
         };

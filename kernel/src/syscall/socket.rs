@@ -312,7 +312,12 @@ fn recvfrom(c: &mut Call<'_>) -> KResult<u64> {
     let mut buf = alloc::vec![0u8; (c.a2() as usize).min(STREAM_CHUNK)];
     let (n, full, from, _rights) = s.recv(&mut buf, flags & MSG_PEEK != 0, f.nonblock() || flags & MSG_DONTWAIT != 0)?;
     copy_to_user(c.a1(), &buf[..n])?;
-    write_addr(c.a4(), c.a5(), from.as_deref())?;
+    // An unnamed sender has a zero-length address (Linux); none at all for streams.
+    match &from {
+        Some(n) => write_addr(c.a4(), c.a5(), Some(n))?,
+        None if c.a5() != 0 => write_val(c.a5(), &0u32)?,
+        None => {}
+    }
     Ok(if flags & MSG_TRUNC != 0 { full } else { n } as u64)
 }
 
