@@ -49,7 +49,7 @@ fn csuite_pipes() {
 
 #[test]
 fn csuite_signals() {
-    run("t_signals", "signals", 55);
+    run("t_signals", "signals", 72);
 }
 
 #[test]
@@ -59,7 +59,7 @@ fn csuite_proc() {
 
 #[test]
 fn csuite_mem() {
-    run("t_mem", "mem", 50);
+    run("t_mem", "mem", 64);
 }
 
 #[test]

@@ -64,20 +64,17 @@ int main(void) {
     CHECK("mmap_anon_writable", m[8 * pg - 1] == 'a');
     CHECK("munmap_partial", munmap(m + 2 * pg, pg) == 0);
     CHECK("munmap_hole_faults", faults(m + 2 * pg, 0) && fault_sig == SIGSEGV && fault_addr == m + 2 * pg);
-#ifdef CHECK_ALL
     CHECK("segv_code_maperr", fault_code == SEGV_MAPERR);
-#endif
     CHECK("munmap_neighbours_intact", !faults(m + pg, 0) && !faults(m + 3 * pg, 0) && m[3 * pg] == 'a');
     CHECK("mprotect_readonly", mprotect(m, pg, PROT_READ) == 0 && !faults(m, 0));
     CHECK("mprotect_write_faults", faults(m + 5, 1) && fault_sig == SIGSEGV && fault_addr == m + 5);
-#ifdef CHECK_ALL
     CHECK("segv_code_accerr", fault_code == SEGV_ACCERR);
-#endif
     CHECK("mprotect_restore", mprotect(m, pg, PROT_READ | PROT_WRITE) == 0 && !faults(m, 1));
     CHECK("mprotect_prot_none", mprotect(m + 4 * pg, pg, PROT_NONE) == 0);
-#ifdef CHECK_ALL
     CHECK("prot_none_read_faults", faults(m + 4 * pg, 0) && fault_addr == m + 4 * pg);
-#endif
+    CHECK("prot_none_code_accerr", fault_code == SEGV_ACCERR);
+    CHECK("prot_none_write_faults", faults(m + 4 * pg + 8, 1) && fault_addr == m + 4 * pg + 8);
+    CHECK("prot_none_restore_keeps_data", mprotect(m + 4 * pg, pg, PROT_READ) == 0 && !faults(m + 4 * pg, 0) && m[4 * pg] == 'a');
     CHECK_ERR("mprotect_unaligned", syscall(SYS_mprotect, m + 1, pg, PROT_READ), EINVAL);
     CHECK_ERR("mprotect_unmapped", mprotect(m + 2 * pg, pg, PROT_READ), ENOMEM);
     CHECK("munmap_all", munmap(m, 8 * pg) == 0 && faults(m, 0));
@@ -121,9 +118,8 @@ int main(void) {
     /* madvise */
     char *d = mmap(0, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     memset(d, 'd', 2 * pg);
-#ifdef CHECK_ALL
     CHECK("madvise_dontneed_zeroes", madvise(d, pg, MADV_DONTNEED) == 0 && d[0] == 0 && d[pg] == 'd');
-#endif
+    CHECK("madvise_dontneed_writable_again", (d[5] = 'x') == 'x' && d[5] == 'x' && d[6] == 0);
     CHECK("madvise_willneed", madvise(d, 2 * pg, MADV_WILLNEED) == 0);
     CHECK_ERR("madvise_bad_advice", madvise(d, pg, 12345), EINVAL);
     CHECK("msync_anon", msync(d, pg, MS_SYNC) == 0);
@@ -202,9 +198,26 @@ int main(void) {
         _exit(0);
     }
     wait_code(c);
-#ifdef CHECK_ALL
     CHECK("shared_anon_child_write_visible", *sh == 99);
-#endif
+    /* a read-only private page made writable after fork stays private */
+    char *ro = mmap(0, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    strcpy(ro, "ro");
+    mprotect(ro, pg, PROT_READ);
+    c = fork();
+    if (c == 0) {
+        mprotect(ro, pg, PROT_READ | PROT_WRITE);
+        strcpy(ro, "child");
+        _exit(0);
+    }
+    wait_code(c);
+    CHECK("cow_readonly_then_mprotect", strcmp(ro, "ro") == 0);
+    mprotect(ro, pg, PROT_NONE);
+    c = fork();
+    if (c == 0) {
+        mprotect(ro, pg, PROT_READ | PROT_WRITE);
+        _exit(strcmp(ro, "ro") == 0 && strcpy(ro, "kid") ? 0 : 1);
+    }
+    CHECK("prot_none_fork_keeps_data", wait_code(c) == 0 && mprotect(ro, pg, PROT_READ) == 0 && strcmp(ro, "ro") == 0);
     static int global_var = 5;
     c = fork();
     if (c == 0) {

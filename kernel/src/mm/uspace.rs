@@ -22,6 +22,10 @@ pub const STACK_SIZE: u64 = 8 << 20;
 pub const MMAP_BASE: u64 = 0x0000_7f00_0000_0000;
 /// PTE software bit marking a copy-on-write page.
 const COW: F = F::BIT_9;
+/// PTE software bit marking a PROT_NONE page: the frame stays allocated but the entry is
+/// not present, so every access faults (as Linux does on x86); `handle_fault` refuses it
+/// because the VMA allows nothing.
+const PROTNONE: F = F::BIT_10;
 
 pub const PROT_READ: u32 = 1;
 pub const PROT_WRITE: u32 = 2;
@@ -41,6 +45,9 @@ pub struct Vma {
 
 impl Vma {
     fn pte_flags(&self) -> F {
+        if self.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 {
+            return PROTNONE | F::USER_ACCESSIBLE | F::NO_EXECUTE;
+        }
         let mut f = F::PRESENT | F::USER_ACCESSIBLE;
         if self.prot & PROT_WRITE != 0 {
             f |= F::WRITABLE;
@@ -468,7 +475,9 @@ impl AddressSpace {
                         let mut fl = e.flags();
                         if v.shared {
                             // Shared memory stays shared: same frame, same permissions.
-                        } else if fl.contains(F::WRITABLE) || fl.contains(COW) {
+                        } else {
+                            // Read-only and PROT_NONE pages too: a later mprotect must
+                            // not make a frame writable that the other process still sees.
                             fl = (fl - F::WRITABLE) | COW;
                             e.set_flags(fl);
                         }
@@ -491,6 +500,47 @@ impl AddressSpace {
         // The parent's pages just became read-only: drop stale writable TLB entries.
         crate::arch::tlb::shootdown(u64::MAX);
         Ok(child)
+    }
+
+    /// True if a VMA covers `va` (a fault there is SEGV_ACCERR, not SEGV_MAPERR).
+    pub fn mapped(&self, va: u64) -> bool {
+        let g = self.inner.lock();
+        g.vmas.range(..=va).next_back().is_some_and(|(_, v)| va < v.end)
+    }
+
+    /// MADV_DONTNEED: drops the pages of private anonymous VMAs in `[start, end)`, so the
+    /// next access finds a fresh zero page. Shared and file-backed pages are kept (their
+    /// contents live elsewhere on Linux; here they stay as they are). ENOMEM if part of the
+    /// range is unmapped, EINVAL for locked-in pages Linux refuses (none here).
+    pub fn discard(&self, start: u64, end: u64) -> KResult<()> {
+        if start % PAGE != 0 || end < start || end > USER_TOP {
+            return Err(Errno::EINVAL);
+        }
+        let g = self.inner.lock();
+        let vs: Vec<Vma> = g.vmas.range(..end).filter(|(_, v)| v.end > start).map(|(_, v)| v.clone()).collect();
+        let covered: u64 = vs.iter().map(|v| v.end.min(end) - v.start.max(start)).sum();
+        if covered != end - start {
+            return Err(Errno::ENOMEM);
+        }
+        let mut freed: Vec<u64> = Vec::new();
+        for v in vs.iter().filter(|v| !v.shared && v.name != "file") {
+            let mut va = v.start.max(start);
+            while va < v.end.min(end) {
+                if let Ok(Some(e)) = pte(self.pml4, va, false) {
+                    if !e.is_unused() {
+                        freed.push(e.addr().as_u64());
+                        e.set_unused();
+                        flush(va);
+                    }
+                }
+                va += PAGE;
+            }
+        }
+        drop(g);
+        for f in freed {
+            release(f);
+        }
+        Ok(())
     }
 
     pub fn vmas(&self) -> Vec<Vma> {

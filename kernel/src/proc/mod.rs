@@ -517,7 +517,12 @@ fn finish_process(p: &Arc<Process>) {
             parent.children.lock().retain(|k| k.pid != p.pid);
             PROCS.lock().remove(&p.pid);
         }
-        signal::send_process(&parent, signal::SIGCHLD);
+        let (code, st) = match status {
+            ExitStatus::Exited(c) => (signal::CLD_EXITED, i32::from(c)),
+            ExitStatus::Signaled(s) => (signal::CLD_KILLED, i32::from(s)),
+        };
+        let uid = p.creds.lock().uid;
+        signal::send_process_info(&parent, signal::SigInfo { signo: signal::SIGCHLD, code, pid: p.pid, uid, status: st, ..Default::default() });
         parent.child_event.wake_all();
     }
 }
@@ -619,7 +624,14 @@ pub fn user_exception(frame: &mut TrapFrame) {
             crate::arch::cpu::read_cr2(),
             sig
         );
-        signal::force(&t, sig);
+        let addr = crate::arch::cpu::read_cr2();
+        let code = match frame.vector {
+            14 if t.process.aspace().mapped(addr) => signal::SEGV_ACCERR,
+            14 => signal::SEGV_MAPERR,
+            _ => signal::SI_KERNEL,
+        };
+        let addr = if frame.vector == 14 { addr } else { frame.rip };
+        signal::force(&t, sig, code, addr);
     }
 }
 

@@ -32,6 +32,92 @@ pub const SIGTTIN: u32 = 21;
 pub const SIGTTOU: u32 = 22;
 pub const SIGURG: u32 = 23;
 pub const SIGWINCH: u32 = 28;
+/// First real-time signal: from here on signals queue instead of merging.
+pub const SIGRTMIN: u32 = 32;
+
+// si_code values (Linux).
+pub const SI_USER: i32 = 0;
+pub const SI_KERNEL: i32 = 0x80;
+pub const SI_QUEUE: i32 = -1;
+pub const SI_TKILL: i32 = -6;
+pub const CLD_EXITED: i32 = 1;
+pub const CLD_KILLED: i32 = 2;
+pub const CLD_DUMPED: i32 = 3;
+pub const CLD_STOPPED: i32 = 5;
+pub const CLD_CONTINUED: i32 = 6;
+pub const SEGV_MAPERR: i32 = 1;
+pub const SEGV_ACCERR: i32 = 2;
+
+/// Pending real-time signals a thread may hold before further ones merge (Linux bounds
+/// them by RLIMIT_SIGPENDING; sigqueue then fails with EAGAIN).
+pub const MAX_QUEUED: usize = 1024;
+
+/// What a handler or sigtimedwait/waitid learns about a signal (`siginfo_t`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigInfo {
+    pub signo: u32,
+    pub errno: i32,
+    pub code: i32,
+    pub pid: u32,
+    pub uid: u32,
+    /// SIGCHLD: exit code or signal number.
+    pub status: i32,
+    /// Faults: the address.
+    pub addr: u64,
+    /// rt_sigqueueinfo: the `sigval`.
+    pub value: u64,
+}
+
+impl SigInfo {
+    /// Sent by the kernel itself (tty, timers, pipes).
+    pub fn kernel(signo: u32) -> SigInfo {
+        SigInfo { signo, code: SI_KERNEL, ..Default::default() }
+    }
+
+    /// Sent by the calling process (kill: SI_USER, tkill/tgkill: SI_TKILL).
+    pub fn from_current(signo: u32, code: i32) -> SigInfo {
+        let (pid, uid) = super::current_process().map(|p| (p.pid, p.creds.lock().uid)).unwrap_or((0, 0));
+        SigInfo { signo, code, pid, uid, ..Default::default() }
+    }
+
+    /// Linux's `siginfo_t` layout (128 bytes): signo, errno, code, then the union.
+    pub fn to_bytes(&self) -> [u8; 128] {
+        let mut b = [0u8; 128];
+        b[0..4].copy_from_slice(&(self.signo as i32).to_le_bytes());
+        b[4..8].copy_from_slice(&self.errno.to_le_bytes());
+        b[8..12].copy_from_slice(&self.code.to_le_bytes());
+        let fault = matches!(self.signo, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP) && self.code > 0 && self.code != SI_KERNEL;
+        if fault {
+            b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+        } else {
+            b[16..20].copy_from_slice(&self.pid.to_le_bytes());
+            b[20..24].copy_from_slice(&self.uid.to_le_bytes());
+            if self.signo == SIGCHLD && self.code > 0 && self.code != SI_KERNEL {
+                b[24..28].copy_from_slice(&self.status.to_le_bytes());
+            } else {
+                b[24..32].copy_from_slice(&self.value.to_le_bytes());
+            }
+        }
+        b
+    }
+
+    /// Reads the fields a sender may set from a user `siginfo_t` (rt_sigqueueinfo).
+    pub fn from_bytes(b: &[u8; 128]) -> SigInfo {
+        let w = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let mut v = [0u8; 8];
+        v.copy_from_slice(&b[24..32]);
+        SigInfo {
+            signo: w(0),
+            errno: w(4) as i32,
+            code: w(8) as i32,
+            pid: w(16),
+            uid: w(20),
+            status: 0,
+            addr: 0,
+            value: u64::from_le_bytes(v),
+        }
+    }
+}
 
 pub const SA_NOCLDSTOP: u64 = 1;
 pub const SA_SIGINFO: u64 = 4;
@@ -81,10 +167,14 @@ impl Actions {
     }
 }
 
-#[derive(Clone, Copy, Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct SigState {
     pub mask: u64,
+    /// One bit per pending signal; `queue` holds their siginfo (at most one entry for a
+    /// standard signal, one per send for a real-time signal). A bit without an entry reads
+    /// as sent by the kernel.
     pub pending: u64,
+    pub queue: alloc::vec::Vec<SigInfo>,
     /// The faulting address for a pending SIGSEGV/SIGBUS.
     pub fault_addr: u64,
     pub altstack: (u64, u64, i32),
@@ -94,7 +184,42 @@ pub struct SigState {
 
 impl SigState {
     pub fn fork_child(&self) -> SigState {
-        SigState { mask: self.mask, pending: 0, fault_addr: 0, altstack: self.altstack, restore_mask: None }
+        SigState { mask: self.mask, pending: 0, queue: alloc::vec::Vec::new(), fault_addr: 0, altstack: self.altstack, restore_mask: None }
+    }
+
+    /// Marks `info.signo` pending with its siginfo: standard signals merge with a pending
+    /// one, real-time signals queue (up to MAX_QUEUED). False if it was not queued.
+    pub fn enqueue(&mut self, info: SigInfo) -> bool {
+        let b = bit(info.signo);
+        if self.pending & b == 0 {
+            self.queue.retain(|i| i.signo != info.signo);
+        } else if info.signo < SIGRTMIN {
+            return false;
+        }
+        self.pending |= b;
+        if self.queue.len() >= MAX_QUEUED {
+            return false;
+        }
+        self.queue.push(info);
+        true
+    }
+
+    /// Takes one pending instance of `sig` (the caller saw its bit set).
+    pub fn take(&mut self, sig: u32) -> SigInfo {
+        let info = match self.queue.iter().position(|i| i.signo == sig) {
+            Some(at) => self.queue.remove(at),
+            None => SigInfo::kernel(sig),
+        };
+        if !self.queue.iter().any(|i| i.signo == sig) {
+            self.pending &= !bit(sig);
+        }
+        info
+    }
+
+    /// Discards every pending signal in `set`.
+    pub fn discard(&mut self, set: u64) {
+        self.pending &= !set;
+        self.queue.retain(|i| set & bit(i.signo) == 0);
     }
 }
 
@@ -130,7 +255,7 @@ const STOP_MASK: u64 = (1 << (SIGSTOP - 1)) | (1 << (SIGTSTP - 1)) | (1 << (SIGT
 fn prepare(p: &Arc<Process>, sig: u32) {
     if is_stop(sig) {
         for t in p.live_threads() {
-            t.sig.lock().pending &= !bit(SIGCONT);
+            t.sig.lock().discard(bit(SIGCONT));
         }
     } else if sig == SIGCONT {
         let threads = p.live_threads();
@@ -138,7 +263,7 @@ fn prepare(p: &Arc<Process>, sig: u32) {
             let mut j = p.job.lock();
             p.cont_gen.fetch_add(1, Ordering::AcqRel);
             for t in &threads {
-                t.sig.lock().pending &= !STOP_MASK;
+                t.sig.lock().discard(STOP_MASK);
             }
             let was = j.stopped;
             if was {
@@ -160,7 +285,10 @@ fn prepare(p: &Arc<Process>, sig: u32) {
 fn notify_parent_jobctl(p: &Process) {
     if let Some(parent) = p.parent() {
         if parent.sig.lock().get(SIGCHLD).flags & SA_NOCLDSTOP == 0 {
-            send_process(&parent, SIGCHLD);
+            let j = *p.job.lock();
+            let (code, status) = if j.stopped { (CLD_STOPPED, j.stop_sig as i32) } else { (CLD_CONTINUED, SIGCONT as i32) };
+            let uid = p.creds.lock().uid;
+            send_process_info(&parent, SigInfo { signo: SIGCHLD, code, pid: p.pid, uid, status, ..Default::default() });
         }
         parent.child_event.wake_all();
     }
@@ -181,18 +309,25 @@ pub fn current_blocks_or_ignores(sig: u32) -> bool {
     t.sig.lock().mask & bit(sig) != 0 || t.process.sig.lock().get(sig).handler == SIG_IGN
 }
 
-/// Marks `sig` pending on one thread and wakes it so a blocking call can return EINTR.
+/// Marks `sig` pending on one thread (sent by the kernel) and wakes it.
 pub fn send_task(t: &Arc<Task>, sig: u32) {
+    send_task_info(t, SigInfo::kernel(sig));
+}
+
+/// Marks `info.signo` pending on one thread and wakes it so a blocking call can return
+/// EINTR. False if a real-time signal could not be queued.
+pub fn send_task_info(t: &Arc<Task>, info: SigInfo) -> bool {
+    let sig = info.signo;
     if sig == 0 {
-        return;
+        return true;
     }
     prepare(&t.process, sig);
     // An ignored signal that is not blocked is discarded, as on Linux (it must not make a
     // blocking call return EINTR).
     if is_ignored(&t.process, sig) && t.sig.lock().mask & bit(sig) == 0 {
-        return;
+        return true;
     }
-    t.sig.lock().pending |= bit(sig);
+    let queued = t.sig.lock().enqueue(info);
     crate::ipc::signalfd::notify();
     if sig == SIGKILL {
         t.killed.store(true, Ordering::Release);
@@ -204,6 +339,7 @@ pub fn send_task(t: &Arc<Task>, sig: u32) {
     if let Some(th) = t.thread() {
         crate::sched::wake(&th);
     }
+    queued || sig < SIGRTMIN
 }
 
 /// True if delivering `sig` to `p` would do nothing.
@@ -215,28 +351,38 @@ pub fn is_ignored(p: &Process, sig: u32) -> bool {
     a.handler == SIG_IGN || (a.handler == SIG_DFL && matches!(default_action(sig), Default_::Ignore))
 }
 
-/// Process-directed signal: the first thread not blocking it (else the first thread).
+/// Process-directed signal sent by the kernel.
 pub fn send_process(p: &Arc<Process>, sig: u32) {
+    send_process_info(p, SigInfo::kernel(sig));
+}
+
+/// Process-directed signal: the first thread not blocking it (else the first thread).
+/// False if a real-time signal could not be queued.
+pub fn send_process_info(p: &Arc<Process>, info: SigInfo) -> bool {
+    let sig = info.signo;
     let threads = p.live_threads();
     let pick = threads.iter().find(|t| t.sig.lock().mask & bit(sig) == 0).or(threads.first()).cloned();
     if let Some(t) = pick {
         if sig == SIGKILL {
             for other in &threads {
-                send_task(other, SIGKILL);
+                send_task_info(other, info);
             }
         } else {
-            send_task(&t, sig);
+            return send_task_info(&t, info);
         }
     }
+    true
 }
 
-/// A synchronous fault signal: it cannot be blocked or ignored.
-pub fn force(t: &Arc<Task>, sig: u32) {
+/// A synchronous fault signal: it cannot be blocked or ignored. `code` is its si_code
+/// (SEGV_MAPERR/SEGV_ACCERR for page faults), `addr` the faulting address.
+pub fn force(t: &Arc<Task>, sig: u32, code: i32, addr: u64) {
     {
         let mut s = t.sig.lock();
         s.mask &= !bit(sig);
-        s.pending |= bit(sig);
-        s.fault_addr = crate::arch::cpu::read_cr2();
+        s.discard(bit(sig));
+        s.enqueue(SigInfo { signo: sig, code, addr, ..Default::default() });
+        s.fault_addr = addr;
     }
     let mut acts = t.process.sig.lock();
     let a = acts.get(sig);
@@ -252,7 +398,7 @@ pub fn pending_for_current() -> bool {
             if t.killed.load(Ordering::Acquire) {
                 return true;
             }
-            let s = *t.sig.lock();
+            let s = t.sig.lock();
             s.pending & !s.mask != 0
         }
         None => false,
@@ -336,7 +482,7 @@ fn stop_process(t: &Arc<Task>, sig: u32, cont_gen: u64) -> Delivered {
 
 fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
     let cont_gen = t.process.cont_gen.load(Ordering::Acquire);
-    let (sig, mask, fault_addr) = {
+    let (sig, mask, info) = {
         let mut s = t.sig.lock();
         let ready = s.pending & !s.mask;
         if ready == 0 {
@@ -345,9 +491,9 @@ fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
         // The frame records the mask to return to: the pre-sigsuspend one if any.
         let frame_mask = s.restore_mask.take().unwrap_or(s.mask);
         let sig = ready.trailing_zeros() + 1;
-        s.pending &= !bit(sig);
+        let info = s.take(sig);
         s.mask = frame_mask;
-        (sig, frame_mask, s.fault_addr)
+        (sig, frame_mask, info)
     };
 
     let act = t.process.sig.lock().get(sig);
@@ -376,7 +522,7 @@ fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
             }
         }
     }
-    if setup_frame(t, frame, sig, &act, mask, fault_addr).is_err() {
+    if setup_frame(t, frame, &info, &act, mask).is_err() {
         // Cannot build the frame (bad stack): the process dies of SIGSEGV.
         super::exit_group(ExitStatus::Signaled(SIGSEGV as u8));
     }
@@ -392,7 +538,9 @@ fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
     Delivered::Handler
 }
 
-fn setup_frame(t: &Arc<Task>, frame: &mut TrapFrame, sig: u32, act: &SigAction, mask: u64, fault_addr: u64) -> KResult<()> {
+fn setup_frame(t: &Arc<Task>, frame: &mut TrapFrame, info: &SigInfo, act: &SigAction, mask: u64) -> KResult<()> {
+    let sig = info.signo;
+    let fault_addr = info.addr;
     let (ss_sp, ss_size, _) = t.sig.lock().altstack;
     let mut sp = if act.flags & SA_ONSTACK != 0 && ss_size != 0 && !(ss_sp..ss_sp + ss_size).contains(&frame.rsp) {
         ss_sp + ss_size
@@ -422,12 +570,7 @@ fn setup_frame(t: &Arc<Task>, frame: &mut TrapFrame, sig: u32, act: &SigAction, 
     copy_to_user(base + UC_OFF + UC_MCONTEXT, &bytes)?;
     write_val(base + UC_OFF + UC_SIGMASK, &mask)?;
     // siginfo
-    let mut info = [0u8; 128];
-    info[0..4].copy_from_slice(&(sig as i32).to_le_bytes());
-    if sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE {
-        info[16..24].copy_from_slice(&fault_addr.to_le_bytes());
-    }
-    copy_to_user(base + INFO_OFF, &info)?;
+    copy_to_user(base + INFO_OFF, &info.to_bytes())?;
     frame.rsp = base;
     frame.rip = act.handler;
     frame.rdi = u64::from(sig);

@@ -162,11 +162,17 @@ fn mremap(c: &mut Call<'_>) -> KResult<u64> {
     Ok(new)
 }
 
-/// Advice is accepted and ignored, but must be one Linux knows, at a page-aligned address.
+/// Advice must be one Linux knows, at a page-aligned address. MADV_DONTNEED drops private
+/// anonymous pages (they read back as zeroes); other advice is accepted and ignored.
 fn madvise(c: &mut Call<'_>) -> KResult<u64> {
     let known = matches!(c.a2(), 0..=4 | 8..=23 | 25 | 100 | 101);
     if c.a0() % PAGE != 0 || !known {
         return Err(Errno::EINVAL);
+    }
+    const MADV_DONTNEED: u64 = 4;
+    if c.a2() == MADV_DONTNEED {
+        let end = c.a0().checked_add(c.a1().next_multiple_of(PAGE)).ok_or(Errno::EINVAL)?;
+        current_process().ok_or(Errno::ESRCH)?.aspace().discard(c.a0(), end)?;
     }
     Ok(0)
 }

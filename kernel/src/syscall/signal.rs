@@ -21,6 +21,8 @@ pub fn register(t: &mut Table) {
     t.add(128, "rt_sigtimedwait", rt_sigtimedwait);
     t.add(200, "tkill", tkill);
     t.add(234, "tgkill", tgkill);
+    t.add(129, "rt_sigqueueinfo", rt_sigqueueinfo);
+    t.add(297, "rt_tgsigqueueinfo", rt_tgsigqueueinfo);
 }
 
 fn rt_sigaction(c: &mut Call<'_>) -> KResult<u64> {
@@ -40,7 +42,7 @@ fn rt_sigaction(c: &mut Call<'_>) -> KResult<u64> {
         // (POSIX), even where it is blocked.
         if sig::is_ignored(&t.process, s) {
             for th in t.process.live_threads() {
-                th.sig.lock().pending &= !(1u64 << (s - 1));
+                th.sig.lock().discard(1u64 << (s - 1));
             }
         }
     }
@@ -156,7 +158,7 @@ fn kill(c: &mut Call<'_>) -> KResult<u64> {
         return Err(Errno::EPERM);
     }
     for p in targets.iter().filter(|p| !p.zombie.load(Ordering::Acquire)) {
-        sig::send_process(p, s);
+        sig::send_process_info(p, sig::SigInfo::from_current(s, sig::SI_USER));
     }
     Ok(0)
 }
@@ -189,7 +191,7 @@ fn tkill(c: &mut Call<'_>) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     may_signal_task(&t, s)?;
-    sig::send_task(&t, s);
+    sig::send_task_info(&t, sig::SigInfo::from_current(s, sig::SI_TKILL));
     Ok(0)
 }
 
@@ -203,8 +205,59 @@ fn tgkill(c: &mut Call<'_>) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     may_signal_task(&t, s)?;
-    sig::send_task(&t, s);
+    sig::send_task_info(&t, sig::SigInfo::from_current(s, sig::SI_TKILL));
     Ok(0)
+}
+
+/// The siginfo a process asked rt_(tg)sigqueueinfo to send: only the kernel may claim
+/// SI_USER or a positive si_code for another process (Linux: EPERM).
+fn user_info(target_pid: u32, s: u32, at: u64) -> KResult<sig::SigInfo> {
+    let mut raw = [0u8; 128];
+    crate::arch::uaccess::copy_from_user(&mut raw, at)?;
+    let mut info = sig::SigInfo::from_bytes(&raw);
+    let me = proc::current_process().ok_or(Errno::EPERM)?;
+    if (info.code >= 0 || info.code == sig::SI_TKILL) && target_pid != me.pid {
+        return Err(Errno::EPERM);
+    }
+    info.signo = s;
+    Ok(info)
+}
+
+/// `rt_sigqueueinfo(tgid, sig, info)`: a process-directed signal with the caller's
+/// siginfo (sigqueue(3) sends SI_QUEUE with a value). EAGAIN when the queue is full.
+fn rt_sigqueueinfo(c: &mut Call<'_>) -> KResult<u64> {
+    let s = c.a1() as u32;
+    if s != 0 && !sig::valid(s) {
+        return Err(Errno::EINVAL);
+    }
+    let p = proc::process(c.a0() as u32).ok_or(Errno::ESRCH)?;
+    let info = user_info(p.pid, s, c.a2())?;
+    let me = proc::current_process().ok_or(Errno::EPERM)?;
+    if !may_signal(&me, &p, s) {
+        return Err(Errno::EPERM);
+    }
+    if s == 0 || p.zombie.load(Ordering::Acquire) {
+        return Ok(0);
+    }
+    if sig::send_process_info(&p, info) { Ok(0) } else { Err(Errno::EAGAIN) }
+}
+
+/// `rt_tgsigqueueinfo(tgid, tid, sig, info)`: the same, to one thread.
+fn rt_tgsigqueueinfo(c: &mut Call<'_>) -> KResult<u64> {
+    let t = proc::task(c.a1() as u32).ok_or(Errno::ESRCH)?;
+    if t.process.pid != c.a0() as u32 {
+        return Err(Errno::ESRCH);
+    }
+    let s = c.a2() as u32;
+    if s != 0 && !sig::valid(s) {
+        return Err(Errno::EINVAL);
+    }
+    let info = user_info(t.process.pid, s, c.a3())?;
+    may_signal_task(&t, s)?;
+    if s == 0 {
+        return Ok(0);
+    }
+    if sig::send_task_info(&t, info) { Ok(0) } else { Err(Errno::EAGAIN) }
 }
 
 /// Waits for one of the signals in `set` (normally blocked) and takes it without running a
@@ -234,12 +287,10 @@ fn rt_sigtimedwait(c: &mut Call<'_>) -> KResult<u64> {
     let hit = s.pending & set;
     if hit != 0 {
         let signo = hit.trailing_zeros() + 1;
-        s.pending &= !(1u64 << (signo - 1));
+        let info = s.take(signo);
         drop(s);
         if c.a1() != 0 {
-            let mut info = [0u8; 128];
-            info[0..4].copy_from_slice(&(signo as i32).to_le_bytes());
-            crate::arch::uaccess::copy_to_user(c.a1(), &info)?;
+            crate::arch::uaccess::copy_to_user(c.a1(), &info.to_bytes())?;
         }
         return Ok(u64::from(signo));
     }
