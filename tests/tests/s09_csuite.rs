@@ -39,7 +39,7 @@ fn run(prog: &str, area: &str, min: usize) -> usize {
 
 #[test]
 fn csuite_files() {
-    run("t_files", "files", 140);
+    run("t_files", "files", 172);
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn csuite_signals() {
 
 #[test]
 fn csuite_proc() {
-    run("t_proc", "proc", 60);
+    run("t_proc", "proc", 73);
 }
 
 #[test]

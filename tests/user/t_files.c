@@ -79,14 +79,41 @@ static int as_user_search(void) {
 }
 
 static int lock_probe_fd = -1;
-__attribute__((unused)) static int child_flock_nb(void) {
+static int child_flock_nb(void) {
     int fd = open(D "/lockf", O_RDWR);
     if (fd < 0) return 2;
     if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 3;
     return errno == EWOULDBLOCK ? 0 : 4;
 }
 
-__attribute__((unused)) static int child_getlk(void) {
+static int child_flock_sh_nb(void) {
+    int fd = open(D "/lockf", O_RDONLY);
+    if (fd < 0) return 2;
+    return flock(fd, LOCK_SH | LOCK_NB) == 0 ? 0 : 3;
+}
+
+/* Blocks in F_SETLKW on bytes 0..9 until the parent drops its lock: 0 if it waited. */
+static int child_setlkw_waits(void) {
+    int fd = open(D "/lockf", O_RDWR);
+    if (fd < 0) return 2;
+    struct flock f = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    if (fcntl(fd, F_SETLKW, &f) != 0) return 3;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    return ms >= 100 ? 0 : 4;
+}
+
+/* 0 if bytes 0..9 can be write-locked at once (nobody holds them). */
+static int child_setlk_free(void) {
+    int fd = open(D "/lockf", O_RDWR);
+    if (fd < 0) return 2;
+    struct flock f = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    return fcntl(fd, F_SETLK, &f) == 0 ? 0 : 3;
+}
+
+static int child_getlk(void) {
     int fd = open(D "/lockf", O_RDWR);
     if (fd < 0) return 2;
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
@@ -392,16 +419,63 @@ int main(int argc, char **argv) {
     put(D "/lockf", "0123456789");
     lock_probe_fd = open(D "/lockf", O_RDWR);
     CHECK("flock_ex", flock(lock_probe_fd, LOCK_EX) == 0);
-#ifdef CHECK_ALL
     CHECK("flock_conflict_nb", in_child(child_flock_nb) == 0);
     CHECK("flock_unlock", flock(lock_probe_fd, LOCK_UN) == 0 && in_child(child_flock_nb) == 3);
-#endif
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
     CHECK("fcntl_setlk", fcntl(lock_probe_fd, F_SETLK, &fl) == 0);
-#ifdef CHECK_ALL
     CHECK("fcntl_getlk_conflict", in_child(child_getlk) == 0);
-#endif
+    /* POSIX locks belong to the process: closing any descriptor of the file drops them */
+    int other = open(D "/lockf", O_RDONLY);
+    close(other);
+    CHECK("fcntl_close_other_fd_unlocks", in_child(child_setlk_free) == 0);
+    CHECK("fcntl_relock", fcntl(lock_probe_fd, F_SETLK, &fl) == 0 && in_child(child_getlk) == 0);
+    struct flock ul = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    CHECK("fcntl_unlock", fcntl(lock_probe_fd, F_SETLK, &ul) == 0 && in_child(child_setlk_free) == 0);
+    /* a partial unlock splits the lock */
+    struct flock whole = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    struct flock mid = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    CHECK("fcntl_split_unlock", fcntl(lock_probe_fd, F_SETLK, &whole) == 0 && fcntl(lock_probe_fd, F_SETLK, &mid) == 0 &&
+                                    in_child(child_setlk_free) == 0);
+    fcntl(lock_probe_fd, F_SETLK, &ul);
+    struct flock eof = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 10, .l_len = 0};
+    fcntl(lock_probe_fd, F_SETLK, &eof);
+    /* F_SETLKW waits for the holder */
+    CHECK("fcntl_setlk_again", fcntl(lock_probe_fd, F_SETLK, &fl) == 0);
+    {
+        pid_t w = fork();
+        if (w == 0) _exit(child_setlkw_waits());
+        usleep(300000);
+        fcntl(lock_probe_fd, F_SETLK, &ul);
+        int wst;
+        CHECKF("fcntl_setlkw_woken", waitpid(w, &wst, 0) == w && WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "status %#x", wst);
+    }
+    CHECK_ERR("fcntl_setlk_bad_type", fcntl(lock_probe_fd, F_SETLK, &(struct flock){.l_type = 99}), EINVAL);
+    int rdonly = open(D "/lockf", O_RDONLY);
+    CHECK_ERR("fcntl_wrlck_on_rdonly_ebadf", fcntl(rdonly, F_SETLK, &fl), EBADF);
+    /* open file description locks conflict between two opens in one process */
+    struct flock o1 = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    struct flock o2 = o1;
+    int ofd2 = open(D "/lockf", O_RDWR);
+    CHECK("ofd_setlk", fcntl(lock_probe_fd, F_OFD_SETLK, &o1) == 0);
+    CHECK_ERR("ofd_conflict_same_process", fcntl(ofd2, F_OFD_SETLK, &o2), EAGAIN);
+    struct flock og = o1;
+    CHECK("ofd_getlk", fcntl(ofd2, F_OFD_GETLK, &og) == 0 && og.l_type == F_WRLCK && og.l_pid == -1);
+    close(rdonly);
+    CHECK_ERR("ofd_survives_other_close", fcntl(ofd2, F_OFD_SETLK, &o2), EAGAIN);
     close(lock_probe_fd);
+    CHECK("ofd_released_on_close", fcntl(ofd2, F_OFD_SETLK, &o2) == 0);
+    close(ofd2);
+    /* flock: shared locks coexist; the lock dies with the open file description */
+    lock_probe_fd = open(D "/lockf", O_RDONLY);
+    CHECK("flock_sh", flock(lock_probe_fd, LOCK_SH) == 0 && in_child(child_flock_sh_nb) == 0);
+    CHECK("flock_sh_blocks_ex", in_child(child_flock_nb) == 0);
+    CHECK("flock_upgrade", flock(lock_probe_fd, LOCK_EX) == 0 && in_child(child_flock_sh_nb) == 3);
+    int dupd = dup(lock_probe_fd);
+    close(lock_probe_fd);
+    CHECK("flock_held_by_dup", in_child(child_flock_nb) == 0);
+    close(dupd);
+    CHECK("flock_released_on_last_close", in_child(child_flock_nb) == 3);
+    CHECK_ERR("flock_bad_op", flock(0, 0), EINVAL);
 
     /* misc */
     char cwd[PATH_MAX];

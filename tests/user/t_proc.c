@@ -113,13 +113,11 @@ int main(int argc, char **argv) {
     kill(c, SIGKILL);
     memset(&si, 0, sizeof si);
     CHECK("waitid_killed", waitid(P_PID, c, &si, WEXITED) == 0 && si.si_code == CLD_KILLED && si.si_status == SIGKILL);
-#ifdef CHECK_ALL
     c = fork();
     if (c == 0) _exit(12);
     usleep(100000);
     memset(&si, 0, sizeof si);
     CHECK("waitid_wnowait_keeps_zombie", waitid(P_PID, c, &si, WEXITED | WNOWAIT) == 0 && si.si_pid == c && waitpid(c, &st, 0) == c && WEXITSTATUS(st) == 12);
-#endif
     c = fork();
     if (c == 0) { usleep(300000); _exit(0); }
     memset(&si, 0, sizeof si);
@@ -284,7 +282,6 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     CHECKF("setuid_setgid_drop", (st = wait_code(c)) == 0, "child step %d", st);
-#ifdef CHECK_ALL
     c = fork();
     if (c == 0) {
         uid_t r, e, s;
@@ -294,8 +291,36 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     CHECKF("setresuid_saved_uid", (st = wait_code(c)) == 0, "child step %d", st);
-#endif
-#ifdef CHECK_ALL
+    c = fork();
+    if (c == 0) {
+        uid_t r, e, s;
+        if (setreuid(1000, 2000) != 0) _exit(1); /* the saved uid follows the new effective uid */
+        if (getresuid(&r, &e, &s) != 0 || r != 1000 || e != 2000 || s != 2000) _exit(2);
+        if (seteuid(0) == 0 || errno != EPERM) _exit(3);
+        if (setuid(1000) != 0 || geteuid() != 1000 || getresuid(&r, &e, &s) != 0 || s != 2000) _exit(4);
+        if (setuid(2000) != 0 || geteuid() != 2000) _exit(5); /* back to the saved uid */
+        if (setresuid(-1, -1, 3000) == 0 || errno != EPERM) _exit(6);
+        _exit(0);
+    }
+    CHECKF("setreuid_saved_uid_rules", (st = wait_code(c)) == 0, "child step %d", st);
+    c = fork();
+    if (c == 0) {
+        /* group permission through a supplementary group */
+        int fd = open("/tmp/t_proc.grp", O_WRONLY | O_CREAT | O_TRUNC, 0640);
+        if (fd < 0) _exit(1);
+        close(fd);
+        if (chown("/tmp/t_proc.grp", 0, 4242) != 0) _exit(2);
+        gid_t g = 4242;
+        if (setgroups(1, &g) != 0) _exit(3);
+        if (setgid(1000) != 0 || setuid(1000) != 0) _exit(4);
+        fd = open("/tmp/t_proc.grp", O_RDONLY);
+        if (fd < 0) _exit(5);
+        close(fd);
+        if (open("/tmp/t_proc.grp", O_WRONLY) != -1 || errno != EACCES) _exit(6);
+        _exit(0);
+    }
+    CHECKF("supplementary_group_permission", (st = wait_code(c)) == 0, "child step %d", st);
+    unlink("/tmp/t_proc.grp");
     c = fork();
     if (c == 0) {
         gid_t r, e, s;
@@ -304,7 +329,6 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     CHECK("setresgid_getresgid", wait_code(c) == 0);
-#endif
     c = fork();
     if (c == 0) {
         if (setreuid(1000, 1000) != 0 || getuid() != 1000 || geteuid() != 1000) _exit(1);
@@ -312,7 +336,6 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     CHECK("setreuid", wait_code(c) == 0);
-#ifdef CHECK_ALL
     c = fork();
     if (c == 0) {
         gid_t gs[3] = {5, 6, 7}, out[8];
@@ -326,7 +349,6 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     CHECKF("setgroups_getgroups", (st = wait_code(c)) == 0, "child step %d", st);
-#endif
     c = fork();
     if (c == 0) {
         if (setgid(1000) || setuid(1000)) _exit(1);
@@ -340,7 +362,6 @@ int main(int argc, char **argv) {
     /* rlimits */
     struct rlimit rl, orl;
     CHECK("getrlimit_nofile", getrlimit(RLIMIT_NOFILE, &orl) == 0 && orl.rlim_cur > 0 && orl.rlim_cur <= orl.rlim_max);
-#ifdef CHECK_ALL
     c = fork();
     if (c == 0) {
         struct rlimit l = {10, 10};
@@ -357,8 +378,6 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     CHECKF("rlimit_nofile_emfile", (st = wait_code(c)) == 0, "child step %d", st);
-#endif
-#ifdef CHECK_ALL
     c = fork();
     if (c == 0) {
         struct rlimit l = {100, 200};
@@ -372,7 +391,6 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     CHECKF("rlimit_raise_hard_eperm", (st = wait_code(c)) == 0, "child step %d", st);
-#endif
     rl.rlim_cur = 20;
     rl.rlim_max = 10;
     CHECK_ERR("setrlimit_cur_above_max", setrlimit(RLIMIT_NOFILE, &rl), EINVAL);

@@ -339,6 +339,7 @@ impl File {
 
 impl Drop for File {
     fn drop(&mut self) {
+        super::lock::file_dropped(self);
         if let Kind::Pipe(p, end) = &self.kind {
             p.close_end(*end);
         }

@@ -95,7 +95,13 @@ impl Image {
         let aspace = Arc::new(AddressSpace::new()?);
         let ld = elf::load(&aspace, &self.data, &self.info)?;
         aspace.set_brk_start(ld.brk.next_multiple_of(crate::mm::uspace::PAGE));
-        let creds = *p.creds.lock();
+        let creds = {
+            // POSIX: execve copies the effective ids into the saved set-user/group-IDs.
+            let mut c = p.creds.lock();
+            c.suid = c.euid;
+            c.sgid = c.egid;
+            *c
+        };
         let rsp = elf::setup_stack(&aspace, &ld, &self.argv, &self.envp, self.path.as_bytes(), creds.uid, creds.gid)?;
         let old = core::mem::replace(&mut *p.aspace.lock(), aspace);
         *p.name.lock() = String::from(self.path.rsplit('/').next().unwrap_or(&self.path));

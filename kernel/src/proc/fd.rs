@@ -14,18 +14,37 @@ pub struct FdEntry {
     pub cloexec: bool,
 }
 
-#[derive(Default)]
+/// The default RLIMIT_NOFILE (soft, hard), as Linux sets it.
+pub const NOFILE_DEFAULT: (u64, u64) = (1024, 4096);
+
+/// A process's descriptors and its RLIMIT_NOFILE (inherited through fork and exec).
+///
+/// Closing a descriptor (close, dup2 over it, close-on-exec, exit) releases the calling
+/// process's POSIX locks on that file (`fs::lock::fd_closed`); descriptor tables are only
+/// ever changed by their own process.
 pub struct FdTable {
     fds: Vec<Option<FdEntry>>,
+    /// RLIMIT_NOFILE: (soft, hard). No descriptor at or above the soft limit is handed out.
+    pub nofile: (u64, u64),
+}
+
+impl Default for FdTable {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl FdTable {
     pub fn new() -> Self {
-        Self { fds: Vec::new() }
+        Self { fds: Vec::new(), nofile: NOFILE_DEFAULT }
     }
 
     pub fn clone_table(&self) -> Self {
-        Self { fds: self.fds.clone() }
+        Self { fds: self.fds.clone(), nofile: self.nofile }
+    }
+
+    fn limit(&self) -> usize {
+        usize::try_from(self.nofile.0).unwrap_or(MAX_FDS).min(MAX_FDS)
     }
 
     pub fn get(&self, fd: i32) -> KResult<Arc<File>> {
@@ -48,7 +67,7 @@ impl FdTable {
         while i < self.fds.len() && self.fds[i].is_some() {
             i += 1;
         }
-        if i >= MAX_FDS {
+        if i >= self.limit() {
             return Err(Errno::EMFILE);
         }
         if i >= self.fds.len() {
@@ -64,27 +83,35 @@ impl FdTable {
 
     /// Puts `file` at exactly `fd` (dup2), returning what was there.
     pub fn install(&mut self, fd: i32, file: Arc<File>, cloexec: bool) -> KResult<Option<FdEntry>> {
-        let i = usize::try_from(fd).ok().filter(|&i| i < MAX_FDS).ok_or(Errno::EBADF)?;
+        let i = usize::try_from(fd).ok().filter(|&i| i < self.limit()).ok_or(Errno::EBADF)?;
         if i >= self.fds.len() {
             self.fds.resize(i + 1, None);
         }
-        Ok(self.fds[i].replace(FdEntry { file, cloexec }))
+        let prev = self.fds[i].replace(FdEntry { file, cloexec });
+        if let Some(p) = &prev {
+            crate::fs::lock::fd_closed(&p.file);
+        }
+        Ok(prev)
     }
 
     pub fn remove(&mut self, fd: i32) -> KResult<FdEntry> {
-        usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).and_then(|e| e.take()).ok_or(Errno::EBADF)
+        let e = usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).and_then(|e| e.take()).ok_or(Errno::EBADF)?;
+        crate::fs::lock::fd_closed(&e.file);
+        Ok(e)
     }
 
     pub fn close_on_exec(&mut self) {
         for e in self.fds.iter_mut() {
-            if e.as_ref().is_some_and(|x| x.cloexec) {
-                *e = None;
+            if let Some(x) = e.take_if(|x| x.cloexec) {
+                crate::fs::lock::fd_closed(&x.file);
             }
         }
     }
 
     pub fn close_all(&mut self) {
-        self.fds.clear();
+        for e in self.fds.drain(..).flatten() {
+            crate::fs::lock::fd_closed(&e.file);
+        }
     }
 
     /// (fd, file) pairs, for /proc/PID/fd.

@@ -67,12 +67,42 @@ pub struct WaitOpts {
     pub nowait: bool,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+/// Supplementary groups a process may have (Linux allows 65536; setgroups above this is
+/// EINVAL here).
+pub const NGROUPS: usize = 64;
+
+#[derive(Clone, Copy, Debug)]
 pub struct Creds {
     pub uid: u32,
     pub euid: u32,
+    /// Saved set-user-ID.
+    pub suid: u32,
     pub gid: u32,
     pub egid: u32,
+    /// Saved set-group-ID.
+    pub sgid: u32,
+    /// Supplementary groups: the first `ngroups` entries.
+    pub groups: [u32; NGROUPS],
+    pub ngroups: usize,
+}
+
+impl Default for Creds {
+    fn default() -> Self {
+        Creds { uid: 0, euid: 0, suid: 0, gid: 0, egid: 0, sgid: 0, groups: [0; NGROUPS], ngroups: 0 }
+    }
+}
+
+impl Creds {
+    pub fn groups(&self) -> &[u32] {
+        &self.groups[..self.ngroups.min(NGROUPS)]
+    }
+
+    /// Copies the effective ids and groups into a file-system context.
+    pub fn apply(&self, ctx: &mut crate::fs::FsCtx) {
+        ctx.uid = self.euid;
+        ctx.gid = self.egid;
+        ctx.groups = self.groups().to_vec();
+    }
 }
 
 /// How a process ended, as `wait4` reports it.

@@ -498,23 +498,13 @@ fn fcntl(c: &mut Call<'_>) -> KResult<u64> {
             file(fd)?.set_flags(c.a2() as u32);
             Ok(0)
         }
-        F_GETLK => {
-            // struct flock: report "unlocked" (l_type = F_UNLCK).
-            file(fd)?;
-            write_val(c.a2(), &2i16)?;
-            Ok(0)
-        }
-        F_SETLK | F_SETLKW => {
-            // Advisory locks: a single-user system never conflicts with itself here.
-            file(fd)?;
-            Ok(0)
-        }
+        F_GETLK | F_SETLK | F_SETLKW | 36..=38 => crate::fs::lock::fcntl(&file(fd)?, c.a1(), c.a2()),
         _ => Err(Errno::EINVAL),
     }
 }
 
 fn flock(c: &mut Call<'_>) -> KResult<u64> {
-    file(c.i32(0))?;
+    crate::fs::lock::flock(&file(c.i32(0))?, c.a1() as u32)?;
     Ok(0)
 }
 fn fsync(c: &mut Call<'_>) -> KResult<u64> {

@@ -258,83 +258,158 @@ fn getegid(_c: &mut Call<'_>) -> KResult<u64> {
     Ok(u64::from(creds()?.egid))
 }
 
-fn set_ids(uid: Option<u32>, euid: Option<u32>, gid: Option<u32>, egid: Option<u32>) -> KResult<u64> {
-    let p = current_process().ok_or(Errno::ESRCH)?;
-    let mut c = p.creds.lock();
-    let root = c.euid == 0;
-    let ok = |v: Option<u32>, cur: (u32, u32)| v.is_none_or(|v| root || v == cur.0 || v == cur.1);
-    if !ok(uid, (c.uid, c.euid)) || !ok(euid, (c.uid, c.euid)) || !ok(gid, (c.gid, c.egid)) || !ok(egid, (c.gid, c.egid)) {
+/// Which of the three ids a set*id call changes (None: unchanged).
+#[derive(Clone, Copy)]
+struct Ids {
+    real: Option<u32>,
+    eff: Option<u32>,
+    saved: Option<u32>,
+}
+
+/// Applies `ids` to (real, effective, saved) under POSIX rules: with privilege (effective
+/// uid 0) anything goes; without, each new id must be one of the current real, effective
+/// or saved ids (`setreuid`'s real id: real or effective only).
+fn change_ids(cur: (u32, u32, u32), ids: Ids, privileged: bool, reuid: bool) -> KResult<(u32, u32, u32)> {
+    let (r, e, s) = cur;
+    let allowed = |v: Option<u32>, real_only: bool| {
+        v.is_none_or(|v| privileged || v == r || v == e || (!real_only && v == s))
+    };
+    if !allowed(ids.real, reuid) || !allowed(ids.eff, false) || !allowed(ids.saved, false) {
         return Err(Errno::EPERM);
     }
-    if let Some(v) = uid {
-        c.uid = v;
+    let nr = ids.real.unwrap_or(r);
+    let ne = ids.eff.unwrap_or(e);
+    let mut ns = ids.saved.unwrap_or(s);
+    // setreuid: setting the real id, or the effective id to something other than the old
+    // real id, makes the saved id the new effective id.
+    if reuid && (ids.real.is_some() || ids.eff.is_some_and(|v| v != r)) {
+        ns = ne;
     }
-    if let Some(v) = euid {
-        c.euid = v;
-    }
-    if let Some(v) = gid {
-        c.gid = v;
-    }
-    if let Some(v) = egid {
-        c.egid = v;
-    }
+    Ok((nr, ne, ns))
+}
+
+fn set_creds(f: impl FnOnce(&mut proc::Creds) -> KResult<()>) -> KResult<u64> {
+    let p = current_process().ok_or(Errno::ESRCH)?;
+    let mut c = p.creds.lock();
+    let mut n = *c;
+    f(&mut n)?;
+    *c = n;
     if let Some(ctx) = p.fs.lock().as_mut() {
-        ctx.uid = c.euid;
-        ctx.gid = c.egid;
+        n.apply(ctx);
     }
     Ok(0)
+}
+
+fn set_uids(ids: Ids, reuid: bool) -> KResult<u64> {
+    set_creds(|c| {
+        (c.uid, c.euid, c.suid) = change_ids((c.uid, c.euid, c.suid), ids, c.euid == 0, reuid)?;
+        Ok(())
+    })
+}
+
+fn set_gids(ids: Ids, reuid: bool) -> KResult<u64> {
+    set_creds(|c| {
+        (c.gid, c.egid, c.sgid) = change_ids((c.gid, c.egid, c.sgid), ids, c.euid == 0, reuid)?;
+        Ok(())
+    })
 }
 
 fn id_arg(v: u64) -> Option<u32> {
     (v as u32 != u32::MAX).then_some(v as u32)
 }
 
+/// setuid: privileged, all three ids; otherwise only the effective id, to the real or
+/// saved id.
 fn setuid(c: &mut Call<'_>) -> KResult<u64> {
     let v = c.a0() as u32;
-    set_ids(Some(v), Some(v), None, None)
+    set_creds(|cr| {
+        if cr.euid == 0 {
+            (cr.uid, cr.euid, cr.suid) = (v, v, v);
+        } else if v == cr.uid || v == cr.suid {
+            cr.euid = v;
+        } else {
+            return Err(Errno::EPERM);
+        }
+        Ok(())
+    })
 }
 fn setgid(c: &mut Call<'_>) -> KResult<u64> {
     let v = c.a0() as u32;
-    set_ids(None, None, Some(v), Some(v))
+    set_creds(|cr| {
+        if cr.euid == 0 {
+            (cr.gid, cr.egid, cr.sgid) = (v, v, v);
+        } else if v == cr.gid || v == cr.sgid {
+            cr.egid = v;
+        } else {
+            return Err(Errno::EPERM);
+        }
+        Ok(())
+    })
 }
 fn setreuid(c: &mut Call<'_>) -> KResult<u64> {
-    set_ids(id_arg(c.a0()), id_arg(c.a1()), None, None)
+    set_uids(Ids { real: id_arg(c.a0()), eff: id_arg(c.a1()), saved: None }, true)
 }
 fn setregid(c: &mut Call<'_>) -> KResult<u64> {
-    set_ids(None, None, id_arg(c.a0()), id_arg(c.a1()))
+    set_gids(Ids { real: id_arg(c.a0()), eff: id_arg(c.a1()), saved: None }, true)
 }
 fn setresuid(c: &mut Call<'_>) -> KResult<u64> {
-    set_ids(id_arg(c.a0()), id_arg(c.a1()), None, None)
+    set_uids(Ids { real: id_arg(c.a0()), eff: id_arg(c.a1()), saved: id_arg(c.a2()) }, false)
 }
 fn setresgid(c: &mut Call<'_>) -> KResult<u64> {
-    set_ids(None, None, id_arg(c.a0()), id_arg(c.a1()))
+    set_gids(Ids { real: id_arg(c.a0()), eff: id_arg(c.a1()), saved: id_arg(c.a2()) }, false)
 }
 fn getresuid(c: &mut Call<'_>) -> KResult<u64> {
     let cr = creds()?;
     write_val(c.a0(), &cr.uid)?;
     write_val(c.a1(), &cr.euid)?;
-    write_val(c.a2(), &cr.euid)?;
+    write_val(c.a2(), &cr.suid)?;
     Ok(0)
 }
 fn getresgid(c: &mut Call<'_>) -> KResult<u64> {
     let cr = creds()?;
     write_val(c.a0(), &cr.gid)?;
     write_val(c.a1(), &cr.egid)?;
-    write_val(c.a2(), &cr.egid)?;
+    write_val(c.a2(), &cr.sgid)?;
     Ok(0)
 }
+/// getgroups(size, list): size 0 asks for the count; a smaller size than the count is
+/// EINVAL.
 fn getgroups(c: &mut Call<'_>) -> KResult<u64> {
-    let g = creds()?.egid;
-    if c.a0() >= 1 && c.a1() != 0 {
-        write_val(c.a1(), &g)?;
+    let cr = creds()?;
+    let g = cr.groups();
+    let size = c.i32(0);
+    if size < 0 {
+        return Err(Errno::EINVAL);
     }
-    Ok(1)
+    if size == 0 {
+        return Ok(g.len() as u64);
+    }
+    if (size as usize) < g.len() {
+        return Err(Errno::EINVAL);
+    }
+    for (i, v) in g.iter().enumerate() {
+        write_val(c.a1() + 4 * i as u64, v)?;
+    }
+    Ok(g.len() as u64)
 }
-fn setgroups(_c: &mut Call<'_>) -> KResult<u64> {
-    if creds()?.euid != 0 {
-        return Err(Errno::EPERM);
+/// setgroups(size, list): root only; at most NGROUPS groups.
+fn setgroups(c: &mut Call<'_>) -> KResult<u64> {
+    let n = usize::try_from(c.i32(0)).map_err(|_| Errno::EINVAL)?;
+    if n > proc::NGROUPS {
+        return Err(Errno::EINVAL);
     }
-    Ok(0)
+    let mut list = [0u32; proc::NGROUPS];
+    for (i, slot) in list.iter_mut().enumerate().take(n) {
+        *slot = read_val(c.a1() + 4 * i as u64)?;
+    }
+    set_creds(|cr| {
+        if cr.euid != 0 {
+            return Err(Errno::EPERM);
+        }
+        cr.groups = list;
+        cr.ngroups = n;
+        Ok(())
+    })
 }
 
 fn setpgid(c: &mut Call<'_>) -> KResult<u64> {
@@ -446,30 +521,61 @@ fn rlimit_of(res: u64) -> KResult<(u64, u64)> {
     })
 }
 
+const RLIMIT_NOFILE: u64 = 7;
+
+/// The limits of `p`: RLIMIT_NOFILE is stored (in the descriptor table); the others are
+/// fixed.
+fn rlimit_get(p: &proc::Process, res: u64) -> KResult<(u64, u64)> {
+    if res == RLIMIT_NOFILE {
+        return Ok(p.files.lock().nofile);
+    }
+    rlimit_of(res)
+}
+
+/// Sets a limit of `p`: the soft limit may not exceed the hard one (EINVAL), raising the
+/// hard limit needs root (EPERM), RLIMIT_NOFILE may not exceed the descriptor table's
+/// hard maximum (EPERM, as Linux's nr_open). Other limits are checked and not stored.
+fn rlimit_set(p: &proc::Process, res: u64, cur: u64, max: u64) -> KResult<()> {
+    let (_, old_max) = rlimit_get(p, res)?;
+    if cur > max {
+        return Err(Errno::EINVAL);
+    }
+    let root = current_process().ok_or(Errno::ESRCH)?.creds.lock().euid == 0;
+    if max > old_max && !root {
+        return Err(Errno::EPERM);
+    }
+    if res == RLIMIT_NOFILE {
+        if max > proc::fd::NOFILE_DEFAULT.1 {
+            return Err(Errno::EPERM);
+        }
+        p.files.lock().nofile = (cur, max);
+    }
+    Ok(())
+}
+
 fn getrlimit(c: &mut Call<'_>) -> KResult<u64> {
-    let (cur, max) = rlimit_of(c.a0())?;
+    let p = current_process().ok_or(Errno::ESRCH)?;
+    let (cur, max) = rlimit_get(&p, c.a0())?;
     write_val(c.a1(), &[cur, max])?;
     Ok(0)
 }
 fn setrlimit(c: &mut Call<'_>) -> KResult<u64> {
-    rlimit_of(c.a0())?;
-    // Limits are not stored yet, but a soft limit above the hard one is still an error.
+    let p = current_process().ok_or(Errno::ESRCH)?;
+    rlimit_get(&p, c.a0())?;
     let [cur, max]: [u64; 2] = read_val(c.a1())?;
-    if cur > max {
-        return Err(Errno::EINVAL);
-    }
+    rlimit_set(&p, c.a0(), cur, max)?;
     Ok(0)
 }
 fn prlimit64(c: &mut Call<'_>) -> KResult<u64> {
-    if c.a0() != 0 && proc::process(c.a0() as u32).is_none() {
-        return Err(Errno::ESRCH);
+    let p = if c.a0() == 0 { current_process() } else { proc::process(c.a0() as u32) }.ok_or(Errno::ESRCH)?;
+    let me = current_process().ok_or(Errno::ESRCH)?;
+    if p.pid != me.pid && c.a2() != 0 && me.creds.lock().euid != 0 {
+        return Err(Errno::EPERM);
     }
-    let (cur, max) = rlimit_of(c.a1())?;
+    let (cur, max) = rlimit_get(&p, c.a1())?;
     if c.a2() != 0 {
         let [ncur, nmax]: [u64; 2] = read_val(c.a2())?;
-        if ncur > nmax {
-            return Err(Errno::EINVAL);
-        }
+        rlimit_set(&p, c.a1(), ncur, nmax)?;
     }
     if c.a3() != 0 {
         write_val(c.a3(), &[cur, max])?;

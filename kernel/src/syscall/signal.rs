@@ -164,15 +164,15 @@ fn kill(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 /// May `me` send `s` to `target`? Root may signal anyone; others need their real or
-/// effective uid to match the target's real or effective uid (no saved set-user-ID is
-/// kept); SIGCONT may go to any process of the same session.
+/// effective uid to match the target's real or saved set-user-ID (POSIX, as Linux);
+/// SIGCONT may go to any process of the same session.
 fn may_signal(me: &proc::Process, target: &proc::Process, s: u32) -> bool {
     let a = *me.creds.lock();
     if a.euid == 0 || core::ptr::eq(me, target) {
         return true;
     }
     let b = *target.creds.lock();
-    if [a.uid, a.euid].iter().any(|u| *u == b.uid || *u == b.euid) {
+    if [a.uid, a.euid].iter().any(|u| *u == b.uid || *u == b.suid) {
         return true;
     }
     s == sig::SIGCONT && me.sid.load(Ordering::Relaxed) == target.sid.load(Ordering::Relaxed)
