@@ -100,6 +100,7 @@ impl File {
         match &self.kind {
             Kind::Node => {
                 let node = self.node()?;
+                crate::mm::filemap::flush_inode(node);
                 let mut pos = self.pos.lock();
                 let n = node.read_at(*pos, buf)?;
                 *pos += n as u64;
@@ -125,6 +126,7 @@ impl File {
                 let node = self.node()?;
                 let mut pos = self.pos.lock();
                 let (off, n) = if self.flags() & O_APPEND != 0 { node.append(buf)? } else { (*pos, node.write_at(*pos, buf)?) };
+                crate::mm::filemap::written(node, off, &buf[..n.min(buf.len())]);
                 *pos = off + n as u64;
                 Ok(n)
             }
@@ -144,7 +146,10 @@ impl File {
     pub fn pread(&self, buf: &mut [u8], off: u64) -> KResult<usize> {
         self.readable()?;
         match &self.kind {
-            Kind::Node => self.node()?.read_at(off, buf),
+            Kind::Node => {
+                crate::mm::filemap::flush_inode(self.node()?);
+                self.node()?.read_at(off, buf)
+            }
             Kind::Device(d) => d.read(self, buf, off),
             Kind::Pipe(..) | Kind::Anon(_) => Err(Errno::ESPIPE),
             Kind::Path => Err(Errno::EBADF),
@@ -155,7 +160,11 @@ impl File {
     pub fn pwrite(&self, buf: &[u8], off: u64) -> KResult<usize> {
         self.writable()?;
         match &self.kind {
-            Kind::Node => self.node()?.write_at(off, buf),
+            Kind::Node => {
+                let n = self.node()?.write_at(off, buf)?;
+                crate::mm::filemap::written(self.node()?, off, &buf[..n.min(buf.len())]);
+                Ok(n)
+            }
             Kind::Device(d) => d.write(self, buf, off),
             Kind::Pipe(..) | Kind::Anon(_) => Err(Errno::ESPIPE),
             Kind::Path => Err(Errno::EBADF),
