@@ -100,7 +100,7 @@ impl File {
         match &self.kind {
             Kind::Node => {
                 let node = self.node()?;
-                crate::mm::filemap::flush_inode(node);
+                hooks::flush_inode(node);
                 let mut pos = self.pos.lock();
                 let n = node.read_at(*pos, buf)?;
                 *pos += n as u64;
@@ -126,7 +126,7 @@ impl File {
                 let node = self.node()?;
                 let mut pos = self.pos.lock();
                 let (off, n) = if self.flags() & O_APPEND != 0 { node.append(buf)? } else { (*pos, node.write_at(*pos, buf)?) };
-                crate::mm::filemap::written(node, off, &buf[..n.min(buf.len())]);
+                hooks::written(node, off, &buf[..n.min(buf.len())]);
                 *pos = off + n as u64;
                 Ok(n)
             }
@@ -147,7 +147,7 @@ impl File {
         self.readable()?;
         match &self.kind {
             Kind::Node => {
-                crate::mm::filemap::flush_inode(self.node()?);
+                hooks::flush_inode(self.node()?);
                 self.node()?.read_at(off, buf)
             }
             Kind::Device(d) => d.read(self, buf, off),
@@ -162,7 +162,7 @@ impl File {
         match &self.kind {
             Kind::Node => {
                 let n = self.node()?.write_at(off, buf)?;
-                crate::mm::filemap::written(self.node()?, off, &buf[..n.min(buf.len())]);
+                hooks::written(self.node()?, off, &buf[..n.min(buf.len())]);
                 Ok(n)
             }
             Kind::Device(d) => d.write(self, buf, off),
@@ -346,9 +346,24 @@ impl File {
     }
 }
 
+/// What the kernel proper does around file I/O (shared file mappings, locks); nothing in
+/// host builds of the file-system code.
+#[cfg(target_os = "none")]
+mod hooks {
+    pub use super::super::lock::file_dropped;
+    pub use crate::mm::filemap::{flush_inode, written};
+}
+#[cfg(not(target_os = "none"))]
+mod hooks {
+    use super::{File, InodeRef};
+    pub fn file_dropped(_: &File) {}
+    pub fn flush_inode(_: &InodeRef) {}
+    pub fn written(_: &InodeRef, _: u64, _: &[u8]) {}
+}
+
 impl Drop for File {
     fn drop(&mut self) {
-        super::lock::file_dropped(self);
+        hooks::file_dropped(self);
         if let Kind::Pipe(p, end) = &self.kind {
             p.close_end(*end);
         }

@@ -25,6 +25,7 @@ pub mod consts;
 pub mod devfs;
 pub mod file;
 pub mod initrd;
+#[cfg(target_os = "none")]
 pub mod lock;
 pub mod lz4frame;
 pub mod node;
