@@ -49,7 +49,7 @@ fn csuite_pipes() {
 
 #[test]
 fn csuite_signals() {
-    run("t_signals", "signals", 72);
+    run("t_signals", "signals", 73);
 }
 
 #[test]

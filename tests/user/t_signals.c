@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/select.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -184,6 +185,20 @@ int main(int argc, char **argv) {
     CHECK("sigqueue_si_code", qi1.si_code == SI_QUEUE && qi1.si_pid == getpid() && qi1.si_uid == getuid());
     qts.tv_sec = 0;
     CHECK_ERR("sigqueue_queue_drained", sigtimedwait(&set1, &qi1, &qts), EAGAIN);
+    /* signalfd sees the same siginfo, and queued instances one by one */
+    {
+        int sfd = signalfd(-1, &set1, SFD_NONBLOCK);
+        struct signalfd_siginfo ss[2];
+        sv.sival_int = 7;
+        sigqueue(getpid(), SIGRTMIN + 1, sv);
+        sv.sival_int = 8;
+        sigqueue(getpid(), SIGRTMIN + 1, sv);
+        ssize_t n1 = read(sfd, &ss[0], sizeof ss[0]);
+        ssize_t n2 = read(sfd, &ss[1], sizeof ss[1]);
+        CHECK("signalfd_queued_siginfo", sfd >= 0 && n1 == sizeof ss[0] && n2 == sizeof ss[1] && ss[0].ssi_int == 7 &&
+                                             ss[1].ssi_int == 8 && ss[0].ssi_code == SI_QUEUE && ss[0].ssi_pid == (uint32_t)getpid());
+        close(sfd);
+    }
     sigprocmask(SIG_UNBLOCK, &set1, 0);
     {
         siginfo_t fake;

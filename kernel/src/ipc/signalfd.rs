@@ -40,8 +40,8 @@ impl SignalFd {
         crate::proc::current_task().map_or(0, |t| t.sig.lock().pending & m)
     }
 
-    /// Dequeues the lowest pending signal in the mask.
-    fn take(&self) -> Option<u32> {
+    /// Dequeues the lowest pending signal in the mask (one queued instance of it).
+    fn take(&self) -> Option<crate::proc::signal::SigInfo> {
         let t = crate::proc::current_task()?;
         let mut s = t.sig.lock();
         let p = s.pending & self.mask.load(Ordering::Relaxed);
@@ -49,15 +49,22 @@ impl SignalFd {
             return None;
         }
         let sig = p.trailing_zeros() + 1;
-        s.pending &= !(1u64 << (sig - 1));
-        Some(sig)
+        Some(s.take(sig))
     }
 }
 
-fn siginfo(sig: u32) -> [u8; 128] {
+/// `struct signalfd_siginfo` from the signal's siginfo.
+fn siginfo(i: crate::proc::signal::SigInfo) -> [u8; 128] {
     let mut b = [0u8; 128];
-    b[..4].copy_from_slice(&sig.to_le_bytes());
-    // ssi_errno, ssi_code (SI_USER), ssi_pid, ssi_uid…: not recorded by the signal layer yet.
+    b[0..4].copy_from_slice(&i.signo.to_le_bytes());
+    b[4..8].copy_from_slice(&i.errno.to_le_bytes());
+    b[8..12].copy_from_slice(&i.code.to_le_bytes());
+    b[12..16].copy_from_slice(&i.pid.to_le_bytes());
+    b[16..20].copy_from_slice(&i.uid.to_le_bytes());
+    b[40..44].copy_from_slice(&i.status.to_le_bytes());
+    b[44..48].copy_from_slice(&(i.value as u32).to_le_bytes()); // ssi_int
+    b[48..56].copy_from_slice(&i.value.to_le_bytes()); // ssi_ptr
+    b[72..80].copy_from_slice(&i.addr.to_le_bytes());
     b
 }
 
