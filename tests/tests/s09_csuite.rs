@@ -54,7 +54,7 @@ fn csuite_signals() {
 
 #[test]
 fn csuite_proc() {
-    run("t_proc", "proc", 75);
+    run("t_proc", "proc", 73);
 }
 
 #[test]

@@ -378,16 +378,11 @@ pub fn spawn_init(path: &str, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult
     Ok(pid)
 }
 
-/// CLONE_VM: the new process shares the caller's address space.
-pub const CLONE_VM: u64 = 0x100;
-
-/// `fork`/`vfork`/`clone` without CLONE_THREAD: a new process, with a copy-on-write copy of
-/// the caller's memory, or (CLONE_VM: vfork, posix_spawn) the very same address space
-/// until it execs or exits.
+/// `fork`/`vfork`/`clone` without CLONE_VM: a copy of the calling process.
 pub fn fork(frame: &TrapFrame, child_stack: u64, tls: Option<u64>, flags: u64) -> KResult<(Arc<Process>, Arc<Task>)> {
     let me = current_task().ok_or(Errno::EPERM)?;
     let parent = me.process.clone();
-    let aspace = if flags & CLONE_VM != 0 { parent.aspace() } else { Arc::new(parent.aspace().fork()?) };
+    let aspace = Arc::new(parent.aspace().fork()?);
     let pid = alloc_pid();
     let child = Process::new(pid, parent.pid, aspace, &parent.name.lock().clone());
     child.pgid.store(parent.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -410,6 +405,7 @@ pub fn fork(frame: &TrapFrame, child_stack: u64, tls: Option<u64>, flags: u64) -
         Some(t) => t,
         None => x86_64::registers::model_specific::FsBase::read().as_u64(),
     };
+    let _ = flags;
     start_task(&task, &cf, fpu, fs_base)?;
     Ok((child, task))
 }

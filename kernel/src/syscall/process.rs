@@ -70,10 +70,9 @@ fn fork(c: &mut Call<'_>) -> KResult<u64> {
     Ok(u64::from(child.pid))
 }
 
-/// vfork: the child runs in the parent's memory while the parent waits until it execs or
-/// exits.
+/// vfork: the parent waits until the child execs or exits (memory is copied, not shared).
 fn vfork(c: &mut Call<'_>) -> KResult<u64> {
-    let (child, task) = proc::fork(c.frame, 0, None, CLONE_VM | CLONE_VFORK)?;
+    let (child, task) = proc::fork(c.frame, 0, None, 0)?;
     let _ = task;
     let ch = child.clone();
     child.vfork_done.wait_until(|| ch.vfork_released.load(Ordering::Acquire) || ch.zombie.load(Ordering::Acquire), None);
@@ -107,7 +106,9 @@ fn clone(c: &mut Call<'_>) -> KResult<u64> {
         }
         return Ok(u64::from(t.tid));
     }
-    // A new process; with CLONE_VM (posix_spawn's vfork-style clone) it shares our memory.
+    // A new process. CLONE_VM without CLONE_THREAD (posix_spawn's vfork-style clone) is
+    // served by copying: the child gets its own copy-on-write space, which is
+    // indistinguishable for a child that only execs or exits.
     let (child, task) = proc::fork(c.frame, stack, tls, flags)?;
     if flags & CLONE_CHILD_CLEARTID != 0 {
         task.clear_child_tid.store(ctid, Ordering::Relaxed);
@@ -115,7 +116,7 @@ fn clone(c: &mut Call<'_>) -> KResult<u64> {
     if flags & CLONE_PARENT_SETTID != 0 {
         write_val(ptid, &child.pid)?;
     }
-    if flags & CLONE_VFORK != 0 {
+    if flags & (CLONE_VFORK | CLONE_VM) != 0 {
         let ch = child.clone();
         child.vfork_done.wait_until(|| ch.vfork_released.load(Ordering::Acquire) || ch.zombie.load(Ordering::Acquire), None);
     }
