@@ -82,6 +82,10 @@ impl Image {
                 continue;
             }
             let info = elf::parse(&data)?;
+            // Relative to a directory descriptor (execveat): name the image by its full
+            // path (AT_EXECFN, /proc/PID/exe), as a bare relative name means nothing to
+            // the new program, whose cwd may differ.
+            let path = if base.is_some() && !path.starts_with('/') { f.path() } else { path };
             return Ok(Image { path, argv, envp, data, info });
         }
         Err(Errno::ELOOP)
