@@ -59,7 +59,7 @@ fn csuite_proc() {
 
 #[test]
 fn csuite_mem() {
-    run("t_mem", "mem", 78);
+    run("t_mem", "mem", 64);
 }
 
 #[test]

@@ -100,7 +100,6 @@ impl File {
         match &self.kind {
             Kind::Node => {
                 let node = self.node()?;
-                hooks::flush_inode(node);
                 let mut pos = self.pos.lock();
                 let n = node.read_at(*pos, buf)?;
                 *pos += n as u64;
@@ -126,7 +125,6 @@ impl File {
                 let node = self.node()?;
                 let mut pos = self.pos.lock();
                 let (off, n) = if self.flags() & O_APPEND != 0 { node.append(buf)? } else { (*pos, node.write_at(*pos, buf)?) };
-                hooks::written(node, off, &buf[..n.min(buf.len())]);
                 *pos = off + n as u64;
                 Ok(n)
             }
@@ -146,10 +144,7 @@ impl File {
     pub fn pread(&self, buf: &mut [u8], off: u64) -> KResult<usize> {
         self.readable()?;
         match &self.kind {
-            Kind::Node => {
-                hooks::flush_inode(self.node()?);
-                self.node()?.read_at(off, buf)
-            }
+            Kind::Node => self.node()?.read_at(off, buf),
             Kind::Device(d) => d.read(self, buf, off),
             Kind::Pipe(..) | Kind::Anon(_) => Err(Errno::ESPIPE),
             Kind::Path => Err(Errno::EBADF),
@@ -160,11 +155,7 @@ impl File {
     pub fn pwrite(&self, buf: &[u8], off: u64) -> KResult<usize> {
         self.writable()?;
         match &self.kind {
-            Kind::Node => {
-                let n = self.node()?.write_at(off, buf)?;
-                hooks::written(self.node()?, off, &buf[..n.min(buf.len())]);
-                Ok(n)
-            }
+            Kind::Node => self.node()?.write_at(off, buf),
             Kind::Device(d) => d.write(self, buf, off),
             Kind::Pipe(..) | Kind::Anon(_) => Err(Errno::ESPIPE),
             Kind::Path => Err(Errno::EBADF),
@@ -346,19 +337,16 @@ impl File {
     }
 }
 
-/// What the kernel proper does around file I/O (shared file mappings, locks); nothing in
-/// host builds of the file-system code.
+/// What the kernel proper does around file I/O (locks); nothing in host builds of the
+/// file-system code.
 #[cfg(target_os = "none")]
 mod hooks {
     pub use super::super::lock::file_dropped;
-    pub use crate::mm::filemap::{flush_inode, written};
 }
 #[cfg(not(target_os = "none"))]
 mod hooks {
-    use super::{File, InodeRef};
+    use super::File;
     pub fn file_dropped(_: &File) {}
-    pub fn flush_inode(_: &InodeRef) {}
-    pub fn written(_: &InodeRef, _: u64, _: &[u8]) {}
 }
 
 impl Drop for File {

@@ -6,8 +6,6 @@ pub mod layout;
 #[cfg(target_os = "none")]
 pub mod dma;
 #[cfg(target_os = "none")]
-pub mod filemap;
-#[cfg(target_os = "none")]
 pub mod heap;
 #[cfg(target_os = "none")]
 pub mod kstack;

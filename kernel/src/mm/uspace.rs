@@ -31,7 +31,7 @@ pub const PROT_READ: u32 = 1;
 pub const PROT_WRITE: u32 = 2;
 pub const PROT_EXEC: u32 = 4;
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Vma {
     pub start: u64,
     pub end: u64,
@@ -39,19 +39,8 @@ pub struct Vma {
     /// Shown in /proc/PID/maps ("[stack]", "[heap]", a path).
     pub name: alloc::string::String,
     /// MAP_SHARED|MAP_ANONYMOUS: every page is allocated up front and `fork` shares the
-    /// frames writable instead of copy-on-write. Shared file mappings too.
+    /// frames writable instead of copy-on-write.
     pub shared: bool,
-    /// MAP_SHARED of a file: the file and `base`, with file offset = address + base
-    /// (wrapping), so that splitting the VMA needs no adjustment, and whether it may ever
-    /// be writable (the file was opened read-write). Its pages are the file's cached pages
-    /// (`mm::filemap`).
-    pub file: Option<(crate::fs::node::InodeRef, u64, bool)>,
-}
-
-impl core::fmt::Debug for Vma {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Vma({:#x}..{:#x} prot {} {:?} shared {} file {})", self.start, self.end, self.prot, self.name, self.shared, self.file.is_some())
-    }
 }
 
 impl Vma {
@@ -112,14 +101,13 @@ fn pte(pml4: u64, va: u64, create: bool) -> KResult<Option<&'static mut x86_64::
     Ok(Some(&mut t[idx[3] as usize]))
 }
 
-/// Adds an owner to `frame` (a PTE or the file page cache holding it).
-pub(crate) fn share(frame: u64) {
+fn share(frame: u64) {
     let mut s = SHARED.lock();
     *s.entry(frame).or_insert(1) += 1;
 }
 
 /// Drops one owner of `frame`; frees it when none remain.
-pub(crate) fn release(frame: u64) {
+fn release(frame: u64) {
     let last = {
         let mut s = SHARED.lock();
         match s.get_mut(&frame) {
@@ -139,7 +127,7 @@ pub(crate) fn release(frame: u64) {
     }
 }
 
-pub(crate) fn owners(frame: u64) -> u32 {
+fn owners(frame: u64) -> u32 {
     SHARED.lock().get(&frame).copied().unwrap_or(1)
 }
 
@@ -179,7 +167,7 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         self.unmap(start, end)?;
-        self.inner.lock().vmas.insert(start, Vma { start, end, prot, name: alloc::string::String::from(name), shared: false, file: None });
+        self.inner.lock().vmas.insert(start, Vma { start, end, prot, name: alloc::string::String::from(name), shared: false });
         Ok(())
     }
 
@@ -188,7 +176,7 @@ impl AddressSpace {
         if start % PAGE != 0 || end <= start || end > USER_TOP {
             return Err(Errno::EINVAL);
         }
-        self.inner.lock().vmas.insert(start, Vma { start, end, prot, name: alloc::string::String::from(name), shared: false, file: None });
+        self.inner.lock().vmas.insert(start, Vma { start, end, prot, name: alloc::string::String::from(name), shared: false });
         Ok(())
     }
 
@@ -259,10 +247,6 @@ impl AddressSpace {
         if covered != end - start {
             return Err(Errno::ENOMEM);
         }
-        // A shared mapping of a file opened read-only never becomes writable.
-        if prot & PROT_WRITE != 0 && keys.iter().filter_map(|k| g.vmas.get(k)).any(|v| v.file.as_ref().is_some_and(|f| !f.2)) {
-            return Err(Errno::EACCES);
-        }
         for k in keys {
             let Some(v) = g.vmas.remove(&k) else { continue };
             if v.start < start {
@@ -299,7 +283,7 @@ impl AddressSpace {
     pub fn map_anon_free(&self, len: u64, prot: u32, name: &str) -> KResult<u64> {
         let mut g = self.inner.lock();
         let start = Self::free_range(&g, len)?;
-        g.vmas.insert(start, Vma { start, end: start + len, prot, name: alloc::string::String::from(name), shared: false, file: None });
+        g.vmas.insert(start, Vma { start, end: start + len, prot, name: alloc::string::String::from(name), shared: false });
         Ok(start)
     }
 
@@ -318,35 +302,6 @@ impl AddressSpace {
                 e.set_addr(x86_64::PhysAddr::new(f), flags);
             }
             va += PAGE;
-        }
-        Ok(())
-    }
-
-    /// Marks the VMA `[start, end)` as a shared mapping of `inode` (file offset of an
-    /// address = address + `base`, wrapping).
-    pub fn set_file(&self, start: u64, end: u64, inode: crate::fs::node::InodeRef, base: u64, may_write: bool) -> KResult<()> {
-        let mut g = self.inner.lock();
-        let v = g.vmas.get_mut(&start).filter(|v| v.end == end).ok_or(Errno::EINVAL)?;
-        v.shared = true;
-        v.file = Some((inode, base, may_write));
-        Ok(())
-    }
-
-    /// Puts `frame` (the caller hands over one ownership) at `va`, inside a VMA, with the
-    /// VMA's permissions; whatever was mapped there is released.
-    pub fn install_frame(&self, va: u64, frame: u64) -> KResult<()> {
-        let g = self.inner.lock();
-        let vma = g.vmas.range(..=va).next_back().map(|(_, v)| v).filter(|v| va < v.end).ok_or(Errno::EFAULT)?;
-        let flags = vma.pte_flags();
-        let e = pte(self.pml4, va, true)?.ok_or(Errno::ENOMEM)?;
-        let old = (!e.is_unused()).then(|| e.addr().as_u64());
-        e.set_addr(x86_64::PhysAddr::new(frame), flags);
-        if old.is_some() {
-            flush(va);
-        }
-        drop(g);
-        if let Some(o) = old {
-            release(o);
         }
         Ok(())
     }
@@ -398,12 +353,12 @@ impl AddressSpace {
                     }
                 }
                 None => {
-                    g.vmas.insert(start, Vma { start, end: new_end, prot: PROT_READ | PROT_WRITE, name: "[heap]".into(), shared: false, file: None });
+                    g.vmas.insert(start, Vma { start, end: new_end, prot: PROT_READ | PROT_WRITE, name: "[heap]".into(), shared: false });
                 }
             }
         } else if new_end < old_end && self.unmap(new_end, old_end).is_ok() && new_end > start {
             let mut g = self.inner.lock();
-            g.vmas.insert(start, Vma { start, end: new_end, prot: PROT_READ | PROT_WRITE, name: "[heap]".into(), shared: false, file: None });
+            g.vmas.insert(start, Vma { start, end: new_end, prot: PROT_READ | PROT_WRITE, name: "[heap]".into(), shared: false });
         }
         self.inner.lock().brk = want;
         want

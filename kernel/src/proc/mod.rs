@@ -490,8 +490,6 @@ pub fn exit_group(status: ExitStatus) -> ! {
 
 /// Last thread gone: close files, release memory, reparent children, notify the parent.
 fn finish_process(p: &Arc<Process>) {
-    // Shared file mappings are written back to their files.
-    crate::mm::filemap::flush_range(&p.aspace().vmas(), 0, crate::mm::uspace::USER_TOP);
     p.files.lock().close_all();
     *p.fs.lock() = None;
     let status = p.exit.lock().unwrap_or(ExitStatus::Exited(0));

@@ -52,16 +52,8 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
             return Err(Errno::EACCES);
         }
     }
-    // Shared mappings of regular files map the file's cached pages (mm::filemap); of
-    // other files (devices), a private copy is all there is, so they cannot be writable.
-    let shared_file = match &file {
-        Some(f) if flags & MAP_SHARED != 0 => {
-            let st = f.stat()?;
-            if st.mode & 0o170000 == 0o100000 { f.inode().cloned() } else { None }
-        }
-        _ => None,
-    };
-    if flags & MAP_SHARED != 0 && file.is_some() && shared_file.is_none() && prot & PROT_WRITE != 0 {
+    if flags & MAP_SHARED != 0 && file.is_some() && prot & PROT_WRITE != 0 {
+        // Writable shared file mappings would need write-back to the file.
         return Err(Errno::ENODEV);
     }
     let name = if file.is_some() { "file" } else { "anon" };
@@ -82,26 +74,7 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
     if fixed {
         a.map_anon(start, start + len, prot | PROT_WRITE, name)?;
     }
-    if let (Some(f), Some(inode)) = (&file, &shared_file) {
-        crate::mm::filemap::sweep();
-        let may_write = f.flags() & crate::fs::consts::O_ACCMODE == crate::fs::consts::O_RDWR;
-        let r = (|| {
-            let mut va = start;
-            while va < start + len {
-                let frame = crate::mm::filemap::page(f, inode, (off + (va - start)) / PAGE, may_write)?;
-                if let Err(e) = a.install_frame(va, frame) {
-                    crate::mm::uspace::release(frame);
-                    return Err(e);
-                }
-                va += PAGE;
-            }
-            a.set_file(start, start + len, inode.clone(), off.wrapping_sub(start), may_write)
-        })();
-        if let Err(e) = r {
-            let _ = a.unmap(start, start + len);
-            return Err(e);
-        }
-    } else if let Some(f) = &file {
+    if let Some(f) = &file {
         let mut buf = alloc::vec![0u8; 64 * 1024];
         let mut done = 0u64;
         while done < len {
@@ -132,17 +105,7 @@ fn munmap(c: &mut Call<'_>) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     let end = addr.checked_add(len.next_multiple_of(PAGE)).ok_or(Errno::EINVAL)?;
-    let a = current_process().ok_or(Errno::ESRCH)?.aspace();
-    // Shared file pages go back to their files first.
-    let vmas = a.vmas();
-    let file_backed = vmas.iter().any(|v| v.file.is_some() && v.start < end && v.end > addr);
-    if file_backed {
-        crate::mm::filemap::flush_range(&vmas, addr, end);
-    }
-    a.unmap(addr, end)?;
-    if file_backed {
-        crate::mm::filemap::sweep();
-    }
+    current_process().ok_or(Errno::ESRCH)?.aspace().unmap(addr, end)?;
     Ok(0)
 }
 
@@ -214,23 +177,6 @@ fn madvise(c: &mut Call<'_>) -> KResult<u64> {
     Ok(0)
 }
 
-/// msync: writes the shared file pages in the range back to their files (whatever the
-/// flags: MS_ASYNC is done synchronously). EINVAL for a misaligned address or unknown
-/// flags, ENOMEM if part of the range is unmapped.
-fn msync(c: &mut Call<'_>) -> KResult<u64> {
-    const MS_ASYNC: u64 = 1;
-    const MS_INVALIDATE: u64 = 2;
-    const MS_SYNC: u64 = 4;
-    let (addr, len, flags) = (c.a0(), c.a1(), c.a2());
-    if addr % PAGE != 0 || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & (MS_ASYNC | MS_SYNC) == (MS_ASYNC | MS_SYNC) {
-        return Err(Errno::EINVAL);
-    }
-    let end = addr.checked_add(len.next_multiple_of(PAGE)).ok_or(Errno::ENOMEM)?;
-    let vmas = current_process().ok_or(Errno::ESRCH)?.aspace().vmas();
-    let covered: u64 = vmas.iter().filter(|v| v.start < end && v.end > addr).map(|v| v.end.min(end) - v.start.max(addr)).sum();
-    if covered != end - addr {
-        return Err(Errno::ENOMEM);
-    }
-    crate::mm::filemap::flush_range(&vmas, addr, end);
+fn msync(_c: &mut Call<'_>) -> KResult<u64> {
     Ok(0)
 }
