@@ -415,8 +415,16 @@ impl VirtioDisk {
     }
 
     fn io(&self, lba: u64, buf: *mut u8, len: usize, write: bool) -> KResult<()> {
-        if len % SECTOR as usize != 0 || lba.checked_add(len as u64 / SECTOR).is_none_or(|e| e > self.sectors) {
-            return Err(Errno::EIO);
+        self.io_many(&[(lba, buf, len)], write)
+    }
+
+    /// Transfers every `(lba, buffer, length)` segment, keeping up to [`PER_CALLER`]
+    /// requests in flight across them; returns once none of the buffers is in use.
+    fn io_many(&self, segs: &[(u64, *mut u8, usize)], write: bool) -> KResult<()> {
+        for &(lba, _, len) in segs {
+            if len % SECTOR as usize != 0 || lba.checked_add(len as u64 / SECTOR).is_none_or(|e| e > self.sectors) {
+                return Err(Errno::EIO);
+            }
         }
         if write && self.ro {
             return Err(Errno::EROFS);
@@ -425,25 +433,39 @@ impl VirtioDisk {
             return Err(Errno::EIO);
         }
         let mut queued: VecDeque<Arc<Done>> = VecDeque::new();
+        let mut seg = 0usize;
         let mut off = 0usize;
         let mut err = None;
-        while (off < len && err.is_none()) || !queued.is_empty() {
-            while off < len && err.is_none() && queued.len() < PER_CALLER {
+        loop {
+            while seg < segs.len() && off >= segs[seg].2 {
+                seg += 1;
+                off = 0;
+            }
+            let more = seg < segs.len() && err.is_none();
+            if !more && queued.is_empty() {
+                break;
+            }
+            if more && queued.len() < PER_CALLER {
+                let (lba, buf, len) = segs[seg];
                 let va = buf as u64 + off as u64;
                 let n = self.next_len(va, len - off);
-                if phys_run(va, n).is_some() {
-                    self.stats.direct.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    self.stats.bounced.fetch_add(1, Ordering::Relaxed);
-                }
-                // `off` stays in `buf`: off + n <= len.
+                // `off + n <= len`: the pointer stays in the segment's buffer.
                 match self.submit(lba + (off as u64 / SECTOR), buf.wrapping_add(off), n, write) {
                     Ok(Submit::Queued(d)) => {
+                        if phys_run(va, n).is_some() {
+                            self.stats.direct.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            self.stats.bounced.fetch_add(1, Ordering::Relaxed);
+                        }
                         queued.push_back(d);
                         off += n;
+                        continue;
                     }
-                    Ok(Submit::Full) => break,
-                    Err(e) => err = Some(e),
+                    Ok(Submit::Full) => {}
+                    Err(e) => {
+                        err = Some(e);
+                        continue;
+                    }
                 }
             }
             match queued.pop_front() {
@@ -452,7 +474,7 @@ impl VirtioDisk {
                         err.get_or_insert(e);
                     }
                 }
-                None if off < len && err.is_none() => {
+                None => {
                     // The queue is full of other callers' requests: wait for a slot.
                     let ok = self.space.wait_until(|| self.hw.lock().inflight < MAX_INFLIGHT, Some(crate::time::now_ns() + 10_000_000));
                     if !ok {
@@ -462,7 +484,6 @@ impl VirtioDisk {
                         err = Some(Errno::EIO);
                     }
                 }
-                None => {}
             }
         }
         err.map_or(Ok(()), Err)
@@ -495,6 +516,10 @@ impl BlockDev for VirtioDisk {
     }
     fn read_sectors(&self, lba: u64, buf: &mut [u8]) -> KResult<()> {
         self.io(lba, buf.as_mut_ptr(), buf.len(), false)
+    }
+    fn read_sectors_many(&self, reqs: &mut [(u64, &mut [u8])]) -> KResult<()> {
+        let segs: Vec<(u64, *mut u8, usize)> = reqs.iter_mut().map(|(lba, b)| (*lba, b.as_mut_ptr(), b.len())).collect();
+        self.io_many(&segs, false)
     }
     fn write_sectors(&self, lba: u64, buf: &[u8]) -> KResult<()> {
         // The device only reads from a write request's buffer.
