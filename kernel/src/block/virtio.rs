@@ -11,8 +11,8 @@
 //!
 //! Completion: whoever holds the disk's lock — the interrupt handler, or a submitter
 //! polling its own request — pops the used ring in order, completes each request and wakes
-//! exactly that request's waiter. A submitter polls for [`SPIN_NS`] before it sleeps (TCG
-//! delivers interrupts late). A 10 ms re-check covers a lost interrupt; a request the
+//! exactly that request's waiter. A submitter of a request of at most [`SPIN_MAX`] bytes
+//! polls for [`SPIN_NS`] before it sleeps (TCG delivers interrupts late). A 10 ms re-check covers a lost interrupt; a request the
 //! device has not completed in 30 s resets the device, fails every pending request with
 //! EIO and leaves the disk unusable.
 
@@ -51,8 +51,11 @@ const SLOTS: usize = 16;
 const MAX_INFLIGHT: usize = SLOTS / 3;
 /// How many requests one caller keeps in flight.
 const PER_CALLER: usize = 4;
-/// How long a submitter polls the used ring before sleeping.
+/// How long a submitter polls the used ring before sleeping, for requests of at most
+/// [`SPIN_MAX`] bytes (a larger one takes milliseconds: polling would only take host CPU
+/// from the emulated device).
 const SPIN_NS: u64 = 200_000;
+const SPIN_MAX: usize = 64 << 10;
 const TIMEOUT_NS: u64 = 30_000_000_000;
 /// The linear map covers at most this much RAM (PML4 slot 256 = 512 GiB).
 const LINEAR_SPAN: u64 = 512 << 30;
@@ -371,9 +374,9 @@ impl VirtioDisk {
     }
 
     /// Waits for `done`: polls for a while, then sleeps; 30 s → device reset and EIO.
-    fn wait(&self, done: &Done) -> KResult<()> {
+    fn wait(&self, done: &Done, len: usize) -> KResult<()> {
         let start = crate::time::now_ns();
-        let spin_end = start + SPIN_NS;
+        let spin_end = if len <= SPIN_MAX { start + SPIN_NS } else { start };
         loop {
             match done.state() {
                 1 => {
@@ -432,7 +435,7 @@ impl VirtioDisk {
         if self.dead.load(Ordering::Acquire) {
             return Err(Errno::EIO);
         }
-        let mut queued: VecDeque<Arc<Done>> = VecDeque::new();
+        let mut queued: VecDeque<(Arc<Done>, usize)> = VecDeque::new();
         let mut seg = 0usize;
         let mut off = 0usize;
         let mut err = None;
@@ -457,7 +460,7 @@ impl VirtioDisk {
                         } else {
                             self.stats.bounced.fetch_add(1, Ordering::Relaxed);
                         }
-                        queued.push_back(d);
+                        queued.push_back((d, n));
                         off += n;
                         continue;
                     }
@@ -469,8 +472,8 @@ impl VirtioDisk {
                 }
             }
             match queued.pop_front() {
-                Some(d) => {
-                    if let Err(e) = self.wait(&d) {
+                Some((d, n)) => {
+                    if let Err(e) = self.wait(&d, n) {
                         err.get_or_insert(e);
                     }
                 }
