@@ -43,6 +43,9 @@ impl e2::BlockDevice for Disk {
     fn flush(&self) -> e2::Result<()> {
         self.0.flush().map_err(|_| e2::Error::Io)
     }
+    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> e2::Result<()> {
+        block::read_bytes_many(&*self.0, reqs).map_err(|_| e2::Error::Io)
+    }
 }
 
 fn errno(e: e2::Error) -> Errno {

@@ -32,10 +32,21 @@ use util::*;
 
 /// Storage the file system lives on: byte-addressed reads and writes (the offsets and
 /// lengths this crate uses are always multiples of 512).
+/// The longest run of contiguous whole blocks read in one device request.
+const MAX_RUN: u64 = 4 << 20;
+
 pub trait BlockDevice {
     fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()>;
     fn write_at(&self, off: u64, buf: &[u8]) -> Result<()>;
     fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Reads several disjoint ranges, `(byte offset, buffer)`; a device that can keep
+    /// several requests in flight overlaps them. The default reads them one after another.
+    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> Result<()> {
+        for (off, buf) in reqs.iter_mut() {
+            self.read_at(*off, buf)?;
+        }
         Ok(())
     }
 }
@@ -830,6 +841,9 @@ impl<D: BlockDevice> Ext2<D> {
         let bs = self.bs;
         let mut done = 0usize;
         let mut goal = 0u32;
+        // Whole-block runs read straight from the device: (disk byte offset, buf range),
+        // increasing and disjoint; issued together at the end so the device overlaps them.
+        let mut runs: Vec<(u64, usize, usize)> = Vec::new();
         while done < n {
             let pos = off + done as u64;
             let lb = pos / bs;
@@ -845,7 +859,7 @@ impl<D: BlockDevice> Ext2<D> {
             if boff == 0 && chunk == bs as usize {
                 // Whole blocks: coalesce a physically contiguous run into one read.
                 let mut run = 1u64;
-                while (done as u64 + (run + 1) * bs) <= n as u64 && run < 256 {
+                while (done as u64 + (run + 1) * bs) <= n as u64 && run * bs < MAX_RUN {
                     let nb = self.bmap(i, lb + run, false, &mut goal)?;
                     if nb as u64 != pb as u64 + run {
                         break;
@@ -853,15 +867,27 @@ impl<D: BlockDevice> Ext2<D> {
                     run += 1;
                 }
                 let len = (run * bs) as usize;
-                let dst = buf.get_mut(done..done + len).ok_or(Error::Io)?;
                 self.cache.flush_range(&self.dev, pb as u64, run)?;
-                self.dev.read_at(pb as u64 * bs, dst)?;
+                runs.push((pb as u64 * bs, done, len));
                 done += len;
             } else {
                 let b = self.cache.read(&self.dev, pb as u64)?;
                 dst.copy_from_slice(b.get(boff..boff + chunk).ok_or(Error::Io)?);
                 done += chunk;
             }
+        }
+        if !runs.is_empty() {
+            let mut reqs: Vec<(u64, &mut [u8])> = Vec::with_capacity(runs.len());
+            let mut rest = buf.get_mut(..n).ok_or(Error::Io)?;
+            let mut at = 0usize;
+            for &(o, s, l) in &runs {
+                let (_, tail) = rest.split_at_mut_checked(s.checked_sub(at).ok_or(Error::Io)?).ok_or(Error::Io)?;
+                let (dst, tail) = tail.split_at_mut_checked(l).ok_or(Error::Io)?;
+                reqs.push((o, dst));
+                rest = tail;
+                at = s + l;
+            }
+            self.dev.read_many(&mut reqs)?;
         }
         Ok(n)
     }

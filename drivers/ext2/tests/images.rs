@@ -463,3 +463,87 @@ fn exercise<D: BlockDevice>(fs: &mut Ext2<D>, dir: u32, depth: usize) {
         }
     }
 }
+
+/// Counts the device's requests and serves `read_many` with checks of its contract.
+struct CountingDev {
+    inner: FileDev,
+    reads: std::cell::Cell<usize>,
+    batches: std::cell::Cell<usize>,
+    batched_ranges: std::cell::Cell<usize>,
+}
+
+impl BlockDevice for CountingDev {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> adros_ext2::Result<()> {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.read_at(off, buf)
+    }
+    fn write_at(&self, off: u64, buf: &[u8]) -> adros_ext2::Result<()> {
+        self.inner.write_at(off, buf)
+    }
+    fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> adros_ext2::Result<()> {
+        assert!(!reqs.is_empty());
+        self.batches.set(self.batches.get() + 1);
+        self.batched_ranges.set(self.batched_ranges.get() + reqs.len());
+        // Served in reverse, as a device completing out of order might.
+        for (off, buf) in reqs.iter_mut().rev() {
+            assert!(!buf.is_empty());
+            self.inner.read_at(*off, buf)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whole-block reads go to the device as a few long, batched requests, at any alignment,
+/// and read the same bytes as small reads.
+#[test]
+fn batched_contiguous_reads() {
+    if !have_tools() {
+        return;
+    }
+    for bsz in ["1024", "4096"] {
+        let d = scratch(&format!("batch{bsz}"));
+        let src = d.join("src");
+        fs::create_dir(&src).unwrap();
+        populate(&src);
+        let img = d.join("img");
+        mkfs(&img, Some(&src), &["-b", bsz], "64M");
+        let f = fs::OpenOptions::new().read(true).open(&img).unwrap();
+        let dev = CountingDev { inner: FileDev(f), reads: 0.into(), batches: 0.into(), batched_ranges: 0.into() };
+        let mut fs = Ext2::open(dev, true).unwrap();
+        let want = fs::read(src.join("a/big.bin")).unwrap();
+        let ino = walk_any(&mut fs, "a/big.bin");
+        for (start, len) in [(0usize, want.len()), (1, 1 << 20), (4095, 2_000_001), (want.len() - 5000, 4999)] {
+            let mut got = vec![0u8; len];
+            let r0 = fs.device().reads.get();
+            let b0 = fs.device().batches.get();
+            let n = fs.read(ino, start as u64, &mut got).unwrap();
+            assert_eq!(n, len);
+            assert!(got == want[start..start + len], "bs {bsz}: read at {start}+{len} differs");
+            let small = fs.device().reads.get() - r0;
+            let batches = fs.device().batches.get() - b0;
+            assert!(batches <= 1, "one read() made {batches} batches");
+            if len > 1 << 20 {
+                // Metadata (indirect blocks) and edge blocks only: far fewer than one per block.
+                let blocks = len / bsz.parse::<usize>().unwrap();
+                assert!(small < blocks / 32, "bs {bsz}: {small} single reads for {blocks} blocks");
+            }
+        }
+        // The whole file in one read: every run went into one batch.
+        let sparse = walk_any(&mut fs, "sparse");
+        let mut sp = vec![1u8; 20_000_000];
+        assert_eq!(fs.read(sparse, 0, &mut sp).unwrap(), sp.len());
+        assert_eq!(&sp[..5], b"start");
+        assert_eq!(&sp[10_000_000..10_000_006], b"middle");
+        assert!(sp[100..9_000_000].iter().all(|&b| b == 0));
+        assert!(fs.device().batched_ranges.get() >= fs.device().batches.get());
+        let _ = fs::remove_dir_all(&d);
+    }
+}
+
+fn walk_any<D: BlockDevice>(fs: &mut Ext2<D>, path: &str) -> u32 {
+    let mut ino = ROOT_INO;
+    for c in path.split('/').filter(|c| !c.is_empty()) {
+        ino = fs.lookup(ino, c.as_bytes()).unwrap();
+    }
+    ino
+}

@@ -25,6 +25,14 @@ pub trait BlockDev: Send + Sync {
     fn read_sectors(&self, lba: u64, buf: &mut [u8]) -> KResult<()>;
     fn write_sectors(&self, lba: u64, buf: &[u8]) -> KResult<()>;
     fn flush(&self) -> KResult<()>;
+    /// Reads several `(lba, buf)` ranges; a device that keeps several requests in flight
+    /// overlaps them. The default reads them one after another.
+    fn read_sectors_many(&self, reqs: &mut [(u64, &mut [u8])]) -> KResult<()> {
+        for (lba, buf) in reqs.iter_mut() {
+            self.read_sectors(*lba, buf)?;
+        }
+        Ok(())
+    }
     fn read_only(&self) -> bool {
         false
     }
@@ -67,6 +75,12 @@ impl BlockDev for PartitionDev {
     }
     fn flush(&self) -> KResult<()> {
         self.parent.flush()
+    }
+    fn read_sectors_many(&self, reqs: &mut [(u64, &mut [u8])]) -> KResult<()> {
+        for (lba, buf) in reqs.iter_mut() {
+            *lba = self.check(*lba, buf.len())?;
+        }
+        self.parent.read_sectors_many(reqs)
     }
     fn read_only(&self) -> bool {
         self.parent.read_only()
@@ -168,6 +182,26 @@ pub fn read_bytes(dev: &dyn BlockDev, off: u64, buf: &mut [u8]) -> KResult<usize
         }
     }
     Ok(n)
+}
+
+/// Reads several `(byte offset, buf)` ranges, all of which must lie inside the device: as
+/// one batch of sector requests when every range is sector-aligned, else one by one.
+pub fn read_bytes_many(dev: &dyn BlockDev, reqs: &mut [(u64, &mut [u8])]) -> KResult<()> {
+    let size = dev.sectors() * SECTOR;
+    let aligned = reqs.iter().all(|(off, b)| off % SECTOR == 0 && b.len() as u64 % SECTOR == 0);
+    if !aligned {
+        for (off, b) in reqs.iter_mut() {
+            if read_bytes(dev, *off, b)? != b.len() {
+                return Err(Errno::EIO);
+            }
+        }
+        return Ok(());
+    }
+    if reqs.iter().any(|(off, b)| off.checked_add(b.len() as u64).is_none_or(|e| e > size)) {
+        return Err(Errno::EIO);
+    }
+    let mut v: Vec<(u64, &mut [u8])> = reqs.iter_mut().filter(|(_, b)| !b.is_empty()).map(|(off, b)| (*off / SECTOR, &mut **b)).collect();
+    dev.read_sectors_many(&mut v)
 }
 
 pub fn write_bytes(dev: &dyn BlockDev, off: u64, buf: &[u8]) -> KResult<usize> {
