@@ -374,11 +374,7 @@ pub fn parse_options(data: &str) -> KResult<Options> {
 /// The `mount -t ext2` factory.
 pub fn mount(source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
     let o = parse_options(data)?;
-    let want_rump = o.rump.unwrap_or_else(|| match crate::boot::cmdline().param("fs.ext2") {
-        Some("rump") => true,
-        Some("native") => false,
-        _ => crate::rump::LINKED && crate::rump::state_name() != "not linked",
-    });
+    let want_rump = o.rump.unwrap_or_else(|| default_driver() == "rump");
     if want_rump {
         if !crate::rump::LINKED {
             crate::println!("ext2: rump ext2 not linked (mount -o driver=native, or build with NetBSD sources)");
@@ -410,9 +406,25 @@ pub fn mount(source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
     Ok(fs)
 }
 
+/// The stack `mount -t ext2` uses without `-o driver=`: `fs.ext2=` on the kernel command
+/// line, else the rump stack when it was started, else native.
+pub fn default_driver() -> &'static str {
+    match crate::boot::cmdline().param("fs.ext2") {
+        Some("rump") => "rump",
+        Some("native") => "native",
+        _ if crate::rump::started() => "rump",
+        _ => "native",
+    }
+}
+
 /// Writes back every mounted ext2 file system's metadata (`sync(2)`), on both stacks.
 pub fn sync_all() {
     crate::rump::vfs::sync_all();
+    sync_native();
+}
+
+/// Writes back the native driver's cached metadata of every mount.
+fn sync_native() {
     let v: Vec<_> = MOUNTED.lock().iter().filter_map(Weak::upgrade).collect();
     for fs in v {
         if let Err(e) = fs.sync() {
@@ -433,12 +445,7 @@ pub fn init() {
     crate::sched::thread::spawn("ext2-writeback", move || {
         loop {
             crate::sched::thread::sleep_ms(secs * 1000);
-            let v: Vec<_> = MOUNTED.lock().iter().filter_map(Weak::upgrade).collect();
-            for fs in v {
-                if let Err(e) = fs.sync() {
-                    log::warn!("ext2: periodic write-back: {e:?}");
-                }
-            }
+            sync_native();
         }
     });
 }

@@ -348,7 +348,7 @@ fn global(name: &str) -> KResult<String> {
             } else {
                 let _ = writeln!(s, "rump not-linked");
             }
-            let _ = writeln!(s, "ext2 default={}", if crate::rump::LINKED && rump != "not linked" { "rump" } else { "native" });
+            let _ = writeln!(s, "ext2 default={}", crate::ext2_vfs::default_driver());
             for (name, _, _, driver) in crate::block::list() {
                 let _ = writeln!(s, "block {name} {driver}");
             }

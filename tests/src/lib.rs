@@ -46,7 +46,12 @@ pub fn rump_linked() -> bool {
         return v == "1";
     }
     let kernel = std::env::var_os("ADROS_KERNEL").map(PathBuf::from).unwrap_or_else(|| target_dir().join("x86_64-unknown-none/release/adros-kernel"));
-    std::process::Command::new("nm").arg("--defined-only").arg(&kernel).output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" rump_init")))
+    kernel_has_rump(&kernel)
+}
+
+/// Whether a built kernel contains the rump components (their `rump_init`).
+pub fn kernel_has_rump(kernel: &Path) -> bool {
+    Command::new("nm").arg("--defined-only").arg(kernel).output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" rump_init")))
 }
 
 /// The workspace's target directory (honours `CARGO_TARGET_DIR`).

@@ -68,8 +68,7 @@ fn fsck_clean(img: &Path) {
 }
 
 fn debugfs_cat(img: &Path, path: &str) -> String {
-    let out = Command::new("debugfs").args(["-R", &format!("cat {path}")]).arg(img).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    debugfs(img, &format!("cat {path}"))
 }
 
 

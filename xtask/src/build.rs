@@ -36,7 +36,7 @@ pub fn build_with(args: &BuildArgs, adds: &[String]) -> Result<Built> {
     crate::deps::ensure(true)?;
     extras.extend(build_user_tests()?);
     let kernel = build_kernel(args)?;
-    let rump_linked = kernel_has_rump(&kernel);
+    let rump_linked = adros_tests::kernel_has_rump(&kernel);
     let symbols = write_symbols(&kernel)?;
     // <target>/initrd.tar.lz4, which every ISO made by `make_iso` carries.
     crate::initrd::build(&extras)?;
@@ -69,11 +69,6 @@ pub fn build_kernel(args: &BuildArgs) -> Result<PathBuf> {
     }
     let dir = if args.debug { "debug" } else { "release" };
     Ok(target_dir().join(KERNEL_TARGET).join(dir).join("adros-kernel"))
-}
-
-/// Whether a built kernel contains the rump components (their `rump_init`).
-pub fn kernel_has_rump(kernel: &Path) -> bool {
-    Command::new("nm").args(["--defined-only"]).arg(kernel).output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" rump_init")))
 }
 
 /// `nm -n -C` of the kernel, text symbols only: GRUB loads it as the `symbols` module so

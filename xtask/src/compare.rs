@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::bench::report::Samples;
 use crate::build::{self, BuildArgs};
 use crate::qemu::{self, Machine};
 use crate::util::{Result, spinner, target_dir};
@@ -60,10 +61,7 @@ struct RunResult {
 }
 
 fn median(v: &[f64]) -> Option<f64> {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    (n > 0).then(|| if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Samples { values: v.to_vec(), failures: Vec::new() }.median()
 }
 
 /// A deterministic source tree: 30 directories of 20 files (0–64 KiB), nested a few levels,
@@ -205,9 +203,12 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     let mut json_rows = Vec::new();
     for (name, unit, higher) in FIGURES {
         let vals = |s: &str| -> Vec<f64> { results.iter().filter(|(st, _)| *st == s).filter_map(|(_, r)| r.values.iter().find(|(n, _)| n == name).map(|(_, v)| *v)).collect() };
-        let cell = |v: &[f64]| match median(v) {
-            Some(m) => format!("{m:.1} ({:.1}–{:.1})", v.iter().copied().fold(f64::MAX, f64::min), v.iter().copied().fold(f64::MIN, f64::max)),
-            None => "—".into(),
+        let cell = |v: &[f64]| {
+            let s = Samples { values: v.to_vec(), failures: Vec::new() };
+            match (s.median(), s.min(), s.max()) {
+                (Some(m), Some(lo), Some(hi)) => format!("{m:.1} ({lo:.1}–{hi:.1})"),
+                _ => "—".into(),
+            }
         };
         let (nv, rv) = (vals("native"), vals("rump"));
         let ratio = median(&rv).zip(median(&nv)).map(|(r, n)| r / n);

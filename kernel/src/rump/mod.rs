@@ -46,6 +46,12 @@ pub fn state_name() -> &'static str {
     }
 }
 
+/// Whether the rump stack was started at boot (linked, and not `rump=off`): it then serves
+/// mounts that do not name a driver.
+pub fn started() -> bool {
+    STATE.load(Ordering::Acquire) != NOT_LINKED
+}
+
 /// How long `rump_init` took (ns; 0 until it finished).
 pub fn init_ns() -> u64 {
     INIT_NS.load(Ordering::Relaxed)

@@ -666,8 +666,3 @@ pub fn sync_all() {
     sys::sync();
     MOUNTED.lock().retain(|w| w.strong_count() > 0);
 }
-
-/// One line per live rump mount for `/proc/drivers`: (source dev, rump mount point).
-pub fn mounts() -> Vec<(u64, String)> {
-    MOUNTED.lock().iter().filter_map(Weak::upgrade).map(|f| (f.dev, f.mnt.clone())).collect()
-}

@@ -5,7 +5,7 @@
 //! target/bench/summary.svg. See docs/bench.md.
 
 mod peer;
-mod report;
+pub(crate) mod report;
 pub mod rump;
 
 use std::path::Path;
