@@ -45,21 +45,31 @@ fn netbsd_src() -> Option<PathBuf> {
         std::env::var_os("ADROS_NETBSD_SRC").map(PathBuf::from),
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/adros/netbsd-src")),
     ];
-    cands.into_iter().flatten().find(|p| p.join("sys/rump/Makefile.rump").is_file() && p.join("sys/rump/include/rump/rumpuser.h").is_file())
+    cands.into_iter().flatten().find(|p| {
+        p.join("sys/rump/Makefile.rump").is_file()
+            && p.join("sys/rump/include/rump/rumpuser.h").is_file()
+    })
 }
 
 /// `<machine/…>`, `<amd64/…>` and `<x86/…>` as NetBSD's installed /usr/include has them.
 fn overlay(out: &Path, src: &Path) -> std::io::Result<PathBuf> {
     let dir = out.join("netbsd-include");
     std::fs::create_dir_all(&dir)?;
-    for (name, target) in [("machine", "sys/arch/amd64/include"), ("amd64", "sys/arch/amd64/include"), ("x86", "sys/arch/x86/include")] {
+    for (name, target) in [
+        ("machine", "sys/arch/amd64/include"),
+        ("amd64", "sys/arch/amd64/include"),
+        ("x86", "sys/arch/x86/include"),
+    ] {
         let link = dir.join(name);
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(src.join(target), &link)?;
     }
     // <sys/types.h> includes libpthread's pthread_types.h, which the rump source tree lacks;
     // only pthread_t is used (by <signal.h>), as an opaque pointer.
-    std::fs::write(dir.join("pthread_types.h"), "/* stub: see bindings/build.rs */\ntypedef struct __pthread_st *pthread_t;\n")?;
+    std::fs::write(
+        dir.join("pthread_types.h"),
+        "/* stub: see bindings/build.rs */\ntypedef struct __pthread_st *pthread_t;\n",
+    )?;
     Ok(dir)
 }
 
@@ -107,9 +117,13 @@ fn ffi_checks(code: &str) -> Result<String, String> {
     );
     let mut names = Vec::new();
     for item in &file.items {
-        let syn::Item::ForeignMod(m) = item else { continue };
+        let syn::Item::ForeignMod(m) = item else {
+            continue;
+        };
         for fi in &m.items {
-            let syn::ForeignItem::Fn(f) = fi else { continue };
+            let syn::ForeignItem::Fn(f) = fi else {
+                continue;
+            };
             let name = f.sig.ident.to_string();
             if !name.starts_with("rumpuser_") {
                 continue;
@@ -136,11 +150,19 @@ fn main() {
     let _ = std::fs::remove_file(out.join("bindings.rs"));
     let _ = std::fs::remove_file(out.join("ffi_checks.rs"));
     let Some(src) = netbsd_src() else {
-        println!("cargo::warning=no NetBSD source found (netbsd-src/, $ADROS_NETBSD_SRC, ~/.cache/adros/netbsd-src): rump bindings not generated, their tests skip");
+        println!(
+            "cargo::warning=no NetBSD source found (netbsd-src/, $ADROS_NETBSD_SRC, ~/.cache/adros/netbsd-src): rump bindings not generated, their tests skip"
+        );
         return;
     };
-    println!("cargo::rerun-if-changed={}", src.join("sys/rump/include/rump").display());
-    println!("cargo::rerun-if-changed={}", src.join("sys/sys/stat.h").display());
+    println!(
+        "cargo::rerun-if-changed={}",
+        src.join("sys/rump/include/rump").display()
+    );
+    println!(
+        "cargo::rerun-if-changed={}",
+        src.join("sys/sys/stat.h").display()
+    );
     let res = generate(&src, &out).and_then(|code| {
         let checks = ffi_checks(&code)?;
         std::fs::write(out.join("bindings.rs"), &code).map_err(|e| e.to_string())?;
@@ -149,12 +171,18 @@ fn main() {
     match res {
         Ok(()) => {
             println!("cargo::rustc-cfg=netbsd_bindings");
-            println!("cargo::rustc-env=ADROS_NETBSD_BINDINGS_SRC={}", src.display());
+            println!(
+                "cargo::rustc-env=ADROS_NETBSD_BINDINGS_SRC={}",
+                src.display()
+            );
         }
         Err(e) => {
             // Not fatal: the crate is usable (AVAILABLE = false), the tests say why they skip.
             let first = e.lines().next().unwrap_or("");
-            println!("cargo::warning=rump bindings not generated from {}: {first}", src.display());
+            println!(
+                "cargo::warning=rump bindings not generated from {}: {first}",
+                src.display()
+            );
         }
     }
 }

@@ -9,7 +9,12 @@
 //! `no_std` (only `core::ffi` types), so the kernel can use it too. Nothing generated is ever
 //! committed; without NetBSD source the crate is empty and [`AVAILABLE`] is false.
 #![no_std]
-#![allow(non_camel_case_types, non_upper_case_globals, non_snake_case, dead_code)]
+#![allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    dead_code
+)]
 #![allow(clippy::all)]
 
 /// Whether the bindings were generated (NetBSD source and libclang were found at build time).
@@ -17,7 +22,12 @@ pub const AVAILABLE: bool = cfg!(netbsd_bindings);
 
 #[cfg(netbsd_bindings)]
 mod generated {
-    #![allow(unsafe_op_in_unsafe_fn, improper_ctypes, clippy::missing_safety_doc, clippy::undocumented_unsafe_blocks)]
+    #![allow(
+        unsafe_op_in_unsafe_fn,
+        improper_ctypes,
+        clippy::missing_safety_doc,
+        clippy::undocumented_unsafe_blocks
+    )]
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 

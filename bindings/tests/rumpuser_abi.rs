@@ -128,28 +128,51 @@ mod abi {
         fn compare(&mut self, name: &'static str, theirs: Sig, ours: Sig) {
             self.checked.push(name);
             if theirs != ours {
-                self.mismatches.push(format!("{name}: rumpuser.h has {theirs:?}, rumpuser-adros has {ours:?}"));
+                self.mismatches.push(format!(
+                    "{name}: rumpuser.h has {theirs:?}, rumpuser-adros has {ours:?}"
+                ));
             }
         }
     }
 
     fn run() -> Report {
-        let mut r = Report { checked: Vec::new(), mismatches: Vec::new(), not_ours: Vec::new() };
+        let mut r = Report {
+            checked: Vec::new(),
+            mismatches: Vec::new(),
+            not_ours: Vec::new(),
+        };
         macro_rules! check {
             // The syscall proxy (rump_sp, the sysproxy component) is left out on purpose
             // (docs/rump.md); such functions must then not exist in ffi at all.
-            (rumpuser_sp_init, $($rest:tt)*) => { r.not_ours.push("rumpuser_sp_init") };
-            (rumpuser_sp_copyin, $($rest:tt)*) => { r.not_ours.push("rumpuser_sp_copyin") };
-            (rumpuser_sp_copyinstr, $($rest:tt)*) => { r.not_ours.push("rumpuser_sp_copyinstr") };
-            (rumpuser_sp_copyout, $($rest:tt)*) => { r.not_ours.push("rumpuser_sp_copyout") };
-            (rumpuser_sp_copyoutstr, $($rest:tt)*) => { r.not_ours.push("rumpuser_sp_copyoutstr") };
-            (rumpuser_sp_anonmmap, $($rest:tt)*) => { r.not_ours.push("rumpuser_sp_anonmmap") };
-            (rumpuser_sp_raise, $($rest:tt)*) => { r.not_ours.push("rumpuser_sp_raise") };
-            (rumpuser_sp_fini, $($rest:tt)*) => { r.not_ours.push("rumpuser_sp_fini") };
+            (rumpuser_sp_init, $($rest:tt)*) => {
+                r.not_ours.push("rumpuser_sp_init")
+            };
+            (rumpuser_sp_copyin, $($rest:tt)*) => {
+                r.not_ours.push("rumpuser_sp_copyin")
+            };
+            (rumpuser_sp_copyinstr, $($rest:tt)*) => {
+                r.not_ours.push("rumpuser_sp_copyinstr")
+            };
+            (rumpuser_sp_copyout, $($rest:tt)*) => {
+                r.not_ours.push("rumpuser_sp_copyout")
+            };
+            (rumpuser_sp_copyoutstr, $($rest:tt)*) => {
+                r.not_ours.push("rumpuser_sp_copyoutstr")
+            };
+            (rumpuser_sp_anonmmap, $($rest:tt)*) => {
+                r.not_ours.push("rumpuser_sp_anonmmap")
+            };
+            (rumpuser_sp_raise, $($rest:tt)*) => {
+                r.not_ours.push("rumpuser_sp_raise")
+            };
+            (rumpuser_sp_fini, $($rest:tt)*) => {
+                r.not_ours.push("rumpuser_sp_fini")
+            };
             // `void rumpuser_dprintf(const char *, ...)`: stable Rust cannot define a C-variadic
             // function; ours is a naked entry taking the System V argument registers.
             (rumpuser_dprintf, 1, true, false) => {{
-                let _theirs: unsafe extern "C" fn(*const core::ffi::c_char, ...) = bindings::rumpuser_dprintf;
+                let _theirs: unsafe extern "C" fn(*const core::ffi::c_char, ...) =
+                    bindings::rumpuser_dprintf;
                 let _ours: unsafe extern "C" fn() = ffi::rumpuser_dprintf;
                 r.checked.push("rumpuser_dprintf");
             }};
@@ -159,16 +182,36 @@ mod abi {
                 let _ours: unsafe extern "C-unwind" fn() -> ! = ffi::rumpuser_thread_exit;
                 r.checked.push("rumpuser_thread_exit");
             }};
-            ($n:ident, 0, false, true) => { r.compare(stringify!($n), never0(bindings::$n), never0(ffi::$n)) };
-            ($n:ident, 1, false, true) => { r.compare(stringify!($n), never1(bindings::$n), never1(ffi::$n)) };
-            ($n:ident, 0, false, false) => { r.compare(stringify!($n), sig0(bindings::$n), sig0(ffi::$n)) };
-            ($n:ident, 1, false, false) => { r.compare(stringify!($n), sig1(bindings::$n), sig1(ffi::$n)) };
-            ($n:ident, 2, false, false) => { r.compare(stringify!($n), sig2(bindings::$n), sig2(ffi::$n)) };
-            ($n:ident, 3, false, false) => { r.compare(stringify!($n), sig3(bindings::$n), sig3(ffi::$n)) };
-            ($n:ident, 4, false, false) => { r.compare(stringify!($n), sig4(bindings::$n), sig4(ffi::$n)) };
-            ($n:ident, 5, false, false) => { r.compare(stringify!($n), sig5(bindings::$n), sig5(ffi::$n)) };
-            ($n:ident, 6, false, false) => { r.compare(stringify!($n), sig6(bindings::$n), sig6(ffi::$n)) };
-            ($n:ident, 7, false, false) => { r.compare(stringify!($n), sig7(bindings::$n), sig7(ffi::$n)) };
+            ($n:ident, 0, false, true) => {
+                r.compare(stringify!($n), never0(bindings::$n), never0(ffi::$n))
+            };
+            ($n:ident, 1, false, true) => {
+                r.compare(stringify!($n), never1(bindings::$n), never1(ffi::$n))
+            };
+            ($n:ident, 0, false, false) => {
+                r.compare(stringify!($n), sig0(bindings::$n), sig0(ffi::$n))
+            };
+            ($n:ident, 1, false, false) => {
+                r.compare(stringify!($n), sig1(bindings::$n), sig1(ffi::$n))
+            };
+            ($n:ident, 2, false, false) => {
+                r.compare(stringify!($n), sig2(bindings::$n), sig2(ffi::$n))
+            };
+            ($n:ident, 3, false, false) => {
+                r.compare(stringify!($n), sig3(bindings::$n), sig3(ffi::$n))
+            };
+            ($n:ident, 4, false, false) => {
+                r.compare(stringify!($n), sig4(bindings::$n), sig4(ffi::$n))
+            };
+            ($n:ident, 5, false, false) => {
+                r.compare(stringify!($n), sig5(bindings::$n), sig5(ffi::$n))
+            };
+            ($n:ident, 6, false, false) => {
+                r.compare(stringify!($n), sig6(bindings::$n), sig6(ffi::$n))
+            };
+            ($n:ident, 7, false, false) => {
+                r.compare(stringify!($n), sig7(bindings::$n), sig7(ffi::$n))
+            };
         }
         for_each_rumpuser_fn!(check);
         assert_eq!(r.checked.len() + r.not_ours.len(), RUMPUSER_FUNCTIONS.len());
@@ -178,13 +221,28 @@ mod abi {
     #[test]
     fn every_hypercall_has_the_headers_signature() {
         let r = run();
-        assert!(r.mismatches.is_empty(), "{} signature mismatch(es):\n{}", r.mismatches.len(), r.mismatches.join("\n"));
+        assert!(
+            r.mismatches.is_empty(),
+            "{} signature mismatch(es):\n{}",
+            r.mismatches.len(),
+            r.mismatches.join("\n")
+        );
         // Sanity: the header really was read (52 non-proxy hypercalls in version 17).
-        assert!(r.checked.len() >= 50, "only {} hypercalls found in the bindings", r.checked.len());
-        assert!(r.checked.contains(&"rumpuser_bio") && r.checked.contains(&"rumpuser_cv_timedwait"));
+        assert!(
+            r.checked.len() >= 50,
+            "only {} hypercalls found in the bindings",
+            r.checked.len()
+        );
+        assert!(
+            r.checked.contains(&"rumpuser_bio") && r.checked.contains(&"rumpuser_cv_timedwait")
+        );
         // Everything rumpuser-adros links in is accounted for: its 52 rumpuser_* + 10 rumpcomp_pci_*.
         assert_eq!(ffi::link_all(), r.checked.len() + 10);
-        println!("{} hypercalls match rumpuser.h; left out on purpose: {:?}", r.checked.len(), r.not_ours);
+        println!(
+            "{} hypercalls match rumpuser.h; left out on purpose: {:?}",
+            r.checked.len(),
+            r.not_ours
+        );
     }
 
     #[test]
@@ -238,7 +296,13 @@ mod abi {
             RUMPUSER_RW_WRITER,
         );
         assert!(bad.is_empty(), "{}", bad.join("\n"));
-        for (theirs, ours) in [(&bindings::RUMPUSER_PARAM_NCPU[..], ffi::RUMPUSER_PARAM_NCPU), (&bindings::RUMPUSER_PARAM_HOSTNAME[..], ffi::RUMPUSER_PARAM_HOSTNAME)] {
+        for (theirs, ours) in [
+            (&bindings::RUMPUSER_PARAM_NCPU[..], ffi::RUMPUSER_PARAM_NCPU),
+            (
+                &bindings::RUMPUSER_PARAM_HOSTNAME[..],
+                ffi::RUMPUSER_PARAM_HOSTNAME,
+            ),
+        ] {
             assert_eq!(theirs, format!("{ours}\0").as_bytes());
         }
     }
@@ -251,7 +315,11 @@ mod abi {
     fn hyperup_layout_matches() {
         use bindings::rumpuser_hyperup as H;
         use core::mem::{offset_of, size_of};
-        assert_eq!(size_of::<H>(), size_of::<Hyperup>(), "struct rumpuser_hyperup size");
+        assert_eq!(
+            size_of::<H>(),
+            size_of::<Hyperup>(),
+            "struct rumpuser_hyperup size"
+        );
         assert_eq!(core::mem::align_of::<H>(), core::mem::align_of::<Hyperup>());
         let mut bad = Vec::new();
         let mut n = 0;
@@ -260,11 +328,17 @@ mod abi {
                 n += 1;
                 let (a, b) = (offset_of!(H, $theirs), offset_of!(Hyperup, $ours));
                 if a != b {
-                    bad.push(format!("{}: offset {a} in rumpuser.h, {b} in hyp::Hyperup", stringify!($theirs)));
+                    bad.push(format!(
+                        "{}: offset {a} in rumpuser.h, {b} in hyp::Hyperup",
+                        stringify!($theirs)
+                    ));
                 }
                 let (ca, cb) = (field(|h: &H| &h.$theirs), field(|h: &Hyperup| &h.$ours));
                 if ca != cb {
-                    bad.push(format!("{}: {ca} in rumpuser.h, {cb} in hyp::Hyperup", stringify!($theirs)));
+                    bad.push(format!(
+                        "{}: {ca} in rumpuser.h, {cb} in hyp::Hyperup",
+                        stringify!($theirs)
+                    ));
                 }
             }};
         }
@@ -284,15 +358,27 @@ mod abi {
         f!(hyp__extra, hyp_extra);
         assert!(bad.is_empty(), "{}", bad.join("\n"));
         // The last field ends the struct: no field of the header was left out.
-        assert_eq!(offset_of!(H, hyp__extra) + size_of::<[*mut c_void; 8]>(), size_of::<H>());
+        assert_eq!(
+            offset_of!(H, hyp__extra) + size_of::<[*mut c_void; 8]>(),
+            size_of::<H>()
+        );
         assert_eq!(n, 14);
     }
 
     #[test]
     fn iovec_layout_matches() {
         use core::mem::{offset_of, size_of};
-        assert_eq!(size_of::<bindings::rumpuser_iovec>(), size_of::<ffi::RumpuserIovec>());
-        assert_eq!(offset_of!(bindings::rumpuser_iovec, iov_base), offset_of!(ffi::RumpuserIovec, iov_base));
-        assert_eq!(offset_of!(bindings::rumpuser_iovec, iov_len), offset_of!(ffi::RumpuserIovec, iov_len));
+        assert_eq!(
+            size_of::<bindings::rumpuser_iovec>(),
+            size_of::<ffi::RumpuserIovec>()
+        );
+        assert_eq!(
+            offset_of!(bindings::rumpuser_iovec, iov_base),
+            offset_of!(ffi::RumpuserIovec, iov_base)
+        );
+        assert_eq!(
+            offset_of!(bindings::rumpuser_iovec, iov_len),
+            offset_of!(ffi::RumpuserIovec, iov_len)
+        );
     }
 }

@@ -38,7 +38,9 @@ use crate::arch::acpi_io::{self, Register, Space};
 use crate::firmware::{self, Chipset};
 use crate::mm::mmio::{self, Cache};
 
-pub use crate::firmware::{AcpiCpu, HpetEntry, InterruptOverride, IoApicEntry, LocalNmi, McfgRegion, NmiSource};
+pub use crate::firmware::{
+    AcpiCpu, HpetEntry, InterruptOverride, IoApicEntry, LocalNmi, McfgRegion, NmiSource,
+};
 
 /// Highest physical address the MMIO window can map (see `mm::layout`).
 const MMIO_WINDOW: u64 = 1 << 44;
@@ -56,7 +58,11 @@ static ZERO_PAGE: ZeroPage = ZeroPage([0; 4096]);
 struct Mapper;
 
 impl AcpiHandler for Mapper {
-    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
+    unsafe fn map_physical_region<T>(
+        &self,
+        physical_address: usize,
+        size: usize,
+    ) -> PhysicalMapping<Self, T> {
         let pa = physical_address as u64;
         // Cover the whole `T` (the crate reads fixed-size structs such as the FADT even
         // from shorter, older tables) and round up to the page.
@@ -70,7 +76,9 @@ impl AcpiHandler for Mapper {
         let (va, region_len, mapped_len) = match mapped {
             Some(va) => (va, size, (((pa + len + 0xfff) & !0xfff) - pa) as usize),
             None => {
-                log::warn!("acpi: cannot map a table at {pa:#x} (+{len:#x}); treating it as absent");
+                log::warn!(
+                    "acpi: cannot map a table at {pa:#x} (+{len:#x}); treating it as absent"
+                );
                 // The crate checks a header's signature before anything else, so it reads
                 // only the (zero) header here and rejects the table.
                 let n = ZERO_PAGE.0.len();
@@ -91,7 +99,9 @@ impl AcpiHandler for Mapper {
 fn table_bytes<T: AcpiTable>(m: &PhysicalMapping<Mapper, T>) -> &'static [u8] {
     // SAFETY: the crate validated the table, so `region_length` is its header's length and
     // that many bytes are mapped at `virtual_start`; `Mapper` never unmaps.
-    unsafe { core::slice::from_raw_parts(m.virtual_start().as_ptr() as *const u8, m.region_length()) }
+    unsafe {
+        core::slice::from_raw_parts(m.virtual_start().as_ptr() as *const u8, m.region_length())
+    }
 }
 
 /// Maps `len` bytes of AML at `pa` (a DSDT or SSDT body).
@@ -143,7 +153,16 @@ pub struct Platform {
 
 impl Platform {
     fn empty() -> Self {
-        Platform { revision: 0, oem: String::new(), madt: None, hpet: None, mcfg: Vec::new(), fadt: None, chipset: Chipset::Unknown, pirq: [None; 4] }
+        Platform {
+            revision: 0,
+            oem: String::new(),
+            madt: None,
+            hpet: None,
+            mcfg: Vec::new(),
+            fadt: None,
+            chipset: Chipset::Unknown,
+            pirq: [None; 4],
+        }
     }
 }
 
@@ -163,7 +182,9 @@ pub fn platform() -> &'static Platform {
 fn parse() -> Platform {
     let mut p = Platform::empty();
     let Some(rsdp) = crate::boot::info().rsdp else {
-        log::warn!("acpi: the boot loader passed no RSDP: no MADT (assuming 1 CPU), no HPET (PIT calibration), no FADT (power off by QEMU exit)");
+        log::warn!(
+            "acpi: the boot loader passed no RSDP: no MADT (assuming 1 CPU), no HPET (PIT calibration), no FADT (power off by QEMU exit)"
+        );
         return p;
     };
     // SAFETY: `rsdp` is the physical address of the RSDP copy in the Multiboot2 information;
@@ -171,7 +192,9 @@ fn parse() -> Platform {
     let tables = match unsafe { AcpiTables::from_rsdp(Mapper, rsdp as usize) } {
         Ok(t) => t,
         Err(e) => {
-            log::warn!("acpi: the RSDP at {rsdp:#x} is invalid ({e:?}): no MADT (assuming 1 CPU), no HPET (PIT calibration), no FADT (power off by QEMU exit)");
+            log::warn!(
+                "acpi: the RSDP at {rsdp:#x} is invalid ({e:?}): no MADT (assuming 1 CPU), no HPET (PIT calibration), no FADT (power off by QEMU exit)"
+            );
             return p;
         }
     };
@@ -180,10 +203,15 @@ fn parse() -> Platform {
     match tables.find_table::<MadtTable>() {
         Ok(m) => {
             let b = table_bytes(&m);
-            p.oem = String::from_utf8_lossy(b.get(10..16).unwrap_or(&[])).trim_end().into();
+            p.oem = String::from_utf8_lossy(b.get(10..16).unwrap_or(&[]))
+                .trim_end()
+                .into();
             let madt = firmware::parse_madt(b);
             if madt.malformed > 0 {
-                log::warn!("acpi: MADT has {} malformed entries (skipped)", madt.malformed);
+                log::warn!(
+                    "acpi: MADT has {} malformed entries (skipped)",
+                    madt.malformed
+                );
             }
             if madt.cpus.is_empty() {
                 log::warn!("acpi: MADT lists no processors; assuming 1 CPU (the boot CPU)");
@@ -193,13 +221,19 @@ fn parse() -> Platform {
             }
             p.madt = Some(madt);
         }
-        Err(e) => log::warn!("acpi: no MADT ({e:?}): assuming 1 CPU, ISA IRQs identity-mapped, no I/O APIC"),
+        Err(e) => log::warn!(
+            "acpi: no MADT ({e:?}): assuming 1 CPU, ISA IRQs identity-mapped, no I/O APIC"
+        ),
     }
 
     match tables.find_table::<HpetTable>() {
         Ok(h) => match firmware::parse_hpet(table_bytes(&h)) {
             Some(e) if e.address_space == 0 && e.address != 0 => p.hpet = Some(e),
-            Some(e) => log::warn!("acpi: HPET table names an unusable address ({:#x} in space {}); using the PIT", e.address, e.address_space),
+            Some(e) => log::warn!(
+                "acpi: HPET table names an unusable address ({:#x} in space {}); using the PIT",
+                e.address,
+                e.address_space
+            ),
             None => log::warn!("acpi: HPET table is truncated; using the PIT"),
         },
         Err(_) => log::info!("acpi: no HPET table; clocks are calibrated against the PIT"),
@@ -234,32 +268,74 @@ fn register_from(g: acpi::address::GenericAddress) -> Option<Register> {
 fn parse_fadt(tables: &AcpiTables<Mapper>, fadt: &Fadt) -> FadtInfo {
     let hw_reduced = { fadt.flags }.system_is_hw_reduced_acpi();
     let dsdt = tables.dsdt().ok().map(|t| (t.address as u64, t.length));
-    let mut s5 = dsdt.and_then(|(pa, len)| aml_bytes(pa, len)).and_then(firmware::find_s5);
+    let mut s5 = dsdt
+        .and_then(|(pa, len)| aml_bytes(pa, len))
+        .and_then(firmware::find_s5);
     if s5.is_none() {
-        s5 = tables.ssdts().filter_map(|t| aml_bytes(t.address as u64, t.length)).find_map(firmware::find_s5);
+        s5 = tables
+            .ssdts()
+            .filter_map(|t| aml_bytes(t.address as u64, t.length))
+            .find_map(firmware::find_s5);
     }
     let pm1a = fadt.pm1a_control_block().ok().and_then(register_from);
-    let pm1b = fadt.pm1b_control_block().ok().flatten().and_then(register_from);
-    let sleep_control = if hw_reduced { fadt.sleep_control_register().ok().flatten().and_then(register_from) } else { None };
+    let pm1b = fadt
+        .pm1b_control_block()
+        .ok()
+        .flatten()
+        .and_then(register_from);
+    let sleep_control = if hw_reduced {
+        fadt.sleep_control_register()
+            .ok()
+            .flatten()
+            .and_then(register_from)
+    } else {
+        None
+    };
     let poweroff = match (s5, pm1a) {
-        (Some((a, b)), Some(pm1a_cnt)) => Some(PowerOff { pm1a_cnt, pm1b_cnt: pm1b, sleep_control, slp_typ_a: a, slp_typ_b: b }),
+        (Some((a, b)), Some(pm1a_cnt)) => Some(PowerOff {
+            pm1a_cnt,
+            pm1b_cnt: pm1b,
+            sleep_control,
+            slp_typ_a: a,
+            slp_typ_b: b,
+        }),
         (None, _) => {
-            log::warn!("acpi: no \\_S5_ package found in the DSDT/SSDTs: power off falls back to QEMU's exit device");
+            log::warn!(
+                "acpi: no \\_S5_ package found in the DSDT/SSDTs: power off falls back to QEMU's exit device"
+            );
             None
         }
         (_, None) => {
-            log::warn!("acpi: the FADT names no usable PM1a control block: power off falls back to QEMU's exit device");
+            log::warn!(
+                "acpi: the FADT names no usable PM1a control block: power off falls back to QEMU's exit device"
+            );
             None
         }
     };
-    FadtInfo { sci_irq: fadt.sci_interrupt, century: fadt.century, hw_reduced, dsdt, poweroff }
+    FadtInfo {
+        sci_irq: fadt.sci_interrupt,
+        century: fadt.century,
+        hw_reduced,
+        dsdt,
+        poweroff,
+    }
 }
 
 fn detect_chipset(p: &mut Platform) {
-    let ecam0 = p.mcfg.iter().find(|r| r.segment == 0 && r.bus_start == 0).map(|r| (r.base, r.bus_start));
-    let Some(id) = acpi_io::pci_config_read32(ecam0, 0, 0, 0, 0) else { return };
+    let ecam0 = p
+        .mcfg
+        .iter()
+        .find(|r| r.segment == 0 && r.bus_start == 0)
+        .map(|r| (r.base, r.bus_start));
+    let Some(id) = acpi_io::pci_config_read32(ecam0, 0, 0, 0, 0) else {
+        return;
+    };
     let chipset = Chipset::from_host_bridge(id as u16, (id >> 16) as u16);
-    let dsdt = p.fadt.and_then(|f| f.dsdt).and_then(|(pa, len)| aml_bytes(pa, len)).unwrap_or(&[]);
+    let dsdt = p
+        .fadt
+        .and_then(|f| f.dsdt)
+        .and_then(|(pa, len)| aml_bytes(pa, len))
+        .unwrap_or(&[]);
     let has = |name: &[u8]| dsdt.windows(name.len()).any(|w| w == name);
     p.chipset = match chipset {
         Chipset::Q35 if has(b"GSIA") => Chipset::Q35,
@@ -267,7 +343,8 @@ fn detect_chipset(p: &mut Platform) {
             let route = acpi_io::pci_config_read32(ecam0, 0, 1, 0, 0x60).unwrap_or(0x8080_8080);
             for (i, slot) in p.pirq.iter_mut().enumerate() {
                 let b = (route >> (8 * i)) as u8;
-                *slot = (b & 0x80 == 0 && matches!(b & 0x0f, 3..=7 | 9..=12 | 14 | 15)).then_some(b & 0x0f);
+                *slot = (b & 0x80 == 0 && matches!(b & 0x0f, 3..=7 | 9..=12 | 14 | 15))
+                    .then_some(b & 0x0f);
             }
             Chipset::I440fx
         }
@@ -287,28 +364,49 @@ fn detect_chipset(p: &mut Platform) {
 pub fn cpus() -> Vec<AcpiCpu> {
     match platform().madt.as_ref() {
         Some(m) if !m.cpus.is_empty() => m.cpus.clone(),
-        _ => alloc::vec![AcpiCpu { apic_id: crate::arch::apic::id(), uid: 0, enabled: true, online_capable: false }],
+        _ => alloc::vec![AcpiCpu {
+            apic_id: crate::arch::apic::id(),
+            uid: 0,
+            enabled: true,
+            online_capable: false
+        }],
     }
 }
 
 /// I/O APICs from the MADT.
 pub fn ioapics() -> Vec<IoApicEntry> {
-    platform().madt.as_ref().map(|m| m.ioapics.clone()).unwrap_or_default()
+    platform()
+        .madt
+        .as_ref()
+        .map(|m| m.ioapics.clone())
+        .unwrap_or_default()
 }
 
 /// ISA interrupt source overrides from the MADT.
 pub fn overrides() -> Vec<InterruptOverride> {
-    platform().madt.as_ref().map(|m| m.overrides.clone()).unwrap_or_default()
+    platform()
+        .madt
+        .as_ref()
+        .map(|m| m.overrides.clone())
+        .unwrap_or_default()
 }
 
 /// GSIs wired to NMI (MADT type 3).
 pub fn nmi_sources() -> Vec<NmiSource> {
-    platform().madt.as_ref().map(|m| m.nmi_sources.clone()).unwrap_or_default()
+    platform()
+        .madt
+        .as_ref()
+        .map(|m| m.nmi_sources.clone())
+        .unwrap_or_default()
 }
 
 /// Local APIC LINT pins wired to NMI, per processor UID (`u32::MAX` = all), for SMP bring-up.
 pub fn local_nmis() -> Vec<LocalNmi> {
-    platform().madt.as_ref().map(|m| m.local_nmis.clone()).unwrap_or_default()
+    platform()
+        .madt
+        .as_ref()
+        .map(|m| m.local_nmis.clone())
+        .unwrap_or_default()
 }
 
 /// The HPET the HPET table describes, if any.
@@ -382,13 +480,23 @@ pub fn power_off_s5() -> &'static str {
         // SAFETY: PM1a/PM1b control come from the FADT; writing SLP_TYP then SLP_EN is the
         // documented sleep sequence (ACPI 6.5 §7.4.2), reads have no side effects.
         unsafe {
-            let a = (acpi_io::read(&po.pm1a_cnt).unwrap_or(0) & PM1_CNT_PRESERVE) | (u32::from(po.slp_typ_a) << 10);
-            let b = po.pm1b_cnt.map(|r| (r, (acpi_io::read(&r).unwrap_or(0) & PM1_CNT_PRESERVE) | (u32::from(po.slp_typ_b) << 10)));
+            let a = (acpi_io::read(&po.pm1a_cnt).unwrap_or(0) & PM1_CNT_PRESERVE)
+                | (u32::from(po.slp_typ_a) << 10);
+            let b = po.pm1b_cnt.map(|r| {
+                (
+                    r,
+                    (acpi_io::read(&r).unwrap_or(0) & PM1_CNT_PRESERVE)
+                        | (u32::from(po.slp_typ_b) << 10),
+                )
+            });
             acpi_io::write(&po.pm1a_cnt, a & !SLP_EN);
             if let Some((r, v)) = b {
                 acpi_io::write(&r, v & !SLP_EN);
             }
-            acpi_io::write(&po.pm1a_cnt, (a & !SLP_EN & !SLP_TYP_MASK) | (u32::from(po.slp_typ_a) << 10) | SLP_EN);
+            acpi_io::write(
+                &po.pm1a_cnt,
+                (a & !SLP_EN & !SLP_TYP_MASK) | (u32::from(po.slp_typ_a) << 10) | SLP_EN,
+            );
             if let Some((r, v)) = b {
                 acpi_io::write(&r, v | SLP_EN);
             }
@@ -410,7 +518,10 @@ pub fn describe_power_off() -> String {
                 (Space::Io, true) => ("io", "SLEEP_CONTROL"),
                 (Space::Memory, true) => ("mem", "SLEEP_CONTROL"),
             };
-            format!("ACPI S5 via {name} {space} {:#x} (SLP_TYPa={} SLP_TYPb={})", r.address, po.slp_typ_a, po.slp_typ_b)
+            format!(
+                "ACPI S5 via {name} {space} {:#x} (SLP_TYPa={} SLP_TYPb={})",
+                r.address, po.slp_typ_a, po.slp_typ_b
+            )
         }
         None => String::from("QEMU exit device (no ACPI S5 path)"),
     }

@@ -46,7 +46,11 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
         println!("boot: the Multiboot2 information at {mbi_phys:#x} is malformed; stopping");
         arch::qemu_exit(crate::panic::EXIT_FAILURE)
     });
-    let mut regions = [bootinfo::MemRegion { start: 0, end: 0, kind: bootinfo::RegionKind::Reserved }; 128];
+    let mut regions = [bootinfo::MemRegion {
+        start: 0,
+        end: 0,
+        kind: bootinfo::RegionKind::Reserved,
+    }; 128];
     let mut nregions = 0;
     let have_map = bootinfo::for_each_region(&mbi, |r| {
         if let Some(slot) = regions.get_mut(nregions) {
@@ -80,10 +84,15 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
 
     // 3. The heap works from here on.
     // SAFETY: the information structure is reserved RAM, now reached through the linear map.
-    let mbi = unsafe { bootinfo::load(mm::phys_to_virt(mbi_phys)) }.expect("boot information vanished");
+    let mbi =
+        unsafe { bootinfo::load(mm::phys_to_virt(mbi_phys)) }.expect("boot information vanished");
     let info = BOOT_INFO.call_once(|| bootinfo::collect(&mbi, layout::PHYS_OFFSET));
     let cmd = CMDLINE.call_once(|| Cmdline::parse(&info.cmdline));
-    let level = cmd.loglevel.as_deref().and_then(crate::klog::parse_level).unwrap_or(log::LevelFilter::Info);
+    let level = cmd
+        .loglevel
+        .as_deref()
+        .and_then(crate::klog::parse_level)
+        .unwrap_or(log::LevelFilter::Info);
     crate::klog::init(level);
 
     // 4. This CPU: per-CPU block (GS), GDT/TSS with IST stacks, IDT.
@@ -96,7 +105,8 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     if let Some(m) = info.module("symbols") {
         let len = (m.end - m.start) as usize;
         // SAFETY: the module is reserved RAM in the linear map, never written.
-        let bytes = unsafe { core::slice::from_raw_parts(mm::phys_to_virt(m.start) as *const u8, len) };
+        let bytes =
+            unsafe { core::slice::from_raw_parts(mm::phys_to_virt(m.start) as *const u8, len) };
         if let Ok(text) = core::str::from_utf8(bytes) {
             symbols::install(symbols::SymbolTable::parse(text));
         }
@@ -107,7 +117,14 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     apic::init_this_cpu(feats.x2apic);
     let cal = crate::platform::init_clocks();
 
-    println!("AdrOS: command line: {}", if info.cmdline.is_empty() { "(empty)" } else { &info.cmdline });
+    println!(
+        "AdrOS: command line: {}",
+        if info.cmdline.is_empty() {
+            "(empty)"
+        } else {
+            &info.cmdline
+        }
+    );
     log::info!("boot loader: {}", info.loader);
     log::info!(
         "cpu: {}; smep={} smap={} nx={} x2apic={} 1g-pages={} invariant-tsc={}",
@@ -127,6 +144,8 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
         cal.reference
     );
 
+    crate::profile::init();
+
     // 6. Scheduler: this context becomes the boot thread; the tick starts.
     sched::init_this_cpu("kmain");
     idt::register(idt::VECTOR_TIMER, sched::timer_tick);
@@ -144,7 +163,11 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     print_banner(info);
     BOOT_DONE_NS.store(time::now_ns(), Ordering::Relaxed);
 
-    if let Some(filter) = cmd.param("ktest.run").map(String::from).or_else(|| cmd.init_args.iter().any(|a| a == "ktest").then(String::new)) {
+    if let Some(filter) = cmd
+        .param("ktest.run")
+        .map(String::from)
+        .or_else(|| cmd.init_args.iter().any(|a| a == "ktest").then(String::new))
+    {
         crate::ktest::run_all(&filter);
     }
     if let Some(kind) = cmd.param("debug.crash") {
@@ -166,7 +189,9 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
 /// status between markers, and power off (what `cargo xtask run --exec` uses).
 fn exec_command(cmd: &Cmdline) -> Option<String> {
     let hex = cmd.param("adros.exec")?;
-    let bytes: Option<Vec<u8>> = (0..hex.len() / 2).map(|i| u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()).collect();
+    let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok())
+        .collect();
     bytes.and_then(|b| String::from_utf8(b).ok())
 }
 
@@ -175,9 +200,15 @@ fn exec_command(cmd: &Cmdline) -> Option<String> {
 fn start_init(cmd: &Cmdline) {
     let exec = exec_command(cmd);
     let (path, mut argv): (String, Vec<Vec<u8>>) = match &exec {
-        Some(c) => (String::from("/bin/sh"), alloc::vec![b"/bin/sh".to_vec(), b"-c".to_vec(), c.as_bytes().to_vec()]),
+        Some(c) => (
+            String::from("/bin/sh"),
+            alloc::vec![b"/bin/sh".to_vec(), b"-c".to_vec(), c.as_bytes().to_vec()],
+        ),
         None => {
-            let p = cmd.init.clone().unwrap_or_else(|| String::from("/sbin/init"));
+            let p = cmd
+                .init
+                .clone()
+                .unwrap_or_else(|| String::from("/sbin/init"));
             let mut words = p.split_whitespace();
             let path = String::from(words.next().unwrap_or("/sbin/init"));
             let mut argv: Vec<Vec<u8>> = alloc::vec![path.as_bytes().to_vec()];
@@ -186,9 +217,17 @@ fn start_init(cmd: &Cmdline) {
         }
     };
     if exec.is_none() {
-        argv.extend(cmd.init_args.iter().filter(|a| *a != "ktest" && *a != "poweroff").map(|a| a.as_bytes().to_vec()));
+        argv.extend(
+            cmd.init_args
+                .iter()
+                .filter(|a| *a != "ktest" && *a != "poweroff")
+                .map(|a| a.as_bytes().to_vec()),
+        );
     }
-    let mut envp: Vec<Vec<u8>> = ["HOME=/", "TERM=linux", "PATH=/sbin:/bin:/usr/sbin:/usr/bin"].iter().map(|s| s.as_bytes().to_vec()).collect();
+    let mut envp: Vec<Vec<u8>> = ["HOME=/", "TERM=linux", "PATH=/sbin:/bin:/usr/sbin:/usr/bin"]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
     envp.extend(cmd.init_env.iter().map(|e| e.as_bytes().to_vec()));
     if exec.is_some() {
         crate::proc::on_init_exit(|st| {
@@ -210,7 +249,9 @@ fn start_init(cmd: &Cmdline) {
     match crate::proc::spawn_init(&path, argv, envp) {
         Ok(pid) => log::info!("init: started {path} as pid {pid}"),
         Err(e) => {
-            log::error!("init: cannot start {path}: {e:?}; the kernel keeps running without user space");
+            log::error!(
+                "init: cannot start {path}: {e:?}; the kernel keeps running without user space"
+            );
             if exec.is_some() {
                 println!("\n@@ADROS-EXEC-EXIT 127@@");
                 crate::power_off();
@@ -221,27 +262,56 @@ fn start_init(cmd: &Cmdline) {
 
 /// Brings up the application processors the MADT lists (`nosmp` / `maxcpus=N` limit it).
 fn start_other_cpus(cmd: &Cmdline) {
-    let max = if cmd.nosmp { 1 } else { cmd.maxcpus.unwrap_or(usize::MAX).max(1) };
-    let ids: Vec<u32> = crate::acpi::cpus().iter().filter(|c| c.enabled || c.online_capable).map(|c| c.apic_id).collect();
+    let max = if cmd.nosmp {
+        1
+    } else {
+        cmd.maxcpus.unwrap_or(usize::MAX).max(1)
+    };
+    let ids: Vec<u32> = crate::acpi::cpus()
+        .iter()
+        .filter(|c| c.enabled || c.online_capable)
+        .map(|c| c.apic_id)
+        .collect();
     if ids.len() <= 1 || max == 1 {
         if ids.len() > 1 {
-            log::info!("smp: {} CPUs present, only the boot CPU used ({})", ids.len(), if cmd.nosmp { "nosmp" } else { "maxcpus=1" });
+            log::info!(
+                "smp: {} CPUs present, only the boot CPU used ({})",
+                ids.len(),
+                if cmd.nosmp { "nosmp" } else { "maxcpus=1" }
+            );
         }
         return;
     }
     let t0 = time::now_ns();
     let n = arch::smp::start_aps(&ids, max);
-    log::info!("smp: {n} of {} CPUs online ({} ms)", ids.len(), (time::now_ns() - t0) / 1_000_000);
+    log::info!(
+        "smp: {n} of {} CPUs online ({} ms)",
+        ids.len(),
+        (time::now_ns() - t0) / 1_000_000
+    );
 }
 
 fn print_banner(info: &BootInfo) {
     let (free, total) = phys::stats();
     let usable = info.usable_bytes();
     println!("================================================================");
-    println!(" AdrOS {} — x86_64, NetBSD rump kernel hypercall ABI", env!("CARGO_PKG_VERSION"));
-    println!(" memory: {} MiB usable of {} MiB RAM top; {} MiB free ({} of {} frames)", usable >> 20, info.ram_top() >> 20, (free as u64 * 4096) >> 20, free, total);
+    println!(
+        " AdrOS {} — x86_64, NetBSD rump kernel hypercall ABI",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!(
+        " memory: {} MiB usable of {} MiB RAM top; {} MiB free ({} of {} frames)",
+        usable >> 20,
+        info.ram_top() >> 20,
+        (free as u64 * 4096) >> 20,
+        free,
+        total
+    );
     if crate::rump::LINKED {
-        println!(" NetBSD rump components linked: {}", crate::rump::components());
+        println!(
+            " NetBSD rump components linked: {}",
+            crate::rump::components()
+        );
     } else {
         println!(" NetBSD rump components not linked: native drivers only");
     }
@@ -262,7 +332,9 @@ fn crash(kind: &str) {
         "panic" => panic!("deliberate panic requested on the command line"),
         "pagefault" => {
             // SAFETY: deliberately reads an unmapped kernel address to test the fault path.
-            let v = unsafe { core::ptr::read_volatile((layout::MMIO_OFFSET - 0x30_0000) as *const u64) };
+            let v = unsafe {
+                core::ptr::read_volatile((layout::MMIO_OFFSET - 0x30_0000) as *const u64)
+            };
             println!("read {v} from an unmapped page?!");
         }
         "ud" => {
@@ -275,7 +347,9 @@ fn crash(kind: &str) {
             });
             h.join();
         }
-        other => log::warn!("debug.crash={other}: unknown kind (panic, pagefault, ud, stackoverflow)"),
+        other => {
+            log::warn!("debug.crash={other}: unknown kind (panic, pagefault, ud, stackoverflow)")
+        }
     }
 }
 

@@ -49,7 +49,11 @@ impl BootInfo {
         ram_top(&self.regions)
     }
     pub fn usable_bytes(&self) -> u64 {
-        self.regions.iter().filter(|r| r.kind == RegionKind::Usable).map(|r| r.end - r.start).sum()
+        self.regions
+            .iter()
+            .filter(|r| r.kind == RegionKind::Usable)
+            .map(|r| r.end - r.start)
+            .sum()
     }
     pub fn module(&self, name: &str) -> Option<&Module> {
         self.modules.iter().find(|m| m.name == name)
@@ -57,7 +61,12 @@ impl BootInfo {
 }
 
 pub fn ram_top(regions: &[MemRegion]) -> u64 {
-    regions.iter().filter(|r| r.kind.is_ram()).map(|r| r.end).max().unwrap_or(0)
+    regions
+        .iter()
+        .filter(|r| r.kind.is_ram())
+        .map(|r| r.end)
+        .max()
+        .unwrap_or(0)
 }
 
 #[cfg(target_os = "none")]
@@ -79,7 +88,9 @@ mod mb2 {
 
     /// Calls `f` for each memory-map entry. Returns false if there is no memory map.
     pub fn for_each_region(mbi: &BootInformation<'_>, mut f: impl FnMut(MemRegion)) -> bool {
-        let Some(tag) = mbi.memory_map_tag() else { return false };
+        let Some(tag) = mbi.memory_map_tag() else {
+            return false;
+        };
         for area in tag.memory_areas() {
             let kind = match area.typ() {
                 MemoryAreaType::Available => RegionKind::Usable,
@@ -88,7 +99,11 @@ mod mb2 {
                 MemoryAreaType::Defective => RegionKind::Defective,
                 _ => RegionKind::Reserved,
             };
-            f(MemRegion { start: area.start_address(), end: area.end_address(), kind });
+            f(MemRegion {
+                start: area.start_address(),
+                end: area.end_address(),
+                kind,
+            });
         }
         true
     }
@@ -123,7 +138,10 @@ mod mb2 {
         info.rsdp = mbi
             .rsdp_v2_tag()
             .map(|t| t as *const _ as *const u8 as u64 + 8 - offset)
-            .or_else(|| mbi.rsdp_v1_tag().map(|t| t as *const _ as *const u8 as u64 + 8 - offset));
+            .or_else(|| {
+                mbi.rsdp_v1_tag()
+                    .map(|t| t as *const _ as *const u8 as u64 + 8 - offset)
+            });
         info
     }
 }

@@ -23,7 +23,10 @@ pub struct Cmdline {
 
 impl Cmdline {
     pub fn parse(s: &str) -> Self {
-        let mut c = Cmdline { raw: s.to_string(), ..Default::default() };
+        let mut c = Cmdline {
+            raw: s.to_string(),
+            ..Default::default()
+        };
         let mut after_dashes = false;
         for w in split_words(s) {
             if after_dashes {
@@ -55,7 +58,11 @@ impl Cmdline {
     }
 
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.params.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -95,7 +102,9 @@ mod tests {
 
     #[test]
     fn known_and_unknown_words() {
-        let c = Cmdline::parse(r#"console=ttyS0 loglevel=7 init="/bin/sh -l" nosmp maxcpus=2 drivers=native fs.ext2=rump single FOO=bar"#);
+        let c = Cmdline::parse(
+            r#"console=ttyS0 loglevel=7 init="/bin/sh -l" nosmp maxcpus=2 drivers=native fs.ext2=rump single FOO=bar"#,
+        );
         assert_eq!(c.console.as_deref(), Some("ttyS0"));
         assert_eq!(c.loglevel.as_deref(), Some("7"));
         assert_eq!(c.init.as_deref(), Some("/bin/sh -l"));
@@ -116,6 +125,12 @@ mod tests {
 
     #[test]
     fn empty() {
-        assert_eq!(Cmdline::parse("   "), Cmdline { raw: "   ".into(), ..Default::default() });
+        assert_eq!(
+            Cmdline::parse("   "),
+            Cmdline {
+                raw: "   ".into(),
+                ..Default::default()
+            }
+        );
     }
 }

@@ -19,7 +19,9 @@ use adros_ext2::{self as e2, Ext2};
 use crate::block::{self, BlockDev};
 use crate::errno::{Errno, KResult};
 use crate::fs::consts::*;
-use crate::fs::node::{DirEntry, FileSystem, Inode, InodeRef, NodeKind, SetAttr, Stat, StatFs, Timespec};
+use crate::fs::node::{
+    DirEntry, FileSystem, Inode, InodeRef, NodeKind, SetAttr, Stat, StatFs, Timespec,
+};
 use crate::fs::sync::{SleepLock, SpinLock};
 
 pub const EXT2_SUPER_MAGIC: u64 = 0xEF53;
@@ -93,7 +95,10 @@ impl Ext2Fs {
         if let Some(n) = m.get(&ino).and_then(Weak::upgrade) {
             return n;
         }
-        let fs = self.me.upgrade().expect("ext2: file system gone while in use");
+        let fs = self
+            .me
+            .upgrade()
+            .expect("ext2: file system gone while in use");
         let n = Arc::new(Ext2Node { fs, ino });
         m.insert(ino, Arc::downgrade(&n));
         n
@@ -102,7 +107,11 @@ impl Ext2Fs {
     /// After the last link of `ino` went: free now if nobody holds it, else when its node
     /// drops. Called with `inner` held (`fs`).
     fn gone(&self, fs: &mut Ext2<Disk>, ino: u32) {
-        let live = self.nodes.lock().get(&ino).is_some_and(|w| w.strong_count() > 0);
+        let live = self
+            .nodes
+            .lock()
+            .get(&ino)
+            .is_some_and(|w| w.strong_count() > 0);
         if live {
             self.orphans.lock().insert(ino);
         } else if let Err(e) = fs.evict(ino) {
@@ -180,7 +189,10 @@ impl Drop for Ext2Node {
 }
 
 fn ts(s: u32) -> Timespec {
-    Timespec { sec: s as i64, nsec: 0 }
+    Timespec {
+        sec: s as i64,
+        nsec: 0,
+    }
 }
 
 fn dt(ft: u8) -> u8 {
@@ -226,7 +238,11 @@ impl Inode for Ext2Node {
                 mtime: ts(a.mtime),
                 ctime: ts(a.ctime),
             },
-            Err(_) => Stat { dev: self.fs.dev, ino: self.ino as u64, ..Stat::default() },
+            Err(_) => Stat {
+                dev: self.fs.dev,
+                ino: self.ino as u64,
+                ..Stat::default()
+            },
         }
     }
 
@@ -250,11 +266,23 @@ impl Inode for Ext2Node {
     }
 
     fn lookup(&self, name: &str) -> KResult<InodeRef> {
-        let ino = self.fs.inner.lock().lookup(self.ino, name.as_bytes()).map_err(errno)?;
+        let ino = self
+            .fs
+            .inner
+            .lock()
+            .lookup(self.ino, name.as_bytes())
+            .map_err(errno)?;
         Ok(self.fs.node(ino))
     }
 
-    fn create(&self, name: &str, kind: NodeKind<'_>, perm: u32, uid: u32, gid: u32) -> KResult<InodeRef> {
+    fn create(
+        &self,
+        name: &str,
+        kind: NodeKind<'_>,
+        perm: u32,
+        uid: u32,
+        gid: u32,
+    ) -> KResult<InodeRef> {
         let k = match kind {
             NodeKind::Regular => e2::Kind::Regular,
             NodeKind::Directory => e2::Kind::Directory,
@@ -264,13 +292,29 @@ impl Inode for Ext2Node {
             NodeKind::Fifo => e2::Kind::Fifo,
             NodeKind::Socket => e2::Kind::Socket,
         };
-        let ino = self.fs.inner.lock().create(self.ino, name.as_bytes(), k, (perm & 0o7777) as u16, uid, gid).map_err(errno)?;
+        let ino = self
+            .fs
+            .inner
+            .lock()
+            .create(
+                self.ino,
+                name.as_bytes(),
+                k,
+                (perm & 0o7777) as u16,
+                uid,
+                gid,
+            )
+            .map_err(errno)?;
         Ok(self.fs.node(ino))
     }
 
     fn link(&self, name: &str, target: &InodeRef) -> KResult<()> {
         let t = self.other(target)?;
-        self.fs.inner.lock().link(self.ino, name.as_bytes(), t.ino).map_err(errno)
+        self.fs
+            .inner
+            .lock()
+            .link(self.ino, name.as_bytes(), t.ino)
+            .map_err(errno)
     }
 
     fn unlink(&self, name: &str, dir: bool) -> KResult<()> {
@@ -291,7 +335,10 @@ impl Inode for Ext2Node {
         if flags & RENAME_NOREPLACE != 0 && fs.lookup(nd.ino, new.as_bytes()).is_ok() {
             return Err(Errno::EEXIST);
         }
-        if let Some(ino) = fs.rename(self.ino, old.as_bytes(), nd.ino, new.as_bytes()).map_err(errno)? {
+        if let Some(ino) = fs
+            .rename(self.ino, old.as_bytes(), nd.ino, new.as_bytes())
+            .map_err(errno)?
+        {
             self.fs.gone(&mut fs, ino);
         }
         Ok(())
@@ -304,9 +351,17 @@ impl Inode for Ext2Node {
         for e in ents {
             let mut kind = dt(e.file_type);
             if kind == DT_UNKNOWN {
-                kind = fs.attr(e.ino).map(|a| dtype(a.mode as u32)).unwrap_or(DT_UNKNOWN);
+                kind = fs
+                    .attr(e.ino)
+                    .map(|a| dtype(a.mode as u32))
+                    .unwrap_or(DT_UNKNOWN);
             }
-            out.push(DirEntry { ino: e.ino as u64, kind, name: String::from_utf8_lossy(&e.name).into_owned(), next_offset: e.next });
+            out.push(DirEntry {
+                ino: e.ino as u64,
+                kind,
+                name: String::from_utf8_lossy(&e.name).into_owned(),
+                next_offset: e.next,
+            });
         }
         Ok(out)
     }
@@ -316,7 +371,11 @@ impl Inode for Ext2Node {
     }
 
     fn write_at(&self, off: u64, buf: &[u8]) -> KResult<usize> {
-        self.fs.inner.lock().write(self.ino, off, buf).map_err(errno)
+        self.fs
+            .inner
+            .lock()
+            .write(self.ino, off, buf)
+            .map_err(errno)
     }
 
     fn truncate(&self, len: u64) -> KResult<()> {
@@ -357,7 +416,8 @@ pub fn parse_options(data: &str) -> KResult<Options> {
             // Options busybox or users pass that mean nothing here.
             "sync" => o.sync = true,
             "async" => o.sync = false,
-            "defaults" | "noatime" | "relatime" | "atime" | "nodiratime" | "exec" | "noexec" | "suid" | "nosuid" | "dev" | "nodev" => {}
+            "defaults" | "noatime" | "relatime" | "atime" | "nodiratime" | "exec" | "noexec"
+            | "suid" | "nosuid" | "dev" | "nodev" => {}
             _ if opt.starts_with("driver=") => {
                 log::warn!("ext2: unknown {opt} (native or rump)");
                 return Err(Errno::EINVAL);
@@ -377,7 +437,9 @@ pub fn mount(source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
     let want_rump = o.rump.unwrap_or_else(|| default_driver() == "rump");
     if want_rump {
         if !crate::rump::LINKED {
-            crate::println!("ext2: rump ext2 not linked (mount -o driver=native, or build with NetBSD sources)");
+            crate::println!(
+                "ext2: rump ext2 not linked (mount -o driver=native, or build with NetBSD sources)"
+            );
             return Err(Errno::ENODEV);
         }
         return crate::rump::vfs::mount_ext2(source, o.read_only, o.sync);
@@ -391,9 +453,16 @@ pub fn mount(source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
     })?;
     e.clock = wall_secs;
     if e.is_read_only() && !ro {
-        crate::println!("ext2: {source} has read-only-compatible features this driver does not know: mounted read-only");
+        crate::println!(
+            "ext2: {source} has read-only-compatible features this driver does not know: mounted read-only"
+        );
     }
-    log::info!("ext2: {source} mounted by the native driver (rev {}, {}-byte blocks{})", e.revision(), e.block_size(), if e.is_read_only() { ", read-only" } else { "" });
+    log::info!(
+        "ext2: {source} mounted by the native driver (rev {}, {}-byte blocks{})",
+        e.revision(),
+        e.block_size(),
+        if e.is_read_only() { ", read-only" } else { "" }
+    );
     let fs = Arc::new_cyclic(|me| Ext2Fs {
         inner: SleepLock::new(e),
         dev: rdev,
@@ -441,7 +510,11 @@ const WRITEBACK_SECS: u64 = 30;
 
 pub fn init() {
     crate::fs::register_filesystem_data("ext2", mount);
-    let secs = crate::boot::cmdline().param("ext2.writeback").and_then(|v| v.parse::<u64>().ok()).filter(|&s| s > 0).unwrap_or(WRITEBACK_SECS);
+    let secs = crate::boot::cmdline()
+        .param("ext2.writeback")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(WRITEBACK_SECS);
     crate::sched::thread::spawn("ext2-writeback", move || {
         loop {
             crate::sched::thread::sleep_ms(secs * 1000);

@@ -67,7 +67,10 @@ pub struct IntiFlags {
 impl IntiFlags {
     pub fn from_mps(flags: u16) -> Self {
         // Polarity bits 0-1: 00 conforms, 01 high, 11 low. Trigger bits 2-3: 00 conforms, 01 edge, 11 level.
-        Self { active_low: flags & 0b11 == 0b11, level: (flags >> 2) & 0b11 == 0b11 }
+        Self {
+            active_low: flags & 0b11 == 0b11,
+            level: (flags >> 2) & 0b11 == 0b11,
+        }
     }
 }
 
@@ -140,7 +143,11 @@ pub fn parse_madt(t: &[u8]) -> Madt {
                 Some(())
             })(),
             1 => (|| {
-                m.ioapics.push(IoApicEntry { id: u8_at(e, 2)?, address: u32_at(e, 4)?, gsi_base: u32_at(e, 8)? });
+                m.ioapics.push(IoApicEntry {
+                    id: u8_at(e, 2)?,
+                    address: u32_at(e, 4)?,
+                    gsi_base: u32_at(e, 8)?,
+                });
                 Some(())
             })(),
             2 => (|| {
@@ -153,13 +160,20 @@ pub fn parse_madt(t: &[u8]) -> Madt {
                 Some(())
             })(),
             3 => (|| {
-                m.nmi_sources.push(NmiSource { flags: IntiFlags::from_mps(u16_at(e, 2)?), gsi: u32_at(e, 4)? });
+                m.nmi_sources.push(NmiSource {
+                    flags: IntiFlags::from_mps(u16_at(e, 2)?),
+                    gsi: u32_at(e, 4)?,
+                });
                 Some(())
             })(),
             4 => (|| {
                 let uid = u8_at(e, 2)?;
                 m.local_nmis.push(LocalNmi {
-                    uid: if uid == 0xff { u32::MAX } else { u32::from(uid) },
+                    uid: if uid == 0xff {
+                        u32::MAX
+                    } else {
+                        u32::from(uid)
+                    },
                     flags: IntiFlags::from_mps(u16_at(e, 3)?),
                     lint: u8_at(e, 5)?,
                 });
@@ -180,7 +194,11 @@ pub fn parse_madt(t: &[u8]) -> Madt {
                 Some(())
             })(),
             0xA => (|| {
-                m.local_nmis.push(LocalNmi { flags: IntiFlags::from_mps(u16_at(e, 2)?), uid: u32_at(e, 4)?, lint: u8_at(e, 8)? });
+                m.local_nmis.push(LocalNmi {
+                    flags: IntiFlags::from_mps(u16_at(e, 2)?),
+                    uid: u32_at(e, 4)?,
+                    lint: u8_at(e, 8)?,
+                });
                 Some(())
             })(),
             _ => Some(()), // other interrupt models, reserved and OEM entries
@@ -222,14 +240,22 @@ pub struct McfgRegion {
 pub fn parse_mcfg(t: &[u8]) -> Vec<McfgRegion> {
     let mut v = Vec::new();
     let mut off = SDT_HEADER_LEN + 8;
-    while let (Some(base), Some(segment), Some(bus_start), Some(bus_end)) =
-        (u64_at(t, off), u16_at(t, off + 8), u8_at(t, off + 10), u8_at(t, off + 11))
-    {
+    while let (Some(base), Some(segment), Some(bus_start), Some(bus_end)) = (
+        u64_at(t, off),
+        u16_at(t, off + 8),
+        u8_at(t, off + 10),
+        u8_at(t, off + 11),
+    ) {
         if off + 16 > t.len() {
             break;
         }
         if base != 0 && bus_start <= bus_end {
-            v.push(McfgRegion { base, segment, bus_start, bus_end });
+            v.push(McfgRegion {
+                base,
+                segment,
+                bus_start,
+                bus_end,
+            });
         }
         off += 16;
     }
@@ -260,12 +286,12 @@ pub fn parse_hpet(t: &[u8]) -> Option<HpetEntry> {
 /// Reads one AML integer constant at `p`: (value, bytes used).
 fn aml_integer(b: &[u8], p: usize) -> Option<(u64, usize)> {
     match *b.get(p)? {
-        0x00 => Some((0, 1)),                                // ZeroOp
-        0x01 => Some((1, 1)),                                // OneOp
-        0x0A => Some((u64::from(u8_at(b, p + 1)?), 2)),      // BytePrefix
-        0x0B => Some((u64::from(u16_at(b, p + 1)?), 3)),     // WordPrefix
-        0x0C => Some((u64::from(u32_at(b, p + 1)?), 5)),     // DWordPrefix
-        0x0E => Some((u64_at(b, p + 1)?, 9)),                // QWordPrefix
+        0x00 => Some((0, 1)),                            // ZeroOp
+        0x01 => Some((1, 1)),                            // OneOp
+        0x0A => Some((u64::from(u8_at(b, p + 1)?), 2)),  // BytePrefix
+        0x0B => Some((u64::from(u16_at(b, p + 1)?), 3)), // WordPrefix
+        0x0C => Some((u64::from(u32_at(b, p + 1)?), 5)), // DWordPrefix
+        0x0E => Some((u64_at(b, p + 1)?, 9)),            // QWordPrefix
         _ => None,
     }
 }
@@ -280,7 +306,8 @@ pub fn find_s5(aml: &[u8]) -> Option<(u8, u8)> {
     while let Some(rel) = aml.get(from..)?.windows(4).position(|w| w == b"_S5_") {
         let at = from + rel;
         from = at + 1;
-        let named = (at >= 1 && aml[at - 1] == 0x08) || (at >= 2 && aml[at - 1] == b'\\' && aml[at - 2] == 0x08);
+        let named = (at >= 1 && aml[at - 1] == 0x08)
+            || (at >= 2 && aml[at - 1] == b'\\' && aml[at - 2] == 0x08);
         if !named {
             continue;
         }
@@ -302,7 +329,9 @@ pub fn find_s5(aml: &[u8]) -> Option<(u8, u8)> {
         if count == 0 {
             continue;
         }
-        let Some((a, used)) = aml_integer(aml, p) else { continue };
+        let Some((a, used)) = aml_integer(aml, p) else {
+            continue;
+        };
         let b = if count >= 2 {
             match aml_integer(aml, p + used) {
                 Some((b, _)) => b,
@@ -430,8 +459,20 @@ pub fn decode_rtc(r: &RtcRegs) -> Option<DateTime> {
         },
         None => 20,
     };
-    let dt = DateTime { year: century * 100 + u32::from(yy), month: conv(r.month)?, day: conv(r.day)?, hour, min: conv(r.min)?, sec: conv(r.sec)? };
-    let ok = (1..=12).contains(&dt.month) && (1..=31).contains(&dt.day) && dt.hour < 24 && dt.min < 60 && dt.sec < 60 && yy < 100;
+    let dt = DateTime {
+        year: century * 100 + u32::from(yy),
+        month: conv(r.month)?,
+        day: conv(r.day)?,
+        hour,
+        min: conv(r.min)?,
+        sec: conv(r.sec)?,
+    };
+    let ok = (1..=12).contains(&dt.month)
+        && (1..=31).contains(&dt.day)
+        && dt.hour < 24
+        && dt.min < 60
+        && dt.sec < 60
+        && yy < 100;
     ok.then_some(dt)
 }
 
@@ -465,7 +506,14 @@ pub fn civil_from_unix(secs: u64) -> DateTime {
     let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
     let year = (yoe + era * 400 + i64::from(month <= 2)) as u32;
-    DateTime { year, month, day, hour: (rem / 3600) as u8, min: ((rem / 60) % 60) as u8, sec: (rem % 60) as u8 }
+    DateTime {
+        year,
+        month,
+        day,
+        hour: (rem / 3600) as u8,
+        min: ((rem / 60) % 60) as u8,
+        sec: (rem % 60) as u8,
+    }
 }
 
 #[cfg(test)]
@@ -504,14 +552,47 @@ mod tests {
         assert_eq!(m.local_apic_address, 0xFEE0_0000);
         assert!(m.pcat_compat);
         assert_eq!(m.cpus.len(), 3);
-        assert_eq!(m.cpus[0], AcpiCpu { apic_id: 0, uid: 0, enabled: true, online_capable: false });
+        assert_eq!(
+            m.cpus[0],
+            AcpiCpu {
+                apic_id: 0,
+                uid: 0,
+                enabled: true,
+                online_capable: false
+            }
+        );
         assert!(!m.cpus[1].enabled && m.cpus[1].online_capable && m.cpus[1].startable());
-        assert_eq!(m.cpus[2], AcpiCpu { apic_id: 0x110, uid: 7, enabled: true, online_capable: false });
-        assert_eq!(m.ioapics, [IoApicEntry { id: 0, address: 0xFEC0_0000, gsi_base: 0 }]);
+        assert_eq!(
+            m.cpus[2],
+            AcpiCpu {
+                apic_id: 0x110,
+                uid: 7,
+                enabled: true,
+                online_capable: false
+            }
+        );
+        assert_eq!(
+            m.ioapics,
+            [IoApicEntry {
+                id: 0,
+                address: 0xFEC0_0000,
+                gsi_base: 0
+            }]
+        );
         assert_eq!(isa_irq_to_gsi(&m.overrides, 0), (2, false, false));
         assert_eq!(isa_irq_to_gsi(&m.overrides, 9), (9, false, true));
         assert_eq!(isa_irq_to_gsi(&m.overrides, 8), (8, false, false));
-        assert_eq!(m.local_nmis, [LocalNmi { uid: u32::MAX, lint: 1, flags: IntiFlags { active_low: false, level: false } }]);
+        assert_eq!(
+            m.local_nmis,
+            [LocalNmi {
+                uid: u32::MAX,
+                lint: 1,
+                flags: IntiFlags {
+                    active_low: false,
+                    level: false
+                }
+            }]
+        );
         assert_eq!(m.malformed, 1);
     }
 
@@ -529,9 +610,27 @@ mod tests {
 
     #[test]
     fn inti_flags() {
-        assert_eq!(IntiFlags::from_mps(0), IntiFlags { active_low: false, level: false });
-        assert_eq!(IntiFlags::from_mps(0xf), IntiFlags { active_low: true, level: true });
-        assert_eq!(IntiFlags::from_mps(0xd), IntiFlags { active_low: false, level: true });
+        assert_eq!(
+            IntiFlags::from_mps(0),
+            IntiFlags {
+                active_low: false,
+                level: false
+            }
+        );
+        assert_eq!(
+            IntiFlags::from_mps(0xf),
+            IntiFlags {
+                active_low: true,
+                level: true
+            }
+        );
+        assert_eq!(
+            IntiFlags::from_mps(0xd),
+            IntiFlags {
+                active_low: false,
+                level: true
+            }
+        );
     }
 
     #[test]
@@ -541,7 +640,15 @@ mod tests {
         b.extend_from_slice(&[0, 0, 0, 0xff, 0, 0, 0, 0]);
         b.extend_from_slice(&[1, 2, 3]); // trailing junk
         let m = parse_mcfg(&header(b"MCFG", &b));
-        assert_eq!(m, [McfgRegion { base: 0xB000_0000, segment: 0, bus_start: 0, bus_end: 0xff }]);
+        assert_eq!(
+            m,
+            [McfgRegion {
+                base: 0xB000_0000,
+                segment: 0,
+                bus_start: 0,
+                bus_end: 0xff
+            }]
+        );
         assert!(parse_mcfg(&[1, 2]).is_empty());
 
         let mut h = Vec::new();
@@ -550,21 +657,31 @@ mod tests {
         h.extend_from_slice(&0xFED0_0000u64.to_le_bytes());
         h.extend_from_slice(&[0, 0x80, 0, 0]);
         let e = parse_hpet(&header(b"HPET", &h)).unwrap();
-        assert_eq!((e.address_space, e.address, e.number, e.min_tick), (0, 0xFED0_0000, 0, 0x80));
+        assert_eq!(
+            (e.address_space, e.address, e.number, e.min_tick),
+            (0, 0xFED0_0000, 0, 0x80)
+        );
         assert!(parse_hpet(&header(b"HPET", &h[..10])).is_none());
     }
 
     #[test]
     fn s5_scan() {
         // QEMU: Name (_S5, Package (0x04) { Zero, Zero, Zero, Zero })
-        let qemu = [0x10, 0x05, b'\\', 0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00];
+        let qemu = [
+            0x10, 0x05, b'\\', 0x08, b'_', b'S', b'5', b'_', 0x12, 0x06, 0x04, 0x00, 0x00, 0x00,
+            0x00,
+        ];
         assert_eq!(find_s5(&qemu), Some((0, 0)));
         // Typical real firmware: Name (\_S5, Package (0x02) { 0x07, 0x07 }) with a 2-byte PkgLength.
-        let real = [0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x40, 0x08, 0x02, 0x0A, 0x07, 0x0A, 0x07];
+        let real = [
+            0x08, b'\\', b'_', b'S', b'5', b'_', 0x12, 0x40, 0x08, 0x02, 0x0A, 0x07, 0x0A, 0x07,
+        ];
         assert_eq!(find_s5(&real), Some((7, 7)));
         // A method reference first, the real object later.
         let mut both = vec![0x14, 0x05, b'_', b'S', b'5', b'_', 0x00];
-        both.extend_from_slice(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x05, 0x02, 0x01, 0x0B, 0x05, 0x00]);
+        both.extend_from_slice(&[
+            0x08, b'_', b'S', b'5', b'_', 0x12, 0x05, 0x02, 0x01, 0x0B, 0x05, 0x00,
+        ]);
         assert_eq!(find_s5(&both), Some((1, 5)));
         // Truncations never panic and never invent a value.
         for n in 0..qemu.len() - 4 {
@@ -599,9 +716,28 @@ mod tests {
     #[test]
     fn rtc_decoding() {
         // BCD, 24-hour: 2025-12-31 23:59:58 with century 0x20.
-        let r = RtcRegs { sec: 0x58, min: 0x59, hour: 0x23, day: 0x31, month: 0x12, year: 0x25, century: Some(0x20), status_b: 0x02 };
+        let r = RtcRegs {
+            sec: 0x58,
+            min: 0x59,
+            hour: 0x23,
+            day: 0x31,
+            month: 0x12,
+            year: 0x25,
+            century: Some(0x20),
+            status_b: 0x02,
+        };
         let dt = decode_rtc(&r).unwrap();
-        assert_eq!(dt, DateTime { year: 2025, month: 12, day: 31, hour: 23, min: 59, sec: 58 });
+        assert_eq!(
+            dt,
+            DateTime {
+                year: 2025,
+                month: 12,
+                day: 31,
+                hour: 23,
+                min: 59,
+                sec: 58
+            }
+        );
         assert_eq!(unix_seconds(&dt), Some(1_767_225_598));
         // BCD, 12-hour: 12 AM is 0, 12 PM is 12, 1 PM is 13.
         let mut t = RtcRegs { hour: 0x12, ..r };
@@ -614,10 +750,33 @@ mod tests {
         t.hour = 0x13;
         assert!(decode_rtc(&t).is_none());
         // Binary, 24-hour, no century register.
-        let b = RtcRegs { sec: 5, min: 4, hour: 3, day: 29, month: 2, year: 24, century: None, status_b: 0x06 };
-        assert_eq!(decode_rtc(&b).unwrap(), DateTime { year: 2024, month: 2, day: 29, hour: 3, min: 4, sec: 5 });
+        let b = RtcRegs {
+            sec: 5,
+            min: 4,
+            hour: 3,
+            day: 29,
+            month: 2,
+            year: 24,
+            century: None,
+            status_b: 0x06,
+        };
+        assert_eq!(
+            decode_rtc(&b).unwrap(),
+            DateTime {
+                year: 2024,
+                month: 2,
+                day: 29,
+                hour: 3,
+                min: 4,
+                sec: 5
+            }
+        );
         // Binary 12-hour PM.
-        let b12 = RtcRegs { hour: 0x80 | 11, status_b: 0x04, ..b };
+        let b12 = RtcRegs {
+            hour: 0x80 | 11,
+            status_b: 0x04,
+            ..b
+        };
         assert_eq!(decode_rtc(&b12).unwrap().hour, 23);
         // Garbage.
         assert!(decode_rtc(&RtcRegs { month: 0x13, ..r }).is_none());
@@ -631,10 +790,26 @@ mod tests {
     fn civil_round_trip() {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        for s in [0u64, 951_782_400, 1_709_164_800, 4_102_444_799, 1_767_225_598] {
+        for s in [
+            0u64,
+            951_782_400,
+            1_709_164_800,
+            4_102_444_799,
+            1_767_225_598,
+        ] {
             let dt = civil_from_unix(s);
             assert_eq!(unix_seconds(&dt), Some(s), "{dt:?}");
         }
-        assert_eq!(civil_from_unix(1_709_164_800), DateTime { year: 2024, month: 2, day: 29, hour: 0, min: 0, sec: 0 });
+        assert_eq!(
+            civil_from_unix(1_709_164_800),
+            DateTime {
+                year: 2024,
+                month: 2,
+                day: 29,
+                hour: 0,
+                min: 0,
+                sec: 0
+            }
+        );
     }
 }

@@ -25,12 +25,17 @@ static RUNNING_NAME: spin::Mutex<&'static str> = spin::Mutex::new("");
 
 fn start_watchdog() {
     use core::sync::atomic::Ordering;
-    crate::sched::spawn("ktest-watchdog", || loop {
-        crate::sched::sleep_ms(1000);
-        let since = RUNNING_SINCE.load(Ordering::Relaxed);
-        if since != 0 && crate::time::now_ns() - since > TEST_LIMIT_NS {
-            let name = *RUNNING_NAME.lock();
-            panic!("ktest watchdog: {name} has run for more than {} s (deadlock or lost wake-up?)", TEST_LIMIT_NS / 1_000_000_000);
+    crate::sched::spawn("ktest-watchdog", || {
+        loop {
+            crate::sched::sleep_ms(1000);
+            let since = RUNNING_SINCE.load(Ordering::Relaxed);
+            if since != 0 && crate::time::now_ns() - since > TEST_LIMIT_NS {
+                let name = *RUNNING_NAME.lock();
+                panic!(
+                    "ktest watchdog: {name} has run for more than {} s (deadlock or lost wake-up?)",
+                    TEST_LIMIT_NS / 1_000_000_000
+                );
+            }
         }
     });
 }
@@ -38,7 +43,10 @@ fn start_watchdog() {
 pub fn run_all(filter: &str) -> ! {
     start_watchdog();
     let tests = all();
-    let selected: alloc::vec::Vec<_> = tests.iter().filter(|(n, _)| filter.is_empty() || n.contains(filter)).collect();
+    let selected: alloc::vec::Vec<_> = tests
+        .iter()
+        .filter(|(n, _)| filter.is_empty() || n.contains(filter))
+        .collect();
     println!("ktest: running {} tests", selected.len());
     for (name, _) in &selected {
         println!("ktest: LIST {name}");
@@ -64,7 +72,11 @@ pub fn run_all(filter: &str) -> ! {
         }
     }
     println!("ktest: summary: {pass} passed, {fail} failed");
-    crate::arch::qemu_exit(if fail == 0 { crate::panic::EXIT_SUCCESS } else { crate::panic::EXIT_FAILURE })
+    crate::arch::qemu_exit(if fail == 0 {
+        crate::panic::EXIT_SUCCESS
+    } else {
+        crate::panic::EXIT_FAILURE
+    })
 }
 
 /// `ensure!(cond, "fmt", args)` → early `Err(String)`.

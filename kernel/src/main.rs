@@ -35,9 +35,13 @@ pub mod panic;
 #[cfg(target_os = "none")]
 pub mod pci;
 #[cfg(target_os = "none")]
+pub mod platform;
+#[cfg(target_os = "none")]
 pub mod proc;
 #[cfg(target_os = "none")]
 pub mod procfs;
+#[cfg(target_os = "none")]
+pub mod profile;
 #[cfg(target_os = "none")]
 pub mod rump;
 #[cfg(target_os = "none")]
@@ -45,13 +49,13 @@ pub mod syscall;
 #[cfg(target_os = "none")]
 pub mod tty;
 #[cfg(target_os = "none")]
-pub mod platform;
-#[cfg(target_os = "none")]
 pub use platform::{describe_platform, platform_init, power_off};
 #[cfg(target_os = "none")]
 pub mod sched;
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("adros-kernel is built for x86_64-unknown-none; on the host only its unit tests run (cargo test -p adros-kernel)");
+    eprintln!(
+        "adros-kernel is built for x86_64-unknown-none; on the host only its unit tests run (cargo test -p adros-kernel)"
+    );
 }

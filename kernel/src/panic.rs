@@ -56,7 +56,10 @@ fn stop_other_cpus() {
     }
     let s = STOPPED.load(Ordering::SeqCst);
     if s < n {
-        print(format_args!("    {} CPU(s) did not answer the stop NMI\n", n - s));
+        print(format_args!(
+            "    {} CPU(s) did not answer the stop NMI\n",
+            n - s
+        ));
     }
 }
 
@@ -65,7 +68,11 @@ pub fn nmi_stop(f: &TrapFrame) -> ! {
     while REPORT_LOCK.swap(true, Ordering::Acquire) {
         core::hint::spin_loop();
     }
-    print(format_args!("  --- CPU {} was at {}\n", crate::arch::percpu::cpu_id(), Sym(f.rip)));
+    print(format_args!(
+        "  --- CPU {} was at {}\n",
+        crate::arch::percpu::cpu_id(),
+        Sym(f.rip)
+    ));
     print_registers(f);
     backtrace_from(f.rbp);
     REPORT_LOCK.store(false, Ordering::Release);
@@ -80,7 +87,25 @@ pub fn print(args: core::fmt::Arguments<'_>) {
 pub fn print_registers(f: &TrapFrame) {
     print(format_args!(
         "    rax {:016x} rbx {:016x} rcx {:016x} rdx {:016x}\n    rsi {:016x} rdi {:016x} rbp {:016x} rsp {:016x}\n    r8  {:016x} r9  {:016x} r10 {:016x} r11 {:016x}\n    r12 {:016x} r13 {:016x} r14 {:016x} r15 {:016x}\n    cs {:#x} ss {:#x} rflags {:#x}\n",
-        f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.cs, f.ss, f.rflags
+        f.rax,
+        f.rbx,
+        f.rcx,
+        f.rdx,
+        f.rsi,
+        f.rdi,
+        f.rbp,
+        f.rsp,
+        f.r8,
+        f.r9,
+        f.r10,
+        f.r11,
+        f.r12,
+        f.r13,
+        f.r14,
+        f.r15,
+        f.cs,
+        f.ss,
+        f.rflags
     ));
 }
 
@@ -106,7 +131,9 @@ pub fn backtrace_from(mut rbp: u64) {
             repeats += 1;
         } else {
             if repeats > 0 {
-                print(format_args!("      ... previous frame repeated {repeats} more times\n"));
+                print(format_args!(
+                    "      ... previous frame repeated {repeats} more times\n"
+                ));
             }
             repeats = 0;
             print(format_args!("      #{depth:<2} {}\n", Sym(ret)));
@@ -115,29 +142,45 @@ pub fn backtrace_from(mut rbp: u64) {
         rbp = next;
     }
     if repeats > 0 {
-        print(format_args!("      ... previous frame repeated {repeats} more times\n"));
+        print(format_args!(
+            "      ... previous frame repeated {repeats} more times\n"
+        ));
     }
 }
 
 pub fn current_rbp() -> u64 {
     let rbp: u64;
     // SAFETY: reads a register.
-    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags))
+    };
     rbp
 }
 
 pub fn end() -> ! {
     stop_other_cpus();
-    print(format_args!("!!! end of report; stopping (QEMU exit status {})\n", (EXIT_PANIC << 1) | 1));
+    print(format_args!(
+        "!!! end of report; stopping (QEMU exit status {})\n",
+        (EXIT_PANIC << 1) | 1
+    ));
     crate::arch::qemu_exit(EXIT_PANIC)
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     begin();
-    print(format_args!("\n!!! KERNEL PANIC on CPU {}: {}\n", crate::arch::percpu::cpu_id(), info.message()));
+    print(format_args!(
+        "\n!!! KERNEL PANIC on CPU {}: {}\n",
+        crate::arch::percpu::cpu_id(),
+        info.message()
+    ));
     if let Some(loc) = info.location() {
-        print(format_args!("    at {}:{}:{}\n", loc.file(), loc.line(), loc.column()));
+        print(format_args!(
+            "    at {}:{}:{}\n",
+            loc.file(),
+            loc.line(),
+            loc.column()
+        ));
     }
     backtrace_from(current_rbp());
     end()

@@ -15,7 +15,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-pub use adros_pci::{Bar, BarKind, Capability, CommandRegister, ConfigSpace, PciAddress, PciDevice};
+pub use adros_pci::{
+    Bar, BarKind, Capability, CommandRegister, ConfigSpace, PciAddress, PciDevice,
+};
 
 use crate::acpi::McfgRegion;
 use crate::mm::mmio::{self, Cache};
@@ -32,14 +34,22 @@ pub struct PortIo {
 }
 
 /// The one port-I/O accessor (there is one pair of ports per machine).
-pub static PORT_IO: PortIo = PortIo { lock: IrqSpinLock::new(()) };
+pub static PORT_IO: PortIo = PortIo {
+    lock: IrqSpinLock::new(()),
+};
 
 impl PortIo {
     fn address(a: PciAddress, offset: u16) -> Option<u32> {
         if a.segment() != 0 || offset >= 256 || offset & 3 != 0 {
             return None;
         }
-        Some(0x8000_0000 | (u32::from(a.bus()) << 16) | (u32::from(a.device()) << 11) | (u32::from(a.function()) << 8) | u32::from(offset))
+        Some(
+            0x8000_0000
+                | (u32::from(a.bus()) << 16)
+                | (u32::from(a.device()) << 11)
+                | (u32::from(a.function()) << 8)
+                | u32::from(offset),
+        )
     }
 }
 
@@ -89,7 +99,10 @@ impl Ecam {
         let windows = regions
             .iter()
             .filter(|r| r.bus_start <= r.bus_end && r.base != 0)
-            .map(|r| Window { region: *r, bus_virt: (0..256).map(|_| AtomicU64::new(0)).collect() })
+            .map(|r| Window {
+                region: *r,
+                bus_virt: (0..256).map(|_| AtomicU64::new(0)).collect(),
+            })
             .collect();
         Self { windows }
     }
@@ -104,7 +117,10 @@ impl Ecam {
             return None;
         }
         let bus = a.bus();
-        let w = self.windows.iter().find(|w| w.region.segment == a.segment() && (w.region.bus_start..=w.region.bus_end).contains(&bus))?;
+        let w = self.windows.iter().find(|w| {
+            w.region.segment == a.segment()
+                && (w.region.bus_start..=w.region.bus_end).contains(&bus)
+        })?;
         let slot = &w.bus_virt[usize::from(bus)];
         let mut base = slot.load(Ordering::Acquire);
         if base == 0 {
@@ -118,12 +134,19 @@ impl Ecam {
             };
             slot.store(base, Ordering::Release);
         }
-        Some(base + (u64::from(a.device()) << 15) + (u64::from(a.function()) << 12) + u64::from(offset))
+        Some(
+            base + (u64::from(a.device()) << 15)
+                + (u64::from(a.function()) << 12)
+                + u64::from(offset),
+        )
     }
 
     /// Whether this window set covers `a` (else reads return all ones).
     pub fn covers(&self, a: PciAddress) -> bool {
-        self.windows.iter().any(|w| w.region.segment == a.segment() && (w.region.bus_start..=w.region.bus_end).contains(&a.bus()))
+        self.windows.iter().any(|w| {
+            w.region.segment == a.segment()
+                && (w.region.bus_start..=w.region.bus_end).contains(&a.bus())
+        })
     }
 }
 
@@ -188,8 +211,14 @@ pub fn init() {
     DEVICES.call_once(|| {
         // `pci.ecam=off` forces port I/O (Linux's `pci=nommconf`), so both paths can be tested.
         let ecam_off = crate::boot::cmdline().param("pci.ecam") == Some("off");
-        let regions = if ecam_off { Vec::new() } else { crate::acpi::mcfg_regions() };
-        let platform = PLATFORM.call_once(|| Platform { ecam: (!regions.is_empty()).then(|| Ecam::new(&regions)) });
+        let regions = if ecam_off {
+            Vec::new()
+        } else {
+            crate::acpi::mcfg_regions()
+        };
+        let platform = PLATFORM.call_once(|| Platform {
+            ecam: (!regions.is_empty()).then(|| Ecam::new(&regions)),
+        });
         let roots: Vec<(u16, u8)> = match &platform.ecam {
             Some(e) => {
                 let mut r: Vec<(u16, u8)> = e.regions().map(|w| (w.segment, w.bus_start)).collect();
@@ -204,7 +233,10 @@ pub fn init() {
         for (seg, bus) in roots {
             let e = adros_pci::enumerate(platform, seg, bus);
             for b in &e.skipped_bridges {
-                log::debug!("pci: bridge {} has no new secondary bus; not followed", adros_pci::slot_name(*b));
+                log::debug!(
+                    "pci: bridge {} has no new secondary bus; not followed",
+                    adros_pci::slot_name(*b)
+                );
             }
             devices.extend(e.devices);
         }
@@ -214,7 +246,11 @@ pub fn init() {
                 d.irq = adros_pci::route_irq(&snapshot, d, crate::acpi::pci_route_irq);
             }
             if d.capabilities_malformed {
-                log::warn!("pci: {}: malformed capability list, cut short after {} entries", adros_pci::slot_name(d.addr), d.capabilities.len());
+                log::warn!(
+                    "pci: {}: malformed capability list, cut short after {} entries",
+                    adros_pci::slot_name(d.addr),
+                    d.capabilities.len()
+                );
             }
         }
         log::info!("pci: {} functions via {}", devices.len(), access_name());
@@ -225,10 +261,20 @@ pub fn init() {
 fn access_name() -> String {
     match ecam() {
         Some(e) => {
-            let ws: Vec<String> = e.regions().map(|r| format!("segment {} buses {:02x}-{:02x} at {:#x}", r.segment, r.bus_start, r.bus_end, r.base)).collect();
+            let ws: Vec<String> = e
+                .regions()
+                .map(|r| {
+                    format!(
+                        "segment {} buses {:02x}-{:02x} at {:#x}",
+                        r.segment, r.bus_start, r.bus_end, r.base
+                    )
+                })
+                .collect();
             format!("ECAM ({})", ws.join(", "))
         }
-        None if crate::boot::cmdline().param("pci.ecam") == Some("off") => String::from("port I/O 0xcf8 (pci.ecam=off)"),
+        None if crate::boot::cmdline().param("pci.ecam") == Some("off") => {
+            String::from("port I/O 0xcf8 (pci.ecam=off)")
+        }
         None => String::from("port I/O 0xcf8 (no MCFG)"),
     }
 }
@@ -240,17 +286,23 @@ pub fn devices() -> &'static [PciDevice] {
 
 /// The first function with this vendor and device ID.
 pub fn find(vendor: u16, device: u16) -> Option<&'static PciDevice> {
-    devices().iter().find(|d| d.vendor_id == vendor && d.device_id == device)
+    devices()
+        .iter()
+        .find(|d| d.vendor_id == vendor && d.device_id == device)
 }
 
 /// Every function with this vendor and device ID.
 pub fn find_all(vendor: u16, device: u16) -> impl Iterator<Item = &'static PciDevice> {
-    devices().iter().filter(move |d| d.vendor_id == vendor && d.device_id == device)
+    devices()
+        .iter()
+        .filter(move |d| d.vendor_id == vendor && d.device_id == device)
 }
 
 /// Every function of this class and subclass.
 pub fn find_class(class: u8, subclass: u8) -> impl Iterator<Item = &'static PciDevice> {
-    devices().iter().filter(move |d| d.class == class && d.subclass == subclass)
+    devices()
+        .iter()
+        .filter(move |d| d.class == class && d.subclass == subclass)
 }
 
 /// A dword of configuration space (`offset` dword-aligned).
@@ -263,7 +315,10 @@ pub fn write_config(addr: PciAddress, offset: u16, value: u32) {
 }
 
 /// Changes the command register without disturbing the status register's sticky bits.
-pub fn update_command(dev: &PciDevice, f: impl FnOnce(CommandRegister) -> CommandRegister) -> CommandRegister {
+pub fn update_command(
+    dev: &PciDevice,
+    f: impl FnOnce(CommandRegister) -> CommandRegister,
+) -> CommandRegister {
     adros_pci::update_command(config(), dev.addr, f)
 }
 
@@ -327,7 +382,12 @@ impl BarRegs {
     }
 
     fn check(&self, offset: u64, width: u64) -> u64 {
-        assert!(offset.is_multiple_of(width) && offset.checked_add(width).is_some_and(|e| e <= self.len), "BAR access at {offset:#x} (+{width}) outside {:#x} bytes", self.len);
+        assert!(
+            offset.is_multiple_of(width)
+                && offset.checked_add(width).is_some_and(|e| e <= self.len),
+            "BAR access at {offset:#x} (+{width}) outside {:#x} bytes",
+            self.len
+        );
         self.base + offset
     }
 
@@ -374,7 +434,11 @@ pub fn map_bar_regs(dev: &PciDevice, index: usize) -> Result<BarRegs, BarError> 
 /// capabilities).
 pub fn describe(lines: &mut Vec<String>) {
     let devs = devices();
-    lines.push(format!("pci: {} functions via {}", devs.len(), access_name()));
+    lines.push(format!(
+        "pci: {} functions via {}",
+        devs.len(),
+        access_name()
+    ));
     let verbose = log::max_level() >= log::LevelFilter::Debug;
     for d in devs {
         lines.push(format!("  {}", adros_pci::lspci_line(d)));

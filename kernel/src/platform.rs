@@ -23,7 +23,10 @@ pub fn init_clocks() -> Calibration {
         match hpet::init(e.address) {
             Ok(info) => Some(info),
             Err(why) => {
-                log::warn!("hpet: {why} (at {:#x}); clocks are calibrated against the PIT", e.address);
+                log::warn!(
+                    "hpet: {why} (at {:#x}); clocks are calibrated against the PIT",
+                    e.address
+                );
                 None
             }
         }
@@ -34,7 +37,10 @@ pub fn init_clocks() -> Calibration {
 }
 
 fn init_ioapics() {
-    let found: Vec<(u8, u64, u32)> = crate::acpi::ioapics().iter().map(|i| (i.id, u64::from(i.address), i.gsi_base)).collect();
+    let found: Vec<(u8, u64, u32)> = crate::acpi::ioapics()
+        .iter()
+        .map(|i| (i.id, u64::from(i.address), i.gsi_base))
+        .collect();
     ioapic::init(&found);
 }
 
@@ -46,15 +52,27 @@ pub fn platform_init() {
 
 pub fn describe_platform(lines: &mut Vec<String>) {
     let cpus = crate::acpi::cpus();
-    let ids: Vec<String> = cpus.iter().filter(|c| c.startable()).map(|c| format!("{}", c.apic_id)).collect();
+    let ids: Vec<String> = cpus
+        .iter()
+        .filter(|c| c.startable())
+        .map(|c| format!("{}", c.apic_id))
+        .collect();
     let disabled = cpus.iter().filter(|c| !c.startable()).count();
     let online = crate::arch::percpu::online_cpus().count();
-    let from = if crate::acpi::platform().madt.is_some() { "in the MADT" } else { "assumed (no MADT)" };
+    let from = if crate::acpi::platform().madt.is_some() {
+        "in the MADT"
+    } else {
+        "assumed (no MADT)"
+    };
     lines.push(format!(
         "cpus: {} {from} (APIC ids {}{}), {online} online; boot CPU APIC id {}",
         ids.len(),
         ids.join(" "),
-        if disabled > 0 { format!("; {disabled} disabled") } else { String::new() },
+        if disabled > 0 {
+            format!("; {disabled} disabled")
+        } else {
+            String::new()
+        },
         crate::arch::apic::id()
     ));
     let ios = ioapic::all();
@@ -74,7 +92,15 @@ pub fn describe_platform(lines: &mut Vec<String>) {
     }
     let ov: Vec<String> = crate::acpi::overrides()
         .iter()
-        .map(|o| format!("{}->{}{}{}", o.irq, o.gsi, if o.flags.level { " level" } else { "" }, if o.flags.active_low { " low" } else { "" }))
+        .map(|o| {
+            format!(
+                "{}->{}{}{}",
+                o.irq,
+                o.gsi,
+                if o.flags.level { " level" } else { "" },
+                if o.flags.active_low { " low" } else { "" }
+            )
+        })
         .collect();
     if !ov.is_empty() {
         lines.push(format!("isa irq overrides: {}", ov.join(", ")));
@@ -112,15 +138,24 @@ pub fn describe_platform(lines: &mut Vec<String>) {
         None => lines.push(String::from("rtc: unavailable")),
     }
     for r in crate::acpi::mcfg_regions() {
-        lines.push(format!("pci ecam: segment {}, buses {:02x}-{:02x} at {:#x}", r.segment, r.bus_start, r.bus_end, r.base));
+        lines.push(format!(
+            "pci ecam: segment {}, buses {:02x}-{:02x} at {:#x}",
+            r.segment, r.bus_start, r.bus_end, r.base
+        ));
     }
     let p = crate::acpi::platform();
     let routing = match p.chipset {
         crate::firmware::Chipset::Q35 => "q35: PCI INTx by QEMU's q35 _PRT (GSI 16-23)",
-        crate::firmware::Chipset::I440fx => "i440fx: PCI INTx by QEMU's i440fx _PRT and PIIX PIRQ links",
+        crate::firmware::Chipset::I440fx => {
+            "i440fx: PCI INTx by QEMU's i440fx _PRT and PIIX PIRQ links"
+        }
         crate::firmware::Chipset::Unknown => "unknown chipset: no PCI INTx routing",
     };
-    lines.push(format!("acpi: revision {}, OEM {}; {routing}", p.revision, if p.oem.is_empty() { "?" } else { &p.oem }));
+    lines.push(format!(
+        "acpi: revision {}, OEM {}; {routing}",
+        p.revision,
+        if p.oem.is_empty() { "?" } else { &p.oem }
+    ));
     lines.push(format!("power off: {}", crate::acpi::describe_power_off()));
     crate::pci::describe(lines);
 }

@@ -16,8 +16,24 @@ use crate::fs::consts::*;
 use crate::fs::node::{DirEntry, FileSystem, Inode, InodeRef, SetAttr, Stat, StatFs, Timespec};
 use crate::fs::sync::SleepLock;
 
-const GLOBAL: [&str; 12] = ["boottimes", "cmdline", "cpuinfo", "drivers", "filesystems", "loadavg", "meminfo", "mounts", "stat", "uptime", "version", "self"];
-const PER_PID: [&str; 8] = ["cmdline", "comm", "cwd", "exe", "fd", "maps", "stat", "status"];
+const GLOBAL: [&str; 13] = [
+    "boottimes",
+    "cmdline",
+    "cpuinfo",
+    "drivers",
+    "filesystems",
+    "loadavg",
+    "meminfo",
+    "mounts",
+    "profile",
+    "stat",
+    "uptime",
+    "version",
+    "self",
+];
+const PER_PID: [&str; 8] = [
+    "cmdline", "comm", "cwd", "exe", "fd", "maps", "stat", "status",
+];
 
 pub struct ProcFs {
     me: Weak<ProcFs>,
@@ -51,7 +67,10 @@ pub fn init() {
 }
 
 pub fn new() -> Arc<ProcFs> {
-    Arc::new_cyclic(|me| ProcFs { me: me.clone(), rename: SleepLock::new(()) })
+    Arc::new_cyclic(|me| ProcFs {
+        me: me.clone(),
+        rename: SleepLock::new(()),
+    })
 }
 
 const PROC_DEV: u64 = 0x0000_0004;
@@ -61,13 +80,22 @@ impl FileSystem for ProcFs {
         "proc"
     }
     fn root(&self) -> InodeRef {
-        Arc::new(Node { fs: self.me.upgrade().expect("procfs alive"), kind: Kind::Root })
+        Arc::new(Node {
+            fs: self.me.upgrade().expect("procfs alive"),
+            kind: Kind::Root,
+        })
     }
     fn dev(&self) -> u64 {
         PROC_DEV
     }
     fn statfs(&self) -> StatFs {
-        StatFs { fs_type: 0x9fa0, bsize: 4096, namelen: 255, frsize: 4096, ..Default::default() }
+        StatFs {
+            fs_type: 0x9fa0,
+            bsize: 4096,
+            namelen: 255,
+            frsize: 4096,
+            ..Default::default()
+        }
     }
     fn rename_lock(&self) -> &SleepLock<()> {
         &self.rename
@@ -75,7 +103,10 @@ impl FileSystem for ProcFs {
 }
 
 fn ino_of(k: &Kind) -> u64 {
-    let h = |s: &str| s.bytes().fold(7u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let h = |s: &str| {
+        s.bytes()
+            .fold(7u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)))
+    };
     match k {
         Kind::Root => 1,
         Kind::SelfLink => 2,
@@ -89,12 +120,18 @@ fn ino_of(k: &Kind) -> u64 {
 
 fn boot_time() -> Timespec {
     let s = (crate::time::wall_clock_ns().saturating_sub(crate::time::now_ns())) / 1_000_000_000;
-    Timespec { sec: s as i64, nsec: 0 }
+    Timespec {
+        sec: s as i64,
+        nsec: 0,
+    }
 }
 
 impl Node {
     fn child(&self, kind: Kind) -> InodeRef {
-        Arc::new(Node { fs: self.fs.clone(), kind })
+        Arc::new(Node {
+            fs: self.fs.clone(),
+            kind,
+        })
     }
 
     fn content(&self) -> KResult<String> {
@@ -115,16 +152,32 @@ impl Inode for Node {
             _ => (S_IFREG | 0o444, 1),
         };
         let (uid, gid) = match &self.kind {
-            Kind::Pid(p) | Kind::PidFile(p, _) | Kind::FdDir(p) | Kind::Fd(p, _) => crate::proc::process(*p)
-                .map(|x| {
-                    let c = *x.creds.lock();
-                    (c.euid, c.egid)
-                })
-                .unwrap_or((0, 0)),
+            Kind::Pid(p) | Kind::PidFile(p, _) | Kind::FdDir(p) | Kind::Fd(p, _) => {
+                crate::proc::process(*p)
+                    .map(|x| {
+                        let c = *x.creds.lock();
+                        (c.euid, c.egid)
+                    })
+                    .unwrap_or((0, 0))
+            }
             _ => (0, 0),
         };
         let t = boot_time();
-        Stat { dev: PROC_DEV, ino: ino_of(&self.kind), mode, nlink, uid, gid, rdev: 0, size: 0, blksize: 1024, blocks: 0, atime: t, mtime: t, ctime: t }
+        Stat {
+            dev: PROC_DEV,
+            ino: ino_of(&self.kind),
+            mode,
+            nlink,
+            uid,
+            gid,
+            rdev: 0,
+            size: 0,
+            blksize: 1024,
+            blocks: 0,
+            atime: t,
+            mtime: t,
+            ctime: t,
+        }
     }
 
     fn set_attr(&self, _a: &SetAttr) -> KResult<()> {
@@ -189,10 +242,22 @@ impl Inode for Node {
         match &self.kind {
             Kind::Root => {
                 for g in GLOBAL {
-                    let k = if g == "self" { Kind::SelfLink } else { Kind::Global(g) };
-                    all.push((ino_of(&k), if g == "self" { DT_LNK } else { DT_REG }, g.to_string()));
+                    let k = if g == "self" {
+                        Kind::SelfLink
+                    } else {
+                        Kind::Global(g)
+                    };
+                    all.push((
+                        ino_of(&k),
+                        if g == "self" { DT_LNK } else { DT_REG },
+                        g.to_string(),
+                    ));
                 }
-                let mut pids: Vec<u32> = crate::proc::all_processes().iter().filter(|p| !p.zombie.load(Ordering::Acquire)).map(|p| p.pid).collect();
+                let mut pids: Vec<u32> = crate::proc::all_processes()
+                    .iter()
+                    .filter(|p| !p.zombie.load(Ordering::Acquire))
+                    .map(|p| p.pid)
+                    .collect();
                 pids.sort_unstable();
                 for p in pids {
                     all.push((ino_of(&Kind::Pid(p)), DT_DIR, p.to_string()));
@@ -221,7 +286,12 @@ impl Inode for Node {
             .enumerate()
             .skip(offset as usize)
             .take(max)
-            .map(|(i, (ino, kind, name))| DirEntry { ino, kind, name, next_offset: i as u64 + 1 })
+            .map(|(i, (ino, kind, name))| DirEntry {
+                ino,
+                kind,
+                name,
+                next_offset: i as u64 + 1,
+            })
             .collect())
     }
 
@@ -236,7 +306,9 @@ impl Inode for Node {
 
     fn readlink(&self) -> KResult<String> {
         match &self.kind {
-            Kind::SelfLink => Ok(crate::proc::current_process().map(|p| p.pid.to_string()).unwrap_or_else(|| "0".into())),
+            Kind::SelfLink => Ok(crate::proc::current_process()
+                .map(|p| p.pid.to_string())
+                .unwrap_or_else(|| "0".into())),
             Kind::Fd(pid, fd) => {
                 let p = crate::proc::process(*pid).ok_or(Errno::ENOENT)?;
                 let f = p.files.lock().get(*fd)?;
@@ -272,13 +344,28 @@ fn global(name: &str) -> KResult<String> {
         }
         "uptime" => {
             let ns = crate::time::now_ns();
-            let idle: u64 = crate::arch::percpu::online_cpus().map(|c| c.sched.idle_ticks.load(Ordering::Relaxed)).sum();
-            let _ = writeln!(s, "{}.{:02} {}.{:02}", ns / 1_000_000_000, (ns / 10_000_000) % 100, idle / 1000, (idle / 10) % 100);
+            let idle: u64 = crate::arch::percpu::online_cpus()
+                .map(|c| c.sched.idle_ticks.load(Ordering::Relaxed))
+                .sum();
+            let _ = writeln!(
+                s,
+                "{}.{:02} {}.{:02}",
+                ns / 1_000_000_000,
+                (ns / 10_000_000) % 100,
+                idle / 1000,
+                (idle / 10) % 100
+            );
         }
         "loadavg" => {
             let n = crate::proc::all_processes().len();
-            let running: usize = crate::arch::percpu::online_cpus().map(|c| c.sched.runnable() + usize::from(!c.sched.is_idle())).sum();
-            let _ = writeln!(s, "0.00 0.00 0.00 {running}/{n} {}", crate::proc::last_pid());
+            let running: usize = crate::arch::percpu::online_cpus()
+                .map(|c| c.sched.runnable() + usize::from(!c.sched.is_idle()))
+                .sum();
+            let _ = writeln!(
+                s,
+                "0.00 0.00 0.00 {running}/{n} {}",
+                crate::proc::last_pid()
+            );
         }
         "meminfo" => {
             let (free, total) = crate::mm::phys::stats();
@@ -303,7 +390,14 @@ fn global(name: &str) -> KResult<String> {
                 let _ = write!(
                     s,
                     "processor\t: {}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 0\nmodel name\t: {}\nstepping\t: 0\ncpu MHz\t\t: {:.3}\ncache size\t: 512 KB\nphysical id\t: 0\nsiblings\t: {}\ncore id\t\t: {}\ncpu cores\t: {}\napicid\t\t: {}\nfpu\t\t: yes\nflags\t\t: fpu tsc msr pae apic sse sse2 syscall nx lm\nbogomips\t: {:.2}\naddress sizes\t: 40 bits physical, 48 bits virtual\n\n",
-                    c.cpu_id, brand, mhz, n, c.cpu_id, n, c.apic_id, mhz * 2.0
+                    c.cpu_id,
+                    brand,
+                    mhz,
+                    n,
+                    c.cpu_id,
+                    n,
+                    c.apic_id,
+                    mhz * 2.0
                 );
             }
         }
@@ -320,37 +414,94 @@ fn global(name: &str) -> KResult<String> {
             }
             let _ = writeln!(s, "cpu  {} 0 0 {} 0 0 0 0 0 0", tot[0], tot[1]);
             s.push_str(&lines);
-            let switches: u64 = crate::arch::percpu::online_cpus().map(|c| c.sched.switches.load(Ordering::Relaxed)).sum();
-            let _ = writeln!(s, "intr 0\nctxt {switches}\nbtime {}\nprocesses {}\nprocs_running 1\nprocs_blocked 0", boot_time().sec, crate::proc::last_pid());
+            let switches: u64 = crate::arch::percpu::online_cpus()
+                .map(|c| c.sched.switches.load(Ordering::Relaxed))
+                .sum();
+            let _ = writeln!(
+                s,
+                "intr 0\nctxt {switches}\nbtime {}\nprocesses {}\nprocs_running 1\nprocs_blocked 0",
+                boot_time().sec,
+                crate::proc::last_pid()
+            );
         }
         "mounts" => {
             for m in crate::fs::mounts() {
                 match m.driver {
-                    Some(d) => writeln!(s, "{} {} {} rw,driver={d} 0 0", m.source, m.path, m.fstype),
+                    Some(d) => {
+                        writeln!(s, "{} {} {} rw,driver={d} 0 0", m.source, m.path, m.fstype)
+                    }
                     None => writeln!(s, "{} {} {} rw 0 0", m.source, m.path, m.fstype),
                 }
                 .ok();
             }
         }
+        "profile" => s.push_str(&crate::profile::report(60)),
         "boottimes" => {
             // Milestones in ms of uptime (the clock starts at calibration, a few ms into boot).
-            let ms = |ns: u64| if ns == 0 { alloc::string::String::from("-") } else { alloc::format!("{}.{:03}", ns / 1_000_000, (ns / 1000) % 1000) };
-            let _ = writeln!(s, "kernel_ready_ms {}", ms(crate::boot::BOOT_DONE_NS.load(Ordering::Relaxed)));
-            let _ = writeln!(s, "init_started_ms {}", ms(crate::boot::INIT_START_NS.load(Ordering::Relaxed)));
-            let _ = writeln!(s, "first_console_read_ms {}", ms(crate::tty::FIRST_CONSOLE_READ_NS.load(Ordering::Relaxed)));
+            let ms = |ns: u64| {
+                if ns == 0 {
+                    alloc::string::String::from("-")
+                } else {
+                    alloc::format!("{}.{:03}", ns / 1_000_000, (ns / 1000) % 1000)
+                }
+            };
+            let _ = writeln!(
+                s,
+                "kernel_ready_ms {}",
+                ms(crate::boot::BOOT_DONE_NS.load(Ordering::Relaxed))
+            );
+            let _ = writeln!(
+                s,
+                "init_started_ms {}",
+                ms(crate::boot::INIT_START_NS.load(Ordering::Relaxed))
+            );
+            let _ = writeln!(
+                s,
+                "first_console_read_ms {}",
+                ms(crate::tty::FIRST_CONSOLE_READ_NS.load(Ordering::Relaxed))
+            );
             let _ = writeln!(s, "rump_init_ms {}", ms(crate::rump::init_ns()));
         }
         "drivers" => {
             // Which stack serves what: the rump kernel, block devices, and mounts.
             let rump = crate::rump::state_name();
             if crate::rump::LINKED {
-                let _ = writeln!(s, "rump {rump} netbsd=\"{}\" init_ms={} components=\"{}\"", crate::rump::sys::version(), crate::rump::init_ns() / 1_000_000, crate::rump::components());
+                let _ = writeln!(
+                    s,
+                    "rump {rump} netbsd=\"{}\" init_ms={} components=\"{}\"",
+                    crate::rump::sys::version(),
+                    crate::rump::init_ns() / 1_000_000,
+                    crate::rump::components()
+                );
             } else {
                 let _ = writeln!(s, "rump not-linked");
+            }
+            if crate::rump::LINKED {
+                let b = rumpuser_adros::bio::stats();
+                let us = |ns: u64, n: u64| ns / n.max(1) / 1000;
+                let _ = writeln!(
+                    s,
+                    "rump-bio requests={} host_ios={} bytes={} mean_queue_us={} mean_io_us={} mean_done_us={} max_queued={}",
+                    b.requests,
+                    b.ios,
+                    b.bytes,
+                    us(b.queue_ns, b.requests),
+                    us(b.io_ns, b.ios),
+                    us(b.done_ns, b.ios),
+                    b.max_queued
+                );
             }
             let _ = writeln!(s, "ext2 default={}", crate::ext2_vfs::default_driver());
             for (name, _, _, driver) in crate::block::list() {
                 let _ = writeln!(s, "block {name} {driver}");
+            }
+            for (name, (c, dev_us, sleeps, wake_us, polled, direct, bounced)) in
+                crate::block::virtio::latency()
+            {
+                let _ = writeln!(
+                    s,
+                    "virtio-blk {name} requests={c} mean_device_us={dev_us} sleeps={sleeps} mean_wake_us={wake_us} polled={polled} direct={direct} bounced={bounced}"
+                );
             }
             for m in crate::fs::mounts() {
                 if let Some(d) = m.driver {
@@ -367,7 +518,10 @@ fn state_char(p: &crate::proc::Process) -> char {
     if p.zombie.load(Ordering::Acquire) {
         return 'Z';
     }
-    let running = p.live_threads().iter().any(|t| t.thread().is_some_and(|th| th.state() == crate::sched::STATE_RUNNING));
+    let running = p.live_threads().iter().any(|t| {
+        t.thread()
+            .is_some_and(|th| th.state() == crate::sched::STATE_RUNNING)
+    });
     if running { 'R' } else { 'S' }
 }
 

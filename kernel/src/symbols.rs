@@ -48,6 +48,11 @@ pub fn install(t: SymbolTable) {
     TABLE.call_once(|| t);
 }
 
+/// The symbol containing `addr` in the installed table, and the offset into it.
+pub fn lookup(addr: u64) -> Option<(&'static str, u64)> {
+    TABLE.get()?.lookup(addr)
+}
+
 /// Formats an address as `0x… name+0xoff`.
 pub struct Sym(pub u64);
 
@@ -65,7 +70,9 @@ mod tests {
     use super::*;
     #[test]
     fn lookup_between_symbols() {
-        let t = SymbolTable::parse("ffffffff80200000 T kmain\nffffffff80200100 t helper\nbogus line\nffffffff80300000 D data\n");
+        let t = SymbolTable::parse(
+            "ffffffff80200000 T kmain\nffffffff80200100 t helper\nbogus line\nffffffff80300000 D data\n",
+        );
         assert_eq!(t.len(), 2);
         assert_eq!(t.lookup(0xffffffff80200010), Some(("kmain", 0x10)));
         assert_eq!(t.lookup(0xffffffff80200100), Some(("helper", 0)));

@@ -133,7 +133,8 @@ enum Kind {
 
 /// When a program first read the serial console (ns of uptime; 0: not yet) — with busybox
 /// init, the moment the shell prompt is up. Shown in `/proc/boottimes`.
-pub static FIRST_CONSOLE_READ_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+pub static FIRST_CONSOLE_READ_NS: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(0);
 
 pub struct Tty {
     termios: IrqSpinLock<Termios>,
@@ -189,7 +190,9 @@ pub fn ctty_of(sid: u32) -> Option<Arc<Tty>> {
     if sid == 0 {
         return None;
     }
-    all_ttys().into_iter().find(|t| t.session.load(Ordering::Acquire) == sid)
+    all_ttys()
+        .into_iter()
+        .find(|t| t.session.load(Ordering::Acquire) == sid)
 }
 
 /// A session leader exited: its controlling terminal's foreground group gets SIGHUP and the
@@ -211,7 +214,11 @@ impl Tty {
     fn new(kind: Kind) -> Arc<Tty> {
         Arc::new(Tty {
             termios: IrqSpinLock::new(Termios::sane()),
-            input: IrqSpinLock::new(Input { line: Vec::new(), ready: VecDeque::new(), eofs: 0 }),
+            input: IrqSpinLock::new(Input {
+                line: Vec::new(),
+                ready: VecDeque::new(),
+                eofs: 0,
+            }),
             wq: WaitQueue::new(),
             winsize: IrqSpinLock::new([25, 80, 0, 0]),
             fg_pgrp: AtomicU32::new(0),
@@ -277,7 +284,10 @@ impl Tty {
             let mut intr = false;
             self.wq.wait_until(
                 || {
-                    if p.out.lock().len() < PTY_OUT_MAX || self.hung_up.load(Ordering::Acquire) || nonblock {
+                    if p.out.lock().len() < PTY_OUT_MAX
+                        || self.hung_up.load(Ordering::Acquire)
+                        || nonblock
+                    {
                         return true;
                     }
                     intr = signal::pending_for_current();
@@ -297,7 +307,11 @@ impl Tty {
                     if done > 0 {
                         return Ok(done);
                     }
-                    return Err(if intr { Errno::ERESTARTSYS } else { Errno::EAGAIN });
+                    return Err(if intr {
+                        Errno::ERESTARTSYS
+                    } else {
+                        Errno::EAGAIN
+                    });
                 }
                 let n = (buf.len() - done).min(room.div_ceil(2).max(1));
                 o.extend(Self::post_process(&t, &buf[done..done + n]));
@@ -439,7 +453,9 @@ impl Tty {
     /// A background read: SIGTTIN to the caller's group (the read restarts once it is
     /// continued in the foreground), or EIO if it ignores/blocks SIGTTIN or is orphaned.
     fn check_read(&self) -> KResult<()> {
-        let Some(pg) = self.caller_in_background() else { return Ok(()) };
+        let Some(pg) = self.caller_in_background() else {
+            return Ok(());
+        };
         if signal::current_blocks_or_ignores(SIGTTIN) || crate::proc::pgrp_orphaned(pg) {
             return Err(Errno::EIO);
         }
@@ -453,7 +469,9 @@ impl Tty {
         if !always && self.termios.lock().lflag & TOSTOP == 0 {
             return Ok(());
         }
-        let Some(pg) = self.caller_in_background() else { return Ok(()) };
+        let Some(pg) = self.caller_in_background() else {
+            return Ok(());
+        };
         if signal::current_blocks_or_ignores(SIGTTOU) {
             return Ok(());
         }
@@ -475,7 +493,12 @@ impl Tty {
         }
         if self.pty().is_none() && FIRST_CONSOLE_READ_NS.load(Ordering::Relaxed) == 0 {
             // The first program waiting for console input: the shell showing its prompt.
-            let _ = FIRST_CONSOLE_READ_NS.compare_exchange(0, crate::time::now_ns().max(1), Ordering::Relaxed, Ordering::Relaxed);
+            let _ = FIRST_CONSOLE_READ_NS.compare_exchange(
+                0,
+                crate::time::now_ns().max(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
         }
         self.check_read()?;
         loop {
@@ -485,7 +508,9 @@ impl Tty {
                 if !inp.ready.is_empty() {
                     let mut n = 0;
                     while n < buf.len() {
-                        let Some(b) = inp.ready.pop_front() else { break };
+                        let Some(b) = inp.ready.pop_front() else {
+                            break;
+                        };
                         buf[n] = b;
                         n += 1;
                         if canon && b == b'\n' {
@@ -547,11 +572,17 @@ impl Tty {
         if flags & crate::fs::consts::O_NOCTTY != 0 {
             return;
         }
-        let Some(p) = crate::proc::current_process() else { return };
+        let Some(p) = crate::proc::current_process() else {
+            return;
+        };
         if p.pid != p.sid() || ctty_of(p.sid()).is_some() || self.hung_up.load(Ordering::Acquire) {
             return;
         }
-        if self.session.compare_exchange(0, p.sid(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if self
+            .session
+            .compare_exchange(0, p.sid(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             self.fg_pgrp.store(p.pgid(), Ordering::Release);
         }
     }
@@ -635,7 +666,8 @@ impl Tty {
                 if pg < 0 {
                     return Err(Errno::EINVAL);
                 }
-                match crate::proc::pgrp_in_session(pg as u32, self.session.load(Ordering::Acquire)) {
+                match crate::proc::pgrp_in_session(pg as u32, self.session.load(Ordering::Acquire))
+                {
                     None => Err(Errno::ESRCH),
                     Some(false) => Err(Errno::EPERM),
                     Some(true) => {
@@ -672,7 +704,8 @@ impl Tty {
                 if p.pid == p.sid() {
                     let fg = self.fg_pgrp.load(Ordering::Acquire);
                     self.session.store(0, Ordering::Release);
-                    self.fg_pgrp.store(if self.is_pty() { 0 } else { 1 }, Ordering::Release);
+                    self.fg_pgrp
+                        .store(if self.is_pty() { 0 } else { 1 }, Ordering::Release);
                     if fg != 0 {
                         signal::send_pgrp(fg, SIGHUP);
                         signal::send_pgrp(fg, SIGCONT);
@@ -727,7 +760,10 @@ pub fn init() {
     register_devices();
     let t = console();
     let cmd = crate::boot::cmdline();
-    if let (Some(r), Some(c)) = (cmd.param("tty.rows").and_then(|v| v.parse().ok()), cmd.param("tty.cols").and_then(|v| v.parse().ok())) {
+    if let (Some(r), Some(c)) = (
+        cmd.param("tty.rows").and_then(|v| v.parse().ok()),
+        cmd.param("tty.cols").and_then(|v| v.parse().ok()),
+    ) {
         t.set_winsize(r, c);
     }
     if !crate::arch::serial::enable_rx_interrupt(serial_irq) {
@@ -771,10 +807,12 @@ impl Drop for TtyFile {
 
 impl Device for TtyFile {
     fn read(&self, file: &File, buf: &mut [u8], _off: u64) -> KResult<usize> {
-        self.tty.read(buf, file.flags() & crate::fs::consts::O_NONBLOCK != 0)
+        self.tty
+            .read(buf, file.flags() & crate::fs::consts::O_NONBLOCK != 0)
     }
     fn write(&self, file: &File, buf: &[u8], _off: u64) -> KResult<usize> {
-        self.tty.write(buf, file.flags() & crate::fs::consts::O_NONBLOCK != 0)
+        self.tty
+            .write(buf, file.flags() & crate::fs::consts::O_NONBLOCK != 0)
     }
     fn poll(&self, _file: &File, events: u32) -> u32 {
         self.tty.poll_slave(events)
@@ -890,7 +928,13 @@ impl Device for PtmxNode {
             (index, tty)
         };
         let rdev = crate::fs::consts::makedev(PTS_MAJOR, index);
-        devfs::register_device(DevKind::Char, rdev, Arc::new(SlaveNode { tty: Arc::downgrade(&tty) }));
+        devfs::register_device(
+            DevKind::Char,
+            rdev,
+            Arc::new(SlaveNode {
+                tty: Arc::downgrade(&tty),
+            }),
+        );
         let (uid, gid) = crate::proc::current_process().map_or((0, 0), |p| {
             let c = *p.creds.lock();
             (c.euid, c.egid)
@@ -1038,7 +1082,9 @@ impl Device for PtyMaster {
                 Ok(0)
             }
             TIOCSCTTY | TIOCSPGRP | TIOCNOTTY => Err(Errno::ENOTTY),
-            TCGETS | TCSETS | TCSETSW | TCSETSF | TCFLSH | TIOCGWINSZ | TIOCSWINSZ => self.tty.ioctl(cmd, arg),
+            TCGETS | TCSETS | TCSETSW | TCSETSF | TCFLSH | TIOCGWINSZ | TIOCSWINSZ => {
+                self.tty.ioctl(cmd, arg)
+            }
             _ => Err(Errno::ENOTTY),
         }
     }
@@ -1049,7 +1095,15 @@ impl Device for PtyMaster {
 
 fn register_devices() {
     devfs::register_device(DevKind::Char, devfs::TTY, Arc::new(CttyNode));
-    devfs::register_device(DevKind::Char, devfs::CONSOLE_DEV, Arc::new(ConsoleNode { acquire: false }));
-    devfs::register_device(DevKind::Char, devfs::TTYS0, Arc::new(ConsoleNode { acquire: true }));
+    devfs::register_device(
+        DevKind::Char,
+        devfs::CONSOLE_DEV,
+        Arc::new(ConsoleNode { acquire: false }),
+    );
+    devfs::register_device(
+        DevKind::Char,
+        devfs::TTYS0,
+        Arc::new(ConsoleNode { acquire: true }),
+    );
     devfs::register_device(DevKind::Char, devfs::PTMX, Arc::new(PtmxNode));
 }

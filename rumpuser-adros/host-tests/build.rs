@@ -80,12 +80,21 @@ fn main() {
     let Some(dir) = find() else { return };
     println!("cargo::rerun-if-env-changed=ADROS_RUMP_TEST_COMPONENTS");
     // Debugging aid: link only these components (space-separated).
-    let over: Option<Vec<String>> = std::env::var("ADROS_RUMP_TEST_COMPONENTS").ok().map(|s| s.split_whitespace().map(String::from).collect());
-    let list: Vec<String> = over.unwrap_or_else(|| COMPONENTS.iter().map(|s| s.to_string()).collect());
+    let over: Option<Vec<String>> = std::env::var("ADROS_RUMP_TEST_COMPONENTS")
+        .ok()
+        .map(|s| s.split_whitespace().map(String::from).collect());
+    let list: Vec<String> =
+        over.unwrap_or_else(|| COMPONENTS.iter().map(|s| s.to_string()).collect());
     let lib = dir.join("lib");
-    let missing: Vec<_> = list.iter().filter(|c| !lib.join(format!("lib{c}_pic.a")).is_file()).collect();
+    let missing: Vec<_> = list
+        .iter()
+        .filter(|c| !lib.join(format!("lib{c}_pic.a")).is_file())
+        .collect();
     if !missing.is_empty() {
-        println!("cargo::warning=rump host build at {} lacks {missing:?}; rump tests will skip", dir.display());
+        println!(
+            "cargo::warning=rump host build at {} lacks {missing:?}; rump tests will skip",
+            dir.display()
+        );
         return;
     }
     println!("cargo::rerun-if-changed={}", dir.join("lib").display());
@@ -96,19 +105,32 @@ fn main() {
     println!("cargo::rustc-link-arg-tests=-Wl,-z,nostart-stop-gc");
     println!("cargo::rustc-link-arg-tests=-Wl,--whole-archive");
     for c in &list {
-        println!("cargo::rustc-link-arg-tests={}", lib.join(format!("lib{c}_pic.a")).display());
+        println!(
+            "cargo::rustc-link-arg-tests={}",
+            lib.join(format!("lib{c}_pic.a")).display()
+        );
     }
     println!("cargo::rustc-link-arg-tests=-Wl,--no-whole-archive");
     // The benchmark links the same way (only the file-system components).
     println!("cargo::rustc-link-arg-benches=-Wl,-z,nostart-stop-gc");
     println!("cargo::rustc-link-arg-benches=-Wl,--whole-archive");
     for c in BENCH_COMPONENTS {
-        println!("cargo::rustc-link-arg-benches={}", lib.join(format!("lib{c}_pic.a")).display());
+        println!(
+            "cargo::rustc-link-arg-benches={}",
+            lib.join(format!("lib{c}_pic.a")).display()
+        );
     }
     println!("cargo::rustc-link-arg-benches=-Wl,--no-whole-archive");
 }
 
-const BENCH_COMPONENTS: &[&str] = &["rump", "rumpvfs", "rumpdev", "rumpdev_disk", "rumpfs_ffs", "rumpfs_ext2fs"];
+const BENCH_COMPONENTS: &[&str] = &[
+    "rump",
+    "rumpvfs",
+    "rumpdev",
+    "rumpdev_disk",
+    "rumpfs_ffs",
+    "rumpfs_ext2fs",
+];
 
 /// The benchmark's peer: the same components from the `posix` build, hosted by NetBSD's own
 /// librumpuser instead of rumpuser-adros (whose symbols are then never referenced, so not
@@ -120,7 +142,10 @@ fn link_posix(dir: &std::path::Path) {
     println!("cargo::rustc-link-arg-benches=-Wl,-z,nostart-stop-gc");
     println!("cargo::rustc-link-arg-benches=-Wl,--whole-archive");
     for c in BENCH_COMPONENTS.iter().chain(["rumpuser"].iter()) {
-        println!("cargo::rustc-link-arg-benches={}", lib.join(format!("lib{c}_pic.a")).display());
+        println!(
+            "cargo::rustc-link-arg-benches={}",
+            lib.join(format!("lib{c}_pic.a")).display()
+        );
     }
     println!("cargo::rustc-link-arg-benches=-Wl,--no-whole-archive");
     for l in ["-lpthread", "-lrt", "-ldl"] {

@@ -2,32 +2,79 @@
 //! releases its vCPU, queues the request and takes the vCPU back; a dedicated host thread with
 //! its own rump lwp (`hyp_schedule` + `hyp_lwproc_newlwp(0)` once) performs the I/O and calls
 //! the completion with a vCPU held (`backend_schedule` / `backend_unschedule` around it).
+//!
+//! Unlike NetBSD's host, queued requests that continue each other on the disk and in memory
+//! (NetBSD splits one mapped run of pages into MAXPHYS = 64 KiB bios) are joined into one host
+//! I/O of up to [`MAX_RUN`] bytes, and [`BIO_THREADS`] threads serve the queue, so a device
+//! that keeps several requests in flight gets them.
 
 #![forbid(unsafe_code)]
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::ptr;
 
 use crate::errno::Errno;
-use crate::ffi::BioReq;
+use crate::ffi::{BioReq, perform_run};
 use crate::host;
 use crate::hyp;
 use crate::sync::Waiter;
 
 enum Item {
-    Io(BioReq),
+    /// A request and when it was queued (monotonic ns).
+    Io(BioReq, u64),
     Fail(BioReq, Errno),
+}
+
+/// Counters over every request since boot: how many, bytes, and where their time went.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BioStats {
+    pub requests: u64,
+    /// Host I/O calls (contiguous requests are joined into one).
+    pub ios: u64,
+    pub bytes: u64,
+    /// Sum of queued → picked up by a bio thread.
+    pub queue_ns: u64,
+    /// Sum of the host I/O calls (per call, not per request).
+    pub io_ns: u64,
+    /// Sum of the completion callbacks (vCPU taken, `biodone`, vCPU released).
+    pub done_ns: u64,
+    /// The most requests queued at once.
+    pub max_queued: u64,
+}
+
+static STATS: spin::Mutex<BioStats> = spin::Mutex::new(BioStats {
+    requests: 0,
+    ios: 0,
+    bytes: 0,
+    queue_ns: 0,
+    io_ns: 0,
+    done_ns: 0,
+    max_queued: 0,
+});
+
+pub fn stats() -> BioStats {
+    *STATS.lock()
 }
 
 struct Queue {
     items: VecDeque<Item>,
-    idle: Option<Arc<Waiter>>,
+    idle: alloc::vec::Vec<Arc<Waiter>>,
     started: bool,
 }
 
-static QUEUE: spin::Mutex<Queue> = spin::Mutex::new(Queue { items: VecDeque::new(), idle: None, started: false });
+/// Threads serving the queue.
+const BIO_THREADS: usize = 4;
+/// The most bytes joined into one host I/O.
+const MAX_RUN: usize = 1 << 20;
+
+static QUEUE: spin::Mutex<Queue> = spin::Mutex::new(Queue {
+    items: VecDeque::new(),
+    idle: alloc::vec::Vec::new(),
+    started: false,
+});
 
 fn push(item: Item) {
     let h = host::host();
@@ -35,13 +82,21 @@ fn push(item: Item) {
         let (start, wake) = {
             let mut q = QUEUE.lock();
             q.items.push_back(item);
+            let depth = q.items.len() as u64;
+            let mut st = STATS.lock();
+            st.max_queued = st.max_queued.max(depth);
+            drop(st);
             let start = !q.started;
             q.started = true;
-            (start, q.idle.take())
+            (start, q.idle.pop())
         };
-        if start && let Err(e) = h.thread_create(bio_thread, ptr::null_mut(), "rumpbio", false, -1) {
-            h.console_write(b"rumpuser_bio: cannot start the bio thread\n");
-            h.exit(e.code(), true);
+        if start {
+            for _ in 0..BIO_THREADS {
+                if let Err(e) = h.thread_create(bio_thread, ptr::null_mut(), "rumpbio", false, -1) {
+                    h.console_write(b"rumpuser_bio: cannot start the bio thread\n");
+                    h.exit(e.code(), true);
+                }
+            }
         }
         if let Some(w) = wake {
             w.notify();
@@ -50,7 +105,7 @@ fn push(item: Item) {
 }
 
 pub fn submit(req: BioReq) {
-    push(Item::Io(req));
+    push(Item::Io(req, host::host().monotonic_ns()));
 }
 
 pub fn submit_error(req: BioReq, e: Errno) {
@@ -64,27 +119,63 @@ extern "C-unwind" fn bio_thread(_arg: *mut c_void) -> *mut c_void {
     assert_eq!(rv, 0, "bio thread: hyp_lwproc_newlwp failed");
     hyp::hyp_unschedule();
     loop {
-        let item = loop {
+        let first = loop {
             let w = {
                 let mut q = QUEUE.lock();
                 if let Some(it) = q.items.pop_front() {
                     break it;
                 }
                 let w = crate::sync::Waiter::new(h);
-                q.idle = Some(w.clone());
+                q.idle.push(w.clone());
                 w
             };
             w.wait(h);
         };
-        let (req, n, err) = match item {
-            Item::Io(req) => {
-                let (n, err) = req.perform();
-                (req, n, err)
+        let t0 = h.monotonic_ns();
+        let mut queued_ns = 0u64;
+        let mut done: Vec<(BioReq, usize, i32)> = Vec::new();
+        match first {
+            Item::Fail(req, e) => done.push((req, 0, e.code())),
+            Item::Io(req, queued) => {
+                // Take the requests that continue this one on the disk and in memory: one
+                // mapped run of pages comes as many MAXPHYS-sized bios.
+                queued_ns += t0.saturating_sub(queued);
+                let mut run = alloc::vec![req];
+                let mut bytes = run[0].len;
+                {
+                    let mut q = QUEUE.lock();
+                    while let Some(Item::Io(next, _)) = q.items.front() {
+                        let last = run.last().expect("run is never empty");
+                        if bytes + next.len > MAX_RUN || !last.continued_by(next) {
+                            break;
+                        }
+                        bytes += next.len;
+                        let Some(Item::Io(next, queued)) = q.items.pop_front() else {
+                            unreachable!()
+                        };
+                        queued_ns += t0.saturating_sub(queued);
+                        run.push(next);
+                    }
+                }
+                let results = perform_run(&run);
+                done.extend(run.into_iter().zip(results).map(|(r, (n, e))| (r, n, e)));
             }
-            Item::Fail(req, e) => (req, 0, e.code()),
-        };
+        }
+        let t1 = h.monotonic_ns();
+        let count = done.len() as u64;
+        let len: u64 = done.iter().map(|d| d.0.len as u64).sum();
         hyp::schedule(0, ptr::null_mut());
-        req.complete(n, err);
+        for (req, n, err) in done {
+            req.complete(n, err);
+        }
         hyp::unschedule(ptr::null_mut());
+        let t2 = h.monotonic_ns();
+        let mut st = STATS.lock();
+        st.requests += count;
+        st.ios += 1;
+        st.bytes += len;
+        st.queue_ns += queued_ns;
+        st.io_ns += t1 - t0;
+        st.done_ns += t2 - t1;
     }
 }

@@ -105,7 +105,9 @@ fn put<T>(p: *mut T, v: T) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_init(version: c_int, hyp: *const Hyperup) -> c_int {
     if version != RUMPUSER_VERSION {
-        host::host().console_write(b"rumpuser: hypercall version mismatch (kernel wants another than 17)\n");
+        host::host().console_write(
+            b"rumpuser: hypercall version mismatch (kernel wants another than 17)\n",
+        );
         return Errno::EINVAL.code();
     }
     if hyp.is_null() {
@@ -117,7 +119,11 @@ pub unsafe extern "C" fn rumpuser_init(version: c_int, hyp: *const Hyperup) -> c
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_getparam(name: *const c_char, buf: *mut c_void, blen: usize) -> c_int {
+pub unsafe extern "C" fn rumpuser_getparam(
+    name: *const c_char,
+    buf: *mut c_void,
+    blen: usize,
+) -> c_int {
     let name = match path_arg(name) {
         Ok(n) => n,
         Err(e) => return e.code(),
@@ -143,11 +149,19 @@ pub unsafe extern "C" fn rumpuser_seterrno(error: c_int) {
 // ---- memory ----------------------------------------------------------------------------------
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_malloc(len: usize, align: c_int, memp: *mut *mut c_void) -> c_int {
+pub unsafe extern "C" fn rumpuser_malloc(
+    len: usize,
+    align: c_int,
+    memp: *mut *mut c_void,
+) -> c_int {
     if memp.is_null() {
         return Errno::EINVAL.code();
     }
-    let align = if align <= 0 { core::mem::size_of::<usize>() } else { align as usize };
+    let align = if align <= 0 {
+        core::mem::size_of::<usize>()
+    } else {
+        align as usize
+    };
     if !align.is_power_of_two() {
         return Errno::EINVAL.code();
     }
@@ -172,7 +186,13 @@ pub unsafe extern "C" fn rumpuser_free(p: *mut c_void, len: usize) {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_anonmmap(_pref: *mut c_void, _len: usize, _alignbit: c_int, _exec: c_int, memp: *mut *mut c_void) -> c_int {
+pub unsafe extern "C" fn rumpuser_anonmmap(
+    _pref: *mut c_void,
+    _len: usize,
+    _alignbit: c_int,
+    _exec: c_int,
+    memp: *mut *mut c_void,
+) -> c_int {
     put(memp, ptr::null_mut());
     Errno::ENOSYS.code()
 }
@@ -201,7 +221,11 @@ impl printf::Args for VaArgs {
         // `regs` and points `stack` at the caller's stack arguments; the format string (the
         // caller's promise) says how many there are.
         unsafe {
-            if i < 5 { *self.regs.add(i) } else { *self.stack.add(i - 5) }
+            if i < 5 {
+                *self.regs.add(i)
+            } else {
+                *self.stack.add(i - 5)
+            }
         }
     }
     fn cstr(&self, p: u64) -> &[u8] {
@@ -218,7 +242,15 @@ extern "C" fn dprintf_impl(fmt: *const c_char, regs: *const u64, stack: *const u
     // SAFETY: fmt is the caller's NUL-terminated format string.
     let fmt = unsafe { CStr::from_ptr(fmt) }.to_bytes();
     let h = host::host();
-    printf::format(fmt, &mut VaArgs { regs, stack, idx: 0 }, &mut |s| h.console_write(s));
+    printf::format(
+        fmt,
+        &mut VaArgs {
+            regs,
+            stack,
+            idx: 0,
+        },
+        &mut |s| h.console_write(s),
+    );
 }
 
 /// `void rumpuser_dprintf(const char *fmt, ...)`. Stable Rust cannot define C-variadic
@@ -249,7 +281,11 @@ pub unsafe extern "C" fn rumpuser_dprintf() {
 // ---- clocks and randomness -----------------------------------------------------------------
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_clock_gettime(which: c_int, sec: *mut i64, nsec: *mut core::ffi::c_long) -> c_int {
+pub unsafe extern "C" fn rumpuser_clock_gettime(
+    which: c_int,
+    sec: *mut i64,
+    nsec: *mut core::ffi::c_long,
+) -> c_int {
     let h = host::host();
     let (s, ns) = match which {
         RUMPUSER_CLOCK_RELWALL => {
@@ -268,9 +304,14 @@ pub unsafe extern "C" fn rumpuser_clock_gettime(which: c_int, sec: *mut i64, nse
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_clock_sleep(which: c_int, sec: i64, nsec: core::ffi::c_long) -> c_int {
+pub unsafe extern "C" fn rumpuser_clock_sleep(
+    which: c_int,
+    sec: i64,
+    nsec: core::ffi::c_long,
+) -> c_int {
     let h = host::host();
-    let ns = u64::try_from(i128::from(sec.max(0)) * 1_000_000_000 + i128::from(nsec.max(0))).unwrap_or(u64::MAX);
+    let ns = u64::try_from(i128::from(sec.max(0)) * 1_000_000_000 + i128::from(nsec.max(0)))
+        .unwrap_or(u64::MAX);
     match which {
         RUMPUSER_CLOCK_RELWALL => {
             let deadline = h.monotonic_ns().saturating_add(ns);
@@ -283,7 +324,12 @@ pub unsafe extern "C" fn rumpuser_clock_sleep(which: c_int, sec: i64, nsec: core
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_getrandom(buf: *mut c_void, len: usize, flags: c_int, retp: *mut usize) -> c_int {
+pub unsafe extern "C" fn rumpuser_getrandom(
+    buf: *mut c_void,
+    len: usize,
+    flags: c_int,
+    retp: *mut usize,
+) -> c_int {
     if buf.is_null() && len > 0 {
         return Errno::EFAULT.code();
     }
@@ -296,7 +342,11 @@ pub unsafe extern "C" fn rumpuser_getrandom(buf: *mut c_void, len: usize, flags:
         // SAFETY: rump gives a writable buffer of len bytes.
         unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) }
     };
-    match host::host().getrandom(out, flags & RUMPUSER_RANDOM_HARD != 0, flags & RUMPUSER_RANDOM_NOWAIT != 0) {
+    match host::host().getrandom(
+        out,
+        flags & RUMPUSER_RANDOM_HARD != 0,
+        flags & RUMPUSER_RANDOM_NOWAIT != 0,
+    ) {
         Ok(n) => {
             put(retp, n);
             0
@@ -308,7 +358,11 @@ pub unsafe extern "C" fn rumpuser_getrandom(buf: *mut c_void, len: usize, flags:
 // ---- files and block I/O -------------------------------------------------------------------
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_open(path: *const c_char, ruflags: c_int, fdp: *mut c_int) -> c_int {
+pub unsafe extern "C" fn rumpuser_open(
+    path: *const c_char,
+    ruflags: c_int,
+    fdp: *mut c_int,
+) -> c_int {
     let path = match path_arg(path) {
         Ok(p) => p,
         Err(e) => return e.code(),
@@ -319,7 +373,8 @@ pub unsafe extern "C" fn rumpuser_open(path: *const c_char, ruflags: c_int, fdp:
         RUMPUSER_OPEN_RDWR => (true, true),
         _ => return Errno::EINVAL.code(),
     };
-    let known = RUMPUSER_OPEN_ACCMODE | RUMPUSER_OPEN_CREATE | RUMPUSER_OPEN_EXCL | RUMPUSER_OPEN_BIO;
+    let known =
+        RUMPUSER_OPEN_ACCMODE | RUMPUSER_OPEN_CREATE | RUMPUSER_OPEN_EXCL | RUMPUSER_OPEN_BIO;
     if ruflags & !known != 0 {
         return Errno::EINVAL.code();
     }
@@ -345,7 +400,11 @@ pub unsafe extern "C" fn rumpuser_close(fd: c_int) -> c_int {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_getfileinfo(path: *const c_char, sizep: *mut u64, ftp: *mut c_int) -> c_int {
+pub unsafe extern "C" fn rumpuser_getfileinfo(
+    path: *const c_char,
+    sizep: *mut u64,
+    ftp: *mut c_int,
+) -> c_int {
     let path = match path_arg(path) {
         Ok(p) => p,
         Err(e) => return e.code(),
@@ -379,25 +438,19 @@ unsafe impl Send for BioReq {}
 impl BioReq {
     /// Performs the I/O; returns (bytes, NetBSD errno).
     pub fn perform(&self) -> (usize, c_int) {
-        let h = host::host();
-        let r = if self.write {
-            // SAFETY: rump's buffer of len bytes, valid until completion.
-            let buf = unsafe { core::slice::from_raw_parts(self.data, self.len) };
-            h.write_at(self.fd, buf, Some(self.off)).and_then(|n| {
-                if self.sync {
-                    h.sync(self.fd, SyncFlags { read: false, write: true, barrier: false, sync: true })?;
-                }
-                Ok(n)
-            })
-        } else {
-            // SAFETY: as above, writable.
-            let buf = unsafe { core::slice::from_raw_parts_mut(self.data, self.len) };
-            h.read_at(self.fd, buf, Some(self.off))
-        };
-        match r {
-            Ok(n) => (n, 0),
-            Err(e) => (0, e.code()),
-        }
+        bio_io(
+            self.fd, self.write, self.sync, self.data, self.len, self.off,
+        )
+    }
+
+    /// Whether `next` continues this request both on the disk and in memory, in the same
+    /// direction — NetBSD splits one mapped run of pages into MAXPHYS-sized bios like that —
+    /// so that the two can be done as one I/O.
+    pub fn continued_by(&self, next: &BioReq) -> bool {
+        self.fd == next.fd
+            && self.write == next.write
+            && self.off + self.len as u64 == next.off
+            && self.data.wrapping_add(self.len) == next.data
     }
 
     /// Calls rump's completion callback (the caller holds a vCPU with its own lwp).
@@ -407,15 +460,104 @@ impl BioReq {
     }
 }
 
+fn bio_io(
+    fd: c_int,
+    write: bool,
+    sync: bool,
+    data: *mut u8,
+    len: usize,
+    off: u64,
+) -> (usize, c_int) {
+    let h = host::host();
+    let r = if write {
+        // SAFETY: rump's buffer of len bytes (or a run of such buffers, one after the other:
+        // `continued_by`), valid until completion.
+        let buf = unsafe { core::slice::from_raw_parts(data, len) };
+        h.write_at(fd, buf, Some(off)).and_then(|n| {
+            if sync {
+                h.sync(
+                    fd,
+                    SyncFlags {
+                        read: false,
+                        write: true,
+                        barrier: false,
+                        sync: true,
+                    },
+                )?;
+            }
+            Ok(n)
+        })
+    } else {
+        // SAFETY: as above, writable.
+        let buf = unsafe { core::slice::from_raw_parts_mut(data, len) };
+        h.read_at(fd, buf, Some(off))
+    };
+    match r {
+        Ok(n) => (n, 0),
+        Err(e) => (0, e.code()),
+    }
+}
+
+/// Performs a run of requests, each `continued_by` the one before, as one I/O; returns each
+/// request's (bytes, NetBSD errno). If the joint I/O fails, every request is redone alone, so
+/// each gets its own result.
+pub fn perform_run(run: &[BioReq]) -> alloc::vec::Vec<(usize, c_int)> {
+    let Some(first) = run.first() else {
+        return alloc::vec::Vec::new();
+    };
+    if run.len() == 1 {
+        return alloc::vec![first.perform()];
+    }
+    let total: usize = run.iter().map(|r| r.len).sum();
+    let (mut n, err) = bio_io(
+        first.fd,
+        first.write,
+        run.iter().any(|r| r.sync),
+        first.data,
+        total,
+        first.off,
+    );
+    if err != 0 {
+        return run.iter().map(BioReq::perform).collect();
+    }
+    run.iter()
+        .map(|r| {
+            let k = n.min(r.len);
+            n -= k;
+            (k, 0)
+        })
+        .collect()
+}
+
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_bio(fd: c_int, op: c_int, data: *mut c_void, dlen: usize, doff: i64, done: Option<BiodoneFn>, arg: *mut c_void) {
+pub unsafe extern "C" fn rumpuser_bio(
+    fd: c_int,
+    op: c_int,
+    data: *mut c_void,
+    dlen: usize,
+    doff: i64,
+    done: Option<BiodoneFn>,
+    arg: *mut c_void,
+) {
     let Some(done) = done else {
         host::host().console_write(b"rumpuser_bio: no completion callback\n");
         return;
     };
     let write = op & RUMPUSER_BIO_WRITE != 0;
-    let bad = data.is_null() || doff < 0 || (op & (RUMPUSER_BIO_READ | RUMPUSER_BIO_WRITE)) == 0 || (op & RUMPUSER_BIO_READ != 0 && write);
-    let req = BioReq { fd, write, sync: op & RUMPUSER_BIO_SYNC != 0, data: data.cast(), len: dlen, off: doff.max(0) as u64, done, arg };
+    let bad = data.is_null()
+        || doff < 0
+        || (op & (RUMPUSER_BIO_READ | RUMPUSER_BIO_WRITE)) == 0
+        || (op & RUMPUSER_BIO_READ != 0 && write);
+    let req = BioReq {
+        fd,
+        write,
+        sync: op & RUMPUSER_BIO_SYNC != 0,
+        data: data.cast(),
+        len: dlen,
+        off: doff.max(0) as u64,
+        done,
+        arg,
+    };
     if bad {
         // Complete with EINVAL in a rump context like any other completion.
         bio::submit_error(req, Errno::EINVAL);
@@ -436,11 +578,21 @@ fn iov_slices<'a>(iov: *const RumpuserIovec, n: usize) -> Result<&'a [RumpuserIo
 }
 
 fn iov_off(off: i64) -> Option<u64> {
-    if off == RUMPUSER_IOV_NOSEEK { None } else { Some(off as u64) }
+    if off == RUMPUSER_IOV_NOSEEK {
+        None
+    } else {
+        Some(off as u64)
+    }
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_iovread(fd: c_int, iov: *mut RumpuserIovec, n: usize, off: i64, retp: *mut usize) -> c_int {
+pub unsafe extern "C" fn rumpuser_iovread(
+    fd: c_int,
+    iov: *mut RumpuserIovec,
+    n: usize,
+    off: i64,
+    retp: *mut usize,
+) -> c_int {
     let iov = match iov_slices(iov, n) {
         Ok(v) => v,
         Err(e) => return e.code(),
@@ -457,7 +609,8 @@ pub unsafe extern "C" fn rumpuser_iovread(fd: c_int, iov: *mut RumpuserIovec, n:
                 return Err(Errno::EFAULT);
             }
             // SAFETY: each iovec describes a writable buffer (rump's promise).
-            let buf = unsafe { core::slice::from_raw_parts_mut(v.iov_base.cast::<u8>(), v.iov_len) };
+            let buf =
+                unsafe { core::slice::from_raw_parts_mut(v.iov_base.cast::<u8>(), v.iov_len) };
             let got = h.read_at(fd, buf, pos)?;
             total += got;
             pos = pos.map(|p| p + got as u64);
@@ -477,7 +630,13 @@ pub unsafe extern "C" fn rumpuser_iovread(fd: c_int, iov: *mut RumpuserIovec, n:
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_iovwrite(fd: c_int, iov: *const RumpuserIovec, n: usize, off: i64, retp: *mut usize) -> c_int {
+pub unsafe extern "C" fn rumpuser_iovwrite(
+    fd: c_int,
+    iov: *const RumpuserIovec,
+    n: usize,
+    off: i64,
+    retp: *mut usize,
+) -> c_int {
     let iov = match iov_slices(iov, n) {
         Ok(v) => v,
         Err(e) => return e.code(),
@@ -542,11 +701,17 @@ pub unsafe extern "C" fn rumpuser_thread_create(
     cpuidx: c_int,
     cookie: *mut *mut c_void,
 ) -> c_int {
-    let Some(f) = f else { return Errno::EINVAL.code() };
+    let Some(f) = f else {
+        return Errno::EINVAL.code();
+    };
     if mustjoin != 0 && cookie.is_null() {
         return Errno::EINVAL.code();
     }
-    let name = if name.is_null() { "rump" } else { path_arg(name).unwrap_or("rump") };
+    let name = if name.is_null() {
+        "rump"
+    } else {
+        path_arg(name).unwrap_or("rump")
+    };
     match host::host().thread_create(f, arg, name, mustjoin != 0, cpuidx) {
         Ok(c) => {
             if mustjoin != 0 {
@@ -737,7 +902,12 @@ pub unsafe extern "C" fn rumpuser_cv_wait_nowrap(cv: *mut RumpuserCv, m: *mut Ru
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_cv_timedwait(cv: *mut RumpuserCv, m: *mut RumpuserMtx, sec: i64, nsec: i64) -> c_int {
+pub unsafe extern "C" fn rumpuser_cv_timedwait(
+    cv: *mut RumpuserCv,
+    m: *mut RumpuserMtx,
+    sec: i64,
+    nsec: i64,
+) -> c_int {
     ret(obj(cv).wait(host::host(), obj(m), Some(RelTimeout { sec, nsec })))
 }
 
@@ -783,7 +953,12 @@ pub unsafe extern "C" fn rumpuser_daemonize_done(_error: c_int) -> c_int {
 /// Components reach the rump kernel through ELF link sets in a static image, so there is
 /// nothing to load.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpuser_dl_bootstrap(_modinit: Option<RumpModinitFn>, _symload: Option<RumpSymloadFn>, _compload: Option<RumpComploadFn>) {}
+pub unsafe extern "C" fn rumpuser_dl_bootstrap(
+    _modinit: Option<RumpModinitFn>,
+    _symload: Option<RumpSymloadFn>,
+    _compload: Option<RumpComploadFn>,
+) {
+}
 
 /// References every hypercall symbol, so that linking a test or image against the rump
 /// archives pulls them all in even though nothing in Rust calls them. Returns how many.
@@ -852,7 +1027,10 @@ pub fn link_all() -> usize {
         crate::pci::rumpcomp_pci_irq_map as *const () as usize,
         crate::pci::rumpcomp_pci_irq_establish as *const () as usize,
     ];
-    core::hint::black_box(&all).iter().filter(|&&p| p != 0).count()
+    core::hint::black_box(&all)
+        .iter()
+        .filter(|&&p| p != 0)
+        .count()
 }
 
 /// The FileType numbering is the C one.

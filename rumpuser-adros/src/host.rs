@@ -205,7 +205,12 @@ pub trait Host: Sync {
     /// Arranges for `handler(arg)` to run (in a thread holding a rump lwp, never in hardware
     /// interrupt context) whenever the interrupt mapped under `cookie` fires. Returns an
     /// opaque non-null handle.
-    fn pci_irq_establish(&self, _cookie: u32, _handler: IrqHandler, _arg: *mut c_void) -> Option<NonNull<c_void>> {
+    fn pci_irq_establish(
+        &self,
+        _cookie: u32,
+        _handler: IrqHandler,
+        _arg: *mut c_void,
+    ) -> Option<NonNull<c_void>> {
         None
     }
 }
@@ -231,6 +236,8 @@ pub fn host() -> &'static dyn Host {
     }
     #[cfg(not(feature = "std"))]
     {
-        *HOST.get().expect("rumpuser-adros: no Host installed (call set_host first)")
+        *HOST
+            .get()
+            .expect("rumpuser-adros: no Host installed (call set_host first)")
     }
 }

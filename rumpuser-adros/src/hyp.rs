@@ -47,7 +47,10 @@ fn table() -> Option<&'static Hyperup> {
     unsafe { p.as_ref() }
 }
 
-#[allow(clippy::not_unsafe_ptr_arg_deref, reason = "interlock is opaque: handed to rump, never dereferenced here")]
+#[allow(
+    clippy::not_unsafe_ptr_arg_deref,
+    reason = "interlock is opaque: handed to rump, never dereferenced here"
+)]
 /// Releases the caller's virtual CPU; returns the `nlocks` to give back to [`schedule`].
 pub fn unschedule(interlock: *mut c_void) -> c_int {
     let mut nlocks: c_int = 0;
@@ -59,7 +62,10 @@ pub fn unschedule(interlock: *mut c_void) -> c_int {
     nlocks
 }
 
-#[allow(clippy::not_unsafe_ptr_arg_deref, reason = "interlock is opaque: handed to rump, never dereferenced here")]
+#[allow(
+    clippy::not_unsafe_ptr_arg_deref,
+    reason = "interlock is opaque: handed to rump, never dereferenced here"
+)]
 /// Takes a virtual CPU back after [`unschedule`].
 pub fn schedule(nlocks: c_int, interlock: *mut c_void) {
     if let Some(f) = table().and_then(|t| t.hyp_backend_schedule) {

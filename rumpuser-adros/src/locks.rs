@@ -33,7 +33,11 @@ pub struct Mutex {
 
 impl Mutex {
     pub fn new(flags: i32) -> Mutex {
-        Mutex { raw: RawMutex::new(), owner: AtomicUsize::new(0), flags }
+        Mutex {
+            raw: RawMutex::new(),
+            owner: AtomicUsize::new(0),
+            flags,
+        }
     }
 
     /// Whether the underlying lock is held (by anyone); for tests and assertions.
@@ -60,7 +64,11 @@ impl Mutex {
 
     fn mark_entered(&self, host: &dyn Host) {
         if self.is_kmutex() {
-            debug_assert_eq!(self.owner.load(Ordering::Relaxed), 0, "kmutex entered twice");
+            debug_assert_eq!(
+                self.owner.load(Ordering::Relaxed),
+                0,
+                "kmutex entered twice"
+            );
             self.owner.store(host.curlwp(), Ordering::Relaxed);
         }
     }
@@ -119,7 +127,9 @@ pub struct RwLock {
 
 impl RwLock {
     pub fn new() -> RwLock {
-        RwLock { raw: RawRwLock::new() }
+        RwLock {
+            raw: RawRwLock::new(),
+        }
     }
 
     pub fn enter(&self, host: &dyn Host, mode: RwMode) {
@@ -130,11 +140,19 @@ impl RwLock {
     }
 
     pub fn tryenter(&self, host: &dyn Host, mode: RwMode) -> Result<(), Errno> {
-        if self.raw.try_lock(mode, host.curlwp()) { Ok(()) } else { Err(Errno::EBUSY) }
+        if self.raw.try_lock(mode, host.curlwp()) {
+            Ok(())
+        } else {
+            Err(Errno::EBUSY)
+        }
     }
 
     pub fn tryupgrade(&self, host: &dyn Host) -> Result<(), Errno> {
-        if self.raw.try_upgrade(host.curlwp()) { Ok(()) } else { Err(Errno::EBUSY) }
+        if self.raw.try_upgrade(host.curlwp()) {
+            Ok(())
+        } else {
+            Err(Errno::EBUSY)
+        }
     }
 
     pub fn downgrade(&self) {
@@ -184,7 +202,12 @@ impl Condvar {
     }
 
     /// `rumpuser_cv_wait` / `rumpuser_cv_timedwait`.
-    pub fn wait(&self, host: &dyn Host, m: &Mutex, timeout: Option<RelTimeout>) -> Result<(), Errno> {
+    pub fn wait(
+        &self,
+        host: &dyn Host,
+        m: &Mutex,
+        timeout: Option<RelTimeout>,
+    ) -> Result<(), Errno> {
         // Read the clock before giving up the CPU, as NetBSD does.
         let deadline = timeout.map(|t| t.deadline_from(host.monotonic_ns()));
         self.nwaiters.fetch_add(1, Ordering::Relaxed);
@@ -203,7 +226,11 @@ impl Condvar {
             hyp::schedule(nlocks, m.interlock());
         }
         self.nwaiters.fetch_sub(1, Ordering::Relaxed);
-        if signalled { Ok(()) } else { Err(Errno::ETIMEDOUT) }
+        if signalled {
+            Ok(())
+        } else {
+            Err(Errno::ETIMEDOUT)
+        }
     }
 
     /// `rumpuser_cv_wait_nowrap`: the vCPU stays held.

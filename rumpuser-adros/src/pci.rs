@@ -31,7 +31,13 @@ fn valid(a: PciAddr, reg: c_int) -> bool {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpcomp_pci_confread(bus: c_uint, dev: c_uint, fun: c_uint, reg: c_int, val: *mut c_uint) -> c_int {
+pub unsafe extern "C" fn rumpcomp_pci_confread(
+    bus: c_uint,
+    dev: c_uint,
+    fun: c_uint,
+    reg: c_int,
+    val: *mut c_uint,
+) -> c_int {
     let a = addr(bus, dev, fun);
     if val.is_null() || !valid(a, reg) {
         return Errno::EINVAL.code();
@@ -51,7 +57,13 @@ pub unsafe extern "C" fn rumpcomp_pci_confread(bus: c_uint, dev: c_uint, fun: c_
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpcomp_pci_confwrite(bus: c_uint, dev: c_uint, fun: c_uint, reg: c_int, val: c_uint) -> c_int {
+pub unsafe extern "C" fn rumpcomp_pci_confwrite(
+    bus: c_uint,
+    dev: c_uint,
+    fun: c_uint,
+    reg: c_int,
+    val: c_uint,
+) -> c_int {
     let a = addr(bus, dev, fun);
     if !valid(a, reg) {
         return Errno::EINVAL.code();
@@ -64,7 +76,9 @@ pub unsafe extern "C" fn rumpcomp_pci_map(pa: c_ulong, len: c_ulong) -> *mut c_v
     if len == 0 {
         return ptr::null_mut();
     }
-    host::host().pci_map(pa, len).map_or(ptr::null_mut(), |p| p.as_ptr().cast())
+    host::host()
+        .pci_map(pa, len)
+        .map_or(ptr::null_mut(), |p| p.as_ptr().cast())
 }
 
 #[unsafe(no_mangle)]
@@ -73,7 +87,12 @@ pub unsafe extern "C" fn rumpcomp_pci_iospace_init() -> c_int {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpcomp_pci_dmalloc(size: usize, align: usize, pap: *mut c_ulong, vap: *mut c_ulong) -> c_int {
+pub unsafe extern "C" fn rumpcomp_pci_dmalloc(
+    size: usize,
+    align: usize,
+    pap: *mut c_ulong,
+    vap: *mut c_ulong,
+) -> c_int {
     if pap.is_null() || vap.is_null() || size == 0 || (align != 0 && !align.is_power_of_two()) {
         return Errno::EINVAL.code();
     }
@@ -97,7 +116,12 @@ pub unsafe extern "C" fn rumpcomp_pci_dmafree(vacookie: c_ulong, size: usize) {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpcomp_pci_dmamem_map(segs: *mut DmaSeg, nseg: usize, totlen: usize, vap: *mut *mut c_void) -> c_int {
+pub unsafe extern "C" fn rumpcomp_pci_dmamem_map(
+    segs: *mut DmaSeg,
+    nseg: usize,
+    totlen: usize,
+    vap: *mut *mut c_void,
+) -> c_int {
     if segs.is_null() || nseg == 0 || vap.is_null() {
         return Errno::EINVAL.code();
     }
@@ -122,12 +146,26 @@ pub unsafe extern "C" fn rumpcomp_pci_virt_to_mach(va: *mut c_void) -> c_ulong {
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpcomp_pci_irq_map(bus: c_uint, dev: c_uint, fun: c_uint, intrline: c_int, cookie: c_uint) -> c_int {
+pub unsafe extern "C" fn rumpcomp_pci_irq_map(
+    bus: c_uint,
+    dev: c_uint,
+    fun: c_uint,
+    intrline: c_int,
+    cookie: c_uint,
+) -> c_int {
     ret(host::host().pci_irq_map(addr(bus, dev, fun), intrline, cookie))
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn rumpcomp_pci_irq_establish(cookie: c_uint, handler: Option<IrqHandler>, arg: *mut c_void) -> *mut c_void {
-    let Some(handler) = handler else { return ptr::null_mut() };
-    host::host().pci_irq_establish(cookie, handler, arg).map_or(ptr::null_mut(), |p| p.as_ptr())
+pub unsafe extern "C" fn rumpcomp_pci_irq_establish(
+    cookie: c_uint,
+    handler: Option<IrqHandler>,
+    arg: *mut c_void,
+) -> *mut c_void {
+    let Some(handler) = handler else {
+        return ptr::null_mut();
+    };
+    host::host()
+        .pci_irq_establish(cookie, handler, arg)
+        .map_or(ptr::null_mut(), |p| p.as_ptr())
 }

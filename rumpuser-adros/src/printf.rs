@@ -48,7 +48,11 @@ impl Buf<'_> {
 
 /// Formats `fmt` with `args`, writing output in chunks to `out`.
 pub fn format(fmt: &[u8], args: &mut dyn Args, out: &mut dyn FnMut(&[u8])) {
-    let mut b = Buf { data: [0; 256], len: 0, out };
+    let mut b = Buf {
+        data: [0; 256],
+        len: 0,
+        out,
+    };
     let mut i = 0;
     let at = |i: usize| fmt.get(i).copied().unwrap_or(0);
     while i < fmt.len() {
@@ -58,7 +62,8 @@ pub fn format(fmt: &[u8], args: &mut dyn Args, out: &mut dyn FnMut(&[u8])) {
             b.put(c);
             continue;
         }
-        let (mut left, mut zero, mut plus, mut space, mut alt) = (false, false, false, false, false);
+        let (mut left, mut zero, mut plus, mut space, mut alt) =
+            (false, false, false, false, false);
         loop {
             match at(i) {
                 b'-' => left = true,
@@ -104,7 +109,14 @@ pub fn format(fmt: &[u8], args: &mut dyn Args, out: &mut dyn FnMut(&[u8])) {
         let mut bits = 32u32;
         loop {
             match at(i) {
-                b'h' => bits = if at(i + 1) == b'h' { i += 1; 8 } else { 16 },
+                b'h' => {
+                    bits = if at(i + 1) == b'h' {
+                        i += 1;
+                        8
+                    } else {
+                        16
+                    }
+                }
                 b'l' | b'q' | b'z' | b'j' | b't' | b'L' => bits = 64,
                 _ => break,
             }
@@ -167,7 +179,11 @@ pub fn format(fmt: &[u8], args: &mut dyn Args, out: &mut dyn FnMut(&[u8])) {
             }
             b'u' | b'x' | b'X' | b'o' | b'p' => {
                 let raw = args.next();
-                let v = if conv == b'p' { raw } else { truncate(raw, bits) };
+                let v = if conv == b'p' {
+                    raw
+                } else {
+                    truncate(raw, bits)
+                };
                 let (base, upper) = match conv {
                     b'u' => (10, false),
                     b'o' => (8, false),
@@ -215,12 +231,20 @@ pub fn format(fmt: &[u8], args: &mut dyn Args, out: &mut dyn FnMut(&[u8])) {
 }
 
 fn truncate(v: u64, bits: u32) -> u64 {
-    if bits >= 64 { v } else { v & ((1u64 << bits) - 1) }
+    if bits >= 64 {
+        v
+    } else {
+        v & ((1u64 << bits) - 1)
+    }
 }
 
 /// Writes `v` in `base` right-aligned into `buf`; returns the digit count.
 fn utoa(mut v: u64, base: u64, upper: bool, buf: &mut [u8; 24]) -> usize {
-    let digits: &[u8; 16] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+    let digits: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
     let mut n = 0;
     loop {
         n += 1;
@@ -250,7 +274,11 @@ mod tests {
 
     fn f(fmt: &str, ints: &[u64], strs: &[&'static [u8]]) -> String {
         let mut out = Vec::new();
-        format(fmt.as_bytes(), &mut V(ints.to_vec(), strs.to_vec()), &mut |s| out.extend_from_slice(s));
+        format(
+            fmt.as_bytes(),
+            &mut V(ints.to_vec(), strs.to_vec()),
+            &mut |s| out.extend_from_slice(s),
+        );
         String::from_utf8(out).unwrap()
     }
 
@@ -258,8 +286,14 @@ mod tests {
     fn conversions() {
         assert_eq!(f("a%db", &[(-5i32) as u32 as u64], &[]), "a-5b");
         assert_eq!(f("%5d|%-4u|%05x", &[42, 7, 0xab], &[]), "   42|7   |000ab");
-        assert_eq!(f("%lx %llu %zu", &[u64::MAX, 1 << 40, 3], &[]), "ffffffffffffffff 1099511627776 3");
-        assert_eq!(f("%s=%.2s %c%%", &[1, 2, b'z' as u64], &[b"key", b"value"]), "key=va z%");
+        assert_eq!(
+            f("%lx %llu %zu", &[u64::MAX, 1 << 40, 3], &[]),
+            "ffffffffffffffff 1099511627776 3"
+        );
+        assert_eq!(
+            f("%s=%.2s %c%%", &[1, 2, b'z' as u64], &[b"key", b"value"]),
+            "key=va z%"
+        );
         assert_eq!(f("%p %#x", &[0x1000, 255], &[]), "0x1000 0xff");
         assert_eq!(f("%*d|%s", &[3, 1, 0], &[]), "  1|(null)");
         assert_eq!(f("%hhd %hd", &[0x1ff, 0x18000], &[]), "-1 -32768");

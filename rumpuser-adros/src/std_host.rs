@@ -50,7 +50,8 @@ const CHUNK: usize = 2 << 20;
 /// returned to the host (the rump kernel caches its pages the same way).
 static PAGES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 /// Base addresses of the page pool's chunks.
-static CHUNKS: Mutex<std::collections::BTreeSet<usize>> = Mutex::new(std::collections::BTreeSet::new());
+static CHUNKS: Mutex<std::collections::BTreeSet<usize>> =
+    Mutex::new(std::collections::BTreeSet::new());
 
 /// `ADROS_RUMP_PAGE_POOL=0` turns the page pool off (for A/B measurements).
 fn page_pool_enabled() -> bool {
@@ -59,7 +60,12 @@ fn page_pool_enabled() -> bool {
 }
 
 fn in_page_pool(p: usize) -> bool {
-    CHUNKS.lock().unwrap().range(..=p).next_back().is_some_and(|&b| p < b + CHUNK)
+    CHUNKS
+        .lock()
+        .unwrap()
+        .range(..=p)
+        .next_back()
+        .is_some_and(|&b| p < b + CHUNK)
 }
 
 fn page_alloc() -> Result<NonNull<u8>, Errno> {
@@ -71,7 +77,14 @@ fn page_alloc() -> Result<NonNull<u8>, Errno> {
     // direct compaction, which measured worse than small pages.
     // SAFETY: anonymous private mapping; no existing memory is touched.
     let raw = unsafe {
-        libc::mmap(std::ptr::null_mut(), CHUNK, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE, -1, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            CHUNK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+            -1,
+            0,
+        )
     };
     if raw == libc::MAP_FAILED {
         return Err(io_err(std::io::Error::last_os_error()));
@@ -113,13 +126,21 @@ impl Default for StdHost {
 
 impl StdHost {
     pub const fn new() -> StdHost {
-        StdHost { files: Mutex::new(Files { slots: Vec::new() }), params: Mutex::new(None), capture: Mutex::new(None) }
+        StdHost {
+            files: Mutex::new(Files { slots: Vec::new() }),
+            params: Mutex::new(None),
+            capture: Mutex::new(None),
+        }
     }
 
     /// Overrides a `rumpuser_getparam` value (also `_RUMPUSER_NCPU`) for this process;
     /// takes precedence over the environment.
     pub fn set_param(&self, name: &str, value: &str) {
-        self.params.lock().unwrap().get_or_insert_with(HashMap::new).insert(name.into(), value.into());
+        self.params
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .insert(name.into(), value.into());
     }
 
     /// Starts (`true`) or stops capturing console output instead of writing it to stderr;
@@ -134,16 +155,27 @@ impl StdHost {
     }
 
     fn param(&self, name: &str) -> Option<String> {
-        self.params.lock().unwrap().as_ref().and_then(|m| m.get(name).cloned())
+        self.params
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|m| m.get(name).cloned())
     }
 
     fn file(&self, fd: i32) -> Result<Arc<File>, Errno> {
         let f = self.files.lock().unwrap();
-        usize::try_from(fd).ok().and_then(|i| f.slots.get(i)).and_then(|s| s.clone()).ok_or(Errno::EBADF)
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| f.slots.get(i))
+            .and_then(|s| s.clone())
+            .ok_or(Errno::EBADF)
     }
 
     fn mono_now() -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -170,8 +202,18 @@ impl Host for StdHost {
         std::hint::spin_loop();
     }
 
-    #[allow(clippy::not_unsafe_ptr_arg_deref, reason = "arg is opaque: handed to the new thread's C entry")]
-    fn thread_create(&self, entry: ThreadEntry, arg: *mut c_void, name: &str, joinable: bool, _cpu: i32) -> Result<Option<ThreadCookie>, Errno> {
+    #[allow(
+        clippy::not_unsafe_ptr_arg_deref,
+        reason = "arg is opaque: handed to the new thread's C entry"
+    )]
+    fn thread_create(
+        &self,
+        entry: ThreadEntry,
+        arg: *mut c_void,
+        name: &str,
+        joinable: bool,
+        _cpu: i32,
+    ) -> Result<Option<ThreadCookie>, Errno> {
         // SAFETY: plain pthread calls with valid pointers; `entry` is a C-ABI function taking
         // `arg`, which is what pthread_create runs.
         unsafe {
@@ -180,7 +222,11 @@ impl Host for StdHost {
             if rv != 0 {
                 return Err(Errno::from_linux(rv));
             }
-            let detach = if joinable { libc::PTHREAD_CREATE_JOINABLE } else { libc::PTHREAD_CREATE_DETACHED };
+            let detach = if joinable {
+                libc::PTHREAD_CREATE_JOINABLE
+            } else {
+                libc::PTHREAD_CREATE_DETACHED
+            };
             libc::pthread_attr_setdetachstate(&mut attr, detach);
             let mut tid: libc::pthread_t = 0;
             let mut rv = libc::EAGAIN;
@@ -208,7 +254,11 @@ impl Host for StdHost {
     fn thread_join(&self, cookie: ThreadCookie) -> Result<(), Errno> {
         // SAFETY: the cookie is a joinable pthread_t from thread_create, joined once.
         let rv = unsafe { libc::pthread_join(cookie.0 as libc::pthread_t, std::ptr::null_mut()) };
-        if rv == 0 { Ok(()) } else { Err(Errno::from_linux(rv)) }
+        if rv == 0 {
+            Ok(())
+        } else {
+            Err(Errno::from_linux(rv))
+        }
     }
 
     fn thread_exit(&self) -> ! {
@@ -230,15 +280,27 @@ impl Host for StdHost {
     }
 
     fn wall_clock(&self) -> (i64, u32) {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         (d.as_secs() as i64, d.subsec_nanos())
     }
 
     fn sleep_until(&self, deadline_ns: u64) {
-        let ts = libc::timespec { tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t, tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long };
+        let ts = libc::timespec {
+            tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
+        };
         loop {
             // SAFETY: valid timespec; absolute sleep on the clock mono_now reads.
-            let rv = unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) };
+            let rv = unsafe {
+                libc::clock_nanosleep(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TIMER_ABSTIME,
+                    &ts,
+                    std::ptr::null_mut(),
+                )
+            };
             if rv != libc::EINTR {
                 break;
             }
@@ -285,7 +347,9 @@ impl Host for StdHost {
     }
 
     fn ncpu(&self) -> u32 {
-        let v = self.param(crate::params::PARAM_NCPU).or_else(|| std::env::var("RUMP_NCPU").ok());
+        let v = self
+            .param(crate::params::PARAM_NCPU)
+            .or_else(|| std::env::var("RUMP_NCPU").ok());
         match v.as_deref() {
             Some("host") => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             Some(s) => s.parse().unwrap_or(2),
@@ -297,9 +361,15 @@ impl Host for StdHost {
         if let Some(h) = self.param(crate::params::PARAM_HOSTNAME) {
             return h;
         }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
         let pid = std::process::id();
-        if host.is_empty() { format!("rump-{pid:05}") } else { format!("rump-{pid:05}.{host}") }
+        if host.is_empty() {
+            format!("rump-{pid:05}")
+        } else {
+            format!("rump-{pid:05}.{host}")
+        }
     }
 
     fn getrandom(&self, buf: &mut [u8], _hard: bool, nowait: bool) -> Result<usize, Errno> {
@@ -355,7 +425,10 @@ impl Host for StdHost {
 
     fn close(&self, fd: i32) -> Result<(), Errno> {
         let mut files = self.files.lock().unwrap();
-        let slot = usize::try_from(fd).ok().and_then(|i| files.slots.get_mut(i)).ok_or(Errno::EBADF)?;
+        let slot = usize::try_from(fd)
+            .ok()
+            .and_then(|i| files.slots.get_mut(i))
+            .ok_or(Errno::EBADF)?;
         slot.take().map(|_| ()).ok_or(Errno::EBADF)
     }
 
@@ -369,7 +442,14 @@ impl Host for StdHost {
         } else if ft.is_block_device() || ft.is_char_device() {
             let mut f = File::open(path).map_err(io_err)?;
             let size = f.seek(SeekFrom::End(0)).map_err(io_err)?;
-            Ok((size, if ft.is_block_device() { FileType::Blk } else { FileType::Chr }))
+            Ok((
+                size,
+                if ft.is_block_device() {
+                    FileType::Blk
+                } else {
+                    FileType::Chr
+                },
+            ))
         } else {
             Ok((0, FileType::Other))
         }
@@ -404,6 +484,10 @@ impl Host for StdHost {
 
     fn sync(&self, fd: i32, flags: SyncFlags) -> Result<(), Errno> {
         let f = self.file(fd)?;
-        if flags.write { f.sync_data().map_err(io_err) } else { Ok(()) }
+        if flags.write {
+            f.sync_data().map_err(io_err)
+        } else {
+            Ok(())
+        }
     }
 }

@@ -27,7 +27,10 @@ pub struct Waiter {
 impl Waiter {
     /// A waiter for the calling thread.
     pub fn new(host: &dyn Host) -> Arc<Waiter> {
-        Arc::new(Waiter { notified: AtomicBool::new(false), waker: host.current_waker() })
+        Arc::new(Waiter {
+            notified: AtomicBool::new(false),
+            waker: host.current_waker(),
+        })
     }
 
     pub fn notified(&self) -> bool {
@@ -78,11 +81,16 @@ impl Default for RawMutex {
 
 impl RawMutex {
     pub const fn new() -> Self {
-        RawMutex { state: AtomicU8::new(0), waiters: spin::Mutex::new(VecDeque::new()) }
+        RawMutex {
+            state: AtomicU8::new(0),
+            waiters: spin::Mutex::new(VecDeque::new()),
+        }
     }
 
     pub fn try_lock(&self) -> bool {
-        self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        self.state
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Takes the lock, spinning briefly and then parking.
@@ -156,7 +164,11 @@ impl Default for RawRwLock {
 impl RawRwLock {
     pub const fn new() -> Self {
         RawRwLock {
-            state: spin::Mutex::new(RwState { readers: 0, writer: false, waiters: VecDeque::new() }),
+            state: spin::Mutex::new(RwState {
+                readers: 0,
+                writer: false,
+                waiters: VecDeque::new(),
+            }),
             owner: AtomicUsize::new(0),
         }
     }
@@ -218,7 +230,11 @@ impl RawRwLock {
                 debug_assert!(s.readers > 0, "rw unlock without holder");
                 s.readers = s.readers.saturating_sub(1);
             }
-            if s.readers == 0 { core::mem::take(&mut s.waiters) } else { VecDeque::new() }
+            if s.readers == 0 {
+                core::mem::take(&mut s.waiters)
+            } else {
+                VecDeque::new()
+            }
         };
         Self::wake_all(woken);
     }
@@ -267,7 +283,9 @@ pub struct RawCondvar {
 
 impl RawCondvar {
     pub const fn new() -> Self {
-        RawCondvar { waiters: spin::Mutex::new(VecDeque::new()) }
+        RawCondvar {
+            waiters: spin::Mutex::new(VecDeque::new()),
+        }
     }
 
     /// Step 1 of a wait: queue the calling thread. Call while holding the interlock.

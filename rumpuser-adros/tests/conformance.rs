@@ -13,9 +13,9 @@ use std::sync::{Arc, Barrier, Once};
 use std::time::{Duration, Instant};
 
 use rumpuser_adros::ffi::*;
-use rumpuser_adros::pci::*;
 use rumpuser_adros::hyp::Hyperup;
 use rumpuser_adros::locks::Mutex as RMutex;
+use rumpuser_adros::pci::*;
 
 const ETIMEDOUT: c_int = 60;
 const EBUSY: c_int = 16;
@@ -43,7 +43,11 @@ fn violation(what: &str) {
     VIOLATIONS.fetch_add(1, Ordering::SeqCst);
 }
 
-unsafe extern "C" fn fake_backend_unschedule(n: c_int, nlocks: *mut c_int, _interlock: *mut c_void) {
+unsafe extern "C" fn fake_backend_unschedule(
+    n: c_int,
+    nlocks: *mut c_int,
+    _interlock: *mut c_void,
+) {
     if n != 0 || !SCHEDULED.get() {
         violation("backend_unschedule without a vCPU");
     }
@@ -64,7 +68,9 @@ unsafe extern "C" fn fake_backend_schedule(nlocks: c_int, interlock: *mut c_void
         // SAFETY: interlocks our layer passes are its own Mutex objects.
         let m = unsafe { &*(interlock as *const RMutex) };
         // Held *by this thread* (another thread may legitimately hold it at this moment).
-        LOCKED_AT_SCHED.set(Some(m.is_locked() && m.owner() == Some(rumpuser_curlwp() as usize)));
+        LOCKED_AT_SCHED.set(Some(
+            m.is_locked() && m.owner() == Some(rumpuser_curlwp() as usize),
+        ));
     }
     SCHEDULED.set(true);
     SCHED.set(SCHED.get() + 1);
@@ -119,7 +125,11 @@ fn setup() {
         // SAFETY: a valid table for the version we implement.
         assert_eq!(unsafe { rumpuser_init(17, &table) }, 0);
     });
-    assert_eq!(VIOLATIONS.load(Ordering::SeqCst), 0, "an earlier hypercall broke the contract");
+    assert_eq!(
+        VIOLATIONS.load(Ordering::SeqCst),
+        0,
+        "an earlier hypercall broke the contract"
+    );
 }
 
 /// Makes the calling thread look like a rump thread holding a vCPU with its own lwp.
@@ -138,12 +148,19 @@ fn counts() -> (u32, u32) {
 }
 
 fn no_violations() {
-    assert_eq!(VIOLATIONS.load(Ordering::SeqCst), 0, "schedule/unschedule contract broken");
+    assert_eq!(
+        VIOLATIONS.load(Ordering::SeqCst),
+        0,
+        "schedule/unschedule contract broken"
+    );
     assert!(SCHEDULED.get(), "hypercall returned without the vCPU");
 }
 
 /// Runs `f` on a new std thread that acts as a rump thread with lwp `tag`.
-fn rump_thread<T: Send + 'static>(tag: usize, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+fn rump_thread<T: Send + 'static>(
+    tag: usize,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
     std::thread::spawn(move || {
         enter_rump(tag);
         f()
@@ -272,11 +289,17 @@ fn getrandom_fills() {
     let mut buf = [0u8; 64];
     let mut n = 0usize;
     // SAFETY: valid buffer and out-pointer.
-    assert_eq!(unsafe { rumpuser_getrandom(buf.as_mut_ptr().cast(), buf.len(), 0x2, &mut n) }, 0);
+    assert_eq!(
+        unsafe { rumpuser_getrandom(buf.as_mut_ptr().cast(), buf.len(), 0x2, &mut n) },
+        0
+    );
     assert_eq!(n, 64);
     assert!(buf.iter().any(|&b| b != 0));
     // SAFETY: invalid flags are rejected.
-    assert_eq!(unsafe { rumpuser_getrandom(buf.as_mut_ptr().cast(), 4, 0x80, &mut n) }, EINVAL);
+    assert_eq!(
+        unsafe { rumpuser_getrandom(buf.as_mut_ptr().cast(), 4, 0x80, &mut n) },
+        EINVAL
+    );
 }
 
 unsafe extern "C" {
@@ -292,7 +315,20 @@ fn dprintf_formats_register_and_stack_arguments() {
     let s = CString::new("str").unwrap();
     let fmt = CString::new("%d %s %x %lu %c %5d|%-3d| %p %lld!\n").unwrap();
     // SAFETY: arguments match the format.
-    unsafe { dprintf_variadic(fmt.as_ptr(), -3 as c_int, s.as_ptr(), 255u32, 1u64 << 40, b'q' as c_int, 42 as c_int, 7 as c_int, 0x1000usize as *const c_void, -9i64) };
+    unsafe {
+        dprintf_variadic(
+            fmt.as_ptr(),
+            -3 as c_int,
+            s.as_ptr(),
+            255u32,
+            1u64 << 40,
+            b'q' as c_int,
+            42 as c_int,
+            7 as c_int,
+            0x1000usize as *const c_void,
+            -9i64,
+        )
+    };
     let out = String::from_utf8(host.capture_console(false)).unwrap();
     assert_eq!(out, "-3 str ff 1099511627776 q    42|7  | 0x1000 -9!\n");
 }
@@ -302,7 +338,10 @@ fn seterrno_sets_errno() {
     setup();
     // SAFETY: plain call.
     unsafe { rumpuser_seterrno(ETIMEDOUT) };
-    assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(ETIMEDOUT));
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(ETIMEDOUT)
+    );
 }
 
 #[test]
@@ -313,7 +352,10 @@ fn pci_family_without_pci_host() {
     assert_eq!(unsafe { rumpcomp_pci_confread(0, 3, 0, 0, &mut v) }, ENOSYS);
     assert_eq!(v, 0xffff_ffff);
     // SAFETY: out of range device number is rejected before the host is asked.
-    assert_eq!(unsafe { rumpcomp_pci_confread(0, 32, 0, 0, &mut v) }, EINVAL);
+    assert_eq!(
+        unsafe { rumpcomp_pci_confread(0, 32, 0, 0, &mut v) },
+        EINVAL
+    );
     // SAFETY: null handler is rejected.
     assert!(unsafe { rumpcomp_pci_irq_establish(0, None, ptr::null_mut()) }.is_null());
     assert!(rumpuser_adros::ffi::link_all() >= 60);
@@ -343,16 +385,43 @@ fn thread_create_join_exit() {
     let name = CString::new("conformance").unwrap();
     let mut cookie = ptr::null_mut();
     // SAFETY: valid function, name and out-pointer.
-    let rv = unsafe { rumpuser_thread_create(Some(exits_via_thread_exit), 0x1234 as *mut c_void, name.as_ptr(), 1, 0, -1, &mut cookie) };
+    let rv = unsafe {
+        rumpuser_thread_create(
+            Some(exits_via_thread_exit),
+            0x1234 as *mut c_void,
+            name.as_ptr(),
+            1,
+            0,
+            -1,
+            &mut cookie,
+        )
+    };
     assert_eq!(rv, 0);
     assert!(!cookie.is_null());
     // SAFETY: a joinable cookie, joined once.
     assert_eq!(unsafe { rumpuser_thread_join(cookie) }, 0);
     assert!(EXITED.load(Ordering::SeqCst));
-    assert_eq!(counts(), (1, 1), "join must release the vCPU around the wait");
+    assert_eq!(
+        counts(),
+        (1, 1),
+        "join must release the vCPU around the wait"
+    );
     // Detached thread that simply returns.
     // SAFETY: as above, not joinable.
-    assert_eq!(unsafe { rumpuser_thread_create(Some(returns), ptr::null_mut(), name.as_ptr(), 0, 0, -1, ptr::null_mut()) }, 0);
+    assert_eq!(
+        unsafe {
+            rumpuser_thread_create(
+                Some(returns),
+                ptr::null_mut(),
+                name.as_ptr(),
+                0,
+                0,
+                -1,
+                ptr::null_mut(),
+            )
+        },
+        0
+    );
     let t0 = Instant::now();
     while !RETURNED.load(Ordering::SeqCst) {
         assert!(t0.elapsed() < Duration::from_secs(10));
@@ -405,7 +474,11 @@ fn kmutex_owner_and_tryenter() {
         rumpuser_mutex_owner(m.p(), &mut owner);
         assert_eq!(owner as usize, 0x200);
     }
-    assert_eq!(counts(), (0, 0), "uncontended enter must not release the vCPU");
+    assert_eq!(
+        counts(),
+        (0, 0),
+        "uncontended enter must not release the vCPU"
+    );
     let other = rump_thread(0x201, move || {
         // SAFETY: live mutex.
         unsafe {
@@ -514,7 +587,11 @@ fn rwlock_upgrade_downgrade_held() {
         assert_eq!(rumpuser_rw_tryenter(0, rw.p()), 0, "readers share");
         assert_eq!(held(0), 2);
         assert_eq!(rumpuser_rw_tryenter(1, rw.p()), EBUSY);
-        assert_eq!(rumpuser_rw_tryupgrade(rw.p()), EBUSY, "two readers: no upgrade");
+        assert_eq!(
+            rumpuser_rw_tryupgrade(rw.p()),
+            EBUSY,
+            "two readers: no upgrade"
+        );
         rumpuser_rw_exit(rw.p());
         assert_eq!(rumpuser_rw_tryupgrade(rw.p()), 0, "sole reader upgrades");
         assert_eq!(held(1), 1);
@@ -537,13 +614,21 @@ fn rwlock_upgrade_downgrade_held() {
     let reader = rump_thread(0x502, move || {
         // SAFETY: live rwlock.
         unsafe {
-            assert_eq!(rumpuser_rw_tryenter(1, rw.p()), EBUSY, "a reader still holds it");
+            assert_eq!(
+                rumpuser_rw_tryenter(1, rw.p()),
+                EBUSY,
+                "a reader still holds it"
+            );
             rumpuser_rw_enter(0, rw.p());
             rumpuser_rw_exit(rw.p());
         }
         counts()
     });
-    assert_eq!(reader.join().unwrap(), (0, 0), "uncontended read enter keeps the vCPU");
+    assert_eq!(
+        reader.join().unwrap(),
+        (0, 0),
+        "uncontended read enter keeps the vCPU"
+    );
     // A writer blocked behind our read lock releases its vCPU while waiting.
     let writer = rump_thread(0x503, move || {
         // SAFETY: live rwlock.
@@ -609,10 +694,17 @@ fn cv_wait_signal_and_vcpu_order() {
         }
         waker.join().unwrap();
         let (u, s) = counts();
-        assert!(u >= 1 && u == s, "cv_wait released/retook the vCPU: {u}/{s}");
+        assert!(
+            u >= 1 && u == s,
+            "cv_wait released/retook the vCPU: {u}/{s}"
+        );
         // cv_reschedule: SPIN|KMUTEX takes the vCPU before relocking, KMUTEX after.
         let expect_locked = flags == 0x2;
-        assert_eq!(LOCKED_AT_SCHED.get(), Some(expect_locked), "flags {flags:#x}");
+        assert_eq!(
+            LOCKED_AT_SCHED.get(),
+            Some(expect_locked),
+            "flags {flags:#x}"
+        );
         // SAFETY: unused now, destroyed once.
         unsafe {
             rumpuser_cv_destroy(cv.p());
@@ -703,7 +795,10 @@ fn cv_broadcast_wakes_all() {
         if n == 6 {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "waiters never arrived");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "waiters never arrived"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     // SAFETY: live objects.
@@ -737,14 +832,27 @@ fn absmono_sleep_is_never_early() {
         let (s, ns) = now_mono();
         let target = s as i128 * 1_000_000_000 + ns as i128 + 10_000_000 + i * 100_000;
         // SAFETY: plain call.
-        let rv = unsafe { rumpuser_clock_sleep(1, (target / 1_000_000_000) as i64, (target % 1_000_000_000) as std::ffi::c_long) };
+        let rv = unsafe {
+            rumpuser_clock_sleep(
+                1,
+                (target / 1_000_000_000) as i64,
+                (target % 1_000_000_000) as std::ffi::c_long,
+            )
+        };
         assert_eq!(rv, 0);
         let (s2, ns2) = now_mono();
         let after = s2 as i128 * 1_000_000_000 + ns2 as i128;
-        assert!(after >= target, "ABSMONO sleep woke {} ns early", target - after);
+        assert!(
+            after >= target,
+            "ABSMONO sleep woke {} ns early",
+            target - after
+        );
         worst = worst.max(Duration::from_nanos((after - target) as u64));
     }
-    assert!(worst < Duration::from_millis(500), "ABSMONO sleep overshoot {worst:?}");
+    assert!(
+        worst < Duration::from_millis(500),
+        "ABSMONO sleep overshoot {worst:?}"
+    );
     assert_eq!(counts(), (20, 20), "every sleep releases the vCPU");
     // RELWALL is a duration.
     let t0 = Instant::now();
@@ -762,7 +870,11 @@ fn absmono_sleep_is_never_early() {
 
 fn temp_image(len: usize) -> (std::path::PathBuf, Vec<u8>) {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let p = std::env::temp_dir().join(format!("rumpuser-adros-{}-{}.img", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let p = std::env::temp_dir().join(format!(
+        "rumpuser-adros-{}-{}.img",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
     let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 512) as u8).collect();
     std::fs::write(&p, &data).unwrap();
     (p, data)
@@ -781,7 +893,13 @@ type DoneSlot = std::sync::Mutex<Option<Done>>;
 unsafe extern "C" fn biodone(arg: *mut c_void, n: usize, error: c_int) {
     // SAFETY: arg is the &DoneSlot the test passed and keeps alive until completion.
     let slot = unsafe { &*(arg as *const DoneSlot) };
-    *slot.lock().unwrap() = Some(Done { n, error, scheduled: SCHEDULED.get(), lwp: rumpuser_curlwp() as usize, thread: std::thread::current().id() });
+    *slot.lock().unwrap() = Some(Done {
+        n,
+        error,
+        scheduled: SCHEDULED.get(),
+        lwp: rumpuser_curlwp() as usize,
+        thread: std::thread::current().id(),
+    });
 }
 
 fn wait_done(slot: &DoneSlot) -> Done {
@@ -790,7 +908,10 @@ fn wait_done(slot: &DoneSlot) -> Done {
         if let Some(d) = slot.lock().unwrap().take() {
             return d;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "bio never completed");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "bio never completed"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -817,8 +938,22 @@ fn bio_completes_in_a_rump_context() {
     let mut buf = vec![0u8; 4096];
     let before = counts();
     // SAFETY: buf and slot outlive the completion (we wait for it).
-    unsafe { rumpuser_bio(fd, 0x1, buf.as_mut_ptr().cast(), 4096, 8192, Some(biodone), arg) };
-    assert_eq!(counts().0 - before.0, 1, "bio releases the vCPU while queueing");
+    unsafe {
+        rumpuser_bio(
+            fd,
+            0x1,
+            buf.as_mut_ptr().cast(),
+            4096,
+            8192,
+            Some(biodone),
+            arg,
+        )
+    };
+    assert_eq!(
+        counts().0 - before.0,
+        1,
+        "bio releases the vCPU while queueing"
+    );
     let d = wait_done(&slot);
     assert_eq!((d.n, d.error), (4096, 0));
     assert_eq!(buf, data[8192..8192 + 4096]);
@@ -829,16 +964,38 @@ fn bio_completes_in_a_rump_context() {
     // Write (sync), then read it back through iovread.
     let wbuf = vec![0x5au8; 1024];
     // SAFETY: as above.
-    unsafe { rumpuser_bio(fd, 0x2 | 0x4, wbuf.as_ptr() as *mut c_void, 1024, 512, Some(biodone), arg) };
+    unsafe {
+        rumpuser_bio(
+            fd,
+            0x2 | 0x4,
+            wbuf.as_ptr() as *mut c_void,
+            1024,
+            512,
+            Some(biodone),
+            arg,
+        )
+    };
     let d = wait_done(&slot);
     assert_eq!((d.n, d.error, d.scheduled), (1024, 0, true));
     let mut a = [0u8; 100];
     let mut b = [0u8; 1000];
-    let iov = [RumpuserIovec { iov_base: a.as_mut_ptr().cast(), iov_len: 100 }, RumpuserIovec { iov_base: b.as_mut_ptr().cast(), iov_len: 1000 }];
+    let iov = [
+        RumpuserIovec {
+            iov_base: a.as_mut_ptr().cast(),
+            iov_len: 100,
+        },
+        RumpuserIovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: 1000,
+        },
+    ];
     let mut got = 0usize;
     let before = counts();
     // SAFETY: iovecs describe our buffers.
-    assert_eq!(unsafe { rumpuser_iovread(fd, iov.as_ptr() as *mut _, 2, 500, &mut got) }, 0);
+    assert_eq!(
+        unsafe { rumpuser_iovread(fd, iov.as_ptr() as *mut _, 2, 500, &mut got) },
+        0
+    );
     assert_eq!(counts().0 - before.0, 1, "iovread releases the vCPU once");
     assert_eq!(got, 1100);
     assert_eq!(&a[..12], &data[500..512]);
@@ -847,7 +1004,10 @@ fn bio_completes_in_a_rump_context() {
     assert_eq!(&b[936..], &data[1536..1600]);
     // iovwrite at an offset, syncfd.
     let w = [1u8, 2, 3];
-    let wiov = [RumpuserIovec { iov_base: w.as_ptr() as *mut c_void, iov_len: 3 }];
+    let wiov = [RumpuserIovec {
+        iov_base: w.as_ptr() as *mut c_void,
+        iov_len: 3,
+    }];
     // SAFETY: as above.
     unsafe {
         let before = counts();
@@ -855,7 +1015,11 @@ fn bio_completes_in_a_rump_context() {
         assert_eq!(got, 3);
         assert_eq!(rumpuser_syncfd(fd, 0x2, 0, 0), 0);
         let after = counts();
-        assert_eq!((after.0 - before.0, after.1 - before.1), (2, 2), "iovwrite and syncfd release the vCPU");
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (2, 2),
+            "iovwrite and syncfd release the vCPU"
+        );
         assert_eq!(rumpuser_syncfd(fd, 0, 0, 0), EINVAL);
     }
     // A bad request still completes, with EINVAL, in a rump context.
@@ -897,7 +1061,17 @@ fn bio_many_in_flight() {
     barrier.wait();
     for i in 0..n {
         // SAFETY: buffers and slots outlive the completions.
-        unsafe { rumpuser_bio(fd, 0x1, bufs[i].as_mut_ptr().cast(), 4096, (i * 4096) as i64, Some(biodone), &slots[i] as *const _ as *mut c_void) };
+        unsafe {
+            rumpuser_bio(
+                fd,
+                0x1,
+                bufs[i].as_mut_ptr().cast(),
+                4096,
+                (i * 4096) as i64,
+                Some(biodone),
+                &slots[i] as *const _ as *mut c_void,
+            )
+        };
     }
     for i in 0..n {
         let d = wait_done(&slots[i]);

@@ -35,12 +35,19 @@ pub fn lines(serial: &str) -> Vec<&str> {
 
 /// The value of a `key: …` line of the banner.
 pub fn field<'a>(serial: &'a str, key: &str) -> Option<&'a str> {
-    lines(serial).into_iter().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')).map(str::trim))
+    lines(serial).into_iter().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(str::trim)
+    })
 }
 
 fn first_number(s: &str) -> Option<u64> {
     let start = s.find(|c: char| c.is_ascii_digit())?;
-    let digits: String = s[start..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    let digits: String = s[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
     digits.parse().ok()
 }
 
@@ -71,12 +78,18 @@ pub fn is_pci_line(l: &str) -> bool {
 /// The PCI lines anywhere in the transcript (the kernel may print them inside or after the
 /// banner).
 pub fn pci_lines(serial: &str) -> Vec<&str> {
-    serial.lines().map(str::trim).filter(|l| is_pci_line(l)).collect()
+    serial
+        .lines()
+        .map(str::trim)
+        .filter(|l| is_pci_line(l))
+        .collect()
 }
 
 /// The crash report (`!!! KERNEL PANIC` / `!!! KERNEL EXCEPTION` to the end), if any.
 pub fn crash_report(serial: &str) -> Option<&str> {
-    let i = serial.find("!!! KERNEL PANIC").or_else(|| serial.find("!!! KERNEL EXCEPTION"))?;
+    let i = serial
+        .find("!!! KERNEL PANIC")
+        .or_else(|| serial.find("!!! KERNEL EXCEPTION"))?;
     Some(&serial[i..])
 }
 

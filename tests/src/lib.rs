@@ -45,36 +45,61 @@ pub fn rump_linked() -> bool {
     if let Ok(v) = std::env::var("ADROS_RUMP_LINKED") {
         return v == "1";
     }
-    let kernel = std::env::var_os("ADROS_KERNEL").map(PathBuf::from).unwrap_or_else(|| target_dir().join("x86_64-unknown-none/release/adros-kernel"));
+    let kernel = std::env::var_os("ADROS_KERNEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("x86_64-unknown-none/release/adros-kernel"));
     kernel_has_rump(&kernel)
 }
 
 /// Whether a built kernel contains the rump components (their `rump_init`).
 pub fn kernel_has_rump(kernel: &Path) -> bool {
-    Command::new("nm").arg("--defined-only").arg(kernel).output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.ends_with(" rump_init")))
+    Command::new("nm")
+        .arg("--defined-only")
+        .arg(kernel)
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.ends_with(" rump_init"))
+        })
 }
 
 /// The workspace's target directory (honours `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).join("target"))
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("target")
+        })
 }
 
 /// Where this run's ISOs, disk images and logs live.
 pub fn test_dir() -> PathBuf {
-    std::env::var_os("ADROS_TEST_DIR").map(PathBuf::from).unwrap_or_else(|| target_dir().join("test-logs"))
+    std::env::var_os("ADROS_TEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("test-logs"))
 }
 
 /// The ISO with the default command line.
 pub fn default_iso() -> PathBuf {
-    let iso = std::env::var_os("ADROS_ISO").map(PathBuf::from).unwrap_or_else(|| target_dir().join("adros.iso"));
-    assert!(iso.exists(), "{} does not exist: run the tests with `cargo xtask test` (or `cargo xtask build` first)", iso.display());
+    let iso = std::env::var_os("ADROS_ISO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("adros.iso"));
+    assert!(
+        iso.exists(),
+        "{} does not exist: run the tests with `cargo xtask test` (or `cargo xtask build` first)",
+        iso.display()
+    );
     iso
 }
 
 fn stage_dir() -> PathBuf {
-    std::env::var_os("ADROS_ISO_STAGE").map(PathBuf::from).unwrap_or_else(|| default_iso().with_extension("d"))
+    std::env::var_os("ADROS_ISO_STAGE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| default_iso().with_extension("d"))
 }
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
@@ -105,7 +130,12 @@ pub fn iso_with_cmdline(cmdline: &str) -> Result<PathBuf, String> {
     }
     let stage = stage_dir();
     let cfg_path = stage.join("boot/grub/grub.cfg");
-    let cfg = std::fs::read_to_string(&cfg_path).map_err(|e| format!("reading {}: {e} (build the ISO with `cargo xtask build`)", cfg_path.display()))?;
+    let cfg = std::fs::read_to_string(&cfg_path).map_err(|e| {
+        format!(
+            "reading {}: {e} (build the ISO with `cargo xtask build`)",
+            cfg_path.display()
+        )
+    })?;
     let mut found = false;
     let new_cfg: String = cfg
         .lines()
@@ -113,7 +143,10 @@ pub fn iso_with_cmdline(cmdline: &str) -> Result<PathBuf, String> {
             let t = l.trim_start();
             if let Some(rest) = t.strip_prefix("multiboot2 ") {
                 found = true;
-                let kernel = rest.split_whitespace().next().unwrap_or("/boot/adros-kernel");
+                let kernel = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("/boot/adros-kernel");
                 format!("{}multiboot2 {kernel} {cmdline}\n", &l[..l.len() - t.len()])
             } else {
                 format!("{l}\n")
@@ -127,12 +160,21 @@ pub fn iso_with_cmdline(cmdline: &str) -> Result<PathBuf, String> {
     let tmp_stage = dir.join(format!("stage-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp_stage);
     copy_dir(&stage, &tmp_stage)?;
-    std::fs::write(tmp_stage.join("boot/grub/grub.cfg"), new_cfg).map_err(|e| format!("writing grub.cfg: {e}"))?;
+    std::fs::write(tmp_stage.join("boot/grub/grub.cfg"), new_cfg)
+        .map_err(|e| format!("writing grub.cfg: {e}"))?;
     let tmp_iso = dir.join(format!("tmp-{}-{n}.iso", std::process::id()));
-    let out = Command::new("grub-mkrescue").arg("-o").arg(&tmp_iso).arg(&tmp_stage).output().map_err(|e| format!("cannot run grub-mkrescue: {e}"))?;
+    let out = Command::new("grub-mkrescue")
+        .arg("-o")
+        .arg(&tmp_iso)
+        .arg(&tmp_stage)
+        .output()
+        .map_err(|e| format!("cannot run grub-mkrescue: {e}"))?;
     let _ = std::fs::remove_dir_all(&tmp_stage);
     if !out.status.success() {
-        return Err(format!("grub-mkrescue failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "grub-mkrescue failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     // Atomic: a concurrent test asking for the same command line sees a whole ISO or none.
     std::fs::rename(&tmp_iso, &iso).map_err(|e| format!("renaming {}: {e}", tmp_iso.display()))?;
@@ -147,7 +189,8 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
         if e.file_type().map_err(|e| e.to_string())?.is_dir() {
             copy_dir(&e.path(), &dst)?;
         } else {
-            std::fs::copy(e.path(), &dst).map_err(|err| format!("copying {}: {err}", e.path().display()))?;
+            std::fs::copy(e.path(), &dst)
+                .map_err(|err| format!("copying {}: {err}", e.path().display()))?;
         }
     }
     Ok(())
@@ -221,17 +264,33 @@ impl Boot {
     /// Types `send` into the serial console once `expect` appears in the output (after the
     /// previous step's match). Steps run in order; an interactive test is a list of them.
     pub fn type_after(mut self, expect: &str, send: &str) -> Self {
-        self.input.push(InputStep { expect: expect.to_string(), send: send.as_bytes().to_vec() });
+        self.input.push(InputStep {
+            expect: expect.to_string(),
+            send: send.as_bytes().to_vec(),
+        });
         self
     }
 
     /// Boots and returns the transcript. Panics (failing the test) only if QEMU cannot run.
     pub fn run(mut self) -> Transcript {
-        self.machine.iso = iso_with_cmdline(&self.cmdline).unwrap_or_else(|e| panic!("{}: cannot make the ISO: {e}", self.name));
+        self.machine.iso = iso_with_cmdline(&self.cmdline)
+            .unwrap_or_else(|e| panic!("{}: cannot make the ISO: {e}", self.name));
         let stop: &dyn Fn(&str) -> bool = &|s: &str| banner::complete(s);
-        let out = qemu::run_headless_with_input(&self.machine, self.timeout, |_| {}, if self.until_banner { Some(stop) } else { None }, &self.input)
-            .unwrap_or_else(|e| panic!("{}: {e}", self.name));
-        Transcript { name: self.name, cmdline: self.cmdline, machine: self.machine, timeout: self.timeout, out }
+        let out = qemu::run_headless_with_input(
+            &self.machine,
+            self.timeout,
+            |_| {},
+            if self.until_banner { Some(stop) } else { None },
+            &self.input,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        Transcript {
+            name: self.name,
+            cmdline: self.cmdline,
+            machine: self.machine,
+            timeout: self.timeout,
+            out,
+        }
     }
 }
 
@@ -271,7 +330,11 @@ impl Transcript {
             self.machine.usb_disks.len(),
             describe(self.out.status),
             self.out.status,
-            if self.out.timed_out { format!(", TIMED OUT at {} s", self.timeout.as_secs()) } else { String::new() },
+            if self.out.timed_out {
+                format!(", TIMED OUT at {} s", self.timeout.as_secs())
+            } else {
+                String::new()
+            },
             self.out.elapsed.as_secs_f64(),
             self.tail(40)
         )

@@ -47,20 +47,51 @@ pub struct DirectBoot {
 impl Machine {
     /// The default machine: 2 CPUs, 1 GiB, TCG.
     pub fn new(iso: &Path) -> Self {
-        Self { iso: iso.to_path_buf(), smp: 2, mem_mib: 1024, accel: "tcg".into(), disks: vec![], usb_disks: vec![], direct: None }
+        Self {
+            iso: iso.to_path_buf(),
+            smp: 2,
+            mem_mib: 1024,
+            accel: "tcg".into(),
+            disks: vec![],
+            usb_disks: vec![],
+            direct: None,
+        }
     }
 
     /// Arguments shared by every way of running the guest (interactive or headless).
     pub fn args(&self) -> Vec<String> {
-        let accel = if self.accel == "tcg" { "tcg,thread=multi".to_string() } else { self.accel.clone() };
-        let mut a: Vec<String> =
-            ["-machine", "q35", "-cpu", "max", "-accel", &accel, "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-        a.extend(["-smp".into(), self.smp.to_string(), "-m".into(), format!("{}M", self.mem_mib)]);
+        let accel = if self.accel == "tcg" {
+            "tcg,thread=multi".to_string()
+        } else {
+            self.accel.clone()
+        };
+        let mut a: Vec<String> = [
+            "-machine",
+            "q35",
+            "-cpu",
+            "max",
+            "-accel",
+            &accel,
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend([
+            "-smp".into(),
+            self.smp.to_string(),
+            "-m".into(),
+            format!("{}M", self.mem_mib),
+        ]);
         match &self.direct {
-            None => a.extend(["-boot".into(), "d".into(), "-cdrom".into(), self.iso.display().to_string()]),
+            None => a.extend([
+                "-boot".into(),
+                "d".into(),
+                "-cdrom".into(),
+                self.iso.display().to_string(),
+            ]),
             Some(d) => a.extend([
                 "-kernel".into(),
                 d.kernel.display().to_string(),
@@ -71,14 +102,23 @@ impl Machine {
             ]),
         }
         for (i, d) in self.disks.iter().enumerate() {
-            a.extend(["-drive".into(), format!("file={},if=none,id=vd{i},format=raw", d.display())]);
+            a.extend([
+                "-drive".into(),
+                format!("file={},if=none,id=vd{i},format=raw", d.display()),
+            ]);
             a.extend(["-device".into(), format!("virtio-blk-pci,drive=vd{i}")]);
         }
         if !self.usb_disks.is_empty() {
             a.extend(["-device".into(), "qemu-xhci,id=xhci".into()]);
             for (i, d) in self.usb_disks.iter().enumerate() {
-                a.extend(["-drive".into(), format!("file={},if=none,id=ud{i},format=raw", d.display())]);
-                a.extend(["-device".into(), format!("usb-storage,bus=xhci.0,drive=ud{i}")]);
+                a.extend([
+                    "-drive".into(),
+                    format!("file={},if=none,id=ud{i},format=raw", d.display()),
+                ]);
+                a.extend([
+                    "-device".into(),
+                    format!("usb-storage,bus=xhci.0,drive=ud{i}"),
+                ]);
             }
         }
         a
@@ -119,7 +159,12 @@ pub fn describe(status: Option<i32>) -> &'static str {
 /// Runs the guest headless, passing serial output to `echo` as it arrives, until QEMU exits
 /// or `timeout` passes (then QEMU is killed). `stop_when` can end the run early (QEMU is
 /// killed) once the transcript so far satisfies it.
-pub fn run_headless(m: &Machine, timeout: Duration, echo: impl FnMut(&[u8]), stop_when: Option<&dyn Fn(&str) -> bool>) -> Result<Outcome, String> {
+pub fn run_headless(
+    m: &Machine,
+    timeout: Duration,
+    echo: impl FnMut(&[u8]),
+    stop_when: Option<&dyn Fn(&str) -> bool>,
+) -> Result<Outcome, String> {
     run_headless_with_input(m, timeout, echo, stop_when, &[])
 }
 
@@ -143,9 +188,17 @@ pub fn run_headless_with_input(
     use std::io::Write;
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(m.args()).args(Machine::headless_args());
-    cmd.stdin(if script.is_empty() { Stdio::null() } else { Stdio::piped() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if script.is_empty() {
+        Stdio::null()
+    } else {
+        Stdio::piped()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let start = Instant::now();
-    let mut child: Child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {e}. Run `cargo xtask deps`."))?;
+    let mut child: Child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}. Run `cargo xtask deps`."))?;
     let mut stdin = child.stdin.take();
     let (mut step, mut matched_to) = (0usize, 0usize);
     let mut stdout = child.stdout.take().ok_or("qemu stdout not piped")?;
@@ -177,7 +230,12 @@ pub fn run_headless_with_input(
             serial.extend_from_slice(&chunk);
             while let Some(st) = script.get(step) {
                 let hay = &serial[matched_to..];
-                let Some(at) = hay.windows(st.expect.len().max(1)).position(|w| w == st.expect.as_bytes()) else { break };
+                let Some(at) = hay
+                    .windows(st.expect.len().max(1))
+                    .position(|w| w == st.expect.as_bytes())
+                else {
+                    break;
+                };
                 matched_to += at + st.expect.len();
                 if let Some(w) = stdin.as_mut() {
                     let _ = w.write_all(&st.send).and_then(|_| w.flush());
@@ -216,5 +274,11 @@ pub fn run_headless_with_input(
         serial.push_str(qemu_err.trim());
         serial.push('\n');
     }
-    Ok(Outcome { serial, status, timed_out, stopped, elapsed: start.elapsed() })
+    Ok(Outcome {
+        serial,
+        status,
+        timed_out,
+        stopped,
+        elapsed: start.elapsed(),
+    })
 }

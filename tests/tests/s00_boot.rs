@@ -9,7 +9,9 @@ use adros_tests::{Boot, Transcript, banner, skip};
 fn expect_memory(t: &Transcript, mib: u64) {
     match banner::usable_mib(t.serial()) {
         Some(u) if u * 100 >= mib * 85 && u <= mib => {}
-        Some(u) => t.fail(&format!("the banner reports {u} MiB usable for a {mib} MiB guest")),
+        Some(u) => t.fail(&format!(
+            "the banner reports {u} MiB usable for a {mib} MiB guest"
+        )),
         None => t.fail("the banner has no ` memory: N MiB usable` line"),
     }
 }
@@ -17,20 +19,29 @@ fn expect_memory(t: &Transcript, mib: u64) {
 /// Checks the banner's CPU count against `-smp`. Returns false (after printing SKIPPED)
 /// when the kernel cannot count CPUs yet (no MADT): a count it did not measure proves nothing.
 fn expect_cpus(t: &Transcript, test: &str, smp: u64) -> bool {
-    let Some(line) = banner::field(t.serial(), "cpus") else { t.fail("the banner has no ` cpus:` line") };
+    let Some(line) = banner::field(t.serial(), "cpus") else {
+        t.fail("the banner has no ` cpus:` line")
+    };
     if line.contains("not parsed") {
-        skip(test, &format!("booted with -smp {smp}, but the banner cannot count CPUs yet ({line:?})"));
+        skip(
+            test,
+            &format!("booted with -smp {smp}, but the banner cannot count CPUs yet ({line:?})"),
+        );
         return false;
     }
     match banner::cpus(t.serial()) {
         Some(n) if n == smp => true,
-        other => t.fail(&format!("the banner reports {other:?} CPUs for -smp {smp}: {line:?}")),
+        other => t.fail(&format!(
+            "the banner reports {other:?} CPUs for -smp {smp}: {line:?}"
+        )),
     }
 }
 
 #[test]
 fn banner_lists_memory_and_cpus() {
-    let t = Boot::new("s00_boot-banner_lists_memory_and_cpus").until_banner().run();
+    let t = Boot::new("s00_boot-banner_lists_memory_and_cpus")
+        .until_banner()
+        .run();
     t.expect_banner();
     t.expect_contains("AdrOS 0.1.0 starting");
     t.expect_contains("AdrOS: command line: console=ttyS0");
@@ -47,7 +58,10 @@ fn banner_lists_pci_devices() {
     t.expect_banner();
     let pci = banner::pci_lines(t.serial());
     if pci.is_empty() {
-        skip(name, "the banner lists no PCI devices yet (PCI enumeration has not landed)");
+        skip(
+            name,
+            "the banner lists no PCI devices yet (PCI enumeration has not landed)",
+        );
         return;
     }
     // q35's host bridge and its ICH9 LPC bridge are always there.
@@ -60,14 +74,20 @@ fn banner_lists_pci_devices() {
 
 #[test]
 fn boots_with_128m() {
-    let t = Boot::new("s00_boot-boots_with_128m").mem_mib(128).until_banner().run();
+    let t = Boot::new("s00_boot-boots_with_128m")
+        .mem_mib(128)
+        .until_banner()
+        .run();
     t.expect_banner();
     expect_memory(&t, 128);
 }
 
 #[test]
 fn boots_with_8g() {
-    let t = Boot::new("s00_boot-boots_with_8g").mem_mib(8192).until_banner().run();
+    let t = Boot::new("s00_boot-boots_with_8g")
+        .mem_mib(8192)
+        .until_banner()
+        .run();
     t.expect_banner();
     expect_memory(&t, 8192);
 }

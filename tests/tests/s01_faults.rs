@@ -6,7 +6,10 @@ use std::time::Duration;
 use adros_tests::{Boot, Transcript, qemu::STATUS_PANIC};
 
 fn crash(kind: &str) -> Transcript {
-    let t = Boot::new(&format!("s01_faults-{kind}")).args(&format!("debug.crash={kind}")).timeout(Duration::from_secs(90)).run();
+    let t = Boot::new(&format!("s01_faults-{kind}"))
+        .args(&format!("debug.crash={kind}"))
+        .timeout(Duration::from_secs(90))
+        .run();
     if t.out.timed_out {
         t.fail("the crash did not end the run before the timeout");
     }

@@ -6,7 +6,10 @@ use adros_tests::{Boot, banner, qemu};
 
 #[test]
 fn poweroff_ends_the_guest() {
-    let t = Boot::new("s02_power-poweroff_ends_the_guest").args("poweroff").timeout(Duration::from_secs(90)).run();
+    let t = Boot::new("s02_power-poweroff_ends_the_guest")
+        .args("poweroff")
+        .timeout(Duration::from_secs(90))
+        .run();
     if let Some(report) = banner::crash_report(t.serial()) {
         t.fail(&format!("the kernel crashed:\n{report}"));
     }

@@ -8,21 +8,37 @@ use adros_tests::{Boot, banner};
 /// Runs `cmd` with /bin/sh -c in the guest; returns (output, exit status).
 fn exec(name: &str, cmd: &str, smp: u32) -> (String, i32) {
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
-    let t = Boot::new(name).smp(smp).args(&format!("loglevel=3 adros.exec={hex}")).timeout(Duration::from_secs(180)).run();
+    let t = Boot::new(name)
+        .smp(smp)
+        .args(&format!("loglevel=3 adros.exec={hex}"))
+        .timeout(Duration::from_secs(180))
+        .run();
     if let Some(report) = banner::crash_report(t.serial()) {
         t.fail(&format!("the kernel crashed:\n{report}"));
     }
     let s = t.serial().replace('\r', "");
-    let Some(b) = s.find("@@ADROS-EXEC-BEGIN@@\n") else { t.fail("the command never started (no BEGIN marker)") };
+    let Some(b) = s.find("@@ADROS-EXEC-BEGIN@@\n") else {
+        t.fail("the command never started (no BEGIN marker)")
+    };
     let rest = &s[b + "@@ADROS-EXEC-BEGIN@@\n".len()..];
-    let Some(e) = rest.find("\n@@ADROS-EXEC-EXIT ") else { t.fail("the command never finished (no EXIT marker)") };
-    let status: i32 = rest[e + "\n@@ADROS-EXEC-EXIT ".len()..].split("@@").next().and_then(|x| x.trim().parse().ok()).unwrap_or(-1);
+    let Some(e) = rest.find("\n@@ADROS-EXEC-EXIT ") else {
+        t.fail("the command never finished (no EXIT marker)")
+    };
+    let status: i32 = rest[e + "\n@@ADROS-EXEC-EXIT ".len()..]
+        .split("@@")
+        .next()
+        .and_then(|x| x.trim().parse().ok())
+        .unwrap_or(-1);
     (rest[..e].to_string(), status)
 }
 
 #[test]
 fn busybox_echo_and_exit_status() {
-    let (out, st) = exec("s04_userland-busybox_echo", "echo hello from busybox; exit 3", 2);
+    let (out, st) = exec(
+        "s04_userland-busybox_echo",
+        "echo hello from busybox; exit 3",
+        2,
+    );
     assert_eq!(out.trim(), "hello from busybox", "output was {out:?}");
     assert_eq!(st, 3);
 }
@@ -47,15 +63,29 @@ fn bash_runs_a_script() {
         2,
     );
     assert_eq!(st, 0, "output was {out:?}");
-    assert_eq!(out.lines().map(str::trim).collect::<Vec<_>>(), ["x-y-z-", "42", "rc=5"], "output was {out:?}");
+    assert_eq!(
+        out.lines().map(str::trim).collect::<Vec<_>>(),
+        ["x-y-z-", "42", "rc=5"],
+        "output was {out:?}"
+    );
 }
 
 #[test]
 fn signals_and_wait_statuses() {
-    let (out, st) = exec("s04_userland-signals", "sleep 30 & kill -TERM $!; wait $!; echo status=$?; sh -c 'kill -9 $$'; echo kill9=$?", 2);
+    let (out, st) = exec(
+        "s04_userland-signals",
+        "sleep 30 & kill -TERM $!; wait $!; echo status=$?; sh -c 'kill -9 $$'; echo kill9=$?",
+        2,
+    );
     assert_eq!(st, 0, "output was {out:?}");
-    assert!(out.contains("status=143"), "a TERM-killed child must report 128+15, output was {out:?}");
-    assert!(out.contains("kill9=137"), "a KILLed child must report 128+9, output was {out:?}");
+    assert!(
+        out.contains("status=143"),
+        "a TERM-killed child must report 128+15, output was {out:?}"
+    );
+    assert!(
+        out.contains("kill9=137"),
+        "a KILLed child must report 128+9, output was {out:?}"
+    );
 }
 
 #[test]
@@ -67,7 +97,10 @@ fn smp4_parallel_processes() {
     );
     assert_eq!(st, 0, "output was {out:?}");
     for i in 1..=8 {
-        assert!(out.contains(&format!("done{i}")), "child {i} missing, output was {out:?}");
+        assert!(
+            out.contains(&format!("done{i}")),
+            "child {i} missing, output was {out:?}"
+        );
     }
     assert!(out.trim_end().ends_with("all"), "output was {out:?}");
 }
@@ -90,11 +123,15 @@ fn interactive_boot_prompt_and_poweroff() {
     if !s.contains("typed-42") {
         t.fail("the command typed at the shell prompt did not run");
     }
-    let Some(line) = s.lines().find(|l| l.starts_with("first_console_read_ms ")) else { t.fail("/proc/boottimes has no first_console_read_ms") };
+    let Some(line) = s.lines().find(|l| l.starts_with("first_console_read_ms ")) else {
+        t.fail("/proc/boottimes has no first_console_read_ms")
+    };
     if line.ends_with(" -") {
         t.fail("the shell read the console but /proc/boottimes says it never did");
     }
-    println!("s04_userland-interactive: {line} (ms of kernel uptime when the shell first waited for input)");
+    println!(
+        "s04_userland-interactive: {line} (ms of kernel uptime when the shell first waited for input)"
+    );
     if t.status() != Some(0) {
         t.fail("poweroff at the prompt did not power the machine off (exit status 0)");
     }

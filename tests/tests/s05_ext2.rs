@@ -14,9 +14,13 @@ use std::time::Duration;
 use adros_tests::{Boot, banner, rump_linked, skip, test_dir};
 
 fn have_e2fsprogs(test: &str) -> bool {
-    let ok = Command::new("mke2fs").arg("-V").output().is_ok() && Command::new("e2fsck").arg("-V").output().is_ok();
+    let ok = Command::new("mke2fs").arg("-V").output().is_ok()
+        && Command::new("e2fsck").arg("-V").output().is_ok();
     if !ok {
-        skip(test, "e2fsprogs (mke2fs, e2fsck, debugfs) not installed on the host");
+        skip(
+            test,
+            "e2fsprogs (mke2fs, e2fsck, debugfs) not installed on the host",
+        );
     }
     ok
 }
@@ -28,33 +32,64 @@ fn image(name: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
     let src = dir.join("src");
     std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
     std::fs::write(src.join("hello.txt"), "hello from the host\n").unwrap();
-    let big: Vec<u8> = (0..1_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let big: Vec<u8> = (0..1_500_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
     std::fs::write(src.join("sub/big.bin"), big).unwrap();
     std::fs::write(src.join("sub/deeper/small"), "x\n").unwrap();
     std::os::unix::fs::symlink("hello.txt", src.join("link")).unwrap();
     let img = dir.join("ext2.img");
-    let out = Command::new("mke2fs").args(["-q", "-F", "-t", "ext2"]).args(extra).arg("-d").arg(&src).arg(&img).arg("64M").output().unwrap();
-    assert!(out.status.success(), "mke2fs: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext2"])
+        .args(extra)
+        .arg("-d")
+        .arg(&src)
+        .arg(&img)
+        .arg("64M")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mke2fs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (img, src)
 }
 
 fn exec(name: &str, cmd: &str, disk: &Path) -> (String, i32) {
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
-    let t = Boot::new(name).smp(2).disk(disk.to_path_buf()).args(&format!("loglevel=3 adros.exec={hex}")).timeout(Duration::from_secs(240)).run();
+    let t = Boot::new(name)
+        .smp(2)
+        .disk(disk.to_path_buf())
+        .args(&format!("loglevel=3 adros.exec={hex}"))
+        .timeout(Duration::from_secs(240))
+        .run();
     if let Some(report) = banner::crash_report(t.serial()) {
         t.fail(&format!("the kernel crashed:\n{report}"));
     }
     let s = t.serial().replace('\r', "");
-    let Some(b) = s.find("@@ADROS-EXEC-BEGIN@@\n") else { t.fail("the command never started (no BEGIN marker)") };
+    let Some(b) = s.find("@@ADROS-EXEC-BEGIN@@\n") else {
+        t.fail("the command never started (no BEGIN marker)")
+    };
     let rest = &s[b + "@@ADROS-EXEC-BEGIN@@\n".len()..];
-    let Some(e) = rest.find("\n@@ADROS-EXEC-EXIT ") else { t.fail("the command never finished (no EXIT marker)") };
-    let status: i32 = rest[e + "\n@@ADROS-EXEC-EXIT ".len()..].split("@@").next().and_then(|x| x.trim().parse().ok()).unwrap_or(-1);
+    let Some(e) = rest.find("\n@@ADROS-EXEC-EXIT ") else {
+        t.fail("the command never finished (no EXIT marker)")
+    };
+    let status: i32 = rest[e + "\n@@ADROS-EXEC-EXIT ".len()..]
+        .split("@@")
+        .next()
+        .and_then(|x| x.trim().parse().ok())
+        .unwrap_or(-1);
     (rest[..e].to_string(), status)
 }
 
 fn md5(p: &Path) -> String {
     let out = Command::new("md5sum").arg(p).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn fsck_clean(img: &Path) {
@@ -71,14 +106,16 @@ fn debugfs_cat(img: &Path, path: &str) -> String {
     debugfs(img, &format!("cat {path}"))
 }
 
-
 /// Whether `stack` can run here (the rump stack needs the components in the kernel).
 fn stack_available(test: &str, stack: &str) -> bool {
     if !have_e2fsprogs(test) {
         return false;
     }
     if stack == "rump" && !rump_linked() {
-        skip(test, "no NetBSD source: the kernel was built without the rump components");
+        skip(
+            test,
+            "no NetBSD source: the kernel was built without the rump components",
+        );
         return false;
     }
     true
@@ -100,7 +137,10 @@ fn tree_listing(root: &Path) -> Vec<String> {
             use std::os::unix::fs::PermissionsExt;
             let mode = m.permissions().mode() & 0o7777;
             if m.file_type().is_symlink() {
-                out.push(format!("{rel} link {}", std::fs::read_link(&p).unwrap().display()));
+                out.push(format!(
+                    "{rel} link {}",
+                    std::fs::read_link(&p).unwrap().display()
+                ));
             } else if m.is_dir() {
                 out.push(format!("{rel} dir {mode:o}"));
                 walk(root, &p, out);
@@ -146,32 +186,66 @@ fn read_write_workload(stack: &str) {
     );
     let (out, st) = exec(name, &cmd, &img);
     assert_eq!(st, 0, "guest output: {out}");
-    assert!(out.contains(&format!("ext2 rw,driver={stack}")), "/proc/mounts does not say driver={stack}: {out}");
+    assert!(
+        out.contains(&format!("ext2 rw,driver={stack}")),
+        "/proc/mounts does not say driver={stack}: {out}"
+    );
     // Every file's checksum, as the host computes it.
-    let host_sums = Command::new("sh").arg("-c").arg("find . -type f | sort | xargs md5sum").current_dir(&src).output().unwrap();
+    let host_sums = Command::new("sh")
+        .arg("-c")
+        .arg("find . -type f | sort | xargs md5sum")
+        .current_dir(&src)
+        .output()
+        .unwrap();
     let host_sums = String::from_utf8_lossy(&host_sums.stdout).into_owned();
     assert!(!host_sums.trim().is_empty());
     for line in host_sums.lines() {
-        assert!(out.lines().any(|l| l.trim() == line.trim()), "guest ({stack}) lacks the host's checksum line {line:?}:\n{out}");
+        assert!(
+            out.lines().any(|l| l.trim() == line.trim()),
+            "guest ({stack}) lacks the host's checksum line {line:?}:\n{out}"
+        );
     }
-    assert!(out.contains("workload-done") && out.contains("umounted"), "{out}");
+    assert!(
+        out.contains("workload-done") && out.contains("umounted"),
+        "{out}"
+    );
     fsck_clean(&img);
     // The same workload on a host copy of the tree; then the image must hold exactly it.
     let expect = img.with_file_name("expected");
     let _ = std::fs::remove_dir_all(&expect);
-    let cp = Command::new("cp").arg("-a").arg(&src).arg(&expect).status().unwrap();
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(&expect)
+        .status()
+        .unwrap();
     assert!(cp.success());
-    let host = Command::new("sh").arg("-c").arg(WORKLOAD).current_dir(&expect).output().unwrap();
-    assert!(String::from_utf8_lossy(&host.stdout).contains("workload-done"), "the workload failed on the host: {host:?}");
+    let host = Command::new("sh")
+        .arg("-c")
+        .arg(WORKLOAD)
+        .current_dir(&expect)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&host.stdout).contains("workload-done"),
+        "the workload failed on the host: {host:?}"
+    );
     let got = img.with_file_name("extracted");
     let _ = std::fs::remove_dir_all(&got);
     std::fs::create_dir_all(&got).unwrap();
-    let rd = Command::new("debugfs").args(["-R", &format!("rdump / {}", got.display())]).arg(&img).output().unwrap();
+    let rd = Command::new("debugfs")
+        .args(["-R", &format!("rdump / {}", got.display())])
+        .arg(&img)
+        .output()
+        .unwrap();
     assert!(rd.status.success(), "debugfs rdump: {rd:?}");
     let (want, have) = (tree_listing(&expect), tree_listing(&got));
     let missing: Vec<_> = want.iter().filter(|l| !have.contains(l)).collect();
     let extra: Vec<_> = have.iter().filter(|l| !want.contains(l)).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "the image ({stack}) differs from the host's tree:\nmissing {missing:#?}\nunexpected {extra:#?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "the image ({stack}) differs from the host's tree:\nmissing {missing:#?}\nunexpected {extra:#?}"
+    );
     assert_eq!(debugfs_cat(&img, "/newdir/a/b/seven"), "file number 7\n");
 }
 
@@ -204,19 +278,48 @@ fn driver_selection_and_block_ioctls() {
         &img,
     );
     assert_eq!(st, 0, "{out}");
-    assert!(out.contains("rc-native=0") && out.contains("ext2 rw,driver=native"), "{out}");
-    assert!(out.contains("block vda virtio-blk"), "/proc/drivers lists the disk and its driver: {out}");
-    assert!(!out.contains("rc-bogus=0"), "driver=bogus must be refused: {out}");
+    assert!(
+        out.contains("rc-native=0") && out.contains("ext2 rw,driver=native"),
+        "{out}"
+    );
+    assert!(
+        out.contains("block vda virtio-blk"),
+        "/proc/drivers lists the disk and its driver: {out}"
+    );
+    assert!(
+        !out.contains("rc-bogus=0"),
+        "driver=bogus must be refused: {out}"
+    );
     if rump_linked() {
         // rump_init may still be running when the first command reads /proc/drivers.
-        assert!((out.contains("rump ready") || out.contains("rump starting")) && out.contains("ext2 default=rump"), "{out}");
-        assert!(out.contains("rc-default=0") && out.contains("rc-rump=0"), "{out}");
-        assert_eq!(out.matches("ext2 rw,driver=rump").count(), 2, "default and -o driver=rump both use rump: {out}");
+        assert!(
+            (out.contains("rump ready") || out.contains("rump starting"))
+                && out.contains("ext2 default=rump"),
+            "{out}"
+        );
+        assert!(
+            out.contains("rc-default=0") && out.contains("rc-rump=0"),
+            "{out}"
+        );
+        assert_eq!(
+            out.matches("ext2 rw,driver=rump").count(),
+            2,
+            "default and -o driver=rump both use rump: {out}"
+        );
     } else {
-        assert!(out.contains("rump not-linked") && out.contains("ext2 default=native"), "{out}");
-        assert!(out.contains("rc-default=0") && !out.contains("rc-rump=0"), "without rump, driver=rump must fail: {out}");
+        assert!(
+            out.contains("rump not-linked") && out.contains("ext2 default=native"),
+            "{out}"
+        );
+        assert!(
+            out.contains("rc-default=0") && !out.contains("rc-rump=0"),
+            "without rump, driver=rump must fail: {out}"
+        );
     }
-    assert!(out.contains("67108864"), "BLKGETSIZE64 of a 64 MiB disk: {out}");
+    assert!(
+        out.contains("67108864"),
+        "BLKGETSIZE64 of a 64 MiB disk: {out}"
+    );
     assert!(out.lines().any(|l| l.trim() == "512"), "BLKSSZGET: {out}");
 }
 
@@ -230,7 +333,11 @@ fn cmdline_selects_native() {
     let (img, _) = image(name, &[]);
     let cmd = "mount -t ext2 /dev/vda /mnt && grep ' /mnt ' /proc/mounts";
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
-    let t = Boot::new(name).disk(img).args(&format!("loglevel=3 fs.ext2=native adros.exec={hex}")).timeout(Duration::from_secs(240)).run();
+    let t = Boot::new(name)
+        .disk(img)
+        .args(&format!("loglevel=3 fs.ext2=native adros.exec={hex}"))
+        .timeout(Duration::from_secs(240))
+        .run();
     let s = t.serial().replace('\r', "");
     if !s.contains("ext2 rw,driver=native") || !s.contains("@@ADROS-EXEC-EXIT 0@@") {
         t.fail("fs.ext2=native did not make the native driver the default");
@@ -248,7 +355,11 @@ fn corrupt_superblock(stack: &str) {
     raw[1024 + 32..1024 + 36].copy_from_slice(&0u32.to_le_bytes());
     raw[1024..1028].copy_from_slice(&u32::MAX.to_le_bytes());
     std::fs::write(&img, raw).unwrap();
-    let (out, st) = exec(name, &format!("mount -t ext2 -o driver={stack} /dev/vda /mnt; echo rc=$?; echo still-alive"), &img);
+    let (out, st) = exec(
+        name,
+        &format!("mount -t ext2 -o driver={stack} /dev/vda /mnt; echo rc=$?; echo still-alive"),
+        &img,
+    );
     assert_eq!(st, 0, "{out}");
     assert!(!out.contains("rc=0"), "a corrupt superblock mounted: {out}");
     assert!(out.contains("still-alive"), "{out}");
@@ -265,14 +376,27 @@ fn corrupt_superblock_rump() {
 }
 
 fn debugfs(img: &Path, req: &str) -> String {
-    let out = Command::new("debugfs").args(["-R", req]).arg(img).output().unwrap();
+    let out = Command::new("debugfs")
+        .args(["-R", req])
+        .arg(img)
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn block_size(img: &Path) -> u64 {
-    let out = Command::new("dumpe2fs").arg("-h").arg(img).output().unwrap();
+    let out = Command::new("dumpe2fs")
+        .arg("-h")
+        .arg(img)
+        .output()
+        .unwrap();
     let s = String::from_utf8_lossy(&out.stdout);
-    s.lines().find_map(|l| l.strip_prefix("Block size:").map(|v| v.trim().parse().unwrap())).expect("dumpe2fs block size")
+    s.lines()
+        .find_map(|l| {
+            l.strip_prefix("Block size:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .expect("dumpe2fs block size")
 }
 
 fn poke(img: &Path, off: u64, bytes: &[u8]) {
@@ -297,17 +421,34 @@ fn corrupt_metadata(stack: &str) {
         let bs = block_size(&img);
         match kind {
             // Group 0's inode table pointer far outside the file system.
-            "gdt" => poke(&img, (if bs == 1024 { 2 } else { 1 }) * bs + 8, &0x7fff_fff0u32.to_le_bytes()),
+            "gdt" => poke(
+                &img,
+                (if bs == 1024 { 2 } else { 1 }) * bs + 8,
+                &0x7fff_fff0u32.to_le_bytes(),
+            ),
             // The root inode's first block pointer outside the file system.
             "inode" => {
                 let m = debugfs(&img, "imap <2>");
-                let blk: u64 = m.split("located at block ").nth(1).and_then(|r| r.split(',').next()).and_then(|v| v.trim().parse().ok()).expect("imap block");
-                let off = u64::from_str_radix(m.split("offset 0x").nth(1).map(str::trim).unwrap_or("0"), 16).unwrap();
+                let blk: u64 = m
+                    .split("located at block ")
+                    .nth(1)
+                    .and_then(|r| r.split(',').next())
+                    .and_then(|v| v.trim().parse().ok())
+                    .expect("imap block");
+                let off = u64::from_str_radix(
+                    m.split("offset 0x").nth(1).map(str::trim).unwrap_or("0"),
+                    16,
+                )
+                .unwrap();
                 poke(&img, blk * bs + off + 40, &0x7fff_fff0u32.to_le_bytes());
             }
             // The root directory's first entry with an impossible record length.
             _ => {
-                let blk: u64 = debugfs(&img, "blocks /").split_whitespace().next().and_then(|v| v.parse().ok()).expect("root dir block");
+                let blk: u64 = debugfs(&img, "blocks /")
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("root dir block");
                 poke(&img, blk * bs + 4, &3u16.to_le_bytes());
             }
         }
@@ -317,7 +458,10 @@ fn corrupt_metadata(stack: &str) {
         "for d in a b c; do if mount -t ext2 -o driver={stack} /dev/vd$d /mnt; then (cat /mnt/hello.txt /mnt/sub/big.bin >/dev/null && find /mnt -type f -exec cat {{}} + >/dev/null); echo \"vd$d access=$?\"; umount /mnt 2>/dev/null; else echo \"vd$d mount=failed\"; fi; done; cat /proc/drivers; echo still-alive"
     );
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
-    let mut b = Boot::new(name).smp(2).args(&format!("loglevel=3 adros.exec={hex}")).timeout(Duration::from_secs(240));
+    let mut b = Boot::new(name)
+        .smp(2)
+        .args(&format!("loglevel=3 adros.exec={hex}"))
+        .timeout(Duration::from_secs(240));
     for d in disks {
         b = b.disk(d);
     }
@@ -330,9 +474,16 @@ fn corrupt_metadata(stack: &str) {
         t.fail("the guest did not carry on after the corrupted disks");
     }
     for d in ["vda", "vdb", "vdc"] {
-        let line = s.lines().find(|l| l.starts_with(&format!("{d} "))).unwrap_or("");
-        if line != format!("{d} mount=failed") && (!line.starts_with(&format!("{d} access=")) || line.ends_with("access=0")) {
-            t.fail(&format!("corrupted {d} was mounted and read without any error ({line:?})"));
+        let line = s
+            .lines()
+            .find(|l| l.starts_with(&format!("{d} ")))
+            .unwrap_or("");
+        if line != format!("{d} mount=failed")
+            && (!line.starts_with(&format!("{d} access=")) || line.ends_with("access=0"))
+        {
+            t.fail(&format!(
+                "corrupted {d} was mounted and read without any error ({line:?})"
+            ));
         }
     }
     // A NetBSD panic must have been contained: the stack says it is dead, and carried on.
@@ -365,9 +516,16 @@ fn sync_then_power_off(stack: &str) {
     let (out, st) = exec(name, &cmd, &img);
     assert_eq!(st, 0, "{out}");
     assert!(out.contains("synced"), "{out}");
-    assert_eq!(debugfs_cat(&img, "/f1"), "synced-data\n", "f1 is not on the disk after sync ({stack})");
+    assert_eq!(
+        debugfs_cat(&img, "/f1"),
+        "synced-data\n",
+        "f1 is not on the disk after sync ({stack})"
+    );
     let stat = debugfs(&img, "stat /f2");
-    assert!(stat.contains("Size: 102400"), "f2 is not on the disk after fsync+sync ({stack}): {stat}");
+    assert!(
+        stat.contains("Size: 102400"),
+        "f2 is not on the disk after fsync+sync ({stack}): {stat}"
+    );
 }
 
 #[test]
@@ -392,11 +550,22 @@ fn native_periodic_write_back() {
     let (img, _) = image(name, &[]);
     let cmd = "mount -t ext2 -o driver=native /dev/vda /mnt && echo left-alone > /mnt/lazy && mkdir /mnt/lazydir && sleep 4 && echo slept";
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
-    let t = Boot::new(name).disk(img.clone()).args(&format!("loglevel=3 ext2.writeback=1 adros.exec={hex}")).timeout(Duration::from_secs(240)).run();
+    let t = Boot::new(name)
+        .disk(img.clone())
+        .args(&format!("loglevel=3 ext2.writeback=1 adros.exec={hex}"))
+        .timeout(Duration::from_secs(240))
+        .run();
     let s = t.serial().replace('\r', "");
     if !s.contains("slept") || !s.contains("@@ADROS-EXEC-EXIT 0@@") {
         t.fail("the guest command failed");
     }
-    assert_eq!(debugfs_cat(&img, "/lazy"), "left-alone\n", "the file written without sync is not on the disk");
-    assert!(debugfs(&img, "stat /lazydir").contains("Type: directory"), "the directory made without sync is not on the disk");
+    assert_eq!(
+        debugfs_cat(&img, "/lazy"),
+        "left-alone\n",
+        "the file written without sync is not on the disk"
+    );
+    assert!(
+        debugfs(&img, "stat /lazydir").contains("Type: directory"),
+        "the directory made without sync is not on the disk"
+    );
 }

@@ -11,14 +11,31 @@ fn stress(smp: u32) {
     let cmd = "/usr/libexec/adros-tests/stress all";
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
     let name = format!("s06_smp-stress_smp{smp}");
-    let t = Boot::new(&name).smp(smp).args(&format!("loglevel=3 adros.exec={hex}")).timeout(Duration::from_secs(300)).run();
+    let t = Boot::new(&name)
+        .smp(smp)
+        .args(&format!("loglevel=3 adros.exec={hex}"))
+        .timeout(Duration::from_secs(300))
+        .run();
     if let Some(report) = banner::crash_report(t.serial()) {
         t.fail(&format!("the kernel crashed:\n{report}"));
     }
     let s = t.serial().replace('\r', "");
-    let Some(e) = s.find("@@ADROS-EXEC-EXIT ") else { t.fail("the stress run never finished (hang or crash)") };
-    let status: i32 = s[e + 18..].split("@@").next().and_then(|x| x.trim().parse().ok()).unwrap_or(-1);
-    for test in ["cpu_bound", "fork_storm", "pipe_pingpong", "futex_threads", "mmap_threads", "signals_busy"] {
+    let Some(e) = s.find("@@ADROS-EXEC-EXIT ") else {
+        t.fail("the stress run never finished (hang or crash)")
+    };
+    let status: i32 = s[e + 18..]
+        .split("@@")
+        .next()
+        .and_then(|x| x.trim().parse().ok())
+        .unwrap_or(-1);
+    for test in [
+        "cpu_bound",
+        "fork_storm",
+        "pipe_pingpong",
+        "futex_threads",
+        "mmap_threads",
+        "signals_busy",
+    ] {
         if !s.contains(&format!("PASS {test}")) {
             t.fail(&format!("{test} did not pass at -smp {smp}"));
         }
@@ -48,14 +65,22 @@ fn stress_smp4() {
 fn nproc_sees_four_cpus() {
     let cmd = "nproc; grep -c ^processor /proc/cpuinfo";
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
-    let t = Boot::new("s06_smp-nproc_sees_four_cpus").smp(4).args(&format!("loglevel=3 adros.exec={hex}")).timeout(Duration::from_secs(120)).run();
+    let t = Boot::new("s06_smp-nproc_sees_four_cpus")
+        .smp(4)
+        .args(&format!("loglevel=3 adros.exec={hex}"))
+        .timeout(Duration::from_secs(120))
+        .run();
     if let Some(report) = banner::crash_report(t.serial()) {
         t.fail(&format!("the kernel crashed:\n{report}"));
     }
     let s = t.serial().replace('\r', "");
-    let Some(b) = s.find("@@ADROS-EXEC-BEGIN@@\n") else { t.fail("the command never started") };
+    let Some(b) = s.find("@@ADROS-EXEC-BEGIN@@\n") else {
+        t.fail("the command never started")
+    };
     let rest = &s[b + 21..];
-    let Some(e) = rest.find("\n@@ADROS-EXEC-EXIT 0@@") else { t.fail("the command did not exit 0") };
+    let Some(e) = rest.find("\n@@ADROS-EXEC-EXIT 0@@") else {
+        t.fail("the command did not exit 0")
+    };
     let lines: Vec<&str> = rest[..e].lines().map(str::trim).collect();
     if lines != ["4", "4"] {
         t.fail(&format!("expected 4 twice, got {lines:?}"));

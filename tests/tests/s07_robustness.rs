@@ -8,7 +8,10 @@ use adros_tests::{Boot, banner};
 
 fn run(name: &str, cmd: &str, expect: &str) {
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
-    let t = Boot::new(name).args(&format!("loglevel=3 adros.exec={hex}")).timeout(Duration::from_secs(240)).run();
+    let t = Boot::new(name)
+        .args(&format!("loglevel=3 adros.exec={hex}"))
+        .timeout(Duration::from_secs(240))
+        .run();
     if let Some(report) = banner::crash_report(t.serial()) {
         t.fail(&format!("the kernel crashed:\n{report}"));
     }
@@ -23,15 +26,27 @@ fn run(name: &str, cmd: &str, expect: &str) {
 
 #[test]
 fn bad_syscall_arguments_get_errors() {
-    run("s07_robustness-abuse", "/usr/libexec/adros-tests/abuse", "PASS abuse");
+    run(
+        "s07_robustness-abuse",
+        "/usr/libexec/adros-tests/abuse",
+        "PASS abuse",
+    );
 }
 
 #[test]
 fn fork_exec_200_leaks_nothing() {
-    run("s07_robustness-forkleak", "/usr/libexec/adros-tests/forkleak", "PASS forkleak");
+    run(
+        "s07_robustness-forkleak",
+        "/usr/libexec/adros-tests/forkleak",
+        "PASS forkleak",
+    );
 }
 
 #[test]
 fn exec_exit_status_and_pipes() {
-    run("s07_robustness-exit", "busybox uname -a; echo hi | busybox tr a-z A-Z; bash -c 'for i in 1 2 3; do echo $((i*i)); done' | paste -sd+ | (read e; echo $((e)))", "HI\n14");
+    run(
+        "s07_robustness-exit",
+        "busybox uname -a; echo hi | busybox tr a-z A-Z; bash -c 'for i in 1 2 3; do echo $((i*i)); done' | paste -sd+ | (read e; echo $((e)))",
+        "HI\n14",
+    );
 }

@@ -10,7 +10,10 @@ use adros_tests::{Boot, banner};
 fn shell_checks_all_pass() {
     let cmd = "sh /usr/libexec/adros-tests/shell-checks.sh";
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
-    let t = Boot::new("s08_shell-checks").args(&format!("loglevel=3 adros.exec={hex}")).timeout(Duration::from_secs(300)).run();
+    let t = Boot::new("s08_shell-checks")
+        .args(&format!("loglevel=3 adros.exec={hex}"))
+        .timeout(Duration::from_secs(300))
+        .run();
     if let Some(report) = banner::crash_report(t.serial()) {
         t.fail(&format!("the kernel crashed:\n{report}"));
     }
@@ -19,10 +22,18 @@ fn shell_checks_all_pass() {
     if !failed.is_empty() {
         t.fail(&format!("failing shell checks:\n{}", failed.join("\n")));
     }
-    let Some(summary) = s.lines().find(|l| l.starts_with("shell-checks: ")) else { t.fail("the suite did not finish") };
-    let passed: usize = summary["shell-checks: ".len()..].split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let Some(summary) = s.lines().find(|l| l.starts_with("shell-checks: ")) else {
+        t.fail("the suite did not finish")
+    };
+    let passed: usize = summary["shell-checks: ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     if passed < 60 {
-        t.fail(&format!("only {passed} shell checks ran (need at least 60): {summary}"));
+        t.fail(&format!(
+            "only {passed} shell checks ran (need at least 60): {summary}"
+        ));
     }
     if !s.contains("@@ADROS-EXEC-EXIT 0@@") {
         t.fail("the suite did not exit 0");

@@ -12,27 +12,38 @@ use adros_tests::{Boot, banner};
 fn run(prog: &str, area: &str, min: usize) -> usize {
     let cmd = format!("/usr/libexec/adros-tests/{prog}");
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
-    let t = Boot::new(&format!("s09_csuite-{prog}")).args(&format!("loglevel=3 adros.exec={hex}")).timeout(Duration::from_secs(240)).run();
+    let t = Boot::new(&format!("s09_csuite-{prog}"))
+        .args(&format!("loglevel=3 adros.exec={hex}"))
+        .timeout(Duration::from_secs(240))
+        .run();
     if let Some(report) = banner::crash_report(t.serial()) {
         t.fail(&format!("the kernel crashed:\n{report}"));
     }
     let s = t.serial().replace('\r', "");
     let failed: Vec<&str> = s.lines().filter(|l| l.starts_with("FAIL: ")).collect();
     if !failed.is_empty() {
-        t.fail(&format!("{} failing checks:\n{}", failed.len(), failed.join("\n")));
+        t.fail(&format!(
+            "{} failing checks:\n{}",
+            failed.len(),
+            failed.join("\n")
+        ));
     }
     let prefix = format!("PASS: {area}.");
     let passed = s.lines().filter(|l| l.starts_with(&prefix)).count();
     let summary = format!("SUMMARY: {area} {passed} passed 0 failed");
     if !s.lines().any(|l| l == summary) {
-        t.fail(&format!("{prog} did not finish with {summary:?} ({passed} PASS lines seen)"));
+        t.fail(&format!(
+            "{prog} did not finish with {summary:?} ({passed} PASS lines seen)"
+        ));
     }
     if !s.contains("@@ADROS-EXEC-EXIT 0@@") {
         t.fail(&format!("{prog} did not exit 0"));
     }
     println!("{prog}: {passed} checks passed");
     if passed < min {
-        t.fail(&format!("only {passed} {area} checks ran (need at least {min})"));
+        t.fail(&format!(
+            "only {passed} {area} checks ran (need at least {min})"
+        ));
     }
     passed
 }

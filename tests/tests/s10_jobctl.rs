@@ -19,7 +19,10 @@ fn hex(cmd: &str) -> String {
 /// Runs a guest test program that prints `PASS: <prefix>.<name>` / `FAIL: ...` lines and
 /// checks that at least `min` checks passed, none failed, and it exited 0.
 fn run_checks(test: &str, program: &str, prefix: &str, min: usize) {
-    let t = Boot::new(test).args(&format!("loglevel=3 adros.exec={}", hex(program))).timeout(Duration::from_secs(240)).run();
+    let t = Boot::new(test)
+        .args(&format!("loglevel=3 adros.exec={}", hex(program)))
+        .timeout(Duration::from_secs(240))
+        .run();
     expect_checks(&t, prefix, min);
 }
 
@@ -28,13 +31,21 @@ fn expect_checks(t: &Transcript, prefix: &str, min: usize) {
         t.fail(&format!("the kernel crashed:\n{report}"));
     }
     let s = t.serial().replace('\r', "");
-    let failed: Vec<&str> = s.lines().filter(|l| l.starts_with(&format!("FAIL: {prefix}."))).collect();
+    let failed: Vec<&str> = s
+        .lines()
+        .filter(|l| l.starts_with(&format!("FAIL: {prefix}.")))
+        .collect();
     if !failed.is_empty() {
         t.fail(&format!("failing checks:\n{}", failed.join("\n")));
     }
-    let passed = s.lines().filter(|l| l.starts_with(&format!("PASS: {prefix}."))).count();
+    let passed = s
+        .lines()
+        .filter(|l| l.starts_with(&format!("PASS: {prefix}.")))
+        .count();
     if passed < min {
-        t.fail(&format!("only {passed} {prefix} checks passed (expected at least {min})"));
+        t.fail(&format!(
+            "only {passed} {prefix} checks passed (expected at least {min})"
+        ));
     }
     if !s.contains("@@ADROS-EXEC-EXIT 0@@") {
         t.fail("the test program did not exit 0");
@@ -43,7 +54,12 @@ fn expect_checks(t: &Transcript, prefix: &str, min: usize) {
 
 #[test]
 fn jobctl_checks_all_pass() {
-    run_checks("s10_jobctl-checks", "/usr/libexec/adros-tests/jobctl", "jobctl", 37);
+    run_checks(
+        "s10_jobctl-checks",
+        "/usr/libexec/adros-tests/jobctl",
+        "jobctl",
+        37,
+    );
 }
 
 #[test]
@@ -53,7 +69,12 @@ fn pty_checks_all_pass() {
 
 #[test]
 fn shmap_checks_all_pass() {
-    run_checks("s10_jobctl-shmap", "/usr/libexec/adros-tests/shmap", "shmap", 9);
+    run_checks(
+        "s10_jobctl-shmap",
+        "/usr/libexec/adros-tests/shmap",
+        "shmap",
+        9,
+    );
 }
 
 #[test]
@@ -90,9 +111,13 @@ fn bash_job_control_on_the_console() {
         t.fail("bash found no job control on the console");
     }
     let between = |a: &str, b: &str| -> String {
-        let i = s.find(a).unwrap_or_else(|| t.fail(&format!("the transcript lacks {a:?}")));
+        let i = s
+            .find(a)
+            .unwrap_or_else(|| t.fail(&format!("the transcript lacks {a:?}")));
         let rest = &s[i..];
-        let j = rest.find(b).unwrap_or_else(|| t.fail(&format!("the transcript lacks {b:?} after {a:?}")));
+        let j = rest
+            .find(b)
+            .unwrap_or_else(|| t.fail(&format!("the transcript lacks {b:?} after {a:?}")));
         rest[..j].to_string()
     };
     // `sleep 100 &` is job 1, running.
@@ -107,7 +132,11 @@ fn bash_job_control_on_the_console() {
     }
     // `bg` continued it (its SIGCONT trap ran: CONT-1) and `jobs` shows both running.
     let j3 = between("jobs; echo J3-", "J3-4");
-    if !(j3.contains("[1]") && j3.contains("[2]") && !j3.contains("Stopped") && j3.matches("Running").count() == 2) {
+    if !(j3.contains("[1]")
+        && j3.contains("[2]")
+        && !j3.contains("Stopped")
+        && j3.matches("Running").count() == 2)
+    {
         t.fail(&format!("`jobs` after `bg %2` printed:\n{j3}"));
     }
     // `kill %1` ended job 1.
@@ -124,7 +153,9 @@ fn bash_job_control_on_the_console() {
     // A background `cat` reading the terminal stopped (SIGTTIN; bash just says "Stopped").
     let tt = between("cat & sleep 1", "T-9");
     if !(tt.contains("Stopped") && tt.contains("cat")) {
-        t.fail(&format!("a background read did not stop the job with SIGTTIN:\n{tt}"));
+        t.fail(&format!(
+            "a background read did not stop the job with SIGTTIN:\n{tt}"
+        ));
     }
     let done = between("kill %cat", "DONE-12");
     if done.contains("Stopped") || done.contains("no such job") {

@@ -32,7 +32,10 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
 
 /// `build`, with extra `HOST:GUEST` files packed into the initrd (`run --add`).
 pub fn build_with(args: &BuildArgs, adds: &[String]) -> Result<Built> {
-    let mut extras = adds.iter().map(|a| crate::initrd::parse_extra(a)).collect::<Result<Vec<_>>>()?;
+    let mut extras = adds
+        .iter()
+        .map(|a| crate::initrd::parse_extra(a))
+        .collect::<Result<Vec<_>>>()?;
     crate::deps::ensure(true)?;
     extras.extend(build_user_tests()?);
     let kernel = build_kernel(args)?;
@@ -43,40 +46,68 @@ pub fn build_with(args: &BuildArgs, adds: &[String]) -> Result<Built> {
     let iso = target_dir().join("adros.iso");
     make_iso(&kernel, &symbols, DEFAULT_CMDLINE, &iso)?;
     eprintln!("xtask: built {}", iso.display());
-    Ok(Built { kernel, symbols, iso, rump_linked })
+    Ok(Built {
+        kernel,
+        symbols,
+        iso,
+        rump_linked,
+    })
 }
 
 pub fn build_kernel(args: &BuildArgs) -> Result<PathBuf> {
     // NetBSD's rump components go into the kernel when they can be had (see docs/rump.md).
     let rump = crate::rump::ensure_kernel_build()?;
     let pb = spinner(match &rump {
-        Some(_) => "building the kernel with the NetBSD rump components (cargo build -p adros-kernel)",
-        None => "building the kernel, native drivers only: no NetBSD source (cargo build -p adros-kernel)",
+        Some(_) => {
+            "building the kernel with the NetBSD rump components (cargo build -p adros-kernel)"
+        }
+        None => {
+            "building the kernel, native drivers only: no NetBSD source (cargo build -p adros-kernel)"
+        }
     });
     let profile = if args.debug { "dev" } else { "release" };
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(root()).args(["build", "-p", "adros-kernel", "--target", KERNEL_TARGET, "--profile", profile]);
+    cmd.current_dir(root()).args([
+        "build",
+        "-p",
+        "adros-kernel",
+        "--target",
+        KERNEL_TARGET,
+        "--profile",
+        profile,
+    ]);
     match &rump {
         Some(dir) => cmd.env(crate::rump::KERNEL_DIR_ENV, dir),
         None => cmd.env_remove(crate::rump::KERNEL_DIR_ENV),
     };
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let out = cmd.output().map_err(|e| format!("cannot run cargo: {e}"))?;
     pb.finish_and_clear();
     if !out.status.success() {
-        return Err(format!("kernel build failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "kernel build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let dir = if args.debug { "debug" } else { "release" };
-    Ok(target_dir().join(KERNEL_TARGET).join(dir).join("adros-kernel"))
+    Ok(target_dir()
+        .join(KERNEL_TARGET)
+        .join(dir)
+        .join("adros-kernel"))
 }
 
 /// `nm -n -C` of the kernel, text symbols only: GRUB loads it as the `symbols` module so
 /// panics and exceptions print function names.
 pub fn write_symbols(kernel: &Path) -> Result<PathBuf> {
-    let out = Command::new("nm").args(["-n", "-C", "--defined-only"]).arg(kernel).output().map_err(|e| format!("cannot run nm: {e} (install binutils)"))?;
+    let out = Command::new("nm")
+        .args(["-n", "-C", "--defined-only"])
+        .arg(kernel)
+        .output()
+        .map_err(|e| format!("cannot run nm: {e} (install binutils)"))?;
     if !out.status.success() {
-        return Err(format!("nm failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "nm failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let text: String = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -95,13 +126,20 @@ pub fn make_iso(kernel: &Path, symbols: &Path, cmdline: &str, iso: &Path) -> Res
     let stage = iso.with_extension("d");
     let _ = std::fs::remove_dir_all(&stage);
     let boot = stage.join("boot");
-    std::fs::create_dir_all(boot.join("grub")).map_err(|e| format!("creating {}: {e}", boot.display()))?;
-    std::fs::copy(kernel, boot.join("adros-kernel")).map_err(|e| format!("copying the kernel: {e}"))?;
-    std::fs::copy(symbols, boot.join("adros.sym")).map_err(|e| format!("copying the symbol table: {e}"))?;
+    std::fs::create_dir_all(boot.join("grub"))
+        .map_err(|e| format!("creating {}: {e}", boot.display()))?;
+    std::fs::copy(kernel, boot.join("adros-kernel"))
+        .map_err(|e| format!("copying the kernel: {e}"))?;
+    std::fs::copy(symbols, boot.join("adros.sym"))
+        .map_err(|e| format!("copying the symbol table: {e}"))?;
     let initrd = target_dir().join("initrd.tar.lz4");
     let initrd_line = if initrd.exists() {
-        std::fs::copy(&initrd, boot.join("initrd.tar.lz4")).map_err(|e| format!("copying the initrd: {e}"))?;
-        format!("    module2 /boot/initrd.tar.lz4 {}\n", crate::initrd::MODULE_NAME)
+        std::fs::copy(&initrd, boot.join("initrd.tar.lz4"))
+            .map_err(|e| format!("copying the initrd: {e}"))?;
+        format!(
+            "    module2 /boot/initrd.tar.lz4 {}\n",
+            crate::initrd::MODULE_NAME
+        )
     } else {
         String::new()
     };
@@ -112,8 +150,12 @@ pub fn make_iso(kernel: &Path, symbols: &Path, cmdline: &str, iso: &Path) -> Res
         "set timeout=0\nset default=0\nserial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n\
          menuentry \"AdrOS\" {{\n    multiboot2 /boot/adros-kernel {cmdline}\n    module2 /boot/adros.sym symbols\n{initrd_line}    boot\n}}\n"
     );
-    std::fs::write(boot.join("grub/grub.cfg"), cfg).map_err(|e| format!("writing grub.cfg: {e}"))?;
-    let pb = spinner(format!("making {} (grub-mkrescue)", iso.file_name().unwrap_or_default().to_string_lossy()));
+    std::fs::write(boot.join("grub/grub.cfg"), cfg)
+        .map_err(|e| format!("writing grub.cfg: {e}"))?;
+    let pb = spinner(format!(
+        "making {} (grub-mkrescue)",
+        iso.file_name().unwrap_or_default().to_string_lossy()
+    ));
     let r = run_checked(
         Command::new("grub-mkrescue").arg("-o").arg(iso).arg(&stage),
         "grub-mkrescue",
@@ -130,8 +172,14 @@ pub fn build_user_tests() -> Result<Vec<crate::initrd::Extra>> {
     let out = target_dir().join("user");
     std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
     let mut v = Vec::new();
-    let Ok(rd) = std::fs::read_dir(&src) else { return Ok(v) };
-    let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "c")).collect();
+    let Ok(rd) = std::fs::read_dir(&src) else {
+        return Ok(v);
+    };
+    let mut files: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+        .collect();
     files.sort();
     // Headers (tests/user/*.h, e.g. check.h) are not programs; a program is rebuilt when
     // it or any header is newer than its binary.
@@ -143,30 +191,50 @@ pub fn build_user_tests() -> Result<Vec<crate::initrd::Extra>> {
         .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
         .max();
     for c in files {
-        let name = c.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = c
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let bin = out.join(&name);
         let fresh = std::fs::metadata(&bin)
             .and_then(|b| {
                 let built = b.modified()?;
-                Ok(built >= std::fs::metadata(&c)?.modified()? && newest_header.is_none_or(|h| built >= h))
+                Ok(built >= std::fs::metadata(&c)?.modified()?
+                    && newest_header.is_none_or(|h| built >= h))
             })
             .unwrap_or(false);
         if !fresh {
             run_checked(
-                Command::new("musl-gcc").args(["-static", "-O2", "-pthread", "-o"]).arg(&bin).arg(&c),
+                Command::new("musl-gcc")
+                    .args(["-static", "-O2", "-pthread", "-o"])
+                    .arg(&bin)
+                    .arg(&c),
                 &format!("compiling {}", c.display()),
                 "musl-gcc comes with Debian's musl-tools (`cargo xtask deps`).",
             )?;
         }
-        v.push(crate::initrd::Extra { host: bin, guest: format!("/usr/libexec/adros-tests/{name}") });
+        v.push(crate::initrd::Extra {
+            host: bin,
+            guest: format!("/usr/libexec/adros-tests/{name}"),
+        });
     }
     // Guest shell scripts (tests/guest/*.sh) go in as they are.
     if let Ok(rd) = std::fs::read_dir(root().join("tests/guest")) {
-        let mut scripts: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "sh")).collect();
+        let mut scripts: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+            .collect();
         scripts.sort();
         for sh in scripts {
-            let name = sh.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            v.push(crate::initrd::Extra { host: sh, guest: format!("/usr/libexec/adros-tests/{name}") });
+            let name = sh
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            v.push(crate::initrd::Extra {
+                host: sh,
+                guest: format!("/usr/libexec/adros-tests/{name}"),
+            });
         }
     }
     Ok(v)

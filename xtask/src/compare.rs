@@ -38,6 +38,10 @@ pub struct CompareArgs {
     /// vCPUs of the guest.
     #[arg(long, default_value_t = 2)]
     pub smp: u32,
+    /// Boot with `debug.profile=1`: the workload prints the kernel profile of each phase
+    /// (`/proc/profile`) into the serial logs under target/bench/compare-ext2/.
+    #[arg(long)]
+    pub profile: bool,
     #[command(flatten)]
     pub build: BuildArgs,
 }
@@ -61,7 +65,11 @@ struct RunResult {
 }
 
 fn median(v: &[f64]) -> Option<f64> {
-    Samples { values: v.to_vec(), failures: Vec::new() }.median()
+    Samples {
+        values: v.to_vec(),
+        failures: Vec::new(),
+    }
+    .median()
 }
 
 /// A deterministic source tree: 30 directories of 20 files (0–64 KiB), nested a few levels,
@@ -83,7 +91,11 @@ fn make_tree(root: &Path) -> Result<()> {
             let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             std::fs::write(dir.join(format!("file{f:02}.bin")), data).map_err(|e| e.to_string())?;
         }
-        std::os::unix::fs::symlink(format!("sub{}/file00.bin", d % 4), root.join(format!("tree/d{d:02}/link"))).map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink(
+            format!("sub{}/file00.bin", d % 4),
+            root.join(format!("tree/d{d:02}/link")),
+        )
+        .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -100,12 +112,20 @@ fn boot(m: &Machine, label: &str, timeout: Duration) -> Result<(RunResult, Strin
                 pb.set_message(format!("{label}: {}", l.trim_start_matches("RESULT ")));
             }
         },
-        Some(&|s: &str| s.contains("@@ADROS-EXEC-EXIT ") && s.rsplit("@@ADROS-EXEC-EXIT ").next().is_some_and(|t| t.contains("@@"))),
+        Some(&|s: &str| {
+            s.contains("@@ADROS-EXEC-EXIT ")
+                && s.rsplit("@@ADROS-EXEC-EXIT ")
+                    .next()
+                    .is_some_and(|t| t.contains("@@"))
+        }),
     );
     pb.finish_and_clear();
     let out = out?;
     let s = out.serial.replace('\r', "");
-    let mut r = RunResult { values: Vec::new(), digests: Vec::new() };
+    let mut r = RunResult {
+        values: Vec::new(),
+        digests: Vec::new(),
+    };
     for l in s.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
         match f.as_slice() {
@@ -119,35 +139,60 @@ fn boot(m: &Machine, label: &str, timeout: Duration) -> Result<(RunResult, Strin
         }
     }
     if !s.contains("\nDONE") {
-        let why = s.lines().find(|l| l.starts_with("FAIL ")).map(str::to_string).unwrap_or_else(|| {
-            if out.timed_out { "timed out".into() } else { "the workload did not finish".into() }
-        });
+        let why = s
+            .lines()
+            .find(|l| l.starts_with("FAIL "))
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                if out.timed_out {
+                    "timed out".into()
+                } else {
+                    "the workload did not finish".into()
+                }
+            });
         return Err(format!("{label}: {why}"));
     }
     Ok((r, s))
 }
 
 fn fsck(img: &Path) -> Result<()> {
-    let out = Command::new("e2fsck").arg("-fn").arg(img).output().map_err(|e| format!("cannot run e2fsck: {e} (install e2fsprogs)"))?;
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(img)
+        .output()
+        .map_err(|e| format!("cannot run e2fsck: {e} (install e2fsprogs)"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("e2fsck -fn {} is not clean:\n{}", img.display(), String::from_utf8_lossy(&out.stdout)))
+        Err(format!(
+            "e2fsck -fn {} is not clean:\n{}",
+            img.display(),
+            String::from_utf8_lossy(&out.stdout)
+        ))
     }
 }
 
 pub fn compare(a: CompareArgs) -> Result<i32> {
     if a.what != "ext2" {
-        return Err(format!("cargo xtask compare {}: only `ext2` can be compared today", a.what));
+        return Err(format!(
+            "cargo xtask compare {}: only `ext2` can be compared today",
+            a.what
+        ));
     }
     if a.runs == 0 {
         return Err("--runs must be at least 1".into());
     }
     crate::deps::ensure(true)?;
     let built = build::build(&a.build)?;
-    let stacks: Vec<&str> = if built.rump_linked { vec!["native", "rump"] } else { vec!["native"] };
+    let stacks: Vec<&str> = if built.rump_linked {
+        vec!["native", "rump"]
+    } else {
+        vec!["native"]
+    };
     if !built.rump_linked {
-        eprintln!("xtask compare: the kernel was built without NetBSD's rump components (no NetBSD source): only the native stack is measured");
+        eprintln!(
+            "xtask compare: the kernel was built without NetBSD's rump components (no NetBSD source): only the native stack is measured"
+        );
     }
     let dir = target_dir().join("bench/compare-ext2");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -157,7 +202,15 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     let size_mib = 128 + 2 * a.big_mib;
     let pb = spinner("making the image (mke2fs -t ext2 -d)");
     let out = Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext2", "-N", &(a.entries + 8192).to_string(), "-d"])
+        .args([
+            "-q",
+            "-F",
+            "-t",
+            "ext2",
+            "-N",
+            &(a.entries + 8192).to_string(),
+            "-d",
+        ])
         .arg(&src)
         .arg(&pristine)
         .arg(format!("{size_mib}M"))
@@ -173,10 +226,22 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
         for &stack in &stacks {
             let img: PathBuf = dir.join(format!("{stack}.img"));
             std::fs::copy(&pristine, &img).map_err(|e| format!("copying the image: {e}"))?;
-            let cmd = format!("/usr/libexec/adros-tests/ext2work /dev/vda {stack} /mnt {} {}", a.big_mib, a.entries);
+            let cmd = format!(
+                "/usr/libexec/adros-tests/ext2work /dev/vda {stack} /mnt {} {}",
+                a.big_mib, a.entries
+            );
             let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
             let iso = dir.join("compare.iso");
-            build::make_iso(&built.kernel, &built.symbols, &format!("{} loglevel=3 adros.exec={hex}", build::DEFAULT_CMDLINE), &iso)?;
+            build::make_iso(
+                &built.kernel,
+                &built.symbols,
+                &format!(
+                    "{} loglevel=3{} adros.exec={hex}",
+                    build::DEFAULT_CMDLINE,
+                    if a.profile { " debug.profile=1" } else { "" }
+                ),
+                &iso,
+            )?;
             let mut m = Machine::new(&iso);
             m.smp = a.smp;
             m.disks.push(img.clone());
@@ -187,7 +252,10 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
             match &reference {
                 None => reference = Some(r.digests.clone()),
                 Some(want) if *want != r.digests => {
-                    return Err(format!("{label}: the workload's results differ between the stacks:\n  first: {want:?}\n  now:   {:?}", r.digests));
+                    return Err(format!(
+                        "{label}: the workload's results differ between the stacks:\n  first: {want:?}\n  now:   {:?}",
+                        r.digests
+                    ));
                 }
                 _ => {}
             }
@@ -197,14 +265,30 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     }
     // The table.
     let mut t = String::new();
-    let _ = writeln!(t, "\next2 on virtio-blk, {} runs per stack, -smp {}, {} MiB file, {} entries (median, min–max)\n", a.runs, a.smp, a.big_mib, a.entries);
-    let _ = writeln!(t, "| figure | unit | native | rump (NetBSD ext2fs) | rump/native |");
+    let _ = writeln!(
+        t,
+        "\next2 on virtio-blk, {} runs per stack, -smp {}, {} MiB file, {} entries (median, min–max)\n",
+        a.runs, a.smp, a.big_mib, a.entries
+    );
+    let _ = writeln!(
+        t,
+        "| figure | unit | native | rump (NetBSD ext2fs) | rump/native |"
+    );
     let _ = writeln!(t, "|---|---|---|---|---|");
     let mut json_rows = Vec::new();
     for (name, unit, higher) in FIGURES {
-        let vals = |s: &str| -> Vec<f64> { results.iter().filter(|(st, _)| *st == s).filter_map(|(_, r)| r.values.iter().find(|(n, _)| n == name).map(|(_, v)| *v)).collect() };
+        let vals = |s: &str| -> Vec<f64> {
+            results
+                .iter()
+                .filter(|(st, _)| *st == s)
+                .filter_map(|(_, r)| r.values.iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+                .collect()
+        };
         let cell = |v: &[f64]| {
-            let s = Samples { values: v.to_vec(), failures: Vec::new() };
+            let s = Samples {
+                values: v.to_vec(),
+                failures: Vec::new(),
+            };
             match (s.median(), s.min(), s.max()) {
                 (Some(m), Some(lo), Some(hi)) => format!("{m:.1} ({lo:.1}–{hi:.1})"),
                 _ => "—".into(),
@@ -212,15 +296,31 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
         };
         let (nv, rv) = (vals("native"), vals("rump"));
         let ratio = median(&rv).zip(median(&nv)).map(|(r, n)| r / n);
-        let _ = writeln!(t, "| {name} | {unit}{} | {} | {} | {} |", if *higher { " ↑" } else { " ↓" }, cell(&nv), cell(&rv), ratio.map(|x| format!("{x:.2}")).unwrap_or_else(|| "—".into()));
+        let _ = writeln!(
+            t,
+            "| {name} | {unit}{} | {} | {} | {} |",
+            if *higher { " ↑" } else { " ↓" },
+            cell(&nv),
+            cell(&rv),
+            ratio
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_else(|| "—".into())
+        );
         json_rows.push(format!(
             "    {{\"figure\": \"{name}\", \"unit\": \"{unit}\", \"higher_is_better\": {higher}, \"native\": {nv:?}, \"rump\": {rv:?}, \"ratio_rump_over_native\": {}}}",
             ratio.map(|x| format!("{x:.4}")).unwrap_or_else(|| "null".into())
         ));
     }
-    let _ = writeln!(t, "\nreference (issue 6): a 64 MiB cold read runs at ~56 MiB/s in a Linux 6.1 guest and 110–140 MiB/s in rumprun on this QEMU");
+    let _ = writeln!(
+        t,
+        "\nreference (issue 6): a 64 MiB cold read runs at ~56 MiB/s in a Linux 6.1 guest and 110–140 MiB/s in rumprun on this QEMU"
+    );
     println!("{t}");
-    let date = Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let json = format!(
         "{{\n  \"suite\": \"compare-ext2\",\n  \"date\": \"{date}\",\n  \"runs\": {},\n  \"smp\": {},\n  \"big_mib\": {},\n  \"entries\": {},\n  \"digests\": {:?},\n  \"figures\": [\n{}\n  ]\n}}\n",
         a.runs,
@@ -232,6 +332,10 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     );
     let path = target_dir().join("bench/compare-ext2.json");
     std::fs::write(&path, json).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    eprintln!("xtask compare: wrote {} (serial logs in {})", path.display(), dir.display());
+    eprintln!(
+        "xtask compare: wrote {} (serial logs in {})",
+        path.display(),
+        dir.display()
+    );
     Ok(0)
 }

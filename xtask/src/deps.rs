@@ -23,47 +23,125 @@ fn has_cmd(c: &str) -> bool {
 }
 
 fn has_libclang() -> bool {
-    ["/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"].iter().any(|base| {
-        std::fs::read_dir(base)
-            .map(|rd| {
-                rd.flatten().any(|e| {
-                    let p = e.path();
-                    let name = e.file_name().to_string_lossy().to_string();
-                    (name.starts_with("llvm-") && p.join("lib/libclang.so").exists()) || name.starts_with("libclang.so") || name.starts_with("libclang-")
+    ["/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib64"]
+        .iter()
+        .any(|base| {
+            std::fs::read_dir(base)
+                .map(|rd| {
+                    rd.flatten().any(|e| {
+                        let p = e.path();
+                        let name = e.file_name().to_string_lossy().to_string();
+                        (name.starts_with("llvm-") && p.join("lib/libclang.so").exists())
+                            || name.starts_with("libclang.so")
+                            || name.starts_with("libclang-")
+                    })
                 })
-            })
-            .unwrap_or(false)
-    })
+                .unwrap_or(false)
+        })
 }
 
 const DEPS: &[Dep] = &[
-    Dep { package: "qemu-system-x86", present: || has_cmd("qemu-system-x86_64"), why: "runs AdrOS" },
-    Dep { package: "grub-pc-bin", present: || Path::new("/usr/lib/grub/i386-pc/multiboot2.mod").exists(), why: "BIOS GRUB for the ISO" },
-    Dep { package: "grub-common", present: || has_cmd("grub-mkrescue"), why: "builds the ISO" },
-    Dep { package: "xorriso", present: || has_cmd("xorriso"), why: "grub-mkrescue writes ISO 9660 with it" },
-    Dep { package: "mtools", present: || has_cmd("mformat"), why: "grub-mkrescue's EFI image" },
-    Dep { package: "musl-tools", present: || has_cmd("musl-gcc"), why: "static C test programs" },
-    Dep { package: "busybox-static", present: || Path::new("/bin/busybox").exists() || has_cmd("busybox"), why: "the userland" },
-    Dep { package: "bash-static", present: || Path::new("/bin/bash-static").exists() || has_cmd("bash-static"), why: "the shell" },
-    Dep { package: "e2fsprogs", present: || has_cmd("mke2fs") || Path::new("/sbin/mke2fs").exists(), why: "ext2 test images" },
-    Dep { package: "dosfstools", present: || has_cmd("mkfs.vfat") || Path::new("/sbin/mkfs.vfat").exists(), why: "FAT test images for the rump msdos tests" },
-    Dep { package: "libclang-dev", present: has_libclang, why: "bindgen for the rump bindings" },
-    Dep { package: "lz4", present: || has_cmd("lz4"), why: "inspecting the initrd" },
-    Dep { package: "binutils", present: || has_cmd("nm"), why: "the kernel symbol table" },
-    Dep { package: "gcc", present: || has_cmd("cc") || has_cmd("gcc"), why: "buildrump.sh and C test programs" },
-    Dep { package: "make", present: || has_cmd("make"), why: "buildrump.sh" },
-    Dep { package: "git", present: || has_cmd("git"), why: "the netbsd-src and buildrump.sh submodules" },
+    Dep {
+        package: "qemu-system-x86",
+        present: || has_cmd("qemu-system-x86_64"),
+        why: "runs AdrOS",
+    },
+    Dep {
+        package: "grub-pc-bin",
+        present: || Path::new("/usr/lib/grub/i386-pc/multiboot2.mod").exists(),
+        why: "BIOS GRUB for the ISO",
+    },
+    Dep {
+        package: "grub-common",
+        present: || has_cmd("grub-mkrescue"),
+        why: "builds the ISO",
+    },
+    Dep {
+        package: "xorriso",
+        present: || has_cmd("xorriso"),
+        why: "grub-mkrescue writes ISO 9660 with it",
+    },
+    Dep {
+        package: "mtools",
+        present: || has_cmd("mformat"),
+        why: "grub-mkrescue's EFI image",
+    },
+    Dep {
+        package: "musl-tools",
+        present: || has_cmd("musl-gcc"),
+        why: "static C test programs",
+    },
+    Dep {
+        package: "busybox-static",
+        present: || Path::new("/bin/busybox").exists() || has_cmd("busybox"),
+        why: "the userland",
+    },
+    Dep {
+        package: "bash-static",
+        present: || Path::new("/bin/bash-static").exists() || has_cmd("bash-static"),
+        why: "the shell",
+    },
+    Dep {
+        package: "e2fsprogs",
+        present: || has_cmd("mke2fs") || Path::new("/sbin/mke2fs").exists(),
+        why: "ext2 test images",
+    },
+    Dep {
+        package: "dosfstools",
+        present: || has_cmd("mkfs.vfat") || Path::new("/sbin/mkfs.vfat").exists(),
+        why: "FAT test images for the rump msdos tests",
+    },
+    Dep {
+        package: "libclang-dev",
+        present: has_libclang,
+        why: "bindgen for the rump bindings",
+    },
+    Dep {
+        package: "lz4",
+        present: || has_cmd("lz4"),
+        why: "inspecting the initrd",
+    },
+    Dep {
+        package: "binutils",
+        present: || has_cmd("nm"),
+        why: "the kernel symbol table",
+    },
+    Dep {
+        package: "gcc",
+        present: || has_cmd("cc") || has_cmd("gcc"),
+        why: "buildrump.sh and C test programs",
+    },
+    Dep {
+        package: "make",
+        present: || has_cmd("make"),
+        why: "buildrump.sh",
+    },
+    Dep {
+        package: "git",
+        present: || has_cmd("git"),
+        why: "the netbsd-src and buildrump.sh submodules",
+    },
 ];
 
 /// Which of `DEPS` are missing: asked of dpkg in one call when it exists (exact package
 /// names, e.g. busybox-static rather than any busybox), else by file checks.
 fn missing() -> Vec<&'static Dep> {
     if which("dpkg-query").is_some() {
-        let out = Command::new("dpkg-query").args(["-W", "-f", "${Package} ${db:Status-Status}\\n"]).args(DEPS.iter().map(|d| d.package)).output();
+        let out = Command::new("dpkg-query")
+            .args(["-W", "-f", "${Package} ${db:Status-Status}\\n"])
+            .args(DEPS.iter().map(|d| d.package))
+            .output();
         if let Ok(out) = out {
             let text = String::from_utf8_lossy(&out.stdout);
-            let installed: Vec<&str> = text.lines().filter_map(|l| l.strip_suffix(" installed")).map(|p| p.split(':').next().unwrap_or(p)).collect();
-            return DEPS.iter().filter(|d| !installed.contains(&d.package)).collect();
+            let installed: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_suffix(" installed"))
+                .map(|p| p.split(':').next().unwrap_or(p))
+                .collect();
+            return DEPS
+                .iter()
+                .filter(|d| !installed.contains(&d.package))
+                .collect();
         }
     }
     DEPS.iter().filter(|d| !(d.present)()).collect()
@@ -72,7 +150,11 @@ fn missing() -> Vec<&'static Dep> {
 /// `cargo xtask deps [--check]`: like [`ensure`], and says so when all is well.
 pub fn command(install: bool) -> Result<()> {
     ensure(install)?;
-    eprintln!("xtask deps: all {} host packages are installed ({})", DEPS.len(), DEPS.iter().map(|d| d.package).collect::<Vec<_>>().join(" "));
+    eprintln!(
+        "xtask deps: all {} host packages are installed ({})",
+        DEPS.len(),
+        DEPS.iter().map(|d| d.package).collect::<Vec<_>>().join(" ")
+    );
     Ok(())
 }
 
@@ -88,26 +170,56 @@ pub fn ensure(install: bool) -> Result<()> {
     for d in &missing {
         eprintln!("xtask deps: missing {} ({})", d.package, d.why);
     }
-    let cmd_line = format!("apt-get install -y --no-install-recommends {}", pkgs.join(" "));
-    let is_root = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false);
-    let sudo = !is_root && which("sudo").is_some() && Command::new("sudo").args(["-n", "true"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let cmd_line = format!(
+        "apt-get install -y --no-install-recommends {}",
+        pkgs.join(" ")
+    );
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let sudo = !is_root
+        && which("sudo").is_some()
+        && Command::new("sudo")
+            .args(["-n", "true"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
     if !install || !(is_root || sudo) || which("apt-get").is_none() {
-        let how = if install { "" } else { " (--check: not installing)" };
-        return Err(format!("missing host packages{how}. Install them with:\n    sudo {cmd_line}\nthen run the command again."));
+        let how = if install {
+            ""
+        } else {
+            " (--check: not installing)"
+        };
+        return Err(format!(
+            "missing host packages{how}. Install them with:\n    sudo {cmd_line}\nthen run the command again."
+        ));
     }
     let pb = crate::util::spinner(format!("installing {}", pkgs.join(" ")));
-    let mut ok = apt(sudo, &["install", "-y", "-q", "--no-install-recommends"], &pkgs);
+    let mut ok = apt(
+        sudo,
+        &["install", "-y", "-q", "--no-install-recommends"],
+        &pkgs,
+    );
     if !ok {
         // A fresh container has no package lists yet.
         pb.set_message("apt-get update");
         let _ = apt(sudo, &["update", "-q"], &[]);
         pb.set_message(format!("installing {}", pkgs.join(" ")));
-        ok = apt(sudo, &["install", "-y", "-q", "--no-install-recommends"], &pkgs);
+        ok = apt(
+            sudo,
+            &["install", "-y", "-q", "--no-install-recommends"],
+            &pkgs,
+        );
     }
     pb.finish_and_clear();
     let still: Vec<&str> = self::missing().iter().map(|d| d.package).collect();
     if !ok || !still.is_empty() {
-        return Err(format!("could not install {}. Try by hand:\n    sudo {cmd_line}", still.join(" ")));
+        return Err(format!(
+            "could not install {}. Try by hand:\n    sudo {cmd_line}",
+            still.join(" ")
+        ));
     }
     eprintln!("xtask deps: installed {}", pkgs.join(" "));
     Ok(())
@@ -121,5 +233,10 @@ fn apt(sudo: bool, args: &[&str], pkgs: &[&str]) -> bool {
     } else {
         Command::new("apt-get")
     };
-    cmd.args(args).args(pkgs).env("DEBIAN_FRONTEND", "noninteractive").output().map(|o| o.status.success()).unwrap_or(false)
+    cmd.args(args)
+        .args(pkgs)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }

@@ -41,7 +41,9 @@ pub struct Extra {
 /// GUEST ending in `/` gets the host file's name appended.
 #[allow(dead_code)] // for `cargo xtask run --add`, wired by the run command's owner
 pub fn parse_extra(spec: &str) -> Result<Extra> {
-    let (host, guest) = spec.rsplit_once(':').ok_or_else(|| format!("--add {spec}: expected HOST_PATH:GUEST_PATH"))?;
+    let (host, guest) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| format!("--add {spec}: expected HOST_PATH:GUEST_PATH"))?;
     let host = PathBuf::from(host);
     if !host.is_file() {
         return Err(format!("--add {spec}: {} is not a file", host.display()));
@@ -58,11 +60,20 @@ pub fn parse_extra(spec: &str) -> Result<Extra> {
 
 #[derive(Clone, Debug)]
 enum Node {
-    Dir { mode: u32 },
-    File { host: PathBuf, mode: u32 },
-    Symlink { target: String },
+    Dir {
+        mode: u32,
+    },
+    File {
+        host: PathBuf,
+        mode: u32,
+    },
+    Symlink {
+        target: String,
+    },
     /// A hard link to an earlier regular file (archive path, no leading '/').
-    Hard { target: String },
+    Hard {
+        target: String,
+    },
 }
 
 /// What the packer wrote.
@@ -81,13 +92,25 @@ pub fn build(extra: &[Extra]) -> Result<Packed> {
     let lz4 = compress(&tar)?;
     let path = target_dir().join("initrd.tar.lz4");
     if std::fs::read(&path).ok().as_deref() != Some(&lz4[..]) {
-        std::fs::create_dir_all(target_dir()).map_err(|e| format!("creating {}: {e}", target_dir().display()))?;
+        std::fs::create_dir_all(target_dir())
+            .map_err(|e| format!("creating {}: {e}", target_dir().display()))?;
         let tmp = path.with_extension("lz4.tmp");
         std::fs::write(&tmp, &lz4).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, &path).map_err(|e| format!("renaming {}: {e}", tmp.display()))?;
     }
-    let p = Packed { path, entries: nodes.len() + 1, tar_bytes: tar.len() as u64, lz4_bytes: lz4.len() as u64 };
-    eprintln!("xtask: initrd: {} entries, {} KiB tar, {} KiB as LZ4 ({})", p.entries, p.tar_bytes >> 10, p.lz4_bytes >> 10, p.path.display());
+    let p = Packed {
+        path,
+        entries: nodes.len() + 1,
+        tar_bytes: tar.len() as u64,
+        lz4_bytes: lz4.len() as u64,
+    };
+    eprintln!(
+        "xtask: initrd: {} entries, {} KiB tar, {} KiB as LZ4 ({})",
+        p.entries,
+        p.tar_bytes >> 10,
+        p.lz4_bytes >> 10,
+        p.path.display()
+    );
     Ok(p)
 }
 
@@ -116,31 +139,78 @@ fn collect(extra: &[Extra]) -> Result<BTreeMap<String, Node>> {
     }
     for (host, what) in [(BUSYBOX, "busybox-static"), (BASH, "bash-static")] {
         if !Path::new(host).is_file() {
-            return Err(format!("{host} is missing: install Debian's {what} (`cargo xtask deps`)"));
+            return Err(format!(
+                "{host} is missing: install Debian's {what} (`cargo xtask deps`)"
+            ));
         }
     }
-    let out = Command::new(BUSYBOX).arg("--list-full").output().map_err(|e| format!("running {BUSYBOX} --list-full: {e}"))?;
+    let out = Command::new(BUSYBOX)
+        .arg("--list-full")
+        .output()
+        .map_err(|e| format!("running {BUSYBOX} --list-full: {e}"))?;
     if !out.status.success() {
         return Err(format!("{BUSYBOX} --list-full failed"));
     }
-    for applet in String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|l| !l.is_empty()) {
-        insert(&mut nodes, applet.trim_start_matches('/'), Node::Symlink { target: BUSYBOX.into() });
+    for applet in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        insert(
+            &mut nodes,
+            applet.trim_start_matches('/'),
+            Node::Symlink {
+                target: BUSYBOX.into(),
+            },
+        );
     }
-    insert(&mut nodes, "bin/sh", Node::Symlink { target: "busybox".into() });
-    insert(&mut nodes, "bin/busybox", Node::File { host: BUSYBOX.into(), mode: 0o755 });
-    insert(&mut nodes, "bin/bash", Node::File { host: BASH.into(), mode: 0o755 });
+    insert(
+        &mut nodes,
+        "bin/sh",
+        Node::Symlink {
+            target: "busybox".into(),
+        },
+    );
+    insert(
+        &mut nodes,
+        "bin/busybox",
+        Node::File {
+            host: BUSYBOX.into(),
+            mode: 0o755,
+        },
+    );
+    insert(
+        &mut nodes,
+        "bin/bash",
+        Node::File {
+            host: BASH.into(),
+            mode: 0o755,
+        },
+    );
 
     let tree = root().join("initrd");
     let mut seen: HashMap<(u64, u64), String> = HashMap::new();
     walk(&tree, &tree, &mut nodes, &mut seen)?;
 
     for e in extra {
-        let mode = std::fs::metadata(&e.host).map_err(|err| format!("{}: {err}", e.host.display()))?.mode() & 0o7777;
-        insert(&mut nodes, e.guest.trim_start_matches('/'), Node::File { host: e.host.clone(), mode });
+        let mode = std::fs::metadata(&e.host)
+            .map_err(|err| format!("{}: {err}", e.host.display()))?
+            .mode()
+            & 0o7777;
+        insert(
+            &mut nodes,
+            e.guest.trim_start_matches('/'),
+            Node::File {
+                host: e.host.clone(),
+                mode,
+            },
+        );
     }
     for p in nodes.keys() {
         if p.len() > USTAR_MAX_PATH || p.rsplit('/').next().is_some_and(|n| n.len() > 100) {
-            return Err(format!("initrd path {p} is too long for a plain USTAR header"));
+            return Err(format!(
+                "initrd path {p} is too long for a plain USTAR header"
+            ));
         }
     }
     Ok(nodes)
@@ -166,7 +236,12 @@ fn insert(nodes: &mut BTreeMap<String, Node>, path: &str, node: Node) {
     nodes.insert(acc, node);
 }
 
-fn walk(top: &Path, dir: &Path, nodes: &mut BTreeMap<String, Node>, seen: &mut HashMap<(u64, u64), String>) -> Result<()> {
+fn walk(
+    top: &Path,
+    dir: &Path,
+    nodes: &mut BTreeMap<String, Node>,
+    seen: &mut HashMap<(u64, u64), String>,
+) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| format!("reading {}: {e}", dir.display()))?
         .filter_map(|e| e.ok())
@@ -174,28 +249,57 @@ fn walk(top: &Path, dir: &Path, nodes: &mut BTreeMap<String, Node>, seen: &mut H
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let p = e.path();
-        let rel = p.strip_prefix(top).map_err(|_| "path outside the initrd tree".to_string())?.to_string_lossy().into_owned();
+        let rel = p
+            .strip_prefix(top)
+            .map_err(|_| "path outside the initrd tree".to_string())?
+            .to_string_lossy()
+            .into_owned();
         if rel == "README.md" {
             continue;
         }
         let md = std::fs::symlink_metadata(&p).map_err(|err| format!("{}: {err}", p.display()))?;
         let ft = md.file_type();
         if ft.is_dir() {
-            insert(nodes, &rel, Node::Dir { mode: md.mode() & 0o7777 });
+            insert(
+                nodes,
+                &rel,
+                Node::Dir {
+                    mode: md.mode() & 0o7777,
+                },
+            );
             walk(top, &p, nodes, seen)?;
         } else if ft.is_symlink() {
             let t = std::fs::read_link(&p).map_err(|err| format!("{}: {err}", p.display()))?;
-            insert(nodes, &rel, Node::Symlink { target: t.to_string_lossy().into_owned() });
+            insert(
+                nodes,
+                &rel,
+                Node::Symlink {
+                    target: t.to_string_lossy().into_owned(),
+                },
+            );
         } else if ft.is_file() {
             let key = (md.dev(), md.ino());
             if md.nlink() > 1
                 && let Some(first) = seen.get(&key)
             {
-                insert(nodes, &rel, Node::Hard { target: first.clone() });
+                insert(
+                    nodes,
+                    &rel,
+                    Node::Hard {
+                        target: first.clone(),
+                    },
+                );
                 continue;
             }
             seen.insert(key, rel.clone());
-            insert(nodes, &rel, Node::File { host: p.clone(), mode: md.mode() & 0o7777 });
+            insert(
+                nodes,
+                &rel,
+                Node::File {
+                    host: p.clone(),
+                    mode: md.mode() & 0o7777,
+                },
+            );
         }
     }
     Ok(())
@@ -215,40 +319,62 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header
 }
 
 fn write_tar(nodes: &BTreeMap<String, Node>) -> Result<Vec<u8>> {
-    let mtime = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::fs::metadata(root().join("initrd")).and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
-    });
+    let mtime = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::fs::metadata(root().join("initrd"))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs())
+        });
     let mut b = tar::Builder::new(Vec::new());
     let mut manifest = String::new();
     // Hard links go last so that their targets precede them.
-    let (hard, rest): (Vec<_>, Vec<_>) = nodes.iter().partition(|(_, n)| matches!(n, Node::Hard { .. }));
+    let (hard, rest): (Vec<_>, Vec<_>) = nodes
+        .iter()
+        .partition(|(_, n)| matches!(n, Node::Hard { .. }));
     let err = |p: &str, e: std::io::Error| format!("initrd: adding {p}: {e}");
     for (path, node) in rest.into_iter().chain(hard) {
         match node {
             Node::Dir { mode } => {
                 let mut h = header(tar::EntryType::Directory, *mode, 0, mtime);
-                b.append_data(&mut h, format!("{path}/"), std::io::empty()).map_err(|e| err(path, e))?;
+                b.append_data(&mut h, format!("{path}/"), std::io::empty())
+                    .map_err(|e| err(path, e))?;
             }
             Node::File { host, mode } => {
-                let data = std::fs::read(host).map_err(|e| format!("reading {}: {e}", host.display()))?;
+                let data =
+                    std::fs::read(host).map_err(|e| format!("reading {}: {e}", host.display()))?;
                 let mut h = header(tar::EntryType::Regular, *mode, data.len() as u64, mtime);
                 manifest.push_str(&format!("/{path} {}\n", data.len()));
-                b.append_data(&mut h, path, &data[..]).map_err(|e| err(path, e))?;
+                b.append_data(&mut h, path, &data[..])
+                    .map_err(|e| err(path, e))?;
             }
             Node::Symlink { target } => {
                 let mut h = header(tar::EntryType::Symlink, 0o777, 0, mtime);
-                b.append_link(&mut h, path, target).map_err(|e| err(path, e))?;
+                b.append_link(&mut h, path, target)
+                    .map_err(|e| err(path, e))?;
             }
             Node::Hard { target } => {
                 let mut h = header(tar::EntryType::Link, 0o644, 0, mtime);
-                b.append_link(&mut h, path, target).map_err(|e| err(path, e))?;
+                b.append_link(&mut h, path, target)
+                    .map_err(|e| err(path, e))?;
             }
         }
     }
-    manifest.insert_str(0, &format!("# initrd manifest: path size (regular files); {} entries\n", nodes.len() + 1));
+    manifest.insert_str(
+        0,
+        &format!(
+            "# initrd manifest: path size (regular files); {} entries\n",
+            nodes.len() + 1
+        ),
+    );
     let mut h = header(tar::EntryType::Regular, 0o644, manifest.len() as u64, mtime);
-    b.append_data(&mut h, "etc/initrd-manifest", manifest.as_bytes()).map_err(|e| err("etc/initrd-manifest", e))?;
-    b.into_inner().map_err(|e| format!("finishing the initrd archive: {e}"))
+    b.append_data(&mut h, "etc/initrd-manifest", manifest.as_bytes())
+        .map_err(|e| err("etc/initrd-manifest", e))?;
+    b.into_inner()
+        .map_err(|e| format!("finishing the initrd archive: {e}"))
 }
 
 fn compress(tar: &[u8]) -> Result<Vec<u8>> {
@@ -259,8 +385,10 @@ fn compress(tar: &[u8]) -> Result<Vec<u8>> {
         .content_size(Some(tar.len() as u64))
         .content_checksum(true);
     let mut enc = FrameEncoder::with_frame_info(info, Vec::new());
-    enc.write_all(tar).map_err(|e| format!("compressing the initrd: {e}"))?;
-    enc.finish().map_err(|e| format!("compressing the initrd: {e}"))
+    enc.write_all(tar)
+        .map_err(|e| format!("compressing the initrd: {e}"))?;
+    enc.finish()
+        .map_err(|e| format!("compressing the initrd: {e}"))
 }
 
 #[cfg(test)]

@@ -80,11 +80,23 @@ pub fn rump(a: RumpArgs) -> Result<i32> {
         RumpCmd::Status => {
             match Sources::find() {
                 Some(s) => {
-                    println!("NetBSD source: {} ({})", s.netbsd.display(), s.netbsd_commit);
-                    println!("buildrump.sh:  {} ({})", s.buildrump.display(), s.buildrump_commit);
+                    println!(
+                        "NetBSD source: {} ({})",
+                        s.netbsd.display(),
+                        s.netbsd_commit
+                    );
+                    println!(
+                        "buildrump.sh:  {} ({})",
+                        s.buildrump.display(),
+                        s.buildrump_commit
+                    );
                     for t in [Target::Host, Target::Kernel, Target::Posix] {
                         let d = cache_dir(t, &s)?;
-                        let state = if d.join(".complete").exists() { "built" } else { "not built" };
+                        let state = if d.join(".complete").exists() {
+                            "built"
+                        } else {
+                            "not built"
+                        };
                         println!("{:<7} {state:<10} {}", t.name(), d.display());
                     }
                 }
@@ -153,7 +165,9 @@ impl Target {
             "host" => Ok(Target::Host),
             "kernel" => Ok(Target::Kernel),
             "posix" => Ok(Target::Posix),
-            o => Err(format!("unknown rump target {o:?}: use host, kernel or posix")),
+            o => Err(format!(
+                "unknown rump target {o:?}: use host, kernel or posix"
+            )),
         }
     }
 
@@ -259,11 +273,17 @@ pub struct Sources {
 }
 
 fn home_cache() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp")).join(".cache/adros")
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+        .join(".cache/adros")
 }
 
 fn first_existing(cands: Vec<Option<PathBuf>>, marker: &str) -> Option<PathBuf> {
-    cands.into_iter().flatten().find(|p| p.join(marker).is_file())
+    cands
+        .into_iter()
+        .flatten()
+        .find(|p| p.join(marker).is_file())
 }
 
 fn git_commit(dir: &Path) -> String {
@@ -282,14 +302,27 @@ impl Sources {
     pub fn find() -> Option<Sources> {
         let env = |v: &str| std::env::var_os(v).map(PathBuf::from);
         let netbsd = first_existing(
-            vec![Some(root().join("netbsd-src")), env("ADROS_NETBSD_SRC"), Some(home_cache().join("netbsd-src"))],
+            vec![
+                Some(root().join("netbsd-src")),
+                env("ADROS_NETBSD_SRC"),
+                Some(home_cache().join("netbsd-src")),
+            ],
             "sys/rump/Makefile.rump",
         )?;
         let buildrump = first_existing(
-            vec![Some(root().join("buildrump/buildrump.sh")), env("ADROS_BUILDRUMP"), Some(home_cache().join("buildrump.sh"))],
+            vec![
+                Some(root().join("buildrump/buildrump.sh")),
+                env("ADROS_BUILDRUMP"),
+                Some(home_cache().join("buildrump.sh")),
+            ],
             "buildrump.sh",
         )?;
-        Some(Sources { netbsd_commit: git_commit(&netbsd), buildrump_commit: git_commit(&buildrump), netbsd, buildrump })
+        Some(Sources {
+            netbsd_commit: git_commit(&netbsd),
+            buildrump_commit: git_commit(&buildrump),
+            netbsd,
+            buildrump,
+        })
     }
 }
 
@@ -347,7 +380,9 @@ fn cache_dir(t: Target, s: &Sources) -> Result<PathBuf> {
     for f in t.cflags().iter().chain(t.make_vars().iter()) {
         h.add(f.as_bytes());
     }
-    let base = std::env::var_os("ADROS_RUMP_CACHE").map(PathBuf::from).unwrap_or_else(|| home_cache().join("rump"));
+    let base = std::env::var_os("ADROS_RUMP_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home_cache().join("rump"));
     let commit: String = s.netbsd_commit.chars().take(12).collect();
     Ok(base.join(format!("{commit}-{}-{:016x}", t.name(), h.0)))
 }
@@ -369,12 +404,19 @@ fn our_files_stamp() -> Result<String> {
 
 fn lib_path(dest: &Path, name: &str, t: Target) -> PathBuf {
     // Host test binaries are PIE: link the PIC archives there.
-    let file = if t == Target::Kernel { format!("lib{name}.a") } else { format!("lib{name}_pic.a") };
+    let file = if t == Target::Kernel {
+        format!("lib{name}.a")
+    } else {
+        format!("lib{name}_pic.a")
+    };
     dest.join("lib").join(file)
 }
 
 fn missing_components(dest: &Path, t: Target) -> Result<Vec<String>> {
-    Ok(components_for(t)?.into_iter().filter(|c| !lib_path(dest, c, t).is_file()).collect())
+    Ok(components_for(t)?
+        .into_iter()
+        .filter(|c| !lib_path(dest, c, t).is_file())
+        .collect())
 }
 
 /// Builds (or reuses) the components for `t`; returns the `dest/` directory.
@@ -383,7 +425,10 @@ pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
     let dest = dir.join("dest");
     let stamp = our_files_stamp()?;
     let complete = fs::read_to_string(dir.join(".complete")).unwrap_or_default();
-    if !force && complete.lines().next() == Some(stamp.as_str()) && missing_components(&dest, t)?.is_empty() {
+    if !force
+        && complete.lines().next() == Some(stamp.as_str())
+        && missing_components(&dest, t)?.is_empty()
+    {
         eprintln!("rump {}: cache hit: {}", t.name(), dir.display());
         return Ok(dest);
     }
@@ -400,7 +445,12 @@ pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
         dir.display(),
         log_path.display()
     );
-    let mut b = Builder { t, s, dir: dir.clone(), log };
+    let mut b = Builder {
+        t,
+        s,
+        dir: dir.clone(),
+        log,
+    };
     b.run_buildrump(&["tools", "build"], "buildrump.sh tools build")?;
     if t.kernel_only() {
         b.build_extras()?;
@@ -408,7 +458,12 @@ pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
     b.run_buildrump(&["install"], "buildrump.sh install")?;
     let missing = missing_components(&dest, t)?;
     if !missing.is_empty() {
-        return Err(format!("rump {}: components missing after the build: {} (see {})", t.name(), missing.join(", "), log_path.display()));
+        return Err(format!(
+            "rump {}: components missing after the build: {} (see {})",
+            t.name(),
+            missing.join(", "),
+            log_path.display()
+        ));
     }
     if t == Target::Kernel {
         check_no_stack_protector(&dest)?;
@@ -416,13 +471,31 @@ pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
     let comps = components_for(t)?;
     let mut manifest = String::new();
     for c in &comps {
-        let sz = fs::metadata(lib_path(&dest, c, t)).map(|m| m.len()).unwrap_or(0);
+        let sz = fs::metadata(lib_path(&dest, c, t))
+            .map(|m| m.len())
+            .unwrap_or(0);
         manifest.push_str(&format!("{c} {sz}\n"));
     }
     fs::write(dir.join("components.txt"), &manifest).map_err(|e| e.to_string())?;
-    fs::write(dir.join(".complete"), format!("{stamp}\nbuilt in {:.0} s\n", t0.elapsed().as_secs_f64())).map_err(|e| e.to_string())?;
-    let nlibs = fs::read_dir(dest.join("lib")).map(|r| r.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".a")).count()).unwrap_or(0);
-    eprintln!("rump {}: built in {:.0} s: {} archives; components: {}", t.name(), t0.elapsed().as_secs_f64(), nlibs, comps.join(" "));
+    fs::write(
+        dir.join(".complete"),
+        format!("{stamp}\nbuilt in {:.0} s\n", t0.elapsed().as_secs_f64()),
+    )
+    .map_err(|e| e.to_string())?;
+    let nlibs = fs::read_dir(dest.join("lib"))
+        .map(|r| {
+            r.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".a"))
+                .count()
+        })
+        .unwrap_or(0);
+    eprintln!(
+        "rump {}: built in {:.0} s: {} archives; components: {}",
+        t.name(),
+        t0.elapsed().as_secs_f64(),
+        nlibs,
+        comps.join(" ")
+    );
     Ok(dest)
 }
 
@@ -446,12 +519,17 @@ impl Builder<'_> {
         let _ = writeln!(self.log, "==> {what}: {cmd:?}");
         let pb = spinner(format!("rump {}: {what}", self.t.name()));
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| format!("{what}: cannot start {:?}: {e}", cmd.get_program()))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("{what}: cannot start {:?}: {e}", cmd.get_program()))?;
         let stderr = child.stderr.take().expect("piped");
         let mut log2 = self.log.try_clone().map_err(|e| e.to_string())?;
         let errt = std::thread::spawn(move || {
             let mut tail: Vec<String> = Vec::new();
-            for l in BufReader::new(stderr).lines().map_while(std::result::Result::ok) {
+            for l in BufReader::new(stderr)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
                 let _ = writeln!(log2, "{l}");
                 tail.push(l);
                 if tail.len() > 40 {
@@ -462,12 +540,23 @@ impl Builder<'_> {
         });
         let mut compiled = 0u64;
         let mut tail: Vec<String> = Vec::new();
-        for l in BufReader::new(child.stdout.take().expect("piped")).lines().map_while(std::result::Result::ok) {
+        for l in BufReader::new(child.stdout.take().expect("piped"))
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
             let _ = writeln!(self.log, "{l}");
             let tl = l.trim_start();
-            if tl.starts_with("compile") || tl.starts_with("build ") || tl.starts_with("create") || tl.starts_with("install") {
+            if tl.starts_with("compile")
+                || tl.starts_with("build ")
+                || tl.starts_with("create")
+                || tl.starts_with("install")
+            {
                 compiled += 1;
-                pb.set_message(format!("rump {}: {what}: {compiled} steps, {}", self.t.name(), tl.split_whitespace().last().unwrap_or("")));
+                pb.set_message(format!(
+                    "rump {}: {what}: {compiled} steps, {}",
+                    self.t.name(),
+                    tl.split_whitespace().last().unwrap_or("")
+                ));
             } else if tl.starts_with(">>") || tl.starts_with("===>") {
                 pb.set_message(format!("rump {}: {what}: {tl}", self.t.name()));
             }
@@ -510,7 +599,10 @@ impl Builder<'_> {
             c.arg("-F").arg(format!("CFLAGS={f}"));
         }
         // buildrump.sh refuses to run with these set; the nbmake bootstrap takes HOST_CFLAGS.
-        c.env_remove("CFLAGS").env_remove("LDFLAGS").env_remove("AFLAGS").env_remove("CPPFLAGS");
+        c.env_remove("CFLAGS")
+            .env_remove("LDFLAGS")
+            .env_remove("AFLAGS")
+            .env_remove("CPPFLAGS");
         c.env("HOST_CFLAGS", "-O -fcommon");
         c.current_dir(&self.dir);
         c
@@ -537,7 +629,10 @@ impl Builder<'_> {
     /// libusb rebuilt with our USB.ioconf patch (usb at xhci).
     fn build_extras(&mut self) -> Result<()> {
         let ours = root().join("buildrump");
-        let pci_mk = format!("RUMPCOMP_MAKEFILEINC_rumpdev_pci={}", ours.join("pci.mk").display());
+        let pci_mk = format!(
+            "RUMPCOMP_MAKEFILEINC_rumpdev_pci={}",
+            ours.join("pci.mk").display()
+        );
         // Our components are copied into the cache (their objects are written next to them).
         let overlay = self.dir.join("overlay");
         let _ = fs::remove_dir_all(&overlay);
@@ -548,16 +643,29 @@ impl Builder<'_> {
         let usb_overlay = overlay.join("libusb-ioconf");
         fs::create_dir_all(&usb_overlay).map_err(|e| e.to_string())?;
         let orig = self.s.netbsd.join("sys/rump/dev/lib/libusb/USB.ioconf");
-        fs::copy(&orig, usb_overlay.join("USB.ioconf")).map_err(|e| format!("{}: {e}", orig.display()))?;
+        fs::copy(&orig, usb_overlay.join("USB.ioconf"))
+            .map_err(|e| format!("{}: {e}", orig.display()))?;
         let mut patch = Command::new("patch");
-        patch.current_dir(&usb_overlay).args(["-p0", "-s", "-i"]).arg(ours.join("patches/usb-ioconf-xhci.patch"));
+        patch
+            .current_dir(&usb_overlay)
+            .args(["-p0", "-s", "-i"])
+            .arg(ours.join("patches/usb-ioconf-xhci.patch"));
         self.run_logged(&mut patch, "patch USB.ioconf for xhci")?;
 
-        let mut dirs: Vec<(PathBuf, Vec<String>)> = EXTRA_NETBSD_DIRS.iter().map(|d| (self.s.netbsd.join(d), vec![pci_mk.clone()])).collect();
+        let mut dirs: Vec<(PathBuf, Vec<String>)> = EXTRA_NETBSD_DIRS
+            .iter()
+            .map(|d| (self.s.netbsd.join(d), vec![pci_mk.clone()]))
+            .collect();
         let libusb = self.s.netbsd.join("sys/rump/dev/lib/libusb");
         // Force libusb's ioconf to be regenerated from the patched file.
         let usb_obj = self.obj().join("sys/rump/dev/lib/libusb");
-        for f in ["ioconf.c", "ioconf.h", "ioconf.o", "ioconf.pico", "locators.h"] {
+        for f in [
+            "ioconf.c",
+            "ioconf.h",
+            "ioconf.o",
+            "ioconf.pico",
+            "locators.h",
+        ] {
             let _ = fs::remove_file(usb_obj.join(f));
         }
         dirs.push((libusb, vec![format!("IOCONFDIR={}", usb_overlay.display())]));
@@ -565,7 +673,10 @@ impl Builder<'_> {
             dirs.push((overlay.join(c), vec![pci_mk.clone()]));
         }
         for (d, vars) in dirs {
-            let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = d
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             for step in ["obj", "dependall", "install"] {
                 let mut args = vars.clone();
                 args.push(step.into());
@@ -578,7 +689,10 @@ impl Builder<'_> {
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    for e in fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?.flatten() {
+    for e in fs::read_dir(from)
+        .map_err(|e| format!("{}: {e}", from.display()))?
+        .flatten()
+    {
         let p = e.path();
         if p.is_dir() {
             copy_dir(&p, &to.join(e.file_name()))?;
@@ -592,20 +706,35 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 /// The kernel build must not reference the stack protector's runtime.
 fn check_no_stack_protector(dest: &Path) -> Result<()> {
     let mut bad = Vec::new();
-    for e in fs::read_dir(dest.join("lib")).map_err(|e| e.to_string())?.flatten() {
+    for e in fs::read_dir(dest.join("lib"))
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
         let p = e.path();
         if p.extension().is_none_or(|x| x != "a") {
             continue;
         }
-        let out = Command::new("nm").arg("-u").arg(&p).output().map_err(|e| format!("nm: {e}"))?;
+        let out = Command::new("nm")
+            .arg("-u")
+            .arg(&p)
+            .output()
+            .map_err(|e| format!("nm: {e}"))?;
         if String::from_utf8_lossy(&out.stdout).contains("__stack_chk_fail") {
-            bad.push(p.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            bad.push(
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     if bad.is_empty() {
         eprintln!("rump kernel: nm: no archive references __stack_chk_fail");
         Ok(())
     } else {
-        Err(format!("kernel rump archives reference __stack_chk_fail: {}", bad.join(", ")))
+        Err(format!(
+            "kernel rump archives reference __stack_chk_fail: {}",
+            bad.join(", ")
+        ))
     }
 }

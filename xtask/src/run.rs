@@ -57,7 +57,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
         // The command travels hex-encoded (any bytes survive GRUB and the kernel's word
         // splitting); boot messages are kept quiet so its output stays clean.
         let hex: String = e.bytes().map(|b| format!("{b:02x}")).collect();
-        let base = cmdline.clone().unwrap_or_else(|| build::DEFAULT_CMDLINE.to_string());
+        let base = cmdline
+            .clone()
+            .unwrap_or_else(|| build::DEFAULT_CMDLINE.to_string());
         cmdline = Some(format!("{base} loglevel=3 adros.exec={hex}"));
     }
     if cmdline.is_none() && !a.add.is_empty() {
@@ -98,10 +100,17 @@ pub fn run(a: RunArgs) -> Result<i32> {
             None,
         )?;
         if out.timed_out {
-            eprintln!("\nxtask: stopped QEMU after the {} s timeout", a.timeout.unwrap_or(0));
+            eprintln!(
+                "\nxtask: stopped QEMU after the {} s timeout",
+                a.timeout.unwrap_or(0)
+            );
             return Ok(124);
         }
-        eprintln!("\nxtask: guest {} (QEMU status {:?})", qemu::describe(out.status), out.status);
+        eprintln!(
+            "\nxtask: guest {} (QEMU status {:?})",
+            qemu::describe(out.status),
+            out.status
+        );
         return Ok(match out.status {
             Some(0) | Some(33) => 0,
             _ => 1,
@@ -114,8 +123,14 @@ pub fn run(a: RunArgs) -> Result<i32> {
         cmd.args(["-display", "none"]);
     }
     eprintln!("xtask: booting AdrOS (Ctrl-A X quits QEMU)");
-    let st = cmd.status().map_err(|e| format!("cannot start qemu-system-x86_64: {e}. Run `cargo xtask deps`."))?;
-    eprintln!("xtask: guest {} (QEMU status {:?})", qemu::describe(st.code()), st.code());
+    let st = cmd
+        .status()
+        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}. Run `cargo xtask deps`."))?;
+    eprintln!(
+        "xtask: guest {} (QEMU status {:?})",
+        qemu::describe(st.code()),
+        st.code()
+    );
     Ok(match st.code() {
         Some(0) | Some(33) => 0,
         _ => 1,
@@ -150,7 +165,10 @@ fn run_exec(m: &Machine, timeout_s: u64) -> Result<i32> {
                     Some(i) => i,
                     None => tail.len().saturating_sub(EXIT.len() + 1),
                 };
-                let safe = (0..=safe).rev().find(|&i| tail.is_char_boundary(i)).unwrap_or(0);
+                let safe = (0..=safe)
+                    .rev()
+                    .find(|&i| tail.is_char_boundary(i))
+                    .unwrap_or(0);
                 if safe > 0 {
                     let mut o = std::io::stdout().lock();
                     let _ = o.write_all(tail[..safe].as_bytes());
@@ -172,7 +190,10 @@ fn run_exec(m: &Machine, timeout_s: u64) -> Result<i32> {
         return Ok(code);
     }
     if out.timed_out {
-        eprintln!("xtask: the command did not finish within {timeout_s} s; boot log in {}", log_path.display());
+        eprintln!(
+            "xtask: the command did not finish within {timeout_s} s; boot log in {}",
+            log_path.display()
+        );
         return Ok(124);
     }
     eprintln!(

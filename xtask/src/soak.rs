@@ -21,7 +21,10 @@ pub struct SoakArgs {
 
 pub fn soak(a: SoakArgs) -> Result<i32> {
     if !matches!(a.smp, 1 | 2 | 4) {
-        return Err(format!("--smp {}: the stress test exists for 1, 2 and 4 CPUs", a.smp));
+        return Err(format!(
+            "--smp {}: the stress test exists for 1, 2 and 4 CPUs",
+            a.smp
+        ));
     }
     crate::build::build(&crate::build::BuildArgs::default())?;
     let test = format!("stress_smp{}", a.smp);
@@ -31,7 +34,17 @@ pub fn soak(a: SoakArgs) -> Result<i32> {
         let pb = spinner(format!("soak: run {i}/{} of s06_smp::{test}", a.runs));
         let out = Command::new(env!("CARGO"))
             .current_dir(root())
-            .args(["test", "-p", "adros-tests", "--test", "s06_smp", &test, "--", "--exact", "--test-threads=1"])
+            .args([
+                "test",
+                "-p",
+                "adros-tests",
+                "--test",
+                "s06_smp",
+                &test,
+                "--",
+                "--exact",
+                "--test-threads=1",
+            ])
             .env("RUST_BACKTRACE", "0")
             .output()
             .map_err(|e| format!("cannot run cargo test: {e}"))?;
@@ -41,11 +54,25 @@ pub fn soak(a: SoakArgs) -> Result<i32> {
             passed += 1;
             eprintln!("soak: run {i}/{}: pass", a.runs);
         } else {
-            eprintln!("soak: run {i}/{}: FAIL\n{}{}", a.runs, text, String::from_utf8_lossy(&out.stderr));
-            eprintln!("soak: stopped after a failure: {passed} consecutive passes at -smp {} ({:.0} s)", a.smp, t0.elapsed().as_secs_f64());
+            eprintln!(
+                "soak: run {i}/{}: FAIL\n{}{}",
+                a.runs,
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            eprintln!(
+                "soak: stopped after a failure: {passed} consecutive passes at -smp {} ({:.0} s)",
+                a.smp,
+                t0.elapsed().as_secs_f64()
+            );
             return Ok(1);
         }
     }
-    println!("soak: {passed}/{} consecutive passes of the SMP stress suite at -smp {} in {:.0} s", a.runs, a.smp, t0.elapsed().as_secs_f64());
+    println!(
+        "soak: {passed}/{} consecutive passes of the SMP stress suite at -smp {} in {:.0} s",
+        a.runs,
+        a.smp,
+        t0.elapsed().as_secs_f64()
+    );
     Ok(0)
 }

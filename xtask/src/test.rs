@@ -71,7 +71,10 @@ impl Tally {
         self.failures.push(what);
     }
     fn counts(&self) -> String {
-        format!("{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
     }
 }
 
@@ -114,7 +117,10 @@ pub fn test(a: TestArgs) -> Result<i32> {
         levels.push(("host", host_level()));
     }
     if want("kernel") {
-        eprintln!("==> in-kernel tests (boot with `ktest`, timeout {} s)", a.ktest_timeout);
+        eprintln!(
+            "==> in-kernel tests (boot with `ktest`, timeout {} s)",
+            a.ktest_timeout
+        );
         let t = match &built {
             Some(b) => kernel_level(b, &a, &logs),
             None => failed_level("in-kernel tests not run: the build failed (see above)"),
@@ -122,7 +128,10 @@ pub fn test(a: TestArgs) -> Result<i32> {
         levels.push(("in-kernel", t));
     }
     if want("qemu") {
-        eprintln!("==> QEMU integration tests (cargo test -p adros-tests, {} at a time)", a.qemu_threads);
+        eprintln!(
+            "==> QEMU integration tests (cargo test -p adros-tests, {} at a time)",
+            a.qemu_threads
+        );
         let t = match &built {
             Some(b) => qemu_level(b, &a, &logs),
             None => failed_level("QEMU tests not run: the build failed (see above)"),
@@ -148,7 +157,10 @@ pub fn test(a: TestArgs) -> Result<i32> {
         eprintln!("  serial transcripts of failed boots: {}", logs.display());
     }
     let _ = std::io::stderr().flush();
-    println!("{} passed, {} failed, {} skipped", total.passed, total.failed, total.skipped);
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
     Ok(if total.failed > 0 { 1 } else { 0 })
 }
 
@@ -173,13 +185,17 @@ struct HostPackage {
 /// with a `std` feature are tested with it (their host implementation), and `adros-tests`
 /// only with `--lib` (its integration tests are the QEMU level).
 fn host_packages(root: &Path) -> Result<Vec<HostPackage>> {
-    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).map_err(|e| format!("reading Cargo.toml: {e}"))?;
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml"))
+        .map_err(|e| format!("reading Cargo.toml: {e}"))?;
     let mut out = Vec::new();
     for member in workspace_members(&manifest) {
         let path = root.join(&member).join("Cargo.toml");
         let Ok(text) = std::fs::read_to_string(&path) else {
             // Cargo itself would refuse the workspace; say so as a failure below.
-            out.push(HostPackage { name: member.clone(), args: vec![] });
+            out.push(HostPackage {
+                name: member.clone(),
+                args: vec![],
+            });
             continue;
         };
         let (name, has_std) = package_info(&text);
@@ -198,12 +214,23 @@ fn host_packages(root: &Path) -> Result<Vec<HostPackage>> {
 
 /// `members = [ "a", "b", … ]` of a workspace manifest (one or several lines).
 fn workspace_members(manifest: &str) -> Vec<String> {
-    let Some(i) = manifest.find("members") else { return vec![] };
+    let Some(i) = manifest.find("members") else {
+        return vec![];
+    };
     let rest = &manifest[i..];
-    let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) else { return vec![] };
+    let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) else {
+        return vec![];
+    };
     rest[open + 1..close]
         .split(',')
-        .map(|s| s.split('#').next().unwrap_or("").trim().trim_matches('"').to_string())
+        .map(|s| {
+            s.split('#')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"')
+                .to_string()
+        })
         .filter(|s| !s.is_empty())
         .collect()
 }
@@ -220,7 +247,9 @@ fn package_info(manifest: &str) -> (Option<String>, bool) {
         }
         let key = l.split('=').next().unwrap_or("").trim();
         if section == "package" && key == "name" && name.is_none() {
-            name = l.split_once('=').map(|(_, v)| v.trim().trim_matches('"').to_string());
+            name = l
+                .split_once('=')
+                .map(|(_, v)| v.trim().trim_matches('"').to_string());
         }
         if section == "features" && key == "std" {
             has_std = true;
@@ -238,8 +267,14 @@ fn host_level() -> Tally {
             say(&pb, format!("  rump host components: {}", dir.display()));
             env.push((crate::rump::HOST_DIR_ENV.into(), dir.display().to_string()));
         }
-        Ok(None) => say(&pb, "  no NetBSD source: tests that need rump components skip (see README)"),
-        Err(e) => tally.fail(format!("rump host build (cargo xtask rump build --target host):\n{}", indent(&e))),
+        Ok(None) => say(
+            &pb,
+            "  no NetBSD source: tests that need rump components skip (see README)",
+        ),
+        Err(e) => tally.fail(format!(
+            "rump host build (cargo xtask rump build --target host):\n{}",
+            indent(&e)
+        )),
     }
     pb.finish_and_clear();
     let pkgs = match host_packages(&root()) {
@@ -252,20 +287,37 @@ fn host_level() -> Tally {
     for p in pkgs {
         let pb = spinner(format!("host: {}", p.name));
         let t0 = Instant::now();
-        let mut args: Vec<String> = vec!["test".into(), "-p".into(), p.name.clone(), "--no-fail-fast".into()];
+        let mut args: Vec<String> = vec![
+            "test".into(),
+            "-p".into(),
+            p.name.clone(),
+            "--no-fail-fast".into(),
+        ];
         args.extend(p.args.iter().cloned());
         args.extend(["--".into(), "--show-output".into()]);
         let r = run_cargo_test(&args, &env, &pb, false);
         pb.finish_and_clear();
-        let t = r.into_tally(&format!("host {}", p.name), &format!("cargo {}", args.join(" ")));
-        eprintln!("  {:<20} {} ({:.0} s)", p.name, t.counts(), t0.elapsed().as_secs_f64());
+        let t = r.into_tally(
+            &format!("host {}", p.name),
+            &format!("cargo {}", args.join(" ")),
+        );
+        eprintln!(
+            "  {:<20} {} ({:.0} s)",
+            p.name,
+            t.counts(),
+            t0.elapsed().as_secs_f64()
+        );
         tally.add(t);
     }
     tally
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("      {l}\n")).collect::<String>().trim_end().to_string()
+    s.lines()
+        .map(|l| format!("      {l}\n"))
+        .collect::<String>()
+        .trim_end()
+        .to_string()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -312,9 +364,16 @@ fn parse_libtest_line(r: &mut CargoTest, section: &mut Section, line: &str) {
         *section = Section::Other;
         r.saw_result = true;
         for part in rest.split(';') {
-            let part = part.trim().trim_start_matches("ok.").trim_start_matches("FAILED.").trim();
+            let part = part
+                .trim()
+                .trim_start_matches("ok.")
+                .trim_start_matches("FAILED.")
+                .trim();
             let mut it = part.split_whitespace();
-            let (Some(n), Some(what)) = (it.next().and_then(|n| n.parse::<u64>().ok()), it.next()) else { continue };
+            let (Some(n), Some(what)) = (it.next().and_then(|n| n.parse::<u64>().ok()), it.next())
+            else {
+                continue;
+            };
             match what {
                 "passed" => r.passed += n,
                 "failed" => r.failed += n,
@@ -333,7 +392,8 @@ fn parse_libtest_line(r: &mut CargoTest, section: &mut Section, line: &str) {
     }
     if let Some(i) = l.find("SKIPPED: ") {
         if *section != Section::Failures {
-            r.skipped_lines.insert(l[i + "SKIPPED: ".len()..].trim().to_string());
+            r.skipped_lines
+                .insert(l[i + "SKIPPED: ".len()..].trim().to_string());
         }
         return;
     }
@@ -351,12 +411,16 @@ impl CargoTest {
         t.skipped = self.ignored + skipped_marked;
         t.failed = self.failed;
         t.skips.extend(self.skipped_lines.iter().cloned());
-        t.skips.extend(self.ignored_names.iter().map(|n| format!("{n} (ignored)")));
+        t.skips
+            .extend(self.ignored_names.iter().map(|n| format!("{n} (ignored)")));
         for n in &self.failed_names {
             t.failures.push(format!("{what}: {n}"));
         }
         if t.failures.len() < self.failed as usize {
-            t.failures.push(format!("{what}: {} failing test(s)", self.failed as usize - t.failures.len()));
+            t.failures.push(format!(
+                "{what}: {} failing test(s)",
+                self.failed as usize - t.failures.len()
+            ));
         }
         if !self.failure_text.trim().is_empty() {
             if let Some(first) = t.failures.first_mut() {
@@ -368,8 +432,15 @@ impl CargoTest {
             // No test failed, yet cargo failed: the package did not build, or a test
             // binary died without a result. Show why.
             let built = self.saw_result || !self.stderr.contains("could not compile");
-            let why = if built { "a test binary crashed or cargo failed" } else { "did not compile" };
-            t.fail(format!("{what}: {why} ({cmd}):\n{}", indent(&error_excerpt(&self.stderr))));
+            let why = if built {
+                "a test binary crashed or cargo failed"
+            } else {
+                "did not compile"
+            };
+            t.fail(format!(
+                "{what}: {why} ({cmd}):\n{}",
+                indent(&error_excerpt(&self.stderr))
+            ));
         }
         t
     }
@@ -377,8 +448,16 @@ impl CargoTest {
 
 /// The interesting part of cargo's stderr: from the first error on, at most 60 lines.
 fn error_excerpt(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim_start().starts_with("Compiling ") && !l.trim_start().starts_with("Blocking")).collect();
-    let first = lines.iter().position(|l| l.starts_with("error") || l.contains("process didn't exit successfully")).unwrap_or(lines.len().saturating_sub(30));
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            !l.trim_start().starts_with("Compiling ") && !l.trim_start().starts_with("Blocking")
+        })
+        .collect();
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with("error") || l.contains("process didn't exit successfully"))
+        .unwrap_or(lines.len().saturating_sub(30));
     let shown: Vec<&str> = lines[first..].iter().take(60).copied().collect();
     let mut s = shown.join("\n");
     if lines.len() - first > 60 {
@@ -390,10 +469,19 @@ fn error_excerpt(stderr: &str) -> String {
 /// Runs `cargo <args>`, streaming libtest's output into a [`CargoTest`]. With `per_test`,
 /// each finished test is printed as it completes (long QEMU tests); otherwise the spinner
 /// shows the latest step.
-fn run_cargo_test(args: &[String], env: &[(String, String)], pb: &ProgressBar, per_test: bool) -> CargoTest {
+fn run_cargo_test(
+    args: &[String],
+    env: &[(String, String)],
+    pb: &ProgressBar,
+    per_test: bool,
+) -> CargoTest {
     let mut r = CargoTest::default();
     let mut cmd = Command::new(cargo());
-    cmd.current_dir(root()).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.current_dir(root())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -417,11 +505,16 @@ fn run_cargo_test(args: &[String], env: &[(String, String)], pb: &ProgressBar, p
                 let head = pb2.message().split(" — ").next().unwrap_or("").to_string();
                 if let Some(rest) = t.strip_prefix("Running ") {
                     let src = rest.split(" (").next().unwrap_or(rest).to_string();
-                    let stem = Path::new(&src).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or(src.clone());
+                    let stem = Path::new(&src)
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().to_string())
+                        .unwrap_or(src.clone());
                     q2.lock().unwrap_or_else(|e| e.into_inner()).push_back(stem);
                     pb2.set_message(format!("{head} — running {src}"));
                 } else if let Some(rest) = t.strip_prefix("Doc-tests ") {
-                    q2.lock().unwrap_or_else(|e| e.into_inner()).push_back(format!("{rest} (doc)"));
+                    q2.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_back(format!("{rest} (doc)"));
                     pb2.set_message(format!("{head} — {t}"));
                 } else if t.starts_with("Compiling ") {
                     pb2.set_message(format!("{head} — {t}"));
@@ -435,8 +528,13 @@ fn run_cargo_test(args: &[String], env: &[(String, String)], pb: &ProgressBar, p
     let mut section = Section::Other;
     let mut binary = String::new();
     if let Some(out) = child.stdout.take() {
-        for line in BufReader::new(out).lines().map_while(std::result::Result::ok) {
-            if line.starts_with("running ") && line.ends_with(" test") || line.starts_with("running ") && line.ends_with(" tests") {
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            if line.starts_with("running ") && line.ends_with(" test")
+                || line.starts_with("running ") && line.ends_with(" tests")
+            {
                 let t0 = Instant::now();
                 binary = loop {
                     if let Some(b) = queued.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
@@ -484,7 +582,9 @@ struct Ktest {
 fn parse_ktest(serial: &str) -> Ktest {
     let mut k = Ktest::default();
     for line in serial.lines() {
-        let Some(i) = line.find("ktest: ") else { continue };
+        let Some(i) = line.find("ktest: ") else {
+            continue;
+        };
         let rest = line[i + "ktest: ".len()..].trim_end();
         if let Some(n) = rest.strip_prefix("LIST ") {
             k.listed.push(n.trim().to_string());
@@ -500,7 +600,8 @@ fn parse_ktest(serial: &str) -> Ktest {
             k.running = None;
         } else if let Some(n) = rest.strip_prefix("SKIP ") {
             let (name, reason) = n.split_once(": ").unwrap_or((n, ""));
-            k.skipped.push((name.trim().to_string(), reason.to_string()));
+            k.skipped
+                .push((name.trim().to_string(), reason.to_string()));
             k.running = None;
         } else if rest.starts_with("summary:") {
             k.summary = true;
@@ -512,8 +613,13 @@ fn parse_ktest(serial: &str) -> Ktest {
 /// Counts a `ktest` run. Any test that never reported is a failure, named after why: the
 /// one running when the kernel died "crashed the kernel", the rest "never ran".
 fn ktest_tally(k: &Ktest, status: Option<i32>, timed_out: bool, serial: &str) -> Tally {
-    let mut t = Tally { passed: k.passed.len() as u64, skipped: k.skipped.len() as u64, ..Tally::default() };
-    t.skips.extend(k.skipped.iter().map(|(n, r)| format!("{n}: {r}")));
+    let mut t = Tally {
+        passed: k.passed.len() as u64,
+        skipped: k.skipped.len() as u64,
+        ..Tally::default()
+    };
+    t.skips
+        .extend(k.skipped.iter().map(|(n, r)| format!("{n}: {r}")));
     for (n, r) in &k.failed {
         t.fail(format!("{n}: {r}"));
     }
@@ -523,13 +629,21 @@ fn ktest_tally(k: &Ktest, status: Option<i32>, timed_out: bool, serial: &str) ->
     } else if crash.is_some() {
         "the kernel crashed".to_string()
     } else {
-        format!("the guest ended: {} (QEMU status {status:?})", qemu::describe(status))
+        format!(
+            "the guest ended: {} (QEMU status {status:?})",
+            qemu::describe(status)
+        )
     };
     if k.listed.is_empty() && k.passed.is_empty() && k.failed.is_empty() {
         t.fail(format!("the kernel never started its tests ({ended})"));
     }
-    let reported: BTreeSet<&str> =
-        k.passed.iter().map(String::as_str).chain(k.failed.iter().map(|(n, _)| n.as_str())).chain(k.skipped.iter().map(|(n, _)| n.as_str())).collect();
+    let reported: BTreeSet<&str> = k
+        .passed
+        .iter()
+        .map(String::as_str)
+        .chain(k.failed.iter().map(|(n, _)| n.as_str()))
+        .chain(k.skipped.iter().map(|(n, _)| n.as_str()))
+        .collect();
     let mut unreported = 0;
     for n in &k.listed {
         if reported.contains(n.as_str()) {
@@ -537,8 +651,13 @@ fn ktest_tally(k: &Ktest, status: Option<i32>, timed_out: bool, serial: &str) ->
         }
         unreported += 1;
         if k.running.as_deref() == Some(n.as_str()) {
-            let report = crash.map(|c| c.lines().take(30).collect::<Vec<_>>().join("\n")).unwrap_or_default();
-            t.fail(format!("{n}: was running when {ended}\n{}", indent(&report)));
+            let report = crash
+                .map(|c| c.lines().take(30).collect::<Vec<_>>().join("\n"))
+                .unwrap_or_default();
+            t.fail(format!(
+                "{n}: was running when {ended}\n{}",
+                indent(&report)
+            ));
         } else {
             t.fail(format!("{n}: never ran: {ended} before it"));
         }
@@ -549,7 +668,10 @@ fn ktest_tally(k: &Ktest, status: Option<i32>, timed_out: bool, serial: &str) ->
         _ => false,
     };
     if unreported == 0 && (!clean_end || !k.summary) && !k.listed.is_empty() {
-        t.fail(format!("every test reported, but the run did not end cleanly: {ended}, summary line {}", if k.summary { "seen" } else { "missing" }));
+        t.fail(format!(
+            "every test reported, but the run did not end cleanly: {ended}, summary line {}",
+            if k.summary { "seen" } else { "missing" }
+        ));
     }
     t
 }
@@ -560,7 +682,12 @@ fn kernel_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
         None => "ktest".to_string(),
     };
     let iso = target_dir().join("adros-ktest.iso");
-    if let Err(e) = build::make_iso(&built.kernel, &built.symbols, &format!("{DEFAULT_CMDLINE} {word}"), &iso) {
+    if let Err(e) = build::make_iso(
+        &built.kernel,
+        &built.symbols,
+        &format!("{DEFAULT_CMDLINE} {word}"),
+        &iso,
+    ) {
         return failed_level(&format!("cannot make the ktest ISO: {e}"));
     }
     let m = Machine::new(&iso);
@@ -574,7 +701,11 @@ fn kernel_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
             let line = line.trim_end();
             if let Some(j) = line.find("ktest: ") {
                 let rest = &line[j + 7..];
-                if rest.starts_with("PASS ") || rest.starts_with("FAIL ") || rest.starts_with("SKIP ") || rest.starts_with("summary") {
+                if rest.starts_with("PASS ")
+                    || rest.starts_with("FAIL ")
+                    || rest.starts_with("SKIP ")
+                    || rest.starts_with("summary")
+                {
                     say(&pb2, format!("  {rest}"));
                 } else if let Some(n) = rest.strip_prefix("RUN ") {
                     pb2.set_message(format!("in-kernel: {n}"));
@@ -596,7 +727,12 @@ fn kernel_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
     let _ = std::fs::write(&log, &out.serial);
     let k = parse_ktest(&out.serial);
     let t = ktest_tally(&k, out.status, out.timed_out, &out.serial);
-    eprintln!("  in-kernel: {} in {:.0} s (serial: {})", t.counts(), out.elapsed.as_secs_f64(), log.display());
+    eprintln!(
+        "  in-kernel: {} in {:.0} s (serial: {})",
+        t.counts(),
+        out.elapsed.as_secs_f64(),
+        log.display()
+    );
     t
 }
 
@@ -609,23 +745,44 @@ fn qemu_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
         ("ADROS_ISO".into(), built.iso.display().to_string()),
         ("ADROS_ISO_STAGE".into(), stage.display().to_string()),
         ("ADROS_KERNEL".into(), built.kernel.display().to_string()),
-        ("ADROS_RUMP_LINKED".into(), if built.rump_linked { "1" } else { "0" }.into()),
+        (
+            "ADROS_RUMP_LINKED".into(),
+            if built.rump_linked { "1" } else { "0" }.into(),
+        ),
         ("ADROS_TEST_DIR".into(), logs.display().to_string()),
         // A failing QEMU test's message carries the serial tail; the host backtrace of the
         // assertion adds nothing.
         ("RUST_BACKTRACE".into(), "0".into()),
     ];
-    let mut args: Vec<String> = ["test", "-p", "adros-tests", "--test", "*", "--no-fail-fast", "--"].iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> = [
+        "test",
+        "-p",
+        "adros-tests",
+        "--test",
+        "*",
+        "--no-fail-fast",
+        "--",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     if let Some(f) = &a.qemu_filter {
         args.push(f.clone());
     }
-    args.extend([format!("--test-threads={}", a.qemu_threads.max(1)), "--show-output".into()]);
+    args.extend([
+        format!("--test-threads={}", a.qemu_threads.max(1)),
+        "--show-output".into(),
+    ]);
     let pb = spinner("QEMU");
     let t0 = Instant::now();
     let r = run_cargo_test(&args, &env, &pb, true);
     pb.finish_and_clear();
     let t = r.into_tally("QEMU", &format!("cargo {}", args.join(" ")));
-    eprintln!("  QEMU: {} in {:.0} s", t.counts(), t0.elapsed().as_secs_f64());
+    eprintln!(
+        "  QEMU: {} in {:.0} s",
+        t.counts(),
+        t0.elapsed().as_secs_f64()
+    );
     t
 }
 
@@ -658,7 +815,11 @@ mod tests {
 
     #[test]
     fn build_failure_is_a_failure() {
-        let r = CargoTest { stderr: "   Compiling x\nerror[E0583]: file not found\nerror: could not compile `x`\n".into(), ..CargoTest::default() };
+        let r = CargoTest {
+            stderr: "   Compiling x\nerror[E0583]: file not found\nerror: could not compile `x`\n"
+                .into(),
+            ..CargoTest::default()
+        };
         let t = r.into_tally("host x", "cargo test -p x");
         assert_eq!(t.failed, 1);
         assert!(t.failures[0].contains("did not compile"));

@@ -10,17 +10,24 @@ pub type Result<T> = std::result::Result<T, String>;
 
 /// The workspace root (parent of xtask/).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 /// A spinner for a long step; finish it with `done`.
 pub fn spinner(msg: impl Into<String>) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
-    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed:>3}] {msg}").expect("valid template"));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed:>3}] {msg}").expect("valid template"),
+    );
     pb.set_message(msg.into());
     pb.enable_steady_tick(Duration::from_millis(120));
     pb
@@ -28,7 +35,9 @@ pub fn spinner(msg: impl Into<String>) -> ProgressBar {
 
 /// Runs a command to completion, failing with its stderr and `hint` when it fails.
 pub fn run_checked(cmd: &mut Command, what: &str, hint: &str) -> Result<()> {
-    let out = cmd.output().map_err(|e| format!("{what}: cannot start {:?}: {e}. {hint}", cmd.get_program()))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("{what}: cannot start {:?}: {e}. {hint}", cmd.get_program()))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -43,7 +52,9 @@ pub fn run_checked(cmd: &mut Command, what: &str, hint: &str) -> Result<()> {
 
 pub fn which(cmd: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(cmd)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(cmd))
+        .find(|p| p.is_file())
 }
 
 /// "1G", "512M", "128m", "8g", plain MiB numbers → MiB.
@@ -54,5 +65,7 @@ pub fn parse_mem(s: &str) -> Result<u64> {
         Some('M' | 'm') => (&s[..s.len() - 1], 1),
         _ => (s, 1),
     };
-    num.parse::<u64>().map(|n| n * mul).map_err(|_| format!("bad memory size {s:?}: use e.g. 512M or 8G"))
+    num.parse::<u64>()
+        .map(|n| n * mul)
+        .map_err(|_| format!("bad memory size {s:?}: use e.g. 512M or 8G"))
 }

@@ -23,7 +23,12 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(bs: usize, cap: usize) -> Self {
-        Self { map: BTreeMap::new(), clock: 0, cap: cap.max(8), bs }
+        Self {
+            map: BTreeMap::new(),
+            clock: 0,
+            cap: cap.max(8),
+            bs,
+        }
     }
 
     fn tick(&mut self) -> u64 {
@@ -37,16 +42,29 @@ impl Cache {
         }
         self.evict(dev)?;
         let mut data = alloc::vec![0u8; self.bs];
-        let off = blk.checked_mul(self.bs as u64).ok_or(Error::Corrupt("block number overflows"))?;
+        let off = blk
+            .checked_mul(self.bs as u64)
+            .ok_or(Error::Corrupt("block number overflows"))?;
         dev.read_at(off, &mut data)?;
         let stamp = self.tick();
-        self.map.insert(blk, Entry { data, dirty: false, stamp });
+        self.map.insert(
+            blk,
+            Entry {
+                data,
+                dirty: false,
+                stamp,
+            },
+        );
         Ok(())
     }
 
     fn evict<D: BlockDevice>(&mut self, dev: &D) -> Result<()> {
         while self.map.len() >= self.cap {
-            let victim = self.map.iter().min_by_key(|(_, e)| e.stamp).map(|(k, _)| *k);
+            let victim = self
+                .map
+                .iter()
+                .min_by_key(|(_, e)| e.stamp)
+                .map(|(k, _)| *k);
             let Some(k) = victim else { break };
             if let Some(e) = self.map.remove(&k) {
                 if e.dirty {
@@ -83,7 +101,11 @@ impl Cache {
         }
         let stamp = self.tick();
         let bs = self.bs;
-        let e = self.map.entry(blk).or_insert_with(|| Entry { data: Vec::new(), dirty: true, stamp });
+        let e = self.map.entry(blk).or_insert_with(|| Entry {
+            data: Vec::new(),
+            dirty: true,
+            stamp,
+        });
         e.data.clear();
         e.data.resize(bs, 0);
         e.dirty = true;

@@ -209,7 +209,11 @@ impl Inode {
     }
     fn size(&self) -> u64 {
         let lo = r32(&self.raw, 4) as u64;
-        if self.is_reg() { lo | (r32(&self.raw, 108) as u64) << 32 } else { lo }
+        if self.is_reg() {
+            lo | (r32(&self.raw, 108) as u64) << 32
+        } else {
+            lo
+        }
     }
     fn set_size(&mut self, s: u64) {
         w32(&mut self.raw, 4, s as u32);
@@ -323,12 +327,20 @@ impl<D: BlockDevice> Ext2<D> {
             return Err(Error::Corrupt("block size out of range"));
         }
         let bs = 1024u64 << log;
-        let (incompat, ro_compat) = if rev >= 1 { (r32(&sb, 96), r32(&sb, 100)) } else { (0, 0) };
+        let (incompat, ro_compat) = if rev >= 1 {
+            (r32(&sb, 96), r32(&sb, 100))
+        } else {
+            (0, 0)
+        };
         if incompat & !INCOMPAT_KNOWN != 0 {
             return Err(Error::Unsupported(incompat & !INCOMPAT_KNOWN));
         }
         let read_only = read_only || ro_compat & !RO_COMPAT_KNOWN != 0;
-        let (inode_size, first_ino) = if rev >= 1 { (r16(&sb, 88) as u64, r32(&sb, 84)) } else { (128, 11) };
+        let (inode_size, first_ino) = if rev >= 1 {
+            (r16(&sb, 88) as u64, r32(&sb, 84))
+        } else {
+            (128, 11)
+        };
         if inode_size < 128 || !inode_size.is_power_of_two() || inode_size > bs {
             return Err(Error::Corrupt("inode size out of range"));
         }
@@ -340,11 +352,15 @@ impl<D: BlockDevice> Ext2<D> {
         if bpg == 0 || bpg as u64 > 8 * bs || ipg == 0 || ipg as u64 > 8 * bs {
             return Err(Error::Corrupt("blocks or inodes per group out of range"));
         }
-        if first_data_block != (if bs == 1024 { 1 } else { 0 }) || blocks_count <= first_data_block {
+        if first_data_block != (if bs == 1024 { 1 } else { 0 }) || blocks_count <= first_data_block
+        {
             return Err(Error::Corrupt("bad first data block or block count"));
         }
         let ngroups = (blocks_count - first_data_block).div_ceil(bpg) as u64;
-        if (ngroups * ipg as u64) < inodes_count as u64 || inodes_count < first_ino || first_ino < 11 {
+        if (ngroups * ipg as u64) < inodes_count as u64
+            || inodes_count < first_ino
+            || first_ino < 11
+        {
             return Err(Error::Corrupt("inode count inconsistent with groups"));
         }
         if dev_size_hint(&dev, blocks_count as u64 * bs).is_err() {
@@ -369,8 +385,13 @@ impl<D: BlockDevice> Ext2<D> {
                 used_dirs: r16(&gdt, o + 16),
             };
             let ok = |b: u32, n: u64| b >= first_data_block && b as u64 + n <= blocks_count as u64;
-            if !ok(gr.block_bitmap, 1) || !ok(gr.inode_bitmap, 1) || !ok(gr.inode_table, itable_blocks) {
-                return Err(Error::Corrupt("group descriptor points outside the file system"));
+            if !ok(gr.block_bitmap, 1)
+                || !ok(gr.inode_bitmap, 1)
+                || !ok(gr.inode_table, itable_blocks)
+            {
+                return Err(Error::Corrupt(
+                    "group descriptor points outside the file system",
+                ));
             }
             groups.push(gr);
         }
@@ -447,7 +468,11 @@ impl<D: BlockDevice> Ext2<D> {
     }
 
     fn check_rw(&self) -> Result<()> {
-        if self.read_only { Err(Error::ReadOnly) } else { Ok(()) }
+        if self.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
     }
 
     // ---------------------------------------------------------------------------------
@@ -538,7 +563,11 @@ impl<D: BlockDevice> Ext2<D> {
     fn alloc_block(&mut self, goal: u32) -> Result<u32> {
         self.check_rw()?;
         let ng = self.groups.len();
-        let goal = if goal >= self.first_data_block && goal < self.blocks_count { goal } else { self.first_data_block };
+        let goal = if goal >= self.first_data_block && goal < self.blocks_count {
+            goal
+        } else {
+            self.first_data_block
+        };
         let g0 = ((goal - self.first_data_block) / self.blocks_per_group) as usize;
         for k in 0..=ng {
             let g = (g0 + k) % ng;
@@ -588,16 +617,25 @@ impl<D: BlockDevice> Ext2<D> {
         }
         let g = ((ino - 1) / self.inodes_per_group) as usize;
         let idx = ((ino - 1) % self.inodes_per_group) as u64;
-        let gr = self.groups.get(g).ok_or(Error::Corrupt("inode group out of range"))?;
+        let gr = self
+            .groups
+            .get(g)
+            .ok_or(Error::Corrupt("inode group out of range"))?;
         let byte = idx * self.inode_size;
-        Ok((gr.inode_table as u64 + byte / self.bs, (byte % self.bs) as usize))
+        Ok((
+            gr.inode_table as u64 + byte / self.bs,
+            (byte % self.bs) as usize,
+        ))
     }
 
     fn inode(&mut self, ino: u32) -> Result<Inode> {
         let (blk, off) = self.inode_loc(ino)?;
         let isz = self.inode_size as usize;
         let b = self.cache.read(&self.dev, blk)?;
-        let raw = b.get(off..off + isz).ok_or(Error::Corrupt("inode outside its block"))?.to_vec();
+        let raw = b
+            .get(off..off + isz)
+            .ok_or(Error::Corrupt("inode outside its block"))?
+            .to_vec();
         Ok(Inode { ino, raw })
     }
 
@@ -605,7 +643,9 @@ impl<D: BlockDevice> Ext2<D> {
         self.check_rw()?;
         let (blk, off) = self.inode_loc(i.ino)?;
         let b = self.cache.modify(&self.dev, blk)?;
-        let dst = b.get_mut(off..off + i.raw.len()).ok_or(Error::Corrupt("inode outside its block"))?;
+        let dst = b
+            .get_mut(off..off + i.raw.len())
+            .ok_or(Error::Corrupt("inode outside its block"))?;
         dst.copy_from_slice(&i.raw);
         Ok(())
     }
@@ -633,7 +673,11 @@ impl<D: BlockDevice> Ext2<D> {
             atime: r32(&i.raw, 8),
             mtime: r32(&i.raw, 16),
             ctime: r32(&i.raw, 12),
-            rdev: if kind == S_IFCHR || kind == S_IFBLK { i.rdev() } else { (0, 0) },
+            rdev: if kind == S_IFCHR || kind == S_IFBLK {
+                i.rdev()
+            } else {
+                (0, 0)
+            },
             flags: i.flags(),
         })
     }
@@ -645,7 +689,9 @@ impl<D: BlockDevice> Ext2<D> {
         // Directories: spread out (the group with the most free inodes among those with
         // free blocks); files: near their directory.
         let start = if dir {
-            (0..ng).max_by_key(|&g| (self.groups[g].free_blocks > 0, self.groups[g].free_inodes)).unwrap_or(pg)
+            (0..ng)
+                .max_by_key(|&g| (self.groups[g].free_blocks > 0, self.groups[g].free_inodes))
+                .unwrap_or(pg)
         } else {
             pg
         };
@@ -655,7 +701,11 @@ impl<D: BlockDevice> Ext2<D> {
                 continue;
             }
             let bm = self.groups[g].inode_bitmap as u64;
-            let first = if g == 0 { self.first_ino as usize - 1 } else { 0 };
+            let first = if g == 0 {
+                self.first_ino as usize - 1
+            } else {
+                0
+            };
             let n = self.inodes_per_group as usize;
             let bitmap = self.cache.read(&self.dev, bm)?;
             if let Some(i) = (first..n).find(|&i| !bit(bitmap, i)) {
@@ -784,7 +834,14 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// Frees what lies at or beyond `keep` under indirect block `blk` (covering logical
     /// blocks from `base`); true when `blk` itself is now empty.
-    fn trunc_ind(&mut self, blk: u32, level: u32, base: u64, keep: u64, freed: &mut u64) -> Result<bool> {
+    fn trunc_ind(
+        &mut self,
+        blk: u32,
+        level: u32,
+        base: u64,
+        keep: u64,
+        freed: &mut u64,
+    ) -> Result<bool> {
         let blk = self.check_block(blk)?;
         let p = self.ptrs_per_block();
         if keep >= base + p.pow(level) {
@@ -801,7 +858,11 @@ impl<D: BlockDevice> Ext2<D> {
                 continue;
             }
             let cbase = base + i as u64 * child;
-            let free = if level == 1 { cbase >= keep } else { self.trunc_ind(*ptr, level - 1, cbase, keep, freed)? };
+            let free = if level == 1 {
+                cbase >= keep
+            } else {
+                self.trunc_ind(*ptr, level - 1, cbase, keep, freed)?
+            };
             if free {
                 self.free_block(*ptr)?;
                 *freed += 1;
@@ -850,7 +911,9 @@ impl<D: BlockDevice> Ext2<D> {
             let boff = (pos % bs) as usize;
             let pb = self.bmap(i, lb, false, &mut goal)?;
             let chunk = ((bs as usize) - boff).min(n - done);
-            let Some(dst) = buf.get_mut(done..done + chunk) else { break };
+            let Some(dst) = buf.get_mut(done..done + chunk) else {
+                break;
+            };
             if pb == 0 {
                 dst.fill(0);
                 done += chunk;
@@ -881,7 +944,9 @@ impl<D: BlockDevice> Ext2<D> {
             let mut rest = buf.get_mut(..n).ok_or(Error::Io)?;
             let mut at = 0usize;
             for &(o, s, l) in &runs {
-                let (_, tail) = rest.split_at_mut_checked(s.checked_sub(at).ok_or(Error::Io)?).ok_or(Error::Io)?;
+                let (_, tail) = rest
+                    .split_at_mut_checked(s.checked_sub(at).ok_or(Error::Io)?)
+                    .ok_or(Error::Io)?;
                 let (dst, tail) = tail.split_at_mut_checked(l).ok_or(Error::Io)?;
                 reqs.push((o, dst));
                 rest = tail;
@@ -910,7 +975,9 @@ impl<D: BlockDevice> Ext2<D> {
     fn write_inode_data(&mut self, i: &mut Inode, off: u64, data: &[u8]) -> Result<usize> {
         let bs = self.bs;
         let end = off.checked_add(data.len() as u64).ok_or(Error::TooBig)?;
-        if end.div_ceil(bs) > self.max_blocks() || (end > 0x7fff_ffff && (self.rev == 0 || !i.is_reg())) {
+        if end.div_ceil(bs) > self.max_blocks()
+            || (end > 0x7fff_ffff && (self.rev == 0 || !i.is_reg()))
+        {
             return Err(Error::TooBig);
         }
         let mut goal = self.inode_goal(i.ino);
@@ -969,8 +1036,14 @@ impl<D: BlockDevice> Ext2<D> {
             }
             let src = data.get(done..done + chunk).ok_or(Error::Io)?;
             {
-                let b = if existed { self.cache.modify(&self.dev, pb as u64)? } else { self.cache.zeroed(&self.dev, pb as u64)? };
-                b.get_mut(boff..boff + chunk).ok_or(Error::Io)?.copy_from_slice(src);
+                let b = if existed {
+                    self.cache.modify(&self.dev, pb as u64)?
+                } else {
+                    self.cache.zeroed(&self.dev, pb as u64)?
+                };
+                b.get_mut(boff..boff + chunk)
+                    .ok_or(Error::Io)?
+                    .copy_from_slice(src);
             }
             done += chunk;
         }
@@ -1100,7 +1173,11 @@ impl<D: BlockDevice> Ext2<D> {
         }
         let ino = r32(b, off);
         let rec = r16(b, off + 4) as usize;
-        let (nl, ft) = if self.filetype { (r8(b, off + 6) as usize, r8(b, off + 7)) } else { (r16(b, off + 6) as usize, 0) };
+        let (nl, ft) = if self.filetype {
+            (r8(b, off + 6) as usize, r8(b, off + 7))
+        } else {
+            (r16(b, off + 6) as usize, 0)
+        };
         if rec < 8 || rec % 4 != 0 || off + rec > bs || (ino != 0 && 8 + nl > rec) {
             return Err(Error::Corrupt("bad directory entry length"));
         }
@@ -1143,7 +1220,12 @@ impl<D: BlockDevice> Ext2<D> {
                 let next = lb * bs + (off + rec) as u64;
                 if ino != 0 {
                     let name = b.get(off + 8..off + 8 + nl).ok_or(Error::Io)?.to_vec();
-                    out.push(DirEntry { ino, name, file_type: ft, next });
+                    out.push(DirEntry {
+                        ino,
+                        name,
+                        file_type: ft,
+                        next,
+                    });
                 }
                 off += rec;
                 pos = next;
@@ -1154,10 +1236,16 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// Finds `name` in `dir`: (inode, logical block, offset of the entry, offset of the
     /// previous entry in that block).
-    fn find_entry(&mut self, d: &mut Inode, name: &[u8]) -> Result<Option<(u32, u64, usize, Option<usize>)>> {
+    fn find_entry(
+        &mut self,
+        d: &mut Inode,
+        name: &[u8],
+    ) -> Result<Option<(u32, u64, usize, Option<usize>)>> {
         let nblocks = d.size().div_ceil(self.bs);
         for lb in 0..nblocks {
-            let Some(pb) = self.dir_block(d, lb)? else { continue };
+            let Some(pb) = self.dir_block(d, lb)? else {
+                continue;
+            };
             let b = self.cache.read(&self.dev, pb)?.to_vec();
             let mut off = 0usize;
             let mut prev = None;
@@ -1228,12 +1316,18 @@ impl<D: BlockDevice> Ext2<D> {
         let nblocks = d.size().div_ceil(self.bs);
         Self::unindex(d);
         for lb in 0..nblocks {
-            let Some(pb) = self.dir_block(d, lb)? else { continue };
+            let Some(pb) = self.dir_block(d, lb)? else {
+                continue;
+            };
             let b = self.cache.read(&self.dev, pb)?.to_vec();
             let mut off = 0usize;
             while off < bs {
                 let (eino, rec, nl, _) = self.entry_at(&b, off)?;
-                let used = if eino == 0 { 0 } else { (8 + nl).next_multiple_of(4) };
+                let used = if eino == 0 {
+                    0
+                } else {
+                    (8 + nl).next_multiple_of(4)
+                };
                 if rec >= used + need {
                     let mut nb = b.clone();
                     if eino == 0 {
@@ -1258,7 +1352,13 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(())
     }
 
-    fn remove_entry(&mut self, d: &mut Inode, lb: u64, off: usize, prev: Option<usize>) -> Result<()> {
+    fn remove_entry(
+        &mut self,
+        d: &mut Inode,
+        lb: u64,
+        off: usize,
+        prev: Option<usize>,
+    ) -> Result<()> {
         let pb = self.dir_block(d, lb)?.ok_or(Error::Io)?;
         Self::unindex(d);
         let b = self.cache.modify(&self.dev, pb)?;
@@ -1273,7 +1373,14 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(())
     }
 
-    fn set_entry_ino(&mut self, d: &mut Inode, lb: u64, off: usize, ino: u32, mode: u16) -> Result<()> {
+    fn set_entry_ino(
+        &mut self,
+        d: &mut Inode,
+        lb: u64,
+        off: usize,
+        ino: u32,
+        mode: u16,
+    ) -> Result<()> {
         let pb = self.dir_block(d, lb)?.ok_or(Error::Io)?;
         let filetype = self.filetype;
         let b = self.cache.modify(&self.dev, pb)?;
@@ -1294,7 +1401,15 @@ impl<D: BlockDevice> Ext2<D> {
     }
 
     /// Creates `name` in `dir`; returns the new inode number.
-    pub fn create(&mut self, dir: u32, name: &[u8], kind: Kind<'_>, perm: u16, uid: u32, gid: u32) -> Result<u32> {
+    pub fn create(
+        &mut self,
+        dir: u32,
+        name: &[u8],
+        kind: Kind<'_>,
+        perm: u16,
+        uid: u32,
+        gid: u32,
+    ) -> Result<u32> {
         self.check_rw()?;
         if name.is_empty() || name.len() > 255 {
             return Err(Error::NameTooLong);
@@ -1325,7 +1440,10 @@ impl<D: BlockDevice> Ext2<D> {
             Kind::Socket => S_IFSOCK,
         };
         let mode = type_bits | (perm & 0o7777);
-        let mut i = Inode { ino, raw: vec![0u8; self.inode_size as usize] };
+        let mut i = Inode {
+            ino,
+            raw: vec![0u8; self.inode_size as usize],
+        };
         w16(&mut i.raw, 0, mode);
         i.set_uid(uid);
         i.set_gid(gid);
@@ -1484,7 +1602,11 @@ impl<D: BlockDevice> Ext2<D> {
             w32(&mut i.raw, 104, 0);
         }
         // i_dtime: a small value would read as an orphan-list link to e2fsck.
-        w32(&mut i.raw, 20, self.now().max(self.inodes_count.saturating_add(1)));
+        w32(
+            &mut i.raw,
+            20,
+            self.now().max(self.inodes_count.saturating_add(1)),
+        );
         i.set_size(0);
         i.set_blocks512(0);
         self.put_inode(&i)?;
@@ -1566,7 +1688,9 @@ impl<D: BlockDevice> Ext2<D> {
             od = nd.clone();
         }
         // Remove the old name (re-find: adding may have moved nothing, but be exact).
-        let (_, lb, off, prev) = self.find_entry(&mut od, old)?.ok_or(Error::Corrupt("renamed entry vanished"))?;
+        let (_, lb, off, prev) = self
+            .find_entry(&mut od, old)?
+            .ok_or(Error::Corrupt("renamed entry vanished"))?;
         self.remove_entry(&mut od, lb, off, prev)?;
         if src.is_dir() && odir != ndir {
             // Point `..` at the new parent.
@@ -1621,14 +1745,18 @@ impl BlockDevice for MemDevice {
     fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()> {
         let v = self.0.borrow();
         let s = usize::try_from(off).map_err(|_| Error::Io)?;
-        let src = v.get(s..s.checked_add(buf.len()).ok_or(Error::Io)?).ok_or(Error::Io)?;
+        let src = v
+            .get(s..s.checked_add(buf.len()).ok_or(Error::Io)?)
+            .ok_or(Error::Io)?;
         buf.copy_from_slice(src);
         Ok(())
     }
     fn write_at(&self, off: u64, buf: &[u8]) -> Result<()> {
         let mut v = self.0.borrow_mut();
         let s = usize::try_from(off).map_err(|_| Error::Io)?;
-        let dst = v.get_mut(s..s.checked_add(buf.len()).ok_or(Error::Io)?).ok_or(Error::Io)?;
+        let dst = v
+            .get_mut(s..s.checked_add(buf.len()).ok_or(Error::Io)?)
+            .ok_or(Error::Io)?;
         dst.copy_from_slice(buf);
         Ok(())
     }

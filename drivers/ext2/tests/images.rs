@@ -21,7 +21,8 @@ impl BlockDevice for FileDev {
 }
 
 fn have_tools() -> bool {
-    let ok = Command::new("mke2fs").arg("-V").output().is_ok() && Command::new("e2fsck").arg("-V").output().is_ok();
+    let ok = Command::new("mke2fs").arg("-V").output().is_ok()
+        && Command::new("e2fsck").arg("-V").output().is_ok();
     if !ok {
         eprintln!("SKIPPED: e2fsprogs (mke2fs, e2fsck) not installed");
     }
@@ -40,7 +41,9 @@ fn populate(dir: &Path) {
     fs::write(dir.join("hello.txt"), b"hello, ext2\n").unwrap();
     fs::create_dir_all(dir.join("a/b/c")).unwrap();
     fs::write(dir.join("a/b/c/deep.txt"), b"deep\n").unwrap();
-    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     fs::write(dir.join("a/big.bin"), &big).unwrap();
     std::os::unix::fs::symlink("hello.txt", dir.join("fast-link")).unwrap();
     let long = format!("{}/target", "x".repeat(100));
@@ -66,11 +69,19 @@ fn mkfs(img: &Path, src: Option<&Path>, extra: &[&str], size: &str) {
     }
     c.arg(img).arg(size);
     let out = c.output().unwrap();
-    assert!(out.status.success(), "mke2fs: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mke2fs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn fsck_clean(img: &Path) {
-    let out = Command::new("e2fsck").args(["-fn"]).arg(img).output().unwrap();
+    let out = Command::new("e2fsck")
+        .args(["-fn"])
+        .arg(img)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "e2fsck -fn not clean:\n{}\n{}",
@@ -80,7 +91,11 @@ fn fsck_clean(img: &Path) {
 }
 
 fn open(img: &Path, ro: bool) -> Ext2<FileDev> {
-    let f = fs::OpenOptions::new().read(true).write(!ro).open(img).unwrap();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(!ro)
+        .open(img)
+        .unwrap();
     Ext2::open(FileDev(f), ro).unwrap()
 }
 
@@ -89,7 +104,9 @@ fn read_all(fs: &mut Ext2<FileDev>, ino: u32) -> Vec<u8> {
     let mut v = vec![0u8; size];
     let mut off = 0;
     while off < size {
-        let n = fs.read(ino, off as u64, &mut v[off..(off + 70_000).min(size)]).unwrap();
+        let n = fs
+            .read(ino, off as u64, &mut v[off..(off + 70_000).min(size)])
+            .unwrap();
         assert!(n > 0);
         off += n;
     }
@@ -99,7 +116,9 @@ fn read_all(fs: &mut Ext2<FileDev>, ino: u32) -> Vec<u8> {
 fn walk(fs: &mut Ext2<FileDev>, path: &str) -> u32 {
     let mut ino = ROOT_INO;
     for c in path.split('/').filter(|c| !c.is_empty()) {
-        ino = fs.lookup(ino, c.as_bytes()).unwrap_or_else(|e| panic!("lookup {c} in {path}: {e}"));
+        ino = fs
+            .lookup(ino, c.as_bytes())
+            .unwrap_or_else(|e| panic!("lookup {c} in {path}: {e}"));
     }
     ino
 }
@@ -115,7 +134,12 @@ fn cat(fs: &mut Ext2<FileDev>, path: &str) -> Vec<u8> {
 }
 
 /// Every entry under `ino`, as path → (kind char, content or link target).
-fn tree(fs: &mut Ext2<FileDev>, ino: u32, prefix: &str, out: &mut BTreeMap<String, (char, Vec<u8>)>) {
+fn tree(
+    fs: &mut Ext2<FileDev>,
+    ino: u32,
+    prefix: &str,
+    out: &mut BTreeMap<String, (char, Vec<u8>)>,
+) {
     let ents = fs.read_dir(ino, 0, usize::MAX).unwrap();
     for e in ents {
         let name = String::from_utf8(e.name.clone()).unwrap();
@@ -145,7 +169,16 @@ fn host_tree(dir: &Path, prefix: &str, out: &mut BTreeMap<String, (char, Vec<u8>
             out.insert(p.clone(), ('d', vec![]));
             host_tree(&e.path(), &p, out);
         } else if ft.is_symlink() {
-            out.insert(p, ('l', fs::read_link(e.path()).unwrap().into_os_string().into_encoded_bytes()));
+            out.insert(
+                p,
+                (
+                    'l',
+                    fs::read_link(e.path())
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                ),
+            );
         } else {
             out.insert(p, ('f', fs::read(e.path()).unwrap()));
         }
@@ -164,7 +197,11 @@ fn check_read(extra: &[&str], tag: &str, index_dirs: bool) {
     mkfs(&img, Some(&src), extra, "64M");
     if index_dirs {
         // Build htree indexes for the large directory.
-        let _ = Command::new("e2fsck").args(["-fyD"]).arg(&img).output().unwrap();
+        let _ = Command::new("e2fsck")
+            .args(["-fyD"])
+            .arg(&img)
+            .output()
+            .unwrap();
     }
     fsck_clean(&img);
     let mut fs = open(&img, true);
@@ -180,10 +217,17 @@ fn check_read(extra: &[&str], tag: &str, index_dirs: bool) {
     assert_eq!(a.nlink, 2);
     let sp = attr_at(&mut fs, "sparse").unwrap();
     assert_eq!(sp.size, 20_000_000);
-    assert!(sp.blocks < 200, "sparse file allocated {} sectors", sp.blocks);
+    assert!(
+        sp.blocks < 200,
+        "sparse file allocated {} sectors",
+        sp.blocks
+    );
     if index_dirs {
         let many = attr_at(&mut fs, "many").unwrap();
-        assert!(many.flags & 0x1000 != 0, "e2fsck -D did not index the directory");
+        assert!(
+            many.flags & 0x1000 != 0,
+            "e2fsck -D did not index the directory"
+        );
     }
     let _ = fs::remove_dir_all(&d);
 }
@@ -219,15 +263,23 @@ fn write_workload(extra: &[&str], tag: &str, index_dirs: bool) {
     let img = d.join("img");
     mkfs(&img, Some(&src), extra, "256M");
     if index_dirs {
-        let _ = Command::new("e2fsck").args(["-fyD"]).arg(&img).output().unwrap();
+        let _ = Command::new("e2fsck")
+            .args(["-fyD"])
+            .arg(&img)
+            .output()
+            .unwrap();
     }
     {
         let mut fs = open(&img, false);
         fs.clock = || 1_700_000_000;
         let root = ROOT_INO;
         // New files and directories.
-        let dir = fs.create(root, b"new", Kind::Directory, 0o755, 0, 0).unwrap();
-        let f = fs.create(dir, b"f.txt", Kind::Regular, 0o644, 1000, 1000).unwrap();
+        let dir = fs
+            .create(root, b"new", Kind::Directory, 0o755, 0, 0)
+            .unwrap();
+        let f = fs
+            .create(dir, b"f.txt", Kind::Regular, 0o644, 1000, 1000)
+            .unwrap();
         assert_eq!(fs.write(f, 0, b"written by adros-ext2\n").unwrap(), 22);
         // Triple-indirect territory (1K blocks) and beyond 4 GiB: sparse writes.
         let big = fs.create(dir, b"huge", Kind::Regular, 0o644, 0, 0).unwrap();
@@ -259,25 +311,43 @@ fn write_workload(extra: &[&str], tag: &str, index_dirs: bool) {
         fs.truncate(w, 1_234_567).unwrap();
         assert_eq!(read_all(&mut fs, w), &data[..1_234_567]);
         // Symlinks, hard links, device nodes.
-        let s = fs.create(dir, b"short", Kind::Symlink(b"f.txt"), 0o777, 0, 0).unwrap();
+        let s = fs
+            .create(dir, b"short", Kind::Symlink(b"f.txt"), 0o777, 0, 0)
+            .unwrap();
         assert_eq!(fs.readlink(s).unwrap(), b"f.txt");
         let long = vec![b'y'; 300];
-        let s2 = fs.create(dir, b"long", Kind::Symlink(&long), 0o777, 0, 0).unwrap();
+        let s2 = fs
+            .create(dir, b"long", Kind::Symlink(&long), 0o777, 0, 0)
+            .unwrap();
         assert_eq!(fs.readlink(s2).unwrap(), long);
         fs.link(root, b"f-again", f).unwrap();
         assert_eq!(fs.attr(f).unwrap().nlink, 2);
-        let n = fs.create(dir, b"null", Kind::CharDev(1, 3), 0o666, 0, 0).unwrap();
+        let n = fs
+            .create(dir, b"null", Kind::CharDev(1, 3), 0o666, 0, 0)
+            .unwrap();
         assert_eq!(fs.attr(n).unwrap().rdev, (1, 3));
         fs.create(dir, b"fifo", Kind::Fifo, 0o644, 0, 0).unwrap();
         // Errors.
-        assert_eq!(fs.create(dir, b"f.txt", Kind::Regular, 0o644, 0, 0), Err(Error::Exists));
+        assert_eq!(
+            fs.create(dir, b"f.txt", Kind::Regular, 0o644, 0, 0),
+            Err(Error::Exists)
+        );
         assert_eq!(fs.unlink(root, b"new", true), Err(Error::NotEmpty));
         assert_eq!(fs.lookup(root, b"nope"), Err(Error::NotFound));
         // Renames: within a directory, across directories, a directory, over a file.
         fs.rename(root, b"hello.txt", root, b"hello2.txt").unwrap();
         fs.rename(root, b"a", dir, b"moved-a").unwrap();
-        assert_eq!({ let i = walk(&mut fs, "new/moved-a"); fs.parent(i) }.unwrap(), dir);
-        let over = fs.create(root, b"victim", Kind::Regular, 0o644, 0, 0).unwrap();
+        assert_eq!(
+            {
+                let i = walk(&mut fs, "new/moved-a");
+                fs.parent(i)
+            }
+            .unwrap(),
+            dir
+        );
+        let over = fs
+            .create(root, b"victim", Kind::Regular, 0o644, 0, 0)
+            .unwrap();
         fs.write(over, 0, &[1; 5000]).unwrap();
         let gone = fs.rename(root, b"hard-link", root, b"victim").unwrap();
         assert_eq!(gone, Some(over));
@@ -285,17 +355,34 @@ fn write_workload(extra: &[&str], tag: &str, index_dirs: bool) {
         // Unlink in the big (possibly indexed) directory, add to it.
         let many = walk(&mut fs, "many");
         for i in (0..1000).step_by(3) {
-            let (ino, last) = fs.unlink(many, format!("file-{i:04}").as_bytes(), false).unwrap();
+            let (ino, last) = fs
+                .unlink(many, format!("file-{i:04}").as_bytes(), false)
+                .unwrap();
             assert!(last);
             fs.evict(ino).unwrap();
         }
         for i in 0..300 {
-            fs.create(many, format!("added-with-a-longer-name-{i}").as_bytes(), Kind::Regular, 0o644, 0, 0).unwrap();
+            fs.create(
+                many,
+                format!("added-with-a-longer-name-{i}").as_bytes(),
+                Kind::Regular,
+                0o644,
+                0,
+                0,
+            )
+            .unwrap();
         }
-        assert_eq!(fs.read_dir(many, 0, usize::MAX).unwrap().len(), 2 + 1000 - 334 + 300);
+        assert_eq!(
+            fs.read_dir(many, 0, usize::MAX).unwrap().len(),
+            2 + 1000 - 334 + 300
+        );
         // mkdir/rmdir, and removing the sparse file (frees indirect blocks).
-        fs.create(root, b"tmpdir", Kind::Directory, 0o700, 0, 0).unwrap();
-        fs.unlink(root, b"tmpdir", true).map(|(i, _)| fs.evict(i)).unwrap().unwrap();
+        fs.create(root, b"tmpdir", Kind::Directory, 0o700, 0, 0)
+            .unwrap();
+        fs.unlink(root, b"tmpdir", true)
+            .map(|(i, _)| fs.evict(i))
+            .unwrap()
+            .unwrap();
         let (sp, _) = fs.unlink(root, b"sparse", false).unwrap();
         fs.evict(sp).unwrap();
         fs.unmount().unwrap();
@@ -310,8 +397,15 @@ fn write_workload(extra: &[&str], tag: &str, index_dirs: bool) {
     assert_eq!(cat(&mut fs, "new/moved-a/b/c/deep.txt"), b"deep\n");
     assert_eq!(fs.lookup(ROOT_INO, b"sparse"), Err(Error::NotFound));
     // The host's debugfs agrees.
-    let out = Command::new("debugfs").args(["-R", "cat /new/f.txt"]).arg(&img).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "written by adros-ext2\n");
+    let out = Command::new("debugfs")
+        .args(["-R", "cat /new/f.txt"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "written by adros-ext2\n"
+    );
     let _ = fs::remove_dir_all(&d);
 }
 
@@ -340,7 +434,9 @@ fn fill_the_disk_then_free() {
     mkfs(&img, None, &["-b", "1024"], "4M");
     {
         let mut fs = open(&img, false);
-        let f = fs.create(ROOT_INO, b"fill", Kind::Regular, 0o644, 0, 0).unwrap();
+        let f = fs
+            .create(ROOT_INO, b"fill", Kind::Regular, 0o644, 0, 0)
+            .unwrap();
         let chunk = vec![7u8; 65536];
         let mut off = 0u64;
         loop {
@@ -388,7 +484,10 @@ fn features_refuse_or_read_only() {
     let dev = adros_ext2::MemDevice(std::cell::RefCell::new(raw));
     let mut fs = Ext2::open(dev, false).unwrap();
     assert!(fs.is_read_only());
-    assert_eq!(fs.create(ROOT_INO, b"x", Kind::Regular, 0o644, 0, 0), Err(Error::ReadOnly));
+    assert_eq!(
+        fs.create(ROOT_INO, b"x", Kind::Regular, 0o644, 0, 0),
+        Err(Error::ReadOnly)
+    );
     let _ = fs::remove_dir_all(&d);
 }
 
@@ -428,15 +527,24 @@ fn corruption_never_panics() {
             img[at] = rnd() as u8;
         }
         let dev = adros_ext2::MemDevice(std::cell::RefCell::new(img));
-        let Ok(mut fs) = Ext2::open(dev, false) else { continue };
+        let Ok(mut fs) = Ext2::open(dev, false) else {
+            continue;
+        };
         mounted += 1;
         exercise(&mut fs, ROOT_INO, 0);
-        let _ = fs.create(ROOT_INO, b"new", Kind::Regular, 0o644, 0, 0).and_then(|i| fs.write(i, 0, &[9; 3000]));
-        let _ = fs.unlink(ROOT_INO, b"f", false).and_then(|(i, _)| fs.evict(i));
+        let _ = fs
+            .create(ROOT_INO, b"new", Kind::Regular, 0o644, 0, 0)
+            .and_then(|i| fs.write(i, 0, &[9; 3000]));
+        let _ = fs
+            .unlink(ROOT_INO, b"f", false)
+            .and_then(|(i, _)| fs.evict(i));
         let _ = fs.rename(ROOT_INO, b"d", ROOT_INO, b"d2");
         let _ = fs.unmount();
     }
-    assert!(mounted > 50, "only {mounted} corrupt images mounted; the fuzzing is too coarse");
+    assert!(
+        mounted > 50,
+        "only {mounted} corrupt images mounted; the fuzzing is too coarse"
+    );
     let _ = fs::remove_dir_all(&d);
 }
 
@@ -444,7 +552,9 @@ fn exercise<D: BlockDevice>(fs: &mut Ext2<D>, dir: u32, depth: usize) {
     if depth > 4 {
         return;
     }
-    let Ok(ents) = fs.read_dir(dir, 0, 500) else { return };
+    let Ok(ents) = fs.read_dir(dir, 0, 500) else {
+        return;
+    };
     for e in ents {
         if e.name == b"." || e.name == b".." {
             continue;
@@ -483,7 +593,8 @@ impl BlockDevice for CountingDev {
     fn read_many(&self, reqs: &mut [(u64, &mut [u8])]) -> adros_ext2::Result<()> {
         assert!(!reqs.is_empty());
         self.batches.set(self.batches.get() + 1);
-        self.batched_ranges.set(self.batched_ranges.get() + reqs.len());
+        self.batched_ranges
+            .set(self.batched_ranges.get() + reqs.len());
         // Served in reverse, as a device completing out of order might.
         for (off, buf) in reqs.iter_mut().rev() {
             assert!(!buf.is_empty());
@@ -508,24 +619,40 @@ fn batched_contiguous_reads() {
         let img = d.join("img");
         mkfs(&img, Some(&src), &["-b", bsz], "64M");
         let f = fs::OpenOptions::new().read(true).open(&img).unwrap();
-        let dev = CountingDev { inner: FileDev(f), reads: 0.into(), batches: 0.into(), batched_ranges: 0.into() };
+        let dev = CountingDev {
+            inner: FileDev(f),
+            reads: 0.into(),
+            batches: 0.into(),
+            batched_ranges: 0.into(),
+        };
         let mut fs = Ext2::open(dev, true).unwrap();
         let want = fs::read(src.join("a/big.bin")).unwrap();
         let ino = walk_any(&mut fs, "a/big.bin");
-        for (start, len) in [(0usize, want.len()), (1, 1 << 20), (4095, 2_000_001), (want.len() - 5000, 4999)] {
+        for (start, len) in [
+            (0usize, want.len()),
+            (1, 1 << 20),
+            (4095, 2_000_001),
+            (want.len() - 5000, 4999),
+        ] {
             let mut got = vec![0u8; len];
             let r0 = fs.device().reads.get();
             let b0 = fs.device().batches.get();
             let n = fs.read(ino, start as u64, &mut got).unwrap();
             assert_eq!(n, len);
-            assert!(got == want[start..start + len], "bs {bsz}: read at {start}+{len} differs");
+            assert!(
+                got == want[start..start + len],
+                "bs {bsz}: read at {start}+{len} differs"
+            );
             let small = fs.device().reads.get() - r0;
             let batches = fs.device().batches.get() - b0;
             assert!(batches <= 1, "one read() made {batches} batches");
             if len > 1 << 20 {
                 // Metadata (indirect blocks) and edge blocks only: far fewer than one per block.
                 let blocks = len / bsz.parse::<usize>().unwrap();
-                assert!(small < blocks / 32, "bs {bsz}: {small} single reads for {blocks} blocks");
+                assert!(
+                    small < blocks / 32,
+                    "bs {bsz}: {small} single reads for {blocks} blocks"
+                );
             }
         }
         // The whole file in one read: every run went into one batch.

@@ -13,13 +13,24 @@ pub fn slot_name(a: PciAddress) -> String {
     if a.segment() == 0 {
         format!("{:02x}:{:02x}.{}", a.bus(), a.device(), a.function())
     } else {
-        format!("{:04x}:{:02x}:{:02x}.{}", a.segment(), a.bus(), a.device(), a.function())
+        format!(
+            "{:04x}:{:02x}:{:02x}.{}",
+            a.segment(),
+            a.bus(),
+            a.device(),
+            a.function()
+        )
     }
 }
 
 /// 4096 → "4K", 32 → "32", 0x1_0000_0000 → "4G".
 pub fn size_string(size: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [(1 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "T"),
+        (1 << 30, "G"),
+        (1 << 20, "M"),
+        (1 << 10, "K"),
+    ];
     for (unit, suffix) in UNITS {
         if size >= unit && size.is_multiple_of(unit) {
             return format!("{}{suffix}", size / unit);
@@ -40,7 +51,10 @@ pub fn lspci_line(d: &PciDevice) -> String {
             let _ = write!(s, " Class [{:02x}{:02x}]: ", d.class, d.subclass);
         }
     }
-    match (vendor_name(d.vendor_id), device_name(d.vendor_id, d.device_id)) {
+    match (
+        vendor_name(d.vendor_id),
+        device_name(d.vendor_id, d.device_id),
+    ) {
         (Some(v), Some(n)) => {
             let _ = write!(s, "{v} {n}");
         }
@@ -86,10 +100,18 @@ pub fn details_line(d: &PciDevice, verbose: bool) -> Option<String> {
             (BarKind::Memory64, true) => "mem64 pref",
         };
         let unassigned = if b.address == 0 { " (unassigned)" } else { "" };
-        parts.push(format!("BAR{} {kind} {:#x} [{}]{unassigned}", b.index, b.address, size_string(b.size)));
+        parts.push(format!(
+            "BAR{} {kind} {:#x} [{}]{unassigned}",
+            b.index,
+            b.address,
+            size_string(b.size)
+        ));
     }
     if let Some(br) = d.bridge {
-        parts.push(format!("buses {:02x}->{:02x}..{:02x}", br.primary, br.secondary, br.subordinate));
+        parts.push(format!(
+            "buses {:02x}->{:02x}..{:02x}",
+            br.primary, br.secondary, br.subordinate
+        ));
     }
     if (1..=4).contains(&d.interrupt_pin) {
         match d.irq {
@@ -99,7 +121,10 @@ pub fn details_line(d: &PciDevice, verbose: bool) -> Option<String> {
     }
     if verbose {
         if d.subsystem_vendor != 0 || d.subsystem_id != 0 {
-            parts.push(format!("subsystem {:04x}:{:04x}", d.subsystem_vendor, d.subsystem_id));
+            parts.push(format!(
+                "subsystem {:04x}:{:04x}",
+                d.subsystem_vendor, d.subsystem_id
+            ));
         }
         if !d.capabilities.is_empty() || d.capabilities_malformed {
             let mut caps = String::from("caps");

@@ -16,7 +16,10 @@ mod names;
 use alloc::vec::Vec;
 
 pub use format::{details_line, lspci_line, size_string, slot_name};
-pub use names::{capability_name, class_name, device_name, prog_if_name, subclass_name, vendor_name, virtio_device_type};
+pub use names::{
+    capability_name, class_name, device_name, prog_if_name, subclass_name, vendor_name,
+    virtio_device_type,
+};
 pub use pci_types::{CommandRegister, HeaderType, PciAddress, StatusRegister};
 
 /// Configuration-space register offsets (dword-aligned) and field positions.
@@ -108,9 +111,19 @@ impl Bar {
 impl From<Bar> for pci_types::Bar {
     fn from(b: Bar) -> Self {
         match b.kind {
-            BarKind::Io => pci_types::Bar::Io { port: b.address as u32 },
-            BarKind::Memory32 => pci_types::Bar::Memory32 { address: b.address as u32, size: b.size as u32, prefetchable: b.prefetchable },
-            BarKind::Memory64 => pci_types::Bar::Memory64 { address: b.address, size: b.size, prefetchable: b.prefetchable },
+            BarKind::Io => pci_types::Bar::Io {
+                port: b.address as u32,
+            },
+            BarKind::Memory32 => pci_types::Bar::Memory32 {
+                address: b.address as u32,
+                size: b.size as u32,
+                prefetchable: b.prefetchable,
+            },
+            BarKind::Memory64 => pci_types::Bar::Memory64 {
+                address: b.address,
+                size: b.size,
+                prefetchable: b.prefetchable,
+            },
         }
     }
 }
@@ -230,7 +243,11 @@ pub fn probe_function<C: ConfigSpace + ?Sized>(cfg: &C, addr: PciAddress) -> Opt
     };
     let bridge = (header_type == 1).then(|| {
         let b = cfg.read(addr, reg::BRIDGE_BUSES);
-        BridgeBuses { primary: b as u8, secondary: (b >> 8) as u8, subordinate: (b >> 16) as u8 }
+        BridgeBuses {
+            primary: b as u8,
+            secondary: (b >> 8) as u8,
+            subordinate: (b >> 16) as u8,
+        }
     });
     let int = cfg.read(addr, reg::INTERRUPT);
     Some(PciDevice {
@@ -260,7 +277,12 @@ pub fn probe_function<C: ConfigSpace + ?Sized>(cfg: &C, addr: PciAddress) -> Opt
 /// all-ones are written (so a half-programmed BAR never claims bus addresses), except on
 /// host bridges, whose decode must stay on (Linux's `mmio_always_on`). The command
 /// register and every BAR are restored afterwards.
-pub fn size_bars<C: ConfigSpace + ?Sized>(cfg: &C, addr: PciAddress, count: u8, host_bridge: bool) -> [Option<Bar>; 6] {
+pub fn size_bars<C: ConfigSpace + ?Sized>(
+    cfg: &C,
+    addr: PciAddress,
+    count: u8,
+    host_bridge: bool,
+) -> [Option<Bar>; 6] {
     let mut bars = [None; 6];
     let count = count.min(6);
     if count == 0 {
@@ -284,7 +306,13 @@ pub fn size_bars<C: ConfigSpace + ?Sized>(cfg: &C, addr: PciAddress, count: u8, 
             // I/O decoders may implement only 16 bits: the lowest writable bit is the size.
             let size = lowest_set_bit(u64::from(rb & !0x3));
             if size != 0 {
-                bars[usize::from(i)] = Some(Bar { index: i, kind: BarKind::Io, address: u64::from(orig & !0x3), size, prefetchable: false });
+                bars[usize::from(i)] = Some(Bar {
+                    index: i,
+                    kind: BarKind::Io,
+                    address: u64::from(orig & !0x3),
+                    size,
+                    prefetchable: false,
+                });
             }
             i += 1;
             continue;
@@ -297,7 +325,13 @@ pub fn size_bars<C: ConfigSpace + ?Sized>(cfg: &C, addr: PciAddress, count: u8, 
                 cfg.write(addr, off, orig);
                 let size = lowest_set_bit(u64::from(rb & !0xf));
                 if size != 0 {
-                    bars[usize::from(i)] = Some(Bar { index: i, kind: BarKind::Memory32, address: u64::from(orig & !0xf), size, prefetchable });
+                    bars[usize::from(i)] = Some(Bar {
+                        index: i,
+                        kind: BarKind::Memory32,
+                        address: u64::from(orig & !0xf),
+                        size,
+                        prefetchable,
+                    });
                 }
                 i += 1;
             }
@@ -317,7 +351,13 @@ pub fn size_bars<C: ConfigSpace + ?Sized>(cfg: &C, addr: PciAddress, count: u8, 
                 let size = lowest_set_bit(mask);
                 if size != 0 {
                     let address = (u64::from(hi) << 32) | u64::from(orig & !0xf);
-                    bars[usize::from(i)] = Some(Bar { index: i, kind: BarKind::Memory64, address, size, prefetchable });
+                    bars[usize::from(i)] = Some(Bar {
+                        index: i,
+                        kind: BarKind::Memory64,
+                        address,
+                        size,
+                        prefetchable,
+                    });
                 }
                 // The upper half is not a BAR of its own: never size it again.
                 i += 2;
@@ -334,7 +374,11 @@ pub fn size_bars<C: ConfigSpace + ?Sized>(cfg: &C, addr: PciAddress, count: u8, 
 /// Walks the capability list. Returns the entries and whether the list was malformed:
 /// a pointer into the standard header (< 0x40), more than [`MAX_CAPABILITIES`] entries
 /// (which is how a loop shows), or an all-ones entry.
-pub fn capabilities<C: ConfigSpace + ?Sized>(cfg: &C, addr: PciAddress, header_type: u8) -> (Vec<Capability>, bool) {
+pub fn capabilities<C: ConfigSpace + ?Sized>(
+    cfg: &C,
+    addr: PciAddress,
+    header_type: u8,
+) -> (Vec<Capability>, bool) {
     let mut caps = Vec::new();
     let status = (cfg.read(addr, reg::COMMAND) >> 16) as u16;
     if status & reg::STATUS_CAP_LIST == 0 || status == 0xffff {
@@ -354,7 +398,10 @@ pub fn capabilities<C: ConfigSpace + ?Sized>(cfg: &C, addr: PciAddress, header_t
         if d == 0xffff_ffff {
             return (caps, true);
         }
-        caps.push(Capability { id: d as u8, offset: ptr });
+        caps.push(Capability {
+            id: d as u8,
+            offset: ptr,
+        });
         ptr = ((d >> 8) as u8) & 0xfc;
     }
     (caps, false)
@@ -421,7 +468,11 @@ pub fn swizzle(pin: u8, device: u8) -> u8 {
 /// `_PRT`) for the function itself, then for each bridge up the tree with the pin swizzled,
 /// as an OS must when a bridge has no `_PRT` of its own. `None` when nothing routes it or
 /// the function has no pin.
-pub fn route_irq(devices: &[PciDevice], dev: &PciDevice, mut route: impl FnMut(u8, u8, u8, u8) -> Option<u32>) -> Option<u32> {
+pub fn route_irq(
+    devices: &[PciDevice],
+    dev: &PciDevice,
+    mut route: impl FnMut(u8, u8, u8, u8) -> Option<u32>,
+) -> Option<u32> {
     if !(1..=4).contains(&dev.interrupt_pin) {
         return None;
     }
@@ -443,7 +494,11 @@ pub fn route_irq(devices: &[PciDevice], dev: &PciDevice, mut route: impl FnMut(u
 
 /// Read-modify-write of the command register; the status half is written as zero so that
 /// its write-one-to-clear error bits survive.
-pub fn update_command<C: ConfigSpace + ?Sized>(cfg: &C, addr: PciAddress, f: impl FnOnce(CommandRegister) -> CommandRegister) -> CommandRegister {
+pub fn update_command<C: ConfigSpace + ?Sized>(
+    cfg: &C,
+    addr: PciAddress,
+    f: impl FnOnce(CommandRegister) -> CommandRegister,
+) -> CommandRegister {
     let old = CommandRegister::from_bits_retain(cfg.read(addr, reg::COMMAND) as u16);
     let new = f(old);
     if new != old {

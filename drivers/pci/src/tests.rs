@@ -60,7 +60,11 @@ impl Fake {
 
     fn caps(&mut self, at: PciAddress, ptr: u8, list: &[(u16, u8, u8)]) {
         let cmd = self.regs.get_mut()[&(at, reg::COMMAND)];
-        self.set(at, reg::COMMAND, cmd | (u32::from(reg::STATUS_CAP_LIST) << 16));
+        self.set(
+            at,
+            reg::COMMAND,
+            cmd | (u32::from(reg::STATUS_CAP_LIST) << 16),
+        );
         self.set(at, reg::CAP_PTR, u32::from(ptr));
         for &(off, id, next) in list {
             self.set(at, off, u32::from(id) | (u32::from(next) << 8));
@@ -98,11 +102,17 @@ impl ConfigSpace for Fake {
         }
         if let Some(&mask) = self.bar_masks.get(&(at, off)) {
             if v == 0xffff_ffff {
-                *self.sizing_writes.borrow_mut().entry((at, off)).or_insert(0) += 1;
+                *self
+                    .sizing_writes
+                    .borrow_mut()
+                    .entry((at, off))
+                    .or_insert(0) += 1;
                 let cmd = regs.get(&(at, reg::COMMAND)).copied().unwrap_or(0);
                 let class = regs.get(&(at, reg::CLASS_REV)).copied().unwrap_or(0) >> 16;
                 if cmd & IO_MEM != 0 && class != 0x0600 {
-                    self.violations.borrow_mut().push(format!("{at}: BAR {off:#x} sized with decode on"));
+                    self.violations
+                        .borrow_mut()
+                        .push(format!("{at}: BAR {off:#x} sized with decode on"));
                 }
             }
             regs.insert((at, off), (v & mask) | (old & !mask));
@@ -177,7 +187,10 @@ fn machine() -> Fake {
 }
 
 fn find(e: &Enumeration, at: PciAddress) -> &PciDevice {
-    e.devices.iter().find(|d| d.addr == at).unwrap_or_else(|| panic!("{at} not found"))
+    e.devices
+        .iter()
+        .find(|d| d.addr == at)
+        .unwrap_or_else(|| panic!("{at} not found"))
 }
 
 #[test]
@@ -187,11 +200,18 @@ fn finds_every_reachable_function_in_order() {
     let got: Vec<String> = e.devices.iter().map(|d| slot_name(d.addr)).collect();
     assert_eq!(
         got,
-        ["00:00.0", "00:01.0", "00:02.0", "00:02.1", "00:02.2", "00:03.0", "00:04.0", "00:05.0", "00:06.0", "00:07.0", "00:1f.0", "00:1f.2", "01:00.0", "01:02.0"]
+        [
+            "00:00.0", "00:01.0", "00:02.0", "00:02.1", "00:02.2", "00:03.0", "00:04.0", "00:05.0",
+            "00:06.0", "00:07.0", "00:1f.0", "00:1f.2", "01:00.0", "01:02.0"
+        ]
     );
     assert_eq!(e.buses, [0, 1]);
     assert_eq!(e.skipped_bridges, [a(0, 6, 0), a(0, 7, 0)]);
-    assert!(f.violations.borrow().is_empty(), "{:?}", f.violations.borrow());
+    assert!(
+        f.violations.borrow().is_empty(),
+        "{:?}",
+        f.violations.borrow()
+    );
 }
 
 #[test]
@@ -200,7 +220,14 @@ fn bridge_children_know_their_parent() {
     let e = enumerate(&f, 0, 0);
     assert_eq!(find(&e, a(1, 0, 0)).parent_bridge, Some(a(0, 1, 0)));
     assert_eq!(find(&e, a(0, 2, 0)).parent_bridge, None);
-    assert_eq!(find(&e, a(0, 1, 0)).bridge, Some(BridgeBuses { primary: 0, secondary: 1, subordinate: 1 }));
+    assert_eq!(
+        find(&e, a(0, 1, 0)).bridge,
+        Some(BridgeBuses {
+            primary: 0,
+            secondary: 1,
+            subordinate: 1
+        })
+    );
 }
 
 #[test]
@@ -217,14 +244,48 @@ fn bars_are_sized_with_decode_off_and_restored() {
     let f = machine();
     let before = f.regs.borrow().clone();
     let e = enumerate(&f, 0, 0);
-    assert!(f.violations.borrow().is_empty(), "{:?}", f.violations.borrow());
+    assert!(
+        f.violations.borrow().is_empty(),
+        "{:?}",
+        f.violations.borrow()
+    );
     let v = find(&e, a(1, 0, 0));
-    assert_eq!(v.bar(0), Some(Bar { index: 0, kind: BarKind::Io, address: 0xc000, size: 64, prefetchable: false }));
-    assert_eq!(v.bar(1), Some(Bar { index: 1, kind: BarKind::Memory32, address: 0xfe80_0000, size: 4096, prefetchable: false }));
+    assert_eq!(
+        v.bar(0),
+        Some(Bar {
+            index: 0,
+            kind: BarKind::Io,
+            address: 0xc000,
+            size: 64,
+            prefetchable: false
+        })
+    );
+    assert_eq!(
+        v.bar(1),
+        Some(Bar {
+            index: 1,
+            kind: BarKind::Memory32,
+            address: 0xfe80_0000,
+            size: 4096,
+            prefetchable: false
+        })
+    );
     assert_eq!(v.bar(2), None);
-    assert_eq!(v.bar(4), Some(Bar { index: 4, kind: BarKind::Memory64, address: 0x80_0000_0000, size: 16384, prefetchable: true }));
+    assert_eq!(
+        v.bar(4),
+        Some(Bar {
+            index: 4,
+            kind: BarKind::Memory64,
+            address: 0x80_0000_0000,
+            size: 16384,
+            prefetchable: true
+        })
+    );
     assert_eq!(v.bar(5), None, "upper half of a 64-bit BAR is not a BAR");
-    assert_eq!(find(&e, a(0, 0x1f, 2)).bar(5).map(|b| (b.address, b.size)), Some((0xfebd_5000, 4096)));
+    assert_eq!(
+        find(&e, a(0, 0x1f, 2)).bar(5).map(|b| (b.address, b.size)),
+        Some((0xfebd_5000, 4096))
+    );
     assert_eq!(find(&e, a(0, 2, 2)).bar(0).map(|b| b.size), Some(1024));
     // Every BAR dword written with all-ones exactly once (the 64-bit upper half included).
     let w = f.sizing_writes.borrow();
@@ -239,7 +300,12 @@ fn bars_are_sized_with_decode_off_and_restored() {
 fn host_bridge_decode_is_never_toggled() {
     let f = machine();
     enumerate(&f, 0, 0);
-    assert!(!f.command_writes.borrow().iter().any(|(at, _)| *at == a(0, 0, 0)));
+    assert!(
+        !f.command_writes
+            .borrow()
+            .iter()
+            .any(|(at, _)| *at == a(0, 0, 0))
+    );
 }
 
 #[test]
@@ -258,14 +324,32 @@ fn capability_lists_and_their_guards() {
     let f = machine();
     let e = enumerate(&f, 0, 0);
     let rp = find(&e, a(0, 1, 0));
-    assert_eq!(rp.capabilities, [Capability { id: 0x10, offset: 0x40 }, Capability { id: 0x11, offset: 0x60 }]);
+    assert_eq!(
+        rp.capabilities,
+        [
+            Capability {
+                id: 0x10,
+                offset: 0x40
+            },
+            Capability {
+                id: 0x11,
+                offset: 0x60
+            }
+        ]
+    );
     assert!(!rp.capabilities_malformed);
     assert_eq!(rp.capability(0x11).map(|c| c.offset), Some(0x60));
     let looped = find(&e, a(0, 3, 0));
     assert_eq!(looped.capabilities.len(), MAX_CAPABILITIES);
     assert!(looped.capabilities_malformed);
     let low = find(&e, a(0, 4, 0));
-    assert_eq!(low.capabilities, [Capability { id: 0x01, offset: 0x50 }]);
+    assert_eq!(
+        low.capabilities,
+        [Capability {
+            id: 0x01,
+            offset: 0x50
+        }]
+    );
     assert!(low.capabilities_malformed);
     assert!(find(&e, a(1, 0, 0)).capabilities.is_empty());
 }
@@ -306,16 +390,31 @@ fn lspci_lines() {
         lspci_line(find(&e, a(0, 0x1f, 2))),
         "00:1f.2 SATA controller [0106]: Intel Corporation 82801IR/IO/IH (ICH9R/DO/DH) 6 port SATA Controller [AHCI mode] [8086:2922] (rev 02)"
     );
-    assert_eq!(lspci_line(find(&e, a(0, 0, 0))), "00:00.0 Host bridge [0600]: Intel Corporation 82G33/G31/P35/P31 Express DRAM Controller [8086:29c0]");
-    assert_eq!(lspci_line(find(&e, a(1, 0, 0))), "01:00.0 SCSI storage controller [0100]: Red Hat, Inc. Virtio block device [1af4:1001]");
+    assert_eq!(
+        lspci_line(find(&e, a(0, 0, 0))),
+        "00:00.0 Host bridge [0600]: Intel Corporation 82G33/G31/P35/P31 Express DRAM Controller [8086:29c0]"
+    );
+    assert_eq!(
+        lspci_line(find(&e, a(1, 0, 0))),
+        "01:00.0 SCSI storage controller [0100]: Red Hat, Inc. Virtio block device [1af4:1001]"
+    );
     // Unknown device of a known vendor; known class without that subclass.
-    assert_eq!(lspci_line(find(&e, a(0, 3, 0))), "00:03.0 System peripheral [0880]: QEMU/Bochs Device [1234:5678]");
-    assert_eq!(lspci_line(find(&e, a(0, 4, 0))), "00:04.0 Unclassified device [00ff]: Red Hat, Inc. QEMU PCI Test Device [1b36:0005]");
+    assert_eq!(
+        lspci_line(find(&e, a(0, 3, 0))),
+        "00:03.0 System peripheral [0880]: QEMU/Bochs Device [1234:5678]"
+    );
+    assert_eq!(
+        lspci_line(find(&e, a(0, 4, 0))),
+        "00:04.0 Unclassified device [00ff]: Red Hat, Inc. QEMU PCI Test Device [1b36:0005]"
+    );
     let mut d = find(&e, a(0, 3, 0)).clone();
     d.vendor_id = 0xabcd;
     d.class = 0x77;
     d.addr = PciAddress::new(1, 2, 3, 4);
-    assert_eq!(lspci_line(&d), "0001:02:03.4 Class [7780]: Device [abcd:5678]");
+    assert_eq!(
+        lspci_line(&d),
+        "0001:02:03.4 Class [7780]: Device [abcd:5678]"
+    );
 }
 
 #[test]
@@ -329,11 +428,26 @@ fn details_lines() {
     );
     v.irq = Some(22);
     assert!(details_line(&v, false).unwrap().ends_with("INTA -> GSI 22"));
-    assert!(details_line(&v, true).unwrap().contains("subsystem 1af4:0002"));
-    assert!(details_line(find(&e, a(0, 3, 0)), true).unwrap().contains("MSI@40 MSI@40"));
-    assert!(details_line(find(&e, a(0, 3, 0)), true).unwrap().contains("malformed"));
+    assert!(
+        details_line(&v, true)
+            .unwrap()
+            .contains("subsystem 1af4:0002")
+    );
+    assert!(
+        details_line(find(&e, a(0, 3, 0)), true)
+            .unwrap()
+            .contains("MSI@40 MSI@40")
+    );
+    assert!(
+        details_line(find(&e, a(0, 3, 0)), true)
+            .unwrap()
+            .contains("malformed")
+    );
     assert_eq!(details_line(find(&e, a(0, 0, 0)), false), None);
-    assert_eq!(details_line(find(&e, a(0, 1, 0)), false).unwrap(), "BAR0 mem32 0xfea00000 [4K]; buses 00->01..01; INTA: irq unrouted");
+    assert_eq!(
+        details_line(find(&e, a(0, 1, 0)), false).unwrap(),
+        "BAR0 mem32 0xfea00000 [4K]; buses 00->01..01; INTA: irq unrouted"
+    );
 }
 
 #[test]
@@ -341,10 +455,22 @@ fn names() {
     assert_eq!(virtio_device_type(0x1af4, 0x1042), Some("block"));
     assert_eq!(virtio_device_type(0x1af4, 0x1000), Some("network"));
     assert_eq!(device_name(0x1af4, 0x1077), Some("Virtio 1.0 device"));
-    assert_eq!(device_name(0x1b36, 0x000d), Some("QEMU XHCI Host Controller"));
-    assert_eq!(device_name(0x1234, 0x1111), Some("Bochs display (QEMU standard VGA)"));
-    assert_eq!(device_name(0x8086, 0x10d3), Some("82574L Gigabit Network Connection"));
-    assert_eq!(device_name(0x8086, 0x293e), Some("82801I (ICH9 Family) HD Audio Controller"));
+    assert_eq!(
+        device_name(0x1b36, 0x000d),
+        Some("QEMU XHCI Host Controller")
+    );
+    assert_eq!(
+        device_name(0x1234, 0x1111),
+        Some("Bochs display (QEMU standard VGA)")
+    );
+    assert_eq!(
+        device_name(0x8086, 0x10d3),
+        Some("82574L Gigabit Network Connection")
+    );
+    assert_eq!(
+        device_name(0x8086, 0x293e),
+        Some("82801I (ICH9 Family) HD Audio Controller")
+    );
     assert_eq!(device_name(0x1af4, 0x2000), None);
     assert_eq!(subclass_name(0x0c, 0x03), Some("USB controller"));
     assert_eq!(subclass_name(0x0c, 0x42), Some("Serial bus controller"));
@@ -371,7 +497,8 @@ fn irq_routing_swizzles_through_bridges() {
     let f = machine();
     let e = enumerate(&f, 0, 0);
     // Only bus 0 has a routing table: device d, pin p -> GSI 16 + (d + p - 1) % 4.
-    let prt = |bus: u8, dev: u8, _f: u8, pin: u8| (bus == 0).then(|| 16 + u32::from((dev + pin - 1) % 4));
+    let prt =
+        |bus: u8, dev: u8, _f: u8, pin: u8| (bus == 0).then(|| 16 + u32::from((dev + pin - 1) % 4));
     let mut asked = Vec::new();
     let g = route_irq(&e.devices, find(&e, a(1, 2, 0)), |b, d, fun, p| {
         asked.push((b, d, fun, p));
@@ -380,9 +507,20 @@ fn irq_routing_swizzles_through_bridges() {
     // 01:02.0 INTA -> INTC at the root port 00:01.0 -> 16 + (1 + 3 - 1) % 4 = 19.
     assert_eq!(asked, [(1, 2, 0, 1), (0, 1, 0, 3)]);
     assert_eq!(g, Some(19));
-    assert_eq!(route_irq(&e.devices, find(&e, a(0, 0x1f, 2)), prt), Some(16 + (0x1f % 4)));
-    assert_eq!(route_irq(&e.devices, find(&e, a(0, 0, 0)), prt), None, "no pin");
-    assert_eq!(route_irq(&e.devices, find(&e, a(1, 0, 0)), |_, _, _, _| None), None, "unrouted");
+    assert_eq!(
+        route_irq(&e.devices, find(&e, a(0, 0x1f, 2)), prt),
+        Some(16 + (0x1f % 4))
+    );
+    assert_eq!(
+        route_irq(&e.devices, find(&e, a(0, 0, 0)), prt),
+        None,
+        "no pin"
+    );
+    assert_eq!(
+        route_irq(&e.devices, find(&e, a(1, 0, 0)), |_, _, _, _| None),
+        None,
+        "unrouted"
+    );
 }
 
 #[test]
@@ -401,6 +539,19 @@ fn command_updates_keep_status_error_bits() {
 
 #[test]
 fn to_pci_types_bar() {
-    let b = Bar { index: 4, kind: BarKind::Memory64, address: 0x1_0000_0000, size: 0x4000, prefetchable: true };
-    assert!(matches!(pci_types::Bar::from(b), pci_types::Bar::Memory64 { address: 0x1_0000_0000, size: 0x4000, prefetchable: true }));
+    let b = Bar {
+        index: 4,
+        kind: BarKind::Memory64,
+        address: 0x1_0000_0000,
+        size: 0x4000,
+        prefetchable: true,
+    };
+    assert!(matches!(
+        pci_types::Bar::from(b),
+        pci_types::Bar::Memory64 {
+            address: 0x1_0000_0000,
+            size: 0x4000,
+            prefetchable: true
+        }
+    ));
 }

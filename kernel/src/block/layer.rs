@@ -4,10 +4,10 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::errno::{Errno, KResult};
+use crate::fs::File;
 use crate::fs::consts::makedev;
 use crate::fs::devfs::{self, DevKind, Device};
 use crate::fs::node::{FileSystem, NodeKind};
-use crate::fs::File;
 use crate::sync::spin::IrqSpinLock;
 
 pub const SECTOR: u64 = 512;
@@ -100,12 +100,27 @@ static NEXT_DISK: IrqSpinLock<u32> = IrqSpinLock::new(0);
 
 /// The block device behind `rdev`.
 pub fn by_rdev(rdev: u64) -> Option<Arc<dyn BlockDev>> {
-    DEVICES.lock().iter().find(|r| r.rdev == rdev).map(|r| r.dev.clone())
+    DEVICES
+        .lock()
+        .iter()
+        .find(|r| r.rdev == rdev)
+        .map(|r| r.dev.clone())
 }
 
 /// Every registered device: (name, rdev, sectors, driver).
 pub fn list() -> Vec<(String, u64, u64, &'static str)> {
-    DEVICES.lock().iter().map(|r| (String::from(r.dev.name()), r.rdev, r.dev.sectors(), r.dev.driver())).collect()
+    DEVICES
+        .lock()
+        .iter()
+        .map(|r| {
+            (
+                String::from(r.dev.name()),
+                r.rdev,
+                r.dev.sectors(),
+                r.dev.driver(),
+            )
+        })
+        .collect()
 }
 
 /// The next disk name (`vda`, `vdb`, …, `vdz`, `vdaa`…) and its index.
@@ -113,12 +128,24 @@ pub fn next_disk_name() -> (u32, String) {
     let mut n = NEXT_DISK.lock();
     let i = *n;
     *n += 1;
-    let name = if i < 26 { format!("vd{}", (b'a' + i as u8) as char) } else { format!("vd{}{}", (b'a' + (i / 26 - 1) as u8) as char, (b'a' + (i % 26) as u8) as char) };
+    let name = if i < 26 {
+        format!("vd{}", (b'a' + i as u8) as char)
+    } else {
+        format!(
+            "vd{}{}",
+            (b'a' + (i / 26 - 1) as u8) as char,
+            (b'a' + (i % 26) as u8) as char
+        )
+    };
     (i, name)
 }
 
 fn register_node(name: &str, rdev: u64, dev: Arc<dyn BlockDev>) {
-    devfs::register_device(DevKind::Block, rdev, Arc::new(BlockNode { dev: dev.clone() }));
+    devfs::register_device(
+        DevKind::Block,
+        rdev,
+        Arc::new(BlockNode { dev: dev.clone() }),
+    );
     DEVICES.lock().push(Registered { rdev, dev });
     let root = devfs::devfs().root();
     let _ = root.unlink(name, false);
@@ -139,16 +166,29 @@ pub fn add_disk(index: u32, dev: Arc<dyn BlockDev>) {
             continue;
         }
         let pname = format!("{name}{}", p.number);
-        let pd: Arc<dyn BlockDev> = Arc::new(PartitionDev { name: pname.clone(), parent: dev.clone(), start: p.start, len: p.sectors });
+        let pd: Arc<dyn BlockDev> = Arc::new(PartitionDev {
+            name: pname.clone(),
+            parent: dev.clone(),
+            start: p.start,
+            len: p.sectors,
+        });
         register_node(&pname, makedev(VD_MAJOR, index * 16 + p.number), pd);
-        names.push(format!("{pname} ({} MiB at sector {})", p.sectors * SECTOR >> 20, p.start));
+        names.push(format!(
+            "{pname} ({} MiB at sector {})",
+            p.sectors * SECTOR >> 20,
+            p.start
+        ));
     }
     log::info!(
         "block: /dev/{name}: {} sectors ({} MiB), {}{}{}",
         sectors,
         sectors * SECTOR >> 20,
         dev.driver(),
-        if names.is_empty() { "" } else { "; partitions " },
+        if names.is_empty() {
+            ""
+        } else {
+            "; partitions "
+        },
         names.join(", ")
     );
 }
@@ -188,7 +228,9 @@ pub fn read_bytes(dev: &dyn BlockDev, off: u64, buf: &mut [u8]) -> KResult<usize
 /// one batch of sector requests when every range is sector-aligned, else one by one.
 pub fn read_bytes_many(dev: &dyn BlockDev, reqs: &mut [(u64, &mut [u8])]) -> KResult<()> {
     let size = dev.sectors() * SECTOR;
-    let aligned = reqs.iter().all(|(off, b)| off % SECTOR == 0 && b.len() as u64 % SECTOR == 0);
+    let aligned = reqs
+        .iter()
+        .all(|(off, b)| off % SECTOR == 0 && b.len() as u64 % SECTOR == 0);
     if !aligned {
         for (off, b) in reqs.iter_mut() {
             if read_bytes(dev, *off, b)? != b.len() {
@@ -197,10 +239,17 @@ pub fn read_bytes_many(dev: &dyn BlockDev, reqs: &mut [(u64, &mut [u8])]) -> KRe
         }
         return Ok(());
     }
-    if reqs.iter().any(|(off, b)| off.checked_add(b.len() as u64).is_none_or(|e| e > size)) {
+    if reqs
+        .iter()
+        .any(|(off, b)| off.checked_add(b.len() as u64).is_none_or(|e| e > size))
+    {
         return Err(Errno::EIO);
     }
-    let mut v: Vec<(u64, &mut [u8])> = reqs.iter_mut().filter(|(_, b)| !b.is_empty()).map(|(off, b)| (*off / SECTOR, &mut **b)).collect();
+    let mut v: Vec<(u64, &mut [u8])> = reqs
+        .iter_mut()
+        .filter(|(_, b)| !b.is_empty())
+        .map(|(off, b)| (*off / SECTOR, &mut **b))
+        .collect();
     dev.read_sectors_many(&mut v)
 }
 
@@ -210,7 +259,11 @@ pub fn write_bytes(dev: &dyn BlockDev, off: u64, buf: &[u8]) -> KResult<usize> {
     }
     let size = dev.sectors() * SECTOR;
     if off >= size {
-        return if buf.is_empty() { Ok(0) } else { Err(Errno::ENOSPC) };
+        return if buf.is_empty() {
+            Ok(0)
+        } else {
+            Err(Errno::ENOSPC)
+        };
     }
     let n = (buf.len() as u64).min(size - off) as usize;
     let mut done = 0usize;

@@ -4,9 +4,9 @@
 //! Numbering: major 254 (Linux's usual dynamic `virtblk` major), minor = 16 × disk +
 //! partition (so 15 partitions per disk, as Linux's virtio-blk).
 
-pub mod part;
 #[cfg(target_os = "none")]
 mod layer;
+pub mod part;
 #[cfg(target_os = "none")]
 pub mod virtio;
 

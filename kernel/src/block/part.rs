@@ -18,14 +18,19 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
 }
 
 fn le32(b: &[u8], o: usize) -> u32 {
-    b.get(o..o + 4).map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(o..o + 4)
+        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 fn le64(b: &[u8], o: usize) -> u64 {
@@ -42,7 +47,11 @@ pub fn scan(disk_sectors: u64, mut read: impl FnMut(u64, &mut [u8]) -> bool) -> 
     }
     let entry = |i: usize| {
         let o = 446 + 16 * i;
-        (mbr[o + 4], le32(&mbr, o + 8) as u64, le32(&mbr, o + 12) as u64)
+        (
+            mbr[o + 4],
+            le32(&mbr, o + 8) as u64,
+            le32(&mbr, o + 12) as u64,
+        )
     };
     if (0..4).any(|i| entry(i).0 == 0xEE) {
         if let Some(v) = scan_gpt(disk_sectors, &mut read) {
@@ -57,13 +66,20 @@ pub fn scan(disk_sectors: u64, mut read: impl FnMut(u64, &mut [u8]) -> bool) -> 
             continue;
         }
         if start.checked_add(len).is_some_and(|e| e <= disk_sectors) {
-            v.push(Partition { number: i as u32 + 1, start, sectors: len });
+            v.push(Partition {
+                number: i as u32 + 1,
+                start,
+                sectors: len,
+            });
         }
     }
     v
 }
 
-fn scan_gpt(disk_sectors: u64, read: &mut impl FnMut(u64, &mut [u8]) -> bool) -> Option<Vec<Partition>> {
+fn scan_gpt(
+    disk_sectors: u64,
+    read: &mut impl FnMut(u64, &mut [u8]) -> bool,
+) -> Option<Vec<Partition>> {
     let mut h = [0u8; 512];
     if !read(1, &mut h) || &h[0..8] != b"EFI PART" {
         return None;
@@ -101,7 +117,11 @@ fn scan_gpt(disk_sectors: u64, read: &mut impl FnMut(u64, &mut [u8]) -> bool) ->
         if first == 0 || last < first || last >= disk_sectors {
             continue;
         }
-        v.push(Partition { number: i as u32 + 1, start: first, sectors: last - first + 1 });
+        v.push(Partition {
+            number: i as u32 + 1,
+            start: first,
+            sectors: last - first + 1,
+        });
     }
     Some(v)
 }
@@ -143,7 +163,21 @@ mod tests {
         put(&mut d, 2, 0x83, 3500, 9999); // beyond the disk: dropped
         put(&mut d, 3, 0x0c, 3200, 500);
         let v = scan(4096, reader(&d));
-        assert_eq!(v, [Partition { number: 1, start: 2048, sectors: 1000 }, Partition { number: 4, start: 3200, sectors: 500 }]);
+        assert_eq!(
+            v,
+            [
+                Partition {
+                    number: 1,
+                    start: 2048,
+                    sectors: 1000
+                },
+                Partition {
+                    number: 4,
+                    start: 3200,
+                    sectors: 500
+                }
+            ]
+        );
     }
 
     #[test]
@@ -172,7 +206,21 @@ mod tests {
         h[16..20].copy_from_slice(&c.to_le_bytes());
         d[512..512 + 92].copy_from_slice(&h);
         let v = scan(8192, reader(&d));
-        assert_eq!(v, [Partition { number: 1, start: 2048, sectors: 2048 }, Partition { number: 3, start: 5000, sectors: 1000 }]);
+        assert_eq!(
+            v,
+            [
+                Partition {
+                    number: 1,
+                    start: 2048,
+                    sectors: 2048
+                },
+                Partition {
+                    number: 3,
+                    start: 5000,
+                    sectors: 1000
+                }
+            ]
+        );
         // A bad header CRC: no GPT, and the protective MBR entry is not a partition.
         d[512 + 20] ^= 1;
         assert!(scan(8192, reader(&d)).is_empty());

@@ -69,7 +69,9 @@ fn phys_run(va: u64, len: usize) -> Option<u64> {
     if va >= PHYS_OFFSET && va - PHYS_OFFSET + len as u64 <= LINEAR_SPAN {
         return Some(va - PHYS_OFFSET);
     }
-    contiguous_len(va, len).filter(|&(_, n)| n >= len).map(|(pa, _)| pa)
+    contiguous_len(va, len)
+        .filter(|&(_, n)| n >= len)
+        .map(|(pa, _)| pa)
 }
 
 /// (physical address of `va`, how many bytes from `va` — at most `len` — are mapped
@@ -103,7 +105,10 @@ unsafe impl Hal for KernelHal {
                 b.as_mut_slice().fill(0);
                 let va = b.virt();
                 let (pa, _) = b.into_raw();
-                (pa, NonNull::new(va as *mut u8).unwrap_or(NonNull::dangling()))
+                (
+                    pa,
+                    NonNull::new(va as *mut u8).unwrap_or(NonNull::dangling()),
+                )
             }
             None => (0, NonNull::dangling()),
         }
@@ -142,7 +147,9 @@ unsafe impl Hal for KernelHal {
     }
 
     unsafe fn unshare(paddr: PhysAddr, mut buffer: NonNull<[u8]>, direction: BufferDirection) {
-        let Some(mut b) = BOUNCE.lock().remove(&paddr) else { return };
+        let Some(mut b) = BOUNCE.lock().remove(&paddr) else {
+            return;
+        };
         if direction != BufferDirection::DriverToDevice {
             let len = buffer.len();
             // SAFETY: the same buffer that was shared, valid for writes and no longer used by
@@ -160,13 +167,22 @@ struct Cfg {
 
 impl ConfigurationAccess for Cfg {
     fn read_word(&self, df: DeviceFunction, off: u8) -> u32 {
-        pci::read_config(PciAddress::new(self.segment, df.bus, df.device, df.function), off as u16)
+        pci::read_config(
+            PciAddress::new(self.segment, df.bus, df.device, df.function),
+            off as u16,
+        )
     }
     fn write_word(&mut self, df: DeviceFunction, off: u8, data: u32) {
-        pci::write_config(PciAddress::new(self.segment, df.bus, df.device, df.function), off as u16, data)
+        pci::write_config(
+            PciAddress::new(self.segment, df.bus, df.device, df.function),
+            off as u16,
+            data,
+        )
     }
     unsafe fn unsafe_clone(&self) -> Self {
-        Cfg { segment: self.segment }
+        Cfg {
+            segment: self.segment,
+        }
     }
 }
 
@@ -224,17 +240,35 @@ impl Hw {
             let r = if p.write {
                 // SAFETY: the buffers submitted with this token; the submitter keeps `buf`
                 // alive and untouched until `done` is set below.
-                unsafe { blk.complete_write_blocks(token, &p.req, core::slice::from_raw_parts(p.buf, p.len), &mut p.resp) }
+                unsafe {
+                    blk.complete_write_blocks(
+                        token,
+                        &p.req,
+                        core::slice::from_raw_parts(p.buf, p.len),
+                        &mut p.resp,
+                    )
+                }
             } else {
                 // SAFETY: as above.
-                unsafe { blk.complete_read_blocks(token, &p.req, core::slice::from_raw_parts_mut(p.buf, p.len), &mut p.resp) }
+                unsafe {
+                    blk.complete_read_blocks(
+                        token,
+                        &p.req,
+                        core::slice::from_raw_parts_mut(p.buf, p.len),
+                        &mut p.resp,
+                    )
+                }
             };
             self.inflight -= 1;
             let now = crate::time::now_ns();
-            stats.device_ns.fetch_add(now.saturating_sub(p.submitted_ns), Ordering::Relaxed);
+            stats
+                .device_ns
+                .fetch_add(now.saturating_sub(p.submitted_ns), Ordering::Relaxed);
             stats.completed.fetch_add(1, Ordering::Relaxed);
             p.done.seen_ns.store(now, Ordering::Relaxed);
-            p.done.state.store(if r.is_ok() { 1 } else { 2 }, Ordering::Release);
+            p.done
+                .state
+                .store(if r.is_ok() { 1 } else { 2 }, Ordering::Release);
             wake.push(p.done.clone());
         }
     }
@@ -290,7 +324,10 @@ fn irq_handler(_f: &mut TrapFrame) {
         {
             let mut hw = d.hw.lock();
             let Some(blk) = hw.blk.as_mut() else { continue };
-            if blk.ack_interrupt().contains(InterruptStatus::QUEUE_INTERRUPT) {
+            if blk
+                .ack_interrupt()
+                .contains(InterruptStatus::QUEUE_INTERRUPT)
+            {
                 d.interrupts.fetch_add(1, Ordering::Relaxed);
             }
             hw.reap(&mut wake, &d.stats);
@@ -338,7 +375,11 @@ impl VirtioDisk {
         if hw.inflight >= MAX_INFLIGHT {
             return Ok(Submit::Full);
         }
-        let done = Arc::new(Done { state: AtomicU8::new(0), wq: WaitQueue::new(), seen_ns: AtomicU64::new(0) });
+        let done = Arc::new(Done {
+            state: AtomicU8::new(0),
+            wq: WaitQueue::new(),
+            seen_ns: AtomicU64::new(0),
+        });
         let mut p = Box::new(Pending {
             req: BlkReq::default(),
             resp: BlkResp::default(),
@@ -348,7 +389,9 @@ impl VirtioDisk {
             submitted_ns: crate::time::now_ns(),
             done: done.clone(),
         });
-        let Some(blk) = hw.blk.as_mut() else { return Err(Errno::EIO) };
+        let Some(blk) = hw.blk.as_mut() else {
+            return Err(Errno::EIO);
+        };
         let p_ref = &mut *p;
         // SAFETY: `buf..buf+len` is the caller's buffer, which it keeps alive and does not
         // touch until `done` is set (io() waits for every request it submitted, and a
@@ -356,9 +399,19 @@ impl VirtioDisk {
         // in `pending` until the request is completed.
         let r = unsafe {
             if write {
-                blk.write_blocks_nb(sector as usize, &mut p_ref.req, core::slice::from_raw_parts(buf, len), &mut p_ref.resp)
+                blk.write_blocks_nb(
+                    sector as usize,
+                    &mut p_ref.req,
+                    core::slice::from_raw_parts(buf, len),
+                    &mut p_ref.resp,
+                )
             } else {
-                blk.read_blocks_nb(sector as usize, &mut p_ref.req, core::slice::from_raw_parts_mut(buf, len), &mut p_ref.resp)
+                blk.read_blocks_nb(
+                    sector as usize,
+                    &mut p_ref.req,
+                    core::slice::from_raw_parts_mut(buf, len),
+                    &mut p_ref.resp,
+                )
             }
         };
         let token = match r {
@@ -366,7 +419,9 @@ impl VirtioDisk {
             Err(virtio_drivers::Error::QueueFull) => return Ok(Submit::Full),
             Err(_) => return Err(Errno::EIO),
         };
-        let Some(slot) = hw.pending.get_mut(token) else { return Err(Errno::EIO) };
+        let Some(slot) = hw.pending.get_mut(token) else {
+            return Err(Errno::EIO);
+        };
         *slot = Some(p);
         hw.inflight += 1;
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -376,7 +431,11 @@ impl VirtioDisk {
     /// Waits for `done`: polls for a while, then sleeps; 30 s → device reset and EIO.
     fn wait(&self, done: &Done, len: usize) -> KResult<()> {
         let start = crate::time::now_ns();
-        let spin_end = if len <= SPIN_MAX { start + SPIN_NS } else { start };
+        let spin_end = if len <= SPIN_MAX {
+            start + SPIN_NS
+        } else {
+            start
+        };
         loop {
             match done.state() {
                 1 => {
@@ -395,19 +454,31 @@ impl VirtioDisk {
         let give_up = start + TIMEOUT_NS;
         loop {
             let now = crate::time::now_ns();
-            let ok = done.wq.wait_until(|| done.state() != 0, Some(now + 10_000_000));
+            let ok = done
+                .wq
+                .wait_until(|| done.state() != 0, Some(now + 10_000_000));
             if ok {
                 let seen = done.seen_ns.load(Ordering::Relaxed);
-                self.stats.wake_ns.fetch_add(crate::time::now_ns().saturating_sub(seen), Ordering::Relaxed);
+                self.stats.wake_ns.fetch_add(
+                    crate::time::now_ns().saturating_sub(seen),
+                    Ordering::Relaxed,
+                );
                 self.stats.woken.fetch_add(1, Ordering::Relaxed);
-                return if done.state() == 1 { Ok(()) } else { Err(Errno::EIO) };
+                return if done.state() == 1 {
+                    Ok(())
+                } else {
+                    Err(Errno::EIO)
+                };
             }
             self.poll();
             if done.state() != 0 {
                 continue;
             }
             if crate::time::now_ns() > give_up {
-                log::error!("{}: a request timed out; resetting the device, the disk is unusable", self.name);
+                log::error!(
+                    "{}: a request timed out; resetting the device, the disk is unusable",
+                    self.name
+                );
                 self.dead.store(true, Ordering::Release);
                 let mut wake = Vec::new();
                 self.hw.lock().abandon(&mut wake);
@@ -425,7 +496,11 @@ impl VirtioDisk {
     /// requests in flight across them; returns once none of the buffers is in use.
     fn io_many(&self, segs: &[(u64, *mut u8, usize)], write: bool) -> KResult<()> {
         for &(lba, _, len) in segs {
-            if len % SECTOR as usize != 0 || lba.checked_add(len as u64 / SECTOR).is_none_or(|e| e > self.sectors) {
+            if len % SECTOR as usize != 0
+                || lba
+                    .checked_add(len as u64 / SECTOR)
+                    .is_none_or(|e| e > self.sectors)
+            {
                 return Err(Errno::EIO);
             }
         }
@@ -479,7 +554,10 @@ impl VirtioDisk {
                 }
                 None => {
                     // The queue is full of other callers' requests: wait for a slot.
-                    let ok = self.space.wait_until(|| self.hw.lock().inflight < MAX_INFLIGHT, Some(crate::time::now_ns() + 10_000_000));
+                    let ok = self.space.wait_until(
+                        || self.hw.lock().inflight < MAX_INFLIGHT,
+                        Some(crate::time::now_ns() + 10_000_000),
+                    );
                     if !ok {
                         self.poll();
                     }
@@ -521,7 +599,10 @@ impl BlockDev for VirtioDisk {
         self.io(lba, buf.as_mut_ptr(), buf.len(), false)
     }
     fn read_sectors_many(&self, reqs: &mut [(u64, &mut [u8])]) -> KResult<()> {
-        let segs: Vec<(u64, *mut u8, usize)> = reqs.iter_mut().map(|(lba, b)| (*lba, b.as_mut_ptr(), b.len())).collect();
+        let segs: Vec<(u64, *mut u8, usize)> = reqs
+            .iter_mut()
+            .map(|(lba, b)| (*lba, b.as_mut_ptr(), b.len()))
+            .collect();
         self.io_many(&segs, false)
     }
     fn write_sectors(&self, lba: u64, buf: &[u8]) -> KResult<()> {
@@ -538,14 +619,19 @@ impl BlockDev for VirtioDisk {
             {
                 let mut hw = self.hw.lock();
                 if hw.inflight == 0 {
-                    let Some(blk) = hw.blk.as_mut() else { return Err(Errno::EIO) };
+                    let Some(blk) = hw.blk.as_mut() else {
+                        return Err(Errno::EIO);
+                    };
                     return blk.flush().map_err(|_| Errno::EIO);
                 }
             }
             if crate::time::now_ns() > give_up {
                 return Err(Errno::EIO);
             }
-            if !self.space.wait_until(|| self.hw.lock().inflight == 0, Some(crate::time::now_ns() + 10_000_000)) {
+            if !self.space.wait_until(
+                || self.hw.lock().inflight == 0,
+                Some(crate::time::now_ns() + 10_000_000),
+            ) {
                 self.poll();
             }
         }
@@ -560,16 +646,33 @@ impl BlockDev for VirtioDisk {
 
 /// Interrupt and request counts of every virtio disk: (name, interrupts, requests).
 pub fn stats() -> Vec<(String, u64, u64)> {
-    DISKS.lock().iter().map(|d| (d.name.clone(), d.interrupts.load(Ordering::Relaxed), d.requests.load(Ordering::Relaxed))).collect()
+    DISKS
+        .lock()
+        .iter()
+        .map(|d| {
+            (
+                d.name.clone(),
+                d.interrupts.load(Ordering::Relaxed),
+                d.requests.load(Ordering::Relaxed),
+            )
+        })
+        .collect()
 }
 
 /// Every virtio disk's [`VirtioDisk::latency`].
 pub fn latency() -> Vec<(String, (u64, u64, u64, u64, u64, u64, u64))> {
-    DISKS.lock().iter().map(|d| (d.name.clone(), d.latency())).collect()
+    DISKS
+        .lock()
+        .iter()
+        .map(|d| (d.name.clone(), d.latency()))
+        .collect()
 }
 
 pub fn probe_all() {
-    let devs: Vec<_> = pci::devices().iter().filter(|d| d.vendor_id == 0x1af4 && (d.device_id == 0x1001 || d.device_id == 0x1042)).collect();
+    let devs: Vec<_> = pci::devices()
+        .iter()
+        .filter(|d| d.vendor_id == 0x1af4 && (d.device_id == 0x1001 || d.device_id == 0x1042))
+        .collect();
     for d in devs {
         if let Err(e) = probe(d) {
             log::warn!("virtio-blk {:?}: not brought up: {e}", d.addr);
@@ -582,9 +685,19 @@ fn probe(d: &'static crate::pci::PciDevice) -> Result<(), String> {
     pci::enable_memory(d);
     pci::enable_io(d);
     pci::enable_bus_master(d);
-    let mut root = PciRoot::new(Cfg { segment: d.addr.segment() });
-    let df = DeviceFunction { bus: d.addr.bus(), device: d.addr.device(), function: d.addr.function() };
-    let transport = PciTransport::new::<KernelHal, Cfg>(&mut root, df).map_err(|e| format!("transport: {e} (a legacy-only device without virtio 1.0 capabilities is not supported)"))?;
+    let mut root = PciRoot::new(Cfg {
+        segment: d.addr.segment(),
+    });
+    let df = DeviceFunction {
+        bus: d.addr.bus(),
+        device: d.addr.device(),
+        function: d.addr.function(),
+    };
+    let transport = PciTransport::new::<KernelHal, Cfg>(&mut root, df).map_err(|e| {
+        format!(
+            "transport: {e} (a legacy-only device without virtio 1.0 capabilities is not supported)"
+        )
+    })?;
     let blk = Blk::new(transport).map_err(|e| format!("init: {e:?}"))?;
     let sectors = blk.capacity();
     let ro = blk.readonly();
@@ -593,7 +706,11 @@ fn probe(d: &'static crate::pci::PciDevice) -> Result<(), String> {
         name,
         sectors,
         ro,
-        hw: IrqSpinLock::new(Hw { blk: Some(blk), pending: Default::default(), inflight: 0 }),
+        hw: IrqSpinLock::new(Hw {
+            blk: Some(blk),
+            pending: Default::default(),
+            inflight: 0,
+        }),
         space: WaitQueue::new(),
         dead: AtomicBool::new(false),
         stats: Stats::default(),

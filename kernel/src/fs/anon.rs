@@ -45,5 +45,12 @@ pub trait AnonFile: Send + Sync + Any {
 
 /// The `fstat` answer for an anonymous file (inode number from its address).
 pub fn stat_of(a: &dyn AnonFile, ino: u64) -> Stat {
-    Stat { dev: ANON_DEV, ino, mode: a.file_type() | 0o600, nlink: 1, blksize: 4096, ..Stat::default() }
+    Stat {
+        dev: ANON_DEV,
+        ino,
+        mode: a.file_type() | 0o600,
+        nlink: 1,
+        blksize: 4096,
+        ..Stat::default()
+    }
 }

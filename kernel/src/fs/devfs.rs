@@ -45,7 +45,8 @@ pub enum DevKind {
     Block,
 }
 
-static DEVICES: SpinLock<BTreeMap<(DevKind, u64), Arc<dyn Device>>> = SpinLock::new(BTreeMap::new());
+static DEVICES: SpinLock<BTreeMap<(DevKind, u64), Arc<dyn Device>>> =
+    SpinLock::new(BTreeMap::new());
 
 /// Registers (or replaces) the device behind `kind` nodes with number `rdev`
 /// ([`consts::makedev`](super::consts::makedev)).
@@ -103,7 +104,11 @@ impl Device for Full {
         Ok(buf.len())
     }
     fn write(&self, _: &File, buf: &[u8], _: u64) -> KResult<usize> {
-        if buf.is_empty() { Ok(0) } else { Err(Errno::ENOSPC) }
+        if buf.is_empty() {
+            Ok(0)
+        } else {
+            Err(Errno::ENOSPC)
+        }
     }
     self_open!();
 }
@@ -131,7 +136,14 @@ pub struct Console {
 static CONSOLE: spin::Once<Arc<Console>> = spin::Once::new();
 
 pub fn console() -> Arc<Console> {
-    CONSOLE.call_once(|| Arc::new(Console { input: SpinLock::new(VecDeque::new()), wq: WaitQueue::new() })).clone()
+    CONSOLE
+        .call_once(|| {
+            Arc::new(Console {
+                input: SpinLock::new(VecDeque::new()),
+                wq: WaitQueue::new(),
+            })
+        })
+        .clone()
 }
 
 /// Queues console input (from the serial receive path) for readers of `/dev/console`.
@@ -237,32 +249,38 @@ static DEVFS: spin::Once<Arc<TmpFs>> = spin::Once::new();
 
 /// The one devtmpfs instance (every `mount -t devtmpfs` shows the same tree, as on Linux).
 pub fn devfs() -> Arc<TmpFs> {
-    DEVFS.call_once(|| {
-        register_builtin();
-        let fs = TmpFs::new("devtmpfs", 0o755);
-        let root: InodeRef = fs.root();
-        let nodes: [(&str, u64, u32); 9] = [
-            ("null", NULL, 0o666),
-            ("zero", ZERO, 0o666),
-            ("full", FULL, 0o666),
-            ("random", RANDOM, 0o666),
-            ("urandom", URANDOM, 0o666),
-            ("tty", TTY, 0o666),
-            ("console", CONSOLE_DEV, 0o600),
-            ("ttyS0", TTYS0, 0o660),
-            ("ptmx", PTMX, 0o666),
-        ];
-        for (name, rdev, perm) in nodes {
-            let _ = root.create(name, NodeKind::CharDev(rdev), perm, 0, 0);
-        }
-        for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
-            let _ = root.create(name, NodeKind::Symlink(target), 0o777, 0, 0);
-        }
-        let _ = root.create("pts", NodeKind::Directory, 0o755, 0, 0);
-        let _ = root.create("shm", NodeKind::Directory, 0o1777, 0, 0);
-        fs
-    })
-    .clone()
+    DEVFS
+        .call_once(|| {
+            register_builtin();
+            let fs = TmpFs::new("devtmpfs", 0o755);
+            let root: InodeRef = fs.root();
+            let nodes: [(&str, u64, u32); 9] = [
+                ("null", NULL, 0o666),
+                ("zero", ZERO, 0o666),
+                ("full", FULL, 0o666),
+                ("random", RANDOM, 0o666),
+                ("urandom", URANDOM, 0o666),
+                ("tty", TTY, 0o666),
+                ("console", CONSOLE_DEV, 0o600),
+                ("ttyS0", TTYS0, 0o660),
+                ("ptmx", PTMX, 0o666),
+            ];
+            for (name, rdev, perm) in nodes {
+                let _ = root.create(name, NodeKind::CharDev(rdev), perm, 0, 0);
+            }
+            for (name, target) in [
+                ("fd", "/proc/self/fd"),
+                ("stdin", "/proc/self/fd/0"),
+                ("stdout", "/proc/self/fd/1"),
+                ("stderr", "/proc/self/fd/2"),
+            ] {
+                let _ = root.create(name, NodeKind::Symlink(target), 0o777, 0, 0);
+            }
+            let _ = root.create("pts", NodeKind::Directory, 0o755, 0, 0);
+            let _ = root.create("shm", NodeKind::Directory, 0o1777, 0, 0);
+            fs
+        })
+        .clone()
 }
 
 /// Adds `/dev/pts/INDEX` (a pty slave, mode 0620, owned by whoever opened the master).

@@ -41,8 +41,19 @@ pub struct File {
 const PIPEFS_DEV: u64 = makedev(0, 0xFFF);
 
 impl File {
-    pub(super) fn new(kind: Kind, inode: Option<InodeRef>, path: Option<PathRef>, flags: u32) -> Arc<File> {
-        Arc::new(File { kind, inode, path, flags: AtomicU32::new(flags & !(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)), pos: SleepLock::new(0) })
+    pub(super) fn new(
+        kind: Kind,
+        inode: Option<InodeRef>,
+        path: Option<PathRef>,
+        flags: u32,
+    ) -> Arc<File> {
+        Arc::new(File {
+            kind,
+            inode,
+            path,
+            flags: AtomicU32::new(flags & !(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC)),
+            pos: SleepLock::new(0),
+        })
     }
 
     /// A file with no node: `flags` holds the access mode and `O_NONBLOCK`.
@@ -67,7 +78,11 @@ impl File {
     /// `fcntl(F_SETFL)`: changes only `O_APPEND`, `O_NONBLOCK`, `O_ASYNC`, `O_DIRECT`,
     /// `O_NOATIME`; other bits of `flags` are ignored.
     pub fn set_flags(&self, flags: u32) {
-        let _ = self.flags.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| Some((old & !SETFL_MASK) | (flags & SETFL_MASK)));
+        let _ = self
+            .flags
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some((old & !SETFL_MASK) | (flags & SETFL_MASK))
+            });
     }
 
     pub fn nonblock(&self) -> bool {
@@ -124,7 +139,11 @@ impl File {
             Kind::Node => {
                 let node = self.node()?;
                 let mut pos = self.pos.lock();
-                let (off, n) = if self.flags() & O_APPEND != 0 { node.append(buf)? } else { (*pos, node.write_at(*pos, buf)?) };
+                let (off, n) = if self.flags() & O_APPEND != 0 {
+                    node.append(buf)?
+                } else {
+                    (*pos, node.write_at(*pos, buf)?)
+                };
                 *pos = off + n as u64;
                 Ok(n)
             }
@@ -318,7 +337,8 @@ impl File {
     /// for pipes, `(deleted)` once unlinked.
     pub fn path(&self) -> String {
         match &self.path {
-            Some(p) => super::path_of(&super::namespace_root(p), p).unwrap_or_else(|_| String::from("(deleted)")),
+            Some(p) => super::path_of(&super::namespace_root(p), p)
+                .unwrap_or_else(|_| String::from("(deleted)")),
             None => match &self.kind {
                 Kind::Anon(a) => a.link_name(self.anon_ino()),
                 _ => alloc::format!("pipe:[{}]", self.stat().map_or(0, |s| s.ino)),

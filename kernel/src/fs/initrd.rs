@@ -17,7 +17,11 @@ pub enum InitrdError {
     Lz4(Lz4Error),
     Tar(TarError),
     /// Creating `path` failed.
-    Fs { path: String, what: &'static str, errno: Errno },
+    Fs {
+        path: String,
+        what: &'static str,
+        errno: Errno,
+    },
 }
 
 impl fmt::Display for InitrdError {
@@ -57,7 +61,10 @@ pub fn unpack(image: &[u8], ctx: &FsCtx) -> Result<Stats, InitrdError> {
 /// Unpacks an (uncompressed) USTAR archive into `ctx.root`. Entries are applied in order;
 /// later ones replace earlier ones; missing parent directories are created (0755).
 pub fn unpack_tar(tar: &[u8], ctx: &FsCtx) -> Result<Stats, InitrdError> {
-    let mut s = Stats { archive: tar.len(), ..Stats::default() };
+    let mut s = Stats {
+        archive: tar.len(),
+        ..Stats::default()
+    };
     let root = ctx.root.clone();
     for e in Reader::new(tar) {
         let e = e.map_err(InitrdError::Tar)?;
@@ -80,20 +87,37 @@ pub fn unpack_tar(tar: &[u8], ctx: &FsCtx) -> Result<Stats, InitrdError> {
                 apply_attrs(p, &e).map_err(fail("set attributes of"))?;
                 continue;
             }
-            if is_dir { super::rmdir(ctx, None, &path) } else { super::unlink(ctx, None, &path) }.map_err(fail("replace"))?;
+            if is_dir {
+                super::rmdir(ctx, None, &path)
+            } else {
+                super::unlink(ctx, None, &path)
+            }
+            .map_err(fail("replace"))?;
         }
         match e.kind {
             Kind::Dir => {
-                super::mkdir(&raw_ctx(ctx), None, &path, e.mode).map_err(fail("create directory"))?;
+                super::mkdir(&raw_ctx(ctx), None, &path, e.mode)
+                    .map_err(fail("create directory"))?;
                 s.dirs += 1;
             }
             Kind::File => {
-                let f = super::open(&raw_ctx(ctx), None, &path, O_WRONLY | O_CREAT | O_EXCL, e.mode).map_err(fail("create file"))?;
+                let f = super::open(
+                    &raw_ctx(ctx),
+                    None,
+                    &path,
+                    O_WRONLY | O_CREAT | O_EXCL,
+                    e.mode,
+                )
+                .map_err(fail("create file"))?;
                 let mut done = 0;
                 while done < e.data.len() {
                     let n = f.write(&e.data[done..]).map_err(fail("write"))?;
                     if n == 0 {
-                        return Err(InitrdError::Fs { path: e.path.clone(), what: "write", errno: Errno::ENOSPC });
+                        return Err(InitrdError::Fs {
+                            path: e.path.clone(),
+                            what: "write",
+                            errno: Errno::ENOSPC,
+                        });
                     }
                     done += n;
                 }
@@ -105,7 +129,8 @@ pub fn unpack_tar(tar: &[u8], ctx: &FsCtx) -> Result<Stats, InitrdError> {
                 s.symlinks += 1;
             }
             Kind::HardLink => {
-                super::link(ctx, None, &format!("/{}", e.link), None, &path, false).map_err(fail("hard-link"))?;
+                super::link(ctx, None, &format!("/{}", e.link), None, &path, false)
+                    .map_err(fail("hard-link"))?;
                 s.hardlinks += 1;
                 continue; // the link shares the target's attributes
             }
@@ -115,7 +140,14 @@ pub fn unpack_tar(tar: &[u8], ctx: &FsCtx) -> Result<Stats, InitrdError> {
                     Kind::BlockDev => S_IFBLK,
                     _ => S_IFIFO,
                 };
-                super::mknod(&raw_ctx(ctx), None, &path, t | e.mode, makedev(e.dev_major, e.dev_minor)).map_err(fail("create node"))?;
+                super::mknod(
+                    &raw_ctx(ctx),
+                    None,
+                    &path,
+                    t | e.mode,
+                    makedev(e.dev_major, e.dev_minor),
+                )
+                .map_err(fail("create node"))?;
                 s.devices += 1;
             }
         }
@@ -127,7 +159,10 @@ pub fn unpack_tar(tar: &[u8], ctx: &FsCtx) -> Result<Stats, InitrdError> {
 
 /// `ctx` with umask 0 so archive modes are kept exactly.
 fn raw_ctx(ctx: &FsCtx) -> FsCtx {
-    FsCtx { umask: 0, ..ctx.clone() }
+    FsCtx {
+        umask: 0,
+        ..ctx.clone()
+    }
 }
 
 fn mkdir_p(ctx: &FsCtx, root: &PathRef, dir: &str) -> Result<(), Errno> {
@@ -144,7 +179,20 @@ fn mkdir_p(ctx: &FsCtx, root: &PathRef, dir: &str) -> Result<(), Errno> {
 }
 
 fn apply_attrs(p: &PathRef, e: &super::ustar::Entry<'_>) -> Result<(), Errno> {
-    let t = Timespec { sec: e.mtime as i64, nsec: 0 };
-    let perm = if e.kind == Kind::Symlink { None } else { Some(e.mode) };
-    p.inode().set_attr(&SetAttr { perm, uid: Some(e.uid), gid: Some(e.gid), atime: Some(t), mtime: Some(t) })
+    let t = Timespec {
+        sec: e.mtime as i64,
+        nsec: 0,
+    };
+    let perm = if e.kind == Kind::Symlink {
+        None
+    } else {
+        Some(e.mode)
+    };
+    p.inode().set_attr(&SetAttr {
+        perm,
+        uid: Some(e.uid),
+        gid: Some(e.gid),
+        atime: Some(t),
+        mtime: Some(t),
+    })
 }

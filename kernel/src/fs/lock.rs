@@ -56,7 +56,10 @@ impl InodeLocks {
     }
 
     fn range_conflict(&self, owner: Owner, write: bool, start: u64, end: u64) -> Option<Range> {
-        self.ranges.iter().find(|r| r.owner != owner && r.start < end && start < r.end && (write || r.write)).copied()
+        self.ranges
+            .iter()
+            .find(|r| r.owner != owner && r.start < end && start < r.end && (write || r.write))
+            .copied()
     }
 
     /// Removes `owner`'s locks over `[start, end)`, splitting the ones that stick out.
@@ -134,7 +137,10 @@ pub fn flock(f: &Arc<File>, op: u32) -> KResult<()> {
         _ => return Err(Errno::EINVAL),
     };
     // A conversion first gives up the old lock (as Linux does), so waiters may get in.
-    let held = LOCKS.lock().get(&ino).and_then(|l| l.flocks.iter().find(|(o, _)| *o == me).map(|&(_, x)| x));
+    let held = LOCKS
+        .lock()
+        .get(&ino)
+        .and_then(|l| l.flocks.iter().find(|(o, _)| *o == me).map(|&(_, x)| x));
     if held.is_some_and(|x| x != excl) {
         release(ino, |l| l.flocks.retain(|&(o, _)| o != me));
     }
@@ -197,7 +203,13 @@ pub fn set_range(f: &Arc<File>, owner: Owner, pid: i32, req: RangeReq, wait: boo
             return Err(Errno::EAGAIN);
         }
         l.unlock_range(owner, req.start, req.end);
-        l.ranges.push(Range { owner, pid, write, start: req.start, end: req.end });
+        l.ranges.push(Range {
+            owner,
+            pid,
+            write,
+            start: req.start,
+            end: req.end,
+        });
         Ok(())
     };
     if !wait {
@@ -208,19 +220,37 @@ pub fn set_range(f: &Arc<File>, owner: Owner, pid: i32, req: RangeReq, wait: boo
 
 /// F_GETLK: the first lock that would block `req`, as (type, start, end, pid); None if the
 /// request could be granted.
-pub fn get_range(f: &Arc<File>, owner: Owner, req: RangeReq) -> KResult<Option<(i16, u64, u64, i32)>> {
+pub fn get_range(
+    f: &Arc<File>,
+    owner: Owner,
+    req: RangeReq,
+) -> KResult<Option<(i16, u64, u64, i32)>> {
     let ino = inode_key(f)?;
     let g = LOCKS.lock();
-    let hit = g.get(&ino).and_then(|l| l.range_conflict(owner, req.kind == F_WRLCK, req.start, req.end));
-    Ok(hit.map(|r| (if r.write { F_WRLCK } else { F_RDLCK }, r.start, r.end, r.pid)))
+    let hit = g
+        .get(&ino)
+        .and_then(|l| l.range_conflict(owner, req.kind == F_WRLCK, req.start, req.end));
+    Ok(hit.map(|r| {
+        (
+            if r.write { F_WRLCK } else { F_RDLCK },
+            r.start,
+            r.end,
+            r.pid,
+        )
+    }))
 }
 
 /// A descriptor of `f` was closed by the calling process: its POSIX locks on the file go.
 pub fn fd_closed(f: &File) {
     let Ok(ino) = inode_key(f) else { return };
-    let Some(p) = crate::proc::current_process() else { return };
+    let Some(p) = crate::proc::current_process() else {
+        return;
+    };
     let owner = Owner::Process(p.pid);
-    let has = LOCKS.lock().get(&ino).is_some_and(|l| l.ranges.iter().any(|r| r.owner == owner));
+    let has = LOCKS
+        .lock()
+        .get(&ino)
+        .is_some_and(|l| l.ranges.iter().any(|r| r.owner == owner));
     if has {
         release(ino, |l| l.ranges.retain(|r| r.owner != owner));
     }
@@ -230,7 +260,10 @@ pub fn fd_closed(f: &File) {
 pub fn file_dropped(f: &File) {
     let Ok(ino) = inode_key(f) else { return };
     let me = file_key(f);
-    let has = LOCKS.lock().get(&ino).is_some_and(|l| l.flocks.iter().any(|&(o, _)| o == me) || l.ranges.iter().any(|r| r.owner == Owner::File(me)));
+    let has = LOCKS.lock().get(&ino).is_some_and(|l| {
+        l.flocks.iter().any(|&(o, _)| o == me)
+            || l.ranges.iter().any(|r| r.owner == Owner::File(me))
+    });
     if has {
         release(ino, |l| {
             l.flocks.retain(|&(o, _)| o != me);
@@ -277,9 +310,17 @@ pub fn fcntl(f: &Arc<File>, cmd: u64, arg: u64) -> KResult<u64> {
     if s < 0 {
         return Err(Errno::EINVAL);
     }
-    let req = RangeReq { kind, start: s as u64, end: if len == 0 { u64::MAX } else { e as u64 } };
+    let req = RangeReq {
+        kind,
+        start: s as u64,
+        end: if len == 0 { u64::MAX } else { e as u64 },
+    };
     let pid = crate::proc::current_process().map(|p| p.pid).unwrap_or(0);
-    let owner = if ofd { Owner::File(file_key(f)) } else { Owner::Process(pid) };
+    let owner = if ofd {
+        Owner::File(file_key(f))
+    } else {
+        Owner::Process(pid)
+    };
     match cmd {
         F_GETLK | F_OFD_GETLK => {
             if kind == F_UNLCK {
@@ -301,7 +342,9 @@ pub fn fcntl(f: &Arc<File>, cmd: u64, arg: u64) -> KResult<u64> {
         _ => {
             // A read lock needs the file open for reading, a write lock for writing.
             let acc = f.flags() & super::consts::O_ACCMODE;
-            if (kind == F_RDLCK && acc == super::consts::O_WRONLY) || (kind == F_WRLCK && acc == super::consts::O_RDONLY) {
+            if (kind == F_RDLCK && acc == super::consts::O_WRONLY)
+                || (kind == F_WRLCK && acc == super::consts::O_RDONLY)
+            {
                 return Err(Errno::EBADF);
             }
             let wait = matches!(cmd, F_SETLKW | F_OFD_SETLKW);

@@ -17,18 +17,41 @@ pub const MAX_OUTPUT: usize = 1 << 30;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lz4Error {
     /// The input does not start with an LZ4 frame magic number.
-    BadMagic { offset: usize, found: u32 },
+    BadMagic {
+        offset: usize,
+        found: u32,
+    },
     /// The input ends inside a frame.
-    Truncated { offset: usize, what: &'static str },
+    Truncated {
+        offset: usize,
+        what: &'static str,
+    },
     BadVersion(u8),
     ReservedBits,
     DictionaryUnsupported,
-    HeaderChecksum { stored: u8, computed: u8 },
-    BlockTooBig { index: usize, size: usize, max: usize },
-    BlockChecksum { index: usize },
-    BlockCorrupt { index: usize },
-    ContentChecksum { stored: u32, computed: u32 },
-    ContentSize { stored: u64, decoded: u64 },
+    HeaderChecksum {
+        stored: u8,
+        computed: u8,
+    },
+    BlockTooBig {
+        index: usize,
+        size: usize,
+        max: usize,
+    },
+    BlockChecksum {
+        index: usize,
+    },
+    BlockCorrupt {
+        index: usize,
+    },
+    ContentChecksum {
+        stored: u32,
+        computed: u32,
+    },
+    ContentSize {
+        stored: u64,
+        decoded: u64,
+    },
     TooLarge(u64),
     OutOfMemory(usize),
 }
@@ -36,19 +59,43 @@ pub enum Lz4Error {
 impl fmt::Display for Lz4Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BadMagic { offset, found } => write!(f, "not an LZ4 frame: magic {found:#010x} at byte {offset} (want 0x184d2204)"),
-            Self::Truncated { offset, what } => write!(f, "LZ4 frame truncated at byte {offset} (in the {what})"),
+            Self::BadMagic { offset, found } => write!(
+                f,
+                "not an LZ4 frame: magic {found:#010x} at byte {offset} (want 0x184d2204)"
+            ),
+            Self::Truncated { offset, what } => {
+                write!(f, "LZ4 frame truncated at byte {offset} (in the {what})")
+            }
             Self::BadVersion(v) => write!(f, "LZ4 frame version {v} (only 1 exists)"),
             Self::ReservedBits => write!(f, "LZ4 frame descriptor has reserved bits set"),
             Self::DictionaryUnsupported => write!(f, "LZ4 frame needs a dictionary (unsupported)"),
-            Self::HeaderChecksum { stored, computed } => write!(f, "LZ4 frame descriptor checksum mismatch (stored {stored:#04x}, computed {computed:#04x})"),
-            Self::BlockTooBig { index, size, max } => write!(f, "LZ4 block {index} is {size} bytes, over the frame's {max}-byte maximum"),
+            Self::HeaderChecksum { stored, computed } => write!(
+                f,
+                "LZ4 frame descriptor checksum mismatch (stored {stored:#04x}, computed {computed:#04x})"
+            ),
+            Self::BlockTooBig { index, size, max } => write!(
+                f,
+                "LZ4 block {index} is {size} bytes, over the frame's {max}-byte maximum"
+            ),
             Self::BlockChecksum { index } => write!(f, "LZ4 block {index} checksum mismatch"),
-            Self::BlockCorrupt { index } => write!(f, "LZ4 block {index} does not decode (corrupt data)"),
-            Self::ContentChecksum { stored, computed } => write!(f, "LZ4 content checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the image is corrupt"),
-            Self::ContentSize { stored, decoded } => write!(f, "LZ4 frame says {stored} bytes but decodes to {decoded}"),
-            Self::TooLarge(n) => write!(f, "LZ4 frame would inflate to {n} bytes (limit {MAX_OUTPUT})"),
-            Self::OutOfMemory(n) => write!(f, "out of memory reserving {n} bytes for the decompressed image"),
+            Self::BlockCorrupt { index } => {
+                write!(f, "LZ4 block {index} does not decode (corrupt data)")
+            }
+            Self::ContentChecksum { stored, computed } => write!(
+                f,
+                "LZ4 content checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the image is corrupt"
+            ),
+            Self::ContentSize { stored, decoded } => {
+                write!(f, "LZ4 frame says {stored} bytes but decodes to {decoded}")
+            }
+            Self::TooLarge(n) => write!(
+                f,
+                "LZ4 frame would inflate to {n} bytes (limit {MAX_OUTPUT})"
+            ),
+            Self::OutOfMemory(n) => write!(
+                f,
+                "out of memory reserving {n} bytes for the decompressed image"
+            ),
         }
     }
 }
@@ -64,7 +111,14 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Lz4Error> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or(Lz4Error::Truncated { offset: self.pos, what })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or(Lz4Error::Truncated {
+                offset: self.pos,
+                what,
+            })?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -79,7 +133,10 @@ impl<'a> Cursor<'a> {
 /// skipped) into one buffer.
 pub fn decompress(input: &[u8]) -> Result<Vec<u8>, Lz4Error> {
     let mut out = Vec::new();
-    let mut c = Cursor { data: input, pos: 0 };
+    let mut c = Cursor {
+        data: input,
+        pos: 0,
+    };
     let mut frames = 0;
     while c.pos < input.len() {
         let at = c.pos;
@@ -94,13 +151,19 @@ pub fn decompress(input: &[u8]) -> Result<Vec<u8>, Lz4Error> {
             if frames > 0 && input[at..].iter().all(|&b| b == 0) {
                 break;
             }
-            return Err(Lz4Error::BadMagic { offset: at, found: magic });
+            return Err(Lz4Error::BadMagic {
+                offset: at,
+                found: magic,
+            });
         }
         frame(&mut c, &mut out)?;
         frames += 1;
     }
     if frames == 0 {
-        return Err(Lz4Error::Truncated { offset: 0, what: "first frame" });
+        return Err(Lz4Error::Truncated {
+            offset: 0,
+            what: "first frame",
+        });
     }
     Ok(out)
 }
@@ -131,7 +194,9 @@ fn frame(c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Result<(), Lz4Error> {
     };
     let content_size = if has_size {
         let b = c.take(8, "content size")?;
-        Some(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        Some(u64::from_le_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
     } else {
         None
     };
@@ -146,7 +211,8 @@ fn frame(c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Result<(), Lz4Error> {
         if n > MAX_OUTPUT as u64 {
             return Err(Lz4Error::TooLarge(n));
         }
-        out.try_reserve_exact(n as usize).map_err(|_| Lz4Error::OutOfMemory(n as usize))?;
+        out.try_reserve_exact(n as usize)
+            .map_err(|_| Lz4Error::OutOfMemory(n as usize))?;
     }
     let mut dict: Vec<u8> = Vec::new();
     let mut index = 0;
@@ -158,7 +224,11 @@ fn frame(c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Result<(), Lz4Error> {
         let uncompressed = word & 0x8000_0000 != 0;
         let size = (word & 0x7FFF_FFFF) as usize;
         if size > max_block {
-            return Err(Lz4Error::BlockTooBig { index, size, max: max_block });
+            return Err(Lz4Error::BlockTooBig {
+                index,
+                size,
+                max: max_block,
+            });
         }
         let data = c.take(size, "block data")?;
         if block_checksums {
@@ -172,10 +242,12 @@ fn frame(c: &mut Cursor<'_>, out: &mut Vec<u8>) -> Result<(), Lz4Error> {
             return Err(Lz4Error::TooLarge((at - start + max_block) as u64));
         }
         if uncompressed {
-            out.try_reserve(size).map_err(|_| Lz4Error::OutOfMemory(size))?;
+            out.try_reserve(size)
+                .map_err(|_| Lz4Error::OutOfMemory(size))?;
             out.extend_from_slice(data);
         } else {
-            out.try_reserve(max_block).map_err(|_| Lz4Error::OutOfMemory(max_block))?;
+            out.try_reserve(max_block)
+                .map_err(|_| Lz4Error::OutOfMemory(max_block))?;
             out.resize(at + max_block, 0);
             let r = if independent || dict.is_empty() {
                 lz4_flex::block::decompress_into(data, &mut out[at..])
@@ -239,7 +311,9 @@ mod tests {
 
     #[test]
     fn compressed_block_round_trip() {
-        let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 ^ (i / 1000) as u8).collect();
+        let payload: Vec<u8> = (0..200_000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 1000) as u8)
+            .collect();
         let block = lz4_flex::block::compress(&payload);
         let mut f = Vec::new();
         f.extend_from_slice(&MAGIC.to_le_bytes());
@@ -258,7 +332,10 @@ mod tests {
             g[i] ^= 0x5A;
             assert!(decompress(&g).is_err(), "flip at {i} accepted");
         }
-        assert!(matches!(decompress(&f[..f.len() - 3]), Err(Lz4Error::Truncated { .. })));
+        assert!(matches!(
+            decompress(&f[..f.len() - 3]),
+            Err(Lz4Error::Truncated { .. })
+        ));
     }
 
     #[test]
@@ -269,10 +346,16 @@ mod tests {
         let mut s = sample();
         let n = s.len();
         s[n - 1] ^= 1;
-        assert!(matches!(decompress(&s), Err(Lz4Error::ContentChecksum { .. })));
+        assert!(matches!(
+            decompress(&s),
+            Err(Lz4Error::ContentChecksum { .. })
+        ));
         let mut s = sample();
         s[6] ^= 1; // content size byte: descriptor checksum catches it
-        assert!(matches!(decompress(&s), Err(Lz4Error::HeaderChecksum { .. })));
+        assert!(matches!(
+            decompress(&s),
+            Err(Lz4Error::HeaderChecksum { .. })
+        ));
         assert!(decompress(&[]).is_err());
     }
 }

@@ -82,8 +82,18 @@ impl PathRef {
     /// A new, detached namespace whose root is `fs`'s root (tests; `pivot_root` later).
     pub fn new_root(fs: Arc<dyn FileSystem>, source: &str) -> PathRef {
         let root = fs.root();
-        let mnt = Arc::new(Mount { id: NEXT_MOUNT.fetch_add(1, Ordering::Relaxed), fs, root: root.clone(), parent: None, source: source.into() });
-        PathRef { mnt, node: root, up: None }
+        let mnt = Arc::new(Mount {
+            id: NEXT_MOUNT.fetch_add(1, Ordering::Relaxed),
+            fs,
+            root: root.clone(),
+            parent: None,
+            source: source.into(),
+        });
+        PathRef {
+            mnt,
+            node: root,
+            up: None,
+        }
     }
 
     pub fn inode(&self) -> &InodeRef {
@@ -119,16 +129,35 @@ pub fn namespace_root(p: &PathRef) -> PathRef {
     while let Some((pm, _)) = &m.parent {
         m = pm.clone();
     }
-    PathRef { node: m.root.clone(), mnt: m, up: None }
+    PathRef {
+        node: m.root.clone(),
+        mnt: m,
+        up: None,
+    }
 }
 
 /// If a file system is mounted on `p`, its root (repeatedly, for stacked mounts).
 fn cross_down(mut p: PathRef) -> PathRef {
     loop {
         let id = ident(&p.node);
-        let m = MOUNTS.lock().iter().rev().find(|m| m.parent.as_ref().is_some_and(|(pm, mp)| pm.id == p.mnt.id && ident(mp) == id)).cloned();
+        let m = MOUNTS
+            .lock()
+            .iter()
+            .rev()
+            .find(|m| {
+                m.parent
+                    .as_ref()
+                    .is_some_and(|(pm, mp)| pm.id == p.mnt.id && ident(mp) == id)
+            })
+            .cloned();
         match m {
-            Some(m) => p = PathRef { node: m.root.clone(), mnt: m, up: None },
+            Some(m) => {
+                p = PathRef {
+                    node: m.root.clone(),
+                    mnt: m,
+                    up: None,
+                }
+            }
             None => return p,
         }
     }
@@ -144,14 +173,22 @@ fn parent_of(ctx_root: &PathRef, p: &PathRef) -> KResult<PathRef> {
         if p.is_mount_root() {
             match &p.mnt.parent {
                 Some((pm, mp)) => {
-                    p = PathRef { mnt: pm.clone(), node: mp.clone(), up: None };
+                    p = PathRef {
+                        mnt: pm.clone(),
+                        node: mp.clone(),
+                        up: None,
+                    };
                     continue;
                 }
                 None => return Ok(p),
             }
         }
         let up = p.node.lookup("..")?;
-        return Ok(PathRef { mnt: p.mnt, node: up, up: None });
+        return Ok(PathRef {
+            mnt: p.mnt,
+            node: up,
+            up: None,
+        });
     }
 }
 
@@ -179,7 +216,14 @@ impl FsCtx {
 
     /// root:root with `root` as both root and cwd.
     pub fn with_root(root: PathRef) -> FsCtx {
-        FsCtx { cwd: root.clone(), root, umask: 0o022, uid: 0, gid: 0, groups: Vec::new() }
+        FsCtx {
+            cwd: root.clone(),
+            root,
+            umask: 0o022,
+            uid: 0,
+            gid: 0,
+            groups: Vec::new(),
+        }
     }
 
     pub fn in_group(&self, gid: u32) -> bool {
@@ -202,7 +246,11 @@ pub fn permission(ctx: &FsCtx, st: &Stat, want: u32) -> KResult<()> {
     } else {
         st.mode
     } & 7;
-    if bits & want == want { Ok(()) } else { Err(Errno::EACCES) }
+    if bits & want == want {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
 }
 
 /// May `ctx` delete or rename `victim` from directory `dir` (sticky-bit rule)?
@@ -221,7 +269,11 @@ fn is_owner(ctx: &FsCtx, st: &Stat) -> bool {
 // Path walk
 
 fn start(ctx: &FsCtx, base: Option<&PathRef>, path: &str) -> PathRef {
-    if path.starts_with('/') { ctx.root.clone() } else { base.cloned().unwrap_or_else(|| ctx.cwd.clone()) }
+    if path.starts_with('/') {
+        ctx.root.clone()
+    } else {
+        base.cloned().unwrap_or_else(|| ctx.cwd.clone())
+    }
 }
 
 fn check_path(path: &str, base: Option<&PathRef>) -> KResult<()> {
@@ -236,8 +288,18 @@ fn check_path(path: &str, base: Option<&PathRef>) -> KResult<()> {
 
 /// Resolves `path` from `from`. `follow`: follow a symlink in the last component.
 /// `links` counts symlinks followed so far (ELOOP past [`MAX_SYMLINKS`]).
-fn walk_from(ctx: &FsCtx, from: PathRef, path: &str, follow: bool, links: &mut u32) -> KResult<PathRef> {
-    let mut cur = if path.starts_with('/') { ctx.root.clone() } else { from };
+fn walk_from(
+    ctx: &FsCtx,
+    from: PathRef,
+    path: &str,
+    follow: bool,
+    links: &mut u32,
+) -> KResult<PathRef> {
+    let mut cur = if path.starts_with('/') {
+        ctx.root.clone()
+    } else {
+        from
+    };
     let trailing = path.ends_with('/');
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     for (i, &c) in comps.iter().enumerate() {
@@ -258,7 +320,11 @@ fn walk_from(ctx: &FsCtx, from: PathRef, path: &str, follow: bool, links: &mut u
             return Err(Errno::ENAMETOOLONG);
         }
         let child = cur.node.lookup(c)?;
-        let child = cross_down(PathRef { mnt: cur.mnt.clone(), node: child, up: None });
+        let child = cross_down(PathRef {
+            mnt: cur.mnt.clone(),
+            node: child,
+            up: None,
+        });
         if child.stat().is_symlink() && (!last || follow || trailing) {
             *links += 1;
             if *links > MAX_SYMLINKS {
@@ -272,7 +338,10 @@ fn walk_from(ctx: &FsCtx, from: PathRef, path: &str, follow: bool, links: &mut u
         } else if child.stat().is_dir() {
             cur = child;
         } else {
-            cur = PathRef { up: Some(Arc::new((cur, c.to_string()))), ..child };
+            cur = PathRef {
+                up: Some(Arc::new((cur, c.to_string()))),
+                ..child
+            };
         }
     }
     if trailing && !cur.stat().is_dir() {
@@ -293,7 +362,11 @@ pub fn lookup(ctx: &FsCtx, base: Option<&PathRef>, path: &str, follow: bool) -> 
 
 /// The parent directory of `path`'s last component, that component (`""` for `/`, or
 /// `.`/`..` as written) and whether the path ended in `/`.
-fn walk_parent(ctx: &FsCtx, base: Option<&PathRef>, path: &str) -> KResult<(PathRef, String, bool)> {
+fn walk_parent(
+    ctx: &FsCtx,
+    base: Option<&PathRef>,
+    path: &str,
+) -> KResult<(PathRef, String, bool)> {
     check_path(path, base)?;
     if path.is_empty() {
         return Err(Errno::ENOENT);
@@ -305,7 +378,11 @@ fn walk_parent(ctx: &FsCtx, base: Option<&PathRef>, path: &str) -> KResult<(Path
         None => ("", trimmed),
     };
     let mut links = 0;
-    let d = if dir.is_empty() { start(ctx, base, path) } else { walk_from(ctx, start(ctx, base, path), dir, true, &mut links)? };
+    let d = if dir.is_empty() {
+        start(ctx, base, path)
+    } else {
+        walk_from(ctx, start(ctx, base, path), dir, true, &mut links)?
+    };
     let st = d.stat();
     if !st.is_dir() {
         return Err(Errno::ENOTDIR);
@@ -318,7 +395,11 @@ fn walk_parent(ctx: &FsCtx, base: Option<&PathRef>, path: &str) -> KResult<(Path
 
 fn is_mountpoint(p: &PathRef) -> bool {
     let id = ident(&p.node);
-    MOUNTS.lock().iter().any(|m| m.parent.as_ref().is_some_and(|(pm, mp)| pm.id == p.mnt.id && ident(mp) == id))
+    MOUNTS.lock().iter().any(|m| {
+        m.parent
+            .as_ref()
+            .is_some_and(|(pm, mp)| pm.id == p.mnt.id && ident(mp) == id)
+    })
 }
 
 /// The path of `p` as seen from `root` (`/`-separated, absolute).
@@ -331,7 +412,11 @@ pub fn path_of(root: &PathRef, p: &PathRef) -> KResult<String> {
         }
         if let Some(up) = cur.up.clone() {
             let (dir, name) = (&up.0, &up.1);
-            let still = dir.node.lookup(name).ok().is_some_and(|n| ident(&n) == ident(&cur.node));
+            let still = dir
+                .node
+                .lookup(name)
+                .ok()
+                .is_some_and(|n| ident(&n) == ident(&cur.node));
             if !still || cur.stat().nlink == 0 {
                 return Err(Errno::ENOENT);
             }
@@ -342,7 +427,11 @@ pub fn path_of(root: &PathRef, p: &PathRef) -> KResult<String> {
         let (parent, child_id) = if cur.is_mount_root() {
             match &cur.mnt.parent {
                 Some((pm, mp)) => {
-                    let up = PathRef { mnt: pm.clone(), node: mp.clone(), up: None };
+                    let up = PathRef {
+                        mnt: pm.clone(),
+                        node: mp.clone(),
+                        up: None,
+                    };
                     let pp = parent_of(root, &up)?;
                     if pp.same(&up) {
                         break;
@@ -395,7 +484,13 @@ fn name_in(dir: &InodeRef, id: (u64, u64)) -> Option<String> {
 /// with `O_CREAT` (the umask applied here). `O_CLOEXEC` is the caller's business and
 /// ignored. Supported: `O_CREAT O_EXCL O_TRUNC O_APPEND O_DIRECTORY O_NOFOLLOW O_NONBLOCK
 /// O_PATH`; `O_TMPFILE` gives EOPNOTSUPP.
-pub fn open(ctx: &FsCtx, base: Option<&PathRef>, path: &str, flags: u32, mode: u32) -> KResult<Arc<File>> {
+pub fn open(
+    ctx: &FsCtx,
+    base: Option<&PathRef>,
+    path: &str,
+    flags: u32,
+    mode: u32,
+) -> KResult<Arc<File>> {
     if flags & O_TMPFILE == O_TMPFILE {
         return Err(Errno::EOPNOTSUPP);
     }
@@ -421,7 +516,11 @@ pub fn open(ctx: &FsCtx, base: Option<&PathRef>, path: &str, flags: u32, mode: u
                     if flags & O_EXCL != 0 {
                         return Err(Errno::EEXIST);
                     }
-                    let child = cross_down(PathRef { mnt: dir.mnt.clone(), node: child, up: None });
+                    let child = cross_down(PathRef {
+                        mnt: dir.mnt.clone(),
+                        node: child,
+                        up: None,
+                    });
                     if child.stat().is_symlink() {
                         if !follow {
                             return Err(Errno::ELOOP);
@@ -441,7 +540,14 @@ pub fn open(ctx: &FsCtx, base: Option<&PathRef>, path: &str, flags: u32, mode: u
                     if trailing && !child.stat().is_dir() {
                         return Err(Errno::ENOTDIR);
                     }
-                    break if child.stat().is_dir() { child } else { PathRef { up: Some(Arc::new((dir, name))), ..child } };
+                    break if child.stat().is_dir() {
+                        child
+                    } else {
+                        PathRef {
+                            up: Some(Arc::new((dir, name))),
+                            ..child
+                        }
+                    };
                 }
                 Err(Errno::ENOENT) => {
                     if trailing {
@@ -449,10 +555,24 @@ pub fn open(ctx: &FsCtx, base: Option<&PathRef>, path: &str, flags: u32, mode: u
                     }
                     let dst = dir.stat();
                     permission(ctx, &dst, W_OK | X_OK)?;
-                    let gid = if dst.mode & S_ISGID != 0 { dst.gid } else { ctx.gid };
-                    let node = dir.node.create(&name, NodeKind::Regular, mode & 0o7777 & !ctx.umask, ctx.uid, gid)?;
+                    let gid = if dst.mode & S_ISGID != 0 {
+                        dst.gid
+                    } else {
+                        ctx.gid
+                    };
+                    let node = dir.node.create(
+                        &name,
+                        NodeKind::Regular,
+                        mode & 0o7777 & !ctx.umask,
+                        ctx.uid,
+                        gid,
+                    )?;
                     created = true;
-                    break PathRef { mnt: dir.mnt.clone(), node, up: Some(Arc::new((dir, name))) };
+                    break PathRef {
+                        mnt: dir.mnt.clone(),
+                        node,
+                        up: Some(Arc::new((dir, name))),
+                    };
                 }
                 Err(e) => return Err(e),
             }
@@ -466,7 +586,12 @@ pub fn open(ctx: &FsCtx, base: Option<&PathRef>, path: &str, flags: u32, mode: u
     }
     if flags & O_PATH != 0 {
         let node = p.node.clone();
-        return Ok(File::new(file::Kind::Path, Some(node), Some(p), (flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW)) | O_PATH));
+        return Ok(File::new(
+            file::Kind::Path,
+            Some(node),
+            Some(p),
+            (flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW)) | O_PATH,
+        ));
     }
     if st.is_symlink() {
         return Err(Errno::ELOOP);
@@ -492,7 +617,11 @@ pub fn open(ctx: &FsCtx, base: Option<&PathRef>, path: &str, flags: u32, mode: u
         }
         S_IFDIR => file::Kind::Node,
         S_IFCHR | S_IFBLK => {
-            let kind = if st.file_type() == S_IFCHR { DevKind::Char } else { DevKind::Block };
+            let kind = if st.file_type() == S_IFCHR {
+                DevKind::Char
+            } else {
+                DevKind::Block
+            };
             let dev = devfs::device(kind, st.rdev).ok_or(Errno::ENXIO)?;
             file::Kind::Device(dev.open(flags)?)
         }
@@ -518,8 +647,18 @@ pub fn pipe(flags: u32) -> KResult<(Arc<File>, Arc<File>)> {
     p.open_end(pipe::End::Read);
     p.open_end(pipe::End::Write);
     let nb = flags & O_NONBLOCK;
-    let r = File::new(file::Kind::Pipe(p.clone(), pipe::End::Read), None, None, O_RDONLY | nb);
-    let w = File::new(file::Kind::Pipe(p, pipe::End::Write), None, None, O_WRONLY | nb);
+    let r = File::new(
+        file::Kind::Pipe(p.clone(), pipe::End::Read),
+        None,
+        None,
+        O_RDONLY | nb,
+    );
+    let w = File::new(
+        file::Kind::Pipe(p, pipe::End::Write),
+        None,
+        None,
+        O_WRONLY | nb,
+    );
     Ok((r, w))
 }
 
@@ -560,7 +699,11 @@ pub fn getcwd(ctx: &FsCtx) -> KResult<String> {
     path_of(&ctx.root, &ctx.cwd)
 }
 
-fn new_node_parent(ctx: &FsCtx, base: Option<&PathRef>, path: &str) -> KResult<(PathRef, String, bool, Stat)> {
+fn new_node_parent(
+    ctx: &FsCtx,
+    base: Option<&PathRef>,
+    path: &str,
+) -> KResult<(PathRef, String, bool, Stat)> {
     let (dir, name, trailing) = walk_parent(ctx, base, path)?;
     if name.is_empty() || name == "." || name == ".." {
         return Err(Errno::EEXIST);
@@ -583,7 +726,9 @@ pub fn mkdir(ctx: &FsCtx, base: Option<&PathRef>, path: &str, mode: u32) -> KRes
     } else {
         ctx.gid
     };
-    dir.node.create(&name, NodeKind::Directory, perm, ctx.uid, gid).map(|_| ())
+    dir.node
+        .create(&name, NodeKind::Directory, perm, ctx.uid, gid)
+        .map(|_| ())
 }
 
 /// `mknod`: `mode` holds the type (`S_IFREG` or 0, `S_IFCHR`, `S_IFBLK`, `S_IFIFO`,
@@ -605,8 +750,14 @@ pub fn mknod(ctx: &FsCtx, base: Option<&PathRef>, path: &str, mode: u32, dev: u6
     if trailing {
         return Err(Errno::ENOENT);
     }
-    let gid = if dst.mode & S_ISGID != 0 { dst.gid } else { ctx.gid };
-    dir.node.create(&name, kind, mode & 0o7777 & !ctx.umask, ctx.uid, gid).map(|_| ())
+    let gid = if dst.mode & S_ISGID != 0 {
+        dst.gid
+    } else {
+        ctx.gid
+    };
+    dir.node
+        .create(&name, kind, mode & 0o7777 & !ctx.umask, ctx.uid, gid)
+        .map(|_| ())
 }
 
 /// `symlink(target, path)`.
@@ -621,7 +772,9 @@ pub fn symlink(ctx: &FsCtx, target: &str, base: Option<&PathRef>, path: &str) ->
     if trailing {
         return Err(Errno::ENOENT);
     }
-    dir.node.create(&name, NodeKind::Symlink(target), 0o777, ctx.uid, ctx.gid).map(|_| ())
+    dir.node
+        .create(&name, NodeKind::Symlink(target), 0o777, ctx.uid, ctx.gid)
+        .map(|_| ())
 }
 
 /// `readlink` (EINVAL if not a symlink).
@@ -638,7 +791,11 @@ fn victim(ctx: &FsCtx, dir: &PathRef, name: &str) -> KResult<(PathRef, Stat)> {
     let dst = dir.stat();
     permission(ctx, &dst, W_OK | X_OK)?;
     let node = dir.node.lookup(name)?;
-    let v = PathRef { mnt: dir.mnt.clone(), node, up: None };
+    let v = PathRef {
+        mnt: dir.mnt.clone(),
+        node,
+        up: None,
+    };
     let st = v.stat();
     sticky_ok(ctx, &dst, &st)?;
     if is_mountpoint(&v) {
@@ -680,7 +837,14 @@ pub fn rmdir(ctx: &FsCtx, base: Option<&PathRef>, path: &str) -> KResult<()> {
 }
 
 /// `renameat2` (`flags`: 0 or `RENAME_NOREPLACE`; `RENAME_EXCHANGE` gives EINVAL).
-pub fn rename(ctx: &FsCtx, obase: Option<&PathRef>, opath: &str, nbase: Option<&PathRef>, npath: &str, flags: u32) -> KResult<()> {
+pub fn rename(
+    ctx: &FsCtx,
+    obase: Option<&PathRef>,
+    opath: &str,
+    nbase: Option<&PathRef>,
+    npath: &str,
+    flags: u32,
+) -> KResult<()> {
     if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -703,7 +867,11 @@ pub fn rename(ctx: &FsCtx, obase: Option<&PathRef>, opath: &str, nbase: Option<&
     let ndst = nd.stat();
     permission(ctx, &ndst, W_OK | X_OK)?;
     if let Ok(dnode) = nd.node.lookup(&nn) {
-        let d = PathRef { mnt: nd.mnt.clone(), node: dnode, up: None };
+        let d = PathRef {
+            mnt: nd.mnt.clone(),
+            node: dnode,
+            up: None,
+        };
         let dstat = d.stat();
         if ident(&d.node) != ident(&src.node) {
             sticky_ok(ctx, &ndst, &dstat)?;
@@ -734,7 +902,14 @@ pub fn rename(ctx: &FsCtx, obase: Option<&PathRef>, opath: &str, nbase: Option<&
 }
 
 /// `linkat` (`follow` = `AT_SYMLINK_FOLLOW`).
-pub fn link(ctx: &FsCtx, obase: Option<&PathRef>, opath: &str, nbase: Option<&PathRef>, npath: &str, follow: bool) -> KResult<()> {
+pub fn link(
+    ctx: &FsCtx,
+    obase: Option<&PathRef>,
+    opath: &str,
+    nbase: Option<&PathRef>,
+    npath: &str,
+    follow: bool,
+) -> KResult<()> {
     let src = lookup(ctx, obase, opath, follow)?;
     if src.stat().is_dir() {
         return Err(Errno::EPERM);
@@ -758,10 +933,18 @@ pub(crate) fn chmod_node(ctx: &FsCtx, node: &InodeRef, mode: u32) -> KResult<()>
     if ctx.uid != 0 && !st.is_dir() && !ctx.in_group(st.gid) {
         perm &= !S_ISGID;
     }
-    node.set_attr(&SetAttr { perm: Some(perm), ..SetAttr::default() })
+    node.set_attr(&SetAttr {
+        perm: Some(perm),
+        ..SetAttr::default()
+    })
 }
 
-pub(crate) fn chown_node(ctx: &FsCtx, node: &InodeRef, uid: Option<u32>, gid: Option<u32>) -> KResult<()> {
+pub(crate) fn chown_node(
+    ctx: &FsCtx,
+    node: &InodeRef,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> KResult<()> {
     let st = node.stat();
     if ctx.uid != 0 {
         let uid_ok = uid.is_none_or(|u| u == st.uid);
@@ -770,7 +953,11 @@ pub(crate) fn chown_node(ctx: &FsCtx, node: &InodeRef, uid: Option<u32>, gid: Op
             return Err(Errno::EPERM);
         }
     }
-    let mut a = SetAttr { uid, gid, ..SetAttr::default() };
+    let mut a = SetAttr {
+        uid,
+        gid,
+        ..SetAttr::default()
+    };
     if !st.is_dir() && (uid.is_some() || gid.is_some()) {
         // Changing owners drops set-user-ID (and set-group-ID when group-executable).
         let mut perm = st.mode & 0o7777 & !S_ISUID;
@@ -783,12 +970,25 @@ pub(crate) fn chown_node(ctx: &FsCtx, node: &InodeRef, uid: Option<u32>, gid: Op
 }
 
 /// `chmod`/`fchmodat` (owner or root).
-pub fn chmod(ctx: &FsCtx, base: Option<&PathRef>, path: &str, mode: u32, follow: bool) -> KResult<()> {
+pub fn chmod(
+    ctx: &FsCtx,
+    base: Option<&PathRef>,
+    path: &str,
+    mode: u32,
+    follow: bool,
+) -> KResult<()> {
     chmod_node(ctx, &lookup(ctx, base, path, follow)?.node, mode)
 }
 
 /// `chown`/`lchown`/`fchownat` (`None` = -1, unchanged).
-pub fn chown(ctx: &FsCtx, base: Option<&PathRef>, path: &str, uid: Option<u32>, gid: Option<u32>, follow: bool) -> KResult<()> {
+pub fn chown(
+    ctx: &FsCtx,
+    base: Option<&PathRef>,
+    path: &str,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    follow: bool,
+) -> KResult<()> {
     chown_node(ctx, &lookup(ctx, base, path, follow)?.node, uid, gid)
 }
 
@@ -818,7 +1018,14 @@ pub enum TimeSet {
 
 /// `utimensat`: setting explicit times needs ownership; setting both to now needs
 /// ownership or write permission.
-pub fn utimens(ctx: &FsCtx, base: Option<&PathRef>, path: &str, atime: TimeSet, mtime: TimeSet, follow: bool) -> KResult<()> {
+pub fn utimens(
+    ctx: &FsCtx,
+    base: Option<&PathRef>,
+    path: &str,
+    atime: TimeSet,
+    mtime: TimeSet,
+    follow: bool,
+) -> KResult<()> {
     let p = lookup(ctx, base, path, follow)?;
     utimens_node(ctx, &p.node, atime, mtime)
 }
@@ -838,16 +1045,30 @@ pub fn utimens_node(ctx: &FsCtx, node: &InodeRef, atime: TimeSet, mtime: TimeSet
         TimeSet::Omit => None,
         TimeSet::At(t) => Some(t),
     };
-    node.set_attr(&SetAttr { atime: pick(atime), mtime: pick(mtime), ..SetAttr::default() })
+    node.set_attr(&SetAttr {
+        atime: pick(atime),
+        mtime: pick(mtime),
+        ..SetAttr::default()
+    })
 }
 
 /// `access`/`faccessat` (`mode`: `F_OK` or `R_OK|W_OK|X_OK`).
-pub fn access(ctx: &FsCtx, base: Option<&PathRef>, path: &str, mode: u32, follow: bool) -> KResult<()> {
+pub fn access(
+    ctx: &FsCtx,
+    base: Option<&PathRef>,
+    path: &str,
+    mode: u32,
+    follow: bool,
+) -> KResult<()> {
     if mode & !7 != 0 {
         return Err(Errno::EINVAL);
     }
     let st = lookup(ctx, base, path, follow)?.stat();
-    if mode == F_OK { Ok(()) } else { permission(ctx, &st, mode) }
+    if mode == F_OK {
+        Ok(())
+    } else {
+        permission(ctx, &st, mode)
+    }
 }
 
 /// `statfs` of the file system holding `path`.
@@ -888,14 +1109,23 @@ pub fn filesystems() -> Vec<&'static str> {
 }
 
 fn make_fs(fstype: &str, source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
-    if let Some(f) = FILESYSTEMS_DATA.lock().iter().find(|(n, _)| *n == fstype).map(|(_, f)| *f) {
+    if let Some(f) = FILESYSTEMS_DATA
+        .lock()
+        .iter()
+        .find(|(n, _)| *n == fstype)
+        .map(|(_, f)| *f)
+    {
         return f(source, data);
     }
     match fstype {
         "tmpfs" | "ramfs" => Ok(TmpFs::new("tmpfs", 0o1777)),
         "devtmpfs" => Ok(devfs::devfs()),
         _ => {
-            let f = FILESYSTEMS.lock().iter().find(|(n, _)| *n == fstype).map(|(_, f)| *f);
+            let f = FILESYSTEMS
+                .lock()
+                .iter()
+                .find(|(n, _)| *n == fstype)
+                .map(|(_, f)| *f);
             match f {
                 Some(f) => f(source),
                 None => Err(Errno::ENODEV),
@@ -906,13 +1136,26 @@ fn make_fs(fstype: &str, source: &str, data: &str) -> KResult<Arc<dyn FileSystem
 
 /// Mounts a new instance of `fstype` (`tmpfs`, `devtmpfs`, or a registered type) on the
 /// directory `path`. Root only.
-pub fn mount(ctx: &FsCtx, fstype: &str, source: &str, base: Option<&PathRef>, path: &str) -> KResult<()> {
+pub fn mount(
+    ctx: &FsCtx,
+    fstype: &str,
+    source: &str,
+    base: Option<&PathRef>,
+    path: &str,
+) -> KResult<()> {
     mount_data(ctx, fstype, source, "", base, path)
 }
 
 /// [`mount`] with the data string (`mount -o …`, `MS_RDONLY` as `ro`) for file systems
 /// registered with [`register_filesystem_data`].
-pub fn mount_data(ctx: &FsCtx, fstype: &str, source: &str, data: &str, base: Option<&PathRef>, path: &str) -> KResult<()> {
+pub fn mount_data(
+    ctx: &FsCtx,
+    fstype: &str,
+    source: &str,
+    data: &str,
+    base: Option<&PathRef>,
+    path: &str,
+) -> KResult<()> {
     if ctx.uid != 0 {
         return Err(Errno::EPERM);
     }
@@ -951,7 +1194,9 @@ pub fn umount(ctx: &FsCtx, base: Option<&PathRef>, path: &str) -> KResult<()> {
         return Err(Errno::EBUSY);
     }
     let mut v = MOUNTS.lock();
-    if v.iter().any(|m| m.parent.as_ref().is_some_and(|(pm, _)| pm.id == p.mnt.id)) {
+    if v.iter()
+        .any(|m| m.parent.as_ref().is_some_and(|(pm, _)| pm.id == p.mnt.id))
+    {
         return Err(Errno::EBUSY);
     }
     v.retain(|m| m.id != p.mnt.id);
@@ -973,12 +1218,26 @@ pub struct MountInfo {
 /// The mount table as seen from the initial root.
 pub fn mounts() -> Vec<MountInfo> {
     let root = root();
-    let mut v = alloc::vec![MountInfo { source: root.mnt.source.clone(), path: "/".into(), fstype: root.mnt.fs.name(), driver: root.mnt.fs.driver() }];
+    let mut v = alloc::vec![MountInfo {
+        source: root.mnt.source.clone(),
+        path: "/".into(),
+        fstype: root.mnt.fs.name(),
+        driver: root.mnt.fs.driver()
+    }];
     let all = MOUNTS.lock().clone();
     for m in all {
-        let p = PathRef { mnt: m.clone(), node: m.root.clone(), up: None };
+        let p = PathRef {
+            mnt: m.clone(),
+            node: m.root.clone(),
+            up: None,
+        };
         if let Ok(path) = path_of(&root, &p) {
-            v.push(MountInfo { source: m.source.clone(), path, fstype: m.fs.name(), driver: m.fs.driver() });
+            v.push(MountInfo {
+                source: m.source.clone(),
+                path,
+                fstype: m.fs.name(),
+                driver: m.fs.driver(),
+            });
         }
     }
     v
@@ -999,23 +1258,23 @@ pub fn init() {
     let ctx = FsCtx::with_root(root);
     match boot_module("initrd") {
         None => log::warn!("fs: no initrd module: the root file system is empty"),
-        Some(image) => {
-            match initrd::unpack(image, &ctx) {
-                Ok(s) => log::info!(
-                    "fs: initrd {} KiB → {} KiB: {} files, {} dirs, {} symlinks, {} hard links, {} devices in {} ms (inflate {} ms)",
-                    s.compressed >> 10,
-                    s.archive >> 10,
-                    s.files,
-                    s.dirs,
-                    s.symlinks,
-                    s.hardlinks,
-                    s.devices,
-                    (crate::time::now_ns() - t0) / 1_000_000,
-                    s.inflate_ns / 1_000_000
-                ),
-                Err(e) => crate::println!("fs: BOOT ERROR: the initrd is unusable: {e}; continuing with an empty root"),
-            }
-        }
+        Some(image) => match initrd::unpack(image, &ctx) {
+            Ok(s) => log::info!(
+                "fs: initrd {} KiB → {} KiB: {} files, {} dirs, {} symlinks, {} hard links, {} devices in {} ms (inflate {} ms)",
+                s.compressed >> 10,
+                s.archive >> 10,
+                s.files,
+                s.dirs,
+                s.symlinks,
+                s.hardlinks,
+                s.devices,
+                (crate::time::now_ns() - t0) / 1_000_000,
+                s.inflate_ns / 1_000_000
+            ),
+            Err(e) => crate::println!(
+                "fs: BOOT ERROR: the initrd is unusable: {e}; continuing with an empty root"
+            ),
+        },
     }
     let _ = mkdir(&ctx, None, "/dev", 0o755);
     let _ = mount(&ctx, "devtmpfs", "devtmpfs", None, "/dev");

@@ -132,7 +132,14 @@ pub trait Inode: Send + Sync + Any {
     fn lookup(&self, _name: &str) -> KResult<InodeRef> {
         Err(Errno::ENOTDIR)
     }
-    fn create(&self, _name: &str, _kind: NodeKind<'_>, _perm: u32, _uid: u32, _gid: u32) -> KResult<InodeRef> {
+    fn create(
+        &self,
+        _name: &str,
+        _kind: NodeKind<'_>,
+        _perm: u32,
+        _uid: u32,
+        _gid: u32,
+    ) -> KResult<InodeRef> {
         Err(Errno::ENOTDIR)
     }
     /// A new name for `target` (never a directory) in this directory.

@@ -49,7 +49,15 @@ impl End {
 impl Pipe {
     pub fn new() -> Arc<Pipe> {
         Arc::new(Pipe {
-            state: SpinLock::new(State { ring: None, head: 0, len: 0, readers: 0, writers: 0, reader_opens: 0, writer_opens: 0 }),
+            state: SpinLock::new(State {
+                ring: None,
+                head: 0,
+                len: 0,
+                readers: 0,
+                writers: 0,
+                reader_opens: 0,
+                writer_opens: 0,
+            }),
             wq: WaitQueue::new(),
         })
     }
@@ -186,7 +194,11 @@ impl Pipe {
             {
                 let mut s = self.state.lock();
                 if s.readers == 0 {
-                    return if done > 0 { Ok(done) } else { Err(Errno::EPIPE) };
+                    return if done > 0 {
+                        Ok(done)
+                    } else {
+                        Err(Errno::EPIPE)
+                    };
                 }
                 let space = PIPE_SIZE - s.len;
                 let want = buf.len() - done;
@@ -211,7 +223,11 @@ impl Pipe {
                     continue;
                 }
                 if nonblock {
-                    return if done > 0 { Ok(done) } else { Err(Errno::EAGAIN) };
+                    return if done > 0 {
+                        Ok(done)
+                    } else {
+                        Err(Errno::EAGAIN)
+                    };
                 }
             }
             let need = if atomic { buf.len() } else { 1 };
@@ -227,7 +243,11 @@ impl Pipe {
                 None,
             );
             if intr {
-                return if done > 0 { Ok(done) } else { Err(Errno::ERESTARTSYS) };
+                return if done > 0 {
+                    Ok(done)
+                } else {
+                    Err(Errno::ERESTARTSYS)
+                };
             }
         }
     }

@@ -11,7 +11,12 @@ struct State {
     seeded: bool,
 }
 
-static STATE: SpinLock<State> = SpinLock::new(State { key: [0; 8], counter: 0, since_rekey: 0, seeded: false });
+static STATE: SpinLock<State> = SpinLock::new(State {
+    key: [0; 8],
+    counter: 0,
+    since_rekey: 0,
+    seeded: false,
+});
 const REKEY_BYTES: usize = 1 << 20;
 
 fn quarter(s: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
@@ -58,7 +63,11 @@ fn hw_seed() -> Option<u64> {
 fn hw_seed() -> Option<u64> {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
     Some(h.finish())
 }
 
@@ -67,7 +76,9 @@ fn rekey(s: &mut State) {
     for i in 0..4 {
         let v = hw_seed().unwrap_or_else(|| {
             hw = false;
-            crate::time::now_ns() ^ crate::time::wall_clock_ns().rotate_left(17) ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            crate::time::now_ns()
+                ^ crate::time::wall_clock_ns().rotate_left(17)
+                ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
         });
         s.key[2 * i] ^= v as u32;
         s.key[2 * i + 1] ^= (v >> 32) as u32;

@@ -35,7 +35,10 @@ impl Default for WaitQueue {
 #[cfg(not(target_os = "none"))]
 impl WaitQueue {
     pub const fn new() -> Self {
-        Self { generation: std::sync::Mutex::new(0), cv: std::sync::Condvar::new() }
+        Self {
+            generation: std::sync::Mutex::new(0),
+            cv: std::sync::Condvar::new(),
+        }
     }
 
     /// Blocks until `cond()` holds. Host time stands still (`now_ns() == 0`), so a deadline
@@ -47,7 +50,10 @@ impl WaitQueue {
                 return true;
             }
             if deadline.is_some() {
-                let (g2, _) = self.cv.wait_timeout(g, std::time::Duration::from_millis(1)).unwrap_or_else(|e| e.into_inner());
+                let (g2, _) = self
+                    .cv
+                    .wait_timeout(g, std::time::Duration::from_millis(1))
+                    .unwrap_or_else(|e| e.into_inner());
                 drop(g2);
                 return cond();
             }
@@ -73,5 +79,8 @@ impl WaitQueue {
 /// Wall-clock time for timestamps: (seconds, nanoseconds) since the Unix epoch.
 pub fn now() -> super::Timespec {
     let ns = crate::time::wall_clock_ns();
-    super::Timespec { sec: (ns / 1_000_000_000) as i64, nsec: (ns % 1_000_000_000) as i64 }
+    super::Timespec {
+        sec: (ns / 1_000_000_000) as i64,
+        nsec: (ns % 1_000_000_000) as i64,
+    }
 }

@@ -11,7 +11,12 @@ fn ns() -> FsCtx {
 }
 
 fn user(ctx: &FsCtx, uid: u32) -> FsCtx {
-    FsCtx { uid, gid: uid, groups: Vec::new(), ..ctx.clone() }
+    FsCtx {
+        uid,
+        gid: uid,
+        groups: Vec::new(),
+        ..ctx.clone()
+    }
 }
 
 fn write_file(ctx: &FsCtx, path: &str, data: &[u8]) {
@@ -46,10 +51,22 @@ fn create_read_write_seek() {
     assert_eq!(f.seek(-5, SEEK_END).unwrap(), 6);
     assert_eq!(f.pread(&mut b[..5], 0).unwrap(), 5);
     assert_eq!(f.offset(), 6);
-    assert_eq!(open(&c, None, "/a", O_CREAT | O_EXCL | O_WRONLY, 0o644).err(), Some(Errno::EEXIST));
-    assert_eq!(open(&c, None, "/missing", O_RDONLY, 0).err(), Some(Errno::ENOENT));
-    assert_eq!(open(&c, None, "/a/", O_RDONLY, 0).err(), Some(Errno::ENOTDIR));
-    assert_eq!(open(&c, None, "/a", O_RDONLY | O_DIRECTORY, 0).err(), Some(Errno::ENOTDIR));
+    assert_eq!(
+        open(&c, None, "/a", O_CREAT | O_EXCL | O_WRONLY, 0o644).err(),
+        Some(Errno::EEXIST)
+    );
+    assert_eq!(
+        open(&c, None, "/missing", O_RDONLY, 0).err(),
+        Some(Errno::ENOENT)
+    );
+    assert_eq!(
+        open(&c, None, "/a/", O_RDONLY, 0).err(),
+        Some(Errno::ENOTDIR)
+    );
+    assert_eq!(
+        open(&c, None, "/a", O_RDONLY | O_DIRECTORY, 0).err(),
+        Some(Errno::ENOTDIR)
+    );
     let st = stat(&c, None, "/a", true).unwrap();
     assert_eq!(st.mode, S_IFREG | 0o644);
     assert_eq!(st.size, 11);
@@ -107,13 +124,24 @@ fn dirs_dot_dotdot_getdents_getcwd() {
         }
         names.extend(v.into_iter().map(|e| (e.name, e.kind)));
     }
-    assert_eq!(names, vec![(".".into(), DT_DIR), ("..".into(), DT_DIR), ("e".into(), DT_DIR), ("f".into(), DT_REG)]);
+    assert_eq!(
+        names,
+        vec![
+            (".".into(), DT_DIR),
+            ("..".into(), DT_DIR),
+            ("e".into(), DT_DIR),
+            ("f".into(), DT_REG)
+        ]
+    );
     assert_eq!(f.read(&mut [0u8; 4]).err(), Some(Errno::EISDIR));
     // A removed cwd.
     let base = c.cwd.clone();
     c.cwd = c.root.clone();
     rmdir(&c, None, "/d/e").unwrap();
-    let gone = FsCtx { cwd: base, ..c.clone() };
+    let gone = FsCtx {
+        cwd: base,
+        ..c.clone()
+    };
     assert_eq!(getcwd(&gone).err(), Some(Errno::ENOENT));
 }
 
@@ -130,13 +158,22 @@ fn symlinks_and_eloop() {
     assert_eq!(read_all(&c, "/usrbin/sh"), b"BB");
     assert!(stat(&c, None, "/bin/ls", false).unwrap().is_symlink());
     assert_eq!(readlink(&c, None, "/bin/sh").unwrap(), "busybox");
-    assert_eq!(readlink(&c, None, "/bin/busybox").err(), Some(Errno::EINVAL));
-    assert_eq!(open(&c, None, "/bin/ls", O_RDONLY | O_NOFOLLOW, 0).err(), Some(Errno::ELOOP));
+    assert_eq!(
+        readlink(&c, None, "/bin/busybox").err(),
+        Some(Errno::EINVAL)
+    );
+    assert_eq!(
+        open(&c, None, "/bin/ls", O_RDONLY | O_NOFOLLOW, 0).err(),
+        Some(Errno::ELOOP)
+    );
     assert!(open(&c, None, "/bin/ls", O_PATH | O_NOFOLLOW, 0).is_ok());
     symlink(&c, "/loop2", None, "/loop1").unwrap();
     symlink(&c, "/loop1", None, "/loop2").unwrap();
     assert_eq!(stat(&c, None, "/loop1", true).err(), Some(Errno::ELOOP));
-    assert_eq!(open(&c, None, "/loop1", O_RDONLY, 0).err(), Some(Errno::ELOOP));
+    assert_eq!(
+        open(&c, None, "/loop1", O_RDONLY, 0).err(),
+        Some(Errno::ELOOP)
+    );
     // A chain of exactly 40 links resolves; 41 does not.
     let mut prev = String::from("/bin/busybox");
     for i in 0..41 {
@@ -162,15 +199,40 @@ fn permissions() {
     chmod(&c, None, "/ro", 0o444, true).unwrap();
     let u = user(&c, 1000);
     assert_eq!(stat(&u, None, "/priv/f", true).err(), Some(Errno::EACCES));
-    assert_eq!(open(&u, None, "/priv/f", O_RDONLY, 0).err(), Some(Errno::EACCES));
-    assert_eq!(open(&u, None, "/ro", O_WRONLY, 0).err(), Some(Errno::EACCES));
+    assert_eq!(
+        open(&u, None, "/priv/f", O_RDONLY, 0).err(),
+        Some(Errno::EACCES)
+    );
+    assert_eq!(
+        open(&u, None, "/ro", O_WRONLY, 0).err(),
+        Some(Errno::EACCES)
+    );
     assert!(open(&u, None, "/ro", O_RDONLY, 0).is_ok());
-    assert_eq!(access(&u, None, "/ro", W_OK, true).err(), Some(Errno::EACCES));
-    assert_eq!(access(&u, None, "/ro", X_OK, true).err(), Some(Errno::EACCES));
-    assert_eq!(access(&c, None, "/ro", X_OK, true).err(), Some(Errno::EACCES), "root needs an x bit");
-    assert_eq!(open(&u, None, "/new", O_WRONLY | O_CREAT, 0o644).err(), Some(Errno::EACCES));
-    assert_eq!(chmod(&u, None, "/ro", 0o777, true).err(), Some(Errno::EPERM));
-    assert_eq!(chown(&u, None, "/ro", Some(1000), None, true).err(), Some(Errno::EPERM));
+    assert_eq!(
+        access(&u, None, "/ro", W_OK, true).err(),
+        Some(Errno::EACCES)
+    );
+    assert_eq!(
+        access(&u, None, "/ro", X_OK, true).err(),
+        Some(Errno::EACCES)
+    );
+    assert_eq!(
+        access(&c, None, "/ro", X_OK, true).err(),
+        Some(Errno::EACCES),
+        "root needs an x bit"
+    );
+    assert_eq!(
+        open(&u, None, "/new", O_WRONLY | O_CREAT, 0o644).err(),
+        Some(Errno::EACCES)
+    );
+    assert_eq!(
+        chmod(&u, None, "/ro", 0o777, true).err(),
+        Some(Errno::EPERM)
+    );
+    assert_eq!(
+        chown(&u, None, "/ro", Some(1000), None, true).err(),
+        Some(Errno::EPERM)
+    );
     chown(&c, None, "/ro", Some(1000), Some(1000), true).unwrap();
     chmod(&u, None, "/ro", 0o644, true).unwrap();
     assert!(open(&u, None, "/ro", O_WRONLY, 0).is_ok());
@@ -181,7 +243,10 @@ fn permissions() {
     write_file(&v, "/tmp/v", b"");
     assert_eq!(unlink(&u, None, "/tmp/v").err(), Some(Errno::EPERM));
     unlink(&v, None, "/tmp/v").unwrap();
-    assert_eq!(mknod(&u, None, "/tmp/null", S_IFCHR | 0o666, makedev(1, 3)).err(), Some(Errno::EPERM));
+    assert_eq!(
+        mknod(&u, None, "/tmp/null", S_IFCHR | 0o666, makedev(1, 3)).err(),
+        Some(Errno::EPERM)
+    );
 }
 
 #[test]
@@ -196,7 +261,10 @@ fn unlink_rmdir_link() {
     assert_eq!(rmdir(&c, None, "/").err(), Some(Errno::EBUSY));
     link(&c, None, "/d/f", None, "/g", false).unwrap();
     assert_eq!(stat(&c, None, "/g", true).unwrap().nlink, 2);
-    assert_eq!(link(&c, None, "/d", None, "/dd", false).err(), Some(Errno::EPERM));
+    assert_eq!(
+        link(&c, None, "/d", None, "/dd", false).err(),
+        Some(Errno::EPERM)
+    );
     // Unlinked while open: data stays readable.
     let f = open(&c, None, "/d/f", O_RDONLY, 0).unwrap();
     unlink(&c, None, "/d/f").unwrap();
@@ -221,11 +289,26 @@ fn rename_semantics() {
     mkdir(&c, None, "/d2", 0o755).unwrap();
     mkdir(&c, None, "/d1/sub", 0o755).unwrap();
     write_file(&c, "/d1/sub/f", b"F");
-    assert_eq!(rename(&c, None, "/b", None, "/d1", 0).err(), Some(Errno::EISDIR));
-    assert_eq!(rename(&c, None, "/d1", None, "/b", 0).err(), Some(Errno::ENOTDIR));
-    assert_eq!(rename(&c, None, "/d1", None, "/d1/sub/x", 0).err(), Some(Errno::EINVAL));
-    assert_eq!(rename(&c, None, "/d1", None, "/d1/sub", 0).err(), Some(Errno::EINVAL));
-    assert_eq!(rename(&c, None, "/d2", None, "/d1", 0).err(), Some(Errno::ENOTEMPTY));
+    assert_eq!(
+        rename(&c, None, "/b", None, "/d1", 0).err(),
+        Some(Errno::EISDIR)
+    );
+    assert_eq!(
+        rename(&c, None, "/d1", None, "/b", 0).err(),
+        Some(Errno::ENOTDIR)
+    );
+    assert_eq!(
+        rename(&c, None, "/d1", None, "/d1/sub/x", 0).err(),
+        Some(Errno::EINVAL)
+    );
+    assert_eq!(
+        rename(&c, None, "/d1", None, "/d1/sub", 0).err(),
+        Some(Errno::EINVAL)
+    );
+    assert_eq!(
+        rename(&c, None, "/d2", None, "/d1", 0).err(),
+        Some(Errno::ENOTEMPTY)
+    );
     // Directory over an empty directory; nlink bookkeeping.
     rename(&c, None, "/d1", None, "/d2", 0).unwrap();
     assert_eq!(read_all(&c, "/d2/sub/f"), b"F");
@@ -236,12 +319,21 @@ fn rename_semantics() {
     assert!(stat(&c, None, "/p/sub/../sub/f", true).is_ok());
     assert_eq!(stat(&c, None, "/p", true).unwrap().nlink, 3);
     assert_eq!(stat(&c, None, "/d2", true).unwrap().nlink, 2);
-    assert_eq!(rename(&c, None, "/b", None, "/p/sub/f", RENAME_NOREPLACE).err(), Some(Errno::EEXIST));
+    assert_eq!(
+        rename(&c, None, "/b", None, "/p/sub/f", RENAME_NOREPLACE).err(),
+        Some(Errno::EEXIST)
+    );
     // Across mounts: EXDEV.
     mkdir(&c, None, "/mnt", 0o755).unwrap();
     mount(&c, "tmpfs", "tmpfs", None, "/mnt").unwrap();
-    assert_eq!(rename(&c, None, "/b", None, "/mnt/b", 0).err(), Some(Errno::EXDEV));
-    assert_eq!(link(&c, None, "/b", None, "/mnt/b", false).err(), Some(Errno::EXDEV));
+    assert_eq!(
+        rename(&c, None, "/b", None, "/mnt/b", 0).err(),
+        Some(Errno::EXDEV)
+    );
+    assert_eq!(
+        link(&c, None, "/b", None, "/mnt/b", false).err(),
+        Some(Errno::EXDEV)
+    );
     assert_eq!(rmdir(&c, None, "/mnt").err(), Some(Errno::EBUSY));
 }
 
@@ -276,13 +368,19 @@ fn mounts_and_devices() {
     ur.read(&mut r).unwrap();
     assert!(r.iter().any(|&x| x != 0));
     let st = stat(&c, None, "/dev/null", true).unwrap();
-    assert_eq!((st.mode & S_IFMT, major(st.rdev), minor(st.rdev)), (S_IFCHR, 1, 3));
+    assert_eq!(
+        (st.mode & S_IFMT, major(st.rdev), minor(st.rdev)),
+        (S_IFCHR, 1, 3)
+    );
     assert_eq!(null.ioctl(0x5401, 0).err(), Some(Errno::ENOTTY));
     // A device node made elsewhere works too; an unknown one is ENXIO.
     mknod(&c, None, "/mynull", S_IFCHR | 0o666, makedev(1, 3)).unwrap();
     assert!(open(&c, None, "/mynull", O_WRONLY, 0).is_ok());
     mknod(&c, None, "/nodev", S_IFCHR | 0o666, makedev(250, 0)).unwrap();
-    assert_eq!(open(&c, None, "/nodev", O_WRONLY, 0).err(), Some(Errno::ENXIO));
+    assert_eq!(
+        open(&c, None, "/nodev", O_WRONLY, 0).err(),
+        Some(Errno::ENXIO)
+    );
 }
 
 #[test]
@@ -296,7 +394,10 @@ fn at_calls_with_base_and_empty_path() {
     assert_eq!(read_all(&c, "/d/f"), b"z");
     assert!(stat(&c, Some(&base), "", true).unwrap().is_dir());
     assert_eq!(stat(&c, None, "", true).err(), Some(Errno::ENOENT));
-    assert!(stat(&c, Some(&base), "/d/f", true).is_ok(), "absolute path ignores base");
+    assert!(
+        stat(&c, Some(&base), "/d/f", true).is_ok(),
+        "absolute path ignores base"
+    );
     assert_eq!(f.path(), "/d/f");
     unlink(&c, None, "/d/f").unwrap();
     assert_eq!(f.path(), "(deleted)");
@@ -343,7 +444,10 @@ fn pipes_threads_eof_epipe() {
 fn fifo_nodes() {
     let c = ns();
     mknod(&c, None, "/fifo", S_IFIFO | 0o644, 0).unwrap();
-    assert_eq!(open(&c, None, "/fifo", O_WRONLY | O_NONBLOCK, 0).err(), Some(Errno::ENXIO));
+    assert_eq!(
+        open(&c, None, "/fifo", O_WRONLY | O_NONBLOCK, 0).err(),
+        Some(Errno::ENXIO)
+    );
     let r = open(&c, None, "/fifo", O_RDONLY | O_NONBLOCK, 0).unwrap();
     let w = open(&c, None, "/fifo", O_WRONLY | O_NONBLOCK, 0).unwrap();
     w.write(b"hi").unwrap();
@@ -351,12 +455,20 @@ fn fifo_nodes() {
     assert_eq!(r.read(&mut b).unwrap(), 2);
     drop(w);
     assert_eq!(r.read(&mut b).unwrap(), 0);
-    assert_eq!(stat(&c, None, "/fifo", true).unwrap().mode & S_IFMT, S_IFIFO);
+    assert_eq!(
+        stat(&c, None, "/fifo", true).unwrap().mode & S_IFMT,
+        S_IFIFO
+    );
 }
 
 fn make_initrd() -> (Vec<u8>, Vec<u8>) {
     let mut b = tar::Builder::new(Vec::new());
-    let add = |b: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, path: &str, mode: u32, data: &[u8], link: Option<&str>| {
+    let add = |b: &mut tar::Builder<Vec<u8>>,
+               kind: tar::EntryType,
+               path: &str,
+               mode: u32,
+               data: &[u8],
+               link: Option<&str>| {
         let mut h = tar::Header::new_ustar();
         h.set_entry_type(kind);
         h.set_mode(mode);
@@ -369,14 +481,44 @@ fn make_initrd() -> (Vec<u8>, Vec<u8>) {
     };
     let busybox: Vec<u8> = (0..300_000u32).map(|i| (i ^ (i >> 9)) as u8).collect();
     add(&mut b, tar::EntryType::Directory, "bin/", 0o755, &[], None);
-    add(&mut b, tar::EntryType::Regular, "bin/busybox", 0o755, &busybox, None);
-    add(&mut b, tar::EntryType::Symlink, "bin/sh", 0o777, &[], Some("busybox"));
+    add(
+        &mut b,
+        tar::EntryType::Regular,
+        "bin/busybox",
+        0o755,
+        &busybox,
+        None,
+    );
+    add(
+        &mut b,
+        tar::EntryType::Symlink,
+        "bin/sh",
+        0o777,
+        &[],
+        Some("busybox"),
+    );
     add(&mut b, tar::EntryType::Directory, "tmp/", 0o1777, &[], None);
-    add(&mut b, tar::EntryType::Regular, "etc/passwd", 0o644, b"root:x:0:0::/root:/bin/sh\n", None);
-    add(&mut b, tar::EntryType::Link, "etc/passwd2", 0o644, &[], Some("etc/passwd"));
+    add(
+        &mut b,
+        tar::EntryType::Regular,
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0::/root:/bin/sh\n",
+        None,
+    );
+    add(
+        &mut b,
+        tar::EntryType::Link,
+        "etc/passwd2",
+        0o644,
+        &[],
+        Some("etc/passwd"),
+    );
     let tar = b.into_inner().unwrap();
     use std::io::Write;
-    let info = lz4_flex::frame::FrameInfo::new().content_checksum(true).content_size(Some(tar.len() as u64));
+    let info = lz4_flex::frame::FrameInfo::new()
+        .content_checksum(true)
+        .content_size(Some(tar.len() as u64));
     let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
     enc.write_all(&tar).unwrap();
     (enc.finish().unwrap(), busybox)
@@ -390,10 +532,16 @@ fn initrd_round_trip() {
     assert_eq!((s.files, s.dirs, s.symlinks, s.hardlinks), (2, 2, 1, 1));
     assert_eq!(read_all(&c, "/bin/sh"), busybox);
     let st = stat(&c, None, "/bin/busybox", true).unwrap();
-    assert_eq!((st.mode, st.mtime.sec, st.uid), (S_IFREG | 0o755, 1_700_000_000, 0));
+    assert_eq!(
+        (st.mode, st.mtime.sec, st.uid),
+        (S_IFREG | 0o755, 1_700_000_000, 0)
+    );
     assert_eq!(stat(&c, None, "/tmp", true).unwrap().mode, S_IFDIR | 0o1777);
     assert_eq!(stat(&c, None, "/etc/passwd2", true).unwrap().nlink, 2);
-    assert!(stat(&c, None, "/etc", true).unwrap().is_dir(), "implicit parent created");
+    assert!(
+        stat(&c, None, "/etc", true).unwrap().is_dir(),
+        "implicit parent created"
+    );
 }
 
 #[test]
@@ -407,7 +555,11 @@ fn corrupt_initrd_is_an_error() {
             rejected += 1;
         }
     }
-    assert_eq!(rejected, img.len().div_ceil(61), "the content checksum catches every flip");
+    assert_eq!(
+        rejected,
+        img.len().div_ceil(61),
+        "the content checksum catches every flip"
+    );
     let e = initrd::unpack(&img[..img.len() / 2], &ns()).unwrap_err();
     assert!(format!("{e}").contains("truncated"), "{e}");
     let e = initrd::unpack(b"garbage!", &ns()).unwrap_err();
@@ -417,11 +569,21 @@ fn corrupt_initrd_is_an_error() {
 #[test]
 fn file_flags() {
     let c = ns();
-    let f = open(&c, None, "/f", O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0o644).unwrap();
+    let f = open(
+        &c,
+        None,
+        "/f",
+        O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK,
+        0o644,
+    )
+    .unwrap();
     assert_eq!(f.flags() & (O_CLOEXEC | O_CREAT), 0);
     assert_eq!(f.flags() & O_ACCMODE, O_RDWR);
     f.set_flags(O_APPEND | O_WRONLY);
-    assert_eq!(f.flags() & (O_APPEND | O_NONBLOCK | O_ACCMODE), O_APPEND | O_RDWR);
+    assert_eq!(
+        f.flags() & (O_APPEND | O_NONBLOCK | O_ACCMODE),
+        O_APPEND | O_RDWR
+    );
     let _ = Arc::strong_count(&f);
 }
 
@@ -431,8 +593,10 @@ fn append_from_two_opens_never_overwrites() {
     write_file(&c, "/log", b"");
     let a = open(&c, None, "/log", O_WRONLY | O_APPEND, 0).unwrap();
     let b = open(&c, None, "/log", O_WRONLY | O_APPEND, 0).unwrap();
-    let ta = std::thread::spawn(move || (0..500).for_each(|_| assert_eq!(a.write(b"aaaa").unwrap(), 4)));
-    let tb = std::thread::spawn(move || (0..500).for_each(|_| assert_eq!(b.write(b"bbbb").unwrap(), 4)));
+    let ta =
+        std::thread::spawn(move || (0..500).for_each(|_| assert_eq!(a.write(b"aaaa").unwrap(), 4)));
+    let tb =
+        std::thread::spawn(move || (0..500).for_each(|_| assert_eq!(b.write(b"bbbb").unwrap(), 4)));
     ta.join().unwrap();
     tb.join().unwrap();
     let data = read_all(&c, "/log");

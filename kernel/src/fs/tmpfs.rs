@@ -83,7 +83,14 @@ impl TmpFs {
             pages: AtomicU64::new(0),
             inodes: AtomicU64::new(0),
         });
-        let root = TmpInode::new(&fs, NodeKind::Directory, root_perm & 0o7777, 0, 0, Weak::new());
+        let root = TmpInode::new(
+            &fs,
+            NodeKind::Directory,
+            root_perm & 0o7777,
+            0,
+            0,
+            Weak::new(),
+        );
         *fs.root.lock() = Some(root);
         fs
     }
@@ -158,15 +165,34 @@ fn check_name(name: &str) -> KResult<()> {
 }
 
 impl TmpInode {
-    fn new(fs: &Arc<TmpFs>, kind: NodeKind<'_>, perm: u32, uid: u32, gid: u32, parent: Weak<TmpInode>) -> Arc<TmpInode> {
+    fn new(
+        fs: &Arc<TmpFs>,
+        kind: NodeKind<'_>,
+        perm: u32,
+        uid: u32,
+        gid: u32,
+        parent: Weak<TmpInode>,
+    ) -> Arc<TmpInode> {
         let t = now();
         let (body, nlink, rdev) = match kind {
             NodeKind::Directory => (
-                Body::Dir(SpinLock::new(Dir { entries: BTreeMap::new(), order: BTreeMap::new(), next_cookie: 2, parent })),
+                Body::Dir(SpinLock::new(Dir {
+                    entries: BTreeMap::new(),
+                    order: BTreeMap::new(),
+                    next_cookie: 2,
+                    parent,
+                })),
                 2,
                 0,
             ),
-            NodeKind::Regular => (Body::File(SleepLock::new(Data { pages: BTreeMap::new(), size: 0 })), 1, 0),
+            NodeKind::Regular => (
+                Body::File(SleepLock::new(Data {
+                    pages: BTreeMap::new(),
+                    size: 0,
+                })),
+                1,
+                0,
+            ),
             NodeKind::Symlink(target) => (Body::Symlink(target.to_string()), 1, 0),
             NodeKind::Fifo => (Body::Fifo(Pipe::new()), 1, 0),
             NodeKind::CharDev(d) | NodeKind::BlockDev(d) => (Body::Special, 1, d),
@@ -177,7 +203,16 @@ impl TmpInode {
             ino: fs.next_ino.fetch_add(1, Ordering::Relaxed),
             fs: fs.clone(),
             me: me.clone(),
-            meta: SpinLock::new(Meta { mode: kind.type_bits() | (perm & 0o7777), uid, gid, nlink, rdev, atime: t, mtime: t, ctime: t }),
+            meta: SpinLock::new(Meta {
+                mode: kind.type_bits() | (perm & 0o7777),
+                uid,
+                gid,
+                nlink,
+                rdev,
+                atime: t,
+                mtime: t,
+                ctime: t,
+            }),
             body,
         })
     }
@@ -190,7 +225,9 @@ impl TmpInode {
     }
 
     fn arc(&self) -> Arc<TmpInode> {
-        self.me.upgrade().expect("a tmpfs inode is only used through its Arc")
+        self.me
+            .upgrade()
+            .expect("a tmpfs inode is only used through its Arc")
     }
 
     fn dir(&self) -> KResult<&SpinLock<Dir>> {
@@ -250,7 +287,9 @@ impl Drop for TmpInode {
     fn drop(&mut self) {
         self.fs.inodes.fetch_sub(1, Ordering::Relaxed);
         if let Body::File(d) = &self.body {
-            self.fs.pages.fetch_sub(d.lock().pages.len() as u64, Ordering::Relaxed);
+            self.fs
+                .pages
+                .fetch_sub(d.lock().pages.len() as u64, Ordering::Relaxed);
         }
     }
 }
@@ -321,14 +360,30 @@ impl Inode for TmpInode {
         if name == ".." {
             return match d.parent.upgrade() {
                 Some(p) => Ok(p),
-                None if Arc::ptr_eq(&self.fs.root.lock().clone().unwrap_or_else(|| self.arc()), &self.arc()) => Ok(self.arc()),
+                None if Arc::ptr_eq(
+                    &self.fs.root.lock().clone().unwrap_or_else(|| self.arc()),
+                    &self.arc(),
+                ) =>
+                {
+                    Ok(self.arc())
+                }
                 None => Err(Errno::ENOENT),
             };
         }
-        d.entries.get(name).map(|(_, n)| n.clone() as InodeRef).ok_or(Errno::ENOENT)
+        d.entries
+            .get(name)
+            .map(|(_, n)| n.clone() as InodeRef)
+            .ok_or(Errno::ENOENT)
     }
 
-    fn create(&self, name: &str, kind: NodeKind<'_>, perm: u32, uid: u32, gid: u32) -> KResult<InodeRef> {
+    fn create(
+        &self,
+        name: &str,
+        kind: NodeKind<'_>,
+        perm: u32,
+        uid: u32,
+        gid: u32,
+    ) -> KResult<InodeRef> {
         check_name(name)?;
         let node;
         {
@@ -351,7 +406,10 @@ impl Inode for TmpInode {
 
     fn link(&self, name: &str, target: &InodeRef) -> KResult<()> {
         check_name(name)?;
-        let t = target.as_any().downcast_ref::<TmpInode>().ok_or(Errno::EXDEV)?;
+        let t = target
+            .as_any()
+            .downcast_ref::<TmpInode>()
+            .ok_or(Errno::EXDEV)?;
         if !Arc::ptr_eq(&t.fs, &self.fs) {
             return Err(Errno::EXDEV);
         }
@@ -380,7 +438,11 @@ impl Inode for TmpInode {
         check_name(name)?;
         let child = {
             let mut d = self.dir()?.lock();
-            let child = d.entries.get(name).map(|(_, n)| n.clone()).ok_or(Errno::ENOENT)?;
+            let child = d
+                .entries
+                .get(name)
+                .map(|(_, n)| n.clone())
+                .ok_or(Errno::ENOENT)?;
             match (dir, child.is_dir()) {
                 (false, true) => return Err(Errno::EISDIR),
                 (true, false) => return Err(Errno::ENOTDIR),
@@ -406,7 +468,10 @@ impl Inode for TmpInode {
         if flags & RENAME_EXCHANGE != 0 {
             return Err(Errno::EINVAL);
         }
-        let nd = new_dir.as_any().downcast_ref::<TmpInode>().ok_or(Errno::EXDEV)?;
+        let nd = new_dir
+            .as_any()
+            .downcast_ref::<TmpInode>()
+            .ok_or(Errno::EXDEV)?;
         if !Arc::ptr_eq(&nd.fs, &self.fs) {
             return Err(Errno::EXDEV);
         }
@@ -427,7 +492,11 @@ impl Inode for TmpInode {
         if nd.deleted() {
             return Err(Errno::ENOENT);
         }
-        let src = src_dir.entries.get(old).map(|(_, n)| n.clone()).ok_or(Errno::ENOENT)?;
+        let src = src_dir
+            .entries
+            .get(old)
+            .map(|(_, n)| n.clone())
+            .ok_or(Errno::ENOENT)?;
         let dst = dst_dir.entries.get(new).map(|(_, n)| n.clone());
         if let Some(dst) = &dst {
             if flags & RENAME_NOREPLACE != 0 {
@@ -467,11 +536,21 @@ impl Inode for TmpInode {
         let d = self.dir()?.lock();
         let mut v = Vec::new();
         if offset == 0 && v.len() < max {
-            v.push(DirEntry { ino: self.ino, kind: DT_DIR, name: ".".into(), next_offset: 1 });
+            v.push(DirEntry {
+                ino: self.ino,
+                kind: DT_DIR,
+                name: ".".into(),
+                next_offset: 1,
+            });
         }
         if offset <= 1 && v.len() < max {
             let pino = d.parent.upgrade().map_or(self.ino, |p| p.ino);
-            v.push(DirEntry { ino: pino, kind: DT_DIR, name: "..".into(), next_offset: 2 });
+            v.push(DirEntry {
+                ino: pino,
+                kind: DT_DIR,
+                name: "..".into(),
+                next_offset: 2,
+            });
         }
         for (&c, name) in d.order.range(offset.max(2)..) {
             if v.len() >= max {
@@ -479,7 +558,12 @@ impl Inode for TmpInode {
             }
             if let Some((_, n)) = d.entries.get(name) {
                 let mode = n.meta.lock().mode;
-                v.push(DirEntry { ino: n.ino, kind: dtype(mode), name: name.clone(), next_offset: c + 1 });
+                v.push(DirEntry {
+                    ino: n.ino,
+                    kind: dtype(mode),
+                    name: name.clone(),
+                    next_offset: c + 1,
+                });
             }
         }
         Ok(v)
@@ -534,7 +618,9 @@ impl Inode for TmpInode {
             for k in &gone {
                 data.pages.remove(k);
             }
-            self.fs.pages.fetch_sub(gone.len() as u64, Ordering::Relaxed);
+            self.fs
+                .pages
+                .fetch_sub(gone.len() as u64, Ordering::Relaxed);
             let po = (len % PAGE as u64) as usize;
             if po != 0
                 && let Some(p) = data.pages.get_mut(&(len / PAGE as u64))
@@ -563,7 +649,6 @@ impl Inode for TmpInode {
     }
 }
 
-
 impl TmpInode {
     /// Writes at `off` (None: at the end, under the same lock that finds the end).
     fn write_locked(&self, off: Option<u64>, buf: &[u8]) -> KResult<(u64, usize)> {
@@ -573,7 +658,9 @@ impl TmpInode {
             _ => return Err(Errno::EINVAL),
         };
         let off = off.unwrap_or(data.size);
-        off.checked_add(buf.len() as u64).filter(|&e| e <= i64::MAX as u64).ok_or(Errno::EFBIG)?;
+        off.checked_add(buf.len() as u64)
+            .filter(|&e| e <= i64::MAX as u64)
+            .ok_or(Errno::EFBIG)?;
         let mut done = 0;
         while done < buf.len() {
             let pos = off + done as u64;
@@ -623,7 +710,11 @@ fn finish_replaced(dst: &Arc<TmpInode>, dir: &TmpInode) {
 
 impl TmpInode {
     fn rename_same(d: &mut Dir, old: &str, new: &str, flags: u32, dir: &TmpInode) -> KResult<()> {
-        let src = d.entries.get(old).map(|(_, n)| n.clone()).ok_or(Errno::ENOENT)?;
+        let src = d
+            .entries
+            .get(old)
+            .map(|(_, n)| n.clone())
+            .ok_or(Errno::ENOENT)?;
         if old == new {
             return Ok(());
         }

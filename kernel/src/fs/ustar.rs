@@ -50,7 +50,10 @@ impl fmt::Display for TarError {
 }
 
 fn err(offset: usize, what: impl Into<String>) -> TarError {
-    TarError { offset, what: what.into() }
+    TarError {
+        offset,
+        what: what.into(),
+    }
 }
 
 pub struct Reader<'a> {
@@ -61,7 +64,11 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0, done: false }
+        Self {
+            data,
+            pos: 0,
+            done: false,
+        }
     }
 }
 
@@ -78,19 +85,35 @@ fn number(b: &[u8], off: usize, name: &str) -> Result<u64, TarError> {
         }
         let mut v: u64 = u64::from(b[0] & 0x3F);
         for &c in &b[1..] {
-            v = v.checked_mul(256).and_then(|v| v.checked_add(u64::from(c))).ok_or_else(|| err(off, alloc::format!("{name} overflows")))?;
+            v = v
+                .checked_mul(256)
+                .and_then(|v| v.checked_add(u64::from(c)))
+                .ok_or_else(|| err(off, alloc::format!("{name} overflows")))?;
         }
         return Ok(v);
     }
     let s = field_str(b);
-    let s = s.iter().copied().skip_while(|&c| c == b' ').take_while(|&c| c != b' ');
+    let s = s
+        .iter()
+        .copied()
+        .skip_while(|&c| c == b' ')
+        .take_while(|&c| c != b' ');
     let mut v: u64 = 0;
     let mut any = false;
     for c in s {
         if !(b'0'..=b'7').contains(&c) {
-            return Err(err(off, alloc::format!("{name} field is not octal ({:?})", String::from_utf8_lossy(b))));
+            return Err(err(
+                off,
+                alloc::format!(
+                    "{name} field is not octal ({:?})",
+                    String::from_utf8_lossy(b)
+                ),
+            ));
         }
-        v = v.checked_mul(8).and_then(|v| v.checked_add(u64::from(c - b'0'))).ok_or_else(|| err(off, alloc::format!("{name} overflows")))?;
+        v = v
+            .checked_mul(8)
+            .and_then(|v| v.checked_add(u64::from(c - b'0')))
+            .ok_or_else(|| err(off, alloc::format!("{name} overflows")))?;
         any = true;
     }
     if !any && name == "checksum" {
@@ -100,7 +123,9 @@ fn number(b: &[u8], off: usize, name: &str) -> Result<u64, TarError> {
 }
 
 fn text(b: &[u8], off: usize, name: &str) -> Result<String, TarError> {
-    core::str::from_utf8(field_str(b)).map(ToString::to_string).map_err(|_| err(off, alloc::format!("{name} is not UTF-8")))
+    core::str::from_utf8(field_str(b))
+        .map(ToString::to_string)
+        .map_err(|_| err(off, alloc::format!("{name} is not UTF-8")))
 }
 
 /// Normalises an archive path; rejects `..` (an archive must not reach outside the root).
@@ -109,7 +134,12 @@ pub fn normalise(p: &str, off: usize) -> Result<String, TarError> {
     for c in p.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err(err(off, alloc::format!("path {p:?} climbs out of the root with '..'"))),
+            ".." => {
+                return Err(err(
+                    off,
+                    alloc::format!("path {p:?} climbs out of the root with '..'"),
+                ));
+            }
             c => {
                 if !out.is_empty() {
                     out.push('/');
@@ -123,21 +153,58 @@ pub fn normalise(p: &str, off: usize) -> Result<String, TarError> {
 
 fn checksum_ok(h: &[u8], off: usize) -> Result<(), TarError> {
     let stored = number(&h[148..156], off, "checksum")?;
-    let unsigned: u64 = h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) }).sum();
-    let signed: i64 = h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { i64::from(b as i8) }).sum();
+    let unsigned: u64 = h
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u64::from(b)
+            }
+        })
+        .sum();
+    let signed: i64 = h
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                i64::from(b as i8)
+            }
+        })
+        .sum();
     if stored == unsigned || stored as i64 == signed {
         Ok(())
     } else {
-        Err(err(off, alloc::format!("header checksum mismatch (stored {stored:o}, computed {unsigned:o}): the archive is corrupt")))
+        Err(err(
+            off,
+            alloc::format!(
+                "header checksum mismatch (stored {stored:o}, computed {unsigned:o}): the archive is corrupt"
+            ),
+        ))
     }
 }
 
 /// PAX records: "LEN key=value\n"…
-fn pax(data: &[u8], off: usize, path: &mut Option<String>, link: &mut Option<String>, size: &mut Option<u64>) -> Result<(), TarError> {
+fn pax(
+    data: &[u8],
+    off: usize,
+    path: &mut Option<String>,
+    link: &mut Option<String>,
+    size: &mut Option<u64>,
+) -> Result<(), TarError> {
     let mut rest = data;
     while !rest.is_empty() {
-        let sp = rest.iter().position(|&c| c == b' ').ok_or_else(|| err(off, "malformed PAX record"))?;
-        let len: usize = core::str::from_utf8(&rest[..sp]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| err(off, "malformed PAX record length"))?;
+        let sp = rest
+            .iter()
+            .position(|&c| c == b' ')
+            .ok_or_else(|| err(off, "malformed PAX record"))?;
+        let len: usize = core::str::from_utf8(&rest[..sp])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| err(off, "malformed PAX record length"))?;
         if len <= sp + 1 || len > rest.len() {
             return Err(err(off, "PAX record length out of range"));
         }
@@ -149,7 +216,12 @@ fn pax(data: &[u8], off: usize, path: &mut Option<String>, link: &mut Option<Str
             match k {
                 b"path" => *path = Some(v.to_string()),
                 b"linkpath" => *link = Some(v.to_string()),
-                b"size" => *size = Some(v.parse().map_err(|_| err(off, "PAX size is not a number"))?),
+                b"size" => {
+                    *size = Some(
+                        v.parse()
+                            .map_err(|_| err(off, "PAX size is not a number"))?,
+                    )
+                }
                 _ => {}
             }
         }
@@ -169,7 +241,10 @@ impl<'a> Reader<'a> {
                 // No end-of-archive blocks: accept (some writers omit them).
                 return Ok(None);
             }
-            let h = self.data.get(off..off + BLOCK).ok_or_else(|| err(off, "archive ends inside a header"))?;
+            let h = self
+                .data
+                .get(off..off + BLOCK)
+                .ok_or_else(|| err(off, "archive ends inside a header"))?;
             if h.iter().all(|&b| b == 0) {
                 return Ok(None);
             }
@@ -183,9 +258,18 @@ impl<'a> Reader<'a> {
             }
             let data_start = off + BLOCK;
             let size_us = usize::try_from(size).map_err(|_| err(off, "size too large"))?;
-            let data_end = data_start.checked_add(size_us).filter(|&e| e <= self.data.len()).ok_or_else(|| {
-                err(off, alloc::format!("entry data ({size} bytes) runs past the end of the archive ({} bytes)", self.data.len()))
-            })?;
+            let data_end = data_start
+                .checked_add(size_us)
+                .filter(|&e| e <= self.data.len())
+                .ok_or_else(|| {
+                    err(
+                        off,
+                        alloc::format!(
+                            "entry data ({size} bytes) runs past the end of the archive ({} bytes)",
+                            self.data.len()
+                        ),
+                    )
+                })?;
             let data = &self.data[data_start..data_end];
             let padded = size_us.div_ceil(BLOCK) * BLOCK;
             self.pos = data_start.saturating_add(padded).min(self.data.len());
@@ -211,7 +295,12 @@ impl<'a> Reader<'a> {
                 }
                 // Global PAX headers and other extensions carry nothing we use.
                 b'g' | b'V' | b'N' | b'M' | b'S' | b'A'..=b'Z' => continue,
-                t => return Err(err(off, alloc::format!("unknown entry type {:?}", t as char))),
+                t => {
+                    return Err(err(
+                        off,
+                        alloc::format!("unknown entry type {:?}", t as char),
+                    ));
+                }
             };
             let mut name = text(&h[0..100], off, "name")?;
             if ustar && magic == b"ustar\0" {
@@ -226,9 +315,16 @@ impl<'a> Reader<'a> {
                 Some(l) => l,
                 None => text(&h[157..257], off, "link name")?,
             };
-            let link = if kind == Kind::HardLink { normalise(&link_raw, off)? } else { link_raw };
+            let link = if kind == Kind::HardLink {
+                normalise(&link_raw, off)?
+            } else {
+                link_raw
+            };
             let (dev_major, dev_minor) = if ustar {
-                (number(&h[329..337], off, "device major")? as u32, number(&h[337..345], off, "device minor")? as u32)
+                (
+                    number(&h[329..337], off, "device major")? as u32,
+                    number(&h[337..345], off, "device minor")? as u32,
+                )
             } else {
                 (0, 0)
             };
@@ -239,7 +335,11 @@ impl<'a> Reader<'a> {
                 uid: number(&h[108..116], off, "uid")? as u32,
                 gid: number(&h[116..124], off, "gid")? as u32,
                 mtime: number(&h[136..148], off, "mtime")?,
-                data: if matches!(kind, Kind::File) { data } else { &[] },
+                data: if matches!(kind, Kind::File) {
+                    data
+                } else {
+                    &[]
+                },
                 link,
                 dev_major,
                 dev_minor,
@@ -284,7 +384,8 @@ mod tests {
         h.set_size(5);
         h.set_uid(7);
         h.set_mtime(1234);
-        b.append_data(&mut h, "etc/hostname", &b"adros"[..]).unwrap();
+        b.append_data(&mut h, "etc/hostname", &b"adros"[..])
+            .unwrap();
         let mut h = tar::Header::new_ustar();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
@@ -307,10 +408,22 @@ mod tests {
         let a = archive();
         let v: Vec<_> = Reader::new(&a).collect::<Result<_, _>>().unwrap();
         assert_eq!(v.len(), 5);
-        assert_eq!((v[0].path.as_str(), v[0].kind, v[0].mode), ("etc", Kind::Dir, 0o755));
-        assert_eq!((v[1].path.as_str(), v[1].data, v[1].uid, v[1].mtime), ("etc/hostname", &b"adros"[..], 7, 1234));
-        assert_eq!((v[2].kind, v[2].link.as_str()), (Kind::Symlink, "/bin/busybox"));
-        assert_eq!((v[3].kind, v[3].link.as_str()), (Kind::HardLink, "etc/hostname"));
+        assert_eq!(
+            (v[0].path.as_str(), v[0].kind, v[0].mode),
+            ("etc", Kind::Dir, 0o755)
+        );
+        assert_eq!(
+            (v[1].path.as_str(), v[1].data, v[1].uid, v[1].mtime),
+            ("etc/hostname", &b"adros"[..], 7, 1234)
+        );
+        assert_eq!(
+            (v[2].kind, v[2].link.as_str()),
+            (Kind::Symlink, "/bin/busybox")
+        );
+        assert_eq!(
+            (v[3].kind, v[3].link.as_str()),
+            (Kind::HardLink, "etc/hostname")
+        );
         assert_eq!(v[4].path, format!("deep/{}/file", "d".repeat(120)));
         assert_eq!(v[4].data, b"hi");
     }

@@ -9,10 +9,10 @@ use core::any::Any;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::errno::{Errno, KResult};
+use crate::fs::File;
 use crate::fs::anon::AnonFile;
 use crate::fs::consts::*;
 use crate::fs::sync::{SleepLock, WaitQueue};
-use crate::fs::File;
 use crate::sched::wait::Notify;
 
 pub const EPOLLRDHUP: u32 = 0x2000;
@@ -65,11 +65,22 @@ pub struct Epoll {
 
 impl Epoll {
     pub fn new() -> Arc<Epoll> {
-        Arc::new(Epoll { wq: Arc::new(WaitQueue::new()), items: SleepLock::new(Vec::new()) })
+        Arc::new(Epoll {
+            wq: Arc::new(WaitQueue::new()),
+            items: SleepLock::new(Vec::new()),
+        })
     }
 
     /// `epoll_ctl`; `me` is the epoll file itself (adding it to itself is EINVAL).
-    pub fn ctl(&self, me: &Arc<File>, op: u32, fd: i32, file: &Arc<File>, events: u32, data: u64) -> KResult<()> {
+    pub fn ctl(
+        &self,
+        me: &Arc<File>,
+        op: u32,
+        fd: i32,
+        file: &Arc<File>,
+        events: u32,
+        data: u64,
+    ) -> KResult<()> {
         if Arc::ptr_eq(me, file) {
             return Err(Errno::EINVAL);
         }
@@ -79,21 +90,35 @@ impl Epoll {
         }
         let mut items = self.items.lock();
         items.retain(|i| i.file.strong_count() > 0);
-        let pos = items.iter().position(|i| i.fd == fd && core::ptr::eq(i.file.as_ptr(), Arc::as_ptr(file)));
+        let pos = items
+            .iter()
+            .position(|i| i.fd == fd && core::ptr::eq(i.file.as_ptr(), Arc::as_ptr(file)));
         match op {
             EPOLL_CTL_ADD => {
                 if pos.is_some() {
                     return Err(Errno::EEXIST);
                 }
-                let watch = Arc::new(Watch { wq: self.wq.clone(), fired: AtomicBool::new(true) });
-                let item = Item { fd, file: Arc::downgrade(file), events, data, watch, disabled: false };
+                let watch = Arc::new(Watch {
+                    wq: self.wq.clone(),
+                    fired: AtomicBool::new(true),
+                });
+                let item = Item {
+                    fd,
+                    file: Arc::downgrade(file),
+                    events,
+                    data,
+                    watch,
+                    disabled: false,
+                };
                 if let Some(q) = file.wait_queue() {
                     q.watch(item.as_notify());
                 }
                 items.push(item);
             }
             EPOLL_CTL_MOD => {
-                let it = items.get_mut(pos.ok_or(Errno::ENOENT)?).ok_or(Errno::ENOENT)?;
+                let it = items
+                    .get_mut(pos.ok_or(Errno::ENOENT)?)
+                    .ok_or(Errno::ENOENT)?;
                 if events & EPOLLEXCLUSIVE != 0 || it.events & EPOLLEXCLUSIVE != 0 {
                     return Err(Errno::EINVAL);
                 }
@@ -133,7 +158,11 @@ impl Epoll {
             let Some(f) = it.file.upgrade() else { continue };
             let et = it.events & EPOLLET != 0;
             if et {
-                let fired = if consume { it.watch.fired.swap(false, Ordering::AcqRel) } else { it.watch.fired.load(Ordering::Acquire) };
+                let fired = if consume {
+                    it.watch.fired.swap(false, Ordering::AcqRel)
+                } else {
+                    it.watch.fired.load(Ordering::Acquire)
+                };
                 if !fired {
                     continue;
                 }

@@ -5,10 +5,10 @@ use alloc::sync::Arc;
 use core::any::Any;
 
 use crate::errno::{Errno, KResult};
+use crate::fs::File;
 use crate::fs::anon::AnonFile;
 use crate::fs::consts::*;
 use crate::fs::sync::{SpinLock, WaitQueue};
-use crate::fs::File;
 
 pub const EFD_SEMAPHORE: u32 = 1;
 const MAX: u64 = u64::MAX - 1;
@@ -21,7 +21,11 @@ pub struct EventFd {
 
 impl EventFd {
     pub fn new(init: u64, semaphore: bool) -> Arc<EventFd> {
-        Arc::new(EventFd { count: SpinLock::new(init), semaphore, wq: WaitQueue::new() })
+        Arc::new(EventFd {
+            count: SpinLock::new(init),
+            semaphore,
+            wq: WaitQueue::new(),
+        })
     }
 
     fn try_read(&self) -> Option<u64> {
@@ -64,7 +68,10 @@ impl AnonFile for EventFd {
     }
 
     fn write(&self, file: &File, buf: &[u8]) -> KResult<usize> {
-        let b: [u8; 8] = buf.get(..8).and_then(|b| b.try_into().ok()).ok_or(Errno::EINVAL)?;
+        let b: [u8; 8] = buf
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(Errno::EINVAL)?;
         let v = u64::from_le_bytes(b);
         if v == u64::MAX {
             return Err(Errno::EINVAL);

@@ -14,7 +14,10 @@ use crate::errno::{Errno, KResult};
 
 /// Blocks on `wq` until `ready()` gives a value; ERESTARTSYS if a signal arrives first.
 /// `ready` runs with the queue lock held: it may only take spin locks.
-pub(crate) fn wait_for<T>(wq: &crate::sched::wait::WaitQueue, mut ready: impl FnMut() -> Option<T>) -> KResult<T> {
+pub(crate) fn wait_for<T>(
+    wq: &crate::sched::wait::WaitQueue,
+    mut ready: impl FnMut() -> Option<T>,
+) -> KResult<T> {
     let mut out = None;
     let mut intr = false;
     wq.wait_until(

@@ -7,10 +7,10 @@ use core::any::Any;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::errno::{Errno, KResult};
+use crate::fs::File;
 use crate::fs::anon::AnonFile;
 use crate::fs::consts::*;
 use crate::fs::sync::WaitQueue;
-use crate::fs::File;
 
 static SIGNALS: WaitQueue = WaitQueue::new();
 
@@ -19,7 +19,8 @@ pub fn notify() {
     SIGNALS.wake_all();
 }
 
-const UNBLOCKABLE: u64 = (1 << (crate::proc::signal::SIGKILL - 1)) | (1 << (crate::proc::signal::SIGSTOP - 1));
+const UNBLOCKABLE: u64 =
+    (1 << (crate::proc::signal::SIGKILL - 1)) | (1 << (crate::proc::signal::SIGSTOP - 1));
 
 pub struct SignalFd {
     mask: AtomicU64,
@@ -27,7 +28,9 @@ pub struct SignalFd {
 
 impl SignalFd {
     pub fn new(mask: u64) -> Arc<SignalFd> {
-        Arc::new(SignalFd { mask: AtomicU64::new(mask & !UNBLOCKABLE) })
+        Arc::new(SignalFd {
+            mask: AtomicU64::new(mask & !UNBLOCKABLE),
+        })
     }
 
     pub fn set_mask(&self, mask: u64) {
@@ -93,7 +96,11 @@ impl AnonFile for SignalFd {
     }
 
     fn poll(&self, _file: &File, events: u32) -> u32 {
-        if self.pending() != 0 { events & (POLLIN | POLLRDNORM) } else { 0 }
+        if self.pending() != 0 {
+            events & (POLLIN | POLLRDNORM)
+        } else {
+            0
+        }
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {

@@ -9,10 +9,10 @@ use core::any::Any;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::errno::{Errno, KResult};
+use crate::fs::File;
 use crate::fs::anon::AnonFile;
 use crate::fs::consts::*;
 use crate::fs::sync::{SpinLock, WaitQueue};
-use crate::fs::File;
 
 pub const CLOCK_REALTIME: u32 = 0;
 pub const CLOCK_MONOTONIC: u32 = 1;
@@ -87,13 +87,24 @@ fn timer_thread() {
 
 impl TimerFd {
     pub fn new(clock: u32) -> KResult<Arc<TimerFd>> {
-        if !matches!(clock, CLOCK_REALTIME | CLOCK_MONOTONIC | CLOCK_BOOTTIME | CLOCK_REALTIME_ALARM | CLOCK_BOOTTIME_ALARM) {
+        if !matches!(
+            clock,
+            CLOCK_REALTIME
+                | CLOCK_MONOTONIC
+                | CLOCK_BOOTTIME
+                | CLOCK_REALTIME_ALARM
+                | CLOCK_BOOTTIME_ALARM
+        ) {
             return Err(Errno::EINVAL);
         }
         STARTED.call_once(|| {
             crate::sched::thread::spawn("timerfd", timer_thread);
         });
-        let t = Arc::new(TimerFd { clock, st: SpinLock::new(State::default()), wq: WaitQueue::new() });
+        let t = Arc::new(TimerFd {
+            clock,
+            st: SpinLock::new(State::default()),
+            wq: WaitQueue::new(),
+        });
         TIMERS.lock().push(Arc::downgrade(&t));
         Ok(t)
     }
@@ -107,7 +118,11 @@ impl TimerFd {
         let now = crate::time::now_ns();
         let mut s = self.st.lock();
         s.account(now);
-        let left = if s.next == 0 { 0 } else { (s.next - now).max(1) };
+        let left = if s.next == 0 {
+            0
+        } else {
+            (s.next - now).max(1)
+        };
         (left, s.interval)
     }
 
@@ -130,7 +145,11 @@ impl TimerFd {
         };
         {
             let mut s = self.st.lock();
-            *s = State { next, interval: if next == 0 { 0 } else { interval }, ticks: 0 };
+            *s = State {
+                next,
+                interval: if next == 0 { 0 } else { interval },
+                ticks: 0,
+            };
         }
         CHANGED.store(true, Ordering::Release);
         THREAD_WQ.wake_all();
@@ -166,7 +185,11 @@ impl AnonFile for TimerFd {
     fn poll(&self, _file: &File, events: u32) -> u32 {
         let mut s = self.st.lock();
         s.account(crate::time::now_ns());
-        if s.ticks > 0 { events & (POLLIN | POLLRDNORM) } else { 0 }
+        if s.ticks > 0 {
+            events & (POLLIN | POLLRDNORM)
+        } else {
+            0
+        }
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {

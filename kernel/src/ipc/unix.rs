@@ -59,10 +59,19 @@ pub struct Msg {
 
 enum Conn {
     None,
-    Listening { backlog: VecDeque<Sock>, max: usize },
-    Stream { rx: Arc<Pipe>, tx: Arc<Pipe>, peer: Weak<Inner> },
+    Listening {
+        backlog: VecDeque<Sock>,
+        max: usize,
+    },
+    Stream {
+        rx: Arc<Pipe>,
+        tx: Arc<Pipe>,
+        peer: Weak<Inner>,
+    },
     /// Datagram (connected) or seqpacket peer.
-    Packet { peer: Weak<Inner> },
+    Packet {
+        peer: Weak<Inner>,
+    },
 }
 
 struct State {
@@ -114,8 +123,20 @@ impl Inner {
             ty,
             relay: Arc::new(Relay(wq.clone())),
             wq,
-            st: SpinLock::new(State { bound: None, peer_name: None, conn: Conn::None, shut_rd: false, shut_wr: false, peer_cred: None }),
-            inbox: SpinLock::new(Inbox { msgs: VecDeque::new(), bytes: 0, eof: false, rights: VecDeque::new() }),
+            st: SpinLock::new(State {
+                bound: None,
+                peer_name: None,
+                conn: Conn::None,
+                shut_rd: false,
+                shut_wr: false,
+                peer_cred: None,
+            }),
+            inbox: SpinLock::new(Inbox {
+                msgs: VecDeque::new(),
+                bytes: 0,
+                eof: false,
+                rights: VecDeque::new(),
+            }),
             cred,
         })
     }
@@ -142,7 +163,11 @@ impl Inner {
     }
 
     pub fn peer_cred(&self) -> Cred {
-        self.st.lock().peer_cred.unwrap_or(Cred { pid: 0, uid: u32::MAX, gid: u32::MAX })
+        self.st.lock().peer_cred.unwrap_or(Cred {
+            pid: 0,
+            uid: u32::MAX,
+            gid: u32::MAX,
+        })
     }
 
     pub fn is_listening(&self) -> bool {
@@ -158,7 +183,13 @@ impl Inner {
             Key::Abstract(path.to_vec())
         } else {
             let p = core::str::from_utf8(path).map_err(|_| Errno::EINVAL)?;
-            crate::fs::mknod(ctx, None, p, S_IFSOCK | 0o777, 0).map_err(|e| if e == Errno::EEXIST { Errno::EADDRINUSE } else { e })?;
+            crate::fs::mknod(ctx, None, p, S_IFSOCK | 0o777, 0).map_err(|e| {
+                if e == Errno::EEXIST {
+                    Errno::EADDRINUSE
+                } else {
+                    e
+                }
+            })?;
             let st = crate::fs::stat(ctx, None, p, false)?;
             Key::Node(st.dev, st.ino)
         };
@@ -169,7 +200,10 @@ impl Inner {
             }
             names.insert(key.clone(), Arc::downgrade(self));
         }
-        self.st.lock().bound = Some(Addr { path: path.to_vec(), key });
+        self.st.lock().bound = Some(Addr {
+            path: path.to_vec(),
+            key,
+        });
         Ok(())
     }
 
@@ -185,7 +219,11 @@ impl Inner {
             crate::fs::permission(ctx, &st, 2)?;
             Key::Node(st.dev, st.ino)
         };
-        NAMES.lock().get(&key).and_then(Weak::upgrade).ok_or(Errno::ECONNREFUSED)
+        NAMES
+            .lock()
+            .get(&key)
+            .and_then(Weak::upgrade)
+            .ok_or(Errno::ECONNREFUSED)
     }
 
     pub fn listen(&self, backlog: i32) -> KResult<()> {
@@ -198,7 +236,12 @@ impl Inner {
         }
         let max = backlog.clamp(1, 4096) as usize;
         match &mut s.conn {
-            Conn::None => s.conn = Conn::Listening { backlog: VecDeque::new(), max },
+            Conn::None => {
+                s.conn = Conn::Listening {
+                    backlog: VecDeque::new(),
+                    max,
+                }
+            }
             Conn::Listening { max: m, .. } => *m = max,
             _ => return Err(Errno::EINVAL),
         }
@@ -217,11 +260,23 @@ impl Inner {
                 p.wait_queue().watch(a.relay_weak());
                 p.wait_queue().watch(b.relay_weak());
             }
-            a.st.lock().conn = Conn::Stream { rx: ba.clone(), tx: ab.clone(), peer: Arc::downgrade(b) };
-            b.st.lock().conn = Conn::Stream { rx: ab, tx: ba, peer: Arc::downgrade(a) };
+            a.st.lock().conn = Conn::Stream {
+                rx: ba.clone(),
+                tx: ab.clone(),
+                peer: Arc::downgrade(b),
+            };
+            b.st.lock().conn = Conn::Stream {
+                rx: ab,
+                tx: ba,
+                peer: Arc::downgrade(a),
+            };
         } else {
-            a.st.lock().conn = Conn::Packet { peer: Arc::downgrade(b) };
-            b.st.lock().conn = Conn::Packet { peer: Arc::downgrade(a) };
+            a.st.lock().conn = Conn::Packet {
+                peer: Arc::downgrade(b),
+            };
+            b.st.lock().conn = Conn::Packet {
+                peer: Arc::downgrade(a),
+            };
         }
     }
 
@@ -241,7 +296,9 @@ impl Inner {
         }
         if self.ty == SOCK_DGRAM {
             let mut s = self.st.lock();
-            s.conn = Conn::Packet { peer: Arc::downgrade(&target) };
+            s.conn = Conn::Packet {
+                peer: Arc::downgrade(&target),
+            };
             s.peer_name = Some(path.to_vec());
             return Ok(());
         }
@@ -254,9 +311,15 @@ impl Inner {
         let srv = Inner::new(self.ty, target.cred);
         {
             let ts = target.st.lock();
-            let Conn::Listening { backlog, max } = &ts.conn else { return Err(Errno::ECONNREFUSED) };
+            let Conn::Listening { backlog, max } = &ts.conn else {
+                return Err(Errno::ECONNREFUSED);
+            };
             if backlog.len() >= *max {
-                return Err(if nonblock { Errno::EAGAIN } else { Errno::ECONNREFUSED });
+                return Err(if nonblock {
+                    Errno::EAGAIN
+                } else {
+                    Errno::ECONNREFUSED
+                });
             }
             let mut ss = srv.st.lock();
             ss.bound = ts.bound.clone();
@@ -329,7 +392,13 @@ impl Inner {
                     }
                     peer = p.upgrade();
                 }
-                Conn::Packet { peer: p } => peer = if self.ty == SOCK_DGRAM { None } else { p.upgrade() },
+                Conn::Packet { peer: p } => {
+                    peer = if self.ty == SOCK_DGRAM {
+                        None
+                    } else {
+                        p.upgrade()
+                    }
+                }
                 _ => return Err(Errno::ENOTCONN),
             }
             s.shut_rd |= rd;
@@ -348,14 +417,23 @@ impl Inner {
     fn stream(&self) -> KResult<(Arc<Pipe>, Arc<Pipe>, Weak<Inner>, bool, bool)> {
         let s = self.st.lock();
         match &s.conn {
-            Conn::Stream { rx, tx, peer } => Ok((rx.clone(), tx.clone(), peer.clone(), s.shut_rd, s.shut_wr)),
+            Conn::Stream { rx, tx, peer } => {
+                Ok((rx.clone(), tx.clone(), peer.clone(), s.shut_rd, s.shut_wr))
+            }
             _ => Err(Errno::ENOTCONN),
         }
     }
 
     /// Sends `data` (to `dest` for an unconnected datagram socket). EPIPE means the caller
     /// raises SIGPIPE unless MSG_NOSIGNAL.
-    pub fn send(&self, ctx: &FsCtx, data: &[u8], dest: Option<&[u8]>, rights: Vec<Arc<File>>, nonblock: bool) -> KResult<usize> {
+    pub fn send(
+        &self,
+        ctx: &FsCtx,
+        data: &[u8],
+        dest: Option<&[u8]>,
+        rights: Vec<Arc<File>>,
+        nonblock: bool,
+    ) -> KResult<usize> {
         if !self.is_packet() {
             if dest.is_some() && self.stream().is_err() {
                 return Err(Errno::EOPNOTSUPP);
@@ -382,7 +460,11 @@ impl Inner {
                     return Err(Errno::EPIPE);
                 }
                 match &s.conn {
-                    Conn::Packet { peer } => peer.upgrade().ok_or(if self.ty == SOCK_DGRAM { Errno::ECONNREFUSED } else { Errno::EPIPE })?,
+                    Conn::Packet { peer } => peer.upgrade().ok_or(if self.ty == SOCK_DGRAM {
+                        Errno::ECONNREFUSED
+                    } else {
+                        Errno::EPIPE
+                    })?,
                     _ => return Err(Errno::ENOTCONN),
                 }
             }
@@ -391,7 +473,11 @@ impl Inner {
             return Err(Errno::EPROTOTYPE);
         }
         let from = self.local_name();
-        let mut msg = Some(Msg { data: data.to_vec(), from, rights });
+        let mut msg = Some(Msg {
+            data: data.to_vec(),
+            from,
+            rights,
+        });
         let mut try_push = || {
             let mut ib = target.inbox.lock();
             if ib.bytes > 0 && ib.bytes + data.len() > INBOX_BYTES {
@@ -412,7 +498,12 @@ impl Inner {
     }
 
     /// Receives into `buf`: (bytes copied, full message length, sender name, descriptors).
-    pub fn recv(&self, buf: &mut [u8], peek: bool, nonblock: bool) -> KResult<(usize, usize, Option<Vec<u8>>, Vec<Arc<File>>)> {
+    pub fn recv(
+        &self,
+        buf: &mut [u8],
+        peek: bool,
+        nonblock: bool,
+    ) -> KResult<(usize, usize, Option<Vec<u8>>, Vec<Arc<File>>)> {
         if !self.is_packet() {
             let (rx, _, _, shut_rd, _) = self.stream()?;
             if shut_rd {
@@ -422,14 +513,22 @@ impl Inner {
                 return Err(Errno::EOPNOTSUPP);
             }
             let n = rx.read(buf, nonblock)?;
-            let rights = if n > 0 { self.inbox.lock().rights.pop_front().unwrap_or_default() } else { Vec::new() };
+            let rights = if n > 0 {
+                self.inbox.lock().rights.pop_front().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             return Ok((n, n, None, rights));
         }
         let take = || -> Option<Option<Msg>> {
             let mut ib = self.inbox.lock();
             if peek {
                 if let Some(m) = ib.msgs.front() {
-                    return Some(Some(Msg { data: m.data.clone(), from: m.from.clone(), rights: Vec::new() }));
+                    return Some(Some(Msg {
+                        data: m.data.clone(),
+                        from: m.from.clone(),
+                        rights: Vec::new(),
+                    }));
                 }
             } else if let Some(m) = ib.msgs.pop_front() {
                 ib.bytes -= m.data.len();
@@ -443,7 +542,9 @@ impl Inner {
             None => super::wait_for(&self.wq, take)?,
         };
         wake(self);
-        let Some(m) = got else { return Ok((0, 0, None, Vec::new())) };
+        let Some(m) = got else {
+            return Ok((0, 0, None, Vec::new()));
+        };
         let n = m.data.len().min(buf.len());
         buf[..n].copy_from_slice(&m.data[..n]);
         Ok((n, m.data.len(), m.from, m.rights))
@@ -513,7 +614,10 @@ impl Inner {
             let mut s = self.st.lock();
             if let Some(a) = s.bound.take() {
                 let mut names = NAMES.lock();
-                if names.get(&a.key).is_some_and(|w| core::ptr::eq(w.as_ptr(), self)) {
+                if names
+                    .get(&a.key)
+                    .is_some_and(|w| core::ptr::eq(w.as_ptr(), self))
+                {
                     names.remove(&a.key);
                 }
             }
@@ -565,7 +669,9 @@ impl AnonFile for Sock {
     }
 
     fn write(&self, file: &File, buf: &[u8]) -> KResult<usize> {
-        let ctx = crate::proc::current_process().map(|p| p.fs_ctx()).ok_or(Errno::ESRCH)?;
+        let ctx = crate::proc::current_process()
+            .map(|p| p.fs_ctx())
+            .ok_or(Errno::ESRCH)?;
         self.0.send(&ctx, buf, None, Vec::new(), file.nonblock())
     }
 

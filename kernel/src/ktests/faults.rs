@@ -22,7 +22,10 @@ fn run_armed(vector: u8, probe: impl FnOnce(*mut u64)) -> Option<(u8, u64, u64)>
     pc.last_fault.set(None);
     let mut resume: u64 = 0;
     let slot: *mut u64 = &mut resume;
-    pc.fault_fixup.set(Some(FaultFixup { resume_slot: slot, vector }));
+    pc.fault_fixup.set(Some(FaultFixup {
+        resume_slot: slot,
+        vector,
+    }));
     probe(slot);
     pc.fault_fixup.set(None);
     pc.last_fault.take()
@@ -51,7 +54,10 @@ pub fn write_faults(va: u64) -> bool {
 fn page_fault() -> Result<(), String> {
     // Reading an unmapped kernel address must fault, be reported, and resume here.
     let addr: u64 = crate::mm::layout::MMIO_OFFSET - 0x20_0000;
-    ensure!(crate::mm::paging::query(addr).is_none(), "probe address is mapped");
+    ensure!(
+        crate::mm::paging::query(addr).is_none(),
+        "probe address is mapped"
+    );
     let r = run_armed(14, |slot| {
         // SAFETY: the load faults; the handler resumes at label 2.
         unsafe {
@@ -68,8 +74,14 @@ fn page_fault() -> Result<(), String> {
     });
     let (v, rip, err) = r.ok_or("no page fault was reported")?;
     ensure!(v == 14, "wrong vector {v}");
-    ensure!(rip >= crate::mm::layout::KERNEL_VMA, "fault rip {rip:#x} not in the kernel");
-    ensure!(err & 1 == 0 && err & 2 == 0, "error code {err:#x}: expected a not-present read");
+    ensure!(
+        rip >= crate::mm::layout::KERNEL_VMA,
+        "fault rip {rip:#x} not in the kernel"
+    );
+    ensure!(
+        err & 1 == 0 && err & 2 == 0,
+        "error code {err:#x}: expected a not-present read"
+    );
     Ok(())
 }
 
@@ -89,6 +101,9 @@ fn invalid_opcode() -> Result<(), String> {
     });
     let (v, rip, _) = r.ok_or("no #UD was reported")?;
     ensure!(v == 6, "wrong vector {v}");
-    ensure!(rip >= crate::mm::layout::KERNEL_VMA, "fault rip {rip:#x} not in the kernel");
+    ensure!(
+        rip >= crate::mm::layout::KERNEL_VMA,
+        "fault rip {rip:#x} not in the kernel"
+    );
     Ok(())
 }

@@ -47,7 +47,10 @@ fn frames_100k() -> Result<(), String> {
         phys::free_frame(pa);
     }
     let (free1, _) = phys::stats();
-    ensure!(free0 == free1, "leak: {free0} free frames before, {free1} after");
+    ensure!(
+        free0 == free1,
+        "leak: {free0} free frames before, {free1} after"
+    );
     Ok(())
 }
 
@@ -58,9 +61,19 @@ fn frames_dma() -> Result<(), String> {
         for size in [4096usize, 8192, 65536, 1 << 20, 3 * 4096] {
             let mut b = DmaBuffer::alloc32(size).ok_or("no DMA memory")?;
             let align = size.next_power_of_two() as u64;
-            ensure!(b.phys() % align == 0, "DMA block {:#x} not aligned to {align:#x}", b.phys());
-            ensure!(b.phys() + b.len() as u64 <= 1 << 32, "DMA block above 4 GiB");
-            ensure!(b.virt() == crate::mm::phys_to_virt(b.phys()), "DMA virt != phys + offset");
+            ensure!(
+                b.phys() % align == 0,
+                "DMA block {:#x} not aligned to {align:#x}",
+                b.phys()
+            );
+            ensure!(
+                b.phys() + b.len() as u64 <= 1 << 32,
+                "DMA block above 4 GiB"
+            );
+            ensure!(
+                b.virt() == crate::mm::phys_to_virt(b.phys()),
+                "DMA virt != phys + offset"
+            );
             b.as_mut_slice().fill(0xa5);
             bufs.push(b);
         }
@@ -95,8 +108,14 @@ fn heap_100k() -> Result<(), String> {
     drop(held);
     let live1 = crate::mm::heap::live_allocations();
     let (_, bytes1) = crate::mm::heap::stats();
-    ensure!(live0 == live1, "heap leak: {live0} live allocations before, {live1} after (vec cap {cap})");
-    ensure!(bytes0 == bytes1, "heap leak: {bytes0} bytes before, {bytes1} after");
+    ensure!(
+        live0 == live1,
+        "heap leak: {live0} live allocations before, {live1} after (vec cap {cap})"
+    );
+    ensure!(
+        bytes0 == bytes1,
+        "heap leak: {bytes0} bytes before, {bytes1} after"
+    );
     Ok(())
 }
 
@@ -104,8 +123,14 @@ fn heap_grows() -> Result<(), String> {
     let (mapped0, _) = crate::mm::heap::stats();
     let big: Vec<u8> = alloc::vec![7u8; 24 << 20];
     let (mapped1, _) = crate::mm::heap::stats();
-    ensure!(big.iter().step_by(4096).all(|&b| b == 7), "big allocation corrupted");
-    ensure!(mapped1 >= mapped0 + (24 << 20) || mapped0 >= 24 << 20, "heap did not grow: {mapped0} -> {mapped1}");
+    ensure!(
+        big.iter().step_by(4096).all(|&b| b == 7),
+        "big allocation corrupted"
+    );
+    ensure!(
+        mapped1 >= mapped0 + (24 << 20) || mapped0 >= 24 << 20,
+        "heap did not grow: {mapped0} -> {mapped1}"
+    );
     Ok(())
 }
 
@@ -113,8 +138,12 @@ fn page_map() -> Result<(), String> {
     let va = crate::mm::layout::MMIO_OFFSET - 0x10_0000; // an unused kernel-half page
     let pa = phys::alloc_frame().ok_or("no frame")?;
     ensure!(paging::query(va).is_none(), "test page already mapped");
-    paging::map(va, pa, Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE).map_err(|e| alloc::format!("map: {e:?}"))?;
-    ensure!(paging::map(va, pa, Flags::PRESENT).is_err(), "double map accepted");
+    paging::map(va, pa, Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE)
+        .map_err(|e| alloc::format!("map: {e:?}"))?;
+    ensure!(
+        paging::map(va, pa, Flags::PRESENT).is_err(),
+        "double map accepted"
+    );
     let (qpa, fl) = paging::query(va).ok_or("not mapped after map")?;
     ensure!(qpa == pa && fl.contains(Flags::WRITABLE), "query mismatch");
     // SAFETY: va was just mapped writable to a frame this test owns.
@@ -122,9 +151,13 @@ fn page_map() -> Result<(), String> {
     // SAFETY: same frame through the linear map.
     let through_linear = unsafe { (crate::mm::phys_to_virt(pa) as *const u64).read_volatile() };
     ensure!(through_linear == 0xdead_beef, "aliases disagree");
-    paging::protect(va, Flags::PRESENT | Flags::NO_EXECUTE).map_err(|e| alloc::format!("protect: {e:?}"))?;
+    paging::protect(va, Flags::PRESENT | Flags::NO_EXECUTE)
+        .map_err(|e| alloc::format!("protect: {e:?}"))?;
     let (_, fl) = paging::query(va).ok_or("gone after protect")?;
-    ensure!(!fl.contains(Flags::WRITABLE), "still writable after protect");
+    ensure!(
+        !fl.contains(Flags::WRITABLE),
+        "still writable after protect"
+    );
     // A write now must fault: checked with the fault fixup.
     let faulted = super::faults::write_faults(va);
     ensure!(faulted, "write to a read-only page did not fault");
@@ -141,7 +174,8 @@ fn kernel_wx() -> Result<(), String> {
         let mut va = start & !0xfff;
         while va < end {
             if va != paging::boot_stack_guard() {
-                let (_, fl) = paging::query(va).ok_or_else(|| alloc::format!("{name} page {va:#x} unmapped"))?;
+                let (_, fl) = paging::query(va)
+                    .ok_or_else(|| alloc::format!("{name} page {va:#x} unmapped"))?;
                 let w = fl.contains(Flags::WRITABLE);
                 let x = !fl.contains(Flags::NO_EXECUTE);
                 ensure!(!(w && x), "{name} page {va:#x} is writable and executable");
@@ -160,11 +194,23 @@ fn kernel_wx() -> Result<(), String> {
 }
 
 fn stack_guards() -> Result<(), String> {
-    ensure!(paging::query(paging::boot_stack_guard()).is_none(), "boot stack guard page is mapped");
+    ensure!(
+        paging::query(paging::boot_stack_guard()).is_none(),
+        "boot stack guard page is mapped"
+    );
     let t = crate::sched::spawn("guard-probe", || {});
-    let guard = t.thread().stack_guard().ok_or("spawned thread has no own stack")?;
-    ensure!(paging::query(guard).is_none(), "thread stack guard {guard:#x} is mapped");
-    ensure!(paging::query(guard + 4096).is_some(), "thread stack bottom not mapped");
+    let guard = t
+        .thread()
+        .stack_guard()
+        .ok_or("spawned thread has no own stack")?;
+    ensure!(
+        paging::query(guard).is_none(),
+        "thread stack guard {guard:#x} is mapped"
+    );
+    ensure!(
+        paging::query(guard + 4096).is_some(),
+        "thread stack bottom not mapped"
+    );
     t.join();
     Ok(())
 }

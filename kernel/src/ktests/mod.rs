@@ -6,8 +6,8 @@ mod block;
 mod faults;
 mod fs;
 mod memory;
-mod platform;
 mod pci;
+mod platform;
 mod sched;
 mod userland;
 

@@ -27,13 +27,26 @@ fn q35_devices() -> Result<(), String> {
         (0x8086, 0x2922, 0x01, 0x06, "SATA (AHCI)"),
         (0x8086, 0x2930, 0x0c, 0x05, "SMBus"),
     ] {
-        let d = pci::find(vendor, device).ok_or_else(|| format!("{what} {vendor:04x}:{device:04x} not found"))?;
-        ensure!(d.class == class && d.subclass == subclass, "{what}: class {:02x}{:02x}", d.class, d.subclass);
-        ensure!(pci::find_class(class, subclass).any(|x| x.addr == d.addr), "find_class({class:02x},{subclass:02x}) misses {what}");
+        let d = pci::find(vendor, device)
+            .ok_or_else(|| format!("{what} {vendor:04x}:{device:04x} not found"))?;
+        ensure!(
+            d.class == class && d.subclass == subclass,
+            "{what}: class {:02x}{:02x}",
+            d.class,
+            d.subclass
+        );
+        ensure!(
+            pci::find_class(class, subclass).any(|x| x.addr == d.addr),
+            "find_class({class:02x},{subclass:02x}) misses {what}"
+        );
         ensure!(d.addr.bus() == 0, "{what} not on bus 0");
     }
     let lpc = pci::find(0x8086, 0x2918).ok_or("no LPC")?;
-    ensure!(lpc.addr == PciAddress::new(0, 0, 0x1f, 0) && lpc.multifunction, "LPC not at 00:1f.0 multi-function: {:?}", lpc.addr);
+    ensure!(
+        lpc.addr == PciAddress::new(0, 0, 0x1f, 0) && lpc.multifunction,
+        "LPC not at 00:1f.0 multi-function: {:?}",
+        lpc.addr
+    );
     Ok(())
 }
 
@@ -47,7 +60,8 @@ fn test_ecam() -> Option<pci::Ecam> {
     if pci::PORT_IO.read(host, 0) != 0x29c0_8086 {
         return None;
     }
-    let raw = u64::from(pci::PORT_IO.read(host, 0x60)) | (u64::from(pci::PORT_IO.read(host, 0x64)) << 32);
+    let raw =
+        u64::from(pci::PORT_IO.read(host, 0x60)) | (u64::from(pci::PORT_IO.read(host, 0x64)) << 32);
     if raw & 1 == 0 {
         return None;
     }
@@ -58,8 +72,15 @@ fn test_ecam() -> Option<pci::Ecam> {
         _ => return None,
     };
     let base = raw & 0x7f_ffff_f000 & !(len - 1);
-    crate::println!("ktest: note: ECAM not in use (no MCFG, or pci.ecam=off); using the q35 PCIEXBAR window at {base:#x}");
-    Some(pci::Ecam::new(&[McfgRegion { base, segment: 0, bus_start: 0, bus_end }]))
+    crate::println!(
+        "ktest: note: ECAM not in use (no MCFG, or pci.ecam=off); using the q35 PCIEXBAR window at {base:#x}"
+    );
+    Some(pci::Ecam::new(&[McfgRegion {
+        base,
+        segment: 0,
+        bus_start: 0,
+        bus_end,
+    }]))
 }
 
 fn ecam_matches_port_io() -> Result<(), String> {
@@ -83,10 +104,16 @@ fn ecam_matches_port_io() -> Result<(), String> {
                     e &= !(1 << 19);
                     p &= !(1 << 19);
                 }
-                ensure!(e == p, "{a:?} +{off:#x}: ECAM {e:#010x}, port I/O {p:#010x}");
+                ensure!(
+                    e == p,
+                    "{a:?} +{off:#x}: ECAM {e:#010x}, port I/O {p:#010x}"
+                );
             }
             // ECAM also reaches extended space; port I/O must refuse it.
-            ensure!(pci::PORT_IO.read(a, 0x100) == 0xffff_ffff, "port I/O answered at 0x100");
+            ensure!(
+                pci::PORT_IO.read(a, 0x100) == 0xffff_ffff,
+                "port I/O answered at 0x100"
+            );
             compared += 1;
         }
     }
@@ -99,10 +126,35 @@ fn bars_sane() -> Result<(), String> {
     let mut n = 0;
     for d in pci::devices() {
         for b in d.bars.iter().flatten() {
-            ensure!(b.size.is_power_of_two(), "{:?} BAR{}: size {:#x}", d.addr, b.index, b.size);
-            ensure!(b.address.is_multiple_of(b.size), "{:?} BAR{}: {:#x} not aligned to {:#x}", d.addr, b.index, b.address, b.size);
-            ensure!(if b.is_io() { b.size >= 4 && b.address + b.size <= 0x1_0000 } else { b.size >= 16 }, "{:?} BAR{}: implausible {b:?}", d.addr, b.index);
-            ensure!(pci::bar(d, usize::from(b.index)) == Some(*b), "bar() disagrees");
+            ensure!(
+                b.size.is_power_of_two(),
+                "{:?} BAR{}: size {:#x}",
+                d.addr,
+                b.index,
+                b.size
+            );
+            ensure!(
+                b.address.is_multiple_of(b.size),
+                "{:?} BAR{}: {:#x} not aligned to {:#x}",
+                d.addr,
+                b.index,
+                b.address,
+                b.size
+            );
+            ensure!(
+                if b.is_io() {
+                    b.size >= 4 && b.address + b.size <= 0x1_0000
+                } else {
+                    b.size >= 16
+                },
+                "{:?} BAR{}: implausible {b:?}",
+                d.addr,
+                b.index
+            );
+            ensure!(
+                pci::bar(d, usize::from(b.index)) == Some(*b),
+                "bar() disagrees"
+            );
             n += 1;
         }
     }
@@ -114,36 +166,79 @@ fn ahci_abar() -> Result<(), String> {
     let sata = pci::find(0x8086, 0x2922).ok_or("no ICH9 AHCI")?;
     let abar = pci::bar(sata, 5).ok_or("AHCI has no BAR5")?;
     ensure!(abar.is_memory(), "BAR5 is not memory: {abar:?}");
-    ensure!(matches!(pci::map_bar(sata, 4), Err(pci::BarError::NotMemory)), "BAR4 (I/O) mapped as memory");
+    ensure!(
+        matches!(pci::map_bar(sata, 4), Err(pci::BarError::NotMemory)),
+        "BAR4 (I/O) mapped as memory"
+    );
     pci::enable_memory(sata);
     let regs = pci::map_bar_regs(sata, 5).map_err(|e| format!("map_bar: {e:?}"))?;
-    ensure!(pci::map_bar(sata, 5) == Ok(regs.base()), "mapping twice gave another address");
+    ensure!(
+        pci::map_bar(sata, 5) == Ok(regs.base()),
+        "mapping twice gave another address"
+    );
     let cap = regs.read32(0);
     let version = regs.read32(0x10);
     ensure!(cap != 0xffff_ffff && cap != 0, "AHCI CAP reads {cap:#x}");
     ensure!(version >= 0x0001_0000, "AHCI VS reads {version:#x}");
-    crate::println!("ktest: note: AHCI CAP {cap:#010x} VS {version:#010x}, {} ports", (cap & 0x1f) + 1);
+    crate::println!(
+        "ktest: note: AHCI CAP {cap:#010x} VS {version:#010x}, {} ports",
+        (cap & 0x1f) + 1
+    );
     let cmd = pci::read_config(sata.addr, 4);
     ensure!(cmd & 2 != 0, "memory decode off after enable_memory");
     Ok(())
 }
 
 fn absent_bus() -> Result<(), String> {
-    let used = |b: u8| pci::devices().iter().any(|d| d.addr.bus() == b || d.bridge.is_some_and(|br| (br.secondary..=br.subordinate).contains(&b)));
-    let bus = (1..=255u8).rev().find(|&b| !used(b)).ok_or("every bus is in use?!")?;
-    ensure!(adros_pci::scan_bus(pci::config(), 0, bus).is_empty(), "bus {bus:02x} has functions");
-    ensure!(adros_pci::scan_bus(&pci::PORT_IO, 0, bus).is_empty(), "bus {bus:02x} has functions (port I/O)");
+    let used = |b: u8| {
+        pci::devices().iter().any(|d| {
+            d.addr.bus() == b
+                || d.bridge
+                    .is_some_and(|br| (br.secondary..=br.subordinate).contains(&b))
+        })
+    };
+    let bus = (1..=255u8)
+        .rev()
+        .find(|&b| !used(b))
+        .ok_or("every bus is in use?!")?;
+    ensure!(
+        adros_pci::scan_bus(pci::config(), 0, bus).is_empty(),
+        "bus {bus:02x} has functions"
+    );
+    ensure!(
+        adros_pci::scan_bus(&pci::PORT_IO, 0, bus).is_empty(),
+        "bus {bus:02x} has functions (port I/O)"
+    );
     let e = adros_pci::enumerate(pci::config(), 0, bus);
-    ensure!(e.devices.is_empty() && e.buses == [bus], "enumerating bus {bus:02x}: {:?}", e.buses);
-    ensure!(adros_pci::enumerate(pci::config(), 7, 0).devices.is_empty(), "segment 7 has functions");
+    ensure!(
+        e.devices.is_empty() && e.buses == [bus],
+        "enumerating bus {bus:02x}: {:?}",
+        e.buses
+    );
+    ensure!(
+        adros_pci::enumerate(pci::config(), 7, 0).devices.is_empty(),
+        "segment 7 has functions"
+    );
     Ok(())
 }
 
 fn banner_lines() -> Result<(), String> {
     let mut lines = Vec::new();
     pci::describe(&mut lines);
-    let listed = lines.iter().filter(|l| l.starts_with("  ") && !l.starts_with("   ")).count();
-    ensure!(listed == pci::devices().len(), "{listed} lines for {} functions", pci::devices().len());
-    ensure!(lines.iter().any(|l| l.contains("00:1f.2 SATA controller [0106]: Intel Corporation")), "no SATA line: {lines:?}");
+    let listed = lines
+        .iter()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .count();
+    ensure!(
+        listed == pci::devices().len(),
+        "{listed} lines for {} functions",
+        pci::devices().len()
+    );
+    ensure!(
+        lines
+            .iter()
+            .any(|l| l.contains("00:1f.2 SATA controller [0106]: Intel Corporation")),
+        "no SATA line: {lines:?}"
+    );
     Ok(())
 }

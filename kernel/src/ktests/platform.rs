@@ -26,15 +26,33 @@ fn madt() -> Result<(), String> {
     ensure!(crate::acpi::platform().madt.is_some(), "no MADT");
     ensure!(enabled >= 1, "no enabled CPU in the MADT: {cpus:?}");
     let me = apic::id();
-    ensure!(cpus.iter().any(|c| c.apic_id == me && c.enabled), "the boot CPU (APIC id {me}) is not an enabled MADT entry: {cpus:?}");
-    ensure!(!crate::acpi::ioapics().is_empty(), "no I/O APIC in the MADT");
+    ensure!(
+        cpus.iter().any(|c| c.apic_id == me && c.enabled),
+        "the boot CPU (APIC id {me}) is not an enabled MADT entry: {cpus:?}"
+    );
+    ensure!(
+        !crate::acpi::ioapics().is_empty(),
+        "no I/O APIC in the MADT"
+    );
     ensure!(!ioapic::all().is_empty(), "no I/O APIC initialised");
     let io = ioapic::all()[0];
-    ensure!(io.pins >= 16, "I/O APIC {} has only {} pins", io.id, io.pins);
+    ensure!(
+        io.pins >= 16,
+        "I/O APIC {} has only {} pins",
+        io.id,
+        io.pins
+    );
     // Every pin the driver has not been asked to route is masked.
-    ensure!(ioapic::entry(io.gsi_base + io.pins - 1).is_some_and(|e| e & (1 << 16) != 0), "last pin not masked");
+    ensure!(
+        ioapic::entry(io.gsi_base + io.pins - 1).is_some_and(|e| e & (1 << 16) != 0),
+        "last pin not masked"
+    );
     let (gsi0, _, _) = crate::acpi::isa_irq_to_gsi(0);
-    log::info!("madt: {} CPUs ({enabled} enabled), {} I/O APIC(s); ISA IRQ 0 -> GSI {gsi0}", cpus.len(), ioapic::all().len());
+    log::info!(
+        "madt: {} CPUs ({enabled} enabled), {} I/O APIC(s); ISA IRQ 0 -> GSI {gsi0}",
+        cpus.len(),
+        ioapic::all().len()
+    );
     Ok(())
 }
 
@@ -79,31 +97,56 @@ fn clock_errors() -> Result<(f64, f64), String> {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(core::cmp::Ordering::Equal));
         v[1]
     };
-    log::info!("clocks vs HPET over 3 x 100 ms: TSC off by {:+.4?}%, LAPIC off by {:+.4?}% (signed)", et, el);
+    log::info!(
+        "clocks vs HPET over 3 x 100 ms: TSC off by {:+.4?}%, LAPIC off by {:+.4?}% (signed)",
+        et,
+        el
+    );
     Ok((med(et).abs(), med(el).abs()))
 }
 
 fn lapic_vs_hpet() -> Result<(), String> {
     let (_, el) = clock_errors()?;
     log::info!("LAPIC timer vs HPET: median error {el:.4}% over 100 ms");
-    ensure!(el < 1.0, "LAPIC timer disagrees with the HPET by {el:.4}% (median of 3 x 100 ms)");
+    ensure!(
+        el < 1.0,
+        "LAPIC timer disagrees with the HPET by {el:.4}% (median of 3 x 100 ms)"
+    );
     Ok(())
 }
 
 fn tsc_vs_hpet() -> Result<(), String> {
     let (et, _) = clock_errors()?;
     log::info!("TSC vs HPET: median error {et:.4}% over 100 ms");
-    ensure!(et < 1.0, "TSC disagrees with the HPET by {et:.4}% (median of 3 x 100 ms)");
+    ensure!(
+        et < 1.0,
+        "TSC disagrees with the HPET by {et:.4}% (median of 3 x 100 ms)"
+    );
     Ok(())
 }
 
 fn rtc_plausible() -> Result<(), String> {
     let dt = rtc::now().ok_or_else(|| String::from("the RTC is unreadable"))?;
     let unix = rtc::unix_time().unwrap_or(0);
-    log::info!("rtc: {:04}-{:02}-{:02} {:02}:{:02}:{:02} (unix {unix})", dt.year, dt.month, dt.day, dt.hour, dt.min, dt.sec);
-    ensure!(dt.year >= 2024 && dt.year < 2200, "implausible RTC year {}", dt.year);
+    log::info!(
+        "rtc: {:04}-{:02}-{:02} {:02}:{:02}:{:02} (unix {unix})",
+        dt.year,
+        dt.month,
+        dt.day,
+        dt.hour,
+        dt.min,
+        dt.sec
+    );
+    ensure!(
+        dt.year >= 2024 && dt.year < 2200,
+        "implausible RTC year {}",
+        dt.year
+    );
     let wall = crate::time::wall_clock_ns() / 1_000_000_000;
-    ensure!(wall.abs_diff(unix) <= 2, "wall clock {wall} drifted from the RTC {unix}");
+    ensure!(
+        wall.abs_diff(unix) <= 2,
+        "wall clock {wall} drifted from the RTC {unix}"
+    );
     Ok(())
 }
 
@@ -117,10 +160,12 @@ fn rtc_irq(_f: &mut idt::TrapFrame) {
 
 fn ioapic_rtc_irq() -> Result<(), String> {
     let (gsi, active_low, level) = crate::acpi::isa_irq_to_gsi(8);
-    let vector = (*RTC_VECTOR.call_once(ioapic::alloc_vector)).ok_or_else(|| String::from("no free vector"))?;
+    let vector = (*RTC_VECTOR.call_once(ioapic::alloc_vector))
+        .ok_or_else(|| String::from("no free vector"))?;
     idt::register(vector, rtc_irq);
     RTC_IRQS.store(0, Ordering::Relaxed);
-    ioapic::route(gsi, vector, apic::id(), level, active_low).map_err(|e| format!("route GSI {gsi}: {e}"))?;
+    ioapic::route(gsi, vector, apic::id(), level, active_low)
+        .map_err(|e| format!("route GSI {gsi}: {e}"))?;
     rtc::enable_periodic(6); // 1024 Hz
     ioapic::unmask(gsi).map_err(|e| format!("unmask GSI {gsi}: {e}"))?;
     let t0 = crate::time::now_ns();
@@ -131,24 +176,54 @@ fn ioapic_rtc_irq() -> Result<(), String> {
     let _ = ioapic::mask(gsi);
     rtc::disable_periodic();
     let n = RTC_IRQS.load(Ordering::Relaxed);
-    log::info!("rtc periodic interrupt via GSI {gsi} (vector {vector:#x}, level={level}, active_low={active_low}): {n} in 100 ms");
-    ensure!(n > 0, "no RTC interrupt arrived through the I/O APIC in 100 ms");
+    log::info!(
+        "rtc periodic interrupt via GSI {gsi} (vector {vector:#x}, level={level}, active_low={active_low}): {n} in 100 ms"
+    );
+    ensure!(
+        n > 0,
+        "no RTC interrupt arrived through the I/O APIC in 100 ms"
+    );
     Ok(())
 }
 
 fn pci_route() -> Result<(), String> {
-    ensure!(crate::acpi::chipset() == crate::firmware::Chipset::Q35, "not a q35 machine: {:?}", crate::acpi::chipset());
+    ensure!(
+        crate::acpi::chipset() == crate::firmware::Chipset::Q35,
+        "not a q35 machine: {:?}",
+        crate::acpi::chipset()
+    );
     let sata = crate::acpi::pci_route_irq(0, 0x1f, 2, 1);
-    ensure!(sata == Some(16), "00:1f.2 INTA routed to {sata:?}, want GSI 16");
-    ensure!(crate::acpi::pci_route_irq(255, 40, 0, 1).is_none(), "bus 255 dev 40 routed");
-    ensure!(crate::acpi::pci_route_irq(0, 3, 0, 0).is_none(), "pin 0 routed");
-    ensure!(crate::acpi::pci_route_irq(0, 3, 9, 1).is_none(), "function 9 routed");
-    ensure!(crate::acpi::pci_route_irq(0, 3, 0, 5).is_none(), "pin 5 routed");
+    ensure!(
+        sata == Some(16),
+        "00:1f.2 INTA routed to {sata:?}, want GSI 16"
+    );
+    ensure!(
+        crate::acpi::pci_route_irq(255, 40, 0, 1).is_none(),
+        "bus 255 dev 40 routed"
+    );
+    ensure!(
+        crate::acpi::pci_route_irq(0, 3, 0, 0).is_none(),
+        "pin 0 routed"
+    );
+    ensure!(
+        crate::acpi::pci_route_irq(0, 3, 9, 1).is_none(),
+        "function 9 routed"
+    );
+    ensure!(
+        crate::acpi::pci_route_irq(0, 3, 0, 5).is_none(),
+        "pin 5 routed"
+    );
     for dev in 0..32u8 {
         for pin in 1..=4u8 {
             if let Some(g) = crate::acpi::pci_route_irq(0, dev, 0, pin) {
-                ensure!((16..24).contains(&g), "00:{dev:02x} pin {pin} -> GSI {g} outside 16-23");
-                ensure!(ioapic::all().iter().any(|io| io.handles(g)), "GSI {g} has no I/O APIC");
+                ensure!(
+                    (16..24).contains(&g),
+                    "00:{dev:02x} pin {pin} -> GSI {g} outside 16-23"
+                );
+                ensure!(
+                    ioapic::all().iter().any(|io| io.handles(g)),
+                    "GSI {g} has no I/O APIC"
+                );
             }
         }
     }

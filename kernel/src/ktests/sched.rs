@@ -34,9 +34,16 @@ fn spawn_join() -> Result<(), String> {
         })
         .collect();
     for h in hs {
-        ensure!(h.join_until(now_ns() + 10_000 * MS), "thread did not finish in 10 s");
+        ensure!(
+            h.join_until(now_ns() + 10_000 * MS),
+            "thread did not finish in 10 s"
+        );
     }
-    ensure!(n.load(Ordering::Relaxed) == 4950, "sum {}", n.load(Ordering::Relaxed));
+    ensure!(
+        n.load(Ordering::Relaxed) == 4950,
+        "sum {}",
+        n.load(Ordering::Relaxed)
+    );
     Ok(())
 }
 
@@ -61,7 +68,10 @@ fn preemption() -> Result<(), String> {
     stop.store(true, Ordering::Relaxed);
     spinner.join();
     ensure!(ok, "counter thread starved: no preemption");
-    ensure!(progress.load(Ordering::Relaxed) > 0, "counter made no progress");
+    ensure!(
+        progress.load(Ordering::Relaxed) > 0,
+        "counter made no progress"
+    );
     Ok(())
 }
 
@@ -70,8 +80,16 @@ fn sleep_accuracy() -> Result<(), String> {
         let t0 = now_ns();
         sched::sleep_ms(ms);
         let dt = now_ns() - t0;
-        ensure!(dt >= ms * MS, "sleep({ms} ms) returned early after {} us", dt / 1000);
-        ensure!(dt < ms * MS + 100 * MS, "sleep({ms} ms) took {} ms", dt / MS);
+        ensure!(
+            dt >= ms * MS,
+            "sleep({ms} ms) returned early after {} us",
+            dt / 1000
+        );
+        ensure!(
+            dt < ms * MS + 100 * MS,
+            "sleep({ms} ms) took {} ms",
+            dt / MS
+        );
     }
     Ok(())
 }
@@ -84,9 +102,20 @@ fn timed_wait() -> Result<(), String> {
         let t0 = now_ns();
         let (_g, timed_out) = cv.wait_timeout(g, ms * MS);
         let dt = now_ns() - t0;
-        ensure!(timed_out, "wait_timeout({ms} ms) reported a signal nobody sent");
-        ensure!(dt >= ms * MS, "wait_timeout({ms} ms) returned early after {} us", dt / 1000);
-        ensure!(dt < ms * MS + 100 * MS, "wait_timeout({ms} ms) returned after {} ms", dt / MS);
+        ensure!(
+            timed_out,
+            "wait_timeout({ms} ms) reported a signal nobody sent"
+        );
+        ensure!(
+            dt >= ms * MS,
+            "wait_timeout({ms} ms) returned early after {} us",
+            dt / 1000
+        );
+        ensure!(
+            dt < ms * MS + 100 * MS,
+            "wait_timeout({ms} ms) returned after {} ms",
+            dt / MS
+        );
     }
     Ok(())
 }
@@ -110,7 +139,10 @@ fn condvar_signal() -> Result<(), String> {
     let flag = *g;
     drop(g);
     h.join();
-    ensure!(flag && !timed_out, "signal lost: flag={flag} timed_out={timed_out}");
+    ensure!(
+        flag && !timed_out,
+        "signal lost: flag={flag} timed_out={timed_out}"
+    );
     Ok(())
 }
 
@@ -148,7 +180,9 @@ fn contention() -> Result<(), String> {
         hs.push(spawn("contend", move || {
             let mut x = i + 1;
             while now_ns() < deadline {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 match (x >> 33) % 4 {
                     0 => {
                         let mut c = sh.counter.lock();
@@ -228,23 +262,45 @@ fn contention() -> Result<(), String> {
             sh.not_full.has_waiters()
         );
         for c in crate::arch::percpu::online_cpus() {
-            log::error!("contention: cpu {} runnable {} idle {}", c.cpu_id, c.sched.runnable(), c.sched.is_idle());
+            log::error!(
+                "contention: cpu {} runnable {} idle {}",
+                c.cpu_id,
+                c.sched.runnable(),
+                c.sched.is_idle()
+            );
         }
-        return Err("a contending thread did not finish: deadlock or lost wake-up (states above)".into());
+        return Err(
+            "a contending thread did not finish: deadlock or lost wake-up (states above)".into(),
+        );
     }
     drop(hs);
     let c = *sh.counter.lock();
     let incs = sh.incs.load(Ordering::Relaxed);
-    ensure!(c == incs, "mutex lost updates: counter {c}, increments {incs}");
+    ensure!(
+        c == incs,
+        "mutex lost updates: counter {c}, increments {incs}"
+    );
     ensure!(incs > 0, "no thread ever took the mutex");
     let left = sh.queue.lock().len() as u64;
-    let (p, k) = (sh.produced.load(Ordering::Relaxed), sh.consumed.load(Ordering::Relaxed));
-    ensure!(p == k + left, "queue accounting: produced {p}, consumed {k}, left {left}");
-    ensure!(sh.torn.load(Ordering::Relaxed) == 0, "rwlock reader saw a half-done write");
+    let (p, k) = (
+        sh.produced.load(Ordering::Relaxed),
+        sh.consumed.load(Ordering::Relaxed),
+    );
+    ensure!(
+        p == k + left,
+        "queue accounting: produced {p}, consumed {k}, left {left}"
+    );
+    ensure!(
+        sh.torn.load(Ordering::Relaxed) == 0,
+        "rwlock reader saw a half-done write"
+    );
     let pr = *sh.pair.read();
     ensure!(pr.0 == pr.1, "rwlock pair diverged");
     let _ = sh.stop.load(Ordering::Relaxed);
-    log::info!("contention: {incs} mutex increments, {p} produced / {k} consumed, {} rw writes", pr.0);
+    log::info!(
+        "contention: {incs} mutex increments, {p} produced / {k} consumed, {} rw writes",
+        pr.0
+    );
     Ok(())
 }
 
@@ -277,7 +333,13 @@ fn clocks_vs_pit() -> Result<(), String> {
     el.sort_by(|a, b| a.partial_cmp(b).unwrap_or(core::cmp::Ordering::Equal));
     let (et, el) = (et[0], el[0]);
     log::info!("clocks over 100 ms of PIT (best of 5): TSC off by {et:.3}%, LAPIC off by {el:.3}%");
-    ensure!(et < 1.0, "TSC disagrees with the PIT by {et:.3}% over 100 ms");
-    ensure!(el < 1.0, "LAPIC timer disagrees with the PIT by {el:.3}% over 100 ms");
+    ensure!(
+        et < 1.0,
+        "TSC disagrees with the PIT by {et:.3}% over 100 ms"
+    );
+    ensure!(
+        el < 1.0,
+        "LAPIC timer disagrees with the PIT by {el:.3}% over 100 ms"
+    );
     Ok(())
 }

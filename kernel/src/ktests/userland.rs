@@ -23,12 +23,25 @@ fn implemented_list() -> Result<(), String> {
         .collect();
     let table = crate::syscall::implemented();
     for (n, name) in &table {
-        ensure!(doc.contains(&(*n, *name)), "syscall {n} ({name}) is implemented but missing from docs/syscalls.txt");
+        ensure!(
+            doc.contains(&(*n, *name)),
+            "syscall {n} ({name}) is implemented but missing from docs/syscalls.txt"
+        );
     }
     for (n, name) in &doc {
-        ensure!(table.contains(&(*n, *name)), "docs/syscalls.txt lists {n} ({name}) but the table has no such entry");
+        ensure!(
+            table.contains(&(*n, *name)),
+            "docs/syscalls.txt lists {n} ({name}) but the table has no such entry"
+        );
     }
-    ensure!(table.len() >= 140, "only {} system calls implemented", table.len());
-    log::info!("syscall table: {} Linux system calls implemented", table.len());
+    ensure!(
+        table.len() >= 140,
+        "only {} system calls implemented",
+        table.len()
+    );
+    log::info!(
+        "syscall table: {} Linux system calls implemented",
+        table.len()
+    );
     Ok(())
 }

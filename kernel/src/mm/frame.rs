@@ -19,12 +19,22 @@ impl<S: AsMut<[u64]> + AsRef<[u64]>> FrameBitmap<S> {
             *w = !0;
         }
         assert!(words.as_ref().len() * 64 >= nframes, "bitmap too small");
-        Self { words, nframes, free: 0, hint: 0 }
+        Self {
+            words,
+            nframes,
+            free: 0,
+            hint: 0,
+        }
     }
 
     /// Rebuilds the allocator view over storage that already holds a bitmap.
     pub fn from_parts(words: S, nframes: usize, free: usize, hint: usize) -> Self {
-        Self { words, nframes, free, hint }
+        Self {
+            words,
+            nframes,
+            free,
+            hint,
+        }
     }
 
     /// (free count, next-fit hint), to store alongside the words.
@@ -146,7 +156,10 @@ mod tests {
     use alloc::vec;
 
     fn bm(n: usize) -> FrameBitmap<alloc::vec::Vec<u64>> {
-        let mut b = FrameBitmap::new_all_used(vec![0; FrameBitmap::<alloc::vec::Vec<u64>>::words_for(n)], n);
+        let mut b = FrameBitmap::new_all_used(
+            vec![0; FrameBitmap::<alloc::vec::Vec<u64>>::words_for(n)],
+            n,
+        );
         b.free_range(0, n);
         b
     }

@@ -30,7 +30,9 @@ const GROW_MIN: u64 = 1 << 20;
 fn map_more(from: u64, bytes: u64) -> bool {
     let mut va = from;
     while va < from + bytes {
-        let Some(pa) = phys::alloc_frame() else { return false };
+        let Some(pa) = phys::alloc_frame() else {
+            return false;
+        };
         let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE | Flags::GLOBAL;
         if paging::map(HEAP_BASE + va, pa, flags).is_err() {
             phys::free_frame(pa);
@@ -45,7 +47,9 @@ fn map_more(from: u64, bytes: u64) -> bool {
 // allocates from the heap (paging and the frame allocator do not allocate).
 unsafe impl Source for GrowingHeap {
     fn acquire<B: Binning>(talc: &mut Talc<Self, B>, layout: Layout) -> Result<(), ()> {
-        let want = ((layout.size() + layout.align()) as u64 * 2 + 4096).max(GROW_MIN).next_multiple_of(4096);
+        let want = ((layout.size() + layout.align()) as u64 * 2 + 4096)
+            .max(GROW_MIN)
+            .next_multiple_of(4096);
         let old = talc.source.mapped;
         if old + want > HEAP_MAX || !map_more(old, want) {
             return Err(());
@@ -60,12 +64,19 @@ unsafe impl Source for GrowingHeap {
                 Some(end) => Some(talc.extend(end, new_end)),
             };
         }
-        if talc.source.end.is_some() { Ok(()) } else { Err(()) }
+        if talc.source.end.is_some() {
+            Ok(())
+        } else {
+            Err(())
+        }
     }
 }
 
 #[global_allocator]
-static HEAP: talc::TalcLock<RawIrqSpin, GrowingHeap> = talc::TalcLock::new(GrowingHeap { mapped: 0, end: None });
+static HEAP: talc::TalcLock<RawIrqSpin, GrowingHeap> = talc::TalcLock::new(GrowingHeap {
+    mapped: 0,
+    end: None,
+});
 
 /// Bytes mapped for the heap and bytes currently allocated from it.
 pub fn stats() -> (u64, usize) {

@@ -17,7 +17,10 @@ struct Slots {
     cached: Vec<(u64, usize)>,
 }
 
-static SLOTS: IrqSpinLock<Slots> = IrqSpinLock::new(Slots { next: 0, cached: Vec::new() });
+static SLOTS: IrqSpinLock<Slots> = IrqSpinLock::new(Slots {
+    next: 0,
+    cached: Vec::new(),
+});
 
 pub const DEFAULT_STACK: usize = 64 << 10;
 
@@ -29,7 +32,9 @@ pub struct KernelStack {
 impl KernelStack {
     /// `size` bytes of stack (at most a slot minus its guard page).
     pub fn new(size: usize) -> Option<Self> {
-        let pages = size.div_ceil(4096).clamp(1, (KSTACK_SLOT / 4096 - 1) as usize);
+        let pages = size
+            .div_ceil(4096)
+            .clamp(1, (KSTACK_SLOT / 4096 - 1) as usize);
         let slot = {
             let mut s = SLOTS.lock();
             if let Some(i) = s.cached.iter().position(|&(_, p)| p == pages) {
@@ -48,7 +53,13 @@ impl KernelStack {
         for i in 0..pages as u64 {
             let va = top - (i + 1) * 4096;
             let pa = phys::alloc_frame()?;
-            if paging::map(va, pa, Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE | Flags::GLOBAL).is_err() {
+            if paging::map(
+                va,
+                pa,
+                Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE | Flags::GLOBAL,
+            )
+            .is_err()
+            {
                 phys::free_frame(pa);
                 return None;
             }

@@ -28,6 +28,7 @@ pub fn kstack_guard_hit(addr: u64) -> bool {
     if page == paging::boot_stack_guard() {
         return true;
     }
-    (layout::KSTACK_BASE..layout::KSTACK_BASE + layout::KSTACK_SLOT * layout::KSTACK_SLOTS).contains(&addr)
+    (layout::KSTACK_BASE..layout::KSTACK_BASE + layout::KSTACK_SLOT * layout::KSTACK_SLOTS)
+        .contains(&addr)
         && paging::query(page).is_none()
 }

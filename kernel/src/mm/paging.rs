@@ -2,13 +2,13 @@
 //! stack, linear map of all RAM, every kernel-half PML4 slot pre-allocated so address spaces
 //! can share them), then edited through [`map`], [`unmap`] and [`protect`].
 
+use x86_64::PhysAddr;
 use x86_64::VirtAddr;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::{
     FrameAllocator, Mapper, OffsetPageTable, Page, PageSize, PageTable, PageTableFlags as F,
     PhysFrame, Size2MiB, Size4KiB, Translate,
 };
-use x86_64::PhysAddr;
 
 use super::layout::{KERNEL_PML4_FIRST, KERNEL_VMA};
 use super::phys::{self, phys_to_virt};
@@ -109,18 +109,28 @@ pub fn init(regions: &[MemRegion], huge_1g: bool) {
     let mut ranges: alloc_free_ranges::Ranges = alloc_free_ranges::Ranges::new();
     ranges.add(0, 2 << 20);
     for r in regions.iter().filter(|r| r.kind.is_ram()) {
-        ranges.add(r.start & !((2 << 20) - 1), (r.end + (2 << 20) - 1) & !((2 << 20) - 1));
+        ranges.add(
+            r.start & !((2 << 20) - 1),
+            (r.end + (2 << 20) - 1) & !((2 << 20) - 1),
+        );
     }
     for (s, e) in ranges.iter() {
         let mut pa = s;
         while pa < e {
-            let page = Page::<Size2MiB>::containing_address(VirtAddr::new(super::layout::PHYS_OFFSET + pa));
+            let page = Page::<Size2MiB>::containing_address(VirtAddr::new(
+                super::layout::PHYS_OFFSET + pa,
+            ));
             let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(pa));
             // SAFETY: a fresh linear-map slot pointing at RAM; nothing else maps it here.
             unsafe {
-                m.map_to(page, frame, F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::GLOBAL, &mut fa)
-                    .expect("linear map")
-                    .ignore();
+                m.map_to(
+                    page,
+                    frame,
+                    F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::GLOBAL,
+                    &mut fa,
+                )
+                .expect("linear map")
+                .ignore();
             }
             pa += Size2MiB::SIZE;
         }
@@ -128,7 +138,12 @@ pub fn init(regions: &[MemRegion], huge_1g: bool) {
 
     // SAFETY: the new tables map the running kernel (text, stack, data) at the same
     // addresses as the boot tables, so execution continues seamlessly.
-    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4)), Cr3Flags::empty()) };
+    unsafe {
+        Cr3::write(
+            PhysFrame::containing_address(PhysAddr::new(pml4)),
+            Cr3Flags::empty(),
+        )
+    };
     phys::switch_to_linear_map();
     *KERNEL_PML4.lock() = pml4;
     KERNEL_PML4_PHYS.store(pml4, core::sync::atomic::Ordering::Relaxed);
@@ -166,13 +181,23 @@ pub fn map(va: u64, pa: u64, flags: Flags) -> Result<(), MapError> {
     let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
     let frame = PhysFrame::containing_address(PhysAddr::new(pa));
     // SAFETY: callers own `va` (a kernel-half range handed out by one allocator) and `pa`.
-    let r = unsafe { m.map_to_with_table_flags(page, frame, flags, F::PRESENT | F::WRITABLE, &mut GlobalFrames) };
+    let r = unsafe {
+        m.map_to_with_table_flags(
+            page,
+            frame,
+            flags,
+            F::PRESENT | F::WRITABLE,
+            &mut GlobalFrames,
+        )
+    };
     match r {
         Ok(flush) => {
             flush.flush();
             Ok(())
         }
-        Err(x86_64::structures::paging::mapper::MapToError::PageAlreadyMapped(_)) => Err(MapError::AlreadyMapped),
+        Err(x86_64::structures::paging::mapper::MapToError::PageAlreadyMapped(_)) => {
+            Err(MapError::AlreadyMapped)
+        }
         Err(_) => Err(MapError::NoMemory),
     }
 }
@@ -225,7 +250,11 @@ pub fn query(va: u64) -> Option<(u64, Flags)> {
     let root = KERNEL_PML4.lock();
     let m = mapper(*root);
     match m.translate(VirtAddr::new(va)) {
-        TranslateResult::Mapped { frame, offset, flags } => {
+        TranslateResult::Mapped {
+            frame,
+            offset,
+            flags,
+        } => {
             let base = match frame {
                 MappedFrame::Size4KiB(f) => f.start_address().as_u64(),
                 MappedFrame::Size2MiB(f) => f.start_address().as_u64(),
@@ -245,7 +274,10 @@ mod alloc_free_ranges {
     }
     impl Ranges {
         pub fn new() -> Self {
-            Self { r: [(0, 0); 64], n: 0 }
+            Self {
+                r: [(0, 0); 64],
+                n: 0,
+            }
         }
         pub fn add(&mut self, s: u64, e: u64) {
             if s >= e {

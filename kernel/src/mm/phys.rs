@@ -89,13 +89,22 @@ pub fn init(regions: &[MemRegion], reserved: &[(u64, u64)]) {
     }
     // Frame 0 and the real-mode area stay reserved (BIOS data, AP trampoline later).
     bm.reserve_range(0, 0x100);
-    for &(s, e) in reserved.iter().chain(core::iter::once(&(bitmap_phys, bitmap_phys + bytes))) {
+    for &(s, e) in reserved
+        .iter()
+        .chain(core::iter::once(&(bitmap_phys, bitmap_phys + bytes)))
+    {
         let first = (s / FRAME_SIZE) as usize;
         let last = e.div_ceil(FRAME_SIZE) as usize;
         bm.reserve_range(first, last.saturating_sub(first));
     }
     let (free, hint) = bm.state();
-    *FRAMES.lock() = Some(Frames { bitmap_phys, nwords, nframes, free, hint });
+    *FRAMES.lock() = Some(Frames {
+        bitmap_phys,
+        nwords,
+        nframes,
+        free,
+        hint,
+    });
 }
 
 /// One zeroed frame's physical address.

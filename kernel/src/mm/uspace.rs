@@ -81,8 +81,17 @@ fn table(pa: u64) -> &'static mut PageTable {
 }
 
 /// Finds (optionally creating) the PTE for `va`.
-fn pte(pml4: u64, va: u64, create: bool) -> KResult<Option<&'static mut x86_64::structures::paging::page_table::PageTableEntry>> {
-    let idx = [(va >> 39) & 511, (va >> 30) & 511, (va >> 21) & 511, (va >> 12) & 511];
+fn pte(
+    pml4: u64,
+    va: u64,
+    create: bool,
+) -> KResult<Option<&'static mut x86_64::structures::paging::page_table::PageTableEntry>> {
+    let idx = [
+        (va >> 39) & 511,
+        (va >> 30) & 511,
+        (va >> 21) & 511,
+        (va >> 12) & 511,
+    ];
     let mut t = table(pml4);
     for &i in &idx[..3] {
         let e = &mut t[i as usize];
@@ -91,7 +100,10 @@ fn pte(pml4: u64, va: u64, create: bool) -> KResult<Option<&'static mut x86_64::
                 return Ok(None);
             }
             let f = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
-            e.set_addr(x86_64::PhysAddr::new(f), F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE);
+            e.set_addr(
+                x86_64::PhysAddr::new(f),
+                F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE,
+            );
         }
         if e.flags().contains(F::HUGE_PAGE) {
             return Err(Errno::EFAULT);
@@ -144,7 +156,15 @@ impl AddressSpace {
         for i in KERNEL_PML4_FIRST..512 {
             t[i] = k[i].clone();
         }
-        Ok(Self { pml4, inner: IrqSpinLock::new(Inner { vmas: BTreeMap::new(), brk_start: 0, brk: 0, mmap_hint: MMAP_BASE }) })
+        Ok(Self {
+            pml4,
+            inner: IrqSpinLock::new(Inner {
+                vmas: BTreeMap::new(),
+                brk_start: 0,
+                brk: 0,
+                mmap_hint: MMAP_BASE,
+            }),
+        })
     }
 
     pub fn pml4(&self) -> u64 {
@@ -158,7 +178,12 @@ impl AddressSpace {
         use x86_64::structures::paging::PhysFrame;
         // SAFETY: the PML4 is live (owned by `self`) and shares the kernel half with every
         // other address space, so the running kernel code and stack stay mapped.
-        unsafe { Cr3::write(PhysFrame::containing_address(x86_64::PhysAddr::new(self.pml4)), Cr3Flags::empty()) };
+        unsafe {
+            Cr3::write(
+                PhysFrame::containing_address(x86_64::PhysAddr::new(self.pml4)),
+                Cr3Flags::empty(),
+            )
+        };
     }
 
     /// Adds a VMA for `[start, end)`, replacing whatever was mapped there.
@@ -167,7 +192,16 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         self.unmap(start, end)?;
-        self.inner.lock().vmas.insert(start, Vma { start, end, prot, name: alloc::string::String::from(name), shared: false });
+        self.inner.lock().vmas.insert(
+            start,
+            Vma {
+                start,
+                end,
+                prot,
+                name: alloc::string::String::from(name),
+                shared: false,
+            },
+        );
         Ok(())
     }
 
@@ -176,14 +210,27 @@ impl AddressSpace {
         if start % PAGE != 0 || end <= start || end > USER_TOP {
             return Err(Errno::EINVAL);
         }
-        self.inner.lock().vmas.insert(start, Vma { start, end, prot, name: alloc::string::String::from(name), shared: false });
+        self.inner.lock().vmas.insert(
+            start,
+            Vma {
+                start,
+                end,
+                prot,
+                name: alloc::string::String::from(name),
+                shared: false,
+            },
+        );
         Ok(())
     }
 
     /// ORs `prot` into the VMAs covering `[start, end)` (segments sharing an edge page).
     pub fn add_prot(&self, start: u64, end: u64, prot: u32) {
         let mut g = self.inner.lock();
-        for v in g.vmas.values_mut().filter(|v| v.start < end && v.end > start) {
+        for v in g
+            .vmas
+            .values_mut()
+            .filter(|v| v.start < end && v.end > start)
+        {
             v.prot |= prot;
         }
     }
@@ -196,14 +243,31 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         let mut g = self.inner.lock();
-        let overlapping: Vec<u64> = g.vmas.range(..end).filter(|(_, v)| v.end > start).map(|(&k, _)| k).collect();
+        let overlapping: Vec<u64> = g
+            .vmas
+            .range(..end)
+            .filter(|(_, v)| v.end > start)
+            .map(|(&k, _)| k)
+            .collect();
         for k in overlapping {
             let Some(v) = g.vmas.remove(&k) else { continue };
             if v.start < start {
-                g.vmas.insert(v.start, Vma { end: start, ..v.clone() });
+                g.vmas.insert(
+                    v.start,
+                    Vma {
+                        end: start,
+                        ..v.clone()
+                    },
+                );
             }
             if v.end > end {
-                g.vmas.insert(end, Vma { start: end, ..v.clone() });
+                g.vmas.insert(
+                    end,
+                    Vma {
+                        start: end,
+                        ..v.clone()
+                    },
+                );
             }
         }
         let mut freed: Vec<u64> = Vec::new();
@@ -242,20 +306,46 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         let mut g = self.inner.lock();
-        let keys: Vec<u64> = g.vmas.range(..end).filter(|(_, v)| v.end > start).map(|(&k, _)| k).collect();
-        let covered: u64 = keys.iter().filter_map(|k| g.vmas.get(k)).map(|v| v.end.min(end) - v.start.max(start)).sum();
+        let keys: Vec<u64> = g
+            .vmas
+            .range(..end)
+            .filter(|(_, v)| v.end > start)
+            .map(|(&k, _)| k)
+            .collect();
+        let covered: u64 = keys
+            .iter()
+            .filter_map(|k| g.vmas.get(k))
+            .map(|v| v.end.min(end) - v.start.max(start))
+            .sum();
         if covered != end - start {
             return Err(Errno::ENOMEM);
         }
         for k in keys {
             let Some(v) = g.vmas.remove(&k) else { continue };
             if v.start < start {
-                g.vmas.insert(v.start, Vma { end: start, ..v.clone() });
+                g.vmas.insert(
+                    v.start,
+                    Vma {
+                        end: start,
+                        ..v.clone()
+                    },
+                );
             }
             if v.end > end {
-                g.vmas.insert(end, Vma { start: end, ..v.clone() });
+                g.vmas.insert(
+                    end,
+                    Vma {
+                        start: end,
+                        ..v.clone()
+                    },
+                );
             }
-            let mid = Vma { start: v.start.max(start), end: v.end.min(end), prot, ..v.clone() };
+            let mid = Vma {
+                start: v.start.max(start),
+                end: v.end.min(end),
+                prot,
+                ..v.clone()
+            };
             let flags = mid.pte_flags();
             let mut va = mid.start;
             while va < mid.end {
@@ -283,7 +373,16 @@ impl AddressSpace {
     pub fn map_anon_free(&self, len: u64, prot: u32, name: &str) -> KResult<u64> {
         let mut g = self.inner.lock();
         let start = Self::free_range(&g, len)?;
-        g.vmas.insert(start, Vma { start, end: start + len, prot, name: alloc::string::String::from(name), shared: false });
+        g.vmas.insert(
+            start,
+            Vma {
+                start,
+                end: start + len,
+                prot,
+                name: alloc::string::String::from(name),
+                shared: false,
+            },
+        );
         Ok(start)
     }
 
@@ -291,7 +390,11 @@ impl AddressSpace {
     /// now, zeroed, and `fork` shares them with the child instead of copying on write.
     pub fn share_range(&self, start: u64, end: u64) -> KResult<()> {
         let mut g = self.inner.lock();
-        let v = g.vmas.get_mut(&start).filter(|v| v.end == end).ok_or(Errno::EINVAL)?;
+        let v = g
+            .vmas
+            .get_mut(&start)
+            .filter(|v| v.end == end)
+            .ok_or(Errno::EINVAL)?;
         v.shared = true;
         let flags = v.pte_flags();
         let mut va = start;
@@ -314,7 +417,12 @@ impl AddressSpace {
             if start < 0x1_0000_0000 {
                 return Err(Errno::ENOMEM);
             }
-            match g.vmas.range(..start + len).rev().find(|(_, v)| v.end > start) {
+            match g
+                .vmas
+                .range(..start + len)
+                .rev()
+                .find(|(_, v)| v.end > start)
+            {
                 None => return Ok(start),
                 Some((_, v)) => top = v.start,
             }
@@ -339,13 +447,22 @@ impl AddressSpace {
         let old_end = cur.next_multiple_of(PAGE);
         let new_end = want.next_multiple_of(PAGE);
         if new_end > old_end {
-            let clash = self.inner.lock().vmas.range(..new_end).any(|(_, v)| v.end > old_end && v.start < new_end && v.name != "[heap]");
+            let clash = self
+                .inner
+                .lock()
+                .vmas
+                .range(..new_end)
+                .any(|(_, v)| v.end > old_end && v.start < new_end && v.name != "[heap]");
             if clash {
                 return cur;
             }
             // Extend (or create) the heap VMA.
             let mut g = self.inner.lock();
-            let heap = g.vmas.values().find(|v| v.name == "[heap]").map(|v| v.start);
+            let heap = g
+                .vmas
+                .values()
+                .find(|v| v.name == "[heap]")
+                .map(|v| v.start);
             match heap {
                 Some(s) => {
                     if let Some(v) = g.vmas.get_mut(&s) {
@@ -353,12 +470,30 @@ impl AddressSpace {
                     }
                 }
                 None => {
-                    g.vmas.insert(start, Vma { start, end: new_end, prot: PROT_READ | PROT_WRITE, name: "[heap]".into(), shared: false });
+                    g.vmas.insert(
+                        start,
+                        Vma {
+                            start,
+                            end: new_end,
+                            prot: PROT_READ | PROT_WRITE,
+                            name: "[heap]".into(),
+                            shared: false,
+                        },
+                    );
                 }
             }
         } else if new_end < old_end && self.unmap(new_end, old_end).is_ok() && new_end > start {
             let mut g = self.inner.lock();
-            g.vmas.insert(start, Vma { start, end: new_end, prot: PROT_READ | PROT_WRITE, name: "[heap]".into(), shared: false });
+            g.vmas.insert(
+                start,
+                Vma {
+                    start,
+                    end: new_end,
+                    prot: PROT_READ | PROT_WRITE,
+                    name: "[heap]".into(),
+                    shared: false,
+                },
+            );
         }
         self.inner.lock().brk = want;
         want
@@ -367,8 +502,17 @@ impl AddressSpace {
     /// Resolves a fault at `va`. Ok if the access may now be retried.
     pub fn handle_fault(&self, va: u64, write: bool, exec: bool) -> KResult<()> {
         let _g = self.inner.lock();
-        let vma = _g.vmas.range(..=va).next_back().map(|(_, v)| v).filter(|v| va < v.end).ok_or(Errno::EFAULT)?;
-        if (write && vma.prot & PROT_WRITE == 0) || (exec && vma.prot & PROT_EXEC == 0) || vma.prot == 0 {
+        let vma = _g
+            .vmas
+            .range(..=va)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| va < v.end)
+            .ok_or(Errno::EFAULT)?;
+        if (write && vma.prot & PROT_WRITE == 0)
+            || (exec && vma.prot & PROT_EXEC == 0)
+            || vma.prot == 0
+        {
             return Err(Errno::EFAULT);
         }
         let page = va & !(PAGE - 1);
@@ -385,7 +529,11 @@ impl AddressSpace {
                 let new = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
                 // SAFETY: both frames are in the linear map; `new` is ours, `old` is only read.
                 unsafe {
-                    core::ptr::copy_nonoverlapping(phys_to_virt(old) as *const u8, phys_to_virt(new) as *mut u8, PAGE as usize);
+                    core::ptr::copy_nonoverlapping(
+                        phys_to_virt(old) as *const u8,
+                        phys_to_virt(new) as *mut u8,
+                        PAGE as usize,
+                    );
                 }
                 e.set_addr(x86_64::PhysAddr::new(new), flags);
                 release(old);
@@ -416,7 +564,11 @@ impl AddressSpace {
             // SAFETY: `frame` is a present user frame of this address space, reached through
             // the linear map; the range stays inside it.
             unsafe {
-                core::ptr::copy_nonoverlapping(data.as_ptr().add(off), (phys_to_virt(frame) as *mut u8).add(in_page), n);
+                core::ptr::copy_nonoverlapping(
+                    data.as_ptr().add(off),
+                    (phys_to_virt(frame) as *mut u8).add(in_page),
+                    n,
+                );
             }
             off += n;
         }
@@ -435,11 +587,20 @@ impl AddressSpace {
         }
         // Not present (or shared): resolve as a write fault, ignoring VMA write permission.
         let _g = self.inner.lock();
-        _g.vmas.range(..=page).next_back().filter(|(_, v)| page < v.end).ok_or(Errno::EFAULT)?;
+        _g.vmas
+            .range(..=page)
+            .next_back()
+            .filter(|(_, v)| page < v.end)
+            .ok_or(Errno::EFAULT)?;
         let e = pte(self.pml4, page, true)?.ok_or(Errno::EFAULT)?;
         if e.is_unused() {
             let f = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
-            let vma = _g.vmas.range(..=page).next_back().map(|(_, v)| v.clone()).ok_or(Errno::EFAULT)?;
+            let vma = _g
+                .vmas
+                .range(..=page)
+                .next_back()
+                .map(|(_, v)| v.clone())
+                .ok_or(Errno::EFAULT)?;
             e.set_addr(x86_64::PhysAddr::new(f), vma.pte_flags());
             return Ok(f);
         }
@@ -451,7 +612,13 @@ impl AddressSpace {
             let old = e.addr().as_u64();
             let new = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
             // SAFETY: as in handle_fault.
-            unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(old) as *const u8, phys_to_virt(new) as *mut u8, PAGE as usize) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    phys_to_virt(old) as *const u8,
+                    phys_to_virt(new) as *mut u8,
+                    PAGE as usize,
+                )
+            };
             let fl = (e.flags() - COW) - F::WRITABLE;
             e.set_addr(x86_64::PhysAddr::new(new), fl);
             release(old);
@@ -459,7 +626,10 @@ impl AddressSpace {
             Ok(())
         })?;
         let _g = self.inner.lock();
-        Ok(pte(self.pml4, page, false)?.ok_or(Errno::EFAULT)?.addr().as_u64())
+        Ok(pte(self.pml4, page, false)?
+            .ok_or(Errno::EFAULT)?
+            .addr()
+            .as_u64())
     }
 
     /// A copy-on-write duplicate (fork).
@@ -505,7 +675,10 @@ impl AddressSpace {
     /// True if a VMA covers `va` (a fault there is SEGV_ACCERR, not SEGV_MAPERR).
     pub fn mapped(&self, va: u64) -> bool {
         let g = self.inner.lock();
-        g.vmas.range(..=va).next_back().is_some_and(|(_, v)| va < v.end)
+        g.vmas
+            .range(..=va)
+            .next_back()
+            .is_some_and(|(_, v)| va < v.end)
     }
 
     /// MADV_DONTNEED: drops the pages of private anonymous VMAs in `[start, end)`, so the
@@ -517,7 +690,12 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         let g = self.inner.lock();
-        let vs: Vec<Vma> = g.vmas.range(..end).filter(|(_, v)| v.end > start).map(|(_, v)| v.clone()).collect();
+        let vs: Vec<Vma> = g
+            .vmas
+            .range(..end)
+            .filter(|(_, v)| v.end > start)
+            .map(|(_, v)| v.clone())
+            .collect();
         let covered: u64 = vs.iter().map(|v| v.end.min(end) - v.start.max(start)).sum();
         if covered != end - start {
             return Err(Errno::ENOMEM);
@@ -549,15 +727,25 @@ impl AddressSpace {
 
     /// Checks that `[va, va+len)` lies in VMAs allowing `write` (for syscall argument checks).
     pub fn check_range(&self, va: u64, len: u64, write: bool) -> bool {
-        let Some(end) = va.checked_add(len) else { return false };
+        let Some(end) = va.checked_add(len) else {
+            return false;
+        };
         if end > USER_TOP {
             return false;
         }
         let g = self.inner.lock();
         let mut at = va;
         while at < end {
-            match g.vmas.range(..=at).next_back().map(|(_, v)| v).filter(|v| at < v.end) {
-                Some(v) if v.prot & PROT_READ != 0 && (!write || v.prot & PROT_WRITE != 0) => at = v.end,
+            match g
+                .vmas
+                .range(..=at)
+                .next_back()
+                .map(|(_, v)| v)
+                .filter(|v| at < v.end)
+            {
+                Some(v) if v.prot & PROT_READ != 0 && (!write || v.prot & PROT_WRITE != 0) => {
+                    at = v.end
+                }
                 _ => return false,
             }
         }

@@ -4,7 +4,9 @@
 use alloc::vec::Vec;
 
 use crate::errno::{Errno, KResult};
-use crate::mm::uspace::{AddressSpace, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE, STACK_TOP};
+use crate::mm::uspace::{
+    AddressSpace, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE, STACK_TOP,
+};
 
 const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
@@ -34,10 +36,14 @@ pub struct ElfInfo {
 }
 
 fn u16_at(b: &[u8], o: usize) -> KResult<u16> {
-    b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]])).ok_or(Errno::ENOEXEC)
+    b.get(o..o + 2)
+        .map(|s| u16::from_le_bytes([s[0], s[1]]))
+        .ok_or(Errno::ENOEXEC)
 }
 fn u32_at(b: &[u8], o: usize) -> KResult<u32> {
-    b.get(o..o + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]])).ok_or(Errno::ENOEXEC)
+    b.get(o..o + 4)
+        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        .ok_or(Errno::ENOEXEC)
 }
 fn u64_at(b: &[u8], o: usize) -> KResult<u64> {
     let s = b.get(o..o + 8).ok_or(Errno::ENOEXEC)?;
@@ -80,7 +86,12 @@ pub fn parse(image: &[u8]) -> KResult<ElfInfo> {
             // Dynamically linked: AdrOS runs static executables only (for now).
             return Err(Errno::ENOEXEC);
         }
-        if p.p_type == PT_LOAD && (p.p_filesz > p.p_memsz || p.p_offset.checked_add(p.p_filesz).is_none_or(|e| e > image.len() as u64)) {
+        if p.p_type == PT_LOAD
+            && (p.p_filesz > p.p_memsz
+                || p.p_offset
+                    .checked_add(p.p_filesz)
+                    .is_none_or(|e| e > image.len() as u64))
+        {
             return Err(Errno::ENOEXEC);
         }
         phdrs.push(p);
@@ -88,7 +99,13 @@ pub fn parse(image: &[u8]) -> KResult<ElfInfo> {
     if !phdrs.iter().any(|p| p.p_type == PT_LOAD) {
         return Err(Errno::ENOEXEC);
     }
-    Ok(ElfInfo { entry, phdrs, phoff, phentsize, is_pie: etype == ET_DYN })
+    Ok(ElfInfo {
+        entry,
+        phdrs,
+        phoff,
+        phentsize,
+        is_pie: etype == ET_DYN,
+    })
 }
 
 /// What the loader produced.
@@ -108,7 +125,10 @@ pub fn load(aspace: &AddressSpace, image: &[u8], info: &ElfInfo) -> KResult<Load
     for p in info.phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
         let va = base.checked_add(p.p_vaddr).ok_or(Errno::ENOEXEC)?;
         let start = va & !(PAGE - 1);
-        let end = va.checked_add(p.p_memsz).ok_or(Errno::ENOEXEC)?.next_multiple_of(PAGE);
+        let end = va
+            .checked_add(p.p_memsz)
+            .ok_or(Errno::ENOEXEC)?
+            .next_multiple_of(PAGE);
         if end > crate::mm::uspace::MMAP_BASE || start < PAGE {
             return Err(Errno::ENOEXEC);
         }
@@ -147,7 +167,13 @@ pub fn load(aspace: &AddressSpace, image: &[u8], info: &ElfInfo) -> KResult<Load
     if let Some(p) = info.phdrs.iter().find(|p| p.p_type == PT_PHDR) {
         phdr_addr = base + p.p_vaddr;
     }
-    Ok(Loaded { entry: base + info.entry, phdr_addr, phnum: info.phdrs.len() as u64, brk: top, base })
+    Ok(Loaded {
+        entry: base + info.entry,
+        phdr_addr,
+        phnum: info.phdrs.len() as u64,
+        brk: top,
+        base,
+    })
 }
 
 const AT_NULL: u64 = 0;
@@ -170,8 +196,21 @@ const AT_RANDOM: u64 = 25;
 const AT_EXECFN: u64 = 31;
 
 /// Builds the initial stack (8 MiB VMA below STACK_TOP) and returns the user rsp.
-pub fn setup_stack(aspace: &AddressSpace, ld: &Loaded, argv: &[Vec<u8>], envp: &[Vec<u8>], execfn: &[u8], uid: u32, gid: u32) -> KResult<u64> {
-    aspace.map_anon(STACK_TOP - STACK_SIZE, STACK_TOP, PROT_READ | PROT_WRITE, "[stack]")?;
+pub fn setup_stack(
+    aspace: &AddressSpace,
+    ld: &Loaded,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    execfn: &[u8],
+    uid: u32,
+    gid: u32,
+) -> KResult<u64> {
+    aspace.map_anon(
+        STACK_TOP - STACK_SIZE,
+        STACK_TOP,
+        PROT_READ | PROT_WRITE,
+        "[stack]",
+    )?;
     let mut sp = STACK_TOP;
     let push_bytes = |sp: &mut u64, b: &[u8]| -> KResult<u64> {
         *sp -= b.len() as u64;

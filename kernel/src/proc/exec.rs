@@ -46,7 +46,13 @@ impl Image {
         Self::load_at(p, None, path, argv, envp)
     }
 
-    pub fn load_at(p: &Process, base: Option<&crate::fs::PathRef>, path: &str, mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<Image> {
+    pub fn load_at(
+        p: &Process,
+        base: Option<&crate::fs::PathRef>,
+        path: &str,
+        mut argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+    ) -> KResult<Image> {
         let ctx = p.fs_ctx();
         let mut path = String::from(path);
         let mut base = base.cloned();
@@ -61,8 +67,14 @@ impl Image {
             }
             let data = read_all(&f)?;
             if data.starts_with(b"#!") {
-                let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len()).min(255);
-                let line = core::str::from_utf8(&data[2..line_end]).map_err(|_| Errno::ENOEXEC)?.trim();
+                let line_end = data
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .unwrap_or(data.len())
+                    .min(255);
+                let line = core::str::from_utf8(&data[2..line_end])
+                    .map_err(|_| Errno::ENOEXEC)?
+                    .trim();
                 let (interp, arg) = match line.split_once(char::is_whitespace) {
                     Some((i, a)) => (i.trim(), Some(a.trim())),
                     None => (line, None),
@@ -85,8 +97,18 @@ impl Image {
             // Relative to a directory descriptor (execveat): name the image by its full
             // path (AT_EXECFN, /proc/PID/exe), as a bare relative name means nothing to
             // the new program, whose cwd may differ.
-            let path = if base.is_some() && !path.starts_with('/') { f.path() } else { path };
-            return Ok(Image { path, argv, envp, data, info });
+            let path = if base.is_some() && !path.starts_with('/') {
+                f.path()
+            } else {
+                path
+            };
+            return Ok(Image {
+                path,
+                argv,
+                envp,
+                data,
+                info,
+            });
         }
         Err(Errno::ELOOP)
     }
@@ -106,21 +128,46 @@ impl Image {
             c.sgid = c.egid;
             *c
         };
-        let rsp = elf::setup_stack(&aspace, &ld, &self.argv, &self.envp, self.path.as_bytes(), creds.uid, creds.gid)?;
+        let rsp = elf::setup_stack(
+            &aspace,
+            &ld,
+            &self.argv,
+            &self.envp,
+            self.path.as_bytes(),
+            creds.uid,
+            creds.gid,
+        )?;
         let old = core::mem::replace(&mut *p.aspace.lock(), aspace);
         *p.name.lock() = String::from(self.path.rsplit('/').next().unwrap_or(&self.path));
         *p.exe.lock() = self.path.clone();
-        *p.cmdline.lock() = self.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        *p.cmdline.lock() = self
+            .argv
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         Ok((crate::arch::user::user_frame(ld.entry, rsp), old))
     }
 }
 
 /// The `execve` system call: on success the calling thread continues in the new image.
-pub fn execve(frame: &mut TrapFrame, dirfd: Option<i32>, path: &str, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<()> {
+pub fn execve(
+    frame: &mut TrapFrame,
+    dirfd: Option<i32>,
+    path: &str,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> KResult<()> {
     let t = super::current_task().ok_or(Errno::EPERM)?;
     let p = t.process.clone();
     let base = match dirfd {
-        Some(fd) if fd != -100 && !path.starts_with('/') => Some(p.files.lock().get(fd)?.path_ref().ok_or(Errno::ENOTDIR)?.clone()),
+        Some(fd) if fd != -100 && !path.starts_with('/') => Some(
+            p.files
+                .lock()
+                .get(fd)?
+                .path_ref()
+                .ok_or(Errno::ENOTDIR)?
+                .clone(),
+        ),
         _ => None,
     };
     let img = Image::load_at(&p, base.as_ref(), path, argv, envp)?;

@@ -36,27 +36,48 @@ impl Default for FdTable {
 
 impl FdTable {
     pub fn new() -> Self {
-        Self { fds: Vec::new(), nofile: NOFILE_DEFAULT }
+        Self {
+            fds: Vec::new(),
+            nofile: NOFILE_DEFAULT,
+        }
     }
 
     pub fn clone_table(&self) -> Self {
-        Self { fds: self.fds.clone(), nofile: self.nofile }
+        Self {
+            fds: self.fds.clone(),
+            nofile: self.nofile,
+        }
     }
 
     fn limit(&self) -> usize {
-        usize::try_from(self.nofile.0).unwrap_or(MAX_FDS).min(MAX_FDS)
+        usize::try_from(self.nofile.0)
+            .unwrap_or(MAX_FDS)
+            .min(MAX_FDS)
     }
 
     pub fn get(&self, fd: i32) -> KResult<Arc<File>> {
-        usize::try_from(fd).ok().and_then(|i| self.fds.get(i)).and_then(|e| e.as_ref()).map(|e| e.file.clone()).ok_or(Errno::EBADF)
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.fds.get(i))
+            .and_then(|e| e.as_ref())
+            .map(|e| e.file.clone())
+            .ok_or(Errno::EBADF)
     }
 
     pub fn entry(&self, fd: i32) -> KResult<&FdEntry> {
-        usize::try_from(fd).ok().and_then(|i| self.fds.get(i)).and_then(|e| e.as_ref()).ok_or(Errno::EBADF)
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.fds.get(i))
+            .and_then(|e| e.as_ref())
+            .ok_or(Errno::EBADF)
     }
 
     pub fn set_cloexec(&mut self, fd: i32, on: bool) -> KResult<()> {
-        let e = usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).and_then(|e| e.as_mut()).ok_or(Errno::EBADF)?;
+        let e = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.fds.get_mut(i))
+            .and_then(|e| e.as_mut())
+            .ok_or(Errno::EBADF)?;
         e.cloexec = on;
         Ok(())
     }
@@ -83,7 +104,10 @@ impl FdTable {
 
     /// Puts `file` at exactly `fd` (dup2), returning what was there.
     pub fn install(&mut self, fd: i32, file: Arc<File>, cloexec: bool) -> KResult<Option<FdEntry>> {
-        let i = usize::try_from(fd).ok().filter(|&i| i < self.limit()).ok_or(Errno::EBADF)?;
+        let i = usize::try_from(fd)
+            .ok()
+            .filter(|&i| i < self.limit())
+            .ok_or(Errno::EBADF)?;
         if i >= self.fds.len() {
             self.fds.resize(i + 1, None);
         }
@@ -95,7 +119,11 @@ impl FdTable {
     }
 
     pub fn remove(&mut self, fd: i32) -> KResult<FdEntry> {
-        let e = usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)).and_then(|e| e.take()).ok_or(Errno::EBADF)?;
+        let e = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.fds.get_mut(i))
+            .and_then(|e| e.take())
+            .ok_or(Errno::EBADF)?;
         crate::fs::lock::fd_closed(&e.file);
         Ok(e)
     }
@@ -116,7 +144,11 @@ impl FdTable {
 
     /// (fd, file) pairs, for /proc/PID/fd.
     pub fn list(&self) -> Vec<(i32, Arc<File>)> {
-        self.fds.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i as i32, e.file.clone()))).collect()
+        self.fds
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (i as i32, e.file.clone())))
+            .collect()
     }
 }
 

@@ -88,7 +88,16 @@ pub struct Creds {
 
 impl Default for Creds {
     fn default() -> Self {
-        Creds { uid: 0, euid: 0, suid: 0, gid: 0, egid: 0, sgid: 0, groups: [0; NGROUPS], ngroups: 0 }
+        Creds {
+            uid: 0,
+            euid: 0,
+            suid: 0,
+            gid: 0,
+            egid: 0,
+            sgid: 0,
+            groups: [0; NGROUPS],
+            ngroups: 0,
+        }
     }
 }
 
@@ -258,17 +267,29 @@ impl Process {
     }
 
     pub fn fs_ctx(&self) -> crate::fs::FsCtx {
-        self.fs.lock().clone().unwrap_or_else(crate::fs::FsCtx::kernel)
+        self.fs
+            .lock()
+            .clone()
+            .unwrap_or_else(crate::fs::FsCtx::kernel)
     }
 
     /// CPU time of this process's threads so far (ns); exited threads' time is kept.
     pub fn cpu_ns(&self) -> u64 {
         self.dead_threads_ns.load(Ordering::Relaxed)
-            + self.live_threads().iter().filter_map(|t| t.thread()).map(|th| th.run_ns.load(Ordering::Relaxed)).sum::<u64>()
+            + self
+                .live_threads()
+                .iter()
+                .filter_map(|t| t.thread())
+                .map(|th| th.run_ns.load(Ordering::Relaxed))
+                .sum::<u64>()
     }
 
     pub fn live_threads(&self) -> Vec<Arc<Task>> {
-        self.threads.lock().iter().filter_map(|w| w.upgrade()).collect()
+        self.threads
+            .lock()
+            .iter()
+            .filter_map(|w| w.upgrade())
+            .collect()
     }
 
     pub fn parent(&self) -> Option<Arc<Process>> {
@@ -291,7 +312,9 @@ impl Process {
     /// What a waiting parent may be told about this child (without consuming it).
     fn wait_event(&self, o: &WaitOpts) -> Option<WaitEvent> {
         if !self.alive() {
-            return o.exited.then(|| WaitEvent::Exited(self.exit.lock().unwrap_or(ExitStatus::Exited(0))));
+            return o
+                .exited
+                .then(|| WaitEvent::Exited(self.exit.lock().unwrap_or(ExitStatus::Exited(0))));
         }
         let j = *self.job.lock();
         if o.stopped && j.stopped && j.report_stop {
@@ -306,7 +329,10 @@ impl Process {
 
 /// The live members of process group `pgid`.
 pub fn pgrp_members(pgid: u32) -> Vec<Arc<Process>> {
-    all_processes().into_iter().filter(|p| p.pgid() == pgid && p.alive()).collect()
+    all_processes()
+        .into_iter()
+        .filter(|p| p.pgid() == pgid && p.alive())
+        .collect()
 }
 
 /// True if some live process belongs to session `sid` with group `pgid`.
@@ -353,7 +379,12 @@ impl Task {
 }
 
 /// Creates a kernel thread for `task` that enters user mode with `frame`.
-fn start_task(task: &Arc<Task>, frame: &TrapFrame, fpu: crate::arch::user::FpuState, fs_base: u64) -> KResult<()> {
+fn start_task(
+    task: &Arc<Task>,
+    frame: &TrapFrame,
+    fpu: crate::arch::user::FpuState,
+    fs_base: u64,
+) -> KResult<()> {
     let name = task.process.name.lock().clone();
     let t = crate::sched::Thread::new_user(&name, frame, fpu).ok_or(Errno::ENOMEM)?;
     t.cr3.store(task.process.aspace().pml4(), Ordering::Release);
@@ -379,14 +410,23 @@ pub fn spawn_init(path: &str, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult
 }
 
 /// `fork`/`vfork`/`clone` without CLONE_VM: a copy of the calling process.
-pub fn fork(frame: &TrapFrame, child_stack: u64, tls: Option<u64>, flags: u64) -> KResult<(Arc<Process>, Arc<Task>)> {
+pub fn fork(
+    frame: &TrapFrame,
+    child_stack: u64,
+    tls: Option<u64>,
+    flags: u64,
+) -> KResult<(Arc<Process>, Arc<Task>)> {
     let me = current_task().ok_or(Errno::EPERM)?;
     let parent = me.process.clone();
     let aspace = Arc::new(parent.aspace().fork()?);
     let pid = alloc_pid();
     let child = Process::new(pid, parent.pid, aspace, &parent.name.lock().clone());
-    child.pgid.store(parent.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
-    child.sid.store(parent.sid.load(Ordering::Relaxed), Ordering::Relaxed);
+    child
+        .pgid
+        .store(parent.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
+    child
+        .sid
+        .store(parent.sid.load(Ordering::Relaxed), Ordering::Relaxed);
     *child.files.lock() = parent.files.lock().clone_table();
     *child.fs.lock() = parent.fs.lock().clone();
     *child.creds.lock() = *parent.creds.lock();
@@ -411,7 +451,12 @@ pub fn fork(frame: &TrapFrame, child_stack: u64, tls: Option<u64>, flags: u64) -
 }
 
 /// `clone` with CLONE_VM|CLONE_THREAD: a new thread in the calling process.
-pub fn clone_thread(frame: &TrapFrame, child_stack: u64, tls: Option<u64>, child_tid_clear: Option<u64>) -> KResult<Arc<Task>> {
+pub fn clone_thread(
+    frame: &TrapFrame,
+    child_stack: u64,
+    tls: Option<u64>,
+    child_tid_clear: Option<u64>,
+) -> KResult<Arc<Task>> {
     let me = current_task().ok_or(Errno::EPERM)?;
     let tid = alloc_pid();
     let sig = me.sig.lock().fork_child();
@@ -443,8 +488,14 @@ pub fn exit_thread(status: ExitStatus) -> ! {
         // The thread's CPU time so far, including the slice it is running now (its last).
         let th = sched::current();
         let since = th.ran_since.load(Ordering::Relaxed);
-        let slice = if since != 0 { crate::time::now_ns().saturating_sub(since) } else { 0 };
-        me.process.dead_threads_ns.fetch_add(th.run_ns.load(Ordering::Relaxed) + slice, Ordering::Relaxed);
+        let slice = if since != 0 {
+            crate::time::now_ns().saturating_sub(since)
+        } else {
+            0
+        };
+        me.process
+            .dead_threads_ns
+            .fetch_add(th.run_ns.load(Ordering::Relaxed) + slice, Ordering::Relaxed);
         let last = {
             let mut th = p.threads.lock();
             th.retain(|w| w.upgrade().is_some_and(|t| t.tid != me.tid));
@@ -552,7 +603,17 @@ fn finish_process(p: &Arc<Process>) {
             ExitStatus::Signaled(s) => (signal::CLD_KILLED, i32::from(s)),
         };
         let uid = p.creds.lock().uid;
-        signal::send_process_info(&parent, signal::SigInfo { signo: signal::SIGCHLD, code, pid: p.pid, uid, status: st, ..Default::default() });
+        signal::send_process_info(
+            &parent,
+            signal::SigInfo {
+                signo: signal::SIGCHLD,
+                code,
+                pid: p.pid,
+                uid,
+                status: st,
+                ..Default::default()
+            },
+        );
         parent.child_event.wake_all();
     }
 }
@@ -596,7 +657,10 @@ pub fn wait_child(pid: i64, o: WaitOpts) -> KResult<Option<(u32, WaitEvent)>> {
                     match ev {
                         WaitEvent::Exited(_) => {
                             let k = kids.remove(i);
-                            me.children_ns.fetch_add(k.cpu_ns() + k.children_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+                            me.children_ns.fetch_add(
+                                k.cpu_ns() + k.children_ns.load(Ordering::Relaxed),
+                                Ordering::Relaxed,
+                            );
                             PROCS.lock().remove(&k.pid);
                         }
                         WaitEvent::Stopped(_) => kids[i].job.lock().report_stop = false,
@@ -617,7 +681,10 @@ pub fn wait_child(pid: i64, o: WaitOpts) -> KResult<Option<(u32, WaitEvent)>> {
                     intr = true;
                     return true;
                 }
-                me2.children.lock().iter().any(|k| matches(&me2, k) && k.wait_event(&o).is_some())
+                me2.children
+                    .lock()
+                    .iter()
+                    .any(|k| matches(&me2, k) && k.wait_event(&o).is_some())
             },
             None,
         );
@@ -629,7 +696,9 @@ pub fn wait_child(pid: i64, o: WaitOpts) -> KResult<Option<(u32, WaitEvent)>> {
 
 /// Page fault on a user address (from user mode or a user copy). True if resolved.
 pub fn resolve_fault(addr: u64, write: bool, exec: bool) -> bool {
-    let Some(t) = sched::current().task.get().cloned() else { return false };
+    let Some(t) = sched::current().task.get().cloned() else {
+        return false;
+    };
     let a = t.process.aspace();
     a.handle_fault(addr, write, exec).is_ok()
 }
@@ -649,7 +718,10 @@ pub fn user_exception(frame: &mut TrapFrame) {
             "pid {} ({}): {} at rip {:#x} addr {:#x} -> signal {}",
             t.process.pid,
             t.process.name.lock().clone(),
-            crate::arch::idt::EXCEPTION_NAMES.get(frame.vector as usize).copied().unwrap_or("?"),
+            crate::arch::idt::EXCEPTION_NAMES
+                .get(frame.vector as usize)
+                .copied()
+                .unwrap_or("?"),
             frame.rip,
             crate::arch::cpu::read_cr2(),
             sig
@@ -669,16 +741,25 @@ pub fn user_exception(frame: &mut TrapFrame) {
 /// pending signals; a system call that asked to be restarted (ERESTARTSYS) and ran no
 /// handler is restarted.
 pub fn return_to_user_hook(frame: &mut TrapFrame) {
-    let Some(t) = sched::current().task.get().cloned() else { return };
+    let Some(t) = sched::current().task.get().cloned() else {
+        return;
+    };
     loop {
         if t.killed.load(Ordering::Acquire) {
-            let st = t.process.exit.lock().unwrap_or(ExitStatus::Signaled(signal::SIGKILL as u8));
+            let st = t
+                .process
+                .exit
+                .lock()
+                .unwrap_or(ExitStatus::Signaled(signal::SIGKILL as u8));
             drop(t);
             exit_thread(st);
         }
         if t.process.job.lock().stopped {
             let p = t.process.clone();
-            p.stop_wq.wait_until(|| !p.job.lock().stopped || t.killed.load(Ordering::Acquire), None);
+            p.stop_wq.wait_until(
+                || !p.job.lock().stopped || t.killed.load(Ordering::Acquire),
+                None,
+            );
             continue;
         }
         match signal::deliver(&t, frame) {
@@ -686,7 +767,8 @@ pub fn return_to_user_hook(frame: &mut TrapFrame) {
             signal::Delivered::Ignored | signal::Delivered::Stopped => {}
         }
     }
-    if frame.vector == crate::arch::user::SYSCALL_VECTOR && frame.rax == Errno::ERESTARTSYS.to_ret() {
+    if frame.vector == crate::arch::user::SYSCALL_VECTOR && frame.rax == Errno::ERESTARTSYS.to_ret()
+    {
         frame.rax = frame.error_code; // the original syscall number
         frame.rip -= 2;
     }

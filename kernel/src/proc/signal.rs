@@ -71,13 +71,25 @@ pub struct SigInfo {
 impl SigInfo {
     /// Sent by the kernel itself (tty, timers, pipes).
     pub fn kernel(signo: u32) -> SigInfo {
-        SigInfo { signo, code: SI_KERNEL, ..Default::default() }
+        SigInfo {
+            signo,
+            code: SI_KERNEL,
+            ..Default::default()
+        }
     }
 
     /// Sent by the calling process (kill: SI_USER, tkill/tgkill: SI_TKILL).
     pub fn from_current(signo: u32, code: i32) -> SigInfo {
-        let (pid, uid) = super::current_process().map(|p| (p.pid, p.creds.lock().uid)).unwrap_or((0, 0));
-        SigInfo { signo, code, pid, uid, ..Default::default() }
+        let (pid, uid) = super::current_process()
+            .map(|p| (p.pid, p.creds.lock().uid))
+            .unwrap_or((0, 0));
+        SigInfo {
+            signo,
+            code,
+            pid,
+            uid,
+            ..Default::default()
+        }
     }
 
     /// Linux's `siginfo_t` layout (128 bytes): signo, errno, code, then the union.
@@ -86,7 +98,9 @@ impl SigInfo {
         b[0..4].copy_from_slice(&(self.signo as i32).to_le_bytes());
         b[4..8].copy_from_slice(&self.errno.to_le_bytes());
         b[8..12].copy_from_slice(&self.code.to_le_bytes());
-        let fault = matches!(self.signo, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP) && self.code > 0 && self.code != SI_KERNEL;
+        let fault = matches!(self.signo, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP)
+            && self.code > 0
+            && self.code != SI_KERNEL;
         if fault {
             b[16..24].copy_from_slice(&self.addr.to_le_bytes());
         } else {
@@ -184,7 +198,14 @@ pub struct SigState {
 
 impl SigState {
     pub fn fork_child(&self) -> SigState {
-        SigState { mask: self.mask, pending: 0, queue: alloc::vec::Vec::new(), fault_addr: 0, altstack: self.altstack, restore_mask: None }
+        SigState {
+            mask: self.mask,
+            pending: 0,
+            queue: alloc::vec::Vec::new(),
+            fault_addr: 0,
+            altstack: self.altstack,
+            restore_mask: None,
+        }
     }
 
     /// Marks `info.signo` pending with its siginfo: standard signals merge with a pending
@@ -247,7 +268,8 @@ fn is_stop(sig: u32) -> bool {
     matches!(sig, SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU)
 }
 
-const STOP_MASK: u64 = (1 << (SIGSTOP - 1)) | (1 << (SIGTSTP - 1)) | (1 << (SIGTTIN - 1)) | (1 << (SIGTTOU - 1));
+const STOP_MASK: u64 =
+    (1 << (SIGSTOP - 1)) | (1 << (SIGTSTP - 1)) | (1 << (SIGTTIN - 1)) | (1 << (SIGTTOU - 1));
 
 /// What happens when a signal is sent, whatever its action (Linux's `prepare_signal`): a
 /// stop signal discards pending SIGCONTs; SIGCONT discards pending stop signals and resumes
@@ -286,9 +308,23 @@ fn notify_parent_jobctl(p: &Process) {
     if let Some(parent) = p.parent() {
         if parent.sig.lock().get(SIGCHLD).flags & SA_NOCLDSTOP == 0 {
             let j = *p.job.lock();
-            let (code, status) = if j.stopped { (CLD_STOPPED, j.stop_sig as i32) } else { (CLD_CONTINUED, SIGCONT as i32) };
+            let (code, status) = if j.stopped {
+                (CLD_STOPPED, j.stop_sig as i32)
+            } else {
+                (CLD_CONTINUED, SIGCONT as i32)
+            };
             let uid = p.creds.lock().uid;
-            send_process_info(&parent, SigInfo { signo: SIGCHLD, code, pid: p.pid, uid, status, ..Default::default() });
+            send_process_info(
+                &parent,
+                SigInfo {
+                    signo: SIGCHLD,
+                    code,
+                    pid: p.pid,
+                    uid,
+                    status,
+                    ..Default::default()
+                },
+            );
         }
         parent.child_event.wake_all();
     }
@@ -305,7 +341,9 @@ pub fn send_pgrp(pgid: u32, sig: u32) -> bool {
 
 /// True if the calling thread blocks `sig` or its process ignores it (SIG_IGN).
 pub fn current_blocks_or_ignores(sig: u32) -> bool {
-    let Some(t) = super::current_task() else { return true };
+    let Some(t) = super::current_task() else {
+        return true;
+    };
     t.sig.lock().mask & bit(sig) != 0 || t.process.sig.lock().get(sig).handler == SIG_IGN
 }
 
@@ -348,7 +386,8 @@ pub fn is_ignored(p: &Process, sig: u32) -> bool {
         return false;
     }
     let a = p.sig.lock().get(sig);
-    a.handler == SIG_IGN || (a.handler == SIG_DFL && matches!(default_action(sig), Default_::Ignore))
+    a.handler == SIG_IGN
+        || (a.handler == SIG_DFL && matches!(default_action(sig), Default_::Ignore))
 }
 
 /// Process-directed signal sent by the kernel.
@@ -361,7 +400,11 @@ pub fn send_process(p: &Arc<Process>, sig: u32) {
 pub fn send_process_info(p: &Arc<Process>, info: SigInfo) -> bool {
     let sig = info.signo;
     let threads = p.live_threads();
-    let pick = threads.iter().find(|t| t.sig.lock().mask & bit(sig) == 0).or(threads.first()).cloned();
+    let pick = threads
+        .iter()
+        .find(|t| t.sig.lock().mask & bit(sig) == 0)
+        .or(threads.first())
+        .cloned();
     if let Some(t) = pick {
         if sig == SIGKILL {
             for other in &threads {
@@ -381,7 +424,12 @@ pub fn force(t: &Arc<Task>, sig: u32, code: i32, addr: u64) {
         let mut s = t.sig.lock();
         s.mask &= !bit(sig);
         s.discard(bit(sig));
-        s.enqueue(SigInfo { signo: sig, code, addr, ..Default::default() });
+        s.enqueue(SigInfo {
+            signo: sig,
+            code,
+            addr,
+            ..Default::default()
+        });
         s.fault_addr = addr;
     }
     let mut acts = t.process.sig.lock();
@@ -415,7 +463,10 @@ const FRAME_SIZE: u64 = INFO_OFF + 128;
 
 fn sigcontext(f: &TrapFrame, mask: u64, fpstate: u64, err_trap: (u64, u64), cr2: u64) -> [u64; 32] {
     let mut c = [0u64; 32];
-    let regs = [f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.rdi, f.rsi, f.rbp, f.rbx, f.rdx, f.rax, f.rcx, f.rsp, f.rip, f.rflags];
+    let regs = [
+        f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.rdi, f.rsi, f.rbp, f.rbx, f.rdx,
+        f.rax, f.rcx, f.rsp, f.rip, f.rflags,
+    ];
     c[..18].copy_from_slice(&regs);
     c[18] = (f.cs & 0xffff) | ((f.ss & 0xffff) << 48);
     c[19] = err_trap.0;
@@ -538,11 +589,20 @@ fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
     Delivered::Handler
 }
 
-fn setup_frame(t: &Arc<Task>, frame: &mut TrapFrame, info: &SigInfo, act: &SigAction, mask: u64) -> KResult<()> {
+fn setup_frame(
+    t: &Arc<Task>,
+    frame: &mut TrapFrame,
+    info: &SigInfo,
+    act: &SigAction,
+    mask: u64,
+) -> KResult<()> {
     let sig = info.signo;
     let fault_addr = info.addr;
     let (ss_sp, ss_size, _) = t.sig.lock().altstack;
-    let mut sp = if act.flags & SA_ONSTACK != 0 && ss_size != 0 && !(ss_sp..ss_sp + ss_size).contains(&frame.rsp) {
+    let mut sp = if act.flags & SA_ONSTACK != 0
+        && ss_size != 0
+        && !(ss_sp..ss_sp + ss_size).contains(&frame.rsp)
+    {
         ss_sp + ss_size
     } else {
         frame.rsp - 128 // red zone
@@ -555,7 +615,11 @@ fn setup_frame(t: &Arc<Task>, frame: &mut TrapFrame, info: &SigInfo, act: &SigAc
     // The frame, so that the handler starts with rsp % 16 == 8 (as after a call).
     sp = ((sp - FRAME_SIZE) & !15) - 8;
     let base = sp;
-    let restorer = if act.flags & SA_RESTORER != 0 { act.restorer } else { 0 };
+    let restorer = if act.flags & SA_RESTORER != 0 {
+        act.restorer
+    } else {
+        0
+    };
     write_val(base, &restorer)?;
     // ucontext: flags, link, stack, mcontext, sigmask
     write_val(base + UC_OFF, &0u64)?;
@@ -564,7 +628,11 @@ fn setup_frame(t: &Arc<Task>, frame: &mut TrapFrame, info: &SigInfo, act: &SigAc
     write_val(base + UC_OFF + 16, &a_sp)?;
     write_val(base + UC_OFF + 24, &(a_flags as u64))?;
     write_val(base + UC_OFF + 32, &a_size)?;
-    let cr2 = if sig == SIGSEGV || sig == SIGBUS { fault_addr } else { 0 };
+    let cr2 = if sig == SIGSEGV || sig == SIGBUS {
+        fault_addr
+    } else {
+        0
+    };
     let sc = sigcontext(frame, mask, fp_at, (frame.error_code, frame.vector), cr2);
     let bytes: alloc::vec::Vec<u8> = sc.iter().flat_map(|w| w.to_le_bytes()).collect();
     copy_to_user(base + UC_OFF + UC_MCONTEXT, &bytes)?;

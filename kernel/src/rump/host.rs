@@ -24,8 +24,8 @@ use core::sync::atomic::Ordering;
 use core::task::Waker;
 
 use rumpuser_adros::Errno as NbErrno;
-use rumpuser_adros::host::{FileType, OpenFlags, SyncFlags, ThreadCookie, ThreadEntry};
 use rumpuser_adros::Host;
+use rumpuser_adros::host::{FileType, OpenFlags, SyncFlags, ThreadCookie, ThreadEntry};
 
 use crate::block::{self, BlockDev};
 use crate::mm::phys;
@@ -39,7 +39,11 @@ pub struct KernelHost {
     line: spin::Mutex<Vec<u8>>,
 }
 
-pub static HOST: KernelHost = KernelHost { joinable: spin::Mutex::new((1, BTreeMap::new())), files: spin::Mutex::new(Vec::new()), line: spin::Mutex::new(Vec::new()) };
+pub static HOST: KernelHost = KernelHost {
+    joinable: spin::Mutex::new((1, BTreeMap::new())),
+    files: spin::Mutex::new(Vec::new()),
+    line: spin::Mutex::new(Vec::new()),
+};
 
 struct ThreadWaker(ThreadRef);
 
@@ -59,7 +63,10 @@ fn nb(e: crate::errno::Errno) -> NbErrno {
 impl KernelHost {
     fn file(&self, fd: i32) -> Result<Arc<dyn BlockDev>, NbErrno> {
         let f = self.files.lock();
-        usize::try_from(fd).ok().and_then(|i| f.get(i).cloned().flatten()).ok_or(NbErrno::EBADF)
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| f.get(i).cloned().flatten())
+            .ok_or(NbErrno::EBADF)
     }
 }
 
@@ -89,7 +96,14 @@ impl Host for KernelHost {
         thread::park(Some(deadline_ns));
     }
 
-    fn thread_create(&self, entry: ThreadEntry, arg: *mut c_void, name: &str, joinable: bool, _cpu: i32) -> Result<Option<ThreadCookie>, NbErrno> {
+    fn thread_create(
+        &self,
+        entry: ThreadEntry,
+        arg: *mut c_void,
+        name: &str,
+        joinable: bool,
+        _cpu: i32,
+    ) -> Result<Option<ThreadCookie>, NbErrno> {
         let arg = arg as usize;
         let name = if name.is_empty() { "rump" } else { name };
         let h = thread::spawn(name, move || {
@@ -105,7 +119,12 @@ impl Host for KernelHost {
         Ok(Some(ThreadCookie(cookie)))
     }
     fn thread_join(&self, cookie: ThreadCookie) -> Result<(), NbErrno> {
-        let h = self.joinable.lock().1.remove(&cookie.0).ok_or(NbErrno::ESRCH)?;
+        let h = self
+            .joinable
+            .lock()
+            .1
+            .remove(&cookie.0)
+            .ok_or(NbErrno::ESRCH)?;
         h.join();
         Ok(())
     }
@@ -138,8 +157,14 @@ impl Host for KernelHost {
         // Whole pages (rump's page allocator, its pools) come from the frame allocator. `free`
         // decides by the length alone, so every page-multiple goes this way.
         if len != 0 && len.is_multiple_of(PAGE) {
-            let pa = if len == PAGE && align <= PAGE { phys::alloc_frame() } else { phys::alloc_contig(len / PAGE, align.max(PAGE) as u64, u64::MAX) };
-            return pa.and_then(|pa| NonNull::new(phys::phys_to_virt(pa) as *mut u8)).ok_or(NbErrno::ENOMEM);
+            let pa = if len == PAGE && align <= PAGE {
+                phys::alloc_frame()
+            } else {
+                phys::alloc_contig(len / PAGE, align.max(PAGE) as u64, u64::MAX)
+            };
+            return pa
+                .and_then(|pa| NonNull::new(phys::phys_to_virt(pa) as *mut u8))
+                .ok_or(NbErrno::ENOMEM);
         }
         // Heap: [raw … | raw, total | aligned block of len …]: the two words in front of the
         // block say how to give the allocation back.
@@ -226,7 +251,10 @@ impl Host for KernelHost {
         // inside it (a system call on a rump mount) is killed as by SIGKILL rather than left
         // hanging; a kernel thread (rump's own) parks for good.
         if let Some(p) = crate::proc::current_process() {
-            crate::println!("rump: pid {} killed: the NetBSD kernel panicked under its system call", p.pid);
+            crate::println!(
+                "rump: pid {} killed: the NetBSD kernel panicked under its system call",
+                p.pid
+            );
             drop(p);
             crate::proc::exit_group(crate::proc::ExitStatus::Signaled(9));
         }
@@ -256,7 +284,10 @@ impl Host for KernelHost {
     }
     fn close(&self, fd: i32) -> Result<(), NbErrno> {
         let mut f = self.files.lock();
-        let slot = usize::try_from(fd).ok().and_then(|i| f.get_mut(i)).ok_or(NbErrno::EBADF)?;
+        let slot = usize::try_from(fd)
+            .ok()
+            .and_then(|i| f.get_mut(i))
+            .ok_or(NbErrno::EBADF)?;
         slot.take().map(drop).ok_or(NbErrno::EBADF)
     }
     fn file_info(&self, path: &str) -> Result<(u64, FileType), NbErrno> {

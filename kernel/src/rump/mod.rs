@@ -60,7 +60,9 @@ pub fn init_ns() -> u64 {
 /// Starts the rump kernel in a thread (once the CPUs are up: `_RUMPUSER_NCPU` is their count).
 pub fn start() {
     if !LINKED {
-        log::info!("rump: NetBSD components not linked: native drivers only (build with NetBSD sources to add them; see README)");
+        log::info!(
+            "rump: NetBSD components not linked: native drivers only (build with NetBSD sources to add them; see README)"
+        );
         return;
     }
     if crate::boot::cmdline().param("rump") == Some("off") {
@@ -78,12 +80,22 @@ pub fn start() {
         match r {
             Ok(()) => {
                 // A log line (not the console): it comes while user space may already run.
-                log::info!("rump: {} up on {} CPUs in {} ms ({})", sys::version(), rumpuser_adros::Host::ncpu(&host::HOST), dt / 1_000_000, components());
-                let _ = STATE.compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
+                log::info!(
+                    "rump: {} up on {} CPUs in {} ms ({})",
+                    sys::version(),
+                    rumpuser_adros::Host::ncpu(&host::HOST),
+                    dt / 1_000_000,
+                    components()
+                );
+                let _ =
+                    STATE.compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
             }
             Err(e) => {
-                log::error!("rump: rump_init failed: NetBSD errno {e}; rump mounts are unavailable");
-                let _ = STATE.compare_exchange(STARTING, FAILED, Ordering::AcqRel, Ordering::Acquire);
+                log::error!(
+                    "rump: rump_init failed: NetBSD errno {e}; rump mounts are unavailable"
+                );
+                let _ =
+                    STATE.compare_exchange(STARTING, FAILED, Ordering::AcqRel, Ordering::Acquire);
             }
         }
         READY_Q.wake_all();
@@ -112,7 +124,9 @@ fn died(code: i32, panic: bool) {
     STATE.store(DEAD, Ordering::Release);
     READY_Q.wake_all();
     if panic {
-        crate::println!("rump: the NetBSD kernel panicked; its mounts now fail with EIO (AdrOS keeps running)");
+        crate::println!(
+            "rump: the NetBSD kernel panicked; its mounts now fail with EIO (AdrOS keeps running)"
+        );
     } else {
         crate::println!("rump: the NetBSD kernel exited ({code}); its mounts now fail with EIO");
     }

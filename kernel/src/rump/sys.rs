@@ -109,7 +109,11 @@ mod ffi {
 
     unsafe extern "C" {
         pub fn rump_init() -> c_int;
-        pub fn rump_pub_etfs_register(key: *const c_char, hostpath: *const c_char, ftype: c_int) -> c_int;
+        pub fn rump_pub_etfs_register(
+            key: *const c_char,
+            hostpath: *const c_char,
+            ftype: c_int,
+        ) -> c_int;
         pub fn rump_pub_etfs_remove(key: *const c_char) -> c_int;
         pub fn rump_pub_lwproc_newlwp(pid: c_int) -> c_int;
         pub fn rump_pub_lwproc_releaselwp();
@@ -138,9 +142,20 @@ mod ffi {
         #[link_name = "rump___sysimpl_unlinkat"]
         pub fn unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int;
         #[link_name = "rump___sysimpl_renameat"]
-        pub fn renameat(fromfd: c_int, from: *const c_char, tofd: c_int, to: *const c_char) -> c_int;
+        pub fn renameat(
+            fromfd: c_int,
+            from: *const c_char,
+            tofd: c_int,
+            to: *const c_char,
+        ) -> c_int;
         #[link_name = "rump___sysimpl_linkat"]
-        pub fn linkat(fd1: c_int, p1: *const c_char, fd2: c_int, p2: *const c_char, flags: c_int) -> c_int;
+        pub fn linkat(
+            fd1: c_int,
+            p1: *const c_char,
+            fd2: c_int,
+            p2: *const c_char,
+            flags: c_int,
+        ) -> c_int;
         #[link_name = "rump___sysimpl_symlinkat"]
         pub fn symlinkat(target: *const c_char, dirfd: c_int, path: *const c_char) -> c_int;
         #[link_name = "rump___sysimpl_readlinkat"]
@@ -148,9 +163,20 @@ mod ffi {
         #[link_name = "rump___sysimpl_fchmodat"]
         pub fn fchmodat(dirfd: c_int, path: *const c_char, mode: u32, flags: c_int) -> c_int;
         #[link_name = "rump___sysimpl_fchownat"]
-        pub fn fchownat(dirfd: c_int, path: *const c_char, uid: u32, gid: u32, flags: c_int) -> c_int;
+        pub fn fchownat(
+            dirfd: c_int,
+            path: *const c_char,
+            uid: u32,
+            gid: u32,
+            flags: c_int,
+        ) -> c_int;
         #[link_name = "rump___sysimpl_utimensat"]
-        pub fn utimensat(dirfd: c_int, path: *const c_char, ts: *const NbTimespec, flags: c_int) -> c_int;
+        pub fn utimensat(
+            dirfd: c_int,
+            path: *const c_char,
+            ts: *const NbTimespec,
+            flags: c_int,
+        ) -> c_int;
         #[link_name = "rump___sysimpl_ftruncate"]
         pub fn ftruncate(fd: c_int, len: i64) -> c_int;
         #[link_name = "rump___sysimpl_fsync"]
@@ -158,7 +184,13 @@ mod ffi {
         #[link_name = "rump___sysimpl_fstatvfs1"]
         pub fn fstatvfs1(fd: c_int, st: *mut NbStatvfs, flags: c_int) -> c_int;
         #[link_name = "rump___sysimpl_mount50"]
-        pub fn mount(ty: *const c_char, path: *const c_char, flags: c_int, data: *mut c_void, len: usize) -> c_int;
+        pub fn mount(
+            ty: *const c_char,
+            path: *const c_char,
+            flags: c_int,
+            data: *mut c_void,
+            len: usize,
+        ) -> c_int;
         #[link_name = "rump___sysimpl_unmount"]
         pub fn unmount(path: *const c_char, flags: c_int) -> c_int;
         #[link_name = "rump___sysimpl_sync"]
@@ -288,7 +320,9 @@ pub fn linux_errno(code: i32) -> Errno {
 
 /// The errno of the calling thread's last failed `rump_sys_*` call, in Linux numbering.
 fn last_errno() -> Errno {
-    let e = crate::sched::thread::current().rump_errno.load(core::sync::atomic::Ordering::Relaxed);
+    let e = crate::sched::thread::current()
+        .rump_errno
+        .load(core::sync::atomic::Ordering::Relaxed);
     if e == 0 { Errno::EIO } else { linux_errno(e) }
 }
 
@@ -297,11 +331,16 @@ fn chk(rv: c_int) -> KResult<c_int> {
 }
 
 fn chk_sz(rv: isize) -> KResult<usize> {
-    if rv < 0 { Err(last_errno()) } else { Ok(rv as usize) }
+    if rv < 0 {
+        Err(last_errno())
+    } else {
+        Ok(rv as usize)
+    }
 }
 
 /// AdrOS threads that got their own rump lwp from [`bind`] (by thread id).
-static BOUND: crate::fs::sync::SpinLock<alloc::collections::BTreeSet<u64>> = crate::fs::sync::SpinLock::new(alloc::collections::BTreeSet::new());
+static BOUND: crate::fs::sync::SpinLock<alloc::collections::BTreeSet<u64>> =
+    crate::fs::sync::SpinLock::new(alloc::collections::BTreeSet::new());
 
 /// Gives the calling AdrOS thread its own rump lwp (in the rump kernel's process 1, where
 /// the bridge's descriptors live) on its first rump call. Without one, every `rump_sys_*`
@@ -346,7 +385,8 @@ pub fn version() -> alloc::string::String {
     #[cfg(rump_linked)]
     {
         // SAFETY: `version` is a NUL-terminated string in the rump kernel's rodata.
-        let s = unsafe { core::ffi::CStr::from_ptr(core::ptr::addr_of!(ffi::rumpns_version).cast()) };
+        let s =
+            unsafe { core::ffi::CStr::from_ptr(core::ptr::addr_of!(ffi::rumpns_version).cast()) };
         alloc::string::String::from(s.to_string_lossy().lines().next().unwrap_or("").trim())
     }
     #[cfg(not(rump_linked))]
@@ -358,7 +398,11 @@ pub fn etfs_register_blk(key: &str, host_path: &str) -> KResult<()> {
     let (k, h) = (cstr(key)?, cstr(host_path)?);
     // SAFETY: valid strings for the call.
     let rv = unsafe { ffi::rump_pub_etfs_register(k.as_ptr(), h.as_ptr(), RUMP_ETFS_BLK) };
-    if rv == 0 { Ok(()) } else { Err(linux_errno(rv)) }
+    if rv == 0 {
+        Ok(())
+    } else {
+        Err(linux_errno(rv))
+    }
 }
 
 pub fn etfs_remove(key: &str) -> KResult<()> {
@@ -366,7 +410,11 @@ pub fn etfs_remove(key: &str) -> KResult<()> {
     let k = cstr(key)?;
     // SAFETY: valid string.
     let rv = unsafe { ffi::rump_pub_etfs_remove(k.as_ptr()) };
-    if rv == 0 { Ok(()) } else { Err(linux_errno(rv)) }
+    if rv == 0 {
+        Ok(())
+    } else {
+        Err(linux_errno(rv))
+    }
 }
 
 pub fn openat(dirfd: c_int, path: &str, flags: c_int, mode: u32) -> KResult<c_int> {
@@ -422,7 +470,8 @@ pub fn lseek(fd: c_int, off: i64, whence: c_int) -> KResult<i64> {
 pub fn getdents(fd: c_int, buf: &mut [u8]) -> KResult<usize> {
     bind();
     // SAFETY: buf is writable for its length.
-    chk(unsafe { ffi::getdents(fd, buf.as_mut_ptr().cast::<c_char>(), buf.len()) }).map(|n| n as usize)
+    chk(unsafe { ffi::getdents(fd, buf.as_mut_ptr().cast::<c_char>(), buf.len()) })
+        .map(|n| n as usize)
 }
 
 pub fn mkdirat(dirfd: c_int, path: &str, mode: u32) -> KResult<()> {
@@ -479,7 +528,14 @@ pub fn readlinkat(dirfd: c_int, path: &str) -> KResult<Vec<u8>> {
     let p = cstr(path)?;
     let mut buf = alloc::vec![0u8; 4096];
     // SAFETY: valid path; buf is writable for its length.
-    let n = chk_sz(unsafe { ffi::readlinkat(dirfd, p.as_ptr(), buf.as_mut_ptr().cast::<c_char>(), buf.len()) })?;
+    let n = chk_sz(unsafe {
+        ffi::readlinkat(
+            dirfd,
+            p.as_ptr(),
+            buf.as_mut_ptr().cast::<c_char>(),
+            buf.len(),
+        )
+    })?;
     buf.truncate(n);
     Ok(buf)
 }
@@ -520,7 +576,8 @@ pub fn fsync(fd: c_int) -> KResult<()> {
 pub fn fstatvfs(fd: c_int) -> KResult<alloc::boxed::Box<NbStatvfs>> {
     bind();
     // SAFETY: NbStatvfs is plain integers and byte arrays: all-zero is a valid value.
-    let mut st: alloc::boxed::Box<NbStatvfs> = alloc::boxed::Box::new(unsafe { core::mem::zeroed() });
+    let mut st: alloc::boxed::Box<NbStatvfs> =
+        alloc::boxed::Box::new(unsafe { core::mem::zeroed() });
     // SAFETY: valid out-pointer.
     chk(unsafe { ffi::fstatvfs1(fd, &mut *st, ST_WAIT) })?;
     Ok(st)
@@ -531,7 +588,16 @@ pub fn mount_ufs(fstype: &str, path: &str, flags: c_int, fspec: &str) -> KResult
     let (t, p, s) = (cstr(fstype)?, cstr(path)?, cstr(fspec)?);
     let mut args = UfsArgs { fspec: s.as_ptr() };
     // SAFETY: valid strings; args is a ufs_args of the given size, alive for the call.
-    chk(unsafe { ffi::mount(t.as_ptr(), p.as_ptr(), flags, (&mut args as *mut UfsArgs).cast::<c_void>(), core::mem::size_of::<UfsArgs>()) }).map(drop)
+    chk(unsafe {
+        ffi::mount(
+            t.as_ptr(),
+            p.as_ptr(),
+            flags,
+            (&mut args as *mut UfsArgs).cast::<c_void>(),
+            core::mem::size_of::<UfsArgs>(),
+        )
+    })
+    .map(drop)
 }
 
 pub fn unmount(path: &str, flags: c_int) -> KResult<()> {

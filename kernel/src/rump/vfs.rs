@@ -25,7 +25,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use super::sys::{self, NbStat, NbTimespec};
 use crate::errno::{Errno, KResult};
 use crate::fs::consts::*;
-use crate::fs::node::{DirEntry, FileSystem, Inode, InodeRef, NodeKind, SetAttr, Stat, StatFs, Timespec};
+use crate::fs::node::{
+    DirEntry, FileSystem, Inode, InodeRef, NodeKind, SetAttr, Stat, StatFs, Timespec,
+};
 use crate::fs::sync::{SleepLock, SpinLock};
 
 const EXT2_SUPER_MAGIC: u64 = 0xEF53;
@@ -53,7 +55,11 @@ const RECENT_DIRS: usize = 64;
 static MOUNTED: SpinLock<Vec<Weak<RumpFs>>> = SpinLock::new(Vec::new());
 
 fn check_alive() -> KResult<()> {
-    if super::is_dead() { Err(Errno::EIO) } else { Ok(()) }
+    if super::is_dead() {
+        Err(Errno::EIO)
+    } else {
+        Ok(())
+    }
 }
 
 /// NetBSD's `dev_t` encoding → Linux's.
@@ -69,7 +75,10 @@ fn linux_dev_to_nb(d: u64) -> u64 {
 }
 
 fn ts(t: NbTimespec) -> Timespec {
-    Timespec { sec: t.tv_sec, nsec: t.tv_nsec }
+    Timespec {
+        sec: t.tv_sec,
+        nsec: t.tv_nsec,
+    }
 }
 
 impl RumpFs {
@@ -94,7 +103,13 @@ impl RumpFs {
     /// The node for the object `name` in `parent` (or the root when `parent` is None) with
     /// stat `st`: the live one for that inode number, or a new one (holding `fd`, a
     /// descriptor the caller opened for it, if any — else it is closed).
-    fn node(&self, parent: Option<&Arc<RumpNode>>, name: &str, st: &NbStat, fd: Option<c_int>) -> KResult<Arc<RumpNode>> {
+    fn node(
+        &self,
+        parent: Option<&Arc<RumpNode>>,
+        name: &str,
+        st: &NbStat,
+        fd: Option<c_int>,
+    ) -> KResult<Arc<RumpNode>> {
         let existing = self.nodes.lock().get(&st.st_ino).and_then(Weak::upgrade);
         if let Some(n) = existing {
             if let Some(fd) = fd {
@@ -163,7 +178,14 @@ impl FileSystem for RumpFs {
             Err(e) => {
                 // Only when the rump kernel died under us: a root that answers EIO.
                 log::error!("rump: {}: cannot open the root: {e:?}", self.mnt);
-                Arc::new(RumpNode { fs: self.me.upgrade().expect("rump fs in use"), ino: self.root_ino, mode: S_IFDIR | 0o755, fd: SpinLock::new(None), loc: SpinLock::new(None), cursor: SleepLock::new(Cursor::default()) })
+                Arc::new(RumpNode {
+                    fs: self.me.upgrade().expect("rump fs in use"),
+                    ino: self.root_ino,
+                    mode: S_IFDIR | 0o755,
+                    fd: SpinLock::new(None),
+                    loc: SpinLock::new(None),
+                    cursor: SleepLock::new(Cursor::default()),
+                })
             }
         }
     }
@@ -172,7 +194,10 @@ impl FileSystem for RumpFs {
     }
     fn statfs(&self) -> StatFs {
         let root = self.root();
-        let fd = root.as_any().downcast_ref::<RumpNode>().and_then(|n| n.fd().ok());
+        let fd = root
+            .as_any()
+            .downcast_ref::<RumpNode>()
+            .and_then(|n| n.fd().ok());
         match fd.map(sys::fstatvfs) {
             Some(Ok(s)) => StatFs {
                 fs_type: EXT2_SUPER_MAGIC,
@@ -187,7 +212,12 @@ impl FileSystem for RumpFs {
                 frsize: s.f_frsize,
                 flags: u64::from(self.read_only),
             },
-            _ => StatFs { fs_type: EXT2_SUPER_MAGIC, fsid: self.dev, namelen: 255, ..StatFs::default() },
+            _ => StatFs {
+                fs_type: EXT2_SUPER_MAGIC,
+                fsid: self.dev,
+                namelen: 255,
+                ..StatFs::default()
+            },
         }
     }
     fn rename_lock(&self) -> &SleepLock<()> {
@@ -282,10 +312,19 @@ impl RumpNode {
         }
         let (dfd, name) = self.at()?;
         let fd = match self.mode & S_IFMT {
-            S_IFDIR => sys::openat(dfd, &name, sys::O_RDONLY | sys::O_DIRECTORY | sys::O_NOFOLLOW, 0)?,
-            S_IFREG if self.fs.read_only => sys::openat(dfd, &name, sys::O_RDONLY | sys::O_NOFOLLOW, 0)?,
+            S_IFDIR => sys::openat(
+                dfd,
+                &name,
+                sys::O_RDONLY | sys::O_DIRECTORY | sys::O_NOFOLLOW,
+                0,
+            )?,
+            S_IFREG if self.fs.read_only => {
+                sys::openat(dfd, &name, sys::O_RDONLY | sys::O_NOFOLLOW, 0)?
+            }
             S_IFREG => match sys::openat(dfd, &name, sys::O_RDWR | sys::O_NOFOLLOW, 0) {
-                Err(Errno::EROFS | Errno::EACCES | Errno::ETXTBSY) => sys::openat(dfd, &name, sys::O_RDONLY | sys::O_NOFOLLOW, 0)?,
+                Err(Errno::EROFS | Errno::EACCES | Errno::ETXTBSY) => {
+                    sys::openat(dfd, &name, sys::O_RDONLY | sys::O_NOFOLLOW, 0)?
+                }
                 r => r?,
             },
             _ => return Err(Errno::EINVAL),
@@ -346,7 +385,9 @@ impl RumpNode {
     fn forget(&self, ino: u64, name: &str) {
         if let Some(n) = self.fs.live(ino) {
             let mut l = n.loc.lock();
-            if l.as_ref().is_some_and(|(p, nm)| p.ino == self.ino && nm == name) {
+            if l.as_ref()
+                .is_some_and(|(p, nm)| p.ino == self.ino && nm == name)
+            {
                 *l = None;
             }
         }
@@ -377,10 +418,17 @@ impl RumpNode {
             let name = String::from_utf8_lossy(&buf[off + 13..off + 13 + namlen]).into_owned();
             if kind == DT_UNKNOWN {
                 // NetBSD's ext2fs does not fill d_type; user space (ls, find) relies on it.
-                kind = sys::fstatat(fd, &name, sys::AT_SYMLINK_NOFOLLOW).map(|s| crate::fs::node::dtype(s.st_mode)).unwrap_or(DT_UNKNOWN);
+                kind = sys::fstatat(fd, &name, sys::AT_SYMLINK_NOFOLLOW)
+                    .map(|s| crate::fs::node::dtype(s.st_mode))
+                    .unwrap_or(DT_UNKNOWN);
             }
             let index = c.index + c.pending.len() as u64;
-            c.pending.push(DirEntry { ino, kind, name, next_offset: index + 1 });
+            c.pending.push(DirEntry {
+                ino,
+                kind,
+                name,
+                next_offset: index + 1,
+            });
             off += reclen;
         }
         Ok(())
@@ -391,14 +439,28 @@ impl Inode for RumpNode {
     fn stat(&self) -> Stat {
         match self.nb_stat() {
             Ok(st) => self.fs.stat_of(&st),
-            Err(_) => Stat { dev: self.fs.dev, ino: self.ino, mode: self.mode, ..Stat::default() },
+            Err(_) => Stat {
+                dev: self.fs.dev,
+                ino: self.ino,
+                mode: self.mode,
+                ..Stat::default()
+            },
         }
     }
 
     fn set_attr(&self, a: &SetAttr) -> KResult<()> {
-        let omit = NbTimespec { tv_sec: 0, tv_nsec: sys::UTIME_OMIT };
+        let omit = NbTimespec {
+            tv_sec: 0,
+            tv_nsec: sys::UTIME_OMIT,
+        };
         let times = (a.atime.is_some() || a.mtime.is_some()).then(|| {
-            let conv = |t: Option<Timespec>| t.map(|t| NbTimespec { tv_sec: t.sec, tv_nsec: t.nsec }).unwrap_or(omit);
+            let conv = |t: Option<Timespec>| {
+                t.map(|t| NbTimespec {
+                    tv_sec: t.sec,
+                    tv_nsec: t.nsec,
+                })
+                .unwrap_or(omit)
+            };
             [conv(a.atime), conv(a.mtime)]
         });
         check_alive()?;
@@ -421,7 +483,13 @@ impl Inode for RumpNode {
                     sys::fchmodat(dfd, &name, p & 0o7777, sys::AT_SYMLINK_NOFOLLOW)?;
                 }
                 if a.uid.is_some() || a.gid.is_some() {
-                    sys::fchownat(dfd, &name, a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX), sys::AT_SYMLINK_NOFOLLOW)?;
+                    sys::fchownat(
+                        dfd,
+                        &name,
+                        a.uid.unwrap_or(u32::MAX),
+                        a.gid.unwrap_or(u32::MAX),
+                        sys::AT_SYMLINK_NOFOLLOW,
+                    )?;
                 }
                 if let Some(t) = &times {
                     sys::utimensat(dfd, &name, t, sys::AT_SYMLINK_NOFOLLOW)?;
@@ -451,7 +519,12 @@ impl Inode for RumpNode {
             if self.is_root() {
                 return Ok(self.me()?);
             }
-            return self.loc.lock().clone().map(|(p, _)| p as InodeRef).ok_or(Errno::ENOENT);
+            return self
+                .loc
+                .lock()
+                .clone()
+                .map(|(p, _)| p as InodeRef)
+                .ok_or(Errno::ENOENT);
         }
         let me = self.me()?;
         let st = sys::fstatat(self.fd()?, name, sys::AT_SYMLINK_NOFOLLOW)?;
@@ -459,13 +532,27 @@ impl Inode for RumpNode {
         Ok(self.fs.node(Some(&me), name, &st, None)?)
     }
 
-    fn create(&self, name: &str, kind: NodeKind<'_>, perm: u32, uid: u32, gid: u32) -> KResult<InodeRef> {
+    fn create(
+        &self,
+        name: &str,
+        kind: NodeKind<'_>,
+        perm: u32,
+        uid: u32,
+        gid: u32,
+    ) -> KResult<InodeRef> {
         let dfd = self.fd()?;
         let path = name;
         let perm = perm & 0o7777;
         let mut fd = None;
         match kind {
-            NodeKind::Regular => fd = Some(sys::openat(dfd, path, sys::O_RDWR | sys::O_CREAT | sys::O_EXCL | sys::O_NOFOLLOW, perm)?),
+            NodeKind::Regular => {
+                fd = Some(sys::openat(
+                    dfd,
+                    path,
+                    sys::O_RDWR | sys::O_CREAT | sys::O_EXCL | sys::O_NOFOLLOW,
+                    perm,
+                )?)
+            }
             NodeKind::Directory => sys::mkdirat(dfd, path, perm)?,
             NodeKind::Symlink(t) => sys::symlinkat(t, dfd, path)?,
             NodeKind::CharDev(r) => sys::mknodat(dfd, path, S_IFCHR | perm, linux_dev_to_nb(r))?,
@@ -536,7 +623,9 @@ impl Inode for RumpNode {
         }
         if let Some(n) = self.fs.live(moving.st_ino) {
             let mut l = n.loc.lock();
-            if l.as_ref().is_none_or(|(p, nm)| p.ino == self.ino && nm == old) {
+            if l.as_ref()
+                .is_none_or(|(p, nm)| p.ino == self.ino && nm == old)
+            {
                 *l = Some((nd.me()?, new.to_string()));
             }
         }
@@ -549,8 +638,12 @@ impl Inode for RumpNode {
         }
         check_alive()?;
         let mut c = self.cursor.lock();
-        if offset < c.index || offset > c.index + c.pending.len() as u64 && c.at_end || offset == 0 {
-            *c = Cursor { pos: -1, ..Cursor::default() };
+        if offset < c.index || offset > c.index + c.pending.len() as u64 && c.at_end || offset == 0
+        {
+            *c = Cursor {
+                pos: -1,
+                ..Cursor::default()
+            };
         }
         let mut out = Vec::new();
         while out.len() < max.max(1) {
@@ -581,11 +674,13 @@ impl Inode for RumpNode {
         if self.is_dir() {
             return Err(Errno::EISDIR);
         }
-        sys::pwrite(self.fd()?, buf, off).map_err(|e| if e == Errno::EBADF { Errno::EROFS } else { e })
+        sys::pwrite(self.fd()?, buf, off)
+            .map_err(|e| if e == Errno::EBADF { Errno::EROFS } else { e })
     }
 
     fn truncate(&self, len: u64) -> KResult<()> {
-        sys::ftruncate(self.fd()?, len).map_err(|e| if e == Errno::EBADF { Errno::EROFS } else { e })
+        sys::ftruncate(self.fd()?, len)
+            .map_err(|e| if e == Errno::EBADF { Errno::EROFS } else { e })
     }
 
     fn sync(&self) -> KResult<()> {
@@ -613,7 +708,8 @@ impl Inode for RumpNode {
 /// Like Linux's ext2 (and unlike NetBSD's default), metadata is written back asynchronously
 /// (`MNT_ASYNC`) unless `-o sync` asks otherwise, and access times follow `relatime`.
 pub fn mount_ext2(source: &str, read_only: bool, sync: bool) -> KResult<Arc<dyn FileSystem>> {
-    super::ready().inspect_err(|_| crate::println!("ext2: the rump stack is {}", super::state_name()))?;
+    super::ready()
+        .inspect_err(|_| crate::println!("ext2: the rump stack is {}", super::state_name()))?;
     let st = crate::fs::stat(&crate::fs::FsCtx::kernel(), None, source, true)?;
     if st.file_type() != S_IFBLK {
         return Err(Errno::ENOTBLK);
@@ -633,7 +729,13 @@ pub fn mount_ext2(source: &str, read_only: bool, sync: bool) -> KResult<Arc<dyn 
         let _ = sys::etfs_remove(&key);
         return Err(e);
     }
-    let flags = sys::MNT_RELATIME | if read_only { sys::MNT_RDONLY } else { 0 } | if sync { sys::MNT_SYNCHRONOUS } else { sys::MNT_ASYNC };
+    let flags = sys::MNT_RELATIME
+        | if read_only { sys::MNT_RDONLY } else { 0 }
+        | if sync {
+            sys::MNT_SYNCHRONOUS
+        } else {
+            sys::MNT_ASYNC
+        };
     if let Err(e) = sys::mount_ufs("ext2fs", &mnt, flags, &key) {
         crate::println!("ext2: NetBSD ext2fs cannot mount {source}: {e:?}");
         let _ = sys::unlinkat(sys::AT_FDCWD, &mnt, sys::AT_REMOVEDIR);
@@ -641,7 +743,10 @@ pub fn mount_ext2(source: &str, read_only: bool, sync: bool) -> KResult<Arc<dyn 
         return Err(e);
     }
     let root = sys::fstatat(sys::AT_FDCWD, &mnt, 0)?;
-    log::info!("ext2: {source} mounted by NetBSD ext2fs (rump, {mnt}{})", if read_only { ", read-only" } else { "" });
+    log::info!(
+        "ext2: {source} mounted by NetBSD ext2fs (rump, {mnt}{})",
+        if read_only { ", read-only" } else { "" }
+    );
     let fs = Arc::new_cyclic(|me| RumpFs {
         mnt,
         key,

@@ -22,7 +22,10 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::arch::idt::TrapFrame;
 use crate::arch::percpu;
 use crate::sync::spin::IrqSpinLock;
-pub use thread::{JoinHandle, Thread, ThreadRef, current, exit_current, sleep_ms, sleep_until, spawn, start_user_thread, yield_now};
+pub use thread::{
+    JoinHandle, Thread, ThreadRef, current, exit_current, sleep_ms, sleep_until, spawn,
+    start_user_thread, yield_now,
+};
 
 pub const STATE_RUNNING: u64 = 0;
 pub const STATE_RUNNABLE: u64 = 1;
@@ -58,7 +61,10 @@ impl CpuSched {
     pub fn new(cpu: usize) -> Self {
         Self {
             cpu,
-            rq: IrqSpinLock::new(RunQueue { queue: VecDeque::new(), timers: Vec::new() }),
+            rq: IrqSpinLock::new(RunQueue {
+                queue: VecDeque::new(),
+                timers: Vec::new(),
+            }),
             current: UnsafeCell::new(None),
             idle: UnsafeCell::new(None),
             prev: UnsafeCell::new(None),
@@ -77,7 +83,11 @@ impl CpuSched {
         let _irq = IrqOff::new();
         // SAFETY: `current` is only written by this CPU with interrupts disabled, and we are
         // on this CPU with interrupts disabled.
-        unsafe { (*self.current.get()).clone().expect("scheduler not started on this CPU") }
+        unsafe {
+            (*self.current.get())
+                .clone()
+                .expect("scheduler not started on this CPU")
+        }
     }
 
     /// True while this CPU runs its idle thread (racy by nature; for placement hints).
@@ -136,7 +146,8 @@ impl Drop for NoPreempt {
 pub fn init_this_cpu(boot_name: &str) {
     let s = &percpu::current().sched;
     let boot = Thread::new_bootstrap(boot_name, s.cpu);
-    let idle = Thread::new_kernel("idle", s.cpu, idle_forever_fn).expect("no memory for the idle thread");
+    let idle =
+        Thread::new_kernel("idle", s.cpu, idle_forever_fn).expect("no memory for the idle thread");
     let _irq = IrqOff::new();
     // SAFETY: this CPU, interrupts off, scheduler not yet running here.
     unsafe {
@@ -193,8 +204,12 @@ fn steal_work(cpu: usize) -> bool {
             busiest = Some((pc.sched.cpu, n));
         }
     }
-    let Some((from, _)) = busiest else { return false };
-    let Some(src) = percpu::get(from) else { return false };
+    let Some((from, _)) = busiest else {
+        return false;
+    };
+    let Some(src) = percpu::get(from) else {
+        return false;
+    };
     let t = {
         let mut rq = src.sched.rq.lock();
         let pos = rq.queue.iter().rposition(|t| t.may_run_on(cpu));
@@ -208,7 +223,9 @@ fn steal_work(cpu: usize) -> bool {
             None => return false,
         }
     };
-    let Some(dst) = percpu::get(cpu) else { return false };
+    let Some(dst) = percpu::get(cpu) else {
+        return false;
+    };
     dst.sched.rq.lock().queue.push_back(t);
     true
 }
@@ -258,7 +275,8 @@ fn schedule_inner(preempt: bool) {
         next.set_state(STATE_RUNNING);
     }
     next.on_cpu.store(true, Ordering::Relaxed);
-    s.running_idle.store(Arc::ptr_eq(&next, &idle), Ordering::Relaxed);
+    s.running_idle
+        .store(Arc::ptr_eq(&next, &idle), Ordering::Relaxed);
     next.cpu.store(s.cpu, Ordering::Relaxed);
     s.switches.fetch_add(1, Ordering::Relaxed);
     let next_rsp = next.saved_rsp();
@@ -284,17 +302,25 @@ fn switch_user_state(prev: &ThreadRef, next: &ThreadRef) {
     let now = crate::time::now_ns();
     let since = prev.ran_since.load(Ordering::Relaxed);
     if since != 0 {
-        prev.run_ns.fetch_add(now.saturating_sub(since), Ordering::Relaxed);
+        prev.run_ns
+            .fetch_add(now.saturating_sub(since), Ordering::Relaxed);
     }
     next.ran_since.store(now, Ordering::Relaxed);
     let pc = percpu::current();
-    prev.rump_lwp.store(pc.rump_lwp.load(Ordering::Relaxed) as usize, Ordering::Relaxed);
-    pc.rump_lwp.store(next.rump_lwp.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
+    prev.rump_lwp.store(
+        pc.rump_lwp.load(Ordering::Relaxed) as usize,
+        Ordering::Relaxed,
+    );
+    pc.rump_lwp.store(
+        next.rump_lwp.load(Ordering::Relaxed) as u64,
+        Ordering::Relaxed,
+    );
     use x86_64::registers::control::Cr3;
     use x86_64::registers::model_specific::FsBase;
     if prev.task.get().is_some() {
         prev.save_fpu();
-        prev.fs_base.store(FsBase::read().as_u64(), Ordering::Relaxed);
+        prev.fs_base
+            .store(FsBase::read().as_u64(), Ordering::Relaxed);
     }
     if let Some(top) = next.kstack_top() {
         crate::arch::user::set_kernel_stack(top);
@@ -312,7 +338,12 @@ fn switch_user_state(prev: &ThreadRef, next: &ThreadRef) {
         // SAFETY: `want` is a live PML4 (the kernel's, or one owned by next's process, which
         // next keeps alive); all share the kernel half, so this code stays mapped.
         unsafe {
-            Cr3::write_raw(x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(want)), flags);
+            Cr3::write_raw(
+                x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(
+                    want,
+                )),
+                flags,
+            );
         }
     }
 }
@@ -331,7 +362,8 @@ pub(crate) fn finish_switch() {
     if let Some(p) = &prev {
         // Runnable, in no queue, off-CPU: only we can move it (wakers act on blocked threads,
         // stealers on queued ones).
-        if p.state() == STATE_RUNNABLE && !p.queued.load(Ordering::Relaxed) && !p.may_run_on(s.cpu) {
+        if p.state() == STATE_RUNNABLE && !p.queued.load(Ordering::Relaxed) && !p.may_run_on(s.cpu)
+        {
             let target = place_new(p);
             enqueue_on(p, target);
         }
@@ -357,11 +389,14 @@ pub fn preempt_on_irq_exit(_frame: &mut TrapFrame) {
 
 /// Asks this CPU to reschedule at the next interrupt exit (or now, if called from a thread).
 pub fn set_need_resched() {
-    percpu::current().sched.need_resched.store(true, Ordering::Relaxed);
+    percpu::current()
+        .sched
+        .need_resched
+        .store(true, Ordering::Relaxed);
 }
 
 /// The LAPIC timer tick (interrupt context).
-pub fn timer_tick(_frame: &mut TrapFrame) {
+pub fn timer_tick(frame: &mut TrapFrame) {
     let s = &percpu::current().sched;
     let ticks = s.ticks.fetch_add(1, Ordering::Relaxed);
     let now = crate::time::now_ns();
@@ -387,6 +422,7 @@ pub fn timer_tick(_frame: &mut TrapFrame) {
         let cur = unsafe { (*s.current.get()).clone() };
         let idle = unsafe { (*s.idle.get()).clone() };
         let on_idle = matches!((&cur, &idle), (Some(c), Some(i)) if Arc::ptr_eq(c, i));
+        crate::profile::sample(frame.rip, frame.from_user(), on_idle);
         if on_idle {
             s.idle_ticks.fetch_add(1, Ordering::Relaxed);
             if !rq.queue.is_empty() {
@@ -415,7 +451,9 @@ pub(crate) fn wake_gen(t: &ThreadRef, sgen: Option<u64>) -> bool {
     // Lock the run queue of the CPU that owns `t`; re-check in case it moved.
     loop {
         let cpu = t.cpu.load(Ordering::Acquire);
-        let Some(pc) = percpu::get(cpu) else { return false };
+        let Some(pc) = percpu::get(cpu) else {
+            return false;
+        };
         let mut rq = pc.sched.rq.lock();
         if t.cpu.load(Ordering::Acquire) != cpu {
             continue;
@@ -430,7 +468,11 @@ pub(crate) fn wake_gen(t: &ThreadRef, sgen: Option<u64>) -> bool {
         // Placement: stay on the last CPU (warm cache) unless it is busy and another allowed
         // CPU is idle. `t` is runnable and in no queue, so nobody else moves it meanwhile.
         let busy = !rq.queue.is_empty() || !pc.sched.is_idle() || !t.may_run_on(cpu);
-        let target = if busy { idle_cpu_for(t, cpu).unwrap_or(cpu) } else { cpu };
+        let target = if busy {
+            idle_cpu_for(t, cpu).unwrap_or(cpu)
+        } else {
+            cpu
+        };
         if target == cpu && t.may_run_on(cpu) {
             t.queued.store(true, Ordering::Relaxed);
             rq.queue.push_back(t.clone());
@@ -438,7 +480,11 @@ pub(crate) fn wake_gen(t: &ThreadRef, sgen: Option<u64>) -> bool {
             kick(pc);
         } else {
             drop(rq);
-            let target = if t.may_run_on(target) { target } else { place_new(t) };
+            let target = if t.may_run_on(target) {
+                target
+            } else {
+                place_new(t)
+            };
             enqueue_on(t, target);
         }
         return true;
@@ -516,7 +562,11 @@ pub fn block(deadline: Option<u64>, sgen: u64) -> bool {
     let Some(d) = deadline else { return false };
     // Drop our timer if it has not fired.
     if let Some(pc) = timer_cpu.and_then(percpu::get) {
-        pc.sched.rq.lock().timers.retain(|(_, g, t)| !(Arc::ptr_eq(t, &me) && *g == sgen));
+        pc.sched
+            .rq
+            .lock()
+            .timers
+            .retain(|(_, g, t)| !(Arc::ptr_eq(t, &me) && *g == sgen));
     }
     crate::time::now_ns() >= d
 }
@@ -529,5 +579,9 @@ pub fn resched_ipi(_frame: &mut TrapFrame) {
 /// Per-CPU counters for tests and /proc.
 pub fn stats() -> (u64, u64, u64) {
     let s = &percpu::current().sched;
-    (s.ticks.load(Ordering::Relaxed), s.switches.load(Ordering::Relaxed), s.idle_ticks.load(Ordering::Relaxed))
+    (
+        s.ticks.load(Ordering::Relaxed),
+        s.switches.load(Ordering::Relaxed),
+        s.idle_ticks.load(Ordering::Relaxed),
+    )
 }

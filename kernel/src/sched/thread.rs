@@ -111,7 +111,11 @@ impl Thread {
 
     /// A thread that enters user mode with `frame` as soon as it first runs. The frame sits
     /// at the top of its kernel stack, where every later user→kernel entry builds its own.
-    pub fn new_user(name: &str, frame: &crate::arch::idt::TrapFrame, fpu: crate::arch::user::FpuState) -> Option<ThreadRef> {
+    pub fn new_user(
+        name: &str,
+        frame: &crate::arch::idt::TrapFrame,
+        fpu: crate::arch::user::FpuState,
+    ) -> Option<ThreadRef> {
         let stack = KernelStack::new(DEFAULT_STACK)?;
         let top = stack.top();
         let frame_at = top - core::mem::size_of::<crate::arch::idt::TrapFrame>() as u64;
@@ -123,7 +127,8 @@ impl Thread {
         unsafe {
             (frame_at as *mut crate::arch::idt::TrapFrame).write(*frame);
             *t.fpu.get() = Some(Box::new(fpu));
-            *t.saved_rsp.get() = crate::arch::switch::init_stack(frame_at, user_thread_entry, frame_at);
+            *t.saved_rsp.get() =
+                crate::arch::switch::init_stack(frame_at, user_thread_entry, frame_at);
         }
         Some(t)
     }
@@ -154,7 +159,12 @@ impl Thread {
         let _irq = super::IrqOff::new();
         self.save_fpu();
         // SAFETY: interrupts are off and this is the running thread; nothing else touches it.
-        unsafe { (*self.fpu.get()).as_deref().cloned().unwrap_or_else(crate::arch::user::FpuState::initial) }
+        unsafe {
+            (*self.fpu.get())
+                .as_deref()
+                .cloned()
+                .unwrap_or_else(crate::arch::user::FpuState::initial)
+        }
     }
 
     /// Resets the SSE state (execve).
@@ -180,7 +190,8 @@ impl Thread {
     pub fn prepare_block(&self) -> u64 {
         let v = self.state_gen.load(Ordering::Relaxed);
         let sgen = (v >> 8) + 1;
-        self.state_gen.store((sgen << 8) | STATE_BLOCKED, Ordering::Release);
+        self.state_gen
+            .store((sgen << 8) | STATE_BLOCKED, Ordering::Release);
         sgen
     }
 
@@ -191,7 +202,12 @@ impl Thread {
             if v & 0xff != STATE_BLOCKED || sgen.is_some_and(|g| g != v >> 8) {
                 return false;
             }
-            match self.state_gen.compare_exchange_weak(v, (v & !0xff) | STATE_RUNNABLE, Ordering::AcqRel, Ordering::Acquire) {
+            match self.state_gen.compare_exchange_weak(
+                v,
+                (v & !0xff) | STATE_RUNNABLE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return true,
                 Err(x) => v = x,
             }
@@ -222,7 +238,10 @@ impl Thread {
             "thread {} '{}': state {} gen {} on_cpu {} queued {} cpu {}",
             self.id,
             self.name,
-            ["running", "runnable", "blocked", "dead"].get((v & 0xff) as usize).copied().unwrap_or("?"),
+            ["running", "runnable", "blocked", "dead"]
+                .get((v & 0xff) as usize)
+                .copied()
+                .unwrap_or("?"),
             v >> 8,
             self.on_cpu.load(Ordering::Relaxed),
             self.queued.load(Ordering::Relaxed),
@@ -257,7 +276,9 @@ extern "C" fn user_thread_entry(frame_at: u64) -> ! {
     crate::arch::irq::enable();
     // Signals sent before the thread first ran are delivered before its first instruction.
     // SAFETY: `new_user` placed a valid frame at `frame_at`; nothing else references it.
-    crate::proc::return_to_user_hook(unsafe { &mut *(frame_at as *mut crate::arch::idt::TrapFrame) });
+    crate::proc::return_to_user_hook(unsafe {
+        &mut *(frame_at as *mut crate::arch::idt::TrapFrame)
+    });
     // SAFETY: `new_user` placed a valid user frame at `frame_at`, the top of this thread's
     // kernel stack, and the scheduler loaded this thread's address space.
     unsafe { crate::arch::user::enter_user(frame_at as *const crate::arch::idt::TrapFrame) }
@@ -314,7 +335,9 @@ impl JoinHandle {
     /// Waits at most until `deadline`; false on timeout.
     pub fn join_until(&self, deadline: u64) -> bool {
         let t = self.thread.clone();
-        self.thread.joiners.wait_until(|| t.has_exited(), Some(deadline))
+        self.thread
+            .joiners
+            .wait_until(|| t.has_exited(), Some(deadline))
     }
 }
 
@@ -324,9 +347,14 @@ pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> JoinHandle {
 }
 
 /// Starts a kernel thread that may only run on the CPUs in `mask` (bit n = CPU n).
-pub fn spawn_with_affinity<F: FnOnce() + Send + 'static>(name: &str, mask: u64, f: F) -> JoinHandle {
+pub fn spawn_with_affinity<F: FnOnce() + Send + 'static>(
+    name: &str,
+    mask: u64,
+    f: F,
+) -> JoinHandle {
     let mask = if mask == 0 { u64::MAX } else { mask };
-    let t = Thread::new_with(name, percpu::cpu_id(), Box::new(f)).expect("out of memory creating a thread");
+    let t = Thread::new_with(name, percpu::cpu_id(), Box::new(f))
+        .expect("out of memory creating a thread");
     t.affinity.store(mask, Ordering::Relaxed);
     super::start_new(&t);
     JoinHandle { thread: t }
@@ -340,7 +368,8 @@ pub fn spawn_on<F: FnOnce() + Send + 'static>(name: &str, cpu: usize, f: F) -> J
 /// Changes where the current thread may run; it moves right away if it must.
 pub fn set_current_affinity(mask: u64) {
     let me = current();
-    me.affinity.store(if mask == 0 { u64::MAX } else { mask }, Ordering::Relaxed);
+    me.affinity
+        .store(if mask == 0 { u64::MAX } else { mask }, Ordering::Relaxed);
     if !me.may_run_on(percpu::cpu_id()) {
         drop(me);
         super::migrate_current();

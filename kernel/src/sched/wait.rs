@@ -31,7 +31,10 @@ impl Default for WaitQueue {
 
 impl WaitQueue {
     pub const fn new() -> Self {
-        Self { waiters: IrqSpinLock::new(VecDeque::new()), watchers: IrqSpinLock::new(Vec::new()) }
+        Self {
+            waiters: IrqSpinLock::new(VecDeque::new()),
+            watchers: IrqSpinLock::new(Vec::new()),
+        }
     }
 
     /// Adds a watcher told on every later `wake_one`/`wake_all` until it is dropped or
@@ -44,7 +47,9 @@ impl WaitQueue {
 
     /// Removes watcher `w` (compared by address).
     pub fn unwatch(&self, w: &Weak<dyn Notify>) {
-        self.watchers.lock().retain(|x| x.strong_count() > 0 && !Weak::ptr_eq(x, w));
+        self.watchers
+            .lock()
+            .retain(|x| x.strong_count() > 0 && !Weak::ptr_eq(x, w));
     }
 
     fn notify_watchers(&self) {
@@ -151,7 +156,11 @@ impl WaitQueue {
 
 /// Sleeps until `cond()` holds, waking whenever any of `queues` is signalled (poll/select),
 /// or until `deadline`. Returns whether `cond` held.
-pub fn wait_any(queues: &[&WaitQueue], mut cond: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
+pub fn wait_any(
+    queues: &[&WaitQueue],
+    mut cond: impl FnMut() -> bool,
+    deadline: Option<u64>,
+) -> bool {
     loop {
         if cond() {
             return true;

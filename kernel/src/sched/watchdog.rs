@@ -21,15 +21,23 @@ pub fn check(cpu: usize, now: u64) {
         return;
     }
     let watched = (cpu + 1) % n;
-    let Some(pc) = percpu::get(watched) else { return };
-    let Some(slot) = SEEN_TICKS.get(watched) else { return };
+    let Some(pc) = percpu::get(watched) else {
+        return;
+    };
+    let Some(slot) = SEEN_TICKS.get(watched) else {
+        return;
+    };
     let ticks = pc.sched.ticks.load(Ordering::Relaxed);
-    if slot.swap(ticks, Ordering::Relaxed) != ticks || SEEN_AT[watched].load(Ordering::Relaxed) == 0 {
+    if slot.swap(ticks, Ordering::Relaxed) != ticks || SEEN_AT[watched].load(Ordering::Relaxed) == 0
+    {
         SEEN_AT[watched].store(now, Ordering::Relaxed);
         return;
     }
     let since = now - SEEN_AT[watched].load(Ordering::Relaxed);
     if since > LIMIT_NS && !crate::panic::is_panicking() {
-        panic!("watchdog: CPU {watched} has taken no timer interrupt for {} s (stuck with interrupts off?)", since / 1_000_000_000);
+        panic!(
+            "watchdog: CPU {watched} has taken no timer interrupt for {} s (stuck with interrupts off?)",
+            since / 1_000_000_000
+        );
     }
 }

@@ -27,13 +27,22 @@ pub struct MutexGuard<'a, T: ?Sized> {
 
 impl<T> Mutex<T> {
     pub const fn new(v: T) -> Self {
-        Self { locked: AtomicBool::new(false), owner: AtomicU64::new(0), waiters: WaitQueue::new(), data: UnsafeCell::new(v) }
+        Self {
+            locked: AtomicBool::new(false),
+            owner: AtomicU64::new(0),
+            waiters: WaitQueue::new(),
+            data: UnsafeCell::new(v),
+        }
     }
 }
 
 impl<T: ?Sized> Mutex<T> {
     fn try_acquire(&self) -> bool {
-        if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        if self
+            .locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
             self.owner.store(current().id, Ordering::Relaxed);
             true
         } else {
@@ -54,7 +63,11 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Id of the owning thread, 0 when free.
     pub fn owner(&self) -> u64 {
-        if self.locked.load(Ordering::Relaxed) { self.owner.load(Ordering::Relaxed) } else { 0 }
+        if self.locked.load(Ordering::Relaxed) {
+            self.owner.load(Ordering::Relaxed)
+        } else {
+            0
+        }
     }
 
     pub fn is_locked(&self) -> bool {
@@ -100,7 +113,9 @@ impl Default for Condvar {
 
 impl Condvar {
     pub const fn new() -> Self {
-        Self { waiters: WaitQueue::new() }
+        Self {
+            waiters: WaitQueue::new(),
+        }
     }
 
     pub fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
@@ -108,7 +123,11 @@ impl Condvar {
     }
 
     /// Waits for a signal or until `deadline` (monotonic ns). The bool is true on timeout.
-    pub fn wait_deadline<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>, deadline: Option<u64>) -> (MutexGuard<'a, T>, bool) {
+    pub fn wait_deadline<'a, T: ?Sized>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Option<u64>,
+    ) -> (MutexGuard<'a, T>, bool) {
         let m = guard.m;
         // Enqueue before releasing the mutex: a signaller must take the mutex to change the
         // predicate, so it cannot signal between our release and our sleep unseen.
@@ -121,7 +140,11 @@ impl Condvar {
     }
 
     /// Relative timeout in nanoseconds.
-    pub fn wait_timeout<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>, ns: u64) -> (MutexGuard<'a, T>, bool) {
+    pub fn wait_timeout<'a, T: ?Sized>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        ns: u64,
+    ) -> (MutexGuard<'a, T>, bool) {
         self.wait_deadline(guard, Some(crate::time::now_ns() + ns))
     }
 
@@ -167,7 +190,11 @@ pub struct RwLockWriteGuard<'a, T: ?Sized> {
 impl<T> RwLock<T> {
     pub const fn new(v: T) -> Self {
         Self {
-            state: IrqSpinLock::new(RwState { readers: 0, writer: false, writers_waiting: 0 }),
+            state: IrqSpinLock::new(RwState {
+                readers: 0,
+                writer: false,
+                writers_waiting: 0,
+            }),
             waiters: WaitQueue::new(),
             data: UnsafeCell::new(v),
         }
@@ -216,7 +243,8 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
-        self.try_write_inner().then_some(RwLockWriteGuard { l: self })
+        self.try_write_inner()
+            .then_some(RwLockWriteGuard { l: self })
     }
 
     /// (readers, writer held)

@@ -25,7 +25,10 @@ pub struct IrqSpinGuard<'a, T: ?Sized> {
 
 impl<T> IrqSpinLock<T> {
     pub const fn new(value: T) -> Self {
-        Self { locked: AtomicBool::new(false), data: UnsafeCell::new(value) }
+        Self {
+            locked: AtomicBool::new(false),
+            data: UnsafeCell::new(value),
+        }
     }
 }
 
@@ -42,13 +45,23 @@ impl<T: ?Sized> IrqSpinLock<T> {
                 service_ipis();
             }
         }
-        IrqSpinGuard { lock: self, irq_was_enabled }
+        IrqSpinGuard {
+            lock: self,
+            irq_was_enabled,
+        }
     }
 
     pub fn try_lock(&self) -> Option<IrqSpinGuard<'_, T>> {
         let irq_was_enabled = irq::save_and_disable();
-        if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-            Some(IrqSpinGuard { lock: self, irq_was_enabled })
+        if self
+            .locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            Some(IrqSpinGuard {
+                lock: self,
+                irq_was_enabled,
+            })
         } else {
             irq::restore(irq_was_enabled);
             None
@@ -116,12 +129,19 @@ pub struct RawIrqSpin {
 // `unlock` clears it (Release), so the lock provides mutual exclusion.
 unsafe impl talc::lock_api::RawMutex for RawIrqSpin {
     #[allow(clippy::declare_interior_mutable_const)]
-    const INIT: Self = Self { locked: AtomicBool::new(false), irq_was_enabled: AtomicBool::new(false) };
+    const INIT: Self = Self {
+        locked: AtomicBool::new(false),
+        irq_was_enabled: AtomicBool::new(false),
+    };
     type GuardMarker = talc::lock_api::GuardNoSend;
 
     fn lock(&self) {
         let was = irq::save_and_disable();
-        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             core::hint::spin_loop();
             service_ipis();
         }
@@ -130,7 +150,11 @@ unsafe impl talc::lock_api::RawMutex for RawIrqSpin {
 
     fn try_lock(&self) -> bool {
         let was = irq::save_and_disable();
-        if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        if self
+            .locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
             self.irq_was_enabled.store(was, Ordering::Relaxed);
             true
         } else {

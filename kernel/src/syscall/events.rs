@@ -76,7 +76,10 @@ fn epoll_ctl(c: &mut Call<'_>) -> KResult<u64> {
         (0, 0)
     } else {
         let b: [u8; 12] = read_val(c.a3())?;
-        (u32::from_le_bytes([b[0], b[1], b[2], b[3]]), u64::from_le_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]))
+        (
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            u64::from_le_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]),
+        )
     };
     ep.ctl(&ef, op, fd, &target, events, data)?;
     Ok(0)
@@ -127,7 +130,9 @@ fn epoll_wait(c: &mut Call<'_>) -> KResult<u64> {
 /// Runs `f` with the signal mask at `mask_addr` (if any) in place; the old mask comes back
 /// afterwards, or after the handler when a signal interrupted the call.
 fn with_sigmask<T>(mask_addr: u64, size: u64, f: impl FnOnce() -> KResult<T>) -> KResult<T> {
-    let Some(t) = crate::proc::current_task() else { return f() };
+    let Some(t) = crate::proc::current_task() else {
+        return f();
+    };
     if mask_addr == 0 {
         return f();
     }
@@ -135,7 +140,8 @@ fn with_sigmask<T>(mask_addr: u64, size: u64, f: impl FnOnce() -> KResult<T>) ->
         return Err(Errno::EINVAL);
     }
     let m: u64 = read_val(mask_addr)?;
-    let keep = (1u64 << (crate::proc::signal::SIGKILL - 1)) | (1u64 << (crate::proc::signal::SIGSTOP - 1));
+    let keep =
+        (1u64 << (crate::proc::signal::SIGKILL - 1)) | (1u64 << (crate::proc::signal::SIGSTOP - 1));
     let old = {
         let mut s = t.sig.lock();
         let o = s.mask;
@@ -165,7 +171,11 @@ fn epoll_pwait2(c: &mut Call<'_>) -> KResult<u64> {
         if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
             return Err(Errno::EINVAL);
         }
-        Some(crate::time::now_ns().saturating_add((ts[0] as u64).saturating_mul(1_000_000_000)).saturating_add(ts[1] as u64))
+        Some(
+            crate::time::now_ns()
+                .saturating_add((ts[0] as u64).saturating_mul(1_000_000_000))
+                .saturating_add(ts[1] as u64),
+        )
     };
     let (epfd, addr, max) = (c.i32(0), c.a1(), c.i32(2));
     with_sigmask(c.a4(), c.a5(), || do_epoll_wait(epfd, addr, max, deadline))
@@ -177,7 +187,10 @@ fn do_eventfd(init: u64, flags: u32) -> KResult<u64> {
     if flags & !(O_CLOEXEC | O_NONBLOCK | EFD_SEMAPHORE) != 0 {
         return Err(Errno::EINVAL);
     }
-    let f = File::new_anon(EventFd::new(init & 0xffff_ffff, flags & EFD_SEMAPHORE != 0), O_RDWR | (flags & O_NONBLOCK));
+    let f = File::new_anon(
+        EventFd::new(init & 0xffff_ffff, flags & EFD_SEMAPHORE != 0),
+        O_RDWR | (flags & O_NONBLOCK),
+    );
     install(f, flags & O_CLOEXEC != 0)
 }
 
@@ -197,14 +210,19 @@ fn timerfd_create(c: &mut Call<'_>) -> KResult<u64> {
         return Err(Errno::EINVAL);
     }
     let t = TimerFd::new(c.a0() as u32)?;
-    install(File::new_anon(t, O_RDONLY | (flags & O_NONBLOCK)), flags & O_CLOEXEC != 0)
+    install(
+        File::new_anon(t, O_RDONLY | (flags & O_NONBLOCK)),
+        flags & O_CLOEXEC != 0,
+    )
 }
 
 fn ts_ns(v: [i64; 2]) -> KResult<u64> {
     if v[0] < 0 || !(0..1_000_000_000).contains(&v[1]) {
         return Err(Errno::EINVAL);
     }
-    Ok((v[0] as u64).saturating_mul(1_000_000_000).saturating_add(v[1] as u64))
+    Ok((v[0] as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(v[1] as u64))
 }
 
 fn ns_ts(ns: u64) -> [i64; 2] {
@@ -246,7 +264,10 @@ fn do_signalfd(fd: i32, mask_addr: u64, size: u64, flags: u32) -> KResult<u64> {
     }
     let mask: u64 = read_val(mask_addr)?;
     if fd == -1 {
-        return install(File::new_anon(SignalFd::new(mask), O_RDONLY | (flags & O_NONBLOCK)), flags & O_CLOEXEC != 0);
+        return install(
+            File::new_anon(SignalFd::new(mask), O_RDONLY | (flags & O_NONBLOCK)),
+            flags & O_CLOEXEC != 0,
+        );
     }
     let f = file(fd)?;
     anon::<SignalFd>(&f).ok_or(Errno::EINVAL)?.set_mask(mask);

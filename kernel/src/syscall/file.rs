@@ -244,7 +244,13 @@ fn do_open(dirfd: i32, path: u64, flags: u64, mode: u64) -> KResult<u64> {
     let path = path_arg(path)?;
     let ctx = p.fs_ctx();
     let b = base(dirfd, &path)?;
-    let f = fs::open(&ctx, b.as_ref(), &path, flags as u32, mode as u32 & !ctx.umask & 0o7777)?;
+    let f = fs::open(
+        &ctx,
+        b.as_ref(),
+        &path,
+        flags as u32,
+        mode as u32 & !ctx.umask & 0o7777,
+    )?;
     let fd = p.files.lock().insert(f, flags as u32 & O_CLOEXEC != 0)?;
     Ok(fd as u64)
 }
@@ -256,7 +262,12 @@ fn openat(c: &mut Call<'_>) -> KResult<u64> {
     do_open(c.i32(0), c.a1(), c.a2(), c.a3())
 }
 fn creat(c: &mut Call<'_>) -> KResult<u64> {
-    do_open(AT_FDCWD, c.a0(), u64::from(O_CREAT | O_WRONLY | O_TRUNC), c.a1())
+    do_open(
+        AT_FDCWD,
+        c.a0(),
+        u64::from(O_CREAT | O_WRONLY | O_TRUNC),
+        c.a1(),
+    )
 }
 
 fn close(c: &mut Call<'_>) -> KResult<u64> {
@@ -292,7 +303,11 @@ fn do_stat(dirfd: i32, path_addr: u64, flags: u64) -> KResult<Stat> {
     let path = path_arg(path_addr)?;
     if path.is_empty() {
         if flags & AT_EMPTY_PATH != 0 {
-            return if dirfd == AT_FDCWD { fs::stat(&ctx()?, None, ".", true) } else { file(dirfd)?.stat() };
+            return if dirfd == AT_FDCWD {
+                fs::stat(&ctx()?, None, ".", true)
+            } else {
+                file(dirfd)?.stat()
+            };
         }
         return Err(Errno::ENOENT);
     }
@@ -365,7 +380,11 @@ fn ioctl(c: &mut Call<'_>) -> KResult<u64> {
         FIONBIO => {
             let on: i32 = read_val(c.a2())?;
             let fl = f.flags();
-            f.set_flags(if on != 0 { fl | O_NONBLOCK } else { fl & !O_NONBLOCK });
+            f.set_flags(if on != 0 {
+                fl | O_NONBLOCK
+            } else {
+                fl & !O_NONBLOCK
+            });
             Ok(0)
         }
         FIONREAD => match f.ioctl(cmd, c.a2()) {
@@ -398,7 +417,13 @@ fn faccessat(c: &mut Call<'_>) -> KResult<u64> {
 fn faccessat2(c: &mut Call<'_>) -> KResult<u64> {
     let path = path_arg(c.a1())?;
     let b = base(c.i32(0), &path)?;
-    fs::access(&ctx()?, b.as_ref(), &path, c.a2() as u32, c.a3() & AT_SYMLINK_NOFOLLOW == 0)?;
+    fs::access(
+        &ctx()?,
+        b.as_ref(),
+        &path,
+        c.a2() as u32,
+        c.a3() & AT_SYMLINK_NOFOLLOW == 0,
+    )?;
     Ok(0)
 }
 
@@ -498,7 +523,9 @@ fn fcntl(c: &mut Call<'_>) -> KResult<u64> {
             file(fd)?.set_flags(c.a2() as u32);
             Ok(0)
         }
-        F_GETLK | F_SETLK | F_SETLKW | 36..=38 => crate::fs::lock::fcntl(&file(fd)?, c.a1(), c.a2()),
+        F_GETLK | F_SETLK | F_SETLKW | 36..=38 => {
+            crate::fs::lock::fcntl(&file(fd)?, c.a1(), c.a2())
+        }
         _ => Err(Errno::EINVAL),
     }
 }
@@ -616,7 +643,13 @@ fn mknod(c: &mut Call<'_>) -> KResult<u64> {
     let path = path_arg(c.a0())?;
     let ctx = ctx()?;
     let mode = c.a1() as u32;
-    fs::mknod(&ctx, None, &path, (mode & S_IFMT) | (mode & !ctx.umask & 0o7777), c.a2())?;
+    fs::mknod(
+        &ctx,
+        None,
+        &path,
+        (mode & S_IFMT) | (mode & !ctx.umask & 0o7777),
+        c.a2(),
+    )?;
     Ok(0)
 }
 fn mknodat(c: &mut Call<'_>) -> KResult<u64> {
@@ -624,7 +657,13 @@ fn mknodat(c: &mut Call<'_>) -> KResult<u64> {
     let ctx = ctx()?;
     let b = base(c.i32(0), &path)?;
     let mode = c.a2() as u32;
-    fs::mknod(&ctx, b.as_ref(), &path, (mode & S_IFMT) | (mode & !ctx.umask & 0o7777), c.a3())?;
+    fs::mknod(
+        &ctx,
+        b.as_ref(),
+        &path,
+        (mode & S_IFMT) | (mode & !ctx.umask & 0o7777),
+        c.a3(),
+    )?;
     Ok(0)
 }
 fn rmdir(c: &mut Call<'_>) -> KResult<u64> {
@@ -655,7 +694,14 @@ fn link(c: &mut Call<'_>) -> KResult<u64> {
 fn linkat(c: &mut Call<'_>) -> KResult<u64> {
     let (o, n) = (path_arg(c.a1())?, path_arg(c.a3())?);
     let (ob, nb) = (base(c.i32(0), &o)?, base(c.i32(2), &n)?);
-    fs::link(&ctx()?, ob.as_ref(), &o, nb.as_ref(), &n, c.a4() & AT_SYMLINK_FOLLOW != 0)?;
+    fs::link(
+        &ctx()?,
+        ob.as_ref(),
+        &o,
+        nb.as_ref(),
+        &n,
+        c.a4() & AT_SYMLINK_FOLLOW != 0,
+    )?;
     Ok(0)
 }
 fn symlink(c: &mut Call<'_>) -> KResult<u64> {
@@ -700,7 +746,10 @@ fn fchmodat(c: &mut Call<'_>) -> KResult<u64> {
     Ok(0)
 }
 fn ids(uid: u64, gid: u64) -> (Option<u32>, Option<u32>) {
-    ((uid as u32 != u32::MAX).then_some(uid as u32), (gid as u32 != u32::MAX).then_some(gid as u32))
+    (
+        (uid as u32 != u32::MAX).then_some(uid as u32),
+        (gid as u32 != u32::MAX).then_some(gid as u32),
+    )
 }
 fn chown(c: &mut Call<'_>) -> KResult<u64> {
     let path = path_arg(c.a0())?;
@@ -727,7 +776,14 @@ fn fchownat(c: &mut Call<'_>) -> KResult<u64> {
         return Ok(0);
     }
     let b = base(c.i32(0), &path)?;
-    fs::chown(&ctx()?, b.as_ref(), &path, u, g, c.a4() & AT_SYMLINK_NOFOLLOW == 0)?;
+    fs::chown(
+        &ctx()?,
+        b.as_ref(),
+        &path,
+        u,
+        g,
+        c.a4() & AT_SYMLINK_NOFOLLOW == 0,
+    )?;
     Ok(0)
 }
 fn umask(c: &mut Call<'_>) -> KResult<u64> {
@@ -746,7 +802,10 @@ fn utimensat(c: &mut Call<'_>) -> KResult<u64> {
     let conv = |t: [i64; 2]| match t[1] {
         UTIME_NOW => Ok(TimeSet::Now),
         UTIME_OMIT => Ok(TimeSet::Omit),
-        n if (0..1_000_000_000).contains(&n) => Ok(TimeSet::At(crate::fs::node::Timespec { sec: t[0], nsec: n })),
+        n if (0..1_000_000_000).contains(&n) => Ok(TimeSet::At(crate::fs::node::Timespec {
+            sec: t[0],
+            nsec: n,
+        })),
         _ => Err(Errno::EINVAL),
     };
     let (a, m) = if c.a2() == 0 {
@@ -765,13 +824,23 @@ fn utimensat(c: &mut Call<'_>) -> KResult<u64> {
     }
     let path = path_arg(c.a1())?;
     let b = base(c.i32(0), &path)?;
-    fs::utimens(&ctx, b.as_ref(), &path, a, m, c.a3() & AT_SYMLINK_NOFOLLOW == 0)?;
+    fs::utimens(
+        &ctx,
+        b.as_ref(),
+        &path,
+        a,
+        m,
+        c.a3() & AT_SYMLINK_NOFOLLOW == 0,
+    )?;
     Ok(0)
 }
 
 fn statfs_bytes(s: &crate::fs::node::StatFs) -> [u8; 120] {
     let mut b = [0u8; 120];
-    let words = [s.fs_type, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.fsid, s.namelen, s.frsize, s.flags];
+    let words = [
+        s.fs_type, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.fsid, s.namelen,
+        s.frsize, s.flags,
+    ];
     for (i, w) in words.iter().enumerate() {
         b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
     }
@@ -790,9 +859,17 @@ fn fstatfs(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn mount(c: &mut Call<'_>) -> KResult<u64> {
-    let source = if c.a0() != 0 { path_arg(c.a0())? } else { String::new() };
+    let source = if c.a0() != 0 {
+        path_arg(c.a0())?
+    } else {
+        String::new()
+    };
     let target = path_arg(c.a1())?;
-    let fstype = if c.a2() != 0 { path_arg(c.a2())? } else { String::new() };
+    let fstype = if c.a2() != 0 {
+        path_arg(c.a2())?
+    } else {
+        String::new()
+    };
     const MS_REMOUNT: u64 = 32;
     const MS_BIND: u64 = 4096;
     const MS_RDONLY: u64 = 1;
@@ -801,9 +878,17 @@ fn mount(c: &mut Call<'_>) -> KResult<u64> {
     }
     // The data string (`mount -o`, minus the flags busybox turned into MS_*), with
     // MS_RDONLY folded in as `ro`.
-    let mut data = if c.a4() != 0 { path_arg(c.a4())? } else { String::new() };
+    let mut data = if c.a4() != 0 {
+        path_arg(c.a4())?
+    } else {
+        String::new()
+    };
     if c.a3() & MS_RDONLY != 0 {
-        data = if data.is_empty() { String::from("ro") } else { alloc::format!("ro,{data}") };
+        data = if data.is_empty() {
+            String::from("ro")
+        } else {
+            alloc::format!("ro,{data}")
+        };
     }
     fs::mount_data(&ctx()?, &fstype, &source, &data, None, &target)?;
     Ok(0)
@@ -842,7 +927,11 @@ fn getdents64(c: &mut Call<'_>) -> KResult<u64> {
     }
     // Entries we fetched but could not return: rewind so the next call sees them.
     if consumed < ents.len() {
-        let resume = if consumed == 0 { 0 } else { ents[consumed - 1].next_offset };
+        let resume = if consumed == 0 {
+            0
+        } else {
+            ents[consumed - 1].next_offset
+        };
         f.seek(resume as i64, 0)?;
     }
     copy_to_user(c.a1(), &out)?;
@@ -870,7 +959,16 @@ fn sendfile(c: &mut Call<'_>) -> KResult<u64> {
 /// Waits until any of `fds` (fd, events) is ready; returns the revents per entry.
 fn poll_files(fds: &[(i32, u32)], deadline: Option<u64>) -> KResult<Vec<u32>> {
     let p = me()?;
-    let files: Vec<Option<Arc<File>>> = fds.iter().map(|&(fd, _)| if fd < 0 { None } else { p.files.lock().get(fd).ok() }).collect();
+    let files: Vec<Option<Arc<File>>> = fds
+        .iter()
+        .map(|&(fd, _)| {
+            if fd < 0 {
+                None
+            } else {
+                p.files.lock().get(fd).ok()
+            }
+        })
+        .collect();
     let check = |out: &mut Vec<u32>| -> usize {
         out.clear();
         let mut n = 0;
@@ -878,7 +976,9 @@ fn poll_files(fds: &[(i32, u32)], deadline: Option<u64>) -> KResult<Vec<u32>> {
             let r = match (&files[i], fd < 0) {
                 (_, true) => 0,
                 (None, false) => POLLNVAL,
-                (Some(f), false) => f.poll(ev | POLLHUP | POLLERR) & (ev | POLLHUP | POLLERR | POLLNVAL),
+                (Some(f), false) => {
+                    f.poll(ev | POLLHUP | POLLERR) & (ev | POLLHUP | POLLERR | POLLNVAL)
+                }
             };
             if r != 0 {
                 n += 1;
@@ -891,7 +991,11 @@ fn poll_files(fds: &[(i32, u32)], deadline: Option<u64>) -> KResult<Vec<u32>> {
     if check(&mut out) > 0 || deadline.is_some_and(|d| d <= crate::time::now_ns()) {
         return Ok(out);
     }
-    let queues: Vec<&crate::sched::wait::WaitQueue> = files.iter().flatten().filter_map(|f| f.wait_queue()).collect();
+    let queues: Vec<&crate::sched::wait::WaitQueue> = files
+        .iter()
+        .flatten()
+        .filter_map(|f| f.wait_queue())
+        .collect();
     let mut intr = false;
     let _ = crate::sched::wait::wait_any(
         &queues,
@@ -947,12 +1051,16 @@ fn ts_deadline(addr: u64) -> KResult<Option<u64>> {
     if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
         return Err(Errno::EINVAL);
     }
-    Ok(Some(crate::time::now_ns() + ts[0] as u64 * 1_000_000_000 + ts[1] as u64))
+    Ok(Some(
+        crate::time::now_ns() + ts[0] as u64 * 1_000_000_000 + ts[1] as u64,
+    ))
 }
 
 /// Applies a temporary signal mask for ppoll/pselect (restored on the way out).
 fn with_sigmask<T>(mask_addr: u64, f: impl FnOnce() -> KResult<T>) -> KResult<T> {
-    let Some(t) = crate::proc::current_task() else { return f() };
+    let Some(t) = crate::proc::current_task() else {
+        return f();
+    };
     if mask_addr == 0 {
         return f();
     }
@@ -976,7 +1084,13 @@ fn with_sigmask<T>(mask_addr: u64, f: impl FnOnce() -> KResult<T>) -> KResult<T>
 fn ppoll(c: &mut Call<'_>) -> KResult<u64> {
     let deadline = ts_deadline(c.a2())?;
     let (a, n, m) = (c.a0(), c.a1(), c.a3());
-    with_sigmask(m, || do_poll(a, n, deadline)).map_err(|e| if e == Errno::ERESTARTSYS { Errno::EINTR } else { e })
+    with_sigmask(m, || do_poll(a, n, deadline)).map_err(|e| {
+        if e == Errno::ERESTARTSYS {
+            Errno::EINTR
+        } else {
+            e
+        }
+    })
 }
 
 fn do_select(n: u64, r: u64, w: u64, e: u64, deadline: Option<u64>) -> KResult<u64> {
@@ -984,7 +1098,17 @@ fn do_select(n: u64, r: u64, w: u64, e: u64, deadline: Option<u64>) -> KResult<u
         return Err(Errno::EINVAL);
     }
     let words = (n as usize).div_ceil(64);
-    let read_set = |a: u64| -> KResult<Vec<u64>> { (0..words).map(|i| if a == 0 { Ok(0) } else { read_val(a + i as u64 * 8) }).collect() };
+    let read_set = |a: u64| -> KResult<Vec<u64>> {
+        (0..words)
+            .map(|i| {
+                if a == 0 {
+                    Ok(0)
+                } else {
+                    read_val(a + i as u64 * 8)
+                }
+            })
+            .collect()
+    };
     let (rs, ws, es) = (read_set(r)?, read_set(w)?, read_set(e)?);
     let mut fds = Vec::new();
     for fd in 0..n as usize {
@@ -1007,12 +1131,20 @@ fn do_select(n: u64, r: u64, w: u64, e: u64, deadline: Option<u64>) -> KResult<u
     if rev.contains(&POLLNVAL) {
         return Err(Errno::EBADF);
     }
-    let mut out = [alloc::vec![0u64; words], alloc::vec![0u64; words], alloc::vec![0u64; words]];
+    let mut out = [
+        alloc::vec![0u64; words],
+        alloc::vec![0u64; words],
+        alloc::vec![0u64; words],
+    ];
     let mut count = 0;
     for (i, &(fd, ev)) in fds.iter().enumerate() {
         let got = rev[i];
         let fdu = fd as usize;
-        for (k, mask) in [(0, POLLIN | POLLHUP | POLLERR), (1, POLLOUT | POLLERR), (2, POLLPRI)] {
+        for (k, mask) in [
+            (0, POLLIN | POLLHUP | POLLERR),
+            (1, POLLOUT | POLLERR),
+            (2, POLLPRI),
+        ] {
             let wanted = [POLLIN, POLLOUT, POLLPRI][k];
             if ev & wanted != 0 && got & mask != 0 {
                 out[k][fdu / 64] |= 1 << (fdu % 64);
@@ -1045,7 +1177,17 @@ fn select(c: &mut Call<'_>) -> KResult<u64> {
 
 fn pselect6(c: &mut Call<'_>) -> KResult<u64> {
     let deadline = ts_deadline(c.a4())?;
-    let mask_addr = if c.a5() != 0 { read_val::<u64>(c.a5())? } else { 0 };
+    let mask_addr = if c.a5() != 0 {
+        read_val::<u64>(c.a5())?
+    } else {
+        0
+    };
     let (n, r, w, e) = (c.a0(), c.a1(), c.a2(), c.a3());
-    with_sigmask(mask_addr, || do_select(n, r, w, e, deadline)).map_err(|e| if e == Errno::ERESTARTSYS { Errno::EINTR } else { e })
+    with_sigmask(mask_addr, || do_select(n, r, w, e, deadline)).map_err(|e| {
+        if e == Errno::ERESTARTSYS {
+            Errno::EINTR
+        } else {
+            e
+        }
+    })
 }

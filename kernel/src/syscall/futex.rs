@@ -23,7 +23,9 @@ struct Bucket {
 static FUTEXES: IrqSpinLock<BTreeMap<(u64, u64), Arc<Bucket>>> = IrqSpinLock::new(BTreeMap::new());
 
 fn key(addr: u64) -> (u64, u64) {
-    let space = crate::proc::current_process().map(|p| p.aspace().pml4()).unwrap_or(0);
+    let space = crate::proc::current_process()
+        .map(|p| p.aspace().pml4())
+        .unwrap_or(0);
     (space, addr)
 }
 
@@ -31,7 +33,12 @@ fn bucket(k: (u64, u64)) -> Arc<Bucket> {
     FUTEXES
         .lock()
         .entry(k)
-        .or_insert_with(|| Arc::new(Bucket { wq: WaitQueue::new(), seq: core::sync::atomic::AtomicU64::new(0) }))
+        .or_insert_with(|| {
+            Arc::new(Bucket {
+                wq: WaitQueue::new(),
+                seq: core::sync::atomic::AtomicU64::new(0),
+            })
+        })
         .clone()
 }
 
@@ -74,7 +81,11 @@ fn futex(c: &mut Call<'_>) -> KResult<u64> {
                 let ns = (ts[0] as u64) * 1_000_000_000 + ts[1] as u64;
                 Some(if op == FUTEX_WAIT_BITSET {
                     // Absolute, on CLOCK_MONOTONIC (or REALTIME with the flag).
-                    if c.a1() & 256 != 0 { ns.saturating_sub(crate::time::wall_clock_ns() - crate::time::now_ns()) } else { ns }
+                    if c.a1() & 256 != 0 {
+                        ns.saturating_sub(crate::time::wall_clock_ns() - crate::time::now_ns())
+                    } else {
+                        ns
+                    }
                 } else {
                     crate::time::now_ns() + ns
                 })
@@ -161,7 +172,11 @@ fn futex(c: &mut Call<'_>) -> KResult<u64> {
                 _ => return Err(Errno::ENOSYS),
             };
             let n = wake(addr, val as usize);
-            let m = if hit { wake(uaddr2, c.a3() as usize) } else { 0 };
+            let m = if hit {
+                wake(uaddr2, c.a3() as usize)
+            } else {
+                0
+            };
             Ok((n + m) as u64)
         }
         _ => Err(Errno::ENOSYS),

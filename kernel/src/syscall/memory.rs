@@ -42,12 +42,18 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
     let prot = prot_ok(prot)?;
     let p = current_process().ok_or(Errno::ESRCH)?;
     let a = p.aspace();
-    let file = if flags & MAP_ANONYMOUS == 0 { Some(p.files.lock().get(fd)?) } else { None };
+    let file = if flags & MAP_ANONYMOUS == 0 {
+        Some(p.files.lock().get(fd)?)
+    } else {
+        None
+    };
     if let Some(f) = &file {
         // The file must be open for reading, and for writing too if a shared mapping may write.
         let acc = f.flags() & crate::fs::consts::O_ACCMODE;
         if acc == crate::fs::consts::O_WRONLY
-            || (flags & MAP_SHARED != 0 && prot & PROT_WRITE != 0 && acc != crate::fs::consts::O_RDWR)
+            || (flags & MAP_SHARED != 0
+                && prot & PROT_WRITE != 0
+                && acc != crate::fs::consts::O_RDWR)
         {
             return Err(Errno::EACCES);
         }
@@ -62,7 +68,11 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
         if addr % PAGE != 0 || addr.checked_add(len).is_none_or(|e| e > USER_TOP) || addr == 0 {
             return Err(Errno::EINVAL);
         }
-        if flags & MAP_FIXED_NOREPLACE != 0 && a.vmas().iter().any(|v| v.start < addr + len && v.end > addr) {
+        if flags & MAP_FIXED_NOREPLACE != 0
+            && a.vmas()
+                .iter()
+                .any(|v| v.start < addr + len && v.end > addr)
+        {
             return Err(Errno::EEXIST);
         }
         addr
@@ -104,8 +114,13 @@ fn munmap(c: &mut Call<'_>) -> KResult<u64> {
     if addr % PAGE != 0 || len == 0 {
         return Err(Errno::EINVAL);
     }
-    let end = addr.checked_add(len.next_multiple_of(PAGE)).ok_or(Errno::EINVAL)?;
-    current_process().ok_or(Errno::ESRCH)?.aspace().unmap(addr, end)?;
+    let end = addr
+        .checked_add(len.next_multiple_of(PAGE))
+        .ok_or(Errno::EINVAL)?;
+    current_process()
+        .ok_or(Errno::ESRCH)?
+        .aspace()
+        .unmap(addr, end)?;
     Ok(0)
 }
 
@@ -116,30 +131,47 @@ fn mprotect(c: &mut Call<'_>) -> KResult<u64> {
     }
     // PROT_GROWSDOWN / PROT_GROWSUP are accepted (and ignored); anything else is EINVAL.
     let prot = prot_ok(c.a2() & !0x0300_0000)?;
-    let end = addr.checked_add(len.next_multiple_of(PAGE)).ok_or(Errno::ENOMEM)?;
+    let end = addr
+        .checked_add(len.next_multiple_of(PAGE))
+        .ok_or(Errno::ENOMEM)?;
     if end == addr {
         return Ok(0);
     }
-    current_process().ok_or(Errno::ESRCH)?.aspace().protect(addr, end, prot)?;
+    current_process()
+        .ok_or(Errno::ESRCH)?
+        .aspace()
+        .protect(addr, end, prot)?;
     Ok(0)
 }
 
 const MREMAP_MAYMOVE: u64 = 1;
 
 fn mremap(c: &mut Call<'_>) -> KResult<u64> {
-    let (old, old_len, new_len, flags) = (c.a0(), c.a1().next_multiple_of(PAGE), c.a2().next_multiple_of(PAGE), c.a3());
+    let (old, old_len, new_len, flags) = (
+        c.a0(),
+        c.a1().next_multiple_of(PAGE),
+        c.a2().next_multiple_of(PAGE),
+        c.a3(),
+    );
     if old % PAGE != 0 || new_len == 0 {
         return Err(Errno::EINVAL);
     }
     let p = current_process().ok_or(Errno::ESRCH)?;
     let a = p.aspace();
-    let vma = a.vmas().into_iter().find(|v| v.start <= old && old < v.end).ok_or(Errno::EFAULT)?;
+    let vma = a
+        .vmas()
+        .into_iter()
+        .find(|v| v.start <= old && old < v.end)
+        .ok_or(Errno::EFAULT)?;
     if new_len <= old_len {
         a.unmap(old + new_len, old + old_len)?;
         return Ok(old);
     }
     // Grow in place if the following range is free.
-    let free_after = !a.vmas().iter().any(|v| v.start < old + new_len && v.end > old + old_len);
+    let free_after = !a
+        .vmas()
+        .iter()
+        .any(|v| v.start < old + new_len && v.end > old + old_len);
     if free_after && old + new_len <= USER_TOP {
         a.map_anon(old + old_len, old + new_len, vma.prot, &vma.name)?;
         return Ok(old);
@@ -171,8 +203,14 @@ fn madvise(c: &mut Call<'_>) -> KResult<u64> {
     }
     const MADV_DONTNEED: u64 = 4;
     if c.a2() == MADV_DONTNEED {
-        let end = c.a0().checked_add(c.a1().next_multiple_of(PAGE)).ok_or(Errno::EINVAL)?;
-        current_process().ok_or(Errno::ESRCH)?.aspace().discard(c.a0(), end)?;
+        let end = c
+            .a0()
+            .checked_add(c.a1().next_multiple_of(PAGE))
+            .ok_or(Errno::EINVAL)?;
+        current_process()
+            .ok_or(Errno::ESRCH)?
+            .aspace()
+            .discard(c.a0(), end)?;
     }
     Ok(0)
 }

@@ -5,11 +5,16 @@ use crate::arch::uaccess::{copy_to_user, read_cstr, write_val};
 use crate::errno::{Errno, KResult};
 use crate::sync::spin::IrqSpinLock;
 
-static HOSTNAME: IrqSpinLock<alloc::string::String> = IrqSpinLock::new(alloc::string::String::new());
+static HOSTNAME: IrqSpinLock<alloc::string::String> =
+    IrqSpinLock::new(alloc::string::String::new());
 
 pub fn hostname() -> alloc::string::String {
     let h = HOSTNAME.lock().clone();
-    if h.is_empty() { alloc::string::String::from("adros") } else { h }
+    if h.is_empty() {
+        alloc::string::String::from("adros")
+    } else {
+        h
+    }
 }
 
 pub fn register(t: &mut Table) {

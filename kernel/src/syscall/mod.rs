@@ -51,7 +51,14 @@ impl Call<'_> {
     }
     /// Argument `i` as a signed int (fds, pids).
     pub fn i32(&self, i: usize) -> i32 {
-        [self.a0(), self.a1(), self.a2(), self.a3(), self.a4(), self.a5()][i] as i32
+        [
+            self.a0(),
+            self.a1(),
+            self.a2(),
+            self.a3(),
+            self.a4(),
+            self.a5(),
+        ][i] as i32
     }
 }
 
@@ -94,7 +101,12 @@ fn table() -> &'static Table {
 
 /// (number, name) of every implemented system call.
 pub fn implemented() -> Vec<(usize, &'static str)> {
-    table().0.iter().enumerate().filter_map(|(i, e)| e.map(|e| (i, e.name))).collect()
+    table()
+        .0
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.map(|e| (i, e.name)))
+        .collect()
 }
 
 /// Entry from `arch::user`: rax holds the number; the result goes back in rax.
@@ -107,7 +119,14 @@ pub fn dispatch(frame: &mut TrapFrame) {
             let mut c = Call { frame };
             let r = (e.handler)(&mut c);
             if log::log_enabled!(log::Level::Trace) {
-                log::trace!("syscall {}({:#x}, {:#x}, {:#x}) = {:?}", e.name, c.a0(), c.a1(), c.a2(), r);
+                log::trace!(
+                    "syscall {}({:#x}, {:#x}, {:#x}) = {:?}",
+                    e.name,
+                    c.a0(),
+                    c.a1(),
+                    c.a2(),
+                    r
+                );
             }
             r
         }

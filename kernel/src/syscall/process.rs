@@ -62,7 +62,12 @@ fn gettid(_c: &mut Call<'_>) -> KResult<u64> {
     Ok(u64::from(current_task().ok_or(Errno::ESRCH)?.tid))
 }
 fn getppid(_c: &mut Call<'_>) -> KResult<u64> {
-    Ok(u64::from(current_process().ok_or(Errno::ESRCH)?.ppid.load(Ordering::Relaxed)))
+    Ok(u64::from(
+        current_process()
+            .ok_or(Errno::ESRCH)?
+            .ppid
+            .load(Ordering::Relaxed),
+    ))
 }
 
 fn fork(c: &mut Call<'_>) -> KResult<u64> {
@@ -75,7 +80,10 @@ fn vfork(c: &mut Call<'_>) -> KResult<u64> {
     let (child, task) = proc::fork(c.frame, 0, None, 0)?;
     let _ = task;
     let ch = child.clone();
-    child.vfork_done.wait_until(|| ch.vfork_released.load(Ordering::Acquire) || ch.zombie.load(Ordering::Acquire), None);
+    child.vfork_done.wait_until(
+        || ch.vfork_released.load(Ordering::Acquire) || ch.zombie.load(Ordering::Acquire),
+        None,
+    );
     Ok(u64::from(child.pid))
 }
 
@@ -97,7 +105,12 @@ fn clone(c: &mut Call<'_>) -> KResult<u64> {
         if flags & CLONE_VM == 0 {
             return Err(Errno::EINVAL);
         }
-        let t = proc::clone_thread(c.frame, stack, tls, (flags & CLONE_CHILD_CLEARTID != 0).then_some(ctid))?;
+        let t = proc::clone_thread(
+            c.frame,
+            stack,
+            tls,
+            (flags & CLONE_CHILD_CLEARTID != 0).then_some(ctid),
+        )?;
         if flags & CLONE_PARENT_SETTID != 0 {
             write_val(ptid, &t.tid)?;
         }
@@ -118,7 +131,10 @@ fn clone(c: &mut Call<'_>) -> KResult<u64> {
     }
     if flags & (CLONE_VFORK | CLONE_VM) != 0 {
         let ch = child.clone();
-        child.vfork_done.wait_until(|| ch.vfork_released.load(Ordering::Acquire) || ch.zombie.load(Ordering::Acquire), None);
+        child.vfork_done.wait_until(
+            || ch.vfork_released.load(Ordering::Acquire) || ch.zombie.load(Ordering::Acquire),
+            None,
+        );
     }
     Ok(u64::from(child.pid))
 }
@@ -202,7 +218,8 @@ fn wait4(c: &mut Call<'_>) -> KResult<u64> {
 
 fn waitid(c: &mut Call<'_>) -> KResult<u64> {
     let opts = c.a3();
-    if opts & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE) != 0
+    if opts & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE)
+        != 0
         || opts & (WUNTRACED | WEXITED | WCONTINUED) == 0
     {
         return Err(Errno::EINVAL);
@@ -230,7 +247,7 @@ fn waitid(c: &mut Call<'_>) -> KResult<u64> {
             let (code, status) = match ev {
                 proc::WaitEvent::Exited(ExitStatus::Exited(v)) => (1i32, i32::from(v)), // CLD_EXITED
                 proc::WaitEvent::Exited(ExitStatus::Signaled(s)) => (2i32, i32::from(s)), // CLD_KILLED
-                proc::WaitEvent::Stopped(s) => (5i32, s as i32),                          // CLD_STOPPED
+                proc::WaitEvent::Stopped(s) => (5i32, s as i32), // CLD_STOPPED
                 proc::WaitEvent::Continued => (6i32, crate::proc::signal::SIGCONT as i32), // CLD_CONTINUED
             };
             info[8..12].copy_from_slice(&code.to_le_bytes());
@@ -269,7 +286,12 @@ struct Ids {
 /// Applies `ids` to (real, effective, saved) under POSIX rules: with privilege (effective
 /// uid 0) anything goes; without, each new id must be one of the current real, effective
 /// or saved ids (`setreuid`'s real id: real or effective only).
-fn change_ids(cur: (u32, u32, u32), ids: Ids, privileged: bool, reuid: bool) -> KResult<(u32, u32, u32)> {
+fn change_ids(
+    cur: (u32, u32, u32),
+    ids: Ids,
+    privileged: bool,
+    reuid: bool,
+) -> KResult<(u32, u32, u32)> {
     let (r, e, s) = cur;
     let allowed = |v: Option<u32>, real_only: bool| {
         v.is_none_or(|v| privileged || v == r || v == e || (!real_only && v == s))
@@ -347,16 +369,44 @@ fn setgid(c: &mut Call<'_>) -> KResult<u64> {
     })
 }
 fn setreuid(c: &mut Call<'_>) -> KResult<u64> {
-    set_uids(Ids { real: id_arg(c.a0()), eff: id_arg(c.a1()), saved: None }, true)
+    set_uids(
+        Ids {
+            real: id_arg(c.a0()),
+            eff: id_arg(c.a1()),
+            saved: None,
+        },
+        true,
+    )
 }
 fn setregid(c: &mut Call<'_>) -> KResult<u64> {
-    set_gids(Ids { real: id_arg(c.a0()), eff: id_arg(c.a1()), saved: None }, true)
+    set_gids(
+        Ids {
+            real: id_arg(c.a0()),
+            eff: id_arg(c.a1()),
+            saved: None,
+        },
+        true,
+    )
 }
 fn setresuid(c: &mut Call<'_>) -> KResult<u64> {
-    set_uids(Ids { real: id_arg(c.a0()), eff: id_arg(c.a1()), saved: id_arg(c.a2()) }, false)
+    set_uids(
+        Ids {
+            real: id_arg(c.a0()),
+            eff: id_arg(c.a1()),
+            saved: id_arg(c.a2()),
+        },
+        false,
+    )
 }
 fn setresgid(c: &mut Call<'_>) -> KResult<u64> {
-    set_gids(Ids { real: id_arg(c.a0()), eff: id_arg(c.a1()), saved: id_arg(c.a2()) }, false)
+    set_gids(
+        Ids {
+            real: id_arg(c.a0()),
+            eff: id_arg(c.a1()),
+            saved: id_arg(c.a2()),
+        },
+        false,
+    )
 }
 fn getresuid(c: &mut Call<'_>) -> KResult<u64> {
     let cr = creds()?;
@@ -438,11 +488,21 @@ fn setpgid(c: &mut Call<'_>) -> KResult<u64> {
     Ok(0)
 }
 fn getpgid(c: &mut Call<'_>) -> KResult<u64> {
-    let p = if c.a0() == 0 { current_process() } else { proc::process(c.a0() as u32) }.ok_or(Errno::ESRCH)?;
+    let p = if c.a0() == 0 {
+        current_process()
+    } else {
+        proc::process(c.a0() as u32)
+    }
+    .ok_or(Errno::ESRCH)?;
     Ok(u64::from(p.pgid.load(Ordering::Relaxed)))
 }
 fn getpgrp(_c: &mut Call<'_>) -> KResult<u64> {
-    Ok(u64::from(current_process().ok_or(Errno::ESRCH)?.pgid.load(Ordering::Relaxed)))
+    Ok(u64::from(
+        current_process()
+            .ok_or(Errno::ESRCH)?
+            .pgid
+            .load(Ordering::Relaxed),
+    ))
 }
 fn setsid(_c: &mut Call<'_>) -> KResult<u64> {
     let p = current_process().ok_or(Errno::ESRCH)?;
@@ -454,14 +514,26 @@ fn setsid(_c: &mut Call<'_>) -> KResult<u64> {
     Ok(u64::from(p.pid))
 }
 fn getsid(c: &mut Call<'_>) -> KResult<u64> {
-    let p = if c.a0() == 0 { current_process() } else { proc::process(c.a0() as u32) }.ok_or(Errno::ESRCH)?;
+    let p = if c.a0() == 0 {
+        current_process()
+    } else {
+        proc::process(c.a0() as u32)
+    }
+    .ok_or(Errno::ESRCH)?;
     Ok(u64::from(p.sid.load(Ordering::Relaxed)))
 }
 
 fn uname(c: &mut Call<'_>) -> KResult<u64> {
     let mut u = [0u8; 65 * 6];
     let host = crate::syscall::misc::hostname();
-    let fields: [&[u8]; 6] = [b"Linux", host.as_bytes(), b"6.1.0-adros", b"#1 SMP AdrOS 0.1.0", b"x86_64", b"(none)"];
+    let fields: [&[u8]; 6] = [
+        b"Linux",
+        host.as_bytes(),
+        b"6.1.0-adros",
+        b"#1 SMP AdrOS 0.1.0",
+        b"x86_64",
+        b"(none)",
+    ];
     for (i, f) in fields.iter().enumerate() {
         let n = f.len().min(64);
         u[i * 65..i * 65 + n].copy_from_slice(&f[..n]);
@@ -483,7 +555,9 @@ fn arch_prctl(c: &mut Call<'_>) -> KResult<u64> {
                 return Err(Errno::EPERM);
             }
             FsBase::write(x86_64::VirtAddr::try_new(c.a1()).map_err(|_| Errno::EPERM)?);
-            crate::sched::current().fs_base.store(c.a1(), Ordering::Relaxed);
+            crate::sched::current()
+                .fs_base
+                .store(c.a1(), Ordering::Relaxed);
             Ok(0)
         }
         ARCH_GET_FS => {
@@ -513,9 +587,9 @@ const RLIM_INFINITY: u64 = u64::MAX;
 
 fn rlimit_of(res: u64) -> KResult<(u64, u64)> {
     Ok(match res {
-        3 => (8 << 20, RLIM_INFINITY),   // RLIMIT_STACK
-        7 => (1024, 4096),               // RLIMIT_NOFILE
-        6 => (4096, 4096),               // RLIMIT_NPROC
+        3 => (8 << 20, RLIM_INFINITY), // RLIMIT_STACK
+        7 => (1024, 4096),             // RLIMIT_NOFILE
+        6 => (4096, 4096),             // RLIMIT_NPROC
         0..=15 => (RLIM_INFINITY, RLIM_INFINITY),
         _ => return Err(Errno::EINVAL),
     })
@@ -567,7 +641,12 @@ fn setrlimit(c: &mut Call<'_>) -> KResult<u64> {
     Ok(0)
 }
 fn prlimit64(c: &mut Call<'_>) -> KResult<u64> {
-    let p = if c.a0() == 0 { current_process() } else { proc::process(c.a0() as u32) }.ok_or(Errno::ESRCH)?;
+    let p = if c.a0() == 0 {
+        current_process()
+    } else {
+        proc::process(c.a0() as u32)
+    }
+    .ok_or(Errno::ESRCH)?;
     let me = current_process().ok_or(Errno::ESRCH)?;
     if p.pid != me.pid && c.a2() != 0 && me.creds.lock().euid != 0 {
         return Err(Errno::EPERM);
@@ -595,11 +674,20 @@ fn sched_setaffinity(c: &mut Call<'_>) -> KResult<u64> {
     }
     let mask: u64 = read_val(c.a2())?;
     let online = crate::arch::smp::online_count();
-    let valid = if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
+    let valid = if online >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << online) - 1
+    };
     if mask & valid == 0 {
         return Err(Errno::EINVAL);
     }
-    let target = if c.a0() == 0 { current_task() } else { proc::task(c.a0() as u32) }.ok_or(Errno::ESRCH)?;
+    let target = if c.a0() == 0 {
+        current_task()
+    } else {
+        proc::task(c.a0() as u32)
+    }
+    .ok_or(Errno::ESRCH)?;
     let me = current_task().ok_or(Errno::ESRCH)?;
     if target.tid == me.tid {
         crate::sched::thread::set_current_affinity(mask & valid);
@@ -614,10 +702,19 @@ fn sched_getaffinity(c: &mut Call<'_>) -> KResult<u64> {
     if len < 8 {
         return Err(Errno::EINVAL);
     }
-    let t = if c.a0() == 0 { current_task() } else { proc::task(c.a0() as u32) }.ok_or(Errno::ESRCH)?;
+    let t = if c.a0() == 0 {
+        current_task()
+    } else {
+        proc::task(c.a0() as u32)
+    }
+    .ok_or(Errno::ESRCH)?;
     let th = t.thread().ok_or(Errno::ESRCH)?;
     let online = crate::arch::smp::online_count();
-    let valid = if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
+    let valid = if online >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << online) - 1
+    };
     let mask = th.affinity() & valid;
     write_val(c.a2(), &mask)?;
     Ok(8)
@@ -631,7 +728,8 @@ fn prctl(c: &mut Call<'_>) -> KResult<u64> {
         PR_SET_NAME => {
             // Longer names are truncated to 15 bytes, as on Linux.
             let n = read_cstr(c.a1(), 4096)?;
-            *p.name.lock() = alloc::string::String::from_utf8_lossy(&n[..n.len().min(15)]).into_owned();
+            *p.name.lock() =
+                alloc::string::String::from_utf8_lossy(&n[..n.len().min(15)]).into_owned();
             Ok(0)
         }
         PR_GET_NAME => {

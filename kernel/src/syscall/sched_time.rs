@@ -51,7 +51,11 @@ fn arm(p: &alloc::sync::Arc<Process>, value: u64, interval: u64) -> (u64, u64) {
                     if it.0 != sgen || it.1 != deadline {
                         false
                     } else {
-                        it.1 = if interval == 0 { 0 } else { deadline + interval };
+                        it.1 = if interval == 0 {
+                            0
+                        } else {
+                            deadline + interval
+                        };
                         true
                     }
                 };
@@ -75,7 +79,10 @@ fn alarm(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn tv(ns: u64) -> [i64; 2] {
-    [(ns / 1_000_000_000) as i64, ((ns / 1000) % 1_000_000) as i64]
+    [
+        (ns / 1_000_000_000) as i64,
+        ((ns / 1000) % 1_000_000) as i64,
+    ]
 }
 
 fn getitimer(c: &mut Call<'_>) -> KResult<u64> {
@@ -85,7 +92,10 @@ fn getitimer(c: &mut Call<'_>) -> KResult<u64> {
     let p = current_process().ok_or(Errno::ESRCH)?;
     let (_, deadline, interval) = *p.itimer.lock();
     let rem = deadline.saturating_sub(crate::time::now_ns());
-    write_val(c.a1(), &[tv(interval), tv(if deadline == 0 { 0 } else { rem })])?;
+    write_val(
+        c.a1(),
+        &[tv(interval), tv(if deadline == 0 { 0 } else { rem })],
+    )?;
     Ok(0)
 }
 
@@ -130,7 +140,12 @@ fn target(which: u64, who: u64) -> KResult<alloc::sync::Arc<Process>> {
     if which != 0 {
         return Err(Errno::EINVAL); // PRIO_PROCESS only
     }
-    if who == 0 { current_process() } else { proc::process(who as u32) }.ok_or(Errno::ESRCH)
+    if who == 0 {
+        current_process()
+    } else {
+        proc::process(who as u32)
+    }
+    .ok_or(Errno::ESRCH)
 }
 
 fn getpriority(c: &mut Call<'_>) -> KResult<u64> {

@@ -145,15 +145,27 @@ fn kill(c: &mut Call<'_>) -> KResult<u64> {
     let me = proc::current_process().ok_or(Errno::EPERM)?;
     let targets: alloc::vec::Vec<_> = match pid {
         p if p > 0 => proc::process(p as u32).into_iter().collect(),
-        0 => proc::all_processes().into_iter().filter(|p| p.pgid.load(Ordering::Relaxed) == me.pgid.load(Ordering::Relaxed)).collect(),
-        -1 => proc::all_processes().into_iter().filter(|p| p.pid != 1 && p.pid != me.pid).collect(),
-        p => proc::all_processes().into_iter().filter(|x| x.pgid.load(Ordering::Relaxed) == (-p) as u32).collect(),
+        0 => proc::all_processes()
+            .into_iter()
+            .filter(|p| p.pgid.load(Ordering::Relaxed) == me.pgid.load(Ordering::Relaxed))
+            .collect(),
+        -1 => proc::all_processes()
+            .into_iter()
+            .filter(|p| p.pid != 1 && p.pid != me.pid)
+            .collect(),
+        p => proc::all_processes()
+            .into_iter()
+            .filter(|x| x.pgid.load(Ordering::Relaxed) == (-p) as u32)
+            .collect(),
     };
     // A zombie still exists until reaped: signalling it succeeds and does nothing.
     if targets.is_empty() {
         return Err(Errno::ESRCH);
     }
-    let targets: alloc::vec::Vec<_> = targets.into_iter().filter(|p| may_signal(&me, p, s)).collect();
+    let targets: alloc::vec::Vec<_> = targets
+        .into_iter()
+        .filter(|p| may_signal(&me, p, s))
+        .collect();
     if targets.is_empty() {
         return Err(Errno::EPERM);
     }
@@ -181,7 +193,11 @@ fn may_signal(me: &proc::Process, target: &proc::Process, s: u32) -> bool {
 /// The thread-directed kills check permission like `kill`.
 fn may_signal_task(t: &proc::Task, s: u32) -> KResult<()> {
     let me = proc::current_process().ok_or(Errno::EPERM)?;
-    if may_signal(&me, &t.process, s) { Ok(()) } else { Err(Errno::EPERM) }
+    if may_signal(&me, &t.process, s) {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
 }
 
 fn tkill(c: &mut Call<'_>) -> KResult<u64> {
@@ -239,7 +255,11 @@ fn rt_sigqueueinfo(c: &mut Call<'_>) -> KResult<u64> {
     if s == 0 || p.zombie.load(Ordering::Acquire) {
         return Ok(0);
     }
-    if sig::send_process_info(&p, info) { Ok(0) } else { Err(Errno::EAGAIN) }
+    if sig::send_process_info(&p, info) {
+        Ok(0)
+    } else {
+        Err(Errno::EAGAIN)
+    }
 }
 
 /// `rt_tgsigqueueinfo(tgid, tid, sig, info)`: the same, to one thread.
@@ -257,7 +277,11 @@ fn rt_tgsigqueueinfo(c: &mut Call<'_>) -> KResult<u64> {
     if s == 0 {
         return Ok(0);
     }
-    if sig::send_task_info(&t, info) { Ok(0) } else { Err(Errno::EAGAIN) }
+    if sig::send_task_info(&t, info) {
+        Ok(0)
+    } else {
+        Err(Errno::EAGAIN)
+    }
 }
 
 /// Waits for one of the signals in `set` (normally blocked) and takes it without running a

@@ -62,7 +62,11 @@ fn ctx() -> KResult<FsCtx> {
 fn cred() -> Cred {
     current_process().map_or(Cred::default(), |p| {
         let c = *p.creds.lock();
-        Cred { pid: p.pid, uid: c.euid, gid: c.egid }
+        Cred {
+            pid: p.pid,
+            uid: c.euid,
+            gid: c.egid,
+        }
     })
 }
 
@@ -120,8 +124,16 @@ fn socketpair(c: &mut Call<'_>) -> KResult<u64> {
 
 /// The socket behind `fd` (ENOTSOCK if it is not one).
 fn sock(fd: i32) -> KResult<(Arc<File>, Arc<Inner>)> {
-    let f = current_process().ok_or(Errno::ESRCH)?.files.lock().get(fd)?;
-    let s = f.anon().and_then(|a| a.as_any().downcast_ref::<Sock>()).map(|s| s.0.clone()).ok_or(Errno::ENOTSOCK)?;
+    let f = current_process()
+        .ok_or(Errno::ESRCH)?
+        .files
+        .lock()
+        .get(fd)?;
+    let s = f
+        .anon()
+        .and_then(|a| a.as_any().downcast_ref::<Sock>())
+        .map(|s| s.0.clone())
+        .ok_or(Errno::ENOTSOCK)?;
     Ok((f, s))
 }
 
@@ -199,7 +211,10 @@ fn do_accept(fd: i32, addr: u64, lenp: u64, flags: u32) -> KResult<u64> {
     }
     let conn = s.accept(f.nonblock())?;
     let peer = conn.0.peer_name().ok().flatten();
-    let nfd = super::events::install(new_file(conn, flags & O_NONBLOCK != 0), flags & O_CLOEXEC != 0)?;
+    let nfd = super::events::install(
+        new_file(conn, flags & O_NONBLOCK != 0),
+        flags & O_CLOEXEC != 0,
+    )?;
     if let Err(e) = write_addr(addr, lenp, peer.as_deref()) {
         if let Some(p) = current_process() {
             let _ = p.files.lock().remove(nfd as i32);
@@ -288,7 +303,13 @@ fn sigpipe<T>(r: KResult<T>, flags: u32) -> KResult<T> {
     r
 }
 
-fn do_send(fd: i32, data: &[u8], flags: u32, dest: Option<Vec<u8>>, rights: Vec<Arc<File>>) -> KResult<u64> {
+fn do_send(
+    fd: i32,
+    data: &[u8],
+    flags: u32,
+    dest: Option<Vec<u8>>,
+    rights: Vec<Arc<File>>,
+) -> KResult<u64> {
     let (f, s) = sock(fd)?;
     let nb = f.nonblock() || flags & MSG_DONTWAIT != 0;
     let r = s.send(&ctx()?, data, dest.as_deref(), rights, nb);
@@ -302,7 +323,11 @@ fn send_cap(s_len: u64) -> usize {
 fn sendto(c: &mut Call<'_>) -> KResult<u64> {
     let mut buf = alloc::vec![0u8; send_cap(c.a2())];
     copy_from_user(&mut buf, c.a1())?;
-    let dest = if c.a4() != 0 { Some(read_addr(c.a4(), c.a5())?) } else { None };
+    let dest = if c.a4() != 0 {
+        Some(read_addr(c.a4(), c.a5())?)
+    } else {
+        None
+    };
     do_send(c.i32(0), &buf, c.a3() as u32, dest, Vec::new())
 }
 
@@ -310,7 +335,11 @@ fn recvfrom(c: &mut Call<'_>) -> KResult<u64> {
     let (f, s) = sock(c.i32(0))?;
     let flags = c.a3() as u32;
     let mut buf = alloc::vec![0u8; (c.a2() as usize).min(STREAM_CHUNK)];
-    let (n, full, from, _rights) = s.recv(&mut buf, flags & MSG_PEEK != 0, f.nonblock() || flags & MSG_DONTWAIT != 0)?;
+    let (n, full, from, _rights) = s.recv(
+        &mut buf,
+        flags & MSG_PEEK != 0,
+        f.nonblock() || flags & MSG_DONTWAIT != 0,
+    )?;
     copy_to_user(c.a1(), &buf[..n])?;
     // An unnamed sender has a zero-length address (Linux); none at all for streams.
     match &from {
@@ -331,7 +360,9 @@ fn iovecs(addr: u64, n: u64) -> KResult<Vec<(u64, usize)>> {
     if n > 1024 {
         return Err(Errno::EMSGSIZE);
     }
-    (0..n).map(|i| read_val::<[u64; 2]>(addr + i * 16).map(|v| (v[0], v[1] as usize))).collect()
+    (0..n)
+        .map(|i| read_val::<[u64; 2]>(addr + i * 16).map(|v| (v[0], v[1] as usize)))
+        .collect()
 }
 
 fn sendmsg(c: &mut Call<'_>) -> KResult<u64> {
@@ -344,16 +375,29 @@ fn sendmsg(c: &mut Call<'_>) -> KResult<u64> {
         data.resize(start + take, 0);
         copy_from_user(&mut data[start..], base)?;
     }
-    let dest = if m[0] != 0 && m[1] != 0 { Some(read_addr(m[0], m[1])?) } else { None };
+    let dest = if m[0] != 0 && m[1] != 0 {
+        Some(read_addr(m[0], m[1])?)
+    } else {
+        None
+    };
     let mut rights = Vec::new();
     if m[4] != 0 && m[5] >= 16 {
         let mut ctl = alloc::vec![0u8; (m[5] as usize).min(4096)];
         copy_from_user(&mut ctl, m[4])?;
         let mut off = 0;
         while off + 16 <= ctl.len() {
-            let len = u64::from_le_bytes(ctl[off..off + 8].try_into().map_err(|_| Errno::EINVAL)?) as usize;
-            let level = i32::from_le_bytes(ctl[off + 8..off + 12].try_into().map_err(|_| Errno::EINVAL)?);
-            let ty = i32::from_le_bytes(ctl[off + 12..off + 16].try_into().map_err(|_| Errno::EINVAL)?);
+            let len = u64::from_le_bytes(ctl[off..off + 8].try_into().map_err(|_| Errno::EINVAL)?)
+                as usize;
+            let level = i32::from_le_bytes(
+                ctl[off + 8..off + 12]
+                    .try_into()
+                    .map_err(|_| Errno::EINVAL)?,
+            );
+            let ty = i32::from_le_bytes(
+                ctl[off + 12..off + 16]
+                    .try_into()
+                    .map_err(|_| Errno::EINVAL)?,
+            );
             if len < 16 || off + len > ctl.len() {
                 return Err(Errno::EINVAL);
             }
@@ -380,9 +424,17 @@ fn recvmsg(c: &mut Call<'_>) -> KResult<u64> {
     let flags = c.a2() as u32;
     let (f, s) = sock(c.i32(0))?;
     let iov = iovecs(m[2], m[3])?;
-    let total = iov.iter().map(|v| v.1).fold(0usize, usize::saturating_add).min(STREAM_CHUNK);
+    let total = iov
+        .iter()
+        .map(|v| v.1)
+        .fold(0usize, usize::saturating_add)
+        .min(STREAM_CHUNK);
     let mut buf = alloc::vec![0u8; total];
-    let (n, full, from, rights) = s.recv(&mut buf, flags & MSG_PEEK != 0, f.nonblock() || flags & MSG_DONTWAIT != 0)?;
+    let (n, full, from, rights) = s.recv(
+        &mut buf,
+        flags & MSG_PEEK != 0,
+        f.nonblock() || flags & MSG_DONTWAIT != 0,
+    )?;
     let mut done = 0;
     for (base, len) in iov {
         if done >= n {
@@ -407,12 +459,19 @@ fn recvmsg(c: &mut Call<'_>) -> KResult<u64> {
         }
         let k = b.len().min(m[1] as usize);
         copy_to_user(m[0], &b[..k])?;
-        write_val(maddr + 8, &(if from.is_some() { b.len() as u32 } else { 0 }))?;
+        write_val(
+            maddr + 8,
+            &(if from.is_some() { b.len() as u32 } else { 0 }),
+        )?;
     }
     // Passed descriptors.
     let mut ctl_len = 0u64;
     if !rights.is_empty() {
-        let room = if m[4] == 0 { 0 } else { (m[5] as usize).saturating_sub(16) / 4 };
+        let room = if m[4] == 0 {
+            0
+        } else {
+            (m[5] as usize).saturating_sub(16) / 4
+        };
         let p = current_process().ok_or(Errno::ESRCH)?;
         let mut fds = Vec::new();
         for (i, r) in rights.into_iter().enumerate() {

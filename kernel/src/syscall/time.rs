@@ -18,8 +18,10 @@ fn now(clock: u64) -> KResult<u64> {
     match clock {
         0 | 5 | 8 | 11 => Ok(crate::time::wall_clock_ns()), // REALTIME(_COARSE/_ALARM), TAI
         1 | 4 | 6 | 7 | 9 => Ok(crate::time::now_ns()),     // MONOTONIC*, BOOTTIME*
-        2 => Ok(process_cpu_ns(&*crate::proc::current_process().ok_or(Errno::ESRCH)?)), // PROCESS_CPUTIME_ID
-        3 => Ok(thread_cpu_ns()),                            // THREAD_CPUTIME_ID
+        2 => Ok(process_cpu_ns(
+            &*crate::proc::current_process().ok_or(Errno::ESRCH)?,
+        )), // PROCESS_CPUTIME_ID
+        3 => Ok(thread_cpu_ns()),                           // THREAD_CPUTIME_ID
         _ => Err(Errno::EINVAL),
     }
 }
@@ -28,7 +30,11 @@ fn now(clock: u64) -> KResult<u64> {
 pub(super) fn thread_cpu_ns() -> u64 {
     let th = crate::sched::current();
     let since = th.ran_since.load(core::sync::atomic::Ordering::Relaxed);
-    let running = if since != 0 { crate::time::now_ns().saturating_sub(since) } else { 0 };
+    let running = if since != 0 {
+        crate::time::now_ns().saturating_sub(since)
+    } else {
+        0
+    };
     th.run_ns.load(core::sync::atomic::Ordering::Relaxed) + running
 }
 
@@ -36,12 +42,20 @@ pub(super) fn thread_cpu_ns() -> u64 {
 pub(super) fn process_cpu_ns(p: &crate::proc::Process) -> u64 {
     let th = crate::sched::current();
     let since = th.ran_since.load(core::sync::atomic::Ordering::Relaxed);
-    p.cpu_ns() + if since != 0 { crate::time::now_ns().saturating_sub(since) } else { 0 }
+    p.cpu_ns()
+        + if since != 0 {
+            crate::time::now_ns().saturating_sub(since)
+        } else {
+            0
+        }
 }
 
 fn clock_gettime(c: &mut Call<'_>) -> KResult<u64> {
     let ns = now(c.a0())?;
-    write_val(c.a1(), &[(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64])?;
+    write_val(
+        c.a1(),
+        &[(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64],
+    )?;
     Ok(0)
 }
 
@@ -56,7 +70,13 @@ fn clock_getres(c: &mut Call<'_>) -> KResult<u64> {
 fn gettimeofday(c: &mut Call<'_>) -> KResult<u64> {
     let ns = crate::time::wall_clock_ns();
     if c.a0() != 0 {
-        write_val(c.a0(), &[(ns / 1_000_000_000) as i64, ((ns / 1000) % 1_000_000) as i64])?;
+        write_val(
+            c.a0(),
+            &[
+                (ns / 1_000_000_000) as i64,
+                ((ns / 1000) % 1_000_000) as i64,
+            ],
+        )?;
     }
     Ok(0)
 }
@@ -83,7 +103,11 @@ fn sleep_until(deadline: u64) -> Result<(), u64> {
         },
         Some(deadline),
     );
-    if intr { Err(deadline.saturating_sub(crate::time::now_ns())) } else { Ok(()) }
+    if intr {
+        Err(deadline.saturating_sub(crate::time::now_ns()))
+    } else {
+        Ok(())
+    }
 }
 
 fn read_ts(addr: u64) -> KResult<u64> {
@@ -91,7 +115,9 @@ fn read_ts(addr: u64) -> KResult<u64> {
     if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
         return Err(Errno::EINVAL);
     }
-    Ok((ts[0] as u64).saturating_mul(1_000_000_000).saturating_add(ts[1] as u64))
+    Ok((ts[0] as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts[1] as u64))
 }
 
 fn nanosleep(c: &mut Call<'_>) -> KResult<u64> {
@@ -100,7 +126,10 @@ fn nanosleep(c: &mut Call<'_>) -> KResult<u64> {
         Ok(()) => Ok(0),
         Err(left) => {
             if c.a1() != 0 {
-                write_val(c.a1(), &[(left / 1_000_000_000) as i64, (left % 1_000_000_000) as i64])?;
+                write_val(
+                    c.a1(),
+                    &[(left / 1_000_000_000) as i64, (left % 1_000_000_000) as i64],
+                )?;
             }
             Err(Errno::EINTR)
         }

@@ -13,7 +13,10 @@ static MULT: AtomicU64 = AtomicU64::new(0);
 
 pub fn set_tsc_hz(hz: u64, base: u64) {
     TSC_HZ.store(hz, Ordering::Relaxed);
-    MULT.store(((1_000_000_000u128 << 32) / u128::from(hz.max(1))) as u64, Ordering::Relaxed);
+    MULT.store(
+        ((1_000_000_000u128 << 32) / u128::from(hz.max(1))) as u64,
+        Ordering::Relaxed,
+    );
     TSC_BASE.store(base, Ordering::Release);
 }
 
@@ -90,7 +93,11 @@ pub fn measure_against_hpet(ms: u64) -> Option<HpetSample> {
     }
     let (h1, t1, l1) = sample();
     apic::timer_one_shot_count(0);
-    Some(HpetSample { ns: hpet::ticks_to_ns(h1.wrapping_sub(h0)).max(1), tsc: t1.wrapping_sub(t0), lapic: l0.wrapping_sub(l1) })
+    Some(HpetSample {
+        ns: hpet::ticks_to_ns(h1.wrapping_sub(h0)).max(1),
+        tsc: t1.wrapping_sub(t0),
+        lapic: l0.wrapping_sub(l1),
+    })
 }
 
 /// Calibrates the TSC clocksource and the boot CPU's LAPIC timer: against the HPET when
@@ -114,7 +121,11 @@ pub fn calibrate() -> Calibration {
             let lapic_per_ms = u32::try_from(lapic[1]).unwrap_or(u32::MAX);
             set_tsc_hz(tsc[1], crate::arch::cpu::rdtsc());
             apic::set_ticks_per_ms(lapic_per_ms);
-            return Calibration { tsc_hz: tsc[1], lapic_per_ms, reference: "HPET" };
+            return Calibration {
+                tsc_hz: tsc[1],
+                lapic_per_ms,
+                reference: "HPET",
+            };
         }
         log::warn!("time: the HPET did not advance during calibration; using the PIT");
     }
@@ -135,7 +146,11 @@ pub fn calibrate() -> Calibration {
     let lapic_per_ms = u32::try_from(lapic[1]).unwrap_or(u32::MAX).max(1);
     set_tsc_hz(tsc[1].max(1), crate::arch::cpu::rdtsc());
     apic::set_ticks_per_ms(lapic_per_ms);
-    Calibration { tsc_hz: tsc[1], lapic_per_ms, reference: "PIT" }
+    Calibration {
+        tsc_hz: tsc[1],
+        lapic_per_ms,
+        reference: "PIT",
+    }
 }
 
 /// Unix time (ns) read from the RTC at boot, and the monotonic time of that read.
@@ -154,7 +169,9 @@ pub fn init_wall_clock() -> Option<u64> {
             WALL_AT_NS.store(now_ns(), Ordering::Relaxed);
             WALL_BASE_NS.store(s.saturating_mul(1_000_000_000), Ordering::Release);
         }
-        None => log::warn!("time: the CMOS RTC is absent or unreadable; wall-clock time starts at the epoch"),
+        None => log::warn!(
+            "time: the CMOS RTC is absent or unreadable; wall-clock time starts at the epoch"
+        ),
     }
     secs
 }

@@ -26,13 +26,36 @@ fn main() {
     std::fs::write(src.join("big.bin"), &data).unwrap();
     let img = dir.join("bench.img");
     let img_s = img.to_str().unwrap();
-    let (ok, out) = host_cmd(&mke2fs, &["-q", "-F", "-t", "ext2", "-b", "4096", "-I", "128", "-N", "32768", "-O", "^dir_index,^ext_attr,^resize_inode", "-d", src.to_str().unwrap(), img_s, "256M"]).unwrap();
+    let (ok, out) = host_cmd(
+        &mke2fs,
+        &[
+            "-q",
+            "-F",
+            "-t",
+            "ext2",
+            "-b",
+            "4096",
+            "-I",
+            "128",
+            "-N",
+            "32768",
+            "-O",
+            "^dir_index,^ext_attr,^resize_inode",
+            "-d",
+            src.to_str().unwrap(),
+            img_s,
+            "256M",
+        ],
+    )
+    .unwrap();
     assert!(ok, "mke2fs: {out}");
     init().expect("rump_init");
     etfs_register_blk("/dev/bench", img_s).unwrap();
     mkdir("/mnt", 0o755).unwrap();
     let fspec = std::ffi::CString::new("/dev/bench").unwrap();
-    let mut args = UfsArgs { fspec: fspec.as_ptr() };
+    let mut args = UfsArgs {
+        fspec: fspec.as_ptr(),
+    };
     mount("ext2fs", "/mnt", 0, &mut args).expect("mount");
 
     let read_all = || {
@@ -48,7 +71,11 @@ fn main() {
     // first (read64_cold) and the median of ADROS_RUMP_BENCH_COLD_READS - 1 (default 2) more
     // (read64_remount). The CPU time of all threads per read is printed too: it is less
     // sensitive than wall time to other load on the machine.
-    let reps: usize = std::env::var("ADROS_RUMP_BENCH_COLD_READS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(2);
+    let reps: usize = std::env::var("ADROS_RUMP_BENCH_COLD_READS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(2);
     let mut colds = Vec::new();
     let mut cpu = Vec::new();
     for i in 0..reps {
@@ -84,7 +111,12 @@ fn main() {
     let n = 10_000;
     let t = Instant::now();
     for i in 0..n {
-        let fd = open(&format!("/mnt/many/f{i}"), O_WRONLY | O_CREAT | O_TRUNC, 0o644).unwrap();
+        let fd = open(
+            &format!("/mnt/many/f{i}"),
+            O_WRONLY | O_CREAT | O_TRUNC,
+            0o644,
+        )
+        .unwrap();
         close(fd).unwrap();
     }
     let create = t.elapsed().as_secs_f64();
@@ -112,7 +144,11 @@ fn process_cpu_ns() -> u64 {
     if let Ok(rd) = std::fs::read_dir("/proc/self/task") {
         for t in rd.flatten() {
             if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                total += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                total += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
             }
         }
     }

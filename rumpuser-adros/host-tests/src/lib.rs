@@ -29,7 +29,11 @@ pub fn skip(reason: &str) {
 pub const LINKED: bool = cfg!(rump_host);
 
 /// Which hypercall implementation hosts the rump kernel in this binary.
-pub const HOSTED_BY: &str = if cfg!(rumpuser_posix) { "netbsd-librumpuser" } else { "rumpuser-adros" };
+pub const HOSTED_BY: &str = if cfg!(rumpuser_posix) {
+    "netbsd-librumpuser"
+} else {
+    "rumpuser-adros"
+};
 
 /// A NetBSD errno value.
 pub type Errno = i32;
@@ -135,7 +139,13 @@ pub struct SockaddrIn {
 
 impl SockaddrIn {
     pub fn loopback(port: u16) -> SockaddrIn {
-        SockaddrIn { sin_len: 16, sin_family: AF_INET as u8, sin_port: port.to_be(), sin_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(), sin_zero: [0; 8] }
+        SockaddrIn {
+            sin_len: 16,
+            sin_family: AF_INET as u8,
+            sin_port: port.to_be(),
+            sin_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+            sin_zero: [0; 8],
+        }
     }
 }
 
@@ -157,7 +167,11 @@ mod sys {
 
     unsafe extern "C" {
         pub fn rump_init() -> c_int;
-        pub fn rump_pub_etfs_register(key: *const c_char, hostpath: *const c_char, ftype: c_int) -> c_int;
+        pub fn rump_pub_etfs_register(
+            key: *const c_char,
+            hostpath: *const c_char,
+            ftype: c_int,
+        ) -> c_int;
         #[link_name = "rump___sysimpl_open"]
         pub fn open(path: *const c_char, flags: c_int, mode: u32) -> c_int;
         #[link_name = "rump___sysimpl_close"]
@@ -181,7 +195,13 @@ mod sys {
         #[link_name = "rump___sysimpl_getdents30"]
         pub fn getdents(fd: c_int, buf: *mut c_char, n: usize) -> c_int;
         #[link_name = "rump___sysimpl_mount50"]
-        pub fn mount(ty: *const c_char, path: *const c_char, flags: c_int, data: *mut c_void, len: usize) -> c_int;
+        pub fn mount(
+            ty: *const c_char,
+            path: *const c_char,
+            flags: c_int,
+            data: *mut c_void,
+            len: usize,
+        ) -> c_int;
         #[link_name = "rump___sysimpl_unmount"]
         pub fn unmount(path: *const c_char, flags: c_int) -> c_int;
         #[link_name = "rump___sysimpl_socket30"]
@@ -195,11 +215,31 @@ mod sys {
         #[link_name = "rump___sysimpl_connect"]
         pub fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
         #[link_name = "rump___sysimpl_setsockopt"]
-        pub fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: u32) -> c_int;
+        pub fn setsockopt(
+            fd: c_int,
+            level: c_int,
+            name: c_int,
+            val: *const c_void,
+            len: u32,
+        ) -> c_int;
         #[link_name = "rump___sysimpl_sendto"]
-        pub fn sendto(fd: c_int, buf: *const c_void, n: usize, flags: c_int, to: *const c_void, tolen: u32) -> isize;
+        pub fn sendto(
+            fd: c_int,
+            buf: *const c_void,
+            n: usize,
+            flags: c_int,
+            to: *const c_void,
+            tolen: u32,
+        ) -> isize;
         #[link_name = "rump___sysimpl_recvfrom"]
-        pub fn recvfrom(fd: c_int, buf: *mut c_void, n: usize, flags: c_int, from: *mut c_void, fromlen: *mut u32) -> isize;
+        pub fn recvfrom(
+            fd: c_int,
+            buf: *mut c_void,
+            n: usize,
+            flags: c_int,
+            from: *mut c_void,
+            fromlen: *mut u32,
+        ) -> isize;
         #[link_name = "rump___sysimpl_lseek"]
         pub fn lseek(fd: c_int, off: i64, whence: c_int) -> i64;
     }
@@ -260,7 +300,11 @@ fn chk(rv: c_int) -> R<c_int> {
 }
 
 fn chk_sz(rv: isize) -> R<usize> {
-    if rv < 0 { Err(errno()) } else { Ok(rv as usize) }
+    if rv < 0 {
+        Err(errno())
+    } else {
+        Ok(rv as usize)
+    }
 }
 
 fn cs(s: &str) -> CString {
@@ -394,10 +438,15 @@ pub fn readdir(path: &str) -> R<Vec<(String, u8)>> {
         }
         let mut off = 0usize;
         while off < n as usize {
-            let reclen = u16::from_ne_bytes([buf[off + DIRENT_RECLEN], buf[off + DIRENT_RECLEN + 1]]) as usize;
-            let namlen = u16::from_ne_bytes([buf[off + DIRENT_NAMLEN], buf[off + DIRENT_NAMLEN + 1]]) as usize;
+            let reclen =
+                u16::from_ne_bytes([buf[off + DIRENT_RECLEN], buf[off + DIRENT_RECLEN + 1]])
+                    as usize;
+            let namlen =
+                u16::from_ne_bytes([buf[off + DIRENT_NAMLEN], buf[off + DIRENT_NAMLEN + 1]])
+                    as usize;
             let dtype = buf[off + DIRENT_TYPE];
-            let name = String::from_utf8_lossy(&buf[off + DIRENT_NAME..off + DIRENT_NAME + namlen]).into_owned();
+            let name = String::from_utf8_lossy(&buf[off + DIRENT_NAME..off + DIRENT_NAME + namlen])
+                .into_owned();
             if name != "." && name != ".." {
                 out.push((name, dtype));
             }
@@ -416,7 +465,16 @@ pub fn readdir(path: &str) -> R<Vec<(String, u8)>> {
 pub fn mount<T>(fstype: &str, path: &str, flags: c_int, args: &mut T) -> R<()> {
     let (t, p) = (cs(fstype), cs(path));
     // SAFETY: valid strings; args points at a T of the given size.
-    chk(unsafe { sys::mount(t.as_ptr(), p.as_ptr(), flags, (args as *mut T).cast(), std::mem::size_of::<T>()) }).map(drop)
+    chk(unsafe {
+        sys::mount(
+            t.as_ptr(),
+            p.as_ptr(),
+            flags,
+            (args as *mut T).cast(),
+            std::mem::size_of::<T>(),
+        )
+    })
+    .map(drop)
 }
 
 pub fn unmount(path: &str, flags: c_int) -> R<()> {
@@ -457,14 +515,32 @@ pub fn setsockopt_int(fd: c_int, level: c_int, name: c_int, v: c_int) -> R<()> {
 
 pub fn sendto(fd: c_int, buf: &[u8], to: &SockaddrIn) -> R<usize> {
     // SAFETY: buffer and address valid for the call.
-    chk_sz(unsafe { sys::sendto(fd, buf.as_ptr().cast(), buf.len(), 0, (to as *const SockaddrIn).cast(), 16) })
+    chk_sz(unsafe {
+        sys::sendto(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            0,
+            (to as *const SockaddrIn).cast(),
+            16,
+        )
+    })
 }
 
 pub fn recvfrom(fd: c_int, buf: &mut [u8]) -> R<(usize, SockaddrIn)> {
     let mut from = SockaddrIn::default();
     let mut len = 16u32;
     // SAFETY: buffer and address valid for the call.
-    let n = chk_sz(unsafe { sys::recvfrom(fd, buf.as_mut_ptr().cast(), buf.len(), 0, (&mut from as *mut SockaddrIn).cast::<c_void>(), &mut len) })?;
+    let n = chk_sz(unsafe {
+        sys::recvfrom(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            0,
+            (&mut from as *mut SockaddrIn).cast::<c_void>(),
+            &mut len,
+        )
+    })?;
     Ok((n, from))
 }
 

@@ -12,7 +12,14 @@ const CHILD_ENV: &str = "ADROS_RUMP_CONCURRENCY_CHILD";
 fn workload(seconds: u64) {
     init().expect("rump_init");
     mkdir("/tmpfs", 0o755).unwrap();
-    let mut args = TmpfsArgs { ta_version: 1, ta_nodes_max: 0, ta_size_max: 0, ta_root_uid: 0, ta_root_gid: 0, ta_root_mode: 0o1777 };
+    let mut args = TmpfsArgs {
+        ta_version: 1,
+        ta_nodes_max: 0,
+        ta_size_max: 0,
+        ta_root_uid: 0,
+        ta_root_gid: 0,
+        ta_root_mode: 0o1777,
+    };
     mount("tmpfs", "/tmpfs", 0, &mut args).expect("mount tmpfs");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let threads: Vec<_> = (0..8)
@@ -26,7 +33,8 @@ fn workload(seconds: u64) {
                 while Instant::now() < deadline {
                     let p = format!("{dir}/f{}", i % 16);
                     write_file(&p, &data).unwrap_or_else(|e| panic!("thread {t}: write {p}: {e}"));
-                    let back = read_file(&p).unwrap_or_else(|e| panic!("thread {t}: read {p}: {e}"));
+                    let back =
+                        read_file(&p).unwrap_or_else(|e| panic!("thread {t}: read {p}: {e}"));
                     assert!(back == data, "thread {t}: data mismatch");
                     let st = stat(&p).unwrap();
                     assert_eq!(st.st_size as usize, data.len());
@@ -66,7 +74,13 @@ fn eight_threads_ncpu_1_and_4() {
     for ncpu in ["1", "4"] {
         let t0 = Instant::now();
         let mut child = Command::new(&exe)
-            .args(["--exact", "eight_threads_ncpu_1_and_4", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--exact",
+                "eight_threads_ncpu_1_and_4",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env(CHILD_ENV, "1")
             .env("RUMP_NCPU", ncpu)
             .stdout(std::process::Stdio::piped())
@@ -86,10 +100,20 @@ fn eight_threads_ncpu_1_and_4() {
             std::thread::sleep(Duration::from_millis(100));
         };
         let out = child.wait_with_output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(status.success(), "NCPU={ncpu} child failed:\n{text}");
-        assert!(text.contains("1 passed"), "NCPU={ncpu}: child did not run the workload:\n{text}");
-        let line = text.lines().find_map(|l| l.find("ops per thread").map(|i| &l[i..])).unwrap_or("?");
+        assert!(
+            text.contains("1 passed"),
+            "NCPU={ncpu}: child did not run the workload:\n{text}"
+        );
+        let line = text
+            .lines()
+            .find_map(|l| l.find("ops per thread").map(|i| &l[i..]))
+            .unwrap_or("?");
         println!("NCPU={ncpu}: {line} ({:.1} s)", t0.elapsed().as_secs_f64());
     }
 }

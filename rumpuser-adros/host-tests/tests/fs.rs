@@ -22,7 +22,10 @@ fn source_tree() -> BTreeMap<String, Vec<u8>> {
     t.insert("dir/sub/".into(), Vec::new());
     t.insert("dir/sub/deep.bin".into(), pattern(12_345, 5));
     for i in 0..40 {
-        t.insert(format!("many/f{i:03}"), pattern(100 + i * 37, 100 + i as u64));
+        t.insert(
+            format!("many/f{i:03}"),
+            pattern(100 + i * 37, 100 + i as u64),
+        );
     }
     t.insert("many/".into(), Vec::new());
     t
@@ -42,7 +45,13 @@ fn write_tree(root: &Path, t: &BTreeMap<String, Vec<u8>>) {
 
 /// Checks every directory listing, stat and file content under `mnt` against `t`.
 fn verify_tree(mnt: &str, t: &BTreeMap<String, Vec<u8>>, case_insensitive_names: bool) {
-    let norm = |s: &str| if case_insensitive_names { s.to_ascii_lowercase() } else { s.to_string() };
+    let norm = |s: &str| {
+        if case_insensitive_names {
+            s.to_ascii_lowercase()
+        } else {
+            s.to_string()
+        }
+    };
     // Group expected children per directory.
     let mut dirs: BTreeMap<String, Vec<String>> = BTreeMap::new();
     dirs.insert(String::new(), Vec::new());
@@ -58,8 +67,17 @@ fn verify_tree(mnt: &str, t: &BTreeMap<String, Vec<u8>>, case_insensitive_names:
         }
     }
     for (d, mut want) in dirs {
-        let path = if d.is_empty() { mnt.to_string() } else { format!("{mnt}/{d}") };
-        let mut got: Vec<String> = readdir(&path).unwrap_or_else(|e| panic!("readdir {path}: errno {e}")).into_iter().map(|(n, _)| norm(&n)).filter(|n| n != "lost+found").collect();
+        let path = if d.is_empty() {
+            mnt.to_string()
+        } else {
+            format!("{mnt}/{d}")
+        };
+        let mut got: Vec<String> = readdir(&path)
+            .unwrap_or_else(|e| panic!("readdir {path}: errno {e}"))
+            .into_iter()
+            .map(|(n, _)| norm(&n))
+            .filter(|n| n != "lost+found")
+            .collect();
         got.sort();
         want.sort();
         assert_eq!(got, want, "listing of {path}");
@@ -83,7 +101,11 @@ fn mutate(mnt: &str, t: &mut BTreeMap<String, Vec<u8>>) {
     let new_data = pattern(300_000, 77);
     mkdir(&format!("{mnt}/newdir"), 0o755).unwrap();
     write_file(&format!("{mnt}/newdir/created.bin"), &new_data).unwrap();
-    rename(&format!("{mnt}/newdir/created.bin"), &format!("{mnt}/newdir/renamed.bin")).unwrap();
+    rename(
+        &format!("{mnt}/newdir/created.bin"),
+        &format!("{mnt}/newdir/renamed.bin"),
+    )
+    .unwrap();
     rename(&format!("{mnt}/newdir"), &format!("{mnt}/moved")).unwrap();
     write_file(&format!("{mnt}/doomed"), b"short-lived").unwrap();
     unlink(&format!("{mnt}/doomed")).unwrap();
@@ -103,7 +125,9 @@ fn mutate(mnt: &str, t: &mut BTreeMap<String, Vec<u8>>) {
 #[test]
 fn ext2fs_on_mke2fs_image() {
     require_rump!();
-    let (Some(mke2fs), Some(e2fsck), Some(debugfs)) = (tool("mke2fs"), tool("e2fsck"), tool("debugfs")) else {
+    let (Some(mke2fs), Some(e2fsck), Some(debugfs)) =
+        (tool("mke2fs"), tool("e2fsck"), tool("debugfs"))
+    else {
         skip("e2fsprogs (mke2fs, e2fsck, debugfs) not installed");
         return;
     };
@@ -114,13 +138,34 @@ fn ext2fs_on_mke2fs_image() {
     let img = dir.join("ext2.img");
     let img_s = img.to_str().unwrap();
     // Features NetBSD's 2016 ext2fs knows; 128-byte inodes.
-    let (ok, out) = host_cmd(&mke2fs, &["-q", "-F", "-t", "ext2", "-b", "1024", "-I", "128", "-O", "^dir_index,^ext_attr,^resize_inode", "-d", src.to_str().unwrap(), img_s, "16M"]).unwrap();
+    let (ok, out) = host_cmd(
+        &mke2fs,
+        &[
+            "-q",
+            "-F",
+            "-t",
+            "ext2",
+            "-b",
+            "1024",
+            "-I",
+            "128",
+            "-O",
+            "^dir_index,^ext_attr,^resize_inode",
+            "-d",
+            src.to_str().unwrap(),
+            img_s,
+            "16M",
+        ],
+    )
+    .unwrap();
     assert!(ok, "mke2fs: {out}");
     init().expect("rump_init");
     etfs_register_blk("/dev/ext2img", img_s).expect("etfs register");
     mkdir("/ext2", 0o755).unwrap();
     let fspec = std::ffi::CString::new("/dev/ext2img").unwrap();
-    let mut args = UfsArgs { fspec: fspec.as_ptr() };
+    let mut args = UfsArgs {
+        fspec: fspec.as_ptr(),
+    };
     mount("ext2fs", "/ext2", 0, &mut args).unwrap_or_else(|e| panic!("mount ext2fs: errno {e}"));
     verify_tree("/ext2", &tree, false);
     mutate("/ext2", &mut tree);
@@ -132,13 +177,22 @@ fn ext2fs_on_mke2fs_image() {
     let (ok, out) = host_cmd(&debugfs, &["-R", "cat /moved/renamed.bin", img_s]).unwrap();
     assert!(ok);
     let (ok2, dump) = {
-        let o = std::process::Command::new(&debugfs).args(["-R", "cat /moved/renamed.bin", img_s]).output().unwrap();
+        let o = std::process::Command::new(&debugfs)
+            .args(["-R", "cat /moved/renamed.bin", img_s])
+            .output()
+            .unwrap();
         (o.status.success(), o.stdout)
     };
     assert!(ok2, "{out}");
-    assert!(dump == tree["moved/renamed.bin"], "debugfs sees different data in /moved/renamed.bin");
+    assert!(
+        dump == tree["moved/renamed.bin"],
+        "debugfs sees different data in /moved/renamed.bin"
+    );
     let (_, ls) = host_cmd(&debugfs, &["-R", "ls -l /", img_s]).unwrap();
-    assert!(!ls.contains("hello.txt") && ls.contains("moved"), "debugfs ls /: {ls}");
+    assert!(
+        !ls.contains("hello.txt") && ls.contains("moved"),
+        "debugfs ls /: {ls}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -147,7 +201,14 @@ fn tmpfs_read_write() {
     require_rump!();
     init().expect("rump_init");
     mkdir("/tmpfs", 0o755).unwrap();
-    let mut args = TmpfsArgs { ta_version: 1, ta_nodes_max: 0, ta_size_max: 0, ta_root_uid: 0, ta_root_gid: 0, ta_root_mode: 0o1777 };
+    let mut args = TmpfsArgs {
+        ta_version: 1,
+        ta_nodes_max: 0,
+        ta_size_max: 0,
+        ta_root_uid: 0,
+        ta_root_gid: 0,
+        ta_root_mode: 0o1777,
+    };
     mount("tmpfs", "/tmpfs", 0, &mut args).unwrap_or_else(|e| panic!("mount tmpfs: errno {e}"));
     let mut tree = source_tree();
     for (p, data) in &tree {
@@ -174,7 +235,9 @@ fn tmpfs_read_write() {
 #[test]
 fn msdosfs_on_mkfs_vfat_image() {
     require_rump!();
-    let (Some(mkfs), Some(fsck), Some(mcopy)) = (tool("mkfs.vfat"), tool("fsck.vfat"), tool("mcopy")) else {
+    let (Some(mkfs), Some(fsck), Some(mcopy)) =
+        (tool("mkfs.vfat"), tool("fsck.vfat"), tool("mcopy"))
+    else {
         skip("dosfstools (mkfs.vfat, fsck.vfat) or mtools (mcopy) not installed");
         return;
     };
@@ -198,7 +261,17 @@ fn msdosfs_on_mkfs_vfat_image() {
     etfs_register_blk("/dev/fatimg", img_s).expect("etfs register");
     mkdir("/fat", 0o755).unwrap();
     let fspec = std::ffi::CString::new("/dev/fatimg").unwrap();
-    let mut args = MsdosfsArgs { fspec: fspec.as_ptr(), pad1: [0; 16], uid: 0, gid: 0, mask: 0o755, flags: 2, version: 3, dirmask: 0o755, gmtoff: 0 };
+    let mut args = MsdosfsArgs {
+        fspec: fspec.as_ptr(),
+        pad1: [0; 16],
+        uid: 0,
+        gid: 0,
+        mask: 0o755,
+        flags: 2,
+        version: 3,
+        dirmask: 0o755,
+        gmtoff: 0,
+    };
     mount("msdos", "/fat", 0, &mut args).unwrap_or_else(|e| panic!("mount msdos: errno {e}"));
     verify_tree("/fat", &tree, true);
     mutate("/fat", &mut tree);
@@ -207,7 +280,17 @@ fn msdosfs_on_mkfs_vfat_image() {
     let (ok, out) = host_cmd(&fsck, &["-n", img_s]).unwrap();
     assert!(ok, "fsck.vfat -n reports problems:\n{out}");
     let back = dir.join("back.bin");
-    let (ok, out) = host_cmd(&mcopy, &["-n", "-i", img_s, "::/moved/renamed.bin", back.to_str().unwrap()]).unwrap();
+    let (ok, out) = host_cmd(
+        &mcopy,
+        &[
+            "-n",
+            "-i",
+            img_s,
+            "::/moved/renamed.bin",
+            back.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
     assert!(ok, "mcopy back: {out}");
     assert!(std::fs::read(&back).unwrap() == tree["moved/renamed.bin"]);
     let _ = std::fs::remove_dir_all(&dir);

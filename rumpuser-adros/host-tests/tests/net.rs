@@ -54,14 +54,22 @@ fn tcp_echo_10_mb_over_loopback() {
         let n = read(cs, &mut buf).expect("client read");
         assert!(n > 0, "connection closed early after {} bytes", got.len());
         got.extend_from_slice(&buf[..n]);
-        assert!(t0.elapsed() < Duration::from_secs(120), "stalled at {} of {total} bytes", got.len());
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "stalled at {} of {total} bytes",
+            got.len()
+        );
     }
     writer.join().unwrap();
     close(cs).unwrap();
     assert_eq!(server.join().unwrap(), total);
     assert!(got == *data, "echoed data differs");
     let secs = t0.elapsed().as_secs_f64();
-    println!("tcp echo: {} MiB each way in {secs:.2} s ({:.1} MiB/s)", total >> 20, (total >> 20) as f64 / secs);
+    println!(
+        "tcp echo: {} MiB each way in {secs:.2} s ({:.1} MiB/s)",
+        total >> 20,
+        (total >> 20) as f64 / secs
+    );
 }
 
 #[test]
@@ -76,7 +84,10 @@ fn udp_datagrams_over_loopback() {
     bind(tx, &SockaddrIn::loopback(tx_port)).expect("bind tx");
     for i in 0..200u32 {
         let msg = pattern(1 + (i as usize * 61) % 1400, u64::from(i));
-        assert_eq!(sendto(tx, &msg, &SockaddrIn::loopback(port)).unwrap(), msg.len());
+        assert_eq!(
+            sendto(tx, &msg, &SockaddrIn::loopback(port)).unwrap(),
+            msg.len()
+        );
         let mut buf = [0u8; 2048];
         let (n, from) = recvfrom(rx, &mut buf).unwrap();
         assert_eq!(&buf[..n], &msg[..], "datagram {i}");

@@ -15,6 +15,12 @@ fn pci_bus_attaches_on_our_hypercalls() {
     let boot = String::from_utf8_lossy(&host.capture_console(false)).into_owned();
     rv.expect("rump_init");
     assert!(boot.contains("NetBSD 7.99"), "boot banner:\n{boot}");
-    assert!(boot.contains("pci0 at mainbus0 bus 0"), "PCI bus did not attach:\n{boot}");
-    assert!(boot.contains("I/O space init error 78"), "iospace_init should report ENOSYS (78):\n{boot}");
+    assert!(
+        boot.contains("pci0 at mainbus0 bus 0"),
+        "PCI bus did not attach:\n{boot}"
+    );
+    assert!(
+        boot.contains("I/O space init error 78"),
+        "iospace_init should report ENOSYS (78):\n{boot}"
+    );
 }

@@ -27,7 +27,10 @@ fn kernel_build() -> Option<PathBuf> {
 }
 
 fn nm(args: &[&str]) -> String {
-    let out = std::process::Command::new("nm").args(args).output().expect("nm");
+    let out = std::process::Command::new("nm")
+        .args(args)
+        .output()
+        .expect("nm");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -38,9 +41,17 @@ fn kernel_components_need_only_our_hypercalls() {
         skip("no kernel build (cargo xtask rump build --target kernel)");
         return;
     };
-    let list = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../buildrump/components.txt")).unwrap();
+    let list = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../buildrump/components.txt"
+    ))
+    .unwrap();
     let (mut undef, mut def) = (BTreeSet::new(), BTreeSet::new());
-    for line in list.lines().map(|l| l.split('#').next().unwrap().trim()).filter(|l| !l.is_empty()) {
+    for line in list
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+    {
         let name = line.split_whitespace().next().unwrap();
         let a = lib.join(format!("lib{name}.a"));
         assert!(a.is_file(), "{} missing", a.display());
@@ -57,7 +68,11 @@ fn kernel_components_need_only_our_hypercalls() {
             }
         }
     }
-    let needed: BTreeSet<String> = undef.difference(&def).filter(|s| !s.starts_with("__start_link_set_") && !s.starts_with("__stop_link_set_")).cloned().collect();
+    let needed: BTreeSet<String> = undef
+        .difference(&def)
+        .filter(|s| !s.starts_with("__start_link_set_") && !s.starts_with("__stop_link_set_"))
+        .cloned()
+        .collect();
     assert!(!needed.is_empty());
     // Keep every hypercall in this binary (nothing else here calls them).
     assert!(rumpuser_adros::ffi::link_all() > 50);
@@ -68,6 +83,12 @@ fn kernel_components_need_only_our_hypercalls() {
         .filter(|s| s.starts_with("rumpuser_") || s.starts_with("rumpcomp_"))
         .collect();
     let missing: Vec<_> = needed.difference(&ours).collect();
-    assert!(missing.is_empty(), "kernel components need symbols rumpuser-adros lacks: {missing:?}");
-    println!("kernel components need {} external symbols; all are rumpuser-adros hypercalls", needed.len());
+    assert!(
+        missing.is_empty(),
+        "kernel components need symbols rumpuser-adros lacks: {missing:?}"
+    );
+    println!(
+        "kernel components need {} external symbols; all are rumpuser-adros hypercalls",
+        needed.len()
+    );
 }

@@ -67,23 +67,74 @@ struct Step {
 }
 
 fn fig(suite: &'static str, name: &str, unit: &'static str, better: Better, what: &str) -> Figure {
-    Figure { suite, name: name.to_string(), unit, better, what: what.to_string() }
+    Figure {
+        suite,
+        name: name.to_string(),
+        unit,
+        better,
+        what: what.to_string(),
+    }
 }
 
 /// The figures and guest steps of `suite`.
 fn suite(suite: &str, smp: u32) -> (Vec<Figure>, Vec<Step>) {
     use Better::*;
-    let step = |args: &str, figures: &[&str]| Step { args: args.to_string(), figures: figures.iter().map(|s| s.to_string()).collect() };
+    let step = |args: &str, figures: &[&str]| Step {
+        args: args.to_string(),
+        figures: figures.iter().map(|s| s.to_string()).collect(),
+    };
     match suite {
         "syscall" => (
             vec![
-                fig("syscall", "syscall.getpid", "us", Lower, "getpid round trip"),
-                fig("syscall", "syscall.fork_wait", "ms", Lower, "fork + _exit + waitpid"),
-                fig("syscall", "syscall.fork_exec_wait", "ms", Lower, "fork + exec /bin/busybox true + waitpid"),
-                fig("syscall", "syscall.pipe_throughput", "MB/s", Higher, "64 MiB through a pipe in 64 KiB writes, to another process"),
-                fig("syscall", "syscall.pipe_pingpong", "us", Lower, "1-byte round trip between two processes over two pipes"),
-                fig("syscall", "syscall.page_fault", "us", Lower, "first touch of one 4 KiB page of a fresh 64 MiB anonymous mapping"),
-                fig("syscall", "syscall.mmap_munmap", "us", Lower, "mmap + munmap of 1 MiB anonymous (untouched)"),
+                fig(
+                    "syscall",
+                    "syscall.getpid",
+                    "us",
+                    Lower,
+                    "getpid round trip",
+                ),
+                fig(
+                    "syscall",
+                    "syscall.fork_wait",
+                    "ms",
+                    Lower,
+                    "fork + _exit + waitpid",
+                ),
+                fig(
+                    "syscall",
+                    "syscall.fork_exec_wait",
+                    "ms",
+                    Lower,
+                    "fork + exec /bin/busybox true + waitpid",
+                ),
+                fig(
+                    "syscall",
+                    "syscall.pipe_throughput",
+                    "MB/s",
+                    Higher,
+                    "64 MiB through a pipe in 64 KiB writes, to another process",
+                ),
+                fig(
+                    "syscall",
+                    "syscall.pipe_pingpong",
+                    "us",
+                    Lower,
+                    "1-byte round trip between two processes over two pipes",
+                ),
+                fig(
+                    "syscall",
+                    "syscall.page_fault",
+                    "us",
+                    Lower,
+                    "first touch of one 4 KiB page of a fresh 64 MiB anonymous mapping",
+                ),
+                fig(
+                    "syscall",
+                    "syscall.mmap_munmap",
+                    "us",
+                    Lower,
+                    "mmap + munmap of 1 MiB anonymous (untouched)",
+                ),
             ],
             vec![
                 step("getpid", &["syscall.getpid"]),
@@ -97,29 +148,86 @@ fn suite(suite: &str, smp: u32) -> (Vec<Figure>, Vec<Step>) {
         ),
         "boot" => (
             vec![
-                fig("boot", "boot.qemu_to_command", "s", Lower, "QEMU start to the guest command's first output (wall clock, host)"),
-                fig("boot", "boot.uptime_at_command", "s", Lower, "kernel uptime (/proc/uptime) when the guest command starts"),
+                fig(
+                    "boot",
+                    "boot.qemu_to_command",
+                    "s",
+                    Lower,
+                    "QEMU start to the guest command's first output (wall clock, host)",
+                ),
+                fig(
+                    "boot",
+                    "boot.uptime_at_command",
+                    "s",
+                    Lower,
+                    "kernel uptime (/proc/uptime) when the guest command starts",
+                ),
             ],
             // Read by the script's first line (see `script`), not by the program.
             vec![],
         ),
         "fs" => (
             vec![
-                fig("fs", "fs.create", "us", Lower, "tmpfs: create (open O_CREAT + close) of one of 10,000 files"),
-                fig("fs", "fs.stat", "us", Lower, "tmpfs: stat of one of 10,000 files"),
-                fig("fs", "fs.unlink", "us", Lower, "tmpfs: unlink of one of 10,000 files"),
+                fig(
+                    "fs",
+                    "fs.create",
+                    "us",
+                    Lower,
+                    "tmpfs: create (open O_CREAT + close) of one of 10,000 files",
+                ),
+                fig(
+                    "fs",
+                    "fs.stat",
+                    "us",
+                    Lower,
+                    "tmpfs: stat of one of 10,000 files",
+                ),
+                fig(
+                    "fs",
+                    "fs.unlink",
+                    "us",
+                    Lower,
+                    "tmpfs: unlink of one of 10,000 files",
+                ),
             ],
-            vec![step("fs /tmp/adros-bench-fs", &["fs.create", "fs.stat", "fs.unlink"])],
+            vec![step(
+                "fs /tmp/adros-bench-fs",
+                &["fs.create", "fs.stat", "fs.unlink"],
+            )],
         ),
         "smp" => {
             let one = format!("smp.cpu_{smp}proc_1vcpu");
             let all = format!("smp.cpu_{smp}proc_{smp}vcpu");
             (
                 vec![
-                    fig("smp", &one, "ms", Lower, &format!("{smp} CPU-bound processes (fixed work each) pinned to CPU 0")),
-                    fig("smp", &all, "ms", Lower, &format!("the same {smp} processes free to use {smp} vCPUs")),
-                    fig("smp", "smp.speedup", "x", Higher, &format!("speedup of {smp} vCPUs over 1 (same boot)")),
-                    fig("smp", "smp.pipe_pingpong_xcpu", "us", Lower, "1-byte pipe round trip, processes pinned to CPU 0 and CPU 1"),
+                    fig(
+                        "smp",
+                        &one,
+                        "ms",
+                        Lower,
+                        &format!("{smp} CPU-bound processes (fixed work each) pinned to CPU 0"),
+                    ),
+                    fig(
+                        "smp",
+                        &all,
+                        "ms",
+                        Lower,
+                        &format!("the same {smp} processes free to use {smp} vCPUs"),
+                    ),
+                    fig(
+                        "smp",
+                        "smp.speedup",
+                        "x",
+                        Higher,
+                        &format!("speedup of {smp} vCPUs over 1 (same boot)"),
+                    ),
+                    fig(
+                        "smp",
+                        "smp.pipe_pingpong_xcpu",
+                        "us",
+                        Lower,
+                        "1-byte pipe round trip, processes pinned to CPU 0 and CPU 1",
+                    ),
                 ],
                 vec![
                     step(&format!("smp {smp}"), &[&one, &all, "smp.speedup"]),
@@ -139,7 +247,10 @@ fn script(steps: &[Step]) -> String {
     );
     for st in steps {
         let key = st.args.split_whitespace().next().unwrap_or("");
-        s.push_str(&format!("/bench/adros-bench {} || echo \"@X {key} $?\"\n", st.args));
+        s.push_str(&format!(
+            "/bench/adros-bench {} || echo \"@X {key} $?\"\n",
+            st.args
+        ));
     }
     s
 }
@@ -172,11 +283,18 @@ pub struct BootResult {
 }
 
 pub fn bench(a: BenchArgs) -> Result<i32> {
-    let mut names: Vec<String> = if a.suites.is_empty() { vec!["syscall".into(), "boot".into()] } else { a.suites.clone() };
+    let mut names: Vec<String> = if a.suites.is_empty() {
+        vec!["syscall".into(), "boot".into()]
+    } else {
+        a.suites.clone()
+    };
     names.dedup();
     for n in &names {
         if !SUITES.contains(&n.as_str()) {
-            return Err(format!("unknown suite {n:?}: choose from {}", SUITES.join(", ")));
+            return Err(format!(
+                "unknown suite {n:?}: choose from {}",
+                SUITES.join(", ")
+            ));
         }
     }
     if a.runs == 0 {
@@ -205,13 +323,15 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     }
     let out_dir = target_dir().join("bench");
     let log_dir = out_dir.join("logs");
-    std::fs::create_dir_all(&log_dir).map_err(|e| format!("creating {}: {e}", log_dir.display()))?;
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| format!("creating {}: {e}", log_dir.display()))?;
 
     // The benchmark program and the script, the same bytes in both guests.
     let prog = out_dir.join("adros-bench");
     compile(&root().join("bench/adros-bench.c"), &prog)?;
     let script_path = out_dir.join("run.sh");
-    std::fs::write(&script_path, script(&steps)).map_err(|e| format!("writing {}: {e}", script_path.display()))?;
+    std::fs::write(&script_path, script(&steps))
+        .map_err(|e| format!("writing {}: {e}", script_path.display()))?;
 
     // AdrOS: the kernel and an ISO whose initrd carries the program and script.
     let kernel = build::build_kernel(&a.build)?;
@@ -223,7 +343,12 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     crate::initrd::build(&extras)?;
     let hex: String = COMMAND.bytes().map(|b| format!("{b:02x}")).collect();
     let iso = out_dir.join("adros-bench.iso");
-    build::make_iso(&kernel, &symbols, &format!("{} loglevel=3 adros.exec={hex}", build::DEFAULT_CMDLINE), &iso)?;
+    build::make_iso(
+        &kernel,
+        &symbols,
+        &format!("{} loglevel=3 adros.exec={hex}", build::DEFAULT_CMDLINE),
+        &iso,
+    )?;
     let mut adros = Machine::new(&iso);
     adros.smp = a.smp;
     adros.mem_mib = mem_mib;
@@ -255,12 +380,23 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
         (Some(m), Some(p.version))
     };
 
-    let guests: Vec<(Guest, &Machine)> = std::iter::once((Guest::AdrOS, &adros)).chain(linux.as_ref().map(|m| (Guest::Linux, m))).collect();
+    let guests: Vec<(Guest, &Machine)> = std::iter::once((Guest::AdrOS, &adros))
+        .chain(linux.as_ref().map(|m| (Guest::Linux, m)))
+        .collect();
     let per_boot_timeout = Duration::from_secs(180 + 130 * steps.len() as u64);
     let mut results: Vec<(Guest, u32, BootResult)> = Vec::new();
     for run in 1..=a.runs {
         for (g, m) in &guests {
-            let r = boot_once(*g, m, run, a.runs, &figures, &steps, per_boot_timeout, &log_dir)?;
+            let r = boot_once(
+                *g,
+                m,
+                run,
+                a.runs,
+                &figures,
+                &steps,
+                per_boot_timeout,
+                &log_dir,
+            )?;
             results.push((*g, run, r));
         }
     }
@@ -269,27 +405,49 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     let cmdline = format!(
         "cargo xtask bench {}{}{}",
         names.join(" "),
-        if a.runs != 3 { format!(" --runs {}", a.runs) } else { String::new() },
-        if a.smp != 2 { format!(" --smp {}", a.smp) } else { String::new() }
+        if a.runs != 3 {
+            format!(" --runs {}", a.runs)
+        } else {
+            String::new()
+        },
+        if a.smp != 2 {
+            format!(" --smp {}", a.smp)
+        } else {
+            String::new()
+        }
     );
     let facts = report::Facts::collect(a.smp, mem_mib, a.runs, linux_version.as_deref(), &cmdline);
     println!("{}", report::table(&rows, &facts, linux.is_some()));
     for n in &names {
         let path = out_dir.join(format!("{n}.json"));
-        let suite_rows: Vec<&report::Row> = rows.iter().filter(|r| r.figure.suite == n.as_str()).collect();
-        std::fs::write(&path, report::json(n, &suite_rows, &facts)).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        let suite_rows: Vec<&report::Row> = rows
+            .iter()
+            .filter(|r| r.figure.suite == n.as_str())
+            .collect();
+        std::fs::write(&path, report::json(n, &suite_rows, &facts))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     let svg = out_dir.join("summary.svg");
-    std::fs::write(&svg, report::svg(&rows, &facts)).map_err(|e| format!("writing {}: {e}", svg.display()))?;
+    std::fs::write(&svg, report::svg(&rows, &facts))
+        .map_err(|e| format!("writing {}: {e}", svg.display()))?;
     eprintln!(
         "xtask bench: wrote {} and {} (serial logs in {})",
-        names.iter().map(|n| out_dir.join(format!("{n}.json")).display().to_string()).collect::<Vec<_>>().join(", "),
+        names
+            .iter()
+            .map(|n| out_dir.join(format!("{n}.json")).display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         svg.display(),
         log_dir.display()
     );
-    let failed = rows.iter().filter(|r| r.adros.values.is_empty() || (linux.is_some() && r.linux.values.is_empty())).count();
+    let failed = rows
+        .iter()
+        .filter(|r| r.adros.values.is_empty() || (linux.is_some() && r.linux.values.is_empty()))
+        .count();
     if failed > 0 {
-        eprintln!("xtask bench: {failed} figure(s) could not be measured in every guest; the reasons are in the table above");
+        eprintln!(
+            "xtask bench: {failed} figure(s) could not be measured in every guest; the reasons are in the table above"
+        );
     }
     Ok(0)
 }
@@ -303,9 +461,15 @@ fn compile(src: &Path, out: &Path) -> Result<()> {
     if which("musl-gcc").is_none() {
         return Err("musl-gcc is missing: install musl-tools (`cargo xtask deps`)".into());
     }
-    let pb = spinner(format!("compiling {} (musl-gcc -static -O2)", src.file_name().unwrap_or_default().to_string_lossy()));
+    let pb = spinner(format!(
+        "compiling {} (musl-gcc -static -O2)",
+        src.file_name().unwrap_or_default().to_string_lossy()
+    ));
     let r = run_checked(
-        Command::new("musl-gcc").args(["-static", "-O2", "-Wall", "-o"]).arg(out).arg(src),
+        Command::new("musl-gcc")
+            .args(["-static", "-O2", "-Wall", "-o"])
+            .arg(out)
+            .arg(src),
         "musl-gcc",
         "Fix the benchmark source (bench/adros-bench.c).",
     );
@@ -315,13 +479,25 @@ fn compile(src: &Path, out: &Path) -> Result<()> {
 
 /// Boots `m` once, runs the script, and collects every figure (or why it is missing).
 #[allow(clippy::too_many_arguments)]
-fn boot_once(g: Guest, m: &Machine, run: u32, runs: u32, figures: &[Figure], steps: &[Step], timeout: Duration, log_dir: &Path) -> Result<BootResult> {
+fn boot_once(
+    g: Guest,
+    m: &Machine,
+    run: u32,
+    runs: u32,
+    figures: &[Figure],
+    steps: &[Step],
+    timeout: Duration,
+    log_dir: &Path,
+) -> Result<BootResult> {
     let label = format!("run {run}/{runs}: {}", g.name());
     let pb = spinner(format!("{label}: booting"));
     let mut seen = String::new();
     let mut first_output: Option<Duration> = None;
     let start = Instant::now();
-    let stop = |s: &str| s.find(EXIT).is_some_and(|i| s[i + EXIT.len()..].contains("@@"));
+    let stop = |s: &str| {
+        s.find(EXIT)
+            .is_some_and(|i| s[i + EXIT.len()..].contains("@@"))
+    };
     let out = qemu::run_headless(
         m,
         timeout,
@@ -332,8 +508,15 @@ fn boot_once(g: Guest, m: &Machine, run: u32, runs: u32, figures: &[Figure], ste
                 if first_output.is_none() && !after.trim_start_matches('\n').is_empty() {
                     first_output = Some(start.elapsed());
                 }
-                if let Some(last) = after.lines().rev().find(|l| l.starts_with("@B ") || l.starts_with("@F ")) {
-                    pb.set_message(format!("{label}: {}", last.trim_start_matches("@B ").trim_start_matches("@F ")));
+                if let Some(last) = after
+                    .lines()
+                    .rev()
+                    .find(|l| l.starts_with("@B ") || l.starts_with("@F "))
+                {
+                    pb.set_message(format!(
+                        "{label}: {}",
+                        last.trim_start_matches("@B ").trim_start_matches("@F ")
+                    ));
                 } else {
                     pb.set_message(format!("{label}: running the benchmarks"));
                 }
@@ -347,28 +530,50 @@ fn boot_once(g: Guest, m: &Machine, run: u32, runs: u32, figures: &[Figure], ste
     let _ = std::fs::write(&log, &out.serial);
     let mut r = parse(&out.serial, steps);
     if let Some(t) = first_output {
-        r.values.push(("boot.qemu_to_command".into(), t.as_secs_f64()));
+        r.values
+            .push(("boot.qemu_to_command".into(), t.as_secs_f64()));
     }
     // Whatever did not come back gets a reason.
     let ended = if !out.serial.contains(BEGIN) {
-        format!("the guest command never started ({}; see {})", why_ended(&out), log.display())
+        format!(
+            "the guest command never started ({}; see {})",
+            why_ended(&out),
+            log.display()
+        )
     } else if !stop(&out.serial) {
-        format!("the guest ended before the script finished ({}; see {})", why_ended(&out), log.display())
+        format!(
+            "the guest ended before the script finished ({}; see {})",
+            why_ended(&out),
+            log.display()
+        )
     } else {
         format!("no result printed (see {})", log.display())
     };
     for f in figures {
-        if !r.values.iter().any(|(n, _)| *n == f.name) && !r.failures.iter().any(|(n, _)| *n == f.name) {
+        if !r.values.iter().any(|(n, _)| *n == f.name)
+            && !r.failures.iter().any(|(n, _)| *n == f.name)
+        {
             r.failures.push((f.name.clone(), ended.clone()));
         }
     }
-    let ok = figures.iter().filter(|f| r.values.iter().any(|(n, _)| *n == f.name)).count();
-    eprintln!("xtask bench: {label}: {ok}/{} figures in {:.1} s", figures.len(), out.elapsed.as_secs_f64());
+    let ok = figures
+        .iter()
+        .filter(|f| r.values.iter().any(|(n, _)| *n == f.name))
+        .count();
+    eprintln!(
+        "xtask bench: {label}: {ok}/{} figures in {:.1} s",
+        figures.len(),
+        out.elapsed.as_secs_f64()
+    );
     Ok(r)
 }
 
 fn why_ended(out: &qemu::Outcome) -> String {
-    if out.timed_out { "timed out".into() } else { qemu::describe(out.status).to_string() }
+    if out.timed_out {
+        "timed out".into()
+    } else {
+        qemu::describe(out.status).to_string()
+    }
 }
 
 /// Parses `@B name value unit`, `@F name reason` and `@X step status` lines.
@@ -390,17 +595,26 @@ fn parse(serial: &str, steps: &[Step]) -> BootResult {
             }
         } else if let Some(rest) = line.strip_prefix("@X ") {
             let mut it = rest.split_whitespace();
-            let (key, st) = (it.next().unwrap_or(""), it.next().and_then(|s| s.parse::<i32>().ok()).unwrap_or(-1));
+            let (key, st) = (
+                it.next().unwrap_or(""),
+                it.next().and_then(|s| s.parse::<i32>().ok()).unwrap_or(-1),
+            );
             let why = match st {
                 142 => "timed out (SIGALRM after 120 s)".to_string(),
                 127 => "could not be executed (status 127)".to_string(),
                 s if s > 128 => format!("killed by signal {}", s - 128),
                 s => format!("exited with status {s}"),
             };
-            for step in steps.iter().filter(|s| s.args.split_whitespace().next() == Some(key)) {
+            for step in steps
+                .iter()
+                .filter(|s| s.args.split_whitespace().next() == Some(key))
+            {
                 for f in &step.figures {
-                    if !r.values.iter().any(|(n, _)| n == f) && !r.failures.iter().any(|(n, _)| n == f) {
-                        r.failures.push((f.clone(), format!("adros-bench {} {why}", step.args)));
+                    if !r.values.iter().any(|(n, _)| n == f)
+                        && !r.failures.iter().any(|(n, _)| n == f)
+                    {
+                        r.failures
+                            .push((f.clone(), format!("adros-bench {} {why}", step.args)));
                     }
                 }
             }

@@ -18,7 +18,9 @@ pub struct Peer {
 }
 
 fn cache_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".cache/adros/linux-peer")
 }
 
@@ -30,7 +32,10 @@ pub fn kernel() -> Result<Peer> {
     if vmlinuz.is_file()
         && let Ok(v) = std::fs::read_to_string(&version_file)
     {
-        return Ok(Peer { vmlinuz, version: v.trim().to_string() });
+        return Ok(Peer {
+            vmlinuz,
+            version: v.trim().to_string(),
+        });
     }
     for tool in ["apt-get", "dpkg-deb"] {
         if which(tool).is_none() {
@@ -52,27 +57,45 @@ pub fn kernel() -> Result<Peer> {
         .map(str::trim)
         .filter_map(|d| d.split_whitespace().next())
         .find(|p| p.starts_with("linux-image-"))
-        .ok_or_else(|| format!("linux-image-amd64 depends on {depends:?}: no linux-image-* package in it"))?
+        .ok_or_else(|| {
+            format!("linux-image-amd64 depends on {depends:?}: no linux-image-* package in it")
+        })?
         .to_string();
     pb.set_message(format!("Linux peer: apt-get download {image} (≈ 70 MB)"));
     let deb = download(&dir, &image)?;
-    pb.set_message(format!("Linux peer: dpkg-deb -x {}", deb.file_name().unwrap_or_default().to_string_lossy()));
+    pb.set_message(format!(
+        "Linux peer: dpkg-deb -x {}",
+        deb.file_name().unwrap_or_default().to_string_lossy()
+    ));
     let root = dir.join("root");
     let _ = std::fs::remove_dir_all(&root);
-    let out = Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root).output().map_err(|e| format!("running dpkg-deb: {e}"))?;
+    let out = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&root)
+        .output()
+        .map_err(|e| format!("running dpkg-deb: {e}"))?;
     if !out.status.success() {
-        return Err(format!("dpkg-deb -x {} failed: {}", deb.display(), String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "dpkg-deb -x {} failed: {}",
+            deb.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let boot = root.join("boot");
     let found = std::fs::read_dir(&boot)
         .map_err(|e| format!("{}: {e} (the package has no /boot?)", boot.display()))?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+        })
         .ok_or_else(|| format!("no vmlinuz-* in {}", boot.display()))?;
     std::fs::copy(&found, &vmlinuz).map_err(|e| format!("copying {}: {e}", found.display()))?;
     let version = format!("{image} {}", dpkg_field(&deb, "Version")?);
-    std::fs::write(&version_file, &version).map_err(|e| format!("writing {}: {e}", version_file.display()))?;
+    std::fs::write(&version_file, &version)
+        .map_err(|e| format!("writing {}: {e}", version_file.display()))?;
     // Only vmlinuz is kept: the modules (≈ 400 MB unpacked) are not needed by these suites
     // (no disks, tmpfs only; serial, ACPI power-off and tmpfs are built into Debian's kernel).
     let _ = std::fs::remove_dir_all(&root);
@@ -80,13 +103,21 @@ pub fn kernel() -> Result<Peer> {
         let _ = std::fs::remove_file(d);
     }
     pb.finish_and_clear();
-    eprintln!("xtask bench: Linux peer {version} cached in {}", dir.display());
+    eprintln!(
+        "xtask bench: Linux peer {version} cached in {}",
+        dir.display()
+    );
     Ok(Peer { vmlinuz, version })
 }
 
 /// `apt-get download PKG` into `dir`; returns the .deb.
 fn download(dir: &Path, pkg: &str) -> Result<PathBuf> {
-    let out = Command::new("apt-get").arg("download").arg(pkg).current_dir(dir).output().map_err(|e| format!("running apt-get: {e}"))?;
+    let out = Command::new("apt-get")
+        .arg("download")
+        .arg(pkg)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("running apt-get: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "apt-get download {pkg} failed:\n{}\nIf apt does not know the package, run `apt-get update` (as root) and try again.",
@@ -98,15 +129,33 @@ fn download(dir: &Path, pkg: &str) -> Result<PathBuf> {
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix) && n.to_string_lossy().ends_with(".deb")))
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy().starts_with(&prefix) && n.to_string_lossy().ends_with(".deb")
+            })
+        })
         .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .ok_or_else(|| format!("apt-get download {pkg} left no {prefix}*.deb in {}", dir.display()))
+        .ok_or_else(|| {
+            format!(
+                "apt-get download {pkg} left no {prefix}*.deb in {}",
+                dir.display()
+            )
+        })
 }
 
 fn dpkg_field(deb: &Path, field: &str) -> Result<String> {
-    let out = Command::new("dpkg-deb").arg("-f").arg(deb).arg(field).output().map_err(|e| format!("running dpkg-deb: {e}"))?;
+    let out = Command::new("dpkg-deb")
+        .arg("-f")
+        .arg(deb)
+        .arg(field)
+        .output()
+        .map_err(|e| format!("running dpkg-deb: {e}"))?;
     if !out.status.success() {
-        return Err(format!("dpkg-deb -f {} {field}: {}", deb.display(), String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "dpkg-deb -f {} {field}: {}",
+            deb.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -138,11 +187,26 @@ enum Entry<'a> {
 /// Writes the initramfs: busybox with its applet links, `/init`, and `files` (guest path,
 /// contents, mode).
 pub fn initramfs(path: &Path, init: &str, files: &[(String, Vec<u8>, u32)]) -> Result<()> {
-    let busybox = std::fs::read(crate::initrd::BUSYBOX).map_err(|e| format!("{}: {e} (install busybox-static: `cargo xtask deps`)", crate::initrd::BUSYBOX))?;
-    let out = Command::new(crate::initrd::BUSYBOX).arg("--list-full").output().map_err(|e| format!("busybox --list-full: {e}"))?;
-    let applets: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().trim_start_matches('/').to_string()).filter(|l| !l.is_empty()).collect();
+    let busybox = std::fs::read(crate::initrd::BUSYBOX).map_err(|e| {
+        format!(
+            "{}: {e} (install busybox-static: `cargo xtask deps`)",
+            crate::initrd::BUSYBOX
+        )
+    })?;
+    let out = Command::new(crate::initrd::BUSYBOX)
+        .arg("--list-full")
+        .output()
+        .map_err(|e| format!("busybox --list-full: {e}"))?;
+    let applets: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().trim_start_matches('/').to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
     let mut entries: Vec<Entry> = Vec::new();
-    for d in ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "root", "etc", "bench"] {
+    for d in [
+        "bin", "sbin", "usr", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "root", "etc",
+        "bench",
+    ] {
         entries.push(Entry::Dir(d));
     }
     entries.push(Entry::CharDev("dev/console", 5, 1));
@@ -165,7 +229,9 @@ pub fn initramfs(path: &Path, init: &str, files: &[(String, Vec<u8>, u32)]) -> R
             Entry::Dir(n) => cpio_entry(&mut buf, ino, n, 0o040755, &[], (0, 0)),
             Entry::File(n, d, m) => cpio_entry(&mut buf, ino, n, 0o100000 | m, d, (0, 0)),
             Entry::Symlink(n, t) => cpio_entry(&mut buf, ino, n, 0o120777, t.as_bytes(), (0, 0)),
-            Entry::CharDev(n, maj, min) => cpio_entry(&mut buf, ino, n, 0o020600, &[], (*maj, *min)),
+            Entry::CharDev(n, maj, min) => {
+                cpio_entry(&mut buf, ino, n, 0o020600, &[], (*maj, *min))
+            }
         }
     }
     cpio_entry(&mut buf, 0, "TRAILER!!!", 0, &[], (0, 0));
@@ -175,7 +241,21 @@ pub fn initramfs(path: &Path, init: &str, files: &[(String, Vec<u8>, u32)]) -> R
 /// One newc ("070701") record, 4-byte aligned.
 fn cpio_entry(buf: &mut Vec<u8>, ino: u32, name: &str, mode: u32, data: &[u8], rdev: (u32, u32)) {
     let nlink = if mode & 0o170000 == 0o040000 { 2 } else { 1 };
-    let fields = [ino, mode, 0, 0, nlink, 0, data.len() as u32, 0, 0, rdev.0, rdev.1, name.len() as u32 + 1, 0];
+    let fields = [
+        ino,
+        mode,
+        0,
+        0,
+        nlink,
+        0,
+        data.len() as u32,
+        0,
+        0,
+        rdev.0,
+        rdev.1,
+        name.len() as u32 + 1,
+        0,
+    ];
     buf.extend_from_slice(b"070701");
     for f in fields {
         buf.extend_from_slice(format!("{f:08x}").as_bytes());

@@ -21,7 +21,11 @@ impl Samples {
         }
         v.sort_by(|a, b| a.total_cmp(b));
         let n = v.len();
-        Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+        Some(if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        })
     }
     pub fn min(&self) -> Option<f64> {
         self.values.iter().copied().reduce(f64::min)
@@ -44,7 +48,13 @@ impl Row {
     }
     /// How many times worse AdrOS is (> 1) or better (< 1), whatever the figure's direction.
     pub fn cost(&self) -> Option<f64> {
-        self.ratio().map(|r| if self.figure.better == Better::Lower { r } else { 1.0 / r })
+        self.ratio().map(|r| {
+            if self.figure.better == Better::Lower {
+                r
+            } else {
+                1.0 / r
+            }
+        })
     }
 }
 
@@ -52,13 +62,26 @@ pub fn aggregate(figures: &[Figure], results: &[(Guest, u32, BootResult)]) -> Ve
     figures
         .iter()
         .map(|f| {
-            let mut row = Row { figure: f.clone(), adros: Samples::default(), linux: Samples::default() };
+            let mut row = Row {
+                figure: f.clone(),
+                adros: Samples::default(),
+                linux: Samples::default(),
+            };
             for (g, run, r) in results {
-                let s = if *g == Guest::AdrOS { &mut row.adros } else { &mut row.linux };
+                let s = if *g == Guest::AdrOS {
+                    &mut row.adros
+                } else {
+                    &mut row.linux
+                };
                 match r.values.iter().find(|(n, _)| *n == f.name) {
                     Some((_, v)) => s.values.push(*v),
                     None => {
-                        let why = r.failures.iter().find(|(n, _)| *n == f.name).map(|(_, w)| w.clone()).unwrap_or_else(|| "no result".into());
+                        let why = r
+                            .failures
+                            .iter()
+                            .find(|(n, _)| *n == f.name)
+                            .map(|(_, w)| w.clone())
+                            .unwrap_or_else(|| "no result".into());
                         s.failures.push((*run, why));
                     }
                 }
@@ -84,19 +107,42 @@ pub struct Facts {
 
 impl Facts {
     pub fn collect(smp: u32, mem_mib: u64, runs: u32, linux: Option<&str>, command: &str) -> Facts {
-        let sh = |c: &mut Command| c.output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        let sh = |c: &mut Command| {
+            c.output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        };
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()).unwrap_or_else(|| "unknown".into());
+        let cpu_model = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
         Facts {
             date: sh(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])),
             cpu_model,
-            host_cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            qemu: sh(Command::new("qemu-system-x86_64").arg("--version")).lines().next().unwrap_or("").to_string(),
+            host_cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            qemu: sh(Command::new("qemu-system-x86_64").arg("--version"))
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
             smp,
             mem_mib,
             runs,
             linux: linux.map(str::to_string),
-            adros_commit: sh(Command::new("git").args(["-C", &crate::util::root().display().to_string(), "rev-parse", "--short", "HEAD"])),
+            adros_commit: sh(Command::new("git").args([
+                "-C",
+                &crate::util::root().display().to_string(),
+                "rev-parse",
+                "--short",
+                "HEAD",
+            ])),
             command: command.to_string(),
         }
     }
@@ -118,7 +164,11 @@ fn num(v: f64) -> String {
 fn cell(s: &Samples) -> String {
     match (s.median(), s.min(), s.max()) {
         (Some(m), Some(lo), Some(hi)) => {
-            let failed = if s.failures.is_empty() { String::new() } else { format!(" [{} failed]", s.failures.len()) };
+            let failed = if s.failures.is_empty() {
+                String::new()
+            } else {
+                format!(" [{} failed]", s.failures.len())
+            };
             format!("{} ({}–{}){failed}", num(m), num(lo), num(hi))
         }
         _ => "FAILED".into(),
@@ -138,13 +188,20 @@ pub fn table(rows: &[Row], f: &Facts, peer: bool) -> String {
         f.qemu,
         f.cpu_model,
         f.host_cores,
-        f.linux.as_ref().map(|l| format!("; Linux peer: Debian {l}")).unwrap_or_default()
+        f.linux
+            .as_ref()
+            .map(|l| format!("; Linux peer: Debian {l}"))
+            .unwrap_or_default()
     ));
     t.push_str("| figure | unit | better | AdrOS median (min–max) | Linux median (min–max) | AdrOS/Linux | verdict |\n");
     t.push_str("|---|---|---|---|---|---|---|\n");
     let mut notes = Vec::new();
     for r in rows {
-        let better = if r.figure.better == Better::Lower { "lower" } else { "higher" };
+        let better = if r.figure.better == Better::Lower {
+            "lower"
+        } else {
+            "higher"
+        };
         let linux = if peer { cell(&r.linux) } else { "—".into() };
         let (ratio, verdict) = match (r.ratio(), r.cost()) {
             (Some(ra), Some(c)) => (
@@ -159,7 +216,12 @@ pub fn table(rows: &[Row], f: &Facts, peer: bool) -> String {
             ),
             _ => ("—".into(), "—".into()),
         };
-        t.push_str(&format!("| {} | {} | {better} | {} | {linux} | {ratio} | {verdict} |\n", r.figure.name, r.figure.unit, cell(&r.adros)));
+        t.push_str(&format!(
+            "| {} | {} | {better} | {} | {linux} | {ratio} | {verdict} |\n",
+            r.figure.name,
+            r.figure.unit,
+            cell(&r.adros)
+        ));
         for (g, s) in [("AdrOS", &r.adros), ("Linux", &r.linux)] {
             if let Some((_, why)) = s.failures.first() {
                 notes.push(format!("- {} on {g}: {why}", r.figure.name));
@@ -191,17 +253,27 @@ fn esc(s: &str) -> String {
 }
 
 fn jnum(v: Option<f64>) -> String {
-    v.filter(|v| v.is_finite()).map(|v| format!("{v}")).unwrap_or_else(|| "null".into())
+    v.filter(|v| v.is_finite())
+        .map(|v| format!("{v}"))
+        .unwrap_or_else(|| "null".into())
 }
 
 fn jsamples(s: &Samples) -> String {
     format!(
         "{{\"samples\": [{}], \"median\": {}, \"min\": {}, \"max\": {}, \"failures\": [{}]}}",
-        s.values.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(", "),
+        s.values
+            .iter()
+            .map(|v| format!("{v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         jnum(s.median()),
         jnum(s.min()),
         jnum(s.max()),
-        s.failures.iter().map(|(run, why)| format!("{{\"run\": {run}, \"reason\": \"{}\"}}", esc(why))).collect::<Vec<_>>().join(", ")
+        s.failures
+            .iter()
+            .map(|(run, why)| format!("{{\"run\": {run}, \"reason\": \"{}\"}}", esc(why)))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -241,7 +313,9 @@ pub fn json(suite: &str, rows: &[&Row], f: &Facts) -> String {
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// target/bench/summary.svg: per figure, how many times worse (right, red) or better (left,
@@ -249,7 +323,12 @@ fn xml(s: &str) -> String {
 pub fn svg(rows: &[Row], f: &Facts) -> String {
     let (w, label_w, top, bar_h, gap) = (900.0_f64, 260.0_f64, 70.0_f64, 22.0_f64, 8.0_f64);
     let plot_w = w - label_w - 120.0;
-    let max_log = rows.iter().filter_map(|r| r.cost()).map(|c| c.log10().abs()).fold(1.0_f64, f64::max).ceil();
+    let max_log = rows
+        .iter()
+        .filter_map(|r| r.cost())
+        .map(|c| c.log10().abs())
+        .fold(1.0_f64, f64::max)
+        .ceil();
     let x_of = |c: f64| label_w + plot_w / 2.0 + (c.log10() / max_log) * (plot_w / 2.0);
     let h = top + rows.len() as f64 * (bar_h + gap) + 60.0;
     let mut s = format!(
@@ -266,7 +345,11 @@ pub fn svg(rows: &[Row], f: &Facts) -> String {
     let mut k = -max_log;
     while k <= max_log {
         let x = x_of(10f64.powf(k));
-        let lbl = if k >= 0.0 { format!("{}×", 10f64.powf(k)) } else { format!("1/{}", 10f64.powf(-k)) };
+        let lbl = if k >= 0.0 {
+            format!("{}×", 10f64.powf(k))
+        } else {
+            format!("1/{}", 10f64.powf(-k))
+        };
         s.push_str(&format!(
             "<line x1=\"{x:.1}\" y1=\"{}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"{}\"/>\n<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{lbl}</text>\n",
             top - 8.0,
@@ -290,7 +373,11 @@ pub fn svg(rows: &[Row], f: &Facts) -> String {
                 let (x0, x1) = (x_of(1.0), x_of(c));
                 let (xa, xb) = if x1 < x0 { (x1, x0) } else { (x0, x1) };
                 let color = if c > 1.0 { "#d9534f" } else { "#5cb85c" };
-                let text = if c >= 1.0 { format!("{c:.2}× worse") } else { format!("{:.2}× better", 1.0 / c) };
+                let text = if c >= 1.0 {
+                    format!("{c:.2}× worse")
+                } else {
+                    format!("{:.2}× better", 1.0 / c)
+                };
                 s.push_str(&format!(
                     "<rect x=\"{xa:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bar_h}\" fill=\"{color}\"/>\n<text x=\"{:.1}\" y=\"{:.1}\">{text}</text>\n",
                     (xb - xa).max(1.0),
@@ -298,7 +385,11 @@ pub fn svg(rows: &[Row], f: &Facts) -> String {
                     y + bar_h * 0.7
                 ));
             }
-            None => s.push_str(&format!("<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#a00\">failed (see the JSON)</text>\n", x_of(1.0) + 6.0, y + bar_h * 0.7)),
+            None => s.push_str(&format!(
+                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#a00\">failed (see the JSON)</text>\n",
+                x_of(1.0) + 6.0,
+                y + bar_h * 0.7
+            )),
         }
     }
     s.push_str("</svg>\n");

@@ -17,10 +17,26 @@ use crate::util::{Result, root, spinner, target_dir};
 
 /// (key in the bench's `BENCH {…}` line, unit, description).
 const FIGURES: &[(&str, &str, &str)] = &[
-    ("read64_cold_mib_s", "MiB/s", "ext2: read a 64 MiB file, first read (through rumpuser_bio; rump allocates its page cache)"),
-    ("read64_remount_mib_s", "MiB/s", "ext2: read it again after unmount + mount (rump's page memory is reused), median of 2"),
-    ("read64_warm_mib_s", "MiB/s", "ext2: read the 64 MiB file again, from the rump kernel's cache"),
-    ("create10k_per_s", "files/s", "ext2: create 10,000 empty files"),
+    (
+        "read64_cold_mib_s",
+        "MiB/s",
+        "ext2: read a 64 MiB file, first read (through rumpuser_bio; rump allocates its page cache)",
+    ),
+    (
+        "read64_remount_mib_s",
+        "MiB/s",
+        "ext2: read it again after unmount + mount (rump's page memory is reused), median of 2",
+    ),
+    (
+        "read64_warm_mib_s",
+        "MiB/s",
+        "ext2: read the 64 MiB file again, from the rump kernel's cache",
+    ),
+    (
+        "create10k_per_s",
+        "files/s",
+        "ext2: create 10,000 empty files",
+    ),
     ("stat10k_per_s", "files/s", "ext2: stat 10,000 files"),
 ];
 
@@ -29,11 +45,25 @@ const THEIRS: &str = "netbsd-librumpuser";
 
 /// Builds the `ext2` bench for one host; returns the executable.
 fn build_bench(label: &str, envs: &[(&str, &Path)], remove: &[&str]) -> Result<PathBuf> {
-    let pb = spinner(format!("bench rump: building the ext2 workload for {label}"));
+    let pb = spinner(format!(
+        "bench rump: building the ext2 workload for {label}"
+    ));
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(root()).args(["bench", "--no-run", "--message-format=json", "-q", "-p", "rump-host-tests", "--bench", "ext2"]);
+    c.current_dir(root()).args([
+        "bench",
+        "--no-run",
+        "--message-format=json",
+        "-q",
+        "-p",
+        "rump-host-tests",
+        "--bench",
+        "ext2",
+    ]);
     // One target directory per host: the two builds link different archives.
-    c.env("CARGO_TARGET_DIR", target_dir().join("bench-rump").join(label));
+    c.env(
+        "CARGO_TARGET_DIR",
+        target_dir().join("bench-rump").join(label),
+    );
     for (k, v) in envs {
         c.env(k, v);
     }
@@ -44,11 +74,16 @@ fn build_bench(label: &str, envs: &[(&str, &Path)], remove: &[&str]) -> Result<P
     pb.finish_and_clear();
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        return Err(format!("building the bench for {label} failed:\n{text}{}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "building the bench for {label} failed:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     // The compiler-artifact message of the bench target carries `"executable":"…"`.
     text.lines()
-        .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains("\"name\":\"ext2\""))
+        .filter(|l| {
+            l.contains("\"reason\":\"compiler-artifact\"") && l.contains("\"name\":\"ext2\"")
+        })
         .find_map(|l| {
             let i = l.find("\"executable\":\"")? + "\"executable\":\"".len();
             let end = l[i..].find('"')?;
@@ -60,10 +95,17 @@ fn build_bench(label: &str, envs: &[(&str, &Path)], remove: &[&str]) -> Result<P
 /// Runs one bench binary once; returns its `BENCH` JSON object.
 fn run_once(label: &str, exe: &Path, run: u32, runs: u32) -> Result<String> {
     let pb = spinner(format!("bench rump: run {run}/{runs} on {label}"));
-    let out = Command::new(exe).current_dir(root()).output().map_err(|e| format!("{}: {e}", exe.display()));
+    let out = Command::new(exe)
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("{}: {e}", exe.display()));
     pb.finish_and_clear();
     let out = out?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if !out.status.success() {
         return Err(format!("bench on {label} failed ({}):\n{text}", out.status));
     }
@@ -83,7 +125,9 @@ fn json_num(obj: &str, key: &str) -> Option<f64> {
 }
 
 fn num(v: Option<f64>) -> String {
-    v.filter(|v| v.is_finite()).map(|v| format!("{v:.1}")).unwrap_or_else(|| "—".into())
+    v.filter(|v| v.is_finite())
+        .map(|v| format!("{v:.1}"))
+        .unwrap_or_else(|| "—".into())
 }
 
 fn cell(s: &Samples) -> String {
@@ -91,10 +135,18 @@ fn cell(s: &Samples) -> String {
 }
 
 fn jsamples(s: &Samples) -> String {
-    let j = |v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| format!("{v}")).unwrap_or_else(|| "null".into());
+    let j = |v: Option<f64>| {
+        v.filter(|v| v.is_finite())
+            .map(|v| format!("{v}"))
+            .unwrap_or_else(|| "null".into())
+    };
     format!(
         "{{\"samples\": [{}], \"median\": {}, \"min\": {}, \"max\": {}}}",
-        s.values.iter().map(|v| format!("{v}")).collect::<Vec<_>>().join(", "),
+        s.values
+            .iter()
+            .map(|v| format!("{v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         j(s.median()),
         j(s.min()),
         j(s.max())
@@ -110,28 +162,53 @@ pub fn run(runs: u32) -> Result<i32> {
     };
     let host = rump::build(Target::Host, &src, false)?;
     let posix = rump::build(Target::Posix, &src, false)?;
-    let ours = build_bench(OURS, &[(HOST_DIR_ENV, &host)], &["ADROS_RUMP_BENCH_POSIX_DIR"])?;
-    let theirs = build_bench(THEIRS, &[("ADROS_RUMP_BENCH_POSIX_DIR", &posix)], &[HOST_DIR_ENV])?;
+    let ours = build_bench(
+        OURS,
+        &[(HOST_DIR_ENV, &host)],
+        &["ADROS_RUMP_BENCH_POSIX_DIR"],
+    )?;
+    let theirs = build_bench(
+        THEIRS,
+        &[("ADROS_RUMP_BENCH_POSIX_DIR", &posix)],
+        &[HOST_DIR_ENV],
+    )?;
 
-    let mut samples: Vec<(Samples, Samples)> = FIGURES.iter().map(|_| (Samples::default(), Samples::default())).collect();
+    let mut samples: Vec<(Samples, Samples)> = FIGURES
+        .iter()
+        .map(|_| (Samples::default(), Samples::default()))
+        .collect();
     let mut raw = Vec::new();
     for run in 1..=runs {
         // Alternate which host goes first, so that a slow phase of the machine hits both.
-        let order: [(&str, &PathBuf); 2] = if run % 2 == 1 { [(OURS, &ours), (THEIRS, &theirs)] } else { [(THEIRS, &theirs), (OURS, &ours)] };
+        let order: [(&str, &PathBuf); 2] = if run % 2 == 1 {
+            [(OURS, &ours), (THEIRS, &theirs)]
+        } else {
+            [(THEIRS, &theirs), (OURS, &ours)]
+        };
         for (label, exe) in order {
             let obj = run_once(label, exe, run, runs)?;
             eprintln!("xtask bench rump: run {run}/{runs} {label}: {obj}");
             for (i, (k, _, _)) in FIGURES.iter().enumerate() {
                 if let Some(v) = json_num(&obj, k) {
-                    let s = if label == OURS { &mut samples[i].0 } else { &mut samples[i].1 };
+                    let s = if label == OURS {
+                        &mut samples[i].0
+                    } else {
+                        &mut samples[i].1
+                    };
                     s.values.push(v);
                 }
             }
-            raw.push(format!("{{\"run\": {run}, \"host\": \"{label}\", \"result\": {obj}}}"));
+            raw.push(format!(
+                "{{\"run\": {run}, \"host\": \"{label}\", \"result\": {obj}}}"
+            ));
         }
     }
 
-    let date = Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let commit = Command::new("git")
         .arg("-C")
         .arg(root())
@@ -139,17 +216,32 @@ pub fn run(runs: u32) -> Result<i32> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     println!(
         "\n`cargo xtask bench rump --runs {runs}` — {date} — NetBSD {} — {runs} runs of each host, alternated, {cores} host cores\n",
         &src.netbsd_commit[..src.netbsd_commit.len().min(12)]
     );
-    println!("| workload (higher is better) | unit | rumpuser-adros median (min–max) | NetBSD librumpuser median (min–max) | adros/NetBSD |");
+    println!(
+        "| workload (higher is better) | unit | rumpuser-adros median (min–max) | NetBSD librumpuser median (min–max) | adros/NetBSD |"
+    );
     println!("|---|---|---|---|---|");
     let mut figs = Vec::new();
     for ((k, unit, what), (a, b)) in FIGURES.iter().zip(&samples) {
-        let ratio = a.median().zip(b.median()).map(|(a, b)| a / b).filter(|r| r.is_finite());
-        println!("| {k} | {unit} | {} | {} | {} |", cell(a), cell(b), ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "—".into()));
+        let ratio = a
+            .median()
+            .zip(b.median())
+            .map(|(a, b)| a / b)
+            .filter(|r| r.is_finite());
+        println!(
+            "| {k} | {unit} | {} | {} | {} |",
+            cell(a),
+            cell(b),
+            ratio
+                .map(|r| format!("{r:.2}"))
+                .unwrap_or_else(|| "—".into())
+        );
         figs.push(format!(
             "    {{\"name\": \"{k}\", \"what\": \"{what}\", \"unit\": \"{unit}\", \"better\": \"higher\", \"rumpuser_adros\": {}, \"netbsd_librumpuser\": {}, \"ratio_adros_over_netbsd\": {}}}",
             jsamples(a),

@@ -35,9 +35,15 @@ impl Register {
         };
         let ok = match space {
             Space::Io => address != 0 && address + u64::from(bits / 8) <= 0x1_0000,
-            Space::Memory => address != 0 && address.is_multiple_of(u64::from(bits / 8)) && address < MMIO_WINDOW,
+            Space::Memory => {
+                address != 0 && address.is_multiple_of(u64::from(bits / 8)) && address < MMIO_WINDOW
+            }
         };
-        ok.then_some(Self { space, address, bits })
+        ok.then_some(Self {
+            space,
+            address,
+            bits,
+        })
     }
 }
 
@@ -117,14 +123,21 @@ static CF8: IrqSpinLock<()> = IrqSpinLock::new(());
 /// Reads a 32-bit PCI configuration register. `ecam` is the MCFG window covering `bus`
 /// (physical base of its bus `bus_start`), or `None` to use I/O ports 0xCF8/0xCFC.
 /// `None` for out-of-range input.
-pub fn pci_config_read32(ecam: Option<(u64, u8)>, bus: u8, dev: u8, func: u8, offset: u16) -> Option<u32> {
+pub fn pci_config_read32(
+    ecam: Option<(u64, u8)>,
+    bus: u8,
+    dev: u8,
+    func: u8,
+    offset: u16,
+) -> Option<u32> {
     if dev > 31 || func > 7 || offset > 0xffc || !offset.is_multiple_of(4) {
         return None;
     }
     match ecam {
         Some((base, bus_start)) => {
             let rel = u64::from(bus.checked_sub(bus_start)?);
-            let pa = base.checked_add((rel << 20) | (u64::from(dev) << 15) | (u64::from(func) << 12))?;
+            let pa =
+                base.checked_add((rel << 20) | (u64::from(dev) << 15) | (u64::from(func) << 12))?;
             if pa.saturating_add(0x1000) > MMIO_WINDOW {
                 return None;
             }
@@ -137,7 +150,11 @@ pub fn pci_config_read32(ecam: Option<(u64, u8)>, bus: u8, dev: u8, func: u8, of
             if offset > 0xfc {
                 return None;
             }
-            let addr = 0x8000_0000 | (u32::from(bus) << 16) | (u32::from(dev) << 11) | (u32::from(func) << 8) | u32::from(offset);
+            let addr = 0x8000_0000
+                | (u32::from(bus) << 16)
+                | (u32::from(dev) << 11)
+                | (u32::from(func) << 8)
+                | u32::from(offset);
             let _g = CF8.lock();
             // SAFETY: 0xCF8/0xCFC are the PCI configuration mechanism #1 ports on every PC
             // chipset; CF8 keeps the address/data pair together.

@@ -31,7 +31,11 @@ fn read(reg: u32) -> u32 {
         unsafe { Msr::new(0x800 + (reg >> 4)).read() as u32 }
     } else {
         // SAFETY: the xAPIC page is mapped uncached at MMIO_BASE by `init`.
-        unsafe { core::ptr::read_volatile((MMIO_BASE.load(Ordering::Relaxed) + u64::from(reg)) as *const u32) }
+        unsafe {
+            core::ptr::read_volatile(
+                (MMIO_BASE.load(Ordering::Relaxed) + u64::from(reg)) as *const u32,
+            )
+        }
     }
 }
 
@@ -41,7 +45,12 @@ fn write(reg: u32, val: u32) {
         unsafe { Msr::new(0x800 + (reg >> 4)).write(u64::from(val)) }
     } else {
         // SAFETY: as in `read`.
-        unsafe { core::ptr::write_volatile((MMIO_BASE.load(Ordering::Relaxed) + u64::from(reg)) as *mut u32, val) }
+        unsafe {
+            core::ptr::write_volatile(
+                (MMIO_BASE.load(Ordering::Relaxed) + u64::from(reg)) as *mut u32,
+                val,
+            )
+        }
     }
 }
 
@@ -79,7 +88,8 @@ pub fn init_this_cpu(x2apic: bool) {
         X2APIC.store(true, Ordering::Relaxed);
     } else {
         let phys = base & 0xFFFF_F000;
-        let va = crate::mm::mmio::map(phys, 4096, crate::mm::mmio::Cache::Uncached).expect("map LAPIC");
+        let va =
+            crate::mm::mmio::map(phys, 4096, crate::mm::mmio::Cache::Uncached).expect("map LAPIC");
         MMIO_BASE.store(va, Ordering::Relaxed);
         // SAFETY: global enable bit only.
         unsafe { Msr::new(IA32_APIC_BASE).write(base | (1 << 11)) };
@@ -154,7 +164,11 @@ static PER_CPU_TICKS: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
 
 fn this_cpu_ticks_per_ms() -> u32 {
     let v = PER_CPU_TICKS[super::percpu::cpu_id() % PER_CPU_TICKS.len()].load(Ordering::Relaxed);
-    if v != 0 { v } else { TICKS_PER_MS.load(Ordering::Relaxed) }
+    if v != 0 {
+        v
+    } else {
+        TICKS_PER_MS.load(Ordering::Relaxed)
+    }
 }
 
 /// Busy-waits about `us` microseconds on PIT channel 2, returning the TSC and LAPIC-timer

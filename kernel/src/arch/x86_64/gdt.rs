@@ -2,12 +2,12 @@
 //! 0x08 kernel code, 0x10 kernel data, 0x18 user data, 0x20 user code, 0x28 TSS.
 
 use alloc::boxed::Box;
+use x86_64::PrivilegeLevel;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
-use x86_64::PrivilegeLevel;
 
 use crate::mm::kstack::KernelStack;
 
@@ -33,7 +33,9 @@ pub fn init_this_cpu() -> &'static mut TaskStateSegment {
     }
     let tss: &'static mut TaskStateSegment = Box::leak(tss);
     let tss_ptr: *const TaskStateSegment = tss;
-    super::percpu::current().tss.store(tss_ptr as u64, core::sync::atomic::Ordering::Release);
+    super::percpu::current()
+        .tss
+        .store(tss_ptr as u64, core::sync::atomic::Ordering::Release);
 
     let mut gdt = Box::new(GlobalDescriptorTable::<8>::new());
     let kcs = gdt.append(Descriptor::kernel_code_segment());
@@ -42,7 +44,10 @@ pub fn init_this_cpu() -> &'static mut TaskStateSegment {
     let ucs = gdt.append(Descriptor::user_code_segment());
     // SAFETY: the TSS is leaked ('static) and never moves.
     let tss_sel = gdt.append(unsafe { Descriptor::tss_segment_unchecked(tss_ptr) });
-    debug_assert_eq!((kcs, kds, uds, ucs), (KERNEL_CS, KERNEL_DS, USER_DS, USER_CS));
+    debug_assert_eq!(
+        (kcs, kds, uds, ucs),
+        (KERNEL_CS, KERNEL_DS, USER_DS, USER_CS)
+    );
     let gdt: &'static GlobalDescriptorTable<8> = Box::leak(gdt);
     gdt.load();
     // SAFETY: the selectors index the GDT just loaded.

@@ -2,7 +2,7 @@
 //! scheduler tick is the local APIC timer). `init` maps the block, checks the period,
 //! turns off legacy replacement routing and starts the counter.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use crate::mm::mmio::{self, Cache};
 
@@ -82,7 +82,14 @@ pub fn init(phys: u64) -> Result<HpetInfo, &'static str> {
     COMPARATORS.store(comparators, Ordering::Relaxed);
     COUNTER_64.store(counter_64bit, Ordering::Relaxed);
     BASE.store(base, Ordering::Release);
-    Ok(HpetInfo { phys, period_fs: period, comparators, counter_64bit, legacy_capable: cap & (1 << 15) != 0, vendor: (cap >> 16) as u16 })
+    Ok(HpetInfo {
+        phys,
+        period_fs: period,
+        comparators,
+        counter_64bit,
+        legacy_capable: cap & (1 << 15) != 0,
+        vendor: (cap >> 16) as u16,
+    })
 }
 
 pub fn available() -> bool {

@@ -253,7 +253,9 @@ fn exception(frame: &mut TrapFrame) {
         let write = frame.error_code & 2 != 0;
         let exec = frame.error_code & 16 != 0;
         // User addresses: demand paging / copy-on-write, from user mode or a user copy.
-        if cr2 < crate::mm::uspace::USER_TOP && (frame.from_user() || super::uaccess::fixup_for(frame.rip).is_some()) {
+        if cr2 < crate::mm::uspace::USER_TOP
+            && (frame.from_user() || super::uaccess::fixup_for(frame.rip).is_some())
+        {
             if crate::proc::resolve_fault(cr2, write, exec) {
                 return;
             }
@@ -271,7 +273,10 @@ fn exception(frame: &mut TrapFrame) {
         if crate::panic::is_panicking() {
             crate::panic::nmi_stop(frame);
         }
-        log::warn!("NMI received at {} (no panic in progress); continuing", crate::symbols::Sym(frame.rip));
+        log::warn!(
+            "NMI received at {} (no panic in progress); continuing",
+            crate::symbols::Sym(frame.rip)
+        );
         return;
     }
     // An in-kernel test that expects exactly this fault: report it and resume.
@@ -316,18 +321,37 @@ fn fatal(frame: &TrapFrame) -> ! {
         let e = frame.error_code;
         crate::panic::print(format_args!(
             "    page fault: {} {} in {} mode{}{}\n",
-            if e & 1 != 0 { "protection violation" } else { "non-present page" },
-            if e & 2 != 0 { "on write" } else if e & 16 != 0 { "on instruction fetch" } else { "on read" },
+            if e & 1 != 0 {
+                "protection violation"
+            } else {
+                "non-present page"
+            },
+            if e & 2 != 0 {
+                "on write"
+            } else if e & 16 != 0 {
+                "on instruction fetch"
+            } else {
+                "on read"
+            },
             if e & 4 != 0 { "user" } else { "kernel" },
             if e & 8 != 0 { ", reserved bit set" } else { "" },
-            if crate::mm::kstack_guard_hit(cr2) { " — kernel STACK OVERFLOW (guard page)" } else { "" },
+            if crate::mm::kstack_guard_hit(cr2) {
+                " — kernel STACK OVERFLOW (guard page)"
+            } else {
+                ""
+            },
         ));
     }
     if v == 8 && (crate::mm::kstack_guard_hit(cr2) || crate::mm::kstack_guard_hit(frame.rsp)) {
-        crate::panic::print(format_args!("    kernel STACK OVERFLOW: the stack ran into its guard page (cr2 {cr2:#x})\n"));
+        crate::panic::print(format_args!(
+            "    kernel STACK OVERFLOW: the stack ran into its guard page (cr2 {cr2:#x})\n"
+        ));
     }
     crate::panic::print_registers(frame);
-    crate::panic::print(format_args!("    rip: {}\n", crate::symbols::Sym(frame.rip)));
+    crate::panic::print(format_args!(
+        "    rip: {}\n",
+        crate::symbols::Sym(frame.rip)
+    ));
     crate::panic::backtrace_from(frame.rbp);
     crate::panic::end()
 }

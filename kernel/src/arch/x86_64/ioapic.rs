@@ -72,7 +72,9 @@ impl core::fmt::Display for IoApicError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             IoApicError::NoSuchGsi(g) => write!(f, "no I/O APIC handles GSI {g}"),
-            IoApicError::DestinationTooLarge(d) => write!(f, "APIC id {d} cannot be an I/O APIC destination"),
+            IoApicError::DestinationTooLarge(d) => {
+                write!(f, "APIC id {d} cannot be an I/O APIC destination")
+            }
             IoApicError::BadVector(v) => write!(f, "vector {v:#x} is reserved for exceptions"),
         }
     }
@@ -100,7 +102,14 @@ pub fn init(found: &[(u8, u64, u32)]) -> &'static [IoApic] {
                     continue;
                 }
             };
-            let mut io = IoApic { id, phys, gsi_base, pins: 0, version: 0, va };
+            let mut io = IoApic {
+                id,
+                phys,
+                gsi_base,
+                pins: 0,
+                version: 0,
+                va,
+            };
             let _g = LOCK.lock();
             let ver = io.read(REG_VER);
             if ver == u32::MAX {
@@ -129,13 +138,23 @@ pub fn all() -> &'static [IoApic] {
 }
 
 fn find(gsi: u32) -> Result<(&'static IoApic, u32), IoApicError> {
-    all().iter().find(|io| io.handles(gsi)).map(|io| (io, gsi - io.gsi_base)).ok_or(IoApicError::NoSuchGsi(gsi))
+    all()
+        .iter()
+        .find(|io| io.handles(gsi))
+        .map(|io| (io, gsi - io.gsi_base))
+        .ok_or(IoApicError::NoSuchGsi(gsi))
 }
 
 /// Programs `gsi` to deliver `vector` to the CPU with local APIC id `dest_apic_id` (fixed
 /// delivery, physical destination). The entry is left MASKED: register the handler, then
 /// call [`unmask`].
-pub fn route(gsi: u32, vector: u8, dest_apic_id: u32, level: bool, active_low: bool) -> Result<(), IoApicError> {
+pub fn route(
+    gsi: u32,
+    vector: u8,
+    dest_apic_id: u32,
+    level: bool,
+    active_low: bool,
+) -> Result<(), IoApicError> {
     if vector < 0x20 {
         return Err(IoApicError::BadVector(vector));
     }
@@ -161,7 +180,10 @@ fn set_mask(gsi: u32, masked: bool) -> Result<(), IoApicError> {
     let (io, pin) = find(gsi)?;
     let _g = LOCK.lock();
     let low = io.read(REG_REDTBL + 2 * pin);
-    io.write(REG_REDTBL + 2 * pin, if masked { low | MASKED } else { low & !MASKED });
+    io.write(
+        REG_REDTBL + 2 * pin,
+        if masked { low | MASKED } else { low & !MASKED },
+    );
     Ok(())
 }
 
@@ -185,5 +207,9 @@ pub fn entry(gsi: u32) -> Option<u64> {
 /// A fresh device vector, or `None` once the device range (up to the system vectors at
 /// 0xF0) is used up. Vectors are never returned; a driver allocates one per interrupt source.
 pub fn alloc_vector() -> Option<u8> {
-    NEXT_VECTOR.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| (v < VECTOR_TIMER).then_some(v + 1)).ok()
+    NEXT_VECTOR
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            (v < VECTOR_TIMER).then_some(v + 1)
+        })
+        .ok()
 }

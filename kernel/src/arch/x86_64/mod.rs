@@ -74,7 +74,10 @@ pub fn reset_machine() -> ! {
         core::hint::spin_loop();
     }
     // Still here: load an empty IDT and fault, which resets the CPU.
-    let empty = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::new(0) };
+    let empty = x86_64::structures::DescriptorTablePointer {
+        limit: 0,
+        base: x86_64::VirtAddr::new(0),
+    };
     // SAFETY: deliberately invalid IDT to force a triple fault (machine reset).
     unsafe {
         x86_64::instructions::tables::lidt(&empty);

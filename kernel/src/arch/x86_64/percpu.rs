@@ -5,8 +5,8 @@ use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use alloc::boxed::Box;
-use x86_64::registers::model_specific::{GsBase, KernelGsBase};
 use x86_64::VirtAddr;
+use x86_64::registers::model_specific::{GsBase, KernelGsBase};
 
 use crate::sched::CpuSched;
 
@@ -82,7 +82,11 @@ pub fn current() -> &'static PerCpu {
 
 /// This CPU's index, or 0 before per-CPU data exists.
 pub fn cpu_id() -> usize {
-    if READY.load(Ordering::Acquire) { current().cpu_id } else { 0 }
+    if READY.load(Ordering::Acquire) {
+        current().cpu_id
+    } else {
+        0
+    }
 }
 
 pub fn is_ready() -> bool {
@@ -95,7 +99,9 @@ pub fn is_ready() -> bool {
 pub fn rump_lwp() -> u64 {
     let v: u64;
     // SAFETY: gs:24 is `PerCpu::rump_lwp` (repr(C), fourth word) of this CPU's block.
-    unsafe { core::arch::asm!("mov {}, gs:[24]", out(reg) v, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, gs:[24]", out(reg) v, options(nostack, readonly, preserves_flags))
+    };
     v
 }
 

@@ -47,7 +47,14 @@ fn write_reg(_held: &(), reg: u8, val: u8) {
 /// Tells the driver which CMOS register holds the century (FADT `century`; 0 = none).
 pub fn set_century_register(index: u8) {
     // Indices 0x00-0x0D are the clock's own registers; anything up to 0x7F is ordinary CMOS.
-    CENTURY_REG.store(if (0x0E..0x80).contains(&index) { index } else { 0 }, Ordering::Relaxed);
+    CENTURY_REG.store(
+        if (0x0E..0x80).contains(&index) {
+            index
+        } else {
+            0
+        },
+        Ordering::Relaxed,
+    );
 }
 
 fn snapshot(held: &()) -> RtcRegs {

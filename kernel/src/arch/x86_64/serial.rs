@@ -66,7 +66,9 @@ pub fn panic_write_fmt(args: fmt::Arguments<'_>) {
 /// Enables the UART's receive interrupt and routes ISA IRQ 4 to `handler` through the
 /// IOAPIC. Returns false if no vector or route is available.
 pub fn enable_rx_interrupt(handler: super::idt::Handler) -> bool {
-    let Some(vector) = super::ioapic::alloc_vector() else { return false };
+    let Some(vector) = super::ioapic::alloc_vector() else {
+        return false;
+    };
     super::idt::register(vector, handler);
     let (gsi, active_low, level) = crate::acpi::isa_irq_to_gsi(4);
     let dest = super::apic::id();

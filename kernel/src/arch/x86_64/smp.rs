@@ -98,7 +98,12 @@ static ARRIVED: AtomicU32 = AtomicU32::new(u32::MAX);
 pub fn start_aps(apic_ids: &[u32], max_cpus: usize) -> usize {
     let bsp = apic::id();
     // SAFETY: linker symbols; only addresses are taken.
-    let (start, end) = unsafe { (&ap_trampoline_start as *const u8 as u64, &ap_trampoline_end as *const u8 as u64) };
+    let (start, end) = unsafe {
+        (
+            &ap_trampoline_start as *const u8 as u64,
+            &ap_trampoline_end as *const u8 as u64,
+        )
+    };
     let len = end - start;
     if len > P_CR3 {
         log::error!("smp: trampoline is {len} bytes, too big; staying on one CPU");
@@ -114,7 +119,9 @@ pub fn start_aps(apic_ids: &[u32], max_cpus: usize) -> usize {
     let identity = paging::map(TRAMPOLINE, TRAMPOLINE, Flags::PRESENT | Flags::WRITABLE).is_ok();
     let param = |off: u64, v: u64| {
         // SAFETY: the parameter block lies inside the reserved trampoline page.
-        unsafe { core::ptr::write_volatile(crate::mm::phys_to_virt(TRAMPOLINE + off) as *mut u64, v) };
+        unsafe {
+            core::ptr::write_volatile(crate::mm::phys_to_virt(TRAMPOLINE + off) as *mut u64, v)
+        };
     };
     param(P_CR3, paging::kernel_pml4());
     param(P_ENTRY, ap_entry as *const () as u64);
@@ -153,14 +160,17 @@ pub fn start_aps(apic_ids: &[u32], max_cpus: usize) -> usize {
             }
         }
         if !up {
-            log::error!("smp: CPU with APIC id {id} did not respond to INIT-SIPI-SIPI; skipping it");
+            log::error!(
+                "smp: CPU with APIC id {id} did not respond to INIT-SIPI-SIPI; skipping it"
+            );
             failed.push(id);
             core::mem::forget(stack); // it might still wake up later and use it
             continue;
         }
         // Wait until it finished its own init (it uses the shared parameter block until then).
         let t0 = crate::time::now_ns();
-        while ONLINE.load(Ordering::SeqCst) == before && crate::time::now_ns() - t0 < 5_000_000_000 {
+        while ONLINE.load(Ordering::SeqCst) == before && crate::time::now_ns() - t0 < 5_000_000_000
+        {
             core::hint::spin_loop();
         }
         if ONLINE.load(Ordering::SeqCst) == before {
@@ -175,7 +185,11 @@ pub fn start_aps(apic_ids: &[u32], max_cpus: usize) -> usize {
     }
     let n = ONLINE.load(Ordering::SeqCst);
     if !failed.is_empty() {
-        log::warn!("smp: {} CPU(s) failed to start: APIC ids {:?}", failed.len(), failed);
+        log::warn!(
+            "smp: {} CPU(s) failed to start: APIC ids {:?}",
+            failed.len(),
+            failed
+        );
     }
     n
 }

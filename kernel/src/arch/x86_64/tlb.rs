@@ -67,7 +67,10 @@ fn shootdown_locked(va: u64) {
     }
     let me = percpu::cpu_id();
     // One shooter at a time; spin while servicing others' requests.
-    while SHOOTER.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    while SHOOTER
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
         service();
         core::hint::spin_loop();
     }

@@ -1,7 +1,8 @@
 //! Checked access to user memory. Every copy between kernel and user space goes through
-//! `rep movsb` between two known labels; a page fault there is first offered to the process's
+//! `rep movsq` + `rep movsb` between two known labels (quadwords first: under QEMU's TCG a
+//! `rep movsb` costs about as much per byte as `rep movsq` per quadword); a page fault there is first offered to the process's
 //! address space (demand paging, copy-on-write) and, if it cannot be resolved, makes the copy
-//! return EFAULT instead of crashing the kernel. SMAP is lifted only around that instruction.
+//! return EFAULT instead of crashing the kernel. SMAP is lifted only around those instructions.
 
 use crate::errno::{Errno, KResult};
 use crate::mm::uspace::USER_TOP;
@@ -16,8 +17,12 @@ core::arch::global_asm!(
 /* rdi = dst, rsi = src, rdx = len; rax = 0 on success, 1 on an unresolvable fault */
 adros_uaccess_copy:
     mov rcx, rdx
+    shr rcx, 3
+    and edx, 7
     stac
 adros_uaccess_fault_start:
+    rep movsq
+    mov ecx, edx
     rep movsb
 adros_uaccess_fault_end:
     clac
@@ -142,7 +147,9 @@ pub fn read_val<T: Copy + Default>(addr: u64) -> KResult<T> {
     let mut v = T::default();
     // SAFETY: `v` is a valid T; we fill its bytes from user memory (callers only use
     // plain-old-data T: integers and repr(C) structs of integers).
-    let bytes = unsafe { core::slice::from_raw_parts_mut(&mut v as *mut T as *mut u8, core::mem::size_of::<T>()) };
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(&mut v as *mut T as *mut u8, core::mem::size_of::<T>())
+    };
     copy_from_user(bytes, addr)?;
     Ok(v)
 }
@@ -150,6 +157,8 @@ pub fn read_val<T: Copy + Default>(addr: u64) -> KResult<T> {
 /// Writes a plain value to user memory.
 pub fn write_val<T: Copy>(addr: u64, v: &T) -> KResult<()> {
     // SAFETY: reading the bytes of a plain-old-data value.
-    let bytes = unsafe { core::slice::from_raw_parts(v as *const T as *const u8, core::mem::size_of::<T>()) };
+    let bytes = unsafe {
+        core::slice::from_raw_parts(v as *const T as *const u8, core::mem::size_of::<T>())
+    };
     copy_to_user(addr, bytes)
 }

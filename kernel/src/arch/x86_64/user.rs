@@ -5,10 +5,10 @@
 
 use core::sync::atomic::Ordering;
 
+use x86_64::VirtAddr;
 use x86_64::registers::control::{Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
 use x86_64::registers::rflags::RFlags;
-use x86_64::VirtAddr;
 
 use super::gdt::{KERNEL_CS, KERNEL_DS, USER_CS, USER_DS};
 use super::idt::TrapFrame;
@@ -104,7 +104,13 @@ pub fn init_this_cpu() {
         Efer::update(|e| *e |= EferFlags::SYSTEM_CALL_EXTENSIONS);
         LStar::write(VirtAddr::new(adros_syscall_entry as *const () as u64));
         // On syscall: clear IF, TF, DF, AC, NT.
-        SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::TRAP_FLAG | RFlags::DIRECTION_FLAG | RFlags::ALIGNMENT_CHECK | RFlags::NESTED_TASK);
+        SFMask::write(
+            RFlags::INTERRUPT_FLAG
+                | RFlags::TRAP_FLAG
+                | RFlags::DIRECTION_FLAG
+                | RFlags::ALIGNMENT_CHECK
+                | RFlags::NESTED_TASK,
+        );
         Star::write(USER_CS, USER_DS, KERNEL_CS, KERNEL_DS).expect("GDT layout fits STAR");
         Cr4::update(|c| *c |= Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
     }
@@ -167,6 +173,8 @@ impl FpuState {
 
     pub fn restore(&self) {
         // SAFETY: the area holds a state produced by fxsave64 or `initial` (valid MXCSR).
-        unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack, readonly)) };
+        unsafe {
+            core::arch::asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack, readonly))
+        };
     }
 }
