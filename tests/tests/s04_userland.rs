@@ -7,10 +7,15 @@ use adros_tests::{Boot, banner};
 
 /// Runs `cmd` with /bin/sh -c in the guest; returns (output, exit status).
 fn exec(name: &str, cmd: &str, smp: u32) -> (String, i32) {
+    exec_with(name, "", cmd, smp)
+}
+
+/// `exec` with more kernel command-line words.
+fn exec_with(name: &str, args: &str, cmd: &str, smp: u32) -> (String, i32) {
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
     let t = Boot::new(name)
         .smp(smp)
-        .args(&format!("loglevel=3 adros.exec={hex}"))
+        .args(&format!("loglevel=3 {args} adros.exec={hex}"))
         .timeout(Duration::from_secs(180))
         .run();
     if let Some(report) = banner::crash_report(t.serial()) {
@@ -135,4 +140,68 @@ fn interactive_boot_prompt_and_poweroff() {
     if t.status() != Some(0) {
         t.fail("poweroff at the prompt did not power the machine off (exit status 0)");
     }
+}
+
+/// `debug.profile=1`: the timer tick samples where each CPU is, and /proc/profile names the
+/// kernel functions (then starts afresh). A copy-heavy workload (dd through /dev/zero and
+/// /dev/null, 1 MiB at a time) must show up as kernel time in named kernel functions. (Which
+/// function gets the samples is TCG's business: it takes interrupts after a long `rep movs`
+/// ends, so the copy's time can land just after it.)
+#[test]
+fn kernel_profiler_names_the_busy_functions() {
+    let (out, status) = exec_with(
+        "s04_profile",
+        "debug.profile=1",
+        "cat /proc/profile >/dev/null; dd if=/dev/zero of=/dev/null bs=1M count=400 2>/dev/null; echo FIRST; cat /proc/profile; echo SECOND; cat /proc/profile",
+        1,
+    );
+    assert_eq!(status, 0, "{out}");
+    let first = out
+        .split("FIRST\n")
+        .nth(1)
+        .and_then(|r| r.split("SECOND\n").next())
+        .unwrap_or_else(|| panic!("no report:\n{out}"));
+    let second = out
+        .split("SECOND\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no second report:\n{out}"));
+    let head = |r: &str| -> (u64, u64) {
+        let l = r.lines().next().unwrap_or("");
+        let num = |key: &str| {
+            l.split(key)
+                .nth(1)
+                .and_then(|x| x.split_whitespace().next())
+                .and_then(|x| x.parse().ok())
+        };
+        match (num("samples "), num("kernel ")) {
+            (Some(t), Some(k)) => (t, k),
+            _ => panic!("bad report header {l:?}:\n{r}"),
+        }
+    };
+    let (total, kernel) = head(first);
+    assert!(
+        kernel >= 20,
+        "dd of 400 MiB spent only {kernel} of {total} samples in the kernel:\n{first}"
+    );
+    // "   521  33.4% name": the busiest function is named and has a real share.
+    let top = first.lines().nth(1).unwrap_or("");
+    let f: Vec<&str> = top.split_whitespace().collect();
+    let n: u64 = f.first().and_then(|x| x.parse().ok()).unwrap_or(0);
+    assert!(
+        f.len() >= 3 && !top.contains("(no symbol)") && n * 10 >= kernel,
+        "the top line does not name a function with >= 10% of the kernel samples:\n{first}"
+    );
+    // Reading restarts the counts: the second report covers only the `cat` in between.
+    let (total2, _) = head(second);
+    assert!(
+        total2 < total,
+        "the counters were not reset: {total2} samples after {total}:\n{second}"
+    );
+    // Without the switch there is no sampling, and the file says how to turn it on.
+    let (off, status) = exec("s04_profile_off", "cat /proc/profile", 1);
+    assert_eq!(status, 0, "{off}");
+    assert!(
+        off.contains("profile: off (boot with debug.profile=1)"),
+        "{off}"
+    );
 }
