@@ -61,7 +61,11 @@ pub fn stats() -> BioStats {
 
 struct Queue {
     items: VecDeque<Item>,
-    idle: alloc::vec::Vec<Arc<Waiter>>,
+    /// Threads asleep, waiting for work.
+    idle: Vec<Arc<Waiter>>,
+    /// Threads woken that have not looked at the queue yet: while one is on its way, more
+    /// requests only queue up (and get joined) instead of waking a thread each.
+    waking: usize,
     started: bool,
 }
 
@@ -72,36 +76,50 @@ const MAX_RUN: usize = 1 << 20;
 
 static QUEUE: spin::Mutex<Queue> = spin::Mutex::new(Queue {
     items: VecDeque::new(),
-    idle: alloc::vec::Vec::new(),
+    idle: Vec::new(),
+    waking: 0,
     started: false,
 });
 
+/// Wakes an idle thread unless one is already on its way (queue locked).
+fn wake_one(q: &mut Queue) -> Option<Arc<Waiter>> {
+    if q.waking > 0 {
+        return None;
+    }
+    let w = q.idle.pop()?;
+    q.waking += 1;
+    Some(w)
+}
+
+/// Queues a request. The caller keeps its vCPU: the queue lock is only ever held for a few
+/// instructions and waking a thread does not block (NetBSD's host releases the vCPU here
+/// because its queue lock is a pthread mutex). Only starting the threads, once, may block.
 fn push(item: Item) {
     let h = host::host();
-    hyp::without_vcpu(|| {
-        let (start, wake) = {
-            let mut q = QUEUE.lock();
-            q.items.push_back(item);
-            let depth = q.items.len() as u64;
-            let mut st = STATS.lock();
-            st.max_queued = st.max_queued.max(depth);
-            drop(st);
-            let start = !q.started;
-            q.started = true;
-            (start, q.idle.pop())
-        };
-        if start {
+    let (start, wake) = {
+        let mut q = QUEUE.lock();
+        q.items.push_back(item);
+        let depth = q.items.len() as u64;
+        let mut st = STATS.lock();
+        st.max_queued = st.max_queued.max(depth);
+        drop(st);
+        let start = !q.started;
+        q.started = true;
+        (start, wake_one(&mut q))
+    };
+    if start {
+        hyp::without_vcpu(|| {
             for _ in 0..BIO_THREADS {
                 if let Err(e) = h.thread_create(bio_thread, ptr::null_mut(), "rumpbio", false, -1) {
                     h.console_write(b"rumpuser_bio: cannot start the bio thread\n");
                     h.exit(e.code(), true);
                 }
             }
-        }
-        if let Some(w) = wake {
-            w.notify();
-        }
-    });
+        });
+    }
+    if let Some(w) = wake {
+        w.notify();
+    }
 }
 
 pub fn submit(req: BioReq) {
@@ -119,9 +137,13 @@ extern "C-unwind" fn bio_thread(_arg: *mut c_void) -> *mut c_void {
     assert_eq!(rv, 0, "bio thread: hyp_lwproc_newlwp failed");
     hyp::hyp_unschedule();
     loop {
+        let mut woken = false;
         let first = loop {
             let w = {
                 let mut q = QUEUE.lock();
+                if core::mem::take(&mut woken) {
+                    q.waking -= 1;
+                }
                 if let Some(it) = q.items.pop_front() {
                     break it;
                 }
@@ -130,6 +152,7 @@ extern "C-unwind" fn bio_thread(_arg: *mut c_void) -> *mut c_void {
                 w
             };
             w.wait(h);
+            woken = true;
         };
         let t0 = h.monotonic_ns();
         let mut queued_ns = 0u64;
@@ -155,6 +178,13 @@ extern "C-unwind" fn bio_thread(_arg: *mut c_void) -> *mut c_void {
                         };
                         queued_ns += t0.saturating_sub(queued);
                         run.push(next);
+                    }
+                    // More work than this thread takes: hand it to another one.
+                    if !q.items.is_empty()
+                        && let Some(w) = wake_one(&mut q)
+                    {
+                        drop(q);
+                        w.notify();
                     }
                 }
                 let results = perform_run(&run);
