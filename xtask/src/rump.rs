@@ -6,10 +6,16 @@
 //! * buildrump.sh: `buildrump/buildrump.sh/`, `$ADROS_BUILDRUMP`, `~/.cache/adros/buildrump.sh`.
 //! * Output: `~/.cache/adros/rump/<netbsd commit>-<flags hash>/` (`$ADROS_RUMP_CACHE` overrides
 //!   `~/.cache/adros/rump`), holding `dest/lib/*.a`, `dest/include/`, `build.log`,
-//!   `components.txt` and a `.complete` stamp. The hash covers the target, the flags and
-//!   buildrump.sh's commit; the stamp holds a hash of every file under `buildrump/` that is
-//!   ours (component list, patches, makefiles), so changing one re-runs the incremental build
-//!   in the same directory, and an unchanged second run is a cache hit.
+//!   `components.txt` and a `.complete` stamp. The hash covers the target, the flags,
+//!   buildrump.sh's commit and the NetBSD source patches the target takes; the stamp holds a
+//!   hash of the files under `buildrump/` that are ours (component list, makefiles, the USB
+//!   ioconf patch, and that target's NetBSD source patches), so changing one re-runs the
+//!   incremental build in the same directory, and an unchanged second run is a cache hit.
+//! * NetBSD source patches: `buildrump/patches/netbsd/series` lists each patch with the
+//!   targets that take it. A target with patches builds from `<cache dir>/src/`, a hard-link
+//!   copy of the checkout (without `.git`) in which only the patched files are real copies;
+//!   the checkout itself is never written to. A target without patches builds from the
+//!   checkout, as before.
 //!
 //! ## The contract with the tests
 //! `ensure_host_build()` returns the `dest/` directory of the host build. `cargo xtask test`
@@ -97,7 +103,14 @@ pub fn rump(a: RumpArgs) -> Result<i32> {
                         } else {
                             "not built"
                         };
-                        println!("{:<7} {state:<10} {}", t.name(), d.display());
+                        let patches: Vec<String> =
+                            netbsd_patches(t)?.into_iter().map(|p| p.name).collect();
+                        let patches = if patches.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (NetBSD patches: {})", patches.join(", "))
+                        };
+                        println!("{:<7} {state:<10} {}{patches}", t.name(), d.display());
                     }
                 }
                 None => println!("{}", no_source_message()),
@@ -262,6 +275,120 @@ const EXTRA_NETBSD_DIRS: &[&str] = &[
 /// Our own component directories under `buildrump/components/`.
 const OUR_COMPONENTS: &[&str] = &["libpci_xhci"];
 
+/// Our patches to NetBSD source files (unified diffs, `patch -p1` from the tree's root) and
+/// `series`, which lists them in order with the targets that take each.
+const NETBSD_PATCH_DIR: &str = "buildrump/patches/netbsd";
+
+/// One NetBSD source patch from `series`.
+struct NetbsdPatch {
+    /// File name in `NETBSD_PATCH_DIR`.
+    name: String,
+    path: PathBuf,
+    targets: Vec<String>,
+}
+
+/// All patches in `buildrump/patches/netbsd/series`, in order; checks that every listed file
+/// exists, names real targets, and that no `.patch` file in the directory is left out.
+fn netbsd_patch_series() -> Result<Vec<NetbsdPatch>> {
+    let dir = root().join(NETBSD_PATCH_DIR);
+    let series = dir.join("series");
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let text = fs::read_to_string(&series).map_err(|e| {
+        format!(
+            "{}: {e} (it lists the NetBSD patches in {} with the targets that take each)",
+            series.display(),
+            dir.display()
+        )
+    })?;
+    let mut v = Vec::new();
+    for (n, l) in text.lines().enumerate() {
+        let l = l.split('#').next().unwrap_or("").trim();
+        if l.is_empty() {
+            continue;
+        }
+        let mut w = l.split_whitespace();
+        let name = w.next().unwrap_or_default().to_string();
+        let targets: Vec<String> = w.map(str::to_string).collect();
+        let at = format!("{}:{}", series.display(), n + 1);
+        if targets.is_empty() {
+            return Err(format!(
+                "{at}: {name} names no target: list the targets that take it (host, kernel, posix)"
+            ));
+        }
+        for t in &targets {
+            Target::parse(t).map_err(|e| format!("{at}: {e}"))?;
+        }
+        let path = dir.join(&name);
+        if !path.is_file() {
+            return Err(format!("{at}: {} does not exist", path.display()));
+        }
+        v.push(NetbsdPatch {
+            name,
+            path,
+            targets,
+        });
+    }
+    for e in fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+    {
+        let f = e.file_name().to_string_lossy().into_owned();
+        if f.ends_with(".patch") && !v.iter().any(|p| p.name == f) {
+            return Err(format!(
+                "{}: {f} is not listed: add it with the targets that take it (or delete it)",
+                series.display()
+            ));
+        }
+    }
+    Ok(v)
+}
+
+/// The NetBSD source patches target `t` takes, in the order they are applied.
+fn netbsd_patches(t: Target) -> Result<Vec<NetbsdPatch>> {
+    Ok(netbsd_patch_series()?
+        .into_iter()
+        .filter(|p| p.targets.iter().any(|x| x == t.name()))
+        .collect())
+}
+
+/// The files a `-p1` unified diff changes, relative to the tree's root (from its `+++` lines).
+fn patched_files(p: &NetbsdPatch) -> Result<Vec<PathBuf>> {
+    let text = fs::read_to_string(&p.path).map_err(|e| format!("{}: {e}", p.path.display()))?;
+    let mut v = Vec::new();
+    for l in text.lines() {
+        let Some(rest) = l.strip_prefix("+++ ") else {
+            continue;
+        };
+        let name = rest.split('\t').next().unwrap_or("").trim();
+        if name == "/dev/null" {
+            continue;
+        }
+        let rel: PathBuf = Path::new(name).components().skip(1).collect();
+        if rel.as_os_str().is_empty()
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(format!(
+                "{}: bad file name {name:?} (expected a/… and b/… paths from the NetBSD tree's root, for patch -p1)",
+                p.path.display()
+            ));
+        }
+        if !v.contains(&rel) {
+            v.push(rel);
+        }
+    }
+    if v.is_empty() {
+        return Err(format!(
+            "{}: no `+++ b/<file>` line: not a unified diff",
+            p.path.display()
+        ));
+    }
+    Ok(v)
+}
+
 // ---------------------------------------------------------------------------------------
 // Sources
 
@@ -346,13 +473,15 @@ impl Fnv {
     }
 }
 
-/// Our files under `buildrump/` (not the buildrump.sh submodule), sorted.
+/// Our files under `buildrump/` (not the buildrump.sh submodule, not the NetBSD source
+/// patches: each target's stamp adds the ones it takes), sorted.
 fn our_buildrump_files() -> Vec<PathBuf> {
     fn walk(d: &Path, out: &mut Vec<PathBuf>) {
         let Ok(rd) = fs::read_dir(d) else { return };
+        let patches = root().join(NETBSD_PATCH_DIR);
         for e in rd.flatten() {
             let p = e.path();
-            if p.file_name().is_some_and(|n| n == "buildrump.sh") {
+            if p.file_name().is_some_and(|n| n == "buildrump.sh") || p == patches {
                 continue;
             }
             if p.is_dir() {
@@ -380,6 +509,16 @@ fn cache_dir(t: Target, s: &Sources) -> Result<PathBuf> {
     for f in t.cflags().iter().chain(t.make_vars().iter()) {
         h.add(f.as_bytes());
     }
+    // A target with NetBSD patches builds from a different (patched) tree: its own directory,
+    // a clean build. Targets without patches keep the key they always had.
+    let patches = netbsd_patches(t)?;
+    if !patches.is_empty() {
+        h.add(b"netbsd-patches");
+        for p in &patches {
+            h.add(p.name.as_bytes());
+            h.add(&fs::read(&p.path).map_err(|e| format!("{}: {e}", p.path.display()))?);
+        }
+    }
     let base = std::env::var_os("ADROS_RUMP_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| home_cache().join("rump"));
@@ -387,11 +526,16 @@ fn cache_dir(t: Target, s: &Sources) -> Result<PathBuf> {
     Ok(base.join(format!("{commit}-{}-{:016x}", t.name(), h.0)))
 }
 
-/// The stamp a complete build writes: a hash of our `buildrump/` files. When they change, the
-/// next run re-runs the (incremental) build in the same directory.
-fn our_files_stamp() -> Result<String> {
+/// The stamp a complete build writes: a hash of our `buildrump/` files and of the NetBSD
+/// patches `t` takes. When they change, the next run re-runs the (incremental) build in the
+/// same directory. (A target without NetBSD patches hashes exactly what it did before they
+/// existed, so adding a patch for one target leaves the others' caches valid.)
+fn our_files_stamp(t: Target) -> Result<String> {
     let mut h = Fnv::new();
-    for f in our_buildrump_files() {
+    let files = our_buildrump_files()
+        .into_iter()
+        .chain(netbsd_patches(t)?.into_iter().map(|p| p.path));
+    for f in files {
         let rel = f.strip_prefix(root()).unwrap_or(&f);
         h.add(rel.to_string_lossy().as_bytes());
         h.add(&fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?);
@@ -423,7 +567,8 @@ fn missing_components(dest: &Path, t: Target) -> Result<Vec<String>> {
 pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
     let dir = cache_dir(t, s)?;
     let dest = dir.join("dest");
-    let stamp = our_files_stamp()?;
+    let stamp = our_files_stamp(t)?;
+    let patches = netbsd_patches(t)?;
     let complete = fs::read_to_string(dir.join(".complete")).unwrap_or_default();
     if !force
         && complete.lines().next() == Some(stamp.as_str())
@@ -448,9 +593,15 @@ pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
     let mut b = Builder {
         t,
         s,
+        src: s.netbsd.clone(),
         dir: dir.clone(),
         log,
     };
+    let mut tree = None;
+    if !patches.is_empty() {
+        b.src = b.prepare_patched_tree(&patches)?;
+        tree = Some(PatchedTree::check_untouched(&b.src, &s.netbsd)?);
+    }
     b.run_buildrump(&["tools", "build"], "buildrump.sh tools build")?;
     if t.kernel_only() {
         b.build_extras()?;
@@ -467,6 +618,9 @@ pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
     }
     if t == Target::Kernel {
         check_no_stack_protector(&dest)?;
+    }
+    if let Some(tree) = tree {
+        tree.check_after_build(t, &b.obj(), &patches)?;
     }
     let comps = components_for(t)?;
     let mut manifest = String::new();
@@ -502,6 +656,8 @@ pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
 struct Builder<'a> {
     t: Target,
     s: &'a Sources,
+    /// The NetBSD tree buildrump.sh builds: the checkout, or the patched copy.
+    src: PathBuf,
     dir: PathBuf,
     log: fs::File,
 }
@@ -588,7 +744,7 @@ impl Builder<'_> {
         }
         let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
         c.args(["-q", "-j", &jobs.to_string()]);
-        c.arg("-s").arg(&self.s.netbsd);
+        c.arg("-s").arg(&self.src);
         c.arg("-o").arg(self.obj());
         c.arg("-T").arg(self.tools());
         c.arg("-d").arg(self.dir.join("dest"));
@@ -642,7 +798,7 @@ impl Builder<'_> {
         // libusb: NetBSD's USB.ioconf + our patch, used through IOCONFDIR.
         let usb_overlay = overlay.join("libusb-ioconf");
         fs::create_dir_all(&usb_overlay).map_err(|e| e.to_string())?;
-        let orig = self.s.netbsd.join("sys/rump/dev/lib/libusb/USB.ioconf");
+        let orig = self.src.join("sys/rump/dev/lib/libusb/USB.ioconf");
         fs::copy(&orig, usb_overlay.join("USB.ioconf"))
             .map_err(|e| format!("{}: {e}", orig.display()))?;
         let mut patch = Command::new("patch");
@@ -654,9 +810,9 @@ impl Builder<'_> {
 
         let mut dirs: Vec<(PathBuf, Vec<String>)> = EXTRA_NETBSD_DIRS
             .iter()
-            .map(|d| (self.s.netbsd.join(d), vec![pci_mk.clone()]))
+            .map(|d| (self.src.join(d), vec![pci_mk.clone()]))
             .collect();
-        let libusb = self.s.netbsd.join("sys/rump/dev/lib/libusb");
+        let libusb = self.src.join("sys/rump/dev/lib/libusb");
         // Force libusb's ioconf to be regenerated from the patched file.
         let usb_obj = self.obj().join("sys/rump/dev/lib/libusb");
         for f in [
@@ -736,5 +892,284 @@ fn check_no_stack_protector(dest: &Path) -> Result<()> {
             "kernel rump archives reference __stack_chk_fail: {}",
             bad.join(", ")
         ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The patched NetBSD tree
+
+/// Written last into a patched tree: the hash of the NetBSD commit and the patches applied.
+const TREE_STAMP: &str = ".adros-netbsd-patches";
+
+impl Builder<'_> {
+    /// Makes (or reuses) `<cache dir>/src`: the NetBSD checkout without `.git`, every file a
+    /// hard link to the checkout's (a copy where linking fails, e.g. across file systems),
+    /// except the files the patches change: those are first replaced by real copies (so that
+    /// patching them cannot write through the link into the checkout), then patched.
+    fn prepare_patched_tree(&mut self, patches: &[NetbsdPatch]) -> Result<PathBuf> {
+        let tn = self.t.name();
+        let tree = self.dir.join("src");
+        let names: Vec<&str> = patches.iter().map(|p| p.name.as_str()).collect();
+        let mut h = Fnv::new();
+        h.add(self.s.netbsd_commit.as_bytes());
+        for p in patches {
+            h.add(p.name.as_bytes());
+            h.add(&fs::read(&p.path).map_err(|e| format!("{}: {e}", p.path.display()))?);
+        }
+        let want = format!("{:016x} {}\n", h.0, names.join(" "));
+        if fs::read_to_string(tree.join(TREE_STAMP)).is_ok_and(|s| s == want) {
+            eprintln!(
+                "rump {tn}: NetBSD tree with {} patch(es), reused: {}",
+                patches.len(),
+                tree.display()
+            );
+            return Ok(tree);
+        }
+        if tree.exists() {
+            fs::remove_dir_all(&tree).map_err(|e| {
+                format!("{}: {e} (remove it by hand and run again)", tree.display())
+            })?;
+        }
+        let t0 = Instant::now();
+        eprintln!(
+            "rump {tn}: NetBSD tree with patches {}: linking {} into {}",
+            names.join(", "),
+            self.s.netbsd.display(),
+            tree.display()
+        );
+        let (mut linked, mut copied) = (0u64, 0u64);
+        link_tree(&self.s.netbsd, &tree, true, &mut linked, &mut copied)?;
+        for p in patches {
+            let files = patched_files(p)?;
+            for f in &files {
+                let q = tree.join(f);
+                if q.exists() {
+                    unshare(&q)?;
+                }
+            }
+            let mut c = Command::new("patch");
+            c.current_dir(&tree)
+                .args([
+                    "-p1",
+                    "--batch",
+                    "--forward",
+                    "--no-backup-if-mismatch",
+                    "--reject-file=-",
+                    "-i",
+                ])
+                .arg(&p.path);
+            self.run_logged(&mut c, &format!("patch {}", p.name))
+                .map_err(|e| {
+                    format!(
+                        "NetBSD patch {} does not apply to NetBSD {}: {e}\n\
+                         Refresh it against this commit (see buildrump/README.md), or take it out of {NETBSD_PATCH_DIR}/series.",
+                        p.path.display(),
+                        self.s.netbsd_commit
+                    )
+                })?;
+            for f in &files {
+                let (q, orig) = (tree.join(f), self.s.netbsd.join(f));
+                if !q.exists() || !orig.exists() {
+                    continue;
+                }
+                use std::os::unix::fs::MetadataExt;
+                let nlink = fs::metadata(&q).map(|m| m.nlink()).unwrap_or(0);
+                if nlink != 1 || fs::read(&q).ok() == fs::read(&orig).ok() {
+                    return Err(format!(
+                        "patch {}: {} is unchanged or still shared with the checkout ({} links); check `git -C {} status` and delete {}",
+                        p.name,
+                        f.display(),
+                        nlink,
+                        self.s.netbsd.display(),
+                        tree.display()
+                    ));
+                }
+            }
+            eprintln!(
+                "rump {tn}: applied {}: {}",
+                p.name,
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+        fs::write(tree.join(TREE_STAMP), &want).map_err(|e| format!("{}: {e}", tree.display()))?;
+        eprintln!(
+            "rump {tn}: NetBSD tree ready in {:.1} s: {linked} files hard-linked, {copied} copied",
+            t0.elapsed().as_secs_f64()
+        );
+        Ok(tree)
+    }
+}
+
+/// Recreates `from` under `to`: directories made, symbolic links copied, files hard-linked
+/// (copied when that fails). `top`: skip the checkout's `.git`.
+fn link_tree(from: &Path, to: &Path, top: bool, linked: &mut u64, copied: &mut u64) -> Result<()> {
+    fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    for e in fs::read_dir(from)
+        .map_err(|e| format!("{}: {e}", from.display()))?
+        .flatten()
+    {
+        if top && e.file_name() == ".git" {
+            continue;
+        }
+        let (p, q) = (e.path(), to.join(e.file_name()));
+        let ft = e.file_type().map_err(|e| format!("{}: {e}", p.display()))?;
+        if ft.is_dir() {
+            link_tree(&p, &q, false, linked, copied)?;
+        } else if ft.is_symlink() {
+            let l = fs::read_link(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            std::os::unix::fs::symlink(l, &q).map_err(|e| format!("{}: {e}", q.display()))?;
+        } else if fs::hard_link(&p, &q).is_ok() {
+            *linked += 1;
+        } else {
+            fs::copy(&p, &q).map_err(|e| format!("copying {}: {e}", p.display()))?;
+            *copied += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a (hard-linked) file by a copy of itself, so that writing it leaves the other
+/// links alone.
+fn unshare(p: &Path) -> Result<()> {
+    let err = |e: std::io::Error| format!("{}: {e}", p.display());
+    let data = fs::read(p).map_err(err)?;
+    let perm = fs::metadata(p).map_err(err)?.permissions();
+    fs::remove_file(p).map_err(err)?;
+    fs::write(p, data).map_err(err)?;
+    fs::set_permissions(p, perm).map_err(err)
+}
+
+/// A patched tree in use, with the checks that it stays what it claims to be.
+struct PatchedTree {
+    tree: PathBuf,
+    checkout: PathBuf,
+    /// When the tree was finished (its stamp's mtime).
+    since: std::time::SystemTime,
+}
+
+impl PatchedTree {
+    /// Checks that no file the tree shares with the checkout has changed since the tree was
+    /// made (a build writing into its source tree, or an edit of the checkout in place, would
+    /// change both at once).
+    fn check_untouched(tree: &Path, checkout: &Path) -> Result<PatchedTree> {
+        let since = fs::metadata(tree.join(TREE_STAMP))
+            .and_then(|m| m.modified())
+            .map_err(|e| format!("{}: {e}", tree.join(TREE_STAMP).display()))?;
+        let t = PatchedTree {
+            tree: tree.to_path_buf(),
+            checkout: checkout.to_path_buf(),
+            since,
+        };
+        t.shared_files_unchanged()?;
+        Ok(t)
+    }
+
+    fn shared_files_unchanged(&self) -> Result<()> {
+        fn walk(d: &Path, since: std::time::SystemTime, out: &mut Vec<PathBuf>) {
+            use std::os::unix::fs::MetadataExt;
+            let Ok(rd) = fs::read_dir(d) else { return };
+            for e in rd.flatten() {
+                let Ok(m) = e.metadata() else { continue };
+                if m.is_dir() {
+                    walk(&e.path(), since, out);
+                } else if m.is_file() && m.nlink() > 1 && m.modified().is_ok_and(|t| t > since) {
+                    out.push(e.path());
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        walk(&self.tree, self.since, &mut changed);
+        if changed.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "{} file(s) of the patched NetBSD tree {} that are hard links to the checkout {} changed after the tree was made, e.g. {}: the build wrote into its source tree or the checkout was edited in place (both are changed). Check `git -C {} status`, restore it, then delete {} so that it is made again.",
+            changed.len(),
+            self.tree.display(),
+            self.checkout.display(),
+            changed[0].display(),
+            self.checkout.display(),
+            self.tree.display()
+        ))
+    }
+
+    /// After the build: nothing shared was written, no object was compiled from the unpatched
+    /// checkout (the dependency files under `obj/` name every source and header used), and
+    /// each patched C file was compiled from the patched tree.
+    fn check_after_build(&self, t: Target, obj: &Path, patches: &[NetbsdPatch]) -> Result<()> {
+        self.shared_files_unchanged()?;
+        let canon = |p: &Path| {
+            let c = fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            format!("{}/", c.display())
+        };
+        let (tree, checkout) = (canon(&self.tree), canon(&self.checkout));
+        let mut wanted: Vec<(String, Option<PathBuf>)> = Vec::new();
+        for p in patches {
+            for f in patched_files(p)? {
+                if f.extension().is_some_and(|x| x == "c") {
+                    wanted.push((format!("{tree}{}", f.display()), None));
+                }
+            }
+        }
+        let mut deps = Vec::new();
+        find_files(obj, "d", &mut deps);
+        let mut from_checkout = Vec::new();
+        for d in &deps {
+            let Ok(text) = fs::read(d) else { continue };
+            let text = String::from_utf8_lossy(&text);
+            if text.contains(&checkout) {
+                from_checkout.push(d.clone());
+            }
+            for (w, found) in wanted.iter_mut() {
+                if found.is_none() && text.contains(w.as_str()) {
+                    *found = Some(d.clone());
+                }
+            }
+        }
+        if !from_checkout.is_empty() {
+            return Err(format!(
+                "{} dependency file(s) under {} name the unpatched checkout {checkout} (e.g. {}): part of the build did not use the patched tree {tree}. Delete {} and run again; if it persists, the build procedure in xtask/src/rump.rs passes the checkout somewhere.",
+                from_checkout.len(),
+                obj.display(),
+                from_checkout[0].display(),
+                obj.parent().unwrap_or(obj).display()
+            ));
+        }
+        for (w, found) in &wanted {
+            match found {
+                Some(d) => eprintln!(
+                    "rump {}: compiled from the patched tree: {w} (dependency file {})",
+                    t.name(),
+                    d.display()
+                ),
+                None => eprintln!(
+                    "rump {}: note: the patched {w} was not compiled for this target (no dependency file names it): does this target need the patch?",
+                    t.name()
+                ),
+            }
+        }
+        eprintln!(
+            "rump {}: patched tree checked: no shared file written, none of {} dependency files names the checkout",
+            t.name(),
+            deps.len()
+        );
+        Ok(())
+    }
+}
+
+/// Files under `d` whose extension is `ext`.
+fn find_files(d: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = fs::read_dir(d) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(ft) if ft.is_dir() => find_files(&p, ext, out),
+            Ok(ft) if ft.is_file() && p.extension().is_some_and(|x| x == ext) => out.push(p),
+            _ => {}
+        }
     }
 }
