@@ -3,7 +3,7 @@
 //! its own rump lwp (`hyp_schedule` + `hyp_lwproc_newlwp(0)` once) performs the I/O and calls
 //! the completion with a vCPU held (`backend_schedule` / `backend_unschedule` around it).
 //!
-//! Unlike NetBSD's host, queued requests that continue each other on the disk and in memory
+//! Unlike NetBSD's host, queued requests that continue each other on the disk
 //! (NetBSD splits one mapped run of pages into MAXPHYS = 64 KiB bios) are joined into one host
 //! I/O of up to [`MAX_RUN`] bytes, and [`BIO_THREADS`] threads serve the queue, so a device
 //! that keeps several requests in flight gets them.
@@ -81,6 +81,21 @@ static QUEUE: spin::Mutex<Queue> = spin::Mutex::new(Queue {
     started: false,
 });
 
+/// Set when a request is queued, cleared when a thread releases its vCPU ([`unplug`]): while
+/// it is set, the thread that queued is probably still issuing a burst (NetBSD issues one
+/// bio per 64 KiB, and read-ahead a run of them, all before it waits), so a woken bio
+/// thread gives it up to [`PLUG_NS`] to finish before it takes and joins what is queued —
+/// Linux's block "plug", flushed when the submitter blocks.
+static PLUGGED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// How long a woken bio thread waits for a burst to end.
+const PLUG_NS: u64 = 200_000;
+
+/// The caller (a thread about to release its vCPU: it is going to block, or leaves the rump
+/// kernel) has finished issuing requests for now.
+pub fn unplug() {
+    PLUGGED.store(false, core::sync::atomic::Ordering::Release);
+}
+
 /// Wakes an idle thread unless one is already on its way (queue locked).
 fn wake_one(q: &mut Queue) -> Option<Arc<Waiter>> {
     if q.waking > 0 {
@@ -105,6 +120,7 @@ fn push(item: Item) {
         drop(st);
         let start = !q.started;
         q.started = true;
+        PLUGGED.store(true, core::sync::atomic::Ordering::Release);
         (start, wake_one(&mut q))
     };
     if start {
@@ -153,6 +169,11 @@ extern "C-unwind" fn bio_thread(_arg: *mut c_void) -> *mut c_void {
             };
             w.wait(h);
             woken = true;
+            // Let the burst that woke us finish, so that it can be joined.
+            let until = h.monotonic_ns() + PLUG_NS;
+            while PLUGGED.load(core::sync::atomic::Ordering::Acquire) && h.monotonic_ns() < until {
+                h.yield_now();
+            }
         };
         let t0 = h.monotonic_ns();
         let mut queued_ns = 0u64;
@@ -160,8 +181,8 @@ extern "C-unwind" fn bio_thread(_arg: *mut c_void) -> *mut c_void {
         match first {
             Item::Fail(req, e) => done.push((req, 0, e.code())),
             Item::Io(req, queued) => {
-                // Take the requests that continue this one on the disk and in memory: one
-                // mapped run of pages comes as many MAXPHYS-sized bios.
+                // Take the requests that continue this one on the disk: one mapped run of
+                // pages comes as many MAXPHYS-sized bios, read-ahead as one per 64 KiB chunk.
                 queued_ns += t0.saturating_sub(queued);
                 let mut run = alloc::vec![req];
                 let mut bytes = run[0].len;
@@ -169,7 +190,7 @@ extern "C-unwind" fn bio_thread(_arg: *mut c_void) -> *mut c_void {
                     let mut q = QUEUE.lock();
                     while let Some(Item::Io(next, _)) = q.items.front() {
                         let last = run.last().expect("run is never empty");
-                        if bytes + next.len > MAX_RUN || !last.continued_by(next) {
+                        if bytes + next.len > MAX_RUN || !last.followed_on_disk_by(next) {
                             break;
                         }
                         bytes += next.len;

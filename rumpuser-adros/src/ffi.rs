@@ -443,14 +443,17 @@ impl BioReq {
         )
     }
 
-    /// Whether `next` continues this request both on the disk and in memory, in the same
-    /// direction — NetBSD splits one mapped run of pages into MAXPHYS-sized bios like that —
-    /// so that the two can be done as one I/O.
+    /// Whether `next` continues this request on the disk, in the same direction (its buffer
+    /// may be anywhere), so that the two can be done as one I/O.
+    pub fn followed_on_disk_by(&self, next: &BioReq) -> bool {
+        self.fd == next.fd && self.write == next.write && self.off + self.len as u64 == next.off
+    }
+
+    /// Whether `next` continues this request both on the disk and in memory — NetBSD splits
+    /// one mapped run of pages into MAXPHYS-sized bios like that — so that the two can be done
+    /// as one I/O straight into (or from) rump's memory.
     pub fn continued_by(&self, next: &BioReq) -> bool {
-        self.fd == next.fd
-            && self.write == next.write
-            && self.off + self.len as u64 == next.off
-            && self.data.wrapping_add(self.len) == next.data
+        self.followed_on_disk_by(next) && self.data.wrapping_add(self.len) == next.data
     }
 
     /// Calls rump's completion callback (the caller holds a vCPU with its own lwp).
@@ -498,9 +501,12 @@ fn bio_io(
     }
 }
 
-/// Performs a run of requests, each `continued_by` the one before, as one I/O; returns each
-/// request's (bytes, NetBSD errno). If the joint I/O fails, every request is redone alone, so
-/// each gets its own result.
+/// Performs a run of requests, each `followed_on_disk_by` the one before, as one I/O: straight
+/// into rump's memory when each also continues the one before there, else through a buffer from
+/// the host (read-ahead comes as one 64 KiB request per separately mapped chunk, and one
+/// device request per MiB beats sixteen). Returns each request's (bytes, NetBSD errno). If the
+/// joint I/O fails, or no buffer can be had, every request is done alone, so each gets its own
+/// result.
 pub fn perform_run(run: &[BioReq]) -> alloc::vec::Vec<(usize, c_int)> {
     let Some(first) = run.first() else {
         return alloc::vec::Vec::new();
@@ -509,14 +515,15 @@ pub fn perform_run(run: &[BioReq]) -> alloc::vec::Vec<(usize, c_int)> {
         return alloc::vec![first.perform()];
     }
     let total: usize = run.iter().map(|r| r.len).sum();
-    let (mut n, err) = bio_io(
-        first.fd,
-        first.write,
-        run.iter().any(|r| r.sync),
-        first.data,
-        total,
-        first.off,
-    );
+    let sync = run.iter().any(|r| r.sync);
+    let (mut n, err) = if run.windows(2).all(|w| w[0].continued_by(&w[1])) {
+        bio_io(first.fd, first.write, sync, first.data, total, first.off)
+    } else {
+        match bounce(run, total, sync) {
+            Some(r) => r,
+            None => return run.iter().map(BioReq::perform).collect(),
+        }
+    };
     if err != 0 {
         return run.iter().map(BioReq::perform).collect();
     }
@@ -527,6 +534,47 @@ pub fn perform_run(run: &[BioReq]) -> alloc::vec::Vec<(usize, c_int)> {
             (k, 0)
         })
         .collect()
+}
+
+/// One I/O for a run of requests through a page-aligned host buffer (the kernel host hands out
+/// page multiples as physically contiguous memory, which the device reads and writes
+/// directly). None if the host has no such buffer.
+fn bounce(run: &[BioReq], total: usize, sync: bool) -> Option<(usize, c_int)> {
+    const PAGE: usize = 4096;
+    let h = host::host();
+    let first = run.first()?;
+    let size = total.next_multiple_of(PAGE);
+    let p = h.alloc(size, PAGE).ok()?;
+    // SAFETY: the host gave us `size` bytes, ours until the free below.
+    let buf = unsafe { core::slice::from_raw_parts_mut(p.as_ptr(), size) };
+    let r = if first.write {
+        let mut at = 0;
+        for r in run {
+            // SAFETY: rump's buffer of r.len bytes, valid until completion.
+            buf[at..at + r.len]
+                .copy_from_slice(unsafe { core::slice::from_raw_parts(r.data, r.len) });
+            at += r.len;
+        }
+        bio_io(first.fd, true, sync, buf.as_mut_ptr(), total, first.off)
+    } else {
+        let (n, err) = bio_io(first.fd, false, false, buf.as_mut_ptr(), total, first.off);
+        if err == 0 {
+            let (mut at, mut left) = (0, n);
+            for r in run {
+                let k = left.min(r.len);
+                // SAFETY: rump's writable buffer of r.len bytes (k <= r.len), valid until
+                // completion; it does not overlap ours.
+                unsafe { core::slice::from_raw_parts_mut(r.data, k) }
+                    .copy_from_slice(&buf[at..at + k]);
+                at += r.len;
+                left -= k;
+            }
+        }
+        (n, err)
+    };
+    // SAFETY: allocated above with this size, no longer used.
+    unsafe { h.free(p, size) };
+    Some(r)
 }
 
 #[unsafe(no_mangle)]

@@ -89,6 +89,13 @@ pub trait Host: Sync {
         core::hint::spin_loop();
     }
 
+    /// Lets other runnable threads have this CPU for a moment (used while waiting briefly for
+    /// another thread's progress; a CPU-spinning wait would keep the other thread off a
+    /// single CPU).
+    fn yield_now(&self) {
+        self.relax();
+    }
+
     /// Starts a thread running `entry(arg)`. `joinable` threads return a cookie for
     /// [`Host::thread_join`]. `cpu` is a hint (-1 = any).
     fn thread_create(

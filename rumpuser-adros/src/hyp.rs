@@ -53,6 +53,8 @@ fn table() -> Option<&'static Hyperup> {
 )]
 /// Releases the caller's virtual CPU; returns the `nlocks` to give back to [`schedule`].
 pub fn unschedule(interlock: *mut c_void) -> c_int {
+    // Releasing the vCPU ends the caller's burst of block requests (see bio::unplug).
+    crate::bio::unplug();
     let mut nlocks: c_int = 0;
     if let Some(f) = table().and_then(|t| t.hyp_backend_unschedule) {
         // SAFETY: the rump kernel's own function, called as its rumpuser contract says: by a

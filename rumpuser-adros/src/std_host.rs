@@ -191,6 +191,10 @@ impl Host for StdHost {
         std::thread::park();
     }
 
+    fn yield_now(&self) {
+        std::thread::yield_now();
+    }
+
     fn park_until(&self, deadline_ns: u64) {
         let now = Self::mono_now();
         if deadline_ns > now {

@@ -1101,7 +1101,39 @@ fn bio_joined_requests_keep_their_own_results() {
     // Not continued: a gap on the disk, or in memory.
     let a = req(0, 0, &mut buf);
     assert!(!a.continued_by(&req(1, 8192, &mut buf)), "gap on the disk");
+    assert!(
+        !a.followed_on_disk_by(&req(1, 8192, &mut buf)),
+        "gap on the disk"
+    );
     assert!(!a.continued_by(&req(2, 4096, &mut buf)), "gap in memory");
+    assert!(
+        a.followed_on_disk_by(&req(2, 4096, &mut buf)),
+        "gap in memory only"
+    );
+    // Following on the disk but with buffers apart: done through a host buffer.
+    let (mut x, mut y) = (vec![0u8; 4096], vec![0u8; 8192]);
+    let split = |b: &mut Vec<u8>, off: u64, write: bool| BioReq {
+        data: b.as_mut_ptr(),
+        len: b.len(),
+        off,
+        write,
+        ..req(0, 0, &mut Vec::new())
+    };
+    let run = [split(&mut x, 4096, false), split(&mut y, 8192, false)];
+    assert_eq!(perform_run(&run), vec![(4096, 0), (8192, 0)]);
+    assert_eq!(x[..], data[4096..8192]);
+    assert_eq!(y[..], data[8192..16384]);
+    x.fill(0xa1);
+    y.fill(0xb2);
+    let run = [split(&mut x, 512, true), split(&mut y, 4608, true)];
+    assert_eq!(perform_run(&run), vec![(4096, 0), (8192, 0)]);
+    let on_disk = std::fs::read(&path).unwrap();
+    assert!(
+        on_disk[512..4608].iter().all(|&b| b == 0xa1)
+            && on_disk[4608..12800].iter().all(|&b| b == 0xb2)
+    );
+    assert_eq!(on_disk[..512], data[..512]);
+    assert_eq!(on_disk[12800..], data[12800..]);
     // A joint write through a closed descriptor fails: every request reports EBADF itself.
     // SAFETY: fd from rumpuser_open.
     assert_eq!(unsafe { rumpuser_close(fd) }, 0);

@@ -95,6 +95,9 @@ impl Host for KernelHost {
     fn park_until(&self, deadline_ns: u64) {
         thread::park(Some(deadline_ns));
     }
+    fn yield_now(&self) {
+        thread::yield_now();
+    }
 
     fn thread_create(
         &self,

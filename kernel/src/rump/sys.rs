@@ -327,10 +327,13 @@ fn last_errno() -> Errno {
 }
 
 fn chk(rv: c_int) -> KResult<c_int> {
+    // Back from the rump kernel: block requests this call queued can go (see bio::unplug).
+    rumpuser_adros::bio::unplug();
     if rv < 0 { Err(last_errno()) } else { Ok(rv) }
 }
 
 fn chk_sz(rv: isize) -> KResult<usize> {
+    rumpuser_adros::bio::unplug();
     if rv < 0 {
         Err(last_errno())
     } else {

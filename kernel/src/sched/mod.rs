@@ -503,10 +503,14 @@ fn enqueue_on(t: &ThreadRef, cpu: usize) {
     kick(pc);
 }
 
-/// Asks `pc` to reschedule: locally by flag, remotely by IPI.
+/// Asks `pc` to reschedule: locally by flag, remotely by IPI — unless the flag was already
+/// set, in which case an IPI (or the CPU's own reschedule) is already on its way: the flag is
+/// cleared only by `schedule_inner`, under the run-queue lock and before it picks from the
+/// queue, so whatever the caller queued before kicking is seen. (An IPI costs a trip through
+/// QEMU's APIC emulation; wake-up storms from the rump block path sent one per wake.)
 fn kick(pc: &percpu::PerCpu) {
-    pc.sched.need_resched.store(true, Ordering::Relaxed);
-    if pc.sched.cpu != percpu::cpu_id() {
+    let already = pc.sched.need_resched.swap(true, Ordering::AcqRel);
+    if pc.sched.cpu != percpu::cpu_id() && !already {
         crate::arch::apic::send_ipi(pc.apic_id, crate::arch::idt::VECTOR_RESCHED);
     }
 }
