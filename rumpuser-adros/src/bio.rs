@@ -5,8 +5,9 @@
 //!
 //! Unlike NetBSD's host, queued requests that continue each other on the disk
 //! (NetBSD splits one mapped run of pages into MAXPHYS = 64 KiB bios) are joined into one host
-//! I/O of up to [`MAX_RUN`] bytes, and [`BIO_THREADS`] threads serve the queue, so a device
-//! that keeps several requests in flight gets them.
+//! I/O of up to [`MAX_RUN`] bytes, and [`Host::bio_threads`](crate::host::Host::bio_threads)
+//! threads (4 unless the host says otherwise) serve the queue, so a device that keeps several
+//! requests in flight gets them.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::ptr;
 
+use crate::CacheAligned;
 use crate::errno::Errno;
 use crate::ffi::{BioReq, perform_run};
 use crate::host;
@@ -45,7 +47,7 @@ pub struct BioStats {
     pub max_queued: u64,
 }
 
-static STATS: spin::Mutex<BioStats> = spin::Mutex::new(BioStats {
+static STATS: CacheAligned<spin::Mutex<BioStats>> = CacheAligned(spin::Mutex::new(BioStats {
     requests: 0,
     ios: 0,
     bytes: 0,
@@ -53,7 +55,7 @@ static STATS: spin::Mutex<BioStats> = spin::Mutex::new(BioStats {
     io_ns: 0,
     done_ns: 0,
     max_queued: 0,
-});
+}));
 
 pub fn stats() -> BioStats {
     *STATS.lock()
@@ -63,37 +65,42 @@ struct Queue {
     items: VecDeque<Item>,
     /// Threads asleep, waiting for work.
     idle: Vec<Arc<Waiter>>,
-    /// Threads woken that have not looked at the queue yet: while one is on its way, more
-    /// requests only queue up (and get joined) instead of waking a thread each.
+    /// Threads on their way to the queue: woken and not yet looked at it, or done with their
+    /// completions and heading back. While one is, more requests only queue up (and get
+    /// joined) instead of waking a thread each; in particular a synchronous reader's next
+    /// request, queued as soon as the previous completion wakes it, is taken by the thread
+    /// that completed it.
     waking: usize,
     started: bool,
 }
 
-/// Threads serving the queue.
-const BIO_THREADS: usize = 4;
 /// The most bytes joined into one host I/O.
 const MAX_RUN: usize = 1 << 20;
 
-static QUEUE: spin::Mutex<Queue> = spin::Mutex::new(Queue {
+static QUEUE: CacheAligned<spin::Mutex<Queue>> = CacheAligned(spin::Mutex::new(Queue {
     items: VecDeque::new(),
     idle: Vec::new(),
     waking: 0,
     started: false,
-});
+}));
 
 /// Set when a request is queued, cleared when a thread releases its vCPU ([`unplug`]): while
 /// it is set, the thread that queued is probably still issuing a burst (NetBSD issues one
 /// bio per 64 KiB, and read-ahead a run of them, all before it waits), so a woken bio
 /// thread gives it up to [`PLUG_NS`] to finish before it takes and joins what is queued —
 /// Linux's block "plug", flushed when the submitter blocks.
-static PLUGGED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static PLUGGED: CacheAligned<core::sync::atomic::AtomicBool> =
+    CacheAligned(core::sync::atomic::AtomicBool::new(false));
 /// How long a woken bio thread waits for a burst to end.
 const PLUG_NS: u64 = 200_000;
 
 /// The caller (a thread about to release its vCPU: it is going to block, or leaves the rump
 /// kernel) has finished issuing requests for now.
 pub fn unplug() {
-    PLUGGED.store(false, core::sync::atomic::Ordering::Release);
+    // Every vCPU release comes here: write the shared line only when there is a plug to pull.
+    if PLUGGED.load(core::sync::atomic::Ordering::Relaxed) {
+        PLUGGED.store(false, core::sync::atomic::Ordering::Release);
+    }
 }
 
 /// Wakes an idle thread unless one is already on its way (queue locked).
@@ -125,7 +132,7 @@ fn push(item: Item) {
     };
     if start {
         hyp::without_vcpu(|| {
-            for _ in 0..BIO_THREADS {
+            for _ in 0..h.bio_threads().max(1) {
                 if let Err(e) = h.thread_create(bio_thread, ptr::null_mut(), "rumpbio", false, -1) {
                     h.console_write(b"rumpuser_bio: cannot start the bio thread\n");
                     h.exit(e.code(), true);
@@ -152,23 +159,30 @@ extern "C-unwind" fn bio_thread(_arg: *mut c_void) -> *mut c_void {
     let rv = hyp::lwproc_newlwp(0);
     assert_eq!(rv, 0, "bio thread: hyp_lwproc_newlwp failed");
     hyp::hyp_unschedule();
+    // Counted in `waking` (by whoever woke this thread, or by itself after its completions).
+    let mut on_the_way = false;
     loop {
-        let mut woken = false;
         let first = loop {
-            let w = {
+            {
                 let mut q = QUEUE.lock();
-                if core::mem::take(&mut woken) {
+                if core::mem::take(&mut on_the_way) {
                     q.waking -= 1;
                 }
                 if let Some(it) = q.items.pop_front() {
                     break it;
                 }
-                let w = crate::sync::Waiter::new(h);
+            }
+            // Allocated without the queue's (spinning) lock held.
+            let w = Waiter::new(h);
+            {
+                let mut q = QUEUE.lock();
+                if let Some(it) = q.items.pop_front() {
+                    break it;
+                }
                 q.idle.push(w.clone());
-                w
-            };
+            }
             w.wait(h);
-            woken = true;
+            on_the_way = true;
             // Let the burst that woke us finish, so that it can be joined.
             let until = h.monotonic_ns() + PLUG_NS;
             while PLUGGED.load(core::sync::atomic::Ordering::Acquire) && h.monotonic_ns() < until {
@@ -219,6 +233,9 @@ extern "C-unwind" fn bio_thread(_arg: *mut c_void) -> *mut c_void {
         for (req, n, err) in done {
             req.complete(n, err);
         }
+        // The waiters are woken; from here this thread goes straight back to the queue.
+        QUEUE.lock().waking += 1;
+        on_the_way = true;
         hyp::unschedule(ptr::null_mut());
         let t2 = h.monotonic_ns();
         let mut st = STATS.lock();

@@ -165,6 +165,13 @@ pub trait Host: Sync {
 
     // ---- files and block devices --------------------------------------------------------
 
+    /// How many threads serve `rumpuser_bio` requests (at least 1). Several let a device that
+    /// keeps requests in flight get them; on a host whose I/O is a synchronous system call
+    /// each extra thread only adds wake-ups and competition for the rump vCPUs.
+    fn bio_threads(&self) -> usize {
+        4
+    }
+
     /// Opens a host file; returns a small non-negative handle.
     fn open(&self, path: &str, flags: OpenFlags) -> Result<i32, Errno>;
     fn close(&self, fd: i32) -> Result<(), Errno>;
@@ -222,7 +229,22 @@ pub trait Host: Sync {
     }
 }
 
-static HOST: spin::Once<&'static dyn Host> = spin::Once::new();
+/// `h.curlwp()`, the hottest hypercall: a rump kernel built with `RUMP_CURLWP=hypercall` asks
+/// for `curlwp` in nearly every function (`rumpuser_curlwp`, KMUTEX owners, rwlock writers).
+/// With `std`, when `h` is the std host its thread-local slot is read here directly instead
+/// of through the trait object (measured: the chain of calls was ~5 % of the CPU time of
+/// a rump `stat` loop).
+#[inline(always)]
+pub fn curlwp(h: &dyn Host) -> usize {
+    #[cfg(feature = "std")]
+    if core::ptr::addr_eq(h as *const dyn Host, &crate::std_host::STD_HOST) {
+        return crate::std_host::curlwp_slot();
+    }
+    h.curlwp()
+}
+
+static HOST: crate::CacheAligned<spin::Once<&'static dyn Host>> =
+    crate::CacheAligned(spin::Once::new());
 
 /// Installs the host every hypercall uses. Only the first call has an effect; returns false
 /// if a host was already installed.

@@ -33,7 +33,8 @@ pub struct Hyperup {
     pub hyp_extra: [*mut c_void; 8],
 }
 
-static HYP: AtomicPtr<Hyperup> = AtomicPtr::new(ptr::null_mut());
+static HYP: crate::CacheAligned<AtomicPtr<Hyperup>> =
+    crate::CacheAligned(AtomicPtr::new(ptr::null_mut()));
 
 /// Stores a copy of the upcall table (each `rumpuser_init` replaces it; old copies are leaked
 /// on purpose, a thread may still be reading one).

@@ -30,6 +30,19 @@ pub mod std_host;
 pub mod sync;
 
 pub use errno::Errno;
+
+/// A value alone on its cache line(s). Globals that every hypercall reads (the host, the upcall
+/// table) must not share a line with ones that other threads keep writing (lock words,
+/// counters): each write would make the readers miss.
+#[repr(align(64))]
+pub(crate) struct CacheAligned<T>(pub T);
+
+impl<T> core::ops::Deref for CacheAligned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
 pub use host::Host;
 pub use host::host;
 pub use host::set_host;

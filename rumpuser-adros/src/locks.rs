@@ -16,7 +16,7 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use crate::errno::Errno;
-use crate::host::Host;
+use crate::host::{self, Host};
 use crate::hyp;
 use crate::sync::{RawCondvar, RawMutex, RawRwLock, RwMode};
 
@@ -69,7 +69,7 @@ impl Mutex {
                 0,
                 "kmutex entered twice"
             );
-            self.owner.store(host.curlwp(), Ordering::Relaxed);
+            self.owner.store(host::curlwp(host), Ordering::Relaxed);
         }
     }
 
@@ -132,15 +132,23 @@ impl RwLock {
         }
     }
 
+    /// The lwp recorded for a writer (readers are not recorded: skip the lookup).
+    fn writer_lwp(host: &dyn Host, mode: RwMode) -> usize {
+        match mode {
+            RwMode::Write => host::curlwp(host),
+            RwMode::Read => 0,
+        }
+    }
+
     pub fn enter(&self, host: &dyn Host, mode: RwMode) {
-        let lwp = host.curlwp();
+        let lwp = Self::writer_lwp(host, mode);
         if !self.raw.try_lock(mode, lwp) {
             hyp::without_vcpu(|| self.raw.lock(host, mode, lwp));
         }
     }
 
     pub fn tryenter(&self, host: &dyn Host, mode: RwMode) -> Result<(), Errno> {
-        if self.raw.try_lock(mode, host.curlwp()) {
+        if self.raw.try_lock(mode, Self::writer_lwp(host, mode)) {
             Ok(())
         } else {
             Err(Errno::EBUSY)
@@ -148,7 +156,7 @@ impl RwLock {
     }
 
     pub fn tryupgrade(&self, host: &dyn Host) -> Result<(), Errno> {
-        if self.raw.try_upgrade(host.curlwp()) {
+        if self.raw.try_upgrade(host::curlwp(host)) {
             Ok(())
         } else {
             Err(Errno::EBUSY)
@@ -167,7 +175,7 @@ impl RwLock {
     /// of readers (NetBSD's host cannot tell which lwps they are either).
     pub fn held(&self, host: &dyn Host, mode: RwMode) -> i32 {
         match mode {
-            RwMode::Write => i32::from(self.raw.write_owner() == Some(host.curlwp())),
+            RwMode::Write => i32::from(self.raw.write_owner() == Some(host::curlwp(host))),
             RwMode::Read => i32::try_from(self.raw.readers()).unwrap_or(i32::MAX),
         }
     }

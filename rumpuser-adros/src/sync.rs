@@ -102,17 +102,17 @@ impl RawMutex {
             host.relax();
         }
         loop {
-            let w = {
+            // Allocated before taking the queue's (spinning) lock.
+            let w = Waiter::new(host);
+            {
                 let mut q = self.waiters.lock();
                 // Mark the lock contended; if it was free meanwhile, it is ours (still marked
                 // contended: the unlock then looks at the queue, which is harmless).
                 if self.state.swap(2, Ordering::Acquire) == 0 {
                     return;
                 }
-                let w = Waiter::new(host);
                 q.push_back(w.clone());
-                w
-            };
+            }
             w.wait(host);
         }
     }
@@ -198,15 +198,14 @@ impl RawRwLock {
 
     pub fn lock(&self, host: &dyn Host, mode: RwMode, lwp: usize) {
         loop {
-            let w = {
+            let w = Waiter::new(host);
+            {
                 let mut s = self.state.lock();
                 if Self::try_take(&mut s, mode) {
                     break;
                 }
-                let w = Waiter::new(host);
                 s.waiters.push_back(w.clone());
-                w
-            };
+            }
             w.wait(host);
         }
         if mode == RwMode::Write {
@@ -230,7 +229,7 @@ impl RawRwLock {
                 debug_assert!(s.readers > 0, "rw unlock without holder");
                 s.readers = s.readers.saturating_sub(1);
             }
-            if s.readers == 0 {
+            if s.readers == 0 && !s.waiters.is_empty() {
                 core::mem::take(&mut s.waiters)
             } else {
                 VecDeque::new()
@@ -260,7 +259,11 @@ impl RawRwLock {
             s.writer = false;
             s.readers = 1;
             self.owner.store(0, Ordering::Relaxed);
-            core::mem::take(&mut s.waiters)
+            if s.waiters.is_empty() {
+                VecDeque::new()
+            } else {
+                core::mem::take(&mut s.waiters)
+            }
         };
         Self::wake_all(woken);
     }
@@ -327,9 +330,26 @@ impl RawCondvar {
     }
 
     pub fn broadcast(&self) {
-        let all = core::mem::take(&mut *self.waiters.lock());
-        for w in all {
-            w.notify();
+        // Wake outside the queue's lock. Taking the whole queue would also take (and later
+        // free) its buffer, which the next wait would allocate again: avoid that for the
+        // common cases of no waiter and one.
+        let mut q = self.waiters.lock();
+        match q.len() {
+            0 => {}
+            1 => {
+                let w = q.pop_front();
+                drop(q);
+                if let Some(w) = w {
+                    w.notify();
+                }
+            }
+            _ => {
+                let all = core::mem::take(&mut *q);
+                drop(q);
+                for w in all {
+                    w.notify();
+                }
+            }
         }
     }
 

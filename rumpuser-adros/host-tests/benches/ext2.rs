@@ -107,7 +107,7 @@ fn main() {
         colds.push(read_all());
         let u = usage().since(&u0);
         cpu.push(u.cpu_s);
-        println!("cold read {i}: {u}");
+        println!("cold read {i}: {u}{}", bio_delta());
     }
     println!("cold reads (s): {colds:?}");
     let cold = colds[0];
@@ -144,7 +144,7 @@ fn main() {
         }
         let create = t.elapsed().as_secs_f64();
         let create_u = usage().since(&u0);
-        println!("create: {create:.3} s wall, {create_u}");
+        println!("create: {create:.3} s wall, {create_u}{}", bio_delta());
         let u0 = usage();
         let stats: Vec<f64> = (0..repeat)
             .map(|_| {
@@ -165,7 +165,10 @@ fn main() {
         ]);
     }
     // The content, once, untimed.
-    assert!(read_file("/mnt/big.bin").unwrap() == data, "big.bin read back wrong");
+    assert!(
+        read_file("/mnt/big.bin").unwrap() == data,
+        "big.bin read back wrong"
+    );
     unmount("/mnt", 0).unwrap();
     let body: Vec<String> = figures
         .iter()
@@ -173,6 +176,29 @@ fn main() {
         .collect();
     println!("BENCH {{\"host\":\"{HOSTED_BY}\",{}}}", body.join(","));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// rumpuser-adros's block-I/O counters since the last call (empty for NetBSD's host).
+fn bio_delta() -> String {
+    #[cfg(not(rumpuser_posix))]
+    {
+        use std::sync::Mutex;
+        static LAST: Mutex<Option<rumpuser_adros::bio::BioStats>> = Mutex::new(None);
+        let now = rumpuser_adros::bio::stats();
+        let prev = LAST.lock().unwrap().replace(now).unwrap_or_default();
+        let n = now.requests - prev.requests;
+        let ios = (now.ios - prev.ios).max(1);
+        format!(
+            "; bio: {n} requests in {ios} host I/Os, {:.1} MiB, per I/O {:.1} µs queued, {:.1} µs I/O, {:.1} µs completion; max queued {}",
+            (now.bytes - prev.bytes) as f64 / (1 << 20) as f64,
+            (now.queue_ns - prev.queue_ns) as f64 / 1e3 / ios as f64,
+            (now.io_ns - prev.io_ns) as f64 / 1e3 / ios as f64,
+            (now.done_ns - prev.done_ns) as f64 / 1e3 / ios as f64,
+            now.max_queued
+        )
+    }
+    #[cfg(rumpuser_posix)]
+    String::new()
 }
 
 fn median(v: &[f64]) -> f64 {
