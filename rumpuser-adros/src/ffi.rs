@@ -9,7 +9,6 @@
 // matching `*_init` and not yet destroyed.
 #![allow(clippy::missing_safety_doc)]
 
-use alloc::boxed::Box;
 use core::ffi::{CStr, c_char, c_int, c_void};
 use core::ptr::{self, NonNull};
 
@@ -17,6 +16,7 @@ use crate::errno::{Errno, ret};
 use crate::host::{FileType, OpenFlags, SyncFlags, ThreadCookie};
 use crate::hyp::{self, Hyperup};
 use crate::locks::{Condvar, Mutex, RelTimeout, RwLock};
+use crate::recycle::Recycler;
 use crate::sync::RwMode;
 use crate::{bio, host, params, printf};
 
@@ -811,18 +811,22 @@ pub extern "C" fn rumpuser_curlwp() -> *mut c_void {
 
 // ---- mutexes ---------------------------------------------------------------------------------
 
+static MUTEXES: crate::CacheAligned<Recycler<Mutex>> = crate::CacheAligned(Recycler::new());
+static RWLOCKS: crate::CacheAligned<Recycler<RwLock>> = crate::CacheAligned(Recycler::new());
+static CONDVARS: crate::CacheAligned<Recycler<Condvar>> = crate::CacheAligned(Recycler::new());
+
 /// Borrows a lock object rump got from our `*_init`.
 fn obj<'a, T>(p: *mut T) -> &'a T {
     assert!(!p.is_null(), "rumpuser: null lock object");
     // SAFETY: rump passes only objects from rumpuser_{mutex,rw,cv}_init that it has not
-    // destroyed; they are Boxes we leaked and are shared immutably (interior mutability).
+    // destroyed; they are heap objects (see `recycle`) shared immutably (interior mutability).
     unsafe { &*p }
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_mutex_init(mtxp: *mut *mut RumpuserMtx, flags: c_int) {
     assert!(!mtxp.is_null());
-    put(mtxp, Box::into_raw(Box::new(Mutex::new(flags))));
+    put(mtxp, MUTEXES.make(Mutex::new(flags)));
 }
 
 #[unsafe(no_mangle)]
@@ -848,8 +852,8 @@ pub unsafe extern "C" fn rumpuser_mutex_exit(m: *mut RumpuserMtx) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_mutex_destroy(m: *mut RumpuserMtx) {
     if !m.is_null() {
-        // SAFETY: created by Box::into_raw in rumpuser_mutex_init; rump destroys it once.
-        drop(unsafe { Box::from_raw(m) });
+        // SAFETY: made by MUTEXES in rumpuser_mutex_init; rump destroys it once.
+        unsafe { MUTEXES.destroy(m) };
     }
 }
 
@@ -877,7 +881,7 @@ fn rw_mode(m: c_int) -> Option<RwMode> {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_rw_init(rwp: *mut *mut RumpuserRw) {
     assert!(!rwp.is_null());
-    put(rwp, Box::into_raw(Box::new(RwLock::new())));
+    put(rwp, RWLOCKS.make(RwLock::new()));
 }
 
 #[unsafe(no_mangle)]
@@ -912,8 +916,8 @@ pub unsafe extern "C" fn rumpuser_rw_exit(rw: *mut RumpuserRw) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_rw_destroy(rw: *mut RumpuserRw) {
     if !rw.is_null() {
-        // SAFETY: created by Box::into_raw in rumpuser_rw_init; destroyed once.
-        drop(unsafe { Box::from_raw(rw) });
+        // SAFETY: made by RWLOCKS in rumpuser_rw_init; destroyed once.
+        unsafe { RWLOCKS.destroy(rw) };
     }
 }
 
@@ -928,14 +932,14 @@ pub unsafe extern "C" fn rumpuser_rw_held(mode: c_int, rw: *mut RumpuserRw, rv: 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_cv_init(cvp: *mut *mut RumpuserCv) {
     assert!(!cvp.is_null());
-    put(cvp, Box::into_raw(Box::new(Condvar::new())));
+    put(cvp, CONDVARS.make(Condvar::new()));
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rumpuser_cv_destroy(cv: *mut RumpuserCv) {
     if !cv.is_null() {
-        // SAFETY: created by Box::into_raw in rumpuser_cv_init; destroyed once.
-        drop(unsafe { Box::from_raw(cv) });
+        // SAFETY: made by CONDVARS in rumpuser_cv_init; destroyed once.
+        unsafe { CONDVARS.destroy(cv) };
     }
 }
 

@@ -25,6 +25,7 @@ pub mod locks;
 pub mod params;
 pub mod pci;
 pub mod printf;
+pub mod recycle;
 #[cfg(feature = "std")]
 pub mod std_host;
 pub mod sync;

@@ -253,12 +253,21 @@ impl Condvar {
         self.nwaiters.fetch_sub(1, Ordering::Relaxed);
     }
 
+    // NetBSD signals and broadcasts condvars nobody waits on all the time (every `biodone`,
+    // every vnode lock release): skip the queue's lock then. A waiter counts itself in
+    // `nwaiters` before it releases the interlock, so a caller holding the interlock (the
+    // rule for cv_signal/cv_broadcast) sees it.
+
     pub fn signal(&self) {
-        self.raw.signal();
+        if self.nwaiters.load(Ordering::Acquire) != 0 {
+            self.raw.signal();
+        }
     }
 
     pub fn broadcast(&self) {
-        self.raw.broadcast();
+        if self.nwaiters.load(Ordering::Acquire) != 0 {
+            self.raw.broadcast();
+        }
     }
 
     pub fn has_waiters(&self) -> i32 {
