@@ -476,20 +476,11 @@ fn bio_io(
         // SAFETY: rump's buffer of len bytes (or a run of such buffers, one after the other:
         // `continued_by`), valid until completion.
         let buf = unsafe { core::slice::from_raw_parts(data, len) };
-        h.write_at(fd, buf, Some(off)).and_then(|n| {
-            if sync {
-                h.sync(
-                    fd,
-                    SyncFlags {
-                        read: false,
-                        write: true,
-                        barrier: false,
-                        sync: true,
-                    },
-                )?;
-            }
-            Ok(n)
-        })
+        if sync {
+            h.write_sync_at(fd, buf, off)
+        } else {
+            h.write_at(fd, buf, Some(off))
+        }
     } else {
         // SAFETY: as above, writable.
         let buf = unsafe { core::slice::from_raw_parts_mut(data, len) };

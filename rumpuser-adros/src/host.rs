@@ -182,6 +182,23 @@ pub trait Host: Sync {
     /// Writes at `off` (or at the current position when `None`).
     fn write_at(&self, fd: i32, buf: &[u8], off: Option<u64>) -> Result<usize, Errno>;
     fn sync(&self, fd: i32, flags: SyncFlags) -> Result<(), Errno>;
+    /// Writes at `off` and returns only once those bytes are on stable storage
+    /// (`RUMPUSER_BIO_SYNC`). The default writes and then syncs the whole file; a host that
+    /// can make just this write durable (NetBSD's host uses `fsync_range` where it exists)
+    /// should.
+    fn write_sync_at(&self, fd: i32, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        let n = self.write_at(fd, buf, Some(off))?;
+        self.sync(
+            fd,
+            SyncFlags {
+                read: false,
+                write: true,
+                barrier: false,
+                sync: true,
+            },
+        )?;
+        Ok(n)
+    }
 
     // ---- PCI, DMA, interrupts (for rump device drivers) ---------------------------------
 

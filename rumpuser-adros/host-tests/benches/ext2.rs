@@ -218,6 +218,7 @@ struct Usage {
     cpu_ns: u64,
     vcsw: u64,
     ivcsw: u64,
+    minflt: u64,
 }
 
 /// What a phase used (see [`Usage::since`]).
@@ -225,14 +226,15 @@ struct Used {
     cpu_s: f64,
     vcsw: u64,
     ivcsw: u64,
+    minflt: u64,
 }
 
 impl std::fmt::Display for Used {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:.3} s cpu, {} voluntary + {} involuntary context switches",
-            self.cpu_s, self.vcsw, self.ivcsw
+            "{:.3} s cpu, {} voluntary + {} involuntary context switches, {} page faults",
+            self.cpu_s, self.vcsw, self.ivcsw, self.minflt
         )
     }
 }
@@ -243,6 +245,7 @@ impl Usage {
             cpu_s: self.cpu_ns.saturating_sub(before.cpu_ns) as f64 / 1e9,
             vcsw: self.vcsw.saturating_sub(before.vcsw),
             ivcsw: self.ivcsw.saturating_sub(before.ivcsw),
+            minflt: self.minflt.saturating_sub(before.minflt),
         }
     }
 }
@@ -252,6 +255,14 @@ fn usage() -> Usage {
         cpu_ns: process_cpu_ns(),
         vcsw: 0,
         ivcsw: 0,
+        // Field 10 of /proc/self/stat (after the parenthesized command name).
+        minflt: std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                let rest = &s[s.rfind(')')? + 2..];
+                rest.split_whitespace().nth(7)?.parse().ok()
+            })
+            .unwrap_or(0),
     };
     if let Ok(rd) = std::fs::read_dir("/proc/self/task") {
         for t in rd.flatten() {
