@@ -797,7 +797,7 @@ pub unsafe extern "C" fn rumpuser_curlwpop(op: c_int, l: *mut c_void) {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn rumpuser_curlwp() -> *mut c_void {
-    host::curlwp(host::host()) as *mut c_void
+    host::current_curlwp() as *mut c_void
 }
 
 // ---- mutexes ---------------------------------------------------------------------------------

@@ -260,8 +260,32 @@ pub fn curlwp(h: &dyn Host) -> usize {
     h.curlwp()
 }
 
+/// The calling thread's `curlwp` from the installed host (`rumpuser_curlwp`): with `std`, once
+/// the std host is installed, one flag test and a thread-local load.
+#[inline(always)]
+pub fn current_curlwp() -> usize {
+    #[cfg(feature = "std")]
+    if STD_INSTALLED.load(core::sync::atomic::Ordering::Relaxed) {
+        return crate::std_host::curlwp_slot();
+    }
+    curlwp(host())
+}
+
 static HOST: crate::CacheAligned<spin::Once<&'static dyn Host>> =
     crate::CacheAligned(spin::Once::new());
+
+/// Whether [`HOST`] is the std host (read-only after it is installed).
+#[cfg(feature = "std")]
+static STD_INSTALLED: crate::CacheAligned<core::sync::atomic::AtomicBool> =
+    crate::CacheAligned(core::sync::atomic::AtomicBool::new(false));
+
+#[cfg(feature = "std")]
+fn note_installed(h: &'static dyn Host) -> &'static dyn Host {
+    if core::ptr::addr_eq(h as *const dyn Host, &crate::std_host::STD_HOST) {
+        STD_INSTALLED.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
+    h
+}
 
 /// Installs the host every hypercall uses. Only the first call has an effect; returns false
 /// if a host was already installed.
@@ -269,6 +293,8 @@ pub fn set_host(h: &'static dyn Host) -> bool {
     let mut installed = false;
     HOST.call_once(|| {
         installed = true;
+        #[cfg(feature = "std")]
+        note_installed(h);
         h
     });
     installed
@@ -278,7 +304,7 @@ pub fn set_host(h: &'static dyn Host) -> bool {
 pub fn host() -> &'static dyn Host {
     #[cfg(feature = "std")]
     {
-        *HOST.call_once(|| &crate::std_host::STD_HOST)
+        *HOST.call_once(|| note_installed(&crate::std_host::STD_HOST))
     }
     #[cfg(not(feature = "std"))]
     {
