@@ -87,12 +87,11 @@ static QUEUE: CacheAligned<spin::Mutex<Queue>> = CacheAligned(spin::Mutex::new(Q
 /// Set when a request is queued, cleared when a thread releases its vCPU ([`unplug`]): while
 /// it is set, the thread that queued is probably still issuing a burst (NetBSD issues one
 /// bio per 64 KiB, and read-ahead a run of them, all before it waits), so a woken bio
-/// thread gives it up to [`PLUG_NS`] to finish before it takes and joins what is queued —
+/// thread gives it up to [`Host::bio_plug_ns`](crate::host::Host::bio_plug_ns) (200 µs unless the host says
+/// otherwise) to finish before it takes and joins what is queued —
 /// Linux's block "plug", flushed when the submitter blocks.
 static PLUGGED: CacheAligned<core::sync::atomic::AtomicBool> =
     CacheAligned(core::sync::atomic::AtomicBool::new(false));
-/// How long a woken bio thread waits for a burst to end.
-const PLUG_NS: u64 = 200_000;
 
 /// The caller (a thread about to release its vCPU: it is going to block, or leaves the rump
 /// kernel) has finished issuing requests for now.
@@ -184,9 +183,14 @@ extern "C-unwind" fn bio_thread(_arg: *mut c_void) -> *mut c_void {
             w.wait(h);
             on_the_way = true;
             // Let the burst that woke us finish, so that it can be joined.
-            let until = h.monotonic_ns() + PLUG_NS;
-            while PLUGGED.load(core::sync::atomic::Ordering::Acquire) && h.monotonic_ns() < until {
-                h.yield_now();
+            let plug = h.bio_plug_ns();
+            if plug > 0 {
+                let until = h.monotonic_ns() + plug;
+                while PLUGGED.load(core::sync::atomic::Ordering::Acquire)
+                    && h.monotonic_ns() < until
+                {
+                    h.yield_now();
+                }
             }
         };
         let t0 = h.monotonic_ns();

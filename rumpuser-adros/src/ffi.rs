@@ -509,6 +509,8 @@ pub fn perform_run(run: &[BioReq]) -> alloc::vec::Vec<(usize, c_int)> {
     let sync = run.iter().any(|r| r.sync);
     let (mut n, err) = if run.windows(2).all(|w| w[0].continued_by(&w[1])) {
         bio_io(first.fd, first.write, sync, first.data, total, first.off)
+    } else if let Some(r) = vectored(run, sync) {
+        r
     } else {
         match bounce(run, total, sync) {
             Some(r) => r,
@@ -525,6 +527,43 @@ pub fn perform_run(run: &[BioReq]) -> alloc::vec::Vec<(usize, c_int)> {
             (k, 0)
         })
         .collect()
+}
+
+/// One vectored host I/O straight into (or from) the run's buffers; None if the host has none.
+fn vectored(run: &[BioReq], sync: bool) -> Option<(usize, c_int)> {
+    let h = host::host();
+    let first = run.first()?;
+    // Rump never has two requests in flight on the same memory; make sure before handing out
+    // slices that exist at the same time.
+    let mut spans: alloc::vec::Vec<(usize, usize)> = run
+        .iter()
+        .map(|r| (r.data as usize, r.data as usize + r.len))
+        .collect();
+    spans.sort_unstable();
+    if spans.windows(2).any(|w| w[0].1 > w[1].0) {
+        return None;
+    }
+    let r = if first.write {
+        let bufs: alloc::vec::Vec<&[u8]> = run
+            .iter()
+            // SAFETY: rump's buffer of r.len bytes, valid until completion.
+            .map(|r| unsafe { core::slice::from_raw_parts(r.data.cast_const(), r.len) })
+            .collect();
+        h.write_vectored_at(first.fd, &bufs, first.off, sync)?
+    } else {
+        let mut bufs: alloc::vec::Vec<&mut [u8]> = run
+            .iter()
+            // SAFETY: rump's writable buffer of r.len bytes, valid until completion; the
+            // requests of a run do not overlap (they follow each other on the disk and each
+            // buffer belongs to its own request).
+            .map(|r| unsafe { core::slice::from_raw_parts_mut(r.data, r.len) })
+            .collect();
+        h.read_vectored_at(first.fd, &mut bufs, first.off)?
+    };
+    Some(match r {
+        Ok(n) => (n, 0),
+        Err(e) => (0, e.code()),
+    })
 }
 
 /// One I/O for a run of requests through a page-aligned host buffer (the kernel host hands out

@@ -171,6 +171,13 @@ pub trait Host: Sync {
     fn bio_threads(&self) -> usize {
         4
     }
+    /// How long (ns) a woken bio thread waits, yielding, for the submitter's burst of requests
+    /// to end before it takes and joins what is queued (see `bio::unplug`). Worth it where one
+    /// joined device request beats several; a host whose I/O is a system call on a file, and
+    /// whose rump syscalls return without pulling the plug, only loses the wait.
+    fn bio_plug_ns(&self) -> u64 {
+        200_000
+    }
 
     /// Opens a host file; returns a small non-negative handle.
     fn open(&self, path: &str, flags: OpenFlags) -> Result<i32, Errno>;
@@ -182,6 +189,28 @@ pub trait Host: Sync {
     /// Writes at `off` (or at the current position when `None`).
     fn write_at(&self, fd: i32, buf: &[u8], off: Option<u64>) -> Result<usize, Errno>;
     fn sync(&self, fd: i32, flags: SyncFlags) -> Result<(), Errno>;
+    /// Reads consecutive bytes from `off` into `bufs`, one after the other (`preadv`); returns
+    /// the total read. `None`: the host has no vectored I/O (a run of requests whose buffers
+    /// are apart is then done through one bounce buffer).
+    fn read_vectored_at(
+        &self,
+        _fd: i32,
+        _bufs: &mut [&mut [u8]],
+        _off: u64,
+    ) -> Option<Result<usize, Errno>> {
+        None
+    }
+    /// Writes `bufs`, one after the other, at `off` (`pwritev`); with `sync`, returns only once
+    /// they are on stable storage (as [`Host::write_sync_at`]). `None`: not supported.
+    fn write_vectored_at(
+        &self,
+        _fd: i32,
+        _bufs: &[&[u8]],
+        _off: u64,
+        _sync: bool,
+    ) -> Option<Result<usize, Errno>> {
+        None
+    }
     /// Writes at `off` and returns only once those bytes are on stable storage
     /// (`RUMPUSER_BIO_SYNC`). The default writes and then syncs the whole file; a host that
     /// can make just this write durable (NetBSD's host uses `fsync_range` where it exists)

@@ -105,6 +105,50 @@ fn page_alloc() -> Result<NonNull<u8>, Errno> {
     NonNull::new(aligned as *mut u8).ok_or(Errno::ENOMEM)
 }
 
+/// Set once `pwritev2(RWF_DSYNC)` failed as unsupported: synchronous writes then use a write
+/// and `fdatasync`.
+static NO_DSYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The most iovecs one `preadv`/`pwritev` takes on Linux.
+const IOV_MAX: usize = 1024;
+
+/// Runs a vectored I/O call (`io(iovecs, bytes done so far)` → bytes or -1) until the iovecs
+/// are done, EOF (0), or an error; returns the bytes transferred. After a short transfer the
+/// iovecs are advanced past what was done.
+fn vectored_loop(
+    iov: &mut [libc::iovec],
+    mut io: impl FnMut(&[libc::iovec], u64) -> isize,
+) -> Result<usize, Errno> {
+    let mut done = 0usize;
+    let mut first = 0;
+    while first < iov.len() {
+        let n = io(&iov[first..], done as u64);
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(io_err(e));
+        }
+        if n == 0 {
+            break;
+        }
+        let mut n = n as usize;
+        done += n;
+        while first < iov.len() && n >= iov[first].iov_len {
+            n -= iov[first].iov_len;
+            first += 1;
+        }
+        if n > 0 {
+            let v = &mut iov[first];
+            // SAFETY: n < iov_len: the advanced pointer stays inside the same buffer.
+            v.iov_base = unsafe { v.iov_base.cast::<u8>().add(n) }.cast();
+            v.iov_len -= n;
+        }
+    }
+    Ok(done)
+}
+
 /// Open files by handle.
 struct Files {
     slots: Vec<Option<Arc<File>>>,
@@ -482,6 +526,15 @@ impl Host for StdHost {
         })
     }
 
+    /// No plug wait: a host file's I/O is a system call whether it carries 64 KiB or 1 MiB, the
+    /// rump syscalls of a std program return without pulling the plug (only releasing a vCPU
+    /// does), so a woken thread would mostly wait out the whole interval after read-ahead
+    /// (measured: ~120 µs queued per request, a read after remount at a third of its speed).
+    /// Requests queued while the thread does I/O are still joined (`preadv`/`pwritev`).
+    fn bio_plug_ns(&self) -> u64 {
+        0
+    }
+
     fn read_at(&self, fd: i32, buf: &mut [u8], off: Option<u64>) -> Result<usize, Errno> {
         let f = self.file(fd)?;
         match off {
@@ -514,7 +567,6 @@ impl Host for StdHost {
     /// it falls back to an `fsync` of the whole file, which also waits for every other dirty
     /// page of the image). Kernels without `RWF_DSYNC` get a write plus `fdatasync`.
     fn write_sync_at(&self, fd: i32, buf: &[u8], off: u64) -> Result<usize, Errno> {
-        static NO_DSYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         let f = self.file(fd)?;
         let mut done = 0;
         while done < buf.len() && !NO_DSYNC.load(std::sync::atomic::Ordering::Relaxed) {
@@ -557,6 +609,88 @@ impl Host for StdHost {
             .map_err(io_err)?;
         f.sync_data().map_err(io_err)?;
         Ok(buf.len())
+    }
+
+    /// `preadv`, repeated after a short read until EOF.
+    fn read_vectored_at(
+        &self,
+        fd: i32,
+        bufs: &mut [&mut [u8]],
+        off: u64,
+    ) -> Option<Result<usize, Errno>> {
+        if bufs.len() > IOV_MAX {
+            return None;
+        }
+        let f = match self.file(fd) {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut iov: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        Some(vectored_loop(&mut iov, |iov, at| {
+            // SAFETY: the iovecs describe the caller's writable buffers (or their unread
+            // tails); `f` keeps the descriptor open.
+            unsafe {
+                libc::preadv(
+                    f.as_raw_fd(),
+                    iov.as_ptr(),
+                    iov.len() as libc::c_int,
+                    (off + at) as libc::off_t,
+                )
+            }
+        }))
+    }
+
+    /// `pwritev2` (with `RWF_DSYNC` for a synchronous write, as [`Host::write_sync_at`]).
+    fn write_vectored_at(
+        &self,
+        fd: i32,
+        bufs: &[&[u8]],
+        off: u64,
+        sync: bool,
+    ) -> Option<Result<usize, Errno>> {
+        if bufs.len() > IOV_MAX || (sync && NO_DSYNC.load(std::sync::atomic::Ordering::Relaxed)) {
+            return None;
+        }
+        let f = match self.file(fd) {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut iov: Vec<libc::iovec> = bufs
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.as_ptr() as *mut c_void,
+                iov_len: b.len(),
+            })
+            .collect();
+        let flags = if sync { libc::RWF_DSYNC } else { 0 };
+        let r = vectored_loop(&mut iov, |iov, at| {
+            // SAFETY: the iovecs describe the caller's buffers (or their unwritten tails); `f`
+            // keeps the descriptor open.
+            unsafe {
+                libc::pwritev2(
+                    f.as_raw_fd(),
+                    iov.as_ptr(),
+                    iov.len() as libc::c_int,
+                    (off + at) as libc::off_t,
+                    flags,
+                )
+            }
+        });
+        match r {
+            Err(Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EINVAL) if sync => {
+                // No RWF_DSYNC: the caller bounces through write_sync_at's fallback.
+                NO_DSYNC.store(true, std::sync::atomic::Ordering::Relaxed);
+                None
+            }
+            Ok(n) if n < bufs.iter().map(|b| b.len()).sum() => Some(Err(Errno::EIO)),
+            r => Some(r),
+        }
     }
 
     fn sync(&self, fd: i32, flags: SyncFlags) -> Result<(), Errno> {

@@ -1110,7 +1110,8 @@ fn bio_joined_requests_keep_their_own_results() {
         a.followed_on_disk_by(&req(2, 4096, &mut buf)),
         "gap in memory only"
     );
-    // Following on the disk but with buffers apart: done through a host buffer.
+    // Following on the disk but with buffers apart: done as one vectored I/O where the host
+    // has it (the std host: preadv/pwritev2), else through a host buffer.
     let (mut x, mut y) = (vec![0u8; 4096], vec![0u8; 8192]);
     let split = |b: &mut Vec<u8>, off: u64, write: bool| BioReq {
         data: b.as_mut_ptr(),
@@ -1134,6 +1135,25 @@ fn bio_joined_requests_keep_their_own_results() {
     );
     assert_eq!(on_disk[..512], data[..512]);
     assert_eq!(on_disk[12800..], data[12800..]);
+    // The same, synchronous (BIO_SYNC), and a short read at the end of the file shared out.
+    x.fill(0xc3);
+    y.fill(0xd4);
+    let mut run = [split(&mut x, 16384, true), split(&mut y, 20480, true)];
+    for r in &mut run {
+        r.sync = true;
+    }
+    assert_eq!(perform_run(&run), vec![(4096, 0), (8192, 0)]);
+    let on_disk = std::fs::read(&path).unwrap();
+    assert!(
+        on_disk[16384..20480].iter().all(|&b| b == 0xc3)
+            && on_disk[20480..28672].iter().all(|&b| b == 0xd4)
+    );
+    let run = [
+        split(&mut y, 56 * 1024, false),
+        split(&mut x, 64 * 1024, false),
+    ];
+    assert_eq!(perform_run(&run), vec![(8192, 0), (0, 0)]);
+    assert_eq!(y[..], on_disk[56 * 1024..]);
     // A joint write through a closed descriptor fails: every request reports EBADF itself.
     // SAFETY: fd from rumpuser_open.
     assert_eq!(unsafe { rumpuser_close(fd) }, 0);
