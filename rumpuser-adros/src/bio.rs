@@ -144,6 +144,32 @@ fn push(item: Item) {
     }
 }
 
+/// A synchronous write done by the calling thread
+/// ([`Host::bio_sync_inline`](crate::host::Host::bio_sync_inline)), as NetBSD's host does
+/// without bio threads (`dobio` with `RUMP_THREADS=0`): the vCPU is released around the I/O,
+/// the completion runs holding a vCPU but no giant lock, then the caller's locks are taken
+/// back. To everyone else this is the interleaving in which a bio thread finished the request
+/// before the caller got to `biowait`.
+pub fn perform_inline(req: BioReq) {
+    let h = host::host();
+    let nlocks = hyp::unschedule(ptr::null_mut());
+    let t0 = h.monotonic_ns();
+    let (n, err) = req.perform();
+    let t1 = h.monotonic_ns();
+    let len = req.len as u64;
+    hyp::schedule(0, ptr::null_mut());
+    req.complete(n, err);
+    hyp::unschedule(ptr::null_mut());
+    let t2 = h.monotonic_ns();
+    hyp::schedule(nlocks, ptr::null_mut());
+    let mut st = STATS.lock();
+    st.requests += 1;
+    st.ios += 1;
+    st.bytes += len;
+    st.io_ns += t1 - t0;
+    st.done_ns += t2 - t1;
+}
+
 pub fn submit(req: BioReq) {
     push(Item::Io(req, host::host().monotonic_ns()));
 }

@@ -641,6 +641,10 @@ pub unsafe extern "C" fn rumpuser_bio(
         bio::submit_error(req, Errno::EINVAL);
         return;
     }
+    if req.write && req.sync && host::host().bio_sync_inline() {
+        bio::perform_inline(req);
+        return;
+    }
     bio::submit(req);
 }
 

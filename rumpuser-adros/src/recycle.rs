@@ -4,7 +4,7 @@
 //! several — and each is a cache-line-aligned allocation (`RUMPUSER_LOCKALIGN`), for which
 //! a general-purpose allocator takes its slow aligned path (measured on the std host:
 //! `posix_memalign` + `free` of lock objects were ~10 % of the CPU time of a rump `stat`
-//! loop over 10,000 files). Destroyed objects are kept, up to [`KEEP`] per type, and the
+//! loop over 10,000 files). Destroyed objects are kept, up to `KEEP` per type, and the
 //! next `init` reuses one.
 
 use alloc::boxed::Box;
