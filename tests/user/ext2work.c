@@ -52,24 +52,23 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 
 /* With `debug.profile=1`, prints the kernel's profile of the phase that just ended (reading
  * /proc/profile also restarts it). */
-static void profile(const char *phase) {
-    static char pbuf[16384];
-    int fd = open("/proc/profile", O_RDONLY);
-    if (fd < 0) return;
-    ssize_t n = read(fd, pbuf, sizeof pbuf - 1);
+/* PATH's contents (NUL-terminated, at most 16 KiB) in a static buffer, or NULL. */
+static const char *slurp(const char *path) {
+    static char buf[16384];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return NULL;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
-    if (n <= 0 || strncmp(pbuf, "profile: off", 12) == 0) return;
-    pbuf[n] = 0;
-    printf("PROFILE %s\n%s", phase, pbuf);
-    fd = open("/proc/drivers", O_RDONLY);
-    if (fd >= 0) {
-        n = read(fd, pbuf, sizeof pbuf - 1);
-        close(fd);
-        if (n > 0) {
-            pbuf[n] = 0;
-            printf("%s", pbuf);
-        }
-    }
+    if (n <= 0) return NULL;
+    buf[n] = 0;
+    return buf;
+}
+
+static void profile(const char *phase) {
+    const char *p = slurp("/proc/profile");
+    if (!p || strncmp(p, "profile: off", 12) == 0) return;
+    printf("PROFILE %s\n%s", phase, p);
+    if ((p = slurp("/proc/drivers"))) printf("%s", p);
     printf("PROFILE-END\n");
 }
 
