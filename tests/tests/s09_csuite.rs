@@ -13,7 +13,7 @@ fn run(prog: &str, area: &str, min: usize) -> usize {
     let cmd = format!("/usr/libexec/adros-tests/{prog}");
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
     let t = Boot::new(&format!("s09_csuite-{prog}"))
-        .args(&format!("loglevel=3 adros.exec={hex}"))
+        .args(&format!("loglevel=4 adros.exec={hex}"))
         .timeout(Duration::from_secs(240))
         .run();
     if let Some(report) = banner::crash_report(t.serial()) {

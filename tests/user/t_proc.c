@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 extern char **environ;
 
@@ -41,6 +42,19 @@ static void *thr_count(void *a) {
 static void *thr_exit_group(void *a) {
     (void)a;
     exit(42);
+}
+/* A raw clone()d thread: it checks that the kernel stored its id at both addresses
+ * (CLONE_PARENT_SETTID, CLONE_CHILD_SETTID) before it ran. musl's pthread_join relies on
+ * the parent's copy: a thread that runs before it is written takes musl's thread-list
+ * lock as "tid 0", and the joiner frees its stack while it still runs. */
+static volatile pid_t clone_ptid, clone_ctid;
+static volatile int clone_seen;
+static int clone_child(void *a) {
+    (void)a;
+    pid_t p = clone_ptid, c = clone_ctid;
+    long me = syscall(SYS_gettid);
+    clone_seen = p == me && c == me ? 1 : 2;
+    return 0;
 }
 static void *thr_sleep(void *a) {
     (void)a;
@@ -178,6 +192,40 @@ int main(int argc, char **argv) {
     CHECK("pthread_create_join", pthread_create(&th, 0, thr_tid, 0) == 0 && pthread_join(th, &ret) == 0 && (long)ret == getpid());
     CHECK("thread_own_tid", tid_seen > 0 && tid_seen != syscall(SYS_gettid));
     CHECK("main_tid_is_pid", syscall(SYS_gettid) == getpid());
+    {
+        enum { STK = 65536, N = 300 };
+        char *stk = malloc(STK);
+        int bad = stk ? -1 : 0, t = 0;
+        for (int i = 0; i < N && bad < 0; i++) {
+            clone_ptid = clone_ctid = 0;
+            clone_seen = 0;
+            t = clone(clone_child, stk + STK,
+                      CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+                          CLONE_PARENT_SETTID | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
+                      0, &clone_ptid, 0, &clone_ctid);
+            if (t <= 0 || clone_ptid != t) {
+                bad = i;
+                break;
+            }
+            /* Done when it has looked (seen) and exited (the kernel cleared ctid). A kernel
+             * that stores ctid after the thread ran may store it after the exit too: give
+             * up after 2 s rather than hang. */
+            struct timespec t0, now;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            while (!clone_seen || clone_ctid != 0) {
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (now.tv_sec - t0.tv_sec > 2) break;
+                sched_yield();
+            }
+            if (clone_seen != 1 || clone_ctid != 0) {
+                bad = i;
+                /* The thread may still be using the stack: leak it rather than free it. */
+                stk = 0;
+            }
+        }
+        CHECKF("clone_settid_before_thread_runs", bad < 0, "iteration %d of %d: clone %d, ptid %d, ctid %d, child saw %d (1: both ids set)", bad, N, t, clone_ptid, clone_ctid, clone_seen);
+        free(stk);
+    }
     pthread_t ts[4];
     for (int i = 0; i < 4; i++) pthread_create(&ts[i], 0, thr_count, 0);
     for (int i = 0; i < 4; i++) pthread_join(ts[i], 0);

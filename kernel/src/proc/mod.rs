@@ -178,6 +178,9 @@ pub struct Task {
     pub process: Arc<Process>,
     pub sig: IrqSpinLock<SigState>,
     pub clear_child_tid: AtomicU64,
+    /// CLONE_CHILD_SETTID: where the new thread stores its own id, in its own address
+    /// space, before it first runs user code (Linux does it in schedule_tail).
+    set_child_tid: AtomicU64,
     /// Set when the thread must die at its next return to user mode (exit_group, fatal signal).
     pub killed: AtomicBool,
     /// The kernel thread running this task. Weak: the thread owns the task (through
@@ -369,6 +372,7 @@ impl Task {
             process: process.clone(),
             sig: IrqSpinLock::new(sig),
             clear_child_tid: AtomicU64::new(0),
+            set_child_tid: AtomicU64::new(0),
             killed: AtomicBool::new(false),
             thread: spin::Once::new(),
         });
@@ -409,12 +413,38 @@ pub fn spawn_init(path: &str, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult
     Ok(pid)
 }
 
+/// Where `clone` publishes the new thread's id; zero means "not asked". All of it is done
+/// before the new thread can run: a thread library (musl's pthread_create/join, glibc's
+/// fork) relies on the id being in place when the thread first looks at it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TidAddrs {
+    /// CLONE_PARENT_SETTID: stored in the caller's memory.
+    pub parent_set: u64,
+    /// CLONE_CHILD_SETTID: stored in the child's memory.
+    pub child_set: u64,
+    /// CLONE_CHILD_CLEARTID: zeroed and futex-woken when the thread exits.
+    pub child_clear: u64,
+}
+
+impl TidAddrs {
+    /// Records the addresses on the new, not yet started `task` and stores its id for the
+    /// parent. Like Linux, a bad address is not an error of the clone.
+    fn apply(&self, task: &Task) {
+        if self.parent_set != 0 {
+            let _ = crate::arch::uaccess::write_val(self.parent_set, &task.tid);
+        }
+        task.set_child_tid.store(self.child_set, Ordering::Relaxed);
+        task.clear_child_tid
+            .store(self.child_clear, Ordering::Relaxed);
+    }
+}
+
 /// `fork`/`vfork`/`clone` without CLONE_VM: a copy of the calling process.
 pub fn fork(
     frame: &TrapFrame,
     child_stack: u64,
     tls: Option<u64>,
-    flags: u64,
+    ids: TidAddrs,
 ) -> KResult<(Arc<Process>, Arc<Task>)> {
     let me = current_task().ok_or(Errno::EPERM)?;
     let parent = me.process.clone();
@@ -445,7 +475,7 @@ pub fn fork(
         Some(t) => t,
         None => x86_64::registers::model_specific::FsBase::read().as_u64(),
     };
-    let _ = flags;
+    ids.apply(&task);
     start_task(&task, &cf, fpu, fs_base)?;
     Ok((child, task))
 }
@@ -455,15 +485,13 @@ pub fn clone_thread(
     frame: &TrapFrame,
     child_stack: u64,
     tls: Option<u64>,
-    child_tid_clear: Option<u64>,
+    ids: TidAddrs,
 ) -> KResult<Arc<Task>> {
     let me = current_task().ok_or(Errno::EPERM)?;
     let tid = alloc_pid();
     let sig = me.sig.lock().fork_child();
     let task = Task::new(tid, me.process.clone(), sig);
-    if let Some(a) = child_tid_clear {
-        task.clear_child_tid.store(a, Ordering::Relaxed);
-    }
+    ids.apply(&task);
     let mut cf = *frame;
     cf.rax = 0;
     if child_stack != 0 {
@@ -744,6 +772,10 @@ pub fn return_to_user_hook(frame: &mut TrapFrame) {
     let Some(t) = sched::current().task.get().cloned() else {
         return;
     };
+    if t.set_child_tid.load(Ordering::Relaxed) != 0 {
+        let a = t.set_child_tid.swap(0, Ordering::Relaxed);
+        let _ = crate::arch::uaccess::write_val(a, &t.tid);
+    }
     loop {
         if t.killed.load(Ordering::Acquire) {
             let st = t

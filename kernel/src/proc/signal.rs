@@ -98,9 +98,7 @@ impl SigInfo {
         b[0..4].copy_from_slice(&(self.signo as i32).to_le_bytes());
         b[4..8].copy_from_slice(&self.errno.to_le_bytes());
         b[8..12].copy_from_slice(&self.code.to_le_bytes());
-        let fault = matches!(self.signo, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP)
-            && self.code > 0
-            && self.code != SI_KERNEL;
+        let fault = is_fault(self.signo) && self.code > 0 && self.code != SI_KERNEL;
         if fault {
             b[16..24].copy_from_slice(&self.addr.to_le_bytes());
         } else {
@@ -253,6 +251,11 @@ enum Default_ {
     Ignore,
     Stop,
     Continue,
+}
+
+/// Signals a CPU exception raises.
+fn is_fault(sig: u32) -> bool {
+    matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP)
 }
 
 fn default_action(sig: u32) -> Default_ {
@@ -554,8 +557,21 @@ fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
             Default_::Ignore | Default_::Continue => return Delivered::Ignored,
             Default_::Stop => return stop_process(t, sig, cont_gen),
             Default_::Terminate => {
-                let p = t.process.clone();
-                drop(p);
+                if is_fault(sig) && info.code != SI_USER && info.code != SI_TKILL {
+                    // Like Linux's "segfault at" line: the one clue a test log keeps when
+                    // a program dies of a CPU exception nobody handles.
+                    log::warn!(
+                        "pid {} tid {} ({}): killed by signal {} (code {}) at rip {:#x} rsp {:#x} addr {:#x}",
+                        t.process.pid,
+                        t.tid,
+                        t.process.name.lock().clone(),
+                        sig,
+                        info.code,
+                        frame.rip,
+                        frame.rsp,
+                        info.addr
+                    );
+                }
                 super::exit_group(ExitStatus::Signaled(sig as u8));
             }
         },

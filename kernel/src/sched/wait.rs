@@ -65,15 +65,20 @@ impl WaitQueue {
     /// monotonic clock passes `deadline`. Returns true if the condition held.
     pub fn wait_until(&self, mut cond: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
         loop {
+            let me = current();
             let mut q = self.waiters.lock();
+            // Marked blocked *before* the condition is checked: a waker that changes the
+            // condition without this queue (a signal's `sched::wake`, which only wakes a
+            // blocked thread) between the check and the sleep would otherwise be lost.
+            let sgen = me.prepare_block();
             if cond() {
+                me.try_unblock(Some(sgen));
                 return true;
             }
             if deadline.is_some_and(|d| crate::time::now_ns() >= d) {
+                me.try_unblock(Some(sgen));
                 return false;
             }
-            let me = current();
-            let sgen = me.prepare_block();
             q.push_back(me.clone());
             drop(q);
             super::block(deadline, sgen);

@@ -71,13 +71,13 @@ fn getppid(_c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn fork(c: &mut Call<'_>) -> KResult<u64> {
-    let (child, _) = proc::fork(c.frame, 0, None, 0)?;
+    let (child, _) = proc::fork(c.frame, 0, None, proc::TidAddrs::default())?;
     Ok(u64::from(child.pid))
 }
 
 /// vfork: the parent waits until the child execs or exits (memory is copied, not shared).
 fn vfork(c: &mut Call<'_>) -> KResult<u64> {
-    let (child, task) = proc::fork(c.frame, 0, None, 0)?;
+    let (child, task) = proc::fork(c.frame, 0, None, proc::TidAddrs::default())?;
     let _ = task;
     let ch = child.clone();
     child.vfork_done.wait_until(
@@ -101,34 +101,34 @@ fn clone(c: &mut Call<'_>) -> KResult<u64> {
     let ptid = c.a2();
     let ctid = c.a3();
     let tls = (flags & CLONE_SETTLS != 0).then_some(c.a4());
+    let ids = proc::TidAddrs {
+        parent_set: if flags & CLONE_PARENT_SETTID != 0 {
+            ptid
+        } else {
+            0
+        },
+        child_set: if flags & CLONE_CHILD_SETTID != 0 {
+            ctid
+        } else {
+            0
+        },
+        child_clear: if flags & CLONE_CHILD_CLEARTID != 0 {
+            ctid
+        } else {
+            0
+        },
+    };
     if flags & CLONE_THREAD != 0 {
         if flags & CLONE_VM == 0 {
             return Err(Errno::EINVAL);
         }
-        let t = proc::clone_thread(
-            c.frame,
-            stack,
-            tls,
-            (flags & CLONE_CHILD_CLEARTID != 0).then_some(ctid),
-        )?;
-        if flags & CLONE_PARENT_SETTID != 0 {
-            write_val(ptid, &t.tid)?;
-        }
-        if flags & CLONE_CHILD_SETTID != 0 {
-            write_val(ctid, &t.tid)?;
-        }
+        let t = proc::clone_thread(c.frame, stack, tls, ids)?;
         return Ok(u64::from(t.tid));
     }
     // A new process. CLONE_VM without CLONE_THREAD (posix_spawn's vfork-style clone) is
     // served by copying: the child gets its own copy-on-write space, which is
     // indistinguishable for a child that only execs or exits.
-    let (child, task) = proc::fork(c.frame, stack, tls, flags)?;
-    if flags & CLONE_CHILD_CLEARTID != 0 {
-        task.clear_child_tid.store(ctid, Ordering::Relaxed);
-    }
-    if flags & CLONE_PARENT_SETTID != 0 {
-        write_val(ptid, &child.pid)?;
-    }
+    let (child, _task) = proc::fork(c.frame, stack, tls, ids)?;
     if flags & (CLONE_VFORK | CLONE_VM) != 0 {
         let ch = child.clone();
         child.vfork_done.wait_until(
