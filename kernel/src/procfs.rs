@@ -481,13 +481,14 @@ fn global(name: &str) -> KResult<String> {
                 let us = |ns: u64, n: u64| ns / n.max(1) / 1000;
                 let _ = writeln!(
                     s,
-                    "rump-bio requests={} host_ios={} bytes={} mean_queue_us={} mean_io_us={} mean_done_us={} max_queued={}",
+                    "rump-bio requests={} host_ios={} bytes={} mean_queue_us={} mean_io_us={} mean_done_us={} mean_done_vcpu_wait_us={} max_queued={}",
                     b.requests,
                     b.ios,
                     b.bytes,
                     us(b.queue_ns, b.requests),
                     us(b.io_ns, b.ios),
                     us(b.done_ns, b.ios),
+                    us(b.vcpu_ns, b.ios),
                     b.max_queued
                 );
             }

@@ -43,6 +43,8 @@ pub struct BioStats {
     pub io_ns: u64,
     /// Sum of the completion callbacks (vCPU taken, `biodone`, vCPU released).
     pub done_ns: u64,
+    /// The part of `done_ns` spent waiting for a vCPU.
+    pub vcpu_ns: u64,
     /// The most requests queued at once.
     pub max_queued: u64,
 }
@@ -54,6 +56,7 @@ static STATS: CacheAligned<spin::Mutex<BioStats>> = CacheAligned(spin::Mutex::ne
     queue_ns: 0,
     io_ns: 0,
     done_ns: 0,
+    vcpu_ns: 0,
     max_queued: 0,
 }));
 
@@ -158,6 +161,7 @@ pub fn perform_inline(req: BioReq) {
     let t1 = h.monotonic_ns();
     let len = req.len as u64;
     hyp::schedule(0, ptr::null_mut());
+    let tv = h.monotonic_ns();
     req.complete(n, err);
     hyp::unschedule(ptr::null_mut());
     let t2 = h.monotonic_ns();
@@ -168,6 +172,7 @@ pub fn perform_inline(req: BioReq) {
     st.bytes += len;
     st.io_ns += t1 - t0;
     st.done_ns += t2 - t1;
+    st.vcpu_ns += tv - t1;
 }
 
 pub fn submit(req: BioReq) {
@@ -260,6 +265,7 @@ extern "C-unwind" fn bio_thread(_arg: *mut c_void) -> *mut c_void {
         let count = done.len() as u64;
         let len: u64 = done.iter().map(|d| d.0.len as u64).sum();
         hyp::schedule(0, ptr::null_mut());
+        let tv = h.monotonic_ns();
         for (req, n, err) in done {
             req.complete(n, err);
         }
@@ -275,5 +281,6 @@ extern "C-unwind" fn bio_thread(_arg: *mut c_void) -> *mut c_void {
         st.queue_ns += queued_ns;
         st.io_ns += t1 - t0;
         st.done_ns += t2 - t1;
+        st.vcpu_ns += tv - t1;
     }
 }

@@ -109,20 +109,33 @@ pub fn init(regions: &[MemRegion], reserved: &[(u64, u64)]) {
 
 /// One zeroed frame's physical address.
 pub fn alloc_frame() -> Option<u64> {
-    let pa = with_bitmap(|b| b.alloc()).flatten()? as u64 * FRAME_SIZE;
+    let pa = alloc_frame_dirty()?;
     zero(pa, 1);
     Some(pa)
+}
+
+/// One frame with whatever its last owner left in it: only for kernel code that overwrites
+/// it before anything reads it, or whose allocator promises nothing about its contents
+/// (rump's `rumpuser_malloc`, like malloc(3)). User-visible memory always takes
+/// [`alloc_frame`].
+pub fn alloc_frame_dirty() -> Option<u64> {
+    Some(with_bitmap(|b| b.alloc()).flatten()? as u64 * FRAME_SIZE)
 }
 
 /// `count` physically contiguous zeroed frames, aligned to `align` bytes (a power of two),
 /// ending below `limit` (physical bytes).
 pub fn alloc_contig(count: usize, align: u64, limit: u64) -> Option<u64> {
+    let pa = alloc_contig_dirty(count, align, limit)?;
+    zero(pa, count);
+    Some(pa)
+}
+
+/// [`alloc_contig`] without the zeroing (see [`alloc_frame_dirty`]).
+pub fn alloc_contig_dirty(count: usize, align: u64, limit: u64) -> Option<u64> {
     let align_frames = (align / FRAME_SIZE).max(1) as usize;
     let limit_frames = (limit / FRAME_SIZE) as usize;
     let first = with_bitmap(|b| b.alloc_contig(count, align_frames, limit_frames)).flatten()?;
-    let pa = first as u64 * FRAME_SIZE;
-    zero(pa, count);
-    Some(pa)
+    Some(first as u64 * FRAME_SIZE)
 }
 
 pub fn free_frame(pa: u64) {

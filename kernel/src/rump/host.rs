@@ -160,10 +160,13 @@ impl Host for KernelHost {
         // Whole pages (rump's page allocator, its pools) come from the frame allocator. `free`
         // decides by the length alone, so every page-multiple goes this way.
         if len != 0 && len.is_multiple_of(PAGE) {
+            // Not zeroed: rumpuser_malloc promises nothing about the contents (NetBSD zeroes
+            // what it needs zeroed, kmem_zalloc/UVM_PGA_ZERO), and zeroing every page rump's
+            // page cache takes before a read overwrites it was 7 % of a cold read.
             let pa = if len == PAGE && align <= PAGE {
-                phys::alloc_frame()
+                phys::alloc_frame_dirty()
             } else {
-                phys::alloc_contig(len / PAGE, align.max(PAGE) as u64, u64::MAX)
+                phys::alloc_contig_dirty(len / PAGE, align.max(PAGE) as u64, u64::MAX)
             };
             return pa
                 .and_then(|pa| NonNull::new(phys::phys_to_virt(pa) as *mut u8))
@@ -239,7 +242,14 @@ impl Host for KernelHost {
         })
     }
     fn ncpu(&self) -> u32 {
-        crate::arch::percpu::online_cpus().count().max(1) as u32
+        let cpus = crate::arch::percpu::online_cpus().count().max(1) as u32;
+        tunable("rump.ncpu", cpus, 1..=cpus)
+    }
+    fn bio_threads(&self) -> usize {
+        tunable("rump.bio_threads", 4, 1..=16)
+    }
+    fn bio_plug_ns(&self) -> u64 {
+        tunable("rump.bio_plug_us", 200, 0..=10_000) * 1000
     }
     fn hostname(&self) -> String {
         String::from("adros")
@@ -318,4 +328,26 @@ impl Host for KernelHost {
 #[unsafe(no_mangle)]
 extern "C" fn rust_eh_personality() {
     panic!("rust_eh_personality: unwinding is not supported in the AdrOS kernel");
+}
+
+/// A number from the kernel command line (`rump.ncpu=1`), else `default`; a value that
+/// does not parse or lies outside `range` is logged and ignored.
+fn tunable<T>(key: &str, default: T, range: core::ops::RangeInclusive<T>) -> T
+where
+    T: core::str::FromStr + PartialOrd + core::fmt::Display + Copy,
+{
+    match crate::boot::cmdline().param(key) {
+        None => default,
+        Some(v) => match v.parse::<T>() {
+            Ok(n) if range.contains(&n) => n,
+            _ => {
+                log::warn!(
+                    "rump: ignoring {key}={v} (want {}..={}); using {default}",
+                    range.start(),
+                    range.end()
+                );
+                default
+            }
+        },
+    }
 }
