@@ -491,6 +491,13 @@ fn global(name: &str) -> KResult<String> {
                     us(b.vcpu_ns, b.ios),
                     b.max_queued
                 );
+                let c = rumpuser_adros::locks::contention();
+                let _ = writeln!(
+                    s,
+                    "rump-locks contended={} wait_ms={}",
+                    c.waits,
+                    c.wait_ns / 1_000_000
+                );
             }
             let _ = writeln!(s, "ext2 default={}", crate::ext2_vfs::default_driver());
             for (name, _, _, driver) in crate::block::list() {

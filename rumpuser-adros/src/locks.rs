@@ -20,6 +20,33 @@ use crate::host::{self, Host};
 use crate::hyp;
 use crate::sync::{RawCondvar, RawMutex, RawRwLock, RwMode};
 
+/// Contended mutex acquisitions since boot: how many and the time spent waiting (ns).
+/// Only the slow path counts, so an uncontended `enter` stays one atomic operation.
+pub struct Contention {
+    pub waits: u64,
+    pub wait_ns: u64,
+}
+
+static WAITS: crate::CacheAligned<core::sync::atomic::AtomicU64> =
+    crate::CacheAligned(core::sync::atomic::AtomicU64::new(0));
+static WAIT_NS: crate::CacheAligned<core::sync::atomic::AtomicU64> =
+    crate::CacheAligned(core::sync::atomic::AtomicU64::new(0));
+
+pub fn contention() -> Contention {
+    Contention {
+        waits: WAITS.load(Ordering::Relaxed),
+        wait_ns: WAIT_NS.load(Ordering::Relaxed),
+    }
+}
+
+/// Takes `raw` after a failed `try_lock`, counting the wait.
+fn lock_contended(raw: &RawMutex, host: &dyn Host) {
+    let t0 = host.monotonic_ns();
+    raw.lock(host);
+    WAITS.fetch_add(1, Ordering::Relaxed);
+    WAIT_NS.fetch_add(host.monotonic_ns().saturating_sub(t0), Ordering::Relaxed);
+}
+
 pub const MTX_SPIN: i32 = 0x01;
 pub const MTX_KMUTEX: i32 = 0x02;
 
@@ -86,14 +113,16 @@ impl Mutex {
         }
         if !self.raw.try_lock() {
             let n = hyp::unschedule(core::ptr::null_mut());
-            self.raw.lock(host);
+            lock_contended(&self.raw, host);
             hyp::schedule(n, core::ptr::null_mut());
         }
         self.mark_entered(host);
     }
 
     pub fn enter_nowrap(&self, host: &dyn Host) {
-        self.raw.lock(host);
+        if !self.raw.try_lock() {
+            lock_contended(&self.raw, host);
+        }
         self.mark_entered(host);
     }
 

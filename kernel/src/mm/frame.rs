@@ -91,7 +91,12 @@ impl<S: AsMut<[u64]> + AsRef<[u64]>> FrameBitmap<S> {
         }
     }
 
-    /// One frame, next-fit from the last allocation.
+    /// One frame: the lowest free one at or after the hint, which a free lowers (so freed
+    /// frames are reused first, lowest first, rather than the allocator sweeping through all
+    /// of memory). Reusing recently used frames keeps the working set small: on hardware
+    /// its cache lines and TLB entries are warm, and under an emulator every frame touched
+    /// for the first time costs a host page fault (a cold rump read of 64 MiB took its pages
+    /// from untouched memory and ran at half the speed of the next one).
     pub fn alloc(&mut self) -> Option<usize> {
         if self.free == 0 {
             return None;
@@ -146,6 +151,7 @@ impl<S: AsMut<[u64]> + AsRef<[u64]>> FrameBitmap<S> {
         }
         self.set(f, false);
         self.free += 1;
+        self.hint = self.hint.min(f);
         true
     }
 }
@@ -178,6 +184,20 @@ mod tests {
         }
         assert_eq!(b.free_frames(), 1000);
         assert!(!b.dealloc(5) || b.free_frames() == 1000);
+    }
+
+    #[test]
+    fn freed_frames_are_reused_lowest_first() {
+        let mut b = bm(1000);
+        let got: alloc::vec::Vec<usize> = (0..300).map(|_| b.alloc().unwrap()).collect();
+        assert_eq!(got, (0..300).collect::<alloc::vec::Vec<_>>());
+        assert!(b.dealloc(250));
+        assert!(b.dealloc(17));
+        assert!(b.dealloc(130));
+        assert_eq!(b.alloc(), Some(17));
+        assert_eq!(b.alloc(), Some(130));
+        assert_eq!(b.alloc(), Some(250));
+        assert_eq!(b.alloc(), Some(300));
     }
 
     #[test]
