@@ -498,7 +498,7 @@ fn global(name: &str) -> KResult<String> {
                     c.waits,
                     c.wait_ns / 1_000_000
                 );
-                let (tails, hits) = crate::rump::lookahead::stats();
+                let (tails, hits) = crate::block::lookahead::stats();
                 let _ = writeln!(s, "rump-lookahead tails={tails} hits={hits}");
             }
             let _ = writeln!(s, "ext2 default={}", crate::ext2_vfs::default_driver());

@@ -6,6 +6,7 @@
 
 #[cfg(target_os = "none")]
 mod layer;
+pub mod lookahead;
 pub mod part;
 #[cfg(target_os = "none")]
 pub mod virtio;

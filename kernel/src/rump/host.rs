@@ -302,7 +302,7 @@ impl Host for KernelHost {
             .and_then(|i| f.get_mut(i))
             .ok_or(NbErrno::EBADF)?;
         let r = slot.take().map(drop).ok_or(NbErrno::EBADF);
-        super::lookahead::written(fd, 0, u64::MAX);
+        crate::block::lookahead::written(fd, 0, u64::MAX);
         r
     }
     fn file_info(&self, path: &str) -> Result<(u64, FileType), NbErrno> {
@@ -310,7 +310,7 @@ impl Host for KernelHost {
         Ok((dev.sectors() * 512, FileType::Blk))
     }
     fn read_at(&self, fd: i32, buf: &mut [u8], off: Option<u64>) -> Result<usize, NbErrno> {
-        use super::lookahead::{self, MIN_RUN, TAIL};
+        use crate::block::lookahead::{self, MIN_RUN, TAIL};
         let dev = self.file(fd)?;
         let off = off.ok_or(NbErrno::ESPIPE)?;
         if buf.len() <= TAIL && lookahead::take(fd, off, buf) {
@@ -336,9 +336,9 @@ impl Host for KernelHost {
         let dev = self.file(fd)?;
         let off = off.ok_or(NbErrno::ESPIPE)?;
         // Before and after: a tail read that overlaps the write in time is not kept.
-        super::lookahead::written(fd, off, buf.len() as u64);
+        crate::block::lookahead::written(fd, off, buf.len() as u64);
         let r = block::write_bytes(&*dev, off, buf).map_err(nb);
-        super::lookahead::written(fd, off, buf.len() as u64);
+        crate::block::lookahead::written(fd, off, buf.len() as u64);
         r
     }
     fn sync(&self, fd: i32, _flags: SyncFlags) -> Result<(), NbErrno> {

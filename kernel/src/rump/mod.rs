@@ -9,7 +9,6 @@
 //! marked dead, its mounts answer EIO, and AdrOS carries on.
 
 pub mod host;
-pub mod lookahead;
 pub mod sys;
 pub mod vfs;
 

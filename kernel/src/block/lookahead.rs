@@ -1,4 +1,5 @@
-//! The blocks right after a data run, read with it ("track buffer").
+//! The blocks right after a data run, read with it ("track buffer"), for the rump host's
+//! block I/O (kernel/src/rump/host.rs).
 //!
 //! On a file system with 1 KiB blocks NetBSD's ext2fs needs an indirect block for every
 //! 256 KiB of a file. It reads it synchronously through its buffer cache, and ext2 puts it
@@ -82,4 +83,52 @@ pub fn written(fd: i32, off: u64, len: u64) {
     WRITES.fetch_add(1, Ordering::AcqRel);
     let end = off.saturating_add(len);
     c.retain(|e| e.fd != fd || e.off + e.data.len() as u64 <= off || e.off >= end);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The cache and its write generation are global, and tests run in parallel: one test,
+    // in steps.
+    #[test]
+    fn tails_are_served_dropped_by_writes_and_not_kept_across_one() {
+        a_kept_tail_serves_reads_inside_it_only();
+        a_write_drops_what_it_overlaps();
+        a_tail_read_across_a_write_is_not_kept();
+    }
+
+    fn a_kept_tail_serves_reads_inside_it_only() {
+        let data: Vec<u8> = (0..TAIL).map(|i| i as u8).collect();
+        keep(9001, 1 << 20, data, generation());
+        let mut b = [0u8; 1024];
+        assert!(take(9001, (1 << 20) + 4096, &mut b));
+        assert_eq!(b[0], 0);
+        assert_eq!(b[1], 1);
+        // Past its end, another device, before it.
+        assert!(!take(9001, (1 << 20) + TAIL as u64 - 512, &mut b));
+        assert!(!take(9002, (1 << 20) + 4096, &mut b));
+        assert!(!take(9001, (1 << 20) - 512, &mut b));
+    }
+
+    fn a_write_drops_what_it_overlaps() {
+        keep(9003, 0, alloc::vec![7u8; TAIL], generation());
+        keep(9003, 1 << 20, alloc::vec![8u8; TAIL], generation());
+        written(9003, 4096, 512);
+        let mut b = [0u8; 512];
+        assert!(!take(9003, 0, &mut b));
+        assert!(take(9003, 1 << 20, &mut b));
+        assert_eq!(b, [8u8; 512]);
+        // Closing the handle drops the rest.
+        written(9003, 0, u64::MAX);
+        assert!(!take(9003, 1 << 20, &mut b));
+    }
+
+    fn a_tail_read_across_a_write_is_not_kept() {
+        let g = generation();
+        written(9004, 1 << 30, 4096); // anywhere: the generation moved
+        keep(9004, 0, alloc::vec![1u8; TAIL], g);
+        let mut b = [0u8; 512];
+        assert!(!take(9004, 0, &mut b));
+    }
 }
