@@ -64,6 +64,28 @@ impl Cmdline {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+
+    /// A number option (`rump.ncpu=1`), else `default`; a value that does not parse or lies
+    /// outside `range` is logged and ignored.
+    pub fn number<T>(&self, key: &str, default: T, range: core::ops::RangeInclusive<T>) -> T
+    where
+        T: core::str::FromStr + PartialOrd + core::fmt::Display + Copy,
+    {
+        let Some(v) = self.param(key) else {
+            return default;
+        };
+        match v.parse::<T>() {
+            Ok(n) if range.contains(&n) => n,
+            _ => {
+                log::warn!(
+                    "cmdline: ignoring {key}={v} (want {}..={}); using {default}",
+                    range.start(),
+                    range.end()
+                );
+                default
+            }
+        }
+    }
 }
 
 /// Splits on whitespace, honouring double quotes (`init="/bin/sh -x"`).
@@ -114,6 +136,15 @@ mod tests {
         assert_eq!(c.param("fs.ext2"), Some("rump"));
         assert_eq!(c.init_args, ["single"]);
         assert_eq!(c.init_env, ["FOO=bar"]);
+    }
+
+    #[test]
+    fn numbers_in_range_else_the_default() {
+        let c = Cmdline::parse("rump.ncpu=1 rump.bio_threads=99 ext2.writeback=soon");
+        assert_eq!(c.number("rump.ncpu", 2u32, 1..=2), 1);
+        assert_eq!(c.number("rump.bio_threads", 4usize, 1..=16), 4);
+        assert_eq!(c.number("ext2.writeback", 30u64, 1..=86_400), 30);
+        assert_eq!(c.number("absent", 7u64, 0..=10), 7);
     }
 
     #[test]

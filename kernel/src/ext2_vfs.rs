@@ -510,11 +510,7 @@ const WRITEBACK_SECS: u64 = 30;
 
 pub fn init() {
     crate::fs::register_filesystem_data("ext2", mount);
-    let secs = crate::boot::cmdline()
-        .param("ext2.writeback")
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&s| s > 0)
-        .unwrap_or(WRITEBACK_SECS);
+    let secs = crate::boot::cmdline().number("ext2.writeback", WRITEBACK_SECS, 1..=86_400);
     crate::sched::thread::spawn("ext2-writeback", move || {
         loop {
             crate::sched::thread::sleep_ms(secs * 1000);

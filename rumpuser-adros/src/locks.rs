@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::errno::Errno;
 use crate::host::{self, Host};
@@ -27,10 +27,8 @@ pub struct Contention {
     pub wait_ns: u64,
 }
 
-static WAITS: crate::CacheAligned<core::sync::atomic::AtomicU64> =
-    crate::CacheAligned(core::sync::atomic::AtomicU64::new(0));
-static WAIT_NS: crate::CacheAligned<core::sync::atomic::AtomicU64> =
-    crate::CacheAligned(core::sync::atomic::AtomicU64::new(0));
+static WAITS: crate::CacheAligned<AtomicU64> = crate::CacheAligned(AtomicU64::new(0));
+static WAIT_NS: crate::CacheAligned<AtomicU64> = crate::CacheAligned(AtomicU64::new(0));
 
 pub fn contention() -> Contention {
     Contention {

@@ -11,7 +11,8 @@
 //!
 //! Coherence: entries are keyed by device handle and byte offset; every write through the
 //! rump host drops the entries it overlaps and bumps a generation, before it is issued and
-//! after it completes, and a tail whose read overlapped any write in time is not kept. Only [`ENTRIES`] tails are kept, oldest dropped first.
+//! after it completes, and a tail whose read overlapped any write in time is not kept.
+//! Only [`ENTRIES`] tails are kept, oldest dropped first.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;

@@ -557,9 +557,10 @@ fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
             Default_::Ignore | Default_::Continue => return Delivered::Ignored,
             Default_::Stop => return stop_process(t, sig, cont_gen),
             Default_::Terminate => {
-                if is_fault(sig) && info.code != SI_USER && info.code != SI_TKILL {
-                    // Like Linux's "segfault at" line: the one clue a test log keeps when
-                    // a program dies of a CPU exception nobody handles.
+                if is_fault(sig) && info.code > 0 {
+                    // Raised by a CPU exception (si_code > 0: SEGV_*, SI_KERNEL), not sent:
+                    // like Linux's "segfault at" line, the one clue a test log keeps when a
+                    // program dies of an exception nobody handles.
                     log::warn!(
                         "pid {} tid {} ({}): killed by signal {} (code {}) at rip {:#x} rsp {:#x} addr {:#x}",
                         t.process.pid,

@@ -243,13 +243,13 @@ impl Host for KernelHost {
     }
     fn ncpu(&self) -> u32 {
         let cpus = crate::arch::percpu::online_cpus().count().max(1) as u32;
-        tunable("rump.ncpu", cpus, 1..=cpus)
+        crate::boot::cmdline().number("rump.ncpu", cpus, 1..=cpus)
     }
     fn bio_threads(&self) -> usize {
-        tunable("rump.bio_threads", 4, 1..=16)
+        crate::boot::cmdline().number("rump.bio_threads", 4, 1..=16)
     }
     fn bio_plug_ns(&self) -> u64 {
-        tunable("rump.bio_plug_us", 200, 0..=10_000) * 1000
+        crate::boot::cmdline().number("rump.bio_plug_us", 200, 0..=10_000) * 1000
     }
     fn hostname(&self) -> String {
         String::from("adros")
@@ -318,9 +318,9 @@ impl Host for KernelHost {
         }
         let end = off.saturating_add(buf.len() as u64);
         if buf.len() >= MIN_RUN
-            && off % 512 == 0
-            && buf.len() % 512 == 0
-            && end.saturating_add(TAIL as u64) <= dev.sectors() * 512
+            && off % block::SECTOR == 0
+            && buf.len() as u64 % block::SECTOR == 0
+            && end.saturating_add(TAIL as u64) <= dev.sectors() * block::SECTOR
         {
             // The run and the blocks after it, as one batch (see `lookahead`).
             let generation = lookahead::generation();
@@ -354,26 +354,4 @@ impl Host for KernelHost {
 #[unsafe(no_mangle)]
 extern "C" fn rust_eh_personality() {
     panic!("rust_eh_personality: unwinding is not supported in the AdrOS kernel");
-}
-
-/// A number from the kernel command line (`rump.ncpu=1`), else `default`; a value that
-/// does not parse or lies outside `range` is logged and ignored.
-fn tunable<T>(key: &str, default: T, range: core::ops::RangeInclusive<T>) -> T
-where
-    T: core::str::FromStr + PartialOrd + core::fmt::Display + Copy,
-{
-    match crate::boot::cmdline().param(key) {
-        None => default,
-        Some(v) => match v.parse::<T>() {
-            Ok(n) if range.contains(&n) => n,
-            _ => {
-                log::warn!(
-                    "rump: ignoring {key}={v} (want {}..={}); using {default}",
-                    range.start(),
-                    range.end()
-                );
-                default
-            }
-        },
-    }
 }

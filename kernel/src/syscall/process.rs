@@ -101,22 +101,11 @@ fn clone(c: &mut Call<'_>) -> KResult<u64> {
     let ptid = c.a2();
     let ctid = c.a3();
     let tls = (flags & CLONE_SETTLS != 0).then_some(c.a4());
+    let when = |flag: u64, addr: u64| if flags & flag != 0 { addr } else { 0 };
     let ids = proc::TidAddrs {
-        parent_set: if flags & CLONE_PARENT_SETTID != 0 {
-            ptid
-        } else {
-            0
-        },
-        child_set: if flags & CLONE_CHILD_SETTID != 0 {
-            ctid
-        } else {
-            0
-        },
-        child_clear: if flags & CLONE_CHILD_CLEARTID != 0 {
-            ctid
-        } else {
-            0
-        },
+        parent_set: when(CLONE_PARENT_SETTID, ptid),
+        child_set: when(CLONE_CHILD_SETTID, ctid),
+        child_clear: when(CLONE_CHILD_CLEARTID, ctid),
     };
     if flags & CLONE_THREAD != 0 {
         if flags & CLONE_VM == 0 {
