@@ -505,12 +505,15 @@ fn global(name: &str) -> KResult<String> {
             for (name, _, _, driver) in crate::block::list() {
                 let _ = writeln!(s, "block {name} {driver}");
             }
-            for (name, (c, dev_us, sleeps, wake_us, polled, direct, bounced)) in
-                crate::block::virtio::latency()
+            for (
+                name,
+                (c, dev_us, sleeps, wake_us, polled, direct, bounced),
+                (flushes, flush_us),
+            ) in crate::block::virtio::latency()
             {
                 let _ = writeln!(
                     s,
-                    "virtio-blk {name} requests={c} mean_device_us={dev_us} sleeps={sleeps} mean_wake_us={wake_us} polled={polled} direct={direct} bounced={bounced}"
+                    "virtio-blk {name} requests={c} mean_device_us={dev_us} sleeps={sleeps} mean_wake_us={wake_us} polled={polled} direct={direct} bounced={bounced} flushes={flushes} mean_flush_us={flush_us}"
                 );
             }
             for m in crate::fs::mounts() {

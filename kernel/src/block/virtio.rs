@@ -299,6 +299,10 @@ struct Stats {
     polled: AtomicU64,
     direct: AtomicU64,
     bounced: AtomicU64,
+    /// Cache flushes done, and the sum of their time (waiting for the queue to drain
+    /// included).
+    flushes: AtomicU64,
+    flush_ns: AtomicU64,
 }
 
 pub struct VirtioDisk {
@@ -570,6 +574,44 @@ impl VirtioDisk {
         err.map_or(Ok(()), Err)
     }
 
+    /// One cache flush. The crate's flush waits for the next used entry, so nothing else
+    /// may be in flight.
+    fn flush_now(&self) -> KResult<()> {
+        let give_up = crate::time::now_ns() + TIMEOUT_NS;
+        loop {
+            if self.dead.load(Ordering::Acquire) {
+                return Err(Errno::EIO);
+            }
+            {
+                let mut hw = self.hw.lock();
+                if hw.inflight == 0 {
+                    let Some(blk) = hw.blk.as_mut() else {
+                        return Err(Errno::EIO);
+                    };
+                    return blk.flush().map_err(|_| Errno::EIO);
+                }
+            }
+            if crate::time::now_ns() > give_up {
+                return Err(Errno::EIO);
+            }
+            if !self.space.wait_until(
+                || self.hw.lock().inflight == 0,
+                Some(crate::time::now_ns() + 10_000_000),
+            ) {
+                self.poll();
+            }
+        }
+    }
+
+    /// Cache flushes and their mean time in µs.
+    pub fn flushes(&self) -> (u64, u64) {
+        let n = self.stats.flushes.load(Ordering::Relaxed);
+        (
+            n,
+            self.stats.flush_ns.load(Ordering::Relaxed) / n.max(1) / 1000,
+        )
+    }
+
     /// Latency and path statistics: (completions, mean submit→completion µs, sleeps, mean
     /// completion→running µs, polled, direct, bounced).
     pub fn latency(&self) -> (u64, u64, u64, u64, u64, u64, u64) {
@@ -610,31 +652,13 @@ impl BlockDev for VirtioDisk {
         self.io(lba, buf.as_ptr().cast_mut(), buf.len(), true)
     }
     fn flush(&self) -> KResult<()> {
-        // The crate's flush waits for the next used entry, so nothing else may be in flight.
-        let give_up = crate::time::now_ns() + TIMEOUT_NS;
-        loop {
-            if self.dead.load(Ordering::Acquire) {
-                return Err(Errno::EIO);
-            }
-            {
-                let mut hw = self.hw.lock();
-                if hw.inflight == 0 {
-                    let Some(blk) = hw.blk.as_mut() else {
-                        return Err(Errno::EIO);
-                    };
-                    return blk.flush().map_err(|_| Errno::EIO);
-                }
-            }
-            if crate::time::now_ns() > give_up {
-                return Err(Errno::EIO);
-            }
-            if !self.space.wait_until(
-                || self.hw.lock().inflight == 0,
-                Some(crate::time::now_ns() + 10_000_000),
-            ) {
-                self.poll();
-            }
-        }
+        let t0 = crate::time::now_ns();
+        let r = self.flush_now();
+        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .flush_ns
+            .fetch_add(crate::time::now_ns() - t0, Ordering::Relaxed);
+        r
     }
     fn read_only(&self) -> bool {
         self.ro
@@ -659,12 +683,12 @@ pub fn stats() -> Vec<(String, u64, u64)> {
         .collect()
 }
 
-/// Every virtio disk's [`VirtioDisk::latency`].
-pub fn latency() -> Vec<(String, (u64, u64, u64, u64, u64, u64, u64))> {
+/// Every virtio disk's [`VirtioDisk::latency`] and [`VirtioDisk::flushes`].
+pub fn latency() -> Vec<(String, (u64, u64, u64, u64, u64, u64, u64), (u64, u64))> {
     DISKS
         .lock()
         .iter()
-        .map(|d| (d.name.clone(), d.latency()))
+        .map(|d| (d.name.clone(), d.latency(), d.flushes()))
         .collect()
 }
 
