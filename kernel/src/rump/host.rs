@@ -68,6 +68,17 @@ impl KernelHost {
             .and_then(|i| f.get(i).cloned().flatten())
             .ok_or(NbErrno::EBADF)
     }
+
+    /// Flushes the write cache of every device the rump kernel has open (`sync(2)`: the
+    /// rump block device leaves writes in the device's cache until it is told to commit).
+    /// The first error, after trying them all.
+    pub fn flush_all(&self) -> crate::errno::KResult<()> {
+        let devs: Vec<Arc<dyn BlockDev>> = self.files.lock().iter().flatten().cloned().collect();
+        devs.iter()
+            .filter(|d| !d.read_only())
+            .map(|d| d.flush())
+            .fold(Ok(()), |acc, r| acc.and(r))
+    }
 }
 
 fn netbsd_line(l: &[u8]) {

@@ -179,8 +179,8 @@ mod ffi {
         ) -> c_int;
         #[link_name = "rump___sysimpl_ftruncate"]
         pub fn ftruncate(fd: c_int, len: i64) -> c_int;
-        #[link_name = "rump___sysimpl_fsync"]
-        pub fn fsync(fd: c_int) -> c_int;
+        #[link_name = "rump___sysimpl_fsync_range"]
+        pub fn fsync_range(fd: c_int, flags: c_int, start: i64, len: i64) -> c_int;
         #[link_name = "rump___sysimpl_fstatvfs1"]
         pub fn fstatvfs1(fd: c_int, st: *mut NbStatvfs, flags: c_int) -> c_int;
         #[link_name = "rump___sysimpl_mount50"]
@@ -248,7 +248,7 @@ mod ffi {
         fchownat(c_int, *const c_char, u32, u32, c_int) -> c_int;
         utimensat(c_int, *const c_char, *const NbTimespec, c_int) -> c_int;
         ftruncate(c_int, i64) -> c_int;
-        fsync(c_int) -> c_int;
+        fsync_range(c_int, c_int, i64, i64) -> c_int;
         fstatvfs1(c_int, *mut NbStatvfs, c_int) -> c_int;
         mount(*const c_char, *const c_char, c_int, *mut c_void, usize) -> c_int;
         unmount(*const c_char, c_int) -> c_int;
@@ -570,10 +570,17 @@ pub fn ftruncate(fd: c_int, len: u64) -> KResult<()> {
     chk(unsafe { ffi::ftruncate(fd, len as i64) }).map(drop)
 }
 
+/// NetBSD's `fsync_range` flags (`sys/unistd.h`).
+const FFILESYNC: c_int = 0x0020;
+const FDISKSYNC: c_int = 0x0040;
+
+/// `fsync(2)` as Linux means it: the file's data and metadata written *and* on stable
+/// storage. NetBSD's `fsync` only writes; `FDISKSYNC` adds the device cache flush
+/// (`DIOCCACHESYNC`, which the rump block device turns into `rumpuser_syncfd`).
 pub fn fsync(fd: c_int) -> KResult<()> {
     bind();
-    // SAFETY: plain call.
-    chk(unsafe { ffi::fsync(fd) }).map(drop)
+    // SAFETY: plain call; start 0 and length 0 mean the whole file.
+    chk(unsafe { ffi::fsync_range(fd, FFILESYNC | FDISKSYNC, 0, 0) }).map(drop)
 }
 
 pub fn fstatvfs(fd: c_int) -> KResult<alloc::boxed::Box<NbStatvfs>> {

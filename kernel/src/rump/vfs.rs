@@ -769,5 +769,8 @@ pub fn sync_all() {
         return;
     }
     sys::sync();
+    if let Err(e) = super::host::HOST.flush_all() {
+        log::error!("rump: sync: flushing a device's write cache failed: {e:?}");
+    }
     MOUNTED.lock().retain(|w| w.strong_count() > 0);
 }
