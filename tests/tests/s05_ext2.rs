@@ -170,10 +170,15 @@ mv sub renamed-sub
 truncate -s 100000 renamed-sub/big.bin
 chmod 600 new.txt
 echo appended >> hello.txt
+mkdir listing && i=0; while [ $i -lt 1000 ]; do : > listing/an-entry-with-a-name-long-enough-$i; i=$((i+1)); done
+n=$(ls listing | wc -l); u=$(ls listing | sort -u | wc -l); [ "$n" -eq 1000 ] && [ "$u" -eq 1000 ] || { echo "listing-wrong n=$n unique=$u"; exit 1; }
 echo workload-done"#;
 
 /// Mounts the image with `stack`, checks every file's checksum against the host's, runs the
-/// workload, unmounts; then checks the image on the host.
+/// workload, unmounts; then checks the image on the host. The workload's `listing`
+/// directory needs more than one `getdents` call (1,000 entries of ~40-byte names; the
+/// kernel asks the file system for more entries than fit and moves the offset back), and
+/// each entry must be listed exactly once.
 fn read_write_workload(stack: &str) {
     let name = &format!("s05_ext2-{stack}_rw");
     if !stack_available(name, stack) {

@@ -13,7 +13,7 @@
 //! unique per inode number while alive. NetBSD structures, flags and errno values are
 //! translated in [`super::sys`].
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::sync::{Arc, Weak};
@@ -240,7 +240,10 @@ impl FileSystem for RumpFs {
 struct Cursor {
     /// Entry index of `pending[0]`.
     index: u64,
-    pending: Vec<DirEntry>,
+    /// Entries read and not yet passed by a caller's offset. Entries handed out stay
+    /// until a later call starts past them: `getdents` asks for more entries than fit
+    /// in the user's buffer and moves its offset back to the first one that did not fit.
+    pending: VecDeque<DirEntry>,
     /// The descriptor's offset after the batch `pending` came from (-1: not started).
     pos: i64,
     at_end: bool,
@@ -423,7 +426,7 @@ impl RumpNode {
                     .unwrap_or(DT_UNKNOWN);
             }
             let index = c.index + c.pending.len() as u64;
-            c.pending.push(DirEntry {
+            c.pending.push_back(DirEntry {
                 ino,
                 kind,
                 name,
@@ -645,20 +648,29 @@ impl Inode for RumpNode {
                 ..Cursor::default()
             };
         }
+        // Drop what the caller has passed (reading on when it seeks ahead).
+        loop {
+            while c.pending.front().is_some_and(|e| e.next_offset <= offset) {
+                c.pending.pop_front();
+                c.index += 1;
+            }
+            if !c.pending.is_empty() || c.at_end {
+                break;
+            }
+            self.read_batch(&mut c)?;
+        }
         let mut out = Vec::new();
+        let mut i = 0;
         while out.len() < max.max(1) {
-            if c.pending.is_empty() {
+            if i == c.pending.len() {
                 if c.at_end {
                     break;
                 }
                 self.read_batch(&mut c)?;
                 continue;
             }
-            let e = c.pending.remove(0);
-            c.index += 1;
-            if e.next_offset > offset {
-                out.push(e);
-            }
+            out.push(c.pending[i].clone());
+            i += 1;
         }
         Ok(out)
     }
