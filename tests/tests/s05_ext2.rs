@@ -593,3 +593,96 @@ fn native_periodic_write_back() {
         "the directory made without sync is not on the disk"
     );
 }
+
+/// A hash-indexed (htree) directory — what Linux makes of any directory over one block —
+/// written by the guest: files created and renamed in it, then `e2fsck -fn` clean on the
+/// host and every name in the directory. The rump stack's ext2fs does not maintain
+/// indexes; it must turn the directory into a plain one rather than corrupt its index.
+fn indexed_directory(stack: &str) {
+    let name = &format!("s05_ext2-htree_{stack}");
+    if !stack_available(name, stack) {
+        return;
+    }
+    let (img, _) = image(name, &[]);
+    // 2,000 names, then e2fsck -D indexes every directory of more than one block.
+    let fill = Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg("-")
+        .arg(&img)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            let mut script = String::from("mkdir /big\n");
+            for i in 0..2000 {
+                script.push_str(&format!("write /dev/null /big/made-on-the-host-{i}\n"));
+            }
+            c.stdin.take().unwrap().write_all(script.as_bytes())?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(fill.success(), "debugfs could not fill the directory");
+    let d = Command::new("e2fsck")
+        .arg("-fyD")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        d.status.code().is_some_and(|c| c <= 1),
+        "e2fsck -fyD: {d:?}"
+    );
+    assert!(
+        debugfs(&img, "stat /big").contains("Flags: 0x1000"),
+        "e2fsck -D did not index /big"
+    );
+    let cmd = format!(
+        "mount -t ext2 -o driver={stack} /dev/vda /mnt && \
+         i=0; while [ $i -lt 300 ]; do : > /mnt/big/made-in-the-guest-$i; i=$((i+1)); done && \
+         mv /mnt/big/made-on-the-host-7 /mnt/big/renamed-in-the-guest && \
+         cat /mnt/big/made-on-the-host-1999 /mnt/big/made-in-the-guest-299 && \
+         echo listed=$(ls /mnt/big | wc -l) && umount /mnt && echo umounted"
+    );
+    let (out, st) = exec(name, &cmd, &img);
+    assert_eq!(st, 0, "{out}");
+    assert!(
+        out.contains("listed=2300") && out.contains("umounted"),
+        "{out}"
+    );
+    fsck_clean(&img);
+    let ls = debugfs(&img, "ls -p /big");
+    for want in [
+        "made-on-the-host-0",
+        "made-on-the-host-1999",
+        "made-in-the-guest-0",
+        "made-in-the-guest-299",
+        "renamed-in-the-guest",
+    ] {
+        assert!(
+            ls.contains(&format!("/{want}/")),
+            "{want} is not in /big on the disk ({stack})"
+        );
+    }
+    assert!(
+        !ls.contains("/made-on-the-host-7/"),
+        "the renamed entry is still there ({stack})"
+    );
+    assert_eq!(
+        ls.lines().filter(|l| l.contains("/made-")).count()
+            + ls.lines().filter(|l| l.contains("/renamed-")).count(),
+        2300,
+        "entries on the disk ({stack})"
+    );
+}
+
+#[test]
+fn indexed_directory_native() {
+    indexed_directory("native");
+}
+
+#[test]
+fn indexed_directory_rump() {
+    indexed_directory("rump");
+}
