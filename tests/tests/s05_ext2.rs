@@ -652,7 +652,20 @@ fn indexed_directory(stack: &str) {
         "{out}"
     );
     fsck_clean(&img);
+    // `ls -p` lines are /inode/mode/uid/gid/name/size/; a removed entry at the start of a
+    // block keeps its name with inode 0.
     let ls = debugfs(&img, "ls -p /big");
+    let live: std::collections::BTreeSet<&str> = ls
+        .lines()
+        .filter_map(
+            |l| match l.trim().split('/').collect::<Vec<_>>().as_slice() {
+                [_, ino, _, _, _, name, ..] if *ino != "0" && *name != "." && *name != ".." => {
+                    Some(*name)
+                }
+                _ => None,
+            },
+        )
+        .collect();
     for want in [
         "made-on-the-host-0",
         "made-on-the-host-1999",
@@ -661,20 +674,15 @@ fn indexed_directory(stack: &str) {
         "renamed-in-the-guest",
     ] {
         assert!(
-            ls.contains(&format!("/{want}/")),
+            live.contains(want),
             "{want} is not in /big on the disk ({stack})"
         );
     }
     assert!(
-        !ls.contains("/made-on-the-host-7/"),
+        !live.contains("made-on-the-host-7"),
         "the renamed entry is still there ({stack})"
     );
-    assert_eq!(
-        ls.lines().filter(|l| l.contains("/made-")).count()
-            + ls.lines().filter(|l| l.contains("/renamed-")).count(),
-        2300,
-        "entries on the disk ({stack})"
-    );
+    assert_eq!(live.len(), 2300, "entries on the disk ({stack})");
 }
 
 #[test]
