@@ -595,8 +595,9 @@ fn native_periodic_write_back() {
 }
 
 /// A hash-indexed (htree) directory — what Linux makes of any directory over one block —
-/// written by the guest: files created and renamed in it, then `e2fsck -fn` clean on the
-/// host and every name in the directory. The rump stack's ext2fs does not maintain
+/// read and written by the guest: every name looked up, one removed while the index is
+/// intact, files created and renamed in it, then `e2fsck -fn` clean on the host and
+/// exactly the expected names in the directory. The rump stack's ext2fs does not maintain
 /// indexes; it must turn the directory into a plain one rather than corrupt its index.
 fn indexed_directory(stack: &str) {
     let name = &format!("s05_ext2-htree_{stack}");
@@ -640,6 +641,9 @@ fn indexed_directory(stack: &str) {
     );
     let cmd = format!(
         "mount -t ext2 -o driver={stack} /dev/vda /mnt && \
+         echo looked=$(ls -l /mnt/big | grep -c made-on-the-host-) && \
+         if [ -e /mnt/big/not-there ]; then echo phantom; fi && \
+         rm /mnt/big/made-on-the-host-5 && \
          i=0; while [ $i -lt 300 ]; do : > /mnt/big/made-in-the-guest-$i; i=$((i+1)); done && \
          mv /mnt/big/made-on-the-host-7 /mnt/big/renamed-in-the-guest && \
          cat /mnt/big/made-on-the-host-1999 /mnt/big/made-in-the-guest-299 && \
@@ -648,7 +652,11 @@ fn indexed_directory(stack: &str) {
     let (out, st) = exec(name, &cmd, &img);
     assert_eq!(st, 0, "{out}");
     assert!(
-        out.contains("listed=2300") && out.contains("umounted"),
+        out.contains("looked=2000") && !out.contains("phantom"),
+        "lookups of every name (ls -l) before any change: {out}"
+    );
+    assert!(
+        out.contains("listed=2299") && out.contains("umounted"),
         "{out}"
     );
     fsck_clean(&img);
@@ -682,7 +690,11 @@ fn indexed_directory(stack: &str) {
         !live.contains("made-on-the-host-7"),
         "the renamed entry is still there ({stack})"
     );
-    assert_eq!(live.len(), 2300, "entries on the disk ({stack})");
+    assert!(
+        !live.contains("made-on-the-host-5"),
+        "the removed entry is still there ({stack})"
+    );
+    assert_eq!(live.len(), 2299, "entries on the disk ({stack})");
 }
 
 #[test]
