@@ -67,6 +67,11 @@ fn exec(name: &str, cmd: &str, disk: &Path) -> (String, i32) {
     if let Some(report) = banner::crash_report(t.serial()) {
         t.fail(&format!("the kernel crashed:\n{report}"));
     }
+    if t.serial()
+        .contains("called into the rump kernel with interrupts off")
+    {
+        t.fail("a thread called into the rump kernel with interrupts off (it can deadlock)");
+    }
     let s = t.serial().replace('\r', "");
     let Some(b) = s.find("@@ADROS-EXEC-BEGIN@@\n") else {
         t.fail("the command never started (no BEGIN marker)")

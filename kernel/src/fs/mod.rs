@@ -1109,12 +1109,14 @@ pub fn filesystems() -> Vec<&'static str> {
 }
 
 fn make_fs(fstype: &str, source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
-    if let Some(f) = FILESYSTEMS_DATA
+    // Looked up first: an `if let` on the lock would hold it (interrupts off) through the
+    // whole mount.
+    let with_data = FILESYSTEMS_DATA
         .lock()
         .iter()
         .find(|(n, _)| *n == fstype)
-        .map(|(_, f)| *f)
-    {
+        .map(|(_, f)| *f);
+    if let Some(f) = with_data {
         return f(source, data);
     }
     match fstype {

@@ -350,6 +350,16 @@ static BOUND: crate::fs::sync::SpinLock<alloc::collections::BTreeSet<u64>> =
 /// call would allocate and free a temporary lwp ("anyone who cares about performance will
 /// start a real thread", NetBSD's scheduler.c). Released by [`thread_exit_hook`].
 fn bind() {
+    if !crate::arch::irq::enabled() {
+        // The rump kernel blocks and spins on locks that preemptible threads hold: entered
+        // with interrupts off (an IrqSpinLock guard still alive), it can wait forever for
+        // a thread that cannot run on this CPU.
+        log::error!(
+            "BUG: thread {} called into the rump kernel with interrupts off",
+            crate::sched::thread::current().id
+        );
+        crate::panic::backtrace_from(crate::panic::current_rbp());
+    }
     if crate::arch::percpu::rump_lwp() != 0 || super::is_dead() {
         return;
     }

@@ -268,7 +268,10 @@ impl Drop for RumpNode {
                 m.remove(&self.ino);
             }
         }
-        if let Some(fd) = *self.fd.lock()
+        // Copied out first: an `if let` on the guard would keep the lock (interrupts off)
+        // through the close.
+        let fd = *self.fd.lock();
+        if let Some(fd) = fd
             && !super::is_dead()
         {
             let _ = sys::close(fd);
