@@ -498,23 +498,13 @@ fn global(name: &str) -> KResult<String> {
                     c.waits,
                     c.wait_ns / 1_000_000
                 );
-                let (tails, hits) = crate::block::lookahead::stats();
-                let _ = writeln!(s, "rump-lookahead tails={tails} hits={hits}");
             }
             let _ = writeln!(s, "ext2 default={}", crate::ext2_vfs::default_driver());
             for (name, _, _, driver) in crate::block::list() {
                 let _ = writeln!(s, "block {name} {driver}");
             }
-            for (
-                name,
-                (c, dev_us, sleeps, wake_us, polled, direct, bounced),
-                (flushes, flush_us),
-            ) in crate::block::virtio::latency()
-            {
-                let _ = writeln!(
-                    s,
-                    "virtio-blk {name} requests={c} mean_device_us={dev_us} sleeps={sleeps} mean_wake_us={wake_us} polled={polled} direct={direct} bounced={bounced} flushes={flushes} mean_flush_us={flush_us}"
-                );
+            for line in crate::block::virtio::reports() {
+                let _ = writeln!(s, "{line}");
             }
             for m in crate::fs::mounts() {
                 if let Some(d) = m.driver {

@@ -6,7 +6,6 @@
 
 #[cfg(target_os = "none")]
 mod layer;
-pub mod lookahead;
 pub mod part;
 #[cfg(target_os = "none")]
 pub mod virtio;

@@ -603,29 +603,22 @@ impl VirtioDisk {
         }
     }
 
-    /// Cache flushes and their mean time in µs.
-    pub fn flushes(&self) -> (u64, u64) {
-        let n = self.stats.flushes.load(Ordering::Relaxed);
-        (
-            n,
-            self.stats.flush_ns.load(Ordering::Relaxed) / n.max(1) / 1000,
-        )
-    }
-
-    /// Latency and path statistics: (completions, mean submit→completion µs, sleeps, mean
-    /// completion→running µs, polled, direct, bounced).
-    pub fn latency(&self) -> (u64, u64, u64, u64, u64, u64, u64) {
+    /// The disk's `/proc/drivers` line: completions, mean submit→completion µs, sleeps,
+    /// mean completion→running µs, the submission paths, and cache flushes.
+    pub fn report(&self) -> String {
         let s = &self.stats;
-        let c = s.completed.load(Ordering::Relaxed);
-        let w = s.woken.load(Ordering::Relaxed);
-        (
-            c,
-            s.device_ns.load(Ordering::Relaxed) / c.max(1) / 1000,
-            w,
-            s.wake_ns.load(Ordering::Relaxed) / w.max(1) / 1000,
-            s.polled.load(Ordering::Relaxed),
-            s.direct.load(Ordering::Relaxed),
-            s.bounced.load(Ordering::Relaxed),
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mean_us = |ns: &AtomicU64, n: u64| load(ns) / n.max(1) / 1000;
+        let (c, w, f) = (load(&s.completed), load(&s.woken), load(&s.flushes));
+        alloc::format!(
+            "virtio-blk {} requests={c} mean_device_us={} sleeps={w} mean_wake_us={} polled={} direct={} bounced={} flushes={f} mean_flush_us={}",
+            self.name,
+            mean_us(&s.device_ns, c),
+            mean_us(&s.wake_ns, w),
+            load(&s.polled),
+            load(&s.direct),
+            load(&s.bounced),
+            mean_us(&s.flush_ns, f),
         )
     }
 }
@@ -683,13 +676,9 @@ pub fn stats() -> Vec<(String, u64, u64)> {
         .collect()
 }
 
-/// Every virtio disk's [`VirtioDisk::latency`] and [`VirtioDisk::flushes`].
-pub fn latency() -> Vec<(String, (u64, u64, u64, u64, u64, u64, u64), (u64, u64))> {
-    DISKS
-        .lock()
-        .iter()
-        .map(|d| (d.name.clone(), d.latency(), d.flushes()))
-        .collect()
+/// Every virtio disk's [`VirtioDisk::report`].
+pub fn reports() -> Vec<String> {
+    DISKS.lock().iter().map(|d| d.report()).collect()
 }
 
 pub fn probe_all() {

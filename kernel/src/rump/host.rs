@@ -312,45 +312,21 @@ impl Host for KernelHost {
             .ok()
             .and_then(|i| f.get_mut(i))
             .ok_or(NbErrno::EBADF)?;
-        let r = slot.take().map(drop).ok_or(NbErrno::EBADF);
-        crate::block::lookahead::written(fd, 0, u64::MAX);
-        r
+        slot.take().map(drop).ok_or(NbErrno::EBADF)
     }
     fn file_info(&self, path: &str) -> Result<(u64, FileType), NbErrno> {
         let dev = block::open_source(path).map_err(nb)?;
-        Ok((dev.sectors() * 512, FileType::Blk))
+        Ok((dev.sectors() * block::SECTOR, FileType::Blk))
     }
     fn read_at(&self, fd: i32, buf: &mut [u8], off: Option<u64>) -> Result<usize, NbErrno> {
-        use crate::block::lookahead::{self, MIN_RUN, TAIL};
         let dev = self.file(fd)?;
         let off = off.ok_or(NbErrno::ESPIPE)?;
-        if buf.len() <= TAIL && lookahead::take(fd, off, buf) {
-            return Ok(buf.len());
-        }
-        let end = off.saturating_add(buf.len() as u64);
-        if buf.len() >= MIN_RUN
-            && off % block::SECTOR == 0
-            && buf.len() as u64 % block::SECTOR == 0
-            && end.saturating_add(TAIL as u64) <= dev.sectors() * block::SECTOR
-        {
-            // The run and the blocks after it, as one batch (see `lookahead`).
-            let generation = lookahead::generation();
-            let mut tail = alloc::vec![0u8; TAIL];
-            block::read_bytes_many(&*dev, &mut [(off, &mut *buf), (end, &mut tail[..])])
-                .map_err(nb)?;
-            lookahead::keep(fd, end, tail, generation);
-            return Ok(buf.len());
-        }
         block::read_bytes(&*dev, off, buf).map_err(nb)
     }
     fn write_at(&self, fd: i32, buf: &[u8], off: Option<u64>) -> Result<usize, NbErrno> {
         let dev = self.file(fd)?;
         let off = off.ok_or(NbErrno::ESPIPE)?;
-        // Before and after: a tail read that overlaps the write in time is not kept.
-        crate::block::lookahead::written(fd, off, buf.len() as u64);
-        let r = block::write_bytes(&*dev, off, buf).map_err(nb);
-        crate::block::lookahead::written(fd, off, buf.len() as u64);
-        r
+        block::write_bytes(&*dev, off, buf).map_err(nb)
     }
     fn sync(&self, fd: i32, _flags: SyncFlags) -> Result<(), NbErrno> {
         self.file(fd)?.flush().map_err(nb)
