@@ -250,6 +250,11 @@ impl Boot {
         self.machine.usb_disks.push(img);
         self
     }
+    /// An e1000 on QEMU's user-mode network; `opts` as for `--net user,OPTS` (may be "").
+    pub fn net(mut self, opts: &str) -> Self {
+        self.machine.net = Some(opts.to_string());
+        self
+    }
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
         self

@@ -31,6 +31,10 @@ pub struct Machine {
     pub disks: Vec<PathBuf>,
     /// Raw images attached as usb-storage on a qemu-xhci controller.
     pub usb_disks: Vec<PathBuf>,
+    /// `None`: no network card (`-nic none`). `Some(opts)`: an e1000 (82540EM) on QEMU's
+    /// user-mode network, `opts` being what follows `user` in `--net user[,…]`, as QEMU spells
+    /// it (`hostfwd=tcp::8080-:80`). Host forwards always bind 127.0.0.1 (see [`net_args`]).
+    pub net: Option<String>,
     /// Boot this kernel directly (`-kernel`/`-initrd`/`-append`) instead of the ISO: the
     /// Linux peer of `cargo xtask bench` runs on the same machine this way.
     pub direct: Option<DirectBoot>,
@@ -54,6 +58,7 @@ impl Machine {
             accel: "tcg".into(),
             disks: vec![],
             usb_disks: vec![],
+            net: None,
             direct: None,
         }
     }
@@ -121,6 +126,10 @@ impl Machine {
                 ]);
             }
         }
+        match &self.net {
+            None => a.extend(["-nic".into(), "none".into()]),
+            Some(opts) => a.extend(net_args(opts)),
+        }
         a
     }
 
@@ -128,6 +137,45 @@ impl Machine {
     pub fn headless_args() -> [&'static str; 6] {
         ["-display", "none", "-serial", "stdio", "-monitor", "none"]
     }
+}
+
+/// `-netdev user,id=n0,OPTS -device e1000,netdev=n0` for `--net user[,OPTS]`'s `OPTS`
+/// (may be empty). Every `hostfwd=` rule's host address is forced to 127.0.0.1: an empty
+/// one (`hostfwd=tcp::8080-:80`, which QEMU would bind to every interface) becomes
+/// `127.0.0.1`, any other address is replaced and a note printed.
+pub fn net_args(opts: &str) -> Vec<String> {
+    let mut netdev = String::from("user,id=n0");
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        netdev.push(',');
+        match o.strip_prefix("hostfwd=") {
+            Some(rule) => netdev.push_str(&format!("hostfwd={}", loopback_rule(rule))),
+            None => netdev.push_str(o),
+        }
+    }
+    vec![
+        "-netdev".into(),
+        netdev,
+        "-device".into(),
+        "e1000,netdev=n0".into(),
+    ]
+}
+
+/// `[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport` with hostaddr = 127.0.0.1.
+fn loopback_rule(rule: &str) -> String {
+    let (proto, rest) = match rule.split_once(':') {
+        Some((p, r)) if p == "tcp" || p == "udp" || p.is_empty() => (p, r),
+        _ => ("", rule),
+    };
+    let Some((host, guest)) = rest.split_once('-') else {
+        return rule.to_string();
+    };
+    let port = host.rsplit_once(':').map_or(host, |(addr, port)| {
+        if !addr.is_empty() && addr != "127.0.0.1" {
+            eprintln!("qemu: hostfwd host address {addr} replaced by 127.0.0.1");
+        }
+        port
+    });
+    format!("{proto}:127.0.0.1:{port}-{guest}")
 }
 
 /// What a headless run produced.
@@ -281,4 +329,22 @@ pub fn run_headless_with_input(
         stopped,
         elapsed: start.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod net_tests {
+    use super::net_args;
+
+    #[test]
+    fn host_forwards_bind_loopback_only() {
+        assert_eq!(
+            net_args("hostfwd=tcp::8080-:80"),
+            ["-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80", "-device", "e1000,netdev=n0"]
+        );
+        assert_eq!(
+            net_args("hostfwd=udp:0.0.0.0:5353-10.0.2.15:53,hostfwd=tcp:127.0.0.1:2222-:22")[1],
+            "user,id=n0,hostfwd=udp:127.0.0.1:5353-10.0.2.15:53,hostfwd=tcp:127.0.0.1:2222-:22"
+        );
+        assert_eq!(net_args("")[1], "user,id=n0");
+    }
 }

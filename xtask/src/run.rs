@@ -28,6 +28,10 @@ pub struct RunArgs {
     /// Raw disk image attached as a USB stick on qemu-xhci (repeatable).
     #[arg(long = "usb-disk")]
     pub usb_disk: Vec<PathBuf>,
+    /// Network: `none` (default) or `user[,OPTS]`: an e1000 on QEMU's user-mode network,
+    /// OPTS as QEMU spells them (`user,hostfwd=tcp::8080-:80`); forwards bind 127.0.0.1.
+    #[arg(long, default_value = "none")]
+    pub net: String,
     /// No display window; serial on the terminal.
     #[arg(long)]
     pub headless: bool,
@@ -79,6 +83,14 @@ pub fn run(a: RunArgs) -> Result<i32> {
     m.accel = a.accel.clone();
     m.disks = a.disk.clone();
     m.usb_disks = a.usb_disk.clone();
+    m.net = match a.net.as_str() {
+        "none" => None,
+        "user" => Some(String::new()),
+        n => match n.strip_prefix("user,") {
+            Some(opts) => Some(opts.to_string()),
+            None => return Err(format!("--net {n}: use none or user[,OPTS]")),
+        },
+    };
     for d in m.disks.iter().chain(m.usb_disks.iter()) {
         if !d.exists() {
             return Err(format!("disk image {} does not exist", d.display()));
