@@ -155,13 +155,22 @@ pub fn command(install: bool) -> Result<()> {
         DEPS.len(),
         DEPS.iter().map(|d| d.package).collect::<Vec<_>>().join(" ")
     );
+    eprintln!(
+        "xtask deps: the Rust toolchain has the targets and components rust-toolchain.toml names"
+    );
     Ok(())
 }
 
-/// Ensures every dependency is present; installs the missing ones with apt-get when
-/// `install` is set and we are root (or have password-less sudo) on Debian, otherwise
-/// explains how. Silent and fast when nothing is missing.
+/// Ensures every dependency is present: the host packages, then the Rust toolchain's
+/// targets and components (see [`crate::toolchain`]). Installs what is missing when
+/// `install` is set (host packages: as root or with password-less sudo on Debian),
+/// otherwise explains how. Silent and fast when nothing is missing.
 pub fn ensure(install: bool) -> Result<()> {
+    ensure_packages(install)?;
+    crate::toolchain::ensure(install).map(|_| ())
+}
+
+fn ensure_packages(install: bool) -> Result<()> {
     let missing = missing();
     if missing.is_empty() {
         return Ok(());

@@ -10,6 +10,7 @@ mod rump;
 mod run;
 mod soak;
 mod test;
+mod toolchain;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -23,7 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Check for (and, as root on Debian, install) everything the build needs.
+    /// Check for (and install) everything the build needs: host packages (apt-get, as root on
+    /// Debian) and the Rust targets and components of rust-toolchain.toml (rustup).
     Deps {
         /// Only report; never install.
         #[arg(long)]

@@ -90,7 +90,7 @@ fn cargo() -> String {
 pub fn test(a: TestArgs) -> Result<i32> {
     let start = Instant::now();
     let want = |l: &str| a.levels.is_empty() || a.levels.iter().any(|x| x == l);
-    eprintln!("==> deps (host packages)");
+    eprintln!("==> deps (host packages, Rust targets and components)");
     crate::deps::ensure(true)?;
 
     // Stale logs from an earlier run would be mistaken for this run's.
