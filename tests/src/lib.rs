@@ -250,6 +250,12 @@ impl Boot {
         self.machine.usb_disks.push(img);
         self
     }
+
+    /// The USB controller the sticks are on: `xhci` (default) or `ehci`.
+    pub fn usb_controller(mut self, c: &str) -> Self {
+        self.machine.usb_controller = c.into();
+        self
+    }
     /// An e1000 on QEMU's user-mode network; `opts` as for `--net user,OPTS` (may be "").
     pub fn net(mut self, opts: &str) -> Self {
         self.machine.net = Some(opts.to_string());

@@ -29,8 +29,11 @@ pub struct Machine {
     pub accel: String,
     /// Raw images attached as virtio-blk-pci.
     pub disks: Vec<PathBuf>,
-    /// Raw images attached as usb-storage on a qemu-xhci controller.
+    /// Raw images attached as usb-storage sticks on one USB controller.
     pub usb_disks: Vec<PathBuf>,
+    /// The controller the sticks are on: `xhci` (QEMU's `qemu-xhci`, the default) or `ehci`
+    /// (`usb-ehci`, USB 2.0).
+    pub usb_controller: String,
     /// `None`: no network card (`-nic none`). `Some(opts)`: an e1000 (82540EM) on QEMU's
     /// user-mode network, `opts` being what follows `user` in `--net user[,…]`, as QEMU spells
     /// it (`hostfwd=tcp::8080-:80`). Host forwards always bind 127.0.0.1 (see [`net_args`]).
@@ -58,6 +61,7 @@ impl Machine {
             accel: "tcg".into(),
             disks: vec![],
             usb_disks: vec![],
+            usb_controller: "xhci".into(),
             net: None,
             direct: None,
         }
@@ -114,7 +118,11 @@ impl Machine {
             a.extend(["-device".into(), format!("virtio-blk-pci,drive=vd{i}")]);
         }
         if !self.usb_disks.is_empty() {
-            a.extend(["-device".into(), "qemu-xhci,id=xhci".into()]);
+            let (dev, id) = match self.usb_controller.as_str() {
+                "ehci" => ("usb-ehci", "ehci"),
+                _ => ("qemu-xhci", "xhci"),
+            };
+            a.extend(["-device".into(), format!("{dev},id={id}")]);
             for (i, d) in self.usb_disks.iter().enumerate() {
                 a.extend([
                     "-drive".into(),
@@ -122,7 +130,7 @@ impl Machine {
                 ]);
                 a.extend([
                     "-device".into(),
-                    format!("usb-storage,bus=xhci.0,drive=ud{i}"),
+                    format!("usb-storage,bus={id}.0,drive=ud{i}"),
                 ]);
             }
         }

@@ -25,9 +25,13 @@ pub struct RunArgs {
     /// Raw disk image attached as virtio-blk (repeatable).
     #[arg(long)]
     pub disk: Vec<PathBuf>,
-    /// Raw disk image attached as a USB stick on qemu-xhci (repeatable).
+    /// Raw disk image attached as a USB stick (repeatable), driven by NetBSD's USB stack in
+    /// the rump kernel (`usb.driver=rump`, the default when it is linked).
     #[arg(long = "usb-disk")]
     pub usb_disk: Vec<PathBuf>,
+    /// The USB controller the sticks are on: xhci (qemu-xhci) or ehci (usb-ehci, USB 2.0).
+    #[arg(long = "usb-controller", default_value = "xhci")]
+    pub usb_controller: String,
     /// Network: `none` (default) or `user[,OPTS]`: an e1000 on QEMU's user-mode network,
     /// OPTS as QEMU spells them (`user,hostfwd=tcp::8080-:80`); forwards bind 127.0.0.1.
     #[arg(long, default_value = "none")]
@@ -83,6 +87,13 @@ pub fn run(a: RunArgs) -> Result<i32> {
     m.accel = a.accel.clone();
     m.disks = a.disk.clone();
     m.usb_disks = a.usb_disk.clone();
+    if !matches!(a.usb_controller.as_str(), "xhci" | "ehci") {
+        return Err(format!(
+            "--usb-controller {}: use xhci or ehci",
+            a.usb_controller
+        ));
+    }
+    m.usb_controller = a.usb_controller.clone();
     m.net = match a.net.as_str() {
         "none" => None,
         "user" => Some(String::new()),
