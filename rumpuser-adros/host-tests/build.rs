@@ -51,7 +51,8 @@ fn find() -> Option<PathBuf> {
     for e in std::fs::read_dir(base).ok()?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let stamp = e.path().join(".complete");
-        if !name.contains("-host-") {
+        // `<dir>.partial` is a build under way or interrupted (xtask/src/cache.rs).
+        if !name.contains("-host-") || name.ends_with(".partial") || name.ends_with(".lock") {
             continue;
         }
         if let Ok(m) = std::fs::metadata(&stamp).and_then(|m| m.modified())

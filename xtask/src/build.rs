@@ -5,7 +5,7 @@ use std::process::Command;
 
 use clap::Args;
 
-use crate::util::{Result, root, run_checked, spinner, target_dir};
+use crate::util::{Result, private_sibling, replace_dir, root, run_checked, spinner, target_dir};
 
 pub const DEFAULT_CMDLINE: &str = "console=ttyS0 loglevel=6";
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
@@ -115,15 +115,19 @@ pub fn write_symbols(kernel: &Path) -> Result<PathBuf> {
         .map(|l| format!("{l}\n"))
         .collect();
     let path = kernel.with_extension("sym");
-    std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    crate::util::write_atomic(&path, text)?;
     Ok(path)
 }
 
 /// Writes a GRUB ISO booting `kernel` with `cmdline` to `iso`, with `<target>/initrd.tar.lz4`
 /// (when built) as the `initrd` module. The tests crate copies this staging directory for
 /// its per-command-line ISOs, so they carry the same modules.
+///
+/// Both are made under private names and renamed into place, so that another `cargo xtask`
+/// building or booting the same ISO at the same time never sees half of one.
 pub fn make_iso(kernel: &Path, symbols: &Path, cmdline: &str, iso: &Path) -> Result<()> {
-    let stage = iso.with_extension("d");
+    let final_stage = iso.with_extension("d");
+    let stage = private_sibling(&final_stage, "tmp");
     let _ = std::fs::remove_dir_all(&stage);
     let boot = stage.join("boot");
     std::fs::create_dir_all(boot.join("grub"))
@@ -156,13 +160,23 @@ pub fn make_iso(kernel: &Path, symbols: &Path, cmdline: &str, iso: &Path) -> Res
         "making {} (grub-mkrescue)",
         iso.file_name().unwrap_or_default().to_string_lossy()
     ));
+    let tmp_iso = private_sibling(iso, "tmp");
     let r = run_checked(
-        Command::new("grub-mkrescue").arg("-o").arg(iso).arg(&stage),
+        Command::new("grub-mkrescue")
+            .arg("-o")
+            .arg(&tmp_iso)
+            .arg(&stage),
         "grub-mkrescue",
         "Is grub-pc-bin installed? `cargo xtask deps` installs it.",
     );
     pb.finish_and_clear();
-    r
+    if let Err(e) = r {
+        let _ = std::fs::remove_dir_all(&stage);
+        let _ = std::fs::remove_file(&tmp_iso);
+        return Err(e);
+    }
+    std::fs::rename(&tmp_iso, iso).map_err(|e| format!("renaming {}: {e}", tmp_iso.display()))?;
+    replace_dir(&stage, &final_stage)
 }
 
 /// The guest test programs (tests/user/*.c, built static with musl-gcc) and scripts
@@ -204,14 +218,16 @@ pub fn build_user_tests() -> Result<Vec<crate::initrd::Extra>> {
             })
             .unwrap_or(false);
         if !fresh {
+            let tmp = private_sibling(&bin, "tmp");
             run_checked(
                 Command::new("musl-gcc")
                     .args(["-static", "-O2", "-pthread", "-o"])
-                    .arg(&bin)
+                    .arg(&tmp)
                     .arg(&c),
                 &format!("compiling {}", c.display()),
                 "musl-gcc comes with Debian's musl-tools (`cargo xtask deps`).",
             )?;
+            std::fs::rename(&tmp, &bin).map_err(|e| format!("renaming {}: {e}", tmp.display()))?;
         }
         v.push(crate::initrd::Extra {
             host: bin,

@@ -94,9 +94,7 @@ pub fn build(extra: &[Extra]) -> Result<Packed> {
     if std::fs::read(&path).ok().as_deref() != Some(&lz4[..]) {
         std::fs::create_dir_all(target_dir())
             .map_err(|e| format!("creating {}: {e}", target_dir().display()))?;
-        let tmp = path.with_extension("lz4.tmp");
-        std::fs::write(&tmp, &lz4).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).map_err(|e| format!("renaming {}: {e}", tmp.display()))?;
+        crate::util::write_atomic(&path, &lz4)?;
     }
     let p = Packed {
         path,

@@ -2,6 +2,7 @@
 
 mod bench;
 mod build;
+mod cache;
 mod compare;
 mod deps;
 mod initrd;

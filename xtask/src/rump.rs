@@ -563,21 +563,83 @@ fn missing_components(dest: &Path, t: Target) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Builds (or reuses) the components for `t`; returns the `dest/` directory.
+/// Builds (or reuses) the components for `t`; returns the `dest/` directory. The build is
+/// made in `<cache dir>.partial` and published by renaming it only once [`check_build`]
+/// accepts it; a lock serialises `xtask` processes that want the same build (see
+/// [`crate::cache`]).
 pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
     let dir = cache_dir(t, s)?;
-    let dest = dir.join("dest");
     let stamp = our_files_stamp(t)?;
-    let patches = netbsd_patches(t)?;
-    let complete = fs::read_to_string(dir.join(".complete")).unwrap_or_default();
-    if !force
-        && complete.lines().next() == Some(stamp.as_str())
-        && missing_components(&dest, t)?.is_empty()
-    {
-        eprintln!("rump {}: cache hit: {}", t.name(), dir.display());
-        return Ok(dest);
+    let dir = crate::cache::ensure(
+        &dir,
+        &format!("rump {}", t.name()),
+        force,
+        |d, fresh| check_build(t, d, &stamp, fresh),
+        |work, _| build_into(t, s, work, &stamp),
+    )?;
+    Ok(dir.join("dest"))
+}
+
+/// Whether the build in `d` is complete and intact: its `.complete` stamp, every component
+/// of `components.txt` present with the size the build recorded, and, for a kernel build
+/// just made (`fresh`), no archive that needs the stack protector's runtime. A stamp made
+/// from other files under `buildrump/` makes it stale (updated in place) rather than broken.
+fn check_build(t: Target, d: &Path, stamp: &str, fresh: bool) -> crate::cache::Check {
+    use crate::cache::Check;
+    let complete = match fs::read_to_string(d.join(".complete")) {
+        Ok(c) => c,
+        Err(_) => return Check::Broken("no .complete stamp: the build never finished".into()),
+    };
+    let manifest = fs::read_to_string(d.join("components.txt")).unwrap_or_default();
+    let comps = match components_for(t) {
+        Ok(c) => c,
+        Err(e) => return Check::Broken(e),
+    };
+    let dest = d.join("dest");
+    for c in &comps {
+        let p = lib_path(&dest, c, t);
+        let Ok(m) = fs::metadata(&p) else {
+            return Check::Broken(format!("{} is missing", p.display()));
+        };
+        let recorded = manifest
+            .lines()
+            .find_map(|l| l.strip_prefix(c.as_str())?.strip_prefix(' '))
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        match recorded {
+            Some(n) if n == m.len() => {}
+            Some(n) => {
+                return Check::Broken(format!(
+                    "{} has {} bytes, the build made {n}",
+                    p.display(),
+                    m.len()
+                ));
+            }
+            None if complete.lines().next() == Some(stamp) => {
+                return Check::Broken(format!(
+                    "{c} is not in {}",
+                    d.join("components.txt").display()
+                ));
+            }
+            // A component added to components.txt since: the update builds it.
+            None => {}
+        }
     }
-    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if t == Target::Kernel
+        && fresh
+        && let Err(e) = check_no_stack_protector(&dest)
+    {
+        return Check::Broken(e);
+    }
+    if complete.lines().next() != Some(stamp) {
+        return Check::Stale("files under buildrump/ changed since it was built".into());
+    }
+    Check::Valid
+}
+
+/// Runs the build in `dir` (a fresh directory, or an earlier complete build to update).
+fn build_into(t: Target, s: &Sources, dir: &Path, stamp: &str) -> Result<()> {
+    let dest = dir.join("dest");
+    let patches = netbsd_patches(t)?;
     let _ = fs::remove_file(dir.join(".complete"));
     let log_path = dir.join("build.log");
     let log = fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
@@ -594,7 +656,7 @@ pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
         t,
         s,
         src: s.netbsd.clone(),
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         log,
     };
     let mut tree = None;
@@ -615,9 +677,6 @@ pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
             missing.join(", "),
             log_path.display()
         ));
-    }
-    if t == Target::Kernel {
-        check_no_stack_protector(&dest)?;
     }
     if let Some(tree) = tree {
         tree.check_after_build(t, &b.obj(), &patches)?;
@@ -650,7 +709,7 @@ pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
         nlibs,
         comps.join(" ")
     );
-    Ok(dest)
+    Ok(())
 }
 
 struct Builder<'a> {
@@ -859,33 +918,48 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The kernel build must not reference the stack protector's runtime.
+/// The kernel build must not reference the stack protector's runtime (one `nm -u` over every
+/// archive: given several, it prints `<path>.a:` before each archive's members).
 fn check_no_stack_protector(dest: &Path) -> Result<()> {
-    let mut bad = Vec::new();
-    for e in fs::read_dir(dest.join("lib"))
-        .map_err(|e| e.to_string())?
+    let lib = dest.join("lib");
+    let mut archives: Vec<PathBuf> = fs::read_dir(&lib)
+        .map_err(|e| format!("{}: {e}", lib.display()))?
         .flatten()
-    {
-        let p = e.path();
-        if p.extension().is_none_or(|x| x != "a") {
-            continue;
-        }
-        let out = Command::new("nm")
-            .arg("-u")
-            .arg(&p)
-            .output()
-            .map_err(|e| format!("nm: {e}"))?;
-        if String::from_utf8_lossy(&out.stdout).contains("__stack_chk_fail") {
-            bad.push(
-                p.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-            );
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "a"))
+        .collect();
+    archives.sort();
+    if archives.is_empty() {
+        return Err(format!("no archives in {}", lib.display()));
+    }
+    let out = Command::new("nm")
+        .arg("-u")
+        .args(&archives)
+        .output()
+        .map_err(|e| format!("nm: {e} (install binutils)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "nm -u failed on the archives in {}: {}",
+            lib.display(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ));
+    }
+    let mut bad: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(a) = l.strip_suffix(".a:") {
+            current = format!("{a}.a");
+        } else if l.contains("__stack_chk_fail") {
+            let name = Path::new(&current)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| current.clone());
+            if !bad.contains(&name) {
+                bad.push(name);
+            }
         }
     }
     if bad.is_empty() {
-        eprintln!("rump kernel: nm: no archive references __stack_chk_fail");
         Ok(())
     } else {
         Err(format!(
@@ -1171,5 +1245,53 @@ fn find_files(d: &Path, ext: &str, out: &mut Vec<PathBuf>) {
             Ok(ft) if ft.is_file() && p.extension().is_some_and(|x| x == ext) => out.push(p),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two archives made with the host's compiler, one needing the stack protector: the
+    /// check names that one only.
+    #[test]
+    fn the_stack_protector_check_names_the_archives_that_need_it() {
+        let d = std::env::temp_dir().join(format!("adros-xtask-ssp-{}", std::process::id()));
+        let lib = d.join("lib");
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&lib).unwrap();
+        let src = d.join("f.c");
+        fs::write(
+            &src,
+            "void g(char *);\nint f(void) { char b[64]; g(b); return b[1]; }\n",
+        )
+        .unwrap();
+        for (name, flag) in [
+            ("good", "-fno-stack-protector"),
+            ("bad", "-fstack-protector-all"),
+        ] {
+            let o = d.join(format!("{name}.o"));
+            let ok = Command::new("cc")
+                .args(["-c", "-O1", flag, "-o"])
+                .arg(&o)
+                .arg(&src)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "cc failed");
+            let ok = Command::new("ar")
+                .arg("rcs")
+                .arg(lib.join(format!("lib{name}.a")))
+                .arg(&o)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "ar failed");
+        }
+        let e = check_no_stack_protector(&d).unwrap_err();
+        assert!(e.ends_with(": libbad.a"), "{e}");
+        fs::remove_file(lib.join("libbad.a")).unwrap();
+        check_no_stack_protector(&d).unwrap();
+        let _ = fs::remove_dir_all(&d);
     }
 }

@@ -92,6 +92,8 @@ pub fn test(a: TestArgs) -> Result<i32> {
     let want = |l: &str| a.levels.is_empty() || a.levels.iter().any(|x| x == l);
     eprintln!("==> deps (host packages, Rust targets and components)");
     crate::deps::ensure(true)?;
+    // One test run per target directory at a time: a run clears and fills test-logs/.
+    let _running = crate::cache::lock_file(&target_dir().join("xtask-test.lock"), "xtask test")?;
 
     // Stale logs from an earlier run would be mistaken for this run's.
     let logs = target_dir().join("test-logs");

@@ -50,6 +50,35 @@ pub fn run_checked(cmd: &mut Command, what: &str, hint: &str) -> Result<()> {
     }
 }
 
+/// `path` with `.<what>.<pid>` appended: a private name beside it for this process to write
+/// and then rename over `path`, so that another `cargo xtask` reading or writing `path` at
+/// the same time sees either the old or the new file, never half of one.
+pub fn private_sibling(path: &Path, what: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{what}.{}", std::process::id()));
+    PathBuf::from(s)
+}
+
+/// Writes `path` whole or not at all (through [`private_sibling`] and a rename).
+pub fn write_atomic(path: &Path, data: impl AsRef<[u8]>) -> Result<()> {
+    let tmp = private_sibling(path, "tmp");
+    std::fs::write(&tmp, data).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("renaming {}: {e}", tmp.display()))
+}
+
+/// Replaces the directory `dir` by `new` (made beside it), as close to atomically as two
+/// renames get: the old one is moved aside first, then removed.
+pub fn replace_dir(new: &Path, dir: &Path) -> Result<()> {
+    let old = private_sibling(dir, "old");
+    let had_old = std::fs::rename(dir, &old).is_ok();
+    std::fs::rename(new, dir)
+        .map_err(|e| format!("renaming {} to {}: {e}", new.display(), dir.display()))?;
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
 pub fn which(cmd: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
