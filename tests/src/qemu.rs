@@ -41,6 +41,9 @@ pub struct Machine {
     /// Boot this kernel directly (`-kernel`/`-initrd`/`-append`) instead of the ISO: the
     /// Linux peer of `cargo xtask bench` runs on the same machine this way.
     pub direct: Option<DirectBoot>,
+    /// `Some(port)`: QEMU's gdb stub listens on 127.0.0.1:port and the CPUs start stopped
+    /// (`-S`) until a debugger continues them.
+    pub gdb: Option<u16>,
 }
 
 /// A kernel QEMU loads itself (`-kernel`, `-initrd`, `-append`), no ISO, no GRUB.
@@ -64,6 +67,7 @@ impl Machine {
             usb_controller: "xhci".into(),
             net: None,
             direct: None,
+            gdb: None,
         }
     }
 
@@ -138,6 +142,9 @@ impl Machine {
             None => a.extend(["-nic".into(), "none".into()]),
             Some(opts) => a.extend(net_args(opts)),
         }
+        if let Some(port) = self.gdb {
+            a.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()]);
+        }
         a
     }
 
@@ -145,6 +152,19 @@ impl Machine {
     pub fn headless_args() -> [&'static str; 6] {
         ["-display", "none", "-serial", "stdio", "-monitor", "none"]
     }
+}
+
+/// A gdb script that loads `kernel`'s symbols, attaches to QEMU's gdb stub on
+/// 127.0.0.1:`port` and runs to the kernel's Rust entry (`kmain`). The boot stub starts in
+/// 32-bit mode, so the break is a hardware one and the architecture is set by hand; gdb then
+/// follows the CPU into long mode. `cargo xtask run --gdb` writes it and prints
+/// `gdb -x FILE`; the gdb test drives it in batch mode.
+pub fn gdb_script(kernel: &Path, port: u16) -> String {
+    format!(
+        "set pagination off\nset confirm off\nfile {}\nset architecture i386:x86-64\n\
+         target remote 127.0.0.1:{port}\nhbreak kmain\ncontinue\ndelete 1\n",
+        kernel.display()
+    )
 }
 
 /// `-netdev user,id=n0,OPTS -device e1000,netdev=n0` for `--net user[,OPTS]`'s `OPTS`
@@ -347,7 +367,12 @@ mod net_tests {
     fn host_forwards_bind_loopback_only() {
         assert_eq!(
             net_args("hostfwd=tcp::8080-:80"),
-            ["-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80", "-device", "e1000,netdev=n0"]
+            [
+                "-netdev",
+                "user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80",
+                "-device",
+                "e1000,netdev=n0"
+            ]
         );
         assert_eq!(
             net_args("hostfwd=udp:0.0.0.0:5353-10.0.2.15:53,hostfwd=tcp:127.0.0.1:2222-:22")[1],

@@ -117,6 +117,11 @@ const DEPS: &[Dep] = &[
         why: "buildrump.sh",
     },
     Dep {
+        package: "gdb",
+        present: || has_cmd("gdb"),
+        why: "cargo xtask run --gdb and its test",
+    },
+    Dep {
         package: "git",
         present: || has_cmd("git"),
         why: "the netbsd-src and buildrump.sh submodules",

@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// Run COMMAND with /bin/sh -c in the guest and exit with its status (needs user space).
     #[arg(long)]
     pub exec: Option<String>,
+    /// Start QEMU's gdb stub on 127.0.0.1:PORT (default 1234) with the CPUs stopped, write
+    /// target/adros.gdb (symbols, attach, run to `kmain`) and print the gdb command to use.
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "1234")]
+    pub gdb: Option<u16>,
     /// Accelerator: tcg (default) or kvm.
     #[arg(long, default_value = "tcg")]
     pub accel: String,
@@ -102,6 +106,16 @@ pub fn run(a: RunArgs) -> Result<i32> {
             None => return Err(format!("--net {n}: use none or user[,OPTS]")),
         },
     };
+    if let Some(port) = a.gdb {
+        m.gdb = Some(port);
+        let script = target_dir().join("adros.gdb");
+        crate::util::write_atomic(&script, qemu::gdb_script(&built.kernel, port))?;
+        eprintln!(
+            "xtask run: QEMU waits for gdb on 127.0.0.1:{port}. In another terminal:\n    gdb -x {}\n\
+             (it loads the kernel's symbols, attaches and stops in kmain; `continue` boots on)",
+            script.display()
+        );
+    }
     for d in m.disks.iter().chain(m.usb_disks.iter()) {
         if !d.exists() {
             return Err(format!("disk image {} does not exist", d.display()));
