@@ -6,6 +6,7 @@ mod cache;
 mod compare;
 mod deps;
 mod initrd;
+mod lint;
 mod qemu;
 mod rump;
 mod run;
@@ -34,6 +35,9 @@ enum Cmd {
     },
     /// Build the kernel, the symbol table and the bootable ISO (target/adros.iso).
     Build(build::BuildArgs),
+    /// rustfmt and clippy (-D warnings) on the host packages and the kernel (native and with
+    /// the rump components): what `cargo xtask test` runs first.
+    Lint(lint::LintArgs),
     /// Boot AdrOS in QEMU.
     Run(run::RunArgs),
     /// Everything CI runs: host tests, in-kernel tests, QEMU integration tests.
@@ -56,6 +60,7 @@ fn main() {
         Cmd::Deps { check } => deps::command(!check).map(|_| 0),
         Cmd::Build(a) => build::build(&a).map(|_| 0),
         Cmd::Run(a) => run::run(a),
+        Cmd::Lint(a) => lint::lint(a),
         Cmd::Test(a) => test::test(a),
         Cmd::Bench(a) => bench::bench(a),
         Cmd::Rump(a) => rump::rump(a),
