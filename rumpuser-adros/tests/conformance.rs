@@ -288,15 +288,15 @@ fn getrandom_fills() {
     setup();
     let mut buf = [0u8; 64];
     let mut n = 0usize;
-    // SAFETY: valid buffer and out-pointer.
     assert_eq!(
+        // SAFETY: valid buffer and out-pointer.
         unsafe { rumpuser_getrandom(buf.as_mut_ptr().cast(), buf.len(), 0x2, &mut n) },
         0
     );
     assert_eq!(n, 64);
     assert!(buf.iter().any(|&b| b != 0));
-    // SAFETY: invalid flags are rejected.
     assert_eq!(
+        // SAFETY: invalid flags are rejected.
         unsafe { rumpuser_getrandom(buf.as_mut_ptr().cast(), 4, 0x80, &mut n) },
         EINVAL
     );
@@ -351,8 +351,8 @@ fn pci_family_without_pci_host() {
     // SAFETY: valid out-pointer.
     assert_eq!(unsafe { rumpcomp_pci_confread(0, 3, 0, 0, &mut v) }, ENOSYS);
     assert_eq!(v, 0xffff_ffff);
-    // SAFETY: out of range device number is rejected before the host is asked.
     assert_eq!(
+        // SAFETY: out of range device number is rejected before the host is asked.
         unsafe { rumpcomp_pci_confread(0, 32, 0, 0, &mut v) },
         EINVAL
     );
@@ -407,8 +407,8 @@ fn thread_create_join_exit() {
         "join must release the vCPU around the wait"
     );
     // Detached thread that simply returns.
-    // SAFETY: as above, not joinable.
     assert_eq!(
+        // SAFETY: as above, not joinable.
         unsafe {
             rumpuser_thread_create(
                 Some(returns),
@@ -1008,8 +1008,8 @@ fn bio_completes_in_a_rump_context() {
     ];
     let mut got = 0usize;
     let before = counts();
-    // SAFETY: iovecs describe our buffers.
     assert_eq!(
+        // SAFETY: iovecs describe our buffers.
         unsafe { rumpuser_iovread(fd, iov.as_ptr() as *mut _, 2, 500, &mut got) },
         0
     );
@@ -1074,8 +1074,8 @@ fn bio_joined_requests_keep_their_own_results() {
     let (path, data) = temp_image(64 * 1024);
     let cpath = CString::new(path.to_str().unwrap()).unwrap();
     let mut fd = -1;
-    // SAFETY: valid path.
     assert_eq!(
+        // SAFETY: valid path.
         unsafe { rumpuser_open(cpath.as_ptr(), 0x2 | 0x10, &mut fd) },
         0
     );

@@ -318,13 +318,13 @@ pub fn run_headless_with_input(
                 }
                 step += 1;
             }
-            if let Some(f) = stop_when {
-                if f(&String::from_utf8_lossy(&serial)) {
-                    stopped = true;
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
+            if let Some(f) = stop_when
+                && f(&String::from_utf8_lossy(&serial))
+            {
+                stopped = true;
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
             }
         }
         if let Ok(Some(st)) = child.try_wait() {

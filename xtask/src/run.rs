@@ -189,11 +189,9 @@ fn run_exec(m: &Machine, timeout_s: u64) -> Result<i32> {
         Duration::from_secs(timeout_s),
         |b| {
             seen.push_str(&String::from_utf8_lossy(b).replace('\r', ""));
-            if !in_cmd {
-                if let Some(i) = seen.find(BEGIN) {
-                    in_cmd = true;
-                    printed = i + BEGIN.len();
-                }
+            if !in_cmd && let Some(i) = seen.find(BEGIN) {
+                in_cmd = true;
+                printed = i + BEGIN.len();
             }
             if in_cmd && status.is_none() {
                 // Print everything up to a possible (partial) marker.
@@ -208,7 +206,7 @@ fn run_exec(m: &Machine, timeout_s: u64) -> Result<i32> {
                     .unwrap_or(0);
                 if safe > 0 {
                     let mut o = std::io::stdout().lock();
-                    let _ = o.write_all(tail[..safe].as_bytes());
+                    let _ = o.write_all(&tail.as_bytes()[..safe]);
                     let _ = o.flush();
                     printed += safe;
                 }

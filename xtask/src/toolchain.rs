@@ -56,7 +56,7 @@ pub fn parse_toolchain_toml(text: &str) -> Result<Wanted> {
             continue;
         };
         let strings = || -> Vec<String> {
-            v.split(|c| c == '"' || c == '\'')
+            v.split(['"', '\''])
                 .skip(1)
                 .step_by(2)
                 .map(str::to_string)
