@@ -31,6 +31,8 @@ pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod ktests;
 #[cfg(target_os = "none")]
+pub mod net;
+#[cfg(target_os = "none")]
 pub mod panic;
 #[cfg(target_os = "none")]
 pub mod pci;

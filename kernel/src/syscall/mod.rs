@@ -7,6 +7,7 @@
 pub mod events;
 pub mod file;
 pub mod futex;
+pub mod inet;
 pub mod memory;
 pub mod misc;
 pub mod process;

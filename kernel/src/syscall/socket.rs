@@ -1,15 +1,17 @@
-//! Socket system calls. Only AF_UNIX exists (`crate::ipc::unix`); other families get
-//! EAFNOSUPPORT.
+//! Socket system calls: AF_UNIX (`crate::ipc::unix`) here, AF_INET handed to
+//! [`super::inet`] (`crate::net::inet`); other families get EAFNOSUPPORT.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use super::inet;
 use super::{Call, Table};
 use crate::arch::uaccess::{copy_from_user, copy_to_user, read_val, write_val};
 use crate::errno::{Errno, KResult};
 use crate::fs::consts::{O_CLOEXEC, O_NONBLOCK, O_RDWR};
 use crate::fs::{File, FsCtx};
 use crate::ipc::unix::{Cred, Inner, MAX_MSG, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, Sock};
+use crate::net::inet::InetSock;
 use crate::proc::current_process;
 
 const AF_UNIX: u64 = 1;
@@ -94,6 +96,9 @@ fn new_file(s: Sock, nonblock: bool) -> Arc<File> {
 }
 
 fn socket(c: &mut Call<'_>) -> KResult<u64> {
+    if c.a0() == inet::AF_INET {
+        return inet::socket(c.a1(), c.a2());
+    }
     let (ty, nb, ce) = parse_type(c.a0(), c.a1(), c.a2())?;
     super::events::install(new_file(Sock(Inner::new(ty, cred())), nb), ce)
 }
@@ -120,6 +125,19 @@ fn socketpair(c: &mut Call<'_>) -> KResult<u64> {
         return Err(e);
     }
     Ok(0)
+}
+
+/// Runs `op` if `fd` is an AF_INET socket (None: it is not one).
+fn on_inet<T>(fd: i32, op: impl FnOnce(&File, &InetSock) -> KResult<T>) -> KResult<Option<T>> {
+    let f = current_process()
+        .ok_or(Errno::ESRCH)?
+        .files
+        .lock()
+        .get(fd)?;
+    match inet::of(&f) {
+        Some(s) => op(&f, s).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The socket behind `fd` (ENOTSOCK if it is not one).
@@ -182,6 +200,9 @@ fn write_addr(addr: u64, lenp: u64, name: Option<&[u8]>) -> KResult<()> {
 }
 
 fn bind(c: &mut Call<'_>) -> KResult<u64> {
+    if let Some(r) = on_inet(c.i32(0), |_, s| inet::bind(s, c))? {
+        return Ok(r);
+    }
     let (_, s) = sock(c.i32(0))?;
     let path = read_addr(c.a1(), c.a2())?;
     s.bind(&ctx()?, &path)?;
@@ -189,12 +210,18 @@ fn bind(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn listen(c: &mut Call<'_>) -> KResult<u64> {
+    if let Some(r) = on_inet(c.i32(0), |_, s| inet::listen(s, c))? {
+        return Ok(r);
+    }
     let (_, s) = sock(c.i32(0))?;
     s.listen(c.i32(1))?;
     Ok(0)
 }
 
 fn connect(c: &mut Call<'_>) -> KResult<u64> {
+    if let Some(r) = on_inet(c.i32(0), |f, s| inet::connect(f, s, c))? {
+        return Ok(r);
+    }
     let (f, s) = sock(c.i32(0))?;
     let path = read_addr(c.a1(), c.a2())?;
     s.connect(&ctx()?, &path, f.nonblock())?;
@@ -202,6 +229,9 @@ fn connect(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn do_accept(fd: i32, addr: u64, lenp: u64, flags: u32) -> KResult<u64> {
+    if let Some(r) = on_inet(fd, |f, s| inet::accept(f, s, addr, lenp, flags))? {
+        return Ok(r);
+    }
     if flags & !(O_NONBLOCK | O_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -233,18 +263,27 @@ fn accept4(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn shutdown(c: &mut Call<'_>) -> KResult<u64> {
+    if let Some(r) = on_inet(c.i32(0), |_, s| inet::shutdown(s, c.a1()))? {
+        return Ok(r);
+    }
     let (_, s) = sock(c.i32(0))?;
     s.shutdown(c.a1() as u32)?;
     Ok(0)
 }
 
 fn getsockname(c: &mut Call<'_>) -> KResult<u64> {
+    if let Some(r) = on_inet(c.i32(0), |_, s| inet::getsockname(s, c))? {
+        return Ok(r);
+    }
     let (_, s) = sock(c.i32(0))?;
     write_addr(c.a1(), c.a2(), s.local_name().as_deref())?;
     Ok(0)
 }
 
 fn getpeername(c: &mut Call<'_>) -> KResult<u64> {
+    if let Some(r) = on_inet(c.i32(0), |_, s| inet::getpeername(s, c))? {
+        return Ok(r);
+    }
     let (_, s) = sock(c.i32(0))?;
     let n = s.peer_name()?;
     write_addr(c.a1(), c.a2(), n.as_deref())?;
@@ -252,6 +291,9 @@ fn getpeername(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn getsockopt(c: &mut Call<'_>) -> KResult<u64> {
+    if let Some(r) = on_inet(c.i32(0), |_, s| inet::getsockopt(s, c))? {
+        return Ok(r);
+    }
     let (_, s) = sock(c.i32(0))?;
     if c.a1() != SOL_SOCKET {
         return Err(Errno::ENOPROTOOPT);
@@ -283,6 +325,9 @@ fn getsockopt(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn setsockopt(c: &mut Call<'_>) -> KResult<u64> {
+    if let Some(r) = on_inet(c.i32(0), |_, s| inet::setsockopt(s, c))? {
+        return Ok(r);
+    }
     let _ = sock(c.i32(0))?;
     if c.a1() != SOL_SOCKET {
         return Err(Errno::ENOPROTOOPT);
@@ -321,6 +366,18 @@ fn send_cap(s_len: u64) -> usize {
 }
 
 fn sendto(c: &mut Call<'_>) -> KResult<u64> {
+    let flags = c.a3() as u32;
+    if let Some(r) = on_inet(c.i32(0), |f, s| {
+        let data = inet::copy_in(c.a1(), inet::send_cap(s, c.a2() as usize, STREAM_CHUNK))?;
+        let dest = if c.a4() != 0 {
+            Some(inet::read_sin(c.a4(), c.a5())?)
+        } else {
+            None
+        };
+        sigpipe(inet::send(f, s, &data, flags, dest), flags)
+    })? {
+        return Ok(r as u64);
+    }
     let mut buf = alloc::vec![0u8; send_cap(c.a2())];
     copy_from_user(&mut buf, c.a1())?;
     let dest = if c.a4() != 0 {
@@ -332,6 +389,20 @@ fn sendto(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn recvfrom(c: &mut Call<'_>) -> KResult<u64> {
+    if let Some(r) = on_inet(c.i32(0), |f, s| {
+        let flags = c.a3() as u32;
+        let mut buf = alloc::vec![0u8; (c.a2() as usize).min(STREAM_CHUNK)];
+        let (n, full, from) = inet::recv(f, s, &mut buf, flags)?;
+        copy_to_user(c.a1(), &buf[..n])?;
+        match from {
+            Some(a) if c.a4() != 0 => inet::write_sin(c.a4(), c.a5(), a)?,
+            None if c.a5() != 0 => write_val(c.a5(), &0u32)?,
+            _ => {}
+        }
+        Ok(if flags & MSG_TRUNC != 0 { full } else { n } as u64)
+    })? {
+        return Ok(r);
+    }
     let (f, s) = sock(c.i32(0))?;
     let flags = c.a3() as u32;
     let mut buf = alloc::vec![0u8; (c.a2() as usize).min(STREAM_CHUNK)];
@@ -368,6 +439,24 @@ fn iovecs(addr: u64, n: u64) -> KResult<Vec<(u64, usize)>> {
 fn sendmsg(c: &mut Call<'_>) -> KResult<u64> {
     let m = msghdr(c.a1())?;
     let flags = c.a2() as u32;
+    if let Some(r) = on_inet(c.i32(0), |f, s| {
+        let cap = inet::send_cap(s, usize::MAX, STREAM_CHUNK);
+        let mut data = Vec::new();
+        for (base, len) in iovecs(m[2], m[3])? {
+            let take = len.min(cap - data.len());
+            let start = data.len();
+            data.resize(start + take, 0);
+            copy_from_user(&mut data[start..], base)?;
+        }
+        let dest = if m[0] != 0 && m[1] != 0 {
+            Some(inet::read_sin(m[0], m[1])?)
+        } else {
+            None
+        };
+        sigpipe(inet::send(f, s, &data, flags, dest), flags)
+    })? {
+        return Ok(r as u64);
+    }
     let mut data = Vec::new();
     for (base, len) in iovecs(m[2], m[3])? {
         let take = len.min(STREAM_CHUNK.max(MAX_MSG + 1) - data.len());
@@ -422,6 +511,9 @@ fn recvmsg(c: &mut Call<'_>) -> KResult<u64> {
     let maddr = c.a1();
     let m = msghdr(maddr)?;
     let flags = c.a2() as u32;
+    if let Some(r) = on_inet(c.i32(0), |f, s| recvmsg_inet(maddr, &m, flags, f, s))? {
+        return Ok(r);
+    }
     let (f, s) = sock(c.i32(0))?;
     let iov = iovecs(m[2], m[3])?;
     let total = iov
@@ -496,5 +588,39 @@ fn recvmsg(c: &mut Call<'_>) -> KResult<u64> {
     }
     write_val(maddr + 40, &ctl_len)?;
     write_val(maddr + 48, &out_flags)?;
+    Ok(if flags & MSG_TRUNC != 0 { full } else { n } as u64)
+}
+
+fn recvmsg_inet(maddr: u64, m: &[u64; 6], flags: u32, f: &File, s: &InetSock) -> KResult<u64> {
+    let iov = iovecs(m[2], m[3])?;
+    let total = iov
+        .iter()
+        .map(|v| v.1)
+        .fold(0usize, usize::saturating_add)
+        .min(STREAM_CHUNK);
+    let mut buf = alloc::vec![0u8; total];
+    let (n, full, from) = inet::recv(f, s, &mut buf, flags)?;
+    let mut done = 0;
+    for (base, len) in iov {
+        if done >= n {
+            break;
+        }
+        let k = len.min(n - done);
+        copy_to_user(base, &buf[done..done + k])?;
+        done += k;
+    }
+    if m[0] != 0 {
+        match from {
+            Some(a) => {
+                let b = inet::name_bytes(a);
+                let k = b.len().min(m[1] as usize);
+                copy_to_user(m[0], &b[..k])?;
+                write_val(maddr + 8, &(b.len() as u32))?;
+            }
+            None => write_val(maddr + 8, &0u32)?,
+        }
+    }
+    write_val(maddr + 40, &0u64)?;
+    write_val(maddr + 48, &(if full > n { MSG_TRUNC } else { 0 }))?;
     Ok(if flags & MSG_TRUNC != 0 { full } else { n } as u64)
 }

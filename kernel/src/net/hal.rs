@@ -1,0 +1,140 @@
+//! The kernel's one implementation of [`adros_hal`]: DMA memory from `mm::dma` (below
+//! 4 GiB, reached through the linear map), register windows from `pci::map_bar_regs`,
+//! events on the scheduler's wait queues, the monotonic clock. The volatile accessors below
+//! are this module's only `unsafe`.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use adros_hal::{Dma, Event, Hal, HalError, Mmio, PhysAddr};
+
+use crate::mm::dma::DmaBuffer;
+use crate::pci::BarRegs;
+use crate::sched::wait::WaitQueue;
+
+pub struct KernelHal;
+
+pub struct KernelDma {
+    buf: DmaBuffer,
+}
+
+impl KernelDma {
+    /// The virtual address of `off..off + len`, after checking it lies inside the region.
+    fn at(&self, off: usize, len: usize, align: usize) -> usize {
+        assert!(
+            off.is_multiple_of(align) && off.checked_add(len).is_some_and(|e| e <= self.buf.len()),
+            "DMA access at {off:#x} (+{len}) outside {:#x} bytes",
+            self.buf.len()
+        );
+        self.buf.virt() as usize + off
+    }
+}
+
+impl Dma for KernelDma {
+    fn phys(&self) -> PhysAddr {
+        self.buf.phys()
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn read(&self, off: usize, dst: &mut [u8]) {
+        let va = self.at(off, dst.len(), 1);
+        // SAFETY: `at` checked that `va..va + dst.len()` lies inside this region, which the
+        // linear map keeps mapped and which we own until drop; the device may write other
+        // parts of it concurrently, but the driver reads only bytes the device has handed
+        // back (after a descriptor's done bit and `dma_rmb`). `dst` is ordinary memory that
+        // cannot overlap DMA memory we own.
+        unsafe { core::ptr::copy_nonoverlapping(va as *const u8, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    fn write(&mut self, off: usize, src: &[u8]) {
+        let va = self.at(off, src.len(), 1);
+        // SAFETY: as for `read`; the driver writes only bytes the device does not own.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), va as *mut u8, src.len()) }
+    }
+
+    fn read_u32(&self, off: usize) -> u32 {
+        let va = self.at(off, 4, 4);
+        // SAFETY: aligned and inside the region (checked by `at`); volatile because the
+        // device writes descriptor words behind the compiler's back.
+        u32::from_le(unsafe { core::ptr::read_volatile(va as *const u32) })
+    }
+
+    fn write_u32(&mut self, off: usize, v: u32) {
+        let va = self.at(off, 4, 4);
+        // SAFETY: as for `read_u32`.
+        unsafe { core::ptr::write_volatile(va as *mut u32, v.to_le()) }
+    }
+
+    fn read_u64(&self, off: usize) -> u64 {
+        let va = self.at(off, 8, 8);
+        // SAFETY: as for `read_u32`.
+        u64::from_le(unsafe { core::ptr::read_volatile(va as *const u64) })
+    }
+
+    fn write_u64(&mut self, off: usize, v: u64) {
+        let va = self.at(off, 8, 8);
+        // SAFETY: as for `read_u32`.
+        unsafe { core::ptr::write_volatile(va as *mut u64, v.to_le()) }
+    }
+}
+
+impl Hal for KernelHal {
+    type Dma = KernelDma;
+
+    fn dma_alloc(&self, len: usize) -> Result<KernelDma, HalError> {
+        let mut buf = DmaBuffer::alloc(len.max(1), 4096, 1 << 32).ok_or(HalError::NoMemory)?;
+        buf.as_mut_slice().fill(0);
+        Ok(KernelDma { buf })
+    }
+
+    fn now_ns(&self) -> u64 {
+        crate::time::now_ns()
+    }
+
+    fn delay_us(&self, us: u64) {
+        if us >= 1000 {
+            crate::sched::sleep_ms(us.div_ceil(1000));
+        } else {
+            crate::time::spin_ns(us * 1000);
+        }
+    }
+}
+
+/// A memory BAR as an [`Mmio`] window (bounds-checked by [`BarRegs`]).
+#[derive(Clone, Copy)]
+pub struct Bar(pub BarRegs);
+
+impl Mmio for Bar {
+    fn read32(&self, off: usize) -> u32 {
+        self.0.read32(off as u64)
+    }
+
+    fn write32(&self, off: usize, v: u32) {
+        self.0.write32(off as u64, v)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len() as usize
+    }
+}
+
+/// An [`Event`] on a wait queue: `notify` may be called from an interrupt handler.
+#[derive(Default)]
+pub struct KernelEvent {
+    pending: AtomicBool,
+    wq: WaitQueue,
+}
+
+impl Event for KernelEvent {
+    fn wait(&self, deadline_ns: Option<u64>) -> bool {
+        self.wq
+            .wait_until(|| self.pending.swap(false, Ordering::AcqRel), deadline_ns)
+    }
+
+    fn notify(&self) {
+        self.pending.store(true, Ordering::Release);
+        self.wq.wake_all();
+    }
+}

@@ -1,0 +1,1064 @@
+//! AF_INET sockets on the native stack: SOCK_STREAM (TCP), SOCK_DGRAM (UDP), ICMP echo
+//! through SOCK_DGRAM/IPPROTO_ICMP (Linux's "ping sockets") and SOCK_RAW/IPPROTO_ICMP for
+//! root (what busybox 1.35's `ping` opens: it sends ICMP messages and receives whole IPv4
+//! packets, the header built here on the way out), each a file whose readiness comes from
+//! smoltcp.
+//!
+//! Every socket's state lives in the stack's [`Table`] (behind the stack lock, keyed by an
+//! id); the file holds an [`InetSock`] with the id, a wait queue and the readiness bits the
+//! last [`publish`] computed. `publish` runs after every smoltcp poll — by the `net` thread
+//! or by a socket call — and wakes exactly the sockets whose bits changed, so blocking
+//! calls, `poll`, `select` and `epoll` wait on one queue each and nothing polls in a loop.
+//!
+//! smoltcp has no accept queue: a listening socket is `backlog` smoltcp sockets listening
+//! on the same port; `publish` moves each one that completes its handshake to the accept
+//! queue and starts a fresh listener in its place. A closed connection stays in the socket
+//! set until its FIN exchange is over ([`Table::orphans`]).
+//!
+//! Errors are Linux's: ECONNREFUSED for a reset connect, EINPROGRESS/EALREADY/EISCONN for
+//! non-blocking connects (SO_ERROR reports the outcome), EPIPE after shutdown, EADDRINUSE,
+//! EADDRNOTAVAIL, EDESTADDRREQ, EMSGSIZE, ENETUNREACH without a network.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::any::Any;
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::{icmp, raw, tcp, udp};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, IpProtocol, IpVersion};
+
+use super::{Net, Stack, net};
+use crate::errno::{Errno, KResult};
+use crate::fs::File;
+use crate::fs::anon::AnonFile;
+use crate::fs::consts::*;
+use crate::fs::sync::WaitQueue;
+use crate::ipc::epoll::EPOLLRDHUP;
+
+const TCP_RX: usize = 128 * 1024;
+const TCP_TX: usize = 64 * 1024;
+const UDP_PACKETS: usize = 64;
+const UDP_BYTES: usize = 64 * 1024;
+/// The largest UDP payload one datagram carries (no IP fragmentation here).
+pub const UDP_MAX: usize = 1472;
+const MAX_BACKLOG: usize = 8;
+const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Stream,
+    Dgram,
+    Icmp,
+    /// SOCK_RAW, IPPROTO_ICMP.
+    RawIcmp,
+}
+
+impl Kind {
+    pub fn sock_type(self) -> i32 {
+        match self {
+            Kind::Stream => 1,
+            Kind::Dgram | Kind::Icmp => 2,
+            Kind::RawIcmp => 3,
+        }
+    }
+
+    pub fn protocol(self) -> i32 {
+        match self {
+            Kind::Stream => 6,
+            Kind::Dgram => 17,
+            Kind::Icmp | Kind::RawIcmp => 1,
+        }
+    }
+}
+
+struct Listen {
+    backlog: usize,
+    /// Listening (or mid-handshake) smoltcp sockets.
+    waiting: Vec<SocketHandle>,
+    /// Established connections not yet accepted.
+    ready: VecDeque<SocketHandle>,
+}
+
+struct State {
+    kind: Kind,
+    core: Weak<InetSock>,
+    handle: Option<SocketHandle>,
+    /// The bound address (port 0: not bound).
+    local: SocketAddrV4,
+    remote: Option<SocketAddrV4>,
+    listen: Option<Listen>,
+    /// A TCP connect in progress.
+    connecting: bool,
+    /// A TCP connection that reached ESTABLISHED.
+    connected: bool,
+    /// SO_ERROR: reported once, then cleared.
+    error: Option<Errno>,
+    shut_rd: bool,
+    shut_wr: bool,
+    reuseaddr: bool,
+    nodelay: bool,
+    keepalive: bool,
+}
+
+/// Every AF_INET socket of the stack.
+#[derive(Default)]
+pub struct Table {
+    socks: BTreeMap<u64, State>,
+    next_id: u64,
+    next_port: u16,
+    /// Closed TCP connections finishing their FIN exchange.
+    orphans: Vec<SocketHandle>,
+    /// The identification field of the last IPv4 header built for a raw socket.
+    ip_id: u16,
+}
+
+/// The file side of a socket.
+pub struct InetSock {
+    id: u64,
+    pub kind: Kind,
+    wq: WaitQueue,
+    ready: AtomicU32,
+}
+
+fn tcp_socket() -> tcp::Socket<'static> {
+    tcp::Socket::new(
+        tcp::SocketBuffer::new(alloc::vec![0; TCP_RX]),
+        tcp::SocketBuffer::new(alloc::vec![0; TCP_TX]),
+    )
+}
+
+fn udp_socket() -> udp::Socket<'static> {
+    udp::Socket::new(
+        udp::PacketBuffer::new(alloc::vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], alloc::vec![0; UDP_BYTES]),
+        udp::PacketBuffer::new(alloc::vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], alloc::vec![0; UDP_BYTES]),
+    )
+}
+
+fn icmp_socket() -> icmp::Socket<'static> {
+    icmp::Socket::new(
+        icmp::PacketBuffer::new(alloc::vec![icmp::PacketMetadata::EMPTY; 16], alloc::vec![0; 16 * 1024]),
+        icmp::PacketBuffer::new(alloc::vec![icmp::PacketMetadata::EMPTY; 16], alloc::vec![0; 16 * 1024]),
+    )
+}
+
+fn raw_icmp_socket() -> raw::Socket<'static> {
+    raw::Socket::new(
+        IpVersion::Ipv4,
+        IpProtocol::Icmp,
+        raw::PacketBuffer::new(alloc::vec![raw::PacketMetadata::EMPTY; 32], alloc::vec![0; 32 * 1024]),
+        raw::PacketBuffer::new(alloc::vec![raw::PacketMetadata::EMPTY; 16], alloc::vec![0; 16 * 1024]),
+    )
+}
+
+fn v4(a: IpAddress) -> Ipv4Addr {
+    match a {
+        IpAddress::Ipv4(a) => a,
+        #[allow(unreachable_patterns)]
+        _ => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+fn endpoint(a: SocketAddrV4) -> IpEndpoint {
+    IpEndpoint::new(IpAddress::Ipv4(*a.ip()), a.port())
+}
+
+fn sockaddr(e: IpEndpoint) -> SocketAddrV4 {
+    SocketAddrV4::new(v4(e.addr), e.port)
+}
+
+impl Table {
+    fn port_used(&self, kind: Kind, port: u16, reuse: bool) -> bool {
+        self.socks.values().any(|s| {
+            s.kind == kind
+                && s.local.port() == port
+                && (!reuse || !s.reuseaddr || s.listen.is_some())
+        })
+    }
+
+    fn ephemeral(&mut self, kind: Kind) -> KResult<u16> {
+        let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u32 + 1;
+        for _ in 0..span {
+            if !EPHEMERAL.contains(&self.next_port) {
+                self.next_port = *EPHEMERAL.start();
+            }
+            let p = self.next_port;
+            self.next_port = self.next_port.wrapping_add(1);
+            if !self.port_used(kind, p, false) {
+                return Ok(p);
+            }
+        }
+        Err(Errno::EADDRINUSE)
+    }
+
+    fn get(&mut self, id: u64) -> KResult<&mut State> {
+        self.socks.get_mut(&id).ok_or(Errno::EBADF)
+    }
+}
+
+/// Runs `f` on the socket's state with the stack locked, then polls the stack (so what `f`
+/// queued leaves now) and publishes readiness.
+fn with<T>(id: u64, f: impl FnOnce(&mut Stack, u64) -> KResult<T>) -> KResult<T> {
+    let n = net().ok_or(Errno::ENETUNREACH)?;
+    let mut st = n.stack.lock();
+    st.inet.get(id)?;
+    let r = f(&mut st, id);
+    st.poll(n);
+    r
+}
+
+impl InetSock {
+    /// A new socket (`kind` from socket()'s type and protocol).
+    pub fn new(kind: Kind) -> Arc<InetSock> {
+        let id = match net() {
+            Some(n) => {
+                let mut st = n.stack.lock();
+                st.inet.next_id += 1;
+                st.inet.next_id
+            }
+            None => 0,
+        };
+        let s = Arc::new(InetSock {
+            id,
+            kind,
+            wq: WaitQueue::new(),
+            ready: AtomicU32::new(POLLOUT | POLLHUP),
+        });
+        if let Some(n) = net() {
+            let mut st = n.stack.lock();
+            st.inet.socks.insert(
+                id,
+                State {
+                    kind,
+                    core: Arc::downgrade(&s),
+                    handle: None,
+                    local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                    remote: None,
+                    listen: None,
+                    connecting: false,
+                    connected: false,
+                    error: None,
+                    shut_rd: false,
+                    shut_wr: false,
+                    reuseaddr: false,
+                    nodelay: false,
+                    keepalive: false,
+                },
+            );
+            publish(&mut st);
+        }
+        s
+    }
+
+    /// Blocks until one of `mask` (or an error/hang-up) is ready.
+    fn wait(&self, mask: u32) -> KResult<()> {
+        crate::ipc::wait_for(&self.wq, || {
+            (self.ready.load(Ordering::Acquire) & (mask | POLLERR | POLLHUP) != 0).then_some(())
+        })
+    }
+
+    /// Blocks until `try_op` gives a value, retrying each time `mask` becomes ready; with
+    /// `nonblock`, EAGAIN instead of blocking.
+    fn blocking<T>(
+        &self,
+        nonblock: bool,
+        mask: u32,
+        mut try_op: impl FnMut(&mut Stack, u64) -> KResult<Option<T>>,
+    ) -> KResult<T> {
+        loop {
+            if let Some(v) = with(self.id, &mut try_op)? {
+                return Ok(v);
+            }
+            if nonblock {
+                return Err(Errno::EAGAIN);
+            }
+            self.wait(mask)?;
+        }
+    }
+
+    pub fn bind(&self, addr: SocketAddrV4) -> KResult<()> {
+        with(self.id, |st, id| {
+            let ours = st.iface.ipv4_addr();
+            let s = st.inet.get(id)?;
+            if s.local.port() != 0 || s.handle.is_some() {
+                return Err(Errno::EINVAL);
+            }
+            let (kind, reuse) = (s.kind, s.reuseaddr);
+            if !addr.ip().is_unspecified() && Some(*addr.ip()) != ours && !addr.ip().is_broadcast() {
+                return Err(Errno::EADDRNOTAVAIL);
+            }
+            let port = match addr.port() {
+                0 => st.inet.ephemeral(kind)?,
+                p if st.inet.port_used(kind, p, reuse) => return Err(Errno::EADDRINUSE),
+                p => p,
+            };
+            st.inet.get(id)?.local = SocketAddrV4::new(*addr.ip(), port);
+            match kind {
+                Kind::Stream => {}
+                Kind::Dgram => open_udp(st, id)?,
+                Kind::Icmp => open_icmp(st, id)?,
+                Kind::RawIcmp => open_raw(st, id)?,
+            }
+            Ok(())
+        })
+    }
+
+    pub fn listen(&self, backlog: i32) -> KResult<()> {
+        if self.kind != Kind::Stream {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        with(self.id, |st, id| {
+            let s = st.inet.get(id)?;
+            if s.handle.is_some() {
+                return Err(Errno::EINVAL);
+            }
+            let backlog = (backlog.max(1) as usize).min(MAX_BACKLOG);
+            if s.listen.is_some() {
+                if let Some(l) = s.listen.as_mut() {
+                    l.backlog = backlog;
+                }
+                return Ok(());
+            }
+            if s.local.port() == 0 {
+                let p = st.inet.ephemeral(Kind::Stream)?;
+                st.inet.get(id)?.local.set_port(p);
+            }
+            st.inet.get(id)?.listen = Some(Listen {
+                backlog,
+                waiting: Vec::new(),
+                ready: VecDeque::new(),
+            });
+            refill(st, id);
+            Ok(())
+        })
+    }
+
+    pub fn accept(&self, nonblock: bool) -> KResult<(Arc<InetSock>, SocketAddrV4)> {
+        if self.kind != Kind::Stream {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let (h, local) = self.blocking(nonblock, POLLIN, |st, id| {
+            let s = st.inet.get(id)?;
+            let local = s.local;
+            let l = s.listen.as_mut().ok_or(Errno::EINVAL)?;
+            let h = l.ready.pop_front();
+            if h.is_some() {
+                refill(st, id);
+            }
+            Ok(h.map(|h| (h, local)))
+        })?;
+        let conn = InetSock::new(Kind::Stream);
+        let peer = with(conn.id, |st, id| {
+            let t = st.sockets.get_mut::<tcp::Socket>(h);
+            t.set_nagle_enabled(true);
+            let peer = t.remote_endpoint().map(sockaddr);
+            let me = t.local_endpoint().map(sockaddr).unwrap_or(local);
+            let s = st.inet.get(id)?;
+            s.handle = Some(h);
+            s.local = me;
+            s.remote = peer;
+            s.connected = true;
+            Ok(peer.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))
+        });
+        match peer {
+            Ok(p) => Ok((conn, p)),
+            Err(e) => {
+                // No network any more: the connection is dropped with the socket set.
+                Err(e)
+            }
+        }
+    }
+
+    pub fn connect(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
+        match self.kind {
+            Kind::Stream => self.connect_tcp(addr, nonblock),
+            _ => with(self.id, |st, id| {
+                // Datagram: sets the default destination (and binds an ephemeral port).
+                let s = st.inet.get(id)?;
+                if s.handle.is_none() {
+                    match s.kind {
+                        Kind::Icmp => open_icmp(st, id)?,
+                        Kind::RawIcmp => open_raw(st, id)?,
+                        _ => open_udp(st, id)?,
+                    }
+                }
+                st.inet.get(id)?.remote = Some(addr);
+                Ok(())
+            }),
+        }
+    }
+
+    fn connect_tcp(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
+        if addr.ip().is_unspecified() || addr.port() == 0 {
+            return Err(Errno::ECONNREFUSED);
+        }
+        with(self.id, |st, id| {
+            let s = st.inet.get(id)?;
+            if s.listen.is_some() {
+                return Err(Errno::EISCONN);
+            }
+            if s.connecting {
+                return Err(Errno::EALREADY);
+            }
+            if s.connected {
+                return Err(Errno::EISCONN);
+            }
+            if let Some(e) = s.error.take() {
+                return Err(e);
+            }
+            if st.iface.ipv4_addr().is_none() {
+                return Err(Errno::ENETUNREACH);
+            }
+            let s = st.inet.get(id)?;
+            let (nodelay, keepalive, mut local) = (s.nodelay, s.keepalive, s.local);
+            if local.port() == 0 {
+                local.set_port(st.inet.ephemeral(Kind::Stream)?);
+            }
+            let mut t = tcp_socket();
+            t.set_nagle_enabled(!nodelay);
+            if keepalive {
+                t.set_keep_alive(Some(smoltcp::time::Duration::from_secs(75)));
+            }
+            let ep = IpListenEndpoint {
+                addr: (!local.ip().is_unspecified()).then_some(IpAddress::Ipv4(*local.ip())),
+                port: local.port(),
+            };
+            t.connect(st.iface.context(), endpoint(addr), ep)
+                .map_err(|_| Errno::EADDRNOTAVAIL)?;
+            let h = st.sockets.add(t);
+            let s = st.inet.get(id)?;
+            s.handle = Some(h);
+            s.local = local;
+            s.remote = Some(addr);
+            s.connecting = true;
+            Ok(())
+        })?;
+        if nonblock {
+            return Err(Errno::EINPROGRESS);
+        }
+        self.wait(POLLOUT)?;
+        with(self.id, |st, id| {
+            let s = st.inet.get(id)?;
+            if let Some(e) = s.error.take() {
+                return Err(e);
+            }
+            if s.connected {
+                Ok(())
+            } else {
+                Err(Errno::ECONNREFUSED)
+            }
+        })
+    }
+
+    /// Sends `data` (to `dest` for datagrams); blocks for room unless `nonblock`.
+    pub fn send(&self, data: &[u8], dest: Option<SocketAddrV4>, nonblock: bool) -> KResult<usize> {
+        match self.kind {
+            Kind::Stream => self.send_tcp(data, nonblock),
+            Kind::Dgram => {
+                if data.len() > UDP_MAX {
+                    return Err(Errno::EMSGSIZE);
+                }
+                self.blocking(nonblock, POLLOUT, |st, id| {
+                    let s = st.inet.get(id)?;
+                    if s.shut_wr {
+                        return Err(Errno::EPIPE);
+                    }
+                    let to = dest.or(s.remote).ok_or(Errno::EDESTADDRREQ)?;
+                    if to.port() == 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                    if st.iface.ipv4_addr().is_none() && !to.ip().is_broadcast() {
+                        return Err(Errno::ENETUNREACH);
+                    }
+                    if st.inet.get(id)?.handle.is_none() {
+                        open_udp(st, id)?;
+                    }
+                    let h = st.inet.get(id)?.handle.ok_or(Errno::EBADF)?;
+                    let u = st.sockets.get_mut::<udp::Socket>(h);
+                    match u.send_slice(data, endpoint(to)) {
+                        Ok(()) => Ok(Some(data.len())),
+                        Err(udp::SendError::BufferFull) => Ok(None),
+                        Err(udp::SendError::Unaddressable) => Err(Errno::EINVAL),
+                    }
+                })
+            }
+            Kind::Icmp => self.send_icmp(data, dest, nonblock),
+            Kind::RawIcmp => self.send_raw(data, dest, nonblock),
+        }
+    }
+
+    /// A raw ICMP send: the caller's ICMP message (its checksum is the caller's, as on
+    /// Linux) in an IPv4 header built here.
+    fn send_raw(&self, data: &[u8], dest: Option<SocketAddrV4>, nonblock: bool) -> KResult<usize> {
+        if data.len() < 4 || data.len() > 1480 {
+            return Err(Errno::EINVAL);
+        }
+        self.blocking(nonblock, POLLOUT, |st, id| {
+            let s = st.inet.get(id)?;
+            let to = dest.or(s.remote).ok_or(Errno::EDESTADDRREQ)?;
+            let Some(me) = st.iface.ipv4_addr() else {
+                return Err(Errno::ENETUNREACH);
+            };
+            if st.inet.get(id)?.handle.is_none() {
+                open_raw(st, id)?;
+            }
+            st.inet.ip_id = st.inet.ip_id.wrapping_add(1);
+            let ip_id = st.inet.ip_id;
+            let h = st.inet.get(id)?.handle.ok_or(Errno::EBADF)?;
+            let total = 20 + data.len();
+            let mut pkt = Vec::with_capacity(total);
+            pkt.extend_from_slice(&[0x45, 0]);
+            pkt.extend_from_slice(&(total as u16).to_be_bytes());
+            pkt.extend_from_slice(&ip_id.to_be_bytes());
+            pkt.extend_from_slice(&[0x40, 0, 64, 1, 0, 0]);
+            pkt.extend_from_slice(&me.octets());
+            pkt.extend_from_slice(&to.ip().octets());
+            let c = checksum(&pkt);
+            pkt[10..12].copy_from_slice(&c.to_be_bytes());
+            pkt.extend_from_slice(data);
+            match st.sockets.get_mut::<raw::Socket>(h).send_slice(&pkt) {
+                Ok(()) => Ok(Some(data.len())),
+                Err(_) => Ok(None),
+            }
+        })
+    }
+
+    fn send_tcp(&self, data: &[u8], nonblock: bool) -> KResult<usize> {
+        let mut sent = 0;
+        loop {
+            let r = with(self.id, |st, id| {
+                let s = st.inet.get(id)?;
+                if s.shut_wr {
+                    return Err(Errno::EPIPE);
+                }
+                if let Some(e) = s.error.take() {
+                    return Err(e);
+                }
+                let Some(h) = s.handle.filter(|_| s.connected) else {
+                    return Err(Errno::ENOTCONN);
+                };
+                let t = st.sockets.get_mut::<tcp::Socket>(h);
+                if !t.may_send() {
+                    return Err(Errno::EPIPE);
+                }
+                Ok(t.send_slice(&data[sent..]).unwrap_or(0))
+            });
+            match r {
+                Ok(n) => sent += n,
+                Err(e) if sent > 0 && e != Errno::ERESTARTSYS => return Ok(sent),
+                Err(e) => return Err(e),
+            }
+            if sent == data.len() {
+                return Ok(sent);
+            }
+            if nonblock {
+                return if sent > 0 { Ok(sent) } else { Err(Errno::EAGAIN) };
+            }
+            if let Err(e) = self.wait(POLLOUT) {
+                return if sent > 0 { Ok(sent) } else { Err(e) };
+            }
+        }
+    }
+
+    fn send_icmp(&self, data: &[u8], dest: Option<SocketAddrV4>, nonblock: bool) -> KResult<usize> {
+        // An ICMP echo request: type 8, code 0, checksum, identifier, sequence, payload.
+        if data.len() < 8 || data.len() > 1472 {
+            return Err(Errno::EINVAL);
+        }
+        if data[0] != 8 || data[1] != 0 {
+            return Err(Errno::EINVAL);
+        }
+        self.blocking(nonblock, POLLOUT, |st, id| {
+            let s = st.inet.get(id)?;
+            let to = dest.or(s.remote).ok_or(Errno::EDESTADDRREQ)?;
+            if st.iface.ipv4_addr().is_none() {
+                return Err(Errno::ENETUNREACH);
+            }
+            if st.inet.get(id)?.handle.is_none() {
+                open_icmp(st, id)?;
+            }
+            let s = st.inet.get(id)?;
+            let ident = s.local.port();
+            let h = s.handle.ok_or(Errno::EBADF)?;
+            let mut pkt = data.to_vec();
+            // Like Linux: the identifier is the socket's, the checksum ours.
+            pkt[4..6].copy_from_slice(&ident.to_be_bytes());
+            pkt[2..4].copy_from_slice(&[0, 0]);
+            let c = checksum(&pkt);
+            pkt[2..4].copy_from_slice(&c.to_be_bytes());
+            let i = st.sockets.get_mut::<icmp::Socket>(h);
+            match i.send_slice(&pkt, IpAddress::Ipv4(*to.ip())) {
+                Ok(()) => Ok(Some(data.len())),
+                Err(icmp::SendError::BufferFull) => Ok(None),
+                Err(icmp::SendError::Unaddressable) => Err(Errno::EINVAL),
+            }
+        })
+    }
+
+    /// Receives into `buf`: (bytes copied, the datagram's full length, the sender).
+    pub fn recv(&self, buf: &mut [u8], peek: bool, nonblock: bool) -> KResult<(usize, usize, Option<SocketAddrV4>)> {
+        self.blocking(nonblock, POLLIN, |st, id| {
+            let s = st.inet.get(id)?;
+            if s.shut_rd {
+                return Ok(Some((0, 0, None)));
+            }
+            let kind = s.kind;
+            let remote = s.remote;
+            let Some(h) = s.handle else {
+                return match kind {
+                    Kind::Stream => Err(Errno::ENOTCONN),
+                    // An unbound datagram socket never receives: block (as Linux does).
+                    _ => Ok(None),
+                };
+            };
+            match kind {
+                Kind::Stream => {
+                    if !s.connected {
+                        if let Some(e) = s.error.take() {
+                            return Err(e);
+                        }
+                        return if s.connecting { Ok(None) } else { Err(Errno::ENOTCONN) };
+                    }
+                    let t = st.sockets.get_mut::<tcp::Socket>(h);
+                    if buf.is_empty() {
+                        return Ok(Some((0, 0, None)));
+                    }
+                    let r = if peek { t.peek_slice(buf) } else { t.recv_slice(buf) };
+                    match r {
+                        Ok(0) if t.may_recv() => Ok(None),
+                        Ok(n) => Ok(Some((n, n, None))),
+                        Err(_) => Ok(Some((0, 0, None))),
+                    }
+                }
+                Kind::Dgram => {
+                    let u = st.sockets.get_mut::<udp::Socket>(h);
+                    loop {
+                        let (n, full, from) = {
+                            let r = if peek {
+                                u.peek().map(|(d, m)| (d, m.endpoint))
+                            } else {
+                                u.recv().map(|(d, m)| (d, m.endpoint))
+                            };
+                            let Ok((d, ep)) = r else { return Ok(None) };
+                            let n = d.len().min(buf.len());
+                            buf[..n].copy_from_slice(&d[..n]);
+                            (n, d.len(), sockaddr(ep))
+                        };
+                        // A connected datagram socket hears only its peer.
+                        if remote.is_some_and(|r| r != from) && !peek {
+                            continue;
+                        }
+                        return Ok(Some((n, full, Some(from))));
+                    }
+                }
+                Kind::Icmp => {
+                    let i = st.sockets.get_mut::<icmp::Socket>(h);
+                    let Ok((d, from)) = i.recv() else { return Ok(None) };
+                    let n = d.len().min(buf.len());
+                    buf[..n].copy_from_slice(&d[..n]);
+                    Ok(Some((n, d.len(), Some(SocketAddrV4::new(v4(from), 0)))))
+                }
+                Kind::RawIcmp => {
+                    let r = st.sockets.get_mut::<raw::Socket>(h);
+                    let d = if peek { r.peek() } else { r.recv() };
+                    let Ok(d) = d else { return Ok(None) };
+                    // smoltcp hands over only packets it parsed as IPv4: 20+ bytes.
+                    let from = match d.get(12..16) {
+                        Some(a) => Ipv4Addr::new(a[0], a[1], a[2], a[3]),
+                        None => Ipv4Addr::UNSPECIFIED,
+                    };
+                    let n = d.len().min(buf.len());
+                    buf[..n].copy_from_slice(&d[..n]);
+                    Ok(Some((n, d.len(), Some(SocketAddrV4::new(from, 0)))))
+                }
+            }
+        })
+    }
+
+    pub fn shutdown(&self, how: u32) -> KResult<()> {
+        if how > 2 {
+            return Err(Errno::EINVAL);
+        }
+        with(self.id, |st, id| {
+            let s = st.inet.get(id)?;
+            if self.kind == Kind::Stream && !s.connected && s.listen.is_none() {
+                return Err(Errno::ENOTCONN);
+            }
+            if how != 1 {
+                s.shut_rd = true;
+            }
+            if how != 0 {
+                s.shut_wr = true;
+                if let Some(h) = s.handle.filter(|_| self.kind == Kind::Stream) {
+                    st.sockets.get_mut::<tcp::Socket>(h).close();
+                }
+            }
+            Ok(())
+        })?;
+        self.wq.wake_all();
+        Ok(())
+    }
+
+    pub fn local_name(&self) -> KResult<SocketAddrV4> {
+        with(self.id, |st, id| {
+            let s = st.inet.get(id)?;
+            Ok(s.local)
+        })
+        .or_else(|e| if e == Errno::ENETUNREACH { Ok(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)) } else { Err(e) })
+    }
+
+    pub fn peer_name(&self) -> KResult<SocketAddrV4> {
+        with(self.id, |st, id| {
+            let s = st.inet.get(id)?;
+            if s.kind == Kind::Stream && !s.connected {
+                return Err(Errno::ENOTCONN);
+            }
+            s.remote.ok_or(Errno::ENOTCONN)
+        })
+    }
+
+    /// SO_ERROR: the pending error, cleared.
+    pub fn take_error(&self) -> i32 {
+        with(self.id, |st, id| Ok(st.inet.get(id)?.error.take()))
+            .ok()
+            .flatten()
+            .map_or(0, |e| e as i32)
+    }
+
+    pub fn is_listening(&self) -> bool {
+        with(self.id, |st, id| Ok(st.inet.get(id)?.listen.is_some())).unwrap_or(false)
+    }
+
+    /// Boolean options: SO_REUSEADDR, SO_KEEPALIVE, TCP_NODELAY.
+    pub fn set_flag(&self, opt: Flag, on: bool) -> KResult<()> {
+        with(self.id, |st, id| {
+            let s = st.inet.get(id)?;
+            match opt {
+                Flag::ReuseAddr => s.reuseaddr = on,
+                Flag::KeepAlive => s.keepalive = on,
+                Flag::NoDelay => s.nodelay = on,
+            }
+            if let Some(h) = s.handle.filter(|_| s.kind == Kind::Stream) {
+                let (nd, ka) = (s.nodelay, s.keepalive);
+                let t = st.sockets.get_mut::<tcp::Socket>(h);
+                t.set_nagle_enabled(!nd);
+                t.set_keep_alive(ka.then(|| smoltcp::time::Duration::from_secs(75)));
+            }
+            Ok(())
+        })
+        .or_else(|e| if e == Errno::ENETUNREACH { Ok(()) } else { Err(e) })
+    }
+
+    pub fn flag(&self, opt: Flag) -> bool {
+        with(self.id, |st, id| {
+            let s = st.inet.get(id)?;
+            Ok(match opt {
+                Flag::ReuseAddr => s.reuseaddr,
+                Flag::KeepAlive => s.keepalive,
+                Flag::NoDelay => s.nodelay,
+            })
+        })
+        .unwrap_or(false)
+    }
+
+    /// Bytes waiting to be read (FIONREAD).
+    fn available(&self) -> usize {
+        with(self.id, |st, id| {
+            let s = st.inet.get(id)?;
+            let Some(h) = s.handle else { return Ok(0) };
+            Ok(match s.kind {
+                Kind::Stream => st.sockets.get::<tcp::Socket>(h).recv_queue(),
+                Kind::Dgram => st
+                    .sockets
+                    .get_mut::<udp::Socket>(h)
+                    .peek()
+                    .map_or(0, |(d, _)| d.len()),
+                Kind::Icmp | Kind::RawIcmp => 0,
+            })
+        })
+        .unwrap_or(0)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Flag {
+    ReuseAddr,
+    KeepAlive,
+    NoDelay,
+}
+
+/// The Internet checksum (RFC 1071).
+fn checksum(b: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for c in b.chunks(2) {
+        let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from(c[0]) << 8 };
+        sum += u32::from(w);
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn open_udp(st: &mut Stack, id: u64) -> KResult<()> {
+    if st.inet.get(id)?.local.port() == 0 {
+        let p = st.inet.ephemeral(Kind::Dgram)?;
+        st.inet.get(id)?.local.set_port(p);
+    }
+    let s = st.inet.get(id)?;
+    let ep = IpListenEndpoint {
+        addr: (!s.local.ip().is_unspecified() && !s.local.ip().is_broadcast())
+            .then_some(IpAddress::Ipv4(*s.local.ip())),
+        port: s.local.port(),
+    };
+    let mut u = udp_socket();
+    u.bind(ep).map_err(|_| Errno::EINVAL)?;
+    let h = st.sockets.add(u);
+    st.inet.get(id)?.handle = Some(h);
+    Ok(())
+}
+
+fn open_raw(st: &mut Stack, id: u64) -> KResult<()> {
+    let h = st.sockets.add(raw_icmp_socket());
+    st.inet.get(id)?.handle = Some(h);
+    Ok(())
+}
+
+fn open_icmp(st: &mut Stack, id: u64) -> KResult<()> {
+    if st.inet.get(id)?.local.port() == 0 {
+        let p = st.inet.ephemeral(Kind::Icmp)?;
+        st.inet.get(id)?.local.set_port(p);
+    }
+    let ident = st.inet.get(id)?.local.port();
+    let mut i = icmp_socket();
+    i.bind(icmp::Endpoint::Ident(ident)).map_err(|_| Errno::EINVAL)?;
+    let h = st.sockets.add(i);
+    st.inet.get(id)?.handle = Some(h);
+    Ok(())
+}
+
+/// Tops a listening socket up to `backlog` listeners (fewer while accepted connections
+/// wait).
+fn refill(st: &mut Stack, id: u64) {
+    let Ok(s) = st.inet.get(id) else { return };
+    let local = s.local;
+    let (nodelay, keepalive) = (s.nodelay, s.keepalive);
+    let Some(l) = s.listen.as_ref() else { return };
+    let want = l.backlog.saturating_sub(l.ready.len()).max(usize::from(l.ready.len() < l.backlog));
+    let mut new = Vec::new();
+    for _ in l.waiting.len()..want {
+        let mut t = tcp_socket();
+        t.set_nagle_enabled(!nodelay);
+        if keepalive {
+            t.set_keep_alive(Some(smoltcp::time::Duration::from_secs(75)));
+        }
+        let ep = IpListenEndpoint {
+            addr: (!local.ip().is_unspecified()).then_some(IpAddress::Ipv4(*local.ip())),
+            port: local.port(),
+        };
+        if t.listen(ep).is_err() {
+            break;
+        }
+        new.push(st.sockets.add(t));
+    }
+    if let Ok(s) = st.inet.get(id) {
+        if let Some(l) = s.listen.as_mut() {
+            l.waiting.extend(new);
+        }
+    }
+}
+
+/// After a poll: finished handshakes to accept queues, connect outcomes, finished
+/// orphans out of the socket set, and every socket's readiness, waking those that changed.
+pub fn publish(st: &mut Stack) {
+    let Stack { inet, sockets, .. } = st;
+    inet.orphans.retain(|&h| {
+        let done = matches!(sockets.get::<tcp::Socket>(h).state(), tcp::State::Closed | tcp::State::TimeWait);
+        if done {
+            sockets.remove(h);
+        }
+        !done
+    });
+    let mut refills = Vec::new();
+    for (&id, s) in inet.socks.iter_mut() {
+        let mut bits = 0;
+        match (s.kind, s.handle) {
+            (Kind::Stream, _) if s.listen.is_some() => {
+                let Some(l) = s.listen.as_mut() else { continue };
+                let mut still = Vec::new();
+                for h in l.waiting.drain(..) {
+                    let t = sockets.get_mut::<tcp::Socket>(h);
+                    match t.state() {
+                        tcp::State::Listen | tcp::State::SynReceived => still.push(h),
+                        tcp::State::Closed | tcp::State::TimeWait => {
+                            sockets.remove(h);
+                        }
+                        _ => l.ready.push_back(h),
+                    }
+                }
+                l.waiting = still;
+                if l.waiting.len() + l.ready.len() < l.backlog || l.waiting.is_empty() {
+                    refills.push(id);
+                }
+                if !l.ready.is_empty() {
+                    bits |= POLLIN | POLLRDNORM;
+                }
+            }
+            (Kind::Stream, None) => bits |= POLLOUT | POLLHUP,
+            (Kind::Stream, Some(h)) => {
+                let t = sockets.get::<tcp::Socket>(h);
+                let state = t.state();
+                if s.connecting {
+                    match state {
+                        tcp::State::SynSent | tcp::State::SynReceived => {}
+                        tcp::State::Closed | tcp::State::TimeWait => {
+                            s.connecting = false;
+                            s.error = Some(Errno::ECONNREFUSED);
+                        }
+                        _ => {
+                            s.connecting = false;
+                            s.connected = true;
+                        }
+                    }
+                }
+                if s.connecting {
+                    // Nothing ready while the handshake runs.
+                } else if !s.connected {
+                    bits |= POLLOUT | POLLERR | POLLHUP;
+                } else {
+                    if t.can_recv() || !t.may_recv() || s.shut_rd {
+                        bits |= POLLIN | POLLRDNORM;
+                    }
+                    if !t.may_recv() {
+                        bits |= EPOLLRDHUP;
+                    }
+                    if t.can_send() || !t.may_send() {
+                        bits |= POLLOUT | POLLWRNORM;
+                    }
+                    if matches!(state, tcp::State::Closed | tcp::State::TimeWait) || (!t.may_recv() && !t.may_send()) {
+                        bits |= POLLHUP;
+                    }
+                }
+                if s.error.is_some() {
+                    bits |= POLLERR;
+                }
+            }
+            (Kind::Dgram | Kind::Icmp | Kind::RawIcmp, None) => bits |= POLLOUT | POLLWRNORM,
+            (Kind::Dgram, Some(h)) => {
+                let u = sockets.get::<udp::Socket>(h);
+                if u.can_recv() || s.shut_rd {
+                    bits |= POLLIN | POLLRDNORM;
+                }
+                if u.can_send() {
+                    bits |= POLLOUT | POLLWRNORM;
+                }
+            }
+            (Kind::RawIcmp, Some(h)) => {
+                let r = sockets.get::<raw::Socket>(h);
+                if r.can_recv() {
+                    bits |= POLLIN | POLLRDNORM;
+                }
+                if r.can_send() {
+                    bits |= POLLOUT | POLLWRNORM;
+                }
+            }
+            (Kind::Icmp, Some(h)) => {
+                let i = sockets.get::<icmp::Socket>(h);
+                if i.can_recv() {
+                    bits |= POLLIN | POLLRDNORM;
+                }
+                if i.can_send() {
+                    bits |= POLLOUT | POLLWRNORM;
+                }
+            }
+        }
+        if let Some(c) = s.core.upgrade() {
+            if c.ready.swap(bits, Ordering::AcqRel) != bits {
+                c.wq.wake_all();
+            }
+        }
+    }
+    for id in refills {
+        refill(st, id);
+    }
+}
+
+/// Called when the file closes: a connection finishes its FIN exchange in the background;
+/// listeners, unaccepted connections and datagram sockets go at once.
+fn close(n: &Net, id: u64) {
+    let mut st = n.stack.lock();
+    let Some(s) = st.inet.socks.remove(&id) else { return };
+    if let Some(l) = s.listen {
+        for h in l.waiting.into_iter().chain(l.ready) {
+            st.sockets.get_mut::<tcp::Socket>(h).abort();
+            // Aborting queues a RST; the handle goes once it is sent.
+            st.inet.orphans.push(h);
+        }
+    }
+    if let Some(h) = s.handle {
+        match s.kind {
+            Kind::Stream => {
+                st.sockets.get_mut::<tcp::Socket>(h).close();
+                st.inet.orphans.push(h);
+            }
+            Kind::Dgram | Kind::Icmp | Kind::RawIcmp => {
+                st.sockets.remove(h);
+            }
+        }
+    }
+    st.poll(n);
+}
+
+impl Drop for InetSock {
+    fn drop(&mut self) {
+        if let Some(n) = net() {
+            close(n, self.id);
+        }
+    }
+}
+
+impl AnonFile for InetSock {
+    fn name(&self) -> &'static str {
+        "socket"
+    }
+
+    fn link_name(&self, ino: u64) -> alloc::string::String {
+        alloc::format!("socket:[{ino}]")
+    }
+
+    fn file_type(&self) -> u32 {
+        S_IFSOCK
+    }
+
+    fn read(&self, file: &File, buf: &mut [u8]) -> KResult<usize> {
+        Ok(self.recv(buf, false, file.nonblock())?.0)
+    }
+
+    fn write(&self, file: &File, buf: &[u8]) -> KResult<usize> {
+        self.send(buf, None, file.nonblock())
+    }
+
+    fn poll(&self, _file: &File, events: u32) -> u32 {
+        if self.id == 0 {
+            return (POLLOUT | POLLHUP) & (events | POLLHUP);
+        }
+        self.ready.load(Ordering::Acquire) & (events | POLLHUP | POLLERR)
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.wq)
+    }
+
+    fn ioctl(&self, _file: &File, cmd: u32, _arg: u64) -> KResult<u64> {
+        if cmd != FIONREAD {
+            return Err(Errno::ENOTTY);
+        }
+        Ok(self.available() as u64)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

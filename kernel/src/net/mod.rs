@@ -1,0 +1,329 @@
+//! Networking: the native stack (the `adros-e1000` driver under `smoltcp`), chosen with
+//! `net.stack=native|rump` on the kernel command line, and the AF_INET sockets user space
+//! reaches through it ([`inet`]).
+//!
+//! `net.stack=rump` (NetBSD's TCP/IP in the rump kernel) is not available yet: the kernel
+//! says so in a log line and falls back to the native stack. With no e1000 on the PCI bus
+//! (`cargo xtask run` without `--net user`) there is no network and AF_INET sockets fail
+//! with ENETUNREACH on use.
+//!
+//! One thread (`net`) owns the interface: it sleeps on an event the e1000's interrupt
+//! handler (which only reads and so acknowledges ICR) and the socket calls notify, or until
+//! smoltcp's next timer (retransmissions, DHCP renewals); then it drains the rings, polls
+//! smoltcp, runs DHCP, and publishes each socket's readiness ([`inet`]), waking the wait
+//! queues of sockets whose readiness changed — so `poll`/`epoll` never poll in a loop.
+//! Socket calls take the same stack lock, act on their smoltcp socket and poll at once, so
+//! a `send` leaves without waiting for the thread.
+//!
+//! DHCP runs at boot without user action; the lease (address, gateway, DNS servers) is
+//! what `/proc/drivers` and `/proc/net/*` report.
+
+pub mod hal;
+pub mod inet;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use adros_e1000::E1000;
+use adros_hal::Event;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::dhcpv4;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
+
+use crate::sync::Mutex;
+use crate::sync::spin::IrqSpinLock;
+use hal::{Bar, KernelEvent, KernelHal};
+
+pub type Nic = E1000<KernelHal, Bar>;
+
+/// The interface's configuration as DHCP left it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lease {
+    pub addr: Option<Ipv4Cidr>,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: [Option<Ipv4Addr>; 3],
+    /// When the lease was obtained (ns of uptime).
+    pub at_ns: u64,
+}
+
+/// Everything behind the stack lock.
+pub struct Stack {
+    pub dev: Nic,
+    pub iface: Interface,
+    pub sockets: SocketSet<'static>,
+    dhcp: SocketHandle,
+    pub inet: inet::Table,
+}
+
+pub struct Net {
+    pub stack: Mutex<Stack>,
+    event: KernelEvent,
+    /// Interrupt causes read by the handler, not yet seen by the thread.
+    icr: AtomicU32,
+    regs: Bar,
+    pub lease: IrqSpinLock<Lease>,
+    pub mac: [u8; 6],
+    pub mac_source: &'static str,
+    pub slot: String,
+    pub irq: IrqSpinLock<String>,
+    pub interrupts: AtomicU64,
+    pub polls: AtomicU64,
+}
+
+static NET: spin::Once<Arc<Net>> = spin::Once::new();
+static CHOICE: spin::Once<&'static str> = spin::Once::new();
+
+/// The stack, when there is a network.
+pub fn net() -> Option<&'static Arc<Net>> {
+    NET.get()
+}
+
+pub fn now() -> Instant {
+    Instant::from_micros((crate::time::now_ns() / 1000) as i64)
+}
+
+impl Net {
+    /// Wakes the `net` thread (new work for the interface).
+    pub fn kick(&self) {
+        self.event.notify();
+    }
+
+    /// One round under the stack lock: interrupt causes, the rings, smoltcp, DHCP,
+    /// readiness. Returns when smoltcp next wants to run.
+    fn service(&self, st: &mut Stack) -> Option<Duration> {
+        let icr = self.icr.swap(0, Ordering::AcqRel);
+        if st.dev.note_interrupt(icr) {
+            let l = st.dev.link();
+            log::info!(
+                "net: link {} {} Mb/s {}-duplex",
+                if l.up { "up" } else { "down" },
+                l.mbps,
+                if l.full_duplex { "full" } else { "half" }
+            );
+        }
+        st.poll(self);
+        let t = now();
+        st.iface.poll_delay(t, &st.sockets)
+    }
+}
+
+impl Stack {
+    /// Polls smoltcp until it has nothing more to do right now, then DHCP and readiness.
+    pub fn poll(&mut self, net: &Net) {
+        net.polls.fetch_add(1, Ordering::Relaxed);
+        // Bounded: each round drains at most the receive ring; 8 rounds cover a burst
+        // arriving while we poll.
+        for _ in 0..8 {
+            let r = self.iface.poll(now(), &mut self.dev, &mut self.sockets);
+            if r == smoltcp::iface::PollResult::None && !self.dev.rx_pending() {
+                break;
+            }
+        }
+        self.dhcp_event(net);
+        inet::publish(self);
+    }
+
+    fn dhcp_event(&mut self, net: &Net) {
+        let ev = self.sockets.get_mut::<dhcpv4::Socket>(self.dhcp).poll();
+        match ev {
+            None => {}
+            Some(dhcpv4::Event::Configured(c)) => {
+                self.iface.update_ip_addrs(|a| {
+                    a.clear();
+                    let _ = a.push(IpCidr::Ipv4(c.address));
+                });
+                match c.router {
+                    Some(r) => {
+                        let _ = self.iface.routes_mut().add_default_ipv4_route(r);
+                    }
+                    None => {
+                        self.iface.routes_mut().remove_default_ipv4_route();
+                    }
+                }
+                let mut l = net.lease.lock();
+                l.addr = Some(c.address);
+                l.gateway = c.router;
+                l.dns = [None; 3];
+                for (i, d) in c.dns_servers.iter().take(3).enumerate() {
+                    l.dns[i] = Some(*d);
+                }
+                l.at_ns = crate::time::now_ns();
+                drop(l);
+                log::info!(
+                    "net: DHCP: address {} gateway {} dns {}",
+                    c.address,
+                    c.router.map_or(String::from("none"), |r| format!("{r}")),
+                    c.dns_servers
+                        .iter()
+                        .map(|d| format!("{d}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
+            Some(dhcpv4::Event::Deconfigured) => {
+                self.iface.update_ip_addrs(|a| a.clear());
+                self.iface.routes_mut().remove_default_ipv4_route();
+                *net.lease.lock() = Lease::default();
+                log::info!("net: DHCP: deconfigured");
+            }
+        }
+    }
+}
+
+/// Which stack `net.stack=` asked for and which one runs, for `/proc/drivers`.
+pub fn stack_name() -> &'static str {
+    CHOICE.get().copied().unwrap_or("none")
+}
+
+/// Chooses the stack and brings the network up. Call once the scheduler, PCI and the
+/// interrupt controllers are up.
+pub fn init() {
+    let cmd = crate::boot::cmdline();
+    let want = cmd.param("net.stack").unwrap_or("native");
+    match want {
+        "native" => {}
+        "rump" => log::warn!(
+            "net: net.stack=rump: NetBSD's TCP/IP in the rump kernel is not available yet; using the native stack"
+        ),
+        other => log::warn!("net: net.stack={other}: unknown (native|rump); using the native stack"),
+    }
+    let Some(d) = crate::pci::find(adros_e1000::VENDOR_ID, adros_e1000::DEVICE_ID) else {
+        log::info!("net: no e1000 (8086:100e) on the PCI bus: no network");
+        return;
+    };
+    match bring_up(d) {
+        Ok(n) => {
+            CHOICE.call_once(|| "native");
+            let n = NET.call_once(|| n);
+            let net = n.clone();
+            crate::sched::spawn("net", move || run(&net));
+        }
+        Err(e) => log::warn!("net: e1000 at {}: not brought up: {e}", adros_pci::slot_name(d.addr)),
+    }
+}
+
+fn bring_up(d: &'static crate::pci::PciDevice) -> Result<Arc<Net>, String> {
+    crate::pci::enable_memory(d);
+    crate::pci::enable_bus_master(d);
+    let regs = crate::pci::map_bar_regs(d, 0).map_err(|e| format!("BAR0: {e:?}"))?;
+    let bar = Bar(regs);
+    let mut dev = E1000::new(KernelHal, bar).map_err(|e| format!("{e:?}"))?;
+    let mac = dev.mac();
+    let mac_source = dev.mac_source();
+    let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    cfg.random_seed = crate::time::now_ns() ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0x5a, 0xa5]);
+    let iface = Interface::new(cfg, &mut dev, now());
+    let mut sockets = SocketSet::new(Vec::new());
+    let dhcp = sockets.add(dhcpv4::Socket::new());
+    let link = dev.link();
+    let slot = adros_pci::slot_name(d.addr);
+    log::info!(
+        "net: e1000 at {slot}: MAC {} (from {mac_source}), link {} {} Mb/s; native stack (smoltcp), DHCP starting",
+        EthernetAddress(mac),
+        if link.up { "up" } else { "down" },
+        link.mbps
+    );
+    let net = Arc::new(Net {
+        stack: Mutex::new(Stack {
+            dev,
+            iface,
+            sockets,
+            dhcp,
+            inet: inet::Table::default(),
+        }),
+        event: KernelEvent::default(),
+        icr: AtomicU32::new(0),
+        regs: bar,
+        lease: IrqSpinLock::new(Lease::default()),
+        mac,
+        mac_source,
+        slot,
+        irq: IrqSpinLock::new(String::from("polled")),
+        interrupts: AtomicU64::new(0),
+        polls: AtomicU64::new(0),
+    });
+    *net.irq.lock() = attach_irq(d, &net);
+    Ok(net)
+}
+
+/// Routes the function's INTx to a handler that acknowledges the e1000 and wakes the
+/// thread. Returns how interrupts arrive, for `/proc/drivers`.
+fn attach_irq(d: &'static crate::pci::PciDevice, net: &Arc<Net>) -> String {
+    use crate::arch::{apic, idt, ioapic};
+    let Some(gsi) = crate::pci::irq(d) else {
+        return String::from("polled (no routed INTx)");
+    };
+    let Some(vector) = ioapic::alloc_vector() else {
+        return String::from("polled (no free vector)");
+    };
+    idt::register(vector, irq_handler);
+    // PCI INTx: level-triggered, active low.
+    if ioapic::route(gsi, vector, apic::id(), true, true).is_err() {
+        return format!("polled (GSI {gsi} not routable)");
+    }
+    let _ = ioapic::unmask(gsi);
+    let _ = net;
+    format!("gsi {gsi} vector {vector}")
+}
+
+fn irq_handler(_f: &mut crate::arch::idt::TrapFrame) {
+    if let Some(n) = NET.get() {
+        let icr = Nic::ack(&n.regs);
+        if icr != 0 {
+            n.interrupts.fetch_add(1, Ordering::Relaxed);
+            n.icr.fetch_or(icr, Ordering::AcqRel);
+            n.event.notify();
+        }
+    }
+}
+
+/// The `net` thread: services the interface whenever it is kicked or smoltcp's next timer
+/// is due (at least once a second, which also covers a lost interrupt).
+fn run(net: &Arc<Net>) -> ! {
+    loop {
+        let delay = {
+            let mut st = net.stack.lock();
+            net.service(&mut st)
+        };
+        let wait_ns = delay.map_or(1_000_000_000, |d| d.total_micros().min(1_000_000) * 1000);
+        if wait_ns > 0 {
+            net.event.wait(Some(crate::time::now_ns() + wait_ns));
+        }
+    }
+}
+
+/// `/proc/drivers` lines: which stack, the interface, its link and address.
+pub fn report() -> Vec<String> {
+    let mut v = alloc::vec![format!("net.stack={}", stack_name())];
+    if let Some(n) = net() {
+        let (link, stats) = {
+            let st = n.stack.lock();
+            (st.dev.link(), st.dev.stats())
+        };
+        let l = *n.lease.lock();
+        v.push(format!(
+            "net eth0 e1000 {} mac={} mac_from={} link={} speed={} duplex={} addr={} gateway={} dns={} irq=\"{}\" interrupts={} rx_packets={} tx_packets={} rx_dropped={} tx_dropped={}",
+            n.slot,
+            EthernetAddress(n.mac),
+            n.mac_source,
+            if link.up { "up" } else { "down" },
+            link.mbps,
+            if link.full_duplex { "full" } else { "half" },
+            l.addr.map_or(String::from("none"), |a| format!("{a}")),
+            l.gateway.map_or(String::from("none"), |a| format!("{a}")),
+            l.dns.iter().flatten().map(|d| format!("{d}")).collect::<Vec<_>>().join(","),
+            n.irq.lock().clone(),
+            n.interrupts.load(Ordering::Relaxed),
+            stats.rx_packets,
+            stats.tx_packets,
+            stats.rx_dropped,
+            stats.tx_dropped,
+        ));
+    }
+    v
+}

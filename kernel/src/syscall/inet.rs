@@ -1,0 +1,261 @@
+//! The AF_INET half of the socket calls (`socket.rs` hands a call here when the domain is
+//! AF_INET or the descriptor is an AF_INET socket): `sockaddr_in` in and out, option
+//! levels, and the call shapes; the sockets themselves are `crate::net::inet`.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::{Ipv4Addr, SocketAddrV4};
+
+use super::Call;
+use crate::arch::uaccess::{copy_from_user, copy_to_user, read_val, write_val};
+use crate::errno::{Errno, KResult};
+use crate::fs::File;
+use crate::fs::consts::{O_CLOEXEC, O_NONBLOCK, O_RDWR};
+use crate::net::inet::{Flag, InetSock, Kind, UDP_MAX};
+use crate::proc::current_process;
+
+pub const AF_INET: u64 = 2;
+pub const AF_INET6: u64 = 10;
+const SOCK_STREAM: u32 = 1;
+const SOCK_DGRAM: u32 = 2;
+const SOCK_RAW: u32 = 3;
+const IPPROTO_ICMP: u64 = 1;
+const IPPROTO_TCP: u64 = 6;
+const IPPROTO_UDP: u64 = 17;
+
+const SOL_SOCKET: u64 = 1;
+const SO_REUSEADDR: u64 = 2;
+const SO_TYPE: u64 = 3;
+const SO_ERROR: u64 = 4;
+const SO_BROADCAST: u64 = 6;
+const SO_SNDBUF: u64 = 7;
+const SO_RCVBUF: u64 = 8;
+const SO_KEEPALIVE: u64 = 9;
+const SO_LINGER: u64 = 13;
+const SO_RCVTIMEO: u64 = 20;
+const SO_SNDTIMEO: u64 = 21;
+const SO_ACCEPTCONN: u64 = 30;
+const SO_PROTOCOL: u64 = 38;
+const SO_DOMAIN: u64 = 39;
+const SOL_IP: u64 = 0;
+const SOL_TCP: u64 = 6;
+const TCP_NODELAY: u64 = 1;
+
+pub const MSG_PEEK: u32 = 2;
+pub const MSG_TRUNC: u32 = 0x20;
+pub const MSG_DONTWAIT: u32 = 0x40;
+
+/// socket(AF_INET, type, protocol).
+pub fn socket(ty: u64, proto: u64) -> KResult<u64> {
+    let ty = ty as u32;
+    if ty & !(0xf | O_NONBLOCK | O_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let kind = match (ty & 0xf, proto) {
+        (SOCK_STREAM, 0 | IPPROTO_TCP) => Kind::Stream,
+        (SOCK_DGRAM, 0 | IPPROTO_UDP) => Kind::Dgram,
+        (SOCK_DGRAM, IPPROTO_ICMP) => Kind::Icmp,
+        // Raw ICMP for root (busybox's ping); no other raw protocol.
+        (SOCK_RAW, IPPROTO_ICMP) if is_root() => Kind::RawIcmp,
+        (SOCK_RAW, IPPROTO_ICMP) => return Err(Errno::EPERM),
+        (SOCK_RAW, _) => return Err(Errno::EPROTONOSUPPORT),
+        (SOCK_STREAM | SOCK_DGRAM, _) => return Err(Errno::EPROTONOSUPPORT),
+        _ => return Err(Errno::ESOCKTNOSUPPORT),
+    };
+    let f = new_file(InetSock::new(kind), ty & O_NONBLOCK != 0);
+    super::events::install(f, ty & O_CLOEXEC != 0)
+}
+
+fn is_root() -> bool {
+    current_process().is_some_and(|p| p.creds.lock().euid == 0)
+}
+
+fn new_file(s: Arc<InetSock>, nonblock: bool) -> Arc<File> {
+    File::new_anon(s, O_RDWR | if nonblock { O_NONBLOCK } else { 0 })
+}
+
+/// The AF_INET socket behind `f`, if it is one.
+pub fn of(f: &File) -> Option<&InetSock> {
+    f.anon().and_then(|a| a.as_any().downcast_ref::<InetSock>())
+}
+
+/// A `sockaddr_in` of `len` bytes at `addr`.
+pub fn read_sin(addr: u64, len: u64) -> KResult<SocketAddrV4> {
+    if len < 16 || len > 128 {
+        return Err(Errno::EINVAL);
+    }
+    let b: [u8; 16] = read_val(addr)?;
+    let family = u16::from_le_bytes([b[0], b[1]]) as u64;
+    if family != AF_INET {
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    Ok(SocketAddrV4::new(
+        Ipv4Addr::new(b[4], b[5], b[6], b[7]),
+        u16::from_be_bytes([b[2], b[3]]),
+    ))
+}
+
+fn sin_bytes(a: SocketAddrV4) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[0..2].copy_from_slice(&(AF_INET as u16).to_le_bytes());
+    b[2..4].copy_from_slice(&a.port().to_be_bytes());
+    b[4..8].copy_from_slice(&a.ip().octets());
+    b
+}
+
+/// Writes `a` to `addr`, truncated to `*lenp`, and its full length to `lenp`.
+pub fn write_sin(addr: u64, lenp: u64, a: SocketAddrV4) -> KResult<()> {
+    if addr == 0 || lenp == 0 {
+        return Ok(());
+    }
+    let cap: i32 = read_val(lenp)?;
+    if cap < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let b = sin_bytes(a);
+    copy_to_user(addr, &b[..b.len().min(cap as usize)])?;
+    write_val(lenp, &16u32)
+}
+
+pub fn bind(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+    s.bind(read_sin(c.a1(), c.a2())?)?;
+    Ok(0)
+}
+
+pub fn listen(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+    s.listen(c.i32(1))?;
+    Ok(0)
+}
+
+pub fn connect(f: &File, s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+    // AF_UNSPEC on a datagram socket dissolves the association (Linux); not supported.
+    s.connect(read_sin(c.a1(), c.a2())?, f.nonblock())?;
+    Ok(0)
+}
+
+pub fn accept(f: &File, s: &InetSock, addr: u64, lenp: u64, flags: u32) -> KResult<u64> {
+    if flags & !(O_NONBLOCK | O_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (conn, peer) = s.accept(f.nonblock())?;
+    let nfd = super::events::install(new_file(conn, flags & O_NONBLOCK != 0), flags & O_CLOEXEC != 0)?;
+    if let Err(e) = write_sin(addr, lenp, peer) {
+        if let Some(p) = current_process() {
+            let _ = p.files.lock().remove(nfd as i32);
+        }
+        return Err(e);
+    }
+    Ok(nfd)
+}
+
+pub fn shutdown(s: &InetSock, how: u64) -> KResult<u64> {
+    s.shutdown(how as u32)?;
+    Ok(0)
+}
+
+pub fn getsockname(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+    write_sin(c.a1(), c.a2(), s.local_name()?)?;
+    Ok(0)
+}
+
+pub fn getpeername(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+    write_sin(c.a1(), c.a2(), s.peer_name()?)?;
+    Ok(0)
+}
+
+fn int_opt(addr: u64, len: u64) -> KResult<i32> {
+    if len < 4 {
+        return Err(Errno::EINVAL);
+    }
+    read_val::<i32>(addr)
+}
+
+pub fn setsockopt(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+    let (level, name, val, len) = (c.a1(), c.a2(), c.a3(), c.a4());
+    match (level, name) {
+        (SOL_SOCKET, SO_REUSEADDR) => s.set_flag(Flag::ReuseAddr, int_opt(val, len)? != 0)?,
+        (SOL_SOCKET, SO_KEEPALIVE) => s.set_flag(Flag::KeepAlive, int_opt(val, len)? != 0)?,
+        (SOL_TCP, TCP_NODELAY) if s.kind == Kind::Stream => {
+            s.set_flag(Flag::NoDelay, int_opt(val, len)? != 0)?
+        }
+        // Accepted and not acted on (buffer sizes are fixed; broadcast is always allowed).
+        (SOL_SOCKET, SO_SNDBUF | SO_RCVBUF | SO_BROADCAST) => {
+            int_opt(val, len)?;
+        }
+        (SOL_SOCKET, SO_LINGER) if len >= 8 => {
+            read_val::<[i32; 2]>(val)?;
+        }
+        (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO) if len >= 16 => {
+            read_val::<[i64; 2]>(val)?;
+        }
+        (SOL_IP, _) => {}
+        (SOL_SOCKET | SOL_TCP, _) => return Err(Errno::ENOPROTOOPT),
+        _ => return Err(Errno::ENOPROTOOPT),
+    }
+    Ok(0)
+}
+
+pub fn getsockopt(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+    let (level, name) = (c.a1(), c.a2());
+    let v: Vec<u8> = match (level, name) {
+        (SOL_SOCKET, SO_TYPE) => Vec::from(s.kind.sock_type().to_le_bytes()),
+        (SOL_SOCKET, SO_ERROR) => Vec::from(s.take_error().to_le_bytes()),
+        (SOL_SOCKET, SO_REUSEADDR) => Vec::from((s.flag(Flag::ReuseAddr) as i32).to_le_bytes()),
+        (SOL_SOCKET, SO_KEEPALIVE) => Vec::from((s.flag(Flag::KeepAlive) as i32).to_le_bytes()),
+        (SOL_SOCKET, SO_SNDBUF) => Vec::from((64 * 1024i32).to_le_bytes()),
+        (SOL_SOCKET, SO_RCVBUF) => Vec::from((128 * 1024i32).to_le_bytes()),
+        (SOL_SOCKET, SO_ACCEPTCONN) => Vec::from((s.is_listening() as i32).to_le_bytes()),
+        (SOL_SOCKET, SO_DOMAIN) => Vec::from((AF_INET as i32).to_le_bytes()),
+        (SOL_SOCKET, SO_PROTOCOL) => Vec::from(s.kind.protocol().to_le_bytes()),
+        (SOL_SOCKET, SO_LINGER) => alloc::vec![0u8; 8],
+        (SOL_TCP, TCP_NODELAY) if s.kind == Kind::Stream => {
+            Vec::from((s.flag(Flag::NoDelay) as i32).to_le_bytes())
+        }
+        _ => return Err(Errno::ENOPROTOOPT),
+    };
+    let cap: i32 = read_val(c.a4())?;
+    if cap < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let n = v.len().min(cap as usize);
+    copy_to_user(c.a3(), &v[..n])?;
+    write_val(c.a4(), &(n as u32))?;
+    Ok(0)
+}
+
+/// send/sendto/sendmsg's common part: `data` already copied in.
+pub fn send(f: &File, s: &InetSock, data: &[u8], flags: u32, dest: Option<SocketAddrV4>) -> KResult<usize> {
+    let nb = f.nonblock() || flags & MSG_DONTWAIT != 0;
+    s.send(data, dest, nb)
+}
+
+/// The most a datagram send takes from the caller (a larger one fails with EMSGSIZE).
+pub fn send_cap(s: &InetSock, len: usize, stream_chunk: usize) -> usize {
+    match s.kind {
+        Kind::Stream => len.min(stream_chunk),
+        _ => len.min(UDP_MAX + 1),
+    }
+}
+
+/// recv/recvfrom/recvmsg's common part: (copied, full length, sender).
+pub fn recv(
+    f: &File,
+    s: &InetSock,
+    buf: &mut [u8],
+    flags: u32,
+) -> KResult<(usize, usize, Option<SocketAddrV4>)> {
+    let nb = f.nonblock() || flags & MSG_DONTWAIT != 0;
+    s.recv(buf, flags & MSG_PEEK != 0, nb)
+}
+
+/// The sender's address as `recvmsg`'s `msg_name` bytes.
+pub fn name_bytes(a: SocketAddrV4) -> [u8; 16] {
+    sin_bytes(a)
+}
+
+/// Copies `data` from user memory for a send of at most `cap` bytes.
+pub fn copy_in(addr: u64, len: usize) -> KResult<Vec<u8>> {
+    let mut b = alloc::vec![0u8; len];
+    copy_from_user(&mut b, addr)?;
+    Ok(b)
+}
