@@ -180,11 +180,10 @@ impl Drop for Ext2Node {
             }
         }
         let orphan = self.fs.orphans.lock().remove(&self.ino);
-        if orphan {
-            if let Err(e) = self.fs.inner.lock().evict(self.ino) {
+        if orphan
+            && let Err(e) = self.fs.inner.lock().evict(self.ino) {
                 log::warn!("ext2: freeing inode {}: {e}", self.ino);
             }
-        }
     }
 }
 

@@ -115,7 +115,7 @@ pub fn backtrace_from(mut rbp: u64) {
     let mut last = 0;
     let mut repeats = 0;
     for depth in 0..64 {
-        if rbp == 0 || rbp % 8 != 0 || rbp < 0xFFFF_8000_0000_0000 {
+        if rbp == 0 || !rbp.is_multiple_of(8) || rbp < 0xFFFF_8000_0000_0000 {
             break;
         }
         // Only follow frames on mapped kernel memory.

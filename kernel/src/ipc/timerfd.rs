@@ -36,13 +36,16 @@ impl State {
         if self.next == 0 || now < self.next {
             return false;
         }
-        if self.interval == 0 {
-            self.ticks += 1;
-            self.next = 0;
-        } else {
-            let n = 1 + (now - self.next) / self.interval;
-            self.ticks += n;
-            self.next += n * self.interval;
+        match (now - self.next).checked_div(self.interval) {
+            None => {
+                self.ticks += 1;
+                self.next = 0;
+            }
+            Some(q) => {
+                let n = 1 + q;
+                self.ticks += n;
+                self.next += n * self.interval;
+            }
         }
         true
     }

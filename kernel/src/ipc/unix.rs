@@ -74,6 +74,14 @@ enum Conn {
     },
 }
 
+/// A connected stream's ends: (receive pipe, send pipe, the peer, read shut down, write shut
+/// down).
+type StreamEnds = (Arc<Pipe>, Arc<Pipe>, Weak<Inner>, bool, bool);
+
+/// What one receive returns: (bytes copied, the message's full length, the sender's address,
+/// passed descriptors).
+type Received = (usize, usize, Option<Vec<u8>>, Vec<Arc<File>>);
+
 struct State {
     bound: Option<Addr>,
     peer_name: Option<Vec<u8>>,
@@ -414,7 +422,7 @@ impl Inner {
         Ok(())
     }
 
-    fn stream(&self) -> KResult<(Arc<Pipe>, Arc<Pipe>, Weak<Inner>, bool, bool)> {
+    fn stream(&self) -> KResult<StreamEnds> {
         let s = self.st.lock();
         match &s.conn {
             Conn::Stream { rx, tx, peer } => {
@@ -503,7 +511,7 @@ impl Inner {
         buf: &mut [u8],
         peek: bool,
         nonblock: bool,
-    ) -> KResult<(usize, usize, Option<Vec<u8>>, Vec<Arc<File>>)> {
+    ) -> KResult<Received> {
         if !self.is_packet() {
             let (rx, _, _, shut_rd, _) = self.stream()?;
             if shut_rd {

@@ -92,7 +92,7 @@ fn heap_100k() -> Result<(), String> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if held.len() < 1000 && x % 3 != 0 {
+        if held.len() < 1000 && !x.is_multiple_of(3) {
             let size = 1 + (x as usize >> 8) % 2048;
             let mut b = alloc::vec![0u8; size].into_boxed_slice();
             b[0] = i as u8;

@@ -188,7 +188,7 @@ impl AddressSpace {
 
     /// Adds a VMA for `[start, end)`, replacing whatever was mapped there.
     pub fn map_anon(&self, start: u64, end: u64, prot: u32, name: &str) -> KResult<()> {
-        if start % PAGE != 0 || end <= start || end > USER_TOP {
+        if !start.is_multiple_of(PAGE) || end <= start || end > USER_TOP {
             return Err(Errno::EINVAL);
         }
         self.unmap(start, end)?;
@@ -207,7 +207,7 @@ impl AddressSpace {
 
     /// Adds a VMA over an unmapped range (the ELF loader; no existing pages are dropped).
     pub fn map_anon_keep(&self, start: u64, end: u64, prot: u32, name: &str) -> KResult<()> {
-        if start % PAGE != 0 || end <= start || end > USER_TOP {
+        if !start.is_multiple_of(PAGE) || end <= start || end > USER_TOP {
             return Err(Errno::EINVAL);
         }
         self.inner.lock().vmas.insert(
@@ -239,7 +239,7 @@ impl AddressSpace {
     /// cleared (and every TLB flushed) before the lock is released, so a thread that maps
     /// the freed range right away can never fault in one of the old frames.
     pub fn unmap(&self, start: u64, end: u64) -> KResult<()> {
-        if start % PAGE != 0 || end < start || end > USER_TOP {
+        if !start.is_multiple_of(PAGE) || end < start || end > USER_TOP {
             return Err(Errno::EINVAL);
         }
         let mut g = self.inner.lock();
@@ -273,12 +273,11 @@ impl AddressSpace {
         let mut freed: Vec<u64> = Vec::new();
         let mut va = start;
         while va < end {
-            if let Ok(Some(e)) = pte(self.pml4, va, false) {
-                if !e.is_unused() {
+            if let Ok(Some(e)) = pte(self.pml4, va, false)
+                && !e.is_unused() {
                     freed.push(e.addr().as_u64());
                     e.set_unused();
                 }
-            }
             va += PAGE;
         }
         if !freed.is_empty() {
@@ -302,7 +301,7 @@ impl AddressSpace {
 
     /// Changes protection of `[start, end)` (whole pages; VMAs split as needed).
     pub fn protect(&self, start: u64, end: u64, prot: u32) -> KResult<()> {
-        if start % PAGE != 0 || end < start || end > USER_TOP {
+        if !start.is_multiple_of(PAGE) || end < start || end > USER_TOP {
             return Err(Errno::EINVAL);
         }
         let mut g = self.inner.lock();
@@ -349,8 +348,8 @@ impl AddressSpace {
             let flags = mid.pte_flags();
             let mut va = mid.start;
             while va < mid.end {
-                if let Ok(Some(e)) = pte(self.pml4, va, false) {
-                    if !e.is_unused() {
+                if let Ok(Some(e)) = pte(self.pml4, va, false)
+                    && !e.is_unused() {
                         let cow = e.flags().contains(COW);
                         let mut f = flags;
                         if cow {
@@ -360,7 +359,6 @@ impl AddressSpace {
                         e.set_addr(addr, f);
                         flush(va);
                     }
-                }
                 va += PAGE;
             }
             g.vmas.insert(mid.start, mid);
@@ -579,11 +577,10 @@ impl AddressSpace {
     fn frame_for(&self, page: u64) -> KResult<u64> {
         {
             let _g = self.inner.lock();
-            if let Ok(Some(e)) = pte(self.pml4, page, false) {
-                if !e.is_unused() && !e.flags().contains(COW) {
+            if let Ok(Some(e)) = pte(self.pml4, page, false)
+                && !e.is_unused() && !e.flags().contains(COW) {
                     return Ok(e.addr().as_u64());
                 }
-            }
         }
         // Not present (or shared): resolve as a write fault, ignoring VMA write permission.
         let _g = self.inner.lock();
@@ -639,8 +636,8 @@ impl AddressSpace {
         for v in g.vmas.values() {
             let mut va = v.start;
             while va < v.end {
-                if let Ok(Some(e)) = pte(self.pml4, va, false) {
-                    if !e.is_unused() {
+                if let Ok(Some(e)) = pte(self.pml4, va, false)
+                    && !e.is_unused() {
                         let frame = e.addr();
                         let mut fl = e.flags();
                         if v.shared {
@@ -655,7 +652,6 @@ impl AddressSpace {
                         let ce = pte(child.pml4, va, true)?.ok_or(Errno::ENOMEM)?;
                         ce.set_addr(frame, fl);
                     }
-                }
                 va += PAGE;
             }
         }
@@ -686,7 +682,7 @@ impl AddressSpace {
     /// contents live elsewhere on Linux; here they stay as they are). ENOMEM if part of the
     /// range is unmapped, EINVAL for locked-in pages Linux refuses (none here).
     pub fn discard(&self, start: u64, end: u64) -> KResult<()> {
-        if start % PAGE != 0 || end < start || end > USER_TOP {
+        if !start.is_multiple_of(PAGE) || end < start || end > USER_TOP {
             return Err(Errno::EINVAL);
         }
         let g = self.inner.lock();
@@ -704,13 +700,12 @@ impl AddressSpace {
         for v in vs.iter().filter(|v| !v.shared && v.name != "file") {
             let mut va = v.start.max(start);
             while va < v.end.min(end) {
-                if let Ok(Some(e)) = pte(self.pml4, va, false) {
-                    if !e.is_unused() {
+                if let Ok(Some(e)) = pte(self.pml4, va, false)
+                    && !e.is_unused() {
                         freed.push(e.addr().as_u64());
                         e.set_unused();
                         flush(va);
                     }
-                }
                 va += PAGE;
             }
         }

@@ -351,11 +351,10 @@ pub fn pgrp_in_session(pgid: u32, sid: u32) -> Option<bool> {
 /// same session (nobody left to resume it). An empty group counts as orphaned.
 pub fn pgrp_orphaned(pgid: u32) -> bool {
     for p in pgrp_members(pgid) {
-        if let Some(par) = p.parent() {
-            if par.alive() && par.pgid() != pgid && par.sid() == p.sid() {
+        if let Some(par) = p.parent()
+            && par.alive() && par.pgid() != pgid && par.sid() == p.sid() {
                 return false;
             }
-        }
     }
     true
 }
@@ -589,11 +588,10 @@ fn finish_process(p: &Arc<Process>) {
         let init = process(1);
         for k in kids {
             k.ppid.store(1, Ordering::Relaxed);
-            if let Some(i) = &init {
-                if i.pid != p.pid {
+            if let Some(i) = &init
+                && i.pid != p.pid {
                     i.children.lock().push(k);
                 }
-            }
         }
         if let Some(i) = init {
             i.child_event.wake_all();
@@ -613,11 +611,10 @@ fn finish_process(p: &Arc<Process>) {
             }
         }
     }
-    if p.pid == 1 {
-        if let Some(f) = INIT_EXIT.get() {
+    if p.pid == 1
+        && let Some(f) = INIT_EXIT.get() {
             f(status);
         }
-    }
     if let Some(parent) = p.parent() {
         // A parent ignoring SIGCHLD (or with SA_NOCLDWAIT) leaves no zombies: the child is
         // reaped at once, and a wait4 for it ends in ECHILD once no other child remains.
@@ -737,7 +734,7 @@ pub fn user_exception(frame: &mut TrapFrame) {
         0 | 16 | 19 => signal::SIGFPE,
         6 => signal::SIGILL,
         3 => signal::SIGTRAP,
-        13 | 14 | 12 | 11 => signal::SIGSEGV,
+        11..=14 => signal::SIGSEGV,
         17 => signal::SIGBUS,
         _ => signal::SIGSEGV,
     };

@@ -400,7 +400,7 @@ pub fn timer_tick(frame: &mut TrapFrame) {
     let s = &percpu::current().sched;
     let ticks = s.ticks.fetch_add(1, Ordering::Relaxed);
     let now = crate::time::now_ns();
-    if ticks % 500 == 0 {
+    if ticks.is_multiple_of(500) {
         watchdog::check(s.cpu, now);
     }
     // Expired timers: wake their threads (stale generations are ignored by `wake_gen`).
@@ -420,6 +420,7 @@ pub fn timer_tick(frame: &mut TrapFrame) {
         }
         // SAFETY: this CPU, interrupts off.
         let cur = unsafe { (*s.current.get()).clone() };
+        // SAFETY: as above.
         let idle = unsafe { (*s.idle.get()).clone() };
         let on_idle = matches!((&cur, &idle), (Some(c), Some(i)) if Arc::ptr_eq(c, i));
         crate::profile::sample(frame.rip, frame.from_user(), on_idle);

@@ -68,7 +68,7 @@ fn futex(c: &mut Call<'_>) -> KResult<u64> {
     let addr = c.a0();
     let op = c.a1() & 0x7f; // strip FUTEX_PRIVATE_FLAG and CLOCK_REALTIME
     let val = c.a2() as u32;
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     match op {

@@ -97,12 +97,11 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
             done += n as u64;
         }
     }
-    if flags & MAP_SHARED != 0 && file.is_none() {
-        if let Err(e) = a.share_range(start, start + len) {
+    if flags & MAP_SHARED != 0 && file.is_none()
+        && let Err(e) = a.share_range(start, start + len) {
             let _ = a.unmap(start, start + len);
             return Err(e);
         }
-    }
     if prot & PROT_WRITE == 0 {
         a.protect(start, start + len, prot)?;
     }
@@ -198,7 +197,7 @@ fn mremap(c: &mut Call<'_>) -> KResult<u64> {
 /// anonymous pages (they read back as zeroes); other advice is accepted and ignored.
 fn madvise(c: &mut Call<'_>) -> KResult<u64> {
     let known = matches!(c.a2(), 0..=4 | 8..=23 | 25 | 100 | 101);
-    if c.a0() % PAGE != 0 || !known {
+    if !c.a0().is_multiple_of(PAGE) || !known {
         return Err(Errno::EINVAL);
     }
     const MADV_DONTNEED: u64 = 4;

@@ -282,8 +282,8 @@ fn exception(frame: &mut TrapFrame) {
     // An in-kernel test that expects exactly this fault: report it and resume.
     if super::percpu::is_ready() {
         let pc = super::percpu::current();
-        if let Some(fix) = pc.fault_fixup.get() {
-            if fix.vector == v && !frame.from_user() {
+        if let Some(fix) = pc.fault_fixup.get()
+            && fix.vector == v && !frame.from_user() {
                 pc.fault_fixup.set(None);
                 pc.last_fault.set(Some((v, frame.rip, frame.error_code)));
                 crate::println!(
@@ -298,7 +298,6 @@ fn exception(frame: &mut TrapFrame) {
                 frame.rip = unsafe { fix.resume_slot.read_volatile() };
                 return;
             }
-        }
     }
     fatal(frame);
 }

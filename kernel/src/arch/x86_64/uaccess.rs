@@ -75,7 +75,7 @@ pub fn fixup_for(rip: u64) -> Option<u64> {
 
 /// Atomic compare-and-exchange on a user u32 (futex operations); returns the old value.
 pub fn cmpxchg_user(addr: u64, expected: u32, new: u32) -> KResult<u32> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     check(addr, 4)?;
