@@ -180,10 +180,9 @@ impl Drop for Ext2Node {
             }
         }
         let orphan = self.fs.orphans.lock().remove(&self.ino);
-        if orphan
-            && let Err(e) = self.fs.inner.lock().evict(self.ino) {
-                log::warn!("ext2: freeing inode {}: {e}", self.ino);
-            }
+        if orphan && let Err(e) = self.fs.inner.lock().evict(self.ino) {
+            log::warn!("ext2: freeing inode {}: {e}", self.ino);
+        }
     }
 }
 

@@ -621,10 +621,11 @@ impl Tty {
                     i.line.clear();
                 }
                 if (arg == 1 || arg == 2)
-                    && let Some(p) = self.pty() {
-                        p.out.lock().clear();
-                        self.wq.wake_all();
-                    }
+                    && let Some(p) = self.pty()
+                {
+                    p.out.lock().clear();
+                    self.wq.wake_all();
+                }
                 match arg {
                     0..=2 => Ok(0),
                     _ => Err(Errno::EINVAL),
@@ -973,10 +974,11 @@ impl Drop for PtyMaster {
             signal::send_pgrp(fg, SIGCONT);
         }
         if sid != 0
-            && let Some(leader) = crate::proc::process(sid).filter(|p| p.alive()) {
-                signal::send_process(&leader, SIGHUP);
-                signal::send_process(&leader, SIGCONT);
-            }
+            && let Some(leader) = crate::proc::process(sid).filter(|p| p.alive())
+        {
+            signal::send_process(&leader, SIGHUP);
+            signal::send_process(&leader, SIGCONT);
+        }
         t.wq.wake_all();
         let index = self.state().index;
         devfs::remove_pts_node(index);

@@ -506,12 +506,7 @@ impl Inner {
     }
 
     /// Receives into `buf`: (bytes copied, full message length, sender name, descriptors).
-    pub fn recv(
-        &self,
-        buf: &mut [u8],
-        peek: bool,
-        nonblock: bool,
-    ) -> KResult<Received> {
+    pub fn recv(&self, buf: &mut [u8], peek: bool, nonblock: bool) -> KResult<Received> {
         if !self.is_packet() {
             let (rx, _, _, shut_rd, _) = self.stream()?;
             if shut_rd {

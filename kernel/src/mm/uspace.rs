@@ -274,10 +274,11 @@ impl AddressSpace {
         let mut va = start;
         while va < end {
             if let Ok(Some(e)) = pte(self.pml4, va, false)
-                && !e.is_unused() {
-                    freed.push(e.addr().as_u64());
-                    e.set_unused();
-                }
+                && !e.is_unused()
+            {
+                freed.push(e.addr().as_u64());
+                e.set_unused();
+            }
             va += PAGE;
         }
         if !freed.is_empty() {
@@ -349,16 +350,17 @@ impl AddressSpace {
             let mut va = mid.start;
             while va < mid.end {
                 if let Ok(Some(e)) = pte(self.pml4, va, false)
-                    && !e.is_unused() {
-                        let cow = e.flags().contains(COW);
-                        let mut f = flags;
-                        if cow {
-                            f = (f - F::WRITABLE) | COW;
-                        }
-                        let addr = e.addr();
-                        e.set_addr(addr, f);
-                        flush(va);
+                    && !e.is_unused()
+                {
+                    let cow = e.flags().contains(COW);
+                    let mut f = flags;
+                    if cow {
+                        f = (f - F::WRITABLE) | COW;
                     }
+                    let addr = e.addr();
+                    e.set_addr(addr, f);
+                    flush(va);
+                }
                 va += PAGE;
             }
             g.vmas.insert(mid.start, mid);
@@ -578,9 +580,11 @@ impl AddressSpace {
         {
             let _g = self.inner.lock();
             if let Ok(Some(e)) = pte(self.pml4, page, false)
-                && !e.is_unused() && !e.flags().contains(COW) {
-                    return Ok(e.addr().as_u64());
-                }
+                && !e.is_unused()
+                && !e.flags().contains(COW)
+            {
+                return Ok(e.addr().as_u64());
+            }
         }
         // Not present (or shared): resolve as a write fault, ignoring VMA write permission.
         let _g = self.inner.lock();
@@ -637,21 +641,22 @@ impl AddressSpace {
             let mut va = v.start;
             while va < v.end {
                 if let Ok(Some(e)) = pte(self.pml4, va, false)
-                    && !e.is_unused() {
-                        let frame = e.addr();
-                        let mut fl = e.flags();
-                        if v.shared {
-                            // Shared memory stays shared: same frame, same permissions.
-                        } else {
-                            // Read-only and PROT_NONE pages too: a later mprotect must
-                            // not make a frame writable that the other process still sees.
-                            fl = (fl - F::WRITABLE) | COW;
-                            e.set_flags(fl);
-                        }
-                        share(frame.as_u64());
-                        let ce = pte(child.pml4, va, true)?.ok_or(Errno::ENOMEM)?;
-                        ce.set_addr(frame, fl);
+                    && !e.is_unused()
+                {
+                    let frame = e.addr();
+                    let mut fl = e.flags();
+                    if v.shared {
+                        // Shared memory stays shared: same frame, same permissions.
+                    } else {
+                        // Read-only and PROT_NONE pages too: a later mprotect must
+                        // not make a frame writable that the other process still sees.
+                        fl = (fl - F::WRITABLE) | COW;
+                        e.set_flags(fl);
                     }
+                    share(frame.as_u64());
+                    let ce = pte(child.pml4, va, true)?.ok_or(Errno::ENOMEM)?;
+                    ce.set_addr(frame, fl);
+                }
                 va += PAGE;
             }
         }
@@ -701,11 +706,12 @@ impl AddressSpace {
             let mut va = v.start.max(start);
             while va < v.end.min(end) {
                 if let Ok(Some(e)) = pte(self.pml4, va, false)
-                    && !e.is_unused() {
-                        freed.push(e.addr().as_u64());
-                        e.set_unused();
-                        flush(va);
-                    }
+                    && !e.is_unused()
+                {
+                    freed.push(e.addr().as_u64());
+                    e.set_unused();
+                    flush(va);
+                }
                 va += PAGE;
             }
         }

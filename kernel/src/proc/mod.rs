@@ -352,9 +352,12 @@ pub fn pgrp_in_session(pgid: u32, sid: u32) -> Option<bool> {
 pub fn pgrp_orphaned(pgid: u32) -> bool {
     for p in pgrp_members(pgid) {
         if let Some(par) = p.parent()
-            && par.alive() && par.pgid() != pgid && par.sid() == p.sid() {
-                return false;
-            }
+            && par.alive()
+            && par.pgid() != pgid
+            && par.sid() == p.sid()
+        {
+            return false;
+        }
     }
     true
 }
@@ -589,9 +592,10 @@ fn finish_process(p: &Arc<Process>) {
         for k in kids {
             k.ppid.store(1, Ordering::Relaxed);
             if let Some(i) = &init
-                && i.pid != p.pid {
-                    i.children.lock().push(k);
-                }
+                && i.pid != p.pid
+            {
+                i.children.lock().push(k);
+            }
         }
         if let Some(i) = init {
             i.child_event.wake_all();
@@ -612,9 +616,10 @@ fn finish_process(p: &Arc<Process>) {
         }
     }
     if p.pid == 1
-        && let Some(f) = INIT_EXIT.get() {
-            f(status);
-        }
+        && let Some(f) = INIT_EXIT.get()
+    {
+        f(status);
+    }
     if let Some(parent) = p.parent() {
         // A parent ignoring SIGCHLD (or with SA_NOCLDWAIT) leaves no zombies: the child is
         // reaped at once, and a wait4 for it ends in ECHILD once no other child remains.

@@ -525,9 +525,10 @@ fn stop_process(t: &Arc<Task>, sig: u32, cont_gen: u64) -> Delivered {
     // The other threads park at their next return to user mode.
     for other in p.live_threads() {
         if other.tid != t.tid
-            && let Some(th) = other.thread() {
-                crate::sched::wake(&th);
-            }
+            && let Some(th) = other.thread()
+        {
+            crate::sched::wake(&th);
+        }
     }
     notify_parent_jobctl(p);
     Delivered::Stopped

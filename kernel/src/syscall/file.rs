@@ -199,9 +199,10 @@ fn read(c: &mut Call<'_>) -> KResult<u64> {
 
 fn sigpipe_on<T>(r: KResult<T>) -> KResult<T> {
     if let Err(Errno::EPIPE) = r
-        && let Some(t) = crate::proc::current_task() {
-            crate::proc::signal::send_task(&t, crate::proc::signal::SIGPIPE);
-        }
+        && let Some(t) = crate::proc::current_task()
+    {
+        crate::proc::signal::send_task(&t, crate::proc::signal::SIGPIPE);
+    }
     r
 }
 

@@ -97,11 +97,13 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
             done += n as u64;
         }
     }
-    if flags & MAP_SHARED != 0 && file.is_none()
-        && let Err(e) = a.share_range(start, start + len) {
-            let _ = a.unmap(start, start + len);
-            return Err(e);
-        }
+    if flags & MAP_SHARED != 0
+        && file.is_none()
+        && let Err(e) = a.share_range(start, start + len)
+    {
+        let _ = a.unmap(start, start + len);
+        return Err(e);
+    }
     if prot & PROT_WRITE == 0 {
         a.protect(start, start + len, prot)?;
     }

@@ -283,21 +283,23 @@ fn exception(frame: &mut TrapFrame) {
     if super::percpu::is_ready() {
         let pc = super::percpu::current();
         if let Some(fix) = pc.fault_fixup.get()
-            && fix.vector == v && !frame.from_user() {
-                pc.fault_fixup.set(None);
-                pc.last_fault.set(Some((v, frame.rip, frame.error_code)));
-                crate::println!(
-                    "[fault caught] {} at rip={:#x} err={:#x} cr2={:#x} (expected by a test; resuming)",
-                    EXCEPTION_NAMES[v as usize],
-                    frame.rip,
-                    frame.error_code,
-                    super::cpu::read_cr2()
-                );
-                // SAFETY: the test that armed the fixup keeps the slot alive and wrote the
-                // resume address into it before the faulting instruction.
-                frame.rip = unsafe { fix.resume_slot.read_volatile() };
-                return;
-            }
+            && fix.vector == v
+            && !frame.from_user()
+        {
+            pc.fault_fixup.set(None);
+            pc.last_fault.set(Some((v, frame.rip, frame.error_code)));
+            crate::println!(
+                "[fault caught] {} at rip={:#x} err={:#x} cr2={:#x} (expected by a test; resuming)",
+                EXCEPTION_NAMES[v as usize],
+                frame.rip,
+                frame.error_code,
+                super::cpu::read_cr2()
+            );
+            // SAFETY: the test that armed the fixup keeps the slot alive and wrote the
+            // resume address into it before the faulting instruction.
+            frame.rip = unsafe { fix.resume_slot.read_volatile() };
+            return;
+        }
     }
     fatal(frame);
 }
