@@ -71,17 +71,7 @@ const PTY_OUT_MAX: usize = 16 * 1024;
 /// Bytes of unread input a terminal keeps; more are dropped.
 const INPUT_MAX: usize = 64 * 1024;
 
-/// Linux `struct termios` (the kernel's, as TCGETS uses: 36 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Termios {
-    pub iflag: u32,
-    pub oflag: u32,
-    pub cflag: u32,
-    pub lflag: u32,
-    pub line: u8,
-    pub cc: [u8; 19],
-}
+pub use crate::syscall::abi::{Termios, Winsize};
 
 impl Termios {
     fn sane() -> Self {
@@ -95,12 +85,12 @@ impl Termios {
         cc[VSUSP] = 0x1a;
         cc[VWERASE] = 0x17;
         Termios {
-            iflag: ICRNL | IXON,
-            oflag: OPOST | ONLCR,
-            cflag: 0o000277 | 0o004000, // B38400 | CS8 | CREAD (approximately Linux's default)
-            lflag: ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | IEXTEN,
-            line: 0,
-            cc,
+            c_iflag: ICRNL | IXON,
+            c_oflag: OPOST | ONLCR,
+            c_cflag: 0o000277 | 0o004000, // B38400 | CS8 | CREAD (approximately Linux's default)
+            c_lflag: ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | IEXTEN,
+            c_line: 0,
+            c_cc: cc,
         }
     }
 }
@@ -141,7 +131,7 @@ pub struct Tty {
     input: IrqSpinLock<Input>,
     /// Readers, writers waiting for room, pollers: woken on any change.
     wq: WaitQueue,
-    winsize: IrqSpinLock<[u16; 4]>,
+    winsize: IrqSpinLock<Winsize>,
     /// The foreground process group (0: none).
     fg_pgrp: AtomicU32,
     /// The session this is the controlling terminal of (0: none).
@@ -220,7 +210,11 @@ impl Tty {
                 eofs: 0,
             }),
             wq: WaitQueue::new(),
-            winsize: IrqSpinLock::new([25, 80, 0, 0]),
+            winsize: IrqSpinLock::new(Winsize {
+                ws_row: 25,
+                ws_col: 80,
+                ..Default::default()
+            }),
             fg_pgrp: AtomicU32::new(0),
             session: AtomicU32::new(0),
             hung_up: AtomicBool::new(false),
@@ -257,7 +251,7 @@ impl Tty {
 
     fn post_process(t: &Termios, buf: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(buf.len() + 8);
-        let onlcr = t.oflag & OPOST != 0 && t.oflag & ONLCR != 0;
+        let onlcr = t.c_oflag & OPOST != 0 && t.c_oflag & ONLCR != 0;
         for &b in buf {
             if onlcr && b == b'\n' {
                 out.push(b'\r');
@@ -323,12 +317,12 @@ impl Tty {
     }
 
     fn echo(&self, t: &Termios, b: u8) {
-        if t.lflag & ECHO == 0 {
+        if t.c_lflag & ECHO == 0 {
             return;
         }
         if b == b'\n' {
             self.output(b"\r\n");
-        } else if b < 0x20 && b != b'\t' && t.lflag & ECHOCTL != 0 {
+        } else if b < 0x20 && b != b'\t' && t.c_lflag & ECHOCTL != 0 {
             self.output(&[b'^', b + 0x40]);
         } else {
             self.output(&[b]);
@@ -336,7 +330,7 @@ impl Tty {
     }
 
     fn erase_echo(&self, t: &Termios) {
-        if t.lflag & ECHO != 0 && t.lflag & ECHOE != 0 {
+        if t.c_lflag & ECHO != 0 && t.c_lflag & ECHOE != 0 {
             self.output(b"\x08 \x08");
         }
     }
@@ -344,15 +338,15 @@ impl Tty {
     /// One input byte (from the serial interrupt, or a pty master's write).
     pub fn receive(&self, mut b: u8) {
         let t = *self.termios.lock();
-        if t.iflag & ICRNL != 0 && b == b'\r' {
+        if t.c_iflag & ICRNL != 0 && b == b'\r' {
             b = b'\n';
         }
-        if t.lflag & ISIG != 0 {
-            let sig = if b == t.cc[VINTR] {
+        if t.c_lflag & ISIG != 0 {
+            let sig = if b == t.c_cc[VINTR] {
                 Some(signal::SIGINT)
-            } else if b == t.cc[VQUIT] {
+            } else if b == t.c_cc[VQUIT] {
                 Some(signal::SIGQUIT)
-            } else if b == t.cc[VSUSP] {
+            } else if b == t.c_cc[VSUSP] {
                 Some(signal::SIGTSTP)
             } else {
                 None
@@ -376,21 +370,21 @@ impl Tty {
         if inp.ready.len() + inp.line.len() >= INPUT_MAX {
             return;
         }
-        if t.lflag & ICANON == 0 {
+        if t.c_lflag & ICANON == 0 {
             inp.ready.push_back(b);
             drop(inp);
             self.echo(&t, b);
             self.wq.wake_all();
             return;
         }
-        if b == t.cc[VERASE] || b == 8 {
+        if b == t.c_cc[VERASE] || b == 8 {
             if inp.line.pop().is_some() {
                 drop(inp);
                 self.erase_echo(&t);
             }
             return;
         }
-        if b == t.cc[VKILL] {
+        if b == t.c_cc[VKILL] {
             let n = inp.line.len();
             inp.line.clear();
             drop(inp);
@@ -399,7 +393,7 @@ impl Tty {
             }
             return;
         }
-        if b == t.cc[VWERASE] {
+        if b == t.c_cc[VWERASE] {
             let mut n = 0;
             while inp.line.last() == Some(&b' ') {
                 inp.line.pop();
@@ -415,7 +409,7 @@ impl Tty {
             }
             return;
         }
-        if b == t.cc[VEOF] {
+        if b == t.c_cc[VEOF] {
             if inp.line.is_empty() {
                 inp.eofs += 1;
             } else {
@@ -466,7 +460,7 @@ impl Tty {
     /// A background write with TOSTOP (or a settings change, `always`): SIGTTOU, unless
     /// ignored or blocked (then it proceeds); EIO for an orphaned group.
     fn check_ttou(&self, always: bool) -> KResult<()> {
-        if !always && self.termios.lock().lflag & TOSTOP == 0 {
+        if !always && self.termios.lock().c_lflag & TOSTOP == 0 {
             return Ok(());
         }
         let Some(pg) = self.caller_in_background() else {
@@ -503,7 +497,7 @@ impl Tty {
         self.check_read()?;
         loop {
             {
-                let canon = self.termios.lock().lflag & ICANON != 0;
+                let canon = self.termios.lock().c_lflag & ICANON != 0;
                 let mut inp = self.input.lock();
                 if !inp.ready.is_empty() {
                     let mut n = 0;
@@ -605,7 +599,7 @@ impl Tty {
                     i.line.clear();
                 }
                 // Switching to raw mode releases a partly edited line.
-                if t.lflag & ICANON == 0 {
+                if t.c_lflag & ICANON == 0 {
                     let mut i = self.input.lock();
                     let l = core::mem::take(&mut i.line);
                     i.ready.extend(l);
@@ -637,7 +631,7 @@ impl Tty {
                 Ok(0)
             }
             TIOCSWINSZ => {
-                let w: [u16; 4] = read_val(arg)?;
+                let w: Winsize = read_val(arg)?;
                 let changed = {
                     let mut cur = self.winsize.lock();
                     let c = *cur != w;
@@ -735,7 +729,11 @@ impl Tty {
     }
 
     pub fn set_winsize(&self, rows: u16, cols: u16) {
-        *self.winsize.lock() = [rows, cols, 0, 0];
+        *self.winsize.lock() = Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ..Default::default()
+        };
     }
 
     fn poll_slave(&self, events: u32) -> u32 {

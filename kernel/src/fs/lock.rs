@@ -279,15 +279,13 @@ pub const F_OFD_GETLK: u64 = 36;
 pub const F_OFD_SETLK: u64 = 37;
 pub const F_OFD_SETLKW: u64 = 38;
 
-/// `fcntl(fd, cmd, struct flock *arg)` for the lock commands above. `struct flock`
-/// (x86_64): l_type i16 @0, l_whence i16 @2, l_start i64 @8, l_len i64 @16, l_pid i32 @24.
+/// `fcntl(fd, cmd, struct flock *arg)` for the lock commands above.
 pub fn fcntl(f: &Arc<File>, cmd: u64, arg: u64) -> KResult<u64> {
     use crate::arch::uaccess::{read_val, write_val};
-    let kind: i16 = read_val(arg)?;
-    let whence: i16 = read_val(arg + 2)?;
-    let start: i64 = read_val(arg + 8)?;
-    let len: i64 = read_val(arg + 16)?;
-    let l_pid: i32 = read_val(arg + 24)?;
+    use crate::syscall::abi::Flock;
+    let fl: Flock = read_val(arg)?;
+    let (kind, whence, start, len, l_pid) =
+        (fl.l_type, fl.l_whence, fl.l_start, fl.l_len, fl.l_pid);
     let ofd = matches!(cmd, F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW);
     if ofd && l_pid != 0 {
         return Err(Errno::EINVAL);
@@ -327,14 +325,18 @@ pub fn fcntl(f: &Arc<File>, cmd: u64, arg: u64) -> KResult<u64> {
                 return Err(Errno::EINVAL);
             }
             match get_range(f, owner, req)? {
-                None => write_val(arg, &F_UNLCK)?,
+                // No conflict: only l_type changes, as on Linux.
+                None => write_val(arg + core::mem::offset_of!(Flock, l_type) as u64, &F_UNLCK)?,
                 Some((t, ls, le, lp)) => {
-                    write_val(arg, &t)?;
-                    write_val(arg + 2, &0i16)?;
-                    write_val(arg + 8, &(ls as i64))?;
-                    let l = if le == u64::MAX { 0 } else { (le - ls) as i64 };
-                    write_val(arg + 16, &l)?;
-                    write_val(arg + 24, &lp)?;
+                    let conflict = Flock {
+                        l_type: t,
+                        l_whence: 0, // SEEK_SET
+                        l_start: ls as i64,
+                        l_len: if le == u64::MAX { 0 } else { (le - ls) as i64 },
+                        l_pid: lp,
+                        ..Default::default()
+                    };
+                    write_val(arg, &conflict)?;
                 }
             }
             Ok(0)

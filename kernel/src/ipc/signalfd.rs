@@ -4,6 +4,7 @@
 
 use alloc::sync::Arc;
 use core::any::Any;
+use core::mem::size_of;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::errno::{Errno, KResult};
@@ -11,6 +12,8 @@ use crate::fs::File;
 use crate::fs::anon::AnonFile;
 use crate::fs::consts::*;
 use crate::fs::sync::WaitQueue;
+use crate::syscall::abi::SignalfdSiginfo;
+use zerocopy::{FromZeros, IntoBytes};
 
 static SIGNALS: WaitQueue = WaitQueue::new();
 
@@ -56,19 +59,22 @@ impl SignalFd {
     }
 }
 
+const SIZE: usize = size_of::<SignalfdSiginfo>();
+
 /// `struct signalfd_siginfo` from the signal's siginfo.
-fn siginfo(i: crate::proc::signal::SigInfo) -> [u8; 128] {
-    let mut b = [0u8; 128];
-    b[0..4].copy_from_slice(&i.signo.to_le_bytes());
-    b[4..8].copy_from_slice(&i.errno.to_le_bytes());
-    b[8..12].copy_from_slice(&i.code.to_le_bytes());
-    b[12..16].copy_from_slice(&i.pid.to_le_bytes());
-    b[16..20].copy_from_slice(&i.uid.to_le_bytes());
-    b[40..44].copy_from_slice(&i.status.to_le_bytes());
-    b[44..48].copy_from_slice(&(i.value as u32).to_le_bytes()); // ssi_int
-    b[48..56].copy_from_slice(&i.value.to_le_bytes()); // ssi_ptr
-    b[72..80].copy_from_slice(&i.addr.to_le_bytes());
-    b
+fn siginfo(i: crate::proc::signal::SigInfo) -> SignalfdSiginfo {
+    SignalfdSiginfo {
+        ssi_signo: i.signo,
+        ssi_errno: i.errno,
+        ssi_code: i.code,
+        ssi_pid: i.pid,
+        ssi_uid: i.uid,
+        ssi_status: i.status,
+        ssi_int: i.value as i32,
+        ssi_ptr: i.value,
+        ssi_addr: i.addr,
+        ..FromZeros::new_zeroed()
+    }
 }
 
 impl AnonFile for SignalFd {
@@ -77,7 +83,7 @@ impl AnonFile for SignalFd {
     }
 
     fn read(&self, file: &File, buf: &mut [u8]) -> KResult<usize> {
-        if buf.len() < 128 {
+        if buf.len() < SIZE {
             return Err(Errno::EINVAL);
         }
         let first = match self.take() {
@@ -85,12 +91,12 @@ impl AnonFile for SignalFd {
             None if file.nonblock() => return Err(Errno::EAGAIN),
             None => super::wait_for(&SIGNALS, || self.take())?,
         };
-        buf[..128].copy_from_slice(&siginfo(first));
-        let mut n = 128;
-        while buf.len() - n >= 128 {
+        buf[..SIZE].copy_from_slice(siginfo(first).as_bytes());
+        let mut n = SIZE;
+        while buf.len() - n >= SIZE {
             let Some(s) = self.take() else { break };
-            buf[n..n + 128].copy_from_slice(&siginfo(s));
-            n += 128;
+            buf[n..n + SIZE].copy_from_slice(siginfo(s).as_bytes());
+            n += SIZE;
         }
         Ok(n)
     }

@@ -2,12 +2,15 @@
 //! to user mode through a Linux-compatible `rt_sigframe`, and `rt_sigreturn`.
 
 use alloc::sync::Arc;
+use core::mem::{offset_of, size_of};
 use core::sync::atomic::Ordering;
 
 use super::{ExitStatus, Process, Task};
 use crate::arch::idt::TrapFrame;
-use crate::arch::uaccess::{copy_from_user, copy_to_user, read_val, write_val};
+use crate::arch::uaccess::{copy_to_user, read_val, write_val};
 use crate::errno::{Errno, KResult};
+use crate::syscall::abi::{self, SigInfoBytes};
+use zerocopy::{FromZeros, IntoBytes};
 
 pub const SIGHUP: u32 = 1;
 pub const SIGINT: u32 = 2;
@@ -92,41 +95,52 @@ impl SigInfo {
         }
     }
 
-    /// Linux's `siginfo_t` layout (128 bytes): signo, errno, code, then the union.
-    pub fn to_bytes(&self) -> [u8; 128] {
-        let mut b = [0u8; 128];
-        b[0..4].copy_from_slice(&(self.signo as i32).to_le_bytes());
-        b[4..8].copy_from_slice(&self.errno.to_le_bytes());
-        b[8..12].copy_from_slice(&self.code.to_le_bytes());
-        let fault = is_fault(self.signo) && self.code > 0 && self.code != SI_KERNEL;
-        if fault {
-            b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+    /// Linux's `siginfo_t` (128 bytes): the `_sigfault` member for a fault raised by the
+    /// CPU, `_sigchld` for a child's state change, `_rt` otherwise.
+    pub fn to_bytes(&self) -> SigInfoBytes {
+        let head = abi::SigInfoHead {
+            si_signo: self.signo as i32,
+            si_errno: self.errno,
+            si_code: self.code,
+            __pad: 0,
+        };
+        let real = self.code > 0 && self.code != SI_KERNEL;
+        if is_fault(self.signo) && real {
+            zerocopy::transmute!(abi::SigInfoFault {
+                head,
+                si_addr: self.addr,
+                ..FromZeros::new_zeroed()
+            })
+        } else if self.signo == SIGCHLD && real {
+            zerocopy::transmute!(abi::SigInfoChld {
+                head,
+                si_pid: self.pid,
+                si_uid: self.uid,
+                si_status: self.status,
+                ..FromZeros::new_zeroed()
+            })
         } else {
-            b[16..20].copy_from_slice(&self.pid.to_le_bytes());
-            b[20..24].copy_from_slice(&self.uid.to_le_bytes());
-            if self.signo == SIGCHLD && self.code > 0 && self.code != SI_KERNEL {
-                b[24..28].copy_from_slice(&self.status.to_le_bytes());
-            } else {
-                b[24..32].copy_from_slice(&self.value.to_le_bytes());
-            }
+            zerocopy::transmute!(abi::SigInfoRt {
+                head,
+                si_pid: self.pid,
+                si_uid: self.uid,
+                si_value: self.value,
+                ..FromZeros::new_zeroed()
+            })
         }
-        b
     }
 
     /// Reads the fields a sender may set from a user `siginfo_t` (rt_sigqueueinfo).
-    pub fn from_bytes(b: &[u8; 128]) -> SigInfo {
-        let w = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        let mut v = [0u8; 8];
-        v.copy_from_slice(&b[24..32]);
+    pub fn from_user(i: &abi::SigInfoRt) -> SigInfo {
         SigInfo {
-            signo: w(0),
-            errno: w(4) as i32,
-            code: w(8) as i32,
-            pid: w(16),
-            uid: w(20),
+            signo: i.head.si_signo as u32,
+            errno: i.head.si_errno,
+            code: i.head.si_code,
+            pid: i.si_pid,
+            uid: i.si_uid,
             status: 0,
             addr: 0,
-            value: u64::from_le_bytes(v),
+            value: i.si_value,
         }
     }
 }
@@ -146,15 +160,7 @@ fn bit(sig: u32) -> u64 {
     1u64 << (sig - 1)
 }
 
-/// The kernel's `struct sigaction` (x86_64): handler, flags, restorer, mask.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SigAction {
-    pub handler: u64,
-    pub flags: u64,
-    pub restorer: u64,
-    pub mask: u64,
-}
+pub use crate::syscall::abi::SigAction;
 
 #[derive(Clone)]
 pub struct Actions(pub [SigAction; 64]);
@@ -456,28 +462,44 @@ pub fn pending_for_current() -> bool {
     }
 }
 
-// rt_sigframe layout (Linux x86_64).
-const UC_OFF: u64 = 8; // after pretcode
-const UC_MCONTEXT: u64 = 40; // uc_flags, uc_link, uc_stack(24)
-const UC_SIGMASK: u64 = UC_MCONTEXT + 256;
-const UC_SIZE: u64 = UC_SIGMASK + 8 + 128; // + spare room glibc expects for its sigset
-const INFO_OFF: u64 = UC_OFF + UC_SIZE;
-const FRAME_SIZE: u64 = INFO_OFF + 128;
-
-fn sigcontext(f: &TrapFrame, mask: u64, fpstate: u64, err_trap: (u64, u64), cr2: u64) -> [u64; 32] {
-    let mut c = [0u64; 32];
-    let regs = [
-        f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.rdi, f.rsi, f.rbp, f.rbx, f.rdx,
-        f.rax, f.rcx, f.rsp, f.rip, f.rflags,
-    ];
-    c[..18].copy_from_slice(&regs);
-    c[18] = (f.cs & 0xffff) | ((f.ss & 0xffff) << 48);
-    c[19] = err_trap.0;
-    c[20] = err_trap.1;
-    c[21] = mask;
-    c[22] = cr2;
-    c[23] = fpstate;
-    c
+/// The saved registers of a signal frame (`uc_mcontext`).
+fn sigcontext(
+    f: &TrapFrame,
+    mask: u64,
+    fpstate: u64,
+    err_trap: (u64, u64),
+    cr2: u64,
+) -> abi::SigContext {
+    abi::SigContext {
+        r8: f.r8,
+        r9: f.r9,
+        r10: f.r10,
+        r11: f.r11,
+        r12: f.r12,
+        r13: f.r13,
+        r14: f.r14,
+        r15: f.r15,
+        rdi: f.rdi,
+        rsi: f.rsi,
+        rbp: f.rbp,
+        rbx: f.rbx,
+        rdx: f.rdx,
+        rax: f.rax,
+        rcx: f.rcx,
+        rsp: f.rsp,
+        rip: f.rip,
+        eflags: f.rflags,
+        cs: f.cs as u16,
+        gs: 0,
+        fs: 0,
+        ss: f.ss as u16,
+        err: err_trap.0,
+        trapno: err_trap.1,
+        oldmask: mask,
+        cr2,
+        fpstate,
+        reserved1: [0; 8],
+    }
 }
 
 /// What [`deliver`] did.
@@ -630,37 +652,42 @@ fn setup_frame(
     let fpu = crate::sched::current().fpu_snapshot();
     copy_to_user(fp_at, &fpu.0)?;
     // The frame, so that the handler starts with rsp % 16 == 8 (as after a call).
-    sp = ((sp - FRAME_SIZE) & !15) - 8;
+    sp = ((sp - size_of::<abi::RtSigFrame>() as u64) & !15) - 8;
     let base = sp;
     let restorer = if act.flags & SA_RESTORER != 0 {
         act.restorer
     } else {
         0
     };
-    write_val(base, &restorer)?;
-    // ucontext: flags, link, stack, mcontext, sigmask
-    write_val(base + UC_OFF, &0u64)?;
-    write_val(base + UC_OFF + 8, &0u64)?;
     let (a_sp, a_size, a_flags) = t.sig.lock().altstack;
-    write_val(base + UC_OFF + 16, &a_sp)?;
-    write_val(base + UC_OFF + 24, &(a_flags as u64))?;
-    write_val(base + UC_OFF + 32, &a_size)?;
     let cr2 = if sig == SIGSEGV || sig == SIGBUS {
         fault_addr
     } else {
         0
     };
-    let sc = sigcontext(frame, mask, fp_at, (frame.error_code, frame.vector), cr2);
-    let bytes: alloc::vec::Vec<u8> = sc.iter().flat_map(|w| w.to_le_bytes()).collect();
-    copy_to_user(base + UC_OFF + UC_MCONTEXT, &bytes)?;
-    write_val(base + UC_OFF + UC_SIGMASK, &mask)?;
-    // siginfo
-    copy_to_user(base + INFO_OFF, &info.to_bytes())?;
+    let rt = abi::RtSigFrame {
+        pretcode: restorer,
+        uc: abi::UContext {
+            uc_flags: 0,
+            uc_link: 0,
+            uc_stack: abi::StackT {
+                ss_sp: a_sp,
+                ss_flags: a_flags,
+                __pad: 0,
+                ss_size: a_size,
+            },
+            uc_mcontext: sigcontext(frame, mask, fp_at, (frame.error_code, frame.vector), cr2),
+            uc_sigmask: mask,
+            __glibc_sigset_rest: [0; 128],
+        },
+        info: info.to_bytes(),
+    };
+    write_val(base, &rt)?;
     frame.rsp = base;
     frame.rip = act.handler;
     frame.rdi = u64::from(sig);
-    frame.rsi = base + INFO_OFF;
-    frame.rdx = base + UC_OFF;
+    frame.rsi = base + offset_of!(abi::RtSigFrame, info) as u64;
+    frame.rdx = base + offset_of!(abi::RtSigFrame, uc) as u64;
     frame.rax = 0;
     frame.rflags &= !(1 << 10); // DF clear
     Ok(())
@@ -670,38 +697,35 @@ fn setup_frame(
 pub fn sigreturn(frame: &mut TrapFrame) -> KResult<u64> {
     let t = super::current_task().ok_or(Errno::EPERM)?;
     let base = frame.rsp - 8; // the handler's `ret` popped pretcode
-    let mut raw = [0u8; 256];
-    copy_from_user(&mut raw, base + UC_OFF + UC_MCONTEXT)?;
-    let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-    let mask: u64 = read_val(base + UC_OFF + UC_SIGMASK)?;
-    frame.r8 = w(0);
-    frame.r9 = w(1);
-    frame.r10 = w(2);
-    frame.r11 = w(3);
-    frame.r12 = w(4);
-    frame.r13 = w(5);
-    frame.r14 = w(6);
-    frame.r15 = w(7);
-    frame.rdi = w(8);
-    frame.rsi = w(9);
-    frame.rbp = w(10);
-    frame.rbx = w(11);
-    frame.rdx = w(12);
-    frame.rax = w(13);
-    frame.rcx = w(14);
-    frame.rsp = w(15);
-    frame.rip = w(16);
+    let uc: abi::UContext = read_val(base + offset_of!(abi::RtSigFrame, uc) as u64)?;
+    let (mask, w) = (uc.uc_sigmask, uc.uc_mcontext);
+    frame.r8 = w.r8;
+    frame.r9 = w.r9;
+    frame.r10 = w.r10;
+    frame.r11 = w.r11;
+    frame.r12 = w.r12;
+    frame.r13 = w.r13;
+    frame.r14 = w.r14;
+    frame.r15 = w.r15;
+    frame.rdi = w.rdi;
+    frame.rsi = w.rsi;
+    frame.rbp = w.rbp;
+    frame.rbx = w.rbx;
+    frame.rdx = w.rdx;
+    frame.rax = w.rax;
+    frame.rcx = w.rcx;
+    frame.rsp = w.rsp;
+    frame.rip = w.rip;
     // Only the arithmetic/direction flags come from user space; IF stays on.
-    frame.rflags = (w(17) & 0x0cd5) | 0x202;
+    frame.rflags = (w.eflags & 0x0cd5) | 0x202;
     frame.cs = u64::from(crate::arch::gdt::USER_CS.0);
     frame.ss = u64::from(crate::arch::gdt::USER_DS.0);
-    let fp = w(23);
-    if fp != 0 {
-        let mut st = crate::arch::user::FpuState::initial();
-        copy_from_user(&mut st.0, fp)?;
+    if w.fpstate != 0 {
+        let mut fx: abi::FpState = read_val(w.fpstate)?;
         // Keep MXCSR reserved bits clear so fxrstor cannot #GP.
-        let mxcsr = u32::from_le_bytes([st.0[24], st.0[25], st.0[26], st.0[27]]) & 0xffff;
-        st.0[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        fx.mxcsr &= 0xffff;
+        let mut st = crate::arch::user::FpuState::initial();
+        st.0.copy_from_slice(fx.as_bytes());
         st.restore();
     }
     t.sig.lock().mask = mask & !(bit(SIGKILL) | bit(SIGSTOP));

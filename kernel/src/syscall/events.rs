@@ -3,8 +3,9 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use super::abi::{EpollEvent, Itimerspec, Timespec};
 use super::{Call, Table};
-use crate::arch::uaccess::{copy_to_user, read_val, write_val};
+use crate::arch::uaccess::{read_val, write_val};
 use crate::errno::{Errno, KResult};
 use crate::fs::File;
 use crate::fs::consts::{O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR};
@@ -13,6 +14,7 @@ use crate::ipc::eventfd::{EFD_SEMAPHORE, EventFd};
 use crate::ipc::signalfd::SignalFd;
 use crate::ipc::timerfd::{TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET, TimerFd};
 use crate::proc::current_process;
+use core::mem::size_of;
 
 pub fn register(t: &mut Table) {
     t.add(213, "epoll_create", epoll_create);
@@ -75,11 +77,8 @@ fn epoll_ctl(c: &mut Call<'_>) -> KResult<u64> {
     let (events, data) = if op == crate::ipc::epoll::EPOLL_CTL_DEL {
         (0, 0)
     } else {
-        let b: [u8; 12] = read_val(c.a3())?;
-        (
-            u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            u64::from_le_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]),
-        )
+        let e: EpollEvent = read_val(c.a3())?;
+        (e.events, e.data)
     };
     ep.ctl(&ef, op, fd, &target, events, data)?;
     Ok(0)
@@ -87,7 +86,7 @@ fn epoll_ctl(c: &mut Call<'_>) -> KResult<u64> {
 
 /// The wait shared by epoll_wait/epoll_pwait/epoll_pwait2 (`deadline`: monotonic ns).
 fn do_epoll_wait(epfd: i32, addr: u64, max: i32, deadline: Option<u64>) -> KResult<u64> {
-    if max <= 0 || max as usize > (i32::MAX as usize) / 12 {
+    if max <= 0 || max as usize > (i32::MAX as usize) / size_of::<EpollEvent>() {
         return Err(Errno::EINVAL);
     }
     let ef = file(epfd)?;
@@ -110,12 +109,11 @@ fn do_epoll_wait(epfd: i32, addr: u64, max: i32, deadline: Option<u64>) -> KResu
     if out.is_empty() && intr {
         return Err(Errno::EINTR);
     }
-    let mut buf = Vec::with_capacity(out.len() * 12);
-    for (ev, data) in &out {
-        buf.extend_from_slice(&ev.to_le_bytes());
-        buf.extend_from_slice(&data.to_le_bytes());
-    }
-    copy_to_user(addr, &buf)?;
+    let evs: Vec<EpollEvent> = out
+        .iter()
+        .map(|&(events, data)| EpollEvent { events, data })
+        .collect();
+    write_val(addr, evs.as_slice())?;
     Ok(out.len() as u64)
 }
 
@@ -167,15 +165,8 @@ fn epoll_pwait2(c: &mut Call<'_>) -> KResult<u64> {
     let deadline = if c.a3() == 0 {
         None
     } else {
-        let ts: [i64; 2] = read_val(c.a3())?;
-        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
-            return Err(Errno::EINVAL);
-        }
-        Some(
-            crate::time::now_ns()
-                .saturating_add((ts[0] as u64).saturating_mul(1_000_000_000))
-                .saturating_add(ts[1] as u64),
-        )
+        let ts: Timespec = read_val(c.a3())?;
+        Some(crate::time::now_ns().saturating_add(ts_ns(ts)?))
     };
     let (epfd, addr, max) = (c.i32(0), c.a1(), c.i32(2));
     with_sigmask(c.a4(), c.a5(), || do_epoll_wait(epfd, addr, max, deadline))
@@ -216,17 +207,14 @@ fn timerfd_create(c: &mut Call<'_>) -> KResult<u64> {
     )
 }
 
-fn ts_ns(v: [i64; 2]) -> KResult<u64> {
-    if v[0] < 0 || !(0..1_000_000_000).contains(&v[1]) {
+/// A validated `timespec` in nanoseconds (EINVAL if negative or not normalized).
+fn ts_ns(v: Timespec) -> KResult<u64> {
+    if v.tv_sec < 0 || !(0..1_000_000_000).contains(&v.tv_nsec) {
         return Err(Errno::EINVAL);
     }
-    Ok((v[0] as u64)
+    Ok((v.tv_sec as u64)
         .saturating_mul(1_000_000_000)
-        .saturating_add(v[1] as u64))
-}
-
-fn ns_ts(ns: u64) -> [i64; 2] {
-    [(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64]
+        .saturating_add(v.tv_nsec as u64))
 }
 
 fn timerfd_settime(c: &mut Call<'_>) -> KResult<u64> {
@@ -236,13 +224,16 @@ fn timerfd_settime(c: &mut Call<'_>) -> KResult<u64> {
     if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
         return Err(Errno::EINVAL);
     }
-    let v: [i64; 4] = read_val(c.a2())?;
-    let interval = ts_ns([v[0], v[1]])?;
-    let value = ts_ns([v[2], v[3]])?;
+    let v: Itimerspec = read_val(c.a2())?;
+    let interval = ts_ns(v.it_interval)?;
+    let value = ts_ns(v.it_value)?;
     let (left, ival) = t.set(flags, value, interval);
     if c.a3() != 0 {
-        let (a, b) = (ns_ts(ival), ns_ts(left));
-        write_val(c.a3(), &[a[0], a[1], b[0], b[1]])?;
+        let old = Itimerspec {
+            it_interval: Timespec::from_ns(ival),
+            it_value: Timespec::from_ns(left),
+        };
+        write_val(c.a3(), &old)?;
     }
     Ok(0)
 }
@@ -251,8 +242,11 @@ fn timerfd_gettime(c: &mut Call<'_>) -> KResult<u64> {
     let f = file(c.i32(0))?;
     let t = anon::<TimerFd>(&f).ok_or(Errno::EINVAL)?;
     let (left, ival) = t.get();
-    let (a, b) = (ns_ts(ival), ns_ts(left));
-    write_val(c.a1(), &[a[0], a[1], b[0], b[1]])?;
+    let cur = Itimerspec {
+        it_interval: Timespec::from_ns(ival),
+        it_value: Timespec::from_ns(left),
+    };
+    write_val(c.a1(), &cur)?;
     Ok(0)
 }
 

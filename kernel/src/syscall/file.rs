@@ -6,6 +6,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use super::abi;
 use super::{Call, Table};
 use crate::arch::uaccess::{copy_from_user, copy_to_user, read_cstr, read_val, write_val};
 use crate::errno::{Errno, KResult};
@@ -14,6 +15,8 @@ use crate::fs::file::File;
 use crate::fs::node::Stat;
 use crate::fs::{self, FsCtx, PathRef};
 use crate::proc::{Process, current_process};
+use core::mem::{offset_of, size_of};
+use zerocopy::IntoBytes;
 
 const AT_FDCWD: i32 = -100;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
@@ -252,8 +255,8 @@ fn iovecs(addr: u64, n: u64) -> KResult<Vec<(u64, usize)>> {
     }
     (0..n)
         .map(|i| {
-            let v: [u64; 2] = read_val(addr + i * 16)?;
-            Ok((v[0], v[1] as usize))
+            let v: abi::Iovec = read_val(addr + i * size_of::<abi::Iovec>() as u64)?;
+            Ok((v.iov_base, v.iov_len as usize))
         })
         .collect()
 }
@@ -328,29 +331,6 @@ fn close(c: &mut Call<'_>) -> KResult<u64> {
     Ok(0)
 }
 
-/// Linux x86_64 `struct stat` (144 bytes).
-fn stat_bytes(s: &Stat) -> [u8; 144] {
-    let mut b = [0u8; 144];
-    let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
-    put(0, &s.dev.to_le_bytes());
-    put(8, &s.ino.to_le_bytes());
-    put(16, &s.nlink.to_le_bytes());
-    put(24, &s.mode.to_le_bytes());
-    put(28, &s.uid.to_le_bytes());
-    put(32, &s.gid.to_le_bytes());
-    put(40, &s.rdev.to_le_bytes());
-    put(48, &s.size.to_le_bytes());
-    put(56, &s.blksize.to_le_bytes());
-    put(64, &s.blocks.to_le_bytes());
-    put(72, &s.atime.sec.to_le_bytes());
-    put(80, &s.atime.nsec.to_le_bytes());
-    put(88, &s.mtime.sec.to_le_bytes());
-    put(96, &s.mtime.nsec.to_le_bytes());
-    put(104, &s.ctime.sec.to_le_bytes());
-    put(112, &s.ctime.nsec.to_le_bytes());
-    b
-}
-
 fn do_stat(dirfd: i32, path_addr: u64, flags: u64) -> KResult<Stat> {
     let path = path_arg(path_addr)?;
     if path.is_empty() {
@@ -369,47 +349,28 @@ fn do_stat(dirfd: i32, path_addr: u64, flags: u64) -> KResult<Stat> {
 
 fn stat(c: &mut Call<'_>) -> KResult<u64> {
     let s = do_stat(AT_FDCWD, c.a0(), 0)?;
-    copy_to_user(c.a1(), &stat_bytes(&s))?;
+    write_val(c.a1(), &abi::Stat::from(&s))?;
     Ok(0)
 }
 fn lstat(c: &mut Call<'_>) -> KResult<u64> {
     let s = do_stat(AT_FDCWD, c.a0(), AT_SYMLINK_NOFOLLOW)?;
-    copy_to_user(c.a1(), &stat_bytes(&s))?;
+    write_val(c.a1(), &abi::Stat::from(&s))?;
     Ok(0)
 }
 fn fstat(c: &mut Call<'_>) -> KResult<u64> {
     let s = file(c.i32(0))?.stat()?;
-    copy_to_user(c.a1(), &stat_bytes(&s))?;
+    write_val(c.a1(), &abi::Stat::from(&s))?;
     Ok(0)
 }
 fn newfstatat(c: &mut Call<'_>) -> KResult<u64> {
     let s = do_stat(c.i32(0), c.a1(), c.a3())?;
-    copy_to_user(c.a2(), &stat_bytes(&s))?;
+    write_val(c.a2(), &abi::Stat::from(&s))?;
     Ok(0)
 }
 
 fn statx(c: &mut Call<'_>) -> KResult<u64> {
     let s = do_stat(c.i32(0), c.a1(), c.a2())?;
-    let mut b = [0u8; 256];
-    let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
-    put(0, &0x7ffu32.to_le_bytes()); // STATX_BASIC_STATS
-    put(4, &(s.blksize as u32).to_le_bytes());
-    put(16, &(s.nlink as u32).to_le_bytes());
-    put(20, &s.uid.to_le_bytes());
-    put(24, &s.gid.to_le_bytes());
-    put(28, &(s.mode as u16).to_le_bytes());
-    put(32, &s.ino.to_le_bytes());
-    put(40, &(s.size as u64).to_le_bytes());
-    put(48, &(s.blocks as u64).to_le_bytes());
-    for (off, t) in [(64, s.atime), (96, s.ctime), (112, s.mtime)] {
-        put(off, &t.sec.to_le_bytes());
-        put(off + 8, &(t.nsec as u32).to_le_bytes());
-    }
-    put(128, &(((s.rdev >> 8) & 0xfff) as u32).to_le_bytes());
-    put(132, &((s.rdev & 0xff) as u32).to_le_bytes());
-    put(136, &(((s.dev >> 8) & 0xfff) as u32).to_le_bytes());
-    put(140, &((s.dev & 0xff) as u32).to_le_bytes());
-    copy_to_user(c.a4(), &b)?;
+    write_val(c.a4(), &abi::Statx::from(&s))?;
     Ok(0)
 }
 
@@ -851,11 +812,11 @@ fn utimensat(c: &mut Call<'_>) -> KResult<u64> {
     use crate::fs::TimeSet;
     const UTIME_NOW: i64 = (1 << 30) - 1;
     const UTIME_OMIT: i64 = (1 << 30) - 2;
-    let conv = |t: [i64; 2]| match t[1] {
+    let conv = |t: abi::Timespec| match t.tv_nsec {
         UTIME_NOW => Ok(TimeSet::Now),
         UTIME_OMIT => Ok(TimeSet::Omit),
         n if (0..1_000_000_000).contains(&n) => Ok(TimeSet::At(crate::fs::node::Timespec {
-            sec: t[0],
+            sec: t.tv_sec,
             nsec: n,
         })),
         _ => Err(Errno::EINVAL),
@@ -863,7 +824,7 @@ fn utimensat(c: &mut Call<'_>) -> KResult<u64> {
     let (a, m) = if c.a2() == 0 {
         (TimeSet::Now, TimeSet::Now)
     } else {
-        let ts: [[i64; 2]; 2] = read_val(c.a2())?;
+        let ts: [abi::Timespec; 2] = read_val(c.a2())?;
         (conv(ts[0])?, conv(ts[1])?)
     };
     let ctx = ctx()?;
@@ -887,26 +848,15 @@ fn utimensat(c: &mut Call<'_>) -> KResult<u64> {
     Ok(0)
 }
 
-fn statfs_bytes(s: &crate::fs::node::StatFs) -> [u8; 120] {
-    let mut b = [0u8; 120];
-    let words = [
-        s.fs_type, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.fsid, s.namelen,
-        s.frsize, s.flags,
-    ];
-    for (i, w) in words.iter().enumerate() {
-        b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
-    }
-    b
-}
 fn statfs(c: &mut Call<'_>) -> KResult<u64> {
     let path = path_arg(c.a0())?;
     let s = fs::statfs(&ctx()?, None, &path)?;
-    copy_to_user(c.a1(), &statfs_bytes(&s))?;
+    write_val(c.a1(), &abi::Statfs::from(&s))?;
     Ok(0)
 }
 fn fstatfs(c: &mut Call<'_>) -> KResult<u64> {
     let s = file(c.i32(0))?.statfs()?;
-    copy_to_user(c.a1(), &statfs_bytes(&s))?;
+    write_val(c.a1(), &abi::Statfs::from(&s))?;
     Ok(0)
 }
 
@@ -961,17 +911,20 @@ fn getdents64(c: &mut Call<'_>) -> KResult<u64> {
     let mut out = Vec::new();
     let mut consumed = 0usize;
     for e in &ents {
-        let reclen = (19 + e.name.len() + 1).next_multiple_of(8);
+        let reclen = abi::Dirent64::reclen(e.name.len());
         if out.len() + reclen > cap {
             break;
         }
         let start = out.len();
-        out.resize(start + reclen, 0);
-        out[start..start + 8].copy_from_slice(&e.ino.to_le_bytes());
-        out[start + 8..start + 16].copy_from_slice(&e.next_offset.to_le_bytes());
-        out[start + 16..start + 18].copy_from_slice(&(reclen as u16).to_le_bytes());
-        out[start + 18] = e.kind;
-        out[start + 19..start + 19 + e.name.len()].copy_from_slice(e.name.as_bytes());
+        let head = abi::Dirent64 {
+            d_ino: e.ino,
+            d_off: e.next_offset as i64,
+            d_reclen: reclen as u16,
+            d_type: e.kind,
+        };
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(e.name.as_bytes());
+        out.resize(start + reclen, 0); // the NUL and the padding
         consumed += 1;
     }
     if consumed == 0 && !ents.is_empty() {
@@ -1073,15 +1026,14 @@ fn do_poll(addr: u64, n: u64, deadline: Option<u64>) -> KResult<u64> {
     }
     let mut fds = Vec::new();
     for i in 0..n {
-        let v: [u8; 8] = read_val(addr + i * 8)?;
-        let fd = i32::from_le_bytes([v[0], v[1], v[2], v[3]]);
-        let ev = u16::from_le_bytes([v[4], v[5]]) as u32;
-        fds.push((fd, ev));
+        let p: abi::Pollfd = read_val(addr + i * size_of::<abi::Pollfd>() as u64)?;
+        fds.push((p.fd, u32::from(p.events as u16)));
     }
     let rev = poll_files(&fds, deadline)?;
     let mut ready = 0;
     for (i, r) in rev.iter().enumerate() {
-        write_val(addr + i as u64 * 8 + 6, &(*r as u16))?;
+        let at = addr + (i * size_of::<abi::Pollfd>() + offset_of!(abi::Pollfd, revents)) as u64;
+        write_val(at, &(*r as i16))?;
         if *r != 0 {
             ready += 1;
         }
@@ -1099,12 +1051,12 @@ fn ts_deadline(addr: u64) -> KResult<Option<u64>> {
     if addr == 0 {
         return Ok(None);
     }
-    let ts: [i64; 2] = read_val(addr)?;
-    if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+    let ts: abi::Timespec = read_val(addr)?;
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
         return Err(Errno::EINVAL);
     }
     Ok(Some(
-        crate::time::now_ns() + ts[0] as u64 * 1_000_000_000 + ts[1] as u64,
+        crate::time::now_ns() + ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
     ))
 }
 
@@ -1218,11 +1170,11 @@ fn select(c: &mut Call<'_>) -> KResult<u64> {
     let deadline = if c.a4() == 0 {
         None
     } else {
-        let tv: [i64; 2] = read_val(c.a4())?;
-        if tv[0] < 0 || !(0..1_000_000).contains(&tv[1]) {
+        let tv: abi::Timeval = read_val(c.a4())?;
+        if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
             return Err(Errno::EINVAL);
         }
-        Some(crate::time::now_ns() + tv[0] as u64 * 1_000_000_000 + tv[1] as u64 * 1000)
+        Some(crate::time::now_ns() + tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000)
     };
     do_select(c.a0(), c.a1(), c.a2(), c.a3(), deadline)
 }

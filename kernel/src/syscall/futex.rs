@@ -4,6 +4,7 @@
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
+use super::abi::Timespec;
 use super::{Call, Table};
 use crate::arch::uaccess::read_val;
 use crate::errno::{Errno, KResult};
@@ -74,11 +75,11 @@ fn futex(c: &mut Call<'_>) -> KResult<u64> {
     match op {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             let deadline = if c.a3() != 0 {
-                let ts: [i64; 2] = read_val(c.a3())?;
-                if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+                let ts: Timespec = read_val(c.a3())?;
+                if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
                     return Err(Errno::EINVAL);
                 }
-                let ns = (ts[0] as u64) * 1_000_000_000 + ts[1] as u64;
+                let ns = (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64;
                 Some(if op == FUTEX_WAIT_BITSET {
                     // Absolute, on CLOCK_MONOTONIC (or REALTIME with the flag).
                     if c.a1() & 256 != 0 {

@@ -1,5 +1,6 @@
 //! getrandom, sysinfo, sethostname, getcpu, umask lives with files.
 
+use super::abi::Sysinfo;
 use super::{Call, Table};
 use crate::arch::uaccess::{copy_to_user, read_cstr, write_val};
 use crate::errno::{Errno, KResult};
@@ -70,15 +71,15 @@ fn getrandom(c: &mut Call<'_>) -> KResult<u64> {
 
 fn sysinfo(c: &mut Call<'_>) -> KResult<u64> {
     let (free, total) = crate::mm::phys::stats();
-    let mut info = [0u8; 112];
-    let up = crate::time::now_ns() / 1_000_000_000;
-    info[0..8].copy_from_slice(&up.to_le_bytes());
-    info[32..40].copy_from_slice(&(total as u64 * 4096).to_le_bytes());
-    info[40..48].copy_from_slice(&(free as u64 * 4096).to_le_bytes());
-    let procs = crate::proc::all_processes().len() as u16;
-    info[80..82].copy_from_slice(&procs.to_le_bytes());
-    info[104..108].copy_from_slice(&1u32.to_le_bytes()); // mem_unit
-    copy_to_user(c.a0(), &info)?;
+    let info = Sysinfo {
+        uptime: (crate::time::now_ns() / 1_000_000_000) as i64,
+        totalram: total as u64 * 4096,
+        freeram: free as u64 * 4096,
+        procs: crate::proc::all_processes().len() as u16,
+        mem_unit: 1,
+        ..Default::default()
+    };
+    write_val(c.a0(), &info)?;
     Ok(0)
 }
 

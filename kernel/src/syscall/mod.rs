@@ -4,6 +4,7 @@
 //! Handlers get typed access to the arguments and return `KResult<u64>`; errors become
 //! `-errno` in rax. `implemented()` is the machine-readable list a test checks.
 
+pub mod abi;
 pub mod events;
 pub mod file;
 pub mod futex;

@@ -4,10 +4,12 @@
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
+use super::abi::{Rlimit, Rusage, SigInfoChld, Utsname, set_cstr};
 use super::{Call, Table};
 use crate::arch::uaccess::{copy_to_user, read_cstr, read_val, write_val};
 use crate::errno::{Errno, KResult};
 use crate::proc::{self, ExitStatus, current_process, current_task};
+use zerocopy::FromZeros;
 
 pub fn register(t: &mut Table) {
     t.add(39, "getpid", getpid);
@@ -198,7 +200,7 @@ fn wait4(c: &mut Call<'_>) -> KResult<u64> {
                 write_val(c.a1(), &ev.wstatus())?;
             }
             if c.a3() != 0 {
-                copy_to_user(c.a3(), &[0u8; 144])?; // struct rusage: zeros
+                write_val(c.a3(), &Rusage::default())?; // not accounted per child: zeros
             }
             Ok(u64::from(pid))
         }
@@ -230,20 +232,20 @@ fn waitid(c: &mut Call<'_>) -> KResult<u64> {
     };
     let r = proc::wait_child(pid, o)?;
     if c.a2() != 0 {
-        let mut info = [0u8; 128];
+        let mut info = SigInfoChld::new_zeroed();
         if let Some((p, ev)) = r {
-            info[0..4].copy_from_slice(&(crate::proc::signal::SIGCHLD as i32).to_le_bytes());
+            info.head.si_signo = crate::proc::signal::SIGCHLD as i32;
             let (code, status) = match ev {
                 proc::WaitEvent::Exited(ExitStatus::Exited(v)) => (1i32, i32::from(v)), // CLD_EXITED
                 proc::WaitEvent::Exited(ExitStatus::Signaled(s)) => (2i32, i32::from(s)), // CLD_KILLED
                 proc::WaitEvent::Stopped(s) => (5i32, s as i32), // CLD_STOPPED
                 proc::WaitEvent::Continued => (6i32, crate::proc::signal::SIGCONT as i32), // CLD_CONTINUED
             };
-            info[8..12].copy_from_slice(&code.to_le_bytes());
-            info[16..20].copy_from_slice(&(p as i32).to_le_bytes());
-            info[24..28].copy_from_slice(&status.to_le_bytes());
+            info.head.si_code = code;
+            info.si_pid = p;
+            info.si_status = status;
         }
-        copy_to_user(c.a2(), &info)?;
+        write_val(c.a2(), &info)?;
     }
     Ok(0)
 }
@@ -513,21 +515,15 @@ fn getsid(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn uname(c: &mut Call<'_>) -> KResult<u64> {
-    let mut u = [0u8; 65 * 6];
+    let mut u = Utsname::new_zeroed();
     let host = crate::syscall::misc::hostname();
-    let fields: [&[u8]; 6] = [
-        b"Linux",
-        host.as_bytes(),
-        b"6.1.0-adros",
-        b"#1 SMP AdrOS 0.1.0",
-        b"x86_64",
-        b"(none)",
-    ];
-    for (i, f) in fields.iter().enumerate() {
-        let n = f.len().min(64);
-        u[i * 65..i * 65 + n].copy_from_slice(&f[..n]);
-    }
-    copy_to_user(c.a0(), &u)?;
+    set_cstr(&mut u.sysname, b"Linux");
+    set_cstr(&mut u.nodename, host.as_bytes());
+    set_cstr(&mut u.release, b"6.1.0-adros");
+    set_cstr(&mut u.version, b"#1 SMP AdrOS 0.1.0");
+    set_cstr(&mut u.machine, b"x86_64");
+    set_cstr(&mut u.domainname, b"(none)");
+    write_val(c.a0(), &u)?;
     Ok(0)
 }
 
@@ -619,14 +615,20 @@ fn rlimit_set(p: &proc::Process, res: u64, cur: u64, max: u64) -> KResult<()> {
 fn getrlimit(c: &mut Call<'_>) -> KResult<u64> {
     let p = current_process().ok_or(Errno::ESRCH)?;
     let (cur, max) = rlimit_get(&p, c.a0())?;
-    write_val(c.a1(), &[cur, max])?;
+    write_val(
+        c.a1(),
+        &Rlimit {
+            rlim_cur: cur,
+            rlim_max: max,
+        },
+    )?;
     Ok(0)
 }
 fn setrlimit(c: &mut Call<'_>) -> KResult<u64> {
     let p = current_process().ok_or(Errno::ESRCH)?;
     rlimit_get(&p, c.a0())?;
-    let [cur, max]: [u64; 2] = read_val(c.a1())?;
-    rlimit_set(&p, c.a0(), cur, max)?;
+    let new: Rlimit = read_val(c.a1())?;
+    rlimit_set(&p, c.a0(), new.rlim_cur, new.rlim_max)?;
     Ok(0)
 }
 fn prlimit64(c: &mut Call<'_>) -> KResult<u64> {
@@ -642,11 +644,17 @@ fn prlimit64(c: &mut Call<'_>) -> KResult<u64> {
     }
     let (cur, max) = rlimit_get(&p, c.a1())?;
     if c.a2() != 0 {
-        let [ncur, nmax]: [u64; 2] = read_val(c.a2())?;
-        rlimit_set(&p, c.a1(), ncur, nmax)?;
+        let new: Rlimit = read_val(c.a2())?;
+        rlimit_set(&p, c.a1(), new.rlim_cur, new.rlim_max)?;
     }
     if c.a3() != 0 {
-        write_val(c.a3(), &[cur, max])?;
+        write_val(
+            c.a3(),
+            &Rlimit {
+                rlim_cur: cur,
+                rlim_max: max,
+            },
+        )?;
     }
     Ok(0)
 }

@@ -3,8 +3,9 @@
 
 use core::sync::atomic::Ordering;
 
+use super::abi::{Itimerval, Rusage, Timeval};
 use super::{Call, Table};
-use crate::arch::uaccess::{copy_to_user, read_val, write_val};
+use crate::arch::uaccess::{read_val, write_val};
 use crate::errno::{Errno, KResult};
 use crate::proc::{self, Process, current_process};
 
@@ -78,11 +79,8 @@ fn alarm(c: &mut Call<'_>) -> KResult<u64> {
     Ok(rem.div_ceil(1_000_000_000))
 }
 
-fn tv(ns: u64) -> [i64; 2] {
-    [
-        (ns / 1_000_000_000) as i64,
-        ((ns / 1000) % 1_000_000) as i64,
-    ]
+fn tv(ns: u64) -> Timeval {
+    Timeval::from_ns(ns)
 }
 
 fn getitimer(c: &mut Call<'_>) -> KResult<u64> {
@@ -92,10 +90,11 @@ fn getitimer(c: &mut Call<'_>) -> KResult<u64> {
     let p = current_process().ok_or(Errno::ESRCH)?;
     let (_, deadline, interval) = *p.itimer.lock();
     let rem = deadline.saturating_sub(crate::time::now_ns());
-    write_val(
-        c.a1(),
-        &[tv(interval), tv(if deadline == 0 { 0 } else { rem })],
-    )?;
+    let v = Itimerval {
+        it_interval: tv(interval),
+        it_value: tv(if deadline == 0 { 0 } else { rem }),
+    };
+    write_val(c.a1(), &v)?;
     Ok(0)
 }
 
@@ -103,18 +102,22 @@ fn setitimer(c: &mut Call<'_>) -> KResult<u64> {
     if c.a0() != 0 {
         return Err(Errno::EINVAL); // only ITIMER_REAL
     }
-    let v: [[i64; 2]; 2] = read_val(c.a1())?;
-    let ns = |t: [i64; 2]| -> KResult<u64> {
-        if t[0] < 0 || !(0..1_000_000).contains(&t[1]) {
+    let v: Itimerval = read_val(c.a1())?;
+    let ns = |t: Timeval| -> KResult<u64> {
+        if t.tv_sec < 0 || !(0..1_000_000).contains(&t.tv_usec) {
             return Err(Errno::EINVAL);
         }
-        Ok(t[0] as u64 * 1_000_000_000 + t[1] as u64 * 1000)
+        Ok(t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000)
     };
-    let (interval, value) = (ns(v[0])?, ns(v[1])?);
+    let (interval, value) = (ns(v.it_interval)?, ns(v.it_value)?);
     let p = current_process().ok_or(Errno::ESRCH)?;
     let (rem, old_interval) = arm(&p, value, interval);
     if c.a2() != 0 {
-        write_val(c.a2(), &[tv(old_interval), tv(rem)])?;
+        let old = Itimerval {
+            it_interval: tv(old_interval),
+            it_value: tv(rem),
+        };
+        write_val(c.a2(), &old)?;
     }
     Ok(0)
 }
@@ -128,11 +131,11 @@ fn getrusage(c: &mut Call<'_>) -> KResult<u64> {
         _ => return Err(Errno::EINVAL),
     };
     // CPU time is not split into user and system time: it is all reported as user time.
-    let mut r = [0u8; 144];
-    let t = tv(ns);
-    r[0..8].copy_from_slice(&t[0].to_le_bytes());
-    r[8..16].copy_from_slice(&t[1].to_le_bytes());
-    copy_to_user(c.a1(), &r)?;
+    let r = Rusage {
+        ru_utime: tv(ns),
+        ..Default::default()
+    };
+    write_val(c.a1(), &r)?;
     Ok(0)
 }
 

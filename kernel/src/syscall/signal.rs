@@ -3,6 +3,7 @@
 
 use core::sync::atomic::Ordering;
 
+use super::abi::{SigInfoRt, StackT, Timespec};
 use super::{Call, Table};
 use crate::arch::uaccess::{read_val, write_val};
 use crate::errno::{Errno, KResult};
@@ -115,15 +116,17 @@ fn sigaltstack(c: &mut Call<'_>) -> KResult<u64> {
     let t = current_task().ok_or(Errno::EPERM)?;
     let old = t.sig.lock().altstack;
     if c.a1() != 0 {
-        // stack_t { void *ss_sp; int ss_flags; size_t ss_size; }
-        write_val(c.a1(), &old.0)?;
-        write_val(c.a1() + 8, &(if old.1 == 0 { 2i32 } else { old.2 }))?; // SS_DISABLE
-        write_val(c.a1() + 16, &old.1)?;
+        let st = StackT {
+            ss_sp: old.0,
+            ss_flags: if old.1 == 0 { 2 } else { old.2 }, // SS_DISABLE
+            __pad: 0,
+            ss_size: old.1,
+        };
+        write_val(c.a1(), &st)?;
     }
     if c.a0() != 0 {
-        let sp: u64 = read_val(c.a0())?;
-        let flags: i32 = read_val(c.a0() + 8)?;
-        let size: u64 = read_val(c.a0() + 16)?;
+        let st: StackT = read_val(c.a0())?;
+        let (sp, flags, size) = (st.ss_sp, st.ss_flags, st.ss_size);
         if flags & 2 != 0 {
             t.sig.lock().altstack = (0, 0, 2);
         } else {
@@ -228,9 +231,8 @@ fn tgkill(c: &mut Call<'_>) -> KResult<u64> {
 /// The siginfo a process asked rt_(tg)sigqueueinfo to send: only the kernel may claim
 /// SI_USER or a positive si_code for another process (Linux: EPERM).
 fn user_info(target_pid: u32, s: u32, at: u64) -> KResult<sig::SigInfo> {
-    let mut raw = [0u8; 128];
-    crate::arch::uaccess::copy_from_user(&mut raw, at)?;
-    let mut info = sig::SigInfo::from_bytes(&raw);
+    let raw: SigInfoRt = read_val(at)?;
+    let mut info = sig::SigInfo::from_user(&raw);
     let me = proc::current_process().ok_or(Errno::EPERM)?;
     if (info.code >= 0 || info.code == sig::SI_TKILL) && target_pid != me.pid {
         return Err(Errno::EPERM);
@@ -292,11 +294,11 @@ fn rt_sigtimedwait(c: &mut Call<'_>) -> KResult<u64> {
     }
     let set: u64 = read_val(c.a0())?;
     let deadline = if c.a2() != 0 {
-        let ts: [i64; 2] = read_val(c.a2())?;
-        if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+        let ts: Timespec = read_val(c.a2())?;
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
             return Err(Errno::EINVAL);
         }
-        Some(crate::time::now_ns() + ts[0] as u64 * 1_000_000_000 + ts[1] as u64)
+        Some(crate::time::now_ns() + ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
     } else {
         None
     };

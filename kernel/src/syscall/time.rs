@@ -1,5 +1,6 @@
 //! clock_gettime, clock_getres, gettimeofday, time, nanosleep, clock_nanosleep, times.
 
+use super::abi::{Timespec, Timeval, Tms};
 use super::{Call, Table};
 use crate::arch::uaccess::{read_val, write_val};
 use crate::errno::{Errno, KResult};
@@ -52,17 +53,20 @@ pub(super) fn process_cpu_ns(p: &crate::proc::Process) -> u64 {
 
 fn clock_gettime(c: &mut Call<'_>) -> KResult<u64> {
     let ns = now(c.a0())?;
-    write_val(
-        c.a1(),
-        &[(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64],
-    )?;
+    write_val(c.a1(), &Timespec::from_ns(ns))?;
     Ok(0)
 }
 
 fn clock_getres(c: &mut Call<'_>) -> KResult<u64> {
     now(c.a0())?;
     if c.a1() != 0 {
-        write_val(c.a1(), &[0i64, 1])?;
+        write_val(
+            c.a1(),
+            &Timespec {
+                tv_sec: 0,
+                tv_nsec: 1,
+            },
+        )?;
     }
     Ok(0)
 }
@@ -70,13 +74,7 @@ fn clock_getres(c: &mut Call<'_>) -> KResult<u64> {
 fn gettimeofday(c: &mut Call<'_>) -> KResult<u64> {
     let ns = crate::time::wall_clock_ns();
     if c.a0() != 0 {
-        write_val(
-            c.a0(),
-            &[
-                (ns / 1_000_000_000) as i64,
-                ((ns / 1000) % 1_000_000) as i64,
-            ],
-        )?;
+        write_val(c.a0(), &Timeval::from_ns(ns))?;
     }
     Ok(0)
 }
@@ -111,13 +109,13 @@ fn sleep_until(deadline: u64) -> Result<(), u64> {
 }
 
 fn read_ts(addr: u64) -> KResult<u64> {
-    let ts: [i64; 2] = read_val(addr)?;
-    if ts[0] < 0 || !(0..1_000_000_000).contains(&ts[1]) {
+    let ts: Timespec = read_val(addr)?;
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
         return Err(Errno::EINVAL);
     }
-    Ok((ts[0] as u64)
+    Ok((ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
-        .saturating_add(ts[1] as u64))
+        .saturating_add(ts.tv_nsec as u64))
 }
 
 fn nanosleep(c: &mut Call<'_>) -> KResult<u64> {
@@ -126,10 +124,7 @@ fn nanosleep(c: &mut Call<'_>) -> KResult<u64> {
         Ok(()) => Ok(0),
         Err(left) => {
             if c.a1() != 0 {
-                write_val(
-                    c.a1(),
-                    &[(left / 1_000_000_000) as i64, (left % 1_000_000_000) as i64],
-                )?;
+                write_val(c.a1(), &Timespec::from_ns(left))?;
             }
             Err(Errno::EINTR)
         }
@@ -160,7 +155,12 @@ fn times(c: &mut Call<'_>) -> KResult<u64> {
         let p = crate::proc::current_process().ok_or(Errno::ESRCH)?;
         let me = process_cpu_ns(&p) / 10_000_000;
         let kids = p.children_ns.load(core::sync::atomic::Ordering::Relaxed) / 10_000_000;
-        write_val(c.a0(), &[me, 0u64, kids, 0])?;
+        let t = Tms {
+            tms_utime: me as i64,
+            tms_cutime: kids as i64,
+            ..Default::default()
+        };
+        write_val(c.a0(), &t)?;
     }
     Ok(ticks)
 }

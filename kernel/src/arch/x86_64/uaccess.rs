@@ -4,6 +4,8 @@
 //! address space (demand paging, copy-on-write) and, if it cannot be resolved, makes the copy
 //! return EFAULT instead of crashing the kernel. SMAP is lifted only around those instructions.
 
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
 use crate::errno::{Errno, KResult};
 use crate::mm::uspace::USER_TOP;
 
@@ -142,23 +144,17 @@ pub fn read_cstr(addr: u64, max: usize) -> KResult<alloc::vec::Vec<u8>> {
     }
 }
 
-/// Reads a plain value from user memory.
-pub fn read_val<T: Copy + Default>(addr: u64) -> KResult<T> {
-    let mut v = T::default();
-    // SAFETY: `v` is a valid T; we fill its bytes from user memory (callers only use
-    // plain-old-data T: integers and repr(C) structs of integers).
-    let bytes = unsafe {
-        core::slice::from_raw_parts_mut(&mut v as *mut T as *mut u8, core::mem::size_of::<T>())
-    };
-    copy_from_user(bytes, addr)?;
+/// Reads a value from user memory. Only types for which every byte pattern is a valid value
+/// (`FromBytes`: integers, arrays of them, the `#[repr(C)]` structures of `syscall::abi`)
+/// can be read.
+pub fn read_val<T: FromBytes + IntoBytes>(addr: u64) -> KResult<T> {
+    let mut v = T::new_zeroed();
+    copy_from_user(v.as_mut_bytes(), addr)?;
     Ok(v)
 }
 
-/// Writes a plain value to user memory.
-pub fn write_val<T: Copy>(addr: u64, v: &T) -> KResult<()> {
-    // SAFETY: reading the bytes of a plain-old-data value.
-    let bytes = unsafe {
-        core::slice::from_raw_parts(v as *const T as *const u8, core::mem::size_of::<T>())
-    };
-    copy_to_user(addr, bytes)
+/// Writes a value to user memory. Only types without padding or interior mutability
+/// (`IntoBytes + Immutable`) can be written, so no uninitialized kernel byte reaches user space.
+pub fn write_val<T: IntoBytes + Immutable + ?Sized>(addr: u64, v: &T) -> KResult<()> {
+    copy_to_user(addr, v.as_bytes())
 }
