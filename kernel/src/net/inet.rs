@@ -94,6 +94,9 @@ struct State {
     connecting: bool,
     /// A TCP connection that reached ESTABLISHED.
     connected: bool,
+    /// A non-blocking connect whose success no connect call has reported yet (Linux
+    /// reports it once, then EISCONN).
+    connect_unreported: bool,
     /// SO_ERROR: reported once, then cleared.
     error: Option<Errno>,
     shut_rd: bool,
@@ -132,15 +135,27 @@ fn tcp_socket() -> tcp::Socket<'static> {
 
 fn udp_socket() -> udp::Socket<'static> {
     udp::Socket::new(
-        udp::PacketBuffer::new(alloc::vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], alloc::vec![0; UDP_BYTES]),
-        udp::PacketBuffer::new(alloc::vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], alloc::vec![0; UDP_BYTES]),
+        udp::PacketBuffer::new(
+            alloc::vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+            alloc::vec![0; UDP_BYTES],
+        ),
+        udp::PacketBuffer::new(
+            alloc::vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+            alloc::vec![0; UDP_BYTES],
+        ),
     )
 }
 
 fn icmp_socket() -> icmp::Socket<'static> {
     icmp::Socket::new(
-        icmp::PacketBuffer::new(alloc::vec![icmp::PacketMetadata::EMPTY; 16], alloc::vec![0; 16 * 1024]),
-        icmp::PacketBuffer::new(alloc::vec![icmp::PacketMetadata::EMPTY; 16], alloc::vec![0; 16 * 1024]),
+        icmp::PacketBuffer::new(
+            alloc::vec![icmp::PacketMetadata::EMPTY; 16],
+            alloc::vec![0; 16 * 1024],
+        ),
+        icmp::PacketBuffer::new(
+            alloc::vec![icmp::PacketMetadata::EMPTY; 16],
+            alloc::vec![0; 16 * 1024],
+        ),
     )
 }
 
@@ -148,8 +163,14 @@ fn raw_icmp_socket() -> raw::Socket<'static> {
     raw::Socket::new(
         IpVersion::Ipv4,
         IpProtocol::Icmp,
-        raw::PacketBuffer::new(alloc::vec![raw::PacketMetadata::EMPTY; 32], alloc::vec![0; 32 * 1024]),
-        raw::PacketBuffer::new(alloc::vec![raw::PacketMetadata::EMPTY; 16], alloc::vec![0; 16 * 1024]),
+        raw::PacketBuffer::new(
+            alloc::vec![raw::PacketMetadata::EMPTY; 32],
+            alloc::vec![0; 32 * 1024],
+        ),
+        raw::PacketBuffer::new(
+            alloc::vec![raw::PacketMetadata::EMPTY; 16],
+            alloc::vec![0; 16 * 1024],
+        ),
     )
 }
 
@@ -239,6 +260,7 @@ impl InetSock {
                     listen: None,
                     connecting: false,
                     connected: false,
+                    connect_unreported: false,
                     error: None,
                     shut_rd: false,
                     shut_wr: false,
@@ -286,7 +308,8 @@ impl InetSock {
                 return Err(Errno::EINVAL);
             }
             let (kind, reuse) = (s.kind, s.reuseaddr);
-            if !addr.ip().is_unspecified() && Some(*addr.ip()) != ours && !addr.ip().is_broadcast() {
+            if !addr.ip().is_unspecified() && Some(*addr.ip()) != ours && !addr.ip().is_broadcast()
+            {
                 return Err(Errno::EADDRNOTAVAIL);
             }
             let port = match addr.port() {
@@ -391,16 +414,21 @@ impl InetSock {
     }
 
     fn connect_tcp(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
-        if addr.ip().is_unspecified() || addr.port() == 0 {
+        // No loopback interface yet: nothing listens on 127/8 (and it must not go out).
+        if addr.ip().is_unspecified() || addr.ip().is_loopback() || addr.port() == 0 {
             return Err(Errno::ECONNREFUSED);
         }
-        with(self.id, |st, id| {
+        let r = with(self.id, |st, id| {
             let s = st.inet.get(id)?;
             if s.listen.is_some() {
                 return Err(Errno::EISCONN);
             }
             if s.connecting {
                 return Err(Errno::EALREADY);
+            }
+            if s.connected && s.connect_unreported {
+                s.connect_unreported = false;
+                return Ok(true);
             }
             if s.connected {
                 return Err(Errno::EISCONN);
@@ -433,8 +461,13 @@ impl InetSock {
             s.local = local;
             s.remote = Some(addr);
             s.connecting = true;
-            Ok(())
+            s.connect_unreported = nonblock;
+            Ok(false)
         })?;
+        if r {
+            // The success of an earlier non-blocking connect, reported now.
+            return Ok(());
+        }
         if nonblock {
             return Err(Errno::EINPROGRESS);
         }
@@ -554,7 +587,11 @@ impl InetSock {
                 return Ok(sent);
             }
             if nonblock {
-                return if sent > 0 { Ok(sent) } else { Err(Errno::EAGAIN) };
+                return if sent > 0 {
+                    Ok(sent)
+                } else {
+                    Err(Errno::EAGAIN)
+                };
             }
             if let Err(e) = self.wait(POLLOUT) {
                 return if sent > 0 { Ok(sent) } else { Err(e) };
@@ -598,7 +635,12 @@ impl InetSock {
     }
 
     /// Receives into `buf`: (bytes copied, the datagram's full length, the sender).
-    pub fn recv(&self, buf: &mut [u8], peek: bool, nonblock: bool) -> KResult<(usize, usize, Option<SocketAddrV4>)> {
+    pub fn recv(
+        &self,
+        buf: &mut [u8],
+        peek: bool,
+        nonblock: bool,
+    ) -> KResult<(usize, usize, Option<SocketAddrV4>)> {
         self.blocking(nonblock, POLLIN, |st, id| {
             let s = st.inet.get(id)?;
             if s.shut_rd {
@@ -619,13 +661,21 @@ impl InetSock {
                         if let Some(e) = s.error.take() {
                             return Err(e);
                         }
-                        return if s.connecting { Ok(None) } else { Err(Errno::ENOTCONN) };
+                        return if s.connecting {
+                            Ok(None)
+                        } else {
+                            Err(Errno::ENOTCONN)
+                        };
                     }
                     let t = st.sockets.get_mut::<tcp::Socket>(h);
                     if buf.is_empty() {
                         return Ok(Some((0, 0, None)));
                     }
-                    let r = if peek { t.peek_slice(buf) } else { t.recv_slice(buf) };
+                    let r = if peek {
+                        t.peek_slice(buf)
+                    } else {
+                        t.recv_slice(buf)
+                    };
                     match r {
                         Ok(0) if t.may_recv() => Ok(None),
                         Ok(n) => Ok(Some((n, n, None))),
@@ -655,7 +705,9 @@ impl InetSock {
                 }
                 Kind::Icmp => {
                     let i = st.sockets.get_mut::<icmp::Socket>(h);
-                    let Ok((d, from)) = i.recv() else { return Ok(None) };
+                    let Ok((d, from)) = i.recv() else {
+                        return Ok(None);
+                    };
                     let n = d.len().min(buf.len());
                     buf[..n].copy_from_slice(&d[..n]);
                     Ok(Some((n, d.len(), Some(SocketAddrV4::new(v4(from), 0)))))
@@ -703,10 +755,31 @@ impl InetSock {
 
     pub fn local_name(&self) -> KResult<SocketAddrV4> {
         with(self.id, |st, id| {
+            let ours = st.iface.ipv4_addr();
             let s = st.inet.get(id)?;
-            Ok(s.local)
+            let mut a = s.local;
+            match (s.kind, s.handle) {
+                // A connection: the address and port its packets carry.
+                (Kind::Stream, Some(h)) if s.listen.is_none() => {
+                    if let Some(e) = st.sockets.get::<tcp::Socket>(h).local_endpoint() {
+                        a = sockaddr(e);
+                    }
+                }
+                // A connected datagram socket: the source address its packets get.
+                (_, _) if s.remote.is_some() && a.ip().is_unspecified() => {
+                    a.set_ip(ours.unwrap_or(Ipv4Addr::UNSPECIFIED));
+                }
+                _ => {}
+            }
+            Ok(a)
         })
-        .or_else(|e| if e == Errno::ENETUNREACH { Ok(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)) } else { Err(e) })
+        .or_else(|e| {
+            if e == Errno::ENETUNREACH {
+                Ok(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
+            } else {
+                Err(e)
+            }
+        })
     }
 
     pub fn peer_name(&self) -> KResult<SocketAddrV4> {
@@ -748,7 +821,13 @@ impl InetSock {
             }
             Ok(())
         })
-        .or_else(|e| if e == Errno::ENETUNREACH { Ok(()) } else { Err(e) })
+        .or_else(|e| {
+            if e == Errno::ENETUNREACH {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
     }
 
     pub fn flag(&self, opt: Flag) -> bool {
@@ -793,7 +872,11 @@ pub enum Flag {
 fn checksum(b: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     for c in b.chunks(2) {
-        let w = if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from(c[0]) << 8 };
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from(c[0]) << 8
+        };
         sum += u32::from(w);
     }
     while sum >> 16 != 0 {
@@ -833,7 +916,8 @@ fn open_icmp(st: &mut Stack, id: u64) -> KResult<()> {
     }
     let ident = st.inet.get(id)?.local.port();
     let mut i = icmp_socket();
-    i.bind(icmp::Endpoint::Ident(ident)).map_err(|_| Errno::EINVAL)?;
+    i.bind(icmp::Endpoint::Ident(ident))
+        .map_err(|_| Errno::EINVAL)?;
     let h = st.sockets.add(i);
     st.inet.get(id)?.handle = Some(h);
     Ok(())
@@ -846,7 +930,10 @@ fn refill(st: &mut Stack, id: u64) {
     let local = s.local;
     let (nodelay, keepalive) = (s.nodelay, s.keepalive);
     let Some(l) = s.listen.as_ref() else { return };
-    let want = l.backlog.saturating_sub(l.ready.len()).max(usize::from(l.ready.len() < l.backlog));
+    let want = l
+        .backlog
+        .saturating_sub(l.ready.len())
+        .max(usize::from(l.ready.len() < l.backlog));
     let mut new = Vec::new();
     for _ in l.waiting.len()..want {
         let mut t = tcp_socket();
@@ -875,7 +962,10 @@ fn refill(st: &mut Stack, id: u64) {
 pub fn publish(st: &mut Stack) {
     let Stack { inet, sockets, .. } = st;
     inet.orphans.retain(|&h| {
-        let done = matches!(sockets.get::<tcp::Socket>(h).state(), tcp::State::Closed | tcp::State::TimeWait);
+        let done = matches!(
+            sockets.get::<tcp::Socket>(h).state(),
+            tcp::State::Closed | tcp::State::TimeWait
+        );
         if done {
             sockets.remove(h);
         }
@@ -937,7 +1027,9 @@ pub fn publish(st: &mut Stack) {
                     if t.can_send() || !t.may_send() {
                         bits |= POLLOUT | POLLWRNORM;
                     }
-                    if matches!(state, tcp::State::Closed | tcp::State::TimeWait) || (!t.may_recv() && !t.may_send()) {
+                    if matches!(state, tcp::State::Closed | tcp::State::TimeWait)
+                        || (!t.may_recv() && !t.may_send())
+                    {
                         bits |= POLLHUP;
                     }
                 }
@@ -989,7 +1081,9 @@ pub fn publish(st: &mut Stack) {
 /// listeners, unaccepted connections and datagram sockets go at once.
 fn close(n: &Net, id: u64) {
     let mut st = n.stack.lock();
-    let Some(s) = st.inet.socks.remove(&id) else { return };
+    let Some(s) = st.inet.socks.remove(&id) else {
+        return;
+    };
     if let Some(l) = s.listen {
         for h in l.waiting.into_iter().chain(l.ready) {
             st.sockets.get_mut::<tcp::Socket>(h).abort();

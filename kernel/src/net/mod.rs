@@ -190,7 +190,9 @@ pub fn init() {
         "rump" => log::warn!(
             "net: net.stack=rump: NetBSD's TCP/IP in the rump kernel is not available yet; using the native stack"
         ),
-        other => log::warn!("net: net.stack={other}: unknown (native|rump); using the native stack"),
+        other => {
+            log::warn!("net: net.stack={other}: unknown (native|rump); using the native stack")
+        }
     }
     let Some(d) = crate::pci::find(adros_e1000::VENDOR_ID, adros_e1000::DEVICE_ID) else {
         log::info!("net: no e1000 (8086:100e) on the PCI bus: no network");
@@ -203,7 +205,10 @@ pub fn init() {
             let net = n.clone();
             crate::sched::spawn("net", move || run(&net));
         }
-        Err(e) => log::warn!("net: e1000 at {}: not brought up: {e}", adros_pci::slot_name(d.addr)),
+        Err(e) => log::warn!(
+            "net: e1000 at {}: not brought up: {e}",
+            adros_pci::slot_name(d.addr)
+        ),
     }
 }
 
@@ -216,7 +221,8 @@ fn bring_up(d: &'static crate::pci::PciDevice) -> Result<Arc<Net>, String> {
     let mac = dev.mac();
     let mac_source = dev.mac_source();
     let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-    cfg.random_seed = crate::time::now_ns() ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0x5a, 0xa5]);
+    cfg.random_seed = crate::time::now_ns()
+        ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0x5a, 0xa5]);
     let iface = Interface::new(cfg, &mut dev, now());
     let mut sockets = SocketSet::new(Vec::new());
     let dhcp = sockets.add(dhcpv4::Socket::new());

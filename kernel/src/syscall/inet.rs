@@ -138,7 +138,10 @@ pub fn accept(f: &File, s: &InetSock, addr: u64, lenp: u64, flags: u32) -> KResu
         return Err(Errno::EINVAL);
     }
     let (conn, peer) = s.accept(f.nonblock())?;
-    let nfd = super::events::install(new_file(conn, flags & O_NONBLOCK != 0), flags & O_CLOEXEC != 0)?;
+    let nfd = super::events::install(
+        new_file(conn, flags & O_NONBLOCK != 0),
+        flags & O_CLOEXEC != 0,
+    )?;
     if let Err(e) = write_sin(addr, lenp, peer) {
         if let Some(p) = current_process() {
             let _ = p.files.lock().remove(nfd as i32);
@@ -224,16 +227,25 @@ pub fn getsockopt(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
 }
 
 /// send/sendto/sendmsg's common part: `data` already copied in.
-pub fn send(f: &File, s: &InetSock, data: &[u8], flags: u32, dest: Option<SocketAddrV4>) -> KResult<usize> {
+pub fn send(
+    f: &File,
+    s: &InetSock,
+    data: &[u8],
+    flags: u32,
+    dest: Option<SocketAddrV4>,
+) -> KResult<usize> {
     let nb = f.nonblock() || flags & MSG_DONTWAIT != 0;
     s.send(data, dest, nb)
 }
 
-/// The most a datagram send takes from the caller (a larger one fails with EMSGSIZE).
-pub fn send_cap(s: &InetSock, len: usize, stream_chunk: usize) -> usize {
+/// How much of a `len`-byte send to copy in: a stream send takes at most `stream_chunk`
+/// (the caller sends the rest later), a datagram that cannot go in one packet fails with
+/// EMSGSIZE before anything is read.
+pub fn send_len(s: &InetSock, len: usize, stream_chunk: usize) -> KResult<usize> {
     match s.kind {
-        Kind::Stream => len.min(stream_chunk),
-        _ => len.min(UDP_MAX + 1),
+        Kind::Stream => Ok(len.min(stream_chunk)),
+        _ if len > UDP_MAX => Err(Errno::EMSGSIZE),
+        _ => Ok(len),
     }
 }
 

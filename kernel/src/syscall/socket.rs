@@ -368,7 +368,7 @@ fn send_cap(s_len: u64) -> usize {
 fn sendto(c: &mut Call<'_>) -> KResult<u64> {
     let flags = c.a3() as u32;
     if let Some(r) = on_inet(c.i32(0), |f, s| {
-        let data = inet::copy_in(c.a1(), inet::send_cap(s, c.a2() as usize, STREAM_CHUNK))?;
+        let data = inet::copy_in(c.a1(), inet::send_len(s, c.a2() as usize, STREAM_CHUNK)?)?;
         let dest = if c.a4() != 0 {
             Some(inet::read_sin(c.a4(), c.a5())?)
         } else {
@@ -440,9 +440,11 @@ fn sendmsg(c: &mut Call<'_>) -> KResult<u64> {
     let m = msghdr(c.a1())?;
     let flags = c.a2() as u32;
     if let Some(r) = on_inet(c.i32(0), |f, s| {
-        let cap = inet::send_cap(s, usize::MAX, STREAM_CHUNK);
+        let iov = iovecs(m[2], m[3])?;
+        let total = iov.iter().map(|v| v.1).fold(0usize, usize::saturating_add);
+        let cap = inet::send_len(s, total, STREAM_CHUNK)?;
         let mut data = Vec::new();
-        for (base, len) in iovecs(m[2], m[3])? {
+        for (base, len) in iov {
             let take = len.min(cap - data.len());
             let start = data.len();
             data.resize(start + take, 0);

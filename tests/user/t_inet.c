@@ -1,0 +1,198 @@
+/* AF_INET socket semantics against peers on the host (s12_net starts them; on Linux run
+ * it against servers on 127.0.0.1): t_inet HOST TCP_PORT UDP_ECHO_PORT CLOSED_PORT.
+ * TCP_PORT answers each connection with one line "hello <n>\n" and closes; UDP_ECHO_PORT
+ * echoes every datagram; nothing listens on CLOSED_PORT. Every check first passed on
+ * Linux 6.1. */
+#include "check.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+static struct sockaddr_in peer(const char *host, int port) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, host, &a.sin_addr);
+    return a;
+}
+
+static int wait_fd(int fd, short ev, int ms) {
+    struct pollfd p = {.fd = fd, .events = ev};
+    int r = poll(&p, 1, ms);
+    return r == 1 ? p.revents : 0;
+}
+
+static void udp_checks(const char *host, int port) {
+    struct sockaddr_in to = peer(host, port);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK("udp_socket", s >= 0);
+    int sizes[] = {1, 100, 1400};
+    int ok = 1;
+    for (int i = 0; i < 3 && ok; i++) {
+        char out[1400], in[2000];
+        for (int j = 0; j < sizes[i]; j++)
+            out[j] = (char)(j * 7 + i);
+        if (sendto(s, out, sizes[i], 0, (struct sockaddr *)&to, sizeof to) != sizes[i]) {
+            ok = 0;
+            break;
+        }
+        if (!(wait_fd(s, POLLIN, 5000) & POLLIN)) {
+            ok = 0;
+            break;
+        }
+        struct sockaddr_in from;
+        socklen_t fl = sizeof from;
+        ssize_t n = recvfrom(s, in, sizeof in, 0, (struct sockaddr *)&from, &fl);
+        ok = n == sizes[i] && !memcmp(in, out, n) && fl == sizeof from &&
+             from.sin_port == to.sin_port && from.sin_addr.s_addr == to.sin_addr.s_addr;
+    }
+    CHECK("udp_echo_three_sizes_exact", ok);
+
+    struct sockaddr_in me;
+    socklen_t ml = sizeof me;
+    CHECK("udp_getsockname_bound_after_send",
+          getsockname(s, (struct sockaddr *)&me, &ml) == 0 && me.sin_port != 0);
+
+    /* Connected: send(), MSG_PEEK then the same bytes again, MSG_TRUNC. */
+    CHECK("udp_connect", connect(s, (struct sockaddr *)&to, sizeof to) == 0);
+    CHECK("udp_send_connected", send(s, "peekaboo", 8, 0) == 8);
+    char b[16] = {0};
+    int rev = wait_fd(s, POLLIN, 5000);
+    CHECK("udp_poll_in", rev & POLLIN);
+    CHECK("udp_msg_peek", recv(s, b, sizeof b, MSG_PEEK) == 8 && !memcmp(b, "peekaboo", 8));
+    memset(b, 0, sizeof b);
+    CHECK("udp_msg_trunc", recv(s, b, 4, MSG_TRUNC) == 8 && !memcmp(b, "peek", 4));
+    CHECK_ERR("udp_dontwait_empty", recv(s, b, sizeof b, MSG_DONTWAIT), EAGAIN);
+
+    /* epoll readiness. */
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = s};
+    epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+    CHECK("udp_epoll_idle", epoll_wait(ep, &ev, 1, 0) == 0);
+    send(s, "x", 1, 0);
+    CHECK("udp_epoll_in_on_echo", epoll_wait(ep, &ev, 1, 5000) == 1 && (ev.events & EPOLLIN));
+    close(ep);
+    CHECK_ERR("udp_too_big", send(s, b, 70000, 0), EMSGSIZE);
+    close(s);
+}
+
+static void tcp_checks(const char *host, int port, int closed) {
+    struct sockaddr_in to = peer(host, port);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    CHECK("tcp_socket_nonblock", s >= 0);
+    CHECK_ERR("tcp_nonblocking_connect_in_progress",
+              connect(s, (struct sockaddr *)&to, sizeof to), EINPROGRESS);
+    int rev = wait_fd(s, POLLOUT, 10000);
+    CHECK("tcp_connect_completes_pollout", rev & POLLOUT);
+    int err = -1;
+    socklen_t el = sizeof err;
+    CHECK("tcp_so_error_zero", getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0);
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    CHECK("tcp_getpeername",
+          getpeername(s, (struct sockaddr *)&a, &al) == 0 && a.sin_port == to.sin_port &&
+              a.sin_addr.s_addr == to.sin_addr.s_addr);
+    al = sizeof a;
+    CHECK("tcp_getsockname",
+          getsockname(s, (struct sockaddr *)&a, &al) == 0 && a.sin_port != 0 &&
+              a.sin_addr.s_addr != 0);
+    /* Linux: the first connect after a non-blocking connect completed reports success,
+     * later ones EISCONN. */
+    CHECK("tcp_connect_again_reports_success", connect(s, (struct sockaddr *)&to, sizeof to) == 0);
+    CHECK_ERR("tcp_connect_third_isconn", connect(s, (struct sockaddr *)&to, sizeof to),
+              EISCONN);
+    int one = 1, v = 0;
+    socklen_t vl = sizeof v;
+    CHECK("tcp_nodelay",
+          setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0 &&
+              getsockopt(s, IPPROTO_TCP, TCP_NODELAY, &v, &vl) == 0 && v == 1);
+    /* The server's line: MSG_PEEK, then read, then EOF. */
+    rev = wait_fd(s, POLLIN, 10000);
+    CHECK("tcp_pollin_on_data", rev & POLLIN);
+    char p[64] = {0}, r[64] = {0};
+    usleep(200000);
+    ssize_t np = recv(s, p, sizeof p, MSG_PEEK);
+    ssize_t nr = recv(s, r, sizeof r, 0);
+    CHECKF("tcp_msg_peek_then_recv", np > 6 && np == nr && !memcmp(p, r, nr) && !memcmp(r, "hello ", 6),
+           "peek %zd recv %zd %.20s", np, nr, r);
+    int eof = 0;
+    for (int i = 0; i < 50 && !eof; i++) {
+        wait_fd(s, POLLIN, 200);
+        ssize_t n = recv(s, r, sizeof r, 0);
+        if (n == 0)
+            eof = 1;
+    }
+    CHECK("tcp_eof_after_peer_close", eof);
+    rev = wait_fd(s, POLLIN | POLLRDHUP, 0);
+    CHECK("tcp_poll_rdhup_at_eof", (rev & POLLIN) && (rev & POLLRDHUP));
+    close(s);
+
+    /* Blocking connect to a closed port. */
+    s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in c = peer(host, closed);
+    CHECK_ERR("tcp_connect_refused", connect(s, (struct sockaddr *)&c, sizeof c), ECONNREFUSED);
+    close(s);
+
+    /* Blocking connect, shutdown(SHUT_WR), then EPIPE (no SIGPIPE with MSG_NOSIGNAL). */
+    s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK("tcp_blocking_connect", connect(s, (struct sockaddr *)&to, sizeof to) == 0);
+    CHECK("tcp_shutdown_wr", shutdown(s, SHUT_WR) == 0);
+    CHECK_ERR("tcp_send_after_shutdown_epipe", send(s, "x", 1, MSG_NOSIGNAL), EPIPE);
+    close(s);
+}
+
+static void bad_input_checks(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = peer("10.0.2.2", 80);
+    CHECK_ERR("bad_addrlen", connect(s, (struct sockaddr *)&a, 4), EINVAL);
+    CHECK_ERR("bad_pointer", connect(s, (struct sockaddr *)8, sizeof a), EFAULT);
+    struct sockaddr_in6 six = {.sin6_family = AF_INET6};
+    CHECK_ERR("wrong_family", bind(s, (struct sockaddr *)&six, sizeof six), EAFNOSUPPORT);
+    CHECK_ERR("recv_unconnected", recv(s, &a, 1, MSG_DONTWAIT), ENOTCONN);
+    CHECK_ERR("getpeername_unconnected", getpeername(s, (struct sockaddr *)&a, &(socklen_t){16}), ENOTCONN);
+    CHECK_ERR("dgram_tcp_unsupported", socket(AF_INET, SOCK_DGRAM, IPPROTO_TCP), EPROTONOSUPPORT);
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK_ERR("udp_send_no_destination", send(u, "x", 1, 0), EDESTADDRREQ);
+    CHECK_ERR("udp_listen", listen(u, 1), EOPNOTSUPP);
+    close(u);
+    CHECK_ERR("sockopt_bad_pointer", setsockopt(s, SOL_SOCKET, SO_REUSEADDR, (void *)8, 4), EFAULT);
+    close(s);
+}
+
+static void listen_checks(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(7777)};
+    CHECK("listen_bind_any", bind(l, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK("listen", listen(l, 4) == 0);
+    int l2 = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_ERR("bind_in_use", bind(l2, (struct sockaddr *)&a, sizeof a), EADDRINUSE);
+    close(l2);
+    int acc = 0;
+    socklen_t al = sizeof acc;
+    CHECK("so_acceptconn", getsockopt(l, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) == 0 && acc == 1);
+    fcntl(l, F_SETFL, O_NONBLOCK);
+    CHECK_ERR("accept_nothing_pending", accept(l, 0, 0), EAGAIN);
+    close(l);
+}
+
+int main(int argc, char **argv) {
+    check_init("inet");
+    if (argc < 5) {
+        fprintf(stderr, "usage: t_inet HOST TCP_PORT UDP_ECHO_PORT CLOSED_PORT\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    udp_checks(argv[1], atoi(argv[3]));
+    tcp_checks(argv[1], atoi(argv[2]), atoi(argv[4]));
+    bad_input_checks();
+    listen_checks();
+    return check_done();
+}
