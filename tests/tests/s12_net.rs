@@ -163,7 +163,9 @@ fn dhcp_configures_eth0_and_ping_gets_three_replies() {
     let (out, st) = exec(
         "s12_net-dhcp_ping",
         "",
-        &format!("{WAIT_DHCP} grep '^net' /proc/drivers; ping -c 3 10.0.2.2; echo ping-rc=$?"),
+        &format!(
+            "{WAIT_DHCP} grep '^net' /proc/drivers; ifconfig eth0; route -n; ping -c 3 10.0.2.2; echo ping-rc=$?"
+        ),
     );
     assert_eq!(st, 0, "output:\n{out}");
     assert!(
@@ -184,6 +186,22 @@ fn dhcp_configures_eth0_and_ping_gets_three_replies() {
     ] {
         assert!(eth.contains(want), "{want} missing from {eth:?}");
     }
+    // busybox ifconfig (interface ioctls, /proc/net/dev) and route (/proc/net/route).
+    assert!(
+        out.contains("inet addr:10.0.2.15  Bcast:10.0.2.255  Mask:255.255.255.0"),
+        "ifconfig:\n{out}"
+    );
+    assert!(out.contains("HWaddr 52:54:00:12:34:56"), "ifconfig:\n{out}");
+    assert!(out.contains("UP BROADCAST RUNNING MULTICAST  MTU:1500"), "ifconfig:\n{out}");
+    let default = out
+        .lines()
+        .find(|l| l.starts_with("0.0.0.0"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>());
+    assert_eq!(
+        default.as_deref(),
+        Some(&["0.0.0.0", "10.0.2.2", "0.0.0.0", "UG", "0", "0", "0", "eth0"][..]),
+        "route -n:\n{out}"
+    );
     assert!(
         out.contains("3 packets transmitted, 3 packets received, 0% packet loss"),
         "output:\n{out}"

@@ -1145,7 +1145,11 @@ impl AnonFile for InetSock {
         Some(&self.wq)
     }
 
-    fn ioctl(&self, _file: &File, cmd: u32, _arg: u64) -> KResult<u64> {
+    fn ioctl(&self, _file: &File, cmd: u32, arg: u64) -> KResult<u64> {
+        if super::ifreq::is_ifreq(cmd) {
+            let root = crate::proc::current_process().is_some_and(|p| p.creds.lock().euid == 0);
+            return super::ifreq::ioctl(cmd, arg, root);
+        }
         if cmd != FIONREAD {
             return Err(Errno::ENOTTY);
         }
@@ -1155,4 +1159,62 @@ impl AnonFile for InetSock {
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// One `/proc/net/tcp` or `udp` row.
+pub struct Row {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    /// Linux's TCP state number (UDP: 7, "close").
+    pub state: u8,
+    pub tx_queue: usize,
+    pub rx_queue: usize,
+}
+
+/// The sockets for `/proc/net/tcp` (`tcp`) or `/proc/net/udp`.
+pub fn rows(st: &Stack, tcp: bool) -> Vec<Row> {
+    let ours = st.iface.ipv4_addr().unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let none = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+    let mut v = Vec::new();
+    for s in st.inet.socks.values() {
+        match (tcp, s.kind) {
+            (true, Kind::Stream) => {
+                if s.listen.is_some() {
+                    v.push(Row { local: s.local, remote: none, state: 0x0a, tx_queue: 0, rx_queue: 0 });
+                }
+                if let Some(h) = s.handle {
+                    let t = st.sockets.get::<tcp::Socket>(h);
+                    let state = match t.state() {
+                        tcp::State::Established => 1,
+                        tcp::State::SynSent => 2,
+                        tcp::State::SynReceived => 3,
+                        tcp::State::FinWait1 => 4,
+                        tcp::State::FinWait2 => 5,
+                        tcp::State::TimeWait => 6,
+                        tcp::State::Closed => 7,
+                        tcp::State::CloseWait => 8,
+                        tcp::State::LastAck => 9,
+                        tcp::State::Listen => 0x0a,
+                        tcp::State::Closing => 0x0b,
+                    };
+                    v.push(Row {
+                        local: t.local_endpoint().map_or(s.local, sockaddr),
+                        remote: t.remote_endpoint().map_or(none, sockaddr),
+                        state,
+                        tx_queue: t.send_queue(),
+                        rx_queue: t.recv_queue(),
+                    });
+                }
+            }
+            (false, Kind::Dgram) if s.handle.is_some() => {
+                let mut local = s.local;
+                if local.ip().is_unspecified() && s.remote.is_some() {
+                    local.set_ip(ours);
+                }
+                v.push(Row { local, remote: s.remote.unwrap_or(none), state: 7, tx_queue: 0, rx_queue: 0 });
+            }
+            _ => {}
+        }
+    }
+    v
 }

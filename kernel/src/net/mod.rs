@@ -19,7 +19,9 @@
 //! what `/proc/drivers` and `/proc/net/*` report.
 
 pub mod hal;
+pub mod ifreq;
 pub mod inet;
+pub mod procnet;
 
 use alloc::format;
 use alloc::string::String;
@@ -201,6 +203,7 @@ pub fn init() {
     match bring_up(d) {
         Ok(n) => {
             CHOICE.call_once(|| "native");
+            procnet::register();
             let n = NET.call_once(|| n);
             let net = n.clone();
             crate::sched::spawn("net", move || run(&net));
