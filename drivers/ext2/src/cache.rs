@@ -66,10 +66,10 @@ impl Cache {
                 .min_by_key(|(_, e)| e.stamp)
                 .map(|(k, _)| *k);
             let Some(k) = victim else { break };
-            if let Some(e) = self.map.remove(&k) {
-                if e.dirty {
-                    dev.write_at(k * self.bs as u64, &e.data)?;
-                }
+            if let Some(e) = self.map.remove(&k)
+                && e.dirty
+            {
+                dev.write_at(k * self.bs as u64, &e.data)?;
             }
         }
         Ok(())
@@ -115,10 +115,10 @@ impl Cache {
 
     /// Writes block `blk` back if it is cached and dirty, and drops it.
     pub fn write_back<D: BlockDevice>(&mut self, dev: &D, blk: u64) -> Result<()> {
-        if let Some(e) = self.map.remove(&blk) {
-            if e.dirty {
-                dev.write_at(blk * self.bs as u64, &e.data)?;
-            }
+        if let Some(e) = self.map.remove(&blk)
+            && e.dirty
+        {
+            dev.write_at(blk * self.bs as u64, &e.data)?;
         }
         Ok(())
     }
