@@ -1,0 +1,213 @@
+//! Path walk: from the caller's root or cwd (or a dirfd) through mounts and symlinks to a
+//! [`PathRef`], and back from a [`PathRef`] to its path (`getcwd`, `/proc/*/cwd`).
+
+use super::*;
+
+fn start(ctx: &FsCtx, base: Option<&PathRef>, path: &str) -> PathRef {
+    if path.starts_with('/') {
+        ctx.root.clone()
+    } else {
+        base.cloned().unwrap_or_else(|| ctx.cwd.clone())
+    }
+}
+
+fn check_path(path: &str, base: Option<&PathRef>) -> KResult<()> {
+    if path.len() >= PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    if path.is_empty() && base.is_none() {
+        return Err(Errno::ENOENT);
+    }
+    Ok(())
+}
+
+/// Resolves `path` from `from`. `follow`: follow a symlink in the last component.
+/// `links` counts symlinks followed so far (ELOOP past [`MAX_SYMLINKS`]).
+fn walk_from(
+    ctx: &FsCtx,
+    from: PathRef,
+    path: &str,
+    follow: bool,
+    links: &mut u32,
+) -> KResult<PathRef> {
+    let mut cur = if path.starts_with('/') {
+        ctx.root.clone()
+    } else {
+        from
+    };
+    let trailing = path.ends_with('/');
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    for (i, &c) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        let st = cur.stat();
+        if !st.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        permission(ctx, &st, X_OK)?;
+        if c == "." {
+            continue;
+        }
+        if c == ".." {
+            cur = parent_of(&ctx.root, &cur)?;
+            continue;
+        }
+        if c.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let child = cur.node.lookup(c)?;
+        let child = cross_down(PathRef {
+            mnt: cur.mnt.clone(),
+            node: child,
+            up: None,
+        });
+        if child.stat().is_symlink() && (!last || follow || trailing) {
+            *links += 1;
+            if *links > MAX_SYMLINKS {
+                return Err(Errno::ELOOP);
+            }
+            let target = child.node.readlink()?;
+            if target.is_empty() {
+                return Err(Errno::ENOENT);
+            }
+            cur = walk_from(ctx, cur, &target, true, links)?;
+        } else if child.stat().is_dir() {
+            cur = child;
+        } else {
+            cur = PathRef {
+                up: Some(Arc::new((cur, c.to_string()))),
+                ..child
+            };
+        }
+    }
+    if trailing && !cur.stat().is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok(cur)
+}
+
+/// Resolves a whole path.
+pub fn lookup(ctx: &FsCtx, base: Option<&PathRef>, path: &str, follow: bool) -> KResult<PathRef> {
+    check_path(path, base)?;
+    if path.is_empty() {
+        return base.cloned().ok_or(Errno::ENOENT);
+    }
+    let mut links = 0;
+    walk_from(ctx, start(ctx, base, path), path, follow, &mut links)
+}
+
+/// The parent directory of `path`'s last component, that component (`""` for `/`, or
+/// `.`/`..` as written) and whether the path ended in `/`.
+pub(super) fn walk_parent(
+    ctx: &FsCtx,
+    base: Option<&PathRef>,
+    path: &str,
+) -> KResult<(PathRef, String, bool)> {
+    check_path(path, base)?;
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let trimmed = path.trim_end_matches('/');
+    let trailing = trimmed.len() != path.len();
+    let (dir, last) = match trimmed.rfind('/') {
+        Some(i) => (&trimmed[..=i], &trimmed[i + 1..]),
+        None => ("", trimmed),
+    };
+    let mut links = 0;
+    let d = if dir.is_empty() {
+        start(ctx, base, path)
+    } else {
+        walk_from(ctx, start(ctx, base, path), dir, true, &mut links)?
+    };
+    let st = d.stat();
+    if !st.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    if last.len() > NAME_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok((d, last.to_string(), trailing))
+}
+
+pub(super) fn is_mountpoint(p: &PathRef) -> bool {
+    let id = ident(&p.node);
+    MOUNTS.lock().iter().any(|m| {
+        m.parent
+            .as_ref()
+            .is_some_and(|(pm, mp)| pm.id == p.mnt.id && ident(mp) == id)
+    })
+}
+
+/// The path of `p` as seen from `root` (`/`-separated, absolute).
+pub fn path_of(root: &PathRef, p: &PathRef) -> KResult<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut cur = p.clone();
+    for _ in 0..4096 {
+        if cur.same(root) {
+            break;
+        }
+        if let Some(up) = cur.up.clone() {
+            let (dir, name) = (&up.0, &up.1);
+            let still = dir
+                .node
+                .lookup(name)
+                .ok()
+                .is_some_and(|n| ident(&n) == ident(&cur.node));
+            if !still || cur.stat().nlink == 0 {
+                return Err(Errno::ENOENT);
+            }
+            names.push(name.clone());
+            cur = dir.clone();
+            continue;
+        }
+        let (parent, child_id) = if cur.is_mount_root() {
+            match &cur.mnt.parent {
+                Some((pm, mp)) => {
+                    let up = PathRef {
+                        mnt: pm.clone(),
+                        node: mp.clone(),
+                        up: None,
+                    };
+                    let pp = parent_of(root, &up)?;
+                    if pp.same(&up) {
+                        break;
+                    }
+                    (pp, ident(mp))
+                }
+                None => break,
+            }
+        } else {
+            (parent_of(root, &cur)?, ident(&cur.node))
+        };
+        if cur.stat().nlink == 0 {
+            return Err(Errno::ENOENT);
+        }
+        names.push(name_in(&parent.node, child_id).ok_or(Errno::ENOENT)?);
+        cur = parent;
+    }
+    if names.is_empty() {
+        return Ok("/".into());
+    }
+    let mut s = String::new();
+    for n in names.iter().rev() {
+        s.push('/');
+        s.push_str(n);
+    }
+    Ok(s)
+}
+
+/// The name under which directory `dir` holds the node `id`.
+fn name_in(dir: &InodeRef, id: (u64, u64)) -> Option<String> {
+    let mut off = 2;
+    loop {
+        let v = dir.readdir(off, 64).ok()?;
+        if v.is_empty() {
+            return None;
+        }
+        for e in &v {
+            if e.ino == id.1 && e.name != "." && e.name != ".." {
+                return Some(e.name.clone());
+            }
+        }
+        off = v.last()?.next_offset;
+    }
+}
