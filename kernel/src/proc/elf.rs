@@ -8,11 +8,15 @@ use crate::mm::uspace::{
     AddressSpace, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE, STACK_TOP,
 };
 
-const PT_LOAD: u32 = 1;
-const PT_INTERP: u32 = 3;
-const PT_PHDR: u32 = 6;
-const ET_EXEC: u16 = 2;
-const ET_DYN: u16 = 3;
+use elf::abi::{
+    EI_NIDENT, EM_X86_64, ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR,
+};
+use elf::endian::LittleEndian;
+use elf::file::{Class, ELF64_EHDR_TAILSIZE, FileHeader};
+use elf::parse::ParseAt;
+use elf::segment::ProgramHeader;
+use zerocopy::IntoBytes;
+
 /// Where a static-PIE executable is placed.
 const PIE_BASE: u64 = 0x5555_5555_4000;
 
@@ -35,52 +39,40 @@ pub struct ElfInfo {
     pub is_pie: bool,
 }
 
-fn u16_at(b: &[u8], o: usize) -> KResult<u16> {
-    b.get(o..o + 2)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))
-        .ok_or(Errno::ENOEXEC)
-}
-fn u32_at(b: &[u8], o: usize) -> KResult<u32> {
-    b.get(o..o + 4)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-        .ok_or(Errno::ENOEXEC)
-}
-fn u64_at(b: &[u8], o: usize) -> KResult<u64> {
-    let s = b.get(o..o + 8).ok_or(Errno::ENOEXEC)?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(s);
-    Ok(u64::from_le_bytes(a))
-}
-
-/// Parses and validates the headers of an x86_64 ELF executable held in `image`.
+/// Parses and validates the headers of an x86_64 ELF executable held in `image` (with the
+/// `elf` crate: ELF64, little endian, x86_64, `ET_EXEC` or `ET_DYN`, no `PT_INTERP`, every
+/// `PT_LOAD` inside the image).
 pub fn parse(image: &[u8]) -> KResult<ElfInfo> {
-    if image.len() < 64 || &image[..4] != b"\x7fELF" {
+    let bad = |_| Errno::ENOEXEC;
+    let ident =
+        elf::file::parse_ident::<LittleEndian>(image.get(..EI_NIDENT).ok_or(Errno::ENOEXEC)?)
+            .map_err(bad)?;
+    if ident.1 != Class::ELF64 {
         return Err(Errno::ENOEXEC);
     }
-    if image[4] != 2 || image[5] != 1 || u16_at(image, 18)? != 62 {
-        return Err(Errno::ENOEXEC); // not ELF64, little endian, x86_64
-    }
-    let etype = u16_at(image, 16)?;
-    if etype != ET_EXEC && etype != ET_DYN {
+    let tail = image
+        .get(EI_NIDENT..EI_NIDENT + ELF64_EHDR_TAILSIZE)
+        .ok_or(Errno::ENOEXEC)?;
+    let ehdr = FileHeader::parse_tail(ident, tail).map_err(bad)?;
+    if ehdr.e_machine != EM_X86_64 || (ehdr.e_type != ET_EXEC && ehdr.e_type != ET_DYN) {
         return Err(Errno::ENOEXEC);
     }
-    let entry = u64_at(image, 24)?;
-    let phoff = u64_at(image, 32)?;
-    let phentsize = u16_at(image, 54)?;
-    let phnum = u16_at(image, 56)?;
-    if phentsize < 56 || phnum == 0 || phnum > 128 {
+    let (phoff, phentsize, phnum) = (ehdr.e_phoff, ehdr.e_phentsize, ehdr.e_phnum);
+    if usize::from(phentsize) < ProgramHeader::size_for(Class::ELF64) || phnum == 0 || phnum > 128 {
         return Err(Errno::ENOEXEC);
     }
+    let table = usize::try_from(phoff).map_err(|_| Errno::ENOEXEC)?;
     let mut phdrs = Vec::new();
-    for i in 0..phnum as usize {
-        let o = usize::try_from(phoff).map_err(|_| Errno::ENOEXEC)? + i * phentsize as usize;
+    for i in 0..usize::from(phnum) {
+        let mut at = table + i * usize::from(phentsize);
+        let h = ProgramHeader::parse_at(LittleEndian, Class::ELF64, &mut at, image).map_err(bad)?;
         let p = Phdr {
-            p_type: u32_at(image, o)?,
-            p_flags: u32_at(image, o + 4)?,
-            p_offset: u64_at(image, o + 8)?,
-            p_vaddr: u64_at(image, o + 16)?,
-            p_filesz: u64_at(image, o + 32)?,
-            p_memsz: u64_at(image, o + 40)?,
+            p_type: h.p_type,
+            p_flags: h.p_flags,
+            p_offset: h.p_offset,
+            p_vaddr: h.p_vaddr,
+            p_filesz: h.p_filesz,
+            p_memsz: h.p_memsz,
         };
         if p.p_type == PT_INTERP {
             // Dynamically linked: AdrOS runs static executables only (for now).
@@ -100,11 +92,11 @@ pub fn parse(image: &[u8]) -> KResult<ElfInfo> {
         return Err(Errno::ENOEXEC);
     }
     Ok(ElfInfo {
-        entry,
+        entry: ehdr.e_entry,
         phdrs,
         phoff,
         phentsize,
-        is_pie: etype == ET_DYN,
+        is_pie: ehdr.e_type == ET_DYN,
     })
 }
 
@@ -133,13 +125,13 @@ pub fn load(aspace: &AddressSpace, image: &[u8], info: &ElfInfo) -> KResult<Load
             return Err(Errno::ENOEXEC);
         }
         let mut prot = 0;
-        if p.p_flags & 4 != 0 {
+        if p.p_flags & PF_R != 0 {
             prot |= PROT_READ;
         }
-        if p.p_flags & 2 != 0 {
+        if p.p_flags & PF_W != 0 {
             prot |= PROT_WRITE;
         }
-        if p.p_flags & 1 != 0 {
+        if p.p_flags & PF_X != 0 {
             prot |= PROT_EXEC;
         }
         // Segments may share a page at their edges: map only what is not mapped yet.
@@ -269,9 +261,9 @@ pub fn setup_stack(
     }
     words.push(AT_NULL);
     words.push(0);
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let bytes = words.as_bytes();
     sp -= bytes.len() as u64;
     sp &= !15;
-    aspace.write_bytes(sp, &bytes)?;
+    aspace.write_bytes(sp, bytes)?;
     Ok(sp)
 }
