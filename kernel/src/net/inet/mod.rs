@@ -28,7 +28,15 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{icmp, raw, tcp, udp};
-use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, IpProtocol, IpVersion};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
+
+mod ping;
+mod ready;
+mod stream;
+
+use ping::{open_icmp, open_raw};
+use ready::refill;
+pub use ready::{Row, publish, rows};
 
 use super::{Net, Stack, net};
 use crate::errno::{Errno, KResult};
@@ -36,7 +44,6 @@ use crate::fs::File;
 use crate::fs::anon::AnonFile;
 use crate::fs::consts::*;
 use crate::fs::sync::WaitQueue;
-use crate::ipc::epoll::EPOLLRDHUP;
 
 const TCP_RX: usize = 128 * 1024;
 const TCP_TX: usize = 64 * 1024;
@@ -126,13 +133,6 @@ pub struct InetSock {
     ready: AtomicU32,
 }
 
-fn tcp_socket() -> tcp::Socket<'static> {
-    tcp::Socket::new(
-        tcp::SocketBuffer::new(alloc::vec![0; TCP_RX]),
-        tcp::SocketBuffer::new(alloc::vec![0; TCP_TX]),
-    )
-}
-
 fn udp_socket() -> udp::Socket<'static> {
     udp::Socket::new(
         udp::PacketBuffer::new(
@@ -142,34 +142,6 @@ fn udp_socket() -> udp::Socket<'static> {
         udp::PacketBuffer::new(
             alloc::vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
             alloc::vec![0; UDP_BYTES],
-        ),
-    )
-}
-
-fn icmp_socket() -> icmp::Socket<'static> {
-    icmp::Socket::new(
-        icmp::PacketBuffer::new(
-            alloc::vec![icmp::PacketMetadata::EMPTY; 16],
-            alloc::vec![0; 16 * 1024],
-        ),
-        icmp::PacketBuffer::new(
-            alloc::vec![icmp::PacketMetadata::EMPTY; 16],
-            alloc::vec![0; 16 * 1024],
-        ),
-    )
-}
-
-fn raw_icmp_socket() -> raw::Socket<'static> {
-    raw::Socket::new(
-        IpVersion::Ipv4,
-        IpProtocol::Icmp,
-        raw::PacketBuffer::new(
-            alloc::vec![raw::PacketMetadata::EMPTY; 32],
-            alloc::vec![0; 32 * 1024],
-        ),
-        raw::PacketBuffer::new(
-            alloc::vec![raw::PacketMetadata::EMPTY; 16],
-            alloc::vec![0; 16 * 1024],
         ),
     )
 }
@@ -413,78 +385,6 @@ impl InetSock {
         }
     }
 
-    fn connect_tcp(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
-        // No loopback interface yet: nothing listens on 127/8 (and it must not go out).
-        if addr.ip().is_unspecified() || addr.ip().is_loopback() || addr.port() == 0 {
-            return Err(Errno::ECONNREFUSED);
-        }
-        let r = with(self.id, |st, id| {
-            let s = st.inet.get(id)?;
-            if s.listen.is_some() {
-                return Err(Errno::EISCONN);
-            }
-            if s.connecting {
-                return Err(Errno::EALREADY);
-            }
-            if s.connected && s.connect_unreported {
-                s.connect_unreported = false;
-                return Ok(true);
-            }
-            if s.connected {
-                return Err(Errno::EISCONN);
-            }
-            if let Some(e) = s.error.take() {
-                return Err(e);
-            }
-            if st.iface.ipv4_addr().is_none() {
-                return Err(Errno::ENETUNREACH);
-            }
-            let s = st.inet.get(id)?;
-            let (nodelay, keepalive, mut local) = (s.nodelay, s.keepalive, s.local);
-            if local.port() == 0 {
-                local.set_port(st.inet.ephemeral(Kind::Stream)?);
-            }
-            let mut t = tcp_socket();
-            t.set_nagle_enabled(!nodelay);
-            if keepalive {
-                t.set_keep_alive(Some(smoltcp::time::Duration::from_secs(75)));
-            }
-            let ep = IpListenEndpoint {
-                addr: (!local.ip().is_unspecified()).then_some(IpAddress::Ipv4(*local.ip())),
-                port: local.port(),
-            };
-            t.connect(st.iface.context(), endpoint(addr), ep)
-                .map_err(|_| Errno::EADDRNOTAVAIL)?;
-            let h = st.sockets.add(t);
-            let s = st.inet.get(id)?;
-            s.handle = Some(h);
-            s.local = local;
-            s.remote = Some(addr);
-            s.connecting = true;
-            s.connect_unreported = nonblock;
-            Ok(false)
-        })?;
-        if r {
-            // The success of an earlier non-blocking connect, reported now.
-            return Ok(());
-        }
-        if nonblock {
-            return Err(Errno::EINPROGRESS);
-        }
-        self.wait(POLLOUT)?;
-        with(self.id, |st, id| {
-            let s = st.inet.get(id)?;
-            if let Some(e) = s.error.take() {
-                return Err(e);
-            }
-            if s.connected {
-                Ok(())
-            } else {
-                Err(Errno::ECONNREFUSED)
-            }
-        })
-    }
-
     /// Sends `data` (to `dest` for datagrams); blocks for room unless `nonblock`.
     pub fn send(&self, data: &[u8], dest: Option<SocketAddrV4>, nonblock: bool) -> KResult<usize> {
         match self.kind {
@@ -520,118 +420,6 @@ impl InetSock {
             Kind::Icmp => self.send_icmp(data, dest, nonblock),
             Kind::RawIcmp => self.send_raw(data, dest, nonblock),
         }
-    }
-
-    /// A raw ICMP send: the caller's ICMP message (its checksum is the caller's, as on
-    /// Linux) in an IPv4 header built here.
-    fn send_raw(&self, data: &[u8], dest: Option<SocketAddrV4>, nonblock: bool) -> KResult<usize> {
-        if data.len() < 4 || data.len() > 1480 {
-            return Err(Errno::EINVAL);
-        }
-        self.blocking(nonblock, POLLOUT, |st, id| {
-            let s = st.inet.get(id)?;
-            let to = dest.or(s.remote).ok_or(Errno::EDESTADDRREQ)?;
-            let Some(me) = st.iface.ipv4_addr() else {
-                return Err(Errno::ENETUNREACH);
-            };
-            if st.inet.get(id)?.handle.is_none() {
-                open_raw(st, id)?;
-            }
-            st.inet.ip_id = st.inet.ip_id.wrapping_add(1);
-            let ip_id = st.inet.ip_id;
-            let h = st.inet.get(id)?.handle.ok_or(Errno::EBADF)?;
-            let total = 20 + data.len();
-            let mut pkt = Vec::with_capacity(total);
-            pkt.extend_from_slice(&[0x45, 0]);
-            pkt.extend_from_slice(&(total as u16).to_be_bytes());
-            pkt.extend_from_slice(&ip_id.to_be_bytes());
-            pkt.extend_from_slice(&[0x40, 0, 64, 1, 0, 0]);
-            pkt.extend_from_slice(&me.octets());
-            pkt.extend_from_slice(&to.ip().octets());
-            let c = checksum(&pkt);
-            pkt[10..12].copy_from_slice(&c.to_be_bytes());
-            pkt.extend_from_slice(data);
-            match st.sockets.get_mut::<raw::Socket>(h).send_slice(&pkt) {
-                Ok(()) => Ok(Some(data.len())),
-                Err(_) => Ok(None),
-            }
-        })
-    }
-
-    fn send_tcp(&self, data: &[u8], nonblock: bool) -> KResult<usize> {
-        let mut sent = 0;
-        loop {
-            let r = with(self.id, |st, id| {
-                let s = st.inet.get(id)?;
-                if s.shut_wr {
-                    return Err(Errno::EPIPE);
-                }
-                if let Some(e) = s.error.take() {
-                    return Err(e);
-                }
-                let Some(h) = s.handle.filter(|_| s.connected) else {
-                    return Err(Errno::ENOTCONN);
-                };
-                let t = st.sockets.get_mut::<tcp::Socket>(h);
-                if !t.may_send() {
-                    return Err(Errno::EPIPE);
-                }
-                Ok(t.send_slice(&data[sent..]).unwrap_or(0))
-            });
-            match r {
-                Ok(n) => sent += n,
-                Err(e) if sent > 0 && e != Errno::ERESTARTSYS => return Ok(sent),
-                Err(e) => return Err(e),
-            }
-            if sent == data.len() {
-                return Ok(sent);
-            }
-            if nonblock {
-                return if sent > 0 {
-                    Ok(sent)
-                } else {
-                    Err(Errno::EAGAIN)
-                };
-            }
-            if let Err(e) = self.wait(POLLOUT) {
-                return if sent > 0 { Ok(sent) } else { Err(e) };
-            }
-        }
-    }
-
-    fn send_icmp(&self, data: &[u8], dest: Option<SocketAddrV4>, nonblock: bool) -> KResult<usize> {
-        // An ICMP echo request: type 8, code 0, checksum, identifier, sequence, payload.
-        if data.len() < 8 || data.len() > 1472 {
-            return Err(Errno::EINVAL);
-        }
-        if data[0] != 8 || data[1] != 0 {
-            return Err(Errno::EINVAL);
-        }
-        self.blocking(nonblock, POLLOUT, |st, id| {
-            let s = st.inet.get(id)?;
-            let to = dest.or(s.remote).ok_or(Errno::EDESTADDRREQ)?;
-            if st.iface.ipv4_addr().is_none() {
-                return Err(Errno::ENETUNREACH);
-            }
-            if st.inet.get(id)?.handle.is_none() {
-                open_icmp(st, id)?;
-            }
-            let s = st.inet.get(id)?;
-            let ident = s.local.port();
-            let h = s.handle.ok_or(Errno::EBADF)?;
-            let mut pkt = data.to_vec();
-            // Like Linux: the identifier is the socket's, the checksum ours.
-            pkt[4..6].copy_from_slice(&ident.to_be_bytes());
-            pkt[2..4].copy_from_slice(&[0, 0]);
-            let c = checksum(&pkt);
-            pkt[2..4].copy_from_slice(&c.to_be_bytes());
-            let i = st.sockets.get_mut::<icmp::Socket>(h);
-            match i.send_slice(&pkt, IpAddress::Ipv4(*to.ip())) {
-                Ok(()) => Ok(Some(data.len())),
-                Err(icmp::SendError::BufferFull) => Ok(None),
-                Err(icmp::SendError::Unaddressable) => Err(Errno::EINVAL),
-            }
-        })
     }
 
     /// Receives into `buf`: (bytes copied, the datagram's full length, the sender).
@@ -868,23 +656,6 @@ pub enum Flag {
     NoDelay,
 }
 
-/// The Internet checksum (RFC 1071).
-fn checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for c in b.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from(c[0]) << 8
-        };
-        sum += u32::from(w);
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 fn open_udp(st: &mut Stack, id: u64) -> KResult<()> {
     if st.inet.get(id)?.local.port() == 0 {
         let p = st.inet.ephemeral(Kind::Dgram)?;
@@ -901,180 +672,6 @@ fn open_udp(st: &mut Stack, id: u64) -> KResult<()> {
     let h = st.sockets.add(u);
     st.inet.get(id)?.handle = Some(h);
     Ok(())
-}
-
-fn open_raw(st: &mut Stack, id: u64) -> KResult<()> {
-    let h = st.sockets.add(raw_icmp_socket());
-    st.inet.get(id)?.handle = Some(h);
-    Ok(())
-}
-
-fn open_icmp(st: &mut Stack, id: u64) -> KResult<()> {
-    if st.inet.get(id)?.local.port() == 0 {
-        let p = st.inet.ephemeral(Kind::Icmp)?;
-        st.inet.get(id)?.local.set_port(p);
-    }
-    let ident = st.inet.get(id)?.local.port();
-    let mut i = icmp_socket();
-    i.bind(icmp::Endpoint::Ident(ident))
-        .map_err(|_| Errno::EINVAL)?;
-    let h = st.sockets.add(i);
-    st.inet.get(id)?.handle = Some(h);
-    Ok(())
-}
-
-/// Tops a listening socket up to `backlog` listeners (fewer while accepted connections
-/// wait).
-fn refill(st: &mut Stack, id: u64) {
-    let Ok(s) = st.inet.get(id) else { return };
-    let local = s.local;
-    let (nodelay, keepalive) = (s.nodelay, s.keepalive);
-    let Some(l) = s.listen.as_ref() else { return };
-    let want = l
-        .backlog
-        .saturating_sub(l.ready.len())
-        .max(usize::from(l.ready.len() < l.backlog));
-    let mut new = Vec::new();
-    for _ in l.waiting.len()..want {
-        let mut t = tcp_socket();
-        t.set_nagle_enabled(!nodelay);
-        if keepalive {
-            t.set_keep_alive(Some(smoltcp::time::Duration::from_secs(75)));
-        }
-        let ep = IpListenEndpoint {
-            addr: (!local.ip().is_unspecified()).then_some(IpAddress::Ipv4(*local.ip())),
-            port: local.port(),
-        };
-        if t.listen(ep).is_err() {
-            break;
-        }
-        new.push(st.sockets.add(t));
-    }
-    if let Ok(s) = st.inet.get(id) {
-        if let Some(l) = s.listen.as_mut() {
-            l.waiting.extend(new);
-        }
-    }
-}
-
-/// After a poll: finished handshakes to accept queues, connect outcomes, finished
-/// orphans out of the socket set, and every socket's readiness, waking those that changed.
-pub fn publish(st: &mut Stack) {
-    let Stack { inet, sockets, .. } = st;
-    inet.orphans.retain(|&h| {
-        let done = matches!(
-            sockets.get::<tcp::Socket>(h).state(),
-            tcp::State::Closed | tcp::State::TimeWait
-        );
-        if done {
-            sockets.remove(h);
-        }
-        !done
-    });
-    let mut refills = Vec::new();
-    for (&id, s) in inet.socks.iter_mut() {
-        let mut bits = 0;
-        match (s.kind, s.handle) {
-            (Kind::Stream, _) if s.listen.is_some() => {
-                let Some(l) = s.listen.as_mut() else { continue };
-                let mut still = Vec::new();
-                for h in l.waiting.drain(..) {
-                    let t = sockets.get_mut::<tcp::Socket>(h);
-                    match t.state() {
-                        tcp::State::Listen | tcp::State::SynReceived => still.push(h),
-                        tcp::State::Closed | tcp::State::TimeWait => {
-                            sockets.remove(h);
-                        }
-                        _ => l.ready.push_back(h),
-                    }
-                }
-                l.waiting = still;
-                if l.waiting.len() + l.ready.len() < l.backlog || l.waiting.is_empty() {
-                    refills.push(id);
-                }
-                if !l.ready.is_empty() {
-                    bits |= POLLIN | POLLRDNORM;
-                }
-            }
-            (Kind::Stream, None) => bits |= POLLOUT | POLLHUP,
-            (Kind::Stream, Some(h)) => {
-                let t = sockets.get::<tcp::Socket>(h);
-                let state = t.state();
-                if s.connecting {
-                    match state {
-                        tcp::State::SynSent | tcp::State::SynReceived => {}
-                        tcp::State::Closed | tcp::State::TimeWait => {
-                            s.connecting = false;
-                            s.error = Some(Errno::ECONNREFUSED);
-                        }
-                        _ => {
-                            s.connecting = false;
-                            s.connected = true;
-                        }
-                    }
-                }
-                if s.connecting {
-                    // Nothing ready while the handshake runs.
-                } else if !s.connected {
-                    bits |= POLLOUT | POLLERR | POLLHUP;
-                } else {
-                    if t.can_recv() || !t.may_recv() || s.shut_rd {
-                        bits |= POLLIN | POLLRDNORM;
-                    }
-                    if !t.may_recv() {
-                        bits |= EPOLLRDHUP;
-                    }
-                    if t.can_send() || !t.may_send() {
-                        bits |= POLLOUT | POLLWRNORM;
-                    }
-                    if matches!(state, tcp::State::Closed | tcp::State::TimeWait)
-                        || (!t.may_recv() && !t.may_send())
-                    {
-                        bits |= POLLHUP;
-                    }
-                }
-                if s.error.is_some() {
-                    bits |= POLLERR;
-                }
-            }
-            (Kind::Dgram | Kind::Icmp | Kind::RawIcmp, None) => bits |= POLLOUT | POLLWRNORM,
-            (Kind::Dgram, Some(h)) => {
-                let u = sockets.get::<udp::Socket>(h);
-                if u.can_recv() || s.shut_rd {
-                    bits |= POLLIN | POLLRDNORM;
-                }
-                if u.can_send() {
-                    bits |= POLLOUT | POLLWRNORM;
-                }
-            }
-            (Kind::RawIcmp, Some(h)) => {
-                let r = sockets.get::<raw::Socket>(h);
-                if r.can_recv() {
-                    bits |= POLLIN | POLLRDNORM;
-                }
-                if r.can_send() {
-                    bits |= POLLOUT | POLLWRNORM;
-                }
-            }
-            (Kind::Icmp, Some(h)) => {
-                let i = sockets.get::<icmp::Socket>(h);
-                if i.can_recv() {
-                    bits |= POLLIN | POLLRDNORM;
-                }
-                if i.can_send() {
-                    bits |= POLLOUT | POLLWRNORM;
-                }
-            }
-        }
-        if let Some(c) = s.core.upgrade() {
-            if c.ready.swap(bits, Ordering::AcqRel) != bits {
-                c.wq.wake_all();
-            }
-        }
-    }
-    for id in refills {
-        refill(st, id);
-    }
 }
 
 /// Called when the file closes: a connection finishes its FIN exchange in the background;
@@ -1159,62 +756,4 @@ impl AnonFile for InetSock {
     fn as_any(&self) -> &dyn Any {
         self
     }
-}
-
-/// One `/proc/net/tcp` or `udp` row.
-pub struct Row {
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
-    /// Linux's TCP state number (UDP: 7, "close").
-    pub state: u8,
-    pub tx_queue: usize,
-    pub rx_queue: usize,
-}
-
-/// The sockets for `/proc/net/tcp` (`tcp`) or `/proc/net/udp`.
-pub fn rows(st: &Stack, tcp: bool) -> Vec<Row> {
-    let ours = st.iface.ipv4_addr().unwrap_or(Ipv4Addr::UNSPECIFIED);
-    let none = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
-    let mut v = Vec::new();
-    for s in st.inet.socks.values() {
-        match (tcp, s.kind) {
-            (true, Kind::Stream) => {
-                if s.listen.is_some() {
-                    v.push(Row { local: s.local, remote: none, state: 0x0a, tx_queue: 0, rx_queue: 0 });
-                }
-                if let Some(h) = s.handle {
-                    let t = st.sockets.get::<tcp::Socket>(h);
-                    let state = match t.state() {
-                        tcp::State::Established => 1,
-                        tcp::State::SynSent => 2,
-                        tcp::State::SynReceived => 3,
-                        tcp::State::FinWait1 => 4,
-                        tcp::State::FinWait2 => 5,
-                        tcp::State::TimeWait => 6,
-                        tcp::State::Closed => 7,
-                        tcp::State::CloseWait => 8,
-                        tcp::State::LastAck => 9,
-                        tcp::State::Listen => 0x0a,
-                        tcp::State::Closing => 0x0b,
-                    };
-                    v.push(Row {
-                        local: t.local_endpoint().map_or(s.local, sockaddr),
-                        remote: t.remote_endpoint().map_or(none, sockaddr),
-                        state,
-                        tx_queue: t.send_queue(),
-                        rx_queue: t.recv_queue(),
-                    });
-                }
-            }
-            (false, Kind::Dgram) if s.handle.is_some() => {
-                let mut local = s.local;
-                if local.ip().is_unspecified() && s.remote.is_some() {
-                    local.set_ip(ours);
-                }
-                v.push(Row { local, remote: s.remote.unwrap_or(none), state: 7, tx_queue: 0, rx_queue: 0 });
-            }
-            _ => {}
-        }
-    }
-    v
 }

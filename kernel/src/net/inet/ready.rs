@@ -1,0 +1,240 @@
+//! Readiness: after every smoltcp poll, [`publish`] moves finished handshakes to accept
+//! queues, settles connects, drops finished orphans and recomputes each socket's poll bits,
+//! waking only the sockets whose bits changed. Also the rows of `/proc/net/tcp` and `udp`.
+
+use alloc::vec::Vec;
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::sync::atomic::Ordering;
+
+use smoltcp::socket::{icmp, raw, tcp, udp};
+use smoltcp::wire::{IpAddress, IpListenEndpoint};
+
+use super::stream::tcp_socket;
+use super::{Kind, Stack, sockaddr};
+use crate::errno::Errno;
+use crate::fs::consts::*;
+use crate::ipc::epoll::EPOLLRDHUP;
+
+/// Tops a listening socket up to `backlog` listeners (fewer while accepted connections
+/// wait).
+pub(super) fn refill(st: &mut Stack, id: u64) {
+    let Ok(s) = st.inet.get(id) else { return };
+    let local = s.local;
+    let (nodelay, keepalive) = (s.nodelay, s.keepalive);
+    let Some(l) = s.listen.as_ref() else { return };
+    let want = l
+        .backlog
+        .saturating_sub(l.ready.len())
+        .max(usize::from(l.ready.len() < l.backlog));
+    let mut new = Vec::new();
+    for _ in l.waiting.len()..want {
+        let mut t = tcp_socket();
+        t.set_nagle_enabled(!nodelay);
+        if keepalive {
+            t.set_keep_alive(Some(smoltcp::time::Duration::from_secs(75)));
+        }
+        let ep = IpListenEndpoint {
+            addr: (!local.ip().is_unspecified()).then_some(IpAddress::Ipv4(*local.ip())),
+            port: local.port(),
+        };
+        if t.listen(ep).is_err() {
+            break;
+        }
+        new.push(st.sockets.add(t));
+    }
+    if let Ok(s) = st.inet.get(id) {
+        if let Some(l) = s.listen.as_mut() {
+            l.waiting.extend(new);
+        }
+    }
+}
+
+/// After a poll: finished handshakes to accept queues, connect outcomes, finished
+/// orphans out of the socket set, and every socket's readiness, waking those that changed.
+pub fn publish(st: &mut Stack) {
+    let Stack { inet, sockets, .. } = st;
+    inet.orphans.retain(|&h| {
+        let done = matches!(
+            sockets.get::<tcp::Socket>(h).state(),
+            tcp::State::Closed | tcp::State::TimeWait
+        );
+        if done {
+            sockets.remove(h);
+        }
+        !done
+    });
+    let mut refills = Vec::new();
+    for (&id, s) in inet.socks.iter_mut() {
+        let mut bits = 0;
+        match (s.kind, s.handle) {
+            (Kind::Stream, _) if s.listen.is_some() => {
+                let Some(l) = s.listen.as_mut() else { continue };
+                let mut still = Vec::new();
+                for h in l.waiting.drain(..) {
+                    let t = sockets.get_mut::<tcp::Socket>(h);
+                    match t.state() {
+                        tcp::State::Listen | tcp::State::SynReceived => still.push(h),
+                        tcp::State::Closed | tcp::State::TimeWait => {
+                            sockets.remove(h);
+                        }
+                        _ => l.ready.push_back(h),
+                    }
+                }
+                l.waiting = still;
+                if l.waiting.len() + l.ready.len() < l.backlog || l.waiting.is_empty() {
+                    refills.push(id);
+                }
+                if !l.ready.is_empty() {
+                    bits |= POLLIN | POLLRDNORM;
+                }
+            }
+            (Kind::Stream, None) => bits |= POLLOUT | POLLHUP,
+            (Kind::Stream, Some(h)) => {
+                let t = sockets.get::<tcp::Socket>(h);
+                let state = t.state();
+                if s.connecting {
+                    match state {
+                        tcp::State::SynSent | tcp::State::SynReceived => {}
+                        tcp::State::Closed | tcp::State::TimeWait => {
+                            s.connecting = false;
+                            s.error = Some(Errno::ECONNREFUSED);
+                        }
+                        _ => {
+                            s.connecting = false;
+                            s.connected = true;
+                        }
+                    }
+                }
+                if s.connecting {
+                    // Nothing ready while the handshake runs.
+                } else if !s.connected {
+                    bits |= POLLOUT | POLLERR | POLLHUP;
+                } else {
+                    if t.can_recv() || !t.may_recv() || s.shut_rd {
+                        bits |= POLLIN | POLLRDNORM;
+                    }
+                    if !t.may_recv() {
+                        bits |= EPOLLRDHUP;
+                    }
+                    if t.can_send() || !t.may_send() {
+                        bits |= POLLOUT | POLLWRNORM;
+                    }
+                    if matches!(state, tcp::State::Closed | tcp::State::TimeWait)
+                        || (!t.may_recv() && !t.may_send())
+                    {
+                        bits |= POLLHUP;
+                    }
+                }
+                if s.error.is_some() {
+                    bits |= POLLERR;
+                }
+            }
+            (Kind::Dgram | Kind::Icmp | Kind::RawIcmp, None) => bits |= POLLOUT | POLLWRNORM,
+            (Kind::Dgram, Some(h)) => {
+                let u = sockets.get::<udp::Socket>(h);
+                if u.can_recv() || s.shut_rd {
+                    bits |= POLLIN | POLLRDNORM;
+                }
+                if u.can_send() {
+                    bits |= POLLOUT | POLLWRNORM;
+                }
+            }
+            (Kind::RawIcmp, Some(h)) => {
+                let r = sockets.get::<raw::Socket>(h);
+                if r.can_recv() {
+                    bits |= POLLIN | POLLRDNORM;
+                }
+                if r.can_send() {
+                    bits |= POLLOUT | POLLWRNORM;
+                }
+            }
+            (Kind::Icmp, Some(h)) => {
+                let i = sockets.get::<icmp::Socket>(h);
+                if i.can_recv() {
+                    bits |= POLLIN | POLLRDNORM;
+                }
+                if i.can_send() {
+                    bits |= POLLOUT | POLLWRNORM;
+                }
+            }
+        }
+        if let Some(c) = s.core.upgrade() {
+            if c.ready.swap(bits, Ordering::AcqRel) != bits {
+                c.wq.wake_all();
+            }
+        }
+    }
+    for id in refills {
+        refill(st, id);
+    }
+}
+
+/// One `/proc/net/tcp` or `udp` row.
+pub struct Row {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    /// Linux's TCP state number (UDP: 7, "close").
+    pub state: u8,
+    pub tx_queue: usize,
+    pub rx_queue: usize,
+}
+
+/// The sockets for `/proc/net/tcp` (`tcp`) or `/proc/net/udp`.
+pub fn rows(st: &Stack, tcp: bool) -> Vec<Row> {
+    let ours = st.iface.ipv4_addr().unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let none = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+    let mut v = Vec::new();
+    for s in st.inet.socks.values() {
+        match (tcp, s.kind) {
+            (true, Kind::Stream) => {
+                if s.listen.is_some() {
+                    v.push(Row {
+                        local: s.local,
+                        remote: none,
+                        state: 0x0a,
+                        tx_queue: 0,
+                        rx_queue: 0,
+                    });
+                }
+                if let Some(h) = s.handle {
+                    let t = st.sockets.get::<tcp::Socket>(h);
+                    let state = match t.state() {
+                        tcp::State::Established => 1,
+                        tcp::State::SynSent => 2,
+                        tcp::State::SynReceived => 3,
+                        tcp::State::FinWait1 => 4,
+                        tcp::State::FinWait2 => 5,
+                        tcp::State::TimeWait => 6,
+                        tcp::State::Closed => 7,
+                        tcp::State::CloseWait => 8,
+                        tcp::State::LastAck => 9,
+                        tcp::State::Listen => 0x0a,
+                        tcp::State::Closing => 0x0b,
+                    };
+                    v.push(Row {
+                        local: t.local_endpoint().map_or(s.local, sockaddr),
+                        remote: t.remote_endpoint().map_or(none, sockaddr),
+                        state,
+                        tx_queue: t.send_queue(),
+                        rx_queue: t.recv_queue(),
+                    });
+                }
+            }
+            (false, Kind::Dgram) if s.handle.is_some() => {
+                let mut local = s.local;
+                if local.ip().is_unspecified() && s.remote.is_some() {
+                    local.set_ip(ours);
+                }
+                v.push(Row {
+                    local,
+                    remote: s.remote.unwrap_or(none),
+                    state: 7,
+                    tx_queue: 0,
+                    rx_queue: 0,
+                });
+            }
+            _ => {}
+        }
+    }
+    v
+}

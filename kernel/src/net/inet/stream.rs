@@ -1,0 +1,133 @@
+//! TCP: the smoltcp socket a connection gets, connect (blocking, or non-blocking with
+//! EINPROGRESS and the outcome in SO_ERROR) and stream sends.
+
+use core::net::SocketAddrV4;
+
+use smoltcp::socket::tcp;
+use smoltcp::wire::{IpAddress, IpListenEndpoint};
+
+use super::{InetSock, Kind, TCP_RX, TCP_TX, endpoint, with};
+use crate::errno::{Errno, KResult};
+use crate::fs::consts::*;
+
+pub(super) fn tcp_socket() -> tcp::Socket<'static> {
+    tcp::Socket::new(
+        tcp::SocketBuffer::new(alloc::vec![0; TCP_RX]),
+        tcp::SocketBuffer::new(alloc::vec![0; TCP_TX]),
+    )
+}
+
+impl InetSock {
+    pub(super) fn connect_tcp(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
+        // No loopback interface yet: nothing listens on 127/8 (and it must not go out).
+        if addr.ip().is_unspecified() || addr.ip().is_loopback() || addr.port() == 0 {
+            return Err(Errno::ECONNREFUSED);
+        }
+        let r = with(self.id, |st, id| {
+            let s = st.inet.get(id)?;
+            if s.listen.is_some() {
+                return Err(Errno::EISCONN);
+            }
+            if s.connecting {
+                return Err(Errno::EALREADY);
+            }
+            if s.connected && s.connect_unreported {
+                s.connect_unreported = false;
+                return Ok(true);
+            }
+            if s.connected {
+                return Err(Errno::EISCONN);
+            }
+            if let Some(e) = s.error.take() {
+                return Err(e);
+            }
+            if st.iface.ipv4_addr().is_none() {
+                return Err(Errno::ENETUNREACH);
+            }
+            let s = st.inet.get(id)?;
+            let (nodelay, keepalive, mut local) = (s.nodelay, s.keepalive, s.local);
+            if local.port() == 0 {
+                local.set_port(st.inet.ephemeral(Kind::Stream)?);
+            }
+            let mut t = tcp_socket();
+            t.set_nagle_enabled(!nodelay);
+            if keepalive {
+                t.set_keep_alive(Some(smoltcp::time::Duration::from_secs(75)));
+            }
+            let ep = IpListenEndpoint {
+                addr: (!local.ip().is_unspecified()).then_some(IpAddress::Ipv4(*local.ip())),
+                port: local.port(),
+            };
+            t.connect(st.iface.context(), endpoint(addr), ep)
+                .map_err(|_| Errno::EADDRNOTAVAIL)?;
+            let h = st.sockets.add(t);
+            let s = st.inet.get(id)?;
+            s.handle = Some(h);
+            s.local = local;
+            s.remote = Some(addr);
+            s.connecting = true;
+            s.connect_unreported = nonblock;
+            Ok(false)
+        })?;
+        if r {
+            // The success of an earlier non-blocking connect, reported now.
+            return Ok(());
+        }
+        if nonblock {
+            return Err(Errno::EINPROGRESS);
+        }
+        self.wait(POLLOUT)?;
+        with(self.id, |st, id| {
+            let s = st.inet.get(id)?;
+            if let Some(e) = s.error.take() {
+                return Err(e);
+            }
+            if s.connected {
+                Ok(())
+            } else {
+                Err(Errno::ECONNREFUSED)
+            }
+        })
+    }
+
+    pub(super) fn send_tcp(&self, data: &[u8], nonblock: bool) -> KResult<usize> {
+        let mut sent = 0;
+        loop {
+            let r = with(self.id, |st, id| {
+                let s = st.inet.get(id)?;
+                if s.shut_wr {
+                    return Err(Errno::EPIPE);
+                }
+                if let Some(e) = s.error.take() {
+                    return Err(e);
+                }
+                let Some(h) = s.handle.filter(|_| s.connected) else {
+                    return Err(Errno::ENOTCONN);
+                };
+                let t = st.sockets.get_mut::<tcp::Socket>(h);
+                if !t.may_send() {
+                    return Err(Errno::EPIPE);
+                }
+                Ok(t.send_slice(&data[sent..]).unwrap_or(0))
+            });
+            match r {
+                Ok(n) => sent += n,
+                Err(e) if sent > 0 && e != Errno::ERESTARTSYS => return Ok(sent),
+                Err(e) => return Err(e),
+            }
+            if sent == data.len() {
+                return Ok(sent);
+            }
+            if nonblock {
+                return if sent > 0 {
+                    Ok(sent)
+                } else {
+                    Err(Errno::EAGAIN)
+                };
+            }
+            if let Err(e) = self.wait(POLLOUT) {
+                return if sent > 0 { Ok(sent) } else { Err(e) };
+            }
+        }
+    }
+}
