@@ -192,14 +192,21 @@ fn dhcp_configures_eth0_and_ping_gets_three_replies() {
         "ifconfig:\n{out}"
     );
     assert!(out.contains("HWaddr 52:54:00:12:34:56"), "ifconfig:\n{out}");
-    assert!(out.contains("UP BROADCAST RUNNING MULTICAST  MTU:1500"), "ifconfig:\n{out}");
+    assert!(
+        out.contains("UP BROADCAST RUNNING MULTICAST  MTU:1500"),
+        "ifconfig:\n{out}"
+    );
     let default = out
         .lines()
         .find(|l| l.starts_with("0.0.0.0"))
         .map(|l| l.split_whitespace().collect::<Vec<_>>());
     assert_eq!(
         default.as_deref(),
-        Some(&["0.0.0.0", "10.0.2.2", "0.0.0.0", "UG", "0", "0", "0", "eth0"][..]),
+        Some(
+            &[
+                "0.0.0.0", "10.0.2.2", "0.0.0.0", "UG", "0", "0", "0", "eth0"
+            ][..]
+        ),
         "route -n:\n{out}"
     );
     assert!(
@@ -215,13 +222,13 @@ fn dhcp_configures_eth0_and_ping_gets_three_replies() {
 }
 
 #[test]
-fn wget_of_a_host_page_is_exact_and_the_socket_suite_passes() {
+fn wget_of_a_host_page_once_and_16_times_at_once_is_exact_and_the_socket_suite_passes() {
     let blob = Arc::new(body());
     let want = md5(&blob);
     let p = start_peers(blob.clone());
     let cmd = format!(
-        "{WAIT_DHCP} wget -q -O /tmp/blob http://10.0.2.2:{}/blob; echo wget-rc=$?; md5sum /tmp/blob; wc -c < /tmp/blob; /usr/libexec/adros-tests/t_inet 10.0.2.2 {} {} {}",
-        p.http, p.http, p.udp, p.closed
+        "{WAIT_DHCP} wget -q -O /tmp/blob http://10.0.2.2:{}/blob; echo wget-rc=$?; md5sum /tmp/blob; wc -c < /tmp/blob; for i in $(seq 1 16); do wget -q -O /tmp/c$i http://10.0.2.2:{}/blob & done; wait; md5sum /tmp/c* | sed 's/^/many: /'; /usr/libexec/adros-tests/t_inet 10.0.2.2 {} {} {}",
+        p.http, p.http, p.http, p.udp, p.closed
     );
     let (out, st) = exec("s12_net-wget_and_sockets", "", &cmd);
     assert!(out.contains("wget-rc=0"), "wget failed:\n{out}");
@@ -234,6 +241,15 @@ fn wget_of_a_host_page_is_exact_and_the_socket_suite_passes() {
         out.lines().any(|l| l.trim() == (1 << 20).to_string()),
         "size:\n{out}"
     );
+    // 16 fetches at once: every copy is whole.
+    let many: Vec<&str> = out.lines().filter(|l| l.starts_with("many: ")).collect();
+    assert_eq!(many.len(), 16, "16 concurrent fetches:\n{out}");
+    for l in &many {
+        assert!(
+            l.starts_with(&format!("many: {want} ")),
+            "a concurrent fetch differs: {l}\n{out}"
+        );
+    }
     let failed: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL: ")).collect();
     assert!(
         failed.is_empty(),

@@ -81,7 +81,7 @@ pub fn of(f: &File) -> Option<&InetSock> {
 
 /// A `sockaddr_in` of `len` bytes at `addr`.
 pub fn read_sin(addr: u64, len: u64) -> KResult<SocketAddrV4> {
-    if len < 16 || len > 128 {
+    if !(16..=128).contains(&len) {
         return Err(Errno::EINVAL);
     }
     let b: [u8; 16] = read_val(addr)?;

@@ -42,10 +42,10 @@ pub(super) fn refill(st: &mut Stack, id: u64) {
         }
         new.push(st.sockets.add(t));
     }
-    if let Ok(s) = st.inet.get(id) {
-        if let Some(l) = s.listen.as_mut() {
-            l.waiting.extend(new);
-        }
+    if let Ok(s) = st.inet.get(id)
+        && let Some(l) = s.listen.as_mut()
+    {
+        l.waiting.extend(new);
     }
 }
 
@@ -158,10 +158,10 @@ pub fn publish(st: &mut Stack) {
                 }
             }
         }
-        if let Some(c) = s.core.upgrade() {
-            if c.ready.swap(bits, Ordering::AcqRel) != bits {
-                c.wq.wake_all();
-            }
+        if let Some(c) = s.core.upgrade()
+            && c.ready.swap(bits, Ordering::AcqRel) != bits
+        {
+            c.wq.wake_all();
         }
     }
     for id in refills {
