@@ -423,3 +423,153 @@ fn smoltcp_answers_an_arp_request_through_the_driver() {
     assert_eq!(&r[28..32], &[10, 0, 2, 15]);
     assert_eq!(&r[38..42], &[10, 0, 2, 2]);
 }
+
+/// xorshift64: deterministic noise for the malformed-frame test.
+fn noise(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+#[test]
+fn malformed_frames_and_a_syn_flood_do_not_break_the_stack() {
+    use smoltcp::iface::{Config, Interface, SocketSet};
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::socket::tcp;
+    use smoltcp::time::Instant;
+    use smoltcp::wire::{
+        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, HardwareAddress, IpAddress,
+        IpCidr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+        TcpSeqNumber,
+    };
+
+    let (mut nic, dev, _) = up();
+    let mac = nic.mac();
+    let mut iface = Interface::new(
+        Config::new(HardwareAddress::Ethernet(EthernetAddress(mac))),
+        &mut nic,
+        Instant::ZERO,
+    );
+    let me = Ipv4Address::new(10, 0, 2, 15);
+    iface.update_ip_addrs(|a| {
+        a.push(IpCidr::new(IpAddress::Ipv4(me), 24)).unwrap();
+    });
+    let mut sockets = SocketSet::new(Vec::new());
+    let mut l = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 4096]),
+        tcp::SocketBuffer::new(vec![0; 4096]),
+    );
+    l.listen(80).unwrap();
+    let lh = sockets.add(l);
+    let host = [0x52, 0x55, 0x0a, 0x00, 0x02, 0x02];
+    let mut t = 1;
+    let mut seed = 0x1234_5678_9abc_def0u64;
+
+    // 1. Noise behind a plausible Ethernet header: IPv4, ARP, IPv6 and unknown types, with
+    //    lengths from 14 bytes to a full frame, some with a real IPv4 header whose fields
+    //    (length, IHL, fragment offset, checksum) are then corrupted.
+    for i in 0..3000 {
+        let len = 14 + (noise(&mut seed) as usize % 1501);
+        let mut f: Vec<u8> = (0..len).map(|_| noise(&mut seed) as u8).collect();
+        f[0..6].copy_from_slice(if i % 3 == 0 { &[0xff; 6] } else { &mac });
+        f[6..12].copy_from_slice(&host);
+        let ty: [u8; 2] = match i % 4 {
+            0 => [0x08, 0x00],
+            1 => [0x08, 0x06],
+            2 => [0x86, 0xdd],
+            _ => [noise(&mut seed) as u8, 0x42],
+        };
+        f[12..14].copy_from_slice(&ty);
+        if i % 4 == 0 && len >= 34 {
+            f[14] = 0x40 | (noise(&mut seed) as u8 & 0x0f);
+            f[26..30].copy_from_slice(&[10, 0, 2, 2]);
+            f[30..34].copy_from_slice(&me.octets());
+        }
+        while !dev.inject(&f) {
+            iface.poll(Instant::from_millis(t), &mut nic, &mut sockets);
+            t += 1;
+        }
+        if i % 64 == 0 {
+            iface.poll(Instant::from_millis(t), &mut nic, &mut sockets);
+            t += 1;
+        }
+    }
+    iface.poll(Instant::from_millis(t), &mut nic, &mut sockets);
+    dev.sent();
+
+    // 2. A SYN flood at the listening port from 500 source ports, checksums valid.
+    for port in 0..500u16 {
+        let tcp = TcpRepr {
+            src_port: 10_000 + port,
+            dst_port: 80,
+            control: TcpControl::Syn,
+            seq_number: TcpSeqNumber(i32::from(port) * 1000),
+            ack_number: None,
+            window_len: 1024,
+            window_scale: None,
+            max_seg_size: Some(1460),
+            sack_permitted: false,
+            sack_ranges: [None, None, None],
+            timestamp: None,
+            payload: &[],
+        };
+        let ip = Ipv4Repr {
+            src_addr: Ipv4Address::new(10, 0, 2, 2),
+            dst_addr: me,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress(host),
+            dst_addr: EthernetAddress(mac),
+            ethertype: EthernetProtocol::Ipv4,
+        };
+        let mut buf = vec![0u8; 14 + ip.buffer_len() + tcp.buffer_len()];
+        let mut frame = EthernetFrame::new_unchecked(&mut buf);
+        eth.emit(&mut frame);
+        let caps = ChecksumCapabilities::default();
+        let mut p = Ipv4Packet::new_unchecked(frame.payload_mut());
+        ip.emit(&mut p, &caps);
+        let mut seg = TcpPacket::new_unchecked(p.payload_mut());
+        tcp.emit(
+            &mut seg,
+            &IpAddress::Ipv4(ip.src_addr),
+            &IpAddress::Ipv4(ip.dst_addr),
+            &caps,
+        );
+        while !dev.inject(&buf) {
+            iface.poll(Instant::from_millis(t), &mut nic, &mut sockets);
+            t += 1;
+        }
+    }
+    iface.poll(Instant::from_millis(t), &mut nic, &mut sockets);
+    let answers = dev.sent();
+    assert!(!answers.is_empty(), "the flood got no answer at all");
+    let state = sockets.get::<tcp::Socket>(lh).state();
+    assert!(
+        matches!(state, tcp::State::Listen | tcp::State::SynReceived),
+        "the listener is {state:?}"
+    );
+    assert_eq!(nic.stats().rx_packets, 3500);
+
+    // 3. Still answering: an ARP request gets its reply.
+    let mut req = Vec::new();
+    req.extend_from_slice(&[0xff; 6]);
+    req.extend_from_slice(&host);
+    req.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    req.extend_from_slice(&host);
+    req.extend_from_slice(&[10, 0, 2, 2]);
+    req.extend_from_slice(&[0; 6]);
+    req.extend_from_slice(&me.octets());
+    req.resize(60, 0);
+    assert!(dev.inject(&req));
+    iface.poll(Instant::from_millis(t + 1), &mut nic, &mut sockets);
+    let sent = dev.sent();
+    assert!(
+        sent.iter()
+            .any(|f| f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2]),
+        "no ARP reply after the bad input"
+    );
+}
