@@ -175,6 +175,65 @@ pub fn ensure(
     Ok(dir.to_path_buf())
 }
 
+/// Removes builds beside `dir` that `ours` claims (by directory name) and nobody holds:
+/// interrupted ones (`*.partial`) and all but the `keep` newest complete ones. `dir` itself
+/// is never removed. Returns what was removed.
+pub fn prune(dir: &Path, ours: impl Fn(&str) -> bool, keep: usize) -> Vec<PathBuf> {
+    let Some(base) = dir.parent() else {
+        return Vec::new();
+    };
+    let Ok(rd) = fs::read_dir(base) else {
+        return Vec::new();
+    };
+    let mut complete: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+    let mut partial: Vec<PathBuf> = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = e.path();
+        if !p.is_dir() || p == dir || !ours(&name) {
+            continue;
+        }
+        if let Some(final_name) = name.strip_suffix(".partial") {
+            if base.join(final_name) != dir {
+                partial.push(base.join(final_name));
+            }
+        } else if let Ok(t) = fs::metadata(p.join(".complete")).and_then(|m| m.modified()) {
+            complete.push((t, p));
+        }
+    }
+    complete.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut removed = Vec::new();
+    // `dir` counts as one of the kept.
+    let doomed = complete
+        .into_iter()
+        .skip(keep.saturating_sub(1))
+        .map(|(_, p)| (p, false));
+    for (d, is_partial) in doomed.chain(partial.into_iter().map(|p| (p, true))) {
+        // Only what no other process is building or waiting for.
+        let lock_path = sibling(&d, ".lock");
+        let Ok(f) = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+        else {
+            continue;
+        };
+        if f.try_lock().is_err() {
+            continue;
+        }
+        let target = if is_partial {
+            partial_dir(&d)
+        } else {
+            d.clone()
+        };
+        if fs::remove_dir_all(&target).is_ok() {
+            removed.push(target);
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     //! The kill and concurrency tests run the cache in child processes: this test binary
@@ -321,6 +380,31 @@ mod tests {
             1,
             "the second process built too instead of waiting"
         );
+        let _ = fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_builds_and_never_one_in_use() {
+        let base = tempdir("cache-prune");
+        let mk = |name: &str, age_s: u64| {
+            let d = base.join(name);
+            fs::create_dir_all(&d).unwrap();
+            let f = File::create(d.join(".complete")).unwrap();
+            let t = std::time::SystemTime::now() - Duration::from_secs(age_s);
+            f.set_modified(t).unwrap();
+            d
+        };
+        let current = mk("k-kernel-1", 50); // in use by this process, though not the newest
+        let newest = mk("k-kernel-2", 10);
+        let old = mk("k-kernel-3", 100);
+        let held = mk("k-kernel-4", 200);
+        let other = mk("k-host-1", 300);
+        fs::create_dir_all(base.join("k-kernel-5.partial")).unwrap();
+        let _in_use = lock(&held, "test").unwrap();
+        let removed = prune(&current, |n| n.contains("-kernel-"), 2);
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert!(current.exists() && newest.exists() && held.exists() && other.exists());
+        assert!(!old.exists() && !base.join("k-kernel-5.partial").exists());
         let _ = fs::remove_dir_all(&base);
     }
 

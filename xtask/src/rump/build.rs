@@ -42,8 +42,20 @@ pub fn build(t: Target, s: &Sources, force: bool) -> Result<PathBuf> {
         |d, fresh| check_build(t, d, &stamp, fresh),
         |work, _| build_into(t, s, work, &stamp),
     )?;
+    // Each set of NetBSD patches or flags is a new directory of ~400 MiB: keep a few.
+    let tag = format!("-{}-", t.name());
+    for r in crate::cache::prune(&dir, |n| n.contains(&tag), KEEP_BUILDS) {
+        eprintln!(
+            "rump {}: removed {} (an interrupted build, or older than the {KEEP_BUILDS} newest of this target)",
+            t.name(),
+            r.display()
+        );
+    }
     Ok(dir.join("dest"))
 }
+
+/// Complete builds kept per target in the cache (the one in use among them).
+const KEEP_BUILDS: usize = 3;
 
 /// Whether the build in `d` is complete and intact: its `.complete` stamp, every component
 /// of `components.txt` present with the size the build recorded, and, for a kernel build
