@@ -201,7 +201,7 @@ pub fn prune(dir: &Path, ours: impl Fn(&str) -> bool, keep: usize) -> Vec<PathBu
             complete.push((t, p));
         }
     }
-    complete.sort_by(|a, b| b.0.cmp(&a.0));
+    complete.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut removed = Vec::new();
     // `dir` counts as one of the kept.
     let doomed = complete
