@@ -46,7 +46,7 @@ use crate::fs::consts::*;
 use crate::fs::sync::WaitQueue;
 
 const TCP_RX: usize = 128 * 1024;
-const TCP_TX: usize = 64 * 1024;
+const TCP_TX: usize = 256 * 1024;
 const UDP_PACKETS: usize = 64;
 const UDP_BYTES: usize = 64 * 1024;
 /// The largest UDP payload one datagram carries (no IP fragmentation here).
