@@ -118,6 +118,7 @@ impl Stack {
     /// Polls smoltcp until it has nothing more to do right now, then DHCP and readiness.
     pub fn poll(&mut self, net: &Net) {
         net.polls.fetch_add(1, Ordering::Relaxed);
+        inet::reap_closed(self);
         // Bounded: each round drains at most the receive ring; 8 rounds cover a burst
         // arriving while we poll.
         for _ in 0..8 {

@@ -38,7 +38,8 @@ use ping::{open_icmp, open_raw};
 use ready::refill;
 pub use ready::{Row, publish, rows};
 
-use super::{Net, Stack, net};
+use super::{Stack, net};
+use crate::sync::spin::IrqSpinLock;
 use crate::errno::{Errno, KResult};
 use crate::fs::File;
 use crate::fs::anon::AnonFile;
@@ -196,6 +197,7 @@ impl Table {
 fn with<T>(id: u64, f: impl FnOnce(&mut Stack, u64) -> KResult<T>) -> KResult<T> {
     let n = net().ok_or(Errno::ENETUNREACH)?;
     let mut st = n.stack.lock();
+    reap_closed(&mut st);
     st.inet.get(id)?;
     let r = f(&mut st, id);
     st.poll(n);
@@ -674,38 +676,45 @@ fn open_udp(st: &mut Stack, id: u64) -> KResult<()> {
     Ok(())
 }
 
-/// Called when the file closes: a connection finishes its FIN exchange in the background;
+/// Sockets whose file has closed, for the next holder of the stack lock to take apart.
+/// `Drop` cannot take the stack lock itself: the last reference may go while the lock is
+/// held (publish upgrades a socket's weak reference to wake it).
+static CLOSED: IrqSpinLock<Vec<u64>> = IrqSpinLock::new(Vec::new());
+
+/// Takes closed sockets apart: a connection finishes its FIN exchange in the background;
 /// listeners, unaccepted connections and datagram sockets go at once.
-fn close(n: &Net, id: u64) {
-    let mut st = n.stack.lock();
-    let Some(s) = st.inet.socks.remove(&id) else {
-        return;
-    };
-    if let Some(l) = s.listen {
-        for h in l.waiting.into_iter().chain(l.ready) {
-            st.sockets.get_mut::<tcp::Socket>(h).abort();
-            // Aborting queues a RST; the handle goes once it is sent.
-            st.inet.orphans.push(h);
-        }
-    }
-    if let Some(h) = s.handle {
-        match s.kind {
-            Kind::Stream => {
-                st.sockets.get_mut::<tcp::Socket>(h).close();
+pub fn reap_closed(st: &mut Stack) {
+    let ids = core::mem::take(&mut *CLOSED.lock());
+    for id in ids {
+        let Some(s) = st.inet.socks.remove(&id) else {
+            continue;
+        };
+        if let Some(l) = s.listen {
+            for h in l.waiting.into_iter().chain(l.ready) {
+                st.sockets.get_mut::<tcp::Socket>(h).abort();
+                // Aborting queues a RST; the handle goes once it is sent.
                 st.inet.orphans.push(h);
             }
-            Kind::Dgram | Kind::Icmp | Kind::RawIcmp => {
-                st.sockets.remove(h);
+        }
+        if let Some(h) = s.handle {
+            match s.kind {
+                Kind::Stream => {
+                    st.sockets.get_mut::<tcp::Socket>(h).close();
+                    st.inet.orphans.push(h);
+                }
+                Kind::Dgram | Kind::Icmp | Kind::RawIcmp => {
+                    st.sockets.remove(h);
+                }
             }
         }
     }
-    st.poll(n);
 }
 
 impl Drop for InetSock {
     fn drop(&mut self) {
         if let Some(n) = net() {
-            close(n, self.id);
+            CLOSED.lock().push(self.id);
+            n.kick();
         }
     }
 }
