@@ -270,6 +270,12 @@ int main(void) {
     CHECK_ERR("ppoll_sigmask_eintr", ppoll(&pp, 1, &ts, &empty), EINTR);
     sigprocmask(SIG_BLOCK, 0, &cur);
     CHECK("ppoll_mask_restored", got_usr1 == 2 && sigismember(&cur, SIGUSR1));
+    /* the kernel's sigset_t is 8 bytes: any other size is EINVAL, for ppoll and pselect6 alike */
+    ts.tv_sec = 0;
+    ts.tv_nsec = 0;
+    CHECK_ERR("ppoll_bad_sigsetsize", syscall(SYS_ppoll, &pp, 1, &ts, &empty, 4), EINVAL);
+    struct { const sigset_t *ss; size_t len; } sm = {&empty, 4};
+    CHECK_ERR("pselect6_bad_sigsetsize", syscall(SYS_pselect6, p[0] + 1, &rs, 0, 0, &ts, &sm), EINVAL);
     ts.tv_sec = 0;
     ts.tv_nsec = 50000000;
     t0 = now_ms();

@@ -125,40 +125,9 @@ fn epoll_wait(c: &mut Call<'_>) -> KResult<u64> {
     do_epoll_wait(c.i32(0), c.a1(), c.i32(2), ms_deadline(c.i32(3)))
 }
 
-/// Runs `f` with the signal mask at `mask_addr` (if any) in place; the old mask comes back
-/// afterwards, or after the handler when a signal interrupted the call.
-fn with_sigmask<T>(mask_addr: u64, size: u64, f: impl FnOnce() -> KResult<T>) -> KResult<T> {
-    let Some(t) = crate::proc::current_task() else {
-        return f();
-    };
-    if mask_addr == 0 {
-        return f();
-    }
-    if size != 8 {
-        return Err(Errno::EINVAL);
-    }
-    let m: u64 = read_val(mask_addr)?;
-    let keep =
-        (1u64 << (crate::proc::signal::SIGKILL - 1)) | (1u64 << (crate::proc::signal::SIGSTOP - 1));
-    let old = {
-        let mut s = t.sig.lock();
-        let o = s.mask;
-        s.mask = m & !keep;
-        o
-    };
-    let r = f();
-    let mut s = t.sig.lock();
-    if r.is_err() {
-        s.restore_mask = Some(old);
-    } else {
-        s.mask = old;
-    }
-    r
-}
-
 fn epoll_pwait(c: &mut Call<'_>) -> KResult<u64> {
     let (epfd, addr, max, deadline) = (c.i32(0), c.a1(), c.i32(2), ms_deadline(c.i32(3)));
-    with_sigmask(c.a4(), c.a5(), || do_epoll_wait(epfd, addr, max, deadline))
+    super::signal::with_sigmask(c.a4(), c.a5(), || do_epoll_wait(epfd, addr, max, deadline))
 }
 
 fn epoll_pwait2(c: &mut Call<'_>) -> KResult<u64> {
@@ -169,7 +138,7 @@ fn epoll_pwait2(c: &mut Call<'_>) -> KResult<u64> {
         Some(crate::time::now_ns().saturating_add(ts_ns(ts)?))
     };
     let (epfd, addr, max) = (c.i32(0), c.a1(), c.i32(2));
-    with_sigmask(c.a4(), c.a5(), || do_epoll_wait(epfd, addr, max, deadline))
+    super::signal::with_sigmask(c.a4(), c.a5(), || do_epoll_wait(epfd, addr, max, deadline))
 }
 
 // ---- eventfd --------------------------------------------------------------------------

@@ -75,10 +75,20 @@ pub struct Entry {
 pub struct Table([Option<Entry>; MAX_NR]);
 
 impl Table {
+    /// Registers `name` as system call `nr`. A number past the table or one registered twice
+    /// is a bug in the table (two handlers for one call, or a typo in a number): it stops the
+    /// kernel at the first system call, naming both, rather than one silently winning.
     pub fn add(&mut self, nr: usize, name: &'static str, handler: Handler) {
-        if let Some(slot) = self.0.get_mut(nr) {
-            *slot = Some(Entry { name, handler });
+        let Some(slot) = self.0.get_mut(nr) else {
+            panic!("syscall table: {name} has number {nr}, past the table's {MAX_NR}");
+        };
+        if let Some(old) = slot {
+            panic!(
+                "syscall table: {name} and {} both registered as number {nr}",
+                old.name
+            );
         }
+        *slot = Some(Entry { name, handler });
     }
 }
 

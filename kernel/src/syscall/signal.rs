@@ -325,3 +325,39 @@ fn rt_sigtimedwait(c: &mut Call<'_>) -> KResult<u64> {
     }
     Err(Errno::EAGAIN)
 }
+
+/// Runs `f` with the signal mask at `mask_addr` (if any; `size` bytes, which must be 8 as
+/// Linux's sigset_t) in place, SIGKILL and SIGSTOP never blocked; the old mask comes back
+/// afterwards, or after the handler when a signal interrupted the call. The one copy for
+/// `ppoll`, `pselect6`, `epoll_pwait` and `epoll_pwait2`.
+pub(super) fn with_sigmask<T>(
+    mask_addr: u64,
+    size: u64,
+    f: impl FnOnce() -> KResult<T>,
+) -> KResult<T> {
+    let Some(t) = current_task() else {
+        return f();
+    };
+    if mask_addr == 0 {
+        return f();
+    }
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let m: u64 = read_val(mask_addr)?;
+    let keep = (1u64 << (sig::SIGKILL - 1)) | (1u64 << (sig::SIGSTOP - 1));
+    let old = {
+        let mut s = t.sig.lock();
+        let o = s.mask;
+        s.mask = m & !keep;
+        o
+    };
+    let r = f();
+    let mut s = t.sig.lock();
+    if r.is_err() {
+        s.restore_mask = Some(old);
+    } else {
+        s.mask = old;
+    }
+    r
+}

@@ -102,35 +102,10 @@ fn ts_deadline(addr: u64) -> KResult<Option<u64>> {
     ))
 }
 
-/// Applies a temporary signal mask for ppoll/pselect (restored on the way out).
-fn with_sigmask<T>(mask_addr: u64, f: impl FnOnce() -> KResult<T>) -> KResult<T> {
-    let Some(t) = crate::proc::current_task() else {
-        return f();
-    };
-    if mask_addr == 0 {
-        return f();
-    }
-    let m: u64 = read_val(mask_addr)?;
-    let old = {
-        let mut s = t.sig.lock();
-        let o = s.mask;
-        s.mask = m;
-        o
-    };
-    let r = f();
-    let mut s = t.sig.lock();
-    if r.is_err() {
-        s.restore_mask = Some(old);
-    } else {
-        s.mask = old;
-    }
-    r
-}
-
 pub(super) fn ppoll(c: &mut Call<'_>) -> KResult<u64> {
     let deadline = ts_deadline(c.a2())?;
-    let (a, n, m) = (c.a0(), c.a1(), c.a3());
-    with_sigmask(m, || do_poll(a, n, deadline)).map_err(|e| {
+    let (a, n, m, size) = (c.a0(), c.a1(), c.a3(), c.a4());
+    crate::syscall::signal::with_sigmask(m, size, || do_poll(a, n, deadline)).map_err(|e| {
         if e == Errno::ERESTARTSYS {
             Errno::EINTR
         } else {
@@ -223,17 +198,20 @@ pub(super) fn select(c: &mut Call<'_>) -> KResult<u64> {
 
 pub(super) fn pselect6(c: &mut Call<'_>) -> KResult<u64> {
     let deadline = ts_deadline(c.a4())?;
-    let mask_addr = if c.a5() != 0 {
-        read_val::<u64>(c.a5())?
+    // The sixth argument points at `struct { const sigset_t *ss; size_t ss_len; }`.
+    let (mask_addr, size) = if c.a5() != 0 {
+        let [ss, len]: [u64; 2] = read_val(c.a5())?;
+        (ss, len)
     } else {
-        0
+        (0, 0)
     };
     let (n, r, w, e) = (c.a0(), c.a1(), c.a2(), c.a3());
-    with_sigmask(mask_addr, || do_select(n, r, w, e, deadline)).map_err(|e| {
-        if e == Errno::ERESTARTSYS {
-            Errno::EINTR
-        } else {
-            e
-        }
-    })
+    crate::syscall::signal::with_sigmask(mask_addr, size, || do_select(n, r, w, e, deadline))
+        .map_err(|e| {
+            if e == Errno::ERESTARTSYS {
+                Errno::EINTR
+            } else {
+                e
+            }
+        })
 }
