@@ -167,10 +167,10 @@ fn read_addr(addr: u64, len: u64) -> KResult<Vec<u8>> {
         return Err(Errno::EINVAL);
     }
     let mut path = b.split_off(2);
-    if path.first() != Some(&0) {
-        if let Some(n) = path.iter().position(|&c| c == 0) {
-            path.truncate(n);
-        }
+    if path.first() != Some(&0)
+        && let Some(n) = path.iter().position(|&c| c == 0)
+    {
+        path.truncate(n);
     }
     if path.is_empty() {
         return Err(Errno::EINVAL);
@@ -338,12 +338,11 @@ fn setsockopt(c: &mut Call<'_>) -> KResult<u64> {
 
 /// Raises SIGPIPE for EPIPE unless the caller passed MSG_NOSIGNAL.
 fn sigpipe<T>(r: KResult<T>, flags: u32) -> KResult<T> {
-    if let Err(Errno::EPIPE) = r {
-        if flags & MSG_NOSIGNAL == 0 {
-            if let Some(t) = crate::proc::current_task() {
-                crate::proc::signal::send_task(&t, crate::proc::signal::SIGPIPE);
-            }
-        }
+    if let Err(Errno::EPIPE) = r
+        && flags & MSG_NOSIGNAL == 0
+        && let Some(t) = crate::proc::current_task()
+    {
+        crate::proc::signal::send_task(&t, crate::proc::signal::SIGPIPE);
     }
     r
 }
