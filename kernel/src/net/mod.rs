@@ -206,6 +206,9 @@ pub fn init() {
             CHOICE.call_once(|| "native");
             procnet::register();
             let n = NET.call_once(|| n);
+            // After NET is set: the handler acknowledges the device through it (an
+            // interrupt it could not acknowledge would keep the level line asserted).
+            *n.irq.lock() = attach_irq(d);
             let net = n.clone();
             crate::sched::spawn("net", move || run(&net));
         }
@@ -257,13 +260,12 @@ fn bring_up(d: &'static crate::pci::PciDevice) -> Result<Arc<Net>, String> {
         interrupts: AtomicU64::new(0),
         polls: AtomicU64::new(0),
     });
-    *net.irq.lock() = attach_irq(d, &net);
     Ok(net)
 }
 
 /// Routes the function's INTx to a handler that acknowledges the e1000 and wakes the
 /// thread. Returns how interrupts arrive, for `/proc/drivers`.
-fn attach_irq(d: &'static crate::pci::PciDevice, net: &Arc<Net>) -> String {
+fn attach_irq(d: &'static crate::pci::PciDevice) -> String {
     use crate::arch::{apic, idt, ioapic};
     let Some(gsi) = crate::pci::irq(d) else {
         return String::from("polled (no routed INTx)");
@@ -277,7 +279,6 @@ fn attach_irq(d: &'static crate::pci::PciDevice, net: &Arc<Net>) -> String {
         return format!("polled (GSI {gsi} not routable)");
     }
     let _ = ioapic::unmask(gsi);
-    let _ = net;
     format!("gsi {gsi} vector {vector}")
 }
 
