@@ -13,7 +13,9 @@ use std::process::Command;
 
 /// The components linked into the kernel: NetBSD ext2fs and what it stands on (`rumpfs_ext2fs`
 /// shares ufs code with `rumpfs_ffs`; `rumpdev_disk` gives the disk layer etfs block devices
-/// use), plus FAT for USB sticks.
+/// use), FAT, and USB mass storage: the PCI bus on our `rumpcomp_pci_*` hypercalls, the
+/// EHCI/UHCI/OHCI and (our component) xHCI host controllers, the USB stack, umass and the
+/// SCSI disk driver `sd`.
 const COMPONENTS: &[&str] = &[
     "rump",
     "rumpvfs",
@@ -22,6 +24,12 @@ const COMPONENTS: &[&str] = &[
     "rumpfs_ffs",
     "rumpfs_ext2fs",
     "rumpfs_msdos",
+    "rumpdev_pci",
+    "rumpdev_pci_usbhc",
+    "rumpdev_pci_xhci",
+    "rumpdev_usb",
+    "rumpdev_umass",
+    "rumpdev_scsipi",
 ];
 
 fn link_sets(archive: &Path) -> BTreeSet<String> {

@@ -27,6 +27,8 @@ pub mod ext2_vfs;
 #[cfg(target_os = "none")]
 pub mod ipc;
 #[cfg(target_os = "none")]
+pub mod irq;
+#[cfg(target_os = "none")]
 pub mod ktest;
 #[cfg(target_os = "none")]
 pub mod ktests;

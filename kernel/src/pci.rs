@@ -447,3 +447,51 @@ pub fn describe(lines: &mut Vec<String>) {
         }
     }
 }
+
+/// Which stack drives a PCI function: the one place that records it (`/proc/drivers`
+/// prints it as `pci SLOT stack driver`). A function has at most one owner at a time: a
+/// native driver and the rump kernel never drive the same device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// `native` or `rump`.
+    pub stack: &'static str,
+    /// What drives it (`virtio-blk`, `usb host controller`, …).
+    pub driver: &'static str,
+}
+
+static OWNERS: IrqSpinLock<alloc::collections::BTreeMap<(u16, u8, u8, u8), Owner>> =
+    IrqSpinLock::new(alloc::collections::BTreeMap::new());
+
+fn owner_key(a: PciAddress) -> (u16, u8, u8, u8) {
+    (a.segment(), a.bus(), a.device(), a.function())
+}
+
+/// Records `owner` as the function's driver; fails with the current owner if another stack
+/// has it (claiming again for the same stack replaces the driver name).
+pub fn claim(addr: PciAddress, owner: Owner) -> Result<(), Owner> {
+    let mut o = OWNERS.lock();
+    match o.get(&owner_key(addr)) {
+        Some(cur) if cur.stack != owner.stack => Err(*cur),
+        _ => {
+            o.insert(owner_key(addr), owner);
+            Ok(())
+        }
+    }
+}
+
+/// The function's owner, if any.
+pub fn owner(addr: PciAddress) -> Option<Owner> {
+    OWNERS.lock().get(&owner_key(addr)).copied()
+}
+
+/// Every claimed function with its owner, in slot order.
+pub fn owners() -> Vec<(String, Owner)> {
+    let o = OWNERS.lock();
+    devices()
+        .iter()
+        .filter_map(|d| {
+            o.get(&owner_key(d.addr))
+                .map(|w| (adros_pci::slot_name(d.addr), *w))
+        })
+        .collect()
+}

@@ -544,6 +544,20 @@ fn global(name: &str) -> KResult<String> {
                     c.wait_ns / 1_000_000
                 );
             }
+            for (slot, o) in crate::pci::owners() {
+                let _ = writeln!(s, "pci {slot} stack={} driver=\"{}\"", o.stack, o.driver);
+            }
+            for line in crate::irq::report() {
+                let _ = writeln!(s, "{line}");
+            }
+            if crate::rump::LINKED {
+                for line in crate::rump::pci::report() {
+                    let _ = writeln!(s, "{line}");
+                }
+            }
+            for line in crate::rump::usb::report() {
+                let _ = writeln!(s, "{line}");
+            }
             let _ = writeln!(s, "ext2 default={}", crate::ext2_vfs::default_driver());
             for (name, _, _, driver) in crate::block::list() {
                 let _ = writeln!(s, "block {name} {driver}");

@@ -154,11 +154,31 @@ fn register_node(name: &str, rdev: u64, dev: Arc<dyn BlockDev>) {
     }
 }
 
+/// Linux's SCSI disk major (`/dev/sda`: USB sticks).
+pub const SD_MAJOR: u32 = 8;
+
+/// The next SCSI disk name (`sda`, `sdb`, …, `sdz`) and its index.
+pub fn next_sd_name() -> Option<(u32, String)> {
+    static NEXT_SD: IrqSpinLock<u32> = IrqSpinLock::new(0);
+    let mut n = NEXT_SD.lock();
+    let i = *n;
+    if i >= 26 {
+        return None;
+    }
+    *n += 1;
+    Some((i, format!("sd{}", (b'a' + i as u8) as char)))
+}
+
 /// Registers disk number `index` as `/dev/<name>` and its partitions as `/dev/<name>N`.
 pub fn add_disk(index: u32, dev: Arc<dyn BlockDev>) {
+    add_disk_major(VD_MAJOR, index, dev)
+}
+
+/// [`add_disk`] with another major number (minor = 16 × index + partition).
+pub fn add_disk_major(major: u32, index: u32, dev: Arc<dyn BlockDev>) {
     let name = String::from(dev.name());
     let sectors = dev.sectors();
-    register_node(&name, makedev(VD_MAJOR, index * 16), dev.clone());
+    register_node(&name, makedev(major, index * 16), dev.clone());
     let parts = part::scan(sectors, |lba, buf| dev.read_sectors(lba, buf).is_ok());
     let mut names = Vec::new();
     for p in parts {
@@ -172,17 +192,17 @@ pub fn add_disk(index: u32, dev: Arc<dyn BlockDev>) {
             start: p.start,
             len: p.sectors,
         });
-        register_node(&pname, makedev(VD_MAJOR, index * 16 + p.number), pd);
+        register_node(&pname, makedev(major, index * 16 + p.number), pd);
         names.push(format!(
             "{pname} ({} MiB at sector {})",
-            p.sectors * SECTOR >> 20,
+            (p.sectors * SECTOR) >> 20,
             p.start
         ));
     }
     log::info!(
         "block: /dev/{name}: {} sectors ({} MiB), {}{}{}",
         sectors,
-        sectors * SECTOR >> 20,
+        (sectors * SECTOR) >> 20,
         dev.driver(),
         if names.is_empty() {
             ""
@@ -230,7 +250,7 @@ pub fn read_bytes_many(dev: &dyn BlockDev, reqs: &mut [(u64, &mut [u8])]) -> KRe
     let size = dev.sectors() * SECTOR;
     let aligned = reqs
         .iter()
-        .all(|(off, b)| off % SECTOR == 0 && b.len() as u64 % SECTOR == 0);
+        .all(|(off, b)| off.is_multiple_of(SECTOR) && (b.len() as u64).is_multiple_of(SECTOR));
     if !aligned {
         for (off, b) in reqs.iter_mut() {
             if read_bytes(dev, *off, b)? != b.len() {

@@ -53,10 +53,10 @@ pub fn scan(disk_sectors: u64, mut read: impl FnMut(u64, &mut [u8]) -> bool) -> 
             le32(&mbr, o + 12) as u64,
         )
     };
-    if (0..4).any(|i| entry(i).0 == 0xEE) {
-        if let Some(v) = scan_gpt(disk_sectors, &mut read) {
-            return v;
-        }
+    if (0..4).any(|i| entry(i).0 == 0xEE)
+        && let Some(v) = scan_gpt(disk_sectors, &mut read)
+    {
+        return v;
     }
     let mut v = Vec::new();
     for i in 0..4 {
@@ -71,6 +71,11 @@ pub fn scan(disk_sectors: u64, mut read: impl FnMut(u64, &mut [u8]) -> bool) -> 
                 start,
                 sectors: len,
             });
+        } else {
+            log::warn!(
+                "block: MBR partition {} (sectors {start}+{len}) lies past the end of the disk ({disk_sectors} sectors): ignored",
+                i + 1
+            );
         }
     }
     v
@@ -96,7 +101,7 @@ fn scan_gpt(
     let arr_lba = le64(&h, 72);
     let n = le32(&h, 80) as usize;
     let esz = le32(&h, 84) as usize;
-    if esz < 128 || esz % 8 != 0 || n == 0 || n > 1024 || esz > 1024 {
+    if esz < 128 || !esz.is_multiple_of(8) || n == 0 || n > 1024 || esz > 1024 {
         return None;
     }
     let bytes = (n * esz).next_multiple_of(512);

@@ -31,8 +31,6 @@ use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, P
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
 use super::layer::{BlockDev, SECTOR, add_disk, next_disk_name};
-use crate::arch::idt::TrapFrame;
-use crate::arch::{apic, idt, ioapic};
 use crate::errno::{Errno, KResult};
 use crate::mm::dma::DmaBuffer;
 use crate::mm::layout::PHYS_OFFSET;
@@ -319,9 +317,11 @@ pub struct VirtioDisk {
 }
 
 static DISKS: IrqSpinLock<Vec<Arc<VirtioDisk>>> = IrqSpinLock::new(Vec::new());
-static VECTORS: IrqSpinLock<BTreeMap<u32, u8>> = IrqSpinLock::new(BTreeMap::new());
+/// The interrupt lines a virtio handler is attached to.
+static VIRTIO_LINES: IrqSpinLock<alloc::collections::BTreeSet<u32>> =
+    IrqSpinLock::new(alloc::collections::BTreeSet::new());
 
-fn irq_handler(_f: &mut TrapFrame) {
+fn irq_handler() {
     let disks = DISKS.lock().clone();
     for d in disks {
         let mut wake = Vec::new();
@@ -695,6 +695,14 @@ pub fn probe_all() {
 
 fn probe(d: &'static crate::pci::PciDevice) -> Result<(), String> {
     use alloc::format;
+    pci::claim(
+        d.addr,
+        pci::Owner {
+            stack: "native",
+            driver: "virtio-blk",
+        },
+    )
+    .map_err(|o| format!("owned by the {} stack ({})", o.stack, o.driver))?;
     pci::enable_memory(d);
     pci::enable_io(d);
     pci::enable_bus_master(d);
@@ -733,33 +741,16 @@ fn probe(d: &'static crate::pci::PciDevice) -> Result<(), String> {
     DISKS.lock().push(disk.clone());
     match pci::irq(d) {
         Some(gsi) => {
-            let vector = {
-                let mut v = VECTORS.lock();
-                match v.get(&gsi) {
-                    Some(&x) => Some(x),
-                    None => {
-                        let x = ioapic::alloc_vector();
-                        if let Some(x) = x {
-                            idt::register(x, irq_handler);
-                            v.insert(gsi, x);
-                        }
-                        x
-                    }
-                }
-            };
-            match vector {
-                Some(vec) => {
-                    // PCI INTx: level-triggered, active low.
-                    if ioapic::route(gsi, vec, apic::id(), true, true).is_ok() {
-                        if let Some(b) = disk.hw.lock().blk.as_mut() {
-                            b.enable_interrupts();
-                        }
-                        let _ = ioapic::unmask(gsi);
-                    } else {
-                        log::warn!("{}: GSI {gsi} not routable; polling every 10 ms", disk.name);
-                    }
-                }
-                None => log::warn!("{}: no free vector; polling every 10 ms", disk.name),
+            // One handler per line serves every virtio disk on it.
+            let first = VIRTIO_LINES.lock().insert(gsi);
+            let attached = !first
+                || crate::irq::attach(gsi, "virtio-blk", alloc::boxed::Box::new(irq_handler))
+                    .inspect_err(|e| {
+                        log::warn!("{}: GSI {gsi}: {e:?}; polling every 10 ms", disk.name)
+                    })
+                    .is_ok();
+            if attached && let Some(b) = disk.hw.lock().blk.as_mut() {
+                b.enable_interrupts();
             }
         }
         None => log::warn!("{}: no routed INTx; polling every 10 ms", disk.name),

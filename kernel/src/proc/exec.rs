@@ -195,7 +195,8 @@ pub fn execve(
     th.fs_base.store(0, Ordering::Relaxed);
     drop(old_space); // no CPU runs on it now (other threads of the process were killed)
     th.reset_fpu();
-    p.files.lock().close_on_exec();
+    let closed = p.files.lock().close_on_exec();
+    drop(closed);
     p.sig.lock().reset_for_exec();
     // Pending signals and the mask survive execve (POSIX); only the alternate stack goes.
     t.sig.lock().altstack = (0, 0, 2);

@@ -128,12 +128,17 @@ impl FdTable {
         Ok(e)
     }
 
-    pub fn close_on_exec(&mut self) {
+    /// Removes the close-on-exec descriptors and returns their files: the caller drops them
+    /// after releasing the table's lock (closing may call into the rump kernel).
+    pub fn close_on_exec(&mut self) -> Vec<Arc<File>> {
+        let mut closed = Vec::new();
         for e in self.fds.iter_mut() {
             if let Some(x) = e.take_if(|x| x.cloexec) {
                 crate::fs::lock::fd_closed(&x.file);
+                closed.push(x.file);
             }
         }
+        closed
     }
 
     pub fn close_all(&mut self) {

@@ -571,7 +571,11 @@ pub fn exit_group(status: ExitStatus) -> ! {
 
 /// Last thread gone: close files, release memory, reparent children, notify the parent.
 fn finish_process(p: &Arc<Process>) {
-    p.files.lock().close_all();
+    // Taken out first: closing a file can call into the rump kernel (a file on a rump
+    // mount), which must not happen with the table's IrqSpinLock held (interrupts off).
+    let mut files = core::mem::take(&mut *p.files.lock());
+    files.close_all();
+    drop(files);
     *p.fs.lock() = None;
     let status = p.exit.lock().unwrap_or(ExitStatus::Exited(0));
     if p.pid == p.sid() {

@@ -25,7 +25,9 @@ use core::task::Waker;
 
 use rumpuser_adros::Errno as NbErrno;
 use rumpuser_adros::Host;
-use rumpuser_adros::host::{FileType, OpenFlags, SyncFlags, ThreadCookie, ThreadEntry};
+use rumpuser_adros::host::{
+    DmaBlock, FileType, IrqHandler, OpenFlags, PciAddr, SyncFlags, ThreadCookie, ThreadEntry,
+};
 
 use crate::block::{self, BlockDev};
 use crate::mm::phys;
@@ -74,10 +76,14 @@ impl KernelHost {
     /// The first error, after trying them all.
     pub fn flush_all(&self) -> crate::errno::KResult<()> {
         let devs: Vec<Arc<dyn BlockDev>> = self.files.lock().iter().flatten().cloned().collect();
-        devs.iter()
-            .filter(|d| !d.read_only())
-            .map(|d| d.flush())
-            .fold(Ok(()), |acc, r| acc.and(r))
+        let mut first = Ok(());
+        for d in devs.iter().filter(|d| !d.read_only()) {
+            let r = d.flush();
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
     }
 }
 
@@ -330,6 +336,44 @@ impl Host for KernelHost {
     }
     fn sync(&self, fd: i32, _flags: SyncFlags) -> Result<(), NbErrno> {
         self.file(fd)?.flush().map_err(nb)
+    }
+
+    // PCI, DMA and interrupts for rump device drivers: kernel/src/rump/pci.rs.
+    fn pci_conf_read(&self, a: PciAddr, reg: u32) -> Result<u32, NbErrno> {
+        super::pci::conf_read(a, reg)
+    }
+    fn pci_conf_write(&self, a: PciAddr, reg: u32, val: u32) -> Result<(), NbErrno> {
+        super::pci::conf_write(a, reg, val)
+    }
+    fn pci_map(&self, pa: u64, len: u64) -> Option<NonNull<u8>> {
+        super::pci::map(pa, len)
+    }
+    fn pci_iospace_init(&self) -> Result<(), NbErrno> {
+        // rump's bus_space does in/out itself; the kernel runs at CPL 0.
+        Ok(())
+    }
+    fn pci_dmalloc(&self, size: usize, align: usize) -> Result<DmaBlock, NbErrno> {
+        super::pci::dmalloc(size, align)
+    }
+    fn pci_dmafree(&self, va: usize, size: usize) {
+        super::pci::dmafree(va, size)
+    }
+    fn pci_dmamem_map(&self, segs: &[(u64, u64)], total: usize) -> Result<NonNull<u8>, NbErrno> {
+        super::pci::dmamem_map(segs, total)
+    }
+    fn pci_virt_to_mach(&self, va: usize) -> u64 {
+        super::pci::virt_to_mach(va)
+    }
+    fn pci_irq_map(&self, a: PciAddr, intrline: i32, cookie: u32) -> Result<(), NbErrno> {
+        super::pci::irq_map(a, intrline, cookie)
+    }
+    fn pci_irq_establish(
+        &self,
+        cookie: u32,
+        handler: IrqHandler,
+        arg: *mut c_void,
+    ) -> Option<NonNull<c_void>> {
+        super::pci::irq_establish(cookie, handler, arg)
     }
 }
 

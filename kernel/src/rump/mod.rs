@@ -9,7 +9,9 @@
 //! marked dead, its mounts answer EIO, and AdrOS carries on.
 
 pub mod host;
+pub mod pci;
 pub mod sys;
+pub mod usb;
 pub mod vfs;
 
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -71,6 +73,11 @@ pub fn start() {
     }
     rumpuser_adros::set_host(&host::HOST);
     crate::sched::thread::RUMP_EXIT_HOOK.call_once(|| sys::thread_exit_hook);
+    // PCI functions NetBSD's drivers are to own must be handed over before rump_init's
+    // autoconfiguration walks the bus.
+    usb::assign();
+    crate::fs::register_filesystem_data("vfat", mount_fat);
+    crate::fs::register_filesystem_data("msdos", mount_fat);
     STATE.store(STARTING, Ordering::Release);
     crate::sched::thread::spawn("rump_init", || {
         let t0 = crate::time::now_ns();
@@ -89,6 +96,7 @@ pub fn start() {
                 );
                 let _ =
                     STATE.compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
+                usb::start_discovery();
             }
             Err(e) => {
                 log::error!(
@@ -130,4 +138,17 @@ fn died(code: i32, panic: bool) {
     } else {
         crate::println!("rump: the NetBSD kernel exited ({code}); its mounts now fail with EIO");
     }
+}
+
+/// The `mount -t vfat|msdos` factory: NetBSD's msdosfs (there is no native FAT driver).
+fn mount_fat(
+    source: &str,
+    data: &str,
+) -> KResult<alloc::sync::Arc<dyn crate::fs::node::FileSystem>> {
+    let o = crate::ext2_vfs::parse_options(data)?;
+    if o.rump == Some(false) {
+        crate::println!("vfat: there is no native FAT driver (driver=rump only)");
+        return Err(Errno::ENODEV);
+    }
+    vfs::mount_msdos(source, o.read_only, o.sync)
 }

@@ -81,6 +81,55 @@ pub struct UfsArgs {
     pub fspec: *const c_char,
 }
 
+/// `struct uucred` (amd64; `NGROUPS_MAX` 16).
+#[repr(C)]
+#[derive(Default)]
+pub struct NbUucred {
+    pub cr_unused: u16,
+    pub cr_uid: u32,
+    pub cr_gid: u32,
+    pub cr_ngroups: i16,
+    pub cr_groups: [u32; 16],
+}
+
+/// `struct export_args30` (the padding in `msdosfs_args`).
+#[repr(C)]
+pub struct NbExportArgs30 {
+    pub ex_flags: c_int,
+    pub ex_root: u32,
+    pub ex_anon: NbUucred,
+    pub ex_addr: *mut c_void,
+    pub ex_addrlen: c_int,
+    pub ex_mask: *mut c_void,
+    pub ex_masklen: c_int,
+    pub ex_indexfile: *mut c_char,
+}
+const _: () = assert!(core::mem::size_of::<NbExportArgs30>() == 128);
+
+/// `struct msdosfs_args` (version 3).
+#[repr(C)]
+pub struct MsdosfsArgs {
+    pub fspec: *const c_char,
+    pub pad: NbExportArgs30,
+    pub uid: u32,
+    pub gid: u32,
+    pub mask: u32,
+    pub flags: c_int,
+    pub version: c_int,
+    pub dirmask: u32,
+    pub gmtoff: c_int,
+}
+pub const MSDOSFSMNT_LONGNAME: c_int = 2;
+pub const MSDOSFSMNT_VERSIONED: c_int = 16;
+pub const MSDOSFSMNT_VERSION: c_int = 3;
+
+/// NetBSD disk ioctls (`sys/dkio.h`).
+pub const DIOCGMEDIASIZE: u64 = 0x4008_6484;
+pub const DIOCGSECTORSIZE: u64 = 0x4004_6485;
+pub const DIOCCACHESYNC: u64 = 0x8004_6476;
+/// NetBSD `S_IFCHR`.
+pub const NB_S_IFCHR: u32 = 0o020000;
+
 pub const RUMP_ETFS_BLK: c_int = 1;
 
 // NetBSD open(2) flags and *at constants.
@@ -195,6 +244,8 @@ mod ffi {
         pub fn unmount(path: *const c_char, flags: c_int) -> c_int;
         #[link_name = "rump___sysimpl_sync"]
         pub fn sync() -> c_int;
+        #[link_name = "rump___sysimpl_ioctl"]
+        pub fn ioctl(fd: c_int, cmd: u64, arg: *mut c_void) -> c_int;
         #[link_name = "rump___sysimpl_fchmod"]
         pub fn fchmod(fd: c_int, mode: u32) -> c_int;
         #[link_name = "rump___sysimpl_fchown"]
@@ -253,6 +304,7 @@ mod ffi {
         mount(*const c_char, *const c_char, c_int, *mut c_void, usize) -> c_int;
         unmount(*const c_char, c_int) -> c_int;
         sync() -> c_int;
+        ioctl(c_int, u64, *mut c_void) -> c_int;
         fchmod(c_int, u32) -> c_int;
         fchown(c_int, u32, u32) -> c_int;
         futimens(c_int, *const NbTimespec) -> c_int;
@@ -656,4 +708,48 @@ pub fn sync() {
     bind();
     // SAFETY: plain call.
     unsafe { ffi::sync() };
+}
+
+/// `mount("msdos", …)` with long names, root-owned files, mode 0755.
+pub fn mount_msdos(path: &str, flags: c_int, fspec: &str) -> KResult<()> {
+    bind();
+    let (t, p, sp) = (cstr("msdos")?, cstr(path)?, cstr(fspec)?);
+    let mut args = MsdosfsArgs {
+        fspec: sp.as_ptr(),
+        pad: NbExportArgs30 {
+            ex_flags: 0,
+            ex_root: 0,
+            ex_anon: NbUucred::default(),
+            ex_addr: core::ptr::null_mut(),
+            ex_addrlen: 0,
+            ex_mask: core::ptr::null_mut(),
+            ex_masklen: 0,
+            ex_indexfile: core::ptr::null_mut(),
+        },
+        uid: 0,
+        gid: 0,
+        mask: 0o755,
+        flags: MSDOSFSMNT_LONGNAME | MSDOSFSMNT_VERSIONED,
+        version: MSDOSFSMNT_VERSION,
+        dirmask: 0o755,
+        gmtoff: 0,
+    };
+    // SAFETY: valid strings; args is a msdosfs_args of the given size, alive for the call.
+    chk(unsafe {
+        ffi::mount(
+            t.as_ptr(),
+            p.as_ptr(),
+            flags,
+            (&mut args as *mut MsdosfsArgs).cast::<c_void>(),
+            core::mem::size_of::<MsdosfsArgs>(),
+        )
+    })
+    .map(drop)
+}
+
+/// An ioctl whose argument is a plain value of type `T` (in, out or both).
+pub fn ioctl<T: Copy>(fd: c_int, cmd: u64, arg: &mut T) -> KResult<()> {
+    bind();
+    // SAFETY: arg is a valid, exclusive `T` for the call; the command's size is T's.
+    chk(unsafe { ffi::ioctl(fd, cmd, (arg as *mut T).cast::<c_void>()) }).map(drop)
 }

@@ -172,7 +172,8 @@ impl FileSystem for RumpFs {
         if let Some(n) = self.live(self.root_ino) {
             return n;
         }
-        let st = sys::fstatat(sys::AT_FDCWD, &self.mnt, 0).unwrap_or_default();
+        let mut st = sys::fstatat(sys::AT_FDCWD, &self.mnt, 0).unwrap_or_default();
+        st.st_ino = self.root_ino;
         match self.node(None, "", &st, None) {
             Ok(n) => n,
             Err(e) => {
@@ -444,7 +445,11 @@ impl RumpNode {
 impl Inode for RumpNode {
     fn stat(&self) -> Stat {
         match self.nb_stat() {
-            Ok(st) => self.fs.stat_of(&st),
+            // The node's own number: the root's may be remapped (see `mount_rump`).
+            Ok(st) => Stat {
+                ino: self.ino,
+                ..self.fs.stat_of(&st)
+            },
             Err(_) => Stat {
                 dev: self.fs.dev,
                 ino: self.ino,
@@ -723,8 +728,42 @@ impl Inode for RumpNode {
 /// Like Linux's ext2 (and unlike NetBSD's default), metadata is written back asynchronously
 /// (`MNT_ASYNC`) unless `-o sync` asks otherwise, and access times follow `relatime`.
 pub fn mount_ext2(source: &str, read_only: bool, sync: bool) -> KResult<Arc<dyn FileSystem>> {
+    mount_rump(source, read_only, sync, RumpFsKind::Ext2)
+}
+
+/// `mount -t vfat|msdos SOURCE`: NetBSD's msdosfs in the rump kernel (FAT12/16/32), with
+/// long names (`MSDOSFSMNT_LONGNAME`, as NetBSD's `-o longnames`), files and directories
+/// owned by root, mode 0755 (0777 & ~022, like Linux's default `umask=022`).
+pub fn mount_msdos(source: &str, read_only: bool, sync: bool) -> KResult<Arc<dyn FileSystem>> {
+    mount_rump(source, read_only, sync, RumpFsKind::Msdos)
+}
+
+/// The NetBSD file systems the bridge mounts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RumpFsKind {
+    Ext2,
+    Msdos,
+}
+
+impl RumpFsKind {
+    /// (AdrOS type name, NetBSD type name, what the log calls it).
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            RumpFsKind::Ext2 => ("ext2", "ext2fs", "NetBSD ext2fs"),
+            RumpFsKind::Msdos => ("vfat", "msdos", "NetBSD msdosfs"),
+        }
+    }
+}
+
+fn mount_rump(
+    source: &str,
+    read_only: bool,
+    sync: bool,
+    kind: RumpFsKind,
+) -> KResult<Arc<dyn FileSystem>> {
+    let (ty, nbty, what) = kind.names();
     super::ready()
-        .inspect_err(|_| crate::println!("ext2: the rump stack is {}", super::state_name()))?;
+        .inspect_err(|_| crate::println!("{ty}: the rump stack is {}", super::state_name()))?;
     let st = crate::fs::stat(&crate::fs::FsCtx::kernel(), None, source, true)?;
     if st.file_type() != S_IFBLK {
         return Err(Errno::ENOTBLK);
@@ -751,24 +790,35 @@ pub fn mount_ext2(source: &str, read_only: bool, sync: bool) -> KResult<Arc<dyn 
         } else {
             sys::MNT_ASYNC
         };
-    if let Err(e) = sys::mount_ufs("ext2fs", &mnt, flags, &key) {
-        crate::println!("ext2: NetBSD ext2fs cannot mount {source}: {e:?}");
+    let r = match kind {
+        RumpFsKind::Ext2 => sys::mount_ufs(nbty, &mnt, flags, &key),
+        RumpFsKind::Msdos => sys::mount_msdos(&mnt, flags, &key),
+    };
+    if let Err(e) = r {
+        crate::println!("{ty}: {what} cannot mount {source}: {e:?}");
         let _ = sys::unlinkat(sys::AT_FDCWD, &mnt, sys::AT_REMOVEDIR);
         let _ = sys::etfs_remove(&key);
         return Err(e);
     }
     let root = sys::fstatat(sys::AT_FDCWD, &mnt, 0)?;
     log::info!(
-        "ext2: {source} mounted by NetBSD ext2fs (rump, {mnt}{})",
+        "{ty}: {source} mounted by {what} (rump, {mnt}{})",
         if read_only { ", read-only" } else { "" }
     );
     let fs = Arc::new_cyclic(|me| RumpFs {
         mnt,
         key,
-        fstype: "ext2",
+        fstype: ty,
         dev: st.rdev,
         read_only,
-        root_ino: root.st_ino,
+        // NetBSD's msdosfs numbers a FAT32 root directory like the first entry in it
+        // (both: its cluster's first block × entries per block), so a file there would
+        // share the root's number; the root gets 1, which msdosfs gives only to a FAT12/16
+        // root.
+        root_ino: match kind {
+            RumpFsKind::Ext2 => root.st_ino,
+            RumpFsKind::Msdos => 1,
+        },
         rename: SleepLock::new(()),
         nodes: SpinLock::new(BTreeMap::new()),
         recent: SpinLock::new(alloc::collections::VecDeque::new()),

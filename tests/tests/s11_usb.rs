@@ -1,0 +1,607 @@
+//! s11: USB sticks through NetBSD's USB stack in the rump kernel (`usb.driver=rump`), on
+//! QEMU's `usb-ehci` and `qemu-xhci`. Sticks are made on the host: a partitioned FAT32 stick
+//! (MBR, `mkfs.vfat` + `mcopy`: long names with spaces, a 24 MB file) and a whole-disk ext2
+//! stick (`mke2fs -d`). In the guest the stick must appear as `/dev/sda` (with `/dev/sda1`
+//! from AdrOS's own MBR code), mount (`-t vfat`: NetBSD's msdosfs; `-t ext2`: both stacks)
+//! and read byte-exact (every file's md5 equals the host's). A write workload on FAT must
+//! leave the partition `fsck.vfat -n`-clean with exactly the expected files (read back with
+//! mtools). Bad input — a partition that lies past the end of the stick — fails with an
+//! errno and a log line, and the kernel lives. Every test is skipped (counted as skipped)
+//! without NetBSD source, or without the host tools it needs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use adros_tests::{Boot, banner, rump_linked, skip, test_dir};
+
+const MIB: u64 = 1 << 20;
+
+fn tools_available(test: &str, tools: &[&str]) -> bool {
+    if !rump_linked() {
+        skip(
+            test,
+            "no NetBSD source: the kernel was built without the rump components",
+        );
+        return false;
+    }
+    for t in tools {
+        let found = std::env::var_os("PATH").is_some_and(|p| {
+            std::env::split_paths(&p).any(|d| d.join(t).is_file())
+                || Path::new("/usr/sbin").join(t).is_file()
+                || Path::new("/sbin").join(t).is_file()
+        });
+        if !found {
+            skip(test, &format!("{t} is not installed on the host"));
+            return false;
+        }
+    }
+    true
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sbin(tool: &str) -> String {
+    for d in ["/usr/sbin", "/sbin"] {
+        let p = Path::new(d).join(tool);
+        if p.is_file() {
+            return p.display().to_string();
+        }
+    }
+    tool.to_string()
+}
+
+/// Deterministic pseudo-random bytes.
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 7) as u8
+        })
+        .collect()
+}
+
+/// Writes an MBR with one primary partition (`start`, `count` sectors, type `ty`).
+fn write_mbr(img: &Path, start: u32, count: u32, ty: u8) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+    let mut mbr = [0u8; 512];
+    let e = &mut mbr[446..462];
+    e[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    e[4] = ty;
+    e[5..8].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    e[8..12].copy_from_slice(&start.to_le_bytes());
+    e[12..16].copy_from_slice(&count.to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(&mbr).unwrap();
+}
+
+/// The source tree every stick carries (long names with spaces, a nested directory, a
+/// 24 MB file).
+fn source_tree(dir: &Path) -> PathBuf {
+    let src = dir.join("src");
+    let _ = std::fs::remove_dir_all(&src);
+    std::fs::create_dir_all(src.join("dir with spaces/deeper level")).unwrap();
+    std::fs::write(src.join("hello.txt"), "hello from the host\n").unwrap();
+    std::fs::write(
+        src.join("A Long File Name With Spaces.txt"),
+        pattern(5_000, 1),
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("dir with spaces/another long name.dat"),
+        pattern(300_000, 2),
+    )
+    .unwrap();
+    std::fs::write(src.join("dir with spaces/deeper level/small"), "x\n").unwrap();
+    std::fs::write(src.join("big file.bin"), pattern(24_000_000, 3)).unwrap();
+    src
+}
+
+/// Partition 1 of a FAT32 stick starts here (sectors).
+const FAT_START: u32 = 2048;
+
+/// A 96 MiB stick: MBR, partition 1 FAT32 (LBA, type 0x0c) holding `src`.
+fn fat_stick(dir: &Path, src: &Path) -> PathBuf {
+    let img = dir.join("fat.img");
+    let size = 96 * MIB;
+    let f = std::fs::File::create(&img).unwrap();
+    f.set_len(size).unwrap();
+    drop(f);
+    let count = (size / 512) as u32 - FAT_START;
+    write_mbr(&img, FAT_START, count, 0x0c);
+    run(Command::new(sbin("mkfs.vfat"))
+        .args(["-F", "32", "-n", "ADROSUSB", "--offset"])
+        .arg(FAT_START.to_string())
+        .arg(&img)
+        .arg((count / 2).to_string()));
+    let target = format!("{}@@{}", img.display(), u64::from(FAT_START) * 512);
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        run(Command::new("mcopy")
+            .args(["-s", "-Q", "-i", &target])
+            .arg(e.path())
+            .arg("::/"));
+    }
+    img
+}
+
+/// `SUM <md5> ./<path>` for every file under `root`, sorted.
+fn host_sums(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                let sum = run(Command::new("md5sum").arg(&p));
+                let sum = sum.split_whitespace().next().unwrap_or("").to_string();
+                out.push(format!("SUM {sum} ./{rel}"));
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(root, root, &mut v);
+    v.sort();
+    v
+}
+
+/// Shell: wait (bounded) for a device node, as the USB stack attaches sticks asynchronously.
+fn wait_for(dev: &str) -> String {
+    format!(
+        "i=0; while [ ! -e {dev} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+         [ -e {dev} ] || {{ echo NO-DEVICE {dev}; cat /proc/drivers; exit 9; }}; "
+    )
+}
+
+/// Shell: `SUM <md5> ./<path>` for every file under the current directory.
+const SUMS: &str = "find . -type f | sort | while IFS= read -r f; do \
+     echo \"SUM $(md5sum < \"$f\" | cut -d' ' -f1) $f\"; done; ";
+
+struct Guest {
+    out: String,
+    status: i32,
+    serial: String,
+}
+
+fn exec(name: &str, controller: &str, cmd: &str, sticks: &[&Path], loglevel: u32) -> Guest {
+    let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+    let mut b = Boot::new(name)
+        .smp(2)
+        .usb_controller(controller)
+        .args(&format!("loglevel={loglevel} adros.exec={hex}"))
+        .timeout(Duration::from_secs(300));
+    for s in sticks {
+        b = b.usb_disk(s.to_path_buf());
+    }
+    let t = b.run();
+    if let Some(report) = banner::crash_report(t.serial()) {
+        t.fail(&format!("the kernel crashed:\n{report}"));
+    }
+    if t.serial().contains("NetBSD kernel panicked") {
+        t.fail("the rump kernel panicked");
+    }
+    if t.serial()
+        .contains("called into the rump kernel with interrupts off")
+    {
+        t.fail("a thread called into the rump kernel with interrupts off (it can deadlock)");
+    }
+    let s = t.serial().replace('\r', "");
+    let Some(b) = s.find("@@ADROS-EXEC-BEGIN@@\n") else {
+        t.fail("the command never started (no BEGIN marker)")
+    };
+    let rest = &s[b + "@@ADROS-EXEC-BEGIN@@\n".len()..];
+    let Some(e) = rest.find("\n@@ADROS-EXEC-EXIT ") else {
+        t.fail("the command never finished (no EXIT marker)")
+    };
+    let status: i32 = rest[e + "\n@@ADROS-EXEC-EXIT ".len()..]
+        .split("@@")
+        .next()
+        .and_then(|x| x.trim().parse().ok())
+        .unwrap_or(-1);
+    Guest {
+        out: rest[..e].to_string(),
+        status,
+        serial: s.clone(),
+    }
+}
+
+fn guest_sums(out: &str, tag: &str) -> Vec<String> {
+    let mut v: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix(tag))
+        .map(|l| format!("SUM {l}"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn fat_reads_byte_exact(controller: &str) {
+    let test = format!("s11_usb-fat32_stick_reads_byte_exact_{controller}");
+    if !tools_available(&test, &["mkfs.vfat", "mcopy", "md5sum"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(&test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = source_tree(&dir);
+    let img = fat_stick(&dir, &src);
+    let want = host_sums(&src);
+    let cmd = format!(
+        "{}mkdir -p /m && mount -t vfat /dev/sda1 /m || exit 10; cd /m && {} cd / && \
+         grep -E 'pci|usb' /proc/drivers; umount /m || exit 11",
+        wait_for("/dev/sda1"),
+        SUMS.replace("echo \"SUM", "echo \"FAT")
+    );
+    let g = exec(&test, controller, &cmd, &[&img], 3);
+    let got = guest_sums(&g.out, "FAT ");
+    assert_eq!(
+        g.status, 0,
+        "guest command failed ({}):\n{}",
+        g.status, g.out
+    );
+    assert_eq!(
+        got, want,
+        "checksums in the guest differ from the host's\nguest output:\n{}",
+        g.out
+    );
+    assert!(
+        g.out.contains("stack=rump") && g.out.contains("usb-disk sda"),
+        "/proc/drivers does not show the stick on the rump stack:\n{}",
+        g.out
+    );
+}
+
+#[test]
+fn fat32_stick_reads_byte_exact_ehci() {
+    fat_reads_byte_exact("ehci");
+}
+
+#[test]
+fn fat32_stick_reads_byte_exact_xhci() {
+    fat_reads_byte_exact("xhci");
+}
+
+fn ext2_reads_byte_exact(controller: &str) {
+    let test = format!("s11_usb-ext2_stick_reads_byte_exact_{controller}");
+    if !tools_available(&test, &["mke2fs", "md5sum"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(&test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = source_tree(&dir);
+    let img = dir.join("ext2.img");
+    run(Command::new(sbin("mke2fs"))
+        .args(["-q", "-F", "-t", "ext2", "-d"])
+        .arg(&src)
+        .arg(&img)
+        .arg("64M"));
+    let want = host_sums(&src);
+    let cmd = format!(
+        "{}mkdir -p /m && mount -t ext2 -o driver=native /dev/sda /m || exit 10; cd /m && {} \
+         cd / && umount /m || exit 11; mount -t ext2 -o driver=rump,ro /dev/sda /m || exit 12; \
+         cd /m && {} cd / && umount /m || exit 13",
+        wait_for("/dev/sda"),
+        SUMS.replace("echo \"SUM", "echo \"NATIVE"),
+        SUMS.replace("echo \"SUM", "echo \"RUMP")
+    );
+    let g = exec(&test, controller, &cmd, &[&img], 3);
+    assert_eq!(
+        g.status, 0,
+        "guest command failed ({}):\n{}",
+        g.status, g.out
+    );
+    // lost+found is empty: only the tree's files are listed.
+    assert_eq!(
+        guest_sums(&g.out, "NATIVE "),
+        want,
+        "native ext2 on the stick: checksums differ\n{}",
+        g.out
+    );
+    assert_eq!(
+        guest_sums(&g.out, "RUMP "),
+        want,
+        "NetBSD ext2fs on the stick: checksums differ\n{}",
+        g.out
+    );
+}
+
+#[test]
+fn ext2_stick_reads_byte_exact_ehci() {
+    ext2_reads_byte_exact("ehci");
+}
+
+#[test]
+fn ext2_stick_reads_byte_exact_xhci() {
+    ext2_reads_byte_exact("xhci");
+}
+
+fn fat_write_workload(controller: &str) {
+    let test = format!("s11_usb-fat_write_workload_leaves_fsck_clean_{controller}");
+    if !tools_available(
+        &test,
+        &["mkfs.vfat", "mcopy", "mtype", "mdir", "fsck.vfat", "md5sum"],
+    ) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(&test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = source_tree(&dir);
+    let img = fat_stick(&dir, &src);
+    let cmd = format!(
+        "{}mkdir -p /m && mount -t vfat /dev/sda1 /m || exit 10; \
+         mkdir -p '/m/new dir/sub level' || exit 11; \
+         cp '/m/big file.bin' '/m/new dir/sub level/copy of big.bin' || exit 12; \
+         echo 'written in AdrOS' > '/m/new dir/note.txt' || exit 13; \
+         mv '/m/new dir/note.txt' '/m/new dir/Renamed Note.txt' || exit 14; \
+         rm -r '/m/dir with spaces' || exit 15; rm /m/hello.txt || exit 16; \
+         for i in 1 2 3 4 5 6 7 8 9 10; do echo \"file $i\" > \"/m/new dir/f$i\"; done; \
+         sync; umount /m || exit 17; echo WORKLOAD-DONE",
+        wait_for("/dev/sda1")
+    );
+    let g = exec(&test, controller, &cmd, &[&img], 3);
+    assert_eq!(
+        g.status, 0,
+        "guest workload failed ({}):\n{}",
+        g.status, g.out
+    );
+    // The partition on its own, for fsck.vfat and mtools.
+    let part = dir.join("part.img");
+    let data = std::fs::read(&img).unwrap();
+    std::fs::write(&part, &data[(FAT_START as usize * 512)..]).unwrap();
+    let out = Command::new(sbin("fsck.vfat"))
+        .arg("-n")
+        .arg(&part)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fsck.vfat -n is not clean after the workload:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = part.display().to_string();
+    let copy = Command::new("mtype")
+        .args(["-i", &p, "::/new dir/sub level/copy of big.bin"])
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "mtype of the copy failed");
+    assert!(
+        copy.stdout == pattern(24_000_000, 3),
+        "the copied 24 MB file differs from the original ({} bytes read back)",
+        copy.stdout.len()
+    );
+    let note = run(Command::new("mtype").args(["-i", &p, "::/new dir/Renamed Note.txt"]));
+    assert_eq!(note, "written in AdrOS\n");
+    for i in 1..=10 {
+        let f = run(Command::new("mtype").args(["-i", &p, &format!("::/new dir/f{i}")]));
+        assert_eq!(f, format!("file {i}\n"));
+    }
+    let root = run(Command::new("mdir").args(["-b", "-i", &p, "::/"]));
+    let mut names: Vec<&str> = root.lines().map(|l| l.trim_start_matches("::/")).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "A Long File Name With Spaces.txt",
+            "big file.bin",
+            "new dir/"
+        ],
+        "the root directory after the workload:\n{root}"
+    );
+}
+
+#[test]
+fn fat_write_workload_leaves_fsck_clean_ehci() {
+    fat_write_workload("ehci");
+}
+
+#[test]
+#[ignore = "fails: on qemu-xhci one of the small files written by the workload reads back with the \
+            old contents of its cluster (a lost write; ehci passes) — docs/usb.md, issue 14"]
+fn fat_write_workload_leaves_fsck_clean_xhci() {
+    fat_write_workload("xhci");
+}
+
+fn partition_past_end(controller: &str) {
+    let test = format!("s11_usb-partition_past_the_end_fails_with_an_errno_{controller}");
+    if !tools_available(&test, &["md5sum"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(&test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("bad.img");
+    let f = std::fs::File::create(&img).unwrap();
+    f.set_len(16 * MIB).unwrap();
+    drop(f);
+    // 16 MiB stick, partition 1 claims 1 GiB.
+    write_mbr(&img, 2048, 2 * 1024 * 1024, 0x0c);
+    let cmd = format!(
+        "{}mkdir -p /m; mount -t vfat /dev/sda1 /m; echo MOUNT1=$?; \
+         mount -t vfat /dev/sda /m; echo MOUNT2=$?; \
+         dd if=/dev/sda of=/dev/null bs=1M count=4 2>/dev/null; echo DD=$?; echo ALIVE",
+        wait_for("/dev/sda")
+    );
+    let g = exec(&test, controller, &cmd, &[&img], 4);
+    assert_eq!(
+        g.status, 0,
+        "guest command failed ({}):\n{}",
+        g.status, g.out
+    );
+    assert!(
+        g.out.contains("MOUNT1=") && !g.out.contains("MOUNT1=0"),
+        "mounting a partition past the end succeeded:\n{}",
+        g.out
+    );
+    assert!(
+        g.out.contains("MOUNT2=") && !g.out.contains("MOUNT2=0"),
+        "mounting an unformatted stick succeeded:\n{}",
+        g.out
+    );
+    assert!(
+        g.out.contains("DD=0"),
+        "the stick itself is unreadable:\n{}",
+        g.out
+    );
+    assert!(g.out.contains("ALIVE"), "{}", g.out);
+    assert!(
+        g.serial.contains("lies past the end of the disk"),
+        "no log line names the bad partition"
+    );
+}
+
+#[test]
+fn partition_past_the_end_fails_with_an_errno_ehci() {
+    partition_past_end("ehci");
+}
+
+#[test]
+fn partition_past_the_end_fails_with_an_errno_xhci() {
+    partition_past_end("xhci");
+}
+
+/// Little-endian u16/u32 at `o`.
+fn le16(b: &[u8], o: usize) -> usize {
+    usize::from(u16::from_le_bytes([b[o], b[o + 1]]))
+}
+
+/// Sets FAT12 entry `c` to `v` in every FAT copy of the volume `vol`.
+fn set_fat12(vol: &mut [u8], c: usize, v: u16) {
+    let (reserved, nfats, fatsz) = (le16(vol, 14), usize::from(vol[16]), le16(vol, 22));
+    for k in 0..nfats {
+        let fat = (reserved + k * fatsz) * 512;
+        let o = fat + c * 3 / 2;
+        if c % 2 == 0 {
+            vol[o] = v as u8;
+            vol[o + 1] = (vol[o + 1] & 0xf0) | ((v >> 8) as u8 & 0x0f);
+        } else {
+            vol[o] = (vol[o] & 0x0f) | ((v as u8 & 0x0f) << 4);
+            vol[o + 1] = (v >> 4) as u8;
+        }
+    }
+}
+
+/// A file whose chain loops must fail to read; with `check_directory`, listing a full
+/// directory whose chain loops must fail too.
+fn looping_chain(controller: &str, check_directory: bool) {
+    let test = format!(
+        "s11_usb-looping_fat_chain_fails_with_an_errno_{controller}{}",
+        if check_directory { "_directory" } else { "" }
+    );
+    if !tools_available(&test, &["mkfs.vfat", "mcopy", "mmd"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(&test);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A 1 MiB FAT12 volume of 512-byte clusters (~2,000 clusters) at sector 2048 of a 4 MiB
+    // stick: a file and a directory whose cluster chains point back at themselves.
+    let vol = dir.join("vol.img");
+    let _ = std::fs::remove_file(&vol);
+    run(Command::new(sbin("mkfs.vfat"))
+        .args(["-C", "-F", "12", "-s", "1", "-S", "512"])
+        .arg(&vol)
+        .arg("1024"));
+    let v = vol.display().to_string();
+    let data = dir.join("LOOP.BIN");
+    std::fs::write(&data, pattern(1500, 9)).unwrap();
+    run(Command::new("mcopy")
+        .args(["-i", &v])
+        .arg(&data)
+        .arg("::/LOOP.BIN"));
+    run(Command::new("mmd").args(["-i", &v, "::/LOOPDIR"]));
+    // 14 entries besides `.` and `..`: the directory's one 512-byte cluster is full, so
+    // reading it cannot stop at an empty slot and must follow the (looping) chain.
+    let small = dir.join("SMALL");
+    std::fs::write(&small, "x").unwrap();
+    for i in 0..14 {
+        run(Command::new("mcopy")
+            .args(["-i", &v])
+            .arg(&small)
+            .arg(format!("::/LOOPDIR/F{i:02}.BIN")));
+    }
+    let mut b = std::fs::read(&vol).unwrap();
+    let (reserved, nfats, fatsz) = (le16(&b, 14), usize::from(b[16]), le16(&b, 22));
+    let root = (reserved + nfats * fatsz) * 512;
+    let mut patched = 0;
+    for e in (root..root + le16(&b, 17) * 32).step_by(32) {
+        let name = &b[e..e + 11];
+        let start = le16(&b, e + 26);
+        if name == b"LOOP    BIN" {
+            // 8 MiB claimed on a 1 MiB volume, first cluster pointing at itself.
+            b[e + 28..e + 32].copy_from_slice(&(8u32 << 20).to_le_bytes());
+            set_fat12(&mut b, start, start as u16);
+            patched += 1;
+        } else if name == b"LOOPDIR    " {
+            set_fat12(&mut b, start, start as u16);
+            patched += 1;
+        }
+    }
+    assert_eq!(
+        patched, 2,
+        "did not find LOOP.BIN and LOOPDIR in the root directory"
+    );
+    let img = dir.join("loop.img");
+    let mut stick = vec![0u8; 4 * MIB as usize];
+    stick[2048 * 512..2048 * 512 + b.len()].copy_from_slice(&b);
+    std::fs::write(&img, stick).unwrap();
+    write_mbr(&img, 2048, (b.len() / 512) as u32, 0x01);
+    let cmd = format!(
+        "{}mkdir -p /m; mount -t vfat /dev/sda1 /m || exit 10; ls /m; \
+         for f in /m/*; do if [ -f \"$f\" ]; then cat \"$f\" > /dev/null; echo CAT=$?; \
+         else ls \"$f\" > /dev/null; echo LS=$?; fi; done; umount /m; echo ALIVE",
+        wait_for("/dev/sda1")
+    );
+    let g = exec(&test, controller, &cmd, &[&img], 6);
+    assert_eq!(
+        g.status, 0,
+        "guest command failed ({}):\n{}",
+        g.status, g.out
+    );
+    assert!(
+        g.out.contains("CAT=") && !g.out.contains("CAT=0"),
+        "reading a file whose chain loops succeeded:\n{}",
+        g.out
+    );
+    if check_directory {
+        assert!(
+            g.out.contains("LS=") && !g.out.contains("LS=0"),
+            "listing a directory whose chain loops succeeded:\n{}",
+            g.out
+        );
+    }
+    assert!(g.out.contains("ALIVE"), "{}", g.out);
+    assert!(
+        g.serial.contains("loops (more than"),
+        "no log line names the looping chain"
+    );
+}
+
+#[test]
+fn looping_fat_chain_fails_with_an_errno_ehci() {
+    looping_chain("ehci", false);
+}
+
+#[test]
+fn looping_fat_chain_fails_with_an_errno_xhci() {
+    looping_chain("xhci", false);
+}
+
+#[test]
+#[ignore = "fails: `ls` of a full directory whose chain loops exits 0 (the first lookup fails \
+            with EIO, a later one succeeds; not understood yet) — docs/usb.md, issue 14"]
+fn looping_fat_directory_fails_with_an_errno_ehci() {
+    looping_chain("ehci", true);
+}
