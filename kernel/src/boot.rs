@@ -339,8 +339,7 @@ fn crash(kind: &str) {
             println!("read {v} from an unmapped page?!");
         }
         "ud" => {
-            // SAFETY: deliberately raises #UD to test the fault path.
-            unsafe { core::arch::asm!("ud2") };
+            crate::arch::cpu::raise_invalid_opcode();
         }
         "stackoverflow" => {
             let h = sched::spawn("overflow", || {

@@ -148,13 +148,9 @@ pub fn backtrace_from(mut rbp: u64) {
     }
 }
 
+#[inline(always)]
 pub fn current_rbp() -> u64 {
-    let rbp: u64;
-    // SAFETY: reads a register.
-    unsafe {
-        core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags))
-    };
-    rbp
+    crate::arch::cpu::frame_pointer()
 }
 
 pub fn end() -> ! {

@@ -315,36 +315,27 @@ fn switch_user_state(prev: &ThreadRef, next: &ThreadRef) {
         next.rump_lwp.load(Ordering::Relaxed) as u64,
         Ordering::Relaxed,
     );
-    use x86_64::registers::control::Cr3;
-    use x86_64::registers::model_specific::FsBase;
+    use crate::arch::cpu;
     if prev.task.get().is_some() {
         prev.save_fpu();
-        prev.fs_base
-            .store(FsBase::read().as_u64(), Ordering::Relaxed);
+        prev.fs_base.store(cpu::fs_base(), Ordering::Relaxed);
     }
     if let Some(top) = next.kstack_top() {
         crate::arch::user::set_kernel_stack(top);
     }
     if next.task.get().is_some() {
         next.restore_fpu();
-        FsBase::write(x86_64::VirtAddr::new(next.fs_base.load(Ordering::Relaxed)));
+        // Only values arch_prctl accepted (canonical) are ever stored.
+        let _ = cpu::set_fs_base(next.fs_base.load(Ordering::Relaxed));
     }
     let want = match next.cr3.load(Ordering::Acquire) {
         0 => crate::mm::paging::kernel_pml4(),
         v => v,
     };
-    let (cur, flags) = Cr3::read_raw();
-    if cur.start_address().as_u64() != want {
+    if cpu::address_space() != want {
         // SAFETY: `want` is a live PML4 (the kernel's, or one owned by next's process, which
         // next keeps alive); all share the kernel half, so this code stays mapped.
-        unsafe {
-            Cr3::write_raw(
-                x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(
-                    want,
-                )),
-                flags,
-            );
-        }
+        unsafe { cpu::switch_address_space(want) };
     }
 }
 

@@ -533,29 +533,28 @@ const ARCH_GET_FS: u64 = 0x1003;
 const ARCH_GET_GS: u64 = 0x1004;
 
 fn arch_prctl(c: &mut Call<'_>) -> KResult<u64> {
-    use x86_64::registers::model_specific::{FsBase, KernelGsBase};
+    use crate::arch::cpu;
     match c.a0() {
         ARCH_SET_FS => {
             if c.a1() >= crate::mm::uspace::USER_TOP {
                 return Err(Errno::EPERM);
             }
-            FsBase::write(x86_64::VirtAddr::try_new(c.a1()).map_err(|_| Errno::EPERM)?);
+            cpu::set_fs_base(c.a1()).map_err(|_| Errno::EPERM)?;
             crate::sched::current()
                 .fs_base
                 .store(c.a1(), Ordering::Relaxed);
             Ok(0)
         }
         ARCH_GET_FS => {
-            write_val(c.a1(), &FsBase::read().as_u64())?;
+            write_val(c.a1(), &cpu::fs_base())?;
             Ok(0)
         }
         ARCH_SET_GS => {
-            // The user GS base lives in KERNEL_GS_BASE while we run in the kernel.
-            KernelGsBase::write(x86_64::VirtAddr::try_new(c.a1()).map_err(|_| Errno::EPERM)?);
+            cpu::set_user_gs_base(c.a1()).map_err(|_| Errno::EPERM)?;
             Ok(0)
         }
         ARCH_GET_GS => {
-            write_val(c.a1(), &KernelGsBase::read().as_u64())?;
+            write_val(c.a1(), &cpu::user_gs_base())?;
             Ok(0)
         }
         _ => Err(Errno::EINVAL),

@@ -103,3 +103,75 @@ pub fn hw_random() -> Option<u64> {
 pub fn read_cr2() -> u64 {
     x86_64::registers::control::Cr2::read_raw()
 }
+
+/// The user thread-pointer base (`FS_BASE`), as `arch_prctl(ARCH_GET_FS)` reports it.
+pub fn fs_base() -> u64 {
+    x86_64::registers::model_specific::FsBase::read().as_u64()
+}
+
+/// An address with its upper bits not a sign extension of bit 47: loading it into a base
+/// register would fault.
+#[derive(Debug)]
+pub struct NonCanonical;
+
+/// Sets `FS_BASE`; `Err` for a non-canonical address (the MSR write would fault).
+pub fn set_fs_base(v: u64) -> Result<(), NonCanonical> {
+    let a = x86_64::VirtAddr::try_new(v).map_err(|_| NonCanonical)?;
+    x86_64::registers::model_specific::FsBase::write(a);
+    Ok(())
+}
+
+/// The user `GS` base. While the kernel runs (after `swapgs`) it sits in `KERNEL_GS_BASE`.
+pub fn user_gs_base() -> u64 {
+    x86_64::registers::model_specific::KernelGsBase::read().as_u64()
+}
+
+/// Sets the user `GS` base; `Err` for a non-canonical address.
+pub fn set_user_gs_base(v: u64) -> Result<(), NonCanonical> {
+    let a = x86_64::VirtAddr::try_new(v).map_err(|_| NonCanonical)?;
+    x86_64::registers::model_specific::KernelGsBase::write(a);
+    Ok(())
+}
+
+/// The physical address of the page-table root this CPU runs on (CR3).
+pub fn address_space() -> u64 {
+    x86_64::registers::control::Cr3::read_raw()
+        .0
+        .start_address()
+        .as_u64()
+}
+
+/// Switches this CPU to the page-table root at physical address `pml4` (CR3's flags kept).
+///
+/// # Safety
+/// `pml4` must be a live, 4 KiB-aligned PML4 that maps the kernel half as the current one
+/// does (the code running this must stay mapped), and must stay alive while in use.
+pub unsafe fn switch_address_space(pml4: u64) {
+    use x86_64::registers::control::Cr3;
+    use x86_64::structures::paging::PhysFrame;
+    let (_, flags) = Cr3::read_raw();
+    // SAFETY: the caller guarantees `pml4` is a live root sharing the kernel half.
+    unsafe {
+        Cr3::write_raw(
+            PhysFrame::containing_address(x86_64::PhysAddr::new(pml4)),
+            flags,
+        );
+    }
+}
+
+/// The frame pointer (RBP) of the caller's frame, where a backtrace starts.
+#[inline(always)]
+pub fn frame_pointer() -> u64 {
+    let rbp: u64;
+    // SAFETY: reads a register.
+    unsafe {
+        core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags))
+    };
+    rbp
+}
+
+/// Raises an invalid-opcode exception (#UD) on purpose: the fault path's test.
+pub fn raise_invalid_opcode() {
+    // SAFETY: `ud2` only traps; the exception handler reports it and ends the run.
+    unsafe { core::arch::asm!("ud2") };
+}
