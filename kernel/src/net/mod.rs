@@ -220,6 +220,14 @@ pub fn init() {
 }
 
 fn bring_up(d: &'static crate::pci::PciDevice) -> Result<Arc<Net>, String> {
+    crate::pci::claim(
+        d.addr,
+        crate::pci::Owner {
+            stack: "native",
+            driver: "e1000",
+        },
+    )
+    .map_err(|o| format!("owned by the {} stack ({})", o.stack, o.driver))?;
     crate::pci::enable_memory(d);
     crate::pci::enable_bus_master(d);
     let regs = crate::pci::map_bar_regs(d, 0).map_err(|e| format!("BAR0: {e:?}"))?;
@@ -263,26 +271,21 @@ fn bring_up(d: &'static crate::pci::PciDevice) -> Result<Arc<Net>, String> {
     Ok(net)
 }
 
-/// Routes the function's INTx to a handler that acknowledges the e1000 and wakes the
-/// thread. Returns how interrupts arrive, for `/proc/drivers`.
+/// Returns how interrupts arrive, for `/proc/drivers`. Attaches the interrupt handler to the function's INTx line through [`crate::irq`], which
+/// shares the line with whatever else is on it (virtio, USB controllers on q35's PIRQs).
 fn attach_irq(d: &'static crate::pci::PciDevice) -> String {
-    use crate::arch::{apic, idt, ioapic};
     let Some(gsi) = crate::pci::irq(d) else {
         return String::from("polled (no routed INTx)");
     };
-    let Some(vector) = ioapic::alloc_vector() else {
-        return String::from("polled (no free vector)");
-    };
-    idt::register(vector, irq_handler);
-    // PCI INTx: level-triggered, active low.
-    if ioapic::route(gsi, vector, apic::id(), true, true).is_err() {
-        return format!("polled (GSI {gsi} not routable)");
+    match crate::irq::attach(gsi, "e1000", alloc::boxed::Box::new(irq_handler)) {
+        Ok(()) => format!("gsi {gsi} (shared line)"),
+        Err(e) => format!("polled (GSI {gsi}: {e:?})"),
     }
-    let _ = ioapic::unmask(gsi);
-    format!("gsi {gsi} vector {vector}")
 }
 
-fn irq_handler(_f: &mut crate::arch::idt::TrapFrame) {
+/// Hard-interrupt handler: reads (and so acknowledges) ICR; a shared line's other devices
+/// leave it 0.
+fn irq_handler() {
     if let Some(n) = NET.get() {
         let icr = Nic::ack(&n.regs);
         if icr != 0 {
