@@ -3,7 +3,6 @@
 //! `meminfo`, `cpuinfo`, `stat`, `uptime`, `loadavg`, `mounts`, `filesystems`, `cmdline`,
 //! `version`. Contents are generated on each read.
 
-use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
@@ -69,7 +68,11 @@ pub fn register_net_file(name: &'static str, gen_fn: NetFileFn) {
 }
 
 fn net_file(name: &str) -> Option<NetFileFn> {
-    NET_FILES.lock().iter().find(|(n, _)| *n == name).map(|(_, g)| *g)
+    NET_FILES
+        .lock()
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, g)| *g)
 }
 
 struct Node {
@@ -611,7 +614,7 @@ fn per_pid(pid: u32, name: &str) -> KResult<String> {
             s.push('\n');
         }
         "stat" => {
-            let start = (p.start_ns / 10_000_000) as u64;
+            let start = p.start_ns / 10_000_000;
             let _ = writeln!(
                 s,
                 "{} ({}) {} {} {} {} 0 -1 4194560 0 0 0 0 {} 0 {} 0 20 {} {} 0 {} {} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0",
@@ -666,9 +669,4 @@ fn per_pid(pid: u32, name: &str) -> KResult<String> {
         _ => return Err(Errno::EINVAL),
     }
     Ok(s)
-}
-
-#[allow(dead_code)]
-fn unused(_: &str) -> String {
-    format!("")
 }

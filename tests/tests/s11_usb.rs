@@ -484,7 +484,7 @@ fn set_fat12(vol: &mut [u8], c: usize, v: u16) {
     for k in 0..nfats {
         let fat = (reserved + k * fatsz) * 512;
         let o = fat + c * 3 / 2;
-        if c % 2 == 0 {
+        if c.is_multiple_of(2) {
             vol[o] = v as u8;
             vol[o + 1] = (vol[o + 1] & 0xf0) | ((v >> 8) as u8 & 0x0f);
         } else {

@@ -74,10 +74,7 @@ pub fn ioctl(cmd: u32, arg: u64, root: bool) -> KResult<u64> {
         return Err(Errno::ENODEV);
     }
     let link = n.stack.lock().dev.link();
-    let flags = IFF_UP
-        | IFF_BROADCAST
-        | IFF_MULTICAST
-        | if link.up { IFF_RUNNING } else { 0 };
+    let flags = IFF_UP | IFF_BROADCAST | IFF_MULTICAST | if link.up { IFF_RUNNING } else { 0 };
     let out = match cmd {
         SIOCGIFFLAGS => ifreq(&flags.to_le_bytes()),
         SIOCGIFMETRIC => ifreq(&0i32.to_le_bytes()),

@@ -39,12 +39,12 @@ use ready::refill;
 pub use ready::{Row, publish, rows};
 
 use super::{Stack, net};
-use crate::sync::spin::IrqSpinLock;
 use crate::errno::{Errno, KResult};
 use crate::fs::File;
 use crate::fs::anon::AnonFile;
 use crate::fs::consts::*;
 use crate::fs::sync::WaitQueue;
+use crate::sync::spin::IrqSpinLock;
 
 const TCP_RX: usize = 128 * 1024;
 const TCP_TX: usize = 256 * 1024;
