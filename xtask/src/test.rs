@@ -1,10 +1,12 @@
-//! `cargo xtask test`: everything CI runs, at three levels, then one summary.
+//! `cargo xtask test`: everything CI runs, at four levels, then one summary.
 //!
 //! 1. `deps`, then the ISO is built once.
-//! 2. Host level: `cargo test` for every workspace package, one package at a time so that a
+//! 2. Lint level: `cargo xtask lint` (rustfmt, clippy -D warnings on host packages and the
+//!    kernel); each step is one test.
+//! 3. Host level: `cargo test` for every workspace package, one package at a time so that a
 //!    package that does not compile fails alone (its compiler errors are shown).
-//! 3. In-kernel level: the kernel boots with `ktest` and reports each test over serial.
-//! 4. QEMU level: `cargo test -p adros-tests` boots the ISO for each integration test.
+//! 4. In-kernel level: the kernel boots with `ktest` and reports each test over serial.
+//! 5. QEMU level: `cargo test -p adros-tests` boots the ISO for each integration test.
 //!
 //! Counting: libtest's `ignored` and tests that print `SKIPPED: <test>: <reason>` (and pass)
 //! are skipped, never passed; a package that does not build, a crashed test binary, a kernel
@@ -27,8 +29,8 @@ use crate::util::{Result, root, spinner, target_dir};
 
 #[derive(Args, Clone)]
 pub struct TestArgs {
-    /// Run only these levels (repeatable): host, kernel, qemu. Default: all three.
-    #[arg(long = "level", value_parser = ["host", "kernel", "qemu"])]
+    /// Run only these levels (repeatable): lint, host, kernel, qemu. Default: all four.
+    #[arg(long = "level", value_parser = ["lint", "host", "kernel", "qemu"])]
     pub levels: Vec<String>,
     /// Overall timeout of the in-kernel test run, in seconds.
     #[arg(long, default_value_t = 300)]
@@ -114,6 +116,10 @@ pub fn test(a: TestArgs) -> Result<i32> {
     };
 
     let mut levels: Vec<(&str, Tally)> = Vec::new();
+    if want("lint") {
+        eprintln!("==> lint (cargo xtask lint: rustfmt, clippy -D warnings)");
+        levels.push(("lint", lint_level()));
+    }
     if want("host") {
         eprintln!("==> host tests (cargo test, per package)");
         levels.push(("host", host_level()));
@@ -164,6 +170,32 @@ pub fn test(a: TestArgs) -> Result<i32> {
         total.passed, total.failed, total.skipped
     );
     Ok(if total.failed > 0 { 1 } else { 0 })
+}
+
+fn lint_level() -> Tally {
+    let mut t = Tally::default();
+    match crate::lint::steps(false) {
+        Err(e) => t.fail(format!("lint could not run: {e}")),
+        Ok(steps) => {
+            for s in steps {
+                match s.failure {
+                    None => {
+                        eprintln!("  {}: ok", s.name);
+                        t.passed += 1;
+                    }
+                    Some(f) => {
+                        eprintln!("  {}: FAILED", s.name);
+                        t.fail(format!(
+                            "{} (fix: cargo xtask lint --fix):\n{}",
+                            s.name,
+                            indent(&f)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    t
 }
 
 fn failed_level(why: &str) -> Tally {
@@ -424,11 +456,11 @@ impl CargoTest {
                 self.failed as usize - t.failures.len()
             ));
         }
-        if !self.failure_text.trim().is_empty() {
-            if let Some(first) = t.failures.first_mut() {
-                first.push('\n');
-                first.push_str(&indent(self.failure_text.trim()));
-            }
+        if !self.failure_text.trim().is_empty()
+            && let Some(first) = t.failures.first_mut()
+        {
+            first.push('\n');
+            first.push_str(&indent(self.failure_text.trim()));
         }
         if !self.exit_ok && self.failed == 0 {
             // No test failed, yet cargo failed: the package did not build, or a test
@@ -549,10 +581,11 @@ fn run_cargo_test(
                 };
             }
             if per_test {
-                if let Some(rest) = line.strip_prefix("test ") {
-                    if rest.contains(" ... ") && !rest.starts_with("result") {
-                        say(pb, format!("  {binary}::{rest}"));
-                    }
+                if let Some(rest) = line.strip_prefix("test ")
+                    && rest.contains(" ... ")
+                    && !rest.starts_with("result")
+                {
+                    say(pb, format!("  {binary}::{rest}"));
                 }
                 if line.contains("SKIPPED: ") && section != Section::Failures {
                     say(pb, format!("  {}", line.trim()));
