@@ -405,15 +405,11 @@ fn fat_write_workload(controller: &str) {
 }
 
 #[test]
-#[ignore = "fails now and then: the lost write seen on xhci happened on usb-ehci too in a CI run \
-            (`file 2` read back as a directory's `.` entry) — docs/usb.md, issue 14"]
 fn fat_write_workload_leaves_fsck_clean_ehci() {
     fat_write_workload("ehci");
 }
 
 #[test]
-#[ignore = "fails: on qemu-xhci one of the small files written by the workload reads back with the \
-            old contents of its cluster (a lost write; on ehci now and then too) — docs/usb.md, issue 14"]
 fn fat_write_workload_leaves_fsck_clean_xhci() {
     fat_write_workload("xhci");
 }
