@@ -323,6 +323,28 @@ impl Transcript {
         self.out.status
     }
 
+    /// The output and exit status of the `adros.exec` command (what the guest printed
+    /// between `@@ADROS-EXEC-BEGIN@@` and `@@ADROS-EXEC-EXIT N@@`, `\r` removed; status -1
+    /// when unreadable). Fails the test when either marker is missing.
+    pub fn exec_result(&self) -> (String, i32) {
+        const BEGIN: &str = "@@ADROS-EXEC-BEGIN@@\n";
+        const EXIT: &str = "\n@@ADROS-EXEC-EXIT ";
+        let s = self.serial().replace('\r', "");
+        let Some(b) = s.find(BEGIN) else {
+            self.fail("the command never started (no BEGIN marker)")
+        };
+        let rest = &s[b + BEGIN.len()..];
+        let Some(e) = rest.find(EXIT) else {
+            self.fail("the command never finished (no EXIT marker)")
+        };
+        let status = rest[e + EXIT.len()..]
+            .split("@@")
+            .next()
+            .and_then(|x| x.trim().parse().ok())
+            .unwrap_or(-1);
+        (rest[..e].to_string(), status)
+    }
+
     /// The last `n` lines of the transcript, for failure messages.
     pub fn tail(&self, n: usize) -> String {
         let lines: Vec<&str> = self.out.serial.lines().collect();

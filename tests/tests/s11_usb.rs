@@ -200,21 +200,10 @@ fn exec(name: &str, controller: &str, cmd: &str, sticks: &[&Path], loglevel: u32
     {
         t.fail("a thread called into the rump kernel with interrupts off (it can deadlock)");
     }
+    let (out, status) = t.exec_result();
     let s = t.serial().replace('\r', "");
-    let Some(b) = s.find("@@ADROS-EXEC-BEGIN@@\n") else {
-        t.fail("the command never started (no BEGIN marker)")
-    };
-    let rest = &s[b + "@@ADROS-EXEC-BEGIN@@\n".len()..];
-    let Some(e) = rest.find("\n@@ADROS-EXEC-EXIT ") else {
-        t.fail("the command never finished (no EXIT marker)")
-    };
-    let status: i32 = rest[e + "\n@@ADROS-EXEC-EXIT ".len()..]
-        .split("@@")
-        .next()
-        .and_then(|x| x.trim().parse().ok())
-        .unwrap_or(-1);
     Guest {
-        out: rest[..e].to_string(),
+        out,
         status,
         serial: s.clone(),
     }

@@ -28,20 +28,8 @@ fn exec(name: &str, net: &str, cmd: &str) -> (String, i32) {
     if let Some(report) = banner::crash_report(t.serial()) {
         t.fail(&format!("the kernel crashed:\n{report}"));
     }
-    let s = t.serial().replace('\r', "");
-    let Some(b) = s.find("@@ADROS-EXEC-BEGIN@@\n") else {
-        t.fail("the command never started (no BEGIN marker)")
-    };
-    let rest = &s[b + "@@ADROS-EXEC-BEGIN@@\n".len()..];
-    let Some(e) = rest.find("\n@@ADROS-EXEC-EXIT ") else {
-        t.fail("the command never finished (no EXIT marker)")
-    };
-    let status: i32 = rest[e + "\n@@ADROS-EXEC-EXIT ".len()..]
-        .split("@@")
-        .next()
-        .and_then(|x| x.trim().parse().ok())
-        .unwrap_or(-1);
-    (rest[..e].to_string(), status)
+    let (out, status) = t.exec_result();
+    (out, status)
 }
 
 /// The host's `md5sum` of `data`.
