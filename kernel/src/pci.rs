@@ -404,6 +404,30 @@ impl BarRegs {
         unsafe { core::ptr::write_volatile(va as *mut u32, value) }
     }
 
+    pub fn read8(&self, offset: u64) -> u8 {
+        let va = self.check(offset, 1);
+        // SAFETY: as for `read32`.
+        unsafe { core::ptr::read_volatile(va as *const u8) }
+    }
+
+    pub fn write8(&self, offset: u64, value: u8) {
+        let va = self.check(offset, 1);
+        // SAFETY: as for `read32`.
+        unsafe { core::ptr::write_volatile(va as *mut u8, value) }
+    }
+
+    pub fn read16(&self, offset: u64) -> u16 {
+        let va = self.check(offset, 2);
+        // SAFETY: as for `read32`.
+        unsafe { core::ptr::read_volatile(va as *const u16) }
+    }
+
+    pub fn write16(&self, offset: u64, value: u16) {
+        let va = self.check(offset, 2);
+        // SAFETY: as for `read32`.
+        unsafe { core::ptr::write_volatile(va as *mut u16, value) }
+    }
+
     pub fn read64(&self, offset: u64) -> u64 {
         let va = self.check(offset, 8);
         // SAFETY: as for `read32`.

@@ -1,7 +1,7 @@
 #![cfg_attr(not(any(test, feature = "fake")), no_std)]
 #![forbid(unsafe_code)]
 //! The hardware a native driver may touch, as one small set of traits the kernel implements
-//! once (`kernel/src/net/hal.rs` today) and host tests implement with fake register files.
+//! once (`kernel/src/hal.rs` today) and host tests implement with fake register files.
 //!
 //! The shape follows `virtio-drivers`' `Hal` (which the kernel implements for virtio-blk in
 //! `kernel/src/block/virtio.rs`): DMA memory with physical addresses, register access, time
@@ -64,6 +64,31 @@ pub trait Dma: Send {
 pub trait Mmio: Send + Sync {
     fn read32(&self, off: usize) -> u32;
     fn write32(&self, off: usize, v: u32);
+    /// An 8-bit register (HD Audio's CORBCTL, stream descriptor control bytes …). The
+    /// default reads the aligned 32-bit word and extracts the byte: right for host fakes
+    /// and for registers without read side effects; the kernel's BAR window overrides it
+    /// with a real byte access.
+    fn read8(&self, off: usize) -> u8 {
+        (self.read32(off & !3) >> ((off & 3) * 8)) as u8
+    }
+    /// As [`Mmio::read8`], 16 bits at an even offset.
+    fn read16(&self, off: usize) -> u16 {
+        (self.read32(off & !3) >> ((off & 2) * 8)) as u16
+    }
+    /// An 8-bit register write. The default is a read-modify-write of the aligned word,
+    /// which is wrong for neighbours with write-1-to-clear bits: implementations that talk
+    /// to hardware override it with a real byte access (the kernel's does).
+    fn write8(&self, off: usize, v: u8) {
+        let shift = (off & 3) * 8;
+        let w = self.read32(off & !3) & !(0xff << shift);
+        self.write32(off & !3, w | (u32::from(v) << shift));
+    }
+    /// As [`Mmio::write8`], 16 bits at an even offset.
+    fn write16(&self, off: usize, v: u16) {
+        let shift = (off & 2) * 8;
+        let w = self.read32(off & !3) & !(0xffff << shift);
+        self.write32(off & !3, w | (u32::from(v) << shift));
+    }
     /// Size of the window in bytes.
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {

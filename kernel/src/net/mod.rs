@@ -18,7 +18,6 @@
 //! DHCP runs at boot without user action; the lease (address, gateway, DNS servers) is
 //! what `/proc/drivers` and `/proc/net/*` report.
 
-pub mod hal;
 pub mod ifreq;
 pub mod inet;
 pub mod procnet;
@@ -37,9 +36,9 @@ use smoltcp::socket::dhcpv4;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 
+use crate::hal::{Bar, KernelEvent, KernelHal};
 use crate::sync::Mutex;
 use crate::sync::spin::IrqSpinLock;
-use hal::{Bar, KernelEvent, KernelHal};
 
 pub type Nic = E1000<KernelHal, Bar>;
 

@@ -115,6 +115,22 @@ impl Mmio for Bar {
         self.0.write32(off as u64, v)
     }
 
+    fn read8(&self, off: usize) -> u8 {
+        self.0.read8(off as u64)
+    }
+
+    fn write8(&self, off: usize, v: u8) {
+        self.0.write8(off as u64, v)
+    }
+
+    fn read16(&self, off: usize) -> u16 {
+        self.0.read16(off as u64)
+    }
+
+    fn write16(&self, off: usize, v: u16) {
+        self.0.write16(off as u64, v)
+    }
+
     fn len(&self) -> usize {
         self.0.len() as usize
     }
