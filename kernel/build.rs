@@ -15,7 +15,9 @@ use std::process::Command;
 /// shares ufs code with `rumpfs_ffs`; `rumpdev_disk` gives the disk layer etfs block devices
 /// use), FAT, and USB mass storage: the PCI bus on our `rumpcomp_pci_*` hypercalls, the
 /// EHCI/UHCI/OHCI and (our component) xHCI host controllers, the USB stack, umass and the
-/// SCSI disk driver `sd`.
+/// SCSI disk driver `sd`; and networking: NetBSD's TCP/IP (`net`, `netinet`, `netinet6`,
+/// AF_LOCAL which the socket layer's domain list expects), `bpf` and `net_config` (the DHCP
+/// client), the wm(4) Ethernet driver and the MII PHY drivers under it.
 const COMPONENTS: &[&str] = &[
     "rump",
     "rumpvfs",
@@ -30,6 +32,15 @@ const COMPONENTS: &[&str] = &[
     "rumpdev_usb",
     "rumpdev_umass",
     "rumpdev_scsipi",
+    "rumpnet",
+    "rumpnet_net",
+    "rumpnet_netinet",
+    "rumpnet_netinet6",
+    "rumpnet_local",
+    "rumpnet_config",
+    "rumpdev_bpf",
+    "rumpdev_pci_if_wm",
+    "rumpdev_miiphy",
 ];
 
 fn link_sets(archive: &Path) -> BTreeSet<String> {

@@ -21,6 +21,7 @@
 pub mod ifreq;
 pub mod inet;
 pub mod procnet;
+pub mod socket;
 
 use alloc::format;
 use alloc::string::String;
@@ -189,8 +190,16 @@ pub fn init() {
     let want = cmd.param("net.stack").unwrap_or("native");
     match want {
         "native" => {}
+        "rump" if crate::rump::net::assigned() => {
+            // The rump kernel owns the e1000 (given before rump_init); it serves sockets.
+            CHOICE.call_once(|| "rump");
+            return;
+        }
+        "rump" if !crate::rump::LINKED => log::warn!(
+            "net: net.stack=rump: the NetBSD components are not linked (no NetBSD source at build time); using the native stack"
+        ),
         "rump" => log::warn!(
-            "net: net.stack=rump: NetBSD's TCP/IP in the rump kernel is not available yet; using the native stack"
+            "net: net.stack=rump: no e1000 was given to the rump kernel (none on the bus, or rump=off); using the native stack"
         ),
         other => {
             log::warn!("net: net.stack={other}: unknown (native|rump); using the native stack")
@@ -313,6 +322,9 @@ fn run(net: &Arc<Net>) -> ! {
 /// `/proc/drivers` lines: which stack, the interface, its link and address.
 pub fn report() -> Vec<String> {
     let mut v = alloc::vec![format!("net.stack={}", stack_name())];
+    if stack_name() == "rump" {
+        v.extend(crate::rump::net::report());
+    }
     if let Some(n) = net() {
         let (link, stats) = {
             let st = n.stack.lock();

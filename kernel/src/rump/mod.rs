@@ -9,6 +9,8 @@
 //! marked dead, its mounts answer EIO, and AdrOS carries on.
 
 pub mod host;
+pub mod net;
+pub mod netsys;
 pub mod pci;
 pub mod sys;
 pub mod usb;
@@ -76,6 +78,7 @@ pub fn start() {
     // PCI functions NetBSD's drivers are to own must be handed over before rump_init's
     // autoconfiguration walks the bus.
     usb::assign();
+    net::assign();
     crate::fs::register_filesystem_data("vfat", mount_fat);
     crate::fs::register_filesystem_data("msdos", mount_fat);
     STATE.store(STARTING, Ordering::Release);
@@ -97,6 +100,7 @@ pub fn start() {
                 let _ =
                     STATE.compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
                 usb::start_discovery();
+                net::start();
             }
             Err(e) => {
                 log::error!(

@@ -363,6 +363,30 @@ pub fn linux_errno(code: i32) -> Errno {
         Nb::ENOATTR => L::ENODATA,
         Nb::EDEADLK => L::EDEADLK,
         Nb::EFTYPE => L::EINVAL,
+        // Sockets (NetBSD 35–65 are Linux's 88–115, in another order).
+        Nb::EINPROGRESS => L::EINPROGRESS,
+        Nb::EALREADY => L::EALREADY,
+        Nb::ENOTSOCK => L::ENOTSOCK,
+        Nb::EDESTADDRREQ => L::EDESTADDRREQ,
+        Nb::EMSGSIZE => L::EMSGSIZE,
+        Nb::EPROTOTYPE => L::EPROTOTYPE,
+        Nb::ENOPROTOOPT => L::ENOPROTOOPT,
+        Nb::EPROTONOSUPPORT => L::EPROTONOSUPPORT,
+        Nb::ESOCKTNOSUPPORT => L::ESOCKTNOSUPPORT,
+        Nb::EPFNOSUPPORT | Nb::EAFNOSUPPORT => L::EAFNOSUPPORT,
+        Nb::EADDRINUSE => L::EADDRINUSE,
+        Nb::EADDRNOTAVAIL => L::EADDRNOTAVAIL,
+        Nb::ENETDOWN => L::ENETDOWN,
+        Nb::ENETUNREACH => L::ENETUNREACH,
+        Nb::ECONNABORTED => L::ECONNABORTED,
+        Nb::ECONNRESET | Nb::ENETRESET => L::ECONNRESET,
+        Nb::ENOBUFS => L::ENOBUFS,
+        Nb::EISCONN => L::EISCONN,
+        Nb::ENOTCONN => L::ENOTCONN,
+        Nb::ESHUTDOWN => L::EPIPE,
+        Nb::ECONNREFUSED => L::ECONNREFUSED,
+        Nb::EHOSTUNREACH | Nb::EHOSTDOWN => L::EHOSTUNREACH,
+        Nb::ECANCELED => L::ECANCELED,
         other => {
             log::warn!("rump: NetBSD errno {other:?} has no Linux equivalent here: EIO");
             L::EIO
@@ -378,13 +402,13 @@ fn last_errno() -> Errno {
     if e == 0 { Errno::EIO } else { linux_errno(e) }
 }
 
-fn chk(rv: c_int) -> KResult<c_int> {
+pub(super) fn chk(rv: c_int) -> KResult<c_int> {
     // Back from the rump kernel: block requests this call queued can go (see bio::unplug).
     rumpuser_adros::bio::unplug();
     if rv < 0 { Err(last_errno()) } else { Ok(rv) }
 }
 
-fn chk_sz(rv: isize) -> KResult<usize> {
+pub(super) fn chk_sz(rv: isize) -> KResult<usize> {
     rumpuser_adros::bio::unplug();
     if rv < 0 {
         Err(last_errno())
@@ -401,7 +425,7 @@ static BOUND: crate::fs::sync::SpinLock<alloc::collections::BTreeSet<u64>> =
 /// the bridge's descriptors live) on its first rump call. Without one, every `rump_sys_*`
 /// call would allocate and free a temporary lwp ("anyone who cares about performance will
 /// start a real thread", NetBSD's scheduler.c). Released by [`thread_exit_hook`].
-fn bind() {
+pub(super) fn bind() {
     if !crate::arch::irq::enabled() {
         // The rump kernel blocks and spins on locks that preemptible threads hold: entered
         // with interrupts off (an IrqSpinLock guard still alive), it can wait forever for

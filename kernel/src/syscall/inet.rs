@@ -12,6 +12,7 @@ use crate::errno::{Errno, KResult};
 use crate::fs::File;
 use crate::fs::consts::{O_CLOEXEC, O_NONBLOCK, O_RDWR};
 use crate::net::inet::{Flag, InetSock, Kind, UDP_MAX};
+use crate::net::socket::InetSocket;
 use crate::proc::current_process;
 
 pub const AF_INET: u64 = 2;
@@ -62,7 +63,12 @@ pub fn socket(ty: u64, proto: u64) -> KResult<u64> {
         (SOCK_STREAM | SOCK_DGRAM, _) => return Err(Errno::EPROTONOSUPPORT),
         _ => return Err(Errno::ESOCKTNOSUPPORT),
     };
-    let f = new_file(InetSock::new(kind), ty & O_NONBLOCK != 0);
+    let s: Arc<dyn InetSocket> = if crate::net::stack_name() == "rump" {
+        crate::rump::net::RumpSock::new(kind)?
+    } else {
+        InetSock::new(kind)
+    };
+    let f = new_file(s, ty & O_NONBLOCK != 0);
     super::events::install(f, ty & O_CLOEXEC != 0)
 }
 
@@ -70,13 +76,18 @@ fn is_root() -> bool {
     current_process().is_some_and(|p| p.creds.lock().euid == 0)
 }
 
-fn new_file(s: Arc<InetSock>, nonblock: bool) -> Arc<File> {
+fn new_file(s: Arc<dyn InetSocket>, nonblock: bool) -> Arc<File> {
     File::new_anon(s, O_RDWR | if nonblock { O_NONBLOCK } else { 0 })
 }
 
 /// The AF_INET socket behind `f`, if it is one.
-pub fn of(f: &File) -> Option<&InetSock> {
-    f.anon().and_then(|a| a.as_any().downcast_ref::<InetSock>())
+pub fn of(f: &File) -> Option<&dyn InetSocket> {
+    let a = f.anon()?.as_any();
+    if let Some(s) = a.downcast_ref::<InetSock>() {
+        return Some(s);
+    }
+    a.downcast_ref::<crate::rump::net::RumpSock>()
+        .map(|s| s as &dyn InetSocket)
 }
 
 /// A `sockaddr_in` of `len` bytes at `addr`.
@@ -117,23 +128,23 @@ pub fn write_sin(addr: u64, lenp: u64, a: SocketAddrV4) -> KResult<()> {
     write_val(lenp, &16u32)
 }
 
-pub fn bind(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+pub fn bind(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
     s.bind(read_sin(c.a1(), c.a2())?)?;
     Ok(0)
 }
 
-pub fn listen(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+pub fn listen(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
     s.listen(c.i32(1))?;
     Ok(0)
 }
 
-pub fn connect(f: &File, s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+pub fn connect(f: &File, s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
     // AF_UNSPEC on a datagram socket dissolves the association (Linux); not supported.
     s.connect(read_sin(c.a1(), c.a2())?, f.nonblock())?;
     Ok(0)
 }
 
-pub fn accept(f: &File, s: &InetSock, addr: u64, lenp: u64, flags: u32) -> KResult<u64> {
+pub fn accept(f: &File, s: &dyn InetSocket, addr: u64, lenp: u64, flags: u32) -> KResult<u64> {
     if flags & !(O_NONBLOCK | O_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -151,17 +162,17 @@ pub fn accept(f: &File, s: &InetSock, addr: u64, lenp: u64, flags: u32) -> KResu
     Ok(nfd)
 }
 
-pub fn shutdown(s: &InetSock, how: u64) -> KResult<u64> {
+pub fn shutdown(s: &dyn InetSocket, how: u64) -> KResult<u64> {
     s.shutdown(how as u32)?;
     Ok(0)
 }
 
-pub fn getsockname(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+pub fn getsockname(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
     write_sin(c.a1(), c.a2(), s.local_name()?)?;
     Ok(0)
 }
 
-pub fn getpeername(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+pub fn getpeername(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
     write_sin(c.a1(), c.a2(), s.peer_name()?)?;
     Ok(0)
 }
@@ -173,20 +184,24 @@ fn int_opt(addr: u64, len: u64) -> KResult<i32> {
     read_val::<i32>(addr)
 }
 
-pub fn setsockopt(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+pub fn setsockopt(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
     let (level, name, val, len) = (c.a1(), c.a2(), c.a3(), c.a4());
     match (level, name) {
         (SOL_SOCKET, SO_REUSEADDR) => s.set_flag(Flag::ReuseAddr, int_opt(val, len)? != 0)?,
         (SOL_SOCKET, SO_KEEPALIVE) => s.set_flag(Flag::KeepAlive, int_opt(val, len)? != 0)?,
-        (SOL_TCP, TCP_NODELAY) if s.kind == Kind::Stream => {
+        (SOL_TCP, TCP_NODELAY) if s.kind() == Kind::Stream => {
             s.set_flag(Flag::NoDelay, int_opt(val, len)? != 0)?
         }
-        // Accepted and not acted on (buffer sizes are fixed; broadcast is always allowed).
-        (SOL_SOCKET, SO_SNDBUF | SO_RCVBUF | SO_BROADCAST) => {
+        (SOL_SOCKET, SO_SNDBUF | SO_RCVBUF) => {
+            s.set_buffer_size(name == SO_SNDBUF, int_opt(val, len)?)?
+        }
+        // Accepted and not acted on (broadcast is always allowed).
+        (SOL_SOCKET, SO_BROADCAST) => {
             int_opt(val, len)?;
         }
         (SOL_SOCKET, SO_LINGER) if len >= 8 => {
-            read_val::<[i32; 2]>(val)?;
+            let [on, secs] = read_val::<[i32; 2]>(val)?;
+            s.set_linger(on != 0, secs)?;
         }
         (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO) if len >= 16 => {
             read_val::<[i64; 2]>(val)?;
@@ -198,20 +213,20 @@ pub fn setsockopt(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
     Ok(0)
 }
 
-pub fn getsockopt(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
+pub fn getsockopt(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
     let (level, name) = (c.a1(), c.a2());
     let v: Vec<u8> = match (level, name) {
-        (SOL_SOCKET, SO_TYPE) => Vec::from(s.kind.sock_type().to_le_bytes()),
+        (SOL_SOCKET, SO_TYPE) => Vec::from(s.kind().sock_type().to_le_bytes()),
         (SOL_SOCKET, SO_ERROR) => Vec::from(s.take_error().to_le_bytes()),
         (SOL_SOCKET, SO_REUSEADDR) => Vec::from((s.flag(Flag::ReuseAddr) as i32).to_le_bytes()),
         (SOL_SOCKET, SO_KEEPALIVE) => Vec::from((s.flag(Flag::KeepAlive) as i32).to_le_bytes()),
-        (SOL_SOCKET, SO_SNDBUF) => Vec::from((64 * 1024i32).to_le_bytes()),
-        (SOL_SOCKET, SO_RCVBUF) => Vec::from((128 * 1024i32).to_le_bytes()),
+        (SOL_SOCKET, SO_SNDBUF) => Vec::from(s.buffer_sizes().0.to_le_bytes()),
+        (SOL_SOCKET, SO_RCVBUF) => Vec::from(s.buffer_sizes().1.to_le_bytes()),
         (SOL_SOCKET, SO_ACCEPTCONN) => Vec::from((s.is_listening() as i32).to_le_bytes()),
         (SOL_SOCKET, SO_DOMAIN) => Vec::from((AF_INET as i32).to_le_bytes()),
-        (SOL_SOCKET, SO_PROTOCOL) => Vec::from(s.kind.protocol().to_le_bytes()),
+        (SOL_SOCKET, SO_PROTOCOL) => Vec::from(s.kind().protocol().to_le_bytes()),
         (SOL_SOCKET, SO_LINGER) => alloc::vec![0u8; 8],
-        (SOL_TCP, TCP_NODELAY) if s.kind == Kind::Stream => {
+        (SOL_TCP, TCP_NODELAY) if s.kind() == Kind::Stream => {
             Vec::from((s.flag(Flag::NoDelay) as i32).to_le_bytes())
         }
         _ => return Err(Errno::ENOPROTOOPT),
@@ -229,7 +244,7 @@ pub fn getsockopt(s: &InetSock, c: &Call<'_>) -> KResult<u64> {
 /// send/sendto/sendmsg's common part: `data` already copied in.
 pub fn send(
     f: &File,
-    s: &InetSock,
+    s: &dyn InetSocket,
     data: &[u8],
     flags: u32,
     dest: Option<SocketAddrV4>,
@@ -241,8 +256,8 @@ pub fn send(
 /// How much of a `len`-byte send to copy in: a stream send takes at most `stream_chunk`
 /// (the caller sends the rest later), a datagram that cannot go in one packet fails with
 /// EMSGSIZE before anything is read.
-pub fn send_len(s: &InetSock, len: usize, stream_chunk: usize) -> KResult<usize> {
-    match s.kind {
+pub fn send_len(s: &dyn InetSocket, len: usize, stream_chunk: usize) -> KResult<usize> {
+    match s.kind() {
         Kind::Stream => Ok(len.min(stream_chunk)),
         _ if len > UDP_MAX => Err(Errno::EMSGSIZE),
         _ => Ok(len),
@@ -252,7 +267,7 @@ pub fn send_len(s: &InetSock, len: usize, stream_chunk: usize) -> KResult<usize>
 /// recv/recvfrom/recvmsg's common part: (copied, full length, sender).
 pub fn recv(
     f: &File,
-    s: &InetSock,
+    s: &dyn InetSocket,
     buf: &mut [u8],
     flags: u32,
 ) -> KResult<(usize, usize, Option<SocketAddrV4>)> {

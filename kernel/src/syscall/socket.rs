@@ -11,7 +11,7 @@ use crate::errno::{Errno, KResult};
 use crate::fs::consts::{O_CLOEXEC, O_NONBLOCK, O_RDWR};
 use crate::fs::{File, FsCtx};
 use crate::ipc::unix::{Cred, Inner, MAX_MSG, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, Sock};
-use crate::net::inet::InetSock;
+use crate::net::socket::InetSocket;
 use crate::proc::current_process;
 
 const AF_UNIX: u64 = 1;
@@ -128,7 +128,10 @@ fn socketpair(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 /// Runs `op` if `fd` is an AF_INET socket (None: it is not one).
-fn on_inet<T>(fd: i32, op: impl FnOnce(&File, &InetSock) -> KResult<T>) -> KResult<Option<T>> {
+fn on_inet<T>(
+    fd: i32,
+    op: impl FnOnce(&File, &dyn InetSocket) -> KResult<T>,
+) -> KResult<Option<T>> {
     let f = current_process()
         .ok_or(Errno::ESRCH)?
         .files
@@ -592,7 +595,13 @@ fn recvmsg(c: &mut Call<'_>) -> KResult<u64> {
     Ok(if flags & MSG_TRUNC != 0 { full } else { n } as u64)
 }
 
-fn recvmsg_inet(maddr: u64, m: &[u64; 6], flags: u32, f: &File, s: &InetSock) -> KResult<u64> {
+fn recvmsg_inet(
+    maddr: u64,
+    m: &[u64; 6],
+    flags: u32,
+    f: &File,
+    s: &dyn InetSocket,
+) -> KResult<u64> {
     let iov = iovecs(m[2], m[3])?;
     let total = iov
         .iter()

@@ -1,0 +1,485 @@
+//! NetBSD's TCP/IP in the rump kernel as AdrOS's network stack (`net.stack=rump`).
+//!
+//! * **The interface.** Before `rump_init`, [`assign`] hands the e1000 (82540EM) to the rump
+//!   kernel, whose PCI bus attaches NetBSD's wm(4) driver (with its MII PHY) to it as `wm0`,
+//!   on the same PCI/DMA/interrupt hypercalls as the USB controllers. After `rump_init`,
+//!   [`start`] brings `wm0` up and runs NetBSD's DHCP client (`net_config`, over bpf) in a
+//!   thread of its own, so the boot does not wait for the lease; `lo0` is 127.0.0.1 as
+//!   NetBSD's `netinet` component configures it.
+//! * **Sockets.** A user's AF_INET socket is a [`RumpSock`]: a descriptor in the rump
+//!   kernel's process 1 (where every bridge descriptor lives), always non-blocking there. A
+//!   call that would block waits on the socket's AdrOS wait queue — interruptible by
+//!   signals, honouring `O_NONBLOCK`/`MSG_DONTWAIT` — and retries when the socket's state
+//!   changes. Constants, `sockaddr` and errno are translated in [`super::netsys`].
+//! * **Readiness without polling.** One kqueue in the rump kernel holds an edge-triggered
+//!   (`EV_CLEAR`) read and write filter for every socket; the `rump-netev` thread sleeps in
+//!   `kevent` and, for each socket NetBSD reports, asks `poll` for its state, caches it and
+//!   wakes the socket's wait queue. `poll`, `select` and `epoll` read the cache (they run
+//!   with the wait queue's lock held, where the rump kernel must not be entered); the
+//!   calling thread refreshes it after each of its own operations.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::any::Any;
+use core::ffi::c_int;
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+use super::netsys::{self as ns, Kevent};
+use crate::errno::{Errno, KResult};
+use crate::fs::File;
+use crate::fs::anon::AnonFile;
+use crate::fs::consts::{POLLERR, POLLHUP, POLLIN, POLLOUT, S_IFSOCK};
+
+use crate::net::inet::{Flag, Kind};
+use crate::net::socket::InetSocket;
+use crate::sched::wait::WaitQueue;
+
+/// The interface NetBSD's wm(4) attaches as.
+const IFNAME: &str = "wm0";
+/// Linux `FIONREAD`.
+const LINUX_FIONREAD: u32 = 0x541b;
+/// Linux's poll bits for "readable normal data" and "writable normal data".
+const POLLRDNORM: u32 = 0x40;
+const POLLWRNORM: u32 = 0x100;
+
+/// Whether `net.stack=rump` was asked for (the default is the native stack: see
+/// `crate::net::init`).
+pub fn wanted() -> bool {
+    crate::boot::cmdline().param("net.stack") == Some("rump")
+}
+
+/// The e1000 functions given to the rump kernel, for `/proc/drivers`.
+static GIVEN: spin::Mutex<Vec<String>> = spin::Mutex::new(Vec::new());
+/// Where DHCP stands: "waiting", "10.0.2.15/24", or the error.
+static LEASE: spin::Mutex<String> = spin::Mutex::new(String::new());
+static UP: AtomicBool = AtomicBool::new(false);
+
+/// Hands every e1000 to the rump kernel when `net.stack=rump` (called before `rump_init`).
+pub fn assign() {
+    if !wanted() {
+        return;
+    }
+    for d in crate::pci::find_all(adros_e1000::VENDOR_ID, adros_e1000::DEVICE_ID) {
+        match super::pci::give(d, "wm (NetBSD wm, TCP/IP)") {
+            Ok(()) => GIVEN.lock().push(adros_pci::slot_name(d.addr)),
+            Err(o) => log::warn!(
+                "net: {}: owned by the {} stack ({}); not given to rump",
+                adros_pci::slot_name(d.addr),
+                o.stack,
+                o.driver
+            ),
+        }
+    }
+}
+
+/// Whether the rump kernel has an interface to serve (`crate::net::init` then leaves the
+/// native stack down).
+pub fn assigned() -> bool {
+    !GIVEN.lock().is_empty()
+}
+
+/// After `rump_init`: brings `wm0` up, leases an address and starts the event thread.
+pub fn start() {
+    if !assigned() {
+        return;
+    }
+    *LEASE.lock() = String::from("waiting");
+    crate::sched::thread::spawn("rump-net", || {
+        if let Err(e) = ns::netconfig_ifup(IFNAME) {
+            log::error!(
+                "net: rump: cannot bring {IFNAME} up: {e:?} (did wm(4) attach? see the boot log)"
+            );
+            *LEASE.lock() = alloc::format!("{IFNAME} down: {e:?}");
+            return;
+        }
+        match ns::kqueue() {
+            Ok(kq) => {
+                KQ.store(kq, Ordering::Release);
+                crate::sched::thread::spawn("rump-netev", move || events(kq));
+            }
+            Err(e) => log::error!("net: rump: kqueue: {e:?}: sockets will not wake waiters"),
+        }
+        UP.store(true, Ordering::Release);
+        let t0 = crate::time::now_ns();
+        let r = ns::netconfig_dhcp(IFNAME);
+        let ms = (crate::time::now_ns() - t0) / 1_000_000;
+        let lease = match r {
+            Ok(()) => {
+                let a = if_addr(IFNAME);
+                log::info!("net: rump: {IFNAME}: DHCP lease {a} in {ms} ms (NetBSD TCP/IP)");
+                a
+            }
+            Err(e) => {
+                log::warn!("net: rump: {IFNAME}: DHCP failed after {ms} ms: {e:?}");
+                alloc::format!("dhcp failed: {e:?}")
+            }
+        };
+        *LEASE.lock() = lease;
+    });
+}
+
+/// `ADDR/PREFIX` of `ifname` as the rump kernel has it (SIOCGIFADDR, SIOCGIFNETMASK).
+fn if_addr(ifname: &str) -> String {
+    let Ok(fd) = ns::socket(ns::AF_INET, 2, 0) else {
+        return String::from("unknown");
+    };
+    let addr = ns::if_sockaddr(fd, ifname, ns::SIOCGIFADDR);
+    let mask = ns::if_sockaddr(fd, ifname, ns::SIOCGIFNETMASK);
+    let _ = super::sys::close(fd);
+    match (addr, mask) {
+        (Ok(a), Ok(m)) => alloc::format!("{a}/{}", u32::from(m).count_ones()),
+        (Ok(a), Err(_)) => alloc::format!("{a}"),
+        (Err(e), _) => alloc::format!("none ({e:?})"),
+    }
+}
+
+/// `/proc/drivers` lines for the rump stack.
+pub fn report() -> Vec<String> {
+    let given = GIVEN.lock().clone();
+    given
+        .iter()
+        .map(|slot| {
+            alloc::format!(
+                "net {IFNAME} wm (NetBSD wm) {slot} stack=rump up={} addr={} sockets={}",
+                UP.load(Ordering::Acquire),
+                LEASE.lock().clone(),
+                SOCKS.lock().len()
+            )
+        })
+        .collect()
+}
+
+/// The kqueue every socket's filters are in (-1 before `start`).
+static KQ: AtomicI32 = AtomicI32::new(-1);
+/// Every open rump socket by id (the kevent `udata`).
+static SOCKS: spin::Mutex<BTreeMap<u64, Weak<RumpSock>>> = spin::Mutex::new(BTreeMap::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The `rump-netev` thread: NetBSD's socket events → cached readiness and wake-ups.
+fn events(kq: c_int) {
+    let mut evs = [Kevent::default(); 32];
+    loop {
+        let n = match ns::kevent(kq, &[], &mut evs) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                log::error!("net: rump: kevent: {e:?}; socket wake-ups stop");
+                return;
+            }
+        };
+        let mut seen: Vec<u64> = evs[..n].iter().map(|e| e.udata as u64).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for id in seen {
+            let s = SOCKS.lock().get(&id).and_then(Weak::upgrade);
+            if let Some(s) = s {
+                s.refresh();
+            }
+        }
+    }
+}
+
+/// An AF_INET socket in the rump kernel.
+pub struct RumpSock {
+    id: u64,
+    fd: c_int,
+    kind: Kind,
+    wq: WaitQueue,
+    /// Linux poll bits as last seen ([`RumpSock::refresh`]).
+    ready: AtomicU32,
+    /// Bumped by every refresh: a blocked call retries when it moves.
+    seq: AtomicU64,
+    /// A non-blocking connect is under way (its result is reported by the next connect or
+    /// SO_ERROR).
+    connecting: AtomicBool,
+}
+
+impl RumpSock {
+    /// A new socket of `kind`; fails with the rump kernel's answer (e.g. EPROTONOSUPPORT
+    /// for ICMP datagram sockets, which NetBSD does not have).
+    pub fn new(kind: Kind) -> KResult<Arc<RumpSock>> {
+        super::ready().map_err(|_| Errno::ENETDOWN)?;
+        let fd = ns::socket(
+            ns::AF_INET,
+            kind.sock_type() | ns::SOCK_NONBLOCK,
+            kind.protocol(),
+        )?;
+        Ok(Self::wrap(fd, kind))
+    }
+
+    fn wrap(fd: c_int, kind: Kind) -> Arc<RumpSock> {
+        let s = Arc::new(RumpSock {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            fd,
+            kind,
+            wq: WaitQueue::new(),
+            ready: AtomicU32::new(0),
+            seq: AtomicU64::new(0),
+            connecting: AtomicBool::new(false),
+        });
+        SOCKS.lock().insert(s.id, Arc::downgrade(&s));
+        let kq = KQ.load(Ordering::Acquire);
+        if kq >= 0 {
+            let ev = |filter| Kevent {
+                ident: fd as usize,
+                filter,
+                flags: ns::EV_ADD | ns::EV_CLEAR,
+                udata: s.id as isize,
+                ..Kevent::default()
+            };
+            if let Err(e) = ns::kevent(kq, &[ev(ns::EVFILT_READ), ev(ns::EVFILT_WRITE)], &mut []) {
+                log::warn!("net: rump: socket {}: kevent registration: {e:?}", s.id);
+            }
+        }
+        s.refresh();
+        s
+    }
+
+    /// Re-reads the socket's readiness from the rump kernel and wakes its waiters.
+    fn refresh(&self) {
+        let r = ns::poll_now(self.fd, ns::POLLIN | ns::POLLOUT).unwrap_or(ns::POLLERR);
+        let mut v = 0;
+        if r & ns::POLLIN != 0 {
+            v |= POLLIN | POLLRDNORM;
+        }
+        if r & ns::POLLOUT != 0 {
+            v |= POLLOUT | POLLWRNORM;
+        }
+        if r & (ns::POLLERR | ns::POLLNVAL) != 0 {
+            v |= POLLERR;
+        }
+        if r & ns::POLLHUP != 0 {
+            v |= POLLHUP;
+        }
+        self.ready.store(v, Ordering::Release);
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        self.wq.wake_all();
+    }
+
+    /// Runs `op` until it does not fail with EAGAIN, sleeping between tries until the
+    /// socket's state changes; with `nonblock`, EAGAIN is the answer. Refreshes the cached
+    /// readiness afterwards (the operation may have changed it).
+    fn blocking<T>(&self, nonblock: bool, mut op: impl FnMut() -> KResult<T>) -> KResult<T> {
+        loop {
+            let seen = self.seq.load(Ordering::Acquire);
+            let r = op();
+            self.refresh();
+            match r {
+                Err(Errno::EAGAIN) if !nonblock => {}
+                r => return r,
+            }
+            crate::ipc::wait_for(&self.wq, || {
+                (self.seq.load(Ordering::Acquire) != seen.wrapping_add(1)).then_some(())
+            })?;
+        }
+    }
+
+    /// The pending error (SO_ERROR) as a Linux errno.
+    fn so_error(&self) -> Option<Errno> {
+        match ns::getsockopt_int(self.fd, ns::SOL_SOCKET, ns::SO_ERROR) {
+            Ok(0) => None,
+            Ok(e) => Some(super::sys::linux_errno(e)),
+            Err(e) => Some(e),
+        }
+    }
+
+    fn opt(flag: Flag) -> (c_int, c_int) {
+        match flag {
+            Flag::ReuseAddr => (ns::SOL_SOCKET, ns::SO_REUSEADDR),
+            Flag::KeepAlive => (ns::SOL_SOCKET, ns::SO_KEEPALIVE),
+            Flag::NoDelay => (ns::IPPROTO_TCP, ns::TCP_NODELAY),
+        }
+    }
+}
+
+impl Drop for RumpSock {
+    fn drop(&mut self) {
+        SOCKS.lock().remove(&self.id);
+        // Closing the descriptor also removes its kqueue filters.
+        let _ = super::sys::close(self.fd);
+    }
+}
+
+impl InetSocket for RumpSock {
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn bind(&self, addr: SocketAddrV4) -> KResult<()> {
+        ns::bind_in(self.fd, addr)
+    }
+
+    fn listen(&self, backlog: i32) -> KResult<()> {
+        let r = ns::listen(self.fd, backlog.clamp(0, 4096));
+        self.refresh();
+        r
+    }
+
+    fn accept(&self, nonblock: bool) -> KResult<(Arc<dyn InetSocket>, SocketAddrV4)> {
+        let (fd, peer) = self.blocking(nonblock, || ns::accept_nb(self.fd))?;
+        let s = Self::wrap(fd, self.kind);
+        let peer = match peer {
+            Some(p) => p,
+            None => ns::peername(fd).unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        };
+        Ok((s as Arc<dyn InetSocket>, peer))
+    }
+
+    fn connect(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
+        let seen = self.seq.load(Ordering::Acquire);
+        let r = ns::connect_in(self.fd, addr);
+        self.refresh();
+        match r {
+            Err(Errno::EINPROGRESS) if self.kind == Kind::Stream => {}
+            Err(Errno::EISCONN) if self.connecting.swap(false, Ordering::AcqRel) => {
+                return Ok(());
+            }
+            Err(Errno::EALREADY) if !nonblock => {}
+            r => return r,
+        }
+        self.connecting.store(true, Ordering::Release);
+        if nonblock {
+            return Err(Errno::EINPROGRESS);
+        }
+        // Connected when writable, failed when an error is pending.
+        let mut last = seen;
+        loop {
+            if self.ready.load(Ordering::Acquire) & (POLLOUT | POLLERR | POLLHUP) != 0 {
+                break;
+            }
+            crate::ipc::wait_for(&self.wq, || {
+                (self.seq.load(Ordering::Acquire) != last).then_some(())
+            })?;
+            last = self.seq.load(Ordering::Acquire);
+        }
+        self.connecting.store(false, Ordering::Release);
+        match self.so_error() {
+            Some(e) => Err(e),
+            None => ns::peername(self.fd).map(drop),
+        }
+    }
+
+    fn send(&self, data: &[u8], dest: Option<SocketAddrV4>, nonblock: bool) -> KResult<usize> {
+        self.blocking(nonblock, || {
+            ns::sendto(self.fd, data, ns::MSG_NOSIGNAL, dest)
+        })
+    }
+
+    fn recv(
+        &self,
+        buf: &mut [u8],
+        peek: bool,
+        nonblock: bool,
+    ) -> KResult<(usize, usize, Option<SocketAddrV4>)> {
+        let flags = if peek { ns::MSG_PEEK } else { 0 };
+        if self.kind == Kind::Stream {
+            let (n, _) = self.blocking(nonblock, || ns::recvfrom(self.fd, buf, flags))?;
+            return Ok((n, n, None));
+        }
+        // A datagram's full length (MSG_TRUNC) needs room for all of it.
+        let mut big = alloc::vec![0u8; 65536];
+        let (n, from) = self.blocking(nonblock, || ns::recvfrom(self.fd, &mut big, flags))?;
+        let k = n.min(buf.len());
+        buf[..k].copy_from_slice(&big[..k]);
+        Ok((k, n, from))
+    }
+
+    fn shutdown(&self, how: u32) -> KResult<()> {
+        if how > 2 {
+            return Err(Errno::EINVAL);
+        }
+        let r = ns::shutdown(self.fd, how as c_int);
+        self.refresh();
+        r
+    }
+
+    fn local_name(&self) -> KResult<SocketAddrV4> {
+        ns::sockname(self.fd)
+    }
+
+    fn peer_name(&self) -> KResult<SocketAddrV4> {
+        ns::peername(self.fd)
+    }
+
+    fn take_error(&self) -> i32 {
+        self.so_error().map_or(0, |e| e.as_i32())
+    }
+
+    fn is_listening(&self) -> bool {
+        ns::getsockopt_int(self.fd, ns::SOL_SOCKET, ns::SO_ACCEPTCONN).is_ok_and(|v| v != 0)
+    }
+
+    fn set_flag(&self, opt: Flag, on: bool) -> KResult<()> {
+        let (level, name) = Self::opt(opt);
+        ns::setsockopt_int(self.fd, level, name, on as c_int)
+    }
+
+    fn flag(&self, opt: Flag) -> bool {
+        let (level, name) = Self::opt(opt);
+        ns::getsockopt_int(self.fd, level, name).is_ok_and(|v| v != 0)
+    }
+
+    fn buffer_sizes(&self) -> (i32, i32) {
+        (
+            ns::getsockopt_int(self.fd, ns::SOL_SOCKET, ns::SO_SNDBUF).unwrap_or(0),
+            ns::getsockopt_int(self.fd, ns::SOL_SOCKET, ns::SO_RCVBUF).unwrap_or(0),
+        )
+    }
+
+    fn set_buffer_size(&self, send: bool, bytes: i32) -> KResult<()> {
+        let opt = if send { ns::SO_SNDBUF } else { ns::SO_RCVBUF };
+        ns::setsockopt_int(self.fd, ns::SOL_SOCKET, opt, bytes.clamp(1024, 4 << 20))
+    }
+
+    fn set_linger(&self, on: bool, secs: i32) -> KResult<()> {
+        ns::set_linger(self.fd, on, secs.max(0))
+    }
+}
+
+impl AnonFile for RumpSock {
+    fn name(&self) -> &'static str {
+        "socket"
+    }
+
+    fn link_name(&self, ino: u64) -> String {
+        alloc::format!("socket:[{ino}]")
+    }
+
+    fn file_type(&self) -> u32 {
+        S_IFSOCK
+    }
+
+    fn read(&self, file: &File, buf: &mut [u8]) -> KResult<usize> {
+        Ok(InetSocket::recv(self, buf, false, file.nonblock())?.0)
+    }
+
+    fn write(&self, file: &File, buf: &[u8]) -> KResult<usize> {
+        InetSocket::send(self, buf, None, file.nonblock())
+    }
+
+    fn poll(&self, _file: &File, events: u32) -> u32 {
+        self.ready.load(Ordering::Acquire) & (events | POLLHUP | POLLERR)
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.wq)
+    }
+
+    fn ioctl(&self, _file: &File, cmd: u32, arg: u64) -> KResult<u64> {
+        if crate::net::ifreq::is_ifreq(cmd) {
+            return Err(Errno::ENOTTY);
+        }
+        if cmd != LINUX_FIONREAD {
+            return Err(Errno::ENOTTY);
+        }
+        let _ = arg;
+        Ok(ns::ioctl_int(self.fd, ns::FIONREAD)?.max(0) as u64)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

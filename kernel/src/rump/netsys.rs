@@ -1,0 +1,454 @@
+//! The rump kernel's socket, poll, kqueue and network-configuration entry points, with the
+//! NetBSD (amd64) constants and structures they take — in one place, so the socket bridge
+//! ([`super::net`]) speaks Linux on one side and NetBSD only through these wrappers.
+//!
+//! Linux and NetBSD agree on `AF_INET` (2), the socket types (1–3), the protocol numbers,
+//! `SHUT_*` and the low `POLL*` bits; they differ on `SOL_SOCKET` and the `SO_*` numbers,
+//! the `MSG_*` flags, `sockaddr` (NetBSD's has a length byte before an 8-bit family),
+//! `AF_INET6` (24 vs 10) and errno (translated by [`super::sys::linux_errno`]).
+
+use core::ffi::{c_int, c_void};
+use core::net::{Ipv4Addr, SocketAddrV4};
+
+use super::sys::{bind, chk, chk_sz, cstr};
+use crate::errno::{Errno, KResult};
+
+pub const AF_INET: c_int = 2;
+pub const SOCK_NONBLOCK: c_int = 0x2000_0000;
+pub const SOL_SOCKET: c_int = 0xffff;
+pub const SO_REUSEADDR: c_int = 0x4;
+pub const SO_KEEPALIVE: c_int = 0x8;
+pub const SO_BROADCAST: c_int = 0x20;
+pub const SO_LINGER: c_int = 0x80;
+pub const SO_SNDBUF: c_int = 0x1001;
+pub const SO_RCVBUF: c_int = 0x1002;
+pub const SO_ERROR: c_int = 0x1007;
+pub const SO_ACCEPTCONN: c_int = 0x2;
+pub const IPPROTO_TCP: c_int = 6;
+pub const TCP_NODELAY: c_int = 1;
+pub const MSG_PEEK: c_int = 0x2;
+pub const MSG_NOSIGNAL: c_int = 0x400;
+pub const POLLIN: i16 = 0x1;
+pub const POLLOUT: i16 = 0x4;
+pub const POLLERR: i16 = 0x8;
+pub const POLLHUP: i16 = 0x10;
+pub const POLLNVAL: i16 = 0x20;
+/// `_IOR('f', 127, int)`.
+pub const FIONREAD: u64 = 0x4004_667f;
+pub const EVFILT_READ: u32 = 0;
+pub const EVFILT_WRITE: u32 = 1;
+pub const EV_ADD: u32 = 0x1;
+pub const EV_CLEAR: u32 = 0x20;
+
+/// NetBSD `struct sockaddr_in`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct SockaddrIn {
+    pub sin_len: u8,
+    pub sin_family: u8,
+    /// Network byte order.
+    pub sin_port: [u8; 2],
+    pub sin_addr: [u8; 4],
+    pub sin_zero: [u8; 8],
+}
+const _: () = assert!(core::mem::size_of::<SockaddrIn>() == 16);
+
+impl SockaddrIn {
+    pub fn from_v4(a: SocketAddrV4) -> SockaddrIn {
+        SockaddrIn {
+            sin_len: 16,
+            sin_family: AF_INET as u8,
+            sin_port: a.port().to_be_bytes(),
+            sin_addr: a.ip().octets(),
+            sin_zero: [0; 8],
+        }
+    }
+
+    pub fn to_v4(self) -> SocketAddrV4 {
+        SocketAddrV4::new(
+            Ipv4Addr::from(self.sin_addr),
+            u16::from_be_bytes(self.sin_port),
+        )
+    }
+}
+
+/// Room for any `sockaddr` the rump kernel hands back (`sockaddr_storage`: 128 bytes).
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct SockaddrStorage(pub [u8; 128]);
+
+impl SockaddrStorage {
+    /// The IPv4 address in it, if it holds one.
+    pub fn v4(&self, len: u32) -> Option<SocketAddrV4> {
+        if len < 8 || self.0[1] != AF_INET as u8 {
+            return None;
+        }
+        Some(SocketAddrV4::new(
+            Ipv4Addr::new(self.0[4], self.0[5], self.0[6], self.0[7]),
+            u16::from_be_bytes([self.0[2], self.0[3]]),
+        ))
+    }
+}
+
+/// NetBSD `struct pollfd`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct PollFd {
+    pub fd: c_int,
+    pub events: i16,
+    pub revents: i16,
+}
+
+/// NetBSD `struct kevent` (amd64: 40 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Kevent {
+    pub ident: usize,
+    pub filter: u32,
+    pub flags: u32,
+    pub fflags: u32,
+    pub data: i64,
+    pub udata: isize,
+}
+const _: () = assert!(core::mem::size_of::<Kevent>() == 40);
+
+#[cfg(rump_linked)]
+mod ffi {
+    use core::ffi::{c_char, c_int, c_void};
+
+    use super::{Kevent, PollFd};
+
+    unsafe extern "C" {
+        #[link_name = "rump___sysimpl_socket30"]
+        pub fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int;
+        #[link_name = "rump___sysimpl_bind"]
+        pub fn bind(fd: c_int, addr: *const c_void, len: u32) -> c_int;
+        #[link_name = "rump___sysimpl_connect"]
+        pub fn connect(fd: c_int, addr: *const c_void, len: u32) -> c_int;
+        #[link_name = "rump___sysimpl_listen"]
+        pub fn listen(fd: c_int, backlog: c_int) -> c_int;
+        #[link_name = "rump___sysimpl_paccept"]
+        pub fn paccept(
+            fd: c_int,
+            addr: *mut c_void,
+            len: *mut u32,
+            sigmask: *const c_void,
+            flags: c_int,
+        ) -> c_int;
+        #[link_name = "rump___sysimpl_sendto"]
+        pub fn sendto(
+            fd: c_int,
+            buf: *const c_void,
+            n: usize,
+            flags: c_int,
+            to: *const c_void,
+            tolen: u32,
+        ) -> isize;
+        #[link_name = "rump___sysimpl_recvfrom"]
+        pub fn recvfrom(
+            fd: c_int,
+            buf: *mut c_void,
+            n: usize,
+            flags: c_int,
+            from: *mut c_void,
+            fromlen: *mut u32,
+        ) -> isize;
+        #[link_name = "rump___sysimpl_shutdown"]
+        pub fn shutdown(fd: c_int, how: c_int) -> c_int;
+        #[link_name = "rump___sysimpl_getsockname"]
+        pub fn getsockname(fd: c_int, addr: *mut c_void, len: *mut u32) -> c_int;
+        #[link_name = "rump___sysimpl_getpeername"]
+        pub fn getpeername(fd: c_int, addr: *mut c_void, len: *mut u32) -> c_int;
+        #[link_name = "rump___sysimpl_setsockopt"]
+        pub fn setsockopt(
+            fd: c_int,
+            level: c_int,
+            name: c_int,
+            val: *const c_void,
+            len: u32,
+        ) -> c_int;
+        #[link_name = "rump___sysimpl_getsockopt"]
+        pub fn getsockopt(
+            fd: c_int,
+            level: c_int,
+            name: c_int,
+            val: *mut c_void,
+            len: *mut u32,
+        ) -> c_int;
+        #[link_name = "rump___sysimpl_poll"]
+        pub fn poll(fds: *mut PollFd, n: u32, timeout_ms: c_int) -> c_int;
+        #[link_name = "rump___sysimpl_kqueue"]
+        pub fn kqueue() -> c_int;
+        #[link_name = "rump___sysimpl_kevent50"]
+        pub fn kevent(
+            kq: c_int,
+            changes: *const Kevent,
+            nchanges: usize,
+            events: *mut Kevent,
+            nevents: usize,
+            timeout: *const c_void,
+        ) -> c_int;
+        pub fn rump_pub_netconfig_ifup(ifname: *const c_char) -> c_int;
+        pub fn rump_pub_netconfig_dhcp_ipv4_oneshot(ifname: *const c_char) -> c_int;
+    }
+}
+
+/// Stand-ins when the components are not linked: nothing reaches them (the rump stack is
+/// never chosen then); they fail rather than pretend.
+#[cfg(not(rump_linked))]
+#[allow(clippy::missing_safety_doc)]
+mod ffi {
+    use core::ffi::{c_char, c_int, c_void};
+
+    use super::{Kevent, PollFd};
+
+    macro_rules! nosys {
+        ($($name:ident($($a:ty),*) -> $r:ty;)*) => {$(
+            pub unsafe fn $name($(_: $a),*) -> $r { (-1i32) as $r }
+        )*};
+    }
+    nosys! {
+        socket(c_int, c_int, c_int) -> c_int;
+        bind(c_int, *const c_void, u32) -> c_int;
+        connect(c_int, *const c_void, u32) -> c_int;
+        listen(c_int, c_int) -> c_int;
+        paccept(c_int, *mut c_void, *mut u32, *const c_void, c_int) -> c_int;
+        sendto(c_int, *const c_void, usize, c_int, *const c_void, u32) -> isize;
+        recvfrom(c_int, *mut c_void, usize, c_int, *mut c_void, *mut u32) -> isize;
+        shutdown(c_int, c_int) -> c_int;
+        getsockname(c_int, *mut c_void, *mut u32) -> c_int;
+        getpeername(c_int, *mut c_void, *mut u32) -> c_int;
+        setsockopt(c_int, c_int, c_int, *const c_void, u32) -> c_int;
+        getsockopt(c_int, c_int, c_int, *mut c_void, *mut u32) -> c_int;
+        poll(*mut PollFd, u32, c_int) -> c_int;
+        kqueue() -> c_int;
+        kevent(c_int, *const Kevent, usize, *mut Kevent, usize, *const c_void) -> c_int;
+        rump_pub_netconfig_ifup(*const c_char) -> c_int;
+        rump_pub_netconfig_dhcp_ipv4_oneshot(*const c_char) -> c_int;
+    }
+}
+
+// Safe wrappers: every pointer is a Rust reference or buffer valid for the call; the rump
+// kernel copies in and out with its own copyin/copyout (memcpy for its local client).
+
+pub fn socket(domain: c_int, ty: c_int, proto: c_int) -> KResult<c_int> {
+    bind();
+    // SAFETY: plain integer arguments.
+    chk(unsafe { ffi::socket(domain, ty, proto) })
+}
+
+pub fn bind_in(fd: c_int, a: SocketAddrV4) -> KResult<()> {
+    bind();
+    let sa = SockaddrIn::from_v4(a);
+    // SAFETY: `sa` is a valid 16-byte sockaddr_in for the call.
+    chk(unsafe { ffi::bind(fd, (&raw const sa).cast(), 16) }).map(drop)
+}
+
+pub fn connect_in(fd: c_int, a: SocketAddrV4) -> KResult<()> {
+    bind();
+    let sa = SockaddrIn::from_v4(a);
+    // SAFETY: as for `bind_in`.
+    chk(unsafe { ffi::connect(fd, (&raw const sa).cast(), 16) }).map(drop)
+}
+
+pub fn listen(fd: c_int, backlog: c_int) -> KResult<()> {
+    bind();
+    // SAFETY: plain integer arguments.
+    chk(unsafe { ffi::listen(fd, backlog) }).map(drop)
+}
+
+/// `paccept(fd, …, SOCK_NONBLOCK)`: the new descriptor and the peer's address.
+pub fn accept_nb(fd: c_int) -> KResult<(c_int, Option<SocketAddrV4>)> {
+    bind();
+    let mut ss = SockaddrStorage([0; 128]);
+    let mut len = 128u32;
+    // SAFETY: `ss` has room for `len` bytes; no signal mask.
+    let nfd = chk(unsafe {
+        ffi::paccept(
+            fd,
+            (&raw mut ss).cast(),
+            &mut len,
+            core::ptr::null(),
+            SOCK_NONBLOCK,
+        )
+    })?;
+    Ok((nfd, ss.v4(len)))
+}
+
+pub fn sendto(fd: c_int, data: &[u8], flags: c_int, to: Option<SocketAddrV4>) -> KResult<usize> {
+    bind();
+    let sa = to.map(SockaddrIn::from_v4);
+    let (p, l) = match &sa {
+        Some(s) => ((s as *const SockaddrIn).cast::<c_void>(), 16),
+        None => (core::ptr::null(), 0),
+    };
+    // SAFETY: `data` is readable for its length; `p` is null or a valid sockaddr_in.
+    chk_sz(unsafe { ffi::sendto(fd, data.as_ptr().cast(), data.len(), flags, p, l) })
+}
+
+pub fn recvfrom(fd: c_int, buf: &mut [u8], flags: c_int) -> KResult<(usize, Option<SocketAddrV4>)> {
+    bind();
+    let mut ss = SockaddrStorage([0; 128]);
+    let mut len = 128u32;
+    // SAFETY: `buf` is writable for its length, `ss` for `len` bytes.
+    let n = chk_sz(unsafe {
+        ffi::recvfrom(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            flags,
+            (&raw mut ss).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((n, ss.v4(len)))
+}
+
+pub fn shutdown(fd: c_int, how: c_int) -> KResult<()> {
+    bind();
+    // SAFETY: plain integer arguments.
+    chk(unsafe { ffi::shutdown(fd, how) }).map(drop)
+}
+
+fn name(fd: c_int, peer: bool) -> KResult<SocketAddrV4> {
+    bind();
+    let mut ss = SockaddrStorage([0; 128]);
+    let mut len = 128u32;
+    // SAFETY: `ss` has room for `len` bytes.
+    chk(unsafe {
+        if peer {
+            ffi::getpeername(fd, (&raw mut ss).cast(), &mut len)
+        } else {
+            ffi::getsockname(fd, (&raw mut ss).cast(), &mut len)
+        }
+    })?;
+    ss.v4(len).ok_or(Errno::EAFNOSUPPORT)
+}
+
+pub fn sockname(fd: c_int) -> KResult<SocketAddrV4> {
+    name(fd, false)
+}
+
+pub fn peername(fd: c_int) -> KResult<SocketAddrV4> {
+    name(fd, true)
+}
+
+pub fn setsockopt_int(fd: c_int, level: c_int, opt: c_int, v: c_int) -> KResult<()> {
+    bind();
+    // SAFETY: `v` is a valid int for the call.
+    chk(unsafe { ffi::setsockopt(fd, level, opt, (&raw const v).cast(), 4) }).map(drop)
+}
+
+pub fn getsockopt_int(fd: c_int, level: c_int, opt: c_int) -> KResult<c_int> {
+    bind();
+    let mut v: c_int = 0;
+    let mut len = 4u32;
+    // SAFETY: `v` has room for `len` bytes.
+    chk(unsafe { ffi::getsockopt(fd, level, opt, (&raw mut v).cast(), &mut len) })?;
+    Ok(v)
+}
+
+/// `SO_LINGER`: (on, seconds).
+pub fn set_linger(fd: c_int, on: bool, secs: c_int) -> KResult<()> {
+    bind();
+    let v: [c_int; 2] = [on as c_int, secs];
+    // SAFETY: `v` is a valid `struct linger` (two ints) for the call.
+    chk(unsafe { ffi::setsockopt(fd, SOL_SOCKET, SO_LINGER, (&raw const v).cast(), 8) }).map(drop)
+}
+
+/// The poll events ready on `fd` now (never blocks).
+pub fn poll_now(fd: c_int, events: i16) -> KResult<i16> {
+    bind();
+    let mut p = PollFd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    chk(unsafe { ffi::poll(&mut p, 1, 0) })?;
+    Ok(p.revents)
+}
+
+pub fn kqueue() -> KResult<c_int> {
+    bind();
+    // SAFETY: no arguments.
+    chk(unsafe { ffi::kqueue() })
+}
+
+/// `kevent(kq, changes, events, no timeout)`: blocks until an event when `events` is not
+/// empty.
+pub fn kevent(kq: c_int, changes: &[Kevent], events: &mut [Kevent]) -> KResult<usize> {
+    bind();
+    // SAFETY: the slices are valid for their lengths; a null timeout waits indefinitely.
+    chk(unsafe {
+        ffi::kevent(
+            kq,
+            changes.as_ptr(),
+            changes.len(),
+            events.as_mut_ptr(),
+            events.len(),
+            core::ptr::null(),
+        )
+    })
+    .map(|n| n as usize)
+}
+
+/// An int-valued ioctl (`FIONREAD`).
+pub fn ioctl_int(fd: c_int, cmd: u64) -> KResult<c_int> {
+    let mut v: c_int = 0;
+    super::sys::ioctl(fd, cmd, &mut v)?;
+    Ok(v)
+}
+
+/// NetBSD `struct ifreq` (amd64): the name, then a union whose largest member is a
+/// `sockaddr_storage`.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct IfReq {
+    pub name: [u8; 16],
+    pub data: [u8; 128],
+}
+const _: () = assert!(core::mem::size_of::<IfReq>() == 144);
+/// `_IOWR('i', 33, struct ifreq)`.
+pub const SIOCGIFADDR: u64 = 0xc090_6921;
+/// `_IOWR('i', 37, struct ifreq)`.
+pub const SIOCGIFNETMASK: u64 = 0xc090_6925;
+
+/// An interface's IPv4 address-valued attribute (`SIOCGIFADDR`, `SIOCGIFNETMASK`), asked
+/// through the AF_INET socket `fd`.
+pub fn if_sockaddr(fd: c_int, ifname: &str, cmd: u64) -> KResult<Ipv4Addr> {
+    let mut r = IfReq {
+        name: [0; 16],
+        data: [0; 128],
+    };
+    let n = ifname.as_bytes();
+    if n.len() >= 16 {
+        return Err(Errno::EINVAL);
+    }
+    r.name[..n.len()].copy_from_slice(n);
+    super::sys::ioctl(fd, cmd, &mut r)?;
+    Ok(Ipv4Addr::new(r.data[4], r.data[5], r.data[6], r.data[7]))
+}
+
+/// Brings `ifname` up (`rump_pub_netconfig_ifup`): NetBSD's errno on failure.
+pub fn netconfig_ifup(ifname: &str) -> KResult<()> {
+    bind();
+    let n = cstr(ifname)?;
+    // SAFETY: a valid NUL-terminated name.
+    match unsafe { ffi::rump_pub_netconfig_ifup(n.as_ptr()) } {
+        0 => Ok(()),
+        e => Err(super::sys::linux_errno(e)),
+    }
+}
+
+/// One DHCP exchange on `ifname` (NetBSD's dhcpcd-derived client in `net_config`, over
+/// bpf): configures the address, netmask and default route it is given.
+pub fn netconfig_dhcp(ifname: &str) -> KResult<()> {
+    bind();
+    let n = cstr(ifname)?;
+    // SAFETY: a valid NUL-terminated name.
+    match unsafe { ffi::rump_pub_netconfig_dhcp_ipv4_oneshot(n.as_ptr()) } {
+        0 => Ok(()),
+        e => Err(super::sys::linux_errno(e)),
+    }
+}
