@@ -32,6 +32,7 @@ use crate::errno::{Errno, KResult};
 use crate::fs::File;
 use crate::fs::anon::AnonFile;
 use crate::fs::consts::{POLLERR, POLLHUP, POLLIN, POLLOUT, S_IFSOCK};
+use crate::ipc::epoll::EPOLLRDHUP as POLLRDHUP;
 
 use crate::net::inet::{Flag, Kind};
 use crate::net::socket::InetSocket;
@@ -109,7 +110,10 @@ pub fn start() {
         let lease = match r {
             Ok(()) => {
                 let a = if_addr(IFNAME);
-                log::info!("net: rump: {IFNAME}: DHCP lease {a} in {ms} ms (NetBSD TCP/IP)");
+                let ready_ms = wait_usable(&a);
+                log::info!(
+                    "net: rump: {IFNAME}: DHCP lease {a} in {ms} ms, usable {ready_ms} ms later (NetBSD TCP/IP)"
+                );
                 a
             }
             Err(e) => {
@@ -119,6 +123,27 @@ pub fn start() {
         };
         *LEASE.lock() = lease;
     });
+}
+
+/// Waits (at most 10 s) until the address `a` ("ADDR/PREFIX") can be bound: NetBSD probes a
+/// new IPv4 address for duplicates first (RFC 5227) and sends nothing from it meanwhile, so
+/// the lease is published only once sockets can use it. Returns the milliseconds waited.
+fn wait_usable(a: &str) -> u64 {
+    let t0 = crate::time::now_ns();
+    let Some(ip) = a.split('/').next().and_then(|s| s.parse::<Ipv4Addr>().ok()) else {
+        return 0;
+    };
+    let Ok(fd) = ns::socket(ns::AF_INET, 2, 0) else {
+        return 0;
+    };
+    while crate::time::now_ns() - t0 < 10_000_000_000 {
+        match ns::bind_in(fd, SocketAddrV4::new(ip, 0)) {
+            Err(Errno::EADDRNOTAVAIL) => crate::sched::sleep_ms(20),
+            _ => break,
+        }
+    }
+    let _ = super::sys::close(fd);
+    (crate::time::now_ns() - t0) / 1_000_000
 }
 
 /// `ADDR/PREFIX` of `ifname` as the rump kernel has it (SIOCGIFADDR, SIOCGIFNETMASK).
@@ -221,21 +246,33 @@ impl RumpSock {
             connecting: AtomicBool::new(false),
         });
         SOCKS.lock().insert(s.id, Arc::downgrade(&s));
-        let kq = KQ.load(Ordering::Acquire);
-        if kq >= 0 {
-            let ev = |filter| Kevent {
-                ident: fd as usize,
-                filter,
-                flags: ns::EV_ADD | ns::EV_CLEAR,
-                udata: s.id as isize,
-                ..Kevent::default()
-            };
-            if let Err(e) = ns::kevent(kq, &[ev(ns::EVFILT_READ), ev(ns::EVFILT_WRITE)], &mut []) {
-                log::warn!("net: rump: socket {}: kevent registration: {e:?}", s.id);
-            }
-        }
+        s.watch(
+            &[ns::EVFILT_READ, ns::EVFILT_WRITE],
+            ns::EV_ADD | ns::EV_CLEAR,
+        );
         s.refresh();
         s
+    }
+
+    /// Adds (or deletes) the socket's filters in the event kqueue.
+    fn watch(&self, filters: &[u32], flags: u32) {
+        let kq = KQ.load(Ordering::Acquire);
+        if kq < 0 {
+            return;
+        }
+        let evs: Vec<Kevent> = filters
+            .iter()
+            .map(|&filter| Kevent {
+                ident: self.fd as usize,
+                filter,
+                flags,
+                udata: self.id as isize,
+                ..Kevent::default()
+            })
+            .collect();
+        if let Err(e) = ns::kevent(kq, &evs, &mut []) {
+            log::warn!("net: rump: socket {}: kevent {flags:#x}: {e:?}", self.id);
+        }
     }
 
     /// Re-reads the socket's readiness from the rump kernel and wakes its waiters.
@@ -253,6 +290,13 @@ impl RumpSock {
         }
         if r & ns::POLLHUP != 0 {
             v |= POLLHUP;
+        }
+        // NetBSD's poll has no POLLRDHUP: readable with nothing to read is the peer's FIN.
+        if self.kind == Kind::Stream
+            && r & ns::POLLIN != 0
+            && ns::recvfrom(self.fd, &mut [0u8; 1], ns::MSG_PEEK).is_ok_and(|(n, _)| n == 0)
+        {
+            v |= POLLRDHUP;
         }
         self.ready.store(v, Ordering::Release);
         self.seq.fetch_add(1, Ordering::AcqRel);
@@ -314,6 +358,13 @@ impl InetSocket for RumpSock {
 
     fn listen(&self, backlog: i32) -> KResult<()> {
         let r = ns::listen(self.fd, backlog.clamp(0, 4096));
+        if r.is_ok() {
+            // NetBSD picks a socket's read filter when it is attached: the one attached at
+            // creation watches received data, which a listening socket never has; the
+            // listen filter (pending connections) needs a fresh attach.
+            self.watch(&[ns::EVFILT_READ], ns::EV_DELETE);
+            self.watch(&[ns::EVFILT_READ], ns::EV_ADD | ns::EV_CLEAR);
+        }
         self.refresh();
         r
     }

@@ -38,6 +38,7 @@ pub const FIONREAD: u64 = 0x4004_667f;
 pub const EVFILT_READ: u32 = 0;
 pub const EVFILT_WRITE: u32 = 1;
 pub const EV_ADD: u32 = 0x1;
+pub const EV_DELETE: u32 = 0x2;
 pub const EV_CLEAR: u32 = 0x20;
 
 /// NetBSD `struct sockaddr_in`.
