@@ -189,7 +189,22 @@ fn dhcp_configures_eth0_and_ping_gets_three_replies() {
     ] {
         assert!(eth.contains(want), "{want} missing from {eth:?}");
     }
-    // busybox ifconfig (interface ioctls, /proc/net/dev) and route (/proc/net/route).
+    check_ifconfig_and_route(&out);
+    assert!(
+        out.contains("3 packets transmitted, 3 packets received, 0% packet loss"),
+        "output:\n{out}"
+    );
+    let replies = out
+        .lines()
+        .filter(|l| l.starts_with("64 bytes from 10.0.2.2: seq="))
+        .count();
+    assert_eq!(replies, 3, "output:\n{out}");
+    assert!(out.contains("ping-rc=0"), "output:\n{out}");
+}
+
+/// busybox ifconfig (interface ioctls, /proc/net/dev) and route (/proc/net/route) show
+/// eth0 with the DHCP address, QEMU's MAC and the default route, whichever stack runs.
+fn check_ifconfig_and_route(out: &str) {
     assert!(
         out.contains("inet addr:10.0.2.15  Bcast:10.0.2.255  Mask:255.255.255.0"),
         "ifconfig:\n{out}"
@@ -212,22 +227,11 @@ fn dhcp_configures_eth0_and_ping_gets_three_replies() {
         ),
         "route -n:\n{out}"
     );
-    assert!(
-        out.contains("3 packets transmitted, 3 packets received, 0% packet loss"),
-        "output:\n{out}"
-    );
-    let replies = out
-        .lines()
-        .filter(|l| l.starts_with("64 bytes from 10.0.2.2: seq="))
-        .count();
-    assert_eq!(replies, 3, "output:\n{out}");
-    assert!(out.contains("ping-rc=0"), "output:\n{out}");
 }
 
 /// The rump stack: NetBSD's wm(4) owns the e1000 and NetBSD's DHCP client configures it;
-/// `ping` (a raw ICMP socket in the rump kernel) gets its replies. (busybox `ifconfig` and
-/// `route` read the native stack's interface ioctls and /proc/net files, not translated
-/// for the rump stack yet: not checked here.)
+/// `ifconfig`/`route` show it as eth0 (the interface ioctls and /proc/net answered from the
+/// rump kernel's own tables); `ping` (a raw ICMP socket in the rump kernel) gets its replies.
 #[test]
 fn dhcp_configures_wm0_and_ping_gets_three_replies_rump() {
     let name = "s12_net-dhcp_ping_rump";
@@ -239,7 +243,7 @@ fn dhcp_configures_wm0_and_ping_gets_three_replies_rump() {
         "rump",
         "",
         &format!(
-            "{WAIT_DHCP} grep -E '^(net|pci 00:02.0)' /proc/drivers; ping -c 3 10.0.2.2; echo ping-rc=$?"
+            "{WAIT_DHCP} grep -E '^(net|pci 00:02.0)' /proc/drivers; ifconfig eth0; route -n; ping -c 3 10.0.2.2; echo ping-rc=$?"
         ),
     );
     assert_eq!(st, 0, "output:\n{out}");
@@ -257,7 +261,11 @@ fn dhcp_configures_wm0_and_ping_gets_three_replies_rump() {
     );
     let wm =
         line_with(&out, "net wm0 wm (NetBSD wm)").unwrap_or_else(|| panic!("no wm0 line:\n{out}"));
-    assert!(wm.contains("up=true addr=10.0.2.15/24"), "{wm:?}");
+    assert!(
+        wm.contains("up=true addr=10.0.2.15/24 gateway=10.0.2.2"),
+        "{wm:?}"
+    );
+    check_ifconfig_and_route(&out);
     let replies = out
         .lines()
         .filter(|l| l.starts_with("64 bytes from 10.0.2.2: seq="))

@@ -48,14 +48,13 @@ fn ifreq(data: &[u8]) -> [u8; IFREQ] {
 }
 
 pub fn ioctl(cmd: u32, arg: u64, root: bool) -> KResult<u64> {
-    let n = super::net().ok_or(Errno::ENODEV)?;
-    let lease = *n.lease.lock();
+    let i = super::interface().ok_or(Errno::ENODEV)?;
     if cmd == SIOCGIFCONF {
         // struct ifconf { int ifc_len; void *ifc_buf; }
         let len: i32 = read_val(arg)?;
         let buf: u64 = read_val(arg + 8)?;
         let mut out = alloc::vec::Vec::new();
-        if let Some(a) = lease.addr {
+        if let Some(a) = i.addr {
             out.extend_from_slice(&ifreq(&sin(a.address())));
         }
         if buf == 0 {
@@ -73,22 +72,21 @@ pub fn ioctl(cmd: u32, arg: u64, root: bool) -> KResult<u64> {
     if &req[..name_len] != b"eth0" {
         return Err(Errno::ENODEV);
     }
-    let link = n.stack.lock().dev.link();
-    let flags = IFF_UP | IFF_BROADCAST | IFF_MULTICAST | if link.up { IFF_RUNNING } else { 0 };
+    let flags = IFF_UP | IFF_BROADCAST | IFF_MULTICAST | if i.link_up { IFF_RUNNING } else { 0 };
     let out = match cmd {
         SIOCGIFFLAGS => ifreq(&flags.to_le_bytes()),
         SIOCGIFMETRIC => ifreq(&0i32.to_le_bytes()),
-        SIOCGIFMTU => ifreq(&1500i32.to_le_bytes()),
-        SIOCGIFTXQLEN => ifreq(&(adros_e1000::TX_RING as i32).to_le_bytes()),
+        SIOCGIFMTU => ifreq(&(i.mtu as i32).to_le_bytes()),
+        SIOCGIFTXQLEN => ifreq(&(i.txqlen as i32).to_le_bytes()),
         SIOCGIFINDEX => ifreq(&2i32.to_le_bytes()),
         SIOCGIFHWADDR => {
             let mut d = [0u8; 16];
             d[0..2].copy_from_slice(&ARPHRD_ETHER.to_le_bytes());
-            d[2..8].copy_from_slice(&n.mac);
+            d[2..8].copy_from_slice(&i.mac);
             ifreq(&d)
         }
         SIOCGIFADDR | SIOCGIFDSTADDR | SIOCGIFBRDADDR | SIOCGIFNETMASK => {
-            let a = lease.addr.ok_or(Errno::EADDRNOTAVAIL)?;
+            let a = i.addr.ok_or(Errno::EADDRNOTAVAIL)?;
             let v = match cmd {
                 SIOCGIFADDR | SIOCGIFDSTADDR => a.address(),
                 SIOCGIFBRDADDR => a.broadcast().unwrap_or(Ipv4Addr::BROADCAST),

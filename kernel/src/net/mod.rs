@@ -53,6 +53,58 @@ pub struct Lease {
     pub at_ns: u64,
 }
 
+/// The interface as user space sees it (`eth0`), whichever stack runs it: what the
+/// interface ioctls, `/proc/net/dev` and `/proc/net/route` report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IfInfo {
+    pub mac: [u8; 6],
+    pub addr: Option<Ipv4Cidr>,
+    pub gateway: Option<Ipv4Addr>,
+    pub link_up: bool,
+    pub mtu: u32,
+    pub txqlen: u32,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    /// Receive overruns (`fifo` in /proc/net/dev).
+    pub rx_fifo: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
+/// The interface of the stack that runs, if there is a network.
+pub fn interface() -> Option<IfInfo> {
+    if stack_name() == "rump" {
+        return crate::rump::net::interface();
+    }
+    let n = net()?;
+    let (link, st) = {
+        let s = n.stack.lock();
+        (s.dev.link(), s.dev.stats())
+    };
+    let l = *n.lease.lock();
+    Some(IfInfo {
+        mac: n.mac,
+        addr: l.addr,
+        gateway: l.gateway,
+        link_up: link.up,
+        mtu: 1500,
+        txqlen: adros_e1000::TX_RING as u32,
+        rx_bytes: st.rx_bytes,
+        rx_packets: st.rx_packets,
+        rx_errors: 0,
+        rx_dropped: st.rx_dropped,
+        rx_fifo: st.rx_overruns,
+        tx_bytes: st.tx_bytes,
+        tx_packets: st.tx_packets,
+        tx_errors: 0,
+        tx_dropped: st.tx_dropped,
+    })
+}
+
 /// Everything behind the stack lock.
 pub struct Stack {
     pub dev: Nic,
@@ -193,6 +245,7 @@ pub fn init() {
         "rump" if crate::rump::net::assigned() => {
             // The rump kernel owns the e1000 (given before rump_init); it serves sockets.
             CHOICE.call_once(|| "rump");
+            procnet::register();
             return;
         }
         "rump" if !crate::rump::LINKED => log::warn!(

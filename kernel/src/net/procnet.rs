@@ -38,18 +38,19 @@ fn dev() -> String {
     let mut s = String::from(
         "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
     );
-    if let Some(n) = net() {
-        let st = n.stack.lock().dev.stats();
+    if let Some(i) = super::interface() {
         let _ = writeln!(
             s,
-            "  eth0: {} {} 0 {} {} 0 0 0 {} {} 0 {} 0 0 0 0",
-            st.rx_bytes,
-            st.rx_packets,
-            st.rx_dropped,
-            st.rx_overruns,
-            st.tx_bytes,
-            st.tx_packets,
-            st.tx_dropped
+            "  eth0: {} {} {} {} {} 0 0 0 {} {} {} {} 0 0 0 0",
+            i.rx_bytes,
+            i.rx_packets,
+            i.rx_errors,
+            i.rx_dropped,
+            i.rx_fifo,
+            i.tx_bytes,
+            i.tx_packets,
+            i.tx_errors,
+            i.tx_dropped
         );
     }
     s
@@ -59,8 +60,9 @@ fn route() -> String {
     let mut s = String::from(
         "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
     );
-    let Some(n) = net() else { return s };
-    let l = *n.lease.lock();
+    let Some(l) = super::interface() else {
+        return s;
+    };
     if let Some(gw) = l.gateway {
         let _ = writeln!(
             s,

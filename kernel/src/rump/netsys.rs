@@ -189,6 +189,15 @@ mod ffi {
             nevents: usize,
             timeout: *const c_void,
         ) -> c_int;
+        #[link_name = "rump___sysimpl___sysctl"]
+        pub fn sysctl(
+            name: *const c_int,
+            namelen: u32,
+            old: *mut c_void,
+            oldlen: *mut usize,
+            new: *const c_void,
+            newlen: usize,
+        ) -> c_int;
         pub fn rump_pub_netconfig_ifup(ifname: *const c_char) -> c_int;
         pub fn rump_pub_netconfig_dhcp_ipv4_oneshot(ifname: *const c_char) -> c_int;
     }
@@ -224,6 +233,7 @@ mod ffi {
         poll(*mut PollFd, u32, c_int) -> c_int;
         kqueue() -> c_int;
         kevent(c_int, *const Kevent, usize, *mut Kevent, usize, *const c_void) -> c_int;
+        sysctl(*const c_int, u32, *mut c_void, *mut usize, *const c_void, usize) -> c_int;
         rump_pub_netconfig_ifup(*const c_char) -> c_int;
         rump_pub_netconfig_dhcp_ipv4_oneshot(*const c_char) -> c_int;
     }
@@ -429,6 +439,64 @@ pub fn if_sockaddr(fd: c_int, ifname: &str, cmd: u64) -> KResult<Ipv4Addr> {
     r.name[..n.len()].copy_from_slice(n);
     super::sys::ioctl(fd, cmd, &mut r)?;
     Ok(Ipv4Addr::new(r.data[4], r.data[5], r.data[6], r.data[7]))
+}
+
+/// `NET_RT_DUMP`: the routing table; `NET_RT_IFLIST`: the interfaces (`sys/socket.h`).
+pub const NET_RT_DUMP: c_int = 1;
+pub const NET_RT_IFLIST: c_int = 5;
+/// `RTM_VERSION`, `RTM_GET` (a dumped route), `RTM_IFINFO` (`net/route.h`).
+pub const RTM_VERSION: u8 = 4;
+pub const RTM_GET: u8 = 0x4;
+pub const RTM_IFINFO: u8 = 0x14;
+/// `sizeof(struct rt_msghdr)`, `sizeof(struct if_msghdr)` on amd64 (the sockaddrs follow).
+pub const RT_MSGHDR_LEN: usize = 120;
+pub const IF_MSGHDR_LEN: usize = 152;
+pub const RTF_GATEWAY: i32 = 0x2;
+pub const RTA_DST: i32 = 0x1;
+pub const RTA_GATEWAY: i32 = 0x2;
+pub const AF_LINK: u8 = 18;
+
+/// The routing sysctl `net.route.0.0.<what>.0` (`what`: [`NET_RT_DUMP`], [`NET_RT_IFLIST`]):
+/// a sequence of routing messages.
+pub fn route_sysctl(what: c_int) -> KResult<alloc::vec::Vec<u8>> {
+    bind();
+    let mib: [c_int; 6] = [4 /* CTL_NET */, 34 /* PF_ROUTE */, 0, 0, what, 0];
+    for _ in 0..4 {
+        let mut len = 0usize;
+        // SAFETY: `mib` holds 6 names; a null buffer asks for the size.
+        chk(unsafe {
+            ffi::sysctl(
+                mib.as_ptr(),
+                6,
+                core::ptr::null_mut(),
+                &mut len,
+                core::ptr::null(),
+                0,
+            )
+        })?;
+        let mut buf = alloc::vec![0u8; len + 1024];
+        let mut got = buf.len();
+        // SAFETY: `buf` has room for `got` bytes.
+        match chk(unsafe {
+            ffi::sysctl(
+                mib.as_ptr(),
+                6,
+                buf.as_mut_ptr().cast(),
+                &mut got,
+                core::ptr::null(),
+                0,
+            )
+        }) {
+            Ok(_) => {
+                buf.truncate(got.min(buf.len()));
+                return Ok(buf);
+            }
+            // Grew between the two calls: ask again.
+            Err(Errno::ENOMEM) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Errno::ENOMEM)
 }
 
 /// Brings `ifname` up (`rump_pub_netconfig_ifup`): NetBSD's errno on failure.
