@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::errno::Errno;
 use crate::host::{self, Host};
@@ -49,11 +49,22 @@ pub const MTX_SPIN: i32 = 0x01;
 pub const MTX_KMUTEX: i32 = 0x02;
 
 /// `struct rumpuser_mtx`. Cache-line aligned like NetBSD's (`RUMPUSER_LOCKALIGN`).
+///
+/// Spin mutexes (`MTX_SPIN`, NetBSD's `mutex_spin_enter`) are ticket locks: FIFO, and the
+/// waiter spins instead of parking. NetBSD code busy-waits on state guarded by a spin
+/// mutex, taking and dropping it in a tight loop (`knote_detach` waiting for another
+/// thread's `KN_BUSY` to clear under `kq_lock`): with a barging lock whose waiters park, the
+/// looping thread re-took the lock each time before the woken waiter ran, and the waiter —
+/// the one thread that could clear the flag — starved forever (a socket close hung the
+/// system). With tickets, the waiter is served right after the current holder.
 #[repr(align(64))]
 pub struct Mutex {
     raw: RawMutex,
     owner: AtomicUsize,
     flags: i32,
+    /// Spin mutexes: the next ticket to hand out, and the ticket being served.
+    next: AtomicU32,
+    serving: AtomicU32,
 }
 
 impl Mutex {
@@ -62,6 +73,8 @@ impl Mutex {
             raw: RawMutex::new(),
             owner: AtomicUsize::new(0),
             flags,
+            next: AtomicU32::new(0),
+            serving: AtomicU32::new(0),
         }
     }
 
@@ -118,14 +131,21 @@ impl Mutex {
     }
 
     pub fn enter_nowrap(&self, host: &dyn Host) {
-        if !self.raw.try_lock() {
-            lock_contended(&self.raw, host);
-        }
+        self.raw_lock(host);
         self.mark_entered(host);
     }
 
     pub fn tryenter(&self, host: &dyn Host) -> Result<(), Errno> {
-        if self.raw.try_lock() {
+        let got = if self.is_spin() {
+            let s = self.serving.load(Ordering::Acquire);
+            self.next
+                .compare_exchange(s, s.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+                && self.raw.try_lock()
+        } else {
+            self.raw.try_lock()
+        };
+        if got {
             self.mark_entered(host);
             Ok(())
         } else {
@@ -135,7 +155,37 @@ impl Mutex {
 
     pub fn exit(&self) {
         self.mark_exited();
+        self.raw_unlock();
+    }
+
+    /// Takes the underlying lock (no owner bookkeeping, no vCPU handling): a ticket for
+    /// spin mutexes, the blocking lock for the others.
+    fn raw_lock(&self, host: &dyn Host) {
+        if self.is_spin() {
+            let t = self.next.fetch_add(1, Ordering::Relaxed);
+            let mut spins = 0u32;
+            while self.serving.load(Ordering::Acquire) != t {
+                spins = spins.wrapping_add(1);
+                if spins.is_multiple_of(1024) {
+                    // The holder may be a preempted thread: let it run.
+                    host.yield_now();
+                } else {
+                    host.relax();
+                }
+            }
+            // Our turn: nobody else holds or takes the raw lock now.
+            let ok = self.raw.try_lock();
+            debug_assert!(ok, "spin mutex: raw lock held out of turn");
+        } else if !self.raw.try_lock() {
+            lock_contended(&self.raw, host);
+        }
+    }
+
+    fn raw_unlock(&self) {
         self.raw.unlock();
+        if self.is_spin() {
+            self.serving.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// The owning lwp of a `KMUTEX` (0 when unowned); `None` for other mutexes, on which
@@ -249,14 +299,14 @@ impl Condvar {
         let nlocks = hyp::unschedule(m.interlock());
         m.mark_exited();
         let w = self.raw.enqueue(host);
-        m.raw.unlock();
+        m.raw_unlock();
         let signalled = self.raw.block(host, &w, deadline);
         if m.flags & (MTX_SPIN | MTX_KMUTEX) == (MTX_SPIN | MTX_KMUTEX) {
             // cv_reschedule: vCPU first, then the spin mutex (resource order).
             hyp::schedule(nlocks, m.interlock());
             m.enter_nowrap(host);
         } else {
-            m.raw.lock(host);
+            m.raw_lock(host);
             m.mark_entered(host);
             hyp::schedule(nlocks, m.interlock());
         }
@@ -273,9 +323,9 @@ impl Condvar {
         self.nwaiters.fetch_add(1, Ordering::Relaxed);
         m.mark_exited();
         let w = self.raw.enqueue(host);
-        m.raw.unlock();
+        m.raw_unlock();
         self.raw.block(host, &w, None);
-        m.raw.lock(host);
+        m.raw_lock(host);
         m.mark_entered(host);
         self.nwaiters.fetch_sub(1, Ordering::Relaxed);
     }

@@ -537,6 +537,60 @@ fn spin_mutex_never_releases_the_vcpu() {
     no_violations();
 }
 
+/// NetBSD's `knote_detach` pattern: one thread takes and drops a spin mutex in a tight loop
+/// until a flag clears; the flag is cleared by another thread, which first needs the same
+/// mutex. A barging lock whose waiters park starves the second thread forever; spin mutexes
+/// must serve it (this hung the kernel on a socket close under load).
+#[test]
+fn spin_mutex_serves_a_waiter_against_a_looping_holder() {
+    setup();
+    enter_rump(0x37f);
+    let m = new_mutex(0x1 | 0x2);
+    let busy = Arc::new(AtomicBool::new(true));
+    let looping = Arc::new(AtomicBool::new(false));
+    let (b, l) = (busy.clone(), looping.clone());
+    let spinner = rump_thread(0x380, move || {
+        let t0 = Instant::now();
+        loop {
+            // SAFETY: live mutex.
+            unsafe { rumpuser_mutex_enter_nowrap(m.p()) };
+            let still = b.load(Ordering::SeqCst);
+            // SAFETY: held by us.
+            unsafe { rumpuser_mutex_exit(m.p()) };
+            l.store(true, Ordering::SeqCst);
+            if !still {
+                return t0.elapsed();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "the flag's owner never got the spin mutex"
+            );
+        }
+    });
+    let clearer = rump_thread(0x381, move || {
+        while !looping.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        for _ in 0..200 {
+            // SAFETY: live mutex.
+            unsafe { rumpuser_mutex_enter_nowrap(m.p()) };
+            // SAFETY: held by us.
+            unsafe { rumpuser_mutex_exit(m.p()) };
+        }
+        // SAFETY: live mutex.
+        unsafe { rumpuser_mutex_enter_nowrap(m.p()) };
+        busy.store(false, Ordering::SeqCst);
+        // SAFETY: held by us.
+        unsafe { rumpuser_mutex_exit(m.p()) };
+    });
+    clearer.join().unwrap();
+    let waited = spinner.join().unwrap();
+    assert!(waited < Duration::from_secs(20));
+    // SAFETY: live mutex, destroyed once.
+    unsafe { rumpuser_mutex_destroy(m.p()) };
+    no_violations();
+}
+
 #[test]
 fn mutex_excludes_under_contention() {
     setup();
