@@ -17,7 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -303,6 +307,113 @@ static int b_smp(int n) {
     return 0;
 }
 
+/* ---- net: TCP against the servers xtask runs on the host (reached as 10.0.2.2) ---- */
+
+/* A TCP connection to HOST:PORT; retried for up to 60 s while the interface comes up
+ * (DHCP on AdrOS, the static setup of the Linux peer's init). */
+static int tcp_connect(const char *fig, const char *host, int port, int retry) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) return failmsg(fig, "bad host address"), -1;
+    double deadline = now() + (retry ? 60 : 0);
+    for (;;) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) return fail(fig, "socket"), -1;
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) return fd;
+        int e = errno;
+        close(fd);
+        if (now() > deadline) {
+            errno = e;
+            return fail(fig, "connect"), -1;
+        }
+        usleep(200000);
+    }
+}
+
+/* net.tcp_rx: MIB MiB from the host's source, read in 64 KiB calls. */
+static int b_net_rx(const char *host, int port, int mib) {
+    const char *fig = "net.tcp_rx";
+    int fd = tcp_connect(fig, host, port, 1);
+    if (fd < 0) return 1;
+    static char buf[65536];
+    long long want = (long long)mib << 20, got = 0;
+    double t0 = now();
+    while (got < want) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail(fig, "read");
+        if (n == 0) break;
+        got += n;
+    }
+    double dt = now() - t0;
+    close(fd);
+    if (got != want) return failmsg(fig, "short stream from the host");
+    result(fig, want / dt / 1048576.0, "MiB/s");
+    return 0;
+}
+
+/* net.tcp_tx: MIB MiB to the host's sink in 64 KiB writes; done when the sink has read it
+ * all and closed (its one-byte acknowledgement arrives). */
+static int b_net_tx(const char *host, int port, int mib) {
+    const char *fig = "net.tcp_tx";
+    int fd = tcp_connect(fig, host, port, 1);
+    if (fd < 0) return 1;
+    static char buf[65536];
+    memset(buf, 0x5a, sizeof buf);
+    long long want = (long long)mib << 20, sent = 0;
+    double t0 = now();
+    while (sent < want) {
+        ssize_t n = write(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail(fig, "write");
+        sent += n;
+    }
+    if (shutdown(fd, SHUT_WR) != 0) return fail(fig, "shutdown");
+    char ack;
+    if (read(fd, &ack, 1) != 1) return fail(fig, "read of the sink's acknowledgement");
+    double dt = now() - t0;
+    close(fd);
+    result(fig, want / dt / 1048576.0, "MiB/s");
+    return 0;
+}
+
+/* net.tcp_rr: 1-byte request/response round trips with the host's echo server. */
+static int b_net_rr(const char *host, int port, int n) {
+    const char *fig = "net.tcp_rr";
+    int fd = tcp_connect(fig, host, port, 1);
+    if (fd < 0) return 1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char c = 'x';
+    double t0 = now();
+    for (int i = 0; i < n; i++) {
+        if (write(fd, &c, 1) != 1) return fail(fig, "write");
+        if (read(fd, &c, 1) != 1) return fail(fig, "read");
+    }
+    double dt = now() - t0;
+    close(fd);
+    result(fig, dt / n * 1e6, "us");
+    return 0;
+}
+
+/* net.tcp_connect: connect + the server's one byte + close, N times, one at a time. */
+static int b_net_conn(const char *host, int port, int n) {
+    const char *fig = "net.tcp_connect";
+    int fd = tcp_connect(fig, host, port, 1);
+    if (fd < 0) return 1;
+    close(fd);
+    double t0 = now();
+    for (int i = 0; i < n; i++) {
+        fd = tcp_connect(fig, host, port, 0);
+        if (fd < 0) return 1;
+        char c;
+        if (read(fd, &c, 1) != 1) return fail(fig, "read");
+        close(fd);
+    }
+    double dt = now() - t0;
+    result(fig, n / dt, "conn/s");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, 0, _IOLBF, 0);
     alarm(TIMEOUT);
@@ -317,7 +428,12 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "mmap")) return b_mmap();
     if (!strcmp(cmd, "fs")) return b_fs(argc > 2 ? argv[2] : "/tmp/adros-bench-fs");
     if (!strcmp(cmd, "smp")) return b_smp(argc > 2 ? atoi(argv[2]) : 2);
+    if (argc > 4 && !strcmp(cmd, "net-rx")) return b_net_rx(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc > 4 && !strcmp(cmd, "net-tx")) return b_net_tx(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc > 4 && !strcmp(cmd, "net-rr")) return b_net_rr(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc > 4 && !strcmp(cmd, "net-conn")) return b_net_conn(argv[2], atoi(argv[3]), atoi(argv[4]));
     fprintf(stderr,
-            "usage: adros-bench getpid|fork|forkexec|pipe|pingpong|pingpong-xcpu|pagefault|mmap|fs [DIR]|smp N\n");
+            "usage: adros-bench getpid|fork|forkexec|pipe|pingpong|pingpong-xcpu|pagefault|mmap|fs [DIR]|smp N|"
+            "net-rx|net-tx|net-rr|net-conn HOST PORT N\n");
     return 2;
 }

@@ -4,6 +4,7 @@
 //! figure for both guests and the AdrOS/Linux ratio, writes target/bench/<suite>.json and
 //! target/bench/summary.svg. See docs/bench.md.
 
+mod netpeer;
 mod peer;
 pub(crate) mod report;
 pub mod rump;
@@ -18,12 +19,14 @@ use crate::build::{self, BuildArgs};
 use crate::qemu::{self, Machine};
 use crate::util::{Result, parse_mem, root, run_checked, spinner, target_dir, which};
 
-pub const SUITES: &[&str] = &["syscall", "boot", "fs", "smp", "rump"];
+pub const SUITES: &[&str] = &["syscall", "boot", "fs", "smp", "net", "rump"];
 
 #[derive(Args, Clone)]
 pub struct BenchArgs {
-    /// Suites to run: syscall, boot, fs, smp (default: syscall boot), and rump (on the host, no
+    /// Suites to run: syscall, boot, fs, smp, net (default: syscall boot), and rump (on the host, no
     /// QEMU: rumpuser-adros against NetBSD's librumpuser hosting the same rump components).
+    /// `net` attaches an e1000 on QEMU's user network to both guests and measures TCP
+    /// against servers xtask runs on 127.0.0.1 (`--net-stack` picks AdrOS's stack).
     pub suites: Vec<String>,
     /// Fresh boots of each guest (alternating AdrOS, Linux, AdrOS, …); for `rump`, runs of each host.
     #[arg(long, default_value_t = 3)]
@@ -34,6 +37,9 @@ pub struct BenchArgs {
     /// Guest memory of both guests.
     #[arg(long, default_value = "1G")]
     pub mem: String,
+    /// The AdrOS network stack the `net` suite measures (`net.stack=` on its command line).
+    #[arg(long, default_value = "native", value_parser = ["native", "rump"])]
+    pub net_stack: String,
     /// Only AdrOS (no Linux peer; no ratios).
     #[arg(long)]
     pub no_peer: bool,
@@ -77,7 +83,7 @@ fn fig(suite: &'static str, name: &str, unit: &'static str, better: Better, what
 }
 
 /// The figures and guest steps of `suite`.
-fn suite(suite: &str, smp: u32) -> (Vec<Figure>, Vec<Step>) {
+fn suite(suite: &str, smp: u32, net: Option<&netpeer::Servers>) -> (Vec<Figure>, Vec<Step>) {
     use Better::*;
     let step = |args: &str, figures: &[&str]| Step {
         args: args.to_string(),
@@ -235,6 +241,64 @@ fn suite(suite: &str, smp: u32) -> (Vec<Figure>, Vec<Step>) {
                 ],
             )
         }
+        "net" => {
+            let Some(p) = net else {
+                return (vec![], vec![]);
+            };
+            use netpeer::*;
+            (
+                vec![
+                    fig(
+                        "net",
+                        "net.tcp_rx",
+                        "MiB/s",
+                        Higher,
+                        &format!("TCP host → guest: {NET_RX_MIB} MiB read in 64 KiB calls"),
+                    ),
+                    fig(
+                        "net",
+                        "net.tcp_tx",
+                        "MiB/s",
+                        Higher,
+                        &format!(
+                            "TCP guest → host: {NET_TX_MIB} MiB in 64 KiB writes, until the host has it all"
+                        ),
+                    ),
+                    fig(
+                        "net",
+                        "net.tcp_rr",
+                        "us",
+                        Lower,
+                        "TCP 1-byte request/response round trip (TCP_NODELAY)",
+                    ),
+                    fig(
+                        "net",
+                        "net.tcp_connect",
+                        "conn/s",
+                        Higher,
+                        "TCP connect + 1 byte from the server + close, one at a time",
+                    ),
+                ],
+                vec![
+                    step(
+                        &format!("net-rx 10.0.2.2 {} {NET_RX_MIB}", p.rx),
+                        &["net.tcp_rx"],
+                    ),
+                    step(
+                        &format!("net-tx 10.0.2.2 {} {NET_TX_MIB}", p.tx),
+                        &["net.tcp_tx"],
+                    ),
+                    step(
+                        &format!("net-rr 10.0.2.2 {} {NET_RR}", p.rr),
+                        &["net.tcp_rr"],
+                    ),
+                    step(
+                        &format!("net-conn 10.0.2.2 {} {NET_CONN}", p.conn),
+                        &["net.tcp_connect"],
+                    ),
+                ],
+            )
+        }
         _ => (vec![], vec![]),
     }
 }
@@ -314,10 +378,16 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     let mem_mib = parse_mem(&a.mem)?;
     crate::deps::ensure(true)?;
 
+    let want_net = names.iter().any(|n| n == "net");
+    let servers = if want_net {
+        Some(netpeer::start()?)
+    } else {
+        None
+    };
     let mut figures: Vec<Figure> = Vec::new();
     let mut steps: Vec<Step> = Vec::new();
     for n in &names {
-        let (f, s) = suite(n, a.smp);
+        let (f, s) = suite(n, a.smp, servers.as_ref());
         figures.extend(f);
         steps.extend(s);
     }
@@ -346,12 +416,19 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     build::make_iso(
         &kernel,
         &symbols,
-        &format!("{} loglevel=3 adros.exec={hex}", build::DEFAULT_CMDLINE),
+        &format!(
+            "{} loglevel=3 net.stack={} adros.exec={hex}",
+            build::DEFAULT_CMDLINE,
+            a.net_stack
+        ),
         &iso,
     )?;
     let mut adros = Machine::new(&iso);
     adros.smp = a.smp;
     adros.mem_mib = mem_mib;
+    if want_net {
+        adros.net = Some(String::new());
+    }
 
     // Linux: the cached Debian kernel and an initramfs with the same files.
     let (linux, linux_version) = if a.no_peer {
@@ -359,14 +436,28 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     } else {
         let p = peer::kernel()?;
         let cpio = out_dir.join("linux-peer.cpio");
-        let files = vec![
+        let mut files = vec![
             ("/bench/adros-bench".to_string(), read(&prog)?, 0o755),
             ("/bench/run.sh".to_string(), read(&script_path)?, 0o644),
         ];
-        peer::initramfs(&cpio, &peer::init_script(COMMAND), &files)?;
+        let mut prelude = "";
+        if want_net {
+            for m in peer::MODULES {
+                files.push((
+                    format!("/lib/{m}"),
+                    read(&peer::modules_dir().join(m))?,
+                    0o644,
+                ));
+            }
+            prelude = peer::NET_PRELUDE;
+        }
+        peer::initramfs(&cpio, &peer::init_script(COMMAND, prelude), &files)?;
         let mut m = Machine::new(&iso);
         m.smp = a.smp;
         m.mem_mib = mem_mib;
+        if want_net {
+            m.net = Some(String::new());
+        }
         m.direct = Some(qemu::DirectBoot {
             kernel: p.vmlinuz.clone(),
             initrd: cpio,
@@ -403,8 +494,13 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
 
     let rows = report::aggregate(&figures, &results);
     let cmdline = format!(
-        "cargo xtask bench {}{}{}",
+        "cargo xtask bench {}{}{}{}",
         names.join(" "),
+        if want_net && a.net_stack != "native" {
+            format!(" --net-stack {}", a.net_stack)
+        } else {
+            String::new()
+        },
         if a.runs != 3 {
             format!(" --runs {}", a.runs)
         } else {
@@ -419,7 +515,13 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     let facts = report::Facts::collect(a.smp, mem_mib, a.runs, linux_version.as_deref(), &cmdline);
     println!("{}", report::table(&rows, &facts, linux.is_some()));
     for n in &names {
-        let path = out_dir.join(format!("{n}.json"));
+        // The rump stack's net figures go beside the native ones, not over them.
+        let file = if n == "net" && a.net_stack != "native" {
+            format!("net-{}", a.net_stack)
+        } else {
+            n.clone()
+        };
+        let path = out_dir.join(format!("{file}.json"));
         let suite_rows: Vec<&report::Row> = rows
             .iter()
             .filter(|r| r.figure.suite == n.as_str())

@@ -30,6 +30,7 @@ pub fn kernel() -> Result<Peer> {
     let vmlinuz = dir.join("vmlinuz");
     let version_file = dir.join("version");
     if vmlinuz.is_file()
+        && modules_dir().join(MODULES[0]).is_file()
         && let Ok(v) = std::fs::read_to_string(&version_file)
     {
         return Ok(Peer {
@@ -96,8 +97,9 @@ pub fn kernel() -> Result<Peer> {
     let version = format!("{image} {}", dpkg_field(&deb, "Version")?);
     std::fs::write(&version_file, &version)
         .map_err(|e| format!("writing {}: {e}", version_file.display()))?;
-    // Only vmlinuz is kept: the modules (≈ 400 MB unpacked) are not needed by these suites
-    // (no disks, tmpfs only; serial, ACPI power-off and tmpfs are built into Debian's kernel).
+    // Of the modules (≈ 400 MB unpacked) only those the suites load are kept: serial, ACPI
+    // power-off and tmpfs are built into Debian's kernel; the e1000 driver is a module.
+    keep_modules(&root)?;
     let _ = std::fs::remove_dir_all(&root);
     for d in [&meta, &deb] {
         let _ = std::fs::remove_file(d);
@@ -109,6 +111,73 @@ pub fn kernel() -> Result<Peer> {
     );
     Ok(Peer { vmlinuz, version })
 }
+
+/// The modules kept from the image package (file names under [`modules_dir`]).
+pub const MODULES: &[&str] = &["e1000.ko"];
+
+/// Where the kept modules are.
+pub fn modules_dir() -> PathBuf {
+    cache_dir().join("modules")
+}
+
+/// Copies [`MODULES`] out of the unpacked package (decompressing `.ko.xz`).
+fn keep_modules(root: &Path) -> Result<()> {
+    let out_dir = modules_dir();
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
+    for m in MODULES {
+        let found = find_file(&root.join("lib/modules"), m)
+            .or_else(|| find_file(&root.join("usr/lib/modules"), m));
+        let found = match found {
+            Some(f) => f,
+            None => {
+                let xz = format!("{m}.xz");
+                let f = find_file(&root.join("lib/modules"), &xz)
+                    .or_else(|| find_file(&root.join("usr/lib/modules"), &xz))
+                    .ok_or_else(|| format!("the kernel package has no {m} (nor {xz})"))?;
+                let o = Command::new("xz")
+                    .arg("-dc")
+                    .arg(&f)
+                    .output()
+                    .map_err(|e| format!("running xz -dc {}: {e}", f.display()))?;
+                if !o.status.success() {
+                    return Err(format!("xz -dc {} failed", f.display()));
+                }
+                std::fs::write(out_dir.join(m), o.stdout)
+                    .map_err(|e| format!("writing {m}: {e}"))?;
+                continue;
+            }
+        };
+        std::fs::copy(&found, out_dir.join(m))
+            .map_err(|e| format!("copying {}: {e}", found.display()))?;
+    }
+    Ok(())
+}
+
+/// The first file named `name` under `dir` (depth-first).
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    let rd = std::fs::read_dir(dir).ok()?;
+    let mut subdirs = Vec::new();
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            subdirs.push(p);
+        } else if p.file_name().is_some_and(|n| n == name) {
+            return Some(p);
+        }
+    }
+    subdirs.iter().find_map(|d| find_file(d, name))
+}
+
+/// The peer's network setup for the net suite: the e1000 module, the address QEMU's DHCP
+/// server would give (static: Debian's initramfs-less boot has no DHCP client running),
+/// the default route.
+pub const NET_PRELUDE: &str = "insmod /lib/e1000.ko
+     ip link set lo up
+     ip link set eth0 up
+     ip addr add 10.0.2.15/24 dev eth0
+     ip route add default via 10.0.2.2
+";
 
 /// `apt-get download PKG` into `dir`; returns the .deb.
 fn download(dir: &Path, pkg: &str) -> Result<PathBuf> {
@@ -162,13 +231,14 @@ fn dpkg_field(deb: &Path, field: &str) -> Result<String> {
 
 /// The peer's `/init`: mount what the AdrOS guest has (proc, tmpfs on /tmp, devtmpfs), run
 /// the same command with `sh -c`, between the same markers as AdrOS's `adros.exec`.
-pub fn init_script(command: &str) -> String {
+pub fn init_script(command: &str, prelude: &str) -> String {
     let quoted = command.replace('\'', "'\\''");
     format!(
         "#!/bin/sh\n\
          mount -t proc proc /proc\n\
          mount -t devtmpfs devtmpfs /dev 2>/dev/null\n\
          mount -t tmpfs tmpfs /tmp\n\
+         {prelude}\
          echo '@@ADROS-EXEC-BEGIN@@'\n\
          /bin/sh -c '{quoted}'\n\
          echo \"\n@@ADROS-EXEC-EXIT $?@@\"\n\
@@ -205,7 +275,7 @@ pub fn initramfs(path: &Path, init: &str, files: &[(String, Vec<u8>, u32)]) -> R
     let mut entries: Vec<Entry> = Vec::new();
     for d in [
         "bin", "sbin", "usr", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "root", "etc",
-        "bench",
+        "bench", "lib",
     ] {
         entries.push(Entry::Dir(d));
     }
