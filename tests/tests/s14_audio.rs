@@ -152,10 +152,11 @@ fn segments(c: &Capture, gap: usize) -> Vec<(usize, usize)> {
 /// cosine of `f` Hz over `n` frames.
 fn corr(x: &[f64], start: usize, n: usize, lag: f64, f: f64, rate: u32) -> f64 {
     let (mut xy, mut xx, mut yy) = (0.0, 0.0, 0.0);
-    for i in start..(start + n).min(x.len()) {
+    let end = (start + n).min(x.len());
+    for (i, &v) in x.iter().enumerate().take(end).skip(start) {
         let y = (2.0 * std::f64::consts::PI * f * (i as f64 - lag) / f64::from(rate)).cos();
-        xy += x[i] * y;
-        xx += x[i] * x[i];
+        xy += v * y;
+        xx += v * v;
         yy += y * y;
     }
     if xx == 0.0 || yy == 0.0 {
@@ -411,4 +412,32 @@ fn s14_audio_lying_wav_headers_give_errors_or_play_what_is_there() {
     eprintln!("lying long.wav: {m:?}");
     assert!(m.left >= 0.99 && m.right >= 0.99, "{m:?}");
     assert!((0.98..=1.02).contains(&m.length_ratio), "{m:?}");
+}
+
+#[test]
+fn s14_audio_driver_rump_is_reported_unavailable_and_leaves_the_controller_alone() {
+    let wav = test_dir().join("audio").join("s14_rump.wav");
+    std::fs::create_dir_all(wav.parent().unwrap()).unwrap();
+    let cmd = "grep -E 'audio|hda' /proc/drivers; ls /dev/dsp; echo dsp=$?";
+    let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+    let t = Boot::new("s14_audio_rump")
+        .audio(&format!("wav:{}", wav.display()))
+        .args(&format!("loglevel=4 audio.driver=rump adros.exec={hex}"))
+        .timeout(Duration::from_secs(240))
+        .run();
+    if let Some(report) = banner::crash_report(t.serial()) {
+        t.fail(&format!("the kernel crashed:\n{report}"));
+    }
+    let (out, _) = t.exec_result();
+    assert!(out.contains("audio.driver=rump (not available)"), "{out}");
+    assert!(
+        !out.contains("driver=\"hda\""),
+        "the controller was claimed: {out}"
+    );
+    assert!(out.contains("dsp=1"), "/dev/dsp exists: {out}");
+    assert!(
+        t.serial()
+            .contains("the rump audio stack (NetBSD hdaudio) is not available"),
+        "no log line saying so"
+    );
 }
