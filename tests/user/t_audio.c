@@ -1,8 +1,8 @@
 /* t_audio: OSS audio checks and test signals for tests/tests/s14_audio.rs.
  *
  *   t_audio tone RATE CHANNELS BITS MS FL FR   cosines at FL Hz (left/mono) and FR Hz
- *                                              (right), amplitude 1/2, to /dev/dsp, then
- *                                              SNDCTL_DSP_SYNC
+ *                                              (right), amplitude 1/2, to /dev/dsp in
+ *                                              4093-byte writes, then SNDCTL_DSP_SYNC
  *   t_audio ulaw MS F                          a cosine as 8 kHz µ-law to /dev/audio, no
  *                                              ioctls (its defaults)
  *   t_audio wav FILE RATE CHANNELS BITS MS FL FR [long|zeroch|zerohz|nonpcm]
@@ -65,10 +65,12 @@ static unsigned char *signal_bytes(int rate, int ch, int bits, int ms, double fl
     return b;
 }
 
-static int write_all(int fd, const unsigned char *b, size_t len) {
+/* Writes in `chunk`-byte pieces: an odd size splits frames across writes (the kernel keeps
+ * the partial frame), which the captured signal then proves harmless. */
+static int write_all(int fd, const unsigned char *b, size_t len, size_t chunk) {
     size_t off = 0;
     while (off < len) {
-        ssize_t w = write(fd, b + off, len - off > 65536 ? 65536 : len - off);
+        ssize_t w = write(fd, b + off, len - off > chunk ? chunk : len - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
@@ -118,7 +120,7 @@ static int tone(int rate, int ch, int bits, int ms, double fl, double fr) {
     }
     size_t len;
     unsigned char *b = signal_bytes(rate, ch, bits, ms, fl, fr, &len);
-    if (write_all(fd, b, len) < 0) {
+    if (write_all(fd, b, len, 4093) < 0) {
         printf("tone: write: %s\n", strerror(errno));
         return 1;
     }
@@ -141,7 +143,7 @@ static int ulaw(int ms, double f) {
     unsigned char *b = malloc(n);
     for (size_t i = 0; i < n; i++)
         b[i] = s16_to_ulaw((int)lrint(16384 * cos(2 * M_PI * f * (double)i / 8000)));
-    if (write_all(fd, b, n) < 0) {
+    if (write_all(fd, b, n, 65536) < 0) {
         printf("ulaw: write: %s\n", strerror(errno));
         return 1;
     }

@@ -111,8 +111,12 @@ pub struct Stream<D: Dma> {
     /// Bytes the controller has fetched (from LPIB).
     pub played: u64,
     last_lpib: u32,
-    /// Times the controller caught up with the writer (silence was played).
+    /// Times the controller caught up with the writer (silence was played) while more
+    /// data was expected.
     pub underruns: u64,
+    /// Set by the caller when no more data is coming (a drain): running past the data
+    /// into silence is then the plan, not an underrun.
+    pub draining: bool,
 }
 
 impl<D: Dma> Stream<D> {
@@ -522,6 +526,7 @@ impl<H: Hal, M: Mmio> Hda<H, M> {
             played: 0,
             last_lpib: 0,
             underruns: 0,
+            draining: false,
         });
         Ok(())
     }
@@ -605,7 +610,9 @@ impl<H: Hal, M: Mmio> Hda<H, M> {
             p += n as u64;
         }
         if st.played > st.written {
-            st.underruns += 1;
+            if !st.draining {
+                st.underruns += 1;
+            }
             st.written = st.played;
         }
         delta

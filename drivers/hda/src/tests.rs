@@ -890,6 +890,16 @@ fn output_stream_plays_the_ring_in_order_and_interrupts_per_fragment() {
     let st = h.stream.as_ref().unwrap();
     assert_eq!(st.written, st.played);
     assert_eq!(st.underruns, 1, "the ring ran dry at the end");
+
+    // Draining: running into silence past the data is not an underrun.
+    h.write(&[9u8; 100]);
+    h.stream.as_mut().unwrap().draining = true;
+    fake.fetch(2048);
+    ack(h.regs(), h.descriptors());
+    h.update();
+    let st = h.stream.as_ref().unwrap();
+    assert_eq!((st.underruns, st.queued()), (1, 0));
+    assert_eq!(&fake.played()[..100], &[9u8; 100][..]);
 }
 
 #[test]

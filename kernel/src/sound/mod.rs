@@ -45,6 +45,19 @@ pub struct Inner {
     /// Bytes of user data played since boot, streams opened.
     pub bytes: u64,
     pub streams: u64,
+    /// Underruns of closed streams (the open one counts its own).
+    pub underruns: u64,
+}
+
+impl Inner {
+    /// Closes the card's stream, keeping its underrun count.
+    pub fn close_stream(&mut self) {
+        if let Some(st) = self.hda.stream.as_ref() {
+            self.underruns += st.underruns;
+        }
+        self.hda.close_stream();
+        self.stop_at = None;
+    }
 }
 
 pub struct Card {
@@ -168,6 +181,7 @@ fn bring_up(d: &'static crate::pci::PciDevice) -> Result<Arc<Card>, String> {
             pcm: 100 | (100 << 8),
             bytes: 0,
             streams: 0,
+            underruns: 0,
         }),
         event: KernelEvent::default(),
         wq: WaitQueue::new(),
@@ -267,7 +281,7 @@ pub fn report() -> Vec<String> {
             g.pcm & 0xff,
             g.bytes,
             g.streams,
-            underruns,
+            g.underruns + underruns,
             g.hda.verbs,
             g.hda.verb_timeouts,
         ));

@@ -212,6 +212,7 @@ impl Dsp {
         let (_, p) = plan(g, o.cfg).ok_or(Errno::EIO)?;
         let same = o.stream == Some(p) && g.hda.stream.as_ref().is_some_and(|s| s.format == p.dev);
         if !same {
+            g.close_stream();
             g.hda
                 .open_stream(p.dev, p.fragment(), FRAGMENTS)
                 .map_err(|e| {
@@ -257,6 +258,9 @@ impl Dsp {
             let tail = (2 * st.fragment).max((st.format.bytes_per_second() / 10) as usize);
             let end = st.written + tail as u64;
             g.stop_at = Some(end);
+            if let Some(st) = g.hda.stream.as_mut() {
+                st.draining = true;
+            }
             g.hda.start();
         }
         self.card.kick();
@@ -289,9 +293,7 @@ impl Dsp {
 
     fn reset(&self, o: &mut Open) {
         o.carry.clear();
-        let mut g = self.card.inner.lock();
-        g.hda.close_stream();
-        g.stop_at = None;
+        self.card.inner.lock().close_stream();
         o.stream = None;
     }
 
@@ -323,7 +325,7 @@ impl Drop for Dsp {
         if let Err(e) = self.drain(&mut o) {
             log::info!("sound: close: drain ended early: {e:?}");
         }
-        self.card.inner.lock().hda.close_stream();
+        self.card.inner.lock().close_stream();
         drop(o);
         self.card.busy.store(false, Ordering::Release);
     }
@@ -351,6 +353,9 @@ impl Device for Dsp {
                 let mut g = self.card.inner.lock();
                 let p = self.ensure_stream(&mut o, &mut g)?;
                 g.stop_at = None;
+                if let Some(st) = g.hda.stream.as_mut() {
+                    st.draining = false;
+                }
                 super::service(&mut g);
                 let st = g.hda.stream.as_ref().ok_or(Errno::EIO)?;
                 let out_frame = p.dev.frame_bytes() * p.factor;
