@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
@@ -221,6 +222,10 @@ static int mixer(int vol) {
     return 0;
 }
 
+static void on_alarm(int sig) {
+    (void)sig;
+}
+
 static int speed(int fd, int want) {
     int v = want;
     if (ioctl(fd, SNDCTL_DSP_SPEED, &v) < 0)
@@ -306,6 +311,27 @@ static int ioctls(void) {
     CHECK("getodelay_zero_after_reset",
           ioctl(fd, SNDCTL_DSP_GETODELAY, &delay) == 0 && delay == 0);
     close(fd);
+
+    /* A blocked write (10 s of silence into a ~0.3 s ring) interrupted by a signal without
+     * SA_RESTART returns what it wrote; close then drains only what was queued. */
+    fd = open("/dev/dsp", O_WRONLY);
+    v = AFMT_S16_LE;
+    ioctl(fd, SNDCTL_DSP_SETFMT, &v);
+    v = 2;
+    ioctl(fd, SNDCTL_DSP_CHANNELS, &v);
+    speed(fd, 44100);
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigaction(SIGALRM, &sa, 0);
+    size_t big = 44100 * 4 * 10;
+    unsigned char *silence = calloc(1, big);
+    alarm(1);
+    w = write(fd, silence, big);
+    int e = errno;
+    alarm(0);
+    CHECKF("signal_ends_a_blocked_write_with_a_partial_count", w > 0 && (size_t)w < big,
+           "write returned %zd (errno %d)", w, w < 0 ? e : 0);
+    close(fd);
+    free(silence);
 
     int m = open("/dev/mixer", O_RDWR);
     CHECK("open_mixer", m >= 0);
