@@ -52,6 +52,8 @@ pub mod profile;
 #[cfg(target_os = "none")]
 pub mod rump;
 #[cfg(target_os = "none")]
+pub mod sound;
+#[cfg(target_os = "none")]
 pub mod syscall;
 #[cfg(target_os = "none")]
 pub mod tty;

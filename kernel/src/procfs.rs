@@ -571,6 +571,9 @@ fn global(name: &str) -> KResult<String> {
             for line in crate::net::report() {
                 let _ = writeln!(s, "{line}");
             }
+            for line in crate::sound::report() {
+                let _ = writeln!(s, "{line}");
+            }
             for m in crate::fs::mounts() {
                 if let Some(d) = m.driver {
                     let _ = writeln!(s, "mount {} {} {} {d}", m.path, m.source, m.fstype);

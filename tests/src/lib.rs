@@ -261,6 +261,12 @@ impl Boot {
         self.machine.net = Some(opts.to_string());
         self
     }
+    /// A sound card (`intel-hda` + `hda-duplex`) on an audiodev; `backend` as for
+    /// `--audio` (`wav:FILE[,OPTS]` records what the guest plays into FILE).
+    pub fn audio(mut self, backend: &str) -> Self {
+        self.machine.audio = Some(backend.to_string());
+        self
+    }
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
         self

@@ -38,6 +38,10 @@ pub struct Machine {
     /// user-mode network, `opts` being what follows `user` in `--net user[,…]`, as QEMU spells
     /// it (`hostfwd=tcp::8080-:80`). Host forwards always bind 127.0.0.1 (see [`net_args`]).
     pub net: Option<String>,
+    /// `None`: no sound card. `Some(backend)`: QEMU's `intel-hda` with an `hda-duplex`
+    /// codec on an audiodev (see [`audio_args`]): `wav:FILE[,OPTS]`, `none`, `alsa`, `oss`,
+    /// `pa`, … as `--audio` takes them.
+    pub audio: Option<String>,
     /// Boot this kernel directly (`-kernel`/`-initrd`/`-append`) instead of the ISO: the
     /// Linux peer of `cargo xtask bench` runs on the same machine this way.
     pub direct: Option<DirectBoot>,
@@ -66,6 +70,7 @@ impl Machine {
             usb_disks: vec![],
             usb_controller: "xhci".into(),
             net: None,
+            audio: None,
             direct: None,
             gdb: None,
         }
@@ -142,6 +147,10 @@ impl Machine {
             None => a.extend(["-nic".into(), "none".into()]),
             Some(opts) => a.extend(net_args(opts)),
         }
+        if let Some(backend) = &self.audio {
+            // Checked when the option was parsed; a bad one here is a test's bug.
+            a.extend(audio_args(backend).unwrap_or_default());
+        }
         if let Some(port) = self.gdb {
             a.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()]);
         }
@@ -186,6 +195,65 @@ pub fn net_args(opts: &str) -> Vec<String> {
         "-device".into(),
         "e1000,netdev=n0".into(),
     ]
+}
+
+/// `-audiodev … -device intel-hda -device hda-duplex,audiodev=snd0` for `--audio BACKEND`:
+/// `wav:FILE[,OPTS]` records everything the guest plays into FILE (OPTS as QEMU spells
+/// them, e.g. `out.frequency=48000`); any other word (`none`, `alsa`, `oss`, `pa`, …,
+/// optionally `,OPTS`) is passed to QEMU as the audiodev driver.
+///
+/// With `wav:` the codec runs with `use-timer=false`: it then fetches from the guest's
+/// DMA ring exactly when the backend consumes, instead of on its own timer into an 8 KiB
+/// buffer that QEMU 7.2 throws away whole when the backend falls behind (which happens
+/// under TCG on a loaded host and cut 2048 frames out of a test signal). Live backends
+/// keep QEMU's default (the timer smooths their jitter).
+pub fn audio_args(backend: &str) -> Result<Vec<String>, String> {
+    let mut codec = String::from("hda-duplex,audiodev=snd0");
+    let audiodev = if let Some(rest) = backend.strip_prefix("wav:") {
+        codec.push_str(",use-timer=false");
+        let (path, opts) = match rest.split_once(',') {
+            Some((p, o)) => (p, Some(o)),
+            None => (rest, None),
+        };
+        if path.is_empty() {
+            return Err("--audio wav:FILE needs a file name".into());
+        }
+        if path.contains(',') || path.contains('=') {
+            return Err(format!(
+                "--audio wav:{path}: the file name may not contain ',' or '='"
+            ));
+        }
+        let mut a = format!("wav,id=snd0,path={path}");
+        if let Some(o) = opts.filter(|o| !o.is_empty()) {
+            a.push(',');
+            a.push_str(o);
+        }
+        a
+    } else {
+        let (driver, opts) = match backend.split_once(',') {
+            Some((d, o)) => (d, Some(o)),
+            None => (backend, None),
+        };
+        if driver.is_empty() || !driver.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "--audio {backend}: use wav:FILE, none, alsa, oss or pa (optionally ,OPTS)"
+            ));
+        }
+        let mut a = format!("{driver},id=snd0");
+        if let Some(o) = opts.filter(|o| !o.is_empty()) {
+            a.push(',');
+            a.push_str(o);
+        }
+        a
+    };
+    Ok(vec![
+        "-audiodev".into(),
+        audiodev,
+        "-device".into(),
+        "intel-hda".into(),
+        "-device".into(),
+        codec,
+    ])
 }
 
 /// `[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport` with hostaddr = 127.0.0.1.
@@ -357,6 +425,36 @@ pub fn run_headless_with_input(
         stopped,
         elapsed: start.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod audio_tests {
+    use super::audio_args;
+
+    #[test]
+    fn audio_backends_become_an_audiodev_and_an_hda_pair() {
+        assert_eq!(
+            audio_args("wav:/tmp/o.wav").unwrap(),
+            [
+                "-audiodev",
+                "wav,id=snd0,path=/tmp/o.wav",
+                "-device",
+                "intel-hda",
+                "-device",
+                "hda-duplex,audiodev=snd0,use-timer=false"
+            ]
+        );
+        assert_eq!(
+            audio_args("wav:o.wav,out.frequency=8000").unwrap()[1],
+            "wav,id=snd0,path=o.wav,out.frequency=8000"
+        );
+        assert_eq!(audio_args("none").unwrap()[1], "none,id=snd0");
+        assert_eq!(audio_args("none").unwrap()[5], "hda-duplex,audiodev=snd0");
+        assert_eq!(audio_args("pa").unwrap()[1], "pa,id=snd0");
+        assert!(audio_args("wav:").is_err());
+        assert!(audio_args("").is_err());
+        assert!(audio_args("a=b").is_err());
+    }
 }
 
 #[cfg(test)]

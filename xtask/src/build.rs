@@ -179,14 +179,12 @@ pub fn make_iso(kernel: &Path, symbols: &Path, cmdline: &str, iso: &Path) -> Res
     replace_dir(&stage, &final_stage)
 }
 
-/// The guest test programs (tests/user/*.c, built static with musl-gcc) and scripts
-/// (tests/guest/*.sh), packed into the initrd under /usr/libexec/adros-tests/.
-pub fn build_user_tests() -> Result<Vec<crate::initrd::Extra>> {
-    let src = root().join("tests/user");
-    let out = target_dir().join("user");
-    std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+/// Every `*.c` in `src` built static with musl-gcc into `out` (rebuilt when it or any
+/// header of `src` is newer), as initrd entries under `guest_dir`.
+fn build_c_dir(src: &Path, out: &Path, guest_dir: &str) -> Result<Vec<crate::initrd::Extra>> {
+    std::fs::create_dir_all(out).map_err(|e| format!("creating {}: {e}", out.display()))?;
     let mut v = Vec::new();
-    let Ok(rd) = std::fs::read_dir(&src) else {
+    let Ok(rd) = std::fs::read_dir(src) else {
         return Ok(v);
     };
     let mut files: Vec<PathBuf> = rd
@@ -197,7 +195,7 @@ pub fn build_user_tests() -> Result<Vec<crate::initrd::Extra>> {
     files.sort();
     // Headers (tests/user/*.h, e.g. check.h) are not programs; a program is rebuilt when
     // it or any header is newer than its binary.
-    let newest_header = std::fs::read_dir(&src)
+    let newest_header = std::fs::read_dir(src)
         .into_iter()
         .flatten()
         .flatten()
@@ -231,9 +229,26 @@ pub fn build_user_tests() -> Result<Vec<crate::initrd::Extra>> {
         }
         v.push(crate::initrd::Extra {
             host: bin,
-            guest: format!("/usr/libexec/adros-tests/{name}"),
+            guest: format!("{guest_dir}/{name}"),
         });
     }
+    Ok(v)
+}
+
+/// The guest test programs (tests/user/*.c, built static with musl-gcc) and scripts
+/// (tests/guest/*.sh), packed into the initrd under /usr/libexec/adros-tests/, and the
+/// user programs of `user/*.c` (e.g. `play`), under /usr/bin/.
+pub fn build_user_tests() -> Result<Vec<crate::initrd::Extra>> {
+    let mut v = build_c_dir(
+        &root().join("tests/user"),
+        &target_dir().join("user"),
+        "/usr/libexec/adros-tests",
+    )?;
+    v.extend(build_c_dir(
+        &root().join("user"),
+        &target_dir().join("user-bin"),
+        "/usr/bin",
+    )?);
     // Guest shell scripts (tests/guest/*.sh) go in as they are.
     if let Ok(rd) = std::fs::read_dir(root().join("tests/guest")) {
         let mut scripts: Vec<PathBuf> = rd

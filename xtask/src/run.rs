@@ -36,6 +36,11 @@ pub struct RunArgs {
     /// OPTS as QEMU spells them (`user,hostfwd=tcp::8080-:80`); forwards bind 127.0.0.1.
     #[arg(long, default_value = "none")]
     pub net: String,
+    /// Sound: an Intel HD Audio controller (`intel-hda` + `hda-duplex`) on a QEMU audiodev:
+    /// `wav:FILE[,OPTS]` records what the guest plays into FILE, `none`, `alsa`, `oss`, `pa`
+    /// (whatever this QEMU has; `qemu-system-x86_64 -audiodev help`). Default: no sound card.
+    #[arg(long)]
+    pub audio: Option<String>,
     /// No display window; serial on the terminal.
     #[arg(long)]
     pub headless: bool,
@@ -106,6 +111,10 @@ pub fn run(a: RunArgs) -> Result<i32> {
             None => return Err(format!("--net {n}: use none or user[,OPTS]")),
         },
     };
+    if let Some(b) = &a.audio {
+        adros_tests::qemu::audio_args(b)?;
+        m.audio = Some(b.clone());
+    }
     if let Some(port) = a.gdb {
         m.gdb = Some(port);
         let script = target_dir().join("adros.gdb");
