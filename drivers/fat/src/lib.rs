@@ -150,7 +150,9 @@ impl Geo {
         }
         let spc = b[13] as u64;
         if spc == 0 || !spc.is_power_of_two() {
-            return Err(Error::Corrupt("sectors per cluster is zero or not a power of two"));
+            return Err(Error::Corrupt(
+                "sectors per cluster is zero or not a power of two",
+            ));
         }
         let reserved = le16(b, 14) as u64;
         if reserved == 0 {
@@ -803,7 +805,10 @@ impl<D: BlockDevice> Fat<D> {
     }
 
     fn first_of(&self, id: NodeId) -> Result<u32> {
-        Ok(ent_cluster(&self.node(id)?.ent, self.g.ty == FatType::Fat32))
+        Ok(ent_cluster(
+            &self.node(id)?.ent,
+            self.g.ty == FatType::Fat32,
+        ))
     }
 
     /// Takes the node's cluster chain out of the table (loading it); give it back with
@@ -1029,7 +1034,9 @@ impl<D: BlockDevice> Fat<D> {
                     return Err(Error::NoSpace);
                 }
                 let mut chain = self.take_chain(dir)?;
-                let last = *chain.last().ok_or(Error::Corrupt("a directory without clusters"))?;
+                let last = *chain
+                    .last()
+                    .ok_or(Error::Corrupt("a directory without clusters"))?;
                 let new = match self.alloc(add, Some(last)) {
                     Ok(v) => v,
                     Err(e) => {
@@ -1199,10 +1206,16 @@ impl<D: BlockDevice> Fat<D> {
             let len = if id == ROOT && self.g.fixed_root() {
                 self.g.root_bytes
             } else {
-                let c = self.take_chain(id)?;
-                let l = c.len() as u64 * cb;
-                self.put_chain(id, c);
-                l
+                // A broken chain shows as an empty directory here; listing it reports
+                // the corruption.
+                match self.take_chain(id) {
+                    Ok(c) => {
+                        let l = c.len() as u64 * cb;
+                        self.put_chain(id, c);
+                        l
+                    }
+                    Err(_) => 0,
+                }
             };
             (len, len)
         } else {
@@ -1377,7 +1390,9 @@ impl<D: BlockDevice> Fat<D> {
             if off > size {
                 self.write_zeros(&chain, size, off - size)?;
             }
-            self.runs(&chain, off, data.len(), |fs, dev, r| fs.dev_write(dev, &data[r]))
+            self.runs(&chain, off, data.len(), |fs, dev, r| {
+                fs.dev_write(dev, &data[r])
+            })
         })();
         self.put_chain(id, chain);
         if r.is_ok() && end > size {
@@ -1441,7 +1456,12 @@ impl<D: BlockDevice> Fat<D> {
 
     /// The entries (long-name slots and short entry) for `name` in `dir`, the short entry
     /// made from `template`.
-    fn entry_slots(&mut self, dir: NodeId, name: &str, template: [u8; 32]) -> Result<Vec<[u8; 32]>> {
+    fn entry_slots(
+        &mut self,
+        dir: NodeId,
+        name: &str,
+        template: [u8; 32],
+    ) -> Result<Vec<[u8; 32]>> {
         let units = name::long_units(name)?;
         let shorts: BTreeSet<[u8; 11]> = self.scan(dir)?.into_iter().map(|f| f.short).collect();
         let (short, need_lfn) = name::make_short(name, |s| shorts.contains(s))?;
@@ -1638,7 +1658,11 @@ impl<D: BlockDevice> Fat<D> {
             }
         }
         if src_dir && odir != ndir {
-            let parent_cluster = if ndir == ROOT { 0 } else { self.first_of(ndir)? };
+            let parent_cluster = if ndir == ROOT {
+                0
+            } else {
+                self.first_of(ndir)?
+            };
             let r = self.cluster_regions(src_cluster)?;
             if let Some(p) = Self::slot_pos(&r, 1) {
                 let (off, len) = r[0];

@@ -253,19 +253,30 @@ mod tests {
     #[test]
     fn short_names() {
         let none = |_: &[u8; 11]| false;
-        assert_eq!(make_short("README.TXT", none).unwrap(), (*b"README  TXT", false));
-        assert_eq!(make_short("readme.txt", none).unwrap(), (*b"README  TXT", true));
+        assert_eq!(
+            make_short("README.TXT", none).unwrap(),
+            (*b"README  TXT", false)
+        );
+        assert_eq!(
+            make_short("readme.txt", none).unwrap(),
+            (*b"README  TXT", true)
+        );
         assert_eq!(
             make_short("a long file name.html", none).unwrap(),
             (*b"ALONGF~1HTM", true)
         );
-        assert_eq!(make_short(".bashrc", none).unwrap(), (*b"BASHRC~1   ", true));
+        assert_eq!(
+            make_short(".bashrc", none).unwrap(),
+            (*b"BASHRC~1   ", true)
+        );
         assert_eq!(make_short("x+y.c", none).unwrap(), (*b"X_Y~1   C  ", true));
         let mut set = BTreeSet::new();
         set.insert(*b"ALONGF~1HTM");
         set.insert(*b"ALONGF~2HTM");
         assert_eq!(
-            make_short("a long file name.html", |s| set.contains(s)).unwrap().0,
+            make_short("a long file name.html", |s| set.contains(s))
+                .unwrap()
+                .0,
             *b"ALONGF~3HTM"
         );
         let many: BTreeSet<[u8; 11]> = (1..=9)
@@ -276,7 +287,9 @@ mod tests {
             })
             .collect();
         assert_eq!(
-            make_short("a long file name.html", |s| many.contains(s)).unwrap().0,
+            make_short("a long file name.html", |s| many.contains(s))
+                .unwrap()
+                .0,
             *b"ALONG~10HTM"
         );
         assert_eq!(short_display(b"README  TXT", NT_LOWER_BASE), "readme.TXT");

@@ -29,7 +29,9 @@ impl BlockDevice for Mem {
     fn write_sectors(&self, s: u64, buf: &[u8]) -> Result<()> {
         let mut d = self.0.borrow_mut();
         let a = s as usize * 512;
-        d.get_mut(a..a + buf.len()).ok_or(Error::Io)?.copy_from_slice(buf);
+        d.get_mut(a..a + buf.len())
+            .ok_or(Error::Io)?
+            .copy_from_slice(buf);
         Ok(())
     }
     fn flush(&self) -> Result<()> {
@@ -103,7 +105,10 @@ fn make_tree(src: &Path, many: usize) {
     }
     w(&format!("{deep}/bottom.txt"), b"at the bottom\n");
     for i in 0..many {
-        w(&format!("many/file number {i:04}.dat"), format!("{i}\n").as_bytes());
+        w(
+            &format!("many/file number {i:04}.dat"),
+            format!("{i}\n").as_bytes(),
+        );
     }
     std::fs::create_dir_all(src.join("emptydir")).unwrap();
 }
@@ -111,7 +116,10 @@ fn make_tree(src: &Path, many: usize) {
 fn mkfs(img: &Path, mib: u64, args: &[&str]) {
     let _ = std::fs::remove_file(img);
     let mut c = tool("mkfs.vfat");
-    c.arg("-C").args(args).arg(img).arg((mib * 1024).to_string());
+    c.arg("-C")
+        .args(args)
+        .arg(img)
+        .arg((mib * 1024).to_string());
     run(c);
 }
 
@@ -205,7 +213,10 @@ fn fat_tree<D: BlockDevice>(fs: &mut Fat<D>) -> Result<BTreeMap<String, Option<V
                 walk(fs, id, &path, out)?;
             } else {
                 let data = read_all(fs, id)?;
-                assert!(out.insert(path.clone(), Some(data)).is_none(), "{path} twice");
+                assert!(
+                    out.insert(path.clone(), Some(data)).is_none(),
+                    "{path} twice"
+                );
             }
             fs.release(id)?;
         }
@@ -243,12 +254,22 @@ fn save(img: &Path, m: &Mem) {
 
 const LAYOUTS: &[(&str, u64, &[&str], FatType)] = &[
     ("fat12", 12, &["-F", "12", "-s", "8"], FatType::Fat12),
-    ("fat12-4k", 12, &["-F", "12", "-S", "4096", "-s", "1"], FatType::Fat12),
+    (
+        "fat12-4k",
+        12,
+        &["-F", "12", "-S", "4096", "-s", "1"],
+        FatType::Fat12,
+    ),
     ("fat16", 32, &["-F", "16"], FatType::Fat16),
     ("fat16-s1", 30, &["-F", "16", "-s", "1"], FatType::Fat16),
     ("fat32", 64, &["-F", "32", "-s", "1"], FatType::Fat32),
     ("fat32-s8", 300, &["-F", "32", "-s", "8"], FatType::Fat32),
-    ("fat32-2k", 200, &["-F", "32", "-S", "2048", "-s", "1"], FatType::Fat32),
+    (
+        "fat32-2k",
+        200,
+        &["-F", "32", "-S", "2048", "-s", "1"],
+        FatType::Fat32,
+    ),
 ];
 
 #[test]
@@ -272,8 +293,14 @@ fn reads_mtools_images_byte_exact() {
         let a = fs.lookup(ROOT, "HELLO.TXT").unwrap();
         let b = fs.lookup(ROOT, "hello.txt").unwrap();
         assert_eq!(a, b);
-        let l = fs.lookup(ROOT, "A rather long file name with spaces.text").unwrap();
-        assert_eq!(fs.lookup(ROOT, "ARATHE~1.TEX").unwrap(), l, "{name}: short alias");
+        let l = fs
+            .lookup(ROOT, "A rather long file name with spaces.text")
+            .unwrap();
+        assert_eq!(
+            fs.lookup(ROOT, "ARATHE~1.TEX").unwrap(),
+            l,
+            "{name}: short alias"
+        );
         assert_eq!(fs.lookup(ROOT, "nope").unwrap_err(), Error::NotFound);
         assert_eq!(
             fs.create(ROOT, "x", false).unwrap_err(),
@@ -293,7 +320,10 @@ impl Twin<'_> {
     fn walk(&mut self, path: &str) -> NodeId {
         let mut id = ROOT;
         for c in path.split('/').filter(|c| !c.is_empty()) {
-            id = self.fs.lookup(id, c).unwrap_or_else(|e| panic!("{path}: {e}"));
+            id = self
+                .fs
+                .lookup(id, c)
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
         }
         id
     }
@@ -375,7 +405,11 @@ fn workload(t: &mut Twin<'_>, many: usize) {
     t.mkdir("work/a directory with a long name");
     t.mkdir("work/a directory with a long name/nested");
     t.mkdir("work/a directory with a long name/nested/deeper still");
-    t.write("work/a directory with a long name/nested/deeper still/f.txt", 0, b"deep\n");
+    t.write(
+        "work/a directory with a long name/nested/deeper still/f.txt",
+        0,
+        b"deep\n",
+    );
     for i in 0..many {
         t.write(
             &format!("work/file with a long name {i:03}.txt"),
@@ -389,7 +423,12 @@ fn workload(t: &mut Twin<'_>, many: usize) {
     // Past the BMP (a surrogate pair in UCS-2): mtools cannot show it, the crate can.
     let id = t.fs.create(ROOT, "emoji 😀.txt", false).unwrap();
     assert_eq!(t.fs.lookup(ROOT, "EMOJI 😀.TXT").unwrap(), id);
-    let names: Vec<String> = t.fs.read_dir(ROOT, 0, 10_000).unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<String> =
+        t.fs.read_dir(ROOT, 0, 10_000)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
     assert!(names.iter().any(|n| n == "emoji 😀.txt"), "{names:?}");
     t.fs.unlink(ROOT, "emoji 😀.txt", false).unwrap();
     t.fs.release(id).unwrap();
@@ -414,10 +453,22 @@ fn workload(t: &mut Twin<'_>, many: usize) {
     }
     // Renames: within a directory, across, over an existing file, a directory across,
     // a case-only rename.
-    t.rename("work/file with a long name 001.txt", "work/renamed in place.txt");
-    t.rename("work/file with a long name 002.txt", "moved to the root.txt");
-    t.rename("work/file with a long name 004.txt", "work/file with a long name 005.txt");
-    t.rename("work/a directory with a long name/nested", "nested moved up");
+    t.rename(
+        "work/file with a long name 001.txt",
+        "work/renamed in place.txt",
+    );
+    t.rename(
+        "work/file with a long name 002.txt",
+        "moved to the root.txt",
+    );
+    t.rename(
+        "work/file with a long name 004.txt",
+        "work/file with a long name 005.txt",
+    );
+    t.rename(
+        "work/a directory with a long name/nested",
+        "nested moved up",
+    );
     t.rename("lower.txt", "LOWER.TXT");
     t.write("nested moved up/new after move.txt", 0, b"new\n");
     // Creates in freed slots; rmdir of an empty directory.
@@ -446,11 +497,23 @@ fn write_workload_fsck_clean_and_mtools_agree() {
         workload(&mut t, if ty == FatType::Fat12 { 60 } else { 200 });
         // Errors a workload must see.
         let work = t.walk("work");
-        assert_eq!(t.fs.unlink(ROOT, "work", true).unwrap_err(), Error::NotEmpty);
+        assert_eq!(
+            t.fs.unlink(ROOT, "work", true).unwrap_err(),
+            Error::NotEmpty
+        );
         assert_eq!(t.fs.unlink(ROOT, "work", false).unwrap_err(), Error::IsDir);
-        assert_eq!(t.fs.unlink(work, "big.bin", true).unwrap_err(), Error::NotDir);
-        assert_eq!(t.fs.create(work, "BIG.BIN", false).unwrap_err(), Error::Exists);
-        assert_eq!(t.fs.create(work, "a:b", false).unwrap_err(), Error::InvalidName);
+        assert_eq!(
+            t.fs.unlink(work, "big.bin", true).unwrap_err(),
+            Error::NotDir
+        );
+        assert_eq!(
+            t.fs.create(work, "BIG.BIN", false).unwrap_err(),
+            Error::Exists
+        );
+        assert_eq!(
+            t.fs.create(work, "a:b", false).unwrap_err(),
+            Error::InvalidName
+        );
         assert_eq!(
             t.fs.create(work, &"n".repeat(256), false).unwrap_err(),
             Error::NameTooLong
@@ -464,7 +527,11 @@ fn write_workload_fsck_clean_and_mtools_agree() {
         assert_eq!(buf, pattern(3, 9000));
         t.fs.release(held).unwrap();
         let want = host_tree(&src);
-        assert_same(&format!("{name} (crate, before unmount)"), &fat_tree(&mut t.fs).unwrap(), &want);
+        assert_same(
+            &format!("{name} (crate, before unmount)"),
+            &fat_tree(&mut t.fs).unwrap(),
+            &want,
+        );
         t.fs.unmount().unwrap();
         save(&img, &t.fs.device());
         fsck_clean(&img);
@@ -472,12 +539,17 @@ fn write_workload_fsck_clean_and_mtools_agree() {
         let out = d.join("out");
         std::fs::create_dir_all(&out).unwrap();
         let mut c = Command::new("mcopy");
-        c.args(["-s", "-n", "-Q", "-i"]).arg(&img).arg("::/").arg(&out);
+        c.args(["-s", "-n", "-Q", "-i"])
+            .arg(&img)
+            .arg("::/")
+            .arg(&out);
         run(c);
         let got = host_tree(&out);
         assert_same(&format!("{name} (mtools)"), &got, &want);
         let mut c = Command::new("mtype");
-        c.arg("-i").arg(&img).arg("::/nested moved up/new after move.txt");
+        c.arg("-i")
+            .arg(&img)
+            .arg("::/nested moved up/new after move.txt");
         assert_eq!(run(c), "new\n");
         let mut c = Command::new("mdir");
         c.args(["-a", "-i"]).arg(&img).arg("::/");
@@ -486,7 +558,11 @@ fn write_workload_fsck_clean_and_mtools_agree() {
         assert!(listing.contains("LOWER    TXT"), "{listing}");
         // And the crate again, from the image on disk.
         let mut fs = Fat::mount(load(&img), true).unwrap();
-        assert_same(&format!("{name} (remount)"), &fat_tree(&mut fs).unwrap(), &want);
+        assert_same(
+            &format!("{name} (remount)"),
+            &fat_tree(&mut fs).unwrap(),
+            &want,
+        );
     }
 }
 
@@ -557,7 +633,9 @@ fn poke(img: &mut [u8], off: usize, bytes: &[u8]) {
 fn exercise(img: Vec<u8>) -> std::result::Result<(), Error> {
     let mut fs = Fat::mount(Mem(RefCell::new(img)), false)?;
     let _ = fat_tree(&mut fs);
-    let _ = fs.create(ROOT, "new file.txt", false).and_then(|id| fs.write(id, 0, &[1; 3000]));
+    let _ = fs
+        .create(ROOT, "new file.txt", false)
+        .and_then(|id| fs.write(id, 0, &[1; 3000]));
     let _ = fs.create(ROOT, "new dir", true);
     if let Ok(s) = fs.lookup(ROOT, "sub") {
         let _ = fs.rename(s, "big.bin", ROOT, "big moved.bin");
@@ -596,7 +674,11 @@ fn corrupt_images_give_errors() {
         (14, &[0, 0], "no reserved sectors"),
         (16, &[0], "no FATs"),
         (22, &[0, 0], "FAT16 size 0 (reads as FAT32 with FAT size 0)"),
-        (32, &[0xff, 0xff, 0xff, 0x0f], "total sectors past the device"),
+        (
+            32,
+            &[0xff, 0xff, 0xff, 0x0f],
+            "total sectors past the device",
+        ),
     ] {
         let mut b = base16.clone();
         if off == 32 {
@@ -630,7 +712,8 @@ fn corrupt_images_give_errors() {
     // The root directory's chain loops onto itself: mount (or readdir) fails, no hang.
     let mut b = base32.clone();
     set_fat(&mut b, 2, 2);
-    let r = Fat::mount(Mem(RefCell::new(b)), true).and_then(|mut fs| fs.read_dir(ROOT, 0, 1000).map(|_| ()));
+    let r = Fat::mount(Mem(RefCell::new(b)), true)
+        .and_then(|mut fs| fs.read_dir(ROOT, 0, 1000).map(|_| ()));
     assert!(corrupt(r), "a looping root directory: {r:?}");
     // A chain pointing outside the volume.
     let mut b = base32.clone();
@@ -678,7 +761,10 @@ fn corrupt_images_give_errors() {
     }
     assert!(found, "HELLO.TXT in the root");
     let mut fs = Fat::mount(Mem(RefCell::new(b)), true).unwrap();
-    assert!(matches!(fs.lookup(ROOT, "hello.txt"), Err(Error::Corrupt(_))));
+    assert!(matches!(
+        fs.lookup(ROOT, "hello.txt"),
+        Err(Error::Corrupt(_))
+    ));
     assert!(fs.read_dir(ROOT, 0, 1000).is_ok());
     // A long name whose checksum is wrong: the short name is shown instead.
     let mut b = base32.clone();
@@ -693,8 +779,16 @@ fn corrupt_images_give_errors() {
     let e = slot.expect("a long-name slot");
     b[e + 13] ^= 0x55;
     let mut fs = Fat::mount(Mem(RefCell::new(b)), true).unwrap();
-    let names: Vec<String> = fs.read_dir(ROOT, 0, 1000).unwrap().into_iter().map(|e| e.name).collect();
-    assert!(names.iter().any(|n| n.contains('~')), "short name shown: {names:?}");
+    let names: Vec<String> = fs
+        .read_dir(ROOT, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(
+        names.iter().any(|n| n.contains('~')),
+        "short name shown: {names:?}"
+    );
 }
 
 #[test]
