@@ -342,8 +342,8 @@ fn assert_trees(
 }
 
 #[test]
-fn native_fat32_and_fat16_read_write_fsck_clean() {
-    let name = "s16_fat-native_fat32_and_fat16_read_write_fsck_clean";
+fn vfat_native_fat32_and_fat16_read_write_fsck_clean() {
+    let name = "s16_fat-vfat_native_fat32_and_fat16_read_write_fsck_clean";
     if !tools_available(name) {
         return;
     }
@@ -394,7 +394,7 @@ fn native_fat32_and_fat16_read_write_fsck_clean() {
     let cmd = format!(
         "mkdir -p /a /b /c /d; \
          mount -t vfat -o driver=native /dev/vda1 /a || exit 10; \
-         mount -t vfat -o driver=native /dev/vdb /b || exit 11; \
+         mount -t vfat /dev/vdb /b || exit 11; \
          grep -E ' /a | /b ' /proc/mounts; grep -E '^vfat|^mount /a|^mount /b' /proc/drivers; \
          {} ; {} ; \
          (cd /a && {{\n{WORKLOAD}\n}}) || exit 12; \
@@ -413,7 +413,9 @@ fn native_fat32_and_fat16_read_write_fsck_clean() {
         md5_cmd("/a", "A"),
         md5_cmd("/b", "B"),
     );
-    let (out, _) = boot(name, &cmd, &[&img32, &img16, &bad, &lp], "");
+    // fs.vfat=native makes the native driver the default (/dev/vdb is mounted without -o).
+    let (out, _) = boot(name, &cmd, &[&img32, &img16, &bad, &lp], "fs.vfat=native");
+    assert!(out.contains("vfat default=native"), "{out}");
     assert!(out.contains("/dev/vda1 /a vfat rw,driver=native"), "{out}");
     assert!(out.contains("/dev/vdb /b vfat rw,driver=native"), "{out}");
     for tag in ["A", "B"] {
@@ -480,8 +482,8 @@ fn native_fat32_and_fat16_read_write_fsck_clean() {
 }
 
 #[test]
-fn rump_and_native_see_the_same_tree() {
-    let name = "s16_fat-rump_and_native_see_the_same_tree";
+fn vfat_rump_and_native_see_the_same_tree() {
+    let name = "s16_fat-vfat_rump_and_native_see_the_same_tree";
     if !tools_available(name) {
         return;
     }
@@ -507,9 +509,9 @@ fn rump_and_native_see_the_same_tree() {
         )
     };
     let cmd = format!(
-        "mkdir -p /a; \
-         mount -t vfat -o ro,driver=native /dev/vda1 /a || exit 10; grep ' /a ' /proc/mounts; {}; umount /a; \
-         mount -t vfat -o ro,driver=rump /dev/vda1 /a || exit 11; grep ' /a ' /proc/mounts; {}; umount /a; \
+        "mkdir -p /a; grep '^vfat' /proc/drivers; \
+         mount -t vfat -o ro,driver=native /dev/vda1 /a || exit 10; grep ' /a ' /proc/mounts; touch /a/x 2>/dev/null; echo \"RO-native=$?\"; {}; umount /a; \
+         mount -t vfat -o ro,driver=rump /dev/vda1 /a || exit 11; grep ' /a ' /proc/mounts; touch /a/x 2>/dev/null; echo \"RO-rump=$?\"; {}; umount /a; \
          {}; {}; echo done",
         md5_cmd("/a", "NATIVE"),
         md5_cmd("/a", "RUMP"),
@@ -517,8 +519,21 @@ fn rump_and_native_see_the_same_tree() {
         bench("rump"),
     );
     let (out, _) = boot(name, &cmd, &[&img], "");
-    assert!(out.contains("vfat ro,driver=native"), "{out}");
-    assert!(out.contains("vfat ro,driver=rump"), "{out}");
+    assert!(
+        out.contains("vfat default=rump"),
+        "rump is the default when started: {out}"
+    );
+    // (/proc/mounts says rw for every mount; the read-only mounts refuse a write.)
+    assert!(out.contains("/dev/vda1 /a vfat rw,driver=native"), "{out}");
+    assert!(out.contains("/dev/vda1 /a vfat rw,driver=rump"), "{out}");
+    assert!(
+        !out.contains("RO-native=0") && out.contains("RO-native="),
+        "{out}"
+    );
+    assert!(
+        !out.contains("RO-rump=0") && out.contains("RO-rump="),
+        "{out}"
+    );
     let want = tree(&src);
     let native = guest_md5s(&out, "NATIVE");
     let rump = guest_md5s(&out, "RUMP");
