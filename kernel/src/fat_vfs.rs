@@ -15,7 +15,6 @@
 //! (`vfat.writeback=SECS`) and at unmount, which also clears the volume's dirty flag.
 
 use alloc::collections::BTreeMap;
-use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;

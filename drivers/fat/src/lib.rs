@@ -483,7 +483,7 @@ impl<D: BlockDevice> Fat<D> {
         if end.div_ceil(SECTOR) > self.dev.sectors() {
             return Err(Error::Corrupt("access past the end of the device"));
         }
-        if off % SECTOR == 0 && buf.len() as u64 % SECTOR == 0 {
+        if off.is_multiple_of(SECTOR) && (buf.len() as u64).is_multiple_of(SECTOR) {
             return self.dev.read_sectors(off / SECTOR, buf);
         }
         let s0 = off / SECTOR;
@@ -506,7 +506,7 @@ impl<D: BlockDevice> Fat<D> {
         let mut pos = off;
         let mut d = data;
         // Head: a partial first sector.
-        if pos % SECTOR != 0 {
+        if !pos.is_multiple_of(SECTOR) {
             let s = pos / SECTOR;
             let a = (pos % SECTOR) as usize;
             let n = d.len().min(SECTOR as usize - a);

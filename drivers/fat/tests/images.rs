@@ -533,7 +533,7 @@ fn write_workload_fsck_clean_and_mtools_agree() {
             &want,
         );
         t.fs.unmount().unwrap();
-        save(&img, &t.fs.device());
+        save(&img, t.fs.device());
         fsck_clean(&img);
         // mtools sees exactly the tree.
         let out = d.join("out");
