@@ -245,13 +245,28 @@ fn guest_md5s(out: &str, tag: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The `FATBENCH` timing lines: printed and appended to `<test dir>/s16_fat-bench.txt`
+/// (times are `/proc/uptime` seconds, 10 ms resolution; never asserted).
+fn bench_lines(out: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(test_dir().join("s16_fat-bench.txt"))
+        .unwrap();
+    for l in out.lines().filter(|l| l.starts_with("FATBENCH")) {
+        println!("{l}");
+        let _ = writeln!(f, "{l}");
+    }
+}
+
 fn files_only(t: &BTreeMap<String, Option<String>>) -> BTreeMap<String, String> {
     t.iter()
         .filter_map(|(k, v)| v.as_ref().map(|h| (k.clone(), h.clone())))
         .collect()
 }
 
-fn boot(name: &str, cmd: &str, disks: &[&Path], extra: &str) -> (String, i32) {
+fn boot(name: &str, cmd: &str, disks: &[&Path], usb: &[&Path], extra: &str) -> (String, i32) {
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
     let mut b = Boot::new(name)
         .smp(2)
@@ -259,6 +274,9 @@ fn boot(name: &str, cmd: &str, disks: &[&Path], extra: &str) -> (String, i32) {
         .timeout(Duration::from_secs(400));
     for d in disks {
         b = b.disk(d.to_path_buf());
+    }
+    for u in usb {
+        b = b.usb_disk(u.to_path_buf());
     }
     let t = b.run();
     if let Some(report) = banner::crash_report(t.serial()) {
@@ -414,7 +432,13 @@ fn vfat_native_fat32_and_fat16_read_write_fsck_clean() {
         md5_cmd("/b", "B"),
     );
     // fs.vfat=native makes the native driver the default (/dev/vdb is mounted without -o).
-    let (out, _) = boot(name, &cmd, &[&img32, &img16, &bad, &lp], "fs.vfat=native");
+    let (out, _) = boot(
+        name,
+        &cmd,
+        &[&img32, &img16, &bad, &lp],
+        &[],
+        "fs.vfat=native",
+    );
     assert!(out.contains("vfat default=native"), "{out}");
     assert!(out.contains("/dev/vda1 /a vfat rw,driver=native"), "{out}");
     assert!(out.contains("/dev/vdb /b vfat rw,driver=native"), "{out}");
@@ -449,9 +473,7 @@ fn vfat_native_fat32_and_fat16_read_write_fsck_clean() {
         out.contains("hello from the host") && out.contains("\nalive"),
         "{out}"
     );
-    if let Some(l) = out.lines().find(|l| l.starts_with("FATBENCH")) {
-        println!("{l}");
-    }
+    bench_lines(&out);
     // The host's view.
     let want = tree(&host_workload(&dir, &src));
     let rand = out
@@ -499,6 +521,11 @@ fn vfat_rump_and_native_see_the_same_tree() {
     std::fs::create_dir_all(&dir).unwrap();
     let src = source_tree(&dir, false);
     let (img, target) = fat_image(&dir, "fat32.img", &src, 96, &["-F", "32"], true);
+    // The same volume on a USB stick (NetBSD's USB stack gives /dev/sda1), for the native
+    // driver on a USB block device.
+    let stick = dir.join("stick.img");
+    std::fs::copy(&img, &stick).unwrap();
+    let stick_target = format!("{}@@{}", stick.display(), 2048 * 512);
     let bench = |d: &str| {
         format!(
             "mount -t vfat -o driver={d} /dev/vda1 /a || exit 20; \
@@ -512,13 +539,18 @@ fn vfat_rump_and_native_see_the_same_tree() {
         "mkdir -p /a; grep '^vfat' /proc/drivers; \
          mount -t vfat -o ro,driver=native /dev/vda1 /a || exit 10; grep ' /a ' /proc/mounts; touch /a/x 2>/dev/null; echo \"RO-native=$?\"; {}; umount /a; \
          mount -t vfat -o ro,driver=rump /dev/vda1 /a || exit 11; grep ' /a ' /proc/mounts; touch /a/x 2>/dev/null; echo \"RO-rump=$?\"; {}; umount /a; \
-         {}; {}; echo done",
+         {}; {}; \
+         i=0; while [ ! -e /dev/sda1 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+         mkdir -p /u; mount -t vfat -o driver=native /dev/sda1 /u || exit 30; grep ' /u ' /proc/mounts; {}; \
+         echo 'written on a USB stick' > '/u/usb stick file.txt'; umount /u || exit 31; echo done",
         md5_cmd("/a", "NATIVE"),
         md5_cmd("/a", "RUMP"),
         bench("native"),
         bench("rump"),
+        md5_cmd("/u", "USB"),
     );
-    let (out, _) = boot(name, &cmd, &[&img], "");
+    let (out, _) = boot(name, &cmd, &[&img], &[&stick], "");
+    assert!(out.contains("/dev/sda1 /u vfat rw,driver=native"), "{out}");
     assert!(
         out.contains("vfat default=rump"),
         "rump is the default when started: {out}"
@@ -539,6 +571,7 @@ fn vfat_rump_and_native_see_the_same_tree() {
     let rump = guest_md5s(&out, "RUMP");
     assert_eq!(native, files_only(&want), "native checksums");
     assert_eq!(rump, native, "rump and native see different files");
+    assert_eq!(guest_md5s(&out, "USB"), native, "native FAT on a USB stick");
     let list = |tag: &str| {
         out.lines()
             .find_map(|l| l.strip_prefix(&format!("LIST {tag} ")))
@@ -551,9 +584,7 @@ fn vfat_rump_and_native_see_the_same_tree() {
         "`find | sort` differs between the stacks"
     );
     assert!(list("NATIVE").starts_with(&listing_md5(&want)), "{out}");
-    for l in out.lines().filter(|l| l.starts_with("FATBENCH")) {
-        println!("{l}");
-    }
+    bench_lines(&out);
     fsck_clean(&volume_of(&img, true));
     let got = tree(&extract(&dir, &target, "out"));
     let mut want = want;
@@ -561,4 +592,7 @@ fn vfat_rump_and_native_see_the_same_tree() {
     want.insert("./w5-native".into(), Some(z.clone()));
     want.insert("./w5-rump".into(), Some(z));
     assert_trees("after both stacks", &got, &want);
+    fsck_clean(&volume_of(&stick, true));
+    let t = run(Command::new("mtype").args(["-i", &stick_target, "::/usb stick file.txt"]));
+    assert_eq!(t, "written on a USB stick\n");
 }
