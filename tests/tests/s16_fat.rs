@@ -417,6 +417,9 @@ fn vfat_native_fat32_and_fat16_read_write_fsck_clean() {
          {} ; {} ; \
          (cd /a && {{\n{WORKLOAD}\n}}) || exit 12; \
          (cd /b && {{\n{WORKLOAD}\n}}) || exit 13; \
+         chmod 644 /a/hello.txt && echo CHMOD-SAME-OK; chmod 600 /a/hello.txt 2>/dev/null; echo \"CHMOD600=$?\"; \
+         ln -s hello.txt /a/sym 2>/dev/null; echo \"SYMLINK=$?\"; ln /a/hello.txt /a/hard 2>/dev/null; echo \"LINK=$?\"; \
+         stat -c 'MODE %a %u %g %n' /a/hello.txt '/a/a new directory'; \
          t0=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/urandom of=/a/rand5.bin bs=65536 count=80 2>/dev/null; sync; \
          t1=$(cut -d' ' -f1 /proc/uptime); echo \"RAND5 $(md5sum < /a/rand5.bin)\"; \
          umount /a && umount /b || exit 14; \
@@ -473,6 +476,18 @@ fn vfat_native_fat32_and_fat16_read_write_fsck_clean() {
         out.contains("hello from the host") && out.contains("\nalive"),
         "{out}"
     );
+    // Unix semantics FAT lacks: fixed modes and owner, chmod only to the same mode, no links.
+    for want in [
+        "CHMOD-SAME-OK",
+        "MODE 644 0 0 /a/hello.txt",
+        "MODE 755 0 0 /a/a new directory",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    for bad in ["CHMOD600=0", "SYMLINK=0", "LINK=0"] {
+        assert!(!out.contains(bad), "{bad}: {out}");
+    }
+    assert!(out.contains("CHMOD600=") && out.contains("SYMLINK=") && out.contains("LINK="));
     bench_lines(&out);
     // The host's view.
     let want = tree(&host_workload(&dir, &src));
