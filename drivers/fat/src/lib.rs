@@ -674,13 +674,61 @@ impl<D: BlockDevice> Fat<D> {
         if let Some(f) = self.free {
             return Ok(f);
         }
-        let mut n = 0;
-        for c in 2..=self.g.max_cluster() {
-            if self.fat_get(c)? == 0 {
-                n += 1;
+        let n = if self.g.ty == FatType::Fat12 {
+            let mut n = 0;
+            for c in 2..=self.g.max_cluster() {
+                if self.fat_get(c)? == 0 {
+                    n += 1;
+                }
             }
-        }
+            n
+        } else {
+            self.count_free_wide()?
+        };
         self.free = Some(n);
+        Ok(n)
+    }
+
+    /// Counts free FAT16/32 entries reading the FAT in large pieces straight from the
+    /// device (cached sectors, which may be newer, take precedence) rather than entry by
+    /// entry through the cache: a big volume's FAT is megabytes.
+    fn count_free_wide(&mut self) -> Result<u32> {
+        let width: u64 = if self.g.ty == FatType::Fat32 { 4 } else { 2 };
+        let end = (self.g.max_cluster() as u64 + 1) * width;
+        let copy = self.g.active_fat.unwrap_or(0) as u64;
+        let base = self.g.fat_start + copy * self.g.fat_sectors * self.g.bps;
+        let chunk = (256u64 << 10).max(self.g.bps);
+        let mut buf = vec![0u8; chunk as usize];
+        let mut n = 0u32;
+        let mut at = 0u64;
+        while at < end {
+            let len = chunk.min(end - at).div_ceil(self.g.bps) * self.g.bps;
+            let piece = &mut buf[..len as usize];
+            self.dev_read(base + at, piece)?;
+            for (idx, b) in self
+                .fat_cache
+                .range(at / self.g.bps..(at + len) / self.g.bps)
+            {
+                let o = (idx * self.g.bps - at) as usize;
+                piece[o..o + b.data.len()].copy_from_slice(&b.data);
+            }
+            let first = at.max(2 * width);
+            let last = (at + len).min(end);
+            let mut e = first;
+            while e < last {
+                let o = (e - at) as usize;
+                let v = if width == 4 {
+                    le32(piece, o) & 0x0FFF_FFFF
+                } else {
+                    le16(piece, o)
+                };
+                if v == 0 {
+                    n += 1;
+                }
+                e += width;
+            }
+            at += len;
+        }
         Ok(n)
     }
 
