@@ -408,9 +408,13 @@ fn vfat_native_fat32_and_fat16_read_write_fsck_clean() {
         }
         std::fs::write(&lp, b).unwrap();
     }
+    // Written, synced and powered off without umount.
+    let empty = dir.join("empty-src");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (synced, synced_t) = fat_image(&dir, "synced.img", &empty, 16, &["-F", "16"], false);
     let want_src = tree(&src);
     let cmd = format!(
-        "mkdir -p /a /b /c /d; \
+        "mkdir -p /a /b /c /d /e; \
          mount -t vfat -o driver=native /dev/vda1 /a || exit 10; \
          mount -t vfat /dev/vdb /b || exit 11; \
          grep -E ' /a | /b ' /proc/mounts; grep -E '^vfat|^mount /a|^mount /b' /proc/drivers; \
@@ -430,6 +434,7 @@ fn vfat_native_fat32_and_fat16_read_write_fsck_clean() {
          mount -t vfat -o driver=native /dev/vdc /c; echo \"BADBPB=$?\"; \
          mount -t vfat -o driver=native,ro /dev/vdd /d || exit 17; \
          ls '/d/sub dir' > /dev/null 2>&1; echo LS-ENDED; cat '/d/sub dir/big file.bin' > /dev/null 2>/tmp/err; echo \"LOOPCAT=$? $(cat /tmp/err)\"; cat /d/hello.txt; umount /d; \
+         mount -t vfat -o driver=native /dev/vde /e && echo synced-data > /e/synced.txt && mkdir /e/dir && sync && echo SYNCED; \
          echo alive",
         md5_cmd("/a", "A"),
         md5_cmd("/b", "B"),
@@ -438,7 +443,7 @@ fn vfat_native_fat32_and_fat16_read_write_fsck_clean() {
     let (out, _) = boot(
         name,
         &cmd,
-        &[&img32, &img16, &bad, &lp],
+        &[&img32, &img16, &bad, &lp, &synced],
         &[],
         "fs.vfat=native",
     );
@@ -489,6 +494,38 @@ fn vfat_native_fat32_and_fat16_read_write_fsck_clean() {
     }
     assert!(out.contains("CHMOD600=") && out.contains("SYMLINK=") && out.contains("LINK="));
     bench_lines(&out);
+    // sync(2) put the data and metadata on the disk before the power-off: mtools reads
+    // them and fsck finds nothing but (perhaps) the dirty flag of a volume never unmounted.
+    assert!(out.contains("SYNCED"), "{out}");
+    let t = run(Command::new("mtype").args(["-i", &synced_t, "::/synced.txt"]));
+    assert_eq!(t, "synced-data\n");
+    let l = run(Command::new("mdir").args(["-a", "-i", &synced_t, "::/"]));
+    assert!(l.contains("dir ") || l.contains("DIR"), "{l}");
+    let f = Command::new(sbin("fsck.vfat"))
+        .arg("-n")
+        .arg(&synced)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&f.stdout).to_lowercase();
+    assert!(
+        text.contains("dirty bit is set"),
+        "a read-write mount marks the volume dirty until unmounted: {text}"
+    );
+    for bad in [
+        "free cluster",
+        "reclaim",
+        "lost",
+        "truncat",
+        "orphan",
+        "circular",
+        "wrong",
+        "unused",
+    ] {
+        assert!(
+            !text.contains(bad),
+            "fsck.vfat -n after sync and power-off: {text}"
+        );
+    }
     // The host's view.
     let want = tree(&host_workload(&dir, &src));
     let rand = out
