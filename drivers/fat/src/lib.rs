@@ -1648,12 +1648,15 @@ impl<D: BlockDevice> Fat<D> {
         if src_dir && src_cluster != 0 {
             // Not into itself or below (the caller's VFS checks this too).
             let mut p = ndir;
-            loop {
+            for depth in 0.. {
                 if p != ROOT && self.first_of(p)? == src_cluster {
                     return Err(Error::Invalid);
                 }
                 if p == ROOT {
                     break;
+                }
+                if depth > self.nodes.len() {
+                    return Err(Error::Corrupt("directory ancestry loops"));
                 }
                 p = self.node(p)?.parent;
             }

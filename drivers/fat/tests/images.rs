@@ -518,6 +518,24 @@ fn write_workload_fsck_clean_and_mtools_agree() {
             t.fs.create(work, "a:b", false).unwrap_err(),
             Error::InvalidName
         );
+        let inner = t.walk("work/a directory with a long name");
+        assert_eq!(
+            t.fs.rename(ROOT, "work", inner, "into itself").unwrap_err(),
+            Error::Invalid,
+            "a directory moved below itself"
+        );
+        t.fs.create(work, "a file", false).unwrap();
+        assert_eq!(
+            t.fs.rename(ROOT, "nested moved up", work, "a file")
+                .unwrap_err(),
+            Error::NotDir
+        );
+        assert_eq!(
+            t.fs.rename(work, "a file", ROOT, "nested moved up")
+                .unwrap_err(),
+            Error::IsDir
+        );
+        t.fs.unlink(work, "a file", false).unwrap();
         assert_eq!(
             t.fs.create(work, &"n".repeat(256), false).unwrap_err(),
             Error::NameTooLong
