@@ -24,6 +24,8 @@ pub mod acpi;
 pub mod boot;
 #[cfg(target_os = "none")]
 pub mod ext2_vfs;
+#[cfg(target_os = "none")]
+pub mod fat_vfs;
 /// The kernel's implementation of `adros_hal` for native driver crates (`drivers/*`).
 #[cfg(target_os = "none")]
 pub mod hal;

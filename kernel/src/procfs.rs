@@ -562,6 +562,7 @@ fn global(name: &str) -> KResult<String> {
                 let _ = writeln!(s, "{line}");
             }
             let _ = writeln!(s, "ext2 default={}", crate::ext2_vfs::default_driver());
+            let _ = writeln!(s, "vfat default={}", crate::fat_vfs::default_driver());
             for (name, _, _, driver) in crate::block::list() {
                 let _ = writeln!(s, "block {name} {driver}");
             }

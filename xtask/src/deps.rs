@@ -64,7 +64,7 @@ const DEPS: &[Dep] = &[
     Dep {
         package: "mtools",
         present: || has_cmd("mformat"),
-        why: "grub-mkrescue's EFI image",
+        why: "grub-mkrescue's EFI image; mcopy/mdir/mtype in the FAT tests (adros-fat, s11, s16)",
     },
     Dep {
         package: "musl-tools",
@@ -89,7 +89,7 @@ const DEPS: &[Dep] = &[
     Dep {
         package: "dosfstools",
         present: || has_cmd("mkfs.vfat") || Path::new("/sbin/mkfs.vfat").exists(),
-        why: "FAT test images for the rump msdos tests",
+        why: "mkfs.vfat and fsck.vfat for the FAT tests (adros-fat host tests, s11, s16)",
     },
     Dep {
         package: "libclang-dev",

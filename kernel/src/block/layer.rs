@@ -349,4 +349,5 @@ pub fn open_source(source: &str) -> KResult<Arc<dyn BlockDev>> {
 pub fn init() {
     super::virtio::probe_all();
     crate::ext2_vfs::init();
+    crate::fat_vfs::init();
 }

@@ -79,8 +79,6 @@ pub fn start() {
     // autoconfiguration walks the bus.
     usb::assign();
     net::assign();
-    crate::fs::register_filesystem_data("vfat", mount_fat);
-    crate::fs::register_filesystem_data("msdos", mount_fat);
     STATE.store(STARTING, Ordering::Release);
     crate::sched::thread::spawn("rump_init", || {
         let t0 = crate::time::now_ns();
@@ -142,17 +140,4 @@ fn died(code: i32, panic: bool) {
     } else {
         crate::println!("rump: the NetBSD kernel exited ({code}); its mounts now fail with EIO");
     }
-}
-
-/// The `mount -t vfat|msdos` factory: NetBSD's msdosfs (there is no native FAT driver).
-fn mount_fat(
-    source: &str,
-    data: &str,
-) -> KResult<alloc::sync::Arc<dyn crate::fs::node::FileSystem>> {
-    let o = crate::ext2_vfs::parse_options(data)?;
-    if o.rump == Some(false) {
-        crate::println!("vfat: there is no native FAT driver (driver=rump only)");
-        return Err(Errno::ENODEV);
-    }
-    vfs::mount_msdos(source, o.read_only, o.sync)
 }

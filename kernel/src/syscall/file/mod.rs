@@ -559,6 +559,7 @@ fn fsync(c: &mut Call<'_>) -> KResult<u64> {
 }
 fn sync(_c: &mut Call<'_>) -> KResult<u64> {
     crate::ext2_vfs::sync_all();
+    crate::fat_vfs::sync_all();
     Ok(0)
 }
 
