@@ -1,0 +1,188 @@
+//! Host tests: TRB construction, producer ring wrap through the Link TRB, the event ring's
+//! cycle handling, TD splitting at 64 KiB boundaries, interrupt acknowledgement.
+
+use std::sync::Mutex;
+
+use adros_hal::Mmio;
+use adros_hal::fake::FakeHal;
+
+use super::regs::*;
+use super::ring::{EventRing, Ring, TRBS};
+use super::*;
+
+const TRB_NORMAL: u32 = 1;
+const TRB_LINK: u32 = 6;
+
+fn ty(t: [u32; 4]) -> u32 {
+    (t[3] >> 10) & 0x3f
+}
+
+#[test]
+fn ring_wraps_through_link_trb_with_toggle_cycle() {
+    let hal = FakeHal::default();
+    let mut r = Ring::new(&hal).unwrap();
+    let base = r.phys();
+    let link = r.trb(TRBS - 1);
+    assert_eq!(ty(link), TRB_LINK);
+    assert_eq!(u64::from(link[0]) | (u64::from(link[1]) << 32), base);
+    assert!(link[3] & 2 != 0, "toggle cycle");
+    assert_eq!(link[3] & 1, 0, "link not handed over yet");
+    let mut t = transfer::Normal::new();
+    t.set_trb_transfer_length(512);
+    for i in 0..TRBS - 1 {
+        let pa = r.push(t.into_raw());
+        assert_eq!(pa, base + 16 * i as u64);
+        assert_eq!(r.trb(i)[3] & 1, 1, "cycle 1 on the first lap");
+    }
+    // The producer reached the link: handed over with cycle 1, state toggled to 0.
+    assert_eq!(r.trb(TRBS - 1)[3] & 1, 1);
+    assert!(!r.cycle());
+    assert_eq!(r.enqueue_ptr(), base);
+    let pa = r.push(t.into_raw());
+    assert_eq!(pa, base);
+    assert_eq!(r.trb(0)[3] & 1, 0, "second lap writes cycle 0");
+    assert_eq!(ty(r.trb(0)), TRB_NORMAL);
+    assert_eq!(r.trb(0)[2] & 0x1_ffff, 512);
+}
+
+#[test]
+fn chained_td_across_the_link_chains_the_link() {
+    let hal = FakeHal::default();
+    let mut r = Ring::new(&hal).unwrap();
+    let mut plain = transfer::Normal::new();
+    plain.set_trb_transfer_length(1);
+    for _ in 0..TRBS - 2 {
+        r.push(plain.into_raw());
+    }
+    let mut chained = transfer::Normal::new();
+    chained.set_chain_bit();
+    r.push(chained.into_raw());
+    assert!(r.trb(TRBS - 1)[3] & (1 << 4) != 0, "link carries the chain");
+}
+
+#[test]
+fn event_ring_follows_the_cycle_bit() {
+    let hal = FakeHal::default();
+    let mem = hal.mem.clone();
+    let mut ev = EventRing::new(&hal).unwrap();
+    assert_eq!(ev.pop(), None);
+    let mut seg = [0u8; 16];
+    mem.read(ev.erst_phys(), &mut seg);
+    let seg_pa = u64::from_le_bytes(seg[0..8].try_into().unwrap());
+    assert_eq!(
+        u32::from_le_bytes(seg[8..12].try_into().unwrap()),
+        TRBS as u32
+    );
+    let write = |i: usize, cycle: u32, tag: u32| {
+        let mut b = [0u8; 16];
+        b[0..4].copy_from_slice(&tag.to_le_bytes());
+        b[12..16].copy_from_slice(&((34 << 10) | cycle).to_le_bytes());
+        mem.write(seg_pa + 16 * i as u64, &b);
+    };
+    for i in 0..TRBS {
+        write(i, 1, i as u32);
+    }
+    for i in 0..TRBS {
+        assert_eq!(ev.pop().unwrap()[0], i as u32);
+    }
+    // Lap 2: the old TRBs (cycle 1) are not new events.
+    assert_eq!(ev.pop(), None);
+    assert_eq!(ev.dequeue_ptr(), seg_pa);
+    write(0, 0, 99);
+    assert_eq!(ev.pop().unwrap()[0], 99);
+    assert_eq!(ev.pop(), None);
+}
+
+#[test]
+fn tds_split_at_64k_boundaries() {
+    // 200 KiB starting 4 KiB below a 64 KiB boundary.
+    let base = 0x10_f000;
+    let v = normal_trbs(base, 200 * 1024, true, 512);
+    let lens: Vec<u32> = v.iter().map(|t| t[2] & 0x1_ffff).collect();
+    assert_eq!(lens, vec![4096, 65536, 65536, 65536, 4096]);
+    let mut pa = base;
+    for (i, t) in v.iter().enumerate() {
+        assert_eq!(u64::from(t[0]) | (u64::from(t[1]) << 32), pa);
+        pa += u64::from(t[2] & 0x1_ffff);
+        let last = i == v.len() - 1;
+        assert_eq!(t[3] & (1 << 4) != 0, !last, "chain on all but the last");
+        assert_eq!(t[3] & (1 << 5) != 0, last, "IOC on the last");
+        assert!(t[3] & (1 << 2) != 0, "ISP on IN");
+    }
+    // TD size: packets after the first TRB: (200K - 4K) / 512 = 392 → capped at 31.
+    assert_eq!((v[0][2] >> 17) & 0x1f, 31);
+    assert_eq!((v[4][2] >> 17) & 0x1f, 0);
+    // A 13-byte OUT: one TRB, no ISP.
+    let v = normal_trbs(0x2000, 13, false, 512);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0][3] & (1 << 2), 0);
+}
+
+#[test]
+fn dci_and_completion_codes() {
+    assert_eq!(dci(0), 1);
+    assert_eq!(dci(0x81), 3);
+    assert_eq!(dci(0x02), 4);
+    assert_eq!(dci(0x8f), 31);
+    assert_eq!(code_error(6), UsbError::Stall);
+    assert_eq!(code_error(3), UsbError::Babble);
+    assert_eq!(code_error(4), UsbError::Transaction);
+    assert_eq!(code_error(99), UsbError::Controller(99));
+}
+
+/// A register file: reads return what was written (IMAN's IP is write-1-to-clear).
+struct Regs(Mutex<Vec<u32>>);
+
+impl Mmio for Regs {
+    fn read32(&self, off: usize) -> u32 {
+        self.0.lock().unwrap()[off / 4]
+    }
+    fn write32(&self, off: usize, v: u32) {
+        let mut r = self.0.lock().unwrap();
+        if off == 0x1020 + IMAN {
+            r[off / 4] = (r[off / 4] & !(v & IMAN_IP)) | (v & IMAN_IE);
+        } else if off == 0x20 + USBSTS {
+            r[off / 4] &= !v;
+        } else {
+            r[off / 4] = v;
+        }
+    }
+    fn len(&self) -> usize {
+        0x2000
+    }
+}
+
+#[test]
+fn interrupt_ack_clears_ip_and_eint() {
+    let regs = Regs(Mutex::new(vec![0; 0x800]));
+    let irq = IrqRegs {
+        op: 0x20,
+        ir0: 0x1020,
+    };
+    assert!(!irq.ack(&regs), "not ours when IP is clear");
+    regs.0.lock().unwrap()[(0x1020 + IMAN) / 4] = IMAN_IP | IMAN_IE;
+    regs.0.lock().unwrap()[(0x20 + USBSTS) / 4] = USBSTS_EINT;
+    assert!(irq.ack(&regs));
+    assert_eq!(regs.read32(0x1020 + IMAN), IMAN_IE);
+    assert_eq!(regs.read32(0x20 + USBSTS), 0);
+    // A vanished device (all ones) is not claimed.
+    regs.0.lock().unwrap()[(0x1020 + IMAN) / 4] = u32::MAX;
+    assert!(!irq.ack(&regs));
+}
+
+#[test]
+fn supported_protocol_caps_mark_usb3_ports() {
+    let regs = Regs(Mutex::new(vec![0; 0x800]));
+    {
+        let mut r = regs.0.lock().unwrap();
+        // xECP at 0x100: USB 2 protocol for ports 1-4, then USB 3 for ports 5-8.
+        r[0x100 / 4] = 0x0200_0402; // major 2, next 4 dwords
+        r[0x108 / 4] = 0x0000_0401; // ports 1..=4
+        r[0x110 / 4] = 0x0300_0002; // major 3, last
+        r[0x118 / 4] = 0x0000_0405; // ports 5..=8
+    }
+    assert_eq!(supported_protocols(&regs, 0x100, 8), 0xf0);
+    // A capability list that points at itself is not walked forever.
+    regs.0.lock().unwrap()[0x100 / 4] = 0x0200_0002 | (0 << 8);
+    assert_eq!(supported_protocols(&regs, 0x100, 8), 0);
+}
