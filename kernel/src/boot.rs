@@ -175,6 +175,7 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     }
     // After the in-kernel tests, which measure the frame allocator and the heap undisturbed.
     crate::rump::start();
+    crate::usb::init();
     crate::net::init();
     crate::sound::init();
     if cmd.init_args.iter().any(|a| a == "poweroff") {

@@ -60,6 +60,8 @@ pub mod syscall;
 #[cfg(target_os = "none")]
 pub mod tty;
 #[cfg(target_os = "none")]
+pub mod usb;
+#[cfg(target_os = "none")]
 pub use platform::{describe_platform, platform_init, power_off};
 #[cfg(target_os = "none")]
 pub mod sched;

@@ -315,6 +315,14 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
         self.event = Some(e);
     }
 
+    /// Switches interrupter 0 and USBCMD.INTE on (after the kernel attached its handler).
+    pub fn enable_interrupts(&mut self) {
+        let iman = self.mmio.read32(self.ir0 + IMAN);
+        self.mmio.write32(self.ir0 + IMAN, iman | IMAN_IE | IMAN_IP);
+        let cmd = self.mmio.read32(self.op + USBCMD);
+        self.mmio.write32(self.op + USBCMD, cmd | USBCMD_INTE);
+    }
+
     pub fn irq_regs(&self) -> IrqRegs {
         IrqRegs {
             op: self.op,

@@ -4,8 +4,8 @@
 //! * `usb.driver=rump|native` on the command line (default: rump when the components are
 //!   linked). Before `rump_init` every USB host controller (EHCI, xHCI, and UHCI/OHCI
 //!   companions) is given to the rump kernel ([`assign`]); NetBSD's `pci` → `ehci`/`xhci`
-//!   → `usb` → `umass` → `scsibus` → `sd` attach to it. There is no native USB stack yet:
-//!   with `usb.driver=native` the controllers are left alone and no stick is usable.
+//!   → `usb` → `umass` → `scsibus` → `sd` attach to it. With `usb.driver=native` the
+//!   controllers are left to the native stack (`kernel/src/usb`).
 //! * Discovery is asynchronous (NetBSD's USB event thread explores the ports after
 //!   `rump_init` returns, scsibus attaches `sd` from threads of its own). A discovery thread
 //!   looks for `sd0`…`sd7` by opening their raw whole-disk devices (`/dev/rsdNd`) — quickly
@@ -55,8 +55,8 @@ pub fn assign() {
         return;
     }
     if driver() == "native" {
-        log::warn!(
-            "usb: usb.driver=native, but AdrOS has no native USB stack yet: {} USB controller(s) left unused",
+        log::info!(
+            "usb: usb.driver=native: {} USB controller(s) left to the native stack (kernel/src/usb)",
             usb.len()
         );
         return;
@@ -358,16 +358,9 @@ pub fn start_discovery() {
 pub fn report() -> Vec<String> {
     let mut v = Vec::new();
     if crate::pci::find_class(0x0c, 0x03).next().is_some() {
-        v.push(alloc::format!(
-            "usb driver={}{}",
-            driver(),
-            if driver() == "native" {
-                " (no native USB stack yet)"
-            } else {
-                ""
-            }
-        ));
+        v.push(alloc::format!("usb driver={}", driver()));
     }
+    v.extend(crate::usb::report());
     for d in DISKS.lock().iter() {
         v.push(alloc::format!(
             "usb-disk {} netbsd=sd{} stack=rump sectors={} reads={} writes={} bytes={} errors={}",

@@ -1,0 +1,397 @@
+//! Native USB (issue 16): xHCI controllers driven by `adros-xhci`, devices enumerated by
+//! `adros-usb`, and every Bulk-Only mass-storage LUN registered as `/dev/sdX` through the
+//! block layer — the same names, partitions and `/proc/drivers` lines as the rump stack's
+//! sticks (`kernel/src/rump/usb.rs`).
+//!
+//! * Chosen by `usb.driver=native` (the default when the NetBSD components are not linked).
+//!   [`init`] claims every xHCI function (class 0x0c03, prog-if 0x30) for the native stack;
+//!   EHCI/UHCI/OHCI controllers are logged as not driven.
+//! * One service thread per controller enumerates the root ports at start and then follows
+//!   port changes (once a second, and on Port Status Change events): a stick that appears
+//!   is enumerated and registered, a stick that disappears makes its disk answer EIO.
+//! * I/O runs in the caller's thread: a disk's transport lock, then the controller's lock,
+//!   then a synchronous BOT command (waiting on the controller's interrupt, or polling when
+//!   no interrupt line is routed).
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use adros_usb::HostController;
+use adros_usb::bot::Transport;
+use adros_usb::disk::{DiskError, ScsiDisk};
+use adros_xhci::{IrqRegs, Xhci};
+
+use crate::block::{self, BlockDev, SECTOR};
+use crate::errno::{Errno, KResult};
+use crate::hal::{Bar, KernelEvent, KernelHal};
+use crate::sync::Mutex;
+
+type Hc = Xhci<KernelHal, Bar>;
+
+struct Controller {
+    slot: String,
+    hc: Mutex<Hc>,
+    event: Arc<KernelEvent>,
+    bar: Bar,
+    irq_regs: IrqRegs,
+    irq: spin::Mutex<String>,
+    interrupts: AtomicU64,
+    ports: u8,
+    usb3_ports: u8,
+    csz: usize,
+}
+
+/// A mass-storage LUN as a block device.
+pub struct UsbDisk {
+    name: String,
+    ctrl: Arc<Controller>,
+    port: u8,
+    product: String,
+    disk: ScsiDisk,
+    transport: Mutex<Transport>,
+    gone: AtomicBool,
+    reads: AtomicU64,
+    writes: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+}
+
+static CONTROLLERS: spin::Mutex<Vec<Arc<Controller>>> = spin::Mutex::new(Vec::new());
+static DISKS: spin::Mutex<Vec<Arc<UsbDisk>>> = spin::Mutex::new(Vec::new());
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+impl UsbDisk {
+    fn io(
+        &self,
+        what: &str,
+        f: impl FnOnce(&ScsiDisk, &mut Transport, &mut Hc) -> Result<(), DiskError>,
+    ) -> KResult<()> {
+        if self.gone.load(Ordering::Acquire) {
+            return Err(Errno::EIO);
+        }
+        let mut t = self.transport.lock();
+        let mut hc = self.ctrl.hc.lock();
+        match f(&self.disk, &mut t, &mut hc) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                log::warn!("usb: /dev/{}: {what} failed: {e:?}", self.name);
+                if e.is_fatal() {
+                    self.gone.store(true, Ordering::Release);
+                }
+                Err(match e {
+                    DiskError::WriteProtected => Errno::EROFS,
+                    _ => Errno::EIO,
+                })
+            }
+        }
+    }
+
+    fn check(&self, lba: u64, len: usize) -> KResult<()> {
+        if lba
+            .checked_add(len as u64 / SECTOR)
+            .is_none_or(|e| e > self.disk.blocks)
+        {
+            return Err(Errno::EIO);
+        }
+        Ok(())
+    }
+}
+
+impl BlockDev for UsbDisk {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn sectors(&self) -> u64 {
+        self.disk.blocks
+    }
+    fn read_sectors(&self, lba: u64, buf: &mut [u8]) -> KResult<()> {
+        self.check(lba, buf.len())?;
+        self.io("read", |d, t, hc| d.read(t, hc, lba, buf))?;
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+    fn write_sectors(&self, lba: u64, buf: &[u8]) -> KResult<()> {
+        self.check(lba, buf.len())?;
+        self.io("write", |d, t, hc| d.write(t, hc, lba, buf))?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+    fn flush(&self) -> KResult<()> {
+        self.io("flush", |d, t, hc| d.flush(t, hc))
+    }
+    fn read_only(&self) -> bool {
+        self.disk.write_protected
+    }
+    fn driver(&self) -> &'static str {
+        "native-usb"
+    }
+}
+
+/// Claims and starts every xHCI controller when `usb.driver=native`. Call once the
+/// scheduler, PCI and the interrupt controllers are up.
+pub fn init() {
+    if crate::rump::usb::driver() != "native" {
+        return;
+    }
+    let all: Vec<_> = crate::pci::find_class(0x0c, 0x03).collect();
+    if all.is_empty() {
+        return;
+    }
+    ACTIVE.store(true, Ordering::Release);
+    for d in all {
+        let slot = adros_pci::slot_name(d.addr);
+        match d.prog_if {
+            0x30 => match start(d) {
+                Ok(c) => {
+                    let c2 = c.clone();
+                    CONTROLLERS.lock().push(c);
+                    crate::sched::thread::spawn("usb-xhci", move || service(c2));
+                }
+                Err(e) => log::warn!("usb: xHCI at {slot}: not started: {e}"),
+            },
+            0x20 => log::warn!(
+                "usb: EHCI at {slot}: the native stack does not drive EHCI yet (usb.driver=native); use --usb-controller xhci or usb.driver=rump"
+            ),
+            p => log::warn!(
+                "usb: {slot}: USB host controller interface {p:#x} (UHCI/OHCI) is not driven by the native stack"
+            ),
+        }
+    }
+}
+
+fn start(d: &'static crate::pci::PciDevice) -> Result<Arc<Controller>, String> {
+    let slot = adros_pci::slot_name(d.addr);
+    crate::pci::claim(
+        d.addr,
+        crate::pci::Owner {
+            stack: "native",
+            driver: "usb xhci (native)",
+        },
+    )
+    .map_err(|o| format!("owned by the {} stack ({})", o.stack, o.driver))?;
+    crate::pci::enable_memory(d);
+    crate::pci::enable_bus_master(d);
+    let regs = crate::pci::map_bar_regs(d, 0).map_err(|e| format!("BAR0: {e:?}"))?;
+    let bar = Bar(regs);
+    let mut hc = Xhci::new(KernelHal, bar, false).map_err(|e| format!("{e:?}"))?;
+    let event = Arc::new(KernelEvent::default());
+    hc.set_event(event.clone());
+    let ports = hc.ports();
+    let usb3_ports = (1..=ports).filter(|p| hc.is_usb3(*p)).count() as u8;
+    let c = Arc::new(Controller {
+        slot: slot.clone(),
+        irq_regs: hc.irq_regs(),
+        csz: hc.context_size(),
+        hc: Mutex::new(hc),
+        event,
+        bar,
+        irq: spin::Mutex::new(String::from("polled")),
+        interrupts: AtomicU64::new(0),
+        ports,
+        usb3_ports,
+    });
+    let irq = match crate::pci::irq(d) {
+        None => String::from("polled (no routed INTx)"),
+        Some(gsi) => {
+            let h = c.clone();
+            let handler = move || {
+                if h.irq_regs.ack(&h.bar) {
+                    h.interrupts.fetch_add(1, Ordering::Relaxed);
+                    adros_hal::Event::notify(&*h.event);
+                }
+            };
+            match crate::irq::attach(gsi, "usb-xhci", alloc::boxed::Box::new(handler)) {
+                Ok(()) => {
+                    c.hc.lock().enable_interrupts();
+                    format!("gsi {gsi} (INTx)")
+                }
+                Err(e) => format!("polled (GSI {gsi}: {e:?})"),
+            }
+        }
+    };
+    log::info!(
+        "usb: xHCI at {slot}: {ports} ports ({usb3_ports} USB 3), {}-byte contexts, interrupts {irq}; native USB stack",
+        c.csz
+    );
+    *c.irq.lock() = irq;
+    Ok(c)
+}
+
+/// The controller's service thread: enumerates connected ports, then follows changes.
+fn service(c: Arc<Controller>) {
+    let mut attached = [false; 256];
+    let mut failed = [false; 256];
+    loop {
+        let dead = c.hc.lock().is_dead();
+        if dead {
+            log::error!(
+                "usb: xHCI at {}: the controller died (host system error); its disks answer EIO",
+                c.slot
+            );
+            for d in DISKS.lock().iter().filter(|d| Arc::ptr_eq(&d.ctrl, &c)) {
+                d.gone.store(true, Ordering::Release);
+            }
+            return;
+        }
+        for port in 1..=c.ports {
+            let st = c.hc.lock().port_status(port);
+            let p = usize::from(port);
+            if st.changed && !st.connected {
+                failed[p] = false;
+            }
+            if st.connected && !attached[p] && !failed[p] {
+                match attach_port(&c, port) {
+                    Ok(()) => attached[p] = true,
+                    Err(e) => {
+                        failed[p] = true;
+                        log::warn!("usb: xHCI at {} port {port}: {e}; port disabled", c.slot);
+                    }
+                }
+            } else if !st.connected && attached[p] {
+                attached[p] = false;
+                detach_port(&c, port);
+            }
+        }
+        // Port Status Change events wake the thread early; otherwise look once a second.
+        let changes = c.hc.lock().take_port_changes();
+        if changes == 0 {
+            adros_hal::Event::wait(&*c.event, Some(crate::time::now_ns() + 1_000_000_000));
+        }
+    }
+}
+
+fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
+    let mut hc = c.hc.lock();
+    let dev =
+        adros_usb::enumerate(&mut *hc, port).map_err(|e| format!("enumeration failed: {e:?}"))?;
+    log::info!(
+        "usb: xHCI at {} port {port}: {:04x}:{:04x} {} {} ({}), slot {}",
+        c.slot,
+        dev.descriptor.vendor,
+        dev.descriptor.product,
+        dev.manufacturer,
+        dev.product,
+        dev.speed.name(),
+        dev.id.0
+    );
+    let Some(mut t) = dev
+        .config
+        .interfaces
+        .iter()
+        .find_map(|i| Transport::from_interface(dev.id, i))
+    else {
+        log::info!(
+            "usb: port {port}: no Bulk-Only mass-storage interface; device left configured, unused"
+        );
+        return Ok(());
+    };
+    let max_lun = t.max_lun(&mut *hc);
+    let mut found = Vec::new();
+    for lun in 0..=max_lun {
+        match ScsiDisk::probe(&mut t, &mut *hc, lun, 50, |ms| {
+            crate::sched::thread::sleep_ms(u64::from(ms))
+        }) {
+            Ok(d) => found.push(d),
+            Err(e) => log::warn!("usb: port {port} LUN {lun}: not usable: {e:?}"),
+        }
+    }
+    drop(hc);
+    for d in found {
+        let Some((index, name)) = block::next_sd_name() else {
+            log::warn!("usb: port {port}: no free /dev/sdX name");
+            break;
+        };
+        let product = format!("{} {}", d.vendor, d.product);
+        crate::println!(
+            "usb: port {port} LUN {} ({product}) is /dev/{name} ({} MiB{}, native USB stack)",
+            d.lun,
+            (d.blocks * SECTOR) >> 20,
+            if d.write_protected {
+                ", write-protected"
+            } else {
+                ""
+            }
+        );
+        let disk = Arc::new(UsbDisk {
+            name,
+            ctrl: c.clone(),
+            port,
+            product,
+            disk: d,
+            transport: Mutex::new(t.clone()),
+            gone: AtomicBool::new(false),
+            reads: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        });
+        DISKS.lock().push(disk.clone());
+        block::add_disk_major(block::SD_MAJOR, index, disk);
+    }
+    Ok(())
+}
+
+fn detach_port(c: &Arc<Controller>, port: u8) {
+    for d in DISKS
+        .lock()
+        .iter()
+        .filter(|d| Arc::ptr_eq(&d.ctrl, c) && d.port == port)
+    {
+        if !d.gone.swap(true, Ordering::AcqRel) {
+            log::warn!(
+                "usb: /dev/{}: the stick on port {port} was removed; I/O answers EIO",
+                d.name
+            );
+        }
+    }
+}
+
+/// `/proc/drivers` lines of the native stack.
+pub fn report() -> Vec<String> {
+    let mut v = Vec::new();
+    if !ACTIVE.load(Ordering::Acquire) {
+        return v;
+    }
+    for c in CONTROLLERS.lock().iter() {
+        let st = c.hc.try_lock().map(|h| h.stats);
+        let mut line = format!(
+            "usb-hc {} xhci stack=native ports={} usb3={} ctx={} irq=\"{}\" interrupts={}",
+            c.slot,
+            c.ports,
+            c.usb3_ports,
+            c.csz,
+            c.irq.lock(),
+            c.interrupts.load(Ordering::Relaxed)
+        );
+        if let Some(s) = st {
+            line.push_str(&format!(
+                " commands={} transfers={} stalls={} timeouts={} errors={}",
+                s.commands, s.transfers, s.stalls, s.timeouts, s.errors
+            ));
+        }
+        v.push(line);
+    }
+    for d in DISKS.lock().iter() {
+        v.push(format!(
+            "usb-disk {} port={} lun={} stack=native product=\"{}\" sectors={} reads={} writes={} bytes={} errors={} resets={}{}",
+            d.name,
+            d.port,
+            d.disk.lun,
+            d.product,
+            d.disk.blocks,
+            d.reads.load(Ordering::Relaxed),
+            d.writes.load(Ordering::Relaxed),
+            d.bytes.load(Ordering::Relaxed),
+            d.errors.load(Ordering::Relaxed),
+            d.transport.try_lock().map_or(0, |t| t.resets),
+            if d.gone.load(Ordering::Relaxed) { " gone" } else { "" }
+        ));
+    }
+    v
+}
