@@ -1,0 +1,496 @@
+//! s15: USB sticks through AdrOS's native USB stack (`usb.driver=native`: `adros-xhci`,
+//! `adros-usb`'s enumeration, Bulk-Only Transport and SCSI, `kernel/src/usb`) on QEMU's
+//! `qemu-xhci`. Sticks are made on the host (`mke2fs -d`, an MBR written here,
+//! `mkfs.vfat` + `mcopy`); in the guest they must appear as `/dev/sda`… with partitions
+//! from the block layer's MBR code, read byte-exact (every file's md5 equals the host's),
+//! and take a write workload that the host's `e2fsck -fn` finds clean with exactly the
+//! expected tree (read back with `debugfs`). Nothing here needs NetBSD source except the
+//! FAT test (`mount -t vfat` is NetBSD's msdosfs on the native block device), which is
+//! skipped without it. Tests are skipped (counted) when a host tool is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use adros_tests::{Boot, banner, rump_linked, skip, test_dir};
+
+const MIB: u64 = 1 << 20;
+/// Partition 1 starts here (sectors).
+const PART_START: u32 = 2048;
+
+fn sbin(tool: &str) -> String {
+    for d in ["/usr/sbin", "/sbin"] {
+        let p = Path::new(d).join(tool);
+        if p.is_file() {
+            return p.display().to_string();
+        }
+    }
+    tool.to_string()
+}
+
+fn tools_available(test: &str, tools: &[&str]) -> bool {
+    for t in tools {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+            || Path::new(&sbin(t)).is_file();
+        if !found {
+            skip(test, &format!("{t} is not installed on the host"));
+            return false;
+        }
+    }
+    true
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn run_bytes(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Deterministic pseudo-random bytes.
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 7) as u8
+        })
+        .collect()
+}
+
+/// Writes an MBR with one primary partition.
+fn write_mbr(img: &Path, start: u32, count: u32, ty: u8) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+    let mut mbr = [0u8; 512];
+    let e = &mut mbr[446..462];
+    e[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    e[4] = ty;
+    e[5..8].copy_from_slice(&[0xfe, 0xff, 0xff]);
+    e[8..12].copy_from_slice(&start.to_le_bytes());
+    e[12..16].copy_from_slice(&count.to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(&mbr).unwrap();
+}
+
+/// The tree the sticks carry: long names with spaces, nesting, a 24 MB file.
+fn source_tree(dir: &Path) -> PathBuf {
+    let src = dir.join("src");
+    let _ = std::fs::remove_dir_all(&src);
+    std::fs::create_dir_all(src.join("dir with spaces/deeper level")).unwrap();
+    std::fs::write(src.join("hello.txt"), "hello from the host\n").unwrap();
+    std::fs::write(
+        src.join("A Long File Name With Spaces.txt"),
+        pattern(5_000, 1),
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("dir with spaces/another long name.dat"),
+        pattern(300_000, 2),
+    )
+    .unwrap();
+    std::fs::write(src.join("dir with spaces/deeper level/small"), "x\n").unwrap();
+    std::fs::write(src.join("big file.bin"), pattern(24_000_000, 3)).unwrap();
+    src
+}
+
+/// `SUM <md5> ./<path>` for every file under `root`, sorted.
+fn host_sums(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                let sum = run(Command::new("md5sum").arg(&p));
+                let sum = sum.split_whitespace().next().unwrap_or("").to_string();
+                out.push(format!("SUM {sum} ./{rel}"));
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(root, root, &mut v);
+    v.sort();
+    v
+}
+
+fn guest_sums(out: &str, tag: &str) -> Vec<String> {
+    let mut v: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix(tag))
+        .map(|l| format!("SUM {l}"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Shell: wait (bounded) for a device node (sticks attach asynchronously).
+fn wait_for(dev: &str) -> String {
+    format!(
+        "i=0; while [ ! -e {dev} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+         [ -e {dev} ] || {{ echo NO-DEVICE {dev}; cat /proc/drivers; exit 9; }}; "
+    )
+}
+
+/// Shell: `<TAG> <md5> ./<path>` for every file under the current directory.
+fn sums(tag: &str) -> String {
+    format!(
+        "find . -type f | sort | while IFS= read -r f; do \
+         echo \"{tag} $(md5sum < \"$f\" | cut -d' ' -f1) $f\"; done; "
+    )
+}
+
+struct Guest {
+    out: String,
+    status: i32,
+    serial: String,
+}
+
+fn exec(name: &str, cmd: &str, sticks: &[&Path]) -> Guest {
+    let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+    let mut b = Boot::new(name)
+        .smp(2)
+        .usb_controller("xhci")
+        .args(&format!("loglevel=4 usb.driver=native adros.exec={hex}"))
+        .timeout(Duration::from_secs(300));
+    for s in sticks {
+        b = b.usb_disk(s.to_path_buf());
+    }
+    let t = b.run();
+    if let Some(report) = banner::crash_report(t.serial()) {
+        t.fail(&format!("the kernel crashed:\n{report}"));
+    }
+    let (out, status) = t.exec_result();
+    Guest {
+        out,
+        status,
+        serial: t.serial().replace('\r', ""),
+    }
+}
+
+/// An MBR stick with partition 1 (type 0x83) holding `part`.
+fn partitioned(img: &Path, part: &Path, size: u64) {
+    let data = std::fs::read(part).unwrap();
+    let mut stick = vec![0u8; size as usize];
+    let at = PART_START as usize * 512;
+    stick[at..at + data.len()].copy_from_slice(&data);
+    std::fs::write(img, &stick).unwrap();
+    write_mbr(img, PART_START, (data.len() / 512) as u32, 0x83);
+}
+
+fn partition_of(img: &Path, out: &Path) {
+    let data = std::fs::read(img).unwrap();
+    std::fs::write(out, &data[PART_START as usize * 512..]).unwrap();
+}
+
+fn e2fsck_clean(part: &Path) {
+    let out = Command::new(sbin("e2fsck"))
+        .args(["-fn"])
+        .arg(part)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "e2fsck -fn is not clean:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn debugfs(part: &Path, req: &str) -> Vec<u8> {
+    run_bytes(Command::new(sbin("debugfs")).arg("-R").arg(req).arg(part))
+}
+
+/// Names in a directory of an ext2 image (without `.` and `..`), sorted.
+fn ext2_ls(part: &Path, dir: &str) -> Vec<String> {
+    let out = String::from_utf8_lossy(&debugfs(part, &format!("ls -p \"{dir}\""))).into_owned();
+    // `/ino/mode/uid/gid/name/size/` per entry.
+    let mut v: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split('/').nth(5).map(String::from))
+        .filter(|n| !n.is_empty() && n != "." && n != "..")
+        .collect();
+    v.sort();
+    v
+}
+
+/// A partitioned ext2 stick: every file reads byte-exact through the native ext2 driver,
+/// then a write workload (mkdir, a 24 MB copy, write, rename, delete a tree and a file,
+/// ten small files, sync, umount) leaves it e2fsck-clean with exactly the expected tree.
+#[test]
+fn native_ext2_partitioned_stick_reads_and_writes_xhci() {
+    let test = "s15_usb_native-native_ext2_partitioned_stick_reads_and_writes_xhci";
+    if !tools_available(test, &["mke2fs", "e2fsck", "debugfs", "md5sum"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = source_tree(&dir);
+    let part = dir.join("part.img");
+    let _ = std::fs::remove_file(&part);
+    run(Command::new(sbin("mke2fs"))
+        .args(["-q", "-F", "-t", "ext2", "-d"])
+        .arg(&src)
+        .arg(&part)
+        .arg("95M"));
+    let img = dir.join("stick.img");
+    partitioned(&img, &part, 96 * MIB);
+    let want = host_sums(&src);
+    let cmd = format!(
+        "{}mkdir -p /m && mount -t ext2 -o driver=native /dev/sda1 /m || exit 10; cd /m && {} cd /; \
+         mkdir -p '/m/new dir/sub level' || exit 11; \
+         cp '/m/big file.bin' '/m/new dir/sub level/copy of big.bin' || exit 12; \
+         echo 'written in AdrOS' > '/m/new dir/note.txt' || exit 13; \
+         mv '/m/new dir/note.txt' '/m/new dir/Renamed Note.txt' || exit 14; \
+         rm -r '/m/dir with spaces' || exit 15; rm /m/hello.txt || exit 16; \
+         for i in 1 2 3 4 5 6 7 8 9 10; do echo \"file $i\" > \"/m/new dir/f$i\"; done; \
+         sync; umount /m || exit 17; grep -E '^(pci|usb|block)' /proc/drivers; echo WORKLOAD-DONE",
+        wait_for("/dev/sda1"),
+        sums("NATIVE")
+    );
+    let g = exec(test, &cmd, &[&img]);
+    assert_eq!(
+        g.status, 0,
+        "guest command failed ({}):\n{}",
+        g.status, g.out
+    );
+    assert_eq!(
+        guest_sums(&g.out, "NATIVE "),
+        want,
+        "checksums differ\n{}",
+        g.out
+    );
+    assert!(
+        g.out.contains("usb-disk sda port=") && g.out.contains("stack=native"),
+        "/proc/drivers does not show the stick on the native stack:\n{}",
+        g.out
+    );
+    assert!(g.out.contains("driver=\"usb xhci (native)\""), "{}", g.out);
+    assert!(g.out.contains("block sda1 native-usb"), "{}", g.out);
+    assert!(g.serial.contains("is /dev/sda"), "no attach line");
+
+    let p = dir.join("after.img");
+    partition_of(&img, &p);
+    e2fsck_clean(&p);
+    assert_eq!(
+        ext2_ls(&p, "/"),
+        [
+            "A Long File Name With Spaces.txt",
+            "big file.bin",
+            "lost+found",
+            "new dir"
+        ],
+    );
+    let mut want_dir: Vec<String> = (1..=10).map(|i| format!("f{i}")).collect();
+    want_dir.push("Renamed Note.txt".into());
+    want_dir.push("sub level".into());
+    want_dir.sort();
+    assert_eq!(ext2_ls(&p, "/new dir"), want_dir);
+    assert_eq!(
+        debugfs(&p, "cat \"/new dir/Renamed Note.txt\""),
+        b"written in AdrOS\n"
+    );
+    for i in 1..=10 {
+        assert_eq!(
+            debugfs(&p, &format!("cat \"/new dir/f{i}\"")),
+            format!("file {i}\n").as_bytes()
+        );
+    }
+    let copy = debugfs(&p, "cat \"/new dir/sub level/copy of big.bin\"");
+    assert!(
+        copy == pattern(24_000_000, 3),
+        "the copied 24 MB file differs ({} bytes read back)",
+        copy.len()
+    );
+}
+
+/// A partitioned FAT32 stick reads byte-exact through `mount -t vfat` on the native block
+/// device (NetBSD's msdosfs: needs the rump components).
+#[test]
+fn native_fat32_stick_reads_byte_exact_xhci() {
+    let test = "s15_usb_native-native_fat32_stick_reads_byte_exact_xhci";
+    if !rump_linked() {
+        skip(
+            test,
+            "no NetBSD source: no vfat driver is linked (mount -t vfat is NetBSD's msdosfs)",
+        );
+        return;
+    }
+    if !tools_available(test, &["mkfs.vfat", "mcopy", "md5sum"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = source_tree(&dir);
+    let img = dir.join("fat.img");
+    let size = 96 * MIB;
+    let f = std::fs::File::create(&img).unwrap();
+    f.set_len(size).unwrap();
+    drop(f);
+    let count = (size / 512) as u32 - PART_START;
+    write_mbr(&img, PART_START, count, 0x0c);
+    run(Command::new(sbin("mkfs.vfat"))
+        .args(["-F", "32", "-n", "ADROSUSB", "--offset"])
+        .arg(PART_START.to_string())
+        .arg(&img)
+        .arg((count / 2).to_string()));
+    let target = format!("{}@@{}", img.display(), u64::from(PART_START) * 512);
+    for e in std::fs::read_dir(&src).unwrap().flatten() {
+        run(Command::new("mcopy")
+            .args(["-s", "-Q", "-i", &target])
+            .arg(e.path())
+            .arg("::/"));
+    }
+    let want = host_sums(&src);
+    let cmd = format!(
+        "{}mkdir -p /m && mount -t vfat /dev/sda1 /m || exit 10; cd /m && {} cd / && \
+         umount /m || exit 11; grep -E '^usb' /proc/drivers",
+        wait_for("/dev/sda1"),
+        sums("FAT")
+    );
+    let g = exec(test, &cmd, &[&img]);
+    assert_eq!(
+        g.status, 0,
+        "guest command failed ({}):\n{}",
+        g.status, g.out
+    );
+    assert_eq!(
+        guest_sums(&g.out, "FAT "),
+        want,
+        "checksums differ\n{}",
+        g.out
+    );
+    assert!(
+        g.out.contains("usb-disk sda port=") && g.out.contains("stack=native"),
+        "{}",
+        g.out
+    );
+}
+
+/// Two sticks on one controller: each file is copied to the other stick; both are
+/// e2fsck-clean afterwards and hold both files, byte-exact.
+#[test]
+fn native_two_sticks_at_once_xhci() {
+    let test = "s15_usb_native-native_two_sticks_at_once_xhci";
+    if !tools_available(test, &["mke2fs", "e2fsck", "debugfs"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut imgs = Vec::new();
+    for (name, seed) in [("a", 11u32), ("b", 12)] {
+        let src = dir.join(format!("src-{name}"));
+        let _ = std::fs::remove_dir_all(&src);
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(
+            src.join(format!("from-{name}.bin")),
+            pattern(3_000_000, seed),
+        )
+        .unwrap();
+        let img = dir.join(format!("{name}.img"));
+        let _ = std::fs::remove_file(&img);
+        run(Command::new(sbin("mke2fs"))
+            .args(["-q", "-F", "-t", "ext2", "-d"])
+            .arg(&src)
+            .arg(&img)
+            .arg("32M"));
+        imgs.push(img);
+    }
+    let cmd = format!(
+        "{}{}mkdir -p /x /y && mount -t ext2 -o driver=native /dev/sda /x || exit 10; \
+         mount -t ext2 -o driver=native /dev/sdb /y || exit 11; \
+         for f in /x/from-*; do cp \"$f\" /y/ || exit 12; done; \
+         for f in /y/from-*; do [ -e \"/x/${{f##*/}}\" ] || cp \"$f\" /x/ || exit 13; done; \
+         md5sum /x/from-* /y/from-*; sync; umount /x || exit 14; umount /y || exit 15; \
+         grep -E '^usb' /proc/drivers",
+        wait_for("/dev/sda"),
+        wait_for("/dev/sdb"),
+    );
+    let refs: Vec<&Path> = imgs.iter().map(|p| p.as_path()).collect();
+    let g = exec(test, &cmd, &refs);
+    assert_eq!(
+        g.status, 0,
+        "guest command failed ({}):\n{}",
+        g.status, g.out
+    );
+    assert!(g.out.contains("usb-disk sdb port="), "{}", g.out);
+    for img in &imgs {
+        e2fsck_clean(img);
+        for (name, seed) in [("a", 11u32), ("b", 12)] {
+            let got = debugfs(img, &format!("cat /from-{name}.bin"));
+            assert!(
+                got == pattern(3_000_000, seed),
+                "{}: from-{name}.bin differs ({} bytes)",
+                img.display(),
+                got.len()
+            );
+        }
+    }
+}
+
+/// Bad input on the native stack: a partition that claims more than the stick has is
+/// refused with a log line, mounting it fails with an errno, the whole stick stays
+/// readable, and the kernel lives.
+#[test]
+fn native_partition_past_the_end_fails_with_an_errno_xhci() {
+    let test = "s15_usb_native-native_partition_past_the_end_fails_with_an_errno_xhci";
+    let dir = test_dir().join("disks").join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("bad.img");
+    let f = std::fs::File::create(&img).unwrap();
+    f.set_len(16 * MIB).unwrap();
+    drop(f);
+    write_mbr(&img, 2048, 2 * 1024 * 1024, 0x83);
+    let cmd = format!(
+        "{}mkdir -p /m; mount -t ext2 -o driver=native /dev/sda1 /m; echo MOUNT1=$?; \
+         mount -t ext2 -o driver=native /dev/sda /m; echo MOUNT2=$?; \
+         dd if=/dev/sda of=/dev/null bs=1M count=16 2>/dev/null; echo DD=$?; echo ALIVE",
+        wait_for("/dev/sda")
+    );
+    let g = exec(test, &cmd, &[&img]);
+    assert_eq!(
+        g.status, 0,
+        "guest command failed ({}):\n{}",
+        g.status, g.out
+    );
+    assert!(
+        g.out.contains("MOUNT1=") && !g.out.contains("MOUNT1=0"),
+        "{}",
+        g.out
+    );
+    assert!(
+        g.out.contains("MOUNT2=") && !g.out.contains("MOUNT2=0"),
+        "{}",
+        g.out
+    );
+    assert!(
+        g.out.contains("DD=0"),
+        "the stick itself is unreadable:\n{}",
+        g.out
+    );
+    assert!(g.out.contains("ALIVE"), "{}", g.out);
+    assert!(
+        g.serial.contains("lies past the end of the disk"),
+        "no log line names the bad partition"
+    );
+}
