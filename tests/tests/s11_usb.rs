@@ -179,11 +179,23 @@ struct Guest {
 }
 
 fn exec(name: &str, controller: &str, cmd: &str, sticks: &[&Path], loglevel: u32) -> Guest {
+    exec_with(name, controller, cmd, sticks, loglevel, "")
+}
+
+/// [`exec`] with more kernel command-line words (`usb.driver=native`).
+fn exec_with(
+    name: &str,
+    controller: &str,
+    cmd: &str,
+    sticks: &[&Path],
+    loglevel: u32,
+    extra: &str,
+) -> Guest {
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
     let mut b = Boot::new(name)
         .smp(2)
         .usb_controller(controller)
-        .args(&format!("loglevel={loglevel} adros.exec={hex}"))
+        .args(&format!("loglevel={loglevel} {extra} adros.exec={hex}"))
         .timeout(Duration::from_secs(300));
     for s in sticks {
         b = b.usb_disk(s.to_path_buf());
@@ -265,7 +277,17 @@ fn fat32_stick_reads_byte_exact_xhci() {
 }
 
 fn ext2_reads_byte_exact(controller: &str) {
-    let test = format!("s11_usb-ext2_stick_reads_byte_exact_{controller}");
+    ext2_reads_byte_exact_on(controller, "rump")
+}
+
+/// The ext2 stick read by both ext2 drivers, with the stick on `usb_driver`'s USB stack.
+fn ext2_reads_byte_exact_on(controller: &str, usb_driver: &str) {
+    let suffix = if usb_driver == "rump" {
+        String::new()
+    } else {
+        format!("_{usb_driver}_usb")
+    };
+    let test = format!("s11_usb-ext2_stick_reads_byte_exact_{controller}{suffix}");
     if !tools_available(&test, &["mke2fs", "md5sum"]) {
         return;
     }
@@ -282,12 +304,18 @@ fn ext2_reads_byte_exact(controller: &str) {
     let cmd = format!(
         "{}mkdir -p /m && mount -t ext2 -o driver=native /dev/sda /m || exit 10; cd /m && {} \
          cd / && umount /m || exit 11; mount -t ext2 -o driver=rump,ro /dev/sda /m || exit 12; \
-         cd /m && {} cd / && umount /m || exit 13",
+         cd /m && {} cd / && umount /m || exit 13; grep -E '^usb' /proc/drivers",
         wait_for("/dev/sda"),
         SUMS.replace("echo \"SUM", "echo \"NATIVE"),
         SUMS.replace("echo \"SUM", "echo \"RUMP")
     );
-    let g = exec(&test, controller, &cmd, &[&img], 3);
+    let extra = format!("usb.driver={usb_driver}");
+    let g = exec_with(&test, controller, &cmd, &[&img], 3, &extra);
+    assert!(
+        g.out.contains(&format!("stack={usb_driver}")) && g.out.contains("usb-disk sda"),
+        "/proc/drivers does not show the stick on the {usb_driver} USB stack:\n{}",
+        g.out
+    );
     assert_eq!(
         g.status, 0,
         "guest command failed ({}):\n{}",
@@ -316,6 +344,13 @@ fn ext2_stick_reads_byte_exact_ehci() {
 #[test]
 fn ext2_stick_reads_byte_exact_xhci() {
     ext2_reads_byte_exact("xhci");
+}
+
+/// The same stick on AdrOS's native USB stack (`usb.driver=native`, issue 16), read by
+/// both ext2 drivers.
+#[test]
+fn ext2_stick_reads_byte_exact_xhci_native_usb() {
+    ext2_reads_byte_exact_on("xhci", "native");
 }
 
 fn fat_write_workload(controller: &str) {
