@@ -153,7 +153,7 @@ impl ScsiDisk {
     }
 
     fn check(&self, lba: u64, len: usize) -> Result<(), DiskError> {
-        if len % BLOCK != 0
+        if !len.is_multiple_of(BLOCK)
             || lba
                 .checked_add((len / BLOCK) as u64)
                 .is_none_or(|e| e > self.blocks)

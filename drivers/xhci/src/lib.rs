@@ -379,10 +379,11 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
                     }
                 }
                 Ok(event::Allowed::CommandCompletion(c)) => {
-                    if let Some(Wait::Command(pa)) = want {
-                        if c.command_trb_pointer() == *pa && found.is_none() {
-                            found = Some(ev);
-                        }
+                    if let Some(Wait::Command(pa)) = want
+                        && c.command_trb_pointer() == *pa
+                        && found.is_none()
+                    {
+                        found = Some(ev);
                     }
                 }
                 Ok(event::Allowed::TransferEvent(t)) => {
