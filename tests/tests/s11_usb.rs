@@ -353,6 +353,11 @@ fn ext2_stick_reads_byte_exact_xhci_native_usb() {
     ext2_reads_byte_exact_on("xhci", "native");
 }
 
+#[test]
+fn ext2_stick_reads_byte_exact_ehci_native_usb() {
+    ext2_reads_byte_exact_on("ehci", "native");
+}
+
 fn fat_write_workload(controller: &str) {
     let test = format!("s11_usb-fat_write_workload_leaves_fsck_clean_{controller}");
     if !tools_available(

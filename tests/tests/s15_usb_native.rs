@@ -1,6 +1,6 @@
 //! s15: USB sticks through AdrOS's native USB stack (`usb.driver=native`: `adros-xhci`,
-//! `adros-usb`'s enumeration, Bulk-Only Transport and SCSI, `kernel/src/usb`) on QEMU's
-//! `qemu-xhci`. Sticks are made on the host (`mke2fs -d`, an MBR written here,
+//! `adros-ehci`, `adros-usb`'s enumeration, Bulk-Only Transport and SCSI, `kernel/src/usb`)
+//! on QEMU's `qemu-xhci` and `usb-ehci`. Sticks are made on the host (`mke2fs -d`, an MBR written here,
 //! `mkfs.vfat` + `mcopy`); in the guest they must appear as `/dev/sda`… with partitions
 //! from the block layer's MBR code, read byte-exact (every file's md5 equals the host's),
 //! and take a write workload that the host's `e2fsck -fn` finds clean with exactly the
@@ -166,11 +166,11 @@ struct Guest {
     serial: String,
 }
 
-fn exec(name: &str, cmd: &str, sticks: &[&Path]) -> Guest {
+fn exec(name: &str, controller: &str, cmd: &str, sticks: &[&Path]) -> Guest {
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
     let mut b = Boot::new(name)
         .smp(2)
-        .usb_controller("xhci")
+        .usb_controller(controller)
         .args(&format!("loglevel=4 usb.driver=native adros.exec={hex}"))
         .timeout(Duration::from_secs(300));
     for s in sticks {
@@ -239,7 +239,17 @@ fn ext2_ls(part: &Path, dir: &str) -> Vec<String> {
 /// ten small files, sync, umount) leaves it e2fsck-clean with exactly the expected tree.
 #[test]
 fn native_ext2_partitioned_stick_reads_and_writes_xhci() {
-    let test = "s15_usb_native-native_ext2_partitioned_stick_reads_and_writes_xhci";
+    ext2_partitioned("xhci");
+}
+
+#[test]
+fn native_ext2_partitioned_stick_reads_and_writes_ehci() {
+    ext2_partitioned("ehci");
+}
+
+fn ext2_partitioned(controller: &str) {
+    let test =
+        &format!("s15_usb_native-native_ext2_partitioned_stick_reads_and_writes_{controller}");
     if !tools_available(test, &["mke2fs", "e2fsck", "debugfs", "md5sum"]) {
         return;
     }
@@ -268,7 +278,7 @@ fn native_ext2_partitioned_stick_reads_and_writes_xhci() {
         wait_for("/dev/sda1"),
         sums("NATIVE")
     );
-    let g = exec(test, &cmd, &[&img]);
+    let g = exec(test, controller, &cmd, &[&img]);
     assert_eq!(
         g.status, 0,
         "guest command failed ({}):\n{}",
@@ -285,7 +295,12 @@ fn native_ext2_partitioned_stick_reads_and_writes_xhci() {
         "/proc/drivers does not show the stick on the native stack:\n{}",
         g.out
     );
-    assert!(g.out.contains("driver=\"usb xhci (native)\""), "{}", g.out);
+    assert!(
+        g.out
+            .contains(&format!("driver=\"usb {controller} (native)\"")),
+        "{}",
+        g.out
+    );
     assert!(g.out.contains("block sda1 native-usb"), "{}", g.out);
     assert!(g.serial.contains("is /dev/sda"), "no attach line");
 
@@ -328,7 +343,16 @@ fn native_ext2_partitioned_stick_reads_and_writes_xhci() {
 /// device (NetBSD's msdosfs: needs the rump components).
 #[test]
 fn native_fat32_stick_reads_byte_exact_xhci() {
-    let test = "s15_usb_native-native_fat32_stick_reads_byte_exact_xhci";
+    fat32_reads("xhci");
+}
+
+#[test]
+fn native_fat32_stick_reads_byte_exact_ehci() {
+    fat32_reads("ehci");
+}
+
+fn fat32_reads(controller: &str) {
+    let test = &format!("s15_usb_native-native_fat32_stick_reads_byte_exact_{controller}");
     if !rump_linked() {
         skip(
             test,
@@ -368,7 +392,7 @@ fn native_fat32_stick_reads_byte_exact_xhci() {
         wait_for("/dev/sda1"),
         sums("FAT")
     );
-    let g = exec(test, &cmd, &[&img]);
+    let g = exec(test, controller, &cmd, &[&img]);
     assert_eq!(
         g.status, 0,
         "guest command failed ({}):\n{}",
@@ -391,7 +415,16 @@ fn native_fat32_stick_reads_byte_exact_xhci() {
 /// e2fsck-clean afterwards and hold both files, byte-exact.
 #[test]
 fn native_two_sticks_at_once_xhci() {
-    let test = "s15_usb_native-native_two_sticks_at_once_xhci";
+    two_sticks("xhci");
+}
+
+#[test]
+fn native_two_sticks_at_once_ehci() {
+    two_sticks("ehci");
+}
+
+fn two_sticks(controller: &str) {
+    let test = &format!("s15_usb_native-native_two_sticks_at_once_{controller}");
     if !tools_available(test, &["mke2fs", "e2fsck", "debugfs"]) {
         return;
     }
@@ -427,7 +460,7 @@ fn native_two_sticks_at_once_xhci() {
         wait_for("/dev/sdb"),
     );
     let refs: Vec<&Path> = imgs.iter().map(|p| p.as_path()).collect();
-    let g = exec(test, &cmd, &refs);
+    let g = exec(test, controller, &cmd, &refs);
     assert_eq!(
         g.status, 0,
         "guest command failed ({}):\n{}",
@@ -453,7 +486,17 @@ fn native_two_sticks_at_once_xhci() {
 /// readable, and the kernel lives.
 #[test]
 fn native_partition_past_the_end_fails_with_an_errno_xhci() {
-    let test = "s15_usb_native-native_partition_past_the_end_fails_with_an_errno_xhci";
+    partition_past_end("xhci");
+}
+
+#[test]
+fn native_partition_past_the_end_fails_with_an_errno_ehci() {
+    partition_past_end("ehci");
+}
+
+fn partition_past_end(controller: &str) {
+    let test =
+        &format!("s15_usb_native-native_partition_past_the_end_fails_with_an_errno_{controller}");
     let dir = test_dir().join("disks").join(test);
     std::fs::create_dir_all(&dir).unwrap();
     let img = dir.join("bad.img");
@@ -467,7 +510,7 @@ fn native_partition_past_the_end_fails_with_an_errno_xhci() {
          dd if=/dev/sda of=/dev/null bs=1M count=16 2>/dev/null; echo DD=$?; echo ALIVE",
         wait_for("/dev/sda")
     );
-    let g = exec(test, &cmd, &[&img]);
+    let g = exec(test, controller, &cmd, &[&img]);
     assert_eq!(
         g.status, 0,
         "guest command failed ({}):\n{}",

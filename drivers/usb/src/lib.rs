@@ -80,6 +80,9 @@ pub enum UsbError {
     Descriptor(desc::DescError),
     /// The controller itself is dead (halted, host system error).
     HostDead,
+    /// A device this controller does not drive (EHCI: a full/low-speed device, handed to
+    /// a companion controller).
+    Unsupported,
 }
 
 impl From<desc::DescError> for UsbError {

@@ -1,11 +1,12 @@
-//! Native USB (issue 16): xHCI controllers driven by `adros-xhci`, devices enumerated by
+//! Native USB (issue 16): xHCI and EHCI controllers (`adros-xhci`, `adros-ehci`), devices enumerated by
 //! `adros-usb`, and every Bulk-Only mass-storage LUN registered as `/dev/sdX` through the
 //! block layer — the same names, partitions and `/proc/drivers` lines as the rump stack's
 //! sticks (`kernel/src/rump/usb.rs`).
 //!
 //! * Chosen by `usb.driver=native` (the default when the NetBSD components are not linked).
-//!   [`init`] claims every xHCI function (class 0x0c03, prog-if 0x30) for the native stack;
-//!   EHCI/UHCI/OHCI controllers are logged as not driven.
+//!   [`init`] claims every xHCI (class 0x0c03, prog-if 0x30, `adros-xhci`) and EHCI
+//!   (prog-if 0x20, `adros-ehci`: high-speed devices only) function for the native stack;
+//!   UHCI/OHCI controllers are logged as not driven.
 //! * One service thread per controller enumerates the root ports at start and then follows
 //!   port changes (once a second, and on Port Status Change events): a stick that appears
 //!   is enumerated and registered, a stick that disappears makes its disk answer EIO.
@@ -19,27 +20,93 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use adros_ehci::Ehci;
 use adros_usb::HostController;
 use adros_usb::bot::Transport;
 use adros_usb::disk::{DiskError, ScsiDisk};
-use adros_xhci::{IrqRegs, Xhci};
+use adros_xhci::Xhci;
 
 use crate::block::{self, BlockDev, SECTOR};
 use crate::errno::{Errno, KResult};
 use crate::hal::{Bar, KernelEvent, KernelHal};
 use crate::sync::Mutex;
 
-type Hc = Xhci<KernelHal, Bar>;
+/// A host controller driver as the glue sees it: the core's [`HostController`] plus
+/// liveness, port-change events and counters.
+trait Hcd: HostController + Send {
+    fn enable_irq(&mut self);
+    fn dead(&self) -> bool;
+    fn port_changes(&mut self) -> u64;
+    fn stats_line(&self) -> String;
+}
+
+impl Hcd for Xhci<KernelHal, Bar> {
+    fn enable_irq(&mut self) {
+        self.enable_interrupts()
+    }
+    fn dead(&self) -> bool {
+        self.is_dead()
+    }
+    fn port_changes(&mut self) -> u64 {
+        self.take_port_changes()
+    }
+    fn stats_line(&self) -> String {
+        let s = self.stats;
+        format!(
+            "commands={} transfers={} stalls={} timeouts={} errors={}",
+            s.commands, s.transfers, s.stalls, s.timeouts, s.errors
+        )
+    }
+}
+
+impl Hcd for Ehci<KernelHal, Bar> {
+    fn enable_irq(&mut self) {
+        self.enable_interrupts()
+    }
+    fn dead(&self) -> bool {
+        self.is_dead()
+    }
+    fn port_changes(&mut self) -> u64 {
+        self.take_port_changes()
+    }
+    fn stats_line(&self) -> String {
+        let s = self.stats;
+        format!(
+            "transfers={} stalls={} timeouts={} errors={} companion_handoffs={}",
+            s.transfers, s.stalls, s.timeouts, s.errors, s.companion_handoffs
+        )
+    }
+}
+
+type Hc = dyn Hcd;
+
+/// How the interrupt handler acknowledges the controller.
+#[derive(Clone, Copy)]
+enum IrqAck {
+    Xhci(adros_xhci::IrqRegs),
+    Ehci(adros_ehci::IrqRegs),
+}
+
+impl IrqAck {
+    fn ack(&self, bar: &Bar) -> bool {
+        match self {
+            IrqAck::Xhci(r) => r.ack(bar),
+            IrqAck::Ehci(r) => r.ack(bar),
+        }
+    }
+}
 
 struct Controller {
     slot: String,
-    hc: Mutex<Hc>,
+    kind: &'static str,
+    hc: Mutex<alloc::boxed::Box<Hc>>,
     event: Arc<KernelEvent>,
     bar: Bar,
-    irq_regs: IrqRegs,
+    irq_ack: IrqAck,
     irq: spin::Mutex<String>,
     interrupts: AtomicU64,
     ports: u8,
+    /// xHCI: USB 3 ports and the context size; EHCI: 0.
     usb3_ports: u8,
     csz: usize,
 }
@@ -74,7 +141,7 @@ impl UsbDisk {
         }
         let mut t = self.transport.lock();
         let mut hc = self.ctrl.hc.lock();
-        match f(&self.disk, &mut t, &mut hc) {
+        match f(&self.disk, &mut t, &mut **hc) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.errors.fetch_add(1, Ordering::Relaxed);
@@ -147,17 +214,14 @@ pub fn init() {
     for d in all {
         let slot = adros_pci::slot_name(d.addr);
         match d.prog_if {
-            0x30 => match start(d) {
+            0x30 | 0x20 => match start(d) {
                 Ok(c) => {
                     let c2 = c.clone();
                     CONTROLLERS.lock().push(c);
-                    crate::sched::thread::spawn("usb-xhci", move || service(c2));
+                    crate::sched::thread::spawn("usb-hc", move || service(c2));
                 }
-                Err(e) => log::warn!("usb: xHCI at {slot}: not started: {e}"),
+                Err(e) => log::warn!("usb: {slot}: host controller not started: {e}"),
             },
-            0x20 => log::warn!(
-                "usb: EHCI at {slot}: the native stack does not drive EHCI yet (usb.driver=native); use --usb-controller xhci or usb.driver=rump"
-            ),
             p => log::warn!(
                 "usb: {slot}: USB host controller interface {p:#x} (UHCI/OHCI) is not driven by the native stack"
             ),
@@ -167,11 +231,17 @@ pub fn init() {
 
 fn start(d: &'static crate::pci::PciDevice) -> Result<Arc<Controller>, String> {
     let slot = adros_pci::slot_name(d.addr);
+    let xhci = d.prog_if == 0x30;
+    let owner = if xhci {
+        "usb xhci (native)"
+    } else {
+        "usb ehci (native)"
+    };
     crate::pci::claim(
         d.addr,
         crate::pci::Owner {
             stack: "native",
-            driver: "usb xhci (native)",
+            driver: owner,
         },
     )
     .map_err(|o| format!("owned by the {} stack ({})", o.stack, o.driver))?;
@@ -179,15 +249,25 @@ fn start(d: &'static crate::pci::PciDevice) -> Result<Arc<Controller>, String> {
     crate::pci::enable_bus_master(d);
     let regs = crate::pci::map_bar_regs(d, 0).map_err(|e| format!("BAR0: {e:?}"))?;
     let bar = Bar(regs);
-    let mut hc = Xhci::new(KernelHal, bar, false).map_err(|e| format!("{e:?}"))?;
     let event = Arc::new(KernelEvent::default());
-    hc.set_event(event.clone());
+    let (hc, irq_ack, usb3_ports, csz): (alloc::boxed::Box<Hc>, _, u8, usize) = if xhci {
+        let mut hc = Xhci::new(KernelHal, bar, false).map_err(|e| format!("xHCI: {e:?}"))?;
+        hc.set_event(event.clone());
+        let usb3 = (1..=hc.ports()).filter(|p| hc.is_usb3(*p)).count() as u8;
+        let (ack, csz) = (IrqAck::Xhci(hc.irq_regs()), hc.context_size());
+        (alloc::boxed::Box::new(hc), ack, usb3, csz)
+    } else {
+        let mut hc = Ehci::new(KernelHal, bar, false).map_err(|e| format!("EHCI: {e:?}"))?;
+        hc.set_event(event.clone());
+        let ack = IrqAck::Ehci(hc.irq_regs());
+        (alloc::boxed::Box::new(hc), ack, 0, 0)
+    };
     let ports = hc.ports();
-    let usb3_ports = (1..=ports).filter(|p| hc.is_usb3(*p)).count() as u8;
     let c = Arc::new(Controller {
         slot: slot.clone(),
-        irq_regs: hc.irq_regs(),
-        csz: hc.context_size(),
+        kind: if xhci { "xhci" } else { "ehci" },
+        irq_ack,
+        csz,
         hc: Mutex::new(hc),
         event,
         bar,
@@ -201,26 +281,37 @@ fn start(d: &'static crate::pci::PciDevice) -> Result<Arc<Controller>, String> {
         Some(gsi) => {
             let h = c.clone();
             let handler = move || {
-                if h.irq_regs.ack(&h.bar) {
+                if h.irq_ack.ack(&h.bar) {
                     h.interrupts.fetch_add(1, Ordering::Relaxed);
                     adros_hal::Event::notify(&*h.event);
                 }
             };
-            match crate::irq::attach(gsi, "usb-xhci", alloc::boxed::Box::new(handler)) {
+            match crate::irq::attach(gsi, "usb-hc", alloc::boxed::Box::new(handler)) {
                 Ok(()) => {
-                    c.hc.lock().enable_interrupts();
+                    enable_interrupts(&c);
                     format!("gsi {gsi} (INTx)")
                 }
                 Err(e) => format!("polled (GSI {gsi}: {e:?})"),
             }
         }
     };
-    log::info!(
-        "usb: xHCI at {slot}: {ports} ports ({usb3_ports} USB 3), {}-byte contexts, interrupts {irq}; native USB stack",
-        c.csz
-    );
+    if xhci {
+        log::info!(
+            "usb: xHCI at {slot}: {ports} ports ({usb3_ports} USB 3), {csz}-byte contexts, interrupts {irq}; native USB stack"
+        );
+    } else {
+        log::info!(
+            "usb: EHCI at {slot}: {ports} ports, interrupts {irq}; native USB stack (high-speed devices; full/low-speed ones go to a companion, not driven)"
+        );
+    }
     *c.irq.lock() = irq;
     Ok(c)
+}
+
+/// Switches the controller's interrupt generation on once the handler is attached.
+fn enable_interrupts(c: &Controller) {
+    let mut hc = c.hc.lock();
+    hc.enable_irq();
 }
 
 /// The controller's service thread: enumerates connected ports, then follows changes.
@@ -228,10 +319,11 @@ fn service(c: Arc<Controller>) {
     let mut attached = [false; 256];
     let mut failed = [false; 256];
     loop {
-        let dead = c.hc.lock().is_dead();
+        let dead = c.hc.lock().dead();
         if dead {
             log::error!(
-                "usb: xHCI at {}: the controller died (host system error); its disks answer EIO",
+                "usb: {} at {}: the controller died (host system error); its disks answer EIO",
+                c.kind,
                 c.slot
             );
             for d in DISKS.lock().iter().filter(|d| Arc::ptr_eq(&d.ctrl, &c)) {
@@ -250,7 +342,11 @@ fn service(c: Arc<Controller>) {
                     Ok(()) => attached[p] = true,
                     Err(e) => {
                         failed[p] = true;
-                        log::warn!("usb: xHCI at {} port {port}: {e}; port disabled", c.slot);
+                        log::warn!(
+                            "usb: {} at {} port {port}: {e}; port disabled",
+                            c.kind,
+                            c.slot
+                        );
                     }
                 }
             } else if !st.connected && attached[p] {
@@ -259,7 +355,7 @@ fn service(c: Arc<Controller>) {
             }
         }
         // Port Status Change events wake the thread early; otherwise look once a second.
-        let changes = c.hc.lock().take_port_changes();
+        let changes = c.hc.lock().port_changes();
         if changes == 0 {
             adros_hal::Event::wait(&*c.event, Some(crate::time::now_ns() + 1_000_000_000));
         }
@@ -268,10 +364,18 @@ fn service(c: Arc<Controller>) {
 
 fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
     let mut hc = c.hc.lock();
-    let dev =
-        adros_usb::enumerate(&mut *hc, port).map_err(|e| format!("enumeration failed: {e:?}"))?;
+    let dev = match adros_usb::enumerate(&mut **hc, port) {
+        Ok(d) => d,
+        Err(adros_usb::UsbError::Unsupported) => {
+            return Err(String::from(
+                "not a high-speed device: handed to the companion controller, which the native stack does not drive",
+            ));
+        }
+        Err(e) => return Err(format!("enumeration failed: {e:?}")),
+    };
     log::info!(
-        "usb: xHCI at {} port {port}: {:04x}:{:04x} {} {} ({}), slot {}",
+        "usb: {} at {} port {port}: {:04x}:{:04x} {} {} ({}), slot {}",
+        c.kind,
         c.slot,
         dev.descriptor.vendor,
         dev.descriptor.product,
@@ -291,10 +395,10 @@ fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
         );
         return Ok(());
     };
-    let max_lun = t.max_lun(&mut *hc);
+    let max_lun = t.max_lun(&mut **hc);
     let mut found = Vec::new();
     for lun in 0..=max_lun {
-        match ScsiDisk::probe(&mut t, &mut *hc, lun, 50, |ms| {
+        match ScsiDisk::probe(&mut t, &mut **hc, lun, 50, |ms| {
             crate::sched::thread::sleep_ms(u64::from(ms))
         }) {
             Ok(d) => found.push(d),
@@ -359,10 +463,11 @@ pub fn report() -> Vec<String> {
         return v;
     }
     for c in CONTROLLERS.lock().iter() {
-        let st = c.hc.try_lock().map(|h| h.stats);
+        let st = c.hc.try_lock().map(|h| h.stats_line());
         let mut line = format!(
-            "usb-hc {} xhci stack=native ports={} usb3={} ctx={} irq=\"{}\" interrupts={}",
+            "usb-hc {} {} stack=native ports={} usb3={} ctx={} irq=\"{}\" interrupts={}",
             c.slot,
+            c.kind,
             c.ports,
             c.usb3_ports,
             c.csz,
@@ -370,10 +475,8 @@ pub fn report() -> Vec<String> {
             c.interrupts.load(Ordering::Relaxed)
         );
         if let Some(s) = st {
-            line.push_str(&format!(
-                " commands={} transfers={} stalls={} timeouts={} errors={}",
-                s.commands, s.transfers, s.stalls, s.timeouts, s.errors
-            ));
+            line.push(' ');
+            line.push_str(&s);
         }
         v.push(line);
     }

@@ -1,0 +1,815 @@
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+//! An EHCI (USB 2.0) host controller driver on the `adros-hal` traits, implementing
+//! [`adros_usb::HostController`] for high-speed devices.
+//!
+//! The asynchronous schedule only (control and bulk): a circular list of queue heads
+//! (a halted head QH with the H bit, then one QH per endpoint), transfers as qTD chains
+//! handed to an idle QH through its overlay. Ports are reset by software (50 ms); a
+//! device that is not high-speed after the reset (or shows a low-speed K state before it)
+//! is handed to a companion controller (PORTSC.PORT_OWNER) and logged: AdrOS has no native
+//! UHCI/OHCI driver, so such devices are not driven. No periodic schedule (interrupt and
+//! isochronous endpoints are not configured), no split transactions (hubs).
+//!
+//! Errors: a halted qTD with no other error bit is a stall (the QH's halt is cleared and
+//! its toggle reset by `reset_endpoint`); babble and transaction errors halt too; a
+//! transfer that does not complete in time is taken off the schedule by unlinking its QH
+//! (Interrupt on Async Advance handshake) and relinking it idle.
+
+extern crate alloc;
+
+#[cfg(test)]
+mod tests;
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use adros_hal::{Dma, Event, Hal, HalError, Mmio, PhysAddr, dma_rmb, dma_wmb, poll_until};
+use adros_usb::desc::{EndpointDescriptor, TransferType};
+use adros_usb::{DeviceId, HostController, PortStatus, Setup, Speed, UsbError, req};
+
+// Capability registers.
+const CAPLENGTH: usize = 0x00;
+const HCSPARAMS: usize = 0x04;
+const HCCPARAMS: usize = 0x08;
+// Operational registers.
+const USBCMD: usize = 0x00;
+const USBSTS: usize = 0x04;
+const USBINTR: usize = 0x08;
+const CTRLDSSEGMENT: usize = 0x10;
+const ASYNCLISTADDR: usize = 0x18;
+const CONFIGFLAG: usize = 0x40;
+const PORTSC: usize = 0x44;
+
+const CMD_RS: u32 = 1 << 0;
+const CMD_HCRESET: u32 = 1 << 1;
+const CMD_ASE: u32 = 1 << 5;
+const CMD_IAAD: u32 = 1 << 6;
+const CMD_ITC_1: u32 = 1 << 16;
+const STS_HSE: u32 = 1 << 4;
+const STS_IAA: u32 = 1 << 5;
+const STS_HALTED: u32 = 1 << 12;
+const STS_ASS: u32 = 1 << 15;
+/// USBINT, USBERRINT, PCD, HSE, IAA: the interrupts enabled and acknowledged.
+const STS_INTS: u32 = 0x37;
+
+const PORT_CCS: u32 = 1 << 0;
+const PORT_CSC: u32 = 1 << 1;
+const PORT_PE: u32 = 1 << 2;
+const PORT_PEC: u32 = 1 << 3;
+const PORT_OCC: u32 = 1 << 5;
+const PORT_PR: u32 = 1 << 8;
+const PORT_PP: u32 = 1 << 12;
+const PORT_OWNER: u32 = 1 << 13;
+const PORT_CHANGES: u32 = PORT_CSC | PORT_PEC | PORT_OCC;
+const PORT_LS_MASK: u32 = 3 << 10;
+const PORT_LS_K: u32 = 1 << 10;
+
+const T: u32 = 1;
+const TYP_QH: u32 = 1 << 1;
+
+// qTD token.
+const TOK_ACTIVE: u32 = 1 << 7;
+const TOK_HALTED: u32 = 1 << 6;
+const TOK_DBERR: u32 = 1 << 5;
+const TOK_BABBLE: u32 = 1 << 4;
+const TOK_XACT: u32 = 1 << 3;
+const TOK_IOC: u32 = 1 << 15;
+const TOK_DT: u32 = 1 << 31;
+const PID_OUT: u32 = 0;
+const PID_IN: u32 = 1;
+const PID_SETUP: u32 = 2;
+
+const QH_SIZE: usize = 64;
+const QHS: usize = 64;
+const QTD_SIZE: usize = 32;
+const QTDS: usize = 128;
+/// Bytes per qTD: four whole pages of the page-aligned bounce buffer.
+const QTD_BYTES: usize = 16 * 1024;
+const XFER_BUF: usize = 256 * 1024;
+const CTRL_BUF: usize = 4096;
+const CONTROL_TIMEOUT_NS: u64 = 2_000_000_000;
+const BULK_TIMEOUT_NS: u64 = 20_000_000_000;
+
+/// Why the controller could not be brought up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitError {
+    BadWindow,
+    Timeout(&'static str),
+    NoMemory,
+    Absent,
+}
+
+impl From<HalError> for InitError {
+    fn from(_: HalError) -> Self {
+        InitError::NoMemory
+    }
+}
+
+/// Counters for `/proc`-style reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub transfers: u64,
+    pub bytes: u64,
+    pub stalls: u64,
+    pub timeouts: u64,
+    pub errors: u64,
+    pub companion_handoffs: u64,
+}
+
+/// The registers an interrupt handler needs.
+#[derive(Clone, Copy, Debug)]
+pub struct IrqRegs {
+    op: usize,
+}
+
+impl IrqRegs {
+    /// Acknowledges the controller's interrupt status bits; true if any was set.
+    pub fn ack<M: Mmio + ?Sized>(&self, m: &M) -> bool {
+        let sts = m.read32(self.op + USBSTS);
+        if sts == u32::MAX {
+            return false;
+        }
+        let mine = sts & STS_INTS;
+        if mine == 0 {
+            return false;
+        }
+        m.write32(self.op + USBSTS, mine);
+        true
+    }
+}
+
+struct Device {
+    address: u8,
+    /// QH index by endpoint: [0] = EP0, then (endpoint address, QH index).
+    ep0: usize,
+    eps: Vec<(u8, usize)>,
+}
+
+/// The controller.
+pub struct Ehci<H: Hal, M: Mmio> {
+    hal: H,
+    mmio: M,
+    op: usize,
+    ports: u8,
+    qh: H::Dma,
+    qtd: H::Dma,
+    xfer: H::Dma,
+    ctrl: H::Dma,
+    qh_used: [bool; QHS],
+    devices: Vec<Option<Device>>,
+    next_address: u8,
+    event: Option<Arc<dyn Event>>,
+    dead: bool,
+    port_changes: u64,
+    pub stats: Stats,
+}
+
+/// What a finished qTD chain reports.
+enum Outcome {
+    Done(usize),
+    Error(UsbError),
+}
+
+/// Token of a qTD: `len` bytes, `pid`, toggle, IOC.
+fn token(len: usize, pid: u32, dt: bool, ioc: bool) -> u32 {
+    (if dt { TOK_DT } else { 0 })
+        | ((len as u32) << 16)
+        | (if ioc { TOK_IOC } else { 0 })
+        | (3 << 10)
+        | (pid << 8)
+        | TOK_ACTIVE
+}
+
+fn token_error(tok: u32) -> UsbError {
+    if tok & TOK_BABBLE != 0 {
+        UsbError::Babble
+    } else if tok & (TOK_XACT | TOK_DBERR) != 0 {
+        UsbError::Transaction
+    } else {
+        UsbError::Stall
+    }
+}
+
+impl<H: Hal, M: Mmio> Ehci<H, M> {
+    /// Resets and starts the controller with the asynchronous schedule on.
+    pub fn new(hal: H, mmio: M, interrupts: bool) -> Result<Self, InitError> {
+        if mmio.len() < 0x20 {
+            return Err(InitError::BadWindow);
+        }
+        let cap = mmio.read32(CAPLENGTH);
+        if cap == u32::MAX {
+            return Err(InitError::Absent);
+        }
+        let op = (cap & 0xff) as usize;
+        let hcs = mmio.read32(HCSPARAMS);
+        let hcc = mmio.read32(HCCPARAMS);
+        let ports = (hcs & 0xf) as u8;
+        if op + PORTSC + 4 * usize::from(ports) > mmio.len() || op < 0x10 {
+            return Err(InitError::BadWindow);
+        }
+        // Stop, reset.
+        let cmd = mmio.read32(op + USBCMD);
+        mmio.write32(op + USBCMD, cmd & !CMD_RS);
+        if !poll_until(&hal, 100_000, 100, || {
+            mmio.read32(op + USBSTS) & STS_HALTED != 0
+        }) {
+            return Err(InitError::Timeout("halt"));
+        }
+        mmio.write32(op + USBCMD, CMD_HCRESET);
+        if !poll_until(&hal, 500_000, 1000, || {
+            mmio.read32(op + USBCMD) & CMD_HCRESET == 0
+        }) {
+            return Err(InitError::Timeout("reset"));
+        }
+        if hcc & 1 != 0 {
+            mmio.write32(op + CTRLDSSEGMENT, 0);
+        }
+        let mut qh = hal.dma_alloc(QHS * QH_SIZE)?;
+        let qtd = hal.dma_alloc(QTDS * QTD_SIZE)?;
+        let xfer = hal.dma_alloc(XFER_BUF)?;
+        let ctrl = hal.dma_alloc(CTRL_BUF)?;
+        // QH 0: the reclamation head, halted, linked to itself.
+        let head = qh.phys();
+        qh.write_u32(0, head as u32 | TYP_QH);
+        qh.write_u32(4, 1 << 15 | 2 << 12);
+        qh.write_u32(8, 1 << 30);
+        qh.write_u32(16, T);
+        qh.write_u32(20, T);
+        qh.write_u32(24, TOK_HALTED);
+        let mut qh_used = [false; QHS];
+        qh_used[0] = true;
+        mmio.write32(op + USBINTR, if interrupts { STS_INTS } else { 0 });
+        mmio.write32(op + ASYNCLISTADDR, head as u32);
+        mmio.write32(op + USBCMD, CMD_RS | CMD_ASE | CMD_ITC_1);
+        mmio.write32(op + CONFIGFLAG, 1);
+        if !poll_until(&hal, 100_000, 100, || {
+            mmio.read32(op + USBSTS) & STS_HALTED == 0
+        }) {
+            return Err(InitError::Timeout("start"));
+        }
+        poll_until(&hal, 100_000, 100, || {
+            mmio.read32(op + USBSTS) & STS_ASS != 0
+        });
+        let mut powered = false;
+        for p in 0..usize::from(ports) {
+            let off = op + PORTSC + 4 * p;
+            let sc = mmio.read32(off);
+            if sc & PORT_PP == 0 {
+                mmio.write32(off, (sc & !PORT_CHANGES & !PORT_PE) | PORT_PP);
+                powered = true;
+            }
+        }
+        hal.delay_us(if powered { 20_000 } else { 5_000 });
+        let mut devices = Vec::new();
+        devices.resize_with(128, || None);
+        Ok(Ehci {
+            hal,
+            mmio,
+            op,
+            ports,
+            qh,
+            qtd,
+            xfer,
+            ctrl,
+            qh_used,
+            devices,
+            next_address: 1,
+            event: None,
+            dead: false,
+            port_changes: 0,
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn set_event(&mut self, e: Arc<dyn Event>) {
+        self.event = Some(e);
+    }
+
+    pub fn irq_regs(&self) -> IrqRegs {
+        IrqRegs { op: self.op }
+    }
+
+    /// Switches the controller's interrupts on.
+    pub fn enable_interrupts(&mut self) {
+        self.mmio.write32(self.op + USBINTR, STS_INTS);
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Ports whose status changed since the last call (bit p-1).
+    pub fn take_port_changes(&mut self) -> u64 {
+        for p in 1..=self.ports {
+            if self.mmio.read32(self.portsc(p)) & PORT_CHANGES != 0 {
+                self.port_changes |= 1 << (p - 1);
+            }
+        }
+        core::mem::take(&mut self.port_changes)
+    }
+
+    fn portsc(&self, p: u8) -> usize {
+        self.op + PORTSC + 4 * (usize::from(p) - 1)
+    }
+
+    fn check_alive(&mut self) -> Result<(), UsbError> {
+        if self.dead {
+            return Err(UsbError::HostDead);
+        }
+        let sts = self.mmio.read32(self.op + USBSTS);
+        if sts == u32::MAX || sts & STS_HSE != 0 {
+            self.dead = true;
+            return Err(UsbError::HostDead);
+        }
+        Ok(())
+    }
+
+    fn qh_phys(&self, i: usize) -> PhysAddr {
+        self.qh.phys() + (i * QH_SIZE) as u64
+    }
+
+    /// A new QH for `address`/`endpoint` (idle), linked after the head.
+    fn new_qh(&mut self, address: u8, ep: u8, mps: u16, control: bool) -> Result<usize, UsbError> {
+        let i = self
+            .qh_used
+            .iter()
+            .position(|u| !u)
+            .ok_or(UsbError::NoResources)?;
+        self.qh_used[i] = true;
+        let o = i * QH_SIZE;
+        for w in 0..QH_SIZE / 4 {
+            self.qh.write_u32(o + 4 * w, 0);
+        }
+        let dtc = if control { 1 << 14 } else { 0 };
+        self.qh.write_u32(
+            o + 4,
+            (u32::from(mps) << 16)
+                | dtc
+                | (2 << 12)
+                | (u32::from(ep & 0xf) << 8)
+                | u32::from(address),
+        );
+        self.qh.write_u32(o + 8, 1 << 30);
+        self.qh.write_u32(o + 16, T);
+        self.qh.write_u32(o + 20, T);
+        // Link: new → head's successor; head → new.
+        let head_next = self.qh.read_u32(0);
+        self.qh.write_u32(o, head_next);
+        dma_wmb();
+        self.qh.write_u32(0, self.qh_phys(i) as u32 | TYP_QH);
+        Ok(i)
+    }
+
+    /// Takes QH `i` off the schedule (Interrupt on Async Advance handshake), so the
+    /// controller has no cached copy of it.
+    fn unlink_qh(&mut self, i: usize) {
+        let target = self.qh_phys(i) as u32 | TYP_QH;
+        let next = self.qh.read_u32(i * QH_SIZE);
+        let mut prev = 0usize;
+        for _ in 0..QHS {
+            let link = self.qh.read_u32(prev * QH_SIZE);
+            if link == target {
+                self.qh.write_u32(prev * QH_SIZE, next);
+                break;
+            }
+            let pa = u64::from(link & !0x1f);
+            prev = ((pa - self.qh.phys()) as usize) / QH_SIZE;
+            if prev == 0 || prev >= QHS {
+                return;
+            }
+        }
+        dma_wmb();
+        let cmd = self.mmio.read32(self.op + USBCMD);
+        self.mmio.write32(self.op + USBCMD, cmd | CMD_IAAD);
+        let (m, op) = (&self.mmio, self.op);
+        poll_until(&self.hal, 100_000, 100, || {
+            m.read32(op + USBSTS) & STS_IAA != 0
+        });
+        self.mmio.write32(self.op + USBSTS, STS_IAA);
+    }
+
+    fn free_qh(&mut self, i: usize) {
+        self.unlink_qh(i);
+        self.qh_used[i] = false;
+    }
+
+    /// Writes qTD `k` of the pool.
+    fn put_qtd(&mut self, k: usize, tok: u32, buf: PhysAddr, last: bool, alt_stop: bool) {
+        let o = k * QTD_SIZE;
+        let next = if last {
+            T
+        } else {
+            (self.qtd.phys() + ((k + 1) * QTD_SIZE) as u64) as u32
+        };
+        self.qtd.write_u32(o, next);
+        // Alternate next: on a short packet the controller goes there; a terminated link
+        // makes it take `next` (control: on to the status stage), the stop qTD (the last
+        // slot of the pool, never active) ends a bulk IN chain.
+        let stop = (self.qtd.phys() + ((QTDS - 1) * QTD_SIZE) as u64) as u32;
+        self.qtd.write_u32(o + 4, if alt_stop { stop } else { T });
+        let off = (buf & 0xfff) as u32;
+        let page = buf & !0xfff;
+        self.qtd.write_u32(o + 12, (page as u32) | off);
+        for p in 1..5 {
+            self.qtd
+                .write_u32(o + 12 + 4 * p, (page + 4096 * p as u64) as u32);
+        }
+        dma_wmb();
+        self.qtd.write_u32(o + 8, tok);
+    }
+
+    /// Runs qTDs 0..n (already written) on QH `i`; waits for the chain.
+    fn run(
+        &mut self,
+        i: usize,
+        n: usize,
+        lens: &[usize],
+        timeout: u64,
+    ) -> Result<Outcome, UsbError> {
+        self.check_alive()?;
+        // The stop qTD: never active.
+        let so = (QTDS - 1) * QTD_SIZE;
+        self.qtd.write_u32(so, T);
+        self.qtd.write_u32(so + 4, T);
+        self.qtd.write_u32(so + 8, 0);
+        let o = i * QH_SIZE;
+        // Hand the chain to the idle QH: next qTD pointer, then a token that is neither
+        // active nor halted (keeping the data toggle of a bulk QH).
+        let dt = self.qh.read_u32(o + 24) & TOK_DT;
+        self.qh.write_u32(o + 12, 0);
+        self.qh.write_u32(o + 16, self.qtd.phys() as u32);
+        self.qh.write_u32(o + 20, T);
+        dma_wmb();
+        self.qh.write_u32(o + 24, dt);
+        self.stats.transfers += 1;
+        let deadline = self.hal.now_ns() + timeout;
+        let mut spins = 0u32;
+        loop {
+            if let Some(r) = self.scan(n, lens) {
+                if let Outcome::Done(b) = r {
+                    self.stats.bytes += b as u64;
+                }
+                return Ok(r);
+            }
+            let now = self.hal.now_ns();
+            if now >= deadline {
+                break;
+            }
+            self.check_alive()?;
+            match &self.event {
+                Some(e) => {
+                    e.wait(Some(deadline.min(now + 5_000_000)));
+                }
+                None => {
+                    spins += 1;
+                    self.hal.delay_us(if spins < 200 { 5 } else { 1000 });
+                }
+            }
+        }
+        // Timed out: take the QH off the schedule, deactivate the chain, relink it idle.
+        self.stats.timeouts += 1;
+        self.unlink_qh(i);
+        for k in 0..n {
+            self.qtd.write_u32(k * QTD_SIZE + 8, 0);
+        }
+        self.qh.write_u32(o + 16, T);
+        self.qh.write_u32(o + 24, 0);
+        let head_next = self.qh.read_u32(0);
+        self.qh.write_u32(o, head_next);
+        dma_wmb();
+        self.qh.write_u32(0, self.qh_phys(i) as u32 | TYP_QH);
+        Err(UsbError::Timeout)
+    }
+
+    /// The chain's state: None while it runs.
+    fn scan(&self, n: usize, lens: &[usize]) -> Option<Outcome> {
+        let mut moved = 0;
+        for k in 0..n {
+            let tok = self.qtd.read_u32(k * QTD_SIZE + 8);
+            if tok & TOK_ACTIVE != 0 {
+                return None;
+            }
+            dma_rmb();
+            if tok & TOK_HALTED != 0 {
+                return Some(Outcome::Error(token_error(tok)));
+            }
+            let left = ((tok >> 16) & 0x7fff) as usize;
+            moved += lens[k].saturating_sub(left);
+            if left > 0 && lens[k] > 0 {
+                // Short packet: the controller went to the stop qTD (bulk) or the status
+                // stage (control, which is the last qTD and must finish too).
+                if k + 1 < n && lens[n - 1] == 0 {
+                    let st = self.qtd.read_u32((n - 1) * QTD_SIZE + 8);
+                    if st & TOK_ACTIVE != 0 {
+                        return None;
+                    }
+                    if st & TOK_HALTED != 0 {
+                        return Some(Outcome::Error(token_error(st)));
+                    }
+                }
+                return Some(Outcome::Done(moved));
+            }
+        }
+        Some(Outcome::Done(moved))
+    }
+
+    fn finish(&mut self, r: Outcome) -> Result<usize, UsbError> {
+        match r {
+            Outcome::Done(n) => Ok(n),
+            Outcome::Error(e) => {
+                if e == UsbError::Stall {
+                    self.stats.stalls += 1;
+                } else {
+                    self.stats.errors += 1;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn device(&self, dev: DeviceId) -> Result<&Device, UsbError> {
+        self.devices
+            .get(usize::from(dev.0))
+            .and_then(|d| d.as_ref())
+            .ok_or(UsbError::NoDevice)
+    }
+
+    fn ep_qh(&self, dev: DeviceId, ep: u8) -> Result<usize, UsbError> {
+        let d = self.device(dev)?;
+        if ep & 0xf == 0 {
+            return Ok(d.ep0);
+        }
+        d.eps
+            .iter()
+            .find(|(a, _)| *a == ep)
+            .map(|(_, q)| *q)
+            .ok_or(UsbError::NoDevice)
+    }
+
+    fn bulk(&mut self, dev: DeviceId, ep: u8, len: usize, dir_in: bool) -> Result<usize, UsbError> {
+        if len > XFER_BUF {
+            return Err(UsbError::TooLarge);
+        }
+        let q = self.ep_qh(dev, ep)?;
+        let pid = if dir_in { PID_IN } else { PID_OUT };
+        let mut lens = Vec::new();
+        let mut off = 0;
+        loop {
+            let n = QTD_BYTES.min(len - off);
+            let last = off + n >= len;
+            let pa = self.xfer.phys() + off as u64;
+            // Toggles come from the QH (DTC = 0).
+            self.put_qtd(lens.len(), token(n, pid, false, last), pa, last, dir_in);
+            lens.push(n);
+            off += n;
+            if last {
+                break;
+            }
+        }
+        let r = self.run(q, lens.len(), &lens.clone(), BULK_TIMEOUT_NS)?;
+        self.finish(r)
+    }
+}
+
+impl<H: Hal, M: Mmio> HostController for Ehci<H, M> {
+    fn ports(&self) -> u8 {
+        self.ports
+    }
+
+    fn port_status(&mut self, port: u8) -> PortStatus {
+        if port == 0 || port > self.ports {
+            return PortStatus::default();
+        }
+        let off = self.portsc(port);
+        let sc = self.mmio.read32(off);
+        if sc == u32::MAX {
+            self.dead = true;
+            return PortStatus::default();
+        }
+        let ch = sc & PORT_CHANGES;
+        if ch != 0 {
+            self.mmio
+                .write32(off, (sc & !PORT_CHANGES & !PORT_PE) | ch | (sc & PORT_PE));
+        }
+        PortStatus {
+            // A port handed to a companion is not ours.
+            connected: sc & PORT_CCS != 0 && sc & PORT_OWNER == 0,
+            enabled: sc & PORT_PE != 0,
+            changed: ch != 0,
+        }
+    }
+
+    fn enable_port(&mut self, port: u8) -> Result<Speed, UsbError> {
+        if port == 0 || port > self.ports {
+            return Err(UsbError::NoDevice);
+        }
+        let off = self.portsc(port);
+        let m = &self.mmio;
+        let sc = m.read32(off);
+        if sc & PORT_CCS == 0 || sc & PORT_OWNER != 0 {
+            return Err(UsbError::NoDevice);
+        }
+        if sc & PORT_LS_MASK == PORT_LS_K {
+            // Low-speed: the companion's.
+            m.write32(off, (sc & !PORT_CHANGES & !PORT_PE) | PORT_OWNER);
+            self.stats.companion_handoffs += 1;
+            return Err(UsbError::Unsupported);
+        }
+        m.write32(off, (sc & !PORT_CHANGES & !PORT_PE) | PORT_PR);
+        self.hal.delay_us(50_000);
+        let sc = m.read32(off);
+        m.write32(off, sc & !PORT_CHANGES & !PORT_PE & !PORT_PR);
+        let done = poll_until(&self.hal, 100_000, 100, || m.read32(off) & PORT_PR == 0);
+        let sc = m.read32(off);
+        if !done {
+            return Err(UsbError::Timeout);
+        }
+        if sc & PORT_CCS == 0 {
+            return Err(UsbError::NoDevice);
+        }
+        if sc & PORT_PE == 0 {
+            // Full-speed: the companion's.
+            m.write32(off, (sc & !PORT_CHANGES & !PORT_PE) | PORT_OWNER);
+            self.stats.companion_handoffs += 1;
+            return Err(UsbError::Unsupported);
+        }
+        self.hal.delay_us(10_000);
+        Ok(Speed::High)
+    }
+
+    fn disable_port(&mut self, port: u8) {
+        if port == 0 || port > self.ports {
+            return;
+        }
+        let off = self.portsc(port);
+        let sc = self.mmio.read32(off);
+        self.mmio.write32(off, sc & !PORT_CHANGES & !PORT_PE);
+    }
+
+    fn new_device(&mut self, _port: u8, speed: Speed) -> Result<DeviceId, UsbError> {
+        if speed != Speed::High {
+            return Err(UsbError::Unsupported);
+        }
+        let mut address = 0;
+        for _ in 1..128 {
+            let a = self.next_address;
+            self.next_address = if a >= 127 { 1 } else { a + 1 };
+            if self.devices[usize::from(a)].is_none() {
+                address = a;
+                break;
+            }
+        }
+        if address == 0 {
+            return Err(UsbError::NoResources);
+        }
+        let q = self.new_qh(0, 0, 64, true)?;
+        // Temporarily the device at address 0 (id = the address it is about to get).
+        self.devices[usize::from(address)] = Some(Device {
+            address: 0,
+            ep0: q,
+            eps: Vec::new(),
+        });
+        let id = DeviceId(address);
+        let r = self.control(
+            id,
+            Setup {
+                request_type: req::OUT_STD_DEVICE,
+                request: req::SET_ADDRESS,
+                value: address.into(),
+                index: 0,
+                length: 0,
+            },
+            &mut [],
+        );
+        if let Err(e) = r {
+            self.release_device(id);
+            return Err(e);
+        }
+        self.hal.delay_us(2_000);
+        let o = q * QH_SIZE;
+        let c = self.qh.read_u32(o + 4) & !0x7f;
+        self.qh.write_u32(o + 4, c | u32::from(address));
+        if let Some(d) = self.devices[usize::from(address)].as_mut() {
+            d.address = address;
+        }
+        Ok(id)
+    }
+
+    fn release_device(&mut self, dev: DeviceId) {
+        let Some(d) = self
+            .devices
+            .get_mut(usize::from(dev.0))
+            .and_then(|d| d.take())
+        else {
+            return;
+        };
+        self.free_qh(d.ep0);
+        for (_, q) in d.eps {
+            self.free_qh(q);
+        }
+    }
+
+    fn set_ep0_max_packet(&mut self, dev: DeviceId, mps: u16) -> Result<(), UsbError> {
+        let q = self.device(dev)?.ep0;
+        let o = q * QH_SIZE;
+        let c = self.qh.read_u32(o + 4) & !(0x7ff << 16);
+        self.qh.write_u32(o + 4, c | (u32::from(mps) << 16));
+        Ok(())
+    }
+
+    fn control(&mut self, dev: DeviceId, s: Setup, data: &mut [u8]) -> Result<usize, UsbError> {
+        let len = usize::from(s.length).min(data.len());
+        if len > CTRL_BUF - 8 {
+            return Err(UsbError::TooLarge);
+        }
+        let q = self.device(dev)?.ep0;
+        let dir_in = s.request_type & 0x80 != 0;
+        let mut setup = [0u8; 8];
+        setup[0] = s.request_type;
+        setup[1] = s.request;
+        setup[2..4].copy_from_slice(&s.value.to_le_bytes());
+        setup[4..6].copy_from_slice(&s.index.to_le_bytes());
+        setup[6..8].copy_from_slice(&(len as u16).to_le_bytes());
+        // Setup packet at the end of the control buffer, data at its start.
+        self.ctrl.write(CTRL_BUF - 8, &setup);
+        if !dir_in && len > 0 {
+            self.ctrl.write(0, &data[..len]);
+        }
+        let base = self.ctrl.phys();
+        let mut lens = alloc::vec![8usize];
+        self.put_qtd(
+            0,
+            token(8, PID_SETUP, false, false),
+            base + (CTRL_BUF - 8) as u64,
+            false,
+            false,
+        );
+        if len > 0 {
+            let pid = if dir_in { PID_IN } else { PID_OUT };
+            self.put_qtd(1, token(len, pid, true, false), base, false, false);
+            lens.push(len);
+        }
+        let st_pid = if dir_in && len > 0 { PID_OUT } else { PID_IN };
+        let k = lens.len();
+        self.put_qtd(k, token(0, st_pid, true, true), base, true, false);
+        lens.push(0);
+        let r = self.run(q, lens.len(), &lens.clone(), CONTROL_TIMEOUT_NS)?;
+        let n = self.finish(r)?;
+        let got = n.saturating_sub(8).min(len);
+        if dir_in && got > 0 {
+            self.ctrl.read(0, &mut data[..got]);
+        }
+        Ok(got)
+    }
+
+    fn configure_endpoints(
+        &mut self,
+        dev: DeviceId,
+        eps: &[EndpointDescriptor],
+    ) -> Result<(), UsbError> {
+        let address = self.device(dev)?.address;
+        let mut new = Vec::new();
+        for e in eps {
+            if e.transfer_type() != TransferType::Bulk {
+                continue; // no periodic schedule
+            }
+            let q = self.new_qh(address, e.number(), e.packet_size(), false)?;
+            new.push((e.address, q));
+        }
+        if let Some(d) = self.devices[usize::from(dev.0)].as_mut() {
+            d.eps.extend(new);
+        }
+        Ok(())
+    }
+
+    fn bulk_in(&mut self, dev: DeviceId, ep: u8, buf: &mut [u8]) -> Result<usize, UsbError> {
+        let n = self.bulk(dev, ep | 0x80, buf.len(), true)?;
+        self.xfer.read(0, &mut buf[..n]);
+        Ok(n)
+    }
+
+    fn bulk_out(&mut self, dev: DeviceId, ep: u8, data: &[u8]) -> Result<usize, UsbError> {
+        if data.len() > XFER_BUF {
+            return Err(UsbError::TooLarge);
+        }
+        self.xfer.write(0, data);
+        self.bulk(dev, ep & 0x7f, data.len(), false)
+    }
+
+    fn reset_endpoint(&mut self, dev: DeviceId, ep: u8) -> Result<(), UsbError> {
+        // Clear the QH's halt and its data toggle (the device's toggle restarts at DATA0
+        // after CLEAR_FEATURE(ENDPOINT_HALT)); the QH is idle (halted or done).
+        let q = self.ep_qh(dev, ep)?;
+        let o = q * QH_SIZE;
+        self.qh.write_u32(o + 16, T);
+        self.qh.write_u32(o + 20, T);
+        dma_wmb();
+        self.qh.write_u32(o + 24, 0);
+        Ok(())
+    }
+
+    fn max_transfer(&self) -> usize {
+        XFER_BUF
+    }
+}
