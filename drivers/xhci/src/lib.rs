@@ -23,6 +23,8 @@
 
 extern crate alloc;
 
+#[cfg(test)]
+mod fake_hc;
 pub mod regs;
 pub mod ring;
 #[cfg(test)]
