@@ -157,6 +157,10 @@ pub struct Ehci<H: Hal, M: Mmio> {
     xfer: H::Dma,
     ctrl: H::Dma,
     qh_used: [bool; QHS],
+    /// Each QH's inactive dummy qTD (the end of its queue).
+    qh_dummy: [usize; QHS],
+    /// Free qTDs of the pool.
+    qtd_free: Vec<usize>,
     devices: Vec<Option<Device>>,
     next_address: u8,
     event: Option<Arc<dyn Event>>,
@@ -273,6 +277,8 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
             xfer,
             ctrl,
             qh_used,
+            qh_dummy: [0; QHS],
+            qtd_free: (0..QTDS).rev().collect(),
             devices,
             next_address: 1,
             event: None,
@@ -336,6 +342,10 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
             .iter()
             .position(|u| !u)
             .ok_or(UsbError::NoResources)?;
+        let dummy = self.alloc_qtd()?;
+        self.put_qtd(dummy, 0, T, T);
+        self.qtd.write_u32(dummy * QTD_SIZE + 8, 0);
+        self.qh_dummy[i] = dummy;
         self.qh_used[i] = true;
         let o = i * QH_SIZE;
         for w in 0..QH_SIZE / 4 {
@@ -351,7 +361,8 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
                 | u32::from(address),
         );
         self.qh.write_u32(o + 8, 1 << 30);
-        self.qh.write_u32(o + 16, T);
+        // The overlay's next qTD is the dummy (inactive): idle until it is activated.
+        self.qh.write_u32(o + 16, self.qtd_phys(dummy));
         self.qh.write_u32(o + 20, T);
         // Link: new → head's successor; head → new.
         let head_next = self.qh.read_u32(0);
@@ -392,22 +403,22 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
     fn free_qh(&mut self, i: usize) {
         self.unlink_qh(i);
         self.qh_used[i] = false;
+        self.qtd_free.push(self.qh_dummy[i]);
     }
 
-    /// Writes qTD `k` of the pool.
-    fn put_qtd(&mut self, k: usize, tok: u32, buf: PhysAddr, last: bool, alt_stop: bool) {
+    fn qtd_phys(&self, k: usize) -> u32 {
+        (self.qtd.phys() + (k * QTD_SIZE) as u64) as u32
+    }
+
+    fn alloc_qtd(&mut self) -> Result<usize, UsbError> {
+        self.qtd_free.pop().ok_or(UsbError::NoResources)
+    }
+
+    /// Writes qTD `k` except its token (the caller activates it last).
+    fn put_qtd(&mut self, k: usize, buf: PhysAddr, next: u32, alt: u32) {
         let o = k * QTD_SIZE;
-        let next = if last {
-            T
-        } else {
-            (self.qtd.phys() + ((k + 1) * QTD_SIZE) as u64) as u32
-        };
         self.qtd.write_u32(o, next);
-        // Alternate next: on a short packet the controller goes there; a terminated link
-        // makes it take `next` (control: on to the status stage), the stop qTD (the last
-        // slot of the pool, never active) ends a bulk IN chain.
-        let stop = (self.qtd.phys() + ((QTDS - 1) * QTD_SIZE) as u64) as u32;
-        self.qtd.write_u32(o + 4, if alt_stop { stop } else { T });
+        self.qtd.write_u32(o + 4, alt);
         let off = (buf & 0xfff) as u32;
         let page = buf & !0xfff;
         self.qtd.write_u32(o + 12, (page as u32) | off);
@@ -415,46 +426,76 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
             self.qtd
                 .write_u32(o + 12 + 4 * p, (page + 4096 * p as u64) as u32);
         }
-        dma_wmb();
-        self.qtd.write_u32(o + 8, tok);
     }
 
-    /// Runs qTDs 0..n (already written) on QH `i`; waits for the chain.
+    /// Queues `tds` (token, buffer) on QH `i` and waits for them.
+    ///
+    /// Every QH's queue ends in an inactive dummy qTD that its overlay's next pointer
+    /// names, so a live QH's overlay is never written (the controller may be writing it
+    /// back): the new chain's first qTD *is* the old dummy, the chain ends in a fresh
+    /// dummy, and the old dummy's token is activated last. With `short_stops`, a short
+    /// packet sends the controller (alternate next) straight to the new dummy.
     fn run(
         &mut self,
         i: usize,
-        n: usize,
-        lens: &[usize],
+        tds: &[(u32, PhysAddr)],
+        short_stops: bool,
         timeout: u64,
     ) -> Result<Outcome, UsbError> {
         self.check_alive()?;
-        // The stop qTD: never active.
-        let so = (QTDS - 1) * QTD_SIZE;
-        self.qtd.write_u32(so, T);
-        self.qtd.write_u32(so + 4, T);
-        self.qtd.write_u32(so + 8, 0);
-        let o = i * QH_SIZE;
-        // Hand the chain to the idle QH: next qTD pointer, then a token that is neither
-        // active nor halted (keeping the data toggle of a bulk QH).
-        let dt = self.qh.read_u32(o + 24) & TOK_DT;
-        self.qh.write_u32(o + 12, 0);
-        self.qh.write_u32(o + 16, self.qtd.phys() as u32);
-        self.qh.write_u32(o + 20, T);
+        let first = self.qh_dummy[i];
+        let mut idx = alloc::vec![first];
+        for _ in 1..tds.len() {
+            match self.alloc_qtd() {
+                Ok(k) => idx.push(k),
+                Err(e) => {
+                    self.qtd_free.extend(idx.drain(1..));
+                    return Err(e);
+                }
+            }
+        }
+        let dummy = match self.alloc_qtd() {
+            Ok(k) => k,
+            Err(e) => {
+                self.qtd_free.extend(idx.drain(1..));
+                return Err(e);
+            }
+        };
+        let dpa = self.qtd_phys(dummy);
+        self.put_qtd(dummy, 0, T, T);
+        self.qtd.write_u32(dummy * QTD_SIZE + 8, 0);
+        let alt = if short_stops { dpa } else { T };
+        for (n, &(tok, buf)) in tds.iter().enumerate() {
+            let next = if n + 1 < tds.len() {
+                self.qtd_phys(idx[n + 1])
+            } else {
+                dpa
+            };
+            self.put_qtd(idx[n], buf, next, alt);
+            if n > 0 {
+                self.qtd.write_u32(idx[n] * QTD_SIZE + 8, tok);
+            }
+        }
         dma_wmb();
-        self.qh.write_u32(o + 24, dt);
+        self.qtd.write_u32(first * QTD_SIZE + 8, tds[0].0);
+        self.qh_dummy[i] = dummy;
         self.stats.transfers += 1;
+        let lens: Vec<usize> = tds
+            .iter()
+            .map(|(t, _)| ((t >> 16) & 0x7fff) as usize)
+            .collect();
         let deadline = self.hal.now_ns() + timeout;
         let mut spins = 0u32;
-        loop {
-            if let Some(r) = self.scan(n, lens) {
+        let r = loop {
+            if let Some(r) = self.scan(&idx, &lens) {
                 if let Outcome::Done(b) = r {
                     self.stats.bytes += b as u64;
                 }
-                return Ok(r);
+                break Some(r);
             }
             let now = self.hal.now_ns();
             if now >= deadline {
-                break;
+                break None;
             }
             self.check_alive()?;
             match &self.event {
@@ -466,27 +507,55 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
                     self.hal.delay_us(if spins < 200 { 5 } else { 1000 });
                 }
             }
+        };
+        match r {
+            Some(Outcome::Done(n)) => {
+                self.qtd_free.extend_from_slice(&idx);
+                Ok(Outcome::Done(n))
+            }
+            Some(Outcome::Error(e)) => {
+                // The QH is halted: its overlay may be written. Park it on the dummy,
+                // keeping it halted until `reset_endpoint`; retire the rest of the chain.
+                self.park(i, &idx, true);
+                Ok(Outcome::Error(e))
+            }
+            None => {
+                // Timed out: take the QH off the schedule, retire the chain, relink it.
+                self.stats.timeouts += 1;
+                self.unlink_qh(i);
+                self.park(i, &idx, false);
+                let o = i * QH_SIZE;
+                let head_next = self.qh.read_u32(0);
+                self.qh.write_u32(o, head_next);
+                dma_wmb();
+                self.qh.write_u32(0, self.qh_phys(i) as u32 | TYP_QH);
+                Err(UsbError::Timeout)
+            }
         }
-        // Timed out: take the QH off the schedule, deactivate the chain, relink it idle.
-        self.stats.timeouts += 1;
-        self.unlink_qh(i);
-        for k in 0..n {
+    }
+
+    /// Points an idle (halted or unlinked) QH's overlay at its dummy and frees `idx`.
+    fn park(&mut self, i: usize, idx: &[usize], halted: bool) {
+        for &k in idx {
             self.qtd.write_u32(k * QTD_SIZE + 8, 0);
         }
-        self.qh.write_u32(o + 16, T);
-        self.qh.write_u32(o + 24, 0);
-        let head_next = self.qh.read_u32(0);
-        self.qh.write_u32(o, head_next);
+        let o = i * QH_SIZE;
+        let dt = self.qh.read_u32(o + 24) & TOK_DT;
+        self.qh.write_u32(o + 12, 0);
+        self.qh.write_u32(o + 16, self.qtd_phys(self.qh_dummy[i]));
+        self.qh.write_u32(o + 20, T);
         dma_wmb();
-        self.qh.write_u32(0, self.qh_phys(i) as u32 | TYP_QH);
-        Err(UsbError::Timeout)
+        self.qh
+            .write_u32(o + 24, dt | if halted { TOK_HALTED } else { 0 });
+        self.qtd_free.extend_from_slice(idx);
     }
 
     /// The chain's state: None while it runs.
-    fn scan(&self, n: usize, lens: &[usize]) -> Option<Outcome> {
+    fn scan(&self, idx: &[usize], lens: &[usize]) -> Option<Outcome> {
+        let n = idx.len();
         let mut moved = 0;
         for k in 0..n {
-            let tok = self.qtd.read_u32(k * QTD_SIZE + 8);
+            let tok = self.qtd.read_u32(idx[k] * QTD_SIZE + 8);
             if tok & TOK_ACTIVE != 0 {
                 return None;
             }
@@ -497,10 +566,11 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
             let left = ((tok >> 16) & 0x7fff) as usize;
             moved += lens[k].saturating_sub(left);
             if left > 0 && lens[k] > 0 {
-                // Short packet: the controller went to the stop qTD (bulk) or the status
-                // stage (control, which is the last qTD and must finish too).
+                // Short packet: a bulk IN chain ends here (the controller went to the
+                // dummy); a control transfer goes on to its status stage, which must
+                // finish too.
                 if k + 1 < n && lens[n - 1] == 0 {
-                    let st = self.qtd.read_u32((n - 1) * QTD_SIZE + 8);
+                    let st = self.qtd.read_u32(idx[n - 1] * QTD_SIZE + 8);
                     if st & TOK_ACTIVE != 0 {
                         return None;
                     }
@@ -553,21 +623,19 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
         }
         let q = self.ep_qh(dev, ep)?;
         let pid = if dir_in { PID_IN } else { PID_OUT };
-        let mut lens = Vec::new();
+        let mut tds = Vec::new();
         let mut off = 0;
         loop {
             let n = QTD_BYTES.min(len - off);
             let last = off + n >= len;
-            let pa = self.xfer.phys() + off as u64;
             // Toggles come from the QH (DTC = 0).
-            self.put_qtd(lens.len(), token(n, pid, false, last), pa, last, dir_in);
-            lens.push(n);
+            tds.push((token(n, pid, false, last), self.xfer.phys() + off as u64));
             off += n;
             if last {
                 break;
             }
         }
-        let r = self.run(q, lens.len(), &lens.clone(), BULK_TIMEOUT_NS)?;
+        let r = self.run(q, &tds, dir_in, BULK_TIMEOUT_NS)?;
         self.finish(r)
     }
 }
@@ -737,24 +805,17 @@ impl<H: Hal, M: Mmio> HostController for Ehci<H, M> {
             self.ctrl.write(0, &data[..len]);
         }
         let base = self.ctrl.phys();
-        let mut lens = alloc::vec![8usize];
-        self.put_qtd(
-            0,
+        let mut tds = alloc::vec![(
             token(8, PID_SETUP, false, false),
-            base + (CTRL_BUF - 8) as u64,
-            false,
-            false,
-        );
+            base + (CTRL_BUF - 8) as u64
+        )];
         if len > 0 {
             let pid = if dir_in { PID_IN } else { PID_OUT };
-            self.put_qtd(1, token(len, pid, true, false), base, false, false);
-            lens.push(len);
+            tds.push((token(len, pid, true, false), base));
         }
         let st_pid = if dir_in && len > 0 { PID_OUT } else { PID_IN };
-        let k = lens.len();
-        self.put_qtd(k, token(0, st_pid, true, true), base, true, false);
-        lens.push(0);
-        let r = self.run(q, lens.len(), &lens.clone(), CONTROL_TIMEOUT_NS)?;
+        tds.push((token(0, st_pid, true, true), base));
+        let r = self.run(q, &tds, false, CONTROL_TIMEOUT_NS)?;
         let n = self.finish(r)?;
         let got = n.saturating_sub(8).min(len);
         if dir_in && got > 0 {
@@ -802,7 +863,20 @@ impl<H: Hal, M: Mmio> HostController for Ehci<H, M> {
         // after CLEAR_FEATURE(ENDPOINT_HALT)); the QH is idle (halted or done).
         let q = self.ep_qh(dev, ep)?;
         let o = q * QH_SIZE;
-        self.qh.write_u32(o + 16, T);
+        if self.qh.read_u32(o + 24) & TOK_HALTED == 0 {
+            // Not halted: the QH may be live; its toggle is reset by taking it off the
+            // schedule first.
+            self.unlink_qh(q);
+            self.park(q, &[], false);
+            self.qh.write_u32(o + 24, 0);
+            let head_next = self.qh.read_u32(0);
+            self.qh.write_u32(o, head_next);
+            dma_wmb();
+            self.qh.write_u32(0, self.qh_phys(q) as u32 | TYP_QH);
+            return Ok(());
+        }
+        self.qh.write_u32(o + 12, 0);
+        self.qh.write_u32(o + 16, self.qtd_phys(self.qh_dummy[q]));
         self.qh.write_u32(o + 20, T);
         dma_wmb();
         self.qh.write_u32(o + 24, 0);

@@ -124,31 +124,56 @@ fn chain_completion_short_packets_and_halts() {
     let hal = FakeHal::default();
     let mut hc = Ehci::new(hal, Regs::new(1), false).unwrap();
     let lens = [16384, 16384, 100];
+    let idx = [3, 4, 5];
     for (k, len) in lens.iter().enumerate() {
-        hc.put_qtd(k, token(*len, PID_IN, false, k == 2), 0x10000, k == 2, true);
+        hc.put_qtd(idx[k], 0x10000, T, T);
+        hc.qtd
+            .write_u32(idx[k] * QTD_SIZE + 8, token(*len, PID_IN, false, k == 2));
     }
-    assert!(hc.scan(3, &lens).is_none(), "running");
+    assert!(hc.scan(&idx, &lens).is_none(), "running");
     // qTD 0 done, qTD 1 short by 1000 bytes: the transfer ends there.
-    hc.qtd.write_u32(8, 0);
-    hc.qtd.write_u32(QTD_SIZE + 8, 1000 << 16);
-    match hc.scan(3, &lens) {
+    hc.qtd.write_u32(3 * QTD_SIZE + 8, 0);
+    hc.qtd.write_u32(4 * QTD_SIZE + 8, 1000 << 16);
+    match hc.scan(&idx, &lens) {
         Some(Outcome::Done(n)) => assert_eq!(n, 16384 + 15384),
         _ => panic!("short packet not seen"),
     }
-    hc.qtd.write_u32(QTD_SIZE + 8, TOK_HALTED | (16384 << 16));
+    hc.qtd
+        .write_u32(4 * QTD_SIZE + 8, TOK_HALTED | (16384 << 16));
     assert!(matches!(
-        hc.scan(3, &lens),
+        hc.scan(&idx, &lens),
         Some(Outcome::Error(UsbError::Stall))
     ));
     // Buffer pointers: page 0 with the offset, four more whole pages.
-    hc.put_qtd(5, token(100, PID_OUT, false, true), 0x12345, true, false);
-    assert_eq!(hc.qtd.read_u32(5 * QTD_SIZE + 12), 0x12345);
-    assert_eq!(hc.qtd.read_u32(5 * QTD_SIZE + 16), 0x13000);
+    hc.put_qtd(9, 0x12345, T, T);
+    assert_eq!(hc.qtd.read_u32(9 * QTD_SIZE + 12), 0x12345);
+    assert_eq!(hc.qtd.read_u32(9 * QTD_SIZE + 16), 0x13000);
+}
+
+#[test]
+fn a_new_qh_idles_on_an_inactive_dummy_qtd() {
+    let hal = FakeHal::default();
+    let mut hc = Ehci::new(hal, Regs::new(1), false).unwrap();
+    let free = hc.qtd_free.len();
+    let q = hc.new_qh(3, 1, 512, false).unwrap();
+    let d = hc.qh_dummy[q];
+    assert_eq!(hc.qtd_free.len(), free - 1);
     assert_eq!(
-        hc.qtd.read_u32(5 * QTD_SIZE + 4),
-        T,
-        "OUT: no alternate stop"
+        hc.qh.read_u32(q * QH_SIZE + 16),
+        hc.qtd_phys(d),
+        "overlay next = dummy"
     );
+    assert_eq!(
+        hc.qtd.read_u32(d * QTD_SIZE + 8) & TOK_ACTIVE,
+        0,
+        "dummy inactive"
+    );
+    assert_eq!(
+        hc.qh.read_u32(q * QH_SIZE + 24) & (TOK_ACTIVE | TOK_HALTED),
+        0
+    );
+    hc.free_qh(q);
+    assert_eq!(hc.qtd_free.len(), free);
 }
 
 #[test]
