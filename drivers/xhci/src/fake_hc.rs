@@ -20,6 +20,8 @@ pub struct Faults {
     pub stall_data_in: u32,
     /// Never complete bulk transfers (a dead device).
     pub hang_bulk: bool,
+    /// The configuration descriptor has a zero-length descriptor after its header.
+    pub zero_length_config: bool,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -243,6 +245,9 @@ impl State {
                 c.extend_from_slice(&[9, 4, 0, 0, 2, 8, 6, 0x50, 0]);
                 c.extend_from_slice(&[7, 5, 0x81, 2, 0, 2, 0]);
                 c.extend_from_slice(&[7, 5, 0x02, 2, 0, 2, 0]);
+                if self.faults.zero_length_config {
+                    c[9] = 0;
+                }
                 c
             }
             3 if value & 0xff == 0 => vec![4, 3, 9, 4],

@@ -285,3 +285,23 @@ fn an_empty_port_is_no_device() {
     );
     assert_eq!(hc.enable_port(9), Err(UsbError::NoDevice));
 }
+
+#[test]
+fn a_malformed_configuration_releases_the_slot_and_disables_the_port() {
+    let (mut hc, dev) = bring_up(16);
+    dev.0.lock().unwrap().faults.zero_length_config = true;
+    let e = adros_usb::enumerate(&mut hc, 1).unwrap_err();
+    assert_eq!(
+        e,
+        UsbError::Descriptor(adros_usb::desc::DescError::ZeroLength { offset: 9 })
+    );
+    let cmds = dev.0.lock().unwrap().commands.clone();
+    // Enable Slot, Address Device, …, Disable Slot.
+    assert_eq!(cmds.first(), Some(&9));
+    assert_eq!(cmds.last(), Some(&10), "{cmds:?}");
+    assert!(!hc.port_status(1).enabled, "port disabled");
+    assert!(
+        hc.device_port(adros_usb::DeviceId(1)).is_none(),
+        "slot freed"
+    );
+}
