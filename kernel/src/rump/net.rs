@@ -14,7 +14,8 @@
 //! * **Readiness without polling.** One kqueue in the rump kernel holds an edge-triggered
 //!   (`EV_CLEAR`) read and write filter for every socket; the `rump-netev` thread sleeps in
 //!   `kevent` and, for each socket NetBSD reports, asks `poll` for its state, caches it and
-//!   wakes the socket's wait queue. `poll`, `select` and `epoll` read the cache (they run
+//!   wakes the socket's wait queue (and notes EV_EOF, Linux's POLLRDHUP). `poll`,
+//!   `select` and `epoll` read the cache (they run
 //!   with the wait queue's lock held, where the rump kernel must not be entered); the
 //!   calling thread refreshes it after each of its own operations.
 
@@ -356,6 +357,12 @@ fn events(kq: c_int) {
         for id in seen {
             let s = SOCKS.lock().get(&id).and_then(Weak::upgrade);
             if let Some(s) = s {
+                let eof = evs[..n].iter().any(|e| {
+                    e.udata as u64 == id && e.filter == ns::EVFILT_READ && e.flags & ns::EV_EOF != 0
+                });
+                if eof {
+                    s.eof.store(true, Ordering::Release);
+                }
                 s.refresh();
             }
         }
@@ -375,6 +382,9 @@ pub struct RumpSock {
     /// A non-blocking connect is under way (its result is reported by the next connect or
     /// SO_ERROR).
     connecting: AtomicBool,
+    /// NetBSD reported end-of-file on the read side (EV_EOF on the read filter): the
+    /// peer's FIN, which Linux reports as POLLRDHUP.
+    eof: AtomicBool,
 }
 
 impl RumpSock {
@@ -399,6 +409,7 @@ impl RumpSock {
             ready: AtomicU32::new(0),
             seq: AtomicU64::new(0),
             connecting: AtomicBool::new(false),
+            eof: AtomicBool::new(false),
         });
         SOCKS.lock().insert(s.id, Arc::downgrade(&s));
         s.watch(
@@ -446,11 +457,9 @@ impl RumpSock {
         if r & ns::POLLHUP != 0 {
             v |= POLLHUP;
         }
-        // NetBSD's poll has no POLLRDHUP: readable with nothing to read is the peer's FIN.
-        if self.kind == Kind::Stream
-            && r & ns::POLLIN != 0
-            && ns::recvfrom(self.fd, &mut [0u8; 1], ns::MSG_PEEK).is_ok_and(|(n, _)| n == 0)
-        {
+        // NetBSD's poll has no POLLRDHUP: the read filter's EV_EOF (see `events`) is the
+        // peer's FIN.
+        if self.kind == Kind::Stream && self.eof.load(Ordering::Acquire) {
             v |= POLLRDHUP;
         }
         self.ready.store(v, Ordering::Release);

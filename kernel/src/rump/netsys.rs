@@ -40,6 +40,7 @@ pub const EVFILT_WRITE: u32 = 1;
 pub const EV_ADD: u32 = 0x1;
 pub const EV_DELETE: u32 = 0x2;
 pub const EV_CLEAR: u32 = 0x20;
+pub const EV_EOF: u32 = 0x8000;
 
 /// NetBSD `struct sockaddr_in`.
 #[repr(C)]
