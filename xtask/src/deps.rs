@@ -92,6 +92,11 @@ const DEPS: &[Dep] = &[
         why: "mkfs.vfat and fsck.vfat for the FAT tests (adros-fat host tests, s11, s16)",
     },
     Dep {
+        package: "xz-utils",
+        present: || has_cmd("xz"),
+        why: "bench net: the Linux peer's e1000 module when the kernel package ships it as .ko.xz",
+    },
+    Dep {
         package: "libclang-dev",
         present: has_libclang,
         why: "bindgen for the rump bindings",
