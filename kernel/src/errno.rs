@@ -49,6 +49,8 @@ pub enum Errno {
     ETIME = 62,
     EOVERFLOW = 75,
     EBADFD = 77,
+    /// Accessing a corrupted shared library (a program interpreter that cannot be loaded).
+    ELIBBAD = 80,
     EILSEQ = 84,
     ERESTART = 85,
     ENOTSOCK = 88,

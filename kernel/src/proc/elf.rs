@@ -1,5 +1,6 @@
-//! ELF64 loading for static and static-PIE x86_64 executables, and the initial user stack
-//! (argv, envp, auxv) the System V ABI prescribes.
+//! ELF64 loading for x86_64 executables — static, static-PIE and dynamically linked ones,
+//! whose program interpreter (`PT_INTERP`, e.g. glibc's `ld-linux-x86-64.so.2`) is loaded
+//! beside them — and the initial user stack (argv, envp, auxv) the System V ABI prescribes.
 
 use alloc::vec::Vec;
 
@@ -17,8 +18,13 @@ use elf::parse::ParseAt;
 use elf::segment::ProgramHeader;
 use zerocopy::IntoBytes;
 
-/// Where a static-PIE executable is placed.
-const PIE_BASE: u64 = 0x5555_5555_4000;
+/// Where a position-independent executable is placed (where Linux puts it without ASLR).
+pub const PIE_BASE: u64 = 0x5555_5555_4000;
+/// Where the program interpreter of a dynamically linked executable is placed: below the
+/// mmap area, far above any executable.
+pub const INTERP_BASE: u64 = 0x7e00_0000_0000;
+/// The longest `PT_INTERP` path accepted (Linux allows up to PATH_MAX).
+const INTERP_MAX: u64 = 4096;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Phdr {
@@ -37,11 +43,13 @@ pub struct ElfInfo {
     pub phoff: u64,
     pub phentsize: u16,
     pub is_pie: bool,
+    /// The program interpreter named by `PT_INTERP`, if any.
+    pub interp: Option<alloc::string::String>,
 }
 
 /// Parses and validates the headers of an x86_64 ELF executable held in `image` (with the
-/// `elf` crate: ELF64, little endian, x86_64, `ET_EXEC` or `ET_DYN`, no `PT_INTERP`, every
-/// `PT_LOAD` inside the image).
+/// `elf` crate: ELF64, little endian, x86_64, `ET_EXEC` or `ET_DYN`, every `PT_LOAD` and the
+/// `PT_INTERP` path inside the image).
 pub fn parse(image: &[u8]) -> KResult<ElfInfo> {
     let bad = |_| Errno::ENOEXEC;
     let ident =
@@ -63,6 +71,7 @@ pub fn parse(image: &[u8]) -> KResult<ElfInfo> {
     }
     let table = usize::try_from(phoff).map_err(|_| Errno::ENOEXEC)?;
     let mut phdrs = Vec::new();
+    let mut interp = None;
     for i in 0..usize::from(phnum) {
         let mut at = table + i * usize::from(phentsize);
         let h = ProgramHeader::parse_at(LittleEndian, Class::ELF64, &mut at, image).map_err(bad)?;
@@ -75,8 +84,20 @@ pub fn parse(image: &[u8]) -> KResult<ElfInfo> {
             p_memsz: h.p_memsz,
         };
         if p.p_type == PT_INTERP {
-            // Dynamically linked: AdrOS runs static executables only (for now).
-            return Err(Errno::ENOEXEC);
+            // A NUL-terminated absolute path inside the file; a second PT_INTERP is refused.
+            if interp.is_some() || p.p_filesz < 2 || p.p_filesz > INTERP_MAX {
+                return Err(Errno::ENOEXEC);
+            }
+            let end = p.p_offset.checked_add(p.p_filesz).ok_or(Errno::ENOEXEC)?;
+            let raw = image
+                .get(p.p_offset as usize..end as usize)
+                .ok_or(Errno::ENOEXEC)?;
+            let path = raw.strip_suffix(&[0]).ok_or(Errno::ENOEXEC)?;
+            if path.contains(&0) {
+                return Err(Errno::ENOEXEC);
+            }
+            let path = core::str::from_utf8(path).map_err(|_| Errno::ENOEXEC)?;
+            interp = Some(alloc::string::String::from(path));
         }
         if p.p_type == PT_LOAD
             && (p.p_filesz > p.p_memsz
@@ -97,21 +118,28 @@ pub fn parse(image: &[u8]) -> KResult<ElfInfo> {
         phoff,
         phentsize,
         is_pie: ehdr.e_type == ET_DYN,
+        interp,
     })
 }
 
 /// What the loader produced.
 pub struct Loaded {
+    /// The executable's own entry point (`AT_ENTRY`).
     pub entry: u64,
+    /// Where user space starts: the interpreter's entry point, or `entry` without one.
+    pub start: u64,
+    /// Where the interpreter was loaded (`AT_BASE`), or 0.
+    pub interp_base: u64,
     pub phdr_addr: u64,
     pub phnum: u64,
     pub brk: u64,
     pub base: u64,
 }
 
-/// Maps every PT_LOAD segment of `image` into `aspace`.
-pub fn load(aspace: &AddressSpace, image: &[u8], info: &ElfInfo) -> KResult<Loaded> {
-    let base = if info.is_pie { PIE_BASE } else { 0 };
+/// Maps every PT_LOAD segment of `image` into `aspace`, a position-independent image at
+/// `pie_base`.
+pub fn load(aspace: &AddressSpace, image: &[u8], info: &ElfInfo, pie_base: u64) -> KResult<Loaded> {
+    let base = if info.is_pie { pie_base } else { 0 };
     let mut top = 0u64;
     let mut phdr_addr = 0u64;
     for p in info.phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
@@ -161,6 +189,8 @@ pub fn load(aspace: &AddressSpace, image: &[u8], info: &ElfInfo) -> KResult<Load
     }
     Ok(Loaded {
         entry: base + info.entry,
+        start: base + info.entry,
+        interp_base: 0,
         phdr_addr,
         phnum: info.phdrs.len() as u64,
         brk: top,
@@ -235,7 +265,7 @@ pub fn setup_stack(
         (AT_PHENT, 56),
         (AT_PHNUM, ld.phnum),
         (AT_PAGESZ, PAGE),
-        (AT_BASE, 0),
+        (AT_BASE, ld.interp_base),
         (AT_FLAGS, 0),
         (AT_ENTRY, ld.entry),
         (AT_UID, u64::from(uid)),

@@ -20,6 +20,25 @@ pub struct Image {
     pub envp: Vec<Vec<u8>>,
     pub data: Vec<u8>,
     pub info: elf::ElfInfo,
+    /// The program interpreter (`PT_INTERP`) of a dynamically linked image.
+    pub interp: Option<(Vec<u8>, elf::ElfInfo)>,
+}
+
+/// Reads and checks the program interpreter a dynamically linked executable names: a regular,
+/// executable, position-independent ELF file without an interpreter of its own.
+fn load_interp(p: &Process, path: &str) -> KResult<(Vec<u8>, elf::ElfInfo)> {
+    let ctx = p.fs_ctx();
+    let f = crate::fs::open(&ctx, None, path, 0, 0)?;
+    if f.stat()?.mode & 0o170000 != 0o100000 {
+        return Err(Errno::EACCES);
+    }
+    let data = read_all(&f)?;
+    // Linux answers ELIBBAD for an interpreter it cannot load.
+    let info = elf::parse(&data).map_err(|_| Errno::ELIBBAD)?;
+    if info.interp.is_some() || !info.is_pie {
+        return Err(Errno::ELIBBAD);
+    }
+    Ok((data, info))
 }
 
 fn read_all(f: &crate::fs::File) -> KResult<Vec<u8>> {
@@ -94,6 +113,10 @@ impl Image {
                 continue;
             }
             let info = elf::parse(&data)?;
+            let interp = match &info.interp {
+                Some(ip) => Some(load_interp(p, ip)?),
+                None => None,
+            };
             // Relative to a directory descriptor (execveat): name the image by its full
             // path (AT_EXECFN, /proc/PID/exe), as a bare relative name means nothing to
             // the new program, whose cwd may differ.
@@ -108,6 +131,7 @@ impl Image {
                 envp,
                 data,
                 info,
+                interp,
             });
         }
         Err(Errno::ELOOP)
@@ -119,7 +143,12 @@ impl Image {
     /// it any more (after switching CR3).
     pub fn install(self, p: &Arc<Process>) -> KResult<(TrapFrame, Arc<AddressSpace>)> {
         let aspace = Arc::new(AddressSpace::new()?);
-        let ld = elf::load(&aspace, &self.data, &self.info)?;
+        let mut ld = elf::load(&aspace, &self.data, &self.info, elf::PIE_BASE)?;
+        if let Some((data, info)) = &self.interp {
+            let il = elf::load(&aspace, data, info, elf::INTERP_BASE)?;
+            ld.start = il.entry;
+            ld.interp_base = il.base;
+        }
         aspace.set_brk_start(ld.brk.next_multiple_of(crate::mm::uspace::PAGE));
         let creds = {
             // POSIX: execve copies the effective ids into the saved set-user/group-IDs.
@@ -145,7 +174,7 @@ impl Image {
             .iter()
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        Ok((crate::arch::user::user_frame(ld.entry, rsp), old))
+        Ok((crate::arch::user::user_frame(ld.start, rsp), old))
     }
 }
 
