@@ -23,26 +23,34 @@ pub struct Built {
     pub iso: PathBuf,
     /// Whether NetBSD's rump components are linked into `kernel`.
     pub rump_linked: bool,
+    /// The extra files in the initrd (the C test programs, `run --add`).
+    pub extras: Vec<crate::initrd::Extra>,
 }
 
 /// Builds the kernel and the default ISO (`target/adros.iso`).
 pub fn build(args: &BuildArgs) -> Result<Built> {
-    build_with(args, &[])
+    build_with(args, &[], &[])
 }
 
-/// `build`, with extra `HOST:GUEST` files packed into the initrd (`run --add`).
-pub fn build_with(args: &BuildArgs, adds: &[String]) -> Result<Built> {
+/// `build`, with extra `HOST:GUEST` files (`run --add`) and Debian packages with their
+/// dependencies (`run --add-deb`) packed into the initrd.
+pub fn build_with(args: &BuildArgs, adds: &[String], debs: &[String]) -> Result<Built> {
     let mut extras = adds
         .iter()
         .map(|a| crate::initrd::parse_extra(a))
         .collect::<Result<Vec<_>>>()?;
     crate::deps::ensure(true)?;
+    let trees = if debs.is_empty() {
+        Vec::new()
+    } else {
+        vec![crate::debs::stage(debs)?]
+    };
     extras.extend(build_user_tests()?);
     let kernel = build_kernel(args)?;
     let rump_linked = adros_tests::kernel_has_rump(&kernel);
     let symbols = write_symbols(&kernel)?;
     // <target>/initrd.tar.lz4, which every ISO made by `make_iso` carries.
-    crate::initrd::build(&extras)?;
+    crate::initrd::build(&extras, &trees)?;
     let iso = target_dir().join("adros.iso");
     make_iso(&kernel, &symbols, DEFAULT_CMDLINE, &iso)?;
     eprintln!("xtask: built {}", iso.display());
@@ -51,6 +59,7 @@ pub fn build_with(args: &BuildArgs, adds: &[String]) -> Result<Built> {
         symbols,
         iso,
         rump_linked,
+        extras,
     })
 }
 

@@ -9,7 +9,9 @@
 //! 3. `/bin/busybox` (Debian's `busybox-static`) and `/bin/bash` (`bash-static`);
 //! 4. the repository's `initrd/` tree (its `README.md` excepted) with the host's modes;
 //!    hard links inside it stay hard links;
-//! 5. extra `HOST:GUEST` files from [`parse_extra`] (`cargo xtask run --add`).
+//! 5. Debian packages unpacked by [`crate::debs`] (`cargo xtask run --add-deb`), each tree
+//!    walked like the repository's;
+//! 6. extra `HOST:GUEST` files from [`parse_extra`] (`cargo xtask run --add`).
 //!
 //! Every entry is owned by root:root, and `/etc/initrd-manifest` lists `path size` for each
 //! regular file so the kernel's tests can check what was unpacked.
@@ -84,16 +86,23 @@ pub struct Packed {
     pub lz4_bytes: u64,
 }
 
-/// Builds `<target>/initrd.tar.lz4` with `extra` files added. Rewrites the file only when
-/// its contents change, so GRUB staging and ISO caching see a stable mtime.
-pub fn build(extra: &[Extra]) -> Result<Packed> {
-    let nodes = collect(extra)?;
+/// Builds `<target>/initrd.tar.lz4` with `extra` files and the directory `trees` (unpacked
+/// Debian packages) added. Rewrites the file only when its contents change, so GRUB staging
+/// and ISO caching see a stable mtime.
+pub fn build(extra: &[Extra], trees: &[PathBuf]) -> Result<Packed> {
+    build_to(extra, trees, &target_dir().join("initrd.tar.lz4"))
+}
+
+/// [`build`], written to `path`.
+pub fn build_to(extra: &[Extra], trees: &[PathBuf], path: &Path) -> Result<Packed> {
+    let nodes = collect(extra, trees)?;
     let tar = write_tar(&nodes)?;
     let lz4 = compress(&tar)?;
-    let path = target_dir().join("initrd.tar.lz4");
+    let path = path.to_path_buf();
     if std::fs::read(&path).ok().as_deref() != Some(&lz4[..]) {
-        std::fs::create_dir_all(target_dir())
-            .map_err(|e| format!("creating {}: {e}", target_dir().display()))?;
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+        }
         crate::util::write_atomic(&path, &lz4)?;
     }
     let p = Packed {
@@ -113,7 +122,7 @@ pub fn build(extra: &[Extra]) -> Result<Packed> {
 }
 
 /// The guest tree, keyed by archive path (no leading '/'; directories without a trailing '/').
-fn collect(extra: &[Extra]) -> Result<BTreeMap<String, Node>> {
+fn collect(extra: &[Extra], trees: &[PathBuf]) -> Result<BTreeMap<String, Node>> {
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
     for (d, mode) in [
         ("bin", 0o755),
@@ -189,6 +198,9 @@ fn collect(extra: &[Extra]) -> Result<BTreeMap<String, Node>> {
     let tree = root().join("initrd");
     let mut seen: HashMap<(u64, u64), String> = HashMap::new();
     walk(&tree, &tree, &mut nodes, &mut seen)?;
+    for t in trees {
+        walk(t, t, &mut nodes, &mut seen)?;
+    }
 
     for e in extra {
         let mode = std::fs::metadata(&e.host)

@@ -50,6 +50,11 @@ pub struct RunArgs {
     /// HOST_PATH:GUEST_PATH packed into the initrd (repeatable; needs user space).
     #[arg(long)]
     pub add: Vec<String>,
+    /// A Debian package, with everything it depends on, unpacked into the initrd (repeatable;
+    /// fetched with apt-get download, never installed on the host): e.g. `--add-deb coreutils
+    /// --add-deb python3` for dynamically linked programs with their own glibc.
+    #[arg(long, value_name = "PACKAGE")]
+    pub add_deb: Vec<String>,
     /// Run COMMAND with /bin/sh -c in the guest and exit with its status (needs user space).
     #[arg(long)]
     pub exec: Option<String>,
@@ -68,7 +73,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     if !matches!(a.accel.as_str(), "tcg" | "kvm") {
         return Err(format!("--accel {}: use tcg or kvm", a.accel));
     }
-    let built = build::build_with(&a.build, &a.add)?;
+    let built = build::build_with(&a.build, &a.add, &a.add_deb)?;
     let mut cmdline = a.cmdline.clone();
     if let Some(e) = &a.exec {
         // The command travels hex-encoded (any bytes survive GRUB and the kernel's word
@@ -79,7 +84,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
             .unwrap_or_else(|| build::DEFAULT_CMDLINE.to_string());
         cmdline = Some(format!("{base} loglevel=3 adros.exec={hex}"));
     }
-    if cmdline.is_none() && !a.add.is_empty() {
+    if cmdline.is_none() && !(a.add.is_empty() && a.add_deb.is_empty()) {
         cmdline = Some(build::DEFAULT_CMDLINE.to_string());
     }
     let iso = match &cmdline {

@@ -410,7 +410,7 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
         crate::initrd::parse_extra(&format!("{}:/bench/adros-bench", prog.display()))?,
         crate::initrd::parse_extra(&format!("{}:/bench/run.sh", script_path.display()))?,
     ];
-    crate::initrd::build(&extras)?;
+    crate::initrd::build(&extras, &[])?;
     let hex: String = COMMAND.bytes().map(|b| format!("{b:02x}")).collect();
     let iso = out_dir.join("adros-bench.iso");
     build::make_iso(
