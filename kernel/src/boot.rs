@@ -158,6 +158,7 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     crate::block::init();
     crate::fs::set_interrupt_check(crate::proc::signal::pending_for_current);
     crate::procfs::init();
+    crate::sysfs::init();
     crate::tty::init();
     start_other_cpus(cmd);
     print_banner(info);

@@ -58,6 +58,8 @@ pub mod sound;
 #[cfg(target_os = "none")]
 pub mod syscall;
 #[cfg(target_os = "none")]
+pub mod sysfs;
+#[cfg(target_os = "none")]
 pub mod tty;
 #[cfg(target_os = "none")]
 pub mod usb;

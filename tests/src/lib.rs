@@ -83,6 +83,18 @@ pub fn test_dir() -> PathBuf {
         .unwrap_or_else(|| target_dir().join("test-logs"))
 }
 
+/// The initrd with Debian's dynamically linked packages (`coreutils`, `python3`, `stress-ng`
+/// and their libraries) that `cargo xtask test` builds beside the default one, or why there
+/// is none (the Debian archive unreachable, no apt) — the caller skips then.
+pub fn debs_initrd() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("ADROS_DEBS_INITRD") {
+        return Ok(PathBuf::from(p));
+    }
+    Err(std::env::var("ADROS_DEBS_SKIP").unwrap_or_else(|_| {
+        "ADROS_DEBS_INITRD is not set: run the tests with `cargo xtask test`".into()
+    }))
+}
+
 /// The ISO with the default command line.
 pub fn default_iso() -> PathBuf {
     let iso = std::env::var_os("ADROS_ISO")
@@ -108,7 +120,12 @@ static UNIQUE: AtomicU64 = AtomicU64::new(0);
 /// the default ISO's GRUB staging directory whose `multiboot2` line gets the new command
 /// line, packed with `grub-mkrescue`. Cached by command line for the run.
 pub fn iso_with_cmdline(cmdline: &str) -> Result<PathBuf, String> {
-    if cmdline == DEFAULT_CMDLINE && std::env::var_os("ADROS_ISO").is_some() {
+    iso_with(cmdline, None)
+}
+
+/// [`iso_with_cmdline`], with `initrd` (if given) in place of the default ISO's initrd.
+pub fn iso_with(cmdline: &str, initrd: Option<&Path>) -> Result<PathBuf, String> {
+    if cmdline == DEFAULT_CMDLINE && initrd.is_none() && std::env::var_os("ADROS_ISO").is_some() {
         return Ok(default_iso());
     }
     if cmdline.contains('\n') || cmdline.contains('}') {
@@ -116,9 +133,14 @@ pub fn iso_with_cmdline(cmdline: &str) -> Result<PathBuf, String> {
     }
     let mut h = DefaultHasher::new();
     cmdline.hash(&mut h);
+    initrd.hash(&mut h);
     // A rebuilt kernel or initrd must not be served from an ISO cached by an earlier build.
-    for f in ["boot/adros-kernel", "boot/initrd.tar.lz4"] {
-        if let Ok(m) = std::fs::metadata(stage_dir().join(f)) {
+    let initrd_now = initrd.map_or_else(
+        || stage_dir().join("boot/initrd.tar.lz4"),
+        Path::to_path_buf,
+    );
+    for f in [stage_dir().join("boot/adros-kernel"), initrd_now] {
+        if let Ok(m) = std::fs::metadata(f) {
             m.len().hash(&mut h);
             m.modified().ok().hash(&mut h);
         }
@@ -160,6 +182,10 @@ pub fn iso_with_cmdline(cmdline: &str) -> Result<PathBuf, String> {
     let tmp_stage = dir.join(format!("stage-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp_stage);
     copy_dir(&stage, &tmp_stage)?;
+    if let Some(i) = initrd {
+        std::fs::copy(i, tmp_stage.join("boot/initrd.tar.lz4"))
+            .map_err(|e| format!("copying {}: {e}", i.display()))?;
+    }
     std::fs::write(tmp_stage.join("boot/grub/grub.cfg"), new_cfg)
         .map_err(|e| format!("writing grub.cfg: {e}"))?;
     let tmp_iso = dir.join(format!("tmp-{}-{n}.iso", std::process::id()));
@@ -215,6 +241,7 @@ pub struct Boot {
     timeout: Duration,
     until_banner: bool,
     input: Vec<InputStep>,
+    initrd: Option<PathBuf>,
 }
 
 impl Boot {
@@ -227,6 +254,7 @@ impl Boot {
             timeout: DEFAULT_TIMEOUT,
             until_banner: false,
             input: Vec::new(),
+            initrd: None,
         }
     }
     /// Words appended to the default command line.
@@ -267,6 +295,11 @@ impl Boot {
         self.machine.audio = Some(backend.to_string());
         self
     }
+    /// Boots with this initrd instead of the default one (e.g. [`debs_initrd`]).
+    pub fn initrd(mut self, path: PathBuf) -> Self {
+        self.initrd = Some(path);
+        self
+    }
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
         self
@@ -290,7 +323,7 @@ impl Boot {
 
     /// Boots and returns the transcript. Panics (failing the test) only if QEMU cannot run.
     pub fn run(mut self) -> Transcript {
-        self.machine.iso = iso_with_cmdline(&self.cmdline)
+        self.machine.iso = iso_with(&self.cmdline, self.initrd.as_deref())
             .unwrap_or_else(|e| panic!("{}: cannot make the ISO: {e}", self.name));
         let stop: &dyn Fn(&str) -> bool = &|s: &str| banner::complete(s);
         let out = qemu::run_headless_with_input(

@@ -50,7 +50,7 @@ fn run(prog: &str, area: &str, min: usize) -> usize {
 
 #[test]
 fn csuite_files() {
-    run("t_files", "files", 172);
+    run("t_files", "files", 181);
 }
 
 #[test]

@@ -499,6 +499,19 @@ int main(int argc, char **argv) {
     CHECK("trailing_slash_on_file", open(D "/st/", O_RDONLY) == -1 && errno == ENOTDIR);
     CHECK("dot_dot_at_root", stat("/..", &st) == 0 && stat("/", &st2) == 0 && st.st_ino == st2.st_ino);
 
+    /* extended attributes: none stored, answered as Linux does for a file without any */
+    put(D "/xa", "x");
+    char xv[64];
+    CHECK_ERR("getxattr_none_enodata", syscall(SYS_getxattr, D "/xa", "user.k", xv, sizeof xv), ENODATA);
+    CHECK_ERR("lgetxattr_selinux_enodata", syscall(SYS_lgetxattr, D "/xa", "security.selinux", xv, sizeof xv), ENODATA);
+    CHECK("listxattr_empty", syscall(SYS_listxattr, D "/xa", xv, sizeof xv) == 0);
+    CHECK_ERR("getxattr_missing_file", syscall(SYS_getxattr, D "/nope", "user.k", xv, sizeof xv), ENOENT);
+    CHECK_ERR("fgetxattr_bad_fd", syscall(SYS_fgetxattr, -1, "user.k", xv, sizeof xv), EBADF);
+    CHECK_ERR("getxattr_empty_name", syscall(SYS_getxattr, D "/xa", "", xv, sizeof xv), ERANGE);
+    CHECK_ERR("getxattr_unknown_namespace", syscall(SYS_getxattr, D "/xa", "bogus.k", xv, sizeof xv), EOPNOTSUPP);
+    CHECK_ERR("setxattr_bad_flags", syscall(SYS_setxattr, D "/xa", "user.k", "v", 1, 4), EINVAL);
+    CHECK_ERR("getxattr_wild_name", syscall(SYS_getxattr, D "/xa", (char *)8, xv, sizeof xv), EFAULT);
+
     if (system("rm -rf " D) != 0) { /* best effort */ }
     return check_done();
 }

@@ -153,7 +153,9 @@ pub fn closure(pkgs: &[String]) -> Result<Vec<String>> {
                 if alts.iter().any(|a| have.contains(a) || todo.contains(a)) {
                     continue;
                 }
-                if let Some(first) = alts.into_iter().find(|a| !INSTALL_ONLY.contains(&a.as_str()))
+                if let Some(first) = alts
+                    .into_iter()
+                    .find(|a| !INSTALL_ONLY.contains(&a.as_str()))
                 {
                     todo.push(first);
                 }
@@ -274,7 +276,8 @@ pub fn stage(pkgs: &[String]) -> Result<PathBuf> {
     }
     prune(&root)?;
     pb.finish_and_clear();
-    std::fs::write(&done, all.join("\n")).map_err(|e| format!("writing {}: {e}", done.display()))?;
+    std::fs::write(&done, all.join("\n"))
+        .map_err(|e| format!("writing {}: {e}", done.display()))?;
     eprintln!(
         "xtask: {} Debian packages for {} unpacked in {}",
         all.len(),
@@ -287,7 +290,13 @@ pub fn stage(pkgs: &[String]) -> Result<PathBuf> {
 /// Drops documentation, manual pages and translations: nothing runs them, and they would
 /// double the initrd.
 fn prune(root: &Path) -> Result<()> {
-    for d in ["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian"] {
+    for d in [
+        "usr/share/doc",
+        "usr/share/man",
+        "usr/share/info",
+        "usr/share/locale",
+        "usr/share/lintian",
+    ] {
         let p = root.join(d);
         if p.exists() {
             std::fs::remove_dir_all(&p).map_err(|e| format!("removing {}: {e}", p.display()))?;

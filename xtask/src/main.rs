@@ -40,7 +40,7 @@ enum Cmd {
     /// the rump components): what `cargo xtask test` runs first.
     Lint(lint::LintArgs),
     /// Boot AdrOS in QEMU.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Everything CI runs: host tests, in-kernel tests, QEMU integration tests.
     Test(test::TestArgs),
     /// AdrOS beside a Linux guest on the same QEMU: `cargo xtask bench [syscall boot fs smp]`;
@@ -60,7 +60,7 @@ fn main() {
     let result = match cli.cmd {
         Cmd::Deps { check } => deps::command(!check).map(|_| 0),
         Cmd::Build(a) => build::build(&a).map(|_| 0),
-        Cmd::Run(a) => run::run(a),
+        Cmd::Run(a) => run::run(*a),
         Cmd::Lint(a) => lint::lint(a),
         Cmd::Test(a) => test::test(a),
         Cmd::Bench(a) => bench::bench(a),

@@ -774,6 +774,29 @@ fn kernel_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
 // ---------------------------------------------------------------------------------------
 // QEMU level
 
+/// The Debian packages of the dynamic-linking tests (s17), with their dependencies.
+pub const TEST_DEBS: &[&str] = &["coreutils", "python3", "stress-ng"];
+
+/// Builds `<target>/initrd-debs.tar.lz4` — the default initrd plus [`TEST_DEBS`] — for the
+/// tests that run Debian's dynamically linked programs: `ADROS_DEBS_INITRD`, or
+/// `ADROS_DEBS_SKIP` with the reason it cannot be had (those tests then count as skipped).
+fn debs_initrd(built: &build::Built) -> (String, String) {
+    let pkgs: Vec<String> = TEST_DEBS.iter().map(|s| s.to_string()).collect();
+    let path = crate::util::target_dir().join("initrd-debs.tar.lz4");
+    match crate::debs::stage(&pkgs)
+        .and_then(|tree| crate::initrd::build_to(&built.extras, &[tree], &path))
+    {
+        Ok(_) => ("ADROS_DEBS_INITRD".into(), path.display().to_string()),
+        Err(e) => {
+            eprintln!("  Debian packages for the dynamic-linking tests: unavailable: {e}");
+            (
+                "ADROS_DEBS_SKIP".into(),
+                format!("Debian packages unavailable: {e}"),
+            )
+        }
+    }
+}
+
 fn qemu_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
     let stage = built.iso.with_extension("d");
     let env: Vec<(String, String)> = vec![
@@ -785,6 +808,7 @@ fn qemu_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
             if built.rump_linked { "1" } else { "0" }.into(),
         ),
         ("ADROS_TEST_DIR".into(), logs.display().to_string()),
+        debs_initrd(built),
         // A failing QEMU test's message carries the serial tail; the host backtrace of the
         // assertion adds nothing.
         ("RUST_BACKTRACE".into(), "0".into()),

@@ -514,12 +514,15 @@ fn getsid(c: &mut Call<'_>) -> KResult<u64> {
     Ok(u64::from(p.sid.load(Ordering::Relaxed)))
 }
 
+/// The kernel release `uname` reports (a Linux 6.1 ABI; glibc checks the major version).
+pub const UNAME_RELEASE: &str = "6.1.0-adros";
+
 fn uname(c: &mut Call<'_>) -> KResult<u64> {
     let mut u = Utsname::new_zeroed();
     let host = crate::syscall::misc::hostname();
     set_cstr(&mut u.sysname, b"Linux");
     set_cstr(&mut u.nodename, host.as_bytes());
-    set_cstr(&mut u.release, b"6.1.0-adros");
+    set_cstr(&mut u.release, UNAME_RELEASE.as_bytes());
     set_cstr(&mut u.version, b"#1 SMP AdrOS 0.1.0");
     set_cstr(&mut u.machine, b"x86_64");
     set_cstr(&mut u.domainname, b"(none)");

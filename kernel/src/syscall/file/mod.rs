@@ -20,9 +20,11 @@ use zerocopy::IntoBytes;
 
 mod path;
 mod poll;
+mod xattr;
 
 use path::*;
 use poll::*;
+use xattr::*;
 
 const AT_FDCWD: i32 = -100;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
@@ -137,6 +139,18 @@ pub fn register(t: &mut Table) {
     t.add(162, "sync", sync);
     t.add(165, "mount", mount);
     t.add(166, "umount2", umount2);
+    t.add(188, "setxattr", setxattr);
+    t.add(189, "lsetxattr", lsetxattr);
+    t.add(190, "fsetxattr", fsetxattr);
+    t.add(191, "getxattr", getxattr);
+    t.add(192, "lgetxattr", lgetxattr);
+    t.add(193, "fgetxattr", fgetxattr);
+    t.add(194, "listxattr", listxattr);
+    t.add(195, "llistxattr", llistxattr);
+    t.add(196, "flistxattr", flistxattr);
+    t.add(197, "removexattr", removexattr);
+    t.add(198, "lremovexattr", lremovexattr);
+    t.add(199, "fremovexattr", fremovexattr);
     t.add(217, "getdents64", getdents64);
     t.add(257, "openat", openat);
     t.add(258, "mkdirat", mkdirat);
