@@ -15,11 +15,12 @@ use crate::fs::consts::*;
 use crate::fs::node::{DirEntry, FileSystem, Inode, InodeRef, SetAttr, Stat, StatFs, Timespec};
 use crate::fs::sync::SleepLock;
 
-const GLOBAL: [&str; 13] = [
+const GLOBAL: [&str; 14] = [
     "boottimes",
     "cmdline",
     "cpuinfo",
     "drivers",
+    "execcache",
     "filesystems",
     "loadavg",
     "meminfo",
@@ -484,6 +485,14 @@ fn global(name: &str) -> KResult<String> {
             }
         }
         "profile" => s.push_str(&crate::profile::report(60)),
+        "execcache" => {
+            // The executable image cache (`proc::imgcache`).
+            let (images, pages, hits, misses) = crate::proc::imgcache::stats();
+            let _ = write!(
+                s,
+                "images {images}\npages {pages}\nhits {hits}\nmisses {misses}\n"
+            );
+        }
         "boottimes" => {
             // Milestones in ms of uptime (the clock starts at calibration, a few ms into boot).
             let ms = |ns: u64| {

@@ -48,6 +48,32 @@ fn pipes_fork_exec_and_files() {
     assert_eq!(lines, ["2", "many-applets", "Linux"], "output was {out:?}");
 }
 
+/// The executable image cache (`kernel/src/proc/imgcache.rs`) serves a program's pages to
+/// every exec after the first, and must never serve an old version: a file rewritten in place
+/// (same inode), replaced under its name, or with its time set back runs as it is now; a
+/// process writing into its (copy-on-write) data pages does not change what the next one sees.
+#[test]
+fn exec_image_cache_runs_what_the_file_holds_now() {
+    let (out, st) = exec(
+        "s04_userland-exec_image_cache",
+        concat!(
+            "cp /bin/bash /tmp/echo && /tmp/echo -c 'echo first-bash'; ",
+            "cat /bin/busybox > /tmp/echo; /tmp/echo busybox-in-place; ",
+            "cat /bin/bash > /tmp/echo; touch -d '2020-01-01 00:00:00' /tmp/echo; /tmp/echo -c 'echo bash-again'; ",
+            "rm /tmp/echo; cp /bin/busybox /tmp/echo; /tmp/echo busybox-by-new-inode; ",
+            "for i in 1 2 3; do v=$(/tmp/echo run$i); echo $v; done; ",
+            "grep -q '^hits [1-9]' /proc/execcache && echo cache-used"
+        ),
+        2,
+    );
+    assert_eq!(
+        out.trim(),
+        "first-bash\nbusybox-in-place\nbash-again\nbusybox-by-new-inode\nrun1\nrun2\nrun3\ncache-used",
+        "output was {out:?}"
+    );
+    assert_eq!(st, 0);
+}
+
 #[test]
 fn bash_runs_a_script() {
     let (out, st) = exec(

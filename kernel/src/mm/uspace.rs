@@ -59,6 +59,32 @@ impl Vma {
     }
 }
 
+/// The pages of a loaded executable image kept for reuse (`proc::imgcache`): its VMAs and
+/// its present frames, each frame with one owner held by this value (released on drop).
+pub struct ImagePages {
+    vmas: Vec<Vma>,
+    /// (virtual address, frame, PTE flags of the VMA).
+    pages: Vec<(u64, u64, F)>,
+}
+
+impl ImagePages {
+    /// Frames held.
+    pub fn len(&self) -> usize {
+        self.pages.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+}
+
+impl Drop for ImagePages {
+    fn drop(&mut self) {
+        for &(_, f, _) in &self.pages {
+            release(f);
+        }
+    }
+}
+
 struct Inner {
     vmas: BTreeMap<u64, Vma>,
     brk_start: u64,
@@ -631,6 +657,58 @@ impl AddressSpace {
             .ok_or(Errno::EFAULT)?
             .addr()
             .as_u64())
+    }
+
+    /// Takes every VMA and present page out of this (scratch) address space, which the
+    /// caller then drops: the frames' ownership moves to the returned value.
+    pub fn take_image(&self) -> KResult<ImagePages> {
+        let mut g = self.inner.lock();
+        let vmas: Vec<Vma> = g.vmas.values().cloned().collect();
+        let mut pages = Vec::new();
+        for v in &vmas {
+            let flags = v.pte_flags();
+            let mut va = v.start;
+            while va < v.end {
+                if let Ok(Some(e)) = pte(self.pml4, va, false)
+                    && !e.is_unused()
+                {
+                    pages.push((va, e.addr().as_u64(), flags));
+                    e.set_unused();
+                }
+                va += PAGE;
+            }
+        }
+        g.vmas.clear();
+        Ok(ImagePages { vmas, pages })
+    }
+
+    /// Maps a cached image: its VMAs, and its frames shared copy-on-write (read-only in the
+    /// page tables whatever the VMA allows, as after `fork`), each gaining an owner. The
+    /// range must be unmapped (a fresh address space being built by `execve`).
+    pub fn map_image(&self, img: &ImagePages) -> KResult<()> {
+        let mut g = self.inner.lock();
+        if img.vmas.iter().any(|n| {
+            g.vmas
+                .range(..n.end)
+                .next_back()
+                .is_some_and(|(_, v)| v.end > n.start)
+        }) {
+            return Err(Errno::EEXIST);
+        }
+        for &(va, frame, flags) in &img.pages {
+            let e = pte(self.pml4, va, true)?.ok_or(Errno::ENOMEM)?;
+            share(frame);
+            let fl = if flags.contains(F::PRESENT) {
+                (flags - F::WRITABLE) | COW
+            } else {
+                flags | COW
+            };
+            e.set_addr(x86_64::PhysAddr::new(frame), fl);
+        }
+        for v in &img.vmas {
+            g.vmas.insert(v.start, v.clone());
+        }
+        Ok(())
     }
 
     /// A copy-on-write duplicate (fork).

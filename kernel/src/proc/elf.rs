@@ -36,7 +36,7 @@ pub struct Phdr {
     pub p_memsz: u64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ElfInfo {
     pub entry: u64,
     pub phdrs: Vec<Phdr>,
@@ -123,6 +123,7 @@ pub fn parse(image: &[u8]) -> KResult<ElfInfo> {
 }
 
 /// What the loader produced.
+#[derive(Clone, Debug)]
 pub struct Loaded {
     /// The executable's own entry point (`AT_ENTRY`).
     pub entry: u64,

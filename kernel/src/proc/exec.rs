@@ -6,7 +6,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use super::{Process, elf};
+use super::{Process, elf, imgcache};
 use crate::arch::idt::TrapFrame;
 use crate::errno::{Errno, KResult};
 use crate::mm::uspace::AddressSpace;
@@ -18,19 +18,66 @@ pub struct Image {
     pub path: String,
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
-    pub data: Vec<u8>,
-    pub info: elf::ElfInfo,
+    pub main: Elf,
     /// The program interpreter (`PT_INTERP`) of a dynamically linked image.
-    pub interp: Option<(Vec<u8>, elf::ElfInfo)>,
+    pub interp: Option<Elf>,
+}
+
+/// An ELF file ready to be mapped: its pages from the image cache, or its bytes (and the
+/// cache key to keep its pages under, where the cache applies).
+pub enum Elf {
+    Cached(Arc<imgcache::Cached>),
+    Bytes {
+        data: Vec<u8>,
+        info: elf::ElfInfo,
+        key: Option<imgcache::Key>,
+        base: u64,
+    },
+}
+
+impl Elf {
+    pub fn info(&self) -> &elf::ElfInfo {
+        match self {
+            Elf::Cached(c) => &c.info,
+            Elf::Bytes { info, .. } => info,
+        }
+    }
+
+    /// Maps the file into `aspace` (through the cache where it applies).
+    fn install(&self, aspace: &AddressSpace) -> KResult<elf::Loaded> {
+        match self {
+            Elf::Cached(c) => c.install(aspace),
+            Elf::Bytes {
+                data,
+                info,
+                key: Some(key),
+                ..
+            } => imgcache::build(*key, data, info.clone())?.install(aspace),
+            Elf::Bytes {
+                data, info, base, ..
+            } => elf::load(aspace, data, info, *base),
+        }
+    }
+}
+
+/// The cache key of the open file `f` with `st`, loaded at `base`.
+fn cache_key(f: &crate::fs::File, st: &crate::fs::node::Stat, base: u64) -> Option<imgcache::Key> {
+    let fs = f.inode()?.fs();
+    imgcache::Key::of(fs.name(), st, base)
 }
 
 /// Reads and checks the program interpreter a dynamically linked executable names: a regular,
 /// executable, position-independent ELF file without an interpreter of its own.
-fn load_interp(p: &Process, path: &str) -> KResult<(Vec<u8>, elf::ElfInfo)> {
+fn load_interp(p: &Process, path: &str) -> KResult<Elf> {
     let ctx = p.fs_ctx();
     let f = crate::fs::open(&ctx, None, path, 0, 0)?;
-    if f.stat()?.mode & 0o170000 != 0o100000 {
+    let st = f.stat()?;
+    if st.mode & 0o170000 != 0o100000 {
         return Err(Errno::EACCES);
+    }
+    let key = cache_key(&f, &st, elf::INTERP_BASE);
+    if let Some(c) = key.as_ref().and_then(imgcache::lookup) {
+        return Ok(Elf::Cached(c));
     }
     let data = read_all(&f)?;
     // Linux answers ELIBBAD for an interpreter it cannot load.
@@ -38,7 +85,12 @@ fn load_interp(p: &Process, path: &str) -> KResult<(Vec<u8>, elf::ElfInfo)> {
     if info.interp.is_some() || !info.is_pie {
         return Err(Errno::ELIBBAD);
     }
-    Ok((data, info))
+    Ok(Elf::Bytes {
+        data,
+        info,
+        key,
+        base: elf::INTERP_BASE,
+    })
 }
 
 fn read_all(f: &crate::fs::File) -> KResult<Vec<u8>> {
@@ -83,6 +135,26 @@ impl Image {
             }
             if crate::fs::access(&ctx, base.as_ref(), &path, 1, true).is_err() {
                 return Err(Errno::EACCES);
+            }
+            // An ELF file executed before (and unchanged since): its pages are cached.
+            let key = cache_key(&f, &st, elf::PIE_BASE);
+            if let Some(c) = key.as_ref().and_then(imgcache::lookup) {
+                let interp = match &c.info.interp {
+                    Some(ip) => Some(load_interp(p, ip)?),
+                    None => None,
+                };
+                let path = if base.is_some() && !path.starts_with('/') {
+                    f.path()
+                } else {
+                    path
+                };
+                return Ok(Image {
+                    path,
+                    argv,
+                    envp,
+                    main: Elf::Cached(c),
+                    interp,
+                });
             }
             let data = read_all(&f)?;
             if data.starts_with(b"#!") {
@@ -129,8 +201,12 @@ impl Image {
                 path,
                 argv,
                 envp,
-                data,
-                info,
+                main: Elf::Bytes {
+                    data,
+                    info,
+                    key,
+                    base: elf::PIE_BASE,
+                },
                 interp,
             });
         }
@@ -143,9 +219,9 @@ impl Image {
     /// it any more (after switching CR3).
     pub fn install(self, p: &Arc<Process>) -> KResult<(TrapFrame, Arc<AddressSpace>)> {
         let aspace = Arc::new(AddressSpace::new()?);
-        let mut ld = elf::load(&aspace, &self.data, &self.info, elf::PIE_BASE)?;
-        if let Some((data, info)) = &self.interp {
-            let il = elf::load(&aspace, data, info, elf::INTERP_BASE)?;
+        let mut ld = self.main.install(&aspace)?;
+        if let Some(i) = &self.interp {
+            let il = i.install(&aspace)?;
             ld.start = il.entry;
             ld.interp_base = il.base;
         }

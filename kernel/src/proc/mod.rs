@@ -7,6 +7,7 @@
 pub mod elf;
 pub mod exec;
 pub mod fd;
+pub mod imgcache;
 pub mod signal;
 
 use alloc::collections::BTreeMap;
