@@ -6,6 +6,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use x86_64::structures::paging::{PageTable, PageTableFlags as F};
 
@@ -97,9 +98,6 @@ pub struct AddressSpace {
     inner: IrqSpinLock<Inner>,
 }
 
-/// Owners of frames shared copy-on-write (absent = one owner).
-static SHARED: IrqSpinLock<BTreeMap<u64, u32>> = IrqSpinLock::new(BTreeMap::new());
-
 fn table(pa: u64) -> &'static mut PageTable {
     // SAFETY: `pa` is a page-table frame owned by an address space whose lock the caller
     // holds (or which is being built/torn down by its only owner); reached via the linear map.
@@ -139,34 +137,50 @@ fn pte(
     Ok(Some(&mut t[idx[3] as usize]))
 }
 
+/// Extra owners of every frame (0 = one owner), indexed by frame number: frames shared
+/// copy-on-write by `fork` and by the executable image cache. One atomic counter per frame
+/// (4 bytes per 4 KiB, allocated on first use) rather than a map under one lock: `fork` and
+/// `execve` share and release hundreds of frames each.
+static REFS: spin::Once<(u64, usize)> = spin::Once::new();
+
+fn refcount(frame: u64) -> Option<&'static AtomicU32> {
+    let &(pa, n) = REFS.call_once(|| {
+        let (_, total) = phys::stats();
+        let pages = (total * 4).div_ceil(PAGE as usize);
+        let pa = phys::alloc_contig(pages, PAGE, u64::MAX)
+            .expect("memory for the frame reference counts");
+        (pa, total)
+    });
+    // SAFETY: `n` zero-initialised AtomicU32s live in frames allocated for them above and
+    // never freed, reached through the linear map.
+    let all = unsafe { core::slice::from_raw_parts(phys_to_virt(pa) as *const AtomicU32, n) };
+    all.get((frame / PAGE) as usize)
+}
+
 fn share(frame: u64) {
-    let mut s = SHARED.lock();
-    *s.entry(frame).or_insert(1) += 1;
+    match refcount(frame) {
+        Some(r) => {
+            r.fetch_add(1, Ordering::AcqRel);
+        }
+        None => log::error!("uspace: frame {frame:#x} outside the frame allocator"),
+    }
 }
 
 /// Drops one owner of `frame`; frees it when none remain.
 fn release(frame: u64) {
-    let last = {
-        let mut s = SHARED.lock();
-        match s.get_mut(&frame) {
-            Some(n) if *n > 2 => {
-                *n -= 1;
-                false
-            }
-            Some(_) => {
-                s.remove(&frame);
-                false
-            }
-            None => true,
-        }
+    let Some(r) = refcount(frame) else {
+        return;
     };
-    if last {
+    // Only an owner shares a frame, so once the count is 0 the caller is the last one.
+    if r.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1))
+        .is_err()
+    {
         phys::free_frame(frame);
     }
 }
 
 fn owners(frame: u64) -> u32 {
-    SHARED.lock().get(&frame).copied().unwrap_or(1)
+    refcount(frame).map_or(1, |r| r.load(Ordering::Acquire) + 1)
 }
 
 fn flush(va: u64) {
