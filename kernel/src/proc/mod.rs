@@ -167,6 +167,9 @@ pub struct Process {
     pub vfork_released: AtomicBool,
     /// Stopped / continued (job control).
     pub job: IrqSpinLock<JobCtl>,
+    /// `job.stopped`, readable without the lock (written with it held): the return to user
+    /// mode checks it on every system call.
+    pub stopped: AtomicBool,
     /// Bumped by every SIGCONT: a stop signal dequeued before a SIGCONT does not stop.
     pub cont_gen: AtomicU64,
     /// Threads of a stopped process park here.
@@ -231,6 +234,11 @@ pub fn current_process() -> Option<Arc<Process>> {
     current_task().map(|t| t.process.clone())
 }
 
+/// Runs `f` on the calling thread's task (if it has one) without taking references.
+pub fn with_current_task<R>(f: impl FnOnce(Option<&Arc<Task>>) -> R) -> R {
+    sched::thread::with_current(|th| f(th.task.get()))
+}
+
 impl Process {
     fn new(pid: u32, ppid: u32, aspace: Arc<AddressSpace>, name: &str) -> Arc<Process> {
         let p = Arc::new(Process {
@@ -259,6 +267,7 @@ impl Process {
             vfork_done: WaitQueue::new(),
             vfork_released: AtomicBool::new(false),
             job: IrqSpinLock::new(JobCtl::default()),
+            stopped: AtomicBool::new(false),
             cont_gen: AtomicU64::new(0),
             stop_wq: WaitQueue::new(),
         });
@@ -776,9 +785,14 @@ pub fn user_exception(frame: &mut TrapFrame) {
 /// pending signals; a system call that asked to be restarted (ERESTARTSYS) and ran no
 /// handler is restarted.
 pub fn return_to_user_hook(frame: &mut TrapFrame) {
-    let Some(t) = sched::current().task.get().cloned() else {
-        return;
-    };
+    with_current_task(|t| {
+        if let Some(t) = t {
+            return_to_user(t, frame);
+        }
+    })
+}
+
+fn return_to_user(t: &Arc<Task>, frame: &mut TrapFrame) {
     if t.set_child_tid.load(Ordering::Relaxed) != 0 {
         let a = t.set_child_tid.swap(0, Ordering::Relaxed);
         let _ = crate::arch::uaccess::write_val(a, &t.tid);
@@ -790,10 +804,9 @@ pub fn return_to_user_hook(frame: &mut TrapFrame) {
                 .exit
                 .lock()
                 .unwrap_or(ExitStatus::Signaled(signal::SIGKILL as u8));
-            drop(t);
             exit_thread(st);
         }
-        if t.process.job.lock().stopped {
+        if t.process.stopped.load(Ordering::Acquire) && t.process.job.lock().stopped {
             let p = t.process.clone();
             p.stop_wq.wait_until(
                 || !p.job.lock().stopped || t.killed.load(Ordering::Acquire),
@@ -801,7 +814,7 @@ pub fn return_to_user_hook(frame: &mut TrapFrame) {
             );
             continue;
         }
-        match signal::deliver(&t, frame) {
+        match signal::deliver(t, frame) {
             signal::Delivered::Nothing | signal::Delivered::Handler => break,
             signal::Delivered::Ignored | signal::Delivered::Stopped => {}
         }

@@ -299,6 +299,7 @@ fn prepare(p: &Arc<Process>, sig: u32) {
             let was = j.stopped;
             if was {
                 j.stopped = false;
+                p.stopped.store(false, Ordering::Release);
                 j.report_stop = false;
                 j.report_cont = true;
             }
@@ -517,6 +518,13 @@ pub enum Delivered {
 
 /// Delivers one pending, unblocked signal (if any) by rewriting `frame`.
 pub fn deliver(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
+    {
+        // The common case, under one lock: nothing to deliver, no sigsuspend mask to restore.
+        let s = t.sig.lock();
+        if s.pending & !s.mask == 0 && s.restore_mask.is_none() {
+            return Delivered::Nothing;
+        }
+    }
     let d = deliver_one(t, frame);
     // rt_sigsuspend's temporary mask ends once the wait is over, handler or not.
     let mut s = t.sig.lock();
@@ -540,6 +548,7 @@ fn stop_process(t: &Arc<Task>, sig: u32, cont_gen: u64) -> Delivered {
             return Delivered::Ignored;
         }
         j.stopped = true;
+        p.stopped.store(true, Ordering::Release);
         j.stop_sig = sig;
         j.report_stop = true;
         j.report_cont = false;

@@ -90,6 +90,19 @@ impl CpuSched {
         }
     }
 
+    /// The running thread, not counted as a reference; the caller has interrupts off (see
+    /// `thread::with_current`).
+    pub fn current_ptr(&self) -> *const thread::Thread {
+        // SAFETY: as in `current`: only this CPU writes `current`, with interrupts disabled,
+        // and the caller runs on this CPU with interrupts disabled.
+        unsafe {
+            (*self.current.get())
+                .as_ref()
+                .map(Arc::as_ptr)
+                .expect("scheduler not started on this CPU")
+        }
+    }
+
     /// True while this CPU runs its idle thread (racy by nature; for placement hints).
     pub fn is_idle(&self) -> bool {
         self.running_idle.load(Ordering::Relaxed)

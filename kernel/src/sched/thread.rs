@@ -317,6 +317,20 @@ pub fn current() -> ThreadRef {
     percpu::current().sched.current()
 }
 
+/// Runs `f` on the calling thread without taking a reference to it — no reference-count
+/// traffic on hot paths (every system call's return to user mode, `getpid`). Sound because a
+/// thread's `Thread` outlives its running: the CPU running it holds it in `current`, and a
+/// thread that blocks or migrates inside `f` is held by whoever will run it again.
+pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
+    let ptr = {
+        let _irq = super::IrqOff::new();
+        percpu::current().sched.current_ptr()
+    };
+    // SAFETY: `ptr` is the calling thread (read with interrupts off, so on the CPU whose
+    // `current` it is), alive for as long as this code runs (see above).
+    f(unsafe { &*ptr })
+}
+
 pub struct JoinHandle {
     thread: ThreadRef,
 }

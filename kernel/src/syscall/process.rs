@@ -58,10 +58,10 @@ pub fn register(t: &mut Table) {
 }
 
 fn getpid(_c: &mut Call<'_>) -> KResult<u64> {
-    Ok(u64::from(current_process().ok_or(Errno::ESRCH)?.pid))
+    proc::with_current_task(|t| t.map(|t| u64::from(t.process.pid)).ok_or(Errno::ESRCH))
 }
 fn gettid(_c: &mut Call<'_>) -> KResult<u64> {
-    Ok(u64::from(current_task().ok_or(Errno::ESRCH)?.tid))
+    proc::with_current_task(|t| t.map(|t| u64::from(t.tid)).ok_or(Errno::ESRCH))
 }
 fn getppid(_c: &mut Call<'_>) -> KResult<u64> {
     Ok(u64::from(
