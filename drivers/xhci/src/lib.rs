@@ -65,6 +65,8 @@ impl From<HalError> for InitError {
 const COMMAND_TIMEOUT_NS: u64 = 2_000_000_000;
 /// A bulk transfer (a whole run of a stick's blocks) may take this long.
 const BULK_TIMEOUT_NS: u64 = 20_000_000_000;
+/// How often a waiting transfer looks at its port without a Port Status Change event.
+const PORT_CHECK_NS: u64 = 100_000_000;
 /// Bounce buffer for bulk data (the largest single transfer).
 const XFER_BUF: usize = 256 * 1024;
 /// Control data stage buffer.
@@ -80,6 +82,8 @@ pub struct Stats {
     pub stalls: u64,
     pub timeouts: u64,
     pub errors: u64,
+    /// Transfers ended because their device's port lost it (a stick pulled out).
+    pub unplugged: u64,
 }
 
 struct Slot<D: Dma> {
@@ -443,9 +447,32 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
         Ok(())
     }
 
-    /// Waits for the event `want` until `deadline` (monotonic ns).
+    /// True when the root port of device slot `slot` no longer holds an enabled device:
+    /// the stick was pulled out (or the port was disabled under it). A transfer to it can
+    /// never complete (QEMU drops a detached device's transfers without an event).
+    fn slot_port_gone(&mut self, slot: u8) -> bool {
+        let Some(port) = self
+            .slots
+            .get(usize::from(slot))
+            .and_then(|s| s.as_ref())
+            .map(|s| s.port)
+        else {
+            return true;
+        };
+        let sc = self.mmio.read32(self.portsc(port));
+        if sc == u32::MAX {
+            self.dead = true;
+            return true;
+        }
+        sc & PORTSC_CCS == 0 || sc & PORTSC_PED == 0
+    }
+
+    /// Waits for the event `want` until `deadline` (monotonic ns). A transfer also ends
+    /// (None) when its device's port loses the device: at once on a Port Status Change
+    /// event of that port, and at the latest 100 ms after the port changed.
     fn wait(&mut self, want: &Wait, deadline: u64) -> Option<[u32; 4]> {
         let mut spins = 0u32;
+        let mut next_port_check = self.hal.now_ns() + PORT_CHECK_NS;
         loop {
             if let Some(ev) = self.drain(Some(want)) {
                 return Some(ev);
@@ -453,6 +480,20 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
             let now = self.hal.now_ns();
             if now >= deadline || self.check_alive().is_err() {
                 return None;
+            }
+            if let Wait::Transfer { slot, .. } = want {
+                let port = self
+                    .slots
+                    .get(usize::from(*slot))
+                    .and_then(|s| s.as_ref())
+                    .map_or(0, |s| s.port);
+                let changed = (1..=64).contains(&port) && self.port_changes & (1 << (port - 1)) != 0;
+                if (changed || now >= next_port_check) && self.slot_port_gone(*slot) {
+                    return None;
+                }
+                if now >= next_port_check {
+                    next_port_check = now + PORT_CHECK_NS;
+                }
             }
             match &self.event {
                 // Interrupts: sleep until notified; a few ms at most, which covers a lost
@@ -608,6 +649,9 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
         timeout_ns: u64,
     ) -> Result<([u32; 4], usize), UsbError> {
         self.check_alive()?;
+        if self.slot_port_gone(slot) {
+            return Err(UsbError::NoDevice);
+        }
         let addrs: Vec<PhysAddr> = {
             let s = self.slot(DeviceId(slot))?;
             let ring = s.rings[usize::from(dci)]
@@ -636,6 +680,16 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
             }
             None => {
                 self.check_alive()?;
+                if self.slot_port_gone(slot) {
+                    // Pulled out mid-transfer: stop the endpoint and skip the TD (the ring
+                    // stays consistent until the slot is released).
+                    self.stats.unplugged += 1;
+                    let mut s = command::StopEndpoint::new();
+                    s.set_slot_id(slot).set_endpoint_id(dci);
+                    let _ = self.command(s.into_raw());
+                    let _ = self.set_dequeue(slot, dci);
+                    return Err(UsbError::NoDevice);
+                }
                 self.abort(slot, dci);
                 Err(UsbError::Timeout)
             }

@@ -277,6 +277,42 @@ fn a_device_that_never_answers_times_out_and_the_endpoint_is_stopped() {
 }
 
 #[test]
+fn a_stick_pulled_out_mid_transfer_fails_at_once_with_no_device() {
+    let (mut hc, dev) = bring_up(256);
+    let d = adros_usb::enumerate(&mut hc, 1).unwrap();
+    let mut t = Transport::from_interface(d.id, &d.config.interfaces[0]).unwrap();
+    let disk = ScsiDisk::probe(&mut t, &mut hc, 0, 3, |_| {}).unwrap();
+    dev.0.lock().unwrap().faults.unplug_on_bulk = true;
+    let mut buf = vec![0u8; 4096];
+    let t0 = hc.hal.now_ns();
+    let e = disk.read(&mut t, &mut hc, 0, &mut buf).unwrap_err();
+    assert!(e.is_fatal(), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            adros_usb::disk::DiskError::Transport(adros_usb::bot::BotError::Usb(
+                UsbError::NoDevice
+            ))
+        ),
+        "{e:?}"
+    );
+    // Not the 20 s bulk timeout: the Port Status Change event ended the wait.
+    assert!(hc.hal.now_ns() - t0 < 1_000_000_000, "waited {} ns", hc.hal.now_ns() - t0);
+    assert_eq!(hc.stats.timeouts, 0);
+    assert_eq!(hc.stats.unplugged, 1);
+    // BOT does not try reset recovery on a gone device; later I/O fails at once.
+    assert_eq!(t.resets, 0);
+    assert!(disk.read(&mut t, &mut hc, 0, &mut buf).unwrap_err().is_fatal());
+    assert!(!hc.port_status(1).connected);
+    assert_ne!(hc.take_port_changes(), 0);
+    // Releasing the device disables its slot.
+    dev.0.lock().unwrap().commands.clear();
+    hc.release_device(d.id);
+    assert_eq!(dev.0.lock().unwrap().commands.last(), Some(&10));
+    assert!(hc.device_port(d.id).is_none());
+}
+
+#[test]
 fn an_empty_port_is_no_device() {
     let (mut hc, _dev) = bring_up(16);
     assert_eq!(

@@ -9,7 +9,9 @@
 //!   UHCI/OHCI controllers are logged as not driven.
 //! * One service thread per controller enumerates the root ports at start and then follows
 //!   port changes (once a second, and on Port Status Change events): a stick that appears
-//!   is enumerated and registered, a stick that disappears makes its disk answer EIO.
+//!   is enumerated and registered; a stick that disappears makes its disks answer EIO
+//!   (a transfer in flight ends with `NoDevice` as soon as the driver sees the port lose
+//!   it), its `/dev/sdX` nodes and name are released and its slot freed.
 //! * I/O runs in the caller's thread: a disk's transport lock, then the controller's lock,
 //!   then a synchronous BOT command (waiting on the controller's interrupt, or polling when
 //!   no interrupt line is routed).
@@ -53,8 +55,8 @@ impl Hcd for Xhci<KernelHal, Bar> {
     fn stats_line(&self) -> String {
         let s = self.stats;
         format!(
-            "commands={} transfers={} stalls={} timeouts={} errors={}",
-            s.commands, s.transfers, s.stalls, s.timeouts, s.errors
+            "commands={} transfers={} stalls={} timeouts={} errors={} unplugged={}",
+            s.commands, s.transfers, s.stalls, s.timeouts, s.errors, s.unplugged
         )
     }
 }
@@ -72,8 +74,8 @@ impl Hcd for Ehci<KernelHal, Bar> {
     fn stats_line(&self) -> String {
         let s = self.stats;
         format!(
-            "transfers={} stalls={} timeouts={} errors={} companion_handoffs={}",
-            s.transfers, s.stalls, s.timeouts, s.errors, s.companion_handoffs
+            "transfers={} stalls={} timeouts={} errors={} companion_handoffs={} unplugged={}",
+            s.transfers, s.stalls, s.timeouts, s.errors, s.companion_handoffs, s.unplugged
         )
     }
 }
@@ -114,6 +116,8 @@ struct Controller {
 /// A mass-storage LUN as a block device.
 pub struct UsbDisk {
     name: String,
+    /// Its `/dev/sdX` index (given back when the stick is removed).
+    index: u32,
     ctrl: Arc<Controller>,
     port: u8,
     product: String,
@@ -141,6 +145,11 @@ impl UsbDisk {
         }
         let mut t = self.transport.lock();
         let mut hc = self.ctrl.hc.lock();
+        // Looked at again under the controller's lock: the service thread marks a removed
+        // stick gone before it frees its slot, and a new stick may get the same slot.
+        if self.gone.load(Ordering::Acquire) {
+            return Err(Errno::EIO);
+        }
         match f(&self.disk, &mut t, &mut **hc) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -316,7 +325,7 @@ fn enable_interrupts(c: &Controller) {
 
 /// The controller's service thread: enumerates connected ports, then follows changes.
 fn service(c: Arc<Controller>) {
-    let mut attached = [false; 256];
+    let mut attached: [Option<adros_usb::DeviceId>; 256] = [None; 256];
     let mut failed = [false; 256];
     loop {
         let dead = c.hc.lock().dead();
@@ -337,9 +346,17 @@ fn service(c: Arc<Controller>) {
             if st.changed && !st.connected {
                 failed[p] = false;
             }
-            if st.connected && !attached[p] && !failed[p] {
+            // Gone, or replaced between two looks (connected again, but the port was
+            // disabled by the disconnect): the old device is released first.
+            if let Some(id) = attached[p]
+                && (!st.connected || !st.enabled)
+            {
+                attached[p] = None;
+                detach_port(&c, port, id);
+            }
+            if st.connected && attached[p].is_none() && !failed[p] {
                 match attach_port(&c, port) {
-                    Ok(()) => attached[p] = true,
+                    Ok(id) => attached[p] = Some(id),
                     Err(e) => {
                         failed[p] = true;
                         log::warn!(
@@ -349,9 +366,6 @@ fn service(c: Arc<Controller>) {
                         );
                     }
                 }
-            } else if !st.connected && attached[p] {
-                attached[p] = false;
-                detach_port(&c, port);
             }
         }
         // Port Status Change events wake the thread early; otherwise look once a second.
@@ -362,7 +376,7 @@ fn service(c: Arc<Controller>) {
     }
 }
 
-fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
+fn attach_port(c: &Arc<Controller>, port: u8) -> Result<adros_usb::DeviceId, String> {
     let mut hc = c.hc.lock();
     let dev = match adros_usb::enumerate(&mut **hc, port) {
         Ok(d) => d,
@@ -393,7 +407,7 @@ fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
         log::info!(
             "usb: port {port}: no Bulk-Only mass-storage interface; device left configured, unused"
         );
-        return Ok(());
+        return Ok(dev.id);
     };
     let max_lun = t.max_lun(&mut **hc);
     let mut found = Vec::new();
@@ -424,6 +438,7 @@ fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
         );
         let disk = Arc::new(UsbDisk {
             name,
+            index,
             ctrl: c.clone(),
             port,
             product,
@@ -438,21 +453,42 @@ fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
         DISKS.lock().push(disk.clone());
         block::add_disk_major(block::SD_MAJOR, index, disk);
     }
-    Ok(())
+    Ok(dev.id)
 }
 
-fn detach_port(c: &Arc<Controller>, port: u8) {
-    for d in DISKS
-        .lock()
-        .iter()
-        .filter(|d| Arc::ptr_eq(&d.ctrl, c) && d.port == port)
-    {
-        if !d.gone.swap(true, Ordering::AcqRel) {
-            log::warn!(
-                "usb: /dev/{}: the stick on port {port} was removed; I/O answers EIO",
-                d.name
-            );
-        }
+/// The device on `port` went away: its disks answer EIO from now on (open files and
+/// mounts keep the `UsbDisk`, which answers EIO), their `/dev` nodes and names are released
+/// for the next stick, and the device's slot (xHCI) or address and QHs (EHCI) are freed.
+fn detach_port(c: &Arc<Controller>, port: u8, id: adros_usb::DeviceId) {
+    let gone: Vec<Arc<UsbDisk>> = {
+        let mut disks = DISKS.lock();
+        let (gone, keep): (Vec<_>, Vec<_>) = disks
+            .drain(..)
+            .partition(|d| Arc::ptr_eq(&d.ctrl, c) && d.port == port);
+        *disks = keep;
+        gone
+    };
+    // Marked gone before the slot is freed (see `UsbDisk::io`).
+    for d in &gone {
+        d.gone.store(true, Ordering::Release);
+    }
+    c.hc.lock().release_device(id);
+    for d in &gone {
+        block::remove_disk_major(block::SD_MAJOR, d.index);
+        block::release_sd_name(d.index);
+        crate::println!(
+            "usb: the stick on port {port} was removed: /dev/{} is gone ({} reads, {} errors); open files and mounts on it get EIO",
+            d.name,
+            d.reads.load(Ordering::Relaxed),
+            d.errors.load(Ordering::Relaxed)
+        );
+    }
+    if gone.is_empty() {
+        log::info!(
+            "usb: {} at {} port {port}: device removed, slot released",
+            c.kind,
+            c.slot
+        );
     }
 }
 
