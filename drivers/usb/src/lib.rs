@@ -22,6 +22,8 @@ mod enumerate;
 pub mod hub;
 pub mod scsi;
 #[cfg(test)]
+mod hub_tests;
+#[cfg(test)]
 mod tests;
 
 pub use enumerate::{Device, enumerate};

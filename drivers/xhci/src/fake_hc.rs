@@ -58,6 +58,8 @@ pub struct State {
     pub faults: Faults,
     pub commands: Vec<u32>,
     pub halted: std::collections::BTreeSet<(u8, u8)>,
+    /// (command type, slot, slot context) of every Address Device / Configure Endpoint.
+    pub slot_contexts: Vec<(u32, u8, [u32; 4])>,
     pub resets_bot: u32,
 }
 
@@ -114,6 +116,7 @@ impl FakeXhci {
             faults: Faults::default(),
             commands: Vec::new(),
             halted: Default::default(),
+            slot_contexts: Vec::new(),
             resets_bot: 0,
         })))
     }
@@ -198,6 +201,8 @@ impl State {
                 11 | 12 => {
                     // Address Device / Configure Endpoint: rings from the input context.
                     let add = rd(&self.mem, ctx)[1];
+                    let sc = rd(&self.mem, ctx + 32);
+                    self.slot_contexts.push((ty, slot, sc));
                     for dci in 1..32u8 {
                         if add & (1 << dci) != 0 {
                             let e = rd(&self.mem, ctx + 32 * (u64::from(dci) + 1));

@@ -341,3 +341,36 @@ fn a_malformed_configuration_releases_the_slot_and_disables_the_port() {
         "slot freed"
     );
 }
+
+#[test]
+fn devices_behind_a_hub_get_a_route_string_and_the_hub_its_flag() {
+    let (mut hc, dev) = bring_up(16);
+    let hub = adros_usb::enumerate(&mut hc, 1).unwrap();
+    hc.set_hub(hub.id, 4).unwrap();
+    let (ty, slot, sc) = *dev.0.lock().unwrap().slot_contexts.last().unwrap();
+    // Configure Endpoint (12) of the hub's slot: Hub flag (bit 26), 4 ports (dword 1, 31:24).
+    assert_eq!((ty, slot), (12, hub.id.0));
+    assert!(sc[0] & (1 << 26) != 0, "Hub flag: {sc:x?}");
+    assert_eq!(sc[1] >> 24, 4);
+    // A full-speed device on hub port 3: route string 3, root port 1, speed 1; the hub is
+    // high-speed, so its slot and port are the device's transaction translator.
+    let child = hc.new_device_behind_hub(hub.id, 3, Speed::Full).unwrap();
+    assert_ne!(child, hub.id);
+    let (ty, slot, sc) = *dev.0.lock().unwrap().slot_contexts.last().unwrap();
+    assert_eq!((ty, slot), (11, child.0));
+    assert_eq!(sc[0] & 0xf_ffff, 3, "route string");
+    assert_eq!((sc[0] >> 20) & 0xf, 1, "full-speed");
+    assert_eq!((sc[1] >> 16) & 0xff, 1, "root port");
+    assert_eq!(sc[2] & 0xff, u32::from(hub.id.0), "TT hub slot");
+    assert_eq!((sc[2] >> 8) & 0xff, 3, "TT port");
+    assert_eq!(hc.device_port(child), Some((1, Speed::Full)));
+    // Port numbers outside a route string's 4 bits are refused.
+    assert_eq!(
+        hc.new_device_behind_hub(hub.id, 16, Speed::Full),
+        Err(UsbError::NoDevice)
+    );
+    assert_eq!(
+        hc.new_device_behind_hub(DeviceId(30), 1, Speed::Full),
+        Err(UsbError::NoDevice)
+    );
+}
