@@ -55,7 +55,7 @@ pub enum HubError {
 
 impl HubDescriptor {
     pub fn parse(b: &[u8]) -> Result<Self, HubError> {
-        let d = |e| HubError::Descriptor(e);
+        let d = HubError::Descriptor;
         if b.len() < 7 {
             return Err(d(DescError::TooShort {
                 need: 7,

@@ -411,13 +411,20 @@ pub fn start_discovery() {
         let mut found = [false; UNITS as usize];
         let mut attached = [false; UNITS as usize];
         let mut major = None;
+        let mut last_alive_check = t0;
         loop {
             if super::is_dead() {
                 return;
             }
+            // Attached disks are asked whether they still exist once a second (a failed
+            // request asks at once, in the worker).
+            let check_alive = crate::time::now_ns() - last_alive_check >= 1_000_000_000;
+            if check_alive {
+                last_alive_check = crate::time::now_ns();
+            }
             for unit in 0..UNITS {
                 let u = unit as usize;
-                if attached[u] && !unit_alive(unit) {
+                if attached[u] && check_alive && !unit_alive(unit) {
                     // Pulled out: NetBSD detached sd<unit>; a new stick may get the unit.
                     detach(unit);
                     attached[u] = false;
