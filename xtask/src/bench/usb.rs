@@ -82,7 +82,7 @@ pub fn run(a: &BenchArgs) -> Result<i32> {
         crate::initrd::parse_extra(&format!("{}:/bench/adros-bench", prog.display()))?,
         crate::initrd::parse_extra(&format!("{}:/bench/run.sh", script_path.display()))?,
     ];
-    crate::initrd::build(&extras)?;
+    crate::initrd::build(&extras, &[])?;
     let hex: String = COMMAND.bytes().map(|b| format!("{b:02x}")).collect();
     let mut stacks = vec!["native"];
     if adros_tests::kernel_has_rump(&kernel) {
