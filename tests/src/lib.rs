@@ -331,10 +331,9 @@ impl Boot {
         if self.machine.monitor.is_none() {
             let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
             // Unix socket paths are short (108 bytes): not under the target directory.
-            self.machine.monitor = Some(std::env::temp_dir().join(format!(
-                "adros-mon-{}-{n}.sock",
-                std::process::id()
-            )));
+            self.machine.monitor = Some(
+                std::env::temp_dir().join(format!("adros-mon-{}-{n}.sock", std::process::id())),
+            );
         }
         self.input.push(InputStep {
             expect: expect.to_string(),

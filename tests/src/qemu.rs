@@ -145,7 +145,10 @@ impl Machine {
             };
             a.extend(["-device".into(), format!("{dev},id={id}")]);
             let bus = if self.usb_hub {
-                a.extend(["-device".into(), format!("usb-hub,bus={id}.0,port=1,id=hub0")]);
+                a.extend([
+                    "-device".into(),
+                    format!("usb-hub,bus={id}.0,port=1,id=hub0"),
+                ]);
                 // QEMU's hub hangs off root port 1; its ports are 1.1 … 1.8.
                 Some(1)
             } else {

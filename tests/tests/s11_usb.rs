@@ -688,7 +688,11 @@ fn hotplug(controller: &str) {
     );
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
     // The bus QEMU gives the controller's root ports (`Machine::usb_bus`).
-    let bus = if controller == "ehci" { "ehci.0" } else { "xhci.0" };
+    let bus = if controller == "ehci" {
+        "ehci.0"
+    } else {
+        "xhci.0"
+    };
     let t = Boot::new(test)
         .smp(2)
         .usb_controller(controller)
@@ -751,7 +755,8 @@ fn hotplug(controller: &str) {
         "opening a file on the dead mount is not EIO",
     );
     check(
-        t.serial().contains("was detached (stick removed): /dev/sda is gone"),
+        t.serial()
+            .contains("was detached (stick removed): /dev/sda is gone"),
         "no log line for the removal",
     );
     check(
@@ -759,5 +764,8 @@ fn hotplug(controller: &str) {
         "the stick plugged in afterwards does not read byte-exact",
     );
     check(out.contains("HOTPLUG-DONE"), "the script did not finish");
-    println!("{test}: guest output:\n{out}\n{test}: QEMU monitor:\n{}", t.out.monitor);
+    println!(
+        "{test}: guest output:\n{out}\n{test}: QEMU monitor:\n{}",
+        t.out.monitor
+    );
 }

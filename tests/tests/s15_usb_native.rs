@@ -632,7 +632,11 @@ fn hotplug(controller: &str) {
     );
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
     // The bus QEMU gives the controller's root ports (`Machine::usb_bus`).
-    let bus = if controller == "ehci" { "ehci.0" } else { "xhci.0" };
+    let bus = if controller == "ehci" {
+        "ehci.0"
+    } else {
+        "xhci.0"
+    };
     let t = Boot::new(test)
         .usb_controller(controller)
         .smp(2)
@@ -704,7 +708,10 @@ fn hotplug(controller: &str) {
         "the stick plugged in afterwards does not read byte-exact",
     );
     check(out.contains("HOTPLUG-DONE"), "the script did not finish");
-    println!("{test}: guest output:\n{out}\n{test}: QEMU monitor:\n{}", t.out.monitor);
+    println!(
+        "{test}: guest output:\n{out}\n{test}: QEMU monitor:\n{}",
+        t.out.monitor
+    );
 }
 
 /// A stick behind QEMU's `usb-hub` (a full-speed hub on root port 1, the stick on its
@@ -764,13 +771,17 @@ fn native_stick_behind_a_hub_reads_byte_exact_xhci() {
         .lines()
         .any(|l| l.starts_with("usb-disk sda port=") && l.contains(".1 lun=0"))
     {
-        t.fail(&format!("/proc/drivers does not show the stick behind the hub:\n{out}"));
+        t.fail(&format!(
+            "/proc/drivers does not show the stick behind the hub:\n{out}"
+        ));
     }
     if !t.serial().contains("a hub with") {
         t.fail("no log line for the hub");
     }
     // Pulled out from behind the hub: the hub's port status shows it, the disk goes.
     if !out.contains("SDA-GONE") || !t.serial().contains(".1 was removed: /dev/sda is gone") {
-        t.fail(&format!("the stick pulled out from behind the hub did not go away:\n{out}"));
+        t.fail(&format!(
+            "the stick pulled out from behind the hub did not go away:\n{out}"
+        ));
     }
 }

@@ -250,7 +250,10 @@ fn port_status_bits() {
     assert_eq!(s.change, 1);
     let s = PortState::parse(&[0x03, 0x05, 0, 0]).unwrap();
     assert_eq!(s.speed(), Speed::High);
-    assert_eq!(PortState::parse(&[0x03, 0x01, 0, 0]).unwrap().speed(), Speed::Full);
+    assert_eq!(
+        PortState::parse(&[0x03, 0x01, 0, 0]).unwrap().speed(),
+        Speed::Full
+    );
     assert!(PortState::parse(&[1, 2, 3]).is_none());
 }
 
@@ -315,7 +318,10 @@ fn a_hub_port_whose_reset_never_ends_times_out() {
         h.enumerate(&mut hc, 2, |ms| slept += ms).unwrap_err(),
         UsbError::Timeout
     );
-    assert!(hc.behind.is_empty(), "no slot for a device that never reset");
+    assert!(
+        hc.behind.is_empty(),
+        "no slot for a device that never reset"
+    );
     assert!((400..=1000).contains(&slept), "gave up after {slept} ms");
 }
 

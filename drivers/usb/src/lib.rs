@@ -20,9 +20,9 @@ pub mod desc;
 pub mod disk;
 mod enumerate;
 pub mod hub;
-pub mod scsi;
 #[cfg(test)]
 mod hub_tests;
+pub mod scsi;
 #[cfg(test)]
 mod tests;
 

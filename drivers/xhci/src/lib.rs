@@ -502,7 +502,8 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
                     .get(usize::from(*slot))
                     .and_then(|s| s.as_ref())
                     .map_or(0, |s| s.port);
-                let changed = (1..=64).contains(&port) && self.port_changes & (1 << (port - 1)) != 0;
+                let changed =
+                    (1..=64).contains(&port) && self.port_changes & (1 << (port - 1)) != 0;
                 if (changed || now >= next_port_check) && self.slot_port_gone(*slot) {
                     return None;
                 }

@@ -297,12 +297,20 @@ fn a_stick_pulled_out_mid_transfer_fails_at_once_with_no_device() {
         "{e:?}"
     );
     // Not the 20 s bulk timeout: the Port Status Change event ended the wait.
-    assert!(hc.hal.now_ns() - t0 < 1_000_000_000, "waited {} ns", hc.hal.now_ns() - t0);
+    assert!(
+        hc.hal.now_ns() - t0 < 1_000_000_000,
+        "waited {} ns",
+        hc.hal.now_ns() - t0
+    );
     assert_eq!(hc.stats.timeouts, 0);
     assert_eq!(hc.stats.unplugged, 1);
     // BOT does not try reset recovery on a gone device; later I/O fails at once.
     assert_eq!(t.resets, 0);
-    assert!(disk.read(&mut t, &mut hc, 0, &mut buf).unwrap_err().is_fatal());
+    assert!(
+        disk.read(&mut t, &mut hc, 0, &mut buf)
+            .unwrap_err()
+            .is_fatal()
+    );
     assert!(!hc.port_status(1).connected);
     assert_ne!(hc.take_port_changes(), 0);
     // Releasing the device disables its slot.

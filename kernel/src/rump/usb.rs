@@ -158,7 +158,9 @@ impl RumpDisk {
                 );
                 return Err(Errno::EIO);
             }
-            if self.gone.load(Ordering::Acquire) && self.jobs.lock().iter().any(|j| Arc::ptr_eq(j, &job)) {
+            if self.gone.load(Ordering::Acquire)
+                && self.jobs.lock().iter().any(|j| Arc::ptr_eq(j, &job))
+            {
                 // Never picked up: the worker has stopped.
                 return Err(Errno::EIO);
             }

@@ -8,7 +8,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{BenchArgs, Better, BootResult, Figure, Guest, Step, boot_once, compile, peer, read, report};
+use super::{
+    BenchArgs, Better, BootResult, Figure, Guest, Step, boot_once, compile, peer, read, report,
+};
 use crate::build;
 use crate::qemu::{self, Machine};
 use crate::util::{Result, parse_mem, root, target_dir};
@@ -88,7 +90,9 @@ pub fn run(a: &BenchArgs) -> Result<i32> {
     if adros_tests::kernel_has_rump(&kernel) {
         stacks.push("rump");
     } else {
-        eprintln!("xtask bench usb: the kernel has no rump components: the rump stack is not measured");
+        eprintln!(
+            "xtask bench usb: the kernel has no rump components: the rump stack is not measured"
+        );
     }
     let mut isos = Vec::new();
     for s in &stacks {
@@ -138,14 +142,15 @@ pub fn run(a: &BenchArgs) -> Result<i32> {
     // One result per guest and run, holding every controller's and stack's figure (the
     // report counts a figure missing from a run's result as a failure).
     let mut merged: Vec<(Guest, u32, BootResult)> = Vec::new();
-    let mut add = |g: Guest, run: u32, r: BootResult| {
-        match merged.iter_mut().find(|(mg, mr, _)| *mg == g && *mr == run) {
-            Some((_, _, m)) => {
-                m.values.extend(r.values);
-                m.failures.extend(r.failures);
-            }
-            None => merged.push((g, run, r)),
+    let mut add = |g: Guest, run: u32, r: BootResult| match merged
+        .iter_mut()
+        .find(|(mg, mr, _)| *mg == g && *mr == run)
+    {
+        Some((_, _, m)) => {
+            m.values.extend(r.values);
+            m.failures.extend(r.failures);
         }
+        None => merged.push((g, run, r)),
     };
     let step = [Step {
         args: format!("read usb.read /dev/sda {READ_MIB}"),
@@ -165,7 +170,11 @@ pub fn run(a: &BenchArgs) -> Result<i32> {
         Ok(d)
     };
     for ctrl in ["xhci", "ehci"] {
-        let dev = if ctrl == "ehci" { "usb-ehci" } else { "qemu-xhci" };
+        let dev = if ctrl == "ehci" {
+            "usb-ehci"
+        } else {
+            "qemu-xhci"
+        };
         for s in &stacks {
             figures.push(Figure {
                 suite: "usb",
@@ -198,7 +207,11 @@ pub fn run(a: &BenchArgs) -> Result<i32> {
                     timeout,
                     &logs(&format!("usb-{ctrl}-{s}"))?,
                 )?;
-                add(Guest::AdrOS, run, rename(r, &format!("usb.read_{ctrl}_{s}")));
+                add(
+                    Guest::AdrOS,
+                    run,
+                    rename(r, &format!("usb.read_{ctrl}_{s}")),
+                );
             }
             if let Some(d) = &linux {
                 let mut m = machine(&isos[0].1);
@@ -219,7 +232,11 @@ pub fn run(a: &BenchArgs) -> Result<i32> {
                         values: r.values.clone(),
                         failures: r.failures.clone(),
                     };
-                    add(Guest::Linux, run, rename(c, &format!("usb.read_{ctrl}_{s}")));
+                    add(
+                        Guest::Linux,
+                        run,
+                        rename(c, &format!("usb.read_{ctrl}_{s}")),
+                    );
                 }
             }
         }
