@@ -640,7 +640,7 @@ fn looping_fat_directory_fails_with_an_errno_ehci() {
 /// the kernel must live; then a FAT32 stick plugged in (`device_add`) must appear as
 /// `/dev/sda` again and read byte-exact through NetBSD's msdosfs.
 #[test]
-#[ignore = "flaky: passed 2 runs of 3; in the third, after `device_del` on qemu-xhci the reader \
+#[ignore = "flaky: passed 3 runs of 4; in one, after `device_del` on qemu-xhci the reader \
             never returned (no NetBSD I/O error, no detach seen, QEMU killed at 400 s) — NetBSD's \
             2016 xhci apparently leaves the in-flight transfer of a detached device pending; \
             docs/usb.md, issue 14"]
