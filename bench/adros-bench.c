@@ -414,6 +414,26 @@ static int b_net_conn(const char *host, int port, int n) {
     return 0;
 }
 
+/* Sequential read of the first `mib` MiB of `path` in 1 MiB read(2) calls (a cold read
+ * right after boot: nothing of the device is cached yet); reports MiB/s as `fig`. */
+static int b_read(const char *fig, const char *path, int mib) {
+    static char buf[1 << 20];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return fail(fig, "open");
+    long long want = (long long)mib << 20, got = 0;
+    double t0 = now();
+    while (got < want) {
+        ssize_t n = read(fd, buf, sizeof buf < (size_t)(want - got) ? sizeof buf : (size_t)(want - got));
+        if (n < 0) return fail(fig, "read");
+        if (n == 0) return failmsg(fig, "the device is smaller than asked for");
+        got += n;
+    }
+    double dt = now() - t0;
+    close(fd);
+    result(fig, mib / dt, "MiB/s");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, 0, _IOLBF, 0);
     alarm(TIMEOUT);
@@ -431,9 +451,10 @@ int main(int argc, char **argv) {
     if (argc > 4 && !strcmp(cmd, "net-rx")) return b_net_rx(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc > 4 && !strcmp(cmd, "net-tx")) return b_net_tx(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc > 4 && !strcmp(cmd, "net-rr")) return b_net_rr(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc > 4 && !strcmp(cmd, "read")) return b_read(argv[2], argv[3], atoi(argv[4]));
     if (argc > 4 && !strcmp(cmd, "net-conn")) return b_net_conn(argv[2], atoi(argv[3]), atoi(argv[4]));
     fprintf(stderr,
             "usage: adros-bench getpid|fork|forkexec|pipe|pingpong|pingpong-xcpu|pagefault|mmap|fs [DIR]|smp N|"
-            "net-rx|net-tx|net-rr|net-conn HOST PORT N\n");
+            "net-rx|net-tx|net-rr|net-conn HOST PORT N|read FIGURE PATH MIB\n");
     return 2;
 }

@@ -317,7 +317,42 @@ impl Boot {
         self.input.push(InputStep {
             expect: expect.to_string(),
             send: send.as_bytes().to_vec(),
+            monitor: false,
         });
+        self
+    }
+
+    /// Sends `command` to QEMU's human monitor once `expect` appears in the output (a step
+    /// like [`Boot::type_after`]'s, in the same sequence): `device_del stick0` pulls the
+    /// first stick, `device_add usb-storage,bus=xhci.0,drive=spare0,id=plug0` plugs in a
+    /// [`Boot::usb_spare_disk`]. Gives the machine a monitor socket; what the monitor
+    /// answered is in the transcript's `out.monitor`.
+    pub fn monitor_after(mut self, expect: &str, command: &str) -> Self {
+        if self.machine.monitor.is_none() {
+            let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+            // Unix socket paths are short (108 bytes): not under the target directory.
+            self.machine.monitor = Some(
+                std::env::temp_dir().join(format!("adros-mon-{}-{n}.sock", std::process::id())),
+            );
+        }
+        self.input.push(InputStep {
+            expect: expect.to_string(),
+            send: command.as_bytes().to_vec(),
+            monitor: true,
+        });
+        self
+    }
+
+    /// A raw image QEMU opens as drive `spare<N>` (N counting from 0) without plugging it
+    /// in; [`Boot::monitor_after`] plugs it with `device_add`.
+    pub fn usb_spare_disk(mut self, img: PathBuf) -> Self {
+        self.machine.usb_spare.push(img);
+        self
+    }
+
+    /// Puts the sticks behind a QEMU `usb-hub` (on root port 1) instead of on root ports.
+    pub fn usb_hub(mut self) -> Self {
+        self.machine.usb_hub = true;
         self
     }
 
@@ -334,6 +369,9 @@ impl Boot {
             &self.input,
         )
         .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+        if let Some(m) = &self.machine.monitor {
+            let _ = std::fs::remove_file(m);
+        }
         Transcript {
             name: self.name,
             cmdline: self.cmdline,
@@ -392,8 +430,13 @@ impl Transcript {
 
     /// Fails the test with `msg`, how the guest ended and the transcript's tail.
     pub fn fail(&self, msg: &str) -> ! {
+        let monitor = if self.out.monitor.is_empty() {
+            String::new()
+        } else {
+            format!("\n  --- QEMU monitor ---\n{}", self.out.monitor.trim_end())
+        };
         panic!(
-            "{}: {msg}\n  command line: {}\n  machine: -smp {} -m {}M, {} virtio disk(s), {} usb disk(s)\n  guest: {} (status {:?}){} after {:.1} s\n  --- last lines of serial ---\n{}\n  ---",
+            "{}: {msg}{monitor}\n  command line: {}\n  machine: -smp {} -m {}M, {} virtio disk(s), {} usb disk(s)\n  guest: {} (status {:?}){} after {:.1} s\n  --- last lines of serial ---\n{}\n  ---",
             self.name,
             self.cmdline,
             self.machine.smp,
@@ -456,7 +499,11 @@ impl Transcript {
                 self.out.timed_out,
                 self.out.elapsed.as_secs_f64(),
                 self.out.serial
-            ),
+            ) + &if self.out.monitor.is_empty() {
+                String::new()
+            } else {
+                format!("\n# QEMU monitor\n{}", self.out.monitor)
+            },
         );
         p
     }

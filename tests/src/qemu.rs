@@ -29,8 +29,17 @@ pub struct Machine {
     pub accel: String,
     /// Raw images attached as virtio-blk-pci.
     pub disks: Vec<PathBuf>,
-    /// Raw images attached as usb-storage sticks on one USB controller.
+    /// Raw images attached as usb-storage sticks on one USB controller, with QEMU device ids
+    /// `stick0`, `stick1`… (so a monitor command can pull them: `device_del stick0`).
     pub usb_disks: Vec<PathBuf>,
+    /// Raw images QEMU opens at start as drives `spare0`, `spare1`… without plugging them in:
+    /// a monitor command plugs one later (`device_add usb-storage,bus=xhci.0,drive=spare0,id=plug0`).
+    /// The USB controller is present when this or `usb_disks` is not empty.
+    pub usb_spare: Vec<PathBuf>,
+    /// Put the sticks behind one QEMU `usb-hub` (id `hub0`) instead of on root ports.
+    pub usb_hub: bool,
+    /// A QEMU human monitor (HMP) on this unix socket (`-monitor unix:PATH,server=on,wait=off`).
+    pub monitor: Option<PathBuf>,
     /// The controller the sticks are on: `xhci` (QEMU's `qemu-xhci`, the default) or `ehci`
     /// (`usb-ehci`, USB 2.0).
     pub usb_controller: String,
@@ -68,6 +77,9 @@ impl Machine {
             accel: "tcg".into(),
             disks: vec![],
             usb_disks: vec![],
+            usb_spare: vec![],
+            usb_hub: false,
+            monitor: None,
             usb_controller: "xhci".into(),
             net: None,
             audio: None,
@@ -126,22 +138,45 @@ impl Machine {
             ]);
             a.extend(["-device".into(), format!("virtio-blk-pci,drive=vd{i}")]);
         }
-        if !self.usb_disks.is_empty() {
+        if !self.usb_disks.is_empty() || !self.usb_spare.is_empty() {
             let (dev, id) = match self.usb_controller.as_str() {
                 "ehci" => ("usb-ehci", "ehci"),
                 _ => ("qemu-xhci", "xhci"),
             };
             a.extend(["-device".into(), format!("{dev},id={id}")]);
+            let bus = if self.usb_hub {
+                a.extend([
+                    "-device".into(),
+                    format!("usb-hub,bus={id}.0,port=1,id=hub0"),
+                ]);
+                // QEMU's hub hangs off root port 1; its ports are 1.1 … 1.8.
+                Some(1)
+            } else {
+                None
+            };
             for (i, d) in self.usb_disks.iter().enumerate() {
                 a.extend([
                     "-drive".into(),
                     format!("file={},if=none,id=ud{i},format=raw", d.display()),
                 ]);
+                let port = bus.map_or(String::new(), |h| format!(",port={h}.{}", i + 1));
                 a.extend([
                     "-device".into(),
-                    format!("usb-storage,bus={id}.0,drive=ud{i}"),
+                    format!("usb-storage,bus={id}.0,drive=ud{i},id=stick{i}{port}"),
                 ]);
             }
+            for (i, d) in self.usb_spare.iter().enumerate() {
+                a.extend([
+                    "-drive".into(),
+                    format!("file={},if=none,id=spare{i},format=raw", d.display()),
+                ]);
+            }
+        }
+        if let Some(m) = &self.monitor {
+            a.extend([
+                "-monitor".into(),
+                format!("unix:{},server=on,wait=off", m.display()),
+            ]);
         }
         match &self.net {
             None => a.extend(["-nic".into(), "none".into()]),
@@ -155,6 +190,14 @@ impl Machine {
             a.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()]);
         }
         a
+    }
+
+    /// The USB bus sticks are plugged into (`xhci.0` or `ehci.0`), for `device_add`.
+    pub fn usb_bus(&self) -> &'static str {
+        match self.usb_controller.as_str() {
+            "ehci" => "ehci.0",
+            _ => "xhci.0",
+        }
     }
 
     /// Extra arguments for a headless run: no display, serial on stdout, no monitor.
@@ -285,6 +328,8 @@ pub struct Outcome {
     /// Whether `stop_when` ended the run.
     pub stopped: bool,
     pub elapsed: Duration,
+    /// Every monitor command sent ([`InputStep::monitor`]) and what the monitor answered.
+    pub monitor: String,
 }
 
 /// How the guest ended, from QEMU's status.
@@ -319,6 +364,91 @@ pub fn run_headless(
 pub struct InputStep {
     pub expect: String,
     pub send: Vec<u8>,
+    /// `send` is a QEMU monitor (HMP) command line for [`Machine::monitor`], not serial input.
+    pub monitor: bool,
+}
+
+/// A connection to QEMU's human monitor on a unix socket.
+struct Monitor {
+    sock: std::os::unix::net::UnixStream,
+}
+
+impl Monitor {
+    /// Connects (QEMU creates the socket as it starts: retried for 10 s) and reads the banner.
+    fn connect(path: &Path) -> Result<Self, String> {
+        let t0 = Instant::now();
+        let sock = loop {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(s) => break s,
+                Err(e) if t0.elapsed() > Duration::from_secs(10) => {
+                    return Err(format!("monitor {}: {e}", path.display()));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut m = Self { sock };
+        m.until_prompt(Duration::from_secs(10));
+        Ok(m)
+    }
+
+    /// What the monitor prints up to its next `(qemu) ` prompt (or `limit`).
+    fn until_prompt(&mut self, limit: Duration) -> String {
+        let t0 = Instant::now();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while t0.elapsed() < limit && !got.ends_with(b"(qemu) ") {
+            match self.sock.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    /// Sends one command line; returns the monitor's answer (the echo and escape sequences
+    /// removed).
+    fn command(&mut self, cmd: &str) -> String {
+        use std::io::Write;
+        if self
+            .sock
+            .write_all(format!("{}\n", cmd.trim_end()).as_bytes())
+            .is_err()
+        {
+            return String::from("(monitor connection lost)");
+        }
+        let raw = self.until_prompt(Duration::from_secs(30));
+        // HMP's readline echoes the command with terminal escapes; keep the lines after it.
+        let clean: String = strip_escapes(&raw).replace('\r', "");
+        clean
+            .lines()
+            .skip(1)
+            .filter(|l| !l.starts_with("(qemu)"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn strip_escapes(s: &str) -> String {
+    let mut out = String::new();
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ params final-byte
+            if it.peek() == Some(&'[') {
+                it.next();
+                for d in it.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// [`run_headless`], typing `script` into the serial console step by step.
@@ -345,6 +475,8 @@ pub fn run_headless_with_input(
         .map_err(|e| format!("cannot start qemu-system-x86_64: {e}. Run `cargo xtask deps`."))?;
     let mut stdin = child.stdin.take();
     let (mut step, mut matched_to) = (0usize, 0usize);
+    let mut monitor: Option<Monitor> = None;
+    let mut monitor_log = String::new();
     let mut stdout = child.stdout.take().ok_or("qemu stdout not piped")?;
     let mut stderr = child.stderr.take().ok_or("qemu stderr not piped")?;
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
@@ -381,7 +513,23 @@ pub fn run_headless_with_input(
                     break;
                 };
                 matched_to += at + st.expect.len();
-                if let Some(w) = stdin.as_mut() {
+                if st.monitor {
+                    let cmd = String::from_utf8_lossy(&st.send).into_owned();
+                    if monitor.is_none() {
+                        match m.monitor.as_deref().map(Monitor::connect) {
+                            Some(Ok(c)) => monitor = Some(c),
+                            Some(Err(e)) => monitor_log.push_str(&format!("{e}\n")),
+                            None => monitor_log.push_str("no monitor socket configured\n"),
+                        }
+                    }
+                    let answer = monitor
+                        .as_mut()
+                        .map_or_else(|| String::from("(no monitor)"), |c| c.command(&cmd));
+                    monitor_log.push_str(&format!(
+                        "[{:.1} s] (qemu) {cmd}\n{answer}\n",
+                        start.elapsed().as_secs_f64()
+                    ));
+                } else if let Some(w) = stdin.as_mut() {
                     let _ = w.write_all(&st.send).and_then(|_| w.flush());
                 }
                 step += 1;
@@ -424,6 +572,7 @@ pub fn run_headless_with_input(
         timed_out,
         stopped,
         elapsed: start.elapsed(),
+        monitor: monitor_log,
     })
 }
 

@@ -632,3 +632,144 @@ fn looping_fat_chain_fails_with_an_errno_xhci() {
 fn looping_fat_directory_fails_with_an_errno_ehci() {
     looping_chain("ehci", true);
 }
+
+/// Hot-plug on the rump stack: a whole-disk ext2 stick is mounted (native ext2 on the
+/// bridged NetBSD `sd0`) and a 24 MB file on it read in a loop; the stick is pulled out
+/// (QEMU monitor `device_del`) during the reads. NetBSD's uhub detaches umass/sd itself;
+/// the reader must get EIO, `/dev/sda` must go away, the dead mount must answer errors and
+/// the kernel must live; then a FAT32 stick plugged in (`device_add`) must appear as
+/// `/dev/sda` again and read byte-exact through NetBSD's msdosfs.
+#[test]
+#[ignore = "flaky: passed 3 runs of 4; in one, after `device_del` on qemu-xhci the reader \
+            never returned (no NetBSD I/O error, no detach seen, QEMU killed at 400 s) — NetBSD's \
+            2016 xhci apparently leaves the in-flight transfer of a detached device pending; \
+            docs/usb.md, issue 14"]
+fn hotplug_unplug_mid_read_then_plug_xhci() {
+    hotplug("xhci");
+}
+
+#[test]
+fn hotplug_unplug_mid_read_then_plug_ehci() {
+    hotplug("ehci");
+}
+
+fn hotplug(controller: &str) {
+    let test = &format!("s11_usb-hotplug_unplug_mid_read_then_plug_{controller}");
+    if !tools_available(test, &["mke2fs", "mkfs.vfat", "mcopy", "md5sum"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = source_tree(&dir);
+    let first = dir.join("ext2.img");
+    let _ = std::fs::remove_file(&first);
+    run(Command::new(sbin("mke2fs"))
+        .args(["-q", "-F", "-t", "ext2", "-d"])
+        .arg(&src)
+        .arg(&first)
+        .arg("64M"));
+    let second = fat_stick(&dir, &src);
+    let want = host_sums(&src);
+    let big_md5 = run(Command::new("md5sum").arg(src.join("big file.bin")));
+    let big_md5 = big_md5.split_whitespace().next().unwrap().to_string();
+    let cmd = format!(
+        "{}mkdir -p /m /n; mount -t ext2 -o driver=native /dev/sda /m || exit 10; \
+         echo \"FIRST $(md5sum < '/m/big file.bin' | cut -d' ' -f1)\"; \
+         echo PULL-THE-STICK; \
+         n=0; rc=0; while [ $n -lt 300 ]; do \
+           cat '/m/big file.bin' > /dev/null 2>/tmp/err || {{ rc=$?; break; }}; n=$((n+1)); done; \
+         echo \"READER rc=$rc rounds=$n\"; echo \"READERR $(cat /tmp/err)\"; \
+         i=0; while [ -e /dev/sda ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i+1)); done; \
+         if [ -e /dev/sda ]; then echo STILL-SDA; else echo SDA-GONE; fi; \
+         cat '/m/A Long File Name With Spaces.txt' > /dev/null 2>/tmp/err2; echo \"CAT rc=$?\"; \
+         echo \"CATERR $(cat /tmp/err2)\"; umount /m; echo \"UMOUNT rc=$?\"; grep -E '^usb' /proc/drivers; \
+         echo PLUG-THE-SPARE; \
+         {}mount -t vfat /dev/sda1 /n || exit 20; cd /n && {} cd / && \
+         umount /n || exit 21; grep -E '^usb' /proc/drivers; echo HOTPLUG-DONE",
+        wait_for("/dev/sda"),
+        wait_for("/dev/sda1"),
+        SUMS.replace("echo \"SUM", "echo \"PLUGGED")
+    );
+    let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+    // The bus QEMU gives the controller's root ports (`Machine::usb_bus`).
+    let bus = if controller == "ehci" {
+        "ehci.0"
+    } else {
+        "xhci.0"
+    };
+    let t = Boot::new(test)
+        .smp(2)
+        .usb_controller(controller)
+        .args(&format!("loglevel=4 usb.driver=rump adros.exec={hex}"))
+        .timeout(Duration::from_secs(400))
+        .usb_disk(first.clone())
+        .usb_spare_disk(second.clone())
+        .monitor_after("PULL-THE-STICK", "device_del stick0")
+        .monitor_after(
+            "PLUG-THE-SPARE",
+            &format!("device_add usb-storage,bus={bus},drive=spare0,id=plug0"),
+        )
+        .run();
+    if let Some(report) = banner::crash_report(t.serial()) {
+        t.fail(&format!("the kernel crashed:\n{report}"));
+    }
+    if t.serial().contains("NetBSD kernel panicked") {
+        t.fail("the rump kernel panicked");
+    }
+    let (out, status) = t.exec_result();
+    let check = |ok: bool, what: &str| {
+        if !ok {
+            t.fail(&format!("{what}\n--- command output ---\n{out}"));
+        }
+    };
+    check(
+        !t.out.monitor.contains("Error"),
+        &format!("a monitor command failed:\n{}", t.out.monitor),
+    );
+    check(status == 0, &format!("the guest command failed ({status})"));
+    check(
+        out.contains(&format!("FIRST {big_md5}")),
+        "the first read of the 24 MB file is not byte-exact",
+    );
+    let reader = out
+        .lines()
+        .find_map(|l| l.strip_prefix("READER "))
+        .unwrap_or("");
+    check(
+        reader.starts_with("rc=") && !reader.starts_with("rc=0 "),
+        "the reader did not fail after the stick was pulled",
+    );
+    let line = |tag: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(tag))
+            .unwrap_or("")
+            .to_string()
+    };
+    check(
+        line("READERR ").contains("Input/output error"),
+        "the reader's error is not EIO",
+    );
+    check(out.contains("SDA-GONE"), "/dev/sda did not go away");
+    check(
+        out.contains("CAT rc=") && !out.contains("CAT rc=0"),
+        "a file on the dead mount still reads",
+    );
+    check(
+        line("CATERR ").contains("Input/output error"),
+        "opening a file on the dead mount is not EIO",
+    );
+    check(
+        t.serial()
+            .contains("was detached (stick removed): /dev/sda is gone"),
+        "no log line for the removal",
+    );
+    check(
+        guest_sums(&out, "PLUGGED ") == want,
+        "the stick plugged in afterwards does not read byte-exact",
+    );
+    check(out.contains("HOTPLUG-DONE"), "the script did not finish");
+    println!(
+        "{test}: guest output:\n{out}\n{test}: QEMU monitor:\n{}",
+        t.out.monitor
+    );
+}

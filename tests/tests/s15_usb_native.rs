@@ -551,3 +551,237 @@ fn partition_past_end(controller: &str) {
         "no log line names the bad partition"
     );
 }
+
+/// Hot-plug on the native stack: a partitioned ext2 stick is mounted and a 24 MB file on it
+/// read in a loop; the stick is pulled out (QEMU monitor `device_del`) during the reads. The
+/// reader must get EIO, `/dev/sda` must go away, the dead mount must answer errors, and
+/// the kernel must live; then a FAT32 stick plugged in (`device_add`) must appear as
+/// `/dev/sda` again and read byte-exact.
+#[test]
+fn native_hotplug_unplug_mid_read_then_plug_xhci() {
+    hotplug("xhci");
+}
+
+#[test]
+fn native_hotplug_unplug_mid_read_then_plug_ehci() {
+    hotplug("ehci");
+}
+
+/// A partitioned FAT32 stick of `size` bytes holding `src`.
+fn fat32_stick(img: &Path, src: &Path, size: u64) {
+    let f = std::fs::File::create(img).unwrap();
+    f.set_len(size).unwrap();
+    drop(f);
+    let count = (size / 512) as u32 - PART_START;
+    write_mbr(img, PART_START, count, 0x0c);
+    run(Command::new(sbin("mkfs.vfat"))
+        .args(["-F", "32", "-n", "ADROSUSB", "--offset"])
+        .arg(PART_START.to_string())
+        .arg(img)
+        .arg((count / 2).to_string()));
+    let target = format!("{}@@{}", img.display(), u64::from(PART_START) * 512);
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        run(Command::new("mcopy")
+            .args(["-s", "-Q", "-i", &target])
+            .arg(e.path())
+            .arg("::/"));
+    }
+}
+
+fn hotplug(controller: &str) {
+    let test = &format!("s15_usb_native-native_hotplug_unplug_mid_read_then_plug_{controller}");
+    if !tools_available(test, &["mke2fs", "mkfs.vfat", "mcopy", "md5sum"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = source_tree(&dir);
+    let part = dir.join("part.img");
+    let _ = std::fs::remove_file(&part);
+    run(Command::new(sbin("mke2fs"))
+        .args(["-q", "-F", "-t", "ext2", "-d"])
+        .arg(&src)
+        .arg(&part)
+        .arg("63M"));
+    let first = dir.join("first.img");
+    partitioned(&first, &part, 64 * MIB);
+    let second = dir.join("second.img");
+    fat32_stick(&second, &src, 64 * MIB);
+    let want = host_sums(&src);
+    let big_md5 = run(Command::new("md5sum").arg(src.join("big file.bin")));
+    let big_md5 = big_md5.split_whitespace().next().unwrap().to_string();
+
+    let cmd = format!(
+        "{}mkdir -p /m /n; mount -t ext2 -o driver=native /dev/sda1 /m || exit 10; \
+         echo \"FIRST $(md5sum < '/m/big file.bin' | cut -d' ' -f1)\"; \
+         echo PULL-THE-STICK; \
+         n=0; rc=0; while [ $n -lt 300 ]; do \
+           cat '/m/big file.bin' > /dev/null 2>/tmp/err || {{ rc=$?; break; }}; n=$((n+1)); done; \
+         echo \"READER rc=$rc rounds=$n\"; echo \"READERR $(cat /tmp/err)\"; \
+         i=0; while [ -e /dev/sda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
+         if [ -e /dev/sda ]; then echo STILL-SDA; else echo SDA-GONE; fi; \
+         cat '/m/A Long File Name With Spaces.txt' > /dev/null 2>/tmp/err2; echo \"CAT rc=$?\"; \
+         echo \"CATERR $(cat /tmp/err2)\"; dd if=/dev/sda of=/dev/null bs=4k count=1 2>/dev/null; echo \"DEVNODE rc=$?\"; \
+         umount /m; echo \"UMOUNT rc=$?\"; grep -E '^usb' /proc/drivers; \
+         echo PLUG-THE-SPARE; \
+         {}mount -t vfat -o driver=native /dev/sda1 /n || exit 20; cd /n && {} cd / && \
+         umount /n || exit 21; grep -E '^usb' /proc/drivers; echo HOTPLUG-DONE",
+        wait_for("/dev/sda1"),
+        wait_for("/dev/sda1"),
+        sums("PLUGGED")
+    );
+    let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+    // The bus QEMU gives the controller's root ports (`Machine::usb_bus`).
+    let bus = if controller == "ehci" {
+        "ehci.0"
+    } else {
+        "xhci.0"
+    };
+    let t = Boot::new(test)
+        .usb_controller(controller)
+        .smp(2)
+        .args(&format!("loglevel=4 usb.driver=native adros.exec={hex}"))
+        .timeout(Duration::from_secs(400))
+        .usb_disk(first.clone())
+        .usb_spare_disk(second.clone())
+        .monitor_after("PULL-THE-STICK", "device_del stick0")
+        .monitor_after(
+            "PLUG-THE-SPARE",
+            &format!("device_add usb-storage,bus={bus},drive=spare0,id=plug0"),
+        )
+        .run();
+    if let Some(report) = banner::crash_report(t.serial()) {
+        t.fail(&format!("the kernel crashed:\n{report}"));
+    }
+    let (out, status) = t.exec_result();
+    let check = |ok: bool, what: &str| {
+        if !ok {
+            t.fail(&format!("{what}\n--- command output ---\n{out}"));
+        }
+    };
+    check(
+        !t.out.monitor.contains("Error"),
+        &format!("a monitor command failed:\n{}", t.out.monitor),
+    );
+    check(status == 0, &format!("the guest command failed ({status})"));
+    check(
+        out.contains(&format!("FIRST {big_md5}")),
+        "the first read of the 24 MB file is not byte-exact",
+    );
+    let reader = out
+        .lines()
+        .find_map(|l| l.strip_prefix("READER "))
+        .unwrap_or("");
+    check(
+        reader.starts_with("rc=") && !reader.starts_with("rc=0 "),
+        "the reader did not fail after the stick was pulled",
+    );
+    let line = |tag: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(tag))
+            .unwrap_or("")
+            .to_string()
+    };
+    check(
+        line("READERR ").contains("Input/output error"),
+        "the reader's error is not EIO",
+    );
+    check(out.contains("SDA-GONE"), "/dev/sda did not go away");
+    check(
+        out.contains("CAT rc=") && !out.contains("CAT rc=0"),
+        "a file on the dead mount still reads",
+    );
+    check(
+        line("CATERR ").contains("Input/output error"),
+        "opening a file on the dead mount is not EIO",
+    );
+    check(
+        out.contains("DEVNODE rc=") && !out.contains("DEVNODE rc=0"),
+        "the gone disk's node still reads",
+    );
+    check(
+        t.serial().contains("was removed: /dev/sda is gone"),
+        "no log line for the removal",
+    );
+    check(
+        guest_sums(&out, "PLUGGED ") == want,
+        "the stick plugged in afterwards does not read byte-exact",
+    );
+    check(out.contains("HOTPLUG-DONE"), "the script did not finish");
+    println!(
+        "{test}: guest output:\n{out}\n{test}: QEMU monitor:\n{}",
+        t.out.monitor
+    );
+}
+
+/// A stick behind QEMU's `usb-hub` (a full-speed hub on root port 1, the stick on its
+/// port 1) on qemu-xhci: the hub class driver powers and resets the hub port, the stick is
+/// addressed with a route string, and its partitioned ext2 file system reads byte-exact.
+/// (On usb-ehci QEMU's full-speed hub goes to a companion controller, which the native
+/// stack does not drive: no EHCI variant.)
+#[test]
+fn native_stick_behind_a_hub_reads_byte_exact_xhci() {
+    let test = "s15_usb_native-native_stick_behind_a_hub_reads_byte_exact_xhci";
+    if !tools_available(test, &["mke2fs", "md5sum"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = source_tree(&dir);
+    let part = dir.join("part.img");
+    let _ = std::fs::remove_file(&part);
+    run(Command::new(sbin("mke2fs"))
+        .args(["-q", "-F", "-t", "ext2", "-d"])
+        .arg(&src)
+        .arg(&part)
+        .arg("63M"));
+    let img = dir.join("stick.img");
+    partitioned(&img, &part, 64 * MIB);
+    let want = host_sums(&src);
+    let cmd = format!(
+        "{}mkdir -p /m && mount -t ext2 -o driver=native /dev/sda1 /m || exit 10; cd /m && {} \
+         cd / && umount /m || exit 11; grep -E '^usb' /proc/drivers; echo PULL-THE-STICK; \
+         i=0; while [ -e /dev/sda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
+         if [ -e /dev/sda ]; then echo STILL-SDA; else echo SDA-GONE; fi",
+        wait_for("/dev/sda1"),
+        sums("HUB")
+    );
+    let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+    let t = Boot::new(test)
+        .smp(2)
+        .usb_controller("xhci")
+        .usb_hub()
+        .usb_disk(img)
+        .monitor_after("PULL-THE-STICK", "device_del stick0")
+        .args(&format!("loglevel=6 usb.driver=native adros.exec={hex}"))
+        .timeout(Duration::from_secs(300))
+        .run();
+    if let Some(report) = banner::crash_report(t.serial()) {
+        t.fail(&format!("the kernel crashed:\n{report}"));
+    }
+    let (out, status) = t.exec_result();
+    if status != 0 {
+        t.fail(&format!("the guest command failed ({status}):\n{out}"));
+    }
+    if guest_sums(&out, "HUB ") != want {
+        t.fail(&format!("checksums differ:\n{out}"));
+    }
+    // The hub's root port number depends on how QEMU numbers its USB 2 ports.
+    if !out
+        .lines()
+        .any(|l| l.starts_with("usb-disk sda port=") && l.contains(".1 lun=0"))
+    {
+        t.fail(&format!(
+            "/proc/drivers does not show the stick behind the hub:\n{out}"
+        ));
+    }
+    if !t.serial().contains("a hub with") {
+        t.fail("no log line for the hub");
+    }
+    // Pulled out from behind the hub: the hub's port status shows it, the disk goes.
+    if !out.contains("SDA-GONE") || !t.serial().contains(".1 was removed: /dev/sda is gone") {
+        t.fail(&format!(
+            "the stick pulled out from behind the hub did not go away:\n{out}"
+        ));
+    }
+}

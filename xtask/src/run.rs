@@ -32,6 +32,15 @@ pub struct RunArgs {
     /// The USB controller the sticks are on: xhci (qemu-xhci) or ehci (usb-ehci, USB 2.0).
     #[arg(long = "usb-controller", default_value = "xhci")]
     pub usb_controller: String,
+    /// A QEMU human monitor on this unix socket, for hot-plug by hand: e.g.
+    /// `socat - UNIX-CONNECT:SOCKET`, then `device_del stick0` pulls the first stick and
+    /// `drive_add 0 if=none,id=d9,file=IMG,format=raw` + `device_add usb-storage,bus=xhci.0,drive=d9,id=s9`
+    /// plugs one in.
+    #[arg(long, value_name = "SOCKET")]
+    pub monitor: Option<PathBuf>,
+    /// Put the USB sticks behind a QEMU usb-hub (on root port 1).
+    #[arg(long = "usb-hub")]
+    pub usb_hub: bool,
     /// Network: `none` (default) or `user[,OPTS]`: an e1000 on QEMU's user-mode network,
     /// OPTS as QEMU spells them (`user,hostfwd=tcp::8080-:80`); forwards bind 127.0.0.1.
     #[arg(long, default_value = "none")]
@@ -108,6 +117,8 @@ pub fn run(a: RunArgs) -> Result<i32> {
         ));
     }
     m.usb_controller = a.usb_controller.clone();
+    m.monitor = a.monitor.clone();
+    m.usb_hub = a.usb_hub;
     m.net = match a.net.as_str() {
         "none" => None,
         "user" => Some(String::new()),

@@ -115,6 +115,8 @@ pub struct Stats {
     pub timeouts: u64,
     pub errors: u64,
     pub companion_handoffs: u64,
+    /// Transfers ended because their device's port lost it (a stick pulled out).
+    pub unplugged: u64,
 }
 
 /// The registers an interrupt handler needs.
@@ -141,6 +143,8 @@ impl IrqRegs {
 
 struct Device {
     address: u8,
+    /// The root port it is on.
+    port: u8,
     /// QH index by endpoint: [0] = EP0, then (endpoint address, QH index).
     ep0: usize,
     eps: Vec<(u8, usize)>,
@@ -166,6 +170,8 @@ pub struct Ehci<H: Hal, M: Mmio> {
     event: Option<Arc<dyn Event>>,
     dead: bool,
     port_changes: u64,
+    /// The root port of the device the transfer being run belongs to (0: not known).
+    cur_port: u8,
     pub stats: Stats,
 }
 
@@ -284,6 +290,7 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
             event: None,
             dead: false,
             port_changes: 0,
+            cur_port: 0,
             stats: Stats::default(),
         })
     }
@@ -329,6 +336,21 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
             return Err(UsbError::HostDead);
         }
         Ok(())
+    }
+
+    /// True when root port `port` no longer holds an enabled device: the stick was pulled
+    /// out, and a transfer to it never completes (QEMU drops a detached device's packets
+    /// and leaves the qTD active).
+    fn port_gone(&mut self, port: u8) -> bool {
+        if port == 0 || port > self.ports {
+            return false;
+        }
+        let sc = self.mmio.read32(self.portsc(port));
+        if sc == u32::MAX {
+            self.dead = true;
+            return true;
+        }
+        sc & PORT_CCS == 0 || sc & PORT_PE == 0
     }
 
     fn qh_phys(&self, i: usize) -> PhysAddr {
@@ -443,6 +465,10 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
         timeout: u64,
     ) -> Result<Outcome, UsbError> {
         self.check_alive()?;
+        let port = self.cur_port;
+        if self.port_gone(port) {
+            return Err(UsbError::NoDevice);
+        }
         let first = self.qh_dummy[i];
         let mut idx = alloc::vec![first];
         for _ in 1..tds.len() {
@@ -486,6 +512,7 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
             .collect();
         let deadline = self.hal.now_ns() + timeout;
         let mut spins = 0u32;
+        let (mut unplugged, mut waited) = (false, false);
         let r = loop {
             if let Some(r) = self.scan(&idx, &lens) {
                 if let Outcome::Done(b) = r {
@@ -498,6 +525,12 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
                 break None;
             }
             self.check_alive()?;
+            // Woken without a completion (a port change interrupt, or the periodic look):
+            // is the device still there?
+            if waited && self.port_gone(port) {
+                unplugged = true;
+                break None;
+            }
             match &self.event {
                 Some(e) => {
                     e.wait(Some(deadline.min(now + 5_000_000)));
@@ -507,6 +540,7 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
                     self.hal.delay_us(if spins < 200 { 5 } else { 1000 });
                 }
             }
+            waited = true;
         };
         match r {
             Some(Outcome::Done(n)) => {
@@ -520,8 +554,13 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
                 Ok(Outcome::Error(e))
             }
             None => {
-                // Timed out: take the QH off the schedule, retire the chain, relink it.
-                self.stats.timeouts += 1;
+                // Timed out or unplugged: take the QH off the schedule, retire the chain,
+                // relink it.
+                if unplugged {
+                    self.stats.unplugged += 1;
+                } else {
+                    self.stats.timeouts += 1;
+                }
                 self.unlink_qh(i);
                 self.park(i, &idx, false);
                 let o = i * QH_SIZE;
@@ -529,7 +568,11 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
                 self.qh.write_u32(o, head_next);
                 dma_wmb();
                 self.qh.write_u32(0, self.qh_phys(i) as u32 | TYP_QH);
-                Err(UsbError::Timeout)
+                Err(if unplugged {
+                    UsbError::NoDevice
+                } else {
+                    UsbError::Timeout
+                })
             }
         }
     }
@@ -622,6 +665,7 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
             return Err(UsbError::TooLarge);
         }
         let q = self.ep_qh(dev, ep)?;
+        self.cur_port = self.device(dev)?.port;
         let pid = if dir_in { PID_IN } else { PID_OUT };
         let mut tds = Vec::new();
         let mut off = 0;
@@ -715,7 +759,7 @@ impl<H: Hal, M: Mmio> HostController for Ehci<H, M> {
         self.mmio.write32(off, sc & !PORT_CHANGES & !PORT_PE);
     }
 
-    fn new_device(&mut self, _port: u8, speed: Speed) -> Result<DeviceId, UsbError> {
+    fn new_device(&mut self, port: u8, speed: Speed) -> Result<DeviceId, UsbError> {
         if speed != Speed::High {
             return Err(UsbError::Unsupported);
         }
@@ -735,6 +779,7 @@ impl<H: Hal, M: Mmio> HostController for Ehci<H, M> {
         // Temporarily the device at address 0 (id = the address it is about to get).
         self.devices[usize::from(address)] = Some(Device {
             address: 0,
+            port,
             ep0: q,
             eps: Vec::new(),
         });
@@ -792,6 +837,7 @@ impl<H: Hal, M: Mmio> HostController for Ehci<H, M> {
             return Err(UsbError::TooLarge);
         }
         let q = self.device(dev)?.ep0;
+        self.cur_port = self.device(dev)?.port;
         let dir_in = s.request_type & 0x80 != 0;
         let mut setup = [0u8; 8];
         setup[0] = s.request_type;

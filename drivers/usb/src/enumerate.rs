@@ -69,7 +69,7 @@ pub fn enumerate<H: HostController + ?Sized>(hc: &mut H, port: u8) -> Result<Dev
     }
 }
 
-fn configure<H: HostController + ?Sized>(
+pub(crate) fn configure<H: HostController + ?Sized>(
     hc: &mut H,
     port: u8,
     speed: Speed,

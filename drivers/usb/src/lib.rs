@@ -19,6 +19,9 @@ pub mod bot;
 pub mod desc;
 pub mod disk;
 mod enumerate;
+pub mod hub;
+#[cfg(test)]
+mod hub_tests;
 pub mod scsi;
 #[cfg(test)]
 mod tests;
@@ -168,6 +171,24 @@ pub trait HostController {
     fn reset_endpoint(&mut self, dev: DeviceId, ep: u8) -> Result<(), UsbError>;
     /// The largest single bulk transfer (bytes).
     fn max_transfer(&self) -> usize;
+    /// Like [`HostController::new_device`] for the device on downstream port `hub_port`
+    /// of hub `hub` (already reset through the hub). Controllers that cannot address
+    /// devices behind hubs answer [`UsbError::Unsupported`].
+    fn new_device_behind_hub(
+        &mut self,
+        hub: DeviceId,
+        hub_port: u8,
+        speed: Speed,
+    ) -> Result<DeviceId, UsbError> {
+        let _ = (hub, hub_port, speed);
+        Err(UsbError::Unsupported)
+    }
+    /// Tells the controller `dev` is a hub with `ports` downstream ports (xHCI: the slot
+    /// context's Hub flag and Number of Ports, set at the next Configure Endpoint).
+    fn set_hub(&mut self, dev: DeviceId, ports: u8) -> Result<(), UsbError> {
+        let _ = (dev, ports);
+        Ok(())
+    }
 }
 
 /// CLEAR_FEATURE(ENDPOINT_HALT) on the device plus the host side's endpoint reset.

@@ -2,7 +2,8 @@
 //! and transfer rings in fake DMA memory (following Link TRBs and cycle bits as hardware
 //! does) and post completion events on the event ring, with one high-speed Bulk-Only
 //! stick (a RAM disk behind descriptors, CBW/CSW and READ/WRITE(10)) on port 1. Faults:
-//! a bulk IN that stalls, a device that never completes a bulk transfer.
+//! a bulk IN that stalls, a device that never completes a bulk transfer, a stick pulled out
+//! mid-transfer.
 
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +21,10 @@ pub struct Faults {
     pub stall_data_in: u32,
     /// Never complete bulk transfers (a dead device).
     pub hang_bulk: bool,
+    /// At the next bulk TD the stick on port 1 is pulled out: the port loses connection
+    /// and enable, a Port Status Change event is posted, the TD never completes (as QEMU
+    /// drops a detached device's transfers).
+    pub unplug_on_bulk: bool,
     /// The configuration descriptor has a zero-length descriptor after its header.
     pub zero_length_config: bool,
 }
@@ -53,6 +58,8 @@ pub struct State {
     pub faults: Faults,
     pub commands: Vec<u32>,
     pub halted: std::collections::BTreeSet<(u8, u8)>,
+    /// (command type, slot, slot context) of every Address Device / Configure Endpoint.
+    pub slot_contexts: Vec<(u32, u8, [u32; 4])>,
     pub resets_bot: u32,
 }
 
@@ -109,6 +116,7 @@ impl FakeXhci {
             faults: Faults::default(),
             commands: Vec::new(),
             halted: Default::default(),
+            slot_contexts: Vec::new(),
             resets_bot: 0,
         })))
     }
@@ -193,6 +201,8 @@ impl State {
                 11 | 12 => {
                     // Address Device / Configure Endpoint: rings from the input context.
                     let add = rd(&self.mem, ctx)[1];
+                    let sc = rd(&self.mem, ctx + 32);
+                    self.slot_contexts.push((ty, slot, sc));
                     for dci in 1..32u8 {
                         if add & (1 << dci) != 0 {
                             let e = rd(&self.mem, ctx + 32 * (u64::from(dci) + 1));
@@ -341,6 +351,15 @@ impl State {
     /// Runs a bulk TD; false if it did not complete (hang or stall).
     fn bulk_td(&mut self, slot: u8, dci: u8, td: &[(u64, [u32; 4])]) -> bool {
         if self.faults.hang_bulk {
+            return false;
+        }
+        if self.faults.unplug_on_bulk {
+            self.faults.unplug_on_bulk = false;
+            self.faults.hang_bulk = true;
+            let p = (OP + 0x400) / 4;
+            // CCS and PED off, CSC (17) and PEC (18) on.
+            self.regs[p] = (self.regs[p] & !3) | (1 << 17) | (1 << 18);
+            self.event([1 << 24, 0, 1 << 24, 34 << 10]);
             return false;
         }
         let dir_in = dci & 1 == 1;

@@ -65,6 +65,8 @@ impl From<HalError> for InitError {
 const COMMAND_TIMEOUT_NS: u64 = 2_000_000_000;
 /// A bulk transfer (a whole run of a stick's blocks) may take this long.
 const BULK_TIMEOUT_NS: u64 = 20_000_000_000;
+/// How often a waiting transfer looks at its port without a Port Status Change event.
+const PORT_CHECK_NS: u64 = 100_000_000;
 /// Bounce buffer for bulk data (the largest single transfer).
 const XFER_BUF: usize = 256 * 1024;
 /// Control data stage buffer.
@@ -80,12 +82,29 @@ pub struct Stats {
     pub stalls: u64,
     pub timeouts: u64,
     pub errors: u64,
+    /// Transfers ended because their device's port lost it (a stick pulled out).
+    pub unplugged: u64,
+}
+
+/// Where a device sits below the root port (xHCI §4.5.2, §6.2.2), for its slot context.
+#[derive(Clone, Copy, Debug, Default)]
+struct Topo {
+    /// Route string: the hub port at each tier, 4 bits per tier (0: on the root port).
+    route: u32,
+    /// A hub: its number of downstream ports (the slot context's Hub flag).
+    hub_ports: u8,
+    /// A full/low-speed device behind a high-speed hub: the hub's slot and port (its
+    /// transaction translator).
+    tt_slot: u8,
+    tt_port: u8,
 }
 
 struct Slot<D: Dma> {
+    /// The root port (the route string's start).
     port: u8,
     speed: Speed,
     psi: u8,
+    topo: Topo,
     out_ctx: D,
     in_ctx: D,
     /// Transfer rings by DCI (1 = EP0).
@@ -443,9 +462,32 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
         Ok(())
     }
 
-    /// Waits for the event `want` until `deadline` (monotonic ns).
+    /// True when the root port of device slot `slot` no longer holds an enabled device:
+    /// the stick was pulled out (or the port was disabled under it). A transfer to it can
+    /// never complete (QEMU drops a detached device's transfers without an event).
+    fn slot_port_gone(&mut self, slot: u8) -> bool {
+        let Some(port) = self
+            .slots
+            .get(usize::from(slot))
+            .and_then(|s| s.as_ref())
+            .map(|s| s.port)
+        else {
+            return true;
+        };
+        let sc = self.mmio.read32(self.portsc(port));
+        if sc == u32::MAX {
+            self.dead = true;
+            return true;
+        }
+        sc & PORTSC_CCS == 0 || sc & PORTSC_PED == 0
+    }
+
+    /// Waits for the event `want` until `deadline` (monotonic ns). A transfer also ends
+    /// (None) when its device's port loses the device: at once on a Port Status Change
+    /// event of that port, and at the latest 100 ms after the port changed.
     fn wait(&mut self, want: &Wait, deadline: u64) -> Option<[u32; 4]> {
         let mut spins = 0u32;
+        let mut next_port_check = self.hal.now_ns() + PORT_CHECK_NS;
         loop {
             if let Some(ev) = self.drain(Some(want)) {
                 return Some(ev);
@@ -453,6 +495,21 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
             let now = self.hal.now_ns();
             if now >= deadline || self.check_alive().is_err() {
                 return None;
+            }
+            if let Wait::Transfer { slot, .. } = want {
+                let port = self
+                    .slots
+                    .get(usize::from(*slot))
+                    .and_then(|s| s.as_ref())
+                    .map_or(0, |s| s.port);
+                let changed =
+                    (1..=64).contains(&port) && self.port_changes & (1 << (port - 1)) != 0;
+                if (changed || now >= next_port_check) && self.slot_port_gone(*slot) {
+                    return None;
+                }
+                if now >= next_port_check {
+                    next_port_check = now + PORT_CHECK_NS;
+                }
             }
             match &self.event {
                 // Interrupts: sleep until notified; a few ms at most, which covers a lost
@@ -536,12 +593,20 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
     }
 
     /// Fills the slot context of `input` (root port, speed, context entries).
-    fn fill_slot(&self, input: &mut dyn InputHandler, port: u8, psi: u8, entries: u8) {
+    fn fill_slot(&self, input: &mut dyn InputHandler, port: u8, psi: u8, entries: u8, t: Topo) {
         let s = input.device_mut().slot_mut();
         s.set_root_hub_port_number(port);
         s.set_speed(psi);
         s.set_context_entries(entries);
-        s.set_route_string(0);
+        s.set_route_string(t.route);
+        if t.hub_ports > 0 {
+            s.set_hub();
+            s.set_number_of_ports(t.hub_ports);
+        }
+        if t.tt_slot != 0 {
+            s.set_parent_hub_slot_id(t.tt_slot);
+            s.set_parent_port_number(t.tt_port);
+        }
     }
 
     fn fill_ep0(&self, input: &mut dyn InputHandler, ring: PhysAddr, mps: u16) {
@@ -608,6 +673,9 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
         timeout_ns: u64,
     ) -> Result<([u32; 4], usize), UsbError> {
         self.check_alive()?;
+        if self.slot_port_gone(slot) {
+            return Err(UsbError::NoDevice);
+        }
         let addrs: Vec<PhysAddr> = {
             let s = self.slot(DeviceId(slot))?;
             let ring = s.rings[usize::from(dci)]
@@ -636,6 +704,16 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
             }
             None => {
                 self.check_alive()?;
+                if self.slot_port_gone(slot) {
+                    // Pulled out mid-transfer: stop the endpoint and skip the TD (the ring
+                    // stays consistent until the slot is released).
+                    self.stats.unplugged += 1;
+                    let mut s = command::StopEndpoint::new();
+                    s.set_slot_id(slot).set_endpoint_id(dci);
+                    let _ = self.command(s.into_raw());
+                    let _ = self.set_dequeue(slot, dci);
+                    return Err(UsbError::NoDevice);
+                }
                 self.abort(slot, dci);
                 Err(UsbError::Timeout)
             }
@@ -685,6 +763,70 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
         let moved = (before + this.saturating_sub(residue)).min(len);
         self.stats.bytes += moved as u64;
         Ok(moved)
+    }
+}
+
+impl<H: Hal, M: Mmio> Xhci<H, M> {
+    /// Enable Slot + Address Device for a device on root port `port` at `topo`.
+    fn address_device(
+        &mut self,
+        port: u8,
+        psi: u8,
+        speed: Speed,
+        topo: Topo,
+    ) -> Result<DeviceId, UsbError> {
+        let id = self.command_ok(command::EnableSlot::new().into_raw())?;
+        if id == 0 || id > self.max_slots {
+            return Err(UsbError::Controller(0));
+        }
+        let mk = |hal: &H| -> Result<_, UsbError> {
+            Ok((
+                hal.dma_alloc(4096).map_err(|_| UsbError::NoResources)?,
+                hal.dma_alloc(4096).map_err(|_| UsbError::NoResources)?,
+                Ring::new(hal).map_err(|_| UsbError::NoResources)?,
+            ))
+        };
+        let (out_ctx, in_ctx, ring0) = match mk(&self.hal) {
+            Ok(x) => x,
+            Err(e) => {
+                self.disable_slot(id);
+                return Err(e);
+            }
+        };
+        let ring_pa = ring0.phys();
+        let mps0 = speed.default_ep0_max_packet();
+        self.dcbaa.write_u64(8 * usize::from(id), out_ctx.phys());
+        let mut rings: [Option<Ring<H::Dma>>; 32] = Default::default();
+        rings[1] = Some(ring0);
+        let mut mps = [0u16; 32];
+        mps[1] = mps0;
+        self.slots[usize::from(id)] = Some(Slot {
+            port,
+            speed,
+            psi,
+            topo,
+            out_ctx,
+            in_ctx,
+            rings,
+            mps,
+        });
+        let mut input = self.new_input();
+        input.control_mut().set_add_context_flag(0);
+        input.control_mut().set_add_context_flag(1);
+        self.fill_slot(&mut *input, port, psi, 1, topo);
+        self.fill_ep0(&mut *input, ring_pa, mps0);
+        let r = self.write_input(id, &*input).and_then(|pa| {
+            let mut a = command::AddressDevice::new();
+            a.set_slot_id(id).set_input_context_pointer(pa);
+            self.command_ok(a.into_raw())
+        });
+        if let Err(e) = r {
+            self.release_device(DeviceId(id));
+            return Err(e);
+        }
+        // SET_ADDRESS recovery interval (USB 2 §9.2.6.3).
+        self.hal.delay_us(2_000);
+        Ok(DeviceId(id))
     }
 }
 
@@ -765,57 +907,49 @@ impl<H: Hal, M: Mmio> HostController for Xhci<H, M> {
 
     fn new_device(&mut self, port: u8, speed: Speed) -> Result<DeviceId, UsbError> {
         let psi = (self.mmio.read32(self.portsc(port)) >> 10 & 0xf) as u8;
-        let id = self.command_ok(command::EnableSlot::new().into_raw())?;
-        if id == 0 || id > self.max_slots {
-            return Err(UsbError::Controller(0));
+        self.address_device(port, psi, speed, Topo::default())
+    }
+
+    fn new_device_behind_hub(
+        &mut self,
+        hub: DeviceId,
+        hub_port: u8,
+        speed: Speed,
+    ) -> Result<DeviceId, UsbError> {
+        if hub_port == 0 || hub_port > 15 {
+            return Err(UsbError::NoDevice);
         }
-        let mk = |hal: &H| -> Result<_, UsbError> {
-            Ok((
-                hal.dma_alloc(4096).map_err(|_| UsbError::NoResources)?,
-                hal.dma_alloc(4096).map_err(|_| UsbError::NoResources)?,
-                Ring::new(hal).map_err(|_| UsbError::NoResources)?,
-            ))
+        let (port, hub_speed, hub_topo) = {
+            let h = self.slot(hub)?;
+            (h.port, h.speed, h.topo)
         };
-        let (out_ctx, in_ctx, ring0) = match mk(&self.hal) {
-            Ok(x) => x,
-            Err(e) => {
-                self.disable_slot(id);
-                return Err(e);
-            }
-        };
-        let ring_pa = ring0.phys();
-        let mps0 = speed.default_ep0_max_packet();
-        self.dcbaa.write_u64(8 * usize::from(id), out_ctx.phys());
-        let mut rings: [Option<Ring<H::Dma>>; 32] = Default::default();
-        rings[1] = Some(ring0);
-        let mut mps = [0u16; 32];
-        mps[1] = mps0;
-        self.slots[usize::from(id)] = Some(Slot {
-            port,
-            speed,
-            psi,
-            out_ctx,
-            in_ctx,
-            rings,
-            mps,
-        });
-        let mut input = self.new_input();
-        input.control_mut().set_add_context_flag(0);
-        input.control_mut().set_add_context_flag(1);
-        self.fill_slot(&mut *input, port, psi, 1);
-        self.fill_ep0(&mut *input, ring_pa, mps0);
-        let r = self.write_input(id, &*input).and_then(|pa| {
-            let mut a = command::AddressDevice::new();
-            a.set_slot_id(id).set_input_context_pointer(pa);
-            self.command_ok(a.into_raw())
-        });
-        if let Err(e) = r {
-            self.release_device(DeviceId(id));
-            return Err(e);
+        // The route string has five tiers of 4 bits.
+        let depth = (0..5)
+            .take_while(|i| (hub_topo.route >> (4 * i)) & 0xf != 0)
+            .count() as u32;
+        if depth >= 5 {
+            return Err(UsbError::Unsupported);
         }
-        // SET_ADDRESS recovery interval (USB 2 §9.2.6.3).
-        self.hal.delay_us(2_000);
-        Ok(DeviceId(id))
+        let mut t = Topo {
+            route: hub_topo.route | (u32::from(hub_port) << (4 * depth)),
+            ..Topo::default()
+        };
+        if hub_speed == Speed::High && matches!(speed, Speed::Full | Speed::Low) {
+            t.tt_slot = hub.0;
+            t.tt_port = hub_port;
+        } else if hub_topo.tt_slot != 0 {
+            t.tt_slot = hub_topo.tt_slot;
+            t.tt_port = hub_topo.tt_port;
+        }
+        // Protocol speed IDs of the default USB 2/3 mapping (xHCI §7.2.2.1.1).
+        let psi = match speed {
+            Speed::Full => 1,
+            Speed::Low => 2,
+            Speed::High => 3,
+            Speed::Super => 4,
+            Speed::SuperPlus => 5,
+        };
+        self.address_device(port, psi, speed, t)
     }
 
     fn release_device(&mut self, dev: DeviceId) {
@@ -825,18 +959,19 @@ impl<H: Hal, M: Mmio> HostController for Xhci<H, M> {
     }
 
     fn set_ep0_max_packet(&mut self, dev: DeviceId, mps: u16) -> Result<(), UsbError> {
-        let (port, psi, ring) = {
+        let (port, psi, ring, topo) = {
             let s = self.slot(dev)?;
             s.mps[1] = mps;
             (
                 s.port,
                 s.psi,
                 s.rings[1].as_ref().map(|r| r.phys()).unwrap_or(0),
+                s.topo,
             )
         };
         let mut input = self.new_input();
         input.control_mut().set_add_context_flag(1);
-        self.fill_slot(&mut *input, port, psi, 1);
+        self.fill_slot(&mut *input, port, psi, 1, topo);
         self.fill_ep0(&mut *input, ring, mps);
         let pa = self.write_input(dev.0, &*input)?;
         let mut e = command::EvaluateContext::new();
@@ -904,13 +1039,14 @@ impl<H: Hal, M: Mmio> HostController for Xhci<H, M> {
         dev: DeviceId,
         eps: &[EndpointDescriptor],
     ) -> Result<(), UsbError> {
-        let (port, psi, speed) = {
+        let (port, psi, speed, topo, entries) = {
             let s = self.slot(dev)?;
-            (s.port, s.psi, s.speed)
+            let entries = (1..32).rev().find(|d| s.rings[*d].is_some()).unwrap_or(1) as u8;
+            (s.port, s.psi, s.speed, s.topo, entries)
         };
         let mut input = self.new_input();
         input.control_mut().set_add_context_flag(0);
-        let mut max_dci = 1u8;
+        let mut max_dci = entries;
         let mut new_rings = Vec::new();
         for e in eps {
             let ty = match (e.transfer_type(), e.is_in()) {
@@ -944,7 +1080,7 @@ impl<H: Hal, M: Mmio> HostController for Xhci<H, M> {
             max_dci = max_dci.max(d);
             new_rings.push((d, ring, e.packet_size()));
         }
-        self.fill_slot(&mut *input, port, psi, max_dci);
+        self.fill_slot(&mut *input, port, psi, max_dci, topo);
         let pa = self.write_input(dev.0, &*input)?;
         let mut c = command::ConfigureEndpoint::new();
         c.set_slot_id(dev.0).set_input_context_pointer(pa);
@@ -983,6 +1119,13 @@ impl<H: Hal, M: Mmio> HostController for Xhci<H, M> {
 
     fn max_transfer(&self) -> usize {
         XFER_BUF
+    }
+
+    fn set_hub(&mut self, dev: DeviceId, ports: u8) -> Result<(), UsbError> {
+        self.slot(dev)?.topo.hub_ports = ports;
+        // A Configure Endpoint that adds no endpoint: the slot context (Hub, Number of
+        // Ports) is all it changes.
+        self.configure_endpoints(dev, &[])
     }
 }
 

@@ -277,6 +277,50 @@ fn a_device_that_never_answers_times_out_and_the_endpoint_is_stopped() {
 }
 
 #[test]
+fn a_stick_pulled_out_mid_transfer_fails_at_once_with_no_device() {
+    let (mut hc, dev) = bring_up(256);
+    let d = adros_usb::enumerate(&mut hc, 1).unwrap();
+    let mut t = Transport::from_interface(d.id, &d.config.interfaces[0]).unwrap();
+    let disk = ScsiDisk::probe(&mut t, &mut hc, 0, 3, |_| {}).unwrap();
+    dev.0.lock().unwrap().faults.unplug_on_bulk = true;
+    let mut buf = vec![0u8; 4096];
+    let t0 = hc.hal.now_ns();
+    let e = disk.read(&mut t, &mut hc, 0, &mut buf).unwrap_err();
+    assert!(e.is_fatal(), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            adros_usb::disk::DiskError::Transport(adros_usb::bot::BotError::Usb(
+                UsbError::NoDevice
+            ))
+        ),
+        "{e:?}"
+    );
+    // Not the 20 s bulk timeout: the Port Status Change event ended the wait.
+    assert!(
+        hc.hal.now_ns() - t0 < 1_000_000_000,
+        "waited {} ns",
+        hc.hal.now_ns() - t0
+    );
+    assert_eq!(hc.stats.timeouts, 0);
+    assert_eq!(hc.stats.unplugged, 1);
+    // BOT does not try reset recovery on a gone device; later I/O fails at once.
+    assert_eq!(t.resets, 0);
+    assert!(
+        disk.read(&mut t, &mut hc, 0, &mut buf)
+            .unwrap_err()
+            .is_fatal()
+    );
+    assert!(!hc.port_status(1).connected);
+    assert_ne!(hc.take_port_changes(), 0);
+    // Releasing the device disables its slot.
+    dev.0.lock().unwrap().commands.clear();
+    hc.release_device(d.id);
+    assert_eq!(dev.0.lock().unwrap().commands.last(), Some(&10));
+    assert!(hc.device_port(d.id).is_none());
+}
+
+#[test]
 fn an_empty_port_is_no_device() {
     let (mut hc, _dev) = bring_up(16);
     assert_eq!(
@@ -303,5 +347,38 @@ fn a_malformed_configuration_releases_the_slot_and_disables_the_port() {
     assert!(
         hc.device_port(adros_usb::DeviceId(1)).is_none(),
         "slot freed"
+    );
+}
+
+#[test]
+fn devices_behind_a_hub_get_a_route_string_and_the_hub_its_flag() {
+    let (mut hc, dev) = bring_up(16);
+    let hub = adros_usb::enumerate(&mut hc, 1).unwrap();
+    hc.set_hub(hub.id, 4).unwrap();
+    let (ty, slot, sc) = *dev.0.lock().unwrap().slot_contexts.last().unwrap();
+    // Configure Endpoint (12) of the hub's slot: Hub flag (bit 26), 4 ports (dword 1, 31:24).
+    assert_eq!((ty, slot), (12, hub.id.0));
+    assert!(sc[0] & (1 << 26) != 0, "Hub flag: {sc:x?}");
+    assert_eq!(sc[1] >> 24, 4);
+    // A full-speed device on hub port 3: route string 3, root port 1, speed 1; the hub is
+    // high-speed, so its slot and port are the device's transaction translator.
+    let child = hc.new_device_behind_hub(hub.id, 3, Speed::Full).unwrap();
+    assert_ne!(child, hub.id);
+    let (ty, slot, sc) = *dev.0.lock().unwrap().slot_contexts.last().unwrap();
+    assert_eq!((ty, slot), (11, child.0));
+    assert_eq!(sc[0] & 0xf_ffff, 3, "route string");
+    assert_eq!((sc[0] >> 20) & 0xf, 1, "full-speed");
+    assert_eq!((sc[1] >> 16) & 0xff, 1, "root port");
+    assert_eq!(sc[2] & 0xff, u32::from(hub.id.0), "TT hub slot");
+    assert_eq!((sc[2] >> 8) & 0xff, 3, "TT port");
+    assert_eq!(hc.device_port(child), Some((1, Speed::Full)));
+    // Port numbers outside a route string's 4 bits are refused.
+    assert_eq!(
+        hc.new_device_behind_hub(hub.id, 16, Speed::Full),
+        Err(UsbError::NoDevice)
+    );
+    assert_eq!(
+        hc.new_device_behind_hub(DeviceId(30), 1, Speed::Full),
+        Err(UsbError::NoDevice)
     );
 }

@@ -157,16 +157,53 @@ fn register_node(name: &str, rdev: u64, dev: Arc<dyn BlockDev>) {
 /// Linux's SCSI disk major (`/dev/sda`: USB sticks).
 pub const SD_MAJOR: u32 = 8;
 
-/// The next SCSI disk name (`sda`, `sdb`, …, `sdz`) and its index.
+/// SCSI disk indices in use (bit i: `sd` + 'a' + i).
+static SD_USED: IrqSpinLock<u32> = IrqSpinLock::new(0);
+
+/// The lowest free SCSI disk name (`sda`, `sdb`, …, `sdz`) and its index, taken until
+/// [`release_sd_name`] (a stick pulled out frees its name for the next one, as on Linux).
 pub fn next_sd_name() -> Option<(u32, String)> {
-    static NEXT_SD: IrqSpinLock<u32> = IrqSpinLock::new(0);
-    let mut n = NEXT_SD.lock();
-    let i = *n;
+    let mut used = SD_USED.lock();
+    let i = (!*used).trailing_zeros();
     if i >= 26 {
         return None;
     }
-    *n += 1;
+    *used |= 1 << i;
     Some((i, format!("sd{}", (b'a' + i as u8) as char)))
+}
+
+/// Gives SCSI disk index `index` back (after [`remove_disk_major`]).
+pub fn release_sd_name(index: u32) {
+    if index < 26 {
+        *SD_USED.lock() &= !(1 << index);
+    }
+}
+
+/// Unregisters disk number `index` of `major` and its partitions: their `/dev` nodes go
+/// away and their numbers stop resolving (a later open or mount gets ENXIO/ENOENT). Files
+/// already open and mounted file systems keep their `Arc` of the device, whose driver
+/// answers EIO once its hardware is gone.
+pub fn remove_disk_major(major: u32, index: u32) {
+    let first = makedev(major, index * 16);
+    let ours = |rdev: u64| (0..16).any(|p| rdev == makedev(major, index * 16 + p));
+    let gone: Vec<Registered> = {
+        let mut devs = DEVICES.lock();
+        let (gone, keep): (Vec<_>, Vec<_>) = devs.drain(..).partition(|r| ours(r.rdev));
+        *devs = keep;
+        gone
+    };
+    let root = devfs::devfs().root();
+    for r in &gone {
+        devfs::unregister_device(DevKind::Block, r.rdev);
+        let _ = root.unlink(r.dev.name(), false);
+    }
+    if let Some(r) = gone.iter().find(|r| r.rdev == first) {
+        log::info!(
+            "block: /dev/{} removed ({} node(s))",
+            r.dev.name(),
+            gone.len()
+        );
+    }
 }
 
 /// Registers disk number `index` as `/dev/<name>` and its partitions as `/dev/<name>N`.

@@ -431,6 +431,9 @@ pub fn open(
             pipe.open_fifo(end, flags & O_NONBLOCK != 0)?;
             file::Kind::Pipe(pipe, end)
         }
+        // No file type at all: the file system could not read the inode (`Inode::stat`
+        // cannot fail, and answers mode 0 then — e.g. its disk was pulled out).
+        0 => return Err(Errno::EIO),
         _ => return Err(Errno::ENXIO),
     };
     Ok(File::new(kind, Some(node), Some(p), flags))

@@ -12,6 +12,11 @@
 //!   while the first disks can still be coming, then every few seconds — and registers each
 //!   disk it finds as `/dev/sda`, `/dev/sdb`… (major 8, like Linux), with `/dev/sda1`…
 //!   from the block layer's MBR/GPT code. `/proc/drivers` lists them.
+//! * Hot-plug: NetBSD's uhub notices a stick pulled out and detaches umass → scsibus → sd
+//!   itself, revoking the raw device's vnode; the disk's worker (on a failed request) and
+//!   the discovery thread (once a second) ask the open descriptor for the disk's size, and
+//!   when that fails the AdrOS disk answers EIO from then on, its `/dev/sdX` nodes and name
+//!   are released, and the unit is looked for again (a new stick gets it).
 //! * I/O goes through NetBSD's raw disk device (no second cache under AdrOS's): every disk has
 //!   a worker thread with its own rump lwp (in the process that holds the descriptor), which
 //!   does `pread`/`pwrite`/`DIOCCACHESYNC` for whoever asked — user threads, the native ext2
@@ -93,7 +98,13 @@ pub fn assign() {
 /// A NetBSD `sd` disk as an AdrOS block device.
 pub struct RumpDisk {
     name: String,
+    /// Its `/dev/sdX` index (given back when the stick is removed).
+    index: u32,
     unit: u32,
+    /// NetBSD detached the disk (the stick was pulled out): every request answers EIO.
+    gone: AtomicBool,
+    /// NetBSD's raw whole-disk device, open in the worker's rump process.
+    fd: i32,
     sectors: u64,
     jobs: spin::Mutex<VecDeque<Arc<Job>>>,
     work: WaitQueue,
@@ -120,7 +131,7 @@ static DISKS: spin::Mutex<Vec<Arc<RumpDisk>>> = spin::Mutex::new(Vec::new());
 
 impl RumpDisk {
     fn submit(&self, op: Op) -> KResult<Vec<u8>> {
-        if super::is_dead() {
+        if super::is_dead() || self.gone.load(Ordering::Acquire) {
             return Err(Errno::EIO);
         }
         let job = Arc::new(Job {
@@ -147,13 +158,44 @@ impl RumpDisk {
                 );
                 return Err(Errno::EIO);
             }
+            if self.gone.load(Ordering::Acquire)
+                && self.jobs.lock().iter().any(|j| Arc::ptr_eq(j, &job))
+            {
+                // Never picked up: the worker has stopped.
+                return Err(Errno::EIO);
+            }
         }
         job.result.lock().take().unwrap_or(Err(Errno::EIO))
     }
 
+    fn fd_alive(&self) -> bool {
+        Self::alive(self.fd)
+    }
+
+    /// Whether NetBSD still has the disk behind `fd` (a detached disk's vnode is revoked:
+    /// every call on it fails).
+    fn alive(fd: i32) -> bool {
+        let mut size: i64 = 0;
+        sys::ioctl(fd, sys::DIOCGMEDIASIZE, &mut size).is_ok()
+    }
+
     fn worker(self: Arc<Self>, fd: i32) {
         loop {
-            self.work.wait_until(|| !self.jobs.lock().is_empty(), None);
+            self.work.wait_until(
+                || !self.jobs.lock().is_empty() || self.gone.load(Ordering::Acquire),
+                None,
+            );
+            if self.gone.load(Ordering::Acquire) {
+                // Detached: fail whatever is queued, give the descriptor back, stop.
+                let pending: Vec<_> = self.jobs.lock().drain(..).collect();
+                for job in pending {
+                    *job.result.lock() = Some(Err(Errno::EIO));
+                    job.done.store(true, Ordering::Release);
+                    job.wq.wake_all();
+                }
+                let _ = sys::close(fd);
+                return;
+            }
             let Some(job) = self.jobs.lock().pop_front() else {
                 continue;
             };
@@ -199,6 +241,13 @@ impl RumpDisk {
                     self.name,
                     self.unit
                 );
+                if !Self::alive(fd) && !self.gone.swap(true, Ordering::AcqRel) {
+                    log::warn!(
+                        "usb: /dev/{}: NetBSD sd{} is gone (detached under a request)",
+                        self.name,
+                        self.unit
+                    );
+                }
             }
             *job.result.lock() = Some(r);
             job.done.store(true, Ordering::Release);
@@ -272,28 +321,31 @@ fn netbsd_major(dev: u64) -> u64 {
     (dev & 0x000f_ff00) >> 8
 }
 
-fn attach(unit: u32, fd: i32) {
+fn attach(unit: u32, fd: i32) -> bool {
     let mut size: i64 = 0;
     let mut ssize: u32 = 0;
     if let Err(e) = sys::ioctl(fd, sys::DIOCGMEDIASIZE, &mut size) {
         log::warn!("usb: NetBSD sd{unit}: cannot read its size ({e:?}); not used");
         let _ = sys::close(fd);
-        return;
+        return false;
     }
     let _ = sys::ioctl(fd, sys::DIOCGSECTORSIZE, &mut ssize);
     if ssize != 512 {
         log::warn!("usb: NetBSD sd{unit}: {ssize}-byte sectors are not supported; not used");
         let _ = sys::close(fd);
-        return;
+        return false;
     }
     let Some((index, name)) = block::next_sd_name() else {
         log::warn!("usb: NetBSD sd{unit}: no free /dev/sdX name");
         let _ = sys::close(fd);
-        return;
+        return false;
     };
     let disk = Arc::new(RumpDisk {
         name: name.clone(),
+        index,
         unit,
+        gone: AtomicBool::new(false),
+        fd,
         sectors: size as u64 / SECTOR,
         jobs: spin::Mutex::new(VecDeque::new()),
         work: WaitQueue::new(),
@@ -310,6 +362,45 @@ fn attach(unit: u32, fd: i32) {
         size >> 20
     );
     block::add_disk_major(block::SD_MAJOR, index, disk);
+    true
+}
+
+/// NetBSD detached `unit` (NetBSD's uhub saw the stick go and detached umass, scsibus and
+/// sd): its AdrOS disk answers EIO from now on (open files and mounts keep it), its
+/// `/dev` nodes and name are released for the next stick, its worker closes the raw
+/// device and stops.
+fn detach(unit: u32) {
+    let gone: Vec<Arc<RumpDisk>> = {
+        let mut disks = DISKS.lock();
+        let (gone, keep): (Vec<_>, Vec<_>) = disks.drain(..).partition(|d| d.unit == unit);
+        *disks = keep;
+        gone
+    };
+    for d in gone {
+        d.gone.store(true, Ordering::Release);
+        d.work.wake_all();
+        block::remove_disk_major(block::SD_MAJOR, d.index);
+        block::release_sd_name(d.index);
+        crate::println!(
+            "usb: NetBSD sd{unit} was detached (stick removed): /dev/{} is gone ({} reads, {} errors); open files and mounts on it get EIO",
+            d.name,
+            d.reads.load(Ordering::Relaxed),
+            d.errors.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// Whether the disk of `unit` is still attached in NetBSD (asked on its open descriptor).
+fn unit_alive(unit: u32) -> bool {
+    let Some(d) = DISKS.lock().iter().find(|d| d.unit == unit).cloned() else {
+        return false;
+    };
+    if d.gone.load(Ordering::Acquire) {
+        return false;
+    }
+    // The worker's descriptor is in the same rump process; a detached disk's vnode is
+    // revoked, so the ioctl fails.
+    d.fd_alive()
 }
 
 /// Starts looking for disks (after `rump_init`), when the rump kernel has a USB controller.
@@ -320,25 +411,40 @@ pub fn start_discovery() {
     crate::sched::thread::spawn("rump-usb-discover", || {
         let t0 = crate::time::now_ns();
         let mut found = [false; UNITS as usize];
+        let mut attached = [false; UNITS as usize];
         let mut major = None;
+        let mut last_alive_check = t0;
         loop {
             if super::is_dead() {
                 return;
             }
+            // Attached disks are asked whether they still exist once a second (a failed
+            // request asks at once, in the worker).
+            let check_alive = crate::time::now_ns() - last_alive_check >= 1_000_000_000;
+            if check_alive {
+                last_alive_check = crate::time::now_ns();
+            }
             for unit in 0..UNITS {
-                if found[unit as usize] {
+                let u = unit as usize;
+                if attached[u] && check_alive && !unit_alive(unit) {
+                    // Pulled out: NetBSD detached sd<unit>; a new stick may get the unit.
+                    detach(unit);
+                    attached[u] = false;
+                    found[u] = false;
+                }
+                if found[u] {
                     continue;
                 }
                 if let Some(fd) = open_unit(unit, major) {
                     if unit == 0 {
                         major = sys::fstat(fd).ok().map(|st| netbsd_major(st.st_rdev));
                     }
-                    found[unit as usize] = true;
+                    found[u] = true;
                     log::info!(
                         "usb: NetBSD sd{unit} appeared {} ms after rump_init",
                         (crate::time::now_ns() - t0) / 1_000_000
                     );
-                    attach(unit, fd);
+                    attached[u] = attach(unit, fd);
                 } else if unit == 0 && major.is_none() {
                     // The nodes of sd0 exist from the start; its major names the driver.
                     major = sys::fstatat(sys::AT_FDCWD, "/dev/rsd0d", 0)
@@ -347,9 +453,10 @@ pub fn start_discovery() {
                 }
             }
             // Sticks come within the first seconds (the USB explore thread starts after
-            // 500 ms, each port takes a few hundred ms more): look often then, rarely after.
+            // 500 ms, each port takes a few hundred ms more): look often then, once a
+            // second after (sticks plugged in or pulled out later).
             let elapsed = crate::time::now_ns() - t0;
-            crate::sched::thread::sleep_ms(if elapsed < 30_000_000_000 { 100 } else { 2000 });
+            crate::sched::thread::sleep_ms(if elapsed < 30_000_000_000 { 100 } else { 1000 });
         }
     });
 }

@@ -9,7 +9,9 @@
 //!   UHCI/OHCI controllers are logged as not driven.
 //! * One service thread per controller enumerates the root ports at start and then follows
 //!   port changes (once a second, and on Port Status Change events): a stick that appears
-//!   is enumerated and registered, a stick that disappears makes its disk answer EIO.
+//!   is enumerated and registered; a stick that disappears makes its disks answer EIO
+//!   (a transfer in flight ends with `NoDevice` as soon as the driver sees the port lose
+//!   it), its `/dev/sdX` nodes and name are released and its slot freed.
 //! * I/O runs in the caller's thread: a disk's transport lock, then the controller's lock,
 //!   then a synchronous BOT command (waiting on the controller's interrupt, or polling when
 //!   no interrupt line is routed).
@@ -53,8 +55,8 @@ impl Hcd for Xhci<KernelHal, Bar> {
     fn stats_line(&self) -> String {
         let s = self.stats;
         format!(
-            "commands={} transfers={} stalls={} timeouts={} errors={}",
-            s.commands, s.transfers, s.stalls, s.timeouts, s.errors
+            "commands={} transfers={} stalls={} timeouts={} errors={} unplugged={}",
+            s.commands, s.transfers, s.stalls, s.timeouts, s.errors, s.unplugged
         )
     }
 }
@@ -72,8 +74,8 @@ impl Hcd for Ehci<KernelHal, Bar> {
     fn stats_line(&self) -> String {
         let s = self.stats;
         format!(
-            "transfers={} stalls={} timeouts={} errors={} companion_handoffs={}",
-            s.transfers, s.stalls, s.timeouts, s.errors, s.companion_handoffs
+            "transfers={} stalls={} timeouts={} errors={} companion_handoffs={} unplugged={}",
+            s.transfers, s.stalls, s.timeouts, s.errors, s.companion_handoffs, s.unplugged
         )
     }
 }
@@ -114,8 +116,12 @@ struct Controller {
 /// A mass-storage LUN as a block device.
 pub struct UsbDisk {
     name: String,
+    /// Its `/dev/sdX` index (given back when the stick is removed).
+    index: u32,
     ctrl: Arc<Controller>,
+    /// The root port, and the hub port behind it (0: on the root port).
     port: u8,
+    hub_port: u8,
     product: String,
     disk: ScsiDisk,
     transport: Mutex<Transport>,
@@ -141,6 +147,11 @@ impl UsbDisk {
         }
         let mut t = self.transport.lock();
         let mut hc = self.ctrl.hc.lock();
+        // Looked at again under the controller's lock: the service thread marks a removed
+        // stick gone before it frees its slot, and a new stick may get the same slot.
+        if self.gone.load(Ordering::Acquire) {
+            return Err(Errno::EIO);
+        }
         match f(&self.disk, &mut t, &mut **hc) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -314,9 +325,20 @@ fn enable_interrupts(c: &Controller) {
     hc.enable_irq();
 }
 
+/// What the service thread keeps for a root port.
+enum Attached {
+    Device(adros_usb::DeviceId),
+    /// A hub (`usb-hub`): its downstream ports' devices, polled once a second.
+    Hub {
+        hub: adros_usb::hub::Hub,
+        children: [Option<adros_usb::DeviceId>; 16],
+        failed: [bool; 16],
+    },
+}
+
 /// The controller's service thread: enumerates connected ports, then follows changes.
 fn service(c: Arc<Controller>) {
-    let mut attached = [false; 256];
+    let mut attached: Vec<Option<Attached>> = (0..256).map(|_| None).collect();
     let mut failed = [false; 256];
     loop {
         let dead = c.hc.lock().dead();
@@ -337,9 +359,25 @@ fn service(c: Arc<Controller>) {
             if st.changed && !st.connected {
                 failed[p] = false;
             }
-            if st.connected && !attached[p] && !failed[p] {
+            // Gone, or replaced between two looks (connected again, but the port was
+            // disabled by the disconnect): the old device is released first.
+            if attached[p].is_some() && (!st.connected || !st.enabled) {
+                match attached[p].take() {
+                    Some(Attached::Device(id)) => detach_port(&c, port, 0, id),
+                    Some(Attached::Hub { hub, children, .. }) => {
+                        for (hp, child) in children.iter().enumerate() {
+                            if let Some(id) = child {
+                                detach_port(&c, port, hp as u8, *id);
+                            }
+                        }
+                        detach_port(&c, port, 0, hub.dev);
+                    }
+                    None => {}
+                }
+            }
+            if st.connected && attached[p].is_none() && !failed[p] {
                 match attach_port(&c, port) {
-                    Ok(()) => attached[p] = true,
+                    Ok(a) => attached[p] = Some(a),
                     Err(e) => {
                         failed[p] = true;
                         log::warn!(
@@ -349,9 +387,14 @@ fn service(c: Arc<Controller>) {
                         );
                     }
                 }
-            } else if !st.connected && attached[p] {
-                attached[p] = false;
-                detach_port(&c, port);
+            }
+            if let Some(Attached::Hub {
+                hub,
+                children,
+                failed,
+            }) = attached[p].as_mut()
+            {
+                service_hub(&c, port, hub, children, failed);
             }
         }
         // Port Status Change events wake the thread early; otherwise look once a second.
@@ -362,7 +405,77 @@ fn service(c: Arc<Controller>) {
     }
 }
 
-fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
+/// One look at every downstream port of the hub on root port `port`.
+fn service_hub(
+    c: &Arc<Controller>,
+    port: u8,
+    hub: &adros_usb::hub::Hub,
+    children: &mut [Option<adros_usb::DeviceId>; 16],
+    failed: &mut [bool; 16],
+) {
+    for hp in 1..=hub.descriptor.ports {
+        let h = usize::from(hp);
+        let st = {
+            let mut hc = c.hc.lock();
+            hub.port_state(&mut **hc, hp)
+        };
+        let st = match st {
+            Ok(st) => st,
+            // The hub itself is going away; the root port's change handles it.
+            Err(_) => return,
+        };
+        if st.change & 1 != 0 && !st.connected() {
+            failed[h] = false;
+        }
+        if let Some(id) = children[h]
+            && (!st.connected() || !st.enabled())
+        {
+            children[h] = None;
+            detach_port(c, port, hp, id);
+        }
+        if st.connected() && children[h].is_none() && !failed[h] {
+            let dev = {
+                let mut hc = c.hc.lock();
+                hub.enumerate(&mut **hc, hp, |ms| {
+                    crate::sched::thread::sleep_ms(u64::from(ms))
+                })
+            };
+            match dev {
+                Ok(d) => {
+                    log::info!(
+                        "usb: {} at {} port {port}.{hp} (behind a hub): {:04x}:{:04x} {} {} ({}), slot {}",
+                        c.kind,
+                        c.slot,
+                        d.descriptor.vendor,
+                        d.descriptor.product,
+                        d.manufacturer,
+                        d.product,
+                        d.speed.name(),
+                        d.id.0
+                    );
+                    children[h] = Some(d.id);
+                    if d.descriptor.class == adros_usb::hub::CLASS_HUB {
+                        log::warn!(
+                            "usb: port {port}.{hp}: a hub behind a hub is left configured, unused"
+                        );
+                    } else {
+                        register_disks(c, &d, port, hp);
+                    }
+                }
+                Err(e) => {
+                    failed[h] = true;
+                    log::warn!(
+                        "usb: {} at {} port {port}.{hp} (behind a hub): enumeration failed: {e:?}; port disabled",
+                        c.kind,
+                        c.slot
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn attach_port(c: &Arc<Controller>, port: u8) -> Result<Attached, String> {
     let mut hc = c.hc.lock();
     let dev = match adros_usb::enumerate(&mut **hc, port) {
         Ok(d) => d,
@@ -384,6 +497,36 @@ fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
         dev.speed.name(),
         dev.id.0
     );
+    if dev.descriptor.class == adros_usb::hub::CLASS_HUB {
+        let r = adros_usb::hub::init(&mut **hc, &dev, |ms| {
+            crate::sched::thread::sleep_ms(u64::from(ms))
+        });
+        return match r {
+            Ok(hub) => {
+                log::info!(
+                    "usb: port {port}: a hub with {} ports; its ports are looked at once a second",
+                    hub.descriptor.ports
+                );
+                Ok(Attached::Hub {
+                    hub,
+                    children: [None; 16],
+                    failed: [false; 16],
+                })
+            }
+            Err(e) => {
+                hc.release_device(dev.id);
+                hc.disable_port(port);
+                Err(format!("hub set-up failed: {e:?}"))
+            }
+        };
+    }
+    drop(hc);
+    register_disks(c, &dev, port, 0);
+    Ok(Attached::Device(dev.id))
+}
+
+/// Probes a configured device's Bulk-Only LUNs and registers each as `/dev/sdX`.
+fn register_disks(c: &Arc<Controller>, dev: &adros_usb::Device, port: u8, hub_port: u8) {
     let Some(mut t) = dev
         .config
         .interfaces
@@ -391,10 +534,12 @@ fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
         .find_map(|i| Transport::from_interface(dev.id, i))
     else {
         log::info!(
-            "usb: port {port}: no Bulk-Only mass-storage interface; device left configured, unused"
+            "usb: port {}: no Bulk-Only mass-storage interface; device left configured, unused",
+            port_name(port, hub_port)
         );
-        return Ok(());
+        return;
     };
+    let mut hc = c.hc.lock();
     let max_lun = t.max_lun(&mut **hc);
     let mut found = Vec::new();
     for lun in 0..=max_lun {
@@ -402,18 +547,25 @@ fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
             crate::sched::thread::sleep_ms(u64::from(ms))
         }) {
             Ok(d) => found.push(d),
-            Err(e) => log::warn!("usb: port {port} LUN {lun}: not usable: {e:?}"),
+            Err(e) => log::warn!(
+                "usb: port {} LUN {lun}: not usable: {e:?}",
+                port_name(port, hub_port)
+            ),
         }
     }
     drop(hc);
     for d in found {
         let Some((index, name)) = block::next_sd_name() else {
-            log::warn!("usb: port {port}: no free /dev/sdX name");
+            log::warn!(
+                "usb: port {}: no free /dev/sdX name",
+                port_name(port, hub_port)
+            );
             break;
         };
         let product = format!("{} {}", d.vendor, d.product);
         crate::println!(
-            "usb: port {port} LUN {} ({product}) is /dev/{name} ({} MiB{}, native USB stack)",
+            "usb: port {} LUN {} ({product}) is /dev/{name} ({} MiB{}, native USB stack)",
+            port_name(port, hub_port),
             d.lun,
             (d.blocks * SECTOR) >> 20,
             if d.write_protected {
@@ -424,8 +576,10 @@ fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
         );
         let disk = Arc::new(UsbDisk {
             name,
+            index,
             ctrl: c.clone(),
             port,
+            hub_port,
             product,
             disk: d,
             transport: Mutex::new(t.clone()),
@@ -438,21 +592,53 @@ fn attach_port(c: &Arc<Controller>, port: u8) -> Result<(), String> {
         DISKS.lock().push(disk.clone());
         block::add_disk_major(block::SD_MAJOR, index, disk);
     }
-    Ok(())
 }
 
-fn detach_port(c: &Arc<Controller>, port: u8) {
-    for d in DISKS
-        .lock()
-        .iter()
-        .filter(|d| Arc::ptr_eq(&d.ctrl, c) && d.port == port)
-    {
-        if !d.gone.swap(true, Ordering::AcqRel) {
-            log::warn!(
-                "usb: /dev/{}: the stick on port {port} was removed; I/O answers EIO",
-                d.name
-            );
-        }
+/// `3` for a root port, `3.2` for port 2 of the hub on root port 3.
+fn port_name(port: u8, hub_port: u8) -> String {
+    if hub_port == 0 {
+        format!("{port}")
+    } else {
+        format!("{port}.{hub_port}")
+    }
+}
+
+/// The device on `port` (`hub_port` of the hub there, or 0) went away: its disks answer
+/// EIO from now on (open files and mounts keep the `UsbDisk`, which answers EIO), their
+/// `/dev` nodes and names are released for the next stick, and the device's slot (xHCI)
+/// or address and QHs (EHCI) are freed.
+fn detach_port(c: &Arc<Controller>, port: u8, hub_port: u8, id: adros_usb::DeviceId) {
+    let gone: Vec<Arc<UsbDisk>> = {
+        let mut disks = DISKS.lock();
+        let (gone, keep): (Vec<_>, Vec<_>) = disks
+            .drain(..)
+            .partition(|d| Arc::ptr_eq(&d.ctrl, c) && d.port == port && d.hub_port == hub_port);
+        *disks = keep;
+        gone
+    };
+    // Marked gone before the slot is freed (see `UsbDisk::io`).
+    for d in &gone {
+        d.gone.store(true, Ordering::Release);
+    }
+    c.hc.lock().release_device(id);
+    for d in &gone {
+        block::remove_disk_major(block::SD_MAJOR, d.index);
+        block::release_sd_name(d.index);
+        crate::println!(
+            "usb: the stick on port {} was removed: /dev/{} is gone ({} reads, {} errors); open files and mounts on it get EIO",
+            port_name(port, hub_port),
+            d.name,
+            d.reads.load(Ordering::Relaxed),
+            d.errors.load(Ordering::Relaxed)
+        );
+    }
+    if gone.is_empty() {
+        log::info!(
+            "usb: {} at {} port {}: device removed, slot released",
+            c.kind,
+            c.slot,
+            port_name(port, hub_port)
+        );
     }
 }
 
@@ -484,7 +670,7 @@ pub fn report() -> Vec<String> {
         v.push(format!(
             "usb-disk {} port={} lun={} stack=native product=\"{}\" sectors={} reads={} writes={} bytes={} errors={} resets={}{}",
             d.name,
-            d.port,
+            port_name(d.port, d.hub_port),
             d.disk.lun,
             d.product,
             d.disk.blocks,

@@ -8,6 +8,7 @@ mod netpeer;
 mod peer;
 pub(crate) mod report;
 pub mod rump;
+mod usb;
 
 use std::path::Path;
 use std::process::Command;
@@ -19,11 +20,11 @@ use crate::build::{self, BuildArgs};
 use crate::qemu::{self, Machine};
 use crate::util::{Result, parse_mem, root, run_checked, spinner, target_dir, which};
 
-pub const SUITES: &[&str] = &["syscall", "boot", "fs", "smp", "net", "rump"];
+pub const SUITES: &[&str] = &["syscall", "boot", "fs", "smp", "net", "rump", "usb"];
 
 #[derive(Args, Clone)]
 pub struct BenchArgs {
-    /// Suites to run: syscall, boot, fs, smp, net (default: syscall boot), and rump (on the host, no
+    /// Suites to run: syscall, boot, fs, smp, net, usb (default: syscall boot), and rump (on the host, no
     /// QEMU: rumpuser-adros against NetBSD's librumpuser hosting the same rump components).
     /// `net` attaches an e1000 on QEMU's user network to both guests and measures TCP
     /// against servers xtask runs on 127.0.0.1 (`--net-stack` picks AdrOS's stack).
@@ -372,6 +373,14 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
             return Ok(0);
         }
     }
+    // The usb suite boots one machine per controller and AdrOS stack: see usb.rs.
+    if names.iter().any(|n| n == "usb") {
+        names.retain(|n| n != "usb");
+        usb::run(&a)?;
+        if names.is_empty() {
+            return Ok(0);
+        }
+    }
     if names.iter().any(|n| n == "smp") && a.smp < 2 {
         return Err("the smp suite compares N vCPUs with 1: use --smp 2 or more".into());
     }
@@ -442,7 +451,7 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
         ];
         let mut prelude = "";
         if want_net {
-            for m in peer::MODULES {
+            for m in peer::NET_MODULES {
                 files.push((
                     format!("/lib/{m}"),
                     read(&peer::modules_dir().join(m))?,

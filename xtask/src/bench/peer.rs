@@ -30,7 +30,7 @@ pub fn kernel() -> Result<Peer> {
     let vmlinuz = dir.join("vmlinuz");
     let version_file = dir.join("version");
     if vmlinuz.is_file()
-        && modules_dir().join(MODULES[0]).is_file()
+        && MODULES.iter().all(|m| modules_dir().join(m).is_file())
         && let Ok(v) = std::fs::read_to_string(&version_file)
     {
         return Ok(Peer {
@@ -112,8 +112,49 @@ pub fn kernel() -> Result<Peer> {
     Ok(Peer { vmlinuz, version })
 }
 
-/// The modules kept from the image package (file names under [`modules_dir`]).
-pub const MODULES: &[&str] = &["e1000.ko"];
+/// The modules kept from the image package (file names under [`modules_dir`]): the e1000
+/// driver for the net suite, and for the usb suite [`USB_MODULES`].
+pub const MODULES: &[&str] = &[
+    "e1000.ko",
+    "usb-common.ko",
+    "usbcore.ko",
+    "xhci-hcd.ko",
+    "xhci-pci.ko",
+    "ehci-hcd.ko",
+    "ehci-pci.ko",
+    "scsi_common.ko",
+    "scsi_mod.ko",
+    "crct10dif_common.ko",
+    "crc-t10dif.ko",
+    "crc64.ko",
+    "crc64-rocksoft.ko",
+    "t10-pi.ko",
+    "sd_mod.ko",
+    "usb-storage.ko",
+];
+
+/// What the net suite's peer loads.
+pub const NET_MODULES: &[&str] = &["e1000.ko"];
+
+/// The USB host controller, SCSI disk and mass-storage modules of Debian's 6.1 kernel, in
+/// dependency order (their `depends=`): what the usb suite's peer loads.
+pub const USB_MODULES: &[&str] = &[
+    "usb-common.ko",
+    "usbcore.ko",
+    "xhci-hcd.ko",
+    "xhci-pci.ko",
+    "ehci-hcd.ko",
+    "ehci-pci.ko",
+    "scsi_common.ko",
+    "scsi_mod.ko",
+    "crct10dif_common.ko",
+    "crc-t10dif.ko",
+    "crc64.ko",
+    "crc64-rocksoft.ko",
+    "t10-pi.ko",
+    "sd_mod.ko",
+    "usb-storage.ko",
+];
 
 /// Where the kept modules are.
 pub fn modules_dir() -> PathBuf {
