@@ -246,8 +246,14 @@ struct Run {
 fn run(stack: &'static str) -> &'static Run {
     static NATIVE: OnceLock<Run> = OnceLock::new();
     static RUMP: OnceLock<Run> = OnceLock::new();
+    // The two boots never run at once: two TCG guests on a small host starve the rump
+    // stack's interrupt and worker threads into underruns (see docs/audio.md).
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let cell = if stack == "rump" { &RUMP } else { &NATIVE };
     cell.get_or_init(|| {
+        let _one = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = test_dir().join("audio");
         std::fs::create_dir_all(&dir).expect("creating the capture directory");
         let (name, wav): (&str, PathBuf) = if stack == "rump" {
@@ -287,22 +293,43 @@ fn capture(stack: &'static str) -> &'static Capture {
     }
 }
 
-/// The signals' segments; fails unless there are exactly as many as signals played: those
-/// of [`expected`], the truncated long.wav and the stalled tone.
+/// The stalled tone's frequencies (`t_audio stall`).
+const STALL_HZ: (f64, f64) = (1000.0, 1500.0);
+
+/// Whether the segment starts like the stalled tone (1000/1500 Hz).
+fn is_stall_tone(c: &Capture, seg: (usize, usize)) -> bool {
+    let n = 2048.min(seg.1 - seg.0);
+    let right = c.ch.len().min(2) - 1;
+    (0..200).any(|k| {
+        let lag = seg.0 as f64 - 2.0 + f64::from(k) * 0.02;
+        corr(&c.ch[0], seg.0, n, lag, STALL_HZ.0, c.rate) > 0.9
+            && corr(&c.ch[right], seg.0, n, lag, STALL_HZ.1, c.rate) > 0.9
+    })
+}
+
+/// The signals' segments; fails unless there are exactly as many as signals played before
+/// the stalled tone (those of [`expected`] and the truncated long.wav), then the stalled
+/// tone, as one segment (if it had gaps before its DMA stopped, the pieces are joined: its
+/// test only looks at how long it played).
 fn located(stack: &'static str) -> Vec<(usize, usize)> {
     let c = capture(stack);
     // 20 ms of silence separates signals (each drain plays ≥ 100 ms of it, of which QEMU
     // keeps at least half when the stream stops); a gap inside a signal fails its test.
     let segs = segments(c, c.rate as usize / 50);
-    // The signals of expected(), then the truncated long.wav and the stalled tone.
-    assert_eq!(
-        segs.len(),
-        expected().len() + 2,
-        "signals found in the capture (frames at {} Hz): {segs:?}\nguest output:\n{}",
+    let n = expected().len() + 1;
+    let mut v: Vec<(usize, usize)> = segs.iter().take(n).copied().collect();
+    let rest = &segs[n.min(segs.len())..];
+    let ok = v.len() == n
+        && rest.first().is_some_and(|&s| is_stall_tone(c, s))
+        && v.iter().all(|&s| !is_stall_tone(c, s));
+    assert!(
+        ok,
+        "signals found in the capture (frames at {} Hz): {segs:?}; expected {n} signals, then the stalled tone\nguest output:\n{}",
         c.rate,
         run(stack).out
     );
-    segs
+    v.push((rest[0].0, rest[rest.len() - 1].1));
+    v
 }
 
 fn check_signal(stack: &'static str, i: usize) -> Measured {
@@ -310,7 +337,10 @@ fn check_signal(stack: &'static str, i: usize) -> Measured {
     let seg = located(stack)[i];
     let s = &expected()[i];
     let m = measure(c, seg, s);
-    eprintln!("{stack}: {}: {m:?} (frames {seg:?} at {} Hz)", s.what, c.rate);
+    eprintln!(
+        "{stack}: {}: {m:?} (frames {seg:?} at {} Hz)",
+        s.what, c.rate
+    );
     assert!(m.left >= 0.99, "{}: left correlation {:.4}", s.what, m.left);
     assert!(
         m.right >= 0.99,
@@ -600,8 +630,7 @@ fn s14_audio_rump_a_stalled_stream_gives_the_writer_eio_within_seconds() {
 /// Without the rump components, `audio.driver=rump` says so and leaves the controller
 /// alone (with them, the s14_audio_rump_* tests cover the stack).
 #[test]
-fn s14_audio_driver_rump_without_rump_is_reported_unavailable_and_leaves_the_controller_alone()
-{
+fn s14_audio_driver_rump_without_rump_is_reported_unavailable_and_leaves_the_controller_alone() {
     if rump_linked() {
         skip(
             "s14_audio_driver_rump_without_rump_is_reported_unavailable_and_leaves_the_controller_alone",

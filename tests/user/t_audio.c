@@ -14,7 +14,8 @@
  *                                              QEMU's codec; NetBSD's audio layer converts
  *                                              up to 192000)
  *   t_audio stall MS                           with audio.fault=stall:N (N < MS): a tone of
- *                                              MS ms whose DMA stops under it; prints the
+ *                                              MS ms (1000/1500 Hz, 44.1 kHz 16-bit stereo)
+ *                                              whose DMA stops under it; prints the
  *                                              errno and how long the writer waited
  *
  * The signal: sample n of channel c is round(A * cos(2π f_c n / RATE)), A = 16384 for
@@ -382,7 +383,7 @@ static int stall(int ms) {
     v = 44100;
     ioctl(fd, SNDCTL_DSP_SPEED, &v);
     size_t len;
-    unsigned char *b = signal_bytes(44100, 2, 16, ms, 440, 660, &len);
+    unsigned char *b = signal_bytes(44100, 2, 16, ms, 1000, 1500, &len);
     size_t off = 0;
     int err = 0;
     double last = now_ms();

@@ -936,7 +936,11 @@ fn fault_stop_output_dma_stops_the_running_stream_and_nothing_else() {
     assert_eq!(fault_stop_output_dma(h.regs()), 1);
     assert_eq!(fake.fetch(512), 0, "the DMA engine no longer fetches");
     h.update();
-    assert_eq!(h.stream.as_ref().unwrap().played, 512, "the position stays put");
+    assert_eq!(
+        h.stream.as_ref().unwrap().played,
+        512,
+        "the position stays put"
+    );
     assert_eq!(fault_stop_output_dma(h.regs()), 0, "already stopped");
 }
 

@@ -164,8 +164,7 @@ pub const AUDIO_FLUSH: u64 = ioc(IOC_VOID, b'A', 24, 0);
 pub const AUDIO_GETBUFINFO: u64 = ioc(IOC_OUT, b'A', 35, AI);
 pub const AUDIO_MIXER_READ: u64 = ioc(IOC_INOUT, b'M', 0, core::mem::size_of::<MixerCtrl>());
 pub const AUDIO_MIXER_WRITE: u64 = ioc(IOC_INOUT, b'M', 1, core::mem::size_of::<MixerCtrl>());
-pub const AUDIO_MIXER_DEVINFO: u64 =
-    ioc(IOC_INOUT, b'M', 2, core::mem::size_of::<MixerDevinfo>());
+pub const AUDIO_MIXER_DEVINFO: u64 = ioc(IOC_INOUT, b'M', 2, core::mem::size_of::<MixerDevinfo>());
 const _: () = assert!(AUDIO_SETINFO == 0xc088_4116);
 const _: () = assert!(AUDIO_MIXER_DEVINFO == 0xc32c_4d02);
 
@@ -493,9 +492,7 @@ fn find_master(mixer: c_int) -> (Option<i32>, Option<i32>, String) {
         .map(|d| d.index);
     let find = |name: &str, ty: i32| {
         devs.iter()
-            .find(|d| {
-                d.ty == ty && label(&d.label) == name && Some(d.mixer_class) == outputs
-            })
+            .find(|d| d.ty == ty && label(&d.label) == name && Some(d.mixer_class) == outputs)
             .map(|d| d.index)
     };
     let master = find("master", AUDIO_MIXER_VALUE);
@@ -640,7 +637,9 @@ static WORKER: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// Runs `f` on the `rump-audio` thread and returns its result.
 fn on_worker<R: Send + 'static>(f: impl FnOnce(&RumpAudio) -> R + Send + 'static) -> R {
-    let dev = DEV.get().expect("the rump audio device serves before it is called");
+    let dev = DEV
+        .get()
+        .expect("the rump audio device serves before it is called");
     if crate::sched::thread::current().id == WORKER.load(Ordering::Acquire) {
         return f(dev);
     }
@@ -773,10 +772,6 @@ impl RumpAudio {
         Ok(n)
     }
 
-    fn w_cancel_drain(&self) {
-        self.st.lock().drain_tail = None;
-    }
-
     /// Hands what waited to NetBSD, which then starts playing.
     fn w_start(&self) {
         let mut s = self.st.lock();
@@ -834,7 +829,6 @@ impl RumpAudio {
         }
         Ok(())
     }
-
 }
 
 /// Every call into NetBSD runs on the `rump-audio` worker thread (its own rump lwp in the
