@@ -147,7 +147,7 @@ fn analyse(c: &Capture, ms: u32) -> Result<Figures> {
 fn cpu_line(l: &str) -> Option<(f64, f64)> {
     let f: Vec<f64> = l
         .split_whitespace()
-        .skip(2)
+        .skip(1)
         .filter_map(|v| v.parse().ok())
         .collect();
     Some((*f.first()?, *f.get(3)?))
