@@ -17,7 +17,8 @@ use std::process::Command;
 /// EHCI/UHCI/OHCI and (our component) xHCI host controllers, the USB stack, umass and the
 /// SCSI disk driver `sd`; and networking: NetBSD's TCP/IP (`net`, `netinet`, `netinet6`,
 /// AF_LOCAL which the socket layer's domain list expects), `bpf` and `net_config` (the DHCP
-/// client), the wm(4) Ethernet driver and the MII PHY drivers under it.
+/// client), the wm(4) Ethernet driver and the MII PHY drivers under it, and NetBSD's audio
+/// layer with the HD Audio controller (`hdaudio` on PCI) and codec function group (`hdafg`).
 const COMPONENTS: &[&str] = &[
     "rump",
     "rumpvfs",
@@ -41,6 +42,9 @@ const COMPONENTS: &[&str] = &[
     "rumpdev_bpf",
     "rumpdev_pci_if_wm",
     "rumpdev_miiphy",
+    "rumpdev_audio",
+    "rumpdev_pci_hdaudio",
+    "rumpdev_hdaudio_hdafg",
 ];
 
 fn link_sets(archive: &Path) -> BTreeSet<String> {

@@ -1,3 +1,5 @@
+//! `cargo xtask compare audio` is in `compare_audio.rs`.
+//!
 //! `cargo xtask compare ext2`: the same image and the same scripted workload on AdrOS's two
 //! ext2 stacks — the native Rust driver and NetBSD's ext2fs in the rump kernel — in one run.
 //!
@@ -24,7 +26,8 @@ use crate::util::{Result, spinner, target_dir};
 
 #[derive(Args, Clone)]
 pub struct CompareArgs {
-    /// What to compare (only `ext2` today).
+    /// What to compare: `ext2` (the two ext2 stacks) or `audio` (the two HD Audio stacks,
+    /// see compare_audio.rs).
     pub what: String,
     /// Boots per stack (alternating native/rump).
     #[arg(long, default_value_t = 3)]
@@ -178,9 +181,12 @@ fn fsck(img: &Path) -> Result<()> {
 }
 
 pub fn compare(a: CompareArgs) -> Result<i32> {
+    if a.what == "audio" {
+        return crate::compare_audio::compare(&a);
+    }
     if a.what != "ext2" {
         return Err(format!(
-            "cargo xtask compare {}: only `ext2` can be compared today",
+            "cargo xtask compare {}: `ext2` and `audio` can be compared",
             a.what
         ));
     }

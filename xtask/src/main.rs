@@ -4,6 +4,7 @@ mod bench;
 mod build;
 mod cache;
 mod compare;
+mod compare_audio;
 mod debs;
 mod deps;
 mod initrd;

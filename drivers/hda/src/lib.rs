@@ -182,6 +182,32 @@ pub fn ack<M: Mmio>(regs: &M, streams: usize) -> u32 {
     mine
 }
 
+/// Fault injection (`audio.fault=stall` on the kernel command line): clears RUN on every
+/// running output stream descriptor behind the owning driver's back, as a controller whose
+/// DMA engine died would look: the position stops, no more buffer-completion interrupts.
+/// Works on any driver's controller (ours or NetBSD's in the rump kernel) because it only
+/// needs the register window. Returns how many running output streams were stopped.
+pub fn fault_stop_output_dma<M: Mmio>(regs: &M) -> usize {
+    let gcap = regs.read16(GCAP);
+    if gcap == u16::MAX {
+        return 0; // device gone
+    }
+    let iss = usize::from((gcap >> 8) & 0xf);
+    let oss = usize::from((gcap >> 12) & 0xf);
+    let mut stopped = 0;
+    for i in iss..iss + oss {
+        if regs.len() < sd(i) + 0x20 {
+            break;
+        }
+        let ctl = regs.read32(sd(i) + SD_CTL) & 0x00ff_ffff;
+        if ctl & SD_CTL_RUN != 0 {
+            regs.write32(sd(i) + SD_CTL, ctl & !SD_CTL_RUN);
+            stopped += 1;
+        }
+    }
+    stopped
+}
+
 impl<H: Hal, M: Mmio> Hda<H, M> {
     /// Resets the controller, starts the command rings and finds the codecs.
     pub fn new(hal: H, regs: M) -> Result<Self, Error> {

@@ -925,6 +925,26 @@ fn a_stalled_stream_keeps_the_writer_waiting_without_losing_data() {
 }
 
 #[test]
+fn fault_stop_output_dma_stops_the_running_stream_and_nothing_else() {
+    let (h, fake) = boot(Some(Codec::duplex()));
+    let mut h = h.unwrap();
+    assert_eq!(fault_stop_output_dma(h.regs()), 0, "no stream runs yet");
+    open_44k(&mut h);
+    h.start();
+    assert_eq!(h.write(&[5u8; 4096]), 4096);
+    assert_eq!(fake.fetch(512), 512, "the stream plays");
+    assert_eq!(fault_stop_output_dma(h.regs()), 1);
+    assert_eq!(fake.fetch(512), 0, "the DMA engine no longer fetches");
+    h.update();
+    assert_eq!(
+        h.stream.as_ref().unwrap().played,
+        512,
+        "the position stays put"
+    );
+    assert_eq!(fault_stop_output_dma(h.regs()), 0, "already stopped");
+}
+
+#[test]
 fn volume_maps_to_amplifier_steps_and_zero_mutes() {
     let (h, fake) = boot(Some(Codec::duplex()));
     let mut h = h.unwrap();

@@ -8,6 +8,7 @@
 //! it instead. A NetBSD panic (`rumpuser_exit(RUMPUSER_PANIC)`) is contained: the stack is
 //! marked dead, its mounts answer EIO, and AdrOS carries on.
 
+pub mod audio;
 pub mod host;
 pub mod net;
 pub mod netsys;
@@ -79,6 +80,7 @@ pub fn start() {
     // autoconfiguration walks the bus.
     usb::assign();
     net::assign();
+    audio::assign();
     STATE.store(STARTING, Ordering::Release);
     crate::sched::thread::spawn("rump_init", || {
         let t0 = crate::time::now_ns();
@@ -99,6 +101,7 @@ pub fn start() {
                     STATE.compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
                 usb::start_discovery();
                 net::start();
+                audio::start();
             }
             Err(e) => {
                 log::error!(

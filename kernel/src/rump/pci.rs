@@ -112,6 +112,7 @@ static DMA: crate::sync::spin::IrqSpinLock<BTreeMap<usize, (u64, usize)>> =
 static DMA_BYTES: AtomicU64 = AtomicU64::new(0);
 
 pub fn dmalloc(size: usize, align: usize) -> Result<DmaBlock, NbErrno> {
+    super::audio::quirk_before_dma();
     // Naturally aligned (to the size rounded up to a power of two), as rump asks of its
     // host; EHCI, UHCI, OHCI and HDA need 32-bit bus addresses.
     let natural = size.next_power_of_two().max(align);

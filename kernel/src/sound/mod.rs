@@ -1,11 +1,13 @@
-//! Sound: the native Intel HD Audio driver (`adros-hda`) behind OSS devices ([`oss`]:
-//! `/dev/dsp`, `/dev/audio`, `/dev/mixer`), chosen with `audio.driver=native|rump` on the
-//! kernel command line.
+//! Sound: Intel HD Audio behind OSS devices ([`oss`]: `/dev/dsp`, `/dev/audio`,
+//! `/dev/mixer`), driven by one of two stacks chosen with `audio.driver=native|rump` on the
+//! kernel command line: the native driver (`adros-hda`, this module's [`Card`]) or NetBSD's
+//! `hdaudio`/`hdafg`/`audio` in the rump kernel (`crate::rump::audio`). Both implement
+//! [`Backend`]; the OSS layer above it is shared. Without an HD Audio controller on the PCI
+//! bus (`cargo xtask run` without `--audio`) there are no sound devices.
 //!
-//! `audio.driver=rump` (NetBSD's hdaudio in the rump kernel) is not built yet: the kernel
-//! says so in a log line and leaves the controller alone (no `/dev/dsp`). Without an HD
-//! Audio controller on the PCI bus (`cargo xtask run` without `--audio`) there are no sound
-//! devices.
+//! `audio.fault=stall:MS` (fault injection, for tests): once per boot, after a stream has
+//! been given MS ms of sound, the controller's output DMA engine is stopped behind the
+//! driver's back (either stack); the writer must get EIO within seconds.
 //!
 //! One thread (`sound`) services the card: it sleeps on an event the interrupt handler
 //! (which only acknowledges the stream's buffer-completion status, so QEMU's controller
@@ -20,10 +22,13 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use adros_hal::Event;
 use adros_hda::Hda;
+use adros_hda::format::{Format, PcmCaps};
+
+use crate::errno::{Errno, KResult};
 
 use crate::hal::{Bar, KernelEvent, KernelHal};
 use crate::sched::wait::WaitQueue;
@@ -39,12 +44,6 @@ pub struct Inner {
     /// the data's end plus a tail of silence that pushes the last samples through the
     /// codec's own buffer).
     pub stop_at: Option<u64>,
-    /// OSS volumes (left | right << 8, 0–100 each) for VOLUME and PCM.
-    pub volume: u32,
-    pub pcm: u32,
-    /// Bytes of user data played since boot, streams opened.
-    pub bytes: u64,
-    pub streams: u64,
     /// Underruns of closed streams (the open one counts its own).
     pub underruns: u64,
 }
@@ -74,15 +73,137 @@ pub struct Card {
     pub interrupts: AtomicU64,
     /// Service rounds so far (writers wait for the next one).
     pub rounds: AtomicU64,
+}
+
+/// What a device can play: its DAC's PCM capabilities (rates and sample sizes, in HD
+/// Audio's supported-PCM encoding) and whether it is stereo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    pub pcm: PcmCaps,
+    pub stereo: bool,
+}
+
+/// A playing stream as the OSS layer sees it, in device bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Status {
+    /// Bytes that can be queued now without blocking.
+    pub space: usize,
+    /// Bytes queued and not yet played.
+    pub queued: u64,
+    /// Bytes played (the stall detector watches this move).
+    pub played: u64,
+    pub written: u64,
+    pub running: bool,
+    /// The buffer's size.
+    pub ring: usize,
+}
+
+/// One sound device under the OSS layer ([`oss`]), whichever stack drives it. Every
+/// method that may enter the rump kernel is called from a thread that may sleep, never
+/// with a spinlock held; [`Backend::poll_status`] is the exception (called from `poll`)
+/// and must not block.
+pub trait Backend: Send + Sync {
+    /// "native" or "rump" (log lines).
+    fn name(&self) -> &'static str;
+    fn caps(&self) -> Option<Caps>;
+    /// The format of the open stream, if any.
+    fn stream_format(&self) -> Option<Format>;
+    /// (Re)opens the stream for `fmt` (16-bit frames at a rate from [`Backend::caps`]).
+    fn open_stream(&self, fmt: Format, fragment: usize, fragments: usize) -> KResult<()>;
+    /// Stops and forgets the stream at once (what is queued is dropped).
+    fn close_stream(&self);
+    /// The stream's position, brought up to date; None without a stream.
+    fn status(&self) -> Option<Status>;
+    /// The last known status, without blocking (for `poll`).
+    fn poll_status(&self) -> Option<Status> {
+        self.status()
+    }
+    /// Queues `data` (which fits in [`Status::space`]); the bytes taken.
+    fn queue(&self, data: &[u8]) -> KResult<usize>;
+    /// Starts playback of what is queued.
+    fn start(&self);
+    /// A write after a drain that ended early: play on instead of stopping.
+    fn cancel_drain(&self);
+    /// Starts playing out what is queued, plus a tail of silence; [`Backend::status`]
+    /// then reports `running` until it is done. False: nothing to drain.
+    fn begin_drain(&self) -> KResult<bool>;
+    /// Output gain per side, 0–100 (0 mutes).
+    fn set_volume(&self, left: u8, right: u8) -> KResult<()>;
+    /// Waits for the next position update (or ~100 ms); false if a signal is pending.
+    fn wait_round(&self) -> bool;
+    /// Writers and pollers wait here.
+    fn wq(&self) -> &WaitQueue;
+    /// Fault injection: stops the controller's output DMA behind the driver's back.
+    fn fault_stop_dma(&self) -> usize;
+}
+
+/// The sound device the OSS nodes serve, with the OSS-level state both stacks share.
+pub struct Sound {
+    pub backend: Arc<dyn Backend>,
     /// One open of `/dev/dsp` or `/dev/audio` at a time.
     pub busy: core::sync::atomic::AtomicBool,
+    /// OSS volumes (left | right << 8, 0–100 each) for VOLUME and PCM.
+    pub volume: AtomicU32,
+    pub pcm: AtomicU32,
+    /// Serialises mixer writes (volume and pcm are combined into one gain).
+    pub mixer_lock: Mutex<()>,
+    /// Bytes of user data played since boot, streams opened.
+    pub bytes: AtomicU64,
+    pub streams: AtomicU64,
+    /// `audio.fault=stall:MS`, and whether it has fired.
+    pub fault_stall_ms: Option<u32>,
+    pub fault_fired: core::sync::atomic::AtomicBool,
 }
 
 static CARD: spin::Once<Arc<Card>> = spin::Once::new();
+static SOUND: spin::Once<Arc<Sound>> = spin::Once::new();
 static CHOICE: spin::Once<&'static str> = spin::Once::new();
 
 pub fn card() -> Option<&'static Arc<Card>> {
     CARD.get()
+}
+
+/// The device behind the OSS nodes (either stack).
+pub fn sound() -> Option<&'static Arc<Sound>> {
+    SOUND.get()
+}
+
+/// `audio.fault=` from the command line: `stall:MS` (MS ≥ 1), else None (with a log line
+/// for anything else).
+fn fault_stall_ms() -> Option<u32> {
+    let v = crate::boot::cmdline().param("audio.fault")?;
+    match v.strip_prefix("stall:").and_then(|m| m.parse::<u32>().ok()) {
+        Some(ms) if ms > 0 => {
+            log::warn!(
+                "sound: fault injection armed: audio.fault=stall:{ms} (the output DMA stops after {ms} ms of a stream)"
+            );
+            Some(ms)
+        }
+        _ => {
+            log::warn!("sound: audio.fault={v}: unknown (stall:MS); ignored");
+            None
+        }
+    }
+}
+
+/// Serves the OSS nodes from `backend` (once per boot) and records the stack's name for
+/// `/proc/drivers`.
+pub fn install(backend: Arc<dyn Backend>, choice: &'static str) {
+    CHOICE.call_once(|| choice);
+    SOUND.call_once(|| {
+        Arc::new(Sound {
+            backend,
+            busy: core::sync::atomic::AtomicBool::new(false),
+            volume: AtomicU32::new(100 | (100 << 8)),
+            pcm: AtomicU32::new(100 | (100 << 8)),
+            mixer_lock: Mutex::new(()),
+            bytes: AtomicU64::new(0),
+            streams: AtomicU64::new(0),
+            fault_stall_ms: fault_stall_ms(),
+            fault_fired: core::sync::atomic::AtomicBool::new(false),
+        })
+    });
+    oss::register();
 }
 
 impl Card {
@@ -106,9 +227,16 @@ pub fn init() {
     match want {
         "native" => {}
         "rump" => {
+            if crate::rump::audio::assigned() {
+                // Given to the rump kernel before rump_init; `rump::audio` serves the
+                // OSS nodes once NetBSD's audio0 has attached.
+                CHOICE.call_once(|| "rump");
+                return;
+            }
             CHOICE.call_once(|| "rump (not available)");
             log::warn!(
-                "sound: audio.driver=rump: the rump audio stack (NetBSD hdaudio) is not available in this kernel; HD Audio controller at {slot} left unused"
+                "sound: audio.driver=rump: the rump audio stack (NetBSD hdaudio) is not available in this kernel ({}); HD Audio controller at {slot} left unused",
+                crate::rump::audio::why_not()
             );
             return;
         }
@@ -116,10 +244,9 @@ pub fn init() {
     }
     match bring_up(d) {
         Ok(c) => {
-            CHOICE.call_once(|| "native");
             let c = CARD.call_once(|| c);
             *c.irq.lock() = attach_irq(d);
-            oss::register();
+            install(c.clone(), "native");
             let card = c.clone();
             crate::sched::spawn("sound", move || run(&card));
         }
@@ -177,10 +304,6 @@ fn bring_up(d: &'static crate::pci::PciDevice) -> Result<Arc<Card>, String> {
         inner: Mutex::new(Inner {
             hda,
             stop_at: None,
-            volume: 100 | (100 << 8),
-            pcm: 100 | (100 << 8),
-            bytes: 0,
-            streams: 0,
             underruns: 0,
         }),
         event: KernelEvent::default(),
@@ -193,7 +316,6 @@ fn bring_up(d: &'static crate::pci::PciDevice) -> Result<Arc<Card>, String> {
         irq: IrqSpinLock::new(String::from("polled")),
         interrupts: AtomicU64::new(0),
         rounds: AtomicU64::new(0),
-        busy: core::sync::atomic::AtomicBool::new(false),
     }))
 }
 
@@ -253,6 +375,8 @@ pub fn report() -> Vec<String> {
         CHOICE.get().copied().unwrap_or("none")
     )];
     if let Some(c) = card() {
+        let s = sound();
+        let load = |f: fn(&Sound) -> u64| s.map_or(0, |s| f(s));
         let g = c.inner.lock();
         let (fmt, running, underruns) =
             g.hda
@@ -277,14 +401,145 @@ pub fn report() -> Vec<String> {
             c.interrupts.load(Ordering::Relaxed),
             fmt,
             running,
-            g.volume & 0xff,
-            g.pcm & 0xff,
-            g.bytes,
-            g.streams,
+            load(|s| u64::from(s.volume.load(Ordering::Relaxed) & 0xff)),
+            load(|s| u64::from(s.pcm.load(Ordering::Relaxed) & 0xff)),
+            load(|s| s.bytes.load(Ordering::Relaxed)),
+            load(|s| s.streams.load(Ordering::Relaxed)),
             g.underruns + underruns,
             g.hda.verbs,
             g.hda.verb_timeouts,
         ));
     }
+    v.extend(crate::rump::audio::report());
     v
+}
+
+/// The native driver as a [`Backend`].
+impl Backend for Card {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn caps(&self) -> Option<Caps> {
+        let g = self.inner.lock();
+        let out = g.hda.output.as_ref()?;
+        Some(Caps {
+            pcm: out.pcm,
+            stereo: out.stereo,
+        })
+    }
+
+    fn stream_format(&self) -> Option<Format> {
+        self.inner.lock().hda.stream.as_ref().map(|s| s.format)
+    }
+
+    fn open_stream(&self, fmt: Format, fragment: usize, fragments: usize) -> KResult<()> {
+        let mut g = self.inner.lock();
+        g.close_stream();
+        g.hda.open_stream(fmt, fragment, fragments).map_err(|e| {
+            log::warn!("sound: native: cannot open a {fmt:?} stream: {e:?}");
+            Errno::EIO
+        })?;
+        g.stop_at = None;
+        Ok(())
+    }
+
+    fn close_stream(&self) {
+        self.inner.lock().close_stream();
+    }
+
+    fn status(&self) -> Option<Status> {
+        let mut g = self.inner.lock();
+        service(&mut g);
+        let st = g.hda.stream.as_ref()?;
+        Some(Status {
+            space: st.space(),
+            queued: st.queued(),
+            played: st.played,
+            written: st.written,
+            running: st.running,
+            ring: st.ring_bytes(),
+        })
+    }
+
+    fn poll_status(&self) -> Option<Status> {
+        let g = self.inner.lock();
+        let st = g.hda.stream.as_ref()?;
+        Some(Status {
+            space: st.space(),
+            queued: st.queued(),
+            played: st.played,
+            written: st.written,
+            running: st.running,
+            ring: st.ring_bytes(),
+        })
+    }
+
+    fn queue(&self, data: &[u8]) -> KResult<usize> {
+        Ok(self.inner.lock().hda.write(data))
+    }
+
+    fn start(&self) {
+        self.inner.lock().hda.start();
+        self.kick();
+    }
+
+    fn cancel_drain(&self) {
+        let mut g = self.inner.lock();
+        g.stop_at = None;
+        if let Some(st) = g.hda.stream.as_mut() {
+            st.draining = false;
+        }
+    }
+
+    fn begin_drain(&self) -> KResult<bool> {
+        {
+            let mut g = self.inner.lock();
+            let Some(st) = g.hda.stream.as_ref() else {
+                return Ok(false);
+            };
+            if st.queued() == 0 && !st.running {
+                return Ok(false);
+            }
+            let tail = (2 * st.fragment).max((st.format.bytes_per_second() / 10) as usize);
+            let end = st.written + tail as u64;
+            g.stop_at = Some(end);
+            if let Some(st) = g.hda.stream.as_mut() {
+                st.draining = true;
+            }
+            g.hda.start();
+        }
+        self.kick();
+        Ok(true)
+    }
+
+    fn set_volume(&self, left: u8, right: u8) -> KResult<()> {
+        self.inner.lock().hda.set_volume(left, right).map_err(|e| {
+            log::warn!("sound: native volume: {e:?}");
+            Errno::EIO
+        })
+    }
+
+    fn wait_round(&self) -> bool {
+        let seen = self.rounds.load(Ordering::Acquire);
+        let mut intr = false;
+        self.wq.wait_until(
+            || {
+                self.rounds.load(Ordering::Acquire) != seen || {
+                    intr = crate::fs::interrupted();
+                    intr
+                }
+            },
+            Some(crate::time::now_ns() + 100_000_000),
+        );
+        !intr
+    }
+
+    fn wq(&self) -> &WaitQueue {
+        &self.wq
+    }
+
+    fn fault_stop_dma(&self) -> usize {
+        adros_hda::fault_stop_output_dma(&self.regs)
+    }
 }

@@ -10,6 +10,11 @@
 //!
 //! A stream that stops moving (2 s without the position advancing while it should run)
 //! fails the writer or drainer with EIO and a log line, so nobody hangs on a dead device.
+//!
+//! This layer is the same for both stacks: it parses every OSS ioctl, converts samples and
+//! plans rates, and drives the device through [`Backend`] (the native driver's card, or
+//! NetBSD's audio device in the rump kernel, `crate::rump::audio`). A backend only ever
+//! sees 16-bit frames at a rate its codec has.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -18,7 +23,7 @@ use core::sync::atomic::Ordering;
 use adros_hda::convert::{Encoding, convert};
 use adros_hda::format::Format;
 
-use super::{Card, Inner};
+use super::{Backend, Caps, Sound};
 use crate::arch::uaccess::{read_val, write_val};
 use crate::errno::{Errno, KResult};
 use crate::fs::consts::*;
@@ -75,7 +80,7 @@ const DEVS: i32 = (1 << SOUND_MIXER_VOLUME) | (1 << SOUND_MIXER_PCM);
 const MIN_RATE: u32 = 8000;
 const MAX_RATE: u32 = 192_000;
 /// Fragments in the DMA ring (each ~20 ms of sound).
-const FRAGMENTS: usize = 16;
+pub const FRAGMENTS: usize = 16;
 /// A running stream whose position does not move for this long is dead.
 const STALL_NS: u64 = 2_000_000_000;
 
@@ -99,7 +104,7 @@ fn afmt_of(e: Encoding) -> i32 {
 
 /// What user space asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Cfg {
+pub struct Cfg {
     rate: u32,
     enc: Encoding,
     channels: u8,
@@ -107,13 +112,13 @@ struct Cfg {
 
 /// How a [`Cfg`] is played: the device format and the upsampling factor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Plan {
-    dev: Format,
-    factor: usize,
+pub struct Plan {
+    pub dev: Format,
+    pub factor: usize,
 }
 
 impl Plan {
-    fn fragment(&self) -> usize {
+    pub fn fragment(&self) -> usize {
         ((self.dev.bytes_per_second() / 50) as usize)
             .next_multiple_of(128)
             .clamp(512, 32768)
@@ -122,15 +127,15 @@ impl Plan {
 
 /// The rate actually used for `want` and how: the codec's own rate, an integer multiple
 /// of it (upsampled here), or the nearest the codec has.
-fn plan(inner: &Inner, cfg: Cfg) -> Option<(u32, Plan)> {
-    let out = inner.hda.output.as_ref()?;
-    let pcm = out.pcm;
+fn plan(caps: Option<Caps>, cfg: Cfg) -> Option<(u32, Plan)> {
+    let caps = caps?;
+    let pcm = caps.pcm;
     let bits = if pcm.supports_bits(16) {
         16
     } else {
         return None;
     };
-    let channels = if out.stereo { 2 } else { 1 };
+    let channels = if caps.stereo { 2 } else { 1 };
     let rate = cfg.rate.clamp(MIN_RATE, MAX_RATE);
     let (user, dev, factor) = if pcm.supports_rate(rate) {
         (rate, rate, 1)
@@ -160,12 +165,14 @@ struct Open {
     carry: Vec<u8>,
     /// The last frame converted (interpolation start).
     prev: [i16; 2],
-    /// The plan the card's stream was opened with for this file.
+    /// The plan the device's stream was opened with for this file.
     stream: Option<Plan>,
+    /// Device bytes queued since the stream was opened (for `audio.fault=stall:MS`).
+    queued_dev: u64,
 }
 
 pub struct Dsp {
-    card: Arc<Card>,
+    dev: Arc<Sound>,
     st: Mutex<Open>,
 }
 
@@ -182,16 +189,16 @@ impl Device for DspNode {
         Err(Errno::EINVAL)
     }
     fn open(self: Arc<Self>, flags: u32) -> KResult<Arc<dyn Device>> {
-        let card = super::card().ok_or(Errno::ENODEV)?.clone();
+        let dev = super::sound().ok_or(Errno::ENODEV)?.clone();
         if flags & O_ACCMODE != O_WRONLY && flags & O_ACCMODE != O_RDWR {
             // Recording is not offered (the codec's ADC is not driven).
             return Err(Errno::EINVAL);
         }
-        if card.busy.swap(true, Ordering::AcqRel) {
+        if dev.busy.swap(true, Ordering::AcqRel) {
             return Err(Errno::EBUSY);
         }
         Ok(Arc::new(Dsp {
-            card,
+            dev,
             st: Mutex::new(Open {
                 cfg: Cfg {
                     rate: 8000,
@@ -201,91 +208,62 @@ impl Device for DspNode {
                 carry: Vec::new(),
                 prev: [0; 2],
                 stream: None,
+                queued_dev: 0,
             }),
         }))
     }
 }
 
 impl Dsp {
-    /// Opens (or reopens) the card's stream for this file's format.
-    fn ensure_stream(&self, o: &mut Open, g: &mut Inner) -> KResult<Plan> {
-        let (_, p) = plan(g, o.cfg).ok_or(Errno::EIO)?;
-        let same = o.stream == Some(p) && g.hda.stream.as_ref().is_some_and(|s| s.format == p.dev);
-        if !same {
-            g.close_stream();
-            g.hda
-                .open_stream(p.dev, p.fragment(), FRAGMENTS)
-                .map_err(|e| {
-                    log::warn!("sound: cannot open a {:?} stream: {e:?}", p.dev);
-                    Errno::EIO
-                })?;
-            g.streams += 1;
-            g.stop_at = None;
-            o.stream = Some(p);
-            o.prev = [0; 2];
-        }
-        Ok(p)
+    fn be(&self) -> &dyn Backend {
+        &*self.dev.backend
     }
 
-    /// Waits for the next service round (or `deadline`); false if a signal is pending.
-    fn wait_round(&self) -> bool {
-        let seen = self.card.rounds.load(Ordering::Acquire);
-        let mut intr = false;
-        self.card.wq.wait_until(
-            || {
-                self.card.rounds.load(Ordering::Acquire) != seen || {
-                    intr = crate::fs::interrupted();
-                    intr
-                }
-            },
-            Some(crate::time::now_ns() + 100_000_000),
-        );
-        !intr
+    /// Opens (or reopens) the device's stream for this file's format.
+    fn ensure_stream(&self, o: &mut Open) -> KResult<Plan> {
+        let (_, p) = plan(self.be().caps(), o.cfg).ok_or(Errno::EIO)?;
+        let same = o.stream == Some(p) && self.be().stream_format() == Some(p.dev);
+        if !same {
+            self.be()
+                .open_stream(p.dev, p.fragment(), FRAGMENTS)
+                .inspect_err(|e| {
+                    log::warn!("sound: cannot open a {:?} stream: {e:?}", p.dev);
+                })?;
+            self.dev.streams.fetch_add(1, Ordering::Relaxed);
+            o.stream = Some(p);
+            o.prev = [0; 2];
+            o.queued_dev = 0;
+        }
+        Ok(p)
     }
 
     /// Plays what is queued to the end (plus a tail of silence through the codec's own
     /// buffer) and stops the stream. EIO if it stalls, ERESTARTSYS on a signal.
     fn drain(&self, o: &mut Open) -> KResult<()> {
         o.carry.clear();
-        {
-            let mut g = self.card.inner.lock();
-            let Some(st) = g.hda.stream.as_ref() else {
-                return Ok(());
-            };
-            if st.queued() == 0 && !st.running {
-                return Ok(());
-            }
-            let tail = (2 * st.fragment).max((st.format.bytes_per_second() / 10) as usize);
-            let end = st.written + tail as u64;
-            g.stop_at = Some(end);
-            if let Some(st) = g.hda.stream.as_mut() {
-                st.draining = true;
-            }
-            g.hda.start();
+        if !self.be().begin_drain()? {
+            return Ok(());
         }
-        self.card.kick();
-        let mut last = (0u64, crate::time::now_ns());
+        let mut last = (u64::MAX, crate::time::now_ns());
         loop {
-            {
-                let g = self.card.inner.lock();
-                match g.hda.stream.as_ref() {
-                    Some(s) if s.running => {
-                        let now = crate::time::now_ns();
-                        if s.played != last.0 {
-                            last = (s.played, now);
-                        } else if now - last.1 > STALL_NS {
-                            log::warn!(
-                                "sound: stream stalled at byte {} of {} while draining",
-                                s.played,
-                                s.written
-                            );
-                            return Err(Errno::EIO);
-                        }
+            match self.be().status() {
+                Some(s) if s.running => {
+                    let now = crate::time::now_ns();
+                    if s.played != last.0 {
+                        last = (s.played, now);
+                    } else if now - last.1 > STALL_NS {
+                        log::warn!(
+                            "sound: {} stream stalled at byte {} of {} while draining",
+                            self.be().name(),
+                            s.played,
+                            s.written
+                        );
+                        return Err(Errno::EIO);
                     }
-                    _ => return Ok(()),
                 }
+                _ => return Ok(()),
             }
-            if !self.wait_round() {
+            if !self.be().wait_round() {
                 return Err(Errno::ERESTARTSYS);
             }
         }
@@ -293,7 +271,7 @@ impl Dsp {
 
     fn reset(&self, o: &mut Open) {
         o.carry.clear();
-        self.card.inner.lock().close_stream();
+        self.be().close_stream();
         o.stream = None;
     }
 
@@ -316,6 +294,24 @@ impl Dsp {
             p.dev.frame_bytes() * p.factor,
         )
     }
+
+    /// `audio.fault=stall:MS`: once per boot, after a stream has been given MS ms of sound,
+    /// the controller's output DMA is stopped behind the driver's back.
+    fn maybe_inject_stall(&self, o: &Open, p: &Plan) {
+        let Some(ms) = self.dev.fault_stall_ms else {
+            return;
+        };
+        if o.queued_dev * 1000 < u64::from(ms) * p.dev.bytes_per_second()
+            || self.dev.fault_fired.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let n = self.be().fault_stop_dma();
+        log::warn!(
+            "sound: audio.fault=stall:{ms}: stopped {n} running output DMA engine(s) of the {} stack's controller behind its back",
+            self.be().name()
+        );
+    }
 }
 
 impl Drop for Dsp {
@@ -325,9 +321,9 @@ impl Drop for Dsp {
         if let Err(e) = self.drain(&mut o) {
             log::info!("sound: close: drain ended early: {e:?}");
         }
-        self.card.inner.lock().close_stream();
+        self.be().close_stream();
         drop(o);
-        self.card.busy.store(false, Ordering::Release);
+        self.dev.busy.store(false, Ordering::Release);
     }
 }
 
@@ -349,50 +345,54 @@ impl Device for Dsp {
         let mut pos = 0;
         let mut last = (u64::MAX, crate::time::now_ns());
         loop {
-            {
-                let mut g = self.card.inner.lock();
-                let p = self.ensure_stream(&mut o, &mut g)?;
-                g.stop_at = None;
-                if let Some(st) = g.hda.stream.as_mut() {
-                    st.draining = false;
-                }
-                super::service(&mut g);
-                let st = g.hda.stream.as_ref().ok_or(Errno::EIO)?;
-                let out_frame = p.dev.frame_bytes() * p.factor;
-                let frames = (st.space() / out_frame).min((input.len() - pos) / in_frame);
-                let (played, running, ring) = (st.played, st.running, st.ring_bytes());
-                if frames > 0 {
-                    let mut tmp = alloc::vec![0u8; frames * out_frame];
-                    let mut prev = o.prev;
-                    let (used, made) = convert(
-                        &input[pos..pos + frames * in_frame],
-                        o.cfg.enc,
-                        usize::from(o.cfg.channels),
-                        usize::from(p.dev.channels),
-                        p.factor,
-                        &mut prev,
-                        &mut tmp,
+            let p = self.ensure_stream(&mut o)?;
+            let be = self.be();
+            be.cancel_drain();
+            let st = be.status().ok_or(Errno::EIO)?;
+            let out_frame = p.dev.frame_bytes() * p.factor;
+            let frames = (st.space / out_frame).min((input.len() - pos) / in_frame);
+            let mut made = 0;
+            if frames > 0 {
+                let mut tmp = alloc::vec![0u8; frames * out_frame];
+                let mut prev = o.prev;
+                let (used, n) = convert(
+                    &input[pos..pos + frames * in_frame],
+                    o.cfg.enc,
+                    usize::from(o.cfg.channels),
+                    usize::from(p.dev.channels),
+                    p.factor,
+                    &mut prev,
+                    &mut tmp,
+                );
+                let taken = be.queue(&tmp[..n])?;
+                if taken != n {
+                    log::warn!(
+                        "sound: the {} stack took {taken} of {n} bytes that fitted: write fails",
+                        be.name()
                     );
-                    o.prev = prev;
-                    let n = g.hda.write(&tmp[..made]);
-                    debug_assert_eq!(n, made);
-                    pos += used;
-                    g.bytes += used as u64;
+                    return Err(Errno::EIO);
                 }
-                let queued = g.hda.stream.as_ref().map_or(0, |s| s.queued() as usize);
-                if !running && queued >= ring / 2 {
-                    g.hda.start();
-                    drop(g);
-                    self.card.kick();
-                } else if running {
-                    let now = crate::time::now_ns();
-                    if played != last.0 {
-                        last = (played, now);
-                    } else if now - last.1 > STALL_NS {
-                        drop(g);
-                        log::warn!("sound: stream stalled at byte {played}: write fails");
-                        return Err(Errno::EIO);
-                    }
+                o.prev = prev;
+                made = n;
+                o.queued_dev += n as u64;
+                pos += used;
+                self.dev.bytes.fetch_add(used as u64, Ordering::Relaxed);
+                self.maybe_inject_stall(&o, &p);
+            }
+            let queued = st.queued as usize + made;
+            if !st.running && queued >= st.ring / 2 {
+                be.start();
+            } else if st.running {
+                let now = crate::time::now_ns();
+                if st.played != last.0 {
+                    last = (st.played, now);
+                } else if now - last.1 > STALL_NS {
+                    log::warn!(
+                        "sound: {} stream stalled at byte {}: write fails",
+                        be.name(),
+                        st.played
+                    );
+                    return Err(Errno::EIO);
                 }
             }
             if input.len() - pos < in_frame {
@@ -407,7 +407,7 @@ impl Device for Dsp {
                 }
                 return Ok(done);
             }
-            if !self.wait_round() {
+            if !be.wait_round() {
                 if pos == 0 {
                     o.carry = input[..old_carry].to_vec();
                     return Err(Errno::ERESTARTSYS);
@@ -421,9 +421,8 @@ impl Device for Dsp {
         let Some(o) = self.st.try_lock() else {
             return 0; // a writer holds it: it is blocked on a full ring
         };
-        let g = self.card.inner.lock();
-        let ready = match (o.stream, g.hda.stream.as_ref()) {
-            (Some(p), Some(s)) => s.space() >= p.fragment().min(s.ring_bytes() / 2),
+        let ready = match (o.stream, self.be().poll_status()) {
+            (Some(p), Some(s)) => s.space >= p.fragment().min(s.ring / 2),
             _ => true,
         };
         if ready {
@@ -434,11 +433,11 @@ impl Device for Dsp {
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
-        Some(&self.card.wq)
+        Some(self.be().wq())
     }
 
     fn ioctl(&self, _: &File, cmd: u32, arg: u64) -> KResult<u64> {
-        if let Some(r) = mixer_ioctl(&self.card, cmd, arg) {
+        if let Some(r) = mixer_ioctl(&self.dev, cmd, arg) {
             return r;
         }
         let mut o = self.st.lock();
@@ -456,8 +455,7 @@ impl Device for Dsp {
                 Ok(0)
             }
             SNDCTL_DSP_POST => {
-                self.card.inner.lock().hda.start();
-                self.card.kick();
+                self.be().start();
                 Ok(0)
             }
             SNDCTL_DSP_SPEED => {
@@ -469,7 +467,7 @@ impl Device for Dsp {
                     rate: want as u32,
                     ..o.cfg
                 };
-                let (got, _) = plan(&self.card.inner.lock(), cfg).ok_or(Errno::EIO)?;
+                let (got, _) = plan(self.be().caps(), cfg).ok_or(Errno::EIO)?;
                 self.reconfigure(&mut o, Cfg { rate: got, ..cfg })?;
                 int(got as i32)
             }
@@ -515,16 +513,14 @@ impl Device for Dsp {
                 int(i32::from(ch - 1))
             }
             SNDCTL_DSP_GETBLKSIZE | SNDCTL_DSP_GETOSPACE | SNDCTL_DSP_GETODELAY => {
-                let g = self.card.inner.lock();
-                let (_, p) = plan(&g, o.cfg).ok_or(Errno::EIO)?;
+                let (_, p) = plan(self.be().caps(), o.cfg).ok_or(Errno::EIO)?;
                 let (num, den) = Self::user_per_dev(&o, &p);
                 let to_user = |dev: usize| dev / den * num;
                 let frag = to_user(p.fragment());
-                let (space, queued) = match (o.stream, g.hda.stream.as_ref()) {
-                    (Some(_), Some(s)) => (s.space(), s.queued() as usize),
+                let (space, queued) = match (o.stream, self.be().status()) {
+                    (Some(_), Some(s)) => (s.space, s.queued as usize),
                     _ => (p.fragment() * FRAGMENTS, 0),
                 };
-                drop(g);
                 match cmd {
                     SNDCTL_DSP_GETBLKSIZE => int(frag as i32),
                     SNDCTL_DSP_GETODELAY => int((to_user(queued) + o.carry.len()) as i32),
@@ -556,23 +552,23 @@ impl Device for Dsp {
 
 /// `SOUND_MIXER_*` ioctls (on `/dev/mixer` and, as OSS allows, on `/dev/dsp`). None: not
 /// a mixer ioctl.
-fn mixer_ioctl(card: &Card, cmd: u32, arg: u64) -> Option<KResult<u64>> {
-    let dev = cmd & 0xff;
+fn mixer_ioctl(dev: &Sound, cmd: u32, arg: u64) -> Option<KResult<u64>> {
+    let which = cmd & 0xff;
     let int = |v: i32| -> KResult<u64> {
         write_val(arg, &v)?;
         Ok(0)
     };
     if cmd & !0xff == MIXER_READ {
-        return Some(match dev {
-            SOUND_MIXER_VOLUME => int(card.inner.lock().volume as i32),
-            SOUND_MIXER_PCM => int(card.inner.lock().pcm as i32),
+        return Some(match which {
+            SOUND_MIXER_VOLUME => int(dev.volume.load(Ordering::Relaxed) as i32),
+            SOUND_MIXER_PCM => int(dev.pcm.load(Ordering::Relaxed) as i32),
             SOUND_MIXER_DEVMASK | SOUND_MIXER_STEREODEVS => int(DEVS),
             SOUND_MIXER_RECMASK | SOUND_MIXER_RECSRC | SOUND_MIXER_CAPS => int(0),
             _ => Err(Errno::EINVAL),
         });
     }
     if cmd & !0xff == MIXER_WRITE {
-        if dev != SOUND_MIXER_VOLUME && dev != SOUND_MIXER_PCM {
+        if which != SOUND_MIXER_VOLUME && which != SOUND_MIXER_PCM {
             return Some(Err(Errno::EINVAL));
         }
         return Some((|| {
@@ -580,19 +576,21 @@ fn mixer_ioctl(card: &Card, cmd: u32, arg: u64) -> Option<KResult<u64>> {
             // Each side clamped to 0–100 (OSS answers with what it set).
             let side = |s: i32| (s & 0xff).min(100) as u32;
             let packed = side(v) | (side(v >> 8) << 8);
-            let mut g = card.inner.lock();
-            if dev == SOUND_MIXER_VOLUME {
-                g.volume = packed;
+            let _g = dev.mixer_lock.lock();
+            if which == SOUND_MIXER_VOLUME {
+                dev.volume.store(packed, Ordering::Relaxed);
             } else {
-                g.pcm = packed;
+                dev.pcm.store(packed, Ordering::Relaxed);
             }
-            let eff = |sh: u32| ((g.volume >> sh) & 0xff) * ((g.pcm >> sh) & 0xff) / 100;
+            let (vol, pcm) = (
+                dev.volume.load(Ordering::Relaxed),
+                dev.pcm.load(Ordering::Relaxed),
+            );
+            let eff = |sh: u32| ((vol >> sh) & 0xff) * ((pcm >> sh) & 0xff) / 100;
             let (l, r) = (eff(0) as u8, eff(8) as u8);
-            g.hda.set_volume(l, r).map_err(|e| {
+            dev.backend.set_volume(l, r).inspect_err(|e| {
                 log::warn!("sound: volume: {e:?}");
-                Errno::EIO
             })?;
-            drop(g);
             int(packed as i32)
         })());
     }
@@ -610,8 +608,8 @@ impl Device for MixerDev {
         Err(Errno::EINVAL)
     }
     fn ioctl(&self, _: &File, cmd: u32, arg: u64) -> KResult<u64> {
-        let card = super::card().ok_or(Errno::ENODEV)?;
-        mixer_ioctl(card, cmd, arg).unwrap_or(Err(Errno::EINVAL))
+        let dev = super::sound().ok_or(Errno::ENODEV)?;
+        mixer_ioctl(dev, cmd, arg).unwrap_or(Err(Errno::EINVAL))
     }
     fn open(self: Arc<Self>, _flags: u32) -> KResult<Arc<dyn Device>> {
         Ok(self)
