@@ -10,8 +10,6 @@ use crate::cmdline::Cmdline;
 use crate::mm::{self, layout, phys};
 use crate::{println, sched, symbols, time};
 
-const MULTIBOOT2_MAGIC: u64 = 0x36d7_6289;
-
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 static CMDLINE: spin::Once<Cmdline> = spin::Once::new();
 /// Monotonic ns at which kmain started its main thread.
@@ -35,15 +33,12 @@ unsafe extern "C" {
 extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     arch::serial::init();
     println!("\nAdrOS {} starting", env!("CARGO_PKG_VERSION"));
-    if magic != MULTIBOOT2_MAGIC {
-        println!("boot: not started by a Multiboot2 loader (magic {magic:#x}); stopping");
-        arch::qemu_exit(crate::panic::EXIT_FAILURE);
-    }
 
-    // 1. Frames, under the boot identity map (GRUB put everything below 1 GiB).
-    // SAFETY: GRUB handed us this pointer; the boot stub identity-maps the first GiB.
-    let mbi = unsafe { bootinfo::load(mbi_phys) }.unwrap_or_else(|| {
-        println!("boot: the Multiboot2 information at {mbi_phys:#x} is malformed; stopping");
+    // 1. Frames, under the boot identity map (GRUB puts its structure below 1 GiB, a PVH
+    // loader its start info, memory map and module list; module contents are not read yet).
+    // SAFETY: the loader handed us this pointer; the boot stub identity-maps the first GiB.
+    let mbi = unsafe { bootinfo::load(magic, mbi_phys, 0) }.unwrap_or_else(|why| {
+        println!("boot: {why} (magic {magic:#x}, information at {mbi_phys:#x}); stopping");
         arch::qemu_exit(crate::panic::EXIT_FAILURE)
     });
     let mut regions = [bootinfo::MemRegion {
@@ -83,9 +78,10 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     cpu::enable_protections(&feats);
 
     // 3. The heap works from here on.
-    // SAFETY: the information structure is reserved RAM, now reached through the linear map.
-    let mbi =
-        unsafe { bootinfo::load(mm::phys_to_virt(mbi_phys)) }.expect("boot information vanished");
+    // SAFETY: the information structure is reserved RAM (or below 1 MiB), now reached
+    // through the linear map, which covers the first 2 MiB and all RAM.
+    let mbi = unsafe { bootinfo::load(magic, mbi_phys, mm::phys_to_virt(0)) }
+        .expect("boot information vanished");
     let info = BOOT_INFO.call_once(|| bootinfo::collect(&mbi, layout::PHYS_OFFSET));
     let cmd = CMDLINE.call_once(|| Cmdline::parse(&info.cmdline));
     let level = cmd

@@ -1,9 +1,13 @@
 //! `adros-tests`: QEMU integration tests for AdrOS, and the harness they (and `cargo xtask`)
 //! share.
 //!
+//! - [`bundle`]: the module bundle (symbol table + initrd in one file) the PVH direct boot
+//!   passes as QEMU's `-initrd`.
 //! - [`qemu`]: the machine definition and a headless run with a timeout — the single source
 //!   of AdrOS's QEMU command line (`cargo xtask run` uses it too).
-//! - [`Boot`]: a test boots the ISO with a command line, memory, CPUs and disks, gets a
+//! - [`Boot`]: a test boots the kernel directly (PVH: `-kernel`, `-initrd` = the module
+//!   bundle, `-append` = its command line) or, with [`Boot::iso`], the GRUB ISO, with a
+//!   command line, memory, CPUs and disks, gets a
 //!   [`Transcript`], and asserts on it. When the test fails, the transcript is kept under
 //!   `<target>/test-logs/<test>.log` and its tail is part of the failure message.
 //! - [`banner`]: parsers for the boot banner (memory, CPUs, PCI lines).
@@ -11,12 +15,15 @@
 //!   `cargo xtask test` counts as skipped, never as passed (see docs/testing.md).
 //!
 //! The integration tests find the build through environment variables set by
-//! `cargo xtask test`: `ADROS_ISO` (the default ISO), `ADROS_ISO_STAGE` (its GRUB staging
-//! directory, used to make ISOs with other command lines) and `ADROS_TEST_DIR` (where
-//! per-test ISOs, disk images and logs go). Without them they fall back to
-//! `<target>/adros.iso` as written by `cargo xtask build`.
+//! `cargo xtask test`: `ADROS_KERNEL` and `ADROS_MODULES` (the kernel and its module bundle,
+//! for the default direct boot), `ADROS_ISO` (the default ISO), `ADROS_ISO_STAGE` (its GRUB
+//! staging directory, used to make ISOs with other command lines) and `ADROS_TEST_DIR`
+//! (where per-test ISOs, disk images and logs go). Without them they fall back to what
+//! `cargo xtask build` writes: `<target>/x86_64-unknown-none/release/adros-kernel`,
+//! `<target>/adros.modules` and `<target>/adros.iso`.
 
 pub mod banner;
+pub mod bundle;
 pub mod qemu;
 
 use std::collections::hash_map::DefaultHasher;
@@ -106,6 +113,52 @@ pub fn default_iso() -> PathBuf {
         iso.display()
     );
     iso
+}
+
+/// The kernel the direct boot loads (`ADROS_KERNEL`, else the release build).
+pub fn default_kernel() -> PathBuf {
+    std::env::var_os("ADROS_KERNEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("x86_64-unknown-none/release/adros-kernel"))
+}
+
+/// The module bundle (symbols + initrd) the direct boot passes as `-initrd`
+/// (`ADROS_MODULES`, else `<target>/adros.modules`).
+pub fn default_modules() -> PathBuf {
+    let p = std::env::var_os("ADROS_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("adros.modules"));
+    assert!(
+        p.exists(),
+        "{} does not exist: run the tests with `cargo xtask test` (or `cargo xtask build` first)",
+        p.display()
+    );
+    p
+}
+
+/// A module bundle with the default symbol table and `initrd` in place of the default
+/// initrd (for [`Boot::initrd`] on the direct boot). Cached by the files' sizes and times.
+pub fn modules_with(initrd: &Path) -> Result<PathBuf, String> {
+    let symbols = stage_dir().join("boot/adros.sym");
+    let mut h = DefaultHasher::new();
+    initrd.hash(&mut h);
+    for f in [&symbols, &initrd.to_path_buf()] {
+        let m = std::fs::metadata(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        m.len().hash(&mut h);
+        m.modified().ok().hash(&mut h);
+    }
+    let dir = test_dir().join("bundles");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let out = dir.join(format!("{:016x}.modules", h.finish()));
+    if !out.exists() {
+        bundle::write(&[("symbols", &symbols), ("initrd", initrd)], &out)?;
+    }
+    Ok(out)
+}
+
+/// The default machine booting AdrOS directly (PVH) with `cmdline`.
+pub fn direct_machine(cmdline: &str) -> Machine {
+    Machine::pvh(&default_kernel(), &default_modules(), cmdline)
 }
 
 fn stage_dir() -> PathBuf {
@@ -242,6 +295,7 @@ pub struct Boot {
     until_banner: bool,
     input: Vec<InputStep>,
     initrd: Option<PathBuf>,
+    iso: bool,
 }
 
 impl Boot {
@@ -255,7 +309,14 @@ impl Boot {
             until_banner: false,
             input: Vec::new(),
             initrd: None,
+            iso: false,
         }
+    }
+    /// Boot through SeaBIOS and GRUB from an ISO (Multiboot2), as a real machine does,
+    /// instead of QEMU's direct PVH boot.
+    pub fn iso(mut self) -> Self {
+        self.iso = true;
+        self
     }
     /// Words appended to the default command line.
     pub fn args(mut self, words: &str) -> Self {
@@ -358,8 +419,21 @@ impl Boot {
 
     /// Boots and returns the transcript. Panics (failing the test) only if QEMU cannot run.
     pub fn run(mut self) -> Transcript {
-        self.machine.iso = iso_with(&self.cmdline, self.initrd.as_deref())
-            .unwrap_or_else(|e| panic!("{}: cannot make the ISO: {e}", self.name));
+        if self.iso {
+            self.machine.iso = iso_with(&self.cmdline, self.initrd.as_deref())
+                .unwrap_or_else(|e| panic!("{}: cannot make the ISO: {e}", self.name));
+        } else {
+            let modules = match &self.initrd {
+                None => default_modules(),
+                Some(i) => modules_with(i)
+                    .unwrap_or_else(|e| panic!("{}: cannot make the module bundle: {e}", self.name)),
+            };
+            self.machine.direct = Some(qemu::DirectBoot {
+                kernel: default_kernel(),
+                initrd: modules,
+                append: self.cmdline.clone(),
+            });
+        }
         let stop: &dyn Fn(&str) -> bool = &|s: &str| banner::complete(s);
         let out = qemu::run_headless_with_input(
             &self.machine,

@@ -51,8 +51,9 @@ pub struct Machine {
     /// codec on an audiodev (see [`audio_args`]): `wav:FILE[,OPTS]`, `none`, `alsa`, `oss`,
     /// `pa`, … as `--audio` takes them.
     pub audio: Option<String>,
-    /// Boot this kernel directly (`-kernel`/`-initrd`/`-append`) instead of the ISO: the
-    /// Linux peer of `cargo xtask bench` runs on the same machine this way.
+    /// Boot this kernel directly (`-kernel`/`-initrd`/`-append`) instead of the ISO: AdrOS
+    /// by default (PVH entry, the module bundle as the initrd; see [`Machine::pvh`]), and the
+    /// Linux peer of `cargo xtask bench` on the same machine.
     pub direct: Option<DirectBoot>,
     /// `Some(port)`: QEMU's gdb stub listens on 127.0.0.1:port and the CPUs start stopped
     /// (`-S`) until a debugger continues them.
@@ -86,6 +87,20 @@ impl Machine {
             direct: None,
             gdb: None,
         }
+    }
+
+    /// The default machine booting AdrOS directly: QEMU loads the ELF `kernel` itself and
+    /// enters it through its PVH note, with the module bundle `modules` (symbols + initrd,
+    /// see [`crate::bundle`]) as the one module and `cmdline` as the command line — no
+    /// firmware boot menu, no GRUB, no CD image to read.
+    pub fn pvh(kernel: &Path, modules: &Path, cmdline: &str) -> Self {
+        let mut m = Self::new(Path::new(""));
+        m.direct = Some(DirectBoot {
+            kernel: kernel.to_path_buf(),
+            initrd: modules.to_path_buf(),
+            append: cmdline.to_string(),
+        });
+        m
     }
 
     /// Arguments shared by every way of running the guest (interactive or headless).

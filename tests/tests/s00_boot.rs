@@ -1,6 +1,9 @@
 //! s00: the image boots to a complete banner on different machines.
 //!
-//! Every test here stops QEMU once the banner is complete (the kernel idles after boot).
+//! Every banner test here stops QEMU once the banner is complete (the kernel idles after
+//! boot). The last two check the two ways in: the default direct PVH boot and the GRUB ISO.
+
+use std::time::Duration;
 
 use adros_tests::{Boot, Transcript, banner, skip};
 
@@ -106,4 +109,50 @@ fn boots_with_smp4() {
     let t = Boot::new(name).smp(4).until_banner().run();
     t.expect_banner();
     expect_cpus(&t, name, 4);
+}
+
+/// The default boot is QEMU's direct PVH entry (`-kernel`, the module bundle as `-initrd`):
+/// the kernel says so, the command line arrives, and both modules of the bundle do — the
+/// symbol table (a backtrace would name functions) and the initrd (the root has /bin).
+#[test]
+fn pvh_direct_boot_gets_command_line_and_modules() {
+    let cmd = "test -x /bin/busybox && echo root-ok";
+    let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+    let t = Boot::new("s00_boot-pvh_direct_boot")
+        .args(&format!("pvh.word=42 adros.exec={hex}"))
+        .run();
+    t.expect_contains("boot loader: PVH direct boot");
+    t.expect_contains("AdrOS: command line: console=ttyS0 loglevel=6 pvh.word=42 adros.exec=");
+    t.expect_contains("fs: initrd ");
+    let (out, status) = t.exec_result();
+    if status != 0 || !out.contains("root-ok") {
+        t.fail(&format!(
+            "the initrd's /bin/busybox is missing (status {status}): {out:?}"
+        ));
+    }
+    if t.serial().contains("BOOT ERROR") || t.serial().contains("malformed module bundle") {
+        t.fail("a boot module was refused");
+    }
+}
+
+/// The GRUB ISO (SeaBIOS → GRUB → Multiboot2), which real machines boot, still reaches the
+/// interactive shell: a command typed at the prompt runs and `poweroff` ends the machine.
+#[test]
+fn iso_boots_to_the_shell() {
+    let t = Boot::new("s00_boot-iso_boots_to_the_shell")
+        .iso()
+        .timeout(Duration::from_secs(180))
+        .type_after("adros:/# ", "echo iso-$((6*7))\n")
+        .type_after("iso-42", "poweroff\n")
+        .run();
+    if let Some(report) = banner::crash_report(t.serial()) {
+        t.fail(&format!("the kernel crashed:\n{report}"));
+    }
+    t.expect_contains("boot loader: GRUB");
+    if !t.serial().replace('\r', "").contains("\niso-42") {
+        t.fail("the command typed at the shell prompt did not run");
+    }
+    if t.status() != Some(0) {
+        t.fail("poweroff at the prompt did not power the machine off (exit status 0)");
+    }
 }

@@ -219,3 +219,71 @@ fn kernel_profiler_names_the_busy_functions() {
         "{off}"
     );
 }
+
+/// Process 1 ignores signals it has no handler for, as on Linux (SIGNAL_UNKILLABLE):
+/// tests/user/initsig.c runs as pid 1 and survives a child's kill, tgkill, rt_sigqueueinfo
+/// and rt_tgsigqueueinfo of SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGQUIT, SIGALRM, SIGKILL,
+/// SIGSTOP and a real-time signal, and its own raise(SIGINT/SIGTERM); a blocked one stays
+/// pending and is ignored when unblocked; a handled one reaches its handler (Linux 6.1
+/// passes the same checks). Then pid 1 becomes a shell (busybox ash, which catches SIGINT
+/// itself and exits on it — on Linux too — so the shell's half uses the others) and
+/// survives `kill -TERM/-HUP/-USR1/-QUIT/-KILL/-STOP 1` while a `trap` still runs.
+/// And `/proc/self/exe` is the absolute, symlink-resolved path: Debian's static-glibc
+/// busybox run by a relative name through a symlink (`./busybox-x`, `./readlink` with a
+/// relative link target) works — its `_dl_get_origin` asserts the link starts with '/' —
+/// and reads `/bin/busybox` there. (A link named `x` would say "x: applet not found", on
+/// Linux too: busybox picks the applet by its name.)
+#[test]
+fn pid1_ignores_unhandled_signals_and_proc_self_exe_is_absolute() {
+    let (out, st) = exec(
+        "s04_userland-pid1_signals_and_exe",
+        "exec /usr/libexec/adros-tests/initsig \"\
+         kill -TERM 1; kill -HUP 1; kill -USR1 1; kill -QUIT 1; kill -KILL 1; kill -STOP 1; \
+         echo survived; trap 'echo caught-usr2' USR2; kill -USR2 1; \
+         ln -s /bin/busybox /tmp/busybox-x && ln -s ../bin/busybox /tmp/readlink && cd /tmp && \
+         ./busybox-x echo ok-relative && ./busybox-x readlink /proc/self/exe && \
+         ./readlink /proc/self/exe && \
+         readlink /proc/self/exe && cd /bin && ./busybox readlink /proc/self/exe; echo end=\\$?\"",
+        2,
+    );
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let failed: Vec<&&str> = lines.iter().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(
+        failed.is_empty(),
+        "initsig checks failed: {failed:?}\n{out}"
+    );
+    for check in [
+        "child_sent_all",
+        "survived_children_signals",
+        "survived_own_signals",
+        "blocked_term_is_queued",
+        "unblocked_term_is_ignored",
+        "handled_usr2_is_delivered",
+    ] {
+        assert!(
+            lines.contains(&format!("PASS: initsig.{check}").as_str()),
+            "initsig.{check} did not pass (pid 1 died under it?): {out:?}"
+        );
+    }
+    assert_eq!(st, 0, "pid 1 did not survive to the end: {out:?}");
+    let tail: Vec<&str> = lines
+        .iter()
+        .skip_while(|l| !l.starts_with("SUMMARY: initsig"))
+        .skip(1)
+        .copied()
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "survived",
+            "caught-usr2",
+            "ok-relative",
+            "/bin/busybox",
+            "/bin/busybox",
+            "/bin/busybox",
+            "/bin/busybox",
+            "end=0"
+        ],
+        "output was {out:?}"
+    );
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use adros_tests::{Machine, default_iso, qemu, target_dir, test_dir};
+use adros_tests::{DEFAULT_CMDLINE, direct_machine, qemu, target_dir, test_dir};
 
 fn kernel() -> PathBuf {
     std::env::var_os("ADROS_KERNEL")
@@ -25,7 +25,7 @@ fn free_port() -> u16 {
 #[test]
 fn gdb_breaks_in_a_kernel_function_and_prints_a_backtrace() {
     let port = free_port();
-    let mut m = Machine::new(&default_iso());
+    let mut m = direct_machine(DEFAULT_CMDLINE);
     m.gdb = Some(port);
     std::fs::create_dir_all(test_dir()).unwrap();
     let serial = test_dir().join("s13_gdb.serial");

@@ -1,4 +1,6 @@
-//! `cargo xtask build`: kernel → symbol table → GRUB ISO.
+//! `cargo xtask build`: kernel → symbol table → initrd → module bundle (for QEMU's direct PVH
+//! boot, the default of `run`, `test` and `bench`) and GRUB ISO (Multiboot2, for real
+//! machines and `--iso`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +23,8 @@ pub struct Built {
     pub kernel: PathBuf,
     pub symbols: PathBuf,
     pub iso: PathBuf,
+    /// The module bundle (symbols + initrd) QEMU's `-initrd` passes on the direct boot.
+    pub modules: PathBuf,
     /// Whether NetBSD's rump components are linked into `kernel`.
     pub rump_linked: bool,
     /// The extra files in the initrd (the C test programs, `run --add`).
@@ -53,11 +57,14 @@ pub fn build_with(args: &BuildArgs, adds: &[String], debs: &[String]) -> Result<
     crate::initrd::build(&extras, &trees)?;
     let iso = target_dir().join("adros.iso");
     make_iso(&kernel, &symbols, DEFAULT_CMDLINE, &iso)?;
-    eprintln!("xtask: built {}", iso.display());
+    let modules = target_dir().join("adros.modules");
+    make_modules(&symbols, &modules)?;
+    eprintln!("xtask: built {} and {}", iso.display(), modules.display());
     Ok(Built {
         kernel,
         symbols,
         iso,
+        modules,
         rump_linked,
         extras,
     })
@@ -126,6 +133,18 @@ pub fn write_symbols(kernel: &Path) -> Result<PathBuf> {
     let path = kernel.with_extension("sym");
     crate::util::write_atomic(&path, text)?;
     Ok(path)
+}
+
+/// Writes the module bundle QEMU's direct (PVH) boot passes as `-initrd`: the symbol table
+/// as `symbols` and `<target>/initrd.tar.lz4` (when built) as `initrd` — the modules the
+/// ISO's `module2` lines give GRUB.
+pub fn make_modules(symbols: &Path, out: &Path) -> Result<()> {
+    let initrd = target_dir().join("initrd.tar.lz4");
+    let mut mods: Vec<(&str, &Path)> = vec![("symbols", symbols)];
+    if initrd.exists() {
+        mods.push((crate::initrd::MODULE_NAME, &initrd));
+    }
+    adros_tests::bundle::write(&mods, out)
 }
 
 /// Writes a GRUB ISO booting `kernel` with `cmdline` to `iso`, with `<target>/initrd.tar.lz4`

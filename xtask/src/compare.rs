@@ -250,18 +250,17 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
                 a.big_mib, a.entries
             );
             let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
-            let iso = dir.join("compare.iso");
-            build::make_iso(
+            let modules = dir.join("compare.modules");
+            build::make_modules(&built.symbols, &modules)?;
+            let mut m = Machine::pvh(
                 &built.kernel,
-                &built.symbols,
+                &modules,
                 &format!(
                     "{} loglevel=3{} adros.exec={hex}",
                     build::DEFAULT_CMDLINE,
                     if a.profile { " debug.profile=1" } else { "" }
                 ),
-                &iso,
-            )?;
-            let mut m = Machine::new(&iso);
+            );
             m.smp = a.smp;
             m.disks.push(img.clone());
             let label = format!("run {run}/{}: {stack}", a.runs);

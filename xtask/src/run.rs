@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// target/adros.gdb (symbols, attach, run to `kmain`) and print the gdb command to use.
     #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "1234")]
     pub gdb: Option<u16>,
+    /// Boot through SeaBIOS and GRUB from the ISO (Multiboot2, as on a real machine)
+    /// instead of QEMU's direct PVH boot of the kernel (`-kernel`/`-initrd`/`-append`).
+    #[arg(long)]
+    pub iso: bool,
     /// Accelerator: tcg (default) or kvm.
     #[arg(long, default_value = "tcg")]
     pub accel: String,
@@ -96,15 +100,23 @@ pub fn run(a: RunArgs) -> Result<i32> {
     if cmdline.is_none() && !(a.add.is_empty() && a.add_deb.is_empty()) {
         cmdline = Some(build::DEFAULT_CMDLINE.to_string());
     }
-    let iso = match &cmdline {
-        None => built.iso.clone(),
-        Some(c) => {
-            let iso = target_dir().join("adros-run.iso");
-            build::make_iso(&built.kernel, &built.symbols, c, &iso)?;
-            iso
-        }
+    let mut m = if a.iso {
+        let iso = match &cmdline {
+            None => built.iso.clone(),
+            Some(c) => {
+                let iso = target_dir().join("adros-run.iso");
+                build::make_iso(&built.kernel, &built.symbols, c, &iso)?;
+                iso
+            }
+        };
+        Machine::new(&iso)
+    } else {
+        Machine::pvh(
+            &built.kernel,
+            &built.modules,
+            cmdline.as_deref().unwrap_or(build::DEFAULT_CMDLINE),
+        )
     };
-    let mut m = Machine::new(&iso);
     m.smp = a.smp;
     m.mem_mib = parse_mem(&a.mem)?;
     m.accel = a.accel.clone();

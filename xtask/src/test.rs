@@ -716,16 +716,11 @@ fn kernel_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
         Some(f) => format!("ktest.run={f}"),
         None => "ktest".to_string(),
     };
-    let iso = target_dir().join("adros-ktest.iso");
-    if let Err(e) = build::make_iso(
+    let m = Machine::pvh(
         &built.kernel,
-        &built.symbols,
+        &built.modules,
         &format!("{DEFAULT_CMDLINE} {word}"),
-        &iso,
-    ) {
-        return failed_level(&format!("cannot make the ktest ISO: {e}"));
-    }
-    let m = Machine::new(&iso);
+    );
     let pb = spinner("in-kernel: booting");
     let mut pending = String::new();
     let pb2 = pb.clone();
@@ -803,6 +798,7 @@ fn qemu_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
         ("ADROS_ISO".into(), built.iso.display().to_string()),
         ("ADROS_ISO_STAGE".into(), stage.display().to_string()),
         ("ADROS_KERNEL".into(), built.kernel.display().to_string()),
+        ("ADROS_MODULES".into(), built.modules.display().to_string()),
         (
             "ADROS_RUMP_LINKED".into(),
             if built.rump_linked { "1" } else { "0" }.into(),

@@ -15,7 +15,11 @@ use crate::mm::uspace::AddressSpace;
 const MAX_IMAGE: u64 = 256 << 20;
 
 pub struct Image {
+    /// The name it was executed by (AT_EXECFN; its last component names the process).
     pub path: String,
+    /// The absolute, symlink-resolved path of the ELF file (`/proc/PID/exe`), as Linux
+    /// gives it: glibc's `_dl_get_origin` asserts it starts with '/'.
+    pub exe: String,
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
     pub main: Elf,
@@ -150,6 +154,7 @@ impl Image {
                 };
                 return Ok(Image {
                     path,
+                    exe: f.path(),
                     argv,
                     envp,
                     main: Elf::Cached(c),
@@ -189,6 +194,7 @@ impl Image {
                 Some(ip) => Some(load_interp(p, ip)?),
                 None => None,
             };
+            let exe = f.path();
             // Relative to a directory descriptor (execveat): name the image by its full
             // path (AT_EXECFN, /proc/PID/exe), as a bare relative name means nothing to
             // the new program, whose cwd may differ.
@@ -199,6 +205,7 @@ impl Image {
             };
             return Ok(Image {
                 path,
+                exe,
                 argv,
                 envp,
                 main: Elf::Bytes {
@@ -244,7 +251,7 @@ impl Image {
         )?;
         let old = core::mem::replace(&mut *p.aspace.lock(), aspace);
         *p.name.lock() = String::from(self.path.rsplit('/').next().unwrap_or(&self.path));
-        *p.exe.lock() = self.path.clone();
+        *p.exe.lock() = self.exe;
         *p.cmdline.lock() = self
             .argv
             .iter()

@@ -474,6 +474,7 @@ pub fn fork(
     *child.creds.lock() = *parent.creds.lock();
     *child.sig.lock() = parent.sig.lock().clone();
     *child.cmdline.lock() = parent.cmdline.lock().clone();
+    *child.exe.lock() = parent.exe.lock().clone();
     parent.children.lock().push(child.clone());
     let sig = me.sig.lock().fork_child();
     let task = Task::new(pid, child.clone(), sig);

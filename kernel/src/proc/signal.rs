@@ -390,12 +390,26 @@ pub fn send_task_info(t: &Arc<Task>, info: SigInfo) -> bool {
     queued || sig < SIGRTMIN
 }
 
+/// Process 1 is not killed or stopped by a signal it has no handler for, as on Linux
+/// (`SIGNAL_UNKILLABLE`): such signals sent to it (SIGKILL and SIGSTOP included) are
+/// discarded. Only a fault its own code raises (SIGSEGV from a page fault, …: [`force`])
+/// still takes the default action.
+fn init_ignores_default(p: &Process, handler: u64) -> bool {
+    p.pid == 1 && handler == SIG_DFL
+}
+
 /// True if delivering `sig` to `p` would do nothing.
 pub fn is_ignored(p: &Process, sig: u32) -> bool {
+    init_ignores_default(p, p.sig.lock().get(sig).handler) || action_ignores(p, sig)
+}
+
+/// True if `p`'s action for `sig` ignores it (SIG_IGN, or SIG_DFL of a signal whose default
+/// is to be ignored) — what `sigaction` discards pending instances for.
+pub fn action_ignores(p: &Process, sig: u32) -> bool {
+    let a = p.sig.lock().get(sig);
     if sig == SIGKILL || sig == SIGSTOP {
         return false;
     }
-    let a = p.sig.lock().get(sig);
     a.handler == SIG_IGN
         || (a.handler == SIG_DFL && matches!(default_action(sig), Default_::Ignore))
 }
@@ -584,6 +598,12 @@ fn deliver_one(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
     let act = t.process.sig.lock().get(sig);
     match act.handler {
         SIG_IGN if sig != SIGKILL && sig != SIGSTOP => return Delivered::Ignored,
+        // Sent while blocked, then unblocked: process 1 still ignores it (faults excepted).
+        SIG_DFL
+            if init_ignores_default(&t.process, SIG_DFL) && !(is_fault(sig) && info.code > 0) =>
+        {
+            return Delivered::Ignored;
+        }
         SIG_DFL | SIG_IGN => match default_action(sig) {
             Default_::Ignore | Default_::Continue => return Delivered::Ignored,
             Default_::Stop => return stop_process(t, sig, cont_gen),

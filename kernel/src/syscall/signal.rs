@@ -41,7 +41,7 @@ fn rt_sigaction(c: &mut Call<'_>) -> KResult<u64> {
         t.process.sig.lock().0[s as usize - 1] = new;
         // Setting an action that ignores the signal discards it where it is pending
         // (POSIX), even where it is blocked.
-        if sig::is_ignored(&t.process, s) {
+        if sig::action_ignores(&t.process, s) {
             for th in t.process.live_threads() {
                 th.sig.lock().discard(1u64 << (s - 1));
             }

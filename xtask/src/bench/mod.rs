@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// The AdrOS network stack the `net` suite measures (`net.stack=` on its command line).
     #[arg(long, default_value = "native", value_parser = ["native", "rump"])]
     pub net_stack: String,
+    /// Boot AdrOS through SeaBIOS and GRUB from an ISO (Multiboot2) instead of QEMU's direct
+    /// PVH boot (`-kernel`): what `boot.qemu_to_command` was before the PVH entry.
+    #[arg(long)]
+    pub iso: bool,
     /// Only AdrOS (no Linux peer; no ratios).
     #[arg(long)]
     pub no_peer: bool,
@@ -421,18 +425,20 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     ];
     crate::initrd::build(&extras, &[])?;
     let hex: String = COMMAND.bytes().map(|b| format!("{b:02x}")).collect();
+    let adros_cmdline = format!(
+        "{} loglevel=3 net.stack={} adros.exec={hex}",
+        build::DEFAULT_CMDLINE,
+        a.net_stack
+    );
     let iso = out_dir.join("adros-bench.iso");
-    build::make_iso(
-        &kernel,
-        &symbols,
-        &format!(
-            "{} loglevel=3 net.stack={} adros.exec={hex}",
-            build::DEFAULT_CMDLINE,
-            a.net_stack
-        ),
-        &iso,
-    )?;
-    let mut adros = Machine::new(&iso);
+    let mut adros = if a.iso {
+        build::make_iso(&kernel, &symbols, &adros_cmdline, &iso)?;
+        Machine::new(&iso)
+    } else {
+        let modules = out_dir.join("adros-bench.modules");
+        build::make_modules(&symbols, &modules)?;
+        Machine::pvh(&kernel, &modules, &adros_cmdline)
+    };
     adros.smp = a.smp;
     adros.mem_mib = mem_mib;
     if want_net {
@@ -461,7 +467,7 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
             prelude = peer::NET_PRELUDE;
         }
         peer::initramfs(&cpio, &peer::init_script(COMMAND, prelude), &files)?;
-        let mut m = Machine::new(&iso);
+        let mut m = Machine::new(Path::new(""));
         m.smp = a.smp;
         m.mem_mib = mem_mib;
         if want_net {
@@ -503,8 +509,9 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
 
     let rows = report::aggregate(&figures, &results);
     let cmdline = format!(
-        "cargo xtask bench {}{}{}{}",
+        "cargo xtask bench {}{}{}{}{}",
         names.join(" "),
+        if a.iso { " --iso" } else { "" },
         if want_net && a.net_stack != "native" {
             format!(" --net-stack {}", a.net_stack)
         } else {

@@ -1,5 +1,9 @@
-/* Multiboot2 entry: GRUB enters `_start` in 32-bit protected mode with paging off,
- * EAX = 0x36d76289 and EBX = physical address of the boot information.
+/* Two entries, one path. Multiboot2: GRUB enters `_start` in 32-bit protected mode with paging
+ * off, EAX = 0x36d76289 and EBX = physical address of the boot information. PVH (the x86/HVM
+ * direct boot ABI QEMU's `-kernel` uses for an ELF kernel with the XEN_ELFNOTE_PHYS32_ENTRY
+ * note below): `pvh_start` is entered in the same mode with EBX = physical address of the
+ * `hvm_start_info`; it puts the PVH magic in EAX and joins `_start`. kmain gets the magic in
+ * RDI and the structure's address in RSI and asks `bootinfo` to read whichever it is.
  * We build just enough page tables to reach long mode: the first 1 GiB identity mapped
  * (for this stub) and mirrored at 0xFFFFFFFF80000000 (the kernel's link address), then
  * jump to `kernel_entry64` in the higher half. The Rust side builds the real tables. */
@@ -17,6 +21,18 @@ mb2_header_start:
     .short 0
     .long 8
 mb2_header_end:
+
+/* The PVH entry note (Xen's elfnote.h: XEN_ELFNOTE_PHYS32_ENTRY = 18, name "Xen"): the 32-bit
+ * physical entry point. QEMU reads the descriptor as a 64-bit value for an ELF64 kernel. */
+.section .note.Xen, "a", @note
+.align 4
+    .long 4                     /* namesz: "Xen\0" */
+    .long 8                     /* descsz */
+    .long 18                    /* type: XEN_ELFNOTE_PHYS32_ENTRY */
+    .asciz "Xen"
+    .align 4
+    .quad pvh_start
+    .align 4
 
 .section .boot.bss, "aw", @nobits
 .align 4096
@@ -48,7 +64,10 @@ _start:
     mov esi, ebx                /* boot information (physical) */
 
     cmp eax, 0x36d76289
+    je 4f
+    cmp eax, 0x336ec578         /* set by pvh_start below */
     jne no_multiboot
+4:
 
     /* Long mode available? */
     mov eax, 0x80000000
@@ -108,6 +127,13 @@ _start:
     .att_syntax
     ljmp $0x08, $long_mode_low
     .intel_syntax noprefix
+
+/* PVH: 32-bit protected mode, paging off, EBX = hvm_start_info (its magic is checked by
+ * kmain). EAX is undefined on entry, so say which protocol this is. */
+.global pvh_start
+pvh_start:
+    mov eax, 0x336ec578
+    jmp _start
 
 no_multiboot:
     mov al, 'M'
