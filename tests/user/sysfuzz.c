@@ -332,9 +332,12 @@ int main(int argc, char **argv) {
         }
     }
     unsigned long long total = 0, errs = 0;
+    /* A child whose random sigaction pointed a handler into its scratch bytes may have
+     * run them and scribbled over its counters: clamp what it reported. */
     for (int i = 0; i < procs; i++) {
-        total += progress[i * 2];
-        errs += progress[i * 2 + 1];
+        uint64_t made = progress[i * 2] > (uint64_t)calls ? (uint64_t)calls : progress[i * 2];
+        total += made;
+        errs += progress[i * 2 + 1] > made ? made : progress[i * 2 + 1];
     }
     printf("sysfuzz: %d processes, %llu calls (%llu errors), %d killed by signals, %d stuck, "
            "%.1f s\n",

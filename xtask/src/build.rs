@@ -136,13 +136,26 @@ pub fn write_symbols(kernel: &Path) -> Result<PathBuf> {
 }
 
 /// Writes the module bundle QEMU's direct (PVH) boot passes as `-initrd`: the symbol table
-/// as `symbols` and `<target>/initrd.tar.lz4` (when built) as `initrd` — the modules the
-/// ISO's `module2` lines give GRUB.
+/// as `symbols` and `<target>/initrd.tar.lz4` (when built), inflated back to its plain USTAR
+/// archive, as `initrd` — the modules the ISO's `module2` lines give GRUB. QEMU copies the
+/// file into guest memory at host speed, so the kernel is spared inflating it under TCG.
 pub fn make_modules(symbols: &Path, out: &Path) -> Result<()> {
     let initrd = target_dir().join("initrd.tar.lz4");
+    let tar = target_dir().join("initrd.tar");
     let mut mods: Vec<(&str, &Path)> = vec![("symbols", symbols)];
     if initrd.exists() {
-        mods.push((crate::initrd::MODULE_NAME, &initrd));
+        let lz4 =
+            std::fs::read(&initrd).map_err(|e| format!("reading {}: {e}", initrd.display()))?;
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(
+            &mut lz4_flex::frame::FrameDecoder::new(&lz4[..]),
+            &mut plain,
+        )
+        .map_err(|e| format!("inflating {}: {e}", initrd.display()))?;
+        if std::fs::read(&tar).ok().as_deref() != Some(&plain[..]) {
+            crate::util::write_atomic(&tar, &plain)?;
+        }
+        mods.push((crate::initrd::MODULE_NAME, &tar));
     }
     adros_tests::bundle::write(&mods, out)
 }

@@ -157,6 +157,30 @@ fn refcount(frame: u64) -> Option<&'static AtomicU32> {
     all.get((frame / PAGE) as usize)
 }
 
+/// The first page at or after `va` (and below `end`; else `end`) whose last-level page table
+/// exists: whole unpopulated 512 GiB, 1 GiB and 2 MiB ranges are skipped, so walking a huge,
+/// mostly empty range (`munmap(p, 1 << 46)`, a sparse VMA) costs per populated table rather
+/// than per page — with the address-space lock held and interrupts off.
+fn next_populated(pml4: u64, mut va: u64, end: u64) -> u64 {
+    'walk: while va < end {
+        let mut t = table(pml4);
+        for shift in [39u32, 30, 21] {
+            let e = &t[((va >> shift) & 511) as usize];
+            if e.is_unused() || e.flags().contains(F::HUGE_PAGE) {
+                let span = 1u64 << shift;
+                va = match (va & !(span - 1)).checked_add(span) {
+                    Some(n) => n,
+                    None => return end,
+                };
+                continue 'walk;
+            }
+            t = table(e.addr().as_u64());
+        }
+        return va;
+    }
+    end
+}
+
 fn share(frame: u64) {
     match refcount(frame) {
         Some(r) => {
@@ -313,6 +337,10 @@ impl AddressSpace {
         let mut freed: Vec<u64> = Vec::new();
         let mut va = start;
         while va < end {
+            va = next_populated(self.pml4, va, end);
+            if va >= end {
+                break;
+            }
             if let Ok(Some(e)) = pte(self.pml4, va, false)
                 && !e.is_unused()
             {
@@ -389,6 +417,10 @@ impl AddressSpace {
             let flags = mid.pte_flags();
             let mut va = mid.start;
             while va < mid.end {
+                va = next_populated(self.pml4, va, mid.end);
+                if va >= mid.end {
+                    break;
+                }
                 if let Ok(Some(e)) = pte(self.pml4, va, false)
                     && !e.is_unused()
                 {
@@ -732,6 +764,10 @@ impl AddressSpace {
         for v in g.vmas.values() {
             let mut va = v.start;
             while va < v.end {
+                va = next_populated(self.pml4, va, v.end);
+                if va >= v.end {
+                    break;
+                }
                 if let Ok(Some(e)) = pte(self.pml4, va, false)
                     && !e.is_unused()
                 {
@@ -796,7 +832,12 @@ impl AddressSpace {
         let mut freed: Vec<u64> = Vec::new();
         for v in vs.iter().filter(|v| !v.shared && v.name != "file") {
             let mut va = v.start.max(start);
-            while va < v.end.min(end) {
+            let stop = v.end.min(end);
+            while va < stop {
+                va = next_populated(self.pml4, va, stop);
+                if va >= stop {
+                    break;
+                }
                 if let Ok(Some(e)) = pte(self.pml4, va, false)
                     && !e.is_unused()
                 {
