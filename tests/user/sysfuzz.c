@@ -13,10 +13,11 @@
  * swapon, setuid games, clock and time setting, vhangup, signals and scheduling/rlimit
  * changes to any process but itself (kill(-1), kill(1), prlimit of the parent...), and
  * changes to SIGALRM, which interrupts a call that blocks (a 20 ms one-shot ITIMER_REAL is
- * armed around every call). Each child starts a session of its own, in /tmp/fz, with its
- * stdin/stdout/stderr on /dev/null and no other descriptor open.
+ * armed around every call), and no stop signal to itself (nothing would continue it). Each
+ * child starts a session of its own, in /tmp/fz, with its stdin/stdout/stderr on /dev/null,
+ * no other descriptor open and a do-nothing handler for every signal it can catch.
  *
- * The parent reaps every child; a child that makes no progress for 60 s is SIGKILLed and
+ * The parent reaps every child; a child that makes no progress for 10 s is SIGKILLed and
  * counted as stuck (a kill that does not end it hangs the run: the harness's timeout
  * catches that). A child killed by a signal (it unmapped its own stack, say) is counted,
  * not a failure: the kernel survived it. The parent prints
@@ -114,6 +115,16 @@ static int denied(long nr) {
     return 0;
 }
 
+/* A signal a child may send itself: not SIGALRM (the call timer's), not a stop signal (no
+ * one would continue it: the parent would wait 10 s and count it stuck). */
+static uint64_t own_signal(uint64_t s) {
+    switch (s) {
+    case SIGALRM: case SIGSTOP: case SIGTSTP: case SIGTTIN: case SIGTTOU:
+        return SIGUSR1;
+    }
+    return s;
+}
+
 /* Pins the arguments that could reach another process or SIGALRM. */
 static void sanitize(long nr, uint64_t *a) {
     pid_t me = getpid();
@@ -121,20 +132,17 @@ static void sanitize(long nr, uint64_t *a) {
     case SYS_kill:
     case SYS_rt_sigqueueinfo:
         a[0] = below(2) ? (uint64_t)me : 0x7ffff000 + below(100); /* self or no such pid */
-        if (a[1] == SIGALRM)
-            a[1] = SIGUSR1;
+        a[1] = own_signal(a[1]);
         break;
     case SYS_tkill:
         a[0] = me;
-        if (a[1] == SIGALRM)
-            a[1] = SIGUSR1;
+        a[1] = own_signal(a[1]);
         break;
     case SYS_tgkill:
     case SYS_rt_tgsigqueueinfo:
         a[0] = me;
         a[1] = me;
-        if (a[2] == SIGALRM)
-            a[2] = SIGUSR1;
+        a[2] = own_signal(a[2]);
         break;
     case SYS_rt_sigaction:
         if ((int)a[0] == SIGALRM)
@@ -193,6 +201,7 @@ static void sanitize(long nr, uint64_t *a) {
 }
 
 static void on_alarm(int s) { (void)s; }
+static void on_other(int s) { (void)s; }
 
 static volatile uint64_t *progress; /* shared with the parent: calls made per child */
 
@@ -213,6 +222,14 @@ static void child(int idx, uint64_t seed, long calls, int devnull) {
         scratch[i] = (unsigned char)next();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
+    /* Signals it sends itself should not end it at once: a handler for every one it can
+     * catch (random rt_sigaction calls may still set them back to SIG_DFL) — except the
+     * faults, whose do-nothing handler would return to the faulting instruction for ever. */
+    sa.sa_handler = on_other;
+    for (int s = 1; s < 65; s++)
+        if (s != SIGKILL && s != SIGSTOP && s != SIGALRM && s != SIGSEGV && s != SIGBUS &&
+            s != SIGILL && s != SIGFPE && s != SIGTRAP)
+            sigaction(s, &sa, 0);
     sa.sa_handler = on_alarm; /* no SA_RESTART: a blocked call returns EINTR */
     sigaction(SIGALRM, &sa, 0);
     struct itimerval arm = {{0, 0}, {0, 20000}}, off = {{0, 0}, {0, 0}};
@@ -299,9 +316,8 @@ int main(int argc, char **argv) {
                 done++;
                 if (WIFSIGNALED(st)) {
                     killed++;
-                    printf("sysfuzz: child %d (seed %#llx) killed by signal %d after %llu calls\n",
-                           slot_idx[s], (unsigned long long)(seed + slot_idx[s]), WTERMSIG(st),
-                           (unsigned long long)progress[slot_idx[s] * 2]);
+                    printf("sysfuzz: child %d (seed %#llx) killed by signal %d\n", slot_idx[s],
+                           (unsigned long long)(seed + slot_idx[s]), WTERMSIG(st));
                 } else if (WEXITSTATUS(st) != 0) {
                     printf("sysfuzz: child %d exited %d before fuzzing\n", slot_idx[s],
                            WEXITSTATUS(st));
@@ -321,10 +337,9 @@ int main(int argc, char **argv) {
             if (p != last[s]) {
                 last[s] = p;
                 since[s] = now();
-            } else if (now() - since[s] > 60) {
-                printf("sysfuzz: child %d (seed %#llx) stuck after %llu calls: SIGKILL\n",
-                       slot_idx[s], (unsigned long long)(seed + slot_idx[s]),
-                       (unsigned long long)p);
+            } else if (now() - since[s] > 10) {
+                printf("sysfuzz: child %d (seed %#llx) made no progress for 10 s: SIGKILL\n",
+                       slot_idx[s], (unsigned long long)(seed + slot_idx[s]));
                 kill(pids[s], SIGKILL);
                 stuck++;
                 since[s] = now() + 1e9; /* once */
