@@ -425,8 +425,9 @@ impl Boot {
         } else {
             let modules = match &self.initrd {
                 None => default_modules(),
-                Some(i) => modules_with(i)
-                    .unwrap_or_else(|e| panic!("{}: cannot make the module bundle: {e}", self.name)),
+                Some(i) => modules_with(i).unwrap_or_else(|e| {
+                    panic!("{}: cannot make the module bundle: {e}", self.name)
+                }),
             };
             self.machine.direct = Some(qemu::DirectBoot {
                 kernel: default_kernel(),

@@ -203,7 +203,8 @@ static void sanitize(long nr, uint64_t *a) {
 static void on_alarm(int s) { (void)s; }
 static void on_other(int s) { (void)s; }
 
-static volatile uint64_t *progress; /* shared with the parent: calls made per child */
+static volatile uint64_t *progress; /* shared with the parent, per child: calls made, errors,
+                                     * the syscall in progress and its first argument */
 
 static void child(int idx, uint64_t seed, long calls, int devnull) {
     rng = seed * 0x9E3779B97F4A7C15ULL + 1;
@@ -242,13 +243,15 @@ static void child(int idx, uint64_t seed, long calls, int devnull) {
         for (int i = 0; i < 6; i++)
             a[i] = arg();
         sanitize(nr, a);
+        progress[idx * 4 + 2] = (uint64_t)nr; /* what a stuck child is in */
+        progress[idx * 4 + 3] = a[0];
         syscall(SYS_setitimer, ITIMER_REAL, &arm, 0);
         long r = syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
         syscall(SYS_setitimer, ITIMER_REAL, &off, 0);
         (void)r;
-        progress[idx * 2] = n + 1;
+        progress[idx * 4] = n + 1;
         if (r < 0)
-            progress[idx * 2 + 1]++;
+            progress[idx * 4 + 1]++;
     }
     _exit(0);
 }
@@ -275,7 +278,7 @@ int main(int argc, char **argv) {
         perror("sysfuzz: /dev/null");
         return 1;
     }
-    progress = mmap(0, (size_t)procs * 16, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+    progress = mmap(0, (size_t)procs * 32, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                     -1, 0);
     if (progress == MAP_FAILED) {
         perror("sysfuzz: mmap");
@@ -333,13 +336,16 @@ int main(int argc, char **argv) {
         for (int s = 0; s < PARALLEL; s++) {
             if (!pids[s])
                 continue;
-            uint64_t p = progress[slot_idx[s] * 2];
+            uint64_t p = progress[slot_idx[s] * 4];
             if (p != last[s]) {
                 last[s] = p;
                 since[s] = now();
             } else if (now() - since[s] > 10) {
-                printf("sysfuzz: child %d (seed %#llx) made no progress for 10 s: SIGKILL\n",
-                       slot_idx[s], (unsigned long long)(seed + slot_idx[s]));
+                printf("sysfuzz: child %d (seed %#llx) made no progress for 10 s (in syscall %llu, "
+                       "first argument %#llx): SIGKILL\n",
+                       slot_idx[s], (unsigned long long)(seed + slot_idx[s]),
+                       (unsigned long long)progress[slot_idx[s] * 4 + 2],
+                       (unsigned long long)progress[slot_idx[s] * 4 + 3]);
                 kill(pids[s], SIGKILL);
                 stuck++;
                 since[s] = now() + 1e9; /* once */
@@ -350,9 +356,9 @@ int main(int argc, char **argv) {
     /* A child whose random sigaction pointed a handler into its scratch bytes may have
      * run them and scribbled over its counters: clamp what it reported. */
     for (int i = 0; i < procs; i++) {
-        uint64_t made = progress[i * 2] > (uint64_t)calls ? (uint64_t)calls : progress[i * 2];
+        uint64_t made = progress[i * 4] > (uint64_t)calls ? (uint64_t)calls : progress[i * 4];
         total += made;
-        errs += progress[i * 2 + 1] > made ? made : progress[i * 2 + 1];
+        errs += progress[i * 4 + 1] > made ? made : progress[i * 4 + 1];
     }
     printf("sysfuzz: %d processes, %llu calls (%llu errors), %d killed by signals, %d stuck, "
            "%.1f s\n",
