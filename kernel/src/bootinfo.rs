@@ -291,6 +291,10 @@ mod loader {
                 let info =
                     unsafe { core::ptr::read_unaligned((phys + offset) as *const HvmStartInfo) };
                 if u64::from(info.magic) != PVH_MAGIC {
+                    crate::println!(
+                        "boot: hvm_start_info at {phys:#x} has magic {:#x} (a command line longer than the PVH loader's buffer overwrites it)",
+                        info.magic
+                    );
                     return Err("the hvm_start_info magic is not 0x336ec578");
                 }
                 Ok(Loader::Pvh(Pvh { info, offset }))

@@ -313,7 +313,8 @@ impl Boot {
         }
     }
     /// Boot through SeaBIOS and GRUB from an ISO (Multiboot2), as a real machine does,
-    /// instead of QEMU's direct PVH boot.
+    /// instead of QEMU's direct PVH boot. (A command line longer than
+    /// [`qemu::PVH_CMDLINE_MAX`] always does.)
     pub fn iso(mut self) -> Self {
         self.iso = true;
         self
@@ -419,7 +420,8 @@ impl Boot {
 
     /// Boots and returns the transcript. Panics (failing the test) only if QEMU cannot run.
     pub fn run(mut self) -> Transcript {
-        if self.iso {
+        // A command line too long for QEMU's PVH option ROM goes through GRUB.
+        if self.iso || self.cmdline.len() > qemu::PVH_CMDLINE_MAX {
             self.machine.iso = iso_with(&self.cmdline, self.initrd.as_deref())
                 .unwrap_or_else(|e| panic!("{}: cannot make the ISO: {e}", self.name));
         } else {

@@ -60,6 +60,12 @@ pub struct Machine {
     pub gdb: Option<u16>,
 }
 
+/// The longest kernel command line the direct (PVH) boot can pass: QEMU 7.2's PVH option ROM
+/// (`pvh.bin`) copies `-append` into a 4096-byte buffer without checking its length, and a
+/// longer one overwrites the `hvm_start_info` behind it (the kernel then stops: "the
+/// hvm_start_info magic is not 0x336ec578"). Longer command lines boot the GRUB ISO.
+pub const PVH_CMDLINE_MAX: usize = 4000;
+
 /// A kernel QEMU loads itself (`-kernel`, `-initrd`, `-append`), no ISO, no GRUB.
 #[derive(Clone, Debug)]
 pub struct DirectBoot {

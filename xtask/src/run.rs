@@ -100,7 +100,16 @@ pub fn run(a: RunArgs) -> Result<i32> {
     if cmdline.is_none() && !(a.add.is_empty() && a.add_deb.is_empty()) {
         cmdline = Some(build::DEFAULT_CMDLINE.to_string());
     }
-    let mut m = if a.iso {
+    let too_long = cmdline
+        .as_ref()
+        .is_some_and(|c| c.len() > adros_tests::qemu::PVH_CMDLINE_MAX);
+    if too_long && !a.iso {
+        eprintln!(
+            "xtask run: the command line is longer than QEMU's PVH loader takes ({} bytes): booting the GRUB ISO",
+            adros_tests::qemu::PVH_CMDLINE_MAX
+        );
+    }
+    let mut m = if a.iso || too_long {
         let iso = match &cmdline {
             None => built.iso.clone(),
             Some(c) => {
