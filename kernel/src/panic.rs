@@ -63,6 +63,86 @@ fn stop_other_cpus() {
     }
 }
 
+/// The NMI handler. During a panic report, the panicking CPU's stop request ([`nmi_stop`]);
+/// otherwise one from outside (QEMU's monitor `nmi`, which the test harness sends to a guest
+/// that timed out): the hang report ([`hang_report`]), after which the system goes on.
+pub fn nmi(f: &TrapFrame) {
+    if is_panicking() {
+        nmi_stop(f);
+    }
+    hang_report(f);
+}
+
+/// Hang-report bookkeeping: the CPU printing the thread list, how many CPUs have printed
+/// their own state, and a generation the others wait to see change before they resume.
+static HANG_LEADER: AtomicUsize = AtomicUsize::new(usize::MAX);
+static HANG_ARRIVED: AtomicUsize = AtomicUsize::new(0);
+static HANG_GEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Every CPU that takes the NMI prints where it was (registers and backtrace); the first
+/// one waits (about a second at most) for the others, then prints every thread with where it
+/// is blocked ([`crate::sched::thread::dump_all`]) while they stay parked, and all resume.
+fn hang_report(f: &TrapFrame) {
+    let me = crate::arch::percpu::cpu_id();
+    let r#gen = HANG_GEN.load(Ordering::SeqCst);
+    while REPORT_LOCK.swap(true, Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    if f.from_user() {
+        print(format_args!(
+            "!!! hang report (NMI): CPU {me} was at {:#x} in user mode\n",
+            f.rip
+        ));
+    } else {
+        print(format_args!(
+            "!!! hang report (NMI): CPU {me} was at {}\n",
+            Sym(f.rip)
+        ));
+    }
+    print_registers(f);
+    if !f.from_user() {
+        backtrace_from(f.rbp);
+    }
+    REPORT_LOCK.store(false, Ordering::Release);
+    HANG_ARRIVED.fetch_add(1, Ordering::SeqCst);
+    let second = crate::time::tsc_hz().max(1_000_000_000);
+    let t0 = crate::arch::cpu::rdtsc();
+    if HANG_LEADER
+        .compare_exchange(usize::MAX, me, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
+    {
+        let cpus = crate::arch::percpu::online_cpus().count();
+        let wait_until = |n: usize, ticks: u64| {
+            while HANG_ARRIVED.load(Ordering::SeqCst) < n && crate::arch::cpu::rdtsc() - t0 < ticks
+            {
+                core::hint::spin_loop();
+            }
+        };
+        // QEMU's `nmi` reaches each CPU through its LINT1 pin, which only the boot CPU has
+        // set up for NMIs: the others that have not come after 50 ms are sent one.
+        wait_until(cpus, second / 20);
+        if HANG_ARRIVED.load(Ordering::SeqCst) < cpus {
+            for pc in crate::arch::percpu::online_cpus().filter(|pc| pc.cpu_id != me) {
+                crate::arch::apic::send_raw_ipi(pc.apic_id, crate::arch::apic::ICR_NMI);
+            }
+        }
+        wait_until(cpus, second);
+        crate::sched::thread::dump_all(print, backtrace_from);
+        print(format_args!("!!! end of hang report; continuing\n"));
+        HANG_ARRIVED.store(0, Ordering::SeqCst);
+        HANG_LEADER.store(usize::MAX, Ordering::SeqCst);
+        HANG_GEN.fetch_add(1, Ordering::SeqCst);
+    } else {
+        // Parked until the thread list is printed (bounded: a leader that never finishes
+        // must not wedge this CPU).
+        while HANG_GEN.load(Ordering::SeqCst) == r#gen
+            && crate::arch::cpu::rdtsc() - t0 < 10 * second
+        {
+            core::hint::spin_loop();
+        }
+    }
+}
+
 /// NMI handler while a panic is being reported: print this CPU's state, then halt.
 pub fn nmi_stop(f: &TrapFrame) -> ! {
     while REPORT_LOCK.swap(true, Ordering::Acquire) {
@@ -119,7 +199,9 @@ pub fn backtrace_from(mut rbp: u64) {
             break;
         }
         // Only follow frames on mapped kernel memory.
-        if crate::mm::paging::query(rbp).is_none() || crate::mm::paging::query(rbp + 8).is_none() {
+        if !crate::mm::paging::mapped_for_report(rbp)
+            || !crate::mm::paging::mapped_for_report(rbp + 8)
+        {
             break;
         }
         // SAFETY: both words were just checked to be mapped kernel memory.

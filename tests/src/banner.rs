@@ -93,6 +93,19 @@ pub fn crash_report(serial: &str) -> Option<&str> {
     Some(&serial[i..])
 }
 
+/// The kernel's hang report (from `!!! hang report` to its end line), which the harness
+/// asks for with an NMI when a guest times out; None if there is none.
+pub fn hang_report(serial: &str) -> Option<&str> {
+    let i = serial.find("!!! hang report")?;
+    let rest = &serial[i..];
+    let end = rest
+        .find(crate::qemu::HANG_REPORT_END)
+        .map_or(rest.len(), |e| {
+            e + rest[e..].find('\n').unwrap_or(rest.len() - e)
+        });
+    Some(&rest[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +118,15 @@ mod tests {
         00:00.0 Host bridge [0600]: 8086:29c0\n \
         00:03.0 SCSI storage controller [0100]: 1af4:1001 virtio block\n\
         ================================================================\nAdrOS: idling\n";
+
+    #[test]
+    fn finds_the_hang_report() {
+        let s = "PASS: a\n!!! hang report (NMI): CPU 0 was at x\n  thread 1\n!!! end of hang report; continuing\nmore\n";
+        let r = hang_report(s).unwrap();
+        assert!(r.starts_with("!!! hang report"));
+        assert!(r.ends_with("continuing"));
+        assert!(hang_report("PASS: a\n").is_none());
+    }
 
     #[test]
     fn parses_the_banner() {

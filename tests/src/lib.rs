@@ -390,6 +390,18 @@ impl Boot {
     /// [`Boot::usb_spare_disk`]. Gives the machine a monitor socket; what the monitor
     /// answered is in the transcript's `out.monitor`.
     pub fn monitor_after(mut self, expect: &str, command: &str) -> Self {
+        self.with_monitor();
+        self.input.push(InputStep {
+            expect: expect.to_string(),
+            send: command.as_bytes().to_vec(),
+            monitor: true,
+        });
+        self
+    }
+
+    /// Gives the machine a QEMU monitor socket (every boot has one: the harness sends `nmi`
+    /// through it to a guest that timed out, for the kernel's hang report).
+    fn with_monitor(&mut self) {
         if self.machine.monitor.is_none() {
             let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
             // Unix socket paths are short (108 bytes): not under the target directory.
@@ -397,12 +409,6 @@ impl Boot {
                 std::env::temp_dir().join(format!("adros-mon-{}-{n}.sock", std::process::id())),
             );
         }
-        self.input.push(InputStep {
-            expect: expect.to_string(),
-            send: command.as_bytes().to_vec(),
-            monitor: true,
-        });
-        self
     }
 
     /// A raw image QEMU opens as drive `spare<N>` (N counting from 0) without plugging it
@@ -420,6 +426,7 @@ impl Boot {
 
     /// Boots and returns the transcript. Panics (failing the test) only if QEMU cannot run.
     pub fn run(mut self) -> Transcript {
+        self.with_monitor();
         // A command line too long for QEMU's PVH option ROM goes through GRUB.
         if self.iso || self.cmdline.len() > qemu::PVH_CMDLINE_MAX {
             self.machine.iso = iso_with(&self.cmdline, self.initrd.as_deref())
@@ -505,6 +512,23 @@ impl Transcript {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
+    /// For a failure message: the last `n` lines before the kernel's hang report and then
+    /// the report (at most 200 lines), if the guest timed out and gave one; else [`Self::tail`].
+    fn tail_with_hang_report(&self, n: usize) -> String {
+        let s = &self.out.serial;
+        let Some(report) = banner::hang_report(s) else {
+            return self.tail(n);
+        };
+        let at = s.find("!!! hang report").unwrap_or(0);
+        let before: Vec<&str> = s[..at].lines().collect();
+        let report: Vec<&str> = report.lines().take(200).collect();
+        format!(
+            "{}\n  --- hang report (NMI sent by the harness at the timeout) ---\n{}",
+            before[before.len().saturating_sub(n)..].join("\n"),
+            report.join("\n")
+        )
+    }
+
     /// Fails the test with `msg`, how the guest ended and the transcript's tail.
     pub fn fail(&self, msg: &str) -> ! {
         let monitor = if self.out.monitor.is_empty() {
@@ -528,7 +552,7 @@ impl Transcript {
                 String::new()
             },
             self.out.elapsed.as_secs_f64(),
-            self.tail(40)
+            self.tail_with_hang_report(40)
         )
     }
 

@@ -389,6 +389,9 @@ pub struct InputStep {
     pub monitor: bool,
 }
 
+/// The line that ends the kernel's hang report (`adros_kernel::panic::hang_report`).
+pub const HANG_REPORT_END: &str = "!!! end of hang report";
+
 /// A connection to QEMU's human monitor on a unix socket.
 struct Monitor {
     sock: std::os::unix::net::UnixStream,
@@ -574,6 +577,35 @@ pub fn run_headless_with_input(
         }
         if start.elapsed() > timeout {
             timed_out = true;
+            // Before killing a guest that ran out of time, ask it where it is: an NMI makes
+            // the kernel print every CPU and every thread with its kernel backtrace (the
+            // hang report, docs/debugging.md). Best effort, a few seconds at most.
+            if let Some(path) = m.monitor.as_deref() {
+                if monitor.is_none() {
+                    monitor = Monitor::connect(path).ok();
+                }
+                if let Some(c) = monitor.as_mut() {
+                    let answer = c.command("nmi");
+                    monitor_log.push_str(&format!(
+                        "[{:.1} s] (qemu) nmi   (sent by the harness: the guest timed out)\n{answer}\n",
+                        start.elapsed().as_secs_f64()
+                    ));
+                    let t0 = Instant::now();
+                    while t0.elapsed() < Duration::from_secs(5) {
+                        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
+                            echo(&chunk);
+                            serial.extend_from_slice(&chunk);
+                        }
+                        let tail = &serial[serial.len().saturating_sub(256)..];
+                        if tail
+                            .windows(HANG_REPORT_END.len())
+                            .any(|w| w == HANG_REPORT_END.as_bytes())
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
             let _ = child.kill();
             let _ = child.wait();
             break None;

@@ -266,6 +266,37 @@ pub fn query(va: u64) -> Option<(u64, Flags)> {
     }
 }
 
+/// Whether `va` is mapped in the kernel half, without taking the page-table lock: for
+/// panic and hang reports, which run on a CPU that may have been stopped holding it (the
+/// answer may be stale if another CPU is changing the tables at that moment).
+pub fn mapped_for_report(va: u64) -> bool {
+    let mut table = KERNEL_PML4_PHYS.load(core::sync::atomic::Ordering::Relaxed);
+    if table == 0 {
+        return false;
+    }
+    // PML4, PDPT, PD, PT: 9 index bits each from bit 39 down; bit 7 (PS) ends the walk at
+    // a 1 GiB or 2 MiB page.
+    for level in 0..4 {
+        let index = (va >> (39 - 9 * level)) & 0x1ff;
+        // SAFETY: `table` is a page-table frame (the kernel's PML4 or a frame an entry
+        // points at), reachable through the linear map; a volatile read of one aligned
+        // word, no reference is formed.
+        let entry = unsafe {
+            (phys_to_virt(table) as *const u64)
+                .add(index as usize)
+                .read_volatile()
+        };
+        if entry & 1 == 0 {
+            return false;
+        }
+        if level == 3 || (level > 0 && entry & 0x80 != 0) {
+            return true;
+        }
+        table = entry & 0x000f_ffff_ffff_f000;
+    }
+    true
+}
+
 /// A small sorted, merged list of ranges without a heap (boot time only).
 mod alloc_free_ranges {
     pub struct Ranges {

@@ -2,7 +2,8 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -12,6 +13,19 @@ use crate::arch::percpu;
 use crate::mm::kstack::{DEFAULT_STACK, KernelStack};
 
 pub type ThreadRef = Arc<Thread>;
+
+/// Every thread created, weakly (for the hang report, [`dump_all`]); dead entries are
+/// dropped whenever the list doubles.
+static REGISTRY: crate::sync::spin::IrqSpinLock<Vec<Weak<Thread>>> =
+    crate::sync::spin::IrqSpinLock::new(Vec::new());
+
+fn register(t: &ThreadRef) {
+    let mut r = REGISTRY.lock();
+    if r.len() >= 64 && r.len().is_power_of_two() {
+        r.retain(|w| w.strong_count() > 0);
+    }
+    r.push(Arc::downgrade(t));
+}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -89,7 +103,9 @@ impl Thread {
         let t = Self::alloc(name, cpu, None);
         t.state_gen.store(STATE_RUNNING, Ordering::Relaxed);
         t.on_cpu.store(true, Ordering::Relaxed);
-        Arc::new(t)
+        let t = Arc::new(t);
+        register(&t);
+        t
     }
 
     /// A thread that runs `f` on its own stack when first scheduled.
@@ -106,6 +122,7 @@ impl Thread {
             *t.entry.get() = Some(f);
             *t.saved_rsp.get() = crate::arch::switch::init_stack(top, thread_entry, 0);
         }
+        register(&t);
         Some(t)
     }
 
@@ -130,6 +147,7 @@ impl Thread {
             *t.saved_rsp.get() =
                 crate::arch::switch::init_stack(frame_at, user_thread_entry, frame_at);
         }
+        register(&t);
         Some(t)
     }
 
@@ -436,4 +454,72 @@ pub fn unpark(t: &ThreadRef) {
 
 pub fn sleep_ms(ms: u64) {
     sleep_until(crate::time::now_ns() + ms * 1_000_000);
+}
+
+/// Prints every live thread — id, name, process, state, CPU, CPU time — and, for each one
+/// switched out, where it stopped (its saved kernel frame chain). For the hang report, run
+/// from an NMI while every other CPU is parked: it takes no lock it could wait on (a busy
+/// registry is reported, not waited for) and never drops a thread reference.
+pub fn dump_all(print: fn(core::fmt::Arguments<'_>), backtrace: fn(u64)) {
+    let Some(r) = REGISTRY.try_lock() else {
+        print(format_args!(
+            "  (the thread list is locked by an interrupted CPU)\n"
+        ));
+        return;
+    };
+    let live = r.iter().filter(|w| w.strong_count() > 0).count();
+    print(format_args!(
+        "  --- {live} threads, those of processes first\n"
+    ));
+    for processes in [true, false] {
+        for w in r.iter() {
+            if w.strong_count() == 0 {
+                continue;
+            }
+            // SAFETY: the thread's strong count is non-zero and every other CPU is parked, so
+            // nothing can drop it while this reads it (a `Weak` keeps the allocation).
+            let t = unsafe { &*w.as_ptr() };
+            if t.task.get().is_some() == processes {
+                dump_one(t, print, backtrace);
+            }
+        }
+    }
+}
+
+fn dump_one(t: &Thread, print: fn(core::fmt::Arguments<'_>), backtrace: fn(u64)) {
+    let st = match t.state() {
+        STATE_RUNNABLE => "runnable",
+        STATE_RUNNING => "running",
+        STATE_BLOCKED => "blocked",
+        STATE_DEAD => "dead",
+        _ => "?",
+    };
+    let on_cpu = t.on_cpu.load(Ordering::Relaxed);
+    print(format_args!(
+        "  thread {} {:?}: {st}{}{} cpu {} ran {} ms",
+        t.id,
+        t.name,
+        if on_cpu { ", on CPU" } else { "" },
+        if t.queued.load(Ordering::Relaxed) {
+            ", queued"
+        } else {
+            ""
+        },
+        t.cpu.load(Ordering::Relaxed),
+        t.run_ns.load(Ordering::Relaxed) / 1_000_000,
+    ));
+    if let Some(task) = t.task.get() {
+        print(format_args!(" pid {} tid {}", task.process.pid, task.tid));
+        match task.process.name.try_lock() {
+            Some(name) => print(format_args!(" {:?}", name.as_str())),
+            None => print(format_args!(" (name locked)")),
+        }
+    }
+    print(format_args!("\n"));
+    if on_cpu || t.stack.is_none() {
+        return;
+    }
+    if let Some(rbp) = crate::arch::switch::saved_frame_pointer(t.saved_rsp()) {
+        backtrace(rbp);
+    }
 }

@@ -27,28 +27,36 @@ fn now(clock: u64) -> KResult<u64> {
     }
 }
 
-/// CPU time of the calling thread, including the slice it is running now.
-pub(super) fn thread_cpu_ns() -> u64 {
+/// `base(thread)` plus the calling thread's current slice, read as one consistent value:
+/// a switch while reading adds the slice to `run_ns` and restarts `ran_since`, and reading
+/// the old start with the new total would count that slice twice (a CPU-time clock that
+/// jumps ahead and back), so the read is retried if `ran_since` moved.
+fn with_current_slice(base: impl Fn(&crate::sched::Thread) -> u64) -> u64 {
+    use core::sync::atomic::Ordering;
     let th = crate::sched::current();
-    let since = th.ran_since.load(core::sync::atomic::Ordering::Relaxed);
-    let running = if since != 0 {
-        crate::time::now_ns().saturating_sub(since)
-    } else {
-        0
-    };
-    th.run_ns.load(core::sync::atomic::Ordering::Relaxed) + running
+    loop {
+        let since = th.ran_since.load(Ordering::Acquire);
+        let total = base(&th);
+        let now = crate::time::now_ns();
+        if th.ran_since.load(Ordering::Acquire) == since {
+            return total
+                + if since != 0 {
+                    now.saturating_sub(since)
+                } else {
+                    0
+                };
+        }
+    }
+}
+
+/// CPU time of the calling thread, including its current slice.
+pub(super) fn thread_cpu_ns() -> u64 {
+    with_current_slice(|th| th.run_ns.load(core::sync::atomic::Ordering::Relaxed))
 }
 
 /// CPU time of process `p` (the caller's), including the calling thread's current slice.
 pub(super) fn process_cpu_ns(p: &crate::proc::Process) -> u64 {
-    let th = crate::sched::current();
-    let since = th.ran_since.load(core::sync::atomic::Ordering::Relaxed);
-    p.cpu_ns()
-        + if since != 0 {
-            crate::time::now_ns().saturating_sub(since)
-        } else {
-            0
-        }
+    with_current_slice(|_| p.cpu_ns())
 }
 
 fn clock_gettime(c: &mut Call<'_>) -> KResult<u64> {

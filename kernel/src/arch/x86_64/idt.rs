@@ -222,6 +222,12 @@ pub const EXCEPTION_NAMES: [&str; 32] = [
 extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
     let v = frame.vector as usize;
     if v < 32 {
+        if v == 2 {
+            // An NMI runs on its own stack, possibly inside any other code (even with
+            // interrupts off): it reports and returns, never schedules or delivers signals.
+            crate::panic::nmi(frame);
+            return;
+        }
         exception(frame);
         if frame.from_user() {
             crate::proc::return_to_user_hook(frame);
@@ -267,16 +273,6 @@ fn exception(frame: &mut TrapFrame) {
     }
     if frame.from_user() {
         crate::proc::user_exception(frame);
-        return;
-    }
-    if v == 2 {
-        if crate::panic::is_panicking() {
-            crate::panic::nmi_stop(frame);
-        }
-        log::warn!(
-            "NMI received at {} (no panic in progress); continuing",
-            crate::symbols::Sym(frame.rip)
-        );
         return;
     }
     // An in-kernel test that expects exactly this fault: report it and resume.

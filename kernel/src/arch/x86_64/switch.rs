@@ -34,6 +34,20 @@ adros_thread_trampoline:
 "#
 );
 
+/// The frame pointer a switched-out thread's saved stack holds (its `adros_switch_context`
+/// pushed rbp, rbx, r12–r15 there), if that stack is mapped kernel memory. For reports.
+pub fn saved_frame_pointer(rsp: u64) -> Option<u64> {
+    let at = rsp.checked_add(40)?;
+    if rsp < 0xFFFF_8000_0000_0000
+        || !rsp.is_multiple_of(8)
+        || !crate::mm::paging::mapped_for_report(at)
+    {
+        return None;
+    }
+    // SAFETY: the word was just checked to be mapped kernel memory.
+    Some(unsafe { *(at as *const u64) })
+}
+
 unsafe extern "C" {
     fn adros_switch_context(old_rsp: *mut u64, new_rsp: u64);
     fn adros_thread_trampoline();
