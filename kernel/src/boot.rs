@@ -10,20 +10,12 @@ use crate::cmdline::Cmdline;
 use crate::mm::{self, layout, phys};
 use crate::{println, sched, symbols, time};
 
-static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
-static CMDLINE: spin::Once<Cmdline> = spin::Once::new();
 /// Monotonic ns at which kmain started its main thread.
 pub static BOOT_DONE_NS: AtomicU64 = AtomicU64::new(0);
 /// When pid 1 was started (ns of uptime).
 pub static INIT_START_NS: AtomicU64 = AtomicU64::new(0);
 
-pub fn info() -> &'static BootInfo {
-    BOOT_INFO.get().expect("boot info not collected yet")
-}
-
-pub fn cmdline() -> &'static Cmdline {
-    CMDLINE.get().expect("command line not parsed yet")
-}
+pub use crate::bootinfo::{cmdline, info};
 
 unsafe extern "C" {
     static __kernel_end: u8;
@@ -82,8 +74,7 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     // through the linear map, which covers the first 2 MiB and all RAM.
     let mbi = unsafe { bootinfo::load(magic, mbi_phys, mm::phys_to_virt(0)) }
         .expect("boot information vanished");
-    let info = BOOT_INFO.call_once(|| bootinfo::collect(&mbi, layout::PHYS_OFFSET));
-    let cmd = CMDLINE.call_once(|| Cmdline::parse(&info.cmdline));
+    let (info, cmd) = bootinfo::keep(bootinfo::collect(&mbi, layout::PHYS_OFFSET));
     let level = cmd
         .loglevel
         .as_deref()
@@ -153,6 +144,7 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     crate::fs::init();
     crate::block::init();
     crate::fs::set_interrupt_check(crate::proc::signal::pending_for_current);
+    crate::proc::register_user_hooks();
     crate::procfs::init();
     crate::sysfs::init();
     crate::tty::init();

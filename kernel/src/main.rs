@@ -5,21 +5,16 @@
 
 extern crate alloc;
 
-pub mod arch;
-pub mod block;
-pub mod bootinfo;
-pub mod cmdline;
-pub mod errno;
-pub mod firmware;
-pub mod fs;
-pub mod klog;
-pub mod mm;
-pub mod symbols;
-pub mod sync;
-pub mod time;
-
+// The core (CPU, memory, locks, time, scheduling, reports) is its own crate, which names
+// nothing above it; its modules keep their paths here (`crate::arch`, `crate::sched`, …).
 #[cfg(target_os = "none")]
-pub mod acpi;
+pub use adros_core::{acpi, panic, profile, sched};
+pub use adros_core::{arch, bootinfo, cmdline, errno, firmware, klog, mm, symbols, sync, time};
+pub use adros_core::{print, println};
+
+pub mod block;
+pub mod fs;
+
 #[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]
@@ -40,8 +35,6 @@ pub mod ktests;
 #[cfg(target_os = "none")]
 pub mod net;
 #[cfg(target_os = "none")]
-pub mod panic;
-#[cfg(target_os = "none")]
 pub mod pci;
 #[cfg(target_os = "none")]
 pub mod platform;
@@ -49,8 +42,6 @@ pub mod platform;
 pub mod proc;
 #[cfg(target_os = "none")]
 pub mod procfs;
-#[cfg(target_os = "none")]
-pub mod profile;
 #[cfg(target_os = "none")]
 pub mod rump;
 #[cfg(target_os = "none")]
@@ -65,8 +56,6 @@ pub mod tty;
 pub mod usb;
 #[cfg(target_os = "none")]
 pub use platform::{describe_platform, platform_init, power_off};
-#[cfg(target_os = "none")]
-pub mod sched;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

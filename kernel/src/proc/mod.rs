@@ -225,9 +225,26 @@ pub fn all_processes() -> Vec<Arc<Process>> {
     PROCS.lock().values().filter_map(|w| w.upgrade()).collect()
 }
 
+impl sched::thread::UserTask for Task {
+    fn describe(&self, print: fn(core::fmt::Arguments<'_>)) {
+        print(format_args!(" pid {} tid {}", self.process.pid, self.tid));
+        match self.process.name.try_lock() {
+            Some(name) => print(format_args!(" {:?}", name.as_str())),
+            None => print(format_args!(" (name locked)")),
+        }
+    }
+}
+
+/// The process layer's task in a thread's slot (every task there is one of ours).
+fn task_of(th: &sched::Thread) -> Option<&Task> {
+    let any: &dyn core::any::Any = &**th.task.get()?;
+    any.downcast_ref::<Task>()
+}
+
 /// The calling thread's task, if it runs a process.
 pub fn current_task() -> Option<Arc<Task>> {
-    sched::current().task.get().cloned()
+    let t: Arc<dyn core::any::Any + Send + Sync> = sched::current().task.get()?.clone();
+    t.downcast::<Task>().ok()
 }
 
 pub fn current_process() -> Option<Arc<Process>> {
@@ -235,8 +252,8 @@ pub fn current_process() -> Option<Arc<Process>> {
 }
 
 /// Runs `f` on the calling thread's task (if it has one) without taking references.
-pub fn with_current_task<R>(f: impl FnOnce(Option<&Arc<Task>>) -> R) -> R {
-    sched::thread::with_current(|th| f(th.task.get()))
+pub fn with_current_task<R>(f: impl FnOnce(Option<&Task>) -> R) -> R {
+    sched::thread::with_current(|th| f(task_of(th)))
 }
 
 impl Process {
@@ -405,7 +422,8 @@ fn start_task(
     let t = crate::sched::Thread::new_user(&name, frame, fpu).ok_or(Errno::ENOMEM)?;
     t.cr3.store(task.process.aspace().pml4(), Ordering::Release);
     t.fs_base.store(fs_base, Ordering::Relaxed);
-    t.task.call_once(|| task.clone());
+    t.task
+        .call_once(|| task.clone() as Arc<dyn sched::thread::UserTask>);
     task.thread.call_once(|| Arc::downgrade(&t));
     sched::start_user_thread(&t);
     Ok(())
@@ -527,16 +545,10 @@ pub fn exit_thread(status: ExitStatus) -> ! {
         let p = me.process.clone();
         TASKS.lock().remove(&me.tid);
         // The thread's CPU time so far, including the slice it is running now (its last).
-        let th = sched::current();
-        let since = th.ran_since.load(Ordering::Relaxed);
-        let slice = if since != 0 {
-            crate::time::now_ns().saturating_sub(since)
-        } else {
-            0
-        };
-        me.process
-            .dead_threads_ns
-            .fetch_add(th.run_ns.load(Ordering::Relaxed) + slice, Ordering::Relaxed);
+        me.process.dead_threads_ns.fetch_add(
+            sched::thread::current_cpu_ns(|th| th.run_ns.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
         let last = {
             let mut th = p.threads.lock();
             th.retain(|w| w.upgrade().is_some_and(|t| t.tid != me.tid));
@@ -739,9 +751,20 @@ pub fn wait_child(pid: i64, o: WaitOpts) -> KResult<Option<(u32, WaitEvent)>> {
     }
 }
 
+/// Hands the core the entry points of user mode: system calls, faults on user addresses,
+/// exceptions in user mode and the return-to-user work (signals, stops, exit).
+pub fn register_user_hooks() {
+    crate::arch::hooks::register(crate::arch::hooks::UserHooks {
+        syscall: crate::syscall::dispatch,
+        return_to_user: return_to_user_hook,
+        user_fault: resolve_fault,
+        user_exception,
+    });
+}
+
 /// Page fault on a user address (from user mode or a user copy). True if resolved.
 pub fn resolve_fault(addr: u64, write: bool, exec: bool) -> bool {
-    let Some(t) = sched::current().task.get().cloned() else {
+    let Some(t) = current_task() else {
         return false;
     };
     let a = t.process.aspace();
@@ -793,7 +816,7 @@ pub fn return_to_user_hook(frame: &mut TrapFrame) {
     })
 }
 
-fn return_to_user(t: &Arc<Task>, frame: &mut TrapFrame) {
+fn return_to_user(t: &Task, frame: &mut TrapFrame) {
     if t.set_child_tid.load(Ordering::Relaxed) != 0 {
         let a = t.set_child_tid.swap(0, Ordering::Relaxed);
         let _ = crate::arch::uaccess::write_val(a, &t.tid);

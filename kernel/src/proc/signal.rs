@@ -531,7 +531,9 @@ pub enum Delivered {
 }
 
 /// Delivers one pending, unblocked signal (if any) by rewriting `frame`.
-pub fn deliver(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
+/// `t` is the calling thread's task (borrowed from its thread: no reference-count traffic
+/// on the common path, where nothing is pending).
+pub fn deliver(t: &Task, frame: &mut TrapFrame) -> Delivered {
     {
         // The common case, under one lock: nothing to deliver, no sigsuspend mask to restore.
         let s = t.sig.lock();
@@ -539,7 +541,10 @@ pub fn deliver(t: &Arc<Task>, frame: &mut TrapFrame) -> Delivered {
             return Delivered::Nothing;
         }
     }
-    let d = deliver_one(t, frame);
+    let Some(t) = crate::proc::current_task() else {
+        return Delivered::Nothing;
+    };
+    let d = deliver_one(&t, frame);
     // rt_sigsuspend's temporary mask ends once the wait is over, handler or not.
     let mut s = t.sig.lock();
     if let Some(m) = s.restore_mask.take() {

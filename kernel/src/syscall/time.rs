@@ -27,36 +27,14 @@ fn now(clock: u64) -> KResult<u64> {
     }
 }
 
-/// `base(thread)` plus the calling thread's current slice, read as one consistent value:
-/// a switch while reading adds the slice to `run_ns` and restarts `ran_since`, and reading
-/// the old start with the new total would count that slice twice (a CPU-time clock that
-/// jumps ahead and back), so the read is retried if `ran_since` moved.
-fn with_current_slice(base: impl Fn(&crate::sched::Thread) -> u64) -> u64 {
-    use core::sync::atomic::Ordering;
-    let th = crate::sched::current();
-    loop {
-        let since = th.ran_since.load(Ordering::Acquire);
-        let total = base(&th);
-        let now = crate::time::now_ns();
-        if th.ran_since.load(Ordering::Acquire) == since {
-            return total
-                + if since != 0 {
-                    now.saturating_sub(since)
-                } else {
-                    0
-                };
-        }
-    }
-}
-
 /// CPU time of the calling thread, including its current slice.
 pub(super) fn thread_cpu_ns() -> u64 {
-    with_current_slice(|th| th.run_ns.load(core::sync::atomic::Ordering::Relaxed))
+    crate::sched::thread::current_cpu_ns(|th| th.run_ns.load(core::sync::atomic::Ordering::Relaxed))
 }
 
 /// CPU time of process `p` (the caller's), including the calling thread's current slice.
 pub(super) fn process_cpu_ns(p: &crate::proc::Process) -> u64 {
-    with_current_slice(|_| p.cpu_ns())
+    crate::sched::thread::current_cpu_ns(|_| p.cpu_ns())
 }
 
 fn clock_gettime(c: &mut Call<'_>) -> KResult<u64> {

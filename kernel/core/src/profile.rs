@@ -25,7 +25,7 @@ static OUTSIDE: AtomicU64 = AtomicU64::new(0);
 
 /// Turns sampling on when the command line asks for it (after the heap is up).
 pub fn init() {
-    let want = crate::boot::cmdline()
+    let want = crate::bootinfo::cmdline()
         .param("debug.profile")
         .is_some_and(|v| v != "0");
     if !want {

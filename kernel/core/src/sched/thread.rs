@@ -14,6 +14,15 @@ use crate::mm::kstack::{DEFAULT_STACK, KernelStack};
 
 pub type ThreadRef = Arc<Thread>;
 
+/// What a thread that runs user code carries for the layers above (the process layer's task:
+/// its process, signal state…). The core only stores it, tells whether a thread has one, and
+/// asks it to describe itself in reports; the owner gets its own type back by downcasting.
+pub trait UserTask: core::any::Any + Send + Sync {
+    /// A few words for the hang report (` pid P tid T "name"`). Runs in an NMI with every
+    /// other CPU stopped: it must not wait for a lock (use `try_lock`).
+    fn describe(&self, print: fn(core::fmt::Arguments<'_>));
+}
+
 /// Every thread created, weakly (for the hang report, [`dump_all`]); dead entries are
 /// dropped whenever the list doubles.
 static REGISTRY: crate::sync::spin::IrqSpinLock<Vec<Weak<Thread>>> =
@@ -45,8 +54,9 @@ pub struct Thread {
     joiners: WaitQueue,
     /// CPUs this thread may run on (bit n = CPU n; CPUs >= 64 follow bit 63).
     affinity: AtomicU64,
-    /// User-mode state, for threads that run a process.
-    pub task: spin::Once<Arc<crate::proc::Task>>,
+    /// User-mode state, for threads that run a process: the process layer's own type
+    /// (`adros_kernel::proc::Task`), which the core never looks into.
+    pub task: spin::Once<Arc<dyn UserTask>>,
     /// Page-table root to run with (0: the kernel's).
     pub cr3: AtomicU64,
     /// CPU time consumed (ns), and when it last started running (for accounting).
@@ -294,7 +304,7 @@ extern "C" fn user_thread_entry(frame_at: u64) -> ! {
     crate::arch::irq::enable();
     // Signals sent before the thread first ran are delivered before its first instruction.
     // SAFETY: `new_user` placed a valid frame at `frame_at`; nothing else references it.
-    crate::proc::return_to_user_hook(unsafe {
+    (crate::arch::hooks::get().return_to_user)(unsafe {
         &mut *(frame_at as *mut crate::arch::idt::TrapFrame)
     });
     // SAFETY: `new_user` placed a valid user frame at `frame_at`, the top of this thread's
@@ -333,6 +343,27 @@ pub fn exit_current() -> ! {
 pub fn current() -> ThreadRef {
     let _irq = super::IrqOff::new();
     percpu::current().sched.current()
+}
+
+/// `base(thread)` plus the calling thread's current slice, read as one consistent value:
+/// a switch while reading adds the slice to `run_ns` and restarts `ran_since`, and reading
+/// the old start with the new total would count that slice twice (a CPU-time clock that
+/// jumps ahead and back), so the read is retried if `ran_since` moved.
+pub fn current_cpu_ns(base: impl Fn(&Thread) -> u64) -> u64 {
+    let th = current();
+    loop {
+        let since = th.ran_since.load(Ordering::Acquire);
+        let total = base(&th);
+        let now = crate::time::now_ns();
+        if th.ran_since.load(Ordering::Acquire) == since {
+            return total
+                + if since != 0 {
+                    now.saturating_sub(since)
+                } else {
+                    0
+                };
+        }
+    }
 }
 
 /// Runs `f` on the calling thread without taking a reference to it — no reference-count
@@ -509,11 +540,7 @@ fn dump_one(t: &Thread, print: fn(core::fmt::Arguments<'_>), backtrace: fn(u64))
         t.run_ns.load(Ordering::Relaxed) / 1_000_000,
     ));
     if let Some(task) = t.task.get() {
-        print(format_args!(" pid {} tid {}", task.process.pid, task.tid));
-        match task.process.name.try_lock() {
-            Some(name) => print(format_args!(" {:?}", name.as_str())),
-            None => print(format_args!(" (name locked)")),
-        }
+        task.describe(print);
     }
     print(format_args!("\n"));
     if on_cpu || t.stack.is_none() {

@@ -181,7 +181,7 @@ pub fn platform() -> &'static Platform {
 
 fn parse() -> Platform {
     let mut p = Platform::empty();
-    let Some(rsdp) = crate::boot::info().rsdp else {
+    let Some(rsdp) = crate::bootinfo::info().rsdp else {
         log::warn!(
             "acpi: the boot loader passed no RSDP: no MADT (assuming 1 CPU), no HPET (PIT calibration), no FADT (power off by QEMU exit)"
         );

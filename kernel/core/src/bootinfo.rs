@@ -15,6 +15,29 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+static CMDLINE: spin::Once<crate::cmdline::Cmdline> = spin::Once::new();
+
+/// Keeps what the boot loader said and the parsed command line for the rest of the kernel's
+/// life (once, at boot).
+pub fn keep(info: BootInfo) -> (&'static BootInfo, &'static crate::cmdline::Cmdline) {
+    let info = BOOT_INFO.call_once(|| info);
+    (
+        info,
+        CMDLINE.call_once(|| crate::cmdline::Cmdline::parse(&info.cmdline)),
+    )
+}
+
+/// What the boot loader said (after [`keep`]).
+pub fn info() -> &'static BootInfo {
+    BOOT_INFO.get().expect("boot info not collected yet")
+}
+
+/// The kernel command line (after [`keep`]).
+pub fn cmdline() -> &'static crate::cmdline::Cmdline {
+    CMDLINE.get().expect("command line not parsed yet")
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegionKind {
     Usable,
