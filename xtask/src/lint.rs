@@ -4,7 +4,11 @@
 //! - `cargo fmt --all --check`: every file formatted;
 //! - clippy with `-D warnings` on every host package and all their targets (tests, benches);
 //! - clippy with `-D warnings` on the kernel for `x86_64-unknown-none`, native-only and, when
-//!   NetBSD source is present, with the rump components linked (`cfg(rump_linked)` code).
+//!   NetBSD source is present, with the rump components linked (`cfg(rump_linked)` code);
+//!   the kernel core crate (`adros-core`) with it;
+//! - the layering: the kernel core depends on no other crate of this workspace, so nothing
+//!   in it can name processes, files, sockets, system calls or the rump kernel
+//!   ([`core_layering`]).
 //!
 //! The workspace's `[workspace.lints]` table says which lints beyond clippy's defaults apply
 //! (`undocumented_unsafe_blocks` among them) and, where a crate parses untrusted input, which
@@ -104,6 +108,8 @@ pub fn steps(fix: bool) -> Result<Vec<Step>> {
     let kernel = [
         "-p",
         "adros-kernel",
+        "-p",
+        "adros-core",
         "--target",
         crate::build::KERNEL_TARGET,
     ];
@@ -117,7 +123,69 @@ pub fn steps(fix: bool) -> Result<Vec<Step>> {
             clippy(&kernel, Some(d)),
         ));
     }
+    v.push(core_layering());
     Ok(v)
+}
+
+/// The crate the rest of the kernel stands on, which must stand on nothing of ours.
+const CORE: &str = "adros-core";
+
+/// Fails if `adros-core` depends (directly or not) on any other package of this workspace:
+/// then the kernel above it could be reached from the core (`cargo tree` resolves the graph;
+/// workspace packages are the ones with a path source under the repository).
+pub fn core_layering() -> Step {
+    let name = "layering: the kernel core (adros-core) depends on no other workspace crate";
+    let mut c = cargo();
+    c.args([
+        "tree",
+        "-p",
+        CORE,
+        "--edges",
+        "normal,build",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+        "--target",
+        crate::build::KERNEL_TARGET,
+    ]);
+    let failure = match c.output() {
+        Err(e) => Some(format!("cannot run cargo tree: {e}")),
+        Ok(o) if !o.status.success() => Some(String::from_utf8_lossy(&o.stderr).into_owned()),
+        Ok(o) => {
+            let root_dir = root().display().to_string();
+            let ours = workspace_crates_in(&String::from_utf8_lossy(&o.stdout), &root_dir);
+            let upward: Vec<&String> = ours.iter().filter(|p| p.as_str() != CORE).collect();
+            if upward.is_empty() {
+                None
+            } else {
+                Some(format!(
+                    "{CORE} depends on {upward:?}: the core must not reach the layers above it \
+                     (give it a hook instead: see kernel/core/src/arch/x86_64/hooks.rs)"
+                ))
+            }
+        }
+    };
+    Step {
+        name: name.into(),
+        failure,
+    }
+}
+
+/// Package names in `cargo tree --format {p}` output whose source is a path under `root`
+/// (`name v0.1.0 (/path/to/it)`).
+fn workspace_crates_in(tree: &str, root: &str) -> Vec<String> {
+    let mut v: Vec<String> = tree
+        .lines()
+        .filter(|l| {
+            l.split_once(" (")
+                .is_some_and(|(_, src)| src.trim_end_matches([')', ' ', '*']).starts_with(root))
+        })
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// `cargo xtask lint [--fix]`.
@@ -141,4 +209,20 @@ pub fn lint(a: LintArgs) -> Result<i32> {
         return Ok(1);
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_workspace_crates_in_a_tree() {
+        let tree = "adros-core v0.1.0 (/w/kernel/core)\nspin v0.12.3\nx86_64 v0.15.5\n\
+                    adros-pci v0.1.0 (/w/drivers/pci)\nlog v0.4.35\nadros-pci v0.1.0 (/w/drivers/pci) (*)\n";
+        assert_eq!(
+            workspace_crates_in(tree, "/w"),
+            vec!["adros-core".to_string(), "adros-pci".to_string()]
+        );
+        assert!(workspace_crates_in("spin v0.12.3\n", "/w").is_empty());
+    }
 }
