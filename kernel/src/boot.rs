@@ -4,11 +4,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::arch::{self, apic, cpu, gdt, idt, percpu};
-use crate::bootinfo::{self, BootInfo};
+use crate::arch::{self, apic, cpu, idt};
+use crate::bootinfo::BootInfo;
 use crate::cmdline::Cmdline;
-use crate::mm::{self, layout, phys};
-use crate::{println, sched, symbols, time};
+use crate::mm::phys;
+use crate::{println, sched, time};
 
 /// Monotonic ns at which kmain started its main thread.
 pub static BOOT_DONE_NS: AtomicU64 = AtomicU64::new(0);
@@ -17,87 +17,13 @@ pub static INIT_START_NS: AtomicU64 = AtomicU64::new(0);
 
 pub use crate::bootinfo::{cmdline, info};
 
-unsafe extern "C" {
-    static __kernel_end: u8;
-}
-
+/// The entry the boot stub (`adros_core`'s `boot.S`) jumps to, in long mode on the boot
+/// stack, with the loader's magic and information pointer.
+#[allow(unsafe_code)] // the exported symbol name is the one unsafe thing here
 #[unsafe(no_mangle)]
 extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
-    arch::serial::init();
-    println!("\nAdrOS {} starting", env!("CARGO_PKG_VERSION"));
-
-    // 1. Frames, under the boot identity map (GRUB puts its structure below 1 GiB, a PVH
-    // loader its start info, memory map and module list; module contents are not read yet).
-    // SAFETY: the loader handed us this pointer; the boot stub identity-maps the first GiB.
-    let mbi = unsafe { bootinfo::load(magic, mbi_phys, 0) }.unwrap_or_else(|why| {
-        println!("boot: {why} (magic {magic:#x}, information at {mbi_phys:#x}); stopping");
-        arch::qemu_exit(crate::panic::EXIT_FAILURE)
-    });
-    let mut regions = [bootinfo::MemRegion {
-        start: 0,
-        end: 0,
-        kind: bootinfo::RegionKind::Reserved,
-    }; 128];
-    let mut nregions = 0;
-    let have_map = bootinfo::for_each_region(&mbi, |r| {
-        if let Some(slot) = regions.get_mut(nregions) {
-            *slot = r;
-            nregions += 1;
-        }
-    });
-    if !have_map {
-        println!("boot: the boot loader gave no memory map; stopping");
-        arch::qemu_exit(crate::panic::EXIT_FAILURE);
-    }
-    let regions = &regions[..nregions];
-    // SAFETY: only the address of the linker symbol is used.
-    let kernel_end_phys = unsafe { &__kernel_end as *const u8 as u64 } - layout::KERNEL_VMA;
-    let mut reserved = [(0u64, 0u64); 16];
-    let mut nres = 0;
-    reserved[0] = (0x10_0000, kernel_end_phys);
-    nres += 1;
-    bootinfo::for_each_loader_range(&mbi, |s, e| {
-        if let Some(slot) = reserved.get_mut(nres) {
-            *slot = (s, e);
-            nres += 1;
-        }
-    });
-    phys::init(regions, &reserved[..nres]);
-
-    // 2. Our own page tables (W^X, guard pages, linear map), then CPU protections.
-    let feats = cpu::features();
-    mm::paging::init(regions, feats.pdpe1gb);
-    cpu::enable_protections(&feats);
-
-    // 3. The heap works from here on.
-    // SAFETY: the information structure is reserved RAM (or below 1 MiB), now reached
-    // through the linear map, which covers the first 2 MiB and all RAM.
-    let mbi = unsafe { bootinfo::load(magic, mbi_phys, mm::phys_to_virt(0)) }
-        .expect("boot information vanished");
-    let (info, cmd) = bootinfo::keep(bootinfo::collect(&mbi, layout::PHYS_OFFSET));
-    let level = cmd
-        .loglevel
-        .as_deref()
-        .and_then(crate::klog::parse_level)
-        .unwrap_or(log::LevelFilter::Info);
-    crate::klog::init(level);
-
-    // 4. This CPU: per-CPU block (GS), GDT/TSS with IST stacks, IDT.
-    percpu::init_this_cpu(0, 0);
-    gdt::init_this_cpu();
-    idt::init();
-    arch::tlb::init();
-    arch::user::init_this_cpu();
-
-    if let Some(m) = info.module("symbols") {
-        let len = (m.end - m.start) as usize;
-        // SAFETY: the module is reserved RAM in the linear map, never written.
-        let bytes =
-            unsafe { core::slice::from_raw_parts(mm::phys_to_virt(m.start) as *const u8, len) };
-        if let Ok(text) = core::str::from_utf8(bytes) {
-            symbols::install(symbols::SymbolTable::parse(text));
-        }
-    }
+    // 1.–4. Frames, page tables, heap, boot information, log, this CPU's tables, symbols.
+    let (info, cmd, feats) = adros_core::boot::early(magic, mbi_phys);
 
     // 5. Clocks: ACPI tables, I/O APICs masked, HPET; LAPIC + TSC calibrated against the
     // HPET (the PIT without one); wall clock from the RTC.
@@ -323,10 +249,7 @@ fn crash(kind: &str) {
     match kind {
         "panic" => panic!("deliberate panic requested on the command line"),
         "pagefault" => {
-            // SAFETY: deliberately reads an unmapped kernel address to test the fault path.
-            let v = unsafe {
-                core::ptr::read_volatile((layout::MMIO_OFFSET - 0x30_0000) as *const u64)
-            };
+            let v = crate::arch::cpu::read_unmapped_kernel_page();
             println!("read {v} from an unmapped page?!");
         }
         "ud" => {

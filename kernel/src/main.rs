@@ -2,6 +2,8 @@
 //! the boot stack with the Multiboot2 magic and information pointer.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #![cfg_attr(not(target_os = "none"), allow(dead_code, unused_imports))]
+// Above the core, `unsafe` only where a module says why (FFI, the driver `Hal`).
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
@@ -23,6 +25,7 @@ pub mod ext2_vfs;
 pub mod fat_vfs;
 /// The kernel's implementation of `adros_hal` for native driver crates (`drivers/*`).
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)] // the one driver `Hal` implementation: DMA memory and MMIO for drivers/*
 pub mod hal;
 #[cfg(target_os = "none")]
 pub mod ipc;
@@ -31,6 +34,7 @@ pub mod irq;
 #[cfg(target_os = "none")]
 pub mod ktest;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)] // tests that fault and poke memory on purpose
 pub mod ktests;
 #[cfg(target_os = "none")]
 pub mod net;
@@ -43,6 +47,7 @@ pub mod proc;
 #[cfg(target_os = "none")]
 pub mod procfs;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)] // the FFI to the NetBSD rump kernel (C) and its hypercall host
 pub mod rump;
 #[cfg(target_os = "none")]
 pub mod sound;

@@ -6,26 +6,22 @@
 //! The device list is built once by [`init`] and never changes, so drivers hold
 //! `&'static PciDevice`s. ECAM windows are mapped lazily, one bus (1 MiB) at a time, the
 //! first time a bus is touched: a whole 256-bus window would be 64 Ki page mappings for the
-//! handful of buses a machine really has. The only `unsafe` here is the port I/O and MMIO
-//! accessors.
+//! handful of buses a machine really has. No `unsafe` here: port I/O is the core's
+//! `arch::pci_cfg`, memory-mapped registers its bounds-checked `mm::mmio::Regs`.
 
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use adros_pci::{
     Bar, BarKind, Capability, CommandRegister, ConfigSpace, PciAddress, PciDevice,
 };
 
 use crate::acpi::McfgRegion;
-use crate::mm::mmio::{self, Cache};
+use crate::mm::mmio;
 use crate::mm::paging::MapError;
 use crate::sync::spin::IrqSpinLock;
-
-const CONFIG_ADDRESS: u16 = 0xcf8;
-const CONFIG_DATA: u16 = 0xcfc;
 
 /// Configuration mechanism #1 (ports 0xCF8/0xCFC): segment 0, offsets below 256 only.
 pub struct PortIo {
@@ -58,14 +54,9 @@ impl ConfigSpace for PortIo {
         let Some(addr) = Self::address(a, offset) else {
             return 0xffff_ffff;
         };
+        // The lock makes the address and data accesses one transaction.
         let _g = self.lock.lock();
-        // SAFETY: 0xCF8/0xCFC are configuration mechanism #1, decoded by every PC chipset
-        // (q35, i440fx); writing an enabled address and reading the data port has no effect
-        // beyond the config read. The lock makes the two accesses one transaction.
-        unsafe {
-            x86_64::instructions::port::Port::<u32>::new(CONFIG_ADDRESS).write(addr);
-            x86_64::instructions::port::Port::<u32>::new(CONFIG_DATA).read()
-        }
+        crate::arch::pci_cfg::read(addr)
     }
 
     fn write(&self, a: PciAddress, offset: u16, value: u32) {
@@ -73,20 +64,15 @@ impl ConfigSpace for PortIo {
             return;
         };
         let _g = self.lock.lock();
-        // SAFETY: as for `read`; the config write itself is what the caller asked for, and
-        // configuration space holds no memory the Rust program relies on.
-        unsafe {
-            x86_64::instructions::port::Port::<u32>::new(CONFIG_ADDRESS).write(addr);
-            x86_64::instructions::port::Port::<u32>::new(CONFIG_DATA).write(value);
-        }
+        crate::arch::pci_cfg::write(addr, value);
     }
 }
 
 /// One ECAM window (bus `n` of the segment lives at `base + n << 20`, as in the MCFG).
 struct Window {
     region: McfgRegion,
-    /// Virtual address of each bus's 1 MiB, 0 until mapped.
-    bus_virt: Box<[AtomicU64]>,
+    /// Each bus's 1 MiB, mapped on first use.
+    bus_regs: Box<[spin::Once<mmio::Regs>]>,
 }
 
 /// Enhanced configuration access through memory-mapped windows.
@@ -101,7 +87,7 @@ impl Ecam {
             .filter(|r| r.bus_start <= r.bus_end && r.base != 0)
             .map(|r| Window {
                 region: *r,
-                bus_virt: (0..256).map(|_| AtomicU64::new(0)).collect(),
+                bus_regs: (0..256).map(|_| spin::Once::new()).collect(),
             })
             .collect();
         Self { windows }
@@ -111,8 +97,9 @@ impl Ecam {
         self.windows.iter().map(|w| w.region)
     }
 
-    /// Virtual address of a dword of configuration space, mapping its bus on first use.
-    fn locate(&self, a: PciAddress, offset: u16) -> Option<u64> {
+    /// The registers of a bus and the offset of a dword of configuration space in them,
+    /// mapping the bus on first use.
+    fn locate(&self, a: PciAddress, offset: u16) -> Option<(&mmio::Regs, u64)> {
         if offset >= 4096 || offset & 3 != 0 {
             return None;
         }
@@ -121,24 +108,18 @@ impl Ecam {
             w.region.segment == a.segment()
                 && (w.region.bus_start..=w.region.bus_end).contains(&bus)
         })?;
-        let slot = &w.bus_virt[usize::from(bus)];
-        let mut base = slot.load(Ordering::Acquire);
-        if base == 0 {
-            let pa = w.region.base + (u64::from(bus) << 20);
-            base = match mmio::map(pa, 1 << 20, Cache::Uncached) {
-                Ok(va) => va,
-                Err(e) => {
+        let regs = w.bus_regs[usize::from(bus)]
+            .try_call_once(|| {
+                let pa = w.region.base + (u64::from(bus) << 20);
+                mmio::Regs::map(pa, 1 << 20).inspect_err(|e| {
                     log::warn!("pci: cannot map ECAM for bus {bus:02x} at {pa:#x}: {e:?}");
-                    return None;
-                }
-            };
-            slot.store(base, Ordering::Release);
-        }
-        Some(
-            base + (u64::from(a.device()) << 15)
-                + (u64::from(a.function()) << 12)
-                + u64::from(offset),
-        )
+                })
+            })
+            .ok()?;
+        Some((
+            regs,
+            (u64::from(a.device()) << 15) + (u64::from(a.function()) << 12) + u64::from(offset),
+        ))
     }
 
     /// Whether this window set covers `a` (else reads return all ones).
@@ -153,19 +134,14 @@ impl Ecam {
 impl ConfigSpace for Ecam {
     fn read(&self, a: PciAddress, offset: u16) -> u32 {
         match self.locate(a, offset) {
-            // SAFETY: `va` is inside the 1 MiB of this bus's ECAM window, which `locate`
-            // mapped uncached and which stays mapped for good; the address is dword-aligned,
-            // and an ECAM read has no side effects on memory the program uses.
-            Some(va) => unsafe { core::ptr::read_volatile(va as *const u32) },
+            Some((regs, at)) => regs.read32(at),
             None => 0xffff_ffff,
         }
     }
 
     fn write(&self, a: PciAddress, offset: u16, value: u32) {
-        if let Some(va) = self.locate(a, offset) {
-            // SAFETY: as for `read`; the write reaches only the device's configuration
-            // space, which is what the caller asked for.
-            unsafe { core::ptr::write_volatile(va as *mut u32, value) }
+        if let Some((regs, at)) = self.locate(a, offset) {
+            regs.write32(at, value);
         }
     }
 }
@@ -357,89 +333,12 @@ pub enum BarError {
 /// Maps memory BAR `index` uncached and returns the virtual address of its start. Mapping
 /// twice is harmless. Memory decode is not switched on here: see [`enable_memory`].
 pub fn map_bar(dev: &PciDevice, index: usize) -> Result<u64, BarError> {
-    map_bar_regs(dev, index).map(|r| r.base)
+    map_bar_regs(dev, index).map(|r| r.base())
 }
 
-/// A memory BAR mapped for good, with bounds-checked register access, for drivers that
-/// must stay free of `unsafe`.
-#[derive(Clone, Copy, Debug)]
-pub struct BarRegs {
-    base: u64,
-    len: u64,
-}
-
-impl BarRegs {
-    pub fn base(&self) -> u64 {
-        self.base
-    }
-
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn check(&self, offset: u64, width: u64) -> u64 {
-        assert!(
-            offset.is_multiple_of(width)
-                && offset.checked_add(width).is_some_and(|e| e <= self.len),
-            "BAR access at {offset:#x} (+{width}) outside {:#x} bytes",
-            self.len
-        );
-        self.base + offset
-    }
-
-    pub fn read32(&self, offset: u64) -> u32 {
-        let va = self.check(offset, 4);
-        // SAFETY: `check` keeps the aligned access inside the BAR, which `map_bar_regs`
-        // mapped uncached and which is never unmapped; it is device memory, not Rust memory.
-        unsafe { core::ptr::read_volatile(va as *const u32) }
-    }
-
-    pub fn write32(&self, offset: u64, value: u32) {
-        let va = self.check(offset, 4);
-        // SAFETY: as for `read32`.
-        unsafe { core::ptr::write_volatile(va as *mut u32, value) }
-    }
-
-    pub fn read8(&self, offset: u64) -> u8 {
-        let va = self.check(offset, 1);
-        // SAFETY: as for `read32`.
-        unsafe { core::ptr::read_volatile(va as *const u8) }
-    }
-
-    pub fn write8(&self, offset: u64, value: u8) {
-        let va = self.check(offset, 1);
-        // SAFETY: as for `read32`.
-        unsafe { core::ptr::write_volatile(va as *mut u8, value) }
-    }
-
-    pub fn read16(&self, offset: u64) -> u16 {
-        let va = self.check(offset, 2);
-        // SAFETY: as for `read32`.
-        unsafe { core::ptr::read_volatile(va as *const u16) }
-    }
-
-    pub fn write16(&self, offset: u64, value: u16) {
-        let va = self.check(offset, 2);
-        // SAFETY: as for `read32`.
-        unsafe { core::ptr::write_volatile(va as *mut u16, value) }
-    }
-
-    pub fn read64(&self, offset: u64) -> u64 {
-        let va = self.check(offset, 8);
-        // SAFETY: as for `read32`.
-        unsafe { core::ptr::read_volatile(va as *const u64) }
-    }
-
-    pub fn write64(&self, offset: u64, value: u64) {
-        let va = self.check(offset, 8);
-        // SAFETY: as for `read32`.
-        unsafe { core::ptr::write_volatile(va as *mut u64, value) }
-    }
-}
+/// A memory BAR mapped for good, with bounds-checked register access (the core's
+/// [`mmio::Regs`]), for drivers that must stay free of `unsafe`.
+pub type BarRegs = mmio::Regs;
 
 pub fn map_bar_regs(dev: &PciDevice, index: usize) -> Result<BarRegs, BarError> {
     let b = dev.bar(index).ok_or(BarError::NoSuchBar)?;
@@ -449,8 +348,7 @@ pub fn map_bar_regs(dev: &PciDevice, index: usize) -> Result<BarRegs, BarError> 
     if b.address == 0 {
         return Err(BarError::Unassigned);
     }
-    let base = mmio::map(b.address, b.size, Cache::Uncached).map_err(BarError::Map)?;
-    Ok(BarRegs { base, len: b.size })
+    mmio::Regs::map(b.address, b.size).map_err(BarError::Map)
 }
 
 /// One `lspci`-style line per function for the boot banner, each followed by an indented

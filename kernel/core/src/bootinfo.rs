@@ -19,8 +19,8 @@ static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 static CMDLINE: spin::Once<crate::cmdline::Cmdline> = spin::Once::new();
 
 /// Keeps what the boot loader said and the parsed command line for the rest of the kernel's
-/// life (once, at boot).
-pub fn keep(info: BootInfo) -> (&'static BootInfo, &'static crate::cmdline::Cmdline) {
+/// life (once, at boot, by `boot::early` with what it read from the loader).
+pub(crate) fn keep(info: BootInfo) -> (&'static BootInfo, &'static crate::cmdline::Cmdline) {
     let info = BOOT_INFO.call_once(|| info);
     (
         info,
@@ -31,6 +31,18 @@ pub fn keep(info: BootInfo) -> (&'static BootInfo, &'static crate::cmdline::Cmdl
 /// What the boot loader said (after [`keep`]).
 pub fn info() -> &'static BootInfo {
     BOOT_INFO.get().expect("boot info not collected yet")
+}
+
+/// The contents of the boot module `name` (the initrd, the symbol table), if the loader
+/// gave one.
+#[cfg(target_os = "none")]
+pub fn module_bytes(name: &str) -> Option<&'static [u8]> {
+    let m = info().module(name)?;
+    let len = usize::try_from(m.end.checked_sub(m.start)?).ok()?;
+    // SAFETY: the kept boot information lists only what the loader loaded: RAM that the
+    // frame allocator keeps reserved for good (the loader's ranges) and the linear map
+    // covers; nothing ever writes it.
+    Some(unsafe { core::slice::from_raw_parts(crate::mm::phys_to_virt(m.start) as *const u8, len) })
 }
 
 /// The kernel command line (after [`keep`]).

@@ -31,6 +31,8 @@ pub mod time;
 #[cfg(target_os = "none")]
 pub mod acpi;
 #[cfg(target_os = "none")]
+pub mod boot;
+#[cfg(target_os = "none")]
 pub mod panic;
 #[cfg(target_os = "none")]
 pub mod profile;

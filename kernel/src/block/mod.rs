@@ -8,6 +8,8 @@
 mod layer;
 pub mod part;
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+// virtio-drivers' `Hal` and its non-blocking request API, whose buffers must outlive the request
 pub mod virtio;
 
 #[cfg(target_os = "none")]

@@ -511,15 +511,9 @@ pub fn init() {
     let _ = mount(&ctx, "devtmpfs", "devtmpfs", None, "/dev");
 }
 
-/// The bytes of the boot module `name` (GRUB `module2 … name`).
+/// The bytes of the boot module `name` (GRUB `module2 … name`, or the PVH bundle's part).
 #[cfg(target_os = "none")]
-pub fn boot_module(name: &str) -> Option<&'static [u8]> {
-    let m = crate::boot::info().module(name)?;
-    let len = usize::try_from(m.end.checked_sub(m.start)?).ok()?;
-    // SAFETY: GRUB loaded the module into RAM that the frame allocator keeps reserved for
-    // ever (the boot loader's ranges) and the linear map covers; nothing ever writes it.
-    Some(unsafe { core::slice::from_raw_parts(crate::mm::phys_to_virt(m.start) as *const u8, len) })
-}
+pub use crate::bootinfo::module_bytes as boot_module;
 
 #[cfg(test)]
 mod tests;

@@ -170,6 +170,16 @@ pub fn frame_pointer() -> u64 {
     rbp
 }
 
+/// Reads a kernel address that is never mapped (just below the MMIO window), on purpose: the
+/// page-fault report's test (`debug.crash=pagefault`). Returns only if the read did not
+/// fault, with what it read.
+pub fn read_unmapped_kernel_page() -> u64 {
+    let va = crate::mm::layout::MMIO_OFFSET - 0x30_0000;
+    // SAFETY: a read of an unmapped kernel address faults into the exception handler, which
+    // reports it and ends the run; it touches no memory.
+    unsafe { core::ptr::read_volatile(va as *const u64) }
+}
+
 /// Raises an invalid-opcode exception (#UD) on purpose: the fault path's test.
 pub fn raise_invalid_opcode() {
     // SAFETY: `ud2` only traps; the exception handler reports it and ends the run.

@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod hpet;
 pub mod idt;
 pub mod ioapic;
+pub mod pci_cfg;
 pub mod percpu;
 pub mod rtc;
 pub mod serial;
