@@ -1,7 +1,7 @@
 //! The module bundle: several boot modules in one file, for the PVH direct boot (QEMU's
 //! `-kernel`/`-initrd`), which passes a single module where GRUB's `module2` lines pass
 //! several. The kernel splits it back into the same named modules (`symbols`, `initrd`);
-//! the format is described in `kernel/src/bootinfo.rs` (`parse_bundle`) and docs/boot.md.
+//! the format is described in `kernel/core/src/bootinfo.rs` (`parse_bundle`) and docs/boot.md.
 //!
 //! ```text
 //! 0   "ADROSMOD"   8 bytes
