@@ -60,12 +60,55 @@ fn link_sets(archive: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// Builds the vDSO (`vdso/vdso.c`, laid out by `vdso/vdso.lds`) with the host's C compiler
+/// into `OUT_DIR/vdso.so`, which `kernel/src/proc/vdso.rs` embeds.
+fn build_vdso(out: &Path) {
+    println!("cargo::rerun-if-changed=vdso/vdso.c");
+    println!("cargo::rerun-if-changed=vdso/vdso.lds");
+    let cc = std::env::var("ADROS_VDSO_CC").unwrap_or_else(|_| "gcc".into());
+    let so = out.join("vdso.so");
+    let status = Command::new(&cc)
+        .args([
+            "-O2",
+            "-fPIC",
+            "-shared",
+            "-nostdlib",
+            "-ffreestanding",
+            "-fno-stack-protector",
+            "-fno-asynchronous-unwind-tables",
+            "-mno-red-zone",
+            "-Wall",
+            "-Werror",
+            "-Wl,-T,vdso/vdso.lds",
+            "-Wl,--hash-style=both",
+            "-Wl,-soname,linux-vdso.so.1",
+            "-Wl,--no-undefined",
+            "-Wl,--build-id=none",
+            "-Wl,-z,max-page-size=4096",
+            "-Wl,-s",
+            "-o",
+        ])
+        .arg(&so)
+        .arg("vdso/vdso.c")
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {cc} to build the vDSO ({e}): `cargo xtask deps` installs gcc")
+        });
+    assert!(
+        status.success(),
+        "{cc} failed to build the vDSO (kernel/vdso/vdso.c)"
+    );
+}
+
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(rump_linked)");
     println!("cargo::rerun-if-changed=linker.ld");
     println!("cargo::rerun-if-env-changed=ADROS_RUMP_KERNEL_DIR");
     let target = std::env::var("TARGET").unwrap_or_default();
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    if target == "x86_64-unknown-none" {
+        build_vdso(&out);
+    }
     let mut sets = BTreeSet::new();
     let rump = std::env::var_os("ADROS_RUMP_KERNEL_DIR")
         .map(PathBuf::from)

@@ -75,7 +75,7 @@ fn csuite_mem() {
 
 #[test]
 fn csuite_time() {
-    run("t_time", "time", 45);
+    run("t_time", "time", 58);
 }
 
 #[test]

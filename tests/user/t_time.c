@@ -1,6 +1,11 @@
 /* Time: clock_gettime for every clock, clock_getres, nanosleep and clock_nanosleep
- * (relative and absolute), alarm, setitimer/getitimer, times, getrusage, gettimeofday. */
+ * (relative and absolute), alarm, setitimer/getitimer, times, getrusage, gettimeofday, and
+ * the vDSO that answers the clocks and getcpu without a system call. */
 #include "check.h"
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/auxv.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -23,6 +28,67 @@ static volatile unsigned long sink;
 static void spin_ms(int ms) {
     long long end = ns(CLOCK_PROCESS_CPUTIME_ID) + ms * 1000000LL;
     while (ns(CLOCK_PROCESS_CPUTIME_ID) < end) sink++;
+}
+
+static long long sys_ns(clockid_t c) {
+    struct timespec t;
+    if (syscall(SYS_clock_gettime, c, &t) != 0) return -1;
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* The vDSO (libc's clock_gettime, gettimeofday, time and sched_getcpu go through it when
+   the kernel gives one): present, listed in /proc/self/maps, and agreeing with the system
+   calls — each vDSO reading lies between two system-call readings taken around it. */
+static void test_vdso(void) {
+    unsigned long v = getauxval(AT_SYSINFO_EHDR);
+    CHECKF("vdso.present", v != 0 && memcmp((void *)v, "\177ELF", 4) == 0, "AT_SYSINFO_EHDR=%#lx", v);
+    char maps[8192];
+    int fd = open("/proc/self/maps", O_RDONLY);
+    int n = fd >= 0 ? read(fd, maps, sizeof maps - 1) : -1;
+    if (fd >= 0) close(fd);
+    maps[n > 0 ? n : 0] = 0;
+    CHECK("vdso.in_maps", strstr(maps, "[vdso]") && strstr(maps, "[vvar]"));
+    static const clockid_t ids[] = {CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_BOOTTIME, CLOCK_MONOTONIC_COARSE};
+    int ok = 1;
+    for (int i = 0; i < 4 && ok; i++) {
+        for (int k = 0; k < 1000 && ok; k++) {
+            long long a = sys_ns(ids[i]), b = ns(ids[i]), c = sys_ns(ids[i]);
+            if (!(a <= b && b <= c)) {
+                printf("clock %d: syscall %lld, vdso %lld, syscall %lld\n", (int)ids[i], a, b, c);
+                ok = 0;
+            }
+        }
+    }
+    CHECK("vdso.clocks_between_syscalls", ok);
+    struct timeval tv;
+    long long a = sys_ns(CLOCK_REALTIME) / 1000;
+    gettimeofday(&tv, 0);
+    long long c = sys_ns(CLOCK_REALTIME) / 1000, b = tv.tv_sec * 1000000LL + tv.tv_usec;
+    CHECKF("vdso.gettimeofday_between_syscalls", a <= b && b <= c, "%lld %lld %lld", a, b, c);
+    long t0 = syscall(SYS_time, 0), t1 = time(0), t2 = syscall(SYS_time, 0);
+    CHECK("vdso.time_between_syscalls", t0 <= t1 && t1 <= t2);
+    struct timespec ts;
+    CHECK_ERR("vdso.bad_clock_einval", clock_gettime(12345, &ts), EINVAL);
+    CHECK("vdso.cputime_clock_works", clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0 && ts.tv_sec >= 0);
+    int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN), same = 1;
+    for (int cpu = 0; cpu < cpus && cpu < 4; cpu++) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        if (sched_setaffinity(0, sizeof set, &set) != 0) continue;
+        unsigned sc = 99;
+        syscall(SYS_getcpu, &sc, 0, 0);
+        int vc = sched_getcpu();
+        if (vc != cpu || (int)sc != cpu) {
+            printf("pinned to %d: vdso getcpu %d, syscall %u\n", cpu, vc, sc);
+            same = 0;
+        }
+    }
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int cpu = 0; cpu < cpus; cpu++) CPU_SET(cpu, &all);
+    sched_setaffinity(0, sizeof all, &all);
+    CHECK("vdso.getcpu_matches_pinning", same);
 }
 
 int main(void) {
@@ -172,5 +238,6 @@ int main(void) {
     CHECK("sleep_uses_no_cpu", ns(CLOCK_PROCESS_CPUTIME_ID) - cs0 < 50000000LL);
     struct sysinfo si;
     CHECK("sysinfo_uptime", sysinfo(&si) == 0 && si.uptime >= 0 && llabs(si.uptime - ns(CLOCK_BOOTTIME) / 1000000000LL) <= 2);
+    test_vdso();
     return check_done();
 }

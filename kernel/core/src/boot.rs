@@ -79,6 +79,9 @@ pub fn early(magic: u64, mbi_phys: u64) -> (&'static BootInfo, &'static Cmdline,
 
     // 4. This CPU: per-CPU block (GS), GDT/TSS with IST stacks, IDT.
     percpu::init_this_cpu(0, 0);
+    if cpu::set_tsc_aux(0) {
+        crate::time::user_clock::set_flags(crate::time::user_clock::FLAG_RDTSCP);
+    }
     gdt::init_this_cpu();
     idt::init();
     arch::tlb::init();

@@ -217,6 +217,7 @@ const AT_CLKTCK: u64 = 17;
 const AT_SECURE: u64 = 23;
 const AT_RANDOM: u64 = 25;
 const AT_EXECFN: u64 = 31;
+const AT_SYSINFO_EHDR: u64 = 33;
 
 /// Builds the initial stack (8 MiB VMA below STACK_TOP) and returns the user rsp.
 pub fn setup_stack(
@@ -261,7 +262,10 @@ pub fn setup_stack(
     crate::proc::random_bytes(&mut rnd);
     let random_at = push_bytes(&mut sp, &rnd)?;
     sp &= !15;
-    let auxv: [(u64, u64); 17] = [
+    let vdso = super::vdso::map(aspace);
+    let auxv: [(u64, u64); 18] = [
+        // AT_IGNORE (1) stands in when there is no vDSO.
+        vdso.map_or((1, 0), |at| (AT_SYSINFO_EHDR, at)),
         (AT_PHDR, ld.phdr_addr),
         (AT_PHENT, 56),
         (AT_PHNUM, ld.phnum),

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod fd;
 pub mod imgcache;
 pub mod signal;
+pub mod vdso;
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;

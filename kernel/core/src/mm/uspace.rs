@@ -757,6 +757,41 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Maps `frame` — a kernel-owned page that stays allocated, such as the vDSO's clock
+    /// page — read-only at `va` as VMA `name`; the mapping is one more owner of the frame (and
+    /// copy-on-write, should the process make it writable with `mprotect`). The page must
+    /// be unmapped (a fresh address space being built by `execve`).
+    pub fn map_kernel_frame(&self, va: u64, frame: u64, name: &str) -> KResult<()> {
+        if !va.is_multiple_of(PAGE) || va >= USER_TOP {
+            return Err(Errno::EINVAL);
+        }
+        let mut g = self.inner.lock();
+        if g.vmas
+            .range(..va + PAGE)
+            .next_back()
+            .is_some_and(|(_, v)| v.end > va)
+        {
+            return Err(Errno::EEXIST);
+        }
+        let e = pte(self.pml4, va, true)?.ok_or(Errno::ENOMEM)?;
+        share(frame);
+        e.set_addr(
+            x86_64::PhysAddr::new(frame),
+            F::PRESENT | F::USER_ACCESSIBLE | F::NO_EXECUTE | COW,
+        );
+        g.vmas.insert(
+            va,
+            Vma {
+                start: va,
+                end: va + PAGE,
+                prot: PROT_READ,
+                name: alloc::string::String::from(name),
+                shared: false,
+            },
+        );
+        Ok(())
+    }
+
     /// A copy-on-write duplicate (fork).
     pub fn fork(&self) -> KResult<AddressSpace> {
         let child = AddressSpace::new()?;

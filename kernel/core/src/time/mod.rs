@@ -18,7 +18,12 @@ pub fn set_tsc_hz(hz: u64, base: u64) {
         Ordering::Relaxed,
     );
     TSC_BASE.store(base, Ordering::Release);
+    #[cfg(target_os = "none")]
+    user_clock::publish();
 }
+
+#[cfg(target_os = "none")]
+pub mod user_clock;
 
 pub fn tsc_hz() -> u64 {
     TSC_HZ.load(Ordering::Relaxed)
@@ -153,6 +158,17 @@ pub fn calibrate() -> Calibration {
     }
 }
 
+/// The clocksource's parameters (TSC base, multiplier) and the wall clock's base (ns since
+/// the epoch, and the monotonic time it was taken at), as the vDSO's data page holds them.
+pub fn clock_parameters() -> (u64, u64, u64, u64) {
+    (
+        TSC_BASE.load(Ordering::Acquire),
+        MULT.load(Ordering::Relaxed),
+        WALL_BASE_NS.load(Ordering::Acquire),
+        WALL_AT_NS.load(Ordering::Relaxed),
+    )
+}
+
 /// Unix time (ns) read from the RTC at boot, and the monotonic time of that read.
 static WALL_BASE_NS: AtomicU64 = AtomicU64::new(0);
 static WALL_AT_NS: AtomicU64 = AtomicU64::new(0);
@@ -168,6 +184,7 @@ pub fn init_wall_clock() -> Option<u64> {
         Some(s) => {
             WALL_AT_NS.store(now_ns(), Ordering::Relaxed);
             WALL_BASE_NS.store(s.saturating_mul(1_000_000_000), Ordering::Release);
+            user_clock::publish();
         }
         None => log::warn!(
             "time: the CMOS RTC is absent or unreadable; wall-clock time starts at the epoch"

@@ -16,6 +16,7 @@ pub struct Features {
     pub rdseed: bool,
     pub fsgsbase: bool,
     pub tsc_deadline: bool,
+    pub rdtscp: bool,
 }
 
 pub fn features() -> Features {
@@ -35,6 +36,7 @@ pub fn features() -> Features {
         x2apic: f.as_ref().is_some_and(|f| f.has_x2apic()),
         rdrand: f.as_ref().is_some_and(|f| f.has_rdrand()),
         tsc_deadline: f.as_ref().is_some_and(|f| f.has_tsc_deadline()),
+        rdtscp: ext_fn.as_ref().is_some_and(|e| e.has_rdtscp()),
     }
 }
 
@@ -168,6 +170,18 @@ pub fn frame_pointer() -> u64 {
         core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags))
     };
     rbp
+}
+
+/// Puts this CPU's number in IA32_TSC_AUX, where `rdtscp` (the vDSO's `getcpu`) reads it;
+/// false if the CPU has no `rdtscp`.
+pub fn set_tsc_aux(cpu: usize) -> bool {
+    if !features().rdtscp {
+        return false;
+    }
+    // SAFETY: IA32_TSC_AUX (0xC000_0103) exists when rdtscp does; it only holds a value
+    // that rdtscp/rdpid return, nothing the kernel relies on.
+    unsafe { x86_64::registers::model_specific::Msr::new(0xc000_0103).write(cpu as u64) };
+    true
 }
 
 /// Reads a kernel address that is never mapped (just below the MMIO window), on purpose: the

@@ -206,6 +206,7 @@ extern "C" fn ap_entry(arg: u64) -> ! {
     let feats = cpu::features();
     cpu::enable_protections(&feats);
     percpu::init_this_cpu(index, apic_id);
+    super::cpu::set_tsc_aux(index);
     gdt::init_this_cpu();
     idt::load();
     super::user::init_this_cpu();

@@ -1,0 +1,53 @@
+//! The vDSO every process gets, as on Linux: `kernel/vdso/vdso.c` (built by kernel/build.rs)
+//! mapped read+execute at [`VDSO_AT`] with the clock page (`time::user_clock`) read-only
+//! just below it, and announced in the auxiliary vector as `AT_SYSINFO_EHDR`; glibc and
+//! musl then answer `clock_gettime`, `gettimeofday`, `time` and `getcpu` without a system
+//! call. Both appear in `/proc/PID/maps` as `[vvar]` and `[vdso]`.
+
+use crate::errno::KResult;
+use crate::mm::uspace::{AddressSpace, ImagePages, PROT_EXEC, PROT_READ};
+
+/// The vDSO as linked (at address 0).
+static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vdso.so"));
+
+const PAGE: u64 = 4096;
+/// Where the clock page goes; the vDSO follows it (the vDSO reaches it at -4096).
+pub const VVAR_AT: u64 = 0x7fff_f7ff_0000;
+pub const VDSO_AT: u64 = VVAR_AT + PAGE;
+
+/// The vDSO's code pages, loaded once and shared by every process (copy-on-write).
+static PAGES: spin::Once<Option<ImagePages>> = spin::Once::new();
+
+fn load() -> KResult<ImagePages> {
+    let scratch = AddressSpace::new()?;
+    let end = VDSO_AT + (IMAGE.len() as u64).div_ceil(PAGE) * PAGE;
+    scratch.map_anon(VDSO_AT, end, PROT_READ | PROT_EXEC, "[vdso]")?;
+    scratch.write_bytes(VDSO_AT, IMAGE)?;
+    scratch.take_image()
+}
+
+fn pages() -> Option<&'static ImagePages> {
+    PAGES
+        .call_once(|| {
+            load()
+                .inspect_err(|e| log::warn!("vdso: cannot load it ({e:?}); processes get none"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Maps the clock page and the vDSO into a fresh address space (`execve`); returns the
+/// vDSO's address for `AT_SYSINFO_EHDR`, or None (then the process uses system calls).
+pub fn map(aspace: &AddressSpace) -> Option<u64> {
+    let clock = crate::time::user_clock::frame()?;
+    let img = pages()?;
+    aspace.map_kernel_frame(VVAR_AT, clock, "[vvar]").ok()?;
+    match aspace.map_image(img) {
+        Ok(()) => Some(VDSO_AT),
+        Err(e) => {
+            log::warn!("vdso: cannot map it ({e:?})");
+            let _ = aspace.unmap(VVAR_AT, VVAR_AT + PAGE);
+            None
+        }
+    }
+}
