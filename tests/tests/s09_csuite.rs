@@ -65,7 +65,7 @@ fn csuite_signals() {
 
 #[test]
 fn csuite_proc() {
-    run("t_proc", "proc", 73);
+    run("t_proc", "proc", 80);
 }
 
 #[test]

@@ -2,6 +2,7 @@
  * rlimits, sessions and process groups, prctl, priorities. */
 #include "check.h"
 #include <fcntl.h>
+#include <spawn.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -43,6 +44,14 @@ static void *thr_exit_group(void *a) {
     (void)a;
     exit(42);
 }
+/* A clone(CLONE_VM) child process: writes the word its parent reads. */
+static volatile int shared_word;
+static int clone_vm_child(void *arg) {
+    (void)arg;
+    shared_word = 1;
+    return 0;
+}
+
 /* A raw clone()d thread: it checks that the kernel stored its id at both addresses
  * (CLONE_PARENT_SETTID, CLONE_CHILD_SETTID) before it ran. musl's pthread_join relies on
  * the parent's copy: a thread that runs before it is written takes musl's thread-list
@@ -169,8 +178,7 @@ int main(int argc, char **argv) {
     CHECKF("orphan_reparented", read(p[0], &newparent, sizeof newparent) == sizeof newparent && newparent != c && newparent > 0, "new parent %d", newparent);
     close(p[0]);
 
-    /* vfork */
-#ifdef CHECK_ALL
+    /* vfork: the child runs in the parent's memory until it execs or exits */
     volatile int vf = 0;
     c = vfork();
     if (c == 0) {
@@ -178,7 +186,34 @@ int main(int argc, char **argv) {
         _exit(0);
     }
     CHECK("vfork_shares_memory", c > 0 && vf == 1 && wait_code(c) == 0);
-#endif
+    {
+        /* clone(CLONE_VM) without CLONE_THREAD: a new process in the same memory (the parent
+           does not wait); CLONE_VM|CLONE_VFORK: the parent waits until it exits. */
+        enum { STK = 65536 };
+        char *stk = malloc(STK);
+        shared_word = 0;
+        c = stk ? clone(clone_vm_child, stk + STK, CLONE_VM | SIGCHLD, 0) : -1;
+        int st = -1;
+        CHECKF("clone_vm_shares_memory", c > 0 && waitpid(c, &st, 0) == c && WIFEXITED(st) && shared_word == 1, "c=%d st=%#x word=%d", c, st, shared_word);
+        shared_word = 0;
+        c = stk ? clone(clone_vm_child, stk + STK, CLONE_VM | CLONE_VFORK | SIGCHLD, 0) : -1;
+        int seen = shared_word; /* the child has exited before clone returns here */
+        CHECKF("clone_vfork_waits_and_shares", c > 0 && seen == 1 && waitpid(c, &st, 0) == c, "c=%d seen=%d", c, seen);
+        free(stk);
+    }
+    {
+        /* posix_spawn reports a failed exec through memory shared with the child (glibc) or a
+           pipe (musl): either way the caller gets the errno. */
+        pid_t sp;
+        char *const av[] = {"nonexistent", 0};
+        int r = posix_spawn(&sp, "/nonexistent/program", 0, 0, av, 0);
+        int st = 0;
+        if (r == 0) waitpid(sp, &st, 0);
+        CHECKF("posix_spawn_reports_enoent", r == ENOENT || (r == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 127), "r=%d st=%#x", r, st);
+        char *const tv[] = {"true", 0};
+        r = posix_spawn(&sp, "/bin/busybox", 0, 0, tv, 0);
+        CHECK("posix_spawn_runs", r == 0 && waitpid(sp, &st, 0) == sp && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
     c = vfork();
     if (c == 0) {
         execl("/bin/busybox", "true", (char *)0);

@@ -305,7 +305,9 @@ pub fn execve(
         x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(0));
     }
     th.fs_base.store(0, Ordering::Relaxed);
-    drop(old_space); // no CPU runs on it now (other threads of the process were killed)
+    // No thread of this process runs on it now (the others were killed); a vfork parent
+    // that shares it keeps its own reference.
+    drop(old_space);
     th.reset_fpu();
     let closed = p.files.lock().close_on_exec();
     drop(closed);

@@ -471,15 +471,24 @@ impl TidAddrs {
 }
 
 /// `fork`/`vfork`/`clone` without CLONE_VM: a copy of the calling process.
+/// A new process running a copy of the calling thread (`fork`), or — with `share_vm`
+/// (`vfork`, `clone(CLONE_VM)` without `CLONE_THREAD`) — running in the caller's own address
+/// space until it execs or exits, as on Linux: no copy of the page tables at all, and
+/// whatever the child writes (posix_spawn's error report) the parent sees.
 pub fn fork(
     frame: &TrapFrame,
     child_stack: u64,
     tls: Option<u64>,
     ids: TidAddrs,
+    share_vm: bool,
 ) -> KResult<(Arc<Process>, Arc<Task>)> {
     let me = current_task().ok_or(Errno::EPERM)?;
     let parent = me.process.clone();
-    let aspace = Arc::new(parent.aspace().fork()?);
+    let aspace = if share_vm {
+        parent.aspace()
+    } else {
+        Arc::new(parent.aspace().fork()?)
+    };
     let pid = alloc_pid();
     let child = Process::new(pid, parent.pid, aspace, &parent.name.lock().clone());
     child

@@ -73,13 +73,14 @@ fn getppid(_c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn fork(c: &mut Call<'_>) -> KResult<u64> {
-    let (child, _) = proc::fork(c.frame, 0, None, proc::TidAddrs::default())?;
+    let (child, _) = proc::fork(c.frame, 0, None, proc::TidAddrs::default(), false)?;
     Ok(u64::from(child.pid))
 }
 
-/// vfork: the parent waits until the child execs or exits (memory is copied, not shared).
+/// vfork: the child runs in the parent's memory (on its stack, too) while the parent waits
+/// until the child execs or exits.
 fn vfork(c: &mut Call<'_>) -> KResult<u64> {
-    let (child, task) = proc::fork(c.frame, 0, None, proc::TidAddrs::default())?;
+    let (child, task) = proc::fork(c.frame, 0, None, proc::TidAddrs::default(), true)?;
     let _ = task;
     let ch = child.clone();
     child.vfork_done.wait_until(
@@ -116,11 +117,10 @@ fn clone(c: &mut Call<'_>) -> KResult<u64> {
         let t = proc::clone_thread(c.frame, stack, tls, ids)?;
         return Ok(u64::from(t.tid));
     }
-    // A new process. CLONE_VM without CLONE_THREAD (posix_spawn's vfork-style clone) is
-    // served by copying: the child gets its own copy-on-write space, which is
-    // indistinguishable for a child that only execs or exits.
-    let (child, _task) = proc::fork(c.frame, stack, tls, ids)?;
-    if flags & (CLONE_VFORK | CLONE_VM) != 0 {
+    // A new process; with CLONE_VM (posix_spawn's vfork-style clone) it shares the
+    // caller's memory, and with CLONE_VFORK the caller waits until it execs or exits.
+    let (child, _task) = proc::fork(c.frame, stack, tls, ids, flags & CLONE_VM != 0)?;
+    if flags & CLONE_VFORK != 0 {
         let ch = child.clone();
         child.vfork_done.wait_until(
             || ch.vfork_released.load(Ordering::Acquire) || ch.zombie.load(Ordering::Acquire),
