@@ -124,7 +124,57 @@ pub fn steps(fix: bool) -> Result<Vec<Step>> {
         ));
     }
     v.push(core_layering());
+    v.push(arch_boundary());
     Ok(v)
+}
+
+/// Fails if the kernel above the core names the CPU: `x86_64::` paths or `asm!` belong in
+/// `kernel/core/src/arch/` (the one place a second architecture has to supply).
+pub fn arch_boundary() -> Step {
+    let name = "arch boundary: no `x86_64::` or `asm!` in kernel/src (above the core)";
+    let mut hits = Vec::new();
+    let mut stack = vec![root().join("kernel/src")];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                hits.extend(arch_lines(&text).into_iter().map(|(n, l)| {
+                    format!(
+                        "{}:{n}: {l}",
+                        p.strip_prefix(root()).unwrap_or(&p).display()
+                    )
+                }));
+            }
+        }
+    }
+    hits.sort();
+    Step {
+        name: name.into(),
+        failure: (!hits.is_empty()).then(|| {
+            format!(
+                "CPU-specific code above the core (move it behind an `adros_core::arch` function):\n{}",
+                hits.join("\n")
+            )
+        }),
+    }
+}
+
+/// (line number, line) of every non-comment line naming `x86_64::` or `asm!`.
+fn arch_lines(text: &str) -> Vec<(usize, String)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim_start();
+            !t.starts_with("//") && (t.contains("x86_64::") || t.contains("asm!"))
+        })
+        .map(|(i, l)| (i + 1, l.trim().to_string()))
+        .collect()
 }
 
 /// The crate the rest of the kernel stands on, which must stand on nothing of ours.
@@ -214,6 +264,18 @@ pub fn lint(a: LintArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_cpu_specific_lines() {
+        let text = "// x86_64:: in a comment\nlet a = 1;\n    core::arch::asm!(\"nop\");\nuse x86_64::VirtAddr;\n";
+        assert_eq!(
+            arch_lines(text),
+            vec![
+                (3, "core::arch::asm!(\"nop\");".to_string()),
+                (4, "use x86_64::VirtAddr;".to_string())
+            ]
+        );
+    }
 
     #[test]
     fn finds_workspace_crates_in_a_tree() {

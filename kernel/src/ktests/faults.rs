@@ -4,7 +4,6 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::arch::percpu::{self, FaultFixup};
 use crate::ensure;
 use crate::ktest::TestFn;
 
@@ -13,42 +12,13 @@ pub fn register(v: &mut Vec<(&'static str, TestFn)>) {
     v.push(("fault::invalid_opcode_caught", invalid_opcode));
 }
 
-/// Runs `probe` with a fixup armed for `vector`. `probe` gets the slot where it must store
-/// the resume address before executing the faulting instruction. Returns the recorded
-/// fault (vector, rip, error code), if any.
-fn run_armed(vector: u8, probe: impl FnOnce(*mut u64)) -> Option<(u8, u64, u64)> {
-    let _np = crate::sched::NoPreempt::new();
-    let pc = percpu::current();
-    pc.last_fault.set(None);
-    let mut resume: u64 = 0;
-    let slot: *mut u64 = &mut resume;
-    pc.fault_fixup.set(Some(FaultFixup {
-        resume_slot: slot,
-        vector,
-    }));
-    probe(slot);
-    pc.fault_fixup.set(None);
-    pc.last_fault.take()
-}
-
 /// Writes to `va`; true if that raised a write page fault (caught and resumed).
-pub fn write_faults(va: u64) -> bool {
-    let r = run_armed(14, |slot| {
-        // SAFETY: the store either succeeds on a page the caller owns, or faults and the
-        // armed fixup resumes at label 2 with all registers intact.
-        unsafe {
-            core::arch::asm!(
-                "lea {tmp}, [rip + 2f]",
-                "mov [{slot}], {tmp}",
-                "mov qword ptr [{va}], 1",
-                "2:",
-                slot = in(reg) slot,
-                va = in(reg) va,
-                tmp = out(reg) _,
-            );
-        }
-    });
-    matches!(r, Some((14, _, e)) if e & 2 != 0)
+///
+/// # Safety
+/// As for `arch::probe::write`: `va` is the caller's to overwrite, or faults.
+pub unsafe fn write_faults(va: u64) -> bool {
+    // SAFETY: the caller's promise.
+    matches!(unsafe { crate::arch::probe::write(va) }, Some((14, _, e)) if e & 2 != 0)
 }
 
 fn page_fault() -> Result<(), String> {
@@ -58,20 +28,8 @@ fn page_fault() -> Result<(), String> {
         crate::mm::paging::query(addr).is_none(),
         "probe address is mapped"
     );
-    let r = run_armed(14, |slot| {
-        // SAFETY: the load faults; the handler resumes at label 2.
-        unsafe {
-            core::arch::asm!(
-                "lea {tmp}, [rip + 2f]",
-                "mov [{slot}], {tmp}",
-                "mov {tmp}, [{addr}]",
-                "2:",
-                slot = in(reg) slot,
-                addr = in(reg) addr,
-                tmp = out(reg) _,
-            );
-        }
-    });
+    // SAFETY: `addr` is unmapped (checked above): the read faults and is resumed.
+    let r = unsafe { crate::arch::probe::read(addr) };
     let (v, rip, err) = r.ok_or("no page fault was reported")?;
     ensure!(v == 14, "wrong vector {v}");
     ensure!(
@@ -86,19 +44,7 @@ fn page_fault() -> Result<(), String> {
 }
 
 fn invalid_opcode() -> Result<(), String> {
-    let r = run_armed(6, |slot| {
-        // SAFETY: ud2 raises #UD; the handler resumes at label 2.
-        unsafe {
-            core::arch::asm!(
-                "lea {tmp}, [rip + 2f]",
-                "mov [{slot}], {tmp}",
-                "ud2",
-                "2:",
-                slot = in(reg) slot,
-                tmp = out(reg) _,
-            );
-        }
-    });
+    let r = crate::arch::probe::invalid_opcode();
     let (v, rip, _) = r.ok_or("no #UD was reported")?;
     ensure!(v == 6, "wrong vector {v}");
     ensure!(

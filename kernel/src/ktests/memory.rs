@@ -159,7 +159,9 @@ fn page_map() -> Result<(), String> {
         "still writable after protect"
     );
     // A write now must fault: checked with the fault fixup.
-    let faulted = super::faults::write_faults(va);
+    // SAFETY: `va` is this test's own page (read-only now): the write faults, or lands on
+    // memory the test owns.
+    let faulted = unsafe { super::faults::write_faults(va) };
     ensure!(faulted, "write to a read-only page did not fault");
     let upa = paging::unmap(va).map_err(|e| alloc::format!("unmap: {e:?}"))?;
     ensure!(upa == pa, "unmap returned {upa:#x}");

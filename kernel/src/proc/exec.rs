@@ -302,7 +302,7 @@ pub fn execve(
     {
         let _irq = crate::sched::IrqOff::new();
         p.aspace().activate();
-        x86_64::registers::model_specific::FsBase::write(x86_64::VirtAddr::new(0));
+        let _ = crate::arch::cpu::set_fs_base(0);
     }
     th.fs_base.store(0, Ordering::Relaxed);
     // No thread of this process runs on it now (the others were killed); a vfork parent

@@ -514,7 +514,7 @@ pub fn fork(
     let fpu = sched::current().fpu_snapshot();
     let fs_base = match tls {
         Some(t) => t,
-        None => x86_64::registers::model_specific::FsBase::read().as_u64(),
+        None => crate::arch::cpu::fs_base(),
     };
     ids.apply(&task);
     start_task(&task, &cf, fpu, fs_base)?;
@@ -539,7 +539,7 @@ pub fn clone_thread(
         cf.rsp = child_stack;
     }
     let fpu = sched::current().fpu_snapshot();
-    let fs_base = tls.unwrap_or_else(|| x86_64::registers::model_specific::FsBase::read().as_u64());
+    let fs_base = tls.unwrap_or_else(crate::arch::cpu::fs_base);
     start_task(&task, &cf, fpu, fs_base)?;
     Ok(task)
 }
