@@ -44,6 +44,19 @@ fn fork_exec_200_leaks_nothing() {
     );
 }
 
+/// vfork and clone(CLONE_VM) children share the parent's memory: the case that once crashed
+/// 1 run in 20 with shared vfork (t_proc's vfork checks followed by four threads counting
+/// under a mutex), 500 times in one process (tests/user/vforkloop.c); one crash, lost
+/// update or failed call fails it.
+#[test]
+fn vfork_shared_memory_then_threads_500_times() {
+    run(
+        "s07_robustness-vforkloop",
+        "/usr/libexec/adros-tests/vforkloop",
+        "PASS vforkloop 500",
+    );
+}
+
 #[test]
 fn exec_exit_status_and_pipes() {
     run(
