@@ -1,6 +1,7 @@
 //! s13: `cargo xtask run --gdb`: QEMU's gdb stub with the CPUs stopped, and the gdb script
 //! it prints ([`qemu::gdb_script`]) — driven here by gdb in batch mode: it stops in
-//! `kmain`, then breaks in a function kmain calls and prints a backtrace naming both.
+//! `kmain`, then breaks in a function of the kernel core that kmain reaches through
+//! `adros_core::boot::early` and prints a backtrace naming all three, across the two crates.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -42,7 +43,7 @@ fn gdb_breaks_in_a_kernel_function_and_prints_a_backtrace() {
     std::fs::write(
         &script,
         format!(
-            "{}break adros_kernel::mm::phys::init\ncontinue\nbt\nkill\n",
+            "{}break adros_core::mm::phys::init\ncontinue\nbt\nkill\n",
             qemu::gdb_script(&kernel(), port)
         ),
     )
@@ -78,13 +79,14 @@ fn gdb_breaks_in_a_kernel_function_and_prints_a_backtrace() {
         "gdb never stopped at kmain's hardware breakpoint\n{ctx}"
     );
     assert!(
-        text.contains("hit Breakpoint 2, adros_kernel::mm::phys::init"),
+        text.contains("hit Breakpoint 2, adros_core::mm::phys::init"),
         "gdb did not break in mm::phys::init\n{ctx}"
     );
     let bt: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
     assert!(
         bt.first()
-            .is_some_and(|l| l.contains("adros_kernel::mm::phys::init"))
+            .is_some_and(|l| l.contains("adros_core::mm::phys::init"))
+            && bt.iter().any(|l| l.contains("adros_core::boot::early"))
             && bt.iter().any(|l| l.contains("adros_kernel::boot::kmain")),
         "the backtrace does not lead from kmain to mm::phys::init: {bt:?}\n{ctx}"
     );
