@@ -11,24 +11,7 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// Validates one entry at `off` in a block: returns (inode, rec_len, name_len, type).
     pub(crate) fn entry_at(&self, b: &[u8], off: usize) -> Result<(u32, usize, usize, u8)> {
-        let bs = self.bs as usize;
-        if off + 8 > bs {
-            return Err(Error::Corrupt("directory entry header crosses the block"));
-        }
-        let ino = r32(b, off);
-        let rec = r16(b, off + 4) as usize;
-        let (nl, ft) = if self.filetype {
-            (r8(b, off + 6) as usize, r8(b, off + 7))
-        } else {
-            (r16(b, off + 6) as usize, 0)
-        };
-        if rec < 8 || !rec.is_multiple_of(4) || off + rec > bs || (ino != 0 && 8 + nl > rec) {
-            return Err(Error::Corrupt("bad directory entry length"));
-        }
-        if ino > self.inodes_count {
-            return Err(Error::Corrupt("directory entry inode out of range"));
-        }
-        Ok((ino, rec, nl, ft))
+        parse_entry(b, off, self.bs as usize, self.filetype, self.inodes_count)
     }
 
     /// Up to `max` live entries from byte offset `offset` (0 = the start; `.` and `..`
@@ -78,27 +61,81 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(out)
     }
 
-    /// Finds `name` in `dir`: (inode, logical block, offset of the entry, offset of the
-    /// previous entry in that block).
-    pub(crate) fn find_entry(&mut self, d: &mut Inode, name: &[u8]) -> Result<Option<EntryAt>> {
-        let nblocks = d.size().div_ceil(self.bs);
-        for lb in 0..nblocks {
-            let Some(pb) = self.dir_block(d, lb)? else {
-                continue;
-            };
-            let b = self.cache.read(&self.dev, pb)?.to_vec();
-            let mut off = 0usize;
-            let mut prev = None;
-            while off < self.bs as usize {
-                let (ino, rec, nl, _) = self.entry_at(&b, off)?;
-                if ino != 0 && nl == name.len() && b.get(off + 8..off + 8 + nl) == Some(name) {
-                    return Ok(Some((ino, lb, off, prev)));
+    /// The directory-entry index of `d` (see dindex.rs), built by one pass over its blocks
+    /// when it is not cached.
+    pub(crate) fn dindex(&mut self, d: &mut Inode) -> Result<&mut DirIndex> {
+        if !self.dcache.contains(d.ino) {
+            let nblocks = d.size().div_ceil(self.bs);
+            let mut idx = DirIndex::new();
+            let (bs, ft, ic) = (self.bs as usize, self.filetype, self.inodes_count);
+            for lb in 0..nblocks {
+                let Some(pb) = self.dir_block(d, lb)? else {
+                    idx.room.push(0);
+                    continue;
+                };
+                let b = self.cache.read(&self.dev, pb)?;
+                let mut off = 0usize;
+                let mut room = 0usize;
+                while off < bs {
+                    let (ino, rec, nl, _) = parse_entry(b, off, bs, ft, ic)?;
+                    if ino != 0 {
+                        let name = b.get(off + 8..off + 8 + nl).ok_or(Error::Io)?;
+                        idx.names.insert(name.to_vec(), (ino, lb as u32));
+                    }
+                    room = room.max(rec - used_len(ino, nl));
+                    off += rec;
                 }
-                prev = Some(off);
-                off += rec;
+                idx.room.push(room as u16);
             }
+            self.dcache.insert(d.ino, idx);
+        } else {
+            self.dcache.hits += 1;
         }
-        Ok(None)
+        self.dcache.get(d.ino).ok_or(Error::Io)
+    }
+
+    /// The largest entry that fits in the slack of directory block `b`.
+    fn block_room(&self, b: &[u8]) -> Result<u16> {
+        let bs = self.bs as usize;
+        let mut off = 0usize;
+        let mut room = 0usize;
+        while off < bs {
+            let (ino, rec, nl, _) = self.entry_at(b, off)?;
+            room = room.max(rec - used_len(ino, nl));
+            off += rec;
+        }
+        Ok(room as u16)
+    }
+
+    /// Finds `name` in `dir`: (inode, logical block, offset of the entry, offset of the
+    /// previous entry in that block). The index says which block; that block is read to
+    /// find the entry's offset.
+    pub(crate) fn find_entry(&mut self, d: &mut Inode, name: &[u8]) -> Result<Option<EntryAt>> {
+        let Some(&(ino, lb)) = self.dindex(d)?.names.get(name) else {
+            return Ok(None);
+        };
+        let lb = lb as u64;
+        let pb = self
+            .dir_block(d, lb)?
+            .ok_or(Error::Corrupt("indexed directory block is a hole"))?;
+        let (bs, ft, ic) = (self.bs as usize, self.filetype, self.inodes_count);
+        let b = self.cache.read(&self.dev, pb)?;
+        let mut off = 0usize;
+        let mut prev = None;
+        while off < bs {
+            let (eino, rec, nl, _) = parse_entry(b, off, bs, ft, ic)?;
+            if eino != 0 && nl == name.len() && b.get(off + 8..off + 8 + nl) == Some(name) {
+                if eino != ino {
+                    break;
+                }
+                return Ok(Some((ino, lb, off, prev)));
+            }
+            prev = Some(off);
+            off += rec;
+        }
+        // The index disagrees with the block: forget it (the next call rebuilds it).
+        self.dcache.drop_dir(d.ino);
+        Err(Error::Corrupt("directory index out of date"))
     }
 
     pub fn lookup(&mut self, dir: u32, name: &[u8]) -> Result<u32> {
@@ -169,46 +206,65 @@ impl<D: BlockDevice> Ext2<D> {
         let bs = self.bs as usize;
         let nblocks = d.size().div_ceil(self.bs);
         Self::unindex(d);
-        for lb in 0..nblocks {
-            let Some(pb) = self.dir_block(d, lb)? else {
-                continue;
-            };
-            let b = self.cache.read(&self.dev, pb)?.to_vec();
+        let target = {
+            let idx = self.dindex(d)?;
+            idx.room.iter().position(|&r| r as usize >= need)
+        };
+        if let Some(lb) = target {
+            let lb = lb as u64;
+            let pb = self
+                .dir_block(d, lb)?
+                .ok_or(Error::Corrupt("indexed directory block is a hole"))?;
+            let (ft, ic) = (self.filetype, self.inodes_count);
+            let mut nb = self.cache.read(&self.dev, pb)?.to_vec();
             let mut off = 0usize;
+            let mut done = false;
             while off < bs {
-                let (eino, rec, nl, _) = self.entry_at(&b, off)?;
-                let used = if eino == 0 {
-                    0
-                } else {
-                    (8 + nl).next_multiple_of(4)
-                };
+                let (eino, rec, nl, _) = parse_entry(&nb, off, bs, ft, ic)?;
+                let used = used_len(eino, nl);
                 if rec >= used + need {
-                    let mut nb = b.clone();
                     if eino == 0 {
                         self.write_entry(&mut nb, off, ino, rec, name, mode);
                     } else {
                         w16(&mut nb, off + 4, used as u16);
                         self.write_entry(&mut nb, off + used, ino, rec - used, name, mode);
                     }
-                    self.cache.modify(&self.dev, pb)?.copy_from_slice(&nb);
-                    return Ok(());
+                    done = true;
+                    break;
                 }
                 off += rec;
             }
+            if !done {
+                self.dcache.drop_dir(d.ino);
+                return Err(Error::Corrupt("directory index out of date"));
+            }
+            let room = self.block_room(&nb)?;
+            self.cache.modify(&self.dev, pb)?.copy_from_slice(&nb);
+            let idx = self.dindex(d)?;
+            idx.room[lb as usize] = room;
+            idx.names.insert(name.to_vec(), (ino, lb as u32));
+            return Ok(());
         }
         // No room: a new block.
         let mut goal = 0;
         let pb = self.bmap(d, nblocks, true, &mut goal)? as u64;
         let mut nb = vec![0u8; bs];
         self.write_entry(&mut nb, 0, ino, bs, name, mode);
+        let room = self.block_room(&nb)?;
         self.cache.zeroed(&self.dev, pb)?.copy_from_slice(&nb);
         d.set_size((nblocks + 1) * self.bs);
+        let idx = self.dindex(d)?;
+        idx.room.resize(nblocks as usize, 0);
+        idx.room.push(room);
+        idx.names.insert(name.to_vec(), (ino, nblocks as u32));
         Ok(())
     }
 
+    /// Removes the entry `name` found at (`lb`, `off`, `prev`) by [`Self::find_entry`].
     pub(crate) fn remove_entry(
         &mut self,
         d: &mut Inode,
+        name: &[u8],
         lb: u64,
         off: usize,
         prev: Option<usize>,
@@ -224,12 +280,22 @@ impl<D: BlockDevice> Ext2<D> {
             }
             None => w32(b, off, 0),
         }
+        let b = self.cache.read(&self.dev, pb)?.to_vec();
+        let room = self.block_room(&b)?;
+        if let Some(idx) = self.dcache.get(d.ino) {
+            idx.names.remove(name);
+            if let Some(r) = idx.room.get_mut(lb as usize) {
+                *r = room;
+            }
+        }
         Ok(())
     }
 
+    /// Points the entry `name` at (`lb`, `off`) to `ino`.
     pub(crate) fn set_entry_ino(
         &mut self,
         d: &mut Inode,
+        name: &[u8],
         lb: u64,
         off: usize,
         ino: u32,
@@ -241,6 +307,11 @@ impl<D: BlockDevice> Ext2<D> {
         w32(b, off, ino);
         if filetype {
             w8(b, off + 7, Self::ft_of(mode));
+        }
+        if let Some(idx) = self.dcache.get(d.ino)
+            && let Some(e) = idx.names.get_mut(name)
+        {
+            e.0 = ino;
         }
         Ok(())
     }
@@ -424,7 +495,7 @@ impl<D: BlockDevice> Ext2<D> {
         if is_dir && !self.dir_is_empty(&mut i)? {
             return Err(Error::NotEmpty);
         }
-        self.remove_entry(&mut d, lb, off, prev)?;
+        self.remove_entry(&mut d, name, lb, off, prev)?;
         let t = self.now();
         if is_dir {
             i.set_links(0);
@@ -523,7 +594,7 @@ impl<D: BlockDevice> Ext2<D> {
                 if tgt.is_dir() && !self.dir_is_empty(&mut tgt)? {
                     return Err(Error::NotEmpty);
                 }
-                self.set_entry_ino(&mut nd, lb, off, ino, src.mode())?;
+                self.set_entry_ino(&mut nd, new, lb, off, ino, src.mode())?;
                 if tgt.is_dir() {
                     tgt.set_links(0);
                     nd.set_links(nd.links().saturating_sub(1));
@@ -550,11 +621,11 @@ impl<D: BlockDevice> Ext2<D> {
         let (_, lb, off, prev) = self
             .find_entry(&mut od, old)?
             .ok_or(Error::Corrupt("renamed entry vanished"))?;
-        self.remove_entry(&mut od, lb, off, prev)?;
+        self.remove_entry(&mut od, old, lb, off, prev)?;
         if src.is_dir() && odir != ndir {
             // Point `..` at the new parent.
             if let Some((_, lb, off, _)) = self.find_entry(&mut src, b"..")? {
-                self.set_entry_ino(&mut src, lb, off, ndir, S_IFDIR)?;
+                self.set_entry_ino(&mut src, b"..", lb, off, ndir, S_IFDIR)?;
             }
             od.set_links(od.links().saturating_sub(1));
             nd.set_links(nd.links() + 1);
@@ -578,4 +649,41 @@ impl<D: BlockDevice> Ext2<D> {
     pub fn parent(&mut self, dir: u32) -> Result<u32> {
         self.lookup(dir, b"..")
     }
+}
+
+/// Bytes an entry needs (0 for an unused one, whose whole record is slack).
+fn used_len(ino: u32, name_len: usize) -> usize {
+    if ino == 0 {
+        0
+    } else {
+        (8 + name_len).next_multiple_of(4)
+    }
+}
+
+/// Validates one entry at `off` in a directory block of `bs` bytes: returns (inode,
+/// rec_len, name_len, type).
+pub(crate) fn parse_entry(
+    b: &[u8],
+    off: usize,
+    bs: usize,
+    filetype: bool,
+    inodes_count: u32,
+) -> Result<(u32, usize, usize, u8)> {
+    if off + 8 > bs {
+        return Err(Error::Corrupt("directory entry header crosses the block"));
+    }
+    let ino = r32(b, off);
+    let rec = r16(b, off + 4) as usize;
+    let (nl, ft) = if filetype {
+        (r8(b, off + 6) as usize, r8(b, off + 7))
+    } else {
+        (r16(b, off + 6) as usize, 0)
+    };
+    if rec < 8 || !rec.is_multiple_of(4) || off + rec > bs || (ino != 0 && 8 + nl > rec) {
+        return Err(Error::Corrupt("bad directory entry length"));
+    }
+    if ino > inodes_count {
+        return Err(Error::Corrupt("directory entry inode out of range"));
+    }
+    Ok((ino, rec, nl, ft))
 }

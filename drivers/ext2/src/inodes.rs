@@ -97,7 +97,8 @@ impl<D: BlockDevice> Ext2<D> {
                 self.first_ino as usize - 1
             } else {
                 0
-            };
+            }
+            .max(self.groups[g].ino_hint as usize);
             let n = self.inodes_per_group as usize;
             let bitmap = self.cache.read(&self.dev, bm)?;
             if let Some(i) = (first..n).find(|&i| !bit(bitmap, i)) {
@@ -107,9 +108,15 @@ impl<D: BlockDevice> Ext2<D> {
                 }
                 let bitmap = self.cache.modify(&self.dev, bm)?;
                 set_bit(bitmap, i, true);
+                self.groups[g].ino_hint = i as u32 + 1;
                 self.add_free_inodes(g, -1, dir);
+                // A stale directory index under a reused number must not survive.
+                self.dcache.drop_dir(ino);
                 return Ok(ino);
             }
+            // The count said free but nothing was from the hint on: search from the start
+            // next time.
+            self.groups[g].ino_hint = 0;
         }
         Err(Error::NoSpace)
     }
@@ -124,7 +131,12 @@ impl<D: BlockDevice> Ext2<D> {
             return Err(Error::Corrupt("freeing a free inode"));
         }
         set_bit(bitmap, i, false);
+        let h = &mut self.groups[g].ino_hint;
+        *h = (*h).min(i as u32);
         self.add_free_inodes(g, 1, dir);
+        if dir {
+            self.dcache.drop_dir(ino);
+        }
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ extern crate alloc;
 mod blocks;
 mod cache;
 mod data;
+mod dindex;
 mod dir;
 mod inodes;
 mod util;
@@ -36,6 +37,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use cache::Cache;
+use dindex::{DirCache, DirIndex};
 use util::*;
 
 /// Storage the file system lives on: byte-addressed reads and writes (the offsets and
@@ -196,6 +198,8 @@ struct Group {
     free_blocks: u16,
     free_inodes: u16,
     used_dirs: u16,
+    /// In memory only: no inode below this index in the group is free.
+    ino_hint: u32,
 }
 
 /// An on-disk inode (the whole record, so unknown fields survive a rewrite).
@@ -302,6 +306,8 @@ pub struct Ext2<D: BlockDevice> {
     gdt_dirty: bool,
     sb_dirty: bool,
     cache: Cache,
+    /// The directory-entry cache (dindex.rs).
+    dcache: DirCache,
     read_only: bool,
     inode_size: u64,
     inodes_per_group: u32,
@@ -395,6 +401,7 @@ impl<D: BlockDevice> Ext2<D> {
                 free_blocks: r16(&gdt, o + 12),
                 free_inodes: r16(&gdt, o + 14),
                 used_dirs: r16(&gdt, o + 16),
+                ino_hint: 0,
             };
             let ok = |b: u32, n: u64| b >= first_data_block && b as u64 + n <= blocks_count as u64;
             if !ok(gr.block_bitmap, 1)
@@ -416,6 +423,7 @@ impl<D: BlockDevice> Ext2<D> {
             gdt_dirty: false,
             sb_dirty: false,
             cache: Cache::new(bs as usize, ((4 << 20) / bs) as usize),
+            dcache: DirCache::default(),
             read_only,
             inode_size,
             inodes_per_group: ipg,

@@ -20,6 +20,9 @@ use crate::build::{self, BuildArgs};
 use crate::qemu::{self, Machine};
 use crate::util::{Result, parse_mem, root, run_checked, spinner, target_dir, which};
 
+/// Entries in the `fs` suite's ext2 directory.
+const EXT2_ENTRIES: u32 = 10_000;
+
 pub const SUITES: &[&str] = &["syscall", "boot", "fs", "smp", "net", "rump", "usb"];
 
 #[derive(Args, Clone)]
@@ -208,11 +211,50 @@ fn suite(suite: &str, smp: u32, net: Option<&netpeer::Servers>) -> (Vec<Figure>,
                     Lower,
                     "tmpfs: unlink of one of 10,000 files",
                 ),
+                fig(
+                    "fs",
+                    "fs.ext2_create",
+                    "ms",
+                    Lower,
+                    "ext2 on virtio-blk: create 10,000 empty files in one directory (total)",
+                ),
+                fig(
+                    "fs",
+                    "fs.ext2_list_stat",
+                    "ms",
+                    Lower,
+                    "ext2: readdir of those 10,000 entries and a stat of each (total)",
+                ),
+                fig(
+                    "fs",
+                    "fs.ext2_unlink",
+                    "ms",
+                    Lower,
+                    "ext2: unlink the 10,000 files and rmdir (total)",
+                ),
+                fig(
+                    "fs",
+                    "fs.ext2_umount",
+                    "ms",
+                    Lower,
+                    "ext2: umount afterwards (every change written to the disk)",
+                ),
             ],
-            vec![step(
-                "fs /tmp/adros-bench-fs",
-                &["fs.create", "fs.stat", "fs.unlink"],
-            )],
+            vec![
+                step(
+                    "fs /tmp/adros-bench-fs",
+                    &["fs.create", "fs.stat", "fs.unlink"],
+                ),
+                step(
+                    &format!("ext2 /dev/vda /tmp/ext2 {EXT2_ENTRIES}"),
+                    &[
+                        "fs.ext2_create",
+                        "fs.ext2_list_stat",
+                        "fs.ext2_unlink",
+                        "fs.ext2_umount",
+                    ],
+                ),
+            ],
         ),
         "smp" => {
             let one = format!("smp.cpu_{smp}proc_1vcpu");
@@ -400,6 +442,12 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     crate::deps::ensure(true)?;
 
     let want_net = names.iter().any(|n| n == "net");
+    // The fs suite's ext2 workload: one image, a fresh copy of it on virtio-blk for each boot.
+    let ext2 = if names.iter().any(|n| n == "fs") {
+        Some(ext2_image()?)
+    } else {
+        None
+    };
     let servers = if want_net {
         Some(netpeer::start()?)
     } else {
@@ -449,6 +497,9 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     };
     adros.smp = a.smp;
     adros.mem_mib = mem_mib;
+    if let Some((_, work)) = &ext2 {
+        adros.disks.push(work.clone());
+    }
     if want_net {
         adros.net = Some(String::new());
     }
@@ -474,12 +525,27 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
             }
             prelude = peer::NET_PRELUDE;
         }
-        peer::initramfs(&cpio, &peer::init_script(COMMAND, prelude), &files)?;
+        let mut ext2_prelude = String::new();
+        if ext2.is_some() {
+            for m in peer::EXT2_MODULES {
+                files.push((
+                    format!("/lib/{m}"),
+                    read(&peer::modules_dir().join(m))?,
+                    0o644,
+                ));
+                ext2_prelude.push_str(&format!("insmod /lib/{m}\n"));
+            }
+        }
+        let prelude = format!("{prelude}{ext2_prelude}");
+        peer::initramfs(&cpio, &peer::init_script(COMMAND, &prelude), &files)?;
         let mut m = Machine::new(Path::new(""));
         m.smp = a.smp;
         m.mem_mib = mem_mib;
         if want_net {
             m.net = Some(String::new());
+        }
+        if let Some((_, work)) = &ext2 {
+            m.disks.push(work.clone());
         }
         m.direct = Some(qemu::DirectBoot {
             kernel: p.vmlinuz.clone(),
@@ -501,7 +567,11 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     let mut results: Vec<(Guest, u32, BootResult)> = Vec::new();
     for run in 1..=a.runs {
         for (g, m) in &guests {
-            let r = boot_once(
+            if let Some((pristine, work)) = &ext2 {
+                std::fs::copy(pristine, work)
+                    .map_err(|e| format!("copying {}: {e}", pristine.display()))?;
+            }
+            let mut r = boot_once(
                 *g,
                 m,
                 run,
@@ -511,6 +581,15 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
                 per_boot_timeout,
                 &log_dir,
             )?;
+            if let Some((_, work)) = &ext2
+                && let Err(why) = fsck(work)
+            {
+                eprintln!("xtask bench: run {run}: {}: {why}", g.name());
+                r.values.retain(|(n, _)| !n.starts_with("fs.ext2_"));
+                for f in figures.iter().filter(|f| f.name.starts_with("fs.ext2_")) {
+                    r.failures.push((f.name.clone(), why.clone()));
+                }
+            }
             results.push((*g, run, r));
         }
     }
@@ -576,6 +655,44 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// The ext2 image of the fs suite (`mke2fs -t ext2`: 4 KiB blocks, `dir_index` and the other
+/// defaults, inodes enough for the directory) and the path of the copy the guests get.
+fn ext2_image() -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let pristine = dir.join("ext2-pristine.img");
+    let _ = std::fs::remove_file(&pristine);
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext2", "-b", "4096", "-N"])
+        .arg((EXT2_ENTRIES + 4096).to_string())
+        .arg(&pristine)
+        .arg("256M")
+        .output()
+        .map_err(|e| format!("cannot run mke2fs: {e} (install e2fsprogs)"))?;
+    if !out.status.success() {
+        return Err(format!("mke2fs: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok((pristine, dir.join("ext2-work.img")))
+}
+
+/// `e2fsck -fn`: the image a guest left must be clean.
+fn fsck(img: &Path) -> std::result::Result<(), String> {
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(img)
+        .output()
+        .map_err(|e| format!("cannot run e2fsck: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let text = String::from_utf8_lossy(&out.stdout);
+        Err(format!(
+            "e2fsck -fn found the ext2 image not clean: {}",
+            text.lines().take(8).collect::<Vec<_>>().join(" / ")
+        ))
+    }
 }
 
 fn read(p: &Path) -> Result<Vec<u8>> {

@@ -131,6 +131,34 @@ pub const MODULES: &[&str] = &[
     "t10-pi.ko",
     "sd_mod.ko",
     "usb-storage.ko",
+    "virtio.ko",
+    "virtio_ring.ko",
+    "virtio_pci_modern_dev.ko",
+    "virtio_pci_legacy_dev.ko",
+    "virtio_pci.ko",
+    "virtio_blk.ko",
+    "crc16.ko",
+    "mbcache.ko",
+    "jbd2.ko",
+    "crc32c_generic.ko",
+    "ext4.ko",
+];
+
+/// The virtio-blk driver and the ext4 file system (which mounts ext2: Debian sets
+/// `CONFIG_EXT4_USE_FOR_EXT2`) with their dependencies, in dependency order (their
+/// `depends=`): what the fs suite's peer loads for its ext2 workload.
+pub const EXT2_MODULES: &[&str] = &[
+    "virtio.ko",
+    "virtio_ring.ko",
+    "virtio_pci_modern_dev.ko",
+    "virtio_pci_legacy_dev.ko",
+    "virtio_pci.ko",
+    "virtio_blk.ko",
+    "crc16.ko",
+    "mbcache.ko",
+    "jbd2.ko",
+    "crc32c_generic.ko",
+    "ext4.ko",
 ];
 
 /// What the net suite's peer loads.
