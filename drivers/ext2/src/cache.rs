@@ -8,6 +8,9 @@ use alloc::vec::Vec;
 
 use crate::{BlockDevice, Error, Result};
 
+/// The largest write [`Cache::flush`] sends at once.
+const RUN_BYTES: usize = 256 << 10;
+
 struct Entry {
     data: Vec<u8>,
     dirty: bool,
@@ -127,12 +130,36 @@ impl Cache {
         self.map.remove(&blk);
     }
 
+    /// Writes every dirty block back, runs of consecutive blocks (inode tables, a
+    /// directory's blocks) in one device request each, up to [`RUN_BYTES`].
     pub fn flush<D: BlockDevice>(&mut self, dev: &D) -> Result<()> {
-        for (k, e) in self.map.iter_mut() {
-            if e.dirty {
-                dev.write_at(k * self.bs as u64, &e.data)?;
-                e.dirty = false;
+        let bs = self.bs as u64;
+        let dirty: Vec<u64> = self
+            .map
+            .iter()
+            .filter(|(_, e)| e.dirty)
+            .map(|(k, _)| *k)
+            .collect();
+        let per_run = (RUN_BYTES / self.bs).max(1);
+        let mut i = 0;
+        let mut run: Vec<u8> = Vec::new();
+        while i < dirty.len() {
+            let mut j = i + 1;
+            while j < dirty.len() && dirty[j] == dirty[j - 1] + 1 && j - i < per_run {
+                j += 1;
             }
+            run.clear();
+            for k in &dirty[i..j] {
+                run.extend_from_slice(&self.map.get(k).ok_or(Error::Io)?.data);
+            }
+            dev.write_at(dirty[i] * bs, &run)?;
+            // Clean only once written: a failed write leaves them dirty for the next try.
+            for k in &dirty[i..j] {
+                if let Some(e) = self.map.get_mut(k) {
+                    e.dirty = false;
+                }
+            }
+            i = j;
         }
         Ok(())
     }

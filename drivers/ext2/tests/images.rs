@@ -674,3 +674,166 @@ fn walk_any<D: BlockDevice>(fs: &mut Ext2<D>, path: &str) -> u32 {
     }
     ino
 }
+
+/// The directory-entry cache stays right across create, rename (within and across
+/// directories, replacing a target, moving a directory) and unlink: every answer matches
+/// a fresh mount's (which builds its indexes from the disk), negative lookups included,
+/// and the image is e2fsck-clean.
+#[test]
+fn dentry_cache_invalidation() {
+    if !have_tools() {
+        return;
+    }
+    let d = scratch("dcache");
+    let img = d.join("fs.img");
+    mkfs(&img, None, &["-b", "1024"], "8M");
+    let mut fs = open(&img, false);
+    let a = fs.create(ROOT_INO, b"a", Kind::Directory, 0o755, 0, 0).unwrap();
+    let b = fs.create(ROOT_INO, b"b", Kind::Directory, 0o755, 0, 0).unwrap();
+    // Enough names for several directory blocks; each looked up (index built) and missed.
+    let mut inos = BTreeMap::new();
+    for i in 0..300 {
+        let n = format!("file-{i:03}");
+        assert_eq!(fs.lookup(a, n.as_bytes()), Err(Error::NotFound));
+        let ino = fs.create(a, n.as_bytes(), Kind::Regular, 0o644, 0, 0).unwrap();
+        assert_eq!(fs.lookup(a, n.as_bytes()), Ok(ino));
+        inos.insert(n, ino);
+    }
+    // Rename within a directory: the old name is gone, the new one found.
+    fs.rename(a, b"file-000", a, b"renamed").unwrap();
+    assert_eq!(fs.lookup(a, b"file-000"), Err(Error::NotFound));
+    assert_eq!(fs.lookup(a, b"renamed"), Ok(inos["file-000"]));
+    // Rename over an existing name: the target's entry now points at the source.
+    let gone = fs.rename(a, b"file-001", a, b"file-002").unwrap();
+    assert_eq!(gone, Some(inos["file-002"]));
+    fs.evict(inos["file-002"]).unwrap();
+    assert_eq!(fs.lookup(a, b"file-001"), Err(Error::NotFound));
+    assert_eq!(fs.lookup(a, b"file-002"), Ok(inos["file-001"]));
+    // Across directories.
+    fs.rename(a, b"file-003", b, b"moved").unwrap();
+    assert_eq!(fs.lookup(a, b"file-003"), Err(Error::NotFound));
+    assert_eq!(fs.lookup(b, b"moved"), Ok(inos["file-003"]));
+    // A directory moved: its `..` follows.
+    let sub = fs.create(a, b"sub", Kind::Directory, 0o755, 0, 0).unwrap();
+    assert_eq!(fs.lookup(sub, b".."), Ok(a));
+    fs.rename(a, b"sub", b, b"sub").unwrap();
+    assert_eq!(fs.lookup(sub, b".."), Ok(b));
+    assert_eq!(fs.lookup(a, b"sub"), Err(Error::NotFound));
+    // Unlink, then the same name again gets a new entry.
+    let (ino, last) = fs.unlink(a, b"file-004", false).unwrap();
+    assert!(last);
+    fs.evict(ino).unwrap();
+    assert_eq!(fs.lookup(a, b"file-004"), Err(Error::NotFound));
+    let again = fs.create(a, b"file-004", Kind::Regular, 0o644, 0, 0).unwrap();
+    assert_eq!(fs.lookup(a, b"file-004"), Ok(again));
+    // Remove a directory, then reuse its inode number for a new directory: the old
+    // directory's index must not answer for the new one.
+    fs.unlink(b, b"sub", true).unwrap();
+    fs.evict(sub).unwrap();
+    let fresh = fs.create(b, b"fresh", Kind::Directory, 0o755, 0, 0).unwrap();
+    assert_eq!(fs.lookup(fresh, b".."), Ok(b));
+    assert_eq!(fs.lookup(fresh, b".."), Ok(b));
+    // Unlink most names (whole blocks emptied), then refill: lands in the freed room.
+    for i in 5..250 {
+        let n = format!("file-{i:03}");
+        let (ino, _) = fs.unlink(a, n.as_bytes(), false).unwrap();
+        fs.evict(ino).unwrap();
+        assert_eq!(fs.lookup(a, n.as_bytes()), Err(Error::NotFound));
+    }
+    let size_before = fs.attr(a).unwrap().size;
+    for i in 0..200 {
+        let n = format!("new-{i:03}");
+        fs.create(a, n.as_bytes(), Kind::Regular, 0o644, 0, 0).unwrap();
+    }
+    assert_eq!(fs.attr(a).unwrap().size, size_before, "freed room not reused");
+    // What this mount sees, against a fresh mount's view built from the disk.
+    let names = |fs: &mut Ext2<FileDev>, dir: u32| -> Vec<(Vec<u8>, u32)> {
+        let mut v: Vec<_> = fs
+            .read_dir(dir, 0, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.ino))
+            .collect();
+        v.sort();
+        v
+    };
+    let (la, lb) = (names(&mut fs, a), names(&mut fs, b));
+    for (n, ino) in la.iter() {
+        assert_eq!(fs.lookup(a, n), Ok(*ino), "{}", String::from_utf8_lossy(n));
+    }
+    fs.unmount().unwrap();
+    drop(fs);
+    fsck_clean(&img);
+    let mut fs = open(&img, false);
+    assert_eq!(names(&mut fs, a), la);
+    assert_eq!(names(&mut fs, b), lb);
+    for (n, ino) in la.iter() {
+        assert_eq!(fs.lookup(a, n), Ok(*ino));
+    }
+    assert_eq!(fs.lookup(a, b"file-000"), Err(Error::NotFound));
+    assert_eq!(fs.lookup(b, b"moved"), Ok(inos["file-003"]));
+    fs.unmount().unwrap();
+    let _ = fs::remove_dir_all(&d);
+}
+
+/// A large directory indexed by e2fsck (`-D` on a `dir_index` file system) is read, looked
+/// up name by name (hits and misses), then grown: the index flag goes as Linux's ext2 does,
+/// every name is still found after a remount, and e2fsck finds the image clean.
+#[test]
+fn htree_directory_lookup_and_insert() {
+    if !have_tools() {
+        return;
+    }
+    let d = scratch("htree-big");
+    let src = d.join("src");
+    fs::create_dir_all(src.join("big")).unwrap();
+    for i in 0..3000 {
+        fs::write(src.join(format!("big/entry-with-a-longer-name-{i:05}")), b"").unwrap();
+    }
+    let img = d.join("fs.img");
+    mkfs(&img, Some(&src), &["-O", "dir_index", "-b", "1024", "-N", "8192"], "32M");
+    // Make e2fsck build the hash index of every directory.
+    let out = Command::new("e2fsck")
+        .args(["-fyD"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some_and(|c| c <= 1), "e2fsck -fyD failed");
+    fsck_clean(&img);
+    let mut fs = open(&img, false);
+    let big = walk(&mut fs, "big");
+    assert_ne!(
+        fs.attr(big).unwrap().flags & 0x1000,
+        0,
+        "e2fsck -D did not index the directory"
+    );
+    for i in (0..3000).rev() {
+        let n = format!("entry-with-a-longer-name-{i:05}");
+        assert!(fs.lookup(big, n.as_bytes()).is_ok(), "{n} not found");
+    }
+    assert_eq!(fs.lookup(big, b"entry-with-a-longer-name-99999"), Err(Error::NotFound));
+    assert_eq!(fs.read_dir(big, 0, usize::MAX).unwrap().len(), 3002);
+    for i in 0..1500 {
+        let n = format!("added-{i:05}");
+        fs.create(big, n.as_bytes(), Kind::Regular, 0o644, 0, 0).unwrap();
+    }
+    for i in (0..3000).step_by(2) {
+        let n = format!("entry-with-a-longer-name-{i:05}");
+        let (ino, _) = fs.unlink(big, n.as_bytes(), false).unwrap();
+        fs.evict(ino).unwrap();
+    }
+    fs.unmount().unwrap();
+    drop(fs);
+    fsck_clean(&img);
+    let mut fs = open(&img, true);
+    for i in 0..1500 {
+        let n = format!("added-{i:05}");
+        assert!(fs.lookup(big, n.as_bytes()).is_ok(), "{n} lost");
+    }
+    for i in 0..3000 {
+        let n = format!("entry-with-a-longer-name-{i:05}");
+        assert_eq!(fs.lookup(big, n.as_bytes()).is_ok(), i % 2 == 1, "{n}");
+    }
+    assert_eq!(fs.read_dir(big, 0, usize::MAX).unwrap().len(), 3002);
+    let _ = fs::remove_dir_all(&d);
+}
