@@ -28,6 +28,7 @@ mod cache;
 mod data;
 mod dindex;
 mod dir;
+mod htree;
 mod inodes;
 mod util;
 
@@ -308,6 +309,8 @@ pub struct Ext2<D: BlockDevice> {
     cache: Cache,
     /// The directory-entry cache (dindex.rs).
     dcache: DirCache,
+    /// Lookups answered through a directory's hash index (htree.rs).
+    htree_lookups: u64,
     read_only: bool,
     inode_size: u64,
     inodes_per_group: u32,
@@ -424,6 +427,7 @@ impl<D: BlockDevice> Ext2<D> {
             sb_dirty: false,
             cache: Cache::new(bs as usize, ((4 << 20) / bs) as usize),
             dcache: DirCache::default(),
+            htree_lookups: 0,
             read_only,
             inode_size,
             inodes_per_group: ipg,
@@ -464,6 +468,18 @@ impl<D: BlockDevice> Ext2<D> {
 
     pub fn revision(&self) -> u32 {
         self.rev
+    }
+
+    /// Counters of the directory caches: (lookups answered by the entry cache, entry-cache
+    /// indexes built by a directory scan, lookups answered through an htree index).
+    pub fn dir_stats(&self) -> (u64, u64, u64) {
+        (self.dcache.hits, self.dcache.builds, self.htree_lookups)
+    }
+
+    /// The directory hash of `name` with hash `version` (0 legacy, 1 half-MD4, 2 TEA; +3
+    /// unsigned) and `seed`, as `debugfs dx_hash` prints it.
+    pub fn dir_hash(name: &[u8], version: u8, seed: [u32; 4]) -> Option<u32> {
+        htree::dirhash(name, version, seed)
     }
 
     pub fn device(&self) -> &D {

@@ -688,14 +688,20 @@ fn dentry_cache_invalidation() {
     let img = d.join("fs.img");
     mkfs(&img, None, &["-b", "1024"], "8M");
     let mut fs = open(&img, false);
-    let a = fs.create(ROOT_INO, b"a", Kind::Directory, 0o755, 0, 0).unwrap();
-    let b = fs.create(ROOT_INO, b"b", Kind::Directory, 0o755, 0, 0).unwrap();
+    let a = fs
+        .create(ROOT_INO, b"a", Kind::Directory, 0o755, 0, 0)
+        .unwrap();
+    let b = fs
+        .create(ROOT_INO, b"b", Kind::Directory, 0o755, 0, 0)
+        .unwrap();
     // Enough names for several directory blocks; each looked up (index built) and missed.
     let mut inos = BTreeMap::new();
     for i in 0..300 {
         let n = format!("file-{i:03}");
         assert_eq!(fs.lookup(a, n.as_bytes()), Err(Error::NotFound));
-        let ino = fs.create(a, n.as_bytes(), Kind::Regular, 0o644, 0, 0).unwrap();
+        let ino = fs
+            .create(a, n.as_bytes(), Kind::Regular, 0o644, 0, 0)
+            .unwrap();
         assert_eq!(fs.lookup(a, n.as_bytes()), Ok(ino));
         inos.insert(n, ino);
     }
@@ -724,13 +730,17 @@ fn dentry_cache_invalidation() {
     assert!(last);
     fs.evict(ino).unwrap();
     assert_eq!(fs.lookup(a, b"file-004"), Err(Error::NotFound));
-    let again = fs.create(a, b"file-004", Kind::Regular, 0o644, 0, 0).unwrap();
+    let again = fs
+        .create(a, b"file-004", Kind::Regular, 0o644, 0, 0)
+        .unwrap();
     assert_eq!(fs.lookup(a, b"file-004"), Ok(again));
     // Remove a directory, then reuse its inode number for a new directory: the old
     // directory's index must not answer for the new one.
     fs.unlink(b, b"sub", true).unwrap();
     fs.evict(sub).unwrap();
-    let fresh = fs.create(b, b"fresh", Kind::Directory, 0o755, 0, 0).unwrap();
+    let fresh = fs
+        .create(b, b"fresh", Kind::Directory, 0o755, 0, 0)
+        .unwrap();
     assert_eq!(fs.lookup(fresh, b".."), Ok(b));
     assert_eq!(fs.lookup(fresh, b".."), Ok(b));
     // Unlink most names (whole blocks emptied), then refill: lands in the freed room.
@@ -743,9 +753,14 @@ fn dentry_cache_invalidation() {
     let size_before = fs.attr(a).unwrap().size;
     for i in 0..200 {
         let n = format!("new-{i:03}");
-        fs.create(a, n.as_bytes(), Kind::Regular, 0o644, 0, 0).unwrap();
+        fs.create(a, n.as_bytes(), Kind::Regular, 0o644, 0, 0)
+            .unwrap();
     }
-    assert_eq!(fs.attr(a).unwrap().size, size_before, "freed room not reused");
+    assert_eq!(
+        fs.attr(a).unwrap().size,
+        size_before,
+        "freed room not reused"
+    );
     // What this mount sees, against a fresh mount's view built from the disk.
     let names = |fs: &mut Ext2<FileDev>, dir: u32| -> Vec<(Vec<u8>, u32)> {
         let mut v: Vec<_> = fs
@@ -788,17 +803,29 @@ fn htree_directory_lookup_and_insert() {
     let src = d.join("src");
     fs::create_dir_all(src.join("big")).unwrap();
     for i in 0..3000 {
-        fs::write(src.join(format!("big/entry-with-a-longer-name-{i:05}")), b"").unwrap();
+        fs::write(
+            src.join(format!("big/entry-with-a-longer-name-{i:05}")),
+            b"",
+        )
+        .unwrap();
     }
     let img = d.join("fs.img");
-    mkfs(&img, Some(&src), &["-O", "dir_index", "-b", "1024", "-N", "8192"], "32M");
+    mkfs(
+        &img,
+        Some(&src),
+        &["-O", "dir_index", "-b", "1024", "-N", "8192"],
+        "32M",
+    );
     // Make e2fsck build the hash index of every directory.
     let out = Command::new("e2fsck")
         .args(["-fyD"])
         .arg(&img)
         .output()
         .unwrap();
-    assert!(out.status.code().is_some_and(|c| c <= 1), "e2fsck -fyD failed");
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "e2fsck -fyD failed"
+    );
     fsck_clean(&img);
     let mut fs = open(&img, false);
     let big = walk(&mut fs, "big");
@@ -811,11 +838,19 @@ fn htree_directory_lookup_and_insert() {
         let n = format!("entry-with-a-longer-name-{i:05}");
         assert!(fs.lookup(big, n.as_bytes()).is_ok(), "{n} not found");
     }
-    assert_eq!(fs.lookup(big, b"entry-with-a-longer-name-99999"), Err(Error::NotFound));
+    assert_eq!(
+        fs.lookup(big, b"entry-with-a-longer-name-99999"),
+        Err(Error::NotFound)
+    );
+    // Every one of those went through the hash index, none through a scan of the directory.
+    let (_, builds, htree) = fs.dir_stats();
+    assert_eq!(htree, 3001, "lookups through the htree index");
+    assert_eq!(builds, 1, "only the root directory was scanned");
     assert_eq!(fs.read_dir(big, 0, usize::MAX).unwrap().len(), 3002);
     for i in 0..1500 {
         let n = format!("added-{i:05}");
-        fs.create(big, n.as_bytes(), Kind::Regular, 0o644, 0, 0).unwrap();
+        fs.create(big, n.as_bytes(), Kind::Regular, 0o644, 0, 0)
+            .unwrap();
     }
     for i in (0..3000).step_by(2) {
         let n = format!("entry-with-a-longer-name-{i:05}");
@@ -835,5 +870,85 @@ fn htree_directory_lookup_and_insert() {
         assert_eq!(fs.lookup(big, n.as_bytes()).is_ok(), i % 2 == 1, "{n}");
     }
     assert_eq!(fs.read_dir(big, 0, usize::MAX).unwrap().len(), 3002);
+    let _ = fs::remove_dir_all(&d);
+}
+
+/// The directory hashes (legacy, half-MD4, TEA; signed and unsigned chars; default and
+/// given seed) agree with e2fsprogs's `debugfs dx_hash` on names of every length class.
+#[test]
+fn htree_hash_matches_debugfs() {
+    if !have_tools() {
+        return;
+    }
+    let seed_text = "01234567-89ab-cdef-fedc-ba9876543210";
+    let hex: Vec<u8> = seed_text
+        .replace('-', "")
+        .as_bytes()
+        .chunks(2)
+        .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
+        .collect();
+    let seed: [u32; 4] =
+        core::array::from_fn(|i| u32::from_le_bytes(hex[i * 4..i * 4 + 4].try_into().unwrap()));
+    let mut names: Vec<Vec<u8>> = vec![
+        b"a".to_vec(),
+        b"entry-000001".to_vec(),
+        b"x".repeat(15),
+        b"y".repeat(16),
+        b"z".repeat(31),
+        b"w".repeat(32),
+        b"v".repeat(33),
+        b"long-name-".repeat(25),
+    ];
+    names.push("naïve-éàü".as_bytes().to_vec());
+    let algs = [
+        ("legacy", 0u8),
+        ("half_md4", 1),
+        ("tea", 2),
+        ("legacy_unsigned", 3),
+        ("half_md4_unsigned", 4),
+        ("tea_unsigned", 5),
+    ];
+    let mut cmds = String::new();
+    let mut want = Vec::new();
+    for n in &names {
+        for (alg, v) in algs {
+            for s in [None, Some(seed_text)] {
+                let arg = std::str::from_utf8(n).unwrap();
+                match s {
+                    // By number: debugfs knows no names for the unsigned variants.
+                    Some(st) => cmds.push_str(&format!("dx_hash -h {v} -s {st} {arg}\n")),
+                    None => cmds.push_str(&format!("dx_hash -h {v} {arg}\n")),
+                }
+                want.push((
+                    arg.to_string(),
+                    alg,
+                    Ext2::<FileDev>::dir_hash(n, v, if s.is_some() { seed } else { [0; 4] })
+                        .unwrap(),
+                ));
+            }
+        }
+    }
+    let d = scratch("dxhash");
+    let script = d.join("cmds");
+    fs::write(&script, cmds).unwrap();
+    let out = Command::new("debugfs")
+        .arg("-f")
+        .arg(&script)
+        .arg("/dev/null")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.split(" is 0x").nth(1))
+        .map(|h| u32::from_str_radix(h.split_whitespace().next().unwrap(), 16).unwrap())
+        .collect();
+    assert_eq!(got.len(), want.len(), "debugfs printed:\n{text}");
+    for ((name, alg, ours), theirs) in want.iter().zip(got) {
+        assert_eq!(
+            *ours, theirs,
+            "{alg} hash of {name:?}: ours {ours:#x}, debugfs {theirs:#x}"
+        );
+    }
     let _ = fs::remove_dir_all(&d);
 }
