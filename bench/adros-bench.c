@@ -257,6 +257,20 @@ static int b_fs(const char *dir) {
     return 0;
 }
 
+/* With AdrOS booted with `debug.profile=1` (ADROS_BENCH_APPEND, docs/bench.md), prints the
+ * kernel profile of the phase that just ended (reading /proc/profile restarts it); nothing
+ * elsewhere (Linux has no /proc/profile without `profile=`). */
+static void profile(const char *phase) {
+    static char buf[16384];
+    int fd = open("/proc/profile", O_RDONLY);
+    if (fd < 0) return;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0 || strncmp(buf, "profile: off", 12) == 0) return;
+    buf[n] = 0;
+    printf("PROFILE %s\n%sPROFILE-END\n", phase, buf);
+}
+
 /* ext2 metadata on a disk: mounts DEV (an ext2 image on virtio-blk) at MNT — AdrOS's native
  * driver (`-o driver=native`), or, where that option is unknown (Linux: EINVAL), the kernel's
  * own ext2 (Linux: the ext4 driver) — and times three phases on N entries in one new
@@ -280,6 +294,7 @@ static int b_ext2(const char *dev, const char *mnt, int n) {
     }
     snprintf(dir, sizeof dir, "%s/many", mnt);
     if (mkdir(dir, 0755) < 0) return fail(figs[0], "mkdir");
+    profile("mount");
     double t = now();
     for (int i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/entry-%06d", dir, i);
@@ -288,6 +303,7 @@ static int b_ext2(const char *dev, const char *mnt, int n) {
         close(fd);
     }
     result(figs[0], (now() - t) * 1e3, "ms");
+    profile("create");
     t = now();
     DIR *d = opendir(dir);
     if (!d) return fail(figs[1], "opendir");
@@ -309,6 +325,7 @@ static int b_ext2(const char *dev, const char *mnt, int n) {
         return failmsg(figs[1], path);
     }
     result(figs[1], (now() - t) * 1e3, "ms");
+    profile("list_stat");
     t = now();
     for (int i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/entry-%06d", dir, i);
@@ -316,9 +333,11 @@ static int b_ext2(const char *dev, const char *mnt, int n) {
     }
     if (rmdir(dir) < 0) return fail(figs[2], "rmdir");
     result(figs[2], (now() - t) * 1e3, "ms");
+    profile("unlink");
     t = now();
     if (umount(mnt) < 0) return fail(figs[3], "umount");
     result(figs[3], (now() - t) * 1e3, "ms");
+    profile("umount");
     return 0;
 }
 

@@ -76,6 +76,8 @@ fn errno(e: e2::Error) -> Errno {
 pub struct Ext2Fs {
     inner: SleepLock<Ext2<Disk>>,
     dev: u64,
+    /// The file system's block size (fixed at mount; `stat` reads it without the lock).
+    block_size: u32,
     rename: SleepLock<()>,
     nodes: SpinLock<BTreeMap<u32, Weak<Ext2Node>>>,
     /// Unlinked inodes still in use: freed when their node drops.
@@ -219,7 +221,6 @@ impl Ext2Node {
 impl Inode for Ext2Node {
     fn stat(&self) -> Stat {
         let a = self.fs.inner.lock().attr(self.ino);
-        let bs = 1024i64;
         match a {
             Ok(a) => Stat {
                 dev: self.fs.dev,
@@ -230,7 +231,7 @@ impl Inode for Ext2Node {
                 gid: a.gid,
                 rdev: makedev(a.rdev.0, a.rdev.1),
                 size: a.size as i64,
-                blksize: bs.max(self.fs.inner.lock().block_size() as i64),
+                blksize: self.fs.block_size.max(1024) as i64,
                 blocks: a.blocks as i64,
                 atime: ts(a.atime),
                 mtime: ts(a.mtime),
@@ -461,9 +462,11 @@ pub fn mount(source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
         e.block_size(),
         if e.is_read_only() { ", read-only" } else { "" }
     );
+    let block_size = e.block_size();
     let fs = Arc::new_cyclic(|me| Ext2Fs {
         inner: SleepLock::new(e),
         dev: rdev,
+        block_size,
         rename: SleepLock::new(()),
         nodes: SpinLock::new(BTreeMap::new()),
         orphans: SpinLock::new(BTreeSet::new()),

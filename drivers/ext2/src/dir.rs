@@ -153,8 +153,9 @@ impl<D: BlockDevice> Ext2<D> {
             self.htree_lookups += 1;
             return found.ok_or(Error::NotFound);
         }
-        match self.find_entry(&mut d, name)? {
-            Some((ino, ..)) => Ok(ino),
+        // The entry cache answers by itself (hits and misses); only changes read the block.
+        match self.dindex(&mut d)?.names.get(name) {
+            Some(&(ino, _)) => Ok(ino),
             None => Err(Error::NotFound),
         }
     }

@@ -69,7 +69,8 @@ fn pack(msg: &[u8], unsigned: bool, out: &mut [u32]) {
             val = pad;
         }
     }
-    if w < out.len() && take % 4 != 0 {
+    // A partial last word (when the bytes ran out mid-word; otherwise `val` is the pad).
+    if w < out.len() {
         out[w] = val;
         w += 1;
     }
@@ -81,15 +82,23 @@ fn pack(msg: &[u8], unsigned: bool, out: &mut [u32]) {
 fn half_md4(buf: &mut [u32; 4], x: &[u32; 8]) {
     const K2: u32 = 0x5A82_7999;
     const K3: u32 = 0x6ED9_EBA1;
-    let f = |x: u32, y: u32, z: u32| z ^ (x & (y ^ z));
-    let g = |x: u32, y: u32, z: u32| (x & y).wrapping_add((x ^ y) & z);
-    let h = |x: u32, y: u32, z: u32| x ^ y ^ z;
+    fn f(x: u32, y: u32, z: u32) -> u32 {
+        z ^ (x & (y ^ z))
+    }
+    fn g(x: u32, y: u32, z: u32) -> u32 {
+        (x & y).wrapping_add((x ^ y) & z)
+    }
+    fn h(x: u32, y: u32, z: u32) -> u32 {
+        x ^ y ^ z
+    }
+    /// (function, word order, shifts, constant) of one round.
+    type Round = (fn(u32, u32, u32) -> u32, [usize; 8], [u32; 4], u32);
     let [mut a, mut b, mut c, mut d] = *buf;
-    // Each round: (function, word order, shifts, constant); the registers rotate a,d,c,b.
-    let rounds: [(&dyn Fn(u32, u32, u32) -> u32, [usize; 8], [u32; 4], u32); 3] = [
-        (&f, [0, 1, 2, 3, 4, 5, 6, 7], [3, 7, 11, 19], 0),
-        (&g, [1, 3, 5, 7, 0, 2, 4, 6], [3, 5, 9, 13], K2),
-        (&h, [3, 7, 2, 6, 1, 5, 0, 4], [3, 9, 11, 15], K3),
+    // The registers rotate a, d, c, b through the steps of a round.
+    let rounds: [Round; 3] = [
+        (f, [0, 1, 2, 3, 4, 5, 6, 7], [3, 7, 11, 19], 0),
+        (g, [1, 3, 5, 7, 0, 2, 4, 6], [3, 5, 9, 13], K2),
+        (h, [3, 7, 2, 6, 1, 5, 0, 4], [3, 9, 11, 15], K3),
     ];
     for (func, order, shifts, k) in rounds {
         for (step, &wi) in order.iter().enumerate() {

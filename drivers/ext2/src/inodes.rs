@@ -51,26 +51,49 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(i)
     }
 
+    /// An in-use inode's attributes, read in place from the cached inode table block.
     pub fn attr(&mut self, ino: u32) -> Result<Attr> {
-        let i = self.live_inode(ino)?;
-        let kind = i.mode() & S_IFMT;
+        let (blk, off) = self.inode_loc(ino)?;
+        let isz = self.inode_size as usize;
+        let b = self.cache.read(&self.dev, blk)?;
+        let raw = b
+            .get(off..off + isz)
+            .ok_or(Error::Corrupt("inode outside its block"))?;
+        let mode = r16(raw, 0);
+        let links = r16(raw, 26);
+        if mode == 0 || (links == 0 && r32(raw, 20) != 0) {
+            return Err(Error::Corrupt("reference to a deleted inode"));
+        }
+        let kind = mode & S_IFMT;
+        let lo = r32(raw, 4) as u64;
+        let rdev = if kind == S_IFCHR || kind == S_IFBLK {
+            let old = r32(raw, 40);
+            if old != 0 {
+                ((old >> 8) & 0xff, old & 0xff)
+            } else {
+                let n = r32(raw, 44);
+                ((n & 0xfff00) >> 8, (n & 0xff) | ((n >> 12) & 0xfff00))
+            }
+        } else {
+            (0, 0)
+        };
         Ok(Attr {
             ino,
-            mode: i.mode(),
-            uid: i.uid(),
-            gid: i.gid(),
-            size: i.size(),
-            nlink: i.links(),
-            blocks: i.blocks512(),
-            atime: r32(&i.raw, 8),
-            mtime: r32(&i.raw, 16),
-            ctime: r32(&i.raw, 12),
-            rdev: if kind == S_IFCHR || kind == S_IFBLK {
-                i.rdev()
+            mode,
+            uid: r16(raw, 2) as u32 | (r16(raw, 120) as u32) << 16,
+            gid: r16(raw, 24) as u32 | (r16(raw, 122) as u32) << 16,
+            size: if kind == S_IFREG {
+                lo | (r32(raw, 108) as u64) << 32
             } else {
-                (0, 0)
+                lo
             },
-            flags: i.flags(),
+            nlink: links,
+            blocks: r32(raw, 28) as u64,
+            atime: r32(raw, 8),
+            mtime: r32(raw, 16),
+            ctime: r32(raw, 12),
+            rdev,
+            flags: r32(raw, 32),
         })
     }
 

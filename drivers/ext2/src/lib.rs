@@ -258,12 +258,6 @@ impl Inode {
     fn file_acl(&self) -> u32 {
         r32(&self.raw, 104)
     }
-    fn uid(&self) -> u32 {
-        r16(&self.raw, 2) as u32 | (r16(&self.raw, 120) as u32) << 16
-    }
-    fn gid(&self) -> u32 {
-        r16(&self.raw, 24) as u32 | (r16(&self.raw, 122) as u32) << 16
-    }
     fn set_uid(&mut self, u: u32) {
         w16(&mut self.raw, 2, u as u16);
         w16(&mut self.raw, 120, (u >> 16) as u16);
@@ -277,15 +271,6 @@ impl Inode {
     }
     fn set_mtime(&mut self, t: u32) {
         w32(&mut self.raw, 16, t);
-    }
-    fn rdev(&self) -> (u32, u32) {
-        let old = self.block(0);
-        if old != 0 {
-            ((old >> 8) & 0xff, old & 0xff)
-        } else {
-            let n = self.block(1);
-            ((n & 0xfff00) >> 8, (n & 0xff) | ((n >> 12) & 0xfff00))
-        }
     }
     /// A symlink whose target lives in `i_block` (no data block besides an xattr block).
     fn is_fast_symlink(&self, bs: u64) -> bool {

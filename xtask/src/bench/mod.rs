@@ -482,9 +482,12 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     crate::initrd::build(&extras, &[])?;
     let hex: String = COMMAND.bytes().map(|b| format!("{b:02x}")).collect();
     let adros_cmdline = format!(
-        "{} loglevel=3 net.stack={} adros.exec={hex}",
+        "{} loglevel=3 net.stack={} {}adros.exec={hex}",
         build::DEFAULT_CMDLINE,
-        a.net_stack
+        a.net_stack,
+        std::env::var("ADROS_BENCH_APPEND")
+            .map(|s| format!("{s} "))
+            .unwrap_or_default()
     );
     let iso = out_dir.join("adros-bench.iso");
     let mut adros = if a.iso {
