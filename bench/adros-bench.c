@@ -272,11 +272,12 @@ static void profile(const char *phase) {
 }
 
 /* ext2 metadata on a disk: mounts DEV (an ext2 image on virtio-blk) at MNT — AdrOS's native
- * driver (`-o driver=native`), or, where that option is unknown (Linux: EINVAL), the kernel's
+ * driver (`-o driver=native`, or `rump`: NetBSD's ext2fs in the rump kernel), or, where that
+ * option is unknown (Linux: EINVAL), the kernel's
  * own ext2 (Linux: the ext4 driver) — and times three phases on N entries in one new
  * directory: create (open O_CREAT|O_EXCL + close), list + stat (readdir, stat of each name),
  * unlink (each, then rmdir); then umount (everything written back). Phase totals in ms. */
-static int b_ext2(const char *dev, const char *mnt, int n) {
+static int b_ext2(const char *dev, const char *mnt, int n, const char *driver) {
     static const char *figs[] = {"fs.ext2_create", "fs.ext2_list_stat", "fs.ext2_unlink",
                                  "fs.ext2_umount"};
     char path[512], dir[256];
@@ -287,7 +288,9 @@ static int b_ext2(const char *dev, const char *mnt, int n) {
         for (int i = 0; i < 4; i++) fail(figs[i], "mkdir mount point");
         return 1;
     }
-    if (mount(dev, mnt, "ext2", 0, "driver=native") < 0 &&
+    char opts[64];
+    snprintf(opts, sizeof opts, "driver=%s", driver);
+    if (mount(dev, mnt, "ext2", 0, opts) < 0 &&
         (errno != EINVAL || mount(dev, mnt, "ext2", 0, 0) < 0)) {
         for (int i = 0; i < 4; i++) fail(figs[i], "mount -t ext2");
         return 1;
@@ -546,7 +549,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "pagefault")) return b_pagefault();
     if (!strcmp(cmd, "mmap")) return b_mmap();
     if (!strcmp(cmd, "fs")) return b_fs(argc > 2 ? argv[2] : "/tmp/adros-bench-fs");
-    if (argc > 4 && !strcmp(cmd, "ext2")) return b_ext2(argv[2], argv[3], atoi(argv[4]));
+    if (argc > 4 && !strcmp(cmd, "ext2"))
+        return b_ext2(argv[2], argv[3], atoi(argv[4]), argc > 5 ? argv[5] : "native");
     if (!strcmp(cmd, "smp")) return b_smp(argc > 2 ? atoi(argv[2]) : 2);
     if (argc > 4 && !strcmp(cmd, "net-rx")) return b_net_rx(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc > 4 && !strcmp(cmd, "net-tx")) return b_net_tx(argv[2], atoi(argv[3]), atoi(argv[4]));
@@ -554,7 +558,7 @@ int main(int argc, char **argv) {
     if (argc > 4 && !strcmp(cmd, "read")) return b_read(argv[2], argv[3], atoi(argv[4]));
     if (argc > 4 && !strcmp(cmd, "net-conn")) return b_net_conn(argv[2], atoi(argv[3]), atoi(argv[4]));
     fprintf(stderr,
-            "usage: adros-bench getpid|fork|forkexec|pipe|pingpong|pingpong-xcpu|pagefault|mmap|fs [DIR]|ext2 DEV MNT N|smp N|"
+            "usage: adros-bench getpid|fork|forkexec|pipe|pingpong|pingpong-xcpu|pagefault|mmap|fs [DIR]|ext2 DEV MNT N [native|rump]|smp N|"
             "net-rx|net-tx|net-rr|net-conn HOST PORT N|read FIGURE PATH MIB\n");
     return 2;
 }

@@ -139,6 +139,13 @@ impl<D: BlockDevice> Ext2<D> {
     }
 
     pub fn lookup(&mut self, dir: u32, name: &[u8]) -> Result<u32> {
+        // A directory in the entry cache is a live directory (a freed one leaves it): the
+        // cache answers without reading the inode.
+        if let Some(idx) = self.dcache.get(dir) {
+            let found = idx.names.get(name).map(|&(ino, _)| ino);
+            self.dcache.hits += 1;
+            return found.ok_or(Error::NotFound);
+        }
         let mut d = self.live_inode(dir)?;
         if !d.is_dir() {
             return Err(Error::NotDir);

@@ -37,9 +37,15 @@ fn walk_from(
     };
     let trailing = path.ends_with('/');
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    // The attributes of `cur` when the previous step already read them (a directory just
+    // stepped into): one `stat` per component instead of three.
+    let mut cur_st = None;
     for (i, &c) in comps.iter().enumerate() {
         let last = i + 1 == comps.len();
-        let st = cur.stat();
+        let st = match cur_st.take() {
+            Some(st) => st,
+            None => cur.stat(),
+        };
         if !st.is_dir() {
             return Err(Errno::ENOTDIR);
         }
@@ -60,7 +66,8 @@ fn walk_from(
             node: child,
             up: None,
         });
-        if child.stat().is_symlink() && (!last || follow || trailing) {
+        let cst = child.stat();
+        if cst.is_symlink() && (!last || follow || trailing) {
             *links += 1;
             if *links > MAX_SYMLINKS {
                 return Err(Errno::ELOOP);
@@ -70,8 +77,9 @@ fn walk_from(
                 return Err(Errno::ENOENT);
             }
             cur = walk_from(ctx, cur, &target, true, links)?;
-        } else if child.stat().is_dir() {
+        } else if cst.is_dir() {
             cur = child;
+            cur_st = Some(cst);
         } else {
             cur = PathRef {
                 up: Some(Arc::new((cur, c.to_string()))),

@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// The AdrOS network stack the `net` suite measures (`net.stack=` on its command line).
     #[arg(long, default_value = "native", value_parser = ["native", "rump"])]
     pub net_stack: String,
+    /// The AdrOS ext2 stack the `fs` suite's ext2 workload mounts with (`-o driver=`): the
+    /// native Rust driver or NetBSD's ext2fs in the rump kernel.
+    #[arg(long, default_value = "native", value_parser = ["native", "rump"])]
+    pub ext2_driver: String,
     /// Boot AdrOS through SeaBIOS and GRUB from an ISO (Multiboot2) instead of QEMU's direct
     /// PVH boot (`-kernel`): what `boot.qemu_to_command` was before the PVH entry.
     #[arg(long)]
@@ -91,7 +95,12 @@ fn fig(suite: &'static str, name: &str, unit: &'static str, better: Better, what
 }
 
 /// The figures and guest steps of `suite`.
-fn suite(suite: &str, smp: u32, net: Option<&netpeer::Servers>) -> (Vec<Figure>, Vec<Step>) {
+fn suite(
+    suite: &str,
+    smp: u32,
+    net: Option<&netpeer::Servers>,
+    ext2_driver: &str,
+) -> (Vec<Figure>, Vec<Step>) {
     use Better::*;
     let step = |args: &str, figures: &[&str]| Step {
         args: args.to_string(),
@@ -246,7 +255,7 @@ fn suite(suite: &str, smp: u32, net: Option<&netpeer::Servers>) -> (Vec<Figure>,
                     &["fs.create", "fs.stat", "fs.unlink"],
                 ),
                 step(
-                    &format!("ext2 /dev/vda /tmp/ext2 {EXT2_ENTRIES}"),
+                    &format!("ext2 /dev/vda /tmp/ext2 {EXT2_ENTRIES} {ext2_driver}"),
                     &[
                         "fs.ext2_create",
                         "fs.ext2_list_stat",
@@ -456,7 +465,7 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     let mut figures: Vec<Figure> = Vec::new();
     let mut steps: Vec<Step> = Vec::new();
     for n in &names {
-        let (f, s) = suite(n, a.smp, servers.as_ref());
+        let (f, s) = suite(n, a.smp, servers.as_ref(), &a.ext2_driver);
         figures.extend(f);
         steps.extend(s);
     }
@@ -599,11 +608,16 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
 
     let rows = report::aggregate(&figures, &results);
     let cmdline = format!(
-        "cargo xtask bench {}{}{}{}{}",
+        "cargo xtask bench {}{}{}{}{}{}",
         names.join(" "),
         if a.iso { " --iso" } else { "" },
         if want_net && a.net_stack != "native" {
             format!(" --net-stack {}", a.net_stack)
+        } else {
+            String::new()
+        },
+        if ext2.is_some() && a.ext2_driver != "native" {
+            format!(" --ext2-driver {}", a.ext2_driver)
         } else {
             String::new()
         },
@@ -624,6 +638,8 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
         // The rump stack's net figures go beside the native ones, not over them.
         let file = if n == "net" && a.net_stack != "native" {
             format!("net-{}", a.net_stack)
+        } else if n == "fs" && a.ext2_driver != "native" {
+            format!("fs-{}", a.ext2_driver)
         } else {
             n.clone()
         };
