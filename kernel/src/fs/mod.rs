@@ -147,17 +147,22 @@ pub fn namespace_root(p: &PathRef) -> PathRef {
 /// If a file system is mounted on `p`, its root (repeatedly, for stacked mounts).
 fn cross_down(mut p: PathRef) -> PathRef {
     loop {
-        let id = ident(&p.node);
-        let m = MOUNTS
+        // Only mounts on `p`'s own mount can cover it: most nodes have none, and then no
+        // `stat` is needed (`ident` is one). The candidates are compared outside the lock.
+        let on_this: Vec<Arc<Mount>> = MOUNTS
             .lock()
             .iter()
             .rev()
-            .find(|m| {
-                m.parent
-                    .as_ref()
-                    .is_some_and(|(pm, mp)| pm.id == p.mnt.id && ident(mp) == id)
-            })
-            .cloned();
+            .filter(|m| m.parent.as_ref().is_some_and(|(pm, _)| pm.id == p.mnt.id))
+            .cloned()
+            .collect();
+        if on_this.is_empty() {
+            return p;
+        }
+        let id = ident(&p.node);
+        let m = on_this
+            .into_iter()
+            .find(|m| m.parent.as_ref().is_some_and(|(_, mp)| ident(mp) == id));
         match m {
             Some(m) => {
                 p = PathRef {
