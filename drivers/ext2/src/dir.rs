@@ -96,15 +96,7 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// The largest entry that fits in the slack of directory block `b`.
     fn block_room(&self, b: &[u8]) -> Result<u16> {
-        let bs = self.bs as usize;
-        let mut off = 0usize;
-        let mut room = 0usize;
-        while off < bs {
-            let (ino, rec, nl, _) = self.entry_at(b, off)?;
-            room = room.max(rec - used_len(ino, nl));
-            off += rec;
-        }
-        Ok(room as u16)
+        room_of(b, self.bs as usize, self.filetype, self.inodes_count)
     }
 
     /// Finds `name` in `dir`: (inode, logical block, offset of the entry, offset of the
@@ -289,6 +281,7 @@ impl<D: BlockDevice> Ext2<D> {
     ) -> Result<()> {
         let pb = self.dir_block(d, lb)?.ok_or(Error::Io)?;
         Self::unindex(d);
+        let (bs, ft, ic) = (self.bs as usize, self.filetype, self.inodes_count);
         let b = self.cache.modify(&self.dev, pb)?;
         let rec = r16(b, off + 4);
         match prev {
@@ -298,8 +291,7 @@ impl<D: BlockDevice> Ext2<D> {
             }
             None => w32(b, off, 0),
         }
-        let b = self.cache.read(&self.dev, pb)?.to_vec();
-        let room = self.block_room(&b)?;
+        let room = room_of(b, bs, ft, ic)?;
         if let Some(idx) = self.dcache.get(d.ino) {
             idx.names.remove(name);
             if let Some(r) = idx.room.get_mut(lb as usize) {
@@ -704,4 +696,16 @@ pub(crate) fn parse_entry(
         return Err(Error::Corrupt("directory entry inode out of range"));
     }
     Ok((ino, rec, nl, ft))
+}
+
+/// The largest entry that fits in the slack of directory block `b`.
+fn room_of(b: &[u8], bs: usize, filetype: bool, inodes_count: u32) -> Result<u16> {
+    let mut off = 0usize;
+    let mut room = 0usize;
+    while off < bs {
+        let (ino, rec, nl, _) = parse_entry(b, off, bs, filetype, inodes_count)?;
+        room = room.max(rec - used_len(ino, nl));
+        off += rec;
+    }
+    Ok(room as u16)
 }

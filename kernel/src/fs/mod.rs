@@ -67,6 +67,9 @@ pub struct Mount {
     fs: Arc<dyn FileSystem>,
     root: InodeRef,
     parent: Option<(Arc<Mount>, InodeRef)>,
+    /// `ident` of the mount point (fixed while mounted), so crossing into a mount compares
+    /// without a `stat` of every mount point.
+    at: (u64, u64),
     source: String,
 }
 
@@ -95,6 +98,7 @@ impl PathRef {
             fs,
             root: root.clone(),
             parent: None,
+            at: (0, 0),
             source: source.into(),
         });
         PathRef {
@@ -160,9 +164,7 @@ fn cross_down(mut p: PathRef) -> PathRef {
             return p;
         }
         let id = ident(&p.node);
-        let m = on_this
-            .into_iter()
-            .find(|m| m.parent.as_ref().is_some_and(|(_, mp)| ident(mp) == id));
+        let m = on_this.into_iter().find(|m| m.at == id);
         match m {
             Some(m) => {
                 p = PathRef {

@@ -100,6 +100,7 @@ fn mount_fs(fs: Arc<dyn FileSystem>, source: &str, on: &PathRef) {
         fs,
         root,
         parent: Some((on.mnt.clone(), on.node.clone())),
+        at: ident(&on.node),
         source: source.into(),
     });
     MOUNTS.lock().push(m);
