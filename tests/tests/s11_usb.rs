@@ -773,3 +773,125 @@ fn hotplug(controller: &str) {
         t.out.monitor
     );
 }
+
+/// A NetBSD panic releases every thread waiting inside the rump kernel: a reader of a 24 MB
+/// file on the stick (NetBSD's ext2fs on the bridged `sd0`, so the reader spends its time in
+/// a bio wait for the USB transfer) is running when another process panics the rump kernel
+/// (a lookup in a directory block with an impossible record length on a read-write mount:
+/// ext2fs's "bad dir" panic, from a virtio disk). The reader must end with an error within
+/// seconds (the process inside the dead kernel is killed: it cannot return through NetBSD's
+/// frames), later calls on the mount must fail with EIO, and the kernel must live on.
+#[test]
+fn rump_panic_releases_a_reader_blocked_in_a_bio_wait_xhci() {
+    let test = "s11_usb-rump_panic_releases_a_reader_blocked_in_a_bio_wait_xhci";
+    if !tools_available(test, &["mke2fs", "debugfs", "md5sum"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Three 24 MB files: each is read once, cold (NetBSD's buffer cache would serve a
+    // second read without any bio wait).
+    let src = source_tree(&dir);
+    std::fs::write(src.join("b2.bin"), pattern(24_000_000, 4)).unwrap();
+    std::fs::write(src.join("b3.bin"), pattern(24_000_000, 5)).unwrap();
+    let stick = dir.join("ext2.img");
+    let _ = std::fs::remove_file(&stick);
+    run(Command::new(sbin("mke2fs"))
+        .args(["-q", "-F", "-t", "ext2", "-d"])
+        .arg(&src)
+        .arg(&stick)
+        .arg("128M"));
+    // The disk that panics NetBSD: its root directory's first entry has rec_len 3.
+    let bad = dir.join("baddir.img");
+    let _ = std::fs::remove_file(&bad);
+    let small = dir.join("small");
+    let _ = std::fs::remove_dir_all(&small);
+    std::fs::create_dir_all(&small).unwrap();
+    std::fs::write(small.join("hello.txt"), "hello\n").unwrap();
+    run(Command::new(sbin("mke2fs"))
+        .args(["-q", "-F", "-t", "ext2", "-b", "4096", "-d"])
+        .arg(&small)
+        .arg(&bad)
+        .arg("16M"));
+    let blocks = run(Command::new(sbin("debugfs")).args(["-R", "blocks /"]).arg(&bad));
+    let blk: u64 = blocks
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("debugfs: no root directory block in {blocks:?}"));
+    let mut raw = std::fs::read(&bad).unwrap();
+    let off = (blk * 4096 + 4) as usize;
+    raw[off..off + 2].copy_from_slice(&3u16.to_le_bytes());
+    std::fs::write(&bad, raw).unwrap();
+    let cmd = format!(
+        "{}mkdir -p /m /c; mount -t ext2 -o driver=rump,ro /dev/sda /m || exit 10; \
+         mount -t ext2 -o driver=rump /dev/vda /c || exit 11; \
+         (n=0; rc=0; for f in '/m/big file.bin' /m/b2.bin /m/b3.bin; do \
+            cat \"$f\" > /dev/null || {{ rc=$?; break; }}; n=$((n+1)); done; \
+          echo \"READER-END rc=$rc files=$n\"; : > /tmp/reader-done) & rpid=$!; \
+         sleep 1; [ -e /tmp/reader-done ] && {{ echo READER-DIED-EARLY; exit 12; }}; echo PANIC-NOW; \
+         cat /c/hello.txt > /dev/null 2>&1; echo \"PANICKER rc=$?\"; \
+         i=0; while [ ! -e /tmp/reader-done ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
+         echo \"WAITED $i\"; if [ -e /tmp/reader-done ]; then wait $rpid; else echo READER-STUCK; fi; \
+         cat /m/hello.txt > /dev/null 2>/tmp/err; echo \"AFTER rc=$?\"; echo \"AFTERERR $(cat /tmp/err)\"; \
+         grep -E '^rump|^usb' /proc/drivers; echo STILL-ALIVE",
+        wait_for("/dev/sda"),
+    );
+    let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+    let t = Boot::new(test)
+        .smp(2)
+        .usb_controller("xhci")
+        .args(&format!("loglevel=4 usb.driver=rump adros.exec={hex}"))
+        .timeout(Duration::from_secs(300))
+        .usb_disk(stick)
+        .disk(bad)
+        .run();
+    if let Some(report) = banner::crash_report(t.serial()) {
+        t.fail(&format!("the kernel crashed:\n{report}"));
+    }
+    let (out, status) = t.exec_result();
+    let check = |ok: bool, what: &str| {
+        if !ok {
+            t.fail(&format!("{what}\n--- command output ---\n{out}"));
+        }
+    };
+    check(status == 0, &format!("the guest command failed ({status})"));
+    check(
+        t.serial().contains("NetBSD kernel panicked"),
+        "the corrupt directory did not panic NetBSD (the test needs the panic)",
+    );
+    check(!out.contains("READER-STUCK"), "the reader never returned");
+    let waited: u32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("WAITED "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u32::MAX);
+    // Tenths of a second after the panicking call returned; generous for a loaded host.
+    check(
+        waited <= 150,
+        &format!("the reader took {waited} tenths of a second to end"),
+    );
+    check(
+        out.lines()
+            .any(|l| l.starts_with("READER-END rc=") && !l.starts_with("READER-END rc=0 ")),
+        "the reader did not end with an error",
+    );
+    // It was inside NetBSD, waiting, when the panic came (not between two calls).
+    check(
+        t.serial()
+            .contains("(cat) killed: the NetBSD kernel died while it waited inside it"),
+        "the reader was not waiting inside the rump kernel when it died",
+    );
+    let after = out
+        .lines()
+        .find_map(|l| l.strip_prefix("AFTER rc="))
+        .unwrap_or("0");
+    check(after != "0", "a file on the dead mount still reads");
+    check(
+        out.lines()
+            .any(|l| l.starts_with("AFTERERR") && l.contains("Input/output error")),
+        "a call on the dead mount is not EIO",
+    );
+    check(out.contains("STILL-ALIVE"), "the script did not finish");
+    println!("{test}: waited {waited} tenths of a second\n{out}");
+}

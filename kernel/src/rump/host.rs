@@ -87,6 +87,59 @@ impl KernelHost {
     }
 }
 
+/// Threads parked inside the rump kernel (waiting on a NetBSD lock, condition variable, bio
+/// or virtual CPU), by thread id: when NetBSD dies none of them would ever be woken, so
+/// [`release_parked`] wakes them all and each leaves through [`dead_end`].
+static PARKED: spin::Mutex<BTreeMap<u64, ThreadRef>> = spin::Mutex::new(BTreeMap::new());
+
+/// `rumpuser`'s park: an ordinary park, except that a thread never sleeps in (or returns
+/// into) a dead rump kernel. The thread is registered before it looks at the state, and
+/// [`release_parked`] runs after the state is set, so a death is never missed.
+fn park_in_rump(deadline_ns: Option<u64>) {
+    let me = thread::current();
+    let id = me.id;
+    PARKED.lock().insert(id, me);
+    if !super::state_is_dead() {
+        thread::park(deadline_ns);
+    }
+    PARKED.lock().remove(&id);
+    if super::state_is_dead() {
+        dead_end("died while it waited inside it");
+    }
+}
+
+/// Wakes every thread parked inside the (now dead) rump kernel.
+pub(super) fn release_parked() {
+    let parked: Vec<ThreadRef> = PARKED.lock().values().cloned().collect();
+    if !parked.is_empty() {
+        log::warn!(
+            "rump: releasing {} thread(s) that waited inside the dead NetBSD kernel",
+            parked.len()
+        );
+    }
+    for t in &parked {
+        thread::unpark(t);
+    }
+}
+
+/// Where a thread that was inside the rump kernel goes once it is dead: it can neither go on
+/// (NetBSD's state is whatever the panic left) nor return to its caller (the C frames
+/// between here and the system call have no way back). A user process is killed as by
+/// SIGKILL, which its parent sees at once (`wait`: signal 9) rather than a call that never
+/// returns; a kernel thread (rump's own, or a bridge worker whose callers time out on the
+/// dead state) parks for good.
+fn dead_end(why: &str) -> ! {
+    if let Some(p) = crate::proc::current_process() {
+        let name = p.name.lock().clone();
+        crate::println!("rump: pid {} ({name}) killed: the NetBSD kernel {why}", p.pid);
+        drop(p);
+        crate::proc::exit_group(crate::proc::ExitStatus::Signaled(9));
+    }
+    loop {
+        thread::park(None);
+    }
+}
+
 fn netbsd_line(l: &[u8]) {
     let s = String::from_utf8_lossy(l);
     if s.contains("panic") {
@@ -107,10 +160,10 @@ impl Host for KernelHost {
         Waker::from(Arc::new(ThreadWaker(thread::current())))
     }
     fn park(&self) {
-        thread::park(None);
+        park_in_rump(None);
     }
     fn park_until(&self, deadline_ns: u64) {
-        thread::park(Some(deadline_ns));
+        park_in_rump(Some(deadline_ns));
     }
     fn yield_now(&self) {
         thread::yield_now();
@@ -277,20 +330,8 @@ impl Host for KernelHost {
     }
     fn exit(&self, code: i32, panic: bool) -> ! {
         super::died(code, panic);
-        // This thread cannot return into the dead rump kernel. A user process that was
-        // inside it (a system call on a rump mount) is killed as by SIGKILL rather than left
-        // hanging; a kernel thread (rump's own) parks for good.
-        if let Some(p) = crate::proc::current_process() {
-            crate::println!(
-                "rump: pid {} killed: the NetBSD kernel panicked under its system call",
-                p.pid
-            );
-            drop(p);
-            crate::proc::exit_group(crate::proc::ExitStatus::Signaled(9));
-        }
-        loop {
-            thread::park(None);
-        }
+        release_parked();
+        dead_end("panicked under its system call")
     }
 
     fn open(&self, path: &str, flags: OpenFlags) -> Result<i32, NbErrno> {

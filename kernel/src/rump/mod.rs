@@ -132,6 +132,12 @@ pub fn is_dead() -> bool {
     matches!(STATE.load(Ordering::Acquire), DEAD | FAILED)
 }
 
+/// Whether NetBSD panicked or exited after it was up (not: `rump_init` failed, where its
+/// own threads may still be parked waiting for work that never comes, harmlessly).
+pub fn state_is_dead() -> bool {
+    STATE.load(Ordering::Acquire) == DEAD
+}
+
 /// `rumpuser_exit`: called on the thread that panicked (or asked to exit).
 fn died(code: i32, panic: bool) {
     STATE.store(DEAD, Ordering::Release);
