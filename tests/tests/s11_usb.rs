@@ -895,3 +895,124 @@ fn rump_panic_releases_a_reader_blocked_in_a_bio_wait_xhci() {
     check(out.contains("STILL-ALIVE"), "the script did not finish");
     println!("{test}: waited {waited} tenths of a second\n{out}");
 }
+
+/// Two sticks at once on one controller, both on the rump stack (NetBSD `sd0` and `sd1`,
+/// bridged as `/dev/sda` and `/dev/sdb` in whichever order NetBSD attached them): the
+/// partitioned FAT32 stick (NetBSD's msdosfs) and a whole-disk ext2 stick (NetBSD's ext2fs)
+/// both mount; the 24 MB file is copied from the FAT stick to the ext2 stick and a 300 KB
+/// file the other way, each copy's md5 in the guest equals the host's; after `umount` and
+/// power-off, the host reads both copies back byte-exact (mtools, debugfs) and finds both
+/// file systems clean (`fsck.vfat -n`, `e2fsck -fn`).
+fn two_sticks(controller: &str) {
+    let test = format!("s11_usb-two_sticks_copy_a_file_each_way_{controller}");
+    if !tools_available(
+        &test,
+        &[
+            "mkfs.vfat", "mcopy", "mtype", "fsck.vfat", "mke2fs", "e2fsck", "debugfs", "md5sum",
+        ],
+    ) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(&test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = source_tree(&dir);
+    let fat = fat_stick(&dir, &src);
+    let ext2 = dir.join("ext2.img");
+    let _ = std::fs::remove_file(&ext2);
+    run(Command::new(sbin("mke2fs"))
+        .args(["-q", "-F", "-t", "ext2", "-d"])
+        .arg(&src)
+        .arg(&ext2)
+        .arg("64M"));
+    let cmd = format!(
+        "{}{}mkdir -p /f /e; \
+         if [ -e /dev/sda1 ]; then F=/dev/sda1; E=/dev/sdb; else F=/dev/sdb1; E=/dev/sda; fi; \
+         echo \"FAT=$F EXT2=$E\"; \
+         mount -t vfat $F /f || exit 10; mount -t ext2 $E /e || exit 11; \
+         cp '/f/big file.bin' '/e/from fat.bin' || exit 12; \
+         cp '/e/dir with spaces/another long name.dat' '/f/from ext2.dat' || exit 13; \
+         sync; echo \"TOEXT2 $(md5sum < '/e/from fat.bin' | cut -d' ' -f1)\"; \
+         echo \"TOFAT $(md5sum < '/f/from ext2.dat' | cut -d' ' -f1)\"; \
+         umount /f || exit 14; umount /e || exit 15; grep -E '^usb' /proc/drivers; echo TWO-DONE",
+        wait_for("/dev/sda"),
+        wait_for("/dev/sdb"),
+    );
+    let g = exec(&test, controller, &cmd, &[&fat, &ext2], 4);
+    assert_eq!(g.status, 0, "guest command failed ({}):\n{}", g.status, g.out);
+    assert!(
+        g.out.contains("netbsd=sd0 stack=rump") && g.out.contains("netbsd=sd1 stack=rump"),
+        "/proc/drivers does not show two sticks on the rump stack:\n{}",
+        g.out
+    );
+    let md5 = |p: &Path| {
+        run(Command::new("md5sum").arg(p))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let big = md5(&src.join("big file.bin"));
+    let small = md5(&src.join("dir with spaces/another long name.dat"));
+    assert!(
+        g.out.contains(&format!("TOEXT2 {big}")) && g.out.contains(&format!("TOFAT {small}")),
+        "a copy between the sticks reads back wrong in the guest:\n{}",
+        g.out
+    );
+    // On the host, after power-off.
+    let part = dir.join("part.img");
+    let data = std::fs::read(&fat).unwrap();
+    std::fs::write(&part, &data[(FAT_START as usize * 512)..]).unwrap();
+    let out = Command::new(sbin("fsck.vfat"))
+        .arg("-n")
+        .arg(&part)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fsck.vfat -n is not clean:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p = part.display().to_string();
+    let copy = Command::new("mtype")
+        .args(["-i", &p, "::/from ext2.dat"])
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success() && copy.stdout == pattern(300_000, 2),
+        "the file copied to the FAT stick differs on the host ({} bytes)",
+        copy.stdout.len()
+    );
+    let out = Command::new(sbin("e2fsck"))
+        .arg("-fn")
+        .arg(&ext2)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "e2fsck -fn is not clean:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dumped = dir.join("from-fat.bin");
+    let _ = std::fs::remove_file(&dumped);
+    run(Command::new(sbin("debugfs"))
+        .arg("-R")
+        .arg(format!("dump \"/from fat.bin\" {}", dumped.display()))
+        .arg(&ext2));
+    assert!(
+        std::fs::read(&dumped).unwrap_or_default() == pattern(24_000_000, 3),
+        "the file copied to the ext2 stick differs on the host"
+    );
+    println!("{test}:\n{}", g.out);
+}
+
+#[test]
+fn two_sticks_copy_a_file_each_way_xhci() {
+    two_sticks("xhci");
+}
+
+#[test]
+fn two_sticks_copy_a_file_each_way_ehci() {
+    two_sticks("ehci");
+}
