@@ -1013,6 +1013,9 @@ fn two_sticks_copy_a_file_each_way_xhci() {
 }
 
 #[test]
+#[ignore = "crashed the kernel in 1 run of 2 (2026-12-07): a page fault in NetBSD's \
+            uvm_page_unbusy (NULL page) during the copy between msdosfs and ext2fs on usb-ehci; \
+            not investigated yet — docs/usb.md, issue 14"]
 fn two_sticks_copy_a_file_each_way_ehci() {
     two_sticks("ehci");
 }
