@@ -131,7 +131,10 @@ pub(super) fn release_parked() {
 fn dead_end(why: &str) -> ! {
     if let Some(p) = crate::proc::current_process() {
         let name = p.name.lock().clone();
-        crate::println!("rump: pid {} ({name}) killed: the NetBSD kernel {why}", p.pid);
+        crate::println!(
+            "rump: pid {} ({name}) killed: the NetBSD kernel {why}",
+            p.pid
+        );
         drop(p);
         crate::proc::exit_group(crate::proc::ExitStatus::Signaled(9));
     }
