@@ -10,6 +10,7 @@
 //!   command line, memory, CPUs and disks, gets a
 //!   [`Transcript`], and asserts on it. When the test fails, the transcript is kept under
 //!   `<target>/test-logs/<test>.log` and its tail is part of the failure message.
+//! - [`netinject`]: raw Ethernet frames into the guest's e1000 ([`Boot::net_inject`]).
 //! - [`banner`]: parsers for the boot banner (memory, CPUs, PCI lines).
 //! - [`skip`]: the skip convention (`SKIPPED: <test>: <reason>` on stdout), which
 //!   `cargo xtask test` counts as skipped, never as passed (see docs/testing.md).
@@ -24,6 +25,7 @@
 
 pub mod banner;
 pub mod bundle;
+pub mod netinject;
 pub mod qemu;
 
 use std::collections::hash_map::DefaultHasher;
@@ -349,6 +351,17 @@ impl Boot {
     /// An e1000 on QEMU's user-mode network; `opts` as for `--net user,OPTS` (may be "").
     pub fn net(mut self, opts: &str) -> Self {
         self.machine.net = Some(opts.to_string());
+        self
+    }
+    /// Frame injection (issue 17's bad-input tests): the e1000, QEMU's user network (as
+    /// [`Boot::net`] sets it up; an empty one if `net` was not called) and QEMU's `dgram`
+    /// netdev of a [`netinject::Injector`] on one hub, so the test program's frames reach
+    /// the guest and the guest's frames reach it (see [`qemu::NetInject`]).
+    pub fn net_inject(mut self, ports: qemu::NetInject) -> Self {
+        if self.machine.net.is_none() {
+            self.machine.net = Some(String::new());
+        }
+        self.machine.net_inject = Some(ports);
         self
     }
     /// A sound card (`intel-hda` + `hda-duplex`) on an audiodev; `backend` as for

@@ -47,6 +47,9 @@ pub struct Machine {
     /// user-mode network, `opts` being what follows `user` in `--net user[,…]`, as QEMU spells
     /// it (`hostfwd=tcp::8080-:80`). Host forwards always bind 127.0.0.1 (see [`net_args`]).
     pub net: Option<String>,
+    /// With `net`: frames a host program writes reach the e1000 too, and it hears what the
+    /// guest sends (see [`net_args`] and [`crate::netinject`]). `None` for every ordinary boot.
+    pub net_inject: Option<NetInject>,
     /// `None`: no sound card. `Some(backend)`: QEMU's `intel-hda` with an `hda-duplex`
     /// codec on an audiodev (see [`audio_args`]): `wav:FILE[,OPTS]`, `none`, `alsa`, `oss`,
     /// `pa`, … as `--audio` takes them.
@@ -89,6 +92,7 @@ impl Machine {
             monitor: None,
             usb_controller: "xhci".into(),
             net: None,
+            net_inject: None,
             audio: None,
             direct: None,
             gdb: None,
@@ -201,7 +205,7 @@ impl Machine {
         }
         match &self.net {
             None => a.extend(["-nic".into(), "none".into()]),
-            Some(opts) => a.extend(net_args(opts)),
+            Some(opts) => a.extend(net_args_with(opts, self.net_inject)),
         }
         if let Some(backend) = &self.audio {
             // Checked when the option was parsed; a bad one here is a test's bug.
@@ -245,6 +249,26 @@ pub fn gdb_script(kernel: &Path, port: u16) -> String {
 /// one (`hostfwd=tcp::8080-:80`, which QEMU would bind to every interface) becomes
 /// `127.0.0.1`, any other address is replaced and a note printed.
 pub fn net_args(opts: &str) -> Vec<String> {
+    net_args_with(opts, None)
+}
+
+/// A second way into the guest's network for frame-injection tests: QEMU's `dgram` netdev
+/// on 127.0.0.1 (UDP, one Ethernet frame per datagram, no framing) and the user network
+/// joined on one QEMU hub with the e1000. Every frame the host program sends from
+/// 127.0.0.1:`host_port` to 127.0.0.1:`qemu_port` reaches the e1000 (and QEMU's user
+/// network, which ignores what is not for it); every frame the guest sends reaches both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetInject {
+    /// The UDP port QEMU's `dgram` netdev binds (127.0.0.1).
+    pub qemu_port: u16,
+    /// The UDP port of the host program (127.0.0.1), where QEMU sends the guest's frames.
+    pub host_port: u16,
+}
+
+/// [`net_args`], and with `inject` the hub described at [`NetInject`]:
+/// `-netdev user,id=n0,… -netdev dgram,id=inj,… -netdev hubport,…` for each of them and
+/// `-device e1000,netdev=` a third hub port.
+pub fn net_args_with(opts: &str, inject: Option<NetInject>) -> Vec<String> {
     let mut netdev = String::from("user,id=n0");
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         netdev.push(',');
@@ -253,11 +277,30 @@ pub fn net_args(opts: &str) -> Vec<String> {
             None => netdev.push_str(o),
         }
     }
+    let Some(inj) = inject else {
+        return vec![
+            "-netdev".into(),
+            netdev,
+            "-device".into(),
+            "e1000,netdev=n0".into(),
+        ];
+    };
     vec![
         "-netdev".into(),
         netdev,
+        "-netdev".into(),
+        format!(
+            "dgram,id=inj,local.type=inet,local.host=127.0.0.1,local.port={},remote.type=inet,remote.host=127.0.0.1,remote.port={}",
+            inj.qemu_port, inj.host_port
+        ),
+        "-netdev".into(),
+        "hubport,id=hub-user,hubid=0,netdev=n0".into(),
+        "-netdev".into(),
+        "hubport,id=hub-inj,hubid=0,netdev=inj".into(),
+        "-netdev".into(),
+        "hubport,id=hub-nic,hubid=0".into(),
         "-device".into(),
-        "e1000,netdev=n0".into(),
+        "e1000,netdev=hub-nic".into(),
     ]
 }
 

@@ -385,7 +385,7 @@ pub fn report() -> Vec<String> {
         };
         let l = *n.lease.lock();
         v.push(format!(
-            "net eth0 e1000 {} mac={} mac_from={} link={} speed={} duplex={} addr={} gateway={} dns={} irq=\"{}\" interrupts={} rx_packets={} tx_packets={} rx_dropped={} tx_dropped={}",
+            "net eth0 e1000 {} mac={} mac_from={} link={} speed={} duplex={} addr={} gateway={} dns={} irq=\"{}\" interrupts={} rx_packets={} tx_packets={} rx_dropped={} tx_dropped={} half_open_dropped={}",
             n.slot,
             EthernetAddress(n.mac),
             n.mac_source,
@@ -401,6 +401,7 @@ pub fn report() -> Vec<String> {
             stats.tx_packets,
             stats.rx_dropped,
             stats.tx_dropped,
+            inet::HALF_OPEN_DROPPED.load(Ordering::Relaxed),
         ));
     }
     v

@@ -499,6 +499,7 @@ impl RumpSock {
             Flag::ReuseAddr => (ns::SOL_SOCKET, ns::SO_REUSEADDR),
             Flag::KeepAlive => (ns::SOL_SOCKET, ns::SO_KEEPALIVE),
             Flag::NoDelay => (ns::IPPROTO_TCP, ns::TCP_NODELAY),
+            Flag::Broadcast => (ns::SOL_SOCKET, ns::SO_BROADCAST),
         }
     }
 }

@@ -41,6 +41,8 @@ const SO_DOMAIN: u64 = 39;
 const SOL_IP: u64 = 0;
 const SOL_TCP: u64 = 6;
 const TCP_NODELAY: u64 = 1;
+const IP_TOS: u64 = 1;
+const IP_TTL: u64 = 2;
 
 pub const MSG_PEEK: u32 = 2;
 pub const MSG_TRUNC: u32 = 0x20;
@@ -50,6 +52,10 @@ pub const MSG_DONTWAIT: u32 = 0x40;
 pub fn socket(ty: u64, proto: u64) -> KResult<u64> {
     let ty = ty as u32;
     if ty & !(0xf | O_NONBLOCK | O_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    // Linux: a protocol number outside 0..IPPROTO_MAX (263) is EINVAL, before any lookup.
+    if proto as u32 as i32 >= 263 || (proto as u32 as i32) < 0 {
         return Err(Errno::EINVAL);
     }
     let kind = match (ty & 0xf, proto) {
@@ -167,13 +173,34 @@ pub fn shutdown(s: &dyn InetSocket, how: u64) -> KResult<u64> {
     Ok(0)
 }
 
+/// [`write_sin`] for getsockname/getpeername, where (unlike accept and recvfrom) the
+/// length pointer is required and a NULL address with room is EFAULT (Linux).
+fn write_sin_required(addr: u64, lenp: u64, a: SocketAddrV4) -> KResult<()> {
+    if lenp == 0 {
+        return Err(Errno::EFAULT);
+    }
+    let cap: i32 = read_val(lenp)?;
+    if cap < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let b = sin_bytes(a);
+    let n = b.len().min(cap as usize);
+    if n > 0 {
+        if addr == 0 {
+            return Err(Errno::EFAULT);
+        }
+        copy_to_user(addr, &b[..n])?;
+    }
+    write_val(lenp, &16u32)
+}
+
 pub fn getsockname(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
-    write_sin(c.a1(), c.a2(), s.local_name()?)?;
+    write_sin_required(c.a1(), c.a2(), s.local_name()?)?;
     Ok(0)
 }
 
 pub fn getpeername(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
-    write_sin(c.a1(), c.a2(), s.peer_name()?)?;
+    write_sin_required(c.a1(), c.a2(), s.peer_name()?)?;
     Ok(0)
 }
 
@@ -185,7 +212,13 @@ fn int_opt(addr: u64, len: u64) -> KResult<i32> {
 }
 
 pub fn setsockopt(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
-    let (level, name, val, len) = (c.a1(), c.a2(), c.a3(), c.a4());
+    let (level, name, val) = (c.a1(), c.a2(), c.a3());
+    // socklen_t is 32 bits; Linux refuses a negative one before looking at anything else.
+    let len = c.a4() as u32;
+    if (len as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = u64::from(len);
     match (level, name) {
         (SOL_SOCKET, SO_REUSEADDR) => s.set_flag(Flag::ReuseAddr, int_opt(val, len)? != 0)?,
         (SOL_SOCKET, SO_KEEPALIVE) => s.set_flag(Flag::KeepAlive, int_opt(val, len)? != 0)?,
@@ -195,19 +228,35 @@ pub fn setsockopt(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
         (SOL_SOCKET, SO_SNDBUF | SO_RCVBUF) => {
             s.set_buffer_size(name == SO_SNDBUF, int_opt(val, len)?)?
         }
-        // Accepted and not acted on (broadcast is always allowed).
-        (SOL_SOCKET, SO_BROADCAST) => {
-            int_opt(val, len)?;
-        }
-        (SOL_SOCKET, SO_LINGER) if len >= 8 => {
+        (SOL_SOCKET, SO_BROADCAST) => s.set_flag(Flag::Broadcast, int_opt(val, len)? != 0)?,
+        (SOL_SOCKET, SO_LINGER) => {
+            if len < 8 {
+                return Err(Errno::EINVAL);
+            }
             let [on, secs] = read_val::<[i32; 2]>(val)?;
             s.set_linger(on != 0, secs)?;
         }
         (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO) if len >= 16 => {
             read_val::<[i64; 2]>(val)?;
         }
-        (SOL_IP, _) => {}
-        (SOL_SOCKET | SOL_TCP, _) => return Err(Errno::ENOPROTOOPT),
+        // IP_TOS, IP_TTL: checked as Linux checks them, not acted on.
+        (SOL_IP, IP_TOS) => {
+            int_opt(val, len.max(4))?;
+        }
+        (SOL_IP, IP_TTL) => {
+            let ttl = int_opt(val, len)?;
+            if ttl != -1 && !(1..=255).contains(&ttl) {
+                return Err(Errno::EINVAL);
+            }
+        }
+        // The other options Linux defines at this level: accepted, not acted on.
+        (SOL_IP, 3..=52) => {
+            if len > 0 {
+                let mut b = alloc::vec![0u8; (len as usize).min(64)];
+                copy_from_user(&mut b, val)?;
+            }
+        }
+        (SOL_SOCKET | SOL_TCP | SOL_IP, _) => return Err(Errno::ENOPROTOOPT),
         _ => return Err(Errno::ENOPROTOOPT),
     }
     Ok(0)
@@ -226,10 +275,15 @@ pub fn getsockopt(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
         (SOL_SOCKET, SO_DOMAIN) => Vec::from((AF_INET as i32).to_le_bytes()),
         (SOL_SOCKET, SO_PROTOCOL) => Vec::from(s.kind().protocol().to_le_bytes()),
         (SOL_SOCKET, SO_LINGER) => alloc::vec![0u8; 8],
+        (SOL_SOCKET, SO_BROADCAST) => Vec::from((s.flag(Flag::Broadcast) as i32).to_le_bytes()),
         (SOL_TCP, TCP_NODELAY) if s.kind() == Kind::Stream => {
             Vec::from((s.flag(Flag::NoDelay) as i32).to_le_bytes())
         }
-        _ => return Err(Errno::ENOPROTOOPT),
+        (SOL_SOCKET, _) => return Err(Errno::ENOPROTOOPT),
+        (SOL_TCP, _) if s.kind() == Kind::Stream => return Err(Errno::ENOPROTOOPT),
+        (SOL_IP, _) => return Err(Errno::ENOPROTOOPT),
+        // Linux's getsockopt: a level the protocol does not know is EOPNOTSUPP.
+        _ => return Err(Errno::EOPNOTSUPP),
     };
     let cap: i32 = read_val(c.a4())?;
     if cap < 0 {

@@ -55,6 +55,8 @@ pub fn register(t: &mut Table) {
     t.add(54, "setsockopt", setsockopt);
     t.add(55, "getsockopt", getsockopt);
     t.add(288, "accept4", accept4);
+    t.add(299, "recvmmsg", recvmmsg);
+    t.add(307, "sendmmsg", sendmmsg);
 }
 
 fn ctx() -> KResult<FsCtx> {
@@ -104,6 +106,10 @@ fn socket(c: &mut Call<'_>) -> KResult<u64> {
 }
 
 fn socketpair(c: &mut Call<'_>) -> KResult<u64> {
+    if c.a0() == inet::AF_INET {
+        // Linux: AF_INET sockets exist but cannot be made in pairs.
+        return Err(Errno::EOPNOTSUPP);
+    }
     let (ty, nb, ce) = parse_type(c.a0(), c.a1(), c.a2())?;
     let (a, b) = Inner::pair(ty, cred());
     let p = current_process().ok_or(Errno::ESRCH)?;
@@ -434,14 +440,54 @@ fn iovecs(addr: u64, n: u64) -> KResult<Vec<(u64, usize)>> {
         return Err(Errno::EMSGSIZE);
     }
     (0..n)
-        .map(|i| read_val::<[u64; 2]>(addr + i * 16).map(|v| (v[0], v[1] as usize)))
+        .map(|i| {
+            let v = read_val::<[u64; 2]>(addr + i * 16)?;
+            // Linux: a length that is negative as an ssize_t is EINVAL.
+            if (v[1] as i64) < 0 {
+                return Err(Errno::EINVAL);
+            }
+            Ok((v[0], v[1] as usize))
+        })
         .collect()
 }
 
+/// The most control data one sendmsg may pass (Linux: `net.core.optmem_max`).
+const MAX_CONTROL: u64 = 128 * 1024;
+
+/// Control data of an AF_INET sendmsg: copied in and its headers checked as Linux checks
+/// them (ENOBUFS past [`MAX_CONTROL`], EFAULT, EINVAL for a malformed `cmsghdr` or a
+/// socket-level message); what IP-level messages ask for is not acted on.
+fn inet_control(addr: u64, len: u64) -> KResult<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    if len > MAX_CONTROL {
+        return Err(Errno::ENOBUFS);
+    }
+    let mut ctl = alloc::vec![0u8; len as usize];
+    copy_from_user(&mut ctl, addr)?;
+    let mut off = 0;
+    while off + 16 <= ctl.len() {
+        let clen = u64::from_le_bytes(ctl[off..off + 8].try_into().map_err(|_| Errno::EINVAL)?);
+        let level = u32::from_le_bytes(ctl[off + 8..off + 12].try_into().map_err(|_| Errno::EINVAL)?);
+        if clen < 16 || clen > (ctl.len() - off) as u64 || u64::from(level) == SOL_SOCKET {
+            return Err(Errno::EINVAL);
+        }
+        off += (clen as usize).next_multiple_of(8);
+    }
+    Ok(())
+}
+
 fn sendmsg(c: &mut Call<'_>) -> KResult<u64> {
-    let m = msghdr(c.a1())?;
-    let flags = c.a2() as u32;
-    if let Some(r) = on_inet(c.i32(0), |f, s| {
+    sendmsg_at(c.i32(0), c.a1(), c.a2() as u32)
+}
+
+fn sendmsg_at(fd: i32, maddr: u64, flags: u32) -> KResult<u64> {
+    let m = msghdr(maddr)?;
+    if let Some(r) = on_inet(fd, |f, s| {
+        if m[5] > i32::MAX as u64 {
+            return Err(Errno::ENOBUFS);
+        }
         let iov = iovecs(m[2], m[3])?;
         let total = iov.iter().map(|v| v.1).fold(0usize, usize::saturating_add);
         let cap = inet::send_len(s, total, STREAM_CHUNK)?;
@@ -457,6 +503,7 @@ fn sendmsg(c: &mut Call<'_>) -> KResult<u64> {
         } else {
             None
         };
+        inet_control(m[4], m[5])?;
         sigpipe(inet::send(f, s, &data, flags, dest), flags)
     })? {
         return Ok(r as u64);
@@ -508,17 +555,19 @@ fn sendmsg(c: &mut Call<'_>) -> KResult<u64> {
             off += len.next_multiple_of(8);
         }
     }
-    do_send(c.i32(0), &data, flags, dest, rights)
+    do_send(fd, &data, flags, dest, rights)
 }
 
 fn recvmsg(c: &mut Call<'_>) -> KResult<u64> {
-    let maddr = c.a1();
+    recvmsg_at(c.i32(0), c.a1(), c.a2() as u32)
+}
+
+fn recvmsg_at(fd: i32, maddr: u64, flags: u32) -> KResult<u64> {
     let m = msghdr(maddr)?;
-    let flags = c.a2() as u32;
-    if let Some(r) = on_inet(c.i32(0), |f, s| recvmsg_inet(maddr, &m, flags, f, s))? {
+    if let Some(r) = on_inet(fd, |f, s| recvmsg_inet(maddr, &m, flags, f, s))? {
         return Ok(r);
     }
-    let (f, s) = sock(c.i32(0))?;
+    let (f, s) = sock(fd)?;
     let iov = iovecs(m[2], m[3])?;
     let total = iov
         .iter()
@@ -633,4 +682,58 @@ fn recvmsg_inet(
     write_val(maddr + 40, &0u64)?;
     write_val(maddr + 48, &(if full > n { MSG_TRUNC } else { 0 }))?;
     Ok(if flags & MSG_TRUNC != 0 { full } else { n } as u64)
+}
+
+/// `struct mmsghdr`: a `msghdr` (56 bytes), then `msg_len`, padded to 64.
+const MMSGHDR: u64 = 64;
+/// Linux's UIO_MAXIOV: the most messages one sendmmsg/recvmmsg handles.
+const MAX_MMSG: u64 = 1024;
+const MSG_WAITFORONE: u32 = 0x10000;
+
+/// sendmmsg(fd, msgvec, vlen, flags): sendmsg for each message in turn; the number sent,
+/// or the first message's error when none was (Linux).
+fn sendmmsg(c: &mut Call<'_>) -> KResult<u64> {
+    let (fd, vec, flags) = (c.i32(0), c.a1(), c.a3() as u32);
+    let n = (c.a2() as u32 as u64).min(MAX_MMSG);
+    let mut done = 0;
+    while done < n {
+        let at = vec + done * MMSGHDR;
+        match sendmsg_at(fd, at, flags) {
+            Ok(k) => write_val(at + 56, &(k as u32))?,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// recvmmsg(fd, msgvec, vlen, flags, timeout): recvmsg for each message; with
+/// MSG_WAITFORONE only the first waits. The timeout is checked (EFAULT, EINVAL) but not
+/// enforced.
+fn recvmmsg(c: &mut Call<'_>) -> KResult<u64> {
+    let (fd, vec, flags, timeout) = (c.i32(0), c.a1(), c.a3() as u32, c.a4());
+    if timeout != 0 {
+        let [_, ns] = read_val::<[i64; 2]>(timeout)?;
+        if !(0..1_000_000_000).contains(&ns) {
+            return Err(Errno::EINVAL);
+        }
+    }
+    let n = (c.a2() as u32 as u64).min(MAX_MMSG);
+    let mut done = 0;
+    while done < n {
+        let at = vec + done * MMSGHDR;
+        let f = if done > 0 && flags & MSG_WAITFORONE != 0 {
+            flags | MSG_DONTWAIT
+        } else {
+            flags
+        } & !MSG_WAITFORONE;
+        match recvmsg_at(fd, at, f) {
+            Ok(k) => write_val(at + 56, &(k as u32))?,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+        done += 1;
+    }
+    Ok(done)
 }

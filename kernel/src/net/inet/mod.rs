@@ -28,10 +28,11 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{icmp, raw, tcp, udp};
-use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
+use smoltcp::wire::{IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
 
 mod ping;
 mod ready;
+pub use ready::HALF_OPEN_DROPPED;
 mod stream;
 
 use ping::{open_icmp, open_raw};
@@ -88,6 +89,9 @@ struct Listen {
     waiting: Vec<SocketHandle>,
     /// Established connections not yet accepted.
     ready: VecDeque<SocketHandle>,
+    /// The sockets of `waiting` in SYN-RECEIVED and since when (ns of uptime) — a SYN
+    /// flood fills `waiting` with them; see [`ready::publish`].
+    half_open: Vec<(SocketHandle, u64)>,
 }
 
 struct State {
@@ -110,6 +114,7 @@ struct State {
     shut_rd: bool,
     shut_wr: bool,
     reuseaddr: bool,
+    broadcast: bool,
     nodelay: bool,
     keepalive: bool,
 }
@@ -239,6 +244,7 @@ impl InetSock {
                     shut_rd: false,
                     shut_wr: false,
                     reuseaddr: false,
+                    broadcast: false,
                     nodelay: false,
                     keepalive: false,
                 },
@@ -326,6 +332,7 @@ impl InetSock {
                 backlog,
                 waiting: Vec::new(),
                 ready: VecDeque::new(),
+                half_open: Vec::new(),
             });
             refill(st, id);
             Ok(())
@@ -403,6 +410,14 @@ impl InetSock {
                     let to = dest.or(s.remote).ok_or(Errno::EDESTADDRREQ)?;
                     if to.port() == 0 {
                         return Err(Errno::EINVAL);
+                    }
+                    let subnet_broadcast = st
+                        .iface
+                        .ip_addrs()
+                        .iter()
+                        .any(|c| matches!(c, IpCidr::Ipv4(c) if c.broadcast() == Some(*to.ip())));
+                    if (to.ip().is_broadcast() || subnet_broadcast) && !st.inet.get(id)?.broadcast {
+                        return Err(Errno::EACCES);
                     }
                     if st.iface.ipv4_addr().is_none() && !to.ip().is_broadcast() {
                         return Err(Errno::ENETUNREACH);
@@ -602,6 +617,7 @@ impl InetSock {
                 Flag::ReuseAddr => s.reuseaddr = on,
                 Flag::KeepAlive => s.keepalive = on,
                 Flag::NoDelay => s.nodelay = on,
+                Flag::Broadcast => s.broadcast = on,
             }
             if let Some(h) = s.handle.filter(|_| s.kind == Kind::Stream) {
                 let (nd, ka) = (s.nodelay, s.keepalive);
@@ -627,6 +643,7 @@ impl InetSock {
                 Flag::ReuseAddr => s.reuseaddr,
                 Flag::KeepAlive => s.keepalive,
                 Flag::NoDelay => s.nodelay,
+                Flag::Broadcast => s.broadcast,
             })
         })
         .unwrap_or(false)
@@ -656,6 +673,8 @@ pub enum Flag {
     ReuseAddr,
     KeepAlive,
     NoDelay,
+    /// SO_BROADCAST: datagrams to a broadcast address are refused (EACCES) without it.
+    Broadcast,
 }
 
 fn open_udp(st: &mut Stack, id: u64) -> KResult<()> {

@@ -49,6 +49,50 @@ pub(super) fn refill(st: &mut Stack, id: u64) {
     }
 }
 
+/// How long a connection may stay half-open (SYN received, our SYN-ACK unanswered) while
+/// it keeps a new SYN from finding a listener.
+const HALF_OPEN_GRACE_NS: u64 = 1_000_000_000;
+
+/// Half-open connections dropped to make room for new ones (SYN floods), for `/proc/drivers`.
+pub static HALF_OPEN_DROPPED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// SYN-flood defence. smoltcp has no SYN queue: each of a listener's `backlog` sockets
+/// takes one SYN and stays in SYN-RECEIVED, retransmitting its SYN-ACK, until the ACK comes
+/// — which a spoofed SYN never sends, so `backlog` of them would leave the port deaf for
+/// good. When no socket of `l` is listening any more, the oldest half-open one that has
+/// waited over [`HALF_OPEN_GRACE_NS`] is forgotten (as Linux drops from a full SYN queue;
+/// no RST to a peer that may be forged), and [`refill`] puts a listener in its place.
+fn evict_half_open(l: &mut super::Listen, sockets: &mut smoltcp::iface::SocketSet<'static>) {
+    let now = crate::time::now_ns();
+    let state =
+        |sockets: &smoltcp::iface::SocketSet<'static>, h| sockets.get::<tcp::Socket>(h).state();
+    l.half_open
+        .retain(|&(h, _)| l.waiting.contains(&h) && state(sockets, h) == tcp::State::SynReceived);
+    for &h in &l.waiting {
+        if state(sockets, h) == tcp::State::SynReceived && !l.half_open.iter().any(|&(x, _)| x == h)
+        {
+            l.half_open.push((h, now));
+        }
+    }
+    if l.waiting
+        .iter()
+        .any(|&h| state(sockets, h) == tcp::State::Listen)
+    {
+        return;
+    }
+    let Some(i) = (0..l.half_open.len()).min_by_key(|&i| l.half_open[i].1) else {
+        return;
+    };
+    let (h, since) = l.half_open[i];
+    if now.saturating_sub(since) < HALF_OPEN_GRACE_NS {
+        return;
+    }
+    l.half_open.swap_remove(i);
+    l.waiting.retain(|&x| x != h);
+    sockets.remove(h);
+    HALF_OPEN_DROPPED.fetch_add(1, Ordering::Relaxed);
+}
+
 /// After a poll: finished handshakes to accept queues, connect outcomes, finished
 /// orphans out of the socket set, and every socket's readiness, waking those that changed.
 pub fn publish(st: &mut Stack) {
@@ -81,6 +125,7 @@ pub fn publish(st: &mut Stack) {
                     }
                 }
                 l.waiting = still;
+                evict_half_open(l, sockets);
                 if l.waiting.len() + l.ready.len() < l.backlog || l.waiting.is_empty() {
                     refills.push(id);
                 }

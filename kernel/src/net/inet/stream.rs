@@ -20,13 +20,14 @@ pub(super) fn tcp_socket() -> tcp::Socket<'static> {
 impl InetSock {
     pub(super) fn connect_tcp(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
         // No loopback interface yet: nothing listens on 127/8 (and it must not go out).
-        if addr.ip().is_unspecified() || addr.ip().is_loopback() || addr.port() == 0 {
-            return Err(Errno::ECONNREFUSED);
-        }
+        let refused = addr.ip().is_unspecified() || addr.ip().is_loopback() || addr.port() == 0;
         let r = with(self.id, |st, id| {
             let s = st.inet.get(id)?;
             if s.listen.is_some() {
                 return Err(Errno::EISCONN);
+            }
+            if refused && !s.connecting && !s.connected {
+                return Err(Errno::ECONNREFUSED);
             }
             if s.connecting {
                 return Err(Errno::EALREADY);
@@ -68,6 +69,14 @@ impl InetSock {
             s.connecting = true;
             s.connect_unreported = nonblock;
             Ok(false)
+        })
+        .map_err(|e| {
+            // Without a network at all, 127/8 and 0.0.0.0 are still refused.
+            if refused && e == Errno::ENETUNREACH {
+                Errno::ECONNREFUSED
+            } else {
+                e
+            }
         })?;
         if r {
             // The success of an earlier non-blocking connect, reported now.
@@ -102,7 +111,8 @@ impl InetSock {
                     return Err(e);
                 }
                 let Some(h) = s.handle.filter(|_| s.connected) else {
-                    return Err(Errno::ENOTCONN);
+                    // Linux: a stream that is not connected (nor connecting) is a broken pipe.
+                    return Err(if s.connecting { Errno::ENOTCONN } else { Errno::EPIPE });
                 };
                 let t = st.sockets.get_mut::<tcp::Socket>(h);
                 if !t.may_send() {
