@@ -415,17 +415,28 @@ fn inject_ping(inj: &mut Injector, seq: &mut u16, tries: usize) -> bool {
 }
 
 /// GET `path` from 127.0.0.1:`port` (busybox httpd in the guest behind `hostfwd`): the body
-/// of a 200 answer.
-fn http_get(port: u16, path: &str) -> Option<Vec<u8>> {
-    let mut c =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(10)).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+/// of a 200 answer, or what went wrong.
+fn http_get(port: u16, path: &str) -> Result<Vec<u8>, String> {
+    let mut c = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(10))
+        .map_err(|e| format!("connect: {e}"))?;
+    c.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
     c.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-        .ok()?;
+        .map_err(|e| format!("write: {e}"))?;
     let mut v = Vec::new();
-    let _ = c.read_to_end(&mut v);
-    let at = v.windows(4).position(|w| w == b"\r\n\r\n")?;
-    v.starts_with(b"HTTP/1.0 200").then(|| v[at + 4..].to_vec())
+    let end = c.read_to_end(&mut v).err();
+    let Some(at) = v.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Err(format!("{} bytes without a header ({end:?})", v.len()));
+    };
+    // busybox httpd answers "HTTP/1.1 200 OK" to a 1.0 request.
+    if v.starts_with(b"HTTP/1.") && v.get(8..13) == Some(b" 200 ") {
+        Ok(v[at + 4..].to_vec())
+    } else {
+        Err(format!(
+            "answer {:?}",
+            String::from_utf8_lossy(&v[..at.min(80)])
+        ))
+    }
 }
 
 /// The host side: waits for the guest, injects every category of bad frames (checking
@@ -497,19 +508,23 @@ fn inject_all(
     // The server still serves a whole file (retrying: the first tries may meet the flood's
     // leftovers).
     let t2 = Instant::now();
+    let mut last = String::new();
     while t2.elapsed() < Duration::from_secs(120) {
-        if let Some(b) = http_get(fwd, "/f")
-            && b.len() == 256 * 1024
-        {
-            r.fetched = Some(b);
-            break;
+        match http_get(fwd, "/f") {
+            Ok(b) if b.len() == 256 * 1024 => {
+                r.fetched = Some(b);
+                break;
+            }
+            Ok(b) => last = format!("a body of {} bytes", b.len()),
+            Err(e) => last = e,
         }
         inj.pump(Instant::now() + Duration::from_millis(500), |_| false);
     }
     r.fetch_secs = t2.elapsed().as_secs_f64();
     if r.fetched.is_none() {
-        r.problems
-            .push("the guest's httpd served nothing whole after the floods (120 s)".into());
+        r.problems.push(format!(
+            "the guest's httpd served nothing whole after the floods (120 s); last try: {last}"
+        ));
     }
     r.final_ping = inject_ping(&mut inj, &mut seq, 4);
     if !r.final_ping {
@@ -575,7 +590,7 @@ fn bad_input(stack: &str) {
         "{WAIT_DHCP} mkdir -p /tmp/www; dd if=/dev/urandom of=/tmp/www/f bs=1024 count=256 2>/dev/null; md5sum /tmp/www/f; \
          httpd -p 8080 -h /tmp/www; echo httpd-rc=$?; grep eth0: /proc/net/dev | sed 's/^/dev-before: /'; \
          /usr/libexec/adros-tests/netabuse wait 7777 600; echo wait-rc=$?; \
-         grep eth0: /proc/net/dev | sed 's/^/dev-after: /'; ping -c 3 10.0.2.2; echo ping-rc=$?; \
+         grep eth0: /proc/net/dev | sed 's/^/dev-after: /'; grep -o 'half_open_dropped=[0-9]*' /proc/drivers; ping -c 3 10.0.2.2; echo ping-rc=$?; \
          /usr/libexec/adros-tests/netabuse abuse 10.0.2.2 {} {}; echo netabuse-rc=$?; \
          /usr/libexec/adros-tests/abuse; echo abuse-rc=$?",
         p.http, p.udp
@@ -605,6 +620,9 @@ fn bad_input(stack: &str) {
         r.fwd_secs,
         r.fetch_secs
     );
+    if let Some(l) = out.lines().find(|l| l.starts_with("half_open_dropped=")) {
+        println!("{name}: native stack: {l}");
+    }
     for (cat, n, alive) in &r.categories {
         println!("{name}:   {n:5} {cat}: guest answered afterwards: {alive}");
     }

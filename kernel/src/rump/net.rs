@@ -545,6 +545,10 @@ impl InetSocket for RumpSock {
     }
 
     fn connect(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
+        // NetBSD says EOPNOTSUPP for a listening socket; Linux EISCONN.
+        if self.kind == Kind::Stream && self.is_listening() {
+            return Err(Errno::EISCONN);
+        }
         let seen = self.seq.load(Ordering::Acquire);
         let r = ns::connect_in(self.fd, addr);
         self.refresh();
@@ -579,9 +583,14 @@ impl InetSocket for RumpSock {
     }
 
     fn send(&self, data: &[u8], dest: Option<SocketAddrV4>, nonblock: bool) -> KResult<usize> {
-        self.blocking(nonblock, || {
+        let r = self.blocking(nonblock, || {
             ns::sendto(self.fd, data, ns::MSG_NOSIGNAL, dest)
-        })
+        });
+        match r {
+            // NetBSD: ENOTCONN for a stream that is not connected; Linux: a broken pipe.
+            Err(Errno::ENOTCONN) if self.kind == Kind::Stream => Err(Errno::EPIPE),
+            r => r,
+        }
     }
 
     fn recv(
@@ -607,8 +616,16 @@ impl InetSocket for RumpSock {
         if how > 2 {
             return Err(Errno::EINVAL);
         }
+        // NetBSD shuts an unconnected stream down quietly; Linux says ENOTCONN (after
+        // marking it, as here).
+        let unconnected = self.kind == Kind::Stream
+            && !self.is_listening()
+            && ns::peername(self.fd) == Err(Errno::ENOTCONN);
         let r = ns::shutdown(self.fd, how as c_int);
         self.refresh();
+        if unconnected {
+            return Err(Errno::ENOTCONN);
+        }
         r
     }
 
@@ -647,7 +664,15 @@ impl InetSocket for RumpSock {
 
     fn set_buffer_size(&self, send: bool, bytes: i32) -> KResult<()> {
         let opt = if send { ns::SO_SNDBUF } else { ns::SO_RCVBUF };
-        ns::setsockopt_int(self.fd, ns::SOL_SOCKET, opt, bytes.clamp(1024, 4 << 20))
+        // Linux clamps a size it cannot give; NetBSD says ENOBUFS past its `sb_max`: halve
+        // until NetBSD takes it.
+        let mut b = bytes.clamp(1024, 4 << 20);
+        loop {
+            match ns::setsockopt_int(self.fd, ns::SOL_SOCKET, opt, b) {
+                Err(Errno::ENOBUFS) if b > 1024 => b = (b / 2).max(1024),
+                r => return r,
+            }
+        }
     }
 
     fn set_linger(&self, on: bool, secs: i32) -> KResult<()> {

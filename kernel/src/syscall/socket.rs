@@ -469,7 +469,11 @@ fn inet_control(addr: u64, len: u64) -> KResult<()> {
     let mut off = 0;
     while off + 16 <= ctl.len() {
         let clen = u64::from_le_bytes(ctl[off..off + 8].try_into().map_err(|_| Errno::EINVAL)?);
-        let level = u32::from_le_bytes(ctl[off + 8..off + 12].try_into().map_err(|_| Errno::EINVAL)?);
+        let level = u32::from_le_bytes(
+            ctl[off + 8..off + 12]
+                .try_into()
+                .map_err(|_| Errno::EINVAL)?,
+        );
         if clen < 16 || clen > (ctl.len() - off) as u64 || u64::from(level) == SOL_SOCKET {
             return Err(Errno::EINVAL);
         }

@@ -411,11 +411,10 @@ impl InetSock {
                     if to.port() == 0 {
                         return Err(Errno::EINVAL);
                     }
-                    let subnet_broadcast = st
-                        .iface
-                        .ip_addrs()
-                        .iter()
-                        .any(|c| matches!(c, IpCidr::Ipv4(c) if c.broadcast() == Some(*to.ip())));
+                    let subnet_broadcast =
+                        st.iface.ip_addrs().iter().any(
+                            |c| matches!(c, IpCidr::Ipv4(c) if c.broadcast() == Some(*to.ip())),
+                        );
                     if (to.ip().is_broadcast() || subnet_broadcast) && !st.inet.get(id)?.broadcast {
                         return Err(Errno::EACCES);
                     }

@@ -112,7 +112,11 @@ impl InetSock {
                 }
                 let Some(h) = s.handle.filter(|_| s.connected) else {
                     // Linux: a stream that is not connected (nor connecting) is a broken pipe.
-                    return Err(if s.connecting { Errno::ENOTCONN } else { Errno::EPIPE });
+                    return Err(if s.connecting {
+                        Errno::ENOTCONN
+                    } else {
+                        Errno::EPIPE
+                    });
                 };
                 let t = st.sockets.get_mut::<tcp::Socket>(h);
                 if !t.may_send() {
