@@ -324,7 +324,7 @@ pub fn tcp(
     payload: &[u8],
 ) -> Vec<u8> {
     let mut opts = options.to_vec();
-    while opts.len() % 4 != 0 {
+    while !opts.len().is_multiple_of(4) {
         opts.push(0);
     }
     let hlen = 20 + opts.len();
@@ -401,17 +401,17 @@ pub fn icmpv6(src: [u8; 16], dst: [u8; 16], ty: u8, code: u8, body: &[u8]) -> Ve
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn word(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.word() % n.max(1) as u64) as usize
     }
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
+        (0..n).map(|_| self.word() as u8).collect()
     }
 }
 
@@ -624,7 +624,7 @@ pub fn catalogue(
                 GUEST_IP,
                 40003 + rng.below(1000) as u16,
                 dport,
-                rng.next() as u32,
+                rng.word() as u32,
                 0,
                 0x02,
                 opts,
@@ -641,8 +641,8 @@ pub fn catalogue(
                 GUEST_IP,
                 40100,
                 dport,
-                rng.next() as u32,
-                rng.next() as u32,
+                rng.word() as u32,
+                rng.word() as u32,
                 flags,
                 &[],
                 b"xyz",
@@ -725,7 +725,7 @@ pub fn catalogue(
     }
     for ty in 0..=255u8 {
         if ty != 5 {
-            let (code, n) = (rng.next() as u8, rng.below(64));
+            let (code, n) = (rng.word() as u8, rng.below(64));
             v.push(to_guest(1, &icmp(ty, code, 1, 1, &rng.bytes(n))));
         }
     }
@@ -1005,7 +1005,7 @@ pub fn catalogue(
         let mut f = t.clone();
         for _ in 0..1 + rng.below(6) {
             let at = 12 + rng.below(f.len() - 12);
-            f[at] = rng.next() as u8;
+            f[at] = rng.word() as u8;
         }
         if i % 2 == 0 && matches!(proto, 1 | 6 | 17) && f[12..14] == [0x08, 0x00] && f.len() >= 34 {
             let ihl = (usize::from(f[14] & 15) * 4).max(20);
@@ -1062,7 +1062,7 @@ pub fn syn_flood(seed: u64, port: u16, from: &[Ipv4Addr], n: usize) -> Vec<Vec<u
                 GUEST_IP,
                 1024 + rng.below(60000) as u16,
                 port,
-                rng.next() as u32,
+                rng.word() as u32,
                 0,
                 0x02,
                 &[2, 4, 5, 0xb4],
