@@ -34,6 +34,7 @@ use super::sys;
 use crate::block::{self, BlockDev, SECTOR};
 use crate::errno::{Errno, KResult};
 use crate::sched::wait::WaitQueue;
+use crate::sync::spin::IrqSpinLock;
 
 /// NetBSD units looked for (`sd0`…`sd7`).
 const UNITS: u32 = 8;
@@ -106,7 +107,10 @@ pub struct RumpDisk {
     /// NetBSD's raw whole-disk device, open in the worker's rump process.
     fd: i32,
     sectors: u64,
-    jobs: spin::Mutex<VecDeque<Arc<Job>>>,
+    /// Interrupt-safe: the worker reads it in its wait condition, which runs with
+    /// interrupts off (a plain spin lock held by a thread preempted on the same CPU would
+    /// never be released: the watchdog caught exactly that).
+    jobs: IrqSpinLock<VecDeque<Arc<Job>>>,
     work: WaitQueue,
     reads: AtomicU64,
     writes: AtomicU64,
@@ -121,8 +125,8 @@ enum Op {
 }
 
 struct Job {
-    op: spin::Mutex<Option<Op>>,
-    result: spin::Mutex<Option<KResult<Vec<u8>>>>,
+    op: IrqSpinLock<Option<Op>>,
+    result: IrqSpinLock<Option<KResult<Vec<u8>>>>,
     done: AtomicBool,
     wq: WaitQueue,
 }
@@ -135,8 +139,8 @@ impl RumpDisk {
             return Err(Errno::EIO);
         }
         let job = Arc::new(Job {
-            op: spin::Mutex::new(Some(op)),
-            result: spin::Mutex::new(None),
+            op: IrqSpinLock::new(Some(op)),
+            result: IrqSpinLock::new(None),
             done: AtomicBool::new(false),
             wq: WaitQueue::new(),
         });
@@ -347,7 +351,7 @@ fn attach(unit: u32, fd: i32) -> bool {
         gone: AtomicBool::new(false),
         fd,
         sectors: size as u64 / SECTOR,
-        jobs: spin::Mutex::new(VecDeque::new()),
+        jobs: IrqSpinLock::new(VecDeque::new()),
         work: WaitQueue::new(),
         reads: AtomicU64::new(0),
         writes: AtomicU64::new(0),
