@@ -172,6 +172,33 @@ pub fn frame_pointer() -> u64 {
     rbp
 }
 
+/// For an NMI, which can arrive in the few kernel instructions where GS still holds the
+/// user's base (right after `syscall`, or after the exit path's `swapgs` before
+/// `sysretq`/`iretq`): the entry stub decides by the interrupted CS alone, so the handler
+/// checks the base itself and swaps if it is not a kernel address. Returns whether it
+/// swapped; hand that to [`nmi_restore_gs`] before returning.
+pub fn nmi_kernel_gs() -> bool {
+    // SAFETY: reading IA32_GS_BASE has no side effects.
+    let base = unsafe { x86_64::registers::model_specific::Msr::new(0xc000_0101).read() };
+    if base >= 0xffff_8000_0000_0000 {
+        return false;
+    }
+    // SAFETY: GS held the user's base; the kernel's is in KERNEL_GS_BASE (that is what the
+    // entry paths' swapgs relies on). NMIs are not nested and interrupts are off, so nothing
+    // else sees the swapped state before `nmi_restore_gs`.
+    unsafe { core::arch::asm!("swapgs", options(nostack, preserves_flags)) };
+    true
+}
+
+/// Undoes [`nmi_kernel_gs`].
+pub fn nmi_restore_gs(swapped: bool) {
+    if swapped {
+        // SAFETY: puts back the user base that `nmi_kernel_gs` swapped out, for the
+        // interrupted instructions, which expect it.
+        unsafe { core::arch::asm!("swapgs", options(nostack, preserves_flags)) };
+    }
+}
+
 /// Puts this CPU's number in IA32_TSC_AUX, where `rdtscp` (the vDSO's `getcpu`) reads it;
 /// false if the CPU has no `rdtscp`.
 pub fn set_tsc_aux(cpu: usize) -> bool {

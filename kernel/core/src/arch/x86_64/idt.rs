@@ -224,8 +224,11 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
     if v < 32 {
         if v == 2 {
             // An NMI runs on its own stack, possibly inside any other code (even with
-            // interrupts off): it reports and returns, never schedules or delivers signals.
+            // interrupts off, even with the user's GS): it reports and returns, never
+            // schedules or delivers signals.
+            let swapped = super::cpu::nmi_kernel_gs();
             crate::panic::nmi(frame);
+            super::cpu::nmi_restore_gs(swapped);
             return;
         }
         exception(frame);
