@@ -18,6 +18,10 @@ pub fn register(v: &mut Vec<(&'static str, TestFn)>) {
     v.push(("sched::timed_wait_times_out_on_time", timed_wait));
     v.push(("sched::condvar_signal_before_timeout", condvar_signal));
     v.push(("sched::contention_8_threads_1s", contention));
+    v.push((
+        "sched::wait_condition_takes_a_spin_lock_held_by_a_preempted_thread",
+        condition_takes_spin_lock,
+    ));
     v.push(("time::tsc_and_lapic_vs_pit_100ms", clocks_vs_pit));
 }
 
@@ -117,6 +121,47 @@ fn timed_wait() -> Result<(), String> {
             dt / MS
         );
     }
+    Ok(())
+}
+
+/// A wait condition may take a plain spin lock whose holder was preempted on the same CPU:
+/// the condition runs with interrupts on, so the holder gets the CPU back and releases it.
+/// (Conditions once ran under the queue's lock with interrupts off: the waiter spun on the
+/// lock forever and its CPU never took another timer tick.) Both threads on CPU 0; the
+/// holder keeps the lock for 3 ms at a time, longer than a time slice.
+fn condition_takes_spin_lock() -> Result<(), String> {
+    let lock = Arc::new(spin::Mutex::new(0u64));
+    let wq = Arc::new(crate::sched::wait::WaitQueue::new());
+    let (l2, w2) = (lock.clone(), wq.clone());
+    let holder = sched::thread::spawn_on("spin-holder", 0, move || {
+        for _ in 0..60 {
+            let mut g = l2.lock();
+            let t0 = now_ns();
+            while now_ns() - t0 < 3 * MS {
+                core::hint::spin_loop();
+            }
+            *g += 1;
+            drop(g);
+            w2.wake_all();
+            sched::sleep_ms(1);
+        }
+    });
+    let (l3, w3) = (lock.clone(), wq.clone());
+    let waiter = sched::thread::spawn_on("spin-waiter", 0, move || {
+        let mut seen = 0;
+        while seen < 60 {
+            w3.wait_until(|| *l3.lock() > seen, Some(now_ns() + 50 * MS));
+            seen = *l3.lock();
+        }
+    });
+    ensure!(
+        holder.join_until(now_ns() + 20_000 * MS),
+        "the lock holder did not finish in 20 s"
+    );
+    ensure!(
+        waiter.join_until(now_ns() + 5_000 * MS),
+        "the waiter did not see the last count"
+    );
     Ok(())
 }
 

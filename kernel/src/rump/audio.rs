@@ -629,9 +629,8 @@ impl RumpAudio {
 }
 
 type Job = alloc::boxed::Box<dyn FnOnce() + Send>;
-/// Interrupt-safe: read in a wait condition, which runs with interrupts off.
-static JOBS: crate::sync::spin::IrqSpinLock<alloc::collections::VecDeque<Job>> =
-    crate::sync::spin::IrqSpinLock::new(alloc::collections::VecDeque::new());
+static JOBS: spin::Mutex<alloc::collections::VecDeque<Job>> =
+    spin::Mutex::new(alloc::collections::VecDeque::new());
 static JOBQ: WaitQueue = WaitQueue::new();
 /// The worker's thread id.
 static WORKER: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -644,8 +643,8 @@ fn on_worker<R: Send + 'static>(f: impl FnOnce(&RumpAudio) -> R + Send + 'static
     if crate::sched::thread::current().id == WORKER.load(Ordering::Acquire) {
         return f(dev);
     }
-    let slot: Arc<(crate::sync::spin::IrqSpinLock<Option<R>>, WaitQueue)> =
-        Arc::new((crate::sync::spin::IrqSpinLock::new(None), WaitQueue::new()));
+    let slot: Arc<(spin::Mutex<Option<R>>, WaitQueue)> =
+        Arc::new((spin::Mutex::new(None), WaitQueue::new()));
     let back = slot.clone();
     JOBS.lock().push_back(alloc::boxed::Box::new(move || {
         let d = DEV.get().expect("set before jobs run");

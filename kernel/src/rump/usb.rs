@@ -34,7 +34,6 @@ use super::sys;
 use crate::block::{self, BlockDev, SECTOR};
 use crate::errno::{Errno, KResult};
 use crate::sched::wait::WaitQueue;
-use crate::sync::spin::IrqSpinLock;
 
 /// NetBSD units looked for (`sd0`…`sd7`).
 const UNITS: u32 = 8;
@@ -107,10 +106,7 @@ pub struct RumpDisk {
     /// NetBSD's raw whole-disk device, open in the worker's rump process.
     fd: i32,
     sectors: u64,
-    /// Interrupt-safe: the worker reads it in its wait condition, which runs with
-    /// interrupts off (a plain spin lock held by a thread preempted on the same CPU would
-    /// never be released: the watchdog caught exactly that).
-    jobs: IrqSpinLock<VecDeque<Arc<Job>>>,
+    jobs: spin::Mutex<VecDeque<Arc<Job>>>,
     work: WaitQueue,
     reads: AtomicU64,
     writes: AtomicU64,
@@ -125,8 +121,8 @@ enum Op {
 }
 
 struct Job {
-    op: IrqSpinLock<Option<Op>>,
-    result: IrqSpinLock<Option<KResult<Vec<u8>>>>,
+    op: spin::Mutex<Option<Op>>,
+    result: spin::Mutex<Option<KResult<Vec<u8>>>>,
     done: AtomicBool,
     wq: WaitQueue,
 }
@@ -139,8 +135,8 @@ impl RumpDisk {
             return Err(Errno::EIO);
         }
         let job = Arc::new(Job {
-            op: IrqSpinLock::new(Some(op)),
-            result: IrqSpinLock::new(None),
+            op: spin::Mutex::new(Some(op)),
+            result: spin::Mutex::new(None),
             done: AtomicBool::new(false),
             wq: WaitQueue::new(),
         });
@@ -351,7 +347,7 @@ fn attach(unit: u32, fd: i32) -> bool {
         gone: AtomicBool::new(false),
         fd,
         sectors: size as u64 / SECTOR,
-        jobs: IrqSpinLock::new(VecDeque::new()),
+        jobs: spin::Mutex::new(VecDeque::new()),
         work: WaitQueue::new(),
         reads: AtomicU64::new(0),
         writes: AtomicU64::new(0),

@@ -1,7 +1,8 @@
 //! Wait queues: the one blocking primitive everything else (mutex, condvar, rwlock, join,
-//! timed sleeps) is built on. A waiter checks its condition and enqueues itself under the
-//! queue lock, and wakers dequeue and wake under the same lock, so a wake-up can be neither
-//! lost nor delivered to a later, unrelated sleep.
+//! timed sleeps) is built on. A waiter marks itself blocked and enqueues itself under the
+//! queue lock before it checks its condition, and wakers dequeue and wake under the same
+//! lock, so a wake-up can be neither lost nor delivered to a later, unrelated sleep (each
+//! sleep has its own generation).
 
 use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
@@ -61,26 +62,29 @@ impl WaitQueue {
         }
     }
 
-    /// Blocks until `cond()` is true (checked under the queue lock before each sleep) or the
-    /// monotonic clock passes `deadline`. Returns true if the condition held.
+    /// Blocks until `cond()` is true or the monotonic clock passes `deadline`. Returns true
+    /// if the condition held.
+    ///
+    /// Before each sleep the thread is marked blocked and queued under the queue lock, and
+    /// only then checks `cond` — with no lock held and interrupts as the caller had them, so
+    /// a condition may take any lock (a spin lock held by a thread preempted on this CPU
+    /// included; under the queue lock, with interrupts off, that spun forever). A waker that
+    /// makes the condition true after the check finds the thread queued, and one that only
+    /// wakes blocked threads (a signal's `sched::wake`) finds it blocked: no wake-up is lost.
     pub fn wait_until(&self, mut cond: impl FnMut() -> bool, deadline: Option<u64>) -> bool {
         loop {
-            let me = current();
-            let mut q = self.waiters.lock();
-            // Marked blocked *before* the condition is checked: a waker that changes the
-            // condition without this queue (a signal's `sched::wake`, which only wakes a
-            // blocked thread) between the check and the sleep would otherwise be lost.
-            let sgen = me.prepare_block();
             if cond() {
-                me.try_unblock(Some(sgen));
                 return true;
             }
             if deadline.is_some_and(|d| crate::time::now_ns() >= d) {
-                me.try_unblock(Some(sgen));
                 return false;
             }
-            q.push_back(me.clone());
-            drop(q);
+            let (me, sgen) = self.prepare_wait();
+            if cond() {
+                me.try_unblock(Some(sgen));
+                self.remove(&me);
+                return true;
+            }
             super::block(deadline, sgen);
             self.remove(&me);
         }
