@@ -1,7 +1,8 @@
 //! procfs: `/proc/self`, `/proc/[pid]/{stat,status,cmdline,comm,maps,fd/}`, and the global
 //! files busybox's `ps`, `top`, `free`, `mount`, `df`, `uptime` and `nproc` read:
 //! `meminfo`, `cpuinfo`, `stat`, `uptime`, `loadavg`, `mounts`, `filesystems`, `cmdline`,
-//! `version`. Contents are generated on each read.
+//! `version`. Contents are generated on each read. `sysrq-trigger` takes `t`: the hang report
+//! (every CPU and every thread with where it is blocked) on the console.
 
 use alloc::string::{String, ToString};
 use alloc::sync::{Arc, Weak};
@@ -15,7 +16,7 @@ use crate::fs::consts::*;
 use crate::fs::node::{DirEntry, FileSystem, Inode, InodeRef, SetAttr, Stat, StatFs, Timespec};
 use crate::fs::sync::SleepLock;
 
-const GLOBAL: [&str; 14] = [
+const GLOBAL: [&str; 15] = [
     "boottimes",
     "cmdline",
     "cpuinfo",
@@ -27,6 +28,7 @@ const GLOBAL: [&str; 14] = [
     "mounts",
     "profile",
     "stat",
+    "sysrq-trigger",
     "uptime",
     "version",
     "self",
@@ -177,6 +179,7 @@ impl Inode for Node {
             Kind::Root | Kind::Pid(_) | Kind::FdDir(_) | Kind::NetDir => (S_IFDIR | 0o555, 2),
             Kind::SelfLink | Kind::Fd(..) => (S_IFLNK | 0o777, 1),
             Kind::PidFile(_, "cwd" | "exe") => (S_IFLNK | 0o777, 1),
+            Kind::Global("sysrq-trigger") => (S_IFREG | 0o200, 1),
             _ => (S_IFREG | 0o444, 1),
         };
         let (uid, gid) = match &self.kind {
@@ -351,6 +354,35 @@ impl Inode for Node {
         let n = buf.len().min(b.len() - o);
         buf[..n].copy_from_slice(&b[o..o + n]);
         Ok(n)
+    }
+
+    /// Only `/proc/sysrq-trigger` is writable: `t` (or `l`) prints every CPU and every
+    /// thread with where it is blocked, as Linux's SysRq show-tasks does, on the console.
+    fn write_at(&self, _off: u64, buf: &[u8]) -> KResult<usize> {
+        if self.kind != Kind::Global("sysrq-trigger") {
+            return Err(Errno::EACCES);
+        }
+        let root = crate::proc::current_process().is_none_or(|p| p.creds.lock().euid == 0);
+        if !root {
+            return Err(Errno::EPERM);
+        }
+        for &c in buf.iter().filter(|c| !c.is_ascii_whitespace()) {
+            match c {
+                b't' | b'l' => crate::panic::request_hang_report(),
+                _ => log::warn!(
+                    "sysrq: key {:?} not handled (t or l: report every CPU and thread)",
+                    char::from(c)
+                ),
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn truncate(&self, _len: u64) -> KResult<()> {
+        if self.kind == Kind::Global("sysrq-trigger") {
+            return Ok(());
+        }
+        Err(Errno::EACCES)
     }
 
     fn readlink(&self) -> KResult<String> {
@@ -590,6 +622,8 @@ fn global(name: &str) -> KResult<String> {
                 }
             }
         }
+        // Write-only, as on Linux.
+        "sysrq-trigger" => return Err(Errno::EIO),
         _ => return Err(Errno::ENOENT),
     }
     Ok(s)

@@ -143,6 +143,13 @@ fn hang_report(f: &TrapFrame) {
     }
 }
 
+/// Prints the hang report on demand (Linux's SysRq `t`, `/proc/sysrq-trigger`): an NMI to
+/// this CPU, whose handler reports it and brings the other CPUs in as a watchdog NMI would.
+pub fn request_hang_report() {
+    let me = crate::arch::percpu::current();
+    crate::arch::apic::send_raw_ipi(me.apic_id, crate::arch::apic::ICR_NMI);
+}
+
 /// NMI handler while a panic is being reported: print this CPU's state, then halt.
 pub fn nmi_stop(f: &TrapFrame) -> ! {
     while REPORT_LOCK.swap(true, Ordering::Acquire) {

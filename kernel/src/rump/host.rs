@@ -168,7 +168,12 @@ impl Host for KernelHost {
     fn park_until(&self, deadline_ns: u64) {
         park_in_rump(Some(deadline_ns));
     }
+    /// Also where a thread spinning inside the rump kernel (a spin mutex, whose holder may
+    /// be the thread that panicked NetBSD and will never release it) finds out it is dead.
     fn yield_now(&self) {
+        if super::state_is_dead() {
+            dead_end("died while it spun inside it");
+        }
         thread::yield_now();
     }
 
