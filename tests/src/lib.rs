@@ -27,6 +27,7 @@ pub mod banner;
 pub mod bundle;
 pub mod netinject;
 pub mod qemu;
+pub mod sticks;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};

@@ -415,31 +415,9 @@ impl Rng {
     }
 }
 
-/// The guest's link-local IPv6 address (EUI-64 from [`GUEST_MAC`]).
-fn guest_ll6() -> [u8; 16] {
-    let m = GUEST_MAC;
-    [
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        m[0] ^ 2,
-        m[1],
-        m[2],
-        0xff,
-        0xfe,
-        m[3],
-        m[4],
-        m[5],
-    ]
-}
-
-fn inj_ll6() -> [u8; 16] {
-    let m = INJ_MAC;
+/// The link-local IPv6 address of an interface with `mac` (EUI-64: the universal/local
+/// bit flipped, ff:fe in the middle).
+fn link_local6(m: [u8; 6]) -> [u8; 16] {
     [
         0xfe,
         0x80,
@@ -848,7 +826,7 @@ pub fn catalogue(
         .collect::<Vec<_>>();
     let all_nodes: [u8; 16] = all_nodes.try_into().unwrap();
     let mc = [0x33, 0x33, 0, 0, 0, 1];
-    let (g6, i6) = (guest_ll6(), inj_ll6());
+    let (g6, i6) = (link_local6(GUEST_MAC), link_local6(INJ_MAC));
     let echo6 = ipv6(
         i6,
         g6,

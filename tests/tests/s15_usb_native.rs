@@ -8,25 +8,17 @@
 //! driver, and also with NetBSD's msdosfs when the rump components are linked. Tests are
 //! skipped (counted) when a host tool is missing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use adros_tests::sticks::{
+    MIB, guest_sums, host_sums, pattern, run, sbin, source_tree, wait_for, write_mbr,
+};
 use adros_tests::{Boot, banner, rump_linked, skip, test_dir};
 
-const MIB: u64 = 1 << 20;
 /// Partition 1 starts here (sectors).
 const PART_START: u32 = 2048;
-
-fn sbin(tool: &str) -> String {
-    for d in ["/usr/sbin", "/sbin"] {
-        let p = Path::new(d).join(tool);
-        if p.is_file() {
-            return p.display().to_string();
-        }
-    }
-    tool.to_string()
-}
 
 fn tools_available(test: &str, tools: &[&str]) -> bool {
     for t in tools {
@@ -41,17 +33,6 @@ fn tools_available(test: &str, tools: &[&str]) -> bool {
     true
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn run_bytes(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
@@ -60,96 +41,6 @@ fn run_bytes(cmd: &mut Command) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
-}
-
-/// Deterministic pseudo-random bytes.
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 7) as u8
-        })
-        .collect()
-}
-
-/// Writes an MBR with one primary partition.
-fn write_mbr(img: &Path, start: u32, count: u32, ty: u8) {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
-    let mut mbr = [0u8; 512];
-    let e = &mut mbr[446..462];
-    e[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]);
-    e[4] = ty;
-    e[5..8].copy_from_slice(&[0xfe, 0xff, 0xff]);
-    e[8..12].copy_from_slice(&start.to_le_bytes());
-    e[12..16].copy_from_slice(&count.to_le_bytes());
-    mbr[510] = 0x55;
-    mbr[511] = 0xaa;
-    f.seek(SeekFrom::Start(0)).unwrap();
-    f.write_all(&mbr).unwrap();
-}
-
-/// The tree the sticks carry: long names with spaces, nesting, a 24 MB file.
-fn source_tree(dir: &Path) -> PathBuf {
-    let src = dir.join("src");
-    let _ = std::fs::remove_dir_all(&src);
-    std::fs::create_dir_all(src.join("dir with spaces/deeper level")).unwrap();
-    std::fs::write(src.join("hello.txt"), "hello from the host\n").unwrap();
-    std::fs::write(
-        src.join("A Long File Name With Spaces.txt"),
-        pattern(5_000, 1),
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("dir with spaces/another long name.dat"),
-        pattern(300_000, 2),
-    )
-    .unwrap();
-    std::fs::write(src.join("dir with spaces/deeper level/small"), "x\n").unwrap();
-    std::fs::write(src.join("big file.bin"), pattern(24_000_000, 3)).unwrap();
-    src
-}
-
-/// `SUM <md5> ./<path>` for every file under `root`, sorted.
-fn host_sums(root: &Path) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().display().to_string();
-                let sum = run(Command::new("md5sum").arg(&p));
-                let sum = sum.split_whitespace().next().unwrap_or("").to_string();
-                out.push(format!("SUM {sum} ./{rel}"));
-            }
-        }
-    }
-    let mut v = Vec::new();
-    walk(root, root, &mut v);
-    v.sort();
-    v
-}
-
-fn guest_sums(out: &str, tag: &str) -> Vec<String> {
-    let mut v: Vec<String> = out
-        .lines()
-        .filter_map(|l| l.strip_prefix(tag))
-        .map(|l| format!("SUM {l}"))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Shell: wait (bounded) for a device node (sticks attach asynchronously).
-fn wait_for(dev: &str) -> String {
-    format!(
-        "i=0; while [ ! -e {dev} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
-         [ -e {dev} ] || {{ echo NO-DEVICE {dev}; cat /proc/drivers; exit 9; }}; "
-    )
 }
 
 /// Shell: `<TAG> <md5> ./<path>` for every file under the current directory.

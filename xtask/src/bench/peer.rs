@@ -30,7 +30,7 @@ pub fn kernel() -> Result<Peer> {
     let vmlinuz = dir.join("vmlinuz");
     let version_file = dir.join("version");
     if vmlinuz.is_file()
-        && MODULES.iter().all(|m| modules_dir().join(m).is_file())
+        && kept_modules().all(|m| modules_dir().join(m).is_file())
         && let Ok(v) = std::fs::read_to_string(&version_file)
     {
         return Ok(Peer {
@@ -112,37 +112,16 @@ pub fn kernel() -> Result<Peer> {
     Ok(Peer { vmlinuz, version })
 }
 
-/// The modules kept from the image package (file names under [`modules_dir`]): the e1000
-/// driver for the net suite, and for the usb suite [`USB_MODULES`].
-pub const MODULES: &[&str] = &[
-    "e1000.ko",
-    "usb-common.ko",
-    "usbcore.ko",
-    "xhci-hcd.ko",
-    "xhci-pci.ko",
-    "ehci-hcd.ko",
-    "ehci-pci.ko",
-    "scsi_common.ko",
-    "scsi_mod.ko",
-    "crct10dif_common.ko",
-    "crc-t10dif.ko",
-    "crc64.ko",
-    "crc64-rocksoft.ko",
-    "t10-pi.ko",
-    "sd_mod.ko",
-    "usb-storage.ko",
-    "virtio.ko",
-    "virtio_ring.ko",
-    "virtio_pci_modern_dev.ko",
-    "virtio_pci_legacy_dev.ko",
-    "virtio_pci.ko",
-    "virtio_blk.ko",
-    "crc16.ko",
-    "mbcache.ko",
-    "jbd2.ko",
-    "crc32c_generic.ko",
-    "ext4.ko",
-];
+/// The modules kept from the image package (file names under [`modules_dir`]): what the
+/// suites load ([`NET_MODULES`], [`USB_MODULES`], [`EXT2_MODULES`]); each suite's list is the
+/// one place a module is named.
+fn kept_modules() -> impl Iterator<Item = &'static str> {
+    NET_MODULES
+        .iter()
+        .chain(USB_MODULES)
+        .chain(EXT2_MODULES)
+        .copied()
+}
 
 /// The virtio-blk driver and the ext4 file system (which mounts ext2: Debian sets
 /// `CONFIG_EXT4_USE_FOR_EXT2`) with their dependencies, in dependency order (their
@@ -189,12 +168,13 @@ pub fn modules_dir() -> PathBuf {
     cache_dir().join("modules")
 }
 
-/// Copies [`MODULES`] out of the unpacked package (decompressing `.ko.xz`).
+/// Copies the kept modules ([`kept_modules`]) out of the unpacked package (decompressing
+/// `.ko.xz`).
 fn keep_modules(root: &Path) -> Result<()> {
     let out_dir = modules_dir();
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
-    for m in MODULES {
+    for m in kept_modules() {
         let found = find_file(&root.join("lib/modules"), m)
             .or_else(|| find_file(&root.join("usr/lib/modules"), m));
         let found = match found {

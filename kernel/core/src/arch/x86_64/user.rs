@@ -1,7 +1,8 @@
 //! User mode: the `syscall` entry, the return path to ring 3, per-thread SSE state, and the
 //! per-CPU MSR setup. System calls and interrupts from user mode build the same
-//! [`TrapFrame`] on the thread's kernel stack and leave through `iretq` (never `sysret`, so a
-//! non-canonical user RIP cannot fault in ring 0).
+//! [`TrapFrame`] on the thread's kernel stack. They leave through `iretq`, except a system
+//! call whose frame is still exactly what `syscall` left, with a canonical RIP, which leaves
+//! through `sysretq` ([`sysret_ok`]; a non-canonical RIP would fault in ring 0).
 
 use core::sync::atomic::Ordering;
 
@@ -19,6 +20,25 @@ pub const SYSCALL_VECTOR: u64 = 0x100;
 
 core::arch::global_asm!(
     r#"
+/* The general registers of a TrapFrame, in the reverse of the order they were pushed. */
+.macro adros_pop_user_gprs
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+.endm
+
 .section .text.syscall, "ax"
 .global adros_syscall_entry
 adros_syscall_entry:
@@ -56,21 +76,7 @@ adros_syscall_entry:
     jz adros_return_to_user_frame
     /* Fast return: the frame is what `syscall` left (rcx = rip, r11 = rflags), so sysretq
        restores exactly what iretq would, at a fraction of its cost. */
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    adros_pop_user_gprs
     mov rsp, [rsp + 40]     /* user rsp (skipping vector, error code, rip, cs, rflags) */
     swapgs
     sysretq
@@ -78,21 +84,7 @@ adros_syscall_entry:
 /* rsp points at a TrapFrame for ring 3: restore it and iretq. */
 .global adros_return_to_user_frame
 adros_return_to_user_frame:
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    adros_pop_user_gprs
     add rsp, 16
     swapgs
     iretq
