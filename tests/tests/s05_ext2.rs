@@ -711,3 +711,68 @@ fn indexed_directory_native() {
 fn indexed_directory_rump() {
     indexed_directory("rump");
 }
+
+/// Writable shared file mappings on ext2 (tests/user/mapshare.c): four threads, a fork child
+/// and the process write a file through MAP_SHARED mappings, each store reaching the file by
+/// another road (read(2) coherence, msync, fsync, munmap, a child's exit); the same program
+/// on tmpfs in the same boot. After `umount` the host finds every store in the image, and
+/// `e2fsck -fn` is clean.
+fn shared_file_mapping(stack: &str) {
+    let name = &format!("s05_ext2-mapshare_{stack}");
+    if !stack_available(name, stack) {
+        return;
+    }
+    let (img, _) = image(name, &[]);
+    let cmd = format!(
+        "/usr/libexec/adros-tests/mapshare /tmp && \
+         mount -t ext2 -o driver={stack} /dev/vda /mnt && \
+         /usr/libexec/adros-tests/mapshare /mnt && umount /mnt && echo unmounted"
+    );
+    let (out, st) = exec(name, &cmd, &img);
+    assert_eq!(st, 0, "{out}");
+    assert!(
+        out.contains("PASS mapshare /tmp") && out.contains("PASS mapshare /mnt"),
+        "{out}"
+    );
+    assert!(out.contains("unmounted"), "{out}");
+    let mut want: Vec<u8> = [b'a', b'b', b'c']
+        .iter()
+        .flat_map(|&c| std::iter::repeat_n(c, 4096))
+        .collect();
+    for (off, s) in [
+        (0, "count=00004000"),
+        (64, "MSYNCED"),
+        (4096, "child"),
+        (4096 + 64, "UNMAPPED"),
+        (8192 + 64, "EXITED"),
+        (8192 + 100, "WRITE"),
+        (8192 + 200, "FSYNCED"),
+    ] {
+        want[off..off + s.len()].copy_from_slice(s.as_bytes());
+    }
+    let got = debugfs_cat(&img, "/shared.bin");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "shared.bin on the disk ({stack}) has the wrong size"
+    );
+    for (i, (g, w)) in got.bytes().zip(want.iter()).enumerate() {
+        assert_eq!(
+            g,
+            *w,
+            "shared.bin on the disk ({stack}) differs at offset {i}: {:?}",
+            &got[i.saturating_sub(8)..(i + 16).min(got.len())]
+        );
+    }
+    fsck_clean(&img);
+}
+
+#[test]
+fn shared_file_mapping_reaches_the_disk_native() {
+    shared_file_mapping("native");
+}
+
+#[test]
+fn shared_file_mapping_reaches_the_disk_rump() {
+    shared_file_mapping("rump");
+}

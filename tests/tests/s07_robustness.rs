@@ -46,8 +46,10 @@ fn fork_exec_200_leaks_nothing() {
 
 /// vfork and clone(CLONE_VM) children share the parent's memory: the case that once crashed
 /// 1 run in 20 with shared vfork (t_proc's vfork checks followed by four threads counting
-/// under a mutex), 500 times in one process (tests/user/vforkloop.c); one crash, lost
-/// update or failed call fails it.
+/// under a mutex), 500 times in one process (tests/user/vforkloop.c), with the writable
+/// shared file mapping that was reverted with it counting along (the threads, the vfork
+/// child, read(2) and a remap every 50 rounds); one crash, lost update or failed call fails
+/// it.
 #[test]
 fn vfork_shared_memory_then_threads_500_times() {
     run(

@@ -70,7 +70,7 @@ fn csuite_proc() {
 
 #[test]
 fn csuite_mem() {
-    run("t_mem", "mem", 64);
+    run("t_mem", "mem", 78);
 }
 
 #[test]

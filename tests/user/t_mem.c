@@ -1,4 +1,4 @@
-/* Memory: anonymous and private file mappings, munmap, mprotect with SIGSEGV handlers,
+/* Memory: anonymous, private and shared file mappings, munmap, mprotect with SIGSEGV handlers,
  * mremap, madvise, brk, MAP_FIXED, copy-on-write after fork, shared anonymous memory. */
 #include "check.h"
 #include <fcntl.h>
@@ -169,12 +169,53 @@ int main(void) {
     fd = open("/dev/null", O_RDONLY);
     close(fd);
 
+    /* shared file mappings: one set of pages per file, coherent with read/write */
+    fd = open("/tmp/t_mem.shared", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    write(fd, page, sizeof page);
+    char *s1 = mmap(0, 2 * pg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *t2 = mmap(0, pg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, pg);
+    CHECK("mmap_shared_file_writable", s1 != MAP_FAILED && t2 != MAP_FAILED && s1[0] == 'A' && t2[0] == 'B');
+    s1[pg + 1] = 'x';
+    CHECK("mmap_shared_file_two_mappings", t2[1] == 'x');
+    memcpy(s1, "hello", 5);
+    char rbuf[8] = {0};
+    CHECK("mmap_shared_store_seen_by_read", pread(fd, rbuf, 5, 0) == 5 && memcmp(rbuf, "hello", 5) == 0);
+    CHECK("mmap_shared_write_seen_in_map", pwrite(fd, "WORLD", 5, 10) == 5 && memcmp(s1 + 10, "WORLD", 5) == 0);
+    lseek(fd, pg + 2, SEEK_SET);
+    CHECK("mmap_shared_write2_seen_in_map", write(fd, "yz", 2) == 2 && t2[2] == 'y' && s1[pg + 3] == 'z');
+    CHECK("msync_shared_file", msync(s1, 2 * pg, MS_SYNC) == 0);
+    CHECK_ERR("msync_unaligned", msync(s1 + 1, pg, MS_SYNC), EINVAL);
+    pid_t c = fork();
+    if (c == 0) {
+        s1[100] = 'c'; /* inherited mapping */
+        int cfd = open("/tmp/t_mem.shared", O_RDWR);
+        char *own = mmap(0, pg, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
+        if (own == MAP_FAILED) _exit(1);
+        own[200] = 'd'; /* a mapping of its own */
+        _exit(own[100] == 'c' ? 0 : 2);
+    }
+    CHECK("mmap_shared_child_sees_parent_file_page", wait_code(c) == 0);
+    CHECK("mmap_shared_child_stores_visible", s1[100] == 'c' && s1[200] == 'd');
+    rbuf[0] = 0;
+    CHECK("mmap_shared_child_stores_in_file", pread(fd, rbuf, 1, 200) == 1 && rbuf[0] == 'd');
+    CHECK("munmap_shared_file", munmap(s1, 2 * pg) == 0 && munmap(t2, pg) == 0);
+    close(fd);
+    fd = open("/tmp/t_mem.shared", O_RDONLY);
+    rbuf[0] = 0;
+    CHECK("mmap_shared_file_after_unmap", pread(fd, rbuf, 5, 0) == 5 && memcmp(rbuf, "hello", 5) == 0);
+    char *sro = mmap(0, pg, PROT_READ, MAP_SHARED, fd, 0);
+    CHECK("mmap_shared_readonly_fd", sro != MAP_FAILED && sro[0] == 'h');
+    CHECK_ERR("mprotect_write_shared_readonly_fd", mprotect(sro, pg, PROT_READ | PROT_WRITE), EACCES);
+    munmap(sro, pg);
+    close(fd);
+    unlink("/tmp/t_mem.shared");
+
     /* fork: copy-on-write and shared anonymous memory */
     char *cw = mmap(0, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     strcpy(cw, "parent");
     int p[2];
     pipe(p);
-    pid_t c = fork();
+    c = fork();
     if (c == 0) {
         char x;
         int ok = strcmp(cw, "parent") == 0;

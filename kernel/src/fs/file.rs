@@ -105,7 +105,8 @@ impl File {
         Ok(())
     }
 
-    fn node(&self) -> KResult<&InodeRef> {
+    /// The file's inode (EINVAL for pipes, devices and the like).
+    pub fn node(&self) -> KResult<&InodeRef> {
         self.inode.as_ref().ok_or(Errno::EINVAL)
     }
 
@@ -115,6 +116,7 @@ impl File {
         match &self.kind {
             Kind::Node => {
                 let node = self.node()?;
+                super::filemap::flush_file(node);
                 let mut pos = self.pos.lock();
                 let n = node.read_at(*pos, buf)?;
                 *pos += n as u64;
@@ -144,6 +146,7 @@ impl File {
                 } else {
                     (*pos, node.write_at(*pos, buf)?)
                 };
+                super::filemap::written(node, off, &buf[..n.min(buf.len())]);
                 *pos = off + n as u64;
                 Ok(n)
             }
@@ -163,7 +166,11 @@ impl File {
     pub fn pread(&self, buf: &mut [u8], off: u64) -> KResult<usize> {
         self.readable()?;
         match &self.kind {
-            Kind::Node => self.node()?.read_at(off, buf),
+            Kind::Node => {
+                let node = self.node()?;
+                super::filemap::flush_file(node);
+                node.read_at(off, buf)
+            }
             Kind::Device(d) => d.read(self, buf, off),
             Kind::Pipe(..) | Kind::Anon(_) => Err(Errno::ESPIPE),
             Kind::Path => Err(Errno::EBADF),
@@ -174,7 +181,12 @@ impl File {
     pub fn pwrite(&self, buf: &[u8], off: u64) -> KResult<usize> {
         self.writable()?;
         match &self.kind {
-            Kind::Node => self.node()?.write_at(off, buf),
+            Kind::Node => {
+                let node = self.node()?;
+                let n = node.write_at(off, buf)?;
+                super::filemap::written(node, off, &buf[..n.min(buf.len())]);
+                Ok(n)
+            }
             Kind::Device(d) => d.write(self, buf, off),
             Kind::Pipe(..) | Kind::Anon(_) => Err(Errno::ESPIPE),
             Kind::Path => Err(Errno::EBADF),
@@ -249,7 +261,10 @@ impl File {
     /// `fsync`/`fdatasync`: the file's data on stable storage (no-op for pipes and devices).
     pub fn sync(&self) -> KResult<()> {
         match self.node() {
-            Ok(n) => n.sync(),
+            Ok(n) => {
+                super::filemap::write_back_file(n)?;
+                n.sync()
+            }
             Err(_) => Ok(()),
         }
     }

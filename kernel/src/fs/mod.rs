@@ -25,6 +25,7 @@ pub mod anon;
 pub mod consts;
 pub mod devfs;
 pub mod file;
+pub mod filemap;
 pub mod initrd;
 #[cfg(target_os = "none")]
 pub mod lock;

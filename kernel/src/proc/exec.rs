@@ -250,6 +250,8 @@ impl Image {
             creds.gid,
         )?;
         let old = core::mem::replace(&mut *p.aspace.lock(), aspace);
+        // Stores through shared file mappings of the old image reach their files.
+        crate::fs::filemap::flush_all(&old);
         *p.name.lock() = String::from(self.path.rsplit('/').next().unwrap_or(&self.path));
         *p.exe.lock() = self.exe;
         *p.cmdline.lock() = self

@@ -604,6 +604,8 @@ pub fn exit_group(status: ExitStatus) -> ! {
 
 /// Last thread gone: close files, release memory, reparent children, notify the parent.
 fn finish_process(p: &Arc<Process>) {
+    // Stores through shared file mappings reach their files.
+    crate::fs::filemap::flush_all(&p.aspace());
     // Taken out first: closing a file can call into the rump kernel (a file on a rump
     // mount), which must not happen with the table's IrqSpinLock held (interrupts off).
     let mut files = core::mem::take(&mut *p.files.lock());

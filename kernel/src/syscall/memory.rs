@@ -58,10 +58,20 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
             return Err(Errno::EACCES);
         }
     }
-    if flags & MAP_SHARED != 0 && file.is_some() && prot & PROT_WRITE != 0 {
-        // Writable shared file mappings would need write-back to the file.
-        return Err(Errno::ENODEV);
-    }
+    // A shared mapping of a regular file maps the file's cached pages (`fs::filemap`);
+    // of anything else (a device), a copy, which could not write back: no PROT_WRITE.
+    let shared_file = match &file {
+        Some(f) if flags & MAP_SHARED != 0 => {
+            let regular = f.node().is_ok_and(|n| {
+                n.stat().mode & crate::fs::consts::S_IFMT == crate::fs::consts::S_IFREG
+            });
+            if !regular && prot & PROT_WRITE != 0 {
+                return Err(Errno::ENODEV);
+            }
+            regular
+        }
+        _ => false,
+    };
     let name = if file.is_some() { "file" } else { "anon" };
     let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
     let start = if fixed {
@@ -84,7 +94,14 @@ fn mmap(c: &mut Call<'_>) -> KResult<u64> {
     if fixed {
         a.map_anon(start, start + len, prot | PROT_WRITE, name)?;
     }
-    if let Some(f) = &file {
+    if shared_file && let Some(f) = &file {
+        let node = f.node()?;
+        let may_write = f.flags() & crate::fs::consts::O_ACCMODE == crate::fs::consts::O_RDWR;
+        if let Err(e) = crate::fs::filemap::map(&a, start, len, node, off, may_write) {
+            let _ = a.unmap(start, start + len);
+            return Err(e);
+        }
+    } else if let Some(f) = &file {
         let mut buf = alloc::vec![0u8; 64 * 1024];
         let mut done = 0u64;
         while done < len {
@@ -118,10 +135,17 @@ fn munmap(c: &mut Call<'_>) -> KResult<u64> {
     let end = addr
         .checked_add(len.next_multiple_of(PAGE))
         .ok_or(Errno::EINVAL)?;
-    current_process()
-        .ok_or(Errno::ESRCH)?
-        .aspace()
-        .unmap(addr, end)?;
+    let p = current_process().ok_or(Errno::ESRCH)?;
+    let a = p.aspace();
+    // Stores through a shared file mapping reach the file before the mapping goes.
+    let vmas = a.vmas();
+    if vmas.iter().any(|v| v.file.is_some()) {
+        let _ = crate::fs::filemap::flush_range(&vmas, addr, end);
+    }
+    a.unmap(addr, end)?;
+    if vmas.iter().any(|v| v.file.is_some()) {
+        crate::fs::filemap::sweep();
+    }
     Ok(0)
 }
 
@@ -165,8 +189,20 @@ fn mremap(c: &mut Call<'_>) -> KResult<u64> {
         .find(|v| v.start <= old && old < v.end)
         .ok_or(Errno::EFAULT)?;
     if new_len <= old_len {
+        if vma.file.is_some() {
+            let _ = crate::fs::filemap::flush_range(
+                core::slice::from_ref(&vma),
+                old + new_len,
+                old + old_len,
+            );
+        }
         a.unmap(old + new_len, old + old_len)?;
+        crate::fs::filemap::sweep();
         return Ok(old);
+    }
+    if vma.file.is_some() {
+        // Growing a shared file mapping would need its new pages from the file's cache.
+        return Err(Errno::EINVAL);
     }
     // Grow in place if the following range is free.
     let free_after = !a
@@ -216,6 +252,34 @@ fn madvise(c: &mut Call<'_>) -> KResult<u64> {
     Ok(0)
 }
 
-fn msync(_c: &mut Call<'_>) -> KResult<u64> {
+const MS_ASYNC: u64 = 1;
+const MS_INVALIDATE: u64 = 2;
+const MS_SYNC: u64 = 4;
+
+/// Writes the shared file pages of the range back to their files (MS_ASYNC too: the write
+/// is cheap next to a caller that wants to know it failed). ENOMEM if part of the range is
+/// not mapped, as on Linux.
+fn msync(c: &mut Call<'_>) -> KResult<u64> {
+    let (addr, len, flags) = (c.a0(), c.a1(), c.a2());
+    if !addr.is_multiple_of(PAGE)
+        || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & (MS_ASYNC | MS_SYNC) == (MS_ASYNC | MS_SYNC)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let end = addr
+        .checked_add(len.next_multiple_of(PAGE))
+        .ok_or(Errno::ENOMEM)?;
+    let p = current_process().ok_or(Errno::ESRCH)?;
+    let vmas = p.aspace().vmas();
+    let covered: u64 = vmas
+        .iter()
+        .filter(|v| v.start < end && v.end > addr)
+        .map(|v| v.end.min(end) - v.start.max(addr))
+        .sum();
+    if covered != end - addr {
+        return Err(Errno::ENOMEM);
+    }
+    crate::fs::filemap::flush_range(&vmas, addr, end)?;
     Ok(0)
 }

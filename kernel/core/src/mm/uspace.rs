@@ -32,6 +32,32 @@ pub const PROT_READ: u32 = 1;
 pub const PROT_WRITE: u32 = 2;
 pub const PROT_EXEC: u32 = 4;
 
+/// What a shared file mapping maps (`mmap(MAP_SHARED)` of a regular file): the layer above
+/// the core keeps the file's pages (one frame per page, shared by every mapper) and hands
+/// them over with [`AddressSpace::install_frame`]; the core only keeps this with the VMA.
+#[derive(Clone)]
+pub struct FileBacking {
+    /// The file's identity (device, inode number) as the layer above keys its pages.
+    pub key: (u64, u64),
+    /// File offset of an address = address + `base` (wrapping), so that splitting the VMA
+    /// needs no adjustment.
+    pub base: u64,
+    /// The file was opened for writing: the mapping may be (or be made) writable.
+    pub may_write: bool,
+    /// The file itself, for the layer above (write-back).
+    pub file: alloc::sync::Arc<dyn core::any::Any + Send + Sync>,
+}
+
+impl core::fmt::Debug for FileBacking {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "FileBacking(dev {:#x} ino {} base {:#x} may_write {})",
+            self.key.0, self.key.1, self.base, self.may_write
+        )
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Vma {
     pub start: u64,
@@ -40,8 +66,10 @@ pub struct Vma {
     /// Shown in /proc/PID/maps ("[stack]", "[heap]", a path).
     pub name: alloc::string::String,
     /// MAP_SHARED|MAP_ANONYMOUS: every page is allocated up front and `fork` shares the
-    /// frames writable instead of copy-on-write.
+    /// frames writable instead of copy-on-write. Shared file mappings too.
     pub shared: bool,
+    /// MAP_SHARED of a file: its pages are the file's cached pages.
+    pub file: Option<FileBacking>,
 }
 
 impl Vma {
@@ -207,6 +235,58 @@ fn owners(frame: u64) -> u32 {
     refcount(frame).map_or(1, |r| r.load(Ordering::Acquire) + 1)
 }
 
+/// Adds an owner to `frame` (a page the layer above caches and hands to several address
+/// spaces: shared file mappings).
+pub fn frame_share(frame: u64) {
+    share(frame);
+}
+
+/// Drops one owner of `frame` (freed with the last).
+pub fn frame_release(frame: u64) {
+    release(frame);
+}
+
+/// How many owners `frame` has (mappings and caches holding it).
+pub fn frame_owners(frame: u64) -> u32 {
+    owners(frame)
+}
+
+/// A new zeroed frame with one owner, for a cache of file pages.
+pub fn frame_alloc() -> KResult<u64> {
+    phys::alloc_frame().ok_or(Errno::ENOMEM)
+}
+
+/// Copies `buf.len()` bytes from `frame` at `off` (within the page).
+pub fn frame_read(frame: u64, off: usize, buf: &mut [u8]) {
+    assert!(off + buf.len() <= PAGE as usize, "frame_read past the page");
+    // SAFETY: the caller owns `frame` (an ownership taken with `frame_share` or
+    // `frame_alloc`), a whole page reached through the linear map; user stores to it at the
+    // same time are byte races on shared memory, as with any shared mapping.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            (phys_to_virt(frame) as *const u8).add(off),
+            buf.as_mut_ptr(),
+            buf.len(),
+        );
+    }
+}
+
+/// Copies `data` into `frame` at `off` (within the page).
+pub fn frame_write(frame: u64, off: usize, data: &[u8]) {
+    assert!(
+        off + data.len() <= PAGE as usize,
+        "frame_write past the page"
+    );
+    // SAFETY: as in `frame_read`.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            data.as_ptr(),
+            (phys_to_virt(frame) as *mut u8).add(off),
+            data.len(),
+        );
+    }
+}
+
 fn flush(va: u64) {
     crate::arch::tlb::shootdown(va);
 }
@@ -264,6 +344,7 @@ impl AddressSpace {
                 prot,
                 name: alloc::string::String::from(name),
                 shared: false,
+                file: None,
             },
         );
         Ok(())
@@ -282,6 +363,7 @@ impl AddressSpace {
                 prot,
                 name: alloc::string::String::from(name),
                 shared: false,
+                file: None,
             },
         );
         Ok(())
@@ -388,6 +470,15 @@ impl AddressSpace {
         if covered != end - start {
             return Err(Errno::ENOMEM);
         }
+        // A shared mapping of a file opened read-only never becomes writable.
+        if prot & PROT_WRITE != 0
+            && keys
+                .iter()
+                .filter_map(|k| g.vmas.get(k))
+                .any(|v| v.file.as_ref().is_some_and(|f| !f.may_write))
+        {
+            return Err(Errno::EACCES);
+        }
         for k in keys {
             let Some(v) = g.vmas.remove(&k) else { continue };
             if v.start < start {
@@ -453,9 +544,61 @@ impl AddressSpace {
                 prot,
                 name: alloc::string::String::from(name),
                 shared: false,
+                file: None,
             },
         );
         Ok(start)
+    }
+
+    /// Makes the VMA `[start, end)` a shared mapping of a file: `fork` shares its frames, and
+    /// the caller puts the file's pages in with [`AddressSpace::install_frame`].
+    pub fn set_file(&self, start: u64, end: u64, backing: FileBacking) -> KResult<()> {
+        let mut g = self.inner.lock();
+        let v = g
+            .vmas
+            .get_mut(&start)
+            .filter(|v| v.end == end)
+            .ok_or(Errno::EINVAL)?;
+        v.shared = true;
+        v.file = Some(backing);
+        Ok(())
+    }
+
+    /// Puts `frame` at `va`, inside a VMA, with the VMA's permissions; the caller hands over
+    /// one ownership of the frame (see [`frame_share`]). Whatever was mapped there is
+    /// released.
+    pub fn install_frame(&self, va: u64, frame: u64) -> KResult<()> {
+        let g = self.inner.lock();
+        let Some(flags) = g
+            .vmas
+            .range(..=va)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| va < v.end)
+            .map(Vma::pte_flags)
+        else {
+            drop(g);
+            release(frame);
+            return Err(Errno::EFAULT);
+        };
+        let e = match pte(self.pml4, va & !(PAGE - 1), true) {
+            Ok(Some(e)) => e,
+            _ => {
+                drop(g);
+                release(frame);
+                return Err(Errno::ENOMEM);
+            }
+        };
+        let old = (!e.is_unused()).then(|| e.addr().as_u64());
+        e.set_addr(x86_64::PhysAddr::new(frame), flags);
+        if old.is_some() {
+            flush(va & !(PAGE - 1));
+        }
+        drop(g);
+        if let Some(o) = old {
+            release(o);
+        }
+        Ok(())
     }
 
     /// Makes the VMA starting at `start` (ending at `end`) shared: its pages are allocated
@@ -550,6 +693,7 @@ impl AddressSpace {
                             prot: PROT_READ | PROT_WRITE,
                             name: "[heap]".into(),
                             shared: false,
+                            file: None,
                         },
                     );
                 }
@@ -564,6 +708,7 @@ impl AddressSpace {
                     prot: PROT_READ | PROT_WRITE,
                     name: "[heap]".into(),
                     shared: false,
+                    file: None,
                 },
             );
         }
@@ -787,6 +932,7 @@ impl AddressSpace {
                 prot: PROT_READ,
                 name: alloc::string::String::from(name),
                 shared: false,
+                file: None,
             },
         );
         Ok(())

@@ -572,6 +572,7 @@ fn fsync(c: &mut Call<'_>) -> KResult<u64> {
     Ok(0)
 }
 fn sync(_c: &mut Call<'_>) -> KResult<u64> {
+    crate::fs::filemap::write_back_all();
     crate::ext2_vfs::sync_all();
     crate::fat_vfs::sync_all();
     Ok(0)
