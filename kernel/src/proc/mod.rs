@@ -181,7 +181,7 @@ pub struct Process {
 pub struct Task {
     pub tid: u32,
     pub process: Arc<Process>,
-    pub sig: IrqSpinLock<SigState>,
+    pub sig: signal::SigCell,
     pub clear_child_tid: AtomicU64,
     /// CLONE_CHILD_SETTID: where the new thread stores its own id, in its own address
     /// space, before it first runs user code (Linux does it in schedule_tail).
@@ -400,7 +400,7 @@ impl Task {
         let t = Arc::new(Task {
             tid,
             process: process.clone(),
-            sig: IrqSpinLock::new(sig),
+            sig: signal::SigCell::new(sig),
             clear_child_tid: AtomicU64::new(0),
             set_child_tid: AtomicU64::new(0),
             killed: AtomicBool::new(false),

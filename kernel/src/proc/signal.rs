@@ -185,6 +185,67 @@ impl Actions {
     }
 }
 
+/// A thread's signal state behind its lock, with a flag readable without the lock: the
+/// return to user mode (every system call) checks it instead of taking the lock. The flag
+/// is refreshed from the state each time a guard is dropped, so it is false only when
+/// nothing is pending and no sigsuspend mask waits to be restored. A signal sent right
+/// after a returning thread read the flag is found at its next entry, as it would be
+/// after a check under the lock: the sender wakes or kicks the thread.
+pub struct SigCell {
+    state: crate::sync::spin::IrqSpinLock<SigState>,
+    maybe: core::sync::atomic::AtomicBool,
+}
+
+pub struct SigGuard<'a> {
+    g: crate::sync::spin::IrqSpinGuard<'a, SigState>,
+    maybe: &'a core::sync::atomic::AtomicBool,
+}
+
+impl SigCell {
+    pub fn new(s: SigState) -> SigCell {
+        let maybe = s.pending != 0 || s.restore_mask.is_some();
+        SigCell {
+            state: crate::sync::spin::IrqSpinLock::new(s),
+            maybe: core::sync::atomic::AtomicBool::new(maybe),
+        }
+    }
+
+    pub fn lock(&self) -> SigGuard<'_> {
+        SigGuard {
+            g: self.state.lock(),
+            maybe: &self.maybe,
+        }
+    }
+
+    /// Nothing pending and no mask to restore (without the lock; see the type).
+    pub fn quiet(&self) -> bool {
+        !self.maybe.load(Ordering::Acquire)
+    }
+}
+
+impl core::ops::Deref for SigGuard<'_> {
+    type Target = SigState;
+    fn deref(&self) -> &SigState {
+        &self.g
+    }
+}
+
+impl core::ops::DerefMut for SigGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SigState {
+        &mut self.g
+    }
+}
+
+impl Drop for SigGuard<'_> {
+    fn drop(&mut self) {
+        // Still under the lock (fields drop after this).
+        self.maybe.store(
+            self.g.pending != 0 || self.g.restore_mask.is_some(),
+            Ordering::Release,
+        );
+    }
+}
+
 #[derive(Clone, Default, Debug)]
 pub struct SigState {
     pub mask: u64,
@@ -534,8 +595,11 @@ pub enum Delivered {
 /// `t` is the calling thread's task (borrowed from its thread: no reference-count traffic
 /// on the common path, where nothing is pending).
 pub fn deliver(t: &Task, frame: &mut TrapFrame) -> Delivered {
+    // The common case, without the lock: nothing pending, no sigsuspend mask to restore.
+    if t.sig.quiet() {
+        return Delivered::Nothing;
+    }
     {
-        // The common case, under one lock: nothing to deliver, no sigsuspend mask to restore.
         let s = t.sig.lock();
         if s.pending & !s.mask == 0 && s.restore_mask.is_none() {
             return Delivered::Nothing;

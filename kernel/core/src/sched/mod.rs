@@ -164,6 +164,9 @@ pub fn init_this_cpu(boot_name: &str) {
     let _irq = IrqOff::new();
     // SAFETY: this CPU, interrupts off, scheduler not yet running here.
     unsafe {
+        percpu::current()
+            .current_thread
+            .store(Arc::as_ptr(&boot) as u64, Ordering::Relaxed);
         *s.current.get() = Some(boot);
         *s.idle.get() = Some(idle);
     }
@@ -178,6 +181,9 @@ pub fn init_this_cpu_idle() {
     s.running_idle.store(true, Ordering::Relaxed);
     // SAFETY: this CPU, interrupts off, scheduler not yet running here.
     unsafe {
+        percpu::current()
+            .current_thread
+            .store(Arc::as_ptr(&idle) as u64, Ordering::Relaxed);
         *s.current.get() = Some(idle.clone());
         *s.idle.get() = Some(idle);
     }
@@ -297,6 +303,8 @@ fn schedule_inner(preempt: bool) {
     switch_user_state(&prev, &next);
     // SAFETY: this CPU, interrupts off, rq lock held.
     unsafe {
+        pc.current_thread
+            .store(Arc::as_ptr(&next) as u64, Ordering::Relaxed);
         *s.current.get() = Some(next);
         *s.prev.get() = Some(prev);
     }

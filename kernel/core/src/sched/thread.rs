@@ -371,9 +371,14 @@ pub fn current_cpu_ns(base: impl Fn(&Thread) -> u64) -> u64 {
 /// thread's `Thread` outlives its running: the CPU running it holds it in `current`, and a
 /// thread that blocks or migrates inside `f` is held by whoever will run it again.
 pub fn with_current<R>(f: impl FnOnce(&Thread) -> R) -> R {
-    let ptr = {
+    // One GS-relative load (every system call comes here twice; keeping interrupts off
+    // across the two loads of the scheduler's slot cost more than the rest of `getpid`).
+    let fast = percpu::current_thread() as *const Thread;
+    let ptr = if fast.is_null() {
         let _irq = super::IrqOff::new();
         percpu::current().sched.current_ptr()
+    } else {
+        fast
     };
     // SAFETY: `ptr` is the calling thread (read with interrupts off, so on the CPU whose
     // `current` it is), alive for as long as this code runs (see above).
