@@ -20,12 +20,19 @@ fn td_fields() {
     assert_eq!((t >> 15) & 0xf, 1);
     assert!(t & TOK_TOGGLE != 0);
     assert_eq!(t >> 21, 63, "MaxLen counts n - 1");
-    assert_eq!(td_token(PID_OUT, 0, 0, false, 0) >> 21, 0x7ff, "zero-length");
+    assert_eq!(
+        td_token(PID_OUT, 0, 0, false, 0) >> 21,
+        0x7ff,
+        "zero-length"
+    );
     assert_eq!(td_token(PID_SETUP, 0, 0, false, 8) & TOK_TOGGLE, 0);
     let c = td_control(true, true, true);
     assert!(c & TD_ACTIVE != 0 && c & TD_LS != 0 && c & TD_IOC != 0 && c & TD_SPD != 0);
     assert_eq!((c >> 27) & 3, 3, "three tries");
-    assert_eq!(td_control(false, false, false) & (TD_LS | TD_IOC | TD_SPD), 0);
+    assert_eq!(
+        td_control(false, false, false) & (TD_LS | TD_IOC | TD_SPD),
+        0
+    );
     assert_eq!(td_actual(0x7ff), 0);
     assert_eq!(td_actual(0), 1);
     assert_eq!(td_actual(63), 64);
@@ -494,7 +501,10 @@ fn port_reset_then_software_enable_full_and_low_speed() {
     );
     let st = hc.port_status(1);
     assert!(st.connected && !st.enabled && st.changed);
-    assert!(!hc.port_status(1).changed, "the connect change was acknowledged");
+    assert!(
+        !hc.port_status(1).changed,
+        "the connect change was acknowledged"
+    );
     regs.st.lock().unwrap().port_writes.clear();
     assert_eq!(hc.enable_port(1), Ok(Speed::Full));
     let writes = regs.st.lock().unwrap().port_writes.clone();
@@ -503,7 +513,11 @@ fn port_reset_then_software_enable_full_and_low_speed() {
     assert_eq!(writes[1], (0, 0));
     assert!(writes[2..].iter().any(|&(p, v)| p == 0 && v & PORT_PE != 0));
     assert!(writes.iter().all(|&(p, _)| p == 0));
-    assert_eq!(full.lock().unwrap().resets, 1, "the port reset reached the device");
+    assert_eq!(
+        full.lock().unwrap().resets,
+        1,
+        "the port reset reached the device"
+    );
     let st = hc.port_status(1);
     assert!(st.connected && st.enabled);
     // One device at address 0 at a time: port 1's is switched off again.
@@ -568,10 +582,7 @@ fn bulk_reads_and_writes_keep_toggles_across_transfers_and_a_short_read_ends_ear
     drop(f);
     assert_eq!(hc.max_transfer(), 64 * 1024);
     let mut too_big = vec![0u8; 64 * 1024 + 1];
-    assert_eq!(
-        hc.bulk_in(dev.id, 1, &mut too_big),
-        Err(UsbError::TooLarge)
-    );
+    assert_eq!(hc.bulk_in(dev.id, 1, &mut too_big), Err(UsbError::TooLarge));
 }
 
 #[test]
@@ -606,18 +617,20 @@ fn a_stalled_td_is_reported_and_cleared() {
         &mut s,
     );
     assert_eq!(r, Err(UsbError::Stall));
-    assert!(hc.control(
-        dev.id,
-        Setup {
-            request_type: 0x80,
-            request: 6,
-            value: 0x0100,
-            index: 0,
-            length: 18,
-        },
-        &mut s[..18],
-    )
-    .is_ok());
+    assert!(
+        hc.control(
+            dev.id,
+            Setup {
+                request_type: 0x80,
+                request: 6,
+                value: 0x0100,
+                index: 0,
+                length: 18,
+            },
+            &mut s[..18],
+        )
+        .is_ok()
+    );
 }
 
 #[test]
