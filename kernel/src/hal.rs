@@ -174,38 +174,38 @@ impl Mmio for IoBar {
         let p = self.port(off, 4);
         // SAFETY: `p` lies inside an I/O BAR that PCI enumeration found and the caller
         // claimed for its driver (`pci::claim`); a port read has no effect on memory.
-        unsafe { x86_64::instructions::port::Port::<u32>::new(p).read() }
+        unsafe { crate::arch::port_io::in32(p) }
     }
 
     fn write32(&self, off: usize, v: u32) {
         let p = self.port(off, 4);
         // SAFETY: as for `read32`; the device's own registers, which may start DMA only
         // into memory its driver gave it.
-        unsafe { x86_64::instructions::port::Port::<u32>::new(p).write(v) }
+        unsafe { crate::arch::port_io::out32(p, v) }
     }
 
     fn read16(&self, off: usize) -> u16 {
         let p = self.port(off, 2);
         // SAFETY: as for `read32`.
-        unsafe { x86_64::instructions::port::Port::<u16>::new(p).read() }
+        unsafe { crate::arch::port_io::in16(p) }
     }
 
     fn write16(&self, off: usize, v: u16) {
         let p = self.port(off, 2);
         // SAFETY: as for `write32`.
-        unsafe { x86_64::instructions::port::Port::<u16>::new(p).write(v) }
+        unsafe { crate::arch::port_io::out16(p, v) }
     }
 
     fn read8(&self, off: usize) -> u8 {
         let p = self.port(off, 1);
         // SAFETY: as for `read32`.
-        unsafe { x86_64::instructions::port::Port::<u8>::new(p).read() }
+        unsafe { crate::arch::port_io::in8(p) }
     }
 
     fn write8(&self, off: usize, v: u8) {
         let p = self.port(off, 1);
         // SAFETY: as for `write32`.
-        unsafe { x86_64::instructions::port::Port::<u8>::new(p).write(v) }
+        unsafe { crate::arch::port_io::out8(p, v) }
     }
 
     fn len(&self) -> usize {

@@ -430,10 +430,11 @@ impl Mmio for FakeUhci {
                 let n = (off - 0x10) / 2;
                 s.port_writes.push((n, v));
                 let Some(p) = s.ports.get_mut(n) else { return };
-                if v & PORT_PR != 0 && p.ctrl & PORT_PR == 0 {
-                    if let Some(d) = &p.dev {
-                        d.lock().unwrap().reset();
-                    }
+                if v & PORT_PR != 0
+                    && p.ctrl & PORT_PR == 0
+                    && let Some(d) = &p.dev
+                {
+                    d.lock().unwrap().reset();
                 }
                 let mut v = v;
                 if p.ctrl & PORT_CCS == 0 {
