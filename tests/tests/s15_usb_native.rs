@@ -639,14 +639,22 @@ fn stick_behind_a_hub(ctrl: &str) {
         .arg("63M"));
     let img = dir.join("stick.img");
     partitioned(&img, &part, 64 * MIB);
+    // The stick plugged in behind the hub after the first is pulled (a copy: QEMU locks
+    // an image against a second drive).
+    let spare = dir.join("spare.img");
+    std::fs::copy(&img, &spare).unwrap();
     let want = host_sums(&src);
     let cmd = format!(
         "{}mkdir -p /m && mount -t ext2 -o driver=native /dev/sda1 /m || exit 10; cd /m && {} \
          cd / && umount /m || exit 11; grep -E '^(usb|pci)' /proc/drivers; echo PULL-THE-STICK; \
          i=0; while [ -e /dev/sda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
-         if [ -e /dev/sda ]; then echo STILL-SDA; else echo SDA-GONE; fi",
+         if [ -e /dev/sda ]; then echo STILL-SDA; else echo SDA-GONE; fi; \
+         echo PLUG-BEHIND-THE-HUB; {}mount -t ext2 -o driver=native /dev/sda1 /m || exit 12; \
+         echo \"PLUGGED $(md5sum < '/m/dir with spaces/another long name.dat' | cut -d' ' -f1)\"; \
+         umount /m || exit 13; grep -E '^usb-disk' /proc/drivers",
         wait_for("/dev/sda1"),
-        sums("HUB")
+        sums("HUB"),
+        wait_for("/dev/sda1")
     );
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
     let t = Boot::new(test)
@@ -654,7 +662,12 @@ fn stick_behind_a_hub(ctrl: &str) {
         .usb_controller(ctrl)
         .usb_hub()
         .usb_disk(img)
+        .usb_spare_disk(spare)
         .monitor_after("PULL-THE-STICK", "device_del stick0")
+        .monitor_after(
+            "PLUG-BEHIND-THE-HUB",
+            &format!("device_add usb-storage,bus={ctrl}.0,drive=spare0,id=plug0,port=1.2"),
+        )
         .args(&format!("loglevel=6 usb.driver=native adros.exec={hex}"))
         .timeout(Duration::from_secs(400))
         .run();
@@ -706,6 +719,23 @@ fn stick_behind_a_hub(ctrl: &str) {
     if !out.contains("SDA-GONE") || !t.serial().contains(".1 was removed: /dev/sda is gone") {
         t.fail(&format!(
             "the stick pulled out from behind the hub did not go away:\n{out}"
+        ));
+    }
+    // Plugged in behind the hub's port 2 afterwards: enumerated at the next look at the
+    // hub's ports, `/dev/sda` again, and it reads.
+    if t.out.monitor.contains("Error") {
+        t.fail(&format!("a monitor command failed:\n{}", t.out.monitor));
+    }
+    let want_dat =
+        run(Command::new("md5sum").arg(src.join("dir with spaces/another long name.dat")));
+    let want_dat = want_dat.split_whitespace().next().unwrap_or_default();
+    if !out.contains(&format!("PLUGGED {want_dat}"))
+        || !out
+            .lines()
+            .any(|l| l.starts_with("usb-disk sda port=") && l.contains(".2 lun=0"))
+    {
+        t.fail(&format!(
+            "the stick plugged in behind the hub afterwards was not read (at port x.2):\n{out}"
         ));
     }
     let usb_log: Vec<&str> = t.serial().lines().filter(|l| l.contains("usb")).collect();
