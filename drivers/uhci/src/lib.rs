@@ -435,7 +435,12 @@ impl<H: Hal, M: Mmio> Uhci<H, M> {
                 };
             }
             if td.data {
-                let got = td_actual(st).min(td.len);
+                // An acknowledged OUT packet went out whole.
+                let got = if td.pid == PID_IN {
+                    td_actual(st).min(td.len)
+                } else {
+                    td.len
+                };
                 bytes += got;
                 packets += 1;
                 if td.pid == PID_IN && got < td.len {
@@ -648,7 +653,8 @@ impl<H: Hal, M: Mmio> Uhci<H, M> {
             let short = matches!(r, Scan::Done { short: Some(_), .. });
             let n = self.finish(r)?;
             off += n;
-            if short || off >= len {
+            // (`n == 0` cannot happen for a whole chunk; never loop on it.)
+            if short || off >= len || n == 0 {
                 return Ok(off);
             }
         }

@@ -698,3 +698,46 @@ fn a_dead_controller_is_reported_and_interrupts_are_acknowledged() {
     assert_eq!(hc.bulk_in(dev.id, 1, &mut buf), Err(UsbError::HostDead));
     assert!(hc.is_dead());
 }
+
+#[test]
+fn bad_endpoint_sizes_and_a_device_behind_a_hub_use_the_hubs_root_port() {
+    let (mut hc, regs, _hal) = controller();
+    let d = regs.plug(0, stick());
+    let dev = enumerate(&mut hc, 1).unwrap();
+    let ep = |address, max_packet_size| EndpointDescriptor {
+        address,
+        attributes: 2,
+        max_packet_size,
+        interval: 0,
+        max_burst: 0,
+    };
+    assert_eq!(
+        hc.configure_endpoints(dev.id, &[ep(0x83, 0)]),
+        Err(UsbError::Unsupported)
+    );
+    assert_eq!(
+        hc.configure_endpoints(dev.id, &[ep(0x83, 1024)]),
+        Err(UsbError::Unsupported)
+    );
+    assert_eq!(
+        hc.set_ep0_max_packet(dev.id, 512),
+        Err(UsbError::Unsupported)
+    );
+    assert_eq!(
+        hc.new_device_behind_hub(dev.id, 1, Speed::High),
+        Err(UsbError::Unsupported),
+        "no high-speed device behind a full-speed port"
+    );
+    // The fake function plays the device behind the hub: back at address 0 after a
+    // (hub port) reset, it is addressed through the hub's root port.
+    d.lock().unwrap().reset();
+    let child = hc.new_device_behind_hub(dev.id, 3, Speed::Full).unwrap();
+    assert_ne!(child, dev.id);
+    assert_eq!(d.lock().unwrap().address, child.0);
+    // Its root port is the hub's: pulling the hub ends the child's transfers at once.
+    d.lock().unwrap().nak_in = true;
+    hc.configure_endpoints(child, &[ep(0x81, 64)]).unwrap();
+    regs.st.lock().unwrap().pull_after = Some((0, 3));
+    let mut buf = [0u8; 64];
+    assert_eq!(hc.bulk_in(child, 1, &mut buf), Err(UsbError::NoDevice));
+}
