@@ -1,5 +1,6 @@
 //! The kernel's one implementation of [`adros_hal`]: DMA memory from `mm::dma` (below
-//! 4 GiB, reached through the linear map), register windows from `pci::map_bar_regs`,
+//! 4 GiB, reached through the linear map), register windows from `pci::map_bar_regs`
+//! (memory BARs) and [`IoBar`] (I/O-port BARs: UHCI),
 //! events on the scheduler's wait queues, the monotonic clock. The volatile accessors below
 //! are this module's only `unsafe`.
 
@@ -133,6 +134,82 @@ impl Mmio for Bar {
 
     fn len(&self) -> usize {
         self.0.len() as usize
+    }
+}
+
+/// An I/O-port BAR as a register window: each access is one `in`/`out` of the width
+/// asked for, at the BAR's base plus the offset (bounds-checked).
+#[derive(Clone, Copy, Debug)]
+pub struct IoBar {
+    base: u16,
+    len: u16,
+}
+
+impl IoBar {
+    /// The window of an I/O BAR of `len` bytes at port `base`; None if it does not fit in
+    /// the 64 KiB port space or is unassigned.
+    pub fn new(base: u64, len: u64) -> Option<Self> {
+        if base == 0 || len == 0 || base.checked_add(len)? > 0x1_0000 {
+            return None;
+        }
+        Some(IoBar {
+            base: base as u16,
+            len: len as u16,
+        })
+    }
+
+    /// The port of `off..off + width`, after checking it lies inside the window.
+    fn port(&self, off: usize, width: usize) -> u16 {
+        assert!(
+            off.is_multiple_of(width) && off + width <= usize::from(self.len),
+            "I/O access at {off:#x} (+{width}) outside {:#x} bytes",
+            self.len
+        );
+        self.base + off as u16
+    }
+}
+
+impl Mmio for IoBar {
+    fn read32(&self, off: usize) -> u32 {
+        let p = self.port(off, 4);
+        // SAFETY: `p` lies inside an I/O BAR that PCI enumeration found and the caller
+        // claimed for its driver (`pci::claim`); a port read has no effect on memory.
+        unsafe { crate::arch::port_io::in32(p) }
+    }
+
+    fn write32(&self, off: usize, v: u32) {
+        let p = self.port(off, 4);
+        // SAFETY: as for `read32`; the device's own registers, which may start DMA only
+        // into memory its driver gave it.
+        unsafe { crate::arch::port_io::out32(p, v) }
+    }
+
+    fn read16(&self, off: usize) -> u16 {
+        let p = self.port(off, 2);
+        // SAFETY: as for `read32`.
+        unsafe { crate::arch::port_io::in16(p) }
+    }
+
+    fn write16(&self, off: usize, v: u16) {
+        let p = self.port(off, 2);
+        // SAFETY: as for `write32`.
+        unsafe { crate::arch::port_io::out16(p, v) }
+    }
+
+    fn read8(&self, off: usize) -> u8 {
+        let p = self.port(off, 1);
+        // SAFETY: as for `read32`.
+        unsafe { crate::arch::port_io::in8(p) }
+    }
+
+    fn write8(&self, off: usize, v: u8) {
+        let p = self.port(off, 1);
+        // SAFETY: as for `write32`.
+        unsafe { crate::arch::port_io::out8(p, v) }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.len)
     }
 }
 

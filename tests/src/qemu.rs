@@ -41,7 +41,10 @@ pub struct Machine {
     /// A QEMU human monitor (HMP) on this unix socket (`-monitor unix:PATH,server=on,wait=off`).
     pub monitor: Option<PathBuf>,
     /// The controller the sticks are on: `xhci` (QEMU's `qemu-xhci`, the default) or `ehci`
-    /// (`usb-ehci`, USB 2.0).
+    /// (USB 2.0 as on an Intel ICH9: `ich9-usb-ehci1` with id `ehci` at 00:1d.7 and its three
+    /// companion UHCIs `ich9-usb-uhci1/2/3` at 00:1d.0-2, two of its six ports each;
+    /// high-speed sticks stay on the EHCI, full/low-speed devices such as `usb-hub` are
+    /// handed to a UHCI).
     pub usb_controller: String,
     /// `None`: no network card (`-nic none`). `Some(opts)`: an e1000 (82540EM) on QEMU's
     /// user-mode network, `opts` being what follows `user` in `--net user[,…]`, as QEMU spells
@@ -164,11 +167,30 @@ impl Machine {
             a.extend(["-device".into(), format!("virtio-blk-pci,drive=vd{i}")]);
         }
         if !self.usb_disks.is_empty() || !self.usb_spare.is_empty() {
-            let (dev, id) = match self.usb_controller.as_str() {
-                "ehci" => ("usb-ehci", "ehci"),
-                _ => ("qemu-xhci", "xhci"),
+            let id = match self.usb_controller.as_str() {
+                "ehci" => {
+                    // QEMU's ich9-ehci-uhci.cfg layout: function 0 must be multifunction,
+                    // the EHCI comes first (its companions name its bus).
+                    a.extend([
+                        "-device".into(),
+                        "ich9-usb-ehci1,id=ehci,addr=1d.7,multifunction=on".into(),
+                    ]);
+                    for (i, first) in [(1, 0), (2, 2), (3, 4)] {
+                        a.extend([
+                            "-device".into(),
+                            format!(
+                                "ich9-usb-uhci{i},masterbus=ehci.0,firstport={first},addr=1d.{},multifunction=on",
+                                i - 1
+                            ),
+                        ]);
+                    }
+                    "ehci"
+                }
+                _ => {
+                    a.extend(["-device".into(), "qemu-xhci,id=xhci".into()]);
+                    "xhci"
+                }
             };
-            a.extend(["-device".into(), format!("{dev},id={id}")]);
             let bus = if self.usb_hub {
                 a.extend([
                     "-device".into(),

@@ -1,6 +1,6 @@
 //! s15: USB sticks through AdrOS's native USB stack (`usb.driver=native`: `adros-xhci`,
 //! `adros-ehci`, `adros-usb`'s enumeration, Bulk-Only Transport and SCSI, `kernel/src/usb`)
-//! on QEMU's `qemu-xhci` and `usb-ehci`. Sticks are made on the host (`mke2fs -d`, an MBR written here,
+//! on QEMU's `qemu-xhci` and ICH9 EHCI (with its companion UHCIs). Sticks are made on the host (`mke2fs -d`, an MBR written here,
 //! `mkfs.vfat` + `mcopy`); in the guest they must appear as `/dev/sda`… with partitions
 //! from the block layer's MBR code, read byte-exact (every file's md5 equals the host's),
 //! and take a write workload that the host's `e2fsck -fn` finds clean with exactly the
@@ -608,11 +608,22 @@ fn hotplug(controller: &str) {
 /// A stick behind QEMU's `usb-hub` (a full-speed hub on root port 1, the stick on its
 /// port 1) on qemu-xhci: the hub class driver powers and resets the hub port, the stick is
 /// addressed with a route string, and its partitioned ext2 file system reads byte-exact.
-/// (On usb-ehci QEMU's full-speed hub goes to a companion controller, which the native
-/// stack does not drive: no EHCI variant.)
 #[test]
 fn native_stick_behind_a_hub_reads_byte_exact_xhci() {
-    let test = "s15_usb_native-native_stick_behind_a_hub_reads_byte_exact_xhci";
+    stick_behind_a_hub("xhci");
+}
+
+/// The same on the ICH9 EHCI: QEMU's `usb-hub` is full-speed, so the EHCI hands its port
+/// to the companion UHCI (PORT_OWNER), where `adros-uhci` enumerates the hub and the stick
+/// behind it (full speed: TD chains of 64-byte packets).
+#[test]
+fn native_stick_behind_a_hub_reads_byte_exact_ehci() {
+    stick_behind_a_hub("ehci");
+}
+
+fn stick_behind_a_hub(ctrl: &str) {
+    let test = format!("s15_usb_native-native_stick_behind_a_hub_reads_byte_exact_{ctrl}");
+    let test = test.as_str();
     if !tools_available(test, &["mke2fs", "md5sum"]) {
         return;
     }
@@ -628,24 +639,37 @@ fn native_stick_behind_a_hub_reads_byte_exact_xhci() {
         .arg("63M"));
     let img = dir.join("stick.img");
     partitioned(&img, &part, 64 * MIB);
+    // The stick plugged in behind the hub after the first is pulled (a copy: QEMU locks
+    // an image against a second drive).
+    let spare = dir.join("spare.img");
+    std::fs::copy(&img, &spare).unwrap();
     let want = host_sums(&src);
     let cmd = format!(
         "{}mkdir -p /m && mount -t ext2 -o driver=native /dev/sda1 /m || exit 10; cd /m && {} \
-         cd / && umount /m || exit 11; grep -E '^usb' /proc/drivers; echo PULL-THE-STICK; \
+         cd / && umount /m || exit 11; grep -E '^(usb|pci)' /proc/drivers; echo PULL-THE-STICK; \
          i=0; while [ -e /dev/sda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; \
-         if [ -e /dev/sda ]; then echo STILL-SDA; else echo SDA-GONE; fi",
+         if [ -e /dev/sda ]; then echo STILL-SDA; else echo SDA-GONE; fi; \
+         echo PLUG-BEHIND-THE-HUB; {}mount -t ext2 -o driver=native /dev/sda1 /m || exit 12; \
+         echo \"PLUGGED $(md5sum < '/m/dir with spaces/another long name.dat' | cut -d' ' -f1)\"; \
+         umount /m || exit 13; grep -E '^usb-disk' /proc/drivers",
         wait_for("/dev/sda1"),
-        sums("HUB")
+        sums("HUB"),
+        wait_for("/dev/sda1")
     );
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
     let t = Boot::new(test)
         .smp(2)
-        .usb_controller("xhci")
+        .usb_controller(ctrl)
         .usb_hub()
         .usb_disk(img)
+        .usb_spare_disk(spare)
         .monitor_after("PULL-THE-STICK", "device_del stick0")
+        .monitor_after(
+            "PLUG-BEHIND-THE-HUB",
+            &format!("device_add usb-storage,bus={ctrl}.0,drive=spare0,id=plug0,port=1.2"),
+        )
         .args(&format!("loglevel=6 usb.driver=native adros.exec={hex}"))
-        .timeout(Duration::from_secs(300))
+        .timeout(Duration::from_secs(400))
         .run();
     if let Some(report) = banner::crash_report(t.serial()) {
         t.fail(&format!("the kernel crashed:\n{report}"));
@@ -669,10 +693,54 @@ fn native_stick_behind_a_hub_reads_byte_exact_xhci() {
     if !t.serial().contains("a hub with") {
         t.fail("no log line for the hub");
     }
+    if ctrl == "ehci" {
+        // The EHCI handed the hub over; a native UHCI owns its PCI function and drove it.
+        if !t
+            .serial()
+            .contains("a full/low-speed device, handed to the companion controller")
+        {
+            t.fail("no log line for the EHCI's hand-over to its companion");
+        }
+        let uhci_owned = out
+            .lines()
+            .any(|l| l.starts_with("pci ") && l.contains("driver=\"usb uhci (native)\""));
+        let uhci_busy = out.lines().any(|l| {
+            l.starts_with("usb-hc ")
+                && l.contains(" uhci stack=native")
+                && !l.contains(" transfers=0 ")
+        });
+        if !uhci_owned || !uhci_busy {
+            t.fail(&format!(
+                "/proc/drivers does not show a native UHCI that moved the data:\n{out}"
+            ));
+        }
+    }
     // Pulled out from behind the hub: the hub's port status shows it, the disk goes.
     if !out.contains("SDA-GONE") || !t.serial().contains(".1 was removed: /dev/sda is gone") {
         t.fail(&format!(
             "the stick pulled out from behind the hub did not go away:\n{out}"
         ));
     }
+    // Plugged in behind the hub's port 2 afterwards: enumerated at the next look at the
+    // hub's ports, `/dev/sda` again, and it reads.
+    if t.out.monitor.contains("Error") {
+        t.fail(&format!("a monitor command failed:\n{}", t.out.monitor));
+    }
+    let want_dat =
+        run(Command::new("md5sum").arg(src.join("dir with spaces/another long name.dat")));
+    let want_dat = want_dat.split_whitespace().next().unwrap_or_default();
+    if !out.contains(&format!("PLUGGED {want_dat}"))
+        || !out
+            .lines()
+            .any(|l| l.starts_with("usb-disk sda port=") && l.contains(".2 lun=0"))
+    {
+        t.fail(&format!(
+            "the stick plugged in behind the hub afterwards was not read (at port x.2):\n{out}"
+        ));
+    }
+    let usb_log: Vec<&str> = t.serial().lines().filter(|l| l.contains("usb")).collect();
+    println!(
+        "{test}: guest output:\n{out}\n{test}: USB lines of the console:\n{}",
+        usb_log.join("\n")
+    );
 }

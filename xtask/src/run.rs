@@ -29,7 +29,8 @@ pub struct RunArgs {
     /// the rump kernel (`usb.driver=rump`, the default when it is linked).
     #[arg(long = "usb-disk")]
     pub usb_disk: Vec<PathBuf>,
-    /// The USB controller the sticks are on: xhci (qemu-xhci) or ehci (usb-ehci, USB 2.0).
+    /// The USB controller the sticks are on: xhci (qemu-xhci) or ehci (ICH9 EHCI with
+    /// three companion UHCIs: USB 2.0, full/low-speed devices on the UHCIs).
     #[arg(long = "usb-controller", default_value = "xhci")]
     pub usb_controller: String,
     /// A QEMU human monitor on this unix socket, for hot-plug by hand: e.g.

@@ -7,9 +7,10 @@
 //! (a halted head QH with the H bit, then one QH per endpoint), transfers as qTD chains
 //! handed to an idle QH through its overlay. Ports are reset by software (50 ms); a
 //! device that is not high-speed after the reset (or shows a low-speed K state before it)
-//! is handed to a companion controller (PORTSC.PORT_OWNER) and logged: AdrOS has no native
-//! UHCI/OHCI driver, so such devices are not driven. No periodic schedule (interrupt and
-//! isochronous endpoints are not configured), no split transactions (hubs).
+//! is handed to a companion controller (PORTSC.PORT_OWNER) and logged: on an Intel EHCI
+//! the companions are UHCIs, driven by `adros-uhci`; a plain EHCI without companions leaves
+//! such devices unused. No periodic schedule (interrupt and isochronous endpoints are not
+//! configured), no split transactions (so full-speed hubs only through a companion).
 //!
 //! Errors: a halted qTD with no other error bit is a stall (the QH's halt is cleared and
 //! its toggle reset by `reset_endpoint`); babble and transaction errors halt too; a

@@ -59,8 +59,9 @@ pub trait Dma: Send {
     fn write_u64(&mut self, off: usize, v: u64);
 }
 
-/// A device's register window (a memory BAR). Offsets are bytes from the window's start;
-/// an access outside it panics (a driver bug).
+/// A device's register window: a memory BAR, or an I/O-port BAR (UHCI), where each
+/// access is one port access of its width. Offsets are bytes from the window's start; an
+/// access outside it panics (a driver bug).
 pub trait Mmio: Send + Sync {
     fn read32(&self, off: usize) -> u32;
     fn write32(&self, off: usize, v: u32);

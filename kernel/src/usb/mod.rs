@@ -1,12 +1,15 @@
-//! Native USB (issue 16): xHCI and EHCI controllers (`adros-xhci`, `adros-ehci`), devices enumerated by
+//! Native USB (issue 16): xHCI, EHCI and UHCI controllers (`adros-xhci`, `adros-ehci`,
+//! `adros-uhci`), devices enumerated by
 //! `adros-usb`, and every Bulk-Only mass-storage LUN registered as `/dev/sdX` through the
 //! block layer — the same names, partitions and `/proc/drivers` lines as the rump stack's
 //! sticks (`kernel/src/rump/usb.rs`).
 //!
 //! * Chosen by `usb.driver=native` (the default when the NetBSD components are not linked).
-//!   [`init`] claims every xHCI (class 0x0c03, prog-if 0x30, `adros-xhci`) and EHCI
-//!   (prog-if 0x20, `adros-ehci`: high-speed devices only) function for the native stack;
-//!   UHCI/OHCI controllers are logged as not driven.
+//!   [`init`] claims every xHCI (class 0x0c03, prog-if 0x30, `adros-xhci`), EHCI
+//!   (prog-if 0x20, `adros-ehci`: high-speed devices) and UHCI (prog-if 0x00,
+//!   `adros-uhci`: the full/low-speed devices an EHCI hands to its companions) function
+//!   for the native stack; OHCI controllers are logged as not driven. EHCIs start before
+//!   UHCIs: an EHCI's reset routes every port to the companions until it sets CONFIGFLAG.
 //! * One service thread per controller enumerates the root ports at start and then follows
 //!   port changes (once a second, and on Port Status Change events): a stick that appears
 //!   is enumerated and registered; a stick that disappears makes its disks answer EIO
@@ -23,6 +26,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use adros_ehci::Ehci;
+use adros_uhci::Uhci;
 use adros_usb::HostController;
 use adros_usb::bot::Transport;
 use adros_usb::disk::{DiskError, ScsiDisk};
@@ -30,7 +34,7 @@ use adros_xhci::Xhci;
 
 use crate::block::{self, BlockDev, SECTOR};
 use crate::errno::{Errno, KResult};
-use crate::hal::{Bar, KernelEvent, KernelHal};
+use crate::hal::{Bar, IoBar, KernelEvent, KernelHal};
 use crate::sync::Mutex;
 
 /// A host controller driver as the glue sees it: the core's [`HostController`] plus
@@ -80,20 +84,41 @@ impl Hcd for Ehci<KernelHal, Bar> {
     }
 }
 
+impl Hcd for Uhci<KernelHal, IoBar> {
+    fn enable_irq(&mut self) {
+        self.enable_interrupts()
+    }
+    fn dead(&self) -> bool {
+        self.is_dead()
+    }
+    fn port_changes(&mut self) -> u64 {
+        self.take_port_changes()
+    }
+    fn stats_line(&self) -> String {
+        let s = self.stats;
+        format!(
+            "transfers={} stalls={} timeouts={} errors={} port_resets={} unplugged={}",
+            s.transfers, s.stalls, s.timeouts, s.errors, s.port_resets, s.unplugged
+        )
+    }
+}
+
 type Hc = dyn Hcd;
 
-/// How the interrupt handler acknowledges the controller.
+/// How the interrupt handler acknowledges the controller, through its register window.
 #[derive(Clone, Copy)]
 enum IrqAck {
-    Xhci(adros_xhci::IrqRegs),
-    Ehci(adros_ehci::IrqRegs),
+    Xhci(adros_xhci::IrqRegs, Bar),
+    Ehci(adros_ehci::IrqRegs, Bar),
+    Uhci(adros_uhci::IrqRegs, IoBar),
 }
 
 impl IrqAck {
-    fn ack(&self, bar: &Bar) -> bool {
+    fn ack(&self) -> bool {
         match self {
-            IrqAck::Xhci(r) => r.ack(bar),
-            IrqAck::Ehci(r) => r.ack(bar),
+            IrqAck::Xhci(r, bar) => r.ack(bar),
+            IrqAck::Ehci(r, bar) => r.ack(bar),
+            IrqAck::Uhci(r, io) => r.ack(io),
         }
     }
 }
@@ -103,7 +128,6 @@ struct Controller {
     kind: &'static str,
     hc: Mutex<alloc::boxed::Box<Hc>>,
     event: Arc<KernelEvent>,
-    bar: Bar,
     irq_ack: IrqAck,
     irq: spin::Mutex<String>,
     interrupts: AtomicU64,
@@ -222,10 +246,14 @@ pub fn init() {
         return;
     }
     ACTIVE.store(true, Ordering::Release);
+    // xHCI and EHCI first: an EHCI's reset gives every port to its companion UHCIs until
+    // it sets CONFIGFLAG, so the UHCIs start after it and see only what it hands over.
+    let mut all = all;
+    all.sort_by_key(|d| core::cmp::Reverse(d.prog_if));
     for d in all {
         let slot = adros_pci::slot_name(d.addr);
         match d.prog_if {
-            0x30 | 0x20 => match start(d) {
+            0x30 | 0x20 | 0x00 => match start(d) {
                 Ok(c) => {
                     let c2 = c.clone();
                     CONTROLLERS.lock().push(c);
@@ -234,7 +262,7 @@ pub fn init() {
                 Err(e) => log::warn!("usb: {slot}: host controller not started: {e}"),
             },
             p => log::warn!(
-                "usb: {slot}: USB host controller interface {p:#x} (UHCI/OHCI) is not driven by the native stack"
+                "usb: {slot}: USB host controller interface {p:#x} (OHCI or unknown) is not driven by the native stack"
             ),
         }
     }
@@ -242,11 +270,10 @@ pub fn init() {
 
 fn start(d: &'static crate::pci::PciDevice) -> Result<Arc<Controller>, String> {
     let slot = adros_pci::slot_name(d.addr);
-    let xhci = d.prog_if == 0x30;
-    let owner = if xhci {
-        "usb xhci (native)"
-    } else {
-        "usb ehci (native)"
+    let (kind, owner) = match d.prog_if {
+        0x30 => ("xhci", "usb xhci (native)"),
+        0x20 => ("ehci", "usb ehci (native)"),
+        _ => ("uhci", "usb uhci (native)"),
     };
     crate::pci::claim(
         d.addr,
@@ -256,32 +283,56 @@ fn start(d: &'static crate::pci::PciDevice) -> Result<Arc<Controller>, String> {
         },
     )
     .map_err(|o| format!("owned by the {} stack ({})", o.stack, o.driver))?;
-    crate::pci::enable_memory(d);
-    crate::pci::enable_bus_master(d);
-    let regs = crate::pci::map_bar_regs(d, 0).map_err(|e| format!("BAR0: {e:?}"))?;
-    let bar = Bar(regs);
     let event = Arc::new(KernelEvent::default());
-    let (hc, irq_ack, usb3_ports, csz): (alloc::boxed::Box<Hc>, _, u8, usize) = if xhci {
-        let mut hc = Xhci::new(KernelHal, bar, false).map_err(|e| format!("xHCI: {e:?}"))?;
-        hc.set_event(event.clone());
-        let usb3 = (1..=hc.ports()).filter(|p| hc.is_usb3(*p)).count() as u8;
-        let (ack, csz) = (IrqAck::Xhci(hc.irq_regs()), hc.context_size());
-        (alloc::boxed::Box::new(hc), ack, usb3, csz)
-    } else {
-        let mut hc = Ehci::new(KernelHal, bar, false).map_err(|e| format!("EHCI: {e:?}"))?;
-        hc.set_event(event.clone());
-        let ack = IrqAck::Ehci(hc.irq_regs());
-        (alloc::boxed::Box::new(hc), ack, 0, 0)
+    let (hc, irq_ack, usb3_ports, csz): (alloc::boxed::Box<Hc>, _, u8, usize) = match kind {
+        "xhci" | "ehci" => {
+            crate::pci::enable_memory(d);
+            crate::pci::enable_bus_master(d);
+            let regs = crate::pci::map_bar_regs(d, 0).map_err(|e| format!("BAR0: {e:?}"))?;
+            let bar = Bar(regs);
+            if kind == "xhci" {
+                let mut hc =
+                    Xhci::new(KernelHal, bar, false).map_err(|e| format!("xHCI: {e:?}"))?;
+                hc.set_event(event.clone());
+                let usb3 = (1..=hc.ports()).filter(|p| hc.is_usb3(*p)).count() as u8;
+                let (ack, csz) = (IrqAck::Xhci(hc.irq_regs(), bar), hc.context_size());
+                (alloc::boxed::Box::new(hc), ack, usb3, csz)
+            } else {
+                let mut hc =
+                    Ehci::new(KernelHal, bar, false).map_err(|e| format!("EHCI: {e:?}"))?;
+                hc.set_event(event.clone());
+                let ack = IrqAck::Ehci(hc.irq_regs(), bar);
+                (alloc::boxed::Box::new(hc), ack, 0, 0)
+            }
+        }
+        _ => {
+            // UHCI: the registers are I/O BAR 4.
+            let b = crate::pci::bar(d, 4)
+                .filter(|b| b.is_io())
+                .ok_or_else(|| String::from("no I/O BAR 4"))?;
+            let io = IoBar::new(b.address, b.size)
+                .ok_or_else(|| format!("I/O BAR 4 at {:#x}+{:#x} unusable", b.address, b.size))?;
+            crate::pci::enable_io(d);
+            crate::pci::enable_bus_master(d);
+            // USBLEGSUP (Intel): clear the legacy-keyboard SMI routing and its status
+            // bits before the reset, then route the interrupt to INTx (PIRQ enable).
+            let legsup = crate::pci::read_config(d.addr, UHCI_LEGSUP) & !0xffff;
+            crate::pci::write_config(d.addr, UHCI_LEGSUP, legsup | 0x8f00);
+            let mut hc = Uhci::new(KernelHal, io, false).map_err(|e| format!("UHCI: {e:?}"))?;
+            crate::pci::write_config(d.addr, UHCI_LEGSUP, legsup | 0x2000);
+            hc.set_event(event.clone());
+            let ack = IrqAck::Uhci(hc.irq_regs(), io);
+            (alloc::boxed::Box::new(hc), ack, 0, 0)
+        }
     };
     let ports = hc.ports();
     let c = Arc::new(Controller {
         slot: slot.clone(),
-        kind: if xhci { "xhci" } else { "ehci" },
+        kind,
         irq_ack,
         csz,
         hc: Mutex::new(hc),
         event,
-        bar,
         irq: spin::Mutex::new(String::from("polled")),
         interrupts: AtomicU64::new(0),
         ports,
@@ -292,7 +343,7 @@ fn start(d: &'static crate::pci::PciDevice) -> Result<Arc<Controller>, String> {
         Some(gsi) => {
             let h = c.clone();
             let handler = move || {
-                if h.irq_ack.ack(&h.bar) {
+                if h.irq_ack.ack() {
                     h.interrupts.fetch_add(1, Ordering::Relaxed);
                     adros_hal::Event::notify(&*h.event);
                 }
@@ -306,18 +357,23 @@ fn start(d: &'static crate::pci::PciDevice) -> Result<Arc<Controller>, String> {
             }
         }
     };
-    if xhci {
-        log::info!(
+    match kind {
+        "xhci" => log::info!(
             "usb: xHCI at {slot}: {ports} ports ({usb3_ports} USB 3), {csz}-byte contexts, interrupts {irq}; native USB stack"
-        );
-    } else {
-        log::info!(
-            "usb: EHCI at {slot}: {ports} ports, interrupts {irq}; native USB stack (high-speed devices; full/low-speed ones go to a companion, not driven)"
-        );
+        ),
+        "ehci" => log::info!(
+            "usb: EHCI at {slot}: {ports} ports, interrupts {irq}; native USB stack (high-speed devices; full/low-speed ones are handed to its companion UHCIs)"
+        ),
+        _ => log::info!(
+            "usb: UHCI at {slot}: {ports} ports, interrupts {irq}; native USB stack (full/low-speed devices)"
+        ),
     }
     *c.irq.lock() = irq;
     Ok(c)
 }
+
+/// Intel's USB legacy support register of a UHCI function (configuration space).
+const UHCI_LEGSUP: u16 = 0xc0;
 
 /// Switches the controller's interrupt generation on once the handler is attached.
 fn enable_interrupts(c: &Controller) {
@@ -356,7 +412,9 @@ fn service(c: Arc<Controller>) {
         for port in 1..=c.ports {
             let st = c.hc.lock().port_status(port);
             let p = usize::from(port);
-            if st.changed && !st.connected {
+            // A failed (or handed-over) device is not retried until the port is empty
+            // again; an EHCI port handed to a companion reads as empty at once.
+            if !st.connected {
                 failed[p] = false;
             }
             // Gone, or replaced between two looks (connected again, but the port was
@@ -377,7 +435,8 @@ fn service(c: Arc<Controller>) {
             }
             if st.connected && attached[p].is_none() && !failed[p] {
                 match attach_port(&c, port) {
-                    Ok(a) => attached[p] = Some(a),
+                    Ok(Some(a)) => attached[p] = Some(a),
+                    Ok(None) => failed[p] = true,
                     Err(e) => {
                         failed[p] = true;
                         log::warn!(
@@ -475,14 +534,17 @@ fn service_hub(
     }
 }
 
-fn attach_port(c: &Arc<Controller>, port: u8) -> Result<Attached, String> {
+/// Enumerates the device on a root port; `Ok(None)`: an EHCI handed it to a companion.
+fn attach_port(c: &Arc<Controller>, port: u8) -> Result<Option<Attached>, String> {
     let mut hc = c.hc.lock();
     let dev = match adros_usb::enumerate(&mut **hc, port) {
         Ok(d) => d,
-        Err(adros_usb::UsbError::Unsupported) => {
-            return Err(String::from(
-                "not a high-speed device: handed to the companion controller, which the native stack does not drive",
-            ));
+        Err(adros_usb::UsbError::Unsupported) if c.kind == "ehci" => {
+            log::info!(
+                "usb: ehci at {} port {port}: a full/low-speed device, handed to the companion controller (UHCI; a plain EHCI without companions leaves it unused)",
+                c.slot
+            );
+            return Ok(None);
         }
         Err(e) => return Err(format!("enumeration failed: {e:?}")),
     };
@@ -507,11 +569,11 @@ fn attach_port(c: &Arc<Controller>, port: u8) -> Result<Attached, String> {
                     "usb: port {port}: a hub with {} ports; its ports are looked at once a second",
                     hub.descriptor.ports
                 );
-                Ok(Attached::Hub {
+                Ok(Some(Attached::Hub {
                     hub,
                     children: [None; 16],
                     failed: [false; 16],
-                })
+                }))
             }
             Err(e) => {
                 hc.release_device(dev.id);
@@ -522,7 +584,7 @@ fn attach_port(c: &Arc<Controller>, port: u8) -> Result<Attached, String> {
     }
     drop(hc);
     register_disks(c, &dev, port, 0);
-    Ok(Attached::Device(dev.id))
+    Ok(Some(Attached::Device(dev.id)))
 }
 
 /// Probes a configured device's Bulk-Only LUNs and registers each as `/dev/sdX`.

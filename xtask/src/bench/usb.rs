@@ -171,7 +171,7 @@ pub fn run(a: &BenchArgs) -> Result<i32> {
     };
     for ctrl in ["xhci", "ehci"] {
         let dev = if ctrl == "ehci" {
-            "usb-ehci"
+            "ich9-usb-ehci1"
         } else {
             "qemu-xhci"
         };

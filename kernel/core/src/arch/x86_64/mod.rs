@@ -10,6 +10,7 @@ pub mod idt;
 pub mod ioapic;
 pub mod pci_cfg;
 pub mod percpu;
+pub mod port_io;
 pub mod probe;
 pub mod rtc;
 pub mod serial;
