@@ -272,10 +272,6 @@ fn ext2_stick_reads_byte_exact_ehci_native_usb() {
 /// hub's port to its companion, NetBSD's uhci drives it, uhub finds the stick and umass/sd
 /// make it `sd0` (`/dev/sda` through the bridge); both ext2 drivers read it byte-exact.
 #[test]
-#[ignore = "fails: the rump USB component configures no `uhub at uhub` (NetBSD's \
-            USB.ioconf: 'not compatible with ugen'), so NetBSD's uhci enumerates QEMU's hub \
-            ('uhub0 port 1 not configured') and nothing behind it; needs that ioconf line \
-            and a rump rebuild — docs/usb.md, issue 16"]
 fn rump_stick_behind_a_hub_reads_byte_exact_ehci() {
     let test = "s11_usb-rump_stick_behind_a_hub_reads_byte_exact_ehci";
     if !rump_linked() {
