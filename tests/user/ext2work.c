@@ -1,6 +1,14 @@
-/* ext2work: the scripted ext2 workload `cargo xtask compare ext2` runs on each driver stack.
+/* ext2work: the scripted file-system workload `cargo xtask compare ext2` (ext2 on virtio-blk)
+ * and `cargo xtask compare usb` (FAT32 on a USB stick) run on each driver stack.
  *
- *   ext2work DEV STACK MNT [BIG_MIB] [MANY]
+ *   ext2work [-t FSTYPE] [-w SECS] [-d DISK] DEV STACK MNT [BIG_MIB] [MANY]
+ *
+ *   -t FSTYPE  the file system type for mount(2) (default ext2; `vfat` for FAT);
+ *   -w SECS    wait up to SECS seconds for DEV to appear (USB sticks come asynchronously);
+ *   -d DISK    the disk under DEV as /proc/drivers names it (`usb-disk DISK …`): the bytes it
+ *              moved during seqread must be at least the file's size (the read really was
+ *              cold: no cache of either stack served it), printed as `COLD seqread …`;
+ *   MANY 0     skips the big-directory phase.
  *
  * mounts DEV on MNT with `-o driver=STACK`, then:
  *   walk     — every regular file under MNT/tree read and hashed (FNV-1a 64), path order;
@@ -27,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *dev, *stack, *mnt;
+static const char *dev, *stack, *mnt, *fstype = "ext2", *disk;
 static char opts[64];
 
 static double now(void) {
@@ -73,7 +81,22 @@ static void profile(const char *phase) {
 }
 
 static void do_mount(void) {
-    if (mount(dev, mnt, "ext2", 0, opts) != 0) die("mount");
+    if (mount(dev, mnt, fstype, 0, opts) != 0) die("mount");
+}
+
+/* The `bytes=` counter of /proc/drivers' `usb-disk DISK …` line (reads and writes), or -1. */
+static long long disk_bytes(void) {
+    const char *p = slurp("/proc/drivers");
+    if (!p || !disk) return -1;
+    char key[64];
+    snprintf(key, sizeof key, "usb-disk %s ", disk);
+    for (const char *l = p; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, key, strlen(key)) != 0) continue;
+        const char *end = strchr(l, '\n');
+        const char *b = strstr(l, " bytes=");
+        if (b && (!end || b < end)) return atoll(b + 7);
+    }
+    return -1;
 }
 
 static void do_umount(void) {
@@ -151,8 +174,21 @@ static void walk(const char *dir, uint64_t *h, long *files, uint64_t *bytes) {
 }
 
 int main(int argc, char **argv) {
+    int c;
+    long wait_s = 0;
+    while ((c = getopt(argc, argv, "t:w:d:")) != -1) {
+        switch (c) {
+        case 't': fstype = optarg; break;
+        case 'w': wait_s = atol(optarg); break;
+        case 'd': disk = optarg; break;
+        default: goto usage;
+        }
+    }
+    argv += optind - 1;
+    argc -= optind - 1;
     if (argc < 4) {
-        fprintf(stderr, "usage: ext2work DEV STACK MNT [BIG_MIB] [MANY]\n");
+    usage:
+        fprintf(stderr, "usage: ext2work [-t FSTYPE] [-w SECS] [-d DISK] DEV STACK MNT [BIG_MIB] [MANY]\n");
         return 2;
     }
     dev = argv[1];
@@ -160,6 +196,17 @@ int main(int argc, char **argv) {
     mnt = argv[3];
     long big = argc > 4 ? atol(argv[4]) : 64;
     long many = argc > 5 ? atol(argv[5]) : 10000;
+    if (big < 1 || many < 0) {
+        fprintf(stderr, "ext2work: BIG_MIB must be at least 1 and MANY at least 0\n");
+        return 2;
+    }
+    struct stat dst;
+    for (long i = 0; stat(dev, &dst) != 0 && i < wait_s * 10; i++) usleep(100000);
+    if (stat(dev, &dst) != 0) die(dev);
+    if (disk && disk_bytes() < 0) {
+        errno = ENODEV;
+        die("no usb-disk line for the -d disk in /proc/drivers");
+    }
     snprintf(opts, sizeof opts, "driver=%s", stack);
     char p[4096], q[4096];
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -246,16 +293,28 @@ int main(int argc, char **argv) {
     do_mount();
     bytes = 0;
     dt = 0;
+    long long before = disk_bytes();
     uint64_t rh = hash_file(p, &bytes, &dt);
+    long long after = disk_bytes();
     if (bytes != (uint64_t)big << 20) {
         errno = EIO;
         die("big file length");
+    }
+    if (disk) {
+        printf("COLD seqread disk=%s disk_bytes=%lld file_bytes=%llu\n", disk, after - before,
+               (unsigned long long)bytes);
+        if (after - before < (long long)bytes) {
+            printf("FAIL seqread was not cold: %s moved %lld bytes for a %llu-byte file\n", disk,
+                   after - before, (unsigned long long)bytes);
+            return 1;
+        }
     }
     printf("RESULT seqread %.1f MiB/s\n", big / dt);
     profile("seqread");
     printf("DIGEST seqread %016llx\n", (unsigned long long)rh);
 
     /* dir: many entries */
+    if (many == 0) goto done;
     snprintf(p, sizeof p, "%s/many", mnt);
     if (mkdir(p, 0755) != 0) die("mkdir many");
     t0 = now();
@@ -292,6 +351,7 @@ int main(int argc, char **argv) {
     printf("RESULT dir_unlink %.3f ms\n", (now() - t0) * 1e3);
     profile("dir_unlink");
 
+done:
     t0 = now();
     do_umount();
     printf("RESULT umount %.3f ms\n", (now() - t0) * 1e3);

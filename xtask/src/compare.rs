@@ -1,4 +1,5 @@
-//! `cargo xtask compare audio` is in `compare_audio.rs`.
+//! `cargo xtask compare audio` is in `compare_audio.rs`, `cargo xtask compare usb` in
+//! `compare_usb.rs` (which shares this file's workload runner).
 //!
 //! `cargo xtask compare ext2`: the same image and the same scripted workload on AdrOS's two
 //! ext2 stacks — the native Rust driver and NetBSD's ext2fs in the rump kernel — in one run.
@@ -26,8 +27,9 @@ use crate::util::{Result, spinner, target_dir};
 
 #[derive(Args, Clone)]
 pub struct CompareArgs {
-    /// What to compare: `ext2` (the two ext2 stacks) or `audio` (the two HD Audio stacks,
-    /// see compare_audio.rs).
+    /// What to compare: `ext2` (the two ext2 stacks), `audio` (the two HD Audio stacks,
+    /// see compare_audio.rs) or `usb` (the two USB stacks with their FAT drivers on one
+    /// stick, see compare_usb.rs).
     pub what: String,
     /// Boots per stack (alternating native/rump).
     #[arg(long, default_value_t = 3)]
@@ -35,9 +37,15 @@ pub struct CompareArgs {
     /// Size of the sequential file in MiB.
     #[arg(long, default_value_t = 64)]
     pub big_mib: u32,
-    /// Entries in the big directory.
-    #[arg(long, default_value_t = 10_000)]
-    pub entries: u32,
+    /// Entries in the big directory (0: no big-directory phase). Default: 10,000 for ext2,
+    /// 0 for usb (FAT directories are searched linearly on both stacks; 10,000 entries take
+    /// many minutes on a stick).
+    #[arg(long)]
+    pub entries: Option<u32>,
+    /// usb: the host controller the stick is on: `xhci` (qemu-xhci), `ehci` (usb-ehci) or
+    /// `both`.
+    #[arg(long, default_value = "both")]
+    pub controller: String,
     /// Block size of the image (`mke2fs -b`). 4096 is what mke2fs picks for any file
     /// system of 512 MiB or more (a USB stick, a disk); 1024 is its choice for small ones,
     /// where every 256 KiB of a file needs an indirect block read on its own.
@@ -67,12 +75,12 @@ const FIGURES: &[(&str, &str, bool)] = &[
     ("umount", "ms", false),
 ];
 
-struct RunResult {
-    values: Vec<(String, f64)>,
-    digests: Vec<String>,
+pub(crate) struct RunResult {
+    pub values: Vec<(String, f64)>,
+    pub digests: Vec<String>,
 }
 
-fn median(v: &[f64]) -> Option<f64> {
+pub(crate) fn median(v: &[f64]) -> Option<f64> {
     Samples {
         values: v.to_vec(),
         failures: Vec::new(),
@@ -81,8 +89,9 @@ fn median(v: &[f64]) -> Option<f64> {
 }
 
 /// A deterministic source tree: 30 directories of 20 files (0–64 KiB), nested a few levels,
-/// and symlinks.
-fn make_tree(root: &Path) -> Result<()> {
+/// and a symlink per directory — or, with `fat`, a file with a long name (spaces, mixed
+/// case) per directory instead (FAT has no symlinks).
+pub(crate) fn make_tree(root: &Path, fat: bool) -> Result<()> {
     let _ = std::fs::remove_dir_all(root);
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = || {
@@ -99,16 +108,28 @@ fn make_tree(root: &Path) -> Result<()> {
             let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             std::fs::write(dir.join(format!("file{f:02}.bin")), data).map_err(|e| e.to_string())?;
         }
-        std::os::unix::fs::symlink(
-            format!("sub{}/file00.bin", d % 4),
-            root.join(format!("tree/d{d:02}/link")),
-        )
-        .map_err(|e| e.to_string())?;
+        if fat {
+            let len = (next() % 20_000) as usize;
+            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            std::fs::write(
+                root.join(format!("tree/d{d:02}/A Long File Name {d}.Data")),
+                data,
+            )
+            .map_err(|e| e.to_string())?;
+        } else {
+            std::os::unix::fs::symlink(
+                format!("sub{}/file00.bin", d % 4),
+                root.join(format!("tree/d{d:02}/link")),
+            )
+            .map_err(|e| e.to_string())?;
+        }
     }
     Ok(())
 }
 
-fn boot(m: &Machine, label: &str, timeout: Duration) -> Result<(RunResult, String)> {
+/// Boots `m` (whose `adros.exec` runs the workload) and collects its `RESULT` and `DIGEST`
+/// lines; fails with the workload's `FAIL` line, or says it timed out or did not finish.
+pub(crate) fn boot(m: &Machine, label: &str, timeout: Duration) -> Result<(RunResult, String)> {
     let pb = spinner(format!("{label}: booting"));
     let mut seen = String::new();
     let out = qemu::run_headless(
@@ -184,12 +205,16 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     if a.what == "audio" {
         return crate::compare_audio::compare(&a);
     }
+    if a.what == "usb" {
+        return crate::compare_usb::compare(&a);
+    }
     if a.what != "ext2" {
         return Err(format!(
-            "cargo xtask compare {}: `ext2` and `audio` can be compared",
+            "cargo xtask compare {}: `ext2`, `audio` and `usb` can be compared",
             a.what
         ));
     }
+    let entries = a.entries.unwrap_or(10_000);
     if a.runs == 0 {
         return Err("--runs must be at least 1".into());
     }
@@ -214,7 +239,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     let dir = target_dir().join("bench/compare-ext2");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let src = dir.join("src");
-    make_tree(&src)?;
+    make_tree(&src, false)?;
     let pristine = dir.join("pristine.img");
     let size_mib = 128 + 2 * a.big_mib;
     let pb = spinner("making the image (mke2fs -t ext2 -d)");
@@ -225,7 +250,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
             "-t",
             "ext2",
             "-N",
-            &(a.entries + 8192).to_string(),
+            &(entries + 8192).to_string(),
             "-b",
             &a.block_size.to_string(),
             "-d",
@@ -247,7 +272,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
             std::fs::copy(&pristine, &img).map_err(|e| format!("copying the image: {e}"))?;
             let cmd = format!(
                 "/usr/libexec/adros-tests/ext2work /dev/vda {stack} /mnt {} {}",
-                a.big_mib, a.entries
+                a.big_mib, entries
             );
             let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
             let modules = dir.join("compare.modules");
@@ -286,7 +311,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     let _ = writeln!(
         t,
         "\next2 ({}-byte blocks) on virtio-blk, {} runs per stack, -smp {}, {} MiB file, {} entries (median, min–max)\n",
-        a.block_size, a.runs, a.smp, a.big_mib, a.entries
+        a.block_size, a.runs, a.smp, a.big_mib, entries
     );
     let _ = writeln!(
         t,
@@ -345,7 +370,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
         a.smp,
         a.big_mib,
         a.block_size,
-        a.entries,
+        entries,
         reference.unwrap_or_default(),
         json_rows.join(",\n")
     );
