@@ -176,11 +176,15 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
     let stacks: Vec<&str> = if built.rump_linked {
         vec!["native", "rump"]
     } else {
+        let why = if std::env::var("ADROS_RUMP").is_ok_and(|v| v == "off" || v == "0") {
+            "ADROS_RUMP=off is set: unset it".to_string()
+        } else {
+            crate::rump::no_source_message()
+        };
         eprintln!(
-            "xtask compare usb: NetBSD's USB stack is not available: the kernel was built without the rump \
-             components (no NetBSD source). Check out the netbsd-src and buildrump.sh submodules or put \
-             them under ~/.cache/adros/ (README, \"NetBSD source\") and run this again to compare; \
-             now only the native stack is measured"
+            "xtask compare usb: NetBSD's USB stack (usb.driver=rump) is not available: the kernel was \
+             built without the rump components. {why}; then run this again to compare the stacks. \
+             Measuring the native stack only."
         );
         vec!["native"]
     };

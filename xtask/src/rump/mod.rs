@@ -155,7 +155,7 @@ pub fn ensure_kernel_build() -> Result<Option<PathBuf>> {
     }
 }
 
-fn no_source_message() -> String {
+pub(crate) fn no_source_message() -> String {
     "no NetBSD source found. Rump components need the netbsd-src and buildrump.sh submodules \
      (git submodule update --init netbsd-src buildrump/buildrump.sh), or $ADROS_NETBSD_SRC and \
      $ADROS_BUILDRUMP, or checkouts in ~/.cache/adros/netbsd-src and ~/.cache/adros/buildrump.sh \
