@@ -12,22 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use adros_tests::sticks::{MIB, sbin, write_mbr};
 use adros_tests::{Boot, banner, skip, test_dir};
 
-const MIB: u64 = 1 << 20;
 const PART_START: u64 = 2048;
 /// The big file, MiB (`compare usb` uses 64; a small one keeps the test short).
 const BIG_MIB: u64 = 8;
-
-fn sbin(tool: &str) -> String {
-    for d in ["/usr/sbin", "/sbin"] {
-        let p = Path::new(d).join(tool);
-        if p.is_file() {
-            return p.display().to_string();
-        }
-    }
-    tool.to_string()
-}
 
 fn tools_available(test: &str) -> bool {
     for t in ["mkfs.vfat", "fsck.vfat", "mcopy", "mdir"] {
@@ -164,21 +154,7 @@ fn stick(img: &Path, src: &Path, mib: u64) -> String {
     f.set_len(mib * MIB).unwrap();
     drop(f);
     let count = mib * MIB / 512 - PART_START;
-    {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut mbr = [0u8; 512];
-        let e = &mut mbr[446..462];
-        e[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]);
-        e[4] = 0x0c;
-        e[5..8].copy_from_slice(&[0xfe, 0xff, 0xff]);
-        e[8..12].copy_from_slice(&(PART_START as u32).to_le_bytes());
-        e[12..16].copy_from_slice(&(count as u32).to_le_bytes());
-        mbr[510] = 0x55;
-        mbr[511] = 0xaa;
-        let mut f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
-        f.seek(SeekFrom::Start(0)).unwrap();
-        f.write_all(&mbr).unwrap();
-    }
+    write_mbr(img, PART_START as u32, count as u32, 0x0c);
     run(Command::new(sbin("mkfs.vfat"))
         .args(["-F", "32", "-n", "S19WORK", "--offset"])
         .arg(PART_START.to_string())

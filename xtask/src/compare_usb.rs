@@ -26,6 +26,7 @@ use crate::build;
 use crate::compare::{CompareArgs, RunResult, boot, make_tree, median};
 use crate::qemu::Machine;
 use crate::util::{Result, spinner, target_dir};
+use adros_tests::sticks::sbin;
 
 /// (figure, unit, higher is better); the `dir_*` figures only with `--entries`.
 const FIGURES: &[(&str, &str, bool)] = &[
@@ -43,16 +44,6 @@ const FIGURES: &[(&str, &str, bool)] = &[
 /// Partition 1 starts here (sectors), as mkfs tools and partitioners put it.
 const PART_START: u64 = 2048;
 
-fn sbin(tool: &str) -> String {
-    for d in ["/usr/sbin", "/sbin"] {
-        let p = Path::new(d).join(tool);
-        if p.is_file() {
-            return p.display().to_string();
-        }
-    }
-    tool.to_string()
-}
-
 fn run_tool(c: &mut Command, what: &str) -> Result<()> {
     let out = c
         .env("MTOOLS_SKIP_CHECK", "1")
@@ -69,7 +60,8 @@ fn run_tool(c: &mut Command, what: &str) -> Result<()> {
     }
 }
 
-/// Writes an MBR with one primary partition (`start`, `count` sectors, type `ty`).
+/// Writes an MBR with one primary partition (`start`, `count` sectors, type `ty`): the
+/// layout of `adros_tests::sticks::write_mbr`, returning an error instead of panicking.
 fn write_mbr(img: &Path, start: u32, count: u32, ty: u8) -> Result<()> {
     use std::io::{Seek, SeekFrom, Write};
     let mut mbr = [0u8; 512];
