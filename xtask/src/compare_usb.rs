@@ -2,7 +2,7 @@
 //! native Rust stack (`usb.driver=native`: adros-xhci / adros-ehci, the USB core, Bulk-Only
 //! mass storage) with the native FAT driver (`mount -t vfat -o driver=native`), and NetBSD's
 //! stack in the rump kernel (`usb.driver=rump`: xhci / ehci, usb, umass, sd) with NetBSD's
-//! msdosfs (`-o driver=rump`) — on qemu-xhci and usb-ehci.
+//! msdosfs (`-o driver=rump`) — on qemu-xhci and EHCI (ich9-usb-ehci1, see `Machine`).
 //!
 //! The stick is what users carry: an MBR with one FAT32 partition (type 0x0c, at sector
 //! 2048) made by `mkfs.vfat` on the host, holding a small source tree (`mcopy`). The
@@ -258,7 +258,7 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
     let mut json_rows = Vec::new();
     for &ctrl in &controllers {
         let dev = if ctrl == "ehci" {
-            "usb-ehci"
+            "ich9-usb-ehci1 (with its UHCI companions)"
         } else {
             "qemu-xhci"
         };
@@ -328,7 +328,7 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
     }
     let _ = writeln!(
         t,
-        "\nreference (issue 16): Linux 6.1 reads 64 MiB cold from /dev/sda at about 43 MiB/s on qemu-xhci and 20 MiB/s on usb-ehci on this QEMU"
+        "\nreference (issue 16): Linux 6.1 reads 64 MiB cold from /dev/sda at about 43 MiB/s on qemu-xhci and 20 MiB/s on EHCI on this QEMU"
     );
     println!("{t}");
     let date = Command::new("date")
