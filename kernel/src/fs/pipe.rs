@@ -106,12 +106,21 @@ impl Pipe {
         if end == End::Write && nonblock && self.state.lock().readers == 0 {
             return Err(Errno::ENXIO);
         }
-        let (r0, w0) = {
+        // A partner already open when we open is enough (Linux checks `writers`/`readers`
+        // as it opens): waiting for one to be there when we look could miss a writer that
+        // was waiting for us, woke at our open, wrote and closed before we looked — the
+        // reader then slept forever (csuite_pipes' FIFO rendezvous, about 1 run in 30).
+        let (r0, w0, partner) = {
             let s = self.state.lock();
-            (s.reader_opens, s.writer_opens)
+            let partner = match end {
+                End::Read => s.writers > 0,
+                End::Write => s.readers > 0,
+                End::Both => true,
+            };
+            (s.reader_opens, s.writer_opens, partner)
         };
         self.open_end(end);
-        if nonblock || end == End::Both {
+        if nonblock || partner {
             return Ok(());
         }
         let mut intr = false;
