@@ -78,6 +78,14 @@ pub(super) fn check_build(t: Target, d: &Path, stamp: &str, fresh: bool) -> crat
         let Ok(m) = fs::metadata(&p) else {
             return Check::Broken(format!("{} is missing", p.display()));
         };
+        // Nothing but the `!<arch>` magic: an update once left libusb and libpci_xhci
+        // empty in the host build, and the host tests failed to link (usbd_* undefined).
+        if m.len() <= 8 {
+            return Check::Broken(format!(
+                "{} is an empty archive: the build made nothing for {c}",
+                p.display()
+            ));
+        }
         let recorded = manifest
             .lines()
             .find_map(|l| l.strip_prefix(c.as_str())?.strip_prefix(' '))
