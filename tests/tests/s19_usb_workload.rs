@@ -190,7 +190,18 @@ fn fsck_clean(img: &Path) {
 
 #[test]
 fn usb_workload_fat32_native_xhci_digests_match_the_host() {
-    let test = "s19_usb_workload-usb_workload_fat32_native_xhci_digests_match_the_host";
+    workload("xhci");
+}
+
+/// The same on the ICH9 EHCI (a USB 2 stick on the EHCI itself, not a companion).
+#[test]
+fn usb_workload_fat32_native_ehci_digests_match_the_host() {
+    workload("ehci");
+}
+
+fn workload(controller: &str) {
+    let test =
+        &format!("s19_usb_workload-usb_workload_fat32_native_{controller}_digests_match_the_host");
     if !tools_available(test) {
         return;
     }
@@ -215,7 +226,7 @@ fn usb_workload_fat32_native_xhci_digests_match_the_host() {
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
     let t = Boot::new(test)
         .smp(2)
-        .usb_controller("xhci")
+        .usb_controller(controller)
         .usb_disk(img.clone())
         .args(&format!("loglevel=4 usb.driver=native adros.exec={hex}"))
         .timeout(Duration::from_secs(400))
