@@ -19,7 +19,6 @@
 //! does not drop its cached pages past the new end.
 
 use alloc::collections::BTreeMap;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -110,7 +109,6 @@ pub fn map(
             key,
             base: off.wrapping_sub(start),
             may_write,
-            file: Arc::new(inode.clone()),
         },
     )?;
     for i in 0..len / PAGE {
@@ -134,27 +132,33 @@ fn write_back(key: Key, from: u64, to: u64) -> KResult<()> {
             .collect()
     };
     let mut first = Ok(());
-    let mut data = alloc::vec![0u8; PAGE as usize];
     for (idx, frame, inode) in pages {
-        let size = u64::try_from(inode.stat().size).unwrap_or(0);
-        let off = idx * PAGE;
-        if off < size {
-            let n = (size - off).min(PAGE) as usize;
-            uspace::frame_read(frame, 0, &mut data[..n]);
-            if let Err(e) = inode.write_at(off, &data[..n])
-                && first.is_ok()
-            {
-                log::warn!(
-                    "filemap: writing a mapped page back to dev {:#x} ino {} failed: {e:?}",
-                    key.0,
-                    key.1
-                );
-                first = Err(e);
-            }
-        }
+        let r = write_page(&inode, key, idx, frame);
         uspace::frame_release(frame);
+        if first.is_ok() {
+            first = r;
+        }
     }
     first
+}
+
+/// Writes page `idx` of the file (held in `frame`) back, clamped to the file's size; a
+/// page wholly past the end is not written. A failure is logged and returned.
+fn write_page(inode: &InodeRef, key: Key, idx: u64, frame: u64) -> KResult<()> {
+    let size = u64::try_from(inode.stat().size).unwrap_or(0);
+    let off = idx * PAGE;
+    if off >= size {
+        return Ok(());
+    }
+    let mut data = alloc::vec![0u8; (size - off).min(PAGE) as usize];
+    uspace::frame_read(frame, 0, &mut data);
+    inode.write_at(off, &data).map(drop).inspect_err(|e| {
+        log::warn!(
+            "filemap: writing a mapped page back to dev {:#x} ino {} failed: {e:?}",
+            key.0,
+            key.1
+        )
+    })
 }
 
 /// read(2) is about to read `inode`: its mapped pages are written back first.
@@ -259,18 +263,9 @@ pub fn sweep() {
             .collect()
     };
     CACHED.fetch_sub(gone.len(), Ordering::Relaxed);
-    let mut data = alloc::vec![0u8; PAGE as usize];
-    for (((dev, ino), idx), e) in gone {
-        let size = u64::try_from(e.inode.stat().size).unwrap_or(0);
-        let off = idx * PAGE;
-        if off < size && e.write_back {
-            let n = (size - off).min(PAGE) as usize;
-            uspace::frame_read(e.frame, 0, &mut data[..n]);
-            if let Err(err) = e.inode.write_at(off, &data[..n]) {
-                log::warn!(
-                    "filemap: writing a mapped page back to dev {dev:#x} ino {ino} failed: {err:?}"
-                );
-            }
+    for ((key, idx), e) in gone {
+        if e.write_back {
+            let _ = write_page(&e.inode, key, idx, e.frame);
         }
         uspace::frame_release(e.frame);
     }

@@ -46,62 +46,42 @@ trait Hcd: HostController + Send {
     fn stats_line(&self) -> String;
 }
 
-impl Hcd for Xhci<KernelHal, Bar> {
-    fn enable_irq(&mut self) {
-        self.enable_interrupts()
-    }
-    fn dead(&self) -> bool {
-        self.is_dead()
-    }
-    fn port_changes(&mut self) -> u64 {
-        self.take_port_changes()
-    }
-    fn stats_line(&self) -> String {
-        let s = self.stats;
-        format!(
-            "commands={} transfers={} stalls={} timeouts={} errors={} unplugged={}",
-            s.commands, s.transfers, s.stalls, s.timeouts, s.errors, s.unplugged
-        )
-    }
+/// The three drivers name these alike; only their counters differ.
+macro_rules! hcd {
+    ($ty:ty, $fmt:literal, $($field:ident),+) => {
+        impl Hcd for $ty {
+            fn enable_irq(&mut self) {
+                self.enable_interrupts()
+            }
+            fn dead(&self) -> bool {
+                self.is_dead()
+            }
+            fn port_changes(&mut self) -> u64 {
+                self.take_port_changes()
+            }
+            fn stats_line(&self) -> String {
+                let s = self.stats;
+                format!($fmt, $(s.$field),+)
+            }
+        }
+    };
 }
 
-impl Hcd for Ehci<KernelHal, Bar> {
-    fn enable_irq(&mut self) {
-        self.enable_interrupts()
-    }
-    fn dead(&self) -> bool {
-        self.is_dead()
-    }
-    fn port_changes(&mut self) -> u64 {
-        self.take_port_changes()
-    }
-    fn stats_line(&self) -> String {
-        let s = self.stats;
-        format!(
-            "transfers={} stalls={} timeouts={} errors={} companion_handoffs={} unplugged={}",
-            s.transfers, s.stalls, s.timeouts, s.errors, s.companion_handoffs, s.unplugged
-        )
-    }
-}
-
-impl Hcd for Uhci<KernelHal, IoBar> {
-    fn enable_irq(&mut self) {
-        self.enable_interrupts()
-    }
-    fn dead(&self) -> bool {
-        self.is_dead()
-    }
-    fn port_changes(&mut self) -> u64 {
-        self.take_port_changes()
-    }
-    fn stats_line(&self) -> String {
-        let s = self.stats;
-        format!(
-            "transfers={} stalls={} timeouts={} errors={} port_resets={} unplugged={}",
-            s.transfers, s.stalls, s.timeouts, s.errors, s.port_resets, s.unplugged
-        )
-    }
-}
+hcd!(
+    Xhci<KernelHal, Bar>,
+    "commands={} transfers={} stalls={} timeouts={} errors={} unplugged={}",
+    commands, transfers, stalls, timeouts, errors, unplugged
+);
+hcd!(
+    Ehci<KernelHal, Bar>,
+    "transfers={} stalls={} timeouts={} errors={} companion_handoffs={} unplugged={}",
+    transfers, stalls, timeouts, errors, companion_handoffs, unplugged
+);
+hcd!(
+    Uhci<KernelHal, IoBar>,
+    "transfers={} stalls={} timeouts={} errors={} port_resets={} unplugged={}",
+    transfers, stalls, timeouts, errors, port_resets, unplugged
+);
 
 type Hc = dyn Hcd;
 

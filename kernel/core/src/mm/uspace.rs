@@ -44,8 +44,6 @@ pub struct FileBacking {
     pub base: u64,
     /// The file was opened for writing: the mapping may be (or be made) writable.
     pub may_write: bool,
-    /// The file itself, for the layer above (write-back).
-    pub file: alloc::sync::Arc<dyn core::any::Any + Send + Sync>,
 }
 
 impl core::fmt::Debug for FileBacking {
@@ -550,15 +548,19 @@ impl AddressSpace {
         Ok(start)
     }
 
+    /// The VMA that is exactly `[start, end)` (EINVAL if there is none).
+    fn vma_exact(g: &mut Inner, start: u64, end: u64) -> KResult<&mut Vma> {
+        g.vmas
+            .get_mut(&start)
+            .filter(|v| v.end == end)
+            .ok_or(Errno::EINVAL)
+    }
+
     /// Makes the VMA `[start, end)` a shared mapping of a file: `fork` shares its frames, and
     /// the caller puts the file's pages in with [`AddressSpace::install_frame`].
     pub fn set_file(&self, start: u64, end: u64, backing: FileBacking) -> KResult<()> {
         let mut g = self.inner.lock();
-        let v = g
-            .vmas
-            .get_mut(&start)
-            .filter(|v| v.end == end)
-            .ok_or(Errno::EINVAL)?;
+        let v = Self::vma_exact(&mut g, start, end)?;
         v.shared = true;
         v.file = Some(backing);
         Ok(())
@@ -605,11 +607,7 @@ impl AddressSpace {
     /// now, zeroed, and `fork` shares them with the child instead of copying on write.
     pub fn share_range(&self, start: u64, end: u64) -> KResult<()> {
         let mut g = self.inner.lock();
-        let v = g
-            .vmas
-            .get_mut(&start)
-            .filter(|v| v.end == end)
-            .ok_or(Errno::EINVAL)?;
+        let v = Self::vma_exact(&mut g, start, end)?;
         v.shared = true;
         let flags = v.pte_flags();
         let mut va = start;
