@@ -360,8 +360,16 @@ impl PatchedTree {
             if text.contains(&checkout) {
                 from_checkout.push(d.clone());
             }
+            // make writes some sources as `<dir>/../../../kern/x.c` (rumpkern's kern_event.c).
+            let normalized: Vec<String> = text
+                .split_whitespace()
+                .filter(|tok| tok.contains("/../"))
+                .map(normalize)
+                .collect();
             for (w, found) in wanted.iter_mut() {
-                if found.is_none() && text.contains(w.as_str()) {
+                if found.is_none()
+                    && (text.contains(w.as_str()) || normalized.iter().any(|n| n == w))
+                {
                     *found = Some(d.clone());
                 }
             }
@@ -407,5 +415,35 @@ pub(super) fn find_files(d: &Path, ext: &str, out: &mut Vec<PathBuf>) {
             Ok(ft) if ft.is_file() && p.extension().is_some_and(|x| x == ext) => out.push(p),
             _ => {}
         }
+    }
+}
+
+/// `path` with `.` and `dir/..` components removed, without looking at the file system.
+fn normalize(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "." => {}
+            ".." if out.last().is_some_and(|l| !l.is_empty() && *l != "..") => {
+                out.pop();
+            }
+            _ => out.push(c),
+        }
+    }
+    out.join("/")
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::normalize;
+
+    #[test]
+    fn dot_dot_components_fold_into_their_parent() {
+        assert_eq!(
+            normalize("/c/src/sys/rump/librump/rumpkern/../../../kern/kern_event.c"),
+            "/c/src/sys/kern/kern_event.c"
+        );
+        assert_eq!(normalize("/a/./b/../c"), "/a/c");
+        assert_eq!(normalize("../x/y"), "../x/y");
     }
 }
