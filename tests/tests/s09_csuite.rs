@@ -90,5 +90,5 @@ fn csuite_events() {
 
 #[test]
 fn csuite_unix() {
-    run("t_unix", "unix", 75);
+    run("t_unix", "unix", 83);
 }

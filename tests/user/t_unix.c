@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -318,6 +319,57 @@ static void test_rights(void) {
     close(sv[1]);
 }
 
+/* sendfile into a non-blocking stream socket takes what fits: the count it returns is
+ * exactly what the reader gets, and the file position (or *offset) advances by exactly
+ * that, so a loop of sendfile calls delivers the file whole and in order. */
+static void test_sendfile(void) {
+    enum { SIZE = 1 << 20 };
+    const char *path = "/tmp/t_unix.sendfile";
+    unsigned char *data = malloc(SIZE), *got = malloc(SIZE);
+    for (int i = 0; i < SIZE; i++) data[i] = (unsigned char)(i * 7 + i / 4096);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK("sendfile.setup", fd >= 0 && write(fd, data, SIZE) == SIZE && lseek(fd, 0, SEEK_SET) == 0);
+    for (int mode = 0; mode < 2; mode++) {
+        int sv[2];
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+        fcntl(sv[0], F_SETFL, O_NONBLOCK);
+        off_t off = 0, total = 0;
+        int received = 0, partial = 0, pos_ok = 1, calls = 0;
+        lseek(fd, 0, SEEK_SET);
+        while ((total < SIZE || received < SIZE) && calls < 100000) {
+            calls++;
+            if (total < SIZE) {
+                ssize_t k = mode ? sendfile(sv[0], fd, &off, SIZE - total) : sendfile(sv[0], fd, NULL, SIZE - total);
+                if (k > 0) {
+                    if (k < SIZE - total) partial++;
+                    total += k;
+                    off_t where = mode ? off : lseek(fd, 0, SEEK_CUR);
+                    if (where != total) pos_ok = 0;
+                } else if (!(k < 0 && errno == EAGAIN)) {
+                    break;
+                }
+            }
+            ssize_t r = recv(sv[1], got + received, SIZE - received, MSG_DONTWAIT);
+            if (r > 0) received += r;
+        }
+        const char *m = mode ? "sendfile.offset" : "sendfile.file_position";
+        char name[64];
+        snprintf(name, sizeof name, "%s_advances_by_what_was_sent", m);
+        CHECKF(name, pos_ok && total == SIZE, "total=%lld", (long long)total);
+        snprintf(name, sizeof name, "%s_partial_sends_happened", m);
+        CHECKF(name, partial > 0, "partial=%d", partial);
+        snprintf(name, sizeof name, "%s_reader_gets_the_file_whole", m);
+        CHECKF(name, received == SIZE && memcmp(got, data, SIZE) == 0, "received=%d", received);
+        if (mode == 1) CHECK("sendfile.offset_leaves_file_position", lseek(fd, 0, SEEK_CUR) == 0);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    close(fd);
+    unlink(path);
+    free(data);
+    free(got);
+}
+
 int main(void) {
     check_init("unix");
     test_pair();
@@ -325,5 +377,6 @@ int main(void) {
     test_abstract();
     test_dgram();
     test_rights();
+    test_sendfile();
     return check_done();
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask compare audio` is in `compare_audio.rs`, `cargo xtask compare usb` in
-//! `compare_usb.rs` (which shares this file's workload runner).
+//! `compare_usb.rs` (which shares this file's workload runner), `cargo xtask compare net` in
+//! `compare_net.rs` (which runs `bench net`'s workloads on each stack).
 //!
 //! `cargo xtask compare ext2`: the same image and the same scripted workload on AdrOS's two
 //! ext2 stacks — the native Rust driver and NetBSD's ext2fs in the rump kernel — in one run.
@@ -29,7 +30,8 @@ use crate::util::{Result, spinner, target_dir};
 pub struct CompareArgs {
     /// What to compare: `ext2` (the two ext2 stacks), `audio` (the two HD Audio stacks,
     /// see compare_audio.rs) or `usb` (the two USB stacks with their FAT drivers on one
-    /// stick, see compare_usb.rs).
+    /// stick, see compare_usb.rs) or `net` (the two network stacks beside Linux, see
+    /// compare_net.rs).
     pub what: String,
     /// Boots per stack (alternating native/rump).
     #[arg(long, default_value_t = 3)]
@@ -208,9 +210,12 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     if a.what == "usb" {
         return crate::compare_usb::compare(&a);
     }
+    if a.what == "net" {
+        return crate::compare_net::compare(&a);
+    }
     if a.what != "ext2" {
         return Err(format!(
-            "cargo xtask compare {}: `ext2`, `audio` and `usb` can be compared",
+            "cargo xtask compare {}: `ext2`, `audio`, `usb` and `net` can be compared",
             a.what
         ));
     }

@@ -5,6 +5,7 @@ mod build;
 mod cache;
 mod compare;
 mod compare_audio;
+mod compare_net;
 mod compare_usb;
 mod debs;
 mod deps;
@@ -49,7 +50,8 @@ enum Cmd {
     /// `cargo xtask bench rump`: rumpuser-adros beside NetBSD's librumpuser on the host.
     Bench(bench::BenchArgs),
     /// The two ext2 stacks (native, NetBSD's in rump) on the same image and workload:
-    /// `cargo xtask compare ext2`; `compare audio` and `compare usb` likewise for sound and USB.
+    /// `cargo xtask compare ext2`; `compare audio`, `compare usb` and `compare net` likewise for
+    /// sound, USB and the network.
     Compare(compare::CompareArgs),
     /// The long-test target: the SMP stress suite N times in a row (default 20 at -smp 4).
     Soak(soak::SoakArgs),

@@ -583,13 +583,27 @@ impl InetSocket for RumpSock {
     }
 
     fn send(&self, data: &[u8], dest: Option<SocketAddrV4>, nonblock: bool) -> KResult<usize> {
-        let r = self.blocking(nonblock, || {
-            ns::sendto(self.fd, data, ns::MSG_NOSIGNAL, dest)
-        });
-        match r {
-            // NetBSD: ENOTCONN for a stream that is not connected; Linux: a broken pipe.
-            Err(Errno::ENOTCONN) if self.kind == Kind::Stream => Err(Errno::EPIPE),
-            r => r,
+        // A blocking send on a stream returns when all of `data` is in the socket, as on
+        // Linux (the rump descriptor is non-blocking and takes what fits each time); an
+        // error or a signal after part of it went returns that part.
+        let mut sent = 0;
+        loop {
+            let r = self.blocking(nonblock, || {
+                ns::sendto(self.fd, &data[sent..], ns::MSG_NOSIGNAL, dest)
+            });
+            match r {
+                Ok(n) if self.kind == Kind::Stream && !nonblock && n > 0 => {
+                    sent += n;
+                    if sent == data.len() {
+                        return Ok(sent);
+                    }
+                }
+                Ok(n) => return Ok(sent + n),
+                Err(_) if sent > 0 => return Ok(sent),
+                // NetBSD: ENOTCONN for a stream that is not connected; Linux: a broken pipe.
+                Err(Errno::ENOTCONN) if self.kind == Kind::Stream => return Err(Errno::EPIPE),
+                Err(e) => return Err(e),
+            }
         }
     }
 

@@ -447,6 +447,65 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     if names.iter().any(|n| n == "smp") && a.smp < 2 {
         return Err("the smp suite compares N vCPUs with 1: use --smp 2 or more".into());
     }
+    let Measured { rows, facts, peer } = measure(&a, &names)?;
+    let out_dir = target_dir().join("bench");
+    let log_dir = out_dir.join("logs");
+    println!("{}", report::table(&rows, &facts, peer));
+    for n in &names {
+        // The rump stack's net figures go beside the native ones, not over them.
+        let file = if n == "net" && a.net_stack != "native" {
+            format!("net-{}", a.net_stack)
+        } else if n == "fs" && a.ext2_driver != "native" {
+            format!("fs-{}", a.ext2_driver)
+        } else {
+            n.clone()
+        };
+        let path = out_dir.join(format!("{file}.json"));
+        let suite_rows: Vec<&report::Row> = rows
+            .iter()
+            .filter(|r| r.figure.suite == n.as_str())
+            .collect();
+        std::fs::write(&path, report::json(n, &suite_rows, &facts))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    let svg = out_dir.join("summary.svg");
+    std::fs::write(&svg, report::svg(&rows, &facts))
+        .map_err(|e| format!("writing {}: {e}", svg.display()))?;
+    eprintln!(
+        "xtask bench: wrote {} and {} (serial logs in {})",
+        names
+            .iter()
+            .map(|n| out_dir.join(format!("{n}.json")).display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        svg.display(),
+        log_dir.display()
+    );
+    let failed = rows
+        .iter()
+        .filter(|r| r.adros.values.is_empty() || (peer && r.linux.values.is_empty()))
+        .count();
+    if failed > 0 {
+        eprintln!(
+            "xtask bench: {failed} figure(s) could not be measured in every guest; the reasons are in the table above"
+        );
+    }
+    Ok(0)
+}
+
+/// What [`measure`] found: a row per figure, the facts of the run, and whether the Linux
+/// peer ran.
+pub struct Measured {
+    pub rows: Vec<report::Row>,
+    pub facts: report::Facts,
+    pub peer: bool,
+}
+
+/// Boots AdrOS (and the Linux peer unless `--no-peer`) `a.runs` times each, alternating, with
+/// the guest steps of the suites `names` (guest suites only: not `rump` or `usb`), and
+/// aggregates the figures. `bench` prints and writes what this returns; `compare net` runs
+/// it once per AdrOS network stack.
+pub fn measure(a: &BenchArgs, names: &[String]) -> Result<Measured> {
     let mem_mib = parse_mem(&a.mem)?;
     crate::deps::ensure(true)?;
 
@@ -464,7 +523,7 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
     };
     let mut figures: Vec<Figure> = Vec::new();
     let mut steps: Vec<Step> = Vec::new();
-    for n in &names {
+    for n in names {
         let (f, s) = suite(n, a.smp, servers.as_ref(), &a.ext2_driver);
         figures.extend(f);
         steps.extend(s);
@@ -633,47 +692,11 @@ pub fn bench(a: BenchArgs) -> Result<i32> {
         }
     );
     let facts = report::Facts::collect(a.smp, mem_mib, a.runs, linux_version.as_deref(), &cmdline);
-    println!("{}", report::table(&rows, &facts, linux.is_some()));
-    for n in &names {
-        // The rump stack's net figures go beside the native ones, not over them.
-        let file = if n == "net" && a.net_stack != "native" {
-            format!("net-{}", a.net_stack)
-        } else if n == "fs" && a.ext2_driver != "native" {
-            format!("fs-{}", a.ext2_driver)
-        } else {
-            n.clone()
-        };
-        let path = out_dir.join(format!("{file}.json"));
-        let suite_rows: Vec<&report::Row> = rows
-            .iter()
-            .filter(|r| r.figure.suite == n.as_str())
-            .collect();
-        std::fs::write(&path, report::json(n, &suite_rows, &facts))
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    }
-    let svg = out_dir.join("summary.svg");
-    std::fs::write(&svg, report::svg(&rows, &facts))
-        .map_err(|e| format!("writing {}: {e}", svg.display()))?;
-    eprintln!(
-        "xtask bench: wrote {} and {} (serial logs in {})",
-        names
-            .iter()
-            .map(|n| out_dir.join(format!("{n}.json")).display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        svg.display(),
-        log_dir.display()
-    );
-    let failed = rows
-        .iter()
-        .filter(|r| r.adros.values.is_empty() || (linux.is_some() && r.linux.values.is_empty()))
-        .count();
-    if failed > 0 {
-        eprintln!(
-            "xtask bench: {failed} figure(s) could not be measured in every guest; the reasons are in the table above"
-        );
-    }
-    Ok(0)
+    Ok(Measured {
+        rows,
+        facts,
+        peer: linux.is_some(),
+    })
 }
 
 /// The ext2 image of the fs suite (`mke2fs -t ext2`: 4 KiB blocks, `dir_index` and the other

@@ -126,7 +126,9 @@ impl InetSock {
             });
             match r {
                 Ok(n) => sent += n,
-                Err(e) if sent > 0 && e != Errno::ERESTARTSYS => return Ok(sent),
+                // Linux (tcp_sendmsg) returns what went, even when a signal interrupted
+                // the wait: restarting the call would send that part twice.
+                Err(_) if sent > 0 => return Ok(sent),
                 Err(e) => return Err(e),
             }
             if sent == data.len() {

@@ -636,18 +636,37 @@ fn getdents64(c: &mut Call<'_>) -> KResult<u64> {
     Ok(out.len() as u64)
 }
 
+/// `sendfile(out, in, offset, count)`: up to a chunk, read then written. Only what `out`
+/// took counts: a socket may take part of it (a non-blocking one, or one interrupted by a
+/// signal), and the input's offset — `*offset`, or the file position — advances by that
+/// much, as on Linux, so the caller's next call sends the rest.
 fn sendfile(c: &mut Call<'_>) -> KResult<u64> {
     let out = file(c.i32(0))?;
     let inp = file(c.i32(1))?;
     let count = (c.a3() as usize).min(CHUNK);
     let mut buf = alloc::vec![0u8; count];
-    let n = if c.a2() != 0 {
+    let at: Option<i64> = if c.a2() != 0 {
         let off: i64 = read_val(c.a2())?;
-        let n = inp.pread(&mut buf, off as u64)?;
-        write_val(c.a2(), &(off + n as i64))?;
-        n
+        if off < 0 {
+            return Err(Errno::EINVAL);
+        }
+        Some(off)
     } else {
-        inp.read(&mut buf)?
+        None
     };
-    Ok(sigpipe_on(out.write(&buf[..n]))? as u64)
+    let n = match at {
+        Some(off) => inp.pread(&mut buf, off as u64)?,
+        None => inp.read(&mut buf)?,
+    };
+    let written = sigpipe_on(out.write(&buf[..n]));
+    let w = *written.as_ref().unwrap_or(&0);
+    match at {
+        Some(off) => write_val(c.a2(), &(off + w as i64))?,
+        // Give back what was read and not sent.
+        None if w < n => {
+            inp.seek(-((n - w) as i64), 1)?;
+        }
+        None => {}
+    }
+    Ok(written? as u64)
 }
