@@ -244,8 +244,15 @@ fn dhcp_configures_wm0_and_ping_gets_three_replies_rump() {
         "rump",
         "",
         &format!(
-            "{WAIT_DHCP} grep -E '^(net|pci 00:02.0)' /proc/drivers; ifconfig eth0; route -n; ping -c 3 10.0.2.2; echo ping-rc=$?"
+            "{WAIT_DHCP} grep -E '^(net|pci 00:02.0)' /proc/drivers; ifconfig eth0; route -n; ping -c 3 10.0.2.2; echo ping-rc=$?; \
+             (nc -l -p 9000 > /tmp/lo &); sleep 1; echo over-lo0-$((6*7)) | nc 127.0.0.1 9000; echo lo-nc-rc=$?; sleep 1; sed 's/^/lo-got: /' /tmp/lo"
         ),
+    );
+    // NetBSD's lo0 (127.0.0.1, configured by the netinet component): a TCP connection
+    // from the guest to itself.
+    assert!(
+        out.contains("lo-nc-rc=0") && out.lines().any(|l| l.trim() == "lo-got: over-lo0-42"),
+        "a TCP connection over 127.0.0.1 did not carry the line:\n{out}"
     );
     assert_eq!(st, 0, "output:\n{out}");
     assert!(
