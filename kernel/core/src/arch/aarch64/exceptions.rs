@@ -183,7 +183,7 @@ pub enum Provoke {
 }
 
 /// The address [`Provoke::DataAbort`] reads: in the kernel half, never mapped.
-pub const PROVOKE_ADDR: u64 = 0xFFFF_A000_0000_0ff8;
+pub const PROVOKE_ADDR: u64 = 0xFFFF_A000_0000_0FF8;
 
 /// Raises the exception on purpose; the report ends the run.
 pub fn provoke(what: Provoke) {
