@@ -1,9 +1,10 @@
 //! s20: AdrOS on aarch64 (QEMU `virt`, GICv3, Cortex-A72): the kernel core's aarch64 image
 //! (`kernel/aarch64`, built by `cargo xtask test` or `cargo xtask build --arch aarch64`).
 //! One boot checks the banner against the machine QEMU was given (CPUs and RAM from the
-//! device tree), the frame allocator and heap, sleeping on the timer, and two kernel
-//! threads that never yield taking turns on the timer tick; one more with other `-smp`/`-m`
-//! shows the numbers are read, not assumed; one provokes a data abort for the exception
+//! device tree), the frame allocator and heap, sleeping on the timer, two kernel threads
+//! that never yield taking turns on CPU 0's timer tick, and the second CPU (started through
+//! PSCI) running the thread pinned to it; one more with other `-smp`/`-m` shows the numbers
+//! are read, not assumed; one provokes a data abort for the exception
 //! report; one gives QEMU a device tree without a UART. Skipped (not passed) when
 //! `qemu-system-aarch64` or the image is missing.
 
@@ -152,7 +153,10 @@ fn s20_aarch64_boots_schedules_two_threads_on_the_timer_tick() {
     if switches < 4 {
         t.fail(&format!("only {switches} context switches: {summary}"));
     }
-    t.expect_contains("aarch64: timer, scheduler and context switch work");
+    // The second CPU, started through PSCI, runs the thread pinned to it.
+    t.expect_contains("smp: 2 of 2 CPUs online");
+    t.expect_contains("smp: the thread pinned to CPU 1 ran on CPU 1;");
+    t.expect_contains("aarch64: timer, scheduler and context switch work on 2 CPU(s)");
     if t.status() != Some(qemu::STATUS_SUCCESS) {
         t.fail("the guest did not exit with the success status");
     }
@@ -168,7 +172,13 @@ fn s20_aarch64_reads_cpus_and_memory_from_the_device_tree() {
     let t = boot(name, m);
     t.expect_contains("3 CPUs (Cortex-A72), 768 MiB RAM");
     t.expect_contains("boot: RAM 0x40000000..0x70000000 (768 MiB)");
-    t.expect_contains("aarch64: timer, scheduler and context switch work");
+    t.expect_contains("smp: 3 of 3 CPUs online");
+    for cpu in 0..3 {
+        t.expect_contains(&format!(
+            "smp: the thread pinned to CPU {cpu} ran on CPU {cpu};"
+        ));
+    }
+    t.expect_contains("aarch64: timer, scheduler and context switch work on 3 CPU(s)");
     if t.status() != Some(qemu::STATUS_SUCCESS) {
         t.fail("the guest did not exit with the success status");
     }

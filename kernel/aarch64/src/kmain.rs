@@ -160,11 +160,21 @@ fn start_scheduler(b: &boot::Boot) -> ! {
         timer::ticks()
     );
 
-    let a = sched::spawn("spin-a", || spinner(1));
-    let bth = sched::spawn("spin-b", || spinner(2));
+    let online = adros_core::arch::smp::start_secondaries(b.machine.cpus());
+    println!("smp: {online} of {} CPUs online", b.machine.cpus().len());
+
+    // Both on CPU 0: they only take turns if the tick preempts them.
+    let a = sched::thread::spawn_on("spin-a", 0, || spinner(1));
+    let bth = sched::thread::spawn_on("spin-b", 0, || spinner(2));
     a.join();
     bth.join();
-    let (ticks, switches, idle) = sched::stats();
+    // CPU 0's counters, where A and B ran (the boot thread may have moved since).
+    let cpu0 = &adros_core::arch::percpu::get(0)
+        .expect("CPU 0 has a per-CPU block")
+        .sched;
+    let ticks = cpu0.ticks.load(Ordering::Relaxed);
+    let switches = cpu0.switches.load(Ordering::Relaxed);
+    let idle = cpu0.idle_ticks.load(Ordering::Relaxed);
     let (spurious, unexpected) = gic::stats();
     let done = [
         ROUNDS_DONE[0].load(Ordering::SeqCst),
@@ -172,17 +182,50 @@ fn start_scheduler(b: &boot::Boot) -> ! {
     ];
     let turns = TURNS.load(Ordering::SeqCst);
     println!(
-        "sched: threads A and B ran {} and {} rounds, the printing thread changed {turns} times; {ticks} ticks, {switches} context switches, {idle} idle ticks, {spurious} spurious and {unexpected} unhandled interrupts, uptime {} ms",
+        "sched: threads A and B ran {} and {} rounds on CPU 0, the printing thread changed {turns} times; CPU 0: {ticks} ticks, {switches} context switches, {idle} idle ticks; {spurious} spurious and {unexpected} unhandled interrupts, uptime {} ms",
         done[0],
         done[1],
         ms_since_boot()
     );
-    let ok = done == [ROUNDS, ROUNDS] && turns >= 2 && ticks > 0;
+    let smp_ok = check_cpus(online);
+    let ok = done == [ROUNDS, ROUNDS] && turns >= 2 && ticks > 0 && smp_ok;
     if ok {
-        println!("aarch64: timer, scheduler and context switch work");
+        println!("aarch64: timer, scheduler and context switch work on {online} CPU(s)");
         adros_core::arch::qemu_exit(adros_core::panic::EXIT_SUCCESS)
     } else {
-        println!("aarch64: FAILED (threads did not take turns, or no ticks)");
+        println!(
+            "aarch64: FAILED (threads did not take turns, no ticks, or a CPU did not run its thread)"
+        );
         adros_core::arch::qemu_exit(adros_core::panic::EXIT_FAILURE)
     }
+}
+
+/// One thread pinned to each online CPU: each must run there (and the boot thread, on CPU 0,
+/// is woken from its `join` by threads finishing on the others: the reschedule SGI).
+fn check_cpus(online: usize) -> bool {
+    static RAN_ON: [AtomicU64; 8] = [const { AtomicU64::new(u64::MAX) }; 8];
+    let n = online.min(RAN_ON.len());
+    let handles: Vec<_> = (0..n)
+        .map(|cpu| {
+            sched::thread::spawn_on("per-cpu", cpu, move || {
+                let until = time::now_ns() + 20_000_000;
+                while time::now_ns() < until {
+                    core::hint::spin_loop();
+                }
+                RAN_ON[cpu].store(adros_core::arch::percpu::cpu_id() as u64, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join();
+    }
+    let mut ok = true;
+    for (cpu, r) in RAN_ON.iter().enumerate().take(n) {
+        let ran = r.load(Ordering::SeqCst);
+        let ticks = adros_core::arch::percpu::get(cpu)
+            .map_or(0, |pc| pc.sched.ticks.load(Ordering::Relaxed));
+        println!("smp: the thread pinned to CPU {cpu} ran on CPU {ran}; {ticks} ticks there");
+        ok &= ran == cpu as u64 && ticks > 0;
+    }
+    ok
 }

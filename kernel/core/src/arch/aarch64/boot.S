@@ -14,6 +14,8 @@
 //               the kernel image at KERNEL_VMA + pa (the GiB holding it);
 //   4. turns the MMU and caches on, jumps to the higher half, sets VBAR_EL1 and calls
 //      `kmain(dtb_pa)` on the boot stack's higher-half address.
+// Secondary CPUs (`_secondary_start`, started by smp.rs through PSCI) do 1 and 4 with the
+// same tables and call `adros_ap_main(index)` on a kernel stack.
 // The values match mm/layout.rs; paging.rs edits these same tables afterwards.
 
 .equ KERNEL_VMA,      0xFFFFFFFF80000000
@@ -28,15 +30,15 @@
 .equ SCTLR_VALUE,     0x30D0180D
 
 .section .text.boot, "ax"
-.global _start
-_start:
-    mov     x19, x0                     // device tree (0 for an ELF boot)
+
+// EL2 -> EL1 if needed (AArch64 EL1, the EL1 timers usable, CNTVOFF = 0), every exception
+// masked; FP/SIMD left trapping (the kernel is soft-float: a stray use faults loudly).
+.macro DROP_TO_EL1
     msr     daifset, #0xf
     mrs     x1, CurrentEL
     lsr     x1, x1, #2
     cmp     x1, #2
     b.ne    1f
-    // EL2: run EL1 in AArch64, give it the physical timer and counter, then drop.
     mov     x1, #(1 << 31)
     msr     hcr_el2, x1
     mov     x1, #3
@@ -48,8 +50,14 @@ _start:
     msr     elr_el2, x1
     eret
 1:
-    // Keep FP/SIMD trapping (the kernel is built soft-float; a stray use faults loudly).
     msr     cpacr_el1, xzr
+.endm
+
+.global _start
+_start:
+    mov     x19, x0                     // device tree (0 for an ELF boot)
+    mov     x22, #0                     // the boot CPU
+    DROP_TO_EL1
     // BSS (physical).
     adrp    x1, __bss_start
     add     x1, x1, :lo12:__bss_start
@@ -121,7 +129,11 @@ _start:
     and     x7, x7, #511
     str     x3, [x2, x7, lsl #3]
 
-    // MMU on.
+    adrp    x20, boot_l0_ident
+    adrp    x21, boot_l0_high
+
+    // MMU on with TTBR0 = x20, TTBR1 = x21 (physical); x22: 0 on the boot CPU, 1 on others.
+enable_mmu:
     ldr     x1, =MAIR_VALUE
     msr     mair_el1, x1
     ldr     x1, =TCR_VALUE
@@ -129,10 +141,8 @@ _start:
     and     x2, x2, #0x7                // PARange -> IPS
     bfi     x1, x2, #32, #3
     msr     tcr_el1, x1
-    adrp    x1, boot_l0_ident
-    msr     ttbr0_el1, x1
-    adrp    x1, boot_l0_high
-    msr     ttbr1_el1, x1
+    msr     ttbr0_el1, x20
+    msr     ttbr1_el1, x21
     dsb     ish
     isb
     tlbi    vmalle1
@@ -145,6 +155,7 @@ _start:
     br      x1
 6:
     // Higher half from here on.
+    cbnz    x22, 8f
     ldr     x1, =boot_stack_top
     mov     sp, x1
     ldr     x1, =adros_vectors
@@ -156,6 +167,32 @@ _start:
     bl      kmain
 7:  wfi
     b       7b
+8:
+    // A secondary CPU: the stack its starter prepared, then Rust.
+    ldr     x1, =ADROS_AP_STACK_TOP
+    ldr     x1, [x1]
+    mov     sp, x1
+    ldr     x1, =adros_vectors
+    msr     vbar_el1, x1
+    isb
+    mov     x29, xzr
+    mov     x30, xzr
+    mov     x0, x19
+    bl      adros_ap_main
+    b       7b
+
+// Secondary CPUs enter here from PSCI CPU_ON (physical address, MMU off) with their CPU
+// index in x0; the starter published the kernel's TTBR1 and the stack (cleaned to memory).
+.global _secondary_start
+_secondary_start:
+    mov     x19, x0
+    mov     x22, #1
+    DROP_TO_EL1
+    adrp    x20, boot_l0_ident
+    adrp    x1, ADROS_AP_TTBR1
+    add     x1, x1, :lo12:ADROS_AP_TTBR1
+    ldr     x21, [x1]
+    b       enable_mmu
 .ltorg
 
 .section .bss.boot, "aw", @nobits

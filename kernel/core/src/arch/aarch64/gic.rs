@@ -11,6 +11,8 @@ use crate::mm::layout::MMIO_OFFSET;
 
 /// The software-generated interrupt that asks a CPU to reschedule.
 pub const SGI_RESCHED: u32 = 1;
+/// The one that stops a CPU for good (the panic report's).
+pub const SGI_STOP: u32 = 2;
 
 const GICD_CTLR: u64 = 0x0000;
 const GICD_TYPER: u64 = 0x0004;
@@ -36,6 +38,8 @@ const GICR_IPRIORITYR: u64 = 0x0400;
 const WINDOW: u64 = 1 << 30;
 
 static DIST: AtomicU64 = AtomicU64::new(0);
+/// The GIC as the device tree described it, for the secondary CPUs.
+static CONFIG: spin::Once<GicV3> = spin::Once::new();
 static SPURIOUS: AtomicUsize = AtomicUsize::new(0);
 static UNEXPECTED: AtomicUsize = AtomicUsize::new(0);
 
@@ -65,6 +69,7 @@ fn rd64(va: u64) -> u64 {
 #[derive(Debug)]
 pub enum Error {
     OutsideWindow,
+    NotInitialised,
     NoRedistributor(u64),
 }
 
@@ -74,6 +79,7 @@ impl core::fmt::Display for Error {
             Error::OutsideWindow => {
                 write!(f, "the GIC's registers lie above 1 GiB (not mapped yet)")
             }
+            Error::NotInitialised => write!(f, "the boot CPU has not set the GIC up"),
             Error::NoRedistributor(m) => {
                 write!(f, "no redistributor answers for this CPU (MPIDR {m:#x})")
             }
@@ -94,8 +100,15 @@ pub fn init(g: &GicV3) -> Result<u32, Error> {
     wr32(d + GICD_CTLR, CTLR_ARE | CTLR_ENABLE_G1 | CTLR_ENABLE_G0);
     wait_rwp(d);
     let lines = 32 * ((rd32(d + GICD_TYPER) & 0x1f) + 1);
+    CONFIG.call_once(|| *g);
     init_this_cpu(g)?;
     Ok(lines)
+}
+
+/// [`init_this_cpu`] on a secondary CPU, with what the boot CPU's [`init`] found.
+pub fn init_secondary() -> Result<(), Error> {
+    let g = CONFIG.get().ok_or(Error::NotInitialised)?;
+    init_this_cpu(g)
 }
 
 fn wait_rwp(d: u64) {
@@ -144,7 +157,7 @@ pub fn init_this_cpu(g: &GicV3) -> Result<(), Error> {
     for i in 0..8 {
         wr32(s + GICR_IPRIORITYR + 4 * i, 0xa0a0_a0a0);
     }
-    REDIST.store(s, Ordering::Relaxed);
+    super::percpu::current().gic_sgi.store(s, Ordering::Relaxed);
     // SAFETY: the GICv3 CPU interface's own registers on this CPU: system-register access
     // on, any priority let through, no preemption grouping, Group 1 on.
     unsafe {
@@ -161,20 +174,19 @@ pub fn init_this_cpu(g: &GicV3) -> Result<(), Error> {
             options(nostack, preserves_flags)
         );
     }
+    enable_private(SGI_RESCHED, crate::sched::resched_ipi);
+    enable_private(SGI_STOP, |_| super::halt_forever());
     Ok(())
 }
 
-/// This CPU's SGI/PPI frame. (One CPU for now: per-CPU once the others are started.)
-static REDIST: AtomicU64 = AtomicU64::new(0);
-
-/// Routes private interrupt `intid` (an SGI 0–15 or PPI 16–31) of this CPU to `handler`
-/// and unmasks it.
+/// Routes private interrupt `intid` (an SGI 0–15 or PPI 16–31) to `handler` (the same on
+/// every CPU) and unmasks it on this CPU.
 pub fn enable_private(intid: u32, handler: Handler) {
     let Some(slot) = HANDLERS.get(intid as usize) else {
         return;
     };
     slot.store(handler as usize, Ordering::Release);
-    let s = REDIST.load(Ordering::Relaxed);
+    let s = super::percpu::current().gic_sgi.load(Ordering::Relaxed);
     if s != 0 {
         wr32(s + GICR_ISENABLER0, 1 << intid);
     }

@@ -1,7 +1,8 @@
 //! Panic and fatal-exception reports on aarch64 (`crate::panic` there): the message, the
 //! registers, a frame-pointer backtrace, then a failing QEMU exit status — the same
 //! statuses as x86_64's `isa-debug-exit` (see [`super::qemu_exit`]). One CPU reports; the
-//! others are not stopped yet (no SGI-based stop: secondary CPUs are not started).
+//! others are sent the stop SGI (a CPU with IRQs masked does not take it: there is no NMI
+//! here, and their state is not printed yet).
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -132,7 +133,19 @@ pub fn current_fp() -> u64 {
     fp
 }
 
+/// Sends every other online CPU the stop SGI.
+fn stop_other_cpus() {
+    if !super::percpu::is_ready() {
+        return;
+    }
+    let me = super::percpu::cpu_id();
+    for pc in super::percpu::online_cpus().filter(|pc| pc.cpu_id != me) {
+        super::gic::send_sgi(pc.mpidr, super::gic::SGI_STOP);
+    }
+}
+
 pub fn end() -> ! {
+    stop_other_cpus();
     print(format_args!(
         "!!! end of report; stopping (QEMU exit status {})\n",
         (EXIT_PANIC << 1) | 1

@@ -20,6 +20,10 @@ pub struct PerCpu {
     pub mpidr: u64,
     pub sched: CpuSched,
     pub online: AtomicBool,
+    /// This CPU's GICv3 redistributor SGI/PPI frame (virtual; 0 until set up).
+    pub gic_sgi: AtomicU64,
+    /// The generic timer's next compare value on this CPU.
+    pub timer_next: AtomicU64,
 }
 
 static READY: AtomicBool = AtomicBool::new(false);
@@ -33,6 +37,8 @@ pub fn init_this_cpu(cpu_id: usize, mpidr: u64) -> &'static PerCpu {
         mpidr,
         sched: CpuSched::new(cpu_id),
         online: AtomicBool::new(true),
+        gic_sgi: AtomicU64::new(0),
+        timer_next: AtomicU64::new(0),
     }));
     // SAFETY: TPIDR_EL1 is the kernel's own per-CPU register; the block is leaked, so the
     // pointer stays valid for good.

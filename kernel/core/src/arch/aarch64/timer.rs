@@ -8,8 +8,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::exceptions::TrapFrame;
 
 static PERIOD: AtomicU64 = AtomicU64::new(0);
-static NEXT: AtomicU64 = AtomicU64::new(0);
-/// Ticks taken on this (the boot) CPU.
+static INTID: AtomicU64 = AtomicU64::new(0);
+/// Ticks taken on all CPUs.
 static TICKS: AtomicU64 = AtomicU64::new(0);
 
 fn set_cval(v: u64) {
@@ -19,12 +19,24 @@ fn set_cval(v: u64) {
     };
 }
 
-/// Starts the tick at `hz` on interrupt `intid`.
+/// Starts the tick at `hz` on interrupt `intid` on this (the boot) CPU.
 pub fn start(intid: u32, hz: u32) {
     let period = (super::cpu::counter_hz() / u64::from(hz.max(1))).max(1);
     PERIOD.store(period, Ordering::Relaxed);
-    let next = super::cpu::counter() + period;
-    NEXT.store(next, Ordering::Relaxed);
+    INTID.store(u64::from(intid), Ordering::Relaxed);
+    arm(intid);
+}
+
+/// Starts the tick on a secondary CPU, as the boot CPU's [`start`] set it.
+pub fn start_secondary() {
+    arm(INTID.load(Ordering::Relaxed) as u32);
+}
+
+fn arm(intid: u32) {
+    let next = super::cpu::counter() + PERIOD.load(Ordering::Relaxed);
+    super::percpu::current()
+        .timer_next
+        .store(next, Ordering::Relaxed);
     set_cval(next);
     // SAFETY: enables the virtual timer with its interrupt unmasked (CNTV_CTL_EL0.ENABLE).
     unsafe {
@@ -36,18 +48,19 @@ pub fn start(intid: u32, hz: u32) {
 fn on_tick(frame: &mut TrapFrame) {
     let period = PERIOD.load(Ordering::Relaxed);
     let now = super::cpu::counter();
-    let mut next = NEXT.load(Ordering::Relaxed) + period;
+    let slot = &super::percpu::current().timer_next;
+    let mut next = slot.load(Ordering::Relaxed) + period;
     if next <= now {
         // Missed ticks (a slow host under TCG): catch up rather than fire back to back.
         next = now + period;
     }
-    NEXT.store(next, Ordering::Relaxed);
+    slot.store(next, Ordering::Relaxed);
     set_cval(next);
     TICKS.fetch_add(1, Ordering::Relaxed);
     crate::sched::timer_tick(frame);
 }
 
-/// Ticks taken since [`start`].
+/// Ticks taken on all CPUs since [`start`].
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
