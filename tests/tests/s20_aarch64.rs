@@ -4,8 +4,9 @@
 //! device tree), the frame allocator and heap, sleeping on the timer, two kernel threads
 //! that never yield taking turns on CPU 0's timer tick, and the second CPU (started through
 //! PSCI) running the thread pinned to it; one more with other `-smp`/`-m` shows the numbers
-//! are read, not assumed; one provokes a data abort for the exception
-//! report; one gives QEMU a device tree without a UART. Skipped (not passed) when
+//! are read, not assumed; four provoke exceptions for the report (an
+//! unmapped address, a write to the read-only text, a stack overflow into the guard page,
+//! `brk`); one gives QEMU a device tree without a UART. Skipped (not passed) when
 //! `qemu-system-aarch64` or the image is missing.
 
 use std::path::PathBuf;
@@ -97,6 +98,7 @@ fn s20_aarch64_boots_schedules_two_threads_on_the_timer_tick() {
         }
     }
     t.expect_contains("boot: RAM 0x40000000..0x60000000 (512 MiB)");
+    t.expect_contains("boot: image W^X: text");
     // Frames and heap.
     let Some(mm) = s.lines().find(|l| l.starts_with("mm: ")) else {
         t.fail("no mm line")
@@ -184,16 +186,13 @@ fn s20_aarch64_reads_cpus_and_memory_from_the_device_tree() {
     }
 }
 
-#[test]
-fn s20_aarch64_data_abort_is_reported_with_the_decoded_syndrome() {
-    let name = "s20_aarch64-data-abort";
-    let Some(k) = image(name) else { return };
-    let t = boot(name, Machine::aarch64(&k, "adros.fault=data"));
-    t.expect_contains(
-        "!!! EXCEPTION: synchronous from EL1 on CPU 0: data abort at the current EL: translation fault",
-    );
-    t.expect_contains("FAR 0xffffa00000000ff8");
-    t.expect_contains("(class 0x25)");
+/// Boots with `adros.fault=KIND` and checks the report and the panic status.
+fn fault(kind: &str, k: &std::path::Path, wants: &[&str]) {
+    let name = format!("s20_aarch64-fault-{kind}");
+    let t = boot(&name, Machine::aarch64(k, &format!("adros.fault={kind}")));
+    for w in wants {
+        t.expect_contains(w);
+    }
     t.expect_contains("backtrace:");
     if t.status() != Some(qemu::STATUS_PANIC) {
         t.fail("the guest did not exit with the panic status");
@@ -201,6 +200,43 @@ fn s20_aarch64_data_abort_is_reported_with_the_decoded_syndrome() {
     if t.serial().contains("context switch work") {
         t.fail("the kernel went on after the fault");
     }
+}
+
+#[test]
+fn s20_aarch64_faults_are_reported_with_the_decoded_syndrome() {
+    let Some(k) = image("s20_aarch64-faults") else {
+        return;
+    };
+    // An unmapped kernel address.
+    fault(
+        "data",
+        &k,
+        &[
+            "!!! EXCEPTION: synchronous from EL1 on CPU 0: data abort at the current EL: translation fault",
+            "FAR 0xffffa00000000ff8",
+            "(class 0x25)",
+        ],
+    );
+    // W^X: the kernel's text is read-only.
+    fault(
+        "text",
+        &k,
+        &["data abort at the current EL: permission fault (level 3), write"],
+    );
+    // The boot stack's guard page: reported from the emergency stack, not a fault loop.
+    fault(
+        "stack",
+        &k,
+        &[
+            "translation fault (level 3), write",
+            "the fault address is a kernel stack's guard page: stack overflow",
+        ],
+    );
+    fault(
+        "brk",
+        &k,
+        &["synchronous from EL1 on CPU 0: BRK instruction"],
+    );
 }
 
 #[test]

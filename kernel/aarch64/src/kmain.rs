@@ -76,6 +76,12 @@ extern "C" fn kmain(dtb_pa: u64) -> ! {
         m.psci,
         boot::describe_cmdline(&b)
     );
+    let [(text, text_end, _), (ro, ro_end, _), (data, end, _)] =
+        adros_core::mm::paging::kernel_sections();
+    println!(
+        "boot: image W^X: text {text:#x}..{text_end:#x} read-only executable, rodata {ro:#x}..{ro_end:#x} read-only, data {data:#x}..{end:#x} never executable; boot stack guard page {:#x} unmapped",
+        adros_core::mm::paging::boot_stack_guard()
+    );
     for r in m.regions() {
         println!(
             "boot: RAM {:#x}..{:#x} ({} MiB)",
@@ -88,7 +94,9 @@ extern "C" fn kmain(dtb_pa: u64) -> ! {
     match b.cmdline.param("adros.fault") {
         Some("data") => exceptions::provoke(exceptions::Provoke::DataAbort),
         Some("brk") => exceptions::provoke(exceptions::Provoke::Breakpoint),
-        Some(other) => println!("boot: adros.fault={other}: unknown (data, brk)"),
+        Some("text") => exceptions::provoke(exceptions::Provoke::WriteText),
+        Some("stack") => exceptions::provoke(exceptions::Provoke::StackOverflow),
+        Some(other) => println!("boot: adros.fault={other}: unknown (data, text, stack, brk)"),
         None => {}
     }
 

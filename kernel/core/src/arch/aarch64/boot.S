@@ -158,6 +158,8 @@ enable_mmu:
     cbnz    x22, 8f
     ldr     x1, =boot_stack_top
     mov     sp, x1
+    ldr     x1, =boot_emergency_top     // fatal exceptions' stack (exceptions.rs)
+    msr     sp_el0, x1
     ldr     x1, =adros_vectors
     msr     vbar_el1, x1
     isb
@@ -195,6 +197,29 @@ _secondary_start:
     b       enable_mmu
 .ltorg
 
+// Switches TTBR1 to the table at x0 (physical) from the identity map, so no higher-half
+// translation is in use while it changes (paging::protect_kernel): first an empty table and
+// a TLB flush, then the new one. IRQs masked; no stack used; returns to the higher half.
+.global adros_replace_ttbr1
+adros_replace_ttbr1:
+    ldr     x1, =KERNEL_VMA
+    adr     x2, 1f
+    sub     x2, x2, x1
+    br      x2
+1:  adrp    x3, boot_l0_empty
+    msr     ttbr1_el1, x3
+    isb
+    tlbi    vmalle1is
+    dsb     ish
+    isb
+    msr     ttbr1_el1, x0
+    isb
+    tlbi    vmalle1is
+    dsb     ish
+    isb
+    ret
+.ltorg
+
 .section .bss.boot, "aw", @nobits
 .balign 4096
 .global boot_l0_ident
@@ -205,8 +230,15 @@ boot_l0_high:    .skip 4096
 boot_l1_linear:  .skip 4096
 boot_l1_mmio:    .skip 4096
 boot_l1_kernel:  .skip 4096
+boot_l0_empty:   .skip 4096
+// Left unmapped by paging::protect_kernel: an overflow of the boot stack faults.
+.global boot_stack_guard
+boot_stack_guard:
+    .skip 4096
 .global boot_stack_bottom
 boot_stack_bottom:
     .skip 64 * 1024
 .global boot_stack_top
 boot_stack_top:
+    .skip 16 * 1024
+boot_emergency_top:

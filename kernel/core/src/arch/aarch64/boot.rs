@@ -107,6 +107,10 @@ pub fn early(dtb_pa: u64) -> Boot {
         reserved[2] = (s, e);
     }
     phys::init(&regions[..n], &reserved);
+    // W^X for the image, and the boot stack's guard page.
+    if let Err(e) = super::paging::protect_kernel() {
+        println!("boot: the image keeps the boot stub's read-write-execute mapping: {e:?}");
+    }
     let (frames_free, frames_total) = phys::stats();
 
     // 3. The heap works from here on; the command line and the log.

@@ -56,3 +56,12 @@ pub fn model() -> &'static str {
         _ => "unknown",
     }
 }
+
+/// Gives this CPU the emergency stack its fatal-exception entries switch to (SP_EL0).
+pub fn set_emergency_stack(top: u64) {
+    // SAFETY: SP_EL0 is not used by the kernel (it runs on SP_EL1); only the fatal
+    // exception entries move to it.
+    unsafe {
+        core::arch::asm!("msr sp_el0, {}", in(reg) top & !0xf, options(nostack, preserves_flags))
+    };
+}

@@ -1,8 +1,11 @@
-//! EL1 exception vectors. Every entry saves the interrupted state as a [`TrapFrame`] on the
-//! current stack (the running thread's kernel stack) and calls [`adros_exception`]: IRQs go
-//! to the GIC and then through the scheduler's preemption point; anything else is
-//! unexpected for now (no user mode yet) and ends in a report — exception class decoded from
-//! ESR, the fault address, ELR with its symbol, every register — and a failing exit.
+//! EL1 exception vectors. IRQs save the interrupted state as a [`TrapFrame`] on the current
+//! stack (the running thread's kernel stack), go to the GIC and then through the
+//! scheduler's preemption point. Anything else is unexpected for now (no user mode yet) and
+//! ends in a report — exception class decoded from ESR, the fault address, ELR with its
+//! symbol, every register — and a failing exit. Those fatal entries first move to this
+//! CPU's emergency stack (SP_EL0, unused by the kernel until user mode), so that a kernel
+//! stack overflow — a fault on the guard page under the stack — is reported instead of
+//! faulting again on every push, forever.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,7 +14,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 #[derive(Clone, Copy, Debug)]
 pub struct TrapFrame {
     pub x: [u64; 31],
-    pub sp_el0: u64,
+    /// IRQs: SP_EL0 (the emergency stack's top today, the user SP later). Fatal EL1
+    /// exceptions: the interrupted kernel SP.
+    pub sp: u64,
     pub elr: u64,
     pub spsr: u64,
     pub esr: u64,
@@ -43,6 +48,20 @@ core::arch::global_asm!(
     b       adros_exception_common
 .endm
 
+// Fatal at EL1: stash x0, keep the interrupted SP, move to the emergency stack (SP_EL0).
+.macro VFATAL kind
+    .balign 128
+    msr     tpidrro_el0, x0
+    mov     x0, sp
+    msr     spsel, #0
+    sub     sp, sp, #288
+    str     x0, [sp, #248]
+    mrs     x0, tpidrro_el0
+    stp     x0, x1, [sp, #0]
+    mov     x1, #\kind
+    b       adros_fatal_common
+.endm
+
 .balign 2048
 .global adros_vectors
 adros_vectors:
@@ -50,10 +69,10 @@ adros_vectors:
     VENTRY 1
     VENTRY 2
     VENTRY 3
-    VENTRY 4
+    VFATAL 4
     VENTRY 5
-    VENTRY 6
-    VENTRY 7
+    VFATAL 6
+    VFATAL 7
     VENTRY 8
     VENTRY 9
     VENTRY 10
@@ -62,6 +81,35 @@ adros_vectors:
     VENTRY 13
     VENTRY 14
     VENTRY 15
+
+adros_fatal_common:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    str     x30, [sp, #240]
+    mrs     x10, elr_el1
+    mrs     x11, spsr_el1
+    stp     x10, x11, [sp, #256]
+    mrs     x12, esr_el1
+    mrs     x13, far_el1
+    stp     x12, x13, [sp, #272]
+    stp     x29, x10, [sp, #-16]!
+    mov     x29, sp
+    add     x0, sp, #16
+    bl      adros_exception
+1:  wfi
+    b       1b
 
 adros_exception_common:
     stp     x2, x3, [sp, #16]
@@ -180,6 +228,18 @@ pub enum Provoke {
     DataAbort,
     /// A `brk` instruction.
     Breakpoint,
+    /// A write to the kernel's own text (a permission fault under W^X).
+    WriteText,
+    /// Unbounded recursion on the current kernel stack, into its guard page.
+    StackOverflow,
+}
+
+/// Recurses with a frame the optimiser cannot drop until the stack runs out.
+#[inline(never)]
+#[allow(unconditional_recursion)] // the point: it ends in the guard page
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 32]);
+    recurse(depth + 1).wrapping_add(frame[7])
 }
 
 /// The address [`Provoke::DataAbort`] reads: in the kernel half, never mapped.
@@ -195,5 +255,13 @@ pub fn provoke(what: Provoke) {
         },
         // SAFETY: `brk` only raises a debug exception, reported like any other.
         Provoke::Breakpoint => unsafe { core::arch::asm!("brk #0x42", options(nostack)) },
+        // SAFETY: deliberately faults: the text is mapped read-only, so the write never
+        // happens; the exception report ends the run.
+        Provoke::WriteText => unsafe {
+            (provoke as *const () as *mut u32).write_volatile(0);
+        },
+        Provoke::StackOverflow => {
+            core::hint::black_box(recurse(0));
+        }
     }
 }

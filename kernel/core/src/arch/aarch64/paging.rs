@@ -9,6 +9,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::mm::layout::KERNEL_VMA;
 use crate::mm::phys::{self, phys_to_virt};
 use crate::sync::spin::IrqSpinLock;
 
@@ -256,8 +257,106 @@ pub fn mapped_for_report(va: u64) -> bool {
     va >= 0xFFFF_0000_0000_0000 && lookup(va).is_some()
 }
 
-/// The boot stack has no unmapped guard page yet (the boot stub maps the kernel's GiB as
-/// one block): no address is reported as hitting it.
+unsafe extern "C" {
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __data_start: u8;
+    static __kernel_end: u8;
+    #[link_name = "boot_stack_guard"]
+    static BOOT_STACK_GUARD: u8;
+    fn adros_replace_ttbr1(root_pa: u64);
+}
+
+fn sym(s: &u8) -> u64 {
+    s as *const u8 as u64
+}
+
+/// Kernel image section ranges (virtual): text, read-only data, data and BSS.
+pub fn kernel_sections() -> [(u64, u64, &'static str); 3] {
+    // SAFETY: linker-provided symbols; only their addresses are taken.
+    unsafe {
+        [
+            (sym(&__text_start), sym(&__text_end), "text"),
+            (sym(&__rodata_start), sym(&__rodata_end), "rodata"),
+            (sym(&__data_start), sym(&__kernel_end), "data"),
+        ]
+    }
+}
+
+/// The page under the boot stack, left unmapped by [`protect_kernel`].
 pub fn boot_stack_guard() -> u64 {
-    u64::MAX
+    // SAFETY: only the address is taken.
+    unsafe { sym(&BOOT_STACK_GUARD) }
+}
+
+/// Why [`protect_kernel`] could not finish (the boot tables then stay).
+#[derive(Debug)]
+pub enum ProtectError {
+    NoMemory,
+}
+
+/// W^X for the image: a new kernel-half root sharing every subtree of the boot tables but
+/// the image's, which is rebuilt page by page — text read-only and executable, read-only
+/// data read-only, data and BSS writable and never executable, the boot stack's guard page
+/// unmapped — and nothing else at KERNEL_VMA (the boot stub mapped the image's whole GiB
+/// read-write-execute). TTBR1 is switched from the identity map (`adros_replace_ttbr1`).
+/// Run on the boot CPU before the others start (they take the root it leaves).
+pub fn protect_kernel() -> Result<(), ProtectError> {
+    let _g = LOCK.lock();
+    let old = ROOT.load(Ordering::Relaxed);
+    let new = phys::alloc_frame().ok_or(ProtectError::NoMemory)?;
+    for i in 0..511 {
+        // SAFETY: both are translation tables reached through the linear map; entries are
+        // copied one aligned word at a time.
+        unsafe { entry(new, i).write_volatile(entry(old, i).read_volatile()) };
+    }
+    let [(text, text_end, _), (ro, ro_end, _), (_, end, _)] = kernel_sections();
+    let guard = boot_stack_guard();
+    let mut va = text & !0xfff;
+    while va < end {
+        let flags = if va < text_end {
+            Flags::PRESENT | Flags::GLOBAL
+        } else if (ro..ro_end).contains(&va) {
+            Flags::PRESENT | Flags::GLOBAL | Flags::NO_EXECUTE
+        } else {
+            Flags::PRESENT | Flags::GLOBAL | Flags::WRITABLE | Flags::NO_EXECUTE
+        };
+        if va != guard {
+            let e = walk_in(new, va).ok_or(ProtectError::NoMemory)?;
+            // SAFETY: a level-3 entry of the new tables, not yet in use by any CPU.
+            unsafe { e.write_volatile(descriptor(va - KERNEL_VMA, flags)) };
+        }
+        va += 4096;
+    }
+    super::tlb::publish_new_entry();
+    // SAFETY: the new root maps everything the old one did (the shared subtrees) and the
+    // image with the same physical addresses; the caller runs with IRQs masked (LOCK), and
+    // the switch itself runs from the identity map.
+    unsafe { adros_replace_ttbr1(new) };
+    ROOT.store(new, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The level-3 entry for `va` under root `root`, creating tables (for building new tables
+/// that no CPU uses yet).
+fn walk_in(root: u64, va: u64) -> Option<*mut u64> {
+    let mut table = root;
+    for level in 0..3 {
+        let e = entry(table, index(va, level));
+        // SAFETY: `table` is a translation table reached through the linear map.
+        let d = unsafe { e.read_volatile() };
+        table = if d & VALID == 0 {
+            let t = phys::alloc_frame()?;
+            // SAFETY: as above; the new table frame is zeroed and ours.
+            unsafe { e.write_volatile(t | VALID | TABLE_OR_PAGE) };
+            t
+        } else if d & TABLE_OR_PAGE == 0 {
+            return None;
+        } else {
+            d & ADDR
+        };
+    }
+    Some(entry(table, index(va, 3)))
 }

@@ -93,7 +93,7 @@ pub fn print_registers(f: &TrapFrame) {
             let i = row * 4 + col;
             match f.x.get(i) {
                 Some(v) => print(format_args!(" x{i:<2} {v:016x}")),
-                None => print(format_args!(" sp_el0 {:016x}", f.sp_el0)),
+                None => print(format_args!(" sp  {:016x}", f.sp)),
             }
         }
         print(format_args!("\n"));
@@ -104,6 +104,7 @@ pub fn print_registers(f: &TrapFrame) {
 /// Walks the frame-record chain (x29: previous x29, return address).
 pub fn backtrace_from(mut fp: u64) {
     print(format_args!("    backtrace:\n"));
+    let (mut last, mut repeats) = (0, 0);
     for depth in 0..64 {
         if fp == 0 || !fp.is_multiple_of(16) || fp < 0xFFFF_0000_0000_0000 {
             break;
@@ -118,8 +119,24 @@ pub fn backtrace_from(mut fp: u64) {
         if ret == 0 {
             break;
         }
-        print(format_args!("      #{depth:<2} {}\n", Sym(ret)));
+        if ret == last {
+            repeats += 1;
+        } else {
+            if repeats > 0 {
+                print(format_args!(
+                    "      ... previous frame repeated {repeats} more times\n"
+                ));
+            }
+            repeats = 0;
+            print(format_args!("      #{depth:<2} {}\n", Sym(ret)));
+        }
+        last = ret;
         fp = next;
+    }
+    if repeats > 0 {
+        print(format_args!(
+            "      ... previous frame repeated {repeats} more times\n"
+        ));
     }
 }
 

@@ -96,6 +96,13 @@ fn start_one(index: usize, mpidr: u64) -> Result<(), StartError> {
 extern "C" fn adros_ap_main(index: u64) -> ! {
     super::exceptions::mark_installed();
     let index = index as usize;
+    match KernelStack::new(16 << 10) {
+        Some(s) => {
+            super::cpu::set_emergency_stack(s.top());
+            core::mem::forget(s);
+        }
+        None => println!("smp: CPU {index}: no memory for an emergency stack"),
+    }
     super::percpu::init_this_cpu(index, super::cpu::mpidr());
     if let Err(e) = super::gic::init_secondary() {
         println!("smp: CPU {index}: GIC: {e}; this CPU stops");
