@@ -56,6 +56,14 @@ pub fn start_secondaries(mpidrs: &[u64]) -> usize {
     for &mpidr in mpidrs.iter().filter(|&&m| m != me) {
         match start_one(next, mpidr) {
             Ok(()) => next += 1,
+            Err(StartError::Silent) => {
+                // It may still come up later, on the stack the next one would be given:
+                // start no more.
+                println!(
+                    "smp: CPU with MPIDR {mpidr:#x} did not report in within 5 s; starting no more CPUs"
+                );
+                break;
+            }
             Err(e) => println!("smp: CPU with MPIDR {mpidr:#x} did not start: {e:?}"),
         }
     }
