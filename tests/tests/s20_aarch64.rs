@@ -106,7 +106,7 @@ fn s20_aarch64_boots_schedules_two_threads_on_the_timer_tick() {
     if !mm.contains("read back intact") || !mm.contains("4 MiB vector ok") {
         t.fail(&format!("memory check: {mm}"));
     }
-    let free = number_before(mm, " of ").unwrap_or(0);
+    let free = number_before(mm, " frames free at boot").unwrap_or(0);
     // 512 MiB is 131072 frames; the image, the device tree and the bitmap take a few.
     if !(129_000..131_072).contains(&free) {
         t.fail(&format!("{free} free frames for 512 MiB: {mm}"));

@@ -135,10 +135,10 @@ fn check_memory(b: &boot::Boot) {
     drop(v);
     let (mapped, allocated) = adros_core::mm::heap::stats();
     println!(
-        "mm: {} of {} frames free at boot ({} MiB usable); 256 frames allocated, written and read back {}, freed: {} -> {} -> {} free; heap: 4 MiB vector {}, {} KiB mapped, {} bytes in use",
+        "mm: {} frames free at boot ({} MiB usable; the bitmap tracks {} frames from physical 0); 256 frames allocated, written and read back {}, freed: {} -> {} -> {} free; heap: 4 MiB vector {}, {} KiB mapped, {} bytes in use",
         b.frames_free,
-        total,
         (b.frames_free as u64 * 4096) >> 20,
+        total,
         if intact { "intact" } else { "CORRUPTED" },
         free0,
         free1,
