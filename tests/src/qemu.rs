@@ -20,8 +20,66 @@ pub const STATUS_POWEROFF: i32 = 0;
 /// The boot stub gave up (not Multiboot2, no long mode, …).
 pub const STATUS_BOOT_STUB: i32 = 255;
 
+/// The guest's CPU architecture (`cargo xtask run --arch`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Arch {
+    /// q35, `-cpu max`, `isa-debug-exit` (the default).
+    #[default]
+    X86_64,
+    /// QEMU `virt` with a GICv3, a Cortex-A72, the ELF loaded by `-kernel`; semihosting for
+    /// the exit status (the same statuses as `isa-debug-exit`).
+    Aarch64,
+}
+
+impl Arch {
+    /// `x86_64` or `aarch64`; anything else is refused with the list.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "x86_64" => Ok(Self::X86_64),
+            "aarch64" | "arm64" => Ok(Self::Aarch64),
+            "riscv64" => Err("--arch riscv64: not yet (issue 19); use x86_64 or aarch64".into()),
+            _ => Err(format!("--arch {s}: use x86_64 or aarch64")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::X86_64 => "x86_64",
+            Self::Aarch64 => "aarch64",
+        }
+    }
+
+    /// The QEMU system emulator for it.
+    pub fn qemu(self) -> &'static str {
+        match self {
+            Self::X86_64 => "qemu-system-x86_64",
+            Self::Aarch64 => "qemu-system-aarch64",
+        }
+    }
+
+    /// The Rust target the kernel is built for.
+    pub fn kernel_target(self) -> &'static str {
+        match self {
+            Self::X86_64 => "x86_64-unknown-none",
+            Self::Aarch64 => "aarch64-unknown-none-softfloat",
+        }
+    }
+}
+
+/// Whether this machine's QEMU can run `arch` (its system emulator is on PATH).
+pub fn qemu_available(arch: Arch) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(arch.qemu()).is_file()))
+}
+
 #[derive(Clone, Debug)]
 pub struct Machine {
+    /// The CPU architecture; everything below but `smp`, `mem_mib`, `accel`, `direct`,
+    /// `dtb` and `gdb` is x86_64-only for now.
+    pub arch: Arch,
+    /// aarch64: a device tree for QEMU to pass instead of its own (`-dtb`), for the tests of
+    /// malformed trees.
+    pub dtb: Option<PathBuf>,
     pub iso: PathBuf,
     pub smp: u32,
     pub mem_mib: u64,
@@ -84,6 +142,8 @@ impl Machine {
     /// The default machine: 2 CPUs, 1 GiB, TCG.
     pub fn new(iso: &Path) -> Self {
         Self {
+            arch: Arch::X86_64,
+            dtb: None,
             iso: iso.to_path_buf(),
             smp: 2,
             mem_mib: 1024,
@@ -116,8 +176,73 @@ impl Machine {
         m
     }
 
+    /// The aarch64 machine booting `kernel` (an ELF, through `-kernel`) with `append` as
+    /// the device tree's `/chosen/bootargs`: `virt` with a GICv3, a Cortex-A72, 2 CPUs,
+    /// 512 MiB.
+    pub fn aarch64(kernel: &Path, append: &str) -> Self {
+        let mut m = Self::new(Path::new(""));
+        m.arch = Arch::Aarch64;
+        m.mem_mib = 512;
+        m.direct = Some(DirectBoot {
+            kernel: kernel.to_path_buf(),
+            initrd: PathBuf::new(),
+            append: append.to_string(),
+        });
+        m
+    }
+
+    /// `qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a72 …`
+    fn aarch64_args(&self) -> Vec<String> {
+        let accel = if self.accel == "tcg" {
+            "tcg,thread=multi".to_string()
+        } else {
+            self.accel.clone()
+        };
+        let mut a: Vec<String> = [
+            "-machine",
+            "virt,gic-version=3",
+            "-cpu",
+            "cortex-a72",
+            "-accel",
+            &accel,
+            "-no-reboot",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-nic",
+            "none",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend([
+            "-smp".into(),
+            self.smp.to_string(),
+            "-m".into(),
+            format!("{}M", self.mem_mib),
+        ]);
+        if let Some(d) = &self.direct {
+            a.extend(["-kernel".into(), d.kernel.display().to_string()]);
+            if !d.initrd.as_os_str().is_empty() {
+                a.extend(["-initrd".into(), d.initrd.display().to_string()]);
+            }
+            if !d.append.is_empty() {
+                a.extend(["-append".into(), d.append.clone()]);
+            }
+        }
+        if let Some(dtb) = &self.dtb {
+            a.extend(["-dtb".into(), dtb.display().to_string()]);
+        }
+        if let Some(port) = self.gdb {
+            a.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()]);
+        }
+        a
+    }
+
     /// Arguments shared by every way of running the guest (interactive or headless).
     pub fn args(&self) -> Vec<String> {
+        if self.arch == Arch::Aarch64 {
+            return self.aarch64_args();
+        }
         let accel = if self.accel == "tcg" {
             "tcg,thread=multi".to_string()
         } else {
@@ -549,7 +674,8 @@ pub fn run_headless_with_input(
     script: &[InputStep],
 ) -> Result<Outcome, String> {
     use std::io::Write;
-    let mut cmd = Command::new("qemu-system-x86_64");
+    let qemu = m.arch.qemu();
+    let mut cmd = Command::new(qemu);
     cmd.args(m.args()).args(Machine::headless_args());
     cmd.stdin(if script.is_empty() {
         Stdio::null()
@@ -561,7 +687,7 @@ pub fn run_headless_with_input(
     let start = Instant::now();
     let mut child: Child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}. Run `cargo xtask deps`."))?;
+        .map_err(|e| format!("cannot start {qemu}: {e}. Run `cargo xtask deps`."))?;
     let mut stdin = child.stdin.take();
     let (mut step, mut matched_to) = (0usize, 0usize);
     let mut monitor: Option<Monitor> = None;

@@ -17,6 +17,17 @@ pub struct BuildArgs {
     /// Build the kernel with the dev profile (faster to compile, slower to run).
     #[arg(long)]
     pub debug: bool,
+    /// The CPU architecture: x86_64 (the default: kernel, initrd, ISO) or aarch64 (the
+    /// aarch64 image of the kernel core for QEMU `virt`; see docs/arch.md).
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+}
+
+impl BuildArgs {
+    /// `--arch`, x86_64 when not given.
+    pub fn arch(&self) -> Result<adros_tests::qemu::Arch> {
+        adros_tests::qemu::Arch::parse(self.arch.as_deref().unwrap_or("x86_64"))
+    }
 }
 
 pub struct Built {
@@ -31,9 +42,51 @@ pub struct Built {
     pub extras: Vec<crate::initrd::Extra>,
 }
 
+/// `cargo xtask build`: the kernel and the default ISO (`target/adros.iso`), or with
+/// `--arch aarch64` the aarch64 image.
+pub fn build_command(args: &BuildArgs) -> Result<()> {
+    if args.arch()? == adros_tests::qemu::Arch::Aarch64 {
+        crate::deps::ensure(true)?;
+        let k = build_kernel_aarch64(args.debug)?;
+        eprintln!("xtask: built {}", k.display());
+        return Ok(());
+    }
+    build(args).map(|_| ())
+}
+
 /// Builds the kernel and the default ISO (`target/adros.iso`).
 pub fn build(args: &BuildArgs) -> Result<Built> {
     build_with(args, &[], &[])
+}
+
+/// The aarch64 image (`adros-aarch64`: the kernel core with its aarch64 boot path and a
+/// small `kmain`), an ELF for QEMU's `-kernel`.
+pub fn build_kernel_aarch64(debug: bool) -> Result<PathBuf> {
+    let target = adros_tests::qemu::Arch::Aarch64.kernel_target();
+    let pb = spinner("building the aarch64 image (cargo build -p adros-aarch64)");
+    let profile = if debug { "dev" } else { "release" };
+    let out = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args([
+            "build",
+            "-p",
+            "adros-aarch64",
+            "--target",
+            target,
+            "--profile",
+            profile,
+        ])
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    pb.finish_and_clear();
+    if !out.status.success() {
+        return Err(format!(
+            "aarch64 build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let dir = if debug { "debug" } else { "release" };
+    Ok(target_dir().join(target).join(dir).join("adros-aarch64"))
 }
 
 /// `build`, with extra `HOST:GUEST` files (`run --add`) and Debian packages with their

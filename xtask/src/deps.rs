@@ -47,6 +47,16 @@ const DEPS: &[Dep] = &[
         why: "runs AdrOS",
     },
     Dep {
+        package: "qemu-system-arm",
+        present: || has_cmd("qemu-system-aarch64"),
+        why: "runs AdrOS on aarch64 (`--arch aarch64`: the `virt` machine)",
+    },
+    Dep {
+        package: "device-tree-compiler",
+        present: || has_cmd("dtc"),
+        why: "the aarch64 test's malformed device trees (dtc)",
+    },
+    Dep {
         package: "grub-pc-bin",
         present: || Path::new("/usr/lib/grub/i386-pc/multiboot2.mod").exists(),
         why: "BIOS GRUB for the ISO",

@@ -5,7 +5,8 @@
 //! - clippy with `-D warnings` on every host package and all their targets (tests, benches);
 //! - clippy with `-D warnings` on the kernel for `x86_64-unknown-none`, native-only and, when
 //!   NetBSD source is present, with the rump components linked (`cfg(rump_linked)` code);
-//!   the kernel core crate (`adros-core`) with it;
+//!   the kernel core crate (`adros-core`) with it; and the core with its aarch64 image
+//!   (`adros-aarch64`) for `aarch64-unknown-none-softfloat`;
 //! - the layering: the kernel core depends on no other crate of this workspace, so nothing
 //!   in it can name processes, files, sockets, system calls or the rump kernel
 //!   ([`core_layering`]).
@@ -123,6 +124,18 @@ pub fn steps(fix: bool) -> Result<Vec<Step>> {
             clippy(&kernel, Some(d)),
         ));
     }
+    let aarch64 = [
+        "-p",
+        "adros-core",
+        "-p",
+        "adros-aarch64",
+        "--target",
+        adros_tests::qemu::Arch::Aarch64.kernel_target(),
+    ];
+    v.push(step(
+        "cargo clippy (kernel core and its aarch64 image, aarch64) -D warnings",
+        clippy(&aarch64, None),
+    ));
     v.push(core_layering());
     v.push(arch_boundary());
     Ok(v)

@@ -37,7 +37,8 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
-    /// Build the kernel, the symbol table and the bootable ISO (target/adros.iso).
+    /// Build the kernel, the symbol table and the bootable ISO (target/adros.iso); with
+    /// `--arch aarch64`, the aarch64 image.
     Build(build::BuildArgs),
     /// rustfmt and clippy (-D warnings) on the host packages and the kernel (native and with
     /// the rump components): what `cargo xtask test` runs first.
@@ -63,7 +64,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Deps { check } => deps::command(!check).map(|_| 0),
-        Cmd::Build(a) => build::build(&a).map(|_| 0),
+        Cmd::Build(a) => build::build_command(&a).map(|_| 0),
         Cmd::Run(a) => run::run(*a),
         Cmd::Lint(a) => lint::lint(a),
         Cmd::Test(a) => test::test(a),

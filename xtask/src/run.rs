@@ -87,6 +87,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
     if !matches!(a.accel.as_str(), "tcg" | "kvm") {
         return Err(format!("--accel {}: use tcg or kvm", a.accel));
     }
+    if a.build.arch()? == qemu::Arch::Aarch64 {
+        return run_aarch64(&a);
+    }
     let built = build::build_with(&a.build, &a.add, &a.add_deb)?;
     let mut cmdline = a.cmdline.clone();
     if let Some(e) = &a.exec {
@@ -210,6 +213,86 @@ pub fn run(a: RunArgs) -> Result<i32> {
     let st = cmd
         .status()
         .map_err(|e| format!("cannot start qemu-system-x86_64: {e}. Run `cargo xtask deps`."))?;
+    eprintln!(
+        "xtask: guest {} (QEMU status {:?})",
+        qemu::describe(st.code()),
+        st.code()
+    );
+    Ok(match st.code() {
+        Some(0) | Some(33) => 0,
+        _ => 1,
+    })
+}
+
+/// `--arch aarch64`: the aarch64 image on QEMU `virt` (GICv3, Cortex-A72), the ELF through
+/// `-kernel`, `--cmdline` as the device tree's bootargs. What needs the x86_64 kernel (user
+/// space, disks, USB, network, sound, the ISO) is refused with a reason.
+fn run_aarch64(a: &RunArgs) -> Result<i32> {
+    let x86_only = [
+        (!a.disk.is_empty(), "--disk"),
+        (!a.usb_disk.is_empty(), "--usb-disk"),
+        (a.net != "none", "--net"),
+        (a.audio.is_some(), "--audio"),
+        (!a.add.is_empty(), "--add"),
+        (!a.add_deb.is_empty(), "--add-deb"),
+        (a.exec.is_some(), "--exec"),
+        (a.iso, "--iso"),
+        (a.monitor.is_some(), "--monitor"),
+    ];
+    if let Some((_, flag)) = x86_only.iter().find(|(used, _)| *used) {
+        return Err(format!(
+            "{flag} is not available with --arch aarch64 yet: the aarch64 image is the kernel core only (no user space or drivers; docs/arch.md)"
+        ));
+    }
+    crate::deps::ensure(true)?;
+    let kernel = build::build_kernel_aarch64(a.build.debug)?;
+    let mut m = Machine::aarch64(&kernel, a.cmdline.as_deref().unwrap_or(""));
+    m.smp = a.smp;
+    m.mem_mib = parse_mem(&a.mem)?;
+    m.accel = a.accel.clone();
+    m.gdb = a.gdb;
+    if let Some(port) = a.gdb {
+        eprintln!(
+            "xtask run: QEMU waits for gdb on 127.0.0.1:{port}: gdb-multiarch {} -ex 'target remote 127.0.0.1:{port}'",
+            kernel.display()
+        );
+    }
+    if a.headless || a.timeout.is_some() {
+        let timeout = Duration::from_secs(a.timeout.unwrap_or(u64::MAX / 4));
+        let out = qemu::run_headless(
+            &m,
+            timeout,
+            |b| {
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(b);
+                let _ = o.flush();
+            },
+            None,
+        )?;
+        if out.timed_out {
+            eprintln!(
+                "\nxtask: stopped QEMU after the {} s timeout",
+                a.timeout.unwrap_or(0)
+            );
+            return Ok(124);
+        }
+        eprintln!(
+            "\nxtask: guest {} (QEMU status {:?})",
+            qemu::describe(out.status),
+            out.status
+        );
+        return Ok(match out.status {
+            Some(0) | Some(33) => 0,
+            _ => 1,
+        });
+    }
+    let q = m.arch.qemu();
+    let mut cmd = Command::new(q);
+    cmd.args(m.args()).arg("-nographic");
+    eprintln!("xtask: booting AdrOS on aarch64 (Ctrl-A X quits QEMU)");
+    let st = cmd
+        .status()
+        .map_err(|e| format!("cannot start {q}: {e}. Run `cargo xtask deps`."))?;
     eprintln!(
         "xtask: guest {} (QEMU status {:?})",
         qemu::describe(st.code()),

@@ -792,6 +792,21 @@ fn debs_initrd(built: &build::Built) -> (String, String) {
     }
 }
 
+/// The aarch64 image for the s20 tests (`ADROS_KERNEL_AARCH64`), or why there is none
+/// (`ADROS_AARCH64_SKIP`: they are then skipped).
+fn aarch64_image() -> (String, String) {
+    match build::build_kernel_aarch64(false) {
+        Ok(k) => ("ADROS_KERNEL_AARCH64".into(), k.display().to_string()),
+        Err(e) => {
+            eprintln!("  aarch64 image: not built: {e}");
+            (
+                "ADROS_AARCH64_SKIP".into(),
+                format!("the aarch64 image did not build: {e}"),
+            )
+        }
+    }
+}
+
 fn qemu_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
     let stage = built.iso.with_extension("d");
     let env: Vec<(String, String)> = vec![
@@ -805,6 +820,7 @@ fn qemu_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
         ),
         ("ADROS_TEST_DIR".into(), logs.display().to_string()),
         debs_initrd(built),
+        aarch64_image(),
         // A failing QEMU test's message carries the serial tail; the host backtrace of the
         // assertion adds nothing.
         ("RUST_BACKTRACE".into(), "0".into()),

@@ -20,6 +20,7 @@ static CMDLINE: spin::Once<crate::cmdline::Cmdline> = spin::Once::new();
 
 /// Keeps what the boot loader said and the parsed command line for the rest of the kernel's
 /// life (once, at boot, by `boot::early` with what it read from the loader).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn keep(info: BootInfo) -> (&'static BootInfo, &'static crate::cmdline::Cmdline) {
     let info = BOOT_INFO.call_once(|| info);
     (
@@ -195,10 +196,10 @@ pub fn e820_kind(t: u32) -> RegionKind {
     }
 }
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub use loader::*;
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 mod loader {
     use super::*;
     use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType};

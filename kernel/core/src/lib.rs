@@ -20,6 +20,7 @@ extern crate alloc;
 pub mod arch;
 pub mod bootinfo;
 pub mod cmdline;
+pub mod devicetree;
 pub mod errno;
 pub mod firmware;
 pub mod klog;
@@ -28,13 +29,18 @@ pub mod symbols;
 pub mod sync;
 pub mod time;
 
-#[cfg(target_os = "none")]
+// x86_64 only for now: ACPI, the Multiboot2/PVH boot path, the panic and hang reports (NMIs,
+// the LAPIC) and the profiler (fed by the LAPIC tick). aarch64 has its own boot path and
+// fault report under `arch/aarch64` (see docs/arch.md).
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub mod acpi;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub mod boot;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub mod panic;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+pub use arch::aarch64::panic;
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub mod profile;
 #[cfg(target_os = "none")]
 pub mod sched;

@@ -1,10 +1,26 @@
 //! Everything CPU-specific. Only this layer (with `mm`'s page-table and DMA code) holds
 //! `unsafe`. On the host (for `cargo test`) only the interrupt-flag shims exist.
+//!
+//! Each architecture exports the same names where they make sense (see docs/arch.md):
+//! `irq` (save/restore/enable/halt), `serial` (the early console), `percpu`, `switch`
+//! (context switch), `cpu`, `tlb`, `smp`, [`TrapFrame`] (what an interrupt saved, with
+//! `pc()` and `from_user()`), `clock_counter` (the monotonic clock's counter),
+//! `send_resched_ipi`, `qemu_exit` and `halt_forever`.
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub mod x86_64;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub use self::x86_64::*;
+
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+pub mod aarch64;
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+pub use self::aarch64::*;
+
+/// The aarch64 exception-syndrome decoder is plain logic: tested on the host too.
+#[cfg(all(test, not(target_os = "none")))]
+#[path = "aarch64/esr.rs"]
+pub mod aarch64_esr;
 
 #[cfg(not(target_os = "none"))]
 pub mod irq {

@@ -3,7 +3,7 @@
 pub mod frame;
 pub mod layout;
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub mod dma;
 #[cfg(target_os = "none")]
 pub mod heap;
@@ -11,11 +11,14 @@ pub mod heap;
 pub mod kstack;
 #[cfg(target_os = "none")]
 pub mod mmio;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub mod paging;
+/// aarch64's translation tables, behind the same interface (`map`, `unmap`, `query`, `Flags`).
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+pub use crate::arch::aarch64::paging;
 #[cfg(target_os = "none")]
 pub mod phys;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub mod uspace;
 
 #[cfg(target_os = "none")]

@@ -20,7 +20,7 @@ pub fn virt_to_phys(va: u64) -> u64 {
     va - OFFSET.load(Ordering::Relaxed)
 }
 
-pub(super) fn switch_to_linear_map() {
+pub(crate) fn switch_to_linear_map() {
     OFFSET.store(PHYS_OFFSET, Ordering::Relaxed);
 }
 
@@ -49,18 +49,20 @@ fn with_bitmap<R>(f: impl FnOnce(&mut FrameBitmap<&mut [u64]>) -> R) -> Option<R
 }
 
 /// Seeds the allocator from the memory map; `reserved` lists physical ranges already in use
-/// (the kernel image, the boot information, modules). Runs under the boot identity map, so
-/// the bitmap is placed below 1 GiB.
+/// (the kernel image, the boot information, modules). Runs on the boot stub's page tables,
+/// so the bitmap is placed below [`crate::arch::BOOT_MAPPED_TOP`] (x86_64: the 1 GiB
+/// identity map; aarch64: the linear map of the first 4 GiB of physical space).
 pub fn init(regions: &[MemRegion], reserved: &[(u64, u64)]) {
+    let limit = crate::arch::BOOT_MAPPED_TOP;
     let top = crate::bootinfo::ram_top(regions);
     let nframes = top.div_ceil(FRAME_SIZE) as usize;
     let nwords = FrameBitmap::<&mut [u64]>::words_for(nframes);
     let bytes = (nwords * 8) as u64;
-    // First usable spot at or above 1 MiB, below 1 GiB, clear of every reserved range.
+    // First usable spot at or above 1 MiB, below `limit`, clear of every reserved range.
     let mut place = None;
     for r in regions.iter().filter(|r| r.kind == RegionKind::Usable) {
         let mut s = r.start.max(0x10_0000).next_multiple_of(FRAME_SIZE);
-        while s + bytes <= r.end && s + bytes <= (1 << 30) {
+        while s + bytes <= r.end && s + bytes <= limit {
             if let Some(&(_, re)) = reserved.iter().find(|&&(rs, re)| s < re && rs < s + bytes) {
                 s = re.next_multiple_of(FRAME_SIZE);
                 continue;
@@ -73,11 +75,11 @@ pub fn init(regions: &[MemRegion], reserved: &[(u64, u64)]) {
         }
     }
     let Some(bitmap_phys) = place else {
-        panic!("no room below 1 GiB for the frame bitmap ({bytes} bytes)");
+        panic!("no room below {limit:#x} for the frame bitmap ({bytes} bytes)");
     };
-    let ptr = bitmap_phys as *mut u64;
-    // SAFETY: the range is usable RAM below 1 GiB (identity mapped by the boot stub) that no
-    // reserved range overlaps; nothing else references it.
+    let ptr = phys_to_virt(bitmap_phys) as *mut u64;
+    // SAFETY: the range is usable RAM below `limit` (mapped by the boot stub, at the
+    // current physical offset) that no reserved range overlaps; nothing else references it.
     let words = unsafe { core::slice::from_raw_parts_mut(ptr, nwords) };
     let mut bm = FrameBitmap::new_all_used(words, nframes);
     for r in regions.iter().filter(|r| r.kind == RegionKind::Usable) {

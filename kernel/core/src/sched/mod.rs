@@ -19,12 +19,13 @@ use alloc::vec::Vec;
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::arch::idt::TrapFrame;
+use crate::arch::TrapFrame;
 use crate::arch::percpu;
 use crate::sync::spin::IrqSpinLock;
+#[cfg(target_arch = "x86_64")]
+pub use thread::start_user_thread;
 pub use thread::{
-    JoinHandle, Thread, ThreadRef, current, exit_current, sleep_ms, sleep_until, spawn,
-    start_user_thread, yield_now,
+    JoinHandle, Thread, ThreadRef, current, exit_current, sleep_ms, sleep_until, spawn, yield_now,
 };
 
 pub const STATE_RUNNING: u64 = 0;
@@ -336,6 +337,14 @@ fn switch_user_state(prev: &ThreadRef, next: &ThreadRef) {
         next.rump_lwp.load(Ordering::Relaxed) as u64,
         Ordering::Relaxed,
     );
+    #[cfg(target_arch = "x86_64")]
+    switch_user_state_x86(prev, next);
+}
+
+/// The user half of [`switch_user_state`] on x86_64. (aarch64 runs no user threads yet:
+/// its FP/SIMD state, TPIDR_EL0 and TTBR0 switching come with user mode; docs/arch.md.)
+#[cfg(target_arch = "x86_64")]
+fn switch_user_state_x86(prev: &ThreadRef, next: &ThreadRef) {
     use crate::arch::cpu;
     if prev.task.get().is_some() {
         prev.save_fpu();
@@ -435,7 +444,10 @@ pub fn timer_tick(frame: &mut TrapFrame) {
         // SAFETY: as above.
         let idle = unsafe { (*s.idle.get()).clone() };
         let on_idle = matches!((&cur, &idle), (Some(c), Some(i)) if Arc::ptr_eq(c, i));
-        crate::profile::sample(frame.rip, frame.from_user(), on_idle);
+        #[cfg(target_arch = "x86_64")]
+        crate::profile::sample(frame.pc(), frame.from_user(), on_idle);
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = frame.pc();
         if on_idle {
             s.idle_ticks.fetch_add(1, Ordering::Relaxed);
             if !rq.queue.is_empty() {
@@ -524,7 +536,7 @@ fn enqueue_on(t: &ThreadRef, cpu: usize) {
 fn kick(pc: &percpu::PerCpu) {
     let already = pc.sched.need_resched.swap(true, Ordering::AcqRel);
     if pc.sched.cpu != percpu::cpu_id() && !already {
-        crate::arch::apic::send_ipi(pc.apic_id, crate::arch::idt::VECTOR_RESCHED);
+        crate::arch::send_resched_ipi(pc);
     }
 }
 

@@ -65,6 +65,7 @@ pub struct Thread {
     /// User FS base (TLS), restored on every switch to this thread.
     pub fs_base: AtomicU64,
     /// SSE/x87 registers of a user thread, saved while it is switched out.
+    #[cfg(target_arch = "x86_64")]
     fpu: UnsafeCell<Option<Box<crate::arch::user::FpuState>>>,
     /// A wake-up for [`park`] that has not been consumed yet.
     park_token: AtomicBool,
@@ -101,6 +102,7 @@ impl Thread {
             fs_base: AtomicU64::new(0),
             run_ns: AtomicU64::new(0),
             ran_since: AtomicU64::new(0),
+            #[cfg(target_arch = "x86_64")]
             fpu: UnsafeCell::new(None),
             park_token: AtomicBool::new(false),
             rump_lwp: AtomicUsize::new(0),
@@ -136,6 +138,7 @@ impl Thread {
         Some(t)
     }
 
+    #[cfg(target_arch = "x86_64")]
     /// A thread that enters user mode with `frame` as soon as it first runs. The frame sits
     /// at the top of its kernel stack, where every later user→kernel entry builds its own.
     pub fn new_user(
@@ -166,6 +169,7 @@ impl Thread {
         self.stack.as_ref().map(|s| s.top())
     }
 
+    #[cfg(target_arch = "x86_64")]
     /// Saves the live SSE state into this thread (call on the CPU it runs on, at switch-out).
     pub(crate) fn save_fpu(&self) {
         // SAFETY: only the scheduler calls this, for the thread running on this CPU, with
@@ -175,6 +179,7 @@ impl Thread {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn restore_fpu(&self) {
         // SAFETY: as in `save_fpu`, for the thread about to run on this CPU.
         if let Some(f) = unsafe { (*self.fpu.get()).as_ref() } {
@@ -182,6 +187,7 @@ impl Thread {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     /// A copy of the (saved) SSE state, for fork. Call from the thread itself.
     pub fn fpu_snapshot(&self) -> crate::arch::user::FpuState {
         let _irq = super::IrqOff::new();
@@ -195,6 +201,7 @@ impl Thread {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     /// Resets the SSE state (execve).
     pub fn reset_fpu(&self) {
         let _irq = super::IrqOff::new();
@@ -299,6 +306,7 @@ extern "C" fn thread_entry(_arg: u64) -> ! {
     exit_current()
 }
 
+#[cfg(target_arch = "x86_64")]
 extern "C" fn user_thread_entry(frame_at: u64) -> ! {
     super::finish_switch();
     crate::arch::irq::enable();
@@ -312,6 +320,7 @@ extern "C" fn user_thread_entry(frame_at: u64) -> ! {
     unsafe { crate::arch::user::enter_user(frame_at as *const crate::arch::idt::TrapFrame) }
 }
 
+#[cfg(target_arch = "x86_64")]
 /// Starts a user thread created with [`Thread::new_user`].
 pub fn start_user_thread(t: &ThreadRef) {
     super::start_new(t);

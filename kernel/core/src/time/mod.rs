@@ -36,7 +36,7 @@ pub fn now_ns() -> u64 {
     if mult == 0 {
         return 0;
     }
-    let d = crate::arch::cpu::rdtsc().saturating_sub(TSC_BASE.load(Ordering::Acquire));
+    let d = crate::arch::clock_counter().saturating_sub(TSC_BASE.load(Ordering::Acquire));
     ((u128::from(d) * u128::from(mult)) >> 32) as u64
 }
 
@@ -76,7 +76,7 @@ pub struct HpetSample {
 /// Measures the TSC and the LAPIC timer (one-shot from `u32::MAX`, divide by 16; its
 /// interrupt stays masked, so the caller restarts the scheduler tick afterwards) over `ms`
 /// of HPET time. Interrupts must be off. `None` without an HPET.
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub fn measure_against_hpet(ms: u64) -> Option<HpetSample> {
     use crate::arch::{apic, cpu, hpet};
     if !hpet::available() {
@@ -108,7 +108,7 @@ pub fn measure_against_hpet(ms: u64) -> Option<HpetSample> {
 /// Calibrates the TSC clocksource and the boot CPU's LAPIC timer: against the HPET when
 /// there is one (median of three 20 ms windows, so one host-scheduling hiccup under TCG
 /// cannot skew it), else against the PIT. Run with interrupts off, before the tick starts.
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub fn calibrate() -> Calibration {
     use crate::arch::{apic, hpet};
     if hpet::available() {
@@ -174,7 +174,7 @@ static WALL_BASE_NS: AtomicU64 = AtomicU64::new(0);
 static WALL_AT_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Reads the RTC once; [`wall_clock_ns`] runs on from it with the monotonic clock.
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
 pub fn init_wall_clock() -> Option<u64> {
     if let Some(c) = crate::acpi::fadt().map(|f| f.century) {
         crate::arch::rtc::set_century_register(c);

@@ -49,6 +49,11 @@ impl TrapFrame {
     pub fn from_user(&self) -> bool {
         self.cs & 3 != 0
     }
+
+    /// Where the interrupted code was (the arch-neutral name the scheduler uses).
+    pub fn pc(&self) -> u64 {
+        self.rip
+    }
 }
 
 core::arch::global_asm!(

@@ -20,6 +20,23 @@ pub mod tlb;
 pub mod uaccess;
 pub mod user;
 
+pub use idt::TrapFrame;
+
+/// The top of what the boot stub maps before the kernel's own page tables exist (the
+/// identity map of the first GiB): the frame allocator's bitmap goes below it.
+pub const BOOT_MAPPED_TOP: u64 = 1 << 30;
+
+/// The monotonic clock's counter: the TSC.
+#[inline]
+pub fn clock_counter() -> u64 {
+    cpu::rdtsc()
+}
+
+/// Asks CPU `pc` to reschedule (the reschedule IPI through the LAPIC).
+pub fn send_resched_ipi(pc: &percpu::PerCpu) {
+    apic::send_ipi(pc.apic_id, idt::VECTOR_RESCHED);
+}
+
 // The boot stub switches between Intel and AT&T syntax for one far jump.
 #[allow(bad_asm_style)]
 mod boot_stub {

@@ -1,0 +1,67 @@
+//! System registers the rest of the core reads: the generic timer's counter and frequency,
+//! this CPU's MPIDR, the exception level, the translation-table bases.
+
+macro_rules! read_sysreg {
+    ($name:literal) => {{
+        let v: u64;
+        // SAFETY: reading an EL1/EL0-accessible system register has no side effect.
+        unsafe {
+            core::arch::asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack, preserves_flags))
+        };
+        v
+    }};
+}
+
+/// The virtual count (CNTVCT_EL0), ordered after the instructions before it (`isb`).
+#[inline]
+pub fn counter() -> u64 {
+    let v: u64;
+    // SAFETY: reads the virtual counter; `isb` only orders.
+    unsafe {
+        core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
+    v
+}
+
+/// The counter's frequency in Hz (CNTFRQ_EL0, set by the firmware or QEMU).
+pub fn counter_hz() -> u64 {
+    read_sysreg!("cntfrq_el0")
+}
+
+/// This CPU's affinity (MPIDR_EL1 without the RES1 and MT/U bits).
+pub fn mpidr() -> u64 {
+    read_sysreg!("mpidr_el1") & 0xff_00ff_ffff
+}
+
+/// The exception level we run at (1 after the boot stub).
+pub fn current_el() -> u64 {
+    (read_sysreg!("CurrentEL") >> 2) & 3
+}
+
+/// The kernel half's translation table (TTBR1_EL1, physical).
+pub fn kernel_table_root() -> u64 {
+    read_sysreg!("ttbr1_el1") & 0x0000_ffff_ffff_fffe
+}
+
+/// The CPU's name, from MIDR_EL1 (the implementer and part numbers QEMU models).
+pub fn model() -> &'static str {
+    let midr = read_sysreg!("midr_el1");
+    match ((midr >> 24) & 0xff, (midr >> 4) & 0xfff) {
+        (0x41, 0xd03) => "Cortex-A53",
+        (0x41, 0xd07) => "Cortex-A57",
+        (0x41, 0xd08) => "Cortex-A72",
+        (0x41, 0xd0c) => "Neoverse-N1",
+        (0x41, 0xd40) => "Neoverse-V1",
+        (0, 0x51) | (0, _) => "QEMU max",
+        _ => "unknown",
+    }
+}
+
+/// Gives this CPU the emergency stack its fatal-exception entries switch to (SP_EL0).
+pub fn set_emergency_stack(top: u64) {
+    // SAFETY: SP_EL0 is not used by the kernel (it runs on SP_EL1); only the fatal
+    // exception entries move to it.
+    unsafe {
+        core::arch::asm!("msr sp_el0, {}", in(reg) top & !0xf, options(nostack, preserves_flags))
+    };
+}

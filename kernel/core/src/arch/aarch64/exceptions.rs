@@ -1,0 +1,267 @@
+//! EL1 exception vectors. IRQs save the interrupted state as a [`TrapFrame`] on the current
+//! stack (the running thread's kernel stack), go to the GIC and then through the
+//! scheduler's preemption point. Anything else is unexpected for now (no user mode yet) and
+//! ends in a report — exception class decoded from ESR, the fault address, ELR with its
+//! symbol, every register — and a failing exit. Those fatal entries first move to this
+//! CPU's emergency stack (SP_EL0, unused by the kernel until user mode), so that a kernel
+//! stack overflow — a fault on the guard page under the stack — is reported instead of
+//! faulting again on every push, forever.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// What an exception entry saved: x0–x30, SP_EL0, ELR, SPSR, ESR, FAR (288 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TrapFrame {
+    pub x: [u64; 31],
+    /// IRQs: SP_EL0 (the emergency stack's top today, the user SP later). Fatal EL1
+    /// exceptions: the interrupted kernel SP.
+    pub sp: u64,
+    pub elr: u64,
+    pub spsr: u64,
+    pub esr: u64,
+    pub far: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 288);
+
+impl TrapFrame {
+    /// Whether the exception came from EL0.
+    pub fn from_user(&self) -> bool {
+        self.spsr & 0xf == 0
+    }
+
+    /// Where the interrupted code was.
+    pub fn pc(&self) -> u64 {
+        self.elr
+    }
+}
+
+core::arch::global_asm!(
+    r#"
+.section .text.vectors, "ax"
+.macro VENTRY kind
+    .balign 128
+    sub     sp, sp, #288
+    stp     x0, x1, [sp, #0]
+    mov     x1, #\kind
+    b       adros_exception_common
+.endm
+
+// Fatal at EL1: stash x0, keep the interrupted SP, move to the emergency stack (SP_EL0).
+.macro VFATAL kind
+    .balign 128
+    msr     tpidrro_el0, x0
+    mov     x0, sp
+    msr     spsel, #0
+    sub     sp, sp, #288
+    str     x0, [sp, #248]
+    mrs     x0, tpidrro_el0
+    stp     x0, x1, [sp, #0]
+    mov     x1, #\kind
+    b       adros_fatal_common
+.endm
+
+.balign 2048
+.global adros_vectors
+adros_vectors:
+    VENTRY 0
+    VENTRY 1
+    VENTRY 2
+    VENTRY 3
+    VFATAL 4
+    VENTRY 5
+    VFATAL 6
+    VFATAL 7
+    VENTRY 8
+    VENTRY 9
+    VENTRY 10
+    VENTRY 11
+    VENTRY 12
+    VENTRY 13
+    VENTRY 14
+    VENTRY 15
+
+adros_fatal_common:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    str     x30, [sp, #240]
+    mrs     x10, elr_el1
+    mrs     x11, spsr_el1
+    stp     x10, x11, [sp, #256]
+    mrs     x12, esr_el1
+    mrs     x13, far_el1
+    stp     x12, x13, [sp, #272]
+    stp     x29, x10, [sp, #-16]!
+    mov     x29, sp
+    add     x0, sp, #16
+    bl      adros_exception
+1:  wfi
+    b       1b
+
+adros_exception_common:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x9, sp_el0
+    stp     x30, x9, [sp, #240]
+    mrs     x10, elr_el1
+    mrs     x11, spsr_el1
+    stp     x10, x11, [sp, #256]
+    mrs     x12, esr_el1
+    mrs     x13, far_el1
+    stp     x12, x13, [sp, #272]
+    // A frame record, so backtraces walk from the handler into the interrupted code.
+    stp     x29, x10, [sp, #-16]!
+    mov     x29, sp
+    add     x0, sp, #16
+    bl      adros_exception
+    add     sp, sp, #16
+    ldp     x10, x11, [sp, #256]
+    msr     elr_el1, x10
+    msr     spsr_el1, x11
+    ldp     x30, x9, [sp, #240]
+    msr     sp_el0, x9
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    add     sp, sp, #288
+    eret
+"#
+);
+
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Called once the boot stub has set VBAR_EL1 (it does so before `kmain`).
+pub fn mark_installed() {
+    INSTALLED.store(true, Ordering::Release);
+}
+
+pub fn vectors_installed() -> bool {
+    INSTALLED.load(Ordering::Acquire)
+}
+
+const KIND_NAMES: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
+const ORIGIN_NAMES: [&str; 4] = ["EL1 on SP_EL0", "EL1", "EL0 (AArch64)", "EL0 (AArch32)"];
+
+#[unsafe(no_mangle)]
+extern "C" fn adros_exception(frame: &mut TrapFrame, kind: u64) {
+    let (origin, class) = ((kind / 4) as usize & 3, (kind % 4) as usize);
+    if class == 1 && origin != 0 {
+        super::gic::handle_irq(frame);
+        crate::sched::preempt_on_irq_exit(frame);
+        return;
+    }
+    report(frame, origin, class)
+}
+
+/// Prints the unexpected exception and ends the run with the panic status.
+fn report(f: &TrapFrame, origin: usize, class: usize) -> ! {
+    use super::serial::panic_write_fmt as p;
+    crate::panic::begin();
+    let mut line = crate::panic::LineBuf::new();
+    let _ = super::esr::describe(f.esr, &mut line);
+    p(format_args!(
+        "\n!!! EXCEPTION: {} from {} on CPU {}: {}\n",
+        KIND_NAMES[class],
+        ORIGIN_NAMES[origin],
+        super::percpu::cpu_id(),
+        line.as_str()
+    ));
+    p(format_args!(
+        "    ESR {:#010x} (class {:#04x})  FAR {:#018x}  ELR {:#018x}{}\n",
+        f.esr,
+        (f.esr >> 26) & 0x3f,
+        f.far,
+        f.elr,
+        crate::panic::symbolize(f.elr)
+    ));
+    if super::esr::is_abort(f.esr) && crate::mm::kstack_guard_hit(f.far) {
+        p(format_args!(
+            "    the fault address is a kernel stack's guard page: stack overflow\n"
+        ));
+    }
+    crate::panic::print_registers(f);
+    crate::panic::backtrace_from(f.x[29]);
+    crate::panic::end()
+}
+
+/// What [`provoke`] can do, for the tests of the fault report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provoke {
+    /// A read of an unmapped kernel address (a data abort, translation fault).
+    DataAbort,
+    /// A `brk` instruction.
+    Breakpoint,
+    /// A write to the kernel's own text (a permission fault under W^X).
+    WriteText,
+    /// Unbounded recursion on the current kernel stack, into its guard page.
+    StackOverflow,
+}
+
+/// Recurses with a frame the optimiser cannot drop until the stack runs out.
+#[inline(never)]
+#[allow(unconditional_recursion)] // the point: it ends in the guard page
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 32]);
+    recurse(depth + 1).wrapping_add(frame[7])
+}
+
+/// The address [`Provoke::DataAbort`] reads: in the kernel half, never mapped.
+pub const PROVOKE_ADDR: u64 = 0xFFFF_A000_0000_0FF8;
+
+/// Raises the exception on purpose; the report ends the run.
+pub fn provoke(what: Provoke) {
+    match what {
+        // SAFETY: deliberately faults: nothing is mapped at PROVOKE_ADDR, so the read never
+        // completes; the exception report ends the run.
+        Provoke::DataAbort => unsafe {
+            let _ = (PROVOKE_ADDR as *const u64).read_volatile();
+        },
+        // SAFETY: `brk` only raises a debug exception, reported like any other.
+        Provoke::Breakpoint => unsafe { core::arch::asm!("brk #0x42", options(nostack)) },
+        // SAFETY: deliberately faults: the text is mapped read-only, so the write never
+        // happens; the exception report ends the run.
+        Provoke::WriteText => unsafe {
+            (provoke as *const () as *mut u32).write_volatile(0);
+        },
+        Provoke::StackOverflow => {
+            core::hint::black_box(recurse(0));
+        }
+    }
+}
