@@ -323,7 +323,9 @@ impl Inode for Ext2Node {
 
     fn unlink(&self, name: &str, dir: bool) -> KResult<()> {
         let mut fs = self.fs.inner.lock();
-        let (ino, last) = fs.unlink(self.ino, &bytename::to_bytes(name), dir).map_err(errno)?;
+        let (ino, last) = fs
+            .unlink(self.ino, &bytename::to_bytes(name), dir)
+            .map_err(errno)?;
         if last {
             self.fs.gone(&mut fs, ino);
         }

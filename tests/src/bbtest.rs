@@ -183,9 +183,7 @@ pub fn compare(adros: &Results, linux: &Results) -> Comparison {
             (Outcome::Pass, Some(Outcome::Fail)) => c.regressions.push(name),
             (Outcome::Pass, Some(Outcome::Skipped)) => c.skipped_on_adros.push(name),
             (Outcome::Pass, None) => c.missing_on_adros.push(name),
-            (Outcome::Fail | Outcome::Skipped, Some(Outcome::Pass)) => {
-                c.better_on_adros.push(name)
-            }
+            (Outcome::Fail | Outcome::Skipped, Some(Outcome::Pass)) => c.better_on_adros.push(name),
             _ => {}
         }
     }
@@ -209,10 +207,7 @@ pub fn failure_detail(serial: &str, case: &str) -> String {
             .iter()
             .find_map(|p| line.strip_prefix(p));
         if inside {
-            if outcome.is_some()
-                || line.starts_with("@@BBT-")
-                || out.lines().count() >= 40
-            {
+            if outcome.is_some() || line.starts_with("@@BBT-") || out.lines().count() >= 40 {
                 break;
             }
             let _ = writeln!(out, "{line}");
@@ -272,7 +267,8 @@ mod tests {
 
     #[test]
     fn compares_case_by_case() {
-        let linux = parse("@@BBT-BEGIN\nPASS: a\nPASS: b\nPASS: c\nFAIL: d\nPASS: e\n@@BBT-END 1\n");
+        let linux =
+            parse("@@BBT-BEGIN\nPASS: a\nPASS: b\nPASS: c\nFAIL: d\nPASS: e\n@@BBT-END 1\n");
         let adros = parse("@@BBT-BEGIN\nPASS: a\nFAIL: b\nSKIPPED: c\nPASS: d\n");
         let c = compare(&adros, &linux);
         assert_eq!(c.regressions, vec!["b"]);
@@ -286,6 +282,9 @@ mod tests {
     #[test]
     fn command_names_applets() {
         assert_eq!(command(&[]), "sh /bbtest.sh");
-        assert_eq!(command(&["sed", "awk"]), "BBT_APPLETS='sed awk' sh /bbtest.sh");
+        assert_eq!(
+            command(&["sed", "awk"]),
+            "BBT_APPLETS='sed awk' sh /bbtest.sh"
+        );
     }
 }

@@ -36,7 +36,10 @@ use crate::util::{Result, spinner, target_dir, which};
 const PACKAGE: &str = "busybox-static";
 
 /// The QEMU tests of `tests/tests/s21_busybox_testsuite.rs` (for `--qemu-filter`).
-pub const TEST_NAMES: &[&str] = &["s21_busybox_testsuite_passes_what_linux_passes"];
+pub const TEST_NAMES: &[&str] = &[
+    "s21_busybox_testsuite_passes_what_linux_passes_part1",
+    "s21_busybox_testsuite_passes_what_linux_passes_part2",
+];
 
 /// The guests' memory and CPUs (the same on both).
 const MEM_MIB: u64 = 1024;
@@ -138,7 +141,9 @@ fn fetch(url: &str, dest: &Path) -> Result<()> {
     } else {
         return Err("fetching the busybox source needs curl or wget: install curl".into());
     };
-    let out = cmd.output().map_err(|e| format!("running the download of {url}: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("running the download of {url}: {e}"))?;
     if !out.status.success() {
         let _ = std::fs::remove_file(&tmp);
         return Err(format!(
@@ -214,7 +219,10 @@ fn stage(ts: &Testsuite, pb: &indicatif::ProgressBar) -> Result<()> {
         "apt-get download --print-uris busybox-static",
     )
     .map_err(|e| {
-        format!("{e} (apt must know {PACKAGE} {}: run `apt-get update`)", ts.binary_version)
+        format!(
+            "{e} (apt must know {PACKAGE} {}: run `apt-get update`)",
+            ts.binary_version
+        )
     })?;
     let url = uris
         .split('\'')
@@ -488,7 +496,11 @@ pub fn linux_results(ts: &Testsuite, g: &GuestFiles, rerun: bool) -> Result<Path
     // The same /etc as AdrOS's initrd (users, groups, host name), at the peer's root.
     let mut files = vec![
         ("/bbtest.tar".to_string(), tar, 0o644),
-        ("/bbtest.sh".to_string(), bbtest::SCRIPT.as_bytes().to_vec(), 0o755),
+        (
+            "/bbtest.sh".to_string(),
+            bbtest::SCRIPT.as_bytes().to_vec(),
+            0o755,
+        ),
     ];
     let etc = crate::util::root().join("initrd/etc");
     for e in std::fs::read_dir(&etc)
@@ -496,7 +508,8 @@ pub fn linux_results(ts: &Testsuite, g: &GuestFiles, rerun: bool) -> Result<Path
         .flatten()
     {
         if e.path().is_file() {
-            let data = std::fs::read(e.path()).map_err(|err| format!("{}: {err}", e.path().display()))?;
+            let data =
+                std::fs::read(e.path()).map_err(|err| format!("{}: {err}", e.path().display()))?;
             files.push((
                 format!("/etc/{}", e.file_name().to_string_lossy()),
                 data,
@@ -522,7 +535,11 @@ pub fn linux_results(ts: &Testsuite, g: &GuestFiles, rerun: bool) -> Result<Path
         let _ = std::fs::write(&log, &out.serial);
         return Err(format!(
             "the Linux peer did not finish the testsuite ({}; {} cases printed, last applet {:?}; serial in {})",
-            if out.timed_out { "timed out" } else { qemu::describe(out.status) },
+            if out.timed_out {
+                "timed out"
+            } else {
+                qemu::describe(out.status)
+            },
             r.cases.len(),
             r.last_applet,
             log.display()
@@ -586,7 +603,10 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
     let initrd = adros_initrd(&built, &g)?;
     let dir = target_dir().join("bbtest");
     let modules = dir.join("adros.modules");
-    adros_tests::bundle::write(&[("symbols", &built.symbols), ("initrd", &initrd)], &modules)?;
+    adros_tests::bundle::write(
+        &[("symbols", &built.symbols), ("initrd", &initrd)],
+        &modules,
+    )?;
     let hex: String = bbtest::command(&[])
         .bytes()
         .map(|b| format!("{b:02x}"))
@@ -613,7 +633,11 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
         ts.source_version,
         linux.cases.len()
     );
-    let _ = writeln!(t, "| | AdrOS | Linux ({}) |", linux.kernel.as_deref().unwrap_or("?"));
+    let _ = writeln!(
+        t,
+        "| | AdrOS | Linux ({}) |",
+        linux.kernel.as_deref().unwrap_or("?")
+    );
     let _ = writeln!(t, "|---|---|---|");
     for (what, o) in [
         ("passed", Outcome::Pass),
@@ -649,9 +673,21 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
         }
     };
     list("Passing on Linux, failing on AdrOS", &c.regressions, true);
-    list("Passing on Linux, skipped on AdrOS", &c.skipped_on_adros, false);
-    list("Passing on Linux, never reached on AdrOS", &c.missing_on_adros, false);
-    list("Failing or skipped on Linux, passing on AdrOS", &c.better_on_adros, false);
+    list(
+        "Passing on Linux, skipped on AdrOS",
+        &c.skipped_on_adros,
+        false,
+    );
+    list(
+        "Passing on Linux, never reached on AdrOS",
+        &c.missing_on_adros,
+        false,
+    );
+    list(
+        "Failing or skipped on Linux, passing on AdrOS",
+        &c.better_on_adros,
+        false,
+    );
     println!("{t}");
     eprintln!(
         "xtask compare: AdrOS serial in {}, Linux's in {}",
@@ -680,7 +716,10 @@ mod tests {
             ]
         );
         assert_eq!(no_epoch("1:1.35.0-4"), "1.35.0-4");
-        assert_eq!(url_name("busybox_1.35.0-4+deb12u1.dsc"), "busybox_1.35.0-4%2bdeb12u1.dsc");
+        assert_eq!(
+            url_name("busybox_1.35.0-4+deb12u1.dsc"),
+            "busybox_1.35.0-4%2bdeb12u1.dsc"
+        );
     }
 
     #[test]

@@ -1,0 +1,152 @@
+//! busybox's upstream testsuite (issue 20): every case that passes on Linux 6.1 must pass on
+//! AdrOS. `cargo xtask test` fetches the testsuite of the busybox source Debian's
+//! `busybox-static` is built from, packs it into an initrd (`ADROS_BBTEST_INITRD`) and
+//! gives the Linux peer's output for the same files and command (`ADROS_BBTEST_LINUX`,
+//! produced by booting Debian's 6.1 kernel in QEMU and cached by busybox and kernel
+//! version; see xtask/src/compare_busybox.rs). Skipped, and counted as skipped, when the
+//! testsuite or the peer cannot be had (`ADROS_BBTEST_SKIP`).
+//!
+//! Two boots share the applets (alternately, in `runtest`'s order), so that under TCG each
+//! takes a few minutes and `--test-threads=2` runs them side by side. One applet is left to
+//! `cargo xtask compare busybox`, which runs the whole suite: see [`LEFT_TO_COMPARE`].
+
+use std::time::Duration;
+
+use adros_tests::bbtest::{self, Outcome};
+use adros_tests::{Boot, banner, skip};
+
+/// Applets whose cases this test does not run, each with why: they are run (and compared)
+/// by `cargo xtask compare busybox`.
+const LEFT_TO_COMPARE: &[(&str, &str)] = &[(
+    "bc",
+    "compute-bound: 'bc parsing of numbers' and 'bc printing of numbers' pipe about a million lines through two bc processes, well over ten minutes under TCG",
+)];
+
+struct Inputs {
+    initrd: std::path::PathBuf,
+    linux: bbtest::Results,
+    linux_file: String,
+}
+
+fn inputs() -> Result<Inputs, String> {
+    if let Ok(why) = std::env::var("ADROS_BBTEST_SKIP") {
+        return Err(why);
+    }
+    let initrd = std::env::var_os("ADROS_BBTEST_INITRD")
+        .ok_or("ADROS_BBTEST_INITRD is not set: run the tests with `cargo xtask test`")?;
+    let linux_file = std::env::var("ADROS_BBTEST_LINUX")
+        .map_err(|_| "ADROS_BBTEST_LINUX is not set: run the tests with `cargo xtask test`")?;
+    let text = std::fs::read_to_string(&linux_file).map_err(|e| format!("{linux_file}: {e}"))?;
+    let linux = bbtest::parse(&text);
+    if linux.end.is_none() || linux.cases.is_empty() {
+        return Err(format!("{linux_file} holds no finished Linux run"));
+    }
+    Ok(Inputs {
+        initrd: initrd.into(),
+        linux,
+        linux_file,
+    })
+}
+
+/// The applets of part `part` (0 or 1): those with cases on Linux, in order, every other.
+fn applets(linux: &bbtest::Results, part: usize) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    for c in &linux.cases {
+        if !c.applet.is_empty()
+            && !all.contains(&c.applet)
+            && !LEFT_TO_COMPARE.iter().any(|(a, _)| *a == c.applet)
+        {
+            all.push(c.applet.clone());
+        }
+    }
+    all.into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % 2 == part)
+        .map(|(_, a)| a)
+        .collect()
+}
+
+fn run_part(name: &str, part: usize) {
+    let inp = match inputs() {
+        Ok(i) => i,
+        Err(why) => return skip(name, &why),
+    };
+    let applets = applets(&inp.linux, part);
+    let names: Vec<&str> = applets.iter().map(String::as_str).collect();
+    let linux = inp.linux.only(&names);
+    let hex: String = bbtest::command(&names)
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let t = Boot::new(name)
+        .initrd(inp.initrd.clone())
+        .mem_mib(1024)
+        .smp(2)
+        .args(&format!("loglevel=3 adros.exec={hex}"))
+        .timeout(Duration::from_secs(1800))
+        .run();
+    if let Some(report) = banner::crash_report(t.serial()) {
+        t.fail(&format!("the kernel crashed:\n{report}"));
+    }
+    let adros = bbtest::parse(t.serial());
+    let c = bbtest::compare(&adros, &linux);
+    println!(
+        "{name}: {} applets, {} cases: AdrOS {} passed, {} failed, {} skipped; Linux ({}) {} passed, {} failed, {} skipped",
+        names.len(),
+        linux.cases.len(),
+        adros.count(Outcome::Pass),
+        adros.count(Outcome::Fail),
+        adros.count(Outcome::Skipped),
+        linux.kernel.as_deref().unwrap_or("?"),
+        linux.count(Outcome::Pass),
+        linux.count(Outcome::Fail),
+        linux.count(Outcome::Skipped),
+    );
+    if !c.better_on_adros.is_empty() {
+        println!(
+            "{name}: passing on AdrOS, not on Linux: {}",
+            c.better_on_adros.join(", ")
+        );
+    }
+    if !c.ok() {
+        let mut msg = String::new();
+        for n in &c.regressions {
+            msg.push_str(&format!(
+                "\n  FAIL on AdrOS, PASS on Linux: {n}\n{}",
+                bbtest::failure_detail(t.serial(), n)
+                    .lines()
+                    .map(|l| format!("      {l}\n"))
+                    .collect::<String>()
+            ));
+        }
+        for n in &c.skipped_on_adros {
+            msg.push_str(&format!("\n  SKIPPED on AdrOS, PASS on Linux: {n}"));
+        }
+        if !c.missing_on_adros.is_empty() {
+            msg.push_str(&format!(
+                "\n  {} cases passing on Linux never ran on AdrOS (the run stopped in applet {:?}; runtest status {:?}), the first: {}",
+                c.missing_on_adros.len(),
+                adros.last_applet,
+                adros.end,
+                c.missing_on_adros[..c.missing_on_adros.len().min(5)].join(", ")
+            ));
+        }
+        t.fail(&format!(
+            "busybox testsuite: cases passing on Linux ({}) do not pass on AdrOS:{msg}",
+            inp.linux_file
+        ));
+    }
+    if adros.end.is_none() {
+        t.fail("runtest never finished (no @@BBT-END line)");
+    }
+}
+
+#[test]
+fn s21_busybox_testsuite_passes_what_linux_passes_part1() {
+    run_part("s21_busybox_testsuite_passes_what_linux_passes_part1", 0);
+}
+
+#[test]
+fn s21_busybox_testsuite_passes_what_linux_passes_part2() {
+    run_part("s21_busybox_testsuite_passes_what_linux_passes_part2", 1);
+}
