@@ -8,19 +8,13 @@
 //!
 //! Two boots share the applets (alternately, in `runtest`'s order), so that under TCG each
 //! takes a few minutes and `--test-threads=2` runs them side by side. One applet is left to
-//! `cargo xtask compare busybox`, which runs the whole suite: see [`LEFT_TO_COMPARE`].
+//! `cargo xtask compare busybox`, which runs the whole suite: see
+//! `adros_tests::bbtest::LEFT_TO_COMPARE`.
 
 use std::time::Duration;
 
-use adros_tests::bbtest::{self, Outcome};
+use adros_tests::bbtest::{self, LEFT_TO_COMPARE, Outcome};
 use adros_tests::{Boot, banner, skip};
-
-/// Applets whose cases this test does not run, each with why: they are run (and compared)
-/// by `cargo xtask compare busybox`.
-const LEFT_TO_COMPARE: &[(&str, &str)] = &[(
-    "bc",
-    "compute-bound: 'bc parsing of numbers' and 'bc printing of numbers' pipe about a million lines through two bc processes, well over ten minutes under TCG",
-)];
 
 struct Inputs {
     initrd: std::path::PathBuf,

@@ -469,12 +469,10 @@ fn boot(m: &Machine, label: &str) -> Result<qemu::Outcome> {
     out
 }
 
-/// The Linux peer's results for this testsuite and script: from the cache, or by booting
-/// the peer (always with `rerun`). Returns the file holding the peer's serial output.
-pub fn linux_results(ts: &Testsuite, g: &GuestFiles, rerun: bool) -> Result<PathBuf> {
-    let p = peer::kernel()?;
+/// Where the Linux peer's output for `applets` (all when empty) is cached.
+fn linux_file(ts: &Testsuite, g: &GuestFiles, p: &peer::Peer, applets: &[&str]) -> Result<PathBuf> {
     let tar = std::fs::read(&g.tar).map_err(|e| format!("{}: {e}", g.tar.display()))?;
-    let cmd = bbtest::command(&[]);
+    let cmd = bbtest::command(applets);
     let key = fnv64(&[
         &tar,
         bbtest::SCRIPT.as_bytes(),
@@ -490,9 +488,38 @@ pub fn linux_results(ts: &Testsuite, g: &GuestFiles, rerun: bool) -> Result<Path
         ts.source,
         no_epoch(&ts.binary_version)
     ));
+    Ok(file)
+}
+
+/// The applets `runtest` runs with no argument (`busybox` first, then what busybox has),
+/// less those the QEMU test leaves to `compare busybox` ([`bbtest::LEFT_TO_COMPARE`]).
+fn test_applets() -> Result<Vec<String>> {
+    let out = output(
+        Command::new(crate::initrd::BUSYBOX).arg("--list"),
+        "busybox --list",
+    )?;
+    Ok(std::iter::once("busybox")
+        .chain(out.lines().map(str::trim))
+        .filter(|a| !a.is_empty() && !bbtest::LEFT_TO_COMPARE.iter().any(|(l, _)| l == a))
+        .map(str::to_string)
+        .collect())
+}
+
+/// The Linux peer's results for `applets` (all when empty): from the cache, or by booting
+/// the peer (always with `rerun`). Returns the file holding the peer's serial output.
+pub fn linux_results(
+    ts: &Testsuite,
+    g: &GuestFiles,
+    applets: &[&str],
+    rerun: bool,
+) -> Result<PathBuf> {
+    let p = peer::kernel()?;
+    let file = linux_file(ts, g, &p, applets)?;
     if file.is_file() && !rerun {
         return Ok(file);
     }
+    let tar = std::fs::read(&g.tar).map_err(|e| format!("{}: {e}", g.tar.display()))?;
+    let cmd = bbtest::command(applets);
     // The same /etc as AdrOS's initrd (users, groups, host name), at the peer's root.
     let mut files = vec![
         ("/bbtest.tar".to_string(), tar, 0o644),
@@ -570,7 +597,17 @@ pub fn test_env(built: &Built, filter: Option<&str>) -> Vec<(String, String)> {
     }
     let r = testsuite().and_then(|ts| {
         let g = guest_files(&ts)?;
-        let linux = linux_results(&ts, &g, false)?;
+        // The whole suite's Linux run when cached (a superset), else one of the applets
+        // the test runs.
+        let p = peer::kernel()?;
+        let full = linux_file(&ts, &g, &p, &[])?;
+        let linux = if full.is_file() {
+            full
+        } else {
+            let applets = test_applets()?;
+            let names: Vec<&str> = applets.iter().map(String::as_str).collect();
+            linux_results(&ts, &g, &names, false)?
+        };
         let initrd = adros_initrd(built, &g)?;
         Ok((initrd, linux))
     });
@@ -595,7 +632,7 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
     let built = build::build(&a.build)?;
     let ts = testsuite()?;
     let g = guest_files(&ts)?;
-    let linux_file = linux_results(&ts, &g, a.rerun_linux)?;
+    let linux_file = linux_results(&ts, &g, &[], a.rerun_linux)?;
     let linux_log = std::fs::read_to_string(&linux_file)
         .map_err(|e| format!("{}: {e}", linux_file.display()))?;
     let linux = bbtest::parse(&linux_log);
