@@ -439,15 +439,19 @@ fn exec_done(s: &str) -> bool {
         .is_some_and(|i| s[i + "@@ADROS-EXEC-EXIT ".len()..].contains("@@"))
 }
 
-/// Boots `m`, which runs [`bbtest::command`], showing the applet being tested.
-fn boot(m: &Machine, label: &str) -> Result<qemu::Outcome> {
-    let pb = spinner(format!("{label}: booting"));
+/// Boots `m`, which runs [`bbtest::command`], showing the applet being tested; the serial
+/// output goes to `live` as it comes (`tail -f` it to follow a run).
+fn boot(m: &Machine, label: &str, live: &Path) -> Result<qemu::Outcome> {
+    use std::io::Write as _;
+    let pb = spinner(format!("{label}: booting (serial in {})", live.display()));
+    let mut log = std::fs::File::create(live).map_err(|e| format!("{}: {e}", live.display()))?;
     let mut seen = String::new();
     let mut cases = 0usize;
     let out = qemu::run_headless(
         m,
         RUN_TIMEOUT,
         |b| {
+            let _ = log.write_all(b);
             seen.push_str(&String::from_utf8_lossy(b));
             // Keep only the unfinished last line.
             while let Some(i) = seen.find('\n') {
@@ -555,7 +559,11 @@ pub fn linux_results(
         append: "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init".into(),
     });
     let t0 = Instant::now();
-    let out = boot(&m, &format!("Linux ({})", p.version))?;
+    let out = boot(
+        &m,
+        &format!("Linux ({})", p.version),
+        &target_dir().join("bbtest/linux-live.log"),
+    )?;
     let r = bbtest::parse(&out.serial);
     if r.end.is_none() {
         let log = target_dir().join("bbtest/linux-failed.log");
@@ -656,7 +664,7 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
     m.smp = SMP;
     m.mem_mib = MEM_MIB;
     let t0 = Instant::now();
-    let out = boot(&m, "AdrOS")?;
+    let out = boot(&m, "AdrOS", &dir.join("adros-live.log"))?;
     let adros_secs = t0.elapsed().as_secs_f64();
     let log = dir.join("adros.log");
     std::fs::write(&log, &out.serial).map_err(|e| format!("{}: {e}", log.display()))?;
