@@ -60,8 +60,10 @@ pub enum Outcome {
 }
 
 /// One case: the applet whose tests printed it (`runtest`'s loop variable, which the staged
-/// copy of `runtest` prints as `@@BBT-APPLET name`), its name as printed (a name printed
-/// twice gets ` #2`, ` #3`…, so every case has its own name) and its outcome.
+/// copy of `runtest` prints as `@@BBT-APPLET name`), its name as printed (a name an applet's
+/// tests print twice gets ` #2`, ` #3`…, so every case has its own applet and name: Debian's
+/// busybox lists `busybox` among its applets, so `runtest` runs `busybox.tests` twice) and
+/// its outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Case {
     pub applet: String,
@@ -79,6 +81,8 @@ pub struct Results {
     pub end: Option<i32>,
     /// The applet whose tests were running when the output ended.
     pub last_applet: Option<String>,
+    /// Every applet `runtest` started, in order (repeats kept).
+    pub applets: Vec<String>,
 }
 
 impl Results {
@@ -86,10 +90,10 @@ impl Results {
         self.cases.iter().filter(|c| c.outcome == o).count()
     }
 
-    pub fn get(&self, name: &str) -> Option<Outcome> {
+    pub fn get(&self, applet: &str, name: &str) -> Option<Outcome> {
         self.cases
             .iter()
-            .find(|c| c.name == name)
+            .find(|c| c.applet == applet && c.name == name)
             .map(|c| c.outcome)
     }
 
@@ -98,6 +102,7 @@ impl Results {
         let mut r = self.clone();
         if !applets.is_empty() {
             r.cases.retain(|c| applets.contains(&c.applet.as_str()));
+            r.applets.retain(|a| applets.contains(&a.as_str()));
         }
         r
     }
@@ -112,7 +117,7 @@ pub fn parse(serial: &str) -> Results {
     let Some(b) = s.find("@@BBT-BEGIN") else {
         return r;
     };
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut applet = String::new();
     for (i, line) in s[b..].lines().enumerate() {
         if i == 0 {
@@ -129,6 +134,7 @@ pub fn parse(serial: &str) -> Results {
         if let Some(a) = line.strip_prefix(APPLET_MARKER) {
             applet = a.trim().to_string();
             r.last_applet = Some(applet.clone());
+            r.applets.push(applet.clone());
             continue;
         }
         let (outcome, name) = if let Some(n) = line.strip_prefix("PASS: ") {
@@ -143,7 +149,7 @@ pub fn parse(serial: &str) -> Results {
             continue;
         };
         let name = name.trim_end().to_string();
-        let k = seen.entry(name.clone()).or_insert(0);
+        let k = seen.entry((applet.clone(), name.clone())).or_insert(0);
         *k += 1;
         let name = if *k == 1 {
             name
@@ -159,17 +165,17 @@ pub fn parse(serial: &str) -> Results {
     r
 }
 
-/// How AdrOS's run compares with Linux's.
+/// How AdrOS's run compares with Linux's (each list holds Linux's cases).
 #[derive(Debug, Default)]
 pub struct Comparison {
     /// Passed on Linux, failed on AdrOS.
-    pub regressions: Vec<String>,
+    pub regressions: Vec<Case>,
     /// Passed on Linux, skipped on AdrOS (a skip decided by the guest, e.g. a tool missing).
-    pub skipped_on_adros: Vec<String>,
+    pub skipped_on_adros: Vec<Case>,
     /// Passed on Linux, never printed by AdrOS (the run stopped early or hung).
-    pub missing_on_adros: Vec<String>,
+    pub missing_on_adros: Vec<Case>,
     /// Failed or skipped on Linux, passed on AdrOS.
-    pub better_on_adros: Vec<String>,
+    pub better_on_adros: Vec<Case>,
 }
 
 impl Comparison {
@@ -185,8 +191,8 @@ impl Comparison {
 pub fn compare(adros: &Results, linux: &Results) -> Comparison {
     let mut c = Comparison::default();
     for l in &linux.cases {
-        let name = l.name.clone();
-        match (l.outcome, adros.get(&l.name)) {
+        let name = l.clone();
+        match (l.outcome, adros.get(&l.applet, &l.name)) {
             (Outcome::Pass, Some(Outcome::Fail)) => c.regressions.push(name),
             (Outcome::Pass, Some(Outcome::Skipped)) => c.skipped_on_adros.push(name),
             (Outcome::Pass, None) => c.missing_on_adros.push(name),
@@ -199,17 +205,25 @@ pub fn compare(adros: &Results, linux: &Results) -> Comparison {
 
 /// What `runtest -v` printed after `FAIL: case` (the `diff -u` of a new-style case, the
 /// `sh -x` trace of an old-style one) up to the next case, at most 40 lines, for reports.
-pub fn failure_detail(serial: &str, case: &str) -> String {
+pub fn failure_detail(serial: &str, case: &Case) -> String {
     let s = serial.replace('\r', "");
-    // A de-duplicated name (" #2") is the n-th printing of that name.
-    let (name, nth) = match case.rsplit_once(" #").map(|(n, k)| (n, k.parse::<usize>())) {
+    // A de-duplicated name (" #2") is the n-th printing of that name by that applet.
+    let (name, nth) = match case
+        .name
+        .rsplit_once(" #")
+        .map(|(n, k)| (n, k.parse::<usize>()))
+    {
         Some((n, Ok(k))) => (n, k),
-        _ => (case, 1),
+        _ => (case.name.as_str(), 1),
     };
     let mut out = String::new();
     let mut hits = 0;
     let mut inside = false;
+    let mut applet = "";
     for line in s.lines() {
+        if let Some(a) = line.strip_prefix(APPLET_MARKER) {
+            applet = a.trim();
+        }
         let outcome = ["PASS: ", "FAIL: ", "SKIPPED: ", "UNTESTED: "]
             .iter()
             .find_map(|p| line.strip_prefix(p));
@@ -218,7 +232,7 @@ pub fn failure_detail(serial: &str, case: &str) -> String {
                 break;
             }
             let _ = writeln!(out, "{line}");
-        } else if outcome.map(str::trim_end) == Some(name) {
+        } else if applet == case.applet && outcome.map(str::trim_end) == Some(name) {
             hits += 1;
             inside = hits == nth && line.starts_with("FAIL: ");
         }
@@ -258,12 +272,13 @@ mod tests {
         assert_eq!(r.count(Outcome::Pass), 2);
         assert_eq!(r.only(&["cat"]).cases.len(), 1);
         assert_eq!(r.last_applet.as_deref(), Some("sed"));
+        assert_eq!(r.applets, vec!["cat", "sed"]);
         assert_eq!(
-            failure_detail(RUN, "sed a"),
+            failure_detail(RUN, &r.cases[1]),
             "--- expected\n+++ actual\n@@ -1 +1 @@\n-a\n+b\n"
         );
-        assert_eq!(failure_detail(RUN, "sed a #3"), "kernel: noise\n");
-        assert_eq!(failure_detail(RUN, "sed a #2"), "");
+        assert_eq!(failure_detail(RUN, &r.cases[5]), "kernel: noise\n");
+        assert_eq!(failure_detail(RUN, &r.cases[4]), "");
     }
 
     #[test]
@@ -278,10 +293,24 @@ mod tests {
             parse("@@BBT-BEGIN\nPASS: a\nPASS: b\nPASS: c\nFAIL: d\nPASS: e\n@@BBT-END 1\n");
         let adros = parse("@@BBT-BEGIN\nPASS: a\nFAIL: b\nSKIPPED: c\nPASS: d\n");
         let c = compare(&adros, &linux);
-        assert_eq!(c.regressions, vec!["b"]);
-        assert_eq!(c.skipped_on_adros, vec!["c"]);
-        assert_eq!(c.missing_on_adros, vec!["e"]);
-        assert_eq!(c.better_on_adros, vec!["d"]);
+        let n = |v: &[Case]| v.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        assert_eq!(n(&c.regressions), vec!["b"]);
+        assert_eq!(n(&c.skipped_on_adros), vec!["c"]);
+        assert_eq!(n(&c.missing_on_adros), vec!["e"]);
+        assert_eq!(n(&c.better_on_adros), vec!["d"]);
+        // The same name under two applets is two cases, each numbered on its own.
+        let l = parse(
+            "@@BBT-BEGIN\n@@BBT-APPLET a\nPASS: x\n@@BBT-APPLET b\nPASS: x\n@@BBT-APPLET b\nPASS: x\n",
+        );
+        assert_eq!(
+            l.cases
+                .iter()
+                .map(|c| (c.applet.as_str(), c.name.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("a", "x"), ("b", "x"), ("b", "x #2")]
+        );
+        let part = parse("@@BBT-BEGIN\n@@BBT-APPLET b\nPASS: x\n@@BBT-APPLET b\nPASS: x\n");
+        assert!(compare(&part, &l.only(&["b"])).ok());
         assert!(!c.ok());
         assert!(compare(&linux, &linux).ok());
     }

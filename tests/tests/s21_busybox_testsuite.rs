@@ -42,21 +42,29 @@ fn inputs() -> Result<Inputs, String> {
     })
 }
 
-/// The applets of part `part` (0 or 1): those with cases on Linux, in order, every other.
+/// The applets of part `part` (0 or 1): every other applet with cases on Linux, in
+/// `runtest`'s order, each as often as `runtest` ran it there (`busybox` twice).
 fn applets(linux: &bbtest::Results, part: usize) -> Vec<String> {
-    let mut all: Vec<String> = Vec::new();
+    let mut uniq: Vec<&str> = Vec::new();
     for c in &linux.cases {
         if !c.applet.is_empty()
-            && !all.contains(&c.applet)
+            && !uniq.contains(&c.applet.as_str())
             && !LEFT_TO_COMPARE.iter().any(|(a, _)| *a == c.applet)
         {
-            all.push(c.applet.clone());
+            uniq.push(&c.applet);
         }
     }
-    all.into_iter()
+    let mine: Vec<&str> = uniq
+        .into_iter()
         .enumerate()
         .filter(|(i, _)| i % 2 == part)
         .map(|(_, a)| a)
+        .collect();
+    linux
+        .applets
+        .iter()
+        .filter(|a| mine.contains(&a.as_str()))
+        .cloned()
         .collect()
 }
 
@@ -68,6 +76,7 @@ fn run_part(name: &str, part: usize) {
     let applets = applets(&inp.linux, part);
     let names: Vec<&str> = applets.iter().map(String::as_str).collect();
     let linux = inp.linux.only(&names);
+    let label = |c: &bbtest::Case| format!("[{}] {}", c.applet, c.name);
     let hex: String = bbtest::command(&names)
         .bytes()
         .map(|b| format!("{b:02x}"))
@@ -99,14 +108,19 @@ fn run_part(name: &str, part: usize) {
     if !c.better_on_adros.is_empty() {
         println!(
             "{name}: passing on AdrOS, not on Linux: {}",
-            c.better_on_adros.join(", ")
+            c.better_on_adros
+                .iter()
+                .map(label)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     if !c.ok() {
         let mut msg = String::new();
         for n in &c.regressions {
             msg.push_str(&format!(
-                "\n  FAIL on AdrOS, PASS on Linux: {n}\n{}",
+                "\n  FAIL on AdrOS, PASS on Linux: {}\n{}",
+                label(n),
                 bbtest::failure_detail(t.serial(), n)
                     .lines()
                     .map(|l| format!("      {l}\n"))
@@ -114,7 +128,10 @@ fn run_part(name: &str, part: usize) {
             ));
         }
         for n in &c.skipped_on_adros {
-            msg.push_str(&format!("\n  SKIPPED on AdrOS, PASS on Linux: {n}"));
+            msg.push_str(&format!(
+                "\n  SKIPPED on AdrOS, PASS on Linux: {}",
+                label(n)
+            ));
         }
         if !c.missing_on_adros.is_empty() {
             msg.push_str(&format!(
@@ -122,7 +139,12 @@ fn run_part(name: &str, part: usize) {
                 c.missing_on_adros.len(),
                 adros.last_applet,
                 adros.end,
-                c.missing_on_adros[..c.missing_on_adros.len().min(5)].join(", ")
+                c.missing_on_adros
+                    .iter()
+                    .take(5)
+                    .map(label)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         t.fail(&format!(

@@ -697,19 +697,13 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
     };
     let _ = writeln!(t, "| run | {} | {} |", status(&adros), status(&linux));
     let _ = writeln!(t, "| wall time | {adros_secs:.0} s | (cached) |");
-    let mut list = |title: &str, v: &[String], detail: bool| {
+    let mut list = |title: &str, v: &[bbtest::Case], detail: bool| {
         if v.is_empty() {
             return;
         }
         let _ = writeln!(t, "\n{title} ({}):", v.len());
         for n in v {
-            let applet = adros
-                .cases
-                .iter()
-                .chain(&linux.cases)
-                .find(|c| c.name == *n)
-                .map_or("", |c| c.applet.as_str());
-            let _ = writeln!(t, "  [{applet}] {n}");
+            let _ = writeln!(t, "  [{}] {}", n.applet, n.name);
             if detail {
                 for l in bbtest::failure_detail(&out.serial, n).lines().take(12) {
                     let _ = writeln!(t, "      {l}");
