@@ -18,6 +18,7 @@ use adros_ext2::{self as e2, Ext2};
 
 use crate::block::{self, BlockDev};
 use crate::errno::{Errno, KResult};
+use crate::fs::bytename;
 use crate::fs::consts::*;
 use crate::fs::node::{
     DirEntry, FileSystem, Inode, InodeRef, NodeKind, SetAttr, Stat, StatFs, Timespec,
@@ -269,7 +270,7 @@ impl Inode for Ext2Node {
             .fs
             .inner
             .lock()
-            .lookup(self.ino, name.as_bytes())
+            .lookup(self.ino, &bytename::to_bytes(name))
             .map_err(errno)?;
         Ok(self.fs.node(ino))
     }
@@ -282,10 +283,14 @@ impl Inode for Ext2Node {
         uid: u32,
         gid: u32,
     ) -> KResult<InodeRef> {
+        let target = match kind {
+            NodeKind::Symlink(t) => bytename::to_bytes(t),
+            _ => alloc::borrow::Cow::Borrowed(&[][..]),
+        };
         let k = match kind {
             NodeKind::Regular => e2::Kind::Regular,
             NodeKind::Directory => e2::Kind::Directory,
-            NodeKind::Symlink(t) => e2::Kind::Symlink(t.as_bytes()),
+            NodeKind::Symlink(_) => e2::Kind::Symlink(&target),
             NodeKind::CharDev(r) => e2::Kind::CharDev(major(r), minor(r)),
             NodeKind::BlockDev(r) => e2::Kind::BlockDev(major(r), minor(r)),
             NodeKind::Fifo => e2::Kind::Fifo,
@@ -297,7 +302,7 @@ impl Inode for Ext2Node {
             .lock()
             .create(
                 self.ino,
-                name.as_bytes(),
+                &bytename::to_bytes(name),
                 k,
                 (perm & 0o7777) as u16,
                 uid,
@@ -312,13 +317,15 @@ impl Inode for Ext2Node {
         self.fs
             .inner
             .lock()
-            .link(self.ino, name.as_bytes(), t.ino)
+            .link(self.ino, &bytename::to_bytes(name), t.ino)
             .map_err(errno)
     }
 
     fn unlink(&self, name: &str, dir: bool) -> KResult<()> {
         let mut fs = self.fs.inner.lock();
-        let (ino, last) = fs.unlink(self.ino, name.as_bytes(), dir).map_err(errno)?;
+        let (ino, last) = fs
+            .unlink(self.ino, &bytename::to_bytes(name), dir)
+            .map_err(errno)?;
         if last {
             self.fs.gone(&mut fs, ino);
         }
@@ -335,7 +342,12 @@ impl Inode for Ext2Node {
             return Err(Errno::EEXIST);
         }
         if let Some(ino) = fs
-            .rename(self.ino, old.as_bytes(), nd.ino, new.as_bytes())
+            .rename(
+                self.ino,
+                &bytename::to_bytes(old),
+                nd.ino,
+                &bytename::to_bytes(new),
+            )
             .map_err(errno)?
         {
             self.fs.gone(&mut fs, ino);
@@ -358,7 +370,7 @@ impl Inode for Ext2Node {
             out.push(DirEntry {
                 ino: e.ino as u64,
                 kind,
-                name: String::from_utf8_lossy(&e.name).into_owned(),
+                name: bytename::from_bytes(e.name.clone()),
                 next_offset: e.next,
             });
         }
@@ -388,7 +400,7 @@ impl Inode for Ext2Node {
 
     fn readlink(&self) -> KResult<String> {
         let v = self.fs.inner.lock().readlink(self.ino).map_err(errno)?;
-        String::from_utf8(v).map_err(|_| Errno::EINVAL)
+        Ok(bytename::from_bytes(v))
     }
 }
 

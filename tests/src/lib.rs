@@ -24,6 +24,7 @@
 //! `<target>/adros.modules` and `<target>/adros.iso`.
 
 pub mod banner;
+pub mod bbtest;
 pub mod bundle;
 pub mod netinject;
 pub mod qemu;

@@ -30,8 +30,9 @@ use crate::util::{Result, spinner, target_dir};
 pub struct CompareArgs {
     /// What to compare: `ext2` (the two ext2 stacks), `audio` (the two HD Audio stacks,
     /// see compare_audio.rs) or `usb` (the two USB stacks with their FAT drivers on one
-    /// stick, see compare_usb.rs) or `net` (the two network stacks beside Linux, see
-    /// compare_net.rs).
+    /// stick, see compare_usb.rs), `net` (the two network stacks beside Linux, see
+    /// compare_net.rs) or `busybox` (busybox's testsuite on AdrOS and Linux, see
+    /// compare_busybox.rs).
     pub what: String,
     /// Boots per stack (alternating native/rump).
     #[arg(long, default_value_t = 3)]
@@ -56,6 +57,9 @@ pub struct CompareArgs {
     /// vCPUs of the guest.
     #[arg(long, default_value_t = 2)]
     pub smp: u32,
+    /// busybox: boot the Linux peer again instead of using its cached results.
+    #[arg(long)]
+    pub rerun_linux: bool,
     /// Boot with `debug.profile=1`: the workload prints the kernel profile of each phase
     /// (`/proc/profile`) into the serial logs under target/bench/compare-ext2/.
     #[arg(long)]
@@ -213,9 +217,12 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     if a.what == "net" {
         return crate::compare_net::compare(&a);
     }
+    if a.what == "busybox" {
+        return crate::compare_busybox::compare(&a);
+    }
     if a.what != "ext2" {
         return Err(format!(
-            "cargo xtask compare {}: `ext2`, `audio`, `usb` and `net` can be compared",
+            "cargo xtask compare {}: `ext2`, `audio`, `usb`, `net` and `busybox` can be compared",
             a.what
         ));
     }

@@ -5,6 +5,7 @@ mod build;
 mod cache;
 mod compare;
 mod compare_audio;
+mod compare_busybox;
 mod compare_net;
 mod compare_usb;
 mod debs;
@@ -52,7 +53,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// The two ext2 stacks (native, NetBSD's in rump) on the same image and workload:
     /// `cargo xtask compare ext2`; `compare audio`, `compare usb` and `compare net` likewise for
-    /// sound, USB and the network.
+    /// sound, USB and the network; `compare busybox`: busybox's upstream testsuite on AdrOS
+    /// and on Linux 6.1.
     Compare(compare::CompareArgs),
     /// The long-test target: the SMP stress suite N times in a row (default 20 at -smp 4).
     Soak(soak::SoakArgs),

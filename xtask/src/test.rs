@@ -809,7 +809,7 @@ fn aarch64_image() -> (String, String) {
 
 fn qemu_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
     let stage = built.iso.with_extension("d");
-    let env: Vec<(String, String)> = vec![
+    let mut env: Vec<(String, String)> = vec![
         ("ADROS_ISO".into(), built.iso.display().to_string()),
         ("ADROS_ISO_STAGE".into(), stage.display().to_string()),
         ("ADROS_KERNEL".into(), built.kernel.display().to_string()),
@@ -825,6 +825,10 @@ fn qemu_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
         // assertion adds nothing.
         ("RUST_BACKTRACE".into(), "0".into()),
     ];
+    env.extend(crate::compare_busybox::test_env(
+        built,
+        a.qemu_filter.as_deref(),
+    ));
     let mut args: Vec<String> = [
         "test",
         "-p",

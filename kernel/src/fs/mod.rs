@@ -22,6 +22,7 @@
 //! sleeping lock; renames within a file system are serialised by its rename lock.
 
 pub mod anon;
+pub mod bytename;
 pub mod consts;
 pub mod devfs;
 pub mod file;

@@ -90,7 +90,7 @@ pub fn symlink(ctx: &FsCtx, target: &str, base: Option<&PathRef>, path: &str) ->
     if target.is_empty() {
         return Err(Errno::ENOENT);
     }
-    if target.len() >= PATH_MAX {
+    if super::bytename::byte_len(target) >= PATH_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
     let (dir, name, trailing, _) = new_node_parent(ctx, base, path)?;

@@ -158,7 +158,7 @@ fn check_name(name: &str) -> KResult<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') {
         return Err(Errno::EINVAL);
     }
-    if name.len() > NAME_MAX {
+    if super::bytename::byte_len(name) > NAME_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
     Ok(())

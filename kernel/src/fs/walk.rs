@@ -12,7 +12,7 @@ fn start(ctx: &FsCtx, base: Option<&PathRef>, path: &str) -> PathRef {
 }
 
 fn check_path(path: &str, base: Option<&PathRef>) -> KResult<()> {
-    if path.len() >= PATH_MAX {
+    if super::bytename::byte_len(path) >= PATH_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
     if path.is_empty() && base.is_none() {
@@ -57,7 +57,7 @@ fn walk_from(
             cur = parent_of(&ctx.root, &cur)?;
             continue;
         }
-        if c.len() > NAME_MAX {
+        if super::bytename::byte_len(c) > NAME_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
         let child = cur.node.lookup(c)?;
@@ -130,7 +130,7 @@ pub(super) fn walk_parent(
     if !st.is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    if last.len() > NAME_MAX {
+    if super::bytename::byte_len(last) > NAME_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
     Ok((d, last.to_string(), trailing))

@@ -115,6 +115,17 @@ fn read_all(f: &crate::fs::File) -> KResult<Vec<u8>> {
     Ok(data)
 }
 
+/// The process name (`comm`) an image executed by `path` gets: its last component, cut to
+/// 15 bytes (Linux's `TASK_COMM_LEN` less the NUL) at a character boundary.
+pub fn comm_of(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let mut end = base.len().min(15);
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    String::from(&base[..end])
+}
+
 impl Image {
     /// Opens `path` (relative to `p`'s cwd or `dirfd`) and prepares it, resolving scripts.
     pub fn load(p: &Process, path: &str, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<Image> {
@@ -131,6 +142,9 @@ impl Image {
         let ctx = p.fs_ctx();
         let mut path = String::from(path);
         let mut base = base.cloned();
+        // The name a `#!` script was executed by: as on Linux (`bprm->filename`), it stays
+        // AT_EXECFN and names the process (`comm`) while the interpreter runs it.
+        let mut script: Option<String> = None;
         for _ in 0..4 {
             let f = crate::fs::open(&ctx, base.as_ref(), &path, 0, 0)?;
             let st = f.stat()?;
@@ -153,7 +167,7 @@ impl Image {
                     path
                 };
                 return Ok(Image {
-                    path,
+                    path: script.unwrap_or(path),
                     exe: f.path(),
                     argv,
                     envp,
@@ -182,9 +196,16 @@ impl Image {
                 if let Some(a) = arg.filter(|a| !a.is_empty()) {
                     new_argv.push(a.as_bytes().to_vec());
                 }
-                new_argv.push(path.as_bytes().to_vec());
+                new_argv.push(crate::fs::bytename::to_bytes(&path).into_owned());
                 new_argv.extend(argv.into_iter().skip(1));
                 argv = new_argv;
+                if script.is_none() {
+                    script = Some(if base.is_some() && !path.starts_with('/') {
+                        f.path()
+                    } else {
+                        path.clone()
+                    });
+                }
                 path = String::from(interp);
                 base = None;
                 continue;
@@ -204,7 +225,7 @@ impl Image {
                 path
             };
             return Ok(Image {
-                path,
+                path: script.unwrap_or(path),
                 exe,
                 argv,
                 envp,
@@ -245,14 +266,14 @@ impl Image {
             &ld,
             &self.argv,
             &self.envp,
-            self.path.as_bytes(),
+            &crate::fs::bytename::to_bytes(&self.path),
             creds.uid,
             creds.gid,
         )?;
         let old = core::mem::replace(&mut *p.aspace.lock(), aspace);
         // Stores through shared file mappings of the old image reach their files.
         crate::fs::filemap::flush_all(&old);
-        *p.name.lock() = String::from(self.path.rsplit('/').next().unwrap_or(&self.path));
+        *p.name.lock() = comm_of(&self.path);
         *p.exe.lock() = self.exe;
         *p.cmdline.lock() = self
             .argv

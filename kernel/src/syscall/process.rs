@@ -149,8 +149,8 @@ fn execve(c: &mut Call<'_>) -> KResult<u64> {
     let path = read_cstr(c.a0(), 4096)?;
     let argv = read_str_array(c.a1())?;
     let envp = read_str_array(c.a2())?;
-    let path = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
-    proc::exec::execve(c.frame, None, path, argv, envp)?;
+    let path = crate::fs::bytename::from_bytes(path);
+    proc::exec::execve(c.frame, None, &path, argv, envp)?;
     Ok(0)
 }
 
@@ -158,8 +158,8 @@ fn execveat(c: &mut Call<'_>) -> KResult<u64> {
     let path = read_cstr(c.a1(), 4096)?;
     let argv = read_str_array(c.a2())?;
     let envp = read_str_array(c.a3())?;
-    let path = core::str::from_utf8(&path).map_err(|_| Errno::ENOENT)?;
-    proc::exec::execve(c.frame, Some(c.i32(0)), path, argv, envp)?;
+    let path = crate::fs::bytename::from_bytes(path);
+    proc::exec::execve(c.frame, Some(c.i32(0)), &path, argv, envp)?;
     Ok(0)
 }
 

@@ -5,7 +5,7 @@
 //! target/bench/summary.svg. See docs/bench.md.
 
 mod netpeer;
-mod peer;
+pub mod peer;
 pub(crate) mod report;
 pub mod rump;
 mod suites;

@@ -187,8 +187,8 @@ fn file(fd: i32) -> KResult<Arc<File>> {
 }
 
 fn path_arg(addr: u64) -> KResult<String> {
-    let b = read_cstr(addr, 4095)?;
-    String::from_utf8(b).map_err(|_| Errno::EINVAL)
+    // Any bytes, UTF-8 or not, as on Linux (see fs::bytename).
+    Ok(fs::bytename::from_bytes(read_cstr(addr, 4095)?))
 }
 
 /// The base directory for an `*at` call: None for AT_FDCWD or absolute paths.
@@ -604,7 +604,8 @@ fn getdents64(c: &mut Call<'_>) -> KResult<u64> {
     let mut out = Vec::new();
     let mut consumed = 0usize;
     for e in &ents {
-        let reclen = abi::Dirent64::reclen(e.name.len());
+        let name = fs::bytename::to_bytes(&e.name);
+        let reclen = abi::Dirent64::reclen(name.len());
         if out.len() + reclen > cap {
             break;
         }
@@ -616,7 +617,7 @@ fn getdents64(c: &mut Call<'_>) -> KResult<u64> {
             d_type: e.kind,
         };
         out.extend_from_slice(head.as_bytes());
-        out.extend_from_slice(e.name.as_bytes());
+        out.extend_from_slice(&name);
         out.resize(start + reclen, 0); // the NUL and the padding
         consumed += 1;
     }

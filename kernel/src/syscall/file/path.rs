@@ -5,7 +5,7 @@ use super::*;
 
 pub(super) fn getcwd(c: &mut Call<'_>) -> KResult<u64> {
     let s = fs::getcwd(&ctx()?)?;
-    let mut b = s.into_bytes();
+    let mut b = fs::bytename::to_bytes(&s).into_owned();
     b.push(0);
     if b.len() > c.a1() as usize {
         return Err(Errno::ERANGE);
@@ -163,8 +163,9 @@ fn readlink_common(dirfd: i32, p: u64, buf: u64, len: u64) -> KResult<u64> {
     let path = path_arg(p)?;
     let b = base(dirfd, &path)?;
     let target = fs::readlink(&ctx()?, b.as_ref(), &path)?;
+    let target = fs::bytename::to_bytes(&target);
     let n = target.len().min(len as usize);
-    copy_to_user(buf, &target.as_bytes()[..n])?;
+    copy_to_user(buf, &target[..n])?;
     Ok(n as u64)
 }
 pub(super) fn readlink(c: &mut Call<'_>) -> KResult<u64> {
