@@ -12,26 +12,11 @@
 
 use std::fmt::Write as _;
 
-use crate::bench::report::{Row, Samples};
+use crate::bench::report::{Row, cell};
 use crate::bench::{self, Better, Measured};
 use crate::build;
 use crate::compare::CompareArgs;
 use crate::util::{Result, target_dir};
-
-fn median(s: &Samples) -> Option<f64> {
-    s.median()
-}
-
-fn cell(s: &Samples) -> String {
-    match (s.median(), s.min(), s.max()) {
-        (Some(m), Some(lo), Some(hi)) => format!("{m:.3} ({lo:.3}–{hi:.3})"),
-        _ => s
-            .failures
-            .first()
-            .map(|(run, why)| format!("FAILED (run {run}: {why})"))
-            .unwrap_or_else(|| "FAILED".into()),
-    }
-}
 
 /// `a / b` as "how many times better `a` is", for a figure where `better` wins.
 fn ratio(a: Option<f64>, b: Option<f64>) -> String {
@@ -139,9 +124,9 @@ fn table(native: &Measured, rump: Option<&Measured>, runs: u32) -> String {
     t.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for r in &native.rows {
         let rr = rump_row(rump, r);
-        let n = median(&r.adros);
-        let ru = rr.and_then(|x| median(&x.adros));
-        let l = if native.peer { median(&r.linux) } else { None };
+        let n = r.adros.median();
+        let ru = rr.and_then(|x| x.adros.median());
+        let l = if native.peer { r.linux.median() } else { None };
         let _ = writeln!(
             t,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -192,9 +177,9 @@ fn json(native: &Measured, rump: Option<&Measured>) -> String {
                 r.figure.name,
                 r.figure.unit,
                 r.figure.better == Better::Higher,
-                num(median(&r.adros)),
-                num(rr.and_then(|x| median(&x.adros))),
-                num(if native.peer { median(&r.linux) } else { None }),
+                num(r.adros.median()),
+                num(rr.and_then(|x| x.adros.median())),
+                num(if native.peer { r.linux.median() } else { None }),
             )
         })
         .collect();

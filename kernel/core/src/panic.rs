@@ -197,44 +197,8 @@ pub fn print_registers(f: &TrapFrame) {
 }
 
 /// Walks the frame-pointer chain (the kernel is built with frame pointers).
-pub fn backtrace_from(mut rbp: u64) {
-    print(format_args!("    backtrace:\n"));
-    let mut last = 0;
-    let mut repeats = 0;
-    for depth in 0..64 {
-        if rbp == 0 || !rbp.is_multiple_of(8) || rbp < 0xFFFF_8000_0000_0000 {
-            break;
-        }
-        // Only follow frames on mapped kernel memory.
-        if !crate::mm::paging::mapped_for_report(rbp)
-            || !crate::mm::paging::mapped_for_report(rbp + 8)
-        {
-            break;
-        }
-        // SAFETY: both words were just checked to be mapped kernel memory.
-        let (next, ret) = unsafe { (*(rbp as *const u64), *((rbp + 8) as *const u64)) };
-        if ret == 0 {
-            break;
-        }
-        if ret == last {
-            repeats += 1;
-        } else {
-            if repeats > 0 {
-                print(format_args!(
-                    "      ... previous frame repeated {repeats} more times\n"
-                ));
-            }
-            repeats = 0;
-            print(format_args!("      #{depth:<2} {}\n", Sym(ret)));
-        }
-        last = ret;
-        rbp = next;
-    }
-    if repeats > 0 {
-        print(format_args!(
-            "      ... previous frame repeated {repeats} more times\n"
-        ));
-    }
+pub fn backtrace_from(rbp: u64) {
+    crate::symbols::print_frame_chain(rbp, 8, 0xFFFF_8000_0000_0000, print);
 }
 
 #[inline(always)]

@@ -65,6 +65,49 @@ impl fmt::Display for Sym {
     }
 }
 
+/// Prints the chain of frame records from `fp` — each record is (caller's frame pointer,
+/// return address), the layout both x86_64 (`rbp`) and aarch64 (`x29`) use — through
+/// `print`, folding repeated frames. Stops at a null, misaligned (`align`), non-kernel
+/// (below `lowest`) or unmapped record, or after 64 frames.
+#[cfg(target_os = "none")]
+pub fn print_frame_chain(mut fp: u64, align: u64, lowest: u64, print: fn(fmt::Arguments)) {
+    print(format_args!("    backtrace:\n"));
+    let (mut last, mut repeats) = (0, 0);
+    for depth in 0..64 {
+        if fp == 0 || !fp.is_multiple_of(align) || fp < lowest {
+            break;
+        }
+        if !crate::mm::paging::mapped_for_report(fp)
+            || !crate::mm::paging::mapped_for_report(fp + 8)
+        {
+            break;
+        }
+        // SAFETY: both words were just checked to be mapped kernel memory.
+        let (next, ret) = unsafe { (*(fp as *const u64), *((fp + 8) as *const u64)) };
+        if ret == 0 {
+            break;
+        }
+        if ret == last {
+            repeats += 1;
+        } else {
+            if repeats > 0 {
+                print(format_args!(
+                    "      ... previous frame repeated {repeats} more times\n"
+                ));
+            }
+            repeats = 0;
+            print(format_args!("      #{depth:<2} {}\n", Sym(ret)));
+        }
+        last = ret;
+        fp = next;
+    }
+    if repeats > 0 {
+        print(format_args!(
+            "      ... previous frame repeated {repeats} more times\n"
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,7 +161,7 @@ fn num(v: f64) -> String {
     }
 }
 
-fn cell(s: &Samples) -> String {
+pub(crate) fn cell(s: &Samples) -> String {
     match (s.median(), s.min(), s.max()) {
         (Some(m), Some(lo), Some(hi)) => {
             let failed = if s.failures.is_empty() {

@@ -7,7 +7,6 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::exceptions::TrapFrame;
-use crate::symbols::Sym;
 
 /// QEMU exit statuses: `(code << 1) | 1`, as on x86_64.
 pub const EXIT_SUCCESS: u8 = 0x10; // QEMU exits 33
@@ -102,42 +101,8 @@ pub fn print_registers(f: &TrapFrame) {
 }
 
 /// Walks the frame-record chain (x29: previous x29, return address).
-pub fn backtrace_from(mut fp: u64) {
-    print(format_args!("    backtrace:\n"));
-    let (mut last, mut repeats) = (0, 0);
-    for depth in 0..64 {
-        if fp == 0 || !fp.is_multiple_of(16) || fp < 0xFFFF_0000_0000_0000 {
-            break;
-        }
-        if !crate::mm::paging::mapped_for_report(fp)
-            || !crate::mm::paging::mapped_for_report(fp + 8)
-        {
-            break;
-        }
-        // SAFETY: both words were just checked to be mapped kernel memory.
-        let (next, ret) = unsafe { (*(fp as *const u64), *((fp + 8) as *const u64)) };
-        if ret == 0 {
-            break;
-        }
-        if ret == last {
-            repeats += 1;
-        } else {
-            if repeats > 0 {
-                print(format_args!(
-                    "      ... previous frame repeated {repeats} more times\n"
-                ));
-            }
-            repeats = 0;
-            print(format_args!("      #{depth:<2} {}\n", Sym(ret)));
-        }
-        last = ret;
-        fp = next;
-    }
-    if repeats > 0 {
-        print(format_args!(
-            "      ... previous frame repeated {repeats} more times\n"
-        ));
-    }
+pub fn backtrace_from(fp: u64) {
+    crate::symbols::print_frame_chain(fp, 16, 0xFFFF_0000_0000_0000, print);
 }
 
 #[inline(always)]
