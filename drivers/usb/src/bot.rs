@@ -2,7 +2,8 @@
 //! handling — a stalled data phase is cleared and the CSW still read; a stalled CSW is
 //! cleared and read once more; an invalid CSW (short, oversized, wrong signature or tag,
 //! impossible residue) or a phase error leads to reset recovery (Bulk-Only Mass Storage
-//! Reset, then CLEAR_FEATURE(ENDPOINT_HALT) on both bulk endpoints).
+//! Reset, then CLEAR_FEATURE(ENDPOINT_HALT) on both bulk endpoints), after which the
+//! command is sent again, up to [`COMMAND_ATTEMPTS`] times in all.
 
 use crate::desc::{Interface, TransferType};
 use crate::{DeviceId, HostController, Setup, UsbError, clear_halt, req};
@@ -17,6 +18,9 @@ pub const CBW_LEN: usize = 31;
 pub const CSW_LEN: usize = 13;
 const REQ_MASS_STORAGE_RESET: u8 = 0xff;
 const REQ_GET_MAX_LUN: u8 = 0xfe;
+/// How often one command is sent when its transport fails (a stall, a bad CSW, a phase
+/// error) and reset recovery succeeds in between.
+pub const COMMAND_ATTEMPTS: u32 = 3;
 
 /// Why a BOT command failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +117,8 @@ pub struct Transport {
     tag: u32,
     /// Reset recoveries done so far (for `/proc` style reports).
     pub resets: u32,
+    /// Commands sent again after a transport failure and reset recovery.
+    pub retries: u32,
 }
 
 impl Transport {
@@ -138,6 +144,7 @@ impl Transport {
             ep_out: bulk(false)?,
             tag: 0,
             resets: 0,
+            retries: 0,
         })
     }
 
@@ -191,16 +198,30 @@ impl Transport {
         cdb: &[u8],
         mut data: Data<'_>,
     ) -> Result<usize, BotError> {
-        let r = self.command_once(hc, lun, cdb, &mut data);
-        match r {
-            Err(BotError::CommandFailed) | Ok(_) => r,
-            Err(e) => {
-                // A dead or vanished device is not reset again and again.
-                if !matches!(e, BotError::Usb(UsbError::NoDevice | UsbError::HostDead)) {
-                    let _ = self.reset_recovery(hc);
-                }
-                Err(e)
+        let mut attempt = 1;
+        loop {
+            let r = self.command_once(hc, lun, cdb, &mut data);
+            let e = match r {
+                Err(BotError::CommandFailed) | Ok(_) => return r,
+                Err(e) => e,
+            };
+            // A dead or vanished device is not reset again and again, and a device that let
+            // a whole timeout pass is not given another one.
+            if matches!(
+                e,
+                BotError::Usb(UsbError::NoDevice | UsbError::HostDead | UsbError::Timeout)
+            ) {
+                return Err(e);
             }
+            // The command's outcome is unknown: after a successful reset recovery the device
+            // is back in its command state and the same command is sent again, as Linux's
+            // SCSI layer retries a command its transport aborted (READ and WRITE of the
+            // same blocks are idempotent).
+            if self.reset_recovery(hc).is_err() || attempt >= COMMAND_ATTEMPTS {
+                return Err(e);
+            }
+            attempt += 1;
+            self.retries += 1;
         }
     }
 

@@ -722,17 +722,35 @@ fn stalled_data_phase_reads_csw_and_reports_sense() {
 }
 
 fn fault_then_recover(set: impl Fn(&mut Faults), want: impl Fn(&BotError) -> bool) {
+    // One fault: reset recovery, then the same READ is sent again and returns the data.
     let mut hc = FakeHc::new(64);
     let (mut t, d) = bring_up(&mut hc);
     set(&mut hc.f);
     let mut buf = [0u8; 512];
+    let before = hc.commands.len();
+    d.read(&mut t, &mut hc, 5, &mut buf).unwrap();
+    assert_eq!(buf[..], hc.disk[5 * 512..6 * 512]);
+    assert_eq!(t.resets, 1, "reset recovery");
+    assert_eq!(t.retries, 1);
+    assert_eq!(hc.resets, 1);
+    assert!(!hc.halted_in && !hc.halted_out);
+    let sent = &hc.commands[before..];
+    assert!(sent.iter().all(|&c| c == scsi::READ_10), "{sent:?}");
+
+    // A fault that persists: every attempt fails, each followed by reset recovery, and the
+    // caller gets the error rather than an endless loop.
+    let mut hc = FakeHc::new(64);
+    let (mut t, d) = bring_up(&mut hc);
+    for _ in 0..bot::COMMAND_ATTEMPTS {
+        set(&mut hc.f);
+    }
     let e = d.read(&mut t, &mut hc, 5, &mut buf).unwrap_err();
     match e {
         DiskError::Transport(b) => assert!(want(&b), "{b:?}"),
         e => panic!("{e:?}"),
     }
-    assert_eq!(t.resets, 1, "reset recovery");
-    assert_eq!(hc.resets, 1);
+    assert_eq!(t.resets, bot::COMMAND_ATTEMPTS);
+    assert_eq!(t.retries, bot::COMMAND_ATTEMPTS - 1);
     assert!(!hc.halted_in && !hc.halted_out);
     d.read(&mut t, &mut hc, 5, &mut buf).unwrap();
     assert_eq!(buf[..], hc.disk[5 * 512..6 * 512]);
@@ -741,7 +759,7 @@ fn fault_then_recover(set: impl Fn(&mut Faults), want: impl Fn(&BotError) -> boo
 #[test]
 fn wrong_tag_triggers_reset_recovery() {
     fault_then_recover(
-        |f| f.wrong_tag = 1,
+        |f| f.wrong_tag += 1,
         |e| matches!(e, BotError::BadCsw(CswFault::Tag { .. })),
     );
 }
@@ -749,7 +767,7 @@ fn wrong_tag_triggers_reset_recovery() {
 #[test]
 fn short_csw_triggers_reset_recovery() {
     fault_then_recover(
-        |f| f.short_csw = 1,
+        |f| f.short_csw += 1,
         |e| *e == BotError::BadCsw(CswFault::Length(7)),
     );
 }
@@ -757,7 +775,7 @@ fn short_csw_triggers_reset_recovery() {
 #[test]
 fn oversized_csw_triggers_reset_recovery() {
     fault_then_recover(
-        |f| f.oversized_csw = 1,
+        |f| f.oversized_csw += 1,
         |e| {
             matches!(
                 e,
@@ -769,13 +787,13 @@ fn oversized_csw_triggers_reset_recovery() {
 
 #[test]
 fn phase_error_triggers_reset_recovery() {
-    fault_then_recover(|f| f.phase_error = 1, |e| *e == BotError::PhaseError);
+    fault_then_recover(|f| f.phase_error += 1, |e| *e == BotError::PhaseError);
 }
 
 #[test]
 fn stalled_cbw_triggers_reset_recovery() {
     fault_then_recover(
-        |f| f.stall_cbw = 1,
+        |f| f.stall_cbw += 1,
         |e| *e == BotError::Usb(UsbError::Stall),
     );
 }

@@ -710,7 +710,7 @@ pub fn report() -> Vec<String> {
     }
     for d in DISKS.lock().iter() {
         v.push(format!(
-            "usb-disk {} port={} lun={} stack=native product=\"{}\" sectors={} reads={} writes={} bytes={} errors={} resets={}{}",
+            "usb-disk {} port={} lun={} stack=native product=\"{}\" sectors={} reads={} writes={} bytes={} errors={} resets={} retries={}{}",
             d.name,
             port_name(d.port, d.hub_port),
             d.disk.lun,
@@ -721,6 +721,7 @@ pub fn report() -> Vec<String> {
             d.bytes.load(Ordering::Relaxed),
             d.errors.load(Ordering::Relaxed),
             d.transport.try_lock().map_or(0, |t| t.resets),
+            d.transport.try_lock().map_or(0, |t| t.retries),
             if d.gone.load(Ordering::Relaxed) { " gone" } else { "" }
         ));
     }
