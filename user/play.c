@@ -1,6 +1,10 @@
 /* play: plays a RIFF/WAVE PCM file through OSS (/dev/dsp by default).
  *
- *   play [-d DEVICE] FILE.wav
+ *   play [-d DEVICE] [-t] FILE.wav
+ *
+ * -t: also report the time from the first write() to the first sample played — the moment
+ * SNDCTL_DSP_GETODELAY first reports fewer bytes queued than written — with writes made
+ * non-blocking and the delay polled about every millisecond until then.
  *
  * Chunks may come in any order; LIST and other chunks are skipped. 8-bit unsigned and
  * 16-bit signed PCM (format 1, or WAVE_FORMAT_EXTENSIBLE with the PCM subformat) and
@@ -10,18 +14,21 @@
  * unsupported sample size or channel count), 3 the device refused. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SNDCTL_DSP_SYNC 0x5001
 #define SNDCTL_DSP_SPEED 0xc0045002
 #define SNDCTL_DSP_SETFMT 0xc0045005
 #define SNDCTL_DSP_CHANNELS 0xc0045006
+#define SNDCTL_DSP_GETODELAY 0x80045017
 #define AFMT_MU_LAW 0x01
 #define AFMT_U8 0x08
 #define AFMT_S16_LE 0x10
@@ -53,15 +60,44 @@ static int read_full(int fd, void *buf, size_t n) {
     return 0;
 }
 
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+/* -t: when the first write started, and whether (and when) the device began to play. */
+static struct {
+    int on;
+    double t0;
+    double first;
+    uint64_t written;
+} timing = {0, -1, -1, 0};
+
+static void check_first(int out) {
+    int delay;
+    if (!timing.on || timing.first >= 0 || ioctl(out, SNDCTL_DSP_GETODELAY, &delay) < 0)
+        return;
+    if (delay >= 0 && (uint64_t)delay < timing.written)
+        timing.first = now_ms() - timing.t0;
+}
+
 int main(int argc, char **argv) {
     const char *dev = "/dev/dsp";
     int i = 1;
-    if (argc > 2 && strcmp(argv[1], "-d") == 0) {
-        dev = argv[2];
-        i = 3;
+    while (i < argc - 1) {
+        if (strcmp(argv[i], "-d") == 0 && i + 2 < argc) {
+            dev = argv[i + 1];
+            i += 2;
+        } else if (strcmp(argv[i], "-t") == 0) {
+            timing.on = 1;
+            i++;
+        } else {
+            break;
+        }
     }
     if (i != argc - 1) {
-        fprintf(stderr, "usage: %s [-d DEVICE] FILE.wav\n", prog);
+        fprintf(stderr, "usage: %s [-d DEVICE] [-t] FILE.wav\n", prog);
         return 1;
     }
     const char *file = argv[i];
@@ -148,7 +184,7 @@ int main(int argc, char **argv) {
         snprintf(why, sizeof why, "%u-bit samples are not supported (8 or 16)", bits);
         return bad(file, why);
     }
-    int out = open(dev, O_WRONLY);
+    int out = open(dev, timing.on ? O_WRONLY | O_NONBLOCK : O_WRONLY);
     if (out < 0) {
         fprintf(stderr, "%s: %s: %s\n", prog, dev, strerror(errno));
         return 3;
@@ -190,16 +226,43 @@ int main(int argc, char **argv) {
             return 1;
         }
         for (ssize_t off = 0; off < r;) {
+            if (timing.on && timing.t0 < 0)
+                timing.t0 = now_ms();
             ssize_t w = write(out, buf + off, r - off);
             if (w < 0 && errno == EINTR)
                 continue;
+            if (w < 0 && errno == EAGAIN && timing.on) {
+                /* The ring is full: wait for room, looking at the delay each millisecond
+                 * until the first sample has been played. */
+                struct pollfd p = {.fd = out, .events = POLLOUT};
+                poll(&p, 1, timing.first < 0 ? 1 : -1);
+                check_first(out);
+                continue;
+            }
             if (w < 0) {
                 fprintf(stderr, "%s: %s: write: %s\n", prog, dev, strerror(errno));
                 return 3;
             }
             off += w;
+            timing.written += w;
+            check_first(out);
         }
         left -= r;
+    }
+    /* All written and not seen playing yet: look for half a second more (a file shorter
+     * than what the device holds before it starts only starts with SYNC). */
+    for (double end = now_ms() + 500; timing.on && timing.first < 0 && now_ms() < end;) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, 0);
+        check_first(out);
+    }
+    if (timing.on) {
+        if (timing.first >= 0)
+            fprintf(stderr, "%s: first sample played %.1f ms after the first write\n", prog,
+                    timing.first);
+        else
+            fprintf(stderr, "%s: the device had not started 0.5 s after the last write (it "
+                            "starts when half its buffer is full, or on SYNC)\n", prog);
     }
     if (ioctl(out, SNDCTL_DSP_SYNC, 0) < 0) {
         fprintf(stderr, "%s: %s: sync: %s\n", prog, dev, strerror(errno));

@@ -42,7 +42,7 @@ fn script(stack: &str) -> String {
         format!("{T} tone 48000 2 16 2000 440 660"),
         format!("{T} tone 8000 1 8 2000 440 440"),
         format!("{T} ulaw 1000 500"),
-        format!("{T} wav /tmp/t.wav 44100 2 16 1000 550 770 && play /tmp/t.wav"),
+        format!("{T} wav /tmp/t.wav 44100 2 16 1000 550 770 && play -t /tmp/t.wav"),
         format!("{T} mixer 50 && {T} tone 44100 2 16 500 440 660"),
         format!("{T} mixer 0 && {T} tone 44100 2 16 500 440 660"),
         format!("{T} mixer 100 && {T} tone 44100 2 16 300 880 990"),
@@ -406,13 +406,21 @@ fn script_ran_and_checks_passed(stack: &'static str) {
 
 fn plays_a_wav_file(stack: &'static str) {
     check_signal(stack, 4);
+    let out = &run(stack).out;
     assert!(
-        run(stack)
-            .out
-            .contains("play: /tmp/t.wav: 44100 Hz, 16-bit, 2 channel(s)"),
-        "{}",
-        run(stack).out
+        out.contains("play: /tmp/t.wav: 44100 Hz, 16-bit, 2 channel(s)"),
+        "{out}"
     );
+    // `play -t` writes without blocking (poll for room) and watches SNDCTL_DSP_GETODELAY
+    // until the device has played a first sample; the capture above shows the writes whole.
+    let first = out
+        .split("play: first sample played ")
+        .nth(1)
+        .and_then(|t| t.split(" ms").next())
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    let first = first.unwrap_or_else(|| panic!("play -t reported no first sample: {out}"));
+    assert!(first >= 0.0, "{out}");
+    eprintln!("{stack}: play -t: first sample played {first:.1} ms after the first write");
 }
 
 fn volume_50_lowers_and_0_mutes(stack: &'static str) {

@@ -3,11 +3,12 @@
 //! (`audio.driver=rump`) — each boot captured through QEMU's `wav` audiodev.
 //!
 //! The guest makes the WAV with `t_audio wav` (cosines, 440 Hz left and 660 Hz right, the
-//! same as `tests/tests/s14_audio.rs`) and plays it with `play`, reading `/proc/uptime` and
-//! `/proc/stat` around it. Per stack: the capture's normalized correlation with the
+//! same as `tests/tests/s14_audio.rs`) and plays it with `play -t`, reading `/proc/uptime`
+//! and `/proc/stat` around it. Per stack: the capture's normalized correlation with the
 //! analytic signal (per channel, at the best fractional offset), its length against the
-//! source, the time from the capture's start (QEMU opens the voice when the stream starts)
-//! to the first sample, underruns (runs of ≥ 3 silent frames inside the signal), the wall
+//! source, the time to the first sample (from `play`'s first write() until
+//! SNDCTL_DSP_GETODELAY shows a sample played, polled each millisecond), the silence at
+//! the capture's start (QEMU opens the voice when the stream starts), underruns (runs of ≥ 3 silent frames inside the signal), the wall
 //! time of `play` and the CPU time (all CPUs, busy ticks of `/proc/stat`) it cost.
 
 use std::fmt::Write as _;
@@ -96,7 +97,10 @@ struct Figures {
     corr_left: f64,
     corr_right: f64,
     length_ratio: f64,
+    /// From `play -t`: its first write() to SNDCTL_DSP_GETODELAY showing a sample played.
     first_sample_ms: f64,
+    /// Silence at the capture's start (QEMU opens the voice when the stream starts).
+    leading_silence_ms: f64,
     underruns: usize,
     play_wall_ms: f64,
     play_cpu_ms: f64,
@@ -137,7 +141,8 @@ fn analyse(c: &Capture, ms: u32) -> Result<Figures> {
         corr_left: corr(&c.ch[0], first, len, best.1, LEFT_HZ, c.rate),
         corr_right: corr(&c.ch[right], first, len, best.1, RIGHT_HZ, c.rate),
         length_ratio: (last - first) as f64 / want as f64,
-        first_sample_ms: first as f64 * 1000.0 / f64::from(c.rate),
+        first_sample_ms: f64::NAN,
+        leading_silence_ms: first as f64 * 1000.0 / f64::from(c.rate),
         underruns,
         ..Figures::default()
     })
@@ -174,8 +179,8 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
     let cmd = format!(
         "for i in $(seq 1 120); do [ -e /dev/dsp ] && break; sleep 0.25; done; \
          {t} wav /tmp/s.wav {RATE} 2 16 {ms} {LEFT_HZ} {RIGHT_HZ} >/dev/null; \
-         u0=$(cat /proc/uptime); s0=$(head -1 /proc/stat); play /tmp/s.wav >/dev/null; \
-         echo PLAY_RC $?; u1=$(cat /proc/uptime); s1=$(head -1 /proc/stat); \
+         u0=$(cat /proc/uptime); s0=$(head -1 /proc/stat); play -t /tmp/s.wav 2>/tmp/play.err >/dev/null; \
+         echo PLAY_RC $?; u1=$(cat /proc/uptime); s1=$(head -1 /proc/stat); cat /tmp/play.err; \
          echo UP0 $u0; echo UP1 $u1; echo STAT0 $s0; echo STAT1 $s1"
     );
     let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
@@ -229,6 +234,17 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
             let up = |k: &str| -> Option<f64> { find(k)?.split_whitespace().next()?.parse().ok() };
             let bytes = std::fs::read(&wav).map_err(|e| format!("{}: {e}", wav.display()))?;
             let mut f = analyse(&parse_wav(&bytes)?, ms).map_err(|e| format!("{label}: {e}"))?;
+            f.first_sample_ms = serial
+                .split("play: first sample played ")
+                .nth(1)
+                .and_then(|t| t.split(" ms").next())
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| {
+                    format!(
+                        "{label}: play -t reported no first sample (serial log in {})",
+                        dir.display()
+                    )
+                })?;
             if let (Some(u0), Some(u1)) = (up("UP0 "), up("UP1 ")) {
                 f.play_wall_ms = (u1 - u0) * 1000.0;
             }
@@ -239,11 +255,12 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
                 f.play_cpu_ms = (b1 - b0) * 10.0;
             }
             eprintln!(
-                "xtask compare: {label}: corr {:.6}/{:.6}, length {:.4}, first sample {:.0} ms, {} underruns, play {:.0} ms wall, {:.0} ms CPU",
+                "xtask compare: {label}: corr {:.6}/{:.6}, length {:.4}, first sample {:.1} ms, leading silence {:.0} ms, {} underruns, play {:.0} ms wall, {:.0} ms CPU",
                 f.corr_left,
                 f.corr_right,
                 f.length_ratio,
                 f.first_sample_ms,
+                f.leading_silence_ms,
                 f.underruns,
                 f.play_wall_ms,
                 f.play_cpu_ms
@@ -262,11 +279,20 @@ pub fn compare(a: &CompareArgs) -> Result<i32> {
     let _ = writeln!(t, "| figure | native | rump (NetBSD hdaudio) |");
     let _ = writeln!(t, "|---|---|---|");
     type Get = fn(&Figures) -> f64;
-    let rows: [(&str, Get, usize); 7] = [
+    let rows: [(&str, Get, usize); 8] = [
         ("correlation, left", |f| f.corr_left, 6),
         ("correlation, right", |f| f.corr_right, 6),
         ("length / source", |f| f.length_ratio, 4),
-        ("time to first sample (ms)", |f| f.first_sample_ms, 0),
+        (
+            "time to first sample (ms, first write → GETODELAY shows it played)",
+            |f| f.first_sample_ms,
+            1,
+        ),
+        (
+            "leading silence in the capture (ms)",
+            |f| f.leading_silence_ms,
+            0,
+        ),
         ("underruns (gaps ≥ 3 frames)", |f| f.underruns as f64, 0),
         ("play wall time (ms)", |f| f.play_wall_ms, 0),
         ("CPU time during play (ms, all CPUs)", |f| f.play_cpu_ms, 0),
