@@ -1,5 +1,9 @@
 /* AF_INET socket semantics against peers on the host (s12_net starts them; on Linux run
  * it against servers on 127.0.0.1): t_inet HOST TCP_PORT UDP_ECHO_PORT CLOSED_PORT.
+ * `t_inet lo` runs only the loopback checks (no peers needed), which the full run ends
+ * with too. A fifth argument `netbsd-lo` skips (and says so) the one loopback check whose
+ * answer is Linux's own: any 127.0.0.0/8 address can be bound (NetBSD's lo0, on the rump
+ * stack, has 127.0.0.1 alone).
  * TCP_PORT answers each connection with one line "hello <n>\n" and closes; UDP_ECHO_PORT
  * echoes every datagram; nothing listens on CLOSED_PORT. Every check first passed on
  * Linux 6.1. */
@@ -183,8 +187,146 @@ static void listen_checks(void) {
     close(l);
 }
 
+static int listener(const char *ip, struct sockaddr_in *bound) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = peer(ip, 0);
+    socklen_t n = sizeof *bound;
+    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 4) < 0 ||
+        getsockname(l, (struct sockaddr *)bound, &n) < 0) {
+        close(l);
+        return -1;
+    }
+    return l;
+}
+
+/* The loopback: 127.0.0.0/8 and the host's own address reach this host's sockets and
+ * nothing else (`lo`). */
+static void loopback_checks(int netbsd_lo) {
+    struct sockaddr_in at;
+    int l = listener("127.0.0.1", &at);
+    CHECK("lo.tcp_listen_127_0_0_1", l >= 0 && at.sin_addr.s_addr == htonl(INADDR_LOOPBACK) &&
+                                          at.sin_port != 0);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK("lo.tcp_connect", connect(c, (struct sockaddr *)&at, sizeof at) == 0);
+    int s = accept(l, 0, 0);
+    CHECK("lo.tcp_accept", s >= 0);
+    struct sockaddr_in me, them;
+    socklen_t n = sizeof me, m = sizeof them;
+    CHECK("lo.tcp_source_is_127_0_0_1",
+          getsockname(c, (struct sockaddr *)&me, &n) == 0 &&
+              me.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+    CHECK("lo.tcp_server_sees_the_client",
+          getpeername(s, (struct sockaddr *)&them, &m) == 0 &&
+              them.sin_addr.s_addr == htonl(INADDR_LOOPBACK) && them.sin_port == me.sin_port);
+    /* 64 KiB one way (fits the socket buffers, so one thread can write then read), a
+     * reply the other way, then EOF. */
+    static char out[65536], in[65536];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (char)(i * 31 + i / 977);
+    size_t sent = 0, got = 0;
+    while (sent < sizeof out) {
+        ssize_t w = write(c, out + sent, sizeof out - sent);
+        if (w <= 0)
+            break;
+        sent += w;
+    }
+    while (got < sent) {
+        ssize_t r = read(s, in + got, sizeof in - got);
+        if (r <= 0)
+            break;
+        got += r;
+    }
+    CHECK("lo.tcp_64k_arrive_whole", sent == sizeof out && got == sent &&
+                                         memcmp(in, out, sizeof out) == 0);
+    char b[8] = {0};
+    CHECK("lo.tcp_reply", write(s, "pong", 4) == 4 && read(c, b, sizeof b) == 4 &&
+                              memcmp(b, "pong", 4) == 0);
+    close(c);
+    CHECK("lo.tcp_eof_after_close", read(s, b, sizeof b) == 0);
+    close(s);
+    close(l);
+
+    /* Nothing listening on a loopback port: refused at once. */
+    l = listener("127.0.0.1", &at);
+    close(l);
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_ERR("lo.tcp_closed_port_refused", connect(c, (struct sockaddr *)&at, sizeof at),
+              ECONNREFUSED);
+    close(c);
+
+    /* 0.0.0.0 as a destination is this host (Linux). */
+    l = listener("0.0.0.0", &at);
+    struct sockaddr_in any = peer("0.0.0.0", ntohs(at.sin_port));
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK("lo.tcp_connect_to_0_0_0_0", connect(c, (struct sockaddr *)&any, sizeof any) == 0);
+    s = accept(l, 0, 0);
+    CHECK("lo.tcp_accepted_from_0_0_0_0", s >= 0);
+    close(s);
+    close(c);
+
+    /* The host's own address (what a datagram socket connected outwards gets as its
+     * source): reached on this host too. Without a route out there is none to try. */
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in out_there = peer("10.0.2.2", 9), own;
+    socklen_t on = sizeof own;
+    if (connect(u, (struct sockaddr *)&out_there, sizeof out_there) == 0 &&
+        getsockname(u, (struct sockaddr *)&own, &on) == 0 &&
+        own.sin_addr.s_addr != htonl(INADDR_LOOPBACK)) {
+        own.sin_port = at.sin_port;
+        c = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK("lo.tcp_connect_to_own_address",
+              connect(c, (struct sockaddr *)&own, sizeof own) == 0);
+        s = accept(l, 0, 0);
+        socklen_t k = sizeof them;
+        CHECK("lo.tcp_own_address_peer",
+              s >= 0 && getpeername(s, (struct sockaddr *)&them, &k) == 0 &&
+                  them.sin_addr.s_addr == own.sin_addr.s_addr);
+        close(s);
+        close(c);
+    } else {
+        printf("lo: no route out: the own-address checks do not apply here\n");
+    }
+    close(u);
+    close(l);
+
+    /* UDP over the loopback: the sender is seen as 127.0.0.1, and the answer comes back. */
+    int a1 = socket(AF_INET, SOCK_DGRAM, 0), a2 = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in p1 = peer("127.0.0.1", 0), p2;
+    n = sizeof p1;
+    CHECK("lo.udp_bind", bind(a1, (struct sockaddr *)&p1, sizeof p1) == 0 &&
+                             getsockname(a1, (struct sockaddr *)&p1, &n) == 0);
+    CHECK("lo.udp_sendto", sendto(a2, "ping", 4, 0, (struct sockaddr *)&p1, sizeof p1) == 4);
+    memset(b, 0, sizeof b);
+    m = sizeof p2;
+    CHECK("lo.udp_from_127_0_0_1",
+          wait_fd(a1, POLLIN, 2000) & POLLIN &&
+              recvfrom(a1, b, sizeof b, 0, (struct sockaddr *)&p2, &m) == 4 &&
+              memcmp(b, "ping", 4) == 0 && p2.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+    memset(b, 0, sizeof b);
+    CHECK("lo.udp_answer",
+          sendto(a1, "pong", 4, 0, (struct sockaddr *)&p2, sizeof p2) == 4 &&
+              wait_fd(a2, POLLIN, 2000) & POLLIN && recv(a2, b, sizeof b, 0) == 4 &&
+              memcmp(b, "pong", 4) == 0);
+    close(a1);
+    close(a2);
+
+    /* Any 127.0.0.0/8 address can be bound (Linux). */
+    if (netbsd_lo) {
+        printf("SKIP: inet.lo.bind_127_0_0_2: NetBSD's lo0 has 127.0.0.1 only\n");
+        return;
+    }
+    u = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in two = peer("127.0.0.2", 0);
+    CHECK("lo.bind_127_0_0_2", bind(u, (struct sockaddr *)&two, sizeof two) == 0);
+    close(u);
+}
+
 int main(int argc, char **argv) {
     check_init("inet");
+    if (argc == 2 && !strcmp(argv[1], "lo")) {
+        loopback_checks(0);
+        return check_done();
+    }
     if (argc < 5) {
         fprintf(stderr, "usage: t_inet HOST TCP_PORT UDP_ECHO_PORT CLOSED_PORT\n");
         return 2;
@@ -194,5 +336,6 @@ int main(int argc, char **argv) {
     tcp_checks(argv[1], atoi(argv[2]), atoi(argv[4]));
     bad_input_checks();
     listen_checks();
+    loopback_checks(argc > 5 && !strcmp(argv[5], "netbsd-lo"));
     return check_done();
 }

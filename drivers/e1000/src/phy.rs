@@ -64,3 +64,23 @@ impl<H: Hal, M: Mmio> phy::Device for E1000<H, M> {
         c
     }
 }
+
+/// The driver under the kernel's loopback ([`adros_netloop::Looped`]).
+impl<H: Hal, M: Mmio> adros_netloop::Wire for E1000<H, M> {
+    fn receive_frame(&mut self) -> Option<Vec<u8>> {
+        E1000::receive(self)
+    }
+
+    fn can_send(&mut self) -> bool {
+        self.can_transmit()
+    }
+
+    fn send_frame(&mut self, frame: &[u8]) -> bool {
+        self.transmit(frame.len(), |b| b.copy_from_slice(frame))
+            .is_ok()
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        phy::Device::capabilities(self)
+    }
+}

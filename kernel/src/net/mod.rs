@@ -32,6 +32,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use adros_e1000::E1000;
 use adros_hal::Event;
+use adros_netloop::Looped;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::{Duration, Instant};
@@ -42,6 +43,9 @@ use crate::sync::Mutex;
 use crate::sync::spin::IrqSpinLock;
 
 pub type Nic = E1000<KernelHal, Bar>;
+
+/// 127.0.0.1/8, served by [`Looped`].
+const LOOPBACK: IpCidr = IpCidr::Ipv4(Ipv4Cidr::new(Ipv4Addr::LOCALHOST, 8));
 
 /// The interface's configuration as DHCP left it.
 #[derive(Clone, Copy, Debug, Default)]
@@ -76,6 +80,15 @@ pub struct IfInfo {
 }
 
 /// The interface of the stack that runs, if there is a network.
+/// The loopback's counters, when the stack has a `lo` AdrOS can report (the native
+/// stack's; NetBSD's lo0 on the rump stack is not reported yet).
+pub fn loopback() -> Option<adros_netloop::LoopStats> {
+    if stack_name() == "rump" {
+        return None;
+    }
+    Some(net()?.stack.lock().dev.stats())
+}
+
 pub fn interface() -> Option<IfInfo> {
     if stack_name() == "rump" {
         return crate::rump::net::interface();
@@ -83,7 +96,7 @@ pub fn interface() -> Option<IfInfo> {
     let n = net()?;
     let (link, st) = {
         let s = n.stack.lock();
-        (s.dev.link(), s.dev.stats())
+        (s.dev.inner.link(), s.dev.inner.stats())
     };
     let l = *n.lease.lock();
     Some(IfInfo {
@@ -107,7 +120,9 @@ pub fn interface() -> Option<IfInfo> {
 
 /// Everything behind the stack lock.
 pub struct Stack {
-    pub dev: Nic,
+    /// The NIC with loopback in front of it: frames for 127.0.0.0/8 and for the host's own
+    /// address come straight back (`lo`), the rest goes to the e1000.
+    pub dev: Looped<Nic>,
     pub iface: Interface,
     pub sockets: SocketSet<'static>,
     dhcp: SocketHandle,
@@ -151,8 +166,8 @@ impl Net {
     /// readiness. Returns when smoltcp next wants to run.
     fn service(&self, st: &mut Stack) -> Option<Duration> {
         let icr = self.icr.swap(0, Ordering::AcqRel);
-        if st.dev.note_interrupt(icr) {
-            let l = st.dev.link();
+        if st.dev.inner.note_interrupt(icr) {
+            let l = st.dev.inner.link();
             log::info!(
                 "net: link {} {} Mb/s {}-duplex",
                 if l.up { "up" } else { "down" },
@@ -161,6 +176,10 @@ impl Net {
             );
         }
         st.poll(self);
+        if st.dev.pending() {
+            // Loopback frames left after the poll's rounds: at once, not at the next timer.
+            return Some(Duration::ZERO);
+        }
         let t = now();
         st.iface.poll_delay(t, &st.sockets)
     }
@@ -175,7 +194,10 @@ impl Stack {
         // arriving while we poll.
         for _ in 0..8 {
             let r = self.iface.poll(now(), &mut self.dev, &mut self.sockets);
-            if r == smoltcp::iface::PollResult::None && !self.dev.rx_pending() {
+            if r == smoltcp::iface::PollResult::None
+                && !self.dev.inner.rx_pending()
+                && !self.dev.pending()
+            {
                 break;
             }
         }
@@ -190,8 +212,12 @@ impl Stack {
             Some(dhcpv4::Event::Configured(c)) => {
                 self.iface.update_ip_addrs(|a| {
                     a.clear();
+                    // The lease first: smoltcp takes the first IPv4 address as the source
+                    // of whatever the socket layer does not bind.
                     let _ = a.push(IpCidr::Ipv4(c.address));
+                    let _ = a.push(LOOPBACK);
                 });
+                self.dev.set_own(&[c.address.address()]);
                 match c.router {
                     Some(r) => {
                         let _ = self.iface.routes_mut().add_default_ipv4_route(r);
@@ -221,7 +247,11 @@ impl Stack {
                 );
             }
             Some(dhcpv4::Event::Deconfigured) => {
-                self.iface.update_ip_addrs(|a| a.clear());
+                self.iface.update_ip_addrs(|a| {
+                    a.clear();
+                    let _ = a.push(LOOPBACK);
+                });
+                self.dev.set_own(&[]);
                 self.iface.routes_mut().remove_default_ipv4_route();
                 *net.lease.lock() = Lease::default();
                 log::info!("net: DHCP: deconfigured");
@@ -293,16 +323,19 @@ fn bring_up(d: &'static crate::pci::PciDevice) -> Result<Arc<Net>, String> {
     crate::pci::enable_bus_master(d);
     let regs = crate::pci::map_bar_regs(d, 0).map_err(|e| format!("BAR0: {e:?}"))?;
     let bar = Bar(regs);
-    let mut dev = E1000::new(KernelHal, bar).map_err(|e| format!("{e:?}"))?;
-    let mac = dev.mac();
-    let mac_source = dev.mac_source();
+    let mut dev = Looped::new(E1000::new(KernelHal, bar).map_err(|e| format!("{e:?}"))?);
+    let mac = dev.inner.mac();
+    let mac_source = dev.inner.mac_source();
     let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
     cfg.random_seed = crate::time::now_ns()
         ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0x5a, 0xa5]);
-    let iface = Interface::new(cfg, &mut dev, now());
+    let mut iface = Interface::new(cfg, &mut dev, now());
+    iface.update_ip_addrs(|a| {
+        let _ = a.push(LOOPBACK);
+    });
     let mut sockets = SocketSet::new(Vec::new());
     let dhcp = sockets.add(dhcpv4::Socket::new());
-    let link = dev.link();
+    let link = dev.inner.link();
     let slot = adros_pci::slot_name(d.addr);
     log::info!(
         "net: e1000 at {slot}: MAC {} (from {mac_source}), link {} {} Mb/s; native stack (smoltcp), DHCP starting",
@@ -379,9 +412,9 @@ pub fn report() -> Vec<String> {
         v.extend(crate::rump::net::report());
     }
     if let Some(n) = net() {
-        let (link, stats) = {
+        let (link, stats, lo) = {
             let st = n.stack.lock();
-            (st.dev.link(), st.dev.stats())
+            (st.dev.inner.link(), st.dev.inner.stats(), st.dev.stats())
         };
         let l = *n.lease.lock();
         v.push(format!(
@@ -402,6 +435,10 @@ pub fn report() -> Vec<String> {
             stats.rx_dropped,
             stats.tx_dropped,
             inet::HALF_OPEN_DROPPED.load(Ordering::Relaxed),
+        ));
+        v.push(format!(
+            "net lo loopback addr=127.0.0.1/8 packets={} bytes={} dropped={} martians={}",
+            lo.packets, lo.bytes, lo.dropped, lo.martians
         ));
     }
     v

@@ -38,6 +38,14 @@ fn dev() -> String {
     let mut s = String::from(
         "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
     );
+    if let Some(lo) = super::loopback() {
+        // What goes out on lo comes back in: both directions count every frame.
+        let _ = writeln!(
+            s,
+            "    lo: {} {} 0 {} 0 0 0 0 {} {} 0 {} 0 0 0 0",
+            lo.bytes, lo.packets, lo.martians, lo.bytes, lo.packets, lo.dropped
+        );
+    }
     if let Some(i) = super::interface() {
         let _ = writeln!(
             s,

@@ -160,6 +160,25 @@ fn v4(a: IpAddress) -> Ipv4Addr {
     }
 }
 
+/// The host's address on the network (the DHCP lease), never 127.0.0.1.
+pub(super) fn lease_addr(st: &Stack) -> Option<Ipv4Addr> {
+    st.iface.ip_addrs().iter().find_map(|c| match c {
+        IpCidr::Ipv4(c) if !c.address().is_loopback() => Some(c.address()),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    })
+}
+
+/// The source address of packets to `to`, as Linux picks it: 127.0.0.1 for 127.0.0.0/8
+/// (the loopback), the lease for everything else; None without one.
+pub(super) fn source_for(st: &Stack, to: Ipv4Addr) -> Option<Ipv4Addr> {
+    if to.is_loopback() {
+        Some(Ipv4Addr::LOCALHOST)
+    } else {
+        lease_addr(st)
+    }
+}
+
 fn endpoint(a: SocketAddrV4) -> IpEndpoint {
     IpEndpoint::new(IpAddress::Ipv4(*a.ip()), a.port())
 }
@@ -282,13 +301,17 @@ impl InetSock {
 
     pub fn bind(&self, addr: SocketAddrV4) -> KResult<()> {
         with(self.id, |st, id| {
-            let ours = st.iface.ipv4_addr();
+            let ours = lease_addr(st);
             let s = st.inet.get(id)?;
             if s.local.port() != 0 || s.handle.is_some() {
                 return Err(Errno::EINVAL);
             }
             let (kind, reuse) = (s.kind, s.reuseaddr);
-            if !addr.ip().is_unspecified() && Some(*addr.ip()) != ours && !addr.ip().is_broadcast()
+            // Any 127.0.0.0/8 address is this host's on `lo`, as on Linux.
+            if !addr.ip().is_unspecified()
+                && !addr.ip().is_loopback()
+                && Some(*addr.ip()) != ours
+                && !addr.ip().is_broadcast()
             {
                 return Err(Errno::EADDRNOTAVAIL);
             }
@@ -418,15 +441,20 @@ impl InetSock {
                     if (to.ip().is_broadcast() || subnet_broadcast) && !st.inet.get(id)?.broadcast {
                         return Err(Errno::EACCES);
                     }
-                    if st.iface.ipv4_addr().is_none() && !to.ip().is_broadcast() {
+                    if source_for(st, *to.ip()).is_none() && !to.ip().is_broadcast() {
                         return Err(Errno::ENETUNREACH);
                     }
                     if st.inet.get(id)?.handle.is_none() {
                         open_udp(st, id)?;
                     }
-                    let h = st.inet.get(id)?.handle.ok_or(Errno::EBADF)?;
+                    let s = st.inet.get(id)?;
+                    let h = s.handle.ok_or(Errno::EBADF)?;
+                    let mut meta = udp::UdpMetadata::from(endpoint(to));
+                    if s.local.ip().is_unspecified() && to.ip().is_loopback() {
+                        meta.local_address = Some(IpAddress::Ipv4(Ipv4Addr::LOCALHOST));
+                    }
                     let u = st.sockets.get_mut::<udp::Socket>(h);
-                    match u.send_slice(data, endpoint(to)) {
+                    match u.send_slice(data, meta) {
                         Ok(()) => Ok(Some(data.len())),
                         Err(udp::SendError::BufferFull) => Ok(None),
                         Err(udp::SendError::Unaddressable) => Err(Errno::EINVAL),
@@ -559,7 +587,8 @@ impl InetSock {
 
     pub fn local_name(&self) -> KResult<SocketAddrV4> {
         with(self.id, |st, id| {
-            let ours = st.iface.ipv4_addr();
+            let remote = st.inet.get(id)?.remote;
+            let ours = remote.and_then(|r| source_for(st, *r.ip()));
             let s = st.inet.get(id)?;
             let mut a = s.local;
             match (s.kind, s.handle) {

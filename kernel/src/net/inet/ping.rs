@@ -55,7 +55,7 @@ impl InetSock {
         self.blocking(nonblock, POLLOUT, |st, id| {
             let s = st.inet.get(id)?;
             let to = dest.or(s.remote).ok_or(Errno::EDESTADDRREQ)?;
-            let Some(me) = st.iface.ipv4_addr() else {
+            let Some(me) = super::source_for(st, *to.ip()) else {
                 return Err(Errno::ENETUNREACH);
             };
             if st.inet.get(id)?.handle.is_none() {
@@ -98,7 +98,7 @@ impl InetSock {
         self.blocking(nonblock, POLLOUT, |st, id| {
             let s = st.inet.get(id)?;
             let to = dest.or(s.remote).ok_or(Errno::EDESTADDRREQ)?;
-            if st.iface.ipv4_addr().is_none() {
+            if super::source_for(st, *to.ip()).is_none() {
                 return Err(Errno::ENETUNREACH);
             }
             if st.inet.get(id)?.handle.is_none() {

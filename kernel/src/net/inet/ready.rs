@@ -226,7 +226,7 @@ pub struct Row {
 
 /// The sockets for `/proc/net/tcp` (`tcp`) or `/proc/net/udp`.
 pub fn rows(st: &Stack, tcp: bool) -> Vec<Row> {
-    let ours = st.iface.ipv4_addr().unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let ours = super::lease_addr(st).unwrap_or(Ipv4Addr::UNSPECIFIED);
     let none = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
     let mut v = Vec::new();
     for s in st.inet.socks.values() {

@@ -1,7 +1,7 @@
 //! TCP: the smoltcp socket a connection gets, connect (blocking, or non-blocking with
 //! EINPROGRESS and the outcome in SO_ERROR) and stream sends.
 
-use core::net::SocketAddrV4;
+use core::net::{Ipv4Addr, SocketAddrV4};
 
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, IpListenEndpoint};
@@ -19,8 +19,14 @@ pub(super) fn tcp_socket() -> tcp::Socket<'static> {
 
 impl InetSock {
     pub(super) fn connect_tcp(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
-        // No loopback interface yet: nothing listens on 127/8 (and it must not go out).
-        let refused = addr.ip().is_unspecified() || addr.ip().is_loopback() || addr.port() == 0;
+        // Linux connects to 0.0.0.0 as to 127.0.0.1; 127.0.0.0/8 and the host's own address
+        // stay inside (the stack's loopback).
+        let addr = if addr.ip().is_unspecified() {
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, addr.port())
+        } else {
+            addr
+        };
+        let refused = addr.port() == 0;
         let r = with(self.id, |st, id| {
             let s = st.inet.get(id)?;
             if s.listen.is_some() {
@@ -42,9 +48,9 @@ impl InetSock {
             if let Some(e) = s.error.take() {
                 return Err(e);
             }
-            if st.iface.ipv4_addr().is_none() {
+            let Some(source) = super::source_for(st, *addr.ip()) else {
                 return Err(Errno::ENETUNREACH);
-            }
+            };
             let s = st.inet.get(id)?;
             let (nodelay, keepalive, mut local) = (s.nodelay, s.keepalive, s.local);
             if local.port() == 0 {
@@ -55,8 +61,15 @@ impl InetSock {
             if keepalive {
                 t.set_keep_alive(Some(smoltcp::time::Duration::from_secs(75)));
             }
+            // Unbound: the source Linux would pick (smoltcp would take the lease even
+            // towards 127.0.0.1).
+            let ip = if local.ip().is_unspecified() {
+                source
+            } else {
+                *local.ip()
+            };
             let ep = IpListenEndpoint {
-                addr: (!local.ip().is_unspecified()).then_some(IpAddress::Ipv4(*local.ip())),
+                addr: Some(IpAddress::Ipv4(ip)),
                 port: local.port(),
             };
             t.connect(st.iface.context(), endpoint(addr), ep)
@@ -71,8 +84,9 @@ impl InetSock {
             Ok(false)
         })
         .map_err(|e| {
-            // Without a network at all, 127/8 and 0.0.0.0 are still refused.
-            if refused && e == Errno::ENETUNREACH {
+            // Without a native stack at all (no NIC) there is no loopback either: 127/8
+            // is refused, as by a host whose `lo` has no listener.
+            if (refused || addr.ip().is_loopback()) && e == Errno::ENETUNREACH {
                 Errno::ECONNREFUSED
             } else {
                 e
