@@ -191,13 +191,18 @@ impl Machine {
         m
     }
 
-    /// `qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a72 …`
-    fn aarch64_args(&self) -> Vec<String> {
-        let accel = if self.accel == "tcg" {
+    /// `-accel`'s value: TCG with a thread per vCPU, or what `accel` names.
+    fn accel_arg(&self) -> String {
+        if self.accel == "tcg" {
             "tcg,thread=multi".to_string()
         } else {
             self.accel.clone()
-        };
+        }
+    }
+
+    /// `qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a72 …`
+    fn aarch64_args(&self) -> Vec<String> {
+        let accel = self.accel_arg();
         let mut a: Vec<String> = [
             "-machine",
             "virt,gic-version=3",
@@ -243,11 +248,7 @@ impl Machine {
         if self.arch == Arch::Aarch64 {
             return self.aarch64_args();
         }
-        let accel = if self.accel == "tcg" {
-            "tcg,thread=multi".to_string()
-        } else {
-            self.accel.clone()
-        };
+        let accel = self.accel_arg();
         let mut a: Vec<String> = [
             "-machine",
             "q35",

@@ -175,33 +175,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         return run_exec(&m, a.timeout.unwrap_or(600));
     }
     if a.headless || a.timeout.is_some() {
-        let timeout = Duration::from_secs(a.timeout.unwrap_or(u64::MAX / 4));
-        let out = qemu::run_headless(
-            &m,
-            timeout,
-            |b| {
-                let mut o = std::io::stdout().lock();
-                let _ = o.write_all(b);
-                let _ = o.flush();
-            },
-            None,
-        )?;
-        if out.timed_out {
-            eprintln!(
-                "\nxtask: stopped QEMU after the {} s timeout",
-                a.timeout.unwrap_or(0)
-            );
-            return Ok(124);
-        }
-        eprintln!(
-            "\nxtask: guest {} (QEMU status {:?})",
-            qemu::describe(out.status),
-            out.status
-        );
-        return Ok(match out.status {
-            Some(0) | Some(33) => 0,
-            _ => 1,
-        });
+        return headless(&m, a.timeout);
     }
     // Interactive: serial multiplexed with the QEMU monitor on this terminal (Ctrl-A X quits).
     let mut cmd = Command::new("qemu-system-x86_64");
@@ -258,33 +232,7 @@ fn run_aarch64(a: &RunArgs) -> Result<i32> {
         );
     }
     if a.headless || a.timeout.is_some() {
-        let timeout = Duration::from_secs(a.timeout.unwrap_or(u64::MAX / 4));
-        let out = qemu::run_headless(
-            &m,
-            timeout,
-            |b| {
-                let mut o = std::io::stdout().lock();
-                let _ = o.write_all(b);
-                let _ = o.flush();
-            },
-            None,
-        )?;
-        if out.timed_out {
-            eprintln!(
-                "\nxtask: stopped QEMU after the {} s timeout",
-                a.timeout.unwrap_or(0)
-            );
-            return Ok(124);
-        }
-        eprintln!(
-            "\nxtask: guest {} (QEMU status {:?})",
-            qemu::describe(out.status),
-            out.status
-        );
-        return Ok(match out.status {
-            Some(0) | Some(33) => 0,
-            _ => 1,
-        });
+        return headless(&m, a.timeout);
     }
     let q = m.arch.qemu();
     let mut cmd = Command::new(q);
@@ -299,6 +247,38 @@ fn run_aarch64(a: &RunArgs) -> Result<i32> {
         st.code()
     );
     Ok(match st.code() {
+        Some(0) | Some(33) => 0,
+        _ => 1,
+    })
+}
+
+/// `--headless`/`--timeout`: serial to stdout, no monitor; exit 124 on the timeout, as
+/// timeout(1) does, else 0 for a clean guest exit.
+fn headless(m: &Machine, timeout_s: Option<u64>) -> Result<i32> {
+    let timeout = Duration::from_secs(timeout_s.unwrap_or(u64::MAX / 4));
+    let out = qemu::run_headless(
+        m,
+        timeout,
+        |b| {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(b);
+            let _ = o.flush();
+        },
+        None,
+    )?;
+    if out.timed_out {
+        eprintln!(
+            "\nxtask: stopped QEMU after the {} s timeout",
+            timeout_s.unwrap_or(0)
+        );
+        return Ok(124);
+    }
+    eprintln!(
+        "\nxtask: guest {} (QEMU status {:?})",
+        qemu::describe(out.status),
+        out.status
+    );
+    Ok(match out.status {
         Some(0) | Some(33) => 0,
         _ => 1,
     })
