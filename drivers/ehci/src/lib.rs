@@ -31,6 +31,8 @@ use adros_usb::desc::{EndpointDescriptor, TransferType};
 use adros_usb::{DeviceId, HostController, PortStatus, Setup, Speed, UsbError, req};
 
 // Capability registers.
+/// Upper limit of the halt, reset and start handshakes (they normally take microseconds).
+const HANDSHAKE_US: u64 = 1_000_000;
 const CAPLENGTH: usize = 0x00;
 const HCSPARAMS: usize = 0x04;
 const HCCPARAMS: usize = 0x08;
@@ -220,16 +222,18 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
         if op + PORTSC + 4 * usize::from(ports) > mmio.len() || op < 0x10 {
             return Err(InitError::BadWindow);
         }
-        // Stop, reset.
+        // Stop, reset. The limits are generous: the spec gives 16 microframes to halt, but
+        // QEMU's EHCI updates its status from a frame timer that slows down while idle and
+        // lags behind on a loaded host (a 100 ms limit failed there once).
         let cmd = mmio.read32(op + USBCMD);
         mmio.write32(op + USBCMD, cmd & !CMD_RS);
-        if !poll_until(&hal, 100_000, 100, || {
+        if !poll_until(&hal, HANDSHAKE_US, 100, || {
             mmio.read32(op + USBSTS) & STS_HALTED != 0
         }) {
             return Err(InitError::Timeout("halt"));
         }
         mmio.write32(op + USBCMD, CMD_HCRESET);
-        if !poll_until(&hal, 500_000, 1000, || {
+        if !poll_until(&hal, 2 * HANDSHAKE_US, 1000, || {
             mmio.read32(op + USBCMD) & CMD_HCRESET == 0
         }) {
             return Err(InitError::Timeout("reset"));
@@ -255,12 +259,12 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
         mmio.write32(op + ASYNCLISTADDR, head as u32);
         mmio.write32(op + USBCMD, CMD_RS | CMD_ASE | CMD_ITC_1);
         mmio.write32(op + CONFIGFLAG, 1);
-        if !poll_until(&hal, 100_000, 100, || {
+        if !poll_until(&hal, HANDSHAKE_US, 100, || {
             mmio.read32(op + USBSTS) & STS_HALTED == 0
         }) {
             return Err(InitError::Timeout("start"));
         }
-        poll_until(&hal, 100_000, 100, || {
+        poll_until(&hal, HANDSHAKE_US, 100, || {
             mmio.read32(op + USBSTS) & STS_ASS != 0
         });
         let mut powered = false;
