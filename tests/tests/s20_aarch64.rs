@@ -111,6 +111,11 @@ fn s20_aarch64_boots_schedules_two_threads_on_the_timer_tick() {
     if !(129_000..131_072).contains(&free) {
         t.fail(&format!("{free} free frames for 512 MiB: {mm}"));
     }
+    // User address spaces (the core's `mm::uspace` on aarch64 descriptors): the MMU reads
+    // a demand-filled page through TTBR0, fork's copy-on-write splits on the child's write.
+    t.expect_contains(
+        "uspace: a user page written by the parent read back through TTBR0; after fork the child's write broke copy-on-write",
+    );
     // Sleeping: the boot thread blocks and the timer wakes it.
     let Some(sleep) = s.lines().find(|l| l.starts_with("time: slept 50 ms")) else {
         t.fail("the boot thread never woke from its 50 ms sleep")

@@ -17,6 +17,7 @@ pub mod smp;
 pub mod switch;
 pub mod timer;
 pub mod tlb;
+pub mod upt;
 
 mod boot_stub {
     core::arch::global_asm!(include_str!("boot.S"));

@@ -18,6 +18,7 @@ pub mod smp;
 pub mod switch;
 pub mod tlb;
 pub mod uaccess;
+pub mod upt;
 pub mod user;
 
 pub use idt::TrapFrame;
