@@ -116,6 +116,24 @@ fn s20_aarch64_boots_schedules_two_threads_on_the_timer_tick() {
     t.expect_contains(
         "uspace: a user page written by the parent read back through TTBR0; after fork the child's write broke copy-on-write",
     );
+    // User mode: a thread at EL0 makes system calls (svc), takes a demand-zero stack fault
+    // and timer interrupts, exits with its status; a read of address 0 ends its thread.
+    let Some(el0) = s.lines().find(|l| l.starts_with("el0: ")) else {
+        t.fail("no el0 line")
+    };
+    for want in [
+        "wrote \"hello from EL0\\n\", exit status 30; 2 system calls",
+        "address 0 read: exception class 0x24 at 0x0",
+    ] {
+        if !el0.contains(want) {
+            t.fail(&format!("{want:?} missing from {el0}"));
+        }
+    }
+    if number_before(el0, " interrupts taken at EL0").unwrap_or(0) == 0
+        || number_before(el0, " faults resolved").unwrap_or(0) == 0
+    {
+        t.fail(&format!("no interrupt or no resolved fault at EL0: {el0}"));
+    }
     // Sleeping: the boot thread blocks and the timer wakes it.
     let Some(sleep) = s.lines().find(|l| l.starts_with("time: slept 50 ms")) else {
         t.fail("the boot thread never woke from its 50 ms sleep")

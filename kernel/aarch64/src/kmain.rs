@@ -274,7 +274,18 @@ fn start_scheduler(b: &boot::Boot) -> ! {
         ms_since_boot()
     );
     let smp_ok = check_cpus(online);
-    let ok = done == [ROUNDS, ROUNDS] && turns >= 2 && ticks > 0 && smp_ok;
+    let el0_ok = match crate::el0::check() {
+        Ok(line) => {
+            println!("{line}");
+            true
+        }
+        Err(line) => {
+            println!("{line}");
+            println!("el0: FAILED");
+            false
+        }
+    };
+    let ok = done == [ROUNDS, ROUNDS] && turns >= 2 && ticks > 0 && smp_ok && el0_ok;
     if ok {
         println!("aarch64: timer, scheduler and context switch work on {online} CPU(s)");
         adros_core::arch::qemu_exit(adros_core::panic::EXIT_SUCCESS)

@@ -4,7 +4,6 @@ pub mod acpi_io;
 pub mod apic;
 pub mod cpu;
 pub mod gdt;
-pub mod hooks;
 pub mod hpet;
 pub mod idt;
 pub mod ioapic;
