@@ -129,6 +129,11 @@ fn s20_aarch64_boots_schedules_two_threads_on_the_timer_tick() {
             t.fail(&format!("{want:?} missing from {el0}"));
         }
     }
+    // Two user threads in their own address spaces take turns on CPU 0: each keeps its
+    // memory, FP/SIMD registers and TPIDR_EL0 across the switches.
+    t.expect_contains(
+        "el0: two user threads on CPU 0, each in its own address space: exit statuses [0, 0], overlapping: true; memory, d8, d31 and TPIDR_EL0 kept across switches",
+    );
     if number_before(el0, " interrupts taken at EL0").unwrap_or(0) == 0
         || number_before(el0, " faults resolved").unwrap_or(0) == 0
     {

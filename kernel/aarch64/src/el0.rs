@@ -48,6 +48,40 @@ adros_el0_bad:
     mov     x1, #0
     ldr     x0, [x1]            // address 0: never mapped
     brk     #2
+.arch_extension fp
+.global adros_el0_switch
+adros_el0_switch:
+    mov     x19, x0             // this thread's marker
+    mov     x8, #172            // getpid: "started"
+    svc     #0
+    msr     tpidr_el0, x19
+    fmov    d8, x19
+    fmov    d31, x19
+    mov     x1, #0x500000       // a data page: each address space has its own
+    str     x19, [x1]
+    movz    x21, #0x300, lsl #16
+5:  subs    x21, x21, #1        // spin through timer ticks: the other thread runs between
+    b.ne    5b
+    ldr     x2, [x1]
+    fmov    x3, d8
+    fmov    x4, d31
+    mrs     x5, tpidr_el0
+    mov     x0, #0
+    cmp     x2, x19
+    b.eq    6f
+    orr     x0, x0, #1          // memory: another address space's page
+6:  cmp     x3, x19
+    b.eq    7f
+    orr     x0, x0, #2          // d8 lost
+7:  cmp     x4, x19
+    b.eq    8f
+    orr     x0, x0, #4          // d31 lost
+8:  cmp     x5, x19
+    b.eq    9f
+    orr     x0, x0, #8          // TPIDR_EL0 lost
+9:  mov     x8, #93
+    svc     #0
+    brk     #3
 .global adros_el0_end
 adros_el0_end:
 "#
@@ -56,12 +90,16 @@ adros_el0_end:
 unsafe extern "C" {
     static adros_el0_prog: u8;
     static adros_el0_bad: u8;
+    static adros_el0_switch: u8;
     static adros_el0_end: u8;
 }
 
 const CODE: u64 = 0x40_0000;
 
-static SPACE: IrqSpinLock<Option<&'static AddressSpace>> = IrqSpinLock::new(None);
+/// Every address space of the check, found by the root loaded in TTBR0.
+static SPACES: IrqSpinLock<Vec<&'static AddressSpace>> = IrqSpinLock::new(Vec::new());
+/// (thread id, when it started, when it exited, exit status) of the switching threads.
+static RUNS: IrqSpinLock<Vec<(u64, u64, u64, u64)>> = IrqSpinLock::new(Vec::new());
 static OUTPUT: IrqSpinLock<String> = IrqSpinLock::new(String::new());
 static EXIT: AtomicU64 = AtomicU64::new(u64::MAX);
 static SYSCALLS: AtomicU64 = AtomicU64::new(0);
@@ -70,7 +108,24 @@ static RETURNS: AtomicU64 = AtomicU64::new(0);
 static BAD: IrqSpinLock<Option<(u64, u64, u64)>> = IrqSpinLock::new(None);
 
 fn space() -> &'static AddressSpace {
-    SPACE.lock().expect("the EL0 thread's address space")
+    let root = upt::active_root();
+    SPACES
+        .lock()
+        .iter()
+        .copied()
+        .find(|s| s.pml4() == root)
+        .expect("the EL0 thread's address space is loaded")
+}
+
+fn run_entry(id: u64) -> usize {
+    let mut r = RUNS.lock();
+    match r.iter().position(|e| e.0 == id) {
+        Some(i) => i,
+        None => {
+            r.push((id, 0, 0, u64::MAX));
+            r.len() - 1
+        }
+    }
 }
 
 fn syscall(f: &mut TrapFrame) {
@@ -93,8 +148,23 @@ fn syscall(f: &mut TrapFrame) {
             f.x[0] = len;
         }
         93 => {
-            EXIT.store(f.x[0], Ordering::SeqCst);
+            let me = sched::thread::current();
+            if me.task.get().is_some() {
+                let i = run_entry(me.id);
+                let mut r = RUNS.lock();
+                r[i].2 = adros_core::time::now_ns();
+                r[i].3 = f.x[0];
+            } else {
+                EXIT.store(f.x[0], Ordering::SeqCst);
+            }
+            drop(me);
             sched::thread::exit_current();
+        }
+        172 => {
+            let me = sched::thread::current();
+            let i = run_entry(me.id);
+            RUNS.lock()[i].1 = adros_core::time::now_ns();
+            f.x[0] = me.id;
         }
         _ => f.x[0] = (-38i64) as u64, // ENOSYS
     }
@@ -126,9 +196,10 @@ pub fn check() -> Result<String, String> {
         user_exception,
     });
     // Addresses only: nothing is read through these yet.
-    let (prog, bad, end) = (
+    let (prog, bad, switch, end) = (
         &raw const adros_el0_prog as u64,
         &raw const adros_el0_bad as u64,
+        &raw const adros_el0_switch as u64,
         &raw const adros_el0_end as u64,
     );
     // SAFETY: [prog, end) is the assembled programs, in this image's read-only data.
@@ -148,7 +219,7 @@ pub fn check() -> Result<String, String> {
             )
         })
         .map_err(|e| alloc::format!("mapping the programs: {e:?}"))?;
-    *SPACE.lock() = Some(space);
+    SPACES.lock().push(space);
     let saved = upt::active_root();
     let irqs0 = exceptions::irqs_from_el0();
     let run = |entry: u64| {
@@ -188,7 +259,102 @@ pub fn check() -> Result<String, String> {
     // The load at address 0 is the second instruction of the bad program: a data abort
     // from EL0 (class 0x24) at FAR 0.
     match reported {
-        Some((esr, 0, elr)) if (esr >> 26) & 0x3f == 0x24 && elr == bad_entry + 4 => Ok(summary),
-        _ => Err(summary),
+        Some((esr, 0, elr)) if (esr >> 26) & 0x3f == 0x24 && elr == bad_entry + 4 => {}
+        _ => return Err(summary),
     }
+    let switching = two_user_threads(code, CODE + (switch - prog))?;
+    Ok(alloc::format!("{summary}\n{switching}"))
+}
+
+struct TestTask(&'static str);
+
+impl sched::thread::UserTask for TestTask {
+    fn describe(&self, print: fn(core::fmt::Arguments<'_>)) {
+        print(format_args!(" el0 check {}", self.0));
+    }
+}
+
+/// Two user threads, each in its own address space, on one CPU at once: each keeps a
+/// marker in its data page, in d8 and d31 and in TPIDR_EL0 while the timer switches
+/// between them, and exits 0 only if all four still hold it.
+fn two_user_threads(code: &[u8], entry: u64) -> Result<String, String> {
+    const DATA: u64 = 0x50_0000;
+    let markers = [0x1111_2222_3333_4444u64, 0x5555_6666_7777_8888];
+    let names = ["el0-a", "el0-b"];
+    let old_affinity = sched::thread::current().affinity();
+    sched::thread::set_current_affinity(1);
+    let mut threads = Vec::new();
+    for (marker, name) in markers.into_iter().zip(names) {
+        let space: &'static AddressSpace = alloc::boxed::Box::leak(alloc::boxed::Box::new(
+            AddressSpace::new().map_err(|e| alloc::format!("address space: {e:?}"))?,
+        ));
+        space
+            .map_anon(CODE, CODE + PAGE, PROT_READ | PROT_EXEC, "el0-code")
+            .and_then(|_| space.write_bytes(CODE, code))
+            .and_then(|_| space.map_anon(DATA, DATA + PAGE, PROT_READ | PROT_WRITE, "data"))
+            .and_then(|_| space.write_bytes(DATA, &[0; 8]))
+            .and_then(|_| {
+                space.map_anon(
+                    STACK_TOP - 4 * PAGE,
+                    STACK_TOP,
+                    PROT_READ | PROT_WRITE,
+                    "[stack]",
+                )
+            })
+            .map_err(|e| alloc::format!("mapping for {name}: {e:?}"))?;
+        SPACES.lock().push(space);
+        let mut frame = user::user_frame(entry, STACK_TOP);
+        frame.x[0] = marker;
+        let t = sched::Thread::new_user(name, &frame, user::FpuState::initial())
+            .ok_or("no memory for a user thread")?;
+        t.task.call_once(|| alloc::sync::Arc::new(TestTask(name)));
+        t.cr3.store(space.pml4(), Ordering::Release);
+        threads.push(t);
+    }
+    space_code_sync(&threads);
+    for t in &threads {
+        sched::start_user_thread(t);
+    }
+    sched::thread::set_current_affinity(old_affinity);
+    let deadline = adros_core::time::now_ns() + 60_000_000_000;
+    while threads.iter().any(|t| !t.has_exited()) {
+        if adros_core::time::now_ns() > deadline {
+            return Err(String::from(
+                "el0: the two user threads did not finish in 60 s",
+            ));
+        }
+        sched::sleep_ms(10);
+    }
+    let runs = RUNS.lock().clone();
+    let line = alloc::format!(
+        "el0: two user threads on CPU 0, each in its own address space: exit statuses {:?}, overlapping: {}",
+        runs.iter().map(|r| r.3).collect::<Vec<_>>(),
+        overlap(&runs)
+    );
+    if runs.len() != 2 || runs.iter().any(|r| r.3 != 0) || !overlap(&runs) {
+        return Err(line);
+    }
+    Ok(alloc::format!(
+        "{line}; memory, d8, d31 and TPIDR_EL0 kept across switches"
+    ))
+}
+
+/// Both threads had started before either exited.
+fn overlap(runs: &[(u64, u64, u64, u64)]) -> bool {
+    runs.len() == 2 && runs.iter().all(|r| r.1 != 0 && r.2 != 0) && {
+        let last_start = runs.iter().map(|r| r.1).max().unwrap_or(0);
+        let first_end = runs.iter().map(|r| r.2).min().unwrap_or(0);
+        last_start < first_end
+    }
+}
+
+/// The code pages were written through the kernel's mappings: make them visible to
+/// instruction fetch in each thread's address space.
+fn space_code_sync(threads: &[sched::thread::ThreadRef]) {
+    let saved = upt::active_root();
+    for t in threads {
+        upt::activate(t.cr3.load(Ordering::Acquire));
+        adros_core::arch::aarch64::cpu::sync_icache(CODE, PAGE);
+    }
+    upt::activate(saved);
 }

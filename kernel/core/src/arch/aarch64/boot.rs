@@ -68,6 +68,7 @@ pub fn early(dtb_pa: u64) -> Boot {
         core::arch::asm!("mrs {v}, sp_el0", v = out(reg) emergency, options(nomem, nostack, preserves_flags))
     };
     super::cpu::set_emergency_stack(emergency);
+    super::user::enable_fp_this_cpu();
     super::serial::init();
     println!("\nAdrOS {} starting (aarch64)", env!("CARGO_PKG_VERSION"));
 

@@ -112,6 +112,15 @@ pub fn table(pa: u64) -> &'static mut [Entry; 512] {
     unsafe { &mut *(phys_to_virt(pa) as *mut [Entry; 512]) }
 }
 
+/// An empty user half, for threads without an address space (so that TTBR0 never keeps
+/// pointing at the tables of an address space that may be freed).
+pub fn idle_root() -> u64 {
+    static ROOT: spin::Once<u64> = spin::Once::new();
+    *ROOT.call_once(|| {
+        crate::mm::phys::alloc_frame().expect("a frame for the empty user root table")
+    })
+}
+
 /// A new root needs nothing: the kernel half is TTBR1's.
 pub fn init_root(_root: u64) {}
 
