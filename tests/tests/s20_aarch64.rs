@@ -111,6 +111,34 @@ fn s20_aarch64_boots_schedules_two_threads_on_the_timer_tick() {
     if !(129_000..131_072).contains(&free) {
         t.fail(&format!("{free} free frames for 512 MiB: {mm}"));
     }
+    // User address spaces (the core's `mm::uspace` on aarch64 descriptors): the MMU reads
+    // a demand-filled page through TTBR0, fork's copy-on-write splits on the child's write.
+    t.expect_contains(
+        "uspace: a user page written by the parent read back through TTBR0; after fork the child's write broke copy-on-write",
+    );
+    // User mode: a thread at EL0 makes system calls (svc), takes a demand-zero stack fault
+    // and timer interrupts, exits with its status; a read of address 0 ends its thread.
+    let Some(el0) = s.lines().find(|l| l.starts_with("el0: ")) else {
+        t.fail("no el0 line")
+    };
+    for want in [
+        "wrote \"hello from EL0\\n\", exit status 30; 2 system calls",
+        "address 0 read: exception class 0x24 at 0x0",
+    ] {
+        if !el0.contains(want) {
+            t.fail(&format!("{want:?} missing from {el0}"));
+        }
+    }
+    // Two user threads in their own address spaces take turns on CPU 0: each keeps its
+    // memory, FP/SIMD registers and TPIDR_EL0 across the switches.
+    t.expect_contains(
+        "el0: two user threads on CPU 0, each in its own address space: exit statuses [0, 0], overlapping: true; memory, d8, d31 and TPIDR_EL0 kept across switches",
+    );
+    if number_before(el0, " interrupts taken at EL0").unwrap_or(0) == 0
+        || number_before(el0, " faults resolved").unwrap_or(0) == 0
+    {
+        t.fail(&format!("no interrupt or no resolved fault at EL0: {el0}"));
+    }
     // Sleeping: the boot thread blocks and the timer wakes it.
     let Some(sleep) = s.lines().find(|l| l.starts_with("time: slept 50 ms")) else {
         t.fail("the boot thread never woke from its 50 ms sleep")

@@ -17,6 +17,10 @@ pub mod aarch64;
 #[cfg(all(target_os = "none", target_arch = "aarch64"))]
 pub use self::aarch64::*;
 
+/// The entry points of user mode the layers above register (both architectures).
+#[cfg(target_os = "none")]
+pub mod hooks;
+
 /// The aarch64 exception-syndrome decoder is plain logic: tested on the host too.
 #[cfg(all(test, not(target_os = "none")))]
 #[path = "aarch64/esr.rs"]

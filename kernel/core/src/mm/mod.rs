@@ -18,7 +18,7 @@ pub mod paging;
 pub use crate::arch::aarch64::paging;
 #[cfg(target_os = "none")]
 pub mod phys;
-#[cfg(all(target_os = "none", target_arch = "x86_64"))]
+#[cfg(target_os = "none")]
 pub mod uspace;
 
 #[cfg(target_os = "none")]

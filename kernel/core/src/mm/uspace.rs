@@ -8,10 +8,8 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use x86_64::structures::paging::{PageTable, PageTableFlags as F};
-
-use super::layout::KERNEL_PML4_FIRST;
 use super::phys::{self, phys_to_virt};
+use crate::arch::upt::{self, COW, Entry, Flags as F, PROTNONE, table};
 use crate::errno::{Errno, KResult};
 use crate::sync::spin::IrqSpinLock;
 
@@ -21,12 +19,10 @@ pub const USER_TOP: u64 = 0x0000_7fff_ffff_f000;
 pub const STACK_TOP: u64 = 0x0000_7fff_ffff_e000;
 pub const STACK_SIZE: u64 = 8 << 20;
 pub const MMAP_BASE: u64 = 0x0000_7f00_0000_0000;
-/// PTE software bit marking a copy-on-write page.
-const COW: F = F::BIT_9;
-/// PTE software bit marking a PROT_NONE page: the frame stays allocated but the entry is
-/// not present, so every access faults (as Linux does on x86); `handle_fault` refuses it
-/// because the VMA allows nothing.
-const PROTNONE: F = F::BIT_10;
+// Page-table entries come from the arch layer (`arch::upt`): `COW` marks a copy-on-write
+// page; `PROTNONE` a PROT_NONE page, whose frame stays allocated while the entry is not
+// present, so every access faults (as Linux does on x86) and `handle_fault` refuses it
+// because the VMA allows nothing.
 
 pub const PROT_READ: u32 = 1;
 pub const PROT_WRITE: u32 = 2;
@@ -124,18 +120,8 @@ pub struct AddressSpace {
     inner: IrqSpinLock<Inner>,
 }
 
-fn table(pa: u64) -> &'static mut PageTable {
-    // SAFETY: `pa` is a page-table frame owned by an address space whose lock the caller
-    // holds (or which is being built/torn down by its only owner); reached via the linear map.
-    unsafe { &mut *(phys_to_virt(pa) as *mut PageTable) }
-}
-
 /// Finds (optionally creating) the PTE for `va`.
-fn pte(
-    pml4: u64,
-    va: u64,
-    create: bool,
-) -> KResult<Option<&'static mut x86_64::structures::paging::page_table::PageTableEntry>> {
+fn pte(pml4: u64, va: u64, create: bool) -> KResult<Option<&'static mut Entry>> {
     let idx = [
         (va >> 39) & 511,
         (va >> 30) & 511,
@@ -150,15 +136,12 @@ fn pte(
                 return Ok(None);
             }
             let f = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
-            e.set_addr(
-                x86_64::PhysAddr::new(f),
-                F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE,
-            );
+            e.set_table(f);
         }
-        if e.flags().contains(F::HUGE_PAGE) {
+        if e.is_huge() {
             return Err(Errno::EFAULT);
         }
-        t = table(e.addr().as_u64());
+        t = table(e.addr());
     }
     Ok(Some(&mut t[idx[3] as usize]))
 }
@@ -192,7 +175,7 @@ fn next_populated(pml4: u64, mut va: u64, end: u64) -> u64 {
         let mut t = table(pml4);
         for shift in [39u32, 30, 21] {
             let e = &t[((va >> shift) & 511) as usize];
-            if e.is_unused() || e.flags().contains(F::HUGE_PAGE) {
+            if e.is_unused() || e.is_huge() {
                 let span = 1u64 << shift;
                 va = match (va & !(span - 1)).checked_add(span) {
                     Some(n) => n,
@@ -200,7 +183,7 @@ fn next_populated(pml4: u64, mut va: u64, end: u64) -> u64 {
                 };
                 continue 'walk;
             }
-            t = table(e.addr().as_u64());
+            t = table(e.addr());
         }
         return va;
     }
@@ -293,11 +276,7 @@ impl AddressSpace {
     /// An empty user half sharing the kernel half.
     pub fn new() -> KResult<Self> {
         let pml4 = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
-        let k = table(super::paging::kernel_pml4());
-        let t = table(pml4);
-        for i in KERNEL_PML4_FIRST..512 {
-            t[i] = k[i].clone();
-        }
+        upt::init_root(pml4);
         Ok(Self {
             pml4,
             inner: IrqSpinLock::new(Inner {
@@ -316,16 +295,7 @@ impl AddressSpace {
     /// Loads this address space on the current CPU (the caller keeps it alive while it is
     /// loaded, e.g. through the thread's `cr3` and the process).
     pub fn activate(&self) {
-        use x86_64::registers::control::{Cr3, Cr3Flags};
-        use x86_64::structures::paging::PhysFrame;
-        // SAFETY: the PML4 is live (owned by `self`) and shares the kernel half with every
-        // other address space, so the running kernel code and stack stay mapped.
-        unsafe {
-            Cr3::write(
-                PhysFrame::containing_address(x86_64::PhysAddr::new(self.pml4)),
-                Cr3Flags::empty(),
-            )
-        };
+        upt::activate(self.pml4);
     }
 
     /// Adds a VMA for `[start, end)`, replacing whatever was mapped there.
@@ -424,7 +394,7 @@ impl AddressSpace {
             if let Ok(Some(e)) = pte(self.pml4, va, false)
                 && !e.is_unused()
             {
-                freed.push(e.addr().as_u64());
+                freed.push(e.addr());
                 e.set_unused();
             }
             va += PAGE;
@@ -519,7 +489,7 @@ impl AddressSpace {
                         f = (f - F::WRITABLE) | COW;
                     }
                     let addr = e.addr();
-                    e.set_addr(addr, f);
+                    e.set(addr, f);
                     flush(va);
                 }
                 va += PAGE;
@@ -591,8 +561,8 @@ impl AddressSpace {
                 return Err(Errno::ENOMEM);
             }
         };
-        let old = (!e.is_unused()).then(|| e.addr().as_u64());
-        e.set_addr(x86_64::PhysAddr::new(frame), flags);
+        let old = (!e.is_unused()).then(|| e.addr());
+        e.set(frame, flags);
         if old.is_some() {
             flush(va & !(PAGE - 1));
         }
@@ -615,7 +585,7 @@ impl AddressSpace {
             let e = pte(self.pml4, va, true)?.ok_or(Errno::ENOMEM)?;
             if e.is_unused() {
                 let f = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
-                e.set_addr(x86_64::PhysAddr::new(f), flags);
+                e.set(f, flags);
             }
             va += PAGE;
         }
@@ -735,11 +705,11 @@ impl AddressSpace {
         let e = pte(self.pml4, page, true)?.ok_or(Errno::EFAULT)?;
         if e.is_unused() {
             let f = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
-            e.set_addr(x86_64::PhysAddr::new(f), flags);
+            e.set(f, flags);
             return Ok(());
         }
         if write && e.flags().contains(COW) {
-            let old = e.addr().as_u64();
+            let old = e.addr();
             if owners(old) > 1 {
                 let new = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
                 // SAFETY: both frames are in the linear map; `new` is ours, `old` is only read.
@@ -750,10 +720,10 @@ impl AddressSpace {
                         PAGE as usize,
                     );
                 }
-                e.set_addr(x86_64::PhysAddr::new(new), flags);
+                e.set(new, flags);
                 release(old);
             } else {
-                e.set_addr(x86_64::PhysAddr::new(old), flags);
+                e.set(old, flags);
             }
             flush(page);
             return Ok(());
@@ -761,7 +731,7 @@ impl AddressSpace {
         // Present and allowed by the VMA: bring the PTE up to the VMA's permissions (a
         // segment widened after its page was first mapped), or it was a stale TLB entry.
         let addr = e.addr();
-        e.set_addr(addr, flags);
+        e.set(addr, flags);
         flush(page);
         Ok(())
     }
@@ -798,7 +768,7 @@ impl AddressSpace {
                 && !e.is_unused()
                 && !e.flags().contains(COW)
             {
-                return Ok(e.addr().as_u64());
+                return Ok(e.addr());
             }
         }
         // Not present (or shared): resolve as a write fault, ignoring VMA write permission.
@@ -817,7 +787,7 @@ impl AddressSpace {
                 .next_back()
                 .map(|(_, v)| v.clone())
                 .ok_or(Errno::EFAULT)?;
-            e.set_addr(x86_64::PhysAddr::new(f), vma.pte_flags());
+            e.set(f, vma.pte_flags());
             return Ok(f);
         }
         drop(_g);
@@ -825,7 +795,7 @@ impl AddressSpace {
             // Read-only VMA holding a COW page: break the sharing by hand.
             let _g = self.inner.lock();
             let e = pte(self.pml4, page, false)?.ok_or(Errno::EFAULT)?;
-            let old = e.addr().as_u64();
+            let old = e.addr();
             let new = phys::alloc_frame().ok_or(Errno::ENOMEM)?;
             // SAFETY: as in handle_fault.
             unsafe {
@@ -836,16 +806,13 @@ impl AddressSpace {
                 )
             };
             let fl = (e.flags() - COW) - F::WRITABLE;
-            e.set_addr(x86_64::PhysAddr::new(new), fl);
+            e.set(new, fl);
             release(old);
             flush(page);
             Ok(())
         })?;
         let _g = self.inner.lock();
-        Ok(pte(self.pml4, page, false)?
-            .ok_or(Errno::EFAULT)?
-            .addr()
-            .as_u64())
+        Ok(pte(self.pml4, page, false)?.ok_or(Errno::EFAULT)?.addr())
     }
 
     /// Takes every VMA and present page out of this (scratch) address space, which the
@@ -861,7 +828,7 @@ impl AddressSpace {
                 if let Ok(Some(e)) = pte(self.pml4, va, false)
                     && !e.is_unused()
                 {
-                    pages.push((va, e.addr().as_u64(), flags));
+                    pages.push((va, e.addr(), flags));
                     e.set_unused();
                 }
                 va += PAGE;
@@ -892,7 +859,7 @@ impl AddressSpace {
             } else {
                 flags | COW
             };
-            e.set_addr(x86_64::PhysAddr::new(frame), fl);
+            e.set(frame, fl);
         }
         for v in &img.vmas {
             g.vmas.insert(v.start, v.clone());
@@ -918,10 +885,7 @@ impl AddressSpace {
         }
         let e = pte(self.pml4, va, true)?.ok_or(Errno::ENOMEM)?;
         share(frame);
-        e.set_addr(
-            x86_64::PhysAddr::new(frame),
-            F::PRESENT | F::USER_ACCESSIBLE | F::NO_EXECUTE | COW,
-        );
+        e.set(frame, F::PRESENT | F::USER_ACCESSIBLE | F::NO_EXECUTE | COW);
         g.vmas.insert(
             va,
             Vma {
@@ -960,9 +924,9 @@ impl AddressSpace {
                         fl = (fl - F::WRITABLE) | COW;
                         e.set_flags(fl);
                     }
-                    share(frame.as_u64());
+                    share(frame);
                     let ce = pte(child.pml4, va, true)?.ok_or(Errno::ENOMEM)?;
-                    ce.set_addr(frame, fl);
+                    ce.set(frame, fl);
                 }
                 va += PAGE;
             }
@@ -1020,7 +984,7 @@ impl AddressSpace {
                 if let Ok(Some(e)) = pte(self.pml4, va, false)
                     && !e.is_unused()
                 {
-                    freed.push(e.addr().as_u64());
+                    freed.push(e.addr());
                     e.set_unused();
                     flush(va);
                 }
@@ -1068,30 +1032,17 @@ impl AddressSpace {
 
 impl Drop for AddressSpace {
     fn drop(&mut self) {
-        // Free every user frame and user page-table frame (entries 0..256).
+        // Free every user frame and user page-table frame (the root's user entries).
+        let live = |e: &&Entry| !e.is_unused();
         let root = table(self.pml4);
-        for i in 0..KERNEL_PML4_FIRST {
-            if root[i].is_unused() {
-                continue;
-            }
-            let pdpt_pa = root[i].addr().as_u64();
-            let pdpt = table(pdpt_pa);
-            for j in 0..512 {
-                if pdpt[j].is_unused() {
-                    continue;
-                }
-                let pd_pa = pdpt[j].addr().as_u64();
-                let pd = table(pd_pa);
-                for k in 0..512 {
-                    if pd[k].is_unused() {
-                        continue;
-                    }
-                    let pt_pa = pd[k].addr().as_u64();
-                    let pt = table(pt_pa);
-                    for l in 0..512 {
-                        if !pt[l].is_unused() {
-                            release(pt[l].addr().as_u64());
-                        }
+        for e1 in root[..upt::USER_ROOT_ENTRIES].iter().filter(live) {
+            let pdpt_pa = e1.addr();
+            for e2 in table(pdpt_pa).iter().filter(live) {
+                let pd_pa = e2.addr();
+                for e3 in table(pd_pa).iter().filter(live) {
+                    let pt_pa = e3.addr();
+                    for e4 in table(pt_pa).iter().filter(live) {
+                        release(e4.addr());
                     }
                     phys::free_frame(pt_pa);
                 }

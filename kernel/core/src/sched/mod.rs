@@ -22,7 +22,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::arch::TrapFrame;
 use crate::arch::percpu;
 use crate::sync::spin::IrqSpinLock;
-#[cfg(target_arch = "x86_64")]
 pub use thread::start_user_thread;
 pub use thread::{
     JoinHandle, Thread, ThreadRef, current, exit_current, sleep_ms, sleep_until, spawn, yield_now,
@@ -339,10 +338,35 @@ fn switch_user_state(prev: &ThreadRef, next: &ThreadRef) {
     );
     #[cfg(target_arch = "x86_64")]
     switch_user_state_x86(prev, next);
+    #[cfg(target_arch = "aarch64")]
+    switch_user_state_aarch64(prev, next);
 }
 
-/// The user half of [`switch_user_state`] on x86_64. (aarch64 runs no user threads yet:
-/// its FP/SIMD state, TPIDR_EL0 and TTBR0 switching come with user mode; docs/arch.md.)
+/// The user half of [`switch_user_state`] on aarch64: FP/SIMD registers and TPIDR_EL0 of
+/// user threads, and TTBR0 (an empty user half for threads without an address space).
+/// Entries from EL0 land on the thread's own kernel stack without help (SP_EL1 is the
+/// stack the thread left EL1 on).
+#[cfg(target_arch = "aarch64")]
+fn switch_user_state_aarch64(prev: &ThreadRef, next: &ThreadRef) {
+    use crate::arch::{upt, user};
+    if prev.task.get().is_some() {
+        prev.save_fpu();
+        prev.fs_base.store(user::tls(), Ordering::Relaxed);
+    }
+    if next.task.get().is_some() {
+        next.restore_fpu();
+        user::set_tls(next.fs_base.load(Ordering::Relaxed));
+    }
+    let want = match next.cr3.load(Ordering::Acquire) {
+        0 => upt::idle_root(),
+        v => v,
+    };
+    if upt::active_root() != want {
+        upt::activate(want);
+    }
+}
+
+/// The user half of [`switch_user_state`] on x86_64.
 #[cfg(target_arch = "x86_64")]
 fn switch_user_state_x86(prev: &ThreadRef, next: &ThreadRef) {
     use crate::arch::cpu;

@@ -64,8 +64,7 @@ pub struct Thread {
     pub(crate) ran_since: AtomicU64,
     /// User FS base (TLS), restored on every switch to this thread.
     pub fs_base: AtomicU64,
-    /// SSE/x87 registers of a user thread, saved while it is switched out.
-    #[cfg(target_arch = "x86_64")]
+    /// FP/SIMD registers of a user thread (SSE/x87; q0–q31), saved while it is switched out.
     fpu: UnsafeCell<Option<Box<crate::arch::user::FpuState>>>,
     /// A wake-up for [`park`] that has not been consumed yet.
     park_token: AtomicBool,
@@ -102,7 +101,6 @@ impl Thread {
             fs_base: AtomicU64::new(0),
             run_ns: AtomicU64::new(0),
             ran_since: AtomicU64::new(0),
-            #[cfg(target_arch = "x86_64")]
             fpu: UnsafeCell::new(None),
             park_token: AtomicBool::new(false),
             rump_lwp: AtomicUsize::new(0),
@@ -138,24 +136,23 @@ impl Thread {
         Some(t)
     }
 
-    #[cfg(target_arch = "x86_64")]
     /// A thread that enters user mode with `frame` as soon as it first runs. The frame sits
     /// at the top of its kernel stack, where every later user→kernel entry builds its own.
     pub fn new_user(
         name: &str,
-        frame: &crate::arch::idt::TrapFrame,
+        frame: &crate::arch::TrapFrame,
         fpu: crate::arch::user::FpuState,
     ) -> Option<ThreadRef> {
         let stack = KernelStack::new(DEFAULT_STACK)?;
         let top = stack.top();
-        let frame_at = top - core::mem::size_of::<crate::arch::idt::TrapFrame>() as u64;
+        let frame_at = top - core::mem::size_of::<crate::arch::TrapFrame>() as u64;
         let t = Arc::new(Self::alloc(name, percpu::cpu_id(), Some(stack)));
         // A new user thread inherits its creator's CPU affinity (fork, clone, as on Linux).
         t.affinity.store(current().affinity(), Ordering::Relaxed);
         // SAFETY: the stack is freshly mapped and ours; the thread is not yet visible to any
         // scheduler.
         unsafe {
-            (frame_at as *mut crate::arch::idt::TrapFrame).write(*frame);
+            (frame_at as *mut crate::arch::TrapFrame).write(*frame);
             *t.fpu.get() = Some(Box::new(fpu));
             *t.saved_rsp.get() =
                 crate::arch::switch::init_stack(frame_at, user_thread_entry, frame_at);
@@ -169,7 +166,6 @@ impl Thread {
         self.stack.as_ref().map(|s| s.top())
     }
 
-    #[cfg(target_arch = "x86_64")]
     /// Saves the live SSE state into this thread (call on the CPU it runs on, at switch-out).
     pub(crate) fn save_fpu(&self) {
         // SAFETY: only the scheduler calls this, for the thread running on this CPU, with
@@ -179,7 +175,6 @@ impl Thread {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
     pub(crate) fn restore_fpu(&self) {
         // SAFETY: as in `save_fpu`, for the thread about to run on this CPU.
         if let Some(f) = unsafe { (*self.fpu.get()).as_ref() } {
@@ -187,7 +182,6 @@ impl Thread {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
     /// A copy of the (saved) SSE state, for fork. Call from the thread itself.
     pub fn fpu_snapshot(&self) -> crate::arch::user::FpuState {
         let _irq = super::IrqOff::new();
@@ -201,7 +195,6 @@ impl Thread {
         }
     }
 
-    #[cfg(target_arch = "x86_64")]
     /// Resets the SSE state (execve).
     pub fn reset_fpu(&self) {
         let _irq = super::IrqOff::new();
@@ -306,21 +299,19 @@ extern "C" fn thread_entry(_arg: u64) -> ! {
     exit_current()
 }
 
-#[cfg(target_arch = "x86_64")]
 extern "C" fn user_thread_entry(frame_at: u64) -> ! {
     super::finish_switch();
     crate::arch::irq::enable();
     // Signals sent before the thread first ran are delivered before its first instruction.
     // SAFETY: `new_user` placed a valid frame at `frame_at`; nothing else references it.
     (crate::arch::hooks::get().return_to_user)(unsafe {
-        &mut *(frame_at as *mut crate::arch::idt::TrapFrame)
+        &mut *(frame_at as *mut crate::arch::TrapFrame)
     });
     // SAFETY: `new_user` placed a valid user frame at `frame_at`, the top of this thread's
     // kernel stack, and the scheduler loaded this thread's address space.
-    unsafe { crate::arch::user::enter_user(frame_at as *const crate::arch::idt::TrapFrame) }
+    unsafe { crate::arch::user::enter_user(frame_at as *const crate::arch::TrapFrame) }
 }
 
-#[cfg(target_arch = "x86_64")]
 /// Starts a user thread created with [`Thread::new_user`].
 pub fn start_user_thread(t: &ThreadRef) {
     super::start_new(t);

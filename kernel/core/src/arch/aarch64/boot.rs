@@ -60,6 +60,15 @@ fn device_tree(pa: u64) -> Result<&'static [u8], &'static str> {
 /// Steps 1–5 of boot; `dtb_pa` is what the boot stub got in x0.
 pub fn early(dtb_pa: u64) -> Boot {
     super::exceptions::mark_installed();
+    // The boot stub left SP_EL0 at the boot CPU's emergency stack: remember it, so that
+    // entries from user mode (which borrows SP_EL0) can put it back.
+    let emergency: u64;
+    // SAFETY: reading a system register has no side effect.
+    unsafe {
+        core::arch::asm!("mrs {v}, sp_el0", v = out(reg) emergency, options(nomem, nostack, preserves_flags))
+    };
+    super::cpu::set_emergency_stack(emergency);
+    super::user::enable_fp_this_cpu();
     super::serial::init();
     println!("\nAdrOS {} starting (aarch64)", env!("CARGO_PKG_VERSION"));
 

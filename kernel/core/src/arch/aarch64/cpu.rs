@@ -57,11 +57,60 @@ pub fn model() -> &'static str {
     }
 }
 
+/// Each CPU's emergency stack top, by CPU number (0: none yet): user mode borrows SP_EL0,
+/// so every entry from EL0 puts it back.
+static EMERGENCY: [core::sync::atomic::AtomicU64; 256] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; 256];
+
 /// Gives this CPU the emergency stack its fatal-exception entries switch to (SP_EL0).
 pub fn set_emergency_stack(top: u64) {
+    if let Some(slot) = EMERGENCY.get(super::percpu::cpu_id()) {
+        slot.store(top & !0xf, core::sync::atomic::Ordering::Relaxed);
+    }
+    restore_emergency_stack_top(top);
+}
+
+/// Points SP_EL0 at this CPU's emergency stack again (after user mode had it).
+pub fn restore_emergency_stack() {
+    let top = EMERGENCY
+        .get(super::percpu::cpu_id())
+        .map_or(0, |s| s.load(core::sync::atomic::Ordering::Relaxed));
+    if top != 0 {
+        restore_emergency_stack_top(top);
+    }
+}
+
+fn restore_emergency_stack_top(top: u64) {
     // SAFETY: SP_EL0 is not used by the kernel (it runs on SP_EL1); only the fatal
-    // exception entries move to it.
+    // exception entries move to it, and user mode's value is in its trap frame.
     unsafe {
         core::arch::asm!("msr sp_el0, {}", in(reg) top & !0xf, options(nostack, preserves_flags))
     };
+}
+
+/// Makes instructions written through the data side at `[va, va + len)` visible to
+/// instruction fetch (clean to the point of unification, invalidate the I-cache), as after
+/// loading code into a page. `va` must be mapped.
+pub fn sync_icache(va: u64, len: u64) {
+    const LINE: u64 = 64;
+    let mut a = va & !(LINE - 1);
+    while a < va + len {
+        // SAFETY: cache maintenance by address on a mapped range changes no memory.
+        unsafe {
+            core::arch::asm!("dc cvau, {a}", a = in(reg) a, options(nostack, preserves_flags))
+        };
+        a += LINE;
+    }
+    // SAFETY: barriers and I-cache maintenance by address have no other effect.
+    unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
+    let mut a = va & !(LINE - 1);
+    while a < va + len {
+        // SAFETY: as above.
+        unsafe {
+            core::arch::asm!("ic ivau, {a}", a = in(reg) a, options(nostack, preserves_flags))
+        };
+        a += LINE;
+    }
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("dsb ish", "isb", options(nostack, preserves_flags)) };
 }

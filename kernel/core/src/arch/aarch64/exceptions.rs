@@ -1,7 +1,9 @@
 //! EL1 exception vectors. IRQs save the interrupted state as a [`TrapFrame`] on the current
 //! stack (the running thread's kernel stack), go to the GIC and then through the
-//! scheduler's preemption point. Anything else is unexpected for now (no user mode yet) and
-//! ends in a report — exception class decoded from ESR, the fault address, ELR with its
+//! scheduler's preemption point. From EL0, system calls (`svc`), instruction and data
+//! aborts and anything else go to the user-mode hooks the layers above registered
+//! (`arch::hooks`), and every return to EL0 passes their `return_to_user`. Anything else
+//! at EL1 is unexpected and ends in a report — exception class decoded from ESR, the fault address, ELR with its
 //! symbol, every register — and a failing exit. Those fatal entries first move to this
 //! CPU's emergency stack (SP_EL0, unused by the kernel until user mode), so that a kernel
 //! stack overflow — a fault on the guard page under the stack — is reported instead of
@@ -140,6 +142,9 @@ adros_exception_common:
     add     x0, sp, #16
     bl      adros_exception
     add     sp, sp, #16
+// Leaves through the TrapFrame at sp (an exception's, or the first entry to user mode's).
+.global adros_trap_return
+adros_trap_return:
     ldp     x10, x11, [sp, #256]
     msr     elr_el1, x10
     msr     spsr_el1, x11
@@ -162,10 +167,29 @@ adros_exception_common:
     ldp     x28, x29, [sp, #224]
     add     sp, sp, #288
     eret
+
+// adros_enter_user(frame): copies the 288-byte frame onto this thread's kernel stack and
+// leaves through it; that stack is where the next exception from EL0 builds its frame.
+.global adros_enter_user
+adros_enter_user:
+    sub     sp, sp, #288
+    mov     x2, sp
+    mov     x5, #18
+1:  ldp     x3, x4, [x0], #16
+    stp     x3, x4, [x2], #16
+    subs    x5, x5, #1
+    b.ne    1b
+    b       adros_trap_return
 "#
 );
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+static IRQS_FROM_EL0: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Interrupts taken while a CPU ran at EL0, since boot.
+pub fn irqs_from_el0() -> u64 {
+    IRQS_FROM_EL0.load(Ordering::Relaxed)
+}
 
 /// Called once the boot stub has set VBAR_EL1 (it does so before `kmain`).
 pub fn mark_installed() {
@@ -179,15 +203,56 @@ pub fn vectors_installed() -> bool {
 const KIND_NAMES: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
 const ORIGIN_NAMES: [&str; 4] = ["EL1 on SP_EL0", "EL1", "EL0 (AArch64)", "EL0 (AArch32)"];
 
+/// ESR exception classes from EL0 that user mode handles.
+const EC_SVC64: u64 = 0x15;
+const EC_INSN_ABORT_EL0: u64 = 0x20;
+const EC_DATA_ABORT_EL0: u64 = 0x24;
+/// ESR.ISS bit 6 of a data abort: the access was a write.
+const ISS_WNR: u64 = 1 << 6;
+
 #[unsafe(no_mangle)]
 extern "C" fn adros_exception(frame: &mut TrapFrame, kind: u64) {
     let (origin, class) = ((kind / 4) as usize & 3, (kind % 4) as usize);
+    if origin >= 2 {
+        // From EL0: user mode had SP_EL0 (saved in the frame, restored on the way out).
+        super::cpu::restore_emergency_stack();
+    }
     if class == 1 && origin != 0 {
+        if origin >= 2 {
+            IRQS_FROM_EL0.fetch_add(1, Ordering::Relaxed);
+        }
         super::gic::handle_irq(frame);
         crate::sched::preempt_on_irq_exit(frame);
-        return;
+    } else if origin == 2 && class == 0 {
+        from_user_sync(frame);
+    } else if origin == 3 {
+        // AArch32 at EL0: nothing here runs 32-bit code.
+        (crate::arch::hooks::get().user_exception)(frame);
+    } else {
+        report(frame, origin, class)
     }
-    report(frame, origin, class)
+    if origin >= 2 {
+        (crate::arch::hooks::get().return_to_user)(frame);
+    }
+}
+
+/// A synchronous exception from EL0: a system call, a fault the layers above may resolve,
+/// or anything else they turn into a signal.
+fn from_user_sync(frame: &mut TrapFrame) {
+    let hooks = crate::arch::hooks::get();
+    super::irq::enable();
+    match (frame.esr >> 26) & 0x3f {
+        EC_SVC64 => (hooks.syscall)(frame),
+        ec @ (EC_INSN_ABORT_EL0 | EC_DATA_ABORT_EL0) => {
+            let exec = ec == EC_INSN_ABORT_EL0;
+            let write = !exec && frame.esr & ISS_WNR != 0;
+            if !(hooks.user_fault)(frame.far, write, exec) {
+                (hooks.user_exception)(frame);
+            }
+        }
+        _ => (hooks.user_exception)(frame),
+    }
+    super::irq::save_and_disable();
 }
 
 /// Prints the unexpected exception and ends the run with the panic status.

@@ -17,6 +17,8 @@ pub mod smp;
 pub mod switch;
 pub mod timer;
 pub mod tlb;
+pub mod upt;
+pub mod user;
 
 mod boot_stub {
     core::arch::global_asm!(include_str!("boot.S"));

@@ -80,7 +80,7 @@ pub fn descriptor(pa: u64, flags: Flags) -> u64 {
 }
 
 /// The flags a (page or block) descriptor grants.
-fn flags_of(d: u64) -> Flags {
+pub(crate) fn flags_of(d: u64) -> Flags {
     let mut f = Flags::PRESENT;
     if d & AP_READ_ONLY == 0 {
         f |= Flags::WRITABLE;

@@ -103,6 +103,7 @@ fn start_one(index: usize, mpidr: u64) -> Result<(), StartError> {
 #[unsafe(no_mangle)]
 extern "C" fn adros_ap_main(index: u64) -> ! {
     super::exceptions::mark_installed();
+    super::user::enable_fp_this_cpu();
     let index = index as usize;
     match KernelStack::new(16 << 10) {
         Some(s) => {

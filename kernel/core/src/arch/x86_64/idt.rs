@@ -238,7 +238,7 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
         }
         exception(frame);
         if frame.from_user() {
-            (super::hooks::get().return_to_user)(frame);
+            (crate::arch::hooks::get().return_to_user)(frame);
         }
         return;
     }
@@ -256,7 +256,7 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
     // Preemption point: the timer (or a wake-up IPI) may have asked for a reschedule.
     crate::sched::preempt_on_irq_exit(frame);
     if frame.from_user() {
-        (super::hooks::get().return_to_user)(frame);
+        (crate::arch::hooks::get().return_to_user)(frame);
     }
 }
 
@@ -270,7 +270,7 @@ fn exception(frame: &mut TrapFrame) {
         if cr2 < crate::mm::uspace::USER_TOP
             && (frame.from_user() || super::uaccess::fixup_for(frame.rip).is_some())
         {
-            if (super::hooks::get().user_fault)(cr2, write, exec) {
+            if (crate::arch::hooks::get().user_fault)(cr2, write, exec) {
                 return;
             }
             if let Some(fix) = super::uaccess::fixup_for(frame.rip) {
@@ -280,7 +280,7 @@ fn exception(frame: &mut TrapFrame) {
         }
     }
     if frame.from_user() {
-        (super::hooks::get().user_exception)(frame);
+        (crate::arch::hooks::get().user_exception)(frame);
         return;
     }
     // An in-kernel test that expects exactly this fault: report it and resume.

@@ -4,7 +4,6 @@ pub mod acpi_io;
 pub mod apic;
 pub mod cpu;
 pub mod gdt;
-pub mod hooks;
 pub mod hpet;
 pub mod idt;
 pub mod ioapic;
@@ -18,6 +17,7 @@ pub mod smp;
 pub mod switch;
 pub mod tlb;
 pub mod uaccess;
+pub mod upt;
 pub mod user;
 
 pub use idt::TrapFrame;

@@ -107,7 +107,7 @@ unsafe extern "C" {
 /// Runs the system call; returns 1 when the frame can be resumed with `sysretq` (see
 /// [`sysret_ok`]), 0 when it needs `iretq`.
 extern "C" fn syscall_entry_rust(frame: &mut TrapFrame) -> u64 {
-    let hooks = super::hooks::get();
+    let hooks = crate::arch::hooks::get();
     (hooks.syscall)(frame);
     (hooks.return_to_user)(frame);
     u64::from(sysret_ok(frame))

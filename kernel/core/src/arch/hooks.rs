@@ -3,7 +3,7 @@
 //! instruction, a fault on a user address, an exception in user mode, every return to user
 //! mode); what they do — system calls, demand paging, signals — belongs to the layers above.
 
-use super::idt::TrapFrame;
+use super::TrapFrame;
 
 /// What the layers above do for user mode.
 pub struct UserHooks {
