@@ -204,22 +204,7 @@ pub fn check() -> Result<String, String> {
     );
     // SAFETY: [prog, end) is the assembled programs, in this image's read-only data.
     let code = unsafe { core::slice::from_raw_parts(prog as *const u8, (end - prog) as usize) };
-    let space: &'static AddressSpace = alloc::boxed::Box::leak(alloc::boxed::Box::new(
-        AddressSpace::new().map_err(|e| alloc::format!("address space: {e:?}"))?,
-    ));
-    space
-        .map_anon(CODE, CODE + PAGE, PROT_READ | PROT_EXEC, "el0-code")
-        .and_then(|_| space.write_bytes(CODE, code))
-        .and_then(|_| {
-            space.map_anon(
-                STACK_TOP - 16 * PAGE,
-                STACK_TOP,
-                PROT_READ | PROT_WRITE,
-                "[stack]",
-            )
-        })
-        .map_err(|e| alloc::format!("mapping the programs: {e:?}"))?;
-    SPACES.lock().push(space);
+    let space = user_space(code, None)?;
     let saved = upt::active_root();
     let irqs0 = exceptions::irqs_from_el0();
     let run = |entry: u64| {
@@ -266,6 +251,28 @@ pub fn check() -> Result<String, String> {
     Ok(alloc::format!("{summary}\n{switching}"))
 }
 
+/// A new address space (kept for good) with the programs at `CODE`, 16 stack pages, and a
+/// present data page at `data`; registered for the fault hook.
+fn user_space(code: &[u8], data: Option<u64>) -> Result<&'static AddressSpace, String> {
+    let space: &'static AddressSpace = alloc::boxed::Box::leak(alloc::boxed::Box::new(
+        AddressSpace::new().map_err(|e| alloc::format!("address space: {e:?}"))?,
+    ));
+    let rw = PROT_READ | PROT_WRITE;
+    space
+        .map_anon(CODE, CODE + PAGE, PROT_READ | PROT_EXEC, "el0-code")
+        .and_then(|_| space.write_bytes(CODE, code))
+        .and_then(|_| space.map_anon(STACK_TOP - 16 * PAGE, STACK_TOP, rw, "[stack]"))
+        .and_then(|_| match data {
+            Some(d) => space
+                .map_anon(d, d + PAGE, rw, "data")
+                .and_then(|_| space.write_bytes(d, &[0; 8])),
+            None => Ok(()),
+        })
+        .map_err(|e| alloc::format!("mapping the programs: {e:?}"))?;
+    SPACES.lock().push(space);
+    Ok(space)
+}
+
 struct TestTask(&'static str);
 
 impl sched::thread::UserTask for TestTask {
@@ -285,24 +292,7 @@ fn two_user_threads(code: &[u8], entry: u64) -> Result<String, String> {
     sched::thread::set_current_affinity(1);
     let mut threads = Vec::new();
     for (marker, name) in markers.into_iter().zip(names) {
-        let space: &'static AddressSpace = alloc::boxed::Box::leak(alloc::boxed::Box::new(
-            AddressSpace::new().map_err(|e| alloc::format!("address space: {e:?}"))?,
-        ));
-        space
-            .map_anon(CODE, CODE + PAGE, PROT_READ | PROT_EXEC, "el0-code")
-            .and_then(|_| space.write_bytes(CODE, code))
-            .and_then(|_| space.map_anon(DATA, DATA + PAGE, PROT_READ | PROT_WRITE, "data"))
-            .and_then(|_| space.write_bytes(DATA, &[0; 8]))
-            .and_then(|_| {
-                space.map_anon(
-                    STACK_TOP - 4 * PAGE,
-                    STACK_TOP,
-                    PROT_READ | PROT_WRITE,
-                    "[stack]",
-                )
-            })
-            .map_err(|e| alloc::format!("mapping for {name}: {e:?}"))?;
-        SPACES.lock().push(space);
+        let space = user_space(code, Some(DATA))?;
         let mut frame = user::user_frame(entry, STACK_TOP);
         frame.x[0] = marker;
         let t = sched::Thread::new_user(name, &frame, user::FpuState::initial())
