@@ -551,8 +551,9 @@ fn looping_chain(controller: &str, check_directory: bool) {
     write_mbr(&img, 2048, (b.len() / 512) as u32, 0x01);
     let cmd = format!(
         "{}mkdir -p /m; mount -t vfat /dev/sda1 /m || exit 10; ls /m; \
-         for f in /m/*; do if [ -f \"$f\" ]; then cat \"$f\" > /dev/null; echo CAT=$?; \
-         else ls \"$f\" > /dev/null; echo LS=$?; fi; done; umount /m; echo ALIVE",
+         for f in /m/*; do if [ -f \"$f\" ]; then cat \"$f\" > /dev/null 2>/tmp/e; echo CAT=$?; \
+         else ls \"$f\" > /dev/null 2>/tmp/e; echo LS=$?; fi; echo \"ERR $(cat /tmp/e)\"; done; \
+         umount /m; echo ALIVE",
         wait_for("/dev/sda1")
     );
     let g = exec(&test, controller, &cmd, &[&img], 6);
@@ -566,10 +567,28 @@ fn looping_chain(controller: &str, check_directory: bool) {
         "reading a file whose chain loops succeeded:\n{}",
         g.out
     );
+    // Each of the two fails with EIO, not with any error (the lines after CAT= and LS=).
+    let errors = |tag: &str| {
+        let lines: Vec<&str> = g.out.lines().collect();
+        lines
+            .windows(2)
+            .filter(|w| w[0].starts_with(tag))
+            .all(|w| w[1].starts_with("ERR ") && w[1].contains("Input/output error"))
+    };
+    assert!(
+        errors("CAT="),
+        "reading a file whose chain loops did not fail with EIO:\n{}",
+        g.out
+    );
     if check_directory {
         assert!(
             g.out.contains("LS=") && !g.out.contains("LS=0"),
             "listing a directory whose chain loops succeeded:\n{}",
+            g.out
+        );
+        assert!(
+            errors("LS="),
+            "listing a directory whose chain loops did not fail with EIO:\n{}",
             g.out
         );
     }
@@ -578,6 +597,7 @@ fn looping_chain(controller: &str, check_directory: bool) {
         g.serial.contains("loops (more than"),
         "no log line names the looping chain"
     );
+    println!("{test}:\n{}", g.out);
 }
 
 #[test]
@@ -591,8 +611,6 @@ fn looping_fat_chain_fails_with_an_errno_xhci() {
 }
 
 #[test]
-#[ignore = "fails: `ls` of a full directory whose chain loops exits 0 (the first lookup fails \
-            with EIO, a later one succeeds; not understood yet) — docs/usb.md, issue 14"]
 fn looping_fat_directory_fails_with_an_errno_ehci() {
     looping_chain("ehci", true);
 }
@@ -604,11 +622,6 @@ fn looping_fat_directory_fails_with_an_errno_ehci() {
 /// the kernel must live; then a FAT32 stick plugged in (`device_add`) must appear as
 /// `/dev/sda` again and read byte-exact through NetBSD's msdosfs.
 #[test]
-#[ignore = "being verified: the reader hung after `device_del` on qemu-xhci in ~1 run of 5 \
-            (umass never ended the command in flight; fixed by \
-            umass-detach-completes-pending-command.patch, then a crash in sdminphys on a \
-            detached sd, fixed by sd-detached-raw-io.patch); with both it has passed only the \
-            runs in docs/usb.md so far — remove once it passes 8 of 8; issue 14"]
 fn hotplug_unplug_mid_read_then_plug_xhci() {
     hotplug("xhci");
 }
@@ -984,9 +997,6 @@ fn two_sticks_copy_a_file_each_way_xhci() {
 }
 
 #[test]
-#[ignore = "crashed the kernel in 1 run of 2 (2026-12-07): a page fault in NetBSD's \
-            uvm_page_unbusy (NULL page) during the copy between msdosfs and ext2fs on usb-ehci; \
-            not investigated yet — docs/usb.md, issue 14"]
 fn two_sticks_copy_a_file_each_way_ehci() {
     two_sticks("ehci");
 }
