@@ -583,9 +583,12 @@ fn global(name: &str) -> KResult<String> {
                 let c = rumpuser_adros::locks::contention();
                 let _ = writeln!(
                     s,
-                    "rump-locks contended={} wait_ms={}",
+                    "rump-locks contended={} wait_ms={} spin_waits={} spin_wait_ms={} spin_sleeps={}",
                     c.waits,
-                    c.wait_ns / 1_000_000
+                    c.wait_ns / 1_000_000,
+                    c.spin_waits,
+                    c.spin_wait_ns / 1_000_000,
+                    c.spin_sleeps
                 );
             }
             for (slot, o) in crate::pci::owners() {

@@ -89,6 +89,12 @@ pub trait Host: Sync {
         core::hint::spin_loop();
     }
 
+    /// How long (ns) a thread waiting for its turn at a spin mutex spins before it sleeps
+    /// until its turn comes (see `locks::Mutex`). About what a sleep and wake-up cost.
+    fn spin_ns(&self) -> u64 {
+        20_000
+    }
+
     /// Lets other runnable threads have this CPU for a moment (used while waiting briefly for
     /// another thread's progress; a CPU-spinning wait would keep the other thread off a
     /// single CPU).

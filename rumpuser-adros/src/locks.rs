@@ -18,22 +18,35 @@ use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use crate::errno::Errno;
 use crate::host::{self, Host};
 use crate::hyp;
-use crate::sync::{RawCondvar, RawMutex, RawRwLock, RwMode};
+use crate::sync::{RawCondvar, RawMutex, RawRwLock, RwMode, Waiter};
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
 
-/// Contended mutex acquisitions since boot: how many and the time spent waiting (ns).
-/// Only the slow path counts, so an uncontended `enter` stays one atomic operation.
+/// Contended mutex acquisitions since boot: how many and the time spent waiting (ns); and
+/// of the spin mutexes, how many acquisitions waited for their turn, how long, and how
+/// many of those stopped spinning and slept. Only the slow paths count, so an uncontended
+/// `enter` stays one atomic operation.
 pub struct Contention {
     pub waits: u64,
     pub wait_ns: u64,
+    pub spin_waits: u64,
+    pub spin_wait_ns: u64,
+    pub spin_sleeps: u64,
 }
 
 static WAITS: crate::CacheAligned<AtomicU64> = crate::CacheAligned(AtomicU64::new(0));
 static WAIT_NS: crate::CacheAligned<AtomicU64> = crate::CacheAligned(AtomicU64::new(0));
+static SPIN_WAITS: crate::CacheAligned<AtomicU64> = crate::CacheAligned(AtomicU64::new(0));
+static SPIN_WAIT_NS: crate::CacheAligned<AtomicU64> = crate::CacheAligned(AtomicU64::new(0));
+static SPIN_SLEEPS: crate::CacheAligned<AtomicU64> = crate::CacheAligned(AtomicU64::new(0));
 
 pub fn contention() -> Contention {
     Contention {
         waits: WAITS.load(Ordering::Relaxed),
         wait_ns: WAIT_NS.load(Ordering::Relaxed),
+        spin_waits: SPIN_WAITS.load(Ordering::Relaxed),
+        spin_wait_ns: SPIN_WAIT_NS.load(Ordering::Relaxed),
+        spin_sleeps: SPIN_SLEEPS.load(Ordering::Relaxed),
     }
 }
 
@@ -57,6 +70,15 @@ pub const MTX_KMUTEX: i32 = 0x02;
 /// looping thread re-took the lock each time before the woken waiter ran, and the waiter —
 /// the one thread that could clear the flag — starved forever (a socket close hung the
 /// system). With tickets, the waiter is served right after the current holder.
+///
+/// A waiter spins only for a while ([`Host::spin_ns`]), then sleeps until its ticket is
+/// served: the unlock that serves a sleeping ticket wakes its holder. Spinning without end
+/// is what NetBSD's own host never does (its spin mutexes are pthread mutexes), and on a
+/// virtual machine it is ruinous: the holder may be a preempted thread, or a vCPU inside a
+/// slow device-register write (wm(4) holds its transmit queue's spin mutex while it writes
+/// the doorbell, which QEMU turns into a whole transmission), and every spinning CPU keeps
+/// the host's cores from the holder. It was 47 % of all CPU samples of a `tcp_rx` run on a
+/// loaded host.
 #[repr(align(64))]
 pub struct Mutex {
     raw: RawMutex,
@@ -65,6 +87,9 @@ pub struct Mutex {
     /// Spin mutexes: the next ticket to hand out, and the ticket being served.
     next: AtomicU32,
     serving: AtomicU32,
+    /// Spin mutexes: waiters that stopped spinning, with their tickets, and how many.
+    sleepers: spin::Mutex<VecDeque<(u32, Arc<Waiter>)>>,
+    nsleepers: AtomicU32,
 }
 
 impl Mutex {
@@ -75,6 +100,8 @@ impl Mutex {
             flags,
             next: AtomicU32::new(0),
             serving: AtomicU32::new(0),
+            sleepers: spin::Mutex::new(VecDeque::new()),
+            nsleepers: AtomicU32::new(0),
         }
     }
 
@@ -163,15 +190,8 @@ impl Mutex {
     fn raw_lock(&self, host: &dyn Host) {
         if self.is_spin() {
             let t = self.next.fetch_add(1, Ordering::Relaxed);
-            let mut spins = 0u32;
-            while self.serving.load(Ordering::Acquire) != t {
-                spins = spins.wrapping_add(1);
-                if spins.is_multiple_of(1024) {
-                    // The holder may be a preempted thread: let it run.
-                    host.yield_now();
-                } else {
-                    host.relax();
-                }
+            if self.serving.load(Ordering::Acquire) != t {
+                self.wait_turn(host, t);
             }
             // Our turn: nobody else holds or takes the raw lock now.
             let ok = self.raw.try_lock();
@@ -181,10 +201,71 @@ impl Mutex {
         }
     }
 
+    /// Waits until ticket `t` is served: spins for [`Host::spin_ns`], then sleeps.
+    fn wait_turn(&self, host: &dyn Host, t: u32) {
+        let t0 = host.monotonic_ns();
+        let budget = host.spin_ns();
+        let mut spins = 0u32;
+        let mut slept = false;
+        while self.serving.load(Ordering::Acquire) != t {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) && host.monotonic_ns().saturating_sub(t0) >= budget {
+                slept = true;
+                self.sleep_turn(host, t);
+                break;
+            }
+            host.relax();
+        }
+        SPIN_WAITS.fetch_add(1, Ordering::Relaxed);
+        SPIN_WAIT_NS.fetch_add(host.monotonic_ns().saturating_sub(t0), Ordering::Relaxed);
+        if slept {
+            SPIN_SLEEPS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sleeps until ticket `t` is served. The sleeper is queued and counted before it looks
+    /// at `serving` once more, and [`Self::raw_unlock`] advances `serving` before it looks at
+    /// the count (both sequentially consistent), so one of the two sees the other: the
+    /// serving unlock cannot miss a sleeper.
+    fn sleep_turn(&self, host: &dyn Host, t: u32) {
+        let w = Waiter::new(host);
+        {
+            let mut q = self.sleepers.lock();
+            q.push_back((t, w.clone()));
+            self.nsleepers.fetch_add(1, Ordering::SeqCst);
+        }
+        if self.serving.load(Ordering::SeqCst) == t {
+            // Served meanwhile: leave the queue, unless the unlock already took us out.
+            let mut q = self.sleepers.lock();
+            if let Some(pos) = q.iter().position(|(_, x)| Arc::ptr_eq(x, &w)) {
+                q.remove(pos);
+                self.nsleepers.fetch_sub(1, Ordering::SeqCst);
+            }
+            return;
+        }
+        // Only the unlock that serves `t` notifies this waiter.
+        w.wait(host);
+        debug_assert_eq!(self.serving.load(Ordering::Acquire), t);
+    }
+
     fn raw_unlock(&self) {
         self.raw.unlock();
         if self.is_spin() {
-            self.serving.fetch_add(1, Ordering::Release);
+            let now = self.serving.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+            if self.nsleepers.load(Ordering::SeqCst) != 0 {
+                let w = {
+                    let mut q = self.sleepers.lock();
+                    let pos = q.iter().position(|(tk, _)| *tk == now);
+                    let w = pos.and_then(|p| q.remove(p)).map(|(_, w)| w);
+                    if w.is_some() {
+                        self.nsleepers.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    w
+                };
+                if let Some(w) = w {
+                    w.notify();
+                }
+            }
         }
     }
 

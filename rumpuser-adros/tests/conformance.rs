@@ -590,6 +590,50 @@ fn spin_mutex_serves_a_waiter_before_the_holder_retakes_it() {
 }
 
 #[test]
+fn spin_mutex_waiters_sleep_and_every_one_is_served() {
+    setup();
+    enter_rump(0x47f);
+    let m = new_mutex(0x1 | 0x2);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let inside = Arc::new(AtomicBool::new(false));
+    let before = rumpuser_adros::locks::contention();
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            let (counter, inside) = (counter.clone(), inside.clone());
+            rump_thread(0x480 + i, move || {
+                for k in 0..300 {
+                    // SAFETY: live mutex.
+                    unsafe { rumpuser_mutex_enter_nowrap(m.p()) };
+                    assert!(!inside.swap(true, Ordering::SeqCst), "two holders");
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if k % 10 == 0 {
+                        // A holder that is slow (far past the spin budget): the waiters
+                        // must go to sleep and be woken in turn, none lost.
+                        std::thread::sleep(Duration::from_micros(300));
+                    }
+                    inside.store(false, Ordering::SeqCst);
+                    // SAFETY: held by us.
+                    unsafe { rumpuser_mutex_exit(m.p()) };
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(counter.load(Ordering::Relaxed), 6 * 300);
+    let after = rumpuser_adros::locks::contention();
+    assert!(
+        after.spin_sleeps > before.spin_sleeps,
+        "no waiter stopped spinning behind a holder that slept 300 µs"
+    );
+    assert!(after.spin_waits >= after.spin_sleeps);
+    // SAFETY: live mutex, destroyed once.
+    unsafe { rumpuser_mutex_destroy(m.p()) };
+    no_violations();
+}
+
+#[test]
 fn mutex_excludes_under_contention() {
     setup();
     let m = new_mutex(0x2);

@@ -323,6 +323,17 @@ impl Host for KernelHost {
         let cpus = crate::arch::percpu::online_cpus().count().max(1) as u32;
         crate::boot::cmdline().number("rump.ncpu", cpus, 1..=cpus)
     }
+    /// `rump.spin_us=` (default 20 µs, 0–10 000), read once.
+    fn spin_ns(&self) -> u64 {
+        static NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+        let v = NS.load(Ordering::Relaxed);
+        if v != u64::MAX {
+            return v;
+        }
+        let v = crate::boot::cmdline().number("rump.spin_us", 20, 0..=10_000) * 1000;
+        NS.store(v, Ordering::Relaxed);
+        v
+    }
     fn bio_threads(&self) -> usize {
         crate::boot::cmdline().number("rump.bio_threads", 4, 1..=16)
     }
