@@ -183,10 +183,15 @@ pub fn run(a: RunArgs) -> Result<i32> {
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
         cmd.args(["-display", "none"]);
     }
-    eprintln!("xtask: booting AdrOS (Ctrl-A X quits QEMU)");
+    interactive(cmd, "qemu-system-x86_64", "AdrOS")
+}
+
+/// Runs QEMU on this terminal until it quits; 0 for a clean guest exit.
+fn interactive(mut cmd: Command, qemu_bin: &str, what: &str) -> Result<i32> {
+    eprintln!("xtask: booting {what} (Ctrl-A X quits QEMU)");
     let st = cmd
         .status()
-        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}. Run `cargo xtask deps`."))?;
+        .map_err(|e| format!("cannot start {qemu_bin}: {e}. Run `cargo xtask deps`."))?;
     eprintln!(
         "xtask: guest {} (QEMU status {:?})",
         qemu::describe(st.code()),
@@ -237,19 +242,7 @@ fn run_aarch64(a: &RunArgs) -> Result<i32> {
     let q = m.arch.qemu();
     let mut cmd = Command::new(q);
     cmd.args(m.args()).arg("-nographic");
-    eprintln!("xtask: booting AdrOS on aarch64 (Ctrl-A X quits QEMU)");
-    let st = cmd
-        .status()
-        .map_err(|e| format!("cannot start {q}: {e}. Run `cargo xtask deps`."))?;
-    eprintln!(
-        "xtask: guest {} (QEMU status {:?})",
-        qemu::describe(st.code()),
-        st.code()
-    );
-    Ok(match st.code() {
-        Some(0) | Some(33) => 0,
-        _ => 1,
-    })
+    interactive(cmd, q, "AdrOS on aarch64")
 }
 
 /// `--headless`/`--timeout`: serial to stdout, no monitor; exit 124 on the timeout, as

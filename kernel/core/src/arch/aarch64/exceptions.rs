@@ -42,6 +42,34 @@ impl TrapFrame {
 core::arch::global_asm!(
     r#"
 .section .text.vectors, "ax"
+// x2–x29 into the TrapFrame at sp (x0, x1 are already there).
+.macro SAVE_X2_X29
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+.endm
+
+// ELR, SPSR, ESR, FAR into the TrapFrame at sp (leaves ELR in x10).
+.macro SAVE_SYSREGS
+    mrs     x10, elr_el1
+    mrs     x11, spsr_el1
+    stp     x10, x11, [sp, #256]
+    mrs     x12, esr_el1
+    mrs     x13, far_el1
+    stp     x12, x13, [sp, #272]
+.endm
+
 .macro VENTRY kind
     .balign 128
     sub     sp, sp, #288
@@ -85,27 +113,9 @@ adros_vectors:
     VENTRY 15
 
 adros_fatal_common:
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    stp     x18, x19, [sp, #144]
-    stp     x20, x21, [sp, #160]
-    stp     x22, x23, [sp, #176]
-    stp     x24, x25, [sp, #192]
-    stp     x26, x27, [sp, #208]
-    stp     x28, x29, [sp, #224]
+    SAVE_X2_X29
     str     x30, [sp, #240]
-    mrs     x10, elr_el1
-    mrs     x11, spsr_el1
-    stp     x10, x11, [sp, #256]
-    mrs     x12, esr_el1
-    mrs     x13, far_el1
-    stp     x12, x13, [sp, #272]
+    SAVE_SYSREGS
     stp     x29, x10, [sp, #-16]!
     mov     x29, sp
     add     x0, sp, #16
@@ -114,28 +124,10 @@ adros_fatal_common:
     b       1b
 
 adros_exception_common:
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    stp     x18, x19, [sp, #144]
-    stp     x20, x21, [sp, #160]
-    stp     x22, x23, [sp, #176]
-    stp     x24, x25, [sp, #192]
-    stp     x26, x27, [sp, #208]
-    stp     x28, x29, [sp, #224]
+    SAVE_X2_X29
     mrs     x9, sp_el0
     stp     x30, x9, [sp, #240]
-    mrs     x10, elr_el1
-    mrs     x11, spsr_el1
-    stp     x10, x11, [sp, #256]
-    mrs     x12, esr_el1
-    mrs     x13, far_el1
-    stp     x12, x13, [sp, #272]
+    SAVE_SYSREGS
     // A frame record, so backtraces walk from the handler into the interrupted code.
     stp     x29, x10, [sp, #-16]!
     mov     x29, sp
