@@ -419,7 +419,7 @@ fn poke(img: &Path, off: u64, bytes: &[u8]) {
 /// mount or the access (reading files by name: busybox's `ls` and `find` do not report
 /// `readdir` errors) fail with an error on each stack; the kernel keeps running (a NetBSD
 /// panic, which ext2fs raises for a bad directory on a read-write mount, is contained: the
-/// process inside it is killed, the rump stack reports itself dead, later calls get EIO).
+/// call inside it fails with EIO, the rump stack reports itself dead, later calls get EIO).
 fn corrupt_metadata(stack: &str) {
     let name = &format!("s05_ext2-fuzz_{stack}");
     if !stack_available(name, stack) {

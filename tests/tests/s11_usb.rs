@@ -758,8 +758,9 @@ fn hotplug(controller: &str) {
 /// another process panics the rump kernel
 /// (a lookup in a directory block with an impossible record length on a read-write mount:
 /// ext2fs's "bad dir" panic, from a virtio disk). The reader must end with an error within
-/// seconds (the process inside the dead kernel is killed: it cannot return through NetBSD's
-/// frames), later calls on the mount must fail with EIO, and the kernel must live on.
+/// seconds: its read(2) fails with EIO (its NetBSD frames are abandoned and the system call
+/// returns, `rump::host::call`), as does the call that panicked; later calls on the mount
+/// must fail with EIO, and the kernel must live on.
 #[test]
 fn rump_panic_releases_a_reader_blocked_in_a_bio_wait_xhci() {
     let test = "s11_usb-rump_panic_releases_a_reader_blocked_in_a_bio_wait_xhci";
@@ -808,8 +809,8 @@ fn rump_panic_releases_a_reader_blocked_in_a_bio_wait_xhci() {
         "{}mkdir -p /m /c; mount -t ext2 -o driver=rump,ro /dev/sda /m || exit 10; \
          mount -t ext2 -o driver=rump /dev/vda /c || exit 11; \
          (n=0; rc=0; for f in '/m/big file.bin' /m/b2.bin /m/b3.bin; do \
-            cat \"$f\" > /dev/null || {{ rc=$?; break; }}; n=$((n+1)); done; \
-          echo \"READER-END rc=$rc files=$n\"; : > /tmp/reader-done) & rpid=$!; \
+            cat \"$f\" > /dev/null 2>/tmp/rerr || {{ rc=$?; break; }}; n=$((n+1)); done; \
+          echo \"READER-END rc=$rc files=$n\"; echo \"READER-ERR $(cat /tmp/rerr)\"; : > /tmp/reader-done) & rpid=$!; \
          sleep 1; [ -e /tmp/reader-done ] && {{ echo READER-DIED-EARLY; exit 12; }}; echo PANIC-NOW; \
          cat /c/hello.txt > /dev/null 2>&1; echo \"PANICKER rc=$?\"; \
          i=0; while [ ! -e /tmp/reader-done ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
@@ -853,21 +854,38 @@ fn rump_panic_releases_a_reader_blocked_in_a_bio_wait_xhci() {
         waited <= 150,
         &format!("the reader took {waited} tenths of a second to end"),
     );
+    // The reader's read(2) fails with EIO (cat says so and exits 1); it is not killed
+    // (rc 137) and does not hang.
+    check(
+        out.lines().any(|l| l.starts_with("READER-END rc=1 ")),
+        "the reader did not end with cat's error status 1 (137 would be SIGKILL)",
+    );
     check(
         out.lines()
-            .any(|l| l.starts_with("READER-END rc=") && !l.starts_with("READER-END rc=0 ")),
-        "the reader did not end with an error",
+            .any(|l| l.starts_with("READER-ERR") && l.contains("Input/output error")),
+        "the reader's read did not fail with EIO",
     );
     // It was inside NetBSD when the panic came (not between two calls): parked (a bio or
     // lock wait), or spinning on a NetBSD spin lock — the kernel lock, which the panicking
-    // thread may hold for good.
+    // thread may hold for good — and left its call with EIO.
     check(
         ["waited", "spun"].iter().any(|how| {
             t.serial().contains(&format!(
-                "(cat) killed: the NetBSD kernel died while it {how} inside it"
+                "(cat): its call into NetBSD fails with EIO: the NetBSD kernel died while it {how} inside it"
             ))
         }),
         "the reader was not inside the rump kernel when it died",
+    );
+    // The call that panicked NetBSD answers EIO too.
+    check(
+        out.lines().any(|l| l == "PANICKER rc=1"),
+        "the call that panicked NetBSD did not fail with an error status",
+    );
+    check(
+        t.serial().contains(
+            "its call into NetBSD fails with EIO: the NetBSD kernel panicked under its system call",
+        ),
+        "the panicking call did not leave with EIO",
     );
     let after = out
         .lines()

@@ -10,7 +10,8 @@
 //! * Files: rump opens AdrOS block devices by path (`/dev/vda`, …) for etfs; I/O goes through
 //!   the block layer.
 //! * `rumpuser_exit(RUMPUSER_PANIC)` is contained: the rump kernel is marked dead, its mounts
-//!   answer EIO, and the panicking thread parks forever; the rest of AdrOS lives on.
+//!   answer EIO, and every thread inside it — the panicking one too — leaves its call with
+//!   EIO ([`call`]); the rest of AdrOS lives on.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -122,20 +123,81 @@ pub(super) fn release_parked() {
     }
 }
 
-/// Where a thread that was inside the rump kernel goes once it is dead: it can neither go on
-/// (NetBSD's state is whatever the panic left) nor return to its caller (the C frames
-/// between here and the system call have no way back). A user process is killed as by
-/// SIGKILL, which its parent sees at once (`wait`: signal 9) rather than a call that never
-/// returns; a kernel thread (rump's own, or a bridge worker whose callers time out on the
-/// dead state) parks for good.
+/// The resume points of the calls into the rump kernel each thread is making (innermost
+/// last), by thread id: see [`call`].
+static RESUME: spin::Mutex<BTreeMap<u64, Vec<usize>>> = spin::Mutex::new(BTreeMap::new());
+
+/// Runs `f`, one call into the rump kernel, so that the calling thread can get out of it
+/// if NetBSD dies while the thread is inside (parked on a NetBSD lock, condition variable
+/// or bio, or spinning on a spin mutex): `f`'s frames — NetBSD's C frames and the
+/// hypercalls under them — are abandoned, never returned into, and the call answers EIO.
+/// A call made after the death answers EIO without entering.
+pub(super) fn call<R>(f: impl FnOnce() -> R) -> crate::errno::KResult<R> {
+    use crate::errno::Errno;
+    if super::state_is_dead() {
+        return Err(Errno::EIO);
+    }
+    let id = thread::current().id;
+    let r = crate::arch::escape::catch(|resume| {
+        RESUME
+            .lock()
+            .entry(id)
+            .or_default()
+            .push(resume as *const _ as usize);
+        f()
+    });
+    let mut map = RESUME.lock();
+    if let Some(stack) = map.get_mut(&id) {
+        stack.pop();
+        if stack.is_empty() {
+            map.remove(&id);
+        }
+    }
+    drop(map);
+    match r {
+        Some(v) => Ok(v),
+        None => {
+            if !crate::arch::irq::enabled() {
+                // The escape came from a spin inside NetBSD with interrupts off; this
+                // call was entered with them on (`sys::bind` checks).
+                crate::arch::irq::enable();
+            }
+            Err(Errno::EIO)
+        }
+    }
+}
+
+/// Where a thread that was inside the rump kernel goes once it is dead: it cannot go on
+/// (NetBSD's state is whatever the panic left). If it entered through [`call`] — every
+/// system call the VFS bridge makes does — it leaves to that call, which answers EIO.
+/// Otherwise — no way back through the C frames — a user process is killed as by SIGKILL,
+/// which its parent sees at once (`wait`: signal 9) rather than a call that never returns,
+/// and a kernel thread (rump's own, or a bridge worker whose callers time out on the dead
+/// state) parks for good.
 fn dead_end(why: &str) -> ! {
-    if let Some(p) = crate::proc::current_process() {
+    let id = thread::current().id;
+    let resume = RESUME.lock().get(&id).and_then(|s| s.last().copied());
+    let who = crate::proc::current_process().map(|p| {
         let name = p.name.lock().clone();
-        crate::println!(
-            "rump: pid {} ({name}) killed: the NetBSD kernel {why}",
-            p.pid
-        );
-        drop(p);
+        (p.pid, name)
+    });
+    if let Some(r) = resume {
+        match who {
+            Some((pid, name)) => crate::println!(
+                "rump: pid {pid} ({name}): its call into NetBSD fails with EIO: the NetBSD kernel {why}"
+            ),
+            None => crate::println!(
+                "rump: thread {id}: its call into NetBSD fails with EIO: the NetBSD kernel {why}"
+            ),
+        }
+        // SAFETY: `r` is the resume point `call` registered for this thread and has not
+        // returned (it removes it first); the frames above it are NetBSD's and the
+        // hypercalls', which nothing references once the rump kernel is dead (every later
+        // call answers EIO without entering, and no rump thread runs again).
+        unsafe { crate::arch::escape::escape(r as *const crate::arch::escape::Resume) }
+    }
+    if let Some((pid, name)) = who {
+        crate::println!("rump: pid {pid} ({name}) killed: the NetBSD kernel {why}");
         crate::proc::exit_group(crate::proc::ExitStatus::Signaled(9));
     }
     loop {

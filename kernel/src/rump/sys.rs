@@ -14,6 +14,8 @@ use rumpuser_adros::Errno as Nb;
 
 use crate::errno::{Errno, KResult};
 
+use super::host::call;
+
 /// NetBSD `struct timespec` (amd64).
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
@@ -486,7 +488,8 @@ pub fn etfs_register_blk(key: &str, host_path: &str) -> KResult<()> {
     bind();
     let (k, h) = (cstr(key)?, cstr(host_path)?);
     // SAFETY: valid strings for the call.
-    let rv = unsafe { ffi::rump_pub_etfs_register(k.as_ptr(), h.as_ptr(), RUMP_ETFS_BLK) };
+    let rv =
+        call(|| unsafe { ffi::rump_pub_etfs_register(k.as_ptr(), h.as_ptr(), RUMP_ETFS_BLK) })?;
     if rv == 0 {
         Ok(())
     } else {
@@ -498,7 +501,7 @@ pub fn etfs_remove(key: &str) -> KResult<()> {
     bind();
     let k = cstr(key)?;
     // SAFETY: valid string.
-    let rv = unsafe { ffi::rump_pub_etfs_remove(k.as_ptr()) };
+    let rv = call(|| unsafe { ffi::rump_pub_etfs_remove(k.as_ptr()) })?;
     if rv == 0 {
         Ok(())
     } else {
@@ -510,32 +513,38 @@ pub fn openat(dirfd: c_int, path: &str, flags: c_int, mode: u32) -> KResult<c_in
     bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
-    chk(unsafe { ffi::openat(dirfd, p.as_ptr(), flags, mode) })
+    chk(call(|| unsafe {
+        ffi::openat(dirfd, p.as_ptr(), flags, mode)
+    })?)
 }
 
 pub fn close(fd: c_int) -> KResult<()> {
     bind();
     // SAFETY: plain call.
-    chk(unsafe { ffi::close(fd) }).map(drop)
+    chk(call(|| unsafe { ffi::close(fd) })?).map(drop)
 }
 
 pub fn pread(fd: c_int, buf: &mut [u8], off: u64) -> KResult<usize> {
     bind();
     // SAFETY: buf is writable for its length.
-    chk_sz(unsafe { ffi::pread(fd, buf.as_mut_ptr().cast::<c_void>(), buf.len(), off as i64) })
+    chk_sz(call(|| unsafe {
+        ffi::pread(fd, buf.as_mut_ptr().cast::<c_void>(), buf.len(), off as i64)
+    })?)
 }
 
 pub fn pwrite(fd: c_int, buf: &[u8], off: u64) -> KResult<usize> {
     bind();
     // SAFETY: buf is readable for its length.
-    chk_sz(unsafe { ffi::pwrite(fd, buf.as_ptr().cast::<c_void>(), buf.len(), off as i64) })
+    chk_sz(call(|| unsafe {
+        ffi::pwrite(fd, buf.as_ptr().cast::<c_void>(), buf.len(), off as i64)
+    })?)
 }
 
 pub fn fstat(fd: c_int) -> KResult<NbStat> {
     bind();
     let mut st = NbStat::default();
     // SAFETY: valid out-pointer.
-    chk(unsafe { ffi::fstat(fd, &mut st) })?;
+    chk(call(|| unsafe { ffi::fstat(fd, &mut st) })?)?;
     Ok(st)
 }
 
@@ -544,14 +553,16 @@ pub fn fstatat(dirfd: c_int, path: &str, flags: c_int) -> KResult<NbStat> {
     let p = cstr(path)?;
     let mut st = NbStat::default();
     // SAFETY: valid path and out-pointer.
-    chk(unsafe { ffi::fstatat(dirfd, p.as_ptr(), &mut st, flags) })?;
+    chk(call(|| unsafe {
+        ffi::fstatat(dirfd, p.as_ptr(), &mut st, flags)
+    })?)?;
     Ok(st)
 }
 
 pub fn lseek(fd: c_int, off: i64, whence: c_int) -> KResult<i64> {
     bind();
     // SAFETY: plain call.
-    let r = unsafe { ffi::lseek(fd, off, whence) };
+    let r = call(|| unsafe { ffi::lseek(fd, off, whence) })?;
     if r < 0 { Err(last_errno()) } else { Ok(r) }
 }
 
@@ -559,57 +570,71 @@ pub fn lseek(fd: c_int, off: i64, whence: c_int) -> KResult<i64> {
 pub fn getdents(fd: c_int, buf: &mut [u8]) -> KResult<usize> {
     bind();
     // SAFETY: buf is writable for its length.
-    chk(unsafe { ffi::getdents(fd, buf.as_mut_ptr().cast::<c_char>(), buf.len()) })
-        .map(|n| n as usize)
+    chk(call(|| unsafe {
+        ffi::getdents(fd, buf.as_mut_ptr().cast::<c_char>(), buf.len())
+    })?)
+    .map(|n| n as usize)
 }
 
 pub fn mkdirat(dirfd: c_int, path: &str, mode: u32) -> KResult<()> {
     bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
-    chk(unsafe { ffi::mkdirat(dirfd, p.as_ptr(), mode) }).map(drop)
+    chk(call(|| unsafe { ffi::mkdirat(dirfd, p.as_ptr(), mode) })?).map(drop)
 }
 
 pub fn mknodat(dirfd: c_int, path: &str, mode: u32, dev: u64) -> KResult<()> {
     bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
-    chk(unsafe { ffi::mknodat(dirfd, p.as_ptr(), mode, dev) }).map(drop)
+    chk(call(|| unsafe {
+        ffi::mknodat(dirfd, p.as_ptr(), mode, dev)
+    })?)
+    .map(drop)
 }
 
 pub fn mkfifoat(dirfd: c_int, path: &str, mode: u32) -> KResult<()> {
     bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
-    chk(unsafe { ffi::mkfifoat(dirfd, p.as_ptr(), mode) }).map(drop)
+    chk(call(|| unsafe { ffi::mkfifoat(dirfd, p.as_ptr(), mode) })?).map(drop)
 }
 
 pub fn unlinkat(dirfd: c_int, path: &str, flags: c_int) -> KResult<()> {
     bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
-    chk(unsafe { ffi::unlinkat(dirfd, p.as_ptr(), flags) }).map(drop)
+    chk(call(|| unsafe { ffi::unlinkat(dirfd, p.as_ptr(), flags) })?).map(drop)
 }
 
 pub fn renameat(fromfd: c_int, from: &str, tofd: c_int, to: &str) -> KResult<()> {
     bind();
     let (f, t) = (cstr(from)?, cstr(to)?);
     // SAFETY: valid paths.
-    chk(unsafe { ffi::renameat(fromfd, f.as_ptr(), tofd, t.as_ptr()) }).map(drop)
+    chk(call(|| unsafe {
+        ffi::renameat(fromfd, f.as_ptr(), tofd, t.as_ptr())
+    })?)
+    .map(drop)
 }
 
 pub fn linkat(fd1: c_int, p1: &str, fd2: c_int, p2: &str) -> KResult<()> {
     bind();
     let (a, b) = (cstr(p1)?, cstr(p2)?);
     // SAFETY: valid paths.
-    chk(unsafe { ffi::linkat(fd1, a.as_ptr(), fd2, b.as_ptr(), 0) }).map(drop)
+    chk(call(|| unsafe {
+        ffi::linkat(fd1, a.as_ptr(), fd2, b.as_ptr(), 0)
+    })?)
+    .map(drop)
 }
 
 pub fn symlinkat(target: &str, dirfd: c_int, path: &str) -> KResult<()> {
     bind();
     let (t, p) = (cstr(target)?, cstr(path)?);
     // SAFETY: valid strings.
-    chk(unsafe { ffi::symlinkat(t.as_ptr(), dirfd, p.as_ptr()) }).map(drop)
+    chk(call(|| unsafe {
+        ffi::symlinkat(t.as_ptr(), dirfd, p.as_ptr())
+    })?)
+    .map(drop)
 }
 
 pub fn readlinkat(dirfd: c_int, path: &str) -> KResult<Vec<u8>> {
@@ -617,14 +642,14 @@ pub fn readlinkat(dirfd: c_int, path: &str) -> KResult<Vec<u8>> {
     let p = cstr(path)?;
     let mut buf = alloc::vec![0u8; 4096];
     // SAFETY: valid path; buf is writable for its length.
-    let n = chk_sz(unsafe {
+    let n = chk_sz(call(|| unsafe {
         ffi::readlinkat(
             dirfd,
             p.as_ptr(),
             buf.as_mut_ptr().cast::<c_char>(),
             buf.len(),
         )
-    })?;
+    })?)?;
     buf.truncate(n);
     Ok(buf)
 }
@@ -633,27 +658,36 @@ pub fn fchmodat(dirfd: c_int, path: &str, mode: u32, flags: c_int) -> KResult<()
     bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
-    chk(unsafe { ffi::fchmodat(dirfd, p.as_ptr(), mode, flags) }).map(drop)
+    chk(call(|| unsafe {
+        ffi::fchmodat(dirfd, p.as_ptr(), mode, flags)
+    })?)
+    .map(drop)
 }
 
 pub fn fchownat(dirfd: c_int, path: &str, uid: u32, gid: u32, flags: c_int) -> KResult<()> {
     bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
-    chk(unsafe { ffi::fchownat(dirfd, p.as_ptr(), uid, gid, flags) }).map(drop)
+    chk(call(|| unsafe {
+        ffi::fchownat(dirfd, p.as_ptr(), uid, gid, flags)
+    })?)
+    .map(drop)
 }
 
 pub fn utimensat(dirfd: c_int, path: &str, ts: &[NbTimespec; 2], flags: c_int) -> KResult<()> {
     bind();
     let p = cstr(path)?;
     // SAFETY: valid path; ts points at two timespecs.
-    chk(unsafe { ffi::utimensat(dirfd, p.as_ptr(), ts.as_ptr(), flags) }).map(drop)
+    chk(call(|| unsafe {
+        ffi::utimensat(dirfd, p.as_ptr(), ts.as_ptr(), flags)
+    })?)
+    .map(drop)
 }
 
 pub fn ftruncate(fd: c_int, len: u64) -> KResult<()> {
     bind();
     // SAFETY: plain call.
-    chk(unsafe { ffi::ftruncate(fd, len as i64) }).map(drop)
+    chk(call(|| unsafe { ffi::ftruncate(fd, len as i64) })?).map(drop)
 }
 
 /// NetBSD's `fsync_range` flags (`sys/unistd.h`).
@@ -666,7 +700,10 @@ const FDISKSYNC: c_int = 0x0040;
 pub fn fsync(fd: c_int) -> KResult<()> {
     bind();
     // SAFETY: plain call; start 0 and length 0 mean the whole file.
-    chk(unsafe { ffi::fsync_range(fd, FFILESYNC | FDISKSYNC, 0, 0) }).map(drop)
+    chk(call(|| unsafe {
+        ffi::fsync_range(fd, FFILESYNC | FDISKSYNC, 0, 0)
+    })?)
+    .map(drop)
 }
 
 pub fn fstatvfs(fd: c_int) -> KResult<alloc::boxed::Box<NbStatvfs>> {
@@ -675,7 +712,7 @@ pub fn fstatvfs(fd: c_int) -> KResult<alloc::boxed::Box<NbStatvfs>> {
     let mut st: alloc::boxed::Box<NbStatvfs> =
         alloc::boxed::Box::new(unsafe { core::mem::zeroed() });
     // SAFETY: valid out-pointer.
-    chk(unsafe { ffi::fstatvfs1(fd, &mut *st, ST_WAIT) })?;
+    chk(call(|| unsafe { ffi::fstatvfs1(fd, &mut *st, ST_WAIT) })?)?;
     Ok(st)
 }
 
@@ -684,7 +721,7 @@ pub fn mount_ufs(fstype: &str, path: &str, flags: c_int, fspec: &str) -> KResult
     let (t, p, s) = (cstr(fstype)?, cstr(path)?, cstr(fspec)?);
     let mut args = UfsArgs { fspec: s.as_ptr() };
     // SAFETY: valid strings; args is a ufs_args of the given size, alive for the call.
-    chk(unsafe {
+    chk(call(|| unsafe {
         ffi::mount(
             t.as_ptr(),
             p.as_ptr(),
@@ -692,7 +729,7 @@ pub fn mount_ufs(fstype: &str, path: &str, flags: c_int, fspec: &str) -> KResult
             (&mut args as *mut UfsArgs).cast::<c_void>(),
             core::mem::size_of::<UfsArgs>(),
         )
-    })
+    })?)
     .map(drop)
 }
 
@@ -700,38 +737,38 @@ pub fn unmount(path: &str, flags: c_int) -> KResult<()> {
     bind();
     let p = cstr(path)?;
     // SAFETY: valid path.
-    chk(unsafe { ffi::unmount(p.as_ptr(), flags) }).map(drop)
+    chk(call(|| unsafe { ffi::unmount(p.as_ptr(), flags) })?).map(drop)
 }
 
 pub fn fchmod(fd: c_int, mode: u32) -> KResult<()> {
     bind();
     // SAFETY: plain call.
-    chk(unsafe { ffi::fchmod(fd, mode) }).map(drop)
+    chk(call(|| unsafe { ffi::fchmod(fd, mode) })?).map(drop)
 }
 
 pub fn fchown(fd: c_int, uid: u32, gid: u32) -> KResult<()> {
     bind();
     // SAFETY: plain call.
-    chk(unsafe { ffi::fchown(fd, uid, gid) }).map(drop)
+    chk(call(|| unsafe { ffi::fchown(fd, uid, gid) })?).map(drop)
 }
 
 pub fn futimens(fd: c_int, ts: &[NbTimespec; 2]) -> KResult<()> {
     bind();
     // SAFETY: ts points at two timespecs.
-    chk(unsafe { ffi::futimens(fd, ts.as_ptr()) }).map(drop)
+    chk(call(|| unsafe { ffi::futimens(fd, ts.as_ptr()) })?).map(drop)
 }
 
 /// Sets the rump process's umask (our VFS applies the caller's own before asking).
 pub fn umask(mask: u32) {
     bind();
     // SAFETY: plain call.
-    unsafe { ffi::umask(mask) };
+    let _ = call(|| unsafe { ffi::umask(mask) });
 }
 
 pub fn sync() {
     bind();
     // SAFETY: plain call.
-    unsafe { ffi::sync() };
+    let _ = call(|| unsafe { ffi::sync() });
 }
 
 /// `mount("msdos", …)` with long names, root-owned files, mode 0755.
@@ -759,7 +796,7 @@ pub fn mount_msdos(path: &str, flags: c_int, fspec: &str) -> KResult<()> {
         gmtoff: 0,
     };
     // SAFETY: valid strings; args is a msdosfs_args of the given size, alive for the call.
-    chk(unsafe {
+    chk(call(|| unsafe {
         ffi::mount(
             t.as_ptr(),
             p.as_ptr(),
@@ -767,7 +804,7 @@ pub fn mount_msdos(path: &str, flags: c_int, fspec: &str) -> KResult<()> {
             (&mut args as *mut MsdosfsArgs).cast::<c_void>(),
             core::mem::size_of::<MsdosfsArgs>(),
         )
-    })
+    })?)
     .map(drop)
 }
 
@@ -775,5 +812,8 @@ pub fn mount_msdos(path: &str, flags: c_int, fspec: &str) -> KResult<()> {
 pub fn ioctl<T: Copy>(fd: c_int, cmd: u64, arg: &mut T) -> KResult<()> {
     bind();
     // SAFETY: arg is a valid, exclusive `T` for the call; the command's size is T's.
-    chk(unsafe { ffi::ioctl(fd, cmd, (arg as *mut T).cast::<c_void>()) }).map(drop)
+    chk(call(|| unsafe {
+        ffi::ioctl(fd, cmd, (arg as *mut T).cast::<c_void>())
+    })?)
+    .map(drop)
 }
