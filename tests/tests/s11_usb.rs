@@ -407,6 +407,118 @@ fn fat_write_workload_leaves_fsck_clean_xhci() {
     fat_write_workload("xhci");
 }
 
+/// The FAT workload's twin on an ext2 stick, through NetBSD's ext2fs on the rump USB stack:
+/// directories made, the 24 MB file copied, a file renamed, a tree deleted, ten small files,
+/// `umount`; then on the host `e2fsck -fn` is clean and debugfs reads back exactly the
+/// expected tree and contents.
+fn ext2_write_workload(controller: &str) {
+    let test = format!("s11_usb-ext2_write_workload_leaves_e2fsck_clean_{controller}");
+    if !tools_available(&test, &["mke2fs", "e2fsck", "debugfs"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(&test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = source_tree(&dir);
+    let img = dir.join("ext2.img");
+    let _ = std::fs::remove_file(&img);
+    run(Command::new(sbin("mke2fs"))
+        .args(["-q", "-F", "-t", "ext2", "-d"])
+        .arg(&src)
+        .arg(&img)
+        .arg("96M"));
+    let cmd = format!(
+        "{}mkdir -p /m && mount -t ext2 -o driver=rump /dev/sda /m || exit 10; \
+         mkdir -p '/m/new dir/sub level' || exit 11; \
+         cp '/m/big file.bin' '/m/new dir/sub level/copy of big.bin' || exit 12; \
+         echo 'written in AdrOS' > '/m/new dir/note.txt' || exit 13; \
+         mv '/m/new dir/note.txt' '/m/new dir/Renamed Note.txt' || exit 14; \
+         rm -r '/m/dir with spaces' || exit 15; rm /m/hello.txt || exit 16; \
+         for i in 1 2 3 4 5 6 7 8 9 10; do echo \"file $i\" > \"/m/new dir/f$i\"; done; \
+         sync; umount /m || exit 17; grep -E '^usb' /proc/drivers; echo WORKLOAD-DONE",
+        wait_for("/dev/sda")
+    );
+    let g = exec_with(&test, controller, &cmd, &[&img], 3, "usb.driver=rump");
+    assert_eq!(
+        g.status, 0,
+        "guest workload failed ({}):\n{}",
+        g.status, g.out
+    );
+    assert!(
+        g.out.contains("stack=rump") && g.out.contains("usb-disk sda"),
+        "/proc/drivers does not show the stick on the rump USB stack:\n{}",
+        g.out
+    );
+    let fsck = Command::new(sbin("e2fsck"))
+        .arg("-fn")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "e2fsck -fn is not clean after the workload:\n{}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    let cat = |path: &str| -> Vec<u8> {
+        let out = dir.join("dumped");
+        let _ = std::fs::remove_file(&out);
+        run(Command::new(sbin("debugfs"))
+            .arg("-R")
+            .arg(format!("dump \"{path}\" {}", out.display()))
+            .arg(&img));
+        std::fs::read(&out).unwrap_or_default()
+    };
+    assert!(
+        cat("/new dir/sub level/copy of big.bin") == pattern(24_000_000, 3),
+        "the copied 24 MB file differs from the original on the host"
+    );
+    assert_eq!(cat("/new dir/Renamed Note.txt"), b"written in AdrOS\n");
+    for i in 1..=10 {
+        assert_eq!(
+            cat(&format!("/new dir/f{i}")),
+            format!("file {i}\n").into_bytes()
+        );
+    }
+    // `ls -p`: /inode/mode/uid/gid/name/size/ per entry.
+    let names = |path: &str| -> Vec<String> {
+        let l = run(Command::new(sbin("debugfs"))
+            .arg("-R")
+            .arg(format!("ls -p \"{path}\""))
+            .arg(&img));
+        let mut v: Vec<String> = l
+            .lines()
+            .filter_map(|x| x.split('/').nth(5).map(String::from))
+            .filter(|n| !n.is_empty() && n != "." && n != "..")
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names("/"),
+        [
+            "A Long File Name With Spaces.txt",
+            "big file.bin",
+            "lost+found",
+            "new dir"
+        ],
+        "the root directory after the workload"
+    );
+    let mut want: Vec<String> = (1..=10).map(|i| format!("f{i}")).collect();
+    want.extend(["Renamed Note.txt".into(), "sub level".into()]);
+    want.sort();
+    assert_eq!(names("/new dir"), want, "/new dir after the workload");
+}
+
+#[test]
+fn ext2_write_workload_leaves_e2fsck_clean_ehci() {
+    ext2_write_workload("ehci");
+}
+
+#[test]
+fn ext2_write_workload_leaves_e2fsck_clean_xhci() {
+    ext2_write_workload("xhci");
+}
+
 fn partition_past_end(controller: &str) {
     let test = format!("s11_usb-partition_past_the_end_fails_with_an_errno_{controller}");
     if !tools_available(&test, &["md5sum"]) {
