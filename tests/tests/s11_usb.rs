@@ -576,6 +576,107 @@ fn partition_past_the_end_fails_with_an_errno_xhci() {
     partition_past_end("xhci");
 }
 
+/// Corrupt FAT boot sectors on a stick with two FAT16 partitions: the first claims 3 sectors
+/// per cluster (not a power of two), the second 0 bytes per sector. Each mount fails with an
+/// errno and a log line naming the device; the stick stays readable, and a good FAT on the
+/// same kind of stick (the test's own control: the second partition before the damage)
+/// mounts, so the failures are the boot sectors' doing.
+fn corrupt_boot_sector(controller: &str) {
+    let test = format!("s11_usb-corrupt_boot_sector_fails_with_an_errno_{controller}");
+    if !tools_available(&test, &["mkfs.vfat", "mcopy"]) {
+        return;
+    }
+    let dir = test_dir().join("disks").join(&test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("badbpb.img");
+    let f = std::fs::File::create(&img).unwrap();
+    f.set_len(48 * MIB).unwrap();
+    drop(f);
+    // Three partitions of 8 MiB (16384 sectors), FAT16 each.
+    let starts = [2048u32, 20480, 38912];
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut mbr = [0u8; 512];
+        for (i, st) in starts.iter().enumerate() {
+            let e = &mut mbr[446 + 16 * i..462 + 16 * i];
+            e[1..4].copy_from_slice(&[0xfe, 0xff, 0xff]);
+            e[4] = 0x06;
+            e[5..8].copy_from_slice(&[0xfe, 0xff, 0xff]);
+            e[8..12].copy_from_slice(&st.to_le_bytes());
+            e[12..16].copy_from_slice(&16384u32.to_le_bytes());
+        }
+        mbr[510] = 0x55;
+        mbr[511] = 0xaa;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.write_all(&mbr).unwrap();
+    }
+    for st in starts {
+        run(Command::new(sbin("mkfs.vfat"))
+            .args(["-F", "16", "-s", "1", "--offset"])
+            .arg(st.to_string())
+            .arg(&img)
+            .arg("8192"));
+    }
+    let good = format!("{}@@{}", img.display(), u64::from(starts[2]) * 512);
+    let note = dir.join("note.txt");
+    std::fs::write(&note, "good partition\n").unwrap();
+    run(Command::new("mcopy")
+        .args(["-Q", "-i", &good])
+        .arg(&note)
+        .arg("::/"));
+    let mut raw = std::fs::read(&img).unwrap();
+    let bs = |i: usize| starts[i] as usize * 512;
+    raw[bs(0) + 13] = 3; // sectors per cluster
+    raw[bs(1) + 11..bs(1) + 13].copy_from_slice(&0u16.to_le_bytes()); // bytes per sector
+    std::fs::write(&img, raw).unwrap();
+    let cmd = format!(
+        "{}mkdir -p /m; mount -t vfat /dev/sda1 /m; echo MOUNT1=$?; \
+         mount -t vfat /dev/sda2 /m; echo MOUNT2=$?; \
+         mount -t vfat /dev/sda3 /m && cat /m/note.txt && umount /m; echo MOUNT3=$?; \
+         dd if=/dev/sda of=/dev/null bs=1M count=4 2>/dev/null; echo DD=$?; echo ALIVE",
+        wait_for("/dev/sda3")
+    );
+    let g = exec(&test, controller, &cmd, &[&img], 4);
+    assert_eq!(
+        g.status, 0,
+        "guest command failed ({}):\n{}",
+        g.status, g.out
+    );
+    for n in ["1", "2"] {
+        assert!(
+            g.out.contains(&format!("MOUNT{n}=")) && !g.out.contains(&format!("MOUNT{n}=0")),
+            "a FAT with a corrupt boot sector (partition {n}) mounted:\n{}",
+            g.out
+        );
+        assert!(
+            g.serial.contains(&format!("cannot mount /dev/sda{n}")),
+            "no log line names /dev/sda{n}:\n{}",
+            g.serial
+        );
+    }
+    assert!(
+        g.out.contains("good partition") && g.out.contains("MOUNT3=0"),
+        "the intact partition beside them did not mount and read:\n{}",
+        g.out
+    );
+    assert!(
+        g.out.contains("DD=0") && g.out.contains("ALIVE"),
+        "{}",
+        g.out
+    );
+}
+
+#[test]
+fn corrupt_boot_sector_fails_with_an_errno_ehci() {
+    corrupt_boot_sector("ehci");
+}
+
+#[test]
+fn corrupt_boot_sector_fails_with_an_errno_xhci() {
+    corrupt_boot_sector("xhci");
+}
+
 /// Little-endian u16/u32 at `o`.
 fn le16(b: &[u8], o: usize) -> usize {
     usize::from(u16::from_le_bytes([b[o], b[o + 1]]))
