@@ -51,7 +51,9 @@ impl<H: Hal, M: Mmio> HostController for Ehci<H, M> {
         self.hal.delay_us(50_000);
         let sc = m.read32(off);
         m.write32(off, sc & !PORT_CHANGES & !PORT_PE & !PORT_PR);
-        let done = poll_until(&self.hal, 100_000, 100, || m.read32(off) & PORT_PR == 0);
+        let done = poll_until(&self.hal, HANDSHAKE_US, 100, || {
+            m.read32(off) & PORT_PR == 0
+        });
         let sc = m.read32(off);
         if !done {
             return Err(UsbError::Timeout);

@@ -26,13 +26,13 @@ mod tests;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use adros_hal::{Dma, Event, Hal, HalError, Mmio, PhysAddr, dma_rmb, dma_wmb, poll_until};
+use adros_hal::{
+    Dma, Event, HANDSHAKE_US, Hal, HalError, Mmio, PhysAddr, dma_rmb, dma_wmb, poll_until,
+};
 use adros_usb::desc::{EndpointDescriptor, TransferType};
 use adros_usb::{DeviceId, HostController, PortStatus, Setup, Speed, UsbError, req};
 
 // Capability registers.
-/// Upper limit of the halt, reset and start handshakes (they normally take microseconds).
-const HANDSHAKE_US: u64 = 1_000_000;
 const CAPLENGTH: usize = 0x00;
 const HCSPARAMS: usize = 0x04;
 const HCCPARAMS: usize = 0x08;
@@ -422,7 +422,7 @@ impl<H: Hal, M: Mmio> Ehci<H, M> {
         let cmd = self.mmio.read32(self.op + USBCMD);
         self.mmio.write32(self.op + USBCMD, cmd | CMD_IAAD);
         let (m, op) = (&self.mmio, self.op);
-        poll_until(&self.hal, 100_000, 100, || {
+        poll_until(&self.hal, HANDSHAKE_US, 100, || {
             m.read32(op + USBSTS) & STS_IAA != 0
         });
         self.mmio.write32(self.op + USBSTS, STS_IAA);

@@ -132,6 +132,12 @@ pub fn dma_rmb() {
     fence(Ordering::Acquire);
 }
 
+/// Upper limit of a controller's register handshakes (halt, reset, start, port reset, an
+/// async-advance doorbell): microseconds on hardware, but an emulated controller on a loaded
+/// host can take far longer (QEMU's EHCI missed a 100 ms start limit under load). Polling
+/// ends as soon as the condition holds, so the long limit costs nothing when all is well.
+pub const HANDSHAKE_US: u64 = 1_000_000;
+
 /// Polls `cond` until it holds or `timeout_us` passes, sleeping `step_us` between tries.
 /// True if it held. For short register handshakes (reset, EEPROM reads).
 pub fn poll_until<H: Hal + ?Sized>(

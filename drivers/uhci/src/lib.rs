@@ -39,7 +39,9 @@ mod tests;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use adros_hal::{Dma, Event, Hal, HalError, Mmio, PhysAddr, dma_rmb, dma_wmb, poll_until};
+use adros_hal::{
+    Dma, Event, HANDSHAKE_US, Hal, HalError, Mmio, PhysAddr, dma_rmb, dma_wmb, poll_until,
+};
 use adros_usb::desc::{EndpointDescriptor, TransferType};
 use adros_usb::{DeviceId, HostController, PortStatus, Setup, Speed, UsbError, req};
 
@@ -283,7 +285,9 @@ impl<H: Hal, M: Mmio> Uhci<H, M> {
         io.write16(USBCMD, 0);
         hal.delay_us(10_000);
         io.write16(USBCMD, CMD_HCRESET);
-        if !poll_until(&hal, 100_000, 100, || io.read16(USBCMD) & CMD_HCRESET == 0) {
+        if !poll_until(&hal, HANDSHAKE_US, 100, || {
+            io.read16(USBCMD) & CMD_HCRESET == 0
+        }) {
             return Err(InitError::Timeout("reset"));
         }
         let mut ports = 0u8;
@@ -312,7 +316,9 @@ impl<H: Hal, M: Mmio> Uhci<H, M> {
         io.write32(FLBASEADD, sched.phys() as u32);
         io.write16(USBINTR, if interrupts { INTR_ENABLE } else { 0 });
         io.write16(USBCMD, CMD_RS | CMD_CF | CMD_MAXP);
-        if !poll_until(&hal, 100_000, 100, || io.read16(USBSTS) & STS_HALTED == 0) {
+        if !poll_until(&hal, HANDSHAKE_US, 100, || {
+            io.read16(USBSTS) & STS_HALTED == 0
+        }) {
             return Err(InitError::Timeout("start"));
         }
         let mut devices = Vec::new();

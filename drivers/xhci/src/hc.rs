@@ -40,7 +40,7 @@ impl<H: Hal, M: Mmio> HostController for Xhci<H, M> {
         }
         if self.is_usb3(port) {
             // USB 3: link training enables the port by itself; wait for it.
-            if !poll_until(&self.hal, 1_000_000, 1000, || {
+            if !poll_until(&self.hal, HANDSHAKE_US, 1000, || {
                 m.read32(off) & PORTSC_PED != 0
             }) {
                 // Still not enabled: a warm reset.
@@ -51,7 +51,7 @@ impl<H: Hal, M: Mmio> HostController for Xhci<H, M> {
             let sc = m.read32(off);
             m.write32(off, (sc & PORTSC_KEEP) | PORTSC_PR);
         }
-        let ok = poll_until(&self.hal, 1_000_000, 1000, || {
+        let ok = poll_until(&self.hal, HANDSHAKE_US, 1000, || {
             let sc = m.read32(off);
             sc & PORTSC_PR == 0 && sc & PORTSC_PED != 0 || sc & PORTSC_CCS == 0
         });

@@ -36,7 +36,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use adros_hal::{Dma, Event, Hal, HalError, Mmio, PhysAddr, dma_wmb, poll_until};
+use adros_hal::{Dma, Event, HANDSHAKE_US, Hal, HalError, Mmio, PhysAddr, dma_wmb, poll_until};
 use adros_usb::desc::{EndpointDescriptor, TransferType as EpType};
 use adros_usb::{DeviceId, HostController, PortStatus, Setup, Speed, UsbError};
 use xhci::context::{EndpointType, InputHandler};
@@ -243,14 +243,14 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
         let cmd = mmio.read32(op + USBCMD);
         if mmio.read32(op + USBSTS) & USBSTS_HCH == 0 {
             mmio.write32(op + USBCMD, cmd & !USBCMD_RS);
-            if !poll_until(&hal, 100_000, 100, || {
+            if !poll_until(&hal, HANDSHAKE_US, 100, || {
                 mmio.read32(op + USBSTS) & USBSTS_HCH != 0
             }) {
                 return Err(InitError::Timeout("halt"));
             }
         }
         mmio.write32(op + USBCMD, USBCMD_HCRST);
-        if !poll_until(&hal, 1_000_000, 1000, || {
+        if !poll_until(&hal, 2 * HANDSHAKE_US, 1000, || {
             mmio.read32(op + USBCMD) & USBCMD_HCRST == 0
                 && mmio.read32(op + USBSTS) & USBSTS_CNR == 0
         }) {
@@ -288,7 +288,7 @@ impl<H: Hal, M: Mmio> Xhci<H, M> {
             op + USBCMD,
             USBCMD_RS | if interrupts { USBCMD_INTE } else { 0 },
         );
-        if !poll_until(&hal, 100_000, 100, || {
+        if !poll_until(&hal, HANDSHAKE_US, 100, || {
             mmio.read32(op + USBSTS) & USBSTS_HCH == 0
         }) {
             return Err(InitError::Timeout("start"));
@@ -542,7 +542,7 @@ fn bios_handoff<H: Hal, M: Mmio + ?Sized>(hal: &H, m: &M, mut off: usize) {
         let w0 = m.read32(off);
         if w0 & 0xff == XECP_LEGACY {
             m.write32(off, w0 | LEGSUP_OS_OWNED);
-            poll_until(hal, 1_000_000, 1000, || {
+            poll_until(hal, HANDSHAKE_US, 1000, || {
                 m.read32(off) & LEGSUP_BIOS_OWNED == 0
             });
             // SMI enables off.
