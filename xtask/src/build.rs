@@ -60,10 +60,13 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
 }
 
 /// The aarch64 image (`adros-aarch64`: the kernel core with its aarch64 boot path and a
-/// small `kmain`), an ELF for QEMU's `-kernel`.
+/// small `kmain`), an ELF for QEMU's `-kernel`. The kernel crate (`adros-kernel`, without
+/// rump: NetBSD is cross-built for x86_64 only) is built beside it, into the same directory.
 pub fn build_kernel_aarch64(debug: bool) -> Result<PathBuf> {
     let target = adros_tests::qemu::Arch::Aarch64.kernel_target();
-    let pb = spinner("building the aarch64 image (cargo build -p adros-aarch64)");
+    let pb = spinner(
+        "building the aarch64 image and kernel (cargo build -p adros-aarch64 -p adros-kernel)",
+    );
     let profile = if debug { "dev" } else { "release" };
     let out = Command::new(env!("CARGO"))
         .current_dir(root())
@@ -71,6 +74,8 @@ pub fn build_kernel_aarch64(debug: bool) -> Result<PathBuf> {
             "build",
             "-p",
             "adros-aarch64",
+            "-p",
+            "adros-kernel",
             "--target",
             target,
             "--profile",

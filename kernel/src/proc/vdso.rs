@@ -8,7 +8,12 @@ use crate::errno::KResult;
 use crate::mm::uspace::{AddressSpace, ImagePages, PROT_EXEC, PROT_READ};
 
 /// The vDSO as linked (at address 0).
+#[cfg(target_arch = "x86_64")]
 static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vdso.so"));
+/// No arm64 vDSO yet (kernel/build.rs would need an aarch64 cross compiler): processes get
+/// none and make system calls, as without `AT_SYSINFO_EHDR` on Linux.
+#[cfg(not(target_arch = "x86_64"))]
+static IMAGE: &[u8] = &[];
 
 const PAGE: u64 = 4096;
 /// Where the clock page goes; the vDSO follows it (the vDSO reaches it at -4096).
@@ -19,6 +24,9 @@ pub const VDSO_AT: u64 = VVAR_AT + PAGE;
 static PAGES: spin::Once<Option<ImagePages>> = spin::Once::new();
 
 fn load() -> KResult<ImagePages> {
+    if IMAGE.is_empty() {
+        return Err(crate::errno::Errno::ENODEV);
+    }
     let scratch = AddressSpace::new()?;
     let end = VDSO_AT + (IMAGE.len() as u64).div_ceil(PAGE) * PAGE;
     scratch.map_anon(VDSO_AT, end, PROT_READ | PROT_EXEC, "[vdso]")?;
