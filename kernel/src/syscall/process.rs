@@ -523,7 +523,7 @@ fn uname(c: &mut Call<'_>) -> KResult<u64> {
     set_cstr(&mut u.nodename, host.as_bytes());
     set_cstr(&mut u.release, UNAME_RELEASE.as_bytes());
     set_cstr(&mut u.version, b"#1 SMP AdrOS 0.1.0");
-    set_cstr(&mut u.machine, b"x86_64");
+    set_cstr(&mut u.machine, super::arch::UNAME_MACHINE);
     set_cstr(&mut u.domainname, b"(none)");
     write_val(c.a0(), &u)?;
     Ok(0)

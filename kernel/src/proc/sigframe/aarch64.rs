@@ -3,9 +3,9 @@
 //! PSTATE and the fault address, and in its reserved area an `fpsimd_context` record (q0–q31,
 //! FPSR, FPCR) followed by the end record — with a frame record (x29, x30) above it. The
 //! handler gets x0 = signal, x1 = &info, x2 = &uc, SP at the frame, x29 at the frame record,
-//! and returns through x30 = `sa_restorer` (`svc` for `rt_sigreturn`). Linux falls back to
-//! its vDSO's trampoline when there is no restorer; there is no arm64 vDSO here yet, so such
-//! a handler returns to address 0 and the process gets SIGSEGV (logged).
+//! and returns through x30 = `sa_restorer` (`svc` for `rt_sigreturn`), or without one (glibc
+//! never gives one on arm64) to the trampoline Linux keeps in its vDSO, here the page
+//! `vdso::SIGRETURN_AT`.
 
 use alloc::sync::Arc;
 use core::mem::{offset_of, size_of};
@@ -131,11 +131,7 @@ pub fn setup(
     let restorer = if act.flags & SA_RESTORER != 0 {
         act.restorer
     } else {
-        log::warn!(
-            "pid {}: signal {sig} handler without SA_RESTORER: no arm64 vDSO trampoline yet; it returns to 0",
-            t.process.pid
-        );
-        0
+        crate::proc::vdso::SIGRETURN_AT
     };
     write_val(record, &[frame.x[29], frame.x[30]])?;
     frame.set_sp(base);

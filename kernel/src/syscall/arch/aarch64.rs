@@ -223,3 +223,96 @@ pub const EXECVEAT: usize = 281;
 /// the argument positions of the child's TID address and the TLS value.
 pub const CLONE_CHILD_TID_ARG: usize = 4;
 pub const CLONE_TLS_ARG: usize = 3;
+
+/// The ELF machine `execve` runs (EM_AARCH64), the `AT_PLATFORM` string, `AT_HWCAP`
+/// (HWCAP_FP | HWCAP_ASIMD: what every ARMv8-A CPU here has) and `uname`'s machine.
+pub const ELF_MACHINE: u16 = 183;
+pub const PLATFORM: &[u8] = b"aarch64\0";
+pub const HWCAP: u64 = 0x3;
+pub const UNAME_MACHINE: &[u8] = b"aarch64";
+
+/// `struct stat` of asm-generic (include/uapi/asm-generic/stat.h): 128 bytes, 32-bit mode,
+/// nlink and blksize, where x86_64's is 144 (`abi::Stat`, from which it is filled).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, zerocopy::IntoBytes, zerocopy::Immutable)]
+pub struct Stat {
+    st_dev: u64,
+    st_ino: u64,
+    st_mode: u32,
+    st_nlink: u32,
+    st_uid: u32,
+    st_gid: u32,
+    st_rdev: u64,
+    __pad1: u64,
+    st_size: i64,
+    st_blksize: i32,
+    __pad2: i32,
+    st_blocks: i64,
+    st_atime: i64,
+    st_atime_nsec: i64,
+    st_mtime: i64,
+    st_mtime_nsec: i64,
+    st_ctime: i64,
+    st_ctime_nsec: i64,
+    __unused: [u32; 2],
+}
+const _: () = assert!(core::mem::size_of::<Stat>() == 128);
+const _: () = assert!(core::mem::offset_of!(Stat, st_size) == 48);
+const _: () = assert!(core::mem::offset_of!(Stat, st_blocks) == 64);
+
+impl From<&crate::syscall::abi::Stat> for Stat {
+    fn from(s: &crate::syscall::abi::Stat) -> Self {
+        Stat {
+            st_dev: s.st_dev,
+            st_ino: s.st_ino,
+            st_mode: s.st_mode,
+            st_nlink: s.st_nlink.min(u64::from(u32::MAX)) as u32,
+            st_uid: s.st_uid,
+            st_gid: s.st_gid,
+            st_rdev: s.st_rdev,
+            __pad1: 0,
+            st_size: s.st_size,
+            st_blksize: s.st_blksize.clamp(0, i64::from(i32::MAX)) as i32,
+            __pad2: 0,
+            st_blocks: s.st_blocks,
+            st_atime: s.st_atime,
+            st_atime_nsec: s.st_atime_nsec,
+            st_mtime: s.st_mtime,
+            st_mtime_nsec: s.st_mtime_nsec,
+            st_ctime: s.st_ctime,
+            st_ctime_nsec: s.st_ctime_nsec,
+            __unused: [0; 2],
+        }
+    }
+}
+
+/// `struct stat` in arm64's layout.
+pub fn stat(s: &crate::fs::node::Stat) -> Stat {
+    Stat::from(&crate::syscall::abi::Stat::from(s))
+}
+
+/// Open flags where arm64 numbers them apart from x86_64 (arch/arm64/include/uapi/asm/
+/// fcntl.h): (arm64, x86_64) for O_DIRECTORY, O_NOFOLLOW, O_DIRECT, O_LARGEFILE.
+const OPEN_FLAG_MAP: [(u32, u32); 4] = [
+    (0o40000, 0o200000),
+    (0o100000, 0o400000),
+    (0o200000, 0o40000),
+    (0o400000, 0o100000),
+];
+const OPEN_FLAG_BITS: u32 = 0o740000;
+
+/// Open flags as the kernel numbers them (x86_64's) from arm64's.
+pub fn open_flags_in(f: u32) -> u32 {
+    OPEN_FLAG_MAP
+        .iter()
+        .filter(|(arm, _)| f & arm != 0)
+        .fold(f & !OPEN_FLAG_BITS, |acc, (_, x86)| acc | x86)
+}
+
+/// Open flags as arm64 numbers them, from the kernel's (x86_64's).
+pub fn open_flags_out(f: u32) -> u32 {
+    OPEN_FLAG_MAP
+        .iter()
+        .filter(|(_, x86)| f & x86 != 0)
+        .fold(f & !OPEN_FLAG_BITS, |acc, (arm, _)| acc | arm)
+}

@@ -26,6 +26,30 @@ pub const EXECVEAT: usize = 322;
 pub const CLONE_CHILD_TID_ARG: usize = 3;
 pub const CLONE_TLS_ARG: usize = 4;
 
+/// The ELF machine `execve` runs (EM_X86_64), the `AT_PLATFORM` string, `AT_HWCAP` (CPUID
+/// leaf 1's EDX as Linux reports it for QEMU's CPUs) and `uname`'s machine.
+pub const ELF_MACHINE: u16 = 62;
+pub const PLATFORM: &[u8] = b"x86_64\0";
+pub const HWCAP: u64 = 0x178bfbff;
+pub const UNAME_MACHINE: &[u8] = b"x86_64";
+
+/// `struct stat` in x86_64's own layout, which `abi::Stat` is.
+#[inline]
+pub fn stat(s: &crate::fs::node::Stat) -> crate::syscall::abi::Stat {
+    crate::syscall::abi::Stat::from(s)
+}
+
+/// Open flags: the kernel numbers them as x86_64 does.
+#[inline]
+pub fn open_flags_in(f: u32) -> u32 {
+    f
+}
+
+#[inline]
+pub fn open_flags_out(f: u32) -> u32 {
+    f
+}
+
 const ARCH_SET_GS: u64 = 0x1001;
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
