@@ -90,8 +90,49 @@ pub fn build_kernel_aarch64(debug: bool) -> Result<PathBuf> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let dir = if debug { "debug" } else { "release" };
-    Ok(target_dir().join(target).join(dir).join("adros-aarch64"))
+    let dir = target_dir()
+        .join(target)
+        .join(if debug { "debug" } else { "release" });
+    let kernel = dir.join("adros-kernel");
+    flat_image(&kernel, &dir.join("adros-kernel.img"))?;
+    Ok(dir.join("adros-aarch64"))
+}
+
+/// The aarch64 kernel as an arm64 Linux `Image` (beside the ELF `build_kernel_aarch64`
+/// builds): QEMU boots that through its Linux path, which hands over the `-initrd` in the
+/// device tree (it does not for an ELF).
+pub fn aarch64_kernel_image(debug: bool) -> PathBuf {
+    target_dir()
+        .join(adros_tests::qemu::Arch::Aarch64.kernel_target())
+        .join(if debug { "debug" } else { "release" })
+        .join("adros-kernel.img")
+}
+
+/// `llvm-objcopy -O binary` (the toolchain's `llvm-tools` component): the loadable bytes
+/// from the load address on; the Image header is the first of them (boot.S).
+fn flat_image(elf: &Path, out: &Path) -> Result<()> {
+    let sysroot = Command::new("rustc")
+        .current_dir(root())
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    let objcopy = std::fs::read_dir(sysroot.join("lib/rustlib"))
+        .map_err(|e| format!("{}: {e}", sysroot.display()))?
+        .flatten()
+        .map(|e| e.path().join("bin/llvm-objcopy"))
+        .find(|p| p.is_file())
+        .ok_or("no llvm-objcopy in the toolchain (rustup component add llvm-tools)")?;
+    let st = Command::new(&objcopy)
+        .args(["-O", "binary"])
+        .arg(elf)
+        .arg(out)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", objcopy.display()))?;
+    if !st.success() {
+        return Err(format!("llvm-objcopy -O binary {} failed", elf.display()));
+    }
+    Ok(())
 }
 
 /// `build`, with extra `HOST:GUEST` files (`run --add`) and Debian packages with their
