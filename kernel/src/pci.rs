@@ -387,6 +387,10 @@ pub fn map_bar_regs(dev: &PciDevice, index: usize) -> Result<BarRegs, BarError> 
 /// line with its BARs and routed IRQ (with `loglevel=7` also prog-if, subsystem and
 /// capabilities).
 pub fn describe(lines: &mut Vec<String>) {
+    if !firmware::HAS_PCI {
+        lines.push(String::from("pci: none on this architecture yet"));
+        return;
+    }
     let devs = devices();
     lines.push(format!(
         "pci: {} functions via {}",
