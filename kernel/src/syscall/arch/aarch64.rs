@@ -286,6 +286,24 @@ impl From<&crate::syscall::abi::Stat> for Stat {
     }
 }
 
+/// `struct epoll_event` on arm64: not packed (16 bytes, `data` at 8), unlike x86_64's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+pub struct EpollEvent {
+    pub events: u32,
+    _pad: u32,
+    pub data: u64,
+}
+const _: () = assert!(core::mem::size_of::<EpollEvent>() == 16);
+
+pub fn epoll_event(events: u32, data: u64) -> EpollEvent {
+    EpollEvent {
+        events,
+        _pad: 0,
+        data,
+    }
+}
+
 /// `struct stat` in arm64's layout.
 pub fn stat(s: &crate::fs::node::Stat) -> Stat {
     Stat::from(&crate::syscall::abi::Stat::from(s))

@@ -39,6 +39,14 @@ pub fn stat(s: &crate::fs::node::Stat) -> crate::syscall::abi::Stat {
     crate::syscall::abi::Stat::from(s)
 }
 
+/// `struct epoll_event`: packed (12 bytes) on x86_64, which `abi::EpollEvent` is.
+pub use crate::syscall::abi::EpollEvent;
+
+#[inline]
+pub fn epoll_event(events: u32, data: u64) -> EpollEvent {
+    EpollEvent { events, data }
+}
+
 /// Open flags: the kernel numbers them as x86_64 does.
 #[inline]
 pub fn open_flags_in(f: u32) -> u32 {
