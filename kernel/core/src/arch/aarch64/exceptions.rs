@@ -2,8 +2,10 @@
 //! stack (the running thread's kernel stack), go to the GIC and then through the
 //! scheduler's preemption point. From EL0, system calls (`svc`), instruction and data
 //! aborts and anything else go to the user-mode hooks the layers above registered
-//! (`arch::hooks`), and every return to EL0 passes their `return_to_user`. Anything else
-//! at EL1 is unexpected and ends in a report — exception class decoded from ESR, the fault address, ELR with its
+//! (`arch::hooks`), and every return to EL0 passes their `return_to_user`. A data abort at
+//! EL1 inside a user copy (`uaccess`) on a user address is carried back to the interrupted
+//! kernel stack and offered to the address space there, or made EFAULT by the copy's fixup
+//! (`adros_kernel_fault`). Anything else at EL1 is unexpected and ends in a report — exception class decoded from ESR, the fault address, ELR with its
 //! symbol, every register — and a failing exit. Those fatal entries first move to this
 //! CPU's emergency stack (SP_EL0, unused by the kernel until user mode), so that a kernel
 //! stack overflow — a fault on the guard page under the stack — is reported instead of
