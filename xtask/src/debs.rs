@@ -305,31 +305,6 @@ fn prune(root: &Path) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_alternatives_and_virtual_packages() {
-        let out = "python3.11\n  Depends: python3.11-minimal\n |Depends: media-types\n  Depends: mime-support\n  Breaks: python3-all\n  Recommends: ca-certificates\nfoo\n  PreDepends: libc6\n  Depends: <awk>\n    mawk\n    gawk\n  Depends: <nothing>\n";
-        let d = parse_depends(out);
-        assert_eq!(
-            d["python3.11"],
-            vec![
-                vec!["python3.11-minimal".to_string()],
-                vec!["media-types".to_string(), "mime-support".to_string()],
-            ]
-        );
-        assert_eq!(
-            d["foo"],
-            vec![
-                vec!["libc6".to_string()],
-                vec!["mawk".to_string(), "gawk".to_string()],
-            ]
-        );
-    }
-}
-
 /// Debian's arm64 `busybox-static` (issue 19's aarch64 userland), fetched once into
 /// `~/.cache/adros/debs-arm64/`: `apt-get update` and `apt-get download` with that directory
 /// as apt's list and archive cache and arm64 as the only architecture (so the host's own apt
@@ -395,4 +370,29 @@ pub fn arm64_busybox() -> Result<PathBuf> {
         return Err(format!("dpkg-deb -x {} gave no bin/busybox", deb.display()));
     }
     Ok(busybox)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_alternatives_and_virtual_packages() {
+        let out = "python3.11\n  Depends: python3.11-minimal\n |Depends: media-types\n  Depends: mime-support\n  Breaks: python3-all\n  Recommends: ca-certificates\nfoo\n  PreDepends: libc6\n  Depends: <awk>\n    mawk\n    gawk\n  Depends: <nothing>\n";
+        let d = parse_depends(out);
+        assert_eq!(
+            d["python3.11"],
+            vec![
+                vec!["python3.11-minimal".to_string()],
+                vec!["media-types".to_string(), "mime-support".to_string()],
+            ]
+        );
+        assert_eq!(
+            d["foo"],
+            vec![
+                vec!["libc6".to_string()],
+                vec!["mawk".to_string(), "gawk".to_string()],
+            ]
+        );
+    }
 }
