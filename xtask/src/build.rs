@@ -17,8 +17,9 @@ pub struct BuildArgs {
     /// Build the kernel with the dev profile (faster to compile, slower to run).
     #[arg(long)]
     pub debug: bool,
-    /// The CPU architecture: x86_64 (the default: kernel, initrd, ISO) or aarch64 (the
-    /// aarch64 image of the kernel core for QEMU `virt`; see docs/arch.md).
+    /// The CPU architecture: x86_64 (the default: kernel, initrd, ISO) or aarch64 (for QEMU
+    /// `virt`: the kernel core's test image, and the kernel as an ELF and an arm64 Image;
+    /// see docs/arch.md).
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<String>,
 }
