@@ -136,6 +136,13 @@ fn main() {
         ));
     }
     std::fs::write(out.join("linksets.ld"), ld).expect("writing linksets.ld");
+    println!("cargo::rerun-if-changed=linker-aarch64.ld");
+    if target.starts_with("aarch64-") && target.ends_with("-none-softfloat") {
+        // The aarch64 kernel: the core's boot stub and layout (no vDSO, no rump yet).
+        let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+        println!("cargo::rustc-link-arg-bins=-T{dir}/linker-aarch64.ld");
+        println!("cargo::rustc-link-arg-bins=--no-dynamic-linker");
+    }
     if target == "x86_64-unknown-none" {
         let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
         println!("cargo::rustc-link-arg-bins=-L{}", out.display());

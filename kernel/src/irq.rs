@@ -18,9 +18,63 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::arch::idt::TrapFrame;
-use crate::arch::{apic, idt, ioapic};
+use crate::arch::TrapFrame;
 use crate::sync::spin::IrqSpinLock;
+
+/// The interrupt controller under the lines: x86_64's I/O APICs and IDT vectors. On
+/// aarch64 device interrupts are GIC SPIs, which are not routed yet (no device there needs
+/// one: there is no PCI on aarch64 yet), so `attach` says so and fails.
+#[cfg(target_arch = "x86_64")]
+mod backend {
+    use crate::arch::{TrapFrame, apic, idt, ioapic};
+
+    pub fn vector_of(frame: &TrapFrame) -> usize {
+        frame.vector as usize & 0xff
+    }
+
+    /// A free vector, delivering to `dispatch`.
+    pub fn alloc_vector(dispatch: idt::Handler) -> Option<u8> {
+        let v = ioapic::alloc_vector()?;
+        idt::register(v, dispatch);
+        Some(v)
+    }
+
+    /// PCI INTx: level-triggered, active low.
+    pub fn route(gsi: u32, vector: u8) -> Result<(), alloc::string::String> {
+        ioapic::route(gsi, vector, apic::id(), true, true).map_err(|e| alloc::format!("{e}"))
+    }
+
+    pub fn mask(gsi: u32) {
+        let _ = ioapic::mask(gsi);
+    }
+
+    pub fn unmask(gsi: u32) {
+        let _ = ioapic::unmask(gsi);
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod backend {
+    use crate::arch::TrapFrame;
+
+    pub fn vector_of(_frame: &TrapFrame) -> usize {
+        0
+    }
+
+    pub fn alloc_vector(_dispatch: fn(&mut TrapFrame)) -> Option<u8> {
+        Some(0)
+    }
+
+    pub fn route(_gsi: u32, _vector: u8) -> Result<(), alloc::string::String> {
+        Err(alloc::string::String::from(
+            "device interrupts (GIC SPIs) are not routed on aarch64 yet",
+        ))
+    }
+
+    pub fn mask(_gsi: u32) {}
+
+    pub fn unmask(_gsi: u32) {}
+}
 
 /// A hard-interrupt handler: called with interrupts off on the CPU the line is routed to.
 pub type Handler = Box<dyn Fn() + Send + Sync>;
@@ -45,7 +99,7 @@ pub enum IrqError {
 }
 
 fn dispatch(frame: &mut TrapFrame) {
-    let gsi = VECTOR_GSI[frame.vector as usize & 0xff].load(Ordering::Acquire);
+    let gsi = VECTOR_GSI[backend::vector_of(frame)].load(Ordering::Acquire);
     // Copied out so a handler may attach or mask lines (which takes LINES) without deadlock.
     let hs: Vec<Arc<Handler>> = {
         let l = LINES.lock();
@@ -71,11 +125,9 @@ pub fn attach(gsi: u32, owner: &'static str, handler: Handler) -> Result<(), Irq
         line.handlers.push((owner, handler));
         return Ok(());
     }
-    let vector = ioapic::alloc_vector().ok_or(IrqError::NoVector)?;
+    let vector = backend::alloc_vector(dispatch).ok_or(IrqError::NoVector)?;
     VECTOR_GSI[vector as usize].store(gsi, Ordering::Release);
-    idt::register(vector, dispatch);
-    // PCI INTx: level-triggered, active low.
-    ioapic::route(gsi, vector, apic::id(), true, true).map_err(|e| {
+    backend::route(gsi, vector).map_err(|e| {
         log::warn!("irq: GSI {gsi}: {e}");
         IrqError::NotRoutable
     })?;
@@ -89,18 +141,18 @@ pub fn attach(gsi: u32, owner: &'static str, handler: Handler) -> Result<(), Irq
         },
     );
     drop(lines);
-    let _ = ioapic::unmask(gsi);
+    backend::unmask(gsi);
     Ok(())
 }
 
 /// Masks `gsi` at the I/O APIC (callable from a handler).
 pub fn mask(gsi: u32) {
-    let _ = ioapic::mask(gsi);
+    backend::mask(gsi);
 }
 
 /// Unmasks `gsi` again (from the thread that finished the line's work).
 pub fn unmask(gsi: u32) {
-    let _ = ioapic::unmask(gsi);
+    backend::unmask(gsi);
 }
 
 /// One line per GSI in use: `irq GSI vector=V count=N owners=a,b`.

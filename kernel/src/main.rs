@@ -10,7 +10,10 @@ extern crate alloc;
 // The core (CPU, memory, locks, time, scheduling, reports) is its own crate, which names
 // nothing above it; its modules keep their paths here (`crate::arch`, `crate::sched`, …).
 #[cfg(target_os = "none")]
-pub use adros_core::{acpi, panic, profile, sched};
+pub use adros_core::{panic, sched};
+// ACPI and the sampling profiler (NMI-driven) are x86_64's.
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
+pub use adros_core::{acpi, profile};
 pub use adros_core::{arch, bootinfo, cmdline, errno, firmware, klog, mm, symbols, sync, time};
 pub use adros_core::{print, println};
 

@@ -18,10 +18,38 @@ pub use adros_pci::{
     Bar, BarKind, Capability, CommandRegister, ConfigSpace, PciAddress, PciDevice,
 };
 
-use crate::acpi::McfgRegion;
+use crate::firmware::McfgRegion;
 use crate::mm::mmio;
 use crate::mm::paging::MapError;
 use crate::sync::spin::IrqSpinLock;
+
+/// What the firmware and the CPU give PCI: on x86_64 ACPI's MCFG (ECAM windows) and INTx
+/// routing, and configuration mechanism #1 (ports 0xCF8/0xCFC). aarch64 has neither port
+/// I/O nor ACPI here, and its PCIe host bridge (ECAM from the device tree) is not read yet:
+/// [`init`] enumerates nothing there and says so.
+#[cfg(target_arch = "x86_64")]
+mod firmware {
+    pub use crate::acpi::{mcfg_regions, pci_route_irq};
+    pub use crate::arch::pci_cfg;
+    pub const HAS_PCI: bool = true;
+}
+#[cfg(not(target_arch = "x86_64"))]
+mod firmware {
+    pub const HAS_PCI: bool = false;
+    pub fn mcfg_regions() -> alloc::vec::Vec<super::McfgRegion> {
+        alloc::vec::Vec::new()
+    }
+    pub fn pci_route_irq(_bus: u8, _dev: u8, _func: u8, _pin: u8) -> Option<u32> {
+        None
+    }
+    /// Never reached (`init` stops first): an empty bus reads all ones.
+    pub mod pci_cfg {
+        pub fn read(_addr: u32) -> u32 {
+            u32::MAX
+        }
+        pub fn write(_addr: u32, _value: u32) {}
+    }
+}
 
 /// Configuration mechanism #1 (ports 0xCF8/0xCFC): segment 0, offsets below 256 only.
 pub struct PortIo {
@@ -56,7 +84,7 @@ impl ConfigSpace for PortIo {
         };
         // The lock makes the address and data accesses one transaction.
         let _g = self.lock.lock();
-        crate::arch::pci_cfg::read(addr)
+        firmware::pci_cfg::read(addr)
     }
 
     fn write(&self, a: PciAddress, offset: u16, value: u32) {
@@ -64,7 +92,7 @@ impl ConfigSpace for PortIo {
             return;
         };
         let _g = self.lock.lock();
-        crate::arch::pci_cfg::write(addr, value);
+        firmware::pci_cfg::write(addr, value);
     }
 }
 
@@ -185,12 +213,16 @@ pub fn ecam() -> Option<&'static Ecam> {
 /// Enumerates every segment/root bus once and caches the result. Call after `acpi::init`.
 pub fn init() {
     DEVICES.call_once(|| {
+        if !firmware::HAS_PCI {
+            log::info!("pci: no PCI bus on this architecture yet; PCI drivers find nothing");
+            return Vec::new();
+        }
         // `pci.ecam=off` forces port I/O (Linux's `pci=nommconf`), so both paths can be tested.
         let ecam_off = crate::boot::cmdline().param("pci.ecam") == Some("off");
         let regions = if ecam_off {
             Vec::new()
         } else {
-            crate::acpi::mcfg_regions()
+            firmware::mcfg_regions()
         };
         let platform = PLATFORM.call_once(|| Platform {
             ecam: (!regions.is_empty()).then(|| Ecam::new(&regions)),
@@ -219,7 +251,7 @@ pub fn init() {
         let snapshot = devices.clone();
         for d in &mut devices {
             if d.addr.segment() == 0 {
-                d.irq = adros_pci::route_irq(&snapshot, d, crate::acpi::pci_route_irq);
+                d.irq = adros_pci::route_irq(&snapshot, d, firmware::pci_route_irq);
             }
             if d.capabilities_malformed {
                 log::warn!(
@@ -355,6 +387,10 @@ pub fn map_bar_regs(dev: &PciDevice, index: usize) -> Result<BarRegs, BarError> 
 /// line with its BARs and routed IRQ (with `loglevel=7` also prog-if, subsystem and
 /// capabilities).
 pub fn describe(lines: &mut Vec<String>) {
+    if !firmware::HAS_PCI {
+        lines.push(String::from("pci: none on this architecture yet"));
+        return;
+    }
     let devs = devices();
     lines.push(format!(
         "pci: {} functions via {}",

@@ -463,25 +463,7 @@ fn global(name: &str) -> KResult<String> {
             let _ = writeln!(s, "SwapTotal:      {:8} kB", 0);
             let _ = writeln!(s, "SwapFree:       {:8} kB", 0);
         }
-        "cpuinfo" => {
-            let brand = crate::arch::cpu::brand();
-            let mhz = crate::time::tsc_hz() as f64 / 1e6;
-            let n = crate::arch::smp::online_count();
-            for c in crate::arch::percpu::online_cpus() {
-                let _ = write!(
-                    s,
-                    "processor\t: {}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 0\nmodel name\t: {}\nstepping\t: 0\ncpu MHz\t\t: {:.3}\ncache size\t: 512 KB\nphysical id\t: 0\nsiblings\t: {}\ncore id\t\t: {}\ncpu cores\t: {}\napicid\t\t: {}\nfpu\t\t: yes\nflags\t\t: fpu tsc msr pae apic sse sse2 syscall nx lm\nbogomips\t: {:.2}\naddress sizes\t: 40 bits physical, 48 bits virtual\n\n",
-                    c.cpu_id,
-                    brand,
-                    mhz,
-                    n,
-                    c.cpu_id,
-                    n,
-                    c.apic_id,
-                    mhz * 2.0
-                );
-            }
-        }
+        "cpuinfo" => cpuinfo(&mut s),
         "stat" => {
             let mut tot = [0u64; 2];
             let mut lines = String::new();
@@ -516,7 +498,7 @@ fn global(name: &str) -> KResult<String> {
                 .ok();
             }
         }
-        "profile" => s.push_str(&crate::profile::report(60)),
+        "profile" => profile_report(&mut s),
         "execcache" => {
             // The executable image cache (`proc::imgcache`).
             let (images, pages, hits, misses) = crate::proc::imgcache::stats();
@@ -719,4 +701,50 @@ fn per_pid(pid: u32, name: &str) -> KResult<String> {
         _ => return Err(Errno::EINVAL),
     }
     Ok(s)
+}
+
+/// `/proc/cpuinfo` in x86_64 Linux's format.
+#[cfg(target_arch = "x86_64")]
+fn cpuinfo(s: &mut String) {
+    let brand = crate::arch::cpu::brand();
+    let mhz = crate::time::tsc_hz() as f64 / 1e6;
+    let n = crate::arch::smp::online_count();
+    for c in crate::arch::percpu::online_cpus() {
+        let _ = write!(
+            s,
+            "processor\t: {}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 0\nmodel name\t: {}\nstepping\t: 0\ncpu MHz\t\t: {:.3}\ncache size\t: 512 KB\nphysical id\t: 0\nsiblings\t: {}\ncore id\t\t: {}\ncpu cores\t: {}\napicid\t\t: {}\nfpu\t\t: yes\nflags\t\t: fpu tsc msr pae apic sse sse2 syscall nx lm\nbogomips\t: {:.2}\naddress sizes\t: 40 bits physical, 48 bits virtual\n\n",
+            c.cpu_id,
+            brand,
+            mhz,
+            n,
+            c.cpu_id,
+            n,
+            c.apic_id,
+            mhz * 2.0
+        );
+    }
+}
+
+/// `/proc/cpuinfo` in arm64 Linux's format.
+#[cfg(target_arch = "aarch64")]
+fn cpuinfo(s: &mut String) {
+    let mhz = crate::time::tsc_hz() as f64 / 1e6;
+    for c in crate::arch::percpu::online_cpus() {
+        let _ = write!(
+            s,
+            "processor\t: {}\nBogoMIPS\t: {:.2}\nFeatures\t: fp asimd cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nMPIDR\t\t: {:#x}\nmodel name\t: {}\n\n",
+            c.cpu_id,
+            mhz * 2.0,
+            c.mpidr,
+            crate::arch::cpu::brand()
+        );
+    }
+}
+
+/// `/proc/profile`: the sampling profiler's report (x86_64: it samples by NMI).
+fn profile_report(s: &mut String) {
+    #[cfg(target_arch = "x86_64")]
+    s.push_str(&crate::profile::report(60));
+    #[cfg(not(target_arch = "x86_64"))]
+    s.push_str("no profiler on this architecture (x86_64's samples by NMI)\n");
 }

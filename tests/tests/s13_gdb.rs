@@ -87,7 +87,9 @@ fn gdb_breaks_in_a_kernel_function_and_prints_a_backtrace() {
         bt.first()
             .is_some_and(|l| l.contains("adros_core::mm::phys::init"))
             && bt.iter().any(|l| l.contains("adros_core::boot::early"))
-            && bt.iter().any(|l| l.contains("adros_kernel::boot::kmain")),
+            && bt
+                .iter()
+                .any(|l| l.contains("adros_kernel::boot::x86_64::kmain")),
         "the backtrace does not lead from kmain to mm::phys::init: {bt:?}\n{ctx}"
     );
 }

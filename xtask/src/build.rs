@@ -17,8 +17,9 @@ pub struct BuildArgs {
     /// Build the kernel with the dev profile (faster to compile, slower to run).
     #[arg(long)]
     pub debug: bool,
-    /// The CPU architecture: x86_64 (the default: kernel, initrd, ISO) or aarch64 (the
-    /// aarch64 image of the kernel core for QEMU `virt`; see docs/arch.md).
+    /// The CPU architecture: x86_64 (the default: kernel, initrd, ISO) or aarch64 (for QEMU
+    /// `virt`: the kernel core's test image, and the kernel as an ELF and an arm64 Image;
+    /// see docs/arch.md).
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<String>,
 }
@@ -60,10 +61,13 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
 }
 
 /// The aarch64 image (`adros-aarch64`: the kernel core with its aarch64 boot path and a
-/// small `kmain`), an ELF for QEMU's `-kernel`.
+/// small `kmain`), an ELF for QEMU's `-kernel`. The kernel crate (`adros-kernel`, without
+/// rump: NetBSD is cross-built for x86_64 only) is built beside it, into the same directory.
 pub fn build_kernel_aarch64(debug: bool) -> Result<PathBuf> {
     let target = adros_tests::qemu::Arch::Aarch64.kernel_target();
-    let pb = spinner("building the aarch64 image (cargo build -p adros-aarch64)");
+    let pb = spinner(
+        "building the aarch64 image and kernel (cargo build -p adros-aarch64 -p adros-kernel)",
+    );
     let profile = if debug { "dev" } else { "release" };
     let out = Command::new(env!("CARGO"))
         .current_dir(root())
@@ -71,6 +75,8 @@ pub fn build_kernel_aarch64(debug: bool) -> Result<PathBuf> {
             "build",
             "-p",
             "adros-aarch64",
+            "-p",
+            "adros-kernel",
             "--target",
             target,
             "--profile",
@@ -85,8 +91,49 @@ pub fn build_kernel_aarch64(debug: bool) -> Result<PathBuf> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let dir = if debug { "debug" } else { "release" };
-    Ok(target_dir().join(target).join(dir).join("adros-aarch64"))
+    let dir = target_dir()
+        .join(target)
+        .join(if debug { "debug" } else { "release" });
+    let kernel = dir.join("adros-kernel");
+    flat_image(&kernel, &dir.join("adros-kernel.img"))?;
+    Ok(dir.join("adros-aarch64"))
+}
+
+/// The aarch64 kernel as an arm64 Linux `Image` (beside the ELF `build_kernel_aarch64`
+/// builds): QEMU boots that through its Linux path, which hands over the `-initrd` in the
+/// device tree (it does not for an ELF).
+pub fn aarch64_kernel_image(debug: bool) -> PathBuf {
+    target_dir()
+        .join(adros_tests::qemu::Arch::Aarch64.kernel_target())
+        .join(if debug { "debug" } else { "release" })
+        .join("adros-kernel.img")
+}
+
+/// `llvm-objcopy -O binary` (the toolchain's `llvm-tools` component): the loadable bytes
+/// from the load address on; the Image header is the first of them (boot.S).
+fn flat_image(elf: &Path, out: &Path) -> Result<()> {
+    let sysroot = Command::new("rustc")
+        .current_dir(root())
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    let objcopy = std::fs::read_dir(sysroot.join("lib/rustlib"))
+        .map_err(|e| format!("{}: {e}", sysroot.display()))?
+        .flatten()
+        .map(|e| e.path().join("bin/llvm-objcopy"))
+        .find(|p| p.is_file())
+        .ok_or("no llvm-objcopy in the toolchain (rustup component add llvm-tools)")?;
+    let st = Command::new(&objcopy)
+        .args(["-O", "binary"])
+        .arg(elf)
+        .arg(out)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", objcopy.display()))?;
+    if !st.success() {
+        return Err(format!("llvm-objcopy -O binary {} failed", elf.display()));
+    }
+    Ok(())
 }
 
 /// `build`, with extra `HOST:GUEST` files (`run --add`) and Debian packages with their

@@ -305,6 +305,73 @@ fn prune(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Debian's arm64 `busybox-static` (issue 19's aarch64 userland), fetched once into
+/// `~/.cache/adros/debs-arm64/`: `apt-get update` and `apt-get download` with that directory
+/// as apt's list and archive cache and arm64 as the only architecture (so the host's own apt
+/// state and `dpkg` architectures are left alone), unpacked with `dpkg-deb -x`, never
+/// installed. Returns the unpacked `bin/busybox`.
+pub fn arm64_busybox() -> Result<PathBuf> {
+    let dir = cache_dir().with_file_name("debs-arm64");
+    let busybox = dir.join("root/bin/busybox");
+    if busybox.is_file() {
+        return Ok(busybox);
+    }
+    for d in ["lists/partial", "archives/partial", "deb"] {
+        std::fs::create_dir_all(dir.join(d))
+            .map_err(|e| format!("creating {}: {e}", dir.join(d).display()))?;
+    }
+    let apt = |args: &[&str]| -> Result<()> {
+        let out = Command::new("apt-get")
+            .current_dir(dir.join("deb"))
+            .args([
+                "-q",
+                "-o",
+                &format!("Dir::State::Lists={}", dir.join("lists").display()),
+                "-o",
+                &format!("Dir::Cache={}", dir.display()),
+                "-o",
+                "Dir::Cache::pkgcache=",
+                "-o",
+                "Dir::Cache::srcpkgcache=",
+                "-o",
+                "APT::Architecture=arm64",
+                "-o",
+                "APT::Architectures::=arm64",
+            ])
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "apt-get {} (arm64) failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    };
+    let pb = spinner("fetching Debian's arm64 busybox-static (apt-get download)");
+    let fetched = apt(&["update"]).and_then(|()| apt(&["download", "busybox-static"]));
+    pb.finish_and_clear();
+    fetched?;
+    let deb = std::fs::read_dir(dir.join("deb"))
+        .map_err(|e| format!("{}: {e}", dir.join("deb").display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or("apt-get download busybox-static (arm64) left no .deb")?;
+    let st = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(dir.join("root"))
+        .status()
+        .map_err(|e| format!("cannot run dpkg-deb: {e}"))?;
+    if !st.success() || !busybox.is_file() {
+        return Err(format!("dpkg-deb -x {} gave no bin/busybox", deb.display()));
+    }
+    Ok(busybox)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

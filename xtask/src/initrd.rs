@@ -95,7 +95,42 @@ pub fn build(extra: &[Extra], trees: &[PathBuf]) -> Result<Packed> {
 
 /// [`build`], written to `path`.
 pub fn build_to(extra: &[Extra], trees: &[PathBuf], path: &Path) -> Result<Packed> {
-    let nodes = collect(extra, trees)?;
+    let nodes = collect(extra, trees, &Userland::host())?;
+    pack(nodes, path)
+}
+
+/// The aarch64 initrd (`<target>/initrd-aarch64.tar.lz4`): the same tree with Debian's arm64
+/// `busybox-static` (`debs::arm64_busybox`) as `/bin/busybox`, its applet links (the host's
+/// busybox of the same Debian release lists them) and no bash.
+pub fn build_aarch64() -> Result<Packed> {
+    let busybox = crate::debs::arm64_busybox()?;
+    let u = Userland {
+        busybox,
+        bash: None,
+    };
+    pack(
+        collect(&[], &[], &u)?,
+        &target_dir().join("initrd-aarch64.tar.lz4"),
+    )
+}
+
+/// The static programs the initrd is built around.
+struct Userland {
+    busybox: PathBuf,
+    bash: Option<PathBuf>,
+}
+
+impl Userland {
+    /// The host's (x86_64) `busybox-static` and `bash-static`.
+    fn host() -> Self {
+        Userland {
+            busybox: BUSYBOX.into(),
+            bash: Some(BASH.into()),
+        }
+    }
+}
+
+fn pack(nodes: BTreeMap<String, Node>, path: &Path) -> Result<Packed> {
     let tar = write_tar(&nodes)?;
     let lz4 = compress(&tar)?;
     let path = path.to_path_buf();
@@ -122,7 +157,7 @@ pub fn build_to(extra: &[Extra], trees: &[PathBuf], path: &Path) -> Result<Packe
 }
 
 /// The guest tree, keyed by archive path (no leading '/'; directories without a trailing '/').
-fn collect(extra: &[Extra], trees: &[PathBuf]) -> Result<BTreeMap<String, Node>> {
+fn collect(extra: &[Extra], trees: &[PathBuf], u: &Userland) -> Result<BTreeMap<String, Node>> {
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
     for (d, mode) in [
         ("bin", 0o755),
@@ -182,18 +217,20 @@ fn collect(extra: &[Extra], trees: &[PathBuf]) -> Result<BTreeMap<String, Node>>
         &mut nodes,
         "bin/busybox",
         Node::File {
-            host: BUSYBOX.into(),
+            host: u.busybox.clone(),
             mode: 0o755,
         },
     );
-    insert(
-        &mut nodes,
-        "bin/bash",
-        Node::File {
-            host: BASH.into(),
-            mode: 0o755,
-        },
-    );
+    if let Some(bash) = &u.bash {
+        insert(
+            &mut nodes,
+            "bin/bash",
+            Node::File {
+                host: bash.clone(),
+                mode: 0o755,
+            },
+        );
+    }
 
     let tree = root().join("initrd");
     let mut seen: HashMap<(u64, u64), String> = HashMap::new();

@@ -6,7 +6,7 @@
 //! - clippy with `-D warnings` on the kernel for `x86_64-unknown-none`, native-only and, when
 //!   NetBSD source is present, with the rump components linked (`cfg(rump_linked)` code);
 //!   the kernel core crate (`adros-core`) with it; and the core with its aarch64 image
-//!   (`adros-aarch64`) for `aarch64-unknown-none-softfloat`;
+//!   (`adros-aarch64`) and the kernel for `aarch64-unknown-none-softfloat`;
 //! - the layering: the kernel core depends on no other crate of this workspace, so nothing
 //!   in it can name processes, files, sockets, system calls or the rump kernel
 //!   ([`core_layering`]).
@@ -129,11 +129,13 @@ pub fn steps(fix: bool) -> Result<Vec<Step>> {
         "adros-core",
         "-p",
         "adros-aarch64",
+        "-p",
+        "adros-kernel",
         "--target",
         adros_tests::qemu::Arch::Aarch64.kernel_target(),
     ];
     v.push(step(
-        "cargo clippy (kernel core and its aarch64 image, aarch64) -D warnings",
+        "cargo clippy (kernel core, its aarch64 image and the kernel, aarch64) -D warnings",
         clippy(&aarch64, None),
     ));
     v.push(core_layering());

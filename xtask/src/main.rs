@@ -39,7 +39,7 @@ enum Cmd {
         check: bool,
     },
     /// Build the kernel, the symbol table and the bootable ISO (target/adros.iso); with
-    /// `--arch aarch64`, the aarch64 image.
+    /// `--arch aarch64`, the core's aarch64 image and the kernel (ELF and arm64 Image).
     Build(build::BuildArgs),
     /// rustfmt and clippy (-D warnings) on the host packages and the kernel (native and with
     /// the rump components): what `cargo xtask test` runs first.

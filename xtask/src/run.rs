@@ -204,8 +204,10 @@ fn interactive(mut cmd: Command, qemu_bin: &str, what: &str) -> Result<i32> {
 }
 
 /// `--arch aarch64`: the aarch64 image on QEMU `virt` (GICv3, Cortex-A72), the ELF through
-/// `-kernel`, `--cmdline` as the device tree's bootargs. What needs the x86_64 kernel (user
-/// space, disks, USB, network, sound, the ISO) is refused with a reason.
+/// `-kernel`, `--cmdline` as the device tree's bootargs. With `--exec`, the kernel itself
+/// instead (its arm64 `Image`, with the arm64 initrd: Debian's busybox), running the command
+/// as process 1 as on x86_64. What needs devices aarch64 lacks (disks, USB, network, sound,
+/// the ISO) is refused with a reason.
 fn run_aarch64(a: &RunArgs) -> Result<i32> {
     let x86_only = [
         (!a.disk.is_empty(), "--disk"),
@@ -214,17 +216,32 @@ fn run_aarch64(a: &RunArgs) -> Result<i32> {
         (a.audio.is_some(), "--audio"),
         (!a.add.is_empty(), "--add"),
         (!a.add_deb.is_empty(), "--add-deb"),
-        (a.exec.is_some(), "--exec"),
         (a.iso, "--iso"),
         (a.monitor.is_some(), "--monitor"),
     ];
     if let Some((_, flag)) = x86_only.iter().find(|(used, _)| *used) {
         return Err(format!(
-            "{flag} is not available with --arch aarch64 yet: the aarch64 image is the kernel core only (no user space or drivers; docs/arch.md)"
+            "{flag} is not available with --arch aarch64 yet: no devices or x86_64 userland there (docs/arch.md)"
         ));
     }
     crate::deps::ensure(true)?;
     let kernel = build::build_kernel_aarch64(a.build.debug)?;
+    if let Some(e) = &a.exec {
+        let hex: String = e.bytes().map(|b| format!("{b:02x}")).collect();
+        let cmdline = format!(
+            "{} loglevel=3 adros.exec={hex}",
+            a.cmdline.as_deref().unwrap_or("")
+        );
+        let initrd = crate::initrd::build_aarch64()?;
+        let mut m = Machine::aarch64(&build::aarch64_kernel_image(a.build.debug), cmdline.trim());
+        if let Some(d) = m.direct.as_mut() {
+            d.initrd = initrd.path;
+        }
+        m.smp = a.smp;
+        m.mem_mib = parse_mem(&a.mem)?;
+        m.accel = a.accel.clone();
+        return run_exec(&m, a.timeout.unwrap_or(600));
+    }
     let mut m = Machine::aarch64(&kernel, a.cmdline.as_deref().unwrap_or(""));
     m.smp = a.smp;
     m.mem_mib = parse_mem(&a.mem)?;

@@ -792,17 +792,38 @@ fn debs_initrd(built: &build::Built) -> (String, String) {
     }
 }
 
-/// The aarch64 image for the s20 tests (`ADROS_KERNEL_AARCH64`), or why there is none
-/// (`ADROS_AARCH64_SKIP`: they are then skipped).
-fn aarch64_image() -> (String, String) {
+/// The aarch64 images for the s20 and s22 tests (`ADROS_KERNEL_AARCH64`: the core's image;
+/// `ADROS_KERNEL_AARCH64_IMG` and `ADROS_INITRD_AARCH64`: the kernel as an arm64 `Image`
+/// and the initrd with Debian's arm64 busybox), or why there are none (`ADROS_AARCH64_SKIP`,
+/// `ADROS_AARCH64_KERNEL_SKIP`: those tests are then skipped).
+fn aarch64_images() -> Vec<(String, String)> {
     match build::build_kernel_aarch64(false) {
-        Ok(k) => ("ADROS_KERNEL_AARCH64".into(), k.display().to_string()),
+        Ok(k) => {
+            let mut v = vec![("ADROS_KERNEL_AARCH64".into(), k.display().to_string())];
+            match crate::initrd::build_aarch64() {
+                Ok(p) => v.extend([
+                    (
+                        "ADROS_KERNEL_AARCH64_IMG".into(),
+                        build::aarch64_kernel_image(false).display().to_string(),
+                    ),
+                    ("ADROS_INITRD_AARCH64".into(), p.path.display().to_string()),
+                ]),
+                Err(e) => {
+                    eprintln!("  aarch64 initrd: not built: {e}");
+                    v.push((
+                        "ADROS_AARCH64_KERNEL_SKIP".into(),
+                        format!("the aarch64 initrd did not build: {e}"),
+                    ));
+                }
+            }
+            v
+        }
         Err(e) => {
             eprintln!("  aarch64 image: not built: {e}");
-            (
+            vec![(
                 "ADROS_AARCH64_SKIP".into(),
                 format!("the aarch64 image did not build: {e}"),
-            )
+            )]
         }
     }
 }
@@ -820,11 +841,20 @@ fn qemu_level(built: &build::Built, a: &TestArgs, logs: &Path) -> Tally {
         ),
         ("ADROS_TEST_DIR".into(), logs.display().to_string()),
         debs_initrd(built),
-        aarch64_image(),
         // A failing QEMU test's message carries the serial tail; the host backtrace of the
         // assertion adds nothing.
         ("RUST_BACKTRACE".into(), "0".into()),
     ];
+    // Built only when the filter can pick an aarch64 test (s20_aarch64_*, s22_aarch64_*):
+    // the kernel crate for aarch64 takes minutes on a small machine.
+    let aarch64 = a.qemu_filter.as_deref().is_none_or(|f| {
+        ["s20_aarch64_", "s22_aarch64_"]
+            .iter()
+            .any(|p| p.contains(f) || f.starts_with(p))
+    });
+    if aarch64 {
+        env.extend(aarch64_images());
+    }
     env.extend(crate::compare_busybox::test_env(
         built,
         a.qemu_filter.as_deref(),

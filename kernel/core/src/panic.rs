@@ -206,6 +206,12 @@ pub fn current_rbp() -> u64 {
     crate::arch::cpu::frame_pointer()
 }
 
+/// The caller's frame pointer, by the name both architectures' panic modules give it.
+#[inline(always)]
+pub fn current_fp() -> u64 {
+    crate::arch::cpu::frame_pointer()
+}
+
 pub fn end() -> ! {
     stop_other_cpus();
     print(format_args!(

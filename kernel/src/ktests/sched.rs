@@ -22,6 +22,7 @@ pub fn register(v: &mut Vec<(&'static str, TestFn)>) {
         "sched::wait_condition_takes_a_spin_lock_held_by_a_preempted_thread",
         condition_takes_spin_lock,
     ));
+    #[cfg(target_arch = "x86_64")] // the PIT and the LAPIC timer
     v.push(("time::tsc_and_lapic_vs_pit_100ms", clocks_vs_pit));
 }
 
@@ -349,6 +350,7 @@ fn contention() -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(target_arch = "x86_64")]
 fn clocks_vs_pit() -> Result<(), String> {
     let tsc_hz = crate::time::tsc_hz();
     let lapic_per_ms = u64::from(crate::arch::apic::ticks_per_ms());

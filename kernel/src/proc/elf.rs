@@ -9,9 +9,7 @@ use crate::mm::uspace::{
     AddressSpace, PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, STACK_SIZE, STACK_TOP,
 };
 
-use elf::abi::{
-    EI_NIDENT, EM_X86_64, ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR,
-};
+use elf::abi::{EI_NIDENT, ET_DYN, ET_EXEC, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR};
 use elf::endian::LittleEndian;
 use elf::file::{Class, ELF64_EHDR_TAILSIZE, FileHeader};
 use elf::parse::ParseAt;
@@ -62,7 +60,9 @@ pub fn parse(image: &[u8]) -> KResult<ElfInfo> {
         .get(EI_NIDENT..EI_NIDENT + ELF64_EHDR_TAILSIZE)
         .ok_or(Errno::ENOEXEC)?;
     let ehdr = FileHeader::parse_tail(ident, tail).map_err(bad)?;
-    if ehdr.e_machine != EM_X86_64 || (ehdr.e_type != ET_EXEC && ehdr.e_type != ET_DYN) {
+    if ehdr.e_machine != crate::syscall::arch::ELF_MACHINE
+        || (ehdr.e_type != ET_EXEC && ehdr.e_type != ET_DYN)
+    {
         return Err(Errno::ENOEXEC);
     }
     let (phoff, phentsize, phnum) = (ehdr.e_phoff, ehdr.e_phentsize, ehdr.e_phnum);
@@ -247,7 +247,7 @@ pub fn setup_stack(
         x
     };
     let execfn_at = push_bytes(&mut sp, &with_nul(execfn))?;
-    let platform_at = push_bytes(&mut sp, b"x86_64\0")?;
+    let platform_at = push_bytes(&mut sp, crate::syscall::arch::PLATFORM)?;
     let mut env_at = Vec::new();
     for e in envp.iter().rev() {
         env_at.push(push_bytes(&mut sp, &with_nul(e))?);
@@ -278,7 +278,7 @@ pub fn setup_stack(
         (AT_GID, u64::from(gid)),
         (AT_EGID, u64::from(gid)),
         (AT_PLATFORM, platform_at),
-        (AT_HWCAP, 0x178bfbff),
+        (AT_HWCAP, crate::syscall::arch::HWCAP),
         (AT_CLKTCK, 100),
         (AT_SECURE, 0),
         (AT_RANDOM, random_at),

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use super::{Process, elf, imgcache};
-use crate::arch::idt::TrapFrame;
+use crate::arch::TrapFrame;
 use crate::errno::{Errno, KResult};
 use crate::mm::uspace::AddressSpace;
 
@@ -325,7 +325,7 @@ pub fn execve(
     {
         let _irq = crate::sched::IrqOff::new();
         p.aspace().activate();
-        let _ = crate::arch::cpu::set_fs_base(0);
+        let _ = crate::arch::cpu::set_tls_base(0);
     }
     th.fs_base.store(0, Ordering::Relaxed);
     // No thread of this process runs on it now (the others were killed); a vfork parent

@@ -8,6 +8,7 @@ pub mod elf;
 pub mod exec;
 pub mod fd;
 pub mod imgcache;
+pub mod sigframe;
 pub mod signal;
 pub mod vdso;
 
@@ -17,7 +18,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
-use crate::arch::idt::TrapFrame;
+use crate::arch::TrapFrame;
 use crate::errno::{Errno, KResult};
 use crate::mm::uspace::AddressSpace;
 use crate::sched::wait::WaitQueue;
@@ -507,14 +508,14 @@ pub fn fork(
     let sig = me.sig.lock().fork_child();
     let task = Task::new(pid, child.clone(), sig);
     let mut cf = *frame;
-    cf.rax = 0;
+    cf.set_ret(0);
     if child_stack != 0 {
-        cf.rsp = child_stack;
+        cf.set_sp(child_stack);
     }
     let fpu = sched::current().fpu_snapshot();
     let fs_base = match tls {
         Some(t) => t,
-        None => crate::arch::cpu::fs_base(),
+        None => crate::arch::cpu::tls_base(),
     };
     ids.apply(&task);
     start_task(&task, &cf, fpu, fs_base)?;
@@ -534,12 +535,12 @@ pub fn clone_thread(
     let task = Task::new(tid, me.process.clone(), sig);
     ids.apply(&task);
     let mut cf = *frame;
-    cf.rax = 0;
+    cf.set_ret(0);
     if child_stack != 0 {
-        cf.rsp = child_stack;
+        cf.set_sp(child_stack);
     }
     let fpu = sched::current().fpu_snapshot();
-    let fs_base = tls.unwrap_or_else(crate::arch::cpu::fs_base);
+    let fs_base = tls.unwrap_or_else(crate::arch::cpu::tls_base);
     start_task(&task, &cf, fpu, fs_base)?;
     Ok(task)
 }
@@ -785,34 +786,34 @@ pub fn resolve_fault(addr: u64, write: bool, exec: bool) -> bool {
 
 /// A CPU exception in user mode: turn it into a signal.
 pub fn user_exception(frame: &mut TrapFrame) {
-    let sig = match frame.vector {
-        0 | 16 | 19 => signal::SIGFPE,
-        6 => signal::SIGILL,
-        3 => signal::SIGTRAP,
-        11..=14 => signal::SIGSEGV,
-        17 => signal::SIGBUS,
-        _ => signal::SIGSEGV,
+    use crate::arch::UserTrap;
+    let trap = frame.user_trap();
+    let sig = match trap {
+        UserTrap::Arithmetic => signal::SIGFPE,
+        UserTrap::IllegalInstruction => signal::SIGILL,
+        UserTrap::Breakpoint => signal::SIGTRAP,
+        UserTrap::PageFault { .. } | UserTrap::Protection => signal::SIGSEGV,
+        UserTrap::Alignment => signal::SIGBUS,
     };
     if let Some(t) = current_task() {
+        let fault = match trap {
+            UserTrap::PageFault { addr } => Some(addr),
+            _ => None,
+        };
         log::debug!(
-            "pid {} ({}): {} at rip {:#x} addr {:#x} -> signal {}",
+            "pid {} ({}): {} at pc {:#x} addr {:#x} -> signal {}",
             t.process.pid,
             t.process.name.lock().clone(),
-            crate::arch::idt::EXCEPTION_NAMES
-                .get(frame.vector as usize)
-                .copied()
-                .unwrap_or("?"),
-            frame.rip,
-            crate::arch::cpu::read_cr2(),
+            frame.trap_name(),
+            frame.pc(),
+            fault.unwrap_or(0),
             sig
         );
-        let addr = crate::arch::cpu::read_cr2();
-        let code = match frame.vector {
-            14 if t.process.aspace().mapped(addr) => signal::SEGV_ACCERR,
-            14 => signal::SEGV_MAPERR,
-            _ => signal::SI_KERNEL,
+        let (code, addr) = match fault {
+            Some(a) if t.process.aspace().mapped(a) => (signal::SEGV_ACCERR, a),
+            Some(a) => (signal::SEGV_MAPERR, a),
+            None => (signal::SI_KERNEL, frame.pc()),
         };
-        let addr = if frame.vector == 14 { addr } else { frame.rip };
         signal::force(&t, sig, code, addr);
     }
 }
@@ -855,19 +856,18 @@ fn return_to_user(t: &Task, frame: &mut TrapFrame) {
             signal::Delivered::Ignored | signal::Delivered::Stopped => {}
         }
     }
-    if frame.vector == crate::arch::user::SYSCALL_VECTOR && frame.rax == Errno::ERESTARTSYS.to_ret()
-    {
-        frame.rax = frame.error_code; // the original syscall number
-        frame.rip -= 2;
+    if frame.is_syscall() && frame.ret() == Errno::ERESTARTSYS.to_ret() {
+        frame.restart_syscall();
     }
 }
 
-/// Fills `buf` with random bytes (RDSEED/RDRAND, else a TSC-seeded generator).
+/// Fills `buf` with random bytes (RDSEED/RDRAND or RNDR, else a generator seeded from the
+/// cycle counter).
 pub fn random_bytes(buf: &mut [u8]) {
     static STATE: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
     for chunk in buf.chunks_mut(8) {
         let v = crate::arch::cpu::hw_random().unwrap_or_else(|| {
-            let mut x = STATE.load(Ordering::Relaxed) ^ crate::arch::cpu::rdtsc();
+            let mut x = STATE.load(Ordering::Relaxed) ^ crate::arch::clock_counter();
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;

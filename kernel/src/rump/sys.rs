@@ -436,7 +436,7 @@ pub(super) fn bind() {
             "BUG: thread {} called into the rump kernel with interrupts off",
             crate::sched::thread::current().id
         );
-        crate::panic::backtrace_from(crate::panic::current_rbp());
+        crate::panic::backtrace_from(crate::panic::current_fp());
     }
     if crate::arch::percpu::rump_lwp() != 0 || super::is_dead() {
         return;

@@ -3,7 +3,8 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::abi::{EpollEvent, Itimerspec, Timespec};
+use super::abi::{Itimerspec, Timespec};
+use super::arch::EpollEvent;
 use super::{Call, Table};
 use crate::arch::uaccess::{read_val, write_val};
 use crate::errno::{Errno, KResult};
@@ -111,7 +112,7 @@ fn do_epoll_wait(epfd: i32, addr: u64, max: i32, deadline: Option<u64>) -> KResu
     }
     let evs: Vec<EpollEvent> = out
         .iter()
-        .map(|&(events, data)| EpollEvent { events, data })
+        .map(|&(events, data)| super::arch::epoll_event(events, data))
         .collect();
     write_val(addr, evs.as_slice())?;
     Ok(out.len() as u64)

@@ -1,10 +1,12 @@
-//! The Linux x86_64 system-call layer: numbers → handlers through a table that each family
+//! The Linux system-call layer: numbers → handlers through a table that each family
 //! module fills in (`process`, `memory`, `signal`, `time`, `futex`, `file`, `misc`,
-//! `events`, `socket`).
+//! `events`, `socket`). Families register with x86_64 numbers and names; on aarch64
+//! `arch` gives each name its asm-generic (arm64) number (`arch/aarch64.rs`).
 //! Handlers get typed access to the arguments and return `KResult<u64>`; errors become
 //! `-errno` in rax. `implemented()` is the machine-readable list a test checks.
 
 pub mod abi;
+pub mod arch;
 pub mod events;
 pub mod file;
 pub mod futex;
@@ -19,7 +21,7 @@ pub mod time;
 
 use alloc::vec::Vec;
 
-use crate::arch::idt::TrapFrame;
+use crate::arch::TrapFrame;
 use crate::errno::{Errno, KResult};
 
 pub const MAX_NR: usize = 460;
@@ -31,25 +33,30 @@ pub struct Call<'a> {
 
 impl Call<'_> {
     pub fn nr(&self) -> u64 {
-        self.frame.error_code
+        self.frame.kept_syscall_nr()
+    }
+    /// Argument `i` (0–5) in this architecture's registers.
+    #[inline]
+    pub fn arg(&self, i: usize) -> u64 {
+        self.frame.syscall_arg(i)
     }
     pub fn a0(&self) -> u64 {
-        self.frame.rdi
+        self.frame.syscall_arg(0)
     }
     pub fn a1(&self) -> u64 {
-        self.frame.rsi
+        self.frame.syscall_arg(1)
     }
     pub fn a2(&self) -> u64 {
-        self.frame.rdx
+        self.frame.syscall_arg(2)
     }
     pub fn a3(&self) -> u64 {
-        self.frame.r10
+        self.frame.syscall_arg(3)
     }
     pub fn a4(&self) -> u64 {
-        self.frame.r8
+        self.frame.syscall_arg(4)
     }
     pub fn a5(&self) -> u64 {
-        self.frame.r9
+        self.frame.syscall_arg(5)
     }
     /// Argument `i` as a signed int (fds, pids).
     pub fn i32(&self, i: usize) -> i32 {
@@ -78,7 +85,12 @@ impl Table {
     /// Registers `name` as system call `nr`. A number past the table or one registered twice
     /// is a bug in the table (two handlers for one call, or a typo in a number): it stops the
     /// kernel at the first system call, naming both, rather than one silently winning.
+    /// `nr` is the x86_64 number; on another architecture the call gets that one's number
+    /// for `name` (`arch::number`), and a call it does not have is left out.
     pub fn add(&mut self, nr: usize, name: &'static str, handler: Handler) {
+        let Some(nr) = arch::number(nr, name) else {
+            return;
+        };
         let Some(slot) = self.0.get_mut(nr) else {
             panic!("syscall table: {name} has number {nr}, past the table's {MAX_NR}");
         };
@@ -107,6 +119,7 @@ fn table() -> &'static Table {
         sched_time::register(&mut t);
         events::register(&mut t);
         socket::register(&mut t);
+        arch::register(&mut t);
         t
     })
 }
@@ -121,10 +134,11 @@ pub fn implemented() -> Vec<(usize, &'static str)> {
         .collect()
 }
 
-/// Entry from `arch::user`: rax holds the number; the result goes back in rax.
+/// Entry from `arch::user`: the number and arguments in the architecture's registers
+/// (rax and rdi.. on x86_64, x8 and x0.. on aarch64); the result goes back in rax / x0.
 pub fn dispatch(frame: &mut TrapFrame) {
-    let nr = frame.rax as usize;
-    frame.error_code = nr as u64; // kept for SA_RESTART
+    let nr = frame.syscall_nr() as usize;
+    frame.keep_for_restart(); // for SA_RESTART
     let entry = table().0.get(nr).copied().flatten();
     let r = match entry {
         Some(e) => {
@@ -148,11 +162,14 @@ pub fn dispatch(frame: &mut TrapFrame) {
         }
     };
     // rt_sigreturn and execve set the whole frame themselves.
-    if nr == 15 || (nr == 59 && r.is_ok()) || (nr == 322 && r.is_ok()) {
+    if nr == arch::RT_SIGRETURN
+        || (nr == arch::EXECVE && r.is_ok())
+        || (nr == arch::EXECVEAT && r.is_ok())
+    {
         return;
     }
-    frame.rax = match r {
+    frame.set_ret(match r {
         Ok(v) => v,
         Err(e) => e.to_ret(),
-    };
+    });
 }

@@ -1,5 +1,5 @@
 //! Process and thread calls: ids, fork/vfork/clone, execve, exit, wait4, credentials,
-//! sessions and groups, uname, arch_prctl, set_tid_address, rlimits, affinity.
+//! sessions and groups, uname, set_tid_address, rlimits, affinity.
 
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -44,7 +44,6 @@ pub fn register(t: &mut Table) {
     t.add(112, "setsid", setsid);
     t.add(124, "getsid", getsid);
     t.add(63, "uname", uname);
-    t.add(158, "arch_prctl", arch_prctl);
     t.add(218, "set_tid_address", set_tid_address);
     t.add(97, "getrlimit", getrlimit);
     t.add(160, "setrlimit", setrlimit);
@@ -102,8 +101,8 @@ fn clone(c: &mut Call<'_>) -> KResult<u64> {
     let flags = c.a0();
     let stack = c.a1();
     let ptid = c.a2();
-    let ctid = c.a3();
-    let tls = (flags & CLONE_SETTLS != 0).then_some(c.a4());
+    let ctid = c.arg(super::arch::CLONE_CHILD_TID_ARG);
+    let tls = (flags & CLONE_SETTLS != 0).then_some(c.arg(super::arch::CLONE_TLS_ARG));
     let when = |flag: u64, addr: u64| if flags & flag != 0 { addr } else { 0 };
     let ids = proc::TidAddrs {
         parent_set: when(CLONE_PARENT_SETTID, ptid),
@@ -524,44 +523,10 @@ fn uname(c: &mut Call<'_>) -> KResult<u64> {
     set_cstr(&mut u.nodename, host.as_bytes());
     set_cstr(&mut u.release, UNAME_RELEASE.as_bytes());
     set_cstr(&mut u.version, b"#1 SMP AdrOS 0.1.0");
-    set_cstr(&mut u.machine, b"x86_64");
+    set_cstr(&mut u.machine, super::arch::UNAME_MACHINE);
     set_cstr(&mut u.domainname, b"(none)");
     write_val(c.a0(), &u)?;
     Ok(0)
-}
-
-const ARCH_SET_GS: u64 = 0x1001;
-const ARCH_SET_FS: u64 = 0x1002;
-const ARCH_GET_FS: u64 = 0x1003;
-const ARCH_GET_GS: u64 = 0x1004;
-
-fn arch_prctl(c: &mut Call<'_>) -> KResult<u64> {
-    use crate::arch::cpu;
-    match c.a0() {
-        ARCH_SET_FS => {
-            if c.a1() >= crate::mm::uspace::USER_TOP {
-                return Err(Errno::EPERM);
-            }
-            cpu::set_fs_base(c.a1()).map_err(|_| Errno::EPERM)?;
-            crate::sched::current()
-                .fs_base
-                .store(c.a1(), Ordering::Relaxed);
-            Ok(0)
-        }
-        ARCH_GET_FS => {
-            write_val(c.a1(), &cpu::fs_base())?;
-            Ok(0)
-        }
-        ARCH_SET_GS => {
-            cpu::set_user_gs_base(c.a1()).map_err(|_| Errno::EPERM)?;
-            Ok(0)
-        }
-        ARCH_GET_GS => {
-            write_val(c.a1(), &cpu::user_gs_base())?;
-            Ok(0)
-        }
-        _ => Err(Errno::EINVAL),
-    }
 }
 
 fn set_tid_address(c: &mut Call<'_>) -> KResult<u64> {

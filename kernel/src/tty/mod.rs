@@ -611,7 +611,8 @@ impl Tty {
     }
 }
 
-/// Routes COM1's receive interrupt (ISA IRQ 4) through the IOAPIC to the terminal.
+/// Routes the console UART's receive interrupt to the terminal (COM1 on ISA IRQ 4 through
+/// the IOAPIC on x86_64; see `arch::serial::enable_rx_interrupt`).
 pub fn init() {
     register_devices();
     let t = console();
@@ -623,11 +624,11 @@ pub fn init() {
         t.set_winsize(r, c);
     }
     if !crate::arch::serial::enable_rx_interrupt(serial_irq) {
-        log::warn!("tty: could not route the COM1 interrupt; console input unavailable");
+        log::warn!("tty: could not route the console UART's interrupt; console input unavailable");
     }
 }
 
-fn serial_irq(_f: &mut crate::arch::idt::TrapFrame) {
+fn serial_irq(_f: &mut crate::arch::TrapFrame) {
     while let Some(b) = crate::arch::serial::try_read() {
         console().receive(b);
     }

@@ -20,6 +20,8 @@ pub use self::aarch64::*;
 /// The entry points of user mode the layers above register (both architectures).
 #[cfg(target_os = "none")]
 pub mod hooks;
+#[cfg(target_os = "none")]
+mod uaccess_common;
 
 /// The aarch64 exception-syndrome decoder is plain logic: tested on the host too.
 #[cfg(all(test, not(target_os = "none")))]
@@ -35,4 +37,22 @@ pub mod irq {
     pub fn enabled() -> bool {
         false
     }
+}
+
+/// What a CPU exception taken in user mode was (`TrapFrame::user_trap`, on each
+/// architecture), for the layer above that turns it into a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserTrap {
+    /// An access to `addr` the address space could not resolve.
+    PageFault { addr: u64 },
+    /// An undefined or illegal instruction.
+    IllegalInstruction,
+    /// A breakpoint instruction.
+    Breakpoint,
+    /// A divide error or a floating-point exception.
+    Arithmetic,
+    /// A misaligned access the CPU refused.
+    Alignment,
+    /// A protection fault or anything else.
+    Protection,
 }

@@ -3,7 +3,7 @@
 pub mod frame;
 pub mod layout;
 
-#[cfg(all(target_os = "none", target_arch = "x86_64"))]
+#[cfg(target_os = "none")]
 pub mod dma;
 #[cfg(target_os = "none")]
 pub mod heap;

@@ -331,10 +331,15 @@ fn do_open(dirfd: i32, path: u64, flags: u64, mode: u64) -> KResult<u64> {
 }
 
 fn open(c: &mut Call<'_>) -> KResult<u64> {
-    do_open(AT_FDCWD, c.a0(), c.a1(), c.a2())
+    do_open(AT_FDCWD, c.a0(), flags_in(c.a1()), c.a2())
 }
 fn openat(c: &mut Call<'_>) -> KResult<u64> {
-    do_open(c.i32(0), c.a1(), c.a2(), c.a3())
+    do_open(c.i32(0), c.a1(), flags_in(c.a2()), c.a3())
+}
+
+/// Open flags as the kernel numbers them (x86_64's) from this architecture's.
+fn flags_in(f: u64) -> u64 {
+    u64::from(crate::syscall::arch::open_flags_in(f as u32))
 }
 fn creat(c: &mut Call<'_>) -> KResult<u64> {
     do_open(
@@ -369,22 +374,22 @@ fn do_stat(dirfd: i32, path_addr: u64, flags: u64) -> KResult<Stat> {
 
 fn stat(c: &mut Call<'_>) -> KResult<u64> {
     let s = do_stat(AT_FDCWD, c.a0(), 0)?;
-    write_val(c.a1(), &abi::Stat::from(&s))?;
+    write_val(c.a1(), &crate::syscall::arch::stat(&s))?;
     Ok(0)
 }
 fn lstat(c: &mut Call<'_>) -> KResult<u64> {
     let s = do_stat(AT_FDCWD, c.a0(), AT_SYMLINK_NOFOLLOW)?;
-    write_val(c.a1(), &abi::Stat::from(&s))?;
+    write_val(c.a1(), &crate::syscall::arch::stat(&s))?;
     Ok(0)
 }
 fn fstat(c: &mut Call<'_>) -> KResult<u64> {
     let s = file(c.i32(0))?.stat()?;
-    write_val(c.a1(), &abi::Stat::from(&s))?;
+    write_val(c.a1(), &crate::syscall::arch::stat(&s))?;
     Ok(0)
 }
 fn newfstatat(c: &mut Call<'_>) -> KResult<u64> {
     let s = do_stat(c.i32(0), c.a1(), c.a3())?;
-    write_val(c.a2(), &abi::Stat::from(&s))?;
+    write_val(c.a2(), &crate::syscall::arch::stat(&s))?;
     Ok(0)
 }
 
@@ -551,9 +556,11 @@ fn fcntl(c: &mut Call<'_>) -> KResult<u64> {
             p.files.lock().set_cloexec(fd, c.a2() & 1 != 0)?;
             Ok(0)
         }
-        F_GETFL => Ok(u64::from(file(fd)?.flags())),
+        F_GETFL => Ok(u64::from(crate::syscall::arch::open_flags_out(
+            file(fd)?.flags(),
+        ))),
         F_SETFL => {
-            file(fd)?.set_flags(c.a2() as u32);
+            file(fd)?.set_flags(crate::syscall::arch::open_flags_in(c.a2() as u32));
             Ok(0)
         }
         F_GETLK | F_SETLK | F_SETLKW | 36..=38 => {

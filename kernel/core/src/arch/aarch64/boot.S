@@ -1,4 +1,5 @@
-// AdrOS aarch64 boot stub (QEMU `virt`, loaded as an ELF through `-kernel`).
+// AdrOS aarch64 boot stub (QEMU `virt`, loaded as an ELF through `-kernel`, or as the flat
+// arm64 `Image` made from that ELF: the header below comes first in both).
 //
 // QEMU enters `_start` at its physical address with the MMU off, at EL1 (or EL2 with
 // `virtualization=on`). x0 holds the device tree's physical address when QEMU boots a Linux
@@ -52,6 +53,21 @@
 1:
     msr     cpacr_el1, xzr
 .endm
+
+// The arm64 Linux `Image` header (Documentation/arch/arm64/booting.rst) at the image's first
+// byte, so that the flat binary (`objcopy -O binary`) boots through QEMU's Linux path, which
+// loads it at RAM + text_offset (the ELF's load address), passes the device tree in x0 and
+// puts `-initrd` and `-append` in it. An ELF boot enters `_start` directly.
+.global adros_image_header
+adros_image_header:
+    b       _start                      // code0
+    .long   0                           // code1
+    .quad   0x200000                    // text_offset: LOAD_PA - RAM base (linker.ld)
+    .quad   __image_size                // image_size, with the BSS
+    .quad   0x2                         // flags: little endian, 4 KiB pages, near RAM base
+    .quad   0, 0, 0                     // res2-res4
+    .ascii  "ARM\x64"                   // magic
+    .long   0                           // res5
 
 .global _start
 _start:

@@ -113,6 +113,11 @@ pub fn early(dtb_pa: u64) -> Boot {
     };
     let mut reserved = [(kstart, kend), (dtb_pa, dtb_pa + blob.len() as u64), (0, 0)];
     if let Some((s, e)) = machine.initrd {
+        if !regions[..n].iter().any(|r| r.start <= s && e <= r.end) {
+            stop(format_args!(
+                "device tree at {dtb_pa:#x}: the initrd {s:#x}..{e:#x} lies outside the RAM in use"
+            ));
+        }
         reserved[2] = (s, e);
     }
     phys::init(&regions[..n], &reserved);
@@ -122,7 +127,25 @@ pub fn early(dtb_pa: u64) -> Boot {
     }
     let (frames_free, frames_total) = phys::stats();
 
-    // 3. The heap works from here on; the command line and the log.
+    // 3. The heap works from here on; the command line and the log. What the layers above
+    // read through `bootinfo` (as x86_64's loader path fills it): the command line, the RAM,
+    // the initrd (`linux,initrd-start/end`, where QEMU's `-initrd` puts it) as module "initrd".
+    let info = crate::bootinfo::BootInfo {
+        regions: regions[..n].to_vec(),
+        modules: machine
+            .initrd
+            .map(|(start, end)| crate::bootinfo::Module {
+                start,
+                end,
+                name: String::from("initrd"),
+            })
+            .into_iter()
+            .collect(),
+        cmdline: String::from(machine.bootargs),
+        rsdp: None,
+        loader: String::from("device tree (QEMU virt)"),
+    };
+    crate::bootinfo::keep(info);
     let cmdline = crate::cmdline::Cmdline::parse(machine.bootargs);
     let level = cmdline
         .loglevel

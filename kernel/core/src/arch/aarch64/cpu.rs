@@ -57,6 +57,50 @@ pub fn model() -> &'static str {
     }
 }
 
+/// The CPU's name for `/proc/cpuinfo` and the boot log.
+pub fn brand() -> alloc::string::String {
+    alloc::format!("ARM {} (MIDR {:#010x})", model(), read_sysreg!("midr_el1"))
+}
+
+/// Hardware random number (`RNDR`, FEAT_RNG), or None if the CPU has none (Cortex-A72
+/// does not; QEMU's `max` does) or it failed repeatedly.
+pub fn hw_random() -> Option<u64> {
+    // ID_AA64ISAR0_EL1.RNDR, bits 63:60.
+    if read_sysreg!("id_aa64isar0_el1") >> 60 == 0 {
+        return None;
+    }
+    for _ in 0..64 {
+        let v: u64;
+        let failed: u64;
+        // SAFETY: only executed when the ID register says RNDR exists (s3_3_c2_c4_0); it
+        // writes the named register and NZCV (Z set on failure).
+        unsafe {
+            core::arch::asm!("mrs {v}, s3_3_c2_c4_0", "cset {f}, eq", v = out(reg) v, f = out(reg) failed, options(nomem, nostack))
+        };
+        if failed == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// A thread pointer the CPU cannot hold. x86_64's FS_BASE refuses non-canonical
+/// addresses; TPIDR_EL0 holds any 64-bit value (as on Linux), so this is never returned here.
+#[derive(Debug)]
+pub struct NonCanonical;
+
+/// The user thread pointer (TPIDR_EL0; FS_BASE on x86_64).
+#[inline]
+pub fn tls_base() -> u64 {
+    super::user::tls()
+}
+
+/// Sets the user thread pointer (any value).
+pub fn set_tls_base(v: u64) -> Result<(), NonCanonical> {
+    super::user::set_tls(v);
+    Ok(())
+}
+
 /// Each CPU's emergency stack top, by CPU number (0: none yet): user mode borrows SP_EL0,
 /// so every entry from EL0 puts it back.
 static EMERGENCY: [core::sync::atomic::AtomicU64; 256] =
@@ -70,11 +114,16 @@ pub fn set_emergency_stack(top: u64) {
     restore_emergency_stack_top(top);
 }
 
+/// This CPU's emergency stack top (0 before `set_emergency_stack`).
+pub fn emergency_stack_top() -> u64 {
+    EMERGENCY
+        .get(super::percpu::cpu_id())
+        .map_or(0, |s| s.load(core::sync::atomic::Ordering::Relaxed))
+}
+
 /// Points SP_EL0 at this CPU's emergency stack again (after user mode had it).
 pub fn restore_emergency_stack() {
-    let top = EMERGENCY
-        .get(super::percpu::cpu_id())
-        .map_or(0, |s| s.load(core::sync::atomic::Ordering::Relaxed));
+    let top = emergency_stack_top();
     if top != 0 {
         restore_emergency_stack_top(top);
     }

@@ -2,8 +2,10 @@
 //! stack (the running thread's kernel stack), go to the GIC and then through the
 //! scheduler's preemption point. From EL0, system calls (`svc`), instruction and data
 //! aborts and anything else go to the user-mode hooks the layers above registered
-//! (`arch::hooks`), and every return to EL0 passes their `return_to_user`. Anything else
-//! at EL1 is unexpected and ends in a report — exception class decoded from ESR, the fault address, ELR with its
+//! (`arch::hooks`), and every return to EL0 passes their `return_to_user`. A data abort at
+//! EL1 inside a user copy (`uaccess`) on a user address is carried back to the interrupted
+//! kernel stack and offered to the address space there, or made EFAULT by the copy's fixup
+//! (`adros_kernel_fault`). Anything else at EL1 is unexpected and ends in a report — exception class decoded from ESR, the fault address, ELR with its
 //! symbol, every register — and a failing exit. Those fatal entries first move to this
 //! CPU's emergency stack (SP_EL0, unused by the kernel until user mode), so that a kernel
 //! stack overflow — a fault on the guard page under the stack — is reported instead of
@@ -36,6 +38,96 @@ impl TrapFrame {
     /// Where the interrupted code was.
     pub fn pc(&self) -> u64 {
         self.elr
+    }
+
+    // The arch-neutral view of a user frame the layers above use (system calls, signals,
+    // fork); x86_64's TrapFrame has the same methods.
+
+    /// Resumes at `pc`.
+    #[inline]
+    pub fn set_pc(&mut self, pc: u64) {
+        self.elr = pc;
+    }
+
+    /// The user stack pointer (SP_EL0).
+    #[inline]
+    pub fn sp(&self) -> u64 {
+        self.sp
+    }
+
+    #[inline]
+    pub fn set_sp(&mut self, sp: u64) {
+        self.sp = sp;
+    }
+
+    /// The system call number at entry (x8).
+    #[inline]
+    pub fn syscall_nr(&self) -> u64 {
+        self.x[8]
+    }
+
+    /// System call argument `i`: x0–x5 (0 past the sixth).
+    #[inline]
+    pub fn syscall_arg(&self, i: usize) -> u64 {
+        if i < 6 { self.x[i] } else { 0 }
+    }
+
+    /// What user mode finds returned (x0).
+    #[inline]
+    pub fn ret(&self) -> u64 {
+        self.x[0]
+    }
+
+    #[inline]
+    pub fn set_ret(&mut self, v: u64) {
+        self.x[0] = v;
+    }
+
+    /// Whether the frame was built by an `svc` from EL0.
+    #[inline]
+    pub fn is_syscall(&self) -> bool {
+        (self.esr >> 26) & 0x3f == EC_SVC64
+    }
+
+    /// Keeps what a restart needs ([`Self::restart_syscall`]): x8 survives the call, but
+    /// x0 is both the first argument and the result, so the original goes into the FAR
+    /// slot (FAR is UNKNOWN for an `svc`; Linux keeps it as `orig_x0`).
+    #[inline]
+    pub fn keep_for_restart(&mut self) {
+        self.far = self.x[0];
+    }
+
+    /// The number of the call in progress (x8 is not overwritten by the result).
+    #[inline]
+    pub fn kept_syscall_nr(&self) -> u64 {
+        self.x[8]
+    }
+
+    /// Makes the system call run again on the way back: the original x0, ELR back on the
+    /// four-byte `svc`.
+    #[inline]
+    pub fn restart_syscall(&mut self) {
+        self.x[0] = self.far;
+        self.elr -= 4;
+    }
+
+    /// What a CPU exception in user mode was, for the layer that makes it a signal.
+    pub fn user_trap(&self) -> crate::arch::UserTrap {
+        use crate::arch::UserTrap as T;
+        match (self.esr >> 26) & 0x3f {
+            EC_INSN_ABORT_EL0 | EC_DATA_ABORT_EL0 if self.esr & 0x3f == 0x21 => T::Alignment,
+            EC_INSN_ABORT_EL0 | EC_DATA_ABORT_EL0 => T::PageFault { addr: self.far },
+            0x00 | 0x0e => T::IllegalInstruction,
+            0x3c => T::Breakpoint,
+            0x2c => T::Arithmetic,
+            0x22 | 0x26 => T::Alignment,
+            _ => T::Protection,
+        }
+    }
+
+    /// The exception's name, for logs.
+    pub fn trap_name(&self) -> &'static str {
+        super::esr::class_name(self.esr)
     }
 }
 
@@ -120,8 +212,32 @@ adros_fatal_common:
     mov     x29, sp
     add     x0, sp, #16
     bl      adros_exception
-1:  wfi
-    b       1b
+    // Back only for a data abort in a user copy (`uaccess`): carry the frame to the
+    // interrupted kernel stack, give the emergency stack back, resolve the fault there
+    // (it may sleep) and return through the frame.
+    add     sp, sp, #16
+    ldr     x9, [sp, #248]
+    sub     x9, x9, #288
+    mov     x2, x9
+    mov     x3, sp
+    mov     x5, #18
+1:  ldp     x6, x7, [x3], #16
+    stp     x6, x7, [x2], #16
+    subs    x5, x5, #1
+    b.ne    1b
+    add     sp, sp, #288
+    mov     x10, sp
+    msr     spsel, #1
+    mov     sp, x9
+    str     x10, [sp, #248]
+    ldr     x29, [sp, #232]
+    ldr     x10, [sp, #256]
+    stp     x29, x10, [sp, #-16]!
+    mov     x29, sp
+    add     x0, sp, #16
+    bl      adros_kernel_fault
+    add     sp, sp, #16
+    b       adros_trap_return
 
 adros_exception_common:
     SAVE_X2_X29
@@ -199,6 +315,8 @@ const ORIGIN_NAMES: [&str; 4] = ["EL1 on SP_EL0", "EL1", "EL0 (AArch64)", "EL0 (
 const EC_SVC64: u64 = 0x15;
 const EC_INSN_ABORT_EL0: u64 = 0x20;
 const EC_DATA_ABORT_EL0: u64 = 0x24;
+/// A data abort taken at EL1 itself (a user copy's, when it is in `uaccess`).
+const EC_DATA_ABORT_EL1: u64 = 0x25;
 /// ESR.ISS bit 6 of a data abort: the access was a write.
 const ISS_WNR: u64 = 1 << 6;
 
@@ -215,6 +333,14 @@ extern "C" fn adros_exception(frame: &mut TrapFrame, kind: u64) {
         }
         super::gic::handle_irq(frame);
         crate::sched::preempt_on_irq_exit(frame);
+        if origin == 1 {
+            // The thread may have moved to another CPU while preempted: its SP_EL0 is
+            // that CPU's emergency stack, not the one saved at entry.
+            keep_emergency_stack(frame);
+        }
+    } else if origin == 1 && class == 0 && user_copy_fault(frame) {
+        // Back to the entry, which resolves it on the kernel stack (`adros_kernel_fault`).
+        return;
     } else if origin == 2 && class == 0 {
         from_user_sync(frame);
     } else if origin == 3 {
@@ -226,6 +352,39 @@ extern "C" fn adros_exception(frame: &mut TrapFrame, kind: u64) {
     if origin >= 2 {
         (crate::arch::hooks::get().return_to_user)(frame);
     }
+}
+
+/// Whether a synchronous exception at EL1 is a data abort on a user address inside one of
+/// the user-copy routines (`uaccess`), which the entry then resolves or turns into EFAULT.
+fn user_copy_fault(frame: &TrapFrame) -> bool {
+    (frame.esr >> 26) & 0x3f == EC_DATA_ABORT_EL1
+        && frame.far < crate::mm::uspace::USER_TOP
+        && super::uaccess::fixup_for(frame.elr).is_some()
+}
+
+fn keep_emergency_stack(frame: &mut TrapFrame) {
+    let top = super::cpu::emergency_stack_top();
+    if top != 0 {
+        frame.sp = top;
+    }
+}
+
+/// A user-copy fault (see [`user_copy_fault`]), on the interrupted thread's kernel stack:
+/// offered to the address space (demand paging, copy-on-write), with IRQs as they were;
+/// if it cannot be resolved, the copy resumes at its fixup and returns EFAULT.
+#[unsafe(no_mangle)]
+extern "C" fn adros_kernel_fault(frame: &mut TrapFrame) {
+    let hooks = crate::arch::hooks::get();
+    if frame.spsr & (1 << 7) == 0 {
+        super::irq::enable();
+    }
+    let write = frame.esr & ISS_WNR != 0;
+    let resolved = (hooks.user_fault)(frame.far, write, false);
+    super::irq::save_and_disable();
+    if !resolved && let Some(fix) = super::uaccess::fixup_for(frame.elr) {
+        frame.elr = fix;
+    }
+    keep_emergency_stack(frame);
 }
 
 /// A synchronous exception from EL0: a system call, a fault the layers above may resolve,

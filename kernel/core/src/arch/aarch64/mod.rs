@@ -17,6 +17,7 @@ pub mod smp;
 pub mod switch;
 pub mod timer;
 pub mod tlb;
+pub mod uaccess;
 pub mod upt;
 pub mod user;
 
@@ -115,6 +116,13 @@ pub fn qemu_exit(code: u8) -> ! {
 }
 
 /// Stops this CPU for good.
+/// Restarts the machine: PSCI `SYSTEM_RESET`; without PSCI, stops here.
+pub fn reset_machine() -> ! {
+    psci::system_reset();
+    log::error!("reset: PSCI SYSTEM_RESET unavailable or refused; halting");
+    halt_forever()
+}
+
 pub fn halt_forever() -> ! {
     loop {
         // SAFETY: masks every exception and waits; nothing else.

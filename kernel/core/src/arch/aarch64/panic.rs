@@ -115,6 +115,13 @@ pub fn current_fp() -> u64 {
     fp
 }
 
+/// `/proc/sysrq-trigger`'s `t`/`l`: x86_64 stops every CPU with an NMI and prints each
+/// one's state and every thread; aarch64 has no NMI here yet (pseudo-NMIs through GIC
+/// priorities would do it), so this only says so.
+pub fn request_hang_report() {
+    log::warn!("sysrq: no hang report on aarch64 yet (it needs an NMI: docs/arch.md)");
+}
+
 /// Sends every other online CPU the stop SGI.
 fn stop_other_cpus() {
     if !super::percpu::is_ready() {

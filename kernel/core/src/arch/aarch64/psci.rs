@@ -7,6 +7,7 @@ use crate::devicetree::PsciConduit;
 
 const CPU_ON: u64 = 0xc400_0003;
 const SYSTEM_OFF: u64 = 0x8400_0008;
+const SYSTEM_RESET: u64 = 0x8400_0009;
 
 /// 0: unknown (no call is made), 1: hvc, 2: smc.
 static CONDUIT: AtomicU8 = AtomicU8::new(0);
@@ -58,4 +59,9 @@ pub fn cpu_on(mpidr: u64, entry: u64, context: u64) -> Option<i64> {
 /// Powers the machine off (QEMU exits with status 0); returns only if PSCI is missing.
 pub fn system_off() {
     let _ = call(SYSTEM_OFF, 0, 0, 0);
+}
+
+/// PSCI `SYSTEM_RESET`; returns only if there is no PSCI or it refused.
+pub fn system_reset() {
+    let _ = call(SYSTEM_RESET, 0, 0, 0);
 }

@@ -105,6 +105,10 @@ extern "C" fn adros_ap_main(index: u64) -> ! {
     super::exceptions::mark_installed();
     super::user::enable_fp_this_cpu();
     let index = index as usize;
+    // The per-CPU block first: the emergency stack is recorded under this CPU's number
+    // (before it, `cpu_id` would say 0 and take CPU 0's slot, leaving this CPU none to put
+    // back into SP_EL0 after user mode).
+    super::percpu::init_this_cpu(index, super::cpu::mpidr());
     match KernelStack::new(16 << 10) {
         Some(s) => {
             super::cpu::set_emergency_stack(s.top());
@@ -112,7 +116,6 @@ extern "C" fn adros_ap_main(index: u64) -> ! {
         }
         None => println!("smp: CPU {index}: no memory for an emergency stack"),
     }
-    super::percpu::init_this_cpu(index, super::cpu::mpidr());
     if let Err(e) = super::gic::init_secondary() {
         println!("smp: CPU {index}: GIC: {e}; this CPU stops");
         super::halt_forever();

@@ -1,8 +1,22 @@
 //! TLB maintenance. AArch64 broadcasts invalidations to every CPU of the inner-shareable
 //! domain in hardware (`tlbi …is`), so there are no shootdown IPIs to send or to service.
 
-/// Invalidates `va`'s translation on every CPU and waits for it.
+/// Invalidates `va`'s translation (every translation with `u64::MAX`, as on x86_64: fork
+/// write-protects a whole address space) on every CPU and waits for it.
 pub fn shootdown(va: u64) {
+    if va == u64::MAX {
+        // SAFETY: TLB maintenance and barriers only; stale entries can only be dropped.
+        unsafe {
+            core::arch::asm!(
+                "dsb ishst",
+                "tlbi vmalle1is",
+                "dsb ish",
+                "isb",
+                options(nostack, preserves_flags)
+            )
+        };
+        return;
+    }
     // SAFETY: TLB maintenance and barriers only; stale entries can only be dropped.
     unsafe {
         core::arch::asm!(

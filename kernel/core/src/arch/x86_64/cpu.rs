@@ -123,6 +123,18 @@ pub fn set_fs_base(v: u64) -> Result<(), NonCanonical> {
     Ok(())
 }
 
+/// The user thread pointer, by its arch-neutral name: `FS_BASE` here, TPIDR_EL0 on aarch64.
+#[inline]
+pub fn tls_base() -> u64 {
+    fs_base()
+}
+
+/// Sets the user thread pointer (`FS_BASE`); `Err` for a non-canonical address.
+#[inline]
+pub fn set_tls_base(v: u64) -> Result<(), NonCanonical> {
+    set_fs_base(v)
+}
+
 /// The user `GS` base. While the kernel runs (after `swapgs`) it sits in `KERNEL_GS_BASE`.
 pub fn user_gs_base() -> u64 {
     x86_64::registers::model_specific::KernelGsBase::read().as_u64()

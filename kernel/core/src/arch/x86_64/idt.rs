@@ -54,6 +54,107 @@ impl TrapFrame {
     pub fn pc(&self) -> u64 {
         self.rip
     }
+
+    // The arch-neutral view of a user frame the layers above use (system calls, signals,
+    // fork); aarch64's TrapFrame has the same methods.
+
+    /// Resumes at `pc`.
+    #[inline]
+    pub fn set_pc(&mut self, pc: u64) {
+        self.rip = pc;
+    }
+
+    /// The user stack pointer.
+    #[inline]
+    pub fn sp(&self) -> u64 {
+        self.rsp
+    }
+
+    #[inline]
+    pub fn set_sp(&mut self, sp: u64) {
+        self.rsp = sp;
+    }
+
+    /// The system call number at entry (rax).
+    #[inline]
+    pub fn syscall_nr(&self) -> u64 {
+        self.rax
+    }
+
+    /// System call argument `i`: rdi, rsi, rdx, r10, r8, r9 (0 past the sixth).
+    #[inline]
+    pub fn syscall_arg(&self, i: usize) -> u64 {
+        match i {
+            0 => self.rdi,
+            1 => self.rsi,
+            2 => self.rdx,
+            3 => self.r10,
+            4 => self.r8,
+            5 => self.r9,
+            _ => 0,
+        }
+    }
+
+    /// What user mode finds returned (rax).
+    #[inline]
+    pub fn ret(&self) -> u64 {
+        self.rax
+    }
+
+    #[inline]
+    pub fn set_ret(&mut self, v: u64) {
+        self.rax = v;
+    }
+
+    /// Whether the frame was built by the system call entry.
+    #[inline]
+    pub fn is_syscall(&self) -> bool {
+        self.vector == super::user::SYSCALL_VECTOR
+    }
+
+    /// Keeps what a restart needs ([`Self::restart_syscall`]): the number, in the
+    /// error-code slot (rax gets the result).
+    #[inline]
+    pub fn keep_for_restart(&mut self) {
+        self.error_code = self.rax;
+    }
+
+    /// The number kept by [`Self::keep_for_restart`].
+    #[inline]
+    pub fn kept_syscall_nr(&self) -> u64 {
+        self.error_code
+    }
+
+    /// Makes the system call run again on the way back: its number in rax again, RIP back
+    /// on the two-byte `syscall` instruction.
+    #[inline]
+    pub fn restart_syscall(&mut self) {
+        self.rax = self.error_code;
+        self.rip -= 2;
+    }
+
+    /// What a CPU exception in user mode was, for the layer that makes it a signal.
+    pub fn user_trap(&self) -> super::super::UserTrap {
+        use super::super::UserTrap as T;
+        match self.vector {
+            0 | 16 | 19 => T::Arithmetic,
+            6 => T::IllegalInstruction,
+            3 => T::Breakpoint,
+            14 => T::PageFault {
+                addr: super::cpu::read_cr2(),
+            },
+            17 => T::Alignment,
+            _ => T::Protection,
+        }
+    }
+
+    /// The exception's name, for logs.
+    pub fn trap_name(&self) -> &'static str {
+        EXCEPTION_NAMES
+            .get(self.vector as usize)
+            .copied()
+            .unwrap_or("?")
+    }
 }
 
 core::arch::global_asm!(

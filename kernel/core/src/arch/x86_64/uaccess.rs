@@ -4,10 +4,10 @@
 //! address space (demand paging, copy-on-write) and, if it cannot be resolved, makes the copy
 //! return EFAULT instead of crashing the kernel. SMAP is lifted only around those instructions.
 
-use zerocopy::{FromBytes, Immutable, IntoBytes};
-
 use crate::errno::{Errno, KResult};
-use crate::mm::uspace::USER_TOP;
+
+use super::super::uaccess_common::check;
+pub use super::super::uaccess_common::{read_cstr, read_val, write_val};
 
 core::arch::global_asm!(
     r#"
@@ -90,13 +90,6 @@ pub fn cmpxchg_user(addr: u64, expected: u32, new: u32) -> KResult<u32> {
     }
 }
 
-fn check(addr: u64, len: usize) -> KResult<()> {
-    match addr.checked_add(len as u64) {
-        Some(end) if end <= USER_TOP => Ok(()),
-        _ => Err(Errno::EFAULT),
-    }
-}
-
 /// Copies `dst.len()` bytes from user address `src`.
 pub fn copy_from_user(dst: &mut [u8], src: u64) -> KResult<()> {
     if dst.is_empty() {
@@ -122,39 +115,4 @@ pub fn copy_to_user(dst: u64, src: &[u8]) -> KResult<()> {
         0 => Ok(()),
         _ => Err(Errno::EFAULT),
     }
-}
-
-/// Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG beyond).
-pub fn read_cstr(addr: u64, max: usize) -> KResult<alloc::vec::Vec<u8>> {
-    let mut out = alloc::vec::Vec::new();
-    let mut at = addr;
-    loop {
-        let chunk = (4096 - (at % 4096)) as usize;
-        let mut buf = alloc::vec![0u8; chunk.min(max + 1 - out.len())];
-        copy_from_user(&mut buf, at)?;
-        if let Some(p) = buf.iter().position(|&b| b == 0) {
-            out.extend_from_slice(&buf[..p]);
-            return Ok(out);
-        }
-        out.extend_from_slice(&buf);
-        if out.len() > max {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        at += buf.len() as u64;
-    }
-}
-
-/// Reads a value from user memory. Only types for which every byte pattern is a valid value
-/// (`FromBytes`: integers, arrays of them, the `#[repr(C)]` structures of `syscall::abi`)
-/// can be read.
-pub fn read_val<T: FromBytes + IntoBytes>(addr: u64) -> KResult<T> {
-    let mut v = T::new_zeroed();
-    copy_from_user(v.as_mut_bytes(), addr)?;
-    Ok(v)
-}
-
-/// Writes a value to user memory. Only types without padding or interior mutability
-/// (`IntoBytes + Immutable`) can be written, so no uninitialized kernel byte reaches user space.
-pub fn write_val<T: IntoBytes + Immutable + ?Sized>(addr: u64, v: &T) -> KResult<()> {
-    copy_to_user(addr, v.as_bytes())
 }

@@ -1,10 +1,11 @@
-//! Boot sequence: from the boot stub's hand-off to a running scheduler.
+//! Boot sequence: from the boot stub's hand-off to a running scheduler. Each architecture's
+//! `kmain` (`x86_64.rs`: Multiboot2/PVH, ACPI, APIC; `aarch64.rs`: the device tree, GIC,
+//! generic timer) brings up its clocks, this CPU's scheduler and tick, then calls [`run`].
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::arch::{self, apic, cpu, idt};
 use crate::bootinfo::BootInfo;
 use crate::cmdline::Cmdline;
 use crate::mm::phys;
@@ -17,55 +18,20 @@ pub static INIT_START_NS: AtomicU64 = AtomicU64::new(0);
 
 pub use crate::bootinfo::{cmdline, info};
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "aarch64")]
+use aarch64 as arch_boot;
+#[cfg(not(target_arch = "aarch64"))]
+mod x86_64;
+#[cfg(not(target_arch = "aarch64"))]
+use x86_64 as arch_boot;
+
 /// The entry the boot stub (`adros_core`'s `boot.S`) jumps to, in long mode on the boot
 /// stack, with the loader's magic and information pointer.
-#[allow(unsafe_code)] // the exported symbol name is the one unsafe thing here
-#[unsafe(no_mangle)]
-extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
-    // 1.–4. Frames, page tables, heap, boot information, log, this CPU's tables, symbols.
-    let (info, cmd, feats) = adros_core::boot::early(magic, mbi_phys);
-
-    // 5. Clocks: ACPI tables, I/O APICs masked, HPET; LAPIC + TSC calibrated against the
-    // HPET (the PIT without one); wall clock from the RTC.
-    apic::init_this_cpu(feats.x2apic);
-    let cal = crate::platform::init_clocks();
-
-    println!(
-        "AdrOS: command line: {}",
-        if info.cmdline.is_empty() {
-            "(empty)"
-        } else {
-            &info.cmdline
-        }
-    );
-    log::info!("boot loader: {}", info.loader);
-    log::info!(
-        "cpu: {}; smep={} smap={} nx={} x2apic={} 1g-pages={} invariant-tsc={}",
-        cpu::brand(),
-        feats.smep,
-        feats.smap,
-        feats.nx,
-        feats.x2apic,
-        feats.pdpe1gb,
-        feats.invariant_tsc
-    );
-    log::info!(
-        "clock: TSC {}.{:03} MHz, LAPIC timer {} ticks/ms (÷16), both against the {}",
-        cal.tsc_hz / 1_000_000,
-        (cal.tsc_hz / 1000) % 1000,
-        cal.lapic_per_ms,
-        cal.reference
-    );
-
-    crate::profile::init();
-
-    // 6. Scheduler: this context becomes the boot thread; the tick starts.
-    sched::init_this_cpu("kmain");
-    idt::register(idt::VECTOR_TIMER, sched::timer_tick);
-    idt::register(idt::VECTOR_RESCHED, sched::resched_ipi);
-    apic::start_timer(time::TICK_HZ);
-    arch::irq::enable();
-
+/// The arch-neutral rest of the boot, once the architecture's `kmain` has the clocks, this
+/// CPU's scheduler and its tick running: subsystems, other CPUs, the banner, then init.
+pub fn run(info: &'static BootInfo, cmd: &'static Cmdline) -> ! {
     crate::platform_init();
     crate::fs::init();
     crate::block::init();
@@ -74,7 +40,7 @@ extern "C" fn kmain(magic: u64, mbi_phys: u64) -> ! {
     crate::procfs::init();
     crate::sysfs::init();
     crate::tty::init();
-    start_other_cpus(cmd);
+    arch_boot::start_other_cpus(cmd);
     print_banner(info);
     BOOT_DONE_NS.store(time::now_ns(), Ordering::Relaxed);
 
@@ -179,43 +145,14 @@ fn start_init(cmd: &Cmdline) {
 }
 
 /// Brings up the application processors the MADT lists (`nosmp` / `maxcpus=N` limit it).
-fn start_other_cpus(cmd: &Cmdline) {
-    let max = if cmd.nosmp {
-        1
-    } else {
-        cmd.maxcpus.unwrap_or(usize::MAX).max(1)
-    };
-    let ids: Vec<u32> = crate::acpi::cpus()
-        .iter()
-        .filter(|c| c.enabled || c.online_capable)
-        .map(|c| c.apic_id)
-        .collect();
-    if ids.len() <= 1 || max == 1 {
-        if ids.len() > 1 {
-            log::info!(
-                "smp: {} CPUs present, only the boot CPU used ({})",
-                ids.len(),
-                if cmd.nosmp { "nosmp" } else { "maxcpus=1" }
-            );
-        }
-        return;
-    }
-    let t0 = time::now_ns();
-    let n = arch::smp::start_aps(&ids, max);
-    log::info!(
-        "smp: {n} of {} CPUs online ({} ms)",
-        ids.len(),
-        (time::now_ns() - t0) / 1_000_000
-    );
-}
-
 fn print_banner(info: &BootInfo) {
     let (free, total) = phys::stats();
     let usable = info.usable_bytes();
     println!("================================================================");
     println!(
-        " AdrOS {} — x86_64, NetBSD rump kernel hypercall ABI",
-        env!("CARGO_PKG_VERSION")
+        " AdrOS {} — {}, NetBSD rump kernel hypercall ABI",
+        env!("CARGO_PKG_VERSION"),
+        arch_boot::NAME
     );
     println!(
         " memory: {} MiB usable of {} MiB RAM top; {} MiB free ({} of {} frames)",
@@ -248,13 +185,7 @@ fn crash(kind: &str) {
     println!("AdrOS: crashing on purpose (debug.crash={kind})");
     match kind {
         "panic" => panic!("deliberate panic requested on the command line"),
-        "pagefault" => {
-            let v = crate::arch::cpu::read_unmapped_kernel_page();
-            println!("read {v} from an unmapped page?!");
-        }
-        "ud" => {
-            crate::arch::cpu::raise_invalid_opcode();
-        }
+        "pagefault" | "ud" => arch_boot::crash(kind),
         "stackoverflow" => {
             let h = sched::spawn("overflow", || {
                 recurse(0);

@@ -1,4 +1,4 @@
-//! Platform discovery: ACPI tables, interrupt controllers, timers, the RTC, PCI.
+//! x86_64 platform discovery: ACPI tables, interrupt controllers, timers, the RTC, PCI.
 //! `init_clocks` runs in the boot sequence's clock step (interrupts off, before the
 //! scheduler tick); `platform_init` runs once on the boot CPU with the scheduler running;
 //! `describe_platform` produces the boot banner's hardware lines.

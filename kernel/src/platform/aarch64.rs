@@ -1,0 +1,59 @@
+//! aarch64 (QEMU `virt`): what the core found in the device tree at boot. There is no
+//! PCI here yet (PCIe through ECAM from the device tree, and virtio-mmio, are issue 19's
+//! next steps): `pci::init` finds no bus and says so.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+pub fn platform_init() {
+    crate::pci::init();
+}
+
+pub fn describe_platform(lines: &mut Vec<String>) {
+    let online = crate::arch::percpu::online_cpus().count();
+    lines.push(format!(
+        "cpus: {online} online ({}), MPIDRs {}",
+        crate::arch::cpu::brand(),
+        crate::arch::percpu::online_cpus()
+            .map(|c| format!("{:#x}", c.mpidr))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    lines.push(format!(
+        "clock: generic timer at {} Hz (CNTFRQ_EL0), tick {} Hz",
+        crate::time::tsc_hz(),
+        crate::time::TICK_HZ
+    ));
+    let (spurious, unhandled) = crate::arch::gic::stats();
+    lines.push(format!(
+        "gic: GICv3, {spurious} spurious and {unhandled} unhandled interrupts so far"
+    ));
+    lines.push(format!(
+        "psci: {}",
+        if crate::arch::psci::available() {
+            "available (CPU_ON, SYSTEM_OFF, SYSTEM_RESET)"
+        } else {
+            "none (no secondary CPUs, power off by semihosting)"
+        }
+    ));
+    lines.push(String::from(
+        "rtc: not read yet on aarch64 (the wall clock starts at 0)",
+    ));
+    crate::pci::describe(lines);
+}
+
+/// Powers the machine off: PSCI `SYSTEM_OFF`; without PSCI, QEMU's semihosting exit
+/// (status 0 as x86_64's fallback).
+pub fn power_off() -> ! {
+    crate::arch::irq::save_and_disable();
+    crate::arch::psci::system_off();
+    log::warn!("power off: PSCI SYSTEM_OFF unavailable; falling back to QEMU's semihosting exit");
+    crate::arch::qemu_exit(crate::panic::EXIT_SUCCESS)
+}
+
+/// Restarts the machine: PSCI `SYSTEM_RESET`.
+pub fn reset() -> ! {
+    crate::arch::irq::save_and_disable();
+    crate::arch::reset_machine()
+}
