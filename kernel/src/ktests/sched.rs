@@ -13,6 +13,7 @@ use crate::time::now_ns;
 
 pub fn register(v: &mut Vec<(&'static str, TestFn)>) {
     v.push(("sched::spawn_join_100", spawn_join));
+    v.push(("arch::escape_abandons_frames_and_resumes", escape_resumes));
     v.push(("sched::preemption", preemption));
     v.push(("sched::sleep_accuracy", sleep_accuracy));
     v.push(("sched::timed_wait_times_out_on_time", timed_wait));
@@ -27,6 +28,58 @@ pub fn register(v: &mut Vec<(&'static str, TestFn)>) {
 }
 
 const MS: u64 = 1_000_000;
+
+/// `arch::escape`: a normal return passes the value; an escape from three calls down comes
+/// back to its `catch` with `None` (the frames above abandoned, their locals never dropped),
+/// the innermost of two nested catches is the one resumed, and the callee-saved state of
+/// the caller survives (a loop counter kept across the call).
+fn escape_resumes() -> Result<(), String> {
+    use crate::arch::escape::{Resume, catch, escape};
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Noisy;
+    impl Drop for Noisy {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    #[inline(never)]
+    fn deep(r: &Resume, n: u32) -> u32 {
+        let _n = Noisy;
+        if n == 0 {
+            // SAFETY: `r` is the live resume point of this thread's enclosing `catch`; the
+            // frames between hold only `Noisy` values, which may leak.
+            unsafe { escape(r) }
+        }
+        deep(r, n - 1) + 1
+    }
+    if catch(|_| 41 + 1) != Some(42) {
+        return Err("a normal return did not pass its value".into());
+    }
+    let mut total = 0u64;
+    for i in 0..100u64 {
+        let r = catch(|r| deep(r, 3));
+        if r.is_some() {
+            return Err(alloc::format!("round {i}: the escape returned a value"));
+        }
+        total += i;
+    }
+    if total != 4950 {
+        return Err(alloc::format!(
+            "the caller's state changed across escapes: {total}"
+        ));
+    }
+    if DROPS.load(Ordering::Relaxed) != 0 {
+        return Err("an abandoned frame's value was dropped".into());
+    }
+    let outer = catch(|_| catch(|r| deep(r, 2)).is_none());
+    if outer != Some(true) {
+        return Err(alloc::format!(
+            "nested: the inner catch was not the one resumed ({outer:?})"
+        ));
+    }
+    Ok(())
+}
 
 fn spawn_join() -> Result<(), String> {
     let n = Arc::new(AtomicU64::new(0));

@@ -17,6 +17,9 @@ pub mod aarch64;
 #[cfg(all(target_os = "none", target_arch = "aarch64"))]
 pub use self::aarch64::*;
 
+/// Leaving deep foreign frames back to a resume point (`setjmp`/`longjmp`), both architectures.
+#[cfg(target_os = "none")]
+pub mod escape;
 /// The entry points of user mode the layers above register (both architectures).
 #[cfg(target_os = "none")]
 pub mod hooks;

@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod cpu;
+pub(crate) mod escape_asm;
 pub mod esr;
 pub mod exceptions;
 pub mod gic;

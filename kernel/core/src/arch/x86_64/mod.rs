@@ -3,7 +3,7 @@
 pub mod acpi_io;
 pub mod apic;
 pub mod cpu;
-pub mod escape;
+pub(crate) mod escape_asm;
 pub mod gdt;
 pub mod hpet;
 pub mod idt;

@@ -4,60 +4,28 @@
 //! through, but its caller — the system call that entered NetBSD — can still return an
 //! error instead of the process being killed.
 //!
-//! [`catch`] runs a function after saving what the System V ABI makes a callee preserve
-//! (rbx, rbp, r12–r15), the stack pointer and the return address in a [`Resume`] on the
-//! caller's stack. [`escape`] restores them and returns from [`catch`] a second way. The
-//! frames in between are *abandoned*: never returned into, nothing in them dropped (as if
+//! [`catch`] runs a function after saving what the calling convention makes a callee
+//! preserve, the stack pointer and the return address in a [`Resume`] on the caller's
+//! stack (the assembly is per architecture: `x86_64/escape_asm.rs`,
+//! `aarch64/escape_asm.rs`). [`escape`] restores them and returns from [`catch`] a second
+//! way. The frames in between are *abandoned*: never returned into, nothing in them dropped (as if
 //! the thread had been killed there — which is what happened before this existed). The
 //! compiler sees one ordinary call to an assembly function that returns once, with the
 //! callee-saved registers as they were, so nothing it keeps across the call goes stale.
 
 use core::ffi::c_void;
 
+#[cfg(target_arch = "aarch64")]
+use super::aarch64::escape_asm as asm;
+#[cfg(target_arch = "x86_64")]
+use super::x86_64::escape_asm as asm;
+
 /// Where [`escape`] resumes: the callee-saved registers, stack pointer and return address
-/// of one [`catch`] call.
+/// of one [`catch`] call (laid out as the architecture's `adros_catch` writes them).
 #[repr(C)]
 pub struct Resume {
-    regs: [u64; 8],
+    regs: [u64; asm::RESUME_WORDS],
 }
-
-core::arch::global_asm!(
-    ".globl adros_catch",
-    // rdi = *mut Resume, rsi = data, rdx = extern "C" fn(data). Returns 0 after `f`
-    // returned, 1 when `escape` came back here.
-    "adros_catch:",
-    "mov [rdi + 0], rbx",
-    "mov [rdi + 8], rbp",
-    "mov [rdi + 16], r12",
-    "mov [rdi + 24], r13",
-    "mov [rdi + 32], r14",
-    "mov [rdi + 40], r15",
-    // The caller's stack pointer after our return, and the return address.
-    "lea rax, [rsp + 8]",
-    "mov [rdi + 48], rax",
-    "mov rax, [rsp]",
-    "mov [rdi + 56], rax",
-    // Keep the call ABI's 16-byte alignment: rsp is 8 mod 16 here.
-    "sub rsp, 8",
-    "mov rdi, rsi",
-    "call rdx",
-    "add rsp, 8",
-    "xor eax, eax",
-    "ret",
-    ".globl adros_escape",
-    // rdi = *const Resume.
-    "adros_escape:",
-    "mov rbx, [rdi + 0]",
-    "mov rbp, [rdi + 8]",
-    "mov r12, [rdi + 16]",
-    "mov r13, [rdi + 24]",
-    "mov r14, [rdi + 32]",
-    "mov r15, [rdi + 40]",
-    "mov rsp, [rdi + 48]",
-    "mov eax, 1",
-    "cld",
-    "jmp qword ptr [rdi + 56]",
-);
 
 unsafe extern "C" {
     fn adros_catch(r: *mut Resume, data: *mut c_void, f: extern "C" fn(*mut c_void)) -> u64;
@@ -80,7 +48,9 @@ pub fn catch<F: FnOnce(&Resume) -> R, R>(f: F) -> Option<R> {
             call.out = Some(f(unsafe { &*call.resume }));
         }
     }
-    let mut resume = Resume { regs: [0; 8] };
+    let mut resume = Resume {
+        regs: [0; asm::RESUME_WORDS],
+    };
     let mut call = Call {
         f: Some(f),
         resume: &raw const resume,
