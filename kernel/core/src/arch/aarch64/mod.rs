@@ -27,6 +27,7 @@ mod boot_stub {
 }
 
 pub use exceptions::TrapFrame;
+pub use timer::{tick_idle, tick_resume};
 
 /// The top of the boot stub's linear map of RAM (physical 1..4 GiB at PHYS_OFFSET): the
 /// frame allocator's bitmap goes below it, and RAM above it is not used yet.

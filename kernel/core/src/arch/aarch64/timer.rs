@@ -64,3 +64,23 @@ fn on_tick(frame: &mut TrapFrame) {
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
+
+/// Stretches this CPU's tick (idle): the next one `ns` from now instead of one period.
+pub fn tick_idle(ns: u64) {
+    let hz = super::cpu::counter_hz();
+    let delta = (u128::from(ns) * u128::from(hz) / 1_000_000_000).max(1) as u64;
+    let next = super::cpu::counter() + delta;
+    super::percpu::current()
+        .timer_next
+        .store(next, Ordering::Relaxed);
+    set_cval(next);
+}
+
+/// The periodic tick again, after [`tick_idle`]: the next one a period from now.
+pub fn tick_resume() {
+    let next = super::cpu::counter() + PERIOD.load(Ordering::Relaxed);
+    super::percpu::current()
+        .timer_next
+        .store(next, Ordering::Relaxed);
+    set_cval(next);
+}

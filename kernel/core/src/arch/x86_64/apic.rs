@@ -219,6 +219,20 @@ pub fn start_timer(hz: u32) {
     write(REG_TIMER_INIT, init);
 }
 
+/// Stretches this CPU's tick (idle): one interrupt after `ns`, then none until
+/// [`tick_resume`].
+pub fn tick_idle(ns: u64) {
+    let per_ms = u64::from(this_cpu_ticks_per_ms());
+    let count = (ns.saturating_mul(per_ms) / 1_000_000).clamp(1, u64::from(u32::MAX));
+    write(REG_LVT_TIMER, u32::from(VECTOR_TIMER)); // one-shot
+    write(REG_TIMER_INIT, count as u32);
+}
+
+/// The periodic tick again, after [`tick_idle`].
+pub fn tick_resume() {
+    start_timer(crate::time::TICK_HZ);
+}
+
 /// Raw access for the timer accuracy tests.
 pub fn timer_one_shot_count(init: u32) {
     write(REG_LVT_TIMER, 1 << 16);

@@ -21,6 +21,7 @@ pub mod uaccess;
 pub mod upt;
 pub mod user;
 
+pub use apic::{tick_idle, tick_resume};
 pub use idt::TrapFrame;
 
 /// The top of what the boot stub maps before the kernel's own page tables exist (the
