@@ -11,6 +11,7 @@
 pub mod audio;
 pub mod host;
 pub mod net;
+pub mod net6;
 pub mod netsys;
 pub mod pci;
 pub mod sys;

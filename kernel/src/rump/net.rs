@@ -6,7 +6,12 @@
 //!   [`start`] brings `wm0` up and runs NetBSD's DHCP client (`net_config`, over bpf) in a
 //!   thread of its own, so the boot does not wait for the lease; `lo0` is 127.0.0.1 as
 //!   NetBSD's `netinet` component configures it.
-//! * **Sockets.** A user's AF_INET socket is a [`RumpSock`]: a descriptor in the rump
+//! * **IPv6.** NetBSD configures `wm0`'s link-local address itself when it comes up; with
+//!   `net.inet6.ip6.accept_rtadv=1` (set by [`start`]) it also forms an address from a
+//!   router advertisement's prefix (QEMU's slirp: `fec0::/64`). NetBSD's kernel does not
+//!   solicit one (its `rtsold` daemon would), so [`start`] sends router solicitations
+//!   from a raw ICMPv6 socket until the address appears.
+//! * **Sockets.** A user's AF_INET or AF_INET6 socket is a [`RumpSock`]: a descriptor in the rump
 //!   kernel's process 1 (where every bridge descriptor lives), always non-blocking there. A
 //!   call that would block waits on the socket's AdrOS wait queue — interruptible by
 //!   signals, honouring `O_NONBLOCK`/`MSG_DONTWAIT` — and retries when the socket's state
@@ -25,7 +30,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
 use core::ffi::c_int;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use super::netsys::{self as ns, Kevent};
@@ -40,7 +45,7 @@ use crate::net::socket::InetSocket;
 use crate::sched::wait::WaitQueue;
 
 /// The interface NetBSD's wm(4) attaches as.
-const IFNAME: &str = "wm0";
+pub(super) const IFNAME: &str = "wm0";
 /// Linux `FIONREAD`.
 const LINUX_FIONREAD: u32 = 0x541b;
 /// Linux's poll bits for "readable normal data" and "writable normal data".
@@ -92,6 +97,7 @@ pub fn start() {
     }
     *LEASE.lock() = String::from("waiting");
     crate::sched::thread::spawn("rump-net", || {
+        super::net6::accept_adverts();
         if let Err(e) = ns::netconfig_ifup(IFNAME) {
             log::error!(
                 "net: rump: cannot bring {IFNAME} up: {e:?} (did wm(4) attach? see the boot log)"
@@ -130,7 +136,17 @@ pub fn start() {
             .and_then(|b| default_gateway(&b))
             .map_or(String::from("none"), |g| alloc::format!("{g}"));
         *LEASE.lock() = lease;
+        let mac = interface().map_or([0; 6], |i| i.mac);
+        super::net6::solicit(IFNAME, mac);
     });
+}
+
+/// The IPv6 addresses (`/proc/net/if_inet6`).
+pub fn inet6_addrs() -> Vec<crate::net::Inet6Addr> {
+    if !UP.load(Ordering::Acquire) {
+        return Vec::new();
+    }
+    super::net6::inet6_addrs()
 }
 
 /// e1000 interrupt-moderation registers (82540EM manual, 13.4): the interrupt throttling
@@ -391,9 +407,10 @@ pub fn report() -> Vec<String> {
         .iter()
         .map(|slot| {
             alloc::format!(
-                "net {IFNAME} wm (NetBSD wm) {slot} stack=rump up={} addr={} gateway={} sockets={} itr={}",
+                "net {IFNAME} wm (NetBSD wm) {slot} stack=rump up={} addr={} ipv6={} gateway={} sockets={} itr={}",
                 UP.load(Ordering::Acquire),
                 LEASE.lock().clone(),
+                super::net6::STATE.lock().clone(),
                 GATEWAY.lock().clone(),
                 SOCKS.lock().len(),
                 current_itr().map_or(String::from("?"), |v| alloc::format!("{v}"))
@@ -438,11 +455,13 @@ fn events(kq: c_int) {
     }
 }
 
-/// An AF_INET socket in the rump kernel.
+/// An AF_INET or AF_INET6 socket in the rump kernel.
 pub struct RumpSock {
     id: u64,
     fd: c_int,
     kind: Kind,
+    /// AF_INET6.
+    v6: bool,
     wq: WaitQueue,
     /// Linux poll bits as last seen ([`RumpSock::refresh`]).
     ready: AtomicU32,
@@ -459,21 +478,31 @@ pub struct RumpSock {
 impl RumpSock {
     /// A new socket of `kind`; fails with the rump kernel's answer (e.g. EPROTONOSUPPORT
     /// for ICMP datagram sockets, which NetBSD does not have).
-    pub fn new(kind: Kind) -> KResult<Arc<RumpSock>> {
+    pub fn new(kind: Kind, v6: bool) -> KResult<Arc<RumpSock>> {
         super::ready().map_err(|_| Errno::ENETDOWN)?;
-        let fd = ns::socket(
-            ns::AF_INET,
-            kind.sock_type() | ns::SOCK_NONBLOCK,
-            kind.protocol(),
-        )?;
-        Ok(Self::wrap(fd, kind))
+        let (domain, proto) = match (v6, kind) {
+            (true, Kind::Icmp) => (ns::AF_INET6, ns::IPPROTO_ICMPV6),
+            (true, _) => (ns::AF_INET6, kind.protocol()),
+            (false, _) => (ns::AF_INET, kind.protocol()),
+        };
+        let fd = ns::socket(domain, kind.sock_type() | ns::SOCK_NONBLOCK, proto)?;
+        if v6 {
+            // Linux's sockets are dual-stack by default (net.ipv6.bindv6only=0); NetBSD's
+            // are V6ONLY by default (net.inet6.ip6.v6only=1).
+            if let Err(e) = ns::setsockopt_int(fd, ns::IPPROTO_IPV6, ns::IPV6_V6ONLY, 0) {
+                let _ = super::sys::close(fd);
+                return Err(e);
+            }
+        }
+        Ok(Self::wrap(fd, kind, v6))
     }
 
-    fn wrap(fd: c_int, kind: Kind) -> Arc<RumpSock> {
+    fn wrap(fd: c_int, kind: Kind, v6: bool) -> Arc<RumpSock> {
         let s = Arc::new(RumpSock {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             fd,
             kind,
+            v6,
             wq: WaitQueue::new(),
             ready: AtomicU32::new(0),
             seq: AtomicU64::new(0),
@@ -569,6 +598,7 @@ impl RumpSock {
             Flag::KeepAlive => (ns::SOL_SOCKET, ns::SO_KEEPALIVE),
             Flag::NoDelay => (ns::IPPROTO_TCP, ns::TCP_NODELAY),
             Flag::Broadcast => (ns::SOL_SOCKET, ns::SO_BROADCAST),
+            Flag::V6Only => (ns::IPPROTO_IPV6, ns::IPV6_V6ONLY),
         }
     }
 }
@@ -586,8 +616,12 @@ impl InetSocket for RumpSock {
         self.kind
     }
 
-    fn bind(&self, addr: SocketAddrV4) -> KResult<()> {
-        ns::bind_in(self.fd, addr)
+    fn v6(&self) -> bool {
+        self.v6
+    }
+
+    fn bind(&self, addr: SocketAddr) -> KResult<()> {
+        ns::bind_sa(self.fd, addr, self.v6)
     }
 
     fn listen(&self, backlog: i32) -> KResult<()> {
@@ -603,23 +637,26 @@ impl InetSocket for RumpSock {
         r
     }
 
-    fn accept(&self, nonblock: bool) -> KResult<(Arc<dyn InetSocket>, SocketAddrV4)> {
+    fn accept(&self, nonblock: bool) -> KResult<(Arc<dyn InetSocket>, SocketAddr)> {
         let (fd, peer) = self.blocking(nonblock, || ns::accept_nb(self.fd))?;
-        let s = Self::wrap(fd, self.kind);
+        let s = Self::wrap(fd, self.kind, self.v6);
         let peer = match peer {
             Some(p) => p,
-            None => ns::peername(fd).unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+            None => ns::peername(fd).unwrap_or(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::UNSPECIFIED,
+                0,
+            ))),
         };
         Ok((s as Arc<dyn InetSocket>, peer))
     }
 
-    fn connect(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
+    fn connect(&self, addr: SocketAddr, nonblock: bool) -> KResult<()> {
         // NetBSD says EOPNOTSUPP for a listening socket; Linux EISCONN.
         if self.kind == Kind::Stream && self.is_listening() {
             return Err(Errno::EISCONN);
         }
         let seen = self.seq.load(Ordering::Acquire);
-        let r = ns::connect_in(self.fd, addr);
+        let r = ns::connect_sa(self.fd, addr, self.v6);
         self.refresh();
         match r {
             Err(Errno::EINPROGRESS) if self.kind == Kind::Stream => {}
@@ -651,14 +688,14 @@ impl InetSocket for RumpSock {
         }
     }
 
-    fn send(&self, data: &[u8], dest: Option<SocketAddrV4>, nonblock: bool) -> KResult<usize> {
+    fn send(&self, data: &[u8], dest: Option<SocketAddr>, nonblock: bool) -> KResult<usize> {
         // A blocking send on a stream returns when all of `data` is in the socket, as on
         // Linux (the rump descriptor is non-blocking and takes what fits each time); an
         // error or a signal after part of it went returns that part.
         let mut sent = 0;
         loop {
             let r = self.blocking(nonblock, || {
-                ns::sendto(self.fd, &data[sent..], ns::MSG_NOSIGNAL, dest)
+                ns::sendto(self.fd, &data[sent..], ns::MSG_NOSIGNAL, dest, self.v6)
             });
             match r {
                 Ok(n) if self.kind == Kind::Stream && !nonblock && n > 0 => {
@@ -681,7 +718,7 @@ impl InetSocket for RumpSock {
         buf: &mut [u8],
         peek: bool,
         nonblock: bool,
-    ) -> KResult<(usize, usize, Option<SocketAddrV4>)> {
+    ) -> KResult<(usize, usize, Option<SocketAddr>)> {
         let flags = if peek { ns::MSG_PEEK } else { 0 };
         if self.kind == Kind::Stream {
             let (n, _) = self.blocking(nonblock, || ns::recvfrom(self.fd, buf, flags))?;
@@ -712,11 +749,11 @@ impl InetSocket for RumpSock {
         r
     }
 
-    fn local_name(&self) -> KResult<SocketAddrV4> {
+    fn local_name(&self) -> KResult<SocketAddr> {
         ns::sockname(self.fd)
     }
 
-    fn peer_name(&self) -> KResult<SocketAddrV4> {
+    fn peer_name(&self) -> KResult<SocketAddr> {
         ns::peername(self.fd)
     }
 

@@ -1,9 +1,9 @@
-//! ICMP echo: ping sockets (SOCK_DGRAM/IPPROTO_ICMP: the identifier and checksum are the
-//! kernel's, as on Linux) and raw ICMP sockets for root (the caller's ICMP message in an
+//! ICMP echo: ping sockets (SOCK_DGRAM/IPPROTO_ICMP, and SOCK_DGRAM/IPPROTO_ICMPV6 on
+//! AF_INET6: the identifier and checksum are the kernel's, as on Linux) and raw ICMP sockets for root (the caller's ICMP message in an
 //! IPv4 header built here; replies arrive as whole IPv4 packets).
 
 use alloc::vec::Vec;
-use core::net::SocketAddrV4;
+use core::net::{IpAddr, SocketAddr, SocketAddrV4};
 
 use smoltcp::socket::{icmp, raw};
 use smoltcp::wire::{IpAddress, IpProtocol, IpVersion};
@@ -46,7 +46,7 @@ impl InetSock {
     pub(super) fn send_raw(
         &self,
         data: &[u8],
-        dest: Option<SocketAddrV4>,
+        dest: Option<SocketAddr>,
         nonblock: bool,
     ) -> KResult<usize> {
         if data.len() < 4 || data.len() > 1480 {
@@ -54,8 +54,12 @@ impl InetSock {
         }
         self.blocking(nonblock, POLLOUT, |st, id| {
             let s = st.inet.get(id)?;
-            let to = dest.or(s.remote).ok_or(Errno::EDESTADDRREQ)?;
-            let Some(me) = super::source_for(st, *to.ip()) else {
+            let to: SocketAddrV4 = match dest.or(s.remote) {
+                Some(SocketAddr::V4(a)) => a,
+                Some(SocketAddr::V6(_)) => return Err(Errno::EAFNOSUPPORT),
+                None => return Err(Errno::EDESTADDRREQ),
+            };
+            let Some(IpAddr::V4(me)) = super::source_for(st, IpAddr::V4(*to.ip())) else {
                 return Err(Errno::ENETUNREACH);
             };
             if st.inet.get(id)?.handle.is_none() {
@@ -85,20 +89,26 @@ impl InetSock {
     pub(super) fn send_icmp(
         &self,
         data: &[u8],
-        dest: Option<SocketAddrV4>,
+        dest: Option<SocketAddr>,
         nonblock: bool,
     ) -> KResult<usize> {
-        // An ICMP echo request: type 8, code 0, checksum, identifier, sequence, payload.
+        // An ICMP echo request: type 8 (ICMPv6: 128), code 0, checksum, identifier,
+        // sequence, payload.
+        let echo = if self.v6 { 128 } else { 8 };
         if data.len() < 8 || data.len() > 1472 {
             return Err(Errno::EINVAL);
         }
-        if data[0] != 8 || data[1] != 0 {
+        if data[0] != echo || data[1] != 0 {
             return Err(Errno::EINVAL);
         }
         self.blocking(nonblock, POLLOUT, |st, id| {
             let s = st.inet.get(id)?;
             let to = dest.or(s.remote).ok_or(Errno::EDESTADDRREQ)?;
-            if super::source_for(st, *to.ip()).is_none() {
+            // Linux: an ICMPv6 socket pings IPv6 addresses only, an ICMP one IPv4 ones.
+            if to.is_ipv6() != self.v6 {
+                return Err(Errno::EINVAL);
+            }
+            if super::source_for(st, to.ip()).is_none() {
                 return Err(Errno::ENETUNREACH);
             }
             if st.inet.get(id)?.handle.is_none() {
@@ -111,10 +121,11 @@ impl InetSock {
             // Like Linux: the identifier is the socket's, the checksum ours.
             pkt[4..6].copy_from_slice(&ident.to_be_bytes());
             pkt[2..4].copy_from_slice(&[0, 0]);
+            // ICMPv6's checksum covers the pseudo-header: smoltcp fills it in on the way out.
             let c = checksum(&pkt);
             pkt[2..4].copy_from_slice(&c.to_be_bytes());
             let i = st.sockets.get_mut::<icmp::Socket>(h);
-            match i.send_slice(&pkt, IpAddress::Ipv4(*to.ip())) {
+            match i.send_slice(&pkt, IpAddress::from(to.ip())) {
                 Ok(()) => Ok(Some(data.len())),
                 Err(icmp::SendError::BufferFull) => Ok(None),
                 Err(icmp::SendError::Unaddressable) => Err(Errno::EINVAL),
