@@ -51,6 +51,10 @@ pub trait InetSocket: AnonFile {
     fn set_buffer_size(&self, _send: bool, _bytes: i32) -> KResult<()> {
         Ok(())
     }
+    /// ICMP6_FILTER (Linux's sense: a set bit blocks that ICMPv6 type), raw ICMPv6 only.
+    fn set_icmp6_filter(&self, _filter: [u32; 8]) -> KResult<()> {
+        Err(crate::errno::Errno::ENOPROTOOPT)
+    }
     /// SO_LINGER asked by setsockopt.
     fn set_linger(&self, _on: bool, _secs: i32) -> KResult<()> {
         Ok(())
@@ -107,5 +111,8 @@ impl InetSocket for super::inet::InetSock {
     }
     fn flag(&self, opt: Flag) -> bool {
         Self::flag(self, opt)
+    }
+    fn set_icmp6_filter(&self, filter: [u32; 8]) -> KResult<()> {
+        Self::set_icmp6_filter(self, filter)
     }
 }

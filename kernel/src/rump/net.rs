@@ -481,7 +481,7 @@ impl RumpSock {
     pub fn new(kind: Kind, v6: bool) -> KResult<Arc<RumpSock>> {
         super::ready().map_err(|_| Errno::ENETDOWN)?;
         let (domain, proto) = match (v6, kind) {
-            (true, Kind::Icmp) => (ns::AF_INET6, ns::IPPROTO_ICMPV6),
+            (true, Kind::Icmp | Kind::RawIcmp) => (ns::AF_INET6, ns::IPPROTO_ICMPV6),
             (true, _) => (ns::AF_INET6, kind.protocol()),
             (false, _) => (ns::AF_INET, kind.protocol()),
         };
@@ -793,6 +793,14 @@ impl InetSocket for RumpSock {
                 r => return r,
             }
         }
+    }
+
+    fn set_icmp6_filter(&self, filter: [u32; 8]) -> KResult<()> {
+        if !self.v6 || self.kind != Kind::RawIcmp {
+            return Err(Errno::ENOPROTOOPT);
+        }
+        // NetBSD's bits mean the opposite of Linux's: set = pass.
+        ns::set_icmp6_filter(self.fd, filter.map(|w| !w))
     }
 
     fn set_linger(&self, on: bool, secs: i32) -> KResult<()> {

@@ -442,6 +442,14 @@ pub fn getsockopt_int(fd: c_int, level: c_int, opt: c_int) -> KResult<c_int> {
     Ok(v)
 }
 
+/// `ICMP6_FILTER` (NetBSD: level IPPROTO_ICMPV6, option 18; a set bit passes the type).
+pub fn set_icmp6_filter(fd: c_int, filter: [u32; 8]) -> KResult<()> {
+    bind();
+    // SAFETY: `filter` is a valid 32-byte `struct icmp6_filter` for the call.
+    chk(unsafe { ffi::setsockopt(fd, IPPROTO_ICMPV6, 18, (&raw const filter).cast(), 32) })
+        .map(drop)
+}
+
 /// `SO_LINGER`: (on, seconds).
 pub fn set_linger(fd: c_int, on: bool, secs: c_int) -> KResult<()> {
     bind();

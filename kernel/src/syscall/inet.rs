@@ -53,6 +53,9 @@ const IP_TOS: u64 = 1;
 const IP_TTL: u64 = 2;
 const SOL_IPV6: u64 = 41;
 const IPV6_V6ONLY: u64 = 26;
+const ICMP6_FILTER: u64 = 1;
+const SOL_RAW: u64 = 255;
+const IPV6_CHECKSUM: u64 = 7;
 /// `sizeof(struct sockaddr_in6)`, and the RFC 2133 size without `sin6_scope_id` that Linux
 /// still accepts.
 const SIN6_LEN: usize = 28;
@@ -78,7 +81,8 @@ pub fn socket(domain: u64, ty: u64, proto: u64) -> KResult<u64> {
         (SOCK_DGRAM, 0 | IPPROTO_UDP) => Kind::Dgram,
         (SOCK_DGRAM, IPPROTO_ICMP) if !v6 => Kind::Icmp,
         (SOCK_DGRAM, IPPROTO_ICMPV6) if v6 => Kind::Icmp,
-        // Raw ICMPv6 is not offered (busybox's ping -6 as root needs it).
+        // Raw ICMPv6 for root (busybox's `ping6`); no other raw IPv6 protocol.
+        (SOCK_RAW, IPPROTO_ICMPV6) if v6 && is_root() => Kind::RawIcmp,
         (SOCK_RAW, _) if v6 && !is_root() => return Err(Errno::EPERM),
         (SOCK_RAW, _) if v6 => return Err(Errno::EPROTONOSUPPORT),
         // Raw ICMP for root (busybox's ping); no other raw protocol.
@@ -331,6 +335,25 @@ pub fn setsockopt(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
                 copy_from_user(&mut b, val)?;
             }
         }
+        (IPPROTO_ICMPV6, ICMP6_FILTER) if s.v6() && s.kind() == Kind::RawIcmp => {
+            // Linux takes at most the structure's 32 bytes; fewer leave the rest blocking
+            // nothing.
+            let mut b = [0u8; 32];
+            let n = (len as usize).min(32);
+            copy_from_user(&mut b[..n], val)?;
+            let mut f = [0u32; 8];
+            for (w, c) in f.iter_mut().zip(b.chunks(4)) {
+                *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+            s.set_icmp6_filter(f)?;
+        }
+        // ICMPv6's checksum is always the kernel's; Linux accepts this at SOL_RAW.
+        (SOL_RAW, IPV6_CHECKSUM) if s.v6() && s.kind() == Kind::RawIcmp => {
+            let v = int_opt(val, len)?;
+            if v > 0 && v & 1 != 0 {
+                return Err(Errno::EINVAL);
+            }
+        }
         (SOL_IP, IP_TTL) => {
             let ttl = int_opt(val, len)?;
             if ttl != -1 && !(1..=255).contains(&ttl) {
@@ -363,7 +386,7 @@ pub fn getsockopt(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
         (SOL_SOCKET, SO_DOMAIN) => {
             Vec::from((if s.v6() { AF_INET6 } else { AF_INET } as i32).to_le_bytes())
         }
-        (SOL_SOCKET, SO_PROTOCOL) if s.v6() && s.kind() == Kind::Icmp => {
+        (SOL_SOCKET, SO_PROTOCOL) if s.v6() && matches!(s.kind(), Kind::Icmp | Kind::RawIcmp) => {
             Vec::from((IPPROTO_ICMPV6 as i32).to_le_bytes())
         }
         (SOL_SOCKET, SO_PROTOCOL) => Vec::from(s.kind().protocol().to_le_bytes()),

@@ -107,6 +107,8 @@ struct State {
     v6: bool,
     /// IPV6_V6ONLY.
     v6only: bool,
+    /// ICMP6_FILTER of a raw ICMPv6 socket (Linux's sense: a set bit blocks the type).
+    icmp6_filter: [u32; 8],
     core: Weak<InetSock>,
     handle: Option<SocketHandle>,
     /// The bound address (port 0: not bound).
@@ -307,6 +309,7 @@ impl InetSock {
                     kind,
                     v6,
                     v6only: false,
+                    icmp6_filter: [0; 8],
                     core: Arc::downgrade(&s),
                     handle: None,
                     local: unbound(v6),
@@ -607,6 +610,11 @@ impl InetSock {
                     buf[..n].copy_from_slice(&d[..n]);
                     Ok(Some((n, d.len(), Some(SocketAddr::new(IpAddr::from(from), 0)))))
                 }
+                Kind::RawIcmp if v6 => {
+                    let filter = s.icmp6_filter;
+                    let r = st.sockets.get_mut::<raw::Socket>(h);
+                    Ok(ping::recv_raw6(r, &filter, buf, peek))
+                }
                 Kind::RawIcmp => {
                     let r = st.sockets.get_mut::<raw::Socket>(h);
                     let d = if peek { r.peek() } else { r.recv() };
@@ -745,6 +753,17 @@ impl InetSock {
             })
         })
         .unwrap_or(false)
+    }
+
+    /// ICMP6_FILTER (raw ICMPv6 sockets).
+    pub fn set_icmp6_filter(&self, f: [u32; 8]) -> KResult<()> {
+        if !self.v6 || self.kind != Kind::RawIcmp {
+            return Err(Errno::ENOPROTOOPT);
+        }
+        with(self.id, |st, id| {
+            st.inet.get(id)?.icmp6_filter = f;
+            Ok(())
+        })
     }
 
     /// Bytes waiting to be read (FIONREAD).
