@@ -35,8 +35,8 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    ArpPacket, EthernetFrame, EthernetProtocol, Icmpv6Packet, Icmpv6Repr, IpProtocol,
-    Ipv4Packet, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags, NdiscRepr,
+    ArpPacket, EthernetFrame, EthernetProtocol, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv4Packet,
+    Ipv6Packet, Ipv6Repr, NdiscNeighborFlags, NdiscRepr,
 };
 
 pub mod ndp;

@@ -202,7 +202,24 @@ mod tests {
     /// What QEMU's slirp sends: fec0::/64, on-link and autonomous, source link-layer
     /// address, MTU... (built here field by field).
     fn slirp_ra(opts: &[u8]) -> Vec<u8> {
-        let mut icmp = alloc::vec![ROUTER_ADVERT, 0, 0, 0, 64, 0, 0x0e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut icmp = alloc::vec![
+            ROUTER_ADVERT,
+            0,
+            0,
+            0,
+            64,
+            0,
+            0x0e,
+            0x10,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0
+        ];
         icmp.extend_from_slice(opts);
         let mut b = alloc::vec![0u8; 40];
         b[0] = 0x60;
@@ -228,9 +245,15 @@ mod tests {
 
     fn good() -> Vec<u8> {
         let mut opts = alloc::vec![1, 1, 0x52, 0x55, 10, 0, 2, 2];
-        opts.extend(prefix_opt(Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 64, 0xc0));
+        opts.extend(prefix_opt(
+            Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0),
+            64,
+            0xc0,
+        ));
         opts.extend_from_slice(&[5, 1, 0, 0, 0, 0, 0x05, 0xdc]);
-        opts.extend_from_slice(&[25, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        opts.extend_from_slice(&[
+            25, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]);
         slirp_ra(&opts)
     }
 
@@ -261,8 +284,8 @@ mod tests {
             ("fec0::", 48, 0xc0),
             ("fe80::", 64, 0xc0),
         ] {
-            let ra = parse_advert(&slirp_ra(&prefix_opt(prefix.parse().unwrap(), len, flags)))
-                .unwrap();
+            let ra =
+                parse_advert(&slirp_ra(&prefix_opt(prefix.parse().unwrap(), len, flags))).unwrap();
             assert!(!usable(&ra.prefixes[0]), "{prefix}/{len} {flags:#x}");
         }
     }
@@ -296,8 +319,14 @@ mod tests {
         cases.push((with(&|b| b[40] = 128), "echo request"));
         // An option of length 0 (a parser trusting it would never end), past the end.
         cases.push((slirp_ra(&[1, 0, 0, 0, 0, 0, 0, 0]), "option length 0"));
-        cases.push((slirp_ra(&[3, 9, 64, 0xc0, 0, 0, 0, 0]), "option past the end"));
-        cases.push((slirp_ra(&[3, 1, 64, 0xc0, 0, 0, 0, 0]), "short prefix option"));
+        cases.push((
+            slirp_ra(&[3, 9, 64, 0xc0, 0, 0, 0, 0]),
+            "option past the end",
+        ));
+        cases.push((
+            slirp_ra(&[3, 1, 64, 0xc0, 0, 0, 0, 0]),
+            "short prefix option",
+        ));
         cases.push((slirp_ra(&[1]), "one byte of option"));
         let mut p = prefix_opt(Ipv6Addr::UNSPECIFIED, 200, 0xc0);
         p[1] = 4;

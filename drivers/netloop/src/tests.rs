@@ -89,11 +89,7 @@ fn talk_to_self(to: IpAddress) -> (Looped<FakeWire>, usize) {
         .get_mut::<tcp::Socket>(client)
         // The source as Linux picks it (smoltcp would take the first IPv4 address): the
         // socket layer binds a loopback connection to the address it goes to.
-        .connect(
-            iface.context(),
-            (to, 80),
-            (to, 49152),
-        )
+        .connect(iface.context(), (to, 80), (to, 49152))
         .unwrap();
     let mut t = Instant::from_millis(1);
     let (mut sent, mut echoed) = (false, false);

@@ -1,6 +1,6 @@
 //! Networking: the native stack (the `adros-e1000` driver under `smoltcp`), chosen with
-//! `net.stack=native|rump` on the kernel command line, and the AF_INET sockets user space
-//! reaches through it ([`inet`]).
+//! `net.stack=native|rump` on the kernel command line, and the AF_INET/AF_INET6 sockets
+//! user space reaches through it ([`inet`]).
 //!
 //! `net.stack=rump` (NetBSD's TCP/IP in the rump kernel) is not available yet: the kernel
 //! says so in a log line and falls back to the native stack. With no e1000 on the PCI bus

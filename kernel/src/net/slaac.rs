@@ -81,7 +81,11 @@ impl Slaac {
     }
 
     /// Sends a router solicitation when one is due. Returns when the next one is.
-    pub fn solicit(&mut self, sockets: &mut smoltcp::iface::SocketSet<'static>, now: Instant) -> Option<Instant> {
+    pub fn solicit(
+        &mut self,
+        sockets: &mut smoltcp::iface::SocketSet<'static>,
+        now: Instant,
+    ) -> Option<Instant> {
         if self.adverts > 0 || self.solicits >= SOLICITS {
             return None;
         }
@@ -89,7 +93,11 @@ impl Slaac {
             return Some(self.next_solicit);
         }
         let rs = ndp::solicitation(self.link_local, self.mac);
-        if sockets.get_mut::<raw::Socket>(self.raw).send_slice(&rs).is_ok() {
+        if sockets
+            .get_mut::<raw::Socket>(self.raw)
+            .send_slice(&rs)
+            .is_ok()
+        {
             self.solicits += 1;
             self.next_solicit = now + SOLICIT_INTERVAL;
         }
@@ -137,7 +145,10 @@ impl Slaac {
                 Err(why) => {
                     let n = BAD_ADVERTS.fetch_add(1, Ordering::Relaxed);
                     if n < 10 || n % 1000 == 0 {
-                        log::warn!("net: IPv6: router advertisement ignored: {why} ({} so far)", n + 1);
+                        log::warn!(
+                            "net: IPv6: router advertisement ignored: {why} ({} so far)",
+                            n + 1
+                        );
                     }
                 }
             }

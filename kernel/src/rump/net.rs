@@ -407,13 +407,13 @@ pub fn report() -> Vec<String> {
         .iter()
         .map(|slot| {
             alloc::format!(
-                "net {IFNAME} wm (NetBSD wm) {slot} stack=rump up={} addr={} ipv6={} gateway={} sockets={} itr={}",
+                "net {IFNAME} wm (NetBSD wm) {slot} stack=rump up={} addr={} gateway={} sockets={} itr={} ipv6={}",
                 UP.load(Ordering::Acquire),
                 LEASE.lock().clone(),
-                super::net6::STATE.lock().clone(),
                 GATEWAY.lock().clone(),
                 SOCKS.lock().len(),
-                current_itr().map_or(String::from("?"), |v| alloc::format!("{v}"))
+                current_itr().map_or(String::from("?"), |v| alloc::format!("{v}")),
+                super::net6::STATE.lock().clone()
             )
         })
         .collect()
@@ -642,10 +642,8 @@ impl InetSocket for RumpSock {
         let s = Self::wrap(fd, self.kind, self.v6);
         let peer = match peer {
             Some(p) => p,
-            None => ns::peername(fd).unwrap_or(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::UNSPECIFIED,
-                0,
-            ))),
+            None => ns::peername(fd)
+                .unwrap_or(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))),
         };
         Ok((s as Arc<dyn InetSocket>, peer))
     }

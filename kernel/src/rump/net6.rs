@@ -82,7 +82,12 @@ pub fn solicit(ifname: &str, mac: [u8; 6]) {
     'outer: for _ in 0..3 {
         let src = link_local(ifname).unwrap_or(Ipv6Addr::UNSPECIFIED);
         let rs = adros_netloop::ndp::solicitation(src, mac);
-        let to = SocketAddr::V6(SocketAddrV6::new(adros_netloop::ndp::ALL_ROUTERS, 0, 0, idx));
+        let to = SocketAddr::V6(SocketAddrV6::new(
+            adros_netloop::ndp::ALL_ROUTERS,
+            0,
+            0,
+            idx,
+        ));
         if let Err(e) = ns::sendto(fd, &rs[40..], 0, Some(to), true) {
             log::warn!("net: rump: router solicitation on {ifname}: {e:?}");
         }
@@ -96,7 +101,10 @@ pub fn solicit(ifname: &str, mac: [u8; 6]) {
     }
     let _ = super::sys::close(fd);
     let Some(a) = found else {
-        log::warn!("net: rump: {ifname}: no IPv6 router advertisement in {} ms", ms());
+        log::warn!(
+            "net: rump: {ifname}: no IPv6 router advertisement in {} ms",
+            ms()
+        );
         *STATE.lock() = String::from("no router advertisement");
         return;
     };
@@ -110,6 +118,9 @@ pub fn solicit(ifname: &str, mac: [u8; 6]) {
         }
         let _ = super::sys::close(fd);
     }
-    log::info!("net: rump: {ifname}: IPv6 address {a}/64 autoconfigured in {} ms", ms());
+    log::info!(
+        "net: rump: {ifname}: IPv6 address {a}/64 autoconfigured in {} ms",
+        ms()
+    );
     *STATE.lock() = alloc::format!("{a}/64");
 }

@@ -594,7 +594,9 @@ pub fn if_index(fd: c_int, ifname: &str) -> KResult<u32> {
     }
     r.name[..n.len()].copy_from_slice(n);
     super::sys::ioctl(fd, SIOCGIFINDEX, &mut r)?;
-    Ok(u32::from_le_bytes([r.data[0], r.data[1], r.data[2], r.data[3]]))
+    Ok(u32::from_le_bytes([
+        r.data[0], r.data[1], r.data[2], r.data[3],
+    ]))
 }
 
 /// Sets the integer sysctl `mib` to `v`.

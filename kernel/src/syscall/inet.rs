@@ -171,8 +171,23 @@ fn read_addr(s: &dyn InetSocket, addr: u64, len: u64, mapped_err: Errno) -> KRes
     }
 }
 
-/// A destination for sendto/sendmsg.
+/// A destination for sendto/sendmsg. An AF_INET6 datagram socket takes a `sockaddr_in`
+/// too (Linux's udpv6_sendmsg hands it to IPv4 unless V6ONLY) and says EINVAL to another
+/// family (AF_UNSPEC, which Linux takes for "no address", included).
 pub fn read_dest(s: &dyn InetSocket, addr: u64, len: u64) -> KResult<SocketAddr> {
+    if s.v6() && s.kind() == Kind::Dgram {
+        if len < 2 || len > 128 {
+            return Err(Errno::EINVAL);
+        }
+        let family: u16 = read_val(addr)?;
+        return match u64::from(family) {
+            AF_INET6 => read_sin6(s, addr, len, Errno::ENETUNREACH),
+            // (Linux 6.18 says EINVAL here, not udpv6's ENETUNREACH.)
+            AF_INET if s.flag(Flag::V6Only) => Err(Errno::EINVAL),
+            AF_INET => read_sin(addr, len).map(SocketAddr::V4),
+            _ => Err(Errno::EINVAL),
+        };
+    }
     read_addr(s, addr, len, Errno::ENETUNREACH)
 }
 
@@ -230,7 +245,10 @@ pub fn listen(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
 
 pub fn connect(f: &File, s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
     // AF_UNSPEC on a datagram socket dissolves the association (Linux); not supported.
-    s.connect(read_addr(s, c.a1(), c.a2(), Errno::ENETUNREACH)?, f.nonblock())?;
+    s.connect(
+        read_addr(s, c.a1(), c.a2(), Errno::ENETUNREACH)?,
+        f.nonblock(),
+    )?;
     Ok(0)
 }
 
@@ -390,9 +408,7 @@ pub fn getsockopt(s: &dyn InetSocket, c: &Call<'_>) -> KResult<u64> {
             Vec::from((IPPROTO_ICMPV6 as i32).to_le_bytes())
         }
         (SOL_SOCKET, SO_PROTOCOL) => Vec::from(s.kind().protocol().to_le_bytes()),
-        (SOL_IPV6, IPV6_V6ONLY) if s.v6() => {
-            Vec::from((s.flag(Flag::V6Only) as i32).to_le_bytes())
-        }
+        (SOL_IPV6, IPV6_V6ONLY) if s.v6() => Vec::from((s.flag(Flag::V6Only) as i32).to_le_bytes()),
         (SOL_IPV6, _) if s.v6() => return Err(Errno::ENOPROTOOPT),
         (SOL_SOCKET, SO_LINGER) => alloc::vec![0u8; 8],
         (SOL_SOCKET, SO_BROADCAST) => Vec::from((s.flag(Flag::Broadcast) as i32).to_le_bytes()),
@@ -448,7 +464,6 @@ pub fn recv(
     let nb = f.nonblock() || flags & MSG_DONTWAIT != 0;
     s.recv(buf, flags & MSG_PEEK != 0, nb)
 }
-
 
 /// Copies `data` from user memory for a send of at most `cap` bytes.
 pub fn copy_in(addr: u64, len: usize) -> KResult<Vec<u8>> {

@@ -58,7 +58,8 @@ const TCP_RX: usize = 128 * 1024;
 const TCP_TX: usize = 256 * 1024;
 const UDP_PACKETS: usize = 64;
 const UDP_BYTES: usize = 64 * 1024;
-/// The largest UDP payload one datagram carries (no IP fragmentation here).
+/// The largest UDP payload one IPv4 datagram carries (no IP fragmentation here; IPv6:
+/// 20 bytes less).
 pub const UDP_MAX: usize = 1472;
 const MAX_BACKLOG: usize = 8;
 const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
@@ -489,15 +490,18 @@ impl InetSock {
                     if to.port() == 0 {
                         return Err(Errno::EINVAL);
                     }
-                    let broadcast = match to.ip() {
-                        IpAddr::V4(ip) => {
-                            ip.is_broadcast()
+                    // IPv6's header is 20 bytes longer, and there is no fragmentation.
+                    if to.is_ipv6() && data.len() > UDP_MAX - 20 {
+                        return Err(Errno::EMSGSIZE);
+                    }
+                    let broadcast =
+                        match to.ip() {
+                            IpAddr::V4(ip) => ip.is_broadcast()
                                 || st.iface.ip_addrs().iter().any(
                                     |c| matches!(c, IpCidr::Ipv4(c) if c.broadcast() == Some(ip)),
-                                )
-                        }
-                        IpAddr::V6(_) => false,
-                    };
+                                ),
+                            IpAddr::V6(_) => false,
+                        };
                     if broadcast && !st.inet.get(id)?.broadcast {
                         return Err(Errno::EACCES);
                     }
@@ -608,7 +612,11 @@ impl InetSock {
                     };
                     let n = d.len().min(buf.len());
                     buf[..n].copy_from_slice(&d[..n]);
-                    Ok(Some((n, d.len(), Some(SocketAddr::new(IpAddr::from(from), 0)))))
+                    Ok(Some((
+                        n,
+                        d.len(),
+                        Some(SocketAddr::new(IpAddr::from(from), 0)),
+                    )))
                 }
                 Kind::RawIcmp if v6 => {
                     let filter = s.icmp6_filter;
@@ -626,7 +634,11 @@ impl InetSock {
                     };
                     let n = d.len().min(buf.len());
                     buf[..n].copy_from_slice(&d[..n]);
-                    Ok(Some((n, d.len(), Some(SocketAddr::new(IpAddr::V4(from), 0)))))
+                    Ok(Some((
+                        n,
+                        d.len(),
+                        Some(SocketAddr::new(IpAddr::V4(from), 0)),
+                    )))
                 }
             }
         })
