@@ -144,7 +144,7 @@ impl Slaac {
                 }
                 Err(why) => {
                     let n = BAD_ADVERTS.fetch_add(1, Ordering::Relaxed);
-                    if n < 10 || n % 1000 == 0 {
+                    if n < 10 || n.is_multiple_of(1000) {
                         log::warn!(
                             "net: IPv6: router advertisement ignored: {why} ({} so far)",
                             n + 1

@@ -176,7 +176,7 @@ fn read_addr(s: &dyn InetSocket, addr: u64, len: u64, mapped_err: Errno) -> KRes
 /// family (AF_UNSPEC, which Linux takes for "no address", included).
 pub fn read_dest(s: &dyn InetSocket, addr: u64, len: u64) -> KResult<SocketAddr> {
     if s.v6() && s.kind() == Kind::Dgram {
-        if len < 2 || len > 128 {
+        if !(2..=128).contains(&len) {
             return Err(Errno::EINVAL);
         }
         let family: u16 = read_val(addr)?;
