@@ -30,18 +30,21 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
-use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use smoltcp::iface::SocketHandle;
-use smoltcp::socket::{icmp, raw, tcp, udp};
-use smoltcp::wire::{IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::wire::{IpAddress, IpCidr, IpListenEndpoint};
 
+mod addr;
 mod ping;
 mod ready;
+mod recv;
 pub use ready::HALF_OPEN_DROPPED;
 mod stream;
 
+use addr::{endpoint, hears, is_ours, sockaddr, source_for, unbound};
 use ping::{open_icmp, open_raw};
 use ready::refill;
 pub use ready::{Row, publish, rows};
@@ -133,16 +136,6 @@ struct State {
     keepalive: bool,
 }
 
-/// Whether a socket (`v6`: AF_INET6, `v6only`: IPV6_V6ONLY) hears a peer at `a`: an
-/// AF_INET socket only IPv4 ones, an AF_INET6 socket IPv6 ones and, unless V6ONLY, IPv4
-/// ones (v4-mapped).
-fn hears(v6: bool, v6only: bool, a: IpAddr) -> bool {
-    match a {
-        IpAddr::V4(_) => !v6 || !v6only,
-        IpAddr::V6(_) => v6,
-    }
-}
-
 /// Every AF_INET/AF_INET6 socket of the stack.
 #[derive(Default)]
 pub struct Table {
@@ -176,71 +169,6 @@ fn udp_socket() -> udp::Socket<'static> {
             alloc::vec![0; UDP_BYTES],
         ),
     )
-}
-
-/// The unbound address of a socket of the family (`0.0.0.0:0` or `[::]:0`).
-fn unbound(v6: bool) -> SocketAddr {
-    if v6 {
-        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)
-    } else {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
-    }
-}
-
-/// The host's IPv6 addresses on the network (link-local, autoconfigured), not `::1`.
-fn own_v6(st: &Stack) -> impl Iterator<Item = Ipv6Addr> + '_ {
-    st.iface.ip_addrs().iter().filter_map(|c| match c {
-        IpCidr::Ipv6(c) if !c.address().is_loopback() => Some(c.address()),
-        _ => None,
-    })
-}
-
-/// Whether `a` is one of this host's addresses (bind accepts it).
-fn is_ours(st: &Stack, a: IpAddr) -> bool {
-    match a {
-        IpAddr::V4(a) => {
-            a.is_unspecified() || a.is_loopback() || Some(a) == lease_addr(st) || a.is_broadcast()
-        }
-        IpAddr::V6(a) => a.is_unspecified() || a.is_loopback() || own_v6(st).any(|o| o == a),
-    }
-}
-
-/// The host's address on the network (the DHCP lease), never 127.0.0.1.
-pub(super) fn lease_addr(st: &Stack) -> Option<Ipv4Addr> {
-    st.iface.ip_addrs().iter().find_map(|c| match c {
-        IpCidr::Ipv4(c) if !c.address().is_loopback() => Some(c.address()),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    })
-}
-
-/// The source address of packets to `to`, as Linux picks it: 127.0.0.1 for 127.0.0.0/8
-/// (the loopback), the lease for everything else; for IPv6 `::1` for `::1`, the link-local
-/// address for link-local destinations, else the autoconfigured (global) one; None without
-/// one.
-pub(super) fn source_for(st: &Stack, to: IpAddr) -> Option<IpAddr> {
-    match to {
-        IpAddr::V4(to) if to.is_loopback() => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        IpAddr::V4(_) => lease_addr(st).map(IpAddr::V4),
-        IpAddr::V6(to) if to.is_loopback() || to.is_unspecified() => {
-            Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
-        }
-        IpAddr::V6(to) if own_v6(st).any(|a| a == to) => Some(IpAddr::V6(to)),
-        IpAddr::V6(to) if to.is_unicast_link_local() || to.is_multicast() => own_v6(st)
-            .find(|a| a.is_unicast_link_local())
-            .map(IpAddr::V6),
-        IpAddr::V6(_) => own_v6(st)
-            .find(|a| !a.is_unicast_link_local())
-            .map(IpAddr::V6),
-    }
-}
-
-fn endpoint(a: SocketAddr) -> IpEndpoint {
-    IpEndpoint::from(a)
-}
-
-fn sockaddr(e: IpEndpoint) -> SocketAddr {
-    SocketAddr::new(IpAddr::from(e.addr), e.port)
 }
 
 impl Table {
@@ -531,117 +459,6 @@ impl InetSock {
             Kind::Icmp => self.send_icmp(data, dest, nonblock),
             Kind::RawIcmp => self.send_raw(data, dest, nonblock),
         }
-    }
-
-    /// Receives into `buf`: (bytes copied, the datagram's full length, the sender).
-    pub fn recv(
-        &self,
-        buf: &mut [u8],
-        peek: bool,
-        nonblock: bool,
-    ) -> KResult<(usize, usize, Option<SocketAddr>)> {
-        self.blocking(nonblock, POLLIN, |st, id| {
-            let s = st.inet.get(id)?;
-            if s.shut_rd {
-                return Ok(Some((0, 0, None)));
-            }
-            let kind = s.kind;
-            let remote = s.remote;
-            let (v6, v6only) = (s.v6, s.v6only);
-            let hears = |a: IpAddr| hears(v6, v6only, a);
-            let Some(h) = s.handle else {
-                return match kind {
-                    Kind::Stream => Err(Errno::ENOTCONN),
-                    // An unbound datagram socket never receives: block (as Linux does).
-                    _ => Ok(None),
-                };
-            };
-            match kind {
-                Kind::Stream => {
-                    if !s.connected {
-                        if let Some(e) = s.error.take() {
-                            return Err(e);
-                        }
-                        return if s.connecting {
-                            Ok(None)
-                        } else {
-                            Err(Errno::ENOTCONN)
-                        };
-                    }
-                    let t = st.sockets.get_mut::<tcp::Socket>(h);
-                    if buf.is_empty() {
-                        return Ok(Some((0, 0, None)));
-                    }
-                    let r = if peek {
-                        t.peek_slice(buf)
-                    } else {
-                        t.recv_slice(buf)
-                    };
-                    match r {
-                        Ok(0) if t.may_recv() => Ok(None),
-                        Ok(n) => Ok(Some((n, n, None))),
-                        Err(_) => Ok(Some((0, 0, None))),
-                    }
-                }
-                Kind::Dgram => {
-                    let u = st.sockets.get_mut::<udp::Socket>(h);
-                    loop {
-                        let (n, full, from) = {
-                            let r = if peek {
-                                u.peek().map(|(d, m)| (d, m.endpoint))
-                            } else {
-                                u.recv().map(|(d, m)| (d, m.endpoint))
-                            };
-                            let Ok((d, ep)) = r else { return Ok(None) };
-                            let n = d.len().min(buf.len());
-                            buf[..n].copy_from_slice(&d[..n]);
-                            (n, d.len(), sockaddr(ep))
-                        };
-                        // A connected datagram socket hears only its peer; a socket only
-                        // the families it is open to.
-                        if (remote.is_some_and(|r| r != from) || !hears(from.ip())) && !peek {
-                            continue;
-                        }
-                        return Ok(Some((n, full, Some(from))));
-                    }
-                }
-                Kind::Icmp => {
-                    let i = st.sockets.get_mut::<icmp::Socket>(h);
-                    let Ok((d, from)) = i.recv() else {
-                        return Ok(None);
-                    };
-                    let n = d.len().min(buf.len());
-                    buf[..n].copy_from_slice(&d[..n]);
-                    Ok(Some((
-                        n,
-                        d.len(),
-                        Some(SocketAddr::new(IpAddr::from(from), 0)),
-                    )))
-                }
-                Kind::RawIcmp if v6 => {
-                    let filter = s.icmp6_filter;
-                    let r = st.sockets.get_mut::<raw::Socket>(h);
-                    Ok(ping::recv_raw6(r, &filter, buf, peek))
-                }
-                Kind::RawIcmp => {
-                    let r = st.sockets.get_mut::<raw::Socket>(h);
-                    let d = if peek { r.peek() } else { r.recv() };
-                    let Ok(d) = d else { return Ok(None) };
-                    // smoltcp hands over only packets it parsed as IPv4: 20+ bytes.
-                    let from = match d.get(12..16) {
-                        Some(a) => Ipv4Addr::new(a[0], a[1], a[2], a[3]),
-                        None => Ipv4Addr::UNSPECIFIED,
-                    };
-                    let n = d.len().min(buf.len());
-                    buf[..n].copy_from_slice(&d[..n]);
-                    Ok(Some((
-                        n,
-                        d.len(),
-                        Some(SocketAddr::new(IpAddr::V4(from), 0)),
-                    )))
-                }
-            }
-        })
     }
 
     pub fn shutdown(&self, how: u32) -> KResult<()> {
