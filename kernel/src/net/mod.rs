@@ -239,7 +239,7 @@ impl Stack {
         if self.slaac.receive(&mut self.sockets) {
             self.set_addrs();
         }
-        if self.slaac.solicit(&mut self.sockets, now()).is_some() {
+        if self.slaac.solicit(&mut self.sockets, now()) {
             // The solicitation leaves now, not at the next poll.
             let _ = self.iface.poll(now(), &mut self.dev, &mut self.sockets);
         }

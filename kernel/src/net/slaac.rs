@@ -80,28 +80,26 @@ impl Slaac {
         v
     }
 
-    /// Sends a router solicitation when one is due. Returns when the next one is.
+    /// Sends a router solicitation when one is due; true when one was queued.
     pub fn solicit(
         &mut self,
         sockets: &mut smoltcp::iface::SocketSet<'static>,
         now: Instant,
-    ) -> Option<Instant> {
-        if self.adverts > 0 || self.solicits >= SOLICITS {
-            return None;
-        }
-        if now < self.next_solicit {
-            return Some(self.next_solicit);
+    ) -> bool {
+        if self.adverts > 0 || self.solicits >= SOLICITS || now < self.next_solicit {
+            return false;
         }
         let rs = ndp::solicitation(self.link_local, self.mac);
         if sockets
             .get_mut::<raw::Socket>(self.raw)
             .send_slice(&rs)
-            .is_ok()
+            .is_err()
         {
-            self.solicits += 1;
-            self.next_solicit = now + SOLICIT_INTERVAL;
+            return false;
         }
-        Some(self.next_solicit)
+        self.solicits += 1;
+        self.next_solicit = now + SOLICIT_INTERVAL;
+        true
     }
 
     /// Reads what the raw socket heard; returns true when an advertisement changed the
