@@ -337,6 +337,16 @@ fn rump_stick_behind_a_hub_reads_byte_exact_ehci() {
     );
 }
 
+/// Shell: the write workload both file systems get on `/m` (directories, the 24 MB file
+/// copied, a rename, a tree deleted, ten small files, `sync`, `umount`).
+const WORKLOAD: &str = "mkdir -p '/m/new dir/sub level' || exit 11; \
+     cp '/m/big file.bin' '/m/new dir/sub level/copy of big.bin' || exit 12; \
+     echo 'written in AdrOS' > '/m/new dir/note.txt' || exit 13; \
+     mv '/m/new dir/note.txt' '/m/new dir/Renamed Note.txt' || exit 14; \
+     rm -r '/m/dir with spaces' || exit 15; rm /m/hello.txt || exit 16; \
+     for i in 1 2 3 4 5 6 7 8 9 10; do echo \"file $i\" > \"/m/new dir/f$i\"; done; \
+     sync; umount /m || exit 17; ";
+
 fn fat_write_workload(controller: &str) {
     let test = format!("s11_usb-fat_write_workload_leaves_fsck_clean_{controller}");
     if !tools_available(
@@ -351,13 +361,7 @@ fn fat_write_workload(controller: &str) {
     let img = fat_stick(&dir, &src);
     let cmd = format!(
         "{}mkdir -p /m && mount -t vfat /dev/sda1 /m || exit 10; \
-         mkdir -p '/m/new dir/sub level' || exit 11; \
-         cp '/m/big file.bin' '/m/new dir/sub level/copy of big.bin' || exit 12; \
-         echo 'written in AdrOS' > '/m/new dir/note.txt' || exit 13; \
-         mv '/m/new dir/note.txt' '/m/new dir/Renamed Note.txt' || exit 14; \
-         rm -r '/m/dir with spaces' || exit 15; rm /m/hello.txt || exit 16; \
-         for i in 1 2 3 4 5 6 7 8 9 10; do echo \"file $i\" > \"/m/new dir/f$i\"; done; \
-         sync; umount /m || exit 17; echo WORKLOAD-DONE",
+         {WORKLOAD}echo WORKLOAD-DONE",
         wait_for("/dev/sda1")
     );
     let g = exec(&test, controller, &cmd, &[&img], 3);
@@ -428,13 +432,7 @@ fn ext2_write_workload(controller: &str) {
         .arg("96M"));
     let cmd = format!(
         "{}mkdir -p /m && mount -t ext2 -o driver=rump /dev/sda /m || exit 10; \
-         mkdir -p '/m/new dir/sub level' || exit 11; \
-         cp '/m/big file.bin' '/m/new dir/sub level/copy of big.bin' || exit 12; \
-         echo 'written in AdrOS' > '/m/new dir/note.txt' || exit 13; \
-         mv '/m/new dir/note.txt' '/m/new dir/Renamed Note.txt' || exit 14; \
-         rm -r '/m/dir with spaces' || exit 15; rm /m/hello.txt || exit 16; \
-         for i in 1 2 3 4 5 6 7 8 9 10; do echo \"file $i\" > \"/m/new dir/f$i\"; done; \
-         sync; umount /m || exit 17; grep -E '^usb' /proc/drivers; echo WORKLOAD-DONE",
+         {WORKLOAD}grep -E '^usb' /proc/drivers; echo WORKLOAD-DONE",
         wait_for("/dev/sda")
     );
     let g = exec_with(&test, controller, &cmd, &[&img], 3, "usb.driver=rump");
