@@ -16,6 +16,26 @@ pub(crate) fn check(addr: u64, len: usize) -> KResult<()> {
     }
 }
 
+unsafe extern "C" {
+    /// Each architecture's assembly (`<arch>/uaccess.rs`): 0, or nonzero after a fault.
+    fn adros_uaccess_cmpxchg(addr: u64, expected: u32, new: u32, old_out: *mut u32) -> u64;
+}
+
+/// Atomic compare-and-exchange on a user u32 (futex operations); returns the old value.
+pub fn cmpxchg_user(addr: u64, expected: u32, new: u32) -> KResult<u32> {
+    if !addr.is_multiple_of(4) {
+        return Err(Errno::EINVAL);
+    }
+    check(addr, 4)?;
+    let mut old = 0u32;
+    // SAFETY: `addr` is a checked, aligned user address whose faults are handled by the
+    // fixup; `old` is a valid kernel location.
+    match unsafe { adros_uaccess_cmpxchg(addr, expected, new, &mut old) } {
+        0 => Ok(old),
+        _ => Err(Errno::EFAULT),
+    }
+}
+
 /// Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG beyond).
 pub fn read_cstr(addr: u64, max: usize) -> KResult<alloc::vec::Vec<u8>> {
     let mut out = alloc::vec::Vec::new();

@@ -7,7 +7,7 @@
 use crate::errno::{Errno, KResult};
 
 use super::super::uaccess_common::check;
-pub use super::super::uaccess_common::{read_cstr, read_val, write_val};
+pub use super::super::uaccess_common::{cmpxchg_user, read_cstr, read_val, write_val};
 
 core::arch::global_asm!(
     r#"
@@ -52,7 +52,6 @@ adros_uaccess_cmpxchg_fault:
 );
 
 unsafe extern "C" {
-    fn adros_uaccess_cmpxchg(addr: u64, expected: u32, new: u32, old_out: *mut u32) -> u64;
     static adros_uaccess_cmpxchg_fault: u8;
     fn adros_uaccess_copy(dst: *mut u8, src: *const u8, len: usize) -> u64;
     static adros_uaccess_fault_start: u8;
@@ -73,21 +72,6 @@ pub fn fixup_for(rip: u64) -> Option<u64> {
     // SAFETY: only the address of the label is taken.
     let c = unsafe { &adros_uaccess_cmpxchg_fault as *const u8 as u64 };
     ((s..=e).contains(&rip) || rip == c).then_some(f)
-}
-
-/// Atomic compare-and-exchange on a user u32 (futex operations); returns the old value.
-pub fn cmpxchg_user(addr: u64, expected: u32, new: u32) -> KResult<u32> {
-    if !addr.is_multiple_of(4) {
-        return Err(Errno::EINVAL);
-    }
-    check(addr, 4)?;
-    let mut old = 0u32;
-    // SAFETY: `addr` is a checked, aligned user address whose faults are handled by the
-    // fixup; `old` is a valid kernel location.
-    match unsafe { adros_uaccess_cmpxchg(addr, expected, new, &mut old) } {
-        0 => Ok(old),
-        _ => Err(Errno::EFAULT),
-    }
 }
 
 /// Copies `dst.len()` bytes from user address `src`.
