@@ -897,8 +897,59 @@ pub fn catalogue(
             &ipv6(i6, g6, 58, &icmpv6(i6, g6, ty, 0, &body)),
         ));
     }
+    // Router advertisements a SLAAC parser must refuse (hop limit 64, a global source, a
+    // bad checksum, code 1, prefix length 200, a prefix option of 24 bytes, one cut short
+    // by the packet's end) or take without harm (a prefix that is not autonomous or whose
+    // preferred lifetime exceeds its valid one, 60 link-layer options), and a 9000-byte
+    // IPv6 frame whose payload length is honest.
+    let prefix = |plen: u8, flags: u8, valid: u32, preferred: u32, olen: u8| {
+        let mut o = vec![3u8, olen, plen, flags];
+        o.extend_from_slice(&valid.to_be_bytes());
+        o.extend_from_slice(&preferred.to_be_bytes());
+        o.extend_from_slice(&[0; 4]);
+        o.extend_from_slice(&[0xfe, 0xc0, 0, 0, 0, 0, 0, 0x42, 0, 0, 0, 0, 0, 0, 0, 0]);
+        o
+    };
+    let ra_body = |opts: &[u8]| {
+        let mut b = vec![64u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        b.extend_from_slice(opts);
+        b
+    };
+    let global6 = [0xfe, 0xc0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99];
+    let ra_from = |src: [u8; 16], code: u8, body: &[u8]| {
+        ipv6(src, all_nodes, 58, &icmpv6(src, all_nodes, 134, code, body))
+    };
+    let good_prefix = prefix(64, 0xc0, 600, 300, 4);
+    let mut hop64 = ra_from(i6, 0, &ra_body(&good_prefix));
+    hop64[7] = 64;
+    let mut bad_sum = ra_from(i6, 0, &ra_body(&good_prefix));
+    let last = bad_sum.len() - 1;
+    bad_sum[last] ^= 0xff;
+    let mut cut = ra_from(i6, 0, &ra_body(&good_prefix));
+    cut.truncate(40 + 16 + 10);
+    let plen = (cut.len() - 40) as u16;
+    cut[4..6].copy_from_slice(&plen.to_be_bytes());
+    let many_ll: Vec<u8> = (0..60)
+        .flat_map(|_| [1u8, 1, 2, 0, 0, 0, 0, 0x99])
+        .collect();
+    for p in [
+        hop64,
+        ra_from(global6, 0, &ra_body(&good_prefix)),
+        bad_sum,
+        ra_from(i6, 1, &ra_body(&good_prefix)),
+        ra_from(i6, 0, &ra_body(&prefix(200, 0xc0, 600, 300, 4))),
+        ra_from(i6, 0, &ra_body(&prefix(64, 0xc0, 600, 300, 3)[..24])),
+        cut,
+        ra_from(i6, 0, &ra_body(&prefix(64, 0x80, 600, 300, 4))),
+        ra_from(i6, 0, &ra_body(&prefix(64, 0xc0, 300, 600, 4))),
+        ra_from(i6, 0, &ra_body(&many_ll)),
+    ] {
+        v.push(eth(mc, INJ_MAC, 0x86dd, &p));
+    }
+    let big = rng.bytes(9000 - 14 - 40);
+    v.push(eth(GUEST_MAC, INJ_MAC, 0x86dd, &ipv6(i6, g6, 17, &big)));
     out.push((
-        "IPv6: truncated, lying payload length, extension headers, NDP bad options",
+        "IPv6: truncated, lying payload length, extension headers, NDP bad options, router advertisements",
         v,
     ));
 

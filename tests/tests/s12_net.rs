@@ -1,7 +1,9 @@
 //! s12: networking over QEMU's user-mode network, on each stack: native (e1000 + smoltcp)
 //! and rump (NetBSD's wm(4) and TCP/IP in the rump kernel; skipped, and counted as skipped,
 //! when the kernel was built without the NetBSD components).
-//! Peers run on the host, bound to 127.0.0.1 only, and the guest reaches them as 10.0.2.2;
+//! Peers run on the host, bound to 127.0.0.1 only, and the guest reaches them as 10.0.2.2
+//! (IPv6: bound to ::1 only, reached as fec0::2, which QEMU's slirp forwards to the host's
+//! loopback);
 //! a guest server is reached through a `hostfwd` rule (also bound to 127.0.0.1). Bytes are
 //! checked exactly: a 1 MiB HTTP body and a 1 MiB guest file by MD5 against the host's.
 
@@ -92,8 +94,14 @@ impl Drop for Peers {
 }
 
 fn start_peers(blob: Arc<Vec<u8>>) -> Peers {
+    start_peers_on(blob, "127.0.0.1")
+}
+
+/// [`start_peers`] on the loopback address `ip` (`127.0.0.1` or `::1`).
+fn start_peers_on(blob: Arc<Vec<u8>>, ip: &str) -> Peers {
+    let ip: std::net::IpAddr = ip.parse().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = TcpListener::bind((ip, 0)).unwrap();
     let http = l.local_addr().unwrap().port();
     l.set_nonblocking(true).unwrap();
     let st = stop.clone();
@@ -132,7 +140,7 @@ fn start_peers(blob: Arc<Vec<u8>>) -> Peers {
             }
         }
     });
-    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let u = UdpSocket::bind((ip, 0)).unwrap();
     let udp = u.local_addr().unwrap().port();
     u.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -146,7 +154,7 @@ fn start_peers(blob: Arc<Vec<u8>>) -> Peers {
         }
     });
     let closed = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let l = TcpListener::bind((ip, 0)).unwrap();
         l.local_addr().unwrap().port()
     };
     Peers {
@@ -388,6 +396,98 @@ fn wget_and_sockets(stack: &str) {
     assert!(
         out.contains("PASS: inet.lo.tcp_connect_to_own_address"),
         "the own-address loopback checks did not run:\n{out}"
+    );
+    assert_eq!(st, 0, "output:\n{out}");
+}
+
+/// Shell prelude: waits (up to 30 s) until the interface has an address autoconfigured
+/// from slirp's router advertisement (fec0::/64) that sockets can use.
+const WAIT_SLAAC: &str = "i=0; while ! grep -q '^fec0' /proc/net/if_inet6 || grep -q 'ipv6=soliciting' /proc/drivers; do i=$((i+1)); [ $i -gt 300 ] && echo SLAAC-TIMEOUT && break; sleep 0.1; done; ";
+
+#[test]
+fn ipv6_wget_from_the_host_over_fec0_2_is_exact_and_the_v6_socket_suite_passes_native() {
+    ipv6_wget_and_sockets("native");
+}
+
+#[test]
+fn ipv6_wget_from_the_host_over_fec0_2_is_exact_and_the_v6_socket_suite_passes_rump() {
+    ipv6_wget_and_sockets("rump");
+}
+
+/// IPv6 on `stack`: the address autoconfigured from slirp's advertisement (and the
+/// link-local one from the MAC) in `/proc/net/if_inet6` and `ifconfig`; a 1 MiB body from
+/// a host HTTP server on ::1, fetched as `http://[fec0::2]:PORT/` with the host's MD5;
+/// `t_inet v6` (first passed on Linux against peers on ::1).
+fn ipv6_wget_and_sockets(stack: &str) {
+    let name = format!("s12_net-ipv6_{stack}");
+    if !available(&name, stack) {
+        return;
+    }
+    let blob = Arc::new(body());
+    let want = md5(&blob);
+    let p = start_peers_on(blob.clone(), "::1");
+    let cmd = format!(
+        "{WAIT_DHCP} {WAIT_SLAAC} grep '^net' /proc/drivers; cat /proc/net/if_inet6 | sed 's/^/if6: /'; ifconfig eth0; ifconfig lo;          wget -q -O /tmp/blob6 http://[fec0::2]:{}/blob; echo wget6-rc=$?; md5sum /tmp/blob6;          ping6 -c 2 fec0::2; echo ping6-rc=$?; ping6 -c 2 ::1; echo ping6-lo-rc=$?;          /usr/libexec/adros-tests/t_inet v6 fec0::2 {} {} {}",
+        p.http, p.http, p.udp, p.closed
+    );
+    let (out, st) = exec(&name, stack, "", &cmd);
+    assert!(
+        !out.contains("SLAAC-TIMEOUT"),
+        "no IPv6 address from slirp's advertisement in 30 s:\n{out}"
+    );
+    // QEMU's MAC 52:54:00:12:34:56 as a modified EUI-64 identifier.
+    for (addr, what) in [
+        ("fec0000000000000505400fffe123456 02 40", "autoconfigured"),
+        ("fe80000000000000505400fffe123456 02 40", "link-local"),
+        ("00000000000000000000000000000001 01 80", "loopback"),
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("if6: {addr}"))),
+            "no {what} address {addr} in /proc/net/if_inet6:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("inet6 addr: fec0::5054:ff:fe12:3456/64 Scope:Site")
+            && out.contains("inet6 addr: fe80::5054:ff:fe12:3456/64 Scope:Link"),
+        "ifconfig eth0 shows no inet6 addresses:\n{out}"
+    );
+    // `ifconfig lo` works on the native stack only (the rump stack's interface view has
+    // wm0 alone; its ::1 is in /proc/net/if_inet6, checked above).
+    if stack == "native" {
+        assert!(
+            out.contains("inet6 addr: ::1/128 Scope:Host"),
+            "ifconfig lo shows no ::1:\n{out}"
+        );
+    }
+    assert!(out.contains("wget6-rc=0"), "wget over IPv6 failed:\n{out}");
+    assert!(
+        line_with(&out, &want).is_some_and(|l| l.ends_with("/tmp/blob6")),
+        "guest md5 differs from the host's {want}:\n{out}"
+    );
+    let failed: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL: ")).collect();
+    assert!(
+        failed.is_empty(),
+        "failing IPv6 socket checks:\n{}",
+        failed.join("\n")
+    );
+    let passed = out
+        .lines()
+        .filter(|l| l.starts_with("PASS: inet.v6."))
+        .count();
+    assert!(
+        passed >= 39 && out.contains(&format!("SUMMARY: inet {passed} passed 0 failed")),
+        "t_inet v6: only {passed} checks passed:\n{out}"
+    );
+    // busybox ping6: a raw ICMPv6 socket (root), to slirp's fec0::2 and to ::1.
+    assert!(
+        out.contains("ping6-rc=0") && out.contains("ping6-lo-rc=0"),
+        "ping6:\n{out}"
+    );
+    assert_eq!(
+        out.matches("2 packets transmitted, 2 packets received, 0% packet loss")
+            .count(),
+        2,
+        "ping6:\n{out}"
     );
     assert_eq!(st, 0, "output:\n{out}");
 }
@@ -658,7 +758,7 @@ fn bad_input(stack: &str) {
         "{WAIT_DHCP} mkdir -p /tmp/www; dd if=/dev/urandom of=/tmp/www/f bs=1024 count=256 2>/dev/null; md5sum /tmp/www/f; \
          httpd -p 8080 -h /tmp/www; echo httpd-rc=$?; grep eth0: /proc/net/dev | sed 's/^/dev-before: /'; \
          /usr/libexec/adros-tests/netabuse wait 7777 600; echo wait-rc=$?; \
-         grep eth0: /proc/net/dev | sed 's/^/dev-after: /'; grep -o 'half_open_dropped=[0-9]*' /proc/drivers; ping -c 3 10.0.2.2; echo ping-rc=$?; \
+         grep eth0: /proc/net/dev | sed 's/^/dev-after: /'; grep -o 'half_open_dropped=[0-9]*' /proc/drivers; grep -o 'bad_adverts=[0-9]*' /proc/drivers; ping -c 3 10.0.2.2; echo ping-rc=$?; \
          /usr/libexec/adros-tests/netabuse abuse 10.0.2.2 {} {}; echo netabuse-rc=$?; \
          /usr/libexec/adros-tests/abuse; echo abuse-rc=$?",
         p.http, p.udp
@@ -691,8 +791,21 @@ fn bad_input(stack: &str) {
     if let Some(l) = out.lines().find(|l| l.starts_with("half_open_dropped=")) {
         println!("{name}: native stack: {l}");
     }
-    for (cat, n, alive) in &r.categories {
-        println!("{name}:   {n:5} {cat}: guest answered afterwards: {alive}");
+    // The native stack's SLAAC parser saw and refused malformed router advertisements (the
+    // catalogue has 10 it must refuse; on a loaded host some frames never reach the stack —
+    // QEMU drops what does not fit in the receive ring — so at least one is asked, and the
+    // count is printed; NetBSD keeps no such count to read).
+    let bad_adverts = out
+        .lines()
+        .find_map(|l| l.strip_prefix("bad_adverts="))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if stack == "native" {
+        println!("{name}: native stack: bad_adverts={bad_adverts:?}");
+        if bad_adverts.is_none_or(|n| n == 0) {
+            t.fail(&format!(
+                "the native stack refused {bad_adverts:?} malformed router advertisements:\n{out}"
+            ));
+        }
     }
     let fail = |msg: &str| -> ! {
         t.fail(&format!(

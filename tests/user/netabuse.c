@@ -10,7 +10,10 @@
  *     abuse must still work: the UDP one echoes a datagram through HOST:UDP_ECHO_PORT, the
  *     TCP one connects to HOST:TCP_PORT and reads its "hello" line. Prints one line per
  *     unexpected result and "PASS netabuse N calls" (exit 0) when all came out right.
- *     First run on Linux 6.1 against peers on 127.0.0.1 (s12_net's kind of peers).
+ *     First run on Linux 6.1 against peers on 127.0.0.1 (s12_net's kind of peers). The
+ *     same for AF_INET6 sockets (bad sockaddr_in6 lengths and families, v4-mapped
+ *     addresses on a V6ONLY socket, IPv6 option levels), whose sockets then carry a TCP
+ *     connection and a datagram over ::1 (first run on Linux 6.18).
  *
  *   netabuse wait PORT SECONDS
  *     Waits for a UDP datagram "ADROS-INJECT-DONE" on PORT, answers "ADROS-INJECT-ACK" to
@@ -299,6 +302,79 @@ static void abuse(int s, int u, int l) {
     }
 }
 
+/* AF_INET6 sockets with bad arguments; then the same sockets still work over ::1. */
+static void abuse6(int s6, int u6) {
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    struct sockaddr_in6 mapped = {.sin6_family = AF_INET6, .sin6_port = htons(9)};
+    inet_pton(AF_INET6, "::ffff:127.0.0.1", &mapped.sin6_addr);
+    struct sockaddr_in6 fam = a6;
+    fam.sin6_family = AF_INET;
+    struct sockaddr_in four = addr("127.0.0.1", 9);
+    int one = 1;
+    err("socket(AF_INET6, SOCK_STREAM, IPPROTO_UDP)", EPROTONOSUPPORT, SYS_socket, AF_INET6, SOCK_STREAM, IPPROTO_UDP, 0, 0, 0);
+    err("socket(AF_INET6, bad type)", EINVAL, SYS_socket, AF_INET6, 0x4000 | SOCK_STREAM, 0, 0, 0, 0);
+    err("socketpair(AF_INET6)", EOPNOTSUPP, SYS_socketpair, AF_INET6, SOCK_STREAM, 0, (long)&one, 0, 0);
+    err("bind(v6, len 0)", EINVAL, SYS_bind, s6, (long)&a6, 0, 0, 0, 0);
+    err("bind(v6, len 23)", EINVAL, SYS_bind, s6, (long)&a6, 23, 0, 0, 0);
+    err("bind(v6, len -1)", EINVAL, SYS_bind, s6, (long)&a6, -1, 0, 0, 0);
+    err("bind(v6, len 1 MiB)", EINVAL, SYS_bind, s6, (long)&a6, 1 << 20, 0, 0, 0);
+    err("bind(v6, NULL)", EFAULT, SYS_bind, s6, 0, sizeof a6, 0, 0, 0);
+    err("bind(v6, wild)", EFAULT, SYS_bind, s6, BAD, sizeof a6, 0, 0, 0);
+    err("bind(v6, kernel)", EFAULT, SYS_bind, s6, KERNEL, sizeof a6, 0, 0, 0);
+    err("bind(v6, family AF_INET)", EAFNOSUPPORT, SYS_bind, s6, (long)&fam, sizeof fam, 0, 0, 0);
+    err("connect(v6, sockaddr_in)", EINVAL, SYS_connect, s6, (long)&four, sizeof four, 0, 0, 0);
+    err("connect(v6, family AF_INET, len 28)", EAFNOSUPPORT, SYS_connect, s6, (long)&fam, sizeof fam, 0, 0, 0);
+    err("sendto(udp6, family 99)", EINVAL, SYS_sendto, u6, (long)"x", 1, 0, (long)&(struct sockaddr_in6){.sin6_family = 99}, sizeof a6);
+    err("sendto(udp6, len 1)", EINVAL, SYS_sendto, u6, (long)"x", 1, 0, (long)&a6, 1);
+    err("sendto(udp6, len 20)", EINVAL, SYS_sendto, u6, (long)"x", 1, 0, (long)&a6, 20);
+    err("sendto(udp6, wild name)", EFAULT, SYS_sendto, u6, (long)"x", 1, 0, BAD, sizeof a6);
+    err("setsockopt(IPV6_V6ONLY, len 0)", EINVAL, SYS_setsockopt, s6, IPPROTO_IPV6, IPV6_V6ONLY, (long)&one, 0, 0);
+    err("setsockopt(IPV6_V6ONLY, len 3)", EINVAL, SYS_setsockopt, s6, IPPROTO_IPV6, IPV6_V6ONLY, (long)&one, 3, 0);
+    err("setsockopt(IPV6_V6ONLY, wild)", EFAULT, SYS_setsockopt, s6, IPPROTO_IPV6, IPV6_V6ONLY, BAD, 4, 0);
+    err("setsockopt(IPPROTO_IPV6, 200)", ENOPROTOOPT, SYS_setsockopt, s6, IPPROTO_IPV6, 200, (long)&one, 4, 0);
+    err("getsockopt(IPPROTO_IPV6, 200)", ENOPROTOOPT, SYS_getsockopt, s6, IPPROTO_IPV6, 200, (long)&one, (long)&(socklen_t){4}, 0);
+    err("getsockopt(IPV6_V6ONLY, wild length)", EFAULT, SYS_getsockopt, s6, IPPROTO_IPV6, IPV6_V6ONLY, (long)&one, BAD, 0);
+    err("getsockname(v6, wild)", EFAULT, SYS_getsockname, s6, BAD, (long)&(socklen_t){28}, 0, 0, 0);
+    err("getpeername(v6, unconnected)", ENOTCONN, SYS_getpeername, s6, (long)&a6, (long)&(socklen_t){28}, 0, 0, 0);
+    /* V6ONLY set: a v4-mapped or IPv4 destination is unreachable. */
+    int v6only = socket(AF_INET6, SOCK_DGRAM, 0);
+    setsockopt(v6only, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    err("sendto(v6only, v4-mapped)", ENETUNREACH, SYS_sendto, v6only, (long)"x", 1, 0, (long)&mapped, sizeof mapped);
+    err("sendto(v6only, sockaddr_in)", EINVAL, SYS_sendto, v6only, (long)"x", 1, 0, (long)&four, sizeof four);
+    err("bind(v6only, v4-mapped)", EINVAL, SYS_bind, v6only, (long)&mapped, sizeof mapped, 0, 0, 0);
+    close(v6only);
+}
+
+/* The AF_INET6 sockets that took the abuse work: a UDP datagram and a TCP connection over
+ * ::1 to a listener. */
+static void after6(int s6, int u6) {
+    int l = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 lo = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    socklen_t n = sizeof lo;
+    ok("bind+listen(::1)", bind(l, (struct sockaddr *)&lo, sizeof lo) == 0 && listen(l, 1) == 0 &&
+                               getsockname(l, (struct sockaddr *)&lo, &n) == 0 ? 0 : -1);
+    ok("connect(abused TCP6 socket)", connect(s6, (struct sockaddr *)&lo, sizeof lo));
+    int c = accept(l, 0, 0);
+    char b[8] = {0};
+    ok("the connection carries a byte",
+       c >= 0 && write(s6, "6", 1) == 1 && readable(c, 5000) && read(c, b, 1) == 1 && b[0] == '6' ? 0 : -1);
+    close(c);
+    close(l);
+    int r = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 at = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT}, from;
+    n = sizeof at;
+    socklen_t fl = sizeof from;
+    ok("abused UDP6 socket: a datagram there and back over ::1",
+       bind(r, (struct sockaddr *)&at, sizeof at) == 0 && getsockname(r, (struct sockaddr *)&at, &n) == 0 &&
+               sendto(u6, "u6", 2, 0, (struct sockaddr *)&at, sizeof at) == 2 && readable(r, 5000) &&
+               recvfrom(r, b, sizeof b, 0, (struct sockaddr *)&from, &fl) == 2 &&
+               sendto(r, "6u", 2, 0, (struct sockaddr *)&from, fl) == 2 && readable(u6, 5000) &&
+               recv(u6, b, sizeof b, 0) == 2 && !memcmp(b, "6u", 2)
+           ? 0
+           : -1);
+    close(r);
+}
+
 static int run_abuse(const char *host, int tcp_port, int udp_port) {
     setvbuf(stdout, 0, _IONBF, 0);
     int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -311,6 +387,16 @@ static int run_abuse(const char *host, int tcp_port, int udp_port) {
     }
     abuse(s, u, l);
     abuse(s, u, l); /* twice: nothing the first round left behind changes the answers */
+    int s6 = socket(AF_INET6, SOCK_STREAM, 0), u6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    if (s6 < 0 || u6 < 0) {
+        printf("FAIL netabuse: cannot make the AF_INET6 sockets: %s\n", strerror(errno));
+        return 1;
+    }
+    abuse6(s6, u6);
+    abuse6(s6, u6);
+    after6(s6, u6);
+    close(s6);
+    close(u6);
 
     /* The sockets that took the abuse still work. */
     struct sockaddr_in echo = addr(host, udp_port);

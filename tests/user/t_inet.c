@@ -1,5 +1,9 @@
 /* AF_INET socket semantics against peers on the host (s12_net starts them; on Linux run
  * it against servers on 127.0.0.1): t_inet HOST TCP_PORT UDP_ECHO_PORT CLOSED_PORT.
+ * `t_inet v6 HOST6 TCP_PORT UDP_ECHO_PORT CLOSED_PORT` runs the AF_INET6 checks (`v6.*`)
+ * against the same kind of peers at an IPv6 address (on Linux: ::1; in the guest QEMU's
+ * fec0::2, which slirp forwards to the host's ::1), then the IPv6 loopback checks; `t_inet
+ * lo` runs the IPv6 loopback checks too.
  * `t_inet lo` runs only the loopback checks (no peers needed), which the full run ends
  * with too. A fifth argument `netbsd-lo` skips (and says so) the one loopback check whose
  * answer is Linux's own: any 127.0.0.0/8 address can be bound (NetBSD's lo0, on the rump
@@ -321,10 +325,243 @@ static void loopback_checks(int netbsd_lo) {
     close(u);
 }
 
+static struct sockaddr_in6 peer6(const char *host, int port) {
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+    inet_pton(AF_INET6, host, &a.sin6_addr);
+    return a;
+}
+
+static int same6(const struct sockaddr_in6 *a, const char *host) {
+    struct in6_addr h;
+    inet_pton(AF_INET6, host, &h);
+    return a->sin6_family == AF_INET6 && !memcmp(&a->sin6_addr, &h, sizeof h);
+}
+
+/* A TCP listener on [ip]:0 (v6only: IPV6_V6ONLY set first); its address in *bound. */
+static int listener6(const char *ip, int v6only, struct sockaddr_in6 *bound) {
+    int l = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a = peer6(ip, 0);
+    socklen_t n = sizeof *bound;
+    if (l < 0 || setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0 ||
+        bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 4) < 0 ||
+        getsockname(l, (struct sockaddr *)bound, &n) < 0) {
+        close(l);
+        return -1;
+    }
+    return l;
+}
+
+/* AF_INET6 over the loopback: ::1, dual-stack (v4-mapped) and IPV6_V6ONLY, bad input. */
+static void v6_loopback_checks(void) {
+    struct sockaddr_in6 at, me, them;
+    int l = listener6("::1", 0, &at);
+    CHECK("v6.tcp_listen_loopback", l >= 0 && same6(&at, "::1") && at.sin6_port != 0);
+    int c = socket(AF_INET6, SOCK_STREAM, 0);
+    CHECK("v6.tcp_connect_loopback", connect(c, (struct sockaddr *)&at, sizeof at) == 0);
+    int s = accept(l, 0, 0);
+    CHECK("v6.tcp_accept_loopback", s >= 0);
+    socklen_t n = sizeof me, m = sizeof them;
+    CHECK("v6.tcp_source_is_loopback",
+          getsockname(c, (struct sockaddr *)&me, &n) == 0 && n == sizeof me && same6(&me, "::1"));
+    CHECK("v6.tcp_server_sees_the_client",
+          getpeername(s, (struct sockaddr *)&them, &m) == 0 && m == sizeof them &&
+              same6(&them, "::1") && them.sin6_port == me.sin6_port);
+    static char out[65536], in[65536];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (char)(i * 13 + i / 541);
+    size_t sent = 0, got = 0;
+    while (sent < sizeof out) {
+        ssize_t w = write(c, out + sent, sizeof out - sent);
+        if (w <= 0)
+            break;
+        sent += w;
+    }
+    while (got < sent) {
+        ssize_t r = read(s, in + got, sizeof in - got);
+        if (r <= 0)
+            break;
+        got += r;
+    }
+    CHECK("v6.tcp_64k_arrive_whole",
+          sent == sizeof out && got == sent && memcmp(in, out, sizeof out) == 0);
+    close(c);
+    char b[8] = {0};
+    CHECK("v6.tcp_eof_after_close", read(s, b, sizeof b) == 0);
+    close(s);
+    close(l);
+
+    l = listener6("::1", 0, &at);
+    close(l);
+    c = socket(AF_INET6, SOCK_STREAM, 0);
+    CHECK_ERR("v6.tcp_closed_port_refused", connect(c, (struct sockaddr *)&at, sizeof at),
+              ECONNREFUSED);
+    close(c);
+
+    /* Dual-stack (IPV6_V6ONLY 0, the default): an IPv4 client reaches a listener on ::,
+     * and is seen as ::ffff:127.0.0.1; an AF_INET6 socket reaches it through a v4-mapped
+     * address. */
+    int v = -1;
+    socklen_t vl = sizeof v;
+    int t = socket(AF_INET6, SOCK_STREAM, 0);
+    CHECK("v6.v6only_default_off",
+          getsockopt(t, IPPROTO_IPV6, IPV6_V6ONLY, &v, &vl) == 0 && v == 0 && vl == sizeof v);
+    int dom = 0;
+    socklen_t dl = sizeof dom;
+    CHECK("v6.so_domain", getsockopt(t, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_INET6);
+    close(t);
+    l = listener6("::", 0, &at);
+    CHECK("v6.tcp_listen_any_dual", l >= 0 && same6(&at, "::"));
+    struct sockaddr_in four = peer("127.0.0.1", ntohs(at.sin6_port));
+    c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK("v6.ipv4_client_reaches_dual_listener",
+          connect(c, (struct sockaddr *)&four, sizeof four) == 0);
+    m = sizeof them;
+    s = accept(l, (struct sockaddr *)&them, &m);
+    CHECK("v6.ipv4_client_seen_v4_mapped",
+          s >= 0 && m == sizeof them && same6(&them, "::ffff:127.0.0.1"));
+    close(s);
+    close(c);
+    struct sockaddr_in6 mapped = peer6("::ffff:127.0.0.1", ntohs(at.sin6_port));
+    c = socket(AF_INET6, SOCK_STREAM, 0);
+    CHECK("v6.connect_v4_mapped", connect(c, (struct sockaddr *)&mapped, sizeof mapped) == 0);
+    n = sizeof me;
+    CHECK("v6.v4_mapped_getsockname",
+          getsockname(c, (struct sockaddr *)&me, &n) == 0 && same6(&me, "::ffff:127.0.0.1"));
+    s = accept(l, 0, 0);
+    CHECK("v6.v4_mapped_accepted", s >= 0 && write(c, "m", 1) == 1 && read(s, b, 1) == 1 &&
+                                       b[0] == 'm');
+    close(s);
+    close(c);
+    close(l);
+
+    /* IPV6_V6ONLY: set and read back; a v4-mapped address refused as Linux refuses it;
+     * only before bind. */
+    t = socket(AF_INET6, SOCK_STREAM, 0);
+    int one = 1;
+    v = 0;
+    vl = sizeof v;
+    CHECK("v6.v6only_set",
+          setsockopt(t, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) == 0 &&
+              getsockopt(t, IPPROTO_IPV6, IPV6_V6ONLY, &v, &vl) == 0 && v == 1);
+    struct sockaddr_in6 m0 = peer6("::ffff:127.0.0.1", 0);
+    CHECK_ERR("v6.v6only_bind_v4_mapped_einval", bind(t, (struct sockaddr *)&m0, sizeof m0),
+              EINVAL);
+    CHECK_ERR("v6.v6only_connect_v4_mapped_enetunreach",
+              connect(t, (struct sockaddr *)&mapped, sizeof mapped), ENETUNREACH);
+    close(t);
+    t = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 lo0 = peer6("::1", 0);
+    CHECK_ERR("v6.v6only_after_bind_einval",
+              bind(t, (struct sockaddr *)&lo0, sizeof lo0) == 0
+                  ? setsockopt(t, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one)
+                  : 0,
+              EINVAL);
+    close(t);
+
+    /* UDP over ::1: the sender is ::1 and the answer comes back. */
+    int a1 = socket(AF_INET6, SOCK_DGRAM, 0), a2 = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 p1 = peer6("::1", 0), p2;
+    n = sizeof p1;
+    CHECK("v6.udp_bind_loopback", bind(a1, (struct sockaddr *)&p1, sizeof p1) == 0 &&
+                                      getsockname(a1, (struct sockaddr *)&p1, &n) == 0);
+    CHECK("v6.udp_sendto_loopback",
+          sendto(a2, "ping", 4, 0, (struct sockaddr *)&p1, sizeof p1) == 4);
+    memset(b, 0, sizeof b);
+    m = sizeof p2;
+    CHECK("v6.udp_from_loopback",
+          wait_fd(a1, POLLIN, 2000) & POLLIN &&
+              recvfrom(a1, b, sizeof b, 0, (struct sockaddr *)&p2, &m) == 4 &&
+              m == sizeof p2 && memcmp(b, "ping", 4) == 0 && same6(&p2, "::1"));
+    memset(b, 0, sizeof b);
+    CHECK("v6.udp_answer",
+          sendto(a1, "pong", 4, 0, (struct sockaddr *)&p2, sizeof p2) == 4 &&
+              wait_fd(a2, POLLIN, 2000) & POLLIN && recv(a2, b, sizeof b, 0) == 4 &&
+              memcmp(b, "pong", 4) == 0);
+    close(a1);
+    close(a2);
+
+    /* Bad input. */
+    t = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 x = peer6("::1", 9);
+    CHECK_ERR("v6.bad_addrlen", connect(t, (struct sockaddr *)&x, 20), EINVAL);
+    CHECK_ERR("v6.sockaddr_in_on_v6_socket_einval", bind(t, (struct sockaddr *)&four, sizeof four),
+              EINVAL);
+    struct sockaddr_in6 fam = x;
+    fam.sin6_family = AF_INET;
+    CHECK_ERR("v6.wrong_family", bind(t, (struct sockaddr *)&fam, sizeof fam), EAFNOSUPPORT);
+    struct sockaddr_in6 far = peer6("2001:db8::1", 0);
+    CHECK_ERR("v6.bind_not_ours", bind(t, (struct sockaddr *)&far, sizeof far), EADDRNOTAVAIL);
+    CHECK_ERR("v6.bad_pointer", connect(t, (struct sockaddr *)8, sizeof x), EFAULT);
+    close(t);
+    CHECK_ERR("v6.dgram_tcp_unsupported", socket(AF_INET6, SOCK_DGRAM, IPPROTO_TCP),
+              EPROTONOSUPPORT);
+    int sv[2];
+    CHECK_ERR("v6.socketpair_unsupported", socketpair(AF_INET6, SOCK_STREAM, 0, sv), EOPNOTSUPP);
+}
+
+/* AF_INET6 against the host's peers at HOST6. */
+static void v6_net_checks(const char *host, int tcp, int udp, int closed) {
+    struct sockaddr_in6 to = peer6(host, udp), from;
+    int u = socket(AF_INET6, SOCK_DGRAM, 0);
+    char out[1200], in[2000];
+    for (int j = 0; j < (int)sizeof out; j++)
+        out[j] = (char)(j * 3);
+    socklen_t fl = sizeof from;
+    CHECK("v6.udp_echo",
+          sendto(u, out, sizeof out, 0, (struct sockaddr *)&to, sizeof to) == sizeof out &&
+              wait_fd(u, POLLIN, 5000) & POLLIN &&
+              recvfrom(u, in, sizeof in, 0, (struct sockaddr *)&from, &fl) == sizeof out &&
+              !memcmp(in, out, sizeof out) && fl == sizeof from && same6(&from, host) &&
+              from.sin6_port == to.sin6_port);
+    close(u);
+
+    to = peer6(host, tcp);
+    int s = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    CHECK_ERR("v6.tcp_nonblocking_connect_in_progress",
+              connect(s, (struct sockaddr *)&to, sizeof to), EINPROGRESS);
+    CHECK("v6.tcp_connect_completes_pollout", wait_fd(s, POLLOUT, 10000) & POLLOUT);
+    int err = -1;
+    socklen_t el = sizeof err;
+    CHECK("v6.tcp_so_error_zero",
+          getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0);
+    struct sockaddr_in6 a;
+    socklen_t al = sizeof a;
+    CHECK("v6.tcp_getpeername", getpeername(s, (struct sockaddr *)&a, &al) == 0 &&
+                                    al == sizeof a && same6(&a, host) &&
+                                    a.sin6_port == to.sin6_port);
+    al = sizeof a;
+    CHECK("v6.tcp_getsockname_routable",
+          getsockname(s, (struct sockaddr *)&a, &al) == 0 && a.sin6_port != 0 &&
+              !IN6_IS_ADDR_UNSPECIFIED(&a.sin6_addr) && !IN6_IS_ADDR_LINKLOCAL(&a.sin6_addr));
+    char line[64] = {0};
+    size_t n = 0;
+    while (n < sizeof line - 1 && wait_fd(s, POLLIN, 10000) & POLLIN) {
+        ssize_t r = read(s, line + n, sizeof line - 1 - n);
+        if (r <= 0)
+            break;
+        n += r;
+    }
+    CHECKF("v6.tcp_greeting_then_eof", !strncmp(line, "hello ", 6), "got %zu bytes: %s", n, line);
+    close(s);
+
+    struct sockaddr_in6 c = peer6(host, closed);
+    s = socket(AF_INET6, SOCK_STREAM, 0);
+    CHECK_ERR("v6.tcp_connect_refused", connect(s, (struct sockaddr *)&c, sizeof c),
+              ECONNREFUSED);
+    close(s);
+}
+
 int main(int argc, char **argv) {
     check_init("inet");
     if (argc == 2 && !strcmp(argv[1], "lo")) {
         loopback_checks(0);
+        v6_loopback_checks();
+        return check_done();
+    }
+    if (argc == 6 && !strcmp(argv[1], "v6")) {
+        signal(SIGPIPE, SIG_IGN);
+        v6_net_checks(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+        v6_loopback_checks();
         return check_done();
     }
     if (argc < 5) {

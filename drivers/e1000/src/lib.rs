@@ -176,7 +176,7 @@ impl<H: Hal, M: Mmio> E1000<H, M> {
         regs.write32(RDH, 0);
         regs.write32(RDT, (RX_RING - 1) as u32);
         regs.write32(RDTR, 0);
-        regs.write32(RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC);
+        regs.write32(RCTL, RCTL_EN | RCTL_BAM | RCTL_MPE | RCTL_SECRC);
 
         regs.write32(TDBAL, tx_ring.phys() as u32);
         regs.write32(TDBAH, (tx_ring.phys() >> 32) as u32);

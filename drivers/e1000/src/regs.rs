@@ -50,6 +50,9 @@ pub const INT_RXT0: u32 = 1 << 7;
 
 pub const RCTL_EN: u32 = 1 << 1;
 pub const RCTL_BAM: u32 = 1 << 15;
+/// Multicast promiscuous: IPv6 needs the all-nodes and solicited-node groups (router
+/// advertisements, neighbour solicitations), and the filter table is not programmed.
+pub const RCTL_MPE: u32 = 1 << 4;
 /// Strip the Ethernet CRC from received frames.
 pub const RCTL_SECRC: u32 = 1 << 26;
 // BSIZE = 00 with BSEX = 0: 2048-byte receive buffers.

@@ -1,6 +1,6 @@
 use alloc::vec;
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, TxToken as _};
@@ -15,6 +15,8 @@ use super::*;
 
 const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
 const OWN: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+const LINK6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x5054, 0xff, 0xfe12, 0x3456);
+const OWN6: Ipv6Addr = Ipv6Addr::new(0xfec0, 0, 0, 0, 0x5054, 0xff, 0xfe12, 0x3456);
 
 /// A wire that keeps what was sent and has room for `room` frames.
 #[derive(Default)]
@@ -51,12 +53,16 @@ fn setup() -> (Looped<FakeWire>, Interface, SocketSet<'static>) {
         room: 1000,
         ..FakeWire::default()
     });
-    dev.set_own(&[OWN]);
+    dev.set_own(&[IpAddr::V4(OWN), IpAddr::V6(LINK6), IpAddr::V6(OWN6)]);
     let cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(MAC)));
     let mut iface = Interface::new(cfg, &mut dev, Instant::from_millis(0));
     iface.update_ip_addrs(|a| {
         a.push(IpCidr::new(IpAddress::Ipv4(OWN), 24)).unwrap();
         a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8)).unwrap();
+        a.push(IpCidr::new(IpAddress::Ipv6(Ipv6Addr::LOCALHOST), 128))
+            .unwrap();
+        a.push(IpCidr::new(IpAddress::Ipv6(LINK6), 64)).unwrap();
+        a.push(IpCidr::new(IpAddress::Ipv6(OWN6), 64)).unwrap();
     });
     iface
         .routes_mut()
@@ -73,7 +79,7 @@ fn tcp_socket() -> tcp::Socket<'static> {
 }
 
 /// A TCP connection to `to`:80 inside one interface, and a line each way.
-fn talk_to_self(to: Ipv4Addr) -> (Looped<FakeWire>, usize) {
+fn talk_to_self(to: IpAddress) -> (Looped<FakeWire>, usize) {
     let (mut dev, mut iface, mut sockets) = setup();
     let mut l = tcp_socket();
     l.listen(80).unwrap();
@@ -83,11 +89,7 @@ fn talk_to_self(to: Ipv4Addr) -> (Looped<FakeWire>, usize) {
         .get_mut::<tcp::Socket>(client)
         // The source as Linux picks it (smoltcp would take the first IPv4 address): the
         // socket layer binds a loopback connection to the address it goes to.
-        .connect(
-            iface.context(),
-            (IpAddress::Ipv4(to), 80),
-            (IpAddress::Ipv4(to), 49152),
-        )
+        .connect(iface.context(), (to, 80), (to, 49152))
         .unwrap();
     let mut t = Instant::from_millis(1);
     let (mut sent, mut echoed) = (false, false);
@@ -116,7 +118,7 @@ fn talk_to_self(to: Ipv4Addr) -> (Looped<FakeWire>, usize) {
         }
         if got == b"back\n" {
             let s = sockets.get::<tcp::Socket>(server);
-            assert_eq!(s.remote_endpoint().unwrap().addr, IpAddress::Ipv4(to));
+            assert_eq!(s.remote_endpoint().unwrap().addr, to);
             let steps = dev.stats().packets as usize;
             return (dev, steps);
         }
@@ -129,7 +131,7 @@ fn talk_to_self(to: Ipv4Addr) -> (Looped<FakeWire>, usize) {
 
 #[test]
 fn tcp_to_127_0_0_1_stays_off_the_wire() {
-    let (dev, looped) = talk_to_self(Ipv4Addr::LOCALHOST);
+    let (dev, looped) = talk_to_self(IpAddress::Ipv4(Ipv4Addr::LOCALHOST));
     assert!(
         dev.inner.sent.is_empty(),
         "{} frames went out",
@@ -143,12 +145,50 @@ fn tcp_to_127_0_0_1_stays_off_the_wire() {
 
 #[test]
 fn tcp_to_the_hosts_own_address_stays_off_the_wire() {
-    let (dev, _) = talk_to_self(OWN);
+    let (dev, _) = talk_to_self(IpAddress::Ipv4(OWN));
     assert!(
         dev.inner.sent.is_empty(),
         "{} frames went out",
         dev.inner.sent.len()
     );
+}
+
+#[test]
+fn tcp_to_ipv6_loopback_and_own_addresses_stays_off_the_wire() {
+    for to in [Ipv6Addr::LOCALHOST, LINK6, OWN6] {
+        let (dev, looped) = talk_to_self(IpAddress::Ipv6(to));
+        assert!(
+            dev.inner.sent.is_empty(),
+            "{to}: {} frames went out",
+            dev.inner.sent.len()
+        );
+        // Solicitation answered (the advertisement), SYN, SYN-ACK, ACK, two data segments.
+        assert!(looped >= 6, "{to}: {looped}");
+        assert_eq!(dev.stats().dropped, 0);
+    }
+}
+
+#[test]
+fn other_ipv6_hosts_are_solicited_on_the_wire() {
+    let (mut dev, mut iface, mut sockets) = setup();
+    let mut u = udp::Socket::new(
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 1024]),
+        udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 4], vec![0; 1024]),
+    );
+    u.bind(5000).unwrap();
+    let h = sockets.add(u);
+    let host = Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 2);
+    sockets
+        .get_mut::<udp::Socket>(h)
+        .send_slice(b"x", (IpAddress::Ipv6(host), 7))
+        .unwrap();
+    iface.poll(Instant::from_millis(1), &mut dev, &mut sockets);
+    assert_eq!(dev.inner.sent.len(), 1);
+    let eth = EthernetFrame::new_checked(&dev.inner.sent[0][..]).unwrap();
+    assert_eq!(eth.ethertype(), EthernetProtocol::Ipv6);
+    // To fec0::2's solicited-node group, 33:33:ff:00:00:02.
+    assert_eq!(eth.dst_addr(), EthernetAddress([0x33, 0x33, 0xff, 0, 0, 2]));
+    assert_eq!(dev.stats().packets, 0);
 }
 
 #[test]
@@ -251,12 +291,44 @@ fn a_full_wire_holds_every_frame_back() {
 #[test]
 fn own_addresses_can_change() {
     let (mut dev, _, _) = setup();
-    assert!(dev.is_local(OWN) && dev.is_local(Ipv4Addr::new(127, 1, 2, 3)));
+    assert!(dev.is_local(OWN.into()) && dev.is_local(Ipv4Addr::new(127, 1, 2, 3).into()));
+    assert!(dev.is_local(OWN6.into()) && dev.is_local(Ipv6Addr::LOCALHOST.into()));
     dev.set_own(&[]);
-    assert!(!dev.is_local(OWN));
-    let many: Vec<Ipv4Addr> = (1..=6).map(|i| Ipv4Addr::new(192, 168, 0, i)).collect();
+    assert!(!dev.is_local(OWN.into()) && !dev.is_local(OWN6.into()));
+    let many: Vec<IpAddr> = (1..=8)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(192, 168, 0, i)))
+        .collect();
     dev.set_own(&many);
     assert!(dev.is_local(many[MAX_OWN - 1]) && !dev.is_local(many[MAX_OWN]));
+}
+
+#[test]
+fn frames_from_the_wire_claiming_ipv6_loopback_are_dropped() {
+    let (mut dev, _, _) = setup();
+    let v6 = |src: Ipv6Addr, dst: Ipv6Addr| {
+        let mut f = vec![0u8; 14 + 40];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[20] = 59; // no next header
+        f[21] = 64;
+        f[22..38].copy_from_slice(&src.octets());
+        f[38..54].copy_from_slice(&dst.octets());
+        f
+    };
+    let peer = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+    let fine = v6(peer, LINK6);
+    for f in [
+        v6(peer, Ipv6Addr::LOCALHOST),
+        v6(Ipv6Addr::LOCALHOST, LINK6),
+        fine.clone(),
+    ] {
+        dev.inner.incoming.push_back(f);
+    }
+    use smoltcp::phy::RxToken as _;
+    let (rx, _) = dev.receive(Instant::from_millis(0)).unwrap();
+    rx.consume(|b| assert_eq!(b, &fine[..]));
+    assert!(dev.receive(Instant::from_millis(0)).is_none());
+    assert_eq!(dev.stats().martians, 2);
 }
 
 #[test]

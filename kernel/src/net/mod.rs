@@ -1,6 +1,6 @@
 //! Networking: the native stack (the `adros-e1000` driver under `smoltcp`), chosen with
-//! `net.stack=native|rump` on the kernel command line, and the AF_INET sockets user space
-//! reaches through it ([`inet`]).
+//! `net.stack=native|rump` on the kernel command line, and the AF_INET/AF_INET6 sockets
+//! user space reaches through it ([`inet`]).
 //!
 //! `net.stack=rump` (NetBSD's TCP/IP in the rump kernel) is not available yet: the kernel
 //! says so in a log line and falls back to the native stack. With no e1000 on the PCI bus
@@ -16,18 +16,20 @@
 //! a `send` leaves without waiting for the thread.
 //!
 //! DHCP runs at boot without user action; the lease (address, gateway, DNS servers) is
-//! what `/proc/drivers` and `/proc/net/*` report.
+//! what `/proc/drivers` and `/proc/net/*` report. IPv6 addresses (`::1`, link-local, and
+//! stateless autoconfiguration from router advertisements) are [`slaac`]'s.
 
 pub mod ifreq;
 pub mod inet;
 pub mod procnet;
+pub mod slaac;
 pub mod socket;
 
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use adros_e1000::E1000;
@@ -79,6 +81,35 @@ pub struct IfInfo {
     pub tx_dropped: u64,
 }
 
+/// One IPv6 address of the host (`/proc/net/if_inet6`).
+#[derive(Clone, Copy, Debug)]
+pub struct Inet6Addr {
+    pub addr: Ipv6Addr,
+    pub prefix: u8,
+}
+
+/// The IPv6 addresses of the stack that runs (`::1` counts, on `lo`).
+pub fn inet6_addrs() -> Vec<Inet6Addr> {
+    if stack_name() == "rump" {
+        return crate::rump::net::inet6_addrs();
+    }
+    let Some(n) = net() else {
+        return Vec::new();
+    };
+    let st = n.stack.lock();
+    st.slaac
+        .cidrs()
+        .into_iter()
+        .filter_map(|c| match c {
+            IpCidr::Ipv6(c) => Some(Inet6Addr {
+                addr: c.address(),
+                prefix: c.prefix_len(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The interface of the stack that runs, if there is a network.
 /// The loopback's counters, when the stack has a `lo` AdrOS can report (the native
 /// stack's; NetBSD's lo0 on the rump stack is not reported yet).
@@ -127,6 +158,9 @@ pub struct Stack {
     pub sockets: SocketSet<'static>,
     dhcp: SocketHandle,
     pub inet: inet::Table,
+    /// The DHCP lease's address, if any.
+    lease4: Option<Ipv4Cidr>,
+    pub slaac: slaac::Slaac,
 }
 
 pub struct Net {
@@ -202,7 +236,44 @@ impl Stack {
             }
         }
         self.dhcp_event(net);
+        if self.slaac.receive(&mut self.sockets) {
+            self.set_addrs();
+        }
+        if self.slaac.solicit(&mut self.sockets, now()) {
+            // The solicitation leaves now, not at the next poll.
+            let _ = self.iface.poll(now(), &mut self.dev, &mut self.sockets);
+        }
         inet::publish(self);
+    }
+
+    /// The interface's addresses: the lease first (smoltcp takes the first IPv4 address as
+    /// the source of whatever the socket layer does not bind), 127.0.0.1/8, then IPv6's;
+    /// the loopback's own-address list and the default IPv6 route to match.
+    fn set_addrs(&mut self) {
+        let lease = self.lease4;
+        let v6 = self.slaac.cidrs();
+        self.iface.update_ip_addrs(|a| {
+            a.clear();
+            if let Some(l) = lease {
+                let _ = a.push(IpCidr::Ipv4(l));
+            }
+            let _ = a.push(LOOPBACK);
+            for c in &v6 {
+                let _ = a.push(*c);
+            }
+        });
+        let mut own: Vec<IpAddr> = lease.iter().map(|l| IpAddr::V4(l.address())).collect();
+        own.push(IpAddr::V6(self.slaac.link_local));
+        own.extend(self.slaac.global.iter().map(|a| IpAddr::V6(*a)));
+        self.dev.set_own(&own);
+        match self.slaac.router {
+            Some(r) => {
+                let _ = self.iface.routes_mut().add_default_ipv6_route(r);
+            }
+            None => {
+                self.iface.routes_mut().remove_default_ipv6_route();
+            }
+        }
     }
 
     fn dhcp_event(&mut self, net: &Net) {
@@ -210,15 +281,12 @@ impl Stack {
         match ev {
             None => {}
             Some(dhcpv4::Event::Configured(c)) => {
-                self.iface.update_ip_addrs(|a| {
-                    a.clear();
-                    // The lease first: smoltcp takes the first IPv4 address as the source
-                    // of whatever the socket layer does not bind.
-                    let _ = a.push(IpCidr::Ipv4(c.address));
-                    let _ = a.push(LOOPBACK);
-                });
-                self.dev.set_own(&[c.address.address()]);
-                match c.router {
+                // Copied out: the event borrows the socket set.
+                let (address, router) = (c.address, c.router);
+                let dns: Vec<Ipv4Addr> = c.dns_servers.iter().copied().collect();
+                self.lease4 = Some(address);
+                self.set_addrs();
+                match router {
                     Some(r) => {
                         let _ = self.iface.routes_mut().add_default_ipv4_route(r);
                     }
@@ -227,31 +295,27 @@ impl Stack {
                     }
                 }
                 let mut l = net.lease.lock();
-                l.addr = Some(c.address);
-                l.gateway = c.router;
+                l.addr = Some(address);
+                l.gateway = router;
                 l.dns = [None; 3];
-                for (i, d) in c.dns_servers.iter().take(3).enumerate() {
+                for (i, d) in dns.iter().take(3).enumerate() {
                     l.dns[i] = Some(*d);
                 }
                 l.at_ns = crate::time::now_ns();
                 drop(l);
                 log::info!(
                     "net: DHCP: address {} gateway {} dns {}",
-                    c.address,
-                    c.router.map_or(String::from("none"), |r| format!("{r}")),
-                    c.dns_servers
-                        .iter()
+                    address,
+                    router.map_or(String::from("none"), |r| format!("{r}")),
+                    dns.iter()
                         .map(|d| format!("{d}"))
                         .collect::<Vec<_>>()
                         .join(",")
                 );
             }
             Some(dhcpv4::Event::Deconfigured) => {
-                self.iface.update_ip_addrs(|a| {
-                    a.clear();
-                    let _ = a.push(LOOPBACK);
-                });
-                self.dev.set_own(&[]);
+                self.lease4 = None;
+                self.set_addrs();
                 self.iface.routes_mut().remove_default_ipv4_route();
                 *net.lease.lock() = Lease::default();
                 log::info!("net: DHCP: deconfigured");
@@ -335,6 +399,7 @@ fn bring_up(d: &'static crate::pci::PciDevice) -> Result<Arc<Net>, String> {
     });
     let mut sockets = SocketSet::new(Vec::new());
     let dhcp = sockets.add(dhcpv4::Socket::new());
+    let slaac = slaac::Slaac::new(&mut sockets, mac);
     let link = dev.inner.link();
     let slot = adros_pci::slot_name(d.addr);
     log::info!(
@@ -350,6 +415,8 @@ fn bring_up(d: &'static crate::pci::PciDevice) -> Result<Arc<Net>, String> {
             sockets,
             dhcp,
             inet: inet::Table::default(),
+            lease4: None,
+            slaac,
         }),
         event: KernelEvent::default(),
         icr: AtomicU32::new(0),
@@ -362,6 +429,7 @@ fn bring_up(d: &'static crate::pci::PciDevice) -> Result<Arc<Net>, String> {
         interrupts: AtomicU64::new(0),
         polls: AtomicU64::new(0),
     });
+    net.stack.lock().set_addrs();
     Ok(net)
 }
 
@@ -436,8 +504,26 @@ pub fn report() -> Vec<String> {
             stats.tx_dropped,
             inet::HALF_OPEN_DROPPED.load(Ordering::Relaxed),
         ));
+        {
+            let st = n.stack.lock();
+            v.push(format!(
+                "net eth0 ipv6 link_local={}/64 autoconf={} router={} adverts={} bad_adverts={}",
+                st.slaac.link_local,
+                st.slaac
+                    .global
+                    .iter()
+                    .map(|a| format!("{a}/64"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                st.slaac
+                    .router
+                    .map_or(String::from("none"), |r| format!("{r}")),
+                st.slaac.adverts,
+                slaac::BAD_ADVERTS.load(Ordering::Relaxed),
+            ));
+        }
         v.push(format!(
-            "net lo loopback addr=127.0.0.1/8 packets={} bytes={} dropped={} martians={}",
+            "net lo loopback addr=127.0.0.1/8,::1/128 packets={} bytes={} dropped={} martians={}",
             lo.packets, lo.bytes, lo.dropped, lo.martians
         ));
     }

@@ -11,6 +11,8 @@
 pub mod audio;
 pub mod host;
 pub mod net;
+pub mod net6;
+mod netif;
 pub mod netsys;
 pub mod pci;
 pub mod sys;

@@ -6,7 +6,12 @@
 //!   [`start`] brings `wm0` up and runs NetBSD's DHCP client (`net_config`, over bpf) in a
 //!   thread of its own, so the boot does not wait for the lease; `lo0` is 127.0.0.1 as
 //!   NetBSD's `netinet` component configures it.
-//! * **Sockets.** A user's AF_INET socket is a [`RumpSock`]: a descriptor in the rump
+//! * **IPv6.** NetBSD configures `wm0`'s link-local address itself when it comes up; with
+//!   `net.inet6.ip6.accept_rtadv=1` (set by [`start`]) it also forms an address from a
+//!   router advertisement's prefix (QEMU's slirp: `fec0::/64`). NetBSD's kernel does not
+//!   solicit one (its `rtsold` daemon would), so [`start`] sends router solicitations
+//!   from a raw ICMPv6 socket until the address appears.
+//! * **Sockets.** A user's AF_INET or AF_INET6 socket is a [`RumpSock`]: a descriptor in the rump
 //!   kernel's process 1 (where every bridge descriptor lives), always non-blocking there. A
 //!   call that would block waits on the socket's AdrOS wait queue — interruptible by
 //!   signals, honouring `O_NONBLOCK`/`MSG_DONTWAIT` — and retries when the socket's state
@@ -25,9 +30,11 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
 use core::ffi::c_int;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
+use super::netif::default_gateway;
+pub use super::netif::interface;
 use super::netsys::{self as ns, Kevent};
 use crate::errno::{Errno, KResult};
 use crate::fs::File;
@@ -40,7 +47,7 @@ use crate::net::socket::InetSocket;
 use crate::sched::wait::WaitQueue;
 
 /// The interface NetBSD's wm(4) attaches as.
-const IFNAME: &str = "wm0";
+pub(super) const IFNAME: &str = "wm0";
 /// Linux `FIONREAD`.
 const LINUX_FIONREAD: u32 = 0x541b;
 /// Linux's poll bits for "readable normal data" and "writable normal data".
@@ -57,7 +64,7 @@ pub fn wanted() -> bool {
 static GIVEN: spin::Mutex<Vec<String>> = spin::Mutex::new(Vec::new());
 /// Where DHCP stands: "waiting", "10.0.2.15/24", or the error.
 static LEASE: spin::Mutex<String> = spin::Mutex::new(String::new());
-static UP: AtomicBool = AtomicBool::new(false);
+pub(super) static UP: AtomicBool = AtomicBool::new(false);
 /// The default route's gateway once DHCP has set it ("none" before).
 static GATEWAY: spin::Mutex<String> = spin::Mutex::new(String::new());
 
@@ -92,6 +99,7 @@ pub fn start() {
     }
     *LEASE.lock() = String::from("waiting");
     crate::sched::thread::spawn("rump-net", || {
+        super::net6::accept_adverts();
         if let Err(e) = ns::netconfig_ifup(IFNAME) {
             log::error!(
                 "net: rump: cannot bring {IFNAME} up: {e:?} (did wm(4) attach? see the boot log)"
@@ -130,7 +138,17 @@ pub fn start() {
             .and_then(|b| default_gateway(&b))
             .map_or(String::from("none"), |g| alloc::format!("{g}"));
         *LEASE.lock() = lease;
+        let mac = interface().map_or([0; 6], |i| i.mac);
+        super::net6::solicit(IFNAME, mac);
     });
+}
+
+/// The IPv6 addresses (`/proc/net/if_inet6`).
+pub fn inet6_addrs() -> Vec<crate::net::Inet6Addr> {
+    if !UP.load(Ordering::Acquire) {
+        return Vec::new();
+    }
+    super::net6::inet6_addrs()
 }
 
 /// e1000 interrupt-moderation registers (82540EM manual, 13.4): the interrupt throttling
@@ -236,154 +254,6 @@ fn if_addr(ifname: &str) -> String {
     }
 }
 
-/// The interface as user space sees it (`eth0`): address and netmask (SIOCGIFADDR,
-/// SIOCGIFNETMASK), MAC, link and counters (`NET_RT_IFLIST`), the default route's gateway
-/// (`NET_RT_DUMP`) — asked from the rump kernel each time.
-pub fn interface() -> Option<crate::net::IfInfo> {
-    if !UP.load(Ordering::Acquire) {
-        return None;
-    }
-    let mut i = crate::net::IfInfo {
-        mtu: 1500,
-        txqlen: 256,
-        ..Default::default()
-    };
-    if let Ok(fd) = ns::socket(ns::AF_INET, 2, 0) {
-        if let (Ok(a), Ok(m)) = (
-            ns::if_sockaddr(fd, IFNAME, ns::SIOCGIFADDR),
-            ns::if_sockaddr(fd, IFNAME, ns::SIOCGIFNETMASK),
-        ) && !a.is_unspecified()
-        {
-            i.addr = Some(smoltcp::wire::Ipv4Cidr::new(
-                a,
-                u32::from(m).count_ones() as u8,
-            ));
-        }
-        let _ = super::sys::close(fd);
-    }
-    if let Ok(b) = ns::route_sysctl(ns::NET_RT_IFLIST) {
-        parse_iflist(&b, IFNAME, &mut i);
-    }
-    if let Ok(b) = ns::route_sysctl(ns::NET_RT_DUMP) {
-        i.gateway = default_gateway(&b);
-    }
-    Some(i)
-}
-
-fn u16_at(b: &[u8], o: usize) -> u16 {
-    b.get(o..o + 2)
-        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
-}
-
-fn i32_at(b: &[u8], o: usize) -> i32 {
-    b.get(o..o + 4)
-        .map_or(0, |s| i32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    b.get(o..o + 8).map_or(0, |s| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(s);
-        u64::from_le_bytes(w)
-    })
-}
-
-/// The routing messages in a sysctl dump: (type, bytes of the message), for messages of
-/// the version we know; a length that runs past the buffer ends the walk.
-fn messages(b: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
-    let mut off = 0usize;
-    core::iter::from_fn(move || {
-        loop {
-            let len = usize::from(u16_at(b, off));
-            if len < 4 || off + len > b.len() {
-                return None;
-            }
-            let m = &b[off..off + len];
-            off += len;
-            if m[2] == ns::RTM_VERSION {
-                return Some((m[3], m));
-            }
-        }
-    })
-}
-
-/// The sockaddrs after a routing message's header, in `RTA_*` bit order: (bit, bytes).
-fn sockaddrs(m: &[u8], hdr: usize, addrs: i32) -> impl Iterator<Item = (i32, &[u8])> {
-    let mut off = hdr;
-    (0..8).filter_map(move |bit| {
-        if addrs & (1 << bit) == 0 {
-            return None;
-        }
-        let len = usize::from(*m.get(off)?);
-        let sa = m.get(off..off + len.max(1))?;
-        off += if len == 0 { 8 } else { len.div_ceil(8) * 8 };
-        Some((1 << bit, sa))
-    })
-}
-
-/// Fills MAC, link and counters of `ifname` from an `NET_RT_IFLIST` dump.
-fn parse_iflist(b: &[u8], ifname: &str, i: &mut crate::net::IfInfo) {
-    for (ty, m) in messages(b) {
-        if ty != ns::RTM_IFINFO || m.len() < ns::IF_MSGHDR_LEN {
-            continue;
-        }
-        // sockaddr_dl: len, family, index(2), type, nlen, alen, slen, name then address.
-        let Some((_, dl)) = sockaddrs(m, ns::IF_MSGHDR_LEN, i32_at(m, 4))
-            .find(|(_, sa)| sa.len() >= 8 && sa[1] == ns::AF_LINK)
-        else {
-            continue;
-        };
-        let (nlen, alen) = (usize::from(dl[5]), usize::from(dl[6]));
-        if dl.get(8..8 + nlen) != Some(ifname.as_bytes()) || alen != 6 {
-            continue;
-        }
-        if let Some(mac) = dl.get(8 + nlen..8 + nlen + 6) {
-            i.mac.copy_from_slice(mac);
-        }
-        // if_data at 16: link_state at +4, then 64-bit mtu, metric, baudrate, ipackets,
-        // ierrors, opackets, oerrors, collisions, ibytes, obytes, imcasts, omcasts,
-        // iqdrops.
-        let d = 16;
-        i.link_up = i32_at(m, d + 4) == 2 || i32_at(m, 8) & 0x40 != 0;
-        i.mtu = u64_at(m, d + 8) as u32;
-        i.rx_packets = u64_at(m, d + 32);
-        i.rx_errors = u64_at(m, d + 40);
-        i.tx_packets = u64_at(m, d + 48);
-        i.tx_errors = u64_at(m, d + 56);
-        i.rx_bytes = u64_at(m, d + 72);
-        i.tx_bytes = u64_at(m, d + 80);
-        i.rx_dropped = u64_at(m, d + 104);
-        return;
-    }
-}
-
-/// The gateway of the IPv4 default route in an `NET_RT_DUMP` dump.
-fn default_gateway(b: &[u8]) -> Option<Ipv4Addr> {
-    for (ty, m) in messages(b) {
-        if ty != ns::RTM_GET || m.len() < ns::RT_MSGHDR_LEN {
-            continue;
-        }
-        if i32_at(m, 8) & ns::RTF_GATEWAY == 0 {
-            continue;
-        }
-        let mut dst_default = false;
-        let mut gw = None;
-        for (bit, sa) in sockaddrs(m, ns::RT_MSGHDR_LEN, i32_at(m, 12)) {
-            let v4 = (sa.len() >= 8 && sa[1] == ns::AF_INET as u8)
-                .then(|| Ipv4Addr::new(sa[4], sa[5], sa[6], sa[7]));
-            match bit {
-                ns::RTA_DST => dst_default = v4.is_some_and(|a| a.is_unspecified()),
-                ns::RTA_GATEWAY => gw = v4,
-                _ => {}
-            }
-        }
-        if dst_default && gw.is_some() {
-            return gw;
-        }
-    }
-    None
-}
-
 /// `/proc/drivers` lines for the rump stack.
 pub fn report() -> Vec<String> {
     let given = GIVEN.lock().clone();
@@ -391,12 +261,13 @@ pub fn report() -> Vec<String> {
         .iter()
         .map(|slot| {
             alloc::format!(
-                "net {IFNAME} wm (NetBSD wm) {slot} stack=rump up={} addr={} gateway={} sockets={} itr={}",
+                "net {IFNAME} wm (NetBSD wm) {slot} stack=rump up={} addr={} gateway={} sockets={} itr={} ipv6={}",
                 UP.load(Ordering::Acquire),
                 LEASE.lock().clone(),
                 GATEWAY.lock().clone(),
                 SOCKS.lock().len(),
-                current_itr().map_or(String::from("?"), |v| alloc::format!("{v}"))
+                current_itr().map_or(String::from("?"), |v| alloc::format!("{v}")),
+                super::net6::STATE.lock().clone()
             )
         })
         .collect()
@@ -438,11 +309,13 @@ fn events(kq: c_int) {
     }
 }
 
-/// An AF_INET socket in the rump kernel.
+/// An AF_INET or AF_INET6 socket in the rump kernel.
 pub struct RumpSock {
     id: u64,
     fd: c_int,
     kind: Kind,
+    /// AF_INET6.
+    v6: bool,
     wq: WaitQueue,
     /// Linux poll bits as last seen ([`RumpSock::refresh`]).
     ready: AtomicU32,
@@ -459,21 +332,31 @@ pub struct RumpSock {
 impl RumpSock {
     /// A new socket of `kind`; fails with the rump kernel's answer (e.g. EPROTONOSUPPORT
     /// for ICMP datagram sockets, which NetBSD does not have).
-    pub fn new(kind: Kind) -> KResult<Arc<RumpSock>> {
+    pub fn new(kind: Kind, v6: bool) -> KResult<Arc<RumpSock>> {
         super::ready().map_err(|_| Errno::ENETDOWN)?;
-        let fd = ns::socket(
-            ns::AF_INET,
-            kind.sock_type() | ns::SOCK_NONBLOCK,
-            kind.protocol(),
-        )?;
-        Ok(Self::wrap(fd, kind))
+        let (domain, proto) = match (v6, kind) {
+            (true, Kind::Icmp | Kind::RawIcmp) => (ns::AF_INET6, ns::IPPROTO_ICMPV6),
+            (true, _) => (ns::AF_INET6, kind.protocol()),
+            (false, _) => (ns::AF_INET, kind.protocol()),
+        };
+        let fd = ns::socket(domain, kind.sock_type() | ns::SOCK_NONBLOCK, proto)?;
+        if v6 {
+            // Linux's sockets are dual-stack by default (net.ipv6.bindv6only=0); NetBSD's
+            // are V6ONLY by default (net.inet6.ip6.v6only=1).
+            if let Err(e) = ns::setsockopt_int(fd, ns::IPPROTO_IPV6, ns::IPV6_V6ONLY, 0) {
+                let _ = super::sys::close(fd);
+                return Err(e);
+            }
+        }
+        Ok(Self::wrap(fd, kind, v6))
     }
 
-    fn wrap(fd: c_int, kind: Kind) -> Arc<RumpSock> {
+    fn wrap(fd: c_int, kind: Kind, v6: bool) -> Arc<RumpSock> {
         let s = Arc::new(RumpSock {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             fd,
             kind,
+            v6,
             wq: WaitQueue::new(),
             ready: AtomicU32::new(0),
             seq: AtomicU64::new(0),
@@ -569,6 +452,7 @@ impl RumpSock {
             Flag::KeepAlive => (ns::SOL_SOCKET, ns::SO_KEEPALIVE),
             Flag::NoDelay => (ns::IPPROTO_TCP, ns::TCP_NODELAY),
             Flag::Broadcast => (ns::SOL_SOCKET, ns::SO_BROADCAST),
+            Flag::V6Only => (ns::IPPROTO_IPV6, ns::IPV6_V6ONLY),
         }
     }
 }
@@ -586,8 +470,12 @@ impl InetSocket for RumpSock {
         self.kind
     }
 
-    fn bind(&self, addr: SocketAddrV4) -> KResult<()> {
-        ns::bind_in(self.fd, addr)
+    fn v6(&self) -> bool {
+        self.v6
+    }
+
+    fn bind(&self, addr: SocketAddr) -> KResult<()> {
+        ns::bind_sa(self.fd, addr, self.v6)
     }
 
     fn listen(&self, backlog: i32) -> KResult<()> {
@@ -603,23 +491,24 @@ impl InetSocket for RumpSock {
         r
     }
 
-    fn accept(&self, nonblock: bool) -> KResult<(Arc<dyn InetSocket>, SocketAddrV4)> {
+    fn accept(&self, nonblock: bool) -> KResult<(Arc<dyn InetSocket>, SocketAddr)> {
         let (fd, peer) = self.blocking(nonblock, || ns::accept_nb(self.fd))?;
-        let s = Self::wrap(fd, self.kind);
+        let s = Self::wrap(fd, self.kind, self.v6);
         let peer = match peer {
             Some(p) => p,
-            None => ns::peername(fd).unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+            None => ns::peername(fd)
+                .unwrap_or(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))),
         };
         Ok((s as Arc<dyn InetSocket>, peer))
     }
 
-    fn connect(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
+    fn connect(&self, addr: SocketAddr, nonblock: bool) -> KResult<()> {
         // NetBSD says EOPNOTSUPP for a listening socket; Linux EISCONN.
         if self.kind == Kind::Stream && self.is_listening() {
             return Err(Errno::EISCONN);
         }
         let seen = self.seq.load(Ordering::Acquire);
-        let r = ns::connect_in(self.fd, addr);
+        let r = ns::connect_sa(self.fd, addr, self.v6);
         self.refresh();
         match r {
             Err(Errno::EINPROGRESS) if self.kind == Kind::Stream => {}
@@ -651,14 +540,14 @@ impl InetSocket for RumpSock {
         }
     }
 
-    fn send(&self, data: &[u8], dest: Option<SocketAddrV4>, nonblock: bool) -> KResult<usize> {
+    fn send(&self, data: &[u8], dest: Option<SocketAddr>, nonblock: bool) -> KResult<usize> {
         // A blocking send on a stream returns when all of `data` is in the socket, as on
         // Linux (the rump descriptor is non-blocking and takes what fits each time); an
         // error or a signal after part of it went returns that part.
         let mut sent = 0;
         loop {
             let r = self.blocking(nonblock, || {
-                ns::sendto(self.fd, &data[sent..], ns::MSG_NOSIGNAL, dest)
+                ns::sendto(self.fd, &data[sent..], ns::MSG_NOSIGNAL, dest, self.v6)
             });
             match r {
                 Ok(n) if self.kind == Kind::Stream && !nonblock && n > 0 => {
@@ -681,7 +570,7 @@ impl InetSocket for RumpSock {
         buf: &mut [u8],
         peek: bool,
         nonblock: bool,
-    ) -> KResult<(usize, usize, Option<SocketAddrV4>)> {
+    ) -> KResult<(usize, usize, Option<SocketAddr>)> {
         let flags = if peek { ns::MSG_PEEK } else { 0 };
         if self.kind == Kind::Stream {
             let (n, _) = self.blocking(nonblock, || ns::recvfrom(self.fd, buf, flags))?;
@@ -712,11 +601,11 @@ impl InetSocket for RumpSock {
         r
     }
 
-    fn local_name(&self) -> KResult<SocketAddrV4> {
+    fn local_name(&self) -> KResult<SocketAddr> {
         ns::sockname(self.fd)
     }
 
-    fn peer_name(&self) -> KResult<SocketAddrV4> {
+    fn peer_name(&self) -> KResult<SocketAddr> {
         ns::peername(self.fd)
     }
 
@@ -756,6 +645,14 @@ impl InetSocket for RumpSock {
                 r => return r,
             }
         }
+    }
+
+    fn set_icmp6_filter(&self, filter: [u32; 8]) -> KResult<()> {
+        if !self.v6 || self.kind != Kind::RawIcmp {
+            return Err(Errno::ENOPROTOOPT);
+        }
+        // NetBSD's bits mean the opposite of Linux's: set = pass.
+        ns::set_icmp6_filter(self.fd, filter.map(|w| !w))
     }
 
     fn set_linger(&self, on: bool, secs: i32) -> KResult<()> {

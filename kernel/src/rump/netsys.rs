@@ -6,14 +6,24 @@
 //! `SHUT_*` and the low `POLL*` bits; they differ on `SOL_SOCKET` and the `SO_*` numbers,
 //! the `MSG_*` flags, `sockaddr` (NetBSD's has a length byte before an 8-bit family),
 //! `AF_INET6` (24 vs 10) and errno (translated by [`super::sys::linux_errno`]).
+//! NetBSD's `sockaddr_in6` is Linux's with a length byte before an 8-bit family; the
+//! v4-mapped addresses of a dual-stack AF_INET6 socket are NetBSD's too, so an IPv4
+//! address given for an AF_INET6 socket goes in as `::ffff:a.b.c.d` and comes back out as
+//! IPv4 ([`sockaddr`], [`SockaddrStorage::addr`]).
 
 use core::ffi::{c_int, c_void};
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use super::sys::{bind, chk, chk_sz, cstr};
 use crate::errno::{Errno, KResult};
 
 pub const AF_INET: c_int = 2;
+pub const AF_INET6: c_int = 24;
+pub const IPPROTO_IPV6: c_int = 41;
+pub const IPPROTO_ICMPV6: c_int = 58;
+pub const IPV6_MULTICAST_IF: c_int = 9;
+pub const IPV6_MULTICAST_HOPS: c_int = 10;
+pub const IPV6_V6ONLY: c_int = 27;
 pub const SOCK_NONBLOCK: c_int = 0x2000_0000;
 pub const SOL_SOCKET: c_int = 0xffff;
 pub const SO_REUSEADDR: c_int = 0x4;
@@ -89,6 +99,63 @@ impl SockaddrStorage {
             Ipv4Addr::new(self.0[4], self.0[5], self.0[6], self.0[7]),
             u16::from_be_bytes([self.0[2], self.0[3]]),
         ))
+    }
+
+    /// The IPv4 or IPv6 address in it (a v4-mapped one as IPv4), if it holds one.
+    pub fn addr(&self, len: u32) -> Option<SocketAddr> {
+        if let Some(a) = self.v4(len) {
+            return Some(SocketAddr::V4(a));
+        }
+        if len < 24 || self.0[1] != AF_INET6 as u8 {
+            return None;
+        }
+        let b = &self.0;
+        let port = u16::from_be_bytes([b[2], b[3]]);
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&b[8..24]);
+        let ip = Ipv6Addr::from(a);
+        if let Some(v4) = ip.to_ipv4_mapped() {
+            return Some(SocketAddr::V4(SocketAddrV4::new(v4, port)));
+        }
+        let scope = if len >= 28 {
+            u32::from_le_bytes([b[24], b[25], b[26], b[27]])
+        } else {
+            0
+        };
+        Some(SocketAddr::V6(SocketAddrV6::new(
+            ip,
+            port,
+            u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+            scope,
+        )))
+    }
+}
+
+/// `a` as the NetBSD `sockaddr` of a socket of the family (`v6`: AF_INET6, where IPv4
+/// addresses are v4-mapped): the bytes and their length.
+pub fn sockaddr(a: SocketAddr, v6: bool) -> ([u8; 28], u32) {
+    let mut b = [0u8; 28];
+    b[2..4].copy_from_slice(&a.port().to_be_bytes());
+    match (a, v6) {
+        (SocketAddr::V4(v), false) => {
+            b[0] = 16;
+            b[1] = AF_INET as u8;
+            b[4..8].copy_from_slice(&v.ip().octets());
+            (b, 16)
+        }
+        (a, _) => {
+            let (ip, flow, scope) = match a {
+                SocketAddr::V4(v) if v.ip().is_unspecified() => (Ipv6Addr::UNSPECIFIED, 0, 0),
+                SocketAddr::V4(v) => (v.ip().to_ipv6_mapped(), 0, 0),
+                SocketAddr::V6(v) => (*v.ip(), v.flowinfo(), v.scope_id()),
+            };
+            b[0] = 28;
+            b[1] = AF_INET6 as u8;
+            b[4..8].copy_from_slice(&flow.to_be_bytes());
+            b[8..24].copy_from_slice(&ip.octets());
+            b[24..28].copy_from_slice(&scope.to_le_bytes());
+            (b, 28)
+        }
     }
 }
 
@@ -256,11 +323,19 @@ pub fn bind_in(fd: c_int, a: SocketAddrV4) -> KResult<()> {
     chk(unsafe { ffi::bind(fd, (&raw const sa).cast(), 16) }).map(drop)
 }
 
-pub fn connect_in(fd: c_int, a: SocketAddrV4) -> KResult<()> {
+/// bind(2) on a socket of the family `v6`.
+pub fn bind_sa(fd: c_int, a: SocketAddr, v6: bool) -> KResult<()> {
     bind();
-    let sa = SockaddrIn::from_v4(a);
-    // SAFETY: as for `bind_in`.
-    chk(unsafe { ffi::connect(fd, (&raw const sa).cast(), 16) }).map(drop)
+    let (sa, len) = sockaddr(a, v6);
+    // SAFETY: `sa` holds a valid sockaddr of `len` bytes.
+    chk(unsafe { ffi::bind(fd, sa.as_ptr().cast(), len) }).map(drop)
+}
+
+pub fn connect_sa(fd: c_int, a: SocketAddr, v6: bool) -> KResult<()> {
+    bind();
+    let (sa, len) = sockaddr(a, v6);
+    // SAFETY: as for `bind_sa`.
+    chk(unsafe { ffi::connect(fd, sa.as_ptr().cast(), len) }).map(drop)
 }
 
 pub fn listen(fd: c_int, backlog: c_int) -> KResult<()> {
@@ -270,7 +345,7 @@ pub fn listen(fd: c_int, backlog: c_int) -> KResult<()> {
 }
 
 /// `paccept(fd, …, SOCK_NONBLOCK)`: the new descriptor and the peer's address.
-pub fn accept_nb(fd: c_int) -> KResult<(c_int, Option<SocketAddrV4>)> {
+pub fn accept_nb(fd: c_int) -> KResult<(c_int, Option<SocketAddr>)> {
     bind();
     let mut ss = SockaddrStorage([0; 128]);
     let mut len = 128u32;
@@ -284,21 +359,28 @@ pub fn accept_nb(fd: c_int) -> KResult<(c_int, Option<SocketAddrV4>)> {
             SOCK_NONBLOCK,
         )
     })?;
-    Ok((nfd, ss.v4(len)))
+    Ok((nfd, ss.addr(len)))
 }
 
-pub fn sendto(fd: c_int, data: &[u8], flags: c_int, to: Option<SocketAddrV4>) -> KResult<usize> {
+pub fn sendto(
+    fd: c_int,
+    data: &[u8],
+    flags: c_int,
+    to: Option<SocketAddr>,
+    v6: bool,
+) -> KResult<usize> {
     bind();
-    let sa = to.map(SockaddrIn::from_v4);
+    let sa = to.map(|a| sockaddr(a, v6));
     let (p, l) = match &sa {
-        Some(s) => ((s as *const SockaddrIn).cast::<c_void>(), 16),
+        Some((b, len)) => (b.as_ptr().cast::<c_void>(), *len),
         None => (core::ptr::null(), 0),
     };
-    // SAFETY: `data` is readable for its length; `p` is null or a valid sockaddr_in.
+    // SAFETY: `data` is readable for its length; `p` is null or a valid sockaddr of `l`
+    // bytes.
     chk_sz(unsafe { ffi::sendto(fd, data.as_ptr().cast(), data.len(), flags, p, l) })
 }
 
-pub fn recvfrom(fd: c_int, buf: &mut [u8], flags: c_int) -> KResult<(usize, Option<SocketAddrV4>)> {
+pub fn recvfrom(fd: c_int, buf: &mut [u8], flags: c_int) -> KResult<(usize, Option<SocketAddr>)> {
     bind();
     let mut ss = SockaddrStorage([0; 128]);
     let mut len = 128u32;
@@ -313,7 +395,7 @@ pub fn recvfrom(fd: c_int, buf: &mut [u8], flags: c_int) -> KResult<(usize, Opti
             &mut len,
         )
     })?;
-    Ok((n, ss.v4(len)))
+    Ok((n, ss.addr(len)))
 }
 
 pub fn shutdown(fd: c_int, how: c_int) -> KResult<()> {
@@ -322,7 +404,7 @@ pub fn shutdown(fd: c_int, how: c_int) -> KResult<()> {
     chk(unsafe { ffi::shutdown(fd, how) }).map(drop)
 }
 
-fn name(fd: c_int, peer: bool) -> KResult<SocketAddrV4> {
+fn name(fd: c_int, peer: bool) -> KResult<SocketAddr> {
     bind();
     let mut ss = SockaddrStorage([0; 128]);
     let mut len = 128u32;
@@ -334,14 +416,14 @@ fn name(fd: c_int, peer: bool) -> KResult<SocketAddrV4> {
             ffi::getsockname(fd, (&raw mut ss).cast(), &mut len)
         }
     })?;
-    ss.v4(len).ok_or(Errno::EAFNOSUPPORT)
+    ss.addr(len).ok_or(Errno::EAFNOSUPPORT)
 }
 
-pub fn sockname(fd: c_int) -> KResult<SocketAddrV4> {
+pub fn sockname(fd: c_int) -> KResult<SocketAddr> {
     name(fd, false)
 }
 
-pub fn peername(fd: c_int) -> KResult<SocketAddrV4> {
+pub fn peername(fd: c_int) -> KResult<SocketAddr> {
     name(fd, true)
 }
 
@@ -358,6 +440,14 @@ pub fn getsockopt_int(fd: c_int, level: c_int, opt: c_int) -> KResult<c_int> {
     // SAFETY: `v` has room for `len` bytes.
     chk(unsafe { ffi::getsockopt(fd, level, opt, (&raw mut v).cast(), &mut len) })?;
     Ok(v)
+}
+
+/// `ICMP6_FILTER` (NetBSD: level IPPROTO_ICMPV6, option 18; a set bit passes the type).
+pub fn set_icmp6_filter(fd: c_int, filter: [u32; 8]) -> KResult<()> {
+    bind();
+    // SAFETY: `filter` is a valid 32-byte `struct icmp6_filter` for the call.
+    chk(unsafe { ffi::setsockopt(fd, IPPROTO_ICMPV6, 18, (&raw const filter).cast(), 32) })
+        .map(drop)
 }
 
 /// `SO_LINGER`: (on, seconds).
@@ -440,6 +530,90 @@ pub fn if_sockaddr(fd: c_int, ifname: &str, cmd: u64) -> KResult<Ipv4Addr> {
     r.name[..n.len()].copy_from_slice(n);
     super::sys::ioctl(fd, cmd, &mut r)?;
     Ok(Ipv4Addr::new(r.data[4], r.data[5], r.data[6], r.data[7]))
+}
+
+/// `_IOWR('i', 38, struct ifconf)`, `_IOWR('i', 140, struct ifreq)`.
+pub const SIOCGIFCONF: u64 = 0xc010_6926;
+pub const SIOCGIFINDEX: u64 = 0xc090_698c;
+
+/// NetBSD `struct ifconf` (amd64).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct IfConf {
+    len: c_int,
+    buf: *mut IfReq,
+}
+
+/// Every interface's IPv6 addresses (SIOCGIFCONF through the socket `fd`): (interface
+/// name, address).
+pub fn if_inet6_addrs(fd: c_int) -> KResult<alloc::vec::Vec<(alloc::string::String, Ipv6Addr)>> {
+    let mut reqs = alloc::vec![
+        IfReq {
+            name: [0; 16],
+            data: [0; 128],
+        };
+        32
+    ];
+    let mut c = IfConf {
+        len: (reqs.len() * core::mem::size_of::<IfReq>()) as c_int,
+        buf: reqs.as_mut_ptr(),
+    };
+    super::sys::ioctl(fd, SIOCGIFCONF, &mut c)?;
+    let n = (c.len.max(0) as usize / core::mem::size_of::<IfReq>()).min(reqs.len());
+    let mut v = alloc::vec::Vec::new();
+    for r in &reqs[..n] {
+        if r.data[1] != AF_INET6 as u8 {
+            continue;
+        }
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&r.data[8..24]);
+        let mut ip = Ipv6Addr::from(a);
+        // NetBSD keeps a link-local address's scope (the interface index) in its second
+        // 16-bit word inside the kernel.
+        if ip.is_unicast_link_local() {
+            let mut seg = ip.segments();
+            seg[1] = 0;
+            ip = Ipv6Addr::from(seg);
+        }
+        let name_len = r.name.iter().position(|&c| c == 0).unwrap_or(16);
+        let name = core::str::from_utf8(&r.name[..name_len]).unwrap_or("?");
+        v.push((alloc::string::String::from(name), ip));
+    }
+    Ok(v)
+}
+
+/// The interface index of `ifname`.
+pub fn if_index(fd: c_int, ifname: &str) -> KResult<u32> {
+    let mut r = IfReq {
+        name: [0; 16],
+        data: [0; 128],
+    };
+    let n = ifname.as_bytes();
+    if n.len() >= 16 {
+        return Err(Errno::EINVAL);
+    }
+    r.name[..n.len()].copy_from_slice(n);
+    super::sys::ioctl(fd, SIOCGIFINDEX, &mut r)?;
+    Ok(u32::from_le_bytes([
+        r.data[0], r.data[1], r.data[2], r.data[3],
+    ]))
+}
+
+/// Sets the integer sysctl `mib` to `v`.
+pub fn sysctl_set_int(mib: &[c_int], v: c_int) -> KResult<()> {
+    bind();
+    // SAFETY: `mib` holds `mib.len()` names; no old value asked; `v` is a valid int.
+    chk(unsafe {
+        ffi::sysctl(
+            mib.as_ptr(),
+            mib.len() as u32,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            (&raw const v).cast(),
+            4,
+        )
+    })
+    .map(drop)
 }
 
 /// `NET_RT_DUMP`: the routing table; `NET_RT_IFLIST`: the interfaces (`sys/socket.h`).

@@ -98,16 +98,16 @@ fn new_file(s: Sock, nonblock: bool) -> Arc<File> {
 }
 
 fn socket(c: &mut Call<'_>) -> KResult<u64> {
-    if c.a0() == inet::AF_INET {
-        return inet::socket(c.a1(), c.a2());
+    if c.a0() == inet::AF_INET || c.a0() == inet::AF_INET6 {
+        return inet::socket(c.a0(), c.a1(), c.a2());
     }
     let (ty, nb, ce) = parse_type(c.a0(), c.a1(), c.a2())?;
     super::events::install(new_file(Sock(Inner::new(ty, cred())), nb), ce)
 }
 
 fn socketpair(c: &mut Call<'_>) -> KResult<u64> {
-    if c.a0() == inet::AF_INET {
-        // Linux: AF_INET sockets exist but cannot be made in pairs.
+    if c.a0() == inet::AF_INET || c.a0() == inet::AF_INET6 {
+        // Linux: AF_INET/AF_INET6 sockets exist but cannot be made in pairs.
         return Err(Errno::EOPNOTSUPP);
     }
     let (ty, nb, ce) = parse_type(c.a0(), c.a1(), c.a2())?;
@@ -378,7 +378,7 @@ fn sendto(c: &mut Call<'_>) -> KResult<u64> {
     if let Some(r) = on_inet(c.i32(0), |f, s| {
         let data = inet::copy_in(c.a1(), inet::send_len(s, c.a2() as usize, STREAM_CHUNK)?)?;
         let dest = if c.a4() != 0 {
-            Some(inet::read_sin(c.a4(), c.a5())?)
+            Some(inet::read_dest(s, c.a4(), c.a5())?)
         } else {
             None
         };
@@ -403,7 +403,7 @@ fn recvfrom(c: &mut Call<'_>) -> KResult<u64> {
         let (n, full, from) = inet::recv(f, s, &mut buf, flags)?;
         copy_to_user(c.a1(), &buf[..n])?;
         match from {
-            Some(a) if c.a4() != 0 => inet::write_sin(c.a4(), c.a5(), a)?,
+            Some(a) if c.a4() != 0 => inet::write_addr(s, c.a4(), c.a5(), a)?,
             None if c.a5() != 0 => write_val(c.a5(), &0u32)?,
             _ => {}
         }
@@ -503,7 +503,7 @@ fn sendmsg_at(fd: i32, maddr: u64, flags: u32) -> KResult<u64> {
             copy_from_user(&mut data[start..], base)?;
         }
         let dest = if m[0] != 0 && m[1] != 0 {
-            Some(inet::read_sin(m[0], m[1])?)
+            Some(inet::read_dest(s, m[0], m[1])?)
         } else {
             None
         };
@@ -675,7 +675,7 @@ fn recvmsg_inet(
     if m[0] != 0 {
         match from {
             Some(a) => {
-                let b = inet::name_bytes(a);
+                let b = inet::name_bytes(s, a);
                 let k = b.len().min(m[1] as usize);
                 copy_to_user(m[0], &b[..k])?;
                 write_val(maddr + 8, &(b.len() as u32))?;

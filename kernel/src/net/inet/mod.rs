@@ -1,4 +1,5 @@
-//! AF_INET sockets on the native stack: SOCK_STREAM (TCP), SOCK_DGRAM (UDP), ICMP echo
+//! AF_INET and AF_INET6 sockets on the native stack: SOCK_STREAM (TCP), SOCK_DGRAM (UDP)
+//! for both families; for AF_INET also ICMP echo
 //! through SOCK_DGRAM/IPPROTO_ICMP (Linux's "ping sockets") and SOCK_RAW/IPPROTO_ICMP for
 //! root (what busybox 1.35's `ping` opens: it sends ICMP messages and receives whole IPv4
 //! packets, the header built here on the way out), each a file whose readiness comes from
@@ -15,6 +16,12 @@
 //! queue and starts a fresh listener in its place. A closed connection stays in the socket
 //! set until its FIN exchange is over ([`Table::orphans`]).
 //!
+//! An AF_INET6 socket is dual-stack unless IPV6_V6ONLY is set (Linux's default): bound to
+//! `::` it hears IPv4 peers too, which the syscall layer shows as `::ffff:a.b.c.d`. smoltcp
+//! listens on "any address" for both families at once, so the family a socket may hear
+//! is enforced here ([`hears`]): an AF_INET socket ignores IPv6 datagrams and
+//! connections, a V6ONLY socket IPv4 ones.
+//!
 //! Errors are Linux's: ECONNREFUSED for a reset connect, EINPROGRESS/EALREADY/EISCONN for
 //! non-blocking connects (SO_ERROR reports the outcome), EPIPE after shutdown, EADDRINUSE,
 //! EADDRNOTAVAIL, EDESTADDRREQ, EMSGSIZE, ENETUNREACH without a network.
@@ -23,18 +30,21 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, SocketAddr};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use smoltcp::iface::SocketHandle;
-use smoltcp::socket::{icmp, raw, tcp, udp};
-use smoltcp::wire::{IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::wire::{IpAddress, IpCidr, IpListenEndpoint};
 
+mod addr;
 mod ping;
 mod ready;
+mod recv;
 pub use ready::HALF_OPEN_DROPPED;
 mod stream;
 
+use addr::{endpoint, hears, is_ours, sockaddr, source_for, unbound};
 use ping::{open_icmp, open_raw};
 use ready::refill;
 pub use ready::{Row, publish, rows};
@@ -51,7 +61,8 @@ const TCP_RX: usize = 128 * 1024;
 const TCP_TX: usize = 256 * 1024;
 const UDP_PACKETS: usize = 64;
 const UDP_BYTES: usize = 64 * 1024;
-/// The largest UDP payload one datagram carries (no IP fragmentation here).
+/// The largest UDP payload one IPv4 datagram carries (no IP fragmentation here; IPv6:
+/// 20 bytes less).
 pub const UDP_MAX: usize = 1472;
 const MAX_BACKLOG: usize = 8;
 const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
@@ -96,11 +107,17 @@ struct Listen {
 
 struct State {
     kind: Kind,
+    /// AF_INET6.
+    v6: bool,
+    /// IPV6_V6ONLY.
+    v6only: bool,
+    /// ICMP6_FILTER of a raw ICMPv6 socket (Linux's sense: a set bit blocks the type).
+    icmp6_filter: [u32; 8],
     core: Weak<InetSock>,
     handle: Option<SocketHandle>,
     /// The bound address (port 0: not bound).
-    local: SocketAddrV4,
-    remote: Option<SocketAddrV4>,
+    local: SocketAddr,
+    remote: Option<SocketAddr>,
     listen: Option<Listen>,
     /// A TCP connect in progress.
     connecting: bool,
@@ -119,7 +136,7 @@ struct State {
     keepalive: bool,
 }
 
-/// Every AF_INET socket of the stack.
+/// Every AF_INET/AF_INET6 socket of the stack.
 #[derive(Default)]
 pub struct Table {
     socks: BTreeMap<u64, State>,
@@ -135,6 +152,8 @@ pub struct Table {
 pub struct InetSock {
     id: u64,
     pub kind: Kind,
+    /// AF_INET6.
+    pub v6: bool,
     wq: WaitQueue,
     ready: AtomicU32,
 }
@@ -150,41 +169,6 @@ fn udp_socket() -> udp::Socket<'static> {
             alloc::vec![0; UDP_BYTES],
         ),
     )
-}
-
-fn v4(a: IpAddress) -> Ipv4Addr {
-    match a {
-        IpAddress::Ipv4(a) => a,
-        #[allow(unreachable_patterns)]
-        _ => Ipv4Addr::UNSPECIFIED,
-    }
-}
-
-/// The host's address on the network (the DHCP lease), never 127.0.0.1.
-pub(super) fn lease_addr(st: &Stack) -> Option<Ipv4Addr> {
-    st.iface.ip_addrs().iter().find_map(|c| match c {
-        IpCidr::Ipv4(c) if !c.address().is_loopback() => Some(c.address()),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    })
-}
-
-/// The source address of packets to `to`, as Linux picks it: 127.0.0.1 for 127.0.0.0/8
-/// (the loopback), the lease for everything else; None without one.
-pub(super) fn source_for(st: &Stack, to: Ipv4Addr) -> Option<Ipv4Addr> {
-    if to.is_loopback() {
-        Some(Ipv4Addr::LOCALHOST)
-    } else {
-        lease_addr(st)
-    }
-}
-
-fn endpoint(a: SocketAddrV4) -> IpEndpoint {
-    IpEndpoint::new(IpAddress::Ipv4(*a.ip()), a.port())
-}
-
-fn sockaddr(e: IpEndpoint) -> SocketAddrV4 {
-    SocketAddrV4::new(v4(e.addr), e.port)
 }
 
 impl Table {
@@ -229,8 +213,8 @@ fn with<T>(id: u64, f: impl FnOnce(&mut Stack, u64) -> KResult<T>) -> KResult<T>
 }
 
 impl InetSock {
-    /// A new socket (`kind` from socket()'s type and protocol).
-    pub fn new(kind: Kind) -> Arc<InetSock> {
+    /// A new socket (`kind` from socket()'s type and protocol; `v6`: AF_INET6).
+    pub fn new(kind: Kind, v6: bool) -> Arc<InetSock> {
         let id = match net() {
             Some(n) => {
                 let mut st = n.stack.lock();
@@ -242,6 +226,7 @@ impl InetSock {
         let s = Arc::new(InetSock {
             id,
             kind,
+            v6,
             wq: WaitQueue::new(),
             ready: AtomicU32::new(POLLOUT | POLLHUP),
         });
@@ -251,9 +236,12 @@ impl InetSock {
                 id,
                 State {
                     kind,
+                    v6,
+                    v6only: false,
+                    icmp6_filter: [0; 8],
                     core: Arc::downgrade(&s),
                     handle: None,
-                    local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                    local: unbound(v6),
                     remote: None,
                     listen: None,
                     connecting: false,
@@ -299,20 +287,16 @@ impl InetSock {
         }
     }
 
-    pub fn bind(&self, addr: SocketAddrV4) -> KResult<()> {
+    pub fn bind(&self, addr: SocketAddr) -> KResult<()> {
         with(self.id, |st, id| {
-            let ours = lease_addr(st);
+            let ours = is_ours(st, addr.ip());
             let s = st.inet.get(id)?;
             if s.local.port() != 0 || s.handle.is_some() {
                 return Err(Errno::EINVAL);
             }
             let (kind, reuse) = (s.kind, s.reuseaddr);
             // Any 127.0.0.0/8 address is this host's on `lo`, as on Linux.
-            if !addr.ip().is_unspecified()
-                && !addr.ip().is_loopback()
-                && Some(*addr.ip()) != ours
-                && !addr.ip().is_broadcast()
-            {
+            if !ours {
                 return Err(Errno::EADDRNOTAVAIL);
             }
             let port = match addr.port() {
@@ -320,7 +304,7 @@ impl InetSock {
                 p if st.inet.port_used(kind, p, reuse) => return Err(Errno::EADDRINUSE),
                 p => p,
             };
-            st.inet.get(id)?.local = SocketAddrV4::new(*addr.ip(), port);
+            st.inet.get(id)?.local = SocketAddr::new(addr.ip(), port);
             match kind {
                 Kind::Stream => {}
                 Kind::Dgram => open_udp(st, id)?,
@@ -362,7 +346,7 @@ impl InetSock {
         })
     }
 
-    pub fn accept(&self, nonblock: bool) -> KResult<(Arc<InetSock>, SocketAddrV4)> {
+    pub fn accept(&self, nonblock: bool) -> KResult<(Arc<InetSock>, SocketAddr)> {
         if self.kind != Kind::Stream {
             return Err(Errno::EOPNOTSUPP);
         }
@@ -376,7 +360,7 @@ impl InetSock {
             }
             Ok(h.map(|h| (h, local)))
         })?;
-        let conn = InetSock::new(Kind::Stream);
+        let conn = InetSock::new(Kind::Stream, self.v6);
         let peer = with(conn.id, |st, id| {
             let t = st.sockets.get_mut::<tcp::Socket>(h);
             t.set_nagle_enabled(true);
@@ -387,7 +371,7 @@ impl InetSock {
             s.local = me;
             s.remote = peer;
             s.connected = true;
-            Ok(peer.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))
+            Ok(peer.unwrap_or(unbound(s.v6)))
         });
         match peer {
             Ok(p) => Ok((conn, p)),
@@ -398,7 +382,7 @@ impl InetSock {
         }
     }
 
-    pub fn connect(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
+    pub fn connect(&self, addr: SocketAddr, nonblock: bool) -> KResult<()> {
         match self.kind {
             Kind::Stream => self.connect_tcp(addr, nonblock),
             _ => with(self.id, |st, id| {
@@ -418,7 +402,7 @@ impl InetSock {
     }
 
     /// Sends `data` (to `dest` for datagrams); blocks for room unless `nonblock`.
-    pub fn send(&self, data: &[u8], dest: Option<SocketAddrV4>, nonblock: bool) -> KResult<usize> {
+    pub fn send(&self, data: &[u8], dest: Option<SocketAddr>, nonblock: bool) -> KResult<usize> {
         match self.kind {
             Kind::Stream => self.send_tcp(data, nonblock),
             Kind::Dgram => {
@@ -434,14 +418,23 @@ impl InetSock {
                     if to.port() == 0 {
                         return Err(Errno::EINVAL);
                     }
-                    let subnet_broadcast =
-                        st.iface.ip_addrs().iter().any(
-                            |c| matches!(c, IpCidr::Ipv4(c) if c.broadcast() == Some(*to.ip())),
-                        );
-                    if (to.ip().is_broadcast() || subnet_broadcast) && !st.inet.get(id)?.broadcast {
+                    // IPv6's header is 20 bytes longer, and there is no fragmentation.
+                    if to.is_ipv6() && data.len() > UDP_MAX - 20 {
+                        return Err(Errno::EMSGSIZE);
+                    }
+                    let broadcast =
+                        match to.ip() {
+                            IpAddr::V4(ip) => ip.is_broadcast()
+                                || st.iface.ip_addrs().iter().any(
+                                    |c| matches!(c, IpCidr::Ipv4(c) if c.broadcast() == Some(ip)),
+                                ),
+                            IpAddr::V6(_) => false,
+                        };
+                    if broadcast && !st.inet.get(id)?.broadcast {
                         return Err(Errno::EACCES);
                     }
-                    if source_for(st, *to.ip()).is_none() && !to.ip().is_broadcast() {
+                    let source = source_for(st, to.ip());
+                    if source.is_none() && !broadcast {
                         return Err(Errno::ENETUNREACH);
                     }
                     if st.inet.get(id)?.handle.is_none() {
@@ -450,8 +443,10 @@ impl InetSock {
                     let s = st.inet.get(id)?;
                     let h = s.handle.ok_or(Errno::EBADF)?;
                     let mut meta = udp::UdpMetadata::from(endpoint(to));
-                    if s.local.ip().is_unspecified() && to.ip().is_loopback() {
-                        meta.local_address = Some(IpAddress::Ipv4(Ipv4Addr::LOCALHOST));
+                    // Unbound: the source Linux picks (smoltcp would take its first address
+                    // of the family, even towards the loopback).
+                    if s.local.ip().is_unspecified() && !broadcast {
+                        meta.local_address = source.map(IpAddress::from);
                     }
                     let u = st.sockets.get_mut::<udp::Socket>(h);
                     match u.send_slice(data, meta) {
@@ -464,101 +459,6 @@ impl InetSock {
             Kind::Icmp => self.send_icmp(data, dest, nonblock),
             Kind::RawIcmp => self.send_raw(data, dest, nonblock),
         }
-    }
-
-    /// Receives into `buf`: (bytes copied, the datagram's full length, the sender).
-    pub fn recv(
-        &self,
-        buf: &mut [u8],
-        peek: bool,
-        nonblock: bool,
-    ) -> KResult<(usize, usize, Option<SocketAddrV4>)> {
-        self.blocking(nonblock, POLLIN, |st, id| {
-            let s = st.inet.get(id)?;
-            if s.shut_rd {
-                return Ok(Some((0, 0, None)));
-            }
-            let kind = s.kind;
-            let remote = s.remote;
-            let Some(h) = s.handle else {
-                return match kind {
-                    Kind::Stream => Err(Errno::ENOTCONN),
-                    // An unbound datagram socket never receives: block (as Linux does).
-                    _ => Ok(None),
-                };
-            };
-            match kind {
-                Kind::Stream => {
-                    if !s.connected {
-                        if let Some(e) = s.error.take() {
-                            return Err(e);
-                        }
-                        return if s.connecting {
-                            Ok(None)
-                        } else {
-                            Err(Errno::ENOTCONN)
-                        };
-                    }
-                    let t = st.sockets.get_mut::<tcp::Socket>(h);
-                    if buf.is_empty() {
-                        return Ok(Some((0, 0, None)));
-                    }
-                    let r = if peek {
-                        t.peek_slice(buf)
-                    } else {
-                        t.recv_slice(buf)
-                    };
-                    match r {
-                        Ok(0) if t.may_recv() => Ok(None),
-                        Ok(n) => Ok(Some((n, n, None))),
-                        Err(_) => Ok(Some((0, 0, None))),
-                    }
-                }
-                Kind::Dgram => {
-                    let u = st.sockets.get_mut::<udp::Socket>(h);
-                    loop {
-                        let (n, full, from) = {
-                            let r = if peek {
-                                u.peek().map(|(d, m)| (d, m.endpoint))
-                            } else {
-                                u.recv().map(|(d, m)| (d, m.endpoint))
-                            };
-                            let Ok((d, ep)) = r else { return Ok(None) };
-                            let n = d.len().min(buf.len());
-                            buf[..n].copy_from_slice(&d[..n]);
-                            (n, d.len(), sockaddr(ep))
-                        };
-                        // A connected datagram socket hears only its peer.
-                        if remote.is_some_and(|r| r != from) && !peek {
-                            continue;
-                        }
-                        return Ok(Some((n, full, Some(from))));
-                    }
-                }
-                Kind::Icmp => {
-                    let i = st.sockets.get_mut::<icmp::Socket>(h);
-                    let Ok((d, from)) = i.recv() else {
-                        return Ok(None);
-                    };
-                    let n = d.len().min(buf.len());
-                    buf[..n].copy_from_slice(&d[..n]);
-                    Ok(Some((n, d.len(), Some(SocketAddrV4::new(v4(from), 0)))))
-                }
-                Kind::RawIcmp => {
-                    let r = st.sockets.get_mut::<raw::Socket>(h);
-                    let d = if peek { r.peek() } else { r.recv() };
-                    let Ok(d) = d else { return Ok(None) };
-                    // smoltcp hands over only packets it parsed as IPv4: 20+ bytes.
-                    let from = match d.get(12..16) {
-                        Some(a) => Ipv4Addr::new(a[0], a[1], a[2], a[3]),
-                        None => Ipv4Addr::UNSPECIFIED,
-                    };
-                    let n = d.len().min(buf.len());
-                    buf[..n].copy_from_slice(&d[..n]);
-                    Ok(Some((n, d.len(), Some(SocketAddrV4::new(from, 0)))))
-                }
-            }
-        })
     }
 
     pub fn shutdown(&self, how: u32) -> KResult<()> {
@@ -585,10 +485,10 @@ impl InetSock {
         Ok(())
     }
 
-    pub fn local_name(&self) -> KResult<SocketAddrV4> {
+    pub fn local_name(&self) -> KResult<SocketAddr> {
         with(self.id, |st, id| {
             let remote = st.inet.get(id)?.remote;
-            let ours = remote.and_then(|r| source_for(st, *r.ip()));
+            let ours = remote.and_then(|r| source_for(st, r.ip()));
             let s = st.inet.get(id)?;
             let mut a = s.local;
             match (s.kind, s.handle) {
@@ -600,7 +500,7 @@ impl InetSock {
                 }
                 // A connected datagram socket: the source address its packets get.
                 (_, _) if s.remote.is_some() && a.ip().is_unspecified() => {
-                    a.set_ip(ours.unwrap_or(Ipv4Addr::UNSPECIFIED));
+                    a.set_ip(ours.unwrap_or(a.ip()));
                 }
                 _ => {}
             }
@@ -608,14 +508,14 @@ impl InetSock {
         })
         .or_else(|e| {
             if e == Errno::ENETUNREACH {
-                Ok(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
+                Ok(unbound(self.v6))
             } else {
                 Err(e)
             }
         })
     }
 
-    pub fn peer_name(&self) -> KResult<SocketAddrV4> {
+    pub fn peer_name(&self) -> KResult<SocketAddr> {
         with(self.id, |st, id| {
             let s = st.inet.get(id)?;
             if s.kind == Kind::Stream && !s.connected {
@@ -646,6 +546,12 @@ impl InetSock {
                 Flag::KeepAlive => s.keepalive = on,
                 Flag::NoDelay => s.nodelay = on,
                 Flag::Broadcast => s.broadcast = on,
+                // Linux: only before the socket has a port.
+                Flag::V6Only if !s.v6 => return Err(Errno::ENOPROTOOPT),
+                Flag::V6Only if s.local.port() != 0 || s.handle.is_some() => {
+                    return Err(Errno::EINVAL);
+                }
+                Flag::V6Only => s.v6only = on,
             }
             if let Some(h) = s.handle.filter(|_| s.kind == Kind::Stream) {
                 let (nd, ka) = (s.nodelay, s.keepalive);
@@ -672,9 +578,21 @@ impl InetSock {
                 Flag::KeepAlive => s.keepalive,
                 Flag::NoDelay => s.nodelay,
                 Flag::Broadcast => s.broadcast,
+                Flag::V6Only => s.v6only,
             })
         })
         .unwrap_or(false)
+    }
+
+    /// ICMP6_FILTER (raw ICMPv6 sockets).
+    pub fn set_icmp6_filter(&self, f: [u32; 8]) -> KResult<()> {
+        if !self.v6 || self.kind != Kind::RawIcmp {
+            return Err(Errno::ENOPROTOOPT);
+        }
+        with(self.id, |st, id| {
+            st.inet.get(id)?.icmp6_filter = f;
+            Ok(())
+        })
     }
 
     /// Bytes waiting to be read (FIONREAD).
@@ -703,6 +621,8 @@ pub enum Flag {
     NoDelay,
     /// SO_BROADCAST: datagrams to a broadcast address are refused (EACCES) without it.
     Broadcast,
+    /// IPV6_V6ONLY (AF_INET6 only).
+    V6Only,
 }
 
 fn open_udp(st: &mut Stack, id: u64) -> KResult<()> {
@@ -711,9 +631,12 @@ fn open_udp(st: &mut Stack, id: u64) -> KResult<()> {
         st.inet.get(id)?.local.set_port(p);
     }
     let s = st.inet.get(id)?;
+    let specific = match s.local.ip() {
+        IpAddr::V4(a) => !a.is_unspecified() && !a.is_broadcast(),
+        IpAddr::V6(a) => !a.is_unspecified(),
+    };
     let ep = IpListenEndpoint {
-        addr: (!s.local.ip().is_unspecified() && !s.local.ip().is_broadcast())
-            .then_some(IpAddress::Ipv4(*s.local.ip())),
+        addr: specific.then_some(IpAddress::from(s.local.ip())),
         port: s.local.port(),
     };
     let mut u = udp_socket();

@@ -3,7 +3,7 @@
 //! waking only the sockets whose bits changed. Also the rows of `/proc/net/tcp` and `udp`.
 
 use alloc::vec::Vec;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::sync::atomic::Ordering;
 
 use smoltcp::socket::{icmp, raw, tcp, udp};
@@ -34,7 +34,7 @@ pub(super) fn refill(st: &mut Stack, id: u64) {
             t.set_keep_alive(Some(smoltcp::time::Duration::from_secs(75)));
         }
         let ep = IpListenEndpoint {
-            addr: (!local.ip().is_unspecified()).then_some(IpAddress::Ipv4(*local.ip())),
+            addr: (!local.ip().is_unspecified()).then_some(IpAddress::from(local.ip())),
             port: local.port(),
         };
         if t.listen(ep).is_err() {
@@ -110,6 +110,7 @@ pub fn publish(st: &mut Stack) {
     let mut refills = Vec::new();
     for (&id, s) in inet.socks.iter_mut() {
         let mut bits = 0;
+        let (v6, v6only) = (s.v6, s.v6only);
         match (s.kind, s.handle) {
             (Kind::Stream, _) if s.listen.is_some() => {
                 let Some(l) = s.listen.as_mut() else { continue };
@@ -119,6 +120,16 @@ pub fn publish(st: &mut Stack) {
                     match t.state() {
                         tcp::State::Listen | tcp::State::SynReceived => still.push(h),
                         tcp::State::Closed | tcp::State::TimeWait => {
+                            sockets.remove(h);
+                        }
+                        // smoltcp listens on both families at once: a peer of a family
+                        // the socket does not hear (IPv6 on AF_INET, IPv4 on V6ONLY) is
+                        // dropped, as if nobody listened.
+                        _ if t
+                            .remote_endpoint()
+                            .is_some_and(|e| !super::hears(v6, v6only, IpAddr::from(e.addr))) =>
+                        {
+                            t.abort();
                             sockets.remove(h);
                         }
                         _ => l.ready.push_back(h),
@@ -216,8 +227,10 @@ pub fn publish(st: &mut Stack) {
 
 /// One `/proc/net/tcp` or `udp` row.
 pub struct Row {
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    /// An AF_INET6 socket's (`/proc/net/tcp6`, `udp6`).
+    pub v6: bool,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
     /// Linux's TCP state number (UDP: 7, "close").
     pub state: u8,
     pub tx_queue: usize,
@@ -226,14 +239,14 @@ pub struct Row {
 
 /// The sockets for `/proc/net/tcp` (`tcp`) or `/proc/net/udp`.
 pub fn rows(st: &Stack, tcp: bool) -> Vec<Row> {
-    let ours = super::lease_addr(st).unwrap_or(Ipv4Addr::UNSPECIFIED);
-    let none = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+    let none = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
     let mut v = Vec::new();
     for s in st.inet.socks.values() {
         match (tcp, s.kind) {
             (true, Kind::Stream) => {
                 if s.listen.is_some() {
                     v.push(Row {
+                        v6: s.v6,
                         local: s.local,
                         remote: none,
                         state: 0x0a,
@@ -257,6 +270,7 @@ pub fn rows(st: &Stack, tcp: bool) -> Vec<Row> {
                         tcp::State::Closing => 0x0b,
                     };
                     v.push(Row {
+                        v6: s.v6,
                         local: t.local_endpoint().map_or(s.local, sockaddr),
                         remote: t.remote_endpoint().map_or(none, sockaddr),
                         state,
@@ -267,10 +281,14 @@ pub fn rows(st: &Stack, tcp: bool) -> Vec<Row> {
             }
             (false, Kind::Dgram) if s.handle.is_some() => {
                 let mut local = s.local;
-                if local.ip().is_unspecified() && s.remote.is_some() {
+                if let Some(r) = s.remote
+                    && local.ip().is_unspecified()
+                    && let Some(ours) = super::source_for(st, r.ip())
+                {
                     local.set_ip(ours);
                 }
                 v.push(Row {
+                    v6: s.v6,
                     local,
                     remote: s.remote.unwrap_or(none),
                     state: 7,

@@ -1,7 +1,7 @@
 //! TCP: the smoltcp socket a connection gets, connect (blocking, or non-blocking with
 //! EINPROGRESS and the outcome in SO_ERROR) and stream sends.
 
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, IpListenEndpoint};
@@ -18,13 +18,17 @@ pub(super) fn tcp_socket() -> tcp::Socket<'static> {
 }
 
 impl InetSock {
-    pub(super) fn connect_tcp(&self, addr: SocketAddrV4, nonblock: bool) -> KResult<()> {
-        // Linux connects to 0.0.0.0 as to 127.0.0.1; 127.0.0.0/8 and the host's own address
-        // stay inside (the stack's loopback).
-        let addr = if addr.ip().is_unspecified() {
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, addr.port())
-        } else {
-            addr
+    pub(super) fn connect_tcp(&self, addr: SocketAddr, nonblock: bool) -> KResult<()> {
+        // Linux connects to 0.0.0.0 as to 127.0.0.1 (and to :: as to ::1); the loopback
+        // and the host's own addresses stay inside (the stack's loopback).
+        let addr = match addr.ip() {
+            IpAddr::V4(a) if a.is_unspecified() => {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+            }
+            IpAddr::V6(a) if a.is_unspecified() => {
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+            }
+            _ => addr,
         };
         let refused = addr.port() == 0;
         let r = with(self.id, |st, id| {
@@ -48,7 +52,7 @@ impl InetSock {
             if let Some(e) = s.error.take() {
                 return Err(e);
             }
-            let Some(source) = super::source_for(st, *addr.ip()) else {
+            let Some(source) = super::source_for(st, addr.ip()) else {
                 return Err(Errno::ENETUNREACH);
             };
             let s = st.inet.get(id)?;
@@ -66,10 +70,14 @@ impl InetSock {
             let ip = if local.ip().is_unspecified() {
                 source
             } else {
-                *local.ip()
+                local.ip()
             };
+            // A socket bound to one family's address cannot reach the other's.
+            if ip.is_ipv4() != addr.is_ipv4() {
+                return Err(Errno::ENETUNREACH);
+            }
             let ep = IpListenEndpoint {
-                addr: Some(IpAddress::Ipv4(ip)),
+                addr: Some(IpAddress::from(ip)),
                 port: local.port(),
             };
             t.connect(st.iface.context(), endpoint(addr), ep)
