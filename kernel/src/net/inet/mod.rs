@@ -121,6 +121,8 @@ struct State {
     listen: Option<Listen>,
     /// A TCP connect in progress.
     connecting: bool,
+    /// When the connect began (ns of uptime), to tell its timeout from a refusal.
+    connect_since: u64,
     /// A TCP connection that reached ESTABLISHED.
     connected: bool,
     /// A non-blocking connect whose success no connect call has reported yet (Linux
@@ -245,6 +247,7 @@ impl InetSock {
                     remote: None,
                     listen: None,
                     connecting: false,
+                    connect_since: 0,
                     connected: false,
                     connect_unreported: false,
                     error: None,

@@ -30,6 +30,9 @@ pub(super) fn refill(st: &mut Stack, id: u64) {
     for _ in l.waiting.len()..want {
         let mut t = tcp_socket();
         t.set_nagle_enabled(!nodelay);
+        // A SYN-RECEIVED socket gives up as Linux's does after its SYN-ACK retries; once
+        // established the timeout is lifted (below, when it moves to the accept queue).
+        t.set_timeout(Some(HALF_OPEN_TIMEOUT));
         if keepalive {
             t.set_keep_alive(Some(smoltcp::time::Duration::from_secs(75)));
         }
@@ -52,6 +55,18 @@ pub(super) fn refill(st: &mut Stack, id: u64) {
 /// How long a connection may stay half-open (SYN received, our SYN-ACK unanswered) while
 /// it keeps a new SYN from finding a listener.
 const HALF_OPEN_GRACE_NS: u64 = 1_000_000_000;
+
+/// How long a half-open connection lives at most: Linux's budget of 5 SYN-ACK
+/// retransmissions (1 + 2 + 4 + 8 + 16 + 32 s). Without it a SYN from a peer that never
+/// answers ARP keeps its socket asking for that neighbour forever — and smoltcp sends one
+/// neighbour request per second for the whole interface, so such sockets, asking in
+/// lockstep, could starve every other socket's ARP (a connect to the gateway after a
+/// spoofed SYN flood then never left).
+const HALF_OPEN_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(63);
+
+/// How long a blocking or non-blocking TCP connect waits for its handshake before it fails
+/// with ETIMEDOUT: Linux's budget of 6 SYN retransmissions (`tcp_syn_retries`), 127 s.
+pub(super) const CONNECT_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(127);
 
 /// Half-open connections dropped to make room for new ones (SYN floods), for `/proc/drivers`.
 pub static HALF_OPEN_DROPPED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
@@ -132,7 +147,10 @@ pub fn publish(st: &mut Stack) {
                             t.abort();
                             sockets.remove(h);
                         }
-                        _ => l.ready.push_back(h),
+                        _ => {
+                            t.set_timeout(None);
+                            l.ready.push_back(h);
+                        }
                     }
                 }
                 l.waiting = still;
@@ -148,16 +166,25 @@ pub fn publish(st: &mut Stack) {
             (Kind::Stream, Some(h)) => {
                 let t = sockets.get::<tcp::Socket>(h);
                 let state = t.state();
+                let mut established = false;
                 if s.connecting {
                     match state {
                         tcp::State::SynSent | tcp::State::SynReceived => {}
                         tcp::State::Closed | tcp::State::TimeWait => {
                             s.connecting = false;
-                            s.error = Some(Errno::ECONNREFUSED);
+                            // smoltcp closes for a RST and for the connect timeout alike;
+                            // the time taken tells them apart.
+                            let waited = crate::time::now_ns().saturating_sub(s.connect_since);
+                            s.error = Some(if waited >= CONNECT_TIMEOUT.total_micros() * 1000 {
+                                Errno::ETIMEDOUT
+                            } else {
+                                Errno::ECONNREFUSED
+                            });
                         }
                         _ => {
                             s.connecting = false;
                             s.connected = true;
+                            established = true;
                         }
                     }
                 }
@@ -183,6 +210,10 @@ pub fn publish(st: &mut Stack) {
                 }
                 if s.error.is_some() {
                     bits |= POLLERR;
+                }
+                if established {
+                    // The connect timeout is over (Linux has none on an open connection).
+                    sockets.get_mut::<tcp::Socket>(h).set_timeout(None);
                 }
             }
             (Kind::Dgram | Kind::Icmp | Kind::RawIcmp, None) => bits |= POLLOUT | POLLWRNORM,

@@ -62,6 +62,7 @@ impl InetSock {
             }
             let mut t = tcp_socket();
             t.set_nagle_enabled(!nodelay);
+            t.set_timeout(Some(super::ready::CONNECT_TIMEOUT));
             if keepalive {
                 t.set_keep_alive(Some(smoltcp::time::Duration::from_secs(75)));
             }
@@ -88,6 +89,7 @@ impl InetSock {
             s.local = local;
             s.remote = Some(addr);
             s.connecting = true;
+            s.connect_since = crate::time::now_ns();
             s.connect_unreported = nonblock;
             Ok(false)
         })
