@@ -437,6 +437,7 @@ static int b_net_rx(const char *host, int port, int mib) {
     if (fd < 0) return 1;
     static char buf[65536];
     long long want = (long long)mib << 20, got = 0;
+    profile("net_connect");
     double t0 = now();
     while (got < want) {
         ssize_t n = read(fd, buf, sizeof buf);
@@ -446,6 +447,7 @@ static int b_net_rx(const char *host, int port, int mib) {
         got += n;
     }
     double dt = now() - t0;
+    profile("net_rx");
     close(fd);
     if (got != want) return failmsg(fig, "short stream from the host");
     result(fig, want / dt / 1048576.0, "MiB/s");
@@ -461,6 +463,7 @@ static int b_net_tx(const char *host, int port, int mib) {
     static char buf[65536];
     memset(buf, 0x5a, sizeof buf);
     long long want = (long long)mib << 20, sent = 0;
+    profile("net_connect");
     double t0 = now();
     while (sent < want) {
         ssize_t n = write(fd, buf, sizeof buf);
@@ -472,6 +475,7 @@ static int b_net_tx(const char *host, int port, int mib) {
     char ack;
     if (read(fd, &ack, 1) != 1) return fail(fig, "read of the sink's acknowledgement");
     double dt = now() - t0;
+    profile("net_tx");
     close(fd);
     result(fig, want / dt / 1048576.0, "MiB/s");
     return 0;

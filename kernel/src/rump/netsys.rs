@@ -14,6 +14,7 @@
 use core::ffi::{c_int, c_void};
 use core::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+use super::host::call;
 use super::sys::{bind, chk, chk_sz, cstr};
 use crate::errno::{Errno, KResult};
 
@@ -313,14 +314,14 @@ mod ffi {
 pub fn socket(domain: c_int, ty: c_int, proto: c_int) -> KResult<c_int> {
     bind();
     // SAFETY: plain integer arguments.
-    chk(unsafe { ffi::socket(domain, ty, proto) })
+    chk(call(|| unsafe { ffi::socket(domain, ty, proto) })?)
 }
 
 pub fn bind_in(fd: c_int, a: SocketAddrV4) -> KResult<()> {
     bind();
     let sa = SockaddrIn::from_v4(a);
     // SAFETY: `sa` is a valid 16-byte sockaddr_in for the call.
-    chk(unsafe { ffi::bind(fd, (&raw const sa).cast(), 16) }).map(drop)
+    chk(call(|| unsafe { ffi::bind(fd, (&raw const sa).cast(), 16) })?).map(drop)
 }
 
 /// bind(2) on a socket of the family `v6`.
@@ -328,20 +329,20 @@ pub fn bind_sa(fd: c_int, a: SocketAddr, v6: bool) -> KResult<()> {
     bind();
     let (sa, len) = sockaddr(a, v6);
     // SAFETY: `sa` holds a valid sockaddr of `len` bytes.
-    chk(unsafe { ffi::bind(fd, sa.as_ptr().cast(), len) }).map(drop)
+    chk(call(|| unsafe { ffi::bind(fd, sa.as_ptr().cast(), len) })?).map(drop)
 }
 
 pub fn connect_sa(fd: c_int, a: SocketAddr, v6: bool) -> KResult<()> {
     bind();
     let (sa, len) = sockaddr(a, v6);
     // SAFETY: as for `bind_sa`.
-    chk(unsafe { ffi::connect(fd, sa.as_ptr().cast(), len) }).map(drop)
+    chk(call(|| unsafe { ffi::connect(fd, sa.as_ptr().cast(), len) })?).map(drop)
 }
 
 pub fn listen(fd: c_int, backlog: c_int) -> KResult<()> {
     bind();
     // SAFETY: plain integer arguments.
-    chk(unsafe { ffi::listen(fd, backlog) }).map(drop)
+    chk(call(|| unsafe { ffi::listen(fd, backlog) })?).map(drop)
 }
 
 /// `paccept(fd, …, SOCK_NONBLOCK)`: the new descriptor and the peer's address.
@@ -350,7 +351,7 @@ pub fn accept_nb(fd: c_int) -> KResult<(c_int, Option<SocketAddr>)> {
     let mut ss = SockaddrStorage([0; 128]);
     let mut len = 128u32;
     // SAFETY: `ss` has room for `len` bytes; no signal mask.
-    let nfd = chk(unsafe {
+    let nfd = chk(call(|| unsafe {
         ffi::paccept(
             fd,
             (&raw mut ss).cast(),
@@ -358,7 +359,7 @@ pub fn accept_nb(fd: c_int) -> KResult<(c_int, Option<SocketAddr>)> {
             core::ptr::null(),
             SOCK_NONBLOCK,
         )
-    })?;
+    })?)?;
     Ok((nfd, ss.addr(len)))
 }
 
@@ -377,7 +378,7 @@ pub fn sendto(
     };
     // SAFETY: `data` is readable for its length; `p` is null or a valid sockaddr of `l`
     // bytes.
-    chk_sz(unsafe { ffi::sendto(fd, data.as_ptr().cast(), data.len(), flags, p, l) })
+    chk_sz(call(|| unsafe { ffi::sendto(fd, data.as_ptr().cast(), data.len(), flags, p, l) })?)
 }
 
 pub fn recvfrom(fd: c_int, buf: &mut [u8], flags: c_int) -> KResult<(usize, Option<SocketAddr>)> {
@@ -385,7 +386,7 @@ pub fn recvfrom(fd: c_int, buf: &mut [u8], flags: c_int) -> KResult<(usize, Opti
     let mut ss = SockaddrStorage([0; 128]);
     let mut len = 128u32;
     // SAFETY: `buf` is writable for its length, `ss` for `len` bytes.
-    let n = chk_sz(unsafe {
+    let n = chk_sz(call(|| unsafe {
         ffi::recvfrom(
             fd,
             buf.as_mut_ptr().cast(),
@@ -394,14 +395,14 @@ pub fn recvfrom(fd: c_int, buf: &mut [u8], flags: c_int) -> KResult<(usize, Opti
             (&raw mut ss).cast(),
             &mut len,
         )
-    })?;
+    })?)?;
     Ok((n, ss.addr(len)))
 }
 
 pub fn shutdown(fd: c_int, how: c_int) -> KResult<()> {
     bind();
     // SAFETY: plain integer arguments.
-    chk(unsafe { ffi::shutdown(fd, how) }).map(drop)
+    chk(call(|| unsafe { ffi::shutdown(fd, how) })?).map(drop)
 }
 
 fn name(fd: c_int, peer: bool) -> KResult<SocketAddr> {
@@ -409,13 +410,13 @@ fn name(fd: c_int, peer: bool) -> KResult<SocketAddr> {
     let mut ss = SockaddrStorage([0; 128]);
     let mut len = 128u32;
     // SAFETY: `ss` has room for `len` bytes.
-    chk(unsafe {
+    chk(call(|| unsafe {
         if peer {
             ffi::getpeername(fd, (&raw mut ss).cast(), &mut len)
         } else {
             ffi::getsockname(fd, (&raw mut ss).cast(), &mut len)
         }
-    })?;
+    })?)?;
     ss.addr(len).ok_or(Errno::EAFNOSUPPORT)
 }
 
@@ -430,7 +431,7 @@ pub fn peername(fd: c_int) -> KResult<SocketAddr> {
 pub fn setsockopt_int(fd: c_int, level: c_int, opt: c_int, v: c_int) -> KResult<()> {
     bind();
     // SAFETY: `v` is a valid int for the call.
-    chk(unsafe { ffi::setsockopt(fd, level, opt, (&raw const v).cast(), 4) }).map(drop)
+    chk(call(|| unsafe { ffi::setsockopt(fd, level, opt, (&raw const v).cast(), 4) })?).map(drop)
 }
 
 pub fn getsockopt_int(fd: c_int, level: c_int, opt: c_int) -> KResult<c_int> {
@@ -438,7 +439,7 @@ pub fn getsockopt_int(fd: c_int, level: c_int, opt: c_int) -> KResult<c_int> {
     let mut v: c_int = 0;
     let mut len = 4u32;
     // SAFETY: `v` has room for `len` bytes.
-    chk(unsafe { ffi::getsockopt(fd, level, opt, (&raw mut v).cast(), &mut len) })?;
+    chk(call(|| unsafe { ffi::getsockopt(fd, level, opt, (&raw mut v).cast(), &mut len) })?)?;
     Ok(v)
 }
 
@@ -446,7 +447,7 @@ pub fn getsockopt_int(fd: c_int, level: c_int, opt: c_int) -> KResult<c_int> {
 pub fn set_icmp6_filter(fd: c_int, filter: [u32; 8]) -> KResult<()> {
     bind();
     // SAFETY: `filter` is a valid 32-byte `struct icmp6_filter` for the call.
-    chk(unsafe { ffi::setsockopt(fd, IPPROTO_ICMPV6, 18, (&raw const filter).cast(), 32) })
+    chk(call(|| unsafe { ffi::setsockopt(fd, IPPROTO_ICMPV6, 18, (&raw const filter).cast(), 32) })?)
         .map(drop)
 }
 
@@ -455,7 +456,7 @@ pub fn set_linger(fd: c_int, on: bool, secs: c_int) -> KResult<()> {
     bind();
     let v: [c_int; 2] = [on as c_int, secs];
     // SAFETY: `v` is a valid `struct linger` (two ints) for the call.
-    chk(unsafe { ffi::setsockopt(fd, SOL_SOCKET, SO_LINGER, (&raw const v).cast(), 8) }).map(drop)
+    chk(call(|| unsafe { ffi::setsockopt(fd, SOL_SOCKET, SO_LINGER, (&raw const v).cast(), 8) })?).map(drop)
 }
 
 /// The poll events ready on `fd` now (never blocks).
@@ -467,14 +468,14 @@ pub fn poll_now(fd: c_int, events: i16) -> KResult<i16> {
         revents: 0,
     };
     // SAFETY: one valid pollfd.
-    chk(unsafe { ffi::poll(&mut p, 1, 0) })?;
+    chk(call(|| unsafe { ffi::poll(&mut p, 1, 0) })?)?;
     Ok(p.revents)
 }
 
 pub fn kqueue() -> KResult<c_int> {
     bind();
     // SAFETY: no arguments.
-    chk(unsafe { ffi::kqueue() })
+    chk(call(|| unsafe { ffi::kqueue() })?)
 }
 
 /// `kevent(kq, changes, events, no timeout)`: blocks until an event when `events` is not
@@ -482,7 +483,7 @@ pub fn kqueue() -> KResult<c_int> {
 pub fn kevent(kq: c_int, changes: &[Kevent], events: &mut [Kevent]) -> KResult<usize> {
     bind();
     // SAFETY: the slices are valid for their lengths; a null timeout waits indefinitely.
-    chk(unsafe {
+    chk(call(|| unsafe {
         ffi::kevent(
             kq,
             changes.as_ptr(),
@@ -491,7 +492,7 @@ pub fn kevent(kq: c_int, changes: &[Kevent], events: &mut [Kevent]) -> KResult<u
             events.len(),
             core::ptr::null(),
         )
-    })
+    })?)
     .map(|n| n as usize)
 }
 
@@ -603,7 +604,7 @@ pub fn if_index(fd: c_int, ifname: &str) -> KResult<u32> {
 pub fn sysctl_set_int(mib: &[c_int], v: c_int) -> KResult<()> {
     bind();
     // SAFETY: `mib` holds `mib.len()` names; no old value asked; `v` is a valid int.
-    chk(unsafe {
+    chk(call(|| unsafe {
         ffi::sysctl(
             mib.as_ptr(),
             mib.len() as u32,
@@ -612,7 +613,7 @@ pub fn sysctl_set_int(mib: &[c_int], v: c_int) -> KResult<()> {
             (&raw const v).cast(),
             4,
         )
-    })
+    })?)
     .map(drop)
 }
 
@@ -639,7 +640,7 @@ pub fn route_sysctl(what: c_int) -> KResult<alloc::vec::Vec<u8>> {
     for _ in 0..4 {
         let mut len = 0usize;
         // SAFETY: `mib` holds 6 names; a null buffer asks for the size.
-        chk(unsafe {
+        chk(call(|| unsafe {
             ffi::sysctl(
                 mib.as_ptr(),
                 6,
@@ -648,11 +649,11 @@ pub fn route_sysctl(what: c_int) -> KResult<alloc::vec::Vec<u8>> {
                 core::ptr::null(),
                 0,
             )
-        })?;
+        })?)?;
         let mut buf = alloc::vec![0u8; len + 1024];
         let mut got = buf.len();
         // SAFETY: `buf` has room for `got` bytes.
-        match chk(unsafe {
+        match chk(call(|| unsafe {
             ffi::sysctl(
                 mib.as_ptr(),
                 6,
@@ -661,7 +662,7 @@ pub fn route_sysctl(what: c_int) -> KResult<alloc::vec::Vec<u8>> {
                 core::ptr::null(),
                 0,
             )
-        }) {
+        })?) {
             Ok(_) => {
                 buf.truncate(got.min(buf.len()));
                 return Ok(buf);
@@ -679,7 +680,7 @@ pub fn netconfig_ifup(ifname: &str) -> KResult<()> {
     bind();
     let n = cstr(ifname)?;
     // SAFETY: a valid NUL-terminated name.
-    match unsafe { ffi::rump_pub_netconfig_ifup(n.as_ptr()) } {
+    match call(|| unsafe { ffi::rump_pub_netconfig_ifup(n.as_ptr()) })? {
         0 => Ok(()),
         e => Err(super::sys::linux_errno(e)),
     }
@@ -691,7 +692,7 @@ pub fn netconfig_dhcp(ifname: &str) -> KResult<()> {
     bind();
     let n = cstr(ifname)?;
     // SAFETY: a valid NUL-terminated name.
-    match unsafe { ffi::rump_pub_netconfig_dhcp_ipv4_oneshot(n.as_ptr()) } {
+    match call(|| unsafe { ffi::rump_pub_netconfig_dhcp_ipv4_oneshot(n.as_ptr()) })? {
         0 => Ok(()),
         e => Err(super::sys::linux_errno(e)),
     }
