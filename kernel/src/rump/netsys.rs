@@ -321,7 +321,10 @@ pub fn bind_in(fd: c_int, a: SocketAddrV4) -> KResult<()> {
     bind();
     let sa = SockaddrIn::from_v4(a);
     // SAFETY: `sa` is a valid 16-byte sockaddr_in for the call.
-    chk(call(|| unsafe { ffi::bind(fd, (&raw const sa).cast(), 16) })?).map(drop)
+    chk(call(|| unsafe {
+        ffi::bind(fd, (&raw const sa).cast(), 16)
+    })?)
+    .map(drop)
 }
 
 /// bind(2) on a socket of the family `v6`.
@@ -336,7 +339,10 @@ pub fn connect_sa(fd: c_int, a: SocketAddr, v6: bool) -> KResult<()> {
     bind();
     let (sa, len) = sockaddr(a, v6);
     // SAFETY: as for `bind_sa`.
-    chk(call(|| unsafe { ffi::connect(fd, sa.as_ptr().cast(), len) })?).map(drop)
+    chk(call(|| unsafe {
+        ffi::connect(fd, sa.as_ptr().cast(), len)
+    })?)
+    .map(drop)
 }
 
 pub fn listen(fd: c_int, backlog: c_int) -> KResult<()> {
@@ -378,7 +384,9 @@ pub fn sendto(
     };
     // SAFETY: `data` is readable for its length; `p` is null or a valid sockaddr of `l`
     // bytes.
-    chk_sz(call(|| unsafe { ffi::sendto(fd, data.as_ptr().cast(), data.len(), flags, p, l) })?)
+    chk_sz(call(|| unsafe {
+        ffi::sendto(fd, data.as_ptr().cast(), data.len(), flags, p, l)
+    })?)
 }
 
 pub fn recvfrom(fd: c_int, buf: &mut [u8], flags: c_int) -> KResult<(usize, Option<SocketAddr>)> {
@@ -431,7 +439,10 @@ pub fn peername(fd: c_int) -> KResult<SocketAddr> {
 pub fn setsockopt_int(fd: c_int, level: c_int, opt: c_int, v: c_int) -> KResult<()> {
     bind();
     // SAFETY: `v` is a valid int for the call.
-    chk(call(|| unsafe { ffi::setsockopt(fd, level, opt, (&raw const v).cast(), 4) })?).map(drop)
+    chk(call(|| unsafe {
+        ffi::setsockopt(fd, level, opt, (&raw const v).cast(), 4)
+    })?)
+    .map(drop)
 }
 
 pub fn getsockopt_int(fd: c_int, level: c_int, opt: c_int) -> KResult<c_int> {
@@ -439,7 +450,9 @@ pub fn getsockopt_int(fd: c_int, level: c_int, opt: c_int) -> KResult<c_int> {
     let mut v: c_int = 0;
     let mut len = 4u32;
     // SAFETY: `v` has room for `len` bytes.
-    chk(call(|| unsafe { ffi::getsockopt(fd, level, opt, (&raw mut v).cast(), &mut len) })?)?;
+    chk(call(|| unsafe {
+        ffi::getsockopt(fd, level, opt, (&raw mut v).cast(), &mut len)
+    })?)?;
     Ok(v)
 }
 
@@ -447,8 +460,10 @@ pub fn getsockopt_int(fd: c_int, level: c_int, opt: c_int) -> KResult<c_int> {
 pub fn set_icmp6_filter(fd: c_int, filter: [u32; 8]) -> KResult<()> {
     bind();
     // SAFETY: `filter` is a valid 32-byte `struct icmp6_filter` for the call.
-    chk(call(|| unsafe { ffi::setsockopt(fd, IPPROTO_ICMPV6, 18, (&raw const filter).cast(), 32) })?)
-        .map(drop)
+    chk(call(|| unsafe {
+        ffi::setsockopt(fd, IPPROTO_ICMPV6, 18, (&raw const filter).cast(), 32)
+    })?)
+    .map(drop)
 }
 
 /// `SO_LINGER`: (on, seconds).
@@ -456,7 +471,10 @@ pub fn set_linger(fd: c_int, on: bool, secs: c_int) -> KResult<()> {
     bind();
     let v: [c_int; 2] = [on as c_int, secs];
     // SAFETY: `v` is a valid `struct linger` (two ints) for the call.
-    chk(call(|| unsafe { ffi::setsockopt(fd, SOL_SOCKET, SO_LINGER, (&raw const v).cast(), 8) })?).map(drop)
+    chk(call(|| unsafe {
+        ffi::setsockopt(fd, SOL_SOCKET, SO_LINGER, (&raw const v).cast(), 8)
+    })?)
+    .map(drop)
 }
 
 /// The poll events ready on `fd` now (never blocks).
