@@ -321,6 +321,12 @@ pub struct RumpSock {
     ready: AtomicU32,
     /// Bumped by every refresh: a blocked call retries when it moves.
     seq: AtomicU64,
+    /// Held across a refresh's poll and store, so that a refresh that read the rump
+    /// kernel earlier never stores after one that read it later: a calling thread's
+    /// refresh (no data yet) overwriting `rump-netev`'s (the echo just arrived) lost the
+    /// wake-up for good — the read filter is edge-triggered, and NetBSD says nothing more
+    /// while the datagram waits (s12's `udp_epoll_in_on_echo` timed out that way).
+    refreshing: crate::sync::Mutex<()>,
     /// A non-blocking connect is under way (its result is reported by the next connect or
     /// SO_ERROR).
     connecting: AtomicBool,
@@ -360,6 +366,7 @@ impl RumpSock {
             wq: WaitQueue::new(),
             ready: AtomicU32::new(0),
             seq: AtomicU64::new(0),
+            refreshing: crate::sync::Mutex::new(()),
             connecting: AtomicBool::new(false),
             eof: AtomicBool::new(false),
         });
@@ -395,6 +402,7 @@ impl RumpSock {
 
     /// Re-reads the socket's readiness from the rump kernel and wakes its waiters.
     fn refresh(&self) {
+        let _order = self.refreshing.lock();
         let r = ns::poll_now(self.fd, ns::POLLIN | ns::POLLOUT).unwrap_or(ns::POLLERR);
         let mut v = 0;
         if r & ns::POLLIN != 0 {
