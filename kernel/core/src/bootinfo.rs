@@ -46,6 +46,11 @@ pub fn module_bytes(name: &str) -> Option<&'static [u8]> {
     Some(unsafe { core::slice::from_raw_parts(crate::mm::phys_to_virt(m.start) as *const u8, len) })
 }
 
+/// The parsed command line, if [`keep`] ran (the scheduler's tunables read it lazily).
+pub fn try_cmdline() -> Option<&'static crate::cmdline::Cmdline> {
+    CMDLINE.get()
+}
+
 /// The kernel command line (after [`keep`]).
 pub fn cmdline() -> &'static crate::cmdline::Cmdline {
     CMDLINE.get().expect("command line not parsed yet")

@@ -55,6 +55,9 @@ pub struct CpuSched {
     pub switches: AtomicU64,
     pub idle_ticks: AtomicU64,
     running_idle: AtomicBool,
+    /// The idle thread is watching `need_resched` ([`poll_for_work`]): a waker sets the flag
+    /// and sends no IPI.
+    polling: AtomicBool,
     /// The idle loop stretched this CPU's tick ([`idle_halt`]): since when (ns), and the
     /// tick count then; 0 when the tick is periodic.
     stretched_since: Cell<u64>,
@@ -79,6 +82,7 @@ impl CpuSched {
             switches: AtomicU64::new(0),
             idle_ticks: AtomicU64::new(0),
             running_idle: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
             stretched_since: Cell::new(0),
             stretched_ticks: Cell::new(0),
         }
@@ -208,13 +212,67 @@ pub fn idle_forever() -> ! {
         if empty && steal_work(pc.sched.cpu) {
             empty = false;
         }
-        if empty {
+        if empty && !poll_for_work(&pc.sched) {
             idle_halt(&pc.sched);
         } else {
             crate::arch::irq::enable();
         }
         schedule();
     }
+}
+
+/// How long an idle CPU watches for work before it halts (ns; `sched.idle_poll_us=` on the
+/// command line, 0 to halt at once). A wake-up from another CPU then costs a store instead
+/// of an IPI, and the woken thread starts without an interrupt: under emulation an IPI is
+/// a write to the xAPIC's ICR that QEMU serves under its global lock — the lock its device
+/// models hold while they move network frames — and the halted vCPU must be woken too.
+/// Wake-up chains across CPUs (a reader woken by the network thread, the rump stack's
+/// interrupt → softint → socket-event threads, a pipe ping-pong) mostly come back within
+/// this window. As Linux's guest `haltpoll` does, bounded so an idle vCPU gives its host
+/// core back soon.
+static IDLE_POLL_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+const IDLE_POLL_DEFAULT_NS: u64 = 50_000;
+
+fn idle_poll_ns() -> u64 {
+    let v = IDLE_POLL_NS.load(Ordering::Relaxed);
+    if v != u64::MAX {
+        return v;
+    }
+    let v = crate::bootinfo::try_cmdline()
+        .and_then(|c| c.param("sched.idle_poll_us"))
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(IDLE_POLL_DEFAULT_NS, |us| us.min(10_000) * 1000);
+    IDLE_POLL_NS.store(v, Ordering::Relaxed);
+    v
+}
+
+/// Watches `need_resched` with interrupts on for up to [`idle_poll_ns`] (interrupts off on
+/// entry and at return). True if work came: the caller schedules instead of halting.
+fn poll_for_work(s: &CpuSched) -> bool {
+    let budget = idle_poll_ns();
+    if budget == 0 {
+        return false;
+    }
+    // Dekker with `kick`: we publish `polling` then read `need_resched`; a waker sets
+    // `need_resched` then reads `polling`. With both orders SeqCst at least one of us sees
+    // the other's store: we see the work, or the waker sees we stopped and sends the IPI.
+    s.polling.store(true, Ordering::SeqCst);
+    crate::arch::irq::enable();
+    let start = crate::time::now_ns();
+    let mut found = false;
+    loop {
+        if s.need_resched.load(Ordering::SeqCst) {
+            found = true;
+            break;
+        }
+        if crate::time::now_ns().saturating_sub(start) >= budget {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    crate::arch::irq::save_and_disable();
+    s.polling.store(false, Ordering::SeqCst);
+    found || s.need_resched.load(Ordering::SeqCst)
 }
 
 /// The longest an idle CPU goes without a tick. An idle CPU needs none but for its own
@@ -619,8 +677,9 @@ fn enqueue_on(t: &ThreadRef, cpu: usize) {
 /// queue, so whatever the caller queued before kicking is seen. (An IPI costs a trip through
 /// QEMU's APIC emulation; wake-up storms from the rump block path sent one per wake.)
 fn kick(pc: &percpu::PerCpu) {
-    let already = pc.sched.need_resched.swap(true, Ordering::AcqRel);
-    if pc.sched.cpu != percpu::cpu_id() && !already {
+    let already = pc.sched.need_resched.swap(true, Ordering::SeqCst);
+    // A CPU polling for work (`poll_for_work`) sees the flag without an IPI.
+    if pc.sched.cpu != percpu::cpu_id() && !already && !pc.sched.polling.load(Ordering::SeqCst) {
         crate::arch::send_resched_ipi(pc);
     }
 }
