@@ -489,12 +489,14 @@ static int b_net_rr(const char *host, int port, int n) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     char c = 'x';
+    profile("net_connect");
     double t0 = now();
     for (int i = 0; i < n; i++) {
         if (write(fd, &c, 1) != 1) return fail(fig, "write");
         if (read(fd, &c, 1) != 1) return fail(fig, "read");
     }
     double dt = now() - t0;
+    profile("net_rr");
     close(fd);
     result(fig, dt / n * 1e6, "us");
     return 0;
