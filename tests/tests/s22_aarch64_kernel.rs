@@ -5,13 +5,15 @@
 //! on the PL011. The system calls arrive through `svc` with arm64's numbering; a pipe between
 //! two forked processes, `uname`, a signal handler (returning through the kernel's
 //! `rt_sigreturn` page, as glibc gives no `sa_restorer` there) and `/proc` are exercised,
-//! on 2 and 4 CPUs. Skipped (not passed) without `qemu-system-aarch64`, the image or the
-//! initrd (`cargo xtask test` builds both; the initrd needs `apt-get` to fetch busybox).
+//! on 2 and 4 CPUs. Devices: the PL011's receive interrupt (a GICv3 SPI from the device
+//! tree) gives busybox init's shell its input, typed here over the serial line. Skipped
+//! (not passed) without `qemu-system-aarch64`, the image or the initrd (`cargo xtask test`
+//! builds both; the initrd needs `apt-get` to fetch busybox).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use adros_tests::qemu::{self, Arch, Machine};
+use adros_tests::qemu::{self, Arch, InputStep, Machine};
 use adros_tests::{Transcript, skip};
 
 /// The kernel Image and the initrd, or why the tests cannot run (then they are skipped).
@@ -51,20 +53,36 @@ fn images(test: &str) -> Option<(PathBuf, PathBuf)> {
 
 /// Boots with `command` as process 1 (`adros.exec`, hex-encoded as `xtask run --exec` does).
 fn run(name: &str, smp: u32, command: &str) -> Option<Transcript> {
+    boot(name, smp, Some(command), |_| {}, &[])
+}
+
+/// Boots the kernel with `command` as process 1, or busybox init without one; `setup` adds
+/// devices; `script` is typed into the console.
+fn boot(
+    name: &str,
+    smp: u32,
+    command: Option<&str>,
+    setup: impl FnOnce(&mut Machine),
+    script: &[InputStep],
+) -> Option<Transcript> {
     let (kernel, initrd) = images(name)?;
-    let hex: String = command.bytes().map(|b| format!("{b:02x}")).collect();
-    let mut m = Machine::aarch64(&kernel, &format!("adros.exec={hex}"));
+    let append = command.map_or(String::new(), |c| {
+        let hex: String = c.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("adros.exec={hex}")
+    });
+    let mut m = Machine::aarch64(&kernel, &append);
     m.smp = smp;
     m.mem_mib = 512;
     if let Some(d) = m.direct.as_mut() {
         d.initrd = initrd;
     }
+    setup(&mut m);
     let timeout = Duration::from_secs(180);
-    let out =
-        qemu::run_headless(&m, timeout, |_| {}, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let out = qemu::run_headless_with_input(&m, timeout, |_| {}, None, script)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     Some(Transcript {
         name: name.to_string(),
-        cmdline: command.to_string(),
+        cmdline: command.unwrap_or("(busybox init)").to_string(),
         machine: m,
         timeout,
         out,
@@ -138,4 +156,48 @@ fn s22_aarch64_kernel_signals_pipes_and_proc_on_4_cpus() {
         ));
     }
     t.expect_contains("@@ADROS-EXEC-EXIT 0@@");
+}
+
+fn typed(expect: &str, send: &str) -> InputStep {
+    InputStep {
+        expect: expect.to_string(),
+        send: send.as_bytes().to_vec(),
+        monitor: false,
+    }
+}
+
+/// No `adros.exec`: busybox init runs rcS and a shell on the console, and what the test
+/// types over the serial line reaches it through the PL011's receive interrupt (an SPI the
+/// GIC routes): the shell computes `6*7` (the echo of the typed line shows only the
+/// expression) and reads the machine name, then `poweroff` ends QEMU.
+#[test]
+fn s22_aarch64_kernel_console_input_reaches_the_shell() {
+    let name = "s22_aarch64_kernel-console";
+    let Some(t) = boot(
+        name,
+        2,
+        None,
+        |_| {},
+        &[
+            typed(
+                "Enter 'help'",
+                "echo typed $((6*7)) on $(busybox uname -m)\n",
+            ),
+            typed("typed 42 on", "poweroff\n"),
+        ],
+    ) else {
+        return;
+    };
+    t.expect_contains("AdrOS: rcS done");
+    t.expect_contains("typed 42 on aarch64");
+    t.expect_contains("reboot: power down");
+    if t.serial().contains("console input unavailable") {
+        t.fail("the kernel said console input is unavailable");
+    }
+    if t.status() != Some(0) {
+        t.fail(&format!(
+            "poweroff should end QEMU with status 0 (PSCI SYSTEM_OFF); got {:?}",
+            t.status()
+        ));
+    }
 }
