@@ -1,6 +1,9 @@
-//! virtio-blk over PCI (1af4:1001 transitional, 1af4:1042 modern) with the `virtio-drivers`
-//! crate: our [`Hal`] over `mm::dma`, the crate's PCI transport over our configuration
-//! space access, and interrupt-driven completion.
+//! virtio-blk over PCI (1af4:1001 transitional, 1af4:1042 modern) and over virtio-mmio (the
+//! transports the platform's firmware lists: the device tree's `virtio,mmio` nodes on
+//! aarch64) with the `virtio-drivers` crate: our [`Hal`] over `mm::dma`, the crate's PCI
+//! transport over our configuration space access or its MMIO transport over a mapped
+//! register window, and interrupt-driven completion. The request engine below does not
+//! care which transport carries it.
 //!
 //! Requests: several in flight per disk (as many as the virtqueue's descriptors allow, 3
 //! each), from any number of callers; one caller's transfer is split into requests of up
@@ -25,9 +28,10 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
-use virtio_drivers::transport::InterruptStatus;
+use virtio_drivers::transport::mmio::{MmioError, MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
+use virtio_drivers::transport::{DeviceType, InterruptStatus, SomeTransport, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
 use super::layer::{BlockDev, SECTOR, add_disk, next_disk_name};
@@ -184,7 +188,7 @@ impl ConfigurationAccess for Cfg {
     }
 }
 
-type Blk = VirtIOBlk<KernelHal, PciTransport>;
+type Blk = VirtIOBlk<KernelHal, SomeTransport<'static>>;
 
 /// A request's outcome, set once by whoever completes it.
 struct Done {
@@ -224,6 +228,11 @@ struct Hw {
     pending: [Option<Box<Pending>>; SLOTS],
     inflight: usize,
 }
+
+// SAFETY: the MMIO transport's register pointers (not `Send` in `safe-mmio`) point at a
+// device window mapped for good (`KernelHal::mmio_phys_to_virt`, `mmio::map`), valid from
+// any CPU; they are only used under the disk's lock, so one CPU at a time touches them.
+unsafe impl Send for Hw {}
 
 impl Hw {
     /// Completes every request in the used ring; returns the waiters to wake (after the
@@ -691,6 +700,56 @@ pub fn probe_all() {
             log::warn!("virtio-blk {:?}: not brought up: {e}", d.addr);
         }
     }
+    let mmio = crate::platform::virtio_mmio();
+    let mut empty = 0;
+    for d in &mmio {
+        match probe_mmio(d) {
+            Ok(true) => {}
+            Ok(false) => empty += 1,
+            Err(e) => log::warn!(
+                "virtio-mmio {} at {:#x}: not brought up: {e}",
+                d.node,
+                d.base
+            ),
+        }
+    }
+    if !mmio.is_empty() {
+        log::info!(
+            "virtio-mmio: {} transports, {empty} without a device or with another kind",
+            mmio.len()
+        );
+    }
+}
+
+/// A virtio-mmio transport: Ok(false) when it holds no device or not a block device.
+fn probe_mmio(d: &crate::platform::MmioDevice) -> Result<bool, String> {
+    use alloc::format;
+    let size = usize::try_from(d.size).map_err(|_| String::from("window too large"))?;
+    let va = mmio::map(d.base, d.size, Cache::Uncached)
+        .map_err(|e| format!("cannot map the registers: {e:?}"))?;
+    let header = NonNull::new(va as *mut VirtIOHeader).ok_or("mapped at 0")?;
+    // SAFETY: `va` is the transport's register window (`size` bytes, checked against the
+    // virtio-mmio header's size when the device tree was read), mapped uncached for good
+    // and used by nothing else: no other driver claims virtio-mmio windows.
+    let transport = match unsafe { MmioTransport::new(header, size) } {
+        Ok(t) => t,
+        // An empty slot (QEMU `virt` has 32) reads device ID 0.
+        Err(MmioError::InvalidDeviceID(_)) => return Ok(false),
+        Err(e) => return Err(format!("{e}")),
+    };
+    if transport.device_type() != DeviceType::Block {
+        return Ok(false);
+    }
+    let version = transport.version();
+    let blk = Blk::new(transport.into()).map_err(|e| format!("init: {e:?}"))?;
+    let name = add(blk, Some(d.irq));
+    log::info!(
+        "{name}: virtio-blk on virtio-mmio {:?} at {:#x}, interrupt {}",
+        version,
+        d.base,
+        d.irq
+    );
+    Ok(true)
 }
 
 fn probe(d: &'static crate::pci::PciDevice) -> Result<(), String> {
@@ -719,7 +778,22 @@ fn probe(d: &'static crate::pci::PciDevice) -> Result<(), String> {
             "transport: {e} (a legacy-only device without virtio 1.0 capabilities is not supported)"
         )
     })?;
-    let blk = Blk::new(transport).map_err(|e| format!("init: {e:?}"))?;
+    let blk = Blk::new(transport.into()).map_err(|e| format!("init: {e:?}"))?;
+    let irq = pci::irq(d);
+    if irq.is_none() {
+        log::warn!(
+            "virtio-blk {:?}: no routed INTx; polling every 10 ms",
+            d.addr
+        );
+    }
+    add(blk, irq);
+    Ok(())
+}
+
+/// Registers a device brought up on either transport as the next disk, its completions
+/// interrupt-driven on `line` (an `irq` line) when that attaches, else polled; returns its
+/// name.
+fn add(blk: Blk, line: Option<u32>) -> String {
     let sectors = blk.capacity();
     let ro = blk.readonly();
     let (index, name) = next_disk_name();
@@ -739,22 +813,23 @@ fn probe(d: &'static crate::pci::PciDevice) -> Result<(), String> {
         requests: AtomicU64::new(0),
     });
     DISKS.lock().push(disk.clone());
-    match pci::irq(d) {
-        Some(gsi) => {
-            // One handler per line serves every virtio disk on it.
-            let first = VIRTIO_LINES.lock().insert(gsi);
-            let attached = !first
-                || crate::irq::attach(gsi, "virtio-blk", alloc::boxed::Box::new(irq_handler))
-                    .inspect_err(|e| {
-                        log::warn!("{}: GSI {gsi}: {e:?}; polling every 10 ms", disk.name)
-                    })
-                    .is_ok();
-            if attached && let Some(b) = disk.hw.lock().blk.as_mut() {
-                b.enable_interrupts();
-            }
+    if let Some(gsi) = line {
+        // One handler per line serves every virtio disk on it.
+        let first = VIRTIO_LINES.lock().insert(gsi);
+        let attached = !first
+            || crate::irq::attach(gsi, "virtio-blk", alloc::boxed::Box::new(irq_handler))
+                .inspect_err(|e| {
+                    log::warn!(
+                        "{}: interrupt line {gsi}: {e:?}; polling every 10 ms",
+                        disk.name
+                    )
+                })
+                .is_ok();
+        if attached && let Some(b) = disk.hw.lock().blk.as_mut() {
+            b.enable_interrupts();
         }
-        None => log::warn!("{}: no routed INTx; polling every 10 ms", disk.name),
     }
+    let name = disk.name.clone();
     add_disk(index, disk);
-    Ok(())
+    name
 }
