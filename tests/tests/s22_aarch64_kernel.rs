@@ -9,7 +9,8 @@
 //! tree) gives busybox init's shell its input, typed here over the serial line; an ext2
 //! image made on the host is mounted from virtio-blk on virtio-mmio by the native driver,
 //! read, written, unmounted and found clean by `e2fsck`; a device tree with malformed
-//! device nodes gets them named and skipped while the rest boots. Skipped (not passed)
+//! device nodes gets them named and skipped while the rest boots; the wall clock comes
+//! from the PL031. Skipped (not passed)
 //! without `qemu-system-aarch64`, the image or the initrd (`cargo xtask test` builds both;
 //! the initrd needs `apt-get` to fetch busybox), and the disk test without e2fsprogs.
 
@@ -382,4 +383,28 @@ fn s22_aarch64_kernel_malformed_device_nodes_are_skipped() {
         t.fail("the disk on the intact transport did not mount");
     }
     t.expect_contains("@@ADROS-EXEC-EXIT 0@@");
+}
+
+/// The wall clock comes from the PL031 (QEMU sets it to the host's time): `date +%s` in the
+/// guest is within two minutes of the host's clock at boot.
+#[test]
+fn s22_aarch64_kernel_wall_clock_from_the_pl031() {
+    let name = "s22_aarch64_kernel-rtc";
+    let host_before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let Some(t) = run(name, 1, "busybox date +%s") else {
+        return;
+    };
+    t.expect_contains("@@ADROS-EXEC-EXIT 0@@");
+    let out = output(&t);
+    let Some(guest) = out.trim().parse::<u64>().ok() else {
+        t.fail(&format!("date +%s printed {out:?}"));
+    };
+    if guest.abs_diff(host_before) > 120 {
+        t.fail(&format!(
+            "the guest's clock says {guest}, the host's said {host_before} at boot"
+        ));
+    }
 }

@@ -8,6 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 pub fn platform_init() {
+    crate::time::init_wall_clock();
     crate::pci::init();
 }
 
@@ -58,9 +59,19 @@ pub fn describe_platform(lines: &mut Vec<String>) {
             "none (no secondary CPUs, power off by semihosting)"
         }
     ));
-    lines.push(String::from(
-        "rtc: not read yet on aarch64 (the wall clock starts at 0)",
-    ));
+    match crate::time::boot_unix_time() {
+        Some(_) => {
+            let now = crate::time::wall_clock_ns() / 1_000_000_000;
+            let d = crate::firmware::civil_from_unix(now);
+            lines.push(format!(
+                "rtc: PL031, {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC (unix {now})",
+                d.year, d.month, d.day, d.hour, d.min, d.sec
+            ));
+        }
+        None => lines.push(String::from(
+            "rtc: none (the wall clock starts at the epoch)",
+        )),
+    }
     crate::pci::describe(lines);
 }
 
