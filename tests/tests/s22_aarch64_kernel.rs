@@ -333,8 +333,9 @@ fn s22_aarch64_kernel_ext2_on_virtio_mmio() {
 
 /// QEMU's own tree with damaged device nodes (`kernel/core/src/testdata/virt-bad-devices.dtb`:
 /// a virtio-mmio node without `reg`, one with a truncated `interrupts`, one with a window
-/// smaller than the header, and the PL011's interrupt of an unknown type), given with `-dtb`:
-/// each is named and skipped, the boot goes on, and the disk on an intact transport mounts.
+/// smaller than the header, one whose window is the PL031's (a bad magic), and the PL011's
+/// interrupt of an unknown type), given with `-dtb`: each is named and skipped, the boot
+/// goes on, and the disk on an intact transport mounts.
 #[test]
 fn s22_aarch64_kernel_malformed_device_nodes_are_skipped() {
     let name = "s22_aarch64_kernel-bad-devices";
@@ -374,6 +375,8 @@ fn s22_aarch64_kernel_malformed_device_nodes_are_skipped() {
         "virtio_mmio@a000200: interrupts is not a list of three-cell GIC specifiers; the device is skipped",
         "virtio_mmio@a000400: reg is smaller than the virtio-mmio header (0x100 bytes); the device is skipped",
         "PL011: interrupt type is neither SPI (0) nor PPI (1); the device is skipped",
+        // A well-formed node whose window is the PL031's: no virtio magic there.
+        "virtio-mmio virtio_mmio@a000600 at 0x9010000: not brought up: Invalid magic value",
         "console input unavailable",
     ] {
         t.expect_contains(line);
