@@ -1,4 +1,6 @@
-//! Shared PCI interrupt lines: one IDT vector per GSI, any number of handlers on it.
+//! Device interrupt lines, any number of handlers on each: on x86_64 a line is a GSI with
+//! its own IDT vector, on aarch64 a GICv3 shared peripheral interrupt (its interrupt ID, as
+//! the device tree gives it); the controller is the `backend` below, the rest is shared.
 //!
 //! PCI INTx lines are shared (on q35 every function's pin lands on one of the eight PIRQ
 //! GSIs 16–23), so a driver never owns a vector: it attaches a handler to the function's
@@ -16,32 +18,35 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::arch::TrapFrame;
 use crate::sync::spin::IrqSpinLock;
 
-/// The interrupt controller under the lines: x86_64's I/O APICs and IDT vectors. On
-/// aarch64 device interrupts are GIC SPIs, which are not routed yet (no device there needs
-/// one: there is no PCI on aarch64 yet), so `attach` says so and fails.
+/// The interrupt controller under the lines. x86_64: the I/O APICs, one IDT vector per GSI
+/// (allocated when the line is first attached), PCI INTx level-triggered and active low.
 #[cfg(target_arch = "x86_64")]
 mod backend {
+    use core::sync::atomic::{AtomicU32, Ordering};
+
     use crate::arch::{TrapFrame, apic, idt, ioapic};
 
-    pub fn vector_of(frame: &TrapFrame) -> usize {
-        frame.vector as usize & 0xff
+    /// GSI of each vector (`u32::MAX` = none), read by the dispatcher without a lock.
+    static VECTOR_GSI: [AtomicU32; 256] = [const { AtomicU32::new(u32::MAX) }; 256];
+
+    fn dispatch(frame: &mut TrapFrame) {
+        let gsi = VECTOR_GSI[frame.vector as usize & 0xff].load(Ordering::Acquire);
+        super::dispatch(gsi);
     }
 
-    /// A free vector, delivering to `dispatch`.
-    pub fn alloc_vector(dispatch: idt::Handler) -> Option<u8> {
-        let v = ioapic::alloc_vector()?;
+    /// Gives `gsi` a free vector delivering to the dispatcher, routed to this CPU and still
+    /// masked; returns the vector.
+    pub fn route(gsi: u32) -> Result<u32, alloc::string::String> {
+        let v =
+            ioapic::alloc_vector().ok_or_else(|| alloc::string::String::from("no free vector"))?;
+        VECTOR_GSI[v as usize].store(gsi, Ordering::Release);
         idt::register(v, dispatch);
-        Some(v)
-    }
-
-    /// PCI INTx: level-triggered, active low.
-    pub fn route(gsi: u32, vector: u8) -> Result<(), alloc::string::String> {
-        ioapic::route(gsi, vector, apic::id(), true, true).map_err(|e| alloc::format!("{e}"))
+        ioapic::route(gsi, v, apic::id(), true, true).map_err(|e| alloc::format!("{e}"))?;
+        Ok(u32::from(v))
     }
 
     pub fn mask(gsi: u32) {
@@ -53,27 +58,29 @@ mod backend {
     }
 }
 
+/// aarch64: the GICv3's shared peripheral interrupts; a line's number is its GIC interrupt
+/// ID (the device tree's SPI number + 32), its trigger the one the device tree gives (set at
+/// boot), delivered to the CPU that attaches it.
 #[cfg(target_arch = "aarch64")]
 mod backend {
-    use crate::arch::TrapFrame;
+    use crate::arch::{TrapFrame, gic};
 
-    pub fn vector_of(_frame: &TrapFrame) -> usize {
-        0
+    fn dispatch(intid: u32, _frame: &mut TrapFrame) {
+        super::dispatch(intid);
     }
 
-    pub fn alloc_vector(_dispatch: fn(&mut TrapFrame)) -> Option<u8> {
-        Some(0)
+    pub fn route(intid: u32) -> Result<u32, alloc::string::String> {
+        gic::route_spi(intid, dispatch).map_err(|e| alloc::format!("{e}"))?;
+        Ok(intid)
     }
 
-    pub fn route(_gsi: u32, _vector: u8) -> Result<(), alloc::string::String> {
-        Err(alloc::string::String::from(
-            "device interrupts (GIC SPIs) are not routed on aarch64 yet",
-        ))
+    pub fn mask(intid: u32) {
+        gic::mask_spi(intid);
     }
 
-    pub fn mask(_gsi: u32) {}
-
-    pub fn unmask(_gsi: u32) {}
+    pub fn unmask(intid: u32) {
+        gic::unmask_spi(intid);
+    }
 }
 
 /// A hard-interrupt handler: called with interrupts off on the CPU the line is routed to.
@@ -81,25 +88,23 @@ pub type Handler = Box<dyn Fn() + Send + Sync>;
 
 struct Line {
     gsi: u32,
-    vector: u8,
+    /// The IDT vector (x86_64) or GIC interrupt ID (aarch64) the line arrives on.
+    vector: u32,
     handlers: Vec<(&'static str, Arc<Handler>)>,
     count: Arc<AtomicU64>,
 }
 
-/// GSI of each vector (`u32::MAX` = none), read by the dispatcher without a lock.
-static VECTOR_GSI: [AtomicU32; 256] = [const { AtomicU32::new(u32::MAX) }; 256];
 static LINES: IrqSpinLock<BTreeMap<u32, Line>> = IrqSpinLock::new(BTreeMap::new());
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IrqError {
-    /// Every device vector is in use.
-    NoVector,
-    /// The I/O APIC does not handle this GSI.
+    /// The interrupt controller cannot deliver this line (no free vector, a GSI no I/O APIC
+    /// handles, not an SPI of the GIC).
     NotRoutable,
 }
 
-fn dispatch(frame: &mut TrapFrame) {
-    let gsi = VECTOR_GSI[backend::vector_of(frame)].load(Ordering::Acquire);
+/// Runs every handler of line `gsi` (from the controller's interrupt entry).
+fn dispatch(gsi: u32) {
     // Copied out so a handler may attach or mask lines (which takes LINES) without deadlock.
     let hs: Vec<Arc<Handler>> = {
         let l = LINES.lock();
@@ -125,10 +130,8 @@ pub fn attach(gsi: u32, owner: &'static str, handler: Handler) -> Result<(), Irq
         line.handlers.push((owner, handler));
         return Ok(());
     }
-    let vector = backend::alloc_vector(dispatch).ok_or(IrqError::NoVector)?;
-    VECTOR_GSI[vector as usize].store(gsi, Ordering::Release);
-    backend::route(gsi, vector).map_err(|e| {
-        log::warn!("irq: GSI {gsi}: {e}");
+    let vector = backend::route(gsi).map_err(|e| {
+        log::warn!("irq: line {gsi}: {e}");
         IrqError::NotRoutable
     })?;
     lines.insert(
@@ -145,7 +148,7 @@ pub fn attach(gsi: u32, owner: &'static str, handler: Handler) -> Result<(), Irq
     Ok(())
 }
 
-/// Masks `gsi` at the I/O APIC (callable from a handler).
+/// Masks `gsi` at the I/O APIC or GIC distributor (callable from a handler).
 pub fn mask(gsi: u32) {
     backend::mask(gsi);
 }

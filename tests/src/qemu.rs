@@ -215,6 +215,9 @@ impl Machine {
             "enable=on,target=native",
             "-nic",
             "none",
+            // Modern (version 2) virtio-mmio transports, as the kernel's driver expects.
+            "-global",
+            "virtio-mmio.force-legacy=false",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -225,6 +228,15 @@ impl Machine {
             "-m".into(),
             format!("{}M", self.mem_mib),
         ]);
+        // virtio-blk on the `virt` machine's virtio-mmio transports (QEMU fills them from
+        // the top: the first disk is the device tree's last `virtio,mmio` node).
+        for (i, d) in self.disks.iter().enumerate() {
+            a.extend([
+                "-drive".into(),
+                format!("file={},if=none,id=vd{i},format=raw", d.display()),
+            ]);
+            a.extend(["-device".into(), format!("virtio-blk-device,drive=vd{i}")]);
+        }
         if let Some(d) = &self.direct {
             a.extend(["-kernel".into(), d.kernel.display().to_string()]);
             if !d.initrd.as_os_str().is_empty() {

@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// Accelerator: tcg (default) or kvm.
     #[arg(long, default_value = "tcg")]
     pub accel: String,
+    /// With `--arch aarch64`: boot the core's own test image (`adros-aarch64`, s20's)
+    /// instead of the kernel.
+    #[arg(long = "core-image")]
+    pub core_image: bool,
     #[command(flatten)]
     pub build: BuildArgs,
 }
@@ -203,14 +207,14 @@ fn interactive(mut cmd: Command, qemu_bin: &str, what: &str) -> Result<i32> {
     })
 }
 
-/// `--arch aarch64`: the aarch64 image on QEMU `virt` (GICv3, Cortex-A72), the ELF through
-/// `-kernel`, `--cmdline` as the device tree's bootargs. With `--exec`, the kernel itself
-/// instead (its arm64 `Image`, with the arm64 initrd: Debian's busybox), running the command
-/// as process 1 as on x86_64. What needs devices aarch64 lacks (disks, USB, network, sound,
-/// the ISO) is refused with a reason.
+/// `--arch aarch64`: the kernel (its arm64 `Image`, with the arm64 initrd: Debian's busybox)
+/// on QEMU `virt` (GICv3, Cortex-A72), `--cmdline` as the device tree's bootargs, `--disk`
+/// images as virtio-blk on virtio-mmio: busybox init and a shell on the PL011, or with
+/// `--exec` the command as process 1 as on x86_64. `--core-image` boots the core's test
+/// image instead. What needs devices aarch64 lacks (USB, network, sound, the ISO) is refused
+/// with a reason.
 fn run_aarch64(a: &RunArgs) -> Result<i32> {
     let x86_only = [
-        (!a.disk.is_empty(), "--disk"),
         (!a.usb_disk.is_empty(), "--usb-disk"),
         (a.net != "none", "--net"),
         (a.audio.is_some(), "--audio"),
@@ -221,36 +225,48 @@ fn run_aarch64(a: &RunArgs) -> Result<i32> {
     ];
     if let Some((_, flag)) = x86_only.iter().find(|(used, _)| *used) {
         return Err(format!(
-            "{flag} is not available with --arch aarch64 yet: no devices or x86_64 userland there (docs/arch.md)"
+            "{flag} is not available with --arch aarch64 yet: no such devices or x86_64 userland there (docs/arch.md)"
         ));
     }
+    for d in &a.disk {
+        if !d.exists() {
+            return Err(format!("disk image {} does not exist", d.display()));
+        }
+    }
     crate::deps::ensure(true)?;
-    let kernel = build::build_kernel_aarch64(a.build.debug)?;
-    if let Some(e) = &a.exec {
-        let hex: String = e.bytes().map(|b| format!("{b:02x}")).collect();
-        let cmdline = format!(
-            "{} loglevel=3 adros.exec={hex}",
-            a.cmdline.as_deref().unwrap_or("")
-        );
+    let core = build::build_kernel_aarch64(a.build.debug)?;
+    let mut m = if a.core_image {
+        if !a.disk.is_empty() || a.exec.is_some() {
+            return Err(
+                "--core-image boots the core's test image: no --disk or --exec there".into(),
+            );
+        }
+        Machine::aarch64(&core, a.cmdline.as_deref().unwrap_or(""))
+    } else {
+        let mut cmdline = String::from(a.cmdline.as_deref().unwrap_or(""));
+        if let Some(e) = &a.exec {
+            let hex: String = e.bytes().map(|b| format!("{b:02x}")).collect();
+            cmdline = format!("{cmdline} loglevel=3 adros.exec={hex}");
+        }
         let initrd = crate::initrd::build_aarch64()?;
         let mut m = Machine::aarch64(&build::aarch64_kernel_image(a.build.debug), cmdline.trim());
         if let Some(d) = m.direct.as_mut() {
             d.initrd = initrd.path;
         }
-        m.smp = a.smp;
-        m.mem_mib = parse_mem(&a.mem)?;
-        m.accel = a.accel.clone();
-        return run_exec(&m, a.timeout.unwrap_or(600));
-    }
-    let mut m = Machine::aarch64(&kernel, a.cmdline.as_deref().unwrap_or(""));
+        m.disks = a.disk.clone();
+        m
+    };
     m.smp = a.smp;
     m.mem_mib = parse_mem(&a.mem)?;
     m.accel = a.accel.clone();
+    if a.exec.is_some() {
+        return run_exec(&m, a.timeout.unwrap_or(600));
+    }
     m.gdb = a.gdb;
     if let Some(port) = a.gdb {
         eprintln!(
             "xtask run: QEMU waits for gdb on 127.0.0.1:{port}: gdb-multiarch {} -ex 'target remote 127.0.0.1:{port}'",
-            kernel.display()
+            core.with_file_name("adros-kernel").display()
         );
     }
     if a.headless || a.timeout.is_some() {

@@ -4,7 +4,7 @@
 //! once (`kernel/src/hal.rs` today) and host tests implement with fake register files.
 //!
 //! The shape follows `virtio-drivers`' `Hal` (which the kernel implements for virtio-blk in
-//! `kernel/src/block/virtio.rs`): DMA memory with physical addresses, register access, time
+//! `kernel/src/block/virtio/`): DMA memory with physical addresses, register access, time
 //! — plus a wait/notify pair for interrupts. Unlike that trait it has no `unsafe fn`: a
 //! driver never sees a raw pointer. DMA memory is reached through bounds-checked copies and
 //! volatile little-endian word accessors ([`Dma`]), registers through [`Mmio`], so driver

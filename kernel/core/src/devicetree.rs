@@ -15,6 +15,11 @@ use crate::bootinfo::{MemRegion, RegionKind};
 /// the scheduler's per-CPU table holds 256).
 pub const MAX_REGIONS: usize = 16;
 pub const MAX_CPUS: usize = 256;
+/// How many `virtio,mmio` nodes are kept (QEMU `virt` has 32).
+pub const MAX_VIRTIO_MMIO: usize = 64;
+/// The virtio-mmio register header's size (version 2: 0x100 bytes before the device's
+/// configuration space).
+pub const VIRTIO_MMIO_HEADER: u64 = 0x100;
 
 /// The flattened device tree's magic number (big-endian at offset 0).
 pub const FDT_MAGIC: u32 = 0xd00d_feed;
@@ -77,6 +82,29 @@ pub struct GicV3 {
     pub redist_size: u64,
 }
 
+/// A device's interrupt as a GIC interrupt ID (SPI n is 32 + n, PPI n is 16 + n) and its
+/// trigger (the third `interrupts` cell: 1 and 2 are edges, 4 and 8 levels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Irq {
+    pub intid: u32,
+    pub edge: bool,
+}
+
+/// A `virtio,mmio` transport's register window and interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioMmio {
+    pub base: u64,
+    pub size: u64,
+    pub irq: Irq,
+}
+
+/// One `virtio,mmio` node: its name, and the device or why it cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioSlot<'a> {
+    pub node: &'a str,
+    pub dev: Result<VirtioMmio, &'static str>,
+}
+
 /// What the kernel needs from the device tree.
 #[derive(Clone, Debug)]
 pub struct Machine<'a> {
@@ -84,6 +112,10 @@ pub struct Machine<'a> {
     pub nregions: usize,
     /// The PL011's register frame (physical base, size).
     pub uart: (u64, u64),
+    /// The PL011's interrupt, or why it is unusable (then there is no console input).
+    pub uart_irq: Result<Irq, &'static str>,
+    /// The PL031 real-time clock's register frame (`arm,pl031`), if there is one.
+    pub rtc: Option<(u64, u64)>,
     pub gic: GicV3,
     /// The EL1 virtual timer's interrupt ID (a PPI: 16 + its number).
     pub timer_intid: u32,
@@ -97,6 +129,9 @@ pub struct Machine<'a> {
     pub initrd: Option<(u64, u64)>,
     /// The blob's own size (`totalsize`), to keep its memory reserved.
     pub total_size: usize,
+    /// The `virtio,mmio` nodes in tree order (QEMU `virt` lists its 32 from the top down).
+    pub virtio: [VirtioSlot<'a>; MAX_VIRTIO_MMIO],
+    pub nvirtio: usize,
 }
 
 impl Machine<'_> {
@@ -106,6 +141,10 @@ impl Machine<'_> {
 
     pub fn cpus(&self) -> &[u64] {
         &self.cpus[..self.ncpus]
+    }
+
+    pub fn virtio_mmio(&self) -> &[VirtioSlot<'_>] {
+        &self.virtio[..self.nvirtio]
     }
 
     /// Bytes of RAM the memory nodes describe.
@@ -152,6 +191,55 @@ fn regs<'b>(node: FdtNode<'b, '_>) -> impl Iterator<Item = (u64, u64)> + 'b {
 fn named<'b, 'a>(fdt: &'b Fdt<'a>, name: &str) -> Option<FdtNode<'b, 'a>> {
     fdt.all_nodes()
         .find(|n| n.name.split('@').next() == Some(name))
+}
+
+/// The first interrupt of a node's `interrupts` (three GIC cells: type 0 = SPI, 1 = PPI;
+/// number; flags), or what is wrong with it.
+fn first_irq(node: FdtNode<'_, '_>) -> Result<Irq, &'static str> {
+    let v = node
+        .property("interrupts")
+        .ok_or("no interrupts property")?
+        .value;
+    if v.len() < 12 || v.len() % 12 != 0 {
+        return Err("interrupts is not a list of three-cell GIC specifiers");
+    }
+    let cell = |i: usize| {
+        v.get(4 * i..)
+            .and_then(be_u32)
+            .ok_or("interrupts truncated")
+    };
+    let (kind, num, flags) = (cell(0)?, cell(1)?, cell(2)?);
+    let intid = match kind {
+        0 if num < 988 => 32 + num,
+        1 if num < 16 => 16 + num,
+        0 | 1 => return Err("interrupt number out of range"),
+        _ => return Err("interrupt type is neither SPI (0) nor PPI (1)"),
+    };
+    let edge = match flags & 0xf {
+        1 | 2 => true,
+        4 | 8 => false,
+        _ => return Err("interrupt trigger flags are not one edge or level"),
+    };
+    Ok(Irq { intid, edge })
+}
+
+/// A `virtio,mmio` node's register window and interrupt, or what is wrong with them.
+fn virtio_mmio(node: FdtNode<'_, '_>) -> Result<VirtioMmio, &'static str> {
+    if node.property("reg").is_none() {
+        return Err("no reg property");
+    }
+    let (base, size) = regs(node).next().ok_or("reg holds no range")?;
+    if size < VIRTIO_MMIO_HEADER {
+        return Err("reg is smaller than the virtio-mmio header (0x100 bytes)");
+    }
+    if base.checked_add(size).is_none() || base % 4 != 0 {
+        return Err("reg range wraps or is misaligned");
+    }
+    Ok(VirtioMmio {
+        base,
+        size,
+        irq: first_irq(node)?,
+    })
 }
 
 fn compatible_with(fdt: &Fdt<'_>, name: &str) -> Option<(u64, u64)> {
@@ -259,6 +347,8 @@ pub fn parse(blob: &[u8]) -> Result<Machine<'_>, Error> {
         }; MAX_REGIONS],
         nregions: 0,
         uart: (0, 0),
+        uart_irq: Err("not read"),
+        rtc: None,
         gic: GicV3 {
             dist: 0,
             dist_size: 0,
@@ -272,6 +362,11 @@ pub fn parse(blob: &[u8]) -> Result<Machine<'_>, Error> {
         bootargs: "",
         initrd: None,
         total_size: fdt.total_size(),
+        virtio: [VirtioSlot {
+            node: "",
+            dev: Err("none"),
+        }; MAX_VIRTIO_MMIO],
+        nvirtio: 0,
     };
 
     // RAM: every node whose device_type is "memory".
@@ -305,6 +400,30 @@ pub fn parse(blob: &[u8]) -> Result<Machine<'_>, Error> {
     }
 
     m.uart = compatible_with(&fdt, "arm,pl011").ok_or(Error::NoUart)?;
+    m.uart_irq = fdt
+        .find_compatible(&["arm,pl011"])
+        .ok_or("no PL011 node")
+        .and_then(first_irq);
+
+    m.rtc = compatible_with(&fdt, "arm,pl031").filter(|&(_, size)| size >= 0x20);
+
+    // virtio-mmio transports: a malformed node is kept with its reason (the kernel logs it
+    // and skips the device); the boot goes on.
+    for node in fdt.all_nodes() {
+        let is_virtio = node
+            .compatible()
+            .is_some_and(|c| c.all().any(|c| c == "virtio,mmio"));
+        if !is_virtio {
+            continue;
+        }
+        if let Some(slot) = m.virtio.get_mut(m.nvirtio) {
+            *slot = VirtioSlot {
+                node: node.name,
+                dev: virtio_mmio(node),
+            };
+            m.nvirtio += 1;
+        }
+    }
 
     let gic = fdt.find_compatible(&["arm,gic-v3"]).ok_or(Error::NoGicV3)?;
     let mut r = regs(gic);
@@ -403,6 +522,9 @@ mod tests {
     const NO_MEMORY: &[u8] = include_bytes!("testdata/virt-no-memory.dtb");
     /// The same with the PL011 deleted.
     const NO_UART: &[u8] = include_bytes!("testdata/virt-no-uart.dtb");
+    /// The same with damaged device nodes (see `malformed_device_nodes_are_named_not_fatal`;
+    /// made with `dtc` from the decompiled tree).
+    const BAD_DEVICES: &[u8] = include_bytes!("testdata/virt-bad-devices.dtb");
 
     #[test]
     fn reads_qemu_virt() {
@@ -417,6 +539,61 @@ mod tests {
         assert_eq!(m.cpus(), &[0, 1]);
         assert_eq!(m.psci, Some(PsciConduit::Hvc));
         assert_eq!(blob_size(VIRT), Some(VIRT.len()));
+        // PL011: SPI 1, level high.
+        assert_eq!(
+            m.uart_irq,
+            Ok(Irq {
+                intid: 33,
+                edge: false
+            })
+        );
+        // 32 virtio-mmio transports of 0x200 bytes from 0x0a000000, SPIs 16..47, edge.
+        assert_eq!(m.rtc, Some((0x0901_0000, 0x1000)));
+        assert_eq!(m.virtio_mmio().len(), 32);
+        let mut devs: Vec<VirtioMmio> = m.virtio_mmio().iter().map(|s| s.dev.unwrap()).collect();
+        devs.sort_by_key(|d| d.base);
+        assert_eq!(devs[0].base, 0x0a00_0000);
+        assert_eq!(devs[0].size, 0x200);
+        assert_eq!(
+            devs[0].irq,
+            Irq {
+                intid: 48,
+                edge: true
+            }
+        );
+        assert_eq!(devs[31].base, 0x0a00_3e00);
+        assert_eq!(devs[31].irq.intid, 79);
+    }
+
+    /// The same tree with one virtio-mmio node's `interrupts` truncated, another's `reg`
+    /// deleted, a third's window too small, a fourth's pointing at the PL031, and the
+    /// PL011's `interrupts` given a bad type: the nodes are kept with the reason, the rest
+    /// of the machine is read as before.
+    #[test]
+    fn malformed_device_nodes_are_named_not_fatal() {
+        let m = parse(BAD_DEVICES).unwrap();
+        assert_eq!(m.uart, (0x0900_0000, 0x1000));
+        assert_eq!(
+            m.uart_irq,
+            Err("interrupt type is neither SPI (0) nor PPI (1)")
+        );
+        let by_name = |n: &str| m.virtio_mmio().iter().find(|s| s.node == n).unwrap().dev;
+        assert_eq!(by_name("virtio_mmio@a000000"), Err("no reg property"));
+        assert_eq!(
+            by_name("virtio_mmio@a000200"),
+            Err("interrupts is not a list of three-cell GIC specifiers")
+        );
+        assert_eq!(
+            by_name("virtio_mmio@a000400"),
+            Err("reg is smaller than the virtio-mmio header (0x100 bytes)")
+        );
+        // Well formed, but its window is the PL031's: the kernel finds no virtio magic
+        // there (s22).
+        assert_eq!(
+            by_name("virtio_mmio@a000600").map(|d| (d.base, d.size)),
+            Ok((0x0901_0000, 0x1000))
+        );
+        assert_eq!(m.cpus(), &[0, 1]);
     }
 
     #[test]

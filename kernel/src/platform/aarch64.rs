@@ -1,13 +1,35 @@
-//! aarch64 (QEMU `virt`): what the core found in the device tree at boot. There is no
-//! PCI here yet (PCIe through ECAM from the device tree, and virtio-mmio, are issue 19's
-//! next steps): `pci::init` finds no bus and says so.
+//! aarch64 (QEMU `virt`): what the core found in the device tree at boot: the GICv3 (its
+//! shared peripheral interrupts are the `irq` lines), the virtio-mmio transports the block
+//! layer probes, PSCI. There is no PCI here yet (PCIe through ECAM from the device tree is
+//! a next step): `pci::init` finds no bus and says so.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 pub fn platform_init() {
+    crate::time::init_wall_clock();
     crate::pci::init();
+}
+
+/// The device tree's usable `virtio,mmio` nodes (the malformed ones were named and skipped
+/// when the core read the tree).
+pub fn virtio_mmio() -> Vec<super::MmioDevice> {
+    let Some(m) = adros_core::arch::aarch64::boot::machine() else {
+        return Vec::new();
+    };
+    m.virtio_mmio()
+        .iter()
+        .filter_map(|s| {
+            let d = s.dev.ok()?;
+            Some(super::MmioDevice {
+                node: String::from(s.node),
+                base: d.base,
+                size: d.size,
+                irq: d.irq.intid,
+            })
+        })
+        .collect()
 }
 
 pub fn describe_platform(lines: &mut Vec<String>) {
@@ -37,9 +59,19 @@ pub fn describe_platform(lines: &mut Vec<String>) {
             "none (no secondary CPUs, power off by semihosting)"
         }
     ));
-    lines.push(String::from(
-        "rtc: not read yet on aarch64 (the wall clock starts at 0)",
-    ));
+    match crate::time::boot_unix_time() {
+        Some(_) => {
+            let now = crate::time::wall_clock_ns() / 1_000_000_000;
+            let d = crate::firmware::civil_from_unix(now);
+            lines.push(format!(
+                "rtc: PL031, {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC (unix {now})",
+                d.year, d.month, d.day, d.hour, d.min, d.sec
+            ));
+        }
+        None => lines.push(String::from(
+            "rtc: none (the wall clock starts at the epoch)",
+        )),
+    }
     crate::pci::describe(lines);
 }
 

@@ -13,3 +13,15 @@ pub use aarch64::*;
 mod x86;
 #[cfg(not(target_arch = "aarch64"))]
 pub use x86::*;
+
+/// A virtio-mmio transport the firmware describes (the device tree's `virtio,mmio` nodes on
+/// aarch64; none on x86_64, whose virtio devices are on PCI).
+#[derive(Clone, Debug)]
+pub struct MmioDevice {
+    pub node: alloc::string::String,
+    /// The register window, physical.
+    pub base: u64,
+    pub size: u64,
+    /// Its interrupt line for `irq::attach`.
+    pub irq: u32,
+}

@@ -50,6 +50,11 @@ pub fn platform_init() {
     crate::pci::init();
 }
 
+/// virtio-mmio transports: none here (virtio devices are PCI functions on q35).
+pub fn virtio_mmio() -> Vec<super::MmioDevice> {
+    Vec::new()
+}
+
 pub fn describe_platform(lines: &mut Vec<String>) {
     let cpus = crate::acpi::cpus();
     let ids: Vec<String> = cpus

@@ -180,15 +180,25 @@ pub fn init_wall_clock() -> Option<u64> {
         crate::arch::rtc::set_century_register(c);
     }
     let secs = crate::arch::rtc::unix_time();
+    set_wall_clock(secs, "the CMOS RTC is absent or unreadable")
+}
+
+/// Reads the PL031 RTC the device tree names once; [`wall_clock_ns`] runs on from it.
+#[cfg(all(target_os = "none", target_arch = "aarch64"))]
+pub fn init_wall_clock() -> Option<u64> {
+    let secs = crate::arch::rtc::unix_time();
+    set_wall_clock(secs, "no usable PL031 RTC in the device tree")
+}
+
+#[cfg(target_os = "none")]
+fn set_wall_clock(secs: Option<u64>, why_not: &str) -> Option<u64> {
     match secs {
         Some(s) => {
             WALL_AT_NS.store(now_ns(), Ordering::Relaxed);
             WALL_BASE_NS.store(s.saturating_mul(1_000_000_000), Ordering::Release);
             user_clock::publish();
         }
-        None => log::warn!(
-            "time: the CMOS RTC is absent or unreadable; wall-clock time starts at the epoch"
-        ),
+        None => log::warn!("time: {why_not}; wall-clock time starts at the epoch"),
     }
     secs
 }

@@ -161,6 +161,23 @@ pub fn early(dtb_pa: u64) -> Boot {
     // 5. Interrupts and the clock.
     let gic_lines =
         super::gic::init(&machine.gic).unwrap_or_else(|e| stop(format_args!("GICv3: {e}")));
+    // Device interrupts: each trigger as the device tree gives it; a node whose
+    // `interrupts` cannot be used is named and its device skipped.
+    let irqs = core::iter::once(("PL011", machine.uart_irq)).chain(
+        machine
+            .virtio_mmio()
+            .iter()
+            .map(|s| (s.node, s.dev.map(|d| d.irq))),
+    );
+    for (node, irq) in irqs {
+        let r = irq.and_then(|i| {
+            super::gic::set_trigger(i.intid, i.edge)
+                .map_err(|_| "its interrupt is not an SPI of this GIC")
+        });
+        if let Err(why) = r {
+            log::warn!("devicetree: {node}: {why}; the device is skipped");
+        }
+    }
     let counter_hz = super::cpu::counter_hz();
     if counter_hz == 0 {
         stop(format_args!(
@@ -170,6 +187,7 @@ pub fn early(dtb_pa: u64) -> Boot {
     crate::time::set_tsc_hz(counter_hz, super::cpu::counter());
 
     let ram_bytes = machine.memory_bytes();
+    MACHINE.call_once(|| machine.clone());
     Boot {
         machine,
         dtb_pa,
@@ -182,6 +200,14 @@ pub fn early(dtb_pa: u64) -> Boot {
         el: super::cpu::current_el(),
         cmdline,
     }
+}
+
+/// The machine as the device tree described it (after [`early`]).
+static MACHINE: spin::Once<Machine<'static>> = spin::Once::new();
+
+/// What [`early`] read from the device tree: the devices the layers above probe.
+pub fn machine() -> Option<&'static Machine<'static>> {
+    MACHINE.get()
 }
 
 /// The command line as given (for messages).

@@ -2,8 +2,13 @@
 //! redistributor (its private and software-generated interrupts) and the CPU interface
 //! through the ICC_* system registers. Everything is Group 1, non-secure; QEMU `virt`
 //! without `secure=on` runs the GIC with a single security state.
+//!
+//! Device interrupts are SPIs (IDs 32 and up): each has one [`SpiHandler`], which the layer
+//! above (the kernel's `irq` module) installs with [`route_spi`]; the trigger comes from the
+//! device tree ([`set_trigger`] at boot), the target is the CPU that routes it, and
+//! [`unmask_spi`]/[`mask_spi`] switch it on and off at the distributor.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::exceptions::TrapFrame;
 use crate::devicetree::GicV3;
@@ -16,6 +21,12 @@ pub const SGI_STOP: u32 = 2;
 
 const GICD_CTLR: u64 = 0x0000;
 const GICD_TYPER: u64 = 0x0004;
+const GICD_IGROUPR: u64 = 0x0080;
+const GICD_ISENABLER: u64 = 0x0100;
+const GICD_ICENABLER: u64 = 0x0180;
+const GICD_IPRIORITYR: u64 = 0x0400;
+const GICD_ICFGR: u64 = 0x0c00;
+const GICD_IROUTER: u64 = 0x6000;
 const CTLR_RWP: u32 = 1 << 31;
 const CTLR_ARE: u32 = 1 << 4;
 const CTLR_ENABLE_G1: u32 = 1 << 1;
@@ -38,6 +49,10 @@ const GICR_IPRIORITYR: u64 = 0x0400;
 const WINDOW: u64 = 1 << 30;
 
 static DIST: AtomicU64 = AtomicU64::new(0);
+/// How many interrupt IDs the distributor implements (GICD_TYPER).
+static LINES: AtomicU32 = AtomicU32::new(0);
+/// Serialises read-modify-write of the distributor's shared registers.
+static DIST_LOCK: crate::sync::spin::IrqSpinLock<()> = crate::sync::spin::IrqSpinLock::new(());
 /// The GIC as the device tree described it, for the secondary CPUs.
 static CONFIG: spin::Once<GicV3> = spin::Once::new();
 static SPURIOUS: AtomicUsize = AtomicUsize::new(0);
@@ -49,6 +64,12 @@ pub type Handler = fn(&mut TrapFrame);
 const MAX_INTID: usize = 1020;
 static HANDLERS: [AtomicUsize; 32] = [const { AtomicUsize::new(0) }; 32];
 
+/// A handler for shared peripheral interrupts, given the interrupt's ID (interrupt
+/// context, IRQs masked; the interrupt ends when it returns).
+pub type SpiHandler = fn(u32, &mut TrapFrame);
+static SPI_HANDLERS: [AtomicUsize; MAX_INTID - 32] =
+    [const { AtomicUsize::new(0) }; MAX_INTID - 32];
+
 fn rd32(va: u64) -> u32 {
     // SAFETY: `va` is a register of the GIC's frames in the boot device window
     // (Device-nGnRnE), checked against the device tree's ranges by `init`.
@@ -58,6 +79,11 @@ fn rd32(va: u64) -> u32 {
 fn wr32(va: u64, v: u32) {
     // SAFETY: as in `rd32`.
     unsafe { (va as *mut u32).write_volatile(v) }
+}
+
+fn wr64(va: u64, v: u64) {
+    // SAFETY: as in `rd32`, for a 64-bit register.
+    unsafe { (va as *mut u64).write_volatile(v) }
 }
 
 fn rd64(va: u64) -> u64 {
@@ -71,6 +97,8 @@ pub enum Error {
     OutsideWindow,
     NotInitialised,
     NoRedistributor(u64),
+    /// Not a shared peripheral interrupt this distributor implements.
+    NotAnSpi(u32),
 }
 
 impl core::fmt::Display for Error {
@@ -83,6 +111,11 @@ impl core::fmt::Display for Error {
             Error::NoRedistributor(m) => {
                 write!(f, "no redistributor answers for this CPU (MPIDR {m:#x})")
             }
+            Error::NotAnSpi(id) => write!(
+                f,
+                "interrupt {id} is not a shared peripheral interrupt of this GIC (32..{})",
+                LINES.load(Ordering::Relaxed)
+            ),
         }
     }
 }
@@ -99,7 +132,8 @@ pub fn init(g: &GicV3) -> Result<u32, Error> {
     wait_rwp(d);
     wr32(d + GICD_CTLR, CTLR_ARE | CTLR_ENABLE_G1 | CTLR_ENABLE_G0);
     wait_rwp(d);
-    let lines = 32 * ((rd32(d + GICD_TYPER) & 0x1f) + 1);
+    let lines = (32 * ((rd32(d + GICD_TYPER) & 0x1f) + 1)).min(MAX_INTID as u32);
+    LINES.store(lines, Ordering::Relaxed);
     CONFIG.call_once(|| *g);
     init_this_cpu(g)?;
     Ok(lines)
@@ -192,6 +226,67 @@ pub fn enable_private(intid: u32, handler: Handler) {
     }
 }
 
+/// The distributor's address and the register bit of SPI `intid`, if it is one.
+fn spi(intid: u32) -> Result<(u64, u64, u32), Error> {
+    let d = DIST.load(Ordering::Relaxed);
+    if d == 0 {
+        return Err(Error::NotInitialised);
+    }
+    if intid < 32 || intid >= LINES.load(Ordering::Relaxed) {
+        return Err(Error::NotAnSpi(intid));
+    }
+    Ok((d, u64::from(intid / 32) * 4, 1 << (intid % 32)))
+}
+
+/// Programs SPI `intid` edge- or level-triggered (from the device tree's flags). The
+/// interrupt stays masked.
+pub fn set_trigger(intid: u32, edge: bool) -> Result<(), Error> {
+    let (d, _, _) = spi(intid)?;
+    let reg = d + GICD_ICFGR + u64::from(intid / 16) * 4;
+    let bit = 2 * (intid % 16) + 1;
+    let _g = DIST_LOCK.lock();
+    let v = rd32(reg);
+    wr32(reg, if edge { v | 1 << bit } else { v & !(1 << bit) });
+    Ok(())
+}
+
+/// Makes `handler` SPI `intid`'s, in Group 1 at the usual priority, delivered to this CPU.
+/// The interrupt stays masked until [`unmask_spi`].
+pub fn route_spi(intid: u32, handler: SpiHandler) -> Result<(), Error> {
+    let (d, word, bit) = spi(intid)?;
+    let slot = SPI_HANDLERS
+        .get(intid as usize - 32)
+        .ok_or(Error::NotAnSpi(intid))?;
+    slot.store(handler as usize, Ordering::Release);
+    let mpidr = super::cpu::mpidr();
+    // IROUTER: Aff3 in bits 39:32, Aff2.Aff1.Aff0 in 23:0; Interrupt_Routing_Mode 0 (this PE).
+    let route = ((mpidr >> 32) & 0xff) << 32 | (mpidr & 0xff_ffff);
+    let _g = DIST_LOCK.lock();
+    wr32(d + GICD_ICENABLER + word, bit);
+    let g = rd32(d + GICD_IGROUPR + word);
+    wr32(d + GICD_IGROUPR + word, g | bit);
+    let preg = d + GICD_IPRIORITYR + u64::from(intid & !3);
+    let shift = 8 * (intid % 4);
+    wr32(preg, (rd32(preg) & !(0xff << shift)) | 0xa0 << shift);
+    wr64(d + GICD_IROUTER + 8 * u64::from(intid), route);
+    Ok(())
+}
+
+/// Lets SPI `intid` through the distributor.
+pub fn unmask_spi(intid: u32) {
+    if let Ok((d, word, bit)) = spi(intid) {
+        wr32(d + GICD_ISENABLER + word, bit);
+    }
+}
+
+/// Holds SPI `intid` back at the distributor (callable from its handler).
+pub fn mask_spi(intid: u32) {
+    if let Ok((d, word, bit)) = spi(intid) {
+        wr32(d + GICD_ICENABLER + word, bit);
+        wait_rwp(d);
+    }
+}
+
 /// Sends SGI `intid` to the CPU with affinity `mpidr`.
 pub fn send_sgi(mpidr: u64, intid: u32) {
     let aff0 = mpidr & 0xf;
@@ -224,8 +319,25 @@ pub fn handle_irq(frame: &mut TrapFrame) {
             return;
         }
         handled += 1;
-        let h = HANDLERS.get(intid).map_or(0, |h| h.load(Ordering::Acquire));
-        if h != 0 {
+        if intid >= 32 {
+            let h = SPI_HANDLERS
+                .get(intid - 32)
+                .map_or(0, |h| h.load(Ordering::Acquire));
+            if h != 0 {
+                // SAFETY: only `route_spi` stores into SPI_HANDLERS, and only `SpiHandler`s.
+                let f: SpiHandler = unsafe { core::mem::transmute::<usize, SpiHandler>(h) };
+                f(intid as u32, frame);
+            } else {
+                // Masked, so a level-triggered line does not fire forever.
+                mask_spi(intid as u32);
+                UNEXPECTED.fetch_add(1, Ordering::Relaxed);
+                log::warn!("gic: interrupt {intid} has no handler; masked");
+            }
+        } else if let Some(h) = HANDLERS
+            .get(intid)
+            .map(|h| h.load(Ordering::Acquire))
+            .filter(|&h| h != 0)
+        {
             // SAFETY: only `enable_private` stores into HANDLERS, and only `Handler`s.
             let f: Handler = unsafe { core::mem::transmute::<usize, Handler>(h) };
             f(frame);

@@ -13,6 +13,7 @@ pub mod paging;
 pub mod panic;
 pub mod percpu;
 pub mod psci;
+pub mod rtc;
 pub mod serial;
 pub mod smp;
 pub mod switch;

@@ -2,7 +2,7 @@
 //! at QEMU `virt`'s 0x0900_0000, reached through the boot stub's device window.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::mm::layout::MMIO_OFFSET;
 use crate::sync::spin::IrqSpinLock;
@@ -14,6 +14,10 @@ const FBRD: u64 = 0x28;
 const LCRH: u64 = 0x2c;
 const CR: u64 = 0x30;
 const IMSC: u64 = 0x38;
+const ICR: u64 = 0x44;
+/// Receive and receive-timeout interrupts (IMSC/ICR bits).
+const INT_RX: u32 = 1 << 4;
+const INT_RT: u32 = 1 << 6;
 const FR_TXFF: u32 = 1 << 5;
 const FR_RXFE: u32 = 1 << 4;
 const FR_BUSY: u32 = 1 << 3;
@@ -25,6 +29,8 @@ const WINDOW: u64 = 1 << 30;
 
 static BASE: AtomicU64 = AtomicU64::new(MMIO_OFFSET + DEFAULT_PA);
 static LOCK: IrqSpinLock<()> = IrqSpinLock::new(());
+/// The terminal's receive handler (a `fn(&mut TrapFrame)`), 0 until one is given.
+static RX_HANDLER: AtomicUsize = AtomicUsize::new(0);
 
 fn reg(off: u64) -> *mut u32 {
     (BASE.load(Ordering::Relaxed) + off) as *mut u32
@@ -106,9 +112,32 @@ pub fn try_read() -> Option<u8> {
     }
 }
 
-/// The console's receive interrupt, for the terminal. The PL011's is a shared peripheral
-/// interrupt (SPI), and the GIC code routes private interrupts (SGIs, PPIs) only so far:
-/// false, and the caller says console input is unavailable.
-pub fn enable_rx_interrupt(_handler: fn(&mut super::TrapFrame)) -> bool {
-    false
+/// Routes the console's receive interrupt (the PL011's SPI from the device tree) to
+/// `handler`, which drains [`try_read`]. False if the device tree gave no usable interrupt
+/// or the GIC cannot route it (the caller says console input is unavailable).
+pub fn enable_rx_interrupt(handler: fn(&mut super::TrapFrame)) -> bool {
+    let Some(irq) = super::boot::machine().and_then(|m| m.uart_irq.ok()) else {
+        return false;
+    };
+    RX_HANDLER.store(handler as usize, Ordering::Release);
+    if let Err(e) = super::gic::route_spi(irq.intid, rx_interrupt) {
+        log::warn!("serial: PL011 interrupt {}: {e}", irq.intid);
+        return false;
+    }
+    write(ICR, INT_RX | INT_RT);
+    write(IMSC, INT_RX | INT_RT);
+    super::gic::unmask_spi(irq.intid);
+    true
+}
+
+fn rx_interrupt(_intid: u32, frame: &mut super::TrapFrame) {
+    // Cleared before the handler drains the FIFO, so a byte arriving meanwhile raises it again.
+    write(ICR, INT_RX | INT_RT);
+    let h = RX_HANDLER.load(Ordering::Acquire);
+    if h != 0 {
+        // SAFETY: only `enable_rx_interrupt` stores into RX_HANDLER, and only such a `fn`.
+        let f: fn(&mut super::TrapFrame) =
+            unsafe { core::mem::transmute::<usize, fn(&mut super::TrapFrame)>(h) };
+        f(frame);
+    }
 }

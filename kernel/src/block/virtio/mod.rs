@@ -1,6 +1,9 @@
-//! virtio-blk over PCI (1af4:1001 transitional, 1af4:1042 modern) with the `virtio-drivers`
-//! crate: our [`Hal`] over `mm::dma`, the crate's PCI transport over our configuration
-//! space access, and interrupt-driven completion.
+//! virtio-blk over PCI (1af4:1001 transitional, 1af4:1042 modern) and over virtio-mmio (the
+//! transports the platform's firmware lists: the device tree's `virtio,mmio` nodes on
+//! aarch64) with the `virtio-drivers` crate: our [`Hal`] over `mm::dma`, the crate's PCI
+//! transport over our configuration space access or its MMIO transport over a mapped
+//! register window, and interrupt-driven completion. The request engine below does not
+//! care which transport carries it.
 //!
 //! Requests: several in flight per disk (as many as the virtqueue's descriptors allow, 3
 //! each), from any number of callers; one caller's transfer is split into requests of up
@@ -25,9 +28,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
-use virtio_drivers::transport::InterruptStatus;
-use virtio_drivers::transport::pci::PciTransport;
-use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
+use virtio_drivers::transport::{InterruptStatus, SomeTransport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
 use super::layer::{BlockDev, SECTOR, add_disk, next_disk_name};
@@ -35,9 +36,11 @@ use crate::errno::{Errno, KResult};
 use crate::mm::dma::DmaBuffer;
 use crate::mm::layout::PHYS_OFFSET;
 use crate::mm::mmio::{self, Cache};
-use crate::pci::{self, PciAddress};
 use crate::sched::wait::WaitQueue;
 use crate::sync::spin::IrqSpinLock;
+
+mod transport;
+pub use transport::probe_all;
 
 const PAGE: usize = 4096;
 /// The largest request (QEMU takes far more; this bounds one caller's share of the disk).
@@ -158,33 +161,7 @@ unsafe impl Hal for KernelHal {
     }
 }
 
-/// Configuration space access for the crate's PCI transport, through the kernel's.
-struct Cfg {
-    segment: u16,
-}
-
-impl ConfigurationAccess for Cfg {
-    fn read_word(&self, df: DeviceFunction, off: u8) -> u32 {
-        pci::read_config(
-            PciAddress::new(self.segment, df.bus, df.device, df.function),
-            off as u16,
-        )
-    }
-    fn write_word(&mut self, df: DeviceFunction, off: u8, data: u32) {
-        pci::write_config(
-            PciAddress::new(self.segment, df.bus, df.device, df.function),
-            off as u16,
-            data,
-        )
-    }
-    unsafe fn unsafe_clone(&self) -> Self {
-        Cfg {
-            segment: self.segment,
-        }
-    }
-}
-
-type Blk = VirtIOBlk<KernelHal, PciTransport>;
+type Blk = VirtIOBlk<KernelHal, SomeTransport<'static>>;
 
 /// A request's outcome, set once by whoever completes it.
 struct Done {
@@ -224,6 +201,11 @@ struct Hw {
     pending: [Option<Box<Pending>>; SLOTS],
     inflight: usize,
 }
+
+// SAFETY: the MMIO transport's register pointers (not `Send` in `safe-mmio`) point at a
+// device window mapped for good (`KernelHal::mmio_phys_to_virt`, `mmio::map`), valid from
+// any CPU; they are only used under the disk's lock, so one CPU at a time touches them.
+unsafe impl Send for Hw {}
 
 impl Hw {
     /// Completes every request in the used ring; returns the waiters to wake (after the
@@ -681,45 +663,10 @@ pub fn reports() -> Vec<String> {
     DISKS.lock().iter().map(|d| d.report()).collect()
 }
 
-pub fn probe_all() {
-    let devs: Vec<_> = pci::devices()
-        .iter()
-        .filter(|d| d.vendor_id == 0x1af4 && (d.device_id == 0x1001 || d.device_id == 0x1042))
-        .collect();
-    for d in devs {
-        if let Err(e) = probe(d) {
-            log::warn!("virtio-blk {:?}: not brought up: {e}", d.addr);
-        }
-    }
-}
-
-fn probe(d: &'static crate::pci::PciDevice) -> Result<(), String> {
-    use alloc::format;
-    pci::claim(
-        d.addr,
-        pci::Owner {
-            stack: "native",
-            driver: "virtio-blk",
-        },
-    )
-    .map_err(|o| format!("owned by the {} stack ({})", o.stack, o.driver))?;
-    pci::enable_memory(d);
-    pci::enable_io(d);
-    pci::enable_bus_master(d);
-    let mut root = PciRoot::new(Cfg {
-        segment: d.addr.segment(),
-    });
-    let df = DeviceFunction {
-        bus: d.addr.bus(),
-        device: d.addr.device(),
-        function: d.addr.function(),
-    };
-    let transport = PciTransport::new::<KernelHal, Cfg>(&mut root, df).map_err(|e| {
-        format!(
-            "transport: {e} (a legacy-only device without virtio 1.0 capabilities is not supported)"
-        )
-    })?;
-    let blk = Blk::new(transport).map_err(|e| format!("init: {e:?}"))?;
+/// Registers a device brought up on either transport as the next disk, its completions
+/// interrupt-driven on `line` (an `irq` line) when that attaches, else polled; returns its
+/// name.
+fn add(blk: Blk, line: Option<u32>) -> String {
     let sectors = blk.capacity();
     let ro = blk.readonly();
     let (index, name) = next_disk_name();
@@ -739,22 +686,23 @@ fn probe(d: &'static crate::pci::PciDevice) -> Result<(), String> {
         requests: AtomicU64::new(0),
     });
     DISKS.lock().push(disk.clone());
-    match pci::irq(d) {
-        Some(gsi) => {
-            // One handler per line serves every virtio disk on it.
-            let first = VIRTIO_LINES.lock().insert(gsi);
-            let attached = !first
-                || crate::irq::attach(gsi, "virtio-blk", alloc::boxed::Box::new(irq_handler))
-                    .inspect_err(|e| {
-                        log::warn!("{}: GSI {gsi}: {e:?}; polling every 10 ms", disk.name)
-                    })
-                    .is_ok();
-            if attached && let Some(b) = disk.hw.lock().blk.as_mut() {
-                b.enable_interrupts();
-            }
+    if let Some(gsi) = line {
+        // One handler per line serves every virtio disk on it.
+        let first = VIRTIO_LINES.lock().insert(gsi);
+        let attached = !first
+            || crate::irq::attach(gsi, "virtio-blk", alloc::boxed::Box::new(irq_handler))
+                .inspect_err(|e| {
+                    log::warn!(
+                        "{}: interrupt line {gsi}: {e:?}; polling every 10 ms",
+                        disk.name
+                    )
+                })
+                .is_ok();
+        if attached && let Some(b) = disk.hw.lock().blk.as_mut() {
+            b.enable_interrupts();
         }
-        None => log::warn!("{}: no routed INTx; polling every 10 ms", disk.name),
     }
+    let name = disk.name.clone();
     add_disk(index, disk);
-    Ok(())
+    name
 }
