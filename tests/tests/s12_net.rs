@@ -284,9 +284,24 @@ fn dhcp_configures_wm0_and_ping_gets_three_replies_rump() {
         "",
         &format!(
             "{WAIT_DHCP} grep -E '^(net|pci 00:02.0)' /proc/drivers; ifconfig eth0; route -n; ping -c 3 10.0.2.2; echo ping-rc=$?; \
-             (nc -l -p 9000 > /tmp/lo &); sleep 1; echo over-lo0-$((6*7)) | nc 127.0.0.1 9000; echo lo-nc-rc=$?; sleep 1; sed 's/^/lo-got: /' /tmp/lo"
+             (nc -l -p 9000 > /tmp/lo &); sleep 1; echo over-lo0-$((6*7)) | nc 127.0.0.1 9000; echo lo-nc-rc=$?; sleep 1; sed 's/^/lo-got: /' /tmp/lo; \
+             ifconfig lo; grep ' lo:' /proc/net/dev"
         ),
     );
+    // lo0 is `lo` to user space, with NetBSD's counters: the connection above went through it.
+    assert!(
+        out.contains("inet addr:127.0.0.1  Mask:255.0.0.0")
+            && out.contains("UP LOOPBACK RUNNING  MTU:1500"),
+        "ifconfig lo:\n{out}"
+    );
+    let lo_packets: u64 = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("lo:"))
+        .and_then(|r| r.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no lo line in /proc/net/dev:\n{out}"));
+    // The handshake, the line and the FINs, each way.
+    assert!(lo_packets >= 6, "lo0 counted {lo_packets} packets:\n{out}");
     // NetBSD's lo0 (127.0.0.1, configured by the netinet component): a TCP connection
     // from the guest to itself.
     assert!(

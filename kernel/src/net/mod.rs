@@ -111,11 +111,11 @@ pub fn inet6_addrs() -> Vec<Inet6Addr> {
 }
 
 /// The interface of the stack that runs, if there is a network.
-/// The loopback's counters, when the stack has a `lo` AdrOS can report (the native
-/// stack's; NetBSD's lo0 on the rump stack is not reported yet).
+/// The loopback's counters, when the stack has a `lo`: the native stack's, or NetBSD's
+/// `lo0` on the rump stack.
 pub fn loopback() -> Option<adros_netloop::LoopStats> {
     if stack_name() == "rump" {
-        return None;
+        return crate::rump::net::loopback();
     }
     Some(net()?.stack.lock().dev.stats())
 }

@@ -34,7 +34,7 @@ use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use super::netif::default_gateway;
-pub use super::netif::interface;
+pub use super::netif::{interface, loopback};
 use super::netsys::{self as ns, Kevent};
 use crate::errno::{Errno, KResult};
 use crate::fs::File;

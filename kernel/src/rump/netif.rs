@@ -93,8 +93,26 @@ fn sockaddrs(m: &[u8], hdr: usize, addrs: i32) -> impl Iterator<Item = (i32, &[u
     })
 }
 
-/// Fills MAC, link and counters of `ifname` from an `NET_RT_IFLIST` dump.
-fn parse_iflist(b: &[u8], ifname: &str, i: &mut crate::net::IfInfo) {
+/// NetBSD's `lo0` (127.0.0.1 and ::1, configured by the netinet components), as `lo`:
+/// its counters from `NET_RT_IFLIST`, asked from the rump kernel each time. What goes out
+/// on a loopback comes back in, so its input counters are its traffic.
+pub fn loopback() -> Option<adros_netloop::LoopStats> {
+    if !UP.load(Ordering::Acquire) {
+        return None;
+    }
+    let b = ns::route_sysctl(ns::NET_RT_IFLIST).ok()?;
+    let mut i = crate::net::IfInfo::default();
+    parse_iflist(&b, "lo0", &mut i).then_some(adros_netloop::LoopStats {
+        packets: i.rx_packets,
+        bytes: i.rx_bytes,
+        dropped: i.rx_dropped,
+        martians: 0,
+    })
+}
+
+/// Fills MAC (an Ethernet interface's), link and counters of `ifname` from an
+/// `NET_RT_IFLIST` dump; false if the dump has no such interface.
+fn parse_iflist(b: &[u8], ifname: &str, i: &mut crate::net::IfInfo) -> bool {
     for (ty, m) in messages(b) {
         if ty != ns::RTM_IFINFO || m.len() < ns::IF_MSGHDR_LEN {
             continue;
@@ -106,10 +124,12 @@ fn parse_iflist(b: &[u8], ifname: &str, i: &mut crate::net::IfInfo) {
             continue;
         };
         let (nlen, alen) = (usize::from(dl[5]), usize::from(dl[6]));
-        if dl.get(8..8 + nlen) != Some(ifname.as_bytes()) || alen != 6 {
+        if dl.get(8..8 + nlen) != Some(ifname.as_bytes()) {
             continue;
         }
-        if let Some(mac) = dl.get(8 + nlen..8 + nlen + 6) {
+        if alen == 6
+            && let Some(mac) = dl.get(8 + nlen..8 + nlen + 6)
+        {
             i.mac.copy_from_slice(mac);
         }
         // if_data at 16: link_state at +4, then 64-bit mtu, metric, baudrate, ipackets,
@@ -125,8 +145,9 @@ fn parse_iflist(b: &[u8], ifname: &str, i: &mut crate::net::IfInfo) {
         i.rx_bytes = u64_at(m, d + 72);
         i.tx_bytes = u64_at(m, d + 80);
         i.rx_dropped = u64_at(m, d + 104);
-        return;
+        return true;
     }
+    false
 }
 
 /// The gateway of the IPv4 default route in an `NET_RT_DUMP` dump.
