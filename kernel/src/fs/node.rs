@@ -123,6 +123,12 @@ pub type InodeRef = Arc<dyn Inode>;
 /// calling. Methods a node's type does not support keep their default error.
 pub trait Inode: Send + Sync + Any {
     fn stat(&self) -> Stat;
+    /// (device, inode number): what [`ident`] compares. File systems that know both without
+    /// a lock override this; the path walk asks it of every component it crosses.
+    fn ident(&self) -> (u64, u64) {
+        let s = self.stat();
+        (s.dev, s.ino)
+    }
     fn set_attr(&self, a: &SetAttr) -> KResult<()>;
     fn as_any(&self) -> &dyn Any;
     /// The file system this inode belongs to (for `statfs` and cross-device checks).
@@ -227,6 +233,5 @@ pub fn dtype(mode: u32) -> u8 {
 
 /// Identity of an inode: (device, inode number).
 pub fn ident(i: &InodeRef) -> (u64, u64) {
-    let s = i.stat();
-    (s.dev, s.ino)
+    i.ident()
 }
