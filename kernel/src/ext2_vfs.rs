@@ -81,14 +81,20 @@ pub struct Ext2Fs {
     /// The file system's block size (fixed at mount; `stat` reads it without the lock).
     block_size: u32,
     rename: SleepLock<()>,
-    nodes: SpinLock<BTreeMap<u32, Weak<Ext2Node>>>,
-    /// Unlinked inodes still in use: freed when their node drops.
-    orphans: SpinLock<BTreeSet<u32>>,
+    /// The in-memory nodes, and the unlinked inodes still in use (freed when their node
+    /// drops), under one lock: a node dropping and its last link going cannot miss each other.
+    nodes: SpinLock<Nodes>,
     /// Attribute generation: bumped, with `inner` held, by every operation that may change
     /// some inode's attributes (see [`Ext2Fs::changed`]). A node's cached [`Stat`] is valid
     /// while the generation it was read at is the current one.
     generation: AtomicU64,
     me: Weak<Ext2Fs>,
+}
+
+#[derive(Default)]
+struct Nodes {
+    live: BTreeMap<u32, Weak<Ext2Node>>,
+    orphans: BTreeSet<u32>,
 }
 
 static MOUNTED: SpinLock<Vec<Weak<Ext2Fs>>> = SpinLock::new(Vec::new());
@@ -100,7 +106,7 @@ fn wall_secs() -> u32 {
 impl Ext2Fs {
     fn node(&self, ino: u32) -> Arc<Ext2Node> {
         let mut m = self.nodes.lock();
-        if let Some(n) = m.get(&ino).and_then(Weak::upgrade) {
+        if let Some(n) = m.live.get(&ino).and_then(Weak::upgrade) {
             return n;
         }
         let fs = self
@@ -112,7 +118,7 @@ impl Ext2Fs {
             ino,
             attr: SpinLock::new(None),
         });
-        m.insert(ino, Arc::downgrade(&n));
+        m.live.insert(ino, Arc::downgrade(&n));
         n
     }
 
@@ -147,14 +153,15 @@ impl Ext2Fs {
     /// After the last link of `ino` went: free now if nobody holds it, else when its node
     /// drops. Called with `inner` held (`fs`).
     fn gone(&self, fs: &mut Ext2<Disk>, ino: u32) {
-        let live = self
-            .nodes
-            .lock()
-            .get(&ino)
-            .is_some_and(|w| w.strong_count() > 0);
-        if live {
-            self.orphans.lock().insert(ino);
-        } else if let Err(e) = fs.evict(ino) {
+        let live = {
+            let mut m = self.nodes.lock();
+            let live = m.live.get(&ino).is_some_and(|w| w.strong_count() > 0);
+            if live {
+                m.orphans.insert(ino);
+            }
+            live
+        };
+        if !live && let Err(e) = fs.evict(ino) {
             log::warn!("ext2: freeing inode {ino}: {e}");
         }
     }
@@ -217,13 +224,17 @@ pub struct Ext2Node {
 
 impl Drop for Ext2Node {
     fn drop(&mut self) {
-        {
+        let orphan = {
             let mut m = self.fs.nodes.lock();
-            if m.get(&self.ino).is_some_and(|w| w.strong_count() == 0) {
-                m.remove(&self.ino);
+            match m.live.get(&self.ino) {
+                // A newer node for the inode holds it now: the orphan is that node's.
+                Some(w) if w.strong_count() > 0 => false,
+                _ => {
+                    m.live.remove(&self.ino);
+                    m.orphans.remove(&self.ino)
+                }
             }
-        }
-        let orphan = self.fs.orphans.lock().remove(&self.ino);
+        };
         if orphan {
             let mut fs = self.fs.inner.lock();
             if let Err(e) = fs.evict(self.ino) {
@@ -255,6 +266,11 @@ fn dt(ft: u8) -> u8 {
 }
 
 impl Ext2Node {
+    /// Whether the cached attributes were read at generation `g`.
+    fn fresh(&self, g: u64) -> bool {
+        self.attr.lock().is_some_and(|(old, _)| old == g)
+    }
+
     /// Caches `st`, read at generation `g`, unless a newer reading is cached.
     fn remember(&self, g: u64, st: Stat) {
         let mut a = self.attr.lock();
@@ -320,21 +336,34 @@ impl Inode for Ext2Node {
         self.fs.clone()
     }
 
+    fn child_stat(&self, name: &str) -> Option<KResult<Stat>> {
+        let mut fs = self.fs.inner.lock();
+        let r = fs.lookup(self.ino, &bytename::to_bytes(name));
+        Some(r.map_err(errno).map(|ino| {
+            self.fs.stat_locked(&mut fs, ino).unwrap_or(Stat {
+                dev: self.fs.dev,
+                ino: ino as u64,
+                ..Stat::default()
+            })
+        }))
+    }
+
     fn lookup(&self, name: &str) -> KResult<InodeRef> {
-        // The attributes come with the name, under the same lock (a path walk stats every
-        // node it steps onto; Linux's lookup likewise brings the inode in).
-        let (ino, st, g) = {
-            let mut fs = self.fs.inner.lock();
-            let ino = fs
-                .lookup(self.ino, &bytename::to_bytes(name))
-                .map_err(errno)?;
-            let st = self.fs.stat_locked(&mut fs, ino);
-            (ino, st, self.fs.generation.load(Ordering::Acquire))
-        };
+        // The attributes come with the name, under the same lock, unless the node holds
+        // them already (a path walk stats every node it steps onto; Linux's lookup likewise
+        // brings the inode in).
+        let mut fs = self.fs.inner.lock();
+        let ino = fs
+            .lookup(self.ino, &bytename::to_bytes(name))
+            .map_err(errno)?;
         let n = self.fs.node(ino);
-        if let Some(st) = st {
+        let g = self.fs.generation.load(Ordering::Acquire);
+        if !n.fresh(g)
+            && let Some(st) = self.fs.stat_locked(&mut fs, ino)
+        {
             n.remember(g, st);
         }
+        drop(fs);
         Ok(n)
     }
 
@@ -543,8 +572,7 @@ pub fn mount(source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
         dev: rdev,
         block_size,
         rename: SleepLock::new(()),
-        nodes: SpinLock::new(BTreeMap::new()),
-        orphans: SpinLock::new(BTreeSet::new()),
+        nodes: SpinLock::new(Nodes::default()),
         generation: AtomicU64::new(0),
         me: me.clone(),
     });

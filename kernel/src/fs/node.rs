@@ -134,6 +134,13 @@ pub trait Inode: Send + Sync + Any {
     /// The file system this inode belongs to (for `statfs` and cross-device checks).
     fn fs(&self) -> Arc<dyn FileSystem>;
 
+    /// The attributes of the entry `name` of this directory, when the file system reads them
+    /// without making a node for it (a path's last component under `stat`: Linux's
+    /// `fstatat` on a cached inode); `None` means use [`Inode::lookup`] and `stat`. Never
+    /// asked for `.` or `..`.
+    fn child_stat(&self, _name: &str) -> Option<KResult<Stat>> {
+        None
+    }
     /// The child `name`; `..` gives the parent (a file system's root: itself).
     fn lookup(&self, _name: &str) -> KResult<InodeRef> {
         Err(Errno::ENOTDIR)

@@ -21,18 +21,28 @@ fn check_path(path: &str, base: Option<&PathRef>) -> KResult<()> {
     Ok(())
 }
 
-/// Resolves `path` from `from`, returning the node and its attributes (read once, as the
-/// walk stepped onto it). `follow`: follow a symlink in the last component. `links` counts
-/// symlinks followed so far (ELOOP past [`MAX_SYMLINKS`]). `keep_up`: give a non-directory
-/// result the directory and name it was reached by (what `path_of` needs; a `stat` does not).
+/// What a walk is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A handle to keep: a non-directory result knows the directory and name it was reached
+    /// by (what `path_of` needs).
+    Handle,
+    /// The attributes only (`stat`, `access`): no handle when the file system can read the
+    /// last component's attributes without making a node ([`Inode::child_stat`]).
+    Attrs,
+}
+
+/// Resolves `path` from `from`, returning the node (always, for [`Want::Handle`]) and its
+/// attributes (read once, as the walk stepped onto it). `follow`: follow a symlink in the
+/// last component. `links` counts symlinks followed so far (ELOOP past [`MAX_SYMLINKS`]).
 fn walk_from(
     ctx: &FsCtx,
     from: PathRef,
     path: &str,
     follow: bool,
     links: &mut u32,
-    keep_up: bool,
-) -> KResult<(PathRef, Stat)> {
+    want: Want,
+) -> KResult<(Option<PathRef>, Stat)> {
     let mut cur = if path.starts_with('/') {
         ctx.root.clone()
     } else {
@@ -64,6 +74,19 @@ fn walk_from(
         if super::bytename::byte_len(c) > NAME_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
+        // The last component's attributes straight from its directory, when nothing can be
+        // mounted on it (no mounts below this mount) and no symlink is to be followed.
+        if last
+            && want == Want::Attrs
+            && !trailing
+            && cur.mnt.children.load(Ordering::Acquire) == 0
+            && let Some(r) = cur.node.child_stat(c)
+        {
+            let cst = r?;
+            if !(cst.is_symlink() && follow) {
+                return Ok((None, cst));
+            }
+        }
         let child = cur.node.lookup(c)?;
         let child = cross_down(PathRef {
             mnt: cur.mnt.clone(),
@@ -80,10 +103,15 @@ fn walk_from(
             if target.is_empty() {
                 return Err(Errno::ENOENT);
             }
-            let (p, pst) = walk_from(ctx, cur, &target, true, links, keep_up)?;
-            cur = p;
+            // Only the last component's target may come back as attributes alone.
+            let inner = if last && !trailing { want } else { Want::Handle };
+            let (p, pst) = walk_from(ctx, cur, &target, true, links, inner)?;
+            match p {
+                Some(p) => cur = p,
+                None => return Ok((None, pst)),
+            }
             cur_st = Some(pst);
-        } else if cst.is_dir() || !keep_up {
+        } else if cst.is_dir() || want == Want::Attrs {
             cur = child;
             cur_st = Some(cst);
         } else {
@@ -101,7 +129,7 @@ fn walk_from(
     if trailing && !st.is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    Ok((cur, st))
+    Ok((Some(cur), st))
 }
 
 /// Resolves a whole path.
@@ -111,7 +139,8 @@ pub fn lookup(ctx: &FsCtx, base: Option<&PathRef>, path: &str, follow: bool) -> 
         return base.cloned().ok_or(Errno::ENOENT);
     }
     let mut links = 0;
-    walk_from(ctx, start(ctx, base, path), path, follow, &mut links, true).map(|(p, _)| p)
+    let (p, _) = walk_from(ctx, start(ctx, base, path), path, follow, &mut links, Want::Handle)?;
+    p.ok_or(Errno::EIO)
 }
 
 /// The attributes of the node `path` names (`stat`, `access`): the walk's own reading of
@@ -127,7 +156,7 @@ pub fn lookup_stat(
         return base.map(PathRef::stat).ok_or(Errno::ENOENT);
     }
     let mut links = 0;
-    walk_from(ctx, start(ctx, base, path), path, follow, &mut links, false).map(|(_, st)| st)
+    walk_from(ctx, start(ctx, base, path), path, follow, &mut links, Want::Attrs).map(|(_, st)| st)
 }
 
 /// The parent directory of `path`'s last component, that component (`""` for `/`, or
@@ -153,7 +182,10 @@ pub(super) fn walk_parent(
         let st = d.stat();
         (d, st)
     } else {
-        walk_from(ctx, start(ctx, base, path), dir, true, &mut links, true)?
+        match walk_from(ctx, start(ctx, base, path), dir, true, &mut links, Want::Handle)? {
+            (Some(d), st) => (d, st),
+            (None, _) => return Err(Errno::EIO),
+        }
     };
     if !st.is_dir() {
         return Err(Errno::ENOTDIR);
