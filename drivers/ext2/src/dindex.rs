@@ -51,10 +51,6 @@ impl Names {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn get(&self, name: &[u8]) -> Option<&(u32, u32)> {
         self.get_at(hash(name), name)
     }
@@ -62,7 +58,10 @@ impl Names {
     fn get_at(&self, h: u64, name: &[u8]) -> Option<&(u32, u32)> {
         match self.map.get(&h)? {
             Bucket::One(n, v) => (n.as_slice() == name).then_some(v),
-            Bucket::Many(all) => all.iter().find(|(n, _)| n.as_slice() == name).map(|(_, v)| v),
+            Bucket::Many(all) => all
+                .iter()
+                .find(|(n, _)| n.as_slice() == name)
+                .map(|(_, v)| v),
         }
     }
 
@@ -237,7 +236,7 @@ mod tests {
         assert_eq!(n.get_at(7, b"c"), Some(&(3, 1)));
         assert_eq!(n.remove_at(7, b"b"), Some((4, 0)));
         assert_eq!(n.remove_at(7, b"c"), Some((3, 1)));
-        assert!(n.is_empty());
+        assert_eq!(n.len(), 0);
         assert!(n.map.is_empty());
     }
 
@@ -245,7 +244,10 @@ mod tests {
     fn names_by_their_own_hash() {
         let mut n = Names::default();
         for i in 0..1000u32 {
-            n.insert(alloc::format!("entry-{i:06}").into_bytes(), (i + 11, i / 100));
+            n.insert(
+                alloc::format!("entry-{i:06}").into_bytes(),
+                (i + 11, i / 100),
+            );
         }
         assert_eq!(n.len(), 1000);
         assert_eq!(n.get(b"entry-000512"), Some(&(523, 5)));

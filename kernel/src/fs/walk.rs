@@ -104,7 +104,11 @@ fn walk_from(
                 return Err(Errno::ENOENT);
             }
             // Only the last component's target may come back as attributes alone.
-            let inner = if last && !trailing { want } else { Want::Handle };
+            let inner = if last && !trailing {
+                want
+            } else {
+                Want::Handle
+            };
             let (p, pst) = walk_from(ctx, cur, &target, true, links, inner)?;
             match p {
                 Some(p) => cur = p,
@@ -139,24 +143,34 @@ pub fn lookup(ctx: &FsCtx, base: Option<&PathRef>, path: &str, follow: bool) -> 
         return base.cloned().ok_or(Errno::ENOENT);
     }
     let mut links = 0;
-    let (p, _) = walk_from(ctx, start(ctx, base, path), path, follow, &mut links, Want::Handle)?;
+    let (p, _) = walk_from(
+        ctx,
+        start(ctx, base, path),
+        path,
+        follow,
+        &mut links,
+        Want::Handle,
+    )?;
     p.ok_or(Errno::EIO)
 }
 
 /// The attributes of the node `path` names (`stat`, `access`): the walk's own reading of
 /// them, without building what a kept handle needs.
-pub fn lookup_stat(
-    ctx: &FsCtx,
-    base: Option<&PathRef>,
-    path: &str,
-    follow: bool,
-) -> KResult<Stat> {
+pub fn lookup_stat(ctx: &FsCtx, base: Option<&PathRef>, path: &str, follow: bool) -> KResult<Stat> {
     check_path(path, base)?;
     if path.is_empty() {
         return base.map(PathRef::stat).ok_or(Errno::ENOENT);
     }
     let mut links = 0;
-    walk_from(ctx, start(ctx, base, path), path, follow, &mut links, Want::Attrs).map(|(_, st)| st)
+    walk_from(
+        ctx,
+        start(ctx, base, path),
+        path,
+        follow,
+        &mut links,
+        Want::Attrs,
+    )
+    .map(|(_, st)| st)
 }
 
 /// The parent directory of `path`'s last component, that component (`""` for `/`, or
@@ -182,7 +196,14 @@ pub(super) fn walk_parent(
         let st = d.stat();
         (d, st)
     } else {
-        match walk_from(ctx, start(ctx, base, path), dir, true, &mut links, Want::Handle)? {
+        match walk_from(
+            ctx,
+            start(ctx, base, path),
+            dir,
+            true,
+            &mut links,
+            Want::Handle,
+        )? {
             (Some(d), st) => (d, st),
             (None, _) => return Err(Errno::EIO),
         }
@@ -198,9 +219,10 @@ pub(super) fn walk_parent(
 
 pub(super) fn is_mountpoint(p: &PathRef) -> bool {
     let id = ident(&p.node);
-    MOUNTS.lock().iter().any(|m| {
-        m.at == id && m.parent.as_ref().is_some_and(|(pm, _)| pm.id == p.mnt.id)
-    })
+    MOUNTS
+        .lock()
+        .iter()
+        .any(|m| m.at == id && m.parent.as_ref().is_some_and(|(pm, _)| pm.id == p.mnt.id))
 }
 
 /// The path of `p` as seen from `root` (`/`-separated, absolute).
