@@ -128,8 +128,11 @@ pub fn umount(ctx: &FsCtx, base: Option<&PathRef>, path: &str) -> KResult<()> {
     {
         return Err(Errno::EBUSY);
     }
+    let before = v.len();
     v.retain(|m| m.id != p.mnt.id);
-    if let Some((pm, _)) = &p.mnt.parent {
+    if v.len() < before
+        && let Some((pm, _)) = &p.mnt.parent
+    {
         pm.children.fetch_sub(1, Ordering::AcqRel);
     }
     drop(v);
