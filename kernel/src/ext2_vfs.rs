@@ -117,6 +117,7 @@ impl Ext2Fs {
             fs,
             ino,
             attr: SpinLock::new(None),
+            children: SpinLock::new(Children::default()),
         });
         m.live.insert(ino, Arc::downgrade(&n));
         n
@@ -220,7 +221,22 @@ pub struct Ext2Node {
     /// inode Linux's `stat` reads): `stat` on an unchanged file system takes no sleeping lock
     /// and reads no inode table.
     attr: SpinLock<Option<(u64, Stat)>>,
+    /// For a directory: the last few children looked up by name, valid while the file
+    /// system's generation is the one they were found at (every change to any directory
+    /// bumps it). A hit answers a lookup without the sleeping lock; the nodes are held
+    /// weakly, so an unused child still goes (and an unlinked one is freed) as before.
+    children: SpinLock<Children>,
 }
+
+/// See [`Ext2Node::children`].
+#[derive(Default)]
+struct Children {
+    generation: u64,
+    recent: Vec<(String, Weak<Ext2Node>)>,
+}
+
+/// How many names [`Children`] holds per directory.
+const RECENT_CHILDREN: usize = 4;
 
 impl Drop for Ext2Node {
     fn drop(&mut self) {
@@ -277,6 +293,38 @@ impl Ext2Node {
         if a.is_none_or(|(old, _)| old <= g) {
             *a = Some((g, st));
         }
+    }
+
+    /// `name` from [`Ext2Node::children`], if found there at the current generation and
+    /// still in memory.
+    fn recent_child(&self, name: &str) -> Option<Arc<Ext2Node>> {
+        let g = self.fs.generation.load(Ordering::Acquire);
+        let c = self.children.lock();
+        if c.generation != g {
+            return None;
+        }
+        c.recent
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, w)| w.upgrade())
+    }
+
+    /// Records that `name` was `child` at generation `g` (the newest first; a stale set
+    /// is dropped).
+    fn keep_child(&self, g: u64, name: &str, child: &Arc<Ext2Node>) {
+        let mut c = self.children.lock();
+        if c.generation != g {
+            if c.generation > g {
+                return;
+            }
+            c.generation = g;
+            c.recent.clear();
+        }
+        if let Some(i) = c.recent.iter().position(|(n, _)| n == name) {
+            c.recent.remove(i);
+        }
+        c.recent.truncate(RECENT_CHILDREN - 1);
+        c.recent.insert(0, (name.into(), Arc::downgrade(child)));
     }
 
     fn other<'a>(&self, n: &'a InodeRef) -> KResult<&'a Ext2Node> {
@@ -349,6 +397,9 @@ impl Inode for Ext2Node {
     }
 
     fn lookup(&self, name: &str) -> KResult<InodeRef> {
+        if let Some(n) = self.recent_child(name) {
+            return Ok(n);
+        }
         // The attributes come with the name, under the same lock, unless the node holds
         // them already (a path walk stats every node it steps onto; Linux's lookup likewise
         // brings the inode in).
@@ -364,6 +415,7 @@ impl Inode for Ext2Node {
             n.remember(g, st);
         }
         drop(fs);
+        self.keep_child(g, name, &n);
         Ok(n)
     }
 
