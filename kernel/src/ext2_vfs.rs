@@ -13,6 +13,7 @@ use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use adros_ext2::{self as e2, Ext2};
 
@@ -80,10 +81,20 @@ pub struct Ext2Fs {
     /// The file system's block size (fixed at mount; `stat` reads it without the lock).
     block_size: u32,
     rename: SleepLock<()>,
-    nodes: SpinLock<BTreeMap<u32, Weak<Ext2Node>>>,
-    /// Unlinked inodes still in use: freed when their node drops.
-    orphans: SpinLock<BTreeSet<u32>>,
+    /// The in-memory nodes, and the unlinked inodes still in use (freed when their node
+    /// drops), under one lock: a node dropping and its last link going cannot miss each other.
+    nodes: SpinLock<Nodes>,
+    /// Attribute generation: bumped, with `inner` held, by every operation that may change
+    /// some inode's attributes (see [`Ext2Fs::changed`]). A node's cached [`Stat`] is valid
+    /// while the generation it was read at is the current one.
+    generation: AtomicU64,
     me: Weak<Ext2Fs>,
+}
+
+#[derive(Default)]
+struct Nodes {
+    live: BTreeMap<u32, Weak<Ext2Node>>,
+    orphans: BTreeSet<u32>,
 }
 
 static MOUNTED: SpinLock<Vec<Weak<Ext2Fs>>> = SpinLock::new(Vec::new());
@@ -95,29 +106,63 @@ fn wall_secs() -> u32 {
 impl Ext2Fs {
     fn node(&self, ino: u32) -> Arc<Ext2Node> {
         let mut m = self.nodes.lock();
-        if let Some(n) = m.get(&ino).and_then(Weak::upgrade) {
+        if let Some(n) = m.live.get(&ino).and_then(Weak::upgrade) {
             return n;
         }
         let fs = self
             .me
             .upgrade()
             .expect("ext2: file system gone while in use");
-        let n = Arc::new(Ext2Node { fs, ino });
-        m.insert(ino, Arc::downgrade(&n));
+        let n = Arc::new(Ext2Node {
+            fs,
+            ino,
+            attr: SpinLock::new(None),
+            children: SpinLock::new(Children::default()),
+        });
+        m.live.insert(ino, Arc::downgrade(&n));
         n
+    }
+
+    /// Marks every cached [`Stat`] stale. Called with `inner` held, after a change to any
+    /// inode (attributes, links, size, a freed or reused inode number), so a reader that
+    /// sees the old generation read the attributes before the change completed.
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// `ino`'s attributes as `stat` reports them (`inner` held), or `None` for an inode that
+    /// is not in use.
+    fn stat_locked(&self, fs: &mut Ext2<Disk>, ino: u32) -> Option<Stat> {
+        let a = fs.attr(ino).ok()?;
+        Some(Stat {
+            dev: self.dev,
+            ino: ino as u64,
+            mode: a.mode as u32,
+            nlink: a.nlink as u64,
+            uid: a.uid,
+            gid: a.gid,
+            rdev: makedev(a.rdev.0, a.rdev.1),
+            size: a.size as i64,
+            blksize: self.block_size.max(1024) as i64,
+            blocks: a.blocks as i64,
+            atime: ts(a.atime),
+            mtime: ts(a.mtime),
+            ctime: ts(a.ctime),
+        })
     }
 
     /// After the last link of `ino` went: free now if nobody holds it, else when its node
     /// drops. Called with `inner` held (`fs`).
     fn gone(&self, fs: &mut Ext2<Disk>, ino: u32) {
-        let live = self
-            .nodes
-            .lock()
-            .get(&ino)
-            .is_some_and(|w| w.strong_count() > 0);
-        if live {
-            self.orphans.lock().insert(ino);
-        } else if let Err(e) = fs.evict(ino) {
+        let live = {
+            let mut m = self.nodes.lock();
+            let live = m.live.get(&ino).is_some_and(|w| w.strong_count() > 0);
+            if live {
+                m.orphans.insert(ino);
+            }
+            live
+        };
+        if !live && let Err(e) = fs.evict(ino) {
             log::warn!("ext2: freeing inode {ino}: {e}");
         }
     }
@@ -172,19 +217,46 @@ impl FileSystem for Ext2Fs {
 pub struct Ext2Node {
     fs: Arc<Ext2Fs>,
     ino: u32,
+    /// The attributes as last read and the file system's generation then (the in-memory
+    /// inode Linux's `stat` reads): `stat` on an unchanged file system takes no sleeping lock
+    /// and reads no inode table.
+    attr: SpinLock<Option<(u64, Stat)>>,
+    /// For a directory: the last few children looked up by name, valid while the file
+    /// system's generation is the one they were found at (every change to any directory
+    /// bumps it). A hit answers a lookup without the sleeping lock; the nodes are held
+    /// weakly, so an unused child still goes (and an unlinked one is freed) as before.
+    children: SpinLock<Children>,
 }
+
+/// See [`Ext2Node::children`].
+#[derive(Default)]
+struct Children {
+    generation: u64,
+    recent: Vec<(String, Weak<Ext2Node>)>,
+}
+
+/// How many names [`Children`] holds per directory.
+const RECENT_CHILDREN: usize = 4;
 
 impl Drop for Ext2Node {
     fn drop(&mut self) {
-        {
+        let orphan = {
             let mut m = self.fs.nodes.lock();
-            if m.get(&self.ino).is_some_and(|w| w.strong_count() == 0) {
-                m.remove(&self.ino);
+            match m.live.get(&self.ino) {
+                // A newer node for the inode holds it now: the orphan is that node's.
+                Some(w) if w.strong_count() > 0 => false,
+                _ => {
+                    m.live.remove(&self.ino);
+                    m.orphans.remove(&self.ino)
+                }
             }
-        }
-        let orphan = self.fs.orphans.lock().remove(&self.ino);
-        if orphan && let Err(e) = self.fs.inner.lock().evict(self.ino) {
-            log::warn!("ext2: freeing inode {}: {e}", self.ino);
+        };
+        if orphan {
+            let mut fs = self.fs.inner.lock();
+            if let Err(e) = fs.evict(self.ino) {
+                log::warn!("ext2: freeing inode {}: {e}", self.ino);
+            }
+            self.fs.changed();
         }
     }
 }
@@ -210,6 +282,51 @@ fn dt(ft: u8) -> u8 {
 }
 
 impl Ext2Node {
+    /// Whether the cached attributes were read at generation `g`.
+    fn fresh(&self, g: u64) -> bool {
+        self.attr.lock().is_some_and(|(old, _)| old == g)
+    }
+
+    /// Caches `st`, read at generation `g`, unless a newer reading is cached.
+    fn remember(&self, g: u64, st: Stat) {
+        let mut a = self.attr.lock();
+        if a.is_none_or(|(old, _)| old <= g) {
+            *a = Some((g, st));
+        }
+    }
+
+    /// `name` from [`Ext2Node::children`], if found there at the current generation and
+    /// still in memory.
+    fn recent_child(&self, name: &str) -> Option<Arc<Ext2Node>> {
+        let g = self.fs.generation.load(Ordering::Acquire);
+        let c = self.children.lock();
+        if c.generation != g {
+            return None;
+        }
+        c.recent
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, w)| w.upgrade())
+    }
+
+    /// Records that `name` was `child` at generation `g` (the newest first; a stale set
+    /// is dropped).
+    fn keep_child(&self, g: u64, name: &str, child: &Arc<Ext2Node>) {
+        let mut c = self.children.lock();
+        if c.generation != g {
+            if c.generation > g {
+                return;
+            }
+            c.generation = g;
+            c.recent.clear();
+        }
+        if let Some(i) = c.recent.iter().position(|(n, _)| n == name) {
+            c.recent.remove(i);
+        }
+        c.recent.truncate(RECENT_CHILDREN - 1);
+        c.recent.insert(0, (name.into(), Arc::downgrade(child)));
+    }
+
     fn other<'a>(&self, n: &'a InodeRef) -> KResult<&'a Ext2Node> {
         let o = n.as_any().downcast_ref::<Ext2Node>().ok_or(Errno::EXDEV)?;
         if !Arc::ptr_eq(&o.fs, &self.fs) {
@@ -221,29 +338,28 @@ impl Ext2Node {
 
 impl Inode for Ext2Node {
     fn stat(&self) -> Stat {
-        let a = self.fs.inner.lock().attr(self.ino);
-        match a {
-            Ok(a) => Stat {
-                dev: self.fs.dev,
-                ino: self.ino as u64,
-                mode: a.mode as u32,
-                nlink: a.nlink as u64,
-                uid: a.uid,
-                gid: a.gid,
-                rdev: makedev(a.rdev.0, a.rdev.1),
-                size: a.size as i64,
-                blksize: self.fs.block_size.max(1024) as i64,
-                blocks: a.blocks as i64,
-                atime: ts(a.atime),
-                mtime: ts(a.mtime),
-                ctime: ts(a.ctime),
-            },
-            Err(_) => Stat {
+        let now = self.fs.generation.load(Ordering::Acquire);
+        if let Some((g, st)) = *self.attr.lock()
+            && g == now
+        {
+            return st;
+        }
+        let mut fs = self.fs.inner.lock();
+        match self.fs.stat_locked(&mut fs, self.ino) {
+            Some(st) => {
+                self.remember(self.fs.generation.load(Ordering::Acquire), st);
+                st
+            }
+            None => Stat {
                 dev: self.fs.dev,
                 ino: self.ino as u64,
                 ..Stat::default()
             },
         }
+    }
+
+    fn ident(&self) -> (u64, u64) {
+        (self.fs.dev, self.ino as u64)
     }
 
     fn set_attr(&self, a: &SetAttr) -> KResult<()> {
@@ -254,7 +370,10 @@ impl Inode for Ext2Node {
             atime: a.atime.map(|t| t.sec as u32),
             mtime: a.mtime.map(|t| t.sec as u32),
         };
-        self.fs.inner.lock().set_attr(self.ino, &s).map_err(errno)
+        let mut fs = self.fs.inner.lock();
+        let r = fs.set_attr(self.ino, &s).map_err(errno);
+        self.fs.changed();
+        r
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -265,14 +384,39 @@ impl Inode for Ext2Node {
         self.fs.clone()
     }
 
+    fn child_stat(&self, name: &str) -> Option<KResult<Stat>> {
+        let mut fs = self.fs.inner.lock();
+        let r = fs.lookup(self.ino, &bytename::to_bytes(name));
+        Some(r.map_err(errno).map(|ino| {
+            self.fs.stat_locked(&mut fs, ino).unwrap_or(Stat {
+                dev: self.fs.dev,
+                ino: ino as u64,
+                ..Stat::default()
+            })
+        }))
+    }
+
     fn lookup(&self, name: &str) -> KResult<InodeRef> {
-        let ino = self
-            .fs
-            .inner
-            .lock()
+        if let Some(n) = self.recent_child(name) {
+            return Ok(n);
+        }
+        // The attributes come with the name, under the same lock, unless the node holds
+        // them already (a path walk stats every node it steps onto; Linux's lookup likewise
+        // brings the inode in).
+        let mut fs = self.fs.inner.lock();
+        let ino = fs
             .lookup(self.ino, &bytename::to_bytes(name))
             .map_err(errno)?;
-        Ok(self.fs.node(ino))
+        let n = self.fs.node(ino);
+        let g = self.fs.generation.load(Ordering::Acquire);
+        if !n.fresh(g)
+            && let Some(st) = self.fs.stat_locked(&mut fs, ino)
+        {
+            n.remember(g, st);
+        }
+        drop(fs);
+        self.keep_child(g, name, &n);
+        Ok(n)
     }
 
     fn create(
@@ -296,36 +440,35 @@ impl Inode for Ext2Node {
             NodeKind::Fifo => e2::Kind::Fifo,
             NodeKind::Socket => e2::Kind::Socket,
         };
-        let ino = self
-            .fs
-            .inner
-            .lock()
-            .create(
+        let ino = {
+            let mut fs = self.fs.inner.lock();
+            let r = fs.create(
                 self.ino,
                 &bytename::to_bytes(name),
                 k,
                 (perm & 0o7777) as u16,
                 uid,
                 gid,
-            )
-            .map_err(errno)?;
+            );
+            self.fs.changed();
+            r.map_err(errno)?
+        };
         Ok(self.fs.node(ino))
     }
 
     fn link(&self, name: &str, target: &InodeRef) -> KResult<()> {
         let t = self.other(target)?;
-        self.fs
-            .inner
-            .lock()
-            .link(self.ino, &bytename::to_bytes(name), t.ino)
-            .map_err(errno)
+        let mut fs = self.fs.inner.lock();
+        let r = fs.link(self.ino, &bytename::to_bytes(name), t.ino);
+        self.fs.changed();
+        r.map_err(errno)
     }
 
     fn unlink(&self, name: &str, dir: bool) -> KResult<()> {
         let mut fs = self.fs.inner.lock();
-        let (ino, last) = fs
-            .unlink(self.ino, &bytename::to_bytes(name), dir)
-            .map_err(errno)?;
+        let r = fs.unlink(self.ino, &bytename::to_bytes(name), dir);
+        self.fs.changed();
+        let (ino, last) = r.map_err(errno)?;
         if last {
             self.fs.gone(&mut fs, ino);
         }
@@ -341,15 +484,14 @@ impl Inode for Ext2Node {
         if flags & RENAME_NOREPLACE != 0 && fs.lookup(nd.ino, new.as_bytes()).is_ok() {
             return Err(Errno::EEXIST);
         }
-        if let Some(ino) = fs
-            .rename(
-                self.ino,
-                &bytename::to_bytes(old),
-                nd.ino,
-                &bytename::to_bytes(new),
-            )
-            .map_err(errno)?
-        {
+        let r = fs.rename(
+            self.ino,
+            &bytename::to_bytes(old),
+            nd.ino,
+            &bytename::to_bytes(new),
+        );
+        self.fs.changed();
+        if let Some(ino) = r.map_err(errno)? {
             self.fs.gone(&mut fs, ino);
         }
         Ok(())
@@ -382,15 +524,17 @@ impl Inode for Ext2Node {
     }
 
     fn write_at(&self, off: u64, buf: &[u8]) -> KResult<usize> {
-        self.fs
-            .inner
-            .lock()
-            .write(self.ino, off, buf)
-            .map_err(errno)
+        let mut fs = self.fs.inner.lock();
+        let r = fs.write(self.ino, off, buf);
+        self.fs.changed();
+        r.map_err(errno)
     }
 
     fn truncate(&self, len: u64) -> KResult<()> {
-        self.fs.inner.lock().truncate(self.ino, len).map_err(errno)
+        let mut fs = self.fs.inner.lock();
+        let r = fs.truncate(self.ino, len);
+        self.fs.changed();
+        r.map_err(errno)
     }
 
     fn sync(&self) -> KResult<()> {
@@ -480,8 +624,8 @@ pub fn mount(source: &str, data: &str) -> KResult<Arc<dyn FileSystem>> {
         dev: rdev,
         block_size,
         rename: SleepLock::new(()),
-        nodes: SpinLock::new(BTreeMap::new()),
-        orphans: SpinLock::new(BTreeSet::new()),
+        nodes: SpinLock::new(Nodes::default()),
+        generation: AtomicU64::new(0),
         me: me.clone(),
     });
     MOUNTED.lock().push(Arc::downgrade(&fs));

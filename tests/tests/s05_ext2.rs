@@ -776,3 +776,53 @@ fn shared_file_mapping_reaches_the_disk_native() {
 fn shared_file_mapping_reaches_the_disk_rump() {
     shared_file_mapping("rump");
 }
+
+/// `stat` sees every change at once: attributes read through a directory stepped into
+/// (`d/.`), the working directory (`.`), a path's last component and `fstat` of a file
+/// kept open (busybox `wc -c` of a regular file is its `st_size`), after creates,
+/// writes, appends, `chmod`, hard links, `mkdir`/`rmdir` and unlinks (the native driver
+/// keeps each node's attributes until the file system changes; a stale copy shows here).
+fn stat_sees_every_change(stack: &str) {
+    let name = &format!("s05_ext2-statfresh_{stack}");
+    if !stack_available(name, stack) {
+        return;
+    }
+    let (img, _) = image(name, &[]);
+    let cmd = format!(
+        "umask 022 && mount -t ext2 -o driver={stack} /dev/vda /mnt && cd /mnt && mkdir d \
+         && stat -c 'S1 %a %h' d/. && touch d/x && exec 3<d/x && mkdir d/y && stat -c 'S2 %h' d/. \
+         && printf abc > d/x && stat -c 'S3 %s' d/x && printf defgh >> d/x \
+         && stat -c 'S4 %s' d/./x && echo \"W1 $(( $(wc -c < d/x) ))\" && printf ij >> d/x \
+         && echo \"W2 $(( $(wc -c < d/x) ))\" && exec 3<&- && chmod 600 d/x && stat -c 'S5 %a' d/x \
+         && ln d/x d/z && stat -c 'S6 %h' d/x && rm d/z && stat -c 'S7 %h' d/x \
+         && chmod 700 d && stat -c 'S8 %a %h' d/. && rmdir d/y && stat -c 'S9 %h' d/. \
+         && cd d && stat -c 'C1 %h' . && mkdir w && stat -c 'C2 %h' . && rmdir w \
+         && stat -c 'C3 %h %a' . && chmod 750 . && stat -c 'C4 %a' . \
+         && printf 12 > q && stat -c 'C5 %s' q && printf 345 >> q && stat -c 'C6 %s' q \
+         && stat -c 'C7 %s' ../d/q && cd / && umount /mnt && echo umounted"
+    );
+    let (out, st) = exec(name, &cmd, &img);
+    assert_eq!(st, 0, "guest output: {out}");
+    let want = [
+        "S1 755 2", "S2 3", "S3 3", "S4 8", "W1 8", "W2 10", "S5 600", "S6 2", "S7 1", "S8 700 3",
+        "S9 2", "C1 2", "C2 3", "C3 2 700", "C4 750", "C5 2", "C6 5", "C7 5",
+    ];
+    let got: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(['S', 'C', 'W']))
+        .collect();
+    assert_eq!(got, want, "stat ({stack}) saw stale attributes:\n{out}");
+    assert!(out.contains("umounted"), "{out}");
+    fsck_clean(&img);
+}
+
+#[test]
+fn stat_sees_every_change_native() {
+    stat_sees_every_change("native");
+}
+
+#[test]
+fn stat_sees_every_change_rump() {
+    stat_sees_every_change("rump");
+}

@@ -58,7 +58,7 @@ mod walk;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 pub use consts::*;
 pub use devfs::{DevKind, Device, console_input, register_device};
@@ -87,6 +87,9 @@ pub struct Mount {
     /// without a `stat` of every mount point.
     at: (u64, u64),
     source: String,
+    /// Mounts whose parent is this one (changed under the `MOUNTS` lock): a path walk
+    /// through a mount with none skips the mount table.
+    children: AtomicUsize,
 }
 
 static NEXT_MOUNT: AtomicU64 = AtomicU64::new(1);
@@ -116,6 +119,7 @@ impl PathRef {
             parent: None,
             at: (0, 0),
             source: source.into(),
+            children: AtomicUsize::new(0),
         });
         PathRef {
             mnt,
@@ -167,20 +171,18 @@ pub fn namespace_root(p: &PathRef) -> PathRef {
 /// If a file system is mounted on `p`, its root (repeatedly, for stacked mounts).
 fn cross_down(mut p: PathRef) -> PathRef {
     loop {
-        // Only mounts on `p`'s own mount can cover it: most nodes have none, and then no
-        // `stat` is needed (`ident` is one). The candidates are compared outside the lock.
-        let on_this: Vec<Arc<Mount>> = MOUNTS
-            .lock()
-            .iter()
-            .rev()
-            .filter(|m| m.parent.as_ref().is_some_and(|(pm, _)| pm.id == p.mnt.id))
-            .cloned()
-            .collect();
-        if on_this.is_empty() {
+        // Only mounts on `p`'s own mount can cover it, and most mounts have none. `ident`
+        // is taken before the lock (a file system without a cheap one answers by `stat`).
+        if p.mnt.children.load(Ordering::Acquire) == 0 {
             return p;
         }
         let id = ident(&p.node);
-        let m = on_this.into_iter().find(|m| m.at == id);
+        let m = MOUNTS
+            .lock()
+            .iter()
+            .rev()
+            .find(|m| m.at == id && m.parent.as_ref().is_some_and(|(pm, _)| pm.id == p.mnt.id))
+            .cloned();
         match m {
             Some(m) => {
                 p = PathRef {

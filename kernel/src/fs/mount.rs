@@ -102,8 +102,11 @@ fn mount_fs(fs: Arc<dyn FileSystem>, source: &str, on: &PathRef) {
         parent: Some((on.mnt.clone(), on.node.clone())),
         at: ident(&on.node),
         source: source.into(),
+        children: AtomicUsize::new(0),
     });
-    MOUNTS.lock().push(m);
+    let mut v = MOUNTS.lock();
+    on.mnt.children.fetch_add(1, Ordering::AcqRel);
+    v.push(m);
 }
 
 /// Unmounts the file system mounted at `path` (EINVAL if none, EBUSY if something is
@@ -125,7 +128,13 @@ pub fn umount(ctx: &FsCtx, base: Option<&PathRef>, path: &str) -> KResult<()> {
     {
         return Err(Errno::EBUSY);
     }
+    let before = v.len();
     v.retain(|m| m.id != p.mnt.id);
+    if v.len() < before
+        && let Some((pm, _)) = &p.mnt.parent
+    {
+        pm.children.fetch_sub(1, Ordering::AcqRel);
+    }
     drop(v);
     p.mnt.fs.detached();
     Ok(())

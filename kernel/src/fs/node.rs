@@ -123,11 +123,24 @@ pub type InodeRef = Arc<dyn Inode>;
 /// calling. Methods a node's type does not support keep their default error.
 pub trait Inode: Send + Sync + Any {
     fn stat(&self) -> Stat;
+    /// (device, inode number): what [`ident`] compares. File systems that know both without
+    /// a lock override this; the path walk asks it of every component it crosses.
+    fn ident(&self) -> (u64, u64) {
+        let s = self.stat();
+        (s.dev, s.ino)
+    }
     fn set_attr(&self, a: &SetAttr) -> KResult<()>;
     fn as_any(&self) -> &dyn Any;
     /// The file system this inode belongs to (for `statfs` and cross-device checks).
     fn fs(&self) -> Arc<dyn FileSystem>;
 
+    /// The attributes of the entry `name` of this directory, when the file system reads them
+    /// without making a node for it (a path's last component under `stat`: Linux's
+    /// `fstatat` on a cached inode); `None` means use [`Inode::lookup`] and `stat`. Never
+    /// asked for `.` or `..`.
+    fn child_stat(&self, _name: &str) -> Option<KResult<Stat>> {
+        None
+    }
     /// The child `name`; `..` gives the parent (a file system's root: itself).
     fn lookup(&self, _name: &str) -> KResult<InodeRef> {
         Err(Errno::ENOTDIR)
@@ -227,6 +240,5 @@ pub fn dtype(mode: u32) -> u8 {
 
 /// Identity of an inode: (device, inode number).
 pub fn ident(i: &InodeRef) -> (u64, u64) {
-    let s = i.stat();
-    (s.dev, s.ino)
+    i.ident()
 }

@@ -5,7 +5,7 @@ use super::*;
 
 /// `stat`/`lstat`/`fstatat` (`follow` false = `AT_SYMLINK_NOFOLLOW`).
 pub fn stat(ctx: &FsCtx, base: Option<&PathRef>, path: &str, follow: bool) -> KResult<Stat> {
-    Ok(lookup(ctx, base, path, follow)?.stat())
+    lookup_stat(ctx, base, path, follow)
 }
 
 /// A directory for `chdir`/`chroot`/`fchdir` (needs search permission).
@@ -388,7 +388,7 @@ pub fn access(
     if mode & !7 != 0 {
         return Err(Errno::EINVAL);
     }
-    let st = lookup(ctx, base, path, follow)?.stat();
+    let st = lookup_stat(ctx, base, path, follow)?;
     if mode == F_OK {
         Ok(())
     } else {

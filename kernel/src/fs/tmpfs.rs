@@ -295,6 +295,10 @@ impl Drop for TmpInode {
 }
 
 impl Inode for TmpInode {
+    fn ident(&self) -> (u64, u64) {
+        (self.fs.dev, self.ino)
+    }
+
     fn stat(&self) -> Stat {
         let (size, blocks) = match &self.body {
             Body::File(d) => {

@@ -21,27 +21,40 @@ fn check_path(path: &str, base: Option<&PathRef>) -> KResult<()> {
     Ok(())
 }
 
-/// Resolves `path` from `from`. `follow`: follow a symlink in the last component.
-/// `links` counts symlinks followed so far (ELOOP past [`MAX_SYMLINKS`]).
+/// What a walk is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// A handle to keep: a non-directory result knows the directory and name it was reached
+    /// by (what `path_of` needs).
+    Handle,
+    /// The attributes only (`stat`, `access`): no handle when the file system can read the
+    /// last component's attributes without making a node ([`Inode::child_stat`]).
+    Attrs,
+}
+
+/// Resolves `path` from `from`, returning the node (always, for [`Want::Handle`]) and its
+/// attributes (read once, as the walk stepped onto it). `follow`: follow a symlink in the
+/// last component. `links` counts symlinks followed so far (ELOOP past [`MAX_SYMLINKS`]).
 fn walk_from(
     ctx: &FsCtx,
     from: PathRef,
     path: &str,
     follow: bool,
     links: &mut u32,
-) -> KResult<PathRef> {
+    want: Want,
+) -> KResult<(Option<PathRef>, Stat)> {
     let mut cur = if path.starts_with('/') {
         ctx.root.clone()
     } else {
         from
     };
     let trailing = path.ends_with('/');
-    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    // The attributes of `cur` when the previous step already read them (a directory just
-    // stepped into): one `stat` per component instead of three.
+    let mut comps = path.split('/').filter(|c| !c.is_empty()).peekable();
+    // The attributes of `cur` when a previous step already read them (the node just
+    // stepped onto): one `stat` per component.
     let mut cur_st = None;
-    for (i, &c) in comps.iter().enumerate() {
-        let last = i + 1 == comps.len();
+    while let Some(c) = comps.next() {
+        let last = comps.peek().is_none();
         let st = match cur_st.take() {
             Some(st) => st,
             None => cur.stat(),
@@ -51,6 +64,7 @@ fn walk_from(
         }
         permission(ctx, &st, X_OK)?;
         if c == "." {
+            cur_st = Some(st);
             continue;
         }
         if c == ".." {
@@ -59,6 +73,19 @@ fn walk_from(
         }
         if super::bytename::byte_len(c) > NAME_MAX {
             return Err(Errno::ENAMETOOLONG);
+        }
+        // The last component's attributes straight from its directory, when nothing can be
+        // mounted on it (no mounts below this mount) and no symlink is to be followed.
+        if last
+            && want == Want::Attrs
+            && !trailing
+            && cur.mnt.children.load(Ordering::Acquire) == 0
+            && let Some(r) = cur.node.child_stat(c)
+        {
+            let cst = r?;
+            if !(cst.is_symlink() && follow) {
+                return Ok((None, cst));
+            }
         }
         let child = cur.node.lookup(c)?;
         let child = cross_down(PathRef {
@@ -76,8 +103,19 @@ fn walk_from(
             if target.is_empty() {
                 return Err(Errno::ENOENT);
             }
-            cur = walk_from(ctx, cur, &target, true, links)?;
-        } else if cst.is_dir() {
+            // Only the last component's target may come back as attributes alone.
+            let inner = if last && !trailing {
+                want
+            } else {
+                Want::Handle
+            };
+            let (p, pst) = walk_from(ctx, cur, &target, true, links, inner)?;
+            match p {
+                Some(p) => cur = p,
+                None => return Ok((None, pst)),
+            }
+            cur_st = Some(pst);
+        } else if cst.is_dir() || want == Want::Attrs {
             cur = child;
             cur_st = Some(cst);
         } else {
@@ -85,12 +123,17 @@ fn walk_from(
                 up: Some(Arc::new((cur, c.to_string()))),
                 ..child
             };
+            cur_st = Some(cst);
         }
     }
-    if trailing && !cur.stat().is_dir() {
+    let st = match cur_st {
+        Some(st) => st,
+        None => cur.stat(),
+    };
+    if trailing && !st.is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    Ok(cur)
+    Ok((Some(cur), st))
 }
 
 /// Resolves a whole path.
@@ -100,7 +143,34 @@ pub fn lookup(ctx: &FsCtx, base: Option<&PathRef>, path: &str, follow: bool) -> 
         return base.cloned().ok_or(Errno::ENOENT);
     }
     let mut links = 0;
-    walk_from(ctx, start(ctx, base, path), path, follow, &mut links)
+    let (p, _) = walk_from(
+        ctx,
+        start(ctx, base, path),
+        path,
+        follow,
+        &mut links,
+        Want::Handle,
+    )?;
+    p.ok_or(Errno::EIO)
+}
+
+/// The attributes of the node `path` names (`stat`, `access`): the walk's own reading of
+/// them, without building what a kept handle needs.
+pub fn lookup_stat(ctx: &FsCtx, base: Option<&PathRef>, path: &str, follow: bool) -> KResult<Stat> {
+    check_path(path, base)?;
+    if path.is_empty() {
+        return base.map(PathRef::stat).ok_or(Errno::ENOENT);
+    }
+    let mut links = 0;
+    walk_from(
+        ctx,
+        start(ctx, base, path),
+        path,
+        follow,
+        &mut links,
+        Want::Attrs,
+    )
+    .map(|(_, st)| st)
 }
 
 /// The parent directory of `path`'s last component, that component (`""` for `/`, or
@@ -121,12 +191,23 @@ pub(super) fn walk_parent(
         None => ("", trimmed),
     };
     let mut links = 0;
-    let d = if dir.is_empty() {
-        start(ctx, base, path)
+    let (d, st) = if dir.is_empty() {
+        let d = start(ctx, base, path);
+        let st = d.stat();
+        (d, st)
     } else {
-        walk_from(ctx, start(ctx, base, path), dir, true, &mut links)?
+        match walk_from(
+            ctx,
+            start(ctx, base, path),
+            dir,
+            true,
+            &mut links,
+            Want::Handle,
+        )? {
+            (Some(d), st) => (d, st),
+            (None, _) => return Err(Errno::EIO),
+        }
     };
-    let st = d.stat();
     if !st.is_dir() {
         return Err(Errno::ENOTDIR);
     }
@@ -138,11 +219,10 @@ pub(super) fn walk_parent(
 
 pub(super) fn is_mountpoint(p: &PathRef) -> bool {
     let id = ident(&p.node);
-    MOUNTS.lock().iter().any(|m| {
-        m.parent
-            .as_ref()
-            .is_some_and(|(pm, mp)| pm.id == p.mnt.id && ident(mp) == id)
-    })
+    MOUNTS
+        .lock()
+        .iter()
+        .any(|m| m.at == id && m.parent.as_ref().is_some_and(|(pm, _)| pm.id == p.mnt.id))
 }
 
 /// The path of `p` as seen from `root` (`/`-separated, absolute).
