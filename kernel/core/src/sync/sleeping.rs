@@ -3,7 +3,7 @@
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::spin::IrqSpinLock;
 use crate::sched::wait::WaitQueue;
@@ -12,6 +12,11 @@ use crate::sched::{self, current};
 pub struct Mutex<T: ?Sized> {
     locked: AtomicBool,
     owner: AtomicU64,
+    /// Threads in [`Mutex::lock`]'s slow path. An unlock wakes the queue only when this is
+    /// non-zero, so an uncontended unlock takes no spin lock. The locker counts itself
+    /// before it tries the lock again, the unlocker frees the lock before it reads the
+    /// count (all SeqCst): one of them sees the other.
+    contenders: AtomicUsize,
     waiters: WaitQueue,
     data: UnsafeCell<T>,
 }
@@ -30,6 +35,7 @@ impl<T> Mutex<T> {
         Self {
             locked: AtomicBool::new(false),
             owner: AtomicU64::new(0),
+            contenders: AtomicUsize::new(0),
             waiters: WaitQueue::new(),
             data: UnsafeCell::new(v),
         }
@@ -40,7 +46,7 @@ impl<T: ?Sized> Mutex<T> {
     fn try_acquire(&self) -> bool {
         if self
             .locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
         {
             self.owner.store(current().id, Ordering::Relaxed);
@@ -52,7 +58,9 @@ impl<T: ?Sized> Mutex<T> {
 
     pub fn lock(&self) -> MutexGuard<'_, T> {
         if !self.try_acquire() {
+            self.contenders.fetch_add(1, Ordering::SeqCst);
             self.waiters.wait_until(|| self.try_acquire(), None);
+            self.contenders.fetch_sub(1, Ordering::SeqCst);
         }
         MutexGuard { m: self }
     }
@@ -76,8 +84,10 @@ impl<T: ?Sized> Mutex<T> {
 
     fn release(&self) {
         self.owner.store(0, Ordering::Relaxed);
-        self.locked.store(false, Ordering::Release);
-        self.waiters.wake_one();
+        self.locked.store(false, Ordering::SeqCst);
+        if self.contenders.load(Ordering::SeqCst) != 0 {
+            self.waiters.wake_one();
+        }
     }
 }
 
