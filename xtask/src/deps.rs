@@ -54,7 +54,7 @@ const DEPS: &[Dep] = &[
     Dep {
         package: "gcc-aarch64-linux-gnu",
         present: || has_cmd("aarch64-linux-gnu-gcc"),
-        why: "cross-builds the C test programs (tests/user) for the aarch64 initrd",
+        why: "builds the arm64 vDSO and cross-builds the C test programs (tests/user) for the aarch64 initrd",
     },
     Dep {
         package: "libc6-dev-arm64-cross",

@@ -168,6 +168,8 @@ enable_mmu:
     isb
     ldr     x1, =SCTLR_VALUE
     msr     sctlr_el1, x1
+    mov     x1, #2                      // CNTKCTL_EL1.EL0VCTEN: the vDSO reads CNTVCT_EL0
+    msr     cntkctl_el1, x1
     isb
     ldr     x1, =6f
     br      x1
