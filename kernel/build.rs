@@ -60,12 +60,32 @@ fn link_sets(archive: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-/// Builds the vDSO (`vdso/vdso.c`, laid out by `vdso/vdso.lds`) with the host's C compiler
-/// into `OUT_DIR/vdso.so`, which `kernel/src/proc/vdso.rs` embeds.
-fn build_vdso(out: &Path) {
-    println!("cargo::rerun-if-changed=vdso/vdso.c");
-    println!("cargo::rerun-if-changed=vdso/vdso.lds");
-    let cc = std::env::var("ADROS_VDSO_CC").unwrap_or_else(|_| "gcc".into());
+/// Builds the vDSO into `OUT_DIR/vdso.so`, which `kernel/src/proc/vdso.rs` embeds: for
+/// x86_64 `vdso/vdso.c` (laid out by `vdso/vdso.lds`) with the host's C compiler, for
+/// aarch64 `vdso/vdso-aarch64.c` (`vdso/vdso-aarch64.lds`) with Debian's
+/// `aarch64-linux-gnu-gcc` (`cargo xtask deps` installs it).
+fn build_vdso(out: &Path, aarch64: bool) {
+    let (src, lds, cc_env, default_cc, arch_flag) = if aarch64 {
+        (
+            "vdso/vdso-aarch64.c",
+            "vdso/vdso-aarch64.lds",
+            "ADROS_VDSO_CC_AARCH64",
+            "aarch64-linux-gnu-gcc",
+            "-mgeneral-regs-only",
+        )
+    } else {
+        (
+            "vdso/vdso.c",
+            "vdso/vdso.lds",
+            "ADROS_VDSO_CC",
+            "gcc",
+            "-mno-red-zone",
+        )
+    };
+    println!("cargo::rerun-if-changed={src}");
+    println!("cargo::rerun-if-changed={lds}");
+    println!("cargo::rerun-if-env-changed={cc_env}");
+    let cc = std::env::var(cc_env).unwrap_or_else(|_| default_cc.into());
     let so = out.join("vdso.so");
     let status = Command::new(&cc)
         .args([
@@ -76,10 +96,10 @@ fn build_vdso(out: &Path) {
             "-ffreestanding",
             "-fno-stack-protector",
             "-fno-asynchronous-unwind-tables",
-            "-mno-red-zone",
+            arch_flag,
             "-Wall",
             "-Werror",
-            "-Wl,-T,vdso/vdso.lds",
+            &format!("-Wl,-T,{lds}"),
             "-Wl,--hash-style=both",
             "-Wl,-soname,linux-vdso.so.1",
             "-Wl,--no-undefined",
@@ -89,14 +109,14 @@ fn build_vdso(out: &Path) {
             "-o",
         ])
         .arg(&so)
-        .arg("vdso/vdso.c")
+        .arg(src)
         .status()
         .unwrap_or_else(|e| {
-            panic!("cannot run {cc} to build the vDSO ({e}): `cargo xtask deps` installs gcc")
+            panic!("cannot run {cc} to build the vDSO ({e}): `cargo xtask deps` installs it")
         });
     assert!(
         status.success(),
-        "{cc} failed to build the vDSO (kernel/vdso/vdso.c)"
+        "{cc} failed to build the vDSO (kernel/{src})"
     );
 }
 
@@ -107,7 +127,9 @@ fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     if target == "x86_64-unknown-none" {
-        build_vdso(&out);
+        build_vdso(&out, false);
+    } else if target.starts_with("aarch64-") {
+        build_vdso(&out, true);
     }
     let mut sets = BTreeSet::new();
     let rump = std::env::var_os("ADROS_RUMP_KERNEL_DIR")

@@ -11,6 +11,16 @@
 #include <sys/utsname.h>
 #include <termios.h>
 
+/* What Linux calls this architecture (uname -m) and the /proc/cpuinfo line listing CPU
+ * features, for the architecture this program was built for. */
+#if defined(__aarch64__)
+#define ARCH_MACHINE "aarch64"
+#define CPUINFO_FEATURES "Features"
+#else
+#define ARCH_MACHINE "x86_64"
+#define CPUINFO_FEATURES "flags"
+#endif
+
 static int all_zero(const char *b, int n) {
     for (int i = 0; i < n; i++)
         if (b[i]) return 0;
@@ -113,7 +123,7 @@ int main(int argc, char **argv) {
     char *mf = n > 0 ? strstr(buf, "MemFree:") : 0;
     CHECK("proc_meminfo", mt && mf && atol(mt + 9) > 0 && atol(mf + 8) > 0 && atol(mf + 8) <= atol(mt + 9));
     n = read_file("/proc/cpuinfo", buf, sizeof buf);
-    CHECK("proc_cpuinfo", n > 0 && strstr(buf, "processor") && strstr(buf, "flags"));
+    CHECK("proc_cpuinfo", n > 0 && strstr(buf, "processor") && strstr(buf, CPUINFO_FEATURES));
     n = read_file("/proc/mounts", buf, sizeof buf);
     CHECK("proc_mounts_root", n > 0 && strstr(buf, " / ") != 0);
     CHECK("proc_mounts_proc", n > 0 && strstr(buf, " /proc proc ") != 0);
@@ -133,7 +143,7 @@ int main(int argc, char **argv) {
 
     /* uname and hostname */
     struct utsname u;
-    CHECK("uname", uname(&u) == 0 && strcmp(u.sysname, "Linux") == 0 && strcmp(u.machine, "x86_64") == 0 && u.release[0]);
+    CHECK("uname", uname(&u) == 0 && strcmp(u.sysname, "Linux") == 0 && strcmp(u.machine, ARCH_MACHINE) == 0 && u.release[0]);
     CHECK("uname_release_numeric", u.release[0] >= '1' && u.release[0] <= '9' && strchr(u.release, '.'));
     char oldname[65];
     strcpy(oldname, u.nodename);

@@ -89,7 +89,9 @@ static void test_epoll(void) {
     int ep = epoll_create1(EPOLL_CLOEXEC);
     CHECK("epoll.create1", ep >= 0 && fcntl(ep, F_GETFD) == FD_CLOEXEC);
     CHECK_ERR("epoll.create1_bad_flags", epoll_create1(1), EINVAL);
+#ifdef SYS_epoll_create /* x86_64 only: asm-generic (arm64) has just epoll_create1 */
     CHECK_ERR("epoll.create_zero", syscall(SYS_epoll_create, 0), EINVAL);
+#endif
     int p[2];
     pipe(p);
     ev.events = EPOLLIN;

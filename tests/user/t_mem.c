@@ -137,9 +137,16 @@ int main(void) {
 
     /* exec permission: run code from a PROT_EXEC mapping */
     unsigned char *code = mmap(0, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#if defined(__aarch64__)
+    static const unsigned char ret42[] = {0x40, 0x05, 0x80, 0x52, 0xc0, 0x03, 0x5f, 0xd6}; /* mov w0,#42; ret */
+#else
     static const unsigned char ret42[] = {0xb8, 42, 0, 0, 0, 0xc3}; /* mov eax,42; ret */
+#endif
     memcpy(code, ret42, sizeof ret42);
     mprotect(code, pg, PROT_READ | PROT_EXEC);
+    /* arm64's instruction cache is not coherent with data writes: clean and invalidate
+     * (dc cvau / ic ivau from user space; a no-op on x86_64). */
+    __builtin___clear_cache((char *)code, (char *)code + sizeof ret42);
     CHECK("exec_mapping_runs", ((int (*)(void))code)() == 42);
 
     /* private file mapping */

@@ -428,10 +428,12 @@ int main(int argc, char **argv) {
     if (c == 0) { signal(SIGTERM, SIG_IGN); raise(SIGTERM); _exit(5); }
     r = wait_status(c);
     CHECK("ignored_sigterm", WIFEXITED(r) && WEXITSTATUS(r) == 5);
+#if defined(__x86_64__) /* arm64's integer division by zero gives 0: no trap, no SIGFPE */
     c = fork();
     if (c == 0) { volatile int z = 0; _exit(10 / z); }
     r = wait_status(c);
     CHECK("default_sigfpe", WIFSIGNALED(r) && WTERMSIG(r) == SIGFPE);
+#endif
 
     /* fork and exec inheritance */
     set(SIGUSR1, h_count, 0);

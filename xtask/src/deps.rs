@@ -52,6 +52,16 @@ const DEPS: &[Dep] = &[
         why: "runs AdrOS on aarch64 (`--arch aarch64`: the `virt` machine)",
     },
     Dep {
+        package: "gcc-aarch64-linux-gnu",
+        present: || has_cmd("aarch64-linux-gnu-gcc"),
+        why: "builds the arm64 vDSO and cross-builds the C test programs (tests/user) for the aarch64 initrd",
+    },
+    Dep {
+        package: "libc6-dev-arm64-cross",
+        present: || Path::new("/usr/aarch64-linux-gnu/lib/libc.a").exists(),
+        why: "the arm64 glibc the aarch64 test programs link statically",
+    },
+    Dep {
         package: "device-tree-compiler",
         present: || has_cmd("dtc"),
         why: "the aarch64 test's malformed device trees (dtc)",

@@ -101,15 +101,17 @@ pub fn build_to(extra: &[Extra], trees: &[PathBuf], path: &Path) -> Result<Packe
 
 /// The aarch64 initrd (`<target>/initrd-aarch64.tar.lz4`): the same tree with Debian's arm64
 /// `busybox-static` (`debs::arm64_busybox`) as `/bin/busybox`, its applet links (the host's
-/// busybox of the same Debian release lists them) and no bash.
+/// busybox of the same Debian release lists them), no bash, and the C test programs
+/// cross-built for arm64 at the same paths as on x86_64 (`build::build_user_tests_aarch64`).
 pub fn build_aarch64() -> Result<Packed> {
     let busybox = crate::debs::arm64_busybox()?;
+    let extras = crate::build::build_user_tests_aarch64()?;
     let u = Userland {
         busybox,
         bash: None,
     };
     pack(
-        collect(&[], &[], &u)?,
+        collect(&extras, &[], &u)?,
         &target_dir().join("initrd-aarch64.tar.lz4"),
     )
 }

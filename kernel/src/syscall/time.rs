@@ -130,7 +130,14 @@ fn clock_nanosleep(c: &mut Call<'_>) -> KResult<u64> {
     };
     match sleep_until(deadline) {
         Ok(()) => Ok(0),
-        Err(_) => Err(Errno::EINTR),
+        Err(left) => {
+            // The time left goes to `rem` for a relative sleep only (as nanosleep; glibc's
+            // nanosleep is clock_nanosleep(CLOCK_REALTIME, 0, …)).
+            if c.a1() & 1 == 0 && c.a3() != 0 {
+                write_val(c.a3(), &Timespec::from_ns(left))?;
+            }
+            Err(Errno::EINTR)
+        }
     }
 }
 

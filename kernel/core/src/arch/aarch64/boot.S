@@ -27,8 +27,10 @@
 .equ MAIR_VALUE,      0x44FF00         // attr0 Device-nGnRnE, attr1 WB normal, attr2 NC normal
 // T0SZ = T1SZ = 16, 4 KiB granules, WB-WA inner shareable walks; IPS filled in below.
 .equ TCR_VALUE,       0xB5103510
-// M, C, SA, I and the RES1 bits of ARMv8.0; alignment checks off.
-.equ SCTLR_VALUE,     0x30D0180D
+// M, C, SA, I and the RES1 bits of ARMv8.0; alignment checks off; UCT (bit 15) and UCI
+// (bit 26) as Linux sets them: user space reads CTR_EL0 and cleans/invalidates caches by VA
+// (dc cvau, ic ivau), which libgcc's __clear_cache does for code it writes.
+.equ SCTLR_VALUE,     0x34D0980D
 
 .section .text.boot, "ax"
 
@@ -166,6 +168,8 @@ enable_mmu:
     isb
     ldr     x1, =SCTLR_VALUE
     msr     sctlr_el1, x1
+    mov     x1, #2                      // CNTKCTL_EL1.EL0VCTEN: the vDSO reads CNTVCT_EL0
+    msr     cntkctl_el1, x1
     isb
     ldr     x1, =6f
     br      x1
