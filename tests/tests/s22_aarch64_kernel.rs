@@ -19,6 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use adros_tests::qemu::{self, Arch, InputStep, Machine};
+use adros_tests::sticks::{self, sbin};
 use adros_tests::{Transcript, skip, test_dir};
 
 /// The kernel Image and the initrd, or why the tests cannot run (then they are skipped).
@@ -240,6 +241,18 @@ fn have_e2fsprogs(test: &str) -> bool {
     ok
 }
 
+/// `dir/ext2.img`, an ext2 image of `size` made by `mke2fs` (filled from `src` with `-d`).
+fn mkext2(dir: &Path, src: Option<&Path>, size: &str) -> PathBuf {
+    let img = dir.join("ext2.img");
+    let mut cmd = Command::new(sbin("mke2fs"));
+    cmd.args(["-q", "-F", "-t", "ext2"]);
+    if let Some(src) = src {
+        cmd.arg("-d").arg(src);
+    }
+    sticks::run(cmd.arg(&img).arg(size));
+    img
+}
+
 fn debugfs(img: &Path, req: &str) -> String {
     let out = Command::new("debugfs")
         .args(["-R", req])
@@ -269,24 +282,8 @@ fn s22_aarch64_kernel_ext2_on_virtio_mmio() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
     std::fs::write(src.join("sub/big.bin"), &big).unwrap();
-    let img = dir.join("ext2.img");
-    let out = Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext2", "-d"])
-        .arg(&src)
-        .arg(&img)
-        .arg("64M")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mke2fs: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let md5 = Command::new("md5sum")
-        .arg(src.join("sub/big.bin"))
-        .output()
-        .unwrap();
-    let host_md5 = String::from_utf8_lossy(&md5.stdout)
+    let img = mkext2(&dir, Some(&src), "64M");
+    let host_md5 = sticks::run(Command::new("md5sum").arg(src.join("sub/big.bin")))
         .split_whitespace()
         .next()
         .unwrap()
@@ -365,14 +362,7 @@ fn s22_aarch64_kernel_malformed_device_nodes_are_skipped() {
     let dir = test_dir().join("disks").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let img = dir.join("ext2.img");
-    let out = Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext2"])
-        .arg(&img)
-        .arg("8M")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mke2fs: {out:?}");
+    let img = mkext2(&dir, None, "8M");
     let dtb = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../kernel/core/src/testdata/virt-bad-devices.dtb");
     let disk = img.clone();
